@@ -1,0 +1,128 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { AppError } from '../lib/errors.js';
+import { configSchema, type Config } from './schema.js';
+
+/** Thrown when the configuration is invalid; `problems` lists every bad key by path. Exit code 2. */
+export class ConfigError extends AppError {
+  constructor(readonly problems: string[]) {
+    super(400, 'invalid_config', `invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+export interface LoadOptions {
+  /** Path to podgate.yaml; falls back to PODGATE_CONFIG; no file at all is fine. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Highest precedence, e.g. --data-dir. Dotted paths. */
+  overrides?: Record<string, unknown>;
+}
+
+type Leaf = { path: string[]; kind: 'string' | 'number' | 'boolean' | 'array' | 'record' };
+
+/** camelCase path -> PODGATE_UPPER_SNAKE env name. */
+export function envName(path: readonly string[]): string {
+  return 'PODGATE_' + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+function unwrap(schema: z.ZodTypeAny): z.ZodTypeAny {
+  let s = schema;
+  for (;;) {
+    if (s instanceof z.ZodDefault) s = s._def.innerType;
+    else if (s instanceof z.ZodOptional) s = s._def.innerType;
+    else if (s instanceof z.ZodEffects) s = s._def.schema;
+    else return s;
+  }
+}
+
+function leaves(schema: z.ZodTypeAny, path: string[] = []): Leaf[] {
+  const s = unwrap(schema);
+  if (s instanceof z.ZodObject) {
+    return Object.entries(s.shape as Record<string, z.ZodTypeAny>).flatMap(([k, v]) => leaves(v, [...path, k]));
+  }
+  if (s instanceof z.ZodNumber) return [{ path, kind: 'number' }];
+  if (s instanceof z.ZodBoolean) return [{ path, kind: 'boolean' }];
+  if (s instanceof z.ZodArray) return [{ path, kind: 'array' }];
+  if (s instanceof z.ZodRecord) return [{ path, kind: 'record' }];
+  return [{ path, kind: 'string' }];
+}
+
+const LEAVES = leaves(configSchema);
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function fromEnv(leaf: Leaf, raw: string): unknown {
+  switch (leaf.kind) {
+    case 'number':
+      return raw.trim() === '' || Number.isNaN(Number(raw)) ? raw : Number(raw);
+    case 'boolean':
+      return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
+    case 'array':
+      return raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
+    case 'record':
+      try {
+        return JSON.parse(raw);
+      } catch {
+        return raw;
+      }
+    default:
+      return raw;
+  }
+}
+
+/**
+ * Loads podgate.yaml (if any), then PODGATE_* variables, then overrides, and validates the result.
+ * Fails with a ConfigError listing every bad key by path; never returns a partial config.
+ */
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const file = options.file ?? env.PODGATE_CONFIG;
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(resolve(file), 'utf8');
+    } catch (err) {
+      throw new ConfigError([`config file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`]);
+    }
+    try {
+      const doc = parseYaml(text) as unknown;
+      if (doc !== null && doc !== undefined) {
+        if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error('top level must be a mapping');
+        raw = doc as Record<string, unknown>;
+      }
+    } catch (err) {
+      throw new ConfigError([`config file ${file}: ${(err as Error).message}`]);
+    }
+  }
+  for (const leaf of LEAVES) {
+    const value = env[envName(leaf.path)];
+    if (value !== undefined) setPath(raw, leaf.path, fromEnv(leaf, value));
+  }
+  for (const [path, value] of Object.entries(options.overrides ?? {})) {
+    if (value !== undefined) setPath(raw, path.split('.'), value);
+  }
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((i) => {
+        const path = i.path.join('.') || '(root)';
+        return i.code === 'unrecognized_keys' ? `${path}: unknown key(s) ${i.keys.join(', ')}` : `${path}: ${i.message}`;
+      }),
+    );
+  }
+  return result.data;
+}

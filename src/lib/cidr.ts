@@ -1,0 +1,83 @@
+import ipaddr from 'ipaddr.js';
+import { BadRequest } from './errors.js';
+
+/** A parsed CIDR, normalised to its network address ("10.140.0.0/16"). */
+export interface Cidr {
+  family: 'ipv4' | 'ipv6';
+  network: string;
+  prefix: number;
+  /** Normalised text form, network/prefix. */
+  text: string;
+}
+
+/**
+ * Parses "a.b.c.d/n" (or IPv6). Rejects host bits set (a common typo that silently
+ * widens a route) with a message naming the field and the value.
+ */
+export function parseCidr(field: string, value: unknown): Cidr {
+  if (typeof value !== 'string' || !ipaddr.isValidCIDR(value.trim())) {
+    throw new BadRequest(`${field}: "${String(value)}" is not a CIDR (expected e.g. 10.244.0.0/16)`, field);
+  }
+  const [addr, prefix] = ipaddr.parseCIDR(value.trim());
+  const family = addr.kind() as 'ipv4' | 'ipv6';
+  const network =
+    family === 'ipv4'
+      ? ipaddr.IPv4.networkAddressFromCIDR(value.trim()).toString()
+      : ipaddr.IPv6.networkAddressFromCIDR(value.trim()).toString();
+  if (network !== addr.toString()) {
+    throw new BadRequest(`${field}: "${value}" has host bits set (did you mean ${network}/${prefix}?)`, field);
+  }
+  return { family, network, prefix, text: `${network}/${prefix}` };
+}
+
+/** True when the string is a valid IPv4 or IPv6 address. */
+export function isIp(value: string): boolean {
+  return ipaddr.isValid(value);
+}
+
+export function parseIp(field: string, value: unknown): string {
+  if (typeof value !== 'string' || !ipaddr.isValid(value)) {
+    throw new BadRequest(`${field}: "${String(value)}" is not an IP address`, field);
+  }
+  return ipaddr.parse(value).toString();
+}
+
+/** Dotted netmask for an IPv4 prefix length (OpenVPN's `route` and `server` want it). */
+export function netmask(prefix: number): string {
+  return ipaddr.IPv4.subnetMaskFromPrefixLength(prefix).toString();
+}
+
+/** True when the two ranges share any address (one contains the other's network). */
+export function overlaps(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  const na = ipaddr.parse(a.network);
+  const nb = ipaddr.parse(b.network);
+  return na.match(nb, a.prefix) || nb.match(na, b.prefix);
+}
+
+/** True when `ip` lies inside `cidr`. */
+export function contains(cidr: Cidr, ip: string): boolean {
+  const addr = ipaddr.parse(ip);
+  if (addr.kind() !== cidr.family) return false;
+  return addr.match(ipaddr.parse(cidr.network), cidr.prefix);
+}
+
+export interface NamedCidr {
+  name: string;
+  cidr: Cidr;
+}
+
+/** Every overlapping pair among the named ranges, as messages naming both. */
+export function findOverlaps(ranges: readonly NamedCidr[]): string[] {
+  const problems: string[] = [];
+  for (let i = 0; i < ranges.length; i++) {
+    for (let j = i + 1; j < ranges.length; j++) {
+      const a = ranges[i]!;
+      const b = ranges[j]!;
+      if (overlaps(a.cidr, b.cidr)) {
+        problems.push(`${a.name} ${a.cidr.text} overlaps ${b.name} ${b.cidr.text}`);
+      }
+    }
+  }
+  return problems;
+}
