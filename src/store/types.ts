@@ -50,16 +50,23 @@ export interface CertRecord {
   lastSeenAt: Date | null;
 }
 
-export type NewCert = Omit<CertRecord, 'status' | 'revokedAt' | 'revocationReason' | 'createdAt' | 'lastSeenAt' | 'ownerName'>;
+export type NewCert = Omit<
+  CertRecord,
+  'status' | 'revokedAt' | 'revocationReason' | 'createdAt' | 'lastSeenAt' | 'ownerName'
+>;
 
 export interface CertQuery {
-  search?: string; // substring of common name, device name or owner name
+  search?: string; // substring of common name, device name or owner name (ASCII case-insensitive; % and _ are literal)
   ownerId?: number;
   status?: CertStatus;
   kind?: CertKind;
+  /** Valid or not, not yet expired at `now` and expiring at most this many days after it. */
   expiringWithinDays?: number;
+  /** Reference time for `expiringWithinDays` (default: the current time). */
+  now?: Date;
   sort?: 'commonName' | 'owner' | 'notAfter' | 'createdAt' | 'status';
   order?: 'asc' | 'desc';
+  /** Page size (integer >= 0); all rows when absent. */
   limit?: number;
   offset?: number;
 }
@@ -99,17 +106,20 @@ export interface CertStore {
   listCerts(q?: CertQuery): { total: number; items: CertRecord[] };
   /** Marks revoked; returns the updated record; Conflict if already revoked, NotFound if unknown. */
   markRevoked(serial: string, reason: RevocationReason, at: Date): CertRecord;
-  listRevoked(): Pick<CertRecord, 'serial' | 'revokedAt' | 'revocationReason'>[];
+  /** Every revoked certificate, oldest revocation first (commonName: the agent finds sessions by it). */
+  listRevoked(): Pick<CertRecord, 'serial' | 'commonName' | 'revokedAt' | 'revocationReason'>[];
   touchLastSeen(serials: readonly string[], at: Date): void;
 }
 
 export interface CrlStore {
   getCrl(): CrlState | undefined;
+  /** Conflict (field 'number') unless state.number is greater than the saved one: two writers cannot both publish N+1. */
   saveCrl(state: CrlState): void;
 }
 
 export interface AuditStore {
   appendAudit(e: NewAuditEntry): AuditEntry;
+  /** Newest first; limit defaults to 100. */
   listAudit(q?: { limit?: number; offset?: number; action?: string; target?: string }): AuditEntry[];
 }
 
@@ -118,8 +128,115 @@ export interface SettingsStore {
   setSetting(key: string, value: string): void;
 }
 
+/** Server-side web sessions (the express session store writes through this). */
+export interface SessionRecord {
+  data: string;
+  expiresAt: Date;
+  /** The signed-in user, or null for an anonymous session. */
+  userId: number | null;
+}
+
+export interface SessionStore {
+  /** The session, or undefined when unknown or expired at `now` (default: the current time). */
+  getSession(sid: string, now?: Date): SessionRecord | undefined;
+  /** Creates or replaces the whole session, user included (BadRequest 'userId' for an unknown user). */
+  setSession(sid: string, data: string, expiresAt: Date, userId?: number | null): void;
+  /** Idempotent. */
+  destroySession(sid: string): void;
+  /** Signs a user out everywhere (password change, disable); returns how many sessions were removed. */
+  destroySessionsOfUser(userId: number): number;
+  /** Removes sessions expired at `now`; returns how many. */
+  pruneSessions(now: Date): number;
+}
+
+/** An API token; only a hash of the secret is stored (the caller hashes, the store never sees the secret). */
+export interface ApiToken {
+  id: number;
+  userId: number;
+  name: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+}
+
+export interface TokenStore {
+  /** BadRequest 'userId' for an unknown user, Conflict 'tokenHash' for a hash already stored. */
+  createToken(t: { userId: number; name: string; tokenHash: string }): ApiToken;
+  findTokenByHash(tokenHash: string): ApiToken | undefined;
+  /** Oldest first. */
+  listTokens(userId: number): ApiToken[];
+  /** NotFound for an unknown id. */
+  deleteToken(id: number): void;
+  touchToken(id: number, at: Date): void;
+}
+
+/** A revocation the agent has applied to the CRL file but not yet to live sessions (survives restarts). */
+export interface PendingRevocation {
+  serial: string;
+  commonName: string;
+  crlNumber: number;
+  queuedAt: Date;
+}
+
+export interface PendingStore {
+  /** Adding a serial again keeps the first queuedAt and the highest crlNumber. */
+  addPending(p: PendingRevocation): void;
+  /** Oldest first. */
+  listPending(): PendingRevocation[];
+  /** Returns how many were removed; unknown serials are ignored. */
+  clearPending(serials: readonly string[]): number;
+}
+
+/** An office gateway host provisioned over SSH. */
+export interface GatewayRecord {
+  name: string;
+  /** Where it is reached, e.g. `user@host:22`. */
+  target: string;
+  /** The gateway's client certificate (must exist in the certificate table), or null before issue. */
+  certSerial: string | null;
+  /** Owned by the gateway module (e.g. 'provisioning', 'ready', 'error'). */
+  status: string;
+  details: Record<string, unknown>;
+  updatedAt: Date;
+}
+
+export interface GatewayStore {
+  /** Creates or replaces by name (BadRequest 'certSerial' for an unknown certificate). */
+  upsertGateway(g: GatewayRecord): GatewayRecord;
+  getGateway(name: string): GatewayRecord | undefined;
+  /** Sorted by name. */
+  listGateways(): GatewayRecord[];
+  /** NotFound for an unknown name. */
+  deleteGateway(name: string): void;
+}
+
+/** The last cluster discovery, kept as JSON in settings; `data` belongs to the cluster module. */
+export interface ClusterSnapshot {
+  discoveredAt: Date;
+  data: Record<string, unknown>;
+}
+
+export interface ClusterStore {
+  getClusterSnapshot(): ClusterSnapshot | undefined;
+  saveClusterSnapshot(s: ClusterSnapshot): void;
+}
+
 /** Everything together, plus a transaction helper: fn runs atomically (all or nothing). */
-export interface Store extends UserStore, CertStore, CrlStore, AuditStore, SettingsStore {
+export interface Store
+  extends
+    UserStore,
+    CertStore,
+    CrlStore,
+    AuditStore,
+    SettingsStore,
+    SessionStore,
+    TokenStore,
+    PendingStore,
+    GatewayStore,
+    ClusterStore {
+  /**
+   * Runs fn synchronously in one write transaction (BEGIN IMMEDIATE); a throw rolls everything back.
+   * Nested calls become savepoints. fn must not be async (a returned Promise is refused).
+   */
   transaction<T>(fn: () => T): T;
   close(): void;
 }
