@@ -1,0 +1,112 @@
+import { BadRequest, Conflict } from '../lib/errors.js';
+import { logger } from '../lib/logger.js';
+import { validateName } from '../lib/names.js';
+import { loadTemplate } from '../lib/templates.js';
+import { parseCsr, type CertificateAuthority, type ClientKeyType } from '../pki/index.js';
+import { wrapTlsCryptV2ClientKey } from '../pki/tls-crypt.js';
+import { renderClientProfile } from '../profiles/client-profile.js';
+import type { Config } from '../config/schema.js';
+import type { CertRecord, Store } from '../store/types.js';
+import { effectiveNetwork } from './network.js';
+import type { ServerIdentityService } from './server-identity.js';
+
+const log = logger.child({ module: 'devices' });
+const KEY_TYPES: readonly ClientKeyType[] = ['ec-p256', 'rsa-2048', 'rsa-3072'];
+
+export interface IssueDeviceRequest {
+  actor: string;
+  /** User name of the owner; must exist and be enabled. */
+  owner: string;
+  commonName: string;
+  deviceName?: string;
+  kind?: 'client' | 'gateway';
+  keyType?: string;
+  /** PKCS#10 request: the key stays on the device and the profile has no <key> block. */
+  csrPem?: string;
+}
+
+export interface DeviceServiceDeps {
+  store: Store;
+  ca: CertificateAuthority;
+  config: Config;
+  server: ServerIdentityService;
+  now: () => Date;
+}
+
+/**
+ * Issuing a device = validate everything, make key + certificate, render the profile, then record the
+ * certificate and the audit row in one transaction. The profile (with the private key) is returned once
+ * and never stored; if any step fails nothing is recorded and the certificate is simply never used.
+ */
+export class DeviceService {
+  constructor(private readonly deps: DeviceServiceDeps) {}
+
+  async issue(req: IssueDeviceRequest): Promise<{ cert: CertRecord; profile: string }> {
+    const { store, ca, config, server, now } = this.deps;
+    const commonName = validateName('commonName', req.commonName);
+    const deviceName = validateName('deviceName', req.deviceName ?? req.commonName);
+    const ownerName = validateName('owner', req.owner);
+    const kind = req.kind ?? 'client';
+    if (kind !== 'client' && kind !== 'gateway') throw new BadRequest('kind must be "client" or "gateway"', 'kind');
+    const keyType = (req.keyType ?? config.vpn.keyType) as ClientKeyType;
+    if (!KEY_TYPES.includes(keyType)) throw new BadRequest(`keyType must be one of ${KEY_TYPES.join(', ')}`, 'keyType');
+    const owner = store.getUserByName(ownerName);
+    if (!owner) throw new BadRequest(`owner: user '${ownerName}' does not exist`, 'owner');
+    if (owner.disabled) throw new BadRequest(`owner: user '${ownerName}' is disabled`, 'owner');
+    if (store.getValidCertByCommonName(commonName)) {
+      throw new Conflict(`commonName '${commonName}' already has a valid certificate; revoke it first`, 'commonName');
+    }
+    const network = effectiveNetwork(config, store);
+    if (network.endpoints.length === 0) {
+      throw new BadRequest('vpn.endpoints is empty: set it in the config or run `podgate k8s discover`', 'vpn.endpoints');
+    }
+    const csr = req.csrPem ? parseCsr(req.csrPem) : undefined;
+    const identity = await server.ensure();
+    const issued = await ca.issue({
+      kind,
+      commonName,
+      days: config.vpn.certDays,
+      keyType: csr ? undefined : keyType,
+      publicKeyPem: csr?.publicKeyPem,
+      now: now(),
+    });
+    const tlsCryptV2KeyPem =
+      config.vpn.controlChannel === 'tls-crypt-v2' ? wrapTlsCryptV2ClientKey(identity.tlsCryptV2ServerKeyPem) : undefined;
+    const profile = renderClientProfile({
+      template: loadTemplate('client.ovpn.hbs'),
+      commonName,
+      serverName: config.vpn.serverName,
+      remotes: network.endpoints.map((host) => ({ host, port: config.vpn.port, proto: config.vpn.proto })),
+      caPem: ca.certPem,
+      certPem: issued.certPem,
+      keyPem: issued.keyPem,
+      tlsCryptV2KeyPem,
+      tlsCryptKeyPem: config.vpn.controlChannel === 'tls-crypt' ? identity.tlsCryptKeyPem : undefined,
+      issuedAt: issued.notBefore,
+      notAfter: issued.notAfter,
+    });
+    const cert = store.transaction(() => {
+      const row = store.insertCert({
+        serial: issued.serial,
+        commonName,
+        ownerId: owner.id,
+        deviceName,
+        kind,
+        keyType: issued.keyType,
+        notBefore: issued.notBefore,
+        notAfter: issued.notAfter,
+        certPem: issued.certPem,
+      });
+      store.appendAudit({
+        actor: req.actor,
+        action: 'cert.issue',
+        target: commonName,
+        result: 'ok',
+        details: { serial: issued.serial, owner: ownerName, kind, keyType: row.keyType },
+      });
+      return row;
+    });
+    log.info({ serial: cert.serial, commonName, owner: ownerName, kind }, 'issued');
+    return { cert, profile };
+  }
+}

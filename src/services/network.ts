@@ -1,0 +1,49 @@
+import type { Config } from '../config/schema.js';
+import type { SettingsStore } from '../store/types.js';
+
+/** What `k8s discover` stored (settings key `cluster.discovery`); only the fields the VPN needs. */
+export interface StoredDiscovery {
+  podCidrs?: string[];
+  serviceCidrs?: string[];
+  dnsServer?: string;
+  clusterDomain?: string;
+  nodeIps?: string[];
+}
+
+export const DISCOVERY_SETTING = 'cluster.discovery';
+
+/** The network the VPN serves: config values win; discovery fills what config leaves empty. */
+export interface EffectiveNetwork {
+  endpoints: string[];
+  podCidrs: string[];
+  serviceCidrs: string[];
+  extraRoutes: string[];
+  dnsServers: string[];
+  dnsDomain: string;
+  searchDomains: string[];
+}
+
+function readDiscovery(settings: SettingsStore): StoredDiscovery {
+  const raw = settings.getSetting(DISCOVERY_SETTING);
+  if (!raw) return {};
+  try {
+    return JSON.parse(raw) as StoredDiscovery;
+  } catch {
+    return {};
+  }
+}
+
+export function effectiveNetwork(config: Config, settings: SettingsStore): EffectiveNetwork {
+  const d = readDiscovery(settings);
+  const pick = (configured: string[], discovered: string[] | undefined) =>
+    configured.length > 0 ? configured : (discovered ?? []);
+  return {
+    endpoints: pick(config.vpn.endpoints, d.nodeIps),
+    podCidrs: pick(config.vpn.routes.pods, d.podCidrs),
+    serviceCidrs: pick(config.vpn.routes.services, d.serviceCidrs),
+    extraRoutes: config.vpn.routes.extra,
+    dnsServers: pick(config.vpn.dns.servers, d.dnsServer ? [d.dnsServer] : []),
+    dnsDomain: config.vpn.dns.domain !== 'cluster.local' ? config.vpn.dns.domain : (d.clusterDomain ?? 'cluster.local'),
+    searchDomains: config.vpn.dns.searchDomains,
+  };
+}

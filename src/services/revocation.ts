@@ -1,0 +1,192 @@
+import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
+import { logger } from '../lib/logger.js';
+import type { CertificateAuthority } from '../pki/index.js';
+import type { CertRecord, CrlState, RevocationReason, Store } from '../store/types.js';
+import type { CrlPublisher, RevocationBundle } from '../openvpn/revocation-bundle.js';
+
+const log = logger.child({ module: 'revocation' });
+const DAY = 86_400_000;
+
+export const REVOCATION_REASONS: readonly RevocationReason[] = [
+  'unspecified',
+  'keyCompromise',
+  'caCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'certificateHold',
+  'privilegeWithdrawn',
+];
+/** CRLs are re-signed when fewer than this many days remain, and at least daily. */
+export const CRL_RENEW_BEFORE_DAYS = 7;
+/** How many recent revocations the bundle names for the agent (a k8s Secret holds at most 1 MiB). */
+export const BUNDLE_RECENT_LIMIT = 1000;
+
+export function parseReason(value: unknown): RevocationReason {
+  if (value === undefined || value === null || value === '') return 'unspecified';
+  if (typeof value !== 'string' || !REVOCATION_REASONS.includes(value as RevocationReason)) {
+    throw new BadRequest(`reason must be one of ${REVOCATION_REASONS.join(', ')}`, 'reason');
+  }
+  return value as RevocationReason;
+}
+
+/** Serials as users type them ("0a:1b", "0x0A1B", "a1b") in the store's form: upper-case even-length hex. */
+export function normalizeSerial(value: string): string | undefined {
+  const hex = value.replace(/^0x/i, '').replace(/:/g, '');
+  if (!/^[0-9a-fA-F]{1,64}$/.test(hex)) return undefined;
+  const upper = hex.toUpperCase();
+  return upper.length % 2 === 1 ? '0' + upper : upper;
+}
+
+export interface RevocationServiceDeps {
+  store: Store;
+  ca: CertificateAuthority;
+  crlDays: number;
+  publishers: CrlPublisher[];
+  now: () => Date;
+}
+
+/**
+ * Revocation as DESIGN.md orders it: mark revoked and re-sign the CRL in one store transaction
+ * (so a crash never leaves a CRL that disagrees with the rows), then publish the bundle to every
+ * publisher (file for the local agent, Secret for the pod). The agent makes it effective.
+ */
+export class RevocationService {
+  constructor(private readonly deps: RevocationServiceDeps) {}
+
+  /** Finds a certificate by serial (any common spelling) or by the common name of its valid certificate. */
+  resolve(serialOrName: string): CertRecord {
+    const { store } = this.deps;
+    if (typeof serialOrName !== 'string' || serialOrName === '') throw new BadRequest('certificate name or serial is required', 'certificate');
+    const serial = normalizeSerial(serialOrName);
+    const bySerial = serial ? store.getCert(serial) : undefined;
+    if (bySerial) return bySerial;
+    const byName = store.getValidCertByCommonName(serialOrName);
+    if (byName) return byName;
+    throw new NotFound(`no valid certificate with serial or name '${serialOrName}'`);
+  }
+
+  async revoke(o: { actor: string; serialOrName: string; reason?: unknown }): Promise<{ cert: CertRecord; crl: CrlState }> {
+    const reason = parseReason(o.reason);
+    const cert = this.resolve(o.serialOrName);
+    if (cert.status === 'revoked') throw new Conflict(`certificate ${cert.serial} (${cert.commonName}) is already revoked`, 'certificate');
+    const { cert: revoked, crl } = this.revokeInTransaction(o.actor, [cert.serial], reason);
+    await this.publish();
+    return { cert: revoked[0]!, crl };
+  }
+
+  /** Revokes several certificates with a single CRL update (used when a user is disabled). */
+  async revokeMany(o: { actor: string; serials: readonly string[]; reason: RevocationReason }): Promise<CrlState> {
+    const { crl } = this.revokeInTransaction(o.actor, o.serials, o.reason);
+    await this.publish();
+    return crl;
+  }
+
+  private revokeInTransaction(actor: string, serials: readonly string[], reason: RevocationReason) {
+    const { store } = this.deps;
+    const now = this.deps.now();
+    return store.transaction(() => {
+      const cert = serials.map((serial) => {
+        const c = store.markRevoked(serial, reason, now);
+        store.appendAudit({
+          actor,
+          action: 'cert.revoke',
+          target: c.commonName,
+          result: 'ok',
+          details: { serial: c.serial, reason, owner: c.ownerName },
+        });
+        return c;
+      });
+      const crl = this.rebuildCrl(now);
+      log.info({ serials, reason, crlNumber: crl.number }, 'revoked');
+      return { cert, crl };
+    });
+  }
+
+  /** Signs CRL number n+1 over every revoked row; callers hold the store transaction. */
+  private rebuildCrl(now: Date): CrlState {
+    const { store, ca, crlDays } = this.deps;
+    const number = (store.getCrl()?.number ?? 0) + 1;
+    const entries = store.listRevoked().map((r) => ({
+      serial: r.serial,
+      revokedAt: r.revokedAt ?? now,
+      reason: r.revocationReason ?? 'unspecified',
+    }));
+    const pem = ca.buildCrl({ number, entries, nextUpdateDays: crlDays, now });
+    const state: CrlState = {
+      number,
+      pem,
+      thisUpdate: new Date(now.getTime() - 5 * 60_000),
+      nextUpdate: new Date(now.getTime() + crlDays * DAY),
+    };
+    store.saveCrl(state);
+    return state;
+  }
+
+  /** The current CRL; a new one is signed when none exists, it is older than a day, or expires within 7 days. */
+  async ensureFreshCrl(): Promise<CrlState> {
+    const { store } = this.deps;
+    const now = this.deps.now();
+    const current = store.getCrl();
+    const stale =
+      !current ||
+      current.nextUpdate.getTime() - now.getTime() < CRL_RENEW_BEFORE_DAYS * DAY ||
+      now.getTime() - current.thisUpdate.getTime() > DAY;
+    if (!stale) return current;
+    const crl = store.transaction(() => this.rebuildCrl(now));
+    store.appendAudit({ actor: 'system', action: 'crl.resign', target: `crl#${crl.number}`, result: 'ok', details: {} });
+    await this.publish();
+    return crl;
+  }
+
+  currentCrl(): CrlState | undefined {
+    return this.deps.store.getCrl();
+  }
+
+  /** What the agent needs: the CRL and the recent revocations with their common names. */
+  bundle(): RevocationBundle {
+    const { store } = this.deps;
+    const crl = store.getCrl();
+    if (!crl) throw new NotFound('no CRL has been signed yet');
+    const recent = store
+      .listRevoked()
+      .sort((a, b) => (b.revokedAt?.getTime() ?? 0) - (a.revokedAt?.getTime() ?? 0))
+      .slice(0, BUNDLE_RECENT_LIMIT);
+    const reissued = new Set<string>();
+    for (const r of recent) if (store.getValidCertByCommonName(r.commonName)) reissued.add(r.commonName);
+    return {
+      crlNumber: crl.number,
+      crlPem: crl.pem,
+      revoked: recent.map((r) => ({
+        serial: r.serial,
+        commonName: r.commonName,
+        revokedAt: (r.revokedAt ?? crl.thisUpdate).toISOString(),
+      })),
+      reissuedCommonNames: [...reissued].sort(),
+    };
+  }
+
+  /** Sends the current bundle to every publisher; a failing publisher is logged and audited, not fatal. */
+  async publish(): Promise<void> {
+    if (this.deps.publishers.length === 0) return;
+    const bundle = this.bundle();
+    for (const p of this.deps.publishers) {
+      try {
+        await p.publish(bundle);
+      } catch (err) {
+        log.error({ err, publisher: p.name, crlNumber: bundle.crlNumber }, 'CRL publish failed');
+        this.deps.store.appendAudit({
+          actor: 'system',
+          action: 'crl.publish',
+          target: p.name,
+          result: 'error',
+          details: { crlNumber: bundle.crlNumber, error: (err as Error).message },
+        });
+      }
+    }
+  }
+
+  addPublisher(p: CrlPublisher): void {
+    this.deps.publishers.push(p);
+  }
+}

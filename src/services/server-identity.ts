@@ -1,0 +1,102 @@
+import { logger } from '../lib/logger.js';
+import { decryptPrivateKey, encryptPrivateKey, type CertificateAuthority, type KeySecret } from '../pki/index.js';
+import { generateTlsCryptKey, generateTlsCryptV2ServerKey } from '../pki/tls-crypt.js';
+import type { Store } from '../store/types.js';
+import type { RevocationService } from './revocation.js';
+
+const log = logger.child({ module: 'server-identity' });
+const SETTING = 'server.identity';
+const SERVER_CERT_DAYS = 825;
+const RENEW_BEFORE_MS = 30 * 86_400_000;
+
+/** What the OpenVPN server needs to start; keys are decrypted only in memory. */
+export interface ServerIdentity {
+  caCertPem: string;
+  certPem: string;
+  keyPem: string;
+  serial: string;
+  tlsCryptV2ServerKeyPem: string;
+  tlsCryptKeyPem: string;
+}
+
+interface StoredIdentity {
+  serial: string;
+  commonName: string;
+  certPem: string;
+  notAfter: string;
+  keyEnvelope: string;
+  tlsCryptV2Envelope: string;
+  tlsCryptEnvelope: string;
+}
+
+export interface ServerIdentityDeps {
+  store: Store;
+  ca: CertificateAuthority;
+  secret: KeySecret;
+  serverName: string;
+  revocation: RevocationService;
+  now: () => Date;
+}
+
+/**
+ * The server certificate (CN = vpn.serverName, EKU serverAuth) and the control-channel keys, made once
+ * and kept encrypted at rest like the CA key. A renamed server or one near expiry gets a new certificate;
+ * the tls-crypt keys stay, so existing client profiles keep working.
+ */
+export class ServerIdentityService {
+  constructor(private readonly deps: ServerIdentityDeps) {}
+
+  async ensure(): Promise<ServerIdentity> {
+    const { store, ca, secret, serverName, now } = this.deps;
+    const raw = store.getSetting(SETTING);
+    const stored = raw ? (JSON.parse(raw) as StoredIdentity) : undefined;
+    const fresh =
+      stored &&
+      stored.commonName === serverName &&
+      new Date(stored.notAfter).getTime() - now().getTime() > RENEW_BEFORE_MS;
+    if (stored && fresh) return this.open(stored);
+
+    const issued = await ca.issue({ kind: 'server', commonName: serverName, days: SERVER_CERT_DAYS, keyType: 'ec-p256', now: now() });
+    const next: StoredIdentity = {
+      serial: issued.serial,
+      commonName: serverName,
+      certPem: issued.certPem,
+      notAfter: issued.notAfter.toISOString(),
+      keyEnvelope: encryptPrivateKey(issued.keyPem!, secret),
+      tlsCryptV2Envelope: stored?.tlsCryptV2Envelope ?? encryptPrivateKey(generateTlsCryptV2ServerKey(), secret),
+      tlsCryptEnvelope: stored?.tlsCryptEnvelope ?? encryptPrivateKey(generateTlsCryptKey(), secret),
+    };
+    // The old certificate is superseded through the normal path, so the CRL stays in step with the rows.
+    const old = store.getValidCertByCommonName(serverName);
+    if (old) await this.deps.revocation.revokeMany({ actor: 'system', serials: [old.serial], reason: 'superseded' });
+    store.transaction(() => {
+      store.insertCert({
+        serial: issued.serial,
+        commonName: serverName,
+        ownerId: null,
+        deviceName: serverName,
+        kind: 'server',
+        keyType: issued.keyType,
+        notBefore: issued.notBefore,
+        notAfter: issued.notAfter,
+        certPem: issued.certPem,
+      });
+      store.setSetting(SETTING, JSON.stringify(next));
+      store.appendAudit({ actor: 'system', action: 'server.cert', target: serverName, result: 'ok', details: { serial: issued.serial } });
+    });
+    log.info({ serial: issued.serial, commonName: serverName }, 'issued the server certificate');
+    return this.open(next);
+  }
+
+  private open(s: StoredIdentity): ServerIdentity {
+    const { secret, ca } = this.deps;
+    return {
+      caCertPem: ca.certPem,
+      certPem: s.certPem,
+      serial: s.serial,
+      keyPem: decryptPrivateKey(s.keyEnvelope, secret),
+      tlsCryptV2ServerKeyPem: decryptPrivateKey(s.tlsCryptV2Envelope, secret),
+      tlsCryptKeyPem: decryptPrivateKey(s.tlsCryptEnvelope, secret),
+    };
+  }
+}

@@ -1,0 +1,120 @@
+import { hash, verify, Algorithm } from '@node-rs/argon2';
+import { BadRequest, NotFound } from '../lib/errors.js';
+import { validateName } from '../lib/names.js';
+import type { Role, Store, User } from '../store/types.js';
+import type { RevocationService } from './revocation.js';
+
+/** argon2id with the OWASP minimum (DESIGN.md): m=19456 KiB, t=2, p=1. */
+const ARGON2 = { algorithm: Algorithm.Argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+/** A real hash of a random string, so that an unknown user costs the same time as a wrong password. */
+let dummyHash: Promise<string> | undefined;
+
+export const MIN_PASSWORD_LENGTH = 10;
+
+export function validatePassword(field: string, password: unknown): string {
+  if (typeof password !== 'string' || password.length < MIN_PASSWORD_LENGTH || password.length > 1024) {
+    throw new BadRequest(`${field} must be ${MIN_PASSWORD_LENGTH} to 1024 characters long`, field);
+  }
+  return password;
+}
+
+function validateRole(role: unknown): Role {
+  if (role !== 'admin' && role !== 'user') throw new BadRequest('role must be "admin" or "user"', 'role');
+  return role;
+}
+
+export interface UserServiceDeps {
+  store: Store;
+  revocation: RevocationService;
+}
+
+/** People and their passwords; disabling someone also revokes every certificate they own. */
+export class UserService {
+  constructor(private readonly deps: UserServiceDeps) {}
+
+  async create(o: { actor: string; name: string; role: Role; password?: string }): Promise<User> {
+    const name = validateName('name', o.name);
+    const role = validateRole(o.role);
+    const passwordHash = o.password === undefined ? null : await hash(validatePassword('password', o.password), ARGON2);
+    const { store } = this.deps;
+    return store.transaction(() => {
+      const user = store.createUser({ name, role, passwordHash });
+      store.appendAudit({ actor: o.actor, action: 'user.create', target: name, result: 'ok', details: { role } });
+      return user;
+    });
+  }
+
+  list(): User[] {
+    return this.deps.store.listUsers();
+  }
+
+  get(name: string): User {
+    const user = this.deps.store.getUserByName(name);
+    if (!user) throw new NotFound(`user '${name}' does not exist`);
+    return user;
+  }
+
+  /** The user when the password is right and the account enabled; undefined otherwise (constant work). */
+  async verifyPassword(name: string, password: string): Promise<User | undefined> {
+    const user = typeof name === 'string' ? this.deps.store.getUserByName(name) : undefined;
+    if (!user || !user.passwordHash || user.disabled) {
+      dummyHash ??= hash('podgate-timing-equaliser', ARGON2);
+      await verify(await dummyHash, String(password)).catch(() => false);
+      return undefined;
+    }
+    const ok = await verify(user.passwordHash, String(password)).catch(() => false);
+    return ok ? user : undefined;
+  }
+
+  async setPassword(o: { actor: string; name: string; password: string }): Promise<User> {
+    const user = this.get(o.name);
+    const passwordHash = await hash(validatePassword('password', o.password), ARGON2);
+    const { store } = this.deps;
+    return store.transaction(() => {
+      const updated = store.updateUser(user.id, { passwordHash });
+      store.appendAudit({ actor: o.actor, action: 'user.password', target: user.name, result: 'ok', details: {} });
+      return updated;
+    });
+  }
+
+  setRole(o: { actor: string; name: string; role: Role }): User {
+    const user = this.get(o.name);
+    const role = validateRole(o.role);
+    const { store } = this.deps;
+    return store.transaction(() => {
+      const updated = store.updateUser(user.id, { role });
+      store.appendAudit({ actor: o.actor, action: 'user.role', target: user.name, result: 'ok', details: { role } });
+      return updated;
+    });
+  }
+
+  /** Disables the account and revokes all its valid certificates with one CRL update. */
+  async disable(o: { actor: string; name: string }): Promise<{ user: User; revoked: string[] }> {
+    const user = this.get(o.name);
+    const { store, revocation } = this.deps;
+    const valid = store.listCerts({ ownerId: user.id, status: 'valid', limit: 100000 }).items.map((c) => c.serial);
+    const updated = store.transaction(() => {
+      const u = store.updateUser(user.id, { disabled: true });
+      store.appendAudit({
+        actor: o.actor,
+        action: 'user.disable',
+        target: user.name,
+        result: 'ok',
+        details: { revoked: valid.length },
+      });
+      return u;
+    });
+    if (valid.length > 0) await revocation.revokeMany({ actor: o.actor, serials: valid, reason: 'affiliationChanged' });
+    return { user: updated, revoked: valid };
+  }
+
+  enable(o: { actor: string; name: string }): User {
+    const user = this.get(o.name);
+    const { store } = this.deps;
+    return store.transaction(() => {
+      const u = store.updateUser(user.id, { disabled: false });
+      store.appendAudit({ actor: o.actor, action: 'user.enable', target: user.name, result: 'ok', details: {} });
+      return u;
+    });
+  }
+}
