@@ -1,0 +1,62 @@
+import { fromIso, fromIsoOrNull } from './sql-util.js';
+import type { CertKind, CertRecord, CertStatus, RevocationReason } from './types.js';
+
+export const CERT_KINDS: readonly CertKind[] = ['client', 'server', 'gateway'];
+export const CERT_STATUSES: readonly CertStatus[] = ['valid', 'revoked'];
+export const REVOCATION_REASONS: readonly RevocationReason[] = [
+  'unspecified',
+  'keyCompromise',
+  'caCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'certificateHold',
+  'privilegeWithdrawn',
+];
+
+/** Upper-case hex, even length: what `openssl x509 -serial` prints. */
+export const SERIAL_PATTERN = /^(?:[0-9A-F]{2})+$/;
+
+/** The select list and join every certificate read uses (alias c = certificates, u = owner). */
+export const CERT_SELECT = `SELECT c.serial, c.common_name, c.owner_id, u.name AS owner_name, c.device_name, c.kind,
+  c.key_type, c.not_before, c.not_after, c.status, c.revoked_at, c.revocation_reason, c.cert_pem,
+  c.created_at, c.last_seen_at
+FROM certificates c LEFT JOIN users u ON u.id = c.owner_id`;
+
+export interface CertRow {
+  serial: string;
+  common_name: string;
+  owner_id: number | null;
+  owner_name: string | null;
+  device_name: string;
+  kind: CertKind;
+  key_type: string;
+  not_before: string;
+  not_after: string;
+  status: CertStatus;
+  revoked_at: string | null;
+  revocation_reason: RevocationReason | null;
+  cert_pem: string;
+  created_at: string;
+  last_seen_at: string | null;
+}
+
+export function toCert(r: CertRow): CertRecord {
+  return {
+    serial: r.serial,
+    commonName: r.common_name,
+    ownerId: r.owner_id,
+    ownerName: r.owner_name,
+    deviceName: r.device_name,
+    kind: r.kind,
+    keyType: r.key_type,
+    notBefore: fromIso(r.not_before),
+    notAfter: fromIso(r.not_after),
+    status: r.status,
+    revokedAt: fromIsoOrNull(r.revoked_at),
+    revocationReason: r.revocation_reason,
+    certPem: r.cert_pem,
+    createdAt: fromIso(r.created_at),
+    lastSeenAt: fromIsoOrNull(r.last_seen_at),
+  };
+}

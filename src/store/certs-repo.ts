@@ -1,0 +1,151 @@
+import type { Database, Statement } from 'better-sqlite3';
+import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
+import { CertLister } from './cert-query.js';
+import {
+  CERT_KINDS,
+  CERT_SELECT,
+  REVOCATION_REASONS,
+  SERIAL_PATTERN,
+  toCert,
+  type CertRow,
+} from './cert-rows.js';
+import { intAtLeast, nonEmpty, oneOf, sqliteCode, text, toIso, type Tx } from './sql-util.js';
+import type { CertQuery, CertRecord, CertStore, NewCert, RevocationReason } from './types.js';
+
+function checkSerial(serial: unknown): string {
+  if (typeof serial !== 'string' || !SERIAL_PATTERN.test(serial)) {
+    throw new BadRequest('serial must be upper-case hex of even length', 'serial');
+  }
+  return serial;
+}
+
+/** Certificates table: issue, look up, list, revoke. Never holds a private key. */
+export class SqliteCerts implements CertStore {
+  private readonly insert: Statement;
+  private readonly bySerial: Statement;
+  private readonly validByCn: Statement;
+  private readonly userExists: Statement;
+  private readonly revoke: Statement;
+  private readonly revoked: Statement;
+  private readonly touch: Statement;
+  private readonly lister: CertLister;
+
+  constructor(
+    db: Database,
+    private readonly tx: Tx,
+  ) {
+    this.insert = db.prepare(
+      `INSERT INTO certificates (serial, common_name, owner_id, device_name, kind, key_type, not_before,
+         not_after, cert_pem, created_at)
+       VALUES (@serial, @commonName, @ownerId, @deviceName, @kind, @keyType, @notBefore, @notAfter, @certPem,
+         @createdAt)`,
+    );
+    this.bySerial = db.prepare(`${CERT_SELECT} WHERE c.serial = ?`);
+    this.validByCn = db.prepare(`${CERT_SELECT} WHERE c.common_name = ? AND c.status = 'valid'`);
+    this.userExists = db.prepare('SELECT 1 FROM users WHERE id = ?').pluck();
+    this.revoke = db.prepare(
+      `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
+       WHERE serial = ? AND status = 'valid'`,
+    );
+    this.revoked = db.prepare(
+      `SELECT serial, common_name, revoked_at, revocation_reason FROM certificates
+       WHERE status = 'revoked' ORDER BY revoked_at, serial`,
+    );
+    // only moves forward: a late report of an older sighting must not hide a newer one
+    this.touch = db.prepare(
+      `UPDATE certificates SET last_seen_at = @at
+       WHERE serial = @serial AND (last_seen_at IS NULL OR last_seen_at < @at)`,
+    );
+    this.lister = new CertLister(db);
+  }
+
+  insertCert(c: NewCert): CertRecord {
+    const params = {
+      serial: checkSerial(c.serial),
+      commonName: nonEmpty('commonName', c.commonName),
+      ownerId: c.ownerId === null ? null : intAtLeast('owner', c.ownerId, 1),
+      deviceName: text('deviceName', c.deviceName),
+      kind: oneOf('kind', c.kind, CERT_KINDS),
+      keyType: nonEmpty('keyType', c.keyType),
+      notBefore: toIso('notBefore', c.notBefore),
+      notAfter: toIso('notAfter', c.notAfter),
+      certPem: nonEmpty('certPem', c.certPem),
+      createdAt: new Date().toISOString(),
+    };
+    if (params.notAfter <= params.notBefore)
+      throw new BadRequest('notAfter must be after notBefore', 'notAfter');
+    return this.tx(() => {
+      // checked first for a clear message; the constraints below still guard against races
+      if (this.getCert(params.serial))
+        throw new Conflict(`serial '${params.serial}' already exists`, 'serial');
+      if (params.ownerId !== null && this.userExists.get(params.ownerId) === undefined) {
+        throw new BadRequest(`owner ${params.ownerId} does not exist`, 'owner');
+      }
+      if (this.getValidCertByCommonName(params.commonName)) throw this.cnConflict(params.commonName);
+      try {
+        this.insert.run(params);
+      } catch (err) {
+        const code = sqliteCode(err);
+        if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+          throw new Conflict(`serial '${params.serial}' already exists`, 'serial');
+        }
+        if (code === 'SQLITE_CONSTRAINT_UNIQUE') throw this.cnConflict(params.commonName);
+        if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+          throw new BadRequest(`owner ${params.ownerId} does not exist`, 'owner');
+        }
+        throw err;
+      }
+      return this.getCert(params.serial) as CertRecord;
+    });
+  }
+
+  getCert(serial: string): CertRecord | undefined {
+    const row = this.bySerial.get(serial) as CertRow | undefined;
+    return row && toCert(row);
+  }
+
+  getValidCertByCommonName(commonName: string): CertRecord | undefined {
+    const row = this.validByCn.get(commonName) as CertRow | undefined;
+    return row && toCert(row);
+  }
+
+  listCerts(q?: CertQuery): { total: number; items: CertRecord[] } {
+    return this.lister.list(q);
+  }
+
+  markRevoked(serial: string, reason: RevocationReason, at: Date): CertRecord {
+    const why = oneOf('reason', reason, REVOCATION_REASONS);
+    const when = toIso('at', at);
+    return this.tx(() => {
+      const cert = this.getCert(serial);
+      if (!cert) throw new NotFound(`certificate ${serial} not found`);
+      if (cert.status === 'revoked') throw new Conflict(`certificate ${serial} is already revoked`, 'serial');
+      this.revoke.run(when, why, serial);
+      return this.getCert(serial) as CertRecord;
+    });
+  }
+
+  listRevoked(): Pick<CertRecord, 'serial' | 'commonName' | 'revokedAt' | 'revocationReason'>[] {
+    const rows = this.revoked.all() as Pick<
+      CertRow,
+      'serial' | 'common_name' | 'revoked_at' | 'revocation_reason'
+    >[];
+    return rows.map((r) => ({
+      serial: r.serial,
+      commonName: r.common_name,
+      revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),
+      revocationReason: r.revocation_reason,
+    }));
+  }
+
+  touchLastSeen(serials: readonly string[], at: Date): void {
+    const when = toIso('at', at);
+    this.tx(() => {
+      for (const serial of serials) this.touch.run({ serial, at: when });
+    });
+  }
+
+  private cnConflict(commonName: string): Conflict {
+    return new Conflict(`commonName '${commonName}' already has a valid certificate`, 'commonName');
+  }
+}

@@ -1,0 +1,100 @@
+import type { Database, Statement } from 'better-sqlite3';
+import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
+import { fromIso, intAtLeast, nonEmpty, oneOf, sqliteCode } from './sql-util.js';
+import type { Role, User, UserStore } from './types.js';
+
+const ROLES: readonly Role[] = ['admin', 'user'];
+
+interface UserRow {
+  id: number;
+  name: string;
+  role: Role;
+  password_hash: string | null;
+  disabled: number;
+  created_at: string;
+}
+
+function toUser(r: UserRow): User {
+  return {
+    id: r.id,
+    name: r.name,
+    role: r.role,
+    passwordHash: r.password_hash,
+    disabled: r.disabled === 1,
+    createdAt: fromIso(r.created_at),
+  };
+}
+
+function hashOrNull(value: unknown): string | null {
+  if (value === null) return null;
+  return nonEmpty('passwordHash', value);
+}
+
+/** Users table. Names are unique as written (the service layer lower-cases and validates them). */
+export class SqliteUsers implements UserStore {
+  private readonly insert: Statement;
+  private readonly byName: Statement;
+  private readonly byId: Statement;
+  private readonly all: Statement;
+  private readonly update: Statement;
+
+  constructor(db: Database) {
+    const cols = 'id, name, role, password_hash, disabled, created_at';
+    this.insert = db.prepare(
+      `INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING ${cols}`,
+    );
+    this.byName = db.prepare(`SELECT ${cols} FROM users WHERE name = ?`);
+    this.byId = db.prepare(`SELECT ${cols} FROM users WHERE id = ?`);
+    this.all = db.prepare(`SELECT ${cols} FROM users ORDER BY name`);
+    // @setHash distinguishes "leave the hash alone" from "clear it" (null is a meaningful value)
+    this.update = db.prepare(
+      `UPDATE users SET role = coalesce(@role, role),
+         password_hash = CASE WHEN @setHash THEN @hash ELSE password_hash END,
+         disabled = coalesce(@disabled, disabled)
+       WHERE id = @id RETURNING ${cols}`,
+    );
+  }
+
+  createUser(u: { name: string; role: Role; passwordHash: string | null }): User {
+    const name = nonEmpty('name', u.name);
+    const role = oneOf('role', u.role, ROLES);
+    const hash = hashOrNull(u.passwordHash);
+    try {
+      return toUser(this.insert.get(name, role, hash, new Date().toISOString()) as UserRow);
+    } catch (err) {
+      if (sqliteCode(err) === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new Conflict(`user '${name}' already exists`, 'name');
+      }
+      throw err;
+    }
+  }
+
+  getUserByName(name: string): User | undefined {
+    const row = this.byName.get(name) as UserRow | undefined;
+    return row && toUser(row);
+  }
+
+  getUserById(id: number): User | undefined {
+    const row = this.byId.get(id) as UserRow | undefined;
+    return row && toUser(row);
+  }
+
+  listUsers(): User[] {
+    return (this.all.all() as UserRow[]).map(toUser);
+  }
+
+  updateUser(id: number, patch: Partial<Pick<User, 'role' | 'passwordHash' | 'disabled'>>): User {
+    intAtLeast('id', id, 1);
+    const role = patch.role === undefined ? null : oneOf('role', patch.role, ROLES);
+    const setHash = patch.passwordHash !== undefined;
+    const hash = setHash ? hashOrNull(patch.passwordHash) : null;
+    if (patch.disabled !== undefined && typeof patch.disabled !== 'boolean') {
+      throw new BadRequest('disabled must be true or false', 'disabled');
+    }
+    const disabled = patch.disabled === undefined ? null : patch.disabled ? 1 : 0;
+    const row = this.update.get({ id, role, setHash: setHash ? 1 : 0, hash, disabled }) as
+      UserRow | undefined;
+    if (!row) throw new NotFound(`user ${id} not found`);
+    return toUser(row);
+  }
+}
