@@ -1,0 +1,147 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { BadRequest } from '../../lib/errors.js';
+import { writeFileAtomic } from '../../lib/fs-atomic.js';
+import type { CertRecord } from '../../store/types.js';
+import { table, withContext, type CliEnv } from '../env.js';
+
+/** Checks an --out path before anything is issued, so a bad path changes nothing. */
+function checkOutPath(out: string): string {
+  if (out === '-') return out;
+  const path = resolve(out);
+  const dir = dirname(path);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new BadRequest(`--out: directory ${dir} does not exist`, 'out');
+  if (existsSync(path)) throw new BadRequest(`--out: ${path} already exists; choose another file`, 'out');
+  return path;
+}
+
+function certJson(c: CertRecord) {
+  return {
+    serial: c.serial,
+    commonName: c.commonName,
+    owner: c.ownerName,
+    deviceName: c.deviceName,
+    kind: c.kind,
+    keyType: c.keyType,
+    status: c.status,
+    notBefore: c.notBefore.toISOString(),
+    notAfter: c.notAfter.toISOString(),
+    revokedAt: c.revokedAt?.toISOString() ?? null,
+    revocationReason: c.revocationReason,
+  };
+}
+
+/** `podgate cert issue|list|revoke` and `podgate crl`. */
+export function register(program: Command, env: CliEnv): void {
+  const cert = program.command('cert').description('client certificates and profiles');
+
+  cert
+    .command('issue <name>')
+    .description('issue a certificate and write a ready-to-import .ovpn profile')
+    .requiredOption('--owner <user>', 'user who owns the device')
+    .requiredOption('--out <file>', 'where to write the .ovpn (mode 0600; "-" for stdout)')
+    .option('--key-type <type>', 'ec-p256 | rsa-2048 | rsa-3072')
+    .option('--kind <kind>', 'client | gateway', 'client')
+    .option('--device <name>', 'device name (defaults to the certificate name)')
+    .option('--csr <file>', 'PKCS#10 request: the private key stays on the device')
+    .action(
+      async (
+        name: string,
+        o: { owner: string; out: string; keyType?: string; kind: string; device?: string; csr?: string },
+        cmd: Command,
+      ) => {
+        const out = checkOutPath(o.out);
+        let csrPem: string | undefined;
+        if (o.csr) {
+          try {
+            csrPem = readFileSync(o.csr, 'utf8');
+          } catch {
+            throw new BadRequest(`--csr ${o.csr} cannot be read`, 'csr');
+          }
+        }
+        await withContext(env, cmd, async (ctx) => {
+          const { cert: c, profile } = await ctx.devices.issue({
+            actor: 'cli',
+            owner: o.owner,
+            commonName: name,
+            deviceName: o.device,
+            kind: o.kind as 'client' | 'gateway',
+            keyType: o.keyType,
+            csrPem,
+          });
+          if (out === '-') {
+            env.out(profile);
+            return;
+          }
+          try {
+            writeFileAtomic(out, profile, 0o600);
+          } catch (err) {
+            // The profile holds the only copy of the key: a certificate nobody can use must not stay valid.
+            await ctx.revocation.revoke({ actor: 'cli', serialOrName: c.serial, reason: 'cessationOfOperation' });
+            throw new BadRequest(`--out: cannot write ${out}: ${(err as Error).message}`, 'out');
+          }
+          env.out(`issued ${c.commonName} (serial ${c.serial}, ${c.keyType}, valid until ${c.notAfter.toISOString()})`);
+          env.out(`profile written to ${out}`);
+        });
+      },
+    );
+
+  cert
+    .command('list')
+    .description('list certificates')
+    .option('--status <status>', 'valid | revoked')
+    .option('--owner <user>', 'only this owner')
+    .option('--search <text>', 'substring of name, device or owner')
+    .action(async (o: { status?: string; owner?: string; search?: string }, cmd: Command) => {
+      await withContext(env, cmd, async (ctx, g) => {
+        if (o.status && o.status !== 'valid' && o.status !== 'revoked') {
+          throw new BadRequest('--status must be "valid" or "revoked"', 'status');
+        }
+        const ownerId = o.owner ? ctx.users.get(o.owner).id : undefined;
+        const { items } = ctx.store.listCerts({
+          status: o.status as 'valid' | 'revoked' | undefined,
+          ownerId,
+          search: o.search,
+          sort: 'createdAt',
+          order: 'asc',
+          limit: 100000,
+        });
+        if (g.json) {
+          env.out(JSON.stringify(items.map(certJson), null, 2));
+          return;
+        }
+        env.out(
+          table([
+            ['SERIAL', 'NAME', 'OWNER', 'KIND', 'STATUS', 'EXPIRES'],
+            ...items.map((c) => [c.serial, c.commonName, c.ownerName ?? '-', c.kind, c.status, c.notAfter.toISOString().slice(0, 10)]),
+          ]),
+        );
+      });
+    });
+
+  cert
+    .command('revoke <nameOrSerial>')
+    .description('revoke a certificate, re-sign the CRL and publish it to the server')
+    .option('--reason <reason>', 'unspecified | keyCompromise | affiliationChanged | superseded | cessationOfOperation | ...')
+    .action(async (nameOrSerial: string, o: { reason?: string }, cmd: Command) => {
+      await withContext(env, cmd, async (ctx) => {
+        const { cert: c, crl } = await ctx.revocation.revoke({ actor: 'cli', serialOrName: nameOrSerial, reason: o.reason });
+        env.out(`revoked ${c.commonName} (serial ${c.serial}, reason ${c.revocationReason}); CRL #${crl.number} published`);
+      });
+    });
+
+  program
+    .command('crl')
+    .description('print the current CRL (re-signed first when due)')
+    .option('--out <file>', 'write it to a file instead of stdout')
+    .action(async (o: { out?: string }, cmd: Command) => {
+      await withContext(env, cmd, async (ctx) => {
+        const crl = await ctx.revocation.ensureFreshCrl();
+        if (o.out) {
+          writeFileAtomic(resolve(o.out), crl.pem, 0o644);
+          env.err(`CRL #${crl.number} written to ${o.out} (next update ${crl.nextUpdate.toISOString()})`);
+        } else env.out(crl.pem.trimEnd());
+      });
+    });
+}

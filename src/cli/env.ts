@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { setLogLevel } from '../lib/logger.js';
+import { openContext, type AppContext, type ContextDeps } from '../services/context.js';
+
+/** Options every command accepts (declared once on the root program). */
+export interface GlobalOpts {
+  config?: string;
+  dataDir?: string;
+  json?: boolean;
+}
+
+/** What command modules get from the composition root; tests can swap any part. */
+export interface CliEnv {
+  loadConfig(opts: GlobalOpts): Config;
+  openContext(config: Config, deps?: ContextDeps): Promise<AppContext>;
+  /** Publishers and other real dependencies for a context, chosen by the composition root. */
+  contextDeps(config: Config): ContextDeps;
+  out(text: string): void;
+  err(text: string): void;
+  env: NodeJS.ProcessEnv;
+}
+
+export function globalOpts(cmd: Command): GlobalOpts {
+  return cmd.optsWithGlobals() as GlobalOpts;
+}
+
+/**
+ * Loads the config and opens the context for one command, closing it afterwards.
+ * Short-lived commands log at `warn` unless PODGATE_LOG_LEVEL asks otherwise, so their stdout stays readable.
+ */
+export async function withContext<T>(
+  env: CliEnv,
+  cmd: Command,
+  fn: (ctx: AppContext, opts: GlobalOpts) => Promise<T>,
+  options: { quiet?: boolean } = { quiet: true },
+): Promise<T> {
+  const opts = globalOpts(cmd);
+  const config = env.loadConfig(opts);
+  setLogLevel(options.quiet && !env.env.PODGATE_LOG_LEVEL ? 'warn' : config.logLevel);
+  const ctx = await env.openContext(config, env.contextDeps(config));
+  try {
+    return await fn(ctx, opts);
+  } finally {
+    ctx.close();
+  }
+}
+
+/** Plain fixed-width table for list commands. */
+export function table(rows: readonly (readonly string[])[]): string {
+  if (rows.length === 0) return '';
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
