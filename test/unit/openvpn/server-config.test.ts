@@ -1,0 +1,140 @@
+/**
+ * server.conf rendering: the directives the design asks for, pushed routes and DNS, refusal of
+ * overlapping or malformed values (naming the field), and the injection guard on the finished text.
+ * The e2e suite starts the real openvpn with this output.
+ */
+import assert from 'node:assert/strict';
+import { configSchema } from '../../../src/config/schema.js';
+import { loadTemplate } from '../../../src/lib/templates.js';
+import { renderServerConfig, type ServerConfigInput } from '../../../src/profiles/server-config.js';
+import { generateTlsCryptV2ServerKey } from '../../../src/pki/tls-crypt.js';
+
+function input(vpnOverrides: Record<string, unknown> = {}, extra: Partial<ServerConfigInput> = {}): ServerConfigInput {
+  const vpn = configSchema.parse({
+    vpn: {
+      routes: { pods: ['10.244.0.0/16'], services: ['10.96.0.0/12'], extra: ['192.168.50.0/24'] },
+      dns: { servers: ['10.96.0.10'], domain: 'cluster.local', searchDomains: ['svc.cluster.local', 'cluster.local'] },
+      ...vpnOverrides,
+    },
+  }).vpn;
+  return {
+    template: loadTemplate('server.conf.hbs'),
+    vpn,
+    crlFile: '/var/lib/podgate/server/crl.pem',
+    managementSocket: '/run/podgate/mgmt.sock',
+    managementPasswordFile: '/var/lib/podgate/server/mgmt.pw',
+    files: { ca: 'ca.crt', cert: 'server.crt', key: 'server.key', tlsCryptV2: 'tc2-server.key' },
+    ...extra,
+  };
+}
+
+function lines(text: string): string[] {
+  return text.split('\n').filter((l) => l && !l.startsWith('#'));
+}
+
+describe('profiles/server-config', () => {
+  it('renders the hardened defaults', () => {
+    const l = lines(renderServerConfig(input()));
+    for (const want of [
+      'port 30030',
+      'proto udp',
+      'dev tun',
+      'topology subnet',
+      'server 10.140.0.0 255.255.0.0',
+      'keepalive 10 60',
+      'persist-key',
+      'persist-tun',
+      'user nobody',
+      'group nogroup',
+      'remote-cert-tls client',
+      'tls-version-min 1.2',
+      'data-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305',
+      'dh none',
+      'allow-compression no',
+      'crl-verify /var/lib/podgate/server/crl.pem',
+      'management /run/podgate/mgmt.sock unix /var/lib/podgate/server/mgmt.pw',
+      'ca ca.crt',
+      'cert server.crt',
+      'key server.key',
+      'tls-crypt-v2 tc2-server.key',
+    ]) {
+      assert.ok(l.includes(want), `missing "${want}"`);
+    }
+    assert.ok(!l.some((x) => /^(compress|comp-lzo|tls-crypt )/.test(x)), 'no compression, no static tls-crypt');
+  });
+
+  it('pushes every pod/service/extra route and the DNS options, new and legacy', () => {
+    const l = lines(renderServerConfig(input()));
+    for (const want of [
+      'push "route 10.244.0.0 255.255.0.0"',
+      'push "route 10.96.0.0 255.240.0.0"',
+      'push "route 192.168.50.0 255.255.255.0"',
+      'push "dns server 0 address 10.96.0.10"',
+      'push "dns server 0 resolve-domains cluster.local"',
+      'push "dns search-domains svc.cluster.local cluster.local"',
+      'push "dhcp-option DNS 10.96.0.10"',
+      'push "dhcp-option DOMAIN cluster.local"',
+      'push "dhcp-option DOMAIN-SEARCH svc.cluster.local"',
+    ]) {
+      assert.ok(l.includes(want), `missing ${want}`);
+    }
+  });
+
+  it('omits DNS and user/group when not configured, tcp has no explicit-exit-notify', () => {
+    const text = renderServerConfig(input({ dns: {}, user: '', group: '', proto: 'tcp' }));
+    assert.doesNotMatch(text, /dns|dhcp-option|^user|^group|explicit-exit-notify/m);
+    assert.match(text, /^proto tcp$/m);
+  });
+
+  it('tls-crypt static key when vpn.controlChannel is tls-crypt', () => {
+    const text = renderServerConfig(
+      input({ controlChannel: 'tls-crypt' }, { files: { ca: 'ca.crt', cert: 's.crt', key: 's.key', tlsCrypt: 'tc.key' } }),
+    );
+    assert.match(text, /^tls-crypt tc\.key$/m);
+    assert.doesNotMatch(text, /tls-crypt-v2/);
+  });
+
+  it('inline PEM blocks pass the guard', () => {
+    const pem = (l: string) => `-----BEGIN ${l}-----\nAAAA\n-----END ${l}-----\n`;
+    const key = generateTlsCryptV2ServerKey();
+    const text = renderServerConfig(
+      input({}, { files: undefined, inline: { caPem: pem('CERTIFICATE'), certPem: pem('CERTIFICATE'), keyPem: pem('PRIVATE KEY'), tlsCryptV2ServerKeyPem: key } }),
+    );
+    assert.ok(text.includes(`<tls-crypt-v2>\n${key.trim()}\n</tls-crypt-v2>`));
+    assert.ok(!text.includes('&#x3D;'), 'no HTML escaping of base64');
+  });
+
+  it('400 when the client subnet overlaps a pushed route, naming both', () => {
+    assert.throws(
+      () => renderServerConfig(input({ clientSubnet: '10.244.128.0/17' })),
+      (e: Error & { status?: number }) =>
+        e.status === 400 && /vpn\.clientSubnet 10\.244\.128\.0\/17 overlaps vpn\.routes\.pods\[0\] 10\.244\.0\.0\/16/.test(e.message),
+    );
+  });
+
+  it('400 naming the field for bad values', () => {
+    const cases: [Partial<ServerConfigInput>, RegExp][] = [
+      [{ crlFile: '/tmp/a b.pem' }, /crlFile/],
+      [{ managementSocket: '/tmp/x\nscript-security 2' }, /managementSocket must not contain line breaks/],
+      [{ files: { ca: 'ca.crt', cert: 's.crt', key: 'k"ey' , tlsCryptV2: 'x' } }, /files\.key/],
+    ];
+    for (const [extra, re] of cases) {
+      assert.throws(() => renderServerConfig(input({}, extra)), (e: Error & { status?: number }) => e.status === 400 && re.test(e.message));
+    }
+    const vpn = input().vpn;
+    assert.throws(() => renderServerConfig({ ...input(), vpn: { ...vpn, user: 'root\nup /bin/sh' } }), /vpn\.user/);
+    assert.throws(
+      () => renderServerConfig({ ...input(), vpn: { ...vpn, routes: { ...vpn.routes, extra: ['fd00::/64'] } } }),
+      /vpn\.routes\.extra\[0\].*only IPv4/,
+    );
+    assert.throws(
+      () => renderServerConfig({ ...input(), vpn: { ...vpn, dns: { ...vpn.dns, domain: 'x" "y' } } }),
+      /vpn\.dns\.domain/,
+    );
+  });
+
+  it('the guard refuses a template that smuggles a directive', () => {
+    const bad = { ...input(), template: input().template + 'script-security 2\n' };
+    assert.throws(() => renderServerConfig(bad), /directive "script-security"/);
+  });
+});
