@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// First step of `npm test`: the suites run real openvpn, openssl, sshd, iptables and chromium.
+// As root, missing Debian packages are installed with apt-get; otherwise they are listed and the run stops.
+import { existsSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+
+const NEEDS = [
+  { pkg: 'openvpn', path: '/usr/sbin/openvpn' },
+  { pkg: 'openssl', path: '/usr/bin/openssl' },
+  { pkg: 'iproute2', path: '/usr/sbin/ip', alt: '/sbin/ip' },
+  { pkg: 'iptables', path: '/usr/sbin/iptables', alt: '/sbin/iptables' },
+  { pkg: 'openssh-server', path: '/usr/sbin/sshd' },
+  { pkg: 'openssh-client', path: '/usr/bin/ssh-keygen' },
+  { pkg: 'easy-rsa', path: '/usr/share/easy-rsa/easyrsa' },
+  { pkg: 'chromium', path: '/usr/bin/chromium' },
+  { pkg: 'procps', path: '/usr/bin/pgrep', alt: '/bin/pgrep' },
+];
+
+const missing = NEEDS.filter((n) => !existsSync(n.path) && !(n.alt && existsSync(n.alt))).map((n) => n.pkg);
+const isRoot = process.getuid?.() === 0;
+
+if (missing.length > 0) {
+  if (!isRoot) {
+    console.error(`podgate tests need these Debian packages: ${missing.join(' ')}`);
+    console.error(`install them as root: apt-get update && apt-get install -y ${missing.join(' ')}`);
+    process.exit(1);
+  }
+  console.log(`installing missing Debian packages: ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const argv of [
+    ['apt-get', 'update'],
+    ['apt-get', 'install', '-y', '--no-install-recommends', ...missing],
+  ]) {
+    const r = spawnSync(argv[0], argv.slice(1), { stdio: 'inherit', env });
+    if (r.status !== 0) {
+      console.error(`${argv.join(' ')} failed (exit ${r.status})`);
+      process.exit(1);
+    }
+  }
+}
+
+// openvpn needs the tun device; containers sometimes lack the node.
+if (isRoot && !existsSync('/dev/net/tun')) {
+  mkdirSync('/dev/net', { recursive: true });
+  spawnSync('mknod', ['/dev/net/tun', 'c', '10', '200'], { stdio: 'inherit' });
+  spawnSync('chmod', ['0666', '/dev/net/tun'], { stdio: 'inherit' });
+}
+
+if (!isRoot) {
+  const msg = 'the e2e suites (network namespaces, openvpn, sshd) must run as root';
+  if (process.env.CI === 'true') {
+    console.error(`${msg}; CI requires them`);
+    process.exit(1);
+  }
+  console.warn(`warning: ${msg}; they will fail`);
+}
+console.log('prerequisites ok');
