@@ -1,0 +1,57 @@
+import type { Command } from 'commander';
+import { BadRequest } from '../../lib/errors.js';
+import { setLogLevel } from '../../lib/logger.js';
+import type { Config } from '../../config/schema.js';
+import { ensureFirstAdmin } from '../../services/bootstrap.js';
+import type { AppContext } from '../../services/context.js';
+import type { ClusterPort } from '../../web/cluster-port.js';
+import type { SessionsProvider } from '../../web/sessions-provider.js';
+import { startServer } from '../../web/server.js';
+import { globalOpts, type CliEnv } from '../env.js';
+
+/**
+ * Optional real dependencies of the web app, chosen by the composition root (src/main.ts): the
+ * management-interface SessionsProvider and the ClusterService. A CliEnv may carry this function;
+ * without it the pages say "server not connected" / "cluster not connected".
+ */
+export type WebDepsFactory = (config: Config, ctx: AppContext) => Promise<{ sessions?: SessionsProvider; cluster?: ClusterPort }>;
+
+/** `podgate serve`: first admin on an empty data dir, then the web app until SIGINT/SIGTERM. */
+export function register(program: Command, env: CliEnv): void {
+  program
+    .command('serve')
+    .description('serve the web app (creates the CA and the first admin on first start)')
+    .option('--host <host>', 'listen address (default: web.host)')
+    .option('--port <port>', 'listen port (default: web.port; 0 picks a free one)')
+    .action(async (o: { host?: string; port?: string }, cmd: Command) => {
+      const config = env.loadConfig(globalOpts(cmd));
+      setLogLevel(config.logLevel);
+      const port = o.port === undefined ? undefined : Number(o.port);
+      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new BadRequest('--port must be 0-65535', 'port');
+      const ctx = await env.openContext(config, env.contextDeps(config));
+      try {
+        const admin = await ensureFirstAdmin(ctx, env.env);
+        if (admin?.generatedPassword) {
+          env.out(`first admin: ${admin.user.name}`);
+          env.out(`password (shown once, store it now): ${admin.generatedPassword}`);
+        } else if (admin) {
+          env.out(`first admin: ${admin.user.name} (password from PODGATE_ADMIN_PASSWORD_FILE)`);
+        }
+        const factory = (env as CliEnv & { webDeps?: WebDepsFactory }).webDeps;
+        const extra = factory ? await factory(config, ctx) : {};
+        const server = await startServer({ ctx, ...extra, host: o.host, port });
+        env.out(`podgate web app on ${server.url}`);
+        await new Promise<void>((resolve) => {
+          const stop = (): void => {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+            void server.close().then(resolve);
+          };
+          process.on('SIGINT', stop);
+          process.on('SIGTERM', stop);
+        });
+      } finally {
+        ctx.close();
+      }
+    });
+}

@@ -1,0 +1,183 @@
+import { BadRequest, NotFound, Unauthorized } from '../lib/errors.js';
+import { validateName } from '../lib/names.js';
+import type { AppContext } from '../services/context.js';
+import type { CertRecord, RevocationReason, User } from '../store/types.js';
+import type { LoginThrottle } from './login-throttle.js';
+import type { SessionManager, WebSession } from './session.js';
+
+/** A certificate as pages and the API show it (never the key, which is not stored anyway). */
+export interface DeviceView {
+  id: string;
+  serial: string;
+  name: string;
+  commonName: string;
+  owner: string | null;
+  kind: string;
+  keyType: string;
+  createdAt: Date;
+  notAfter: Date;
+  status: 'valid' | 'revoked' | 'expired';
+  revokedAt: Date | null;
+  revocationReason: string | null;
+  lastSeenAt: Date | null;
+}
+
+export function deviceView(c: CertRecord, now: Date): DeviceView {
+  const status = c.status === 'revoked' ? 'revoked' : c.notAfter.getTime() <= now.getTime() ? 'expired' : 'valid';
+  return {
+    id: c.serial,
+    serial: c.serial,
+    name: c.deviceName,
+    commonName: c.commonName,
+    owner: c.ownerName,
+    kind: c.kind,
+    keyType: c.keyType,
+    createdAt: c.createdAt,
+    notAfter: c.notAfter,
+    status,
+    revokedAt: c.revokedAt,
+    revocationReason: c.revocationReason,
+    lastSeenAt: c.lastSeenAt,
+  };
+}
+
+export function userView(u: User): { id: number; name: string; role: string; disabled: boolean; createdAt: Date } {
+  return { id: u.id, name: u.name, role: u.role, disabled: u.disabled, createdAt: u.createdAt };
+}
+
+export interface IssuedDevice {
+  device: DeviceView;
+  profile: string;
+  filename: string;
+}
+
+/**
+ * The operations behind both the pages and the JSON API, so that the two always have the same
+ * powers and the same checks (ownership, validation, audit).
+ */
+export class WebActions {
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly sessions: SessionManager,
+    private readonly throttle: LoginThrottle,
+    private readonly now: () => Date,
+  ) {}
+
+  /**
+   * Checks the password (after the throttle) and opens a fresh session. Every failure gives the same
+   * message, whether the name is unknown, the password wrong or the account disabled.
+   */
+  async login(name: string, password: string, ip: string): Promise<{ user: User; session: WebSession }> {
+    const account = name.toLowerCase();
+    this.throttle.check(account, ip);
+    const user = await this.ctx.users.verifyPassword(name, password);
+    const { store } = this.ctx;
+    if (!user || user.disabled) {
+      this.throttle.fail(account, ip);
+      store.appendAudit({ actor: 'anonymous', action: 'login.failed', target: name.slice(0, 64), result: 'error', details: { ip } });
+      throw new Unauthorized('invalid user name or password');
+    }
+    this.throttle.succeed(account);
+    const session = this.sessions.create(user.id);
+    store.appendAudit({ actor: user.name, action: 'login', target: user.name, result: 'ok', details: { ip } });
+    return { user, session };
+  }
+
+  logout(user: User, session: WebSession | undefined): void {
+    if (session) this.sessions.destroy(session.id);
+    this.ctx.store.appendAudit({ actor: user.name, action: 'logout', target: user.name, result: 'ok', details: {} });
+  }
+
+  myDevices(user: User): DeviceView[] {
+    const now = this.now();
+    return this.ctx.store
+      .listCerts({ ownerId: user.id, kind: 'client', sort: 'createdAt', order: 'desc', limit: 1000 })
+      .items.map((c) => deviceView(c, now));
+  }
+
+  /** The user's own certificate, or 404: someone else's id looks exactly like an unknown one. */
+  ownDevice(user: User, id: string): CertRecord {
+    const cert = /^[0-9A-Fa-f]{2,64}$/.test(id) ? this.ctx.store.getCert(id.toUpperCase()) : undefined;
+    if (!cert || cert.ownerId !== user.id || cert.kind !== 'client') throw new NotFound('device not found');
+    return cert;
+  }
+
+  /** Issues `<user>.<device>`; the key is generated for this answer only (or stays on the device with a CSR). */
+  async createDevice(user: User, input: { name: string; keyType?: string; csr?: string }): Promise<IssuedDevice> {
+    const commonName = `${user.name}.${input.name}`;
+    try {
+      validateName('name', commonName);
+    } catch {
+      throw new BadRequest(`name is too long: "${commonName}" must be at most 64 characters`, 'name');
+    }
+    const { cert, profile } = await this.ctx.devices.issue({
+      actor: user.name,
+      owner: user.name,
+      commonName,
+      deviceName: input.name,
+      kind: 'client',
+      ...(input.keyType ? { keyType: input.keyType as never } : {}),
+      ...(input.csr ? { csrPem: input.csr } : {}),
+    });
+    return { device: deviceView(cert, this.now()), profile, filename: `${cert.commonName}.ovpn` };
+  }
+
+  async revokeMyDevice(user: User, id: string, reason: RevocationReason = 'cessationOfOperation'): Promise<DeviceView> {
+    const cert = this.ownDevice(user, id);
+    const { cert: revoked } = await this.ctx.revocation.revoke({ actor: user.name, serialOrName: cert.serial, reason });
+    return deviceView(revoked, this.now());
+  }
+
+  async revokeCert(actor: User, serial: string, reason: RevocationReason): Promise<DeviceView> {
+    const cert = /^[0-9A-Fa-f]{2,64}$/.test(serial) ? this.ctx.store.getCert(serial.toUpperCase()) : undefined;
+    if (!cert) throw new NotFound('certificate not found');
+    const { cert: revoked } = await this.ctx.revocation.revoke({ actor: actor.name, serialOrName: cert.serial, reason });
+    return deviceView(revoked, this.now());
+  }
+
+  getCert(serial: string): DeviceView {
+    const cert = /^[0-9A-Fa-f]{2,64}$/.test(serial) ? this.ctx.store.getCert(serial.toUpperCase()) : undefined;
+    if (!cert) throw new NotFound('certificate not found');
+    return deviceView(cert, this.now());
+  }
+
+  listCerts(q: {
+    q?: string;
+    status?: string;
+    expiring?: string;
+    sort: 'commonName' | 'owner' | 'notAfter' | 'createdAt' | 'status';
+    order: 'asc' | 'desc';
+    page: number;
+    perPage: number;
+  }): { total: number; items: DeviceView[]; page: number; pages: number; perPage: number } {
+    const now = this.now();
+    const { total, items } = this.ctx.store.listCerts({
+      ...(q.q ? { search: q.q } : {}),
+      ...(q.status === 'valid' || q.status === 'revoked' ? { status: q.status } : {}),
+      ...(q.expiring === '30' || q.expiring === 'on' ? { expiringWithinDays: 30, now } : {}),
+      sort: q.sort,
+      order: q.order,
+      limit: q.perPage,
+      offset: (q.page - 1) * q.perPage,
+    });
+    return { total, items: items.map((c) => deviceView(c, now)), page: q.page, pages: Math.max(1, Math.ceil(total / q.perPage)), perPage: q.perPage };
+  }
+
+  async createUser(actor: User, input: { name: string; role: 'admin' | 'user'; password: string }): Promise<User> {
+    return this.ctx.users.create({ actor: actor.name, name: input.name, role: input.role, password: input.password });
+  }
+
+  /** Role change and/or disable; disabling signs the user out everywhere and revokes their certificates. */
+  async updateUser(actor: User, name: string, patch: { role?: 'admin' | 'user'; disabled?: true }): Promise<User> {
+    const target = this.ctx.store.getUserByName(name);
+    if (!target) throw new NotFound('user not found');
+    if (target.id === actor.id) throw new BadRequest('you cannot change your own role or disable yourself', patch.role ? 'role' : 'disabled');
+    let user = target;
+    if (patch.role) user = await this.ctx.users.setRole({ actor: actor.name, name, role: patch.role });
+    if (patch.disabled) {
+      user = (await this.ctx.users.disable({ actor: actor.name, name })).user;
+      this.sessions.destroyAllOf(user.id);
+    }
+    return user;
+  }
+}

@@ -1,0 +1,97 @@
+import { AppError } from '../lib/errors.js';
+import type { AppContext } from '../services/context.js';
+import type { AuditEntry, User } from '../store/types.js';
+import type { DeployState, DeployTracker } from './deploy-tracker.js';
+import { describeDiscovery, type ClusterPort } from './cluster-port.js';
+import type { SessionsProvider, Session } from './sessions-provider.js';
+
+/** 503 when the VPN server's management interface is not wired in (e.g. `serve` without a server). */
+export class NotConnected extends AppError {
+  constructor(what = 'VPN server') {
+    super(503, 'not_connected', `${what} not connected`);
+  }
+}
+
+/** Read-only admin views shared by the pages and the API. */
+export class AdminData {
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly sessions: SessionsProvider | undefined,
+    private readonly cluster: ClusterPort | undefined,
+    private readonly now: () => Date,
+  ) {}
+
+  get sessionsConnected(): boolean {
+    return this.sessions !== undefined;
+  }
+
+  get clusterConnected(): boolean {
+    return this.cluster !== undefined;
+  }
+
+  async listSessions(): Promise<(Session & { owner: string | null })[]> {
+    if (!this.sessions) throw new NotConnected();
+    const list = await this.sessions.list();
+    return list.map((s) => ({ ...s, owner: this.ctx.store.getValidCertByCommonName(s.commonName)?.ownerName ?? null }));
+  }
+
+  async disconnect(actor: string, cid: string): Promise<void> {
+    if (!this.sessions) throw new NotConnected();
+    await this.sessions.disconnect(cid);
+    this.ctx.store.appendAudit({ actor, action: 'session.disconnect', target: cid, result: 'ok', details: {} });
+  }
+
+  audit(page: number, action?: string): { items: AuditEntry[]; page: number; hasNext: boolean } {
+    const perPage = 50;
+    const rows = this.ctx.store.listAudit({ limit: perPage + 1, offset: (page - 1) * perPage, ...(action ? { action } : {}) });
+    return { items: rows.slice(0, perPage), page, hasNext: rows.length > perPage };
+  }
+
+  crl(): { number: number | null; thisUpdate: Date | null; nextUpdate: Date | null; revoked: number; expiresInDays: number | null } {
+    const crl = this.ctx.store.getCrl();
+    const revoked = this.ctx.store.listCerts({ status: 'revoked', limit: 0 }).total;
+    return {
+      number: crl?.number ?? null,
+      thisUpdate: crl?.thisUpdate ?? null,
+      nextUpdate: crl?.nextUpdate ?? null,
+      revoked,
+      expiresInDays: crl ? Math.floor((crl.nextUpdate.getTime() - this.now().getTime()) / 86_400_000) : null,
+    };
+  }
+
+  gateways(): ReturnType<AppContext['store']['listGateways']> {
+    return this.ctx.store.listGateways();
+  }
+
+  /** The last discovery as rows (name, value, source) plus overlap warnings. */
+  async clusterView(): Promise<{ connected: boolean; rows: { name: string; value: string; source: string }[]; warnings: string[]; at?: string; raw: unknown }> {
+    if (!this.cluster) return { connected: false, rows: [], warnings: [], raw: null };
+    // lastDiscovery may be sync or async depending on the cluster module; await handles both.
+    const last: unknown = await this.cluster.lastDiscovery();
+    return { connected: true, ...describeDiscovery(last), raw: last ?? null };
+  }
+
+  users(): User[] {
+    return this.ctx.users.list();
+  }
+
+  /** Starts a deploy in the background and records who asked for it and how it ended. */
+  startDeploy(deploys: DeployTracker, actor: string): DeployState {
+    const cluster = this.requireCluster();
+    const state = deploys.start(cluster, actor, (end) => {
+      this.ctx.store.appendAudit({
+        actor,
+        action: 'cluster.deploy',
+        target: this.ctx.config.kubernetes.namespace,
+        result: end.state === 'done' ? 'ok' : 'error',
+        details: end.error ? { error: end.error } : {},
+      });
+    });
+    return state;
+  }
+
+  requireCluster(): ClusterPort {
+    if (!this.cluster) throw new NotConnected('Kubernetes cluster');
+    return this.cluster;
+  }
+}

@@ -1,0 +1,99 @@
+import express from 'express';
+import cookieParser from 'cookie-parser';
+import { create as createHandlebars } from 'express-handlebars';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AppContext } from '../services/context.js';
+import { WebActions } from './actions.js';
+import { AdminData } from './admin-data.js';
+import { authenticate } from './auth.js';
+import type { ClusterPort } from './cluster-port.js';
+import { DeployTracker } from './deploy-tracker.js';
+import { errorHandler, notFound, requestId } from './error-handler.js';
+import { helpers } from './helpers.js';
+import { DEFAULT_THROTTLE, LoginThrottle, type ThrottleLimits } from './login-throttle.js';
+import { createMetrics } from './metrics.js';
+import { securityHeaders } from './security.js';
+import { SessionManager } from './session.js';
+import type { SessionsProvider } from './sessions-provider.js';
+import { apiRouter } from './routes/api.js';
+import { adminPages } from './routes/pages-admin.js';
+import { userPages } from './routes/pages-user.js';
+import { publicRouter } from './routes/public.js';
+
+export interface AppDeps {
+  ctx: AppContext;
+  /** Live sessions from the OpenVPN management interface; absent: pages say "server not connected". */
+  sessions?: SessionsProvider;
+  /** The cluster module's ClusterService; absent: the cluster page says so. */
+  cluster?: ClusterPort;
+  now?: () => Date;
+  /** Sign-in throttle limits (tests lower them). */
+  throttle?: Partial<ThrottleLimits>;
+}
+
+/** Finds the repository root (templates/ and public/) from dist/src/web or src/web. */
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'templates', 'views'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error('templates/views not found above ' + fileURLToPath(import.meta.url));
+}
+
+/**
+ * The whole web app: pages under `/`, JSON under `/api/v1`, public probes, CRL and metrics.
+ * Builds nothing outside itself: every dependency arrives in `deps`.
+ */
+export function createApp(deps: AppDeps): express.Express {
+  const { ctx } = deps;
+  const now = deps.now ?? (() => new Date());
+  const root = findRoot();
+  const app = express();
+
+  const hbs = createHandlebars({
+    extname: '.hbs',
+    defaultLayout: 'main',
+    layoutsDir: join(root, 'templates', 'layouts'),
+    partialsDir: join(root, 'templates', 'partials'),
+    helpers: helpers(now),
+  });
+  app.engine('hbs', hbs.engine);
+  app.set('view engine', 'hbs');
+  app.set('views', join(root, 'templates', 'views'));
+  // Templates are read once in production; tests and benchmarks want the same.
+  app.enable('view cache');
+  app.disable('x-powered-by');
+  // Only believe X-Forwarded-* when told a proxy is in front; then req.secure follows its scheme.
+  app.set('trust proxy', ctx.config.web.trustProxy ? 1 : false);
+
+  const sessions = new SessionManager(ctx.store, { idleMinutes: ctx.config.web.sessionIdleMinutes, absoluteHours: ctx.config.web.sessionAbsoluteHours }, now);
+  const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, ...deps.throttle }, now);
+  const actions = new WebActions(ctx, sessions, throttle, now);
+  const admin = new AdminData(ctx, deps.sessions, deps.cluster, now);
+  const deploys = new DeployTracker(now);
+  const metrics = createMetrics(ctx.store, deps.sessions, now);
+  const routeDeps = { actions, admin, deploys };
+
+  app.use(requestId);
+  app.use(metrics.middleware);
+  app.use(securityHeaders());
+  app.use('/static', express.static(join(root, 'public'), { index: false, maxAge: '1h', fallthrough: false }));
+  app.use(publicRouter(ctx, metrics.registry));
+  app.use(cookieParser());
+  app.use(express.urlencoded({ extended: false, limit: '64kb' }));
+  app.use(express.json({ limit: '64kb' }));
+  app.use((_req, res, next) => {
+    res.locals.appName = 'podgate';
+    next();
+  });
+  app.use(authenticate(ctx.store, sessions, now));
+  app.use('/api/v1', apiRouter(routeDeps));
+  app.use(userPages(routeDeps, ctx.config));
+  app.use('/admin', adminPages(routeDeps));
+  app.use(notFound);
+  app.use(errorHandler);
+  return app;
+}

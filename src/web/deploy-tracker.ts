@@ -1,0 +1,67 @@
+import { Conflict } from '../lib/errors.js';
+import { logger } from '../lib/logger.js';
+import type { ClusterPort } from './cluster-port.js';
+
+const log = logger.child({ module: 'web.deploy' });
+
+export interface DeployState {
+  state: 'idle' | 'running' | 'done' | 'failed';
+  startedAt: string | null;
+  finishedAt: string | null;
+  startedBy: string | null;
+  events: { time: string; message: string }[];
+  error: string | null;
+}
+
+function describe(event: unknown): string {
+  if (typeof event === 'string') return event;
+  if (event && typeof event === 'object') {
+    const e = event as Record<string, unknown>;
+    const parts = [e.step, e.phase, e.kind, e.name, e.message, e.status].filter((x) => typeof x === 'string' || typeof x === 'number');
+    if (parts.length > 0) return parts.join(' ');
+  }
+  return JSON.stringify(event);
+}
+
+/**
+ * Runs one deploy at a time in the background and keeps its progress, so the cluster page can show
+ * it live (JavaScript polls `GET /api/v1/deploy`; without JavaScript the page refreshes itself).
+ */
+export class DeployTracker {
+  private current: DeployState = { state: 'idle', startedAt: null, finishedAt: null, startedBy: null, events: [], error: null };
+
+  constructor(private readonly now: () => Date) {}
+
+  get(): DeployState {
+    return { ...this.current, events: [...this.current.events] };
+  }
+
+  /** Starts a deploy; Conflict while one is running. Resolves when it has started, not finished. */
+  start(cluster: ClusterPort, actor: string, onDone?: (s: DeployState) => void): DeployState {
+    if (this.current.state === 'running') throw new Conflict('a deploy is already running');
+    const s: DeployState = { state: 'running', startedAt: this.now().toISOString(), finishedAt: null, startedBy: actor, events: [], error: null };
+    this.current = s;
+    const push = (message: string): void => {
+      s.events.push({ time: this.now().toISOString(), message });
+      if (s.events.length > 500) s.events.shift();
+    };
+    push('deploy started');
+    cluster
+      .deploy((e) => push(describe(e)))
+      .then(() => {
+        s.state = 'done';
+        push('deploy finished');
+      })
+      .catch((err: unknown) => {
+        s.state = 'failed';
+        s.error = err instanceof Error ? err.message : String(err);
+        push(`deploy failed: ${s.error}`);
+        log.error({ err }, 'deploy failed');
+      })
+      .finally(() => {
+        s.finishedAt = this.now().toISOString();
+        onDone?.(this.get());
+      });
+    return this.get();
+  }
+}

@@ -1,0 +1,70 @@
+import { randomUUID } from 'node:crypto';
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { AppError, NotFound } from '../lib/errors.js';
+import { logger } from '../lib/logger.js';
+import { wantsJson } from './auth.js';
+import './types.js';
+
+const log = logger.child({ module: 'web' });
+
+/** Gives every request an id (echoed in X-Request-Id) so a 500 shown to a user can be found in the log. */
+export const requestId: RequestHandler = (req, res, next) => {
+  req.requestId = randomUUID();
+  res.set('X-Request-Id', req.requestId);
+  next();
+};
+
+/** Unknown routes become a 404 AppError, rendered like every other error. */
+export const notFound: RequestHandler = () => {
+  throw new NotFound('page not found');
+};
+
+/** Body-parser errors (bad JSON, too large) carry a status and a type; turn them into safe 4xx. */
+function fromHttpError(err: unknown): AppError | undefined {
+  const e = err as { status?: number; type?: string; expose?: boolean };
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && typeof e.type === 'string') {
+    const msg = e.type === 'entity.too.large' ? 'request body is too large' : 'request body is not valid';
+    return new AppError(e.status, 'bad_request', msg, { field: 'body' });
+  }
+  return undefined;
+}
+
+/**
+ * The one error renderer. AppErrors show their status and safe message (and field); anything else is
+ * a 500 with the request id and nothing more: no stack, no internal message.
+ */
+export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  const known = err instanceof AppError ? err : fromHttpError(err);
+  const status = known?.status ?? 500;
+  if (!known || status >= 500) {
+    log.error({ err, requestId: req.requestId, path: req.path }, 'request failed');
+  } else {
+    log.debug({ code: known.code, status, path: req.path }, known.message);
+  }
+  const body = {
+    error: {
+      code: known?.code ?? 'internal',
+      message: known ? known.message : 'internal error',
+      ...(known?.field ? { field: known.field } : {}),
+      requestId: req.requestId,
+    },
+  };
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  if (status === 401) res.set('WWW-Authenticate', 'Bearer realm="podgate"');
+  res.status(status);
+  if (wantsJson(req)) {
+    res.json(body);
+    return;
+  }
+  res.render('error', { title: `Error ${status}`, status, ...body.error }, (renderErr: Error | null, html?: string) => {
+    if (renderErr) {
+      log.error({ err: renderErr }, 'error page failed to render');
+      res.type('text/plain').send(`${body.error.message} (request ${req.requestId})`);
+      return;
+    }
+    res.send(html);
+  });
+};

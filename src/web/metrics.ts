@@ -1,0 +1,70 @@
+import type { RequestHandler } from 'express';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Store } from '../store/types.js';
+import type { SessionsProvider } from './sessions-provider.js';
+
+/**
+ * One prom-client registry per app (not the global one), so that several apps in one process (tests,
+ * benchmarks) do not clash over metric names.
+ */
+export function createMetrics(store: Store, sessions: SessionsProvider | undefined, now: () => Date): { registry: Registry; middleware: RequestHandler } {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'podgate_' });
+  const requests = new Counter({
+    name: 'podgate_http_requests_total',
+    help: 'HTTP requests by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'podgate_http_request_duration_seconds',
+    help: 'HTTP request duration by route',
+    labelNames: ['route'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'podgate_certificates',
+    help: 'Client and gateway certificates by status',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    collect() {
+      this.set({ status: 'valid' }, store.listCerts({ status: 'valid', limit: 0 }).total);
+      this.set({ status: 'revoked' }, store.listCerts({ status: 'revoked', limit: 0 }).total);
+    },
+  });
+  new Gauge({
+    name: 'podgate_crl_next_update_seconds',
+    help: 'Seconds until the current CRL expires (negative: expired; OpenVPN then rejects everyone)',
+    registers: [registry],
+    collect() {
+      const crl = store.getCrl();
+      if (crl) this.set((crl.nextUpdate.getTime() - now().getTime()) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'podgate_vpn_sessions',
+    help: 'Live VPN sessions (absent when the server is not connected)',
+    registers: [registry],
+    async collect() {
+      if (!sessions) return;
+      try {
+        this.set((await sessions.list()).length);
+      } catch {
+        // A scrape must not fail because the management interface is busy.
+      }
+    },
+  });
+
+  const middleware: RequestHandler = (req, res, next) => {
+    const start = process.hrtime.bigint();
+    res.on('finish', () => {
+      // Route patterns, not raw paths: label values must stay few (no serials or user names).
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : res.statusCode === 404 ? 'unmatched' : req.baseUrl || 'static';
+      requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      duration.observe({ route }, Number(process.hrtime.bigint() - start) / 1e9);
+    });
+    next();
+  };
+  return { registry, middleware };
+}

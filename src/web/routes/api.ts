@@ -1,0 +1,148 @@
+import { Router, type Request, type Response } from 'express';
+import { NotFound } from '../../lib/errors.js';
+import type { RevocationReason } from '../../store/types.js';
+import { userView, type IssuedDevice, type WebActions } from '../actions.js';
+import type { AdminData } from '../admin-data.js';
+import { csrfProtect, requireAdmin, requireUser } from '../auth.js';
+import { manifestsText } from '../cluster-port.js';
+import type { DeployTracker } from '../deploy-tracker.js';
+import { clearSessionCookie, setSessionCookie } from '../session.js';
+import { auditQuery, certQuery, createDeviceBody, createUserBody, loginBody, parse, patchUserBody, revokeBody } from '../validation.js';
+import '../types.js';
+
+export interface RouteDeps {
+  actions: WebActions;
+  admin: AdminData;
+  deploys: DeployTracker;
+}
+
+/** Sends a freshly issued profile: once, never cached, as a download named after the common name. */
+export function sendProfile(res: Response, issued: IssuedDevice): void {
+  res.set({
+    'Cache-Control': 'no-store',
+    Pragma: 'no-cache',
+    'Content-Type': 'application/x-openvpn-profile; charset=utf-8',
+    'Content-Disposition': `attachment; filename="${issued.filename}"`,
+    'X-Certificate-Serial': issued.device.serial,
+  });
+  res.status(201).send(issued.profile);
+}
+
+function clientIp(req: Request): string {
+  return req.ip ?? req.socket.remoteAddress ?? 'unknown';
+}
+
+/** The JSON API under /api/v1: same powers as the pages, cookie + CSRF or Bearer token. */
+export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
+  const r = Router();
+
+  r.post('/login', async (req, res) => {
+    const body = parse(loginBody, req.body);
+    const { user, session } = await actions.login(body.name, body.password, clientIp(req));
+    setSessionCookie(req, res, session.id);
+    res.json({ user: userView(user), csrfToken: session.csrfToken });
+  });
+
+  r.use(csrfProtect);
+
+  r.post('/logout', requireUser, (req, res) => {
+    actions.logout(req.auth!.user, req.auth!.session);
+    clearSessionCookie(req, res);
+    res.status(204).end();
+  });
+
+  r.get('/me', requireUser, (req, res) => {
+    res.json({ user: userView(req.auth!.user), ...(req.auth!.session ? { csrfToken: req.auth!.session.csrfToken } : {}) });
+  });
+
+  r.get('/devices', requireUser, (req, res) => {
+    res.json({ items: actions.myDevices(req.auth!.user) });
+  });
+
+  r.post('/devices', requireUser, async (req, res) => {
+    const body = parse(createDeviceBody, req.body);
+    const issued = await actions.createDevice(req.auth!.user, { name: body.name, keyType: body.keyType || undefined, csr: body.csr || undefined });
+    if (req.accepts(['application/x-openvpn-profile', 'application/json']) === 'application/json') {
+      res.set('Cache-Control', 'no-store').status(201).json({ device: issued.device, filename: issued.filename, profile: issued.profile });
+      return;
+    }
+    sendProfile(res, issued);
+  });
+
+  r.get('/devices/:id', requireUser, (req, res) => {
+    const cert = actions.ownDevice(req.auth!.user, String(req.params.id));
+    res.json({ device: actions.getCert(cert.serial) });
+  });
+
+  r.delete('/devices/:id', requireUser, async (req, res) => {
+    res.json({ device: await actions.revokeMyDevice(req.auth!.user, String(req.params.id)) });
+  });
+
+  // Administrators from here on.
+  r.get('/certs', requireAdmin, (req, res) => {
+    res.json(actions.listCerts(parse(certQuery, req.query)));
+  });
+  r.get('/certs/:serial', requireAdmin, (req, res) => {
+    res.json({ cert: actions.getCert(String(req.params.serial)) });
+  });
+  r.post('/certs/:serial/revoke', requireAdmin, async (req, res) => {
+    const { reason } = parse(revokeBody, req.body);
+    res.json({ cert: await actions.revokeCert(req.auth!.user, String(req.params.serial), reason as RevocationReason) });
+  });
+
+  r.get('/users', requireAdmin, (_req, res) => {
+    res.json({ items: admin.users().map(userView) });
+  });
+  r.post('/users', requireAdmin, async (req, res) => {
+    const body = parse(createUserBody, req.body);
+    res.status(201).json({ user: userView(await actions.createUser(req.auth!.user, body)) });
+  });
+  r.patch('/users/:name', requireAdmin, async (req, res) => {
+    const patch = parse(patchUserBody, req.body);
+    res.json({ user: userView(await actions.updateUser(req.auth!.user, String(req.params.name), patch)) });
+  });
+
+  r.get('/sessions', requireAdmin, async (_req, res) => {
+    res.json({ items: await admin.listSessions() });
+  });
+  const disconnect = async (req: Request, res: Response): Promise<void> => {
+    await admin.disconnect(req.auth!.user.name, String(req.params.cid));
+    res.status(204).end();
+  };
+  r.post('/sessions/:cid/disconnect', requireAdmin, disconnect);
+  r.delete('/sessions/:cid', requireAdmin, disconnect);
+
+  r.get('/audit', requireAdmin, (req, res) => {
+    const q = parse(auditQuery, req.query);
+    res.json(admin.audit(q.page, q.action));
+  });
+  r.get('/crl', requireAdmin, (_req, res) => {
+    res.json(admin.crl());
+  });
+  r.get('/gateways', requireAdmin, (_req, res) => {
+    res.json({ items: admin.gateways() });
+  });
+
+  r.get('/cluster', requireAdmin, async (_req, res) => {
+    res.json({ ...(await admin.clusterView()), deploy: deploys.get() });
+  });
+  r.post('/cluster/discover', requireAdmin, async (req, res) => {
+    const result = await admin.requireCluster().discover();
+    res.json({ discovery: result, ...(await admin.clusterView()) });
+  });
+  r.get('/cluster/manifests', requireAdmin, async (_req, res) => {
+    const text = manifestsText(await admin.requireCluster().manifests());
+    res.set('Content-Disposition', 'attachment; filename="podgate-manifests.yaml"').type('application/yaml').send(text);
+  });
+  r.get('/deploy', requireAdmin, (_req, res) => {
+    res.json(deploys.get());
+  });
+  r.post('/deploy', requireAdmin, (req, res) => {
+    res.status(202).json(admin.startDeploy(deploys, req.auth!.user.name));
+  });
+
+  r.use(() => {
+    throw new NotFound('no such API endpoint');
+  });
+  return r;
+}

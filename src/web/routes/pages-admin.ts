@@ -1,0 +1,155 @@
+import { Router } from 'express';
+import type { RevocationReason } from '../../store/types.js';
+import { userView } from '../actions.js';
+import { csrfProtect, requireAdmin } from '../auth.js';
+import { manifestsText } from '../cluster-port.js';
+import { auditQuery, certQuery, createUserBody, parse, REVOCATION_REASONS, revokeBody } from '../validation.js';
+import type { RouteDeps } from './api.js';
+import { notice } from './pages-user.js';
+import '../types.js';
+
+/** Builds `?a=b&...` for links that keep the table's filters while changing one thing. */
+function link(base: Record<string, unknown>, change: Record<string, unknown>): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries({ ...base, ...change })) if (v !== undefined && v !== '' && v !== null) p.set(k, String(v));
+  return `?${p.toString()}`;
+}
+
+/** Admin pages. Every route is admin-only; state changes need the CSRF token. */
+export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
+  const r = Router();
+  r.use(requireAdmin, csrfProtect);
+
+  r.get('/', (_req, res) => res.redirect(303, '/admin/certs'));
+
+  r.get('/certs', (req, res) => {
+    const q = parse(certQuery, req.query);
+    const result = actions.listCerts(q);
+    const base = { q: q.q, status: q.status, expiring: q.expiring, sort: q.sort, order: q.order, perPage: q.perPage === 50 ? undefined : q.perPage };
+    const columns = (['commonName', 'owner', 'status', 'notAfter', 'createdAt'] as const).map((key) => ({
+      key,
+      label: { commonName: 'Name', owner: 'Owner', status: 'Status', notAfter: 'Expires', createdAt: 'Created' }[key],
+      active: q.sort === key,
+      order: q.sort === key ? q.order : undefined,
+      ariaSort: q.sort === key ? (q.order === 'asc' ? 'ascending' : 'descending') : 'none',
+      href: link(base, { sort: key, order: q.sort === key && q.order === 'asc' ? 'desc' : 'asc', page: undefined }),
+    }));
+    res.render('admin/certs', {
+      title: 'Certificates',
+      nav: 'certs',
+      ...result,
+      q,
+      columns,
+      notice: notice(req),
+      prev: result.page > 1 ? link(base, { page: result.page - 1 }) : null,
+      next: result.page < result.pages ? link(base, { page: result.page + 1 }) : null,
+      expiringChecked: q.expiring === '30' || q.expiring === 'on',
+    });
+  });
+
+  r.get('/certs/:serial/revoke', (req, res) => {
+    res.render('admin/cert-revoke', { title: 'Revoke certificate', nav: 'certs', cert: actions.getCert(String(req.params.serial)), reasons: REVOCATION_REASONS });
+  });
+
+  r.post('/certs/:serial/revoke', async (req, res) => {
+    const { reason } = parse(revokeBody, req.body);
+    await actions.revokeCert(req.auth!.user, String(req.params.serial), reason as RevocationReason);
+    res.redirect(303, '/admin/certs?done=revoked');
+  });
+
+  r.get('/users', (req, res) => {
+    res.render('admin/users', { title: 'Users', nav: 'users', users: admin.users().map(userView), me: req.auth!.user.name, notice: notice(req) });
+  });
+
+  r.post('/users', async (req, res) => {
+    const body = parse(createUserBody, req.body);
+    await actions.createUser(req.auth!.user, body);
+    res.redirect(303, '/admin/users?done=user-created');
+  });
+
+  r.post('/users/:name/role', async (req, res) => {
+    const role = (req.body as Record<string, unknown>).role === 'admin' ? 'admin' : 'user';
+    await actions.updateUser(req.auth!.user, String(req.params.name), { role });
+    res.redirect(303, '/admin/users?done=user-updated');
+  });
+
+  r.get('/users/:name/disable', (req, res) => {
+    const user = admin.users().find((u) => u.name === String(req.params.name));
+    const certs = user ? actions.listCerts({ sort: 'createdAt', order: 'desc', page: 1, perPage: 200, q: user.name }).items.filter((c) => c.owner === user.name && c.status === 'valid') : [];
+    res.render('admin/user-disable', { title: 'Disable user', nav: 'users', target: user ? userView(user) : undefined, certs });
+  });
+
+  r.post('/users/:name/disable', async (req, res) => {
+    await actions.updateUser(req.auth!.user, String(req.params.name), { disabled: true });
+    res.redirect(303, '/admin/users?done=user-disabled');
+  });
+
+  r.get('/sessions', async (req, res) => {
+    const connected = admin.sessionsConnected;
+    let sessions: unknown[] = [];
+    let error: string | undefined;
+    if (connected) {
+      try {
+        sessions = await admin.listSessions();
+      } catch (err) {
+        error = (err as Error).message;
+      }
+    }
+    res.render('admin/sessions', { title: 'Live sessions', nav: 'sessions', connected, sessions, error, notice: notice(req) });
+  });
+
+  r.post('/sessions/:cid/disconnect', async (req, res) => {
+    await admin.disconnect(req.auth!.user.name, String(req.params.cid));
+    res.redirect(303, '/admin/sessions?done=disconnected');
+  });
+
+  r.get('/audit', (req, res) => {
+    const q = parse(auditQuery, req.query);
+    const data = admin.audit(q.page, q.action);
+    res.render('admin/audit', {
+      title: 'Audit log',
+      nav: 'audit',
+      ...data,
+      action: q.action,
+      prev: q.page > 1 ? link({ action: q.action }, { page: q.page - 1 }) : null,
+      next: data.hasNext ? link({ action: q.action }, { page: q.page + 1 }) : null,
+    });
+  });
+
+  r.get('/crl', (_req, res) => {
+    res.render('admin/crl', { title: 'CRL', nav: 'crl', crl: admin.crl() });
+  });
+
+  r.get('/gateways', (_req, res) => {
+    res.render('admin/gateways', { title: 'Gateways', nav: 'gateways', gateways: admin.gateways() });
+  });
+
+  r.get('/cluster', async (req, res) => {
+    const deploy = deploys.get();
+    res.render('admin/cluster', {
+      title: 'Cluster',
+      nav: 'cluster',
+      cluster: await admin.clusterView(),
+      deploy,
+      running: deploy.state === 'running',
+      notice: notice(req),
+    });
+  });
+
+  r.post('/cluster/discover', async (_req, res) => {
+    await admin.requireCluster().discover();
+    res.redirect(303, '/admin/cluster?done=discovered');
+  });
+
+  r.get('/cluster/manifests.yaml', async (_req, res) => {
+    const text = manifestsText(await admin.requireCluster().manifests());
+    res.set('Content-Disposition', 'attachment; filename="podgate-manifests.yaml"').type('application/yaml').send(text);
+  });
+
+  r.post('/cluster/deploy', (req, res) => {
+    admin.startDeploy(deploys, req.auth!.user.name);
+    res.redirect(303, '/admin/cluster?done=deploy-started');
+  });
+
+  return r;
+}
