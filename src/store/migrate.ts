@@ -45,10 +45,11 @@ export function migrate(db: Database, list: readonly Migration[]): number {
     record.run(m.version, m.name, new Date().toISOString());
     // user_version mirrors the table so that `sqlite3 podgate.db 'PRAGMA user_version'` tells the schema
     db.pragma(`user_version = ${m.version}`);
-    log.info({ version: m.version, name: m.name }, 'applied migration');
   });
-  for (const m of list) {
-    if (m.version > current) step.immediate(m);
+  const pending = list.filter((m) => m.version > current);
+  for (const m of pending) step.immediate(m);
+  if (pending.length > 0) {
+    log.info({ from: current, to: list.length, applied: pending.map((m) => m.name) }, 'schema migrated');
   }
   return list.length;
 }
