@@ -10,8 +10,18 @@ export const logger: Logger = pino(
   destination({ fd: 2, sync: true }),
 );
 
+// pino children copy the level when created: keep them so a later setLogLevel reaches every module.
+const children: Logger[] = [];
+const makeChild = logger.child.bind(logger);
+logger.child = ((bindings, options) => {
+  const child = makeChild(bindings, options);
+  children.push(child as unknown as Logger);
+  return child;
+}) as Logger['child'];
+
 export function setLogLevel(level: string): void {
   logger.level = level;
+  for (const child of children) child.level = level;
 }
 
 export type { Logger };

@@ -43,6 +43,14 @@ export function encryptPrivateKey(keyPem: string, secret: KeySecret): string {
   } catch (e) {
     throw new BadRequest('keyPem is not a readable private key', 'keyPem', e);
   }
+  return encryptSecret(key.export({ type: 'pkcs8', format: 'der' }), secret);
+}
+
+/**
+ * Encrypts any secret bytes (e.g. a tls-crypt key) in the same envelope format as private keys.
+ * The caller knows what the bytes are; {@link decryptSecret} returns them unchanged.
+ */
+export function encryptSecret(plaintext: Buffer, secret: KeySecret): string {
   const kdf: Kdf =
     'passphrase' in secret
       ? { name: 'scrypt', salt: randomBytes(16).toString('base64'), ...SCRYPT }
@@ -51,7 +59,7 @@ export function encryptPrivateKey(keyPem: string, secret: KeySecret): string {
   const iv = randomBytes(12);
   const cipher = createCipheriv(CIPHER, deriveKey(kdf, secret), iv);
   cipher.setAAD(aad(header));
-  const data = Buffer.concat([cipher.update(key.export({ type: 'pkcs8', format: 'der' })), cipher.final()]);
+  const data = Buffer.concat([cipher.update(plaintext), cipher.final()]);
   const envelope: Envelope = {
     ...header,
     iv: iv.toString('base64'),
@@ -67,6 +75,19 @@ export function encryptPrivateKey(keyPem: string, secret: KeySecret): string {
  * text that is not an envelope throws 400. Nothing else happens on failure.
  */
 export function decryptPrivateKey(envelope: string, secret: KeySecret): string {
+  const der = decryptSecret(envelope, secret);
+  try {
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({
+      type: 'pkcs8',
+      format: 'pem',
+    }) as string;
+  } catch {
+    throw new Unauthorized(WRONG_SECRET_MESSAGE);
+  }
+}
+
+/** Decrypts an envelope made by {@link encryptSecret} (or a key envelope, giving its PKCS#8 DER). */
+export function decryptSecret(envelope: string, secret: KeySecret): Buffer {
   const e = parseEnvelope(envelope);
   if ((e.kdf.name === 'kek') !== 'kek' in secret) {
     const wants = e.kdf.name === 'kek' ? 'a key-encryption key' : 'a passphrase';
@@ -76,11 +97,7 @@ export function decryptPrivateKey(envelope: string, secret: KeySecret): string {
     const decipher = createDecipheriv(CIPHER, deriveKey(e.kdf, secret), Buffer.from(e.iv, 'base64'));
     decipher.setAAD(aad({ format: e.format, version: e.version, cipher: e.cipher, kdf: e.kdf }));
     decipher.setAuthTag(Buffer.from(e.tag, 'base64'));
-    const der = Buffer.concat([decipher.update(Buffer.from(e.data, 'base64')), decipher.final()]);
-    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({
-      type: 'pkcs8',
-      format: 'pem',
-    }) as string;
+    return Buffer.concat([decipher.update(Buffer.from(e.data, 'base64')), decipher.final()]);
   } catch (err) {
     // GCM says only "unable to authenticate data": a wrong secret and an altered file look the same.
     if (err instanceof AppError) throw err;

@@ -1,5 +1,12 @@
 import { logger } from '../lib/logger.js';
-import { decryptPrivateKey, encryptPrivateKey, type CertificateAuthority, type KeySecret } from '../pki/index.js';
+import {
+  decryptPrivateKey,
+  decryptSecret,
+  encryptPrivateKey,
+  encryptSecret,
+  type CertificateAuthority,
+  type KeySecret,
+} from '../pki/index.js';
 import { generateTlsCryptKey, generateTlsCryptV2ServerKey } from '../pki/tls-crypt.js';
 import type { Store } from '../store/types.js';
 import type { RevocationService } from './revocation.js';
@@ -44,6 +51,9 @@ export interface ServerIdentityDeps {
  * the tls-crypt keys stay, so existing client profiles keep working.
  */
 export class ServerIdentityService {
+  /** Decrypted once per process: scrypt makes every decryption cost ~0.1 s with a passphrase. */
+  private cached: { serial: string; identity: ServerIdentity } | undefined;
+
   constructor(private readonly deps: ServerIdentityDeps) {}
 
   async ensure(): Promise<ServerIdentity> {
@@ -63,8 +73,8 @@ export class ServerIdentityService {
       certPem: issued.certPem,
       notAfter: issued.notAfter.toISOString(),
       keyEnvelope: encryptPrivateKey(issued.keyPem!, secret),
-      tlsCryptV2Envelope: stored?.tlsCryptV2Envelope ?? encryptPrivateKey(generateTlsCryptV2ServerKey(), secret),
-      tlsCryptEnvelope: stored?.tlsCryptEnvelope ?? encryptPrivateKey(generateTlsCryptKey(), secret),
+      tlsCryptV2Envelope: stored?.tlsCryptV2Envelope ?? encryptSecret(Buffer.from(generateTlsCryptV2ServerKey()), secret),
+      tlsCryptEnvelope: stored?.tlsCryptEnvelope ?? encryptSecret(Buffer.from(generateTlsCryptKey()), secret),
     };
     // The old certificate is superseded through the normal path, so the CRL stays in step with the rows.
     const old = store.getValidCertByCommonName(serverName);
@@ -89,14 +99,17 @@ export class ServerIdentityService {
   }
 
   private open(s: StoredIdentity): ServerIdentity {
+    if (this.cached?.serial === s.serial) return this.cached.identity;
     const { secret, ca } = this.deps;
-    return {
+    const identity: ServerIdentity = {
       caCertPem: ca.certPem,
       certPem: s.certPem,
       serial: s.serial,
       keyPem: decryptPrivateKey(s.keyEnvelope, secret),
-      tlsCryptV2ServerKeyPem: decryptPrivateKey(s.tlsCryptV2Envelope, secret),
-      tlsCryptKeyPem: decryptPrivateKey(s.tlsCryptEnvelope, secret),
+      tlsCryptV2ServerKeyPem: decryptSecret(s.tlsCryptV2Envelope, secret).toString('utf8'),
+      tlsCryptKeyPem: decryptSecret(s.tlsCryptEnvelope, secret).toString('utf8'),
     };
+    this.cached = { serial: s.serial, identity };
+    return identity;
   }
 }
