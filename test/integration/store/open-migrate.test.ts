@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { migrations, openStore, SqliteStore, type Migration } from '../../../src/store/index.js';
+import { newCert } from '../../unit/store/temp-store.js';
+
+const mode = (p: string): number => statSync(p).mode & 0o777;
+
+describe('store: opening the file and migrating', () => {
+  let dir: string;
+  const open: { close(): void }[] = [];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'podgate-open-'));
+  });
+  afterEach(() => {
+    for (const s of open.splice(0)) s.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const track = <T extends { close(): void }>(s: T): T => {
+    open.push(s);
+    return s;
+  };
+
+  it('openStore creates <dataDir>/podgate.db: directory 0700, database, WAL and SHM files 0600', () => {
+    const dataDir = join(dir, 'a', 'data');
+    const store = track(openStore(dataDir));
+    store.setSetting('k', 'v'); // a write, so that the -wal file exists
+    assert.equal(store.file, join(dataDir, 'podgate.db'));
+    assert.equal(mode(dataDir), 0o700);
+    assert.equal(mode(join(dataDir, 'podgate.db')), 0o600);
+    assert.ok(existsSync(join(dataDir, 'podgate.db-wal')));
+    assert.equal(mode(join(dataDir, 'podgate.db-wal')), 0o600);
+    assert.equal(mode(join(dataDir, 'podgate.db-shm')), 0o600);
+  });
+
+  it('tightens a pre-existing database file to 0600 but leaves an existing directory alone', () => {
+    const dataDir = join(dir, 'existing');
+    mkdirSync(dataDir, { mode: 0o755 });
+    chmodSync(dataDir, 0o755);
+    writeFileSync(join(dataDir, 'podgate.db'), '');
+    chmodSync(join(dataDir, 'podgate.db'), 0o644);
+    track(openStore(dataDir));
+    assert.equal(mode(join(dataDir, 'podgate.db')), 0o600);
+    assert.equal(mode(dataDir), 0o755);
+  });
+
+  it('runs in WAL mode with the schema version recorded in both places', () => {
+    const file = join(dir, 'podgate.db');
+    const store = track(SqliteStore.open(file));
+    assert.equal(store.schemaVersion, migrations.length);
+    const raw = track(new Database(file));
+    assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(raw.pragma('user_version', { simple: true }), migrations.length);
+    const rows = raw.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all();
+    assert.deepEqual(
+      rows,
+      migrations.map((m) => ({ version: m.version, name: m.name })),
+    );
+  });
+
+  it('reopening is idempotent: no step runs twice and data survives', () => {
+    const file = join(dir, 'podgate.db');
+    const s1 = SqliteStore.open(file);
+    const cert = s1.insertCert(newCert());
+    s1.close();
+    const s2 = track(SqliteStore.open(file));
+    const s3 = track(SqliteStore.open(file)); // a second connection at the same time (web + CLI)
+    assert.deepEqual(s2.getCert(cert.serial), cert);
+    assert.deepEqual(s3.getCert(cert.serial), cert);
+    const raw = track(new Database(file));
+    assert.equal(raw.prepare('SELECT count(*) FROM schema_migrations').pluck().get(), migrations.length);
+  });
+
+  it('applies a step added later, keeping existing data', () => {
+    const file = join(dir, 'podgate.db');
+    const s1 = SqliteStore.open(file);
+    s1.setSetting('k', 'v');
+    s1.close();
+    const extra: Migration = {
+      version: migrations.length + 1,
+      name: 'extra',
+      up: 'CREATE TABLE extra (x TEXT) STRICT;',
+    };
+    const s2 = track(SqliteStore.open(file, { migrations: [...migrations, extra] }));
+    assert.equal(s2.schemaVersion, migrations.length + 1);
+    assert.equal(s2.getSetting('k'), 'v');
+    const raw = track(new Database(file));
+    assert.equal(raw.pragma('user_version', { simple: true }), migrations.length + 1);
+    assert.ok(raw.prepare("SELECT 1 FROM sqlite_master WHERE name = 'extra'").get());
+  });
+
+  it('a failing step is rolled back completely and the file stays at the previous version', () => {
+    const file = join(dir, 'podgate.db');
+    SqliteStore.open(file).close();
+    const broken: Migration = {
+      version: migrations.length + 1,
+      name: 'broken',
+      up: 'CREATE TABLE half (x TEXT); INSERT INTO no_such_table VALUES (1);',
+    };
+    assert.throws(() => SqliteStore.open(file, { migrations: [...migrations, broken] }), /no such table/);
+    const raw = track(new Database(file));
+    assert.equal(raw.pragma('user_version', { simple: true }), migrations.length);
+    assert.equal(raw.prepare("SELECT 1 FROM sqlite_master WHERE name = 'half'").get(), undefined);
+    assert.equal(raw.prepare('SELECT max(version) FROM schema_migrations').pluck().get(), migrations.length);
+    track(SqliteStore.open(file)); // and the released steps still open it
+  });
+
+  it('refuses a database written by a newer podgate', () => {
+    const file = join(dir, 'podgate.db');
+    SqliteStore.open(file).close();
+    assert.throws(
+      () => SqliteStore.open(file, { migrations: migrations.slice(0, 1) }),
+      /schema version 3, this podgate knows up to 1/,
+    );
+  });
+
+  it('refuses a migration list with a gap', () => {
+    assert.throws(
+      () =>
+        SqliteStore.open(join(dir, 'x.db'), {
+          migrations: [migrations[0] as Migration, migrations[2] as Migration],
+        }),
+      /position 2 holds version 3/,
+    );
+  });
+
+  it('enforces foreign keys on the store connection', () => {
+    const store = track(SqliteStore.open(join(dir, 'podgate.db')));
+    assert.throws(() => store.insertCert(newCert({ ownerId: 42 })), /owner 42 does not exist/);
+  });
+});
