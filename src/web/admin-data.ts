@@ -64,11 +64,19 @@ export class AdminData {
   }
 
   /** The last discovery as rows (name, value, source) plus overlap warnings. */
-  async clusterView(): Promise<{ connected: boolean; rows: { name: string; value: string; source: string }[]; warnings: string[]; at?: string; raw: unknown }> {
-    if (!this.cluster) return { connected: false, rows: [], warnings: [], raw: null };
+  async clusterView(): Promise<{
+    connected: boolean;
+    namespace: string;
+    rows: { name: string; value: string; source: string }[];
+    warnings: string[];
+    at?: string;
+    raw: unknown;
+  }> {
+    const namespace = this.ctx.config.kubernetes.namespace;
+    if (!this.cluster) return { connected: false, namespace, rows: [], warnings: [], raw: null };
     // lastDiscovery may be sync or async depending on the cluster module; await handles both.
     const last: unknown = await this.cluster.lastDiscovery();
-    return { connected: true, ...describeDiscovery(last), raw: last ?? null };
+    return { connected: true, namespace, ...describeDiscovery(last), raw: last ?? null };
   }
 
   users(): User[] {

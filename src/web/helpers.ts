@@ -75,6 +75,10 @@ export function helpers(now: () => Date): Record<string, (...args: unknown[]) =>
     checked(a: unknown): string {
       return a ? 'checked' : '';
     },
+    /** Joins its arguments into one string (handlebars passes its options object last). */
+    concat(...args: unknown[]): string {
+      return args.slice(0, -1).map(String).join('');
+    },
     inc(n: unknown): number {
       return Number(n) + 1;
     },

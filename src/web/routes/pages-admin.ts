@@ -132,6 +132,8 @@ export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
       cluster: await admin.clusterView(),
       deploy,
       running: deploy.state === 'running',
+      // Without JavaScript the page polls by refreshing itself while a deploy runs.
+      refresh: deploy.state === 'running' ? 2 : undefined,
       notice: notice(req),
     });
   });

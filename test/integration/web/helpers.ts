@@ -1,0 +1,69 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import type express from 'express';
+import { loadConfig } from '../../../src/config/load.js';
+import { openContext, type AppContext } from '../../../src/services/context.js';
+import { createApp, type AppDeps } from '../../../src/web/app.js';
+import { logger, setLogLevel } from '../../../src/lib/logger.js';
+
+export const PASSWORD = 'correct horse battery';
+
+export interface WebFixture {
+  dir: string;
+  ctx: AppContext;
+  app: express.Express;
+  /** Mutable clock for timeout tests. */
+  clock: { now: Date };
+  close(): void;
+}
+
+/** A real app on a real SQLite file in a temp data dir, with users admin, alice and bob. */
+export async function webFixture(extra: Partial<AppDeps> = {}, configOverrides: Record<string, unknown> = {}): Promise<WebFixture> {
+  // Keep test output readable: the services log every issue and revoke at info.
+  const level = logger.level;
+  setLogLevel('error');
+  const dir = mkdtempSync(join(tmpdir(), 'podgate-web-'));
+  const config = loadConfig({
+    env: {},
+    overrides: { dataDir: dir, 'vpn.endpoints': ['vpn.example.test'], 'ca.keyType': 'ec-p384', logLevel: 'silent', ...configOverrides },
+  });
+  const clock = { now: new Date() };
+  const now = (): Date => clock.now;
+  const ctx = await openContext(config, { now });
+  await ctx.users.create({ actor: 'test', name: 'admin', role: 'admin', password: PASSWORD });
+  await ctx.users.create({ actor: 'test', name: 'alice', role: 'user', password: PASSWORD });
+  await ctx.users.create({ actor: 'test', name: 'bob', role: 'user', password: PASSWORD });
+  const app = createApp({ ctx, now, ...extra });
+  return {
+    dir,
+    ctx,
+    app,
+    clock,
+    close() {
+      ctx.close();
+      rmSync(dir, { recursive: true, force: true });
+      setLogLevel(level);
+    },
+  };
+}
+
+export interface Client {
+  agent: ReturnType<typeof request.agent>;
+  csrf: string;
+}
+
+/** Signs in through the JSON API; the agent keeps the session cookie. */
+export async function signIn(app: express.Express, name: string, password = PASSWORD): Promise<Client> {
+  const agent = request.agent(app);
+  const res = await agent.post('/api/v1/login').send({ name, password }).expect(200);
+  return { agent, csrf: (res.body as { csrfToken: string }).csrfToken };
+}
+
+/** Extracts a hidden `_csrf` value from an HTML page. */
+export function csrfFromHtml(html: string): string {
+  const m = /name="_csrf" value="([^"]+)"/.exec(html);
+  if (!m) throw new Error('no _csrf field in page');
+  return m[1]!;
+}
