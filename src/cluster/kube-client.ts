@@ -1,0 +1,172 @@
+import {
+  ApiException,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  Watch,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import type { Config } from '../config/schema.js';
+import { logger } from '../lib/logger.js';
+import {
+  KubeApiError,
+  refText,
+  type KubeApi,
+  type KubeList,
+  type KubeObject,
+  type ObjectRef,
+  type WatchEventType,
+} from './kube-api.js';
+
+const log = logger.child({ module: 'cluster.kube' });
+
+/** podgate's field manager for server-side apply. */
+export const FIELD_MANAGER = 'podgate';
+
+/**
+ * Loads the kubeconfig: config.kubernetes.kubeconfig when set, otherwise the client's default chain
+ * (KUBECONFIG, ~/.kube/config, then the in-cluster service account).
+ */
+export function loadKubeConfig(k8s: Config['kubernetes']): KubeConfig {
+  const kc = new KubeConfig();
+  if (k8s.kubeconfig) kc.loadFromFile(k8s.kubeconfig);
+  else kc.loadFromDefault();
+  if (k8s.context) kc.setCurrentContext(k8s.context);
+  if (!kc.getCurrentCluster()) {
+    throw new KubeApiError(0, 'NoCluster', 'no current cluster in the kubeconfig', 'kubeconfig');
+  }
+  return kc;
+}
+
+/** Plain JSON (the client returns class instances with Date fields for built-in kinds). */
+function plain<T>(value: unknown): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+/** Turns anything the client throws into a KubeApiError naming `what`. */
+export function toKubeError(err: unknown, what: string): KubeApiError {
+  if (err instanceof KubeApiError) return err;
+  if (err instanceof ApiException) {
+    let body: { reason?: string; message?: string } = {};
+    const raw: unknown = err.body;
+    try {
+      body = typeof raw === 'string' ? (JSON.parse(raw) as typeof body) : ((raw as typeof body) ?? {});
+    } catch {
+      body = { message: String(raw).slice(0, 300) };
+    }
+    return new KubeApiError(err.code, body.reason ?? '', body.message ?? 'request failed', what, err);
+  }
+  const e = err as { message?: string; code?: string };
+  return new KubeApiError(0, e.code ?? 'Unreachable', e.message ?? String(err), what, err);
+}
+
+/** Our KubeObject is structurally a KubernetesObject; the client's type is stricter about metadata. */
+function k8s(obj: KubeObject): KubernetesObject {
+  return structuredClone(obj) as unknown as KubernetesObject;
+}
+
+function isNotFound(err: unknown): boolean {
+  if (err instanceof ApiException) return err.code === 404;
+  // KubernetesObjectApi says so when discovery lists the group/version but not the kind.
+  return err instanceof Error && /Unrecognized API version and kind/.test(err.message);
+}
+
+/** Rejects with a 504-like KubeApiError when the call takes longer than `ms`. */
+function withDeadline<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new KubeApiError(0, 'Timeout', `no answer within ${ms} ms`, what)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+export interface KubeClientOptions {
+  /** Per-request deadline; default 15 s. */
+  timeoutMs?: number;
+}
+
+/** The real KubeApi, on @kubernetes/client-node (KubernetesObjectApi for objects, Watch for watches). */
+export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): KubeApi {
+  const objects = KubernetesObjectApi.makeApiClient(kc);
+  const timeoutMs = options.timeoutMs ?? 15_000;
+  const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await withDeadline(what, timeoutMs, fn());
+    } catch (err) {
+      throw toKubeError(err, what);
+    }
+  };
+  const header = (ref: ObjectRef) => ({
+    apiVersion: ref.apiVersion,
+    kind: ref.kind,
+    metadata: { name: ref.name, namespace: ref.namespace },
+  });
+
+  return {
+    async get(ref) {
+      const what = `read ${refText(ref)}`;
+      try {
+        return plain<KubeObject>(await withDeadline(what, timeoutMs, objects.read(header(ref))));
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw toKubeError(err, what);
+      }
+    },
+    async list(apiVersion, kind, opts = {}) {
+      const what = `list ${kind} (${apiVersion})${opts.namespace ? ` in ${opts.namespace}` : ''}`;
+      try {
+        const res = await withDeadline(
+          what,
+          timeoutMs,
+          objects.list(apiVersion, kind, opts.namespace, undefined, undefined, undefined, opts.fieldSelector, opts.labelSelector),
+        );
+        const list = plain<{ items?: KubeObject[]; metadata?: { resourceVersion?: string } }>(res);
+        const items = (list.items ?? []).map((i) => ({ ...i, apiVersion, kind }));
+        return { items, resourceVersion: list.metadata?.resourceVersion ?? '' } satisfies KubeList;
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw toKubeError(err, what);
+      }
+    },
+    apply(obj) {
+      return call(`apply ${refText({ kind: obj.kind, ...obj.metadata })}`, async () =>
+        plain<KubeObject>(
+          await objects.patch(k8s(obj), undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
+        ),
+      );
+    },
+    createDryRun(obj) {
+      return call(`dry-run create ${refText({ kind: obj.kind, ...obj.metadata })}`, async () =>
+        plain<KubeObject>(await objects.create(k8s(obj), undefined, 'All', FIELD_MANAGER)),
+      );
+    },
+    mergePatch(ref, patch) {
+      const body = { ...header(ref), ...patch } as KubeObject;
+      return call(`patch ${refText(ref)}`, async () =>
+        plain<KubeObject>(await objects.patch(k8s(body), undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch)),
+      );
+    },
+    async watchSecrets(namespace, opts, onEvent, onDone) {
+      const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
+      const query = { resourceVersion: opts.resourceVersion, fieldSelector: opts.fieldSelector, allowWatchBookmarks: true };
+      let stopped = false;
+      const controller = await new Watch(kc).watch(
+        path,
+        query,
+        (type, obj) => {
+          if (!stopped) onEvent(type as WatchEventType, obj as KubeObject);
+        },
+        (err) => {
+          if (err && !stopped) log.debug({ err: String(err) }, 'secret watch ended with an error');
+          onDone(stopped ? null : err);
+        },
+      );
+      return {
+        stop() {
+          stopped = true;
+          controller.abort();
+        },
+      };
+    },
+  };
+}
