@@ -1,0 +1,241 @@
+/**
+ * The agent core beside a running openvpn (DESIGN.md "How revocation becomes effective", steps 3-5):
+ * verify the CRL against the CA, write it atomically where openvpn's crl-verify reads it, THEN kill the
+ * live sessions of newly revoked certificates over the management interface, and report back.
+ * The order matters: a session killed before the new CRL is in place reconnects on the old one.
+ *
+ * Used in local mode (`podgate server run`, bundles from a file) and in cluster mode (bundles from a
+ * Secret watch): the bundle source and the reporter are injected.
+ */
+import { readFileSync } from 'node:fs';
+import { AppError, Conflict } from '../lib/errors.js';
+import { logger } from '../lib/logger.js';
+import { verifyCrl } from '../pki/index.js';
+import { writeFileAtomic } from './atomic-file.js';
+import type { ManagementApi } from './management-client.js';
+import type { RevocationBundle, RevokedCertInfo } from './revocation-bundle.js';
+import { sessionsOf } from './status.js';
+
+const log = logger.child({ module: 'agent' });
+
+export interface KilledSession {
+  commonName: string;
+  clientId: number;
+  realAddress: string;
+  /** false for common names that were re-issued: that client reconnects, the revoked one fails. */
+  halt: boolean;
+}
+
+export interface AppliedReport {
+  crlNumber: number;
+  appliedAt: Date;
+  /** Revocations that became effective with this application (CRL in place, sessions gone). */
+  revoked: RevokedCertInfo[];
+  killed: KilledSession[];
+}
+
+export interface PendingReport {
+  crlNumber: number;
+  /** The CRL is in place (new connections are refused) but these live sessions could not be killed yet. */
+  revoked: RevokedCertInfo[];
+  queuedAt: Date;
+  error: string;
+}
+
+/** Where the agent reports; local mode writes audit rows, cluster mode may also annotate the Secret. */
+export interface AgentReporter {
+  applied(r: AppliedReport): void | Promise<void>;
+  pending(p: PendingReport): void | Promise<void>;
+}
+
+export interface AgentDeps {
+  caCertPem: string;
+  /** The file openvpn's `crl-verify` reads. */
+  crlFile: string;
+  /** Opens a management session; the agent closes it after each use (openvpn serves one client at a time). */
+  connect: () => Promise<ManagementApi>;
+  reporter: AgentReporter;
+  now?: () => Date;
+  /** Backoff for retries while the management interface is down. Default 200 ms doubling to 5 s. */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+}
+
+export interface ApplyResult {
+  crlNumber: number;
+  /** false when the bundle was the CRL already in place and nothing was left to do. */
+  changed: boolean;
+  killed: KilledSession[];
+  pending: boolean;
+}
+
+/** Applies revocation bundles one at a time, in order; safe to call from a watcher and a poller. */
+export class RevocationAgent {
+  private current: { number: number; pem: string } | undefined;
+  /** Serials whose sessions are already gone (or never existed) since this agent started. */
+  private readonly handled = new Set<string>();
+  private readonly reportedPending = new Set<string>();
+  private latest: RevocationBundle | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelay: number;
+  private stopped = false;
+
+  constructor(private readonly deps: AgentDeps) {
+    this.retryDelay = deps.retryInitialMs ?? 200;
+    this.current = this.readCurrent();
+  }
+
+  /** The CRL number in force (the one in `crlFile`), if any. */
+  get crlNumber(): number | undefined {
+    return this.current?.number;
+  }
+
+  /** True while some sessions of revoked certificates could not be killed yet. */
+  get hasPending(): boolean {
+    return this.retryTimer !== undefined;
+  }
+
+  /**
+   * Verifies and applies a bundle. Throws AppError (and changes nothing) when the CRL is from another
+   * issuer, expired, badly signed, or older than the one in force. A management failure does not throw:
+   * it is reported as pending and retried with backoff.
+   */
+  apply(bundle: RevocationBundle): Promise<ApplyResult> {
+    const run = () => this.applyNow(bundle);
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Stops retrying; an apply in flight finishes. */
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  private readCurrent(): { number: number; pem: string } | undefined {
+    let pem: string;
+    try {
+      pem = readFileSync(this.deps.crlFile, 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      return { number: verifyCrl(pem, this.deps.caCertPem, this.now()).number, pem };
+    } catch (err) {
+      log.warn({ err, file: this.deps.crlFile }, 'CRL in place does not verify; it will be replaced');
+      return undefined;
+    }
+  }
+
+  private async applyNow(bundle: RevocationBundle): Promise<ApplyResult> {
+    const info = verifyCrl(bundle.crlPem, this.deps.caCertPem, this.now());
+    if (info.number !== bundle.crlNumber) {
+      throw new AppError(400, 'bundle_invalid', `bundle says CRL number ${bundle.crlNumber} but the CRL is number ${info.number}`);
+    }
+    const cur = this.current;
+    if (cur && info.number < cur.number) {
+      throw new Conflict(`CRL number ${info.number} is older than the one in force (${cur.number}); refused`, 'crl');
+    }
+    if (cur && info.number === cur.number && bundle.crlPem.trim() !== cur.pem.trim()) {
+      throw new Conflict(`a different CRL with the same number ${info.number} is already in force; refused`, 'crl');
+    }
+    const changed = !cur || info.number > cur.number;
+    if (changed) {
+      // Step 3 before step 4: the CRL must be in force before any session is killed.
+      writeFileAtomic(this.deps.crlFile, bundle.crlPem.endsWith('\n') ? bundle.crlPem : `${bundle.crlPem}\n`, 0o644);
+      this.current = { number: info.number, pem: bundle.crlPem };
+      log.info({ crlNumber: info.number, revoked: info.revokedSerials.length }, 'CRL in force');
+    }
+    // Only revocations the signed CRL confirms count; the rest of the bundle is a hint for finding sessions.
+    const inCrl = new Set(info.revokedSerials.map((s) => s.toUpperCase()));
+    this.latest = { ...bundle, revoked: bundle.revoked.filter((r) => inCrl.has(r.serial.toUpperCase())) };
+    const result = await this.killPending();
+    return { crlNumber: info.number, changed: changed || result.killed.length > 0, ...result };
+  }
+
+  /** Kills the sessions of revocations not handled yet; on failure reports pending and schedules a retry. */
+  private async killPending(): Promise<{ killed: KilledSession[]; pending: boolean }> {
+    const bundle = this.latest;
+    if (!bundle) return { killed: [], pending: false };
+    const todo = bundle.revoked.filter((r) => !this.handled.has(r.serial.toUpperCase()));
+    if (todo.length === 0) return { killed: [], pending: false };
+    const reissued = new Set(bundle.reissuedCommonNames);
+    let killed: KilledSession[];
+    try {
+      killed = await this.killSessions(todo, reissued);
+    } catch (err) {
+      const error = (err as Error).message;
+      // Report (and log loudly) each revocation as pending once, not on every retry.
+      const fresh = todo.filter((r) => !this.reportedPending.has(r.serial.toUpperCase()));
+      if (fresh.length > 0) log.warn({ error, crlNumber: bundle.crlNumber, pending: todo.length }, 'management interface unavailable; revocation pending');
+      else log.debug({ error }, 'management interface still unavailable');
+      for (const r of fresh) this.reportedPending.add(r.serial.toUpperCase());
+      if (fresh.length > 0) {
+        await this.report(() => this.deps.reporter.pending({ crlNumber: bundle.crlNumber, revoked: fresh, queuedAt: this.now(), error }));
+      }
+      this.scheduleRetry();
+      return { killed: [], pending: true };
+    }
+    for (const r of todo) {
+      this.handled.add(r.serial.toUpperCase());
+      this.reportedPending.delete(r.serial.toUpperCase());
+    }
+    this.retryDelay = this.deps.retryInitialMs ?? 200;
+    const appliedAt = this.now();
+    log.info({ crlNumber: bundle.crlNumber, killed: killed.length, revoked: todo.map((r) => r.serial) }, 'revocations effective');
+    await this.report(() => this.deps.reporter.applied({ crlNumber: bundle.crlNumber, appliedAt, revoked: todo, killed }));
+    return { killed, pending: false };
+  }
+
+  private async killSessions(todo: readonly RevokedCertInfo[], reissued: ReadonlySet<string>): Promise<KilledSession[]> {
+    const m = await this.deps.connect();
+    try {
+      const status = await m.status();
+      const killed: KilledSession[] = [];
+      const names = new Set(todo.map((r) => r.commonName));
+      for (const cn of names) {
+        const halt = !reissued.has(cn);
+        for (const s of sessionsOf(status, cn)) {
+          try {
+            await m.clientKill(s.clientId, halt);
+            killed.push({ commonName: cn, clientId: s.clientId, realAddress: s.realAddress, halt });
+          } catch (err) {
+            // The session ended between `status` and `client-kill`: nothing left to do for it.
+            if (!(err instanceof AppError && /client-kill/.test(err.message))) throw err;
+          }
+        }
+      }
+      return killed;
+    } finally {
+      m.close();
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped || this.retryTimer) return;
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(this.retryDelay * 2, this.deps.retryMaxMs ?? 5000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      const run = () => this.killPending();
+      this.chain = this.chain.then(run, run).catch((err: unknown) => log.error({ err }, 'retry failed'));
+    }, delay);
+    this.retryTimer.unref?.();
+  }
+
+  private async report(fn: () => void | Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      // A reporting failure must not undo or block the revocation itself.
+      log.error({ err }, 'agent reporter failed');
+    }
+  }
+}

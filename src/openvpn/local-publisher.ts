@@ -1,0 +1,30 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from './atomic-file.js';
+import type { CrlPublisher, RevocationBundle } from './revocation-bundle.js';
+
+/** File names inside `<dataDir>/server/`. */
+export const PUBLISHED_CRL = 'crl.pem';
+export const BUNDLE_FILE = 'revocations.json';
+
+/** `<dataDir>/server`, where local mode keeps the published CRL, the bundle and openvpn's files. */
+export function serverDir(dataDir: string): string {
+  return join(dataDir, 'server');
+}
+
+/**
+ * Local mode's publisher: writes `<dataDir>/server/crl.pem` and `revocations.json`, each atomically.
+ * The bundle is written last: it is what the agent watches, so when the agent reacts both are there.
+ * openvpn does not read this crl.pem; the agent copies it, after verification, into the file
+ * openvpn's crl-verify reads.
+ */
+export class LocalCrlPublisher implements CrlPublisher {
+  readonly name = 'local-file';
+  constructor(private readonly dir: string) {}
+
+  async publish(bundle: RevocationBundle): Promise<void> {
+    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    writeFileAtomic(join(this.dir, PUBLISHED_CRL), bundle.crlPem, 0o644);
+    writeFileAtomic(join(this.dir, BUNDLE_FILE), `${JSON.stringify(bundle, null, 2)}\n`, 0o644);
+  }
+}
