@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { AppError, Conflict } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { verifyCrl } from '../pki/index.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../lib/fs-atomic.js';
 import type { ManagementApi } from './management-client.js';
 import type { RevocationBundle, RevokedCertInfo } from './revocation-bundle.js';
 import { sessionsOf } from './status.js';

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../lib/fs-atomic.js';
 import type { CrlPublisher, RevocationBundle } from './revocation-bundle.js';
 
 /** File names inside `<dataDir>/server/`. */
