@@ -113,6 +113,8 @@ export interface HostKeyPolicyOptions {
 /** One connection's host key check; read `decision` after the handshake to explain a refusal. */
 export class HostKeyCheck {
   decision: HostKeyDecision | undefined;
+  /** What the verifier answered (undefined before the handshake got that far). */
+  accepted: boolean | undefined;
   private readonly entries: KnownHostEntry[];
   readonly pinned: string | undefined;
 
@@ -139,6 +141,11 @@ export class HostKeyCheck {
 
   /** The ssh2 `hostVerifier` (synchronous form). */
   verify = (key: Buffer): boolean => {
+    this.accepted = this.decide(key);
+    return this.accepted;
+  };
+
+  private decide(key: Buffer): boolean {
     const d = decideHostKey(this.name, key, this.entries, this.pinned);
     this.decision = d;
     if (d.verdict === 'known') return true;
@@ -150,5 +157,5 @@ export class HostKeyCheck {
       return true;
     }
     return false;
-  };
+  }
 }

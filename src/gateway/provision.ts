@@ -133,7 +133,8 @@ export async function provisionGateway(o: ProvisionOptions, deps: ProvisionDeps)
     deps.out(`[${current}] ... failed`);
     const failure = new StepFailed(current, err);
     log.warn({ gateway: layout.name, step: current, err: failure.message }, 'gateway provision failed');
-    record('error', ctx?.state.cert?.serial ?? previous?.certSerial ?? null, { ...(previous?.details ?? {}), lans: lans.map((l) => l.text), step: current, error: failure.message });
+    // a host refused before any step ran (no root, no sudo) leaves no record behind
+    if (ctx) record('error', ctx.state.cert?.serial ?? previous?.certSerial ?? null, { ...(previous?.details ?? {}), lans: lans.map((l) => l.text), step: current, error: failure.message });
     throw failure;
   } finally {
     session.close();

@@ -48,7 +48,7 @@ export class HostKeyRefused extends AppError {
 
 function refusal(check: HostKeyCheck, target: SshTarget): AppError | undefined {
   const d = check.decision;
-  if (!d || d.verdict === 'known') return undefined;
+  if (!d || check.accepted !== false) return undefined;
   const where = formatTarget(target);
   if (d.verdict === 'unknown') {
     return new HostKeyRefused(
@@ -117,7 +117,7 @@ class Ssh2Session implements SshSession {
     readonly target: SshTarget,
   ) {}
 
-  exec(argv: readonly string[], options: { stdin?: string | Buffer } = {}): Promise<RemoteOutput> {
+  async exec(argv: readonly string[], options: { stdin?: string | Buffer } = {}): Promise<RemoteOutput> {
     const command = shellJoin(argv);
     log.debug({ command }, 'ssh exec');
     return new Promise((resolve, reject) => {

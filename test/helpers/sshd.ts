@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,7 +67,9 @@ export interface SshdOptions {
 /** Starts sshd -D -e with a temp config and waits for "Server listening". */
 export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'pg-sshd-'));
-  mkdirSync(join(dir, 'authorized_keys'), { recursive: true });
+  // sshd reads authorized_keys as the logging-in user: non-root test users must be able to read them
+  chmodSync(dir, 0o755);
+  mkdirSync(join(dir, 'authorized_keys'), { recursive: true, mode: 0o755 });
   mkdirSync('/run/sshd', { recursive: true });
   const hostKey = options.hostKey ?? (await makeKey(dir, `host_${randomBytes(3).toString('hex')}`, { type: options.hostKeyType }));
   const host = options.listenAddress ?? (options.ns ? '0.0.0.0' : '127.0.0.1');
@@ -114,7 +116,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     hostKey,
     process: proc,
     authorize(user, publicKey) {
-      writeFileSync(join(dir, 'authorized_keys', user), publicKey + '\n');
+      writeFileSync(join(dir, 'authorized_keys', user), publicKey + '\n', { mode: 0o644 });
     },
     knownHostsLine() {
       const h = host === '0.0.0.0' ? '127.0.0.1' : host;

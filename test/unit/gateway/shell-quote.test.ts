@@ -4,42 +4,8 @@
 import assert from 'node:assert/strict';
 import { exec } from '../../../src/lib/exec.js';
 import { quoteArg, shellJoin } from '../../../src/gateway/shell-quote.js';
+import { HOSTILE } from '../../helpers/hostile-args.js';
 
-export const HOSTILE = [
-  "it's",
-  "'",
-  "''",
-  '"double"',
-  '$(touch /tmp/pwned-podgate)',
-  '`id`',
-  '${HOME}',
-  '$HOME',
-  'a;rm -rf /',
-  'a && b || c',
-  'a | b',
-  'line1\nline2',
-  '\r\n',
-  '*',
-  '/etc/*',
-  '?',
-  '[a-z]',
-  '~',
-  '~root',
-  '-rf',
-  '--help',
-  '-',
-  '',
-  ' ',
-  '\t',
-  'a\\b',
-  '\\',
-  '!',
-  '#comment',
-  '{a,b}',
-  '<in >out 2>&1',
-  'ünïcödé ✓',
-  "'$(x)'\"`y`\"",
-];
 
 /** Runs argv through `shell -c` and returns the words the shell passed to printf. */
 async function throughShell(shell: string, argv: readonly string[]): Promise<string[]> {
