@@ -56,7 +56,17 @@ export class ServerIdentityService {
 
   constructor(private readonly deps: ServerIdentityDeps) {}
 
-  async ensure(): Promise<ServerIdentity> {
+  private inflight: Promise<ServerIdentity> | undefined;
+
+  /** Concurrent callers share one run: two parallel first issues must not mint two server certificates. */
+  ensure(): Promise<ServerIdentity> {
+    this.inflight ??= this.ensureOnce().finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  private async ensureOnce(): Promise<ServerIdentity> {
     const { store, ca, secret, serverName, now } = this.deps;
     const raw = store.getSetting(SETTING);
     const stored = raw ? (JSON.parse(raw) as StoredIdentity) : undefined;

@@ -17,7 +17,7 @@ export interface CliResult {
 export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, PODGATE_LOG_LEVEL: 'warn', ...env },
+      env: { ...process.env, PODGATE_LOG_LEVEL: 'error', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
