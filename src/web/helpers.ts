@@ -61,6 +61,14 @@ export function helpers(now: () => Date): Record<string, (...args: unknown[]) =>
     json(v: unknown): string {
       return JSON.stringify(v);
     },
+    /** Audit details as "key value" pairs for reading, not JSON (handlebars escapes each part). */
+    pairs(v: unknown): { key: string; value: string }[] {
+      if (!v || typeof v !== 'object') return [];
+      return Object.entries(v as Record<string, unknown>).map(([key, value]) => ({
+        key,
+        value: typeof value === 'string' ? value : JSON.stringify(value),
+      }));
+    },
     /** Yields the block when the date is within `days` from now (and not past). */
     expiringSoon(v: unknown, days: unknown): boolean {
       const d = toDate(v);

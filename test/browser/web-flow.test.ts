@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { loadConfig } from '../../src/config/load.js';
+import { exec } from '../../src/lib/exec.js';
+import { logger, setLogLevel } from '../../src/lib/logger.js';
+import { openContext, type AppContext } from '../../src/services/context.js';
+import { startServer, type RunningServer } from '../../src/web/server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const SHOTS = join(process.cwd(), 'test-artifacts', 'screenshots');
+const ADMIN_PASSWORD = 'admin password 123';
+const CAROL_PASSWORD = 'carol password 456';
+
+/** Extracts one inline block (<ca>, <cert>, <key>) from a profile. */
+function block(profile: string, tag: string): string | undefined {
+  const m = new RegExp(`<${tag}>\\n([\\s\\S]*?)</${tag}>`).exec(profile);
+  return m?.[1];
+}
+
+describe('browser: admin creates a user, the user gets a profile, the admin revokes it', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let profileDir: string;
+  let ctx: AppContext;
+  let server: RunningServer;
+  let browser: BrowserContext;
+  let page: Page;
+  let level: string;
+
+  before(async function () {
+    if (!existsSync(CHROMIUM)) {
+      if (process.env.CI === 'true') throw new Error(`${CHROMIUM} is missing (apt-get install chromium)`);
+      this.skip();
+    }
+    level = logger.level;
+    setLogLevel('error');
+    dir = mkdtempSync(join(tmpdir(), 'podgate-browser-'));
+    profileDir = mkdtempSync(join(tmpdir(), 'podgate-chromium-'));
+    mkdirSync(SHOTS, { recursive: true });
+    const config = loadConfig({ env: {}, overrides: { dataDir: dir, 'vpn.endpoints': ['vpn.example.test'], 'vpn.routes.pods': ['10.244.0.0/16'], 'vpn.routes.services': ['10.96.0.0/12'] } });
+    ctx = await openContext(config);
+    await ctx.users.create({ actor: 'test', name: 'admin', role: 'admin', password: ADMIN_PASSWORD });
+    server = await startServer({ ctx, host: '127.0.0.1', port: 0 });
+    browser = await chromium.launchPersistentContext(profileDir, {
+      executablePath: CHROMIUM,
+      args: ARGS,
+      headless: true,
+      acceptDownloads: true,
+      viewport: { width: 1280, height: 860 },
+    });
+    page = browser.pages()[0] ?? (await browser.newPage());
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await server?.close().catch(() => undefined);
+    ctx?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (profileDir) rmSync(profileDir, { recursive: true, force: true });
+    if (level) setLogLevel(level);
+  });
+
+  /** Screenshots at desktop width and at 375 px (phone). */
+  async function shoot(name: string): Promise<void> {
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await page.screenshot({ path: join(SHOTS, `${name}-desktop.png`), fullPage: true });
+    await page.setViewportSize({ width: 375, height: 740 });
+    await page.screenshot({ path: join(SHOTS, `${name}-375.png`), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 860 });
+  }
+
+  /** Signs in with the keyboard only: type, Tab, type, Enter. */
+  async function signIn(name: string, password: string): Promise<void> {
+    await page.goto(`${server.url}/login`);
+    await page.focus('#name');
+    await page.keyboard.type(name);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(password);
+    await Promise.all([page.waitForURL(`${server.url}/devices`), page.keyboard.press('Enter')]);
+  }
+
+  async function signOut(): Promise<void> {
+    await Promise.all([page.waitForURL(/\/login/), page.click('form.signout button')]);
+  }
+
+  /** Presses Tab until the element with this id has focus (fails after 40 presses). */
+  async function tabTo(id: string): Promise<void> {
+    for (let i = 0; i < 40; i++) {
+      await page.keyboard.press('Tab');
+      if ((await page.evaluate(() => document.activeElement?.id)) === id) return;
+    }
+    assert.fail(`could not reach #${id} with the Tab key`);
+  }
+
+  it('signs the admin in and creates a developer account', async () => {
+    await page.goto(`${server.url}/login`);
+    await shoot('login');
+    await signIn('admin', ADMIN_PASSWORD);
+    await page.goto(`${server.url}/admin/users`);
+    await page.fill('#new-name', 'carol');
+    await page.fill('#new-password', CAROL_PASSWORD);
+    await page.selectOption('#new-role', 'user');
+    await Promise.all([page.waitForURL(/done=user-created/), page.click('#create-user button[type=submit]')]);
+    assert.match(await page.textContent('#users') ?? '', /carol/);
+    await shoot('admin-users');
+    await signOut();
+  });
+
+  let serial = '';
+  it('lets the developer create a device by keyboard and download a valid profile', async () => {
+    await signIn('carol', CAROL_PASSWORD);
+    await shoot('devices-empty');
+    await page.focus('#device-name');
+    await page.keyboard.type('laptop');
+    await tabTo('create-device-button');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.keyboard.press('Enter')]);
+    assert.equal(download.suggestedFilename(), 'carol.laptop.ovpn');
+    const file = join(dir, 'downloaded.ovpn');
+    await download.saveAs(file);
+    const profile = readFileSync(file, 'utf8');
+    const ca = block(profile, 'ca');
+    const cert = block(profile, 'cert');
+    assert.ok(ca && cert && block(profile, 'key'), 'profile has <ca>, <cert> and <key>');
+    writeFileSync(join(dir, 'ca.pem'), ca);
+    writeFileSync(join(dir, 'cert.pem'), cert);
+    const verify = await exec(['openssl', 'verify', '-CAfile', join(dir, 'ca.pem'), join(dir, 'cert.pem')]);
+    assert.match(verify.stdout, /cert\.pem: OK/);
+    const subject = await exec(['openssl', 'x509', '-noout', '-subject', '-serial', '-in', join(dir, 'cert.pem')]);
+    assert.match(subject.stdout, /CN ?= ?carol\.laptop/);
+    serial = /serial=([0-9A-F]+)/.exec(subject.stdout)![1]!;
+    // The page reloads itself after the download and lists the device.
+    await page.waitForSelector(`tr[data-serial="${serial}"]`, { timeout: 10_000 });
+    assert.match(await page.textContent(`tr[data-serial="${serial}"]`) ?? '', /valid/);
+    await shoot('devices');
+    await page.goto(`${server.url}/setup`);
+    await shoot('setup');
+    await signOut();
+  });
+
+  it('lets the admin find and revoke the certificate with a reason and a confirmation', async () => {
+    await signIn('admin', ADMIN_PASSWORD);
+    await page.goto(`${server.url}/admin/certs?q=carol`);
+    await shoot('admin-certs');
+    await Promise.all([page.waitForURL(/\/revoke$/), page.click(`tr[data-serial="${serial}"] a.button.danger`)]);
+    await page.selectOption('#reason', 'keyCompromise');
+    await shoot('admin-revoke-confirm');
+    await Promise.all([page.waitForURL(/done=revoked/), page.click('#confirm-revoke')]);
+    assert.match(await page.textContent(`tr[data-serial="${serial}"]`) ?? '', /revoked/i);
+    for (const p of ['sessions', 'audit', 'crl', 'gateways', 'cluster']) {
+      await page.goto(`${server.url}/admin/${p}`);
+      await shoot(`admin-${p}`);
+    }
+    assert.match(await (await page.goto(`${server.url}/admin/sessions`))!.text(), /Server not connected/);
+    await signOut();
+  });
+
+  it('shows the developer the device as revoked', async () => {
+    await signIn('carol', CAROL_PASSWORD);
+    assert.match(await page.textContent(`tr[data-serial="${serial}"]`) ?? '', /revoked/);
+    assert.equal(await page.locator(`tr[data-serial="${serial}"] a.button.danger`).count(), 0, 'no revoke button on a revoked device');
+    await shoot('devices-revoked');
+  });
+});
