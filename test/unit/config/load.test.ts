@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, envName, ConfigError } from '../../../src/config/load.js';
+import { tempDir } from '../../helpers/cli.js';
+
+describe('config', () => {
+  it('runs on embedded defaults with no file and no environment', () => {
+    const c = loadConfig({ env: {} });
+    assert.equal(c.dataDir, './data');
+    assert.equal(c.web.host, '127.0.0.1');
+    assert.equal(c.web.port, 8080);
+    assert.equal(c.vpn.clientSubnet, '10.140.0.0/16');
+    assert.equal(c.vpn.port, 30030);
+    assert.equal(c.vpn.proto, 'udp');
+    assert.equal(c.kubernetes.namespace, 'middleware');
+  });
+
+  it('maps camelCase paths to PODGATE_ env names', () => {
+    assert.equal(envName(['vpn', 'clientSubnet']), 'PODGATE_VPN_CLIENT_SUBNET');
+    assert.equal(envName(['web', 'sessionIdleMinutes']), 'PODGATE_WEB_SESSION_IDLE_MINUTES');
+  });
+
+  it('environment overrides the file; overrides win over both', () => {
+    const t = tempDir();
+    try {
+      const file = join(t.dir, 'podgate.yaml');
+      writeFileSync(file, 'vpn:\n  port: 1194\n  proto: tcp\nweb:\n  port: 9000\n');
+      const c = loadConfig({
+        file,
+        env: { PODGATE_VPN_PORT: '1195', PODGATE_VPN_ROUTES_PODS: '10.244.0.0/16, 10.245.0.0/16', PODGATE_VPN_NAT: 'true' },
+        overrides: { 'web.port': 9100 },
+      });
+      assert.equal(c.vpn.port, 1195);
+      assert.equal(c.vpn.proto, 'tcp');
+      assert.deepEqual(c.vpn.routes.pods, ['10.244.0.0/16', '10.245.0.0/16']);
+      assert.equal(c.vpn.nat, true);
+      assert.equal(c.web.port, 9100);
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('lists every bad key by path', () => {
+    try {
+      loadConfig({
+        env: { PODGATE_VPN_CLIENT_SUBNET: '10.140.0.0/33', PODGATE_WEB_PORT: 'eighty', PODGATE_VPN_DNS_SERVERS: '10.96.0.300' },
+      });
+      assert.fail('expected a ConfigError');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      const joined = err.problems.join('\n');
+      assert.match(joined, /^vpn\.clientSubnet: /m);
+      assert.match(joined, /^web\.port: /m);
+      assert.match(joined, /^vpn\.dns\.servers\.0: .*not an IP address/m);
+      assert.equal(err.status, 400);
+    }
+  });
+
+  it('rejects unknown keys and unreadable files by name', () => {
+    const t = tempDir();
+    try {
+      const file = join(t.dir, 'podgate.yaml');
+      writeFileSync(file, 'vpn:\n  clientSubnett: 10.0.0.0/8\n');
+      assert.throws(() => loadConfig({ file, env: {} }), /vpn: unknown key\(s\) clientSubnett/);
+      assert.throws(() => loadConfig({ file: join(t.dir, 'missing.yaml'), env: {} }), /missing\.yaml: ENOENT/);
+      writeFileSync(file, 'vpn: [');
+      assert.throws(() => loadConfig({ file, env: {} }), ConfigError);
+    } finally {
+      t.cleanup();
+    }
+  });
+});
