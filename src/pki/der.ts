@@ -101,6 +101,11 @@ function encodeLength(n: number): Buffer {
 
 /** Encodes one TLV from a tag and content parts. */
 export function encodeTlv(tag: number, ...content: Buffer[]): Buffer {
+  return encodeTlvList(tag, content);
+}
+
+/** {@link encodeTlv} for a long list of parts (no argument spreading). */
+export function encodeTlvList(tag: number, content: readonly Buffer[]): Buffer {
   const body = content.length === 1 ? content[0]! : Buffer.concat(content);
   return Buffer.concat([Buffer.from([tag]), encodeLength(body.length), body]);
 }

@@ -18,6 +18,12 @@ export { createCa, CertificateAuthority, type CaOptions } from './ca.js';
 export { verifyCrl } from './crl-verify.js';
 export { REASON_CODES } from './crl-build.js';
 export { parseCsr } from './csr.js';
-export { encryptPrivateKey, decryptPrivateKey, encryptSecret, decryptSecret, WRONG_SECRET_MESSAGE } from './key-envelope.js';
+export {
+  encryptPrivateKey,
+  decryptPrivateKey,
+  encryptSecret,
+  decryptSecret,
+  WRONG_SECRET_MESSAGE,
+} from './key-envelope.js';
 export { certificateInfo } from './cert-info.js';
 export { publicKeyMatches, CLIENT_KEY_TYPES, CA_KEY_TYPES } from './keys.js';
