@@ -12,7 +12,7 @@ export function hashToken(token: string): string {
 
 /** JSON answers for /api and for clients that prefer JSON; HTML pages for browsers. */
 export function wantsJson(req: Request): boolean {
-  if (req.path.startsWith('/api/')) return true;
+  if (req.originalUrl.startsWith('/api/')) return true;
   return req.accepts(['html', 'json']) === 'json';
 }
 
