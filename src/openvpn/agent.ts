@@ -108,6 +108,22 @@ export class RevocationAgent {
     return p;
   }
 
+  /**
+   * For a start before openvpn runs: verifies and writes the CRL like `apply`, and marks every revocation
+   * it lists as handled without contacting openvpn (no session can exist yet). Returns the CRL number.
+   */
+  prime(bundle: RevocationBundle): number {
+    const info = verifyCrl(bundle.crlPem, this.deps.caCertPem, this.now());
+    const cur = this.current;
+    if (cur && info.number < cur.number) {
+      throw new Conflict(`CRL number ${info.number} is older than the one in force (${cur.number}); refused`, 'crl');
+    }
+    writeFileAtomic(this.deps.crlFile, bundle.crlPem.endsWith('\n') ? bundle.crlPem : `${bundle.crlPem}\n`, 0o644);
+    this.current = { number: info.number, pem: bundle.crlPem };
+    for (const s of info.revokedSerials) this.handled.add(s.toUpperCase());
+    return info.number;
+  }
+
   /** Stops retrying; an apply in flight finishes. */
   stop(): void {
     this.stopped = true;

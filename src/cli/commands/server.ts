@@ -1,0 +1,83 @@
+import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { BadRequest } from '../../lib/errors.js';
+import { writeFileAtomic } from '../../lib/fs-atomic.js';
+import { setLogLevel } from '../../lib/logger.js';
+import { renderServerConfigFor, readManagementPassword, serverPaths } from '../../openvpn/server-files.js';
+import { ManagementSessionsProvider } from '../../openvpn/sessions-provider.js';
+import { ServerSupervisor } from '../../openvpn/supervisor.js';
+import { globalOpts, table, type CliEnv } from '../env.js';
+
+/** `podgate server config|run` and `podgate sessions`. */
+export function register(program: Command, env: CliEnv): void {
+  const server = program.command('server').description('the OpenVPN server on this host (local mode)');
+
+  server
+    .command('config')
+    .description('print (or write) the server.conf that `server run` uses')
+    .option('--out <file>', 'write it to this file (mode 0600) instead of stdout')
+    .action((o: { out?: string }, cmd: Command) => {
+      const config = env.loadConfig(globalOpts(cmd));
+      const text = renderServerConfigFor(config, serverPaths(config));
+      if (!o.out) return env.out(text);
+      const path = resolve(o.out);
+      if (!existsSync(dirname(path)) || !statSync(dirname(path)).isDirectory()) {
+        throw new BadRequest(`--out: directory ${dirname(path)} does not exist`, 'out');
+      }
+      writeFileAtomic(path, text, 0o600);
+      env.out(`wrote ${path}`);
+    });
+
+  server
+    .command('run')
+    .description('run openvpn with the revocation agent until SIGTERM/SIGINT')
+    .action(async (_o: unknown, cmd: Command) => {
+      const config = env.loadConfig(globalOpts(cmd));
+      setLogLevel(config.logLevel);
+      const ctx = await env.openContext(config, env.contextDeps(config));
+      const supervisor = new ServerSupervisor(ctx);
+      try {
+        const stopped = new Promise<void>((resolveStop) => {
+          const stop = (): void => {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+            resolveStop();
+          };
+          process.on('SIGINT', stop);
+          process.on('SIGTERM', stop);
+        });
+        await supervisor.start();
+        env.err(`podgate server running (openvpn pid ${supervisor.pid ?? '?'}, ${config.vpn.proto}/${config.vpn.port})`);
+        await stopped;
+      } finally {
+        await supervisor.stop();
+        ctx.close();
+      }
+    });
+
+  program
+    .command('sessions')
+    .description('live VPN sessions (from the management interface of `server run`)')
+    .action(async (_o: unknown, cmd: Command) => {
+      const opts = globalOpts(cmd);
+      const paths = serverPaths(env.loadConfig(opts));
+      const provider = new ManagementSessionsProvider({
+        socketPath: paths.managementSocket,
+        password: readManagementPassword(paths),
+      });
+      const sessions = await provider.list();
+      if (opts.json) return env.out(JSON.stringify(sessions, null, 2));
+      if (sessions.length === 0) return env.out('no sessions');
+      const rows = sessions.map((s) => [
+        s.cid,
+        s.commonName,
+        s.realAddress,
+        s.virtualAddress,
+        s.connectedSince.toISOString(),
+        String(s.bytesIn),
+        String(s.bytesOut),
+      ]);
+      env.out(table([['CID', 'COMMON NAME', 'REAL ADDRESS', 'VPN ADDRESS', 'SINCE', 'IN', 'OUT'], ...rows]));
+    });
+}

@@ -1,0 +1,183 @@
+/**
+ * `podgate server run`: openvpn on a plain Linux host, with the agent beside it. Writes the server files,
+ * puts the verified CRL in place, starts openvpn (argv array, `--writepid`), restarts it with backoff
+ * when it dies, optionally MASQUERADEs the client subnet, applies new revocation bundles within a
+ * second, re-signs the CRL daily, and stops cleanly (openvpn, NAT rule, timers) on stop().
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Config } from '../config/schema.js';
+import { logger } from '../lib/logger.js';
+import type { AuditStore, PendingStore } from '../store/types.js';
+import { RevocationAgent } from './agent.js';
+import { LocalCrlPublisher } from './local-publisher.js';
+import { LocalBundleSource } from './local-source.js';
+import { ManagementClient } from './management-client.js';
+import { NatRule } from './nat.js';
+import type { CrlPublisher, RevocationBundle } from './revocation-bundle.js';
+import { serverPaths, writeServerFiles, type ServerIdentityFiles, type ServerPaths } from './server-files.js';
+import { StoreAgentReporter } from './store-reporter.js';
+
+const log = logger.child({ module: 'supervisor' });
+const HOUR = 3_600_000;
+
+/** The parts of the application context the supervisor uses (AppContext satisfies it). */
+export interface SupervisorContext {
+  config: Config;
+  store: AuditStore & PendingStore;
+  revocation: {
+    ensureFreshCrl(): Promise<unknown>;
+    bundle(): RevocationBundle;
+    addPublisher(p: CrlPublisher): void;
+  };
+  server: { ensure(): Promise<ServerIdentityFiles> };
+}
+
+export interface SupervisorOptions {
+  openvpnBinary?: string;
+  /** Long-running child processes: an argv array, never a shell string. Injected by tests. */
+  spawnProcess?: (argv: readonly string[], cwd: string) => ChildProcess;
+  /** Called with each openvpn output line (default: written to stderr with an "openvpn: " prefix). */
+  onOutput?: (line: string) => void;
+  restartInitialMs?: number;
+  restartMaxMs?: number;
+  crlCheckEveryMs?: number;
+}
+
+function defaultSpawn(argv: readonly string[], cwd: string): ChildProcess {
+  log.debug({ argv }, 'spawn');
+  return spawn(argv[0]!, argv.slice(1), { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export class ServerSupervisor {
+  readonly paths: ServerPaths;
+  agent: RevocationAgent | undefined;
+  private child: ChildProcess | undefined;
+  private source: LocalBundleSource | undefined;
+  private nat: NatRule | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+  private restartDelay: number;
+  private startedAt = 0;
+  private readyWaiters: (() => void)[] = [];
+  /** How many times openvpn was (re)started. */
+  starts = 0;
+
+  constructor(
+    private readonly ctx: SupervisorContext,
+    private readonly opts: SupervisorOptions = {},
+  ) {
+    this.paths = serverPaths(ctx.config);
+    this.restartDelay = opts.restartInitialMs ?? 500;
+  }
+
+  /** Prepares everything and starts openvpn; resolves once openvpn was spawned (see `ready()`). */
+  async start(): Promise<void> {
+    const { ctx, paths } = this;
+    const id = await ctx.server.ensure();
+    const { managementPassword } = writeServerFiles(ctx.config, paths, id);
+    const publisher = new LocalCrlPublisher(paths.dir);
+    ctx.revocation.addPublisher(publisher);
+    await ctx.revocation.ensureFreshCrl();
+    const bundle = ctx.revocation.bundle();
+    await publisher.publish(bundle);
+
+    this.agent = new RevocationAgent({
+      caCertPem: id.caCertPem,
+      crlFile: paths.activeCrl,
+      connect: () => ManagementClient.connect({ socketPath: paths.managementSocket, password: managementPassword, connectTimeoutMs: 2000 }),
+      reporter: new StoreAgentReporter(ctx.store),
+    });
+    // openvpn is not running yet, so no session of a revoked certificate can exist: put the CRL in place
+    // and settle whatever a previous run left pending.
+    const settled = this.agent.prime(bundle);
+    const leftover = ctx.store.listPending();
+    if (leftover.length > 0) {
+      ctx.store.clearPending(leftover.map((p) => p.serial));
+      log.info({ serials: leftover.map((p) => p.serial) }, 'pending revocations settled by the restart');
+    }
+    log.info({ crlNumber: settled }, 'CRL in place');
+
+    this.source = new LocalBundleSource({ dir: paths.dir, onBundle: (b) => this.agent!.apply(b), pollMs: 500 });
+    await this.source.start();
+
+    if (ctx.config.vpn.nat) {
+      this.nat = new NatRule(ctx.config.vpn.clientSubnet);
+      await this.nat.add();
+      log.info({ subnet: ctx.config.vpn.clientSubnet }, 'MASQUERADE rule added');
+    }
+    const every = this.opts.crlCheckEveryMs ?? HOUR;
+    const t = setInterval(() => {
+      ctx.revocation.ensureFreshCrl().catch((err: unknown) => log.error({ err }, 'CRL re-sign failed'));
+    }, every);
+    t.unref();
+    this.timers.push(t);
+    this.spawnOpenvpn();
+  }
+
+  /** Resolves when the current openvpn reports "Initialization Sequence Completed". */
+  ready(): Promise<void> {
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  /** pid of the running openvpn, if any. */
+  get pid(): number | undefined {
+    return this.child?.exitCode === null ? this.child.pid : undefined;
+  }
+
+  private spawnOpenvpn(): void {
+    const { paths } = this;
+    rmSync(paths.managementSocket, { force: true }); // a stale socket from a killed openvpn blocks bind
+    const argv = [this.opts.openvpnBinary ?? 'openvpn', '--config', paths.config, '--writepid', paths.pidFile];
+    const child = (this.opts.spawnProcess ?? defaultSpawn)(argv, paths.dir);
+    this.child = child;
+    this.starts += 1;
+    this.startedAt = Date.now();
+    log.info({ pid: child.pid, start: this.starts }, 'openvpn started');
+    const onLine = (line: string): void => {
+      if (this.opts.onOutput) this.opts.onOutput(line);
+      else process.stderr.write(`openvpn: ${line}\n`);
+      if (line.includes('Initialization Sequence Completed')) {
+        log.info({ pid: child.pid }, 'openvpn ready');
+        for (const w of this.readyWaiters.splice(0)) w();
+      }
+    };
+    if (child.stdout) createInterface({ input: child.stdout }).on('line', onLine);
+    if (child.stderr) createInterface({ input: child.stderr }).on('line', onLine);
+    child.on('error', (err) => log.error({ err }, 'openvpn could not be started'));
+    child.on('exit', (code, signal) => {
+      rmSync(paths.pidFile, { force: true });
+      if (this.stopping) return;
+      if (Date.now() - this.startedAt > 60_000) this.restartDelay = this.opts.restartInitialMs ?? 500;
+      const delay = this.restartDelay;
+      this.restartDelay = Math.min(delay * 2, this.opts.restartMaxMs ?? 30_000);
+      log.warn({ code, signal, restartInMs: delay }, 'openvpn exited; restarting');
+      const t = setTimeout(() => {
+        this.timers = this.timers.filter((x) => x !== t);
+        if (!this.stopping) this.spawnOpenvpn();
+      }, delay);
+      this.timers.push(t);
+    });
+  }
+
+  /** Stops openvpn (SIGTERM, SIGKILL after 5 s), the watcher, the timers and removes the NAT rule. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.source?.stop();
+    this.agent?.stop();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(kill);
+    }
+    await this.nat?.remove();
+    log.info('server stopped');
+  }
+}
