@@ -3,12 +3,13 @@ import type { CliEnv } from './env.js';
 import { register as registerInit } from './commands/init.js';
 import { register as registerUser } from './commands/user.js';
 import { register as registerCert } from './commands/cert.js';
+import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerGateway } from './commands/gateway.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerToken } from './commands/token.js';
 
 /** Each area registers its own commands; this list is the only place that knows them all. */
-const AREAS: ((program: Command, env: CliEnv) => void)[] = [registerInit, registerUser, registerCert, registerGateway, registerServe, registerToken];
+const AREAS: ((program: Command, env: CliEnv) => void)[] = [registerInit, registerUser, registerCert, registerDoctor, registerGateway, registerServe, registerToken];
 
 export function buildProgram(env: CliEnv, extraAreas: ((program: Command, env: CliEnv) => void)[] = []): Command {
   const program = new Command('podgate')

@@ -1,0 +1,52 @@
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { exec } from '../../lib/exec.js';
+import { findOverlaps, parseCidr } from '../../lib/cidr.js';
+import { effectiveNetwork } from '../../services/network.js';
+import { withContext, type CliEnv } from '../env.js';
+
+type Level = 'ok' | 'warn' | 'fail';
+interface Finding {
+  level: Level;
+  check: string;
+  detail: string;
+}
+
+/** `podgate doctor`: what would stop a server or a profile from working, checked without changing anything. */
+export function register(program: Command, env: CliEnv): void {
+  program
+    .command('doctor')
+    .description('check the config, the CA, the CRL, the network settings and the local openvpn')
+    .action(async (_o, cmd: Command) => {
+      await withContext(env, cmd, async (ctx, g) => {
+        const findings: Finding[] = [];
+        const add = (level: Level, check: string, detail: string) => findings.push({ level, check, detail });
+        add('ok', 'ca', `${ctx.ca.commonName} loaded from ${ctx.dataDir}`);
+        const crl = ctx.revocation.currentCrl();
+        if (!crl) add('fail', 'crl', 'no CRL has been signed');
+        else {
+          const days = (crl.nextUpdate.getTime() - ctx.now().getTime()) / 86_400_000;
+          add(days < 7 ? 'warn' : 'ok', 'crl', `#${crl.number}, next update in ${days.toFixed(1)} days`);
+        }
+        const net = effectiveNetwork(ctx.config, ctx.store);
+        add(net.endpoints.length ? 'ok' : 'warn', 'endpoints', net.endpoints.join(', ') || 'none: set vpn.endpoints or run k8s discover');
+        add(net.podCidrs.length ? 'ok' : 'warn', 'pod routes', net.podCidrs.join(', ') || 'none');
+        add(net.serviceCidrs.length ? 'ok' : 'warn', 'service routes', net.serviceCidrs.join(', ') || 'none');
+        const ranges = [
+          { name: 'vpn.clientSubnet', cidr: parseCidr('vpn.clientSubnet', ctx.config.vpn.clientSubnet) },
+          ...net.podCidrs.map((c) => ({ name: 'pod CIDR', cidr: parseCidr('pods', c) })),
+          ...net.serviceCidrs.map((c) => ({ name: 'service CIDR', cidr: parseCidr('services', c) })),
+          ...ctx.config.vpn.officeLans.map((c) => ({ name: 'office LAN', cidr: parseCidr('vpn.officeLans', c) })),
+        ];
+        const overlaps = findOverlaps(ranges);
+        add(overlaps.length ? 'fail' : 'ok', 'overlaps', overlaps.join('; ') || 'none');
+        const ovpn = await exec(['openvpn', '--version'], { check: false }).catch(() => undefined);
+        const version = ovpn?.stdout.split('\n')[0] ?? '';
+        add(/OpenVPN 2\.[6-9]/.test(version) ? 'ok' : 'warn', 'openvpn', version || 'not installed (needed for `server run`)');
+        add(existsSync('/dev/net/tun') ? 'ok' : 'warn', 'tun', existsSync('/dev/net/tun') ? '/dev/net/tun present' : '/dev/net/tun missing');
+        if (g.json) env.out(JSON.stringify(findings, null, 2));
+        else for (const f of findings) env.out(`${f.level.padEnd(4)}  ${f.check.padEnd(14)}  ${f.detail}`);
+        if (findings.some((f) => f.level === 'fail')) process.exitCode = 1;
+      });
+    });
+}
