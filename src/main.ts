@@ -2,13 +2,18 @@ import { loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { openContext, type ContextDeps } from './services/context.js';
 import type { CliEnv } from './cli/env.js';
+import { resolve } from 'node:path';
+import { LocalCrlPublisher, serverDir } from './openvpn/local-publisher.js';
+import { LocalCrlPublisher, serverDir } from './openvpn/local-publisher.js';
+import { resolve } from 'node:path';
 
 /**
  * The composition root: the only place that chooses real dependencies (publishers, Kubernetes
  * client, management socket). Everything else receives them.
  */
-export function contextDepsFor(_config: Config): ContextDeps {
-  return { publishers: [] };
+export function contextDepsFor(config: Config): ContextDeps {
+  // Local mode: every revocation lands in <dataDir>/server, where `server run`'s agent picks it up.
+  return { publishers: [new LocalCrlPublisher(serverDir(resolve(config.dataDir)))] };
 }
 
 export function realCliEnv(): CliEnv {
