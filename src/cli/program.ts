@@ -6,10 +6,11 @@ import { register as registerCert } from './commands/cert.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerGateway } from './commands/gateway.js';
 import { register as registerServe } from './commands/serve.js';
+import { register as registerServer } from './commands/server.js';
 import { register as registerToken } from './commands/token.js';
 
 /** Each area registers its own commands; this list is the only place that knows them all. */
-const AREAS: ((program: Command, env: CliEnv) => void)[] = [registerInit, registerUser, registerCert, registerDoctor, registerGateway, registerServe, registerToken];
+const AREAS: ((program: Command, env: CliEnv) => void)[] = [registerInit, registerUser, registerCert, registerDoctor, registerGateway, registerServe, registerServer, registerToken];
 
 export function buildProgram(env: CliEnv, extraAreas: ((program: Command, env: CliEnv) => void)[] = []): Command {
   const program = new Command('podgate')
