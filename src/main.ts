@@ -4,8 +4,6 @@ import { openContext, type ContextDeps } from './services/context.js';
 import type { CliEnv } from './cli/env.js';
 import { resolve } from 'node:path';
 import { LocalCrlPublisher, serverDir } from './openvpn/local-publisher.js';
-import { LocalCrlPublisher, serverDir } from './openvpn/local-publisher.js';
-import { resolve } from 'node:path';
 
 /**
  * The composition root: the only place that chooses real dependencies (publishers, Kubernetes
