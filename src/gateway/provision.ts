@@ -132,7 +132,7 @@ export async function provisionGateway(o: ProvisionOptions, deps: ProvisionDeps)
   } catch (err) {
     deps.out(`[${current}] ... failed`);
     const failure = new StepFailed(current, err);
-    log.warn({ gateway: layout.name, step: current, err: failure.message }, 'gateway provision failed');
+    log.info({ gateway: layout.name, step: current, err: failure.message }, 'gateway provision failed');
     // a host refused before any step ran (no root, no sudo) leaves no record behind
     if (ctx) record('error', ctx.state.cert?.serial ?? previous?.certSerial ?? null, { ...(previous?.details ?? {}), lans: lans.map((l) => l.text), step: current, error: failure.message });
     throw failure;

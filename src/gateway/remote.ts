@@ -81,7 +81,7 @@ export class RemoteHost {
 
   /**
    * Installs a file owned by root with `mode`: SFTP upload (created 0600, as the SSH user) to a mktemp file,
-   * then `install -m MODE -o root -g root` into place (which also works through sudo), then removes the temp.
+   * then `install -T -m MODE -o root -g root` into place (which also works through sudo), then removes the temp.
    */
   async installFile(path: string, content: string, mode: number): Promise<void> {
     const tmp = await this.session.exec(['mktemp', '/tmp/podgate.XXXXXXXXXX']);
@@ -89,7 +89,8 @@ export class RemoteHost {
     const tmpPath = tmp.stdout.trim();
     try {
       await this.session.writeFile(tmpPath, content, 0o600);
-      await this.run(['install', '-D', '-m', mode.toString(8), '-o', 'root', '-g', 'root', '--', tmpPath, path]);
+      // -T: never treat an existing directory at `path` as "copy into it"
+      await this.run(['install', '-D', '-T', '-m', mode.toString(8), '-o', 'root', '-g', 'root', '--', tmpPath, path]);
     } finally {
       await this.session.exec(['rm', '-f', '--', tmpPath]);
     }
