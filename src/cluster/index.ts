@@ -1,0 +1,113 @@
+/**
+ * ClusterService: what the web app and the CLI use for the cluster (discover, manifests, deploy, status).
+ * Kubernetes is reached only through a KubeApi, made lazily so that `manifests` works with no cluster.
+ */
+import type { Config } from '../config/schema.js';
+import { BadRequest } from '../lib/errors.js';
+import { loadTemplate } from '../lib/templates.js';
+import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
+import { effectiveNetwork } from '../services/network.js';
+import type { AuditStore, SettingsStore } from '../store/types.js';
+import { syncAgentStatus, type EffectiveRevocation } from './agent-status.js';
+import { applyAll, type DeployResult } from './deploy.js';
+import { discover, findRangeOverlaps, lastDiscovery, type DiscoveryResult } from './discovery.js';
+import type { KubeApi, KubeObject } from './kube-api.js';
+import { buildManifests, manifestFiles, type ServerMaterial } from './manifests.js';
+import { readClusterStatus, type ClusterStatus } from './status.js';
+import { SecretCrlPublisher } from './secret-publisher.js';
+
+export interface ClusterServiceDeps {
+  config: Config;
+  store: SettingsStore & AuditStore;
+  server: { ensure(): Promise<ServerMaterial> };
+  revocation: { bundle(): RevocationBundle };
+  /** Builds the KubeApi on first use (kubeconfig, in-cluster...). */
+  kube: () => KubeApi;
+  /** Rollout wait; default 180 s. */
+  rolloutTimeoutMs?: number;
+  pollMs?: number;
+}
+
+export class ClusterService {
+  private kubeApi: KubeApi | undefined;
+  constructor(private readonly deps: ClusterServiceDeps) {}
+
+  private get kube(): KubeApi {
+    this.kubeApi ??= this.deps.kube();
+    return this.kubeApi;
+  }
+
+  /** Reads the cluster's networks, DNS and nodes, and stores the result (settings `cluster.discovery`). */
+  discover(): Promise<DiscoveryResult> {
+    return discover(this.deps.config, { kube: this.kube, settings: this.deps.store });
+  }
+
+  lastDiscovery(): DiscoveryResult | undefined {
+    return lastDiscovery(this.deps.store);
+  }
+
+  /** The objects deploy applies, built from config, the stored discovery, the server identity and the CRL. */
+  async objects(): Promise<KubeObject[]> {
+    const { config, store } = this.deps;
+    const problems = findRangeOverlaps(config, this.lastDiscovery());
+    if (problems.length > 0) {
+      throw new BadRequest(`address ranges overlap: ${problems.join('; ')} (change vpn.clientSubnet / vpn.officeLans or set vpn.routes)`, 'vpn.clientSubnet');
+    }
+    const net = effectiveNetwork(config, store);
+    return buildManifests({
+      config,
+      server: await this.deps.server.ensure(),
+      bundle: this.deps.revocation.bundle(),
+      network: {
+        podCidrs: net.podCidrs,
+        serviceCidrs: net.serviceCidrs,
+        extraRoutes: net.extraRoutes,
+        dnsServers: net.dnsServers,
+        dnsDomain: net.dnsDomain,
+        searchDomains: net.searchDomains,
+      },
+      serverConfTemplate: loadTemplate('server.conf.hbs'),
+    });
+  }
+
+  /** YAML files for `kubectl apply -f DIR`, in apply order. They hold the server's private key. */
+  async manifests(): Promise<{ name: string; yaml: string }[]> {
+    return manifestFiles(await this.objects());
+  }
+
+  /** Discovers, builds and server-side applies everything, then waits for the rollout. */
+  async deploy(onProgress: (line: string) => void = () => undefined): Promise<DeployResult> {
+    const d = await this.discover();
+    onProgress(`discovered pods ${d.podCidrs.join(', ') || '?'} (${d.podCidrSource}), services ${d.serviceCidrs.join(', ') || '?'} (${d.serviceCidrSource}), DNS ${d.dnsServer ?? '?'}, nodes ${d.nodeIps.join(', ') || '?'}`);
+    for (const w of d.warnings) onProgress(`warning: ${w}`);
+    const objects = await this.objects();
+    return applyAll(objects, { kube: this.kube, onProgress, rolloutTimeoutMs: this.deps.rolloutTimeoutMs, pollMs: this.deps.pollMs });
+  }
+
+  /** Pods, endpoints and the agent's last applied CRL number; also records newly effective revocations. */
+  async status(): Promise<ClusterStatus & { newlyEffective: EffectiveRevocation[] }> {
+    const ns = this.deps.config.kubernetes.namespace;
+    const status = await readClusterStatus(this.kube, ns, this.deps.revocation.bundle().crlNumber);
+    const newlyEffective = await syncAgentStatus(this.kube, ns, this.deps.store);
+    return { ...status, newlyEffective };
+  }
+
+  /** Turns the agent's reports into audit rows now (the web app may call this on a timer). */
+  syncAgentStatus(): Promise<EffectiveRevocation[]> {
+    return syncAgentStatus(this.kube, this.deps.config.kubernetes.namespace, this.deps.store);
+  }
+
+  /** The publisher RevocationService should call in cluster mode. */
+  publisher(): SecretCrlPublisher {
+    return new SecretCrlPublisher(this.kube, this.deps.config.kubernetes.namespace);
+  }
+}
+
+export type { DiscoveryResult, DeployResult, ClusterStatus };
+export { discover, findRangeOverlaps } from './discovery.js';
+export { buildManifests, manifestFiles } from './manifests.js';
+export { createKubeApi, loadKubeConfig } from './kube-client.js';
+export { SecretWatchSource } from './secret-watch-source.js';
+export { SecretCrlPublisher } from './secret-publisher.js';
+export { ConfigMapAgentReporter, syncAgentStatus } from './agent-status.js';
+export { formatStatus } from './status.js';

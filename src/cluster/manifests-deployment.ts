@@ -1,0 +1,108 @@
+import type { Config } from '../config/schema.js';
+import type { KubeObject } from './kube-api.js';
+import { CHECKSUM_ANNOTATION, LABELS, OBJECT_NAMES, POD_FILES, POD_PATHS } from './pod-layout.js';
+
+/**
+ * Start-up of the openvpn container, as POSIX sh inside the pod (this is the container's own entry,
+ * not a command podgate runs): make /dev/net/tun when the runtime did not, insist on IPv4 forwarding
+ * (without it clients reach nothing), MASQUERADE the client subnet so pods answer to the pod's address,
+ * seed the CRL file from the Secret if the agent has not written one yet, then exec openvpn.
+ */
+export function openvpnStartScript(clientSubnet: string): string {
+  return [
+    'set -eu',
+    'if [ ! -c /dev/net/tun ]; then mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && chmod 600 /dev/net/tun; fi',
+    'if [ "$(cat /proc/sys/net/ipv4/ip_forward)" != 1 ]; then echo 1 > /proc/sys/net/ipv4/ip_forward 2>/dev/null || true; fi',
+    'if [ "$(cat /proc/sys/net/ipv4/ip_forward)" != 1 ]; then',
+    '  echo "podgate: net.ipv4.ip_forward is 0 in the pod; allow the sysctl (kubelet --allowed-unsafe-sysctls=net.ipv4.ip_forward) or run the container privileged" >&2',
+    '  exit 1',
+    'fi',
+    `iptables -t nat -C POSTROUTING -s ${clientSubnet} -j MASQUERADE 2>/dev/null || iptables -t nat -A POSTROUTING -s ${clientSubnet} -j MASQUERADE`,
+    `if [ ! -s ${POD_FILES.crl} ]; then cp ${POD_PATHS.crlSeedDir}/crl.pem ${POD_FILES.crl}.tmp && mv ${POD_FILES.crl}.tmp ${POD_FILES.crl}; fi`,
+    `exec openvpn --config ${POD_FILES.serverConf}`,
+  ].join('\n');
+}
+
+export interface DeploymentInput {
+  config: Config;
+  namespace: string;
+  checksum: string;
+  proto: 'UDP' | 'TCP';
+}
+
+/**
+ * One replica, Recreate (a second server would fight for the NodePort's clients and the client subnet):
+ * `openvpn` (NET_ADMIN, readiness = management socket present) and the `agent` sidecar
+ * (`podgate agent --cluster`) sharing the CRL and management emptyDirs.
+ */
+export function buildDeployment({ config, namespace, checksum, proto }: DeploymentInput): KubeObject {
+  const image = config.kubernetes.image;
+  const mounts = {
+    server: { name: 'server', mountPath: POD_PATHS.serverDir, readOnly: true },
+    config: { name: 'config', mountPath: POD_PATHS.configDir, readOnly: true },
+    crlSeed: { name: 'crl-seed', mountPath: POD_PATHS.crlSeedDir, readOnly: true },
+    crl: { name: 'crl', mountPath: POD_PATHS.crlDir },
+    mgmt: { name: 'mgmt', mountPath: POD_PATHS.mgmtDir },
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: OBJECT_NAMES.app, namespace, labels: { ...LABELS } },
+    spec: {
+      replicas: 1,
+      strategy: { type: 'Recreate' },
+      selector: { matchLabels: { ...LABELS } },
+      template: {
+        metadata: { labels: { ...LABELS }, annotations: { [CHECKSUM_ANNOTATION]: checksum } },
+        spec: {
+          serviceAccountName: OBJECT_NAMES.agent,
+          terminationGracePeriodSeconds: 10,
+          containers: [
+            {
+              name: 'openvpn',
+              image,
+              command: ['/bin/sh', '-c', openvpnStartScript(config.vpn.clientSubnet)],
+              ports: [{ name: 'openvpn', containerPort: config.vpn.port, protocol: proto }],
+              securityContext: {
+                capabilities: { add: ['NET_ADMIN', 'MKNOD'], drop: ['ALL'] },
+                allowPrivilegeEscalation: false,
+              },
+              readinessProbe: {
+                exec: { command: ['/bin/sh', '-c', `test -S ${POD_FILES.managementSocket}`] },
+                initialDelaySeconds: 2,
+                periodSeconds: 5,
+              },
+              resources: { requests: { cpu: '50m', memory: '32Mi' }, limits: { memory: '256Mi' } },
+              volumeMounts: [mounts.server, mounts.config, mounts.crlSeed, mounts.crl, mounts.mgmt],
+            },
+            {
+              name: 'agent',
+              image,
+              command: ['podgate', 'agent', '--cluster'],
+              env: [
+                { name: 'PODGATE_KUBERNETES_NAMESPACE', value: namespace },
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+              ],
+              // Root without capabilities: the management socket is created by openvpn before it drops to
+              // `user nobody`, and only its owner may connect.
+              securityContext: {
+                capabilities: { drop: ['ALL'] },
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+              },
+              resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+              volumeMounts: [{ ...mounts.server }, mounts.crl, mounts.mgmt],
+            },
+          ],
+          volumes: [
+            { name: 'server', secret: { secretName: OBJECT_NAMES.serverSecret, defaultMode: 0o400 } },
+            { name: 'config', configMap: { name: OBJECT_NAMES.app } },
+            { name: 'crl-seed', secret: { secretName: OBJECT_NAMES.crlSecret, items: [{ key: 'crl.pem', path: 'crl.pem' }] } },
+            { name: 'crl', emptyDir: {} },
+            { name: 'mgmt', emptyDir: { medium: 'Memory' } },
+          ],
+        },
+      },
+    },
+  };
+}

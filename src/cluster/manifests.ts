@@ -1,0 +1,174 @@
+/**
+ * Builders of every Kubernetes object the OpenVPN server needs: pure functions of the config, the
+ * server material and the revocation bundle (no I/O, no clock, no randomness), so `k8s manifests`
+ * and `k8s deploy` produce the same objects and a re-deploy of the same inputs changes nothing.
+ */
+import { createHash } from 'node:crypto';
+import { stringify as toYamlText } from 'yaml';
+import type { Config } from '../config/schema.js';
+import { parseCidr } from '../lib/cidr.js';
+import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
+import { renderServerConfig } from '../profiles/server-config.js';
+import type { KubeObject } from './kube-api.js';
+import { buildDeployment } from './manifests-deployment.js';
+import { CRL_SECRET_KEYS, LABELS, OBJECT_NAMES, POD_FILES } from './pod-layout.js';
+
+/** The server's certificate and keys, as ServerIdentityService.ensure() returns them. */
+export interface ServerMaterial {
+  caCertPem: string;
+  certPem: string;
+  keyPem: string;
+  tlsCryptV2ServerKeyPem: string;
+  tlsCryptKeyPem: string;
+}
+
+/** What the server pushes: config values win, discovery fills the rest (services/network.ts). */
+export interface ServerNetwork {
+  podCidrs: string[];
+  serviceCidrs: string[];
+  extraRoutes: string[];
+  dnsServers: string[];
+  dnsDomain: string;
+  searchDomains: string[];
+}
+
+export interface ManifestInput {
+  config: Config;
+  server: ServerMaterial;
+  bundle: RevocationBundle;
+  network: ServerNetwork;
+  /** templates/server.conf.hbs (the caller loads it; builders do no I/O). */
+  serverConfTemplate: string;
+}
+
+const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** Only IPv4 can be pushed (the server has no IPv6 pool): discovered IPv6 ranges are left out. */
+const ipv4Only = (cidrs: readonly string[]) => cidrs.filter((c) => parseCidr('route', c).family === 'ipv4');
+
+/**
+ * The management password: derived from the server key so that it is secret, stable across
+ * deploys (no spurious rollouts) and never stored anywhere but the Secret.
+ */
+export function managementPassword(server: ServerMaterial): string {
+  return createHash('sha256').update('podgate management\0').update(server.keyPem).digest('base64url').slice(0, 32);
+}
+
+/** server.conf with paths pointing into the pod's mounts. */
+export function renderPodServerConfig(input: ManifestInput): string {
+  const { config, network } = input;
+  const v2 = config.vpn.controlChannel === 'tls-crypt-v2';
+  return renderServerConfig({
+    template: input.serverConfTemplate,
+    vpn: {
+      ...config.vpn,
+      routes: { pods: ipv4Only(network.podCidrs), services: ipv4Only(network.serviceCidrs), extra: network.extraRoutes },
+      dns: { servers: network.dnsServers, domain: network.dnsDomain, searchDomains: network.searchDomains },
+    },
+    crlFile: POD_FILES.crl,
+    managementSocket: POD_FILES.managementSocket,
+    managementPasswordFile: POD_FILES.managementPassword,
+    files: {
+      ca: POD_FILES.ca,
+      cert: POD_FILES.cert,
+      key: POD_FILES.key,
+      ...(v2 ? { tlsCryptV2: POD_FILES.tlsCryptV2 } : { tlsCrypt: POD_FILES.tlsCrypt }),
+    },
+  });
+}
+
+const fileName = (path: string) => path.slice(path.lastIndexOf('/') + 1);
+
+function meta(name: string, namespace: string, extra: Record<string, unknown> = {}) {
+  return { name, namespace, labels: { ...LABELS }, ...extra };
+}
+
+/** Every object, in the order they must be applied (namespace first, workload last). */
+export function buildManifests(input: ManifestInput): KubeObject[] {
+  const { config, server, bundle } = input;
+  const ns = config.kubernetes.namespace;
+  const serverConf = renderPodServerConfig(input);
+  const serverData: Record<string, string> = {
+    [fileName(POD_FILES.ca)]: b64(server.caCertPem),
+    [fileName(POD_FILES.cert)]: b64(server.certPem),
+    [fileName(POD_FILES.key)]: b64(server.keyPem),
+    [fileName(POD_FILES.managementPassword)]: b64(`${managementPassword(server)}\n`),
+    [config.vpn.controlChannel === 'tls-crypt-v2' ? fileName(POD_FILES.tlsCryptV2) : fileName(POD_FILES.tlsCrypt)]: b64(
+      config.vpn.controlChannel === 'tls-crypt-v2' ? server.tlsCryptV2ServerKeyPem : server.tlsCryptKeyPem,
+    ),
+  };
+  // The CRL is not part of the checksum: revocations reach the running pod through the agent, no restart.
+  const checksum = sha256(JSON.stringify({ serverConf, serverData, image: config.kubernetes.image }));
+
+  const namespace: KubeObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...LABELS } } };
+  const serverSecret: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(OBJECT_NAMES.serverSecret, ns),
+    type: 'Opaque',
+    data: serverData,
+  };
+  const crl = crlSecret(ns, bundle);
+  const configMap: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: meta(OBJECT_NAMES.app, ns),
+    data: { 'server.conf': serverConf },
+  };
+  // No `data`: the agent owns the keys it patches in; a re-apply must not take them away.
+  const status: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(OBJECT_NAMES.agentStatus, ns) };
+  const serviceAccount: KubeObject = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(OBJECT_NAMES.agent, ns) };
+  const role: KubeObject = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: meta(OBJECT_NAMES.agent, ns),
+    rules: [
+      // list/watch with resourceNames are authorised when the request selects metadata.name, as the agent does.
+      { apiGroups: [''], resources: ['secrets'], resourceNames: [OBJECT_NAMES.crlSecret], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: [OBJECT_NAMES.agentStatus], verbs: ['get', 'patch'] },
+    ],
+  };
+  const roleBinding: KubeObject = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: meta(OBJECT_NAMES.agent, ns),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: OBJECT_NAMES.agent },
+    subjects: [{ kind: 'ServiceAccount', name: OBJECT_NAMES.agent, namespace: ns }],
+  };
+  const proto = config.vpn.proto === 'udp' ? 'UDP' : 'TCP';
+  const service: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(OBJECT_NAMES.app, ns),
+    spec: {
+      type: 'NodePort',
+      selector: { ...LABELS },
+      ports: [{ name: 'openvpn', protocol: proto, port: config.vpn.port, targetPort: config.vpn.port, nodePort: config.kubernetes.nodePort }],
+    },
+  };
+  const deployment = buildDeployment({ config, namespace: ns, checksum, proto });
+  return [namespace, serviceAccount, role, roleBinding, serverSecret, crl, configMap, status, service, deployment];
+}
+
+/**
+ * The podgate-crl Secret for a bundle. The Secret publisher applies exactly this object with the same
+ * field manager, so deploy and publish never take fields (labels) away from each other.
+ */
+export function crlSecret(namespace: string, bundle: RevocationBundle): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(OBJECT_NAMES.crlSecret, namespace),
+    type: 'Opaque',
+    data: { [CRL_SECRET_KEYS.crl]: b64(bundle.crlPem), [CRL_SECRET_KEYS.bundle]: b64(JSON.stringify(bundle)) },
+  };
+}
+
+/** One YAML document per object, named for `kubectl apply -f DIR` (which applies files in name order). */
+export function manifestFiles(objects: readonly KubeObject[]): { name: string; yaml: string }[] {
+  return objects.map((o, i) => ({
+    name: `${String(i).padStart(2, '0')}-${o.kind.toLowerCase()}-${o.metadata.name}.yaml`,
+    yaml: toYamlText(o, { lineWidth: 0 }),
+  }));
+}

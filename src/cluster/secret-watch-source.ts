@@ -1,0 +1,135 @@
+/**
+ * The agent's bundle source in cluster mode: list + watch of the `podgate-crl` Secret. Each new bundle
+ * is handed to the agent core in order. The watch continues from the list's resourceVersion; when the
+ * stream ends (API server watch timeout) it re-watches from the last seen version, and on 410 Expired
+ * (history compacted) or any error it re-lists, with backoff.
+ */
+import { parseBundle } from '../openvpn/local-source.js';
+import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
+import { logger } from '../lib/logger.js';
+import type { KubeApi, KubeObject, WatchEventType, WatchHandle } from './kube-api.js';
+import { CRL_SECRET_KEYS } from './pod-layout.js';
+
+const log = logger.child({ module: 'cluster.watch' });
+
+export interface SecretWatchOptions {
+  kube: KubeApi;
+  namespace: string;
+  name: string;
+  onBundle: (bundle: RevocationBundle) => Promise<unknown>;
+  /** First retry delay after an error; doubles up to 10 s. Default 500 ms. */
+  retryMs?: number;
+}
+
+/** The bundle inside a podgate-crl Secret, or undefined when it has none. Throws on a malformed one. */
+export function bundleFromSecret(secret: KubeObject): RevocationBundle | undefined {
+  const raw = (secret.data as Record<string, string> | undefined)?.[CRL_SECRET_KEYS.bundle];
+  if (!raw) return undefined;
+  return parseBundle(Buffer.from(raw, 'base64').toString('utf8'));
+}
+
+export class SecretWatchSource {
+  private handle: WatchHandle | undefined;
+  private stopped = false;
+  private lastRv = '';
+  private lastBundleText = '';
+  private delivery: Promise<void> = Promise.resolve();
+  private retryDelay: number;
+  private timer: NodeJS.Timeout | undefined;
+  /** Counts for tests and logs: how many lists and watches were started. */
+  readonly stats = { lists: 0, watches: 0, delivered: 0 };
+
+  constructor(private readonly o: SecretWatchOptions) {
+    this.retryDelay = o.retryMs ?? 500;
+  }
+
+  /** Lists once (delivering the current bundle) and starts watching. Rejects if the first list fails. */
+  async start(): Promise<void> {
+    await this.list();
+    await this.delivery;
+    await this.watch();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.handle?.stop();
+  }
+
+  /** Resolves when every bundle seen so far has been handed over. */
+  idle(): Promise<void> {
+    return this.delivery;
+  }
+
+  private async list(): Promise<void> {
+    this.stats.lists++;
+    const list = await this.o.kube.list('v1', 'Secret', {
+      namespace: this.o.namespace,
+      fieldSelector: `metadata.name=${this.o.name}`,
+    });
+    this.lastRv = list?.resourceVersion ?? '';
+    const secret = list?.items[0];
+    if (secret) this.deliver(secret);
+  }
+
+  private async watch(): Promise<void> {
+    if (this.stopped) return;
+    this.stats.watches++;
+    let expired = false;
+    this.handle = await this.o.kube.watchSecrets(
+      this.o.namespace,
+      { fieldSelector: `metadata.name=${this.o.name}`, resourceVersion: this.lastRv },
+      (type, obj) => {
+        if (type === 'ERROR') {
+          const status = obj as unknown as { code?: number; message?: string };
+          expired = status.code === 410;
+          log.info({ code: status.code, message: status.message }, 'watch error event; re-listing');
+          return;
+        }
+        if (obj.metadata.resourceVersion) this.lastRv = obj.metadata.resourceVersion;
+        if (type === 'ADDED' || type === 'MODIFIED') this.deliver(obj);
+      },
+      (err) => {
+        if (this.stopped) return;
+        if (err || expired) this.retry(expired ? 'expired' : String(err));
+        else void this.watch().catch((e: unknown) => this.retry(String(e))); // stream end: continue from lastRv
+      },
+    );
+    this.retryDelay = this.o.retryMs ?? 500;
+  }
+
+  /** Re-lists then re-watches after a delay that grows while the API server keeps failing. */
+  private retry(why: string): void {
+    if (this.stopped || this.timer) return;
+    const delay = why === 'expired' ? 0 : this.retryDelay;
+    if (why !== 'expired') this.retryDelay = Math.min(this.retryDelay * 2, 10_000);
+    log.debug({ why, delay }, 're-list');
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.list()
+        .then(() => this.watch())
+        .catch((err: unknown) => {
+          log.warn({ err: String(err) }, 'secret list/watch failed; retrying');
+          this.retry(String(err));
+        });
+    }, delay);
+  }
+
+  private deliver(secret: KubeObject): void {
+    const raw = (secret.data as Record<string, string> | undefined)?.[CRL_SECRET_KEYS.bundle] ?? '';
+    if (raw === '' || raw === this.lastBundleText) return; // re-lists and bookmarks repeat what we have
+    this.lastBundleText = raw;
+    this.delivery = this.delivery.then(async () => {
+      try {
+        const bundle = bundleFromSecret(secret);
+        if (!bundle) return;
+        this.stats.delivered++;
+        await this.o.onBundle(bundle);
+      } catch (err) {
+        log.error({ err, secret: secret.metadata.name }, 'revocation bundle from the Secret not applied');
+      }
+    });
+  }
+}
+
+export type { WatchEventType };

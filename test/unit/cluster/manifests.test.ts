@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { Secret } from 'kubernetes-models/v1/Secret';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import { loadTemplate } from '../../../src/lib/templates.js';
+import { buildManifests, manifestFiles, type ManifestInput } from '../../../src/cluster/manifests.js';
+import type { KubeObject } from '../../../src/cluster/kube-api.js';
+import { CHECKSUM_ANNOTATION } from '../../../src/cluster/pod-layout.js';
+import type { AppContext } from '../../../src/services/context.js';
+import { testContext } from '../../helpers/context.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const MODELS: Record<string, new (o: any) => { validate(): void }> = {
+  Namespace, Secret, ConfigMap, Service, ServiceAccount, Deployment, Role, RoleBinding,
+};
+
+type Obj = KubeObject & { spec?: any; data?: any; rules?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+describe('cluster manifests', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let ctx: AppContext;
+  let input: ManifestInput;
+  let objects: Obj[];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'podgate-manifests-'));
+    ctx = await testContext(dir, { 'vpn.dns.servers': ['10.96.0.10'] });
+    input = {
+      config: ctx.config,
+      server: await ctx.server.ensure(),
+      bundle: ctx.revocation.bundle(),
+      network: { podCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'], serviceCidrs: ['10.96.0.0/12'], extraRoutes: [], dnsServers: ['10.96.0.10'], dnsDomain: 'cluster.local', searchDomains: [] },
+      serverConfTemplate: loadTemplate('server.conf.hbs'),
+    };
+    objects = buildManifests(input) as Obj[];
+  });
+  after(() => {
+    ctx?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const find = (kind: string, name?: string) => {
+    const o = objects.find((x) => x.kind === kind && (!name || x.metadata.name === name));
+    assert.ok(o, `${kind} ${name ?? ''} built`);
+    return o;
+  };
+
+  it('every object validates against the Kubernetes OpenAPI schema (kubernetes-models)', () => {
+    assert.deepEqual(objects.map((o) => o.kind), ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'Secret', 'Secret', 'ConfigMap', 'ConfigMap', 'Service', 'Deployment']);
+    for (const o of objects) {
+      const Model = MODELS[o.kind];
+      assert.ok(Model, o.kind);
+      assert.doesNotThrow(() => new Model(structuredClone(o)).validate(), `${o.kind} ${o.metadata.name}`);
+      if (o.kind !== 'Namespace') assert.equal(o.metadata.namespace, 'middleware');
+    }
+  });
+
+  it('the validator really rejects a broken object (guards the test above)', () => {
+    const d = structuredClone(find('Deployment'));
+    d.spec.template.spec.containers[0].ports[0].containerPort = 'x';
+    assert.throws(() => new Deployment(d as never).validate(), /containerPort/);
+  });
+
+  it('Service is a NodePort on 30030 with the configured protocol', () => {
+    const s = find('Service');
+    assert.equal(s.spec.type, 'NodePort');
+    assert.deepEqual(s.spec.ports, [{ name: 'openvpn', protocol: 'UDP', port: 30030, targetPort: 30030, nodePort: 30030 }]);
+    assert.deepEqual(s.spec.selector, find('Deployment').spec.template.metadata.labels);
+  });
+
+  it('Deployment: one replica, Recreate, openvpn with NET_ADMIN and the agent sidecar sharing the CRL and management volumes', () => {
+    const d = find('Deployment');
+    assert.equal(d.spec.replicas, 1);
+    assert.equal(d.spec.strategy.type, 'Recreate');
+    const [openvpn, agent] = d.spec.template.spec.containers;
+    assert.equal(openvpn.name, 'openvpn');
+    assert.ok(openvpn.securityContext.capabilities.add.includes('NET_ADMIN'));
+    const script = openvpn.command[2] as string;
+    assert.match(script, /mknod \/dev\/net\/tun c 10 200/);
+    assert.match(script, /ip_forward/);
+    assert.match(script, /iptables -t nat -A POSTROUTING -s 10\.140\.0\.0\/16 -j MASQUERADE/);
+    assert.match(script, /exec openvpn --config \/etc\/podgate\/config\/server.conf/);
+    assert.match(openvpn.readinessProbe.exec.command.join(' '), /test -S \/run\/podgate\/mgmt\/openvpn.sock/);
+    assert.equal(agent.name, 'agent');
+    assert.deepEqual(agent.command, ['podgate', 'agent', '--cluster']);
+    for (const vol of ['crl', 'mgmt']) {
+      assert.ok(openvpn.volumeMounts.some((m: { name: string }) => m.name === vol));
+      assert.ok(agent.volumeMounts.some((m: { name: string }) => m.name === vol));
+    }
+    assert.equal(d.spec.template.spec.serviceAccountName, 'podgate-agent');
+  });
+
+  it('Role grants the agent only get/list/watch on its CRL Secret and get/patch on its status ConfigMap', () => {
+    assert.deepEqual(find('Role').rules, [
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['podgate-crl'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: ['podgate-agent-status'], verbs: ['get', 'patch'] },
+    ]);
+  });
+
+  it('server.conf points into the pod mounts and pushes only the IPv4 routes', () => {
+    const conf = find('ConfigMap', 'podgate-openvpn').data['server.conf'] as string;
+    assert.match(conf, /^crl-verify \/run\/podgate\/crl\/crl.pem$/m);
+    assert.match(conf, /^management \/run\/podgate\/mgmt\/openvpn.sock unix \/etc\/podgate\/server\/management.pwd$/m);
+    assert.match(conf, /^ca \/etc\/podgate\/server\/ca.crt$/m);
+    assert.match(conf, /^tls-crypt-v2 \/etc\/podgate\/server\/tls-crypt-v2-server.key$/m);
+    assert.match(conf, /^push "route 10.244.0.0 255.255.0.0"$/m);
+    assert.match(conf, /^push "route 10.96.0.0 255.240.0.0"$/m);
+    assert.doesNotMatch(conf, /fd00/);
+  });
+
+  it('Secrets carry the server material and the revocation bundle', () => {
+    const server = find('Secret', 'podgate-server').data as Record<string, string>;
+    const dec = (v: string) => Buffer.from(v, 'base64').toString('utf8');
+    assert.equal(dec(server['ca.crt']!), input.server.caCertPem);
+    assert.equal(dec(server['server.key']!), input.server.keyPem);
+    assert.equal(dec(server['tls-crypt-v2-server.key']!), input.server.tlsCryptV2ServerKeyPem);
+    const crl = find('Secret', 'podgate-crl').data as Record<string, string>;
+    assert.match(dec(crl['crl.pem']!), /BEGIN X509 CRL/);
+    assert.deepEqual(JSON.parse(dec(crl['revocations.json']!)), input.bundle);
+  });
+
+  it('pure: same inputs give the same objects; config changes roll the pod, CRL changes do not', () => {
+    assert.deepEqual(buildManifests(input), objects);
+    const sum = (objs: KubeObject[]) => (objs.find((o) => o.kind === 'Deployment') as Obj).spec.template.metadata.annotations[CHECKSUM_ANNOTATION];
+    const base = sum(objects);
+    assert.match(base, /^[0-9a-f]{64}$/);
+    const cfg = structuredClone(input.config);
+    cfg.vpn.clientSubnet = '10.150.0.0/16';
+    assert.notEqual(sum(buildManifests({ ...input, config: cfg })), base);
+    assert.equal(sum(buildManifests({ ...input, bundle: { ...input.bundle, crlNumber: 99 } })), base);
+  });
+
+  it('YAML files parse back to the same objects, in apply order', () => {
+    const files = manifestFiles(objects);
+    assert.equal(files[0]!.name, '00-namespace-middleware.yaml');
+    assert.deepEqual([...files.map((f) => f.name)].sort(), files.map((f) => f.name));
+    files.forEach((f, i) => assert.deepEqual(parseYaml(f.yaml), objects[i]));
+  });
+});
