@@ -26,34 +26,45 @@ function show(v: unknown): string {
   return String(v);
 }
 
+const LABELS: Record<string, string> = {
+  podCidrs: 'Pod ranges',
+  serviceCidrs: 'Service ranges',
+  dnsServer: 'DNS server',
+  clusterDomain: 'Cluster domain',
+  nodeIps: 'Node addresses',
+};
+
 /**
- * Flattens a discovery result into rows. Understands `{ value, source }` leaves (and `values` /
- * `sources` side tables); anything else is shown as it is. Keys named warnings/overlaps become
- * warnings.
+ * Flattens a discovery result (src/cluster DiscoveryResult) into rows of value + source: a key `x`
+ * takes its source from `xSource` (or `xsSource` without the plural s, e.g. podCidrs/podCidrSource).
+ * `warnings` and `overlaps` become warnings; `sources` (every source's answer) becomes extra rows.
  */
 export function describeDiscovery(d: unknown): { rows: DiscoveryRow[]; warnings: string[]; at?: string } {
   const rows: DiscoveryRow[] = [];
   const warnings: string[] = [];
   if (!d || typeof d !== 'object') return { rows, warnings };
   const obj = d as Record<string, unknown>;
-  const sources = (obj.sources && typeof obj.sources === 'object' ? obj.sources : {}) as Record<string, unknown>;
-  const values = (obj.values && typeof obj.values === 'object' ? obj.values : obj) as Record<string, unknown>;
   let at: string | undefined;
-  for (const key of ['warnings', 'overlaps']) {
-    const w = obj[key] ?? values[key];
-    if (Array.isArray(w)) warnings.push(...w.map((x) => (typeof x === 'string' ? x : (x as { message?: string }).message ?? JSON.stringify(x))));
+  for (const key of ['overlaps', 'warnings']) {
+    const w = obj[key];
+    if (Array.isArray(w)) warnings.push(...w.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))));
   }
-  for (const [name, v] of Object.entries(values)) {
-    if (['warnings', 'overlaps', 'sources', 'values'].includes(name)) continue;
-    if (name === 'discoveredAt' || name === 'at') {
+  for (const [name, v] of Object.entries(obj)) {
+    if (['warnings', 'overlaps', 'sources'].includes(name) || name.endsWith('Source')) continue;
+    if (name === 'discoveredAt') {
       at = show(v);
       continue;
     }
-    if (v && typeof v === 'object' && !Array.isArray(v) && 'value' in v) {
-      const leaf = v as { value: unknown; source?: unknown };
-      rows.push({ name, value: show(leaf.value), source: show(leaf.source ?? sources[name]) });
-    } else {
-      rows.push({ name, value: show(v), source: sources[name] === undefined ? '' : show(sources[name]) });
+    const source = obj[`${name}Source`] ?? obj[`${name.replace(/s$/, '')}Source`];
+    rows.push({ name: LABELS[name] ?? name, value: show(v), source: source === undefined ? '' : show(source) });
+  }
+  const sources = obj.sources as Record<string, unknown> | undefined;
+  if (sources && typeof sources === 'object') {
+    for (const [kind, list] of Object.entries(sources)) {
+      if (!Array.isArray(list)) continue;
+      for (const item of list as { source?: unknown; cidrs?: unknown }[]) {
+        rows.push({ name: `${kind} (seen)`, value: show(item.cidrs), source: show(item.source) });
+      }
     }
   }
   return { rows, warnings, at };
@@ -62,7 +73,12 @@ export function describeDiscovery(d: unknown): { rows: DiscoveryRow[]; warnings:
 /** Manifests as one YAML text for download, whatever form the cluster module returns. */
 export function manifestsText(m: unknown): string {
   if (typeof m === 'string') return m;
-  if (Array.isArray(m)) return m.map((x) => (typeof x === 'string' ? x : JSON.stringify(x, null, 2))).join('\n---\n');
+  if (Array.isArray(m)) {
+    return m
+      .map((x) => (typeof x === 'string' ? x : x && typeof x === 'object' && typeof (x as { yaml?: unknown }).yaml === 'string' ? (x as { yaml: string }).yaml : JSON.stringify(x, null, 2)))
+      .map((y) => y.replace(/^---\n/, '').trimEnd())
+      .join('\n---\n') + '\n';
+  }
   if (m && typeof m === 'object' && 'yaml' in m && typeof (m as { yaml: unknown }).yaml === 'string') return (m as { yaml: string }).yaml;
   return JSON.stringify(m, null, 2);
 }

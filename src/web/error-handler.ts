@@ -36,8 +36,10 @@ function fromHttpError(err: unknown): AppError | undefined {
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   const known = err instanceof AppError ? err : fromHttpError(err);
   const status = known?.status ?? 500;
-  if (!known || status >= 500) {
+  if (!known) {
     log.error({ err, requestId: req.requestId, path: req.path }, 'request failed');
+  } else if (status >= 500) {
+    log.warn({ code: known.code, status, requestId: req.requestId, path: req.path, cause: known.cause }, known.message);
   } else {
     log.debug({ code: known.code, status, path: req.path }, known.message);
   }
