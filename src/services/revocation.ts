@@ -38,6 +38,13 @@ export function normalizeSerial(value: string): string | undefined {
   return upper.length % 2 === 1 ? '0' + upper : upper;
 }
 
+interface RevokedRow {
+  serial: string;
+  commonName: string;
+  revokedAt: Date;
+  reason: RevocationReason;
+}
+
 export interface RevocationServiceDeps {
   store: Store;
   ca: CertificateAuthority;
@@ -52,7 +59,27 @@ export interface RevocationServiceDeps {
  * publisher (file for the local agent, Secret for the pod). The agent makes it effective.
  */
 export class RevocationService {
+  /**
+   * Revoked rows as of CRL number `crlNumber`, oldest first. Every revocation bumps the CRL number in the
+   * same transaction, so a matching number proves the cache is current even with other processes
+   * (CLI, web) writing the same store; otherwise it is reloaded.
+   */
+  private revokedCache: { crlNumber: number; rows: RevokedRow[] } | undefined;
+
   constructor(private readonly deps: RevocationServiceDeps) {}
+
+  /** Every revoked row, oldest first, from the cache when it is current. */
+  private revokedRows(): RevokedRow[] {
+    const number = this.deps.store.getCrl()?.number ?? 0;
+    if (this.revokedCache?.crlNumber !== number) {
+      const rows = this.deps.store
+        .listRevoked()
+        .map((r) => ({ serial: r.serial, commonName: r.commonName, revokedAt: r.revokedAt!, reason: r.revocationReason! }))
+        .sort((a, b) => a.revokedAt.getTime() - b.revokedAt.getTime());
+      this.revokedCache = { crlNumber: number, rows };
+    }
+    return this.revokedCache.rows;
+  }
 
   /** Finds a certificate by serial (any common spelling) or by the common name of its valid certificate. */
   resolve(serialOrName: string): CertRecord {
@@ -86,6 +113,7 @@ export class RevocationService {
     const { store } = this.deps;
     const now = this.deps.now();
     return store.transaction(() => {
+      const known = this.revokedRows();
       const cert = serials.map((serial) => {
         const c = store.markRevoked(serial, reason, now);
         store.appendAudit({
@@ -97,22 +125,21 @@ export class RevocationService {
         });
         return c;
       });
-      const crl = this.rebuildCrl(now);
+      const rows = [
+        ...known,
+        ...cert.map((c) => ({ serial: c.serial, commonName: c.commonName, revokedAt: c.revokedAt!, reason })),
+      ];
+      const crl = this.rebuildCrl(now, rows);
       log.info({ serials, reason, crlNumber: crl.number }, 'revoked');
       return { cert, crl };
     });
   }
 
-  /** Signs CRL number n+1 over every revoked row; callers hold the store transaction. */
-  private rebuildCrl(now: Date): CrlState {
+  /** Signs CRL number n+1 over `rows` (every revoked row); callers hold the store transaction. */
+  private rebuildCrl(now: Date, rows: RevokedRow[] = this.revokedRows()): CrlState {
     const { store, ca, crlDays } = this.deps;
     const number = (store.getCrl()?.number ?? 0) + 1;
-    const entries = store.listRevoked().map((r) => ({
-      serial: r.serial,
-      revokedAt: r.revokedAt ?? now,
-      reason: r.revocationReason ?? 'unspecified',
-    }));
-    const pem = ca.buildCrl({ number, entries, nextUpdateDays: crlDays, now });
+    const pem = ca.buildCrl({ number, entries: rows, nextUpdateDays: crlDays, now });
     const state: CrlState = {
       number,
       pem,
@@ -120,6 +147,7 @@ export class RevocationService {
       nextUpdate: new Date(now.getTime() + crlDays * DAY),
     };
     store.saveCrl(state);
+    this.revokedCache = { crlNumber: number, rows };
     return state;
   }
 
@@ -148,10 +176,7 @@ export class RevocationService {
     const { store } = this.deps;
     const crl = store.getCrl();
     if (!crl) throw new NotFound('no CRL has been signed yet');
-    const recent = store
-      .listRevoked()
-      .sort((a, b) => (b.revokedAt?.getTime() ?? 0) - (a.revokedAt?.getTime() ?? 0))
-      .slice(0, BUNDLE_RECENT_LIMIT);
+    const recent = this.revokedRows().slice(-BUNDLE_RECENT_LIMIT).reverse();
     const reissued = new Set<string>();
     for (const r of recent) if (store.getValidCertByCommonName(r.commonName)) reissued.add(r.commonName);
     return {
@@ -160,7 +185,7 @@ export class RevocationService {
       revoked: recent.map((r) => ({
         serial: r.serial,
         commonName: r.commonName,
-        revokedAt: (r.revokedAt ?? crl.thisUpdate).toISOString(),
+        revokedAt: r.revokedAt.toISOString(),
       })),
       reissuedCommonNames: [...reissued].sort(),
     };
