@@ -67,6 +67,7 @@ export interface SshdOptions {
 /** Starts sshd -D -e with a temp config and waits for "Server listening". */
 export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'pg-sshd-'));
+  mkdirSync(dir, { recursive: true });
   // sshd reads authorized_keys as the logging-in user: non-root test users must be able to read them
   chmodSync(dir, 0o755);
   mkdirSync(join(dir, 'authorized_keys'), { recursive: true, mode: 0o755 });
