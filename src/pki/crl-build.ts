@@ -1,7 +1,14 @@
 import { BadRequest } from '../lib/errors.js';
 import type { Signer } from './algorithms.js';
 import { CLOCK_SKEW_MS, DAY_MS } from './time.js';
-import { encodeTlv, isSerialHex, serialHexToIntegerContent, TAG, toPem } from './der.js';
+import {
+  encodeTlv,
+  isSerialHex,
+  serialHexToIntegerContent,
+  serialHexToIntegerHex,
+  TAG,
+  toPem,
+} from './der.js';
 import { verifyCrl } from './crl-verify.js';
 import type { RevocationReason, RevokedEntry } from './types.js';
 
@@ -60,7 +67,7 @@ export interface CrlOptions {
  * before it is returned.
  */
 export function buildCrl(o: CrlOptions, ca: CrlIssuer): string {
-  checkOptions(o);
+  const entries = checkOptions(o);
   const now = o.now ?? new Date();
   const thisUpdate = new Date(now.getTime() - CLOCK_SKEW_MS);
   const nextUpdate = new Date(now.getTime() + o.nextUpdateDays * DAY_MS);
@@ -72,7 +79,7 @@ export function buildCrl(o: CrlOptions, ca: CrlIssuer): string {
     time(thisUpdate),
     time(nextUpdate),
   ];
-  if (o.entries.length > 0) fields.push(encodeTlv(TAG.SEQUENCE, encodeEntries(o.entries)));
+  if (o.entries.length > 0) fields.push(encodeTlv(TAG.SEQUENCE, encodeEntries(entries)));
   const aki = encodeTlv(TAG.SEQUENCE, encodeTlv(0x80, ca.ski)); // [0] IMPLICIT keyIdentifier
   const crlNumber = encodeTlv(TAG.INTEGER, serialHexToIntegerContent(evenHex(o.number)));
   fields.push(
@@ -99,13 +106,12 @@ export function buildCrl(o: CrlOptions, ca: CrlIssuer): string {
  * entry made the garbage collector the main cost at 10,000 entries). Each entry is shorter than 128 bytes,
  * so every length fits the one-byte short form.
  */
-function encodeEntries(entries: readonly RevokedEntry[]): Buffer {
+function encodeEntries(entries: readonly CheckedEntry[]): Buffer {
   const parts = entries.map((e) => {
-    const serial = serialHexToIntegerContent(e.serial).toString('hex');
     const time = timeString(e.revokedAt);
     const reason = REASON_EXTENSIONS[e.reason];
-    const contentLength = 2 + serial.length / 2 + 2 + time.length + (reason?.length ?? 0);
-    return { serial, time, reason, contentLength };
+    const contentLength = 2 + e.serialHex.length / 2 + 2 + time.length + (reason?.length ?? 0);
+    return { serial: e.serialHex, time, reason, contentLength };
   });
   const out = Buffer.allocUnsafe(parts.reduce((n, p) => n + 2 + p.contentLength, 0));
   let pos = 0;
@@ -123,7 +129,14 @@ function encodeEntries(entries: readonly RevokedEntry[]): Buffer {
   return out;
 }
 
-function checkOptions(o: CrlOptions): void {
+/** An entry after validation: the serial as DER INTEGER content hex. */
+interface CheckedEntry {
+  serialHex: string;
+  revokedAt: Date;
+  reason: RevocationReason;
+}
+
+function checkOptions(o: CrlOptions): CheckedEntry[] {
   if (!Number.isSafeInteger(o.number) || o.number < 0)
     throw new BadRequest('number must be a non-negative integer', 'number');
   if (
@@ -139,23 +152,26 @@ function checkOptions(o: CrlOptions): void {
     throw new BadRequest('now must be a valid Date', 'now');
   }
   const seen = new Set<string>();
-  o.entries.forEach((e, i) => {
-    const field = `entries[${i}]`;
+  return o.entries.map((e, i) => {
+    const field = () => `entries[${i}]`;
     if (typeof e.serial !== 'string' || !isSerialHex(e.serial)) {
-      throw new BadRequest(`${field}.serial must be hex, even length, 1-20 bytes`, `${field}.serial`);
+      throw new BadRequest(`${field()}.serial must be hex, even length, 1-20 bytes`, `${field()}.serial`);
     }
-    const key = e.serial.toUpperCase().replace(/^(00)+(?=..)/, '');
-    if (seen.has(key)) throw new BadRequest(`${field}.serial ${key} is listed twice`, `${field}.serial`);
-    seen.add(key);
+    const serialHex = serialHexToIntegerHex(e.serial);
+    if (seen.has(serialHex)) {
+      throw new BadRequest(`${field()}.serial ${e.serial} is listed twice`, `${field()}.serial`);
+    }
+    seen.add(serialHex);
     if (!(e.revokedAt instanceof Date) || Number.isNaN(e.revokedAt.getTime())) {
-      throw new BadRequest(`${field}.revokedAt must be a valid Date`, `${field}.revokedAt`);
+      throw new BadRequest(`${field()}.revokedAt must be a valid Date`, `${field()}.revokedAt`);
     }
     if (!Object.hasOwn(REASON_CODES, e.reason)) {
       throw new BadRequest(
-        `${field}.reason must be one of ${Object.keys(REASON_CODES).join(', ')}`,
-        `${field}.reason`,
+        `${field()}.reason must be one of ${Object.keys(REASON_CODES).join(', ')}`,
+        `${field()}.reason`,
       );
     }
+    return { serialHex, revokedAt: e.revokedAt, reason: e.reason };
   });
 }
 

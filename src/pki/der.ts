@@ -122,11 +122,15 @@ export function isSerialHex(s: string): boolean {
  * dropped, and one 00 is prefixed when the high bit is set, as DER requires).
  */
 export function serialHexToIntegerContent(hex: string): Buffer {
-  let mag = Buffer.from(hex, 'hex');
+  return Buffer.from(serialHexToIntegerHex(hex), 'hex');
+}
+
+/** {@link serialHexToIntegerContent} as upper-case hex text (no Buffer: used per CRL entry). */
+export function serialHexToIntegerHex(hex: string): string {
   let i = 0;
-  while (i < mag.length - 1 && mag[i] === 0) i++;
-  mag = mag.subarray(i);
-  return mag[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), mag]) : mag;
+  while (i < hex.length - 2 && hex[i] === '0' && hex[i + 1] === '0') i += 2;
+  const mag = hex.slice(i).toUpperCase();
+  return mag.charCodeAt(0) >= 0x38 /* '8' and above: high bit set */ ? `00${mag}` : mag;
 }
 
 /**
