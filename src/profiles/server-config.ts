@@ -46,6 +46,7 @@ export const SERVER_DIRECTIVES: ReadonlySet<string> = new Set([
   'topology',
   'server',
   'explicit-exit-notify',
+  'multihome',
   'keepalive',
   'persist-key',
   'persist-tun',

@@ -40,6 +40,7 @@ describe('profiles/server-config', () => {
       'proto udp',
       'dev tun',
       'topology subnet',
+      'multihome',
       'server 10.140.0.0 255.255.0.0',
       'keepalive 10 60',
       'persist-key',
@@ -82,7 +83,7 @@ describe('profiles/server-config', () => {
 
   it('omits DNS and user/group when not configured, tcp has no explicit-exit-notify', () => {
     const text = renderServerConfig(input({ dns: {}, user: '', group: '', proto: 'tcp' }));
-    assert.doesNotMatch(text, /dns|dhcp-option|^user|^group|explicit-exit-notify/m);
+    assert.doesNotMatch(text, /dns|dhcp-option|^user|^group|explicit-exit-notify|multihome/m);
     assert.match(text, /^proto tcp$/m);
   });
 

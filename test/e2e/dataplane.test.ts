@@ -1,0 +1,309 @@
+/**
+ * The data plane end to end, with the real openvpn 2.6 server and clients in network namespaces:
+ * office (172.18.12.100) ─ node (172.18.12.21, `podgate server run`, NAT) ─ pod (10.244.1.5).
+ * Profiles come from `podgate cert issue`, revocations from `podgate cert revoke`; everything podgate
+ * does here goes through its CLI, as an admin would run it.
+ *
+ * Proves: tunnel to a pod IP and a ClusterIP; pushed routes and DNS reach the client; a revoke drops the
+ * live session (server-pushed-halt) and it cannot reconnect while another client stays up; the audit log
+ * shows revocation.effective; another CA, an expired certificate and a missing tls-crypt-v2 key are
+ * refused; kill -9 of openvpn is repaired and revocations still hold; a revoke while the management
+ * interface is down is pending, then applied; SIGTERM removes the NAT rule.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { exec } from '../../src/lib/exec.js';
+import { loadConfig } from '../../src/config/load.js';
+import { serverPaths } from '../../src/openvpn/server-files.js';
+import { openContext } from '../../src/services/context.js';
+import { openStore } from '../../src/store/index.js';
+import { wrapTlsCryptV2ClientKey } from '../../src/pki/tls-crypt.js';
+import {
+  canUseNetns,
+  cleanupAll,
+  officeNodePod,
+  startEchoServer,
+  tcpProbe,
+  OFFICE_NODE_POD as A,
+  type SpawnedProcess,
+  type Topology,
+} from '../helpers/netns.js';
+import { makeTestPki, startClient, waitClientConnected } from '../helpers/openvpn.js';
+
+const CLI = join(process.cwd(), 'dist/src/cli.js');
+const PORT = 30030;
+const ECHO = 7007;
+
+function count(text: string, re: RegExp): number {
+  return (text.match(new RegExp(re.source, 'g')) ?? []).length;
+}
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', function () {
+  this.timeout(180_000);
+  let topo: Topology;
+  let work: string;
+  let cfgFile: string;
+  let server: SpawnedProcess;
+  const clients: Record<string, SpawnedProcess> = {};
+  const profiles: Record<string, string> = {};
+
+  const cli = (...args: string[]) => exec([process.execPath, CLI, '--config', cfgFile, ...args], { timeoutMs: 60_000 });
+  const config = () => loadConfig({ file: cfgFile });
+
+  async function issue(name: string): Promise<string> {
+    const out = join(work, `${name}.ovpn`);
+    await cli('cert', 'issue', name, '--owner', 'admin', '--out', out);
+    profiles[name] = readFileSync(out, 'utf8');
+    return profiles[name]!;
+  }
+
+  /** Clients in one namespace would share (and fight over) the pushed routes: bob gets his own. */
+  function connect(name: string, profile = profiles[name]!, role = 'office'): SpawnedProcess {
+    const p = startClient(topo.name(role), work, `${name}-${Date.now()}`, profile, ['--connect-retry', '1', '1']);
+    clients[name] = p;
+    return p;
+  }
+
+  /** Waits until the server log shows `re` once more than `before` times. */
+  async function serverSays(re: RegExp, before: number, timeoutMs = 20_000): Promise<void> {
+    await until(() => count(server.output(), re) > before, timeoutMs, `server log ${re}`);
+  }
+
+  before(async function () {
+    if (!(await canUseNetns())) {
+      if (process.env.CI === 'true') throw new Error('network namespaces need root + iproute2');
+      this.skip();
+    }
+    topo = await officeNodePod({ prefix: 'pgd' });
+    work = mkdtempSync(join(tmpdir(), 'pg-dataplane-'));
+    writeFileSync(join(work, 'admin.pw'), 'admin-password-for-tests\n', { mode: 0o600 });
+    cfgFile = join(work, 'podgate.yaml');
+    writeFileSync(
+      cfgFile,
+      [
+        `dataDir: ${join(work, 'data')}`,
+        'ca: { keyType: ec-p384 }',
+        'vpn:',
+        `  port: ${PORT}`,
+        `  endpoints: ["${A.node}"]`,
+        `  routes: { pods: ["${A.podCidr}"], services: ["${A.serviceCidr}"] }`,
+        `  dns: { servers: ["${A.clusterIp}"], domain: cluster.local, searchDomains: [svc.cluster.local] }`,
+        '  nat: true',
+        '',
+      ].join('\n'),
+    );
+    await exec([process.execPath, CLI, '--config', cfgFile, 'init'], {
+      env: { ...process.env, PODGATE_ADMIN_PASSWORD_FILE: join(work, 'admin.pw') },
+    });
+    // A second office host on its own link, so that two clients have their own routing tables.
+    await topo.link('office2', '172.18.13.100/24', 'node', '172.18.13.21/24');
+    await topo.route('office2', '172.18.12.0/24', '172.18.13.21');
+    await startEchoServer(topo.name('pod'), '0.0.0.0', ECHO);
+    server = topo.spawn('node', [process.execPath, CLI, '--config', cfgFile, 'server', 'run'], {
+      logFile: join(work, 'server-run.log'),
+    });
+    await server.waitFor(/Initialization Sequence Completed/, 30_000);
+  });
+
+  after(async () => {
+    if (server?.running) await server.stop(8000);
+    await cleanupAll();
+    if (work) {
+      try {
+        rmSync(dirname(serverPaths(config()).activeCrl), { recursive: true, force: true });
+      } catch {
+        /* config never written */
+      }
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('a profile from `podgate cert issue` connects and reaches a pod IP and a ClusterIP', async () => {
+    await issue('alice.laptop');
+    const alice = connect('alice.laptop');
+    await waitClientConnected(alice);
+    assert.equal(await tcpProbe(topo.name('office'), A.pod, ECHO), true, 'pod IP through the tunnel');
+    assert.equal(await tcpProbe(topo.name('office'), A.clusterIp, ECHO), true, 'ClusterIP through the tunnel');
+  });
+
+  it('the client got the pod and service routes and the DNS options', async () => {
+    const routes = (await topo.run('office', ['ip', 'route'])).stdout;
+    assert.match(routes, /^10\.244\.0\.0\/16 via 10\.140\.\d+\.\d+ dev tun\d/m);
+    assert.match(routes, /^10\.96\.0\.0\/12 via 10\.140\.\d+\.\d+ dev tun\d/m);
+    const log = clients['alice.laptop']!.output();
+    const reply = /PUSH_REPLY,([^']*)'/.exec(log)?.[1] ?? '';
+    for (const opt of [
+      `dns server 0 address ${A.clusterIp}`,
+      'dns server 0 resolve-domains cluster.local',
+      'dns search-domains svc.cluster.local',
+      `dhcp-option DNS ${A.clusterIp}`,
+      'dhcp-option DOMAIN cluster.local',
+    ]) {
+      assert.ok(reply.includes(opt), `PUSH_REPLY carries "${opt}": ${reply}`);
+    }
+  });
+
+  it('`podgate sessions --json` lists the live session', async () => {
+    const r = await cli('sessions', '--json');
+    const sessions = JSON.parse(r.stdout) as { commonName: string; realAddress: string }[];
+    assert.ok(sessions.some((s) => s.commonName === 'alice.laptop' && s.realAddress.startsWith(A.office)));
+  });
+
+  it('revoking with the CLI drops the live session (server-pushed-halt); it cannot reconnect; bob stays up', async () => {
+    await issue('bob.laptop');
+    const bob = connect('bob.laptop', profiles['bob.laptop'], 'office2');
+    await waitClientConnected(bob);
+    const alice = clients['alice.laptop']!;
+    const revokedBefore = count(server.output(), /revoked/i);
+    await cli('cert', 'revoke', 'alice.laptop', '--reason', 'keyCompromise');
+    const exit = await Promise.race([alice.exited, new Promise((r) => setTimeout(() => r('timeout'), 15_000))]);
+    assert.notEqual(exit, 'timeout', 'alice exits after the revoke');
+    assert.match(alice.output(), /server-pushed-halt/);
+    assert.ok(bob.running, 'bob is still connected');
+    assert.equal(await tcpProbe(topo.name('office2'), A.pod, ECHO), true, "bob's tunnel still carries traffic");
+
+    const again = connect('alice.laptop');
+    await serverSays(/certificate revoked|CRL CHECK FAILED/i, revokedBefore);
+    assert.doesNotMatch(again.output(), /Initialization Sequence Completed/);
+    await again.stop();
+  });
+
+  it('the audit log shows revocation.effective for alice', async () => {
+    const store = openStore(join(work, 'data'));
+    try {
+      const rows = store.listAudit({ action: 'revocation.effective' });
+      const row = rows.find((r) => r.target === 'alice.laptop');
+      assert.ok(row, 'revocation.effective row');
+      assert.equal(row.result, 'ok');
+      assert.equal(row.details.sessionsKilled, 1);
+      assert.equal(typeof row.details.effectiveAt, 'string');
+    } finally {
+      store.close();
+    }
+  });
+
+  it('refuses a certificate from another CA, an expired certificate and a client without its tls-crypt-v2 key', async () => {
+    const paths = serverPaths(config());
+    const serverTlsKey = readFileSync(paths.tlsCryptV2, 'utf8');
+    const base = profiles['bob.laptop']!;
+    const withBlock = (profile: string, tag: string, body: string) =>
+      profile.replace(new RegExp(`<${tag}>\\n[\\s\\S]*?\\n</${tag}>`), `<${tag}>\n${body.trim()}\n</${tag}>`);
+
+    // Another CA: the profile trusts podgate's CA and has a valid tls-crypt-v2 key, the cert is foreign.
+    const other = await makeTestPki();
+    const foreign = await other.issueClient('mallory.laptop');
+    let p = withBlock(withBlock(base, 'cert', foreign.certPem), 'key', foreign.keyPem);
+    p = withBlock(p, 'tls-crypt-v2', wrapTlsCryptV2ClientKey(serverTlsKey));
+    let before = count(server.output(), /VERIFY ERROR/);
+    const m = connect('mallory', p);
+    await serverSays(/VERIFY ERROR/, before);
+    assert.match(server.output(), /VERIFY ERROR: depth=0, error=unable to get local issuer certificate/);
+    assert.doesNotMatch(m.output(), /Initialization Sequence Completed/);
+    await m.stop();
+
+    // Expired: signed by podgate's CA, valid for one day, three days ago.
+    const ctx = await openContext(config());
+    let expired;
+    try {
+      expired = await ctx.ca.issue({ kind: 'client', commonName: 'old.laptop', days: 1, now: new Date(Date.now() - 3 * 86_400_000) });
+    } finally {
+      ctx.close();
+    }
+    p = withBlock(withBlock(base, 'cert', expired.certPem), 'key', expired.keyPem!);
+    before = count(server.output(), /certificate has expired/);
+    const o = connect('old', p);
+    await serverSays(/certificate has expired/, before);
+    assert.doesNotMatch(o.output(), /Initialization Sequence Completed/);
+    await o.stop();
+
+    // No tls-crypt-v2 key: the server never answers the reset packet.
+    await issue('carol.phone');
+    const noKey = profiles['carol.phone']!.replace(/<tls-crypt-v2>[\s\S]*?<\/tls-crypt-v2>\n?/, '');
+    assert.doesNotMatch(noKey, /tls-crypt-v2/);
+    const n = connect('nokey', noKey);
+    await new Promise((r) => setTimeout(r, 5000));
+    assert.doesNotMatch(n.output(), /Initialization Sequence Completed|Peer Connection Initiated/);
+    assert.ok(!server.output().includes('carol.phone'), 'the server never saw the client certificate');
+    await n.stop();
+  });
+
+  it('kill -9 of openvpn: the supervisor restarts it and revocations still hold', async () => {
+    const paths = serverPaths(config());
+    const pid = Number(readFileSync(paths.pidFile, 'utf8').trim());
+    const readyBefore = count(server.output(), /Initialization Sequence Completed/);
+    process.kill(pid, 'SIGKILL');
+    await serverSays(/Initialization Sequence Completed/, readyBefore, 30_000);
+    const newPid = Number(readFileSync(paths.pidFile, 'utf8').trim());
+    assert.notEqual(newPid, pid);
+
+    const revokedBefore = count(server.output(), /certificate revoked|CRL CHECK FAILED/i);
+    const alice = connect('alice.laptop');
+    await serverSays(/certificate revoked|CRL CHECK FAILED/i, revokedBefore);
+    assert.doesNotMatch(alice.output(), /Initialization Sequence Completed/);
+    await alice.stop();
+
+    const carol = connect('carol.phone');
+    await waitClientConnected(carol);
+    assert.equal(await tcpProbe(topo.name('office'), A.pod, ECHO), true);
+  });
+
+  it('a revoke while the management interface is down is pending, then applied', async () => {
+    const paths = serverPaths(config());
+    const pid = Number(readFileSync(paths.pidFile, 'utf8').trim());
+    const carol = clients['carol.phone']!;
+    process.kill(pid, 'SIGSTOP'); // openvpn accepts no management connection and answers nothing
+    try {
+      await cli('cert', 'revoke', 'carol.phone', '--reason', 'keyCompromise');
+      await until(
+        () => {
+          const store = openStore(join(work, 'data'));
+          try {
+            return store.listPending().some((x) => x.commonName === 'carol.phone');
+          } finally {
+            store.close();
+          }
+        },
+        15_000,
+        'carol pending',
+      );
+      assert.ok(carol.running, 'carol is still up while openvpn cannot be told');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const exit = await Promise.race([carol.exited, new Promise((r) => setTimeout(() => r('timeout'), 20_000))]);
+    assert.notEqual(exit, 'timeout', 'carol exits once the management interface is back');
+    assert.match(carol.output(), /server-pushed-halt/);
+    const store = openStore(join(work, 'data'));
+    try {
+      assert.equal(store.listPending().length, 0, 'pending cleared');
+      const actions = store.listAudit({ target: 'carol.phone' }).map((r) => r.action);
+      assert.ok(actions.includes('revocation.pending'));
+      assert.ok(actions.includes('revocation.effective'));
+    } finally {
+      store.close();
+    }
+  });
+
+  it('SIGTERM stops openvpn and removes the NAT rule', async () => {
+    const before = (await topo.iptables('node', ['-t', 'nat', '-S', 'POSTROUTING'])).stdout;
+    assert.match(before, /10\.140\.0\.0\/16.*MASQUERADE/);
+    const pid = Number(readFileSync(serverPaths(config()).pidFile, 'utf8').trim());
+    process.kill(server.pid, 'SIGTERM'); // the supervisor only, not its process group
+    const exit = await server.exited;
+    assert.equal(exit.code, 0);
+    const after = (await topo.iptables('node', ['-t', 'nat', '-S', 'POSTROUTING'])).stdout;
+    assert.doesNotMatch(after, /MASQUERADE/);
+    assert.throws(() => process.kill(pid, 0), /ESRCH/, 'openvpn is gone');
+  });
+});
