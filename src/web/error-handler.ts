@@ -19,14 +19,19 @@ export const notFound: RequestHandler = () => {
   throw new NotFound('page not found');
 };
 
-/** Body-parser errors (bad JSON, too large) carry a status and a type; turn them into safe 4xx. */
+/**
+ * Errors from express's own parts (body-parser: bad JSON, too large; serve-static: missing file) are
+ * http-errors with a 4xx status; turn them into AppErrors with fixed, safe messages.
+ */
 function fromHttpError(err: unknown): AppError | undefined {
   const e = err as { status?: number; type?: string; expose?: boolean };
-  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && typeof e.type === 'string') {
+  if (typeof e?.status !== 'number' || e.status < 400 || e.status >= 500) return undefined;
+  if (e.status === 404) return new NotFound('not found');
+  if (typeof e.type === 'string') {
     const msg = e.type === 'entity.too.large' ? 'request body is too large' : 'request body is not valid';
     return new AppError(e.status, 'bad_request', msg, { field: 'body' });
   }
-  return undefined;
+  return e.expose ? new AppError(e.status, 'bad_request', 'request not valid') : undefined;
 }
 
 /**
