@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config/schema.js';
 import { logger } from '../lib/logger.js';
@@ -178,6 +179,9 @@ export class ServerSupervisor {
       clearTimeout(kill);
     }
     await this.nat?.remove();
+    // The runtime CRL dir under /run is rebuilt on every start; leave nothing behind there.
+    const crlDir = dirname(this.paths.activeCrl);
+    if (crlDir !== this.paths.dir) rmSync(crlDir, { recursive: true, force: true });
     log.info('server stopped');
   }
 }

@@ -11,7 +11,7 @@
  * interface is down is pending, then applied; SIGTERM removes the NAT rule.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { exec } from '../../src/lib/exec.js';
@@ -305,5 +305,6 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     const after = (await topo.iptables('node', ['-t', 'nat', '-S', 'POSTROUTING'])).stdout;
     assert.doesNotMatch(after, /MASQUERADE/);
     assert.throws(() => process.kill(pid, 0), /ESRCH/, 'openvpn is gone');
+    assert.ok(!existsSync(dirname(serverPaths(config()).activeCrl)), 'runtime CRL dir removed');
   });
 });
