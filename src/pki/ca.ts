@@ -136,6 +136,13 @@ export class CertificateAuthority {
     const commonName = validateName('commonName', r.commonName);
     const days = checkDays(r.days, 'days');
     const now = checkNow(r.now);
+    if (now.getTime() >= this.notAfter.getTime()) {
+      throw new AppError(
+        409,
+        'ca_expired',
+        `the CA certificate expired on ${this.notAfter.toISOString()}; create a new CA`,
+      );
+    }
     let key: { spkiDer: Buffer; keyType: string; keyPem?: string };
     if (r.publicKeyPem !== undefined) {
       key = acceptPublicKey(r.publicKeyPem, 'publicKeyPem');

@@ -106,6 +106,10 @@ for (const caType of CA_TYPES) {
           `serial=${c.serial}`,
         );
         const x = new X509Certificate(c.certPem);
+        const caX = new X509Certificate(material.certPem);
+        assert.ok(x.verify(caX.publicKey), 'Node verifies the signature with the CA key');
+        assert.ok(x.checkIssued(caX), 'Node links issuer and AKI to the CA');
+        assert.equal(x.ca, false);
         assert.equal(new Date(x.validFrom).getTime(), c.notBefore.getTime());
         assert.equal(new Date(x.validTo).getTime(), c.notAfter.getTime());
       });
@@ -280,6 +284,14 @@ describe('pki issue: serials, algorithm identifiers, bad input', function () {
     await assert.rejects(
       createCa({ commonName: 'x', keyType: 'ec-p384', days: 0 }),
       (e: unknown) => e instanceof BadRequest && e.field === 'ca.days',
+    );
+  });
+
+  it('409 an expired CA issues nothing', async () => {
+    const ca = CertificateAuthority.load(material);
+    await assert.rejects(
+      ca.issue({ kind: 'client', commonName: 'late', days: 1, now: new Date(ca.notAfter.getTime() + 1000) }),
+      (e: unknown) => e instanceof AppError && e.status === 409 && e.code === 'ca_expired',
     );
   });
 
