@@ -1,0 +1,164 @@
+/**
+ * withBastion against a real sshd: the API server is reached through ssh direct-tcpip. Proof that the
+ * traffic went through sshd, not straight to the server: the client only knows the tunnel's URL, and at
+ * every connection the server accepts, `ss -p` names sshd as the owner of the peer socket.
+ * First with a plain loopback HTTP server, then cluster discovery with the real Kubernetes client
+ * against the fake API server (test/helpers/fake-kube-api.ts).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, get, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { loadConfig } from '../../../src/config/load.js';
+import type { Config } from '../../../src/config/schema.js';
+import { withBastion, type BastionTunnel } from '../../../src/gateway/ssh-tunnel.js';
+import { createKubeApi } from '../../../src/cluster/kube-client.js';
+import { discover } from '../../../src/cluster/discovery.js';
+import { FakeKubeApi } from '../../helpers/fake-kube-api.js';
+import { canRunSshd, makeKey, startSshd, type KeyPair, type Sshd } from '../../helpers/sshd.js';
+
+/** The process name that owns the local TCP endpoint 127.0.0.1:port (via `ss -tnp`). */
+function ownerOf(port: number): string {
+  const r = spawnSync('ss', ['-tnpH', 'src', `127.0.0.1:${port}`], { encoding: 'utf8' });
+  return /users:\(\("([^"]+)"/.exec(r.stdout)?.[1] ?? `unknown (${r.stdout.trim() || r.stderr.trim()})`;
+}
+
+/** Records the owner of every peer that connects to `server`. */
+function watchPeers(server: Server): string[] {
+  const owners: string[] = [];
+  server.on('connection', (s: Socket) => owners.push(ownerOf(s.remotePort!)));
+  return owners;
+}
+
+function httpGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
+
+describe('integration: gateway/ssh-tunnel (API server through an SSH bastion)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let sshd: Sshd;
+  let key: KeyPair;
+  let knownHosts: string;
+  const tunnels: BastionTunnel[] = [];
+
+  const config = (over: Record<string, unknown> = {}): Config =>
+    loadConfig({
+      env: {},
+      overrides: {
+        dataDir: join(dir, 'data'),
+        'kubernetes.sshBastion': `root@127.0.0.1:${sshd.port}`,
+        'kubernetes.sshBastionIdentityFile': key.privateKeyFile,
+        'gateway.knownHostsFile': knownHosts,
+        ...over,
+      },
+    });
+  const open = async (cfg: Config, url: string) => {
+    const t = await withBastion(cfg, url);
+    tunnels.push(t);
+    return t;
+  };
+
+  before(async function () {
+    if (!canRunSshd()) {
+      if (process.env.CI === 'true') throw new Error('sshd tests need root and openssh-server');
+      this.skip();
+    }
+    dir = mkdtempSync(join(tmpdir(), 'pg-bastion-'));
+    key = await makeKey(dir, 'bastion-key');
+    sshd = await startSshd();
+    sshd.authorize('root', key.publicKey);
+    knownHosts = join(dir, 'known_hosts');
+    writeFileSync(knownHosts, sshd.knownHostsLine() + '\n');
+  });
+  afterEach(async () => {
+    for (const t of tunnels.splice(0)) await t.close();
+  });
+  after(async () => {
+    await sshd?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('without a bastion the URL is returned unchanged', async () => {
+    const cfg = loadConfig({ env: {}, overrides: { dataDir: join(dir, 'data') } });
+    const t = await withBastion(cfg, 'https://10.0.0.1:6443');
+    assert.equal(t.url, 'https://10.0.0.1:6443');
+    await t.close();
+  });
+
+  it('a plain HTTP server is reached through sshd, and close() stops the listener', async () => {
+    const server = createServer((req, res) => res.end(`hello ${req.url}`));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const owners = watchPeers(server);
+    try {
+      const port = (server.address() as { port: number }).port;
+      const t = await open(config(), `http://127.0.0.1:${port}`);
+      const local = Number(new URL(t.url).port);
+      assert.notEqual(local, port);
+      assert.equal(t.tlsServerName, undefined);
+      assert.equal(await httpGet(`${t.url}/a`), 'hello /a');
+      assert.equal(await httpGet(`${t.url}/b`), 'hello /b');
+      assert.deepEqual(owners, ['sshd', 'sshd'], 'every connection came from sshd');
+      await t.close();
+      await assert.rejects(
+        new Promise((resolve, reject) => connect(local, '127.0.0.1').on('connect', resolve).on('error', reject)),
+        /ECONNREFUSED/,
+      );
+    } finally {
+      server.close();
+    }
+  });
+
+  it('cluster discovery runs against the fake API server reached only through the bastion', async () => {
+    const fake = await FakeKubeApi.start();
+    // the fake keeps its http.Server private; the test only listens to its connection events
+    const owners = watchPeers((fake as unknown as { server: Server }).server);
+    try {
+      for (const s of ['kubeadm-config-v1beta3-single-stack.json', 'node-kubeadm-kind-single-stack-v1.21.json', 'service-kube-dns-kubeadm.json', 'servicecidr-kubernetes-networking-v1.json']) {
+        fake.seedSample(s);
+      }
+      const cfg = config();
+      const t = await open(cfg, fake.url);
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: 'fake', server: t.url, skipTLSVerify: true }],
+        users: [{ name: 'fake', token: 'fake-token' }],
+        contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
+        currentContext: 'fake',
+      });
+      const r = await discover(cfg, { kube: createKubeApi(kc) });
+      assert.deepEqual(r.podCidrs, ['10.244.0.0/16']);
+      assert.deepEqual(r.serviceCidrs, ['10.96.0.0/12']);
+      assert.equal(r.dnsServer, '10.96.0.10');
+      assert.ok(fake.requests.length > 0);
+      assert.ok(owners.length > 0);
+      assert.deepEqual([...new Set(owners)], ['sshd'], 'every API connection came from sshd');
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('https keeps the real name for certificate checks', async () => {
+    const t = await open(config(), `https://127.0.0.1:${sshd.port}/`);
+    assert.match(t.url, /^https:\/\/127\.0\.0\.1:\d+\/$/);
+    assert.equal(t.tlsServerName, '127.0.0.1');
+  });
+
+  it('refuses an unknown bastion host key and bad settings, naming the key', async () => {
+    await assert.rejects(withBastion(config({ 'gateway.knownHostsFile': join(dir, 'empty_known_hosts') }), 'http://127.0.0.1:1'), /host_key_unknown|is unknown/);
+    await assert.rejects(withBastion(config({ 'kubernetes.sshBastion': 'no-user-host' }), 'http://127.0.0.1:1'), /kubernetes\.sshBastion: .*has no user/);
+    await assert.rejects(withBastion(config({ 'kubernetes.sshBastionIdentityFile': join(dir, 'missing') }), 'http://127.0.0.1:1'), /kubernetes\.sshBastionIdentityFile .* cannot be read/);
+    await assert.rejects(withBastion(config(), 'ftp://x'), /must be http\(s\)/);
+  });
+});
