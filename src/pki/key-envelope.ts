@@ -20,7 +20,8 @@ const FORMAT = 'podgate-key-envelope';
 const CIPHER = 'aes-256-gcm';
 /** scrypt cost: N=2^15, r=8 (~32 MiB, ~0.1 s): done once per start, so it can afford to be slow. */
 const SCRYPT = { N: 32768, r: 8, p: 1 } as const;
-const MAX_SCRYPT_N = 1 << 20;
+/** Upper bounds for a file's scrypt cost (at most ~256 MiB, 8x the default): a crafted file cannot exhaust memory. */
+const MAX_SCRYPT_N = 1 << 18;
 export const WRONG_SECRET_MESSAGE = 'cannot decrypt the CA key: wrong passphrase or key file';
 
 type Kdf = { name: 'scrypt'; salt: string; N: number; r: number; p: number } | { name: 'kek' };
@@ -163,8 +164,8 @@ function parseEnvelope(text: string): Envelope {
     [k.N, k.r, k.p].every((v) => Number.isSafeInteger(v) && (v as number) > 0) &&
     (k.N as number) <= MAX_SCRYPT_N &&
     ((k.N as number) & ((k.N as number) - 1)) === 0 &&
-    (k.r as number) <= 32 &&
-    (k.p as number) <= 16;
+    (k.r as number) <= 8 &&
+    (k.p as number) <= 4;
   if (!okScrypt) throw bad();
   return e;
 }
