@@ -359,7 +359,7 @@ export class FakeKubeApi {
     if (i.status === 'hang') return true; // never answered; the socket is destroyed at close()
     if (i.status === 403) {
       this.status(res, 403, 'Forbidden',
-        `${plural} "${name ?? ''}" is forbidden: User "system:serviceaccount:middleware:podgate" cannot ${verb === 'apply' ? 'patch' : verb} resource "${plural}" in API group "${group}"${ns ? ` in the namespace "${ns}"` : ' at the cluster scope'}`,
+        `${plural}${name ? ` "${name}"` : ''} is forbidden: User "system:serviceaccount:middleware:podgate" cannot ${verb === 'apply' ? 'patch' : verb} resource "${plural}" in API group "${group}"${ns ? ` in the namespace "${ns}"` : ' at the cluster scope'}`,
         { name: name ?? '', kind: plural });
     } else if (i.status === 404) this.status(res, 404, 'NotFound', `${plural} "${name ?? ''}" not found`, { name: name ?? '', kind: plural });
     else if (i.status === 409) this.json(res, 409, sample('ssa-conflict-409-status.json'));
@@ -401,6 +401,7 @@ export class FakeKubeApi {
   }
   /** @internal */ openWatch(w: WatchClient, fromRv: number | undefined): void {
     w.res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    w.res.flushHeaders(); // the client's fetch resolves on the headers; events may be minutes away
     if (fromRv !== undefined && fromRv < this.compactedBefore) {
       // As the watch cache answers (SOURCES.md §8): an ERROR event inside a 200 stream, then the end.
       const err = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure',
