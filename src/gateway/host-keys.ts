@@ -46,7 +46,8 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
     if (line === '' || line.startsWith('#')) continue;
     const fields = line.split(/\s+/);
     let marker: KnownHostEntry['marker'] = '';
-    if (fields[0] === '@revoked' || fields[0] === '@cert-authority') marker = fields.shift() as KnownHostEntry['marker'];
+    if (fields[0] === '@revoked' || fields[0] === '@cert-authority')
+      marker = fields.shift() as KnownHostEntry['marker'];
     const [patterns, keyType, keyBase64] = fields;
     if (!patterns || !keyType || !keyBase64) continue;
     out.push({ marker, patterns, keyType, keyBase64 });
@@ -55,7 +56,15 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
 }
 
 function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp('^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$', 'i');
+  const re = new RegExp(
+    '^' +
+      pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.') +
+      '$',
+    'i',
+  );
   return re.test(name);
 }
 
@@ -79,18 +88,30 @@ export function hostMatches(patterns: string, name: string): boolean {
  * Decides about the key a server offered. `pinned` (a fingerprint) wins; otherwise known_hosts entries for
  * `name`: a matching key is known, any other key for a host we know is `changed`, no entry is `unknown`.
  */
-export function decideHostKey(name: string, key: Buffer, entries: readonly KnownHostEntry[], pinned?: string): HostKeyDecision {
+export function decideHostKey(
+  name: string,
+  key: Buffer,
+  entries: readonly KnownHostEntry[],
+  pinned?: string,
+): HostKeyDecision {
   const fingerprint = hostKeyFingerprint(key);
   const keyType = wireKeyType(key);
   const b64 = key.toString('base64');
   const forHost = entries.filter((e) => e.marker !== '@cert-authority' && hostMatches(e.patterns, name));
-  if (forHost.some((e) => e.marker === '@revoked' && e.keyBase64 === b64)) return { verdict: 'revoked', fingerprint, keyType, source: 'known_hosts' };
+  if (forHost.some((e) => e.marker === '@revoked' && e.keyBase64 === b64))
+    return { verdict: 'revoked', fingerprint, keyType, source: 'known_hosts' };
   if (pinned !== undefined) {
-    return { verdict: pinned === fingerprint ? 'known' : 'changed', fingerprint, keyType, source: `pinned fingerprint ${pinned}` };
+    return {
+      verdict: pinned === fingerprint ? 'known' : 'changed',
+      fingerprint,
+      keyType,
+      source: `pinned fingerprint ${pinned}`,
+    };
   }
   const plain = forHost.filter((e) => e.marker === '');
   if (plain.length === 0) return { verdict: 'unknown', fingerprint, keyType };
-  if (plain.some((e) => e.keyBase64 === b64)) return { verdict: 'known', fingerprint, keyType, source: 'known_hosts' };
+  if (plain.some((e) => e.keyBase64 === b64))
+    return { verdict: 'known', fingerprint, keyType, source: 'known_hosts' };
   return { verdict: 'changed', fingerprint, keyType, source: 'known_hosts' };
 }
 
@@ -124,7 +145,9 @@ export class HostKeyCheck {
     readonly port: number,
     readonly name: string,
   ) {
-    this.entries = existsSync(options.knownHostsFile) ? parseKnownHosts(readFileSync(options.knownHostsFile, 'utf8')) : [];
+    this.entries = existsSync(options.knownHostsFile)
+      ? parseKnownHosts(readFileSync(options.knownHostsFile, 'utf8'))
+      : [];
     const p = options.pinned ?? {};
     this.pinned = p[`${host}:${port}`] ?? p[name] ?? (port === 22 ? p[host] : undefined);
   }
@@ -135,7 +158,9 @@ export class HostKeyCheck {
    */
   serverHostKeyAlgorithms(): string[] | undefined {
     if (this.pinned !== undefined) return undefined;
-    const types = this.entries.filter((e) => e.marker === '' && hostMatches(e.patterns, this.name)).map((e) => e.keyType);
+    const types = this.entries
+      .filter((e) => e.marker === '' && hostMatches(e.patterns, this.name))
+      .map((e) => e.keyType);
     return types.length === 0 ? undefined : [...new Set(types.flatMap(algorithmsForKeyType))];
   }
 
@@ -152,7 +177,9 @@ export class HostKeyCheck {
     if (d.verdict === 'unknown' && this.options.acceptNew) {
       if (this.options.record !== false) {
         mkdirSync(dirname(this.options.knownHostsFile), { recursive: true });
-        appendFileSync(this.options.knownHostsFile, `${this.name} ${d.keyType} ${key.toString('base64')}\n`, { mode: 0o600 });
+        appendFileSync(this.options.knownHostsFile, `${this.name} ${d.keyType} ${key.toString('base64')}\n`, {
+          mode: 0o600,
+        });
       }
       return true;
     }

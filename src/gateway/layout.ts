@@ -63,12 +63,32 @@ export interface Rule {
 export function gatewayRules(layout: GatewayLayout, lans: readonly Cidr[]): Rule[] {
   const tag = ['-m', 'comment', '--comment', layout.ruleComment];
   return lans.flatMap((lan) => [
-    { table: 'nat' as const, chain: 'POSTROUTING', spec: ['-s', lan.text, '-o', layout.dev, ...tag, '-j', 'MASQUERADE'] },
-    { table: 'filter' as const, chain: 'FORWARD', spec: ['-s', lan.text, '-o', layout.dev, ...tag, '-j', 'ACCEPT'] },
+    {
+      table: 'nat' as const,
+      chain: 'POSTROUTING',
+      spec: ['-s', lan.text, '-o', layout.dev, ...tag, '-j', 'MASQUERADE'],
+    },
     {
       table: 'filter' as const,
       chain: 'FORWARD',
-      spec: ['-d', lan.text, '-i', layout.dev, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', ...tag, '-j', 'ACCEPT'],
+      spec: ['-s', lan.text, '-o', layout.dev, ...tag, '-j', 'ACCEPT'],
+    },
+    {
+      table: 'filter' as const,
+      chain: 'FORWARD',
+      spec: [
+        '-d',
+        lan.text,
+        '-i',
+        layout.dev,
+        '-m',
+        'conntrack',
+        '--ctstate',
+        'RELATED,ESTABLISHED',
+        ...tag,
+        '-j',
+        'ACCEPT',
+      ],
     },
   ]);
 }
@@ -82,12 +102,19 @@ export function ruleArgv(rule: Rule, action: '-C' | '-A' | '-D'): string[] {
 export function openvpnArgs(layout: GatewayLayout): string[] {
   // command-line options after --config override the profile's `dev tun`
   return [
-    '--config', layout.profile,
-    '--dev', layout.dev,
-    '--dev-type', 'tun',
-    '--cd', layout.confDir,
-    '--log-append', layout.logFile,
-    '--status', layout.statusFile, '10',
+    '--config',
+    layout.profile,
+    '--dev',
+    layout.dev,
+    '--dev-type',
+    'tun',
+    '--cd',
+    layout.confDir,
+    '--log-append',
+    layout.logFile,
+    '--status',
+    layout.statusFile,
+    '10',
   ];
 }
 
@@ -96,9 +123,15 @@ export function openvpnArgs(layout: GatewayLayout): string[] {
  * removes them at stop, so the NAT survives a reboot. Values are validated names and CIDRs: nothing in
  * them needs systemd quoting (no spaces, quotes, backslashes or `%`).
  */
-export function systemdUnit(layout: GatewayLayout, openvpnPath: string, iptablesPath: string, lans: readonly Cidr[]): string {
+export function systemdUnit(
+  layout: GatewayLayout,
+  openvpnPath: string,
+  iptablesPath: string,
+  lans: readonly Cidr[],
+): string {
   const rules = gatewayRules(layout, lans);
-  const ipt = (r: Rule, action: '-A' | '-D'): string => [iptablesPath, ...ruleArgv(r, action).slice(1)].join(' ');
+  const ipt = (r: Rule, action: '-A' | '-D'): string =>
+    [iptablesPath, ...ruleArgv(r, action).slice(1)].join(' ');
   return [
     '[Unit]',
     `Description=podgate office gateway ${layout.name}`,

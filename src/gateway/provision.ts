@@ -20,7 +20,16 @@ import { formatTarget, type SshTarget } from './target.js';
 
 const log = logger.child({ module: 'gateway' });
 
-export const PROVISION_STEPS: readonly Step[] = [checkHost, certificate, profile, forwarding, nat, service, tunnel, route];
+export const PROVISION_STEPS: readonly Step[] = [
+  checkHost,
+  certificate,
+  profile,
+  forwarding,
+  nat,
+  service,
+  tunnel,
+  route,
+];
 
 export interface ProvisionOptions {
   name: string;
@@ -59,7 +68,9 @@ export class StepFailed extends AppError {
     cause: unknown,
   ) {
     const inner = cause instanceof Error ? cause.message : String(cause);
-    super(isAppError(cause) ? cause.status : 500, 'step_failed', `gateway step "${step}" failed: ${inner}`, { cause });
+    super(isAppError(cause) ? cause.status : 500, 'step_failed', `gateway step "${step}" failed: ${inner}`, {
+      cause,
+    });
   }
 }
 
@@ -79,36 +90,63 @@ export function firstAddress(c: Cidr): string {
 }
 
 /** Validates everything before connecting: nothing is touched on bad input. */
-export function validateProvision(o: ProvisionOptions): { layout: GatewayLayout; lans: Cidr[]; routeProbe: string | undefined } {
+export function validateProvision(o: ProvisionOptions): {
+  layout: GatewayLayout;
+  lans: Cidr[];
+  routeProbe: string | undefined;
+} {
   const layout = gatewayLayout(o.name);
   const lans = o.lans.map((l) => parseCidr('lan', l));
-  for (const l of lans) if (l.family !== 'ipv4') throw new BadRequest(`lan: ${l.text} is IPv6; only IPv4 office ranges are NATed`, 'lan');
+  for (const l of lans)
+    if (l.family !== 'ipv4')
+      throw new BadRequest(`lan: ${l.text} is IPv6; only IPv4 office ranges are NATed`, 'lan');
   const cluster = o.clusterRanges.map((r) => parseCidr('vpn.routes', r)).filter((c) => c.family === 'ipv4');
-  const reserved = Object.entries(o.reservedRanges ?? {}).map(([name, r]) => ({ name, cidr: parseCidr(name, r) }));
-  const problems = findOverlaps([...lans.map((cidr) => ({ name: 'lan', cidr })), ...cluster.map((cidr) => ({ name: 'cluster range', cidr })), ...reserved]).filter((p) =>
-    p.startsWith('lan '),
-  );
+  const reserved = Object.entries(o.reservedRanges ?? {}).map(([name, r]) => ({
+    name,
+    cidr: parseCidr(name, r),
+  }));
+  const problems = findOverlaps([
+    ...lans.map((cidr) => ({ name: 'lan', cidr })),
+    ...cluster.map((cidr) => ({ name: 'cluster range', cidr })),
+    ...reserved,
+  ]).filter((p) => p.startsWith('lan '));
   if (problems.length > 0) throw new BadRequest(`lan: ${problems.join('; ')}`, 'lan');
   return { layout, lans, routeProbe: cluster[0] ? firstAddress(cluster[0]) : undefined };
 }
 
-export async function provisionGateway(o: ProvisionOptions, deps: ProvisionDeps): Promise<{ steps: StepReport[]; changed: boolean }> {
+export async function provisionGateway(
+  o: ProvisionOptions,
+  deps: ProvisionDeps,
+): Promise<{ steps: StepReport[]; changed: boolean }> {
   const { layout, lans, routeProbe } = validateProvision(o);
   const dryRun = o.dryRun === true;
   const now = deps.now ?? (() => new Date());
   const target = formatTarget(o.target);
-  deps.out(`${dryRun ? 'Plan for' : 'Provisioning'} gateway ${layout.name} on ${target}${dryRun ? ' (dry run: nothing will be changed)' : ''}`);
+  deps.out(
+    `${dryRun ? 'Plan for' : 'Provisioning'} gateway ${layout.name} on ${target}${dryRun ? ' (dry run: nothing will be changed)' : ''}`,
+  );
   const session = await deps.connect();
   const steps: StepReport[] = [];
   const previous = deps.gateways.getGateway(layout.name);
   const record = (status: string, certSerial: string | null, details: Record<string, unknown>): void => {
-    if (!dryRun) deps.gateways.upsertGateway({ name: layout.name, target, certSerial, status, details, updatedAt: now() });
+    if (!dryRun)
+      deps.gateways.upsertGateway({
+        name: layout.name,
+        target,
+        certSerial,
+        status,
+        details,
+        updatedAt: now(),
+      });
   };
   let ctx: StepContext | undefined;
   let current = 'host';
   try {
     const host = await RemoteHost.open(session);
-    record('provisioning', previous?.certSerial ?? null, { ...(previous?.details ?? {}), lans: lans.map((l) => l.text) });
+    record('provisioning', previous?.certSerial ?? null, {
+      ...(previous?.details ?? {}),
+      lans: lans.map((l) => l.text),
+    });
     ctx = {
       host,
       layout,
@@ -132,9 +170,15 @@ export async function provisionGateway(o: ProvisionOptions, deps: ProvisionDeps)
   } catch (err) {
     deps.out(`[${current}] ... failed`);
     const failure = new StepFailed(current, err);
-    log.info({ gateway: layout.name, step: current, err: failure.message }, 'gateway provision failed');
+    log.debug({ gateway: layout.name, step: current, err: failure.message }, 'gateway provision failed');
     // a host refused before any step ran (no root, no sudo) leaves no record behind
-    if (ctx) record('error', ctx.state.cert?.serial ?? previous?.certSerial ?? null, { ...(previous?.details ?? {}), lans: lans.map((l) => l.text), step: current, error: failure.message });
+    if (ctx)
+      record('error', ctx.state.cert?.serial ?? previous?.certSerial ?? null, {
+        ...(previous?.details ?? {}),
+        lans: lans.map((l) => l.text),
+        step: current,
+        error: failure.message,
+      });
     throw failure;
   } finally {
     session.close();
@@ -147,6 +191,12 @@ export async function provisionGateway(o: ProvisionOptions, deps: ProvisionDeps)
     steps,
   });
   const changed = steps.some((s) => s.result === 'changed' || s.result === 'would change');
-  deps.out(dryRun ? `Dry run: ${changed ? 'the steps marked "would change" would run' : 'nothing to do'}` : changed ? 'Gateway ready.' : 'Gateway ready; nothing changed.');
+  deps.out(
+    dryRun
+      ? `Dry run: ${changed ? 'the steps marked "would change" would run' : 'nothing to do'}`
+      : changed
+        ? 'Gateway ready.'
+        : 'Gateway ready; nothing changed.',
+  );
   return { steps, changed };
 }

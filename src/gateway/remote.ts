@@ -18,7 +18,11 @@ export class RemoteCommandFailed extends AppError {
     readonly exitCode: number,
     readonly stderr: string,
   ) {
-    super(502, 'remote_command_failed', `\`${command}\` exited ${exitCode}${stderr.trim() ? `: ${stderr.trim().slice(0, 2000)}` : ''}`);
+    super(
+      502,
+      'remote_command_failed',
+      `\`${command}\` exited ${exitCode}${stderr.trim() ? `: ${stderr.trim().slice(0, 2000)}` : ''}`,
+    );
   }
 }
 
@@ -51,7 +55,8 @@ export class RemoteHost {
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RemoteOutput> {
     const full = this.sudo ? ['sudo', '-n', '--', 'env', PATH, ...argv] : ['env', PATH, ...argv];
     const r = await this.session.exec(full, { stdin: options.stdin });
-    if (r.code !== 0 && options.check !== false) throw new RemoteCommandFailed(shellJoin(argv), r.code, r.stderr);
+    if (r.code !== 0 && options.check !== false)
+      throw new RemoteCommandFailed(shellJoin(argv), r.code, r.stderr);
     return r;
   }
 
@@ -90,7 +95,20 @@ export class RemoteHost {
     try {
       await this.session.writeFile(tmpPath, content, 0o600);
       // -T: never treat an existing directory at `path` as "copy into it"
-      await this.run(['install', '-D', '-T', '-m', mode.toString(8), '-o', 'root', '-g', 'root', '--', tmpPath, path]);
+      await this.run([
+        'install',
+        '-D',
+        '-T',
+        '-m',
+        mode.toString(8),
+        '-o',
+        'root',
+        '-g',
+        'root',
+        '--',
+        tmpPath,
+        path,
+      ]);
     } finally {
       await this.session.exec(['rm', '-f', '--', tmpPath]);
     }

@@ -25,8 +25,11 @@ export async function removeGateway(name: string, deps: RemoveDeps): Promise<voi
   const rec = requireGateway(deps.gateways, name);
   const layout = gatewayLayout(rec.name);
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const lans: Cidr[] = (Array.isArray(rec.details.lans) ? (rec.details.lans as unknown[]) : []).map((l) => parseCidr('lans', l));
-  const say = (label: string, detail: string, result: string): void => deps.out(`[${label}] ${detail} ... ${result}`);
+  const lans: Cidr[] = (Array.isArray(rec.details.lans) ? (rec.details.lans as unknown[]) : []).map((l) =>
+    parseCidr('lans', l),
+  );
+  const say = (label: string, detail: string, result: string): void =>
+    deps.out(`[${label}] ${detail} ... ${result}`);
   deps.out(`Removing gateway ${layout.name} from ${rec.target}`);
   const session = await deps.connect();
   try {
@@ -50,17 +53,26 @@ export async function removeGateway(name: string, deps: RemoveDeps): Promise<voi
     say('nat', `${deleted} rule(s) deleted`, deleted ? 'changed' : 'unchanged');
     const files = [layout.profile, layout.sysctlFile];
     const present: string[] = [];
-    for (const f of files) if ((await host.run(['test', '-e', f], { check: false })).code === 0) present.push(f);
+    for (const f of files)
+      if ((await host.run(['test', '-e', f], { check: false })).code === 0) present.push(f);
     await host.remove(...files);
     await host.run(['rm', '-rf', '--', layout.runDir]);
     await host.run(['rmdir', '--ignore-fail-on-non-empty', '--', layout.confDir], { check: false });
-    say('files', present.length ? `deleted ${present.join(', ')}` : 'none left', present.length ? 'changed' : 'unchanged');
+    say(
+      'files',
+      present.length ? `deleted ${present.join(', ')}` : 'none left',
+      present.length ? 'changed' : 'unchanged',
+    );
   } finally {
     session.close();
   }
   const valid = deps.certs.findValid(layout.commonName);
   if (valid) await deps.certs.revoke(valid.serial, 'cessationOfOperation');
-  say('certificate', valid ? `${layout.commonName} serial ${valid.serial} revoked` : 'no valid certificate', valid ? 'changed' : 'unchanged');
+  say(
+    'certificate',
+    valid ? `${layout.commonName} serial ${valid.serial} revoked` : 'no valid certificate',
+    valid ? 'changed' : 'unchanged',
+  );
   deps.gateways.deleteGateway(layout.name);
   say('record', `gateway ${layout.name} forgotten`, 'changed');
 }

@@ -58,7 +58,11 @@ function refusal(check: HostKeyCheck, target: SshTarget): AppError | undefined {
         `or pin it in gateway.hostKeyFingerprints`,
     );
   }
-  if (d.verdict === 'revoked') return new HostKeyRefused('host_key_revoked', `host key of ${where} (${d.fingerprint}) is marked @revoked in known_hosts`);
+  if (d.verdict === 'revoked')
+    return new HostKeyRefused(
+      'host_key_revoked',
+      `host key of ${where} (${d.fingerprint}) is marked @revoked in known_hosts`,
+    );
   return new HostKeyRefused(
     'host_key_changed',
     `HOST KEY OF ${where} HAS CHANGED: it offered ${d.keyType} ${d.fingerprint}, which does not match the ${d.source ?? 'known key'}. ` +
@@ -104,7 +108,12 @@ export function connectSsh(options: SshConnectOptions): Promise<SshSession> {
     } catch (err) {
       // ssh2 throws synchronously for an unreadable or wrongly encrypted private key
       settled = true;
-      reject(new AppError(400, 'bad_identity', `identity: ${(err as Error).message}`, { field: 'identity', cause: err }));
+      reject(
+        new AppError(400, 'bad_identity', `identity: ${(err as Error).message}`, {
+          field: 'identity',
+          cause: err,
+        }),
+      );
     }
   });
 }
@@ -132,7 +141,11 @@ class Ssh2Session implements SshSession {
           code = c ?? (signal ? 128 : 1);
         });
         stream.on('close', () =>
-          resolve({ code: code < 0 ? 1 : code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errs).toString('utf8') }),
+          resolve({
+            code: code < 0 ? 1 : code,
+            stdout: Buffer.concat(out).toString('utf8'),
+            stderr: Buffer.concat(errs).toString('utf8'),
+          }),
         );
         if (options.stdin !== undefined) stream.end(options.stdin);
         else stream.end();
@@ -142,7 +155,9 @@ class Ssh2Session implements SshSession {
 
   private sftp(): Promise<SFTPWrapper> {
     this.sftpP ??= new Promise((resolve, reject) =>
-      this.client.sftp((err, sftp) => (err ? reject(new Upstream(`sftp: ${err.message}`, err)) : resolve(sftp))),
+      this.client.sftp((err, sftp) =>
+        err ? reject(new Upstream(`sftp: ${err.message}`, err)) : resolve(sftp),
+      ),
     );
     return this.sftpP;
   }
@@ -150,11 +165,15 @@ class Ssh2Session implements SshSession {
   async writeFile(path: string, data: string | Buffer, mode: number): Promise<void> {
     const sftp = await this.sftp();
     await new Promise<void>((resolve, reject) =>
-      sftp.writeFile(path, data, { mode }, (err) => (err ? reject(new Upstream(`sftp write ${path}: ${err.message}`, err)) : resolve())),
+      sftp.writeFile(path, data, { mode }, (err) =>
+        err ? reject(new Upstream(`sftp write ${path}: ${err.message}`, err)) : resolve(),
+      ),
     );
     // writeFile's mode only applies when the file is created: force it for an existing file too
     await new Promise<void>((resolve, reject) =>
-      sftp.chmod(path, mode, (err) => (err ? reject(new Upstream(`sftp chmod ${path}: ${err.message}`, err)) : resolve())),
+      sftp.chmod(path, mode, (err) =>
+        err ? reject(new Upstream(`sftp chmod ${path}: ${err.message}`, err)) : resolve(),
+      ),
     );
   }
 

@@ -40,7 +40,8 @@ function apiEndpoint(apiServerUrl: string): { url: URL; host: string; port: numb
   } catch {
     throw new BadRequest(`kubeconfig server "${apiServerUrl}" is not a URL`, 'kubernetes.server');
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new BadRequest(`kubeconfig server "${apiServerUrl}" must be http(s)`, 'kubernetes.server');
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new BadRequest(`kubeconfig server "${apiServerUrl}" must be http(s)`, 'kubernetes.server');
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
   return { url, host, port };
@@ -50,16 +51,27 @@ function apiEndpoint(apiServerUrl: string): { url: URL; host: string; port: numb
  * Opens the tunnel when `config.kubernetes.sshBastion` is set; otherwise returns the URL unchanged.
  * Everything is validated before connecting (bad bastion, missing key file, bad URL -> 400 naming the key).
  */
-export async function withBastion(config: Config, apiServerUrl: string, deps: BastionDeps = {}): Promise<BastionTunnel> {
+export async function withBastion(
+  config: Config,
+  apiServerUrl: string,
+  deps: BastionDeps = {},
+): Promise<BastionTunnel> {
   const k = config.kubernetes;
   if (!k.sshBastion) return { url: apiServerUrl, close: async () => {} };
   const target = parseTarget('kubernetes.sshBastion', k.sshBastion);
-  if (!k.sshBastionIdentityFile) throw new BadRequest('kubernetes.sshBastionIdentityFile is required with kubernetes.sshBastion', 'kubernetes.sshBastionIdentityFile');
+  if (!k.sshBastionIdentityFile)
+    throw new BadRequest(
+      'kubernetes.sshBastionIdentityFile is required with kubernetes.sshBastion',
+      'kubernetes.sshBastionIdentityFile',
+    );
   let privateKey: Buffer;
   try {
     privateKey = readFileSync(k.sshBastionIdentityFile);
   } catch (err) {
-    throw new BadRequest(`kubernetes.sshBastionIdentityFile ${k.sshBastionIdentityFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'kubernetes.sshBastionIdentityFile');
+    throw new BadRequest(
+      `kubernetes.sshBastionIdentityFile ${k.sshBastionIdentityFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      'kubernetes.sshBastionIdentityFile',
+    );
   }
   const api = apiEndpoint(apiServerUrl);
   const session = await (deps.connect ?? connectSsh)({
@@ -108,7 +120,10 @@ export async function withBastion(config: Config, apiServerUrl: string, deps: Ba
   let closed: Promise<void> | undefined;
   return {
     // URL#toString adds a trailing "/" to a bare origin; keep the caller's form
-    url: apiServerUrl.endsWith('/') || api.url.pathname !== '/' ? url.toString() : url.toString().replace(/\/$/, ''),
+    url:
+      apiServerUrl.endsWith('/') || api.url.pathname !== '/'
+        ? url.toString()
+        : url.toString().replace(/\/$/, ''),
     ...(api.url.protocol === 'https:' ? { tlsServerName: api.host } : {}),
     close() {
       closed ??= new Promise<void>((done) => {

@@ -50,10 +50,16 @@ export async function gatewayStatus(
       service = { manager: 'systemd', running: active.code === 0 };
     } else {
       const pid = await daemonPid(host, layout);
-      if (pid !== undefined || (await host.read(layout.pidFile)) !== undefined) service = { manager: 'daemon', running: pid !== undefined, ...(pid ? { pid } : {}) };
+      if (pid !== undefined || (await host.read(layout.pidFile)) !== undefined)
+        service = { manager: 'daemon', running: pid !== undefined, ...(pid ? { pid } : {}) };
     }
     const address = await tunnelAddress(host, layout);
-    const routes = address ? (await host.run(['ip', 'route', 'show', 'dev', layout.dev], { check: false })).stdout.split('\n').map((l) => l.trim()).filter(Boolean) : [];
+    const routes = address
+      ? (await host.run(['ip', 'route', 'show', 'dev', layout.dev], { check: false })).stdout
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean)
+      : [];
     const log = await host.run(['tail', '-n', '2000', '--', layout.logFile], { check: false });
     return {
       name: rec.name,

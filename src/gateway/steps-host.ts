@@ -16,12 +16,29 @@ type Tool = (typeof TOOLS)[number];
 const PACKAGES: Record<string, { install: string[]; update?: string[]; names: Record<Tool, string> }> = {
   'apt-get': {
     update: ['apt-get', 'update', '-q'],
-    install: ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-q', '--no-install-recommends'],
+    install: [
+      'env',
+      'DEBIAN_FRONTEND=noninteractive',
+      'apt-get',
+      'install',
+      '-y',
+      '-q',
+      '--no-install-recommends',
+    ],
     names: { openvpn: 'openvpn', iptables: 'iptables', ip: 'iproute2' },
   },
-  dnf: { install: ['dnf', 'install', '-y'], names: { openvpn: 'openvpn', iptables: 'iptables', ip: 'iproute' } },
-  yum: { install: ['yum', 'install', '-y'], names: { openvpn: 'openvpn', iptables: 'iptables', ip: 'iproute' } },
-  zypper: { install: ['zypper', '--non-interactive', 'install'], names: { openvpn: 'openvpn', iptables: 'iptables', ip: 'iproute2' } },
+  dnf: {
+    install: ['dnf', 'install', '-y'],
+    names: { openvpn: 'openvpn', iptables: 'iptables', ip: 'iproute' },
+  },
+  yum: {
+    install: ['yum', 'install', '-y'],
+    names: { openvpn: 'openvpn', iptables: 'iptables', ip: 'iproute' },
+  },
+  zypper: {
+    install: ['zypper', '--non-interactive', 'install'],
+    names: { openvpn: 'openvpn', iptables: 'iptables', ip: 'iproute2' },
+  },
   apk: { install: ['apk', 'add'], names: { openvpn: 'openvpn', iptables: 'iptables', ip: 'iproute2' } },
 };
 
@@ -40,7 +57,11 @@ async function installPackages(ctx: StepContext, missing: Tool[]): Promise<strin
     await ctx.host.run([...spec.install, ...pkgs]);
     return `${pm} installed ${pkgs.join(', ')}`;
   }
-  throw new AppError(400, 'no_package_manager', `no supported package manager (${Object.keys(PACKAGES).join(', ')}) on the host; install ${missing.join(', ')} by hand`);
+  throw new AppError(
+    400,
+    'no_package_manager',
+    `no supported package manager (${Object.keys(PACKAGES).join(', ')}) on the host; install ${missing.join(', ')} by hand`,
+  );
 }
 
 export const checkHost: Step = {
@@ -48,14 +69,19 @@ export const checkHost: Step = {
   async run(ctx) {
     const { host } = ctx;
     const os = (await host.run(['uname', '-s'])).stdout.trim();
-    if (os !== 'Linux') throw new AppError(400, 'unsupported_host', `the gateway host must run Linux (uname -s says "${os}")`);
+    if (os !== 'Linux')
+      throw new AppError(400, 'unsupported_host', `the gateway host must run Linux (uname -s says "${os}")`);
     const missing: Tool[] = [];
     for (const t of TOOLS) if (!(await which(host, t))) missing.push(t);
     let result: 'changed' | 'unchanged' | 'would change' = 'unchanged';
     let installed = '';
     if (missing.length > 0) {
       if (!ctx.install) {
-        throw new AppError(400, 'missing_packages', `${missing.join(', ')} not found on the host; install them or rerun with --install`);
+        throw new AppError(
+          400,
+          'missing_packages',
+          `${missing.join(', ')} not found on the host; install them or rerun with --install`,
+        );
       }
       if (ctx.dryRun) result = 'would change';
       else {
@@ -70,15 +96,27 @@ export const checkHost: Step = {
       const pid1 = (await host.read('/proc/1/comm'))?.trim();
       ctx.state.manager = pid1 === 'systemd' && (await which(host, 'systemctl')) ? 'systemd' : 'daemon';
     }
-    const version = missing.includes('openvpn') && result !== 'changed' ? 'openvpn to install' : (await host.run([ctx.state.openvpnPath, '--version'], { check: false })).stdout.split('\n')[0]?.split(' ').slice(0, 2).join(' ');
+    const version =
+      missing.includes('openvpn') && result !== 'changed'
+        ? 'openvpn to install'
+        : (await host.run([ctx.state.openvpnPath, '--version'], { check: false })).stdout
+            .split('\n')[0]
+            ?.split(' ')
+            .slice(0, 2)
+            .join(' ');
     const who = host.sudo ? `${host.session.target.user} with sudo` : 'root';
-    return { result, detail: [`Linux, ${who}, ${version}, ${ctx.state.manager}`, installed].filter(Boolean).join('; ') };
+    return {
+      result,
+      detail: [`Linux, ${who}, ${version}, ${ctx.state.manager}`, installed].filter(Boolean).join('; '),
+    };
   },
 };
 
 /** The PEM inside the profile's <cert> block, whitespace removed, for comparison. */
 export function profileCertBody(profile: string): string | undefined {
-  const m = /<cert>\s*-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----\s*<\/cert>/.exec(profile);
+  const m = /<cert>\s*-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----\s*<\/cert>/.exec(
+    profile,
+  );
   return m ? m[1]!.replace(/\s+/g, '') : undefined;
 }
 
@@ -97,7 +135,10 @@ export const certificate: Step = {
     if (current && uploaded && fresh && body === pemBody(current.certPem)) {
       ctx.state.profile = uploaded;
       ctx.state.cert = current;
-      return { result: 'unchanged', detail: `${layout.commonName} serial ${current.serial} valid until ${current.notAfter.toISOString()}` };
+      return {
+        result: 'unchanged',
+        detail: `${layout.commonName} serial ${current.serial} valid until ${current.notAfter.toISOString()}`,
+      };
     }
     const why = !current ? 'none issued' : !fresh ? 'expiring' : 'uploaded profile differs';
     if (ctx.dryRun) return { result: 'would change', detail: `${layout.commonName}: issue (${why})` };
@@ -116,7 +157,8 @@ export const profile: Step = {
     const { layout, host } = ctx;
     const text = ctx.state.profile;
     if (text === undefined) return { result: 'would change', detail: `${layout.profile} (new certificate)` };
-    if (await host.hasFile(layout.profile, text, 0o600)) return { result: 'unchanged', detail: `${layout.profile} (sha256 and mode 0600 match)` };
+    if (await host.hasFile(layout.profile, text, 0o600))
+      return { result: 'unchanged', detail: `${layout.profile} (sha256 and mode 0600 match)` };
     if (ctx.dryRun) return { result: 'would change', detail: layout.profile };
     await host.run(['install', '-d', '-m', '700', '-o', 'root', '-g', 'root', '--', layout.confDir]);
     await host.installFile(layout.profile, text, 0o600);

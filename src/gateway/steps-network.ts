@@ -2,7 +2,8 @@
 import { gatewayRules, ruleArgv } from './layout.js';
 import type { Step } from './step.js';
 
-export const SYSCTL_CONTENT = '# written by podgate: this host routes the office LAN into the cluster\nnet.ipv4.ip_forward = 1\n';
+export const SYSCTL_CONTENT =
+  '# written by podgate: this host routes the office LAN into the cluster\nnet.ipv4.ip_forward = 1\n';
 
 export const forwarding: Step = {
   label: 'forwarding',
@@ -10,7 +11,8 @@ export const forwarding: Step = {
     const { host, layout } = ctx;
     const fileOk = await host.hasFile(layout.sysctlFile, SYSCTL_CONTENT, 0o644);
     const live = (await host.read('/proc/sys/net/ipv4/ip_forward'))?.trim() === '1';
-    if (fileOk && live) return { result: 'unchanged', detail: `net.ipv4.ip_forward=1 (live and in ${layout.sysctlFile})` };
+    if (fileOk && live)
+      return { result: 'unchanged', detail: `net.ipv4.ip_forward=1 (live and in ${layout.sysctlFile})` };
     const todo = [fileOk ? '' : layout.sysctlFile, live ? '' : 'sysctl -w'].filter(Boolean).join(' + ');
     if (ctx.dryRun) return { result: 'would change', detail: todo };
     if (!fileOk) await host.installFile(layout.sysctlFile, SYSCTL_CONTENT, 0o644);
@@ -38,7 +40,11 @@ export const nat: Step = {
     }
     const lans = ctx.lans.map((l) => l.text).join(', ');
     if (missing === 0) return { result: 'unchanged', detail: `MASQUERADE ${lans} out of ${layout.dev}` };
-    if (ctx.dryRun) return { result: 'would change', detail: `${missing} rule(s) for ${lans} out of ${layout.dev}` };
-    return { result: 'changed', detail: `added ${added.length} rule(s): MASQUERADE ${lans} out of ${layout.dev}` };
+    if (ctx.dryRun)
+      return { result: 'would change', detail: `${missing} rule(s) for ${lans} out of ${layout.dev}` };
+    return {
+      result: 'changed',
+      detail: `added ${added.length} rule(s): MASQUERADE ${lans} out of ${layout.dev}`,
+    };
   },
 };

@@ -17,7 +17,11 @@ export async function daemonPid(host: RemoteHost, layout: GatewayLayout): Promis
 }
 
 /** Stops the daemon (SIGTERM, then waits up to 10 s for it to go). */
-export async function stopDaemon(host: RemoteHost, layout: GatewayLayout, sleep: (ms: number) => Promise<void>): Promise<number | undefined> {
+export async function stopDaemon(
+  host: RemoteHost,
+  layout: GatewayLayout,
+  sleep: (ms: number) => Promise<void>,
+): Promise<number | undefined> {
   const pid = await daemonPid(host, layout);
   if (pid === undefined) return undefined;
   await host.run(['kill', '-TERM', '--', String(pid)], { check: false });
@@ -28,26 +32,55 @@ export async function stopDaemon(host: RemoteHost, layout: GatewayLayout, sleep:
 async function daemonService(ctx: StepContext): Promise<StepOutcome> {
   const { host, layout } = ctx;
   const pid = await daemonPid(host, layout);
-  if (pid !== undefined && !ctx.state.restart) return { result: 'unchanged', detail: `openvpn running (daemon, pid ${pid})` };
+  if (pid !== undefined && !ctx.state.restart)
+    return { result: 'unchanged', detail: `openvpn running (daemon, pid ${pid})` };
   ctx.state.serviceWouldChange = true;
-  if (ctx.dryRun) return { result: 'would change', detail: pid ? 'restart openvpn (new profile)' : 'start openvpn --daemon' };
+  if (ctx.dryRun)
+    return {
+      result: 'would change',
+      detail: pid ? 'restart openvpn (new profile)' : 'start openvpn --daemon',
+    };
   if (pid !== undefined) await stopDaemon(host, layout, ctx.sleep);
   await host.run(['install', '-d', '-m', '700', '--', layout.runDir]);
-  await host.run([ctx.state.openvpnPath ?? 'openvpn', '--daemon', `podgate-gw-${layout.name}`, '--writepid', layout.pidFile, ...openvpnArgs(layout)]);
+  await host.run([
+    ctx.state.openvpnPath ?? 'openvpn',
+    '--daemon',
+    `podgate-gw-${layout.name}`,
+    '--writepid',
+    layout.pidFile,
+    ...openvpnArgs(layout),
+  ]);
   const started = await daemonPid(host, layout);
-  if (started === undefined) throw new AppError(502, 'service_failed', `openvpn did not stay up; log:\n${await logTail(host, layout)}`);
+  if (started === undefined)
+    throw new AppError(
+      502,
+      'service_failed',
+      `openvpn did not stay up; log:\n${await logTail(host, layout)}`,
+    );
   return { result: 'changed', detail: `${pid ? 'restarted' : 'started'} openvpn (daemon, pid ${started})` };
 }
 
 async function systemdService(ctx: StepContext): Promise<StepOutcome> {
   const { host, layout } = ctx;
-  const unit = systemdUnit(layout, ctx.state.openvpnPath ?? '/usr/sbin/openvpn', ctx.state.iptablesPath ?? '/usr/sbin/iptables', ctx.lans);
+  const unit = systemdUnit(
+    layout,
+    ctx.state.openvpnPath ?? '/usr/sbin/openvpn',
+    ctx.state.iptablesPath ?? '/usr/sbin/iptables',
+    ctx.lans,
+  );
   const unitOk = await host.hasFile(layout.unitFile, unit, 0o644);
-  const active = (await host.run(['systemctl', 'is-active', '--quiet', layout.unitName], { check: false })).code === 0;
-  const enabled = (await host.run(['systemctl', 'is-enabled', '--quiet', layout.unitName], { check: false })).code === 0;
-  if (unitOk && active && enabled && !ctx.state.restart) return { result: 'unchanged', detail: `${layout.unitName} active and enabled` };
+  const active =
+    (await host.run(['systemctl', 'is-active', '--quiet', layout.unitName], { check: false })).code === 0;
+  const enabled =
+    (await host.run(['systemctl', 'is-enabled', '--quiet', layout.unitName], { check: false })).code === 0;
+  if (unitOk && active && enabled && !ctx.state.restart)
+    return { result: 'unchanged', detail: `${layout.unitName} active and enabled` };
   ctx.state.serviceWouldChange = true;
-  if (ctx.dryRun) return { result: 'would change', detail: `${layout.unitName}: ${unitOk ? '' : 'write unit, '}${active ? 'restart' : 'enable and start'}` };
+  if (ctx.dryRun)
+    return {
+      result: 'would change',
+      detail: `${layout.unitName}: ${unitOk ? '' : 'write unit, '}${active ? 'restart' : 'enable and start'}`,
+    };
   if (!unitOk) {
     await host.installFile(layout.unitFile, unit, 0o644);
     await host.run(['systemctl', 'daemon-reload']);
@@ -75,7 +108,10 @@ export async function tunnelAddress(host: RemoteHost, layout: GatewayLayout): Pr
 }
 
 /** Polls `probe` until it returns a value or `ctx.waitMs` passes. */
-async function waitFor<T>(ctx: StepContext, probe: () => Promise<T | undefined>): Promise<{ value: T | undefined; waited: boolean }> {
+async function waitFor<T>(
+  ctx: StepContext,
+  probe: () => Promise<T | undefined>,
+): Promise<{ value: T | undefined; waited: boolean }> {
   let value = await probe();
   if (value !== undefined || ctx.dryRun) return { value, waited: false };
   const deadline = Date.now() + ctx.waitMs;
@@ -91,14 +127,23 @@ export const tunnel: Step = {
   async run(ctx) {
     const { host, layout } = ctx;
     const { value, waited } = await waitFor(ctx, () => tunnelAddress(host, layout));
-    if (value !== undefined) return { result: waited ? 'changed' : 'unchanged', detail: `${layout.dev} up, ${value}` };
+    if (value !== undefined)
+      return { result: waited ? 'changed' : 'unchanged', detail: `${layout.dev} up, ${value}` };
     if (ctx.dryRun) return { result: 'would change', detail: `${layout.dev} not up yet` };
-    throw new AppError(504, 'tunnel_down', `${layout.dev} did not come up within ${ctx.waitMs / 1000} s; openvpn log:\n${await logTail(host, layout)}`);
+    throw new AppError(
+      504,
+      'tunnel_down',
+      `${layout.dev} did not come up within ${ctx.waitMs / 1000} s; openvpn log:\n${await logTail(host, layout)}`,
+    );
   },
 };
 
 /** `ip route get` output when the route to `ip` leaves through the gateway's tun device. */
-export async function routeVia(host: RemoteHost, layout: GatewayLayout, ip: string): Promise<string | undefined> {
+export async function routeVia(
+  host: RemoteHost,
+  layout: GatewayLayout,
+  ip: string,
+): Promise<string | undefined> {
   const r = await host.run(['ip', 'route', 'get', ip], { check: false });
   const line = r.stdout.split('\n')[0]?.trim() ?? '';
   return r.code === 0 && new RegExp(`\\bdev ${layout.dev}\\b`).test(line) ? line : undefined;
@@ -108,11 +153,17 @@ export const route: Step = {
   label: 'route',
   async run(ctx) {
     const probe = ctx.routeProbe;
-    if (probe === undefined) return { result: 'skipped', detail: 'no pod or service range configured (vpn.routes)' };
+    if (probe === undefined)
+      return { result: 'skipped', detail: 'no pod or service range configured (vpn.routes)' };
     const { value, waited } = await waitFor(ctx, () => routeVia(ctx.host, ctx.layout, probe));
     if (value !== undefined) return { result: waited ? 'changed' : 'unchanged', detail: value };
-    if (ctx.dryRun) return { result: 'would change', detail: `${probe} not routed via ${ctx.layout.dev} yet` };
+    if (ctx.dryRun)
+      return { result: 'would change', detail: `${probe} not routed via ${ctx.layout.dev} yet` };
     const r = await ctx.host.run(['ip', 'route', 'get', probe], { check: false });
-    throw new AppError(504, 'route_missing', `\`ip route get ${probe}\` does not go through ${ctx.layout.dev}: ${(r.stdout || r.stderr).trim()}`);
+    throw new AppError(
+      504,
+      'route_missing',
+      `\`ip route get ${probe}\` does not go through ${ctx.layout.dev}: ${(r.stdout || r.stderr).trim()}`,
+    );
   },
 };

@@ -13,7 +13,8 @@ export interface SshTarget {
 
 /** POSIX-portable user names (useradd's default rule, plus upper case). */
 const USER = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*\.?$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*\.?$/;
 
 /**
  * Parses `user@host[:port]`; IPv6 hosts go in brackets (`root@[fd00::1]:2222`). Port defaults to 22.

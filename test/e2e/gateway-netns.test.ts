@@ -13,12 +13,20 @@
  * provides), so nothing is written to the machine's own /etc.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { exec } from '../../src/lib/exec.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { gatewayLayout } from '../../src/gateway/layout.js';
-import { canUseNetns, cleanupAll, officeNodePod, OFFICE_NODE_POD as A, type SpawnedProcess, type Topology } from '../helpers/netns.js';
+import {
+  canUseNetns,
+  cleanupAll,
+  officeNodePod,
+  OFFICE_NODE_POD as A,
+  type SpawnedProcess,
+  type Topology,
+} from '../helpers/netns.js';
 import { canRunSshd, makeKey, startSshd, type KeyPair } from '../helpers/sshd.js';
 import { CLI } from '../helpers/cli.js';
 
@@ -44,9 +52,27 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
   const layout = gatewayLayout(name);
 
   const podgate = (role: string, args: string[]) =>
-    topo.run(role, [process.execPath, CLI, '--config', config, ...args], { check: false, env: { ...process.env, PODGATE_LOG_LEVEL: 'warn' } });
+    topo.run(role, [process.execPath, CLI, '--config', config, ...args], {
+      check: false,
+      env: { ...process.env, PODGATE_LOG_LEVEL: 'warn' },
+    });
   const provision = () =>
-    podgate('lan', ['gateway', 'provision', `root@${LAN.gw}`, '--identity', key.privateKeyFile, '--name', name, '--lan', LAN.cidr, '--accept-new-host-key', '--service', 'daemon', '--wait', '60']);
+    podgate('lan', [
+      'gateway',
+      'provision',
+      `root@${LAN.gw}`,
+      '--identity',
+      key.privateKeyFile,
+      '--name',
+      name,
+      '--lan',
+      LAN.cidr,
+      '--accept-new-host-key',
+      '--service',
+      'daemon',
+      '--wait',
+      '60',
+    ]);
   /**
    * Reachability from the lan host: a TCP connect to the pod's echo server (this machine has no `ping`).
    * Exit 0 and "pod-ok" when it answered; the script is constant, host and port arrive as argv.
@@ -88,7 +114,9 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
     writeFileSync(join(dir, 'admin-pw'), 'e2e admin password\n');
     const init = await podgate('node', ['init']);
     assert.equal(init.code, 0, init.stderr);
-    server = topo.spawn('node', [process.execPath, CLI, '--config', config, 'server', 'run'], { logFile: join(dir, 'server.log') });
+    server = topo.spawn('node', [process.execPath, CLI, '--config', config, 'server', 'run'], {
+      logFile: join(dir, 'server.log'),
+    });
     await server.waitFor(/Initialization Sequence Completed/, 30_000);
     await topo.spawn('pod', [process.execPath, '-e', ECHO]).waitFor(/listening/);
   });
@@ -97,6 +125,11 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
     await cleanupAll();
     for (const d of etcNetns) rmSync(d, { recursive: true, force: true });
     rmSync(`/run/podgate-gw/${name}`, { recursive: true, force: true });
+    try {
+      rmdirSync('/run/podgate-gw'); // only when empty: other gateways may live there
+    } catch {
+      /* not empty or already gone */
+    }
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -104,14 +137,30 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
     assert.notEqual((await reach(A.pod)).code, 0);
   });
 
-  it('provision runs every step; the lan host then pings the pod through gw', async () => {
+  it('provision runs every step; the lan host then reaches the pod (and a ClusterIP) through gw', async () => {
     const r = await provision();
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^\[host\] Linux, root, OpenVPN 2\.6\.\d+, daemon \.\.\. unchanged$/m);
-    for (const step of ['certificate', 'profile', 'forwarding', 'nat', 'service']) assert.match(r.stdout, new RegExp(`^\\[${step}\\] .* \\.\\.\\. changed$`, 'm'));
-    assert.match(r.stdout, new RegExp(`^\\[tunnel\\] ${layout.dev} up, 10\\.140\\.\\d+\\.\\d+/\\d+ \\.\\.\\. (changed|unchanged)$`, 'm'));
-    assert.match(r.stdout, new RegExp(`^\\[route\\] 10\\.244\\.0\\.1 via 10\\.140\\.\\d+\\.\\d+ dev ${layout.dev} .* \\.\\.\\. (changed|unchanged)$`, 'm'));
-    assert.equal((await topo.run('office', ['stat', '-c', '%a %U', layout.profile])).stdout.trim(), '600 root');
+    for (const step of ['certificate', 'profile', 'forwarding', 'nat', 'service'])
+      assert.match(r.stdout, new RegExp(`^\\[${step}\\] .* \\.\\.\\. changed$`, 'm'));
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `^\\[tunnel\\] ${layout.dev} up, 10\\.140\\.\\d+\\.\\d+/\\d+ \\.\\.\\. (changed|unchanged)$`,
+        'm',
+      ),
+    );
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `^\\[route\\] 10\\.244\\.0\\.1 via 10\\.140\\.\\d+\\.\\d+ dev ${layout.dev} .* \\.\\.\\. (changed|unchanged)$`,
+        'm',
+      ),
+    );
+    assert.equal(
+      (await topo.run('office', ['stat', '-c', '%a %U', layout.profile])).stdout.trim(),
+      '600 root',
+    );
     assert.equal((await topo.run('office', ['cat', '/proc/sys/net/ipv4/ip_forward'])).stdout.trim(), '1');
     const p = await reach(A.pod);
     assert.equal(p.code, 0, p.stdout + p.stderr);
@@ -133,15 +182,34 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
   it('status shows the tunnel, the pushed routes and a handshake; list shows the gateway', async () => {
     const r = await podgate('lan', ['--json', 'gateway', 'status', name]);
     assert.equal(r.code, 0, r.stderr);
-    const s = JSON.parse(r.stdout) as { service: { running: boolean; pid: number }; tunnel: { up: boolean; dev: string }; routes: string[]; lastHandshake: string | null; recordStatus: string };
+    const s = JSON.parse(r.stdout) as {
+      service: { running: boolean; pid: number };
+      tunnel: { up: boolean; dev: string };
+      routes: string[];
+      lastHandshake: string | null;
+      recordStatus: string;
+    };
     assert.equal(s.recordStatus, 'ready');
     assert.equal(s.service.running, true);
     assert.equal(s.tunnel.up, true);
-    assert.ok(s.routes.some((l) => l.startsWith(A.podCidr)), s.routes.join('\n'));
-    assert.ok(s.routes.some((l) => l.startsWith(A.serviceCidr)), s.routes.join('\n'));
+    assert.ok(
+      s.routes.some((l) => l.startsWith(A.podCidr)),
+      s.routes.join('\n'),
+    );
+    assert.ok(
+      s.routes.some((l) => l.startsWith(A.serviceCidr)),
+      s.routes.join('\n'),
+    );
     assert.match(s.lastHandshake ?? '', /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
-    const list = JSON.parse((await podgate('lan', ['--json', 'gateway', 'list'])).stdout) as { name: string; status: string; lans: string[] }[];
-    assert.deepEqual(list.map((g) => [g.name, g.status, g.lans]), [[name, 'ready', [LAN.cidr]]]);
+    const list = JSON.parse((await podgate('lan', ['--json', 'gateway', 'list'])).stdout) as {
+      name: string;
+      status: string;
+      lans: string[];
+    }[];
+    assert.deepEqual(
+      list.map((g) => [g.name, g.status, g.lans]),
+      [[name, 'ready', [LAN.cidr]]],
+    );
   });
 
   it('remove stops the tunnel (the lan host loses the pod), cleans gw and revokes the certificate', async () => {
@@ -149,19 +217,48 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^\[service\] openvpn \(pid \d+\) stopped \.\.\. changed$/m);
     assert.match(r.stdout, /^\[nat\] 3 rule\(s\) deleted \.\.\. changed$/m);
-    assert.match(r.stdout, new RegExp(`^\\[certificate\\] ${layout.commonName} serial [0-9A-F]+ revoked \\.\\.\\. changed$`, 'm'));
+    assert.match(
+      r.stdout,
+      new RegExp(`^\\[certificate\\] ${layout.commonName} serial [0-9A-F]+ revoked \\.\\.\\. changed$`, 'm'),
+    );
     const after = await reach(A.pod);
     assert.notEqual(after.code, 0, 'pod unreachable after remove: ' + after.stdout);
-    assert.notEqual((await topo.run('office', ['ip', 'link', 'show', layout.dev], { check: false })).code, 0, 'tun device gone');
-    assert.doesNotMatch((await topo.iptables('office', ['-S'])).stdout + (await topo.iptables('office', ['-t', 'nat', '-S'])).stdout, new RegExp(layout.ruleComment));
+    assert.notEqual(
+      (await topo.run('office', ['ip', 'link', 'show', layout.dev], { check: false })).code,
+      0,
+      'tun device gone',
+    );
+    assert.doesNotMatch(
+      (await topo.iptables('office', ['-S'])).stdout +
+        (await topo.iptables('office', ['-t', 'nat', '-S'])).stdout,
+      new RegExp(layout.ruleComment),
+    );
     for (const f of [layout.profile, layout.sysctlFile, layout.runDir]) {
-      assert.notEqual((await topo.run('office', ['test', '-e', f], { check: false })).code, 0, `${f} removed`);
+      assert.notEqual(
+        (await topo.run('office', ['test', '-e', f], { check: false })).code,
+        0,
+        `${f} removed`,
+      );
     }
-    const certs = JSON.parse((await podgate('lan', ['--json', 'cert', 'list'])).stdout) as { commonName: string; status: string; revocationReason: string }[];
+    const certs = JSON.parse((await podgate('lan', ['--json', 'cert', 'list'])).stdout) as {
+      commonName: string;
+      status: string;
+      revocationReason: string;
+    }[];
     const gw = certs.filter((c) => c.commonName === layout.commonName);
     assert.equal(gw.length, 1);
     assert.equal(gw[0]!.status, 'revoked');
     assert.equal(gw[0]!.revocationReason, 'cessationOfOperation');
+    // the published CRL (checked by openssl) lists the gateway's serial
+    const crl = await podgate('lan', ['crl']);
+    const text = (await exec(['openssl', 'crl', '-noout', '-text'], { input: crl.stdout })).stdout;
+    const serial = (r.stdout.match(/serial ([0-9A-F]+) revoked/) ?? [])[1]!;
+    assert.match(
+      text,
+      new RegExp(
+        `Serial Number: ${serial}\\s+Revocation Date: .*\\s+CRL entry extensions:\\s+X509v3 CRL Reason Code:\\s+Cessation Of Operation`,
+      ),
+    );
     assert.deepEqual(JSON.parse((await podgate('lan', ['--json', 'gateway', 'list'])).stdout), []);
   });
 });

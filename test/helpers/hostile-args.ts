@@ -32,5 +32,5 @@ export const HOSTILE = [
   '{a,b}',
   '<in >out 2>&1',
   'ünïcödé ✓',
-  "'$(x)'\"`y`\"",
+  '\'$(x)\'"`y`"',
 ];

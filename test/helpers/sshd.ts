@@ -21,11 +21,30 @@ export interface KeyPair {
 }
 
 /** Makes a key pair with ssh-keygen (ed25519 unless told), optionally passphrase-protected. */
-export async function makeKey(dir: string, name: string, options: { type?: 'ed25519' | 'ecdsa' | 'rsa'; passphrase?: string } = {}): Promise<KeyPair> {
+export async function makeKey(
+  dir: string,
+  name: string,
+  options: { type?: 'ed25519' | 'ecdsa' | 'rsa'; passphrase?: string } = {},
+): Promise<KeyPair> {
   const file = join(dir, name);
-  await exec(['ssh-keygen', '-q', '-t', options.type ?? 'ed25519', '-N', options.passphrase ?? '', '-C', name, '-f', file]);
+  await exec([
+    'ssh-keygen',
+    '-q',
+    '-t',
+    options.type ?? 'ed25519',
+    '-N',
+    options.passphrase ?? '',
+    '-C',
+    name,
+    '-f',
+    file,
+  ]);
   const fp = await exec(['ssh-keygen', '-l', '-f', `${file}.pub`]);
-  return { privateKeyFile: file, publicKey: readFileSync(`${file}.pub`, 'utf8').trim(), fingerprint: fp.stdout.split(/\s+/)[1]! };
+  return {
+    privateKeyFile: file,
+    publicKey: readFileSync(`${file}.pub`, 'utf8').trim(),
+    fingerprint: fp.stdout.split(/\s+/)[1]!,
+  };
 }
 
 /** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
@@ -72,7 +91,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   chmodSync(dir, 0o755);
   mkdirSync(join(dir, 'authorized_keys'), { recursive: true, mode: 0o755 });
   mkdirSync('/run/sshd', { recursive: true });
-  const hostKey = options.hostKey ?? (await makeKey(dir, `host_${randomBytes(3).toString('hex')}`, { type: options.hostKeyType }));
+  const hostKey =
+    options.hostKey ??
+    (await makeKey(dir, `host_${randomBytes(3).toString('hex')}`, { type: options.hostKeyType }));
   const host = options.listenAddress ?? (options.ns ? '0.0.0.0' : '127.0.0.1');
   const port = options.port ?? (options.ns ? 22 : await freePort());
   const config = join(dir, `sshd_config_${port}`);

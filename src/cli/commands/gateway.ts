@@ -23,15 +23,25 @@ function readSecretFile(field: string, file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new BadRequest(`--${field} ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, field);
+    throw new BadRequest(
+      `--${field} ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      field,
+    );
   }
 }
 
 /** A connect() for the deps objects: host keys from the data dir's known_hosts or pinned in config. */
-function connector(ctx: AppContext, target: SshTarget, o: SshOpts, hostKeys: { acceptNew?: boolean; record?: boolean } = {}): () => Promise<SshSession> {
+function connector(
+  ctx: AppContext,
+  target: SshTarget,
+  o: SshOpts,
+  hostKeys: { acceptNew?: boolean; record?: boolean } = {},
+): () => Promise<SshSession> {
   if (!o.identity) throw new BadRequest('--identity FILE (the SSH private key) is required', 'identity');
   const privateKey = readSecretFile('identity', o.identity);
-  const passphrase = o.passphraseFile ? readSecretFile('passphrase-file', o.passphraseFile).replace(/\r?\n$/, '') : undefined;
+  const passphrase = o.passphraseFile
+    ? readSecretFile('passphrase-file', o.passphraseFile).replace(/\r?\n$/, '')
+    : undefined;
   const knownHostsFile = resolve(ctx.config.gateway.knownHostsFile ?? join(ctx.dataDir, 'known_hosts'));
   return () =>
     connectSsh({
@@ -45,7 +55,8 @@ function connector(ctx: AppContext, target: SshTarget, o: SshOpts, hostKeys: { a
 function certificates(ctx: AppContext, owner: string): GatewayCertificates {
   return {
     findValid: (cn) => ctx.store.getValidCertByCommonName(cn),
-    issue: (cn) => ctx.devices.issue({ actor: 'cli', owner, commonName: cn, deviceName: cn, kind: 'gateway' }),
+    issue: (cn) =>
+      ctx.devices.issue({ actor: 'cli', owner, commonName: cn, deviceName: cn, kind: 'gateway' }),
     revoke: async (serial, reason) => {
       await ctx.revocation.revoke({ actor: 'cli', serialOrName: serial, reason });
     },
@@ -65,55 +76,95 @@ function recordedSsh(ctx: AppContext, name: string, o: SshOpts): { target: SshTa
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 export function register(program: Command, env: CliEnv): void {
-  const gw = program.command('gateway').description('office gateway host: routes the office LAN into the cluster');
+  const gw = program
+    .command('gateway')
+    .description('office gateway host: routes the office LAN into the cluster');
 
   gw.command('provision <target>')
-    .description('provision (or re-check) a Linux host as the office gateway, over SSH (TARGET = user@host[:port])')
+    .description(
+      'provision (or re-check) a Linux host as the office gateway, over SSH (TARGET = user@host[:port])',
+    )
     .option('--identity <file>', 'SSH private key')
     .option('--passphrase-file <file>', "file holding the private key's passphrase")
     .option('--name <name>', 'gateway name (default: the host name)')
-    .option('--lan <cidr>', 'office range to NAT into the tunnel (repeatable; default vpn.officeLans)', collect, [])
+    .option(
+      '--lan <cidr>',
+      'office range to NAT into the tunnel (repeatable; default vpn.officeLans)',
+      collect,
+      [],
+    )
     .option('--owner <user>', 'user who owns the gateway certificate', 'admin')
     .option('--dry-run', 'print the plan, change nothing')
     .option('--accept-new-host-key', 'trust and record the host key of a host seen for the first time')
-    .option('--install', "install missing packages (openvpn, iptables, iproute2) with the host's package manager")
+    .option(
+      '--install',
+      "install missing packages (openvpn, iptables, iproute2) with the host's package manager",
+    )
     .option('--service <kind>', 'auto | systemd | daemon', 'auto')
     .option('--wait <seconds>', 'how long to wait for the tunnel and the pod route', '60')
-    .action(async (targetText: string, o: SshOpts & { name?: string; lan: string[]; owner: string; dryRun?: boolean; acceptNewHostKey?: boolean; install?: boolean; service: string; wait: string }, cmd: Command) => {
-      const target = parseTarget('target', targetText);
-      const name = o.name ?? target.host.toLowerCase();
-      if (!o.name && !NAME_PATTERN.test(name)) throw new BadRequest(`--name is required: host "${target.host}" is not a valid gateway name`, 'name');
-      if (!['auto', 'systemd', 'daemon'].includes(o.service)) throw new BadRequest('--service must be auto, systemd or daemon', 'service');
-      const wait = Number(o.wait);
-      if (!Number.isFinite(wait) || wait < 0) throw new BadRequest('--wait must be a number of seconds', 'wait');
-      await withContext(env, cmd, async (ctx) => {
-        const net = effectiveNetwork(ctx.config, ctx.store);
-        const connect = connector(ctx, target, o, { acceptNew: o.acceptNewHostKey === true, record: !o.dryRun });
-        const gateways = {
-          getGateway: ctx.store.getGateway.bind(ctx.store),
-          // remember how to reach it, so status/remove need no options
-          upsertGateway: (g: Parameters<AppContext['store']['upsertGateway']>[0]) =>
-            ctx.store.upsertGateway({
-              ...g,
-              details: { ...g.details, identityFile: resolve(o.identity!), ...(o.passphraseFile ? { passphraseFile: resolve(o.passphraseFile) } : {}) },
-            }),
-        };
-        await provisionGateway(
-          {
-            name,
-            target,
-            lans: o.lan.length > 0 ? o.lan : ctx.config.vpn.officeLans,
-            clusterRanges: [...net.podCidrs, ...net.serviceCidrs, ...net.extraRoutes],
-            reservedRanges: { 'vpn.clientSubnet': ctx.config.vpn.clientSubnet },
-            dryRun: o.dryRun === true,
-            install: o.install === true,
-            serviceManager: o.service as 'auto' | 'systemd' | 'daemon',
-            waitMs: wait * 1000,
-          },
-          { connect, certs: certificates(ctx, o.owner), gateways, out: env.out, now: ctx.now },
-        );
-      });
-    });
+    .action(
+      async (
+        targetText: string,
+        o: SshOpts & {
+          name?: string;
+          lan: string[];
+          owner: string;
+          dryRun?: boolean;
+          acceptNewHostKey?: boolean;
+          install?: boolean;
+          service: string;
+          wait: string;
+        },
+        cmd: Command,
+      ) => {
+        const target = parseTarget('target', targetText);
+        const name = o.name ?? target.host.toLowerCase();
+        if (!o.name && !NAME_PATTERN.test(name))
+          throw new BadRequest(
+            `--name is required: host "${target.host}" is not a valid gateway name`,
+            'name',
+          );
+        if (!['auto', 'systemd', 'daemon'].includes(o.service))
+          throw new BadRequest('--service must be auto, systemd or daemon', 'service');
+        const wait = Number(o.wait);
+        if (!Number.isFinite(wait) || wait < 0)
+          throw new BadRequest('--wait must be a number of seconds', 'wait');
+        await withContext(env, cmd, async (ctx) => {
+          const net = effectiveNetwork(ctx.config, ctx.store);
+          const connect = connector(ctx, target, o, {
+            acceptNew: o.acceptNewHostKey === true,
+            record: !o.dryRun,
+          });
+          const gateways = {
+            getGateway: ctx.store.getGateway.bind(ctx.store),
+            // remember how to reach it, so status/remove need no options
+            upsertGateway: (g: Parameters<AppContext['store']['upsertGateway']>[0]) =>
+              ctx.store.upsertGateway({
+                ...g,
+                details: {
+                  ...g.details,
+                  identityFile: resolve(o.identity!),
+                  ...(o.passphraseFile ? { passphraseFile: resolve(o.passphraseFile) } : {}),
+                },
+              }),
+          };
+          await provisionGateway(
+            {
+              name,
+              target,
+              lans: o.lan.length > 0 ? o.lan : ctx.config.vpn.officeLans,
+              clusterRanges: [...net.podCidrs, ...net.serviceCidrs, ...net.extraRoutes],
+              reservedRanges: { 'vpn.clientSubnet': ctx.config.vpn.clientSubnet },
+              dryRun: o.dryRun === true,
+              install: o.install === true,
+              serviceManager: o.service as 'auto' | 'systemd' | 'daemon',
+              waitMs: wait * 1000,
+            },
+            { connect, certs: certificates(ctx, o.owner), gateways, out: env.out, now: ctx.now },
+          );
+        });
+      },
+    );
 
   gw.command('status <name>')
     .description('tunnel up, routes through it and the last handshake, read over SSH')
@@ -134,7 +185,12 @@ export function register(program: Command, env: CliEnv): void {
     .action(async (name: string, o: SshOpts, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
         const { target, ssh } = recordedSsh(ctx, name, o);
-        await removeGateway(name, { connect: connector(ctx, target, ssh), certs: certificates(ctx, 'admin'), gateways: ctx.store, out: env.out });
+        await removeGateway(name, {
+          connect: connector(ctx, target, ssh),
+          certs: certificates(ctx, 'admin'),
+          gateways: ctx.store,
+          out: env.out,
+        });
       });
     });
 
@@ -144,10 +200,28 @@ export function register(program: Command, env: CliEnv): void {
       await withContext(env, cmd, async (ctx, g) => {
         const items = ctx.store.listGateways();
         if (g.json) {
-          env.out(JSON.stringify(items.map((r) => ({ name: r.name, target: r.target, status: r.status, certSerial: r.certSerial, lans: r.details.lans ?? [], updatedAt: r.updatedAt.toISOString() })), null, 2));
+          env.out(
+            JSON.stringify(
+              items.map((r) => ({
+                name: r.name,
+                target: r.target,
+                status: r.status,
+                certSerial: r.certSerial,
+                lans: r.details.lans ?? [],
+                updatedAt: r.updatedAt.toISOString(),
+              })),
+              null,
+              2,
+            ),
+          );
           return;
         }
-        env.out(table([['NAME', 'TARGET', 'STATUS', 'CERT SERIAL', 'UPDATED'], ...items.map((r) => [r.name, r.target, r.status, r.certSerial ?? '-', r.updatedAt.toISOString()])]));
+        env.out(
+          table([
+            ['NAME', 'TARGET', 'STATUS', 'CERT SERIAL', 'UPDATED'],
+            ...items.map((r) => [r.name, r.target, r.status, r.certSerial ?? '-', r.updatedAt.toISOString()]),
+          ]),
+        );
       });
     });
 }

@@ -11,7 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { gatewayLayout } from '../../../src/gateway/layout.js';
-import { canRunSshd, createUnprivilegedUser, makeKey, startSshd, type KeyPair, type Sshd } from '../../helpers/sshd.js';
+import {
+  canRunSshd,
+  createUnprivilegedUser,
+  makeKey,
+  startSshd,
+  type KeyPair,
+  type Sshd,
+} from '../../helpers/sshd.js';
 import { canUseNetns, createNamespace, destroyNamespace, runIn } from '../../helpers/netns.js';
 
 const CLI = join(process.cwd(), 'dist/src/cli.js');
@@ -26,9 +33,14 @@ describe('integration: gateway provision CLI (loopback sshd)', function () {
   let ns: string;
 
   const podgate = (args: string[]) =>
-    runIn(ns, ['node', CLI, '--config', config, ...args], { check: false, env: { ...process.env, PODGATE_LOG_LEVEL: 'warn' } });
+    runIn(ns, ['node', CLI, '--config', config, ...args], {
+      check: false,
+      env: { ...process.env, PODGATE_LOG_LEVEL: 'warn' },
+    });
   const machineState = async () => ({
-    iptables: (await runIn(ns, ['iptables-save'], { check: false })).stdout.replace(/^#.*\n/gm, '').replace(/\[\d+:\d+\]/g, ''),
+    iptables: (await runIn(ns, ['iptables-save'], { check: false })).stdout
+      .replace(/^#.*\n/gm, '')
+      .replace(/\[\d+:\d+\]/g, ''),
     forward: (await runIn(ns, ['cat', '/proc/sys/net/ipv4/ip_forward'])).stdout,
     links: (await runIn(ns, ['ip', '-o', 'link'])).stdout,
   });
@@ -57,7 +69,9 @@ describe('integration: gateway provision CLI (loopback sshd)', function () {
       ].join('\n'),
     );
     writeFileSync(join(dir, 'admin-pw'), 'correct horse battery staple\n');
-    const init = await runIn(ns, ['node', CLI, '--config', config, 'init'], { env: { ...process.env, PODGATE_ADMIN_PASSWORD_FILE: join(dir, 'admin-pw') } });
+    const init = await runIn(ns, ['node', CLI, '--config', config, 'init'], {
+      env: { ...process.env, PODGATE_ADMIN_PASSWORD_FILE: join(dir, 'admin-pw') },
+    });
     assert.match(init.stdout, /initialised/);
   });
   after(async () => {
@@ -70,18 +84,51 @@ describe('integration: gateway provision CLI (loopback sshd)', function () {
     const name = `dry-${randomBytes(3).toString('hex')}`;
     const layout = gatewayLayout(name);
     const before = await machineState();
-    const r = await podgate(['gateway', 'provision', `root@127.0.0.1:${sshd.port}`, '--identity', key.privateKeyFile, '--name', name, '--lan', '192.168.77.0/24', '--dry-run', '--accept-new-host-key', '--service', 'daemon']);
+    const r = await podgate([
+      'gateway',
+      'provision',
+      `root@127.0.0.1:${sshd.port}`,
+      '--identity',
+      key.privateKeyFile,
+      '--name',
+      name,
+      '--lan',
+      '192.168.77.0/24',
+      '--dry-run',
+      '--accept-new-host-key',
+      '--service',
+      'daemon',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split('\n');
-    for (const step of ['host', 'certificate', 'profile', 'forwarding', 'nat', 'service', 'tunnel', 'route']) {
-      assert.ok(lines.some((l) => new RegExp(`^\\[${step}\\] .* \\.\\.\\. (unchanged|would change)$`).test(l)), `${step} in plan:\n${r.stdout}`);
+    for (const step of [
+      'host',
+      'certificate',
+      'profile',
+      'forwarding',
+      'nat',
+      'service',
+      'tunnel',
+      'route',
+    ]) {
+      assert.ok(
+        lines.some((l) => new RegExp(`^\\[${step}\\] .* \\.\\.\\. (unchanged|would change)$`).test(l)),
+        `${step} in plan:\n${r.stdout}`,
+      );
     }
     assert.match(r.stdout, /^\[host\] Linux, root, OpenVPN 2\.\d+\.\d+, daemon \.\.\. unchanged$/m);
     assert.match(r.stdout, /^\[certificate\] gw-dry-\w+: issue \(none issued\) \.\.\. would change$/m);
-    assert.match(r.stdout, /^\[nat\] 3 rule\(s\) for 192\.168\.77\.0\/24 out of pgw[0-9a-f]{8} \.\.\. would change$/m);
-    assert.match(r.stdout, /^\[route\] 10\.244\.0\.1 not routed via pgw[0-9a-f]{8} yet \.\.\. would change$/m);
+    assert.match(
+      r.stdout,
+      /^\[nat\] 3 rule\(s\) for 192\.168\.77\.0\/24 out of pgw[0-9a-f]{8} \.\.\. would change$/m,
+    );
+    assert.match(
+      r.stdout,
+      /^\[route\] 10\.244\.0\.1 not routed via pgw[0-9a-f]{8} yet \.\.\. would change$/m,
+    );
     assert.deepEqual(await machineState(), before, 'iptables and ip_forward untouched');
-    for (const p of [layout.profile, layout.sysctlFile, layout.runDir, layout.unitFile]) assert.ok(!existsSync(p), `${p} not created`);
+    for (const p of [layout.profile, layout.sysctlFile, layout.runDir, layout.unitFile])
+      assert.ok(!existsSync(p), `${p} not created`);
     assert.ok(!existsSync(join(dataDir, 'known_hosts')), 'dry run records no host key');
     const certs = JSON.parse((await podgate(['--json', 'cert', 'list'])).stdout) as { commonName: string }[];
     assert.ok(!certs.some((c) => c.commonName === layout.commonName), 'no certificate issued');
@@ -96,18 +143,41 @@ describe('integration: gateway provision CLI (loopback sshd)', function () {
     mkdirSync(layout.profile, { recursive: true });
     const before = await machineState();
     try {
-      const r = await podgate(['gateway', 'provision', `root@127.0.0.1:${sshd.port}`, '--identity', key.privateKeyFile, '--name', name, '--lan', '192.168.77.0/24', '--accept-new-host-key', '--service', 'daemon']);
+      const r = await podgate([
+        'gateway',
+        'provision',
+        `root@127.0.0.1:${sshd.port}`,
+        '--identity',
+        key.privateKeyFile,
+        '--name',
+        name,
+        '--lan',
+        '192.168.77.0/24',
+        '--accept-new-host-key',
+        '--service',
+        'daemon',
+      ]);
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.match(r.stdout, /^\[host\] .* \.\.\. unchanged$/m);
-      assert.match(r.stdout, /^\[certificate\] gw-fail-\w+ serial [0-9A-F]+ issued \(none issued\) \.\.\. changed$/m);
+      assert.match(
+        r.stdout,
+        /^\[certificate\] gw-fail-\w+ serial [0-9A-F]+ issued \(none issued\) \.\.\. changed$/m,
+      );
       assert.match(r.stdout, /^\[profile\] \.\.\. failed$/m);
       assert.doesNotMatch(r.stdout, /\[forwarding\]/, 'stops at the first failure');
-      const m = /gateway step "profile" failed: `install -D -T -m 600 -o root -g root -- (\/tmp\/podgate\.\w+) (\S+)` exited 1: install: cannot overwrite directory/.exec(r.stderr);
+      const m =
+        /gateway step "profile" failed: `install -D -T -m 600 -o root -g root -- (\/tmp\/podgate\.\w+) (\S+)` exited 1: install: cannot overwrite directory/.exec(
+          r.stderr,
+        );
       assert.ok(m, r.stderr);
       assert.equal(m[2], layout.profile);
       assert.ok(!existsSync(m[1]!), 'the uploaded temp file was removed');
       assert.deepEqual(await machineState(), before);
-      const [gw] = JSON.parse((await podgate(['--json', 'gateway', 'list'])).stdout) as { name: string; status: string; certSerial: string }[];
+      const [gw] = JSON.parse((await podgate(['--json', 'gateway', 'list'])).stdout) as {
+        name: string;
+        status: string;
+        certSerial: string;
+      }[];
       assert.equal(gw?.name, name);
       assert.equal(gw.status, 'error');
       assert.match(gw.certSerial, /^[0-9A-F]+$/);
@@ -123,9 +193,24 @@ describe('integration: gateway provision CLI (loopback sshd)', function () {
     try {
       sshd.authorize(user.name, key.publicKey);
       const name = `nosudo-${randomBytes(3).toString('hex')}`;
-      const r = await podgate(['gateway', 'provision', `${user.name}@127.0.0.1:${sshd.port}`, '--identity', key.privateKeyFile, '--name', name, '--lan', '192.168.77.0/24']);
+      const r = await podgate([
+        'gateway',
+        'provision',
+        `${user.name}@127.0.0.1:${sshd.port}`,
+        '--identity',
+        key.privateKeyFile,
+        '--name',
+        name,
+        '--lan',
+        '192.168.77.0/24',
+      ]);
       assert.equal(r.code, 2, r.stdout + r.stderr);
-      assert.match(r.stderr, new RegExp(`gateway step "host" failed: .*user ${user.name} is not root and has no passwordless sudo`));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `gateway step "host" failed: .*user ${user.name} is not root and has no passwordless sudo`,
+        ),
+      );
       const list = JSON.parse((await podgate(['--json', 'gateway', 'list'])).stdout) as { name: string }[];
       assert.ok(!list.some((g) => g.name === name));
     } finally {
@@ -138,10 +223,20 @@ describe('integration: gateway provision CLI (loopback sshd)', function () {
       [['root@127.0.0.1;reboot'], /target: .* invalid host name/],
       [[`root@127.0.0.1:${sshd.port}`, '--name', 'Bad Name'], /name must match/],
       [[`root@127.0.0.1:${sshd.port}`, '--name', 'x', '--lan', '192.168.77.1/24'], /lan: .* host bits set/],
-      [[`root@127.0.0.1:${sshd.port}`, '--name', 'x', '--lan', '10.244.0.0/24'], /lan: lan 10\.244\.0\.0\/24 overlaps cluster range 10\.244\.0\.0\/16/],
+      [
+        [`root@127.0.0.1:${sshd.port}`, '--name', 'x', '--lan', '10.244.0.0/24'],
+        /lan: lan 10\.244\.0\.0\/24 overlaps cluster range 10\.244\.0\.0\/16/,
+      ],
     ];
     for (const [args, why] of cases) {
-      const r = await podgate(['gateway', 'provision', ...args, '--identity', key.privateKeyFile, '--dry-run']);
+      const r = await podgate([
+        'gateway',
+        'provision',
+        ...args,
+        '--identity',
+        key.privateKeyFile,
+        '--dry-run',
+      ]);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, why);
     }

@@ -112,7 +112,9 @@ describe('integration: gateway/ssh-tunnel (API server through an SSH bastion)', 
       assert.deepEqual(owners, ['sshd', 'sshd'], 'every connection came from sshd');
       await t.close();
       await assert.rejects(
-        new Promise((resolve, reject) => connect(local, '127.0.0.1').on('connect', resolve).on('error', reject)),
+        new Promise((resolve, reject) =>
+          connect(local, '127.0.0.1').on('connect', resolve).on('error', reject),
+        ),
         /ECONNREFUSED/,
       );
     } finally {
@@ -125,7 +127,12 @@ describe('integration: gateway/ssh-tunnel (API server through an SSH bastion)', 
     // the fake keeps its http.Server private; the test only listens to its connection events
     const owners = watchPeers((fake as unknown as { server: Server }).server);
     try {
-      for (const s of ['kubeadm-config-v1beta3-single-stack.json', 'node-kubeadm-kind-single-stack-v1.21.json', 'service-kube-dns-kubeadm.json', 'servicecidr-kubernetes-networking-v1.json']) {
+      for (const s of [
+        'kubeadm-config-v1beta3-single-stack.json',
+        'node-kubeadm-kind-single-stack-v1.21.json',
+        'service-kube-dns-kubeadm.json',
+        'servicecidr-kubernetes-networking-v1.json',
+      ]) {
         fake.seedSample(s);
       }
       const cfg = config();
@@ -156,9 +163,21 @@ describe('integration: gateway/ssh-tunnel (API server through an SSH bastion)', 
   });
 
   it('refuses an unknown bastion host key and bad settings, naming the key', async () => {
-    await assert.rejects(withBastion(config({ 'gateway.knownHostsFile': join(dir, 'empty_known_hosts') }), 'http://127.0.0.1:1'), /host_key_unknown|is unknown/);
-    await assert.rejects(withBastion(config({ 'kubernetes.sshBastion': 'no-user-host' }), 'http://127.0.0.1:1'), /kubernetes\.sshBastion: .*has no user/);
-    await assert.rejects(withBastion(config({ 'kubernetes.sshBastionIdentityFile': join(dir, 'missing') }), 'http://127.0.0.1:1'), /kubernetes\.sshBastionIdentityFile .* cannot be read/);
+    await assert.rejects(
+      withBastion(config({ 'gateway.knownHostsFile': join(dir, 'empty_known_hosts') }), 'http://127.0.0.1:1'),
+      /host_key_unknown|is unknown/,
+    );
+    await assert.rejects(
+      withBastion(config({ 'kubernetes.sshBastion': 'no-user-host' }), 'http://127.0.0.1:1'),
+      /kubernetes\.sshBastion: .*has no user/,
+    );
+    await assert.rejects(
+      withBastion(
+        config({ 'kubernetes.sshBastionIdentityFile': join(dir, 'missing') }),
+        'http://127.0.0.1:1',
+      ),
+      /kubernetes\.sshBastionIdentityFile .* cannot be read/,
+    );
     await assert.rejects(withBastion(config(), 'ftp://x'), /must be http\(s\)/);
   });
 });

@@ -9,7 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectSsh, HostKeyRefused, type SshSession } from '../../../src/gateway/ssh-session.js';
 import { RemoteHost } from '../../../src/gateway/remote.js';
-import { canRunSshd, createUnprivilegedUser, makeKey, startSshd, type KeyPair, type Sshd } from '../../helpers/sshd.js';
+import {
+  canRunSshd,
+  createUnprivilegedUser,
+  makeKey,
+  startSshd,
+  type KeyPair,
+  type Sshd,
+} from '../../helpers/sshd.js';
 import { HOSTILE } from '../../helpers/hostile-args.js';
 
 describe('integration: gateway ssh (loopback sshd)', function () {
@@ -21,7 +28,15 @@ describe('integration: gateway ssh (loopback sshd)', function () {
   let knownHosts: string;
   const sessions: SshSession[] = [];
 
-  const connect = async (o: { key?: KeyPair; user?: string; acceptNew?: boolean; pinned?: Record<string, string>; port?: number } = {}) => {
+  const connect = async (
+    o: {
+      key?: KeyPair;
+      user?: string;
+      acceptNew?: boolean;
+      pinned?: Record<string, string>;
+      port?: number;
+    } = {},
+  ) => {
     const s = await connectSsh({
       target: { user: o.user ?? 'root', host: '127.0.0.1', port: o.port ?? sshd.port },
       privateKey: readFileSync((o.key ?? client).privateKeyFile),
@@ -88,7 +103,10 @@ describe('integration: gateway ssh (loopback sshd)', function () {
     try {
       other.authorize('root', client.publicKey);
       // known_hosts says port X has sshd's key; a different server (new key) now answers there
-      writeFileSync(knownHosts, `[127.0.0.1]:${other.port} ${sshd.hostKey.publicKey.split(' ').slice(0, 2).join(' ')}\n`);
+      writeFileSync(
+        knownHosts,
+        `[127.0.0.1]:${other.port} ${sshd.hostKey.publicKey.split(' ').slice(0, 2).join(' ')}\n`,
+      );
       const before = readFileSync(knownHosts, 'utf8');
       await assert.rejects(connect({ port: other.port, acceptNew: true }), (e: HostKeyRefused) => {
         assert.equal(e.code, 'host_key_changed');
@@ -104,7 +122,10 @@ describe('integration: gateway ssh (loopback sshd)', function () {
 
   it('a pinned fingerprint accepts its host and refuses a mismatch', async () => {
     await connect({ pinned: { [`127.0.0.1:${sshd.port}`]: sshd.hostKey.fingerprint } });
-    await assert.rejects(connect({ pinned: { [`127.0.0.1:${sshd.port}`]: stranger.fingerprint }, acceptNew: true }), /host_key_changed|HAS CHANGED/);
+    await assert.rejects(
+      connect({ pinned: { [`127.0.0.1:${sshd.port}`]: stranger.fingerprint }, acceptNew: true }),
+      /host_key_changed|HAS CHANGED/,
+    );
   });
 
   it('refuses a client key the server does not know (401)', async () => {
@@ -142,7 +163,9 @@ describe('integration: gateway ssh (loopback sshd)', function () {
     assert.equal(readFileSync(path, 'utf8'), 'secret\n');
     assert.equal((await s.exec(['stat', '-c', '%a', path])).stdout.trim(), '600');
     const ch = await s.forwardOut('127.0.0.1', sshd.port);
-    const banner = await new Promise<string>((resolve) => ch.once('data', (b: Buffer) => resolve(b.toString())));
+    const banner = await new Promise<string>((resolve) =>
+      ch.once('data', (b: Buffer) => resolve(b.toString())),
+    );
     ch.destroy();
     assert.match(banner, /^SSH-2\.0-OpenSSH/);
   });

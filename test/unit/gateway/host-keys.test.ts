@@ -7,7 +7,14 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HostKeyCheck, decideHostKey, hostKeyFingerprint, hostMatches, parseKnownHosts, wireKeyType } from '../../../src/gateway/host-keys.js';
+import {
+  HostKeyCheck,
+  decideHostKey,
+  hostKeyFingerprint,
+  hostMatches,
+  parseKnownHosts,
+  wireKeyType,
+} from '../../../src/gateway/host-keys.js';
 import { makeKey, type KeyPair } from '../../helpers/sshd.js';
 
 describe('unit: gateway/host-keys', () => {
@@ -55,13 +62,28 @@ describe('unit: gateway/host-keys', () => {
 
   it('accept-new records the key; dry runs do not; a recorded host is then known', () => {
     const file = join(dir, 'known_hosts');
-    const dry = new HostKeyCheck({ knownHostsFile: file, acceptNew: true, record: false }, '127.0.0.1', 2222, '[127.0.0.1]:2222');
+    const dry = new HostKeyCheck(
+      { knownHostsFile: file, acceptNew: true, record: false },
+      '127.0.0.1',
+      2222,
+      '[127.0.0.1]:2222',
+    );
     assert.equal(dry.verify(wire(a)), true);
     assert.throws(() => readFileSync(file));
-    const real = new HostKeyCheck({ knownHostsFile: file, acceptNew: true }, '127.0.0.1', 2222, '[127.0.0.1]:2222');
+    const real = new HostKeyCheck(
+      { knownHostsFile: file, acceptNew: true },
+      '127.0.0.1',
+      2222,
+      '[127.0.0.1]:2222',
+    );
     assert.equal(real.verify(wire(a)), true);
     assert.match(readFileSync(file, 'utf8'), /^\[127\.0\.0\.1\]:2222 ssh-ed25519 \S+\n$/);
-    const again = new HostKeyCheck({ knownHostsFile: file, acceptNew: true }, '127.0.0.1', 2222, '[127.0.0.1]:2222');
+    const again = new HostKeyCheck(
+      { knownHostsFile: file, acceptNew: true },
+      '127.0.0.1',
+      2222,
+      '[127.0.0.1]:2222',
+    );
     assert.equal(again.verify(wire(b)), false, 'accept-new never accepts a changed key');
     assert.equal(again.decision?.verdict, 'changed');
     assert.deepEqual(again.serverHostKeyAlgorithms(), ['ssh-ed25519']);
@@ -70,7 +92,12 @@ describe('unit: gateway/host-keys', () => {
   it('pinned fingerprints are looked up by host:port, [host]:port and host (port 22)', () => {
     const file = join(dir, 'none');
     writeFileSync(file, '');
-    const c1 = new HostKeyCheck({ knownHostsFile: file, pinned: { 'gw:2222': a.fingerprint } }, 'gw', 2222, '[gw]:2222');
+    const c1 = new HostKeyCheck(
+      { knownHostsFile: file, pinned: { 'gw:2222': a.fingerprint } },
+      'gw',
+      2222,
+      '[gw]:2222',
+    );
     assert.equal(c1.verify(wire(a)), true);
     const c2 = new HostKeyCheck({ knownHostsFile: file, pinned: { gw: a.fingerprint } }, 'gw', 22, 'gw');
     assert.equal(c2.verify(wire(b)), false);

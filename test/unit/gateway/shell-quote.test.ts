@@ -6,7 +6,6 @@ import { exec } from '../../../src/lib/exec.js';
 import { quoteArg, shellJoin } from '../../../src/gateway/shell-quote.js';
 import { HOSTILE } from '../../helpers/hostile-args.js';
 
-
 /** Runs argv through `shell -c` and returns the words the shell passed to printf. */
 async function throughShell(shell: string, argv: readonly string[]): Promise<string[]> {
   const r = await exec([shell, '-c', shellJoin(['printf', '%s\\0', ...argv])]);
@@ -35,7 +34,10 @@ describe('unit: gateway/shell-quote', () => {
   });
 
   it('leaves plain words readable and quotes the rest', () => {
-    assert.equal(shellJoin(['iptables', '-t', 'nat', '-C', 'POSTROUTING', '-s', '192.168.1.0/24']), 'iptables -t nat -C POSTROUTING -s 192.168.1.0/24');
+    assert.equal(
+      shellJoin(['iptables', '-t', 'nat', '-C', 'POSTROUTING', '-s', '192.168.1.0/24']),
+      'iptables -t nat -C POSTROUTING -s 192.168.1.0/24',
+    );
     assert.equal(quoteArg("it's"), `'it'\\''s'`);
     assert.equal(quoteArg(''), `''`);
     assert.equal(quoteArg('*'), `'*'`);

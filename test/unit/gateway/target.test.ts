@@ -3,7 +3,11 @@ import { formatTarget, knownHostsName, parseTarget } from '../../../src/gateway/
 
 describe('unit: gateway/target', () => {
   it('parses user@host, user@host:port and bracketed IPv6', () => {
-    assert.deepEqual(parseTarget('t', 'root@gw.office.lan'), { user: 'root', host: 'gw.office.lan', port: 22 });
+    assert.deepEqual(parseTarget('t', 'root@gw.office.lan'), {
+      user: 'root',
+      host: 'gw.office.lan',
+      port: 22,
+    });
     assert.deepEqual(parseTarget('t', 'ops@10.0.0.5:2222'), { user: 'ops', host: '10.0.0.5', port: 2222 });
     assert.deepEqual(parseTarget('t', 'ops@[fd00::1]:2200'), { user: 'ops', host: 'fd00::1', port: 2200 });
   });
@@ -23,12 +27,15 @@ describe('unit: gateway/target', () => {
   ];
   for (const [value, why] of bad) {
     it(`400 for ${JSON.stringify(value)}`, () => {
-      assert.throws(() => parseTarget('target', value), (e: Error & { status?: number; field?: string }) => {
-        assert.equal(e.status, 400);
-        assert.equal(e.field, 'target');
-        assert.match(e.message, why);
-        return true;
-      });
+      assert.throws(
+        () => parseTarget('target', value),
+        (e: Error & { status?: number; field?: string }) => {
+          assert.equal(e.status, 400);
+          assert.equal(e.field, 'target');
+          assert.match(e.message, why);
+          return true;
+        },
+      );
     });
   }
 
