@@ -4,7 +4,7 @@
  * privileges), the management password, and the CRL openvpn re-reads after the drop.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { BadRequest } from '../lib/errors.js';
@@ -111,7 +111,13 @@ export interface ServerIdentityFiles {
  */
 export function writeServerFiles(config: Config, paths: ServerPaths, id: ServerIdentityFiles): { managementPassword: string } {
   mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
-  mkdirSync(dirname(paths.activeCrl), { recursive: true, mode: 0o755 });
+  const crlDir = dirname(paths.activeCrl);
+  if (crlDir !== paths.dir) {
+    pruneRuntimeDirs(dirname(crlDir));
+    mkdirSync(crlDir, { recursive: true, mode: 0o755 });
+    // Names the data dir this runtime dir belongs to, so a later start can prune it once that is gone.
+    writeFileAtomic(join(crlDir, 'data-dir'), `${resolve(config.dataDir)}\n`, 0o644);
+  }
   const text = renderServerConfigFor(config, paths); // render first: a bad config changes nothing
   writeFileAtomic(paths.ca, id.caCertPem, 0o600);
   writeFileAtomic(paths.cert, id.certPem, 0o600);
@@ -127,6 +133,33 @@ export function writeServerFiles(config: Config, paths: ServerPaths, id: ServerI
   }
   writeFileAtomic(paths.config, text, 0o600);
   return { managementPassword };
+}
+
+/**
+ * Removes runtime dirs under /run/podgate whose data dir no longer exists (left by a `server run`
+ * that was SIGKILLed and so could not clean up after itself).
+ */
+function pruneRuntimeDirs(root: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const d = join(root, e);
+    let owner: string | undefined;
+    try {
+      owner = readFileSync(join(d, 'data-dir'), 'utf8').trim();
+    } catch {
+      owner = undefined;
+    }
+    // Only dirs this code made (hex name) and whose owner is known to be gone, or that were never finished.
+    if (!/^[0-9a-f]{16}$/.test(e)) continue;
+    // An unfinished (empty) dir may belong to a start happening right now: only old ones go.
+    const unfinished = owner === undefined && readdirSync(d).length === 0 && Date.now() - statSync(d).mtimeMs > 60_000;
+    if (unfinished || (owner !== undefined && !existsSync(owner))) rmSync(d, { recursive: true, force: true });
+  }
 }
 
 /** Reads the management password `server run` wrote (for `podgate sessions` and the web app). */
