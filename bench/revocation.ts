@@ -14,7 +14,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadConfig } from '../src/config/load.js';
 import { exec } from '../src/lib/exec.js';
 import { serverPaths } from '../src/openvpn/server-files.js';
-import { canUseNetns, cleanupAll, officeNodePod, startEchoServer, tcpProbe, OFFICE_NODE_POD as A } from '../test/helpers/netns.js';
+import {
+  canUseNetns,
+  cleanupAll,
+  officeNodePod,
+  startEchoServer,
+  tcpProbe,
+  OFFICE_NODE_POD as A,
+} from '../test/helpers/netns.js';
 import { startClient, waitClientConnected } from '../test/helpers/openvpn.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '../src/cli.js');
@@ -38,7 +45,8 @@ const round = (x: number): number => Math.round(x * 10) / 10;
 
 export async function runRevocationBench(o: { revocations?: number } = {}): Promise<RevocationBenchResult> {
   const n = Math.max(10, o.revocations ?? 10);
-  if (!(await canUseNetns())) throw new Error('the revocation bench needs root and iproute2 (network namespaces)');
+  if (!(await canUseNetns()))
+    throw new Error('the revocation bench needs root and iproute2 (network namespaces)');
   const work = mkdtempSync(join(tmpdir(), 'pg-bench-rev-'));
   const cfgFile = join(work, 'podgate.yaml');
   const topo = await officeNodePod({ prefix: 'pgb' });
@@ -57,7 +65,8 @@ export async function runRevocationBench(o: { revocations?: number } = {}): Prom
         '',
       ].join('\n'),
     );
-    const cli = (...args: string[]) => exec([process.execPath, CLI, '--config', cfgFile, ...args], { timeoutMs: 60_000 });
+    const cli = (...args: string[]) =>
+      exec([process.execPath, CLI, '--config', cfgFile, ...args], { timeoutMs: 60_000 });
     await exec([process.execPath, CLI, '--config', cfgFile, 'init'], {
       env: { ...process.env, PODGATE_ADMIN_PASSWORD_FILE: join(work, 'admin.pw') },
     });
@@ -72,11 +81,18 @@ export async function runRevocationBench(o: { revocations?: number } = {}): Prom
 
     // Server start to first round trip: the first client is already dialling when the server starts.
     const readProfile = (i: number) => readFileSync(profiles[i]!, 'utf8');
-    const first = startClient(topo.name('office'), work, 'first', readProfile(0), ['--connect-retry', '1', '1']);
+    const first = startClient(topo.name('office'), work, 'first', readProfile(0), [
+      '--connect-retry',
+      '1',
+      '1',
+    ]);
     const t0 = performance.now();
-    const server = topo.spawn('node', [process.execPath, CLI, '--config', cfgFile, 'server', 'run'], { logFile: join(work, 'server.log') });
+    const server = topo.spawn('node', [process.execPath, CLI, '--config', cfgFile, 'server', 'run'], {
+      logFile: join(work, 'server.log'),
+    });
     await waitClientConnected(first, 60_000);
-    while (!(await tcpProbe(topo.name('office'), A.pod, 7007, 500))) await new Promise((r) => setTimeout(r, 20));
+    while (!(await tcpProbe(topo.name('office'), A.pod, 7007, 500)))
+      await new Promise((r) => setTimeout(r, 20));
     const startToRoundTrip = performance.now() - t0;
     await first.stop();
 
@@ -84,7 +100,11 @@ export async function runRevocationBench(o: { revocations?: number } = {}): Prom
     const fromReturn: number[] = [];
     const revokeCall: number[] = [];
     for (let i = 1; i <= n; i++) {
-      const c = startClient(topo.name('office'), work, `c${i}`, readProfile(i), ['--connect-retry', '1', '1']);
+      const c = startClient(topo.name('office'), work, `c${i}`, readProfile(i), [
+        '--connect-retry',
+        '1',
+        '1',
+      ]);
       await waitClientConnected(c);
       let exitedAt = 0;
       void c.exited.then(() => (exitedAt = performance.now()));
@@ -137,8 +157,11 @@ function print(r: RevocationBenchResult): void {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  runRevocationBench({ revocations: Number(process.env.BENCH_REVOCATIONS ?? 10) }).then(print, (err: unknown) => {
-    process.stderr.write(`revocation bench failed: ${(err as Error).stack ?? String(err)}\n`);
-    process.exitCode = 1;
-  });
+  runRevocationBench({ revocations: Number(process.env.BENCH_REVOCATIONS ?? 10) }).then(
+    print,
+    (err: unknown) => {
+      process.stderr.write(`revocation bench failed: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

@@ -116,9 +116,16 @@ export class RevocationAgent {
     const info = verifyCrl(bundle.crlPem, this.deps.caCertPem, this.now());
     const cur = this.current;
     if (cur && info.number < cur.number) {
-      throw new Conflict(`CRL number ${info.number} is older than the one in force (${cur.number}); refused`, 'crl');
+      throw new Conflict(
+        `CRL number ${info.number} is older than the one in force (${cur.number}); refused`,
+        'crl',
+      );
     }
-    writeFileAtomic(this.deps.crlFile, bundle.crlPem.endsWith('\n') ? bundle.crlPem : `${bundle.crlPem}\n`, 0o644);
+    writeFileAtomic(
+      this.deps.crlFile,
+      bundle.crlPem.endsWith('\n') ? bundle.crlPem : `${bundle.crlPem}\n`,
+      0o644,
+    );
     this.current = { number: info.number, pem: bundle.crlPem };
     for (const s of info.revokedSerials) this.handled.add(s.toUpperCase());
     return info.number;
@@ -153,19 +160,33 @@ export class RevocationAgent {
   private async applyNow(bundle: RevocationBundle): Promise<ApplyResult> {
     const info = verifyCrl(bundle.crlPem, this.deps.caCertPem, this.now());
     if (info.number !== bundle.crlNumber) {
-      throw new AppError(400, 'bundle_invalid', `bundle says CRL number ${bundle.crlNumber} but the CRL is number ${info.number}`);
+      throw new AppError(
+        400,
+        'bundle_invalid',
+        `bundle says CRL number ${bundle.crlNumber} but the CRL is number ${info.number}`,
+      );
     }
     const cur = this.current;
     if (cur && info.number < cur.number) {
-      throw new Conflict(`CRL number ${info.number} is older than the one in force (${cur.number}); refused`, 'crl');
+      throw new Conflict(
+        `CRL number ${info.number} is older than the one in force (${cur.number}); refused`,
+        'crl',
+      );
     }
     if (cur && info.number === cur.number && bundle.crlPem.trim() !== cur.pem.trim()) {
-      throw new Conflict(`a different CRL with the same number ${info.number} is already in force; refused`, 'crl');
+      throw new Conflict(
+        `a different CRL with the same number ${info.number} is already in force; refused`,
+        'crl',
+      );
     }
     const changed = !cur || info.number > cur.number;
     if (changed) {
       // Step 3 before step 4: the CRL must be in force before any session is killed.
-      writeFileAtomic(this.deps.crlFile, bundle.crlPem.endsWith('\n') ? bundle.crlPem : `${bundle.crlPem}\n`, 0o644);
+      writeFileAtomic(
+        this.deps.crlFile,
+        bundle.crlPem.endsWith('\n') ? bundle.crlPem : `${bundle.crlPem}\n`,
+        0o644,
+      );
       this.current = { number: info.number, pem: bundle.crlPem };
       log.info({ crlNumber: info.number, revoked: info.revokedSerials.length }, 'CRL in force');
     }
@@ -190,11 +211,22 @@ export class RevocationAgent {
       const error = (err as Error).message;
       // Report (and log loudly) each revocation as pending once, not on every retry.
       const fresh = todo.filter((r) => !this.reportedPending.has(r.serial.toUpperCase()));
-      if (fresh.length > 0) log.warn({ error, crlNumber: bundle.crlNumber, pending: todo.length }, 'management interface unavailable; revocation pending');
+      if (fresh.length > 0)
+        log.warn(
+          { error, crlNumber: bundle.crlNumber, pending: todo.length },
+          'management interface unavailable; revocation pending',
+        );
       else log.debug({ error }, 'management interface still unavailable');
       for (const r of fresh) this.reportedPending.add(r.serial.toUpperCase());
       if (fresh.length > 0) {
-        await this.report(() => this.deps.reporter.pending({ crlNumber: bundle.crlNumber, revoked: fresh, queuedAt: this.now(), error }));
+        await this.report(() =>
+          this.deps.reporter.pending({
+            crlNumber: bundle.crlNumber,
+            revoked: fresh,
+            queuedAt: this.now(),
+            error,
+          }),
+        );
       }
       this.scheduleRetry();
       return { killed: [], pending: true };
@@ -205,12 +237,20 @@ export class RevocationAgent {
     }
     this.retryDelay = this.deps.retryInitialMs ?? 200;
     const appliedAt = this.now();
-    log.info({ crlNumber: bundle.crlNumber, killed: killed.length, revoked: todo.map((r) => r.serial) }, 'revocations effective');
-    await this.report(() => this.deps.reporter.applied({ crlNumber: bundle.crlNumber, appliedAt, revoked: todo, killed }));
+    log.info(
+      { crlNumber: bundle.crlNumber, killed: killed.length, revoked: todo.map((r) => r.serial) },
+      'revocations effective',
+    );
+    await this.report(() =>
+      this.deps.reporter.applied({ crlNumber: bundle.crlNumber, appliedAt, revoked: todo, killed }),
+    );
     return { killed, pending: false };
   }
 
-  private async killSessions(todo: readonly RevokedCertInfo[], reissued: ReadonlySet<string>): Promise<KilledSession[]> {
+  private async killSessions(
+    todo: readonly RevokedCertInfo[],
+    reissued: ReadonlySet<string>,
+  ): Promise<KilledSession[]> {
     const m = await this.deps.connect();
     try {
       const status = await m.status();

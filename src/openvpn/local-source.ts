@@ -25,7 +25,10 @@ export function parseBundle(text: string): RevocationBundle {
     !Array.isArray(b.reissuedCommonNames) ||
     !b.revoked.every((r) => typeof r?.serial === 'string' && typeof r?.commonName === 'string')
   ) {
-    throw new BadRequest('revocation bundle lacks crlNumber, crlPem, revoked or reissuedCommonNames', 'bundle');
+    throw new BadRequest(
+      'revocation bundle lacks crlNumber, crlPem, revoked or reissuedCommonNames',
+      'bundle',
+    );
   }
   return b as RevocationBundle;
 }

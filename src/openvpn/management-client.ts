@@ -64,7 +64,11 @@ export class ManagementClient extends EventEmitter implements ManagementApi {
       const timer = setTimeout(() => {
         client.onGreeting = undefined;
         socket.destroy();
-        reject(new Upstream(`openvpn management: no greeting on ${opts.socketPath} within ${opts.connectTimeoutMs ?? 5000} ms`));
+        reject(
+          new Upstream(
+            `openvpn management: no greeting on ${opts.socketPath} within ${opts.connectTimeoutMs ?? 5000} ms`,
+          ),
+        );
       }, opts.connectTimeoutMs ?? 5000);
       client.onGreeting = (err) => {
         clearTimeout(timer);
@@ -91,13 +95,16 @@ export class ManagementClient extends EventEmitter implements ManagementApi {
    * interleaved. On timeout the connection is closed, because the reply order is lost.
    */
   command(cmd: string, timeoutMs = this.opts.commandTimeoutMs ?? 5000): Promise<string[]> {
-    if (/[\r\n\0]/.test(cmd)) return Promise.reject(new AppError(400, 'bad_command', 'management command must be one line'));
+    if (/[\r\n\0]/.test(cmd))
+      return Promise.reject(new AppError(400, 'bad_command', 'management command must be one line'));
     const run = (): Promise<string[]> =>
       new Promise<string[]>((resolve, reject) => {
         if (this.closed) return reject(new Upstream('openvpn management: connection closed'));
         const timer = setTimeout(() => {
           this.pending = undefined;
-          reject(new Upstream(`openvpn management: no reply to "${cmd.split(' ')[0]}" within ${timeoutMs} ms`));
+          reject(
+            new Upstream(`openvpn management: no reply to "${cmd.split(' ')[0]}" within ${timeoutMs} ms`),
+          );
           this.close();
         }, timeoutMs);
         this.pending = { cmd, lines: [], resolve, reject, timer };
@@ -118,7 +125,8 @@ export class ManagementClient extends EventEmitter implements ManagementApi {
    * (and faces the current CRL).
    */
   async clientKill(cid: number, halt: boolean): Promise<void> {
-    if (!Number.isInteger(cid) || cid < 0) throw new AppError(400, 'bad_cid', `client id ${cid} is not a number`);
+    if (!Number.isInteger(cid) || cid < 0)
+      throw new AppError(400, 'bad_cid', `client id ${cid} is not a number`);
     await this.command(halt ? `client-kill ${cid} HALT` : `client-kill ${cid}`);
   }
 
@@ -173,7 +181,8 @@ export class ManagementClient extends EventEmitter implements ManagementApi {
       return;
     }
     if (!this.greeted) {
-      if (line.startsWith('ERROR:')) this.onGreeting?.(new Upstream(`openvpn management refused the password: ${line}`));
+      if (line.startsWith('ERROR:'))
+        this.onGreeting?.(new Upstream(`openvpn management refused the password: ${line}`));
       return; // "SUCCESS: password is correct" and friends
     }
     const p = this.pending;
@@ -213,7 +222,10 @@ export class ManagementClient extends EventEmitter implements ManagementApi {
 }
 
 /** Opens a session, runs `fn`, and always closes it (openvpn serves one management client at a time). */
-export async function withManagement<T>(opts: ManagementOptions, fn: (m: ManagementApi) => Promise<T>): Promise<T> {
+export async function withManagement<T>(
+  opts: ManagementOptions,
+  fn: (m: ManagementApi) => Promise<T>,
+): Promise<T> {
   const m = await ManagementClient.connect(opts);
   try {
     return await fn(m);

@@ -12,7 +12,20 @@ export class NatRule {
 
   constructor(clientSubnet: string, tag = 'podgate') {
     const subnet = parseCidr('vpn.clientSubnet', clientSubnet).text;
-    this.spec = ['POSTROUTING', '-s', subnet, '!', '-d', subnet, '-m', 'comment', '--comment', tag, '-j', 'MASQUERADE'];
+    this.spec = [
+      'POSTROUTING',
+      '-s',
+      subnet,
+      '!',
+      '-d',
+      subnet,
+      '-m',
+      'comment',
+      '--comment',
+      tag,
+      '-j',
+      'MASQUERADE',
+    ];
   }
 
   /** Adds the rule unless it is already there (idempotent across restarts). */

@@ -109,7 +109,11 @@ export interface ServerIdentityFiles {
  * Writes the identity, a management password (kept across restarts) and server.conf. Everything is
  * 0600 except the directories; openvpn reads them as root before dropping privileges.
  */
-export function writeServerFiles(config: Config, paths: ServerPaths, id: ServerIdentityFiles): { managementPassword: string } {
+export function writeServerFiles(
+  config: Config,
+  paths: ServerPaths,
+  id: ServerIdentityFiles,
+): { managementPassword: string } {
   mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
   const crlDir = dirname(paths.activeCrl);
   if (crlDir !== paths.dir) {
@@ -122,7 +126,8 @@ export function writeServerFiles(config: Config, paths: ServerPaths, id: ServerI
   writeFileAtomic(paths.ca, id.caCertPem, 0o600);
   writeFileAtomic(paths.cert, id.certPem, 0o600);
   writeFileAtomic(paths.key, id.keyPem, 0o600);
-  if (config.vpn.controlChannel === 'tls-crypt-v2') writeFileAtomic(paths.tlsCryptV2, id.tlsCryptV2ServerKeyPem, 0o600);
+  if (config.vpn.controlChannel === 'tls-crypt-v2')
+    writeFileAtomic(paths.tlsCryptV2, id.tlsCryptV2ServerKeyPem, 0o600);
   else writeFileAtomic(paths.tlsCrypt, id.tlsCryptKeyPem, 0o600);
   let managementPassword = existsSync(paths.managementPasswordFile)
     ? readFileSync(paths.managementPasswordFile, 'utf8').split('\n')[0]!.trim()
@@ -157,8 +162,10 @@ function pruneRuntimeDirs(root: string): void {
     // Only dirs this code made (hex name) and whose owner is known to be gone, or that were never finished.
     if (!/^[0-9a-f]{16}$/.test(e)) continue;
     // An unfinished (empty) dir may belong to a start happening right now: only old ones go.
-    const unfinished = owner === undefined && readdirSync(d).length === 0 && Date.now() - statSync(d).mtimeMs > 60_000;
-    if (unfinished || (owner !== undefined && !existsSync(owner))) rmSync(d, { recursive: true, force: true });
+    const unfinished =
+      owner === undefined && readdirSync(d).length === 0 && Date.now() - statSync(d).mtimeMs > 60_000;
+    if (unfinished || (owner !== undefined && !existsSync(owner)))
+      rmSync(d, { recursive: true, force: true });
   }
 }
 
@@ -167,6 +174,9 @@ export function readManagementPassword(paths: ServerPaths): string {
   try {
     return readFileSync(paths.managementPasswordFile, 'utf8').split('\n')[0]!.trim();
   } catch {
-    throw new BadRequest(`no management password at ${paths.managementPasswordFile}: is \`podgate server run\` set up?`, 'dataDir');
+    throw new BadRequest(
+      `no management password at ${paths.managementPasswordFile}: is \`podgate server run\` set up?`,
+      'dataDir',
+    );
   }
 }

@@ -37,7 +37,8 @@ export class ManagementSessionsProvider {
     const id = Number(cid);
     await withManagement(this.opts, async (m) => {
       const status = await m.status();
-      if (!Number.isInteger(id) || !status.clients.some((c) => c.clientId === id)) throw new NotFound(`no live session with id ${cid}`);
+      if (!Number.isInteger(id) || !status.clients.some((c) => c.clientId === id))
+        throw new NotFound(`no live session with id ${cid}`);
       await m.clientKill(id, true);
     });
   }

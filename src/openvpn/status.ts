@@ -71,7 +71,14 @@ function num(value: string | undefined): number {
 /** Parses the reply lines of `status 3` (without the final END). Throws Upstream when it is not one. */
 export function parseStatus3(lines: readonly string[]): ServerStatus {
   const headers: Record<string, string[]> = { ...DEFAULT_HEADERS };
-  const status: ServerStatus = { title: '', time: undefined, clients: [], routes: [], globalStats: {}, dcoEnabled: false };
+  const status: ServerStatus = {
+    title: '',
+    time: undefined,
+    clients: [],
+    routes: [],
+    globalStats: {},
+    dcoEnabled: false,
+  };
   let recognised = false;
   for (const line of lines) {
     const cols = line.split('\t');

@@ -34,7 +34,12 @@ export class StoreAgentReporter implements AgentReporter {
 
   pending(p: PendingReport): void {
     for (const rev of p.revoked) {
-      this.store.addPending({ serial: rev.serial, commonName: rev.commonName, crlNumber: p.crlNumber, queuedAt: p.queuedAt });
+      this.store.addPending({
+        serial: rev.serial,
+        commonName: rev.commonName,
+        crlNumber: p.crlNumber,
+        queuedAt: p.queuedAt,
+      });
       this.store.appendAudit({
         actor: 'agent',
         action: 'revocation.pending',

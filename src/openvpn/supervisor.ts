@@ -87,7 +87,12 @@ export class ServerSupervisor {
     this.agent = new RevocationAgent({
       caCertPem: id.caCertPem,
       crlFile: paths.activeCrl,
-      connect: () => ManagementClient.connect({ socketPath: paths.managementSocket, password: managementPassword, connectTimeoutMs: 2000 }),
+      connect: () =>
+        ManagementClient.connect({
+          socketPath: paths.managementSocket,
+          password: managementPassword,
+          connectTimeoutMs: 2000,
+        }),
       reporter: new StoreAgentReporter(ctx.store),
     });
     // openvpn is not running yet, so no session of a revoked certificate can exist: put the CRL in place
@@ -100,7 +105,11 @@ export class ServerSupervisor {
     }
     log.info({ crlNumber: settled }, 'CRL in place');
 
-    this.source = new LocalBundleSource({ dir: paths.dir, onBundle: (b) => this.agent!.apply(b), pollMs: 500 });
+    this.source = new LocalBundleSource({
+      dir: paths.dir,
+      onBundle: (b) => this.agent!.apply(b),
+      pollMs: 500,
+    });
     await this.source.start();
 
     if (ctx.config.vpn.nat) {
@@ -130,7 +139,13 @@ export class ServerSupervisor {
   private spawnOpenvpn(): void {
     const { paths } = this;
     rmSync(paths.managementSocket, { force: true }); // a stale socket from a killed openvpn blocks bind
-    const argv = [this.opts.openvpnBinary ?? 'openvpn', '--config', paths.config, '--writepid', paths.pidFile];
+    const argv = [
+      this.opts.openvpnBinary ?? 'openvpn',
+      '--config',
+      paths.config,
+      '--writepid',
+      paths.pidFile,
+    ];
     const child = (this.opts.spawnProcess ?? defaultSpawn)(argv, paths.dir);
     this.child = child;
     this.starts += 1;

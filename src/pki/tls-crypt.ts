@@ -31,7 +31,9 @@ function pemEncode(label: string, der: Buffer): string {
 
 function pemDecode(field: string, label: string, pem: string): Buffer {
   if (typeof pem !== 'string') throw new BadRequest(`${field}: expected a PEM string`, field);
-  const m = pem.match(new RegExp(`-----BEGIN ${label}-----\\r?\\n([A-Za-z0-9+/=\\r\\n]+?)-----END ${label}-----`));
+  const m = pem.match(
+    new RegExp(`-----BEGIN ${label}-----\\r?\\n([A-Za-z0-9+/=\\r\\n]+?)-----END ${label}-----`),
+  );
   if (!m) throw new BadRequest(`${field}: not a PEM block "${label}"`, field);
   return Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
 }
@@ -39,7 +41,10 @@ function pemDecode(field: string, label: string, pem: string): Buffer {
 function serverKeyParts(serverKeyPem: string): { ke: Buffer; ka: Buffer } {
   const key = pemDecode('serverKeyPem', SERVER_LABEL, serverKeyPem);
   if (key.length !== SERVER_KEY_BYTES) {
-    throw new BadRequest(`serverKeyPem: expected ${SERVER_KEY_BYTES} bytes, got ${key.length}`, 'serverKeyPem');
+    throw new BadRequest(
+      `serverKeyPem: expected ${SERVER_KEY_BYTES} bytes, got ${key.length}`,
+      'serverKeyPem',
+    );
   }
   return { ke: key.subarray(0, 32), ka: key.subarray(64, 96) };
 }
@@ -79,7 +84,8 @@ export function wrapTlsCryptV2ClientKey(serverKeyPem: string, opts: WrapOptions 
   const metadata = encodeMetadata(opts);
   const plain = Buffer.concat([kc, metadata]);
   const wkcLen = TAG_BYTES + plain.length + 2;
-  if (wkcLen > MAX_WKC_BYTES) throw new BadRequest('userMetadata: too long for a tls-crypt-v2 client key', 'userMetadata');
+  if (wkcLen > MAX_WKC_BYTES)
+    throw new BadRequest('userMetadata: too long for a tls-crypt-v2 client key', 'userMetadata');
   const len = Buffer.alloc(2);
   len.writeUInt16BE(wkcLen);
   const tag = createHmac('sha256', ka).update(len).update(plain).digest();
@@ -93,7 +99,10 @@ export function wrapTlsCryptV2ClientKey(serverKeyPem: string, opts: WrapOptions 
  * handshake. Returns Kc and the raw metadata (type byte first). Throws BadRequest when the key was
  * wrapped with another server key or is damaged.
  */
-export function unwrapTlsCryptV2ClientKey(serverKeyPem: string, clientKeyPem: string): { kc: Buffer; metadata: Buffer } {
+export function unwrapTlsCryptV2ClientKey(
+  serverKeyPem: string,
+  clientKeyPem: string,
+): { kc: Buffer; metadata: Buffer } {
   const { ke, ka } = serverKeyParts(serverKeyPem);
   const raw = pemDecode('clientKeyPem', CLIENT_LABEL, clientKeyPem);
   if (raw.length < CLIENT_KC_BYTES + TAG_BYTES + CLIENT_KC_BYTES + 2) {
@@ -101,11 +110,15 @@ export function unwrapTlsCryptV2ClientKey(serverKeyPem: string, clientKeyPem: st
   }
   const wkc = raw.subarray(CLIENT_KC_BYTES);
   const len = wkc.readUInt16BE(wkc.length - 2);
-  if (len !== wkc.length) throw new BadRequest('clientKeyPem: wrapped key length does not match', 'clientKeyPem');
+  if (len !== wkc.length)
+    throw new BadRequest('clientKeyPem: wrapped key length does not match', 'clientKeyPem');
   const tag = wkc.subarray(0, TAG_BYTES);
   const decipher = createDecipheriv('aes-256-ctr', ke, tag.subarray(0, 16));
   const plain = Buffer.concat([decipher.update(wkc.subarray(TAG_BYTES, wkc.length - 2)), decipher.final()]);
-  const expected = createHmac('sha256', ka).update(wkc.subarray(wkc.length - 2)).update(plain).digest();
+  const expected = createHmac('sha256', ka)
+    .update(wkc.subarray(wkc.length - 2))
+    .update(plain)
+    .digest();
   if (!timingSafeEqual(expected, tag)) {
     throw new BadRequest('clientKeyPem: not wrapped with this server key (tag mismatch)', 'clientKeyPem');
   }

@@ -28,7 +28,10 @@ export interface ServerInline {
 export interface ServerConfigInput {
   /** Template source of templates/server.conf.hbs (loaded by the caller). */
   template: string;
-  vpn: Pick<VpnConfig, 'clientSubnet' | 'proto' | 'port' | 'routes' | 'dns' | 'user' | 'group' | 'controlChannel'>;
+  vpn: Pick<
+    VpnConfig,
+    'clientSubnet' | 'proto' | 'port' | 'routes' | 'dns' | 'user' | 'group' | 'controlChannel'
+  >;
   /** crl-verify file: always a file, openvpn re-reads it when it changes. */
   crlFile: string;
   managementSocket: string;
@@ -104,13 +107,15 @@ function checkDomain(field: string, value: string): string {
  */
 export function pushedRoutes(vpn: ServerConfigInput['vpn']): { subnet: Cidr; routes: Cidr[] } {
   const subnet = parseCidr('vpn.clientSubnet', vpn.clientSubnet);
-  if (subnet.family !== 'ipv4') throw new BadRequest('vpn.clientSubnet must be an IPv4 range', 'vpn.clientSubnet');
+  if (subnet.family !== 'ipv4')
+    throw new BadRequest('vpn.clientSubnet must be an IPv4 range', 'vpn.clientSubnet');
   const named: { name: string; cidr: Cidr }[] = [];
   for (const group of ['pods', 'services', 'extra'] as const) {
     vpn.routes[group].forEach((value, i) => {
       const field = `vpn.routes.${group}[${i}]`;
       const cidr = parseCidr(field, value);
-      if (cidr.family !== 'ipv4') throw new BadRequest(`${field} "${value}": only IPv4 routes can be pushed`, field);
+      if (cidr.family !== 'ipv4')
+        throw new BadRequest(`${field} "${value}": only IPv4 routes can be pushed`, field);
       named.push({ name: field, cidr });
     });
   }
@@ -124,18 +129,21 @@ export function pushedRoutes(vpn: ServerConfigInput['vpn']): { subnet: Cidr; rou
 /** Renders server.conf from the config and checks it with the injection guard before returning it. */
 export function renderServerConfig(input: ServerConfigInput): string {
   const { vpn } = input;
-  if (!input.files === !input.inline) throw new BadRequest('server config needs exactly one of files or inline');
+  if (!input.files === !input.inline)
+    throw new BadRequest('server config needs exactly one of files or inline');
   const { subnet, routes } = pushedRoutes(vpn);
   const dnsServers = vpn.dns.servers.map((s, i) => parseIp(`vpn.dns.servers[${i}]`, s));
   const dnsDomain = dnsServers.length > 0 ? checkDomain('vpn.dns.domain', vpn.dns.domain) : '';
   const searchDomainList = vpn.dns.searchDomains.map((d, i) => checkDomain(`vpn.dns.searchDomains[${i}]`, d));
   for (const f of ['user', 'group'] as const) {
-    if (vpn[f] && !ACCOUNT.test(vpn[f])) throw new BadRequest(`vpn.${f} "${vpn[f]}" is not a system account name`, `vpn.${f}`);
+    if (vpn[f] && !ACCOUNT.test(vpn[f]))
+      throw new BadRequest(`vpn.${f} "${vpn[f]}" is not a system account name`, `vpn.${f}`);
   }
   if (!Number.isInteger(vpn.port) || vpn.port < 1 || vpn.port > 65535) {
     throw new BadRequest(`vpn.port ${String(vpn.port)} must be 1-65535`, 'vpn.port');
   }
-  if (vpn.proto !== 'udp' && vpn.proto !== 'tcp') throw new BadRequest('vpn.proto must be udp or tcp', 'vpn.proto');
+  if (vpn.proto !== 'udp' && vpn.proto !== 'tcp')
+    throw new BadRequest('vpn.proto must be udp or tcp', 'vpn.proto');
   const useV2 = vpn.controlChannel === 'tls-crypt-v2';
   const files = input.files && {
     ca: checkPath('files.ca', input.files.ca),

@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { ManagementClient, withManagement } from '../../src/openvpn/management-client.js';
 import { sessionsOf } from '../../src/openvpn/status.js';
-import { canUseNetns, cleanupAll, officeNodePod, OFFICE_NODE_POD as A, type SpawnedProcess, type Topology } from '../helpers/netns.js';
+import {
+  canUseNetns,
+  cleanupAll,
+  officeNodePod,
+  OFFICE_NODE_POD as A,
+  type SpawnedProcess,
+  type Topology,
+} from '../helpers/netns.js';
 import {
   clientProfile,
   clientTlsKey,
@@ -51,7 +58,14 @@ describe('e2e: openvpn management client against openvpn 2.6', function () {
 
   async function connectClient(cn: string) {
     const c = await pki.issueClient(cn);
-    const profile = clientProfile({ remote: A.node, port: 30031, cn, caPem: pki.caPem, ...c, tlsCryptV2KeyPem: clientTlsKey(pki) });
+    const profile = clientProfile({
+      remote: A.node,
+      port: 30031,
+      cn,
+      caPem: pki.caPem,
+      ...c,
+      tlsCryptV2KeyPem: clientTlsKey(pki),
+    });
     const p = startClient(topo.name('office'), dir, cn, profile, ['--connect-retry', '1', '1']);
     await waitClientConnected(p);
     return p;
@@ -71,7 +85,9 @@ describe('e2e: openvpn management client against openvpn 2.6', function () {
     assert.match(a.realAddress, /^172\.18\.12\.100:\d+$/);
     assert.ok(Number.isInteger(a.clientId));
     assert.equal(a.cipher, 'AES-256-GCM');
-    assert.ok(status.routes.some((r) => r.commonName === 'alice.laptop' && r.virtualAddress === a.virtualAddress));
+    assert.ok(
+      status.routes.some((r) => r.commonName === 'alice.laptop' && r.virtualAddress === a.virtualAddress),
+    );
     assert.ok('dco_enabled' in status.globalStats);
     assert.equal(typeof status.dcoEnabled, 'boolean');
     assert.ok(alice.running);
@@ -100,13 +116,19 @@ describe('e2e: openvpn management client against openvpn 2.6', function () {
 
   it('an ERROR reply rejects with an AppError and the session stays usable', async () => {
     await withManagement(mgmt(), async (m) => {
-      await assert.rejects(m.clientKill(999_999, true), (e: Error & { status?: number }) => e.status === 502 && /client-kill/.test(e.message));
+      await assert.rejects(
+        m.clientKill(999_999, true),
+        (e: Error & { status?: number }) => e.status === 502 && /client-kill/.test(e.message),
+      );
       const s = await m.status();
       assert.ok(s.clients.length >= 1);
     });
   });
 
   it('a wrong password is refused', async () => {
-    await assert.rejects(ManagementClient.connect({ socketPath: files.managementSocket, password: 'wrong' }), /refused the password/);
+    await assert.rejects(
+      ManagementClient.connect({ socketPath: files.managementSocket, password: 'wrong' }),
+      /refused the password/,
+    );
   });
 });

@@ -39,7 +39,18 @@ describe('e2e: test/helpers/netns', function () {
     await topo.run('office', ['ip', 'route', 'add', A.podCidr, 'via', A.node]);
     await topo.run('office', ['ip', 'route', 'add', A.serviceCidr, 'via', A.node]);
     assert.equal(await tcpProbe(topo.name('office'), A.pod, 7007, 1000), false);
-    await topo.iptables('node', ['-t', 'nat', '-A', 'POSTROUTING', '-s', '172.18.12.0/24', '-o', topo.ifaces['node:pod']!, '-j', 'MASQUERADE']);
+    await topo.iptables('node', [
+      '-t',
+      'nat',
+      '-A',
+      'POSTROUTING',
+      '-s',
+      '172.18.12.0/24',
+      '-o',
+      topo.ifaces['node:pod']!,
+      '-j',
+      'MASQUERADE',
+    ]);
     assert.equal(await tcpProbe(topo.name('office'), A.pod, 7007), true);
     assert.equal(await tcpProbe(topo.name('office'), A.clusterIp, 7007), true, 'ClusterIP DNAT on the node');
   });

@@ -58,7 +58,8 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
   const clients: Record<string, SpawnedProcess> = {};
   const profiles: Record<string, string> = {};
 
-  const cli = (...args: string[]) => exec([process.execPath, CLI, '--config', cfgFile, ...args], { timeoutMs: 60_000 });
+  const cli = (...args: string[]) =>
+    exec([process.execPath, CLI, '--config', cfgFile, ...args], { timeoutMs: 60_000 });
   const config = () => loadConfig({ file: cfgFile });
 
   async function issue(name: string): Promise<string> {
@@ -70,7 +71,11 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
 
   /** Clients in one namespace would share (and fight over) the pushed routes: bob gets his own. */
   function connect(name: string, profile = profiles[name]!, role = 'office'): SpawnedProcess {
-    const p = startClient(topo.name(role), work, `${name}-${Date.now()}`, profile, ['--connect-retry', '1', '1']);
+    const p = startClient(topo.name(role), work, `${name}-${Date.now()}`, profile, [
+      '--connect-retry',
+      '1',
+      '1',
+    ]);
     clients[name] = p;
     return p;
   }
@@ -134,7 +139,11 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     const alice = connect('alice.laptop');
     await waitClientConnected(alice);
     assert.equal(await tcpProbe(topo.name('office'), A.pod, ECHO), true, 'pod IP through the tunnel');
-    assert.equal(await tcpProbe(topo.name('office'), A.clusterIp, ECHO), true, 'ClusterIP through the tunnel');
+    assert.equal(
+      await tcpProbe(topo.name('office'), A.clusterIp, ECHO),
+      true,
+      'ClusterIP through the tunnel',
+    );
   });
 
   it('the client got the pod and service routes and the DNS options', async () => {
@@ -167,11 +176,18 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     const alice = clients['alice.laptop']!;
     const revokedBefore = count(server.output(), /revoked/i);
     await cli('cert', 'revoke', 'alice.laptop', '--reason', 'keyCompromise');
-    const exit = await Promise.race([alice.exited, new Promise((r) => setTimeout(() => r('timeout'), 15_000))]);
+    const exit = await Promise.race([
+      alice.exited,
+      new Promise((r) => setTimeout(() => r('timeout'), 15_000)),
+    ]);
     assert.notEqual(exit, 'timeout', 'alice exits after the revoke');
     assert.match(alice.output(), /server-pushed-halt/);
     assert.ok(bob.running, 'bob is still connected');
-    assert.equal(await tcpProbe(topo.name('office2'), A.pod, ECHO), true, "bob's tunnel still carries traffic");
+    assert.equal(
+      await tcpProbe(topo.name('office2'), A.pod, ECHO),
+      true,
+      "bob's tunnel still carries traffic",
+    );
 
     const again = connect('alice.laptop');
     await serverSays(/certificate revoked|CRL CHECK FAILED/i, revokedBefore);
@@ -216,7 +232,12 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     const ctx = await openContext(config());
     let expired;
     try {
-      expired = await ctx.ca.issue({ kind: 'client', commonName: 'old.laptop', days: 1, now: new Date(Date.now() - 3 * 86_400_000) });
+      expired = await ctx.ca.issue({
+        kind: 'client',
+        commonName: 'old.laptop',
+        days: 1,
+        now: new Date(Date.now() - 3 * 86_400_000),
+      });
     } finally {
       ctx.close();
     }
@@ -281,7 +302,10 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     } finally {
       process.kill(pid, 'SIGCONT');
     }
-    const exit = await Promise.race([carol.exited, new Promise((r) => setTimeout(() => r('timeout'), 20_000))]);
+    const exit = await Promise.race([
+      carol.exited,
+      new Promise((r) => setTimeout(() => r('timeout'), 20_000)),
+    ]);
     assert.notEqual(exit, 'timeout', 'carol exits once the management interface is back');
     assert.match(carol.output(), /server-pushed-halt/);
     const store = openStore(join(work, 'data'));

@@ -69,7 +69,11 @@ export async function addAddress(ns: string, ifname: string, cidr: string): Prom
 }
 
 /** Adds a route inside the namespace: `dest` ("10.244.0.0/16" or "default") via a gateway or out a device. */
-export async function addRoute(ns: string, dest: string, via: { gateway?: string; dev?: string }): Promise<void> {
+export async function addRoute(
+  ns: string,
+  dest: string,
+  via: { gateway?: string; dev?: string },
+): Promise<void> {
   const argv = ['ip', '-n', ns, 'route', 'add', dest];
   if (via.gateway) argv.push('via', via.gateway);
   if (via.dev) argv.push('dev', via.dev);
@@ -180,7 +184,11 @@ export class SpawnedProcess {
         check();
         if (!this.listeners.has(check)) return;
         cleanup();
-        reject(new Error(`process exited (${code ?? signal}) before ${pattern}; output tail:\n${this.out.slice(-3000)}`));
+        reject(
+          new Error(
+            `process exited (${code ?? signal}) before ${pattern}; output tail:\n${this.out.slice(-3000)}`,
+          ),
+        );
       });
     });
   }
@@ -245,7 +253,9 @@ export async function tcpProbe(ns: string, host: string, port: number, timeoutMs
 /** Kills every tracked process (group) and deletes every tracked namespace. Never throws. */
 export async function cleanupAll(): Promise<void> {
   for (const p of [...processes]) p.kill('SIGKILL');
-  await Promise.all([...processes].map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 2000))])));
+  await Promise.all(
+    [...processes].map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 2000))])),
+  );
   for (const ns of [...namespaces]) await destroyNamespace(ns);
 }
 
@@ -337,7 +347,9 @@ export const OFFICE_NODE_POD = {
  * via the node and none to the VPN subnet). With `clusterIp: true` (default) the node DNATs
  * 10.96.0.10 to the pod, so ClusterIP traffic can be tested too. The VPN server's NAT is the caller's job.
  */
-export async function officeNodePod(options: { prefix?: string; clusterIp?: boolean } = {}): Promise<Topology> {
+export async function officeNodePod(
+  options: { prefix?: string; clusterIp?: boolean } = {},
+): Promise<Topology> {
   const t = new Topology(options.prefix ?? 'pg');
   const a = OFFICE_NODE_POD;
   try {
@@ -346,7 +358,18 @@ export async function officeNodePod(options: { prefix?: string; clusterIp?: bool
     await t.route('pod', a.podCidr, a.nodePodSide);
     await t.forward('node');
     if (options.clusterIp !== false) {
-      await t.iptables('node', ['-t', 'nat', '-A', 'PREROUTING', '-d', a.clusterIp, '-j', 'DNAT', '--to-destination', a.pod]);
+      await t.iptables('node', [
+        '-t',
+        'nat',
+        '-A',
+        'PREROUTING',
+        '-d',
+        a.clusterIp,
+        '-j',
+        'DNAT',
+        '--to-destination',
+        a.pod,
+      ]);
     }
     return t;
   } catch (err) {

@@ -10,7 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { configSchema, type VpnConfig } from '../../src/config/schema.js';
 import { loadTemplate } from '../../src/lib/templates.js';
 import { CertificateAuthority, createCa, type RevokedEntry } from '../../src/pki/index.js';
-import { generateTlsCryptKey, generateTlsCryptV2ServerKey, wrapTlsCryptV2ClientKey } from '../../src/pki/tls-crypt.js';
+import {
+  generateTlsCryptKey,
+  generateTlsCryptV2ServerKey,
+  wrapTlsCryptV2ClientKey,
+} from '../../src/pki/tls-crypt.js';
 import { renderClientProfile } from '../../src/profiles/client-profile.js';
 import { renderServerConfig } from '../../src/profiles/server-config.js';
 import { spawnIn, type SpawnedProcess } from './netns.js';
@@ -25,14 +29,21 @@ export interface TestPki {
   crlNumber: number;
   revoked: RevokedEntry[];
   /** Issues a client certificate (ec-p256) valid `days` days from `now`. */
-  issueClient(cn: string, opts?: { days?: number; now?: Date }): Promise<{ serial: string; certPem: string; keyPem: string }>;
+  issueClient(
+    cn: string,
+    opts?: { days?: number; now?: Date },
+  ): Promise<{ serial: string; certPem: string; keyPem: string }>;
   /** Signs the next CRL with `revoked` (adds `serial` when given). */
   nextCrl(serial?: string): string;
 }
 
 /** A CA (EC P-384, fast), a server certificate for `serverName`, and control-channel keys. */
 export async function makeTestPki(serverName = 'podgate-server'): Promise<TestPki> {
-  const material = await createCa({ commonName: `podgate test CA ${randomBytes(3).toString('hex')}`, keyType: 'ec-p384', days: 30 });
+  const material = await createCa({
+    commonName: `podgate test CA ${randomBytes(3).toString('hex')}`,
+    keyType: 'ec-p384',
+    days: 30,
+  });
   const ca = CertificateAuthority.load(material);
   const server = await ca.issue({ kind: 'server', commonName: serverName, days: 30 });
   const pki: TestPki = {
@@ -171,7 +182,13 @@ export function clientTlsKey(pki: TestPki): string {
  * Starts `openvpn --config <profile>` in `ns`. Extra args go after the profile (e.g. a faster
  * `--connect-retry`). The client's log is its output (`p.output()`).
  */
-export function startClient(ns: string, dir: string, name: string, profile: string, extraArgs: string[] = []): SpawnedProcess {
+export function startClient(
+  ns: string,
+  dir: string,
+  name: string,
+  profile: string,
+  extraArgs: string[] = [],
+): SpawnedProcess {
   const path = join(dir, `${name}.ovpn`);
   writeFileSync(path, profile, { mode: 0o600 });
   return spawnIn(ns, ['openvpn', '--config', path, '--verb', '4', ...extraArgs], {

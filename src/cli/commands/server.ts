@@ -48,7 +48,9 @@ export function register(program: Command, env: CliEnv): void {
           process.on('SIGTERM', stop);
         });
         await supervisor.start();
-        env.err(`podgate server running (openvpn pid ${supervisor.pid ?? '?'}, ${config.vpn.proto}/${config.vpn.port})`);
+        env.err(
+          `podgate server running (openvpn pid ${supervisor.pid ?? '?'}, ${config.vpn.proto}/${config.vpn.port})`,
+        );
         await stopped;
       } finally {
         await supervisor.stop();

@@ -7,7 +7,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RevocationAgent, type AgentReporter, type AppliedReport, type PendingReport } from '../../../src/openvpn/agent.js';
+import {
+  RevocationAgent,
+  type AgentReporter,
+  type AppliedReport,
+  type PendingReport,
+} from '../../../src/openvpn/agent.js';
 import type { ManagementApi } from '../../../src/openvpn/management-client.js';
 import type { ClientSession, ServerStatus } from '../../../src/openvpn/status.js';
 import type { RevocationBundle } from '../../../src/openvpn/revocation-bundle.js';
@@ -60,7 +65,6 @@ class FakeManagement {
   };
 }
 
-
 describe('openvpn/agent', function () {
   this.timeout(30_000);
   let dir: string;
@@ -69,14 +73,21 @@ describe('openvpn/agent', function () {
   let mgmt: FakeManagement;
   const applied: AppliedReport[] = [];
   const pendings: PendingReport[] = [];
-  const reporter: AgentReporter = { applied: (r) => void applied.push(r), pending: (p) => void pendings.push(p) };
+  const reporter: AgentReporter = {
+    applied: (r) => void applied.push(r),
+    pending: (p) => void pendings.push(p),
+  };
 
   function bundle(revoked: { serial: string; cn: string }[], reissued: string[] = []): RevocationBundle {
     const crlPem = pki.nextCrl();
     return {
       crlNumber: pki.crlNumber,
       crlPem,
-      revoked: revoked.map((r) => ({ serial: r.serial, commonName: r.cn, revokedAt: new Date().toISOString() })),
+      revoked: revoked.map((r) => ({
+        serial: r.serial,
+        commonName: r.cn,
+        revokedAt: new Date().toISOString(),
+      })),
       reissuedCommonNames: reissued,
     };
   }
@@ -100,9 +111,19 @@ describe('openvpn/agent', function () {
     const r = await agent.apply(b);
     assert.equal(readFileSync(crlFile, 'utf8').trim(), b.crlPem.trim());
     assert.equal(statSync(crlFile).mode & 0o777, 0o644);
-    assert.deepEqual(mgmt.kills.map((k) => [k.cid, k.halt]), [[1, true], [3, true]]);
-    for (const k of mgmt.kills) assert.equal(k.crlOnDisk.trim(), b.crlPem.trim(), 'CRL in place before the kill');
-    assert.deepEqual(mgmt.sessions.map((s) => s.commonName), ['bob.laptop']);
+    assert.deepEqual(
+      mgmt.kills.map((k) => [k.cid, k.halt]),
+      [
+        [1, true],
+        [3, true],
+      ],
+    );
+    for (const k of mgmt.kills)
+      assert.equal(k.crlOnDisk.trim(), b.crlPem.trim(), 'CRL in place before the kill');
+    assert.deepEqual(
+      mgmt.sessions.map((s) => s.commonName),
+      ['bob.laptop'],
+    );
     assert.equal(r.killed.length, 2);
     assert.equal(applied.length, 1);
     assert.equal(applied[0]!.revoked[0]!.serial, alice.serial);
@@ -115,7 +136,10 @@ describe('openvpn/agent', function () {
     const agent = new RevocationAgent({ caCertPem: pki.caPem, crlFile, connect: mgmt.connect, reporter });
     pki.revoked.push({ serial: old.serial, revokedAt: new Date(), reason: 'superseded' });
     await agent.apply(bundle([{ serial: old.serial, cn: 'carol.phone' }], ['carol.phone']));
-    assert.deepEqual(mgmt.kills.map((k) => [k.cid, k.halt]), [[5, false]]);
+    assert.deepEqual(
+      mgmt.kills.map((k) => [k.cid, k.halt]),
+      [[5, false]],
+    );
     mgmt.sessions = [session('carol.phone', 6)]; // the valid certificate reconnected
     await agent.apply(bundle([{ serial: old.serial, cn: 'carol.phone' }], ['carol.phone'])); // daily re-sign
     assert.equal(mgmt.kills.length, 1, 'the reconnected valid session is left alone');
@@ -139,7 +163,10 @@ describe('openvpn/agent', function () {
     const older = bundle([]);
     const newer = bundle([]);
     await agent.apply(newer);
-    await assert.rejects(agent.apply(older), (e: Error & { status?: number }) => e.status === 409 && /older than the one in force/.test(e.message));
+    await assert.rejects(
+      agent.apply(older),
+      (e: Error & { status?: number }) => e.status === 409 && /older than the one in force/.test(e.message),
+    );
     const future = new RevocationAgent({
       caCertPem: pki.caPem,
       crlFile,
@@ -155,7 +182,14 @@ describe('openvpn/agent', function () {
     const eve = await pki.issueClient('eve.laptop');
     mgmt.sessions = [session('eve.laptop', 9)];
     mgmt.down = true;
-    const agent = new RevocationAgent({ caCertPem: pki.caPem, crlFile, connect: mgmt.connect, reporter, retryInitialMs: 20, retryMaxMs: 50 });
+    const agent = new RevocationAgent({
+      caCertPem: pki.caPem,
+      crlFile,
+      connect: mgmt.connect,
+      reporter,
+      retryInitialMs: 20,
+      retryMaxMs: 50,
+    });
     pki.revoked.push({ serial: eve.serial, revokedAt: new Date(), reason: 'keyCompromise' });
     const b = bundle([{ serial: eve.serial, cn: 'eve.laptop' }]);
     const r = await agent.apply(b);
@@ -167,7 +201,10 @@ describe('openvpn/agent', function () {
     mgmt.down = false;
     for (let i = 0; i < 50 && applied.length === 0; i++) await new Promise((res) => setTimeout(res, 20));
     agent.stop();
-    assert.deepEqual(mgmt.kills.map((k) => [k.cid, k.halt]), [[9, true]]);
+    assert.deepEqual(
+      mgmt.kills.map((k) => [k.cid, k.halt]),
+      [[9, true]],
+    );
     assert.equal(applied[0]!.revoked[0]!.serial, eve.serial);
   });
 
@@ -189,8 +226,12 @@ describe('openvpn/agent', function () {
     try {
       pki.revoked.push({ serial: frank.serial, revokedAt: new Date(), reason: 'keyCompromise' });
       await publisher.publish(bundle([{ serial: frank.serial, cn: 'frank.laptop' }]));
-      for (let i = 0; i < 100 && mgmt.kills.length === 0; i++) await new Promise((res) => setTimeout(res, 10));
-      assert.deepEqual(mgmt.kills.map((k) => k.cid), [4]);
+      for (let i = 0; i < 100 && mgmt.kills.length === 0; i++)
+        await new Promise((res) => setTimeout(res, 10));
+      assert.deepEqual(
+        mgmt.kills.map((k) => k.cid),
+        [4],
+      );
       const rows = store.listAudit({ action: 'revocation.effective' });
       assert.equal(rows.length, 1);
       assert.equal(rows[0]!.target, 'frank.laptop');

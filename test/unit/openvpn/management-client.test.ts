@@ -30,13 +30,17 @@ interface FakeOptions {
   reply?: (cmd: string) => string | undefined;
 }
 
-function startFake(path: string, o: FakeOptions): Promise<{ server: Server; commands: string[]; sockets: Socket[] }> {
+function startFake(
+  path: string,
+  o: FakeOptions,
+): Promise<{ server: Server; commands: string[]; sockets: Socket[] }> {
   const commands: string[] = [];
   const sockets: Socket[] = [];
   const server = createServer((sock) => {
     sockets.push(sock);
     let authed = o.password === undefined;
-    const greet = () => sock.write(">INFO:OpenVPN Management Interface Version 5 -- type 'help' for more info\r\n");
+    const greet = () =>
+      sock.write(">INFO:OpenVPN Management Interface Version 5 -- type 'help' for more info\r\n");
     if (authed) greet();
     else sock.write('ENTER PASSWORD:');
     let buf = '';
@@ -71,7 +75,9 @@ function defaultReply(cmd: string): string | undefined {
     return lines.map((l) => `${l}\r\n`).join('');
   }
   if (/^client-kill \d+( HALT)?$/.test(cmd)) {
-    return cmd.startsWith('client-kill 404') ? 'ERROR: client-kill command failed\r\n' : 'SUCCESS: client-kill command succeeded\r\n';
+    return cmd.startsWith('client-kill 404')
+      ? 'ERROR: client-kill command failed\r\n'
+      : 'SUCCESS: client-kill command succeeded\r\n';
   }
   if (cmd === 'slow') return undefined;
   return `ERROR: unknown command [${cmd}], enter 'help' for more options\r\n`;
@@ -123,13 +129,19 @@ describe('openvpn/management-client (fake server)', () => {
 
   it('ERROR replies reject with a 502 AppError; the session goes on', async () => {
     await withManagement({ socketPath: sock, password: 's3cret' }, async (m) => {
-      await assert.rejects(m.clientKill(404, true), (e: Error & { status?: number }) => e.status === 502 && /client-kill command failed/.test(e.message));
+      await assert.rejects(
+        m.clientKill(404, true),
+        (e: Error & { status?: number }) => e.status === 502 && /client-kill command failed/.test(e.message),
+      );
       assert.equal((await m.status()).clients.length, 3);
     });
   });
 
   it('a wrong password is refused at once', async () => {
-    await assert.rejects(ManagementClient.connect({ socketPath: sock, password: 'nope' }), /refused the password/);
+    await assert.rejects(
+      ManagementClient.connect({ socketPath: sock, password: 'nope' }),
+      /refused the password/,
+    );
   });
 
   it('a missing reply times out and closes the session', async () => {
@@ -140,7 +152,10 @@ describe('openvpn/management-client (fake server)', () => {
   });
 
   it('a socket that is not there is a 502', async () => {
-    await assert.rejects(ManagementClient.connect({ socketPath: join(dir, 'none.sock') }), (e: Error & { status?: number }) => e.status === 502);
+    await assert.rejects(
+      ManagementClient.connect({ socketPath: join(dir, 'none.sock') }),
+      (e: Error & { status?: number }) => e.status === 502,
+    );
   });
 
   it('refuses a multi-line command', async () => {

@@ -9,11 +9,18 @@ import { loadTemplate } from '../../../src/lib/templates.js';
 import { renderServerConfig, type ServerConfigInput } from '../../../src/profiles/server-config.js';
 import { generateTlsCryptV2ServerKey } from '../../../src/pki/tls-crypt.js';
 
-function input(vpnOverrides: Record<string, unknown> = {}, extra: Partial<ServerConfigInput> = {}): ServerConfigInput {
+function input(
+  vpnOverrides: Record<string, unknown> = {},
+  extra: Partial<ServerConfigInput> = {},
+): ServerConfigInput {
   const vpn = configSchema.parse({
     vpn: {
       routes: { pods: ['10.244.0.0/16'], services: ['10.96.0.0/12'], extra: ['192.168.50.0/24'] },
-      dns: { servers: ['10.96.0.10'], domain: 'cluster.local', searchDomains: ['svc.cluster.local', 'cluster.local'] },
+      dns: {
+        servers: ['10.96.0.10'],
+        domain: 'cluster.local',
+        searchDomains: ['svc.cluster.local', 'cluster.local'],
+      },
       ...vpnOverrides,
     },
   }).vpn;
@@ -61,7 +68,10 @@ describe('profiles/server-config', () => {
     ]) {
       assert.ok(l.includes(want), `missing "${want}"`);
     }
-    assert.ok(!l.some((x) => /^(compress|comp-lzo|tls-crypt )/.test(x)), 'no compression, no static tls-crypt');
+    assert.ok(
+      !l.some((x) => /^(compress|comp-lzo|tls-crypt )/.test(x)),
+      'no compression, no static tls-crypt',
+    );
   });
 
   it('pushes every pod/service/extra route and the DNS options, new and legacy', () => {
@@ -89,7 +99,10 @@ describe('profiles/server-config', () => {
 
   it('tls-crypt static key when vpn.controlChannel is tls-crypt', () => {
     const text = renderServerConfig(
-      input({ controlChannel: 'tls-crypt' }, { files: { ca: 'ca.crt', cert: 's.crt', key: 's.key', tlsCrypt: 'tc.key' } }),
+      input(
+        { controlChannel: 'tls-crypt' },
+        { files: { ca: 'ca.crt', cert: 's.crt', key: 's.key', tlsCrypt: 'tc.key' } },
+      ),
     );
     assert.match(text, /^tls-crypt tc\.key$/m);
     assert.doesNotMatch(text, /tls-crypt-v2/);
@@ -99,7 +112,18 @@ describe('profiles/server-config', () => {
     const pem = (l: string) => `-----BEGIN ${l}-----\nAAAA\n-----END ${l}-----\n`;
     const key = generateTlsCryptV2ServerKey();
     const text = renderServerConfig(
-      input({}, { files: undefined, inline: { caPem: pem('CERTIFICATE'), certPem: pem('CERTIFICATE'), keyPem: pem('PRIVATE KEY'), tlsCryptV2ServerKeyPem: key } }),
+      input(
+        {},
+        {
+          files: undefined,
+          inline: {
+            caPem: pem('CERTIFICATE'),
+            certPem: pem('CERTIFICATE'),
+            keyPem: pem('PRIVATE KEY'),
+            tlsCryptV2ServerKeyPem: key,
+          },
+        },
+      ),
     );
     assert.ok(text.includes(`<tls-crypt-v2>\n${key.trim()}\n</tls-crypt-v2>`));
     assert.ok(!text.includes('&#x3D;'), 'no HTML escaping of base64');
@@ -109,7 +133,10 @@ describe('profiles/server-config', () => {
     assert.throws(
       () => renderServerConfig(input({ clientSubnet: '10.244.128.0/17' })),
       (e: Error & { status?: number }) =>
-        e.status === 400 && /vpn\.clientSubnet 10\.244\.128\.0\/17 overlaps vpn\.routes\.pods\[0\] 10\.244\.0\.0\/16/.test(e.message),
+        e.status === 400 &&
+        /vpn\.clientSubnet 10\.244\.128\.0\/17 overlaps vpn\.routes\.pods\[0\] 10\.244\.0\.0\/16/.test(
+          e.message,
+        ),
     );
   });
 
@@ -117,15 +144,22 @@ describe('profiles/server-config', () => {
     const cases: [Partial<ServerConfigInput>, RegExp][] = [
       [{ crlFile: '/tmp/a b.pem' }, /crlFile/],
       [{ managementSocket: '/tmp/x\nscript-security 2' }, /managementSocket must not contain line breaks/],
-      [{ files: { ca: 'ca.crt', cert: 's.crt', key: 'k"ey' , tlsCryptV2: 'x' } }, /files\.key/],
+      [{ files: { ca: 'ca.crt', cert: 's.crt', key: 'k"ey', tlsCryptV2: 'x' } }, /files\.key/],
     ];
     for (const [extra, re] of cases) {
-      assert.throws(() => renderServerConfig(input({}, extra)), (e: Error & { status?: number }) => e.status === 400 && re.test(e.message));
+      assert.throws(
+        () => renderServerConfig(input({}, extra)),
+        (e: Error & { status?: number }) => e.status === 400 && re.test(e.message),
+      );
     }
     const vpn = input().vpn;
-    assert.throws(() => renderServerConfig({ ...input(), vpn: { ...vpn, user: 'root\nup /bin/sh' } }), /vpn\.user/);
     assert.throws(
-      () => renderServerConfig({ ...input(), vpn: { ...vpn, routes: { ...vpn.routes, extra: ['fd00::/64'] } } }),
+      () => renderServerConfig({ ...input(), vpn: { ...vpn, user: 'root\nup /bin/sh' } }),
+      /vpn\.user/,
+    );
+    assert.throws(
+      () =>
+        renderServerConfig({ ...input(), vpn: { ...vpn, routes: { ...vpn.routes, extra: ['fd00::/64'] } } }),
       /vpn\.routes\.extra\[0\].*only IPv4/,
     );
     assert.throws(

@@ -37,7 +37,11 @@ describe('openvpn/server-files', () => {
     }
     assert.equal(statSync(paths.dir).mode & 0o777, 0o755);
     assert.match(readFileSync(paths.config, 'utf8'), new RegExp(`^crl-verify ${paths.activeCrl}$`, 'm'));
-    assert.equal(writeServerFiles(config, paths, id).managementPassword, managementPassword, 'password kept across restarts');
+    assert.equal(
+      writeServerFiles(config, paths, id).managementPassword,
+      managementPassword,
+      'password kept across restarts',
+    );
   });
 
   it('a closed (0700) data dir puts the active CRL under /run/podgate; gone data dirs are pruned', function () {

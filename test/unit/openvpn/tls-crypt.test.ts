@@ -66,8 +66,12 @@ describe('pki/tls-crypt against openvpn --genkey', function () {
   });
 
   it('400 on a malformed server key, naming the field', () => {
-    assert.throws(() => wrapTlsCryptV2ClientKey('nope'), (e: Error & { status?: number }) => e.status === 400 && /serverKeyPem/.test(e.message));
-    const short = '-----BEGIN OpenVPN tls-crypt-v2 server key-----\nAAAA\n-----END OpenVPN tls-crypt-v2 server key-----\n';
+    assert.throws(
+      () => wrapTlsCryptV2ClientKey('nope'),
+      (e: Error & { status?: number }) => e.status === 400 && /serverKeyPem/.test(e.message),
+    );
+    const short =
+      '-----BEGIN OpenVPN tls-crypt-v2 server key-----\nAAAA\n-----END OpenVPN tls-crypt-v2 server key-----\n';
     assert.throws(() => wrapTlsCryptV2ClientKey(short), /expected 128 bytes/);
   });
 
@@ -83,10 +87,16 @@ describe('pki/tls-crypt against openvpn --genkey', function () {
     const pem = generateTlsCryptKey();
     const f = join(dir, 'static.key');
     writeFileSync(f, pem);
-    const r = await exec(['openvpn', '--test-crypto', '--secret', f, '--cipher', 'AES-256-CBC'], { timeoutMs: 30_000 });
+    const r = await exec(['openvpn', '--test-crypto', '--secret', f, '--cipher', 'AES-256-CBC'], {
+      timeoutMs: 30_000,
+    });
     assert.match(r.stdout, /self-test mode SUCCEEDED/);
     const ref = join(dir, 'ref.key');
     await exec(['openvpn', '--genkey', 'tls-crypt', ref]);
-    assert.equal(pem.split('\n').length, readFileSync(ref, 'utf8').split('\n').length, 'same shape as openvpn');
+    assert.equal(
+      pem.split('\n').length,
+      readFileSync(ref, 'utf8').split('\n').length,
+      'same shape as openvpn',
+    );
   });
 });
