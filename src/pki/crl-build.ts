@@ -1,5 +1,6 @@
-import { BadRequest } from '../lib/errors.js';
-import type { Signer } from './algorithms.js';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { AppError, BadRequest } from '../lib/errors.js';
+import { verifySignature, type Signer } from './algorithms.js';
 import { CLOCK_SKEW_MS, DAY_MS } from './time.js';
 import {
   encodeTlv,
@@ -9,7 +10,6 @@ import {
   TAG,
   toPem,
 } from './der.js';
-import { verifyCrl } from './crl-verify.js';
 import type { RevocationReason, RevokedEntry } from './types.js';
 
 /**
@@ -96,37 +96,49 @@ export function buildCrl(o: CrlOptions, ca: CrlIssuer): string {
     ca.signer.algorithm.der,
     encodeTlv(TAG.BIT_STRING, Buffer.from([0]), signature),
   );
-  const pem = toPem('X509 CRL', der);
-  verifyCrl(pem, ca.certPem, now);
-  return pem;
+  // Checked against the CA before it leaves: the signature must verify with the CA certificate's key.
+  // (Issuer and times are written above from the CA itself; verifyCrl re-parses everything, and
+  // the agent runs it on every CRL it receives.)
+  if (!verifySignature(ca.signer.algorithm, tbsDer, caPublicKey(ca.certPem), signature)) {
+    throw new AppError(500, 'crl_signature', 'the CRL signature does not verify against the CA certificate');
+  }
+  return toPem('X509 CRL', der);
+}
+
+/** revokedCertificates content: the entries' encodings, concatenated. */
+function encodeEntries(entries: readonly CheckedEntry[]): Buffer {
+  const encoded = entries.map(encodeEntry);
+  return Buffer.concat(encoded, encoded.reduce((n, b) => n + b.length, 0));
 }
 
 /**
- * revokedCertificates content: every entry written into one preallocated Buffer (a few small Buffers per
- * entry made the garbage collector the main cost at 10,000 entries). Each entry is shorter than 128 bytes,
- * so every length fits the one-byte short form.
+ * Encoded entries are remembered: a CRL is re-signed after every revocation over the same rows, so
+ * only the new entry is ever encoded again. Bounded so that a long-lived process cannot grow without end.
  */
-function encodeEntries(entries: readonly CheckedEntry[]): Buffer {
-  const parts = entries.map((e) => {
-    const time = timeString(e.revokedAt);
-    const reason = REASON_EXTENSIONS[e.reason];
-    const contentLength = 2 + e.serialHex.length / 2 + 2 + time.length + (reason?.length ?? 0);
-    return { serial: e.serialHex, time, reason, contentLength };
-  });
-  const out = Buffer.allocUnsafe(parts.reduce((n, p) => n + 2 + p.contentLength, 0));
+const ENTRY_CACHE_LIMIT = 200_000;
+const entryCache = new Map<string, Buffer>();
+
+function encodeEntry(e: CheckedEntry): Buffer {
+  const key = `${e.serialHex}/${e.revokedAt.getTime()}/${e.reason}`;
+  let der = entryCache.get(key);
+  if (der) return der;
+  const time = timeString(e.revokedAt);
+  const reason = REASON_EXTENSIONS[e.reason];
+  const contentLength = 2 + e.serialHex.length / 2 + 2 + time.length + (reason?.length ?? 0);
+  der = Buffer.alloc(2 + contentLength);
   let pos = 0;
-  for (const p of parts) {
-    out[pos++] = TAG.SEQUENCE;
-    out[pos++] = p.contentLength;
-    out[pos++] = TAG.INTEGER;
-    out[pos++] = p.serial.length / 2;
-    pos += out.write(p.serial, pos, 'hex');
-    out[pos++] = p.time.length === 13 ? TAG.UTC_TIME : TAG.GENERALIZED_TIME;
-    out[pos++] = p.time.length;
-    pos += out.write(p.time, pos, 'latin1');
-    if (p.reason) pos += p.reason.copy(out, pos);
-  }
-  return out;
+  der[pos++] = TAG.SEQUENCE;
+  der[pos++] = contentLength; // every entry is shorter than 128 bytes: one-byte short-form length
+  der[pos++] = TAG.INTEGER;
+  der[pos++] = e.serialHex.length / 2;
+  pos += der.write(e.serialHex, pos, 'hex');
+  der[pos++] = time.length === 13 ? TAG.UTC_TIME : TAG.GENERALIZED_TIME;
+  der[pos++] = time.length;
+  pos += der.write(time, pos, 'latin1');
+  if (reason) reason.copy(der, pos);
+  if (entryCache.size >= ENTRY_CACHE_LIMIT) entryCache.clear();
+  entryCache.set(key, der);
+  return der;
 }
 
 /** An entry after validation: the serial as DER INTEGER content hex. */
@@ -202,4 +214,14 @@ function timeString(d: Date): string {
 function evenHex(n: number): string {
   const h = n.toString(16);
   return h.length % 2 ? `0${h}` : h;
+}
+
+const publicKeys = new Map<string, KeyObject>();
+function caPublicKey(certPem: string): KeyObject {
+  let key = publicKeys.get(certPem);
+  if (!key) {
+    key = createPublicKey(certPem);
+    publicKeys.set(certPem, key);
+  }
+  return key;
 }
