@@ -201,11 +201,9 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
       s.routes.join('\n'),
     );
     assert.match(s.lastHandshake ?? '', /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
-    const list = JSON.parse((await podgate('lan', ['--json', 'gateway', 'list'])).stdout) as {
-      name: string;
-      status: string;
-      lans: string[];
-    }[];
+    const listed = await podgate('lan', ['--json', 'gateway', 'list']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const list = JSON.parse(listed.stdout) as { name: string; status: string; lans: string[] }[];
     assert.deepEqual(
       list.map((g) => [g.name, g.status, g.lans]),
       [[name, 'ready', [LAN.cidr]]],
