@@ -8,9 +8,10 @@ import { register as registerGateway } from './commands/gateway.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerServer } from './commands/server.js';
 import { register as registerToken } from './commands/token.js';
+import { register as registerK8s } from './commands/k8s.js';
 
 /** Each area registers its own commands; this list is the only place that knows them all. */
-const AREAS: ((program: Command, env: CliEnv) => void)[] = [registerInit, registerUser, registerCert, registerDoctor, registerGateway, registerServe, registerServer, registerToken];
+const AREAS: ((program: Command, env: CliEnv) => void)[] = [registerInit, registerUser, registerCert, registerDoctor, registerGateway, registerServe, registerServer, registerToken, registerK8s];
 
 export function buildProgram(env: CliEnv, extraAreas: ((program: Command, env: CliEnv) => void)[] = []): Command {
   const program = new Command('podgate')
