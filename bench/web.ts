@@ -17,8 +17,22 @@ interface AutocannonInstance {
   on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
 }
 type Autocannon = (
-  opts: { url: string; connections: number; duration: number; headers?: Record<string, string>; requests?: { path: string }[] },
-  cb: (err: Error | null, result: { requests: { total: number; average: number }; non2xx: number; errors: number; timeouts: number }) => void,
+  opts: {
+    url: string;
+    connections: number;
+    duration: number;
+    headers?: Record<string, string>;
+    requests?: { path: string }[];
+  },
+  cb: (
+    err: Error | null,
+    result: {
+      requests: { total: number; average: number };
+      non2xx: number;
+      errors: number;
+      timeouts: number;
+    },
+  ) => void,
 ) => AutocannonInstance;
 // autocannon ships no types; load it through require with the small surface used here.
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
@@ -52,7 +66,12 @@ function pct(xs: number[], p: number): number {
 }
 
 /** Runs autocannon for `seconds` with 50 connections and computes exact percentiles from every response. */
-function load(url: string, headers: Record<string, string>, paths: string[], seconds: number): Promise<LoadFigures> {
+function load(
+  url: string,
+  headers: Record<string, string>,
+  paths: string[],
+  seconds: number,
+): Promise<LoadFigures> {
   const times: number[] = [];
   return new Promise((resolve, reject) => {
     const inst = autocannon(
@@ -81,16 +100,25 @@ async function prepare(dataDir: string): Promise<void> {
   const ctx = await openContext(config);
   try {
     await ctx.users.create({ actor: 'bench', name: 'admin', role: 'admin', password: PASSWORD });
-    const { cert } = await ctx.devices.issue({ actor: 'bench', owner: 'admin', commonName: 'admin.template', deviceName: 'template' });
+    const { cert } = await ctx.devices.issue({
+      actor: 'bench',
+      owner: 'admin',
+      commonName: 'admin.template',
+      deviceName: 'template',
+    });
     const users: { id: number; name: string }[] = [];
-    for (let u = 0; u < 200; u++) users.push(ctx.store.createUser({ name: `user${u}`, role: 'user', passwordHash: null }));
+    for (let u = 0; u < 200; u++)
+      users.push(ctx.store.createUser({ name: `user${u}`, role: 'user', passwordHash: null }));
     const now = Date.now();
     ctx.store.transaction(() => {
       for (let i = 0; i < CERTS; i++) {
         const owner = users[i % users.length]!;
         const days = 1 + (i % 365);
         ctx.store.insertCert({
-          serial: randomBytes(16).toString('hex').toUpperCase().replace(/^[89A-F]/, '7'),
+          serial: randomBytes(16)
+            .toString('hex')
+            .toUpperCase()
+            .replace(/^[89A-F]/, '7'),
           commonName: `${owner.name}.device${i}`,
           ownerId: owner.id,
           deviceName: `device${i}`,
@@ -109,10 +137,14 @@ async function prepare(dataDir: string): Promise<void> {
 
 function startServe(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'], {
-      env: { ...process.env, PODGATE_VPN_ENDPOINTS: 'vpn.example.test', PODGATE_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'],
+      {
+        env: { ...process.env, PODGATE_VPN_ENDPOINTS: 'vpn.example.test', PODGATE_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     const timer = setTimeout(() => reject(new Error('podgate serve did not start')), 30_000);
     child.stdout!.on('data', (b: Buffer) => {
@@ -156,7 +188,11 @@ export async function runWebBench(opts: { seconds?: number } = {}): Promise<WebB
     console.log(`prepared ${CERTS} certificates in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const served = await startServe(join(dir, 'data'));
     child = served.child;
-    const login = await fetch(`${served.url}/api/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'admin', password: PASSWORD }) });
+    const login = await fetch(`${served.url}/api/v1/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'admin', password: PASSWORD }),
+    });
     const cookie = /podgate_sid=[^;]+/.exec(login.headers.get('set-cookie') ?? '')![0];
     const { csrfToken } = (await login.json()) as { csrfToken: string };
     const headers = { cookie };
@@ -180,7 +216,11 @@ export async function runWebBench(opts: { seconds?: number } = {}): Promise<WebB
     const certList = await load(served.url, headers, firstPages, seconds);
     await drain(served.url);
     // Paging deep into the table (offsets up to 9,500) in every sort order.
-    const deep = Array.from({ length: 20 }, (_, i) => `/api/v1/certs?page=${i * 10 + 1}&sort=${['createdAt', 'notAfter', 'commonName', 'status', 'owner'][i % 5]}&order=${i % 2 ? 'asc' : 'desc'}`);
+    const deep = Array.from(
+      { length: 20 },
+      (_, i) =>
+        `/api/v1/certs?page=${i * 10 + 1}&sort=${['createdAt', 'notAfter', 'commonName', 'status', 'owner'][i % 5]}&order=${i % 2 ? 'asc' : 'desc'}`,
+    );
     const certSearch = await load(served.url, headers, deep, seconds);
     await drain(served.url);
 
@@ -202,7 +242,14 @@ export async function runWebBench(opts: { seconds?: number } = {}): Promise<WebB
         if (serial) serials.add(serial);
       }),
     );
-    const creations = { count: 20, ok, distinctSerials: serials.size, p50: pct(times, 50), p95: pct(times, 95), max: Math.max(...times) };
+    const creations = {
+      count: 20,
+      ok,
+      distinctSerials: serials.size,
+      p50: pct(times, 50),
+      p95: pct(times, 95),
+      max: Math.max(...times),
+    };
     const rss = rssMb(child.pid!);
     const result: WebBenchResult = { healthz, me, certList, certSearch, creations, rssMb: rss };
     print(result);
@@ -225,12 +272,21 @@ function print(r: WebBenchResult): void {
   console.log(`web app, 50 concurrent connections, ${CERTS} certificates in the store (loopback)`);
   console.log(line('GET /healthz (baseline)', r.healthz));
   console.log(line('GET /api/v1/me (session auth only)', r.me));
-  console.log(line('cert list: first pages, sorts, filters', r.certList) + `  [target p95 <= 100 ms: ${r.certList.p95 <= 100 ? 'met' : 'MISSED'}]`);
+  console.log(
+    line('cert list: first pages, sorts, filters', r.certList) +
+      `  [target p95 <= 100 ms: ${r.certList.p95 <= 100 ? 'met' : 'MISSED'}]`,
+  );
   console.log(line('cert list: deep pages (offset <= 9500)', r.certSearch));
-  console.log(`certificate list p95 / healthz p95 = ${(r.certList.p95 / Math.max(r.healthz.p95, 0.001)).toFixed(1)}x`);
+  console.log(
+    `certificate list p95 / healthz p95 = ${(r.certList.p95 / Math.max(r.healthz.p95, 0.001)).toFixed(1)}x`,
+  );
   const c = r.creations;
-  console.log(`20 concurrent device creations: ${c.ok}/${c.count} succeeded, ${c.distinctSerials} distinct serials, p50 ${c.p50.toFixed(0)} ms, p95 ${c.p95.toFixed(0)} ms, max ${c.max.toFixed(0)} ms`);
-  console.log(`podgate serve resident memory after the load: ${r.rssMb.toFixed(0)} MB [target <= 200 MB: ${r.rssMb <= 200 ? 'met' : 'MISSED'}]`);
+  console.log(
+    `20 concurrent device creations: ${c.ok}/${c.count} succeeded, ${c.distinctSerials} distinct serials, p50 ${c.p50.toFixed(0)} ms, p95 ${c.p95.toFixed(0)} ms, max ${c.max.toFixed(0)} ms`,
+  );
+  console.log(
+    `podgate serve resident memory after the load: ${r.rssMb.toFixed(0)} MB [target <= 200 MB: ${r.rssMb <= 200 ? 'met' : 'MISSED'}]`,
+  );
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -23,7 +23,8 @@ export interface DeviceView {
 }
 
 export function deviceView(c: CertRecord, now: Date): DeviceView {
-  const status = c.status === 'revoked' ? 'revoked' : c.notAfter.getTime() <= now.getTime() ? 'expired' : 'valid';
+  const status =
+    c.status === 'revoked' ? 'revoked' : c.notAfter.getTime() <= now.getTime() ? 'expired' : 'valid';
   return {
     id: c.serial,
     serial: c.serial,
@@ -41,7 +42,13 @@ export function deviceView(c: CertRecord, now: Date): DeviceView {
   };
 }
 
-export function userView(u: User): { id: number; name: string; role: string; disabled: boolean; createdAt: Date } {
+export function userView(u: User): {
+  id: number;
+  name: string;
+  role: string;
+  disabled: boolean;
+  createdAt: Date;
+} {
   return { id: u.id, name: u.name, role: u.role, disabled: u.disabled, createdAt: u.createdAt };
 }
 
@@ -74,18 +81,36 @@ export class WebActions {
     const { store } = this.ctx;
     if (!user || user.disabled) {
       this.throttle.fail(account, ip);
-      store.appendAudit({ actor: 'anonymous', action: 'login.failed', target: name.slice(0, 64), result: 'error', details: { ip } });
+      store.appendAudit({
+        actor: 'anonymous',
+        action: 'login.failed',
+        target: name.slice(0, 64),
+        result: 'error',
+        details: { ip },
+      });
       throw new Unauthorized('invalid user name or password');
     }
     this.throttle.succeed(account);
     const session = this.sessions.create(user.id);
-    store.appendAudit({ actor: user.name, action: 'login', target: user.name, result: 'ok', details: { ip } });
+    store.appendAudit({
+      actor: user.name,
+      action: 'login',
+      target: user.name,
+      result: 'ok',
+      details: { ip },
+    });
     return { user, session };
   }
 
   logout(user: User, session: WebSession | undefined): void {
     if (session) this.sessions.destroy(session.id);
-    this.ctx.store.appendAudit({ actor: user.name, action: 'logout', target: user.name, result: 'ok', details: {} });
+    this.ctx.store.appendAudit({
+      actor: user.name,
+      action: 'logout',
+      target: user.name,
+      result: 'ok',
+      details: {},
+    });
   }
 
   myDevices(user: User): DeviceView[] {
@@ -103,7 +128,10 @@ export class WebActions {
   }
 
   /** Issues `<user>.<device>`; the key is generated for this answer only (or stays on the device with a CSR). */
-  async createDevice(user: User, input: { name: string; keyType?: string; csr?: string }): Promise<IssuedDevice> {
+  async createDevice(
+    user: User,
+    input: { name: string; keyType?: string; csr?: string },
+  ): Promise<IssuedDevice> {
     const commonName = `${user.name}.${input.name}`;
     try {
       validateName('name', commonName);
@@ -122,21 +150,37 @@ export class WebActions {
     return { device: deviceView(cert, this.now()), profile, filename: `${cert.commonName}.ovpn` };
   }
 
-  async revokeMyDevice(user: User, id: string, reason: RevocationReason = 'cessationOfOperation'): Promise<DeviceView> {
+  async revokeMyDevice(
+    user: User,
+    id: string,
+    reason: RevocationReason = 'cessationOfOperation',
+  ): Promise<DeviceView> {
     const cert = this.ownDevice(user, id);
-    const { cert: revoked } = await this.ctx.revocation.revoke({ actor: user.name, serialOrName: cert.serial, reason });
+    const { cert: revoked } = await this.ctx.revocation.revoke({
+      actor: user.name,
+      serialOrName: cert.serial,
+      reason,
+    });
     return deviceView(revoked, this.now());
   }
 
   async revokeCert(actor: User, serial: string, reason: RevocationReason): Promise<DeviceView> {
-    const cert = /^[0-9A-Fa-f]{2,64}$/.test(serial) ? this.ctx.store.getCert(serial.toUpperCase()) : undefined;
+    const cert = /^[0-9A-Fa-f]{2,64}$/.test(serial)
+      ? this.ctx.store.getCert(serial.toUpperCase())
+      : undefined;
     if (!cert) throw new NotFound('certificate not found');
-    const { cert: revoked } = await this.ctx.revocation.revoke({ actor: actor.name, serialOrName: cert.serial, reason });
+    const { cert: revoked } = await this.ctx.revocation.revoke({
+      actor: actor.name,
+      serialOrName: cert.serial,
+      reason,
+    });
     return deviceView(revoked, this.now());
   }
 
   getCert(serial: string): DeviceView {
-    const cert = /^[0-9A-Fa-f]{2,64}$/.test(serial) ? this.ctx.store.getCert(serial.toUpperCase()) : undefined;
+    const cert = /^[0-9A-Fa-f]{2,64}$/.test(serial)
+      ? this.ctx.store.getCert(serial.toUpperCase())
+      : undefined;
     if (!cert) throw new NotFound('certificate not found');
     return deviceView(cert, this.now());
   }
@@ -160,18 +204,40 @@ export class WebActions {
       limit: q.perPage,
       offset: (q.page - 1) * q.perPage,
     });
-    return { total, items: items.map((c) => deviceView(c, now)), page: q.page, pages: Math.max(1, Math.ceil(total / q.perPage)), perPage: q.perPage };
+    return {
+      total,
+      items: items.map((c) => deviceView(c, now)),
+      page: q.page,
+      pages: Math.max(1, Math.ceil(total / q.perPage)),
+      perPage: q.perPage,
+    };
   }
 
-  async createUser(actor: User, input: { name: string; role: 'admin' | 'user'; password: string }): Promise<User> {
-    return this.ctx.users.create({ actor: actor.name, name: input.name, role: input.role, password: input.password });
+  async createUser(
+    actor: User,
+    input: { name: string; role: 'admin' | 'user'; password: string },
+  ): Promise<User> {
+    return this.ctx.users.create({
+      actor: actor.name,
+      name: input.name,
+      role: input.role,
+      password: input.password,
+    });
   }
 
   /** Role change and/or disable; disabling signs the user out everywhere and revokes their certificates. */
-  async updateUser(actor: User, name: string, patch: { role?: 'admin' | 'user'; disabled?: true }): Promise<User> {
+  async updateUser(
+    actor: User,
+    name: string,
+    patch: { role?: 'admin' | 'user'; disabled?: true },
+  ): Promise<User> {
     const target = this.ctx.store.getUserByName(name);
     if (!target) throw new NotFound('user not found');
-    if (target.id === actor.id) throw new BadRequest('you cannot change your own role or disable yourself', patch.role ? 'role' : 'disabled');
+    if (target.id === actor.id)
+      throw new BadRequest(
+        'you cannot change your own role or disable yourself',
+        patch.role ? 'role' : 'disabled',
+      );
     let user = target;
     if (patch.role) user = await this.ctx.users.setRole({ actor: actor.name, name, role: patch.role });
     if (patch.disabled) {

@@ -32,22 +32,41 @@ export class AdminData {
   async listSessions(): Promise<(Session & { owner: string | null })[]> {
     if (!this.sessions) throw new NotConnected();
     const list = await this.sessions.list();
-    return list.map((s) => ({ ...s, owner: this.ctx.store.getValidCertByCommonName(s.commonName)?.ownerName ?? null }));
+    return list.map((s) => ({
+      ...s,
+      owner: this.ctx.store.getValidCertByCommonName(s.commonName)?.ownerName ?? null,
+    }));
   }
 
   async disconnect(actor: string, cid: string): Promise<void> {
     if (!this.sessions) throw new NotConnected();
     await this.sessions.disconnect(cid);
-    this.ctx.store.appendAudit({ actor, action: 'session.disconnect', target: cid, result: 'ok', details: {} });
+    this.ctx.store.appendAudit({
+      actor,
+      action: 'session.disconnect',
+      target: cid,
+      result: 'ok',
+      details: {},
+    });
   }
 
   audit(page: number, action?: string): { items: AuditEntry[]; page: number; hasNext: boolean } {
     const perPage = 50;
-    const rows = this.ctx.store.listAudit({ limit: perPage + 1, offset: (page - 1) * perPage, ...(action ? { action } : {}) });
+    const rows = this.ctx.store.listAudit({
+      limit: perPage + 1,
+      offset: (page - 1) * perPage,
+      ...(action ? { action } : {}),
+    });
     return { items: rows.slice(0, perPage), page, hasNext: rows.length > perPage };
   }
 
-  crl(): { number: number | null; thisUpdate: Date | null; nextUpdate: Date | null; revoked: number; expiresInDays: number | null } {
+  crl(): {
+    number: number | null;
+    thisUpdate: Date | null;
+    nextUpdate: Date | null;
+    revoked: number;
+    expiresInDays: number | null;
+  } {
     const crl = this.ctx.store.getCrl();
     const revoked = this.ctx.store.listCerts({ status: 'revoked', limit: 0 }).total;
     return {

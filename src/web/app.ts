@@ -69,7 +69,11 @@ export function createApp(deps: AppDeps): express.Express {
   // Only believe X-Forwarded-* when told a proxy is in front; then req.secure follows its scheme.
   app.set('trust proxy', ctx.config.web.trustProxy ? 1 : false);
 
-  const sessions = new SessionManager(ctx.store, { idleMinutes: ctx.config.web.sessionIdleMinutes, absoluteHours: ctx.config.web.sessionAbsoluteHours }, now);
+  const sessions = new SessionManager(
+    ctx.store,
+    { idleMinutes: ctx.config.web.sessionIdleMinutes, absoluteHours: ctx.config.web.sessionAbsoluteHours },
+    now,
+  );
   const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, ...deps.throttle }, now);
   const actions = new WebActions(ctx, sessions, throttle, now);
   const admin = new AdminData(ctx, deps.sessions, deps.cluster, now);
@@ -80,7 +84,10 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(requestId);
   app.use(metrics.middleware);
   app.use(securityHeaders());
-  app.use('/static', express.static(join(root, 'public'), { index: false, maxAge: '1h', fallthrough: false }));
+  app.use(
+    '/static',
+    express.static(join(root, 'public'), { index: false, maxAge: '1h', fallthrough: false }),
+  );
   app.use(publicRouter(ctx, metrics.registry));
   app.use(cookieParser());
   app.use(express.urlencoded({ extended: false, limit: '64kb' }));

@@ -56,7 +56,11 @@ export function describeDiscovery(d: unknown): { rows: DiscoveryRow[]; warnings:
       continue;
     }
     const source = obj[`${name}Source`] ?? obj[`${name.replace(/s$/, '')}Source`];
-    rows.push({ name: LABELS[name] ?? name, value: show(v), source: source === undefined ? '' : show(source) });
+    rows.push({
+      name: LABELS[name] ?? name,
+      value: show(v),
+      source: source === undefined ? '' : show(source),
+    });
   }
   const sources = obj.sources as Record<string, unknown> | undefined;
   if (sources && typeof sources === 'object') {
@@ -74,11 +78,20 @@ export function describeDiscovery(d: unknown): { rows: DiscoveryRow[]; warnings:
 export function manifestsText(m: unknown): string {
   if (typeof m === 'string') return m;
   if (Array.isArray(m)) {
-    return m
-      .map((x) => (typeof x === 'string' ? x : x && typeof x === 'object' && typeof (x as { yaml?: unknown }).yaml === 'string' ? (x as { yaml: string }).yaml : JSON.stringify(x, null, 2)))
-      .map((y) => y.replace(/^---\n/, '').trimEnd())
-      .join('\n---\n') + '\n';
+    return (
+      m
+        .map((x) =>
+          typeof x === 'string'
+            ? x
+            : x && typeof x === 'object' && typeof (x as { yaml?: unknown }).yaml === 'string'
+              ? (x as { yaml: string }).yaml
+              : JSON.stringify(x, null, 2),
+        )
+        .map((y) => y.replace(/^---\n/, '').trimEnd())
+        .join('\n---\n') + '\n'
+    );
   }
-  if (m && typeof m === 'object' && 'yaml' in m && typeof (m as { yaml: unknown }).yaml === 'string') return (m as { yaml: string }).yaml;
+  if (m && typeof m === 'object' && 'yaml' in m && typeof (m as { yaml: unknown }).yaml === 'string')
+    return (m as { yaml: string }).yaml;
   return JSON.stringify(m, null, 2);
 }

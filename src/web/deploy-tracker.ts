@@ -17,7 +17,9 @@ function describe(event: unknown): string {
   if (typeof event === 'string') return event;
   if (event && typeof event === 'object') {
     const e = event as Record<string, unknown>;
-    const parts = [e.step, e.phase, e.kind, e.name, e.message, e.status].filter((x) => typeof x === 'string' || typeof x === 'number');
+    const parts = [e.step, e.phase, e.kind, e.name, e.message, e.status].filter(
+      (x) => typeof x === 'string' || typeof x === 'number',
+    );
     if (parts.length > 0) return parts.join(' ');
   }
   return JSON.stringify(event);
@@ -28,7 +30,14 @@ function describe(event: unknown): string {
  * it live (JavaScript polls `GET /api/v1/deploy`; without JavaScript the page refreshes itself).
  */
 export class DeployTracker {
-  private current: DeployState = { state: 'idle', startedAt: null, finishedAt: null, startedBy: null, events: [], error: null };
+  private current: DeployState = {
+    state: 'idle',
+    startedAt: null,
+    finishedAt: null,
+    startedBy: null,
+    events: [],
+    error: null,
+  };
 
   constructor(private readonly now: () => Date) {}
 
@@ -39,7 +48,14 @@ export class DeployTracker {
   /** Starts a deploy; Conflict while one is running. Resolves when it has started, not finished. */
   start(cluster: ClusterPort, actor: string, onDone?: (s: DeployState) => void): DeployState {
     if (this.current.state === 'running') throw new Conflict('a deploy is already running');
-    const s: DeployState = { state: 'running', startedAt: this.now().toISOString(), finishedAt: null, startedBy: actor, events: [], error: null };
+    const s: DeployState = {
+      state: 'running',
+      startedAt: this.now().toISOString(),
+      finishedAt: null,
+      startedBy: actor,
+      events: [],
+      error: null,
+    };
     this.current = s;
     const push = (message: string): void => {
       s.events.push({ time: this.now().toISOString(), message });

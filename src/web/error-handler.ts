@@ -44,7 +44,10 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   if (!known) {
     log.error({ err, requestId: req.requestId, path: req.path }, 'request failed');
   } else if (status >= 500) {
-    log.warn({ code: known.code, status, requestId: req.requestId, path: req.path, cause: known.cause }, known.message);
+    log.warn(
+      { code: known.code, status, requestId: req.requestId, path: req.path, cause: known.cause },
+      known.message,
+    );
   } else {
     log.debug({ code: known.code, status, path: req.path }, known.message);
   }
@@ -66,12 +69,16 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
     res.json(body);
     return;
   }
-  res.render('error', { title: `Error ${status}`, status, ...body.error }, (renderErr: Error | null, html?: string) => {
-    if (renderErr) {
-      log.error({ err: renderErr }, 'error page failed to render');
-      res.type('text/plain').send(`${body.error.message} (request ${req.requestId})`);
-      return;
-    }
-    res.send(html);
-  });
+  res.render(
+    'error',
+    { title: `Error ${status}`, status, ...body.error },
+    (renderErr: Error | null, html?: string) => {
+      if (renderErr) {
+        log.error({ err: renderErr }, 'error page failed to render');
+        res.type('text/plain').send(`${body.error.message} (request ${req.requestId})`);
+        return;
+      }
+      res.send(html);
+    },
+  );
 };

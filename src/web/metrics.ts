@@ -7,7 +7,11 @@ import type { SessionsProvider } from './sessions-provider.js';
  * One prom-client registry per app (not the global one), so that several apps in one process (tests,
  * benchmarks) do not clash over metric names.
  */
-export function createMetrics(store: Store, sessions: SessionsProvider | undefined, now: () => Date): { registry: Registry; middleware: RequestHandler } {
+export function createMetrics(
+  store: Store,
+  sessions: SessionsProvider | undefined,
+  now: () => Date,
+): { registry: Registry; middleware: RequestHandler } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'podgate_' });
   const requests = new Counter({
@@ -60,7 +64,11 @@ export function createMetrics(store: Store, sessions: SessionsProvider | undefin
     const start = process.hrtime.bigint();
     res.on('finish', () => {
       // Route patterns, not raw paths: label values must stay few (no serials or user names).
-      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : res.statusCode === 404 ? 'unmatched' : req.baseUrl || 'static';
+      const route = req.route?.path
+        ? `${req.baseUrl}${String(req.route.path)}`
+        : res.statusCode === 404
+          ? 'unmatched'
+          : req.baseUrl || 'static';
       requests.inc({ method: req.method, route, status: String(res.statusCode) });
       duration.observe({ route }, Number(process.hrtime.bigint() - start) / 1e9);
     });

@@ -81,7 +81,13 @@ export class SessionManager {
   /** A brand-new session for a user who just signed in (always a fresh id: no fixation). */
   create(userId: number): WebSession {
     const at = this.now();
-    const s: WebSession = { id: randomToken(), userId, csrfToken: randomToken(), createdAt: at, lastSeenAt: at };
+    const s: WebSession = {
+      id: randomToken(),
+      userId,
+      csrfToken: randomToken(),
+      createdAt: at,
+      lastSeenAt: at,
+    };
     this.save(s);
     return s;
   }
@@ -140,7 +146,12 @@ export function setSessionCookie(req: Request, res: Response, id: string): void 
 }
 
 export function clearSessionCookie(req: Request, res: Response): void {
-  res.clearCookie(sessionCookieName(req.secure), { httpOnly: true, secure: req.secure, sameSite: 'strict', path: '/' });
+  res.clearCookie(sessionCookieName(req.secure), {
+    httpOnly: true,
+    secure: req.secure,
+    sameSite: 'strict',
+    path: '/',
+  });
 }
 
 /** The session id the request carries, under the cookie name that fits its transport. */

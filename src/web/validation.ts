@@ -11,7 +11,8 @@ export function parse<T extends z.ZodTypeAny>(schema: T, input: unknown): z.infe
   if (result.success) return result.data as z.infer<T>;
   const issue = result.error.issues[0]!;
   const field = issue.path.join('.') || 'body';
-  const message = issue.code === 'invalid_type' && issue.received === 'undefined' ? 'is required' : issue.message;
+  const message =
+    issue.code === 'invalid_type' && issue.received === 'undefined' ? 'is required' : issue.message;
   throw new BadRequest(`${field} ${message}`, field);
 }
 
@@ -40,9 +41,14 @@ const csrPem = z
   .string()
   .max(16_384, 'is too long')
   .transform((v) => v.trim())
-  .refine((v) => v === '' || /^-----BEGIN (NEW )?CERTIFICATE REQUEST-----[\s\S]+-----END (NEW )?CERTIFICATE REQUEST-----$/.test(v), {
-    message: 'must be a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----)',
-  });
+  .refine(
+    (v) =>
+      v === '' ||
+      /^-----BEGIN (NEW )?CERTIFICATE REQUEST-----[\s\S]+-----END (NEW )?CERTIFICATE REQUEST-----$/.test(v),
+    {
+      message: 'must be a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----)',
+    },
+  );
 
 export const createDeviceBody = z.object({
   name: nameField,
@@ -51,7 +57,11 @@ export const createDeviceBody = z.object({
 });
 
 export const revokeBody = z.object({
-  reason: z.enum(REVOCATION_REASONS, { errorMap: () => ({ message: `must be one of ${REVOCATION_REASONS.join(', ')}` }) }).default('unspecified'),
+  reason: z
+    .enum(REVOCATION_REASONS, {
+      errorMap: () => ({ message: `must be one of ${REVOCATION_REASONS.join(', ')}` }),
+    })
+    .default('unspecified'),
 });
 
 export const createUserBody = z.object({
@@ -63,9 +73,16 @@ export const createUserBody = z.object({
 export const patchUserBody = z
   .object({
     role: z.enum(['admin', 'user']).optional(),
-    disabled: z.literal(true, { errorMap: () => ({ message: 'can only be set to true (disabling revokes certificates)' }) }).optional(),
+    disabled: z
+      .literal(true, {
+        errorMap: () => ({ message: 'can only be set to true (disabling revokes certificates)' }),
+      })
+      .optional(),
   })
-  .refine((v) => v.role !== undefined || v.disabled !== undefined, { message: 'must set role or disabled', path: ['role'] });
+  .refine((v) => v.role !== undefined || v.disabled !== undefined, {
+    message: 'must set role or disabled',
+    path: ['role'],
+  });
 
 /** Query string of the certificate table (all optional; empty strings mean "not set" for forms). */
 export const certQuery = z.object({

@@ -50,7 +50,15 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
     dir = mkdtempSync(join(tmpdir(), 'podgate-browser-'));
     profileDir = mkdtempSync(join(tmpdir(), 'podgate-chromium-'));
     mkdirSync(SHOTS, { recursive: true });
-    const config = loadConfig({ env: {}, overrides: { dataDir: dir, 'vpn.endpoints': ['vpn.example.test'], 'vpn.routes.pods': ['10.244.0.0/16'], 'vpn.routes.services': ['10.96.0.0/12'] } });
+    const config = loadConfig({
+      env: {},
+      overrides: {
+        dataDir: dir,
+        'vpn.endpoints': ['vpn.example.test'],
+        'vpn.routes.pods': ['10.244.0.0/16'],
+        'vpn.routes.services': ['10.96.0.0/12'],
+      },
+    });
     ctx = await openContext(config);
     await ctx.users.create({ actor: 'test', name: 'admin', role: 'admin', password: ADMIN_PASSWORD });
     server = await startServer({ ctx, host: '127.0.0.1', port: 0 });
@@ -114,7 +122,7 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
     await page.fill('#new-password', CAROL_PASSWORD);
     await page.selectOption('#new-role', 'user');
     await Promise.all([page.waitForURL(/done=user-created/), page.click('#create-user button[type=submit]')]);
-    assert.match(await page.textContent('#users') ?? '', /carol/);
+    assert.match((await page.textContent('#users')) ?? '', /carol/);
     await shoot('admin-users');
     await signOut();
   });
@@ -138,12 +146,20 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
     writeFileSync(join(dir, 'cert.pem'), cert);
     const verify = await exec(['openssl', 'verify', '-CAfile', join(dir, 'ca.pem'), join(dir, 'cert.pem')]);
     assert.match(verify.stdout, /cert\.pem: OK/);
-    const subject = await exec(['openssl', 'x509', '-noout', '-subject', '-serial', '-in', join(dir, 'cert.pem')]);
+    const subject = await exec([
+      'openssl',
+      'x509',
+      '-noout',
+      '-subject',
+      '-serial',
+      '-in',
+      join(dir, 'cert.pem'),
+    ]);
     assert.match(subject.stdout, /CN ?= ?carol\.laptop/);
     serial = /serial=([0-9A-F]+)/.exec(subject.stdout)![1]!;
     // The page reloads itself after the download and lists the device.
     await page.waitForSelector(`tr[data-serial="${serial}"]`, { timeout: 10_000 });
-    assert.match(await page.textContent(`tr[data-serial="${serial}"]`) ?? '', /valid/);
+    assert.match((await page.textContent(`tr[data-serial="${serial}"]`)) ?? '', /valid/);
     await shoot('devices');
     await page.goto(`${server.url}/setup`);
     await shoot('setup');
@@ -154,11 +170,14 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
     await signIn('admin', ADMIN_PASSWORD);
     await page.goto(`${server.url}/admin/certs?q=carol`);
     await shoot('admin-certs');
-    await Promise.all([page.waitForURL(/\/revoke$/), page.click(`tr[data-serial="${serial}"] a.button.danger`)]);
+    await Promise.all([
+      page.waitForURL(/\/revoke$/),
+      page.click(`tr[data-serial="${serial}"] a.button.danger`),
+    ]);
     await page.selectOption('#reason', 'keyCompromise');
     await shoot('admin-revoke-confirm');
     await Promise.all([page.waitForURL(/done=revoked/), page.click('#confirm-revoke')]);
-    assert.match(await page.textContent(`tr[data-serial="${serial}"]`) ?? '', /revoked/i);
+    assert.match((await page.textContent(`tr[data-serial="${serial}"]`)) ?? '', /revoked/i);
     for (const p of ['sessions', 'audit', 'crl', 'gateways', 'cluster']) {
       await page.goto(`${server.url}/admin/${p}`);
       await shoot(`admin-${p}`);
@@ -169,8 +188,12 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
 
   it('shows the developer the device as revoked', async () => {
     await signIn('carol', CAROL_PASSWORD);
-    assert.match(await page.textContent(`tr[data-serial="${serial}"]`) ?? '', /revoked/);
-    assert.equal(await page.locator(`tr[data-serial="${serial}"] a.button.danger`).count(), 0, 'no revoke button on a revoked device');
+    assert.match((await page.textContent(`tr[data-serial="${serial}"]`)) ?? '', /revoked/);
+    assert.equal(
+      await page.locator(`tr[data-serial="${serial}"] a.button.danger`).count(),
+      0,
+      'no revoke button on a revoked device',
+    );
     await shoot('devices-revoked');
   });
 });

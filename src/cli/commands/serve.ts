@@ -14,7 +14,10 @@ import { globalOpts, type CliEnv } from '../env.js';
  * management-interface SessionsProvider and the ClusterService. A CliEnv may carry this function;
  * without it the pages say "server not connected" / "cluster not connected".
  */
-export type WebDepsFactory = (config: Config, ctx: AppContext) => Promise<{ sessions?: SessionsProvider; cluster?: ClusterPort }>;
+export type WebDepsFactory = (
+  config: Config,
+  ctx: AppContext,
+) => Promise<{ sessions?: SessionsProvider; cluster?: ClusterPort }>;
 
 /** `podgate serve`: first admin on an empty data dir, then the web app until SIGINT/SIGTERM. */
 export function register(program: Command, env: CliEnv): void {
@@ -27,7 +30,8 @@ export function register(program: Command, env: CliEnv): void {
       const config = env.loadConfig(globalOpts(cmd));
       setLogLevel(config.logLevel);
       const port = o.port === undefined ? undefined : Number(o.port);
-      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new BadRequest('--port must be 0-65535', 'port');
+      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
+        throw new BadRequest('--port must be 0-65535', 'port');
       const ctx = await env.openContext(config, env.contextDeps(config));
       try {
         const admin = await ensureFirstAdmin(ctx, env.env);

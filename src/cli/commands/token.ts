@@ -30,7 +30,13 @@ export function register(program: Command, env: CliEnv): void {
         const secret = newApiToken();
         const created = ctx.store.transaction(() => {
           const t = ctx.store.createToken({ userId: user.id, name: label, tokenHash: hashToken(secret) });
-          ctx.store.appendAudit({ actor: 'cli', action: 'token.create', target: user.name, result: 'ok', details: { tokenId: t.id, name: label } });
+          ctx.store.appendAudit({
+            actor: 'cli',
+            action: 'token.create',
+            target: user.name,
+            result: 'ok',
+            details: { tokenId: t.id, name: label },
+          });
           return t;
         });
         if (g.json) {
@@ -57,7 +63,12 @@ export function register(program: Command, env: CliEnv): void {
         env.out(
           table([
             ['ID', 'NAME', 'CREATED', 'LAST USED'],
-            ...tokens.map((t) => [String(t.id), t.name, t.createdAt.toISOString(), t.lastUsedAt?.toISOString() ?? 'never']),
+            ...tokens.map((t) => [
+              String(t.id),
+              t.name,
+              t.createdAt.toISOString(),
+              t.lastUsedAt?.toISOString() ?? 'never',
+            ]),
           ]),
         );
       });
@@ -72,7 +83,13 @@ export function register(program: Command, env: CliEnv): void {
         if (!Number.isInteger(n) || n < 1) throw new NotFound(`token '${id}' does not exist`);
         ctx.store.transaction(() => {
           ctx.store.deleteToken(n);
-          ctx.store.appendAudit({ actor: 'cli', action: 'token.delete', target: String(n), result: 'ok', details: {} });
+          ctx.store.appendAudit({
+            actor: 'cli',
+            action: 'token.delete',
+            target: String(n),
+            result: 'ok',
+            details: {},
+          });
         });
         env.out(`deleted token ${n}`);
       });

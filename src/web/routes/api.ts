@@ -7,7 +7,16 @@ import { csrfProtect, requireAdmin, requireUser } from '../auth.js';
 import { manifestsText } from '../cluster-port.js';
 import type { DeployTracker } from '../deploy-tracker.js';
 import { clearSessionCookie, setSessionCookie } from '../session.js';
-import { auditQuery, certQuery, createDeviceBody, createUserBody, loginBody, parse, patchUserBody, revokeBody } from '../validation.js';
+import {
+  auditQuery,
+  certQuery,
+  createDeviceBody,
+  createUserBody,
+  loginBody,
+  parse,
+  patchUserBody,
+  revokeBody,
+} from '../validation.js';
 import '../types.js';
 
 export interface RouteDeps {
@@ -52,7 +61,10 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   });
 
   r.get('/me', requireUser, (req, res) => {
-    res.json({ user: userView(req.auth!.user), ...(req.auth!.session ? { csrfToken: req.auth!.session.csrfToken } : {}) });
+    res.json({
+      user: userView(req.auth!.user),
+      ...(req.auth!.session ? { csrfToken: req.auth!.session.csrfToken } : {}),
+    });
   });
 
   r.get('/devices', requireUser, (req, res) => {
@@ -61,9 +73,16 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
 
   r.post('/devices', requireUser, async (req, res) => {
     const body = parse(createDeviceBody, req.body);
-    const issued = await actions.createDevice(req.auth!.user, { name: body.name, keyType: body.keyType || undefined, csr: body.csr || undefined });
+    const issued = await actions.createDevice(req.auth!.user, {
+      name: body.name,
+      keyType: body.keyType || undefined,
+      csr: body.csr || undefined,
+    });
     if (req.accepts(['application/x-openvpn-profile', 'application/json']) === 'application/json') {
-      res.set('Cache-Control', 'no-store').status(201).json({ device: issued.device, filename: issued.filename, profile: issued.profile });
+      res
+        .set('Cache-Control', 'no-store')
+        .status(201)
+        .json({ device: issued.device, filename: issued.filename, profile: issued.profile });
       return;
     }
     sendProfile(res, issued);
@@ -87,7 +106,9 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   });
   r.post('/certs/:serial/revoke', requireAdmin, async (req, res) => {
     const { reason } = parse(revokeBody, req.body);
-    res.json({ cert: await actions.revokeCert(req.auth!.user, String(req.params.serial), reason as RevocationReason) });
+    res.json({
+      cert: await actions.revokeCert(req.auth!.user, String(req.params.serial), reason as RevocationReason),
+    });
   });
 
   r.get('/users', requireAdmin, (_req, res) => {
@@ -132,7 +153,10 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   });
   r.get('/cluster/manifests', requireAdmin, async (_req, res) => {
     const text = manifestsText(await admin.requireCluster().manifests());
-    res.set('Content-Disposition', 'attachment; filename="podgate-manifests.yaml"').type('application/yaml').send(text);
+    res
+      .set('Content-Disposition', 'attachment; filename="podgate-manifests.yaml"')
+      .type('application/yaml')
+      .send(text);
   });
   r.get('/deploy', requireAdmin, (_req, res) => {
     res.json(deploys.get());

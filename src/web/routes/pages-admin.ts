@@ -3,7 +3,14 @@ import type { RevocationReason } from '../../store/types.js';
 import { userView } from '../actions.js';
 import { csrfProtect, requireAdmin } from '../auth.js';
 import { manifestsText } from '../cluster-port.js';
-import { auditQuery, certQuery, createUserBody, parse, REVOCATION_REASONS, revokeBody } from '../validation.js';
+import {
+  auditQuery,
+  certQuery,
+  createUserBody,
+  parse,
+  REVOCATION_REASONS,
+  revokeBody,
+} from '../validation.js';
 import type { RouteDeps } from './api.js';
 import { notice } from './pages-user.js';
 import '../types.js';
@@ -11,7 +18,8 @@ import '../types.js';
 /** Builds `?a=b&...` for links that keep the table's filters while changing one thing. */
 function link(base: Record<string, unknown>, change: Record<string, unknown>): string {
   const p = new URLSearchParams();
-  for (const [k, v] of Object.entries({ ...base, ...change })) if (v !== undefined && v !== '' && v !== null) p.set(k, String(v));
+  for (const [k, v] of Object.entries({ ...base, ...change }))
+    if (v !== undefined && v !== '' && v !== null) p.set(k, String(v));
   return `?${p.toString()}`;
 }
 
@@ -25,14 +33,31 @@ export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
   r.get('/certs', (req, res) => {
     const q = parse(certQuery, req.query);
     const result = actions.listCerts(q);
-    const base = { q: q.q, status: q.status, expiring: q.expiring, sort: q.sort, order: q.order, perPage: q.perPage === 50 ? undefined : q.perPage };
+    const base = {
+      q: q.q,
+      status: q.status,
+      expiring: q.expiring,
+      sort: q.sort,
+      order: q.order,
+      perPage: q.perPage === 50 ? undefined : q.perPage,
+    };
     const columns = (['commonName', 'owner', 'status', 'notAfter', 'createdAt'] as const).map((key) => ({
       key,
-      label: { commonName: 'Name', owner: 'Owner', status: 'Status', notAfter: 'Expires', createdAt: 'Created' }[key],
+      label: {
+        commonName: 'Name',
+        owner: 'Owner',
+        status: 'Status',
+        notAfter: 'Expires',
+        createdAt: 'Created',
+      }[key],
       active: q.sort === key,
       order: q.sort === key ? q.order : undefined,
       ariaSort: q.sort === key ? (q.order === 'asc' ? 'ascending' : 'descending') : 'none',
-      href: link(base, { sort: key, order: q.sort === key && q.order === 'asc' ? 'desc' : 'asc', page: undefined }),
+      href: link(base, {
+        sort: key,
+        order: q.sort === key && q.order === 'asc' ? 'desc' : 'asc',
+        page: undefined,
+      }),
     }));
     res.render('admin/certs', {
       title: 'Certificates',
@@ -48,7 +73,12 @@ export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
   });
 
   r.get('/certs/:serial/revoke', (req, res) => {
-    res.render('admin/cert-revoke', { title: 'Revoke certificate', nav: 'certs', cert: actions.getCert(String(req.params.serial)), reasons: REVOCATION_REASONS });
+    res.render('admin/cert-revoke', {
+      title: 'Revoke certificate',
+      nav: 'certs',
+      cert: actions.getCert(String(req.params.serial)),
+      reasons: REVOCATION_REASONS,
+    });
   });
 
   r.post('/certs/:serial/revoke', async (req, res) => {
@@ -58,7 +88,13 @@ export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
   });
 
   r.get('/users', (req, res) => {
-    res.render('admin/users', { title: 'Users', nav: 'users', users: admin.users().map(userView), me: req.auth!.user.name, notice: notice(req) });
+    res.render('admin/users', {
+      title: 'Users',
+      nav: 'users',
+      users: admin.users().map(userView),
+      me: req.auth!.user.name,
+      notice: notice(req),
+    });
   });
 
   r.post('/users', async (req, res) => {
@@ -75,8 +111,17 @@ export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
 
   r.get('/users/:name/disable', (req, res) => {
     const user = admin.users().find((u) => u.name === String(req.params.name));
-    const certs = user ? actions.listCerts({ sort: 'createdAt', order: 'desc', page: 1, perPage: 200, q: user.name }).items.filter((c) => c.owner === user.name && c.status === 'valid') : [];
-    res.render('admin/user-disable', { title: 'Disable user', nav: 'users', target: user ? userView(user) : undefined, certs });
+    const certs = user
+      ? actions
+          .listCerts({ sort: 'createdAt', order: 'desc', page: 1, perPage: 200, q: user.name })
+          .items.filter((c) => c.owner === user.name && c.status === 'valid')
+      : [];
+    res.render('admin/user-disable', {
+      title: 'Disable user',
+      nav: 'users',
+      target: user ? userView(user) : undefined,
+      certs,
+    });
   });
 
   r.post('/users/:name/disable', async (req, res) => {
@@ -95,7 +140,14 @@ export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
         error = (err as Error).message;
       }
     }
-    res.render('admin/sessions', { title: 'Live sessions', nav: 'sessions', connected, sessions, error, notice: notice(req) });
+    res.render('admin/sessions', {
+      title: 'Live sessions',
+      nav: 'sessions',
+      connected,
+      sessions,
+      error,
+      notice: notice(req),
+    });
   });
 
   r.post('/sessions/:cid/disconnect', async (req, res) => {
@@ -145,7 +197,10 @@ export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
 
   r.get('/cluster/manifests.yaml', async (_req, res) => {
     const text = manifestsText(await admin.requireCluster().manifests());
-    res.set('Content-Disposition', 'attachment; filename="podgate-manifests.yaml"').type('application/yaml').send(text);
+    res
+      .set('Content-Disposition', 'attachment; filename="podgate-manifests.yaml"')
+      .type('application/yaml')
+      .send(text);
   });
 
   r.post('/cluster/deploy', (req, res) => {

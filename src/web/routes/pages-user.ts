@@ -35,13 +35,29 @@ function loginCsrfCookie(req: Request): string {
 
 /** Only same-site relative paths are followed after sign-in (no open redirect). */
 function safeNext(value: unknown): string {
-  return typeof value === 'string' && /^\/(?![/\\])[\x21-\x7e]*$/.test(value) && !value.startsWith('/login') ? value : '/devices';
+  return typeof value === 'string' && /^\/(?![/\\])[\x21-\x7e]*$/.test(value) && !value.startsWith('/login')
+    ? value
+    : '/devices';
 }
 
 function renderLogin(req: Request, res: Response, status: number, error?: string, name = ''): void {
   const token = randomToken();
-  res.cookie(loginCsrfCookie(req), token, { httpOnly: true, secure: req.secure, sameSite: 'strict', path: '/' });
-  res.status(status).render('login', { title: 'Sign in', loginCsrf: token, error, name, next: safeNext(req.query.next ?? (req.body as Record<string, unknown> | undefined)?.next), notice: notice(req) });
+  res.cookie(loginCsrfCookie(req), token, {
+    httpOnly: true,
+    secure: req.secure,
+    sameSite: 'strict',
+    path: '/',
+  });
+  res
+    .status(status)
+    .render('login', {
+      title: 'Sign in',
+      loginCsrf: token,
+      error,
+      name,
+      next: safeNext(req.query.next ?? (req.body as Record<string, unknown> | undefined)?.next),
+      notice: notice(req),
+    });
 }
 
 export function userPages({ actions }: RouteDeps, config: Config): Router {
@@ -64,11 +80,22 @@ export function userPages({ actions }: RouteDeps, config: Config): Router {
     try {
       input = parse(loginBody, body);
     } catch (err) {
-      return renderLogin(req, res, 400, (err as BadRequest).message, typeof body.name === 'string' ? body.name.slice(0, 64) : '');
+      return renderLogin(
+        req,
+        res,
+        400,
+        (err as BadRequest).message,
+        typeof body.name === 'string' ? body.name.slice(0, 64) : '',
+      );
     }
     try {
       const { session } = await actions.login(input.name, input.password, req.ip ?? 'unknown');
-      res.clearCookie(loginCsrfCookie(req), { path: '/', secure: req.secure, sameSite: 'strict', httpOnly: true });
+      res.clearCookie(loginCsrfCookie(req), {
+        path: '/',
+        secure: req.secure,
+        sameSite: 'strict',
+        httpOnly: true,
+      });
       setSessionCookie(req, res, session.id);
       res.redirect(303, safeNext(body.next));
     } catch (err) {
@@ -87,18 +114,32 @@ export function userPages({ actions }: RouteDeps, config: Config): Router {
   });
 
   r.get('/devices', requireUser, (req, res) => {
-    res.render('devices', { title: 'My devices', nav: 'devices', devices: actions.myDevices(req.auth!.user), notice: notice(req), keyType: config.vpn.keyType });
+    res.render('devices', {
+      title: 'My devices',
+      nav: 'devices',
+      devices: actions.myDevices(req.auth!.user),
+      notice: notice(req),
+      keyType: config.vpn.keyType,
+    });
   });
 
   r.post('/devices', requireUser, async (req, res) => {
     const body = parse(createDeviceBody, req.body);
-    const issued = await actions.createDevice(req.auth!.user, { name: body.name, keyType: body.keyType || undefined, csr: body.csr || undefined });
+    const issued = await actions.createDevice(req.auth!.user, {
+      name: body.name,
+      keyType: body.keyType || undefined,
+      csr: body.csr || undefined,
+    });
     sendProfile(res, issued);
   });
 
   r.get('/devices/:id/revoke', requireUser, (req, res) => {
     const cert = actions.ownDevice(req.auth!.user, String(req.params.id));
-    res.render('device-revoke', { title: 'Revoke device', nav: 'devices', device: actions.getCert(cert.serial) });
+    res.render('device-revoke', {
+      title: 'Revoke device',
+      nav: 'devices',
+      device: actions.getCert(cert.serial),
+    });
   });
 
   r.post('/devices/:id/revoke', requireUser, async (req, res) => {

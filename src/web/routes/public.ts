@@ -7,7 +7,11 @@ export function publicRouter(ctx: AppContext, registry: Registry): Router {
   const r = Router();
   r.get('/crl.pem', async (_req, res) => {
     const crl = await ctx.revocation.ensureFreshCrl();
-    res.set({ 'Content-Type': 'application/pkix-crl', 'Cache-Control': 'no-cache', 'Last-Modified': crl.thisUpdate.toUTCString() });
+    res.set({
+      'Content-Type': 'application/pkix-crl',
+      'Cache-Control': 'no-cache',
+      'Last-Modified': crl.thisUpdate.toUTCString(),
+    });
     res.send(crl.pem);
   });
   r.get('/healthz', (_req, res) => {

@@ -10,7 +10,15 @@ import { csrfFromHtml, PASSWORD, signIn, webFixture, type Client, type WebFixtur
 /** In-memory stand-in for the management interface (the real one needs a running openvpn). */
 class FakeSessions implements SessionsProvider {
   sessions: Session[] = [
-    { cid: '7', commonName: 'alice.laptop', realAddress: '198.51.100.7:51000', virtualAddress: '10.140.0.2', bytesIn: 2048, bytesOut: 4096, connectedSince: new Date(Date.now() - 3_600_000) },
+    {
+      cid: '7',
+      commonName: 'alice.laptop',
+      realAddress: '198.51.100.7:51000',
+      virtualAddress: '10.140.0.2',
+      bytesIn: 2048,
+      bytesOut: 4096,
+      connectedSince: new Date(Date.now() - 3_600_000),
+    },
   ];
   async list(): Promise<Session[]> {
     return this.sessions;
@@ -62,8 +70,25 @@ class FakeCluster implements ClusterPort {
   }
 }
 
-const ADMIN_GETS = ['/api/v1/certs', '/api/v1/users', '/api/v1/sessions', '/api/v1/audit', '/api/v1/cluster', '/api/v1/crl', '/api/v1/gateways', '/api/v1/deploy'];
-const ADMIN_PAGES = ['/admin/certs', '/admin/users', '/admin/sessions', '/admin/audit', '/admin/crl', '/admin/gateways', '/admin/cluster'];
+const ADMIN_GETS = [
+  '/api/v1/certs',
+  '/api/v1/users',
+  '/api/v1/sessions',
+  '/api/v1/audit',
+  '/api/v1/cluster',
+  '/api/v1/crl',
+  '/api/v1/gateways',
+  '/api/v1/deploy',
+];
+const ADMIN_PAGES = [
+  '/admin/certs',
+  '/admin/users',
+  '/admin/sessions',
+  '/admin/audit',
+  '/admin/crl',
+  '/admin/gateways',
+  '/admin/cluster',
+];
 
 describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster', function () {
   this.timeout(60_000);
@@ -78,7 +103,13 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     admin = await signIn(f.app, 'admin');
     alice = await signIn(f.app, 'alice');
     // Certificates to list: alice has 3, bob 2; one of alice's expires in 10 days.
-    for (const [owner, name] of [['alice', 'laptop'], ['alice', 'phone'], ['alice', 'tablet'], ['bob', 'laptop'], ['bob', 'desktop']] as const) {
+    for (const [owner, name] of [
+      ['alice', 'laptop'],
+      ['alice', 'phone'],
+      ['alice', 'tablet'],
+      ['bob', 'laptop'],
+      ['bob', 'desktop'],
+    ] as const) {
       await f.ctx.devices.issue({ actor: 'test', owner, commonName: `${owner}.${name}`, deviceName: name });
     }
     f.clock.now = new Date(f.clock.now.getTime() + 1000);
@@ -92,9 +123,21 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     }
     for (const p of ADMIN_PAGES) await alice.agent.get(p).expect(403);
     const serial = f.ctx.store.listCerts({ search: 'bob.laptop' }).items[0]!.serial;
-    await alice.agent.post(`/api/v1/certs/${serial}/revoke`).set('X-CSRF-Token', alice.csrf).send({ reason: 'keyCompromise' }).expect(403);
-    await alice.agent.post('/api/v1/users').set('X-CSRF-Token', alice.csrf).send({ name: 'eve', password: PASSWORD }).expect(403);
-    await alice.agent.patch('/api/v1/users/alice').set('X-CSRF-Token', alice.csrf).send({ role: 'admin' }).expect(403);
+    await alice.agent
+      .post(`/api/v1/certs/${serial}/revoke`)
+      .set('X-CSRF-Token', alice.csrf)
+      .send({ reason: 'keyCompromise' })
+      .expect(403);
+    await alice.agent
+      .post('/api/v1/users')
+      .set('X-CSRF-Token', alice.csrf)
+      .send({ name: 'eve', password: PASSWORD })
+      .expect(403);
+    await alice.agent
+      .patch('/api/v1/users/alice')
+      .set('X-CSRF-Token', alice.csrf)
+      .send({ role: 'admin' })
+      .expect(403);
     await alice.agent.post('/api/v1/deploy').set('X-CSRF-Token', alice.csrf).expect(403);
     await alice.agent.post('/api/v1/sessions/7/disconnect').set('X-CSRF-Token', alice.csrf).expect(403);
     assert.equal(f.ctx.store.getCert(serial)!.status, 'valid');
@@ -109,7 +152,9 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     assert.equal(all.body.total, 6); // five devices and the VPN server's own certificate
     const byOwner = await admin.agent.get('/api/v1/certs?q=alice').expect(200);
     assert.equal(byOwner.body.total, 3);
-    const sorted = await admin.agent.get('/api/v1/certs?sort=commonName&order=asc&perPage=2&page=2').expect(200);
+    const sorted = await admin.agent
+      .get('/api/v1/certs?sort=commonName&order=asc&perPage=2&page=2')
+      .expect(200);
     assert.equal(sorted.body.items.length, 2);
     assert.equal(sorted.body.pages, 3);
     assert.deepEqual(
@@ -121,8 +166,15 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     f.clock.now = new Date(f.clock.now.getTime() + (365 - 20) * 86_400_000);
     // A session would expire over such a jump; an API token does not.
     const token = newApiToken();
-    f.ctx.store.createToken({ userId: f.ctx.store.getUserByName('admin')!.id, name: 'test', tokenHash: hashToken(token) });
-    const soon = await request(f.app).get('/api/v1/certs?expiring=30').set('Authorization', `Bearer ${token}`).expect(200);
+    f.ctx.store.createToken({
+      userId: f.ctx.store.getUserByName('admin')!.id,
+      name: 'test',
+      tokenHash: hashToken(token),
+    });
+    const soon = await request(f.app)
+      .get('/api/v1/certs?expiring=30')
+      .set('Authorization', `Bearer ${token}`)
+      .expect(200);
     assert.equal(soon.body.total, 5);
     f.clock.now = new Date(f.clock.now.getTime() - (365 - 20) * 86_400_000);
     const bad = await admin.agent.get('/api/v1/certs?sort=password').expect(400);
@@ -141,48 +193,108 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     assert.match(confirm.text, /Revoke bob\.laptop\?/);
     assert.match(confirm.text, /keyCompromise/);
     assert.equal(f.ctx.store.getCert(serial)!.status, 'valid', 'the GET changes nothing');
-    const bad = await admin.agent.post(`/api/v1/certs/${serial}/revoke`).set('X-CSRF-Token', admin.csrf).send({ reason: 'because' }).expect(400);
+    const bad = await admin.agent
+      .post(`/api/v1/certs/${serial}/revoke`)
+      .set('X-CSRF-Token', admin.csrf)
+      .send({ reason: 'because' })
+      .expect(400);
     assert.equal(bad.body.error.field, 'reason');
-    await admin.agent.post(`/admin/certs/${serial}/revoke`).type('form').send({ reason: 'keyCompromise', _csrf: csrfFromHtml(confirm.text) }).expect(303);
+    await admin.agent
+      .post(`/admin/certs/${serial}/revoke`)
+      .type('form')
+      .send({ reason: 'keyCompromise', _csrf: csrfFromHtml(confirm.text) })
+      .expect(303);
     const cert = f.ctx.store.getCert(serial)!;
     assert.equal(cert.status, 'revoked');
     assert.equal(cert.revocationReason, 'keyCompromise');
-    await admin.agent.post('/api/v1/certs/ABCDEF/revoke').set('X-CSRF-Token', admin.csrf).send({}).expect(404);
-    const again = await admin.agent.post(`/api/v1/certs/${serial}/revoke`).set('X-CSRF-Token', admin.csrf).send({ reason: 'superseded' }).expect(409);
+    await admin.agent
+      .post('/api/v1/certs/ABCDEF/revoke')
+      .set('X-CSRF-Token', admin.csrf)
+      .send({})
+      .expect(404);
+    const again = await admin.agent
+      .post(`/api/v1/certs/${serial}/revoke`)
+      .set('X-CSRF-Token', admin.csrf)
+      .send({ reason: 'superseded' })
+      .expect(409);
     assert.equal(again.body.error.code, 'conflict');
     const revoked = await admin.agent.get('/api/v1/certs?status=revoked').expect(200);
     assert.equal(revoked.body.total, 1);
   });
 
   it('creates users, changes roles, refuses bad names (400 naming the field) and duplicates (409)', async () => {
-    const res = await admin.agent.post('/api/v1/users').set('X-CSRF-Token', admin.csrf).send({ name: 'dave', password: PASSWORD }).expect(201);
+    const res = await admin.agent
+      .post('/api/v1/users')
+      .set('X-CSRF-Token', admin.csrf)
+      .send({ name: 'dave', password: PASSWORD })
+      .expect(201);
     assert.equal(res.body.user.role, 'user');
     assert.equal(res.body.user.passwordHash, undefined);
     for (const name of ['Dave', 'da ve', '-dave', '', '..']) {
-      const bad = await admin.agent.post('/api/v1/users').set('X-CSRF-Token', admin.csrf).send({ name, password: PASSWORD }).expect(400);
+      const bad = await admin.agent
+        .post('/api/v1/users')
+        .set('X-CSRF-Token', admin.csrf)
+        .send({ name, password: PASSWORD })
+        .expect(400);
       assert.equal(bad.body.error.field, 'name', name);
     }
-    const shortPw = await admin.agent.post('/api/v1/users').set('X-CSRF-Token', admin.csrf).send({ name: 'erin', password: 'short' }).expect(400);
+    const shortPw = await admin.agent
+      .post('/api/v1/users')
+      .set('X-CSRF-Token', admin.csrf)
+      .send({ name: 'erin', password: 'short' })
+      .expect(400);
     assert.equal(shortPw.body.error.field, 'password');
-    await admin.agent.post('/api/v1/users').set('X-CSRF-Token', admin.csrf).send({ name: 'dave', password: PASSWORD }).expect(409);
-    const badRole = await admin.agent.patch('/api/v1/users/dave').set('X-CSRF-Token', admin.csrf).send({ role: 'root' }).expect(400);
+    await admin.agent
+      .post('/api/v1/users')
+      .set('X-CSRF-Token', admin.csrf)
+      .send({ name: 'dave', password: PASSWORD })
+      .expect(409);
+    const badRole = await admin.agent
+      .patch('/api/v1/users/dave')
+      .set('X-CSRF-Token', admin.csrf)
+      .send({ role: 'root' })
+      .expect(400);
     assert.equal(badRole.body.error.field, 'role');
-    await admin.agent.patch('/api/v1/users/dave').set('X-CSRF-Token', admin.csrf).send({ role: 'admin' }).expect(200);
+    await admin.agent
+      .patch('/api/v1/users/dave')
+      .set('X-CSRF-Token', admin.csrf)
+      .send({ role: 'admin' })
+      .expect(200);
     assert.equal(f.ctx.store.getUserByName('dave')!.role, 'admin');
-    await admin.agent.patch('/api/v1/users/nobody').set('X-CSRF-Token', admin.csrf).send({ role: 'admin' }).expect(404);
-    await admin.agent.patch('/api/v1/users/admin').set('X-CSRF-Token', admin.csrf).send({ disabled: true }).expect(400);
+    await admin.agent
+      .patch('/api/v1/users/nobody')
+      .set('X-CSRF-Token', admin.csrf)
+      .send({ role: 'admin' })
+      .expect(404);
+    await admin.agent
+      .patch('/api/v1/users/admin')
+      .set('X-CSRF-Token', admin.csrf)
+      .send({ disabled: true })
+      .expect(400);
     // The form creates users too.
     const page = await admin.agent.get('/admin/users').expect(200);
-    await admin.agent.post('/admin/users').type('form').send({ name: 'frank', password: PASSWORD, role: 'user', _csrf: csrfFromHtml(page.text) }).expect(303);
+    await admin.agent
+      .post('/admin/users')
+      .type('form')
+      .send({ name: 'frank', password: PASSWORD, role: 'user', _csrf: csrfFromHtml(page.text) })
+      .expect(303);
     assert.ok(f.ctx.store.getUserByName('frank'));
-    await admin.agent.post('/admin/users/frank/role').type('form').send({ role: 'admin', _csrf: csrfFromHtml(page.text) }).expect(303);
+    await admin.agent
+      .post('/admin/users/frank/role')
+      .type('form')
+      .send({ role: 'admin', _csrf: csrfFromHtml(page.text) })
+      .expect(303);
     assert.equal(f.ctx.store.getUserByName('frank')!.role, 'admin');
   });
 
   it('disabling a user (confirmation page) revokes all their certificates and signs them out', async () => {
     const confirm = await admin.agent.get('/admin/users/alice/disable').expect(200);
     assert.match(confirm.text, /alice\.laptop/);
-    await admin.agent.post('/admin/users/alice/disable').type('form').send({ _csrf: csrfFromHtml(confirm.text) }).expect(303);
+    await admin.agent
+      .post('/admin/users/alice/disable')
+      .type('form')
+      .send({ _csrf: csrfFromHtml(confirm.text) })
+      .expect(303);
     assert.equal(f.ctx.store.getUserByName('alice')!.disabled, true);
     const valid = f.ctx.store.listCerts({ search: 'alice.', status: 'valid' });
     assert.equal(valid.total, 0);
@@ -197,17 +309,32 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     const page = await admin.agent.get('/admin/sessions').expect(200);
     assert.match(page.text, /198\.51\.100\.7/);
     assert.match(page.text, /Disconnect/);
-    await admin.agent.post('/admin/sessions/7/disconnect').type('form').send({ _csrf: csrfFromHtml(page.text) }).expect(303);
+    await admin.agent
+      .post('/admin/sessions/7/disconnect')
+      .type('form')
+      .send({ _csrf: csrfFromHtml(page.text) })
+      .expect(303);
     assert.equal(sessions.sessions.length, 0);
     await admin.agent.post('/api/v1/sessions/7/disconnect').set('X-CSRF-Token', admin.csrf).expect(404);
     assert.equal(f.ctx.store.listAudit({ action: 'session.disconnect' }).length, 1);
   });
 
   it('the audit log shows sign-ins, sign-outs and failures', async () => {
-    await request(f.app).post('/api/v1/login').send({ name: 'bob', password: 'not the password' }).expect(401);
+    await request(f.app)
+      .post('/api/v1/login')
+      .send({ name: 'bob', password: 'not the password' })
+      .expect(401);
     const res = await admin.agent.get('/api/v1/audit').expect(200);
     const actions = res.body.items.map((e: { action: string }) => e.action);
-    for (const a of ['login', 'login.failed', 'cert.revoke', 'user.create', 'user.disable', 'session.disconnect']) assert.ok(actions.includes(a), a);
+    for (const a of [
+      'login',
+      'login.failed',
+      'cert.revoke',
+      'user.create',
+      'user.disable',
+      'session.disconnect',
+    ])
+      assert.ok(actions.includes(a), a);
     const filtered = await admin.agent.get('/api/v1/audit?action=login.failed').expect(200);
     assert.ok(filtered.body.items.every((e: { action: string }) => e.action === 'login.failed'));
     const page = await admin.agent.get('/admin/audit').expect(200);
@@ -225,7 +352,11 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
   it('cluster: discover shows values with sources and overlap warnings; manifests download; deploy progress', async () => {
     const before = await admin.agent.get('/admin/cluster').expect(200);
     assert.match(before.text, /Nothing discovered yet/);
-    await admin.agent.post('/admin/cluster/discover').type('form').send({ _csrf: csrfFromHtml(before.text) }).expect(303);
+    await admin.agent
+      .post('/admin/cluster/discover')
+      .type('form')
+      .send({ _csrf: csrfFromHtml(before.text) })
+      .expect(303);
     const page = await admin.agent.get('/admin/cluster').expect(200);
     assert.match(page.text, /10\.244\.0\.0\/16/);
     assert.match(page.text, /kubeadm-config ClusterConfiguration\.networking\.podSubnet/);
@@ -240,7 +371,8 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     assert.match(running.text, /http-equiv="refresh"/);
     assert.match(running.text, /applied Namespace\/middleware/);
     cluster.release!();
-    for (let i = 0; i < 50 && (await admin.agent.get('/api/v1/deploy')).body.state === 'running'; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 50 && (await admin.agent.get('/api/v1/deploy')).body.state === 'running'; i++)
+      await new Promise((r) => setTimeout(r, 20));
     const done = await admin.agent.get('/api/v1/deploy').expect(200);
     assert.equal(done.body.state, 'done');
     assert.ok(done.body.events.some((e: { message: string }) => e.message === 'rollout ready 1/1'));
@@ -248,8 +380,21 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
   });
 
   it('lists gateways from the store', async () => {
-    const cert = await f.ctx.devices.issue({ actor: 'test', owner: 'bob', commonName: 'office-gw', deviceName: 'office-gw', kind: 'gateway' });
-    f.ctx.store.upsertGateway({ name: 'office-gw', target: 'root@192.0.2.10:22', certSerial: cert.cert.serial, status: 'ready', details: {}, updatedAt: new Date() });
+    const cert = await f.ctx.devices.issue({
+      actor: 'test',
+      owner: 'bob',
+      commonName: 'office-gw',
+      deviceName: 'office-gw',
+      kind: 'gateway',
+    });
+    f.ctx.store.upsertGateway({
+      name: 'office-gw',
+      target: 'root@192.0.2.10:22',
+      certSerial: cert.cert.serial,
+      status: 'ready',
+      details: {},
+      updatedAt: new Date(),
+    });
     const res = await admin.agent.get('/api/v1/gateways').expect(200);
     assert.equal(res.body.items[0].name, 'office-gw');
     assert.match((await admin.agent.get('/admin/gateways').expect(200)).text, /root@192\.0\.2\.10:22/);

@@ -24,7 +24,10 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
   afterEach(() => f?.close());
 
   it('200 sign-in sets an HttpOnly SameSite=Strict Path=/ cookie, plain name and no Secure over http', async () => {
-    const res = await request(f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(200);
+    const res = await request(f.app)
+      .post('/api/v1/login')
+      .send({ name: 'alice', password: PASSWORD })
+      .expect(200);
     const cookie = sidCookie(res)!;
     assert.ok(cookie, 'podgate_sid cookie set');
     assert.match(cookie, /HttpOnly/);
@@ -40,7 +43,11 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
   it('__Host- cookie with Secure (and HSTS) behind a trusted proxy that says https', async () => {
     f.close();
     f = await webFixture({}, { 'web.trustProxy': true });
-    const res = await request(f.app).post('/api/v1/login').set('X-Forwarded-Proto', 'https').send({ name: 'alice', password: PASSWORD }).expect(200);
+    const res = await request(f.app)
+      .post('/api/v1/login')
+      .set('X-Forwarded-Proto', 'https')
+      .send({ name: 'alice', password: PASSWORD })
+      .expect(200);
     const cookie = sidCookie(res, '__Host-podgate_sid')!;
     assert.ok(cookie, '__Host- cookie set');
     assert.match(cookie, /; Secure/);
@@ -48,13 +55,20 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
     assert.doesNotMatch(cookie, /Domain=/i);
     assert.match(res.headers['strict-transport-security'] ?? '', /max-age=\d+/);
     // The same request over plain http gets neither.
-    const plain = await request(f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(200);
+    const plain = await request(f.app)
+      .post('/api/v1/login')
+      .send({ name: 'alice', password: PASSWORD })
+      .expect(200);
     assert.equal(plain.headers['strict-transport-security'], undefined);
     assert.ok(sidCookie(plain));
   });
 
   it('an untrusted X-Forwarded-Proto does not make the cookie Secure', async () => {
-    const res = await request(f.app).post('/api/v1/login').set('X-Forwarded-Proto', 'https').send({ name: 'alice', password: PASSWORD }).expect(200);
+    const res = await request(f.app)
+      .post('/api/v1/login')
+      .set('X-Forwarded-Proto', 'https')
+      .send({ name: 'alice', password: PASSWORD })
+      .expect(200);
     assert.ok(sidCookie(res));
     assert.equal(res.headers['strict-transport-security'], undefined);
   });
@@ -81,13 +95,23 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
   });
 
   it('a new session id on every sign-in, and the old one stops working after logout', async () => {
-    const first = await request(f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(200);
-    const second = await request(f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(200);
+    const first = await request(f.app)
+      .post('/api/v1/login')
+      .send({ name: 'alice', password: PASSWORD })
+      .expect(200);
+    const second = await request(f.app)
+      .post('/api/v1/login')
+      .send({ name: 'alice', password: PASSWORD })
+      .expect(200);
     const sid1 = sidValue(first);
     const sid2 = sidValue(second);
     assert.notEqual(sid1, sid2);
     // Sending an old cookie to /login does not keep it: the answer sets a fresh one.
-    const third = await request(f.app).post('/api/v1/login').set('Cookie', `podgate_sid=${sid1}`).send({ name: 'alice', password: PASSWORD }).expect(200);
+    const third = await request(f.app)
+      .post('/api/v1/login')
+      .set('Cookie', `podgate_sid=${sid1}`)
+      .send({ name: 'alice', password: PASSWORD })
+      .expect(200);
     assert.notEqual(sidValue(third), sid1);
 
     await request(f.app).get('/api/v1/me').set('Cookie', `podgate_sid=${sid2}`).expect(200);
@@ -130,7 +154,11 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
     const alice = await signIn(f.app, 'alice');
     const none = await alice.agent.post('/api/v1/devices').send({ name: 'laptop' }).expect(403);
     assert.match(none.body.error.message, /CSRF/);
-    await alice.agent.post('/api/v1/devices').set('X-CSRF-Token', 'x'.repeat(43)).send({ name: 'laptop' }).expect(403);
+    await alice.agent
+      .post('/api/v1/devices')
+      .set('X-CSRF-Token', 'x'.repeat(43))
+      .send({ name: 'laptop' })
+      .expect(403);
     await alice.agent.post('/api/v1/logout').expect(403);
     // Forms: the hidden field is required too.
     await alice.agent.post('/devices').type('form').send({ name: 'laptop' }).expect(403);
@@ -138,7 +166,11 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
     assert.equal(f.ctx.store.listCerts({}).total, 0, 'nothing was issued');
     // With the token from the page it works.
     const page = await alice.agent.get('/devices').expect(200);
-    await alice.agent.post('/devices').type('form').send({ name: 'laptop', _csrf: csrfFromHtml(page.text) }).expect(201);
+    await alice.agent
+      .post('/devices')
+      .type('form')
+      .send({ name: 'laptop', _csrf: csrfFromHtml(page.text) })
+      .expect(201);
   });
 
   it('the sign-in form needs its own CSRF cookie + field pair', async () => {
@@ -146,8 +178,16 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
     const agent = request.agent(f.app);
     const form = await agent.get('/login').expect(200);
     const token = csrfFromHtml(form.text);
-    await agent.post('/login').type('form').send({ name: 'alice', password: PASSWORD, _csrf: 'wrong' }).expect(403);
-    const ok = await agent.post('/login').type('form').send({ name: 'alice', password: PASSWORD, _csrf: token, next: '/setup' }).expect(303);
+    await agent
+      .post('/login')
+      .type('form')
+      .send({ name: 'alice', password: PASSWORD, _csrf: 'wrong' })
+      .expect(403);
+    const ok = await agent
+      .post('/login')
+      .type('form')
+      .send({ name: 'alice', password: PASSWORD, _csrf: token, next: '/setup' })
+      .expect(303);
     assert.equal(ok.headers.location, '/setup');
     await agent.get('/setup').expect(200);
   });
@@ -155,20 +195,35 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
   it('does not follow an off-site next= after sign-in', async () => {
     const agent = request.agent(f.app);
     const token = csrfFromHtml((await agent.get('/login')).text);
-    const res = await agent.post('/login').type('form').send({ name: 'alice', password: PASSWORD, _csrf: token, next: '//evil.example/' }).expect(303);
+    const res = await agent
+      .post('/login')
+      .type('form')
+      .send({ name: 'alice', password: PASSWORD, _csrf: token, next: '//evil.example/' })
+      .expect(303);
     assert.equal(res.headers.location, '/devices');
   });
 
   it('the sign-in form shows a generic error and keeps working without JavaScript', async () => {
     const agent = request.agent(f.app);
     const token = csrfFromHtml((await agent.get('/login')).text);
-    const res = await agent.post('/login').type('form').send({ name: 'alice', password: 'nope nope nope', _csrf: token }).expect(401);
+    const res = await agent
+      .post('/login')
+      .type('form')
+      .send({ name: 'alice', password: 'nope nope nope', _csrf: token })
+      .expect(401);
     assert.match(res.text, /invalid user name or password/);
   });
 
   it('429 after too many failures for one account (locked), even with the right password, until the window ends', async () => {
-    for (let i = 0; i < 3; i++) await request(f.app).post('/api/v1/login').send({ name: 'alice', password: 'wrong password!' }).expect(401);
-    const locked = await request(f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(429);
+    for (let i = 0; i < 3; i++)
+      await request(f.app)
+        .post('/api/v1/login')
+        .send({ name: 'alice', password: 'wrong password!' })
+        .expect(401);
+    const locked = await request(f.app)
+      .post('/api/v1/login')
+      .send({ name: 'alice', password: PASSWORD })
+      .expect(429);
     assert.match(locked.body.error.message, /too many sign-in attempts/);
     // Another account from the same address is not locked by alice's failures (per-IP limit is higher).
     await request(f.app).post('/api/v1/login').send({ name: 'bob', password: PASSWORD }).expect(200);
@@ -177,12 +232,20 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
   });
 
   it('429 after too many failures from one address across accounts', async () => {
-    for (let i = 0; i < 6; i++) await request(f.app).post('/api/v1/login').send({ name: `ghost${i}`, password: 'wrong password!' }).expect(401);
+    for (let i = 0; i < 6; i++)
+      await request(f.app)
+        .post('/api/v1/login')
+        .send({ name: `ghost${i}`, password: 'wrong password!' })
+        .expect(401);
     await request(f.app).post('/api/v1/login').send({ name: 'bob', password: PASSWORD }).expect(429);
     // The form says the same.
     const agent = request.agent(f.app);
     const token = csrfFromHtml((await agent.get('/login')).text);
-    const page = await agent.post('/login').type('form').send({ name: 'bob', password: PASSWORD, _csrf: token }).expect(429);
+    const page = await agent
+      .post('/login')
+      .type('form')
+      .send({ name: 'bob', password: PASSWORD, _csrf: token })
+      .expect(429);
     assert.match(page.text, /too many sign-in attempts/);
   });
 
@@ -194,11 +257,18 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
     const me = await request(f.app).get('/api/v1/me').set('Authorization', `Bearer ${token}`).expect(200);
     assert.equal(me.body.user.name, 'alice');
     assert.equal(me.body.csrfToken, undefined);
-    await request(f.app).post('/api/v1/devices').set('Authorization', `Bearer ${token}`).send({ name: 'ci-runner' }).expect(201);
+    await request(f.app)
+      .post('/api/v1/devices')
+      .set('Authorization', `Bearer ${token}`)
+      .send({ name: 'ci-runner' })
+      .expect(201);
     assert.ok(f.ctx.store.listTokens(alice.id)[0]!.lastUsedAt, 'token use is recorded');
     await request(f.app).get('/api/v1/me').set('Authorization', `Bearer ${newApiToken()}`).expect(401);
     await request(f.app).get('/api/v1/me').set('Authorization', 'Bearer short').expect(401);
-    await request(f.app).get('/api/v1/me').set('Authorization', `Basic ${Buffer.from('alice:x').toString('base64')}`).expect(401);
+    await request(f.app)
+      .get('/api/v1/me')
+      .set('Authorization', `Basic ${Buffer.from('alice:x').toString('base64')}`)
+      .expect(401);
     await f.ctx.users.disable({ actor: 'test', name: 'alice' });
     await request(f.app).get('/api/v1/me').set('Authorization', `Bearer ${token}`).expect(401);
   });
@@ -206,7 +276,11 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
   it('a disabled account is signed out at once', async () => {
     const alice = await signIn(f.app, 'alice');
     const admin = await signIn(f.app, 'admin');
-    await admin.agent.patch('/api/v1/users/alice').set('X-CSRF-Token', admin.csrf).send({ disabled: true }).expect(200);
+    await admin.agent
+      .patch('/api/v1/users/alice')
+      .set('X-CSRF-Token', admin.csrf)
+      .send({ disabled: true })
+      .expect(200);
     await alice.agent.get('/api/v1/me').expect(401);
     await request(f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(401);
   });

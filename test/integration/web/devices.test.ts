@@ -39,8 +39,17 @@ describe('web devices: create, download, list, revoke own', function () {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  async function create(c: Client, name: string, extra: Record<string, string> = {}): Promise<request.Response> {
-    return c.agent.post('/api/v1/devices').set('X-CSRF-Token', c.csrf).send({ name, ...extra }).buffer(true).parse(asText);
+  async function create(
+    c: Client,
+    name: string,
+    extra: Record<string, string> = {},
+  ): Promise<request.Response> {
+    return c.agent
+      .post('/api/v1/devices')
+      .set('X-CSRF-Token', c.csrf)
+      .send({ name, ...extra })
+      .buffer(true)
+      .parse(asText);
   }
 
   let laptopSerial = '';
@@ -56,7 +65,15 @@ describe('web devices: create, download, list, revoke own', function () {
     assert.ok(block(profile, 'key'), 'key inline');
     writeFileSync(join(tmp, 'ca.pem'), block(profile, 'ca')!);
     writeFileSync(join(tmp, 'cert.pem'), block(profile, 'cert')!);
-    const v = await exec(['openssl', 'verify', '-CAfile', join(tmp, 'ca.pem'), '-purpose', 'sslclient', join(tmp, 'cert.pem')]);
+    const v = await exec([
+      'openssl',
+      'verify',
+      '-CAfile',
+      join(tmp, 'ca.pem'),
+      '-purpose',
+      'sslclient',
+      join(tmp, 'cert.pem'),
+    ]);
     assert.match(v.stdout, /OK/);
     laptopSerial = res.headers['x-certificate-serial']!;
     const s = await exec(['openssl', 'x509', '-noout', '-serial', '-subject', '-in', join(tmp, 'cert.pem')]);
@@ -93,19 +110,39 @@ describe('web devices: create, download, list, revoke own', function () {
   it('400 naming the field for bad device names, and nothing is issued', async () => {
     const before = f.ctx.store.listCerts({}).total;
     for (const name of ['Laptop', '../x', 'a b', '', '.', 'x'.repeat(65), 'laptop\nremote evil 1']) {
-      const res = await alice.agent.post('/api/v1/devices').set('X-CSRF-Token', alice.csrf).send({ name }).expect(400);
+      const res = await alice.agent
+        .post('/api/v1/devices')
+        .set('X-CSRF-Token', alice.csrf)
+        .send({ name })
+        .expect(400);
       assert.equal(res.body.error.field, 'name', JSON.stringify(name));
       assert.match(res.body.error.message, /^name /);
     }
-    const missing = await alice.agent.post('/api/v1/devices').set('X-CSRF-Token', alice.csrf).send({}).expect(400);
+    const missing = await alice.agent
+      .post('/api/v1/devices')
+      .set('X-CSRF-Token', alice.csrf)
+      .send({})
+      .expect(400);
     assert.equal(missing.body.error.field, 'name');
-    const long = await alice.agent.post('/api/v1/devices').set('X-CSRF-Token', alice.csrf).send({ name: 'x'.repeat(60) }).expect(400);
+    const long = await alice.agent
+      .post('/api/v1/devices')
+      .set('X-CSRF-Token', alice.csrf)
+      .send({ name: 'x'.repeat(60) })
+      .expect(400);
     assert.equal(long.body.error.field, 'name');
-    const key = await alice.agent.post('/api/v1/devices').set('X-CSRF-Token', alice.csrf).send({ name: 'ok', keyType: 'dsa' }).expect(400);
+    const key = await alice.agent
+      .post('/api/v1/devices')
+      .set('X-CSRF-Token', alice.csrf)
+      .send({ name: 'ok', keyType: 'dsa' })
+      .expect(400);
     assert.equal(key.body.error.field, 'keyType');
     // The form answers with an HTML page naming the field.
     const page = await alice.agent.get('/devices');
-    const form = await alice.agent.post('/devices').type('form').send({ name: 'BAD NAME', _csrf: csrfFromHtml(page.text) }).expect(400);
+    const form = await alice.agent
+      .post('/devices')
+      .type('form')
+      .send({ name: 'BAD NAME', _csrf: csrfFromHtml(page.text) })
+      .expect(400);
     assert.match(form.headers['content-type']!, /html/);
     assert.match(form.text, /<code>name<\/code>/);
     assert.equal(f.ctx.store.listCerts({}).total, before);
@@ -114,7 +151,22 @@ describe('web devices: create, download, list, revoke own', function () {
   it('with a CSR the key stays on the device: the profile has no <key> and the certificate holds the CSR key', async () => {
     const key = join(tmp, 'phone.key');
     const csr = join(tmp, 'phone.csr');
-    await exec(['openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-subj', '/CN=whatever', '-out', csr]);
+    await exec([
+      'openssl',
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-subj',
+      '/CN=whatever',
+      '-out',
+      csr,
+    ]);
     const { readFileSync } = await import('node:fs');
     const res = await create(alice, 'phone', { csr: readFileSync(csr, 'utf8') });
     assert.equal(res.status, 201, text(res));
@@ -124,12 +176,21 @@ describe('web devices: create, download, list, revoke own', function () {
     const certPub = await exec(['openssl', 'x509', '-noout', '-pubkey', '-in', join(tmp, 'phone.pem')]);
     const keyPub = await exec(['openssl', 'pkey', '-pubout', '-in', key]);
     assert.equal(certPub.stdout, keyPub.stdout);
-    const bad = await alice.agent.post('/api/v1/devices').set('X-CSRF-Token', alice.csrf).send({ name: 'tablet', csr: 'not a csr' }).expect(400);
+    const bad = await alice.agent
+      .post('/api/v1/devices')
+      .set('X-CSRF-Token', alice.csrf)
+      .send({ name: 'tablet', csr: 'not a csr' })
+      .expect(400);
     assert.equal(bad.body.error.field, 'csr');
   });
 
   it('JSON clients can ask for the profile inside a JSON answer (still no-store)', async () => {
-    const res = await alice.agent.post('/api/v1/devices').set('X-CSRF-Token', alice.csrf).set('Accept', 'application/json').send({ name: 'desktop' }).expect(201);
+    const res = await alice.agent
+      .post('/api/v1/devices')
+      .set('X-CSRF-Token', alice.csrf)
+      .set('Accept', 'application/json')
+      .send({ name: 'desktop' })
+      .expect(201);
     assert.equal(res.headers['cache-control'], 'no-store');
     assert.equal(res.body.filename, 'alice.desktop.ovpn');
     assert.match(res.body.profile, /<cert>/);
@@ -137,11 +198,18 @@ describe('web devices: create, download, list, revoke own', function () {
 
   it("404 (not 403) for someone else's device: get, revoke by API, revoke page and form", async () => {
     await bob.agent.get(`/api/v1/devices/${laptopSerial}`).expect(404);
-    const del = await bob.agent.delete(`/api/v1/devices/${laptopSerial}`).set('X-CSRF-Token', bob.csrf).expect(404);
+    const del = await bob.agent
+      .delete(`/api/v1/devices/${laptopSerial}`)
+      .set('X-CSRF-Token', bob.csrf)
+      .expect(404);
     assert.equal(del.body.error.message, 'device not found');
     await bob.agent.get(`/devices/${laptopSerial}/revoke`).expect(404);
     const page = await bob.agent.get('/devices');
-    await bob.agent.post(`/devices/${laptopSerial}/revoke`).type('form').send({ _csrf: csrfFromHtml(page.text) }).expect(404);
+    await bob.agent
+      .post(`/devices/${laptopSerial}/revoke`)
+      .type('form')
+      .send({ _csrf: csrfFromHtml(page.text) })
+      .expect(404);
     // An admin is also a user here: the developer endpoints are about one's own devices.
     const admin = await signIn(f.app, 'admin');
     await admin.agent.delete(`/api/v1/devices/${laptopSerial}`).set('X-CSRF-Token', admin.csrf).expect(404);
@@ -152,7 +220,11 @@ describe('web devices: create, download, list, revoke own', function () {
   it('revokes an own device (confirmation page, then POST); the CRL lists it', async () => {
     const confirm = await alice.agent.get(`/devices/${laptopSerial}/revoke`).expect(200);
     assert.match(confirm.text, /Revoke laptop\?/);
-    await alice.agent.post(`/devices/${laptopSerial}/revoke`).type('form').send({ _csrf: csrfFromHtml(confirm.text) }).expect(303);
+    await alice.agent
+      .post(`/devices/${laptopSerial}/revoke`)
+      .type('form')
+      .send({ _csrf: csrfFromHtml(confirm.text) })
+      .expect(303);
     const list = await alice.agent.get('/api/v1/devices').expect(200);
     assert.equal(list.body.items.find((d: { id: string }) => d.id === laptopSerial).status, 'revoked');
     const crl = await request(f.app).get('/crl.pem').expect(200);
@@ -168,7 +240,10 @@ describe('web devices: create, download, list, revoke own', function () {
   it('DELETE /api/v1/devices/:id revokes and returns the device', async () => {
     const list = await alice.agent.get('/api/v1/devices');
     const phone = list.body.items.find((d: { name: string }) => d.name === 'phone');
-    const res = await alice.agent.delete(`/api/v1/devices/${phone.id}`).set('X-CSRF-Token', alice.csrf).expect(200);
+    const res = await alice.agent
+      .delete(`/api/v1/devices/${phone.id}`)
+      .set('X-CSRF-Token', alice.csrf)
+      .expect(200);
     assert.equal(res.body.device.status, 'revoked');
   });
 

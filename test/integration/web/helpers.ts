@@ -20,14 +20,23 @@ export interface WebFixture {
 }
 
 /** A real app on a real SQLite file in a temp data dir, with users admin, alice and bob. */
-export async function webFixture(extra: Partial<AppDeps> = {}, configOverrides: Record<string, unknown> = {}): Promise<WebFixture> {
+export async function webFixture(
+  extra: Partial<AppDeps> = {},
+  configOverrides: Record<string, unknown> = {},
+): Promise<WebFixture> {
   // Keep test output readable: the services log every issue and revoke at info.
   const level = logger.level;
   setLogLevel('error');
   const dir = mkdtempSync(join(tmpdir(), 'podgate-web-'));
   const config = loadConfig({
     env: {},
-    overrides: { dataDir: dir, 'vpn.endpoints': ['vpn.example.test'], 'ca.keyType': 'ec-p384', logLevel: 'silent', ...configOverrides },
+    overrides: {
+      dataDir: dir,
+      'vpn.endpoints': ['vpn.example.test'],
+      'ca.keyType': 'ec-p384',
+      logLevel: 'silent',
+      ...configOverrides,
+    },
   });
   const clock = { now: new Date() };
   const now = (): Date => clock.now;

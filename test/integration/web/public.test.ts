@@ -57,16 +57,28 @@ describe('web public endpoints, headers and errors', function () {
   });
 
   it('serves a CRL that openssl verifies against the CA', async () => {
-    const res = await request(f.app).get('/crl.pem').buffer(true).parse((r, cb) => {
-      let d = '';
-      r.setEncoding('utf8');
-      r.on('data', (c: string) => (d += c));
-      r.on('end', () => cb(null, d));
-    }).expect(200);
+    const res = await request(f.app)
+      .get('/crl.pem')
+      .buffer(true)
+      .parse((r, cb) => {
+        let d = '';
+        r.setEncoding('utf8');
+        r.on('data', (c: string) => (d += c));
+        r.on('end', () => cb(null, d));
+      })
+      .expect(200);
     assert.match(res.headers['content-type']!, /application\/pkix-crl/);
     writeFileSync(join(tmp, 'crl.pem'), res.body as string);
     writeFileSync(join(tmp, 'ca.pem'), f.ctx.ca.certPem);
-    const out = await exec(['openssl', 'crl', '-noout', '-in', join(tmp, 'crl.pem'), '-CAfile', join(tmp, 'ca.pem')]);
+    const out = await exec([
+      'openssl',
+      'crl',
+      '-noout',
+      '-in',
+      join(tmp, 'crl.pem'),
+      '-CAfile',
+      join(tmp, 'ca.pem'),
+    ]);
     assert.match(out.stderr + out.stdout, /verify OK/);
   });
 
@@ -92,20 +104,35 @@ describe('web public endpoints, headers and errors', function () {
 
   it('500 for an unexpected error: a request id, never the message or a stack', async () => {
     const admin = await signIn(f.app, 'admin');
-    const res = await admin.agent.post('/api/v1/cluster/discover').set('X-CSRF-Token', admin.csrf).expect(500);
+    const res = await admin.agent
+      .post('/api/v1/cluster/discover')
+      .set('X-CSRF-Token', admin.csrf)
+      .expect(500);
     assert.equal(res.body.error.code, 'internal');
     assert.equal(res.body.error.message, 'internal error');
     assert.equal(res.body.error.requestId, res.headers['x-request-id']);
     assert.doesNotMatch(JSON.stringify(res.body), /secret-path|at .*\.js/);
-    const page = await admin.agent.post('/admin/cluster/discover').set('Accept', 'text/html').type('form').send({ _csrf: admin.csrf }).expect(500);
+    const page = await admin.agent
+      .post('/admin/cluster/discover')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ _csrf: admin.csrf })
+      .expect(500);
     assert.match(page.text, new RegExp(page.headers['x-request-id']!));
     assert.doesNotMatch(page.text, /secret-path|\.js:\d+/);
   });
 
   it('400 for malformed or oversized bodies, without details', async () => {
-    const bad = await request(f.app).post('/api/v1/login').set('Content-Type', 'application/json').send('{"name":').expect(400);
+    const bad = await request(f.app)
+      .post('/api/v1/login')
+      .set('Content-Type', 'application/json')
+      .send('{"name":')
+      .expect(400);
     assert.equal(bad.body.error.message, 'request body is not valid');
-    const big = await request(f.app).post('/api/v1/login').send({ name: 'alice', password: 'x'.repeat(100_000) }).expect(413);
+    const big = await request(f.app)
+      .post('/api/v1/login')
+      .send({ name: 'alice', password: 'x'.repeat(100_000) })
+      .expect(413);
     assert.equal(big.body.error.message, 'request body is too large');
   });
 
@@ -126,8 +153,28 @@ describe('web over HTTPS (startServer with tlsCertFile/tlsKeyFile)', function ()
   let close: (() => Promise<void>) | undefined;
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'podgate-web-tls-'));
-    await exec(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', join(tmp, 'key.pem'), '-out', join(tmp, 'cert.pem')]);
-    f = await webFixture({}, { 'web.tlsCertFile': join(tmp, 'cert.pem'), 'web.tlsKeyFile': join(tmp, 'key.pem') });
+    await exec([
+      'openssl',
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-keyout',
+      join(tmp, 'key.pem'),
+      '-out',
+      join(tmp, 'cert.pem'),
+    ]);
+    f = await webFixture(
+      {},
+      { 'web.tlsCertFile': join(tmp, 'cert.pem'), 'web.tlsKeyFile': join(tmp, 'key.pem') },
+    );
   });
   after(async () => {
     await close?.();
@@ -140,14 +187,24 @@ describe('web over HTTPS (startServer with tlsCertFile/tlsKeyFile)', function ()
     close = server.close;
     assert.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/);
     const body = JSON.stringify({ name: 'alice', password: PASSWORD });
-    const res = await new Promise<{ status: number; headers: Record<string, string | string[] | undefined> }>((resolve, reject) => {
-      const req = httpsRequest(`${server.url}/api/v1/login`, { method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (r) => {
-        r.resume();
-        r.on('end', () => resolve({ status: r.statusCode!, headers: r.headers }));
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+    const res = await new Promise<{ status: number; headers: Record<string, string | string[] | undefined> }>(
+      (resolve, reject) => {
+        const req = httpsRequest(
+          `${server.url}/api/v1/login`,
+          {
+            method: 'POST',
+            rejectUnauthorized: false,
+            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+          },
+          (r) => {
+            r.resume();
+            r.on('end', () => resolve({ status: r.statusCode!, headers: r.headers }));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      },
+    );
     assert.equal(res.status, 200);
     assert.match(String(res.headers['strict-transport-security']), /max-age=31536000/);
     const cookie = (res.headers['set-cookie'] as string[]).find((c) => c.startsWith('__Host-podgate_sid='))!;

@@ -16,10 +16,20 @@ interface Served {
 /** Starts `podgate serve` on a free port and waits for the "listening" line. */
 function serve(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<Served> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'], {
-      env: { ...process.env, PODGATE_VPN_ENDPOINTS: 'vpn.example.test', PODGATE_CA_KEY_TYPE: 'ec-p384', PODGATE_LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'],
+      {
+        env: {
+          ...process.env,
+          PODGATE_VPN_ENDPOINTS: 'vpn.example.test',
+          PODGATE_CA_KEY_TYPE: 'ec-p384',
+          PODGATE_LOG_LEVEL: 'warn',
+          ...env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => {
@@ -52,7 +62,11 @@ function stop(s: Served | undefined): Promise<number | null> {
 }
 
 async function login(url: string, name: string, password: string): Promise<number> {
-  const res = await fetch(`${url}/api/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, password }) });
+  const res = await fetch(`${url}/api/v1/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name, password }),
+  });
   return res.status;
 }
 
@@ -94,18 +108,23 @@ describe('podgate serve and podgate token create (CLI, real process)', function 
 
   it('token create prints a token once that works as a Bearer token; only its hash is stored', async () => {
     const data = join(dir, 'generated');
-    const out = await exec([process.execPath, CLI, 'token', 'create', 'admin', '--data-dir', data], { env: { ...process.env, PODGATE_LOG_LEVEL: 'warn' } });
+    const out = await exec([process.execPath, CLI, 'token', 'create', 'admin', '--data-dir', data], {
+      env: { ...process.env, PODGATE_LOG_LEVEL: 'warn' },
+    });
     const token = /^(pgt_[A-Za-z0-9_-]{43})$/m.exec(out.stdout)?.[1];
     assert.ok(token, out.stdout);
     // The secret appears nowhere in the database files (only its sha256 is stored).
     for (const file of ['podgate.db', 'podgate.db-wal']) {
-      if (existsSync(join(data, file))) assert.ok(!readFileSync(join(data, file)).includes(Buffer.from(token)), file);
+      if (existsSync(join(data, file)))
+        assert.ok(!readFileSync(join(data, file)).includes(Buffer.from(token)), file);
     }
     running = await serve(data);
     const me = await fetch(`${running.url}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(me.status, 200);
     assert.equal(((await me.json()) as { user: { name: string } }).user.name, 'admin');
-    const bad = await exec([process.execPath, CLI, 'token', 'create', 'nobody', '--data-dir', data], { check: false });
+    const bad = await exec([process.execPath, CLI, 'token', 'create', 'nobody', '--data-dir', data], {
+      check: false,
+    });
     assert.equal(bad.code, 2);
   });
 });
