@@ -3,7 +3,8 @@
  * `>INFO:` greeting (after `ENTER PASSWORD:` + `SUCCESS:` when a password file is set), then one command
  * at a time; a reply is either one `SUCCESS:`/`ERROR:` line or lines ending in `END`. Lines starting with
  * `>` are real-time notifications and may arrive at any moment, even in the middle of a reply.
- * openvpn serves one management client at a time: connect, do the work, close.
+ * openvpn serves one management client at a time (a second connection waits, unanswered, until the
+ * first closes; checked against 2.6.14): connect, do the work, close.
  */
 import { EventEmitter } from 'node:events';
 import { createConnection, type Socket } from 'node:net';
