@@ -229,7 +229,7 @@ export class WebActions {
   async updateUser(
     actor: User,
     name: string,
-    patch: { role?: 'admin' | 'user'; disabled?: true },
+    patch: { role?: 'admin' | 'user'; disabled?: boolean },
   ): Promise<User> {
     const target = this.ctx.store.getUserByName(name);
     if (!target) throw new NotFound('user not found');
@@ -240,9 +240,12 @@ export class WebActions {
       );
     let user = target;
     if (patch.role) user = await this.ctx.users.setRole({ actor: actor.name, name, role: patch.role });
-    if (patch.disabled) {
+    if (patch.disabled === true && !user.disabled) {
       user = (await this.ctx.users.disable({ actor: actor.name, name })).user;
       this.sessions.destroyAllOf(user.id);
+    } else if (patch.disabled === false && user.disabled) {
+      // Enabling gives the account back, not its certificates: they stay revoked.
+      user = this.ctx.users.enable({ actor: actor.name, name });
     }
     return user;
   }

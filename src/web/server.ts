@@ -37,6 +37,17 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
       resolve();
     });
   });
+  // Expired sessions are refused on read anyway; pruning only keeps the table small.
+  const prune = (): void => {
+    try {
+      deps.ctx.store.pruneSessions((deps.now ?? (() => new Date()))());
+    } catch (err) {
+      log.warn({ err }, 'session prune failed');
+    }
+  };
+  prune();
+  const pruneTimer = setInterval(prune, 3_600_000);
+  pruneTimer.unref();
   const port = (server.address() as AddressInfo).port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
   const url = `${tls ? 'https' : 'http'}://${shownHost}:${port}`;
@@ -47,6 +58,7 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
     server,
     close: () =>
       new Promise<void>((resolve) => {
+        clearInterval(pruneTimer);
         server.close(() => resolve());
         server.closeAllConnections();
       }),

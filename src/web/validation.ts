@@ -73,11 +73,7 @@ export const createUserBody = z.object({
 export const patchUserBody = z
   .object({
     role: z.enum(['admin', 'user']).optional(),
-    disabled: z
-      .literal(true, {
-        errorMap: () => ({ message: 'can only be set to true (disabling revokes certificates)' }),
-      })
-      .optional(),
+    disabled: z.boolean({ invalid_type_error: 'must be true or false' }).optional(),
   })
   .refine((v) => v.role !== undefined || v.disabled !== undefined, {
     message: 'must set role or disabled',

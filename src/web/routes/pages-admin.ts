@@ -129,6 +129,11 @@ export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
     res.redirect(303, '/admin/users?done=user-disabled');
   });
 
+  r.post('/users/:name/enable', async (req, res) => {
+    await actions.updateUser(req.auth!.user, String(req.params.name), { disabled: false });
+    res.redirect(303, '/admin/users?done=user-enabled');
+  });
+
   r.get('/sessions', async (req, res) => {
     const connected = admin.sessionsConnected;
     let sessions: unknown[] = [];

@@ -13,6 +13,7 @@ export const NOTICES: Record<string, string> = {
   'user-created': 'The user was created.',
   'user-updated': 'The user was updated.',
   'user-disabled': 'The user was disabled, signed out everywhere, and their certificates were revoked.',
+  'user-enabled': 'The user was enabled. Their old certificates stay revoked.',
   disconnected: 'The session was disconnected.',
   discovered: 'Cluster discovery finished.',
   'deploy-started': 'Deploy started; progress appears below.',

@@ -301,6 +301,14 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     await alice.agent.get('/api/v1/me').expect(401);
     const users = await admin.agent.get('/api/v1/users').expect(200);
     assert.equal(users.body.items.find((u: { name: string }) => u.name === 'alice').disabled, true);
+    // Enabling gives the account back; the certificates stay revoked.
+    const page = await admin.agent.get('/admin/users').expect(200);
+    assert.match(page.text, /action="\/admin\/users\/alice\/enable"/);
+    await admin.agent.post('/admin/users/alice/enable').type('form').send({ _csrf: csrfFromHtml(page.text) }).expect(303);
+    assert.equal(f.ctx.store.getUserByName('alice')!.disabled, false);
+    assert.equal(f.ctx.store.listCerts({ search: 'alice.', status: 'valid' }).total, 0);
+    await request(f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(200);
+    await admin.agent.patch('/api/v1/users/alice').set('X-CSRF-Token', admin.csrf).send({ disabled: 'yes' }).expect(400);
   });
 
   it('lists live sessions and disconnects one (audited); unknown id 404', async () => {
