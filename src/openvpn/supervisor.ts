@@ -10,7 +10,7 @@ import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config/schema.js';
 import { logger } from '../lib/logger.js';
-import type { AuditStore, PendingStore } from '../store/types.js';
+import type { AuditStore, CertStore, PendingStore } from '../store/types.js';
 import { RevocationAgent } from './agent.js';
 import { LocalCrlPublisher } from './local-publisher.js';
 import { LocalBundleSource } from './local-source.js';
@@ -26,7 +26,7 @@ const HOUR = 3_600_000;
 /** The parts of the application context the supervisor uses (AppContext satisfies it). */
 export interface SupervisorContext {
   config: Config;
-  store: AuditStore & PendingStore;
+  store: AuditStore & PendingStore & Pick<CertStore, 'getValidCertByCommonName' | 'touchLastSeen'>;
   revocation: {
     ensureFreshCrl(): Promise<unknown>;
     bundle(): RevocationBundle;
@@ -44,6 +44,8 @@ export interface SupervisorOptions {
   restartInitialMs?: number;
   restartMaxMs?: number;
   crlCheckEveryMs?: number;
+  /** How often live sessions are read to update certificates' lastSeenAt. Default 60 s; 0 disables. */
+  lastSeenEveryMs?: number;
 }
 
 function defaultSpawn(argv: readonly string[], cwd: string): ChildProcess {
@@ -123,6 +125,12 @@ export class ServerSupervisor {
     }, every);
     t.unref();
     this.timers.push(t);
+    const seenEvery = this.opts.lastSeenEveryMs ?? 60_000;
+    if (seenEvery > 0) {
+      const s = setInterval(() => void this.touchLastSeen(managementPassword), seenEvery);
+      s.unref();
+      this.timers.push(s);
+    }
     this.spawnOpenvpn();
   }
 
@@ -175,6 +183,28 @@ export class ServerSupervisor {
       }, delay);
       this.timers.push(t);
     });
+  }
+
+  /** Marks the valid certificates of live sessions as seen now (for the admin pages). Never throws. */
+  async touchLastSeen(password: string): Promise<void> {
+    if (this.pid === undefined) return;
+    try {
+      const m = await ManagementClient.connect({
+        socketPath: this.paths.managementSocket,
+        password,
+        connectTimeoutMs: 2000,
+      });
+      let names: string[];
+      try {
+        names = [...new Set((await m.status()).clients.map((c) => c.commonName))];
+      } finally {
+        m.close();
+      }
+      const serials = names.flatMap((cn) => this.ctx.store.getValidCertByCommonName(cn)?.serial ?? []);
+      if (serials.length > 0) this.ctx.store.touchLastSeen(serials, new Date());
+    } catch (err) {
+      log.debug({ err }, 'last-seen update skipped');
+    }
   }
 
   /** Stops openvpn (SIGTERM, SIGKILL after 5 s), the watcher, the timers and removes the NAT rule. */
