@@ -7,7 +7,9 @@ import { loadConfig } from '../../src/config/load.js';
 import { exec } from '../../src/lib/exec.js';
 import { logger, setLogLevel } from '../../src/lib/logger.js';
 import { openContext, type AppContext } from '../../src/services/context.js';
+import type { ClusterPort } from '../../src/web/cluster-port.js';
 import { startServer, type RunningServer } from '../../src/web/server.js';
+import type { Session, SessionsProvider } from '../../src/web/sessions-provider.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -29,6 +31,44 @@ function block(profile: string, tag: string): string | undefined {
   const m = new RegExp(`<${tag}>\\n([\\s\\S]*?)</${tag}>`).exec(profile);
   return m?.[1];
 }
+
+/** Stand-ins for the management interface and the cluster (no openvpn or Kubernetes here). */
+const fakeSessions: SessionsProvider & { live: Session[] } = {
+  live: [],
+  async list() {
+    return this.live;
+  },
+  async disconnect(cid: string) {
+    this.live = this.live.filter((s) => s.cid !== cid);
+  },
+};
+const fakeCluster: ClusterPort = {
+  discover: async () => discovery,
+  lastDiscovery: () => discovery,
+  manifests: async () => [
+    { name: 'ns.yaml', yaml: 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: middleware\n' },
+  ],
+  deploy: async (onProgress) => {
+    onProgress('applied Namespace/middleware (created)');
+    onProgress('rollout ready 1/1');
+    return {};
+  },
+  status: async () => ({}),
+};
+const discovery = {
+  discoveredAt: '2026-11-27T12:00:00.000Z',
+  podCidrs: ['10.244.0.0/16'],
+  podCidrSource: 'kubeadm-config networking.podSubnet',
+  serviceCidrs: ['10.96.0.0/12'],
+  serviceCidrSource: 'ServiceCIDR kubernetes',
+  dnsServer: '10.96.0.10',
+  clusterDomain: 'cluster.local',
+  clusterDomainSource: 'kubeadm-config networking.dnsDomain',
+  nodeIps: ['172.18.12.21', '172.18.12.22'],
+  sources: { pods: [{ source: 'node podCIDRs', cidrs: ['10.244.0.0/24', '10.244.1.0/24'] }], services: [] },
+  warnings: [],
+  overlaps: ['office LAN 10.96.8.0/24 overlaps service range 10.96.0.0/12'],
+};
 
 describe('browser: admin creates a user, the user gets a profile, the admin revokes it', function () {
   this.timeout(120_000);
@@ -61,7 +101,13 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
     });
     ctx = await openContext(config);
     await ctx.users.create({ actor: 'test', name: 'admin', role: 'admin', password: ADMIN_PASSWORD });
-    server = await startServer({ ctx, host: '127.0.0.1', port: 0 });
+    server = await startServer({
+      ctx,
+      host: '127.0.0.1',
+      port: 0,
+      sessions: fakeSessions,
+      cluster: fakeCluster,
+    });
     browser = await chromium.launchPersistentContext(profileDir, {
       executablePath: CHROMIUM,
       args: ARGS,
@@ -167,6 +213,17 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
   });
 
   it('lets the admin find and revoke the certificate with a reason and a confirmation', async () => {
+    fakeSessions.live = [
+      {
+        cid: '3',
+        commonName: 'carol.laptop',
+        realAddress: '198.51.100.7:51000',
+        virtualAddress: '10.140.0.2',
+        bytesIn: 123456,
+        bytesOut: 654321,
+        connectedSince: new Date(Date.now() - 600_000),
+      },
+    ];
     await signIn('admin', ADMIN_PASSWORD);
     await page.goto(`${server.url}/admin/certs?q=carol`);
     await shoot('admin-certs');
@@ -178,11 +235,30 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
     await shoot('admin-revoke-confirm');
     await Promise.all([page.waitForURL(/done=revoked/), page.click('#confirm-revoke')]);
     assert.match((await page.textContent(`tr[data-serial="${serial}"]`)) ?? '', /revoked/i);
+    await page.goto(`${server.url}/admin/cluster`);
+    await Promise.all([
+      page.waitForURL(/done=discovered/),
+      page.click('form[action="/admin/cluster/discover"] button'),
+    ]);
+    await Promise.all([
+      page.waitForURL(/done=deploy-started/),
+      page.click('form[action="/admin/cluster/deploy"] button'),
+    ]);
+    await page.goto(`${server.url}/admin/cluster`);
+    assert.match((await page.textContent('#deploy-progress')) ?? '', /rollout ready 1\/1/);
     for (const p of ['sessions', 'audit', 'crl', 'gateways', 'cluster']) {
       await page.goto(`${server.url}/admin/${p}`);
       await shoot(`admin-${p}`);
     }
-    assert.match(await (await page.goto(`${server.url}/admin/sessions`))!.text(), /Server not connected/);
+    // Disconnect a live session with the keyboard only.
+    await page.goto(`${server.url}/admin/sessions`);
+    await page.focus('#main');
+    for (let i = 0; i < 40; i++) {
+      await page.keyboard.press('Tab');
+      if ((await page.evaluate(() => document.activeElement?.textContent?.trim())) === 'Disconnect') break;
+    }
+    await Promise.all([page.waitForURL(/done=disconnected/), page.keyboard.press('Enter')]);
+    assert.equal(fakeSessions.live.length, 0);
     await signOut();
   });
 
