@@ -128,7 +128,10 @@ export const tunnel: Step = {
     const { host, layout } = ctx;
     const { value, waited } = await waitFor(ctx, () => tunnelAddress(host, layout));
     if (value !== undefined)
-      return { result: waited ? 'changed' : 'unchanged', detail: `${layout.dev} up, ${value}` };
+      return {
+        result: waited || ctx.state.serviceWouldChange === true ? 'changed' : 'unchanged',
+        detail: `${layout.dev} up, ${value}`,
+      };
     if (ctx.dryRun) return { result: 'would change', detail: `${layout.dev} not up yet` };
     throw new AppError(
       504,
@@ -156,7 +159,11 @@ export const route: Step = {
     if (probe === undefined)
       return { result: 'skipped', detail: 'no pod or service range configured (vpn.routes)' };
     const { value, waited } = await waitFor(ctx, () => routeVia(ctx.host, ctx.layout, probe));
-    if (value !== undefined) return { result: waited ? 'changed' : 'unchanged', detail: value };
+    if (value !== undefined)
+      return {
+        result: waited || ctx.state.serviceWouldChange === true ? 'changed' : 'unchanged',
+        detail: value,
+      };
     if (ctx.dryRun)
       return { result: 'would change', detail: `${probe} not routed via ${ctx.layout.dev} yet` };
     const r = await ctx.host.run(['ip', 'route', 'get', probe], { check: false });

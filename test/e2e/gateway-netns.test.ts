@@ -141,7 +141,7 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
     const r = await provision();
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^\[host\] Linux, root, OpenVPN 2\.6\.\d+, daemon \.\.\. unchanged$/m);
-    for (const step of ['certificate', 'profile', 'forwarding', 'nat', 'service'])
+    for (const step of ['certificate', 'profile', 'forwarding', 'nat', 'service', 'tunnel', 'route'])
       assert.match(r.stdout, new RegExp(`^\\[${step}\\] .* \\.\\.\\. changed$`, 'm'));
     assert.match(
       r.stdout,

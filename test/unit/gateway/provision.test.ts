@@ -103,8 +103,8 @@ describe('unit: gateway provisioning on a scripted host', () => {
         'forwarding:changed',
         'nat:changed',
         'service:changed',
-        'tunnel:unchanged',
-        'route:unchanged',
+        'tunnel:changed',
+        'route:changed',
       ],
     );
     assert.equal(host.files.get(layout.profile)?.mode, '600');
@@ -218,7 +218,7 @@ describe('unit: gateway provisioning on a scripted host', () => {
     const r = await run(host, w, {}, later);
     assert.deepEqual(
       r.steps.filter((s) => s.result === 'changed').map((s) => s.label),
-      ['certificate', 'profile', 'service'],
+      ['certificate', 'profile', 'service', 'tunnel', 'route'],
     );
     assert.match(
       r.out.find((l) => l.startsWith('[certificate]'))!,
