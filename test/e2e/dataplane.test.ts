@@ -23,7 +23,9 @@ import { wrapTlsCryptV2ClientKey } from '../../src/pki/tls-crypt.js';
 import {
   canUseNetns,
   cleanupAll,
+  dnsQuery,
   officeNodePod,
+  startDnsServer,
   startEchoServer,
   tcpProbe,
   OFFICE_NODE_POD as A,
@@ -115,6 +117,8 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     await topo.link('office2', '172.18.13.100/24', 'node', '172.18.13.21/24');
     await topo.route('office2', '172.18.12.0/24', '172.18.13.21');
     await startEchoServer(topo.name('pod'), '0.0.0.0', ECHO);
+    // The "cluster DNS": a resolver in the pod, reached through the ClusterIP the server pushes.
+    await startDnsServer(topo.name('pod'), '0.0.0.0', { 'orders.shop.svc.cluster.local': A.pod });
     server = topo.spawn('node', [process.execPath, CLI, '--config', cfgFile, 'server', 'run'], {
       logFile: join(work, 'server-run.log'),
     });
@@ -161,6 +165,17 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     ]) {
       assert.ok(reply.includes(opt), `PUSH_REPLY carries "${opt}": ${reply}`);
     }
+  });
+
+  it('cluster names resolve through the tunnel with the pushed DNS server', async () => {
+    const dns = /dns server 0 address ([0-9.]+)/.exec(clients['alice.laptop']!.output())?.[1];
+    assert.equal(dns, A.clusterIp);
+    assert.equal(await dnsQuery(topo.name('office'), dns, 'orders.shop.svc.cluster.local'), A.pod);
+    assert.equal(
+      await dnsQuery(topo.name('office'), dns, 'missing.svc.cluster.local'),
+      undefined,
+      'NXDOMAIN',
+    );
   });
 
   it('`podgate sessions --json` lists the live session', async () => {
