@@ -1,4 +1,9 @@
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+import { readManagementPassword, serverPaths } from '../../openvpn/server-files.js';
+import { ManagementSessionsProvider } from '../../openvpn/sessions-provider.js';
+import { NotConnected } from '../../web/admin-data.js';
+import { clusterService } from './k8s.js';
 import { BadRequest } from '../../lib/errors.js';
 import { setLogLevel } from '../../lib/logger.js';
 import type { Config } from '../../config/schema.js';
@@ -17,7 +22,32 @@ import { globalOpts, type CliEnv } from '../env.js';
 export type WebDepsFactory = (
   config: Config,
   ctx: AppContext,
+  env: NodeJS.ProcessEnv,
 ) => Promise<{ sessions?: SessionsProvider; cluster?: ClusterPort }>;
+
+/**
+ * Local mode: sessions come from `podgate server run`'s management socket in the data dir, looked up
+ * on every call, so `serve` and `server run` can start in any order. The cluster is wired when a
+ * kubeconfig is configured or podgate runs inside a pod; its client is made on first use.
+ */
+export const defaultWebDeps: WebDepsFactory = async (config, ctx, env) => {
+  const paths = serverPaths(config);
+  const sessions: SessionsProvider = {
+    list: () => local().list(),
+    disconnect: (cid) => local().disconnect(cid),
+  };
+  function local(): ManagementSessionsProvider {
+    if (!existsSync(paths.managementSocket)) throw new NotConnected();
+    return new ManagementSessionsProvider({
+      socketPath: paths.managementSocket,
+      password: readManagementPassword(paths),
+    });
+  }
+  const inCluster = Boolean(
+    ctx.config.kubernetes.kubeconfig || env.KUBERNETES_SERVICE_HOST || env.KUBECONFIG,
+  );
+  return { sessions, ...(inCluster ? { cluster: clusterService(ctx) } : {}) };
+};
 
 /** `podgate serve`: first admin on an empty data dir, then the web app until SIGINT/SIGTERM. */
 export function register(program: Command, env: CliEnv): void {
@@ -41,8 +71,8 @@ export function register(program: Command, env: CliEnv): void {
         } else if (admin) {
           env.out(`first admin: ${admin.user.name} (password from PODGATE_ADMIN_PASSWORD_FILE)`);
         }
-        const factory = (env as CliEnv & { webDeps?: WebDepsFactory }).webDeps;
-        const extra = factory ? await factory(config, ctx) : {};
+        const factory = (env as CliEnv & { webDeps?: WebDepsFactory }).webDeps ?? defaultWebDeps;
+        const extra = await factory(config, ctx, env.env);
         const server = await startServer({ ctx, ...extra, host: o.host, port });
         env.out(`podgate web app on ${server.url}`);
         await new Promise<void>((resolve) => {

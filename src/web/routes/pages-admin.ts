@@ -1,5 +1,7 @@
 import { Router } from 'express';
+import { AppError } from '../../lib/errors.js';
 import type { RevocationReason } from '../../store/types.js';
+import { NotConnected } from '../admin-data.js';
 import { userView } from '../actions.js';
 import { csrfProtect, requireAdmin } from '../auth.js';
 import { manifestsText } from '../cluster-port.js';
@@ -135,14 +137,16 @@ export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
   });
 
   r.get('/sessions', async (req, res) => {
-    const connected = admin.sessionsConnected;
+    let connected = admin.sessionsConnected;
     let sessions: unknown[] = [];
     let error: string | undefined;
     if (connected) {
       try {
         sessions = await admin.listSessions();
       } catch (err) {
-        error = (err as Error).message;
+        // A provider that finds no server (no management socket yet) is "not connected", not an error.
+        if (err instanceof NotConnected) connected = false;
+        else error = err instanceof AppError ? err.message : 'the management interface did not answer';
       }
     }
     res.render('admin/sessions', {

@@ -93,6 +93,17 @@ describe('podgate serve and podgate token create (CLI, real process)', function 
     assert.match(running.stdout, /first admin: admin/);
     assert.equal(await login(running.url, 'admin', m[1]!), 200);
     assert.equal((await fetch(`${running.url}/healthz`)).status, 200);
+    // No `server run` beside it: the sessions page says so instead of failing.
+    const signin = await fetch(`${running.url}/api/v1/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'admin', password: m[1]! }),
+    });
+    const cookie = /podgate_sid=[^;]+/.exec(signin.headers.get('set-cookie') ?? '')![0];
+    const page = await fetch(`${running.url}/admin/sessions`, { headers: { cookie } });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /Server not connected/);
+    assert.match(await (await fetch(`${running.url}/admin/cluster`, { headers: { cookie } })).text(), /Cluster not connected/);
     assert.equal(await stop(running), 0, 'SIGTERM ends serve cleanly');
     running = await serve(data);
     assert.doesNotMatch(running.stdout, /password/, 'the password is never printed again');
