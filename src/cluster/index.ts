@@ -15,6 +15,7 @@ import type { KubeApi, KubeObject } from './kube-api.js';
 import { buildManifests, manifestFiles, type ServerMaterial } from './manifests.js';
 import { readClusterStatus, type ClusterStatus } from './status.js';
 import { SecretCrlPublisher } from './secret-publisher.js';
+import { createKubeApi, loadKubeConfig } from './kube-client.js';
 
 export interface ClusterServiceDeps {
   config: Config;
@@ -103,10 +104,24 @@ export class ClusterService {
   }
 }
 
+/**
+ * The ClusterService of an AppContext, with the real Kubernetes client (kubeconfig from
+ * kubernetes.kubeconfig, else KUBECONFIG / ~/.kube/config / in-cluster), made on first use.
+ */
+export function clusterServiceFor(ctx: Pick<ClusterServiceDeps, 'config' | 'store' | 'server' | 'revocation'>): ClusterService {
+  return new ClusterService({
+    config: ctx.config,
+    store: ctx.store,
+    server: ctx.server,
+    revocation: ctx.revocation,
+    kube: () => createKubeApi(loadKubeConfig(ctx.config.kubernetes)),
+  });
+}
+
 export type { DiscoveryResult, DeployResult, ClusterStatus };
 export { discover, findRangeOverlaps } from './discovery.js';
 export { buildManifests, manifestFiles } from './manifests.js';
-export { createKubeApi, loadKubeConfig } from './kube-client.js';
+export { createKubeApi, loadKubeConfig };
 export { SecretWatchSource } from './secret-watch-source.js';
 export { SecretCrlPublisher } from './secret-publisher.js';
 export { ConfigMapAgentReporter, syncAgentStatus } from './agent-status.js';

@@ -305,6 +305,24 @@ export class FakeKubeApi {
     // Discovery.
     if (parts.length === 1 && parts[0] === 'api') return this.json(res, 200, sample('discovery-api.json'));
     const docs = this.discoveryDocs();
+    if (parts.length === 1 && parts[0] === 'apis') {
+      // Legacy (unaggregated) APIGroupList, built from the group/version documents served here.
+      const groups = new Map<string, string[]>();
+      for (const gv of docs.keys()) {
+        if (!gv.includes('/')) continue;
+        const [g, v] = gv.split('/') as [string, string];
+        groups.set(g, [...(groups.get(g) ?? []), v]);
+      }
+      return this.json(res, 200, {
+        kind: 'APIGroupList',
+        apiVersion: 'v1',
+        groups: [...groups].map(([name, versions]) => ({
+          name,
+          versions: versions.map((version) => ({ groupVersion: `${name}/${version}`, version })),
+          preferredVersion: { groupVersion: `${name}/${versions[0]}`, version: versions[0] },
+        })),
+      });
+    }
     const gvLen = parts[0] === 'api' ? 2 : 3;
     const gv = parts[0] === 'api' ? parts[1] : `${parts[1]}/${parts[2]}`;
     if (parts.length === gvLen) {

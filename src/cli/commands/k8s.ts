@@ -5,7 +5,7 @@ import { BadRequest } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { setLogLevel } from '../../lib/logger.js';
 import type { Config } from '../../config/schema.js';
-import { ClusterService, formatStatus, type DiscoveryResult } from '../../cluster/index.js';
+import { clusterServiceFor, formatStatus, type ClusterService, type DiscoveryResult } from '../../cluster/index.js';
 import { createKubeApi, loadKubeConfig } from '../../cluster/kube-client.js';
 import { startClusterAgent } from '../../cluster/agent-runner.js';
 import { POD_FILES } from '../../cluster/pod-layout.js';
@@ -18,16 +18,7 @@ import { StoreAgentReporter } from '../../openvpn/store-reporter.js';
 import type { AppContext } from '../../services/context.js';
 import { globalOpts, withContext, type CliEnv } from '../env.js';
 
-/** The ClusterService for a context; the Kubernetes client is made on first use. */
-export function clusterService(ctx: AppContext): ClusterService {
-  return new ClusterService({
-    config: ctx.config,
-    store: ctx.store,
-    server: ctx.server,
-    revocation: ctx.revocation,
-    kube: () => createKubeApi(loadKubeConfig(ctx.config.kubernetes)),
-  });
-}
+const clusterService = (ctx: AppContext): ClusterService => clusterServiceFor(ctx);
 
 function discoveryLines(d: DiscoveryResult): string[] {
   const lines = [
