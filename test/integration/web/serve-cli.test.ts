@@ -22,6 +22,9 @@ function serve(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<Served> {
       {
         env: {
           ...process.env,
+          // No cluster here, whatever the machine's environment says.
+          KUBECONFIG: '',
+          KUBERNETES_SERVICE_HOST: '',
           PODGATE_VPN_ENDPOINTS: 'vpn.example.test',
           PODGATE_CA_KEY_TYPE: 'ec-p384',
           PODGATE_LOG_LEVEL: 'warn',
