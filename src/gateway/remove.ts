@@ -6,7 +6,7 @@
 import type { Cidr } from '../lib/cidr.js';
 import { parseCidr } from '../lib/cidr.js';
 import type { GatewayStore } from '../store/types.js';
-import { gatewayLayout, gatewayRules, ruleArgv } from './layout.js';
+import { gatewayLayout, gatewayRules, ruleArgv, type GatewayLayout } from './layout.js';
 import { RemoteHost } from './remote.js';
 import type { SshSession } from './ssh-session.js';
 import type { GatewayCertificates } from './step.js';
@@ -21,7 +21,15 @@ export interface RemoveDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
-export async function removeGateway(name: string, deps: RemoveDeps): Promise<void> {
+/**
+ * `localOnly` (for a host that is gone for good): skip SSH, only revoke the certificate and forget the
+ * gateway; whatever is left on the host can no longer connect once the CRL reaches the server.
+ */
+export async function removeGateway(
+  name: string,
+  deps: RemoveDeps,
+  options: { localOnly?: boolean } = {},
+): Promise<void> {
   const rec = requireGateway(deps.gateways, name);
   const layout = gatewayLayout(rec.name);
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -30,7 +38,28 @@ export async function removeGateway(name: string, deps: RemoveDeps): Promise<voi
   );
   const say = (label: string, detail: string, result: string): void =>
     deps.out(`[${label}] ${detail} ... ${result}`);
-  deps.out(`Removing gateway ${layout.name} from ${rec.target}`);
+  deps.out(
+    `Removing gateway ${layout.name} from ${rec.target}${options.localOnly ? ' (local only: the host is not touched)' : ''}`,
+  );
+  if (!options.localOnly) await cleanHost(deps, layout, lans, sleep, say);
+  const valid = deps.certs.findValid(layout.commonName);
+  if (valid) await deps.certs.revoke(valid.serial, 'cessationOfOperation');
+  say(
+    'certificate',
+    valid ? `${layout.commonName} serial ${valid.serial} revoked` : 'no valid certificate',
+    valid ? 'changed' : 'unchanged',
+  );
+  deps.gateways.deleteGateway(layout.name);
+  say('record', `gateway ${layout.name} forgotten`, 'changed');
+}
+
+async function cleanHost(
+  deps: RemoveDeps,
+  layout: GatewayLayout,
+  lans: Cidr[],
+  sleep: (ms: number) => Promise<void>,
+  say: (label: string, detail: string, result: string) => void,
+): Promise<void> {
   const session = await deps.connect();
   try {
     const host = await RemoteHost.open(session);
@@ -66,13 +95,4 @@ export async function removeGateway(name: string, deps: RemoveDeps): Promise<voi
   } finally {
     session.close();
   }
-  const valid = deps.certs.findValid(layout.commonName);
-  if (valid) await deps.certs.revoke(valid.serial, 'cessationOfOperation');
-  say(
-    'certificate',
-    valid ? `${layout.commonName} serial ${valid.serial} revoked` : 'no valid certificate',
-    valid ? 'changed' : 'unchanged',
-  );
-  deps.gateways.deleteGateway(layout.name);
-  say('record', `gateway ${layout.name} forgotten`, 'changed');
 }

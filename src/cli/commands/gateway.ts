@@ -182,15 +182,22 @@ export function register(program: Command, env: CliEnv): void {
     .description('stop the tunnel, delete its files and NAT rules, revoke its certificate')
     .option('--identity <file>', 'SSH private key (default: the one used to provision)')
     .option('--passphrase-file <file>', "file holding the private key's passphrase")
-    .action(async (name: string, o: SshOpts, cmd: Command) => {
+    .option('--local-only', 'the host is gone: only revoke the certificate and forget the gateway')
+    .action(async (name: string, o: SshOpts & { localOnly?: boolean }, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
         const { target, ssh } = recordedSsh(ctx, name, o);
-        await removeGateway(name, {
-          connect: connector(ctx, target, ssh),
-          certs: certificates(ctx, 'admin'),
-          gateways: ctx.store,
-          out: env.out,
-        });
+        await removeGateway(
+          name,
+          {
+            connect: o.localOnly
+              ? () => Promise.reject(new Error('--local-only does not connect'))
+              : connector(ctx, target, ssh),
+            certs: certificates(ctx, 'admin'),
+            gateways: ctx.store,
+            out: env.out,
+          },
+          { localOnly: o.localOnly === true },
+        );
       });
     });
 

@@ -154,6 +154,36 @@ describe('integration: gateway ssh (loopback sshd)', function () {
     }
   });
 
+  it('a passphrase-protected key works with its passphrase; a wrong or missing one is a 400 naming the identity', async () => {
+    writeFileSync(knownHosts, sshd.knownHostsLine() + '\n');
+    const locked = await makeKey(dir, `locked-${Math.random().toString(16).slice(2)}`, {
+      passphrase: 'open sesame',
+    });
+    sshd.authorize('root', `${client.publicKey}\n${locked.publicKey}`);
+    try {
+      const attempt = (passphrase?: string) =>
+        connectSsh({
+          target: { user: 'root', host: '127.0.0.1', port: sshd.port },
+          privateKey: readFileSync(locked.privateKeyFile),
+          passphrase,
+          hostKeys: { knownHostsFile: knownHosts },
+        });
+      const s = await attempt('open sesame');
+      sessions.push(s);
+      assert.equal((await s.exec(['id', '-u'])).stdout.trim(), '0');
+      for (const wrong of [undefined, 'wrong']) {
+        await assert.rejects(attempt(wrong), (e: Error & { status?: number; field?: string }) => {
+          assert.equal(e.status, 400);
+          assert.equal(e.field, 'identity');
+          assert.match(e.message, /^identity: /);
+          return true;
+        });
+      }
+    } finally {
+      sshd.authorize('root', client.publicKey);
+    }
+  });
+
   it('SFTP writes files with the asked mode and forwardOut reaches a loopback port', async () => {
     writeFileSync(knownHosts, sshd.knownHostsLine() + '\n');
     const s = await connect();

@@ -28,6 +28,8 @@ export class FakeHost implements SshSession {
       sudo?: boolean;
       systemd?: boolean;
       tunnel?: boolean;
+      /** Tools not installed until apt-get installs them. */
+      missing?: string[];
       devOf?: string;
     } = {},
   ) {
@@ -51,7 +53,10 @@ export class FakeHost implements SshSession {
     ) {
       return fail(1, 'Permission denied');
     }
-    if (argv[0] === 'env') argv = argv.slice(2);
+    while (argv[0] === 'env') {
+      argv = argv.slice(1);
+      while (argv[0]?.includes('=')) argv = argv.slice(1);
+    }
     const [cmd, ...a] = argv;
     switch (cmd) {
       case 'id':
@@ -61,7 +66,8 @@ export class FakeHost implements SshSession {
       case 'uname':
         return ok('Linux\n');
       case 'sh':
-        return ['openvpn', 'iptables', 'ip', 'systemctl'].includes(a[3]!)
+        return ['openvpn', 'iptables', 'ip', 'systemctl', 'apt-get'].includes(a[3]!) &&
+          !this.options.missing?.includes(a[3]!)
           ? ok(`/usr/sbin/${a[3]}\n`)
           : fail(1, '');
       case 'cat': {
@@ -143,6 +149,9 @@ export class FakeHost implements SshSession {
               ? `${a[2]} via 10.140.0.1 dev ${this.options.devOf} src 10.140.0.2 uid 0\n`
               : `${a[2]} via 192.168.1.1 dev eth0\n`,
           );
+        return ok();
+      case 'apt-get':
+        if (a[0] === 'install') this.options.missing = [];
         return ok();
       case 'tail':
         return ok('2026-11-27 12:00:00 Peer Connection Initiated with [AF_INET]172.18.12.21:30030\n');

@@ -269,6 +269,50 @@ describe('unit: gateway provisioning on a scripted host', () => {
     assert.match(out.join('\n'), /\[nat\] 3 rule\(s\) deleted \.\.\. changed/);
   });
 
+  it('remove --local-only revokes and forgets without connecting', async () => {
+    const host = new FakeHost({ devOf: layout.dev });
+    const w = world();
+    await run(host, w);
+    const out: string[] = [];
+    const never = async (): Promise<never> => assert.fail('connected');
+    await removeGateway(
+      'office',
+      { connect: never, certs: w.c, gateways: w.gateways, out: (l) => out.push(l) },
+      { localOnly: true },
+    );
+    assert.deepEqual(w.calls.slice(-1), ['revoke 0001 cessationOfOperation']);
+    assert.equal(w.records.size, 0);
+    assert.equal(host.rules.size, 3, 'host untouched');
+    assert.match(out[0]!, /local only: the host is not touched/);
+  });
+
+  it('missing openvpn: refused without --install; with it, the package manager installs it', async () => {
+    const w = world();
+    const bare = new FakeHost({ devOf: layout.dev, missing: ['openvpn'] });
+    await assert.rejects(
+      run(bare, w),
+      /gateway step "host" failed: openvpn not found on the host; install them or rerun with --install/,
+    );
+    assert.deepEqual(
+      bare.plain().filter((c) => MUTATING.test(c)),
+      [],
+    );
+    const dry = new FakeHost({ devOf: layout.dev, missing: ['openvpn'] });
+    const plan = await run(dry, w, { install: true, dryRun: true });
+    assert.equal(plan.steps[0]!.result, 'would change');
+    assert.ok(!dry.plain().some((c) => c.includes('apt-get')));
+    const host = new FakeHost({ devOf: layout.dev, missing: ['openvpn'] });
+    const r = await run(host, w, { install: true });
+    assert.match(r.out[1]!, /^\[host\] .*; apt-get installed openvpn \.\.\. changed$/);
+    assert.deepEqual(
+      host.plain().filter((c) => c.includes('apt-get ')),
+      [
+        'apt-get update -q',
+        'env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openvpn',
+      ],
+    );
+  });
+
   it('bad input is refused before connecting', async () => {
     const w = world();
     const never = async (): Promise<never> => assert.fail('connected');
