@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { readManagementPassword, serverPaths } from '../../openvpn/server-files.js';
 import { ManagementSessionsProvider } from '../../openvpn/sessions-provider.js';
 import { NotConnected } from '../../web/admin-data.js';
-import { clusterService } from './k8s.js';
+import { clusterServiceFor } from '../../cluster/index.js';
 import { BadRequest } from '../../lib/errors.js';
 import { setLogLevel } from '../../lib/logger.js';
 import type { Config } from '../../config/schema.js';
@@ -46,7 +46,7 @@ export const defaultWebDeps: WebDepsFactory = async (config, ctx, env) => {
   const inCluster = Boolean(
     ctx.config.kubernetes.kubeconfig || env.KUBERNETES_SERVICE_HOST || env.KUBECONFIG,
   );
-  return { sessions, ...(inCluster ? { cluster: clusterService(ctx) } : {}) };
+  return { sessions, ...(inCluster ? { cluster: clusterServiceFor(ctx) } : {}) };
 };
 
 /** `podgate serve`: first admin on an empty data dir, then the web app until SIGINT/SIGTERM. */
