@@ -4,7 +4,7 @@
  * namespace (via test/helpers/netns.ts). Stopped by pid/process group; `stop()` is safe to call twice.
  * Also: key pairs made with ssh-keygen, and a throw-away non-root user without sudo.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -12,6 +12,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec } from '../../src/lib/exec.js';
 import { SpawnedProcess, spawnIn } from './netns.js';
+
+/** What a test run that dies without its `after` hooks leaves behind: killed/removed on exit. */
+const livePids = new Set<number>();
+const liveUsers = new Set<string>();
+process.once('exit', () => {
+  for (const pid of livePids) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  for (const u of liveUsers) spawnSync('userdel', [u]);
+});
 
 export interface KeyPair {
   privateKeyFile: string;
@@ -130,6 +144,8 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     proc.kill('SIGKILL');
     throw err;
   }
+  livePids.add(proc.pid);
+  void proc.exited.then(() => livePids.delete(proc.pid));
   const hostPub = hostKey.publicKey.split(/\s+/);
   return {
     host: host === '0.0.0.0' ? '127.0.0.1' : host,
@@ -156,9 +172,11 @@ export async function createUnprivilegedUser(): Promise<{ name: string; remove()
   const name = `pgnosudo${randomBytes(3).toString('hex')}`;
   // '*' rather than useradd's locked '!': sshd without PAM refuses locked accounts even for key logins
   await exec(['useradd', '-M', '-d', '/nonexistent', '-s', '/bin/sh', '-p', '*', name]);
+  liveUsers.add(name);
   return {
     name,
     async remove() {
+      liveUsers.delete(name);
       await exec(['userdel', name], { check: false }).catch(() => undefined);
     },
   };
