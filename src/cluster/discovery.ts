@@ -159,10 +159,34 @@ async function serviceSources(kube: KubeApi, nodes: KubeObject[], kubeadmSvcs: s
   return sources;
 }
 
+/**
+ * Every read in discovery is optional: a source podgate may not read (403, e.g. a tighter RBAC than
+ * k8s/ grants) is skipped with a warning instead of failing the whole discovery.
+ */
+function tolerant(kube: KubeApi, warnings: string[]): KubeApi {
+  const skip = async <T>(fn: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof KubeApiError && err.kubeStatus === 403) {
+        warnings.push(`skipped (no permission): ${err.message}`);
+        return undefined;
+      }
+      throw err;
+    }
+  };
+  return {
+    ...kube,
+    get: (ref) => skip(() => kube.get(ref)),
+    list: (apiVersion, kind, opts) => skip(() => kube.list(apiVersion, kind, opts)),
+    createDryRun: (obj) => kube.createDryRun(obj),
+  };
+}
+
 /** Reads everything from the cluster. Stores the result when `settings` is given. */
 export async function discover(config: Config, deps: DiscoveryDeps): Promise<DiscoveryResult> {
-  const { kube } = deps;
   const warnings: string[] = [];
+  const kube = tolerant(deps.kube, warnings);
   const nodes = (await kube.list('v1', 'Node'))?.items ?? [];
   const kubeadm = readKubeadmConfig(await cm(kube, 'kube-system', 'kubeadm-config'));
   const k3s = readK3sNode(nodes);

@@ -159,6 +159,27 @@ describe('cluster discovery against the fake API server', () => {
   }
 });
 
+describe('discovery with partial permissions', () => {
+  let fake: FakeKubeApi;
+  afterEach(async () => fake?.close());
+  it('a 403 on one source is a warning naming it; the other sources still answer', async () => {
+    fake = await FakeKubeApi.start();
+    fake.seedSample('kubeadm-config-v1beta3-single-stack.json');
+    fake.seedSample('servicecidr-kubernetes-networking-v1.json');
+    fake.inject({ verb: 'get', kind: 'ConfigMap', name: 'cilium-config', status: 403 });
+    fake.inject({ verb: 'list', kind: 'Node', status: 403 });
+    const r = await discover(config(), { kube: createKubeApi(fake.kubeConfig()) });
+    assert.deepEqual(r.podCidrs, ['10.244.0.0/16']);
+    assert.ok(r.warnings.some((w) => /skipped \(no permission\): read ConfigMap kube-system\/cilium-config: 403 Forbidden/.test(w)), r.warnings.join('\n'));
+    assert.ok(r.warnings.some((w) => /skipped \(no permission\): list Node/.test(w)));
+  });
+  it('other API errors fail discovery with the object named', async () => {
+    fake = await FakeKubeApi.start();
+    fake.inject({ verb: 'get', kind: 'ConfigMap', name: 'kubeadm-config', status: 500 });
+    await assert.rejects(discover(config(), { kube: createKubeApi(fake.kubeConfig()) }), /read ConfigMap kube-system\/kubeadm-config: 500 InternalError/);
+  });
+});
+
 describe('parseServiceRangeError', () => {
   for (const [form, file] of Object.entries(PROBE_FORMS)) {
     const body = sample<{ message?: string }>(file);

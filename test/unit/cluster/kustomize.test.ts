@@ -1,0 +1,99 @@
+/**
+ * The k8s/ kustomize base (the manager running in the cluster): built with the real `kubectl kustomize`
+ * when installed (otherwise the listed resource files are read directly), every object validated against
+ * the Kubernetes OpenAPI schemas, and the properties the manager depends on checked.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { Service } from 'kubernetes-models/v1/Service';
+import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+
+const K8S_DIR = fileURLToPath(new URL('../../../../k8s/', import.meta.url));
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const MODELS: Record<string, new (o: any) => { validate(): void }> = {
+  Namespace, ServiceAccount, Service, PersistentVolumeClaim, Deployment, ClusterRole, ClusterRoleBinding, Role, RoleBinding,
+};
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Obj = { kind: string; metadata: { name: string; namespace?: string }; [k: string]: any };
+
+async function build(): Promise<{ objects: Obj[]; via: string }> {
+  try {
+    const { stdout } = await promisify(execFile)('kubectl', ['kustomize', K8S_DIR], { encoding: 'utf8' });
+    return { objects: parseAllDocuments(stdout).map((d) => d.toJSON() as Obj), via: 'kubectl kustomize' };
+  } catch (err) {
+    if (process.env.CI === 'true' && (err as { code?: string }).code !== 'ENOENT') throw err;
+    const k = parseYaml(readFileSync(join(K8S_DIR, 'kustomization.yaml'), 'utf8')) as { resources: string[] };
+    const objects = k.resources.flatMap((f) => parseAllDocuments(readFileSync(join(K8S_DIR, f), 'utf8')).map((d) => d.toJSON() as Obj));
+    return { objects, via: 'resource files' };
+  }
+}
+
+describe('k8s/ kustomize base for the manager', () => {
+  let objects: Obj[];
+  before(async () => {
+    const r = await build();
+    objects = r.objects;
+  });
+  const find = (kind: string, name: string, namespace?: string) => {
+    const o = objects.find((x) => x.kind === kind && x.metadata.name === name && (namespace === undefined || x.metadata.namespace === namespace));
+    assert.ok(o, `${kind} ${namespace ?? ''}/${name}`);
+    return o;
+  };
+
+  it('every object validates against the Kubernetes OpenAPI schema', () => {
+    assert.ok(objects.length >= 14);
+    for (const o of objects) {
+      const Model = MODELS[o.kind];
+      assert.ok(Model, `model for ${o.kind}`);
+      assert.doesNotThrow(() => new Model(structuredClone(o)).validate(), `${o.kind} ${o.metadata.name}`);
+    }
+  });
+
+  it('one manager replica with Recreate, non-root, the PVC at the data dir, health probes', () => {
+    const d = find('Deployment', 'podgate-manager', 'podgate');
+    assert.equal(d.spec.replicas, 1);
+    assert.equal(d.spec.strategy.type, 'Recreate');
+    assert.equal(d.spec.template.spec.securityContext.runAsNonRoot, true);
+    const c = d.spec.template.spec.containers[0];
+    assert.deepEqual(c.command, ['podgate', 'serve']);
+    assert.ok(c.env.some((e: { name: string; value: string }) => e.name === 'PODGATE_DATA_DIR' && e.value === '/data'));
+    assert.ok(c.volumeMounts.some((m: { name: string; mountPath: string }) => m.name === 'data' && m.mountPath === '/data'));
+    assert.equal(d.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'data').persistentVolumeClaim.claimName, 'podgate-data');
+    find('PersistentVolumeClaim', 'podgate-data', 'podgate');
+    assert.equal(c.readinessProbe.httpGet.path, '/readyz');
+    assert.equal(c.livenessProbe.httpGet.path, '/healthz');
+    assert.deepEqual(find('Service', 'podgate-manager', 'podgate').spec.selector, d.spec.selector.matchLabels);
+  });
+
+  it('RBAC covers what discovery reads and what deploy applies, no more', () => {
+    const cr = find('ClusterRole', 'podgate-manager-discovery');
+    const rule = (res: string) => cr.rules.find((r: { resources: string[] }) => r.resources.includes(res));
+    assert.deepEqual(rule('nodes').verbs, ['get', 'list']);
+    assert.deepEqual(rule('servicecidrs').apiGroups, ['networking.k8s.io']);
+    assert.deepEqual(rule('namespaces').resourceNames, ['middleware']);
+    const ks = find('Role', 'podgate-manager-discovery', 'kube-system');
+    assert.deepEqual(ks.rules[0].resourceNames, ['kubeadm-config', 'cilium-config', 'kube-flannel-cfg']);
+    const mw = find('Role', 'podgate-manager', 'middleware');
+    const verbsOn = (res: string) => mw.rules.find((r: { resources: string[] }) => r.resources.includes(res)).verbs as string[];
+    for (const res of ['secrets', 'configmaps', 'services', 'serviceaccounts', 'deployments', 'roles', 'rolebindings']) {
+      assert.ok(verbsOn(res).includes('patch'), `patch ${res}`);
+    }
+    assert.ok(!verbsOn('pods').includes('patch'));
+    assert.deepEqual(find('Role', 'podgate-manager-probe', 'default').rules, [{ apiGroups: [''], resources: ['services'], verbs: ['create'] }]);
+    for (const b of objects.filter((o) => o.kind.endsWith('Binding'))) {
+      assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: 'podgate-manager', namespace: 'podgate' }]);
+    }
+  });
+});
