@@ -7,7 +7,7 @@
  * Used in local mode (`podgate server run`, bundles from a file) and in cluster mode (bundles from a
  * Secret watch): the bundle source and the reporter are injected.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { AppError, Conflict } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { verifyCrl } from '../pki/index.js';
@@ -71,7 +71,8 @@ export interface ApplyResult {
 
 /** Applies revocation bundles one at a time, in order; safe to call from a watcher and a poller. */
 export class RevocationAgent {
-  private current: { number: number; pem: string } | undefined;
+  /** The CRL in crlFile and since when (ms) openvpn checks every new connection against it. */
+  private current: { number: number; pem: string; since: number } | undefined;
   /** Serials whose sessions are already gone (or never existed) since this agent started. */
   private readonly handled = new Set<string>();
   private readonly reportedPending = new Set<string>();
@@ -126,7 +127,7 @@ export class RevocationAgent {
       bundle.crlPem.endsWith('\n') ? bundle.crlPem : `${bundle.crlPem}\n`,
       0o644,
     );
-    this.current = { number: info.number, pem: bundle.crlPem };
+    this.current = { number: info.number, pem: bundle.crlPem, since: Date.now() };
     for (const s of info.revokedSerials) this.handled.add(s.toUpperCase());
     return info.number;
   }
@@ -142,15 +143,17 @@ export class RevocationAgent {
     return this.deps.now?.() ?? new Date();
   }
 
-  private readCurrent(): { number: number; pem: string } | undefined {
+  private readCurrent(): { number: number; pem: string; since: number } | undefined {
     let pem: string;
+    let since: number;
     try {
       pem = readFileSync(this.deps.crlFile, 'utf8');
+      since = statSync(this.deps.crlFile).mtimeMs;
     } catch {
       return undefined;
     }
     try {
-      return { number: verifyCrl(pem, this.deps.caCertPem, this.now()).number, pem };
+      return { number: verifyCrl(pem, this.deps.caCertPem, this.now()).number, pem, since };
     } catch (err) {
       log.warn({ err, file: this.deps.crlFile }, 'CRL in place does not verify; it will be replaced');
       return undefined;
@@ -187,7 +190,7 @@ export class RevocationAgent {
         bundle.crlPem.endsWith('\n') ? bundle.crlPem : `${bundle.crlPem}\n`,
         0o644,
       );
-      this.current = { number: info.number, pem: bundle.crlPem };
+      this.current = { number: info.number, pem: bundle.crlPem, since: Date.now() };
       log.info({ crlNumber: info.number, revoked: info.revokedSerials.length }, 'CRL in force');
     }
     // Only revocations the signed CRL confirms count; the rest of the bundle is a hint for finding sessions.
@@ -258,7 +261,11 @@ export class RevocationAgent {
       const names = new Set(todo.map((r) => r.commonName));
       for (const cn of names) {
         const halt = !reissued.has(cn);
-        for (const s of sessionsOf(status, cn)) {
+        // A session that began after this CRL was in force passed its check (openvpn reads crl-verify on
+        // every new connection): it is a valid certificate, e.g. a re-issued device. This matters when the
+        // agent restarts beside a running openvpn. status 3 has whole seconds, hence the margin.
+        const checkedAfter = (this.current?.since ?? Infinity) + 1000;
+        for (const s of sessionsOf(status, cn).filter((x) => !(x.connectedSince.getTime() > checkedAfter))) {
           try {
             await m.clientKill(s.clientId, halt);
             killed.push({ commonName: cn, clientId: s.clientId, realAddress: s.realAddress, halt });

@@ -145,6 +145,24 @@ describe('openvpn/agent', function () {
     assert.equal(mgmt.kills.length, 1, 'the reconnected valid session is left alone');
   });
 
+  it('after an agent restart, leaves sessions that began once the CRL was in force', async () => {
+    const old = await pki.issueClient('gina.laptop');
+    pki.revoked.push({ serial: old.serial, revokedAt: new Date(), reason: 'superseded' });
+    const b = bundle([{ serial: old.serial, cn: 'gina.laptop' }], ['gina.laptop']);
+    new RevocationAgent({ caCertPem: pki.caPem, crlFile, connect: mgmt.connect, reporter }).prime(b);
+    // openvpn kept running; the agent restarts and sees the same bundle again.
+    const before = { ...session('gina.laptop', 1), connectedSince: new Date(Date.now() - 10_000) };
+    const after = { ...session('gina.laptop', 2), connectedSince: new Date(Date.now() + 5_000) };
+    mgmt.sessions = [before, after];
+    const restarted = new RevocationAgent({ caCertPem: pki.caPem, crlFile, connect: mgmt.connect, reporter });
+    await restarted.apply(b);
+    assert.deepEqual(
+      mgmt.kills.map((k) => [k.cid, k.halt]),
+      [[1, false]],
+      'only the session older than the CRL',
+    );
+  });
+
   it('ignores bundle entries the signed CRL does not list', async () => {
     mgmt.sessions = [session('dave.laptop', 7)];
     const agent = new RevocationAgent({ caCertPem: pki.caPem, crlFile, connect: mgmt.connect, reporter });
