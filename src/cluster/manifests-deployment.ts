@@ -63,8 +63,11 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
               image,
               command: ['/bin/sh', '-c', openvpnStartScript(config.vpn.clientSubnet)],
               ports: [{ name: 'openvpn', containerPort: config.vpn.port, protocol: proto }],
+              // The image's default user is non-root (`serve`); openvpn needs root for tun and iptables
+              // and drops to `user nobody` itself after start.
               securityContext: {
-                capabilities: { add: ['NET_ADMIN', 'MKNOD'], drop: ['ALL'] },
+                runAsUser: 0,
+                capabilities: { add: ['NET_ADMIN', 'NET_RAW', 'MKNOD', 'SETUID', 'SETGID'], drop: ['ALL'] },
                 allowPrivilegeEscalation: false,
               },
               readinessProbe: {
@@ -86,6 +89,7 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
               // Root without capabilities: the management socket is created by openvpn before it drops to
               // `user nobody`, and only its owner may connect.
               securityContext: {
+                runAsUser: 0,
                 capabilities: { drop: ['ALL'] },
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
