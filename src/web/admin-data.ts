@@ -2,6 +2,7 @@ import { AppError } from '../lib/errors.js';
 import type { AppContext } from '../services/context.js';
 import type { AuditEntry, User } from '../store/types.js';
 import type { DeployState, DeployTracker } from './deploy-tracker.js';
+import { formatStatus, type ClusterStatus } from '../cluster/index.js';
 import { describeDiscovery, type ClusterPort } from './cluster-port.js';
 import type { SessionsProvider, Session } from './sessions-provider.js';
 
@@ -115,6 +116,18 @@ export class AdminData {
       });
     });
     return state;
+  }
+
+  /** Live state in the cluster (pods, endpoints, the agent's CRL number) as readable lines. */
+  async clusterStatus(): Promise<{ raw: unknown; lines: string[] }> {
+    const raw = await this.requireCluster().status();
+    let lines: string[];
+    try {
+      lines = formatStatus(raw as ClusterStatus);
+    } catch {
+      lines = [JSON.stringify(raw)];
+    }
+    return { raw, lines };
   }
 
   requireCluster(): ClusterPort {

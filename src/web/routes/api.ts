@@ -151,6 +151,10 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     const result = await admin.requireCluster().discover();
     res.json({ discovery: result, ...(await admin.clusterView()) });
   });
+  r.get('/cluster/status', requireAdmin, async (_req, res) => {
+    const { raw, lines } = await admin.clusterStatus();
+    res.json({ status: raw, lines });
+  });
   r.get('/cluster/manifests', requireAdmin, async (_req, res) => {
     const text = manifestsText(await admin.requireCluster().manifests());
     res

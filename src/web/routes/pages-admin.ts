@@ -187,10 +187,22 @@ export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
 
   r.get('/cluster', async (req, res) => {
     const deploy = deploys.get();
+    // Reading live status talks to the API server: only when asked (?status=1).
+    let status: { lines: string[] } | undefined;
+    let statusError: string | undefined;
+    if (req.query.status === '1' && admin.clusterConnected) {
+      try {
+        status = await admin.clusterStatus();
+      } catch (err) {
+        statusError = err instanceof AppError ? err.message : 'the cluster did not answer';
+      }
+    }
     res.render('admin/cluster', {
       title: 'Cluster',
       nav: 'cluster',
       cluster: await admin.clusterView(),
+      status,
+      statusError,
       deploy,
       running: deploy.state === 'running',
       // Without JavaScript the page polls by refreshing itself while a deploy runs.

@@ -49,16 +49,14 @@ function renderLogin(req: Request, res: Response, status: number, error?: string
     sameSite: 'strict',
     path: '/',
   });
-  res
-    .status(status)
-    .render('login', {
-      title: 'Sign in',
-      loginCsrf: token,
-      error,
-      name,
-      next: safeNext(req.query.next ?? (req.body as Record<string, unknown> | undefined)?.next),
-      notice: notice(req),
-    });
+  res.status(status).render('login', {
+    title: 'Sign in',
+    loginCsrf: token,
+    error,
+    name,
+    next: safeNext(req.query.next ?? (req.body as Record<string, unknown> | undefined)?.next),
+    notice: notice(req),
+  });
 }
 
 export function userPages({ actions }: RouteDeps, config: Config): Router {

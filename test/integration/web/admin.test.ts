@@ -66,7 +66,22 @@ class FakeCluster implements ClusterPort {
     return { ok: true };
   }
   async status(): Promise<unknown> {
-    return {};
+    return {
+      namespace: 'middleware',
+      deployment: { replicas: 1, readyReplicas: 1, updatedReplicas: 1, generation: 2, observedGeneration: 2 },
+      service: { type: 'NodePort', port: 1194, nodePort: 30030, protocol: 'UDP' },
+      pods: [
+        {
+          name: 'podgate-7d9f',
+          phase: 'Running',
+          ready: true,
+          podIP: '10.244.1.5',
+          containers: [{ name: 'openvpn', ready: true, restarts: 0 }],
+        },
+      ],
+      endpoints: ['10.244.1.5:1194/UDP'],
+      agent: { lastAppliedCrlNumber: 3, effective: [], pending: [] },
+    };
   }
 }
 
@@ -304,11 +319,19 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     // Enabling gives the account back; the certificates stay revoked.
     const page = await admin.agent.get('/admin/users').expect(200);
     assert.match(page.text, /action="\/admin\/users\/alice\/enable"/);
-    await admin.agent.post('/admin/users/alice/enable').type('form').send({ _csrf: csrfFromHtml(page.text) }).expect(303);
+    await admin.agent
+      .post('/admin/users/alice/enable')
+      .type('form')
+      .send({ _csrf: csrfFromHtml(page.text) })
+      .expect(303);
     assert.equal(f.ctx.store.getUserByName('alice')!.disabled, false);
     assert.equal(f.ctx.store.listCerts({ search: 'alice.', status: 'valid' }).total, 0);
     await request(f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(200);
-    await admin.agent.patch('/api/v1/users/alice').set('X-CSRF-Token', admin.csrf).send({ disabled: 'yes' }).expect(400);
+    await admin.agent
+      .patch('/api/v1/users/alice')
+      .set('X-CSRF-Token', admin.csrf)
+      .send({ disabled: 'yes' })
+      .expect(400);
   });
 
   it('lists live sessions and disconnects one (audited); unknown id 404', async () => {
@@ -385,6 +408,11 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     assert.equal(done.body.state, 'done');
     assert.ok(done.body.events.some((e: { message: string }) => e.message === 'rollout ready 1/1'));
     assert.equal(f.ctx.store.listAudit({ action: 'cluster.deploy' })[0]!.result, 'ok');
+    // Live status is read only on request and shown as lines.
+    const status = await admin.agent.get('/admin/cluster?status=1').expect(200);
+    assert.match(status.text, /deployment middleware\/podgate-openvpn: 1\/1 ready/);
+    const api = await admin.agent.get('/api/v1/cluster/status').expect(200);
+    assert.ok(api.body.lines.length > 0);
   });
 
   it('lists gateways from the store', async () => {
