@@ -106,7 +106,10 @@ describe('podgate serve and podgate token create (CLI, real process)', function 
     const page = await fetch(`${running.url}/admin/sessions`, { headers: { cookie } });
     assert.equal(page.status, 200);
     assert.match(await page.text(), /Server not connected/);
-    assert.match(await (await fetch(`${running.url}/admin/cluster`, { headers: { cookie } })).text(), /Cluster not connected/);
+    assert.match(
+      await (await fetch(`${running.url}/admin/cluster`, { headers: { cookie } })).text(),
+      /Cluster not connected/,
+    );
     assert.equal(await stop(running), 0, 'SIGTERM ends serve cleanly');
     running = await serve(data);
     assert.doesNotMatch(running.stdout, /password/, 'the password is never printed again');
