@@ -37,7 +37,8 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
   const agent = new RevocationAgent({
     caCertPem: o.caCertPem,
     crlFile: o.crlFile,
-    connect: () => ManagementClient.connect({ socketPath: o.managementSocket, password: o.managementPassword }),
+    connect: () =>
+      ManagementClient.connect({ socketPath: o.managementSocket, password: o.managementPassword }),
     reporter: o.reporter ?? new ConfigMapAgentReporter(o.kube, o.namespace, o.podName),
   });
   const source = new SecretWatchSource({
@@ -47,11 +48,17 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
     retryMs: o.retryMs,
     onBundle: async (bundle) => {
       const r = await agent.apply(bundle);
-      log.info({ crlNumber: r.crlNumber, changed: r.changed, killed: r.killed.length, pending: r.pending }, 'bundle applied');
+      log.info(
+        { crlNumber: r.crlNumber, changed: r.changed, killed: r.killed.length, pending: r.pending },
+        'bundle applied',
+      );
     },
   });
   await source.start();
-  log.info({ namespace: o.namespace, secret: OBJECT_NAMES.crlSecret, crlNumber: agent.crlNumber }, 'cluster agent watching');
+  log.info(
+    { namespace: o.namespace, secret: OBJECT_NAMES.crlSecret, crlNumber: agent.crlNumber },
+    'cluster agent watching',
+  );
   return {
     agent,
     source,

@@ -93,8 +93,15 @@ export class ConfigMapAgentReporter implements AgentReporter {
   }
 
   async pending(p: PendingReport): Promise<void> {
-    const pending = p.revoked.map((r) => ({ serial: r.serial, commonName: r.commonName, crlNumber: p.crlNumber, error: p.error }));
-    await this.kube.mergePatch(statusRef(this.namespace), { data: { [STATUS_KEYS.pending]: JSON.stringify(pending) } });
+    const pending = p.revoked.map((r) => ({
+      serial: r.serial,
+      commonName: r.commonName,
+      crlNumber: p.crlNumber,
+      error: p.error,
+    }));
+    await this.kube.mergePatch(statusRef(this.namespace), {
+      data: { [STATUS_KEYS.pending]: JSON.stringify(pending) },
+    });
   }
 }
 
@@ -102,7 +109,11 @@ export class ConfigMapAgentReporter implements AgentReporter {
  * Writes one `revocation.effective` audit row (time = when the agent applied it) for every serial the
  * agent reported that has no such row yet. Returns the rows written.
  */
-export async function syncAgentStatus(kube: KubeApi, namespace: string, audit: AuditStore): Promise<EffectiveRevocation[]> {
+export async function syncAgentStatus(
+  kube: KubeApi,
+  namespace: string,
+  audit: AuditStore,
+): Promise<EffectiveRevocation[]> {
   const status = await readAgentStatus(kube, namespace);
   if (status.effective.length === 0) return [];
   const known = new Set(
@@ -131,6 +142,7 @@ export async function syncAgentStatus(kube: KubeApi, namespace: string, audit: A
     });
     written.push(e);
   }
-  if (written.length > 0) log.info({ serials: written.map((w) => w.serial) }, 'revocations effective in the cluster');
+  if (written.length > 0)
+    log.info({ serials: written.map((w) => w.serial) }, 'revocations effective in the cluster');
   return written;
 }

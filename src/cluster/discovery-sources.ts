@@ -17,7 +17,8 @@ const split = (text: string, sep: RegExp) =>
     .map((s) => s.trim())
     .filter((s) => s !== '');
 
-const data = (obj: KubeObject | undefined): Record<string, string> => (obj?.data ?? {}) as Record<string, string>;
+const data = (obj: KubeObject | undefined): Record<string, string> =>
+  (obj?.data ?? {}) as Record<string, string>;
 
 export interface KubeadmNetworking {
   podSubnet: string[];
@@ -29,7 +30,9 @@ export interface KubeadmNetworking {
 export function readKubeadmConfig(cm: KubeObject | undefined): KubeadmNetworking | undefined {
   const text = data(cm).ClusterConfiguration;
   if (!text) return undefined;
-  const doc = parseYaml(text) as { networking?: { podSubnet?: string; serviceSubnet?: string; dnsDomain?: string } } | null;
+  const doc = parseYaml(text) as {
+    networking?: { podSubnet?: string; serviceSubnet?: string; dnsDomain?: string };
+  } | null;
   const net = doc?.networking ?? {};
   return {
     podSubnet: split(net.podSubnet ?? '', /,/),
@@ -42,7 +45,12 @@ export function readKubeadmConfig(cm: KubeObject | undefined): KubeadmNetworking
 export function readFlannelConfig(cm: KubeObject | undefined): string[] {
   const text = data(cm)['net-conf.json'];
   if (!text) return [];
-  const conf = JSON.parse(text) as { Network?: string; EnableIPv6?: boolean; IPv6Network?: string; EnableIPv4?: boolean };
+  const conf = JSON.parse(text) as {
+    Network?: string;
+    EnableIPv6?: boolean;
+    IPv6Network?: string;
+    EnableIPv4?: boolean;
+  };
   const out: string[] = [];
   if (conf.Network && conf.EnableIPv4 !== false) out.push(conf.Network);
   if (conf.EnableIPv6 && conf.IPv6Network) out.push(conf.IPv6Network);
@@ -85,7 +93,8 @@ export function readNodeInternalIps(nodes: readonly KubeObject[]): string[] {
   const v4: string[] = [];
   const v6: string[] = [];
   for (const n of nodes) {
-    const addresses = ((n.status ?? {}) as { addresses?: { type: string; address: string }[] }).addresses ?? [];
+    const addresses =
+      ((n.status ?? {}) as { addresses?: { type: string; address: string }[] }).addresses ?? [];
     for (const a of addresses) {
       if (a.type !== 'InternalIP') continue;
       (a.address.includes(':') ? v6 : v4).push(a.address);
@@ -116,8 +125,14 @@ export function readK3sNode(nodes: readonly KubeObject[]): K3sNetworking | undef
     const labels = n.metadata.labels ?? {};
     const ann = n.metadata.annotations ?? {};
     const provider = String((n.spec as { providerID?: string } | undefined)?.providerID ?? '');
-    const rke2 = Object.keys(ann).some((k) => k.startsWith('rke2.io/')) || labels['node.kubernetes.io/instance-type'] === 'rke2';
-    const k3s = !rke2 && (labels['node.kubernetes.io/instance-type'] === 'k3s' || provider.startsWith('k3s://') || 'k3s.io/node-args' in ann);
+    const rke2 =
+      Object.keys(ann).some((k) => k.startsWith('rke2.io/')) ||
+      labels['node.kubernetes.io/instance-type'] === 'rke2';
+    const k3s =
+      !rke2 &&
+      (labels['node.kubernetes.io/instance-type'] === 'k3s' ||
+        provider.startsWith('k3s://') ||
+        'k3s.io/node-args' in ann);
     if (!rke2 && !k3s) continue;
     const distribution = rke2 ? 'rke2' : 'k3s';
     const argsText = ann[`${distribution}.io/node-args`];
@@ -142,7 +157,10 @@ export function readK3sNode(nodes: readonly KubeObject[]): K3sNetworking | undef
     if (!argsText || args[0] === 'server' || cc.length > 0 || sc.length > 0) {
       return {
         distribution,
-        origin: cc.length || sc.length ? `${distribution}.io/node-args on node ${n.metadata.name}` : `${distribution} defaults (node ${n.metadata.name})`,
+        origin:
+          cc.length || sc.length
+            ? `${distribution}.io/node-args on node ${n.metadata.name}`
+            : `${distribution} defaults (node ${n.metadata.name})`,
         clusterCidr: cc.length ? cc : K3S_DEFAULTS.clusterCidr,
         serviceCidr: sc.length ? sc : K3S_DEFAULTS.serviceCidr,
         clusterDomain: domain,
@@ -155,7 +173,8 @@ export function readK3sNode(nodes: readonly KubeObject[]): K3sNetworking | undef
 /** ServiceCIDR objects (networking.k8s.io v1 or v1beta1): every `spec.cidrs`, in order, without repeats. */
 export function readServiceCidrObjects(items: readonly KubeObject[]): string[] {
   const out = new Set<string>();
-  for (const item of items) for (const c of ((item.spec ?? {}) as { cidrs?: string[] }).cidrs ?? []) out.add(c);
+  for (const item of items)
+    for (const c of ((item.spec ?? {}) as { cidrs?: string[] }).cidrs ?? []) out.add(c);
   return [...out];
 }
 

@@ -49,7 +49,8 @@ export interface DiscoveryDeps {
   now?: () => Date;
 }
 
-const cm = (kube: KubeApi, namespace: string, name: string) => kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name });
+const cm = (kube: KubeApi, namespace: string, name: string) =>
+  kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name });
 
 /** A probe Service that can never be created: 0.0.0.0 is outside every service range. */
 export const PROBE_SERVICE: KubeObject = {
@@ -85,12 +86,20 @@ function normalise(cidrs: readonly string[], source: string, warnings: string[])
 const within = (inner: Cidr, outer: Cidr) => overlaps(inner, outer) && outer.prefix <= inner.prefix;
 
 /** Warns for every CIDR of a non-chosen source that is not inside the chosen ranges. */
-function compare(kind: string, chosen: CidrSource, others: CidrSource[], warnings: string[], twoWay: boolean): void {
+function compare(
+  kind: string,
+  chosen: CidrSource,
+  others: CidrSource[],
+  warnings: string[],
+  twoWay: boolean,
+): void {
   const ranges = chosen.cidrs.map((c) => parseCidr(kind, c));
   for (const o of others) {
     for (const c of o.cidrs) {
       if (!ranges.some((r) => within(parseCidr(kind, c), r))) {
-        warnings.push(`${kind} sources disagree: ${c} from ${o.source} is not inside ${chosen.cidrs.join(', ')} from ${chosen.source}`);
+        warnings.push(
+          `${kind} sources disagree: ${c} from ${o.source} is not inside ${chosen.cidrs.join(', ')} from ${chosen.source}`,
+        );
       }
     }
     // Cluster-wide pod sources should name the same ranges; a chosen range they do not mention is suspicious
@@ -98,15 +107,26 @@ function compare(kind: string, chosen: CidrSource, others: CidrSource[], warning
     if (twoWay && !o.source.startsWith('node.spec.podCIDRs') && o.cidrs.length > 0) {
       const theirs = o.cidrs.map((c) => parseCidr(kind, c));
       for (const r of ranges) {
-        if (theirs.some((t) => t.family === r.family) && !theirs.some((t) => t.text === r.text) && !theirs.some((t) => within(r, t))) {
-          warnings.push(`${kind} sources disagree: ${r.text} from ${chosen.source} is not named by ${o.source} (${o.cidrs.join(', ')})`);
+        if (
+          theirs.some((t) => t.family === r.family) &&
+          !theirs.some((t) => t.text === r.text) &&
+          !theirs.some((t) => within(r, t))
+        ) {
+          warnings.push(
+            `${kind} sources disagree: ${r.text} from ${chosen.source} is not named by ${o.source} (${o.cidrs.join(', ')})`,
+          );
         }
       }
     }
   }
 }
 
-async function podSources(kube: KubeApi, nodes: KubeObject[], kubeadmPods: string[], warnings: string[]): Promise<CidrSource[]> {
+async function podSources(
+  kube: KubeApi,
+  nodes: KubeObject[],
+  kubeadmPods: string[],
+  warnings: string[],
+): Promise<CidrSource[]> {
   const sources: CidrSource[] = [];
   const add = (source: string, cidrs: string[]) => {
     const n = normalise(cidrs, source, warnings);
@@ -120,7 +140,10 @@ async function podSources(kube: KubeApi, nodes: KubeObject[], kubeadmPods: strin
       break;
     }
   }
-  add('cilium-config cluster-pool (kube-system)', readCiliumConfig(await cm(kube, 'kube-system', 'cilium-config')));
+  add(
+    'cilium-config cluster-pool (kube-system)',
+    readCiliumConfig(await cm(kube, 'kube-system', 'cilium-config')),
+  );
   for (const ns of ['kube-flannel', 'kube-system']) {
     const flannel = await cm(kube, ns, 'kube-flannel-cfg');
     if (flannel) {
@@ -135,7 +158,12 @@ async function podSources(kube: KubeApi, nodes: KubeObject[], kubeadmPods: strin
   return sources;
 }
 
-async function serviceSources(kube: KubeApi, nodes: KubeObject[], kubeadmSvcs: string[], warnings: string[]): Promise<CidrSource[]> {
+async function serviceSources(
+  kube: KubeApi,
+  nodes: KubeObject[],
+  kubeadmSvcs: string[],
+  warnings: string[],
+): Promise<CidrSource[]> {
   const sources: CidrSource[] = [];
   const add = (source: string, cidrs: string[]) => {
     const n = normalise(cidrs, source, warnings);
@@ -154,7 +182,10 @@ async function serviceSources(kube: KubeApi, nodes: KubeObject[], kubeadmSvcs: s
   if (sources.length === 0) {
     const range = await probeServiceRange(kube);
     if (range) add('dry-run Service probe (API server error message)', [range]);
-    else warnings.push('service CIDR unknown: no ServiceCIDR API, no kubeadm-config, and the dry-run probe named no range; set vpn.routes.services');
+    else
+      warnings.push(
+        'service CIDR unknown: no ServiceCIDR API, no kubeadm-config, and the dry-run probe named no range; set vpn.routes.services',
+      );
   }
   return sources;
 }
@@ -193,12 +224,21 @@ export async function discover(config: Config, deps: DiscoveryDeps): Promise<Dis
   const pods = await podSources(kube, nodes, kubeadm?.podSubnet ?? [], warnings);
   const services = await serviceSources(kube, nodes, kubeadm?.serviceSubnet ?? [], warnings);
   if (pods[0]) compare('pod CIDR', pods[0], pods.slice(1), warnings, true);
-  else warnings.push('pod CIDR unknown: no CNI configuration, kubeadm-config or node podCIDRs found; set vpn.routes.pods');
+  else
+    warnings.push(
+      'pod CIDR unknown: no CNI configuration, kubeadm-config or node podCIDRs found; set vpn.routes.pods',
+    );
   if (services[0]) compare('service CIDR', services[0], services.slice(1), warnings, false);
 
-  const dns = await kube.get({ apiVersion: 'v1', kind: 'Service', namespace: 'kube-system', name: 'kube-dns' });
+  const dns = await kube.get({
+    apiVersion: 'v1',
+    kind: 'Service',
+    namespace: 'kube-system',
+    name: 'kube-dns',
+  });
   const dnsIp = (dns?.spec as { clusterIP?: string } | undefined)?.clusterIP;
-  if (!dnsIp || dnsIp === 'None') warnings.push('cluster DNS unknown: no ClusterIP on kube-system/kube-dns; set vpn.dns.servers');
+  if (!dnsIp || dnsIp === 'None')
+    warnings.push('cluster DNS unknown: no ClusterIP on kube-system/kube-dns; set vpn.dns.servers');
   const domain = kubeadm?.dnsDomain
     ? { value: kubeadm.dnsDomain, source: 'kubeadm-config networking.dnsDomain' }
     : k3s?.clusterDomain
@@ -242,9 +282,18 @@ export function lastDiscovery(settings: SettingsStore): DiscoveryResult | undefi
  * Overlaps between ranges that must stay apart: the VPN client subnet, the office LANs, and the
  * pod and service ranges (config values override discovery). Each message names both ranges.
  */
-export function findRangeOverlaps(config: Config, d: Pick<DiscoveryResult, 'podCidrs' | 'serviceCidrs' | 'podCidrSource' | 'serviceCidrSource'> | undefined): string[] {
-  const pods = config.vpn.routes.pods.length > 0 ? { list: config.vpn.routes.pods, from: 'vpn.routes.pods' } : { list: d?.podCidrs ?? [], from: d?.podCidrSource ?? '' };
-  const svcs = config.vpn.routes.services.length > 0 ? { list: config.vpn.routes.services, from: 'vpn.routes.services' } : { list: d?.serviceCidrs ?? [], from: d?.serviceCidrSource ?? '' };
+export function findRangeOverlaps(
+  config: Config,
+  d: Pick<DiscoveryResult, 'podCidrs' | 'serviceCidrs' | 'podCidrSource' | 'serviceCidrSource'> | undefined,
+): string[] {
+  const pods =
+    config.vpn.routes.pods.length > 0
+      ? { list: config.vpn.routes.pods, from: 'vpn.routes.pods' }
+      : { list: d?.podCidrs ?? [], from: d?.podCidrSource ?? '' };
+  const svcs =
+    config.vpn.routes.services.length > 0
+      ? { list: config.vpn.routes.services, from: 'vpn.routes.services' }
+      : { list: d?.serviceCidrs ?? [], from: d?.serviceCidrSource ?? '' };
   const groups: { name: string; cidrs: Cidr[] }[] = [
     { name: 'vpn.clientSubnet', cidrs: [parseCidr('vpn.clientSubnet', config.vpn.clientSubnet)] },
     { name: `pod CIDR (${pods.from})`, cidrs: pods.list.map((c) => parseCidr('pod CIDR', c)) },
@@ -256,7 +305,8 @@ export function findRangeOverlaps(config: Config, d: Pick<DiscoveryResult, 'podC
     for (let j = i + 1; j < groups.length; j++) {
       for (const a of groups[i]!.cidrs) {
         for (const b of groups[j]!.cidrs) {
-          if (overlaps(a, b)) problems.push(`${groups[i]!.name} ${a.text} overlaps ${groups[j]!.name} ${b.text}`);
+          if (overlaps(a, b))
+            problems.push(`${groups[i]!.name} ${a.text} overlaps ${groups[j]!.name} ${b.text}`);
         }
       }
     }

@@ -52,7 +52,10 @@ export class ClusterService {
     const { config, store } = this.deps;
     const problems = findRangeOverlaps(config, this.lastDiscovery());
     if (problems.length > 0) {
-      throw new BadRequest(`address ranges overlap: ${problems.join('; ')} (change vpn.clientSubnet / vpn.officeLans or set vpn.routes)`, 'vpn.clientSubnet');
+      throw new BadRequest(
+        `address ranges overlap: ${problems.join('; ')} (change vpn.clientSubnet / vpn.officeLans or set vpn.routes)`,
+        'vpn.clientSubnet',
+      );
     }
     const net = effectiveNetwork(config, store);
     return buildManifests({
@@ -79,10 +82,17 @@ export class ClusterService {
   /** Discovers, builds and server-side applies everything, then waits for the rollout. */
   async deploy(onProgress: (line: string) => void = () => undefined): Promise<DeployResult> {
     const d = await this.discover();
-    onProgress(`discovered pods ${d.podCidrs.join(', ') || '?'} (${d.podCidrSource}), services ${d.serviceCidrs.join(', ') || '?'} (${d.serviceCidrSource}), DNS ${d.dnsServer ?? '?'}, nodes ${d.nodeIps.join(', ') || '?'}`);
+    onProgress(
+      `discovered pods ${d.podCidrs.join(', ') || '?'} (${d.podCidrSource}), services ${d.serviceCidrs.join(', ') || '?'} (${d.serviceCidrSource}), DNS ${d.dnsServer ?? '?'}, nodes ${d.nodeIps.join(', ') || '?'}`,
+    );
     for (const w of d.warnings) onProgress(`warning: ${w}`);
     const objects = await this.objects();
-    return applyAll(objects, { kube: this.kube, onProgress, rolloutTimeoutMs: this.deps.rolloutTimeoutMs, pollMs: this.deps.pollMs });
+    return applyAll(objects, {
+      kube: this.kube,
+      onProgress,
+      rolloutTimeoutMs: this.deps.rolloutTimeoutMs,
+      pollMs: this.deps.pollMs,
+    });
   }
 
   /** Pods, endpoints and the agent's last applied CRL number; also records newly effective revocations. */
@@ -108,7 +118,9 @@ export class ClusterService {
  * The ClusterService of an AppContext, with the real Kubernetes client (kubeconfig from
  * kubernetes.kubeconfig, else KUBECONFIG / ~/.kube/config / in-cluster), made on first use.
  */
-export function clusterServiceFor(ctx: Pick<ClusterServiceDeps, 'config' | 'store' | 'server' | 'revocation'>): ClusterService {
+export function clusterServiceFor(
+  ctx: Pick<ClusterServiceDeps, 'config' | 'store' | 'server' | 'revocation'>,
+): ClusterService {
   return new ClusterService({
     config: ctx.config,
     store: ctx.store,

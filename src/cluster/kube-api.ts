@@ -81,9 +81,14 @@ export class KubeApiError extends AppError {
     readonly what: string,
     cause?: unknown,
   ) {
-    super(kubeStatus === 422 ? 400 : 502, 'kube_api', `${what}: ${describe(kubeStatus, reason)}: ${kubeMessage}`, {
-      cause,
-    });
+    super(
+      kubeStatus === 422 ? 400 : 502,
+      'kube_api',
+      `${what}: ${describe(kubeStatus, reason)}: ${kubeMessage}`,
+      {
+        cause,
+      },
+    );
   }
 }
 
@@ -98,5 +103,10 @@ export function refText(ref: { kind: string; name?: string; namespace?: string }
 }
 
 export function refOf(obj: KubeObject): ObjectRef {
-  return { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name ?? '', namespace: obj.metadata.namespace };
+  return {
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    name: obj.metadata.name ?? '',
+    namespace: obj.metadata.namespace,
+  };
 }

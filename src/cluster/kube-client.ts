@@ -118,7 +118,16 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
         const res = await withDeadline(
           what,
           timeoutMs,
-          objects.list(apiVersion, kind, opts.namespace, undefined, undefined, undefined, opts.fieldSelector, opts.labelSelector),
+          objects.list(
+            apiVersion,
+            kind,
+            opts.namespace,
+            undefined,
+            undefined,
+            undefined,
+            opts.fieldSelector,
+            opts.labelSelector,
+          ),
         );
         const list = plain<{ items?: KubeObject[]; metadata?: { resourceVersion?: string } }>(res);
         const items = (list.items ?? []).map((i) => ({ ...i, apiVersion, kind }));
@@ -131,7 +140,14 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
     apply(obj) {
       return call(`apply ${refText({ kind: obj.kind, ...obj.metadata })}`, async () =>
         plain<KubeObject>(
-          await objects.patch(k8s(obj), undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
+          await objects.patch(
+            k8s(obj),
+            undefined,
+            undefined,
+            FIELD_MANAGER,
+            true,
+            PatchStrategy.ServerSideApply,
+          ),
         ),
       );
     },
@@ -143,12 +159,25 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
     mergePatch(ref, patch) {
       const body = { ...header(ref), ...patch } as KubeObject;
       return call(`patch ${refText(ref)}`, async () =>
-        plain<KubeObject>(await objects.patch(k8s(body), undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch)),
+        plain<KubeObject>(
+          await objects.patch(
+            k8s(body),
+            undefined,
+            undefined,
+            FIELD_MANAGER,
+            undefined,
+            PatchStrategy.MergePatch,
+          ),
+        ),
       );
     },
     async watchSecrets(namespace, opts, onEvent, onDone) {
       const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
-      const query = { resourceVersion: opts.resourceVersion, fieldSelector: opts.fieldSelector, allowWatchBookmarks: true };
+      const query = {
+        resourceVersion: opts.resourceVersion,
+        fieldSelector: opts.fieldSelector,
+        allowWatchBookmarks: true,
+      };
       let stopped = false;
       const controller = await new Watch(kc).watch(
         path,

@@ -101,7 +101,10 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
           volumes: [
             { name: 'server', secret: { secretName: OBJECT_NAMES.serverSecret, defaultMode: 0o400 } },
             { name: 'config', configMap: { name: OBJECT_NAMES.app } },
-            { name: 'crl-seed', secret: { secretName: OBJECT_NAMES.crlSecret, items: [{ key: 'crl.pem', path: 'crl.pem' }] } },
+            {
+              name: 'crl-seed',
+              secret: { secretName: OBJECT_NAMES.crlSecret, items: [{ key: 'crl.pem', path: 'crl.pem' }] },
+            },
             { name: 'crl', emptyDir: {} },
             { name: 'mgmt', emptyDir: { medium: 'Memory' } },
           ],

@@ -52,7 +52,11 @@ const ipv4Only = (cidrs: readonly string[]) => cidrs.filter((c) => parseCidr('ro
  * deploys (no spurious rollouts) and never stored anywhere but the Secret.
  */
 export function managementPassword(server: ServerMaterial): string {
-  return createHash('sha256').update('podgate management\0').update(server.keyPem).digest('base64url').slice(0, 32);
+  return createHash('sha256')
+    .update('podgate management\0')
+    .update(server.keyPem)
+    .digest('base64url')
+    .slice(0, 32);
 }
 
 /** server.conf with paths pointing into the pod's mounts. */
@@ -63,7 +67,11 @@ export function renderPodServerConfig(input: ManifestInput): string {
     template: input.serverConfTemplate,
     vpn: {
       ...config.vpn,
-      routes: { pods: ipv4Only(network.podCidrs), services: ipv4Only(network.serviceCidrs), extra: network.extraRoutes },
+      routes: {
+        pods: ipv4Only(network.podCidrs),
+        services: ipv4Only(network.serviceCidrs),
+        extra: network.extraRoutes,
+      },
       dns: { servers: network.dnsServers, domain: network.dnsDomain, searchDomains: network.searchDomains },
     },
     crlFile: POD_FILES.crl,
@@ -94,14 +102,20 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
     [fileName(POD_FILES.cert)]: b64(server.certPem),
     [fileName(POD_FILES.key)]: b64(server.keyPem),
     [fileName(POD_FILES.managementPassword)]: b64(`${managementPassword(server)}\n`),
-    [config.vpn.controlChannel === 'tls-crypt-v2' ? fileName(POD_FILES.tlsCryptV2) : fileName(POD_FILES.tlsCrypt)]: b64(
+    [config.vpn.controlChannel === 'tls-crypt-v2'
+      ? fileName(POD_FILES.tlsCryptV2)
+      : fileName(POD_FILES.tlsCrypt)]: b64(
       config.vpn.controlChannel === 'tls-crypt-v2' ? server.tlsCryptV2ServerKeyPem : server.tlsCryptKeyPem,
     ),
   };
   // The CRL is not part of the checksum: revocations reach the running pod through the agent, no restart.
   const checksum = sha256(JSON.stringify({ serverConf, serverData, image: config.kubernetes.image }));
 
-  const namespace: KubeObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...LABELS } } };
+  const namespace: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: ns, labels: { ...LABELS } },
+  };
   const serverSecret: KubeObject = {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -117,16 +131,34 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
     data: { 'server.conf': serverConf },
   };
   // No `data`: the agent owns the keys it patches in; a re-apply must not take them away.
-  const status: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(OBJECT_NAMES.agentStatus, ns) };
-  const serviceAccount: KubeObject = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(OBJECT_NAMES.agent, ns) };
+  const status: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: meta(OBJECT_NAMES.agentStatus, ns),
+  };
+  const serviceAccount: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: meta(OBJECT_NAMES.agent, ns),
+  };
   const role: KubeObject = {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'Role',
     metadata: meta(OBJECT_NAMES.agent, ns),
     rules: [
       // list/watch with resourceNames are authorised when the request selects metadata.name, as the agent does.
-      { apiGroups: [''], resources: ['secrets'], resourceNames: [OBJECT_NAMES.crlSecret], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['configmaps'], resourceNames: [OBJECT_NAMES.agentStatus], verbs: ['get', 'patch'] },
+      {
+        apiGroups: [''],
+        resources: ['secrets'],
+        resourceNames: [OBJECT_NAMES.crlSecret],
+        verbs: ['get', 'list', 'watch'],
+      },
+      {
+        apiGroups: [''],
+        resources: ['configmaps'],
+        resourceNames: [OBJECT_NAMES.agentStatus],
+        verbs: ['get', 'patch'],
+      },
     ],
   };
   const roleBinding: KubeObject = {
@@ -144,11 +176,30 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
     spec: {
       type: 'NodePort',
       selector: { ...LABELS },
-      ports: [{ name: 'openvpn', protocol: proto, port: config.vpn.port, targetPort: config.vpn.port, nodePort: config.kubernetes.nodePort }],
+      ports: [
+        {
+          name: 'openvpn',
+          protocol: proto,
+          port: config.vpn.port,
+          targetPort: config.vpn.port,
+          nodePort: config.kubernetes.nodePort,
+        },
+      ],
     },
   };
   const deployment = buildDeployment({ config, namespace: ns, checksum, proto });
-  return [namespace, serviceAccount, role, roleBinding, serverSecret, crl, configMap, status, service, deployment];
+  return [
+    namespace,
+    serviceAccount,
+    role,
+    roleBinding,
+    serverSecret,
+    crl,
+    configMap,
+    status,
+    service,
+    deployment,
+  ];
 }
 
 /**
@@ -161,7 +212,10 @@ export function crlSecret(namespace: string, bundle: RevocationBundle): KubeObje
     kind: 'Secret',
     metadata: meta(OBJECT_NAMES.crlSecret, namespace),
     type: 'Opaque',
-    data: { [CRL_SECRET_KEYS.crl]: b64(bundle.crlPem), [CRL_SECRET_KEYS.bundle]: b64(JSON.stringify(bundle)) },
+    data: {
+      [CRL_SECRET_KEYS.crl]: b64(bundle.crlPem),
+      [CRL_SECRET_KEYS.bundle]: b64(JSON.stringify(bundle)),
+    },
   };
 }
 

@@ -18,6 +18,9 @@ export class SecretCrlPublisher implements CrlPublisher {
 
   async publish(bundle: RevocationBundle): Promise<void> {
     const stored = await this.kube.apply(crlSecret(this.namespace, bundle));
-    log.info({ crlNumber: bundle.crlNumber, resourceVersion: stored.metadata.resourceVersion }, 'CRL Secret published');
+    log.info(
+      { crlNumber: bundle.crlNumber, resourceVersion: stored.metadata.resourceVersion },
+      'CRL Secret published',
+    );
   }
 }

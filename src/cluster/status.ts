@@ -13,7 +13,13 @@ export interface PodStatus {
 
 export interface ClusterStatus {
   namespace: string;
-  deployment?: { replicas: number; readyReplicas: number; updatedReplicas: number; generation: number; observedGeneration: number };
+  deployment?: {
+    replicas: number;
+    readyReplicas: number;
+    updatedReplicas: number;
+    generation: number;
+    observedGeneration: number;
+  };
   service?: { type: string; nodePort?: number; port?: number; protocol?: string };
   pods: PodStatus[];
   /** Ready endpoint addresses of the Service ("10.244.1.5:30030/UDP"). */
@@ -41,12 +47,20 @@ function pod(p: KubeObject): PodStatus {
     ready: st.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
     podIP: st.podIP,
     hostIP: st.hostIP,
-    containers: (st.containerStatuses ?? []).map((c) => ({ name: c.name, ready: c.ready, restarts: c.restartCount ?? 0 })),
+    containers: (st.containerStatuses ?? []).map((c) => ({
+      name: c.name,
+      ready: c.ready,
+      restarts: c.restartCount ?? 0,
+    })),
   };
 }
 
 /** Reads the Deployment, its pods, the Service and its Endpoints, and the agent's status ConfigMap. */
-export async function readClusterStatus(kube: KubeApi, namespace: string, publishedCrlNumber?: number): Promise<ClusterStatus> {
+export async function readClusterStatus(
+  kube: KubeApi,
+  namespace: string,
+  publishedCrlNumber?: number,
+): Promise<ClusterStatus> {
   const name = OBJECT_NAMES.app;
   const [dep, svc, ep, pods, agent] = await Promise.all([
     kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name }),
@@ -56,8 +70,14 @@ export async function readClusterStatus(kube: KubeApi, namespace: string, publis
     readAgentStatus(kube, namespace),
   ]);
   const ds = (dep?.status ?? {}) as Record<string, number | undefined>;
-  const spec = (svc?.spec ?? {}) as { type?: string; ports?: { nodePort?: number; port?: number; protocol?: string }[] };
-  const subsets = (ep?.subsets ?? []) as { addresses?: { ip: string }[]; ports?: { port: number; protocol?: string }[] }[];
+  const spec = (svc?.spec ?? {}) as {
+    type?: string;
+    ports?: { nodePort?: number; port?: number; protocol?: string }[];
+  };
+  const subsets = (ep?.subsets ?? []) as {
+    addresses?: { ip: string }[];
+    ports?: { port: number; protocol?: string }[];
+  }[];
   return {
     namespace,
     deployment: dep && {
@@ -67,9 +87,18 @@ export async function readClusterStatus(kube: KubeApi, namespace: string, publis
       generation: Number(dep.metadata.generation ?? 0),
       observedGeneration: ds.observedGeneration ?? 0,
     },
-    service: svc && { type: spec.type ?? 'ClusterIP', nodePort: spec.ports?.[0]?.nodePort, port: spec.ports?.[0]?.port, protocol: spec.ports?.[0]?.protocol },
+    service: svc && {
+      type: spec.type ?? 'ClusterIP',
+      nodePort: spec.ports?.[0]?.nodePort,
+      port: spec.ports?.[0]?.port,
+      protocol: spec.ports?.[0]?.protocol,
+    },
     pods: (pods?.items ?? []).map(pod),
-    endpoints: subsets.flatMap((s) => (s.addresses ?? []).flatMap((a) => (s.ports ?? []).map((p) => `${a.ip}:${p.port}/${p.protocol ?? 'TCP'}`))),
+    endpoints: subsets.flatMap((s) =>
+      (s.addresses ?? []).flatMap((a) =>
+        (s.ports ?? []).map((p) => `${a.ip}:${p.port}/${p.protocol ?? 'TCP'}`),
+      ),
+    ),
     agent,
     publishedCrlNumber,
   };
@@ -79,11 +108,24 @@ export async function readClusterStatus(kube: KubeApi, namespace: string, publis
 export function formatStatus(s: ClusterStatus): string[] {
   const lines: string[] = [];
   const d = s.deployment;
-  lines.push(d ? `deployment ${s.namespace}/${OBJECT_NAMES.app}: ${d.readyReplicas}/${d.replicas} ready (generation ${d.generation}, observed ${d.observedGeneration})` : `deployment ${s.namespace}/${OBJECT_NAMES.app}: not found (run \`podgate k8s deploy\`)`);
-  if (s.service) lines.push(`service: ${s.service.type} port ${s.service.port ?? '?'} nodePort ${s.service.nodePort ?? '-'}/${s.service.protocol ?? '?'}`);
+  lines.push(
+    d
+      ? `deployment ${s.namespace}/${OBJECT_NAMES.app}: ${d.readyReplicas}/${d.replicas} ready (generation ${d.generation}, observed ${d.observedGeneration})`
+      : `deployment ${s.namespace}/${OBJECT_NAMES.app}: not found (run \`podgate k8s deploy\`)`,
+  );
+  if (s.service)
+    lines.push(
+      `service: ${s.service.type} port ${s.service.port ?? '?'} nodePort ${s.service.nodePort ?? '-'}/${s.service.protocol ?? '?'}`,
+    );
   for (const p of s.pods) {
-    const cs = p.containers.map((c) => `${c.name}=${c.ready ? 'ready' : 'not ready'}${c.restarts ? ` (${c.restarts} restarts)` : ''}`).join(' ');
-    lines.push(`pod ${p.name}: ${p.phase}${p.ready ? ', ready' : ', not ready'} ip ${p.podIP ?? '-'} node ${p.hostIP ?? '-'} ${cs}`);
+    const cs = p.containers
+      .map(
+        (c) => `${c.name}=${c.ready ? 'ready' : 'not ready'}${c.restarts ? ` (${c.restarts} restarts)` : ''}`,
+      )
+      .join(' ');
+    lines.push(
+      `pod ${p.name}: ${p.phase}${p.ready ? ', ready' : ', not ready'} ip ${p.podIP ?? '-'} node ${p.hostIP ?? '-'} ${cs}`,
+    );
   }
   if (s.pods.length === 0) lines.push('pods: none');
   lines.push(`endpoints: ${s.endpoints.length > 0 ? s.endpoints.join(', ') : 'none'}`);
@@ -99,6 +141,9 @@ export function formatStatus(s: ClusterStatus): string[] {
         ? ' (up to date)'
         : ` (behind: published #${s.publishedCrlNumber})`;
   lines.push(crl + sync);
-  if (a.pending.length > 0) lines.push(`agent: ${a.pending.length} revocation(s) pending: ${a.pending.map((p) => p.commonName).join(', ')}`);
+  if (a.pending.length > 0)
+    lines.push(
+      `agent: ${a.pending.length} revocation(s) pending: ${a.pending.map((p) => p.commonName).join(', ')}`,
+    );
   return lines;
 }

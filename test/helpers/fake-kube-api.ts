@@ -28,7 +28,7 @@ import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { mergePatch, serverSideApply, type JsonObject, type ManagedEntry } from './fake-kube-ssa.js';
+import { mergePatch, type JsonObject, type ManagedEntry } from './fake-kube-ssa.js';
 
 export const SAMPLES = process.env.PODGATE_K8S_SAMPLES ?? '/work/shared/k8s-samples';
 
@@ -60,7 +60,8 @@ export interface FakeOptions {
   rolloutDelayMs?: number | null;
 }
 
-export type Verb = 'get' | 'list' | 'watch' | 'create' | 'apply' | 'patch' | 'update' | 'delete' | 'discovery';
+export type Verb =
+  'get' | 'list' | 'watch' | 'create' | 'apply' | 'patch' | 'update' | 'delete' | 'discovery';
 export interface Injection {
   verb?: Verb;
   kind?: string;
@@ -102,12 +103,32 @@ interface Event {
 const CRD_DISCOVERY: Record<string, JsonObject> = {
   // Not in the samples: minimal APIResourceLists for the CNI CRDs, same shape as the real ones.
   'crd.projectcalico.org/v1': {
-    kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'crd.projectcalico.org/v1',
-    resources: [{ name: 'ippools', singularName: 'ippool', namespaced: false, kind: 'IPPool', verbs: ['get', 'list', 'watch'] }],
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: 'crd.projectcalico.org/v1',
+    resources: [
+      {
+        name: 'ippools',
+        singularName: 'ippool',
+        namespaced: false,
+        kind: 'IPPool',
+        verbs: ['get', 'list', 'watch'],
+      },
+    ],
   },
   'cilium.io/v2': {
-    kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'cilium.io/v2',
-    resources: [{ name: 'ciliumnodes', singularName: 'ciliumnode', namespaced: false, kind: 'CiliumNode', verbs: ['get', 'list', 'watch'] }],
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: 'cilium.io/v2',
+    resources: [
+      {
+        name: 'ciliumnodes',
+        singularName: 'ciliumnode',
+        namespaced: false,
+        kind: 'CiliumNode',
+        verbs: ['get', 'list', 'watch'],
+      },
+    ],
   },
 };
 
@@ -167,10 +188,24 @@ export class FakeKubeApi {
   /** Kubeconfig file text, for the CLI. */
   kubeconfigYaml(): string {
     return [
-      'apiVersion: v1', 'kind: Config', 'current-context: fake',
-      'clusters:', '- name: fake', '  cluster:', `    server: ${this.url}`, '    insecure-skip-tls-verify: true',
-      'users:', '- name: fake', '  user:', '    token: fake-token',
-      'contexts:', '- name: fake', '  context:', '    cluster: fake', '    user: fake', '',
+      'apiVersion: v1',
+      'kind: Config',
+      'current-context: fake',
+      'clusters:',
+      '- name: fake',
+      '  cluster:',
+      `    server: ${this.url}`,
+      '    insecure-skip-tls-verify: true',
+      'users:',
+      '- name: fake',
+      '  user:',
+      '    token: fake-token',
+      'contexts:',
+      '- name: fake',
+      '  context:',
+      '    cluster: fake',
+      '    user: fake',
+      '',
     ].join('\n');
   }
 
@@ -223,7 +258,13 @@ export class FakeKubeApi {
   }
 
   /** Changes an object as another client would (bumps resourceVersion, notifies watchers). */
-  update(apiVersion: string, kind: string, name: string, namespace: string | undefined, patch: JsonObject): JsonObject {
+  update(
+    apiVersion: string,
+    kind: string,
+    name: string,
+    namespace: string | undefined,
+    patch: JsonObject,
+  ): JsonObject {
     const res = this.resourceOf(apiVersion, kind);
     const live = this.objects.get(this.key(res, { name, namespace: namespace ?? null }));
     if (!live) throw new Error(`fake: no ${kind} ${name}`);
@@ -263,10 +304,13 @@ export class FakeKubeApi {
     const netV1 = sample('discovery-apis-networking.k8s.io-v1.json');
     const api = this.options.serviceCidrApi;
     if (api !== 'v1' && api !== 'both') {
-      netV1.resources = (netV1.resources as JsonObject[]).filter((r) => !String(r.name).startsWith('servicecidrs'));
+      netV1.resources = (netV1.resources as JsonObject[]).filter(
+        (r) => !String(r.name).startsWith('servicecidrs'),
+      );
     }
     docs.set('networking.k8s.io/v1', netV1);
-    if (api === 'v1beta1' || api === 'both') docs.set('networking.k8s.io/v1beta1', sample('discovery-apis-networking.k8s.io-v1beta1.json'));
+    if (api === 'v1beta1' || api === 'both')
+      docs.set('networking.k8s.io/v1beta1', sample('discovery-apis-networking.k8s.io-v1beta1.json'));
     for (const [gv, doc] of Object.entries(CRD_DISCOVERY)) {
       const kind = String(((doc.resources as JsonObject[])[0] as JsonObject).kind);
       if ([...this.objects.keys()].some((k) => k.startsWith(`${gv}|${kind}|`))) docs.set(gv, doc);
@@ -276,16 +320,33 @@ export class FakeKubeApi {
 
   private resourceOf(apiVersion: string, kind: string): Resource {
     const doc = this.discoveryDocs().get(apiVersion) ?? CRD_DISCOVERY[apiVersion];
-    const r = (doc?.resources as JsonObject[] | undefined)?.find((x) => x.kind === kind && !String(x.name).includes('/'));
+    const r = (doc?.resources as JsonObject[] | undefined)?.find(
+      (x) => x.kind === kind && !String(x.name).includes('/'),
+    );
     if (r) return { apiVersion, kind, plural: String(r.name), namespaced: r.namespaced === true };
     // ServiceCIDR switched off still needs a home for seeding.
     if (kind === 'ServiceCIDR') return { apiVersion, kind, plural: 'servicecidrs', namespaced: false };
     throw new Error(`fake: unknown kind ${apiVersion} ${kind}`);
   }
 
-  private status(res: ServerResponse, code: number, reason: string, message: string, details?: JsonObject): void {
+  private status(
+    res: ServerResponse,
+    code: number,
+    reason: string,
+    message: string,
+    details?: JsonObject,
+  ): void {
     if (res.headersSent) return void res.destroy();
-    const body = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code };
+    const body = {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason,
+      ...(details ? { details } : {}),
+      code,
+    };
     res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   }
 
@@ -326,13 +387,22 @@ export class FakeKubeApi {
     const gvLen = parts[0] === 'api' ? 2 : 3;
     const gv = parts[0] === 'api' ? parts[1] : `${parts[1]}/${parts[2]}`;
     if (parts.length === gvLen) {
-      this.requests.push({ method: req.method ?? '', path: url.pathname, query, contentType, verb: 'discovery' });
+      this.requests.push({
+        method: req.method ?? '',
+        path: url.pathname,
+        query,
+        contentType,
+        verb: 'discovery',
+      });
       if (this.takeInjection(res, 'discovery', undefined, undefined)) return;
       const doc = gv ? docs.get(gv) : undefined;
-      return doc ? this.json(res, 200, doc) : this.status(res, 404, 'NotFound', 'the server could not find the requested resource');
+      return doc
+        ? this.json(res, 200, doc)
+        : this.status(res, 404, 'NotFound', 'the server could not find the requested resource');
     }
     const doc = gv ? docs.get(gv) : undefined;
-    if (!doc || !gv) return this.status(res, 404, 'NotFound', 'the server could not find the requested resource');
+    if (!doc || !gv)
+      return this.status(res, 404, 'NotFound', 'the server could not find the requested resource');
 
     let rest = parts.slice(gvLen);
     let namespace: string | undefined;
@@ -342,15 +412,32 @@ export class FakeKubeApi {
     }
     const [plural, name] = rest;
     const entry = (doc.resources as JsonObject[]).find((r) => r.name === plural);
-    if (!entry || rest.length > 2) return this.status(res, 404, 'NotFound', 'the server could not find the requested resource');
-    const resource: Resource = { apiVersion: gv, kind: String(entry.kind), plural: String(plural), namespaced: entry.namespaced === true };
+    if (!entry || rest.length > 2)
+      return this.status(res, 404, 'NotFound', 'the server could not find the requested resource');
+    const resource: Resource = {
+      apiVersion: gv,
+      kind: String(entry.kind),
+      plural: String(plural),
+      namespaced: entry.namespaced === true,
+    };
 
     const method = req.method ?? 'GET';
     const verb: Verb =
-      method === 'GET' ? (name ? 'get' : query.watch === 'true' || query.watch === '1' ? 'watch' : 'list')
-      : method === 'POST' ? 'create'
-      : method === 'PATCH' ? (contentType.startsWith('application/apply-patch') ? 'apply' : 'patch')
-      : method === 'PUT' ? 'update' : 'delete';
+      method === 'GET'
+        ? name
+          ? 'get'
+          : query.watch === 'true' || query.watch === '1'
+            ? 'watch'
+            : 'list'
+        : method === 'POST'
+          ? 'create'
+          : method === 'PATCH'
+            ? contentType.startsWith('application/apply-patch')
+              ? 'apply'
+              : 'patch'
+            : method === 'PUT'
+              ? 'update'
+              : 'delete';
     this.requests.push({ method, path: url.pathname, query, contentType, verb });
     let body: JsonObject = {};
     if (bodyText) {
@@ -366,9 +453,19 @@ export class FakeKubeApi {
     return handleVerb(this, { res, resource, namespace, name, verb, query, body });
   }
 
-  private takeInjection(res: ServerResponse, verb: Verb, r: Resource | undefined, name?: string, ns?: string): boolean {
+  private takeInjection(
+    res: ServerResponse,
+    verb: Verb,
+    r: Resource | undefined,
+    name?: string,
+    ns?: string,
+  ): boolean {
     const i = this.injections.find(
-      (x) => (x.times ?? 0) > 0 && (!x.verb || x.verb === verb) && (!x.kind || x.kind === r?.kind) && (!x.name || x.name === name),
+      (x) =>
+        (x.times ?? 0) > 0 &&
+        (!x.verb || x.verb === verb) &&
+        (!x.kind || x.kind === r?.kind) &&
+        (!x.name || x.name === name),
     );
     if (!i) return false;
     i.times = (i.times ?? 1) - 1;
@@ -376,12 +473,27 @@ export class FakeKubeApi {
     const group = r && r.apiVersion.includes('/') ? r.apiVersion.split('/')[0] : '';
     if (i.status === 'hang') return true; // never answered; the socket is destroyed at close()
     if (i.status === 403) {
-      this.status(res, 403, 'Forbidden',
+      this.status(
+        res,
+        403,
+        'Forbidden',
         `${plural}${name ? ` "${name}"` : ''} is forbidden: User "system:serviceaccount:middleware:podgate" cannot ${verb === 'apply' ? 'patch' : verb} resource "${plural}" in API group "${group}"${ns ? ` in the namespace "${ns}"` : ' at the cluster scope'}`,
-        { name: name ?? '', kind: plural });
-    } else if (i.status === 404) this.status(res, 404, 'NotFound', `${plural} "${name ?? ''}" not found`, { name: name ?? '', kind: plural });
+        { name: name ?? '', kind: plural },
+      );
+    } else if (i.status === 404)
+      this.status(res, 404, 'NotFound', `${plural} "${name ?? ''}" not found`, {
+        name: name ?? '',
+        kind: plural,
+      });
     else if (i.status === 409) this.json(res, 409, sample('ssa-conflict-409-status.json'));
-    else if (i.status === 504) this.status(res, 504, 'Timeout', 'Timeout: request did not complete within requested timeout - context deadline exceeded', {});
+    else if (i.status === 504)
+      this.status(
+        res,
+        504,
+        'Timeout',
+        'Timeout: request did not complete within requested timeout - context deadline exceeded',
+        {},
+      );
     else this.status(res, 500, 'InternalError', 'Internal error occurred: injected');
     return true;
   }
@@ -393,7 +505,11 @@ export class FakeKubeApi {
   /** @internal */ store(res: Resource, obj: JsonObject, type: Event['type']): void {
     this.put(res, obj, type);
   }
-  /** @internal */ lookup(res: Resource, namespace: string | undefined, name: string): JsonObject | undefined {
+  /** @internal */ lookup(
+    res: Resource,
+    namespace: string | undefined,
+    name: string,
+  ): JsonObject | undefined {
     return this.objects.get(this.key(res, { name, namespace: namespace ?? null }));
   }
   /** @internal */ remove(res: Resource, obj: JsonObject): void {
@@ -404,7 +520,13 @@ export class FakeKubeApi {
     this.history.push(ev);
     for (const w of this.watchers) this.send(w, ev);
   }
-  /** @internal */ sendStatus(res: ServerResponse, code: number, reason: string, message: string, details?: JsonObject): void {
+  /** @internal */ sendStatus(
+    res: ServerResponse,
+    code: number,
+    reason: string,
+    message: string,
+    details?: JsonObject,
+  ): void {
     this.status(res, code, reason, message, details);
   }
   /** @internal */ sendJson(res: ServerResponse, code: number, body: unknown): void {
@@ -422,8 +544,15 @@ export class FakeKubeApi {
     w.res.flushHeaders(); // the client's fetch resolves on the headers; events may be minutes away
     if (fromRv !== undefined && fromRv < this.compactedBefore) {
       // As the watch cache answers (SOURCES.md §8): an ERROR event inside a 200 stream, then the end.
-      const err = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure',
-        message: `too old resource version: ${fromRv} (${this.compactedBefore})`, reason: 'Expired', code: 410 };
+      const err = {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: `too old resource version: ${fromRv} (${this.compactedBefore})`,
+        reason: 'Expired',
+        code: 410,
+      };
       w.res.end(JSON.stringify({ type: 'ERROR', object: err }) + '\n');
       return;
     }

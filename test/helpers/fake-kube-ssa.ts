@@ -18,8 +18,18 @@ export interface ManagedEntry {
 }
 
 /** Identity and server-owned fields are never owned by a manager. */
-const SKIP = new Set(['apiVersion', 'kind', 'metadata.name', 'metadata.namespace', 'metadata.resourceVersion',
-  'metadata.uid', 'metadata.creationTimestamp', 'metadata.generation', 'metadata.managedFields', 'status']);
+const SKIP = new Set([
+  'apiVersion',
+  'kind',
+  'metadata.name',
+  'metadata.namespace',
+  'metadata.resourceVersion',
+  'metadata.uid',
+  'metadata.creationTimestamp',
+  'metadata.generation',
+  'metadata.managedFields',
+  'status',
+]);
 
 function isObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -132,14 +142,17 @@ export function serverSideApply(
       }
     }
   }
-  if (conflicts.length > 0 && !force) return { object: live ?? config, managedFields: managed, conflicts: conflicts };
+  if (conflicts.length > 0 && !force)
+    return { object: live ?? config, managedFields: managed, conflicts: conflicts };
 
   const object: JsonObject = structuredClone(live ?? {});
   const mine = managed.find((m) => m.manager === manager && m.operation === 'Apply');
   const ownedByOthers = new Set<string>();
   const newOthers: ManagedEntry[] = [];
   for (const m of others) {
-    const kept = fromFieldsV1(m.fieldsV1).filter((p) => !(force && appliedKeys.has(key(p)) && conflicts.some((c) => key(c.path) === key(p))));
+    const kept = fromFieldsV1(m.fieldsV1).filter(
+      (p) => !(force && appliedKeys.has(key(p)) && conflicts.some((c) => key(c.path) === key(p))),
+    );
     kept.forEach((p) => ownedByOthers.add(key(p)));
     if (kept.length > 0) newOthers.push({ ...m, fieldsV1: toFieldsV1(kept) });
   }
@@ -156,8 +169,13 @@ export function serverSideApply(
     fieldsType: 'FieldsV1',
     fieldsV1: toFieldsV1(applied),
   };
-  const sameOwnership = mine !== undefined && JSON.stringify(mine.fieldsV1) === JSON.stringify(entry.fieldsV1);
-  return { object, managedFields: [...newOthers, sameOwnership ? { ...entry, time: mine.time } : entry], conflicts: [] };
+  const sameOwnership =
+    mine !== undefined && JSON.stringify(mine.fieldsV1) === JSON.stringify(entry.fieldsV1);
+  return {
+    object,
+    managedFields: [...newOthers, sameOwnership ? { ...entry, time: mine.time } : entry],
+    conflicts: [],
+  };
 }
 
 /** RFC 7386 JSON merge patch. */

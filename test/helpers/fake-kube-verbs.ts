@@ -74,7 +74,8 @@ export async function handleVerb(fake: FakeKubeApi, r: VerbRequest): Promise<voi
     }
     case 'watch': {
       const nameSel = /metadata\.name=([^,]+)/.exec(query.fieldSelector ?? '')?.[1];
-      const rv = query.resourceVersion && query.resourceVersion !== '0' ? Number(query.resourceVersion) : undefined;
+      const rv =
+        query.resourceVersion && query.resourceVersion !== '0' ? Number(query.resourceVersion) : undefined;
       fake.openWatch({ res, res_: resource, namespace, name: nameSel }, rv);
       return;
     }
@@ -86,15 +87,26 @@ export async function handleVerb(fake: FakeKubeApi, r: VerbRequest): Promise<voi
     case 'update': {
       const live = fake.lookup(resource, namespace, name!);
       if (!live) return notFound(fake, res, resource, name!);
-      const next = (verb === 'patch' ? mergePatch(live, body) : { ...body, metadata: { ...meta(live), ...meta(body) } }) as JsonObject;
+      const next = (
+        verb === 'patch' ? mergePatch(live, body) : { ...body, metadata: { ...meta(live), ...meta(body) } }
+      ) as JsonObject;
       next.apiVersion = resource.apiVersion;
       next.kind = resource.kind;
       meta(next).name = name!;
       if (namespace) meta(next).namespace = namespace;
       if (content(next) === content(live)) return fake.sendJson(res, 200, live);
-      const managers = ((meta(live).managedFields ?? []) as unknown as ManagedEntry[]).filter((m) => m.manager !== query.fieldManager || m.operation !== 'Update');
+      const managers = ((meta(live).managedFields ?? []) as unknown as ManagedEntry[]).filter(
+        (m) => m.manager !== query.fieldManager || m.operation !== 'Update',
+      );
       if (query.fieldManager) {
-        managers.push({ manager: query.fieldManager, operation: 'Update', apiVersion: resource.apiVersion, time: new Date().toISOString(), fieldsType: 'FieldsV1', fieldsV1: {} });
+        managers.push({
+          manager: query.fieldManager,
+          operation: 'Update',
+          apiVersion: resource.apiVersion,
+          time: new Date().toISOString(),
+          fieldsType: 'FieldsV1',
+          fieldsV1: {},
+        });
       }
       meta(next).managedFields = managers as unknown as JsonObject[];
       meta(next).resourceVersion = String(fake.nextRv());
@@ -105,10 +117,21 @@ export async function handleVerb(fake: FakeKubeApi, r: VerbRequest): Promise<voi
       const live = fake.lookup(resource, namespace, name!);
       if (!live) return notFound(fake, res, resource, name!);
       fake.remove(resource, live);
-      return fake.sendJson(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, kind: resource.plural } });
+      return fake.sendJson(res, 200, {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Success',
+        details: { name, kind: resource.plural },
+      });
     }
     default:
-      return fake.sendStatus(res, 405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+      return fake.sendStatus(
+        res,
+        405,
+        'MethodNotAllowed',
+        'the server does not allow this method on the requested resource',
+      );
   }
 }
 
@@ -145,7 +168,10 @@ function create(fake: FakeKubeApi, { res, resource, namespace, query, body }: Ve
   }
   if (fake.lookup(resource, namespace, name)) {
     const group = resource.apiVersion.includes('/') ? `.${resource.apiVersion.split('/')[0]}` : '';
-    return fake.sendStatus(res, 409, 'AlreadyExists', `${resource.plural}${group} "${name}" already exists`, { name, kind: resource.plural });
+    return fake.sendStatus(res, 409, 'AlreadyExists', `${resource.plural}${group} "${name}" already exists`, {
+      name,
+      kind: resource.plural,
+    });
   }
   const obj = structuredClone(body);
   obj.apiVersion = resource.apiVersion;
@@ -164,7 +190,8 @@ function create(fake: FakeKubeApi, { res, resource, namespace, query, body }: Ve
 
 function apply(fake: FakeKubeApi, { res, resource, namespace, name, query, body }: VerbRequest): void {
   const manager = query.fieldManager;
-  if (!manager) return fake.sendStatus(res, 400, 'BadRequest', 'PATCH with apply-patch requires a fieldManager');
+  if (!manager)
+    return fake.sendStatus(res, 400, 'BadRequest', 'PATCH with apply-patch requires a fieldManager');
   const force = query.force === 'true';
   const live = fake.lookup(resource, namespace, name!);
   const managed = (live ? (meta(live).managedFields ?? []) : []) as unknown as ManagedEntry[];
@@ -178,8 +205,19 @@ function apply(fake: FakeKubeApi, { res, resource, namespace, name, query, body 
       ? `Apply failed with 1 conflict: conflict with "${byMgr.manager}" using ${byMgr.apiVersion}: ${fields[0]}`
       : `Apply failed with ${fields.length} conflicts: conflicts with "${byMgr.manager}" using ${byMgr.apiVersion}:\n${fields.map((f) => `- ${f}`).join('\n')}`;
     return fake.sendJson(res, 409, {
-      kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'Conflict',
-      details: { causes: out.conflicts.map((c, i) => ({ reason: 'FieldManagerConflict', message: `conflict with "${c.manager}" using ${c.apiVersion}`, field: fields[i] })) },
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason: 'Conflict',
+      details: {
+        causes: out.conflicts.map((c, i) => ({
+          reason: 'FieldManagerConflict',
+          message: `conflict with "${c.manager}" using ${c.apiVersion}`,
+          field: fields[i],
+        })),
+      },
       code: 409,
     });
   }
@@ -190,7 +228,11 @@ function apply(fake: FakeKubeApi, { res, resource, namespace, name, query, body 
   m.name = name!;
   if (namespace) m.namespace = namespace;
   m.managedFields = out.managedFields as unknown as JsonObject[];
-  if (live && content(obj) === content(live) && JSON.stringify(managed) === JSON.stringify(out.managedFields)) {
+  if (
+    live &&
+    content(obj) === content(live) &&
+    JSON.stringify(managed) === JSON.stringify(out.managedFields)
+  ) {
     return fake.sendJson(res, 200, live); // a no-op apply stores nothing and keeps the resourceVersion
   }
   if (!live) {
@@ -199,14 +241,19 @@ function apply(fake: FakeKubeApi, { res, resource, namespace, name, query, body 
     m.generation = 1;
     defaults(fake, resource, obj);
   } else {
-    m.generation = Number(meta(live).generation ?? 1) +
-      (JSON.stringify(obj.spec) !== JSON.stringify(live.spec) || JSON.stringify(obj.data) !== JSON.stringify(live.data) ? 1 : 0);
+    m.generation =
+      Number(meta(live).generation ?? 1) +
+      (JSON.stringify(obj.spec) !== JSON.stringify(live.spec) ||
+      JSON.stringify(obj.data) !== JSON.stringify(live.data)
+        ? 1
+        : 0);
     if (live.status !== undefined) obj.status = live.status;
   }
   m.resourceVersion = String(fake.nextRv());
   fake.store(resource, obj, live ? 'MODIFIED' : 'ADDED');
   fake.sendJson(res, live ? 200 : 201, obj);
-  if (resource.kind === 'Deployment' && (!live || m.generation !== meta(live).generation)) rollout(fake, resource, obj);
+  if (resource.kind === 'Deployment' && (!live || m.generation !== meta(live).generation))
+    rollout(fake, resource, obj);
 }
 
 /** The API server's own defaults for the kinds podgate creates (only what podgate reads back). */
@@ -236,40 +283,96 @@ function rollout(fake: FakeKubeApi, resource: Resource, dep: JsonObject): void {
   const template = spec.template as JsonObject;
   const podLabels = (meta(template).labels ?? {}) as Record<string, string>;
   const started = fake.lookup(resource, ns, name)!;
-  fake.store(resource, { ...started, metadata: { ...meta(started), resourceVersion: String(fake.nextRv()) },
-    status: { observedGeneration: generation, replicas, updatedReplicas: replicas, unavailableReplicas: replicas } }, 'MODIFIED');
+  fake.store(
+    resource,
+    {
+      ...started,
+      metadata: { ...meta(started), resourceVersion: String(fake.nextRv()) },
+      status: {
+        observedGeneration: generation,
+        replicas,
+        updatedReplicas: replicas,
+        unavailableReplicas: replicas,
+      },
+    },
+    'MODIFIED',
+  );
   if (delay === null) return;
   fake.later(delay, () => {
     const live = fake.lookup(resource, ns, name);
     if (!live || meta(live).generation !== generation) return;
     const podRes = fake.resource('v1', 'Pod');
-    for (const old of fake.items(podRes).filter((p) => meta(p).namespace === ns && String(meta(p).name).startsWith(`${name}-`))) {
+    for (const old of fake
+      .items(podRes)
+      .filter((p) => meta(p).namespace === ns && String(meta(p).name).startsWith(`${name}-`))) {
       fake.remove(podRes, old);
     }
     const podName = `${name}-${generation}abc-x${generation}`;
-    const containers = ((template.spec as JsonObject).containers as JsonObject[]).map((c) => ({ name: c.name, ready: true, restartCount: 0, image: c.image }));
+    const containers = ((template.spec as JsonObject).containers as JsonObject[]).map((c) => ({
+      name: c.name,
+      ready: true,
+      restartCount: 0,
+      image: c.image,
+    }));
     const pod = {
-      apiVersion: 'v1', kind: 'Pod',
-      metadata: { name: podName, namespace: ns, labels: podLabels, uid: randomUUID(), resourceVersion: String(fake.nextRv()) },
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: podName,
+        namespace: ns,
+        labels: podLabels,
+        uid: randomUUID(),
+        resourceVersion: String(fake.nextRv()),
+      },
       spec: template.spec,
-      status: { phase: 'Running', podIP: '10.244.1.5', hostIP: '172.18.0.2', conditions: [{ type: 'Ready', status: 'True' }], containerStatuses: containers },
+      status: {
+        phase: 'Running',
+        podIP: '10.244.1.5',
+        hostIP: '172.18.0.2',
+        conditions: [{ type: 'Ready', status: 'True' }],
+        containerStatuses: containers,
+      },
     } as unknown as JsonObject;
     fake.store(podRes, pod, 'ADDED');
     const svcRes = fake.resource('v1', 'Service');
     const epRes = fake.resource('v1', 'Endpoints');
     for (const svc of fake.items(svcRes).filter((s) => meta(s).namespace === ns)) {
       const sel = ((svc.spec as JsonObject).selector ?? {}) as Record<string, string>;
-      if (Object.keys(sel).length === 0 || !Object.entries(sel).every(([k, v]) => podLabels[k] === v)) continue;
-      const ports = ((svc.spec as JsonObject).ports as JsonObject[]).map((p) => ({ name: p.name, port: p.targetPort ?? p.port, protocol: p.protocol }));
+      if (Object.keys(sel).length === 0 || !Object.entries(sel).every(([k, v]) => podLabels[k] === v))
+        continue;
+      const ports = ((svc.spec as JsonObject).ports as JsonObject[]).map((p) => ({
+        name: p.name,
+        port: p.targetPort ?? p.port,
+        protocol: p.protocol,
+      }));
       const ep = {
-        apiVersion: 'v1', kind: 'Endpoints',
+        apiVersion: 'v1',
+        kind: 'Endpoints',
         metadata: { name: meta(svc).name, namespace: ns, resourceVersion: String(fake.nextRv()) },
-        subsets: [{ addresses: [{ ip: '10.244.1.5', targetRef: { kind: 'Pod', name: podName, namespace: ns } }], ports }],
+        subsets: [
+          {
+            addresses: [{ ip: '10.244.1.5', targetRef: { kind: 'Pod', name: podName, namespace: ns } }],
+            ports,
+          },
+        ],
       } as unknown as JsonObject;
       fake.store(epRes, ep, fake.lookup(epRes, ns, String(meta(svc).name)) ? 'MODIFIED' : 'ADDED');
     }
-    const status = { observedGeneration: generation, replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas,
-      conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }, { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable' }] };
-    fake.store(resource, { ...live, metadata: { ...meta(live), resourceVersion: String(fake.nextRv()) }, status }, 'MODIFIED');
+    const status = {
+      observedGeneration: generation,
+      replicas,
+      updatedReplicas: replicas,
+      readyReplicas: replicas,
+      availableReplicas: replicas,
+      conditions: [
+        { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' },
+        { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable' },
+      ],
+    };
+    fake.store(
+      resource,
+      { ...live, metadata: { ...meta(live), resourceVersion: String(fake.nextRv()) }, status },
+      'MODIFIED',
+    );
   });
 }

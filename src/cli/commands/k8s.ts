@@ -5,7 +5,12 @@ import { BadRequest } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { setLogLevel } from '../../lib/logger.js';
 import type { Config } from '../../config/schema.js';
-import { clusterServiceFor, formatStatus, type ClusterService, type DiscoveryResult } from '../../cluster/index.js';
+import {
+  clusterServiceFor,
+  formatStatus,
+  type ClusterService,
+  type DiscoveryResult,
+} from '../../cluster/index.js';
 import { createKubeApi, loadKubeConfig } from '../../cluster/kube-client.js';
 import { startClusterAgent } from '../../cluster/agent-runner.js';
 import { POD_FILES } from '../../cluster/pod-layout.js';
@@ -27,7 +32,8 @@ function discoveryLines(d: DiscoveryResult): string[] {
     `cluster DNS:   ${d.dnsServer ?? '(unknown)'}  domain ${d.clusterDomain} [${d.clusterDomainSource}]`,
     `node IPs:      ${d.nodeIps.join(', ') || '(none)'}`,
   ];
-  for (const s of [...d.sources.pods, ...d.sources.services]) lines.push(`  source ${s.source}: ${s.cidrs.join(', ')}`);
+  for (const s of [...d.sources.pods, ...d.sources.services])
+    lines.push(`  source ${s.source}: ${s.cidrs.join(', ')}`);
   for (const w of d.warnings) lines.push(`warning: ${w}`);
   for (const o of d.overlaps) lines.push(`overlap: ${o}`);
   return lines;
@@ -50,7 +56,10 @@ function readSecretFile(field: string, path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new BadRequest(`${field}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, field);
+    throw new BadRequest(
+      `${field}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      field,
+    );
   }
 }
 
@@ -72,9 +81,13 @@ async function runClusterAgent(env: CliEnv, config: Config, o: AgentOpts): Promi
     caCertPem: readSecretFile('--ca-file', o.caFile ?? POD_FILES.ca),
     crlFile: o.crlFile ?? POD_FILES.crl,
     managementSocket: o.managementSocket ?? POD_FILES.managementSocket,
-    managementPassword: existsSync(passwordFile) ? readSecretFile('--management-password-file', passwordFile).split('\n')[0]!.trim() : undefined,
+    managementPassword: existsSync(passwordFile)
+      ? readSecretFile('--management-password-file', passwordFile).split('\n')[0]!.trim()
+      : undefined,
   });
-  env.err(`podgate agent watching secret ${config.kubernetes.namespace}/podgate-crl (CRL #${running.agent.crlNumber ?? '-'} in force)`);
+  env.err(
+    `podgate agent watching secret ${config.kubernetes.namespace}/podgate-crl (CRL #${running.agent.crlNumber ?? '-'} in force)`,
+  );
   await untilSignal();
   running.stop();
 }
@@ -92,7 +105,9 @@ async function runLocalAgent(env: CliEnv, cmd: Command, o: AgentOpts): Promise<v
         connect: () =>
           ManagementClient.connect({
             socketPath: o.managementSocket ?? paths.managementSocket,
-            password: o.managementPasswordFile ? readSecretFile('--management-password-file', o.managementPasswordFile).split('\n')[0]!.trim() : readManagementPassword(paths),
+            password: o.managementPasswordFile
+              ? readSecretFile('--management-password-file', o.managementPasswordFile).split('\n')[0]!.trim()
+              : readManagementPassword(paths),
           }),
         reporter: new StoreAgentReporter(ctx.store),
       });
@@ -109,7 +124,9 @@ async function runLocalAgent(env: CliEnv, cmd: Command, o: AgentOpts): Promise<v
 
 /** `podgate k8s discover|manifests|deploy|status` and `podgate agent [--cluster]`. */
 export function register(program: Command, env: CliEnv): void {
-  const k8s = program.command('k8s').description('the OpenVPN server in Kubernetes (namespace from kubernetes.namespace)');
+  const k8s = program
+    .command('k8s')
+    .description('the OpenVPN server in Kubernetes (namespace from kubernetes.namespace)');
 
   k8s
     .command('discover')
@@ -133,7 +150,8 @@ export function register(program: Command, env: CliEnv): void {
         const files = await clusterService(ctx).manifests();
         if (!o.out) return env.out(files.map((f) => f.yaml).join('---\n'));
         const dir = resolve(o.out);
-        if (existsSync(dir) && !statSync(dir).isDirectory()) throw new BadRequest(`--out: ${dir} is not a directory`, 'out');
+        if (existsSync(dir) && !statSync(dir).isDirectory())
+          throw new BadRequest(`--out: ${dir} is not a directory`, 'out');
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         for (const f of files) writeFileAtomic(join(dir, f.name), f.yaml, 0o600);
         env.out(files.map((f) => join(dir, f.name)).join('\n'));
@@ -148,7 +166,11 @@ export function register(program: Command, env: CliEnv): void {
         const r = await clusterService(ctx).deploy((line) => env.out(line));
         if (opts.json) env.out(JSON.stringify(r, null, 2));
         const changed = r.objects.filter((x) => x.action !== 'unchanged').length;
-        env.out(changed === 0 ? 'deploy: no change' : `deploy: ${changed} object(s) changed, rollout ${r.rollout.ready ? 'ready' : 'not ready'}`);
+        env.out(
+          changed === 0
+            ? 'deploy: no change'
+            : `deploy: ${changed} object(s) changed, rollout ${r.rollout.ready ? 'ready' : 'not ready'}`,
+        );
       }),
     );
 
@@ -164,12 +186,20 @@ export function register(program: Command, env: CliEnv): void {
 
   program
     .command('agent')
-    .description('apply revocations to a running openvpn (--cluster: from the podgate-crl Secret, in the server pod)')
+    .description(
+      'apply revocations to a running openvpn (--cluster: from the podgate-crl Secret, in the server pod)',
+    )
     .option('--cluster', 'watch the podgate-crl Secret through the Kubernetes API (in-cluster credentials)')
     .option('--ca-file <file>', `CA certificate (cluster default ${POD_FILES.ca})`)
     .option('--crl-file <file>', `the file openvpn's crl-verify reads (cluster default ${POD_FILES.crl})`)
-    .option('--management-socket <path>', `openvpn management socket (cluster default ${POD_FILES.managementSocket})`)
-    .option('--management-password-file <file>', `management password (cluster default ${POD_FILES.managementPassword})`)
+    .option(
+      '--management-socket <path>',
+      `openvpn management socket (cluster default ${POD_FILES.managementSocket})`,
+    )
+    .option(
+      '--management-password-file <file>',
+      `management password (cluster default ${POD_FILES.managementPassword})`,
+    )
     .action(async (o: AgentOpts, cmd: Command) => {
       if (!o.cluster) return runLocalAgent(env, cmd, o);
       const config = env.loadConfig(globalOpts(cmd));

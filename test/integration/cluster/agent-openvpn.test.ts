@@ -18,7 +18,16 @@ import { withManagement } from '../../../src/openvpn/management-client.js';
 import { sessionsOf } from '../../../src/openvpn/status.js';
 import { FakeKubeApi } from '../../helpers/fake-kube-api.js';
 import type { JsonObject } from '../../helpers/fake-kube-ssa.js';
-import { canUseNetns, cleanupAll, officeNodePod, startEchoServer, tcpProbe, OFFICE_NODE_POD as A, type SpawnedProcess, type Topology } from '../../helpers/netns.js';
+import {
+  canUseNetns,
+  cleanupAll,
+  officeNodePod,
+  startEchoServer,
+  tcpProbe,
+  OFFICE_NODE_POD as A,
+  type SpawnedProcess,
+  type Topology,
+} from '../../helpers/netns.js';
 import {
   clientProfile,
   clientTlsKey,
@@ -54,7 +63,16 @@ describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the r
     setLogLevel(process.env.PODGATE_LOG_LEVEL ?? 'silent');
     topo = await officeNodePod({ prefix: 'pgk' });
     // What the pod's start script does: MASQUERADE the client subnet toward the pods.
-    await topo.iptables('node', ['-t', 'nat', '-A', 'POSTROUTING', '-s', '10.140.0.0/16', '-j', 'MASQUERADE']);
+    await topo.iptables('node', [
+      '-t',
+      'nat',
+      '-A',
+      'POSTROUTING',
+      '-s',
+      '10.140.0.0/16',
+      '-j',
+      'MASQUERADE',
+    ]);
     pki = await makeTestPki();
     dir = makeServerDir('pg-k8s-agent-');
     files = writeServerFiles(dir, pki, testVpnConfig({ port: 30030 }));
@@ -62,8 +80,17 @@ describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the r
     await waitServerReady(server);
     fake = await FakeKubeApi.start();
     fake.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
-    fake.seed({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'podgate-agent-status', namespace: NS } });
-    const initial = { crlNumber: 1, crlPem: readFileSync(files.crlPath, 'utf8'), revoked: [], reissuedCommonNames: [] };
+    fake.seed({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'podgate-agent-status', namespace: NS },
+    });
+    const initial = {
+      crlNumber: 1,
+      crlPem: readFileSync(files.crlPath, 'utf8'),
+      revoked: [],
+      reissuedCommonNames: [],
+    };
     fake.seed(crlSecret(NS, initial) as unknown as JsonObject);
   });
   after(async () => {
@@ -75,8 +102,19 @@ describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the r
 
   async function connect(cn: string, cert?: { serial: string; certPem: string; keyPem: string }) {
     const c = cert ?? (await pki.issueClient(cn));
-    const profile = clientProfile({ remote: A.node, port: 30030, cn, caPem: pki.caPem, ...c, tlsCryptV2KeyPem: clientTlsKey(pki) });
-    const p = startClient(topo.name('office'), dir, `${cn}-${Date.now()}`, profile, ['--connect-retry', '1', '1']);
+    const profile = clientProfile({
+      remote: A.node,
+      port: 30030,
+      cn,
+      caPem: pki.caPem,
+      ...c,
+      tlsCryptV2KeyPem: clientTlsKey(pki),
+    });
+    const p = startClient(topo.name('office'), dir, `${cn}-${Date.now()}`, profile, [
+      '--connect-retry',
+      '1',
+      '1',
+    ]);
     return { p, cert: c };
   }
 
@@ -98,7 +136,11 @@ describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the r
     await waitClientConnected(alice.p);
     // Through the tunnel to the "pod" (only the node's NAT lets it answer): the data plane works.
     await startEchoServer(topo.name('pod'), A.pod, 8080);
-    assert.equal(await tcpProbe(topo.name('office'), A.pod, 8080, 5000), true, 'office reaches the pod through the tunnel');
+    assert.equal(
+      await tcpProbe(topo.name('office'), A.pod, 8080, 5000),
+      true,
+      'office reaches the pod through the tunnel',
+    );
     const bob = await connect('bob.laptop');
     await waitClientConnected(bob.p);
 
@@ -108,7 +150,9 @@ describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the r
     await new SecretCrlPublisher(kube, NS).publish({
       crlNumber: pki.crlNumber,
       crlPem: crl2,
-      revoked: [{ serial: alice.cert.serial, commonName: 'alice.laptop', revokedAt: revokedAt.toISOString() }],
+      revoked: [
+        { serial: alice.cert.serial, commonName: 'alice.laptop', revokedAt: revokedAt.toISOString() },
+      ],
       reissuedCommonNames: [],
     });
     const exit = await alice.p.exited;
@@ -116,14 +160,18 @@ describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the r
     console.log(`      Secret update -> revoked client exited: ${ms.toFixed(0)} ms`);
     assert.match(alice.p.output(), /server-pushed-halt/);
     assert.equal(exit.code, 0);
-    assert.equal(readFileSync(files.crlPath, 'utf8').trim(), crl2.trim(), 'CRL file replaced before the kill');
+    assert.equal(
+      readFileSync(files.crlPath, 'utf8').trim(),
+      crl2.trim(),
+      'CRL file replaced before the kill',
+    );
     assert.equal(running.agent.crlNumber, pki.crlNumber);
 
     // Bob is untouched.
     const mgmt = { socketPath: files.managementSocket, password: files.managementPassword };
     let status = await withManagement(mgmt, (m) => m.status());
-    // The server drops the halted session once the client's exit notification arrives.
-    for (let i = 0; i < 50 && sessionsOf(status, 'alice.laptop').length > 0; i++) {
+    // The server drops the halted session a few seconds later (it waits for the client to go, ~5 s).
+    for (let i = 0; i < 200 && sessionsOf(status, 'alice.laptop').length > 0; i++) {
       await new Promise((r) => setTimeout(r, 100));
       status = await withManagement(mgmt, (m) => m.status());
     }
@@ -139,7 +187,10 @@ describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the r
     }
     assert.equal(st.lastAppliedCrlNumber, 2);
     assert.equal(st.pod, 'podgate-openvpn-test');
-    assert.deepEqual(st.effective.map((e) => [e.serial, e.commonName, e.sessionsKilled]), [[alice.cert.serial, 'alice.laptop', 1]]);
+    assert.deepEqual(
+      st.effective.map((e) => [e.serial, e.commonName, e.sessionsKilled]),
+      [[alice.cert.serial, 'alice.laptop', 1]],
+    );
 
     // The same certificate cannot come back: the server refuses it on the new CRL.
     const again = await connect('alice.laptop', alice.cert);
@@ -157,7 +208,9 @@ describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the r
     await new SecretCrlPublisher(kube, NS).publish({
       crlNumber: pki.crlNumber,
       crlPem: crl3,
-      revoked: [{ serial: carol.cert.serial, commonName: 'carol.laptop', revokedAt: new Date().toISOString() }],
+      revoked: [
+        { serial: carol.cert.serial, commonName: 'carol.laptop', revokedAt: new Date().toISOString() },
+      ],
       reissuedCommonNames: [],
     });
     await carol.p.exited;

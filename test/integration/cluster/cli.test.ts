@@ -22,7 +22,11 @@ async function kubectl(args: string[]): Promise<{ code: number; stdout: string; 
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code?: number | string; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : 127, stdout: err.stdout ?? '', stderr: err.stderr ?? String(e) };
+    return {
+      code: typeof err.code === 'number' ? err.code : 127,
+      stdout: err.stdout ?? '',
+      stderr: err.stderr ?? String(e),
+    };
   }
 }
 
@@ -36,7 +40,12 @@ describe('CLI k8s commands against the fake API server', function () {
   beforeEach(async () => {
     tmp = tempDir('podgate-k8s-cli-');
     fake = await FakeKubeApi.start();
-    for (const f of ['kubeadm-config-v1beta3-single-stack.json', 'node-kubeadm-kind-single-stack-v1.21.json', 'service-kube-dns-kubeadm.json', 'servicecidr-kubernetes-networking-v1.json']) {
+    for (const f of [
+      'kubeadm-config-v1beta3-single-stack.json',
+      'node-kubeadm-kind-single-stack-v1.21.json',
+      'service-kube-dns-kubeadm.json',
+      'servicecidr-kubernetes-networking-v1.json',
+    ]) {
       fake.seedSample(f);
     }
     const kubeconfig = join(tmp.dir, 'kubeconfig');
@@ -52,18 +61,24 @@ describe('CLI k8s commands against the fake API server', function () {
     const r = await cli(['k8s', 'discover']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /pod CIDRs: +10\.244\.0\.0\/16 +\[kubeadm-config networking.podSubnet\]/);
-    assert.match(r.stdout, /service CIDRs: +10\.96\.0\.0\/12 +\[ServiceCIDR objects \(networking.k8s.io\/v1\)\]/);
+    assert.match(
+      r.stdout,
+      /service CIDRs: +10\.96\.0\.0\/12 +\[ServiceCIDR objects \(networking.k8s.io\/v1\)\]/,
+    );
     assert.match(r.stdout, /cluster DNS: +10\.96\.0\.10 +domain cluster.local/);
     assert.match(r.stdout, /node IPs: +172\.18\.0\.2/);
     const j = await cli(['--json', 'k8s', 'discover']);
     assert.deepEqual(JSON.parse(j.stdout).podCidrs, ['10.244.0.0/16']);
   });
 
-  it('discover exits 2 naming both ranges when Cilium\'s default pool overlaps the client subnet', async () => {
+  it("discover exits 2 naming both ranges when Cilium's default pool overlaps the client subnet", async () => {
     fake.seedSample('cilium-config-cluster-pool-trimmed.json');
     const r = await cli(['k8s', 'discover']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /vpn.clientSubnet 10\.140\.0\.0\/16 overlaps pod CIDR \(cilium-config cluster-pool \(kube-system\)\) 10\.0\.0\.0\/8/);
+    assert.match(
+      r.stderr,
+      /vpn.clientSubnet 10\.140\.0\.0\/16 overlaps pod CIDR \(cilium-config cluster-pool \(kube-system\)\) 10\.0\.0\.0\/8/,
+    );
   });
 
   it('deploy twice: the second run reports no change; status shows pods, endpoints and the agent', async () => {

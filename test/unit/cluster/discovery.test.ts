@@ -1,9 +1,20 @@
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../../src/config/load.js';
 import { createKubeApi } from '../../../src/cluster/kube-client.js';
-import { discover, findRangeOverlaps, lastDiscovery, DISCOVERY_SETTING } from '../../../src/cluster/discovery.js';
+import {
+  discover,
+  findRangeOverlaps,
+  lastDiscovery,
+  DISCOVERY_SETTING,
+} from '../../../src/cluster/discovery.js';
 import { parseServiceRangeError } from '../../../src/cluster/discovery-sources.js';
-import { FakeKubeApi, PROBE_FORMS, sample, type FakeOptions, type ProbeForm } from '../../helpers/fake-kube-api.js';
+import {
+  FakeKubeApi,
+  PROBE_FORMS,
+  sample,
+  type FakeOptions,
+  type ProbeForm,
+} from '../../helpers/fake-kube-api.js';
 import type { JsonObject } from '../../helpers/fake-kube-ssa.js';
 
 const config = (over: Record<string, unknown> = {}) => loadConfig({ env: {}, overrides: over });
@@ -12,7 +23,15 @@ interface Case {
   name: string;
   options?: FakeOptions;
   seed: (string | [string, (o: JsonObject) => void])[];
-  expect: { pods: string[]; podSource: RegExp; services: string[]; serviceSource: RegExp; dns?: string; domain?: string; nodes?: string[] };
+  expect: {
+    pods: string[];
+    podSource: RegExp;
+    services: string[];
+    serviceSource: RegExp;
+    dns?: string;
+    domain?: string;
+    nodes?: string[];
+  };
   warnings?: RegExp[];
   overlaps?: RegExp[];
   configOverrides?: Record<string, unknown>;
@@ -24,78 +43,200 @@ const KUBE_DNS = 'service-kube-dns-kubeadm.json';
 const cases: Case[] = [
   {
     name: 'kubeadm single stack with ServiceCIDR v1: pods from podSubnet, services from every ServiceCIDR',
-    seed: ['kubeadm-config-v1beta3-single-stack.json', KUBEADM_NODE, KUBE_DNS, 'servicecidr-kubernetes-networking-v1.json'],
-    expect: { pods: ['10.244.0.0/16'], podSource: /kubeadm-config/, services: ['10.96.0.0/12'], serviceSource: /ServiceCIDR objects \(networking.k8s.io\/v1\)/, dns: '10.96.0.10', domain: 'cluster.local', nodes: ['172.18.0.2'] },
+    seed: [
+      'kubeadm-config-v1beta3-single-stack.json',
+      KUBEADM_NODE,
+      KUBE_DNS,
+      'servicecidr-kubernetes-networking-v1.json',
+    ],
+    expect: {
+      pods: ['10.244.0.0/16'],
+      podSource: /kubeadm-config/,
+      services: ['10.96.0.0/12'],
+      serviceSource: /ServiceCIDR objects \(networking.k8s.io\/v1\)/,
+      dns: '10.96.0.10',
+      domain: 'cluster.local',
+      nodes: ['172.18.0.2'],
+    },
   },
   {
     name: 'kubeadm dual stack without ServiceCIDR: both families from kubeadm-config',
     options: { serviceCidrApi: 'none' },
     seed: ['kubeadm-config-v1beta4-dual-stack.json', 'node-kubeadm-kind-dual-stack-v1.27.json', KUBE_DNS],
-    expect: { pods: ['10.244.0.0/16', '2001:db8:42::/56'], podSource: /kubeadm-config networking.podSubnet/, services: ['10.96.0.0/16', '2001:db8:42:1::/112'], serviceSource: /kubeadm-config networking.serviceSubnet/ },
+    expect: {
+      pods: ['10.244.0.0/16', '2001:db8:42::/56'],
+      podSource: /kubeadm-config networking.podSubnet/,
+      services: ['10.96.0.0/16', '2001:db8:42:1::/112'],
+      serviceSource: /kubeadm-config networking.serviceSubnet/,
+    },
     // The kind node (a real dump) was set up with fd00:10:244::/56, the reconstructed kubeadm-config with 2001:db8:42::/56.
-    warnings: [/fd00:10:244::\/64 from node.spec.podCIDRs \(per-node ranges\) is not inside 10.244.0.0\/16, 2001:db8:42::\/56/],
+    warnings: [
+      /fd00:10:244::\/64 from node.spec.podCIDRs \(per-node ranges\) is not inside 10.244.0.0\/16, 2001:db8:42::\/56/,
+    ],
     // The kubeadm docs' dual-stack example really does put the service /112 inside the pod /56.
-    overlaps: [/pod CIDR \(kubeadm-config networking.podSubnet\) 2001:db8:42::\/56 overlaps service CIDR \(kubeadm-config networking.serviceSubnet\) 2001:db8:42:1::\/112/],
+    overlaps: [
+      /pod CIDR \(kubeadm-config networking.podSubnet\) 2001:db8:42::\/56 overlaps service CIDR \(kubeadm-config networking.serviceSubnet\) 2001:db8:42:1::\/112/,
+    ],
   },
   {
     name: 'ServiceCIDR v1beta1 only (1.31-1.32): all ServiceCIDRs pushed',
     options: { serviceCidrApi: 'v1beta1' },
-    seed: ['kubeadm-config-v1beta3-single-stack.json', KUBEADM_NODE, KUBE_DNS, 'servicecidr-kubernetes-networking-v1beta1.json',
-      ['servicecidr-newcidr1-terminating-docs.json', (o) => { o.apiVersion = 'networking.k8s.io/v1beta1'; (o.spec as JsonObject).cidrs = ['10.200.0.0/24']; }]],
-    expect: { pods: ['10.244.0.0/16'], podSource: /kubeadm/, services: ['10.96.0.0/12', '10.200.0.0/24'], serviceSource: /v1beta1/ },
+    seed: [
+      'kubeadm-config-v1beta3-single-stack.json',
+      KUBEADM_NODE,
+      KUBE_DNS,
+      'servicecidr-kubernetes-networking-v1beta1.json',
+      [
+        'servicecidr-newcidr1-terminating-docs.json',
+        (o) => {
+          o.apiVersion = 'networking.k8s.io/v1beta1';
+          (o.spec as JsonObject).cidrs = ['10.200.0.0/24'];
+        },
+      ],
+    ],
+    expect: {
+      pods: ['10.244.0.0/16'],
+      podSource: /kubeadm/,
+      services: ['10.96.0.0/12', '10.200.0.0/24'],
+      serviceSource: /v1beta1/,
+    },
   },
   {
     name: 'k3s: defaults recognised from the node labels, DNS from kube-dns',
     options: { serviceCidrApi: 'none' },
     seed: ['node-k3s-flannel-reconstructed.json', 'service-kube-dns-k3s.json'],
-    expect: { pods: ['10.42.0.0/16'], podSource: /k3s defaults/, services: ['10.43.0.0/16'], serviceSource: /k3s defaults/, dns: '10.43.0.10', nodes: ['10.54.65.165'] },
+    expect: {
+      pods: ['10.42.0.0/16'],
+      podSource: /k3s defaults/,
+      services: ['10.43.0.0/16'],
+      serviceSource: /k3s defaults/,
+      dns: '10.43.0.10',
+      nodes: ['10.54.65.165'],
+    },
   },
   {
     name: 'k3s with --cluster-cidr/--service-cidr in node-args',
     options: { serviceCidrApi: 'none' },
-    seed: [['node-k3s-flannel-reconstructed.json', (o) => {
-      (o.metadata as JsonObject).annotations = { ...((o.metadata as JsonObject).annotations as JsonObject), 'k3s.io/node-args': JSON.stringify(['server', '--cluster-cidr', '10.52.0.0/16', '--service-cidr=10.53.0.0/16']) };
-      (o.spec as JsonObject).podCIDRs = ['10.52.0.0/24'];
-    }]],
-    expect: { pods: ['10.52.0.0/16'], podSource: /k3s.io\/node-args/, services: ['10.53.0.0/16'], serviceSource: /node-args/ },
+    seed: [
+      [
+        'node-k3s-flannel-reconstructed.json',
+        (o) => {
+          (o.metadata as JsonObject).annotations = {
+            ...((o.metadata as JsonObject).annotations as JsonObject),
+            'k3s.io/node-args': JSON.stringify([
+              'server',
+              '--cluster-cidr',
+              '10.52.0.0/16',
+              '--service-cidr=10.53.0.0/16',
+            ]),
+          };
+          (o.spec as JsonObject).podCIDRs = ['10.52.0.0/24'];
+        },
+      ],
+    ],
+    expect: {
+      pods: ['10.52.0.0/16'],
+      podSource: /k3s.io\/node-args/,
+      services: ['10.53.0.0/16'],
+      serviceSource: /node-args/,
+    },
   },
   {
     name: 'flannel net-conf.json wins over node slices (dual stack)',
     options: { serviceCidrApi: 'v1' },
-    seed: ['flannel-kube-flannel-cfg-dual-stack-reconstructed.json', KUBEADM_NODE, 'servicecidr-kubernetes-networking-v1-dual-stack.json'],
-    expect: { pods: ['10.244.0.0/16', '2001:cafe:42::/56'], podSource: /kube-flannel-cfg net-conf.json \(kube-flannel\)/, services: ['10.96.0.0/16', '2001:db8:42:1::/112'], serviceSource: /ServiceCIDR/ },
+    seed: [
+      'flannel-kube-flannel-cfg-dual-stack-reconstructed.json',
+      KUBEADM_NODE,
+      'servicecidr-kubernetes-networking-v1-dual-stack.json',
+    ],
+    expect: {
+      pods: ['10.244.0.0/16', '2001:cafe:42::/56'],
+      podSource: /kube-flannel-cfg net-conf.json \(kube-flannel\)/,
+      services: ['10.96.0.0/16', '2001:db8:42:1::/112'],
+      serviceSource: /ServiceCIDR/,
+    },
   },
   {
     name: 'flannel in kube-system (older manifests)',
     options: { serviceCidrApi: 'v1' },
-    seed: [['flannel-kube-flannel-cfg.json', (o) => { (o.metadata as JsonObject).namespace = 'kube-system'; }], 'servicecidr-kubernetes-networking-v1.json'],
-    expect: { pods: ['10.244.0.0/16'], podSource: /\(kube-system\)/, services: ['10.96.0.0/12'], serviceSource: /ServiceCIDR/ },
+    seed: [
+      [
+        'flannel-kube-flannel-cfg.json',
+        (o) => {
+          (o.metadata as JsonObject).namespace = 'kube-system';
+        },
+      ],
+      'servicecidr-kubernetes-networking-v1.json',
+    ],
+    expect: {
+      pods: ['10.244.0.0/16'],
+      podSource: /\(kube-system\)/,
+      services: ['10.96.0.0/12'],
+      serviceSource: /ServiceCIDR/,
+    },
   },
   {
     name: 'Calico IPPool wins and disagrees with kubeadm podSubnet: warning names both',
-    seed: ['calico-ippool-default-ipv4-crd.projectcalico.org-v1.json', 'kubeadm-config-v1beta3-single-stack.json', 'servicecidr-kubernetes-networking-v1.json'],
-    expect: { pods: ['192.168.0.0/16'], podSource: /Calico IPPools/, services: ['10.96.0.0/12'], serviceSource: /ServiceCIDR/ },
-    warnings: [/10\.244\.0\.0\/16 from kubeadm-config networking.podSubnet is not inside 192\.168\.0\.0\/16 from Calico/],
+    seed: [
+      'calico-ippool-default-ipv4-crd.projectcalico.org-v1.json',
+      'kubeadm-config-v1beta3-single-stack.json',
+      'servicecidr-kubernetes-networking-v1.json',
+    ],
+    expect: {
+      pods: ['192.168.0.0/16'],
+      podSource: /Calico IPPools/,
+      services: ['10.96.0.0/12'],
+      serviceSource: /ServiceCIDR/,
+    },
+    warnings: [
+      /10\.244\.0\.0\/16 from kubeadm-config networking.podSubnet is not inside 192\.168\.0\.0\/16 from Calico/,
+    ],
   },
   {
     name: 'Cilium default cluster pool 10.0.0.0/8 overlaps the client subnet 10.140.0.0/16',
-    seed: ['cilium-config-cluster-pool-trimmed.json', 'kubeadm-config-v1beta3-single-stack.json', KUBEADM_NODE, 'servicecidr-kubernetes-networking-v1.json'],
-    expect: { pods: ['10.0.0.0/8'], podSource: /cilium-config cluster-pool/, services: ['10.96.0.0/12'], serviceSource: /ServiceCIDR/ },
+    seed: [
+      'cilium-config-cluster-pool-trimmed.json',
+      'kubeadm-config-v1beta3-single-stack.json',
+      KUBEADM_NODE,
+      'servicecidr-kubernetes-networking-v1.json',
+    ],
+    expect: {
+      pods: ['10.0.0.0/8'],
+      podSource: /cilium-config cluster-pool/,
+      services: ['10.96.0.0/12'],
+      serviceSource: /ServiceCIDR/,
+    },
     warnings: [/10\.0\.0\.0\/8 from cilium-config.*is not named by kubeadm-config/],
-    overlaps: [/vpn.clientSubnet 10\.140\.0\.0\/16 overlaps pod CIDR \(cilium-config cluster-pool \(kube-system\)\) 10\.0\.0\.0\/8/],
+    overlaps: [
+      /vpn.clientSubnet 10\.140\.0\.0\/16 overlaps pod CIDR \(cilium-config cluster-pool \(kube-system\)\) 10\.0\.0\.0\/8/,
+    ],
   },
   {
     name: 'ServiceCIDR disagrees with kubeadm serviceSubnet',
     seed: ['kubeadm-config-v1beta4-single-stack.json', 'servicecidr-kubernetes-networking-v1.json'],
-    expect: { pods: ['10.244.0.0/16'], podSource: /kubeadm/, services: ['10.96.0.0/12'], serviceSource: /ServiceCIDR/ },
-    warnings: [/10\.255\.0\.0\/16 from kubeadm-config networking.serviceSubnet is not inside 10\.96\.0\.0\/12/],
+    expect: {
+      pods: ['10.244.0.0/16'],
+      podSource: /kubeadm/,
+      services: ['10.96.0.0/12'],
+      serviceSource: /ServiceCIDR/,
+    },
+    warnings: [
+      /10\.255\.0\.0\/16 from kubeadm-config networking.serviceSubnet is not inside 10\.96\.0\.0\/12/,
+    ],
   },
   {
     name: 'office LAN overlapping the service range is an error naming both',
     seed: ['kubeadm-config-v1beta3-single-stack.json', 'servicecidr-kubernetes-networking-v1.json'],
     configOverrides: { 'vpn.officeLans': ['10.100.0.0/16'] },
-    expect: { pods: ['10.244.0.0/16'], podSource: /kubeadm/, services: ['10.96.0.0/12'], serviceSource: /ServiceCIDR/ },
-    overlaps: [/service CIDR \(ServiceCIDR objects \(networking.k8s.io\/v1\)\) 10\.96\.0\.0\/12 overlaps vpn.officeLans 10\.100\.0\.0\/16/],
+    expect: {
+      pods: ['10.244.0.0/16'],
+      podSource: /kubeadm/,
+      services: ['10.96.0.0/12'],
+      serviceSource: /ServiceCIDR/,
+    },
+    overlaps: [
+      /service CIDR \(ServiceCIDR objects \(networking.k8s.io\/v1\)\) 10\.96\.0\.0\/12 overlaps vpn.officeLans 10\.100\.0\.0\/16/,
+    ],
   },
 ];
 
@@ -113,9 +254,15 @@ describe('cluster discovery against the fake API server', () => {
   for (const c of cases) {
     it(c.name, async () => {
       fake = await FakeKubeApi.start(c.options);
-      for (const s of c.seed) Array.isArray(s) ? fake.seedSample(s[0], s[1]) : fake.seedSample(s);
+      for (const s of c.seed) {
+        if (Array.isArray(s)) fake.seedSample(s[0], s[1]);
+        else fake.seedSample(s);
+      }
       const settings = new Map<string, string>();
-      const store = { getSetting: (k: string) => settings.get(k), setSetting: (k: string, v: string) => void settings.set(k, v) };
+      const store = {
+        getSetting: (k: string) => settings.get(k),
+        setSetting: (k: string, v: string) => void settings.set(k, v),
+      };
       const cfg = config(c.configOverrides);
       const r = await discover(cfg, { kube: createKubeApi(fake.kubeConfig()), settings: store });
       assert.deepEqual(r.podCidrs, c.expect.pods);
@@ -125,9 +272,21 @@ describe('cluster discovery against the fake API server', () => {
       if (c.expect.dns) assert.equal(r.dnsServer, c.expect.dns);
       if (c.expect.domain) assert.equal(r.clusterDomain, c.expect.domain);
       if (c.expect.nodes) assert.deepEqual(r.nodeIps, c.expect.nodes);
-      for (const w of c.warnings ?? []) assert.ok(r.warnings.some((x) => w.test(x)), `warning ${w} in ${JSON.stringify(r.warnings)}`);
-      if (!c.warnings) assert.deepEqual(r.warnings.filter((w) => /disagree/.test(w)), []);
-      for (const o of c.overlaps ?? []) assert.ok(r.overlaps.some((x) => o.test(x)), `overlap ${o} in ${JSON.stringify(r.overlaps)}`);
+      for (const w of c.warnings ?? [])
+        assert.ok(
+          r.warnings.some((x) => w.test(x)),
+          `warning ${w} in ${JSON.stringify(r.warnings)}`,
+        );
+      if (!c.warnings)
+        assert.deepEqual(
+          r.warnings.filter((w) => /disagree/.test(w)),
+          [],
+        );
+      for (const o of c.overlaps ?? [])
+        assert.ok(
+          r.overlaps.some((x) => o.test(x)),
+          `overlap ${o} in ${JSON.stringify(r.overlaps)}`,
+        );
       if (!c.overlaps) assert.deepEqual(r.overlaps, []);
       // Stored for the profile renderer, with the field names services/network.ts reads.
       assert.ok(settings.get(DISCOVERY_SETTING));
@@ -139,13 +298,21 @@ describe('cluster discovery against the fake API server', () => {
 
   for (const [form, range] of probeCases) {
     it(`probe fallback, ${form} error form: ${range ?? 'no range named, warns'}`, async () => {
-      fake = await FakeKubeApi.start({ serviceCidrApi: 'none', probeForm: form, serviceRange: '10.97.0.0/16' });
+      fake = await FakeKubeApi.start({
+        serviceCidrApi: 'none',
+        probeForm: form,
+        serviceRange: '10.97.0.0/16',
+      });
       fake.seedSample(KUBEADM_NODE);
       const r = await discover(config(), { kube: createKubeApi(fake.kubeConfig()) });
       const probe = fake.requests.filter((q) => q.verb === 'create');
       assert.equal(probe.length, 1);
       assert.equal(probe[0]!.query.dryRun, 'All');
-      assert.equal(fake.getObject('v1', 'Service', 'podgate-range-probe', 'default'), undefined, 'dry run stores nothing');
+      assert.equal(
+        fake.getObject('v1', 'Service', 'podgate-range-probe', 'default'),
+        undefined,
+        'dry run stores nothing',
+      );
       if (range) {
         assert.deepEqual(r.serviceCidrs, [range]);
         assert.match(r.serviceCidrSource, /dry-run Service probe/);
@@ -170,13 +337,21 @@ describe('discovery with partial permissions', () => {
     fake.inject({ verb: 'list', kind: 'Node', status: 403 });
     const r = await discover(config(), { kube: createKubeApi(fake.kubeConfig()) });
     assert.deepEqual(r.podCidrs, ['10.244.0.0/16']);
-    assert.ok(r.warnings.some((w) => /skipped \(no permission\): read ConfigMap kube-system\/cilium-config: 403 Forbidden/.test(w)), r.warnings.join('\n'));
+    assert.ok(
+      r.warnings.some((w) =>
+        /skipped \(no permission\): read ConfigMap kube-system\/cilium-config: 403 Forbidden/.test(w),
+      ),
+      r.warnings.join('\n'),
+    );
     assert.ok(r.warnings.some((w) => /skipped \(no permission\): list Node/.test(w)));
   });
   it('other API errors fail discovery with the object named', async () => {
     fake = await FakeKubeApi.start();
     fake.inject({ verb: 'get', kind: 'ConfigMap', name: 'kubeadm-config', status: 500 });
-    await assert.rejects(discover(config(), { kube: createKubeApi(fake.kubeConfig()) }), /read ConfigMap kube-system\/kubeadm-config: 500 InternalError/);
+    await assert.rejects(
+      discover(config(), { kube: createKubeApi(fake.kubeConfig()) }),
+      /read ConfigMap kube-system\/kubeadm-config: 500 InternalError/,
+    );
   });
 });
 
@@ -185,14 +360,20 @@ describe('parseServiceRangeError', () => {
     const body = sample<{ message?: string }>(file);
     if (!body.message) continue;
     const expected = /does not match the current range/.test(body.message) ? undefined : '10.96.0.0/12';
-    it(`${form}: ${expected ?? 'no range'}`, () => assert.equal(parseServiceRangeError(body.message!), expected));
+    it(`${form}: ${expected ?? 'no range'}`, () =>
+      assert.equal(parseServiceRangeError(body.message!), expected));
   }
 });
 
 describe('findRangeOverlaps', () => {
   it('config routes override discovery', () => {
     const cfg = config({ 'vpn.routes.pods': ['10.244.0.0/16'] });
-    const d = { podCidrs: ['10.0.0.0/8'], podCidrSource: 'cilium', serviceCidrs: ['10.96.0.0/12'], serviceCidrSource: 'x' };
+    const d = {
+      podCidrs: ['10.0.0.0/8'],
+      podCidrSource: 'cilium',
+      serviceCidrs: ['10.96.0.0/12'],
+      serviceCidrSource: 'x',
+    };
     assert.deepEqual(findRangeOverlaps(cfg, d), []);
     assert.deepEqual(findRangeOverlaps(config(), d), [
       'vpn.clientSubnet 10.140.0.0/16 overlaps pod CIDR (cilium) 10.0.0.0/8',

@@ -23,7 +23,15 @@ import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role
 const K8S_DIR = fileURLToPath(new URL('../../../../k8s/', import.meta.url));
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const MODELS: Record<string, new (o: any) => { validate(): void }> = {
-  Namespace, ServiceAccount, Service, PersistentVolumeClaim, Deployment, ClusterRole, ClusterRoleBinding, Role, RoleBinding,
+  Namespace,
+  ServiceAccount,
+  Service,
+  PersistentVolumeClaim,
+  Deployment,
+  ClusterRole,
+  ClusterRoleBinding,
+  Role,
+  RoleBinding,
 };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = { kind: string; metadata: { name: string; namespace?: string }; [k: string]: any };
@@ -35,7 +43,9 @@ async function build(): Promise<{ objects: Obj[]; via: string }> {
   } catch (err) {
     if (process.env.CI === 'true' && (err as { code?: string }).code !== 'ENOENT') throw err;
     const k = parseYaml(readFileSync(join(K8S_DIR, 'kustomization.yaml'), 'utf8')) as { resources: string[] };
-    const objects = k.resources.flatMap((f) => parseAllDocuments(readFileSync(join(K8S_DIR, f), 'utf8')).map((d) => d.toJSON() as Obj));
+    const objects = k.resources.flatMap((f) =>
+      parseAllDocuments(readFileSync(join(K8S_DIR, f), 'utf8')).map((d) => d.toJSON() as Obj),
+    );
     return { objects, via: 'resource files' };
   }
 }
@@ -47,7 +57,12 @@ describe('k8s/ kustomize base for the manager', () => {
     objects = r.objects;
   });
   const find = (kind: string, name: string, namespace?: string) => {
-    const o = objects.find((x) => x.kind === kind && x.metadata.name === name && (namespace === undefined || x.metadata.namespace === namespace));
+    const o = objects.find(
+      (x) =>
+        x.kind === kind &&
+        x.metadata.name === name &&
+        (namespace === undefined || x.metadata.namespace === namespace),
+    );
     assert.ok(o, `${kind} ${namespace ?? ''}/${name}`);
     return o;
   };
@@ -68,13 +83,28 @@ describe('k8s/ kustomize base for the manager', () => {
     assert.equal(d.spec.template.spec.securityContext.runAsNonRoot, true);
     const c = d.spec.template.spec.containers[0];
     assert.deepEqual(c.command, ['podgate', 'serve']);
-    assert.ok(c.env.some((e: { name: string; value: string }) => e.name === 'PODGATE_DATA_DIR' && e.value === '/data'));
-    assert.ok(c.volumeMounts.some((m: { name: string; mountPath: string }) => m.name === 'data' && m.mountPath === '/data'));
-    assert.equal(d.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'data').persistentVolumeClaim.claimName, 'podgate-data');
+    assert.ok(
+      c.env.some(
+        (e: { name: string; value: string }) => e.name === 'PODGATE_DATA_DIR' && e.value === '/data',
+      ),
+    );
+    assert.ok(
+      c.volumeMounts.some(
+        (m: { name: string; mountPath: string }) => m.name === 'data' && m.mountPath === '/data',
+      ),
+    );
+    assert.equal(
+      d.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'data').persistentVolumeClaim
+        .claimName,
+      'podgate-data',
+    );
     find('PersistentVolumeClaim', 'podgate-data', 'podgate');
     assert.equal(c.readinessProbe.httpGet.path, '/readyz');
     assert.equal(c.livenessProbe.httpGet.path, '/healthz');
-    assert.deepEqual(find('Service', 'podgate-manager', 'podgate').spec.selector, d.spec.selector.matchLabels);
+    assert.deepEqual(
+      find('Service', 'podgate-manager', 'podgate').spec.selector,
+      d.spec.selector.matchLabels,
+    );
   });
 
   it('RBAC covers what discovery reads and what deploy applies, no more', () => {
@@ -86,14 +116,27 @@ describe('k8s/ kustomize base for the manager', () => {
     const ks = find('Role', 'podgate-manager-discovery', 'kube-system');
     assert.deepEqual(ks.rules[0].resourceNames, ['kubeadm-config', 'cilium-config', 'kube-flannel-cfg']);
     const mw = find('Role', 'podgate-manager', 'middleware');
-    const verbsOn = (res: string) => mw.rules.find((r: { resources: string[] }) => r.resources.includes(res)).verbs as string[];
-    for (const res of ['secrets', 'configmaps', 'services', 'serviceaccounts', 'deployments', 'roles', 'rolebindings']) {
+    const verbsOn = (res: string) =>
+      mw.rules.find((r: { resources: string[] }) => r.resources.includes(res)).verbs as string[];
+    for (const res of [
+      'secrets',
+      'configmaps',
+      'services',
+      'serviceaccounts',
+      'deployments',
+      'roles',
+      'rolebindings',
+    ]) {
       assert.ok(verbsOn(res).includes('patch'), `patch ${res}`);
     }
     assert.ok(!verbsOn('pods').includes('patch'));
-    assert.deepEqual(find('Role', 'podgate-manager-probe', 'default').rules, [{ apiGroups: [''], resources: ['services'], verbs: ['create'] }]);
+    assert.deepEqual(find('Role', 'podgate-manager-probe', 'default').rules, [
+      { apiGroups: [''], resources: ['services'], verbs: ['create'] },
+    ]);
     for (const b of objects.filter((o) => o.kind.endsWith('Binding'))) {
-      assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: 'podgate-manager', namespace: 'podgate' }]);
+      assert.deepEqual(b.subjects, [
+        { kind: 'ServiceAccount', name: 'podgate-manager', namespace: 'podgate' },
+      ]);
     }
   });
 });

@@ -20,7 +20,14 @@ import { testContext } from '../../helpers/context.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const MODELS: Record<string, new (o: any) => { validate(): void }> = {
-  Namespace, Secret, ConfigMap, Service, ServiceAccount, Deployment, Role, RoleBinding,
+  Namespace,
+  Secret,
+  ConfigMap,
+  Service,
+  ServiceAccount,
+  Deployment,
+  Role,
+  RoleBinding,
 };
 
 type Obj = KubeObject & { spec?: any; data?: any; rules?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -39,7 +46,14 @@ describe('cluster manifests', function () {
       config: ctx.config,
       server: await ctx.server.ensure(),
       bundle: ctx.revocation.bundle(),
-      network: { podCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'], serviceCidrs: ['10.96.0.0/12'], extraRoutes: [], dnsServers: ['10.96.0.10'], dnsDomain: 'cluster.local', searchDomains: [] },
+      network: {
+        podCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'],
+        serviceCidrs: ['10.96.0.0/12'],
+        extraRoutes: [],
+        dnsServers: ['10.96.0.10'],
+        dnsDomain: 'cluster.local',
+        searchDomains: [],
+      },
       serverConfTemplate: loadTemplate('server.conf.hbs'),
     };
     objects = buildManifests(input) as Obj[];
@@ -56,7 +70,21 @@ describe('cluster manifests', function () {
   };
 
   it('every object validates against the Kubernetes OpenAPI schema (kubernetes-models)', () => {
-    assert.deepEqual(objects.map((o) => o.kind), ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'Secret', 'Secret', 'ConfigMap', 'ConfigMap', 'Service', 'Deployment']);
+    assert.deepEqual(
+      objects.map((o) => o.kind),
+      [
+        'Namespace',
+        'ServiceAccount',
+        'Role',
+        'RoleBinding',
+        'Secret',
+        'Secret',
+        'ConfigMap',
+        'ConfigMap',
+        'Service',
+        'Deployment',
+      ],
+    );
     for (const o of objects) {
       const Model = MODELS[o.kind];
       assert.ok(Model, o.kind);
@@ -74,7 +102,9 @@ describe('cluster manifests', function () {
   it('Service is a NodePort on 30030 with the configured protocol', () => {
     const s = find('Service');
     assert.equal(s.spec.type, 'NodePort');
-    assert.deepEqual(s.spec.ports, [{ name: 'openvpn', protocol: 'UDP', port: 30030, targetPort: 30030, nodePort: 30030 }]);
+    assert.deepEqual(s.spec.ports, [
+      { name: 'openvpn', protocol: 'UDP', port: 30030, targetPort: 30030, nodePort: 30030 },
+    ]);
     assert.deepEqual(s.spec.selector, find('Deployment').spec.template.metadata.labels);
   });
 
@@ -102,15 +132,28 @@ describe('cluster manifests', function () {
 
   it('Role grants the agent only get/list/watch on its CRL Secret and get/patch on its status ConfigMap', () => {
     assert.deepEqual(find('Role').rules, [
-      { apiGroups: [''], resources: ['secrets'], resourceNames: ['podgate-crl'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['configmaps'], resourceNames: ['podgate-agent-status'], verbs: ['get', 'patch'] },
+      {
+        apiGroups: [''],
+        resources: ['secrets'],
+        resourceNames: ['podgate-crl'],
+        verbs: ['get', 'list', 'watch'],
+      },
+      {
+        apiGroups: [''],
+        resources: ['configmaps'],
+        resourceNames: ['podgate-agent-status'],
+        verbs: ['get', 'patch'],
+      },
     ]);
   });
 
   it('server.conf points into the pod mounts and pushes only the IPv4 routes', () => {
     const conf = find('ConfigMap', 'podgate-openvpn').data['server.conf'] as string;
     assert.match(conf, /^crl-verify \/run\/podgate\/crl\/crl.pem$/m);
-    assert.match(conf, /^management \/run\/podgate\/mgmt\/openvpn.sock unix \/etc\/podgate\/server\/management.pwd$/m);
+    assert.match(
+      conf,
+      /^management \/run\/podgate\/mgmt\/openvpn.sock unix \/etc\/podgate\/server\/management.pwd$/m,
+    );
     assert.match(conf, /^ca \/etc\/podgate\/server\/ca.crt$/m);
     assert.match(conf, /^tls-crypt-v2 \/etc\/podgate\/server\/tls-crypt-v2-server.key$/m);
     assert.match(conf, /^push "route 10.244.0.0 255.255.0.0"$/m);
@@ -131,7 +174,10 @@ describe('cluster manifests', function () {
 
   it('pure: same inputs give the same objects; config changes roll the pod, CRL changes do not', () => {
     assert.deepEqual(buildManifests(input), objects);
-    const sum = (objs: KubeObject[]) => (objs.find((o) => o.kind === 'Deployment') as Obj).spec.template.metadata.annotations[CHECKSUM_ANNOTATION];
+    const sum = (objs: KubeObject[]) =>
+      (objs.find((o) => o.kind === 'Deployment') as Obj).spec.template.metadata.annotations[
+        CHECKSUM_ANNOTATION
+      ];
     const base = sum(objects);
     assert.match(base, /^[0-9a-f]{64}$/);
     const cfg = structuredClone(input.config);
@@ -143,7 +189,10 @@ describe('cluster manifests', function () {
   it('YAML files parse back to the same objects, in apply order', () => {
     const files = manifestFiles(objects);
     assert.equal(files[0]!.name, '00-namespace-middleware.yaml');
-    assert.deepEqual([...files.map((f) => f.name)].sort(), files.map((f) => f.name));
+    assert.deepEqual(
+      [...files.map((f) => f.name)].sort(),
+      files.map((f) => f.name),
+    );
     files.forEach((f, i) => assert.deepEqual(parseYaml(f.yaml), objects[i]));
   });
 });

@@ -8,7 +8,12 @@ import { setLogLevel } from '../../../src/lib/logger.js';
 import type { JsonObject } from '../../helpers/fake-kube-ssa.js';
 
 const NS = 'middleware';
-const bundle = (n: number): RevocationBundle => ({ crlNumber: n, crlPem: `crl ${n}`, revoked: [], reissuedCommonNames: [] });
+const bundle = (n: number): RevocationBundle => ({
+  crlNumber: n,
+  crlPem: `crl ${n}`,
+  revoked: [],
+  reissuedCommonNames: [],
+});
 
 async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -42,7 +47,12 @@ describe('SecretWatchSource against the fake API server', () => {
     got = [];
     fake.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
     // Another Secret in the namespace must never reach the agent.
-    fake.seed({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'other', namespace: NS }, data: { x: 'eA==' } });
+    fake.seed({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'other', namespace: NS },
+      data: { x: 'eA==' },
+    });
   });
   afterEach(async () => {
     source?.stop();
