@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { AppError } from '../../lib/errors.js';
 import type { RevocationReason } from '../../store/types.js';
 import { NotConnected } from '../admin-data.js';
@@ -14,7 +14,7 @@ import {
   revokeBody,
 } from '../validation.js';
 import type { RouteDeps } from './api.js';
-import { notice } from './pages-user.js';
+import { formError, notice, type FormError } from './pages-user.js';
 import '../types.js';
 
 /** Builds `?a=b&...` for links that keep the table's filters while changing one thing. */
@@ -89,19 +89,28 @@ export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
     res.redirect(303, '/admin/certs?done=revoked');
   });
 
-  r.get('/users', (req, res) => {
-    res.render('admin/users', {
+  const usersPage = (req: Request, res: Response, status = 200, form?: FormError): void => {
+    res.status(status).render('admin/users', {
       title: 'Users',
       nav: 'users',
       users: admin.users().map(userView),
       me: req.auth!.user.name,
       notice: notice(req),
+      form,
     });
-  });
+  };
+
+  r.get('/users', (req, res) => usersPage(req, res));
 
   r.post('/users', async (req, res) => {
-    const body = parse(createUserBody, req.body);
-    await actions.createUser(req.auth!.user, body);
+    const raw = req.body as Record<string, unknown>;
+    try {
+      await actions.createUser(req.auth!.user, parse(createUserBody, raw));
+    } catch (err) {
+      const form = formError(err, raw);
+      if (!form) throw err;
+      return usersPage(req, res, (err as AppError).status, form);
+    }
     res.redirect(303, '/admin/users?done=user-created');
   });
 

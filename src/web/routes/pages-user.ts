@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import { BadRequest, Forbidden } from '../../lib/errors.js';
+import { AppError, BadRequest, Forbidden } from '../../lib/errors.js';
 import type { Config } from '../../config/schema.js';
 import { csrfProtect, requireUser } from '../auth.js';
 import { clearSessionCookie, randomToken, safeEqual, setSessionCookie } from '../session.js';
@@ -19,6 +19,23 @@ export const NOTICES: Record<string, string> = {
   'deploy-started': 'Deploy started; progress appears below.',
   'signed-out': 'You are signed out.',
 };
+
+/** A 4xx from a form, to show beside it with the values typed (never a password). */
+export interface FormError {
+  message: string;
+  field?: string;
+  values: Record<string, string>;
+}
+
+export function formError(err: unknown, body: Record<string, unknown>): FormError | undefined {
+  if (!(err instanceof AppError) || err.status < 400 || err.status >= 500 || err.status === 403)
+    return undefined;
+  const values: Record<string, string> = {};
+  for (const [k, v] of Object.entries(body ?? {})) {
+    if (typeof v === 'string' && k !== 'password' && k !== '_csrf') values[k] = v.slice(0, 16_384);
+  }
+  return { message: err.message, field: err.field, values };
+}
 
 export function notice(req: Request): string | undefined {
   const done = typeof req.query.done === 'string' ? req.query.done : '';
@@ -112,23 +129,35 @@ export function userPages({ actions }: RouteDeps, config: Config): Router {
     res.redirect(303, '/login?done=signed-out');
   });
 
-  r.get('/devices', requireUser, (req, res) => {
-    res.render('devices', {
+  const devicesPage = (req: Request, res: Response, status = 200, form?: FormError): void => {
+    res.status(status).render('devices', {
       title: 'My devices',
       nav: 'devices',
       devices: actions.myDevices(req.auth!.user),
       notice: notice(req),
       keyType: config.vpn.keyType,
+      form,
     });
-  });
+  };
+
+  r.get('/devices', requireUser, (req, res) => devicesPage(req, res));
 
   r.post('/devices', requireUser, async (req, res) => {
-    const body = parse(createDeviceBody, req.body);
-    const issued = await actions.createDevice(req.auth!.user, {
-      name: body.name,
-      keyType: body.keyType || undefined,
-      csr: body.csr || undefined,
-    });
+    const raw = req.body as Record<string, unknown>;
+    let issued;
+    try {
+      const body = parse(createDeviceBody, raw);
+      issued = await actions.createDevice(req.auth!.user, {
+        name: body.name,
+        keyType: body.keyType || undefined,
+        csr: body.csr || undefined,
+      });
+    } catch (err) {
+      // Input problems come back on the same page, next to the form, with what was typed.
+      const form = formError(err, raw);
+      if (!form) throw err;
+      return devicesPage(req, res, (err as AppError).status, form);
+    }
     sendProfile(res, issued);
   });
 

@@ -144,7 +144,9 @@ describe('web devices: create, download, list, revoke own', function () {
       .send({ name: 'BAD NAME', _csrf: csrfFromHtml(page.text) })
       .expect(400);
     assert.match(form.headers['content-type']!, /html/);
-    assert.match(form.text, /<code>name<\/code>/);
+    // The form comes back with the message next to it and the value typed.
+    assert.match(form.text, /id="form-error">name must match/);
+    assert.match(form.text, /value="BAD NAME" aria-invalid="true"/);
     assert.equal(f.ctx.store.listCerts({}).total, before);
   });
 
