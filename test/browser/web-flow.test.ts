@@ -101,6 +101,19 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
     });
     ctx = await openContext(config);
     await ctx.users.create({ actor: 'test', name: 'admin', role: 'admin', password: ADMIN_PASSWORD });
+    // Some other people's devices, so the certificate table has something to show.
+    for (const name of ['dana', 'erik', 'fatima']) {
+      await ctx.users.create({ actor: 'test', name, role: 'user', password: ADMIN_PASSWORD });
+      for (const device of ['laptop', 'phone', 'desktop']) {
+        await ctx.devices.issue({
+          actor: 'test',
+          owner: name,
+          commonName: `${name}.${device}`,
+          deviceName: device,
+        });
+      }
+    }
+    await ctx.revocation.revoke({ actor: 'test', serialOrName: 'erik.phone', reason: 'keyCompromise' });
     server = await startServer({
       ctx,
       host: '127.0.0.1',
@@ -225,6 +238,9 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
       },
     ];
     await signIn('admin', ADMIN_PASSWORD);
+    await page.goto(`${server.url}/admin/certs?perPage=5`);
+    assert.match((await page.textContent('.pager')) ?? '', /Page 1 of 3/);
+    await shoot('admin-certs-all');
     await page.goto(`${server.url}/admin/certs?q=carol`);
     await shoot('admin-certs');
     await Promise.all([
