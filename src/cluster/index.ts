@@ -3,6 +3,7 @@
  * Kubernetes is reached only through a KubeApi, made lazily so that `manifests` works with no cluster.
  */
 import type { Config } from '../config/schema.js';
+import { logger } from '../lib/logger.js';
 import { BadRequest } from '../lib/errors.js';
 import { loadTemplate } from '../lib/templates.js';
 import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
@@ -16,6 +17,8 @@ import { buildManifests, manifestFiles, type ServerMaterial } from './manifests.
 import { readClusterStatus, type ClusterStatus } from './status.js';
 import { SecretCrlPublisher } from './secret-publisher.js';
 import { createKubeApi, loadKubeConfig } from './kube-client.js';
+
+const log = logger.child({ module: 'cluster' });
 
 export interface ClusterServiceDeps {
   config: Config;
@@ -108,9 +111,26 @@ export class ClusterService {
     return syncAgentStatus(this.kube, this.deps.config.kubernetes.namespace, this.deps.store);
   }
 
+  /**
+   * Polls the agent's status ConfigMap and writes `revocation.effective` audit rows as they appear
+   * (for `serve`: the web app starts it once). Errors are logged, never thrown.
+   */
+  watchAgentStatus(intervalMs = 5000): { stop(): void } {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      this.syncAgentStatus()
+        .catch((err: unknown) => log.warn({ err: String(err) }, 'agent status sync failed'))
+        .finally(() => (busy = false));
+    }, intervalMs);
+    timer.unref?.();
+    return { stop: () => clearInterval(timer) };
+  }
+
   /** The publisher RevocationService should call in cluster mode. */
   publisher(): SecretCrlPublisher {
-    return new SecretCrlPublisher(this.kube, this.deps.config.kubernetes.namespace);
+    return new SecretCrlPublisher(() => this.kube, this.deps.config.kubernetes.namespace);
   }
 }
 

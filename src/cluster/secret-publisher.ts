@@ -11,13 +11,15 @@ const log = logger.child({ module: 'cluster.publisher' });
  */
 export class SecretCrlPublisher implements CrlPublisher {
   readonly name = 'k8s-secret';
+  /** `kube` may be a factory: the client is then made on the first publish (no cluster needed before). */
   constructor(
-    private readonly kube: KubeApi,
+    private readonly kube: KubeApi | (() => KubeApi),
     private readonly namespace: string,
   ) {}
 
   async publish(bundle: RevocationBundle): Promise<void> {
-    const stored = await this.kube.apply(crlSecret(this.namespace, bundle));
+    const kube = typeof this.kube === 'function' ? this.kube() : this.kube;
+    const stored = await kube.apply(crlSecret(this.namespace, bundle));
     log.info(
       { crlNumber: bundle.crlNumber, resourceVersion: stored.metadata.resourceVersion },
       'CRL Secret published',
