@@ -99,6 +99,13 @@ export class AdminData {
     return { connected: true, namespace, ...describeDiscovery(last), raw: last ?? null };
   }
 
+  /** The user's valid certificates (what disabling them revokes). */
+  validCertsOf(userId: number): { serial: string; commonName: string }[] {
+    return this.ctx.store
+      .listCerts({ ownerId: userId, status: 'valid', sort: 'commonName', order: 'asc' })
+      .items.map((c) => ({ serial: c.serial, commonName: c.commonName }));
+  }
+
   users(): User[] {
     return this.ctx.users.list();
   }

@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import { AppError } from '../../lib/errors.js';
+import { AppError, NotFound } from '../../lib/errors.js';
 import type { RevocationReason } from '../../store/types.js';
 import { NotConnected } from '../admin-data.js';
 import { userView } from '../actions.js';
@@ -122,16 +122,12 @@ export function adminPages({ actions, admin, deploys }: RouteDeps): Router {
 
   r.get('/users/:name/disable', (req, res) => {
     const user = admin.users().find((u) => u.name === String(req.params.name));
-    const certs = user
-      ? actions
-          .listCerts({ sort: 'createdAt', order: 'desc', page: 1, perPage: 200, q: user.name })
-          .items.filter((c) => c.owner === user.name && c.status === 'valid')
-      : [];
+    if (!user) throw new NotFound('user not found');
     res.render('admin/user-disable', {
       title: 'Disable user',
       nav: 'users',
-      target: user ? userView(user) : undefined,
-      certs,
+      target: userView(user),
+      certs: admin.validCertsOf(user.id),
     });
   });
 

@@ -303,6 +303,7 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
   });
 
   it('disabling a user (confirmation page) revokes all their certificates and signs them out', async () => {
+    await admin.agent.get('/admin/users/nobody/disable').expect(404);
     const confirm = await admin.agent.get('/admin/users/alice/disable').expect(200);
     assert.match(confirm.text, /alice\.laptop/);
     await admin.agent
