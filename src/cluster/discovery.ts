@@ -4,6 +4,7 @@
  */
 import type { Config } from '../config/schema.js';
 import { parseCidr, overlaps, type Cidr } from '../lib/cidr.js';
+import { findRangeOverlaps } from './range-overlaps.js';
 import { logger } from '../lib/logger.js';
 import type { SettingsStore } from '../store/types.js';
 import type { KubeApi, KubeObject } from './kube-api.js';
@@ -22,6 +23,8 @@ import {
 import { KubeApiError } from './kube-api.js';
 
 const log = logger.child({ module: 'cluster.discovery' });
+
+export { findRangeOverlaps };
 
 /** Settings key the result is stored under (read by services/network.ts for profiles and server.conf). */
 export const DISCOVERY_SETTING = 'cluster.discovery';
@@ -173,6 +176,12 @@ async function serviceSources(
     const list = await kube.list(v, 'ServiceCIDR');
     if (list && list.items.length > 0) {
       add(`ServiceCIDR objects (${v})`, readServiceCidrObjects(list.items));
+      for (const item of list.items.filter((i) => i.metadata.deletionTimestamp)) {
+        // Still routed: Services keep their ClusterIPs from it until they are deleted (OrphanIPAddress).
+        warnings.push(
+          `ServiceCIDR ${item.metadata.name} is being deleted; its range stays routed while Services still use it`,
+        );
+      }
       break;
     }
   }
@@ -276,40 +285,4 @@ export function lastDiscovery(settings: SettingsStore): DiscoveryResult | undefi
   } catch {
     return undefined;
   }
-}
-
-/**
- * Overlaps between ranges that must stay apart: the VPN client subnet, the office LANs, and the
- * pod and service ranges (config values override discovery). Each message names both ranges.
- */
-export function findRangeOverlaps(
-  config: Config,
-  d: Pick<DiscoveryResult, 'podCidrs' | 'serviceCidrs' | 'podCidrSource' | 'serviceCidrSource'> | undefined,
-): string[] {
-  const pods =
-    config.vpn.routes.pods.length > 0
-      ? { list: config.vpn.routes.pods, from: 'vpn.routes.pods' }
-      : { list: d?.podCidrs ?? [], from: d?.podCidrSource ?? '' };
-  const svcs =
-    config.vpn.routes.services.length > 0
-      ? { list: config.vpn.routes.services, from: 'vpn.routes.services' }
-      : { list: d?.serviceCidrs ?? [], from: d?.serviceCidrSource ?? '' };
-  const groups: { name: string; cidrs: Cidr[] }[] = [
-    { name: 'vpn.clientSubnet', cidrs: [parseCidr('vpn.clientSubnet', config.vpn.clientSubnet)] },
-    { name: `pod CIDR (${pods.from})`, cidrs: pods.list.map((c) => parseCidr('pod CIDR', c)) },
-    { name: `service CIDR (${svcs.from})`, cidrs: svcs.list.map((c) => parseCidr('service CIDR', c)) },
-    { name: 'vpn.officeLans', cidrs: config.vpn.officeLans.map((c) => parseCidr('vpn.officeLans', c)) },
-  ];
-  const problems: string[] = [];
-  for (let i = 0; i < groups.length; i++) {
-    for (let j = i + 1; j < groups.length; j++) {
-      for (const a of groups[i]!.cidrs) {
-        for (const b of groups[j]!.cidrs) {
-          if (overlaps(a, b))
-            problems.push(`${groups[i]!.name} ${a.text} overlaps ${groups[j]!.name} ${b.text}`);
-        }
-      }
-    }
-  }
-  return problems;
 }
