@@ -4,7 +4,8 @@
  * /work/shared/k8s-samples (see SOURCES.md there): discovery documents, kubeadm-config, nodes,
  * ServiceCIDRs, clusterIP range errors by Kubernetes version, watch framing and 410 Expired, apply conflicts.
  *
- * Models: discovery (/api, /api/v1, /apis/<gv>; networking.k8s.io ServiceCIDR v1/v1beta1 switchable),
+ * Models: discovery (/api, /api/v1, /apis as a legacy APIGroupList, /apis/<gv>; ServiceCIDR v1/v1beta1
+ * switchable; enough for `kubectl apply` too),
  * get/list (label selector equality, fieldSelector metadata.name/namespace), create (409 AlreadyExists,
  * dryRun=All without storing), JSON merge patch, server-side apply (fieldManager, force, managedFields,
  * 409 FieldManagerConflict as in the samples, resourceVersion bumped only on a real change,
