@@ -8,7 +8,7 @@ import { realCliEnv } from './main.js';
 /** Exit codes (DESIGN.md): 0 ok, 1 failure, 2 bad usage or bad input. */
 async function main(argv: string[]): Promise<number> {
   const env = realCliEnv();
-  const program = buildProgram(env);
+  const program = await buildProgram(env, argv);
   try {
     await program.parseAsync(argv);
     return 0;
