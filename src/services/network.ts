@@ -1,4 +1,4 @@
-import type { Config } from '../config/schema.js';
+import type { Config, VpnConfig } from '../config/schema.js';
 import type { SettingsStore } from '../store/types.js';
 
 /** What `k8s discover` stored (settings key `cluster.discovery`); only the fields the VPN needs. */
@@ -45,5 +45,20 @@ export function effectiveNetwork(config: Config, settings: SettingsStore): Effec
     dnsServers: pick(config.vpn.dns.servers, d.dnsServer ? [d.dnsServer] : []),
     dnsDomain: config.vpn.dns.domain !== 'cluster.local' ? config.vpn.dns.domain : (d.clusterDomain ?? 'cluster.local'),
     searchDomains: config.vpn.dns.searchDomains,
+  };
+}
+
+/** The server pushes IPv4 routes only (`push "route"`); IPv6 ranges of dual-stack clusters are left out. */
+export function ipv4Only(cidrs: readonly string[]): string[] {
+  return cidrs.filter((c) => !c.includes(':'));
+}
+
+/** The vpn config with the effective (configured or discovered) routes, DNS and endpoints filled in. */
+export function vpnWithNetwork(vpn: VpnConfig, network: EffectiveNetwork): VpnConfig {
+  return {
+    ...vpn,
+    endpoints: network.endpoints,
+    routes: { pods: ipv4Only(network.podCidrs), services: ipv4Only(network.serviceCidrs), extra: network.extraRoutes },
+    dns: { servers: network.dnsServers, domain: network.dnsDomain, searchDomains: network.searchDomains },
   };
 }

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { BadRequest } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { setLogLevel } from '../../lib/logger.js';
+import { effectiveNetwork, vpnWithNetwork } from '../../services/network.js';
 import { renderServerConfigFor, readManagementPassword, serverPaths } from '../../openvpn/server-files.js';
 import { ManagementSessionsProvider } from '../../openvpn/sessions-provider.js';
 import { ServerSupervisor } from '../../openvpn/supervisor.js';
@@ -36,7 +37,9 @@ export function register(program: Command, env: CliEnv): void {
       const config = env.loadConfig(globalOpts(cmd));
       setLogLevel(config.logLevel);
       const ctx = await env.openContext(config, env.contextDeps(config));
-      const supervisor = new ServerSupervisor(ctx);
+      // Routes, DNS and endpoints the server pushes: configured values, else what `k8s discover` stored.
+      const served = { ...config, vpn: vpnWithNetwork(config.vpn, effectiveNetwork(config, ctx.store)) };
+      const supervisor = new ServerSupervisor({ ...ctx, config: served });
       try {
         const stopped = new Promise<void>((resolveStop) => {
           const stop = (): void => {
