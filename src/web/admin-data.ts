@@ -2,7 +2,8 @@ import { AppError } from '../lib/errors.js';
 import type { AppContext } from '../services/context.js';
 import type { AuditEntry, User } from '../store/types.js';
 import type { DeployState, DeployTracker } from './deploy-tracker.js';
-import { formatStatus, type ClusterStatus } from '../cluster/index.js';
+// status.js, not index.js: the index loads the Kubernetes client (~70 MB resident) even when unused.
+import { formatStatus, type ClusterStatus } from '../cluster/status.js';
 import { describeDiscovery, type ClusterPort } from './cluster-port.js';
 import type { SessionsProvider, Session } from './sessions-provider.js';
 

@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { readManagementPassword, serverPaths } from '../../openvpn/server-files.js';
 import { ManagementSessionsProvider } from '../../openvpn/sessions-provider.js';
 import { NotConnected } from '../../web/admin-data.js';
-import { clusterServiceFor } from '../../cluster/index.js';
 import { BadRequest } from '../../lib/errors.js';
 import { setLogLevel } from '../../lib/logger.js';
 import type { Config } from '../../config/schema.js';
@@ -46,7 +45,10 @@ export const defaultWebDeps: WebDepsFactory = async (config, ctx, env) => {
   const inCluster = Boolean(
     ctx.config.kubernetes.kubeconfig || env.KUBERNETES_SERVICE_HOST || env.KUBECONFIG,
   );
-  return { sessions, ...(inCluster ? { cluster: clusterServiceFor(ctx) } : {}) };
+  if (!inCluster) return { sessions };
+  // Loaded only when needed: the Kubernetes client adds about 70 MB of resident memory.
+  const { clusterServiceFor } = await import('../../cluster/index.js');
+  return { sessions, cluster: clusterServiceFor(ctx) };
 };
 
 /** `podgate serve`: first admin on an empty data dir, then the web app until SIGINT/SIGTERM. */
