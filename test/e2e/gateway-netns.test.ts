@@ -56,6 +56,12 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
       check: false,
       env: { ...process.env, PODGATE_LOG_LEVEL: 'warn' },
     });
+  /** Runs the CLI on the lan host and parses its JSON; a failure shows the CLI's stderr. */
+  const json = async (args: string[]): Promise<unknown> => {
+    const r = await podgate('lan', args);
+    assert.equal(r.code, 0, `podgate ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as unknown;
+  };
   const provision = () =>
     podgate('lan', [
       'gateway',
@@ -174,6 +180,8 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
     const r = await provision();
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const steps = r.stdout.split('\n').filter((l) => l.startsWith('['));
+    if (!steps.every((l) => l.endsWith(' ... unchanged')))
+      process.stderr.write(`second run:\n${r.stdout}\n${server.output().slice(-3000)}\n`);
     assert.equal(steps.length, 8, r.stdout);
     for (const l of steps) assert.match(l, / \.\.\. unchanged$/, r.stdout);
     assert.match(r.stdout, /nothing changed/);
@@ -238,7 +246,7 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
         `${f} removed`,
       );
     }
-    const certs = JSON.parse((await podgate('lan', ['--json', 'cert', 'list'])).stdout) as {
+    const certs = (await json(['--json', 'cert', 'list'])) as {
       commonName: string;
       status: string;
       revocationReason: string;
@@ -257,6 +265,6 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
         `Serial Number: ${serial}\\s+Revocation Date: .*\\s+CRL entry extensions:\\s+X509v3 CRL Reason Code:\\s+Cessation Of Operation`,
       ),
     );
-    assert.deepEqual(JSON.parse((await podgate('lan', ['--json', 'gateway', 'list'])).stdout), []);
+    assert.deepEqual(await json(['--json', 'gateway', 'list']), []);
   });
 });

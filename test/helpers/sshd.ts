@@ -24,7 +24,7 @@ process.once('exit', () => {
       /* gone */
     }
   }
-  for (const u of liveUsers) spawnSync('userdel', [u]);
+  for (const u of liveUsers) spawnSync('userdel', ['-f', u]);
 });
 
 export interface KeyPair {
@@ -177,7 +177,7 @@ export async function createUnprivilegedUser(): Promise<{ name: string; remove()
     name,
     async remove() {
       liveUsers.delete(name);
-      await exec(['userdel', name], { check: false }).catch(() => undefined);
+      await exec(['userdel', '-f', name], { check: false }).catch(() => undefined);
     },
   };
 }
