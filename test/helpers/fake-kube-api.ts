@@ -7,6 +7,7 @@
  * Models: discovery (/api, /api/v1, /apis as a legacy APIGroupList, /apis/<gv>; ServiceCIDR v1/v1beta1
  * switchable; enough for `kubectl apply` too),
  * get/list (label selector equality, fieldSelector metadata.name/namespace), create (409 AlreadyExists,
+ * 404 when the namespace does not exist; default/kube-* exist from the start; `seed()` bypasses it),
  * dryRun=All without storing), JSON merge patch, server-side apply (fieldManager, force, managedFields,
  * 409 FieldManagerConflict as in the samples, resourceVersion bumped only on a real change,
  * generation bumped on spec changes), delete, watch (ndjson over a 200 stream, history replay from a
@@ -165,6 +166,10 @@ export class FakeKubeApi {
 
   static async start(options: FakeOptions = {}): Promise<FakeKubeApi> {
     const fake = new FakeKubeApi(options);
+    // The namespaces every cluster has; others must be created (or seeded) before objects go in them.
+    for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
+      fake.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns }, status: { phase: 'Active' } });
+    }
     await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
     fake.port = (fake.server.address() as { port: number }).port;
     return fake;

@@ -46,8 +46,20 @@ function matchesFields(o: JsonObject, selector: string | undefined): boolean {
   });
 }
 
+/** Writes into a namespace that does not exist fail as on a real API server. */
+function namespaceMissing(fake: FakeKubeApi, r: VerbRequest): boolean {
+  if (!r.resource.namespaced || !r.namespace || !['create', 'apply'].includes(r.verb)) return false;
+  if (fake.lookup(fake.resource('v1', 'Namespace'), undefined, r.namespace)) return false;
+  fake.sendStatus(r.res, 404, 'NotFound', `namespaces "${r.namespace}" not found`, {
+    name: r.namespace,
+    kind: 'namespaces',
+  });
+  return true;
+}
+
 export async function handleVerb(fake: FakeKubeApi, r: VerbRequest): Promise<void> {
   const { res, resource, namespace, name, verb, query, body } = r;
+  if (namespaceMissing(fake, r)) return;
   switch (verb) {
     case 'get': {
       const obj = fake.lookup(resource, namespace, name!);

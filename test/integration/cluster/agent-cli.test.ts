@@ -49,6 +49,7 @@ describe('podgate agent --cluster (process) against the fake API server', functi
   beforeEach(async () => {
     tmp = tempDir('podgate-agent-cli-');
     fake = await FakeKubeApi.start();
+    fake.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
     fake.seed({
       apiVersion: 'v1',
       kind: 'ConfigMap',

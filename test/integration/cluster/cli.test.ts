@@ -109,6 +109,36 @@ describe('CLI k8s commands against the fake API server', function () {
     assert.match(again.stdout, /Role middleware\/podgate-agent created/);
   });
 
+  it('cert revoke publishes the new CRL to the podgate-crl Secret (kubeconfig configured = cluster mode)', async () => {
+    assert.equal((await cli(['k8s', 'deploy'])).code, 0);
+    assert.equal((await cli(['user', 'add', 'alice'])).code, 0);
+    const issue = await cli([
+      'cert',
+      'issue',
+      'alice.laptop',
+      '--owner',
+      'alice',
+      '--out',
+      join(tmp.dir, 'alice.ovpn'),
+    ]);
+    assert.equal(issue.code, 0, issue.stderr);
+    const before = (fake.getObject('v1', 'Secret', 'podgate-crl', NS)!.metadata as JsonObject)
+      .resourceVersion;
+    const revoke = await cli(['cert', 'revoke', 'alice.laptop', '--reason', 'keyCompromise']);
+    assert.equal(revoke.code, 0, revoke.stderr);
+    const secret = fake.getObject('v1', 'Secret', 'podgate-crl', NS)!;
+    assert.notEqual((secret.metadata as JsonObject).resourceVersion, before);
+    const bundle = JSON.parse(
+      Buffer.from(String((secret.data as JsonObject)['revocations.json']), 'base64').toString('utf8'),
+    ) as {
+      revoked: { commonName: string }[];
+    };
+    assert.deepEqual(
+      bundle.revoked.map((r) => r.commonName),
+      ['alice.laptop'],
+    );
+  });
+
   it('manifests --out writes private files that `kubectl apply -f DIR` applies, and re-applies unchanged', async function () {
     await cli(['k8s', 'discover']);
     const out = join(tmp.dir, 'manifests');
