@@ -53,7 +53,15 @@ export class ClusterService {
   /** The objects deploy applies, built from config, the stored discovery, the server identity and the CRL. */
   async objects(): Promise<KubeObject[]> {
     const { config, store } = this.deps;
-    const problems = findRangeOverlaps(config, this.lastDiscovery());
+    const discovered = this.lastDiscovery();
+    if (!discovered && config.vpn.routes.pods.length === 0 && config.vpn.routes.services.length === 0) {
+      // A server that pushes no route to the cluster is useless; say what to do instead of emitting it.
+      throw new BadRequest(
+        'no cluster ranges known: run `podgate k8s discover` first, or set vpn.routes.pods and vpn.routes.services',
+        'vpn.routes',
+      );
+    }
+    const problems = findRangeOverlaps(config, discovered);
     if (problems.length > 0) {
       throw new BadRequest(
         `address ranges overlap: ${problems.join('; ')} (change vpn.clientSubnet / vpn.officeLans or set vpn.routes)`,

@@ -262,6 +262,14 @@ describe('k8s deploy against the fake API server', function () {
     });
   });
 
+  it('manifests before any discovery (and no configured routes) is a 400 saying what to do', async () => {
+    await assert.rejects(cluster.manifests(), (err: Error & { status?: number }) => {
+      assert.equal(err.status, 400);
+      assert.match(err.message, /run `podgate k8s discover` first, or set vpn.routes.pods/);
+      return true;
+    });
+  });
+
   it('overlapping ranges stop manifests with an error naming both ranges', async () => {
     ctx.config.vpn.officeLans = ['10.244.8.0/24'];
     await cluster.discover();
