@@ -8,7 +8,21 @@ import { CHECKSUM_ANNOTATION, LABELS, OBJECT_NAMES, POD_FILES, POD_PATHS } from 
  * (without it clients reach nothing), MASQUERADE the client subnet so pods answer to the pod's address,
  * seed the CRL file from the Secret if the agent has not written one yet, then exec openvpn.
  */
-export function openvpnStartScript(clientSubnet: string): string {
+/** Where the start script finds things; the pod's paths unless a test points it elsewhere. */
+export interface StartScriptPaths {
+  crl: string;
+  crlSeed: string;
+  serverConf: string;
+}
+
+export function openvpnStartScript(
+  clientSubnet: string,
+  paths: StartScriptPaths = {
+    crl: POD_FILES.crl,
+    crlSeed: `${POD_PATHS.crlSeedDir}/crl.pem`,
+    serverConf: POD_FILES.serverConf,
+  },
+): string {
   return [
     'set -eu',
     'if [ ! -c /dev/net/tun ]; then mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && chmod 600 /dev/net/tun; fi',
@@ -18,8 +32,8 @@ export function openvpnStartScript(clientSubnet: string): string {
     '  exit 1',
     'fi',
     `iptables -t nat -C POSTROUTING -s ${clientSubnet} -j MASQUERADE 2>/dev/null || iptables -t nat -A POSTROUTING -s ${clientSubnet} -j MASQUERADE`,
-    `if [ ! -s ${POD_FILES.crl} ]; then cp ${POD_PATHS.crlSeedDir}/crl.pem ${POD_FILES.crl}.tmp && mv ${POD_FILES.crl}.tmp ${POD_FILES.crl}; fi`,
-    `exec openvpn --config ${POD_FILES.serverConf}`,
+    `if [ ! -s ${paths.crl} ]; then cp ${paths.crlSeed} ${paths.crl}.tmp && mv ${paths.crl}.tmp ${paths.crl}; fi`,
+    `exec openvpn --config ${paths.serverConf}`,
   ].join('\n');
 }
 
