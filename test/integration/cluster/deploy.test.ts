@@ -21,14 +21,14 @@ describe('k8s deploy against the fake API server', function () {
   let fake: FakeKubeApi;
   let cluster: ClusterService;
 
-  const service = (timeoutMs = 5000) =>
+  const service = (timeoutMs = 5000, rolloutTimeoutMs = 5000) =>
     new ClusterService({
       config: ctx.config,
       store: ctx.store,
       server: ctx.server,
       revocation: ctx.revocation,
       kube: () => createKubeApi(fake.kubeConfig(), { timeoutMs }),
-      rolloutTimeoutMs: 5000,
+      rolloutTimeoutMs,
       pollMs: 20,
     });
 
@@ -260,6 +260,20 @@ describe('k8s deploy against the fake API server', function () {
       'app.kubernetes.io/component': 'openvpn',
       'app.kubernetes.io/managed-by': 'podgate',
     });
+  });
+
+  it('a rollout that never becomes ready fails naming the Deployment; objects stay applied', async () => {
+    fake.options.rolloutDelayMs = null;
+    cluster = service(5000, 300);
+    const lines: string[] = [];
+    await assert.rejects(
+      cluster.deploy((l) => lines.push(l)),
+      /Deployment middleware\/podgate-openvpn not ready after 0 s \(0\/1 ready\); check `podgate k8s status`/,
+    );
+    assert.ok(lines.includes('Deployment middleware/podgate-openvpn created'));
+    fake.options.rolloutDelayMs = 10;
+    (ctx.config.vpn.dns as { servers: string[] }).servers = ['10.96.0.53']; // a change, so the fake rolls out again
+    assert.equal((await service().deploy()).rollout.ready, true);
   });
 
   it('manifests before any discovery (and no configured routes) is a 400 saying what to do', async () => {
