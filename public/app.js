@@ -16,14 +16,34 @@
     });
   }
 
-  // After "Create and download", the browser stays on the page while the file downloads:
-  // say so, then reload so the new device shows in the list.
+  // After "Create and download", the browser stays on the page while the file downloads. The form
+  // sends a random token; the download answer sets it as a cookie, and when it appears the list is
+  // reloaded to show the new device.
   var form = document.querySelector('.js-download-form');
   if (form) {
     form.addEventListener('submit', function () {
+      var token = Math.random().toString(36).slice(2, 12) + Date.now().toString(36);
+      var field = form.querySelector('input[name=dl]');
+      if (!field) {
+        field = document.createElement('input');
+        field.type = 'hidden';
+        field.name = 'dl';
+        form.appendChild(field);
+      }
+      field.value = token;
       var status = form.querySelector('.js-after-download');
       if (status) status.textContent = 'Creating your profile… the download starts in a moment.';
-      setTimeout(function () { window.location.reload(); }, 2500);
+      var started = Date.now();
+      var timer = setInterval(function () {
+        if (document.cookie.indexOf('podgate_dl=' + token) !== -1) {
+          clearInterval(timer);
+          document.cookie = 'podgate_dl=; Max-Age=0; Path=/; SameSite=Strict';
+          if (status) status.textContent = 'Downloaded. Updating the list…';
+          setTimeout(function () { window.location.reload(); }, 500);
+        } else if (Date.now() - started > 60000) {
+          clearInterval(timer);
+        }
+      }, 250);
     });
   }
 

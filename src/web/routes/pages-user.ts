@@ -158,6 +158,11 @@ export function userPages({ actions }: RouteDeps, config: Config): Router {
       if (!form) throw err;
       return devicesPage(req, res, (err as AppError).status, form);
     }
+    // The page's script waits for this cookie to know the download has arrived, then reloads the list
+    // (a timer alone could reload before a slow RSA key is ready and cancel the download).
+    if (typeof raw.dl === 'string' && /^[A-Za-z0-9]{8,32}$/.test(raw.dl)) {
+      res.cookie('podgate_dl', raw.dl, { path: '/', sameSite: 'strict', secure: req.secure, maxAge: 60_000 });
+    }
     sendProfile(res, issued);
   });
 

@@ -249,6 +249,32 @@ describe('web devices: create, download, list, revoke own', function () {
     assert.equal(res.body.device.status, 'revoked');
   });
 
+  it("the form download sets the page script's marker cookie (only for a well-formed token)", async () => {
+    const page = await alice.agent.get('/devices');
+    const csrf = csrfFromHtml(page.text);
+    const res = await alice.agent
+      .post('/devices')
+      .type('form')
+      .send({ name: 'watch', dl: 'abc123XYZ9', _csrf: csrf })
+      .buffer(true)
+      .parse(asText)
+      .expect(201);
+    const cookies = ([] as string[]).concat(res.headers['set-cookie'] ?? []);
+    assert.ok(
+      cookies.some((c) => /^podgate_dl=abc123XYZ9;/.test(c)),
+      cookies.join(' | '),
+    );
+    assert.equal(res.headers['content-disposition'], 'attachment; filename="alice.watch.ovpn"');
+    const bad = await alice.agent
+      .post('/devices')
+      .type('form')
+      .send({ name: 'watch2', dl: '<script>', _csrf: csrf })
+      .buffer(true)
+      .parse(asText)
+      .expect(201);
+    assert.equal(bad.headers['set-cookie'], undefined);
+  });
+
   it('the device name can be used again after a revoke', async () => {
     const res = await create(alice, 'laptop');
     assert.equal(res.status, 201);
