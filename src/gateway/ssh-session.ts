@@ -37,6 +37,8 @@ export interface SshConnectOptions {
   passphrase?: string;
   hostKeys: HostKeyPolicyOptions;
   readyTimeoutMs?: number;
+  /** Send SSH keepalives this often (long-lived sessions such as the bastion tunnel); 0/undefined = off. */
+  keepaliveIntervalMs?: number;
 }
 
 /** Thrown when the host key is refused: `code` is host_key_unknown, host_key_changed or host_key_revoked. */
@@ -84,6 +86,7 @@ export function connectSsh(options: SshConnectOptions): Promise<SshSession> {
     passphrase: options.passphrase,
     hostVerifier: check.verify,
     readyTimeout: options.readyTimeoutMs ?? 15_000,
+    keepaliveInterval: options.keepaliveIntervalMs ?? 0,
     ...(algos ? { algorithms: { serverHostKey: algos as never } } : {}),
   };
   return new Promise((resolve, reject) => {
@@ -93,8 +96,12 @@ export function connectSsh(options: SshConnectOptions): Promise<SshSession> {
       log.debug({ target: formatTarget(target) }, 'ssh connected');
       resolve(new Ssh2Session(client, target));
     });
-    client.once('error', (err: Error & { level?: string }) => {
-      if (settled) return;
+    // `on`, not `once`: an error after the handshake (connection reset) must not crash the process
+    client.on('error', (err: Error & { level?: string }) => {
+      if (settled) {
+        log.warn({ target: formatTarget(target), err: err.message }, 'ssh connection error');
+        return;
+      }
       settled = true;
       client.end();
       const refused = refusal(check, target);

@@ -77,6 +77,8 @@ export async function withBastion(
   const session = await (deps.connect ?? connectSsh)({
     target,
     privateKey,
+    // a quiet tunnel (e.g. only a watch open) must not be dropped by NAT or firewall idle timers
+    keepaliveIntervalMs: 15_000,
     hostKeys: {
       knownHostsFile: resolve(config.gateway.knownHostsFile ?? join(config.dataDir, 'known_hosts')),
       pinned: config.gateway.hostKeyFingerprints,

@@ -156,6 +156,37 @@ describe('integration: gateway/ssh-tunnel (API server through an SSH bastion)', 
     }
   });
 
+  it('when the bastion goes away, requests fail cleanly and the process keeps running', async () => {
+    const server = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const other = await startSshd();
+    try {
+      other.authorize('root', key.publicKey);
+      writeFileSync(knownHosts, `${sshd.knownHostsLine()}\n${other.knownHostsLine()}\n`);
+      const port = (server.address() as { port: number }).port;
+      const t = await open(
+        config({ 'kubernetes.sshBastion': `root@127.0.0.1:${other.port}` }),
+        `http://127.0.0.1:${port}`,
+      );
+      assert.equal(await httpGet(t.url), 'ok');
+      await other.stop();
+      // sshd's per-connection child outlives the listener (setsid): end it like a reboot would
+      const ss = spawnSync('ss', ['-tnpH', 'state', 'established', 'sport', '=', `:${other.port}`], {
+        encoding: 'utf8',
+      });
+      const pids = [...ss.stdout.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
+      assert.ok(pids.length > 0, ss.stdout);
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 200));
+      await assert.rejects(httpGet(t.url), /socket hang up|ECONNRESET|ECONNREFUSED/);
+      await assert.rejects(httpGet(t.url), /socket hang up|ECONNRESET|ECONNREFUSED/);
+    } finally {
+      await other.stop();
+      server.close();
+      writeFileSync(knownHosts, sshd.knownHostsLine() + '\n');
+    }
+  });
+
   it('https keeps the real name for certificate checks', async () => {
     const t = await open(config(), `https://127.0.0.1:${sshd.port}/`);
     assert.match(t.url, /^https:\/\/127\.0\.0\.1:\d+\/$/);
