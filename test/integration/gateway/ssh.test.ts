@@ -17,7 +17,7 @@ import {
   type KeyPair,
   type Sshd,
 } from '../../helpers/sshd.js';
-import { HOSTILE } from '../../helpers/hostile-args.js';
+import { HOSTILE } from '../../unit/gateway/hostile-args.js';
 
 describe('integration: gateway ssh (loopback sshd)', function () {
   this.timeout(60_000);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { exec } from '../../../src/lib/exec.js';
 import { quoteArg, shellJoin } from '../../../src/gateway/shell-quote.js';
-import { HOSTILE } from '../../helpers/hostile-args.js';
+import { HOSTILE } from './hostile-args.js';
 
 /** Runs argv through `shell -c` and returns the words the shell passed to printf. */
 async function throughShell(shell: string, argv: readonly string[]): Promise<string[]> {
