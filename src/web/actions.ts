@@ -1,6 +1,7 @@
 import { BadRequest, NotFound, Unauthorized } from '../lib/errors.js';
 import { validateName } from '../lib/names.js';
 import type { AppContext } from '../services/context.js';
+import { effectiveNetwork, type EffectiveNetwork } from '../services/network.js';
 import type { CertRecord, RevocationReason, User } from '../store/types.js';
 import type { LoginThrottle } from './login-throttle.js';
 import type { SessionManager, WebSession } from './session.js';
@@ -111,6 +112,11 @@ export class WebActions {
       result: 'ok',
       details: {},
     });
+  }
+
+  /** Routes, DNS and endpoints as clients get them: configured, else discovered. */
+  network(): EffectiveNetwork {
+    return effectiveNetwork(this.ctx.config, this.ctx.store);
   }
 
   myDevices(user: User): DeviceView[] {

@@ -181,16 +181,18 @@ export function userPages({ actions }: RouteDeps, config: Config): Router {
   });
 
   r.get('/setup', requireUser, (_req, res) => {
+    // Configured values win; otherwise what cluster discovery found (the same rule the profiles use).
+    const net = actions.network();
     const v = config.vpn;
     res.render('setup', {
       title: 'Set-up instructions',
       nav: 'setup',
-      clusterDomain: v.dns.domain,
-      dnsServer: v.dns.servers[0],
-      podRoutes: v.routes.pods,
-      serviceRoutes: v.routes.services,
+      clusterDomain: net.dnsDomain,
+      dnsServer: net.dnsServers[0],
+      podRoutes: net.podCidrs,
+      serviceRoutes: net.serviceCidrs,
       clientSubnet: v.clientSubnet,
-      endpoint: v.endpoints[0],
+      endpoint: net.endpoints[0],
       port: v.port,
       proto: v.proto,
     });

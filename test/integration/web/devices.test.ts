@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { exec } from '../../../src/lib/exec.js';
+import { DISCOVERY_SETTING } from '../../../src/services/network.js';
 import { csrfFromHtml, signIn, webFixture, type Client, type WebFixture } from './helpers.js';
 
 function block(profile: string, tag: string): string | undefined {
@@ -273,6 +274,31 @@ describe('web devices: create, download, list, revoke own', function () {
       .parse(asText)
       .expect(201);
     assert.equal(bad.headers['set-cookie'], undefined);
+  });
+
+  it('the set-up page shows the discovered cluster domain, DNS server and routes', async () => {
+    f.ctx.store.setSetting(
+      DISCOVERY_SETTING,
+      JSON.stringify({
+        podCidrs: ['10.244.0.0/16'],
+        serviceCidrs: ['10.96.0.0/12'],
+        dnsServer: '10.96.0.10',
+        clusterDomain: 'corp.internal',
+      }),
+    );
+    const page = await alice.agent.get('/setup').expect(200);
+    assert.match(page.text, /kubernetes\.default\.svc\.corp\.internal 10\.96\.0\.10/);
+    assert.match(page.text, /<code>10\.244\.0\.0\/16<\/code>/);
+    for (const os of [
+      'Windows',
+      'macOS',
+      'NetworkManager',
+      'openvpn3',
+      'update-systemd-resolved',
+      'Check your connection',
+    ]) {
+      assert.match(page.text, new RegExp(os), os);
+    }
   });
 
   it('the device name can be used again after a revoke', async () => {
