@@ -1,7 +1,7 @@
 /**
  * An in-process Kubernetes API server for tests: the REAL @kubernetes/client-node talks to it over
  * plain HTTP on 127.0.0.1 (kubeconfig with skipTLSVerify). Answers are built from the payloads in
- * /work/shared/k8s-samples (see SOURCES.md there): discovery documents, kubeadm-config, nodes,
+ * test/fixtures/k8s-samples (see SOURCES.md there): discovery documents, kubeadm-config, nodes,
  * ServiceCIDRs, clusterIP range errors by Kubernetes version, watch framing and 410 Expired, apply conflicts.
  *
  * Models: discovery (/api, /api/v1, /apis as a legacy APIGroupList, /apis/<gv>; ServiceCIDR v1/v1beta1
@@ -28,11 +28,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { mergePatch, type JsonObject, type ManagedEntry } from './fake-kube-ssa.js';
 
-export const SAMPLES = process.env.PODGATE_K8S_SAMPLES ?? '/work/shared/k8s-samples';
+/** Copied from the shared sample set with its SOURCES.md (provenance of every file). */
+export const SAMPLES = fileURLToPath(new URL('../../../test/fixtures/k8s-samples/', import.meta.url));
 
 /** Reads one sample payload as JSON. */
 export function sample<T = JsonObject>(file: string): T {
