@@ -50,12 +50,15 @@ export function authenticate(store: Store, sessions: SessionManager, now: () => 
   };
 }
 
-/** Signed-in users only: pages redirect to the sign-in form, the API answers 401. */
+/**
+ * Signed-in users only: the API answers 401; pages send the browser to the sign-in form (a form posted
+ * after the session expired lands there too, and the user comes back to the page after signing in).
+ */
 export function requireUser(req: Request, res: Response, next: NextFunction): void {
   if (req.auth) return next();
-  if (!wantsJson(req) && req.method === 'GET') {
-    const back = encodeURIComponent(req.originalUrl);
-    return res.redirect(303, `/login?next=${back}`);
+  if (!wantsJson(req)) {
+    const back = req.method === 'GET' ? `?next=${encodeURIComponent(req.originalUrl)}` : '';
+    return res.redirect(303, `/login${back}`);
   }
   throw new Unauthorized();
 }
