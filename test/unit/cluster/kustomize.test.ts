@@ -114,7 +114,11 @@ describe('k8s/ kustomize base for the manager', () => {
     assert.deepEqual(rule('servicecidrs').apiGroups, ['networking.k8s.io']);
     assert.deepEqual(rule('namespaces').resourceNames, ['middleware']);
     const ks = find('Role', 'podgate-manager-discovery', 'kube-system');
-    assert.deepEqual(ks.rules[0].resourceNames, ['kubeadm-config', 'cilium-config', 'kube-flannel-cfg']);
+    assert.deepEqual(ks.rules[0].resourceNames, ['kubeadm-config', 'cilium-config']);
+    assert.deepEqual(
+      cr.rules.find((r: { resources: string[] }) => r.resources.includes('configmaps')).resourceNames,
+      ['kube-flannel-cfg'],
+    );
     const mw = find('Role', 'podgate-manager', 'middleware');
     const verbsOn = (res: string) =>
       mw.rules.find((r: { resources: string[] }) => r.resources.includes(res)).verbs as string[];
