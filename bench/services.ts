@@ -31,12 +31,19 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 /** A fresh data dir; `seed` fills the store, then the context is reopened as a restarted server would be. */
-async function withContext<T>(fn: (ctx: AppContext) => Promise<T>, seed?: (ctx: AppContext) => Promise<void>): Promise<T> {
+async function withContext<T>(
+  fn: (ctx: AppContext) => Promise<T>,
+  seed?: (ctx: AppContext) => Promise<void>,
+): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'podgate-bench-'));
   setLogLevel('error');
   const config = loadConfig({
     env: {},
-    overrides: { dataDir: join(dir, 'data'), 'vpn.endpoints': ['172.18.12.21', '172.18.12.22'], 'vpn.routes.pods': ['10.244.0.0/16'] },
+    overrides: {
+      dataDir: join(dir, 'data'),
+      'vpn.endpoints': ['172.18.12.21', '172.18.12.22'],
+      'vpn.routes.pods': ['10.244.0.0/16'],
+    },
   });
   let ctx = await openContext(config);
   try {
@@ -58,7 +65,8 @@ export async function runServicesBench(): Promise<Record<string, number>> {
   const results: Record<string, number> = {};
   await withContext(async (ctx) => {
     let n = 0;
-    const issue = (keyType: string) => ctx.devices.issue({ actor: 'bench', owner: 'bench', commonName: `b${n++}`, keyType });
+    const issue = (keyType: string) =>
+      ctx.devices.issue({ actor: 'bench', owner: 'bench', commonName: `b${n++}`, keyType });
     for (let i = 0; i < 20; i++) await issue('ec-p256'); // warm-up
     const ec: number[] = [];
     for (let i = 0; i < 300; i++) ec.push(await timed(() => issue('ec-p256')));
@@ -71,7 +79,12 @@ export async function runServicesBench(): Promise<Record<string, number>> {
     for (let i = 0; i < 300; i++) {
       pure.push(
         await timed(async () => {
-          const c = await ctx.ca.issue({ kind: 'client', commonName: `p${i}`, days: 365, keyType: 'ec-p256' });
+          const c = await ctx.ca.issue({
+            kind: 'client',
+            commonName: `p${i}`,
+            days: 365,
+            keyType: 'ec-p256',
+          });
           renderClientProfile({
             template,
             commonName: `p${i}`,
@@ -114,19 +127,30 @@ export async function runServicesBench(): Promise<Record<string, number>> {
   await withContext(async (ctx) => {
     const { store } = ctx;
     const live: string[] = [];
-    for (let i = 0; i < 30; i++) live.push((await ctx.devices.issue({ actor: 'bench', owner: 'bench', commonName: `v${i}` })).cert.serial);
+    for (let i = 0; i < 30; i++)
+      live.push(
+        (await ctx.devices.issue({ actor: 'bench', owner: 'bench', commonName: `v${i}` })).cert.serial,
+      );
     const revoke: number[] = [];
-    for (const serial of live) revoke.push(await timed(() => ctx.revocation.revoke({ actor: 'bench', serialOrName: serial })));
+    for (const serial of live)
+      revoke.push(await timed(() => ctx.revocation.revoke({ actor: 'bench', serialOrName: serial })));
     results.revokeWith10kMedianMs = median(revoke);
     results.revokeWith10kP95Ms = p95(revoke);
-    const entries = store.listRevoked().map((r) => ({ serial: r.serial, revokedAt: r.revokedAt!, reason: r.revocationReason! }));
+    const entries = store
+      .listRevoked()
+      .map((r) => ({ serial: r.serial, revokedAt: r.revokedAt!, reason: r.revocationReason! }));
     // Cold builds (new entries each time: no encoding cache) show the linear scaling of the builder itself.
     for (const size of [1000, 5000, 10000]) {
       const slice = entries.slice(0, size);
       const times: number[] = [];
       for (let i = 0; i < 10; i++) {
-        const fresh = slice.map((e) => ({ ...e, revokedAt: new Date(e.revokedAt.getTime() - (i + 1) * 1000) }));
-        times.push(await timed(async () => ctx.ca.buildCrl({ number: 99, entries: fresh, nextUpdateDays: 30 })));
+        const fresh = slice.map((e) => ({
+          ...e,
+          revokedAt: new Date(e.revokedAt.getTime() - (i + 1) * 1000),
+        }));
+        times.push(
+          await timed(async () => ctx.ca.buildCrl({ number: 99, entries: fresh, nextUpdateDays: 30 })),
+        );
       }
       results[`crlBuild${size}MedianMs`] = median(times);
     }
@@ -137,16 +161,24 @@ export async function runServicesBench(): Promise<Record<string, number>> {
 
 function print(r: Record<string, number>): void {
   const f = (x: number | undefined) => (x === undefined ? '-' : `${x.toFixed(2)} ms`);
-  console.log('\n== podgate services (end to end: key + certificate + store row + audit + rendered .ovpn) ==');
-  console.log(`ec-p256 profile (no store) median ${f(r.ecPureProfileMedianMs)}   (key + cert + tls-crypt-v2 + .ovpn; target ≤ 3 ms)`);
-  console.log(`ec-p256 profile, durable   median ${f(r.ecProfileMedianMs)}   p95 ${f(r.ecProfileP95Ms)}   (+ fsync'ed SQLite row and audit)`);
+  console.log(
+    '\n== podgate services (end to end: key + certificate + store row + audit + rendered .ovpn) ==',
+  );
+  console.log(
+    `ec-p256 profile (no store) median ${f(r.ecPureProfileMedianMs)}   (key + cert + tls-crypt-v2 + .ovpn; target ≤ 3 ms)`,
+  );
+  console.log(
+    `ec-p256 profile, durable   median ${f(r.ecProfileMedianMs)}   p95 ${f(r.ecProfileP95Ms)}   (+ fsync'ed SQLite row and audit)`,
+  );
   console.log(`rsa-2048 profile           median ${f(r.rsaProfileMedianMs)}`);
   console.log(`native RSA-2048 keygen     median ${f(r.nativeRsaKeygenMedianMs)}   (same run, interleaved)`);
   console.log(
     `rsa-2048 profile / keygen  ${(r.rsaProfileMedianMs! / r.nativeRsaKeygenMedianMs!).toFixed(3)}x   (target ≤ 1.10x)`,
   );
   console.log(`revoked entries in the CRL  ${r.revokedInCrl}`);
-  console.log(`revoke + CRL, 10k revoked  median ${f(r.revokeWith10kMedianMs)}   p95 ${f(r.revokeWith10kP95Ms)}   (target ≤ 50 ms)`);
+  console.log(
+    `revoke + CRL, 10k revoked  median ${f(r.revokeWith10kMedianMs)}   p95 ${f(r.revokeWith10kP95Ms)}   (target ≤ 50 ms)`,
+  );
   console.log(
     `CRL build alone (cold)     1k ${f(r.crlBuild1000MedianMs)}   5k ${f(r.crlBuild5000MedianMs)}   10k ${f(r.crlBuild10000MedianMs)}` +
       `   (10k/1k = ${(r.crlBuild10000MedianMs! / r.crlBuild1000MedianMs!).toFixed(1)}x: linear is 10x)`,

@@ -4,7 +4,7 @@ import { openContext, type ContextDeps } from './services/context.js';
 import type { CliEnv } from './cli/env.js';
 import { resolve } from 'node:path';
 import { LocalCrlPublisher, serverDir } from './openvpn/local-publisher.js';
-import { clusterPublisherFor } from './cluster/secret-publisher.js';
+import { clusterPublisherFor } from './cluster/cluster-publisher.js';
 
 /**
  * The composition root: the only place that chooses real dependencies (publishers, Kubernetes
@@ -14,7 +14,9 @@ export function contextDepsFor(config: Config): ContextDeps {
   // Local mode: every revocation lands in <dataDir>/server, where `server run`'s agent picks it up.
   // Cluster mode (kubeconfig configured, or running in a pod): also the podgate-crl Secret for the sidecar.
   const cluster = clusterPublisherFor(config, process.env);
-  return { publishers: [new LocalCrlPublisher(serverDir(resolve(config.dataDir))), ...(cluster ? [cluster] : [])] };
+  return {
+    publishers: [new LocalCrlPublisher(serverDir(resolve(config.dataDir))), ...(cluster ? [cluster] : [])],
+  };
 }
 
 export function realCliEnv(): CliEnv {

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { setLogLevel } from '../lib/logger.js';
-import { openContext, type AppContext, type ContextDeps } from '../services/context.js';
+import type { AppContext, ContextDeps } from '../services/context.js';
 
 /** Options every command accepts (declared once on the root program). */
 export interface GlobalOpts {
@@ -51,5 +50,7 @@ export async function withContext<T>(
 export function table(rows: readonly (readonly string[])[]): string {
   if (rows.length === 0) return '';
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '))
+    .join('\n');
 }

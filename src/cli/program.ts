@@ -36,7 +36,11 @@ export function commandName(args: readonly string[]): string | undefined {
  * Builds the command line for `argv` (process.argv form). Only the area that owns the command is
  * loaded; help, unknown commands and a missing command load them all so the usage text is complete.
  */
-export async function buildProgram(env: CliEnv, argv: readonly string[] = [], extraAreas: Register[] = []): Promise<Command> {
+export async function buildProgram(
+  env: CliEnv,
+  argv: readonly string[] = [],
+  extraAreas: Register[] = [],
+): Promise<Command> {
   const program = new Command('podgate')
     .description('office-to-cluster OpenVPN gateway manager')
     .option('--config <file>', 'podgate.yaml (default: $PODGATE_CONFIG or built-in defaults)')

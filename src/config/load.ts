@@ -40,7 +40,9 @@ function unwrap(schema: z.ZodTypeAny): z.ZodTypeAny {
 function leaves(schema: z.ZodTypeAny, path: string[] = []): Leaf[] {
   const s = unwrap(schema);
   if (s instanceof z.ZodObject) {
-    return Object.entries(s.shape as Record<string, z.ZodTypeAny>).flatMap(([k, v]) => leaves(v, [...path, k]));
+    return Object.entries(s.shape as Record<string, z.ZodTypeAny>).flatMap(([k, v]) =>
+      leaves(v, [...path, k]),
+    );
   }
   if (s instanceof z.ZodNumber) return [{ path, kind: 'number' }];
   if (s instanceof z.ZodBoolean) return [{ path, kind: 'boolean' }];
@@ -120,7 +122,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
     throw new ConfigError(
       result.error.issues.map((i) => {
         const path = i.path.join('.') || '(root)';
-        return i.code === 'unrecognized_keys' ? `${path}: unknown key(s) ${i.keys.join(', ')}` : `${path}: ${i.message}`;
+        return i.code === 'unrecognized_keys'
+          ? `${path}: unknown key(s) ${i.keys.join(', ')}`
+          : `${path}: ${i.message}`;
       }),
     );
   }

@@ -13,7 +13,10 @@ const cidr = z.string().superRefine((value, ctx) => {
 const ip = z.string().refine(isIp, (v) => ({ message: `"${v}" is not an IP address` }));
 const hostname = z
   .string()
-  .regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/, 'must be an IP address or DNS name (letters, digits, ".", "-")');
+  .regex(
+    /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/,
+    'must be an IP address or DNS name (letters, digits, ".", "-")',
+  );
 const name = z.string().regex(NAME_PATTERN, 'must match ^[a-z0-9][a-z0-9._-]{0,63}$');
 const port = z.number().int().min(1).max(65535);
 
@@ -75,7 +78,9 @@ export const configSchema = z
               .string()
               .regex(/^[a-z0-9]([a-z0-9.-]{0,252})$/, 'must be a DNS domain')
               .default('cluster.local'),
-            searchDomains: z.array(z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,252})$/, 'must be a DNS domain')).default([]),
+            searchDomains: z
+              .array(z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,252})$/, 'must be a DNS domain'))
+              .default([]),
           })
           .strict()
           .default({}),

@@ -25,7 +25,10 @@ export function parseCidr(field: string, value: unknown): Cidr {
       ? ipaddr.IPv4.networkAddressFromCIDR(value.trim()).toString()
       : ipaddr.IPv6.networkAddressFromCIDR(value.trim()).toString();
   if (network !== addr.toString()) {
-    throw new BadRequest(`${field}: "${value}" has host bits set (did you mean ${network}/${prefix}?)`, field);
+    throw new BadRequest(
+      `${field}: "${value}" has host bits set (did you mean ${network}/${prefix}?)`,
+      field,
+    );
   }
   return { family, network, prefix, text: `${network}/${prefix}` };
 }

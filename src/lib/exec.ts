@@ -38,7 +38,9 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new AppError(500, 'exec_failed', `cannot run ${cmd}: ${e.message}`, { cause: e })));
+    child.on('error', (e) =>
+      reject(new AppError(500, 'exec_failed', `cannot run ${cmd}: ${e.message}`, { cause: e })),
+    );
     child.on('close', (code, signal) => {
       const result = {
         code: code ?? (signal ? 128 : 1),
@@ -47,7 +49,11 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
       };
       if (result.code !== 0 && options.check !== false) {
         reject(
-          new AppError(500, 'exec_failed', `${argv.join(' ')} exited ${result.code}: ${result.stderr.trim().slice(0, 2000)}`),
+          new AppError(
+            500,
+            'exec_failed',
+            `${argv.join(' ')} exited ${result.code}: ${result.stderr.trim().slice(0, 2000)}`,
+          ),
         );
       } else resolve(result);
     });

@@ -3,7 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
 /** The package root: works from src/ (tsx) and from dist/src/ (compiled). */
-export const PACKAGE_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
+export const PACKAGE_ROOT = fileURLToPath(
+  new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url),
+);
 export const TEMPLATES_DIR = join(PACKAGE_ROOT, 'templates');
 
 const cache = new Map<string, string>();

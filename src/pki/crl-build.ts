@@ -108,7 +108,10 @@ export function buildCrl(o: CrlOptions, ca: CrlIssuer): string {
 /** revokedCertificates content: the entries' encodings, concatenated. */
 function encodeEntries(entries: readonly CheckedEntry[]): Buffer {
   const encoded = entries.map(encodeEntry);
-  return Buffer.concat(encoded, encoded.reduce((n, b) => n + b.length, 0));
+  return Buffer.concat(
+    encoded,
+    encoded.reduce((n, b) => n + b.length, 0),
+  );
 }
 
 /**

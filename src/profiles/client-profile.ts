@@ -54,11 +54,15 @@ const HOST = /^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252})$/;
 /** Renders a ready-to-import .ovpn and checks it with the injection guard before returning it. */
 export function renderClientProfile(input: ClientProfileInput): string {
   if (input.remotes.length === 0) {
-    throw new BadRequest('vpn.endpoints is empty: set it in the config or run `podgate k8s discover`', 'vpn.endpoints');
+    throw new BadRequest(
+      'vpn.endpoints is empty: set it in the config or run `podgate k8s discover`',
+      'vpn.endpoints',
+    );
   }
   for (const [i, r] of input.remotes.entries()) {
     assertSafeValue(`vpn.endpoints[${i}]`, r.host);
-    if (!HOST.test(r.host)) throw new BadRequest(`vpn.endpoints[${i}] "${r.host}" is not a host name or IP`, 'vpn.endpoints');
+    if (!HOST.test(r.host))
+      throw new BadRequest(`vpn.endpoints[${i}] "${r.host}" is not a host name or IP`, 'vpn.endpoints');
   }
   assertSafeValue('commonName', input.commonName);
   assertSafeValue('serverName', input.serverName);

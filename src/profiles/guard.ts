@@ -50,7 +50,10 @@ export function checkRenderedConfig(text: string, rules: RenderRules): void {
       if (seen.has(tag)) fail(`inline block <${tag}> appears twice`);
       const end = lines.indexOf(`</${tag}>`, i + 1);
       if (end < 0) fail(`inline block <${tag}> is not closed`);
-      const body = lines.slice(i + 1, end).join('\n').trim();
+      const body = lines
+        .slice(i + 1, end)
+        .join('\n')
+        .trim();
       if (body !== expected.trim()) fail(`inline block <${tag}> does not hold the expected content`);
       seen.add(tag);
       i = end;

@@ -3,7 +3,13 @@ import { join } from 'node:path';
 import { AppError } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
-import { CertificateAuthority, createCa, decryptPrivateKey, encryptPrivateKey, type KeySecret } from '../pki/index.js';
+import {
+  CertificateAuthority,
+  createCa,
+  decryptPrivateKey,
+  encryptPrivateKey,
+  type KeySecret,
+} from '../pki/index.js';
 import type { Config } from '../config/schema.js';
 import { resolveKeySecret } from './key-secret.js';
 
@@ -27,7 +33,11 @@ export async function loadOrCreateCa(config: Config, dataDir: string): Promise<L
   const haveCert = existsSync(certFile);
   const haveKey = existsSync(keyFile);
   if (haveCert !== haveKey) {
-    throw new AppError(500, 'ca_incomplete', `the CA in ${dataDir} is incomplete: ${haveCert ? keyFile : certFile} is missing`);
+    throw new AppError(
+      500,
+      'ca_incomplete',
+      `the CA in ${dataDir} is incomplete: ${haveCert ? keyFile : certFile} is missing`,
+    );
   }
   if (haveCert) {
     const secret = resolveKeySecret(config, dataDir, false);
@@ -37,10 +47,17 @@ export async function loadOrCreateCa(config: Config, dataDir: string): Promise<L
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = resolveKeySecret(config, dataDir, true);
-  const material = await createCa({ commonName: config.ca.commonName, keyType: config.ca.keyType, days: config.ca.days });
+  const material = await createCa({
+    commonName: config.ca.commonName,
+    keyType: config.ca.keyType,
+    days: config.ca.days,
+  });
   // Key first: a crash between the two writes leaves "incomplete", which is reported, never a CA without its key.
   writeFileAtomic(keyFile, encryptPrivateKey(material.keyPem, secret), 0o600);
   writeFileAtomic(certFile, material.certPem, 0o644);
-  log.info({ commonName: config.ca.commonName, keyType: config.ca.keyType }, 'created the certificate authority');
+  log.info(
+    { commonName: config.ca.commonName, keyType: config.ca.keyType },
+    'created the certificate authority',
+  );
   return { ca: CertificateAuthority.load(material), secret, created: true };
 }

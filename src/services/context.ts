@@ -49,11 +49,29 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       publishers: [...(deps.publishers ?? [])],
       now,
     });
-    const server = new ServerIdentityService({ store, ca, secret, serverName: config.vpn.serverName, revocation, now });
+    const server = new ServerIdentityService({
+      store,
+      ca,
+      secret,
+      serverName: config.vpn.serverName,
+      revocation,
+      now,
+    });
     const users = new UserService({ store, revocation });
     const devices = new DeviceService({ store, ca, config, server, now });
     if (!store.getCrl()) await revocation.ensureFreshCrl();
-    return { config, dataDir, store, ca, users, devices, revocation, server, now, close: () => store.close() };
+    return {
+      config,
+      dataDir,
+      store,
+      ca,
+      users,
+      devices,
+      revocation,
+      server,
+      now,
+      close: () => store.close(),
+    };
   } catch (err) {
     store.close();
     throw err;

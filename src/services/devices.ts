@@ -47,18 +47,26 @@ export class DeviceService {
     const deviceName = validateName('deviceName', req.deviceName ?? req.commonName);
     const ownerName = validateName('owner', req.owner);
     const kind = req.kind ?? 'client';
-    if (kind !== 'client' && kind !== 'gateway') throw new BadRequest('kind must be "client" or "gateway"', 'kind');
+    if (kind !== 'client' && kind !== 'gateway')
+      throw new BadRequest('kind must be "client" or "gateway"', 'kind');
     const keyType = (req.keyType ?? config.vpn.keyType) as ClientKeyType;
-    if (!KEY_TYPES.includes(keyType)) throw new BadRequest(`keyType must be one of ${KEY_TYPES.join(', ')}`, 'keyType');
+    if (!KEY_TYPES.includes(keyType))
+      throw new BadRequest(`keyType must be one of ${KEY_TYPES.join(', ')}`, 'keyType');
     const owner = store.getUserByName(ownerName);
     if (!owner) throw new BadRequest(`owner: user '${ownerName}' does not exist`, 'owner');
     if (owner.disabled) throw new BadRequest(`owner: user '${ownerName}' is disabled`, 'owner');
     if (store.getValidCertByCommonName(commonName)) {
-      throw new Conflict(`commonName '${commonName}' already has a valid certificate; revoke it first`, 'commonName');
+      throw new Conflict(
+        `commonName '${commonName}' already has a valid certificate; revoke it first`,
+        'commonName',
+      );
     }
     const network = effectiveNetwork(config, store);
     if (network.endpoints.length === 0) {
-      throw new BadRequest('vpn.endpoints is empty: set it in the config or run `podgate k8s discover`', 'vpn.endpoints');
+      throw new BadRequest(
+        'vpn.endpoints is empty: set it in the config or run `podgate k8s discover`',
+        'vpn.endpoints',
+      );
     }
     const csr = req.csrPem ? parseCsr(req.csrPem) : undefined;
     const identity = await server.ensure();
@@ -71,7 +79,9 @@ export class DeviceService {
       now: now(),
     });
     const tlsCryptV2KeyPem =
-      config.vpn.controlChannel === 'tls-crypt-v2' ? wrapTlsCryptV2ClientKey(identity.tlsCryptV2ServerKeyPem) : undefined;
+      config.vpn.controlChannel === 'tls-crypt-v2'
+        ? wrapTlsCryptV2ClientKey(identity.tlsCryptV2ServerKeyPem)
+        : undefined;
     const profile = renderClientProfile({
       template: loadTemplate('client.ovpn.hbs'),
       commonName,

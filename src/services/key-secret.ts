@@ -21,10 +21,15 @@ export function resolveKeySecret(config: Config, dataDir: string, create: boolea
     try {
       passphrase = readFileSync(config.ca.passphraseFile, 'utf8').replace(/\r?\n$/, '');
     } catch (err) {
-      throw new AppError(400, 'bad_passphrase_file', `ca.passphraseFile ${config.ca.passphraseFile} cannot be read`, {
-        cause: err,
-        field: 'ca.passphraseFile',
-      });
+      throw new AppError(
+        400,
+        'bad_passphrase_file',
+        `ca.passphraseFile ${config.ca.passphraseFile} cannot be read`,
+        {
+          cause: err,
+          field: 'ca.passphraseFile',
+        },
+      );
     }
     if (passphrase.length < 8) {
       throw new AppError(400, 'bad_passphrase_file', 'ca.passphraseFile must hold at least 8 characters', {

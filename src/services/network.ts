@@ -43,7 +43,10 @@ export function effectiveNetwork(config: Config, settings: SettingsStore): Effec
     serviceCidrs: pick(config.vpn.routes.services, d.serviceCidrs),
     extraRoutes: config.vpn.routes.extra,
     dnsServers: pick(config.vpn.dns.servers, d.dnsServer ? [d.dnsServer] : []),
-    dnsDomain: config.vpn.dns.domain !== 'cluster.local' ? config.vpn.dns.domain : (d.clusterDomain ?? 'cluster.local'),
+    dnsDomain:
+      config.vpn.dns.domain !== 'cluster.local'
+        ? config.vpn.dns.domain
+        : (d.clusterDomain ?? 'cluster.local'),
     searchDomains: config.vpn.dns.searchDomains,
   };
 }
@@ -58,7 +61,11 @@ export function vpnWithNetwork(vpn: VpnConfig, network: EffectiveNetwork): VpnCo
   return {
     ...vpn,
     endpoints: network.endpoints,
-    routes: { pods: ipv4Only(network.podCidrs), services: ipv4Only(network.serviceCidrs), extra: network.extraRoutes },
+    routes: {
+      pods: ipv4Only(network.podCidrs),
+      services: ipv4Only(network.serviceCidrs),
+      extra: network.extraRoutes,
+    },
     dns: { servers: network.dnsServers, domain: network.dnsDomain, searchDomains: network.searchDomains },
   };
 }

@@ -74,7 +74,12 @@ export class RevocationService {
     if (this.revokedCache?.crlNumber !== number) {
       const rows = this.deps.store
         .listRevoked()
-        .map((r) => ({ serial: r.serial, commonName: r.commonName, revokedAt: r.revokedAt!, reason: r.revocationReason! }))
+        .map((r) => ({
+          serial: r.serial,
+          commonName: r.commonName,
+          revokedAt: r.revokedAt!,
+          reason: r.revocationReason!,
+        }))
         .sort((a, b) => a.revokedAt.getTime() - b.revokedAt.getTime());
       this.revokedCache = { crlNumber: number, rows };
     }
@@ -84,7 +89,8 @@ export class RevocationService {
   /** Finds a certificate by serial (any common spelling) or by the common name of its valid certificate. */
   resolve(serialOrName: string): CertRecord {
     const { store } = this.deps;
-    if (typeof serialOrName !== 'string' || serialOrName === '') throw new BadRequest('certificate name or serial is required', 'certificate');
+    if (typeof serialOrName !== 'string' || serialOrName === '')
+      throw new BadRequest('certificate name or serial is required', 'certificate');
     const serial = normalizeSerial(serialOrName);
     const bySerial = serial ? store.getCert(serial) : undefined;
     if (bySerial) return bySerial;
@@ -93,17 +99,26 @@ export class RevocationService {
     throw new NotFound(`no valid certificate with serial or name '${serialOrName}'`);
   }
 
-  async revoke(o: { actor: string; serialOrName: string; reason?: unknown }): Promise<{ cert: CertRecord; crl: CrlState }> {
+  async revoke(o: {
+    actor: string;
+    serialOrName: string;
+    reason?: unknown;
+  }): Promise<{ cert: CertRecord; crl: CrlState }> {
     const reason = parseReason(o.reason);
     const cert = this.resolve(o.serialOrName);
-    if (cert.status === 'revoked') throw new Conflict(`certificate ${cert.serial} (${cert.commonName}) is already revoked`, 'certificate');
+    if (cert.status === 'revoked')
+      throw new Conflict(`certificate ${cert.serial} (${cert.commonName}) is already revoked`, 'certificate');
     const { cert: revoked, crl } = this.revokeInTransaction(o.actor, [cert.serial], reason);
     await this.publish();
     return { cert: revoked[0]!, crl };
   }
 
   /** Revokes several certificates with a single CRL update (used when a user is disabled). */
-  async revokeMany(o: { actor: string; serials: readonly string[]; reason: RevocationReason }): Promise<CrlState> {
+  async revokeMany(o: {
+    actor: string;
+    serials: readonly string[];
+    reason: RevocationReason;
+  }): Promise<CrlState> {
     const { crl } = this.revokeInTransaction(o.actor, o.serials, o.reason);
     await this.publish();
     return crl;
@@ -162,7 +177,13 @@ export class RevocationService {
       now.getTime() - current.thisUpdate.getTime() > DAY;
     if (!stale) return current;
     const crl = store.transaction(() => this.rebuildCrl(now));
-    store.appendAudit({ actor: 'system', action: 'crl.resign', target: `crl#${crl.number}`, result: 'ok', details: {} });
+    store.appendAudit({
+      actor: 'system',
+      action: 'crl.resign',
+      target: `crl#${crl.number}`,
+      result: 'ok',
+      details: {},
+    });
     await this.publish();
     return crl;
   }

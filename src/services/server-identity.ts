@@ -76,19 +76,27 @@ export class ServerIdentityService {
       new Date(stored.notAfter).getTime() - now().getTime() > RENEW_BEFORE_MS;
     if (stored && fresh) return this.open(stored);
 
-    const issued = await ca.issue({ kind: 'server', commonName: serverName, days: SERVER_CERT_DAYS, keyType: 'ec-p256', now: now() });
+    const issued = await ca.issue({
+      kind: 'server',
+      commonName: serverName,
+      days: SERVER_CERT_DAYS,
+      keyType: 'ec-p256',
+      now: now(),
+    });
     const next: StoredIdentity = {
       serial: issued.serial,
       commonName: serverName,
       certPem: issued.certPem,
       notAfter: issued.notAfter.toISOString(),
       keyEnvelope: encryptPrivateKey(issued.keyPem!, secret),
-      tlsCryptV2Envelope: stored?.tlsCryptV2Envelope ?? encryptSecret(Buffer.from(generateTlsCryptV2ServerKey()), secret),
+      tlsCryptV2Envelope:
+        stored?.tlsCryptV2Envelope ?? encryptSecret(Buffer.from(generateTlsCryptV2ServerKey()), secret),
       tlsCryptEnvelope: stored?.tlsCryptEnvelope ?? encryptSecret(Buffer.from(generateTlsCryptKey()), secret),
     };
     // The old certificate is superseded through the normal path, so the CRL stays in step with the rows.
     const old = store.getValidCertByCommonName(serverName);
-    if (old) await this.deps.revocation.revokeMany({ actor: 'system', serials: [old.serial], reason: 'superseded' });
+    if (old)
+      await this.deps.revocation.revokeMany({ actor: 'system', serials: [old.serial], reason: 'superseded' });
     store.transaction(() => {
       store.insertCert({
         serial: issued.serial,
@@ -102,7 +110,13 @@ export class ServerIdentityService {
         certPem: issued.certPem,
       });
       store.setSetting(SETTING, JSON.stringify(next));
-      store.appendAudit({ actor: 'system', action: 'server.cert', target: serverName, result: 'ok', details: { serial: issued.serial } });
+      store.appendAudit({
+        actor: 'system',
+        action: 'server.cert',
+        target: serverName,
+        result: 'ok',
+        details: { serial: issued.serial },
+      });
     });
     log.info({ serial: issued.serial, commonName: serverName }, 'issued the server certificate');
     return this.open(next);

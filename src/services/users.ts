@@ -35,11 +35,18 @@ export class UserService {
   async create(o: { actor: string; name: string; role: Role; password?: string }): Promise<User> {
     const name = validateName('name', o.name);
     const role = validateRole(o.role);
-    const passwordHash = o.password === undefined ? null : await hash(validatePassword('password', o.password), ARGON2);
+    const passwordHash =
+      o.password === undefined ? null : await hash(validatePassword('password', o.password), ARGON2);
     const { store } = this.deps;
     return store.transaction(() => {
       const user = store.createUser({ name, role, passwordHash });
-      store.appendAudit({ actor: o.actor, action: 'user.create', target: name, result: 'ok', details: { role } });
+      store.appendAudit({
+        actor: o.actor,
+        action: 'user.create',
+        target: name,
+        result: 'ok',
+        details: { role },
+      });
       return user;
     });
   }
@@ -72,7 +79,13 @@ export class UserService {
     const { store } = this.deps;
     return store.transaction(() => {
       const updated = store.updateUser(user.id, { passwordHash });
-      store.appendAudit({ actor: o.actor, action: 'user.password', target: user.name, result: 'ok', details: {} });
+      store.appendAudit({
+        actor: o.actor,
+        action: 'user.password',
+        target: user.name,
+        result: 'ok',
+        details: {},
+      });
       return updated;
     });
   }
@@ -83,7 +96,13 @@ export class UserService {
     const { store } = this.deps;
     return store.transaction(() => {
       const updated = store.updateUser(user.id, { role });
-      store.appendAudit({ actor: o.actor, action: 'user.role', target: user.name, result: 'ok', details: { role } });
+      store.appendAudit({
+        actor: o.actor,
+        action: 'user.role',
+        target: user.name,
+        result: 'ok',
+        details: { role },
+      });
       return updated;
     });
   }
@@ -92,7 +111,9 @@ export class UserService {
   async disable(o: { actor: string; name: string }): Promise<{ user: User; revoked: string[] }> {
     const user = this.get(o.name);
     const { store, revocation } = this.deps;
-    const valid = store.listCerts({ ownerId: user.id, status: 'valid', limit: 100000 }).items.map((c) => c.serial);
+    const valid = store
+      .listCerts({ ownerId: user.id, status: 'valid', limit: 100000 })
+      .items.map((c) => c.serial);
     const updated = store.transaction(() => {
       const u = store.updateUser(user.id, { disabled: true });
       store.appendAudit({
@@ -104,7 +125,8 @@ export class UserService {
       });
       return u;
     });
-    if (valid.length > 0) await revocation.revokeMany({ actor: o.actor, serials: valid, reason: 'affiliationChanged' });
+    if (valid.length > 0)
+      await revocation.revokeMany({ actor: o.actor, serials: valid, reason: 'affiliationChanged' });
     return { user: updated, revoked: valid };
   }
 
@@ -113,7 +135,13 @@ export class UserService {
     const { store } = this.deps;
     return store.transaction(() => {
       const u = store.updateUser(user.id, { disabled: false });
-      store.appendAudit({ actor: o.actor, action: 'user.enable', target: user.name, result: 'ok', details: {} });
+      store.appendAudit({
+        actor: o.actor,
+        action: 'user.enable',
+        target: user.name,
+        result: 'ok',
+        details: {},
+      });
       return u;
     });
   }

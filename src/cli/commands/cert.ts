@@ -11,7 +11,8 @@ function checkOutPath(out: string): string {
   if (out === '-') return out;
   const path = resolve(out);
   const dir = dirname(path);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new BadRequest(`--out: directory ${dir} does not exist`, 'out');
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new BadRequest(`--out: directory ${dir} does not exist`, 'out');
   if (existsSync(path)) throw new BadRequest(`--out: ${path} already exists; choose another file`, 'out');
   return path;
 }
@@ -78,10 +79,16 @@ export function register(program: Command, env: CliEnv): void {
             writeFileAtomic(out, profile, 0o600);
           } catch (err) {
             // The profile holds the only copy of the key: a certificate nobody can use must not stay valid.
-            await ctx.revocation.revoke({ actor: 'cli', serialOrName: c.serial, reason: 'cessationOfOperation' });
+            await ctx.revocation.revoke({
+              actor: 'cli',
+              serialOrName: c.serial,
+              reason: 'cessationOfOperation',
+            });
             throw new BadRequest(`--out: cannot write ${out}: ${(err as Error).message}`, 'out');
           }
-          env.out(`issued ${c.commonName} (serial ${c.serial}, ${c.keyType}, valid until ${c.notAfter.toISOString()})`);
+          env.out(
+            `issued ${c.commonName} (serial ${c.serial}, ${c.keyType}, valid until ${c.notAfter.toISOString()})`,
+          );
           env.out(`profile written to ${out}`);
         });
       },
@@ -114,7 +121,14 @@ export function register(program: Command, env: CliEnv): void {
         env.out(
           table([
             ['SERIAL', 'NAME', 'OWNER', 'KIND', 'STATUS', 'EXPIRES'],
-            ...items.map((c) => [c.serial, c.commonName, c.ownerName ?? '-', c.kind, c.status, c.notAfter.toISOString().slice(0, 10)]),
+            ...items.map((c) => [
+              c.serial,
+              c.commonName,
+              c.ownerName ?? '-',
+              c.kind,
+              c.status,
+              c.notAfter.toISOString().slice(0, 10),
+            ]),
           ]),
         );
       });
@@ -123,11 +137,20 @@ export function register(program: Command, env: CliEnv): void {
   cert
     .command('revoke <nameOrSerial>')
     .description('revoke a certificate, re-sign the CRL and publish it to the server')
-    .option('--reason <reason>', 'unspecified | keyCompromise | affiliationChanged | superseded | cessationOfOperation | ...')
+    .option(
+      '--reason <reason>',
+      'unspecified | keyCompromise | affiliationChanged | superseded | cessationOfOperation | ...',
+    )
     .action(async (nameOrSerial: string, o: { reason?: string }, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
-        const { cert: c, crl } = await ctx.revocation.revoke({ actor: 'cli', serialOrName: nameOrSerial, reason: o.reason });
-        env.out(`revoked ${c.commonName} (serial ${c.serial}, reason ${c.revocationReason}); CRL #${crl.number} published`);
+        const { cert: c, crl } = await ctx.revocation.revoke({
+          actor: 'cli',
+          serialOrName: nameOrSerial,
+          reason: o.reason,
+        });
+        env.out(
+          `revoked ${c.commonName} (serial ${c.serial}, reason ${c.revocationReason}); CRL #${crl.number} published`,
+        );
       });
     });
 

@@ -29,21 +29,36 @@ export function register(program: Command, env: CliEnv): void {
           add(days < 7 ? 'warn' : 'ok', 'crl', `#${crl.number}, next update in ${days.toFixed(1)} days`);
         }
         const net = effectiveNetwork(ctx.config, ctx.store);
-        add(net.endpoints.length ? 'ok' : 'warn', 'endpoints', net.endpoints.join(', ') || 'none: set vpn.endpoints or run k8s discover');
+        add(
+          net.endpoints.length ? 'ok' : 'warn',
+          'endpoints',
+          net.endpoints.join(', ') || 'none: set vpn.endpoints or run k8s discover',
+        );
         add(net.podCidrs.length ? 'ok' : 'warn', 'pod routes', net.podCidrs.join(', ') || 'none');
         add(net.serviceCidrs.length ? 'ok' : 'warn', 'service routes', net.serviceCidrs.join(', ') || 'none');
         const ranges = [
           { name: 'vpn.clientSubnet', cidr: parseCidr('vpn.clientSubnet', ctx.config.vpn.clientSubnet) },
           ...net.podCidrs.map((c) => ({ name: 'pod CIDR', cidr: parseCidr('pods', c) })),
           ...net.serviceCidrs.map((c) => ({ name: 'service CIDR', cidr: parseCidr('services', c) })),
-          ...ctx.config.vpn.officeLans.map((c) => ({ name: 'office LAN', cidr: parseCidr('vpn.officeLans', c) })),
+          ...ctx.config.vpn.officeLans.map((c) => ({
+            name: 'office LAN',
+            cidr: parseCidr('vpn.officeLans', c),
+          })),
         ];
         const overlaps = findOverlaps(ranges);
         add(overlaps.length ? 'fail' : 'ok', 'overlaps', overlaps.join('; ') || 'none');
         const ovpn = await exec(['openvpn', '--version'], { check: false }).catch(() => undefined);
         const version = ovpn?.stdout.split('\n')[0] ?? '';
-        add(/OpenVPN 2\.[6-9]/.test(version) ? 'ok' : 'warn', 'openvpn', version || 'not installed (needed for `server run`)');
-        add(existsSync('/dev/net/tun') ? 'ok' : 'warn', 'tun', existsSync('/dev/net/tun') ? '/dev/net/tun present' : '/dev/net/tun missing');
+        add(
+          /OpenVPN 2\.[6-9]/.test(version) ? 'ok' : 'warn',
+          'openvpn',
+          version || 'not installed (needed for `server run`)',
+        );
+        add(
+          existsSync('/dev/net/tun') ? 'ok' : 'warn',
+          'tun',
+          existsSync('/dev/net/tun') ? '/dev/net/tun present' : '/dev/net/tun missing',
+        );
         if (g.json) env.out(JSON.stringify(findings, null, 2));
         else for (const f of findings) env.out(`${f.level.padEnd(4)}  ${f.check.padEnd(14)}  ${f.detail}`);
         if (findings.some((f) => f.level === 'fail')) process.exitCode = 1;

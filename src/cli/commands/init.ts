@@ -6,7 +6,9 @@ import { withContext, type CliEnv } from '../env.js';
 export function register(program: Command, env: CliEnv): void {
   program
     .command('init')
-    .description('create the data dir, the CA and the first admin (password from PODGATE_ADMIN_PASSWORD_FILE or printed once)')
+    .description(
+      'create the data dir, the CA and the first admin (password from PODGATE_ADMIN_PASSWORD_FILE or printed once)',
+    )
     .action(async (_opts, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
         const admin = await ensureFirstAdmin(ctx, env.env);

@@ -23,7 +23,9 @@ export function register(program: Command, env: CliEnv): void {
     .option('--password-file <file>', 'file holding the password')
     .action(async (name: string, o: { admin?: boolean; passwordFile?: string }, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
-        const password = o.passwordFile ? readPasswordFile(o.passwordFile) : randomBytes(18).toString('base64url');
+        const password = o.passwordFile
+          ? readPasswordFile(o.passwordFile)
+          : randomBytes(18).toString('base64url');
         const u = await ctx.users.create({ actor: 'cli', name, role: o.admin ? 'admin' : 'user', password });
         env.out(`created ${u.role} ${u.name}`);
         if (!o.passwordFile) env.out(`password (shown once): ${password}`);
@@ -37,13 +39,24 @@ export function register(program: Command, env: CliEnv): void {
       await withContext(env, cmd, async (ctx, g) => {
         const users = ctx.users.list();
         if (g.json) {
-          env.out(JSON.stringify(users.map(({ passwordHash: _h, ...u }) => u), null, 2));
+          env.out(
+            JSON.stringify(
+              users.map(({ passwordHash: _h, ...u }) => u),
+              null,
+              2,
+            ),
+          );
           return;
         }
         env.out(
           table([
             ['NAME', 'ROLE', 'STATUS', 'CREATED'],
-            ...users.map((u) => [u.name, u.role, u.disabled ? 'disabled' : 'active', u.createdAt.toISOString()]),
+            ...users.map((u) => [
+              u.name,
+              u.role,
+              u.disabled ? 'disabled' : 'active',
+              u.createdAt.toISOString(),
+            ]),
           ]),
         );
       });
@@ -55,7 +68,9 @@ export function register(program: Command, env: CliEnv): void {
     .option('--password-file <file>', 'file holding the password')
     .action(async (name: string, o: { passwordFile?: string }, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
-        const password = o.passwordFile ? readPasswordFile(o.passwordFile) : randomBytes(18).toString('base64url');
+        const password = o.passwordFile
+          ? readPasswordFile(o.passwordFile)
+          : randomBytes(18).toString('base64url');
         await ctx.users.setPassword({ actor: 'cli', name, password });
         env.out(`password of ${name} changed`);
         if (!o.passwordFile) env.out(`password (shown once): ${password}`);

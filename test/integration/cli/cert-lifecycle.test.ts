@@ -42,7 +42,16 @@ describe('CLI: issue, revoke and publish a CRL that openssl accepts', function (
       assert.doesNotMatch(profile, /comp-lzo|compress/);
       const certFile = join(t.dir, `${name}.crt`);
       writeFileSync(certFile, profileBlock(profile, 'cert'));
-      const v = await exec(['openssl', 'verify', '-x509_strict', '-purpose', 'sslclient', '-CAfile', join(dataDir, 'ca.crt'), certFile]);
+      const v = await exec([
+        'openssl',
+        'verify',
+        '-x509_strict',
+        '-purpose',
+        'sslclient',
+        '-CAfile',
+        join(dataDir, 'ca.crt'),
+        certFile,
+      ]);
       assert.match(v.stdout, /: OK/);
       const x509 = new X509Certificate(profileBlock(profile, 'cert'));
       assert.equal(x509.subject, `CN=${name}`);
@@ -51,7 +60,10 @@ describe('CLI: issue, revoke and publish a CRL that openssl accepts', function (
       assert.match(text, /Digital Signature/);
       assert.match(text, /X509v3 Subject Key Identifier/);
       assert.match(text, /X509v3 Authority Key Identifier/);
-      const keyPub = createPublicKey(createPrivateKey(profileBlock(profile, 'key'))).export({ type: 'spki', format: 'der' });
+      const keyPub = createPublicKey(createPrivateKey(profileBlock(profile, 'key'))).export({
+        type: 'spki',
+        format: 'der',
+      });
       assert.deepEqual(keyPub, x509.publicKey.export({ type: 'spki', format: 'der' }));
       assert.match(profile, /<tls-crypt-v2>\n-----BEGIN OpenVPN tls-crypt-v2 client key-----/);
     });
@@ -60,7 +72,12 @@ describe('CLI: issue, revoke and publish a CRL that openssl accepts', function (
   it('lists certificates as JSON with owner and status', async () => {
     const r = await cli('cert', 'list', '--json');
     assert.equal(r.code, 0, r.stderr);
-    const rows = JSON.parse(r.stdout) as { commonName: string; owner: string; status: string; kind: string }[];
+    const rows = JSON.parse(r.stdout) as {
+      commonName: string;
+      owner: string;
+      status: string;
+      kind: string;
+    }[];
     const clients = rows.filter((c) => c.kind === 'client');
     assert.deepEqual(clients.map((c) => c.commonName).sort(), Object.keys(issued).sort());
     assert.ok(clients.every((c) => c.owner === 'alice' && c.status === 'valid'));
@@ -73,7 +90,9 @@ describe('CLI: issue, revoke and publish a CRL that openssl accepts', function (
     const c = await cli('crl', '--out', crlFile);
     assert.equal(c.code, 0, c.stderr);
     const caFile = join(dataDir, 'ca.crt');
-    const crlCheck = await exec(['openssl', 'crl', '-in', crlFile, '-CAfile', caFile, '-verify', '-noout'], { check: false });
+    const crlCheck = await exec(['openssl', 'crl', '-in', crlFile, '-CAfile', caFile, '-verify', '-noout'], {
+      check: false,
+    });
     assert.match(crlCheck.stdout + crlCheck.stderr, /verify OK/);
     const crlText = (await exec(['openssl', 'crl', '-in', crlFile, '-noout', '-text'])).stdout;
     assert.match(crlText, /X509v3 CRL Number/);
@@ -81,7 +100,10 @@ describe('CLI: issue, revoke and publish a CRL that openssl accepts', function (
     for (const [name, path] of Object.entries(issued)) {
       const certFile = join(t.dir, `${name}.crt`);
       writeFileSync(certFile, profileBlock(readFileSync(path, 'utf8'), 'cert'));
-      const v = await exec(['openssl', 'verify', '-crl_check', '-CAfile', caFile, '-CRLfile', crlFile, certFile], { check: false });
+      const v = await exec(
+        ['openssl', 'verify', '-crl_check', '-CAfile', caFile, '-CRLfile', crlFile, certFile],
+        { check: false },
+      );
       if (name === 'alice-rsa-2048') assert.match(v.stdout + v.stderr, /certificate revoked/);
       else assert.match(v.stdout, /: OK/, `${name}: ${v.stderr}`);
     }
@@ -111,7 +133,9 @@ describe('CLI: issue, revoke and publish a CRL that openssl accepts', function (
     ];
     async function snapshot() {
       const list = await cli('cert', 'list', '--json');
-      const audit = readdirSync(t.dir).filter((f) => f.endsWith('.ovpn')).sort();
+      const audit = readdirSync(t.dir)
+        .filter((f) => f.endsWith('.ovpn'))
+        .sort();
       return { certs: list.stdout, files: audit };
     }
     for (const [label, name] of badNames) {
@@ -140,7 +164,9 @@ describe('CLI: issue, revoke and publish a CRL that openssl accepts', function (
       assert.match(r.stderr, /no valid certificate/);
     });
     it('rejects revoking an already revoked certificate by serial', async () => {
-      const rows = JSON.parse((await cli('cert', 'list', '--json', '--status', 'revoked')).stdout) as { serial: string }[];
+      const rows = JSON.parse((await cli('cert', 'list', '--json', '--status', 'revoked')).stdout) as {
+        serial: string;
+      }[];
       assert.equal(rows.length, 1);
       const before = await snapshot();
       const r = await cli('cert', 'revoke', rows[0]!.serial);
@@ -155,7 +181,10 @@ describe('CLI: issue, revoke and publish a CRL that openssl accepts', function (
     });
     it('rejects a config with a bad CIDR, listing every bad key by path', async () => {
       const cfg = join(t.dir, 'bad.yaml');
-      writeFileSync(cfg, 'vpn:\n  clientSubnet: 10.140.0.0/33\n  routes:\n    pods: [10.244.0.1/16]\n  port: 0\n');
+      writeFileSync(
+        cfg,
+        'vpn:\n  clientSubnet: 10.140.0.0/33\n  routes:\n    pods: [10.244.0.1/16]\n  port: 0\n',
+      );
       const r = await runCli(['cert', 'list', '--config', cfg], env);
       assert.equal(r.code, 2);
       assert.match(r.stderr, /vpn\.clientSubnet/);
@@ -188,7 +217,11 @@ describe('CLI: CA key protected by a passphrase file', function () {
     writeFileSync(pass, 'a long and secret passphrase\n');
     const env = { PODGATE_DATA_DIR: join(t.dir, 'data'), PODGATE_CA_PASSPHRASE_FILE: pass };
     assert.equal((await runCli(['init'], env)).code, 0);
-    assert.equal(existsSync(join(t.dir, 'data', 'ca-key.kek')), false, 'no key file when a passphrase is given');
+    assert.equal(
+      existsSync(join(t.dir, 'data', 'ca-key.kek')),
+      false,
+      'no key file when a passphrase is given',
+    );
     const ok = await runCli(['crl'], env);
     assert.equal(ok.code, 0, ok.stderr);
     writeFileSync(pass, 'the wrong passphrase\n');
@@ -196,7 +229,10 @@ describe('CLI: CA key protected by a passphrase file', function () {
     const bad = await runCli(['user', 'add', 'bob'], env);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /cannot decrypt the CA key: wrong passphrase or key file/);
-    const list = await runCli(['user', 'list', '--json'], { ...env, PODGATE_CA_PASSPHRASE_FILE: join(t.dir, 'missing') });
+    const list = await runCli(['user', 'list', '--json'], {
+      ...env,
+      PODGATE_CA_PASSPHRASE_FILE: join(t.dir, 'missing'),
+    });
     assert.equal(list.code, 2);
     assert.match(list.stderr, /ca\.passphraseFile/);
     assert.deepEqual(readFileSync(join(t.dir, 'data', 'podgate.db')), crlBefore);

@@ -19,7 +19,9 @@ describe('services: concurrent issues, revocation and crash safety', function ()
     try {
       await ctx.users.create({ actor: 'test', name: 'alice', role: 'user', password: 'a long password' });
       const results = await Promise.all(
-        Array.from({ length: 50 }, (_, i) => ctx.devices.issue({ actor: 'test', owner: 'alice', commonName: `alice-dev${i}` })),
+        Array.from({ length: 50 }, (_, i) =>
+          ctx.devices.issue({ actor: 'test', owner: 'alice', commonName: `alice-dev${i}` }),
+        ),
       );
       const serials = new Set(results.map((r) => r.cert.serial));
       assert.equal(serials.size, 50);
@@ -33,7 +35,9 @@ describe('services: concurrent issues, revocation and crash safety', function ()
       const caFile = join(t.dir, 'ca.pem');
       writeFileSync(crlFile, crl.pem);
       writeFileSync(caFile, ctx.ca.certPem);
-      const v = await exec(['openssl', 'crl', '-in', crlFile, '-CAfile', caFile, '-verify', '-noout'], { check: false });
+      const v = await exec(['openssl', 'crl', '-in', crlFile, '-CAfile', caFile, '-verify', '-noout'], {
+        check: false,
+      });
       assert.match(v.stdout + v.stderr, /verify OK/);
     } finally {
       ctx.close();
@@ -49,8 +53,14 @@ describe('services: concurrent issues, revocation and crash safety', function ()
       await ctx.devices.issue({ actor: 'test', owner: 'bob', commonName: 'bob-phone' });
       const auditBefore = ctx.store.listAudit({ limit: 1000 }).length;
       const certsBefore = ctx.store.listCerts({}).total;
-      await assert.rejects(ctx.devices.issue({ actor: 'test', owner: 'bob', commonName: 'bob-phone' }), /already has a valid certificate/);
-      await assert.rejects(ctx.devices.issue({ actor: 'test', owner: 'bob', commonName: 'bob-x', keyType: 'dsa' }), /keyType must be one of/);
+      await assert.rejects(
+        ctx.devices.issue({ actor: 'test', owner: 'bob', commonName: 'bob-phone' }),
+        /already has a valid certificate/,
+      );
+      await assert.rejects(
+        ctx.devices.issue({ actor: 'test', owner: 'bob', commonName: 'bob-x', keyType: 'dsa' }),
+        /keyType must be one of/,
+      );
       await assert.rejects(
         ctx.devices.issue({ actor: 'test', owner: 'bob', commonName: 'bob-csr', csrPem: 'not a csr' }),
         (err: Error & { field?: string }) => /csr/i.test(err.message),
@@ -66,7 +76,11 @@ describe('services: concurrent issues, revocation and crash safety', function ()
   it('disabling a user revokes all their certificates with one CRL; the bundle names them', async () => {
     const t = tempDir();
     const published: RevocationBundle[] = [];
-    const ctx = await testContext(t.dir, {}, { publishers: [{ name: 'memory', publish: async (b) => void published.push(b) }] });
+    const ctx = await testContext(
+      t.dir,
+      {},
+      { publishers: [{ name: 'memory', publish: async (b) => void published.push(b) }] },
+    );
     try {
       await ctx.users.create({ actor: 'test', name: 'carol', role: 'user' });
       const a = await ctx.devices.issue({ actor: 'test', owner: 'carol', commonName: 'carol-a' });
@@ -81,7 +95,10 @@ describe('services: concurrent issues, revocation and crash safety', function ()
       assert.equal(last.crlNumber, crl.number);
       assert.deepEqual(last.revoked.map((r) => r.commonName).sort(), ['carol-a', 'carol-b']);
       assert.deepEqual(last.reissuedCommonNames, []);
-      await assert.rejects(ctx.devices.issue({ actor: 'test', owner: 'carol', commonName: 'carol-c' }), /disabled/);
+      await assert.rejects(
+        ctx.devices.issue({ actor: 'test', owner: 'carol', commonName: 'carol-c' }),
+        /disabled/,
+      );
     } finally {
       ctx.close();
       t.cleanup();
@@ -109,7 +126,10 @@ describe('services: concurrent issues, revocation and crash safety', function ()
     db.close();
     const ctx = await testContext(t.dir);
     try {
-      const revokedRows = ctx.store.listRevoked().map((r) => r.serial).sort();
+      const revokedRows = ctx.store
+        .listRevoked()
+        .map((r) => r.serial)
+        .sort();
       assert.ok(revokedRows.length > 0);
       const crl = ctx.revocation.currentCrl()!;
       assert.deepEqual(verifyCrl(crl.pem, ctx.ca.certPem).revokedSerials.sort(), revokedRows);

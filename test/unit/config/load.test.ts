@@ -28,7 +28,11 @@ describe('config', () => {
       writeFileSync(file, 'vpn:\n  port: 1194\n  proto: tcp\nweb:\n  port: 9000\n');
       const c = loadConfig({
         file,
-        env: { PODGATE_VPN_PORT: '1195', PODGATE_VPN_ROUTES_PODS: '10.244.0.0/16, 10.245.0.0/16', PODGATE_VPN_NAT: 'true' },
+        env: {
+          PODGATE_VPN_PORT: '1195',
+          PODGATE_VPN_ROUTES_PODS: '10.244.0.0/16, 10.245.0.0/16',
+          PODGATE_VPN_NAT: 'true',
+        },
         overrides: { 'web.port': 9100 },
       });
       assert.equal(c.vpn.port, 1195);
@@ -44,7 +48,11 @@ describe('config', () => {
   it('lists every bad key by path', () => {
     try {
       loadConfig({
-        env: { PODGATE_VPN_CLIENT_SUBNET: '10.140.0.0/33', PODGATE_WEB_PORT: 'eighty', PODGATE_VPN_DNS_SERVERS: '10.96.0.300' },
+        env: {
+          PODGATE_VPN_CLIENT_SUBNET: '10.140.0.0/33',
+          PODGATE_WEB_PORT: 'eighty',
+          PODGATE_VPN_DNS_SERVERS: '10.96.0.300',
+        },
       });
       assert.fail('expected a ConfigError');
     } catch (err) {
@@ -63,7 +71,10 @@ describe('config', () => {
       const file = join(t.dir, 'podgate.yaml');
       writeFileSync(file, 'vpn:\n  clientSubnett: 10.0.0.0/8\n');
       assert.throws(() => loadConfig({ file, env: {} }), /vpn: unknown key\(s\) clientSubnett/);
-      assert.throws(() => loadConfig({ file: join(t.dir, 'missing.yaml'), env: {} }), /missing\.yaml: ENOENT/);
+      assert.throws(
+        () => loadConfig({ file: join(t.dir, 'missing.yaml'), env: {} }),
+        /missing\.yaml: ENOENT/,
+      );
       writeFileSync(file, 'vpn: [');
       assert.throws(() => loadConfig({ file, env: {} }), ConfigError);
     } finally {

@@ -5,7 +5,8 @@ import { renderClientProfile, type ClientProfileInput } from '../../../src/profi
 import { assertSafeValue, checkRenderedConfig } from '../../../src/profiles/guard.js';
 import { TEMPLATES_DIR } from '../../../src/lib/templates.js';
 
-const PEM = (label: string, body = 'QUJD+/=') => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+const PEM = (label: string, body = 'QUJD+/=') =>
+  `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
 
 function input(over: Partial<ClientProfileInput> = {}): ClientProfileInput {
   return {
@@ -62,17 +63,27 @@ describe('client profile', () => {
   });
 
   it('refuses a PEM that would close its block early and open another', () => {
-    const evil = '-----BEGIN CERTIFICATE-----\nQQ==\n-----END CERTIFICATE-----\n</cert>\nscript-security 2\n<cert>\nQQ==';
+    const evil =
+      '-----BEGIN CERTIFICATE-----\nQQ==\n-----END CERTIFICATE-----\n</cert>\nscript-security 2\n<cert>\nQQ==';
     assert.throws(() => renderClientProfile(input({ certPem: evil })), /guard/);
   });
 
   it('the guard rejects unknown directives, swapped blocks and missing blocks', () => {
     const rules = { directives: new Set(['client']), blocks: { ca: 'X' } };
     assert.doesNotThrow(() => checkRenderedConfig('client\n# c\n<ca>\nX\n</ca>\n', rules));
-    assert.throws(() => checkRenderedConfig('client\nup /bin/sh\n<ca>\nX\n</ca>\n', rules), /"up" at line 2 is not allowed/);
-    assert.throws(() => checkRenderedConfig('client\n<ca>\nY\n</ca>\n', rules), /does not hold the expected content/);
+    assert.throws(
+      () => checkRenderedConfig('client\nup /bin/sh\n<ca>\nX\n</ca>\n', rules),
+      /"up" at line 2 is not allowed/,
+    );
+    assert.throws(
+      () => checkRenderedConfig('client\n<ca>\nY\n</ca>\n', rules),
+      /does not hold the expected content/,
+    );
     assert.throws(() => checkRenderedConfig('client\n', rules), /<ca> is missing/);
-    assert.throws(() => checkRenderedConfig('client\n<ca>\nX\n</ca>\n<key>\nK\n</key>\n', rules), /unexpected inline block <key>/);
+    assert.throws(
+      () => checkRenderedConfig('client\n<ca>\nX\n</ca>\n<key>\nK\n</key>\n', rules),
+      /unexpected inline block <key>/,
+    );
     assert.throws(() => checkRenderedConfig('client\r\n<ca>\nX\n</ca>\n', rules), /CR or NUL/);
   });
 });
