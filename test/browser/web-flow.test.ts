@@ -79,6 +79,7 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
   let browser: BrowserContext;
   let page: Page;
   let level: string;
+  const consoleErrors: string[] = [];
 
   before(async function () {
     if (!existsSync(CHROMIUM)) {
@@ -129,6 +130,11 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
       viewport: { width: 1280, height: 860 },
     });
     page = browser.pages()[0] ?? (await browser.newPage());
+    // CSP violations and script errors show up as console errors: the pages must have none.
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(`${msg.text()} (${msg.location().url})`);
+    });
+    page.on('pageerror', (err) => consoleErrors.push(err.message));
   });
 
   after(async () => {
@@ -287,5 +293,9 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
       'no revoke button on a revoked device',
     );
     await shoot('devices-revoked');
+  });
+
+  it('had no console errors (no CSP violations, no script errors) on any page', () => {
+    assert.deepEqual(consoleErrors, []);
   });
 });
