@@ -1,8 +1,6 @@
 import type { CrlPublisher, RevocationBundle } from '../openvpn/revocation-bundle.js';
 import { logger } from '../lib/logger.js';
-import type { Config } from '../config/schema.js';
 import type { KubeApi } from './kube-api.js';
-import { createKubeApi, loadKubeConfig } from './kube-client.js';
 import { crlSecret } from './manifests.js';
 
 const log = logger.child({ module: 'cluster.publisher' });
@@ -27,18 +25,4 @@ export class SecretCrlPublisher implements CrlPublisher {
       'CRL Secret published',
     );
   }
-}
-
-/**
- * The Secret publisher for the composition root, when podgate manages a cluster: a kubeconfig is
- * configured (kubernetes.kubeconfig) or podgate runs in a pod (the k8s/ base). Otherwise undefined, so
- * that local mode does not log a failing publish after every revocation. The client is made on first use.
- */
-export function clusterPublisherFor(config: Config, env: NodeJS.ProcessEnv): SecretCrlPublisher | undefined {
-  if (!config.kubernetes.kubeconfig && !env.KUBERNETES_SERVICE_HOST) return undefined;
-  let kube: KubeApi | undefined;
-  return new SecretCrlPublisher(
-    () => (kube ??= createKubeApi(loadKubeConfig(config.kubernetes))),
-    config.kubernetes.namespace,
-  );
 }
