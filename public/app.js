@@ -52,3 +52,43 @@
     el.addEventListener('change', function () { el.form.submit(); });
   });
 })();
+
+// Deploy progress: poll the JSON API and update the log in place while a deploy runs (without
+// JavaScript the page refreshes itself instead).
+(function () {
+  'use strict';
+  var box = document.getElementById('deploy-progress');
+  if (!box || box.getAttribute('data-state') !== 'running') return;
+  function render(d) {
+    var list = box.querySelector('ol.log');
+    if (!list) {
+      list = document.createElement('ol');
+      list.className = 'log';
+      box.appendChild(list);
+    }
+    while (list.firstChild) list.removeChild(list.firstChild);
+    d.events.forEach(function (e) {
+      var li = document.createElement('li');
+      var t = document.createElement('time');
+      t.setAttribute('datetime', e.time);
+      t.textContent = e.time.slice(0, 16).replace('T', ' ') + ' UTC';
+      li.appendChild(t);
+      li.appendChild(document.createTextNode(' ' + e.message));
+      list.appendChild(li);
+    });
+    var state = box.querySelector('.deploy-state');
+    if (state) state.textContent = d.state;
+  }
+  var timer = setInterval(function () {
+    fetch('/api/v1/deploy', { headers: { Accept: 'application/json' }, credentials: 'same-origin' })
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+      .then(function (d) {
+        render(d);
+        if (d.state !== 'running') {
+          clearInterval(timer);
+          window.location.reload();
+        }
+      })
+      .catch(function () { clearInterval(timer); });
+  }, 1000);
+})();

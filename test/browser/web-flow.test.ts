@@ -50,6 +50,7 @@ const fakeCluster: ClusterPort = {
   ],
   deploy: async (onProgress) => {
     onProgress('applied Namespace/middleware (created)');
+    await new Promise((r) => setTimeout(r, 2500));
     onProgress('rollout ready 1/1');
     return {};
   },
@@ -266,8 +267,18 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
       page.waitForURL(/done=deploy-started/),
       page.click('form[action="/admin/cluster/deploy"] button'),
     ]);
-    await page.goto(`${server.url}/admin/cluster`);
-    assert.match((await page.textContent('#deploy-progress')) ?? '', /rollout ready 1\/1/);
+    // The page shows the running deploy and follows it live (polling), ending at "done".
+    assert.match((await page.textContent('#deploy-progress')) ?? '', /applied Namespace\/middleware/);
+    await page.waitForFunction(
+      () => /rollout ready 1\/1/.test(document.querySelector('#deploy-progress')?.textContent ?? ''),
+      undefined,
+      { timeout: 15_000 },
+    );
+    await page.waitForFunction(
+      () => document.querySelector('#deploy-progress')?.getAttribute('data-state') === 'done',
+      undefined,
+      { timeout: 15_000 },
+    );
     for (const p of ['sessions', 'audit', 'crl', 'gateways', 'cluster']) {
       await page.goto(`${server.url}/admin/${p}`);
       await shoot(`admin-${p}`);
