@@ -1,4 +1,4 @@
-import { Conflict } from '../lib/errors.js';
+import { AppError, Conflict } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import type { ClusterPort } from './cluster-port.js';
 
@@ -70,7 +70,8 @@ export class DeployTracker {
       })
       .catch((err: unknown) => {
         s.state = 'failed';
-        s.error = err instanceof Error ? err.message : String(err);
+        // AppError messages are written for people; anything else stays in the server log.
+        s.error = err instanceof AppError ? err.message : 'unexpected error (see the server log)';
         push(`deploy failed: ${s.error}`);
         log.error({ err }, 'deploy failed');
       })

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { NotFound } from '../../../src/lib/errors.js';
+import { Conflict, NotFound } from '../../../src/lib/errors.js';
+import { logger, setLogLevel } from '../../../src/lib/logger.js';
 import { newApiToken } from '../../../src/cli/commands/token.js';
 import { hashToken } from '../../../src/web/auth.js';
 import type { ClusterPort } from '../../../src/web/cluster-port.js';
@@ -59,7 +60,9 @@ class FakeCluster implements ClusterPort {
       { name: '10-service.yaml', yaml: 'apiVersion: v1\nkind: Service\nmetadata:\n  name: podgate-vpn\n' },
     ];
   }
+  failWith: Error | undefined;
   async deploy(onProgress: (e: unknown) => void): Promise<unknown> {
+    if (this.failWith) throw this.failWith;
     onProgress('applied Namespace/middleware');
     await new Promise<void>((resolve) => (this.release = resolve));
     onProgress('rollout ready 1/1');
@@ -414,6 +417,30 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     assert.match(status.text, /deployment middleware\/podgate-openvpn: 1\/1 ready/);
     const api = await admin.agent.get('/api/v1/cluster/status').expect(200);
     assert.ok(api.body.lines.length > 0);
+    // A failed deploy shows an AppError's message, and nothing of any other error.
+    const waitDone = async (): Promise<{ state: string; error: string }> => {
+      for (let i = 0; i < 50; i++) {
+        const d = (await admin.agent.get('/api/v1/deploy')).body as { state: string; error: string };
+        if (d.state !== 'running') return d;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error('deploy did not finish');
+    };
+    cluster.failWith = new Conflict('field manager conflict on Deployment middleware/podgate-openvpn');
+    await admin.agent.post('/api/v1/deploy').set('X-CSRF-Token', admin.csrf).expect(202);
+    assert.deepEqual(await waitDone().then((d) => [d.state, d.error]), [
+      'failed',
+      'field manager conflict on Deployment middleware/podgate-openvpn',
+    ]);
+    cluster.failWith = new Error('ECONNREFUSED 10.0.0.1:6443 token=secret');
+    const level = logger.level;
+    setLogLevel('fatal'); // the failure is logged at error level on purpose
+    await admin.agent.post('/api/v1/deploy').set('X-CSRF-Token', admin.csrf).expect(202);
+    const hidden = await waitDone().finally(() => setLogLevel(level));
+    assert.equal(hidden.state, 'failed');
+    assert.doesNotMatch(JSON.stringify(hidden), /secret|ECONNREFUSED/);
+    assert.equal(f.ctx.store.listAudit({ action: 'cluster.deploy' })[0]!.result, 'error');
+    cluster.failWith = undefined;
   });
 
   it('lists gateways from the store', async () => {
