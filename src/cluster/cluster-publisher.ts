@@ -9,26 +9,20 @@ import type { CrlPublisher, RevocationBundle } from '../openvpn/revocation-bundl
  */
 export function clusterPublisherFor(config: Config, env: NodeJS.ProcessEnv): CrlPublisher | undefined {
   if (!config.kubernetes.kubeconfig && !env.KUBERNETES_SERVICE_HOST) return undefined;
-  let inner: Promise<CrlPublisher> | undefined;
-  const load = async (): Promise<CrlPublisher> => {
-    const [{ SecretCrlPublisher }, { createKubeApi, loadKubeConfig }] = await Promise.all([
-      import('./secret-publisher.js'),
-      import('./kube-client.js'),
-    ]);
-    return new SecretCrlPublisher(
-      createKubeApi(loadKubeConfig(config.kubernetes)),
-      config.kubernetes.namespace,
-    );
-  };
   return {
     name: 'k8s-secret',
     async publish(bundle: RevocationBundle): Promise<void> {
-      inner ??= load();
+      // One connection per publish (revocations are rare): through the SSH bastion when one is configured,
+      // and closed afterwards so a short CLI command does not hang on an open tunnel.
+      const [{ SecretCrlPublisher }, { connectKube }] = await Promise.all([
+        import('./secret-publisher.js'),
+        import('./kube-connection.js'),
+      ]);
+      const connection = connectKube(config);
       try {
-        await (await inner).publish(bundle);
-      } catch (err) {
-        inner = undefined; // a bad kubeconfig may be fixed before the next revocation
-        throw err;
+        await new SecretCrlPublisher(connection.api, config.kubernetes.namespace).publish(bundle);
+      } finally {
+        await connection.close();
       }
     },
   };

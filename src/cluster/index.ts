@@ -17,6 +17,7 @@ import { buildManifests, manifestFiles, type ServerMaterial } from './manifests.
 import { readClusterStatus, type ClusterStatus } from './status.js';
 import { SecretCrlPublisher } from './secret-publisher.js';
 import { createKubeApi, loadKubeConfig } from './kube-client.js';
+import { connectKube, type KubeConnection } from './kube-connection.js';
 
 const log = logger.child({ module: 'cluster' });
 
@@ -27,6 +28,8 @@ export interface ClusterServiceDeps {
   revocation: { bundle(): RevocationBundle };
   /** Builds the KubeApi on first use (kubeconfig, in-cluster...). */
   kube: () => KubeApi;
+  /** Releases what the KubeApi holds (an SSH tunnel to the API server). */
+  closeKube?: () => Promise<void>;
   /** Rollout wait; default 180 s. */
   rolloutTimeoutMs?: number;
   pollMs?: number;
@@ -39,6 +42,11 @@ export class ClusterService {
   private get kube(): KubeApi {
     this.kubeApi ??= this.deps.kube();
     return this.kubeApi;
+  }
+
+  /** Closes the connection to the API server (the bastion tunnel, if any). */
+  async close(): Promise<void> {
+    if (this.kubeApi) await this.deps.closeKube?.();
   }
 
   /** Reads the cluster's networks, DNS and nodes, and stores the result (settings `cluster.discovery`). */
@@ -154,8 +162,16 @@ export function clusterServiceFor(
     store: ctx.store,
     server: ctx.server,
     revocation: ctx.revocation,
-    kube: () => createKubeApi(loadKubeConfig(ctx.config.kubernetes)),
+    ...lazyConnection(ctx.config),
   });
+}
+
+function lazyConnection(config: Config): Pick<ClusterServiceDeps, 'kube' | 'closeKube'> {
+  let connection: KubeConnection | undefined;
+  return {
+    kube: () => (connection ??= connectKube(config)).api,
+    closeKube: async () => connection?.close(),
+  };
 }
 
 export type { DiscoveryResult, DeployResult, ClusterStatus };

@@ -23,7 +23,15 @@ import { StoreAgentReporter } from '../../openvpn/store-reporter.js';
 import type { AppContext } from '../../services/context.js';
 import { globalOpts, withContext, type CliEnv } from '../env.js';
 
-const clusterService = (ctx: AppContext): ClusterService => clusterServiceFor(ctx);
+/** Runs fn with a ClusterService and closes its API connection (an SSH bastion tunnel keeps the process alive). */
+async function withCluster<T>(ctx: AppContext, fn: (svc: ClusterService) => Promise<T>): Promise<T> {
+  const svc = clusterServiceFor(ctx);
+  try {
+    return await fn(svc);
+  } finally {
+    await svc.close();
+  }
+}
 
 function discoveryLines(d: DiscoveryResult): string[] {
   const lines = [
@@ -133,7 +141,7 @@ export function register(program: Command, env: CliEnv): void {
     .description('read pod/service CIDRs, cluster DNS and node IPs from the cluster and store them')
     .action(async (_o: unknown, cmd: Command) =>
       withContext(env, cmd, async (ctx, opts) => {
-        const d = await clusterService(ctx).discover();
+        const d = await withCluster(ctx, (svc) => svc.discover());
         env.out(opts.json ? JSON.stringify(d, null, 2) : discoveryLines(d).join('\n'));
         if (d.overlaps.length > 0) {
           throw new BadRequest(`address ranges overlap: ${d.overlaps.join('; ')}`, 'vpn.clientSubnet');
@@ -147,7 +155,7 @@ export function register(program: Command, env: CliEnv): void {
     .option('--out <dir>', 'directory to write one file per object into (created, files mode 0600)')
     .action(async (o: { out?: string }, cmd: Command) =>
       withContext(env, cmd, async (ctx) => {
-        const files = await clusterService(ctx).manifests();
+        const files = await withCluster(ctx, (svc) => svc.manifests());
         if (!o.out) return env.out(files.map((f) => f.yaml).join('---\n'));
         const dir = resolve(o.out);
         if (existsSync(dir) && !statSync(dir).isDirectory())
@@ -163,7 +171,7 @@ export function register(program: Command, env: CliEnv): void {
     .description('discover, then server-side apply every object and wait for the rollout (idempotent)')
     .action(async (_o: unknown, cmd: Command) =>
       withContext(env, cmd, async (ctx, opts) => {
-        const r = await clusterService(ctx).deploy((line) => env.out(line));
+        const r = await withCluster(ctx, (svc) => svc.deploy((line) => env.out(line)));
         if (opts.json) env.out(JSON.stringify(r, null, 2));
         const changed = r.objects.filter((x) => x.action !== 'unchanged').length;
         env.out(
@@ -179,7 +187,7 @@ export function register(program: Command, env: CliEnv): void {
     .description("the server's pods, endpoints and the agent's last applied CRL number")
     .action(async (_o: unknown, cmd: Command) =>
       withContext(env, cmd, async (ctx, opts) => {
-        const s = await clusterService(ctx).status();
+        const s = await withCluster(ctx, (svc) => svc.status());
         env.out(opts.json ? JSON.stringify(s, null, 2) : formatStatus(s).join('\n'));
       }),
     );

@@ -20,6 +20,7 @@ import { withBastion, type BastionTunnel } from '../../../src/gateway/ssh-tunnel
 import { createKubeApi } from '../../../src/cluster/kube-client.js';
 import { discover } from '../../../src/cluster/discovery.js';
 import { FakeKubeApi } from '../../helpers/fake-kube-api.js';
+import { runCli } from '../../helpers/cli.js';
 import { canRunSshd, makeKey, startSshd, type KeyPair, type Sshd } from '../../helpers/sshd.js';
 
 /** The process name that owns the local TCP endpoint 127.0.0.1:port (via `ss -tnp`). */
@@ -149,6 +150,33 @@ describe('integration: gateway/ssh-tunnel (API server through an SSH bastion)', 
       assert.deepEqual(r.serviceCidrs, ['10.96.0.0/12']);
       assert.equal(r.dnsServer, '10.96.0.10');
       assert.ok(fake.requests.length > 0);
+      assert.ok(owners.length > 0);
+      assert.deepEqual([...new Set(owners)], ['sshd'], 'every API connection came from sshd');
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('`podgate k8s discover` with kubernetes.sshBastion reaches the API only through sshd, then exits', async () => {
+    const fake = await FakeKubeApi.start();
+    const owners = watchPeers((fake as unknown as { server: Server }).server);
+    try {
+      for (const s of ['kubeadm-config-v1beta3-single-stack.json', 'node-kubeadm-kind-single-stack-v1.21.json', 'service-kube-dns-kubeadm.json']) {
+        fake.seedSample(s);
+      }
+      const kubeconfig = join(dir, 'kubeconfig');
+      writeFileSync(kubeconfig, fake.kubeconfigYaml(), { mode: 0o600 });
+      const r = await runCli(['k8s', 'discover', '--json'], {
+        PODGATE_DATA_DIR: join(dir, 'cli-data'),
+        PODGATE_KUBERNETES_KUBECONFIG: kubeconfig,
+        PODGATE_KUBERNETES_SSH_BASTION: `root@127.0.0.1:${sshd.port}`,
+        PODGATE_KUBERNETES_SSH_BASTION_IDENTITY_FILE: key.privateKeyFile,
+        PODGATE_GATEWAY_KNOWN_HOSTS_FILE: knownHosts,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const d = JSON.parse(r.stdout) as { podCidrs: string[]; serviceCidrs: string[] };
+      assert.deepEqual(d.podCidrs, ['10.244.0.0/16']);
+      assert.deepEqual(d.serviceCidrs, ['10.96.0.0/12']);
       assert.ok(owners.length > 0);
       assert.deepEqual([...new Set(owners)], ['sshd'], 'every API connection came from sshd');
     } finally {
