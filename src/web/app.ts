@@ -79,7 +79,7 @@ export function createApp(deps: AppDeps): express.Express {
   const admin = new AdminData(ctx, deps.sessions, deps.cluster, now);
   const deploys = new DeployTracker(now);
   const metrics = createMetrics(ctx.store, deps.sessions, now);
-  const routeDeps = { actions, admin, deploys };
+  const routeDeps = { actions, admin, deploys, now };
 
   app.use(requestId);
   app.use(metrics.middleware);

@@ -7,6 +7,12 @@ function toDate(v: unknown): Date | undefined {
   return undefined;
 }
 
+/** "keyCompromise" -> "Key compromise". */
+export function humanReason(v: string): string {
+  const s = v.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
 /** Template helpers. Everything they return is escaped by handlebars like any other value. */
 export function helpers(now: () => Date): Record<string, (...args: unknown[]) => unknown> {
   return {
@@ -99,9 +105,7 @@ export function helpers(now: () => Date): Record<string, (...args: unknown[]) =>
     },
     /** Title-cases a camelCase reason for display ("keyCompromise" -> "Key compromise"). */
     human(v: unknown): string {
-      if (typeof v !== 'string' || v === '') return '';
-      const s = v.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
-      return s.charAt(0).toUpperCase() + s.slice(1);
+      return typeof v === 'string' && v !== '' ? humanReason(v) : '';
     },
   };
 }

@@ -23,6 +23,7 @@ export interface RouteDeps {
   actions: WebActions;
   admin: AdminData;
   deploys: DeployTracker;
+  now: () => Date;
 }
 
 /** Sends a freshly issued profile: once, never cached, as a download named after the common name. */
