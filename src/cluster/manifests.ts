@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { stringify as toYamlText } from 'yaml';
 import type { Config } from '../config/schema.js';
-import { parseCidr } from '../lib/cidr.js';
+import { vpnWithNetwork } from '../services/network.js';
 import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
 import { renderServerConfig } from '../profiles/server-config.js';
 import type { KubeObject } from './kube-api.js';
@@ -44,9 +44,6 @@ export interface ManifestInput {
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-/** Only IPv4 can be pushed (the server has no IPv6 pool): discovered IPv6 ranges are left out. */
-const ipv4Only = (cidrs: readonly string[]) => cidrs.filter((c) => parseCidr('route', c).family === 'ipv4');
-
 /**
  * The management password: derived from the server key so that it is secret, stable across
  * deploys (no spurious rollouts) and never stored anywhere but the Secret.
@@ -65,15 +62,7 @@ export function renderPodServerConfig(input: ManifestInput): string {
   const v2 = config.vpn.controlChannel === 'tls-crypt-v2';
   return renderServerConfig({
     template: input.serverConfTemplate,
-    vpn: {
-      ...config.vpn,
-      routes: {
-        pods: ipv4Only(network.podCidrs),
-        services: ipv4Only(network.serviceCidrs),
-        extra: network.extraRoutes,
-      },
-      dns: { servers: network.dnsServers, domain: network.dnsDomain, searchDomains: network.searchDomains },
-    },
+    vpn: vpnWithNetwork(config.vpn, network),
     crlFile: POD_FILES.crl,
     managementSocket: POD_FILES.managementSocket,
     managementPasswordFile: POD_FILES.managementPassword,

@@ -2,16 +2,8 @@
 
 export type CaKeyType = 'rsa-3072' | 'ec-p384';
 export type ClientKeyType = 'ec-p256' | 'rsa-2048' | 'rsa-3072';
-export type CertKind = 'client' | 'server' | 'gateway';
-export type RevocationReason =
-  | 'unspecified'
-  | 'keyCompromise'
-  | 'caCompromise'
-  | 'affiliationChanged'
-  | 'superseded'
-  | 'cessationOfOperation'
-  | 'certificateHold'
-  | 'privilegeWithdrawn';
+import type { CertKind, RevocationReason } from '../lib/cert-vocabulary.js';
+export type { CertKind, RevocationReason };
 
 /** A CA certificate and its key. `keyPem` is plaintext PKCS#8: keep it in memory only. */
 export interface CaMaterial {

@@ -57,10 +57,13 @@ export function ipv4Only(cidrs: readonly string[]): string[] {
 }
 
 /** The vpn config with the effective (configured or discovered) routes, DNS and endpoints filled in. */
-export function vpnWithNetwork(vpn: VpnConfig, network: EffectiveNetwork): VpnConfig {
+export function vpnWithNetwork(
+  vpn: VpnConfig,
+  network: Omit<EffectiveNetwork, 'endpoints'> & { endpoints?: string[] },
+): VpnConfig {
   return {
     ...vpn,
-    endpoints: network.endpoints,
+    endpoints: network.endpoints ?? vpn.endpoints,
     routes: {
       pods: ipv4Only(network.podCidrs),
       services: ipv4Only(network.serviceCidrs),

@@ -1,4 +1,5 @@
 import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
+import { REVOCATION_REASONS } from '../lib/cert-vocabulary.js';
 import { logger } from '../lib/logger.js';
 import type { CertificateAuthority } from '../pki/index.js';
 import type { CertRecord, CrlState, RevocationReason, Store } from '../store/types.js';
@@ -7,16 +8,7 @@ import type { CrlPublisher, RevocationBundle } from '../openvpn/revocation-bundl
 const log = logger.child({ module: 'revocation' });
 const DAY = 86_400_000;
 
-export const REVOCATION_REASONS: readonly RevocationReason[] = [
-  'unspecified',
-  'keyCompromise',
-  'caCompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'certificateHold',
-  'privilegeWithdrawn',
-];
+export { REVOCATION_REASONS };
 /** CRLs are re-signed when fewer than this many days remain, and at least daily. */
 export const CRL_RENEW_BEFORE_DAYS = 7;
 /** How many recent revocations the bundle names for the agent (a k8s Secret holds at most 1 MiB). */

@@ -1,18 +1,8 @@
 import { fromIso, fromIsoOrNull } from './sql-util.js';
 import type { CertKind, CertRecord, CertStatus, RevocationReason } from './types.js';
 
-export const CERT_KINDS: readonly CertKind[] = ['client', 'server', 'gateway'];
+export { CERT_KINDS, REVOCATION_REASONS } from '../lib/cert-vocabulary.js';
 export const CERT_STATUSES: readonly CertStatus[] = ['valid', 'revoked'];
-export const REVOCATION_REASONS: readonly RevocationReason[] = [
-  'unspecified',
-  'keyCompromise',
-  'caCompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'certificateHold',
-  'privilegeWithdrawn',
-];
 
 /** Upper-case hex, even length: what `openssl x509 -serial` prints. */
 export const SERIAL_PATTERN = /^(?:[0-9A-F]{2})+$/;

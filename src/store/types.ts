@@ -17,17 +17,9 @@ export interface User {
   createdAt: Date;
 }
 
-export type CertKind = 'client' | 'server' | 'gateway';
+import type { CertKind, RevocationReason } from '../lib/cert-vocabulary.js';
+export type { CertKind, RevocationReason };
 export type CertStatus = 'valid' | 'revoked';
-export type RevocationReason =
-  | 'unspecified'
-  | 'keyCompromise'
-  | 'caCompromise'
-  | 'affiliationChanged'
-  | 'superseded'
-  | 'cessationOfOperation'
-  | 'certificateHold'
-  | 'privilegeWithdrawn';
 
 export interface CertRecord {
   serial: string;

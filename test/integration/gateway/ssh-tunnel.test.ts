@@ -161,7 +161,11 @@ describe('integration: gateway/ssh-tunnel (API server through an SSH bastion)', 
     const fake = await FakeKubeApi.start();
     const owners = watchPeers((fake as unknown as { server: Server }).server);
     try {
-      for (const s of ['kubeadm-config-v1beta3-single-stack.json', 'node-kubeadm-kind-single-stack-v1.21.json', 'service-kube-dns-kubeadm.json']) {
+      for (const s of [
+        'kubeadm-config-v1beta3-single-stack.json',
+        'node-kubeadm-kind-single-stack-v1.21.json',
+        'service-kube-dns-kubeadm.json',
+      ]) {
         fake.seedSample(s);
       }
       const kubeconfig = join(dir, 'kubeconfig');
