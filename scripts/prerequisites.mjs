@@ -14,6 +14,8 @@ const NEEDS = [
   { pkg: 'easy-rsa', path: '/usr/share/easy-rsa/easyrsa' },
   { pkg: 'chromium', path: '/usr/bin/chromium' },
   { pkg: 'procps', path: '/usr/bin/pgrep', alt: '/bin/pgrep' },
+  // kubectl applies generated manifests to the fake API server; Debian's client when the image has none
+  { pkg: 'kubernetes-client', path: '/usr/bin/kubectl' },
 ];
 
 const missing = NEEDS.filter((n) => !existsSync(n.path) && !(n.alt && existsSync(n.alt))).map((n) => n.pkg);
