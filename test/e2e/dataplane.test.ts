@@ -11,6 +11,8 @@
  * interface is down is pending, then applied; SIGTERM removes the NAT rule.
  */
 import assert from 'node:assert/strict';
+import request from 'supertest';
+import { createApp } from '../../src/web/app.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -148,6 +150,37 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
       true,
       'ClusterIP through the tunnel',
     );
+  });
+
+  it('a profile downloaded from the web app (POST /api/v1/devices) connects and reaches the pod', async () => {
+    // The web app runs in this process on the same data dir, as `podgate serve` would next to `server run`.
+    const ctx = await openContext(config());
+    try {
+      const app = createApp({ ctx });
+      const agent = request.agent(app);
+      const login = await agent
+        .post('/api/v1/login')
+        .send({ name: 'admin', password: 'admin-password-for-tests' });
+      assert.equal(login.status, 200, login.text);
+      const res = await agent
+        .post('/api/v1/devices')
+        .set('X-CSRF-Token', (login.body as { csrfToken: string }).csrfToken)
+        .send({ name: 'webdev' })
+        .buffer(true)
+        .parse((r, cb) => {
+          let text = '';
+          r.on('data', (d: Buffer) => (text += d.toString()));
+          r.on('end', () => cb(null, text));
+        });
+      assert.equal(res.status, 201, String(res.body));
+      assert.equal(res.headers['cache-control'], 'no-store');
+      const web = connect('admin.webdev', String(res.body), 'office2');
+      await waitClientConnected(web);
+      assert.equal(await tcpProbe(topo.name('office2'), A.pod, ECHO), true, 'pod IP through the tunnel');
+      await web.stop(5000);
+    } finally {
+      ctx.close();
+    }
   });
 
   it('the client got the pod and service routes and the DNS options', async () => {
