@@ -176,3 +176,4 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     },
   );
 }
+export { print as printRevocationBench };

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'pki.js', run: 'runPkiBench' },
   { file: 'services.js', run: 'runServicesBench', print: 'printServicesBench' },
-  { file: 'revocation.js', run: 'runRevocationBench' },
+  { file: 'revocation.js', run: 'runRevocationBench', print: 'printRevocationBench' },
   { file: 'web.js', run: 'runWebBench' },
 ];
 

@@ -101,13 +101,24 @@ export async function runServicesBench(): Promise<Record<string, number>> {
       );
     }
     results.ecPureProfileMedianMs = median(pure);
-    // Interleave RSA profiles with bare native key generation so both see the same machine load.
+    // Interleave RSA profiles with bare native key generation so both see the same machine load. RSA key
+    // generation time varies a lot (random prime search), so many samples are needed for stable medians.
     const rsa: number[] = [];
     const native: number[] = [];
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 100; i++) {
       native.push(await timed(() => genKeyPair('rsa', { modulusLength: 2048 })));
       rsa.push(await timed(() => issue('rsa-2048')));
     }
+    // What podgate adds beside the key generation itself: certificate for an existing RSA-2048 key + store.
+    const { publicKey } = await genKeyPair('rsa', { modulusLength: 2048 });
+    const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const besideKeygen: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      besideKeygen.push(
+        await timed(() => ctx.ca.issue({ kind: 'client', commonName: `k${i}`, days: 365, publicKeyPem })),
+      );
+    }
+    results.rsaWorkBesideKeygenMedianMs = median(besideKeygen);
     results.rsaProfileMedianMs = median(rsa);
     results.nativeRsaKeygenMedianMs = median(native);
   });
@@ -173,7 +184,11 @@ function print(r: Record<string, number>): void {
   console.log(`rsa-2048 profile           median ${f(r.rsaProfileMedianMs)}`);
   console.log(`native RSA-2048 keygen     median ${f(r.nativeRsaKeygenMedianMs)}   (same run, interleaved)`);
   console.log(
-    `rsa-2048 profile / keygen  ${(r.rsaProfileMedianMs! / r.nativeRsaKeygenMedianMs!).toFixed(3)}x   (target ≤ 1.10x)`,
+    `rsa-2048 profile / keygen  ${(r.rsaProfileMedianMs! / r.nativeRsaKeygenMedianMs!).toFixed(3)}x   (target ≤ 1.10x; medians of 100, noisy)`,
+  );
+  console.log(
+    `rsa-2048 work beside keygen median ${f(r.rsaWorkBesideKeygenMedianMs)}   (certificate signing etc.: ` +
+      `${((100 * r.rsaWorkBesideKeygenMedianMs!) / r.nativeRsaKeygenMedianMs!).toFixed(1)}% of keygen)`,
   );
   console.log(`revoked entries in the CRL  ${r.revokedInCrl}`);
   console.log(
