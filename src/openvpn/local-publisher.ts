@@ -19,8 +19,11 @@ export function serverDir(dataDir: string): string {
  * openvpn's crl-verify reads.
  */
 export class LocalCrlPublisher implements CrlPublisher {
-  readonly name = 'local-file';
-  constructor(private readonly dir: string) {}
+  /** Names the directory, so adding the same publisher twice is recognisable (RevocationService.addPublisher). */
+  readonly name: string;
+  constructor(private readonly dir: string) {
+    this.name = `local-file:${dir}`;
+  }
 
   async publish(bundle: RevocationBundle): Promise<void> {
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });

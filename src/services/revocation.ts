@@ -224,7 +224,8 @@ export class RevocationService {
     }
   }
 
+  /** Adds a publisher unless one with the same name is already there (the local file one is added twice otherwise). */
   addPublisher(p: CrlPublisher): void {
-    this.deps.publishers.push(p);
+    if (!this.deps.publishers.some((q) => q.name === p.name)) this.deps.publishers.push(p);
   }
 }

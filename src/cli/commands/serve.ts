@@ -48,7 +48,11 @@ export const defaultWebDeps: WebDepsFactory = async (config, ctx, env) => {
   if (!inCluster) return { sessions };
   // Loaded only when needed: the Kubernetes client adds about 70 MB of resident memory.
   const { clusterServiceFor } = await import('../../cluster/index.js');
-  return { sessions, cluster: clusterServiceFor(ctx) };
+  const cluster = clusterServiceFor(ctx);
+  // The pod's agent reports into a ConfigMap; turning its reports into `revocation.effective` audit rows
+  // must not wait for someone to open the cluster page.
+  cluster.watchAgentStatus(15_000);
+  return { sessions, cluster };
 };
 
 /** `podgate serve`: first admin on an empty data dir, then the web app until SIGINT/SIGTERM. */
