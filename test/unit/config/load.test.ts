@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, envName, ConfigError } from '../../../src/config/load.js';
 import { tempDir } from '../../helpers/cli.js';
+import { PACKAGE_ROOT } from '../../../src/lib/templates.js';
 
 describe('config', () => {
   it('runs on embedded defaults with no file and no environment', () => {
@@ -14,6 +15,12 @@ describe('config', () => {
     assert.equal(c.vpn.port, 30030);
     assert.equal(c.vpn.proto, 'udp');
     assert.equal(c.kubernetes.namespace, 'middleware');
+  });
+
+  it('the documented example config (docs/podgate.example.yaml) loads', () => {
+    const c = loadConfig({ file: join(PACKAGE_ROOT, 'docs', 'podgate.example.yaml'), env: {} });
+    assert.deepEqual(c.vpn.routes.pods, ['10.244.0.0/16']);
+    assert.equal(c.vpn.controlChannel, 'tls-crypt-v2');
   });
 
   it('maps camelCase paths to PODGATE_ env names', () => {
