@@ -1,5 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BadRequest } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
@@ -9,6 +9,25 @@ import { renderServerConfigFor, readManagementPassword, serverPaths } from '../.
 import { ManagementSessionsProvider } from '../../openvpn/sessions-provider.js';
 import { ServerSupervisor } from '../../openvpn/supervisor.js';
 import { globalOpts, table, type CliEnv } from '../env.js';
+import type { Config } from '../../config/schema.js';
+import { DB_FILE_NAME, SqliteStore } from '../../store/index.js';
+import type { SettingsStore } from '../../store/types.js';
+
+/**
+ * The config the server runs with: routes, DNS and endpoints as configured, else what `k8s discover`
+ * stored. `server config` reads the store only when it exists, so printing a config creates nothing.
+ */
+function servedConfig(config: Config, settings?: SettingsStore): Config {
+  let store: SettingsStore | undefined = settings;
+  let opened: SqliteStore | undefined;
+  const dbFile = join(resolve(config.dataDir), DB_FILE_NAME);
+  if (!store && existsSync(dbFile)) store = opened = SqliteStore.open(dbFile);
+  try {
+    return store ? { ...config, vpn: vpnWithNetwork(config.vpn, effectiveNetwork(config, store)) } : config;
+  } finally {
+    opened?.close();
+  }
+}
 
 /** `podgate server config|run` and `podgate sessions`. */
 export function register(program: Command, env: CliEnv): void {
@@ -20,7 +39,7 @@ export function register(program: Command, env: CliEnv): void {
     .option('--out <file>', 'write it to this file (mode 0600) instead of stdout')
     .action((o: { out?: string }, cmd: Command) => {
       const config = env.loadConfig(globalOpts(cmd));
-      const text = renderServerConfigFor(config, serverPaths(config));
+      const text = renderServerConfigFor(servedConfig(config), serverPaths(config));
       if (!o.out) return env.out(text);
       const path = resolve(o.out);
       if (!existsSync(dirname(path)) || !statSync(dirname(path)).isDirectory()) {
@@ -37,9 +56,7 @@ export function register(program: Command, env: CliEnv): void {
       const config = env.loadConfig(globalOpts(cmd));
       setLogLevel(config.logLevel);
       const ctx = await env.openContext(config, env.contextDeps(config));
-      // Routes, DNS and endpoints the server pushes: configured values, else what `k8s discover` stored.
-      const served = { ...config, vpn: vpnWithNetwork(config.vpn, effectiveNetwork(config, ctx.store)) };
-      const supervisor = new ServerSupervisor({ ...ctx, config: served });
+      const supervisor = new ServerSupervisor({ ...ctx, config: servedConfig(config, ctx.store) });
       try {
         const stopped = new Promise<void>((resolveStop) => {
           const stop = (): void => {
