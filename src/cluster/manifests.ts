@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { stringify as toYamlText } from 'yaml';
 import type { Config } from '../config/schema.js';
-import { vpnWithNetwork } from '../services/network.js';
+import { vpnWithNetwork, type EffectiveNetwork } from '../services/network.js';
 import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
 import { renderServerConfig } from '../profiles/server-config.js';
 import type { KubeObject } from './kube-api.js';
@@ -23,14 +23,7 @@ export interface ServerMaterial {
 }
 
 /** What the server pushes: config values win, discovery fills the rest (services/network.ts). */
-export interface ServerNetwork {
-  podCidrs: string[];
-  serviceCidrs: string[];
-  extraRoutes: string[];
-  dnsServers: string[];
-  dnsDomain: string;
-  searchDomains: string[];
-}
+export type ServerNetwork = Omit<EffectiveNetwork, 'endpoints'>;
 
 export interface ManifestInput {
   config: Config;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BadRequest } from '../lib/errors.js';
 import { NAME_PATTERN, NAME_RULE } from '../lib/names.js';
+import { REVOCATION_REASONS } from '../lib/cert-vocabulary.js';
 
 /**
  * Request input is checked here, at the edge, with zod. The first problem becomes a 400 that names
@@ -21,16 +22,7 @@ export const nameField = z
   .string({ required_error: 'is required', invalid_type_error: 'must be a string' })
   .refine((v) => NAME_PATTERN.test(v) && v !== '.' && v !== '..', { message: NAME_RULE });
 
-export const REVOCATION_REASONS = [
-  'unspecified',
-  'keyCompromise',
-  'caCompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'certificateHold',
-  'privilegeWithdrawn',
-] as const;
+export { REVOCATION_REASONS };
 
 export const loginBody = z.object({
   name: z.string({ required_error: 'is required' }).min(1, 'is required').max(64, 'is too long'),
