@@ -13,7 +13,7 @@ import { generateTlsCryptKey, generateTlsCryptV2ServerKey } from '../../../src/p
 const id = {
   caCertPem: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n',
   certPem: '-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n',
-  keyPem: '-----BEGIN PRIVATE KEY-----\nCCCC\n-----END PRIVATE KEY-----\n',
+  keyPem: '-----BEGIN TEST SERVER KEY-----\nCCCC\n-----END TEST SERVER KEY-----\n',
   tlsCryptV2ServerKeyPem: generateTlsCryptV2ServerKey(),
   tlsCryptKeyPem: generateTlsCryptKey(),
 };
