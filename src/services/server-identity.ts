@@ -97,7 +97,11 @@ export class ServerIdentityService {
     const old = store.getValidCertByCommonName(serverName);
     if (old)
       await this.deps.revocation.revokeMany({ actor: 'system', serials: [old.serial], reason: 'superseded' });
-    store.transaction(() => {
+    // Another process (CLI beside the web app) may have made the identity meanwhile: the transaction
+    // serialises writers, and the first one wins; ours is then discarded before anything is recorded.
+    const winner = store.transaction((): StoredIdentity | undefined => {
+      const current = store.getSetting(SETTING);
+      if (current !== raw && current !== undefined) return JSON.parse(current) as StoredIdentity;
       store.insertCert({
         serial: issued.serial,
         commonName: serverName,
@@ -117,7 +121,9 @@ export class ServerIdentityService {
         result: 'ok',
         details: { serial: issued.serial },
       });
+      return undefined;
     });
+    if (winner) return this.open(winner);
     log.info({ serial: issued.serial, commonName: serverName }, 'issued the server certificate');
     return this.open(next);
   }

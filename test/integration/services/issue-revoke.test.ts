@@ -142,3 +142,25 @@ describe('services: concurrent issues, revocation and crash safety', function ()
     }
   });
 });
+
+describe('services: server identity across processes', function () {
+  this.timeout(60_000);
+
+  it('two contexts on one data dir (two processes) end with one server certificate', async () => {
+    const t = tempDir();
+    const a = await testContext(t.dir);
+    const b = await testContext(t.dir);
+    try {
+      const [x, y] = await Promise.all([a.server.ensure(), b.server.ensure()]);
+      assert.equal(x.serial, y.serial);
+      assert.equal(x.tlsCryptV2ServerKeyPem, y.tlsCryptV2ServerKeyPem);
+      const servers = a.store.listCerts({ kind: 'server' });
+      assert.equal(servers.total, 1);
+      assert.equal(servers.items[0]!.serial, x.serial);
+    } finally {
+      a.close();
+      b.close();
+      t.cleanup();
+    }
+  });
+});
