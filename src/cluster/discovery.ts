@@ -124,17 +124,26 @@ function compare(
   }
 }
 
+/** Collects named CIDR sources, normalised; sources that name nothing are left out. */
+function sourceCollector(warnings: string[]): {
+  sources: CidrSource[];
+  add: (source: string, cidrs: string[]) => void;
+} {
+  const sources: CidrSource[] = [];
+  const add = (source: string, cidrs: string[]) => {
+    const n = normalise(cidrs, source, warnings);
+    if (n.length > 0) sources.push({ source, cidrs: n });
+  };
+  return { sources, add };
+}
+
 async function podSources(
   kube: KubeApi,
   nodes: KubeObject[],
   kubeadmPods: string[],
   warnings: string[],
 ): Promise<CidrSource[]> {
-  const sources: CidrSource[] = [];
-  const add = (source: string, cidrs: string[]) => {
-    const n = normalise(cidrs, source, warnings);
-    if (n.length > 0) sources.push({ source, cidrs: n });
-  };
+  const { sources, add } = sourceCollector(warnings);
   // The CNI's own configuration is what pods actually get; kubeadm and node slices only describe intent.
   for (const apiVersion of ['crd.projectcalico.org/v1', 'projectcalico.org/v3']) {
     const pools = await kube.list(apiVersion, 'IPPool');
@@ -167,11 +176,7 @@ async function serviceSources(
   kubeadmSvcs: string[],
   warnings: string[],
 ): Promise<CidrSource[]> {
-  const sources: CidrSource[] = [];
-  const add = (source: string, cidrs: string[]) => {
-    const n = normalise(cidrs, source, warnings);
-    if (n.length > 0) sources.push({ source, cidrs: n });
-  };
+  const { sources, add } = sourceCollector(warnings);
   for (const v of ['networking.k8s.io/v1', 'networking.k8s.io/v1beta1']) {
     const list = await kube.list(v, 'ServiceCIDR');
     if (list && list.items.length > 0) {

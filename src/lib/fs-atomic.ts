@@ -14,16 +14,15 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o60
   try {
     writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
     fsyncSync(fd);
-  } catch (err) {
     closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  } finally {
+  } catch (err) {
     try {
       closeSync(fd);
     } catch {
-      /* already closed on the error path */
+      /* already closed: closeSync itself failed */
     }
+    rmSync(tmp, { force: true });
+    throw err;
   }
   chmodSync(tmp, mode); // umask may have narrowed the mode given to open
   renameSync(tmp, path);

@@ -16,7 +16,7 @@ export interface RunningServer {
 
 /**
  * Listens on config.web.host:port (port 0 picks a free one), HTTPS when both tlsCertFile and
- * tlsKeyFile are set. Signs a CRL first if there is none, so /crl.pem and /readyz work at once.
+ * tlsKeyFile are set. Re-signs the CRL first when it is due, so /crl.pem and /readyz serve a fresh one at once.
  */
 export async function startServer(deps: AppDeps & { host?: string; port?: number }): Promise<RunningServer> {
   const { web } = deps.ctx.config;
