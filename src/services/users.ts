@@ -9,14 +9,9 @@ const ARGON2 = { algorithm: Algorithm.Argon2id, memoryCost: 19456, timeCost: 2, 
 /** A real hash of a random string, so that an unknown user costs the same time as a wrong password. */
 let dummyHash: Promise<string> | undefined;
 
-export const MIN_PASSWORD_LENGTH = 10;
-
-export function validatePassword(field: string, password: unknown): string {
-  if (typeof password !== 'string' || password.length < MIN_PASSWORD_LENGTH || password.length > 1024) {
-    throw new BadRequest(`${field} must be ${MIN_PASSWORD_LENGTH} to 1024 characters long`, field);
-  }
-  return password;
-}
+// The one password rule (length, variety, not a well-known password) lives in password-policy.
+import { validatePassword } from './password-policy.js';
+export { MIN_PASSWORD_LENGTH, validatePassword } from './password-policy.js';
 
 function validateRole(role: unknown): Role {
   if (role !== 'admin' && role !== 'user') throw new BadRequest('role must be "admin" or "user"', 'role');

@@ -76,12 +76,18 @@ export class WebActions {
    * message, whether the name is unknown, the password wrong or the account disabled.
    */
   async login(name: string, password: string, ip: string): Promise<{ user: User; session: WebSession }> {
-    const account = name.toLowerCase();
-    this.throttle.check(account, ip);
-    const user = await this.ctx.users.verifyPassword(name, password);
+    // Reserved before the password is hashed: parallel guesses cannot all slip past the check.
+    const attempt = this.throttle.begin(name.toLowerCase(), ip);
+    let user: User | undefined;
+    try {
+      user = await this.ctx.users.verifyPassword(name, password);
+    } catch (err) {
+      attempt.fail();
+      throw err;
+    }
     const { store } = this.ctx;
     if (!user || user.disabled) {
-      this.throttle.fail(account, ip);
+      attempt.fail();
       store.appendAudit({
         actor: 'anonymous',
         action: 'login.failed',
@@ -91,7 +97,7 @@ export class WebActions {
       });
       throw new Unauthorized('invalid user name or password');
     }
-    this.throttle.succeed(account);
+    attempt.succeed();
     const session = this.sessions.create(user.id);
     store.appendAudit({
       actor: user.name,

@@ -70,7 +70,9 @@ export function register(program: Command, env: CliEnv): void {
         throw new BadRequest('--port must be 0-65535', 'port');
       const ctx = await env.openContext(config, env.contextDeps(config));
       try {
-        const admin = await ensureFirstAdmin(ctx, env.env);
+        const admin = await ensureFirstAdmin(ctx, env.env, {
+          requirePasswordFile: Boolean(env.env.KUBERNETES_SERVICE_HOST),
+        });
         if (admin?.generatedPassword) {
           env.out(`first admin: ${admin.user.name}`);
           env.out(`password (shown once, store it now): ${admin.generatedPassword}`);
