@@ -31,7 +31,10 @@ export class TokenService {
   constructor(private readonly deps: TokenServiceDeps) {}
 
   /** Makes a token for `owner`; the secret is in the answer only. */
-  create(o: { actor: string; owner: User; name: string; days?: number }): { token: ApiToken; secret: string } {
+  create(o: { actor: string; owner: User; name: string; days?: number }): {
+    token: ApiToken;
+    secret: string;
+  } {
     const name = validateName('name', o.name);
     const days = o.days ?? this.deps.defaultDays;
     if (!Number.isInteger(days) || days < 1 || days > MAX_TOKEN_DAYS)
@@ -88,7 +91,8 @@ export class TokenService {
     if (!token || !user || user.disabled) throw new Unauthorized('invalid token');
     if (token.expiresAt && token.expiresAt.getTime() <= at.getTime()) throw new Unauthorized('token expired');
     // "last used" to the minute is enough, and spares a database write on every API call.
-    if (!token.lastUsedAt || at.getTime() - token.lastUsedAt.getTime() >= 60_000) store.touchToken(token.id, at);
+    if (!token.lastUsedAt || at.getTime() - token.lastUsedAt.getTime() >= 60_000)
+      store.touchToken(token.id, at);
     return { token, user };
   }
 }

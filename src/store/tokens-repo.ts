@@ -45,8 +45,7 @@ export class SqliteTokens implements TokenStore {
   private readonly touch: Statement;
 
   constructor(db: Database) {
-    const cols =
-      't.id, t.user_id, u.name AS user_name, t.name, t.created_at, t.last_used_at, t.expires_at';
+    const cols = 't.id, t.user_id, u.name AS user_name, t.name, t.created_at, t.last_used_at, t.expires_at';
     const from = 'FROM api_tokens t JOIN users u ON u.id = t.user_id';
     this.insert = db.prepare(
       'INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id',

@@ -56,7 +56,10 @@ function readMetricsToken(file: string | undefined): string | undefined {
     throw new BadRequest(`web.metricsTokenFile ${file} cannot be read`, 'web.metricsTokenFile', err);
   }
   if (token.length < 16)
-    throw new BadRequest('web.metricsTokenFile must hold a token of at least 16 characters', 'web.metricsTokenFile');
+    throw new BadRequest(
+      'web.metricsTokenFile must hold a token of at least 16 characters',
+      'web.metricsTokenFile',
+    );
   return token;
 }
 

@@ -92,7 +92,11 @@ export function csrfProtect(req: Request, _res: Response, next: NextFunction): v
  */
 export function loginCsrfGuard(req: Request, _res: Response, next: NextFunction): void {
   if (!req.is('application/json')) {
-    throw new AppError(415, 'unsupported_media_type', 'sign-in takes a JSON body (Content-Type: application/json)');
+    throw new AppError(
+      415,
+      'unsupported_media_type',
+      'sign-in takes a JSON body (Content-Type: application/json)',
+    );
   }
   const origin = req.get('origin');
   if (origin !== undefined && origin !== `${req.protocol}://${req.get('host') ?? ''}`) {

@@ -40,7 +40,8 @@ function metricsServer(registry: Registry): Server {
       return;
     }
     registry.metrics().then(
-      (text) => res.writeHead(200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }).end(text),
+      (text) =>
+        res.writeHead(200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }).end(text),
       (err: unknown) => {
         log.warn({ err }, 'metrics scrape failed');
         res.writeHead(500, { 'Content-Type': 'text/plain' }).end('metrics failed\n');

@@ -27,12 +27,20 @@ export function register(program: Command, env: CliEnv): void {
           throw new BadRequest('--days must be a whole number of days', 'days');
         const user = ctx.store.getUserByName(userName);
         if (!user) throw new NotFound(`user '${userName}' does not exist`);
-        const tokens = new TokenService({ store: ctx.store, defaultDays: ctx.config.web.apiTokenDays, now: ctx.now });
+        const tokens = new TokenService({
+          store: ctx.store,
+          defaultDays: ctx.config.web.apiTokenDays,
+          now: ctx.now,
+        });
         const { token: created, secret } = tokens.create({ actor: 'cli', owner: user, name: label, days });
         const expires = created.expiresAt!.toISOString();
         if (g.json) {
           env.out(
-            JSON.stringify({ id: created.id, user: user.name, name: label, expiresAt: expires, token: secret }, null, 2),
+            JSON.stringify(
+              { id: created.id, user: user.name, name: label, expiresAt: expires, token: secret },
+              null,
+              2,
+            ),
           );
           return;
         }

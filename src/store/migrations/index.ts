@@ -7,9 +7,4 @@ import type { Migration } from './migration.js';
 export type { Migration } from './migration.js';
 
 /** Every schema step in order. Append new ones at the end; never reorder or edit released ones. */
-export const migrations: readonly Migration[] = [
-  migration001,
-  migration002,
-  migration003,
-  migration004,
-];
+export const migrations: readonly Migration[] = [migration001, migration002, migration003, migration004];

@@ -53,7 +53,12 @@ export function tokensApi(tokens: TokenService, now: () => Date): Router {
   r.post('/', (req, res) => {
     const body = parse(createTokenBody, req.body);
     const user = req.auth!.user;
-    const { token, secret } = tokens.create({ actor: user.name, owner: user, name: body.name, days: body.days });
+    const { token, secret } = tokens.create({
+      actor: user.name,
+      owner: user,
+      name: body.name,
+      days: body.days,
+    });
     res.status(201).json({ token: tokenView(token, now()), secret });
   });
   r.delete('/:id', (req, res) => {
@@ -70,7 +75,11 @@ export function tokenPages(tokens: TokenService, now: () => Date): Router {
   const page = (
     req: Request,
     res: Response,
-    extra: { status?: number; form?: FormError; created?: { name: string; secret: string; expiresAt: Date } } = {},
+    extra: {
+      status?: number;
+      form?: FormError;
+      created?: { name: string; secret: string; expiresAt: Date };
+    } = {},
   ): void => {
     const user = req.auth!.user;
     const all = user.role === 'admin';
@@ -91,7 +100,12 @@ export function tokenPages(tokens: TokenService, now: () => Date): Router {
     const user = req.auth!.user;
     try {
       const body = parse(createTokenBody, raw);
-      const { token, secret } = tokens.create({ actor: user.name, owner: user, name: body.name, days: body.days });
+      const { token, secret } = tokens.create({
+        actor: user.name,
+        owner: user,
+        name: body.name,
+        days: body.days,
+      });
       // Shown in this answer only: never redirect with a secret in the URL.
       page(req, res, { status: 201, created: { name: token.name, secret, expiresAt: token.expiresAt! } });
     } catch (err) {
