@@ -36,6 +36,8 @@ export const DEFAULT_THROTTLE: ThrottleLimits = {
 
 interface Counter {
   failures: number;
+  /** Successful attempts that still count against an account-wide budget (see `begin`). */
+  spent: number;
   inFlight: number;
   resetAt: number;
   lastFailureAt: number;
@@ -72,7 +74,7 @@ export class LoginThrottle {
       c = undefined;
     }
     if (!c && create) {
-      c = { failures: 0, inFlight: 0, resetAt: t + this.limits.windowMs, lastFailureAt: 0 };
+      c = { failures: 0, spent: 0, inFlight: 0, resetAt: t + this.limits.windowMs, lastFailureAt: 0 };
       this.counters.set(key, c);
       // Keep the maps bounded under a spray of random user names.
       if (this.counters.size > MAX_KEYS) this.prune();
@@ -82,7 +84,7 @@ export class LoginThrottle {
 
   /** Milliseconds until this counter admits another attempt (0: now). */
   private wait(c: Counter | undefined, limit: number): number {
-    if (!c || c.failures + c.inFlight < limit) return 0;
+    if (!c || c.failures + c.spent + c.inFlight < limit) return 0;
     // Past the budget: one attempt at a time, after a delay that grows with every failure.
     if (c.inFlight > 0) return Math.max(1000, this.limits.baseDelayMs);
     const extra = Math.max(0, c.failures - limit);
@@ -118,6 +120,7 @@ export class LoginThrottle {
     }
     const held = keys.map(([k]) => this.counter(k, true)!);
     for (const c of held) c.inFlight += 1;
+    const accountWide = held[0]!;
     let done = false;
     const end = (failed: boolean): void => {
       if (done) return;
@@ -131,8 +134,11 @@ export class LoginThrottle {
         }
       }
       if (!failed) {
-        // The account's own budget at a known address starts afresh; the account-wide and address
-        // counters keep their failures, so a success in the middle of a guessing burst frees nothing.
+        // Every attempt evaluated for an account counts against its window, successes too: a right
+        // password in the middle of a guessing burst frees no slot for the guesses. (The address
+        // counter counts failures only: many people sign in from behind one proxy.) The account's
+        // own budget at a known address starts afresh.
+        if (accountKey.startsWith('a:')) accountWide.spent += 1;
         this.counters.delete(`k:${account}|${ip}`);
         this.known.set(`${account}|${ip}`, t + this.limits.knownAddressMs);
         if (this.known.size > MAX_KEYS) this.prune();
