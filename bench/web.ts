@@ -144,7 +144,14 @@ function startServe(dataDir: string): Promise<{ child: ChildProcess; url: string
       process.execPath,
       [CLI, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'],
       {
-        env: { ...process.env, PODGATE_VPN_ENDPOINTS: 'vpn.example.test', PODGATE_LOG_LEVEL: 'warn' },
+        env: {
+          ...process.env,
+          PODGATE_VPN_ENDPOINTS: 'vpn.example.test',
+          PODGATE_LOG_LEVEL: 'warn',
+          // The 20 parallel creations below measure throughput, not the per-user limits (bench/issue-flood).
+          PODGATE_DEVICES_MAX_VALID_PER_USER: '100',
+          PODGATE_DEVICES_KEYGEN_QUEUE: '100',
+        },
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );
