@@ -1,5 +1,5 @@
 import { pino, destination, type Logger } from 'pino';
-import { redactDeep } from './redact.js';
+import { redactDeep, redactString } from './redact.js';
 
 /**
  * One structured logger; modules take a child (`logger.child({ module: 'pki' })`).
@@ -15,6 +15,13 @@ export const logger: Logger = pino(
     formatters: { log: (obj) => redactDeep(obj) as Record<string, unknown> },
     // redactDeep already turned errors into plain objects; pino's own err serializer would rename them.
     serializers: { err: (e: unknown) => e },
+    // The message text too: a message that quotes a profile must not carry its key.
+    hooks: {
+      logMethod(args, method) {
+        const safe = args.map((a: unknown) => (typeof a === 'string' ? redactString(a) : a));
+        return method.apply(this, safe as Parameters<typeof method>);
+      },
+    },
   },
   destination({ fd: 2, sync: true }),
 );

@@ -19,7 +19,8 @@ export function isSecretKey(key: string): boolean {
   return SECRET_KEY.test(key);
 }
 
-function redactString(s: string): string {
+/** The text with private-key PEM blocks replaced. */
+export function redactString(s: string): string {
   return s.includes('-----BEGIN ') ? s.replace(PRIVATE_KEY_PEM, REDACTED) : s;
 }
 

@@ -16,6 +16,9 @@ function logInChild(script: string): { raw: string; records: Record<string, unkn
   return { raw: r.stderr, records: lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
 
+const MSG_WITH_KEY =
+  'profile: <key>\n-----BEGIN PRIVATE KEY-----\nMIIEmsg-key-body\n-----END PRIVATE KEY-----\n</key>';
+
 describe('logger: secrets are redacted at any depth', () => {
   const secrets = {
     password: 'S3cret-pw-nested-cause',
@@ -64,8 +67,11 @@ describe('logger: secrets are redacted at any depth', () => {
       const loop = { name: 'x' };
       loop.self = loop;
       logger.child({ module: 'm', secret: 'binding-secret-value' }).warn({ loop }, 'cyclic');
+      logger.info(${JSON.stringify(MSG_WITH_KEY)});
     `);
     assert.ok(!raw.includes('binding-secret-value'), raw);
+    assert.ok(!raw.includes('MIIEmsg-key-body'), raw);
+    assert.equal((records[1] as { msg: string }).msg, 'profile: <key>\n[Redacted]\n</key>');
     assert.deepEqual((records[0] as { loop: unknown }).loop, { name: 'x', self: '[Circular]' });
   });
 });
