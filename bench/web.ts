@@ -151,6 +151,9 @@ function startServe(dataDir: string): Promise<{ child: ChildProcess; url: string
           PODGATE_LOG_LEVEL: 'warn',
           // /metrics is served on the public listener only with this token.
           PODGATE_WEB_METRICS_TOKEN_FILE: join(dataDir, '..', 'metrics-token'),
+          // The 20 parallel creations below measure throughput, not the per-user limits (bench/issue-flood).
+          PODGATE_DEVICES_MAX_VALID_PER_USER: '100',
+          PODGATE_DEVICES_KEYGEN_QUEUE: '100',
         },
         stdio: ['ignore', 'pipe', 'inherit'],
       },

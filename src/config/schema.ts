@@ -136,6 +136,20 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /** Limits on self-service certificates (web app and API); the CLI is not limited. */
+    devices: z
+      .object({
+        /** Valid client certificates one user may hold; another is refused (409) until one is revoked. */
+        maxValidPerUser: z.number().int().min(1).max(10_000).default(10),
+        /** Certificates one user may make per sliding hour; more are refused with 429. */
+        issuesPerHour: z.number().int().min(1).max(100_000).default(20),
+        /** Key generations running at once in one process (RSA-3072 is ~0.5 s of a core each). */
+        keygenConcurrency: z.number().int().min(1).max(64).default(1),
+        /** Requests that may wait for key generation; more are refused with 503 so sign-in keeps its share. */
+        keygenQueue: z.number().int().min(0).max(10_000).default(8),
+      })
+      .strict()
+      .default({}),
     kubernetes: z
       .object({
         namespace: name.default('middleware'),

@@ -1,5 +1,5 @@
 import { BadRequest, NotFound, Unauthorized } from '../lib/errors.js';
-import { validateName } from '../lib/names.js';
+import { validateDeviceName, validateName } from '../lib/names.js';
 import type { AppContext } from '../services/context.js';
 import { effectiveNetwork, type EffectiveNetwork } from '../services/network.js';
 import type { CertRecord, RevocationReason, User } from '../store/types.js';
@@ -144,7 +144,7 @@ export class WebActions {
     user: User,
     input: { name: string; keyType?: string; csr?: string },
   ): Promise<IssuedDevice> {
-    const commonName = `${user.name}.${input.name}`;
+    const commonName = `${user.name}.${validateDeviceName('name', input.name)}`;
     try {
       validateName('name', commonName);
     } catch {
@@ -156,6 +156,7 @@ export class WebActions {
       commonName,
       deviceName: input.name,
       kind: 'client',
+      selfService: true,
       ...(input.keyType ? { keyType: input.keyType as never } : {}),
       ...(input.csr ? { csrPem: input.csr } : {}),
     });

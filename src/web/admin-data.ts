@@ -1,4 +1,5 @@
 import { AppError } from '../lib/errors.js';
+import { markInvisible, markInvisibleDeep } from '../lib/visible-text.js';
 import type { AppContext } from '../services/context.js';
 import type { AuditEntry, User } from '../store/types.js';
 import type { DeployState, DeployTracker } from './deploy-tracker.js';
@@ -59,7 +60,15 @@ export class AdminData {
       offset: (page - 1) * perPage,
       ...(action ? { action } : {}),
     });
-    return { items: rows.slice(0, perPage), page, hasNext: rows.length > perPage };
+    // Names in the log may be attacker-chosen (a failed sign-in): controls and bidi marks are shown as marks.
+    const items = rows.slice(0, perPage).map((e) => ({
+      ...e,
+      actor: markInvisible(e.actor),
+      action: markInvisible(e.action),
+      target: markInvisible(e.target),
+      details: markInvisibleDeep(e.details) as Record<string, unknown>,
+    }));
+    return { items, page, hasNext: rows.length > perPage };
   }
 
   crl(): {
