@@ -79,7 +79,14 @@ export function register(program: Command, env: CliEnv): void {
   const gw = program
     .command('gateway')
     .description('office gateway host: routes the office LAN into the cluster');
+  registerProvision(gw, env);
+  registerStatus(gw, env);
+  registerRemove(gw, env);
+  registerList(gw, env);
+}
 
+/** `gateway provision`: options are checked before anything connects; the SSH steps are in gateway/. */
+function registerProvision(gw: Command, env: CliEnv): void {
   gw.command('provision <target>')
     .description(
       'provision (or re-check) a Linux host as the office gateway, over SSH (TARGET = user@host[:port])',
@@ -165,7 +172,10 @@ export function register(program: Command, env: CliEnv): void {
         });
       },
     );
+}
 
+/** `gateway status`: read over SSH with the identity recorded at provision time. */
+function registerStatus(gw: Command, env: CliEnv): void {
   gw.command('status <name>')
     .description('tunnel up, routes through it and the last handshake, read over SSH')
     .option('--identity <file>', 'SSH private key (default: the one used to provision)')
@@ -177,7 +187,10 @@ export function register(program: Command, env: CliEnv): void {
         env.out(g.json ? JSON.stringify(s, null, 2) : formatStatus(s));
       });
     });
+}
 
+/** `gateway remove`: undo the host side (unless --local-only), revoke the certificate, forget it. */
+function registerRemove(gw: Command, env: CliEnv): void {
   gw.command('remove <name>')
     .description('stop the tunnel, delete its files and NAT rules, revoke its certificate')
     .option('--identity <file>', 'SSH private key (default: the one used to provision)')
@@ -200,7 +213,10 @@ export function register(program: Command, env: CliEnv): void {
         );
       });
     });
+}
 
+/** `gateway list`: what the store knows, no SSH. */
+function registerList(gw: Command, env: CliEnv): void {
   gw.command('list')
     .description('gateways known to this podgate')
     .action(async (_o: unknown, cmd: Command) => {
