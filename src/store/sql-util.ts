@@ -12,10 +12,6 @@ export function toIso(field: string, value: Date): string {
   return value.toISOString();
 }
 
-export function toIsoOrNull(field: string, value: Date | null | undefined): string | null {
-  return value == null ? null : toIso(field, value);
-}
-
 export function fromIso(text: string): Date {
   return new Date(text);
 }

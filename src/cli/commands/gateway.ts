@@ -52,14 +52,22 @@ function connector(
     });
 }
 
-function certificates(ctx: AppContext, owner: string): GatewayCertificates {
+/** Find and revoke, as the CLI caller: all `gateway remove` needs (it issues nothing, so it has no owner). */
+function revoker(ctx: AppContext): Pick<GatewayCertificates, 'findValid' | 'revoke'> {
   return {
     findValid: (cn) => ctx.store.getValidCertByCommonName(cn),
-    issue: (cn) =>
-      ctx.devices.issue({ actor: 'cli', owner, commonName: cn, deviceName: cn, kind: 'gateway' }),
     revoke: async (serial, reason) => {
       await ctx.revocation.revoke({ actor: 'cli', serialOrName: serial, reason });
     },
+  };
+}
+
+/** {@link revoker} plus issuing the gateway certificate to `owner` (`gateway provision --owner`). */
+function certificates(ctx: AppContext, owner: string): GatewayCertificates {
+  return {
+    ...revoker(ctx),
+    issue: (cn) =>
+      ctx.devices.issue({ actor: 'cli', owner, commonName: cn, deviceName: cn, kind: 'gateway' }),
   };
 }
 
@@ -205,7 +213,7 @@ function registerRemove(gw: Command, env: CliEnv): void {
             connect: o.localOnly
               ? () => Promise.reject(new Error('--local-only does not connect'))
               : connector(ctx, target, ssh),
-            certs: certificates(ctx, 'admin'),
+            certs: revoker(ctx),
             gateways: ctx.store,
             out: env.out,
           },

@@ -255,7 +255,7 @@ function clusterPages(r: Router, { admin, deploys }: RouteDeps): void {
     res.render('admin/cluster', {
       title: 'Cluster',
       nav: 'cluster',
-      cluster: await admin.clusterView(),
+      cluster: admin.clusterView(),
       status,
       statusError,
       deploy,

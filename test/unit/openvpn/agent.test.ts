@@ -1,7 +1,8 @@
 /**
  * The agent core with a real CA and real CRLs (podgate's pki), real files, a real SQLite store for the
  * reporter, and an in-memory management interface that records what is killed and checks that the new
- * CRL is already on disk when the first kill arrives (the order DESIGN.md requires).
+ * CRL is already on disk when the first kill arrives (a session killed earlier would reconnect on the
+ * old CRL).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
