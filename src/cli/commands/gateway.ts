@@ -117,69 +117,79 @@ function registerProvision(gw: Command, env: CliEnv): void {
     )
     .option('--service <kind>', 'auto | systemd | daemon', 'auto')
     .option('--wait <seconds>', 'how long to wait for the tunnel and the pod route', '60')
-    .action(
-      async (
-        targetText: string,
-        o: SshOpts & {
-          name?: string;
-          lan: string[];
-          owner: string;
-          dryRun?: boolean;
-          acceptNewHostKey?: boolean;
-          install?: boolean;
-          service: string;
-          wait: string;
-        },
-        cmd: Command,
-      ) => {
-        const target = parseTarget('target', targetText);
-        const name = o.name ?? target.host.toLowerCase();
-        if (!o.name && !NAME_PATTERN.test(name))
-          throw new BadRequest(
-            `--name is required: host "${target.host}" is not a valid gateway name`,
-            'name',
-          );
-        if (!['auto', 'systemd', 'daemon'].includes(o.service))
-          throw new BadRequest('--service must be auto, systemd or daemon', 'service');
-        const wait = Number(o.wait);
-        if (!Number.isFinite(wait) || wait < 0)
-          throw new BadRequest('--wait must be a number of seconds', 'wait');
-        await withContext(env, cmd, async (ctx) => {
-          const net = effectiveNetwork(ctx.config, ctx.store);
-          const connect = connector(ctx, target, o, {
-            acceptNew: o.acceptNewHostKey === true,
-            record: !o.dryRun,
-          });
-          const gateways = {
-            getGateway: ctx.store.getGateway.bind(ctx.store),
-            // remember how to reach it, so status/remove need no options
-            upsertGateway: (g: Parameters<AppContext['store']['upsertGateway']>[0]) =>
-              ctx.store.upsertGateway({
-                ...g,
-                details: {
-                  ...g.details,
-                  identityFile: resolve(o.identity!),
-                  ...(o.passphraseFile ? { passphraseFile: resolve(o.passphraseFile) } : {}),
-                },
-              }),
-          };
-          await provisionGateway(
-            {
-              name,
-              target,
-              lans: o.lan.length > 0 ? o.lan : ctx.config.vpn.officeLans,
-              clusterRanges: [...net.podCidrs, ...net.serviceCidrs, ...net.extraRoutes],
-              reservedRanges: { 'vpn.clientSubnet': ctx.config.vpn.clientSubnet },
-              dryRun: o.dryRun === true,
-              install: o.install === true,
-              serviceManager: o.service as 'auto' | 'systemd' | 'daemon',
-              waitMs: wait * 1000,
-            },
-            { connect, certs: certificates(ctx, o.owner), gateways, out: env.out, now: ctx.now },
-          );
+    .action(async (targetText: string, o: ProvisionOpts, cmd: Command) => {
+      const { target, name, wait } = checkProvisionOptions(targetText, o);
+      await withContext(env, cmd, async (ctx) => {
+        const net = effectiveNetwork(ctx.config, ctx.store);
+        const connect = connector(ctx, target, o, {
+          acceptNew: o.acceptNewHostKey === true,
+          record: !o.dryRun,
         });
-      },
-    );
+        await provisionGateway(
+          {
+            name,
+            target,
+            lans: o.lan.length > 0 ? o.lan : ctx.config.vpn.officeLans,
+            clusterRanges: [...net.podCidrs, ...net.serviceCidrs, ...net.extraRoutes],
+            reservedRanges: { 'vpn.clientSubnet': ctx.config.vpn.clientSubnet },
+            dryRun: o.dryRun === true,
+            install: o.install === true,
+            serviceManager: o.service as 'auto' | 'systemd' | 'daemon',
+            waitMs: wait * 1000,
+          },
+          {
+            connect,
+            certs: certificates(ctx, o.owner),
+            gateways: rememberingGateways(ctx, o),
+            out: env.out,
+            now: ctx.now,
+          },
+        );
+      });
+    });
+}
+
+interface ProvisionOpts extends SshOpts {
+  name?: string;
+  lan: string[];
+  owner: string;
+  dryRun?: boolean;
+  acceptNewHostKey?: boolean;
+  install?: boolean;
+  service: string;
+  wait: string;
+}
+
+/** Checks what `gateway provision` was given, before the data dir is opened or anything connects. */
+function checkProvisionOptions(
+  targetText: string,
+  o: ProvisionOpts,
+): { target: SshTarget; name: string; wait: number } {
+  const target = parseTarget('target', targetText);
+  const name = o.name ?? target.host.toLowerCase();
+  if (!o.name && !NAME_PATTERN.test(name))
+    throw new BadRequest(`--name is required: host "${target.host}" is not a valid gateway name`, 'name');
+  if (!['auto', 'systemd', 'daemon'].includes(o.service))
+    throw new BadRequest('--service must be auto, systemd or daemon', 'service');
+  const wait = Number(o.wait);
+  if (!Number.isFinite(wait) || wait < 0) throw new BadRequest('--wait must be a number of seconds', 'wait');
+  return { target, name, wait };
+}
+
+/** The gateway records, remembering how to reach the host so that status/remove need no options. */
+function rememberingGateways(ctx: AppContext, o: SshOpts) {
+  return {
+    getGateway: ctx.store.getGateway.bind(ctx.store),
+    upsertGateway: (g: Parameters<AppContext['store']['upsertGateway']>[0]) =>
+      ctx.store.upsertGateway({
+        ...g,
+        details: {
+          ...g.details,
+          identityFile: resolve(o.identity!),
+          ...(o.passphraseFile ? { passphraseFile: resolve(o.passphraseFile) } : {}),
+        },
+      }),
+  };
 }
 
 /** `gateway status`: read over SSH with the identity recorded at provision time. */
