@@ -30,9 +30,10 @@ export default tseslint.config(
   },
   { files: ['src/pki/**/*.ts'], rules: noOutside() },
   { files: ['src/profiles/**/*.ts'], rules: noOutside(['node-forge']) },
-  // The web layer goes through services (AppContext): it never loads a store module, so it cannot open,
-  // migrate or write the database behind the services' back. Type imports from store/types.js (record
-  // shapes such as CertRecord, and the narrow store interfaces a piece is handed) are allowed.
+  // The web layer reaches data only through the AppContext it is handed (the services, and the store they
+  // opened): it never loads a store module itself, so it cannot open or migrate a database of its own.
+  // Type imports from store/types.js (record shapes such as CertRecord, and the narrow store interfaces a
+  // piece is handed) are allowed.
   {
     files: ['src/web/**/*.ts'],
     rules: {
