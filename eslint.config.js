@@ -1,7 +1,8 @@
 import tseslint from 'typescript-eslint';
 
-// Layering (STYLE.md): pki and profiles know nothing of HTTP, storage, SSH or Kubernetes;
-// only pki touches node-forge; the domain never imports the web layer.
+// Layering, lowest first: lib → config/pki/store → profiles/openvpn → services → cluster/gateway → web/cli.
+// pki and profiles know nothing of HTTP, storage, SSH or Kubernetes (they stay pure and testable without
+// I/O); only pki touches node-forge; the domain never imports the web layer.
 const noOutside = (extra = []) => ({
   'no-restricted-imports': [
     'error',
@@ -29,4 +30,17 @@ export default tseslint.config(
   },
   { files: ['src/pki/**/*.ts'], rules: noOutside() },
   { files: ['src/profiles/**/*.ts'], rules: noOutside(['node-forge']) },
+  // The web layer reaches data only through the AppContext it is handed (the services, and the store they
+  // opened): it never loads a store module itself, so it cannot open or migrate a database of its own.
+  // Type imports from store/types.js (record shapes such as CertRecord, and the narrow store interfaces a
+  // piece is handed) are allowed.
+  {
+    files: ['src/web/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [
+        { group: ['**/store/*', '!**/store/types.js'], message: 'web goes through services: only types from store/types.js' },
+        { group: ['**/store/types.js'], allowTypeImports: true, message: 'web goes through services: only types from store/types.js' },
+      ] }],
+    },
+  },
 );

@@ -5,7 +5,7 @@ import { logger } from './lib/logger.js';
 import { buildProgram } from './cli/program.js';
 import { realCliEnv } from './main.js';
 
-/** Exit codes (DESIGN.md): 0 ok, 1 failure, 2 bad usage or bad input. */
+/** Exit codes, the same for every command: 0 ok, 1 failure, 2 bad usage or bad input (nothing changed). */
 async function main(argv: string[]): Promise<number> {
   const env = realCliEnv();
   const program = await buildProgram(env, argv);

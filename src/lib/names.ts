@@ -1,6 +1,10 @@
 import { BadRequest } from './errors.js';
 
-/** The one rule for common names, user names and device names (DESIGN.md, security defaults). */
+/**
+ * The one rule for common names, user names and device names. Names end up in file names, OpenVPN
+ * config lines, Kubernetes labels and the CN of a certificate, so they are a lower-case slug: no path
+ * separator, no space, no newline, no colon (openvpn's management `kill` breaks on it).
+ */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const NAME_RULE =
   'must match ^[a-z0-9][a-z0-9._-]{0,63}$ (lower case letters, digits, ".", "_", "-"; 1-64 characters; not "." or "..")';

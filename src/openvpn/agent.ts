@@ -1,22 +1,43 @@
 /**
- * The agent core beside a running openvpn (DESIGN.md "How revocation becomes effective", steps 3-5):
- * verify the CRL against the CA, write it atomically where openvpn's crl-verify reads it, THEN kill the
- * live sessions of newly revoked certificates over the management interface, and report back.
- * The order matters: a session killed before the new CRL is in place reconnects on the old one.
+ * The agent core beside a running openvpn. A revocation becomes effective in this order: verify the
+ * CRL against the CA, write it atomically where openvpn's crl-verify reads it (openvpn re-reads it on
+ * every new connection), THEN kill the live sessions of newly revoked certificates over the management
+ * interface, and report back. The order matters: a session killed before the new CRL is in place
+ * reconnects on the old one.
  *
  * Used in local mode (`podgate server run`, bundles from a file) and in cluster mode (bundles from a
  * Secret watch): the bundle source and the reporter are injected.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { AppError, Conflict } from '../lib/errors.js';
+import { AppError } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
-import { verifyCrl } from '../pki/index.js';
+import { verifyCrl, type CrlInfo } from '../pki/index.js';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
-import type { ManagementApi } from './management-client.js';
+import { ManagementCommandFailed, type ManagementApi } from './management-client.js';
 import type { RevocationBundle, RevokedCertInfo } from './revocation-bundle.js';
 import { sessionsOf } from './status.js';
 
 const log = logger.child({ module: 'agent' });
+
+/**
+ * Why a CRL was not put in force: it does not verify against the CA (another issuer, bad signature,
+ * expired), it is older than the CRL in force, it differs from the CRL in force under the same number,
+ * or the bundle names another CRL number than the CRL it carries.
+ */
+export type CrlRefusal = 'unverified' | 'older' | 'conflicting' | 'mismatched-bundle';
+
+/** The agent refused a CRL; the file openvpn reads was not touched. */
+export class CrlRefused extends AppError {
+  constructor(
+    readonly refusal: CrlRefusal,
+    status: number,
+    code: string,
+    message: string,
+    cause?: unknown,
+  ) {
+    super(status, code, message, { field: 'crl', cause });
+  }
+}
 
 export interface KilledSession {
   commonName: string;
@@ -98,7 +119,7 @@ export class RevocationAgent {
   }
 
   /**
-   * Verifies and applies a bundle. Throws AppError (and changes nothing) when the CRL is from another
+   * Verifies and applies a bundle. Throws CrlRefused (and changes nothing) when the CRL is from another
    * issuer, expired, badly signed, or older than the one in force. A management failure does not throw:
    * it is reported as pending and retried with backoff.
    */
@@ -114,20 +135,7 @@ export class RevocationAgent {
    * it lists as handled without contacting openvpn (no session can exist yet). Returns the CRL number.
    */
   prime(bundle: RevocationBundle): number {
-    const info = verifyCrl(bundle.crlPem, this.deps.caCertPem, this.now());
-    const cur = this.current;
-    if (cur && info.number < cur.number) {
-      throw new Conflict(
-        `CRL number ${info.number} is older than the one in force (${cur.number}); refused`,
-        'crl',
-      );
-    }
-    writeFileAtomic(
-      this.deps.crlFile,
-      bundle.crlPem.endsWith('\n') ? bundle.crlPem : `${bundle.crlPem}\n`,
-      0o644,
-    );
-    this.current = { number: info.number, pem: bundle.crlPem, since: Date.now() };
+    const { info } = this.putInForce(bundle);
     for (const s of info.revokedSerials) this.handled.add(s.toUpperCase());
     return info.number;
   }
@@ -153,17 +161,36 @@ export class RevocationAgent {
       return undefined;
     }
     try {
-      return { number: verifyCrl(pem, this.deps.caCertPem, this.now()).number, pem, since };
+      return { number: this.verify(pem).number, pem, since };
     } catch (err) {
       log.warn({ err, file: this.deps.crlFile }, 'CRL in place does not verify; it will be replaced');
       return undefined;
     }
   }
 
-  private async applyNow(bundle: RevocationBundle): Promise<ApplyResult> {
-    const info = verifyCrl(bundle.crlPem, this.deps.caCertPem, this.now());
+  /**
+   * Verifies a CRL against the CA this agent trusts. Throws CrlRefused('unverified') carrying the
+   * reason the CRL does not verify.
+   */
+  private verify(crlPem: string): CrlInfo {
+    try {
+      return verifyCrl(crlPem, this.deps.caCertPem, this.now());
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      throw new CrlRefused('unverified', err.status, err.code, err.message, err);
+    }
+  }
+
+  /**
+   * The one way a CRL reaches crlFile (for `prime` and `apply`): verify it, refuse it when it is older
+   * than the CRL in force or differs from it under the same number, then write it atomically. Throws
+   * CrlRefused and writes nothing on any refusal. `changed` is false when it already was in force.
+   */
+  private putInForce(bundle: RevocationBundle): { info: CrlInfo; changed: boolean } {
+    const info = this.verify(bundle.crlPem);
     if (info.number !== bundle.crlNumber) {
-      throw new AppError(
+      throw new CrlRefused(
+        'mismatched-bundle',
         400,
         'bundle_invalid',
         `bundle says CRL number ${bundle.crlNumber} but the CRL is number ${info.number}`,
@@ -171,28 +198,26 @@ export class RevocationAgent {
     }
     const cur = this.current;
     if (cur && info.number < cur.number) {
-      throw new Conflict(
-        `CRL number ${info.number} is older than the one in force (${cur.number}); refused`,
-        'crl',
-      );
+      const message = `CRL number ${info.number} is older than the one in force (${cur.number}); refused`;
+      throw new CrlRefused('older', 409, 'conflict', message);
     }
     if (cur && info.number === cur.number && bundle.crlPem.trim() !== cur.pem.trim()) {
-      throw new Conflict(
-        `a different CRL with the same number ${info.number} is already in force; refused`,
-        'crl',
-      );
+      const message = `a different CRL with the same number ${info.number} is already in force; refused`;
+      throw new CrlRefused('conflicting', 409, 'conflict', message);
     }
     const changed = !cur || info.number > cur.number;
     if (changed) {
-      // Step 3 before step 4: the CRL must be in force before any session is killed.
-      writeFileAtomic(
-        this.deps.crlFile,
-        bundle.crlPem.endsWith('\n') ? bundle.crlPem : `${bundle.crlPem}\n`,
-        0o644,
-      );
+      const pem = bundle.crlPem.endsWith('\n') ? bundle.crlPem : `${bundle.crlPem}\n`;
+      writeFileAtomic(this.deps.crlFile, pem, 0o644);
       this.current = { number: info.number, pem: bundle.crlPem, since: Date.now() };
       log.info({ crlNumber: info.number, revoked: info.revokedSerials.length }, 'CRL in force');
     }
+    return { info, changed };
+  }
+
+  private async applyNow(bundle: RevocationBundle): Promise<ApplyResult> {
+    // The CRL must be in force before any session is killed.
+    const { info, changed } = this.putInForce(bundle);
     // Only revocations the signed CRL confirms count; the rest of the bundle is a hint for finding sessions.
     const inCrl = new Set(info.revokedSerials.map((s) => s.toUpperCase()));
     this.latest = { ...bundle, revoked: bundle.revoked.filter((r) => inCrl.has(r.serial.toUpperCase())) };
@@ -270,8 +295,9 @@ export class RevocationAgent {
             await m.clientKill(s.clientId, halt);
             killed.push({ commonName: cn, clientId: s.clientId, realAddress: s.realAddress, halt });
           } catch (err) {
-            // The session ended between `status` and `client-kill`: nothing left to do for it.
-            if (!(err instanceof AppError && /client-kill/.test(err.message))) throw err;
+            // openvpn answered ERROR: the session ended between `status` and `client-kill`, nothing left
+            // to do for it. A broken connection is another error and leaves the revocation pending.
+            if (!(err instanceof ManagementCommandFailed && err.command === 'client-kill')) throw err;
           }
         }
       }

@@ -1,6 +1,6 @@
 /**
- * A client for OpenVPN's management interface on a unix socket. The protocol (FACTS.md): wait for the
- * `>INFO:` greeting (after `ENTER PASSWORD:` + `SUCCESS:` when a password file is set), then one command
+ * A client for OpenVPN's management interface on a unix socket. The protocol (checked against 2.6.14):
+ * wait for the `>INFO:` greeting (after `ENTER PASSWORD:` + `SUCCESS:` when a password file is set), then one command
  * at a time; a reply is either one `SUCCESS:`/`ERROR:` line or lines ending in `END`. Lines starting with
  * `>` are real-time notifications and may arrive at any moment, even in the middle of a reply.
  * openvpn serves one management client at a time (a second connection waits, unanswered, until the
@@ -13,6 +13,18 @@ import { logger } from '../lib/logger.js';
 import { parseStatus3, type ServerStatus } from './status.js';
 
 const log = logger.child({ module: 'management' });
+
+/** openvpn answered a command with `ERROR: ...` (the connection itself is fine). */
+export class ManagementCommandFailed extends Upstream {
+  constructor(
+    /** The command's first word, e.g. `client-kill`. */
+    readonly command: string,
+    /** openvpn's text after `ERROR:`. */
+    readonly reply: string,
+  ) {
+    super(`openvpn management: ${command}: ${reply}`);
+  }
+}
 
 export interface ManagementOptions {
   socketPath: string;
@@ -201,7 +213,7 @@ export class ManagementClient extends EventEmitter implements ManagementApi {
       p.lines.push(line);
       done();
     } else if (p.lines.length === 0 && line.startsWith('ERROR:')) {
-      done(new Upstream(`openvpn management: ${p.cmd.split(' ')[0]}: ${line.slice(6).trim()}`));
+      done(new ManagementCommandFailed(p.cmd.split(' ')[0]!, line.slice(6).trim()));
     } else if (line === 'END') {
       done();
     } else {

@@ -1,7 +1,7 @@
 /**
  * Parser for the management command `status 3` (tab-separated). Columns are read by the names in the
  * HEADER lines when present, so an extra column in a future openvpn does not shift the fields; without a
- * header the 2.6 order is assumed (FACTS.md): CN, real address, virtual v4, virtual v6, bytes in,
+ * header the order of openvpn 2.6 is assumed: CN, real address, virtual v4, virtual v6, bytes in,
  * bytes out, since, since (time_t), username, client ID, peer ID, cipher.
  */
 import { Upstream } from '../lib/errors.js';

@@ -1,15 +1,9 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { AppError, BadRequest } from '../lib/errors.js';
+import { isSerial, SERIAL_RULE } from '../lib/serial.js';
 import { verifySignature, type Signer } from './algorithms.js';
 import { CLOCK_SKEW_MS, DAY_MS } from './time.js';
-import {
-  encodeTlv,
-  isSerialHex,
-  serialHexToIntegerContent,
-  serialHexToIntegerHex,
-  TAG,
-  toPem,
-} from './der.js';
+import { encodeTlv, serialHexToIntegerContent, serialHexToIntegerHex, TAG, toPem } from './der.js';
 import type { RevocationReason, RevokedEntry } from './types.js';
 
 /**
@@ -169,8 +163,12 @@ function checkOptions(o: CrlOptions): CheckedEntry[] {
   const seen = new Set<string>();
   return o.entries.map((e, i) => {
     const field = () => `entries[${i}]`;
-    if (typeof e.serial !== 'string' || !isSerialHex(e.serial)) {
-      throw new BadRequest(`${field()}.serial must be hex, even length, 1-20 bytes`, `${field()}.serial`);
+    // Entries come from the store, so a serial in any other form is a bug upstream, not user input.
+    if (!isSerial(e.serial)) {
+      throw new BadRequest(
+        `${field()}.serial must be upper-case ${SERIAL_RULE}, even length`,
+        `${field()}.serial`,
+      );
     }
     const serialHex = serialHexToIntegerHex(e.serial);
     if (seen.has(serialHex)) {

@@ -110,13 +110,6 @@ export function encodeTlvList(tag: number, content: readonly Buffer[]): Buffer {
   return Buffer.concat([Buffer.from([tag]), encodeLength(body.length), body]);
 }
 
-const SERIAL_HEX = /^(?:[0-9A-Fa-f]{2}){1,20}$/;
-
-/** True for the serial format podgate uses everywhere: upper or lower hex, even length, 1–20 bytes. */
-export function isSerialHex(s: string): boolean {
-  return SERIAL_HEX.test(s);
-}
-
 /**
  * The content octets of a positive DER INTEGER for a serial given as hex (any leading zero bytes are
  * dropped, and one 00 is prefixed when the high bit is set, as DER requires).

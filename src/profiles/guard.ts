@@ -1,8 +1,8 @@
 import { AppError, BadRequest } from '../lib/errors.js';
 
 /**
- * The injection guard for every OpenVPN config podgate writes (DESIGN.md, security defaults).
- * Two layers: each interpolated value is refused if it could start a new line, and the finished
+ * The injection guard for every OpenVPN config podgate writes (a config line can run code: `up`,
+ * `script-security`). Two layers: each interpolated value is refused if it could start a new line, and the finished
  * text is checked line by line against a whitelist of directives and the exact PEM blocks expected,
  * so a bug in a template or a value that slipped past validation cannot smuggle in
  * `script-security 2` / `up /bin/sh` or swap a key.

@@ -1,6 +1,7 @@
 import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
 import { REVOCATION_REASONS } from '../lib/cert-vocabulary.js';
 import { logger } from '../lib/logger.js';
+import { parseSerial } from '../lib/serial.js';
 import type { CertificateAuthority } from '../pki/index.js';
 import type { CertRecord, CrlState, RevocationReason, Store } from '../store/types.js';
 import type { CrlPublisher, RevocationBundle } from '../openvpn/revocation-bundle.js';
@@ -22,14 +23,6 @@ export function parseReason(value: unknown): RevocationReason {
   return value as RevocationReason;
 }
 
-/** Serials as users type them ("0a:1b", "0x0A1B", "a1b") in the store's form: upper-case even-length hex. */
-export function normalizeSerial(value: string): string | undefined {
-  const hex = value.replace(/^0x/i, '').replace(/:/g, '');
-  if (!/^[0-9a-fA-F]{1,64}$/.test(hex)) return undefined;
-  const upper = hex.toUpperCase();
-  return upper.length % 2 === 1 ? '0' + upper : upper;
-}
-
 interface RevokedRow {
   serial: string;
   commonName: string;
@@ -46,7 +39,7 @@ export interface RevocationServiceDeps {
 }
 
 /**
- * Revocation as DESIGN.md orders it: mark revoked and re-sign the CRL in one store transaction
+ * Revocation in a fixed order: mark revoked and re-sign the CRL in one store transaction
  * (so a crash never leaves a CRL that disagrees with the rows), then publish the bundle to every
  * publisher (file for the local agent, Secret for the pod). The agent makes it effective.
  */
@@ -83,7 +76,7 @@ export class RevocationService {
     const { store } = this.deps;
     if (typeof serialOrName !== 'string' || serialOrName === '')
       throw new BadRequest('certificate name or serial is required', 'certificate');
-    const serial = normalizeSerial(serialOrName);
+    const serial = parseSerial(serialOrName);
     const bySerial = serial ? store.getCert(serial) : undefined;
     if (bySerial) return bySerial;
     const byName = store.getValidCertByCommonName(serialOrName);

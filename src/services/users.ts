@@ -4,7 +4,7 @@ import { validateName } from '../lib/names.js';
 import type { Role, Store, User } from '../store/types.js';
 import type { RevocationService } from './revocation.js';
 
-/** argon2id with the OWASP minimum (DESIGN.md): m=19456 KiB, t=2, p=1. */
+/** argon2id with the OWASP password-storage minimum: m=19456 KiB, t=2, p=1 (about 10 ms per hash). */
 const ARGON2 = { algorithm: Algorithm.Argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
 /** A real hash of a random string, so that an unknown user costs the same time as a wrong password. */
 let dummyHash: Promise<string> | undefined;

@@ -4,9 +4,6 @@ import type { CertKind, CertRecord, CertStatus, RevocationReason } from './types
 export { CERT_KINDS, REVOCATION_REASONS } from '../lib/cert-vocabulary.js';
 export const CERT_STATUSES: readonly CertStatus[] = ['valid', 'revoked'];
 
-/** Upper-case hex, even length: what `openssl x509 -serial` prints. */
-export const SERIAL_PATTERN = /^(?:[0-9A-F]{2})+$/;
-
 /** The select list and join every certificate read uses (alias c = certificates, u = owner). */
 export const CERT_SELECT = `SELECT c.serial, c.common_name, c.owner_id, u.name AS owner_name, c.device_name, c.kind,
   c.key_type, c.not_before, c.not_after, c.status, c.revoked_at, c.revocation_reason, c.cert_pem,

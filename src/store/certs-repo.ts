@@ -1,21 +1,14 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
+import { isSerial, SERIAL_RULE } from '../lib/serial.js';
 import { CertLister } from './cert-query.js';
-import {
-  CERT_KINDS,
-  CERT_SELECT,
-  REVOCATION_REASONS,
-  SERIAL_PATTERN,
-  toCert,
-  type CertRow,
-} from './cert-rows.js';
+import { CERT_KINDS, CERT_SELECT, REVOCATION_REASONS, toCert, type CertRow } from './cert-rows.js';
 import { intAtLeast, nonEmpty, oneOf, sqliteCode, text, toIso, type Tx } from './sql-util.js';
 import type { CertQuery, CertRecord, CertStore, NewCert, RevocationReason } from './types.js';
 
 function checkSerial(serial: unknown): string {
-  if (typeof serial !== 'string' || !SERIAL_PATTERN.test(serial)) {
-    throw new BadRequest('serial must be upper-case hex of even length', 'serial');
-  }
+  if (!isSerial(serial))
+    throw new BadRequest(`serial must be upper-case ${SERIAL_RULE}, even length`, 'serial');
   return serial;
 }
 

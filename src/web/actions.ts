@@ -1,5 +1,6 @@
 import { BadRequest, NotFound, Unauthorized } from '../lib/errors.js';
 import { validateDeviceName, validateName } from '../lib/names.js';
+import { parseSerial } from '../lib/serial.js';
 import type { AppContext } from '../services/context.js';
 import { effectiveNetwork, type EffectiveNetwork } from '../services/network.js';
 import type { CertRecord, RevocationReason, User } from '../store/types.js';
@@ -132,9 +133,15 @@ export class WebActions {
       .items.map((c) => deviceView(c, now));
   }
 
+  /** The certificate with this serial (as people write it), or undefined. */
+  private certBySerial(text: string): CertRecord | undefined {
+    const serial = parseSerial(text);
+    return serial === undefined ? undefined : this.ctx.store.getCert(serial);
+  }
+
   /** The user's own certificate, or 404: someone else's id looks exactly like an unknown one. */
   ownDevice(user: User, id: string): CertRecord {
-    const cert = /^[0-9A-Fa-f]{2,64}$/.test(id) ? this.ctx.store.getCert(id.toUpperCase()) : undefined;
+    const cert = this.certBySerial(id);
     if (!cert || cert.ownerId !== user.id || cert.kind !== 'client') throw new NotFound('device not found');
     return cert;
   }
@@ -178,9 +185,7 @@ export class WebActions {
   }
 
   async revokeCert(actor: User, serial: string, reason: RevocationReason): Promise<DeviceView> {
-    const cert = /^[0-9A-Fa-f]{2,64}$/.test(serial)
-      ? this.ctx.store.getCert(serial.toUpperCase())
-      : undefined;
+    const cert = this.certBySerial(serial);
     if (!cert) throw new NotFound('certificate not found');
     const { cert: revoked } = await this.ctx.revocation.revoke({
       actor: actor.name,
@@ -191,9 +196,7 @@ export class WebActions {
   }
 
   getCert(serial: string): DeviceView {
-    const cert = /^[0-9A-Fa-f]{2,64}$/.test(serial)
-      ? this.ctx.store.getCert(serial.toUpperCase())
-      : undefined;
+    const cert = this.certBySerial(serial);
     if (!cert) throw new NotFound('certificate not found');
     return deviceView(cert, this.now());
   }

@@ -5,7 +5,8 @@ import type { AuditEntry, User } from '../store/types.js';
 import type { DeployState, DeployTracker } from './deploy-tracker.js';
 // status.js, not index.js: the index loads the Kubernetes client (~70 MB resident) even when unused.
 import { formatStatus, type ClusterStatus } from '../cluster/status.js';
-import { describeDiscovery, manifestsText, type ClusterPort } from './cluster-port.js';
+import type { DiscoveryResult } from '../cluster/discovery.js';
+import { describeDiscovery, manifestsText, type ClusterPort, type DiscoveryRow } from './cluster-port.js';
 import type { SessionsProvider, Session } from './sessions-provider.js';
 
 /** 503 when the VPN server's management interface is not wired in (e.g. `serve` without a server). */
@@ -94,18 +95,17 @@ export class AdminData {
   }
 
   /** The last discovery as rows (name, value, source) plus overlap warnings. */
-  async clusterView(): Promise<{
+  clusterView(): {
     connected: boolean;
     namespace: string;
-    rows: { name: string; value: string; source: string }[];
+    rows: DiscoveryRow[];
     warnings: string[];
     at?: string;
-    raw: unknown;
-  }> {
+    raw: DiscoveryResult | null;
+  } {
     const namespace = this.ctx.config.kubernetes.namespace;
     if (!this.cluster) return { connected: false, namespace, rows: [], warnings: [], raw: null };
-    // lastDiscovery may be sync or async depending on the cluster module; await handles both.
-    const last: unknown = await this.cluster.lastDiscovery();
+    const last = this.cluster.lastDiscovery();
     return { connected: true, namespace, ...describeDiscovery(last), raw: last ?? null };
   }
 
@@ -136,15 +136,9 @@ export class AdminData {
   }
 
   /** Live state in the cluster (pods, endpoints, the agent's CRL number) as readable lines. */
-  async clusterStatus(): Promise<{ raw: unknown; lines: string[] }> {
+  async clusterStatus(): Promise<{ raw: ClusterStatus; lines: string[] }> {
     const raw = await this.requireCluster().status();
-    let lines: string[];
-    try {
-      lines = formatStatus(raw as ClusterStatus);
-    } catch {
-      lines = [JSON.stringify(raw)];
-    }
-    return { raw, lines };
+    return { raw, lines: formatStatus(raw) };
   }
 
   /**

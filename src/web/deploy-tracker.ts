@@ -13,18 +13,6 @@ export interface DeployState {
   error: string | null;
 }
 
-function describe(event: unknown): string {
-  if (typeof event === 'string') return event;
-  if (event && typeof event === 'object') {
-    const e = event as Record<string, unknown>;
-    const parts = [e.step, e.phase, e.kind, e.name, e.message, e.status].filter(
-      (x) => typeof x === 'string' || typeof x === 'number',
-    );
-    if (parts.length > 0) return parts.join(' ');
-  }
-  return JSON.stringify(event);
-}
-
 /**
  * Runs one deploy at a time in the background and keeps its progress, so the cluster page can show
  * it live (JavaScript polls `GET /api/v1/deploy`; without JavaScript the page refreshes itself).
@@ -46,7 +34,7 @@ export class DeployTracker {
   }
 
   /** Starts a deploy; Conflict while one is running. Resolves when it has started, not finished. */
-  start(cluster: ClusterPort, actor: string, onDone?: (s: DeployState) => void): DeployState {
+  start(cluster: Pick<ClusterPort, 'deploy'>, actor: string, onDone?: (s: DeployState) => void): DeployState {
     if (this.current.state === 'running') throw new Conflict('a deploy is already running');
     const s: DeployState = {
       state: 'running',
@@ -63,7 +51,7 @@ export class DeployTracker {
     };
     push('deploy started');
     cluster
-      .deploy((e) => push(describe(e)))
+      .deploy(push)
       .then(() => {
         s.state = 'done';
         push('deploy finished');

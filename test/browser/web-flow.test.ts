@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { DiscoveryResult } from '../../src/cluster/index.js';
 import { loadConfig } from '../../src/config/load.js';
 import { exec } from '../../src/lib/exec.js';
 import { logger, setLogLevel } from '../../src/lib/logger.js';
@@ -48,15 +49,17 @@ const fakeCluster: ClusterPort = {
   manifests: async () => [
     { name: 'ns.yaml', yaml: 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: middleware\n' },
   ],
-  deploy: async (onProgress) => {
+  deploy: async (onProgress = () => undefined) => {
     onProgress('applied Namespace/middleware (created)');
     await new Promise((r) => setTimeout(r, 2500));
     onProgress('rollout ready 1/1');
-    return {};
+    return { objects: [], rollout: { ready: true, replicas: 1, readyReplicas: 1, changed: true } };
   },
-  status: async () => ({}),
+  status: async () => {
+    throw new Error('this test does not read live status');
+  },
 };
-const discovery = {
+const discovery: DiscoveryResult = {
   discoveredAt: '2026-11-27T12:00:00.000Z',
   podCidrs: ['10.244.0.0/16'],
   podCidrSource: 'kubeadm-config networking.podSubnet',

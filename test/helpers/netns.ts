@@ -2,9 +2,9 @@
  * Network namespaces for tests (root only). Everything a test creates here is tracked and removed by
  * `cleanupAll()` (call it from `after`), by process group, by pid found in the namespace, and by name.
  *
- * Rules this helper enforces (AGENTS.md network rule): every namespace has a unique name (prefix + random
- * suffix), interfaces are created directly inside namespaces (never in the machine's own one), and no
- * route or address is ever added to the machine's own namespace.
+ * Rules this helper enforces, so a test never touches the machine's own network: every namespace has
+ * a unique name (prefix + random suffix), interfaces are created directly inside namespaces (never in
+ * the machine's own one), and no route or address is ever added to the machine's own namespace.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -313,7 +313,10 @@ export class Topology {
   }
 }
 
-/** Addresses of the standard office ─ node ─ pod topology (DESIGN.md "Testing with real parts"). */
+/**
+ * Addresses of the standard office ─ node ─ pod topology: an office host, a Kubernetes node running the
+ * VPN server, and a pod behind the node. Test addresses only, used inside namespaces the test creates.
+ */
 export const OFFICE_NODE_POD = {
   office: '172.18.12.100',
   node: '172.18.12.21',

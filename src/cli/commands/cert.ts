@@ -36,7 +36,14 @@ function certJson(c: CertRecord) {
 /** `podgate cert issue|list|revoke` and `podgate crl`. */
 export function register(program: Command, env: CliEnv): void {
   const cert = program.command('cert').description('client certificates and profiles');
+  registerIssue(cert, env);
+  registerList(cert, env);
+  registerRevoke(cert, env);
+  registerCrl(program, env);
+}
 
+/** `cert issue`: the --out path is checked and the CSR read before anything is issued. */
+function registerIssue(cert: Command, env: CliEnv): void {
   cert
     .command('issue <name>')
     .description('issue a certificate and write a ready-to-import .ovpn profile')
@@ -93,7 +100,10 @@ export function register(program: Command, env: CliEnv): void {
         });
       },
     );
+}
 
+/** `cert list`: the whole table (or JSON with --json), oldest first. */
+function registerList(cert: Command, env: CliEnv): void {
   cert
     .command('list')
     .description('list certificates')
@@ -133,7 +143,10 @@ export function register(program: Command, env: CliEnv): void {
         );
       });
     });
+}
 
+/** `cert revoke`: by name or serial; the CRL is re-signed and published before it returns. */
+function registerRevoke(cert: Command, env: CliEnv): void {
   cert
     .command('revoke <nameOrSerial>')
     .description('revoke a certificate, re-sign the CRL and publish it to the server')
@@ -153,7 +166,10 @@ export function register(program: Command, env: CliEnv): void {
         );
       });
     });
+}
 
+/** `crl`: not under `cert`, kept here because it reads the same revocation service. */
+function registerCrl(program: Command, env: CliEnv): void {
   program
     .command('crl')
     .description('print the current CRL (re-signed first when due)')

@@ -52,14 +52,22 @@ function connector(
     });
 }
 
-function certificates(ctx: AppContext, owner: string): GatewayCertificates {
+/** Find and revoke, as the CLI caller: all `gateway remove` needs (it issues nothing, so it has no owner). */
+function revoker(ctx: AppContext): Pick<GatewayCertificates, 'findValid' | 'revoke'> {
   return {
     findValid: (cn) => ctx.store.getValidCertByCommonName(cn),
-    issue: (cn) =>
-      ctx.devices.issue({ actor: 'cli', owner, commonName: cn, deviceName: cn, kind: 'gateway' }),
     revoke: async (serial, reason) => {
       await ctx.revocation.revoke({ actor: 'cli', serialOrName: serial, reason });
     },
+  };
+}
+
+/** {@link revoker} plus issuing the gateway certificate to `owner` (`gateway provision --owner`). */
+function certificates(ctx: AppContext, owner: string): GatewayCertificates {
+  return {
+    ...revoker(ctx),
+    issue: (cn) =>
+      ctx.devices.issue({ actor: 'cli', owner, commonName: cn, deviceName: cn, kind: 'gateway' }),
   };
 }
 
@@ -79,7 +87,14 @@ export function register(program: Command, env: CliEnv): void {
   const gw = program
     .command('gateway')
     .description('office gateway host: routes the office LAN into the cluster');
+  registerProvision(gw, env);
+  registerStatus(gw, env);
+  registerRemove(gw, env);
+  registerList(gw, env);
+}
 
+/** `gateway provision`: options are checked before anything connects; the SSH steps are in gateway/. */
+function registerProvision(gw: Command, env: CliEnv): void {
   gw.command('provision <target>')
     .description(
       'provision (or re-check) a Linux host as the office gateway, over SSH (TARGET = user@host[:port])',
@@ -102,70 +117,83 @@ export function register(program: Command, env: CliEnv): void {
     )
     .option('--service <kind>', 'auto | systemd | daemon', 'auto')
     .option('--wait <seconds>', 'how long to wait for the tunnel and the pod route', '60')
-    .action(
-      async (
-        targetText: string,
-        o: SshOpts & {
-          name?: string;
-          lan: string[];
-          owner: string;
-          dryRun?: boolean;
-          acceptNewHostKey?: boolean;
-          install?: boolean;
-          service: string;
-          wait: string;
-        },
-        cmd: Command,
-      ) => {
-        const target = parseTarget('target', targetText);
-        const name = o.name ?? target.host.toLowerCase();
-        if (!o.name && !NAME_PATTERN.test(name))
-          throw new BadRequest(
-            `--name is required: host "${target.host}" is not a valid gateway name`,
-            'name',
-          );
-        if (!['auto', 'systemd', 'daemon'].includes(o.service))
-          throw new BadRequest('--service must be auto, systemd or daemon', 'service');
-        const wait = Number(o.wait);
-        if (!Number.isFinite(wait) || wait < 0)
-          throw new BadRequest('--wait must be a number of seconds', 'wait');
-        await withContext(env, cmd, async (ctx) => {
-          const net = effectiveNetwork(ctx.config, ctx.store);
-          const connect = connector(ctx, target, o, {
-            acceptNew: o.acceptNewHostKey === true,
-            record: !o.dryRun,
-          });
-          const gateways = {
-            getGateway: ctx.store.getGateway.bind(ctx.store),
-            // remember how to reach it, so status/remove need no options
-            upsertGateway: (g: Parameters<AppContext['store']['upsertGateway']>[0]) =>
-              ctx.store.upsertGateway({
-                ...g,
-                details: {
-                  ...g.details,
-                  identityFile: resolve(o.identity!),
-                  ...(o.passphraseFile ? { passphraseFile: resolve(o.passphraseFile) } : {}),
-                },
-              }),
-          };
-          await provisionGateway(
-            {
-              name,
-              target,
-              lans: o.lan.length > 0 ? o.lan : ctx.config.vpn.officeLans,
-              clusterRanges: [...net.podCidrs, ...net.serviceCidrs, ...net.extraRoutes],
-              reservedRanges: { 'vpn.clientSubnet': ctx.config.vpn.clientSubnet },
-              dryRun: o.dryRun === true,
-              install: o.install === true,
-              serviceManager: o.service as 'auto' | 'systemd' | 'daemon',
-              waitMs: wait * 1000,
-            },
-            { connect, certs: certificates(ctx, o.owner), gateways, out: env.out, now: ctx.now },
-          );
+    .action(async (targetText: string, o: ProvisionOpts, cmd: Command) => {
+      const { target, name, wait } = checkProvisionOptions(targetText, o);
+      await withContext(env, cmd, async (ctx) => {
+        const net = effectiveNetwork(ctx.config, ctx.store);
+        const connect = connector(ctx, target, o, {
+          acceptNew: o.acceptNewHostKey === true,
+          record: !o.dryRun,
         });
-      },
-    );
+        await provisionGateway(
+          {
+            name,
+            target,
+            lans: o.lan.length > 0 ? o.lan : ctx.config.vpn.officeLans,
+            clusterRanges: [...net.podCidrs, ...net.serviceCidrs, ...net.extraRoutes],
+            reservedRanges: { 'vpn.clientSubnet': ctx.config.vpn.clientSubnet },
+            dryRun: o.dryRun === true,
+            install: o.install === true,
+            serviceManager: o.service as 'auto' | 'systemd' | 'daemon',
+            waitMs: wait * 1000,
+          },
+          {
+            connect,
+            certs: certificates(ctx, o.owner),
+            gateways: rememberingGateways(ctx, o),
+            out: env.out,
+            now: ctx.now,
+          },
+        );
+      });
+    });
+}
 
+interface ProvisionOpts extends SshOpts {
+  name?: string;
+  lan: string[];
+  owner: string;
+  dryRun?: boolean;
+  acceptNewHostKey?: boolean;
+  install?: boolean;
+  service: string;
+  wait: string;
+}
+
+/** Checks what `gateway provision` was given, before the data dir is opened or anything connects. */
+function checkProvisionOptions(
+  targetText: string,
+  o: ProvisionOpts,
+): { target: SshTarget; name: string; wait: number } {
+  const target = parseTarget('target', targetText);
+  const name = o.name ?? target.host.toLowerCase();
+  if (!o.name && !NAME_PATTERN.test(name))
+    throw new BadRequest(`--name is required: host "${target.host}" is not a valid gateway name`, 'name');
+  if (!['auto', 'systemd', 'daemon'].includes(o.service))
+    throw new BadRequest('--service must be auto, systemd or daemon', 'service');
+  const wait = Number(o.wait);
+  if (!Number.isFinite(wait) || wait < 0) throw new BadRequest('--wait must be a number of seconds', 'wait');
+  return { target, name, wait };
+}
+
+/** The gateway records, remembering how to reach the host so that status/remove need no options. */
+function rememberingGateways(ctx: AppContext, o: SshOpts) {
+  return {
+    getGateway: ctx.store.getGateway.bind(ctx.store),
+    upsertGateway: (g: Parameters<AppContext['store']['upsertGateway']>[0]) =>
+      ctx.store.upsertGateway({
+        ...g,
+        details: {
+          ...g.details,
+          identityFile: resolve(o.identity!),
+          ...(o.passphraseFile ? { passphraseFile: resolve(o.passphraseFile) } : {}),
+        },
+      }),
+  };
+}
+
+/** `gateway status`: read over SSH with the identity recorded at provision time. */
+function registerStatus(gw: Command, env: CliEnv): void {
   gw.command('status <name>')
     .description('tunnel up, routes through it and the last handshake, read over SSH')
     .option('--identity <file>', 'SSH private key (default: the one used to provision)')
@@ -177,7 +205,10 @@ export function register(program: Command, env: CliEnv): void {
         env.out(g.json ? JSON.stringify(s, null, 2) : formatStatus(s));
       });
     });
+}
 
+/** `gateway remove`: undo the host side (unless --local-only), revoke the certificate, forget it. */
+function registerRemove(gw: Command, env: CliEnv): void {
   gw.command('remove <name>')
     .description('stop the tunnel, delete its files and NAT rules, revoke its certificate')
     .option('--identity <file>', 'SSH private key (default: the one used to provision)')
@@ -192,7 +223,7 @@ export function register(program: Command, env: CliEnv): void {
             connect: o.localOnly
               ? () => Promise.reject(new Error('--local-only does not connect'))
               : connector(ctx, target, ssh),
-            certs: certificates(ctx, 'admin'),
+            certs: revoker(ctx),
             gateways: ctx.store,
             out: env.out,
           },
@@ -200,7 +231,10 @@ export function register(program: Command, env: CliEnv): void {
         );
       });
     });
+}
 
+/** `gateway list`: what the store knows, no SSH. */
+function registerList(gw: Command, env: CliEnv): void {
   gw.command('list')
     .description('gateways known to this podgate')
     .action(async (_o: unknown, cmd: Command) => {

@@ -144,12 +144,12 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     res.json({ items: admin.gateways() });
   });
 
-  r.get('/cluster', requireAdmin, async (_req, res) => {
-    res.json({ ...(await admin.clusterView()), deploy: deploys.get() });
+  r.get('/cluster', requireAdmin, (_req, res) => {
+    res.json({ ...admin.clusterView(), deploy: deploys.get() });
   });
   r.post('/cluster/discover', requireAdmin, async (req, res) => {
     const result = await admin.requireCluster().discover();
-    res.json({ discovery: result, ...(await admin.clusterView()) });
+    res.json({ discovery: result, ...admin.clusterView() });
   });
   r.get('/cluster/status', requireAdmin, async (_req, res) => {
     const { raw, lines } = await admin.clusterStatus();

@@ -52,12 +52,22 @@ function certRows(items: DeviceView[], at: Date): Record<string, unknown>[] {
 }
 
 /** Admin pages. Every route is admin-only; state changes need the CSRF token. */
-export function adminPages({ actions, admin, deploys, now }: RouteDeps): Router {
+export function adminPages(deps: RouteDeps): Router {
   const r = Router();
   r.use(requireAdmin, csrfProtect);
 
   r.get('/', (_req, res) => res.redirect(303, '/admin/certs'));
 
+  certPages(r, deps);
+  userPages(r, deps);
+  sessionPages(r, deps);
+  recordPages(r, deps);
+  clusterPages(r, deps);
+  return r;
+}
+
+/** The certificate table (filter, sort, page) and the revoke confirmation. */
+function certPages(r: Router, { actions, now }: RouteDeps): void {
   r.get('/certs', (req, res) => {
     const q = parse(certQuery, req.query);
     const result = actions.listCerts(q);
@@ -115,7 +125,10 @@ export function adminPages({ actions, admin, deploys, now }: RouteDeps): Router 
     await actions.revokeCert(req.auth!.user, String(req.params.serial), reason as RevocationReason);
     res.redirect(303, '/admin/certs?done=revoked');
   });
+}
 
+/** Users: list, create, role, disable (with the certificates that go with it), enable. */
+function userPages(r: Router, { actions, admin }: RouteDeps): void {
   const usersPage = (req: Request, res: Response, status = 200, form?: FormError): void => {
     res.status(status).render('admin/users', {
       title: 'Users',
@@ -167,7 +180,10 @@ export function adminPages({ actions, admin, deploys, now }: RouteDeps): Router 
     await actions.updateUser(req.auth!.user, String(req.params.name), { disabled: false });
     res.redirect(303, '/admin/users?done=user-enabled');
   });
+}
 
+/** Live VPN sessions read from the management interface, and disconnect. */
+function sessionPages(r: Router, { admin }: RouteDeps): void {
   r.get('/sessions', async (req, res) => {
     let connected = admin.sessionsConnected;
     let sessions: unknown[] = [];
@@ -195,7 +211,10 @@ export function adminPages({ actions, admin, deploys, now }: RouteDeps): Router 
     await admin.disconnect(req.auth!.user.name, String(req.params.cid));
     res.redirect(303, '/admin/sessions?done=disconnected');
   });
+}
 
+/** Read-only records: the audit log, the current CRL, the known gateways. */
+function recordPages(r: Router, { admin }: RouteDeps): void {
   r.get('/audit', (req, res) => {
     const q = parse(auditQuery, req.query);
     const data = admin.audit(q.page, q.action);
@@ -216,7 +235,10 @@ export function adminPages({ actions, admin, deploys, now }: RouteDeps): Router 
   r.get('/gateways', (_req, res) => {
     res.render('admin/gateways', { title: 'Gateways', nav: 'gateways', gateways: admin.gateways() });
   });
+}
 
+/** The cluster: discovery, manifests download, live status and the deploy started from the page. */
+function clusterPages(r: Router, { admin, deploys }: RouteDeps): void {
   r.get('/cluster', async (req, res) => {
     const deploy = deploys.get();
     // Reading live status talks to the API server: only when asked (?status=1).
@@ -232,7 +254,7 @@ export function adminPages({ actions, admin, deploys, now }: RouteDeps): Router 
     res.render('admin/cluster', {
       title: 'Cluster',
       nav: 'cluster',
-      cluster: await admin.clusterView(),
+      cluster: admin.clusterView(),
       status,
       statusError,
       deploy,
@@ -260,6 +282,4 @@ export function adminPages({ actions, admin, deploys, now }: RouteDeps): Router 
     admin.startDeploy(deploys, req.auth!.user.name);
     res.redirect(303, '/admin/cluster?done=deploy-started');
   });
-
-  return r;
 }

@@ -135,7 +135,10 @@ describe('podgate agent --cluster (process) against the fake API server', functi
       revoked: [],
       reissuedCommonNames: [],
     });
-    await new Promise((r) => setTimeout(r, 500));
+    await until(
+      () => /not applied/.test(stderr) && /issuer is not this CA/.test(stderr),
+      'the agent reporting the refusal',
+    );
     assert.equal(readFileSync(crlFile, 'utf8').trim(), crl2.trim());
 
     child.kill('SIGTERM');

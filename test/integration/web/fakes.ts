@@ -3,6 +3,8 @@
  * running here: the OpenVPN management interface (a live server) and a Kubernetes API server. They
  * model only what the web layer calls; the real ones are tested by their owners.
  */
+import type { ClusterStatus, DeployResult, DiscoveryResult } from '../../../src/cluster/index.js';
+import type { EffectiveRevocation } from '../../../src/cluster/agent-status.js';
 import { NotFound } from '../../../src/lib/errors.js';
 import type { ClusterPort } from '../../../src/web/cluster-port.js';
 import type { Session, SessionsProvider } from '../../../src/web/sessions-provider.js';
@@ -31,9 +33,9 @@ export class FakeSessions implements SessionsProvider {
 
 /** Stand-in for ClusterService with the DiscoveryResult shape; deploy reports three steps. */
 export class FakeCluster implements ClusterPort {
-  discovered: unknown;
+  discovered: DiscoveryResult | undefined;
   release: (() => void) | undefined;
-  async discover(): Promise<unknown> {
+  async discover(): Promise<DiscoveryResult> {
     this.discovered = {
       discoveredAt: '2026-11-27T12:00:00.000Z',
       podCidrs: ['10.244.0.0/16'],
@@ -50,24 +52,27 @@ export class FakeCluster implements ClusterPort {
     };
     return this.discovered;
   }
-  lastDiscovery(): unknown {
+  lastDiscovery(): DiscoveryResult | undefined {
     return this.discovered;
   }
-  async manifests(): Promise<unknown> {
+  async manifests(): Promise<{ name: string; yaml: string }[]> {
     return [
       { name: '00-namespace.yaml', yaml: 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: middleware\n' },
       { name: '10-service.yaml', yaml: 'apiVersion: v1\nkind: Service\nmetadata:\n  name: podgate-vpn\n' },
     ];
   }
   failWith: Error | undefined;
-  async deploy(onProgress: (e: unknown) => void): Promise<unknown> {
+  async deploy(onProgress: (line: string) => void = () => undefined): Promise<DeployResult> {
     if (this.failWith) throw this.failWith;
     onProgress('applied Namespace/middleware');
     await new Promise<void>((resolve) => (this.release = resolve));
     onProgress('rollout ready 1/1');
-    return { ok: true };
+    return {
+      objects: [{ object: 'Namespace/middleware', action: 'created' }],
+      rollout: { ready: true, replicas: 1, readyReplicas: 1, changed: true },
+    };
   }
-  async status(): Promise<unknown> {
+  async status(): Promise<ClusterStatus & { newlyEffective: EffectiveRevocation[] }> {
     return {
       namespace: 'middleware',
       deployment: { replicas: 1, readyReplicas: 1, updatedReplicas: 1, generation: 2, observedGeneration: 2 },
@@ -83,6 +88,7 @@ export class FakeCluster implements ClusterPort {
       ],
       endpoints: ['10.244.1.5:1194/UDP'],
       agent: { lastAppliedCrlNumber: 3, effective: [], pending: [] },
+      newlyEffective: [],
     };
   }
 }

@@ -18,9 +18,13 @@ const brokenCluster: ClusterPort = {
     throw new Error(SECRET);
   },
   lastDiscovery: () => undefined,
-  manifests: async () => '',
-  deploy: async () => undefined,
-  status: async () => ({}),
+  manifests: async () => [],
+  deploy: async () => {
+    throw new Error(SECRET);
+  },
+  status: async () => {
+    throw new Error(SECRET);
+  },
 };
 
 describe('web public endpoints, headers and errors', function () {

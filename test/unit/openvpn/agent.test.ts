@@ -1,19 +1,21 @@
 /**
  * The agent core with a real CA and real CRLs (podgate's pki), real files, a real SQLite store for the
  * reporter, and an in-memory management interface that records what is killed and checks that the new
- * CRL is already on disk when the first kill arrives (the order DESIGN.md requires).
+ * CRL is already on disk when the first kill arrives (a session killed earlier would reconnect on the
+ * old CRL).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  CrlRefused,
   RevocationAgent,
   type AgentReporter,
   type AppliedReport,
   type PendingReport,
 } from '../../../src/openvpn/agent.js';
-import type { ManagementApi } from '../../../src/openvpn/management-client.js';
+import { ManagementCommandFailed, type ManagementApi } from '../../../src/openvpn/management-client.js';
 import type { ClientSession, ServerStatus } from '../../../src/openvpn/status.js';
 import type { RevocationBundle } from '../../../src/openvpn/revocation-bundle.js';
 import { LocalCrlPublisher } from '../../../src/openvpn/local-publisher.js';
@@ -43,6 +45,8 @@ class FakeManagement {
   sessions: ClientSession[] = [];
   kills: { cid: number; halt: boolean; crlOnDisk: string }[] = [];
   down = false;
+  /** Thrown by the next client-kill calls instead of killing. */
+  killError: Error | undefined;
   constructor(private readonly crlFile: string) {}
   connect = async (): Promise<ManagementApi> => {
     if (this.down) throw new Upstream('openvpn management: connect ENOENT');
@@ -57,6 +61,7 @@ class FakeManagement {
         dcoEnabled: false,
       }),
       clientKill: async (cid: number, halt: boolean) => {
+        if (this.killError) throw this.killError;
         this.kills.push({ cid, halt, crlOnDisk: readFileSync(this.crlFile, 'utf8') });
         this.sessions = this.sessions.filter((s) => s.clientId !== cid);
       },
@@ -194,6 +199,61 @@ describe('openvpn/agent', function () {
     });
     await assert.rejects(future.apply(bundle([])), /nextUpdate/);
     assert.equal(readFileSync(crlFile, 'utf8').trim(), newer.crlPem.trim());
+  });
+
+  it('refusals are CrlRefused saying why, from apply and from prime alike; the file stays', async () => {
+    const agent = new RevocationAgent({ caCertPem: pki.caPem, crlFile, connect: mgmt.connect, reporter });
+    const older = bundle([]);
+    const current = bundle([]);
+    await agent.apply(current);
+    const refusal = (why: string) => (e: unknown) => e instanceof CrlRefused && e.refusal === why;
+    const other = await makeTestPki();
+    const foreign = other.nextCrl();
+    await assert.rejects(
+      agent.apply({ ...current, crlNumber: other.crlNumber, crlPem: foreign }),
+      refusal('unverified'),
+    );
+    assert.throws(
+      () => agent.prime({ ...current, crlNumber: other.crlNumber, crlPem: foreign }),
+      refusal('unverified'),
+    );
+    await assert.rejects(agent.apply(older), refusal('older'));
+    assert.throws(() => agent.prime(older), refusal('older'));
+    const twin = bundle([]);
+    const sameNumber = {
+      ...twin,
+      crlNumber: current.crlNumber,
+      crlPem: pki.ca.buildCrl({ number: current.crlNumber, entries: [], nextUpdateDays: 20 }),
+    };
+    await assert.rejects(agent.apply(sameNumber), refusal('conflicting'));
+    assert.throws(() => agent.prime(sameNumber), refusal('conflicting'));
+    await assert.rejects(
+      agent.apply({ ...twin, crlNumber: twin.crlNumber + 1 }),
+      refusal('mismatched-bundle'),
+    );
+    assert.equal(readFileSync(crlFile, 'utf8').trim(), current.crlPem.trim());
+  });
+
+  it('a session gone before client-kill (openvpn answers ERROR) is done; a broken connection is pending', async () => {
+    const agent = new RevocationAgent({ caCertPem: pki.caPem, crlFile, connect: mgmt.connect, reporter });
+    const hank = await pki.issueClient('hank.laptop');
+    pki.revoked.push({ serial: hank.serial, revokedAt: new Date(), reason: 'keyCompromise' });
+    mgmt.sessions = [session('hank.laptop', 4)];
+    mgmt.killError = new ManagementCommandFailed('client-kill', 'client-kill command failed');
+    const gone = await agent.apply(bundle([{ serial: hank.serial, cn: 'hank.laptop' }]));
+    assert.deepEqual([gone.pending, gone.killed.length, applied.length, pendings.length], [false, 0, 1, 0]);
+
+    const ivy = await pki.issueClient('ivy.laptop');
+    pki.revoked.push({ serial: ivy.serial, revokedAt: new Date(), reason: 'keyCompromise' });
+    mgmt.sessions = [session('ivy.laptop', 5)];
+    mgmt.killError = new Upstream('openvpn management: connection closed');
+    const broken = await agent.apply(bundle([{ serial: ivy.serial, cn: 'ivy.laptop' }]));
+    agent.stop();
+    assert.equal(broken.pending, true);
+    assert.deepEqual(
+      pendings.map((p) => p.revoked.map((r) => r.serial)),
+      [[ivy.serial]],
+    );
   });
 
   it('reports pending while the management socket is down and applies when it is back', async () => {

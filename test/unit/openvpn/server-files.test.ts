@@ -45,7 +45,11 @@ describe('openvpn/server-files', () => {
   });
 
   it('a closed (0700) data dir puts the active CRL under /run/podgate; gone data dirs are pruned', function () {
-    if (process.getuid?.() !== 0) this.skip();
+    if (process.getuid?.() !== 0) {
+      // /run/podgate needs root. CI runs the suites as root, so there a non-root run is a broken setup.
+      if (process.env.CI === 'true') throw new Error('needs root to write /run/podgate, and CI runs as root');
+      this.skip();
+    }
     const config = configSchema.parse({ dataDir: join(root, 'data') });
     mkdirSync(config.dataDir, { mode: 0o700 });
     const paths = serverPaths(config);

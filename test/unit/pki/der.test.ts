@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import {
   fromPem,
   integerContentToSerialHex,
-  isSerialHex,
   readRoot,
   serialHexToIntegerHex,
   toPem,
@@ -25,12 +24,6 @@ describe('pki DER helpers: serial encoding both ways', () => {
       assert.equal(integerContentToSerialHex(Buffer.from(content, 'hex')), printed);
     });
   }
-
-  it('isSerialHex: hex, even length, 1-20 bytes', () => {
-    for (const ok of ['00', 'AB', 'ab', 'FF'.repeat(20)]) assert.ok(isSerialHex(ok), ok);
-    for (const bad of ['', 'A', 'ABC', 'XY', 'FF'.repeat(21), ' AB', 'AB\n'])
-      assert.ok(!isSerialHex(bad), bad);
-  });
 
   it('PEM round trip keeps the bytes; a wrong label or trailing DER bytes are refused', () => {
     const der = Buffer.from('3003020105ff', 'hex');
