@@ -1,3 +1,4 @@
+import { passwordSignInAllowed, passwordSignInHint } from '../auth/local-login.js';
 import { BadRequest, NotFound, Unauthorized } from '../lib/errors.js';
 import { validateName } from '../lib/names.js';
 import type { AppContext } from '../services/context.js';
@@ -78,7 +79,9 @@ export class WebActions {
   async login(name: string, password: string, ip: string): Promise<{ user: User; session: WebSession }> {
     const account = name.toLowerCase();
     this.throttle.check(account, ip);
-    const user = await this.ctx.users.verifyPassword(name, password);
+    const verified = await this.ctx.users.verifyPassword(name, password);
+    // auth.local: a right password of someone who must use single sign-on counts as a failure
+    const user = verified && passwordSignInAllowed(this.ctx.config, verified) ? verified : undefined;
     const { store } = this.ctx;
     if (!user || user.disabled) {
       this.throttle.fail(account, ip);
@@ -89,7 +92,7 @@ export class WebActions {
         result: 'error',
         details: { ip },
       });
-      throw new Unauthorized('invalid user name or password');
+      throw new Unauthorized('invalid user name or password' + passwordSignInHint(this.ctx.config));
     }
     this.throttle.succeed(account);
     const session = this.sessions.create(user.id);
