@@ -43,11 +43,14 @@ export function oidcRoutes({ ctx, sessions, oidc, now }: OidcRouteDeps): Router 
   const r = Router();
   const settings = ctx.config.auth.oidc;
 
-  r.use((_req, res, next) => {
+  r.use((req, res, next) => {
+    // A link, not a form: CSP form-action 'self' also applies to the redirect on to the provider.
+    const back = safeNext(req.query.next ?? (req.body as Record<string, unknown> | undefined)?.next);
     if (settings)
       res.locals.oidcLogin = {
         name: settings.displayName,
         adminsOnly: ctx.config.auth.local === 'admins-only',
+        href: `/auth/oidc/start?next=${encodeURIComponent(back)}`,
       };
     res.locals.passwordLoginOff = ctx.config.auth.local === 'off';
     next();
