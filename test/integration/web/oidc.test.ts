@@ -261,6 +261,13 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     const stranger = await step(new Jar(), back);
     assert.equal(stranger.status, 400);
     assert.match(stranger.body, /not started in this browser/);
+    // the right browser succeeds once; the same answer replayed with the same cookie is refused
+    const cookie = jar.get(r.url, 'podgate_oidc')!;
+    assert.equal((await step(jar, back)).status, 200);
+    const res = await fetch(back, { headers: { cookie: `podgate_oidc=${cookie}` }, redirect: 'manual' });
+    assert.equal(res.status, 400);
+    assert.match(await res.text(), /already used/);
+    assert.equal(res.headers.getSetCookie().filter((c) => c.startsWith('podgate_sid=')).length, 0);
   });
 
   it('PKCE: podgate always sends an S256 challenge; a code from a request without one is refused', async () => {
