@@ -90,7 +90,7 @@ export class OidcClient {
         ...(this.fetchImpl ? { [oidc.customFetch]: this.fetchImpl } : {}),
       });
     } catch (err) {
-      throw explain(err, this.settings.issuer, 'discovery');
+      throw explain(err, this.settings.issuer, 'discovery', this.now());
     }
     this.cached = { config, at: Date.now(), skew };
     return config;
@@ -144,7 +144,7 @@ export class OidcClient {
         );
       return { claims: { ...claims }, refreshToken: tokens.refresh_token };
     } catch (err) {
-      throw explain(err, this.settings.issuer, 'sign-in');
+      throw explain(err, this.settings.issuer, 'sign-in', this.now());
     }
   }
 
@@ -164,7 +164,7 @@ export class OidcClient {
       if (err instanceof oidc.ResponseBodyError && err.error === 'invalid_grant') {
         throw new GrantRevoked(err.error_description ?? err.error);
       }
-      throw explain(err, this.settings.issuer, 'refresh');
+      throw explain(err, this.settings.issuer, 'refresh', this.now());
     }
   }
 }
@@ -183,7 +183,12 @@ function causeMessage(err: unknown): string {
  * Turns what openid-client throws into a message a person can act on: who must fix what.
  * The detail from the library stays in `cause` for the log.
  */
-export function explain(err: unknown, issuer: string, step: 'discovery' | 'sign-in' | 'refresh'): AppError {
+export function explain(
+  err: unknown,
+  issuer: string,
+  step: 'discovery' | 'sign-in' | 'refresh',
+  now: Date = new Date(),
+): AppError {
   if (err instanceof AppError) return err;
   const detail = causeMessage(err);
   log.warn({ step, issuer, err: detail }, 'OpenID Connect step failed');
@@ -233,7 +238,7 @@ export function explain(err: unknown, issuer: string, step: 'discovery' | 'sign-
       400,
       'oidc_clock',
       "the provider's ID token is expired or not yet valid: podgate's clock and the provider's differ " +
-        `(podgate's time is ${new Date().toISOString()}); check NTP on both machines, then sign in again`,
+        `(podgate's time is ${now.toISOString()}); check NTP on both machines, then sign in again`,
       { cause: err },
     );
   }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
+import { rateLimit } from 'express-rate-limit';
 import type { PendingLogin } from '../../auth/oidc-client.js';
-import { AppError, NotFound } from '../../lib/errors.js';
+import { AppError, NotFound, TooManyRequests } from '../../lib/errors.js';
 import { logger } from '../../lib/logger.js';
 import type { AppContext } from '../../services/context.js';
 import type { OidcParts } from '../../services/oidc.js';
@@ -10,6 +11,9 @@ import { renderLogin, safeNext } from './pages-user.js';
 import '../types.js';
 
 const log = logger.child({ module: 'web-oidc' });
+
+/** Sign-ins started per address and minute: each one keeps a small row for ten minutes. */
+const STARTS_PER_MINUTE = 30;
 
 /** A sign-in at the provider must come back within this time. */
 const PENDING_MINUTES = 10;
@@ -62,7 +66,16 @@ export function oidcRoutes({ ctx, sessions, oidc, now }: OidcRouteDeps): Router 
     renderLogin(req, res, err.status, err.message);
   };
 
-  r.get('/auth/oidc/start', async (req, res) => {
+  const startLimit = rateLimit({
+    windowMs: 60_000,
+    limit: STARTS_PER_MINUTE,
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+    handler: (_req, _res, next) =>
+      next(new TooManyRequests('too many sign-ins started from this address; wait a minute')),
+  });
+
+  r.get('/auth/oidc/start', startLimit, async (req, res) => {
     if (!oidc || !settings) throw new NotFound('single sign-on is not configured');
     try {
       const expected = new URL(settings.redirectUrl);

@@ -352,6 +352,15 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     );
   });
 
+  it('429 after 30 sign-ins started from one address in a minute (each keeps a row for ten minutes)', async () => {
+    await setup();
+    const jar = new Jar();
+    for (let i = 0; i < 30; i++) assert.equal((await step(jar, `${r.url}/auth/oidc/start`)).status, 303);
+    const res = await step(jar, `${r.url}/auth/oidc/start`);
+    assert.equal(res.status, 429);
+    assert.match(res.body, /too many sign-ins started from this address/);
+  });
+
   it('API tokens keep working for a single sign-on user (token from `podgate token create`)', async () => {
     await setup();
     await signInVia(r, 'u-dev');
@@ -402,6 +411,19 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
       again.map((e) => e.outcome),
       ['already-disabled', 'ok'],
     );
+    // the provider down: nothing changes, an error row says so, the next run tries again
+    await p.close();
+    const down = await openOidc(r.f.ctx)!.sync('test');
+    assert.deepEqual(
+      down.map((e) => [e.user, e.outcome]),
+      [
+        ['dev.eloper', 'already-disabled'],
+        ['boss', 'error'],
+      ],
+    );
+    assert.match(down[1]!.detail!, /not reachable/);
+    assert.equal(r.f.ctx.store.getUserByName('boss')!.disabled, false);
+    assert.equal(r.f.ctx.store.listAudit({ limit: 5, action: 'oidc.sync' })[0]!.result, 'error');
   });
 
   it('auth.local admins-only: a non-admin password is refused with the way to go, an admin still signs in', async () => {
