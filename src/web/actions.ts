@@ -1,6 +1,6 @@
 import { passwordSignInAllowed, passwordSignInHint } from '../auth/local-login.js';
 import { BadRequest, NotFound, Unauthorized } from '../lib/errors.js';
-import { validateName } from '../lib/names.js';
+import { validateDeviceName, validateName } from '../lib/names.js';
 import type { AppContext } from '../services/context.js';
 import { effectiveNetwork, type EffectiveNetwork } from '../services/network.js';
 import type { CertRecord, RevocationReason, User } from '../store/types.js';
@@ -77,14 +77,20 @@ export class WebActions {
    * message, whether the name is unknown, the password wrong or the account disabled.
    */
   async login(name: string, password: string, ip: string): Promise<{ user: User; session: WebSession }> {
-    const account = name.toLowerCase();
-    this.throttle.check(account, ip);
-    const verified = await this.ctx.users.verifyPassword(name, password);
-    // auth.local: a right password of someone who must use single sign-on counts as a failure
-    const user = verified && passwordSignInAllowed(this.ctx.config, verified) ? verified : undefined;
+    // Reserved before the password is hashed: parallel guesses cannot all slip past the check.
+    const attempt = this.throttle.begin(name.toLowerCase(), ip);
+    let user: User | undefined;
+    try {
+      const verified = await this.ctx.users.verifyPassword(name, password);
+      // auth.local: a right password of someone who must use single sign-on counts as a failure
+      user = verified && passwordSignInAllowed(this.ctx.config, verified) ? verified : undefined;
+    } catch (err) {
+      attempt.fail();
+      throw err;
+    }
     const { store } = this.ctx;
     if (!user || user.disabled) {
-      this.throttle.fail(account, ip);
+      attempt.fail();
       store.appendAudit({
         actor: 'anonymous',
         action: 'login.failed',
@@ -94,7 +100,7 @@ export class WebActions {
       });
       throw new Unauthorized('invalid user name or password' + passwordSignInHint(this.ctx.config));
     }
-    this.throttle.succeed(account);
+    attempt.succeed();
     const session = this.sessions.create(user.id);
     store.appendAudit({
       actor: user.name,
@@ -141,7 +147,7 @@ export class WebActions {
     user: User,
     input: { name: string; keyType?: string; csr?: string },
   ): Promise<IssuedDevice> {
-    const commonName = `${user.name}.${input.name}`;
+    const commonName = `${user.name}.${validateDeviceName('name', input.name)}`;
     try {
       validateName('name', commonName);
     } catch {
@@ -153,6 +159,7 @@ export class WebActions {
       commonName,
       deviceName: input.name,
       kind: 'client',
+      selfService: true,
       ...(input.keyType ? { keyType: input.keyType as never } : {}),
       ...(input.csr ? { csrPem: input.csr } : {}),
     });
