@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { NAME_PATTERN } from '../lib/names.js';
 import { parseCidr, isIp } from '../lib/cidr.js';
+import { authSchema } from './auth-schema.js';
 
 /** A CIDR string, checked and normalised by lib/cidr (host bits set is an error). */
 const cidr = z.string().superRefine((value, ctx) => {
@@ -163,6 +164,7 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    auth: authSchema,
     gateway: z
       .object({
         knownHostsFile: z.string().optional(),
@@ -176,3 +178,5 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type VpnConfig = Config['vpn'];
+export type AuthConfig = Config['auth'];
+export type OidcConfig = NonNullable<AuthConfig['oidc']>;

@@ -5,11 +5,18 @@ import type { Migration } from './migrations/index.js';
 
 const log = logger.child({ module: 'store' });
 
-/** Throws unless versions run 1, 2, 3, ... without gaps or repeats (a mistake caught at start, not in a schema). */
+/**
+ * Throws unless versions strictly increase (a mistake caught at start, not in a schema). Gaps are
+ * allowed: feature branches get their numbers up front, and every version missing from the database
+ * is applied in order, so a database from a branch with 1-3 and 7 later gains 4-6 as well.
+ */
 export function checkMigrationList(list: readonly Migration[]): void {
   list.forEach((m, i) => {
-    if (m.version !== i + 1) {
-      throw new Error(`migration list: position ${i + 1} holds version ${m.version} (${m.name})`);
+    const prev = i === 0 ? 0 : list[i - 1]!.version;
+    if (!Number.isInteger(m.version) || m.version <= prev) {
+      throw new Error(
+        `migration list: position ${i + 1} holds version ${m.version} (${m.name}) after ${prev}`,
+      );
     }
   });
 }
@@ -32,11 +39,12 @@ export function migrate(db: Database, list: readonly Migration[]): number {
   const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
 
   const current = (maxApplied.get() as { v: number | null }).v ?? 0;
-  if (current > list.length) {
+  const latest = list.length === 0 ? 0 : list[list.length - 1]!.version;
+  if (current > latest) {
     throw new AppError(
       500,
       'store_too_new',
-      `the database has schema version ${current}, this podgate knows up to ${list.length}: upgrade podgate`,
+      `the database has schema version ${current}, this podgate knows up to ${latest}: upgrade podgate`,
     );
   }
   const step = db.transaction((m: Migration) => {
@@ -44,12 +52,14 @@ export function migrate(db: Database, list: readonly Migration[]): number {
     db.exec(m.up);
     record.run(m.version, m.name, new Date().toISOString());
     // user_version mirrors the table so that `sqlite3 podgate.db 'PRAGMA user_version'` tells the schema
-    db.pragma(`user_version = ${m.version}`);
+    // (the highest applied version: a step filling a gap must not lower it)
+    const top = (maxApplied.get() as { v: number }).v;
+    db.pragma(`user_version = ${top}`);
   });
-  const pending = list.filter((m) => m.version > current);
+  const pending = list.filter((m) => isApplied.get(m.version) === undefined);
   for (const m of pending) step.immediate(m);
   if (pending.length > 0) {
-    log.info({ from: current, to: list.length, applied: pending.map((m) => m.name) }, 'schema migrated');
+    log.info({ from: current, to: latest, applied: pending.map((m) => m.name) }, 'schema migrated');
   }
-  return list.length;
+  return latest;
 }

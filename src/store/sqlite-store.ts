@@ -5,6 +5,7 @@ import { AppError } from '../lib/errors.js';
 import { SqliteAudit } from './audit-repo.js';
 import { SqliteCerts } from './certs-repo.js';
 import { SqliteGateways } from './gateways-repo.js';
+import { SqliteOidcIdentities } from './oidc-repo.js';
 import { migrate } from './migrate.js';
 import { migrations as allMigrations, type Migration } from './migrations/index.js';
 import { SqlitePending } from './pending-repo.js';
@@ -53,6 +54,7 @@ export class SqliteStore implements T.Store {
   private readonly tokens: SqliteTokens;
   private readonly pending: SqlitePending;
   private readonly gateways: SqliteGateways;
+  private readonly oidc: SqliteOidcIdentities;
 
   private constructor(file: string, db: Database.Database, options: OpenOptions) {
     this.file = file;
@@ -70,6 +72,7 @@ export class SqliteStore implements T.Store {
     this.tokens = new SqliteTokens(db);
     this.pending = new SqlitePending(db, this.tx);
     this.gateways = new SqliteGateways(db);
+    this.oidc = new SqliteOidcIdentities(db);
   }
 
   /** Opens (creating if needed) the database file and brings its schema up to date. */
@@ -235,5 +238,22 @@ export class SqliteStore implements T.Store {
   }
   deleteGateway(name: string): void {
     this.gateways.deleteGateway(name);
+  }
+
+  // single sign-on identities
+  getOidcIdentity(issuer: string, subject: string): T.OidcIdentity | undefined {
+    return this.oidc.getOidcIdentity(issuer, subject);
+  }
+  getOidcIdentityOfUser(userId: number): T.OidcIdentity | undefined {
+    return this.oidc.getOidcIdentityOfUser(userId);
+  }
+  listOidcIdentities(issuer: string): T.OidcIdentity[] {
+    return this.oidc.listOidcIdentities(issuer);
+  }
+  insertOidcIdentity(i: Parameters<T.OidcIdentityStore['insertOidcIdentity']>[0]): T.OidcIdentity {
+    return this.oidc.insertOidcIdentity(i);
+  }
+  updateOidcIdentity(...args: Parameters<T.OidcIdentityStore['updateOidcIdentity']>): void {
+    this.oidc.updateOidcIdentity(...args);
   }
 }

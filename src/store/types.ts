@@ -18,6 +18,8 @@ export interface User {
 }
 
 import type { CertKind, RevocationReason } from '../lib/cert-vocabulary.js';
+import type { OidcIdentityStore } from './oidc-repo.js';
+export type { OidcIdentity, OidcIdentityStore } from './oidc-repo.js';
 export type { CertKind, RevocationReason };
 export type CertStatus = 'valid' | 'revoked';
 
@@ -235,7 +237,8 @@ export interface Store
     TokenStore,
     PendingStore,
     GatewayStore,
-    ClusterStore {
+    ClusterStore,
+    OidcIdentityStore {
   /**
    * Runs fn synchronously in one write transaction (BEGIN IMMEDIATE); a throw rolls everything back.
    * Nested calls become savepoints. fn must not be async (a returned Promise is refused).

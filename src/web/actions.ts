@@ -1,3 +1,4 @@
+import { passwordSignInAllowed, passwordSignInHint } from '../auth/local-login.js';
 import { BadRequest, NotFound, Unauthorized } from '../lib/errors.js';
 import { validateDeviceName, validateName } from '../lib/names.js';
 import { parseSerial } from '../lib/serial.js';
@@ -81,7 +82,9 @@ export class WebActions {
     const attempt = this.throttle.begin(name.toLowerCase(), ip);
     let user: User | undefined;
     try {
-      user = await this.ctx.users.verifyPassword(name, password);
+      const verified = await this.ctx.users.verifyPassword(name, password);
+      // auth.local: a right password of someone who must use single sign-on counts as a failure
+      user = verified && passwordSignInAllowed(this.ctx.config, verified) ? verified : undefined;
     } catch (err) {
       attempt.fail();
       throw err;
@@ -96,7 +99,7 @@ export class WebActions {
         result: 'error',
         details: { ip },
       });
-      throw new Unauthorized('invalid user name or password');
+      throw new Unauthorized('invalid user name or password' + passwordSignInHint(this.ctx.config));
     }
     attempt.succeed();
     const session = this.sessions.create(user.id);

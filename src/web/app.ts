@@ -22,6 +22,8 @@ import type { SessionsProvider } from './sessions-provider.js';
 import { apiRouter } from './routes/api.js';
 import { adminPages } from './routes/pages-admin.js';
 import { userPages } from './routes/pages-user.js';
+import { oidcRoutes } from './routes/oidc.js';
+import { openOidc, type OidcParts } from '../services/oidc.js';
 import { publicRouter } from './routes/public.js';
 import { tokenPages, tokensApi } from './routes/tokens.js';
 
@@ -34,6 +36,8 @@ export interface AppDeps {
   now?: () => Date;
   /** Sign-in throttle limits (tests lower them). */
   throttle?: Partial<ThrottleLimits>;
+  /** Single sign-on parts; default: built from `auth.oidc` (none when it is not configured). */
+  oidc?: OidcParts;
 }
 
 /** Finds the repository root (templates/ and public/) from dist/src/web or src/web. */
@@ -130,6 +134,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/v1/tokens', tokensApi(tokens, now));
   app.use('/tokens', tokenPages(tokens, now));
   app.use('/api/v1', apiRouter(routeDeps));
+  app.use(oidcRoutes({ ctx, sessions, oidc: deps.oidc ?? openOidc(ctx), now }));
   app.use(userPages(routeDeps, ctx.config));
   app.use('/admin', adminPages(routeDeps));
   app.use(notFound);

@@ -11,6 +11,8 @@ import type { AppContext } from '../../services/context.js';
 import type { ClusterPort } from '../../web/cluster-port.js';
 import type { SessionsProvider } from '../../web/sessions-provider.js';
 import { startServer } from '../../web/server.js';
+import { openOidc } from '../../services/oidc.js';
+import { scheduleOidcSync } from '../../services/oidc-sync.js';
 import { globalOpts, type CliEnv } from '../env.js';
 
 /**
@@ -82,12 +84,17 @@ export function register(program: Command, env: CliEnv): void {
         }
         const factory = (env as CliEnv & { webDeps?: WebDepsFactory }).webDeps ?? defaultWebDeps;
         const extra = await factory(config, ctx, env.env);
-        const server = await startServer({ ctx, ...extra, host: o.host, port });
+        const oidc = openOidc(ctx);
+        const server = await startServer({ ctx, ...extra, oidc, host: o.host, port });
         env.out(`podgate web app on ${server.url}`);
+        const stopSync = oidc
+          ? scheduleOidcSync(() => oidc.sync(), config.auth.oidc!.syncIntervalHours)
+          : () => undefined;
         await new Promise<void>((resolve) => {
           const stop = (): void => {
             process.off('SIGINT', stop);
             process.off('SIGTERM', stop);
+            stopSync();
             void server.close().then(resolve);
           };
           process.on('SIGINT', stop);

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { BadRequest } from '../../lib/errors.js';
 import { table, withContext, type CliEnv } from '../env.js';
+import { registerUserSync } from './user-sync.js';
 
 function readPasswordFile(file: string): string {
   try {
@@ -86,6 +87,8 @@ export function register(program: Command, env: CliEnv): void {
         env.out(`disabled ${name}; revoked ${revoked.length} certificate(s)`);
       });
     });
+
+  registerUserSync(user, env);
 
   user
     .command('enable <name>')

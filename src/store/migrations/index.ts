@@ -2,9 +2,19 @@ import { migration001 } from './001-core.js';
 import { migration002 } from './002-sessions-tokens.js';
 import { migration003 } from './003-agent-gateways.js';
 import { migration004 } from './004-token-expiry.js';
+import { migration007 } from './007-oidc-identities.js';
 import type { Migration } from './migration.js';
 
 export type { Migration } from './migration.js';
 
-/** Every schema step in order. Append new ones at the end; never reorder or edit released ones. */
-export const migrations: readonly Migration[] = [migration001, migration002, migration003, migration004];
+/**
+ * Every schema step in increasing version order. Append new ones at the end; never reorder or edit
+ * released ones. Numbers are assigned per feature branch, so a branch may leave gaps that a merge fills.
+ */
+export const migrations: readonly Migration[] = [
+  migration001,
+  migration002,
+  migration003,
+  migration004,
+  migration007,
+];

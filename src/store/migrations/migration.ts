@@ -7,7 +7,7 @@
  * rebuilds a referenced table must keep references valid by itself.
  */
 export interface Migration {
-  /** 1, 2, 3, ... without gaps; stored in `schema_migrations` and `PRAGMA user_version`. */
+  /** Strictly increasing (gaps allowed, filled in order later); stored in `schema_migrations` and `PRAGMA user_version`. */
   readonly version: number;
   readonly name: string;
   readonly up: string;

@@ -53,13 +53,13 @@ function loginCsrfCookie(req: Request): string {
 }
 
 /** Only same-site relative paths are followed after sign-in (no open redirect). */
-function safeNext(value: unknown): string {
+export function safeNext(value: unknown): string {
   return typeof value === 'string' && /^\/(?![/\\])[\x21-\x7e]*$/.test(value) && !value.startsWith('/login')
     ? value
     : '/devices';
 }
 
-function renderLogin(req: Request, res: Response, status: number, error?: string, name = ''): void {
+export function renderLogin(req: Request, res: Response, status: number, error?: string, name = ''): void {
   const token = randomToken();
   res.cookie(loginCsrfCookie(req), token, {
     httpOnly: true,

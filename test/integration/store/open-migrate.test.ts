@@ -4,9 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrations, openStore, SqliteStore, type Migration } from '../../../src/store/index.js';
+import { migrate } from '../../../src/store/migrate.js';
 import { newCert } from '../../unit/store/temp-store.js';
 
 const mode = (p: string): number => statSync(p).mode & 0o777;
+
+/** The highest known schema version (numbers are per feature, so the list may have gaps). */
+const LATEST = migrations[migrations.length - 1]!.version;
 
 describe('store: opening the file and migrating', () => {
   let dir: string;
@@ -49,10 +53,10 @@ describe('store: opening the file and migrating', () => {
   it('runs in WAL mode with the schema version recorded in both places', () => {
     const file = join(dir, 'podgate.db');
     const store = track(SqliteStore.open(file));
-    assert.equal(store.schemaVersion, migrations.length);
+    assert.equal(store.schemaVersion, LATEST);
     const raw = track(new Database(file));
     assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
-    assert.equal(raw.pragma('user_version', { simple: true }), migrations.length);
+    assert.equal(raw.pragma('user_version', { simple: true }), LATEST);
     const rows = raw.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all();
     assert.deepEqual(
       rows,
@@ -79,15 +83,15 @@ describe('store: opening the file and migrating', () => {
     s1.setSetting('k', 'v');
     s1.close();
     const extra: Migration = {
-      version: migrations.length + 1,
+      version: LATEST + 1,
       name: 'extra',
       up: 'CREATE TABLE extra (x TEXT) STRICT;',
     };
     const s2 = track(SqliteStore.open(file, { migrations: [...migrations, extra] }));
-    assert.equal(s2.schemaVersion, migrations.length + 1);
+    assert.equal(s2.schemaVersion, LATEST + 1);
     assert.equal(s2.getSetting('k'), 'v');
     const raw = track(new Database(file));
-    assert.equal(raw.pragma('user_version', { simple: true }), migrations.length + 1);
+    assert.equal(raw.pragma('user_version', { simple: true }), LATEST + 1);
     assert.ok(raw.prepare("SELECT 1 FROM sqlite_master WHERE name = 'extra'").get());
   });
 
@@ -95,15 +99,15 @@ describe('store: opening the file and migrating', () => {
     const file = join(dir, 'podgate.db');
     SqliteStore.open(file).close();
     const broken: Migration = {
-      version: migrations.length + 1,
+      version: LATEST + 1,
       name: 'broken',
       up: 'CREATE TABLE half (x TEXT); INSERT INTO no_such_table VALUES (1);',
     };
     assert.throws(() => SqliteStore.open(file, { migrations: [...migrations, broken] }), /no such table/);
     const raw = track(new Database(file));
-    assert.equal(raw.pragma('user_version', { simple: true }), migrations.length);
+    assert.equal(raw.pragma('user_version', { simple: true }), LATEST);
     assert.equal(raw.prepare("SELECT 1 FROM sqlite_master WHERE name = 'half'").get(), undefined);
-    assert.equal(raw.prepare('SELECT max(version) FROM schema_migrations').pluck().get(), migrations.length);
+    assert.equal(raw.prepare('SELECT max(version) FROM schema_migrations').pluck().get(), LATEST);
     track(SqliteStore.open(file)); // and the released steps still open it
   });
 
@@ -112,17 +116,41 @@ describe('store: opening the file and migrating', () => {
     SqliteStore.open(file).close();
     assert.throws(
       () => SqliteStore.open(file, { migrations: migrations.slice(0, 1) }),
-      new RegExp(`schema version ${migrations.length}, this podgate knows up to 1`),
+      new RegExp(`schema version ${LATEST}, this podgate knows up to 1`),
     );
   });
 
-  it('refuses a migration list with a gap', () => {
+  it('refuses a migration list out of order or with a repeat', () => {
     assert.throws(
       () =>
         SqliteStore.open(join(dir, 'x.db'), {
-          migrations: [migrations[0] as Migration, migrations[2] as Migration],
+          migrations: [migrations[1] as Migration, migrations[0] as Migration],
         }),
-      /position 2 holds version 3/,
+      /position 2 holds version 1 \(core\) after 2/,
+    );
+    assert.throws(
+      () =>
+        SqliteStore.open(join(dir, 'y.db'), {
+          migrations: [migrations[0] as Migration, migrations[0] as Migration],
+        }),
+      /position 2 holds version 1/,
+    );
+  });
+
+  it('fills a gap later: a step numbered below the newest applied one still runs once', () => {
+    const file = join(dir, 'gap.db');
+    const first: Migration = { version: 1, name: 'first', up: 'CREATE TABLE first (x TEXT) STRICT;' };
+    const late: Migration = { version: 7, name: 'late', up: 'CREATE TABLE late (x TEXT) STRICT;' };
+    const gap: Migration = { version: 4, name: 'gap', up: 'CREATE TABLE gap (x TEXT) STRICT;' };
+    const db = track(new Database(file));
+    assert.equal(migrate(db, [first, late]), 7);
+    assert.equal(migrate(db, [first, gap, late]), 7);
+    assert.ok(db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'gap'").get());
+    assert.equal(db.pragma('user_version', { simple: true }), 7, 'a gap filled later does not lower it');
+    migrate(db, [first, gap, late]); // and nothing runs twice
+    assert.deepEqual(
+      db.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all(),
+      [1, 4, 7],
     );
   });
 

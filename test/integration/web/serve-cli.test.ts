@@ -4,6 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec } from '../../../src/lib/exec.js';
+import { startTestProvider } from '../../helpers/oidc-provider.js';
+import { reservePort } from '../../helpers/oidc-setup.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 
@@ -14,11 +16,11 @@ interface Served {
 }
 
 /** Starts `podgate serve` on a free port and waits for the "listening" line. */
-function serve(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<Served> {
+function serve(dataDir: string, env: NodeJS.ProcessEnv = {}, port = '0'): Promise<Served> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [CLI, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'],
+      [CLI, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', port],
       {
         env: {
           ...process.env,
@@ -121,6 +123,35 @@ describe('podgate serve and podgate token create (CLI, real process)', function 
     running = await serve(join(dir, 'from-file'), { PODGATE_ADMIN_PASSWORD_FILE: file });
     assert.doesNotMatch(running.stdout, /shown once/);
     assert.equal(await login(running.url, 'admin', 'from the file 12345'), 200);
+  });
+
+  it('with auth.oidc set (environment only) the sign-in page offers single sign-on and starts it', async () => {
+    const reserved = await reservePort();
+    const port = new URL(reserved.url).port;
+    await reserved.close();
+    const provider = await startTestProvider({ redirectUris: [`${reserved.url}/auth/oidc/callback`] });
+    try {
+      running = await serve(
+        join(dir, 'sso'),
+        {
+          PODGATE_AUTH_LOCAL: 'admins-only',
+          PODGATE_AUTH_OIDC_ISSUER: provider.issuer,
+          PODGATE_AUTH_OIDC_CLIENT_ID: 'podgate',
+          PODGATE_AUTH_OIDC_DISPLAY_NAME: 'Acme ID',
+          PODGATE_AUTH_OIDC_REDIRECT_URL: `${reserved.url}/auth/oidc/callback`,
+        },
+        port,
+      );
+      const page = await (await fetch(`${running.url}/login`)).text();
+      assert.match(page, /Sign in with Acme ID/);
+      const start = await fetch(`${running.url}/auth/oidc/start`, { redirect: 'manual' });
+      assert.equal(start.status, 303);
+      const to = new URL(start.headers.get('location')!);
+      assert.equal(to.origin + to.pathname, `${provider.issuer}/auth`);
+      assert.equal(to.searchParams.get('redirect_uri'), `${reserved.url}/auth/oidc/callback`);
+    } finally {
+      await provider.close();
+    }
   });
 
   it('token create prints a token once that works as a Bearer token; only its hash is stored', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, envName, ConfigError } from '../../../src/config/load.js';
 import { tempDir } from '../../helpers/cli.js';
@@ -21,6 +21,55 @@ describe('config', () => {
     const c = loadConfig({ file: join(PACKAGE_ROOT, 'docs', 'podgate.example.yaml'), env: {} });
     assert.deepEqual(c.vpn.routes.pods, ['10.244.0.0/16']);
     assert.equal(c.vpn.controlChannel, 'tls-crypt-v2');
+  });
+
+  it("the example's commented single sign-on block loads once uncommented", () => {
+    const text = readFileSync(join(PACKAGE_ROOT, 'docs', 'podgate.example.yaml'), 'utf8');
+    const open = text
+      .replace(/^  # (oidc:.*|  [a-zA-Z]+:.*)$/gm, '  $1')
+      .replace('local: all', 'local: admins-only');
+    const t = tempDir();
+    try {
+      const file = join(t.dir, 'podgate.yaml');
+      writeFileSync(file, open);
+      const c = loadConfig({ file, env: {} });
+      assert.equal(c.auth.local, 'admins-only');
+      assert.equal(c.auth.oidc?.issuer, 'https://id.example.com/realms/acme');
+      assert.deepEqual(c.auth.oidc?.adminGroups, ['vpn-admins']);
+      assert.equal(c.auth.oidc?.syncIntervalHours, 24);
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('single sign-on settings: every bad key named, env variables work', () => {
+    assert.throws(
+      () => loadConfig({ env: {}, overrides: { 'auth.local': 'off' } }),
+      /auth\.local: auth\.local other than "all" needs auth\.oidc/,
+    );
+    assert.throws(
+      () =>
+        loadConfig({
+          env: {},
+          overrides: {
+            'auth.oidc': { issuer: 'id.example', clientId: 'p', redirectUrl: 'https://vpn.example/callback' },
+          },
+        }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.problems.some((p) => p.startsWith('auth.oidc.issuer: must be an absolute URL')) &&
+        err.problems.some((p) => p.startsWith('auth.oidc.redirectUrl: must be this site')),
+    );
+    const c = loadConfig({
+      env: {
+        PODGATE_AUTH_OIDC_ISSUER: 'https://id.example',
+        PODGATE_AUTH_OIDC_CLIENT_ID: 'podgate',
+        PODGATE_AUTH_OIDC_REDIRECT_URL: 'https://vpn.example/auth/oidc/callback',
+        PODGATE_AUTH_OIDC_ALLOWED_GROUPS: 'vpn-users, contractors',
+      },
+    });
+    assert.deepEqual(c.auth.oidc?.allowedGroups, ['vpn-users', 'contractors']);
+    assert.equal(c.auth.oidc?.usernameClaim, 'preferred_username');
   });
 
   it('maps camelCase paths to PODGATE_ env names', () => {

@@ -1,0 +1,137 @@
+import { GrantRevoked, type OidcClient } from '../auth/oidc-client.js';
+import { readGroups } from '../auth/oidc-claims.js';
+import { logger } from '../lib/logger.js';
+import type { Store } from '../store/types.js';
+import type { OidcAccounts } from './oidc-accounts.js';
+import type { TokenCipher } from './oidc-token-cipher.js';
+import type { UserService } from './users.js';
+
+const log = logger.child({ module: 'oidc-sync' });
+
+/** One user's result in a sync run. */
+export interface SyncEntry {
+  user: string;
+  outcome: 'ok' | 'disabled' | 'demoted' | 'promoted' | 'no-refresh-token' | 'already-disabled' | 'error';
+  detail?: string;
+}
+
+export interface SyncDeps {
+  store: Store;
+  users: UserService;
+  client: OidcClient;
+  accounts: OidcAccounts;
+  cipher: TokenCipher;
+  now: () => Date;
+}
+
+/**
+ * The leaver check: for every single-sign-on user with a stored refresh token, ask the provider for
+ * fresh tokens. `invalid_grant` (account deleted or disabled at the provider, consent withdrawn)
+ * disables the user, which revokes their certificates; new ID-token groups are applied like a sign-in.
+ * A provider that is down changes nothing (an error row, and the next run tries again).
+ */
+export async function syncOidcUsers(deps: SyncDeps, actor = 'oidc-sync'): Promise<SyncEntry[]> {
+  const { store, client, accounts, cipher, users } = deps;
+  const out: SyncEntry[] = [];
+  for (const identity of accounts.identities()) {
+    const user = store.getUserById(identity.userId);
+    if (!user) continue;
+    if (user.disabled) {
+      out.push({ user: user.name, outcome: 'already-disabled' });
+      continue;
+    }
+    if (!identity.refreshToken) {
+      out.push({ user: user.name, outcome: 'no-refresh-token' });
+      continue;
+    }
+    try {
+      const result = await client.refresh(cipher.open(identity.refreshToken));
+      const groups = result.claims ? readGroups(result.claims, client.settings) : undefined;
+      store.updateOidcIdentity(identity.issuer, identity.subject, {
+        lastSyncAt: deps.now(),
+        ...(result.refreshToken ? { refreshToken: cipher.seal(result.refreshToken) } : {}),
+        ...(groups ? { groups } : {}),
+      });
+      if (!groups) {
+        out.push({ user: user.name, outcome: 'ok', detail: 'no ID token on refresh: groups not re-checked' });
+        continue;
+      }
+      const applied = await accounts.apply(user, groups, actor);
+      out.push({
+        user: user.name,
+        outcome: applied.disabled
+          ? 'disabled'
+          : applied.roleChanged === 'user'
+            ? 'demoted'
+            : applied.roleChanged === 'admin'
+              ? 'promoted'
+              : 'ok',
+      });
+    } catch (err) {
+      if (err instanceof GrantRevoked) {
+        const { revoked } = await users.disable({ actor, name: user.name });
+        store.transaction(() => {
+          store.updateOidcIdentity(identity.issuer, identity.subject, {
+            refreshToken: null,
+            lastSyncAt: deps.now(),
+          });
+          store.appendAudit({
+            actor,
+            action: 'oidc.disable',
+            target: user.name,
+            result: 'ok',
+            details: {
+              reason: 'the provider refused the refresh token (invalid_grant)',
+              revoked: revoked.length,
+            },
+          });
+        });
+        out.push({ user: user.name, outcome: 'disabled', detail: err.message });
+        continue;
+      }
+      const detail = (err as Error).message;
+      log.warn({ user: user.name, err: detail }, 'leaver check failed for a user; nothing changed');
+      store.appendAudit({
+        actor,
+        action: 'oidc.sync',
+        target: user.name,
+        result: 'error',
+        details: { error: detail },
+      });
+      out.push({ user: user.name, outcome: 'error', detail });
+    }
+  }
+  return out;
+}
+
+/**
+ * Runs the leaver check in `serve`: first a minute after start, then every `hours`. Runs never overlap.
+ * Returns the function that stops it.
+ */
+export function scheduleOidcSync(run: () => Promise<SyncEntry[]>, hours: number): () => void {
+  if (hours <= 0) return () => undefined;
+  let running = false;
+  const tick = (): void => {
+    if (running) return;
+    running = true;
+    run()
+      .then((entries) => {
+        const changed = entries.filter((e) => e.outcome !== 'ok' && e.outcome !== 'already-disabled');
+        log.info({ checked: entries.length, changed }, 'single sign-on leaver check done');
+      })
+      .catch((err: unknown) =>
+        log.error({ err: (err as Error).message }, 'single sign-on leaver check failed'),
+      )
+      .finally(() => {
+        running = false;
+      });
+  };
+  const first = setTimeout(tick, 60_000);
+  const every = setInterval(tick, hours * 3_600_000);
+  first.unref();
+  every.unref();
+  return () => {
+    clearTimeout(first);
+    clearInterval(every);
+  };
+}
