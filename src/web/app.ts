@@ -18,6 +18,7 @@ import { securityHeaders } from './security.js';
 import { SessionManager } from './session.js';
 import type { SessionsProvider } from './sessions-provider.js';
 import { apiRouter } from './routes/api.js';
+import { backupRouter } from './routes/backup.js';
 import { adminPages } from './routes/pages-admin.js';
 import { userPages } from './routes/pages-user.js';
 import { publicRouter } from './routes/public.js';
@@ -97,6 +98,7 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   });
   app.use(authenticate(ctx.store, sessions, now));
+  app.use(backupRouter(ctx, now));
   app.use('/api/v1', apiRouter(routeDeps));
   app.use(userPages(routeDeps, ctx.config));
   app.use('/admin', adminPages(routeDeps));
