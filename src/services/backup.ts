@@ -139,7 +139,7 @@ function backupKeySecret(byPath: Map<string, BackupEntry>, config: Config): KeyS
 }
 
 /** Everything restore checks before it writes: the CA opens with its key, the server key decrypts. */
-function verifyCa(byPath: Map<string, BackupEntry>, config: Config): void {
+function verifyCa(byPath: Map<string, BackupEntry>, config: Config): CertificateAuthority {
   for (const f of [DB_FILE_NAME, CA_CERT_FILE, CA_KEY_FILE]) {
     if (!byPath.has(f)) throw new BadRequest(`the backup has no ${f}`, 'backup');
   }
@@ -159,12 +159,45 @@ function verifyCa(byPath: Map<string, BackupEntry>, config: Config): void {
     );
   }
   try {
-    CertificateAuthority.load({ certPem: byPath.get(CA_CERT_FILE)!.data.toString('utf8'), keyPem });
+    return CertificateAuthority.load({ certPem: byPath.get(CA_CERT_FILE)!.data.toString('utf8'), keyPem });
   } catch (err) {
     throw new AppError(400, 'bad_ca', 'the CA certificate and key in the backup do not belong together', {
       cause: err,
     });
   }
+}
+
+/**
+ * Re-signs the restored CRL (same entries) as `above + 1` when its number is not above `above`;
+ * returns the new number, or undefined when nothing was needed.
+ */
+function renumberCrl(
+  store: SqliteStore,
+  ca: CertificateAuthority,
+  above: number | undefined,
+  crlDays: number,
+  now: Date,
+): number | undefined {
+  const current = store.getCrl();
+  if (above === undefined || (current && current.number > above)) return undefined;
+  const number = above + 1;
+  const entries = store
+    .listRevoked()
+    .map((r) => ({
+      serial: r.serial,
+      commonName: r.commonName,
+      revokedAt: r.revokedAt!,
+      reason: r.revocationReason!,
+    }))
+    .sort((a, b) => a.revokedAt.getTime() - b.revokedAt.getTime());
+  const pem = ca.buildCrl({ number, entries, nextUpdateDays: crlDays, now });
+  store.saveCrl({
+    number,
+    pem,
+    thisUpdate: new Date(now.getTime() - 5 * 60_000),
+    nextUpdate: new Date(now.getTime() + crlDays * 86_400_000),
+  });
+  return number;
 }
 
 /** True when `dir` does not exist or is an empty directory. */
@@ -177,6 +210,8 @@ export interface RestoreResult {
   dataDir: string;
   info: BackupInfo;
   files: number;
+  /** The CRL number of the restored data dir (the backup's, or the re-signed one). */
+  crlNumber: number | null;
 }
 
 /**
@@ -192,6 +227,13 @@ export function restoreBackup(o: {
   dataDir: string;
   config: Config;
   actor: string;
+  /**
+   * The highest CRL number the VPN server may already have seen (from a CRL published after the
+   * backup was taken). The agent refuses a CRL whose number is lower than the one in force, so the
+   * restored CRL is re-signed as this number + 1 when the backup's is not above it.
+   */
+  crlNumberAbove?: number;
+  now?: Date;
 }): RestoreResult {
   const target = resolve(o.dataDir);
   const notEmpty = () =>
@@ -199,10 +241,11 @@ export function restoreBackup(o: {
   if (!emptyOrMissing(target)) throw notEmpty();
   const decoded: DecodedBackup = decodeBackup(o.file, o.passphrase);
   const byPath = new Map(decoded.entries.map((e) => [e.path, e]));
-  verifyCa(byPath, o.config);
+  const ca = verifyCa(byPath, o.config);
 
   mkdirSync(dirname(target), { recursive: true });
   const staging = mkdtempSync(join(dirname(target), `.${basename(target)}.restore-`));
+  let renumbered: number | undefined;
   try {
     for (const e of decoded.entries) {
       const path = join(staging, ...e.path.split('/'));
@@ -212,6 +255,7 @@ export function restoreBackup(o: {
     inspectDatabase(join(staging, DB_FILE_NAME));
     const store = SqliteStore.open(join(staging, DB_FILE_NAME));
     try {
+      renumbered = renumberCrl(store, ca, o.crlNumberAbove, o.config.vpn.crlDays, o.now ?? new Date());
       store.appendAudit({
         actor: o.actor,
         action: 'backup.restore',
@@ -221,7 +265,8 @@ export function restoreBackup(o: {
           backupCreatedAt: decoded.info.createdAt,
           podgateVersion: decoded.info.podgateVersion,
           certificates: decoded.info.certificates,
-          crlNumber: decoded.info.crlNumber,
+          crlNumber: renumbered ?? decoded.info.crlNumber,
+          ...(renumbered ? { crlRenumberedFrom: decoded.info.crlNumber } : {}),
         },
       });
     } finally {
@@ -235,5 +280,10 @@ export function restoreBackup(o: {
     throw err;
   }
   log.info({ dataDir: target, certificates: decoded.info.certificates }, 'backup restored');
-  return { dataDir: target, info: decoded.info, files: decoded.entries.length };
+  return {
+    dataDir: target,
+    info: decoded.info,
+    files: decoded.entries.length,
+    crlNumber: renumbered ?? decoded.info.crlNumber,
+  };
 }

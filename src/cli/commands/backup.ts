@@ -66,10 +66,16 @@ export function register(program: Command, env: CliEnv): void {
     .command('restore <file>')
     .description('restore a backup into a new or empty data dir (checks the whole file before writing)')
     .option('--passphrase-file <file>', 'file holding the backup passphrase (default: backup.passphraseFile)')
-    .action((file: string, o: { passphraseFile?: string }, cmd: Command) => {
+    .option(
+      '--crl-number-above <n>',
+      'the highest CRL number the VPN server has seen since the backup; the restored CRL is re-signed above it',
+    )
+    .action((file: string, o: { passphraseFile?: string; crlNumberAbove?: string }, cmd: Command) => {
       const g = globalOpts(cmd);
       const config = env.loadConfig(g);
       const pass = passphrase(o.passphraseFile, config.backup.passphraseFile);
+      if (o.crlNumberAbove !== undefined && !/^\d{1,15}$/.test(o.crlNumberAbove))
+        throw new BadRequest('--crl-number-above must be a whole number', 'crl-number-above');
       let data: Buffer;
       try {
         data = readFileSync(file);
@@ -82,14 +88,17 @@ export function register(program: Command, env: CliEnv): void {
         dataDir: config.dataDir,
         config,
         actor: 'cli',
+        crlNumberAbove: o.crlNumberAbove === undefined ? undefined : Number(o.crlNumberAbove),
       });
       if (g.json) {
-        env.out(JSON.stringify({ dataDir: r.dataDir, files: r.files, ...r.info }, null, 2));
+        env.out(
+          JSON.stringify({ dataDir: r.dataDir, files: r.files, ...r.info, crlNumber: r.crlNumber }, null, 2),
+        );
         return;
       }
       env.out(
         `restored ${r.files} files into ${r.dataDir} (backup of ${r.info.createdAt}: ${r.info.certificates} ` +
-          `certificates, ${r.info.revoked} revoked, CRL #${r.info.crlNumber ?? '-'})`,
+          `certificates, ${r.info.revoked} revoked, CRL #${r.crlNumber ?? '-'})`,
       );
     });
 }

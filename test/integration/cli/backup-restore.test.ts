@@ -159,6 +159,28 @@ describe('CLI: backup and restore', function () {
     const revoked = (await certs(dst)).filter((c) => c.status === 'revoked').map((c) => c.commonName);
     assert.deepEqual(revoked.sort(), ['alice-phone', 'alice-tablet']);
   });
+
+  it('--crl-number-above re-signs the restored CRL above a number the server has already seen', async () => {
+    const dst = join(t.dir, 'renumbered');
+    const inBackup = await crlNumber(src);
+    let r = await cli(dst, 'restore', backupFile, '--passphrase-file', pass, '--crl-number-above', 'x1');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--crl-number-above must be a whole number/);
+    r = await cli(
+      dst,
+      'restore',
+      backupFile,
+      '--passphrase-file',
+      pass,
+      '--crl-number-above',
+      String(inBackup + 40),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`CRL #${inBackup + 41}\\)`));
+    assert.equal(await crlNumber(dst), inBackup + 41);
+    const revoked = (await certs(dst)).filter((c) => c.status === 'revoked').map((c) => c.commonName);
+    assert.deepEqual(revoked, ['alice-phone'], 'same entries, new number');
+  });
 });
 
 function openStoreSetting(dataDir: string, key: string): string | undefined {

@@ -29,6 +29,8 @@ import { testContext } from '../../helpers/context.js';
 const WORKER = fileURLToPath(new URL('../../helpers/torture-worker.js', import.meta.url));
 const KILLS = Number(process.env.PODGATE_TORTURE_KILLS ?? 20);
 const BACKUP_PASS = 'torture passphrase';
+/** serve-like writers killed per round. */
+const WORKERS = 2;
 
 /** Serials compared in one spelling: upper-case hex without leading zeros. */
 const norm = (s: string) => s.replace(/:/g, '').toUpperCase().replace(/^0+/, '');
@@ -286,28 +288,40 @@ describe(`torture: ${KILLS} SIGKILLs during issue, revoke, backup and CRL publis
       lost: [],
     };
     const started = Date.now();
+    let printed = 0;
     for (let k = 0; t.kills < KILLS; k++) {
-      const worker = start([WORKER, dir, String(seed * 10_000 + k)]);
-      live.push(worker.child);
-      await worker.ready;
-      const withCli = k % 3 === 2;
-      const delay = Math.floor(random() * 1500);
-      const cli = withCli ? cliRound(t, random, k, Math.floor(random() * 1500)) : Promise.resolve();
-      await sleep(delay);
-      worker.child.kill('SIGKILL');
-      const exit = await worker.exited;
+      // two serve-like writers at once (web app and `server run` share a data dir), each killed at its
+      // own random point; every third round a CLI writer runs beside them
+      const workers = Array.from({ length: WORKERS }, (_, j) =>
+        start([WORKER, dir, String((seed * 10_000 + k) * 4 + j)]),
+      );
+      for (const w of workers) live.push(w.child);
+      await Promise.all(workers.map((w) => w.ready));
+      const cli = k % 3 === 2 ? cliRound(t, random, k, Math.floor(random() * 1500)) : Promise.resolve();
+      await Promise.all(
+        workers.map(async (w) => {
+          await sleep(Math.floor(random() * 1000));
+          w.child.kill('SIGKILL');
+        }),
+      );
+      const exits = await Promise.all(workers.map((w) => w.exited));
       await cli;
-      if (exit.signal !== 'SIGKILL')
-        assert.fail(`worker exited by itself (${exit.code}): ${worker.stderr()}`);
-      t.workerKills++;
-      record(t, worker.lines);
+      exits.forEach((exit, j) => {
+        if (exit.signal !== 'SIGKILL')
+          assert.fail(`worker exited by itself (${exit.code}): ${workers[j]!.stderr()}`);
+      });
+      t.workerKills += WORKERS;
+      for (const w of workers) record(t, w.lines);
       t.kills = t.workerKills + t.cliKills;
       check(t, t.kills);
-      if (k % 25 === 24) await restartRepublishes();
-      if (KILLS >= 100 && k % 100 === 99)
+      if (k % 10 === 9) await restartRepublishes();
+      if (KILLS >= 100 && t.kills - printed >= 50) {
+        printed = t.kills;
         console.log(
-          `      ${t.kills} kills, ${t.issued.size} issued, ${t.revoked.size} revoked, ${t.lost.length} lost`,
+          `      ${t.kills} kills, ${t.issued.size} issued, ${t.revoked.size} revoked, ${t.backups} backups, ` +
+            `${t.lost.length} lost (${Math.round((Date.now() - started) / 1000)} s)`,
         );
+      }
     }
     await restartRepublishes();
     const secs = Math.round((Date.now() - started) / 1000);
