@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
 import type { CrlPublisher, RevocationBundle } from './revocation-bundle.js';
@@ -27,7 +27,20 @@ export class LocalCrlPublisher implements CrlPublisher {
 
   async publish(bundle: RevocationBundle): Promise<void> {
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    // Two writers (web app, CLI, `server run`) can finish out of order: one that read the store before
+    // another's revocation must not replace that newer bundle with its older one.
+    if ((publishedCrlNumber(this.dir) ?? -1) > bundle.crlNumber) return;
     writeFileAtomic(join(this.dir, PUBLISHED_CRL), bundle.crlPem, 0o644);
     writeFileAtomic(join(this.dir, BUNDLE_FILE), `${JSON.stringify(bundle, null, 2)}\n`, 0o644);
+  }
+}
+
+/** The CRL number of the bundle published in `dir`, or undefined when there is none (or it is unreadable). */
+export function publishedCrlNumber(dir: string): number | undefined {
+  try {
+    const n = (JSON.parse(readFileSync(join(dir, BUNDLE_FILE), 'utf8')) as { crlNumber?: unknown }).crlNumber;
+    return typeof n === 'number' ? n : undefined;
+  } catch {
+    return undefined;
   }
 }

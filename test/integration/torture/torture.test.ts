@@ -144,6 +144,16 @@ describe(`torture: ${KILLS} SIGKILLs during issue, revoke, backup and CRL publis
 
   function check(t: Tally, round: number): void {
     const where = `after kill ${round}`;
+    const before = t.lost.length;
+    try {
+      checkNow(t, where);
+    } finally {
+      // shown as they happen: a long run that is stopped early still tells what was lost
+      for (const l of t.lost.slice(before)) console.log(`      LOST ${l}`);
+    }
+  }
+
+  function checkNow(t: Tally, where: string): void {
     const store = readStore();
     for (const s of t.issued) if (!store.all.has(s)) t.lost.push(`${where}: issued ${s} has no row`);
     for (const s of t.revoked)
