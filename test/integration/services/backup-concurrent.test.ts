@@ -52,7 +52,10 @@ describe('backup under concurrent issuing restores consistently', function () {
     try {
       await isReady;
       for (let i = 0; i < 5; i++) {
-        await new Promise((r) => setTimeout(r, 300));
+        // let the writer make progress first (slow on a loaded machine): each backup sees new issues
+        const want = acked.length + 2;
+        for (let waited = 0; acked.length < want && waited < 60_000; waited += 50)
+          await new Promise((r) => setTimeout(r, 50));
         const ackedBefore = [...acked];
         const made = await createBackup({
           dataDir: join(dir, 'data'),
