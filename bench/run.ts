@@ -9,6 +9,7 @@ const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'revocation.js', run: 'runRevocationBench', print: 'printRevocationBench' },
   { file: 'web.js', run: 'runWebBench' },
   { file: 'issue-flood.js', run: 'runIssueFloodBench' },
+  { file: 'backup.js', run: 'runBackupBench', print: 'printBackupBench' },
 ];
 
 const only = process.argv.slice(2);

@@ -17,6 +17,7 @@ const AREAS: { commands: readonly string[]; load: () => Promise<{ register: Regi
   { commands: ['server', 'sessions'], load: () => import('./commands/server.js') },
   { commands: ['k8s', 'agent'], load: () => import('./commands/k8s.js') },
   { commands: ['gateway'], load: () => import('./commands/gateway.js') },
+  { commands: ['backup', 'restore'], load: () => import('./commands/backup.js') },
 ];
 
 /** Global options that take a value, so their values are not mistaken for the command name. */

@@ -165,6 +165,28 @@ export const configSchema = z
       .strict()
       .default({}),
     auth: authSchema,
+    /** Scheduled backups written by `podgate serve` (see `podgate backup` for one-off ones). */
+    backup: z
+      .object({
+        /** Directory for scheduled backups; unset disables them. Keep it on another disk than dataDir. */
+        dir: z.string().min(1).optional(),
+        /** How many scheduled backups to keep; older ones are deleted after a new one is written. */
+        keep: z.number().int().min(1).max(1000).default(7),
+        /** Hours between scheduled backups. */
+        intervalHours: z
+          .number()
+          .min(0.01)
+          .max(24 * 365)
+          .default(24),
+        /** File holding the passphrase backups are encrypted with (at least 12 characters). */
+        passphraseFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .refine((b) => b.dir === undefined || b.passphraseFile !== undefined, {
+        message: 'is required when backup.dir is set',
+        path: ['passphraseFile'],
+      })
+      .default({}),
     gateway: z
       .object({
         knownHostsFile: z.string().optional(),

@@ -7,6 +7,7 @@ import { BadRequest } from '../../lib/errors.js';
 import { setLogLevel } from '../../lib/logger.js';
 import type { Config } from '../../config/schema.js';
 import { ensureFirstAdmin } from '../../services/bootstrap.js';
+import { startScheduledBackups } from '../../services/backup-schedule.js';
 import type { AppContext } from '../../services/context.js';
 import type { ClusterPort } from '../../web/cluster-port.js';
 import type { SessionsProvider } from '../../web/sessions-provider.js';
@@ -85,6 +86,7 @@ export function register(program: Command, env: CliEnv): void {
         const factory = (env as CliEnv & { webDeps?: WebDepsFactory }).webDeps ?? defaultWebDeps;
         const extra = await factory(config, ctx, env.env);
         const oidc = openOidc(ctx);
+        const backups = startScheduledBackups({ config, audit: ctx.store, now: ctx.now });
         const server = await startServer({ ctx, ...extra, oidc, host: o.host, port });
         env.out(`podgate web app on ${server.url}`);
         const stopSync = oidc
@@ -95,7 +97,7 @@ export function register(program: Command, env: CliEnv): void {
             process.off('SIGINT', stop);
             process.off('SIGTERM', stop);
             stopSync();
-            void server.close().then(resolve);
+            void Promise.all([server.close(), backups?.stop()]).then(() => resolve());
           };
           process.on('SIGINT', stop);
           process.on('SIGTERM', stop);

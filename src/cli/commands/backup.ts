@@ -1,0 +1,104 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { BadRequest, Conflict } from '../../lib/errors.js';
+import { writeFileAtomic } from '../../lib/fs-atomic.js';
+import { readPassphraseFile } from '../../services/backup-schedule.js';
+import { createBackup, restoreBackup } from '../../services/backup.js';
+import { DB_FILE_NAME, SqliteStore } from '../../store/index.js';
+import { globalOpts, type CliEnv } from '../env.js';
+
+/** The passphrase from --passphrase-file, else backup.passphraseFile. */
+function passphrase(file: string | undefined, configured: string | undefined): string {
+  if (file) return readPassphraseFile(file, 'passphrase-file');
+  if (configured) return readPassphraseFile(configured, 'backup.passphraseFile');
+  throw new BadRequest('--passphrase-file is required (or set backup.passphraseFile)', 'passphrase-file');
+}
+
+/**
+ * `podgate backup --out FILE --passphrase-file F`: one encrypted file with everything needed to bring
+ * the data dir back, taken while `serve` and `server run` keep running.
+ * `podgate restore FILE --data-dir DIR --passphrase-file F`: into a new or empty DIR only.
+ */
+export function register(program: Command, env: CliEnv): void {
+  program
+    .command('backup')
+    .description('write an encrypted backup of the data dir (safe while serve and server run are running)')
+    .requiredOption('--out <file>', 'the backup file to write (must not exist yet)')
+    .option('--passphrase-file <file>', 'file holding the backup passphrase (default: backup.passphraseFile)')
+    .action(async (o: { out: string; passphraseFile?: string }, cmd: Command) => {
+      const g = globalOpts(cmd);
+      const config = env.loadConfig(g);
+      const pass = passphrase(o.passphraseFile, config.backup.passphraseFile);
+      const out = resolve(o.out);
+      if (!existsSync(dirname(out)) || !statSync(dirname(out)).isDirectory())
+        throw new BadRequest(`--out: directory ${dirname(out)} does not exist`, 'out');
+      if (existsSync(out)) throw new Conflict(`--out: ${out} already exists`, 'out');
+      const dataDir = resolve(config.dataDir);
+      const made = await createBackup({ dataDir, passphrase: pass, exclude: [out] });
+      writeFileAtomic(out, made.data, 0o600);
+      const store = SqliteStore.open(join(dataDir, DB_FILE_NAME));
+      try {
+        store.appendAudit({
+          actor: 'cli',
+          action: 'backup.create',
+          target: out,
+          result: 'ok',
+          details: { bytes: made.data.length, sha256: made.sha256, certificates: made.info.certificates },
+        });
+      } finally {
+        store.close();
+      }
+      if (g.json) {
+        env.out(
+          JSON.stringify({ file: out, bytes: made.data.length, sha256: made.sha256, ...made.info }, null, 2),
+        );
+        return;
+      }
+      env.out(
+        `wrote ${out} (${made.data.length} bytes; ${made.info.certificates} certificates, ` +
+          `${made.info.revoked} revoked, CRL #${made.info.crlNumber ?? '-'}; schema ${made.info.schemaVersion})`,
+      );
+      env.out(`sha256 ${made.sha256}`);
+    });
+
+  program
+    .command('restore <file>')
+    .description('restore a backup into a new or empty data dir (checks the whole file before writing)')
+    .option('--passphrase-file <file>', 'file holding the backup passphrase (default: backup.passphraseFile)')
+    .option(
+      '--crl-number-above <n>',
+      'the highest CRL number the VPN server has seen since the backup; the restored CRL is re-signed above it',
+    )
+    .action((file: string, o: { passphraseFile?: string; crlNumberAbove?: string }, cmd: Command) => {
+      const g = globalOpts(cmd);
+      const config = env.loadConfig(g);
+      const pass = passphrase(o.passphraseFile, config.backup.passphraseFile);
+      if (o.crlNumberAbove !== undefined && !/^\d{1,15}$/.test(o.crlNumberAbove))
+        throw new BadRequest('--crl-number-above must be a whole number', 'crl-number-above');
+      let data: Buffer;
+      try {
+        data = readFileSync(file);
+      } catch (err) {
+        throw new BadRequest(`backup file ${file} cannot be read`, 'file', err);
+      }
+      const r = restoreBackup({
+        file: data,
+        passphrase: pass,
+        dataDir: config.dataDir,
+        config,
+        actor: 'cli',
+        crlNumberAbove: o.crlNumberAbove === undefined ? undefined : Number(o.crlNumberAbove),
+      });
+      if (g.json) {
+        env.out(
+          JSON.stringify({ dataDir: r.dataDir, files: r.files, ...r.info, crlNumber: r.crlNumber }, null, 2),
+        );
+        return;
+      }
+      env.out(
+        `restored ${r.files} files into ${r.dataDir} (backup of ${r.info.createdAt}: ${r.info.certificates} ` +
+          `certificates, ${r.info.revoked} revoked, CRL #${r.crlNumber ?? '-'})`,
+      );
+    });
+}
