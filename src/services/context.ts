@@ -7,6 +7,7 @@ import type { Store } from '../store/types.js';
 import type { CrlPublisher } from '../openvpn/revocation-bundle.js';
 import { loadOrCreateCa } from './ca-files.js';
 import { DeviceService } from './devices.js';
+import { RenewalService } from './renewal.js';
 import { RevocationService } from './revocation.js';
 import { ServerIdentityService } from './server-identity.js';
 import { UserService } from './users.js';
@@ -20,6 +21,7 @@ export interface AppContext {
   ca: CertificateAuthority;
   users: UserService;
   devices: DeviceService;
+  renewal: RenewalService;
   revocation: RevocationService;
   server: ServerIdentityService;
   now: () => Date;
@@ -59,6 +61,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
     });
     const users = new UserService({ store, revocation });
     const devices = new DeviceService({ store, ca, config, server, now });
+    const renewal = new RenewalService({ store, devices, revocation, config, now });
     if (!store.getCrl()) await revocation.ensureFreshCrl();
     return {
       config,
@@ -67,6 +70,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       ca,
       users,
       devices,
+      renewal,
       revocation,
       server,
       now,

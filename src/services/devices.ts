@@ -23,6 +23,11 @@ export interface IssueDeviceRequest {
   keyType?: string;
   /** PKCS#10 request: the key stays on the device and the profile has no <key> block. */
   csrPem?: string;
+  /**
+   * Renewal (see ./renewal.ts): the current certificate of this common name that the new one replaces;
+   * it is marked superseded in the same transaction and revoked at `supersedeAt`.
+   */
+  replaces?: { serial: string; supersedeAt: Date };
 }
 
 export interface DeviceServiceDeps {
@@ -55,7 +60,8 @@ export class DeviceService {
     const owner = store.getUserByName(ownerName);
     if (!owner) throw new BadRequest(`owner: user '${ownerName}' does not exist`, 'owner');
     if (owner.disabled) throw new BadRequest(`owner: user '${ownerName}' is disabled`, 'owner');
-    if (store.getValidCertByCommonName(commonName)) {
+    const current = store.getValidCertByCommonName(commonName);
+    if (current && current.serial !== req.replaces?.serial) {
       throw new Conflict(
         `commonName '${commonName}' already has a valid certificate; revoke it first`,
         'commonName',
@@ -96,6 +102,7 @@ export class DeviceService {
       notAfter: issued.notAfter,
     });
     const cert = store.transaction(() => {
+      if (req.replaces) store.markSuperseding(req.replaces.serial, issued.serial, req.replaces.supersedeAt);
       const row = store.insertCert({
         serial: issued.serial,
         commonName,
@@ -109,10 +116,16 @@ export class DeviceService {
       });
       store.appendAudit({
         actor: req.actor,
-        action: 'cert.issue',
+        action: req.replaces ? 'cert.renew' : 'cert.issue',
         target: commonName,
         result: 'ok',
-        details: { serial: issued.serial, owner: ownerName, kind, keyType: row.keyType },
+        details: {
+          serial: issued.serial,
+          owner: ownerName,
+          kind,
+          keyType: row.keyType,
+          ...(req.replaces ? { renews: req.replaces.serial } : {}),
+        },
       });
       return row;
     });

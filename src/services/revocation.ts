@@ -13,6 +13,12 @@ export { REVOCATION_REASONS };
 export const CRL_RENEW_BEFORE_DAYS = 7;
 /** How many recent revocations the bundle names for the agent (a k8s Secret holds at most 1 MiB). */
 export const BUNDLE_RECENT_LIMIT = 1000;
+/**
+ * A revoked certificate leaves the CRL this long after it expired. OpenVPN refuses an expired certificate
+ * by itself, so listing it only makes the CRL (and the Kubernetes Secret holding it) bigger; the day of
+ * margin covers a server clock that runs behind the CA's.
+ */
+export const CRL_KEEP_AFTER_EXPIRY_MS = DAY;
 
 export function parseReason(value: unknown): RevocationReason {
   if (value === undefined || value === null || value === '') return 'unspecified';
@@ -33,6 +39,7 @@ export function normalizeSerial(value: string): string | undefined {
 interface RevokedRow {
   serial: string;
   commonName: string;
+  notAfter: Date;
   revokedAt: Date;
   reason: RevocationReason;
 }
@@ -69,6 +76,7 @@ export class RevocationService {
         .map((r) => ({
           serial: r.serial,
           commonName: r.commonName,
+          notAfter: r.notAfter,
           revokedAt: r.revokedAt!,
           reason: r.revocationReason!,
         }))
@@ -134,7 +142,13 @@ export class RevocationService {
       });
       const rows = [
         ...known,
-        ...cert.map((c) => ({ serial: c.serial, commonName: c.commonName, revokedAt: c.revokedAt!, reason })),
+        ...cert.map((c) => ({
+          serial: c.serial,
+          commonName: c.commonName,
+          notAfter: c.notAfter,
+          revokedAt: c.revokedAt!,
+          reason,
+        })),
       ];
       const crl = this.rebuildCrl(now, rows);
       log.info({ serials, reason, crlNumber: crl.number }, 'revoked');
@@ -142,11 +156,16 @@ export class RevocationService {
     });
   }
 
-  /** Signs CRL number n+1 over `rows` (every revoked row); callers hold the store transaction. */
+  /**
+   * Signs CRL number n+1 over `rows` (every revoked row) minus those expired more than
+   * CRL_KEEP_AFTER_EXPIRY_MS ago; callers hold the store transaction.
+   */
   private rebuildCrl(now: Date, rows: RevokedRow[] = this.revokedRows()): CrlState {
     const { store, ca, crlDays } = this.deps;
     const number = (store.getCrl()?.number ?? 0) + 1;
-    const pem = ca.buildCrl({ number, entries: rows, nextUpdateDays: crlDays, now });
+    const cutoff = now.getTime() - CRL_KEEP_AFTER_EXPIRY_MS;
+    const entries = rows.filter((r) => r.notAfter.getTime() > cutoff);
+    const pem = ca.buildCrl({ number, entries, nextUpdateDays: crlDays, now });
     const state: CrlState = {
       number,
       pem,
@@ -158,10 +177,30 @@ export class RevocationService {
     return state;
   }
 
-  /** The current CRL; a new one is signed when none exists, it is older than a day, or expires within 7 days. */
+  /**
+   * Revokes, as `superseded`, renewed certificates whose grace period has ended (one CRL for all of them).
+   * Listed inside the transaction, so two processes sweeping at once revoke each certificate once.
+   */
+  private supersedeDue(now: Date): CrlState | undefined {
+    const { store } = this.deps;
+    return store.transaction(() => {
+      const due = store.listSupersedeDue(now);
+      return due.length === 0 ? undefined : this.revokeInTransaction('system', due, 'superseded').crl;
+    });
+  }
+
+  /**
+   * The current CRL; a new one is signed when none exists, it is older than a day, or expires within 7
+   * days, and whenever a renewed certificate's grace period has ended (it is revoked as superseded).
+   */
   async ensureFreshCrl(): Promise<CrlState> {
     const { store } = this.deps;
     const now = this.deps.now();
+    const superseded = this.supersedeDue(now);
+    if (superseded) {
+      await this.publish();
+      return superseded;
+    }
     const current = store.getCrl();
     const stale =
       !current ||

@@ -28,6 +28,8 @@ export class SqliteCerts implements CertStore {
   private readonly revoke: Statement;
   private readonly revoked: Statement;
   private readonly touch: Statement;
+  private readonly supersede: Statement;
+  private readonly supersedeDue: Statement;
   private readonly lister: CertLister;
 
   constructor(
@@ -41,14 +43,26 @@ export class SqliteCerts implements CertStore {
          @createdAt)`,
     );
     this.bySerial = db.prepare(`${CERT_SELECT} WHERE c.serial = ?`);
-    this.validByCn = db.prepare(`${CERT_SELECT} WHERE c.common_name = ? AND c.status = 'valid'`);
+    this.validByCn = db.prepare(
+      `${CERT_SELECT} WHERE c.common_name = ? AND c.status = 'valid' AND c.superseded_by IS NULL`,
+    );
+    this.supersede = db.prepare(
+      `UPDATE certificates SET superseded_by = ?, supersede_at = ?
+       WHERE serial = ? AND status = 'valid' AND superseded_by IS NULL`,
+    );
+    this.supersedeDue = db
+      .prepare(
+        `SELECT serial FROM certificates
+         WHERE status = 'valid' AND supersede_at IS NOT NULL AND supersede_at <= ? ORDER BY supersede_at`,
+      )
+      .pluck();
     this.userExists = db.prepare('SELECT 1 FROM users WHERE id = ?').pluck();
     this.revoke = db.prepare(
       `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
        WHERE serial = ? AND status = 'valid'`,
     );
     this.revoked = db.prepare(
-      `SELECT serial, common_name, revoked_at, revocation_reason FROM certificates
+      `SELECT serial, common_name, not_after, revoked_at, revocation_reason FROM certificates
        WHERE status = 'revoked' ORDER BY revoked_at, serial`,
     );
     // only moves forward: a late report of an older sighting must not hide a newer one
@@ -125,17 +139,36 @@ export class SqliteCerts implements CertStore {
     });
   }
 
-  listRevoked(): Pick<CertRecord, 'serial' | 'commonName' | 'revokedAt' | 'revocationReason'>[] {
+  listRevoked(): Pick<CertRecord, 'serial' | 'commonName' | 'notAfter' | 'revokedAt' | 'revocationReason'>[] {
     const rows = this.revoked.all() as Pick<
       CertRow,
-      'serial' | 'common_name' | 'revoked_at' | 'revocation_reason'
+      'serial' | 'common_name' | 'not_after' | 'revoked_at' | 'revocation_reason'
     >[];
     return rows.map((r) => ({
       serial: r.serial,
       commonName: r.common_name,
+      notAfter: new Date(r.not_after),
       revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),
       revocationReason: r.revocation_reason,
     }));
+  }
+
+  markSuperseding(serial: string, newSerial: string, supersedeAt: Date): CertRecord {
+    const successor = checkSerial(newSerial);
+    const when = toIso('supersedeAt', supersedeAt);
+    return this.tx(() => {
+      const cert = this.getCert(serial);
+      if (!cert) throw new NotFound(`certificate ${serial} not found`);
+      if (cert.status === 'revoked') throw new Conflict(`certificate ${serial} is revoked`, 'serial');
+      if (cert.supersededBy !== null)
+        throw new Conflict(`certificate ${serial} was already renewed (by ${cert.supersededBy})`, 'serial');
+      this.supersede.run(successor, when, serial);
+      return this.getCert(serial) as CertRecord;
+    });
+  }
+
+  listSupersedeDue(now: Date): string[] {
+    return this.supersedeDue.all(toIso('now', now)) as string[];
   }
 
   touchLastSeen(serials: readonly string[], at: Date): void {

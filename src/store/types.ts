@@ -40,11 +40,22 @@ export interface CertRecord {
   createdAt: Date;
   /** Last time a live session of this certificate was seen by the agent. */
   lastSeenAt: Date | null;
+  /** Set on a renewed certificate: the serial of its successor (this one is no longer current). */
+  supersededBy: string | null;
+  /** When a renewed, still valid certificate is revoked as `superseded` (end of the grace period). */
+  supersedeAt: Date | null;
 }
 
 export type NewCert = Omit<
   CertRecord,
-  'status' | 'revokedAt' | 'revocationReason' | 'createdAt' | 'lastSeenAt' | 'ownerName'
+  | 'status'
+  | 'revokedAt'
+  | 'revocationReason'
+  | 'createdAt'
+  | 'lastSeenAt'
+  | 'ownerName'
+  | 'supersededBy'
+  | 'supersedeAt'
 >;
 
 export interface CertQuery {
@@ -93,13 +104,27 @@ export interface UserStore {
 export interface CertStore {
   insertCert(c: NewCert): CertRecord; // Conflict on duplicate serial, or duplicate valid commonName
   getCert(serial: string): CertRecord | undefined;
-  /** The valid certificate with this common name, if any (common names are unique among valid certs). */
+  /**
+   * The current certificate with this common name, if any: valid and not superseded by a renewal
+   * (common names are unique among current certificates; a renewed one stays valid beside it until its
+   * grace period ends).
+   */
   getValidCertByCommonName(commonName: string): CertRecord | undefined;
+  /**
+   * Marks a current certificate as renewed by `newSerial` (inserted in the same transaction), to be
+   * revoked as superseded at `supersedeAt`. Conflict when it is revoked or already renewed, NotFound if unknown.
+   */
+  markSuperseding(serial: string, newSerial: string, supersedeAt: Date): CertRecord;
+  /** Valid renewed certificates whose grace period has ended at `now`. */
+  listSupersedeDue(now: Date): string[];
   listCerts(q?: CertQuery): { total: number; items: CertRecord[] };
   /** Marks revoked; returns the updated record; Conflict if already revoked, NotFound if unknown. */
   markRevoked(serial: string, reason: RevocationReason, at: Date): CertRecord;
-  /** Every revoked certificate, oldest revocation first (commonName: the agent finds sessions by it). */
-  listRevoked(): Pick<CertRecord, 'serial' | 'commonName' | 'revokedAt' | 'revocationReason'>[];
+  /**
+   * Every revoked certificate, oldest revocation first (commonName: the agent finds sessions by it;
+   * notAfter: expired ones leave the CRL).
+   */
+  listRevoked(): Pick<CertRecord, 'serial' | 'commonName' | 'notAfter' | 'revokedAt' | 'revocationReason'>[];
   touchLastSeen(serials: readonly string[], at: Date): void;
 }
 

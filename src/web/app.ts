@@ -20,6 +20,7 @@ import type { SessionsProvider } from './sessions-provider.js';
 import { apiRouter } from './routes/api.js';
 import { adminPages } from './routes/pages-admin.js';
 import { userPages } from './routes/pages-user.js';
+import { renewalRouter } from './routes/renewal.js';
 import { publicRouter } from './routes/public.js';
 
 export interface AppDeps {
@@ -78,7 +79,7 @@ export function createApp(deps: AppDeps): express.Express {
   const actions = new WebActions(ctx, sessions, throttle, now);
   const admin = new AdminData(ctx, deps.sessions, deps.cluster, now);
   const deploys = new DeployTracker(now);
-  const metrics = createMetrics(ctx.store, deps.sessions, now);
+  const metrics = createMetrics(ctx.store, deps.sessions, now, ctx);
   const routeDeps = { actions, admin, deploys, now };
 
   app.use(requestId);
@@ -97,6 +98,7 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   });
   app.use(authenticate(ctx.store, sessions, now));
+  app.use(renewalRouter(routeDeps, ctx));
   app.use('/api/v1', apiRouter(routeDeps));
   app.use(userPages(routeDeps, ctx.config));
   app.use('/admin', adminPages(routeDeps));

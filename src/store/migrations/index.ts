@@ -1,9 +1,27 @@
 import { migration001 } from './001-core.js';
 import { migration002 } from './002-sessions-tokens.js';
 import { migration003 } from './003-agent-gateways.js';
+import { migration006 } from './006-renewals.js';
 import type { Migration } from './migration.js';
 
 export type { Migration } from './migration.js';
 
+/**
+ * Versions 4 and 5 belong to other branches (merged separately). Until they land, this branch holds
+ * empty steps in their place so the list stays gapless. MERGE: replace both with the real 004/005.
+ */
+const reservedOnThisBranch = (version: number): Migration => ({
+  version,
+  name: `reserved-${version}`,
+  up: 'SELECT 1;',
+});
+
 /** Every schema step in order. Append new ones at the end; never reorder or edit released ones. */
-export const migrations: readonly Migration[] = [migration001, migration002, migration003];
+export const migrations: readonly Migration[] = [
+  migration001,
+  migration002,
+  migration003,
+  reservedOnThisBranch(4),
+  reservedOnThisBranch(5),
+  migration006,
+];
