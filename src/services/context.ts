@@ -19,6 +19,8 @@ export interface AppContext {
   dataDir: string;
   store: Store;
   ca: CertificateAuthority;
+  /** The outgoing CA while a rotation's overlap lasts (`podgate ca rotate` … `ca retire-old`). */
+  previousCa?: CertificateAuthority;
   users: UserService;
   devices: DeviceService;
   renewal: RenewalService;
@@ -41,19 +43,24 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const now = deps.now ?? (() => new Date());
-  const { ca, secret } = await loadOrCreateCa(config, dataDir);
+  const { ca, previous: previousCa, secret } = await loadOrCreateCa(config, dataDir);
   const store = openStore(dataDir);
   try {
     const revocation = new RevocationService({
       store,
       ca,
+      ...(previousCa ? { previousCa } : {}),
       crlDays: config.vpn.crlDays,
       publishers: [...(deps.publishers ?? [])],
       now,
     });
     const server = new ServerIdentityService({
       store,
-      ca,
+      // During an overlap the server keeps a certificate from the outgoing CA: old profiles trust only it,
+      // and new profiles carry both CAs.
+      ca: previousCa ?? ca,
+      caBundlePem: previousCa ? ca.certPem + previousCa.certPem : ca.certPem,
+      issuerKeyId: previousCa ? previousCa.keyId : null,
       secret,
       serverName: config.vpn.serverName,
       revocation,
@@ -68,6 +75,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       dataDir,
       store,
       ca,
+      ...(previousCa ? { previousCa } : {}),
       users,
       devices,
       renewal,

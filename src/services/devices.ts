@@ -93,7 +93,7 @@ export class DeviceService {
       commonName,
       serverName: config.vpn.serverName,
       remotes: network.endpoints.map((host) => ({ host, port: config.vpn.port, proto: config.vpn.proto })),
-      caPem: ca.certPem,
+      caPem: identity.caCertPem, // every CA in force: during a rotation the server's may be the older one
       certPem: issued.certPem,
       keyPem: issued.keyPem,
       tlsCryptV2KeyPem,

@@ -40,6 +40,7 @@ interface RevokedRow {
   serial: string;
   commonName: string;
   notAfter: Date;
+  issuerKeyId: string | null;
   revokedAt: Date;
   reason: RevocationReason;
 }
@@ -47,6 +48,8 @@ interface RevokedRow {
 export interface RevocationServiceDeps {
   store: Store;
   ca: CertificateAuthority;
+  /** The outgoing CA during a rotation's overlap: its certificates go into its own CRL. */
+  previousCa?: CertificateAuthority;
   crlDays: number;
   publishers: CrlPublisher[];
   now: () => Date;
@@ -77,6 +80,7 @@ export class RevocationService {
           serial: r.serial,
           commonName: r.commonName,
           notAfter: r.notAfter,
+          issuerKeyId: r.issuerKeyId,
           revokedAt: r.revokedAt!,
           reason: r.revocationReason!,
         }))
@@ -146,6 +150,7 @@ export class RevocationService {
           serial: c.serial,
           commonName: c.commonName,
           notAfter: c.notAfter,
+          issuerKeyId: c.issuerKeyId,
           revokedAt: c.revokedAt!,
           reason,
         })),
@@ -164,8 +169,16 @@ export class RevocationService {
     const { store, ca, crlDays } = this.deps;
     const number = (store.getCrl()?.number ?? 0) + 1;
     const cutoff = now.getTime() - CRL_KEEP_AFTER_EXPIRY_MS;
-    const entries = rows.filter((r) => r.notAfter.getTime() > cutoff);
-    const pem = ca.buildCrl({ number, entries, nextUpdateDays: crlDays, now });
+    const live = rows.filter((r) => r.notAfter.getTime() > cutoff);
+    const previous = this.deps.previousCa;
+    // One CRL per trusted CA, each listing what that CA issued (openvpn reads every CRL in the file).
+    // Certificates of a retired CA are left out: the server no longer trusts that CA at all.
+    const mine = live.filter((r) => r.issuerKeyId === null || r.issuerKeyId === ca.keyId);
+    let pem = ca.buildCrl({ number, entries: mine, nextUpdateDays: crlDays, now });
+    if (previous) {
+      const theirs = live.filter((r) => r.issuerKeyId === previous.keyId);
+      pem += previous.buildCrl({ number, entries: theirs, nextUpdateDays: crlDays, now });
+    }
     const state: CrlState = {
       number,
       pem,
@@ -214,6 +227,20 @@ export class RevocationService {
       target: `crl#${crl.number}`,
       result: 'ok',
       details: {},
+    });
+    await this.publish();
+    return crl;
+  }
+
+  /** Signs and publishes a new CRL now (after a CA rotation or retirement changes the set of CAs). */
+  async resign(actor: string): Promise<CrlState> {
+    const crl = this.deps.store.transaction(() => this.rebuildCrl(this.deps.now()));
+    this.deps.store.appendAudit({
+      actor,
+      action: 'crl.resign',
+      target: `crl#${crl.number}`,
+      result: 'ok',
+      details: { cas: this.deps.previousCa ? 2 : 1 },
     });
     await this.publish();
     return crl;

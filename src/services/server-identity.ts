@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { logger } from '../lib/logger.js';
 import {
   decryptPrivateKey,
@@ -38,7 +39,12 @@ interface StoredIdentity {
 
 export interface ServerIdentityDeps {
   store: Store;
+  /** The CA that issues the server certificate: the outgoing one during a rotation's overlap. */
   ca: CertificateAuthority;
+  /** What the server trusts (and profiles embed): every CA in force, newest first. Default: ca's certificate. */
+  caBundlePem?: string;
+  /** Recorded on the server certificate's row when `ca` is not the current CA (see `podgate ca rotate`). */
+  issuerKeyId?: string | null;
   secret: KeySecret;
   serverName: string;
   revocation: RevocationService;
@@ -73,7 +79,8 @@ export class ServerIdentityService {
     const fresh =
       stored &&
       stored.commonName === serverName &&
-      new Date(stored.notAfter).getTime() - now().getTime() > RENEW_BEFORE_MS;
+      new Date(stored.notAfter).getTime() - now().getTime() > RENEW_BEFORE_MS &&
+      new X509Certificate(stored.certPem).checkIssued(new X509Certificate(ca.certPem));
     if (stored && fresh) return this.open(stored);
 
     const issued = await ca.issue({
@@ -112,6 +119,7 @@ export class ServerIdentityService {
         notBefore: issued.notBefore,
         notAfter: issued.notAfter,
         certPem: issued.certPem,
+        issuerKeyId: this.deps.issuerKeyId ?? null,
       });
       store.setSetting(SETTING, JSON.stringify(next));
       store.appendAudit({
@@ -132,7 +140,7 @@ export class ServerIdentityService {
     if (this.cached?.serial === s.serial) return this.cached.identity;
     const { secret, ca } = this.deps;
     const identity: ServerIdentity = {
-      caCertPem: ca.certPem,
+      caCertPem: this.deps.caBundlePem ?? ca.certPem,
       certPem: s.certPem,
       serial: s.serial,
       keyPem: decryptPrivateKey(s.keyEnvelope, secret),

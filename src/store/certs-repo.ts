@@ -29,6 +29,7 @@ export class SqliteCerts implements CertStore {
   private readonly revoked: Statement;
   private readonly touch: Statement;
   private readonly supersede: Statement;
+  private readonly assignIssuer: Statement;
   private readonly supersedeDue: Statement;
   private readonly lister: CertLister;
 
@@ -38,14 +39,15 @@ export class SqliteCerts implements CertStore {
   ) {
     this.insert = db.prepare(
       `INSERT INTO certificates (serial, common_name, owner_id, device_name, kind, key_type, not_before,
-         not_after, cert_pem, created_at)
+         not_after, cert_pem, created_at, issuer_key_id)
        VALUES (@serial, @commonName, @ownerId, @deviceName, @kind, @keyType, @notBefore, @notAfter, @certPem,
-         @createdAt)`,
+         @createdAt, @issuerKeyId)`,
     );
     this.bySerial = db.prepare(`${CERT_SELECT} WHERE c.serial = ?`);
     this.validByCn = db.prepare(
       `${CERT_SELECT} WHERE c.common_name = ? AND c.status = 'valid' AND c.superseded_by IS NULL`,
     );
+    this.assignIssuer = db.prepare('UPDATE certificates SET issuer_key_id = ? WHERE issuer_key_id IS NULL');
     this.supersede = db.prepare(
       `UPDATE certificates SET superseded_by = ?, supersede_at = ?
        WHERE serial = ? AND status = 'valid' AND superseded_by IS NULL`,
@@ -62,7 +64,7 @@ export class SqliteCerts implements CertStore {
        WHERE serial = ? AND status = 'valid'`,
     );
     this.revoked = db.prepare(
-      `SELECT serial, common_name, not_after, revoked_at, revocation_reason FROM certificates
+      `SELECT serial, common_name, not_after, revoked_at, revocation_reason, issuer_key_id FROM certificates
        WHERE status = 'revoked' ORDER BY revoked_at, serial`,
     );
     // only moves forward: a late report of an older sighting must not hide a newer one
@@ -85,6 +87,7 @@ export class SqliteCerts implements CertStore {
       notAfter: toIso('notAfter', c.notAfter),
       certPem: nonEmpty('certPem', c.certPem),
       createdAt: new Date().toISOString(),
+      issuerKeyId: c.issuerKeyId ?? null,
     };
     if (params.notAfter <= params.notBefore)
       throw new BadRequest('notAfter must be after notBefore', 'notAfter');
@@ -139,10 +142,10 @@ export class SqliteCerts implements CertStore {
     });
   }
 
-  listRevoked(): Pick<CertRecord, 'serial' | 'commonName' | 'notAfter' | 'revokedAt' | 'revocationReason'>[] {
+  listRevoked(): ReturnType<CertStore['listRevoked']> {
     const rows = this.revoked.all() as Pick<
       CertRow,
-      'serial' | 'common_name' | 'not_after' | 'revoked_at' | 'revocation_reason'
+      'serial' | 'common_name' | 'not_after' | 'revoked_at' | 'revocation_reason' | 'issuer_key_id'
     >[];
     return rows.map((r) => ({
       serial: r.serial,
@@ -150,7 +153,12 @@ export class SqliteCerts implements CertStore {
       notAfter: new Date(r.not_after),
       revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),
       revocationReason: r.revocation_reason,
+      issuerKeyId: r.issuer_key_id,
     }));
+  }
+
+  assignIssuerKeyId(keyId: string): number {
+    return this.assignIssuer.run(nonEmpty('keyId', keyId)).changes;
   }
 
   markSuperseding(serial: string, newSerial: string, supersedeAt: Date): CertRecord {

@@ -149,6 +149,9 @@ export class SqliteStore implements T.Store {
   listSupersedeDue(now: Date): string[] {
     return this.certs.listSupersedeDue(now);
   }
+  assignIssuerKeyId(keyId: string): number {
+    return this.certs.assignIssuerKeyId(keyId);
+  }
 
   // CRL, settings, cluster
   getCrl(): T.CrlState | undefined {

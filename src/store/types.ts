@@ -44,6 +44,8 @@ export interface CertRecord {
   supersededBy: string | null;
   /** When a renewed, still valid certificate is revoked as `superseded` (end of the grace period). */
   supersedeAt: Date | null;
+  /** Key id (hex SKI) of the CA that issued it; null: the current CA (see `podgate ca rotate`). */
+  issuerKeyId: string | null;
 }
 
 export type NewCert = Omit<
@@ -56,7 +58,8 @@ export type NewCert = Omit<
   | 'ownerName'
   | 'supersededBy'
   | 'supersedeAt'
->;
+  | 'issuerKeyId'
+> & { issuerKeyId?: string | null };
 
 export interface CertQuery {
   search?: string; // substring of common name, device name or owner name (ASCII case-insensitive; % and _ are literal)
@@ -124,7 +127,12 @@ export interface CertStore {
    * Every revoked certificate, oldest revocation first (commonName: the agent finds sessions by it;
    * notAfter: expired ones leave the CRL).
    */
-  listRevoked(): Pick<CertRecord, 'serial' | 'commonName' | 'notAfter' | 'revokedAt' | 'revocationReason'>[];
+  listRevoked(): Pick<
+    CertRecord,
+    'serial' | 'commonName' | 'notAfter' | 'revokedAt' | 'revocationReason' | 'issuerKeyId'
+  >[];
+  /** CA rotation: gives every certificate of the current CA (issuerKeyId null) this key id; returns how many. */
+  assignIssuerKeyId(keyId: string): number;
   touchLastSeen(serials: readonly string[], at: Date): void;
 }
 

@@ -113,6 +113,7 @@ describe('store: certificates', () => {
         notAfter: c.notAfter,
         revokedAt: at,
         revocationReason: 'keyCompromise',
+        issuerKeyId: null,
       },
     ]);
   });
