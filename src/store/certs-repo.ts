@@ -39,7 +39,7 @@ export class SqliteCerts implements CertStore {
   ) {
     this.insert = db.prepare(
       `INSERT INTO certificates (serial, common_name, owner_id, device_name, kind, key_type, not_before,
-         not_after, cert_pem, created_at, issuer_key_id)
+         not_after, cert_pem, created_at, issuer_ski)
        VALUES (@serial, @commonName, @ownerId, @deviceName, @kind, @keyType, @notBefore, @notAfter, @certPem,
          @createdAt, @issuerKeyId)`,
     );
@@ -47,7 +47,7 @@ export class SqliteCerts implements CertStore {
     this.validByCn = db.prepare(
       `${CERT_SELECT} WHERE c.common_name = ? AND c.status = 'valid' AND c.superseded_by IS NULL`,
     );
-    this.assignIssuer = db.prepare('UPDATE certificates SET issuer_key_id = ? WHERE issuer_key_id IS NULL');
+    this.assignIssuer = db.prepare('UPDATE certificates SET issuer_ski = ? WHERE issuer_ski IS NULL');
     this.supersede = db.prepare(
       `UPDATE certificates SET superseded_by = ?, supersede_at = ?
        WHERE serial = ? AND status = 'valid' AND superseded_by IS NULL`,
@@ -64,7 +64,7 @@ export class SqliteCerts implements CertStore {
        WHERE serial = ? AND status = 'valid'`,
     );
     this.revoked = db.prepare(
-      `SELECT serial, common_name, not_after, revoked_at, revocation_reason, issuer_key_id FROM certificates
+      `SELECT serial, common_name, not_after, revoked_at, revocation_reason, issuer_ski FROM certificates
        WHERE status = 'revoked' ORDER BY revoked_at, serial`,
     );
     // only moves forward: a late report of an older sighting must not hide a newer one
@@ -145,7 +145,7 @@ export class SqliteCerts implements CertStore {
   listRevoked(): ReturnType<CertStore['listRevoked']> {
     const rows = this.revoked.all() as Pick<
       CertRow,
-      'serial' | 'common_name' | 'not_after' | 'revoked_at' | 'revocation_reason' | 'issuer_key_id'
+      'serial' | 'common_name' | 'not_after' | 'revoked_at' | 'revocation_reason' | 'issuer_ski'
     >[];
     return rows.map((r) => ({
       serial: r.serial,
@@ -153,7 +153,7 @@ export class SqliteCerts implements CertStore {
       notAfter: new Date(r.not_after),
       revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),
       revocationReason: r.revocation_reason,
-      issuerKeyId: r.issuer_key_id,
+      issuerKeyId: r.issuer_ski,
     }));
   }
 

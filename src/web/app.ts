@@ -21,6 +21,7 @@ import { apiRouter } from './routes/api.js';
 import { adminPages } from './routes/pages-admin.js';
 import { userPages } from './routes/pages-user.js';
 import { renewalRouter } from './routes/renewal.js';
+import { caPages } from './routes/pages-ca.js';
 import { publicRouter } from './routes/public.js';
 
 export interface AppDeps {
@@ -101,6 +102,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(renewalRouter(routeDeps, ctx));
   app.use('/api/v1', apiRouter(routeDeps));
   app.use(userPages(routeDeps, ctx.config));
+  app.use('/admin', caPages(ctx));
   app.use('/admin', adminPages(routeDeps));
   app.use(notFound);
   app.use(errorHandler);

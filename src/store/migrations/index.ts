@@ -2,7 +2,7 @@ import { migration001 } from './001-core.js';
 import { migration002 } from './002-sessions-tokens.js';
 import { migration003 } from './003-agent-gateways.js';
 import { migration006 } from './006-renewals.js';
-import { migration007 } from './007-issuer-key-id.js';
+import { migration007 } from './007-issuer-ski.js';
 import type { Migration } from './migration.js';
 
 export type { Migration } from './migration.js';

@@ -112,7 +112,7 @@ describe('store: opening the file and migrating', () => {
     SqliteStore.open(file).close();
     assert.throws(
       () => SqliteStore.open(file, { migrations: migrations.slice(0, 1) }),
-      /schema version 3, this podgate knows up to 1/,
+      new RegExp(`schema version ${migrations.length}, this podgate knows up to 1`),
     );
   });
 

@@ -7,9 +7,9 @@ import type { Migration } from './migration.js';
  */
 export const migration007: Migration = {
   version: 7,
-  name: 'issuer-key-id',
+  name: 'issuer-ski',
   up: `
-ALTER TABLE certificates ADD COLUMN issuer_key_id TEXT;
-CREATE INDEX certificates_issuer_key_id ON certificates (issuer_key_id) WHERE issuer_key_id IS NOT NULL;
+ALTER TABLE certificates ADD COLUMN issuer_ski TEXT;
+CREATE INDEX certificates_issuer_ski ON certificates (issuer_ski) WHERE issuer_ski IS NOT NULL;
 `,
 };
