@@ -28,7 +28,7 @@ function nextCommonName(base: string, previous: string, now: Date): string {
  * `retireOldCa`, the server trusts both (CA bundle, one CRL per CA) and keeps its certificate from the
  * old CA, new profiles come from the new CA (and carry both CAs), and old profiles keep working.
  * Order, so a crash at any point is finished by the next start (loadOrCreateCa → finishRotation):
- * 1. every certificate of the outgoing CA is tagged with its key id (harmless if the switch never
+ * 1. rows from before issuer tracking (issuerKeyId null) get the outgoing key id (harmless if the switch never
  *    happens: the CRL builder treats the current CA's id like null); 2. the new CA is written as ca-next.*;
  * 3. renames switch current → previous and next → current.
  * The caller reopens the context and re-signs the CRL (now one per CA). Running servers pick the new

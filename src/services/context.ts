@@ -60,7 +60,6 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       // and new profiles carry both CAs.
       ca: previousCa ?? ca,
       caBundlePem: previousCa ? ca.certPem + previousCa.certPem : ca.certPem,
-      issuerKeyId: previousCa ? previousCa.keyId : null,
       secret,
       serverName: config.vpn.serverName,
       revocation,

@@ -113,6 +113,7 @@ export class DeviceService {
         notBefore: issued.notBefore,
         notAfter: issued.notAfter,
         certPem: issued.certPem,
+        issuerKeyId: ca.keyId, // which CRL its revocation goes into, even after a CA rotation
       });
       store.appendAudit({
         actor: req.actor,

@@ -43,8 +43,6 @@ export interface ServerIdentityDeps {
   ca: CertificateAuthority;
   /** What the server trusts (and profiles embed): every CA in force, newest first. Default: ca's certificate. */
   caBundlePem?: string;
-  /** Recorded on the server certificate's row when `ca` is not the current CA (see `podgate ca rotate`). */
-  issuerKeyId?: string | null;
   secret: KeySecret;
   serverName: string;
   revocation: RevocationService;
@@ -119,7 +117,7 @@ export class ServerIdentityService {
         notBefore: issued.notBefore,
         notAfter: issued.notAfter,
         certPem: issued.certPem,
-        issuerKeyId: this.deps.issuerKeyId ?? null,
+        issuerKeyId: ca.keyId,
       });
       store.setSetting(SETTING, JSON.stringify(next));
       store.appendAudit({

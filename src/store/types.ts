@@ -44,7 +44,7 @@ export interface CertRecord {
   supersededBy: string | null;
   /** When a renewed, still valid certificate is revoked as `superseded` (end of the grace period). */
   supersedeAt: Date | null;
-  /** Key id (hex SKI) of the CA that issued it; null: the current CA (see `podgate ca rotate`). */
+  /** Key id (hex SKI) of the CA that issued it; null on rows older than CA rotation support (that CA). */
   issuerKeyId: string | null;
 }
 

@@ -1,9 +1,9 @@
 import type { Migration } from './migration.js';
 
 /**
- * CA rotation: which CA issued each certificate (the CA's subject key identifier in hex). NULL means the
- * current CA; `podgate ca rotate` fills in the outgoing CA's id on every NULL row before it switches, so a
- * revocation goes into the CRL of the CA that issued the certificate.
+ * CA rotation: which CA issued each certificate (the CA's subject key identifier in hex), so a revocation
+ * goes into the CRL of the CA that issued it. New rows always carry it; rows from before this step are
+ * NULL (the only CA there was), and `podgate ca rotate` fills in the outgoing CA's id on them.
  */
 export const migration007: Migration = {
   version: 7,
