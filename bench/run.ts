@@ -8,6 +8,7 @@ const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'services.js', run: 'runServicesBench', print: 'printServicesBench' },
   { file: 'revocation.js', run: 'runRevocationBench', print: 'printRevocationBench' },
   { file: 'web.js', run: 'runWebBench' },
+  { file: 'issue-flood.js', run: 'runIssueFloodBench' },
   { file: 'crl-size.js', run: 'runCrlSizeBench', print: 'printCrlSizeBench' },
 ];
 

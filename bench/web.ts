@@ -4,7 +4,7 @@
 // Targets (printed, never enforced): certificate list p95 <= 100 ms; RSS <= 200 MB.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +39,7 @@ const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const PASSWORD = 'bench password 123';
+const METRICS_TOKEN = 'bench-metrics-token-0123456789';
 const CERTS = 10_000;
 
 export interface LoadFigures {
@@ -144,7 +145,16 @@ function startServe(dataDir: string): Promise<{ child: ChildProcess; url: string
       process.execPath,
       [CLI, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'],
       {
-        env: { ...process.env, PODGATE_VPN_ENDPOINTS: 'vpn.example.test', PODGATE_LOG_LEVEL: 'warn' },
+        env: {
+          ...process.env,
+          PODGATE_VPN_ENDPOINTS: 'vpn.example.test',
+          PODGATE_LOG_LEVEL: 'warn',
+          // /metrics is served on the public listener only with this token.
+          PODGATE_WEB_METRICS_TOKEN_FILE: join(dataDir, '..', 'metrics-token'),
+          // The 20 parallel creations below measure throughput, not the per-user limits (bench/issue-flood).
+          PODGATE_DEVICES_MAX_VALID_PER_USER: '100',
+          PODGATE_DEVICES_KEYGEN_QUEUE: '100',
+        },
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );
@@ -189,6 +199,7 @@ export async function runWebBench(opts: { seconds?: number } = {}): Promise<WebB
     const t0 = performance.now();
     await prepare(join(dir, 'data'));
     console.log(`prepared ${CERTS} certificates in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    writeFileSync(join(dir, 'metrics-token'), `${METRICS_TOKEN}\n`, { mode: 0o600 });
     const served = await startServe(join(dir, 'data'));
     child = served.child;
     const login = await fetch(`${served.url}/api/v1/login`, {
@@ -257,7 +268,9 @@ export async function runWebBench(opts: { seconds?: number } = {}): Promise<WebB
     };
     const rss = rssMb(child.pid!);
     // Where the memory is, from the process's own metrics (V8 heap vs the rest: SQLite, buffers, code).
-    const metrics = await (await fetch(`${served.url}/metrics`)).text();
+    const metrics = await (
+      await fetch(`${served.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
+    ).text();
     const metric = (name: string): number =>
       Number(new RegExp(`^${name} (\\S+)`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576;
     const heap = {

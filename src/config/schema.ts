@@ -17,6 +17,15 @@ const hostname = z
     /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/,
     'must be an IP address or DNS name (letters, digits, ".", "-")',
   );
+/** An IP address or a CIDR range. */
+const proxyRange = z.string().superRefine((value, ctx) => {
+  if (isIp(value)) return;
+  try {
+    parseCidr('value', value);
+  } catch {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${value}" is not an IP address or CIDR range` });
+  }
+});
 const name = z.string().regex(NAME_PATTERN, 'must match ^[a-z0-9][a-z0-9._-]{0,63}$');
 const port = z.number().int().min(1).max(65535);
 
@@ -34,8 +43,26 @@ export const configSchema = z
       .object({
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8080),
-        /** Trust X-Forwarded-Proto from a reverse proxy (cookies become Secure when it says https). */
+        /** Trust X-Forwarded-Proto/-For from a reverse proxy (cookies become Secure when it says https). */
         trustProxy: z.boolean().default(false),
+        /**
+         * The reverse proxies' addresses (IPs or CIDRs). X-Forwarded-* is believed only when the
+         * connection comes from one of them; required when trustProxy is true.
+         */
+        trustedProxies: z.array(proxyRange).default([]),
+        /** API tokens expire this many days after they are made (the default for new tokens). */
+        apiTokenDays: z.number().int().min(1).max(3650).default(90),
+        /**
+         * /metrics on the public listener: only with `Authorization: Bearer <token in this file>`.
+         * Without it (and without metricsPort) the public listener answers 404 for /metrics.
+         */
+        metricsTokenFile: z.string().min(1).optional(),
+        /**
+         * A separate listener that serves only /metrics, without a token (e.g. for a scrape from inside
+         * the cluster); off when unset, 0 picks a free port.
+         */
+        metricsHost: z.string().min(1).default('127.0.0.1'),
+        metricsPort: z.number().int().min(0).max(65535).optional(),
         /** TLS certificate and key files; when both are set the web app serves HTTPS. */
         tlsCertFile: z.string().optional(),
         tlsKeyFile: z.string().optional(),
@@ -43,6 +70,17 @@ export const configSchema = z
         sessionAbsoluteHours: z.number().int().min(1).default(12),
       })
       .strict()
+      .superRefine((web, ctx) => {
+        if (web.trustProxy && web.trustedProxies.length === 0) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['trustedProxies'],
+            message:
+              'must list the reverse proxy addresses (IPs or CIDRs) when web.trustProxy is true; ' +
+              'forwarded addresses from anyone else are never believed',
+          });
+        }
+      })
       .default({}),
     ca: z
       .object({
@@ -102,6 +140,20 @@ export const configSchema = z
         group: z.string().default('nogroup'),
         /** Office LAN ranges routed through a gateway; checked for overlaps with cluster ranges. */
         officeLans: z.array(cidr).default([]),
+      })
+      .strict()
+      .default({}),
+    /** Limits on self-service certificates (web app and API); the CLI is not limited. */
+    devices: z
+      .object({
+        /** Valid client certificates one user may hold; another is refused (409) until one is revoked. */
+        maxValidPerUser: z.number().int().min(1).max(10_000).default(10),
+        /** Certificates one user may make per sliding hour; more are refused with 429. */
+        issuesPerHour: z.number().int().min(1).max(100_000).default(20),
+        /** Key generations running at once in one process (RSA-3072 is ~0.5 s of a core each). */
+        keygenConcurrency: z.number().int().min(1).max(64).default(1),
+        /** Requests that may wait for key generation; more are refused with 503 so sign-in keeps its share. */
+        keygenQueue: z.number().int().min(0).max(10_000).default(8),
       })
       .strict()
       .default({}),

@@ -12,3 +12,20 @@ export function validateName(field: string, value: unknown): string {
   }
   return value;
 }
+
+/**
+ * Device names in self-service certificates, named `<user>.<device>`: no ".", so the last "." of a
+ * common name always separates the owner from the device and no two (user, device) pairs can give the
+ * same name ("john" + "smith.laptop" vs "john.smith" + "laptop"). Names issued before this rule keep
+ * working; the store refuses to give a common name to a second owner (see certs-repo insertCert).
+ */
+export const DEVICE_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const DEVICE_NAME_RULE =
+  'must match ^[a-z0-9][a-z0-9_-]{0,63}$ (lower case letters, digits, "_", "-"; no "."; 1-64 characters)';
+
+export function validateDeviceName(field: string, value: unknown): string {
+  if (typeof value !== 'string' || !DEVICE_NAME_PATTERN.test(value)) {
+    throw new BadRequest(`${field} ${DEVICE_NAME_RULE}`, field);
+  }
+  return value;
+}

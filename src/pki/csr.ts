@@ -7,7 +7,8 @@ import { keyTypeOf } from './keys.js';
 /**
  * Reads a PKCS#10 request (PEM "CERTIFICATE REQUEST") and checks its self-signature, which proves the
  * requester holds the private key. Parsed with a small DER reader and verified with Node's crypto because
- * forge cannot read EC requests. Accepts RSA (2048-8192 bits) and EC P-256/P-384 keys. The common name
+ * forge cannot read EC requests. Accepts RSA (2048-8192 bits, public exponent at least 65537) and EC
+ * P-256/P-384 keys, and exactly one PEM block. The common name
  * is returned as written; the caller decides whether to use it (podgate names certificates itself).
  * Throws BadRequest('csr: ...', 'csr') for anything else.
  */
@@ -33,7 +34,10 @@ export function parseCsr(csrPem: string): { commonName?: string; publicKeyPem: s
     throw new BadRequest('csr: the public key cannot be read', 'csr', e);
   }
   if (!keyTypeOf(key))
-    throw new BadRequest('csr: unsupported key (use RSA 2048-8192 bits, EC P-256 or EC P-384)', 'csr');
+    throw new BadRequest(
+      'csr: unsupported key (use RSA 2048-8192 bits with public exponent 65537 or larger, EC P-256 or EC P-384)',
+      'csr',
+    );
   if (!verifySignature(alg, criDer, key, signature)) {
     throw new BadRequest(
       'csr: the signature does not match the request (altered, or not signed by its key)',
@@ -48,6 +52,9 @@ export function parseCsr(csrPem: string): { commonName?: string; publicKeyPem: s
 
 function readParts(csrPem: string) {
   if (typeof csrPem !== 'string') throw new BadRequest('csr must be a PEM text', 'csr');
+  // One request per upload: with two, which key gets certified would depend on which one a parser reads.
+  if ((csrPem.match(/-----BEGIN /g) ?? []).length > 1)
+    throw new BadRequest('csr: holds more than one PEM block; send exactly one certificate request', 'csr');
   const der = fromPem(csrPem, ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST']);
   const [cri, algId, sigBits, extra] = childrenOf(
     expectTag(readRoot(der), TAG.SEQUENCE, 'CertificationRequest'),

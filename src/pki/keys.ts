@@ -53,8 +53,16 @@ export async function generateKey(keyType: ClientKeyType | CaKeyType): Promise<G
 }
 
 /**
+ * Small RSA exponents (3, 17) make textbook-RSA mistakes exploitable (Coppersmith, Bleichenbacher's
+ * e=3 signature forgery); like NIST SP 800-89 we want an odd e of at least 65537.
+ */
+function acceptableRsaExponent(e: bigint | undefined): boolean {
+  return e !== undefined && e >= 65537n && e % 2n === 1n;
+}
+
+/**
  * podgate's name for a key ("ec-p256", "rsa-2048", ...), or undefined for keys it does not certify:
- * RSA below 2048 or above 8192 bits, EC curves other than P-256/P-384, and every other algorithm.
+ * RSA below 2048 or above 8192 bits or with a public exponent below 65537, EC curves other than P-256/P-384, and every other algorithm.
  */
 export function keyTypeOf(key: KeyObject): string | undefined {
   const d = key.asymmetricKeyDetails;
@@ -62,7 +70,8 @@ export function keyTypeOf(key: KeyObject): string | undefined {
     key.asymmetricKeyType === 'rsa' &&
     d?.modulusLength &&
     d.modulusLength >= 2048 &&
-    d.modulusLength <= 8192
+    d.modulusLength <= 8192 &&
+    acceptableRsaExponent(d.publicExponent)
   ) {
     return `rsa-${d.modulusLength}`;
   }

@@ -8,15 +8,29 @@ export const FIRST_ADMIN = 'admin';
 
 /**
  * Creates the first admin (`admin`) when there is no user at all. The password comes from the file named
- * by PODGATE_ADMIN_PASSWORD_FILE, or is generated and returned so the caller prints it exactly once.
- * Returns undefined when users already exist.
+ * by PODGATE_ADMIN_PASSWORD_FILE, or is generated and returned so the caller prints it exactly once;
+ * with `requirePasswordFile` (in a pod) a missing file is an error instead. Returns undefined when
+ * users already exist.
  */
 export async function ensureFirstAdmin(
   ctx: AppContext,
   env: NodeJS.ProcessEnv = process.env,
+  opts: { requirePasswordFile?: boolean } = {},
 ): Promise<{ user: User; generatedPassword?: string } | undefined> {
   if (ctx.store.listUsers().length > 0) return undefined;
   const file = env.PODGATE_ADMIN_PASSWORD_FILE;
+  if (!file && opts.requirePasswordFile) {
+    // In a pod, stdout is the pod log: a generated password printed there is readable by anyone who
+    // can read logs, and kept by log collectors. Refuse instead, and say how to pass one.
+    throw new AppError(
+      400,
+      'admin_password_file_required',
+      'PODGATE_ADMIN_PASSWORD_FILE is required to create the first admin in a pod (a generated password ' +
+        'would land in the pod log): put the password in a Secret, mount it, and point ' +
+        'PODGATE_ADMIN_PASSWORD_FILE at the file (k8s/deployment.yaml reads Secret podgate-admin, key password)',
+      { field: 'PODGATE_ADMIN_PASSWORD_FILE' },
+    );
+  }
   let password: string;
   let generated = false;
   if (file) {

@@ -1,22 +1,27 @@
 import { resolve } from 'node:path';
-import { mkdirSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { CertificateAuthority } from '../pki/index.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { CrlPublisher } from '../openvpn/revocation-bundle.js';
+import { logger } from '../lib/logger.js';
 import { loadOrCreateCa } from './ca-files.js';
+import { secureDataDir } from './data-dir.js';
 import { DeviceService } from './devices.js';
 import { RenewalService } from './renewal.js';
 import { RevocationService } from './revocation.js';
 import { ServerIdentityService } from './server-identity.js';
 import { UserService } from './users.js';
 
+const log = logger.child({ module: 'context' });
+
 /** Everything the faces of podgate (CLI, web, agent) operate on, built once by the composition root. */
 export interface AppContext {
   config: Config;
   /** Absolute data dir. */
   dataDir: string;
+  /** Set when the data dir's mode was too open at start (and what was done about it); commands print it. */
+  dataDirNote?: string;
   store: Store;
   ca: CertificateAuthority;
   /** The outgoing CA while a rotation's overlap lasts (`podgate ca rotate` … `ca retire-old`). */
@@ -41,7 +46,8 @@ export interface ContextDeps {
  */
 export async function openContext(config: Config, deps: ContextDeps = {}): Promise<AppContext> {
   const dataDir = resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const { note: dataDirNote } = secureDataDir(dataDir);
+  if (dataDirNote) log.warn({ dataDir }, dataDirNote);
   const now = deps.now ?? (() => new Date());
   const { ca, previous: previousCa, secret } = await loadOrCreateCa(config, dataDir);
   const store = openStore(dataDir);
@@ -72,6 +78,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
     return {
       config,
       dataDir,
+      ...(dataDirNote ? { dataDirNote } : {}),
       store,
       ca,
       ...(previousCa ? { previousCa } : {}),

@@ -6,8 +6,9 @@ import { parseCsr, type CertificateAuthority, type ClientKeyType } from '../pki/
 import { wrapTlsCryptV2ClientKey } from '../pki/tls-crypt.js';
 import { renderClientProfile } from '../profiles/client-profile.js';
 import type { Config } from '../config/schema.js';
-import type { CertRecord, Store } from '../store/types.js';
-import { effectiveNetwork } from './network.js';
+import type { CertRecord, Store, User } from '../store/types.js';
+import { IssueLimits } from './issue-limits.js';
+import { effectiveNetwork, type EffectiveNetwork } from './network.js';
 import type { ServerIdentityService } from './server-identity.js';
 
 const log = logger.child({ module: 'devices' });
@@ -24,8 +25,14 @@ export interface IssueDeviceRequest {
   /** PKCS#10 request: the key stays on the device and the profile has no <key> block. */
   csrPem?: string;
   /**
+   * A user issuing for themselves (web, API): counted against the per-user rate and device maximum,
+   * and refused with 503 when the key-generation queue is full. The CLI (an administrator) is not.
+   */
+  selfService?: boolean;
+  /**
    * Renewal (see ./renewal.ts): the current certificate of this common name that the new one replaces;
-   * it is marked superseded in the same transaction and revoked at `supersedeAt`.
+   * it is marked superseded in the same transaction and revoked at `supersedeAt`. A renewal adds no
+   * device, so it is not counted against devices.maxValidPerUser.
    */
   replaces?: { serial: string; supersedeAt: Date };
 }
@@ -36,6 +43,8 @@ export interface DeviceServiceDeps {
   config: Config;
   server: ServerIdentityService;
   now: () => Date;
+  /** Shared limits; made from config.devices when absent. */
+  limits?: IssueLimits;
 }
 
 /**
@@ -44,10 +53,29 @@ export interface DeviceServiceDeps {
  * and never stored; if any step fails nothing is recorded and the certificate is simply never used.
  */
 export class DeviceService {
-  constructor(private readonly deps: DeviceServiceDeps) {}
+  /** Per-process issuance limits and the key-generation queue. */
+  readonly limits: IssueLimits;
+
+  constructor(private readonly deps: DeviceServiceDeps) {
+    this.limits = deps.limits ?? new IssueLimits(deps.config.devices);
+  }
+
+  /** Valid, unexpired client certificates of one owner (what devices.maxValidPerUser counts). */
+  validDevices(ownerId: number): number {
+    const now = this.deps.now().getTime();
+    return this.deps.store
+      .listCerts({ ownerId, kind: 'client', status: 'valid' })
+      .items.filter((c) => c.notAfter.getTime() > now).length;
+  }
+
+  /** Throws unless the owner exists and is enabled, as the store says right now. */
+  private assertEnabled(ownerId: number, ownerName: string): void {
+    const owner = this.deps.store.getUserById(ownerId);
+    if (!owner || owner.disabled) throw new BadRequest(`owner: user '${ownerName}' is disabled`, 'owner');
+  }
 
   async issue(req: IssueDeviceRequest): Promise<{ cert: CertRecord; profile: string }> {
-    const { store, ca, config, server, now } = this.deps;
+    const { store, config } = this.deps;
     const commonName = validateName('commonName', req.commonName);
     const deviceName = validateName('deviceName', req.deviceName ?? req.commonName);
     const ownerName = validateName('owner', req.owner);
@@ -75,15 +103,47 @@ export class DeviceService {
       );
     }
     const csr = req.csrPem ? parseCsr(req.csrPem) : undefined;
+    const selfService = req.selfService === true && kind === 'client';
+    const release = selfService
+      ? this.limits.admit(owner.id, ownerName, this.validDevices(owner.id))
+      : undefined;
+    try {
+      return await this.make({ req, owner, ownerName, commonName, deviceName, kind, keyType, csr, network });
+    } finally {
+      release?.();
+    }
+  }
+
+  private async make(o: {
+    req: IssueDeviceRequest;
+    owner: User;
+    ownerName: string;
+    commonName: string;
+    deviceName: string;
+    kind: 'client' | 'gateway';
+    keyType: ClientKeyType;
+    csr: { publicKeyPem: string } | undefined;
+    network: EffectiveNetwork;
+  }): Promise<{ cert: CertRecord; profile: string }> {
+    const { store, ca, config, server, now } = this.deps;
+    const { req, owner, ownerName, commonName, deviceName, kind, keyType, csr, network } = o;
     const identity = await server.ensure();
-    const issued = await ca.issue({
-      kind,
-      commonName,
-      days: config.vpn.certDays,
-      keyType: csr ? undefined : keyType,
-      publicKeyPem: csr?.publicKeyPem,
-      now: now(),
-    });
+    const sign = () =>
+      ca.issue({
+        kind,
+        commonName,
+        days: config.vpn.certDays,
+        keyType: csr ? undefined : keyType,
+        publicKeyPem: csr?.publicKeyPem,
+        now: now(),
+      });
+    // Key generation waits its turn; an owner disabled meanwhile is not worth a key.
+    const issued = csr
+      ? await sign()
+      : await this.limits.keygen(req.selfService === true, () => {
+          this.assertEnabled(owner.id, ownerName);
+          return sign();
+        });
     const tlsCryptV2KeyPem =
       config.vpn.controlChannel === 'tls-crypt-v2'
         ? wrapTlsCryptV2ClientKey(identity.tlsCryptV2ServerKeyPem)
@@ -102,6 +162,16 @@ export class DeviceService {
       notAfter: issued.notAfter,
     });
     const cert = store.transaction(() => {
+      // Checked again inside the write transaction: a disable that committed while the key was being
+      // made revoked only what was recorded then, so this certificate must not be recorded now.
+      this.assertEnabled(owner.id, ownerName);
+      const max = config.devices.maxValidPerUser;
+      if (req.selfService && !req.replaces && kind === 'client' && this.validDevices(owner.id) >= max) {
+        throw new Conflict(
+          `owner: user '${ownerName}' already has ${max} valid devices (devices.maxValidPerUser); revoke one first`,
+          'owner',
+        );
+      }
       if (req.replaces) store.markSuperseding(req.replaces.serial, issued.serial, req.replaces.supersedeAt);
       const row = store.insertCert({
         serial: issued.serial,

@@ -25,6 +25,8 @@ export interface RenewRequest {
   keyType?: string;
   /** PKCS#10 request: the new key stays on the device. */
   csrPem?: string;
+  /** A user renewing their own device (web, API): rate-limited like a self-service issue. */
+  selfService?: boolean;
 }
 
 /**
@@ -66,6 +68,7 @@ export class RenewalService {
       kind: old.kind,
       ...(keyType ? { keyType } : {}),
       ...(r.csrPem ? { csrPem: r.csrPem } : {}),
+      ...(r.selfService ? { selfService: true } : {}),
       replaces: { serial: old.serial, supersedeAt },
     });
     log.info({ serial: cert.serial, renews: old.serial, supersedeAt }, 'renewed');

@@ -128,7 +128,12 @@ export class RevocationService {
     return crl;
   }
 
-  private revokeInTransaction(actor: string, serials: readonly string[], reason: RevocationReason) {
+  /**
+   * Marks the serials revoked and signs the next CRL in one store transaction (a savepoint when the
+   * caller already holds one, so the revocation commits or rolls back with the caller's writes).
+   * Call publish() after the outermost transaction has committed.
+   */
+  revokeInTransaction(actor: string, serials: readonly string[], reason: RevocationReason) {
     const { store } = this.deps;
     const now = this.deps.now();
     return store.transaction(() => {

@@ -98,15 +98,18 @@ export class ServerIdentityService {
         stored?.tlsCryptV2Envelope ?? encryptSecret(Buffer.from(generateTlsCryptV2ServerKey()), secret),
       tlsCryptEnvelope: stored?.tlsCryptEnvelope ?? encryptSecret(Buffer.from(generateTlsCryptKey()), secret),
     };
-    // The old certificate is superseded through the normal path, so the CRL stays in step with the rows.
-    const old = store.getValidCertByCommonName(serverName);
-    if (old)
-      await this.deps.revocation.revokeMany({ actor: 'system', serials: [old.serial], reason: 'superseded' });
     // Another process (CLI beside the web app) may have made the identity meanwhile: the transaction
     // serialises writers, and the first one wins; ours is then discarded before anything is recorded.
+    // Only the winner supersedes the certificate it replaces, inside the same transaction: revoking
+    // "whatever is valid under this name" before knowing who won could revoke the other process's
+    // brand-new certificate.
+    let superseded = false;
     const winner = store.transaction((): StoredIdentity | undefined => {
       const current = store.getSetting(SETTING);
       if (current !== raw && current !== undefined) return JSON.parse(current) as StoredIdentity;
+      const old = store.getValidCertByCommonName(serverName);
+      if (old) this.deps.revocation.revokeInTransaction('system', [old.serial], 'superseded');
+      superseded = old !== undefined;
       store.insertCert({
         serial: issued.serial,
         commonName: serverName,
@@ -130,6 +133,8 @@ export class ServerIdentityService {
       return undefined;
     });
     if (winner) return this.open(winner);
+    // The CRL signed in the transaction (if an old certificate was superseded) goes to the publishers now.
+    if (superseded) await this.deps.revocation.publish();
     log.info({ serial: issued.serial, commonName: serverName }, 'issued the server certificate');
     return this.open(next);
   }

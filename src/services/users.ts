@@ -9,14 +9,9 @@ const ARGON2 = { algorithm: Algorithm.Argon2id, memoryCost: 19456, timeCost: 2, 
 /** A real hash of a random string, so that an unknown user costs the same time as a wrong password. */
 let dummyHash: Promise<string> | undefined;
 
-export const MIN_PASSWORD_LENGTH = 10;
-
-export function validatePassword(field: string, password: unknown): string {
-  if (typeof password !== 'string' || password.length < MIN_PASSWORD_LENGTH || password.length > 1024) {
-    throw new BadRequest(`${field} must be ${MIN_PASSWORD_LENGTH} to 1024 characters long`, field);
-  }
-  return password;
-}
+// The one password rule (length, variety, not a well-known password) lives in password-policy.
+import { validatePassword } from './password-policy.js';
+export { MIN_PASSWORD_LENGTH, validatePassword } from './password-policy.js';
 
 function validateRole(role: unknown): Role {
   if (role !== 'admin' && role !== 'user') throw new BadRequest('role must be "admin" or "user"', 'role');
@@ -107,27 +102,35 @@ export class UserService {
     });
   }
 
-  /** Disables the account and revokes all its valid certificates with one CRL update. */
+  /**
+   * Disables the account and revokes all its valid certificates with one CRL update. The valid list is
+   * read in the same write transaction that sets `disabled`, and an issue re-checks `disabled` inside
+   * its own insert transaction, so every certificate is either in this list or never recorded; when
+   * this returns the user holds no valid certificate, whatever was in flight.
+   */
   async disable(o: { actor: string; name: string }): Promise<{ user: User; revoked: string[] }> {
     const user = this.get(o.name);
     const { store, revocation } = this.deps;
-    const valid = store
-      .listCerts({ ownerId: user.id, status: 'valid', limit: 100000 })
-      .items.map((c) => c.serial);
-    const updated = store.transaction(() => {
+    const validOf = () => store.listCerts({ ownerId: user.id, status: 'valid' }).items.map((c) => c.serial);
+    const { updated, valid } = store.transaction(() => {
       const u = store.updateUser(user.id, { disabled: true });
+      const serials = validOf();
       store.appendAudit({
         actor: o.actor,
         action: 'user.disable',
         target: user.name,
         result: 'ok',
-        details: { revoked: valid.length },
+        details: { revoked: serials.length },
       });
-      return u;
+      return { updated: u, valid: serials };
     });
     if (valid.length > 0)
       await revocation.revokeMany({ actor: o.actor, serials: valid, reason: 'affiliationChanged' });
-    return { user: updated, revoked: valid };
+    // Defence in depth (another podgate version writing the same store): revoke anything that still shows.
+    const late = validOf();
+    if (late.length > 0)
+      await revocation.revokeMany({ actor: o.actor, serials: late, reason: 'affiliationChanged' });
+    return { user: updated, revoked: [...valid, ...late] };
   }
 
   enable(o: { actor: string; name: string }): User {

@@ -25,6 +25,7 @@ export class SqliteCerts implements CertStore {
   private readonly bySerial: Statement;
   private readonly validByCn: Statement;
   private readonly userExists: Statement;
+  private readonly otherOwnerOfCn: Statement;
   private readonly revoke: Statement;
   private readonly revoked: Statement;
   private readonly touch: Statement;
@@ -59,6 +60,9 @@ export class SqliteCerts implements CertStore {
       )
       .pluck();
     this.userExists = db.prepare('SELECT 1 FROM users WHERE id = ?').pluck();
+    this.otherOwnerOfCn = db
+      .prepare('SELECT 1 FROM certificates WHERE common_name = ? AND owner_id IS NOT ? LIMIT 1')
+      .pluck();
     this.revoke = db.prepare(
       `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
        WHERE serial = ? AND status = 'valid'`,
@@ -99,6 +103,15 @@ export class SqliteCerts implements CertStore {
         throw new BadRequest(`owner ${params.ownerId} does not exist`, 'owner');
       }
       if (this.getValidCertByCommonName(params.commonName)) throw this.cnConflict(params.commonName);
+      // A common name is what OpenVPN, the status page and the logs know a client by: once given to one
+      // owner (or to the server, owner null) it never names someone else's certificate, even after
+      // revocation. This also keeps names made before device names lost their "." unambiguous.
+      if (this.otherOwnerOfCn.get(params.commonName, params.ownerId) !== undefined) {
+        throw new Conflict(
+          `commonName '${params.commonName}' belongs to another owner's certificates; choose another name`,
+          'commonName',
+        );
+      }
       try {
         this.insert.run(params);
       } catch (err) {

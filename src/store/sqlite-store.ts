@@ -205,8 +205,14 @@ export class SqliteStore implements T.Store {
   findTokenByHash(tokenHash: string): T.ApiToken | undefined {
     return this.tokens.findTokenByHash(tokenHash);
   }
+  getToken(id: number): T.ApiToken | undefined {
+    return this.tokens.getToken(id);
+  }
   listTokens(userId: number): T.ApiToken[] {
     return this.tokens.listTokens(userId);
+  }
+  listAllTokens(): T.ApiToken[] {
+    return this.tokens.listAllTokens();
   }
   deleteToken(id: number): void {
     this.tokens.deleteToken(id);

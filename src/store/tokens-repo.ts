@@ -1,23 +1,36 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
-import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, sqliteCode, text, toIso } from './sql-util.js';
+import {
+  fromIso,
+  fromIsoOrNull,
+  intAtLeast,
+  nonEmpty,
+  sqliteCode,
+  text,
+  toIso,
+  toIsoOrNull,
+} from './sql-util.js';
 import type { ApiToken, TokenStore } from './types.js';
 
 interface TokenRow {
   id: number;
   user_id: number;
+  user_name: string;
   name: string;
   created_at: string;
   last_used_at: string | null;
+  expires_at: string | null;
 }
 
 function toToken(r: TokenRow): ApiToken {
   return {
     id: r.id,
     userId: r.user_id,
+    userName: r.user_name,
     name: r.name,
     createdAt: fromIso(r.created_at),
     lastUsedAt: fromIsoOrNull(r.last_used_at),
+    expiresAt: fromIsoOrNull(r.expires_at),
   };
 }
 
@@ -25,27 +38,34 @@ function toToken(r: TokenRow): ApiToken {
 export class SqliteTokens implements TokenStore {
   private readonly insert: Statement;
   private readonly byHash: Statement;
+  private readonly byId: Statement;
   private readonly ofUser: Statement;
+  private readonly all: Statement;
   private readonly remove: Statement;
   private readonly touch: Statement;
 
   constructor(db: Database) {
-    const cols = 'id, user_id, name, created_at, last_used_at';
+    const cols = 't.id, t.user_id, u.name AS user_name, t.name, t.created_at, t.last_used_at, t.expires_at';
+    const from = 'FROM api_tokens t JOIN users u ON u.id = t.user_id';
     this.insert = db.prepare(
-      `INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING ${cols}`,
+      'INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id',
     );
-    this.byHash = db.prepare(`SELECT ${cols} FROM api_tokens WHERE token_hash = ?`);
-    this.ofUser = db.prepare(`SELECT ${cols} FROM api_tokens WHERE user_id = ? ORDER BY id`);
+    this.byHash = db.prepare(`SELECT ${cols} ${from} WHERE t.token_hash = ?`);
+    this.byId = db.prepare(`SELECT ${cols} ${from} WHERE t.id = ?`);
+    this.ofUser = db.prepare(`SELECT ${cols} ${from} WHERE t.user_id = ? ORDER BY t.id`);
+    this.all = db.prepare(`SELECT ${cols} ${from} ORDER BY u.name, t.id`);
     this.remove = db.prepare('DELETE FROM api_tokens WHERE id = ?');
     this.touch = db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?');
   }
 
-  createToken(t: { userId: number; name: string; tokenHash: string }): ApiToken {
+  createToken(t: { userId: number; name: string; tokenHash: string; expiresAt?: Date | null }): ApiToken {
     const userId = intAtLeast('userId', t.userId, 1);
     const name = text('name', t.name);
     const hash = nonEmpty('tokenHash', t.tokenHash);
+    const expires = toIsoOrNull('expiresAt', t.expiresAt);
     try {
-      return toToken(this.insert.get(userId, name, hash, new Date().toISOString()) as TokenRow);
+      const { id } = this.insert.get(userId, name, hash, new Date().toISOString(), expires) as { id: number };
+      return this.getToken(id)!;
     } catch (err) {
       const code = sqliteCode(err);
       if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY')
@@ -61,8 +81,17 @@ export class SqliteTokens implements TokenStore {
     return r && toToken(r);
   }
 
+  getToken(id: number): ApiToken | undefined {
+    const r = this.byId.get(id) as TokenRow | undefined;
+    return r && toToken(r);
+  }
+
   listTokens(userId: number): ApiToken[] {
     return (this.ofUser.all(userId) as TokenRow[]).map(toToken);
+  }
+
+  listAllTokens(): ApiToken[] {
+    return (this.all.all() as TokenRow[]).map(toToken);
   }
 
   deleteToken(id: number): void {

@@ -101,6 +101,10 @@ export interface UserStore {
   getUserByName(name: string): User | undefined;
   getUserById(id: number): User | undefined;
   listUsers(): User[];
+  /**
+   * A new password hash, a changed role or a changed disabled flag also ends every web session of the
+   * user, and disabling deletes their API tokens, in the same transaction.
+   */
   updateUser(id: number, patch: Partial<Pick<User, 'role' | 'passwordHash' | 'disabled'>>): User;
 }
 
@@ -178,17 +182,24 @@ export interface SessionStore {
 export interface ApiToken {
   id: number;
   userId: number;
+  /** The owner's name, for lists. */
+  userName: string;
   name: string;
   createdAt: Date;
   lastUsedAt: Date | null;
+  /** Refused from this time on; null only for tokens the caller made without an expiry. */
+  expiresAt: Date | null;
 }
 
 export interface TokenStore {
   /** BadRequest 'userId' for an unknown user, Conflict 'tokenHash' for a hash already stored. */
-  createToken(t: { userId: number; name: string; tokenHash: string }): ApiToken;
+  createToken(t: { userId: number; name: string; tokenHash: string; expiresAt?: Date | null }): ApiToken;
   findTokenByHash(tokenHash: string): ApiToken | undefined;
+  getToken(id: number): ApiToken | undefined;
   /** Oldest first. */
   listTokens(userId: number): ApiToken[];
+  /** Every user's tokens, by owner name then age (for admins). */
+  listAllTokens(): ApiToken[];
   /** NotFound for an unknown id. */
   deleteToken(id: number): void;
   touchToken(id: number, at: Date): void;

@@ -37,6 +37,9 @@ export class SqliteUsers implements UserStore {
   private readonly byId: Statement;
   private readonly all: Statement;
   private readonly update: Statement;
+  private readonly endSessions: Statement;
+  private readonly dropTokens: Statement;
+  private readonly updateTx: (id: number, params: Record<string, unknown>) => UserRow | undefined;
 
   constructor(db: Database) {
     const cols = 'id, name, role, password_hash, disabled, created_at';
@@ -53,6 +56,21 @@ export class SqliteUsers implements UserStore {
          disabled = coalesce(@disabled, disabled)
        WHERE id = @id RETURNING ${cols}`,
     );
+    this.endSessions = db.prepare('DELETE FROM sessions WHERE user_id = ?');
+    this.dropTokens = db.prepare('DELETE FROM api_tokens WHERE user_id = ?');
+    // Part of the same write, so that no caller (web, CLI, a future one) can forget it: a new password,
+    // a role change or a disable ends every web session of the user, and a disable deletes their API
+    // tokens for good (enabling the account again does not bring them back).
+    this.updateTx = db.transaction((id: number, params: Record<string, unknown>) => {
+      const before = this.byId.get(id) as UserRow | undefined;
+      if (!before) return undefined;
+      const after = this.update.get(params) as UserRow;
+      if (after.role !== before.role || after.disabled !== before.disabled || params.setHash === 1) {
+        this.endSessions.run(id);
+      }
+      if (after.disabled === 1) this.dropTokens.run(id);
+      return after;
+    });
   }
 
   createUser(u: { name: string; role: Role; passwordHash: string | null }): User {
@@ -92,8 +110,7 @@ export class SqliteUsers implements UserStore {
       throw new BadRequest('disabled must be true or false', 'disabled');
     }
     const disabled = patch.disabled === undefined ? null : patch.disabled ? 1 : 0;
-    const row = this.update.get({ id, role, setHash: setHash ? 1 : 0, hash, disabled }) as
-      UserRow | undefined;
+    const row = this.updateTx(id, { id, role, setHash: setHash ? 1 : 0, hash, disabled });
     if (!row) throw new NotFound(`user ${id} not found`);
     return toUser(row);
   }

@@ -1,5 +1,5 @@
 import { BadRequest, NotFound, Unauthorized } from '../lib/errors.js';
-import { validateName } from '../lib/names.js';
+import { validateDeviceName, validateName } from '../lib/names.js';
 import type { AppContext } from '../services/context.js';
 import { effectiveNetwork, type EffectiveNetwork } from '../services/network.js';
 import type { CertRecord, RevocationReason, User } from '../store/types.js';
@@ -81,12 +81,18 @@ export class WebActions {
    * message, whether the name is unknown, the password wrong or the account disabled.
    */
   async login(name: string, password: string, ip: string): Promise<{ user: User; session: WebSession }> {
-    const account = name.toLowerCase();
-    this.throttle.check(account, ip);
-    const user = await this.ctx.users.verifyPassword(name, password);
+    // Reserved before the password is hashed: parallel guesses cannot all slip past the check.
+    const attempt = this.throttle.begin(name.toLowerCase(), ip);
+    let user: User | undefined;
+    try {
+      user = await this.ctx.users.verifyPassword(name, password);
+    } catch (err) {
+      attempt.fail();
+      throw err;
+    }
     const { store } = this.ctx;
     if (!user || user.disabled) {
-      this.throttle.fail(account, ip);
+      attempt.fail();
       store.appendAudit({
         actor: 'anonymous',
         action: 'login.failed',
@@ -96,7 +102,7 @@ export class WebActions {
       });
       throw new Unauthorized('invalid user name or password');
     }
-    this.throttle.succeed(account);
+    attempt.succeed();
     const session = this.sessions.create(user.id);
     store.appendAudit({
       actor: user.name,
@@ -143,7 +149,7 @@ export class WebActions {
     user: User,
     input: { name: string; keyType?: string; csr?: string },
   ): Promise<IssuedDevice> {
-    const commonName = `${user.name}.${input.name}`;
+    const commonName = `${user.name}.${validateDeviceName('name', input.name)}`;
     try {
       validateName('name', commonName);
     } catch {
@@ -155,6 +161,7 @@ export class WebActions {
       commonName,
       deviceName: input.name,
       kind: 'client',
+      selfService: true,
       ...(input.keyType ? { keyType: input.keyType as never } : {}),
       ...(input.csr ? { csrPem: input.csr } : {}),
     });

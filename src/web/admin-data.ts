@@ -1,10 +1,11 @@
 import { AppError } from '../lib/errors.js';
+import { markInvisible, markInvisibleDeep } from '../lib/visible-text.js';
 import type { AppContext } from '../services/context.js';
 import type { AuditEntry, User } from '../store/types.js';
 import type { DeployState, DeployTracker } from './deploy-tracker.js';
 // status.js, not index.js: the index loads the Kubernetes client (~70 MB resident) even when unused.
 import { formatStatus, type ClusterStatus } from '../cluster/status.js';
-import { describeDiscovery, type ClusterPort } from './cluster-port.js';
+import { describeDiscovery, manifestsText, type ClusterPort } from './cluster-port.js';
 import type { SessionsProvider, Session } from './sessions-provider.js';
 
 /** 503 when the VPN server's management interface is not wired in (e.g. `serve` without a server). */
@@ -59,7 +60,15 @@ export class AdminData {
       offset: (page - 1) * perPage,
       ...(action ? { action } : {}),
     });
-    return { items: rows.slice(0, perPage), page, hasNext: rows.length > perPage };
+    // Names in the log may be attacker-chosen (a failed sign-in): controls and bidi marks are shown as marks.
+    const items = rows.slice(0, perPage).map((e) => ({
+      ...e,
+      actor: markInvisible(e.actor),
+      action: markInvisible(e.action),
+      target: markInvisible(e.target),
+      details: markInvisibleDeep(e.details) as Record<string, unknown>,
+    }));
+    return { items, page, hasNext: rows.length > perPage };
   }
 
   crl(): {
@@ -136,6 +145,22 @@ export class AdminData {
       lines = [JSON.stringify(raw)];
     }
     return { raw, lines };
+  }
+
+  /**
+   * The deploy manifests as one YAML download. They hold the server's private key, the tls-crypt-v2
+   * server key and the management password, so every download leaves an audit row.
+   */
+  async manifestsDownload(actor: string): Promise<string> {
+    const text = manifestsText(await this.requireCluster().manifests());
+    this.ctx.store.appendAudit({
+      actor,
+      action: 'cluster.manifests',
+      target: this.ctx.config.kubernetes.namespace,
+      result: 'ok',
+      details: { bytes: Buffer.byteLength(text) },
+    });
+    return text;
   }
 
   requireCluster(): ClusterPort {

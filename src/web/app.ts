@@ -1,10 +1,12 @@
 import express from 'express';
 import cookieParser from 'cookie-parser';
 import { create as createHandlebars } from 'express-handlebars';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { BadRequest } from '../lib/errors.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AppContext } from '../services/context.js';
+import { TokenService } from '../services/tokens.js';
 import { WebActions } from './actions.js';
 import { AdminData } from './admin-data.js';
 import { authenticate } from './auth.js';
@@ -23,6 +25,7 @@ import { userPages } from './routes/pages-user.js';
 import { renewalRouter } from './routes/renewal.js';
 import { caPages } from './routes/pages-ca.js';
 import { publicRouter } from './routes/public.js';
+import { tokenPages, tokensApi } from './routes/tokens.js';
 
 export interface AppDeps {
   ctx: AppContext;
@@ -43,6 +46,23 @@ function findRoot(): string {
     dir = dirname(dir);
   }
   throw new Error('templates/views not found above ' + fileURLToPath(import.meta.url));
+}
+
+/** The metrics bearer token from its file (a secret never sits in the config itself). */
+function readMetricsToken(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new BadRequest(`web.metricsTokenFile ${file} cannot be read`, 'web.metricsTokenFile', err);
+  }
+  if (token.length < 16)
+    throw new BadRequest(
+      'web.metricsTokenFile must hold a token of at least 16 characters',
+      'web.metricsTokenFile',
+    );
+  return token;
 }
 
 /**
@@ -68,8 +88,9 @@ export function createApp(deps: AppDeps): express.Express {
   // Templates are read once in production; tests and benchmarks want the same.
   app.enable('view cache');
   app.disable('x-powered-by');
-  // Only believe X-Forwarded-* when told a proxy is in front; then req.secure follows its scheme.
-  app.set('trust proxy', ctx.config.web.trustProxy ? 1 : false);
+  // Only believe X-Forwarded-* from the configured proxies (never from anyone who sends the header):
+  // req.ip is then the nearest address that is not one of them, and req.secure follows their scheme.
+  app.set('trust proxy', ctx.config.web.trustProxy ? [...ctx.config.web.trustedProxies] : false);
 
   const sessions = new SessionManager(
     ctx.store,
@@ -78,6 +99,7 @@ export function createApp(deps: AppDeps): express.Express {
   );
   const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, ...deps.throttle }, now);
   const actions = new WebActions(ctx, sessions, throttle, now);
+  const tokens = new TokenService({ store: ctx.store, defaultDays: ctx.config.web.apiTokenDays, now });
   const admin = new AdminData(ctx, deps.sessions, deps.cluster, now);
   const deploys = new DeployTracker(now);
   const metrics = createMetrics(ctx.store, deps.sessions, now, ctx);
@@ -90,7 +112,15 @@ export function createApp(deps: AppDeps): express.Express {
     '/static',
     express.static(join(root, 'public'), { index: false, maxAge: '1h', fallthrough: false }),
   );
-  app.use(publicRouter(ctx, metrics.registry));
+  app.use(publicRouter(ctx, metrics.registry, readMetricsToken(ctx.config.web.metricsTokenFile)));
+  // The separate metrics listener (startServer, web.metricsPort) serves the same registry.
+  app.locals.metricsRegistry = metrics.registry;
+  // Everything below (pages, API, their errors) is per user or carries a CSRF token or a secret:
+  // never kept by a browser or a shared cache. Static files and the public endpoints above keep theirs.
+  app.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
   app.use(cookieParser());
   app.use(express.urlencoded({ extended: false, limit: '64kb' }));
   app.use(express.json({ limit: '64kb' }));
@@ -98,7 +128,9 @@ export function createApp(deps: AppDeps): express.Express {
     res.locals.appName = 'podgate';
     next();
   });
-  app.use(authenticate(ctx.store, sessions, now));
+  app.use(authenticate(ctx.store, sessions, tokens));
+  app.use('/api/v1/tokens', tokensApi(tokens, now));
+  app.use('/tokens', tokenPages(tokens, now));
   app.use(renewalRouter(routeDeps, ctx));
   app.use('/api/v1', apiRouter(routeDeps));
   app.use(userPages(routeDeps, ctx.config));

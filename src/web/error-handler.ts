@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError, NotFound } from '../lib/errors.js';
+import { AppError, BadRequest, NotFound } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { wantsJson } from './auth.js';
 import './types.js';
@@ -24,6 +24,8 @@ export const notFound: RequestHandler = () => {
  * http-errors with a 4xx status; turn them into AppErrors with fixed, safe messages.
  */
 function fromHttpError(err: unknown): AppError | undefined {
+  // The router decodes path parameters with decodeURIComponent: a broken %-escape is the client's fault.
+  if (err instanceof URIError) return new BadRequest('the URL has a malformed %-escape', 'url');
   const e = err as { status?: number; type?: string; expose?: boolean };
   if (typeof e?.status !== 'number' || e.status < 400 || e.status >= 500) return undefined;
   if (e.status === 404) return new NotFound('not found');

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
 import { logger } from '../lib/logger.js';
 import { createApp, type AppDeps } from './app.js';
 
@@ -11,7 +12,42 @@ export interface RunningServer {
   url: string;
   port: number;
   server: Server;
+  /** The separate /metrics listener, when web.metricsPort is set. */
+  metricsUrl?: string;
   close(): Promise<void>;
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function urlOf(server: Server, host: string, scheme: string): string {
+  const port = (server.address() as AddressInfo).port;
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** A listener that answers GET /metrics and nothing else (no sign-in: bind it where only scrapers reach). */
+function metricsServer(registry: Registry): Server {
+  return createHttpServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) =>
+        res.writeHead(200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }).end(text),
+      (err: unknown) => {
+        log.warn({ err }, 'metrics scrape failed');
+        res.writeHead(500, { 'Content-Type': 'text/plain' }).end('metrics failed\n');
+      },
+    );
+  });
 }
 
 /**
@@ -30,13 +66,17 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
   const host = deps.host ?? web.host;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(deps.port ?? web.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(server, deps.port ?? web.port, host);
+  let metrics: Server | undefined;
+  if (web.metricsPort !== undefined) {
+    metrics = metricsServer(app.locals.metricsRegistry as Registry);
+    try {
+      await listen(metrics, web.metricsPort, web.metricsHost);
+    } catch (err) {
+      server.close();
+      throw err;
+    }
+  }
   // Expired sessions are refused on read anyway; pruning only keeps the table small.
   const prune = (): void => {
     try {
@@ -49,16 +89,19 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
   const pruneTimer = setInterval(prune, 3_600_000);
   pruneTimer.unref();
   const port = (server.address() as AddressInfo).port;
-  const shownHost = host.includes(':') ? `[${host}]` : host;
-  const url = `${tls ? 'https' : 'http'}://${shownHost}:${port}`;
-  log.info({ url }, 'web app listening');
+  const url = urlOf(server, host, tls ? 'https' : 'http');
+  const metricsUrl = metrics && `${urlOf(metrics, web.metricsHost, 'http')}/metrics`;
+  log.info({ url, ...(metricsUrl ? { metricsUrl } : {}) }, 'web app listening');
   return {
     url,
     port,
     server,
+    ...(metricsUrl ? { metricsUrl } : {}),
     close: () =>
       new Promise<void>((resolve) => {
         clearInterval(pruneTimer);
+        metrics?.close();
+        metrics?.closeAllConnections();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { BadRequest } from '../lib/errors.js';
-import { NAME_PATTERN, NAME_RULE } from '../lib/names.js';
+import { DEVICE_NAME_PATTERN, DEVICE_NAME_RULE, NAME_PATTERN, NAME_RULE } from '../lib/names.js';
 import { REVOCATION_REASONS } from '../lib/cert-vocabulary.js';
 
 /**
@@ -42,8 +42,13 @@ const csrPem = z
     },
   );
 
+/** Device names have no "." so that `<user>.<device>` names one pair only (lib/names). */
+const deviceNameField = z
+  .string({ required_error: 'is required', invalid_type_error: 'must be a string' })
+  .refine((v) => DEVICE_NAME_PATTERN.test(v), { message: DEVICE_NAME_RULE });
+
 export const createDeviceBody = z.object({
-  name: nameField,
+  name: deviceNameField,
   keyType: z.enum(['ec-p256', 'rsa-2048', 'rsa-3072']).or(z.literal('')).optional(),
   csr: csrPem.optional(),
 });
@@ -59,7 +64,8 @@ export const revokeBody = z.object({
 export const createUserBody = z.object({
   name: nameField,
   role: z.enum(['admin', 'user']).default('user'),
-  password: z.string().min(8, 'must be at least 8 characters').max(1024, 'is too long'),
+  // Length, variety and the well-known list are checked by the one password rule in the service.
+  password: z.string({ required_error: 'is required', invalid_type_error: 'must be a string' }),
 });
 
 export const patchUserBody = z

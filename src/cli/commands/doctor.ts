@@ -22,6 +22,11 @@ export function register(program: Command, env: CliEnv): void {
       await withContext(env, cmd, async (ctx, g) => {
         const findings: Finding[] = [];
         const add = (level: Level, check: string, detail: string) => findings.push({ level, check, detail });
+        add(
+          ctx.dataDirNote ? 'warn' : 'ok',
+          'data dir',
+          ctx.dataDirNote ?? `${ctx.dataDir}: no access for group or others`,
+        );
         add('ok', 'ca', `${ctx.ca.commonName} loaded from ${ctx.dataDir}`);
         for (const w of caStatus(ctx).warnings) add('warn', 'ca', w);
         const crl = ctx.revocation.currentCrl();

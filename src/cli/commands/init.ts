@@ -11,6 +11,7 @@ export function register(program: Command, env: CliEnv): void {
     )
     .action(async (_opts, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
+        if (ctx.dataDirNote) env.err(ctx.dataDirNote);
         const admin = await ensureFirstAdmin(ctx, env.env);
         await ctx.server.ensure();
         if (!admin) {

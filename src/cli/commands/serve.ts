@@ -69,8 +69,11 @@ export function register(program: Command, env: CliEnv): void {
       if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
         throw new BadRequest('--port must be 0-65535', 'port');
       const ctx = await env.openContext(config, env.contextDeps(config));
+      if (ctx.dataDirNote) env.err(ctx.dataDirNote);
       try {
-        const admin = await ensureFirstAdmin(ctx, env.env);
+        const admin = await ensureFirstAdmin(ctx, env.env, {
+          requirePasswordFile: Boolean(env.env.KUBERNETES_SERVICE_HOST),
+        });
         if (admin?.generatedPassword) {
           env.out(`first admin: ${admin.user.name}`);
           env.out(`password (shown once, store it now): ${admin.generatedPassword}`);

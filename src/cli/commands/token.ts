@@ -1,14 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { NotFound } from '../../lib/errors.js';
+import { BadRequest, NotFound } from '../../lib/errors.js';
 import { validateName } from '../../lib/names.js';
-import { hashToken } from '../../web/auth.js';
+import { TokenService } from '../../services/tokens.js';
 import { table, withContext, type CliEnv } from '../env.js';
 
-/** A new API token: 32 random bytes, with a prefix that secret scanners and people recognise. */
-export function newApiToken(): string {
-  return `pgt_${randomBytes(32).toString('base64url')}`;
-}
+export { newApiToken } from '../../services/tokens.js';
 
 /**
  * `podgate token create USER [--name N]` prints a new API token once (only its sha256 is stored);
@@ -21,29 +17,34 @@ export function register(program: Command, env: CliEnv): void {
     .command('create <user>')
     .description('create an API token for USER; it is printed once and stored only as a hash')
     .option('--name <name>', 'a label for the token', 'cli')
-    .action(async (userName: string, o: { name: string }, cmd: Command) => {
+    .option('--days <days>', 'days until the token expires (default: web.apiTokenDays, 90)')
+    .action(async (userName: string, o: { name: string; days?: string }, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
         validateName('user', userName);
         const label = validateName('name', o.name);
+        const days = o.days === undefined ? undefined : Number(o.days);
+        if (days !== undefined && !/^\d{1,4}$/.test(o.days!))
+          throw new BadRequest('--days must be a whole number of days', 'days');
         const user = ctx.store.getUserByName(userName);
         if (!user) throw new NotFound(`user '${userName}' does not exist`);
-        const secret = newApiToken();
-        const created = ctx.store.transaction(() => {
-          const t = ctx.store.createToken({ userId: user.id, name: label, tokenHash: hashToken(secret) });
-          ctx.store.appendAudit({
-            actor: 'cli',
-            action: 'token.create',
-            target: user.name,
-            result: 'ok',
-            details: { tokenId: t.id, name: label },
-          });
-          return t;
+        const tokens = new TokenService({
+          store: ctx.store,
+          defaultDays: ctx.config.web.apiTokenDays,
+          now: ctx.now,
         });
+        const { token: created, secret } = tokens.create({ actor: 'cli', owner: user, name: label, days });
+        const expires = created.expiresAt!.toISOString();
         if (g.json) {
-          env.out(JSON.stringify({ id: created.id, user: user.name, name: label, token: secret }, null, 2));
+          env.out(
+            JSON.stringify(
+              { id: created.id, user: user.name, name: label, expiresAt: expires, token: secret },
+              null,
+              2,
+            ),
+          );
           return;
         }
-        env.out(`token ${created.id} for ${user.name} (shown once, store it now):`);
+        env.out(`token ${created.id} for ${user.name}, expires ${expires} (shown once, store it now):`);
         env.out(secret);
       });
     });
@@ -62,12 +63,13 @@ export function register(program: Command, env: CliEnv): void {
         }
         env.out(
           table([
-            ['ID', 'NAME', 'CREATED', 'LAST USED'],
+            ['ID', 'NAME', 'CREATED', 'LAST USED', 'EXPIRES'],
             ...tokens.map((t) => [
               String(t.id),
               t.name,
               t.createdAt.toISOString(),
               t.lastUsedAt?.toISOString() ?? 'never',
+              t.expiresAt?.toISOString() ?? 'never',
             ]),
           ]),
         );

@@ -3,8 +3,7 @@ import { NotFound } from '../../lib/errors.js';
 import type { RevocationReason } from '../../store/types.js';
 import { userView, type IssuedDevice, type WebActions } from '../actions.js';
 import type { AdminData } from '../admin-data.js';
-import { csrfProtect, requireAdmin, requireUser } from '../auth.js';
-import { manifestsText } from '../cluster-port.js';
+import { csrfProtect, loginCsrfGuard, requireAdmin, requireUser } from '../auth.js';
 import type { DeployTracker } from '../deploy-tracker.js';
 import { clearSessionCookie, setSessionCookie } from '../session.js';
 import {
@@ -46,7 +45,7 @@ function clientIp(req: Request): string {
 export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   const r = Router();
 
-  r.post('/login', async (req, res) => {
+  r.post('/login', loginCsrfGuard, async (req, res) => {
     const body = parse(loginBody, req.body);
     const { user, session } = await actions.login(body.name, body.password, clientIp(req));
     setSessionCookie(req, res, session.id);
@@ -156,8 +155,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     const { raw, lines } = await admin.clusterStatus();
     res.json({ status: raw, lines });
   });
-  r.get('/cluster/manifests', requireAdmin, async (_req, res) => {
-    const text = manifestsText(await admin.requireCluster().manifests());
+  r.get('/cluster/manifests', requireAdmin, async (req, res) => {
+    const text = await admin.manifestsDownload(req.auth!.user.name);
     res
       .set('Content-Disposition', 'attachment; filename="podgate-manifests.yaml"')
       .type('application/yaml')

@@ -5,7 +5,6 @@ import { NotConnected } from '../admin-data.js';
 import { userView, type DeviceView } from '../actions.js';
 import { humanReason } from '../helpers.js';
 import { csrfProtect, requireAdmin } from '../auth.js';
-import { manifestsText } from '../cluster-port.js';
 import {
   auditQuery,
   certQuery,
@@ -249,8 +248,8 @@ export function adminPages({ actions, admin, deploys, now }: RouteDeps): Router 
     res.redirect(303, '/admin/cluster?done=discovered');
   });
 
-  r.get('/cluster/manifests.yaml', async (_req, res) => {
-    const text = manifestsText(await admin.requireCluster().manifests());
+  r.get('/cluster/manifests.yaml', async (req, res) => {
+    const text = await admin.manifestsDownload(req.auth!.user.name);
     res
       .set('Content-Disposition', 'attachment; filename="podgate-manifests.yaml"')
       .type('application/yaml')

@@ -18,6 +18,7 @@ export const NOTICES: Record<string, string> = {
   discovered: 'Cluster discovery finished.',
   'deploy-started': 'Deploy started; progress appears below.',
   'signed-out': 'You are signed out.',
+  'token-deleted': 'The API token was deleted.',
 };
 
 /** A 4xx from a form, to show beside it with the values typed (never a password). */

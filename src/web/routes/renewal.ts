@@ -14,7 +14,11 @@ export function renewalRouter({ actions, now }: RouteDeps, ctx: AppContext): Rou
   const renew = async (req: Request) => {
     const user = req.auth!.user;
     const old = actions.ownDevice(user, String(req.params.id));
-    const { cert, profile } = await ctx.renewal.renew({ actor: user.name, serial: old.serial });
+    const { cert, profile } = await ctx.renewal.renew({
+      actor: user.name,
+      serial: old.serial,
+      selfService: true,
+    });
     return { device: deviceView(cert, now()), profile, filename: `${cert.commonName}.ovpn` };
   };
   const send = (req: Request, res: Response, issued: Awaited<ReturnType<typeof renew>>) => {

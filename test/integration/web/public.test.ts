@@ -83,14 +83,27 @@ describe('web public endpoints, headers and errors', function () {
     assert.match(out.stderr + out.stdout, /verify OK/);
   });
 
-  it('exposes Prometheus metrics with request counts by route pattern', async () => {
-    await request(f.app).get('/healthz');
-    const res = await request(f.app).get('/metrics').expect(200);
-    assert.match(res.headers['content-type']!, /text\/plain/);
-    assert.match(res.text, /podgate_http_requests_total\{method="GET",route="\/healthz",status="200"\} \d+/);
-    assert.match(res.text, /podgate_certificates\{status="valid"\} \d+/);
-    assert.match(res.text, /podgate_crl_next_update_seconds \d/);
-    assert.match(res.text, /podgate_process_resident_memory_bytes/);
+  it('exposes Prometheus metrics with request counts by route pattern (with the metrics token)', async () => {
+    const file = join(tmp, 'metrics-token');
+    writeFileSync(file, 'metrics-token-for-the-test\n', { mode: 0o600 });
+    const m = await webFixture({}, { 'web.metricsTokenFile': file });
+    try {
+      await request(m.app).get('/healthz');
+      const res = await request(m.app)
+        .get('/metrics')
+        .set('Authorization', 'Bearer metrics-token-for-the-test')
+        .expect(200);
+      assert.match(res.headers['content-type']!, /text\/plain/);
+      assert.match(
+        res.text,
+        /podgate_http_requests_total\{method="GET",route="\/healthz",status="200"\} \d+/,
+      );
+      assert.match(res.text, /podgate_certificates\{status="valid"\} \d+/);
+      assert.match(res.text, /podgate_crl_next_update_seconds \d/);
+      assert.match(res.text, /podgate_process_resident_memory_bytes/);
+    } finally {
+      m.close();
+    }
   });
 
   it('404 renders as JSON for the API and clients that ask for JSON, HTML for browsers', async () => {

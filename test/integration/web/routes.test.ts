@@ -15,7 +15,12 @@ const CASES: Case[] = [
   { method: 'get', path: '/healthz', expect: { anonymous: 200, user: 200, admin: 200 } },
   { method: 'get', path: '/readyz', expect: { anonymous: 200, user: 200, admin: 200 } },
   { method: 'get', path: '/crl.pem', expect: { anonymous: 200, user: 200, admin: 200 } },
-  { method: 'get', path: '/metrics', expect: { anonymous: 200, user: 200, admin: 200 } },
+  // Off on the public listener unless a metrics token is configured (issue 11, item 12).
+  { method: 'get', path: '/metrics', expect: { anonymous: 404, user: 404, admin: 404 } },
+  { method: 'get', path: '/tokens', expect: { anonymous: 303, user: 200, admin: 200 } },
+  { method: 'get', path: '/api/v1/tokens', expect: { anonymous: 401, user: 200, admin: 200 } },
+  { method: 'delete', path: '/api/v1/tokens/999', expect: { anonymous: 401, user: 404, admin: 404 } },
+  { method: 'post', path: '/api/v1/tokens', expect: { anonymous: 401, user: 400, admin: 400 } },
   { method: 'get', path: '/login', expect: { anonymous: 200, user: 303, admin: 303 } },
   { method: 'get', path: '/', expect: { anonymous: 303, user: 303, admin: 303 } },
   { method: 'get', path: '/devices', expect: { anonymous: 303, user: 200, admin: 200 } },

@@ -194,6 +194,53 @@ describe('pki CSR: requests made by openssl req', function () {
     }
   });
 
+  it('400 an RSA key with public exponent 3 (openssl signs it fine); 65537 still accepted', async () => {
+    for (const [name, exp] of [
+      ['e3', '3'],
+      ['e65537', '65537'],
+    ] as const) {
+      await ws.ok([
+        'req',
+        '-new',
+        '-newkey',
+        'rsa:2048',
+        '-pkeyopt',
+        `rsa_keygen_pubexp:${exp}`,
+        '-nodes',
+        '-keyout',
+        `${name}.key`,
+        '-subj',
+        '/CN=x',
+        '-out',
+        `${name}.csr`,
+      ]);
+    }
+    assert.match(await ws.ok(['req', '-in', 'e3.csr', '-noout', '-text']), /Exponent: 3 /);
+    assert.throws(() => parseCsr(readFileSync(ws.path('e3.csr'), 'utf8')), isCsrError(/exponent 65537/));
+    assert.ok(parseCsr(readFileSync(ws.path('e65537.csr'), 'utf8')).publicKeyPem);
+  });
+
+  it('400 two concatenated requests, whichever order; each alone is accepted', async () => {
+    for (const name of ['one', 'two']) {
+      await ws.ok(
+        ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'].concat([
+          '-keyout',
+          `${name}.key`,
+          '-subj',
+          `/CN=${name}`,
+          '-out',
+          `${name}.csr`,
+        ]),
+      );
+    }
+    const one = readFileSync(ws.path('one.csr'), 'utf8');
+    const two = readFileSync(ws.path('two.csr'), 'utf8');
+    assert.equal(parseCsr(one).commonName, 'one');
+    assert.equal(parseCsr(two).commonName, 'two');
+    assert.throws(() => parseCsr(one + two), isCsrError(/more than one PEM block/));
+    assert.throws(() => parseCsr(two + '\n' + one), isCsrError(/more than one PEM block/));
+  });
+
   it('400 text that is not a request: garbage, a certificate, truncated DER', () => {
     assert.throws(() => parseCsr('hello'), isCsrError(/not a valid PKCS#10/));
     assert.throws(() => parseCsr(material.certPem), isCsrError(/not a valid PKCS#10/));
