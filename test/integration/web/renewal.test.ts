@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import request from 'supertest';
 import { csrfFromHtml, signIn, webFixture, type WebFixture } from './helpers.js';
 
@@ -7,10 +10,21 @@ const DAY = 86_400_000;
 describe('web: device renewal, expiry warnings and podgate_certificates_expiring', function () {
   this.timeout(60_000);
   let f: WebFixture;
+  let tmp: string;
+  const TOKEN = 'metrics-token-for-renewal-test';
+  const scrape = () => request(f.app).get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200);
   beforeEach(async () => {
-    f = await webFixture({}, { 'vpn.certDays': 40, 'vpn.expiryWarningDays': 30 });
+    tmp = mkdtempSync(join(tmpdir(), 'podgate-renew-web-'));
+    writeFileSync(join(tmp, 'metrics-token'), `${TOKEN}\n`, { mode: 0o600 });
+    f = await webFixture(
+      {},
+      { 'vpn.certDays': 40, 'vpn.expiryWarningDays': 30, 'web.metricsTokenFile': join(tmp, 'metrics-token') },
+    );
   });
-  afterEach(() => f.close());
+  afterEach(() => {
+    f.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
 
   it('a user renews their own device through the API and the page; others get 404; metrics count expiring', async () => {
     let alice = await signIn(f.app, 'alice');
@@ -22,11 +36,11 @@ describe('web: device renewal, expiry warnings and podgate_certificates_expiring
       .expect(201);
     const oldSerial = (created.body as { device: { serial: string } }).device.serial;
 
-    let metrics = await request(f.app).get('/metrics').expect(200);
+    let metrics = await scrape();
     assert.match(metrics.text, /^podgate_certificates_expiring 0$/m);
     assert.match(metrics.text, /^podgate_ca_expiry_seconds \d+/m);
     f.clock.now = new Date(f.clock.now.getTime() + 15 * DAY); // 25 days left: inside the 30-day window
-    metrics = await request(f.app).get('/metrics').expect(200);
+    metrics = await scrape();
     assert.match(metrics.text, /^podgate_certificates_expiring 1$/m);
     alice = await signIn(f.app, 'alice'); // the old session idled out while the clock moved
     const page = await alice.agent.get('/devices').expect(200);
@@ -53,7 +67,7 @@ describe('web: device renewal, expiry warnings and podgate_certificates_expiring
     assert.equal(body.filename, 'alice.laptop.ovpn');
     assert.match(body.profile, /BEGIN CERTIFICATE/);
     assert.equal(renewed.headers['cache-control'], 'no-store');
-    metrics = await request(f.app).get('/metrics').expect(200);
+    metrics = await scrape();
     assert.match(
       metrics.text,
       /^podgate_certificates_expiring 1$/m,
