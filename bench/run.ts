@@ -10,6 +10,7 @@ const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'web.js', run: 'runWebBench' },
   { file: 'issue-flood.js', run: 'runIssueFloodBench' },
   { file: 'backup.js', run: 'runBackupBench', print: 'printBackupBench' },
+  { file: 'crl-size.js', run: 'runCrlSizeBench', print: 'printCrlSizeBench' },
 ];
 
 const only = process.argv.slice(2);

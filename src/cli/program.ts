@@ -12,6 +12,7 @@ const AREAS: { commands: readonly string[]; load: () => Promise<{ register: Regi
   { commands: ['user'], load: () => import('./commands/user.js') },
   { commands: ['cert', 'crl'], load: () => import('./commands/cert.js') },
   { commands: ['doctor'], load: () => import('./commands/doctor.js') },
+  { commands: ['ca'], load: () => import('./commands/ca.js') },
   { commands: ['token'], load: () => import('./commands/token.js') },
   { commands: ['serve'], load: () => import('./commands/serve.js') },
   { commands: ['server', 'sessions'], load: () => import('./commands/server.js') },

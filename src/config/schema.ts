@@ -126,6 +126,13 @@ export const configSchema = z
         keyType: z.enum(['ec-p256', 'rsa-2048', 'rsa-3072']).default('ec-p256'),
         certDays: z.number().int().min(1).max(3650).default(365),
         crlDays: z.number().int().min(8).max(365).default(30),
+        /**
+         * After a device is renewed, its old certificate stays valid this many days (time to install the
+         * new profile), then it is revoked as superseded. 0 revokes it as soon as the new profile is handed out.
+         */
+        renewGraceDays: z.number().int().min(0).max(90).default(7),
+        /** Certificates expiring within this many days are flagged in the web app, `cert list` and /metrics. */
+        expiryWarningDays: z.number().int().min(1).max(365).default(30),
         controlChannel: z.enum(['tls-crypt-v2', 'tls-crypt']).default('tls-crypt-v2'),
         /** MASQUERADE the client subnet on the server host (`server run`); the pod image always does. */
         nat: z.boolean().default(false),

@@ -64,6 +64,8 @@ export class ServerSupervisor {
   private restartDelay: number;
   private startedAt = 0;
   private readyWaiters: (() => void)[] = [];
+  /** The server certificate openvpn was started with; a renewed one rewrites the files and restarts it. */
+  private serverCertPem = '';
   /** How many times openvpn was (re)started. */
   starts = 0;
 
@@ -79,6 +81,7 @@ export class ServerSupervisor {
   async start(): Promise<void> {
     const { ctx, paths } = this;
     const id = await ctx.server.ensure();
+    this.serverCertPem = id.certPem;
     const { managementPassword } = writeServerFiles(ctx.config, paths, id);
     const publisher = new LocalCrlPublisher(paths.dir);
     ctx.revocation.addPublisher(publisher);
@@ -122,6 +125,7 @@ export class ServerSupervisor {
     const every = this.opts.crlCheckEveryMs ?? HOUR;
     const t = setInterval(() => {
       ctx.revocation.ensureFreshCrl().catch((err: unknown) => log.error({ err }, 'CRL re-sign failed'));
+      this.renewServerCert().catch((err: unknown) => log.error({ err }, 'server certificate renewal failed'));
     }, every);
     t.unref();
     this.timers.push(t);
@@ -132,6 +136,24 @@ export class ServerSupervisor {
       this.timers.push(s);
     }
     this.spawnOpenvpn();
+  }
+
+  /**
+   * The server certificate renews itself 30 days before it expires (ServerIdentityService.ensure): when
+   * ensure() hands back a different certificate, the files are rewritten and openvpn is restarted (the
+   * exit handler starts it again). Clients reconnect by themselves and need nothing new: the CA and the
+   * server name they check are unchanged. Returns true when it restarted openvpn.
+   */
+  async renewServerCert(): Promise<boolean> {
+    if (this.stopping) return false;
+    const id = await this.ctx.server.ensure();
+    if (id.certPem === this.serverCertPem) return false;
+    writeServerFiles(this.ctx.config, this.paths, id);
+    this.serverCertPem = id.certPem;
+    log.info('server certificate renewed; restarting openvpn');
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    return true;
   }
 
   /** Resolves when the current openvpn reports "Initialization Sequence Completed". */

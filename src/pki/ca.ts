@@ -85,6 +85,8 @@ export class CertificateAuthority {
   readonly commonName: string;
   /** The CA's own validity end; issued certificates never outlive it. */
   readonly notAfter: Date;
+  /** The CA's subject key identifier in hex: which CA issued a certificate (its AKI). */
+  readonly keyId: string;
 
   private constructor(
     private readonly parsed: ParsedCertificate,
@@ -94,6 +96,7 @@ export class CertificateAuthority {
     this.certPem = parsed.pem;
     this.commonName = parsed.commonName;
     this.notAfter = parsed.notAfter;
+    this.keyId = parsed.ski.toString('hex');
   }
 
   /** Loads CA material; throws an AppError when the certificate is unreadable, not a CA, or not the key's. */

@@ -25,22 +25,63 @@ function reject(reason: string, cause?: unknown): AppError {
   return new AppError(400, 'crl_invalid', `crl: ${reason}`, { field: 'crl', cause });
 }
 
+/** Splits concatenated PEM text into its blocks of one label (other blocks are ignored). */
+function pemBlocks(pem: string, label: string): string[] {
+  const re = new RegExp(`-----BEGIN ${label}-----[\\s\\S]*?-----END ${label}-----`, 'g');
+  return pem.match(re) ?? [];
+}
+
 /**
  * Checks a CRL the way OpenVPN will use it, so that a bad one is never published: issuer equal to the CA
  * subject (byte for byte), signature by the CA key, thisUpdate not in the future, nextUpdate present and
  * in the future. Returns its number and revoked serials (upper-case hex, as openssl prints them).
  * Throws AppError 400 "crl: <reason>" otherwise.
+ *
+ * During a CA rotation `caCertPem` holds both CAs and `crlPem` one CRL per CA (openvpn loads every CRL
+ * of its crl-verify file): each CRL is checked against its own issuer, every CA must have exactly one,
+ * and all must carry the same CRL number (podgate signs them together). Serials are the union.
  */
 export function verifyCrl(crlPem: string, caCertPem: string, now: Date = new Date()): CrlInfo {
-  let ca: ParsedCertificate;
+  const caPems = pemBlocks(caCertPem, 'CERTIFICATE');
+  const crlPems = pemBlocks(crlPem, 'X509 CRL');
+  if (caPems.length <= 1 && crlPems.length <= 1) return verifyOne(crlPem, readCa(caCertPem), now);
+  const cas = caPems.map(readCa);
+  const infos = cas.map((ca, i) => {
+    const mine = crlPems.filter((p) => crlIssuerDer(p)?.equals(ca.subjectDer));
+    if (mine.length !== 1)
+      throw reject(`expected one CRL for CA #${i + 1} (${ca.commonName}), found ${mine.length}`);
+    return verifyOne(mine[0]!, ca, now);
+  });
+  if (crlPems.length !== cas.length) throw reject('a CRL in the file is from none of the trusted CAs');
+  if (new Set(infos.map((x) => x.number)).size !== 1) throw reject('the CRLs carry different CRL numbers');
+  return {
+    number: infos[0]!.number,
+    thisUpdate: new Date(Math.max(...infos.map((x) => x.thisUpdate.getTime()))),
+    nextUpdate: new Date(Math.min(...infos.map((x) => x.nextUpdate.getTime()))),
+    revokedSerials: infos.flatMap((x) => x.revokedSerials),
+  };
+}
+
+function readCa(pem: string): ParsedCertificate {
   try {
-    ca = readCertificate(caCertPem);
+    return readCertificate(pem);
   } catch (e) {
     throw new AppError(400, 'ca_invalid', 'the CA certificate cannot be read', {
       field: 'caCertPem',
       cause: e,
     });
   }
+}
+
+function crlIssuerDer(pem: string): Buffer | undefined {
+  try {
+    return parseCrl(fromPem(pem, ['X509 CRL'])).issuerDer;
+  } catch {
+    return undefined;
+  }
+}
+
+function verifyOne(crlPem: string, ca: ParsedCertificate, now: Date): CrlInfo {
   let parsed: ParsedCrl;
   try {
     parsed = parseCrl(fromPem(crlPem, ['X509 CRL']));

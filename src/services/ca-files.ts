@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
@@ -16,9 +16,33 @@ import { resolveKeySecret } from './key-secret.js';
 const log = logger.child({ module: 'ca' });
 export const CA_CERT_FILE = 'ca.crt';
 export const CA_KEY_FILE = 'ca.key.enc';
+/** During a CA rotation's overlap: the outgoing CA, still trusted by the server until `ca retire-old`. */
+export const PREVIOUS_CA_CERT_FILE = 'ca-previous.crt';
+export const PREVIOUS_CA_KEY_FILE = 'ca-previous.key.enc';
+/** Written by `ca rotate` before the switch; moved into place by finishRotation. */
+export const NEXT_CA_CERT_FILE = 'ca-next.crt';
+export const NEXT_CA_KEY_FILE = 'ca-next.key.enc';
+
+/**
+ * Completes a CA switch from whatever point a crash stopped it (each step is one rename, and each is
+ * done only when its source exists and its target does not): current → previous, then next → current.
+ */
+export function finishRotation(dataDir: string): void {
+  const f = (name: string) => join(dataDir, name);
+  for (const [cur, prev, next] of [
+    [CA_KEY_FILE, PREVIOUS_CA_KEY_FILE, NEXT_CA_KEY_FILE],
+    [CA_CERT_FILE, PREVIOUS_CA_CERT_FILE, NEXT_CA_CERT_FILE],
+  ] as const) {
+    if (!existsSync(f(next))) continue;
+    if (existsSync(f(cur)) && !existsSync(f(prev))) renameSync(f(cur), f(prev));
+    if (!existsSync(f(cur))) renameSync(f(next), f(cur));
+  }
+}
 
 export interface LoadedCa {
   ca: CertificateAuthority;
+  /** The outgoing CA while a rotation's overlap lasts. */
+  previous?: CertificateAuthority;
   secret: KeySecret;
   created: boolean;
 }
@@ -28,6 +52,8 @@ export interface LoadedCa {
  * A wrong passphrase fails closed before anything else happens.
  */
 export async function loadOrCreateCa(config: Config, dataDir: string): Promise<LoadedCa> {
+  if (existsSync(join(dataDir, NEXT_CA_KEY_FILE)) && existsSync(join(dataDir, NEXT_CA_CERT_FILE)))
+    finishRotation(dataDir);
   const certFile = join(dataDir, CA_CERT_FILE);
   const keyFile = join(dataDir, CA_KEY_FILE);
   const haveCert = existsSync(certFile);
@@ -43,7 +69,13 @@ export async function loadOrCreateCa(config: Config, dataDir: string): Promise<L
     const secret = resolveKeySecret(config, dataDir, false);
     const keyPem = decryptPrivateKey(readFileSync(keyFile, 'utf8'), secret);
     const ca = CertificateAuthority.load({ certPem: readFileSync(certFile, 'utf8'), keyPem });
-    return { ca, secret, created: false };
+    const previous = existsSync(join(dataDir, PREVIOUS_CA_CERT_FILE))
+      ? CertificateAuthority.load({
+          certPem: readFileSync(join(dataDir, PREVIOUS_CA_CERT_FILE), 'utf8'),
+          keyPem: decryptPrivateKey(readFileSync(join(dataDir, PREVIOUS_CA_KEY_FILE), 'utf8'), secret),
+        })
+      : undefined;
+    return { ca, ...(previous ? { previous } : {}), secret, created: false };
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = resolveKeySecret(config, dataDir, true);

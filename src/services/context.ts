@@ -8,6 +8,7 @@ import { logger } from '../lib/logger.js';
 import { loadOrCreateCa } from './ca-files.js';
 import { secureDataDir } from './data-dir.js';
 import { DeviceService } from './devices.js';
+import { RenewalService } from './renewal.js';
 import { RevocationService } from './revocation.js';
 import { ServerIdentityService } from './server-identity.js';
 import { UserService } from './users.js';
@@ -23,8 +24,11 @@ export interface AppContext {
   dataDirNote?: string;
   store: Store;
   ca: CertificateAuthority;
+  /** The outgoing CA while a rotation's overlap lasts (`podgate ca rotate` … `ca retire-old`). */
+  previousCa?: CertificateAuthority;
   users: UserService;
   devices: DeviceService;
+  renewal: RenewalService;
   revocation: RevocationService;
   server: ServerIdentityService;
   now: () => Date;
@@ -45,19 +49,23 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
   const { note: dataDirNote } = secureDataDir(dataDir);
   if (dataDirNote) log.warn({ dataDir }, dataDirNote);
   const now = deps.now ?? (() => new Date());
-  const { ca, secret } = await loadOrCreateCa(config, dataDir);
+  const { ca, previous: previousCa, secret } = await loadOrCreateCa(config, dataDir);
   const store = openStore(dataDir);
   try {
     const revocation = new RevocationService({
       store,
       ca,
+      ...(previousCa ? { previousCa } : {}),
       crlDays: config.vpn.crlDays,
       publishers: [...(deps.publishers ?? [])],
       now,
     });
     const server = new ServerIdentityService({
       store,
-      ca,
+      // During an overlap the server keeps a certificate from the outgoing CA: old profiles trust only it,
+      // and new profiles carry both CAs.
+      ca: previousCa ?? ca,
+      caBundlePem: previousCa ? ca.certPem + previousCa.certPem : ca.certPem,
       secret,
       serverName: config.vpn.serverName,
       revocation,
@@ -65,6 +73,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
     });
     const users = new UserService({ store, revocation });
     const devices = new DeviceService({ store, ca, config, server, now });
+    const renewal = new RenewalService({ store, devices, revocation, config, now });
     if (!store.getCrl()) await revocation.ensureFreshCrl();
     return {
       config,
@@ -72,8 +81,10 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       ...(dataDirNote ? { dataDirNote } : {}),
       store,
       ca,
+      ...(previousCa ? { previousCa } : {}),
       users,
       devices,
+      renewal,
       revocation,
       server,
       now,

@@ -29,6 +29,12 @@ export interface IssueDeviceRequest {
    * and refused with 503 when the key-generation queue is full. The CLI (an administrator) is not.
    */
   selfService?: boolean;
+  /**
+   * Renewal (see ./renewal.ts): the current certificate of this common name that the new one replaces;
+   * it is marked superseded in the same transaction and revoked at `supersedeAt`. A renewal adds no
+   * device, so it is not counted against devices.maxValidPerUser.
+   */
+  replaces?: { serial: string; supersedeAt: Date };
 }
 
 export interface DeviceServiceDeps {
@@ -82,7 +88,8 @@ export class DeviceService {
     const owner = store.getUserByName(ownerName);
     if (!owner) throw new BadRequest(`owner: user '${ownerName}' does not exist`, 'owner');
     if (owner.disabled) throw new BadRequest(`owner: user '${ownerName}' is disabled`, 'owner');
-    if (store.getValidCertByCommonName(commonName)) {
+    const current = store.getValidCertByCommonName(commonName);
+    if (current && current.serial !== req.replaces?.serial) {
       throw new Conflict(
         `commonName '${commonName}' already has a valid certificate; revoke it first`,
         'commonName',
@@ -146,7 +153,7 @@ export class DeviceService {
       commonName,
       serverName: config.vpn.serverName,
       remotes: network.endpoints.map((host) => ({ host, port: config.vpn.port, proto: config.vpn.proto })),
-      caPem: ca.certPem,
+      caPem: identity.caCertPem, // every CA in force: during a rotation the server's may be the older one
       certPem: issued.certPem,
       keyPem: issued.keyPem,
       tlsCryptV2KeyPem,
@@ -159,12 +166,13 @@ export class DeviceService {
       // made revoked only what was recorded then, so this certificate must not be recorded now.
       this.assertEnabled(owner.id, ownerName);
       const max = config.devices.maxValidPerUser;
-      if (req.selfService && kind === 'client' && this.validDevices(owner.id) >= max) {
+      if (req.selfService && !req.replaces && kind === 'client' && this.validDevices(owner.id) >= max) {
         throw new Conflict(
           `owner: user '${ownerName}' already has ${max} valid devices (devices.maxValidPerUser); revoke one first`,
           'owner',
         );
       }
+      if (req.replaces) store.markSuperseding(req.replaces.serial, issued.serial, req.replaces.supersedeAt);
       const row = store.insertCert({
         serial: issued.serial,
         commonName,
@@ -175,13 +183,20 @@ export class DeviceService {
         notBefore: issued.notBefore,
         notAfter: issued.notAfter,
         certPem: issued.certPem,
+        issuerKeyId: ca.keyId, // which CRL its revocation goes into, even after a CA rotation
       });
       store.appendAudit({
         actor: req.actor,
-        action: 'cert.issue',
+        action: req.replaces ? 'cert.renew' : 'cert.issue',
         target: commonName,
         result: 'ok',
-        details: { serial: issued.serial, owner: ownerName, kind, keyType: row.keyType },
+        details: {
+          serial: issued.serial,
+          owner: ownerName,
+          kind,
+          keyType: row.keyType,
+          ...(req.replaces ? { renews: req.replaces.serial } : {}),
+        },
       });
       return row;
     });

@@ -14,6 +14,12 @@ export { REVOCATION_REASONS };
 export const CRL_RENEW_BEFORE_DAYS = 7;
 /** How many recent revocations the bundle names for the agent (a k8s Secret holds at most 1 MiB). */
 export const BUNDLE_RECENT_LIMIT = 1000;
+/**
+ * A revoked certificate leaves the CRL this long after it expired. OpenVPN refuses an expired certificate
+ * by itself, so listing it only makes the CRL (and the Kubernetes Secret holding it) bigger; the day of
+ * margin covers a server clock that runs behind the CA's.
+ */
+export const CRL_KEEP_AFTER_EXPIRY_MS = DAY;
 
 export function parseReason(value: unknown): RevocationReason {
   if (value === undefined || value === null || value === '') return 'unspecified';
@@ -26,6 +32,8 @@ export function parseReason(value: unknown): RevocationReason {
 interface RevokedRow {
   serial: string;
   commonName: string;
+  notAfter: Date;
+  issuerKeyId: string | null;
   revokedAt: Date;
   reason: RevocationReason;
 }
@@ -33,6 +41,8 @@ interface RevokedRow {
 export interface RevocationServiceDeps {
   store: Store;
   ca: CertificateAuthority;
+  /** The outgoing CA during a rotation's overlap: its certificates go into its own CRL. */
+  previousCa?: CertificateAuthority;
   crlDays: number;
   publishers: CrlPublisher[];
   now: () => Date;
@@ -62,6 +72,8 @@ export class RevocationService {
         .map((r) => ({
           serial: r.serial,
           commonName: r.commonName,
+          notAfter: r.notAfter,
+          issuerKeyId: r.issuerKeyId,
           revokedAt: r.revokedAt!,
           reason: r.revocationReason!,
         }))
@@ -132,7 +144,14 @@ export class RevocationService {
       });
       const rows = [
         ...known,
-        ...cert.map((c) => ({ serial: c.serial, commonName: c.commonName, revokedAt: c.revokedAt!, reason })),
+        ...cert.map((c) => ({
+          serial: c.serial,
+          commonName: c.commonName,
+          notAfter: c.notAfter,
+          issuerKeyId: c.issuerKeyId,
+          revokedAt: c.revokedAt!,
+          reason,
+        })),
       ];
       const crl = this.rebuildCrl(now, rows);
       log.info({ serials, reason, crlNumber: crl.number }, 'revoked');
@@ -140,11 +159,24 @@ export class RevocationService {
     });
   }
 
-  /** Signs CRL number n+1 over `rows` (every revoked row); callers hold the store transaction. */
+  /**
+   * Signs CRL number n+1 over `rows` (every revoked row) minus those expired more than
+   * CRL_KEEP_AFTER_EXPIRY_MS ago; callers hold the store transaction.
+   */
   private rebuildCrl(now: Date, rows: RevokedRow[] = this.revokedRows()): CrlState {
     const { store, ca, crlDays } = this.deps;
     const number = (store.getCrl()?.number ?? 0) + 1;
-    const pem = ca.buildCrl({ number, entries: rows, nextUpdateDays: crlDays, now });
+    const cutoff = now.getTime() - CRL_KEEP_AFTER_EXPIRY_MS;
+    const live = rows.filter((r) => r.notAfter.getTime() > cutoff);
+    const previous = this.deps.previousCa;
+    // One CRL per trusted CA, each listing what that CA issued (openvpn reads every CRL in the file).
+    // Certificates of a retired CA are left out: the server no longer trusts that CA at all.
+    const mine = live.filter((r) => r.issuerKeyId === null || r.issuerKeyId === ca.keyId);
+    let pem = ca.buildCrl({ number, entries: mine, nextUpdateDays: crlDays, now });
+    if (previous) {
+      const theirs = live.filter((r) => r.issuerKeyId === previous.keyId);
+      pem += previous.buildCrl({ number, entries: theirs, nextUpdateDays: crlDays, now });
+    }
     const state: CrlState = {
       number,
       pem,
@@ -156,10 +188,30 @@ export class RevocationService {
     return state;
   }
 
-  /** The current CRL; a new one is signed when none exists, it is older than a day, or expires within 7 days. */
+  /**
+   * Revokes, as `superseded`, renewed certificates whose grace period has ended (one CRL for all of them).
+   * Listed inside the transaction, so two processes sweeping at once revoke each certificate once.
+   */
+  private supersedeDue(now: Date): CrlState | undefined {
+    const { store } = this.deps;
+    return store.transaction(() => {
+      const due = store.listSupersedeDue(now);
+      return due.length === 0 ? undefined : this.revokeInTransaction('system', due, 'superseded').crl;
+    });
+  }
+
+  /**
+   * The current CRL; a new one is signed when none exists, it is older than a day, or expires within 7
+   * days, and whenever a renewed certificate's grace period has ended (it is revoked as superseded).
+   */
   async ensureFreshCrl(): Promise<CrlState> {
     const { store } = this.deps;
     const now = this.deps.now();
+    const superseded = this.supersedeDue(now);
+    if (superseded) {
+      await this.publish();
+      return superseded;
+    }
     const current = store.getCrl();
     const stale =
       !current ||
@@ -173,6 +225,20 @@ export class RevocationService {
       target: `crl#${crl.number}`,
       result: 'ok',
       details: {},
+    });
+    await this.publish();
+    return crl;
+  }
+
+  /** Signs and publishes a new CRL now (after a CA rotation or retirement changes the set of CAs). */
+  async resign(actor: string): Promise<CrlState> {
+    const crl = this.deps.store.transaction(() => this.rebuildCrl(this.deps.now()));
+    this.deps.store.appendAudit({
+      actor,
+      action: 'crl.resign',
+      target: `crl#${crl.number}`,
+      result: 'ok',
+      details: { cas: this.deps.previousCa ? 2 : 1 },
     });
     await this.publish();
     return crl;

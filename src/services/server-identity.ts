@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { logger } from '../lib/logger.js';
 import {
   decryptPrivateKey,
@@ -38,7 +39,10 @@ interface StoredIdentity {
 
 export interface ServerIdentityDeps {
   store: Store;
+  /** The CA that issues the server certificate: the outgoing one during a rotation's overlap. */
   ca: CertificateAuthority;
+  /** What the server trusts (and profiles embed): every CA in force, newest first. Default: ca's certificate. */
+  caBundlePem?: string;
   secret: KeySecret;
   serverName: string;
   revocation: RevocationService;
@@ -73,7 +77,8 @@ export class ServerIdentityService {
     const fresh =
       stored &&
       stored.commonName === serverName &&
-      new Date(stored.notAfter).getTime() - now().getTime() > RENEW_BEFORE_MS;
+      new Date(stored.notAfter).getTime() - now().getTime() > RENEW_BEFORE_MS &&
+      new X509Certificate(stored.certPem).checkIssued(new X509Certificate(ca.certPem));
     if (stored && fresh) return this.open(stored);
 
     const issued = await ca.issue({
@@ -115,6 +120,7 @@ export class ServerIdentityService {
         notBefore: issued.notBefore,
         notAfter: issued.notAfter,
         certPem: issued.certPem,
+        issuerKeyId: ca.keyId,
       });
       store.setSetting(SETTING, JSON.stringify(next));
       store.appendAudit({
@@ -137,7 +143,7 @@ export class ServerIdentityService {
     if (this.cached?.serial === s.serial) return this.cached.identity;
     const { secret, ca } = this.deps;
     const identity: ServerIdentity = {
-      caCertPem: ca.certPem,
+      caCertPem: this.deps.caBundlePem ?? ca.certPem,
       certPem: s.certPem,
       serial: s.serial,
       keyPem: decryptPrivateKey(s.keyEnvelope, secret),

@@ -7,7 +7,7 @@ export const CERT_STATUSES: readonly CertStatus[] = ['valid', 'revoked'];
 /** The select list and join every certificate read uses (alias c = certificates, u = owner). */
 export const CERT_SELECT = `SELECT c.serial, c.common_name, c.owner_id, u.name AS owner_name, c.device_name, c.kind,
   c.key_type, c.not_before, c.not_after, c.status, c.revoked_at, c.revocation_reason, c.cert_pem,
-  c.created_at, c.last_seen_at
+  c.created_at, c.last_seen_at, c.superseded_by, c.supersede_at, c.issuer_ski
 FROM certificates c LEFT JOIN users u ON u.id = c.owner_id`;
 
 export interface CertRow {
@@ -26,6 +26,9 @@ export interface CertRow {
   cert_pem: string;
   created_at: string;
   last_seen_at: string | null;
+  superseded_by: string | null;
+  supersede_at: string | null;
+  issuer_ski: string | null;
 }
 
 export function toCert(r: CertRow): CertRecord {
@@ -45,5 +48,8 @@ export function toCert(r: CertRow): CertRecord {
     certPem: r.cert_pem,
     createdAt: fromIso(r.created_at),
     lastSeenAt: fromIsoOrNull(r.last_seen_at),
+    supersededBy: r.superseded_by,
+    supersedeAt: fromIsoOrNull(r.supersede_at),
+    issuerKeyId: r.issuer_ski,
   };
 }

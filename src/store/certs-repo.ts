@@ -22,6 +22,9 @@ export class SqliteCerts implements CertStore {
   private readonly revoke: Statement;
   private readonly revoked: Statement;
   private readonly touch: Statement;
+  private readonly supersede: Statement;
+  private readonly assignIssuer: Statement;
+  private readonly supersedeDue: Statement;
   private readonly lister: CertLister;
 
   constructor(
@@ -30,12 +33,25 @@ export class SqliteCerts implements CertStore {
   ) {
     this.insert = db.prepare(
       `INSERT INTO certificates (serial, common_name, owner_id, device_name, kind, key_type, not_before,
-         not_after, cert_pem, created_at)
+         not_after, cert_pem, created_at, issuer_ski)
        VALUES (@serial, @commonName, @ownerId, @deviceName, @kind, @keyType, @notBefore, @notAfter, @certPem,
-         @createdAt)`,
+         @createdAt, @issuerKeyId)`,
     );
     this.bySerial = db.prepare(`${CERT_SELECT} WHERE c.serial = ?`);
-    this.validByCn = db.prepare(`${CERT_SELECT} WHERE c.common_name = ? AND c.status = 'valid'`);
+    this.validByCn = db.prepare(
+      `${CERT_SELECT} WHERE c.common_name = ? AND c.status = 'valid' AND c.superseded_by IS NULL`,
+    );
+    this.assignIssuer = db.prepare('UPDATE certificates SET issuer_ski = ? WHERE issuer_ski IS NULL');
+    this.supersede = db.prepare(
+      `UPDATE certificates SET superseded_by = ?, supersede_at = ?
+       WHERE serial = ? AND status = 'valid' AND superseded_by IS NULL`,
+    );
+    this.supersedeDue = db
+      .prepare(
+        `SELECT serial FROM certificates
+         WHERE status = 'valid' AND supersede_at IS NOT NULL AND supersede_at <= ? ORDER BY supersede_at`,
+      )
+      .pluck();
     this.userExists = db.prepare('SELECT 1 FROM users WHERE id = ?').pluck();
     this.otherOwnerOfCn = db
       .prepare('SELECT 1 FROM certificates WHERE common_name = ? AND owner_id IS NOT ? LIMIT 1')
@@ -45,7 +61,7 @@ export class SqliteCerts implements CertStore {
        WHERE serial = ? AND status = 'valid'`,
     );
     this.revoked = db.prepare(
-      `SELECT serial, common_name, revoked_at, revocation_reason FROM certificates
+      `SELECT serial, common_name, not_after, revoked_at, revocation_reason, issuer_ski FROM certificates
        WHERE status = 'revoked' ORDER BY revoked_at, serial`,
     );
     // only moves forward: a late report of an older sighting must not hide a newer one
@@ -68,6 +84,7 @@ export class SqliteCerts implements CertStore {
       notAfter: toIso('notAfter', c.notAfter),
       certPem: nonEmpty('certPem', c.certPem),
       createdAt: new Date().toISOString(),
+      issuerKeyId: c.issuerKeyId ?? null,
     };
     if (params.notAfter <= params.notBefore)
       throw new BadRequest('notAfter must be after notBefore', 'notAfter');
@@ -131,17 +148,41 @@ export class SqliteCerts implements CertStore {
     });
   }
 
-  listRevoked(): Pick<CertRecord, 'serial' | 'commonName' | 'revokedAt' | 'revocationReason'>[] {
+  listRevoked(): ReturnType<CertStore['listRevoked']> {
     const rows = this.revoked.all() as Pick<
       CertRow,
-      'serial' | 'common_name' | 'revoked_at' | 'revocation_reason'
+      'serial' | 'common_name' | 'not_after' | 'revoked_at' | 'revocation_reason' | 'issuer_ski'
     >[];
     return rows.map((r) => ({
       serial: r.serial,
       commonName: r.common_name,
+      notAfter: new Date(r.not_after),
       revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),
       revocationReason: r.revocation_reason,
+      issuerKeyId: r.issuer_ski,
     }));
+  }
+
+  assignIssuerKeyId(keyId: string): number {
+    return this.assignIssuer.run(nonEmpty('keyId', keyId)).changes;
+  }
+
+  markSuperseding(serial: string, newSerial: string, supersedeAt: Date): CertRecord {
+    const successor = checkSerial(newSerial);
+    const when = toIso('supersedeAt', supersedeAt);
+    return this.tx(() => {
+      const cert = this.getCert(serial);
+      if (!cert) throw new NotFound(`certificate ${serial} not found`);
+      if (cert.status === 'revoked') throw new Conflict(`certificate ${serial} is revoked`, 'serial');
+      if (cert.supersededBy !== null)
+        throw new Conflict(`certificate ${serial} was already renewed (by ${cert.supersededBy})`, 'serial');
+      this.supersede.run(successor, when, serial);
+      return this.getCert(serial) as CertRecord;
+    });
+  }
+
+  listSupersedeDue(now: Date): string[] {
+    return this.supersedeDue.all(toIso('now', now)) as string[];
   }
 
   touchLastSeen(serials: readonly string[], at: Date): void {

@@ -146,6 +146,15 @@ export class SqliteStore implements T.Store {
   touchLastSeen(serials: readonly string[], at: Date): void {
     this.certs.touchLastSeen(serials, at);
   }
+  markSuperseding(serial: string, newSerial: string, supersedeAt: Date): T.CertRecord {
+    return this.certs.markSuperseding(serial, newSerial, supersedeAt);
+  }
+  listSupersedeDue(now: Date): string[] {
+    return this.certs.listSupersedeDue(now);
+  }
+  assignIssuerKeyId(keyId: string): number {
+    return this.certs.assignIssuerKeyId(keyId);
+  }
 
   // CRL, settings, cluster
   getCrl(): T.CrlState | undefined {

@@ -42,12 +42,26 @@ export interface CertRecord {
   createdAt: Date;
   /** Last time a live session of this certificate was seen by the agent. */
   lastSeenAt: Date | null;
+  /** Set on a renewed certificate: the serial of its successor (this one is no longer current). */
+  supersededBy: string | null;
+  /** When a renewed, still valid certificate is revoked as `superseded` (end of the grace period). */
+  supersedeAt: Date | null;
+  /** Key id (hex SKI) of the CA that issued it; null on rows older than CA rotation support (that CA). */
+  issuerKeyId: string | null;
 }
 
 export type NewCert = Omit<
   CertRecord,
-  'status' | 'revokedAt' | 'revocationReason' | 'createdAt' | 'lastSeenAt' | 'ownerName'
->;
+  | 'status'
+  | 'revokedAt'
+  | 'revocationReason'
+  | 'createdAt'
+  | 'lastSeenAt'
+  | 'ownerName'
+  | 'supersededBy'
+  | 'supersedeAt'
+  | 'issuerKeyId'
+> & { issuerKeyId?: string | null };
 
 export interface CertQuery {
   search?: string; // substring of common name, device name or owner name (ASCII case-insensitive; % and _ are literal)
@@ -99,13 +113,32 @@ export interface UserStore {
 export interface CertStore {
   insertCert(c: NewCert): CertRecord; // Conflict on duplicate serial, or duplicate valid commonName
   getCert(serial: string): CertRecord | undefined;
-  /** The valid certificate with this common name, if any (common names are unique among valid certs). */
+  /**
+   * The current certificate with this common name, if any: valid and not superseded by a renewal
+   * (common names are unique among current certificates; a renewed one stays valid beside it until its
+   * grace period ends).
+   */
   getValidCertByCommonName(commonName: string): CertRecord | undefined;
+  /**
+   * Marks a current certificate as renewed by `newSerial` (inserted in the same transaction), to be
+   * revoked as superseded at `supersedeAt`. Conflict when it is revoked or already renewed, NotFound if unknown.
+   */
+  markSuperseding(serial: string, newSerial: string, supersedeAt: Date): CertRecord;
+  /** Valid renewed certificates whose grace period has ended at `now`. */
+  listSupersedeDue(now: Date): string[];
   listCerts(q?: CertQuery): { total: number; items: CertRecord[] };
   /** Marks revoked; returns the updated record; Conflict if already revoked, NotFound if unknown. */
   markRevoked(serial: string, reason: RevocationReason, at: Date): CertRecord;
-  /** Every revoked certificate, oldest revocation first (commonName: the agent finds sessions by it). */
-  listRevoked(): Pick<CertRecord, 'serial' | 'commonName' | 'revokedAt' | 'revocationReason'>[];
+  /**
+   * Every revoked certificate, oldest revocation first (commonName: the agent finds sessions by it;
+   * notAfter: expired ones leave the CRL).
+   */
+  listRevoked(): Pick<
+    CertRecord,
+    'serial' | 'commonName' | 'notAfter' | 'revokedAt' | 'revocationReason' | 'issuerKeyId'
+  >[];
+  /** CA rotation: gives every certificate of the current CA (issuerKeyId null) this key id; returns how many. */
+  assignIssuerKeyId(keyId: string): number;
   touchLastSeen(serials: readonly string[], at: Date): void;
 }
 

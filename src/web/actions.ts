@@ -23,6 +23,9 @@ export interface DeviceView {
   revokedAt: Date | null;
   revocationReason: string | null;
   lastSeenAt: Date | null;
+  /** Renewed: the serial of the new certificate, and when this one is revoked as superseded. */
+  renewedBy: string | null;
+  supersedeAt: Date | null;
 }
 
 export function deviceView(c: CertRecord, now: Date): DeviceView {
@@ -42,6 +45,8 @@ export function deviceView(c: CertRecord, now: Date): DeviceView {
     revokedAt: c.revokedAt,
     revocationReason: c.revocationReason,
     lastSeenAt: c.lastSeenAt,
+    renewedBy: c.status === 'valid' ? c.supersededBy : null,
+    supersedeAt: c.status === 'valid' ? c.supersedeAt : null,
   };
 }
 

@@ -25,6 +25,8 @@ import { adminPages } from './routes/pages-admin.js';
 import { userPages } from './routes/pages-user.js';
 import { oidcRoutes } from './routes/oidc.js';
 import { openOidc, type OidcParts } from '../services/oidc.js';
+import { renewalRouter } from './routes/renewal.js';
+import { caPages } from './routes/pages-ca.js';
 import { publicRouter } from './routes/public.js';
 import { tokenPages, tokensApi } from './routes/tokens.js';
 
@@ -105,7 +107,7 @@ export function createApp(deps: AppDeps): express.Express {
   const tokens = new TokenService({ store: ctx.store, defaultDays: ctx.config.web.apiTokenDays, now });
   const admin = new AdminData(ctx, deps.sessions, deps.cluster, now);
   const deploys = new DeployTracker(now);
-  const metrics = createMetrics(ctx.store, deps.sessions, now);
+  const metrics = createMetrics(ctx.store, deps.sessions, now, ctx);
   const routeDeps = { actions, admin, deploys, now };
 
   app.use(requestId);
@@ -135,9 +137,11 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/v1/tokens', tokensApi(tokens, now));
   app.use('/tokens', tokenPages(tokens, now));
   app.use(backupRouter(ctx, now));
+  app.use(renewalRouter(routeDeps, ctx));
   app.use('/api/v1', apiRouter(routeDeps));
   app.use(oidcRoutes({ ctx, sessions, oidc: deps.oidc ?? openOidc(ctx), now }));
   app.use(userPages(routeDeps, ctx.config));
+  app.use('/admin', caPages(ctx));
   app.use('/admin', adminPages(routeDeps));
   app.use(notFound);
   app.use(errorHandler);

@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Store } from '../store/types.js';
+import type { AppContext } from '../services/context.js';
 import type { SessionsProvider } from './sessions-provider.js';
 
 /**
@@ -11,6 +12,7 @@ export function createMetrics(
   store: Store,
   sessions: SessionsProvider | undefined,
   now: () => Date,
+  ctx?: Pick<AppContext, 'config' | 'ca'>,
 ): { registry: Registry; middleware: RequestHandler } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'podgate_' });
@@ -37,6 +39,28 @@ export function createMetrics(
       this.set({ status: 'revoked' }, store.listCerts({ status: 'revoked', limit: 0 }).total);
     },
   });
+  if (ctx) {
+    const days = ctx.config.vpn.expiryWarningDays;
+    new Gauge({
+      name: 'podgate_certificates_expiring',
+      help: `Valid client and gateway certificates expiring within vpn.expiryWarningDays (${days}) days`,
+      registers: [registry],
+      collect() {
+        const at = now();
+        const count = (kind: 'client' | 'gateway') =>
+          store.listCerts({ status: 'valid', kind, expiringWithinDays: days, now: at, limit: 0 }).total;
+        this.set(count('client') + count('gateway'));
+      },
+    });
+    new Gauge({
+      name: 'podgate_ca_expiry_seconds',
+      help: 'Seconds until the CA certificate expires (podgate warns within a year: plan `podgate ca rotate`)',
+      registers: [registry],
+      collect() {
+        this.set((ctx.ca.notAfter.getTime() - now().getTime()) / 1000);
+      },
+    });
+  }
   new Gauge({
     name: 'podgate_crl_next_update_seconds',
     help: 'Seconds until the current CRL expires (negative: expired; OpenVPN then rejects everyone)',

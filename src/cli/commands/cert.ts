@@ -5,6 +5,8 @@ import { BadRequest } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import type { CertRecord } from '../../store/types.js';
 import { table, withContext, type CliEnv } from '../env.js';
+import { parseExpiringWindow } from './cert-expiring.js';
+import { registerRenew } from './cert-renew.js';
 
 /** Checks an --out path before anything is issued, so a bad path changes nothing. */
 function checkOutPath(out: string): string {
@@ -30,6 +32,8 @@ function certJson(c: CertRecord) {
     notAfter: c.notAfter.toISOString(),
     revokedAt: c.revokedAt?.toISOString() ?? null,
     revocationReason: c.revocationReason,
+    supersededBy: c.supersededBy,
+    supersedeAt: c.supersedeAt?.toISOString() ?? null,
   };
 }
 
@@ -38,6 +42,7 @@ export function register(program: Command, env: CliEnv): void {
   const cert = program.command('cert').description('client certificates and profiles');
   registerIssue(cert, env);
   registerList(cert, env);
+  registerRenew(cert, env);
   registerRevoke(cert, env);
   registerCrl(program, env);
 }
@@ -110,39 +115,44 @@ function registerList(cert: Command, env: CliEnv): void {
     .option('--status <status>', 'valid | revoked')
     .option('--owner <user>', 'only this owner')
     .option('--search <text>', 'substring of name, device or owner')
-    .action(async (o: { status?: string; owner?: string; search?: string }, cmd: Command) => {
-      await withContext(env, cmd, async (ctx, g) => {
-        if (o.status && o.status !== 'valid' && o.status !== 'revoked') {
-          throw new BadRequest('--status must be "valid" or "revoked"', 'status');
-        }
-        const ownerId = o.owner ? ctx.users.get(o.owner).id : undefined;
-        const { items } = ctx.store.listCerts({
-          status: o.status as 'valid' | 'revoked' | undefined,
-          ownerId,
-          search: o.search,
-          sort: 'createdAt',
-          order: 'asc',
-          limit: 100000,
-        });
-        if (g.json) {
-          env.out(JSON.stringify(items.map(certJson), null, 2));
-          return;
-        }
-        env.out(
-          table([
-            ['SERIAL', 'NAME', 'OWNER', 'KIND', 'STATUS', 'EXPIRES'],
-            ...items.map((c) => [
-              c.serial,
-              c.commonName,
-              c.ownerName ?? '-',
-              c.kind,
-              c.status,
-              c.notAfter.toISOString().slice(0, 10),
+    .option('--expiring <days>', 'only valid certificates expiring within this window, e.g. 30d')
+    .action(
+      async (o: { status?: string; owner?: string; search?: string; expiring?: string }, cmd: Command) => {
+        const expiring = o.expiring === undefined ? undefined : parseExpiringWindow(o.expiring);
+        await withContext(env, cmd, async (ctx, g) => {
+          if (o.status && o.status !== 'valid' && o.status !== 'revoked') {
+            throw new BadRequest('--status must be "valid" or "revoked"', 'status');
+          }
+          const ownerId = o.owner ? ctx.users.get(o.owner).id : undefined;
+          const { items } = ctx.store.listCerts({
+            status: expiring === undefined ? (o.status as 'valid' | 'revoked' | undefined) : 'valid',
+            ownerId,
+            search: o.search,
+            ...(expiring === undefined ? {} : { expiringWithinDays: expiring, now: ctx.now() }),
+            sort: expiring === undefined ? 'createdAt' : 'notAfter',
+            order: 'asc',
+            limit: 100000,
+          });
+          if (g.json) {
+            env.out(JSON.stringify(items.map(certJson), null, 2));
+            return;
+          }
+          env.out(
+            table([
+              ['SERIAL', 'NAME', 'OWNER', 'KIND', 'STATUS', 'EXPIRES'],
+              ...items.map((c) => [
+                c.serial,
+                c.commonName,
+                c.ownerName ?? '-',
+                c.kind,
+                c.status,
+                c.notAfter.toISOString().slice(0, 10),
+              ]),
             ]),
-          ]),
-        );
-      });
-    });
+          );
+        });
+      },
+    );
 }
 
 /** `cert revoke`: by name or serial; the CRL is re-signed and published before it returns. */

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { exec } from '../../lib/exec.js';
 import { findOverlaps, parseCidr } from '../../lib/cidr.js';
 import { effectiveNetwork } from '../../services/network.js';
+import { caStatus } from '../../services/ca-status.js';
 import { withContext, type CliEnv } from '../env.js';
 
 type Level = 'ok' | 'warn' | 'fail';
@@ -27,6 +28,7 @@ export function register(program: Command, env: CliEnv): void {
           ctx.dataDirNote ?? `${ctx.dataDir}: no access for group or others`,
         );
         add('ok', 'ca', `${ctx.ca.commonName} loaded from ${ctx.dataDir}`);
+        for (const w of caStatus(ctx).warnings) add('warn', 'ca', w);
         const crl = ctx.revocation.currentCrl();
         if (!crl) add('fail', 'crl', 'no CRL has been signed');
         else {

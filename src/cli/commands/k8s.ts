@@ -108,7 +108,7 @@ async function runLocalAgent(env: CliEnv, cmd: Command, o: AgentOpts): Promise<v
     async (ctx) => {
       const paths = serverPaths(ctx.config);
       const agent = new RevocationAgent({
-        caCertPem: ctx.ca.certPem,
+        caCertPem: ctx.previousCa ? ctx.ca.certPem + ctx.previousCa.certPem : ctx.ca.certPem,
         crlFile: o.crlFile ?? paths.activeCrl,
         connect: () =>
           ManagementClient.connect({

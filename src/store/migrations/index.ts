@@ -2,6 +2,8 @@ import { migration001 } from './001-core.js';
 import { migration002 } from './002-sessions-tokens.js';
 import { migration003 } from './003-agent-gateways.js';
 import { migration004 } from './004-token-expiry.js';
+import { migration005 } from './005-renewals.js';
+import { migration006 } from './006-issuer-ski.js';
 import { migration007 } from './007-oidc-identities.js';
 import type { Migration } from './migration.js';
 
@@ -16,5 +18,7 @@ export const migrations: readonly Migration[] = [
   migration002,
   migration003,
   migration004,
+  migration005,
+  migration006,
   migration007,
 ];

@@ -137,6 +137,7 @@ export function userPages({ actions }: RouteDeps, config: Config): Router {
       devices: actions.myDevices(req.auth!.user),
       notice: notice(req),
       keyType: config.vpn.keyType,
+      warnDays: config.vpn.expiryWarningDays,
       form,
     });
   };

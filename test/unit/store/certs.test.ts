@@ -107,7 +107,14 @@ describe('store: certificates', () => {
     assert.equal(r.revocationReason, 'keyCompromise');
     assert.equal(t.store.getValidCertByCommonName(c.commonName), undefined);
     assert.deepEqual(t.store.listRevoked(), [
-      { serial: c.serial, commonName: c.commonName, revokedAt: at, revocationReason: 'keyCompromise' },
+      {
+        serial: c.serial,
+        commonName: c.commonName,
+        notAfter: c.notAfter,
+        revokedAt: at,
+        revocationReason: 'keyCompromise',
+        issuerKeyId: null,
+      },
     ]);
   });
 
