@@ -23,9 +23,22 @@ export interface SecretWatchOptions {
 
 /** The bundle inside a podgate-crl Secret, or undefined when it has none. Throws on a malformed one. */
 export function bundleFromSecret(secret: KubeObject): RevocationBundle | undefined {
-  const raw = (secret.data as Record<string, string> | undefined)?.[CRL_SECRET_KEYS.bundle];
+  const data = secret.data as Record<string, string> | undefined;
+  const raw = data?.[CRL_SECRET_KEYS.bundle];
   if (!raw) return undefined;
-  return parseBundle(Buffer.from(raw, 'base64').toString('utf8'));
+  const text = Buffer.from(raw, 'base64').toString('utf8');
+  const crl = data?.[CRL_SECRET_KEYS.crl];
+  if (!crl) return parseBundle(text);
+  // The CRL is stored once, under crl.pem; revocations.json carries the rest (older Secrets had both).
+  let fields: unknown;
+  try {
+    fields = JSON.parse(text);
+  } catch {
+    return parseBundle(text); // its error names the problem
+  }
+  return parseBundle(
+    JSON.stringify({ ...(fields as object), crlPem: Buffer.from(crl, 'base64').toString('utf8') }),
+  );
 }
 
 export class SecretWatchSource {
