@@ -34,7 +34,11 @@ describe('kubernetes.* config follows the real API server', function () {
   it('a 63-character DNS-1123 label is accepted by both', async () => {
     const name = `${uniqueName('ok')}-${'a'.repeat(40)}`.slice(0, 63).replace(/-$/, 'a');
     assert.equal(load({ 'kubernetes.namespace': name }).kubernetes.namespace, name);
-    const res = await adminRest(cp, 'POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+    const res = await adminRest(cp, 'POST', '/api/v1/namespaces', {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name },
+    });
     assert.equal(res.status, 201);
     await adminRest(cp, 'DELETE', `/api/v1/namespaces/${name}`);
   });
@@ -46,17 +50,27 @@ describe('kubernetes.* config follows the real API server', function () {
       metadata: { name: 'podgate-port-check' },
       spec: { type: 'NodePort', ports: [{ port: 1194, protocol: 'UDP', nodePort: 32100 }] },
     });
-    if (res.status === 201) await adminRest(cp, 'DELETE', '/api/v1/namespaces/default/services/podgate-port-check');
+    if (res.status === 201)
+      await adminRest(cp, 'DELETE', '/api/v1/namespaces/default/services/podgate-port-check');
     // (a dry-run create would not allocate, and so accept, the port)
     assert.equal(res.status, 422);
-    assert.match(String(res.body.message), /provided port is not in the valid range. The range of valid ports is 30000-31999/);
+    assert.match(
+      String(res.body.message),
+      /provided port is not in the valid range. The range of valid ports is 30000-31999/,
+    );
     assert.throws(
       () => load({ 'kubernetes.nodePortRange': '30000-31999', 'kubernetes.nodePort': 32100 }),
       /kubernetes\.nodePort: 32100 is outside kubernetes\.nodePortRange 30000-31999/,
     );
-    assert.equal(load({ 'kubernetes.nodePortRange': '30000-31999', 'kubernetes.nodePort': 31999 }).kubernetes.nodePort, 31999);
+    assert.equal(
+      load({ 'kubernetes.nodePortRange': '30000-31999', 'kubernetes.nodePort': 31999 }).kubernetes.nodePort,
+      31999,
+    );
     // a cluster with a range above the usual one
-    assert.equal(load({ 'kubernetes.nodePortRange': '40000-40100', 'kubernetes.nodePort': 40000 }).kubernetes.nodePort, 40000);
+    assert.equal(
+      load({ 'kubernetes.nodePortRange': '40000-40100', 'kubernetes.nodePort': 40000 }).kubernetes.nodePort,
+      40000,
+    );
     assert.throws(() => load({ 'kubernetes.nodePortRange': '32767-30000' }), /kubernetes\.nodePortRange/);
   });
 });
