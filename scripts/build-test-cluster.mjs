@@ -20,6 +20,11 @@ const CLUSTER_DIR = join(ROOT, 'test', 'cluster');
 export const VERSIONS = JSON.parse(readFileSync(join(CLUSTER_DIR, 'versions.json'), 'utf8'));
 const COMPLETE = '.complete';
 
+// Debian's golang-go (1.19) is too old for these modules; the machines' Go lives in /usr/local/go.
+if (!process.env.PATH?.split(':').some((d) => existsSync(join(d, 'go'))) && existsSync('/usr/local/go/bin/go')) {
+  process.env.PATH = `${process.env.PATH}:/usr/local/go/bin`;
+}
+
 export function cacheRoot() {
   return process.env.PODGATE_TEST_CLUSTER_CACHE || '/var/cache/podgate-test-cluster';
 }
