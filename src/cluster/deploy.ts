@@ -93,7 +93,10 @@ const FIELD_MANAGER_NAME = 'podgate';
 export function unchangedByApply(desired: KubeObject, before: KubeObject, after: KubeObject): boolean {
   if (rv(before) === rv(after)) return true;
   const { metadata, ...rest } = desired;
-  const shape = { ...rest, metadata: { labels: metadata.labels, annotations: metadata.annotations } };
+  const meta: Record<string, unknown> = {};
+  if (metadata.labels) meta.labels = metadata.labels;
+  if (metadata.annotations) meta.annotations = metadata.annotations;
+  const shape = { ...rest, metadata: meta };
   return (
     JSON.stringify(project(before, shape)) === JSON.stringify(project(after, shape)) &&
     podgateFields(before) === podgateFields(after)
