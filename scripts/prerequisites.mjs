@@ -14,8 +14,6 @@ const NEEDS = [
   { pkg: 'easy-rsa', path: '/usr/share/easy-rsa/easyrsa' },
   { pkg: 'chromium', path: '/usr/bin/chromium' },
   { pkg: 'procps', path: '/usr/bin/pgrep', alt: '/bin/pgrep' },
-  // kubectl applies generated manifests to the fake API server; Debian's client when the image has none
-  { pkg: 'kubernetes-client', path: '/usr/bin/kubectl' },
 ];
 
 const missing = NEEDS.filter((n) => !existsSync(n.path) && !(n.alt && existsSync(n.alt))).map((n) => n.pkg);
@@ -55,5 +53,14 @@ if (!isRoot) {
     process.exit(1);
   }
   console.warn(`warning: ${msg}; they will fail`);
+}
+// The cluster suites run a real control plane built from upstream Kubernetes (v1.34) and etcd with Go;
+// the first build takes many minutes and is cached outside the work tree (scripts/build-test-cluster.mjs).
+const build = spawnSync(process.execPath, [new URL('./build-test-cluster.mjs', import.meta.url).pathname], {
+  stdio: 'inherit',
+});
+if (build.status !== 0) {
+  console.error('building the test cluster failed: the cluster suites cannot run');
+  process.exit(1);
 }
 console.log('prerequisites ok');

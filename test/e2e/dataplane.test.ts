@@ -369,9 +369,21 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     ]);
     assert.notEqual(exit, 'timeout', 'carol exits once the management interface is back');
     assert.match(carol.output(), /server-pushed-halt/);
+    // The agent records the kill after openvpn confirms it, so the row may land just after carol exits.
+    await until(
+      () => {
+        const s = openStore(join(work, 'data'));
+        try {
+          return s.listPending().length === 0;
+        } finally {
+          s.close();
+        }
+      },
+      15_000,
+      'pending cleared',
+    );
     const store = openStore(join(work, 'data'));
     try {
-      assert.equal(store.listPending().length, 0, 'pending cleared');
       const actions = store.listAudit({ target: 'carol.phone' }).map((r) => r.action);
       assert.ok(actions.includes('revocation.pending'));
       assert.ok(actions.includes('revocation.effective'));
