@@ -16,6 +16,19 @@ const NEEDS = [
   { pkg: 'procps', path: '/usr/bin/pgrep', alt: '/bin/pgrep' },
   // kubectl applies generated manifests to the fake API server; Debian's client when the image has none
   { pkg: 'kubernetes-client', path: '/usr/bin/kubectl' },
+  // the real-node e2e: containerd + runc + CNI plugins run the node; buildah/debootstrap build the images
+  // offline; gcc + libc6-dev compile the pod sandbox (pause); busybox-static is the workload image and the
+  // office's wget; conntrack lets kube-proxy flush UDP entries; iperf3 measures the tunnel
+  { pkg: 'containerd', path: '/usr/bin/containerd' },
+  { pkg: 'runc', path: '/usr/sbin/runc' },
+  { pkg: 'containernetworking-plugins', path: '/usr/lib/cni/bridge' },
+  { pkg: 'buildah', path: '/usr/bin/buildah' },
+  { pkg: 'debootstrap', path: '/usr/sbin/debootstrap' },
+  { pkg: 'conntrack', path: '/usr/sbin/conntrack' },
+  { pkg: 'busybox-static', path: '/bin/busybox' },
+  { pkg: 'iperf3', path: '/usr/bin/iperf3' },
+  { pkg: 'gcc', path: '/usr/bin/gcc' },
+  { pkg: 'libc6-dev', path: '/usr/lib/x86_64-linux-gnu/libc.a' },
 ];
 
 const missing = NEEDS.filter((n) => !existsSync(n.path) && !(n.alt && existsSync(n.alt))).map((n) => n.pkg);

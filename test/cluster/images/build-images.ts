@@ -8,13 +8,14 @@
  *   project's Dockerfile builds unchanged here and on a normal machine;
  * - podgate: the project's own Dockerfile on that base;
  * - coredns: scratch + the CoreDNS binary built from its Go module (test/cluster/coredns);
- * - busybox: scratch + Debian's busybox-static, the workload of the test pods (`httpd`, `nc`, `sh`).
+ * - busybox: scratch + Debian's busybox-static, the workload of the test pods (`httpd`, `sh`), plus
+ *   Debian's iperf3 with the libraries it links (the throughput figure).
  *
  * Archives are cached outside the work tree under `<cache>/images/<name>-<hash>.tar`, keyed by a hash of
  * everything that goes into them, so a rerun with nothing changed builds nothing.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, realpathSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec } from '../../../src/lib/exec.js';
@@ -146,7 +147,14 @@ async function buildBase(b: Buildah, archive: string): Promise<void> {
     await b.fromScratch(BASE_REF, { [rootfs + '/']: '/' }, ['--env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', '--cmd', 'node']);
     await b.push(BASE_REF, archive);
   } finally {
-    await exec(['rm', '-rf', work], { check: false });
+    // debootstrap mounts /proc (and more) inside the rootfs while it works: unmount before removing
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '')
+      .filter((p) => p.startsWith(`${work}/`))
+      .sort((a, b) => b.length - a.length);
+    for (const m of mounts) await exec(['umount', '-l', m], { check: false });
+    await exec(['rm', '-rf', '--one-file-system', work], { check: false });
   }
 }
 
@@ -188,7 +196,14 @@ export async function buildImages(repoRoot: string, corednsBinary: () => Promise
       await b.push(corednsRef, coredns.archive);
     }
 
-    const busyboxSha = await fileSha('/bin/busybox');
+    // busybox for the workload (httpd, sh) plus iperf3 and the libraries it links, for the throughput figure
+    const extra: Record<string, string> = { '/usr/bin/iperf3': '/usr/bin/iperf3' };
+    for (const m of (await exec(['ldd', '/usr/bin/iperf3'])).stdout.matchAll(/(\S*\/\S+\.so[.\d]*)/g)) {
+      extra[realpathSync(m[1]!)] = m[1]!;
+    }
+    const busyboxHash = createHash('sha256').update(await fileSha('/bin/busybox'));
+    for (const src of Object.keys(extra).sort()) busyboxHash.update(src).update(await fileSha(src));
+    const busyboxSha = busyboxHash.digest('hex');
     const busyboxRef = `localhost/podgate-test/busybox:${busyboxSha.slice(0, 12)}`;
     const busybox = cached('busybox', createHash('sha256').update(`${RECIPE} ${busyboxSha}`).digest('hex'));
     if (!busybox.hit) {
@@ -198,7 +213,7 @@ export async function buildImages(repoRoot: string, corednsBinary: () => Promise
         writeFileSync(join(etc, 'group'), 'root:x:0:\nnogroup:x:65534:\n');
         await b.fromScratch(
           busyboxRef,
-          { '/bin/busybox': '/bin/busybox', [join(etc, 'passwd')]: '/etc/passwd', [join(etc, 'group')]: '/etc/group' },
+          { '/bin/busybox': '/bin/busybox', [join(etc, 'passwd')]: '/etc/passwd', [join(etc, 'group')]: '/etc/group', ...extra },
           ['--cmd', '["/bin/sh"]', '--env', 'PATH=/bin'],
           [['/bin/busybox', '--install', '-s', '/bin']],
         );

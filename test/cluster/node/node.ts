@@ -139,6 +139,39 @@ async function kubectl(kubeconfig: string, args: string[]): Promise<string> {
   return (await exec(['kubectl', '--kubeconfig', kubeconfig, ...args], { timeoutMs: 60_000 })).stdout;
 }
 
+/**
+ * Pods reach the API server as the `kubernetes` Service (10.96.0.1:443 → kube-proxy → its endpoints).
+ * An API server that advertises the node's address keeps those endpoints itself; one that runs with
+ * `--endpoint-reconciler-type=none` (its address is loopback) gets them here: the relay on the node.
+ */
+async function pointKubernetesServiceAtRelay(adminKubeconfig: string, apiPort: number): Promise<void> {
+  const current = await exec(['kubectl', '--kubeconfig', adminKubeconfig, 'get', 'endpointslices', '-n', 'default', '-l', 'kubernetes.io/service-name=kubernetes', '-o', 'json']);
+  const slices = (JSON.parse(current.stdout) as { items: { endpoints?: { addresses: string[] }[] }[] }).items;
+  if (slices.some((sl) => (sl.endpoints ?? []).some((e) => e.addresses.includes(NODE_IP)))) return;
+  const port = { name: 'https', port: apiPort, protocol: 'TCP' };
+  const list = {
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'v1',
+        kind: 'Endpoints',
+        metadata: { name: 'kubernetes', namespace: 'default', labels: { 'endpointslice.kubernetes.io/skip-mirror': 'true' } },
+        subsets: [{ addresses: [{ ip: NODE_IP }], ports: [port] }],
+      },
+      {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { name: 'kubernetes', namespace: 'default', labels: { 'kubernetes.io/service-name': 'kubernetes' } },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: [NODE_IP], conditions: { ready: true } }],
+        ports: [port],
+      },
+    ],
+  };
+  await exec(['kubectl', '--kubeconfig', adminKubeconfig, 'apply', '-f', '-'], { input: JSON.stringify(list) });
+}
+
 /** Creates the node and returns once the kubelet has registered it Ready. */
 export async function nodeUp(o: NodeUpOptions): Promise<{ runDir: string; nodeIp: string; netns: string }> {
   const runDir = o.runDir ?? defaultRunDir();
@@ -184,6 +217,8 @@ export async function nodeUp(o: NodeUpOptions): Promise<{ runDir: string; nodeIp
   const kc = join(runDir, 'node.kubeconfig');
   writeFileSync(kc, admin.text, { mode: 0o600 });
   await waitUntil('the API server through the relay', async () => (await exec(inNode(s, ['kubectl', '--kubeconfig', kc, 'get', '--raw', '/readyz']), { check: false })).code === 0, 20_000, () => logTail(runDir, 'relay-node') + logTail(runDir, 'relay-host'));
+
+  await pointKubernetesServiceAtRelay(o.kubeconfig, admin.apiPort);
 
   // containerd, then the images (no registry: imported from archives built here)
   writeFileSync(join(runDir, 'containerd.toml'), containerdConfig(layout));
