@@ -25,11 +25,24 @@ import { loadConfig } from '../../src/config/load.js';
 import { openContext, type AppContext } from '../../src/services/context.js';
 import { contextDepsFor } from '../../src/main.js';
 import { createApp } from '../../src/web/app.js';
-import { canUseNetns, cleanupAll, createNamespace, dnsQuery, runIn, type SpawnedProcess } from '../helpers/netns.js';
+import {
+  canUseNetns,
+  cleanupAll,
+  createNamespace,
+  dnsQuery,
+  officeNodePod,
+  runIn,
+  OFFICE_NODE_POD,
+  type SpawnedProcess,
+} from '../helpers/netns.js';
 import { startClient, waitClientConnected } from '../helpers/openvpn.js';
 import { attachToLan, nodeDown, NODE_IP } from '../cluster/node/node.js';
 import { startNodeWithDns, CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
-import { nodeTestPrerequisites, startControlPlane, type ControlPlane } from '../cluster/node/control-plane.js';
+import {
+  nodeTestPrerequisites,
+  startControlPlane,
+  type ControlPlane,
+} from '../cluster/node/control-plane.js';
 import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
 
 const CLI = join(process.cwd(), 'dist/src/cli.js');
@@ -41,7 +54,12 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number, stepMs = 250): Promise<T> {
+async function until<T>(
+  what: string,
+  f: () => Promise<T | undefined>,
+  timeoutMs: number,
+  stepMs = 250,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await f().catch(() => undefined);
@@ -66,11 +84,16 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
   const web = { podIp: '', clusterIp: '' };
   const figures: Record<string, string> = {};
 
-  const kubectl = async (...args: string[]) => (await exec(['kubectl', '--kubeconfig', adminKc, ...args], { timeoutMs: 120_000 })).stdout;
-  const podgate = (...args: string[]) => exec([process.execPath, CLI, '--config', cfgFile, ...args], { timeoutMs: 10 * 60_000 });
+  const kubectl = async (...args: string[]) =>
+    (await exec(['kubectl', '--kubeconfig', adminKc, ...args], { timeoutMs: 120_000 })).stdout;
+  const podgate = (...args: string[]) =>
+    exec([process.execPath, CLI, '--config', cfgFile, ...args], { timeoutMs: 10 * 60_000 });
 
   async function wget(nsName: string, url: string): Promise<string | undefined> {
-    const r = await runIn(nsName, ['busybox', 'wget', '-q', '-T', '3', '-O', '-', url], { check: false, timeoutMs: 10_000 });
+    const r = await runIn(nsName, ['busybox', 'wget', '-q', '-T', '3', '-O', '-', url], {
+      check: false,
+      timeoutMs: 10_000,
+    });
     return r.code === 0 ? r.stdout : undefined;
   }
 
@@ -114,7 +137,11 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     const t1 = Date.now();
     const node = await startNodeWithDns(REPO, adminKc);
     figures['control plane start'] = `${((t1 - t0) / 1000).toFixed(1)} s`;
-    figures['node + CoreDNS start (images cached: ' + String(Object.values(node.images).every((i) => i.cached)) + ')'] = `${((Date.now() - t1) / 1000).toFixed(1)} s`;
+    figures[
+      'node + CoreDNS start (images cached: ' +
+        String(Object.values(node.images).every((i) => i.cached)) +
+        ')'
+    ] = `${((Date.now() - t1) / 1000).toFixed(1)} s`;
 
     for (const [role, addr] of [
       ['office', '172.18.12.100'],
@@ -125,9 +152,13 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     }
 
     // the workload: busybox httpd behind Service `web` in default
-    await exec(['kubectl', '--kubeconfig', adminKc, 'apply', '-f', '-'], { input: JSON.stringify(webWorkload(node.images.busybox.ref)) });
+    await exec(['kubectl', '--kubeconfig', adminKc, 'apply', '-f', '-'], {
+      input: JSON.stringify(webWorkload(node.images.busybox.ref)),
+    });
     await kubectl('rollout', 'status', 'deployment/web', '--timeout=180s');
-    web.podIp = (await kubectl('get', 'pods', '-l', 'app=web', '-o', 'jsonpath={.items[0].status.podIP}')).trim();
+    web.podIp = (
+      await kubectl('get', 'pods', '-l', 'app=web', '-o', 'jsonpath={.items[0].status.podIP}')
+    ).trim();
     web.clusterIp = (await kubectl('get', 'service', 'web', '-o', 'jsonpath={.spec.clusterIP}')).trim();
 
     // the manager's own ServiceAccount and RBAC from k8s/, and a kubeconfig with its token
@@ -178,9 +209,27 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     const out = (await podgate('k8s', 'deploy')).stdout;
     figures['k8s deploy → Ready'] = `${((Date.now() - t0) / 1000).toFixed(1)} s`;
     assert.match(out, /rollout ready/);
-    const ready = await kubectl('-n', 'middleware', 'get', 'pods', '-o', 'jsonpath={.items[*].status.containerStatuses[*].ready}');
-    assert.deepEqual(ready.trim().split(/\s+/), ['true', 'true'], 'both containers of the server pod are ready');
-    const svc = await kubectl('-n', 'middleware', 'get', 'service', '-o', 'jsonpath={.items[*].spec.ports[*].nodePort}');
+    const ready = await kubectl(
+      '-n',
+      'middleware',
+      'get',
+      'pods',
+      '-o',
+      'jsonpath={.items[*].status.containerStatuses[*].ready}',
+    );
+    assert.deepEqual(
+      ready.trim().split(/\s+/),
+      ['true', 'true'],
+      'both containers of the server pod are ready',
+    );
+    const svc = await kubectl(
+      '-n',
+      'middleware',
+      'get',
+      'service',
+      '-o',
+      'jsonpath={.items[*].spec.ports[*].nodePort}',
+    );
     assert.ok(svc.split(/\s+/).includes(String(NODE_PORT)), `NodePort ${NODE_PORT}: ${svc}`);
   });
 
@@ -188,7 +237,9 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     const config = loadConfig({ file: cfgFile });
     ctx = await openContext(config, contextDepsFor(config));
     agent = request.agent(createApp({ ctx }));
-    const login = await agent.post('/api/v1/login').send({ name: 'admin', password: 'admin-password-for-tests' });
+    const login = await agent
+      .post('/api/v1/login')
+      .send({ name: 'admin', password: 'admin-password-for-tests' });
     assert.equal(login.status, 200, login.text);
     csrf = (login.body as { csrfToken: string }).csrfToken;
 
@@ -223,44 +274,151 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       const c = connect(rv, `phone${i}`, profile);
       await waitClientConnected(c, 60_000);
       const t0 = Date.now();
-      const res = await agent.post(`/api/v1/certs/${serial}/revoke`).set('X-CSRF-Token', csrf).send({ reason: 'keyCompromise' });
+      const res = await agent
+        .post(`/api/v1/certs/${serial}/revoke`)
+        .set('X-CSRF-Token', csrf)
+        .send({ reason: 'keyCompromise' });
       assert.equal(res.status, 200, res.text);
-      await until('the client to be cut', async () => /server-pushed-halt|SIGTERM|exiting/i.test(c.output()) || !c.running || undefined, 60_000, 20);
+      await until(
+        'the client to be cut',
+        async () => /server-pushed-halt|SIGTERM|exiting/i.test(c.output()) || !c.running || undefined,
+        60_000,
+        20,
+      );
       cuts.push(Date.now() - t0);
       if (i === 1) {
         // a reconnect with the revoked certificate is refused by the server (CRL in the pod)
         const again = connect(rv, 'phone1-again', profile);
-        await until('the refused handshake', async () => /TLS Error|AUTH_FAILED|TLS handshake failed/.test(again.output()) || undefined, 60_000);
+        await until(
+          'the refused handshake',
+          async () => /TLS Error|AUTH_FAILED|TLS handshake failed/.test(again.output()) || undefined,
+          60_000,
+        );
         assert.doesNotMatch(again.output(), /Initialization Sequence Completed/);
         await again.stop(3000);
       }
     }
-    figures['revoke → cut (5 runs)'] = `median ${median(cuts)} ms, worst ${Math.max(...cuts)} ms (${cuts.join(', ')})`;
-    const secret = await kubectl('-n', 'middleware', 'get', 'secret', 'podgate-crl', '-o', 'jsonpath={.data}');
+    figures['revoke → cut (5 runs)'] =
+      `median ${median(cuts)} ms, worst ${Math.max(...cuts)} ms (${cuts.join(', ')})`;
+    const secret = await kubectl(
+      '-n',
+      'middleware',
+      'get',
+      'secret',
+      'podgate-crl',
+      '-o',
+      'jsonpath={.data}',
+    );
     assert.ok(secret.length > 0, 'podgate-crl Secret holds the CRL');
     assert.ok(keeper.running, 'second client still connected');
-    assert.match((await wget(ns.office2!, `http://${web.podIp}/`)) ?? '', /hello from web/, 'second client still reaches the pod');
+    assert.match(
+      (await wget(ns.office2!, `http://${web.podIp}/`)) ?? '',
+      /hello from web/,
+      'second client still reaches the pod',
+    );
   });
 
   it('a deleted server pod comes back, the second client reconnects by itself, the revocation holds', async () => {
     const before = (keeper.output().match(/Initialization Sequence Completed/g) ?? []).length;
-    const old = (await kubectl('-n', 'middleware', 'get', 'pods', '-o', 'jsonpath={.items[0].metadata.name}')).trim();
+    const old = (
+      await kubectl('-n', 'middleware', 'get', 'pods', '-o', 'jsonpath={.items[0].metadata.name}')
+    ).trim();
     await kubectl('-n', 'middleware', 'delete', 'pod', old, '--wait=false');
     await until(
       'a new Ready server pod',
       async () => {
-        const out = await kubectl('-n', 'middleware', 'get', 'pods', '-o', 'jsonpath={range .items[*]}{.metadata.name} {.status.containerStatuses[*].ready}{"\\n"}{end}');
+        const out = await kubectl(
+          '-n',
+          'middleware',
+          'get',
+          'pods',
+          '-o',
+          'jsonpath={range .items[*]}{.metadata.name} {.status.containerStatuses[*].ready}{"\\n"}{end}',
+        );
         return out.split('\n').some((l) => !l.startsWith(old) && /true true$/.test(l.trim())) || undefined;
       },
       180_000,
       1000,
     );
-    await until('the second client to reconnect', async () => (keeper.output().match(/Initialization Sequence Completed/g) ?? []).length > before || undefined, 180_000, 500);
-    assert.match((await wget(ns.office2!, `http://${web.podIp}/`)) ?? '', /hello from web/, 'reconnected client reaches the pod');
+    await until(
+      'the second client to reconnect',
+      async () =>
+        (keeper.output().match(/Initialization Sequence Completed/g) ?? []).length > before || undefined,
+      180_000,
+      500,
+    );
+    assert.match(
+      (await wget(ns.office2!, `http://${web.podIp}/`)) ?? '',
+      /hello from web/,
+      'reconnected client reaches the pod',
+    );
     const revoked = readFileSync(join(work, 'phone1-revoked.ovpn.keep'), 'utf8');
     const again = connect(ns.office!, 'phone1-after-restart', revoked);
-    await until('the refused handshake on the new pod', async () => /TLS Error|AUTH_FAILED|TLS handshake failed/.test(again.output()) || undefined, 60_000);
+    await until(
+      'the refused handshake on the new pod',
+      async () => /TLS Error|AUTH_FAILED|TLS handshake failed/.test(again.output()) || undefined,
+      60_000,
+    );
     assert.doesNotMatch(again.output(), /Initialization Sequence Completed/);
     await again.stop(3000);
+  });
+
+  it('figures: iperf3 single TCP stream office → pod through the pod server, and through `podgate server run`', async () => {
+    const iperf = async (nsName: string, host: string): Promise<number> => {
+      const r = await runIn(nsName, ['iperf3', '-c', host, '-t', '5', '-J'], { timeoutMs: 60_000 });
+      return (
+        (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received
+          .bits_per_second / 1e6
+      );
+    };
+    const viaPod = await iperf(ns.office2!, web.podIp);
+    assert.ok(viaPod > 0, 'iperf3 through the pod server moved data');
+    figures['iperf3 office → pod, server in the real pod'] = `${viaPod.toFixed(0)} Mbit/s`;
+
+    // the same measure against `podgate server run` in namespaces (office ─ node ─ pod, no Kubernetes)
+    const topo = await officeNodePod({ prefix: 'pgq', clusterIp: false });
+    const localCfg = join(work, 'local.yaml');
+    writeFileSync(
+      localCfg,
+      [
+        `dataDir: ${join(work, 'data')}`,
+        'vpn:',
+        `  port: ${NODE_PORT}`,
+        `  endpoints: ["${OFFICE_NODE_POD.node}"]`,
+        `  routes: { pods: ["${OFFICE_NODE_POD.podCidr}"] }`,
+        '  nat: true',
+        '',
+      ].join('\n'),
+    );
+    const out = join(work, 'bench.ovpn');
+    await exec([
+      process.execPath,
+      CLI,
+      '--config',
+      localCfg,
+      'cert',
+      'issue',
+      'bench',
+      '--owner',
+      'admin',
+      '--out',
+      out,
+    ]);
+    const server = topo.spawn('node', [process.execPath, CLI, '--config', localCfg, 'server', 'run'], {
+      logFile: join(work, 'server-run.log'),
+    });
+    try {
+      await server.waitFor(/Initialization Sequence Completed/, 60_000);
+      topo.spawn('pod', ['iperf3', '-s', '-p', '5201']);
+      const c = connect(topo.name('office'), 'bench', readFileSync(out, 'utf8'));
+      await waitClientConnected(c, 60_000);
+      const local = await iperf(topo.name('office'), OFFICE_NODE_POD.pod);
+      assert.ok(local > 0, 'iperf3 through `server run` moved data');
+      figures['iperf3 office → pod, `podgate server run` in namespaces'] = `${local.toFixed(0)} Mbit/s`;
+      await c.stop(3000);
+    } finally {
+      await server.stop(8000);
+      await topo.destroy();
+    }
   });
 });

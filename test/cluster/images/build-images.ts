@@ -15,7 +15,19 @@
  * everything that goes into them, so a rerun with nothing changed builds nothing.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, realpathSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  realpathSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec } from '../../../src/lib/exec.js';
@@ -80,13 +92,27 @@ class Buildah {
   }
 
   run(args: readonly string[], cwd?: string): Promise<{ stdout: string }> {
-    const argv = ['nice', '-n', '15', 'buildah', '--root', join(this.dir, 'root'), '--runroot', join(this.dir, 'run')];
+    const argv = [
+      'nice',
+      '-n',
+      '15',
+      'buildah',
+      '--root',
+      join(this.dir, 'root'),
+      '--runroot',
+      join(this.dir, 'run'),
+    ];
     argv.push('--storage-driver', 'vfs', ...args);
     return exec(argv, { cwd, env: { ...process.env, BUILDAH_ISOLATION: 'chroot' }, timeoutMs: 30 * 60_000 });
   }
 
   /** Commits a container made from scratch with `files` (host path → image path) and a config. */
-  async fromScratch(ref: string, files: Record<string, string>, config: string[], after?: string[][]): Promise<void> {
+  async fromScratch(
+    ref: string,
+    files: Record<string, string>,
+    config: string[],
+    after?: string[][],
+  ): Promise<void> {
     const c = (await this.run(['from', 'scratch'])).stdout.trim();
     for (const [src, dest] of Object.entries(files)) await this.run(['copy', c, src, dest]);
     for (const argv of after ?? []) await this.run(['run', '--isolation', 'chroot', c, '--', ...argv]);
@@ -118,7 +144,9 @@ async function buildBase(b: Buildah, archive: string): Promise<void> {
   try {
     const rootfs = join(work, 'rootfs');
     say('images: debootstrap --variant=minbase bookworm (about 20 s)');
-    await exec(['nice', '-n', '15', 'debootstrap', '--variant=minbase', 'bookworm', rootfs], { timeoutMs: 15 * 60_000 });
+    await exec(['nice', '-n', '15', 'debootstrap', '--variant=minbase', 'bookworm', rootfs], {
+      timeoutMs: 15 * 60_000,
+    });
     const nodeExe = process.execPath;
     const prefix = join(nodeExe, '..', '..');
     const usr = join(rootfs, 'usr', 'local');
@@ -135,16 +163,40 @@ async function buildBase(b: Buildah, archive: string): Promise<void> {
     for (const [name, target] of [
       ['npm', '../lib/node_modules/npm/bin/npm-cli.js'],
       ['npx', '../lib/node_modules/npm/bin/npx-cli.js'],
-    ]) await exec(['ln', '-sf', target!, join(usr, 'bin', name!)]);
+    ])
+      await exec(['ln', '-sf', target!, join(usr, 'bin', name!)]);
     // the official image's user and group `node` (the Dockerfile chowns /data to it and runs as it)
     await exec(['chroot', rootfs, 'groupadd', '--gid', String(NODE_UID), 'node']);
-    await exec(['chroot', rootfs, 'useradd', '--uid', String(NODE_UID), '--gid', 'node', '--shell', '/bin/bash', '--create-home', 'node']);
+    await exec([
+      'chroot',
+      rootfs,
+      'useradd',
+      '--uid',
+      String(NODE_UID),
+      '--gid',
+      'node',
+      '--shell',
+      '/bin/bash',
+      '--create-home',
+      'node',
+    ]);
     // apt caches and logs the image does not need
-    await exec(['rm', '-rf', join(rootfs, 'var/cache/apt/archives'), join(rootfs, 'var/lib/apt/lists'), join(rootfs, 'var/log')]);
+    await exec([
+      'rm',
+      '-rf',
+      join(rootfs, 'var/cache/apt/archives'),
+      join(rootfs, 'var/lib/apt/lists'),
+      join(rootfs, 'var/log'),
+    ]);
     mkdirSync(join(rootfs, 'var/lib/apt/lists/partial'), { recursive: true });
     mkdirSync(join(rootfs, 'var/cache/apt/archives/partial'), { recursive: true });
     mkdirSync(join(rootfs, 'var/log/apt'), { recursive: true });
-    await b.fromScratch(BASE_REF, { [rootfs + '/']: '/' }, ['--env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', '--cmd', 'node']);
+    await b.fromScratch(BASE_REF, { [rootfs + '/']: '/' }, [
+      '--env',
+      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      '--cmd',
+      'node',
+    ]);
     await b.push(BASE_REF, archive);
   } finally {
     // debootstrap mounts /proc (and more) inside the rootfs while it works: unmount before removing
@@ -175,7 +227,16 @@ export async function buildImages(repoRoot: string, corednsBinary: () => Promise
 
     const podgateHash = treeHash(
       repoRoot,
-      ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json', 'src', 'templates', 'public'],
+      [
+        'Dockerfile',
+        '.dockerignore',
+        'package.json',
+        'package-lock.json',
+        'tsconfig.json',
+        'src',
+        'templates',
+        'public',
+      ],
       createHash('sha256').update(`${RECIPE} ${baseHash}`),
     );
     const podgateRef = `localhost/podgate:test-${podgateHash.slice(0, 12)}`;
@@ -183,7 +244,21 @@ export async function buildImages(repoRoot: string, corednsBinary: () => Promise
     if (!podgate.hit) {
       await b.run(['pull', `docker-archive:${base.archive}`]);
       say('images: podgate from the project Dockerfile (apt-get and npm ci inside: a few minutes cold)');
-      await b.run(['bud', '--pull=never', '--isolation', 'chroot', '--layers=false', '-t', podgateRef, '-f', 'Dockerfile', '.'], repoRoot);
+      await b.run(
+        [
+          'bud',
+          '--pull=never',
+          '--isolation',
+          'chroot',
+          '--layers=false',
+          '-t',
+          podgateRef,
+          '-f',
+          'Dockerfile',
+          '.',
+        ],
+        repoRoot,
+      );
       await b.push(podgateRef, podgate.archive);
     }
 
@@ -192,7 +267,12 @@ export async function buildImages(repoRoot: string, corednsBinary: () => Promise
     const corednsRef = `localhost/podgate-test/coredns:${corednsSha.slice(0, 12)}`;
     const coredns = cached('coredns', corednsSha);
     if (!coredns.hit) {
-      await b.fromScratch(corednsRef, { [corednsBin]: '/coredns' }, ['--entrypoint', '["/coredns"]', '--port', '53/udp']);
+      await b.fromScratch(corednsRef, { [corednsBin]: '/coredns' }, [
+        '--entrypoint',
+        '["/coredns"]',
+        '--port',
+        '53/udp',
+      ]);
       await b.push(corednsRef, coredns.archive);
     }
 
@@ -209,11 +289,19 @@ export async function buildImages(repoRoot: string, corednsBinary: () => Promise
     if (!busybox.hit) {
       const etc = mkdtempSync(join(imagesDir(), 'bb-'));
       try {
-        writeFileSync(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+        writeFileSync(
+          join(etc, 'passwd'),
+          'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n',
+        );
         writeFileSync(join(etc, 'group'), 'root:x:0:\nnogroup:x:65534:\n');
         await b.fromScratch(
           busyboxRef,
-          { '/bin/busybox': '/bin/busybox', [join(etc, 'passwd')]: '/etc/passwd', [join(etc, 'group')]: '/etc/group', ...extra },
+          {
+            '/bin/busybox': '/bin/busybox',
+            [join(etc, 'passwd')]: '/etc/passwd',
+            [join(etc, 'group')]: '/etc/group',
+            ...extra,
+          },
           ['--cmd', '["/bin/sh"]', '--env', 'PATH=/bin'],
           [['/bin/busybox', '--install', '-s', '/bin']],
         );

@@ -19,19 +19,24 @@ async function main(cmd: string | undefined): Promise<number> {
     case 'images': {
       const t0 = Date.now();
       const set = await buildNodeImages(REPO);
-      for (const [name, img] of Object.entries(set)) console.log(`${name}\t${img.ref}\t${img.cached ? 'cached' : 'built'}\t${img.archive}`);
+      for (const [name, img] of Object.entries(set))
+        console.log(`${name}\t${img.ref}\t${img.cached ? 'cached' : 'built'}\t${img.archive}`);
       console.log(`images ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       return 0;
     }
     case 'up': {
       const kubeconfig = process.env.KUBECONFIG;
       if (!kubeconfig) {
-        console.error('test node: set KUBECONFIG to the control plane admin kubeconfig (npm run test-cluster -- up)');
+        console.error(
+          'test node: set KUBECONFIG to the control plane admin kubeconfig (npm run test-cluster -- up)',
+        );
         return 2;
       }
       const t0 = Date.now();
       const node = await startNodeWithDns(REPO, kubeconfig);
-      console.log(`node ${node.nodeIp} Ready with CoreDNS in ${((Date.now() - t0) / 1000).toFixed(1)} s (netns ${node.netns})`);
+      console.log(
+        `node ${node.nodeIp} Ready with CoreDNS in ${((Date.now() - t0) / 1000).toFixed(1)} s (netns ${node.netns})`,
+      );
       return 0;
     }
     case 'down': {

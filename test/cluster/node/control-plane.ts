@@ -27,7 +27,10 @@ export interface ControlPlane {
 
 function versions(repo: string): { kubernetes: string; etcd: string } {
   try {
-    return JSON.parse(readFileSync(join(repo, 'test', 'cluster', 'versions.json'), 'utf8')) as { kubernetes: string; etcd: string };
+    return JSON.parse(readFileSync(join(repo, 'test', 'cluster', 'versions.json'), 'utf8')) as {
+      kubernetes: string;
+      etcd: string;
+    };
   } catch {
     return { kubernetes: 'v1.34.4', etcd: 'v3.6.4' };
   }
@@ -47,7 +50,8 @@ export function controlPlaneBinaries(repo: string): Record<string, string> {
 /** What the real-node e2e lacks on this machine (empty when it can run). */
 export async function nodeTestPrerequisites(repo: string): Promise<string[]> {
   const missing: string[] = [];
-  for (const [name, p] of Object.entries(controlPlaneBinaries(repo))) if (!existsSync(p)) missing.push(`${name} (${p}; build: npm run test-cluster -- up)`);
+  for (const [name, p] of Object.entries(controlPlaneBinaries(repo)))
+    if (!existsSync(p)) missing.push(`${name} (${p}; build: npm run test-cluster -- up)`);
   try {
     nodeBinaries(repo);
   } catch (err) {
@@ -79,7 +83,10 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startControlPlane(repo: string, o: { advertiseAddress: string }): Promise<ControlPlane> {
+export async function startControlPlane(
+  repo: string,
+  o: { advertiseAddress: string },
+): Promise<ControlPlane> {
   const bins = controlPlaneBinaries(repo);
   const dir = mkdtempSync(join(tmpdir(), 'pg-cp-'));
   const pids: number[] = [];
@@ -109,7 +116,13 @@ export async function startControlPlane(repo: string, o: { advertiseAddress: str
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const [etcdPort, etcdPeer, apiPort, cmPort, schedPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    const [etcdPort, etcdPeer, apiPort, cmPort, schedPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     start('etcd', [
       bins.etcd!,
       '--name=default',
@@ -122,7 +135,16 @@ export async function startControlPlane(repo: string, o: { advertiseAddress: str
       '--log-level=warn',
     ]);
     const saKey = join(dir, 'sa.key');
-    await exec(['openssl', 'genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', saKey]);
+    await exec([
+      'openssl',
+      'genpkey',
+      '-algorithm',
+      'RSA',
+      '-pkeyopt',
+      'rsa_keygen_bits:2048',
+      '-out',
+      saKey,
+    ]);
     const token = randomBytes(24).toString('hex');
     writeFileSync(join(dir, 'tokens.csv'), `${token},admin,admin,system:masters\n`, { mode: 0o600 });
     const certDir = join(dir, 'pki');
@@ -169,9 +191,14 @@ export async function startControlPlane(repo: string, o: { advertiseAddress: str
     );
     const end = Date.now() + 90_000;
     for (;;) {
-      const r = existsSync(ca) ? await exec(['kubectl', '--kubeconfig', kubeconfig, 'get', '--raw', '/readyz'], { check: false }) : undefined;
+      const r = existsSync(ca)
+        ? await exec(['kubectl', '--kubeconfig', kubeconfig, 'get', '--raw', '/readyz'], { check: false })
+        : undefined;
       if (r?.code === 0) break;
-      if (Date.now() > end) throw new Error(`control plane: API server not ready\n${readFileSync(join(dir, 'kube-apiserver.log'), 'utf8').slice(-3000)}`);
+      if (Date.now() > end)
+        throw new Error(
+          `control plane: API server not ready\n${readFileSync(join(dir, 'kube-apiserver.log'), 'utf8').slice(-3000)}`,
+        );
       await new Promise((res) => setTimeout(res, 500));
     }
     start('kube-controller-manager', [
@@ -202,8 +229,17 @@ export async function startControlPlane(repo: string, o: { advertiseAddress: str
     ]);
     // the default ServiceAccount appears once the controller-manager runs: pods need it
     const saEnd = Date.now() + 60_000;
-    while ((await exec(['kubectl', '--kubeconfig', kubeconfig, 'get', 'serviceaccount', 'default'], { check: false })).code !== 0) {
-      if (Date.now() > saEnd) throw new Error(`control plane: no default ServiceAccount\n${readFileSync(join(dir, 'kube-controller-manager.log'), 'utf8').slice(-3000)}`);
+    while (
+      (
+        await exec(['kubectl', '--kubeconfig', kubeconfig, 'get', 'serviceaccount', 'default'], {
+          check: false,
+        })
+      ).code !== 0
+    ) {
+      if (Date.now() > saEnd)
+        throw new Error(
+          `control plane: no default ServiceAccount\n${readFileSync(join(dir, 'kube-controller-manager.log'), 'utf8').slice(-3000)}`,
+        );
       await new Promise((res) => setTimeout(res, 500));
     }
     return { kubeconfig, dir, stop };

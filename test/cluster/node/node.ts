@@ -14,11 +14,28 @@
  * `<runDir>/state.json` first, so `down` works from another process and after a crash.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec } from '../../../src/lib/exec.js';
-import { containerdConfig, cniConfList, dirs, kubeletConfig, kubeProxyConfig, type NodeLayout } from './configs.js';
+import {
+  containerdConfig,
+  cniConfList,
+  dirs,
+  kubeletConfig,
+  kubeProxyConfig,
+  type NodeLayout,
+} from './configs.js';
 import { say } from './paths.js';
 
 export const NODE_NETNS = 'pgk8s-node';
@@ -27,7 +44,14 @@ export const LAN_CIDR = '172.18.12.0/24';
 export const NODE_NAME = 'podgate-test-node';
 const CGROUP_ROOT = '/podgate-test-node';
 /** Kernel settings the kubelet writes at start (machine-wide, not per namespace): restored by `down`. */
-const KUBELET_SYSCTLS = ['vm.overcommit_memory', 'vm.panic_on_oom', 'kernel.panic', 'kernel.panic_on_oops', 'kernel.keys.root_maxkeys', 'kernel.keys.root_maxbytes'];
+const KUBELET_SYSCTLS = [
+  'vm.overcommit_memory',
+  'vm.panic_on_oom',
+  'kernel.panic',
+  'kernel.panic_on_oops',
+  'kernel.keys.root_maxkeys',
+  'kernel.keys.root_maxbytes',
+];
 
 export function defaultRunDir(): string {
   return process.env.PODGATE_TEST_NODE_DIR || '/var/lib/podgate-test-node';
@@ -104,7 +128,12 @@ function logTail(runDir: string, name: string): string {
   }
 }
 
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, onFail: () => string): Promise<void> {
+async function waitUntil(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  onFail: () => string,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (await check().catch(() => false)) return;
@@ -122,12 +151,26 @@ function inNode(s: { netns: string }, argv: string[]): string[] {
  * (same port number); the API server's certificate names the address it has on the machine, so that
  * address becomes the TLS server name.
  */
-async function nodeKubeconfig(adminKubeconfig: string): Promise<{ text: string; apiHost: string; apiPort: number }> {
-  const view = await exec(['kubectl', '--kubeconfig', adminKubeconfig, 'config', 'view', '--raw', '--minify', '--flatten', '-o', 'json']);
+async function nodeKubeconfig(
+  adminKubeconfig: string,
+): Promise<{ text: string; apiHost: string; apiPort: number }> {
+  const view = await exec([
+    'kubectl',
+    '--kubeconfig',
+    adminKubeconfig,
+    'config',
+    'view',
+    '--raw',
+    '--minify',
+    '--flatten',
+    '-o',
+    'json',
+  ]);
   const cfg = JSON.parse(view.stdout) as { clusters: { cluster: Record<string, string> }[] };
   const cluster = cfg.clusters[0]?.cluster;
   const url = cluster ? new URL(cluster.server!) : undefined;
-  if (!cluster || !url || url.protocol !== 'https:') throw new Error(`test node: no https server in ${adminKubeconfig}`);
+  if (!cluster || !url || url.protocol !== 'https:')
+    throw new Error(`test node: no https server in ${adminKubeconfig}`);
   const apiHost = url.hostname.replace(/^\[|\]$/g, '');
   const apiPort = Number(url.port || 443);
   cluster.server = `https://${NODE_IP}:${apiPort}`;
@@ -145,7 +188,19 @@ async function kubectl(kubeconfig: string, args: string[]): Promise<string> {
  * `--endpoint-reconciler-type=none` (its address is loopback) gets them here: the relay on the node.
  */
 async function pointKubernetesServiceAtRelay(adminKubeconfig: string, apiPort: number): Promise<void> {
-  const current = await exec(['kubectl', '--kubeconfig', adminKubeconfig, 'get', 'endpointslices', '-n', 'default', '-l', 'kubernetes.io/service-name=kubernetes', '-o', 'json']);
+  const current = await exec([
+    'kubectl',
+    '--kubeconfig',
+    adminKubeconfig,
+    'get',
+    'endpointslices',
+    '-n',
+    'default',
+    '-l',
+    'kubernetes.io/service-name=kubernetes',
+    '-o',
+    'json',
+  ]);
   const slices = (JSON.parse(current.stdout) as { items: { endpoints?: { addresses: string[] }[] }[] }).items;
   if (slices.some((sl) => (sl.endpoints ?? []).some((e) => e.addresses.includes(NODE_IP)))) return;
   const port = { name: 'https', port: apiPort, protocol: 'TCP' };
@@ -156,20 +211,30 @@ async function pointKubernetesServiceAtRelay(adminKubeconfig: string, apiPort: n
       {
         apiVersion: 'v1',
         kind: 'Endpoints',
-        metadata: { name: 'kubernetes', namespace: 'default', labels: { 'endpointslice.kubernetes.io/skip-mirror': 'true' } },
+        metadata: {
+          name: 'kubernetes',
+          namespace: 'default',
+          labels: { 'endpointslice.kubernetes.io/skip-mirror': 'true' },
+        },
         subsets: [{ addresses: [{ ip: NODE_IP }], ports: [port] }],
       },
       {
         apiVersion: 'discovery.k8s.io/v1',
         kind: 'EndpointSlice',
-        metadata: { name: 'kubernetes', namespace: 'default', labels: { 'kubernetes.io/service-name': 'kubernetes' } },
+        metadata: {
+          name: 'kubernetes',
+          namespace: 'default',
+          labels: { 'kubernetes.io/service-name': 'kubernetes' },
+        },
         addressType: 'IPv4',
         endpoints: [{ addresses: [NODE_IP], conditions: { ready: true } }],
         ports: [port],
       },
     ],
   };
-  await exec(['kubectl', '--kubeconfig', adminKubeconfig, 'apply', '-f', '-'], { input: JSON.stringify(list) });
+  await exec(['kubectl', '--kubeconfig', adminKubeconfig, 'apply', '-f', '-'], {
+    input: JSON.stringify(list),
+  });
 }
 
 /** Creates the node and returns once the kubelet has registered it Ready. */
@@ -190,7 +255,16 @@ export async function nodeUp(o: NodeUpOptions): Promise<{ runDir: string; nodeIp
     cgroupRoot: CGROUP_ROOT,
   };
   const d = dirs(layout);
-  for (const dir of [d.containerdRoot, d.containerdState, d.cniConf, d.cniIpam, d.kubeletRoot, d.kubeletCerts, d.logs]) mkdirSync(dir, { recursive: true });
+  for (const dir of [
+    d.containerdRoot,
+    d.containerdState,
+    d.cniConf,
+    d.cniIpam,
+    d.kubeletRoot,
+    d.kubeletCerts,
+    d.logs,
+  ])
+    mkdirSync(dir, { recursive: true });
   const sysctls: Record<string, string> = {};
   for (const k of KUBELET_SYSCTLS) sysctls[k] = (await exec(['sysctl', '-n', k])).stdout.trim();
   const admin = await nodeKubeconfig(o.kubeconfig);
@@ -204,7 +278,11 @@ export async function nodeUp(o: NodeUpOptions): Promise<{ runDir: string; nodeIp
   await exec([...ns, 'link', 'add', 'lan0', 'type', 'bridge']);
   await exec([...ns, 'addr', 'add', `${NODE_IP}/24`, 'dev', 'lan0']);
   await exec([...ns, 'link', 'set', 'lan0', 'up']);
-  for (const kv of ['net.ipv4.ip_forward=1', 'net.bridge.bridge-nf-call-iptables=1', 'net.ipv4.conf.all.route_localnet=1']) {
+  for (const kv of [
+    'net.ipv4.ip_forward=1',
+    'net.bridge.bridge-nf-call-iptables=1',
+    'net.ipv4.conf.all.route_localnet=1',
+  ]) {
     await exec(inNode(s, ['sysctl', '-q', '-w', kv]));
   }
   writeFileSync(d.resolvConf, `nameserver ${NODE_IP}\n`);
@@ -212,22 +290,54 @@ export async function nodeUp(o: NodeUpOptions): Promise<{ runDir: string; nodeIp
   // the API server inside the node namespace, at the same port number as on the machine's loopback
   const relay = fileURLToPath(new URL('./relay.js', import.meta.url));
   const sock = join(runDir, 'apiserver.sock');
-  startDaemon(s, 'relay-host', [process.execPath, relay, 'unix-to-tcp', sock, admin.apiHost, String(admin.apiPort)], false);
-  startDaemon(s, 'relay-node', [process.execPath, relay, 'tcp-to-unix', NODE_IP, String(admin.apiPort), sock]);
+  startDaemon(
+    s,
+    'relay-host',
+    [process.execPath, relay, 'unix-to-tcp', sock, admin.apiHost, String(admin.apiPort)],
+    false,
+  );
+  startDaemon(s, 'relay-node', [
+    process.execPath,
+    relay,
+    'tcp-to-unix',
+    NODE_IP,
+    String(admin.apiPort),
+    sock,
+  ]);
   const kc = join(runDir, 'node.kubeconfig');
   writeFileSync(kc, admin.text, { mode: 0o600 });
-  await waitUntil('the API server through the relay', async () => (await exec(inNode(s, ['kubectl', '--kubeconfig', kc, 'get', '--raw', '/readyz']), { check: false })).code === 0, 20_000, () => logTail(runDir, 'relay-node') + logTail(runDir, 'relay-host'));
+  await waitUntil(
+    'the API server through the relay',
+    async () =>
+      (await exec(inNode(s, ['kubectl', '--kubeconfig', kc, 'get', '--raw', '/readyz']), { check: false }))
+        .code === 0,
+    20_000,
+    () => logTail(runDir, 'relay-node') + logTail(runDir, 'relay-host'),
+  );
 
   await pointKubernetesServiceAtRelay(o.kubeconfig, admin.apiPort);
 
   // containerd, then the images (no registry: imported from archives built here)
   writeFileSync(join(runDir, 'containerd.toml'), containerdConfig(layout));
-  startDaemon(s, 'containerd', ['containerd', '--config', join(runDir, 'containerd.toml'), '--log-level', 'warn']);
+  startDaemon(s, 'containerd', [
+    'containerd',
+    '--config',
+    join(runDir, 'containerd.toml'),
+    '--log-level',
+    'warn',
+  ]);
   const ctr = ['ctr', '--address', d.containerdSock, '--namespace', 'k8s.io'];
-  await waitUntil('containerd', async () => (await exec([...ctr, 'version'], { check: false })).code === 0, 20_000, () => logTail(runDir, 'containerd'));
+  await waitUntil(
+    'containerd',
+    async () => (await exec([...ctr, 'version'], { check: false })).code === 0,
+    20_000,
+    () => logTail(runDir, 'containerd'),
+  );
   for (const archive of o.images) {
     say(`importing ${archive}`);
-    await exec(['nice', '-n', '10', ...ctr, 'images', 'import', '--no-unpack', archive], { timeoutMs: 10 * 60_000 });
+    await exec(['nice', '-n', '10', ...ctr, 'images', 'import', '--no-unpack', archive], {
+      timeoutMs: 10 * 60_000,
+    });
   }
 
   // the kubelet's cgroup parent must exist in every hierarchy; cpuset children start empty in v1
@@ -253,11 +363,25 @@ export async function nodeUp(o: NodeUpOptions): Promise<{ runDir: string; nodeIp
     '--v=1',
   ]);
   const adminKc = o.kubeconfig;
-  await waitUntil('the kubelet to register the node', async () => (await exec(['kubectl', '--kubeconfig', adminKc, 'get', 'node', NODE_NAME], { check: false })).code === 0, 60_000, () => logTail(runDir, 'kubelet'));
+  await waitUntil(
+    'the kubelet to register the node',
+    async () =>
+      (await exec(['kubectl', '--kubeconfig', adminKc, 'get', 'node', NODE_NAME], { check: false })).code ===
+      0,
+    60_000,
+    () => logTail(runDir, 'kubelet'),
+  );
   let podCidr = (await kubectl(adminKc, ['get', 'node', NODE_NAME, '-o', 'jsonpath={.spec.podCIDR}'])).trim();
   if (!podCidr) {
     // no controller-manager CIDR allocation in this control plane: give the node its range (settable once)
-    await kubectl(adminKc, ['patch', 'node', NODE_NAME, '--type=merge', '-p', JSON.stringify({ spec: { podCIDR: layout.podCidr, podCIDRs: [layout.podCidr] } })]);
+    await kubectl(adminKc, [
+      'patch',
+      'node',
+      NODE_NAME,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { podCIDR: layout.podCidr, podCIDRs: [layout.podCidr] } }),
+    ]);
     podCidr = layout.podCidr;
   }
   writeFileSync(join(d.cniConf, '10-podgate-test.conflist'), cniConfList({ ...layout, podCidr }));
@@ -268,7 +392,16 @@ export async function nodeUp(o: NodeUpOptions): Promise<{ runDir: string; nodeIp
 
   await waitUntil(
     'the node to become Ready',
-    async () => (await kubectl(adminKc, ['get', 'node', NODE_NAME, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).trim() === 'True',
+    async () =>
+      (
+        await kubectl(adminKc, [
+          'get',
+          'node',
+          NODE_NAME,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ])
+      ).trim() === 'True',
     120_000,
     () => logTail(runDir, 'kubelet'),
   );
@@ -280,7 +413,21 @@ export async function nodeUp(o: NodeUpOptions): Promise<{ runDir: string; nodeIp
 
 /** Attaches a namespace to the node's LAN: a veth from `ns` (`ifname`, `cidr`) into the node's lan0 bridge. */
 export async function attachToLan(ns: string, ifname: string, cidr: string, nodeSide: string): Promise<void> {
-  await exec(['ip', '-n', ns, 'link', 'add', ifname, 'type', 'veth', 'peer', 'name', nodeSide, 'netns', NODE_NETNS]);
+  await exec([
+    'ip',
+    '-n',
+    ns,
+    'link',
+    'add',
+    ifname,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    nodeSide,
+    'netns',
+    NODE_NETNS,
+  ]);
   await exec(['ip', '-n', NODE_NETNS, 'link', 'set', nodeSide, 'master', 'lan0', 'up']);
   await exec(['ip', '-n', ns, 'addr', 'add', cidr, 'dev', ifname]);
   await exec(['ip', '-n', ns, 'link', 'set', ifname, 'up']);
@@ -378,18 +525,26 @@ export async function nodeDown(runDir = defaultRunDir()): Promise<string[]> {
   const sock = dirs({ runDir } as NodeLayout).containerdSock;
   if (pids.containerd && alive(pids.containerd)) {
     const ctr = ['ctr', '--address', sock, '--namespace', 'k8s.io'];
-    const tasks = await exec([...ctr, 'tasks', 'ls', '-q'], { check: false, timeoutMs: 10_000 }).catch(() => undefined);
+    const tasks = await exec([...ctr, 'tasks', 'ls', '-q'], { check: false, timeoutMs: 10_000 }).catch(
+      () => undefined,
+    );
     for (const id of (tasks?.stdout ?? '').split('\n').filter(Boolean)) {
-      await exec([...ctr, 'tasks', 'kill', '-s', 'SIGKILL', id], { check: false, timeoutMs: 10_000 }).catch(() => undefined);
+      await exec([...ctr, 'tasks', 'kill', '-s', 'SIGKILL', id], { check: false, timeoutMs: 10_000 }).catch(
+        () => undefined,
+      );
     }
   }
   killCgroupProcs();
   await new Promise((r) => setTimeout(r, 500));
-  for (const [name, pid] of Object.entries(pids)) if (name !== 'kubelet' && name !== 'kube-proxy') await killPid(pid, 5000);
+  for (const [name, pid] of Object.entries(pids))
+    if (name !== 'kubelet' && name !== 'kube-proxy') await killPid(pid, 5000);
   // shims and anything else still inside the node namespace
   if (existsSync(`/run/netns/${NODE_NETNS}`)) {
     const r = await exec(['ip', 'netns', 'pids', NODE_NETNS], { check: false }).catch(() => undefined);
-    for (const pid of (r?.stdout ?? '').split('\n').map(Number).filter((p) => p > 1)) {
+    for (const pid of (r?.stdout ?? '')
+      .split('\n')
+      .map(Number)
+      .filter((p) => p > 1)) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

@@ -37,19 +37,29 @@ export async function buildNodeImages(repoRoot: string): Promise<ImageSet> {
 export function nodeBinaries(repoRoot: string): { kubelet: string; kubeProxy: string } {
   let version = 'v1.34.4';
   try {
-    version = (JSON.parse(readFileSync(join(repoRoot, 'test', 'cluster', 'versions.json'), 'utf8')) as { kubernetes: string }).kubernetes;
+    version = (
+      JSON.parse(readFileSync(join(repoRoot, 'test', 'cluster', 'versions.json'), 'utf8')) as {
+        kubernetes: string;
+      }
+    ).kubernetes;
   } catch {
     /* the control-plane module is not merged yet: its pinned release */
   }
   const bin = join(cacheRoot(), `k8s-${version}`, 'bin');
   const paths = { kubelet: join(bin, 'kubelet'), kubeProxy: join(bin, 'kube-proxy') };
   for (const p of Object.values(paths)) {
-    if (!existsSync(p)) throw new Error(`test node: ${p} is missing; build the cluster binaries first (npm run test-cluster -- up)`);
+    if (!existsSync(p))
+      throw new Error(
+        `test node: ${p} is missing; build the cluster binaries first (npm run test-cluster -- up)`,
+      );
   }
   return paths;
 }
 
-export async function startNodeWithDns(repoRoot: string, kubeconfig: string): Promise<{ nodeIp: string; netns: string; images: ImageSet }> {
+export async function startNodeWithDns(
+  repoRoot: string,
+  kubeconfig: string,
+): Promise<{ nodeIp: string; netns: string; images: ImageSet }> {
   const images = await buildNodeImages(repoRoot);
   const bins = nodeBinaries(repoRoot);
   await nodeUp({
@@ -61,6 +71,19 @@ export async function startNodeWithDns(repoRoot: string, kubeconfig: string): Pr
   });
   const list = { apiVersion: 'v1', kind: 'List', items: corednsObjects(images.coredns.ref, CLUSTER_DNS_IP) };
   await exec(['kubectl', '--kubeconfig', kubeconfig, 'apply', '-f', '-'], { input: JSON.stringify(list) });
-  await exec(['kubectl', '--kubeconfig', kubeconfig, '-n', 'kube-system', 'rollout', 'status', 'deployment/coredns', '--timeout=180s'], { timeoutMs: 200_000 });
+  await exec(
+    [
+      'kubectl',
+      '--kubeconfig',
+      kubeconfig,
+      '-n',
+      'kube-system',
+      'rollout',
+      'status',
+      'deployment/coredns',
+      '--timeout=180s',
+    ],
+    { timeoutMs: 200_000 },
+  );
   return { nodeIp: NODE_IP, netns: NODE_NETNS, images };
 }

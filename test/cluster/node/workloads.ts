@@ -1,6 +1,6 @@
 /**
- * What the real-node e2e runs besides podgate: a workload (busybox httpd, Deployment + Service `web` in
- * `default`) and the manager's own identity from k8s/ (ServiceAccount `podgate-manager` and its RBAC),
+ * What the real-node e2e runs besides podgate: a workload (busybox httpd and an iperf3 server, Deployment +
+ * Service `web` in `default`) and the manager's own identity from k8s/ (ServiceAccount `podgate-manager` and its RBAC),
  * with a kubeconfig that carries that ServiceAccount's token, so podgate acts with exactly those rights.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -28,9 +28,20 @@ export function webWorkload(image: string): Record<string, unknown> {
                   name: 'httpd',
                   image,
                   imagePullPolicy: 'Never',
-                  command: ['/bin/sh', '-c', 'mkdir -p /www && echo "hello from web $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www'],
+                  command: [
+                    '/bin/sh',
+                    '-c',
+                    'mkdir -p /www && echo "hello from web $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www',
+                  ],
                   ports: [{ containerPort: 80 }],
                   readinessProbe: { tcpSocket: { port: 80 }, periodSeconds: 1 },
+                },
+                // the far end of the throughput figure (office → tunnel → pod)
+                {
+                  name: 'iperf3',
+                  image,
+                  imagePullPolicy: 'Never',
+                  command: ['/usr/bin/iperf3', '-s', '-p', '5201'],
                 },
               ],
             },
@@ -49,15 +60,27 @@ export function webWorkload(image: string): Record<string, unknown> {
 
 /** Applies k8s/'s namespace, ServiceAccount and RBAC and returns a kubeconfig using that account's token. */
 export async function managerKubeconfig(repo: string, adminKc: string, dir: string): Promise<string> {
-  const k = (args: string[], input?: string) => exec(['kubectl', '--kubeconfig', adminKc, ...args], { input, timeoutMs: 60_000 });
-  for (const f of ['namespace.yaml', 'serviceaccount.yaml', 'rbac-cluster.yaml', 'rbac-kube-system.yaml', 'rbac-middleware.yaml', 'rbac-default.yaml']) {
+  const k = (args: string[], input?: string) =>
+    exec(['kubectl', '--kubeconfig', adminKc, ...args], { input, timeoutMs: 60_000 });
+  for (const f of [
+    'namespace.yaml',
+    'serviceaccount.yaml',
+    'rbac-cluster.yaml',
+    'rbac-kube-system.yaml',
+    'rbac-middleware.yaml',
+    'rbac-default.yaml',
+  ]) {
     await k(['apply', '-f', join(repo, 'k8s', f)]);
   }
-  const token = (await k(['-n', 'podgate', 'create', 'token', 'podgate-manager', '--duration=3h'])).stdout.trim();
+  const token = (
+    await k(['-n', 'podgate', 'create', 'token', 'podgate-manager', '--duration=3h'])
+  ).stdout.trim();
   const view = await k(['config', 'view', '--raw', '--minify', '-o', 'json']);
   const cfg = JSON.parse(view.stdout) as { clusters: { cluster: Record<string, string> }[] };
   const cluster = cfg.clusters[0]!.cluster;
-  const ca = cluster['certificate-authority-data'] ?? Buffer.from(readFileSync(cluster['certificate-authority']!)).toString('base64');
+  const ca =
+    cluster['certificate-authority-data'] ??
+    Buffer.from(readFileSync(cluster['certificate-authority']!)).toString('base64');
   const path = join(dir, 'manager.kubeconfig');
   writeFileSync(
     path,
