@@ -210,6 +210,22 @@ async function buildBase(b: Buildah, archive: string): Promise<void> {
   }
 }
 
+const MACHINE_CAS = '/etc/ssl/certs/ca-certificates.crt';
+
+/**
+ * The Dockerfile's `npm ci` runs inside the build and reaches the package registry the way this machine
+ * does: when its network inspects TLS, only the machine's CA bundle is trusted for that. Layered onto the
+ * local base for the build only (the cached base archive stays plain Debian + Node).
+ */
+async function buildEnvironment(b: Buildah): Promise<void> {
+  if (!existsSync(MACHINE_CAS)) return;
+  const c = (await b.run(['from', '--pull=never', BASE_REF])).stdout.trim();
+  await b.run(['copy', c, MACHINE_CAS, '/usr/local/share/podgate-build/machine-cas.crt']);
+  // and node-gyp uses the headers the base carries instead of downloading them (no such download here)
+  await b.run(['config', '--env', 'NODE_EXTRA_CA_CERTS=/usr/local/share/podgate-build/machine-cas.crt', '--env', 'npm_config_nodedir=/usr/local', c]);
+  await b.run(['commit', '--rm', c, BASE_REF]);
+}
+
 function cached(name: string, hash: string): { archive: string; hit: boolean } {
   const archive = join(imagesDir(), `${name}-${hash.slice(0, 16)}.tar`);
   return { archive, hit: existsSync(archive) };
@@ -237,12 +253,13 @@ export async function buildImages(repoRoot: string, corednsBinary: () => Promise
         'templates',
         'public',
       ],
-      createHash('sha256').update(`${RECIPE} ${baseHash}`),
+      createHash('sha256').update(`${RECIPE} ${baseHash} ${existsSync(MACHINE_CAS) ? await fileSha(MACHINE_CAS) : ''}`),
     );
     const podgateRef = `localhost/podgate:test-${podgateHash.slice(0, 12)}`;
     const podgate = cached('podgate', podgateHash);
     if (!podgate.hit) {
       await b.run(['pull', `docker-archive:${base.archive}`]);
+      await buildEnvironment(b);
       say('images: podgate from the project Dockerfile (apt-get and npm ci inside: a few minutes cold)');
       await b.run(
         [
