@@ -88,6 +88,12 @@ async function main(argv: string[]): Promise<number> {
     case 'up':
       return up(argv.includes('--with-node'));
     case 'down': {
+      // [k8s-node hook] a real node from `up --with-node` keeps its own state: remove it before the control plane
+      if (existsSync(join(repoRoot(), 'dist', 'test', 'cluster', 'node.js'))) {
+        const nodeModule = './node.js';
+        const { stopNode } = (await import(nodeModule)) as { stopNode: () => Promise<string[]> };
+        for (const p of await stopNode()) console.error(`node: not removed: ${p}`);
+      }
       const stopped = await downFromState(DIR);
       console.log(
         stopped.length ? `stopped ${stopped.join(', ')}; removed ${DIR}` : `nothing running; removed ${DIR}`,
