@@ -38,11 +38,9 @@ import {
 import { startClient, waitClientConnected } from '../helpers/openvpn.js';
 import { attachToLan, nodeDown, NODE_IP } from '../cluster/node/node.js';
 import { startNodeWithDns, CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
-import {
-  nodeTestPrerequisites,
-  startControlPlane,
-  type ControlPlane,
-} from '../cluster/node/control-plane.js';
+import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
+import { ControlPlane } from '../cluster/control-plane.js';
+import type { ImageSet } from '../cluster/images/build-images.js';
 import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
 
 const CLI = join(process.cwd(), 'dist/src/cli.js');
@@ -123,7 +121,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
   }
 
   before(async function () {
-    const missing = await nodeTestPrerequisites(REPO);
+    const missing = nodeTestPrerequisites();
     if (!(await canUseNetns())) missing.push('root and network namespaces');
     if (missing.length > 0) {
       if (process.env.CI === 'true') throw new Error(`the real-node e2e needs: ${missing.join('; ')}`);
@@ -131,17 +129,29 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       this.skip();
     }
     work = mkdtempSync(join(tmpdir(), 'pg-k8s-node-'));
+    // the control plane with this node instead of registered Node objects and the kubelet simulator
     const t0 = Date.now();
-    cp = await startControlPlane(REPO, { advertiseAddress: NODE_IP });
+    let nodeStarted = 0;
+    let images: ImageSet | undefined;
+    cp = new ControlPlane({
+      dir: join(work, 'cluster'),
+      nodes: [],
+      simulateKubelet: false,
+      withNode: async (c) => {
+        nodeStarted = Date.now();
+        images = (await startNodeWithDns(REPO, c.kubeconfig)).images;
+        return [];
+      },
+    });
+    await cp.start();
     adminKc = cp.kubeconfig;
-    const t1 = Date.now();
-    const node = await startNodeWithDns(REPO, adminKc);
-    figures['control plane start'] = `${((t1 - t0) / 1000).toFixed(1)} s`;
+    const node = { images: images! };
+    figures['control plane start'] = `${((nodeStarted - t0) / 1000).toFixed(1)} s`;
     figures[
       'node + CoreDNS start (images cached: ' +
         String(Object.values(node.images).every((i) => i.cached)) +
         ')'
-    ] = `${((Date.now() - t1) / 1000).toFixed(1)} s`;
+    ] = `${((Date.now() - nodeStarted) / 1000).toFixed(1)} s`;
 
     for (const [role, addr] of [
       ['office', '172.18.12.100'],
@@ -188,7 +198,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     await cleanupAll();
     const problems = await nodeDown();
     if (problems.length) console.warn(`    node down left: ${problems.join('; ')}`);
-    await cp?.stop();
+    await cp?.stop({ removeDir: true });
     if (work) rmSync(work, { recursive: true, force: true });
     if (Object.keys(figures).length) {
       console.log('    figures:');

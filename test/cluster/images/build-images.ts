@@ -222,7 +222,14 @@ async function buildEnvironment(b: Buildah): Promise<void> {
   const c = (await b.run(['from', '--pull=never', BASE_REF])).stdout.trim();
   await b.run(['copy', c, MACHINE_CAS, '/usr/local/share/podgate-build/machine-cas.crt']);
   // and node-gyp uses the headers the base carries instead of downloading them (no such download here)
-  await b.run(['config', '--env', 'NODE_EXTRA_CA_CERTS=/usr/local/share/podgate-build/machine-cas.crt', '--env', 'npm_config_nodedir=/usr/local', c]);
+  await b.run([
+    'config',
+    '--env',
+    'NODE_EXTRA_CA_CERTS=/usr/local/share/podgate-build/machine-cas.crt',
+    '--env',
+    'npm_config_nodedir=/usr/local',
+    c,
+  ]);
   await b.run(['commit', '--rm', c, BASE_REF]);
 }
 
@@ -253,7 +260,9 @@ export async function buildImages(repoRoot: string, corednsBinary: () => Promise
         'templates',
         'public',
       ],
-      createHash('sha256').update(`${RECIPE} ${baseHash} ${existsSync(MACHINE_CAS) ? await fileSha(MACHINE_CAS) : ''}`),
+      createHash('sha256').update(
+        `${RECIPE} ${baseHash} ${existsSync(MACHINE_CAS) ? await fileSha(MACHINE_CAS) : ''}`,
+      ),
     );
     const podgateRef = `localhost/podgate:test-${podgateHash.slice(0, 12)}`;
     const podgate = cached('podgate', podgateHash);

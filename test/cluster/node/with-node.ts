@@ -2,13 +2,14 @@
  * `up --with-node` in one call: build (or find cached) CoreDNS and the images, start the node against
  * the running control plane, then run CoreDNS as the cluster DNS and wait for it to answer.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { requireBinaries } from '../binaries.js';
 import { dirname, join } from 'node:path';
 import { exec } from '../../../src/lib/exec.js';
 import { buildImages, type ImageSet } from '../images/build-images.js';
 import { corednsObjects } from '../coredns/manifests.js';
 import { nodeUp, NODE_IP, NODE_NETNS } from './node.js';
-import { cacheRoot, corednsBinary, NODE_VERSIONS, say } from './paths.js';
+import { corednsBinary, NODE_VERSIONS, say } from './paths.js';
 
 export const CLUSTER_DNS_IP = '10.96.0.10';
 
@@ -33,38 +34,16 @@ export async function buildNodeImages(repoRoot: string): Promise<ImageSet> {
   return buildImages(repoRoot, () => coredns);
 }
 
-/** The node binaries the control-plane build put in the cache (same release as the API server). */
-export function nodeBinaries(repoRoot: string): { kubelet: string; kubeProxy: string } {
-  let version = 'v1.34.4';
-  try {
-    version = (
-      JSON.parse(readFileSync(join(repoRoot, 'test', 'cluster', 'versions.json'), 'utf8')) as {
-        kubernetes: string;
-      }
-    ).kubernetes;
-  } catch {
-    /* the control-plane module is not merged yet: its pinned release */
-  }
-  const bin = join(cacheRoot(), `k8s-${version}`, 'bin');
-  const paths = { kubelet: join(bin, 'kubelet'), kubeProxy: join(bin, 'kube-proxy') };
-  for (const p of Object.values(paths)) {
-    if (!existsSync(p))
-      throw new Error(
-        `test node: ${p} is missing; build the cluster binaries first (npm run test-cluster -- up)`,
-      );
-  }
-  return paths;
-}
-
 export async function startNodeWithDns(
   repoRoot: string,
   kubeconfig: string,
 ): Promise<{ nodeIp: string; netns: string; images: ImageSet }> {
   const images = await buildNodeImages(repoRoot);
-  const bins = nodeBinaries(repoRoot);
+  const bins = requireBinaries(['kubelet', 'kubeProxy']);
   await nodeUp({
     kubeconfig,
-    ...bins,
+    kubelet: bins.kubelet,
+    kubeProxy: bins.kubeProxy,
     images: Object.values(images).map((i) => i.archive),
     sandboxImage: images.pause.ref,
     clusterDns: CLUSTER_DNS_IP,
