@@ -128,6 +128,8 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       console.warn(`    skipped: ${missing.join('; ')}`);
       this.skip();
     }
+    // a node left by a run that died without its after hook (same fixed names) goes first
+    await nodeDown();
     work = mkdtempSync(join(tmpdir(), 'pg-k8s-node-'));
     // the control plane with this node instead of registered Node objects and the kubelet simulator
     const t0 = Date.now();
