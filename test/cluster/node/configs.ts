@@ -47,6 +47,9 @@ state = ${JSON.stringify(d.containerdState)}
   # pod network namespaces under the state dir instead of /run/netns: down unmounts them with the rest
   netns_mounts_under_state_dir = true
   disable_apparmor = true
+  # these machines refuse a lower oom_score_adj than the caller's, even to root: the kubelet asks -998 for
+  # sandboxes, so clamp to containerd's own
+  restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
