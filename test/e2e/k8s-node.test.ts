@@ -87,11 +87,10 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
   const podgate = (...args: string[]) =>
     exec([process.execPath, CLI, '--config', cfgFile, ...args], { timeoutMs: 10 * 60_000 });
 
+  /** An HTTP GET from inside `nsName` with Node's fetch (Debian's static busybox wget crashes here). */
   async function wget(nsName: string, url: string): Promise<string | undefined> {
-    const r = await runIn(nsName, ['busybox', 'wget', '-q', '-T', '3', '-O', '-', url], {
-      check: false,
-      timeoutMs: 10_000,
-    });
+    const script = `fetch(process.argv[1],{signal:AbortSignal.timeout(3000)}).then(r=>r.text()).then(t=>console.log(t),()=>process.exit(1))`;
+    const r = await runIn(nsName, [process.execPath, '-e', script, url], { check: false, timeoutMs: 10_000 });
     return r.code === 0 ? r.stdout : undefined;
   }
 
@@ -107,8 +106,10 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
         r.on('end', () => cb(null, text));
       });
     assert.equal(res.status, 201, String(res.body));
-    const certs = await agent.get('/api/v1/certs').set('Accept', 'application/json');
-    const list = (certs.body as { certs: { commonName: string; serial: string; status: string }[] }).certs;
+    const certs = await agent
+      .get(`/api/v1/certs?q=${encodeURIComponent(`admin.${device}`)}&perPage=100`)
+      .set('Accept', 'application/json');
+    const list = (certs.body as { items: { commonName: string; serial: string; status: string }[] }).items;
     const cert = list.find((c) => c.commonName === `admin.${device}` && c.status === 'valid');
     assert.ok(cert, `certificate of admin.${device} listed`);
     return { profile: String(res.body), serial: cert.serial };
