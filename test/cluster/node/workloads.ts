@@ -41,7 +41,8 @@ export function webWorkload(image: string): Record<string, unknown> {
                   name: 'iperf3',
                   image,
                   imagePullPolicy: 'Never',
-                  command: ['/usr/bin/iperf3', '-s', '-p', '5201'],
+                  // iperf3 keeps its test buffer in a file under /tmp, which the scratch image lacks
+                  command: ['/bin/sh', '-c', 'mkdir -p /tmp && exec /usr/bin/iperf3 -s -p 5201'],
                 },
               ],
             },
