@@ -20,6 +20,14 @@ const CLUSTER_DIR = join(ROOT, 'test', 'cluster');
 export const VERSIONS = JSON.parse(readFileSync(join(CLUSTER_DIR, 'versions.json'), 'utf8'));
 const COMPLETE = '.complete';
 
+// Debian's golang-go (1.19) is too old for these modules; the machines' Go lives in /usr/local/go.
+if (
+  !process.env.PATH?.split(':').some((d) => existsSync(join(d, 'go'))) &&
+  existsSync('/usr/local/go/bin/go')
+) {
+  process.env.PATH = `${process.env.PATH}:/usr/local/go/bin`;
+}
+
 export function cacheRoot() {
   return process.env.PODGATE_TEST_CLUSTER_CACHE || '/var/cache/podgate-test-cluster';
 }
@@ -123,10 +131,14 @@ export async function buildTestCluster() {
   if (isComplete(paths.etcdBin, ['etcd']) && isComplete(paths.k8sBin, k8sNames)) return paths;
   const go = spawnSync('go', ['version'], { encoding: 'utf8' });
   if (go.status !== 0) {
-    throw new Error('the test cluster is built from source with Go, and `go` is not on PATH: install Go 1.24 or later');
+    throw new Error(
+      'the test cluster is built from source with Go, and `go` is not on PATH: install Go 1.24 or later',
+    );
   }
   log(`building Kubernetes ${VERSIONS.kubernetes} and etcd ${VERSIONS.etcd} with ${go.stdout.trim()}`);
-  log(`cache: ${cacheRoot()} (set PODGATE_TEST_CLUSTER_CACHE to move it); the first build takes many minutes`);
+  log(
+    `cache: ${cacheRoot()} (set PODGATE_TEST_CLUSTER_CACHE to move it); the first build takes many minutes`,
+  );
   const started = Date.now();
   await buildInto(
     paths.etcdBin,

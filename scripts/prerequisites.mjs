@@ -14,11 +14,9 @@ const NEEDS = [
   { pkg: 'easy-rsa', path: '/usr/share/easy-rsa/easyrsa' },
   { pkg: 'chromium', path: '/usr/bin/chromium' },
   { pkg: 'procps', path: '/usr/bin/pgrep', alt: '/bin/pgrep' },
-  // kubectl applies generated manifests to the fake API server; Debian's client when the image has none
-  { pkg: 'kubernetes-client', path: '/usr/bin/kubectl' },
   // the real-node e2e: containerd + runc + CNI plugins run the node; buildah/debootstrap build the images
-  // offline; gcc + libc6-dev compile the pod sandbox (pause); busybox-static is the workload image and the
-  // office's wget; conntrack lets kube-proxy flush UDP entries; iperf3 measures the tunnel
+  // offline; gcc + libc6-dev compile the pod sandbox (pause); busybox-static is the workload image;
+  // conntrack lets kube-proxy flush UDP entries; iperf3 measures the tunnel
   { pkg: 'containerd', path: '/usr/bin/containerd' },
   { pkg: 'runc', path: '/usr/sbin/runc' },
   { pkg: 'containernetworking-plugins', path: '/usr/lib/cni/bridge' },
@@ -68,5 +66,14 @@ if (!isRoot) {
     process.exit(1);
   }
   console.warn(`warning: ${msg}; they will fail`);
+}
+// The cluster suites run a real control plane built from upstream Kubernetes (v1.34) and etcd with Go;
+// the first build takes many minutes and is cached outside the work tree (scripts/build-test-cluster.mjs).
+const build = spawnSync(process.execPath, [new URL('./build-test-cluster.mjs', import.meta.url).pathname], {
+  stdio: 'inherit',
+});
+if (build.status !== 0) {
+  console.error('building the test cluster failed: the cluster suites cannot run');
+  process.exit(1);
 }
 console.log('prerequisites ok');

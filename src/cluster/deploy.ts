@@ -6,6 +6,7 @@
 import { AppError } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { refOf, refText, type KubeApi, type KubeObject } from './kube-api.js';
+import { POD_SECURITY_ENFORCE, POD_SECURITY_LEVEL } from './pod-layout.js';
 
 const log = logger.child({ module: 'cluster.deploy' });
 
@@ -38,6 +39,70 @@ export class DeployError extends AppError {
 const rv = (o: KubeObject | undefined) => o?.metadata.resourceVersion;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * A namespace that already enforces a stricter PodSecurity level would accept every object and then
+ * refuse the pod (the ReplicaSet's FailedCreate): stop before applying anything, saying what to do.
+ * podgate labels a namespace it creates itself, or one without a level, `privileged`.
+ */
+function refuseStricterPodSecurity(ns: KubeObject, live: KubeObject | undefined): void {
+  const level = live?.metadata.labels?.[POD_SECURITY_ENFORCE];
+  if (level === undefined || level === POD_SECURITY_LEVEL) return;
+  const name = ns.metadata.name ?? '?';
+  throw new DeployError(
+    `Namespace ${name}`,
+    `namespace ${name} enforces PodSecurity "${level}", which refuses the OpenVPN pod (it needs NET_ADMIN and NET_RAW: level "${POD_SECURITY_LEVEL}"); ` +
+      `run \`kubectl label namespace ${name} ${POD_SECURITY_ENFORCE}=${POD_SECURITY_LEVEL} --overwrite\` or set kubernetes.namespace to a namespace of its own; nothing was applied`,
+  );
+}
+
+type Json = unknown;
+
+/** `value` reduced to the keys `shape` has (recursively; arrays element by element). */
+function project(value: Json, shape: Json): Json {
+  if (Array.isArray(shape)) {
+    return Array.isArray(value) ? shape.map((s, i) => project(value[i], s)) : value;
+  }
+  if (shape && typeof shape === 'object') {
+    if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
+    const out: Record<string, Json> = {};
+    for (const k of Object.keys(shape))
+      out[k] = project((value as Record<string, Json>)[k], (shape as Record<string, Json>)[k]);
+    return out;
+  }
+  return value;
+}
+
+function podgateFields(obj: KubeObject | undefined): string {
+  const entries = (obj?.metadata.managedFields ?? []) as {
+    manager?: string;
+    operation?: string;
+    fieldsV1?: unknown;
+  }[];
+  return JSON.stringify(
+    entries.filter((m) => m.manager === FIELD_MANAGER_NAME && m.operation === 'Apply').map((m) => m.fieldsV1),
+  );
+}
+
+const FIELD_MANAGER_NAME = 'podgate';
+
+/**
+ * Whether an apply changed what podgate manages. Not the resourceVersion alone: a mutating admission
+ * webhook that stamps every write bumps it on each apply. Unchanged = the fields podgate sends read the
+ * same before and after, and podgate's managed field set did not change (a field it stopped sending).
+ */
+export function unchangedByApply(desired: KubeObject, before: KubeObject, after: KubeObject): boolean {
+  if (rv(before) === rv(after)) return true;
+  const { metadata, ...rest } = desired;
+  const meta: Record<string, unknown> = {};
+  if (metadata.labels) meta.labels = metadata.labels;
+  if (metadata.annotations) meta.annotations = metadata.annotations;
+  const shape = { ...rest, metadata: meta };
+  return (
+    JSON.stringify(project(before, shape)) === JSON.stringify(project(after, shape)) &&
+    podgateFields(before) === podgateFields(after)
+  );
+}
+
 export async function applyAll(objects: readonly KubeObject[], deps: DeployDeps): Promise<DeployResult> {
   const progress = deps.onProgress ?? (() => undefined);
   const result: DeployResult = {
@@ -51,8 +116,10 @@ export async function applyAll(objects: readonly KubeObject[], deps: DeployDeps)
     let after: KubeObject;
     try {
       before = await deps.kube.get(refOf(obj));
+      if (obj.kind === 'Namespace') refuseStricterPodSecurity(obj, before);
       after = await deps.kube.apply(structuredClone(obj));
     } catch (err) {
+      if (err instanceof DeployError) throw err;
       const done = i === 0 ? 'nothing was applied' : `the ${i} object(s) before it were applied`;
       throw new DeployError(
         name,
@@ -60,8 +127,11 @@ export async function applyAll(objects: readonly KubeObject[], deps: DeployDeps)
         err,
       );
     }
-    // The API server bumps resourceVersion only when an apply really changed the object.
-    const action: ApplyAction = !before ? 'created' : rv(before) === rv(after) ? 'unchanged' : 'configured';
+    const action: ApplyAction = !before
+      ? 'created'
+      : unchangedByApply(obj, before, after)
+        ? 'unchanged'
+        : 'configured';
     result.objects.push({ object: name, action });
     progress(`${name} ${action}`);
     log.info({ object: name, action }, 'applied');
@@ -71,12 +141,13 @@ export async function applyAll(objects: readonly KubeObject[], deps: DeployDeps)
     result.rollout = await waitForRollout(
       workload.after,
       deps,
-      workload.before !== undefined && rv(workload.before) === rv(workload.after),
+      workload.before !== undefined && unchangedByApply(workload.obj, workload.before, workload.after),
     );
   return result;
 }
 
 interface DeploymentStatus {
+  conditions?: { type: string; status: string; reason?: string; message?: string }[];
   observedGeneration?: number;
   replicas?: number;
   updatedReplicas?: number;
@@ -106,6 +177,10 @@ export async function waitForRollout(
         err,
       );
     }
+    const failure = live ? await rolloutFailure(live, deps.kube) : undefined;
+    if (failure) {
+      throw new DeployError(name, `${name} cannot become ready: ${failure}; fix that, then run deploy again`);
+    }
     const st = (live?.status ?? {}) as DeploymentStatus;
     const generation = Number(live?.metadata.generation ?? 0);
     const ready = st.readyReplicas ?? 0;
@@ -127,4 +202,60 @@ export async function waitForRollout(
     }
     await sleep(deps.pollMs ?? 1000);
   }
+}
+
+/** Container states a rollout does not recover from without a change (image, config, command). */
+const STUCK_REASONS = new Set([
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'ErrImageNeverPull',
+  'CrashLoopBackOff',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+]);
+
+interface PodView {
+  metadata: { name?: string };
+  status?: {
+    containerStatuses?: { name: string; state?: { waiting?: { reason?: string; message?: string } } }[];
+  };
+}
+
+/**
+ * Why the rollout cannot finish, from what the controllers and the kubelet report: the Deployment's
+ * ReplicaFailure (the ReplicaSet's FailedCreate, e.g. a PodSecurity or quota refusal) or
+ * ProgressDeadlineExceeded conditions, or a pod container stuck in an image pull or crash loop.
+ */
+async function rolloutFailure(dep: KubeObject, kube: KubeApi): Promise<string | undefined> {
+  const st = (dep.status ?? {}) as DeploymentStatus;
+  for (const c of st.conditions ?? []) {
+    if (c.type === 'ReplicaFailure' && c.status === 'True')
+      return `${c.reason ?? 'ReplicaFailure'}: ${c.message ?? ''}`;
+    if (c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded') {
+      return `${c.reason}: ${c.message ?? ''}`;
+    }
+  }
+  const match = (dep.spec as { selector?: { matchLabels?: Record<string, string> } } | undefined)?.selector
+    ?.matchLabels;
+  if (!match) return undefined;
+  // Reading pods is best effort: without the right, the conditions above and the deadline remain.
+  const pods = await kube
+    .list('v1', 'Pod', {
+      namespace: dep.metadata.namespace,
+      labelSelector: Object.entries(match)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(','),
+    })
+    .catch(() => undefined);
+  for (const pod of (pods?.items ?? []) as unknown as PodView[]) {
+    for (const cs of pod.status?.containerStatuses ?? []) {
+      const w = cs.state?.waiting;
+      if (w?.reason && STUCK_REASONS.has(w.reason)) {
+        return `pod ${pod.metadata.name ?? '?'} container ${cs.name}: ${w.reason}${w.message ? `: ${w.message}` : ''}`;
+      }
+    }
+  }
+  return undefined;
 }

@@ -5,7 +5,9 @@ import {
   PatchStrategy,
   Watch,
   type KubernetesObject,
+  type RequestContext,
 } from '@kubernetes/client-node';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Config } from '../config/schema.js';
 import { logger } from '../lib/logger.js';
 import {
@@ -71,13 +73,45 @@ function isNotFound(err: unknown): boolean {
   return err instanceof Error && /Unrecognized API version and kind/.test(err.message);
 }
 
-/** Rejects with a 504-like KubeApiError when the call takes longer than `ms`. */
-function withDeadline<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
+/** The AbortSignal of the call in progress, read by the client middleware added in `abortable`. */
+const callSignal = new AsyncLocalStorage<AbortSignal>();
+
+/** The client's rxjs-stub Observable: only toPromise() is used by its request chain. */
+const passThrough = <T>(value: T) => ({ toPromise: () => Promise.resolve(value) });
+
+/**
+ * Lets withDeadline abort requests: a middleware that hands the fetch the current call's AbortSignal
+ * (KubernetesObjectApi takes no per-call signal; its own discovery requests get it too).
+ */
+function abortable(objects: KubernetesObjectApi): KubernetesObjectApi {
+  const conf = (objects as unknown as { configuration: { middleware: unknown[] } }).configuration;
+  conf.middleware.push({
+    pre: (ctx: RequestContext) => {
+      const signal = callSignal.getStore();
+      if (signal) ctx.setSignal(signal);
+      return passThrough(ctx);
+    },
+    post: (res: unknown) => passThrough(res),
+  });
+  return objects;
+}
+
+/**
+ * Rejects with a Timeout KubeApiError when the call takes longer than `ms`, and aborts its HTTP request
+ * so that a server that never answers holds no socket.
+ */
+export function withDeadline<T>(what: string, ms: number, work: () => Promise<T>): Promise<T> {
+  const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new KubeApiError(0, 'Timeout', `no answer within ${ms} ms`, what)), ms);
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new KubeApiError(0, 'Timeout', `no answer within ${ms} ms`, what));
+    }, ms);
   });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  const running = callSignal.run(controller.signal, work);
+  running.catch(() => undefined); // after the deadline its rejection (AbortError) is nobody's concern
+  return Promise.race([running, deadline]).finally(() => clearTimeout(timer));
 }
 
 export interface KubeClientOptions {
@@ -87,11 +121,11 @@ export interface KubeClientOptions {
 
 /** The real KubeApi, on @kubernetes/client-node (KubernetesObjectApi for objects, Watch for watches). */
 export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): KubeApi {
-  const objects = KubernetesObjectApi.makeApiClient(kc);
+  const objects = abortable(KubernetesObjectApi.makeApiClient(kc));
   const timeoutMs = options.timeoutMs ?? 15_000;
   const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
     try {
-      return await withDeadline(what, timeoutMs, fn());
+      return await withDeadline(what, timeoutMs, fn);
     } catch (err) {
       throw toKubeError(err, what);
     }
@@ -106,7 +140,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
     async get(ref) {
       const what = `read ${refText(ref)}`;
       try {
-        return plain<KubeObject>(await withDeadline(what, timeoutMs, objects.read(header(ref))));
+        return plain<KubeObject>(await withDeadline(what, timeoutMs, () => objects.read(header(ref))));
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw toKubeError(err, what);
@@ -115,9 +149,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
     async list(apiVersion, kind, opts = {}) {
       const what = `list ${kind} (${apiVersion})${opts.namespace ? ` in ${opts.namespace}` : ''}`;
       try {
-        const res = await withDeadline(
-          what,
-          timeoutMs,
+        const res = await withDeadline(what, timeoutMs, () =>
           objects.list(
             apiVersion,
             kind,

@@ -9,8 +9,10 @@ import type { Config } from '../config/schema.js';
 import { vpnWithNetwork, type EffectiveNetwork } from '../services/network.js';
 import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
 import { renderServerConfig } from '../profiles/server-config.js';
+import { AppError } from '../lib/errors.js';
 import type { KubeObject } from './kube-api.js';
 import { buildDeployment } from './manifests-deployment.js';
+import { POD_SECURITY_ENFORCE, POD_SECURITY_LEVEL } from './pod-layout.js';
 import { CRL_SECRET_KEYS, LABELS, OBJECT_NAMES, POD_FILES } from './pod-layout.js';
 
 /** The server's certificate and keys, as ServerIdentityService.ensure() returns them. */
@@ -96,7 +98,9 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
   const namespace: KubeObject = {
     apiVersion: 'v1',
     kind: 'Namespace',
-    metadata: { name: ns, labels: { ...LABELS } },
+    // The OpenVPN container needs NET_ADMIN and NET_RAW: PodSecurity "privileged" (deploy refuses a
+    // namespace that already enforces a stricter level instead of overriding it).
+    metadata: { name: ns, labels: { ...LABELS, [POD_SECURITY_ENFORCE]: POD_SECURITY_LEVEL } },
   };
   const serverSecret: KubeObject = {
     apiVersion: 'v1',
@@ -184,19 +188,34 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
   ];
 }
 
+/** A Secret's data may hold 1 MiB (decoded); podgate stops well before, with a clear error. */
+export const CRL_SECRET_LIMIT_BYTES = 900 * 1024;
+
 /**
- * The podgate-crl Secret for a bundle. The Secret publisher applies exactly this object with the same
- * field manager, so deploy and publish never take fields (labels) away from each other.
+ * The podgate-crl Secret for a bundle: `crl.pem` and `revocations.json` (the bundle WITHOUT the CRL, which
+ * is read back from crl.pem: storing it twice halved how many revocations fit). The Secret publisher
+ * applies exactly this object with the same field manager, so deploy and publish never take fields
+ * (labels) away from each other. Throws a 413 AppError naming the size when the data would not fit.
  */
 export function crlSecret(namespace: string, bundle: RevocationBundle): KubeObject {
+  const { crlPem, ...rest } = bundle;
+  const json = JSON.stringify(rest);
+  const bytes = Buffer.byteLength(crlPem) + Buffer.byteLength(json);
+  if (bytes > CRL_SECRET_LIMIT_BYTES) {
+    throw new AppError(
+      413,
+      'crl_too_large',
+      `the podgate-crl Secret would hold ${bytes} bytes for ${bundle.revoked.length} revocations (CRL ${Buffer.byteLength(crlPem)} bytes), over podgate's ${CRL_SECRET_LIMIT_BYTES}-byte limit below Kubernetes' 1 MiB per Secret; nothing was published`,
+    );
+  }
   return {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: meta(OBJECT_NAMES.crlSecret, namespace),
     type: 'Opaque',
     data: {
-      [CRL_SECRET_KEYS.crl]: b64(bundle.crlPem),
-      [CRL_SECRET_KEYS.bundle]: b64(JSON.stringify(bundle)),
+      [CRL_SECRET_KEYS.crl]: b64(crlPem),
+      [CRL_SECRET_KEYS.bundle]: b64(json),
     },
   };
 }

@@ -54,3 +54,7 @@ export const LABELS = {
 } as const;
 
 export const CHECKSUM_ANNOTATION = 'podgate.io/config-checksum';
+
+/** The PodSecurity level the OpenVPN pod needs: NET_ADMIN and NET_RAW are outside `baseline`. */
+export const POD_SECURITY_LEVEL = 'privileged';
+export const POD_SECURITY_ENFORCE = 'pod-security.kubernetes.io/enforce';

@@ -19,13 +19,31 @@ export interface SecretWatchOptions {
   onBundle: (bundle: RevocationBundle) => Promise<unknown>;
   /** First retry delay after an error; doubles up to 10 s. Default 500 ms. */
   retryMs?: number;
+  /**
+   * Each watch lasts at most this long, then the source re-lists and watches again: a connection that
+   * went half-open (no FIN, no data) would otherwise leave the agent deaf to revocations. Default 5 min.
+   */
+  resyncMs?: number;
 }
 
 /** The bundle inside a podgate-crl Secret, or undefined when it has none. Throws on a malformed one. */
 export function bundleFromSecret(secret: KubeObject): RevocationBundle | undefined {
-  const raw = (secret.data as Record<string, string> | undefined)?.[CRL_SECRET_KEYS.bundle];
+  const data = secret.data as Record<string, string> | undefined;
+  const raw = data?.[CRL_SECRET_KEYS.bundle];
   if (!raw) return undefined;
-  return parseBundle(Buffer.from(raw, 'base64').toString('utf8'));
+  const text = Buffer.from(raw, 'base64').toString('utf8');
+  const crl = data?.[CRL_SECRET_KEYS.crl];
+  if (!crl) return parseBundle(text);
+  // The CRL is stored once, under crl.pem; revocations.json carries the rest (older Secrets had both).
+  let fields: unknown;
+  try {
+    fields = JSON.parse(text);
+  } catch {
+    return parseBundle(text); // its error names the problem
+  }
+  return parseBundle(
+    JSON.stringify({ ...(fields as object), crlPem: Buffer.from(crl, 'base64').toString('utf8') }),
+  );
 }
 
 export class SecretWatchSource {
@@ -36,6 +54,9 @@ export class SecretWatchSource {
   private delivery: Promise<void> = Promise.resolve();
   private retryDelay: number;
   private timer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  /** Bumped for every watch; callbacks of an older one are ignored. */
+  private generation = 0;
   /** Counts for tests and logs: how many lists and watches were started. */
   readonly stats = { lists: 0, watches: 0, delivered: 0 };
 
@@ -53,6 +74,7 @@ export class SecretWatchSource {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.handle?.stop();
   }
 
@@ -76,10 +98,13 @@ export class SecretWatchSource {
     if (this.stopped) return;
     this.stats.watches++;
     let expired = false;
+    const generation = ++this.generation;
+    const current = () => generation === this.generation && !this.stopped;
     this.handle = await this.o.kube.watchSecrets(
       this.o.namespace,
       { fieldSelector: `metadata.name=${this.o.name}`, resourceVersion: this.lastRv },
       (type, obj) => {
+        if (!current()) return;
         if (type === 'ERROR') {
           const status = obj as unknown as { code?: number; message?: string };
           expired = status.code === 410;
@@ -90,19 +115,28 @@ export class SecretWatchSource {
         if (type === 'ADDED' || type === 'MODIFIED') this.deliver(obj);
       },
       (err) => {
-        if (this.stopped) return;
+        if (!current()) return;
         if (err || expired) this.retry(expired ? 'expired' : String(err));
         else void this.watch().catch((e: unknown) => this.retry(String(e))); // stream end: continue from lastRv
       },
     );
     this.retryDelay = this.o.retryMs ?? 500;
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    this.resyncTimer = setTimeout(() => {
+      if (!current()) return;
+      this.generation++; // the old watch's late events and end are ignored from here on
+      this.handle?.stop();
+      this.retry('resync');
+    }, this.o.resyncMs ?? 300_000);
+    this.resyncTimer.unref?.();
   }
 
   /** Re-lists then re-watches after a delay that grows while the API server keeps failing. */
   private retry(why: string): void {
     if (this.stopped || this.timer) return;
-    const delay = why === 'expired' ? 0 : this.retryDelay;
-    if (why !== 'expired') this.retryDelay = Math.min(this.retryDelay * 2, 10_000);
+    const immediate = why === 'expired' || why === 'resync';
+    const delay = immediate ? 0 : this.retryDelay;
+    if (!immediate) this.retryDelay = Math.min(this.retryDelay * 2, 10_000);
     log.debug({ why, delay }, 're-list');
     this.timer = setTimeout(() => {
       this.timer = undefined;

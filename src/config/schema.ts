@@ -19,6 +19,24 @@ const hostname = z
   );
 const name = z.string().regex(NAME_PATTERN, 'must match ^[a-z0-9][a-z0-9._-]{0,63}$');
 const port = z.number().int().min(1).max(65535);
+/** A Kubernetes namespace name: a DNS-1123 label (what the API server accepts). */
+const namespaceName = z
+  .string()
+  .regex(
+    /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+    'must be a DNS-1123 label: at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit',
+  );
+/** "FROM-TO": the cluster's --service-node-port-range. */
+const portRange = z
+  .string()
+  .regex(/^\d{1,5}-\d{1,5}$/, 'must be FROM-TO, e.g. 30000-32767')
+  .refine(
+    (v) => {
+      const [from, to] = v.split('-').map(Number);
+      return from! >= 1 && to! <= 65535 && from! <= to!;
+    },
+    { message: 'must be FROM-TO with 1 <= FROM <= TO <= 65535' },
+  );
 
 /**
  * The whole configuration of podgate. Every key has a default that runs with no file at all;
@@ -100,16 +118,29 @@ export const configSchema = z
       .default({}),
     kubernetes: z
       .object({
-        namespace: name.default('middleware'),
+        namespace: namespaceName.default('middleware'),
         kubeconfig: z.string().optional(),
         context: z.string().optional(),
         image: z.string().min(1).default('podgate:latest'),
-        nodePort: z.number().int().min(30000).max(32767).default(30030),
+        /** The Service's NodePort; must lie in nodePortRange. */
+        nodePort: port.default(30030),
+        /** The cluster's --service-node-port-range (Kubernetes' default 30000-32767). */
+        nodePortRange: portRange.default('30000-32767'),
         /** Reach the API server through an SSH jump host: user@host[:port]. */
         sshBastion: z.string().optional(),
         sshBastionIdentityFile: z.string().optional(),
       })
       .strict()
+      .superRefine((k, ctx) => {
+        const [from, to] = k.nodePortRange.split('-').map(Number);
+        if (k.nodePort < from! || k.nodePort > to!) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['nodePort'],
+            message: `${k.nodePort} is outside kubernetes.nodePortRange ${k.nodePortRange} (the cluster's --service-node-port-range)`,
+          });
+        }
+      })
       .default({}),
     gateway: z
       .object({

@@ -298,6 +298,15 @@ export class ControlPlane {
           nodeInfo: { kubeletVersion: 'v1.34.4', operatingSystem: 'linux', architecture: 'amd64' },
         },
       }, 'application/merge-patch+json'); // prettier-ignore
+      // The TaintNodesByCondition admission plugin adds node.kubernetes.io/not-ready at creation; the
+      // node-lifecycle controller (off without a kubelet) would lift it once Ready: do that here.
+      await restOk(
+        creds,
+        'PATCH',
+        `/api/v1/nodes/${n.name}`,
+        { spec: { taints: null } },
+        'application/merge-patch+json',
+      );
     }
   }
 

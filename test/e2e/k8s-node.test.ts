@@ -42,6 +42,7 @@ import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import type { ImageSet } from '../cluster/images/build-images.js';
 import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
+import { kubectlBin } from '../cluster/node/paths.js';
 
 const CLI = join(process.cwd(), 'dist/src/cli.js');
 const REPO = process.cwd();
@@ -83,7 +84,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
   const figures: Record<string, string> = {};
 
   const kubectl = async (...args: string[]) =>
-    (await exec(['kubectl', '--kubeconfig', adminKc, ...args], { timeoutMs: 120_000 })).stdout;
+    (await exec([kubectlBin(), '--kubeconfig', adminKc, ...args], { timeoutMs: 120_000 })).stdout;
   const podgate = (...args: string[]) =>
     exec([process.execPath, CLI, '--config', cfgFile, ...args], { timeoutMs: 10 * 60_000 });
 
@@ -172,7 +173,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     }
 
     // the workload: busybox httpd behind Service `web` in default
-    await exec(['kubectl', '--kubeconfig', adminKc, 'apply', '-f', '-'], {
+    await exec([kubectlBin(), '--kubeconfig', adminKc, 'apply', '-f', '-'], {
       input: JSON.stringify(webWorkload(node.images.busybox.ref)),
     });
     await kubectl('rollout', 'status', 'deployment/web', '--timeout=180s');

@@ -1,4 +1,9 @@
 /**
+ * FAKE. Cluster tests run against a real control plane (test/helpers/real-cluster.ts); this fake is for
+ * faults a real API server cannot be made to produce on demand (a request that never answers, a 504 for
+ * one call, a 503 from an aggregated API) and, until they are moved, the CLI, discovery-table and agent
+ * suites that still use it.
+ *
  * An in-process Kubernetes API server for tests: the REAL @kubernetes/client-node talks to it over
  * plain HTTP on 127.0.0.1 (kubeconfig with skipTLSVerify). Answers are built from the payloads in
  * test/fixtures/k8s-samples (see SOURCES.md there): discovery documents, kubeadm-config, nodes,

@@ -36,7 +36,7 @@ import {
   kubeProxyConfig,
   type NodeLayout,
 } from './configs.js';
-import { say } from './paths.js';
+import { kubectlBin, say } from './paths.js';
 
 export const NODE_NETNS = 'pgk8s-node';
 export const NODE_IP = '172.18.12.21';
@@ -155,7 +155,7 @@ async function nodeKubeconfig(
   adminKubeconfig: string,
 ): Promise<{ text: string; apiHost: string; apiPort: number }> {
   const view = await exec([
-    'kubectl',
+    kubectlBin(),
     '--kubeconfig',
     adminKubeconfig,
     'config',
@@ -179,7 +179,7 @@ async function nodeKubeconfig(
 }
 
 async function kubectl(kubeconfig: string, args: string[]): Promise<string> {
-  return (await exec(['kubectl', '--kubeconfig', kubeconfig, ...args], { timeoutMs: 60_000 })).stdout;
+  return (await exec([kubectlBin(), '--kubeconfig', kubeconfig, ...args], { timeoutMs: 60_000 })).stdout;
 }
 
 /**
@@ -189,7 +189,7 @@ async function kubectl(kubeconfig: string, args: string[]): Promise<string> {
  */
 async function pointKubernetesServiceAtRelay(adminKubeconfig: string, apiPort: number): Promise<void> {
   const current = await exec([
-    'kubectl',
+    kubectlBin(),
     '--kubeconfig',
     adminKubeconfig,
     'get',
@@ -232,7 +232,7 @@ async function pointKubernetesServiceAtRelay(adminKubeconfig: string, apiPort: n
       },
     ],
   };
-  await exec(['kubectl', '--kubeconfig', adminKubeconfig, 'apply', '-f', '-'], {
+  await exec([kubectlBin(), '--kubeconfig', adminKubeconfig, 'apply', '-f', '-'], {
     input: JSON.stringify(list),
   });
 }
@@ -309,7 +309,7 @@ export async function nodeUp(o: NodeUpOptions): Promise<{ runDir: string; nodeIp
   await waitUntil(
     'the API server through the relay',
     async () =>
-      (await exec(inNode(s, ['kubectl', '--kubeconfig', kc, 'get', '--raw', '/readyz']), { check: false }))
+      (await exec(inNode(s, [kubectlBin(), '--kubeconfig', kc, 'get', '--raw', '/readyz']), { check: false }))
         .code === 0,
     20_000,
     () => logTail(runDir, 'relay-node') + logTail(runDir, 'relay-host'),
@@ -366,8 +366,8 @@ export async function nodeUp(o: NodeUpOptions): Promise<{ runDir: string; nodeIp
   await waitUntil(
     'the kubelet to register the node',
     async () =>
-      (await exec(['kubectl', '--kubeconfig', adminKc, 'get', 'node', NODE_NAME], { check: false })).code ===
-      0,
+      (await exec([kubectlBin(), '--kubeconfig', adminKc, 'get', 'node', NODE_NAME], { check: false }))
+        .code === 0,
     60_000,
     () => logTail(runDir, 'kubelet'),
   );

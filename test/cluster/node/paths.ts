@@ -4,6 +4,7 @@
  * `down`).
  */
 import { join } from 'node:path';
+import { binaries } from '../binaries.js';
 
 /** `${PODGATE_TEST_CLUSTER_CACHE:-/var/cache/podgate-test-cluster}`, shared with the control-plane build. */
 export function cacheRoot(): string {
@@ -20,4 +21,9 @@ export function corednsBinary(): string {
 /** Progress lines on stderr, so that `up` stays quiet on stdout apart from what a caller evals. */
 export function say(msg: string): void {
   process.stderr.write(`[test-node] ${msg}\n`);
+}
+
+/** The kubectl built with the cluster (same release), so a machine needs no packaged client. */
+export function kubectlBin(): string {
+  return binaries().kubectl;
 }

@@ -16,7 +16,6 @@ const PACKAGES = [
   ['busybox-static', '/bin/busybox'],
   ['iperf3', '/usr/bin/iperf3'],
   ['gcc', '/usr/bin/gcc'],
-  ['kubectl', '/usr/bin/kubectl'],
 ] as const;
 
 export function nodeTestPrerequisites(): string[] {

@@ -9,7 +9,7 @@ import { exec } from '../../../src/lib/exec.js';
 import { buildImages, type ImageSet } from '../images/build-images.js';
 import { corednsObjects } from '../coredns/manifests.js';
 import { nodeUp, NODE_IP, NODE_NETNS } from './node.js';
-import { corednsBinary, NODE_VERSIONS, say } from './paths.js';
+import { corednsBinary, kubectlBin, NODE_VERSIONS, say } from './paths.js';
 
 export const CLUSTER_DNS_IP = '10.96.0.10';
 
@@ -49,10 +49,10 @@ export async function startNodeWithDns(
     clusterDns: CLUSTER_DNS_IP,
   });
   const list = { apiVersion: 'v1', kind: 'List', items: corednsObjects(images.coredns.ref, CLUSTER_DNS_IP) };
-  await exec(['kubectl', '--kubeconfig', kubeconfig, 'apply', '-f', '-'], { input: JSON.stringify(list) });
+  await exec([kubectlBin(), '--kubeconfig', kubeconfig, 'apply', '-f', '-'], { input: JSON.stringify(list) });
   await exec(
     [
-      'kubectl',
+      kubectlBin(),
       '--kubeconfig',
       kubeconfig,
       '-n',

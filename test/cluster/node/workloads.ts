@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec } from '../../../src/lib/exec.js';
+import { kubectlBin } from './paths.js';
 
 export function webWorkload(image: string): Record<string, unknown> {
   const labels = { app: 'web' };
@@ -62,7 +63,7 @@ export function webWorkload(image: string): Record<string, unknown> {
 /** Applies k8s/'s namespace, ServiceAccount and RBAC and returns a kubeconfig using that account's token. */
 export async function managerKubeconfig(repo: string, adminKc: string, dir: string): Promise<string> {
   const k = (args: string[], input?: string) =>
-    exec(['kubectl', '--kubeconfig', adminKc, ...args], { input, timeoutMs: 60_000 });
+    exec([kubectlBin(), '--kubeconfig', adminKc, ...args], { input, timeoutMs: 60_000 });
   for (const f of [
     'namespace.yaml',
     'serviceaccount.yaml',

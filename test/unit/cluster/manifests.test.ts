@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { bundleFromSecret } from '../../../src/cluster/secret-watch-source.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,8 +173,11 @@ describe('cluster manifests', function () {
     assert.equal(dec(server['server.key']!), input.server.keyPem);
     assert.equal(dec(server['tls-crypt-v2-server.key']!), input.server.tlsCryptV2ServerKeyPem);
     const crl = find('Secret', 'podgate-crl').data as Record<string, string>;
-    assert.match(dec(crl['crl.pem']!), /BEGIN X509 CRL/);
-    assert.deepEqual(JSON.parse(dec(crl['revocations.json']!)), input.bundle);
+    assert.equal(dec(crl['crl.pem']!), input.bundle.crlPem);
+    // the CRL is stored once: revocations.json has the rest, and the agent reads both back
+    const { crlPem: _crl, ...rest } = input.bundle;
+    assert.deepEqual(JSON.parse(dec(crl['revocations.json']!)), rest);
+    assert.deepEqual(bundleFromSecret(find('Secret', 'podgate-crl')), input.bundle);
   });
 
   it('pure: same inputs give the same objects; config changes roll the pod, CRL changes do not', () => {

@@ -1,0 +1,134 @@
+/**
+ * One real Kubernetes control plane (test/cluster/control-plane.ts: etcd, kube-apiserver,
+ * kube-controller-manager, kube-scheduler built from upstream v1.34, two registered nodes with a kubelet
+ * simulator) shared by every cluster test of a mocha run: started on first use, stopped by a root
+ * after-all hook (and killed on exit if mocha dies first). Missing binaries fail the test, in CI and
+ * elsewhere: `npm test` builds them first (scripts/build-test-cluster.mjs).
+ *
+ * Tests share the cluster, so each works in namespaces of its own (`freshNamespace`) and removes what it
+ * creates in shared places (kube-system, cluster-scoped objects).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { createKubeApi } from '../../src/cluster/kube-client.js';
+import type { KubeApi } from '../../src/cluster/kube-api.js';
+import { ControlPlane } from '../cluster/control-plane.js';
+import { rest, restOk, type RestResponse } from '../cluster/kube-rest.js';
+
+/** Not Kubernetes' default, like a cluster that set --service-node-port-range: podgate must follow it. */
+export const NODE_PORT_RANGE = '30000-31999';
+
+let shared: Promise<ControlPlane> | undefined;
+let started: ControlPlane | undefined;
+
+/** The shared control plane, started on first call (~10 s with cached binaries). */
+export function realCluster(): Promise<ControlPlane> {
+  shared ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'podgate-k8s-'));
+    const cp = new ControlPlane({ dir, nodePortRange: NODE_PORT_RANGE });
+    started = cp;
+    try {
+      await cp.start();
+    } catch (err) {
+      await cp.stop({ removeDir: true });
+      throw err;
+    }
+    return cp;
+  })();
+  return shared;
+}
+
+// Root-level hook (registered when a test file first imports this module): stop the shared cluster.
+after(async function () {
+  this.timeout(30_000);
+  if (started) await started.stop({ removeDir: true });
+  started = undefined;
+  shared = undefined;
+});
+
+process.on('exit', () => {
+  for (const p of started?.procs.values() ?? []) {
+    if (p.pid) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+});
+
+/** A KubeConfig for the admin (system:masters) client certificate. */
+export function adminKubeConfig(cp: ControlPlane): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(cp.kubeconfig);
+  return kc;
+}
+
+/** podgate's real KubeApi (kube-client.ts) as the cluster admin. */
+export function adminKubeApi(cp: ControlPlane, timeoutMs = 10_000): KubeApi {
+  return createKubeApi(adminKubeConfig(cp), { timeoutMs });
+}
+
+let counter = 0;
+/** A namespace name unique within the run (created by the caller or by podgate). */
+export function uniqueName(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${process.pid % 10000}-${counter}`;
+}
+
+/** Creates a namespace (optionally labelled) and returns its name. */
+export async function freshNamespace(
+  cp: ControlPlane,
+  prefix: string,
+  labels: Record<string, string> = {},
+): Promise<string> {
+  const name = uniqueName(prefix);
+  await restOk(cp.adminCreds, 'POST', '/api/v1/namespaces', {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, labels },
+  });
+  return name;
+}
+
+/** Admin REST call on the shared cluster. */
+export function adminRest<T = unknown>(
+  cp: ControlPlane,
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType?: string,
+): Promise<RestResponse<T>> {
+  return rest<T>(cp.adminCreds, method, path, body, contentType);
+}
+
+/** Runs the built kubectl (v1.34.4) against the cluster as admin, or with `kubeconfig`. */
+export async function kubectl(
+  cp: ControlPlane,
+  args: string[],
+  opts: { kubeconfig?: string; input?: string } = {},
+): Promise<{ stdout: string; stderr: string }> {
+  const run = promisify(execFile);
+  const child = run(cp.bin.kubectl, [`--kubeconfig=${opts.kubeconfig ?? cp.kubeconfig}`, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 32 * 1024 * 1024,
+  });
+  if (opts.input !== undefined) child.child.stdin?.end(opts.input);
+  return child;
+}
+
+/** Deletes a namespace without waiting for it to go (its finalizers run in the background). */
+export async function dropNamespace(cp: ControlPlane, name: string): Promise<void> {
+  await rest(cp.adminCreds, 'DELETE', `/api/v1/namespaces/${name}`);
+}
+
+/** A temp dir removed by the returned function. */
+export function tempDir(prefix: string): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
