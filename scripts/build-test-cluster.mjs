@@ -4,12 +4,16 @@
 // k8s.io/kubernetes (module test/cluster/k8s) and etcd at the version that release pins (test/cluster/etcd).
 //
 // Binaries are cached outside the work tree, keyed by version:
-//   ${PODGATE_TEST_CLUSTER_CACHE:-/var/cache/podgate-test-cluster}/k8s-<version>/bin/<name>
+//   ${PODGATE_TEST_CLUSTER_CACHE:-/var/cache/podgate-test-cluster}/k8s-<version>/bin/<name>       control plane + kubectl
+//   ${PODGATE_TEST_CLUSTER_CACHE:-/var/cache/podgate-test-cluster}/k8s-<version>/node-bin/<name>  kubelet, kube-proxy
 //   ${PODGATE_TEST_CLUSTER_CACHE:-/var/cache/podgate-test-cluster}/etcd-<version>/bin/etcd
 // A complete cache makes this a no-op; a partial one (an interrupted build) is rebuilt. Any failure exits 1
 // with the step that failed, so a CI run stops here instead of skipping the cluster suites.
 //
-// Usage: node scripts/build-test-cluster.mjs [--print-paths]
+// The node binaries are built only with --with-node (the real-node e2e, `npm run test:node`): the default
+// suites need the control plane alone, and leaving kubelet out keeps a cold CI build shorter.
+//
+// Usage: node scripts/build-test-cluster.mjs [--with-node] [--print-paths]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -35,9 +39,11 @@ export function cacheRoot() {
 /** Where each binary lives once built (whether or not it exists yet). */
 export function binaryPaths() {
   const k8sBin = join(cacheRoot(), `k8s-${VERSIONS.kubernetes}`, 'bin');
+  const k8sNodeBin = join(cacheRoot(), `k8s-${VERSIONS.kubernetes}`, 'node-bin');
   const etcdBin = join(cacheRoot(), `etcd-${VERSIONS.etcd}`, 'bin');
-  const paths = { k8sBin, etcdBin, etcd: join(etcdBin, 'etcd') };
-  for (const name of [...VERSIONS.controlPlane, ...VERSIONS.node]) paths[name] = join(k8sBin, name);
+  const paths = { k8sBin, k8sNodeBin, etcdBin, etcd: join(etcdBin, 'etcd') };
+  for (const name of VERSIONS.controlPlane) paths[name] = join(k8sBin, name);
+  for (const name of VERSIONS.node) paths[name] = join(k8sNodeBin, name);
   return paths;
 }
 
@@ -125,10 +131,16 @@ async function buildInto(binDir, names, moduleDir, packages, ldflags, label) {
 }
 
 /** Builds whatever is missing from the cache. Resolves to the binary paths. */
-export async function buildTestCluster() {
+export async function buildTestCluster({ withNode = false } = {}) {
   const paths = binaryPaths();
-  const k8sNames = [...VERSIONS.controlPlane, ...VERSIONS.node];
-  if (isComplete(paths.etcdBin, ['etcd']) && isComplete(paths.k8sBin, k8sNames)) return paths;
+  const k8sNames = VERSIONS.controlPlane;
+  if (
+    isComplete(paths.etcdBin, ['etcd']) &&
+    isComplete(paths.k8sBin, k8sNames) &&
+    (!withNode || isComplete(paths.k8sNodeBin, VERSIONS.node))
+  ) {
+    return paths;
+  }
   const go = spawnSync('go', ['version'], { encoding: 'utf8' });
   if (go.status !== 0) {
     throw new Error(
@@ -160,12 +172,23 @@ export async function buildTestCluster() {
     `kubernetes ${VERSIONS.kubernetes}`,
   );
   if (built) log(`kubernetes binaries ready in ${paths.k8sBin}`);
+  if (withNode) {
+    const nodeBuilt = await buildInto(
+      paths.k8sNodeBin,
+      VERSIONS.node,
+      join(CLUSTER_DIR, 'k8s'),
+      VERSIONS.node.map((n) => `k8s.io/kubernetes/cmd/${n}`),
+      versionLdflags(VERSIONS.kubernetes),
+      `kubernetes ${VERSIONS.kubernetes} node`,
+    );
+    if (nodeBuilt) log(`node binaries ready in ${paths.k8sNodeBin}`);
+  }
   log(`total ${Math.round((Date.now() - started) / 1000)} s`);
   return paths;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  buildTestCluster().then(
+  buildTestCluster({ withNode: process.argv.includes('--with-node') }).then(
     (paths) => {
       if (process.argv.includes('--print-paths')) console.log(JSON.stringify(paths, null, 2));
     },

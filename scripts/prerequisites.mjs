@@ -14,6 +14,19 @@ const NEEDS = [
   { pkg: 'easy-rsa', path: '/usr/share/easy-rsa/easyrsa' },
   { pkg: 'chromium', path: '/usr/bin/chromium' },
   { pkg: 'procps', path: '/usr/bin/pgrep', alt: '/bin/pgrep' },
+  // the real-node e2e: containerd + runc + CNI plugins run the node; buildah/debootstrap build the images
+  // offline; gcc + libc6-dev compile the pod sandbox (pause); busybox-static is the workload image;
+  // conntrack lets kube-proxy flush UDP entries; iperf3 measures the tunnel
+  { pkg: 'containerd', path: '/usr/bin/containerd' },
+  { pkg: 'runc', path: '/usr/sbin/runc' },
+  { pkg: 'containernetworking-plugins', path: '/usr/lib/cni/bridge' },
+  { pkg: 'buildah', path: '/usr/bin/buildah' },
+  { pkg: 'debootstrap', path: '/usr/sbin/debootstrap' },
+  { pkg: 'conntrack', path: '/usr/sbin/conntrack' },
+  { pkg: 'busybox-static', path: '/bin/busybox' },
+  { pkg: 'iperf3', path: '/usr/bin/iperf3' },
+  { pkg: 'gcc', path: '/usr/bin/gcc' },
+  { pkg: 'libc6-dev', path: '/usr/lib/x86_64-linux-gnu/libc.a' },
 ];
 
 const missing = NEEDS.filter((n) => !existsSync(n.path) && !(n.alt && existsSync(n.alt))).map((n) => n.pkg);
@@ -56,9 +69,10 @@ if (!isRoot) {
 }
 // The cluster suites run a real control plane built from upstream Kubernetes (v1.34) and etcd with Go;
 // the first build takes many minutes and is cached outside the work tree (scripts/build-test-cluster.mjs).
-const build = spawnSync(process.execPath, [new URL('./build-test-cluster.mjs', import.meta.url).pathname], {
-  stdio: 'inherit',
-});
+// `--with-node` (npm run test:node) also builds kubelet and kube-proxy for the real-node e2e.
+const buildArgs = [new URL('./build-test-cluster.mjs', import.meta.url).pathname];
+if (process.argv.includes('--with-node')) buildArgs.push('--with-node');
+const build = spawnSync(process.execPath, buildArgs, { stdio: 'inherit' });
 if (build.status !== 0) {
   console.error('building the test cluster failed: the cluster suites cannot run');
   process.exit(1);

@@ -71,6 +71,10 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
         spec: {
           serviceAccountName: OBJECT_NAMES.agent,
           terminationGracePeriodSeconds: 10,
+          // The pod's own network namespace starts with forwarding off and /proc/sys is read-only in the
+          // containers, even with NET_ADMIN: the kubelet sets it when its --allowed-unsafe-sysctls allows
+          // it (k8s/README.md "Running on a real node").
+          securityContext: { sysctls: [{ name: 'net.ipv4.ip_forward', value: '1' }] },
           containers: [
             {
               name: 'openvpn',

@@ -45,14 +45,16 @@ export function cacheRoot(): string {
 export function binaries(): Binaries {
   const v = versions();
   const k8s = join(cacheRoot(), `k8s-${v.kubernetes}`, 'bin');
+  // kubelet and kube-proxy are built only for the real node (`build-test-cluster.mjs --with-node`)
+  const node = join(cacheRoot(), `k8s-${v.kubernetes}`, 'node-bin');
   return {
     etcd: join(cacheRoot(), `etcd-${v.etcd}`, 'bin', 'etcd'),
     kubeApiserver: join(k8s, 'kube-apiserver'),
     kubeControllerManager: join(k8s, 'kube-controller-manager'),
     kubeScheduler: join(k8s, 'kube-scheduler'),
     kubectl: join(k8s, 'kubectl'),
-    kubelet: join(k8s, 'kubelet'),
-    kubeProxy: join(k8s, 'kube-proxy'),
+    kubelet: join(node, 'kubelet'),
+    kubeProxy: join(node, 'kube-proxy'),
   };
 }
 
@@ -64,7 +66,7 @@ export function requireBinaries(
   const missing = names.filter((n) => !existsSync(b[n])).map((n) => b[n]);
   if (missing.length > 0) {
     throw new Error(
-      `test cluster binaries missing: ${missing.join(', ')}; build them with \`node scripts/build-test-cluster.mjs\` (npm test does it first)`,
+      `test cluster binaries missing: ${missing.join(', ')}; build them with \`node scripts/build-test-cluster.mjs [--with-node]\` (npm test does it first)`,
     );
   }
   return b;

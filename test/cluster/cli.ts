@@ -33,9 +33,11 @@ async function up(withNode: boolean): Promise<number> {
     }
     await downFromState(DIR);
   }
-  const build = spawnSync(process.execPath, [join(repoRoot(), 'scripts', 'build-test-cluster.mjs')], {
-    stdio: 'inherit',
-  });
+  const buildArgs = [
+    join(repoRoot(), 'scripts', 'build-test-cluster.mjs'),
+    ...(withNode ? ['--with-node'] : []),
+  ];
+  const build = spawnSync(process.execPath, buildArgs, { stdio: 'inherit' });
   if (build.status !== 0) return 1;
   const opts: ControlPlaneOptions = { dir: DIR, detached: true, log: (l) => console.log(`  ${l}`) };
   if (withNode) {
@@ -88,6 +90,12 @@ async function main(argv: string[]): Promise<number> {
     case 'up':
       return up(argv.includes('--with-node'));
     case 'down': {
+      // [k8s-node hook] a real node from `up --with-node` keeps its own state: remove it before the control plane
+      if (existsSync(join(repoRoot(), 'dist', 'test', 'cluster', 'node.js'))) {
+        const nodeModule = './node.js';
+        const { stopNode } = (await import(nodeModule)) as { stopNode: () => Promise<string[]> };
+        for (const p of await stopNode()) console.error(`node: not removed: ${p}`);
+      }
       const stopped = await downFromState(DIR);
       console.log(
         stopped.length ? `stopped ${stopped.join(', ')}; removed ${DIR}` : `nothing running; removed ${DIR}`,

@@ -119,6 +119,10 @@ describe('cluster manifests', function () {
     const script = openvpn.command[2] as string;
     assert.match(script, /mknod \/dev\/net\/tun c 10 200/);
     assert.match(script, /ip_forward/);
+    // the kubelet turns forwarding on in the pod's namespace (allowed there by --allowed-unsafe-sysctls)
+    assert.deepEqual(d.spec.template.spec.securityContext.sysctls, [
+      { name: 'net.ipv4.ip_forward', value: '1' },
+    ]);
     assert.match(script, /iptables -t nat -A POSTROUTING -s 10\.140\.0\.0\/16 -j MASQUERADE/);
     assert.match(script, /exec openvpn --config \/etc\/podgate\/config\/server.conf/);
     assert.match(openvpn.readinessProbe.exec.command.join(' '), /test -S \/run\/podgate\/mgmt\/openvpn.sock/);

@@ -1,0 +1,100 @@
+/**
+ * What the real-node e2e runs besides podgate: a workload (busybox httpd and an iperf3 server, Deployment +
+ * Service `web` in `default`) and the manager's own identity from k8s/ (ServiceAccount `podgate-manager` and its RBAC),
+ * with a kubeconfig that carries that ServiceAccount's token, so podgate acts with exactly those rights.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { exec } from '../../../src/lib/exec.js';
+import { kubectlBin } from './paths.js';
+
+export function webWorkload(image: string): Record<string, unknown> {
+  const labels = { app: 'web' };
+  return {
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'web', namespace: 'default', labels },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: {
+              containers: [
+                {
+                  name: 'httpd',
+                  image,
+                  imagePullPolicy: 'Never',
+                  command: [
+                    '/bin/sh',
+                    '-c',
+                    'mkdir -p /www && echo "hello from web $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www',
+                  ],
+                  ports: [{ containerPort: 80 }],
+                  readinessProbe: { tcpSocket: { port: 80 }, periodSeconds: 1 },
+                },
+                // the far end of the throughput figure (office → tunnel → pod)
+                {
+                  name: 'iperf3',
+                  image,
+                  imagePullPolicy: 'Never',
+                  // iperf3 keeps its test buffer in a file under /tmp, which the scratch image lacks
+                  command: ['/bin/sh', '-c', 'mkdir -p /tmp && exec /usr/bin/iperf3 -s -p 5201'],
+                },
+              ],
+            },
+          },
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'web', namespace: 'default', labels },
+        spec: { selector: labels, ports: [{ port: 80, targetPort: 80 }] },
+      },
+    ],
+  };
+}
+
+/** Applies k8s/'s namespace, ServiceAccount and RBAC and returns a kubeconfig using that account's token. */
+export async function managerKubeconfig(repo: string, adminKc: string, dir: string): Promise<string> {
+  const k = (args: string[], input?: string) =>
+    exec([kubectlBin(), '--kubeconfig', adminKc, ...args], { input, timeoutMs: 60_000 });
+  for (const f of [
+    'namespace.yaml',
+    'serviceaccount.yaml',
+    'rbac-cluster.yaml',
+    'rbac-kube-system.yaml',
+    'rbac-middleware.yaml',
+    'rbac-default.yaml',
+  ]) {
+    await k(['apply', '-f', join(repo, 'k8s', f)]);
+  }
+  const token = (
+    await k(['-n', 'podgate', 'create', 'token', 'podgate-manager', '--duration=3h'])
+  ).stdout.trim();
+  const view = await k(['config', 'view', '--raw', '--minify', '-o', 'json']);
+  const cfg = JSON.parse(view.stdout) as { clusters: { cluster: Record<string, string> }[] };
+  const cluster = cfg.clusters[0]!.cluster;
+  const ca =
+    cluster['certificate-authority-data'] ??
+    Buffer.from(readFileSync(cluster['certificate-authority']!)).toString('base64');
+  const path = join(dir, 'manager.kubeconfig');
+  writeFileSync(
+    path,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'test', cluster: { server: cluster.server, 'certificate-authority-data': ca } }],
+      users: [{ name: 'podgate-manager', user: { token } }],
+      contexts: [{ name: 'test', context: { cluster: 'test', user: 'podgate-manager' } }],
+      'current-context': 'test',
+    }),
+    { mode: 0o600 },
+  );
+  return path;
+}

@@ -1,0 +1,454 @@
+/**
+ * The whole product on real Kubernetes, once: the control plane built from upstream, a real node (kubelet,
+ * containerd, kube-proxy in iptables mode, CNI bridge) in its own network namespace at 172.18.12.21,
+ * CoreDNS as the cluster DNS, and the images built here from the project's Dockerfile.
+ *
+ *   office (172.18.12.100) ─┐
+ *   office2 (172.18.12.101) ├─ lan0 ── node 172.18.12.21 ── cni0 ── pods 10.244.1.0/24 (web, openvpn, dns)
+ *   rv1..rv5 (172.18.12.11x) ┘
+ *
+ * `podgate k8s discover` and `podgate k8s deploy` run as the manager's own ServiceAccount (k8s/ RBAC);
+ * profiles come from the web API; Debian's openvpn dials 172.18.12.21:30030 through kube-proxy's NodePort
+ * and reaches a pod IP, a ClusterIP and `web.default.svc.cluster.local` through the pushed DNS. An admin
+ * revoke in the web app changes the podgate-crl Secret and the agent sidecar cuts the client; a second
+ * client stays up; a deleted server pod comes back and the revocation holds.
+ *
+ * Timings (deploy → Ready, connect, revoke → cut) are printed, never asserted.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import { exec } from '../../src/lib/exec.js';
+import { loadConfig } from '../../src/config/load.js';
+import { openContext, type AppContext } from '../../src/services/context.js';
+import { contextDepsFor } from '../../src/main.js';
+import { createApp } from '../../src/web/app.js';
+import {
+  canUseNetns,
+  cleanupAll,
+  createNamespace,
+  dnsQuery,
+  officeNodePod,
+  runIn,
+  OFFICE_NODE_POD,
+  type SpawnedProcess,
+} from '../helpers/netns.js';
+import { startClient, waitClientConnected } from '../helpers/openvpn.js';
+import { attachToLan, nodeDown, NODE_IP } from '../cluster/node/node.js';
+import { startNodeWithDns, CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
+import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
+import { ControlPlane } from '../cluster/control-plane.js';
+import type { ImageSet } from '../cluster/images/build-images.js';
+import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
+import { kubectlBin } from '../cluster/node/paths.js';
+
+const CLI = join(process.cwd(), 'dist/src/cli.js');
+const REPO = process.cwd();
+const NODE_PORT = 30030;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function until<T>(
+  what: string,
+  f: () => Promise<T | undefined>,
+  timeoutMs: number,
+  stepMs = 250,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-proxy in a netns)', function () {
+  this.timeout(30 * 60_000);
+  let cp: ControlPlane | undefined;
+  let work: string;
+  let cfgFile: string;
+  let adminKc: string;
+  let ctx: AppContext;
+  let agent: ReturnType<typeof request.agent>;
+  let csrf: string;
+  const ns: Record<string, string> = {};
+  const clients: SpawnedProcess[] = [];
+  let keeper: SpawnedProcess;
+  const web = { podIp: '', clusterIp: '' };
+  const figures: Record<string, string> = {};
+
+  const kubectl = async (...args: string[]) =>
+    (await exec([kubectlBin(), '--kubeconfig', adminKc, ...args], { timeoutMs: 120_000 })).stdout;
+  const podgate = (...args: string[]) =>
+    exec([process.execPath, CLI, '--config', cfgFile, ...args], { timeoutMs: 10 * 60_000 });
+
+  /** An HTTP GET from inside `nsName` with Node's fetch (Debian's static busybox wget crashes here). */
+  async function wget(nsName: string, url: string): Promise<string | undefined> {
+    const script = `fetch(process.argv[1],{signal:AbortSignal.timeout(3000)}).then(r=>r.text()).then(t=>console.log(t),()=>process.exit(1))`;
+    const r = await runIn(nsName, [process.execPath, '-e', script, url], { check: false, timeoutMs: 10_000 });
+    return r.code === 0 ? r.stdout : undefined;
+  }
+
+  async function newProfile(device: string): Promise<{ profile: string; serial: string }> {
+    const res = await agent
+      .post('/api/v1/devices')
+      .set('X-CSRF-Token', csrf)
+      .send({ name: device })
+      .buffer(true)
+      .parse((r, cb) => {
+        let text = '';
+        r.on('data', (d: Buffer) => (text += d.toString()));
+        r.on('end', () => cb(null, text));
+      });
+    assert.equal(res.status, 201, String(res.body));
+    const certs = await agent
+      .get(`/api/v1/certs?q=${encodeURIComponent(`admin.${device}`)}&perPage=100`)
+      .set('Accept', 'application/json');
+    const list = (certs.body as { items: { commonName: string; serial: string; status: string }[] }).items;
+    const cert = list.find((c) => c.commonName === `admin.${device}` && c.status === 'valid');
+    assert.ok(cert, `certificate of admin.${device} listed`);
+    return { profile: String(res.body), serial: cert.serial };
+  }
+
+  /** A client; `--hand-window 10` so that a refused handshake shows within seconds, not after 60 s. */
+  function connect(nsName: string, name: string, profile: string): SpawnedProcess {
+    const p = startClient(nsName, work, `${name}-${Date.now()}`, profile, [
+      '--connect-retry',
+      '1',
+      '1',
+      '--hand-window',
+      '10',
+    ]);
+    clients.push(p);
+    return p;
+  }
+
+  before(async function () {
+    const missing = nodeTestPrerequisites();
+    if (!(await canUseNetns())) missing.push('root and network namespaces');
+    if (missing.length > 0) {
+      if (process.env.CI === 'true') throw new Error(`the real-node e2e needs: ${missing.join('; ')}`);
+      console.warn(`    skipped: ${missing.join('; ')}`);
+      this.skip();
+    }
+    // a node left by a run that died without its after hook (same fixed names) goes first
+    await nodeDown();
+    work = mkdtempSync(join(tmpdir(), 'pg-k8s-node-'));
+    // the control plane with this node instead of registered Node objects and the kubelet simulator
+    const t0 = Date.now();
+    let nodeStarted = 0;
+    let images: ImageSet | undefined;
+    cp = new ControlPlane({
+      dir: join(work, 'cluster'),
+      nodes: [],
+      simulateKubelet: false,
+      withNode: async (c) => {
+        nodeStarted = Date.now();
+        images = (await startNodeWithDns(REPO, c.kubeconfig)).images;
+        return [];
+      },
+    });
+    await cp.start();
+    adminKc = cp.kubeconfig;
+    const node = { images: images! };
+    figures['control plane start'] = `${((nodeStarted - t0) / 1000).toFixed(1)} s`;
+    figures[
+      'node + CoreDNS start (images cached: ' +
+        String(Object.values(node.images).every((i) => i.cached)) +
+        ')'
+    ] = `${((Date.now() - nodeStarted) / 1000).toFixed(1)} s`;
+
+    for (const [role, addr] of [
+      ['office', '172.18.12.100'],
+      ['office2', '172.18.12.101'],
+    ] as const) {
+      ns[role] = await createNamespace(`pgn${role}`);
+      await attachToLan(ns[role], 'eth0', `${addr}/24`, `l${role.slice(-1) === '2' ? 'o2' : 'o1'}`);
+    }
+
+    // the workload: busybox httpd behind Service `web` in default
+    await exec([kubectlBin(), '--kubeconfig', adminKc, 'apply', '-f', '-'], {
+      input: JSON.stringify(webWorkload(node.images.busybox.ref)),
+    });
+    await kubectl('rollout', 'status', 'deployment/web', '--timeout=180s');
+    web.podIp = (
+      await kubectl('get', 'pods', '-l', 'app=web', '-o', 'jsonpath={.items[0].status.podIP}')
+    ).trim();
+    web.clusterIp = (await kubectl('get', 'service', 'web', '-o', 'jsonpath={.spec.clusterIP}')).trim();
+
+    // the manager's own ServiceAccount and RBAC from k8s/, and a kubeconfig with its token
+    const managerKc = await managerKubeconfig(REPO, adminKc, work);
+    writeFileSync(join(work, 'admin.pw'), 'admin-password-for-tests\n', { mode: 0o600 });
+    cfgFile = join(work, 'podgate.yaml');
+    writeFileSync(
+      cfgFile,
+      [
+        `dataDir: ${join(work, 'data')}`,
+        'kubernetes:',
+        `  kubeconfig: ${managerKc}`,
+        `  image: ${node.images.podgate.ref}`,
+        `  nodePort: ${NODE_PORT}`,
+        '',
+      ].join('\n'),
+    );
+    await exec([process.execPath, CLI, '--config', cfgFile, 'init'], {
+      env: { ...process.env, PODGATE_ADMIN_PASSWORD_FILE: join(work, 'admin.pw') },
+    });
+  });
+
+  after(async function () {
+    this.timeout(5 * 60_000);
+    for (const c of clients) await c.stop(3000).catch(() => undefined);
+    ctx?.close();
+    await cleanupAll();
+    const problems = await nodeDown();
+    if (problems.length) console.warn(`    node down left: ${problems.join('; ')}`);
+    await cp?.stop({ removeDir: true });
+    if (work) rmSync(work, { recursive: true, force: true });
+    if (Object.keys(figures).length) {
+      console.log('    figures:');
+      for (const [k, v] of Object.entries(figures)) console.log(`      ${k}: ${v}`);
+    }
+  });
+
+  it('k8s discover reads the real node, pod and service ranges and kube-dns', async () => {
+    const d = JSON.parse((await podgate('k8s', 'discover', '--json')).stdout) as Record<string, unknown>;
+    const text = JSON.stringify(d);
+    assert.ok(text.includes(NODE_IP), `node InternalIP discovered: ${text}`);
+    assert.ok(text.includes(CLUSTER_DNS_IP), `kube-dns ClusterIP discovered: ${text}`);
+    assert.ok(text.includes('10.244.'), `pod range discovered: ${text}`);
+  });
+
+  it('k8s deploy (as podgate-manager) rolls the OpenVPN server out Ready on the real node', async () => {
+    const t0 = Date.now();
+    const out = (await podgate('k8s', 'deploy')).stdout;
+    figures['k8s deploy → Ready'] = `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+    assert.match(out, /rollout ready/);
+    const ready = await kubectl(
+      '-n',
+      'middleware',
+      'get',
+      'pods',
+      '-o',
+      'jsonpath={.items[*].status.containerStatuses[*].ready}',
+    );
+    assert.deepEqual(
+      ready.trim().split(/\s+/),
+      ['true', 'true'],
+      'both containers of the server pod are ready',
+    );
+    const svc = await kubectl(
+      '-n',
+      'middleware',
+      'get',
+      'service',
+      '-o',
+      'jsonpath={.items[*].spec.ports[*].nodePort}',
+    );
+    assert.ok(svc.split(/\s+/).includes(String(NODE_PORT)), `NodePort ${NODE_PORT}: ${svc}`);
+  });
+
+  it('a profile from the web API dials the NodePort and reaches a pod IP, a ClusterIP and a service name', async () => {
+    const config = loadConfig({ file: cfgFile });
+    ctx = await openContext(config, contextDepsFor(config));
+    agent = request.agent(createApp({ ctx }));
+    const login = await agent
+      .post('/api/v1/login')
+      .send({ name: 'admin', password: 'admin-password-for-tests' });
+    assert.equal(login.status, 200, login.text);
+    csrf = (login.body as { csrfToken: string }).csrfToken;
+
+    const { profile } = await newProfile('laptop');
+    assert.match(profile, new RegExp(`^remote ${NODE_IP.replace(/\./g, '\\.')} ${NODE_PORT}`, 'm'));
+    const t0 = Date.now();
+    const c = connect(ns.office!, 'laptop', profile);
+    await waitClientConnected(c, 60_000);
+    figures['client connect (start → Initialization Sequence Completed)'] = `${Date.now() - t0} ms`;
+
+    assert.match((await wget(ns.office!, `http://${web.podIp}/`)) ?? '', /hello from web/, 'pod IP');
+    assert.match((await wget(ns.office!, `http://${web.clusterIp}/`)) ?? '', /hello from web/, 'ClusterIP');
+    const reply = /PUSH_REPLY,([^']*)'/.exec(c.output())?.[1] ?? '';
+    const dns = /dhcp-option DNS ([\d.]+)/.exec(reply)?.[1];
+    assert.equal(dns, CLUSTER_DNS_IP, `pushed DNS server: ${reply}`);
+    const resolved = await dnsQuery(ns.office!, dns, 'web.default.svc.cluster.local', 3000);
+    assert.equal(resolved, web.clusterIp, 'CoreDNS answers the service name through the tunnel');
+    assert.match((await wget(ns.office!, `http://${resolved}/`)) ?? '', /hello from web/, 'service by name');
+  });
+
+  it('an admin revoke in the web app cuts the client through the agent sidecar; reconnect refused; others stay', async () => {
+    const second = await newProfile('desktop');
+    keeper = connect(ns.office2!, 'desktop', second.profile);
+    await waitClientConnected(keeper, 60_000);
+
+    const cuts: number[] = [];
+    for (let i = 1; i <= 5; i++) {
+      const rv = await createNamespace(`pgnrv${i}`);
+      await attachToLan(rv, 'eth0', `172.18.12.${110 + i}/24`, `lr${i}`);
+      const { profile, serial } = await newProfile(`phone${i}`);
+      if (i === 1) writeFileSync(join(work, 'phone1-revoked.ovpn.keep'), profile, { mode: 0o600 });
+      const c = connect(rv, `phone${i}`, profile);
+      await waitClientConnected(c, 60_000);
+      const t0 = Date.now();
+      const res = await agent
+        .post(`/api/v1/certs/${serial}/revoke`)
+        .set('X-CSRF-Token', csrf)
+        .send({ reason: 'keyCompromise' });
+      assert.equal(res.status, 200, res.text);
+      await until(
+        'the client to be cut',
+        async () => /server-pushed-halt|SIGTERM|exiting/i.test(c.output()) || !c.running || undefined,
+        60_000,
+        20,
+      );
+      cuts.push(Date.now() - t0);
+      if (i === 1) {
+        // a reconnect with the revoked certificate is refused by the server (CRL in the pod)
+        const again = connect(rv, 'phone1-again', profile);
+        await until(
+          'the refused handshake',
+          async () =>
+            /TLS Error|AUTH_FAILED|TLS handshake failed|TLS key negotiation failed/.test(again.output()) ||
+            undefined,
+          60_000,
+        );
+        assert.doesNotMatch(again.output(), /Initialization Sequence Completed/);
+        await again.stop(3000);
+      }
+    }
+    figures['revoke → cut (5 runs)'] =
+      `median ${median(cuts)} ms, worst ${Math.max(...cuts)} ms (${cuts.join(', ')})`;
+    const secret = await kubectl(
+      '-n',
+      'middleware',
+      'get',
+      'secret',
+      'podgate-crl',
+      '-o',
+      'jsonpath={.data}',
+    );
+    assert.ok(secret.length > 0, 'podgate-crl Secret holds the CRL');
+    assert.ok(keeper.running, 'second client still connected');
+    assert.match(
+      (await wget(ns.office2!, `http://${web.podIp}/`)) ?? '',
+      /hello from web/,
+      'second client still reaches the pod',
+    );
+  });
+
+  it('a deleted server pod comes back, the second client reconnects by itself, the revocation holds', async () => {
+    const before = (keeper.output().match(/Initialization Sequence Completed/g) ?? []).length;
+    const old = (
+      await kubectl('-n', 'middleware', 'get', 'pods', '-o', 'jsonpath={.items[0].metadata.name}')
+    ).trim();
+    await kubectl('-n', 'middleware', 'delete', 'pod', old, '--wait=false');
+    await until(
+      'a new Ready server pod',
+      async () => {
+        const out = await kubectl(
+          '-n',
+          'middleware',
+          'get',
+          'pods',
+          '-o',
+          'jsonpath={range .items[*]}{.metadata.name} {.status.containerStatuses[*].ready}{"\\n"}{end}',
+        );
+        return out.split('\n').some((l) => !l.startsWith(old) && /true true$/.test(l.trim())) || undefined;
+      },
+      180_000,
+      1000,
+    );
+    await until(
+      'the second client to reconnect',
+      async () =>
+        (keeper.output().match(/Initialization Sequence Completed/g) ?? []).length > before || undefined,
+      180_000,
+      500,
+    );
+    assert.match(
+      (await wget(ns.office2!, `http://${web.podIp}/`)) ?? '',
+      /hello from web/,
+      'reconnected client reaches the pod',
+    );
+    const revoked = readFileSync(join(work, 'phone1-revoked.ovpn.keep'), 'utf8');
+    const again = connect(ns.office!, 'phone1-after-restart', revoked);
+    await until(
+      'the refused handshake on the new pod',
+      async () =>
+        /TLS Error|AUTH_FAILED|TLS handshake failed|TLS key negotiation failed/.test(again.output()) ||
+        undefined,
+      60_000,
+    );
+    assert.doesNotMatch(again.output(), /Initialization Sequence Completed/);
+    await again.stop(3000);
+  });
+
+  it('figures: iperf3 single TCP stream office → pod through the pod server, and through `podgate server run`', async () => {
+    const iperf = async (nsName: string, host: string): Promise<number> => {
+      const r = await runIn(nsName, ['iperf3', '-c', host, '-t', '5', '-J'], {
+        timeoutMs: 60_000,
+        check: false,
+      });
+      const j = JSON.parse(r.stdout) as {
+        error?: string;
+        end?: { sum_received?: { bits_per_second: number } };
+      };
+      assert.ok(j.end?.sum_received, `iperf3 to ${host}: ${j.error ?? r.stderr}`);
+      return j.end.sum_received.bits_per_second / 1e6;
+    };
+    const viaPod = await iperf(ns.office2!, web.podIp);
+    assert.ok(viaPod > 0, 'iperf3 through the pod server moved data');
+    figures['iperf3 office → pod, server in the real pod'] = `${viaPod.toFixed(0)} Mbit/s`;
+
+    // the same measure against `podgate server run` in namespaces (office ─ node ─ pod, no Kubernetes)
+    const topo = await officeNodePod({ prefix: 'pgq', clusterIp: false });
+    const localCfg = join(work, 'local.yaml');
+    writeFileSync(
+      localCfg,
+      [
+        `dataDir: ${join(work, 'data')}`,
+        'vpn:',
+        `  port: ${NODE_PORT}`,
+        `  endpoints: ["${OFFICE_NODE_POD.node}"]`,
+        `  routes: { pods: ["${OFFICE_NODE_POD.podCidr}"] }`,
+        '  nat: true',
+        '',
+      ].join('\n'),
+    );
+    const out = join(work, 'bench.ovpn');
+    await exec([
+      process.execPath,
+      CLI,
+      '--config',
+      localCfg,
+      'cert',
+      'issue',
+      'bench',
+      '--owner',
+      'admin',
+      '--out',
+      out,
+    ]);
+    const server = topo.spawn('node', [process.execPath, CLI, '--config', localCfg, 'server', 'run'], {
+      logFile: join(work, 'server-run.log'),
+    });
+    try {
+      await server.waitFor(/Initialization Sequence Completed/, 60_000);
+      topo.spawn('pod', ['iperf3', '-s', '-p', '5201']);
+      const c = connect(topo.name('office'), 'bench', readFileSync(out, 'utf8'));
+      await waitClientConnected(c, 60_000);
+      const local = await iperf(topo.name('office'), OFFICE_NODE_POD.pod);
+      assert.ok(local > 0, 'iperf3 through `server run` moved data');
+      figures['iperf3 office → pod, `podgate server run` in namespaces'] = `${local.toFixed(0)} Mbit/s`;
+      await c.stop(3000);
+    } finally {
+      await server.stop(8000);
+      await topo.destroy();
+    }
+  });
+});
