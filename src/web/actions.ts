@@ -203,6 +203,11 @@ export class WebActions {
     return deviceView(revoked, this.now());
   }
 
+  /** Days before expiry that lists flag a certificate (`vpn.expiryWarningDays`). */
+  get expiryWarningDays(): number {
+    return this.ctx.config.vpn.expiryWarningDays;
+  }
+
   getCert(serial: string): DeviceView {
     const cert = this.certBySerial(serial);
     if (!cert) throw new NotFound('certificate not found');
@@ -222,7 +227,9 @@ export class WebActions {
     const { total, items } = this.ctx.store.listCerts({
       ...(q.q ? { search: q.q } : {}),
       ...(q.status === 'valid' || q.status === 'revoked' ? { status: q.status } : {}),
-      ...(q.expiring === '30' || q.expiring === 'on' ? { expiringWithinDays: 30, now } : {}),
+      ...(q.expiring === '30' || q.expiring === 'on'
+        ? { expiringWithinDays: this.expiryWarningDays, now }
+        : {}),
       sort: q.sort,
       order: q.order,
       limit: q.perPage,

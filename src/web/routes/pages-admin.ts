@@ -29,8 +29,8 @@ function link(base: Record<string, unknown>, change: Record<string, unknown>): s
  * Table rows with every display string computed once here: the table is the busiest page, and plain
  * fields render about twice as fast as helper calls per cell.
  */
-function certRows(items: DeviceView[], at: Date): Record<string, unknown>[] {
-  const soonLimit = at.getTime() + 30 * 86_400_000;
+function certRows(items: DeviceView[], at: Date, warnDays: number): Record<string, unknown>[] {
+  const soonLimit = at.getTime() + warnDays * 86_400_000;
   return items.map((c) => {
     const expires = c.notAfter.toISOString();
     const created = c.createdAt.toISOString();
@@ -101,7 +101,8 @@ function certPages(r: Router, { actions, now }: RouteDeps): void {
       title: 'Certificates',
       nav: 'certs',
       ...result,
-      rows: certRows(result.items, now()),
+      rows: certRows(result.items, now(), actions.expiryWarningDays),
+      warnDays: actions.expiryWarningDays,
       q,
       columns,
       notice: notice(req),
