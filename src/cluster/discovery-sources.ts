@@ -3,6 +3,7 @@
  * object as the API server returns it and gives back CIDRs (unvalidated text), or nothing.
  */
 import { parse as parseYaml } from 'yaml';
+import { parseCidr } from '../lib/cidr.js';
 import type { KubeObject } from './kube-api.js';
 
 /** A set of CIDRs and the object they were read from, e.g. "kubeadm-config networking.podSubnet". */
@@ -187,5 +188,18 @@ export function readServiceCidrObjects(items: readonly KubeObject[]): string[] {
  */
 export function parseServiceRangeError(message: string): string | undefined {
   const m = /The range of valid IPs is ([0-9A-Fa-f.:]+\/\d{1,3})/.exec(message);
-  return m?.[1];
+  if (m) return m[1];
+  // Not the English phrase (another release or a proxy rewording it): the one CIDR the message names.
+  const candidates = message.match(/[0-9A-Fa-f.:]+\/\d{1,3}/g) ?? [];
+  const cidrs = [...new Set(candidates.filter(isCidr))];
+  return cidrs.length === 1 ? cidrs[0] : undefined;
+}
+
+function isCidr(text: string): boolean {
+  try {
+    parseCidr('probe', text);
+    return true;
+  } catch {
+    return false;
+  }
 }

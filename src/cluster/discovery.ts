@@ -74,6 +74,20 @@ export async function probeServiceRange(kube: KubeApi): Promise<string | undefin
   }
 }
 
+/**
+ * The probe is the last resort and the least reliable source: a webhook that refuses dry-run requests, a
+ * missing `create services` right or an overloaded server must cost only this source, never discovery.
+ */
+async function probeOrWarn(kube: KubeApi, warnings: string[]): Promise<string | undefined> {
+  try {
+    return await probeServiceRange(kube);
+  } catch (err) {
+    if (!(err instanceof KubeApiError) || err.kubeStatus === 401) throw err;
+    warnings.push(`dry-run Service probe skipped (${err.kubeStatus}): ${err.message}`);
+    return undefined;
+  }
+}
+
 function normalise(cidrs: readonly string[], source: string, warnings: string[]): string[] {
   const out: string[] = [];
   for (const c of cidrs) {
@@ -194,7 +208,7 @@ async function serviceSources(
   const k3s = readK3sNode(nodes);
   if (k3s) add(`${k3s.origin}: service-cidr`, k3s.serviceCidr);
   if (sources.length === 0) {
-    const range = await probeServiceRange(kube);
+    const range = await probeOrWarn(kube, warnings);
     if (range) add('dry-run Service probe (API server error message)', [range]);
     else
       warnings.push(
@@ -206,7 +220,10 @@ async function serviceSources(
 
 /**
  * Every read in discovery is optional: a source podgate may not read (403, e.g. a tighter RBAC than
- * k8s/ grants) is skipped with a warning instead of failing the whole discovery.
+ * k8s/ grants) or that the server cannot answer right now (a 503 from an aggregated API such as Calico's,
+ * a 500 from a broken webhook or CRD) is skipped with a warning naming it instead of failing the whole
+ * discovery. Only 401 (the credentials themselves are wrong) and transport errors (no API server at all)
+ * still fail: then every source would be missing and the warnings would hide the real problem.
  */
 function tolerant(kube: KubeApi, warnings: string[]): KubeApi {
   const skip = async <T>(fn: () => Promise<T>): Promise<T | undefined> => {
@@ -215,6 +232,10 @@ function tolerant(kube: KubeApi, warnings: string[]): KubeApi {
     } catch (err) {
       if (err instanceof KubeApiError && err.kubeStatus === 403) {
         warnings.push(`skipped (no permission): ${err.message}`);
+        return undefined;
+      }
+      if (err instanceof KubeApiError && err.kubeStatus !== 401) {
+        warnings.push(`skipped (${err.kubeStatus} from the API server): ${err.message}`);
         return undefined;
       }
       throw err;

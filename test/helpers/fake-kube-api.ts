@@ -19,7 +19,8 @@
  * resourceVersion, 410 Expired as an ERROR event after `compact()`, stream end via `endWatches()`),
  * a dry-run Service probe answering in the error form of a chosen Kubernetes version, a Deployment
  * "rollout" (status, one Running Pod, Endpoints for matching Services), and injected failures per
- * verb/kind/name (403 Forbidden, 404, 409, 500, 504 Timeout Status, or a request that never answers).
+ * verb/kind/name (401, 403 Forbidden, 404, 409, 500, 503 from an aggregated API, 504 Timeout Status, or a
+ * request that never answers).
  *
  * Does NOT model: authentication/authorization (every request is allowed unless a 403 is injected),
  * TLS, admission and schema validation (the tests validate manifests with kubernetes-models instead),
@@ -75,7 +76,7 @@ export interface Injection {
   verb?: Verb;
   kind?: string;
   name?: string;
-  status: 403 | 404 | 409 | 500 | 504 | 'hang';
+  status: 401 | 403 | 404 | 409 | 500 | 503 | 504 | 'hang';
   /** How many matching requests fail; default 1. */
   times?: number;
 }
@@ -507,6 +508,10 @@ export class FakeKubeApi {
         'Timeout: request did not complete within requested timeout - context deadline exceeded',
         {},
       );
+    else if (i.status === 401) this.status(res, 401, 'Unauthorized', 'Unauthorized', {});
+    else if (i.status === 503)
+      // what kube-aggregator answers when the APIService behind a group (e.g. Calico's) is unavailable
+      this.status(res, 503, 'ServiceUnavailable', 'the server is currently unable to handle the request', {});
     else this.status(res, 500, 'InternalError', 'Internal error occurred: injected');
     return true;
   }

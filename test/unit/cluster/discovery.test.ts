@@ -345,17 +345,58 @@ describe('discovery with partial permissions', () => {
     );
     assert.ok(r.warnings.some((w) => /skipped \(no permission\): list Node/.test(w)));
   });
-  it('other API errors fail discovery with the object named', async () => {
+  it('a 500 or 503 on one source is a warning naming it; discovery goes on with the others', async () => {
     fake = await FakeKubeApi.start();
+    fake.seedSample(KUBEADM_NODE);
+    fake.seedSample('servicecidr-kubernetes-networking-v1.json');
     fake.inject({ verb: 'get', kind: 'ConfigMap', name: 'kubeadm-config', status: 500 });
+    fake.inject({ verb: 'get', kind: 'ConfigMap', name: 'cilium-config', status: 503 });
+    const r = await discover(config(), { kube: createKubeApi(fake.kubeConfig()) });
+    assert.deepEqual(r.podCidrs, ['10.244.0.0/24']);
+    assert.ok(r.serviceCidrs.length > 0, 'ServiceCIDR still read');
+    assert.ok(
+      r.warnings.some((w) =>
+        /skipped \(500 from the API server\): read ConfigMap kube-system\/kubeadm-config/.test(w),
+      ),
+      r.warnings.join('\n'),
+    );
+    assert.ok(
+      r.warnings.some((w) =>
+        /skipped \(503 from the API server\): read ConfigMap kube-system\/cilium-config/.test(w),
+      ),
+    );
+  });
+  it('a refused dry-run probe (a webhook that rejects dry-run, 500) is a warning, not a failure', async () => {
+    fake = await FakeKubeApi.start({ serviceCidrApi: 'none', serviceRange: '10.97.0.0/16' });
+    fake.seedSample(KUBEADM_NODE);
+    fake.inject({ verb: 'create', kind: 'Service', status: 500 });
+    const r = await discover(config(), { kube: createKubeApi(fake.kubeConfig()) });
+    assert.deepEqual(r.podCidrs, ['10.244.0.0/24']);
+    assert.deepEqual(r.serviceCidrs, []);
+    assert.ok(
+      r.warnings.some((w) => /dry-run Service probe skipped \(500\)/.test(w)),
+      r.warnings.join('\n'),
+    );
+  });
+  it('a 401 (wrong credentials) still fails discovery with the object named', async () => {
+    fake = await FakeKubeApi.start();
+    fake.inject({ verb: 'get', kind: 'ConfigMap', name: 'kubeadm-config', status: 401 });
     await assert.rejects(
       discover(config(), { kube: createKubeApi(fake.kubeConfig()) }),
-      /read ConfigMap kube-system\/kubeadm-config: 500 InternalError/,
+      /read ConfigMap kube-system\/kubeadm-config: 401/,
     );
   });
 });
 
 describe('parseServiceRangeError', () => {
+  it('reads the one CIDR of a reworded message and refuses to guess between two', () => {
+    assert.equal(
+      parseServiceRangeError('spec.clusterIP: Invalid value: "0.0.0.0": hors de la plage 10.96.0.0/12'),
+      '10.96.0.0/12',
+    );
+    assert.equal(parseServiceRangeError('ranges 10.96.0.0/12 and fd00::/108 are configured'), undefined);
+    assert.equal(parseServiceRangeError('failed calling webhook "x": no range here'), undefined);
+  });
   for (const [form, file] of Object.entries(PROBE_FORMS)) {
     const body = sample<{ message?: string }>(file);
     if (!body.message) continue;
