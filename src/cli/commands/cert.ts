@@ -1,5 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BadRequest } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
@@ -7,17 +6,7 @@ import type { CertRecord } from '../../store/types.js';
 import { table, withContext, type CliEnv } from '../env.js';
 import { parseExpiringWindow } from './cert-expiring.js';
 import { registerRenew } from './cert-renew.js';
-
-/** Checks an --out path before anything is issued, so a bad path changes nothing. */
-function checkOutPath(out: string): string {
-  if (out === '-') return out;
-  const path = resolve(out);
-  const dir = dirname(path);
-  if (!existsSync(dir) || !statSync(dir).isDirectory())
-    throw new BadRequest(`--out: directory ${dir} does not exist`, 'out');
-  if (existsSync(path)) throw new BadRequest(`--out: ${path} already exists; choose another file`, 'out');
-  return path;
-}
+import { checkOutPath, deliverProfile, readCsrOption } from './profile-out.js';
 
 function certJson(c: CertRecord) {
   return {
@@ -65,14 +54,7 @@ function registerIssue(cert: Command, env: CliEnv): void {
         cmd: Command,
       ) => {
         const out = checkOutPath(o.out);
-        let csrPem: string | undefined;
-        if (o.csr) {
-          try {
-            csrPem = readFileSync(o.csr, 'utf8');
-          } catch {
-            throw new BadRequest(`--csr ${o.csr} cannot be read`, 'csr');
-          }
-        }
+        const csrPem = readCsrOption(o.csr);
         await withContext(env, cmd, async (ctx) => {
           const { cert: c, profile } = await ctx.devices.issue({
             actor: 'cli',
@@ -83,21 +65,7 @@ function registerIssue(cert: Command, env: CliEnv): void {
             keyType: o.keyType,
             csrPem,
           });
-          if (out === '-') {
-            env.out(profile);
-            return;
-          }
-          try {
-            writeFileAtomic(out, profile, 0o600);
-          } catch (err) {
-            // The profile holds the only copy of the key: a certificate nobody can use must not stay valid.
-            await ctx.revocation.revoke({
-              actor: 'cli',
-              serialOrName: c.serial,
-              reason: 'cessationOfOperation',
-            });
-            throw new BadRequest(`--out: cannot write ${out}: ${(err as Error).message}`, 'out');
-          }
+          if (!(await deliverProfile(ctx, env, out, profile, c.serial))) return;
           env.out(
             `issued ${c.commonName} (serial ${c.serial}, ${c.keyType}, valid until ${c.notAfter.toISOString()})`,
           );
