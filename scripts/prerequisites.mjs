@@ -69,12 +69,15 @@ if (!isRoot) {
 }
 // The cluster suites run a real control plane built from upstream Kubernetes (v1.34) and etcd with Go;
 // the first build takes many minutes and is cached outside the work tree (scripts/build-test-cluster.mjs).
-// `--with-node` (npm run test:node) also builds kubelet and kube-proxy for the real-node e2e.
-const buildArgs = [new URL('./build-test-cluster.mjs', import.meta.url).pathname];
-if (process.argv.includes('--with-node')) buildArgs.push('--with-node');
-const build = spawnSync(process.execPath, buildArgs, { stdio: 'inherit' });
-if (build.status !== 0) {
-  console.error('building the test cluster failed: the cluster suites cannot run');
-  process.exit(1);
+// `--with-node` (npm run test:node) also builds kubelet and kube-proxy for the real-node e2e;
+// `--no-cluster` (npm run test:unit: pure tests, no Kubernetes binary) skips the build altogether.
+if (!process.argv.includes('--no-cluster')) {
+  const buildArgs = [new URL('./build-test-cluster.mjs', import.meta.url).pathname];
+  if (process.argv.includes('--with-node')) buildArgs.push('--with-node');
+  const build = spawnSync(process.execPath, buildArgs, { stdio: 'inherit' });
+  if (build.status !== 0) {
+    console.error('building the test cluster failed: the cluster suites cannot run');
+    process.exit(1);
+  }
 }
 console.log('prerequisites ok');
