@@ -5,7 +5,7 @@
 // 2. Flood: one user keeps sending waves of 12 parallel rsa-3072 creates while the admin signs in again
 //    and again. Printed: admin sign-in p50/p95 idle (baseline, same run) and during the flood.
 // Figures are printed, never enforced. Run: npm run build && node dist/bench/issue-flood.js
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/load.js';
 import { exec } from '../src/lib/exec.js';
 import { setLogLevel } from '../src/lib/logger.js';
+import { startServe as startProcess } from './serve-process.js';
 import { openContext } from '../src/services/context.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
@@ -41,27 +42,7 @@ async function prepare(dataDir: string): Promise<void> {
 }
 
 function startServe(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [CLI, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'],
-      {
-        env: { ...process.env, PODGATE_VPN_ENDPOINTS: 'vpn.example.test', PODGATE_LOG_LEVEL: 'error' },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('podgate serve did not start')), 30_000);
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /podgate web app on (\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1]! });
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`podgate serve exited with ${code}`)));
-  });
+  return startProcess(dataDir, { PODGATE_LOG_LEVEL: 'error' });
 }
 
 interface Session {

@@ -2,15 +2,16 @@
 // (autocannon on loopback, bounded duration), 20 concurrent device creations, and the resident memory of
 // the real `podgate serve` process afterwards. Baseline in the same run: /healthz under the same load.
 // Targets (printed, never enforced): certificate list p95 <= 100 ms; RSS <= 200 MB.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../src/config/load.js';
 import { setLogLevel } from '../src/lib/logger.js';
+import { startServe as startProcess } from './serve-process.js';
 import { openContext } from '../src/services/context.js';
 
 interface AutocannonInstance {
@@ -37,7 +38,6 @@ type Autocannon = (
 // autocannon ships no types; load it through require with the small surface used here.
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const PASSWORD = 'bench password 123';
 const METRICS_TOKEN = 'bench-metrics-token-0123456789';
 const CERTS = 10_000;
@@ -140,35 +140,13 @@ async function prepare(dataDir: string): Promise<void> {
 }
 
 function startServe(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [CLI, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'],
-      {
-        env: {
-          ...process.env,
-          PODGATE_VPN_ENDPOINTS: 'vpn.example.test',
-          PODGATE_LOG_LEVEL: 'warn',
-          // /metrics is served on the public listener only with this token.
-          PODGATE_WEB_METRICS_TOKEN_FILE: join(dataDir, '..', 'metrics-token'),
-          // The 20 parallel creations below measure throughput, not the per-user limits (bench/issue-flood).
-          PODGATE_DEVICES_MAX_VALID_PER_USER: '100',
-          PODGATE_DEVICES_KEYGEN_QUEUE: '100',
-        },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('podgate serve did not start')), 30_000);
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /podgate web app on (\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1]! });
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`podgate serve exited with ${code}`)));
+  return startProcess(dataDir, {
+    PODGATE_LOG_LEVEL: 'warn',
+    // /metrics is served on the public listener only with this token.
+    PODGATE_WEB_METRICS_TOKEN_FILE: join(dataDir, '..', 'metrics-token'),
+    // The 20 parallel creations below measure throughput, not the per-user limits (bench/issue-flood).
+    PODGATE_DEVICES_MAX_VALID_PER_USER: '100',
+    PODGATE_DEVICES_KEYGEN_QUEUE: '100',
   });
 }
 
