@@ -8,13 +8,13 @@ import { rmSync } from 'node:fs';
 import { ManagementClient, withManagement } from '../../src/openvpn/management-client.js';
 import { sessionsOf } from '../../src/openvpn/status.js';
 import {
-  canUseNetns,
   cleanupAll,
   officeNodePod,
   OFFICE_NODE_POD as A,
   type SpawnedProcess,
   type Topology,
 } from '../helpers/netns.js';
+import { requireNetns } from '../helpers/topology.js';
 import {
   clientProfile,
   clientTlsKey,
@@ -38,10 +38,7 @@ describe('e2e: openvpn management client against openvpn 2.6', function () {
   let dir: string;
 
   before(async function () {
-    if (!(await canUseNetns())) {
-      if (process.env.CI === 'true') throw new Error('network namespaces need root + iproute2');
-      this.skip();
-    }
+    await requireNetns(this);
     topo = await officeNodePod({ prefix: 'pgm' });
     pki = await makeTestPki();
     dir = makeServerDir();

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { exec } from '../../src/lib/exec.js';
 import {
-  canUseNetns,
   cleanupAll,
   officeNodePod,
   startEchoServer,
@@ -14,16 +13,14 @@ import {
   OFFICE_NODE_POD as A,
   type Topology,
 } from '../helpers/netns.js';
+import { requireNetns, until } from '../helpers/topology.js';
 
 describe('e2e: test/helpers/netns', function () {
   this.timeout(60_000);
   let topo: Topology;
 
   before(async function () {
-    if (!(await canUseNetns())) {
-      if (process.env.CI === 'true') throw new Error('network namespaces need root + iproute2');
-      this.skip();
-    }
+    await requireNetns(this);
     topo = await officeNodePod({ prefix: 'pgh' });
     await startEchoServer(topo.name('pod'), '0.0.0.0', 7007);
     await startEchoServer(topo.name('node'), A.node, 7007);
@@ -59,9 +56,18 @@ describe('e2e: test/helpers/netns', function () {
     const p = topo.spawn('pod', ['sh', '-c', 'sleep 300 & echo started; wait']);
     await p.waitFor(/started/);
     const ns = Object.values(topo.ns);
-    const before = (await exec(['ip', 'netns', 'pids', topo.name('pod')])).stdout.trim().split('\n');
+    const pids = async () =>
+      (await exec(['ip', 'netns', 'pids', topo.name('pod')])).stdout.trim().split('\n');
+    const before = await pids();
     await p.stop();
-    const after = (await exec(['ip', 'netns', 'pids', topo.name('pod')])).stdout.trim().split('\n');
+    // `stop()` resolves when sh exits; its sleep child, killed by the same group signal, is reaped by
+    // init a moment later and is listed until then.
+    let after = await pids();
+    await until(
+      async () => (after = await pids()).length <= before.length - 2,
+      5000,
+      'sleep to leave the namespace',
+    ).catch(() => undefined);
     assert.equal(before.length - after.length, 2, 'sh and its sleep child both gone');
     await cleanupAll();
     const list = (await exec(['ip', 'netns', 'list'])).stdout;

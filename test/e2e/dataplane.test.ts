@@ -13,140 +13,71 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import { createApp } from '../../src/web/app.js';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { exec } from '../../src/lib/exec.js';
-import { loadConfig } from '../../src/config/load.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { serverPaths } from '../../src/openvpn/server-files.js';
 import { openContext } from '../../src/services/context.js';
 import { openStore } from '../../src/store/index.js';
 import { wrapTlsCryptV2ClientKey } from '../../src/pki/tls-crypt.js';
 import {
-  canUseNetns,
-  cleanupAll,
   dnsQuery,
-  officeNodePod,
   startDnsServer,
   startEchoServer,
   tcpProbe,
   OFFICE_NODE_POD as A,
   type SpawnedProcess,
-  type Topology,
 } from '../helpers/netns.js';
-import { makeTestPki, startClient, waitClientConnected } from '../helpers/openvpn.js';
+import { makeTestPki, waitClientConnected } from '../helpers/openvpn.js';
+import { ADMIN_PASSWORD, count, REVOKED, requireNetns, until, VpnLab } from '../helpers/topology.js';
 
-const CLI = join(process.cwd(), 'dist/src/cli.js');
 const PORT = 30030;
 const ECHO = 7007;
 
-function count(text: string, re: RegExp): number {
-  return (text.match(new RegExp(re.source, 'g')) ?? []).length;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', function () {
   this.timeout(180_000);
-  let topo: Topology;
-  let work: string;
-  let cfgFile: string;
+  let lab: VpnLab;
   let server: SpawnedProcess;
   const clients: Record<string, SpawnedProcess> = {};
-  const profiles: Record<string, string> = {};
-
-  const cli = (...args: string[]) =>
-    exec([process.execPath, CLI, '--config', cfgFile, ...args], { timeoutMs: 60_000 });
-  const config = () => loadConfig({ file: cfgFile });
-
-  async function issue(name: string): Promise<string> {
-    const out = join(work, `${name}.ovpn`);
-    await cli('cert', 'issue', name, '--owner', 'admin', '--out', out);
-    profiles[name] = readFileSync(out, 'utf8');
-    return profiles[name]!;
-  }
 
   /** Clients in one namespace would share (and fight over) the pushed routes: bob gets his own. */
-  function connect(name: string, profile = profiles[name]!, role = 'office'): SpawnedProcess {
-    const p = startClient(topo.name(role), work, `${name}-${Date.now()}`, profile, [
-      '--connect-retry',
-      '1',
-      '1',
-    ]);
+  function connect(name: string, profile?: string, role?: string): SpawnedProcess {
+    const p = lab.client(name, { profile, role });
     clients[name] = p;
     return p;
   }
 
-  /** Waits until the server log shows `re` once more than `before` times. */
-  async function serverSays(re: RegExp, before: number, timeoutMs = 20_000): Promise<void> {
-    await until(() => count(server.output(), re) > before, timeoutMs, `server log ${re}`);
-  }
-
   before(async function () {
-    if (!(await canUseNetns())) {
-      if (process.env.CI === 'true') throw new Error('network namespaces need root + iproute2');
-      this.skip();
-    }
-    topo = await officeNodePod({ prefix: 'pgd' });
-    work = mkdtempSync(join(tmpdir(), 'pg-dataplane-'));
-    writeFileSync(join(work, 'admin.pw'), 'admin-password-for-tests\n', { mode: 0o600 });
-    cfgFile = join(work, 'podgate.yaml');
-    writeFileSync(
-      cfgFile,
-      [
-        `dataDir: ${join(work, 'data')}`,
-        'ca: { keyType: ec-p384 }',
-        'vpn:',
-        `  port: ${PORT}`,
-        `  endpoints: ["${A.node}"]`,
-        `  routes: { pods: ["${A.podCidr}"], services: ["${A.serviceCidr}"] }`,
+    await requireNetns(this);
+    lab = await VpnLab.create({
+      prefix: 'pgd',
+      port: PORT,
+      services: true,
+      vpn: [
         `  dns: { servers: ["${A.clusterIp}"], domain: cluster.local, searchDomains: [svc.cluster.local] }`,
         '  nat: true',
-        '',
-      ].join('\n'),
-    );
-    await exec([process.execPath, CLI, '--config', cfgFile, 'init'], {
-      env: { ...process.env, PODGATE_ADMIN_PASSWORD_FILE: join(work, 'admin.pw') },
+      ],
     });
+    await lab.init();
     // A second office host on its own link, so that two clients have their own routing tables.
-    await topo.link('office2', '172.18.13.100/24', 'node', '172.18.13.21/24');
-    await topo.route('office2', '172.18.12.0/24', '172.18.13.21');
-    await startEchoServer(topo.name('pod'), '0.0.0.0', ECHO);
+    await lab.topo.link('office2', '172.18.13.100/24', 'node', '172.18.13.21/24');
+    await lab.topo.route('office2', '172.18.12.0/24', '172.18.13.21');
+    await startEchoServer(lab.topo.name('pod'), '0.0.0.0', ECHO);
     // The "cluster DNS": a resolver in the pod, reached through the ClusterIP the server pushes.
-    await startDnsServer(topo.name('pod'), '0.0.0.0', { 'orders.shop.svc.cluster.local': A.pod });
-    server = topo.spawn('node', [process.execPath, CLI, '--config', cfgFile, 'server', 'run'], {
-      logFile: join(work, 'server-run.log'),
-    });
-    await server.waitFor(/Initialization Sequence Completed/, 30_000);
+    await startDnsServer(lab.topo.name('pod'), '0.0.0.0', { 'orders.shop.svc.cluster.local': A.pod });
+    server = await lab.startServerRun();
   });
 
   after(async () => {
-    if (server?.running) await server.stop(8000);
-    await cleanupAll();
-    if (work) {
-      try {
-        rmSync(dirname(serverPaths(config()).activeCrl), { recursive: true, force: true });
-      } catch {
-        /* config never written */
-      }
-      rmSync(work, { recursive: true, force: true });
-    }
+    await lab?.close();
   });
 
   it('a profile from `podgate cert issue` connects and reaches a pod IP and a ClusterIP', async () => {
-    await issue('alice.laptop');
+    await lab.issue('alice.laptop');
     const alice = connect('alice.laptop');
     await waitClientConnected(alice);
-    assert.equal(await tcpProbe(topo.name('office'), A.pod, ECHO), true, 'pod IP through the tunnel');
+    assert.equal(await tcpProbe(lab.topo.name('office'), A.pod, ECHO), true, 'pod IP through the tunnel');
     assert.equal(
-      await tcpProbe(topo.name('office'), A.clusterIp, ECHO),
+      await tcpProbe(lab.topo.name('office'), A.clusterIp, ECHO),
       true,
       'ClusterIP through the tunnel',
     );
@@ -154,13 +85,11 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
 
   it('a profile downloaded from the web app (POST /api/v1/devices) connects and reaches the pod', async () => {
     // The web app runs in this process on the same data dir, as `podgate serve` would next to `server run`.
-    const ctx = await openContext(config());
+    const ctx = await openContext(lab.config());
     try {
       const app = createApp({ ctx });
       const agent = request.agent(app);
-      const login = await agent
-        .post('/api/v1/login')
-        .send({ name: 'admin', password: 'admin-password-for-tests' });
+      const login = await agent.post('/api/v1/login').send({ name: 'admin', password: ADMIN_PASSWORD });
       assert.equal(login.status, 200, login.text);
       const res = await agent
         .post('/api/v1/devices')
@@ -176,7 +105,7 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
       assert.equal(res.headers['cache-control'], 'no-store');
       const web = connect('admin.webdev', String(res.body), 'office2');
       await waitClientConnected(web);
-      assert.equal(await tcpProbe(topo.name('office2'), A.pod, ECHO), true, 'pod IP through the tunnel');
+      assert.equal(await tcpProbe(lab.topo.name('office2'), A.pod, ECHO), true, 'pod IP through the tunnel');
       await web.stop(5000);
     } finally {
       ctx.close();
@@ -184,7 +113,7 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
   });
 
   it('the client got the pod and service routes and the DNS options', async () => {
-    const routes = (await topo.run('office', ['ip', 'route'])).stdout;
+    const routes = (await lab.topo.run('office', ['ip', 'route'])).stdout;
     assert.match(routes, /^10\.244\.0\.0\/16 via 10\.140\.\d+\.\d+ dev tun\d/m);
     assert.match(routes, /^10\.96\.0\.0\/12 via 10\.140\.\d+\.\d+ dev tun\d/m);
     const log = clients['alice.laptop']!.output();
@@ -203,27 +132,27 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
   it('cluster names resolve through the tunnel with the pushed DNS server', async () => {
     const dns = /dns server 0 address ([0-9.]+)/.exec(clients['alice.laptop']!.output())?.[1];
     assert.equal(dns, A.clusterIp);
-    assert.equal(await dnsQuery(topo.name('office'), dns, 'orders.shop.svc.cluster.local'), A.pod);
+    assert.equal(await dnsQuery(lab.topo.name('office'), dns, 'orders.shop.svc.cluster.local'), A.pod);
     assert.equal(
-      await dnsQuery(topo.name('office'), dns, 'missing.svc.cluster.local'),
+      await dnsQuery(lab.topo.name('office'), dns, 'missing.svc.cluster.local'),
       undefined,
       'NXDOMAIN',
     );
   });
 
   it('`podgate sessions --json` lists the live session', async () => {
-    const r = await cli('sessions', '--json');
+    const r = await lab.cli('sessions', '--json');
     const sessions = JSON.parse(r.stdout) as { commonName: string; realAddress: string }[];
     assert.ok(sessions.some((s) => s.commonName === 'alice.laptop' && s.realAddress.startsWith(A.office)));
   });
 
   it('revoking with the CLI drops the live session (server-pushed-halt); it cannot reconnect; bob stays up', async () => {
-    await issue('bob.laptop');
-    const bob = connect('bob.laptop', profiles['bob.laptop'], 'office2');
+    await lab.issue('bob.laptop');
+    const bob = connect('bob.laptop', lab.profiles['bob.laptop'], 'office2');
     await waitClientConnected(bob);
     const alice = clients['alice.laptop']!;
     const revokedBefore = count(server.output(), /revoked/i);
-    await cli('cert', 'revoke', 'alice.laptop', '--reason', 'keyCompromise');
+    await lab.cli('cert', 'revoke', 'alice.laptop', '--reason', 'keyCompromise');
     const exit = await Promise.race([
       alice.exited,
       new Promise((r) => setTimeout(() => r('timeout'), 15_000)),
@@ -232,19 +161,19 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     assert.match(alice.output(), /server-pushed-halt/);
     assert.ok(bob.running, 'bob is still connected');
     assert.equal(
-      await tcpProbe(topo.name('office2'), A.pod, ECHO),
+      await tcpProbe(lab.topo.name('office2'), A.pod, ECHO),
       true,
       "bob's tunnel still carries traffic",
     );
 
     const again = connect('alice.laptop');
-    await serverSays(/certificate revoked|CRL CHECK FAILED/i, revokedBefore);
+    await lab.serverSays(REVOKED, revokedBefore);
     assert.doesNotMatch(again.output(), /Initialization Sequence Completed/);
     await again.stop();
   });
 
   it('the audit log shows revocation.effective for alice', async () => {
-    const store = openStore(join(work, 'data'));
+    const store = openStore(lab.dataDir);
     try {
       const rows = store.listAudit({ action: 'revocation.effective' });
       const row = rows.find((r) => r.target === 'alice.laptop');
@@ -258,9 +187,9 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
   });
 
   it('refuses a certificate from another CA, an expired certificate and a client without its tls-crypt-v2 key', async () => {
-    const paths = serverPaths(config());
+    const paths = serverPaths(lab.config());
     const serverTlsKey = readFileSync(paths.tlsCryptV2, 'utf8');
-    const base = profiles['bob.laptop']!;
+    const base = lab.profiles['bob.laptop']!;
     const withBlock = (profile: string, tag: string, body: string) =>
       profile.replace(new RegExp(`<${tag}>\\n[\\s\\S]*?\\n</${tag}>`), `<${tag}>\n${body.trim()}\n</${tag}>`);
 
@@ -271,13 +200,13 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     p = withBlock(p, 'tls-crypt-v2', wrapTlsCryptV2ClientKey(serverTlsKey));
     let before = count(server.output(), /VERIFY ERROR/);
     const m = connect('mallory', p);
-    await serverSays(/VERIFY ERROR/, before);
+    await lab.serverSays(/VERIFY ERROR/, before);
     assert.match(server.output(), /VERIFY ERROR: depth=0, error=unable to get local issuer certificate/);
     assert.doesNotMatch(m.output(), /Initialization Sequence Completed/);
     await m.stop();
 
     // Expired: signed by podgate's CA, valid for one day, three days ago.
-    const ctx = await openContext(config());
+    const ctx = await openContext(lab.config());
     let expired;
     try {
       expired = await ctx.ca.issue({
@@ -292,13 +221,13 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     p = withBlock(withBlock(base, 'cert', expired.certPem), 'key', expired.keyPem!);
     before = count(server.output(), /certificate has expired/);
     const o = connect('old', p);
-    await serverSays(/certificate has expired/, before);
+    await lab.serverSays(/certificate has expired/, before);
     assert.doesNotMatch(o.output(), /Initialization Sequence Completed/);
     await o.stop();
 
     // No tls-crypt-v2 key: the server drops the reset packet unanswered, before any TLS.
-    await issue('carol.phone');
-    const noKey = profiles['carol.phone']!.replace(/<tls-crypt-v2>[\s\S]*?<\/tls-crypt-v2>\n?/, '');
+    await lab.issue('carol.phone');
+    const noKey = lab.profiles['carol.phone']!.replace(/<tls-crypt-v2>[\s\S]*?<\/tls-crypt-v2>\n?/, '');
     assert.doesNotMatch(noKey, /tls-crypt-v2/);
     // openvpn 2.6 logs this for a reset packet that carries no tls-crypt-v2 client key.
     const dropped = new RegExp(
@@ -313,7 +242,7 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
       'client start',
     );
     // ...and the server read it and dropped it.
-    await serverSays(dropped, before);
+    await lab.serverSays(dropped, before);
     assert.ok(n.running, 'the client is still trying, unanswered');
     assert.doesNotMatch(n.output(), /Initialization Sequence Completed|Peer Connection Initiated/);
     assert.ok(!server.output().includes('carol.phone'), 'the server never saw the client certificate');
@@ -321,35 +250,35 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
   });
 
   it('kill -9 of openvpn: the supervisor restarts it and revocations still hold', async () => {
-    const paths = serverPaths(config());
+    const paths = serverPaths(lab.config());
     const pid = Number(readFileSync(paths.pidFile, 'utf8').trim());
     const readyBefore = count(server.output(), /Initialization Sequence Completed/);
     process.kill(pid, 'SIGKILL');
-    await serverSays(/Initialization Sequence Completed/, readyBefore, 30_000);
+    await lab.serverSays(/Initialization Sequence Completed/, readyBefore, 30_000);
     const newPid = Number(readFileSync(paths.pidFile, 'utf8').trim());
     assert.notEqual(newPid, pid);
 
-    const revokedBefore = count(server.output(), /certificate revoked|CRL CHECK FAILED/i);
+    const revokedBefore = count(server.output(), REVOKED);
     const alice = connect('alice.laptop');
-    await serverSays(/certificate revoked|CRL CHECK FAILED/i, revokedBefore);
+    await lab.serverSays(REVOKED, revokedBefore);
     assert.doesNotMatch(alice.output(), /Initialization Sequence Completed/);
     await alice.stop();
 
     const carol = connect('carol.phone');
     await waitClientConnected(carol);
-    assert.equal(await tcpProbe(topo.name('office'), A.pod, ECHO), true);
+    assert.equal(await tcpProbe(lab.topo.name('office'), A.pod, ECHO), true);
   });
 
   it('a revoke while the management interface is down is pending, then applied', async () => {
-    const paths = serverPaths(config());
+    const paths = serverPaths(lab.config());
     const pid = Number(readFileSync(paths.pidFile, 'utf8').trim());
     const carol = clients['carol.phone']!;
     process.kill(pid, 'SIGSTOP'); // openvpn accepts no management connection and answers nothing
     try {
-      await cli('cert', 'revoke', 'carol.phone', '--reason', 'keyCompromise');
+      await lab.cli('cert', 'revoke', 'carol.phone', '--reason', 'keyCompromise');
       await until(
         () => {
-          const store = openStore(join(work, 'data'));
+          const store = openStore(lab.dataDir);
           try {
             return store.listPending().some((x) => x.commonName === 'carol.phone');
           } finally {
@@ -372,7 +301,7 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     // The agent records the kill after openvpn confirms it, so the row may land just after carol exits.
     await until(
       () => {
-        const s = openStore(join(work, 'data'));
+        const s = openStore(lab.dataDir);
         try {
           return s.listPending().length === 0;
         } finally {
@@ -382,7 +311,7 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
       15_000,
       'pending cleared',
     );
-    const store = openStore(join(work, 'data'));
+    const store = openStore(lab.dataDir);
     try {
       const actions = store.listAudit({ target: 'carol.phone' }).map((r) => r.action);
       assert.ok(actions.includes('revocation.pending'));
@@ -393,15 +322,15 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
   });
 
   it('SIGTERM stops openvpn and removes the NAT rule', async () => {
-    const before = (await topo.iptables('node', ['-t', 'nat', '-S', 'POSTROUTING'])).stdout;
+    const before = (await lab.topo.iptables('node', ['-t', 'nat', '-S', 'POSTROUTING'])).stdout;
     assert.match(before, /10\.140\.0\.0\/16.*MASQUERADE/);
-    const pid = Number(readFileSync(serverPaths(config()).pidFile, 'utf8').trim());
+    const pid = Number(readFileSync(serverPaths(lab.config()).pidFile, 'utf8').trim());
     process.kill(server.pid, 'SIGTERM'); // the supervisor only, not its process group
     const exit = await server.exited;
     assert.equal(exit.code, 0);
-    const after = (await topo.iptables('node', ['-t', 'nat', '-S', 'POSTROUTING'])).stdout;
+    const after = (await lab.topo.iptables('node', ['-t', 'nat', '-S', 'POSTROUTING'])).stdout;
     assert.doesNotMatch(after, /MASQUERADE/);
     assert.throws(() => process.kill(pid, 0), /ESRCH/, 'openvpn is gone');
-    assert.ok(!existsSync(dirname(serverPaths(config()).activeCrl)), 'runtime CRL dir removed');
+    assert.ok(!existsSync(dirname(serverPaths(lab.config()).activeCrl)), 'runtime CRL dir removed');
   });
 });

@@ -13,22 +13,15 @@
  * provides), so nothing is written to the machine's own /etc.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmdirSync, rmSync } from 'node:fs';
 import { exec } from '../../src/lib/exec.js';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { gatewayLayout } from '../../src/gateway/layout.js';
-import {
-  canUseNetns,
-  cleanupAll,
-  officeNodePod,
-  OFFICE_NODE_POD as A,
-  type SpawnedProcess,
-  type Topology,
-} from '../helpers/netns.js';
+import { OFFICE_NODE_POD as A, type SpawnedProcess, type Topology } from '../helpers/netns.js';
 import { canRunSshd, makeKey, startSshd, type KeyPair } from '../helpers/sshd.js';
 import { CLI } from '../helpers/cli.js';
+import { requireNetns, VpnLab } from '../helpers/topology.js';
 
 const LAN = { host: '192.168.77.10', gw: '192.168.77.1', cidr: '192.168.77.0/24' };
 const POD_PORT = 8080;
@@ -42,6 +35,7 @@ const PROBE = [
 
 describe('e2e: gateway provision/status/remove across namespaces', function () {
   this.timeout(240_000);
+  let lab: VpnLab;
   let topo: Topology;
   let dir: string;
   let config: string;
@@ -87,12 +81,11 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
     topo.run('lan', [process.execPath, '-e', PROBE, ip, String(POD_PORT)], { check: false });
 
   before(async function () {
-    if (!(await canUseNetns()) || !canRunSshd()) {
-      if (process.env.CI === 'true') throw new Error('gateway e2e needs root, iproute2 and openssh-server');
-      this.skip();
-    }
-    dir = mkdtempSync(join(tmpdir(), 'pg-gw-e2e-'));
-    topo = await officeNodePod({ prefix: 'pgg' });
+    await requireNetns(this, canRunSshd(), 'gateway e2e needs root, iproute2 and openssh-server');
+    lab = await VpnLab.create({ prefix: 'pgg', services: true, vpn: ['  nat: true'] });
+    topo = lab.topo;
+    dir = lab.work;
+    config = lab.cfgFile;
     await topo.link('lan', `${LAN.host}/24`, 'office', `${LAN.gw}/24`);
     await topo.route('lan', A.podCidr, LAN.gw);
     await topo.route('lan', A.serviceCidr, LAN.gw);
@@ -104,31 +97,13 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
     const sshd = await startSshd({ ns: gwNs, dir: join(dir, 'sshd') });
     sshd.authorize('root', key.publicKey);
 
-    config = join(dir, 'podgate.yaml');
-    writeFileSync(
-      config,
-      [
-        `dataDir: ${join(dir, 'data')}`,
-        'ca: { keyType: ec-p384 }',
-        'vpn:',
-        `  endpoints: [${A.node}]`,
-        `  routes: { pods: [${A.podCidr}], services: [${A.serviceCidr}] }`,
-        '  nat: true',
-        '',
-      ].join('\n'),
-    );
-    writeFileSync(join(dir, 'admin-pw'), 'e2e admin password\n');
-    const init = await podgate('node', ['init']);
-    assert.equal(init.code, 0, init.stderr);
-    server = topo.spawn('node', [process.execPath, CLI, '--config', config, 'server', 'run'], {
-      logFile: join(dir, 'server.log'),
-    });
-    await server.waitFor(/Initialization Sequence Completed/, 30_000);
+    await lab.init();
+    server = await lab.startServerRun();
     await topo.spawn('pod', [process.execPath, '-e', ECHO]).waitFor(/listening/);
   });
 
   after(async () => {
-    await cleanupAll();
+    await lab?.close();
     for (const d of etcNetns) rmSync(d, { recursive: true, force: true });
     rmSync(`/run/podgate-gw/${name}`, { recursive: true, force: true });
     try {
@@ -136,7 +111,6 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
     } catch {
       /* not empty or already gone */
     }
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('before provisioning the lan host cannot reach the pod', async () => {

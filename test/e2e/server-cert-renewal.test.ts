@@ -17,18 +17,14 @@ import { ServerSupervisor } from '../../src/openvpn/supervisor.js';
 import { openContext, type AppContext } from '../../src/services/context.js';
 import { LocalCrlPublisher, serverDir } from '../../src/openvpn/local-publisher.js';
 import {
-  canUseNetns,
   cleanupAll,
   officeNodePod,
   OFFICE_NODE_POD as A,
   type SpawnedProcess,
   type Topology,
 } from '../helpers/netns.js';
+import { count, requireNetns } from '../helpers/topology.js';
 import { startClient, waitClientConnected } from '../helpers/openvpn.js';
-
-function count(text: string, re: RegExp): number {
-  return (text.match(new RegExp(re.source, 'g')) ?? []).length;
-}
 
 describe('e2e: the server certificate renews itself (local mode: openvpn restarted, clients need nothing)', function () {
   this.timeout(120_000);
@@ -40,10 +36,7 @@ describe('e2e: the server certificate renews itself (local mode: openvpn restart
   const serverLog: string[] = [];
 
   before(async function () {
-    if (!(await canUseNetns())) {
-      if (process.env.CI === 'true') throw new Error('network namespaces need root + iproute2');
-      this.skip();
-    }
+    await requireNetns(this);
     setLogLevel('error');
     topo = await officeNodePod({ prefix: 'pgs' });
     work = mkdtempSync(join(tmpdir(), 'pg-server-renew-'));
