@@ -7,14 +7,20 @@ export class AppError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
-    options?: { cause?: unknown; field?: string },
+    options?: { cause?: unknown; field?: string; retryAfterSeconds?: number },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.field = options?.field;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
   /** The input field (path) that was wrong, when there is one. */
   readonly field: string | undefined;
+  /**
+   * For a refusal that passes with time (429, 503): whole seconds after which the same request may
+   * succeed. The web renderer sends it as `Retry-After`.
+   */
+  readonly retryAfterSeconds: number | undefined;
 }
 
 export class BadRequest extends AppError {
@@ -43,8 +49,8 @@ export class Conflict extends AppError {
   }
 }
 export class TooManyRequests extends AppError {
-  constructor(message = 'too many requests, try again later') {
-    super(429, 'too_many_requests', message);
+  constructor(message = 'too many requests, try again later', retryAfterSeconds?: number) {
+    super(429, 'too_many_requests', message, { retryAfterSeconds });
   }
 }
 export class Upstream extends AppError {

@@ -57,7 +57,7 @@ export class DeviceService {
   readonly limits: IssueLimits;
 
   constructor(private readonly deps: DeviceServiceDeps) {
-    this.limits = deps.limits ?? new IssueLimits(deps.config.devices);
+    this.limits = deps.limits ?? new IssueLimits(deps.config.devices, () => deps.now().getTime());
   }
 
   /** Valid, unexpired client certificates of one owner (what devices.maxValidPerUser counts). */

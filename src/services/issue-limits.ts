@@ -4,15 +4,17 @@ const HOUR = 3_600_000;
 
 /** 429: the per-user issuance rate was used up. */
 export class TooManyIssues extends AppError {
-  constructor(message: string) {
-    super(429, 'rate_limited', message);
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, 'rate_limited', message, { retryAfterSeconds });
   }
 }
 
 /** 503: every key-generation slot and queue place is taken; the request changed nothing. */
 export class IssueQueueFull extends AppError {
   constructor() {
-    super(503, 'busy', 'too many certificates are being made right now; try again in a minute');
+    super(503, 'busy', 'too many certificates are being made right now; try again in a minute', {
+      retryAfterSeconds: 60,
+    });
   }
 }
 
@@ -68,8 +70,11 @@ export class IssueLimits {
     const times = (this.recent.get(ownerId) ?? []).filter((x) => t - x < HOUR);
     if (times.length >= issuesPerHour) {
       this.recent.set(ownerId, times);
+      // The next slot opens when the oldest issue in the window is an hour old.
+      const seconds = Math.ceil((times[0]! + HOUR - t) / 1000);
       throw new TooManyIssues(
-        `owner: user '${owner}' made ${issuesPerHour} certificates in the last hour (devices.issuesPerHour); try again later`,
+        `owner: user '${owner}' made ${issuesPerHour} certificates in the last hour (devices.issuesPerHour); try again in ${Math.ceil(seconds / 60)} minutes`,
+        seconds,
       );
     }
     times.push(t);

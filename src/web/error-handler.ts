@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { AppError, BadRequest, NotFound } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { wantsJson } from './auth.js';
@@ -37,6 +37,16 @@ function fromHttpError(err: unknown): AppError | undefined {
 }
 
 /**
+ * Sends `Retry-After` for an AppError that passes with time (a throttled sign-in, a used-up issue rate,
+ * a full key-generation queue). Pages that render such an error themselves (the sign-in and devices
+ * forms) call it too. A whole number of seconds, at least 1 (RFC 9110 delay-seconds).
+ */
+export function setRetryAfter(res: Response, err: unknown): void {
+  if (!(err instanceof AppError) || err.retryAfterSeconds === undefined) return;
+  res.set('Retry-After', String(Math.max(1, Math.ceil(err.retryAfterSeconds))));
+}
+
+/**
  * The one error renderer. AppErrors show their status and safe message (and field); anything else is
  * a 500 with the request id and nothing more: no stack, no internal message.
  */
@@ -66,6 +76,7 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
     return;
   }
   if (status === 401) res.set('WWW-Authenticate', 'Bearer realm="podgate"');
+  setRetryAfter(res, known);
   res.status(status);
   if (wantsJson(req)) {
     res.json(body);

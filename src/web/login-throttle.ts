@@ -116,7 +116,8 @@ export class LoginThrottle {
     ];
     const wait = Math.max(...keys.map(([k, limit]) => this.wait(this.counter(k, false), limit)));
     if (wait > 0) {
-      throw new TooManyRequests(`too many sign-in attempts, try again in ${Math.ceil(wait / 1000)} seconds`);
+      const seconds = Math.ceil(wait / 1000);
+      throw new TooManyRequests(`too many sign-in attempts, try again in ${seconds} seconds`, seconds);
     }
     const held = keys.map(([k]) => this.counter(k, true)!);
     for (const c of held) c.inFlight += 1;

@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { AppError, BadRequest, Forbidden } from '../../lib/errors.js';
 import type { Config } from '../../config/schema.js';
 import { csrfProtect, requireUser } from '../auth.js';
+import { setRetryAfter } from '../error-handler.js';
 import { clearSessionCookie, randomToken, safeEqual, setSessionCookie } from '../session.js';
 import { createDeviceBody, loginBody, parse } from '../validation.js';
 import { sendProfile, type RouteDeps } from './api.js';
@@ -118,6 +119,7 @@ export function userPages({ actions }: RouteDeps, config: Config): Router {
     } catch (err) {
       const status = (err as { status?: number }).status ?? 500;
       if (status !== 401 && status !== 429) throw err;
+      setRetryAfter(res, err);
       renderLogin(req, res, status, (err as Error).message, input.name);
     }
   });
@@ -158,6 +160,7 @@ export function userPages({ actions }: RouteDeps, config: Config): Router {
       // Input problems come back on the same page, next to the form, with what was typed.
       const form = formError(err, raw);
       if (!form) throw err;
+      setRetryAfter(res, err);
       return devicesPage(req, res, (err as AppError).status, form);
     }
     // The page's script waits for this cookie to know the download has arrived, then reloads the list

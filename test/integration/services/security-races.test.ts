@@ -167,6 +167,11 @@ describe('services: races around disable, limits and the server identity', funct
     const first = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7', 'u8', 'u9'].map((u) => issue(u, true));
     await until(() => devices.limits.load().waiting === 8);
     assert.equal(await issue('u10', true), 503);
+    await assert.rejects(
+      devices.issue({ actor: 'u9', owner: 'u9', commonName: 'u9.again', selfService: true }),
+      (e: { status: number; retryAfterSeconds?: number }) => e.status === 503 && e.retryAfterSeconds === 60,
+      'the 503 says when to come back (Retry-After)',
+    );
     const cli = issue('u10', false);
     await until(() => devices.limits.load().waiting === 9);
     g.open();

@@ -359,6 +359,14 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     const res = await step(jar, `${r.url}/auth/oidc/start`);
     assert.equal(res.status, 429);
     assert.match(res.body, /too many sign-ins started from this address/);
+    // express-rate-limit says when the minute's window ends.
+    const again = await fetch(`${r.url}/auth/oidc/start`, { redirect: 'manual' });
+    assert.equal(again.status, 429);
+    const retryAfter = Number(again.headers.get('retry-after'));
+    assert.ok(
+      Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60,
+      `Retry-After ${retryAfter}`,
+    );
   });
 
   it('API tokens keep working for a single sign-on user (token from `podgate token create`)', async () => {
