@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/load.js';
 import { exec } from '../src/lib/exec.js';
 import { setLogLevel } from '../src/lib/logger.js';
-import { startServe as startProcess } from './serve-process.js';
+import { startServe as startProcess } from '../test/helpers/serve.js';
 import { openContext } from '../src/services/context.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
@@ -42,7 +42,7 @@ async function prepare(dataDir: string): Promise<void> {
 }
 
 function startServe(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  return startProcess(dataDir, { PODGATE_LOG_LEVEL: 'error' });
+  return startProcess({ dataDir, env: { PODGATE_LOG_LEVEL: 'error' } });
 }
 
 interface Session {

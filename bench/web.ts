@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../src/config/load.js';
 import { setLogLevel } from '../src/lib/logger.js';
-import { startServe as startProcess } from './serve-process.js';
+import { startServe as startProcess } from '../test/helpers/serve.js';
 import { openContext } from '../src/services/context.js';
 
 interface AutocannonInstance {
@@ -140,13 +140,16 @@ async function prepare(dataDir: string): Promise<void> {
 }
 
 function startServe(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  return startProcess(dataDir, {
-    PODGATE_LOG_LEVEL: 'warn',
-    // /metrics is served on the public listener only with this token.
-    PODGATE_WEB_METRICS_TOKEN_FILE: join(dataDir, '..', 'metrics-token'),
-    // The 20 parallel creations below measure throughput, not the per-user limits (bench/issue-flood).
-    PODGATE_DEVICES_MAX_VALID_PER_USER: '100',
-    PODGATE_DEVICES_KEYGEN_QUEUE: '100',
+  return startProcess({
+    dataDir,
+    env: {
+      PODGATE_LOG_LEVEL: 'warn',
+      // /metrics is served on the public listener only with this token.
+      PODGATE_WEB_METRICS_TOKEN_FILE: join(dataDir, '..', 'metrics-token'),
+      // The 20 parallel creations below measure throughput, not the per-user limits (bench/issue-flood).
+      PODGATE_DEVICES_MAX_VALID_PER_USER: '100',
+      PODGATE_DEVICES_KEYGEN_QUEUE: '100',
+    },
   });
 }
 

@@ -1,43 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadRequest } from '../../../src/lib/errors.js';
 import { secureDataDir } from '../../../src/services/data-dir.js';
-import { CLI, runCli, tempDir } from '../../helpers/cli.js';
+import { runCli, tempDir } from '../../helpers/cli.js';
+import { serveOnce } from '../../helpers/serve.js';
 
 const modeOf = (dir: string): number => statSync(dir).mode & 0o7777;
-
-/** Starts `podgate serve` on port 0, returns its stderr once it listens, then stops it. */
-function serveOnce(dataDir: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'serve', '--data-dir', dataDir, '--port', '0'], {
-      env: {
-        ...process.env,
-        KUBECONFIG: '',
-        KUBERNETES_SERVICE_HOST: '',
-        PODGATE_CA_KEY_TYPE: 'ec-p384',
-        PODGATE_LOG_LEVEL: 'error',
-        PODGATE_WEB_HOST: '127.0.0.1',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`serve did not start: ${stderr}`));
-    }, 30_000);
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.stdout.on('data', (b: Buffer) => {
-      if (/podgate web app on/.test(b.toString())) {
-        clearTimeout(timer);
-        child.once('exit', () => resolve(stderr));
-        child.kill('SIGTERM');
-      }
-    });
-    child.on('error', reject);
-  });
-}
 
 describe('CLI: a data dir with mode 0777 is fixed and reported by init, serve and doctor', function () {
   this.timeout(120_000);
@@ -73,7 +42,9 @@ describe('CLI: a data dir with mode 0777 is fixed and reported by init, serve an
     ) as typeof findings;
     assert.equal(clean.find((x) => x.check === 'data dir')?.level, 'ok');
     chmodSync(dir, 0o777);
-    assert.match(await serveOnce(dir), /had mode 0777 .*set to 0700/);
+    const served = await serveOnce({ dataDir: dir });
+    assert.equal(served.started, true, served.out);
+    assert.match(served.out, /had mode 0777 .*set to 0700/);
     assert.equal(modeOf(dir), 0o700);
   });
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
-import { CLI, runCli, tempDir } from '../../helpers/cli.js';
+import { runCli, tempDir } from '../../helpers/cli.js';
+import { serveOnce } from '../../helpers/serve.js';
 import { PASSWORD, signIn, webFixture, type WebFixture } from '../web/helpers.js';
 
 /**
@@ -91,40 +91,16 @@ describe('CLI security (issue 11)', function () {
 describe('serve in a pod (issue 11, item 13)', function () {
   this.timeout(60_000);
 
-  /** Runs `serve` until it exits or says it listens (then stops it): exit code and output. */
-  function serveOnce(
-    env: NodeJS.ProcessEnv,
-  ): Promise<{ code: number | null; started: boolean; out: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, 'serve', '--host', '127.0.0.1', '--port', '0'], {
-        env: { ...process.env, PODGATE_LOG_LEVEL: 'error', KUBECONFIG: '', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let started = false;
-      const onData = (b: Buffer): void => {
-        out += b.toString();
-        if (!started && /podgate web app on/.test(out)) {
-          started = true;
-          child.kill('SIGTERM');
-        }
-      };
-      child.stdout.on('data', onData);
-      child.stderr.on('data', onData);
-      child.on('error', reject);
-      child.on('exit', (code) => resolve({ code, started, out }));
-    });
-  }
-
   it('refuses to create the first admin with a generated password (exit 2, nothing printed, no user)', async () => {
     const t = tempDir('podgate-pod-');
     try {
       const r = await serveOnce({
-        PODGATE_DATA_DIR: t.dir,
-        PODGATE_CA_KEY_TYPE: 'ec-p384',
-        KUBERNETES_SERVICE_HOST: '10.96.0.1',
-        KUBERNETES_SERVICE_PORT: '443',
-        PODGATE_ADMIN_PASSWORD_FILE: '',
+        env: {
+          PODGATE_DATA_DIR: t.dir,
+          KUBERNETES_SERVICE_HOST: '10.96.0.1',
+          KUBERNETES_SERVICE_PORT: '443',
+          PODGATE_ADMIN_PASSWORD_FILE: '',
+        },
       });
       assert.equal(r.started, false, r.out);
       assert.equal(r.code, 2, r.out);

@@ -4,14 +4,14 @@
  * (exit 2); and the real `podgate serve` with backup.dir writes a backup that decrypts.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../../src/config/load.js';
 import { decodeBackup } from '../../../src/services/backup-format.js';
 import { BackupScheduler } from '../../../src/services/backup-schedule.js';
-import { CLI, runCli } from '../../helpers/cli.js';
+import { runCli } from '../../helpers/cli.js';
+import { startServe } from '../../helpers/serve.js';
 import { testContext } from '../../helpers/context.js';
 
 const PASS = 'scheduled backup passphrase';
@@ -85,19 +85,10 @@ describe('scheduled backups', function () {
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /backup\.passphraseFile must hold at least 12 characters/);
 
-    const child = spawn(
-      process.execPath,
-      [CLI, 'serve', '--data-dir', join(dir, 'd2'), '--host', '127.0.0.1', '--port', '0'],
-      {
-        env: {
-          ...process.env,
-          ...env,
-          PODGATE_BACKUP_PASSPHRASE_FILE: join(dir, 'pass'),
-          PODGATE_LOG_LEVEL: 'error',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const served = await startServe({
+      dataDir: join(dir, 'd2'),
+      env: { ...env, PODGATE_BACKUP_PASSPHRASE_FILE: join(dir, 'pass') },
+    });
     try {
       const end = Date.now() + 30_000;
       let files: string[] = [];
@@ -113,8 +104,7 @@ describe('scheduled backups', function () {
       const decoded = decodeBackup(readFileSync(join(dir, 'served', files[0]!)), PASS);
       assert.ok(decoded.info.certificates >= 0);
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.on('close', r));
+      await served.stop();
     }
   });
 });

@@ -1,69 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec } from '../../../src/lib/exec.js';
 import { startTestProvider } from '../../helpers/oidc-provider.js';
 import { reservePort } from '../../helpers/oidc-setup.js';
+import { CLI } from '../../helpers/cli.js';
+import { startServe, type Serving } from '../../helpers/serve.js';
 
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
-
-interface Served {
-  child: ChildProcess;
-  url: string;
-  stdout: string;
-}
-
-/** Starts `podgate serve` on a free port and waits for the "listening" line. */
-function serve(dataDir: string, env: NodeJS.ProcessEnv = {}, port = '0'): Promise<Served> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [CLI, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', port],
-      {
-        env: {
-          ...process.env,
-          // No cluster here, whatever the machine's environment says.
-          KUBECONFIG: '',
-          KUBERNETES_SERVICE_HOST: '',
-          PODGATE_VPN_ENDPOINTS: 'vpn.example.test',
-          PODGATE_CA_KEY_TYPE: 'ec-p384',
-          PODGATE_LOG_LEVEL: 'warn',
-          ...env,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`serve did not start: ${stdout} ${stderr}`));
-    }, 30_000);
-    child.stdout!.on('data', (b: Buffer) => {
-      stdout += b.toString();
-      const m = /podgate web app on (http:\/\/\S+)/.exec(stdout);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1]!, stdout });
-      }
-    });
-    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited ${code}: ${stderr}`));
-    });
-  });
-}
-
-function stop(s: Served | undefined): Promise<number | null> {
-  if (!s || s.child.exitCode !== null) return Promise.resolve(s?.child.exitCode ?? null);
-  return new Promise((resolve) => {
-    s.child.removeAllListeners('exit');
-    s.child.once('exit', (code) => resolve(code));
-    s.child.kill('SIGTERM');
-  });
+/** `serve` with warnings shown (they help when a start fails), on `dataDir`. */
+function serve(dataDir: string, env: NodeJS.ProcessEnv = {}, port = 0): Promise<Serving> {
+  return startServe({ dataDir, env: { PODGATE_LOG_LEVEL: 'warn', ...env }, port });
 }
 
 async function login(url: string, name: string, password: string): Promise<number> {
@@ -78,12 +25,12 @@ async function login(url: string, name: string, password: string): Promise<numbe
 describe('podgate serve and podgate token create (CLI, real process)', function () {
   this.timeout(90_000);
   let dir: string;
-  let running: Served | undefined;
+  let running: Serving | undefined;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'podgate-serve-'));
   });
   afterEach(async () => {
-    await stop(running);
+    await running?.stop();
     running = undefined;
   });
   after(() => {
@@ -93,9 +40,9 @@ describe('podgate serve and podgate token create (CLI, real process)', function 
   it('first start on an empty data dir creates admin with a password printed once', async () => {
     const data = join(dir, 'generated');
     running = await serve(data);
-    const m = /password \(shown once, store it now\): (\S+)/.exec(running.stdout);
-    assert.ok(m, running.stdout);
-    assert.match(running.stdout, /first admin: admin/);
+    const m = /password \(shown once, store it now\): (\S+)/.exec(running.stdout());
+    assert.ok(m, running.stdout());
+    assert.match(running.stdout(), /first admin: admin/);
     assert.equal(await login(running.url, 'admin', m[1]!), 200);
     assert.equal((await fetch(`${running.url}/healthz`)).status, 200);
     // No `server run` beside it: the sessions page says so instead of failing.
@@ -112,16 +59,16 @@ describe('podgate serve and podgate token create (CLI, real process)', function 
       await (await fetch(`${running.url}/admin/cluster`, { headers: { cookie } })).text(),
       /Cluster not connected/,
     );
-    assert.equal(await stop(running), 0, 'SIGTERM ends serve cleanly');
+    assert.equal(await running.stop(), 0, 'SIGTERM ends serve cleanly');
     running = await serve(data);
-    assert.doesNotMatch(running.stdout, /password/, 'the password is never printed again');
+    assert.doesNotMatch(running.stdout(), /password/, 'the password is never printed again');
   });
 
   it('takes the first admin password from PODGATE_ADMIN_PASSWORD_FILE', async () => {
     const file = join(dir, 'admin-password');
     writeFileSync(file, 'from the file 12345\n', { mode: 0o600 });
     running = await serve(join(dir, 'from-file'), { PODGATE_ADMIN_PASSWORD_FILE: file });
-    assert.doesNotMatch(running.stdout, /shown once/);
+    assert.doesNotMatch(running.stdout(), /shown once/);
     assert.equal(await login(running.url, 'admin', 'from the file 12345'), 200);
   });
 
@@ -140,7 +87,7 @@ describe('podgate serve and podgate token create (CLI, real process)', function 
           PODGATE_AUTH_OIDC_DISPLAY_NAME: 'Acme ID',
           PODGATE_AUTH_OIDC_REDIRECT_URL: `${reserved.url}/auth/oidc/callback`,
         },
-        port,
+        Number(port),
       );
       const page = await (await fetch(`${running.url}/login`)).text();
       assert.match(page, /Sign in with Acme ID/);
