@@ -11,19 +11,7 @@ import { openOidc, type OidcParts } from '../../src/services/oidc.js';
 import { createApp } from '../../src/web/app.js';
 import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.js';
 import { reservePort } from '../helpers/oidc-setup.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const SHOTS = join(process.cwd(), 'test-artifacts', 'screenshots');
+import { checkProfileCert, CHROMIUM, CHROMIUM_ARGS, SHOTS, watchConsoleErrors } from '../helpers/browser.js';
 
 describe('browser: single sign-on through a real OpenID provider (oidc-provider login page)', function () {
   this.timeout(120_000);
@@ -76,7 +64,7 @@ describe('browser: single sign-on through a real OpenID provider (oidc-provider 
     ctx = await openContext(config);
     oidc = openOidc(ctx)!;
     port.server.on('request', createApp({ ctx, oidc }));
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   });
 
   after(async () => {
@@ -94,12 +82,8 @@ describe('browser: single sign-on through a real OpenID provider (oidc-provider 
     const c = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 860 } });
     contexts.push(c);
     const page = await c.newPage();
-    page.on('console', (msg) => {
-      // the 403s this test provokes on purpose (admin page as a developer, refused sign-in) are not errors
-      if (/status of 403/.test(msg.text())) return;
-      if (msg.type() === 'error' && msg.location().url.startsWith(port.url))
-        consoleErrors.push(`${msg.text()} (${msg.location().url})`);
-    });
+    // the 403s this test provokes on purpose (admin page as a developer, refused sign-in) are not errors
+    watchConsoleErrors(page, consoleErrors, { origin: port.url, ignore: /status of 403/ });
     return page;
   }
 
@@ -149,24 +133,7 @@ describe('browser: single sign-on through a real OpenID provider (oidc-provider 
     assert.equal(download.suggestedFilename(), 'dev.laptop.ovpn');
     const file = join(dir, 'dev.ovpn');
     await download.saveAs(file);
-    const profile = readFileSync(file, 'utf8');
-    const ca = /<ca>\n([\s\S]*?)<\/ca>/.exec(profile)![1]!;
-    const cert = /<cert>\n([\s\S]*?)<\/cert>/.exec(profile)![1]!;
-    writeFileSync(join(dir, 'ca.pem'), ca);
-    writeFileSync(join(dir, 'cert.pem'), cert);
-    const verify = await exec(['openssl', 'verify', '-CAfile', join(dir, 'ca.pem'), join(dir, 'cert.pem')]);
-    assert.match(verify.stdout, /cert\.pem: OK/);
-    const info = await exec([
-      'openssl',
-      'x509',
-      '-noout',
-      '-subject',
-      '-serial',
-      '-in',
-      join(dir, 'cert.pem'),
-    ]);
-    assert.match(info.stdout, /CN ?= ?dev\.laptop/);
-    devSerial = /serial=([0-9A-F]+)/.exec(info.stdout)![1]!;
+    devSerial = await checkProfileCert(dir, readFileSync(file, 'utf8'), 'dev.laptop');
     await devPage.waitForSelector(`tr[data-serial="${devSerial}"]`, { timeout: 10_000 });
     await devPage.screenshot({ path: join(SHOTS, 'sso-devices.png'), fullPage: true });
     // not an admin: the admin pages are refused

@@ -1,37 +1,26 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { DiscoveryResult } from '../../src/cluster/index.js';
 import { loadConfig } from '../../src/config/load.js';
-import { exec } from '../../src/lib/exec.js';
 import { logger, setLogLevel } from '../../src/lib/logger.js';
 import { openContext, type AppContext } from '../../src/services/context.js';
 import type { ClusterPort } from '../../src/web/cluster-port.js';
 import { startServer, type RunningServer } from '../../src/web/server.js';
 import type { Session, SessionsProvider } from '../../src/web/sessions-provider.js';
+import {
+  checkProfileCert,
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  profileInline,
+  SHOTS,
+  watchConsoleErrors,
+} from '../helpers/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const SHOTS = join(process.cwd(), 'test-artifacts', 'screenshots');
 const ADMIN_PASSWORD = 'admin password 123';
 const CAROL_PASSWORD = 'carol password 456';
-
-/** Extracts one inline block (<ca>, <cert>, <key>) from a profile. */
-function block(profile: string, tag: string): string | undefined {
-  const m = new RegExp(`<${tag}>\\n([\\s\\S]*?)</${tag}>`).exec(profile);
-  return m?.[1];
-}
 
 /** Stand-ins for the management interface and the cluster (no openvpn or Kubernetes here). */
 const fakeSessions: SessionsProvider & { live: Session[] } = {
@@ -128,17 +117,13 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
     });
     browser = await chromium.launchPersistentContext(profileDir, {
       executablePath: CHROMIUM,
-      args: ARGS,
+      args: CHROMIUM_ARGS,
       headless: true,
       acceptDownloads: true,
       viewport: { width: 1280, height: 860 },
     });
     page = browser.pages()[0] ?? (await browser.newPage());
-    // CSP violations and script errors show up as console errors: the pages must have none.
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') consoleErrors.push(`${msg.text()} (${msg.location().url})`);
-    });
-    page.on('pageerror', (err) => consoleErrors.push(err.message));
+    watchConsoleErrors(page, consoleErrors);
   });
 
   after(async () => {
@@ -208,24 +193,8 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
     const file = join(dir, 'downloaded.ovpn');
     await download.saveAs(file);
     const profile = readFileSync(file, 'utf8');
-    const ca = block(profile, 'ca');
-    const cert = block(profile, 'cert');
-    assert.ok(ca && cert && block(profile, 'key'), 'profile has <ca>, <cert> and <key>');
-    writeFileSync(join(dir, 'ca.pem'), ca);
-    writeFileSync(join(dir, 'cert.pem'), cert);
-    const verify = await exec(['openssl', 'verify', '-CAfile', join(dir, 'ca.pem'), join(dir, 'cert.pem')]);
-    assert.match(verify.stdout, /cert\.pem: OK/);
-    const subject = await exec([
-      'openssl',
-      'x509',
-      '-noout',
-      '-subject',
-      '-serial',
-      '-in',
-      join(dir, 'cert.pem'),
-    ]);
-    assert.match(subject.stdout, /CN ?= ?carol\.laptop/);
-    serial = /serial=([0-9A-F]+)/.exec(subject.stdout)![1]!;
+    assert.ok(profileInline(profile, 'key'), 'profile has <key>');
+    serial = await checkProfileCert(dir, profile, 'carol.laptop');
     // The page reloads itself after the download and lists the device.
     await page.waitForSelector(`tr[data-serial="${serial}"]`, { timeout: 10_000 });
     assert.match((await page.textContent(`tr[data-serial="${serial}"]`)) ?? '', /valid/);
