@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -11,7 +11,14 @@ import { openOidc, type OidcParts } from '../../src/services/oidc.js';
 import { createApp } from '../../src/web/app.js';
 import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.js';
 import { reservePort } from '../helpers/oidc-setup.js';
-import { checkProfileCert, CHROMIUM, CHROMIUM_ARGS, SHOTS, watchConsoleErrors } from '../helpers/browser.js';
+import {
+  checkProfileCert,
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  requireChromium,
+  SHOTS,
+  watchConsoleErrors,
+} from '../helpers/browser.js';
 
 describe('browser: single sign-on through a real OpenID provider (oidc-provider login page)', function () {
   this.timeout(120_000);
@@ -26,10 +33,7 @@ describe('browser: single sign-on through a real OpenID provider (oidc-provider 
   const consoleErrors: string[] = [];
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.CI === 'true') throw new Error(`${CHROMIUM} is missing (apt-get install chromium)`);
-      this.skip();
-    }
+    requireChromium(this);
     level = logger.level;
     setLogLevel('error');
     dir = mkdtempSync(join(tmpdir(), 'podgate-browser-sso-'));

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -15,6 +15,7 @@ import {
   CHROMIUM,
   CHROMIUM_ARGS,
   profileInline,
+  requireChromium,
   SHOTS,
   watchConsoleErrors,
 } from '../helpers/browser.js';
@@ -75,10 +76,7 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
   const consoleErrors: string[] = [];
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.CI === 'true') throw new Error(`${CHROMIUM} is missing (apt-get install chromium)`);
-      this.skip();
-    }
+    requireChromium(this);
     level = logger.level;
     setLogLevel('error');
     dir = mkdtempSync(join(tmpdir(), 'podgate-browser-'));

@@ -3,13 +3,20 @@
  * that podgate's pages log no console errors, and the openssl check of a downloaded profile.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { exec } from '../../src/lib/exec.js';
 
 /** Debian's chromium package. */
 export const CHROMIUM = '/usr/bin/chromium';
+
+/** In a `before` hook: skips without Chromium; in CI (`CI=true`) its absence fails instead. */
+export function requireChromium(ctx: Mocha.Context): void {
+  if (existsSync(CHROMIUM)) return;
+  if (process.env.CI === 'true') throw new Error(`${CHROMIUM} is missing (apt-get install chromium)`);
+  ctx.skip();
+}
 
 /** Headless, no sandbox (root), and nothing that reaches the network on its own. */
 export const CHROMIUM_ARGS = [
