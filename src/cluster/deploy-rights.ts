@@ -50,7 +50,7 @@ export function grantCommand(namespace: string, user: string | undefined): strin
   const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(user ?? '');
   const own = `${MANAGER_SERVICE_ACCOUNT.namespace}/${MANAGER_SERVICE_ACCOUNT.name}`;
   const flag = sa && `${sa[1]}/${sa[2]}` !== own ? ` --service-account ${sa[1]}/${sa[2]}` : '';
-  const base = namespace === 'middleware' ? ' (or `kubectl apply -k k8s/` again)' : '';
+  const base = namespace === 'middleware' && !flag ? ' (or `kubectl apply -k k8s/` again)' : '';
   return `\`podgate k8s rbac --namespace ${namespace}${flag} | kubectl apply -f -\`${base}`;
 }
 

@@ -32,9 +32,8 @@ export class DeployError extends AppError {
     readonly object: string,
     message: string,
     cause?: unknown,
-    status = 502,
   ) {
-    super(status, 'deploy_failed', message, { cause });
+    super(502, 'deploy_failed', message, { cause });
   }
 }
 
@@ -119,8 +118,6 @@ export async function applyAll(objects: readonly KubeObject[], deps: DeployDeps)
       `Namespace ${namespace}`,
       `${lacking.user ?? 'the Kubernetes identity podgate uses'} lacks rights to deploy into namespace ${namespace}: ${describeMissing(lacking.missing)}; nothing was applied. ` +
         `An admin grants them with ${grantCommand(namespace, lacking.user)}, then run deploy again`,
-      undefined,
-      403,
     );
   }
   for (const [i, obj] of objects.entries()) {
@@ -142,7 +139,6 @@ export async function applyAll(objects: readonly KubeObject[], deps: DeployDeps)
         name,
         `deploy stopped at ${name} (${i + 1}/${objects.length}): ${(err as Error).message}; ${done}${grant}, run deploy again to continue`,
         err,
-        forbidden ? 403 : 502,
       );
     }
     const action: ApplyAction = !before
@@ -207,9 +203,13 @@ export async function waitForRollout(
       (st.updatedReplicas ?? 0) === want &&
       (st.availableReplicas ?? 0) === want &&
       ready === want;
-    const line = `${name} rollout: ${ready}/${want} ready, ${st.updatedReplicas ?? 0} updated`;
-    if (line !== last)
-      progress(unchanged && done ? `${name} rollout unchanged, ${ready}/${want} ready` : line);
+    // A Deployment whose annotations a webhook stamps gets a new generation (apps/v1 counts annotation
+    // changes), so "done" may come a poll later even when podgate changed nothing.
+    const line =
+      unchanged && done
+        ? `${name} rollout unchanged, ${ready}/${want} ready`
+        : `${name} rollout: ${ready}/${want} ready, ${st.updatedReplicas ?? 0} updated`;
+    if (line !== last) progress(line);
     last = line;
     if (done) return { ready: true, replicas: want, readyReplicas: ready, changed: !unchanged };
     if (Date.now() > deadline) {

@@ -184,6 +184,8 @@ export async function dropNamespaceAndWait(
 
 /** The cluster DNS Service discovery reads (kubeadm's name), created once for the run. */
 export async function ensureKubeDns(cp: ControlPlane): Promise<void> {
+  // A second POST gets 422 (the cluster IP is allocated before the name is checked), so look first.
+  if ((await adminRest(cp, 'GET', '/api/v1/namespaces/kube-system/services/kube-dns')).status === 200) return;
   const res = await adminRest(cp, 'POST', '/api/v1/namespaces/kube-system/services', {
     apiVersion: 'v1',
     kind: 'Service',
