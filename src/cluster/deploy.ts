@@ -5,7 +5,8 @@
  */
 import { AppError } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
-import { refOf, refText, type KubeApi, type KubeObject } from './kube-api.js';
+import { describeMissing, grantCommand, missingRights } from './deploy-rights.js';
+import { KubeApiError, refOf, refText, type KubeApi, type KubeObject } from './kube-api.js';
 import { POD_SECURITY_ENFORCE, POD_SECURITY_LEVEL } from './pod-layout.js';
 
 const log = logger.child({ module: 'cluster.deploy' });
@@ -110,6 +111,15 @@ export async function applyAll(objects: readonly KubeObject[], deps: DeployDeps)
     rollout: { ready: false, replicas: 0, readyReplicas: 0, changed: false },
   };
   let workload: { obj: KubeObject; before?: KubeObject; after: KubeObject } | undefined;
+  const namespace = objects.find((o) => o.metadata.namespace)?.metadata.namespace ?? '';
+  const lacking = await missingRights(objects, deps.kube);
+  if (lacking) {
+    throw new DeployError(
+      `Namespace ${namespace}`,
+      `${lacking.user ?? 'the Kubernetes identity podgate uses'} lacks rights to deploy into namespace ${namespace}: ${describeMissing(lacking.missing)}; nothing was applied. ` +
+        `An admin grants them with ${grantCommand(namespace, lacking.user)}, then run deploy again`,
+    );
+  }
   for (const [i, obj] of objects.entries()) {
     const name = refText({ kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace });
     let before: KubeObject | undefined;
@@ -121,9 +131,13 @@ export async function applyAll(objects: readonly KubeObject[], deps: DeployDeps)
     } catch (err) {
       if (err instanceof DeployError) throw err;
       const done = i === 0 ? 'nothing was applied' : `the ${i} object(s) before it were applied`;
+      const forbidden = err instanceof KubeApiError && err.kubeStatus === 403;
+      const grant = forbidden
+        ? `; an admin grants podgate's rights with ${grantCommand(namespace, undefined)}`
+        : '';
       throw new DeployError(
         name,
-        `deploy stopped at ${name} (${i + 1}/${objects.length}): ${(err as Error).message}; ${done}, run deploy again to continue`,
+        `deploy stopped at ${name} (${i + 1}/${objects.length}): ${(err as Error).message}; ${done}${grant}, run deploy again to continue`,
         err,
       );
     }
@@ -189,9 +203,13 @@ export async function waitForRollout(
       (st.updatedReplicas ?? 0) === want &&
       (st.availableReplicas ?? 0) === want &&
       ready === want;
-    const line = `${name} rollout: ${ready}/${want} ready, ${st.updatedReplicas ?? 0} updated`;
-    if (line !== last)
-      progress(unchanged && done ? `${name} rollout unchanged, ${ready}/${want} ready` : line);
+    // A Deployment whose annotations a webhook stamps gets a new generation (apps/v1 counts annotation
+    // changes), so "done" may come a poll later even when podgate changed nothing.
+    const line =
+      unchanged && done
+        ? `${name} rollout unchanged, ${ready}/${want} ready`
+        : `${name} rollout: ${ready}/${want} ready, ${st.updatedReplicas ?? 0} updated`;
+    if (line !== last) progress(line);
     last = line;
     if (done) return { ready: true, replicas: want, readyReplicas: ready, changed: !unchanged };
     if (Date.now() > deadline) {

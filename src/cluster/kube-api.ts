@@ -30,6 +30,15 @@ export interface ObjectRef {
   namespace?: string;
 }
 
+/** One request as the API server's authorizer sees it (a SelfSubjectAccessReview's resourceAttributes). */
+export interface AccessCheck {
+  verb: string;
+  group: string;
+  resource: string;
+  namespace?: string;
+  name?: string;
+}
+
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
 export interface WatchHandle {
@@ -54,6 +63,13 @@ export interface KubeApi {
   apply(obj: KubeObject): Promise<KubeObject>;
   /** POST with `dryRun=All`: nothing is stored; validation errors come back as KubeApiError. */
   createDryRun(obj: KubeObject): Promise<KubeObject>;
+  /**
+   * Whether the caller may make `check` (SelfSubjectAccessReview); undefined when the review API cannot
+   * answer (not served, an error): the caller then learns from the real request's 403 instead.
+   */
+  canI(check: AccessCheck): Promise<boolean | undefined>;
+  /** The user name the API server sees (SelfSubjectReview); undefined when it cannot say. */
+  whoAmI(): Promise<string | undefined>;
   /** JSON merge patch (RFC 7386) of an existing object. */
   mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<KubeObject>;
   /**

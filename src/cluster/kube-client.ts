@@ -188,6 +188,37 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
         plain<KubeObject>(await objects.create(k8s(obj), undefined, 'All', FIELD_MANAGER)),
       );
     },
+    async canI(check) {
+      const review = {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SelfSubjectAccessReview',
+        metadata: {},
+        spec: { resourceAttributes: check },
+      };
+      try {
+        const res = plain<{ status?: { allowed?: boolean } }>(
+          await withDeadline('access review', timeoutMs, () => objects.create(review as KubernetesObject)),
+        );
+        return res.status?.allowed === true;
+      } catch (err) {
+        log.debug({ err: String(err) }, 'access review unavailable');
+        return undefined;
+      }
+    },
+    async whoAmI() {
+      const review = { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview', metadata: {} };
+      try {
+        const res = plain<{ status?: { userInfo?: { username?: string } } }>(
+          await withDeadline('self subject review', timeoutMs, () =>
+            objects.create(review as KubernetesObject),
+          ),
+        );
+        return res.status?.userInfo?.username;
+      } catch (err) {
+        log.debug({ err: String(err) }, 'self subject review unavailable');
+        return undefined;
+      }
+    },
     mergePatch(ref, patch) {
       const body = { ...header(ref), ...patch } as KubeObject;
       return call(`patch ${refText(ref)}`, async () =>

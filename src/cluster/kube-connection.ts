@@ -42,6 +42,8 @@ export function connectKube(config: Config): KubeConnection {
     list: async (...a) => (await open()).api.list(...a),
     apply: async (...a) => (await open()).api.apply(...a),
     createDryRun: async (...a) => (await open()).api.createDryRun(...a),
+    canI: async (...a) => (await open()).api.canI(...a),
+    whoAmI: async () => (await open()).api.whoAmI(),
     mergePatch: async (...a) => (await open()).api.mergePatch(...a),
     watchSecrets: async (...a) => (await open()).api.watchSecrets(...a),
   };

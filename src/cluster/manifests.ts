@@ -12,7 +12,7 @@ import { renderServerConfig } from '../profiles/server-config.js';
 import { AppError } from '../lib/errors.js';
 import type { KubeObject } from './kube-api.js';
 import { buildDeployment } from './manifests-deployment.js';
-import { POD_SECURITY_ENFORCE, POD_SECURITY_LEVEL } from './pod-layout.js';
+import { agentRole, serverNamespace } from './manager-rbac.js';
 import { CRL_SECRET_KEYS, LABELS, OBJECT_NAMES, POD_FILES } from './pod-layout.js';
 
 /** The server's certificate and keys, as ServerIdentityService.ensure() returns them. */
@@ -95,13 +95,8 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
   // The CRL is not part of the checksum: revocations reach the running pod through the agent, no restart.
   const checksum = sha256(JSON.stringify({ serverConf, serverData, image: config.kubernetes.image }));
 
-  const namespace: KubeObject = {
-    apiVersion: 'v1',
-    kind: 'Namespace',
-    // The OpenVPN container needs NET_ADMIN and NET_RAW: PodSecurity "privileged" (deploy refuses a
-    // namespace that already enforces a stricter level instead of overriding it).
-    metadata: { name: ns, labels: { ...LABELS, [POD_SECURITY_ENFORCE]: POD_SECURITY_LEVEL } },
-  };
+  // deploy refuses a namespace that already enforces a stricter PodSecurity level instead of overriding it.
+  const namespace = serverNamespace(ns);
   const serverSecret: KubeObject = {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -127,26 +122,7 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
     kind: 'ServiceAccount',
     metadata: meta(OBJECT_NAMES.agent, ns),
   };
-  const role: KubeObject = {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'Role',
-    metadata: meta(OBJECT_NAMES.agent, ns),
-    rules: [
-      // list/watch with resourceNames are authorised when the request selects metadata.name, as the agent does.
-      {
-        apiGroups: [''],
-        resources: ['secrets'],
-        resourceNames: [OBJECT_NAMES.crlSecret],
-        verbs: ['get', 'list', 'watch'],
-      },
-      {
-        apiGroups: [''],
-        resources: ['configmaps'],
-        resourceNames: [OBJECT_NAMES.agentStatus],
-        verbs: ['get', 'patch'],
-      },
-    ],
-  };
+  const role = agentRole(ns);
   const roleBinding: KubeObject = {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'RoleBinding',

@@ -30,7 +30,7 @@ const proxyRange = z.string().superRefine((value, ctx) => {
 const name = z.string().regex(NAME_PATTERN, 'must match ^[a-z0-9][a-z0-9._-]{0,63}$');
 const port = z.number().int().min(1).max(65535);
 /** A Kubernetes namespace name: a DNS-1123 label (what the API server accepts). */
-const namespaceName = z
+export const namespaceName = z
   .string()
   .regex(
     /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,

@@ -9,7 +9,7 @@
  * creates in shared places (kube-system, cluster-scoped objects).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -131,4 +131,66 @@ export async function dropNamespace(cp: ControlPlane, name: string): Promise<voi
 export function tempDir(prefix: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Writes a kubeconfig that authenticates with a fresh token of ServiceAccount `namespace/name`
+ * (TokenRequest, one hour): podgate then acts with exactly that account's RBAC.
+ */
+export async function serviceAccountKubeconfig(
+  cp: ControlPlane,
+  namespace: string,
+  name: string,
+  file: string,
+): Promise<string> {
+  const res = await restOk<{ status: { token: string } }>(
+    cp.adminCreds,
+    'POST',
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+  );
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'test', server: cp.server, caData: cp.adminCreds.ca.toString('base64') }],
+    users: [{ name, token: res.body.status.token }],
+    contexts: [{ name, cluster: 'test', user: name }],
+    currentContext: name,
+  });
+  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
+  return file;
+}
+
+/** `kubectl auth can-i` as `user`: "yes" or "no" (kubectl exits 1 on "no"). */
+export async function canI(cp: ControlPlane, user: string, args: string[]): Promise<string> {
+  return kubectl(cp, ['auth', 'can-i', `--as=${user}`, ...args]).then(
+    (o) => o.stdout.trim(),
+    (e: { stdout?: string }) => (e.stdout ?? '').trim(),
+  );
+}
+
+/** Deletes a namespace and waits until it is gone (its finalizers ran). */
+export async function dropNamespaceAndWait(
+  cp: ControlPlane,
+  name: string,
+  timeoutMs = 90_000,
+): Promise<void> {
+  await rest(cp.adminCreds, 'DELETE', `/api/v1/namespaces/${name}`);
+  const until = Date.now() + timeoutMs;
+  while ((await rest(cp.adminCreds, 'GET', `/api/v1/namespaces/${name}`)).status !== 404) {
+    if (Date.now() > until) throw new Error(`namespace ${name} still there after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** The cluster DNS Service discovery reads (kubeadm's name), created once for the run. */
+export async function ensureKubeDns(cp: ControlPlane): Promise<void> {
+  // A second POST gets 422 (the cluster IP is allocated before the name is checked), so look first.
+  if ((await adminRest(cp, 'GET', '/api/v1/namespaces/kube-system/services/kube-dns')).status === 200) return;
+  const res = await adminRest(cp, 'POST', '/api/v1/namespaces/kube-system/services', {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'kube-dns', namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns' } },
+    spec: { clusterIP: '10.96.0.10', selector: { 'k8s-app': 'kube-dns' }, ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] },
+  }); // prettier-ignore
+  if (res.status !== 201 && res.status !== 409) throw new Error(`kube-dns: ${res.status}`);
 }

@@ -12,6 +12,14 @@ import {
   type DiscoveryResult,
 } from '../../cluster/index.js';
 import { createKubeApi, loadKubeConfig } from '../../cluster/kube-client.js';
+import { manifestFiles } from '../../cluster/manifests.js';
+import {
+  MANAGER_SERVICE_ACCOUNT,
+  managerRbac,
+  parseSubject,
+  serverNamespace,
+} from '../../cluster/manager-rbac.js';
+import { namespaceName } from '../../config/schema.js';
 import { startClusterAgent } from '../../cluster/agent-runner.js';
 import { POD_FILES } from '../../cluster/pod-layout.js';
 import { RevocationAgent } from '../../openvpn/agent.js';
@@ -165,6 +173,32 @@ export function register(program: Command, env: CliEnv): void {
         env.out(files.map((f) => join(dir, f.name)).join('\n'));
       }),
     );
+
+  k8s
+    .command('rbac')
+    .description(
+      "print what an admin applies so podgate may deploy into a namespace: the namespace and the manager's rights there (`| kubectl apply -f -`)",
+    )
+    .option('--namespace <ns>', 'the server namespace (default: kubernetes.namespace)')
+    .option(
+      '--service-account <ns/name>',
+      'who runs deploy',
+      `${MANAGER_SERVICE_ACCOUNT.namespace}/${MANAGER_SERVICE_ACCOUNT.name}`,
+    )
+    .action(async (o: { namespace?: string; serviceAccount: string }, cmd: Command) => {
+      const config = env.loadConfig(globalOpts(cmd));
+      const ns = o.namespace ?? config.kubernetes.namespace;
+      const valid = namespaceName.safeParse(ns);
+      if (!valid.success) throw new BadRequest(`--namespace: ${valid.error.issues[0]!.message}`, 'namespace');
+      const subject = parseSubject(o.serviceAccount);
+      if (!subject) throw new BadRequest('--service-account: must be NAMESPACE/NAME', 'service-account');
+      const objects = [serverNamespace(ns), ...managerRbac(ns, subject)];
+      env.out(
+        manifestFiles(objects)
+          .map((f) => f.yaml)
+          .join('---\n'),
+      );
+    });
 
   k8s
     .command('deploy')

@@ -105,6 +105,7 @@ describe('CLI k8s commands against the fake API server', function () {
     const r = await cli(['k8s', 'deploy']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /deploy stopped at Role middleware\/podgate-agent \(3\/10\).*403 Forbidden/);
+    assert.match(r.stderr, /an admin grants podgate's rights with `podgate k8s rbac --namespace middleware/);
     const again = await cli(['k8s', 'deploy']);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /Role middleware\/podgate-agent created/);
