@@ -163,6 +163,20 @@ async function compactEtcd(cp: ControlPlane): Promise<number> {
   return revision;
 }
 
+/**
+ * Starts the API server again and, as the kubelet or systemd of a real control plane would, restarts a
+ * component that exited while it was gone: kube-controller-manager exits (klog.Fatal) when the API
+ * server vanishes while it is still starting its controllers, which happens right after cp.start().
+ */
+async function restartApiServer(c: ControlPlane, extraArgs: string[] = []): Promise<void> {
+  await c.startApiServer(extraArgs);
+  for (const p of c.procs.values()) {
+    if (p.running) continue;
+    p.start();
+    await p.waitReady(90_000);
+  }
+}
+
 const fakeBundle = (n: number): RevocationBundle => ({
   crlNumber: n,
   crlPem: `-----BEGIN X509 CRL-----\nnumber ${n}\n-----END X509 CRL-----\n`,
@@ -207,7 +221,7 @@ describe('real faults on a control plane of its own: API server stopped, etcd co
     children = [];
     if (cp && (variant || !cp.procs.get('kube-apiserver')?.running)) {
       await cp.stopApiServer();
-      await cp.startApiServer();
+      await restartApiServer(cp);
     }
     variant = false;
   });
@@ -248,7 +262,7 @@ describe('real faults on a control plane of its own: API server stopped, etcd co
     assert.equal(applied.length, at - 1, `objects reported before the failure:\n${first.out()}`);
     assert.ok(!first.out().includes(`${kind} ${name} `), 'the object it stopped at was not reported applied');
 
-    await c.startApiServer();
+    await restartApiServer(c);
     const retry = spawnCli(args, env);
     children.push(retry.child);
     assert.equal(await exited(retry), 0, retry.err());
@@ -304,7 +318,7 @@ describe('real faults on a control plane of its own: API server stopped, etcd co
     await until(() => /secret list\/watch failed; retrying/.test(agent.err()), 'the agent to see the outage');
     // Freeze it between two retries, so that what follows happens while its watch is broken.
     agent.child.kill('SIGSTOP');
-    await c.startApiServer();
+    await restartApiServer(c);
     const erin = await pki.issueClient('erin.laptop');
     const fay = await pki.issueClient('fay.phone');
     const revokedAt = new Date().toISOString();
@@ -382,7 +396,7 @@ describe('real faults on a control plane of its own: API server stopped, etcd co
     // etcd compaction does not touch; with it off for Secrets, watches go to etcd and meet the compaction.
     variant = true;
     await c.stopApiServer();
-    await c.startApiServer(['--watch-cache-sizes=secrets#0']);
+    await restartApiServer(c, ['--watch-cache-sizes=secrets#0']);
     const ns = await freshNamespace(c, 'faultgone');
     const publish = (n: number) => new SecretCrlPublisher(adminKubeApi(c), ns).publish(fakeBundle(n));
     await publish(1);
