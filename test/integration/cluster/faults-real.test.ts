@@ -25,7 +25,7 @@ import { RESYNC_GRACE_MS, SecretWatchSource } from '../../../src/cluster/secret-
 import { setLogLevel } from '../../../src/lib/logger.js';
 import type { RevocationBundle } from '../../../src/openvpn/revocation-bundle.js';
 import { ControlPlane } from '../../cluster/control-plane.js';
-import { restOk } from '../../cluster/kube-rest.js';
+import { rest, restOk } from '../../cluster/kube-rest.js';
 import { CLI, tempDir } from '../../helpers/cli.js';
 import { makeTestPki } from '../../helpers/openvpn.js';
 import { adminKubeApi, freshNamespace, uniqueName } from '../../helpers/real-cluster.js';
@@ -177,6 +177,12 @@ async function restartApiServer(c: ControlPlane, extraArgs: string[] = []): Prom
   }
 }
 
+interface Status {
+  code: number;
+  reason: string;
+  message: string;
+}
+
 const fakeBundle = (n: number): RevocationBundle => ({
   crlNumber: n,
   crlPem: `-----BEGIN X509 CRL-----\nnumber ${n}\n-----END X509 CRL-----\n`,
@@ -192,7 +198,13 @@ describe('real faults on a control plane of its own: API server stopped, etcd co
   /** The API server runs with flags a test changed: restart it with the defaults afterwards. */
   let variant = false;
   const killAll = () => {
-    for (const p of cp?.procs.values() ?? []) if (p.pid) process.kill(p.pid, 'SIGKILL');
+    for (const p of cp?.procs.values() ?? []) {
+      try {
+        if (p.pid) process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
   };
 
   before(async function () {
@@ -341,7 +353,11 @@ describe('real faults on a control plane of its own: API server stopped, etcd co
       ['fay.phone', 3],
     ]);
     assert.match(status.pending[0]!.error, /none\.sock|ENOENT|management/i);
-    assert.match(agent.err(), /"crlNumber":3.*"msg":"bundle applied"/);
+    // logged once the agent's apply returns, after its report to the ConfigMap
+    await until(
+      () => /"crlNumber":3.*"msg":"bundle applied"/.test(agent.err()),
+      'the agent to log CRL 3 applied',
+    );
     assert.doesNotMatch(
       agent.err(),
       /"crlNumber":2.*"msg":"bundle applied"/,
@@ -450,6 +466,17 @@ describe('real faults on a control plane of its own: API server stopped, etcd co
       assert.ok(source.stats.expired >= 1, `410 seen: ${JSON.stringify(source.stats)}`);
       assert.equal(source.stats.lists, listsBefore + 1, 'one re-list, for the 410');
       assert.deepEqual(seen, [1, 2, 3]);
+      // What the server answers any watch from that version now (as an event in a 200 stream or as the
+      // response's own status, depending on the path): 410 Expired.
+      const gone = await rest<{ type?: string; object?: Status } & Status>(
+        c.adminCreds,
+        'GET',
+        `/api/v1/namespaces/${ns}/secrets?watch=1&resourceVersion=${watchRv}&timeoutSeconds=2`,
+      );
+      const status = gone.body.type === 'ERROR' ? gone.body.object! : gone.body;
+      assert.equal(status.code, 410, JSON.stringify(gone));
+      assert.equal(status.reason, 'Expired');
+      assert.match(status.message, /too old/);
     } finally {
       source.stop();
       r.close();
