@@ -7,7 +7,8 @@ import { AppError } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { describeMissing, grantCommand, missingRights } from './deploy-rights.js';
 import { KubeApiError, refOf, refText, type KubeApi, type KubeObject } from './kube-api.js';
-import { POD_SECURITY_ENFORCE, POD_SECURITY_LEVEL } from './pod-layout.js';
+import { OBJECT_NAMES, POD_SECURITY_ENFORCE, POD_SECURITY_LEVEL } from './pod-layout.js';
+import { applyCrlSecret, secretCrlNumber } from './secret-publisher.js';
 
 const log = logger.child({ module: 'cluster.deploy' });
 
@@ -127,7 +128,11 @@ export async function applyAll(objects: readonly KubeObject[], deps: DeployDeps)
     try {
       before = await deps.kube.get(refOf(obj));
       if (obj.kind === 'Namespace') refuseStricterPodSecurity(obj, before);
-      after = await deps.kube.apply(structuredClone(obj));
+      after =
+        obj.kind === 'Secret' && obj.metadata.name === OBJECT_NAMES.crlSecret
+          ? // a revocation published while deploy ran must not be rolled back to the CRL deploy read
+            (await applyCrlSecret(deps.kube, obj, secretCrlNumber(obj) ?? -1)).stored
+          : await deps.kube.apply(structuredClone(obj));
     } catch (err) {
       if (err instanceof DeployError) throw err;
       const done = i === 0 ? 'nothing was applied' : `the ${i} object(s) before it were applied`;

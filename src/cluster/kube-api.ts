@@ -78,7 +78,12 @@ export interface KubeApi {
    */
   watchSecrets(
     namespace: string,
-    opts: { fieldSelector?: string; resourceVersion: string },
+    opts: {
+      fieldSelector?: string;
+      resourceVersion: string;
+      /** Asks the server to end the watch after this long (it sends a bookmark ~2 s before). */
+      timeoutSeconds?: number;
+    },
     onEvent: (type: WatchEventType, obj: KubeObject) => void,
     onDone: (err: unknown) => void,
   ): Promise<WatchHandle>;

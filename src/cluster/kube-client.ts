@@ -240,6 +240,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
         resourceVersion: opts.resourceVersion,
         fieldSelector: opts.fieldSelector,
         allowWatchBookmarks: true,
+        timeoutSeconds: opts.timeoutSeconds,
       };
       let stopped = false;
       const controller = await new Watch(kc).watch(

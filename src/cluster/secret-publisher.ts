@@ -1,13 +1,74 @@
 import type { CrlPublisher, RevocationBundle } from '../openvpn/revocation-bundle.js';
+import { AppError } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
-import type { KubeApi } from './kube-api.js';
+import { KubeApiError, refOf, type KubeApi, type KubeObject } from './kube-api.js';
 import { crlSecret } from './manifests.js';
+import { CRL_SECRET_KEYS } from './pod-layout.js';
 
 const log = logger.child({ module: 'cluster.publisher' });
+
+/** Conflicts tolerated before giving up: each one means another writer stored a newer CRL meanwhile. */
+const MAX_ATTEMPTS = 10;
+
+/** The CRL number stored in a podgate-crl Secret, or undefined when it has none (or it is unreadable). */
+export function secretCrlNumber(secret: KubeObject | undefined): number | undefined {
+  const raw = (secret?.data as Record<string, string> | undefined)?.[CRL_SECRET_KEYS.bundle];
+  if (!raw) return undefined;
+  try {
+    const n = (JSON.parse(Buffer.from(raw, 'base64').toString('utf8')) as { crlNumber?: unknown }).crlNumber;
+    return typeof n === 'number' ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Server-side applies a podgate-crl Secret unless the Secret already holds a NEWER CRL. Several writers
+ * publish (web app requests, CLI commands, deploy) and can finish out of order: the one that built its
+ * bundle before another's revocation must not replace that newer CRL with its older one. The apply
+ * carries the resourceVersion that was read as a precondition, so a write in between answers 409 and the
+ * check runs again. Returns the Secret as stored, and whether this call wrote it.
+ *
+ * Limit: when the Secret does not exist yet (before the first deploy) the create has no precondition.
+ */
+export async function applyCrlSecret(
+  kube: KubeApi,
+  secret: KubeObject,
+  crlNumber: number,
+): Promise<{ stored: KubeObject; written: boolean }> {
+  for (let attempt = 1; ; attempt++) {
+    const live = await kube.get(refOf(secret));
+    const liveNumber = secretCrlNumber(live);
+    if (live && liveNumber !== undefined && liveNumber > crlNumber) {
+      log.info(
+        { crlNumber, newerCrlNumber: liveNumber },
+        'CRL Secret already holds a newer CRL; not replaced',
+      );
+      return { stored: live, written: false };
+    }
+    const desired = structuredClone(secret);
+    if (live?.metadata.resourceVersion) desired.metadata.resourceVersion = live.metadata.resourceVersion;
+    try {
+      return { stored: await kube.apply(desired), written: true };
+    } catch (err) {
+      if (!(err instanceof KubeApiError && err.kubeStatus === 409)) throw err;
+      if (attempt >= MAX_ATTEMPTS) {
+        throw new AppError(
+          409,
+          'conflict',
+          `the podgate-crl Secret kept changing while CRL ${crlNumber} was published (${attempt} attempts); publish again`,
+          { cause: err },
+        );
+      }
+      log.debug({ crlNumber, attempt }, 'CRL Secret changed meanwhile; checking again');
+    }
+  }
+}
 
 /**
  * Cluster mode's publisher: server-side applies the `podgate-crl` Secret (crl.pem + revocations.json)
  * that the agent sidecar watches. RevocationService calls it after every revocation and CRL re-sign.
+ * A bundle older than the one the Secret holds is dropped (see applyCrlSecret).
  */
 export class SecretCrlPublisher implements CrlPublisher {
   readonly name = 'k8s-secret';
@@ -19,10 +80,16 @@ export class SecretCrlPublisher implements CrlPublisher {
 
   async publish(bundle: RevocationBundle): Promise<void> {
     const kube = typeof this.kube === 'function' ? this.kube() : this.kube;
-    const stored = await kube.apply(crlSecret(this.namespace, bundle));
-    log.info(
-      { crlNumber: bundle.crlNumber, resourceVersion: stored.metadata.resourceVersion },
-      'CRL Secret published',
+    const { stored, written } = await applyCrlSecret(
+      kube,
+      crlSecret(this.namespace, bundle),
+      bundle.crlNumber,
     );
+    if (written) {
+      log.info(
+        { crlNumber: bundle.crlNumber, resourceVersion: stored.metadata.resourceVersion },
+        'CRL Secret published',
+      );
+    }
   }
 }

@@ -1,8 +1,10 @@
 /**
  * The agent's bundle source in cluster mode: list + watch of the `podgate-crl` Secret. Each new bundle
- * is handed to the agent core in order. The watch continues from the list's resourceVersion; when the
- * stream ends (API server watch timeout) it re-watches from the last seen version, and on 410 Expired
- * (history compacted) or any error it re-lists, with backoff.
+ * is handed to the agent core in order. The watch continues from the list's resourceVersion and asks
+ * for bookmarks, which keep that version fresh while nothing happens to the Secret. Each watch asks the
+ * server to end it after `resyncMs`; on that clean end the source watches again from the last version
+ * seen. On 410 Gone (that version is older than the history the server still has, e.g. after an etcd
+ * compaction) it re-lists at once; on any other error it re-lists with backoff.
  */
 import { parseBundle } from '../openvpn/local-source.js';
 import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
@@ -20,10 +22,20 @@ export interface SecretWatchOptions {
   /** First retry delay after an error; doubles up to 10 s. Default 500 ms. */
   retryMs?: number;
   /**
-   * Each watch lasts at most this long, then the source re-lists and watches again: a connection that
-   * went half-open (no FIN, no data) would otherwise leave the agent deaf to revocations. Default 5 min.
+   * Each watch asks the server to end it after this long (timeoutSeconds; the server sends a bookmark
+   * shortly before). When that end has not arrived RESYNC_GRACE_MS later, the connection went half-open
+   * (no FIN, no data) and would leave the agent deaf to revocations: the source drops it and re-lists.
+   * Default 5 min.
    */
   resyncMs?: number;
+}
+
+/** How long after the server's own watch deadline the source stops waiting for the stream's end. */
+export const RESYNC_GRACE_MS = 5000;
+
+/** A watch that failed with HTTP 410 (the client-node Watch puts the status on the error). */
+function isGone(err: unknown): boolean {
+  return (err as { statusCode?: number } | null)?.statusCode === 410;
 }
 
 /** The bundle inside a podgate-crl Secret, or undefined when it has none. Throws on a malformed one. */
@@ -57,8 +69,8 @@ export class SecretWatchSource {
   private resyncTimer: NodeJS.Timeout | undefined;
   /** Bumped for every watch; callbacks of an older one are ignored. */
   private generation = 0;
-  /** Counts for tests and logs: how many lists and watches were started. */
-  readonly stats = { lists: 0, watches: 0, delivered: 0 };
+  /** Counts for tests and logs: lists and watches started, bookmarks and 410 Gone answers seen. */
+  readonly stats = { lists: 0, watches: 0, delivered: 0, bookmarks: 0, expired: 0 };
 
   constructor(private readonly o: SecretWatchOptions) {
     this.retryDelay = o.retryMs ?? 500;
@@ -76,6 +88,11 @@ export class SecretWatchSource {
     if (this.timer) clearTimeout(this.timer);
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.handle?.stop();
+  }
+
+  /** The resourceVersion the next watch continues from (the last list, event or bookmark). */
+  get resourceVersion(): string {
+    return this.lastRv;
   }
 
   /** Resolves when every bundle seen so far has been handed over. */
@@ -100,24 +117,36 @@ export class SecretWatchSource {
     let expired = false;
     const generation = ++this.generation;
     const current = () => generation === this.generation && !this.stopped;
+    const resyncMs = this.o.resyncMs ?? 300_000;
     this.handle = await this.o.kube.watchSecrets(
       this.o.namespace,
-      { fieldSelector: `metadata.name=${this.o.name}`, resourceVersion: this.lastRv },
+      {
+        fieldSelector: `metadata.name=${this.o.name}`,
+        resourceVersion: this.lastRv,
+        timeoutSeconds: Math.max(1, Math.round(resyncMs / 1000)),
+      },
       (type, obj) => {
         if (!current()) return;
         if (type === 'ERROR') {
           const status = obj as unknown as { code?: number; message?: string };
           expired = status.code === 410;
+          if (expired) this.stats.expired++;
           log.info({ code: status.code, message: status.message }, 'watch error event; re-listing');
           return;
         }
+        if (type === 'BOOKMARK') this.stats.bookmarks++;
         if (obj.metadata.resourceVersion) this.lastRv = obj.metadata.resourceVersion;
         if (type === 'ADDED' || type === 'MODIFIED') this.deliver(obj);
       },
       (err) => {
         if (!current()) return;
+        if (isGone(err)) {
+          this.stats.expired++;
+          expired = true;
+          log.info({ code: 410, resourceVersion: this.lastRv }, 'watch answered 410 Gone; re-listing');
+        }
         if (err || expired) this.retry(expired ? 'expired' : String(err));
-        else void this.watch().catch((e: unknown) => this.retry(String(e))); // stream end: continue from lastRv
+        else void this.watch().catch((e: unknown) => this.retry(String(e))); // clean end: continue from lastRv
       },
     );
     this.retryDelay = this.o.retryMs ?? 500;
@@ -127,7 +156,7 @@ export class SecretWatchSource {
       this.generation++; // the old watch's late events and end are ignored from here on
       this.handle?.stop();
       this.retry('resync');
-    }, this.o.resyncMs ?? 300_000);
+    }, resyncMs + RESYNC_GRACE_MS);
     this.resyncTimer.unref?.();
   }
 

@@ -175,8 +175,11 @@ export class ControlPlane {
     this.log(`control plane ready in ${Date.now() - started} ms`);
   }
 
-  /** Starts (or restarts, on the same port and data) the API server and waits for /readyz. */
-  async startApiServer(): Promise<void> {
+  /**
+   * Starts (or restarts, on the same port and data) the API server and waits for /readyz. `extraArgs`
+   * are added to its flags for this start only (a test's variant, e.g. a watch cache switched off).
+   */
+  async startApiServer(extraArgs: string[] = []): Promise<void> {
     const d = (f: string) => join(this.dir, f);
     const api = this.add('kube-apiserver', this.bin.kubeApiserver, [
       `--etcd-servers=${this.etcdUrl}`,
@@ -199,6 +202,7 @@ export class ControlPlane {
       '--allow-privileged=true',
       '--profiling=false',
       `--cert-dir=${d('apiserver-serving')}`,
+      ...extraArgs,
     ], `${this.server}/readyz`); // prettier-ignore
     api.start();
     await api.waitReady(90_000);
