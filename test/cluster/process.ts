@@ -23,6 +23,25 @@ export interface ProcessSpec {
   env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * Children that belong to this process (not detached): killed when it exits, also when mocha is stopped
+ * with SIGTERM or SIGHUP, so an interrupted run leaves no etcd or apiserver behind.
+ */
+const owned = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function killOwnedOnExit(child: ChildProcess): void {
+  owned.add(child);
+  child.once('exit', () => owned.delete(child));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const c of owned) c.kill('SIGKILL');
+  });
+  // the default action of these signals ends the process without 'exit' handlers: exit instead
+  process.once('SIGTERM', () => process.exit(143));
+  process.once('SIGHUP', () => process.exit(129));
+}
+
 export class ClusterProcess {
   child?: ChildProcess;
   pid?: number;
@@ -50,6 +69,7 @@ export class ClusterProcess {
       this.exited = `failed to start: ${err.message}`;
     });
     if (this.spec.detached) this.child.unref();
+    else killOwnedOnExit(this.child);
   }
 
   /** Polls the readiness probe; fails at once, with the log's tail, when the process exits. */

@@ -50,18 +50,6 @@ after(async function () {
   shared = undefined;
 });
 
-process.on('exit', () => {
-  for (const p of started?.procs.values() ?? []) {
-    if (p.pid) {
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-});
-
 /** A KubeConfig for the admin (system:masters) client certificate. */
 export function adminKubeConfig(cp: ControlPlane): KubeConfig {
   const kc = new KubeConfig();
