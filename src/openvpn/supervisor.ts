@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config/schema.js';
 import { logger } from '../lib/logger.js';
+import { removeStaleTempFiles } from '../lib/fs-atomic.js';
 import type { AuditStore, CertStore, PendingStore } from '../store/types.js';
 import { RevocationAgent } from './agent.js';
 import { LocalCrlPublisher } from './local-publisher.js';
@@ -83,6 +84,7 @@ export class ServerSupervisor {
     const id = await ctx.server.ensure();
     this.serverCertPem = id.certPem;
     const { managementPassword } = writeServerFiles(ctx.config, paths, id);
+    removeStaleTempFiles(dirname(paths.activeCrl)); // the runtime CRL dir, when it is not server/
     const publisher = new LocalCrlPublisher(paths.dir);
     ctx.revocation.addPublisher(publisher);
     await ctx.revocation.ensureFreshCrl();

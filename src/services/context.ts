@@ -5,6 +5,8 @@ import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { CrlPublisher } from '../openvpn/revocation-bundle.js';
 import { logger } from '../lib/logger.js';
+import { removeStaleTempFiles } from '../lib/fs-atomic.js';
+import { serverDir } from '../openvpn/local-publisher.js';
 import { loadOrCreateCa } from './ca-files.js';
 import { secureDataDir } from './data-dir.js';
 import { DeviceService } from './devices.js';
@@ -48,6 +50,11 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
   const dataDir = resolve(config.dataDir);
   const { note: dataDirNote } = secureDataDir(dataDir);
   if (dataDirNote) log.warn({ dataDir }, dataDirNote);
+  // A writer killed between its temp file and the rename leaves `.NAME.PID.RANDOM.tmp` behind.
+  for (const dir of [dataDir, serverDir(dataDir)]) {
+    const removed = removeStaleTempFiles(dir);
+    if (removed.length > 0) log.info({ dir, removed }, 'removed temp files left by killed writers');
+  }
   const now = deps.now ?? (() => new Date());
   const { ca, previous: previousCa, secret } = await loadOrCreateCa(config, dataDir);
   const store = openStore(dataDir);
