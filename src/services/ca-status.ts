@@ -1,5 +1,6 @@
 import type { CertRecord } from '../store/types.js';
 import type { AppContext } from './context.js';
+import type { CaSet } from './ca-set.js';
 
 const DAY = 86_400_000;
 /** A CA expiring within this many days is warned about (doctor, web, metrics): rotation needs time. */
@@ -35,7 +36,10 @@ function summary(ca: { commonName: string; keyId: string; notAfter: Date }, now:
 }
 
 /** The CAs in force, their expiry, and which devices still depend on the outgoing CA. */
-export function caStatus(ctx: Pick<AppContext, 'ca' | 'previousCa' | 'store' | 'now'>): CaStatus {
+export function caStatus(
+  ctx: Pick<AppContext, 'ca' | 'previousCa' | 'store' | 'now'> & { cas?: CaSet },
+): CaStatus {
+  ctx.cas?.refresh(); // a long-running `serve` reports a rotation made by the CLI
   const now = ctx.now();
   const current = summary(ctx.ca, now);
   const warnings: string[] = [];

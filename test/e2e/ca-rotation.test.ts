@@ -5,7 +5,8 @@
  * Proves: during the overlap (`ca rotate`) the server trusts both CAs (bundle) and loads one CRL per CA
  * from one crl-verify file: a profile of the old CA and one of the new CA both connect, and a revoked one
  * of each is refused. After `ca retire-old` only new-CA profiles connect (the server certificate is then
- * re-issued by the new CA, which the new profiles trust).
+ * re-issued by the new CA, which the new profiles trust). `server run` is started once and never
+ * restarted: it notices both commands by itself and restarts only openvpn.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -100,6 +101,23 @@ describe('e2e: CA rotation with openvpn 2.6 (overlap: both CAs; after retire-old
     }
   }
 
+  /**
+   * Waits for the running `server run` to notice a CA change and restart openvpn with it (one more
+   * "Initialization Sequence Completed" than `before`), without the process being restarted.
+   */
+  async function reloaded(before: number): Promise<void> {
+    const pid = server.pid;
+    const end = Date.now() + 30_000;
+    while (count(server.output(), /Initialization Sequence Completed/) <= before) {
+      if (Date.now() > end)
+        throw new Error(`server run did not reload the CA set:\n${server.output().slice(-2500)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(server.running, 'server run still running');
+    assert.equal(server.pid, pid, 'the same server run process');
+  }
+  const inits = () => count(server.output(), /Initialization Sequence Completed/);
+
   const issuerOf = (name: string) => new X509Certificate(profileBlock(profiles[name]!, 'cert')).issuer;
 
   before(async function () {
@@ -151,9 +169,10 @@ describe('e2e: CA rotation with openvpn 2.6 (overlap: both CAs; after retire-old
   });
 
   it('during the overlap: an old-CA and a new-CA client both connect; a revoked one of each is refused', async () => {
+    const started = inits();
     const rotate = await cli('ca', 'rotate', '--key-type', 'rsa-3072');
     assert.match(rotate.stdout, /new CA: podgate CA \d{12}/);
-    await startServer();
+    await reloaded(started);
     await issue('new.ok');
     await issue('new.bad');
     assert.notEqual(issuerOf('new.ok'), issuerOf('old.ok'), 'new profiles come from the new CA');
@@ -181,9 +200,10 @@ describe('e2e: CA rotation with openvpn 2.6 (overlap: both CAs; after retire-old
   });
 
   it('after retire-old: only new-CA clients connect', async () => {
+    const started = inits();
     const r = await cli('ca', 'retire-old');
     assert.match(r.stdout, /retired podgate CA/);
-    await startServer();
+    await reloaded(started);
     const serverCa = readFileSync(serverPaths(config()).ca, 'utf8');
     assert.equal(count(serverCa, /BEGIN CERTIFICATE/), 1);
     await connects('new.ok');
