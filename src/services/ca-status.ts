@@ -35,6 +35,20 @@ function summary(ca: { commonName: string; keyId: string; notAfter: Date }, now:
   };
 }
 
+/**
+ * The warning for a CA within CA_WARN_DAYS of expiry, or undefined. Cheap (no store query): the web
+ * app shows it as a banner on every page an admin sees.
+ */
+export function caExpiryWarning(ctx: Pick<AppContext, 'ca' | 'now'> & { cas?: CaSet }): string | undefined {
+  ctx.cas?.refresh();
+  const current = summary(ctx.ca, ctx.now());
+  if (!current.expiringSoon) return undefined;
+  const when = current.notAfter.toISOString().slice(0, 10);
+  return current.daysLeft < 0
+    ? `the CA "${current.commonName}" expired on ${when}: no certificate it issued is valid; run \`podgate ca rotate\` and renew every device`
+    : `the CA "${current.commonName}" expires in ${current.daysLeft} days (${when}): run \`podgate ca rotate\` and renew every device`;
+}
+
 /** The CAs in force, their expiry, and which devices still depend on the outgoing CA. */
 export function caStatus(
   ctx: Pick<AppContext, 'ca' | 'previousCa' | 'store' | 'now'> & { cas?: CaSet },
@@ -43,10 +57,8 @@ export function caStatus(
   const now = ctx.now();
   const current = summary(ctx.ca, now);
   const warnings: string[] = [];
-  if (current.expiringSoon)
-    warnings.push(
-      `the CA "${current.commonName}" expires in ${current.daysLeft} days (${current.notAfter.toISOString().slice(0, 10)}): run \`podgate ca rotate\` and renew every device`,
-    );
+  const expiry = caExpiryWarning(ctx);
+  if (expiry) warnings.push(expiry);
   if (!ctx.previousCa) return { current, onPreviousCa: [], warnings };
   const previous = summary(ctx.previousCa, now);
   const keyId = ctx.previousCa.keyId;
