@@ -158,14 +158,20 @@ export class ClusterService {
   async syncServerMaterial(
     onProgress: (line: string) => void = () => undefined,
   ): Promise<{ rolled: boolean; result?: DeployResult }> {
+    const namespace = this.deps.config.kubernetes.namespace;
+    const live = await this.kube.get({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: OBJECT_NAMES.app,
+      namespace,
+    });
+    if (!live) return { rolled: false }; // never deployed here: nothing to keep current
     const objects = await this.objects(); // ensure(): renews the server certificate when it is due
     const pick = (kind: string, name: string) =>
       objects.find((o) => o.kind === kind && o.metadata.name === name)!;
     const secret = pick('Secret', OBJECT_NAMES.serverSecret);
     const configMap = pick('ConfigMap', OBJECT_NAMES.app);
     const deployment = pick('Deployment', OBJECT_NAMES.app);
-    const live = await this.kube.get(refOf(deployment));
-    if (!live) return { rolled: false };
     const liveSecret = await this.kube.get(refOf(secret));
     const want = (secret as { data?: Record<string, string> }).data ?? {};
     const have = (liveSecret as { data?: Record<string, string> } | undefined)?.data ?? {};
@@ -186,7 +192,7 @@ export class ClusterService {
     this.deps.store.appendAudit({
       actor: 'system',
       action: 'k8s.server-material',
-      target: `${this.deps.config.kubernetes.namespace}/${OBJECT_NAMES.app}`,
+      target: `${namespace}/${OBJECT_NAMES.app}`,
       result: 'ok',
       details: { objects: result.objects, ready: result.rollout.ready },
     });
