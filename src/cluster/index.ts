@@ -12,7 +12,8 @@ import type { AuditStore, SettingsStore } from '../store/types.js';
 import { syncAgentStatus, type EffectiveRevocation } from './agent-status.js';
 import { applyAll, type DeployResult } from './deploy.js';
 import { discover, findRangeOverlaps, lastDiscovery, type DiscoveryResult } from './discovery.js';
-import type { KubeApi, KubeObject } from './kube-api.js';
+import { refOf, type KubeApi, type KubeObject } from './kube-api.js';
+import { OBJECT_NAMES } from './pod-layout.js';
 import { buildManifests, manifestFiles, type ServerMaterial } from './manifests.js';
 import { readClusterStatus, type ClusterStatus } from './status.js';
 import { SecretCrlPublisher } from './secret-publisher.js';
@@ -138,6 +139,77 @@ export class ClusterService {
       busy = true;
       this.syncAgentStatus()
         .catch((err: unknown) => log.warn({ err: String(err) }, 'agent status sync failed'))
+        .finally(() => (busy = false));
+    }, intervalMs);
+    timer.unref?.();
+    return { stop: () => clearInterval(timer) };
+  }
+
+  /**
+   * Keeps a deployed server's material current between deploys. The server certificate renews itself
+   * (ServerIdentityService.ensure, 30 days before expiry) and `ca rotate` / `ca retire-old` change the
+   * CA bundle; when the podgate-server Secret in the cluster no longer holds what podgate would deploy
+   * now, the Secret, the server ConfigMap and the Deployment are applied (server-side apply, field
+   * manager podgate). The pod template's checksum annotation covers the Secret's data, so the
+   * Deployment rolls a new ReplicaSet. Clients need nothing: the CA they trust and the server name are
+   * unchanged by a renewal. Nothing is applied when the Secret is current or podgate was never deployed
+   * here (no Deployment). The CRL Secret is left to the CRL publisher.
+   */
+  async syncServerMaterial(
+    onProgress: (line: string) => void = () => undefined,
+  ): Promise<{ rolled: boolean; result?: DeployResult }> {
+    const namespace = this.deps.config.kubernetes.namespace;
+    const live = await this.kube.get({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: OBJECT_NAMES.app,
+      namespace,
+    });
+    if (!live) return { rolled: false }; // never deployed here: nothing to keep current
+    const objects = await this.objects(); // ensure(): renews the server certificate when it is due
+    const pick = (kind: string, name: string) =>
+      objects.find((o) => o.kind === kind && o.metadata.name === name)!;
+    const secret = pick('Secret', OBJECT_NAMES.serverSecret);
+    const configMap = pick('ConfigMap', OBJECT_NAMES.app);
+    const deployment = pick('Deployment', OBJECT_NAMES.app);
+    const liveSecret = await this.kube.get(refOf(secret));
+    const want = (secret as { data?: Record<string, string> }).data ?? {};
+    const have = (liveSecret as { data?: Record<string, string> } | undefined)?.data ?? {};
+    const current =
+      Object.keys(want).length === Object.keys(have).length &&
+      Object.entries(want).every(([k, v]) => have[k] === v);
+    if (current) return { rolled: false };
+    log.info(
+      { namespace: this.deps.config.kubernetes.namespace },
+      'server material changed; rolling the pod',
+    );
+    const result = await applyAll([secret, configMap, deployment], {
+      kube: this.kube,
+      onProgress,
+      rolloutTimeoutMs: this.deps.rolloutTimeoutMs,
+      pollMs: this.deps.pollMs,
+    });
+    this.deps.store.appendAudit({
+      actor: 'system',
+      action: 'k8s.server-material',
+      target: `${namespace}/${OBJECT_NAMES.app}`,
+      result: 'ok',
+      details: { objects: result.objects, ready: result.rollout.ready },
+    });
+    return { rolled: true, result };
+  }
+
+  /**
+   * Runs syncServerMaterial every `intervalMs` (for `serve`: the renewal happens in the process that
+   * holds the CA, and the pod follows it without a `k8s deploy`). Errors are logged, never thrown.
+   */
+  watchServerMaterial(intervalMs = 5 * 60_000): { stop(): void } {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      this.syncServerMaterial()
+        .catch((err: unknown) => log.warn({ err: String(err) }, 'server material sync failed'))
         .finally(() => (busy = false));
     }, intervalMs);
     timer.unref?.();

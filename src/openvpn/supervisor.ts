@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config/schema.js';
 import { logger } from '../lib/logger.js';
+import { removeStaleTempFiles } from '../lib/fs-atomic.js';
 import type { AuditStore, CertStore, PendingStore } from '../store/types.js';
 import { RevocationAgent } from './agent.js';
 import { LocalCrlPublisher } from './local-publisher.js';
@@ -29,10 +30,13 @@ export interface SupervisorContext {
   store: AuditStore & PendingStore & Pick<CertStore, 'getValidCertByCommonName' | 'touchLastSeen'>;
   revocation: {
     ensureFreshCrl(): Promise<unknown>;
+    resign(actor: string): Promise<unknown>;
     bundle(): RevocationBundle;
     addPublisher(p: CrlPublisher): void;
   };
   server: { ensure(): Promise<ServerIdentityFiles> };
+  /** The CAs in force; when `ca rotate` / `ca retire-old` change them, openvpn is given the new set. */
+  cas?: { refresh(): boolean; readonly version: number };
 }
 
 export interface SupervisorOptions {
@@ -46,6 +50,8 @@ export interface SupervisorOptions {
   crlCheckEveryMs?: number;
   /** How often live sessions are read to update certificates' lastSeenAt. Default 60 s; 0 disables. */
   lastSeenEveryMs?: number;
+  /** How often the data dir's CA files are checked for a rotation (four stat calls). Default 2 s. */
+  caCheckEveryMs?: number;
 }
 
 function defaultSpawn(argv: readonly string[], cwd: string): ChildProcess {
@@ -66,6 +72,12 @@ export class ServerSupervisor {
   private readyWaiters: (() => void)[] = [];
   /** The server certificate openvpn was started with; a renewed one rewrites the files and restarts it. */
   private serverCertPem = '';
+  /** The CA bundle openvpn was started with, and the CaSet version it came from. */
+  private caBundlePem = '';
+  private caVersion = 0;
+  private managementPassword = '';
+  /** Runs of syncServerMaterial, one at a time (the CA timer and the hourly timer may overlap). */
+  private syncing: Promise<boolean> = Promise.resolve(false);
   /** How many times openvpn was (re)started. */
   starts = 0;
 
@@ -80,26 +92,20 @@ export class ServerSupervisor {
   /** Prepares everything and starts openvpn; resolves once openvpn was spawned (see `ready()`). */
   async start(): Promise<void> {
     const { ctx, paths } = this;
+    this.caVersion = ctx.cas?.version ?? 0;
     const id = await ctx.server.ensure();
     this.serverCertPem = id.certPem;
+    this.caBundlePem = id.caCertPem;
     const { managementPassword } = writeServerFiles(ctx.config, paths, id);
+    this.managementPassword = managementPassword;
+    removeStaleTempFiles(dirname(paths.activeCrl)); // the runtime CRL dir, when it is not server/
     const publisher = new LocalCrlPublisher(paths.dir);
     ctx.revocation.addPublisher(publisher);
     await ctx.revocation.ensureFreshCrl();
     const bundle = ctx.revocation.bundle();
     await publisher.publish(bundle);
 
-    this.agent = new RevocationAgent({
-      caCertPem: id.caCertPem,
-      crlFile: paths.activeCrl,
-      connect: () =>
-        ManagementClient.connect({
-          socketPath: paths.managementSocket,
-          password: managementPassword,
-          connectTimeoutMs: 2000,
-        }),
-      reporter: new StoreAgentReporter(ctx.store),
-    });
+    this.agent = this.makeAgent(id.caCertPem);
     // openvpn is not running yet, so no session of a revoked certificate can exist: put the CRL in place
     // and settle whatever a previous run left pending.
     const settled = this.agent.prime(bundle);
@@ -112,7 +118,13 @@ export class ServerSupervisor {
 
     this.source = new LocalBundleSource({
       dir: paths.dir,
-      onBundle: (b) => this.agent!.apply(b),
+      onBundle: async (b) => {
+        // A bundle signed under a new CA set (`ca rotate` publishes one) waits for the reload, which
+        // gives the agent the CAs to verify it with.
+        if (ctx.cas && (ctx.cas.refresh() || ctx.cas.version !== this.caVersion))
+          await this.syncServerMaterial();
+        return this.agent!.apply(b);
+      },
       pollMs: 500,
     });
     await this.source.start();
@@ -129,6 +141,14 @@ export class ServerSupervisor {
     }, every);
     t.unref();
     this.timers.push(t);
+    if (ctx.cas) {
+      const c = setInterval(() => {
+        if (ctx.cas!.refresh() || ctx.cas!.version !== this.caVersion)
+          this.syncServerMaterial().catch((err: unknown) => log.error({ err }, 'CA reload failed'));
+      }, this.opts.caCheckEveryMs ?? 2000);
+      c.unref();
+      this.timers.push(c);
+    }
     const seenEvery = this.opts.lastSeenEveryMs ?? 60_000;
     if (seenEvery > 0) {
       const s = setInterval(() => void this.touchLastSeen(managementPassword), seenEvery);
@@ -144,16 +164,63 @@ export class ServerSupervisor {
    * exit handler starts it again). Clients reconnect by themselves and need nothing new: the CA and the
    * server name they check are unchanged. Returns true when it restarted openvpn.
    */
-  async renewServerCert(): Promise<boolean> {
+  renewServerCert(): Promise<boolean> {
+    return this.syncServerMaterial();
+  }
+
+  /**
+   * Gives openvpn the server material in force: a renewed server certificate, or a new CA set after
+   * `podgate ca rotate` / `ca retire-old` (run by another process while this one runs). For a new CA
+   * set, the CRL is signed once per CA in force and put in place by an agent that trusts the new set
+   * before openvpn restarts, so no client is let in without its CA's CRL. openvpn is restarted (not
+   * sent SIGHUP: it re-reads its root-only files only before it drops privileges): clients reconnect by
+   * themselves. Returns true when it restarted openvpn.
+   */
+  syncServerMaterial(): Promise<boolean> {
+    const run = () => this.syncNow();
+    this.syncing = this.syncing.then(run, run);
+    return this.syncing;
+  }
+
+  private async syncNow(): Promise<boolean> {
     if (this.stopping) return false;
-    const id = await this.ctx.server.ensure();
-    if (id.certPem === this.serverCertPem) return false;
-    writeServerFiles(this.ctx.config, this.paths, id);
+    const { ctx, paths } = this;
+    const id = await ctx.server.ensure(); // refreshes the CA set first
+    const caVersion = ctx.cas?.version ?? 0;
+    const caChanged = caVersion !== this.caVersion;
+    if (!caChanged && id.certPem === this.serverCertPem && id.caCertPem === this.caBundlePem) return false;
+    if (caChanged || id.caCertPem !== this.caBundlePem) {
+      // The agent verifies CRLs against the CAs it trusts: a new one for the new set, given a CRL signed
+      // by each of them. prime() (no session kills): openvpn restarts below, no session outlives it.
+      const agent = this.makeAgent(id.caCertPem);
+      await ctx.revocation.resign('system');
+      agent.prime(ctx.revocation.bundle());
+      this.agent?.stop();
+      this.agent = agent;
+    }
+    writeServerFiles(ctx.config, paths, id);
     this.serverCertPem = id.certPem;
-    log.info('server certificate renewed; restarting openvpn');
+    this.caBundlePem = id.caCertPem;
+    this.caVersion = caVersion;
+    log.info({ caChanged }, 'server certificate or CA set changed; restarting openvpn');
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     return true;
+  }
+
+  private makeAgent(caCertPem: string): RevocationAgent {
+    const { paths } = this;
+    return new RevocationAgent({
+      caCertPem,
+      crlFile: paths.activeCrl,
+      connect: () =>
+        ManagementClient.connect({
+          socketPath: paths.managementSocket,
+          password: this.managementPassword,
+          connectTimeoutMs: 2000,
+        }),
+      reporter: new StoreAgentReporter(this.ctx.store),
+    });
   }
 
   /** Resolves when the current openvpn reports "Initialization Sequence Completed". */

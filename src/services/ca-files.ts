@@ -39,6 +39,26 @@ export function finishRotation(dataDir: string): void {
   }
 }
 
+/** Reads the current CA and, during an overlap, the previous one. Throws when a file is unreadable. */
+export function readCaFiles(
+  dataDir: string,
+  secret: KeySecret,
+): { ca: CertificateAuthority; previous?: CertificateAuthority } {
+  const f = (name: string) => join(dataDir, name);
+  const load = (cert: string, key: string) =>
+    CertificateAuthority.load({
+      certPem: readFileSync(f(cert), 'utf8'),
+      keyPem: decryptPrivateKey(readFileSync(f(key), 'utf8'), secret),
+    });
+  const ca = load(CA_CERT_FILE, CA_KEY_FILE);
+  // Without ca-previous.crt the old CA is not in force, even if its key file remains (retire-old moves
+  // the certificate first).
+  const previous = existsSync(f(PREVIOUS_CA_CERT_FILE))
+    ? load(PREVIOUS_CA_CERT_FILE, PREVIOUS_CA_KEY_FILE)
+    : undefined;
+  return { ca, ...(previous ? { previous } : {}) };
+}
+
 export interface LoadedCa {
   ca: CertificateAuthority;
   /** The outgoing CA while a rotation's overlap lasts. */
@@ -67,15 +87,7 @@ export async function loadOrCreateCa(config: Config, dataDir: string): Promise<L
   }
   if (haveCert) {
     const secret = resolveKeySecret(config, dataDir, false);
-    const keyPem = decryptPrivateKey(readFileSync(keyFile, 'utf8'), secret);
-    const ca = CertificateAuthority.load({ certPem: readFileSync(certFile, 'utf8'), keyPem });
-    const previous = existsSync(join(dataDir, PREVIOUS_CA_CERT_FILE))
-      ? CertificateAuthority.load({
-          certPem: readFileSync(join(dataDir, PREVIOUS_CA_CERT_FILE), 'utf8'),
-          keyPem: decryptPrivateKey(readFileSync(join(dataDir, PREVIOUS_CA_KEY_FILE), 'utf8'), secret),
-        })
-      : undefined;
-    return { ca, ...(previous ? { previous } : {}), secret, created: false };
+    return { ...readCaFiles(dataDir, secret), secret, created: false };
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = resolveKeySecret(config, dataDir, true);

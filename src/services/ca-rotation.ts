@@ -31,8 +31,9 @@ function nextCommonName(base: string, previous: string, now: Date): string {
  * 1. rows from before issuer tracking (issuerKeyId null) get the outgoing key id (harmless if the switch never
  *    happens: the CRL builder treats the current CA's id like null); 2. the new CA is written as ca-next.*;
  * 3. renames switch current → previous and next → current.
- * The caller reopens the context and re-signs the CRL (now one per CA). Running servers pick the new
- * CA set up when restarted (`server run`) or redeployed (`k8s deploy`).
+ * The caller reopens the context and re-signs the CRL (now one per CA). Running processes see the new
+ * files through their CaSet (services/ca-set.ts): `serve` issues from the new CA, `server run`
+ * restarts openvpn with the new CA set.
  */
 export async function rotateCa(
   ctx: AppContext,
@@ -76,7 +77,8 @@ export async function rotateCa(
 /**
  * `podgate ca retire-old`: ends the overlap. The old CA's files are kept aside as
  * `ca-retired-<key id>.*` (never used again), so the server trusts the new CA only; its server
- * certificate is re-issued by the new CA on the next start. Old-CA profiles stop connecting.
+ * certificate is re-issued by the new CA (by the caller, or a running `server run` on its next CA
+ * check). Old-CA profiles stop connecting.
  */
 export function retireOldCa(ctx: AppContext, actor: string): { commonName: string; stillValid: number } {
   const old = ctx.previousCa;

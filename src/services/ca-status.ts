@@ -1,5 +1,6 @@
 import type { CertRecord } from '../store/types.js';
 import type { AppContext } from './context.js';
+import type { CaSet } from './ca-set.js';
 
 const DAY = 86_400_000;
 /** A CA expiring within this many days is warned about (doctor, web, metrics): rotation needs time. */
@@ -34,15 +35,30 @@ function summary(ca: { commonName: string; keyId: string; notAfter: Date }, now:
   };
 }
 
+/**
+ * The warning for a CA within CA_WARN_DAYS of expiry, or undefined. Cheap (no store query): the web
+ * app shows it as a banner on every page an admin sees.
+ */
+export function caExpiryWarning(ctx: Pick<AppContext, 'ca' | 'now'> & { cas?: CaSet }): string | undefined {
+  ctx.cas?.refresh();
+  const current = summary(ctx.ca, ctx.now());
+  if (!current.expiringSoon) return undefined;
+  const when = current.notAfter.toISOString().slice(0, 10);
+  return current.daysLeft < 0
+    ? `the CA "${current.commonName}" expired on ${when}: no certificate it issued is valid; run \`podgate ca rotate\` and renew every device`
+    : `the CA "${current.commonName}" expires in ${current.daysLeft} days (${when}): run \`podgate ca rotate\` and renew every device`;
+}
+
 /** The CAs in force, their expiry, and which devices still depend on the outgoing CA. */
-export function caStatus(ctx: Pick<AppContext, 'ca' | 'previousCa' | 'store' | 'now'>): CaStatus {
+export function caStatus(
+  ctx: Pick<AppContext, 'ca' | 'previousCa' | 'store' | 'now'> & { cas?: CaSet },
+): CaStatus {
+  ctx.cas?.refresh(); // a long-running `serve` reports a rotation made by the CLI
   const now = ctx.now();
   const current = summary(ctx.ca, now);
   const warnings: string[] = [];
-  if (current.expiringSoon)
-    warnings.push(
-      `the CA "${current.commonName}" expires in ${current.daysLeft} days (${current.notAfter.toISOString().slice(0, 10)}): run \`podgate ca rotate\` and renew every device`,
-    );
+  const expiry = caExpiryWarning(ctx);
+  if (expiry) warnings.push(expiry);
   if (!ctx.previousCa) return { current, onPreviousCa: [], warnings };
   const previous = summary(ctx.previousCa, now);
   const keyId = ctx.previousCa.keyId;

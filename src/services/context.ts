@@ -5,7 +5,10 @@ import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { CrlPublisher } from '../openvpn/revocation-bundle.js';
 import { logger } from '../lib/logger.js';
+import { removeStaleTempFiles } from '../lib/fs-atomic.js';
+import { serverDir } from '../openvpn/local-publisher.js';
 import { loadOrCreateCa } from './ca-files.js';
+import { DataDirCaSet, type CaSet } from './ca-set.js';
 import { secureDataDir } from './data-dir.js';
 import { DeviceService } from './devices.js';
 import { RenewalService } from './renewal.js';
@@ -23,9 +26,15 @@ export interface AppContext {
   /** Set when the data dir's mode was too open at start (and what was done about it); commands print it. */
   dataDirNote?: string;
   store: Store;
-  ca: CertificateAuthority;
+  /**
+   * The CAs in force, reloaded from the data dir when `podgate ca rotate` / `ca retire-old` change them
+   * (the services refresh it before they issue or sign); `ca` and `previousCa` read it.
+   */
+  cas: CaSet;
+  /** The issuing CA (cas.current, as of the last refresh). */
+  readonly ca: CertificateAuthority;
   /** The outgoing CA while a rotation's overlap lasts (`podgate ca rotate` … `ca retire-old`). */
-  previousCa?: CertificateAuthority;
+  readonly previousCa?: CertificateAuthority;
   users: UserService;
   devices: DeviceService;
   renewal: RenewalService;
@@ -48,31 +57,33 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
   const dataDir = resolve(config.dataDir);
   const { note: dataDirNote } = secureDataDir(dataDir);
   if (dataDirNote) log.warn({ dataDir }, dataDirNote);
+  // A writer killed between its temp file and the rename leaves `.NAME.PID.RANDOM.tmp` behind.
+  for (const dir of [dataDir, serverDir(dataDir)]) {
+    const removed = removeStaleTempFiles(dir);
+    if (removed.length > 0) log.info({ dir, removed }, 'removed temp files left by killed writers');
+  }
   const now = deps.now ?? (() => new Date());
   const { ca, previous: previousCa, secret } = await loadOrCreateCa(config, dataDir);
   const store = openStore(dataDir);
   try {
+    const cas = new DataDirCaSet(dataDir, secret, { ca, ...(previousCa ? { previous: previousCa } : {}) });
     const revocation = new RevocationService({
       store,
-      ca,
-      ...(previousCa ? { previousCa } : {}),
+      cas,
       crlDays: config.vpn.crlDays,
       publishers: [...(deps.publishers ?? [])],
       now,
     });
     const server = new ServerIdentityService({
       store,
-      // During an overlap the server keeps a certificate from the outgoing CA: old profiles trust only it,
-      // and new profiles carry both CAs.
-      ca: previousCa ?? ca,
-      caBundlePem: previousCa ? ca.certPem + previousCa.certPem : ca.certPem,
+      cas,
       secret,
       serverName: config.vpn.serverName,
       revocation,
       now,
     });
     const users = new UserService({ store, revocation });
-    const devices = new DeviceService({ store, ca, config, server, now });
+    const devices = new DeviceService({ store, cas, config, server, now });
     const renewal = new RenewalService({ store, devices, revocation, config, now });
     if (!store.getCrl()) await revocation.ensureFreshCrl();
     return {
@@ -80,8 +91,13 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       dataDir,
       ...(dataDirNote ? { dataDirNote } : {}),
       store,
-      ca,
-      ...(previousCa ? { previousCa } : {}),
+      cas,
+      get ca() {
+        return cas.current;
+      },
+      get previousCa() {
+        return cas.previous;
+      },
       users,
       devices,
       renewal,

@@ -2,13 +2,14 @@ import { BadRequest, Conflict } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { validateName } from '../lib/names.js';
 import { loadTemplate } from '../lib/templates.js';
-import { parseCsr, type CertificateAuthority, type ClientKeyType } from '../pki/index.js';
+import { parseCsr, type ClientKeyType } from '../pki/index.js';
 import { wrapTlsCryptV2ClientKey } from '../pki/tls-crypt.js';
 import { renderClientProfile } from '../profiles/client-profile.js';
 import type { Config } from '../config/schema.js';
 import type { CertRecord, Store, User } from '../store/types.js';
 import { IssueLimits } from './issue-limits.js';
 import { effectiveNetwork, type EffectiveNetwork } from './network.js';
+import type { CaSet } from './ca-set.js';
 import type { ServerIdentityService } from './server-identity.js';
 
 const log = logger.child({ module: 'devices' });
@@ -39,7 +40,8 @@ export interface IssueDeviceRequest {
 
 export interface DeviceServiceDeps {
   store: Store;
-  ca: CertificateAuthority;
+  /** The CAs in force; profiles come from `current`, read again at every issue (a rotation by another process). */
+  cas: CaSet;
   config: Config;
   server: ServerIdentityService;
   now: () => Date;
@@ -125,7 +127,9 @@ export class DeviceService {
     csr: { publicKeyPem: string } | undefined;
     network: EffectiveNetwork;
   }): Promise<{ cert: CertRecord; profile: string }> {
-    const { store, ca, config, server, now } = this.deps;
+    const { store, cas, config, server, now } = this.deps;
+    cas.refresh();
+    const ca = cas.current;
     const { req, owner, ownerName, commonName, deviceName, kind, keyType, csr, network } = o;
     const identity = await server.ensure();
     const sign = () =>

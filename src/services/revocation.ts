@@ -2,9 +2,9 @@ import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
 import { REVOCATION_REASONS } from '../lib/cert-vocabulary.js';
 import { logger } from '../lib/logger.js';
 import { parseSerial } from '../lib/serial.js';
-import type { CertificateAuthority } from '../pki/index.js';
 import type { CertRecord, CrlState, RevocationReason, Store } from '../store/types.js';
 import type { CrlPublisher, RevocationBundle } from '../openvpn/revocation-bundle.js';
+import type { CaSet } from './ca-set.js';
 
 const log = logger.child({ module: 'revocation' });
 const DAY = 86_400_000;
@@ -40,9 +40,11 @@ interface RevokedRow {
 
 export interface RevocationServiceDeps {
   store: Store;
-  ca: CertificateAuthority;
-  /** The outgoing CA during a rotation's overlap: its certificates go into its own CRL. */
-  previousCa?: CertificateAuthority;
+  /**
+   * The CAs in force (the outgoing one during a rotation's overlap gets a CRL of its own), read again
+   * before every CRL is signed: another process may have rotated them.
+   */
+  cas: CaSet;
   crlDays: number;
   publishers: CrlPublisher[];
   now: () => Date;
@@ -164,11 +166,13 @@ export class RevocationService {
    * CRL_KEEP_AFTER_EXPIRY_MS ago; callers hold the store transaction.
    */
   private rebuildCrl(now: Date, rows: RevokedRow[] = this.revokedRows()): CrlState {
-    const { store, ca, crlDays } = this.deps;
+    const { store, cas, crlDays } = this.deps;
+    cas.refresh();
+    const ca = cas.current;
     const number = (store.getCrl()?.number ?? 0) + 1;
     const cutoff = now.getTime() - CRL_KEEP_AFTER_EXPIRY_MS;
     const live = rows.filter((r) => r.notAfter.getTime() > cutoff);
-    const previous = this.deps.previousCa;
+    const previous = cas.previous;
     // One CRL per trusted CA, each listing what that CA issued (openvpn reads every CRL in the file).
     // Certificates of a retired CA are left out: the server no longer trusts that CA at all.
     const mine = live.filter((r) => r.issuerKeyId === null || r.issuerKeyId === ca.keyId);
@@ -238,7 +242,7 @@ export class RevocationService {
       action: 'crl.resign',
       target: `crl#${crl.number}`,
       result: 'ok',
-      details: { cas: this.deps.previousCa ? 2 : 1 },
+      details: { cas: this.deps.cas.previous ? 2 : 1 },
     });
     await this.publish();
     return crl;

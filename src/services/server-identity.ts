@@ -5,11 +5,11 @@ import {
   decryptSecret,
   encryptPrivateKey,
   encryptSecret,
-  type CertificateAuthority,
   type KeySecret,
 } from '../pki/index.js';
 import { generateTlsCryptKey, generateTlsCryptV2ServerKey } from '../pki/tls-crypt.js';
 import type { Store } from '../store/types.js';
+import type { CaSet } from './ca-set.js';
 import type { RevocationService } from './revocation.js';
 
 const log = logger.child({ module: 'server-identity' });
@@ -39,10 +39,12 @@ interface StoredIdentity {
 
 export interface ServerIdentityDeps {
   store: Store;
-  /** The CA that issues the server certificate: the outgoing one during a rotation's overlap. */
-  ca: CertificateAuthority;
-  /** What the server trusts (and profiles embed): every CA in force, newest first. Default: ca's certificate. */
-  caBundlePem?: string;
+  /**
+   * The CAs in force, read again at every ensure(). The server certificate comes from the outgoing CA
+   * during a rotation's overlap (old profiles trust only it; new profiles carry both CAs); the server
+   * trusts, and profiles embed, every CA in force, newest first.
+   */
+  cas: CaSet;
   secret: KeySecret;
   serverName: string;
   revocation: RevocationService;
@@ -56,7 +58,7 @@ export interface ServerIdentityDeps {
  */
 export class ServerIdentityService {
   /** Decrypted once per process: scrypt makes every decryption cost ~0.1 s with a passphrase. */
-  private cached: { serial: string; identity: ServerIdentity } | undefined;
+  private cached: { serial: string; caBundlePem: string; identity: ServerIdentity } | undefined;
 
   constructor(private readonly deps: ServerIdentityDeps) {}
 
@@ -71,7 +73,9 @@ export class ServerIdentityService {
   }
 
   private async ensureOnce(): Promise<ServerIdentity> {
-    const { store, ca, secret, serverName, now } = this.deps;
+    const { store, cas, secret, serverName, now } = this.deps;
+    cas.refresh();
+    const ca = cas.previous ?? cas.current;
     const raw = store.getSetting(SETTING);
     const stored = raw ? (JSON.parse(raw) as StoredIdentity) : undefined;
     const fresh =
@@ -79,7 +83,7 @@ export class ServerIdentityService {
       stored.commonName === serverName &&
       new Date(stored.notAfter).getTime() - now().getTime() > RENEW_BEFORE_MS &&
       new X509Certificate(stored.certPem).checkIssued(new X509Certificate(ca.certPem));
-    if (stored && fresh) return this.open(stored);
+    if (stored && fresh) return this.open(stored, cas);
 
     const issued = await ca.issue({
       kind: 'server',
@@ -132,25 +136,27 @@ export class ServerIdentityService {
       });
       return undefined;
     });
-    if (winner) return this.open(winner);
+    if (winner) return this.open(winner, cas);
     // The CRL signed in the transaction (if an old certificate was superseded) goes to the publishers now.
     if (superseded) await this.deps.revocation.publish();
     log.info({ serial: issued.serial, commonName: serverName }, 'issued the server certificate');
-    return this.open(next);
+    return this.open(next, cas);
   }
 
-  private open(s: StoredIdentity): ServerIdentity {
-    if (this.cached?.serial === s.serial) return this.cached.identity;
-    const { secret, ca } = this.deps;
+  private open(s: StoredIdentity, cas: CaSet): ServerIdentity {
+    const caBundlePem = cas.current.certPem + (cas.previous?.certPem ?? '');
+    if (this.cached?.serial === s.serial && this.cached.caBundlePem === caBundlePem)
+      return this.cached.identity;
+    const { secret } = this.deps;
     const identity: ServerIdentity = {
-      caCertPem: this.deps.caBundlePem ?? ca.certPem,
+      caCertPem: caBundlePem,
       certPem: s.certPem,
       serial: s.serial,
       keyPem: decryptPrivateKey(s.keyEnvelope, secret),
       tlsCryptV2ServerKeyPem: decryptSecret(s.tlsCryptV2Envelope, secret).toString('utf8'),
       tlsCryptKeyPem: decryptSecret(s.tlsCryptEnvelope, secret).toString('utf8'),
     };
-    this.cached = { serial: s.serial, identity };
+    this.cached = { serial: s.serial, caBundlePem, identity };
     return identity;
   }
 }

@@ -27,6 +27,7 @@ import { oidcRoutes } from './routes/oidc.js';
 import { openOidc, type OidcParts } from '../services/oidc.js';
 import { renewalRouter } from './routes/renewal.js';
 import { caPages } from './routes/pages-ca.js';
+import { caExpiryWarning } from '../services/ca-status.js';
 import { publicRouter } from './routes/public.js';
 import { tokenPages, tokensApi } from './routes/tokens.js';
 
@@ -134,6 +135,12 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   });
   app.use(authenticate(ctx.store, sessions, tokens));
+  // A CA within a year of expiry needs a rotation planned: every page an admin sees says so.
+  app.use((_req, res, next) => {
+    if ((res.locals.user as { isAdmin?: boolean } | undefined)?.isAdmin)
+      res.locals.caBanner = caExpiryWarning(ctx);
+    next();
+  });
   app.use('/api/v1/tokens', tokensApi(tokens, now));
   app.use('/tokens', tokenPages(tokens, now));
   app.use(backupRouter(ctx, now));

@@ -5,19 +5,35 @@
  * Proves: during the overlap (`ca rotate`) the server trusts both CAs (bundle) and loads one CRL per CA
  * from one crl-verify file: a profile of the old CA and one of the new CA both connect, and a revoked one
  * of each is refused. After `ca retire-old` only new-CA profiles connect (the server certificate is then
- * re-issued by the new CA, which the new profiles trust).
+ * re-issued by the new CA, which the new profiles trust). `server run` is started once and never
+ * restarted: it notices both commands by itself and restarts only openvpn.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { serverPaths } from '../../src/openvpn/server-files.js';
 import { profileBlock } from '../helpers/cli.js';
-import { count, REVOKED, requireNetns, VpnLab } from '../helpers/topology.js';
+import { count, REVOKED, requireNetns, until, VpnLab } from '../helpers/topology.js';
 
 describe('e2e: CA rotation with openvpn 2.6 (overlap: both CAs; after retire-old: new CA only)', function () {
   this.timeout(240_000);
   let lab: VpnLab;
   const issuerOf = (name: string) => new X509Certificate(profileBlock(lab.profiles[name]!, 'cert')).issuer;
+  const inits = () => count(lab.server!.output(), /Initialization Sequence Completed/);
+
+  /**
+   * Waits for the running `server run` to notice a CA change and restart openvpn with it (one more
+   * "Initialization Sequence Completed" than `before`), without the process being restarted.
+   */
+  async function reloaded(before: number): Promise<void> {
+    const server = lab.server!;
+    const pid = server.pid;
+    await until(() => inits() > before, 30_000, 'server run to reload the CA set').catch((err: Error) => {
+      throw new Error(`${err.message}:\n${server.output().slice(-2500)}`);
+    });
+    assert.ok(server.running, 'server run still running');
+    assert.equal(server.pid, pid, 'the same server run process');
+  }
 
   before(async function () {
     await requireNetns(this);
@@ -39,9 +55,10 @@ describe('e2e: CA rotation with openvpn 2.6 (overlap: both CAs; after retire-old
   });
 
   it('during the overlap: an old-CA and a new-CA client both connect; a revoked one of each is refused', async () => {
+    const started = inits();
     const rotate = await lab.cli('ca', 'rotate', '--key-type', 'rsa-3072');
     assert.match(rotate.stdout, /new CA: podgate CA \d{12}/);
-    await lab.startServerRun();
+    await reloaded(started);
     await lab.issue('new.ok');
     await lab.issue('new.bad');
     assert.notEqual(issuerOf('new.ok'), issuerOf('old.ok'), 'new profiles come from the new CA');
@@ -69,9 +86,10 @@ describe('e2e: CA rotation with openvpn 2.6 (overlap: both CAs; after retire-old
   });
 
   it('after retire-old: only new-CA clients connect', async () => {
+    const started = inits();
     const r = await lab.cli('ca', 'retire-old');
     assert.match(r.stdout, /retired podgate CA/);
-    await lab.startServerRun();
+    await reloaded(started);
     const serverCa = readFileSync(serverPaths(lab.config()).ca, 'utf8');
     assert.equal(count(serverCa, /BEGIN CERTIFICATE/), 1);
     await lab.connects('new.ok');

@@ -6,7 +6,7 @@ import { caStatus } from '../../services/ca-status.js';
 import { withContext, type CliEnv } from '../env.js';
 
 const RESTART =
-  'restart `podgate server run` (local mode) or run `podgate k8s deploy` (cluster mode) so the server loads the new CA set';
+  'a running `podgate server run` and `podgate serve` pick the new CA set up within seconds (openvpn restarts: clients reconnect); in cluster mode `serve` rolls the pod, or run `podgate k8s deploy`';
 
 /** `podgate ca status | rotate [--key-type] | retire-old`. */
 export function register(program: Command, env: CliEnv): void {

@@ -55,6 +55,8 @@ export const defaultWebDeps: WebDepsFactory = async (config, ctx, env) => {
   // The pod's agent reports into a ConfigMap; turning its reports into `revocation.effective` audit rows
   // must not wait for someone to open the cluster page.
   cluster.watchAgentStatus(15_000);
+  // The server certificate renews itself and `ca rotate` changes the CA bundle: the pod follows.
+  cluster.watchServerMaterial();
   return { sessions, cluster };
 };
 

@@ -7,7 +7,13 @@ import { requireAdmin } from '../auth.js';
 export function caPages(ctx: AppContext): Router {
   const r = Router();
   r.get('/ca', requireAdmin, (_req, res) => {
-    res.render('admin/ca', { title: 'Certificate authority', nav: 'ca', ...caStatus(ctx) });
+    // This page lists the warning itself, with the rest of the CA's state: no banner above it.
+    res.render('admin/ca', {
+      title: 'Certificate authority',
+      nav: 'ca',
+      ...caStatus(ctx),
+      caBanner: undefined,
+    });
   });
   r.get('/api/ca', requireAdmin, (_req, res) => {
     const s = caStatus(ctx);

@@ -4,6 +4,7 @@ import { DeviceService } from '../../../src/services/devices.js';
 import { ServerIdentityService } from '../../../src/services/server-identity.js';
 import { resolveKeySecret } from '../../../src/services/key-secret.js';
 import type { AppContext } from '../../../src/services/context.js';
+import { fixedCaSet } from '../../../src/services/ca-set.js';
 import { tempDir } from '../../helpers/cli.js';
 import { testContext } from '../../helpers/context.js';
 
@@ -54,7 +55,7 @@ describe('services: races around disable, limits and the server identity', funct
     const entered = { n: 0 };
     const devices = new DeviceService({
       store: ctx.store,
-      ca: gatedCa(ctx.ca, g, entered),
+      cas: fixedCaSet(gatedCa(ctx.ca, g, entered)),
       config: ctx.config,
       server: ctx.server,
       now: ctx.now,
@@ -150,7 +151,7 @@ describe('services: races around disable, limits and the server identity', funct
     const entered = { n: 0 };
     const devices = new DeviceService({
       store: ctx.store,
-      ca: gatedCa(ctx.ca, g, entered),
+      cas: fixedCaSet(gatedCa(ctx.ca, g, entered)),
       config: ctx.config,
       server: ctx.server,
       now: ctx.now,
@@ -189,7 +190,7 @@ describe('services: races around disable, limits and the server identity', funct
       const entered = { n: 0 };
       const slowB = new ServerIdentityService({
         store: b.store,
-        ca: gatedCa(b.ca, g, entered),
+        cas: fixedCaSet(gatedCa(b.ca, g, entered)),
         secret: resolveKeySecret(b.config, b.dataDir, false),
         serverName: 'vpn-two',
         revocation: b.revocation,
