@@ -9,7 +9,7 @@
  * creates in shared places (kube-system, cluster-scoped objects).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -131,4 +131,48 @@ export async function dropNamespace(cp: ControlPlane, name: string): Promise<voi
 export function tempDir(prefix: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The cluster DNS Service discovery reads (kubeadm's name), created once for the run and left in place. */
+export async function ensureKubeDns(cp: ControlPlane): Promise<void> {
+  const res = await adminRest(cp, 'POST', '/api/v1/namespaces/kube-system/services', {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'kube-dns', namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns' } },
+    spec: { clusterIP: '10.96.0.10', selector: { 'k8s-app': 'kube-dns' }, ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] },
+  }); // prettier-ignore
+  if (res.status !== 201 && res.status !== 409) throw new Error(`kube-dns: ${res.status}`);
+}
+
+/** A bound token for a ServiceAccount (TokenRequest), valid for an hour. */
+export async function serviceAccountToken(
+  cp: ControlPlane,
+  namespace: string,
+  name: string,
+): Promise<string> {
+  const res = await restOk<{ status: { token: string } }>(
+    cp.adminCreds,
+    'POST',
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+  );
+  return res.body.status.token;
+}
+
+/** A KubeConfig that authenticates with a bearer token (a ServiceAccount's, or a wrong one). */
+export function tokenKubeConfig(cp: ControlPlane, token: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'test', server: cp.adminCreds.server, caData: cp.adminCreds.ca.toString('base64') }],
+    users: [{ name: 'token', token }],
+    contexts: [{ name: 'test', cluster: 'test', user: 'token' }],
+    currentContext: 'test',
+  });
+  return kc;
+}
+
+/** Writes `kc` as a kubeconfig file (mode 0600) for the CLI or kubectl. */
+export function writeKubeConfig(kc: KubeConfig, path: string): string {
+  writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
+  return path;
 }

@@ -20,22 +20,12 @@ import {
   adminKubeApi,
   adminRest,
   dropNamespace,
+  ensureKubeDns,
   realCluster,
   uniqueName,
 } from '../../helpers/real-cluster.js';
 
 let nextNodePort = 30100;
-
-/** The cluster DNS Service discovery reads (kubeadm's name), created once for the run. */
-export async function ensureKubeDns(cp: ControlPlane): Promise<void> {
-  const res = await adminRest(cp, 'POST', '/api/v1/namespaces/kube-system/services', {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name: 'kube-dns', namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns' } },
-    spec: { clusterIP: '10.96.0.10', selector: { 'k8s-app': 'kube-dns' }, ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] },
-  }); // prettier-ignore
-  if (res.status !== 201 && res.status !== 409) throw new Error(`kube-dns: ${res.status}`);
-}
 
 describe('k8s deploy against the real API server', function () {
   this.timeout(90_000);
