@@ -135,6 +135,8 @@ export function tempDir(prefix: string): { dir: string; remove: () => void } {
 
 /** The cluster DNS Service discovery reads (kubeadm's name), created once for the run and left in place. */
 export async function ensureKubeDns(cp: ControlPlane): Promise<void> {
+  // Look first: a second create answers 422 (the cluster IP is taken) before it would say 409.
+  if ((await adminRest(cp, 'GET', '/api/v1/namespaces/kube-system/services/kube-dns')).status === 200) return;
   const res = await adminRest(cp, 'POST', '/api/v1/namespaces/kube-system/services', {
     apiVersion: 'v1',
     kind: 'Service',
