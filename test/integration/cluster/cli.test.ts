@@ -10,7 +10,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ControlPlane } from '../../cluster/control-plane.js';
 import { runCli, tempDir } from '../../helpers/cli.js';
-import { sample } from '../../helpers/fake-kube-api.js';
+import { sample } from '../../helpers/k8s-samples.js';
 import {
   adminRest,
   dropNamespace,

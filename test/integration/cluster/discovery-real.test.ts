@@ -20,8 +20,7 @@ import { KubeApiError, type KubeApi } from '../../../src/cluster/kube-api.js';
 import { createKubeApi } from '../../../src/cluster/kube-client.js';
 import { logger, setLogLevel } from '../../../src/lib/logger.js';
 import type { ControlPlane } from '../../cluster/control-plane.js';
-import { sample } from '../../helpers/fake-kube-api.js';
-import type { JsonObject } from '../../helpers/fake-kube-ssa.js';
+import { sample } from '../../helpers/k8s-samples.js';
 import {
   adminKubeApi,
   adminRest,
@@ -34,6 +33,8 @@ import {
   tokenKubeConfig,
   uniqueName,
 } from '../../helpers/real-cluster.js';
+
+type JsonObject = Record<string, unknown>;
 
 const CALICO_CRD = fileURLToPath(
   new URL('../../../../test/fixtures/calico/ippools-crd.yaml', import.meta.url),
