@@ -9,6 +9,7 @@
  * creates in shared places (kube-system, cluster-scoped objects).
  */
 import { execFile } from 'node:child_process';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -177,4 +178,59 @@ export function tokenKubeConfig(cp: ControlPlane, token: string): KubeConfig {
 export function writeKubeConfig(kc: KubeConfig, path: string): string {
   writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
   return path;
+}
+
+/** The admin KubeConfig with its server replaced by `server` (a relay or tunnel in front of the API server). */
+export function adminKubeConfigVia(cp: ControlPlane, server: string): KubeConfig {
+  const admin = adminKubeConfig(cp);
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: admin.clusters.map((c) => ({ ...c, server })),
+    users: admin.users,
+    contexts: admin.contexts,
+    currentContext: admin.currentContext,
+  });
+  return kc;
+}
+
+export interface TcpRelay {
+  server: Server;
+  /** https://127.0.0.1:port: TLS and the client certificate pass through end to end. */
+  url: string;
+  /** Resets every connection open so far (a real connection loss); new ones still work. */
+  cut(): void;
+  close(): void;
+}
+
+/**
+ * A plain TCP relay 127.0.0.1:port -> the API server. Faults on the connection without touching the
+ * shared API server (stopping it would take the controller-manager down with it), and a place to see
+ * who connects.
+ */
+export async function tcpRelay(cp: ControlPlane): Promise<TcpRelay> {
+  const to = new URL(cp.adminCreds.server);
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: to.hostname, port: Number(to.port) });
+    client.pipe(upstream).pipe(client);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => (client.destroy(), upstream.destroy()));
+      s.on('close', () => sockets.delete(s));
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const cut = () => {
+    for (const s of sockets) s.resetAndDestroy();
+  };
+  return {
+    server,
+    url: `https://127.0.0.1:${port}`,
+    cut,
+    close: () => {
+      cut();
+      server.close();
+    },
+  };
 }

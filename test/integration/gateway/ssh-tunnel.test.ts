@@ -11,23 +11,21 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, get } from 'node:http';
-import {
-  connect,
-  createConnection,
-  createServer as createTcpServer,
-  type Server,
-  type Socket,
-} from 'node:net';
+import { connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { loadConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 import { withBastion, type BastionTunnel } from '../../../src/gateway/ssh-tunnel.js';
 import { createKubeApi } from '../../../src/cluster/kube-client.js';
 import { discover } from '../../../src/cluster/discovery.js';
-import type { ControlPlane } from '../../cluster/control-plane.js';
-import { adminKubeConfig, ensureKubeDns, realCluster, writeKubeConfig } from '../../helpers/real-cluster.js';
+import {
+  adminKubeConfigVia,
+  ensureKubeDns,
+  realCluster,
+  tcpRelay,
+  writeKubeConfig,
+} from '../../helpers/real-cluster.js';
 import { runCli } from '../../helpers/cli.js';
 import { canRunSshd, makeKey, startSshd, type KeyPair, type Sshd } from '../../helpers/sshd.js';
 
@@ -42,44 +40,6 @@ function watchPeers(server: Server): string[] {
   const owners: string[] = [];
   server.on('connection', (s: Socket) => owners.push(ownerOf(s.remotePort!)));
   return owners;
-}
-
-/** A TCP relay 127.0.0.1:port -> `target` (the API server), whose peers `watchPeers` can name. */
-async function relay(target: string): Promise<{ server: Server; url: string; close(): void }> {
-  const to = new URL(target);
-  const sockets = new Set<Socket>();
-  const server = createTcpServer((client) => {
-    const upstream = createConnection({ host: to.hostname, port: Number(to.port) });
-    client.pipe(upstream).pipe(client);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => (client.destroy(), upstream.destroy()));
-      s.on('close', () => sockets.delete(s));
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  return {
-    server,
-    url: `https://127.0.0.1:${port}`,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      server.close();
-    },
-  };
-}
-
-/** The admin KubeConfig of the real cluster with its server replaced by `server`. */
-function kubeConfigVia(cp: ControlPlane, server: string): KubeConfig {
-  const admin = adminKubeConfig(cp);
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: admin.clusters.map((c) => ({ ...c, server })),
-    users: admin.users,
-    contexts: admin.contexts,
-    currentContext: admin.currentContext,
-  });
-  return kc;
 }
 
 function httpGet(url: string): Promise<string> {
@@ -173,13 +133,13 @@ describe('integration: gateway/ssh-tunnel (API server through an SSH bastion)', 
     this.timeout(180_000);
     const cp = await realCluster();
     await ensureKubeDns(cp);
-    const api = await relay(cp.adminCreds.server);
+    const api = await tcpRelay(cp);
     const owners = watchPeers(api.server);
     try {
       const cfg = config();
       const t = await open(cfg, api.url);
       assert.equal(t.tlsServerName, '127.0.0.1');
-      const r = await discover(cfg, { kube: createKubeApi(kubeConfigVia(cp, t.url)) });
+      const r = await discover(cfg, { kube: createKubeApi(adminKubeConfigVia(cp, t.url)) });
       assert.deepEqual(r.podCidrs, ['10.244.0.0/24', '10.244.1.0/24']);
       assert.deepEqual(r.serviceCidrs, ['10.96.0.0/16']);
       assert.equal(r.dnsServer, '10.96.0.10');
@@ -195,10 +155,10 @@ describe('integration: gateway/ssh-tunnel (API server through an SSH bastion)', 
     this.timeout(180_000);
     const cp = await realCluster();
     await ensureKubeDns(cp);
-    const api = await relay(cp.adminCreds.server);
+    const api = await tcpRelay(cp);
     const owners = watchPeers(api.server);
     try {
-      const kubeconfig = writeKubeConfig(kubeConfigVia(cp, api.url), join(dir, 'kubeconfig'));
+      const kubeconfig = writeKubeConfig(adminKubeConfigVia(cp, api.url), join(dir, 'kubeconfig'));
       const r = await runCli(['k8s', 'discover', '--json'], {
         PODGATE_DATA_DIR: join(dir, 'cli-data'),
         PODGATE_KUBERNETES_KUBECONFIG: kubeconfig,
