@@ -1,8 +1,16 @@
 /**
- * FAKE. Cluster tests run against a real control plane (test/helpers/real-cluster.ts); this fake is for
- * faults a real API server cannot be made to produce on demand (a request that never answers, a 504 for
- * one call, a 503 from an aggregated API) and, until they are moved, the CLI, discovery-table and agent
- * suites that still use it.
+ * FAKE. Every cluster test runs against the real control plane (test/helpers/real-cluster.ts) except
+ * these, which need something a real kube-apiserver v1.34 cannot be made to do on demand:
+ * - test/integration/cluster/deploy-faults-fake.test.ts: a 504 Timeout Status for one apply, and an
+ *   apply that never answers (a hang mid-deploy), each followed by a retry that completes.
+ * - test/unit/cluster/discovery.test.ts: a 500 and a 503 from one source (an aggregated API such as
+ *   Calico's), a dry-run probe refused with a 500 (a webhook that rejects dry-run); and other releases,
+ *   which a 1.34 server cannot be: no ServiceCIDR API or only v1beta1 (≤1.32: kubeadm-config, k3s and
+ *   the dry-run probe answer for the service range) and the probe error texts of 1.13-1.22, 1.23-1.33
+ *   and 1.33's multi-CIDR allocator.
+ * - test/unit/cluster/secret-watch-source.test.ts: the watch stream ending between two writes, history
+ *   compacted (410 Expired) at that moment, and a 403/500 on chosen list/watch calls.
+ * - test/unit/cluster/fake-kube-api.test.ts: checks of the fake itself against the recorded samples.
  *
  * An in-process Kubernetes API server for tests: the REAL @kubernetes/client-node talks to it over
  * plain HTTP on 127.0.0.1 (kubeconfig with skipTLSVerify). Answers are built from the payloads in
@@ -32,20 +40,14 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { mergePatch, type JsonObject, type ManagedEntry } from './fake-kube-ssa.js';
 
-/** Copied from the shared sample set with its SOURCES.md (provenance of every file). */
-export const SAMPLES = fileURLToPath(new URL('../../../test/fixtures/k8s-samples/', import.meta.url));
+import { SAMPLES, sample } from './k8s-samples.js';
 
-/** Reads one sample payload as JSON. */
-export function sample<T = JsonObject>(file: string): T {
-  return JSON.parse(readFileSync(`${SAMPLES}/${file}`, 'utf8')) as T;
-}
+export { SAMPLES, sample };
 
 /** The clusterIP range error forms, by the Kubernetes versions that produce them (SOURCES.md §4). */
 export const PROBE_FORMS = {

@@ -9,6 +9,7 @@
  * creates in shared places (kube-system, cluster-scoped objects).
  */
 import { execFile } from 'node:child_process';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,21 +132,7 @@ export async function serviceAccountKubeconfig(
   name: string,
   file: string,
 ): Promise<string> {
-  const res = await restOk<{ status: { token: string } }>(
-    cp.adminCreds,
-    'POST',
-    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
-    { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-  );
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'test', server: cp.server, caData: cp.adminCreds.ca.toString('base64') }],
-    users: [{ name, token: res.body.status.token }],
-    contexts: [{ name, cluster: 'test', user: name }],
-    currentContext: name,
-  });
-  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
-  return file;
+  return writeKubeConfig(tokenKubeConfig(cp, await serviceAccountToken(cp, namespace, name)), file);
 }
 
 /** `kubectl auth can-i` as `user`: "yes" or "no" (kubectl exits 1 on "no"). */
@@ -170,9 +157,9 @@ export async function dropNamespaceAndWait(
   }
 }
 
-/** The cluster DNS Service discovery reads (kubeadm's name), created once for the run. */
+/** The cluster DNS Service discovery reads (kubeadm's name), created once for the run and left in place. */
 export async function ensureKubeDns(cp: ControlPlane): Promise<void> {
-  // A second POST gets 422 (the cluster IP is allocated before the name is checked), so look first.
+  // Look first: a second create answers 422 (the cluster IP is taken) before it would say 409.
   if ((await adminRest(cp, 'GET', '/api/v1/namespaces/kube-system/services/kube-dns')).status === 200) return;
   const res = await adminRest(cp, 'POST', '/api/v1/namespaces/kube-system/services', {
     apiVersion: 'v1',
@@ -181,4 +168,92 @@ export async function ensureKubeDns(cp: ControlPlane): Promise<void> {
     spec: { clusterIP: '10.96.0.10', selector: { 'k8s-app': 'kube-dns' }, ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] },
   }); // prettier-ignore
   if (res.status !== 201 && res.status !== 409) throw new Error(`kube-dns: ${res.status}`);
+}
+
+/** A bound token for a ServiceAccount (TokenRequest), valid for an hour. */
+export async function serviceAccountToken(
+  cp: ControlPlane,
+  namespace: string,
+  name: string,
+): Promise<string> {
+  const res = await restOk<{ status: { token: string } }>(
+    cp.adminCreds,
+    'POST',
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+  );
+  return res.body.status.token;
+}
+
+/** A KubeConfig that authenticates with a bearer token (a ServiceAccount's, or a wrong one). */
+export function tokenKubeConfig(cp: ControlPlane, token: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'test', server: cp.adminCreds.server, caData: cp.adminCreds.ca.toString('base64') }],
+    users: [{ name: 'token', token }],
+    contexts: [{ name: 'test', cluster: 'test', user: 'token' }],
+    currentContext: 'test',
+  });
+  return kc;
+}
+
+/** Writes `kc` as a kubeconfig file (mode 0600) for the CLI or kubectl. */
+export function writeKubeConfig(kc: KubeConfig, path: string): string {
+  writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
+  return path;
+}
+
+/** The admin KubeConfig with its server replaced by `server` (a relay or tunnel in front of the API server). */
+export function adminKubeConfigVia(cp: ControlPlane, server: string): KubeConfig {
+  const admin = adminKubeConfig(cp);
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: admin.clusters.map((c) => ({ ...c, server })),
+    users: admin.users,
+    contexts: admin.contexts,
+    currentContext: admin.currentContext,
+  });
+  return kc;
+}
+
+export interface TcpRelay {
+  server: Server;
+  /** https://127.0.0.1:port: TLS and the client certificate pass through end to end. */
+  url: string;
+  /** Resets every connection open so far (a real connection loss); new ones still work. */
+  cut(): void;
+  close(): void;
+}
+
+/**
+ * A plain TCP relay 127.0.0.1:port -> the API server. Faults on the connection without touching the
+ * shared API server (stopping it would take the controller-manager down with it), and a place to see
+ * who connects.
+ */
+export async function tcpRelay(cp: ControlPlane): Promise<TcpRelay> {
+  const to = new URL(cp.adminCreds.server);
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: to.hostname, port: Number(to.port) });
+    client.pipe(upstream).pipe(client);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => (client.destroy(), upstream.destroy()));
+      s.on('close', () => sockets.delete(s));
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const cut = () => {
+    for (const s of sockets) s.resetAndDestroy();
+  };
+  return {
+    server,
+    url: `https://127.0.0.1:${port}`,
+    cut,
+    close: () => {
+      cut();
+      server.close();
+    },
+  };
 }

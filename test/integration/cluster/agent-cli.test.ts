@@ -1,6 +1,6 @@
 /**
  * `podgate agent --cluster` as a real process (what the sidecar runs), with the kubeconfig pointing at the
- * fake API server: it applies the bundle from the podgate-crl Secret (CRL verified against the CA file and
+ * real control plane (test/helpers/real-cluster.ts), in a namespace of its own: it applies the bundle from the podgate-crl Secret (CRL verified against the CA file and
  * written to --crl-file), and while the management socket is missing it reports the revocation as pending
  * in the status ConfigMap. SIGTERM stops it cleanly.
  */
@@ -9,16 +9,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readAgentStatus } from '../../../src/cluster/agent-status.js';
-import { createKubeApi } from '../../../src/cluster/kube-client.js';
 import { crlSecret } from '../../../src/cluster/manifests.js';
 import { SecretCrlPublisher } from '../../../src/cluster/secret-publisher.js';
 import { setLogLevel } from '../../../src/lib/logger.js';
 import { CLI, tempDir } from '../../helpers/cli.js';
-import { FakeKubeApi } from '../../helpers/fake-kube-api.js';
-import type { JsonObject } from '../../helpers/fake-kube-ssa.js';
+import type { ControlPlane } from '../../cluster/control-plane.js';
+import {
+  adminKubeApi,
+  adminRest,
+  dropNamespace,
+  freshNamespace,
+  realCluster,
+} from '../../helpers/real-cluster.js';
 import { makeTestPki, type TestPki } from '../../helpers/openvpn.js';
-
-const NS = 'middleware';
 
 async function until<T>(
   fn: () => Promise<T | undefined> | T | undefined,
@@ -34,23 +37,25 @@ async function until<T>(
   }
 }
 
-describe('podgate agent --cluster (process) against the fake API server', function () {
+describe('podgate agent --cluster (process) against the real API server', function () {
   this.timeout(60_000);
-  let fake: FakeKubeApi;
+  let cp: ControlPlane;
+  let NS: string;
   let tmp: { dir: string; cleanup: () => void };
   let pki: TestPki;
   let child: ChildProcess | undefined;
   let stderr = '';
 
-  before(async () => {
+  before(async function () {
+    this.timeout(180_000);
     setLogLevel(process.env.PODGATE_LOG_LEVEL ?? 'silent');
     pki = await makeTestPki();
+    cp = await realCluster();
   });
   beforeEach(async () => {
     tmp = tempDir('podgate-agent-cli-');
-    fake = await FakeKubeApi.start();
-    fake.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
-    fake.seed({
+    NS = await freshNamespace(cp, 'agent-cli');
+    await adminRest(cp, 'POST', `/api/v1/namespaces/${NS}/configmaps`, {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: 'podgate-agent-status', namespace: NS },
@@ -59,22 +64,19 @@ describe('podgate agent --cluster (process) against the fake API server', functi
   afterEach(async () => {
     if (child && child.exitCode === null) child.kill('SIGKILL');
     child = undefined;
-    await fake.close();
+    await dropNamespace(cp, NS);
     tmp.cleanup();
   });
 
   it('applies the Secret bundle to --crl-file and reports pending while openvpn is not there; exits on SIGTERM', async () => {
     const crl1 = pki.nextCrl();
-    fake.seed(
-      crlSecret(NS, {
-        crlNumber: pki.crlNumber,
-        crlPem: crl1,
-        revoked: [],
-        reissuedCommonNames: [],
-      }) as unknown as JsonObject,
+    const created = await adminRest(
+      cp,
+      'POST',
+      `/api/v1/namespaces/${NS}/secrets`,
+      crlSecret(NS, { crlNumber: pki.crlNumber, crlPem: crl1, revoked: [], reissuedCommonNames: [] }),
     );
-    const kubeconfig = join(tmp.dir, 'kubeconfig');
-    writeFileSync(kubeconfig, fake.kubeconfigYaml(), { mode: 0o600 });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
     const caFile = join(tmp.dir, 'ca.crt');
     writeFileSync(caFile, pki.caPem);
     const crlFile = join(tmp.dir, 'crl.pem');
@@ -94,14 +96,18 @@ describe('podgate agent --cluster (process) against the fake API server', functi
       env: {
         ...process.env,
         PODGATE_LOG_LEVEL: 'warn',
-        PODGATE_KUBERNETES_KUBECONFIG: kubeconfig,
+        PODGATE_KUBERNETES_KUBECONFIG: cp.kubeconfig,
+        PODGATE_KUBERNETES_NAMESPACE: NS,
         POD_NAME: 'podgate-openvpn-abc',
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     stderr = '';
     child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-    await until(() => /podgate agent watching secret middleware\/podgate-crl/.test(stderr), 'agent start');
+    await until(
+      () => new RegExp(`podgate agent watching secret ${NS}/podgate-crl`).test(stderr),
+      'agent start',
+    );
     await until(
       () => existsSync(crlFile) && readFileSync(crlFile, 'utf8').trim() === crl1.trim(),
       'first CRL written',
@@ -109,7 +115,7 @@ describe('podgate agent --cluster (process) against the fake API server', functi
 
     const client = await pki.issueClient('dave.phone');
     const crl2 = pki.nextCrl(client.serial);
-    const kube = createKubeApi(fake.kubeConfig());
+    const kube = adminKubeApi(cp);
     await new SecretCrlPublisher(kube, NS).publish({
       crlNumber: pki.crlNumber,
       crlPem: crl2,

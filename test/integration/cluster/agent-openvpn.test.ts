@@ -1,23 +1,34 @@
 /**
  * The cluster agent path end to end, with everything real except the API server: a real openvpn 2.6 in
  * a network namespace, real clients dialing it from an "office" namespace, and `startClusterAgent`
- * (what `podgate agent --cluster` runs) watching the podgate-crl Secret on the fake API server through
- * the real @kubernetes/client-node. A Secret update revokes a connected client: the CRL file is replaced,
+ * (what `podgate agent --cluster` runs) watching the podgate-crl Secret on the real control plane
+ * (test/helpers/real-cluster.ts, a namespace of its own) through the real @kubernetes/client-node. A Secret update revokes a connected client: the CRL file is replaced,
  * the client is cut with server-pushed-halt, cannot reconnect, the other client stays, and the agent
- * reports the CRL number in the status ConfigMap.
+ * reports the CRL number in the status ConfigMap. The agent reaches the API server through a TCP relay
+ * that can reset its connections (a real connection loss; the shared API server keeps running): after
+ * a reset the next revocation still cuts its client.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { readAgentStatus } from '../../../src/cluster/agent-status.js';
 import { startClusterAgent, type RunningClusterAgent } from '../../../src/cluster/agent-runner.js';
-import { createKubeApi } from '../../../src/cluster/kube-client.js';
 import { crlSecret } from '../../../src/cluster/manifests.js';
 import { SecretCrlPublisher } from '../../../src/cluster/secret-publisher.js';
 import { setLogLevel } from '../../../src/lib/logger.js';
 import { withManagement } from '../../../src/openvpn/management-client.js';
 import { sessionsOf } from '../../../src/openvpn/status.js';
-import { FakeKubeApi } from '../../helpers/fake-kube-api.js';
-import type { JsonObject } from '../../helpers/fake-kube-ssa.js';
+import type { ControlPlane } from '../../cluster/control-plane.js';
+import { createKubeApi } from '../../../src/cluster/kube-client.js';
+import {
+  adminKubeApi,
+  adminKubeConfigVia,
+  adminRest,
+  dropNamespace,
+  freshNamespace,
+  realCluster,
+  tcpRelay,
+  type TcpRelay,
+} from '../../helpers/real-cluster.js';
 import {
   canUseNetns,
   cleanupAll,
@@ -43,15 +54,15 @@ import {
   type TestPki,
 } from '../../helpers/openvpn.js';
 
-const NS = 'middleware';
-
-describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the revoked client', function () {
+describe('cluster agent: Secret watch on the real API server -> real openvpn cuts the revoked client', function () {
   this.timeout(120_000);
   let topo: Topology;
   let pki: TestPki;
   let files: ServerFilesOut;
   let dir: string;
-  let fake: FakeKubeApi;
+  let cp: ControlPlane | undefined;
+  let NS = '';
+  let relay: TcpRelay | undefined;
   let server: SpawnedProcess;
   let running: RunningClusterAgent | undefined;
 
@@ -78,9 +89,10 @@ describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the r
     files = writeServerFiles(dir, pki, testVpnConfig({ port: 30030 }));
     server = startServer(topo.name('node'), files);
     await waitServerReady(server);
-    fake = await FakeKubeApi.start();
-    fake.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
-    fake.seed({
+    cp = await realCluster();
+    NS = await freshNamespace(cp, 'agent-vpn');
+    relay = await tcpRelay(cp);
+    await adminRest(cp, 'POST', `/api/v1/namespaces/${NS}/configmaps`, {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: 'podgate-agent-status', namespace: NS },
@@ -91,11 +103,13 @@ describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the r
       revoked: [],
       reissuedCommonNames: [],
     };
-    fake.seed(crlSecret(NS, initial) as unknown as JsonObject);
+    const created = await adminRest(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, crlSecret(NS, initial));
+    assert.equal(created.status, 201, JSON.stringify(created.body));
   });
   after(async () => {
     running?.stop();
-    await fake?.close();
+    relay?.close();
+    if (cp && NS) await dropNamespace(cp, NS);
     await cleanupAll();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -119,9 +133,10 @@ describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the r
   }
 
   it('a Secret update reaches the running openvpn and the revoked client is cut', async () => {
-    const kube = createKubeApi(fake.kubeConfig());
+    const kube = adminKubeApi(cp!);
     running = await startClusterAgent({
-      kube,
+      // The agent's own connections go through the relay, so a test can reset them.
+      kube: createKubeApi(adminKubeConfigVia(cp!, relay!.url), { timeoutMs: 10_000 }),
       namespace: NS,
       podName: 'podgate-openvpn-test',
       caCertPem: pki.caPem,
@@ -198,12 +213,15 @@ describe('cluster agent: Secret watch on the fake API -> real openvpn cuts the r
     again.p.kill();
   });
 
-  it('after the watch stream ends and history is compacted (410), the next revocation still arrives', async () => {
-    const kube = createKubeApi(fake.kubeConfig());
+  it('after the connections to the API server are reset under the watch, the next revocation still arrives', async () => {
+    const kube = adminKubeApi(cp!);
     const carol = await connect('carol.laptop');
     await waitClientConnected(carol.p);
-    fake.endWatches();
-    fake.compact();
+    const watches = running!.source.stats.watches;
+    relay!.cut();
+    for (let i = 0; i < 300 && running!.source.stats.watches === watches; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.ok(running!.source.stats.watches > watches, 'the agent watches again after the reset');
     const crl3 = pki.nextCrl(carol.cert.serial);
     await new SecretCrlPublisher(kube, NS).publish({
       crlNumber: pki.crlNumber,

@@ -3,23 +3,29 @@
  * traffic went through sshd, not straight to the server: the client only knows the tunnel's URL, and at
  * every connection the server accepts, `ss -p` names sshd as the owner of the peer socket.
  * First with a plain loopback HTTP server, then cluster discovery with the real Kubernetes client
- * against the fake API server (test/helpers/fake-kube-api.ts).
+ * against the real control plane (test/helpers/real-cluster.ts). The API server's peers are its own
+ * components, so the tunnel targets a plain TCP relay in front of it: the relay records who connects
+ * (only sshd) and passes the bytes through; TLS and the client certificate are end to end.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, get, type Server } from 'node:http';
-import type { Socket } from 'node:net';
-import { connect } from 'node:net';
+import { createServer, get } from 'node:http';
+import { connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { loadConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 import { withBastion, type BastionTunnel } from '../../../src/gateway/ssh-tunnel.js';
 import { createKubeApi } from '../../../src/cluster/kube-client.js';
 import { discover } from '../../../src/cluster/discovery.js';
-import { FakeKubeApi } from '../../helpers/fake-kube-api.js';
+import {
+  adminKubeConfigVia,
+  ensureKubeDns,
+  realCluster,
+  tcpRelay,
+  writeKubeConfig,
+} from '../../helpers/real-cluster.js';
 import { runCli } from '../../helpers/cli.js';
 import { canRunSshd, makeKey, startSshd, type KeyPair, type Sshd } from '../../helpers/sshd.js';
 
@@ -123,53 +129,36 @@ describe('integration: gateway/ssh-tunnel (API server through an SSH bastion)', 
     }
   });
 
-  it('cluster discovery runs against the fake API server reached only through the bastion', async () => {
-    const fake = await FakeKubeApi.start();
-    // the fake keeps its http.Server private; the test only listens to its connection events
-    const owners = watchPeers((fake as unknown as { server: Server }).server);
+  it('cluster discovery runs against the real API server reached only through the bastion', async function () {
+    this.timeout(180_000);
+    const cp = await realCluster();
+    await ensureKubeDns(cp);
+    const api = await tcpRelay(cp);
+    const owners = watchPeers(api.server);
     try {
-      for (const s of [
-        'kubeadm-config-v1beta3-single-stack.json',
-        'node-kubeadm-kind-single-stack-v1.21.json',
-        'service-kube-dns-kubeadm.json',
-        'servicecidr-kubernetes-networking-v1.json',
-      ]) {
-        fake.seedSample(s);
-      }
       const cfg = config();
-      const t = await open(cfg, fake.url);
-      const kc = new KubeConfig();
-      kc.loadFromOptions({
-        clusters: [{ name: 'fake', server: t.url, skipTLSVerify: true }],
-        users: [{ name: 'fake', token: 'fake-token' }],
-        contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
-        currentContext: 'fake',
-      });
-      const r = await discover(cfg, { kube: createKubeApi(kc) });
-      assert.deepEqual(r.podCidrs, ['10.244.0.0/16']);
-      assert.deepEqual(r.serviceCidrs, ['10.96.0.0/12']);
+      const t = await open(cfg, api.url);
+      assert.equal(t.tlsServerName, '127.0.0.1');
+      const r = await discover(cfg, { kube: createKubeApi(adminKubeConfigVia(cp, t.url)) });
+      assert.deepEqual(r.podCidrs, ['10.244.0.0/24', '10.244.1.0/24']);
+      assert.deepEqual(r.serviceCidrs, ['10.96.0.0/16']);
       assert.equal(r.dnsServer, '10.96.0.10');
-      assert.ok(fake.requests.length > 0);
+      assert.deepEqual(r.nodeIps, ['172.18.0.2', '172.18.0.3']);
       assert.ok(owners.length > 0);
       assert.deepEqual([...new Set(owners)], ['sshd'], 'every API connection came from sshd');
     } finally {
-      await fake.close();
+      api.close();
     }
   });
 
-  it('`podgate k8s discover` with kubernetes.sshBastion reaches the API only through sshd, then exits', async () => {
-    const fake = await FakeKubeApi.start();
-    const owners = watchPeers((fake as unknown as { server: Server }).server);
+  it('`podgate k8s discover` with kubernetes.sshBastion reaches the real API only through sshd, then exits', async function () {
+    this.timeout(180_000);
+    const cp = await realCluster();
+    await ensureKubeDns(cp);
+    const api = await tcpRelay(cp);
+    const owners = watchPeers(api.server);
     try {
-      for (const s of [
-        'kubeadm-config-v1beta3-single-stack.json',
-        'node-kubeadm-kind-single-stack-v1.21.json',
-        'service-kube-dns-kubeadm.json',
-      ]) {
-        fake.seedSample(s);
-      }
-      const kubeconfig = join(dir, 'kubeconfig');
-      writeFileSync(kubeconfig, fake.kubeconfigYaml(), { mode: 0o600 });
+      const kubeconfig = writeKubeConfig(adminKubeConfigVia(cp, api.url), join(dir, 'kubeconfig'));
       const r = await runCli(['k8s', 'discover', '--json'], {
         PODGATE_DATA_DIR: join(dir, 'cli-data'),
         PODGATE_KUBERNETES_KUBECONFIG: kubeconfig,
@@ -179,12 +168,12 @@ describe('integration: gateway/ssh-tunnel (API server through an SSH bastion)', 
       });
       assert.equal(r.code, 0, r.stderr);
       const d = JSON.parse(r.stdout) as { podCidrs: string[]; serviceCidrs: string[] };
-      assert.deepEqual(d.podCidrs, ['10.244.0.0/16']);
-      assert.deepEqual(d.serviceCidrs, ['10.96.0.0/12']);
+      assert.deepEqual(d.podCidrs, ['10.244.0.0/24', '10.244.1.0/24']);
+      assert.deepEqual(d.serviceCidrs, ['10.96.0.0/16']);
       assert.ok(owners.length > 0);
       assert.deepEqual([...new Set(owners)], ['sshd'], 'every API connection came from sshd');
     } finally {
-      await fake.close();
+      api.close();
     }
   });
 

@@ -19,9 +19,12 @@ export interface WebFixture {
   close(): void;
 }
 
-/** A real app on a real SQLite file in a temp data dir, with users admin, alice and bob. */
+/**
+ * A real app on a real SQLite file in a temp data dir, with users admin, alice and bob. `extra` may be
+ * a function of the opened context (a real ClusterService needs its store, server and revocation).
+ */
 export async function webFixture(
-  extra: Partial<AppDeps> = {},
+  extra: Partial<AppDeps> | ((ctx: AppContext) => Partial<AppDeps>) = {},
   configOverrides: Record<string, unknown> = {},
 ): Promise<WebFixture> {
   // Keep test output readable: the services log every issue and revoke at info.
@@ -44,7 +47,7 @@ export async function webFixture(
   await ctx.users.create({ actor: 'test', name: 'admin', role: 'admin', password: PASSWORD });
   await ctx.users.create({ actor: 'test', name: 'alice', role: 'user', password: PASSWORD });
   await ctx.users.create({ actor: 'test', name: 'bob', role: 'user', password: PASSWORD });
-  const app = createApp({ ctx, now, ...extra });
+  const app = createApp({ ctx, now, ...(typeof extra === 'function' ? extra(ctx) : extra) });
   return {
     dir,
     ctx,

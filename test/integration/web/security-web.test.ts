@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { hashToken } from '../../../src/web/auth.js';
 import { startServer, type RunningServer } from '../../../src/web/server.js';
-import { FakeCluster } from './fakes.js';
+import { clusterServiceFor } from '../../../src/cluster/index.js';
 import { csrfFromHtml, PASSWORD, signIn, webFixture, type WebFixture } from './helpers.js';
 
 /** Issue 11, web items: each case failed on the code before the fix (see the commit message). */
@@ -425,7 +425,11 @@ describe('web security (issue 11)', function () {
     });
 
     it('the manifests download (page and API) has no-store and leaves an audit row', async () => {
-      f = await webFixture({ cluster: new FakeCluster() });
+      // The real ClusterService: building manifests needs no API server when the routes are configured.
+      f = await webFixture((ctx) => ({ cluster: clusterServiceFor(ctx) }), {
+        'vpn.routes.pods': ['10.244.0.0/16'],
+        'vpn.routes.services': ['10.96.0.0/16'],
+      });
       const admin = await signIn(f.app, 'admin');
       const page = await admin.agent.get('/admin/cluster/manifests.yaml').expect(200);
       assert.equal(page.headers['cache-control'], 'no-store');
