@@ -151,6 +151,9 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
   }
 
   before(async function () {
+    // on a fresh machine this builds CoreDNS and the images first (debootstrap, apt-get and npm ci inside
+    // buildah): tens of minutes once, then cached by content hash
+    this.timeout(90 * 60_000);
     const missing = nodeTestPrerequisites();
     if (!(await canUseNetns())) missing.push('root and network namespaces');
     if (missing.length > 0) {
