@@ -69,11 +69,11 @@ if (!isRoot) {
 }
 // The cluster suites run a real control plane built from upstream Kubernetes (v1.34) and etcd with Go;
 // the first build takes many minutes and is cached outside the work tree (scripts/build-test-cluster.mjs).
-// `--with-node` (npm run test:node) also builds kubelet and kube-proxy for the real-node e2e;
+// The real-node e2e is part of `npm test`, so kubelet and kube-proxy are built too (`--with-node`; the
+// node's images and CoreDNS are built by the suite itself, cached by content hash);
 // `--no-cluster` (npm run test:unit: pure tests, no Kubernetes binary) skips the build altogether.
 if (!process.argv.includes('--no-cluster')) {
-  const buildArgs = [new URL('./build-test-cluster.mjs', import.meta.url).pathname];
-  if (process.argv.includes('--with-node')) buildArgs.push('--with-node');
+  const buildArgs = [new URL('./build-test-cluster.mjs', import.meta.url).pathname, '--with-node'];
   const build = spawnSync(process.execPath, buildArgs, { stdio: 'inherit' });
   if (build.status !== 0) {
     console.error('building the test cluster failed: the cluster suites cannot run');

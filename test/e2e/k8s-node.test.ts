@@ -16,9 +16,10 @@
  * Timings (deploy → Ready, connect, revoke → cut) are printed, never asserted.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { exec } from '../../src/lib/exec.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -26,17 +27,33 @@ import { openContext, type AppContext } from '../../src/services/context.js';
 import { contextDepsFor } from '../../src/main.js';
 import { createApp } from '../../src/web/app.js';
 import {
+  addAddress,
+  addRoute,
+  addVeth,
   canUseNetns,
   cleanupAll,
   createNamespace,
   dnsQuery,
+  spawnIn,
   officeNodePod,
   runIn,
   OFFICE_NODE_POD,
   type SpawnedProcess,
 } from '../helpers/netns.js';
 import { startClient, waitClientConnected } from '../helpers/openvpn.js';
-import { attachToLan, nodeDown, NODE_IP } from '../cluster/node/node.js';
+import {
+  acquireNodeLock,
+  attachToLan,
+  defaultRunDir,
+  nodeDown,
+  nodeLeftovers,
+  releaseNodeLock,
+  NODE_IP,
+  NODE_NETNS,
+} from '../cluster/node/node.js';
+import { SocketHttp, writeManagerOverlay } from '../cluster/node/manager-overlay.js';
+import { gatewayLayout } from '../../src/gateway/layout.js';
+import { makeKey, startSshd } from '../helpers/sshd.js';
 import { startNodeWithDns, CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
 import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
 import { ControlPlane } from '../cluster/control-plane.js';
@@ -82,6 +99,10 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
   let keeper: SpawnedProcess;
   const web = { podIp: '', clusterIp: '' };
   const figures: Record<string, string> = {};
+  let podgateImage = '';
+  let locked = false;
+  /** Per-namespace /etc dirs (`ip netns exec` bind-mounts them) and gateway run dirs to remove. */
+  const leftovers: string[] = [];
 
   const kubectl = async (...args: string[]) =>
     (await exec([kubectlBin(), '--kubeconfig', adminKc, ...args], { timeoutMs: 120_000 })).stdout;
@@ -130,6 +151,9 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
   }
 
   before(async function () {
+    // on a fresh machine this builds CoreDNS and the images first (debootstrap, apt-get and npm ci inside
+    // buildah): tens of minutes once, then cached by content hash
+    this.timeout(90 * 60_000);
     const missing = nodeTestPrerequisites();
     if (!(await canUseNetns())) missing.push('root and network namespaces');
     if (missing.length > 0) {
@@ -137,7 +161,10 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       console.warn(`    skipped: ${missing.join('; ')}`);
       this.skip();
     }
-    // a node left by a run that died without its after hook (same fixed names) goes first
+    // one test node per machine (fixed names): a clear error while another run has it; a node left by a
+    // run that died without its after hook goes first
+    acquireNodeLock('the real-node e2e (test/e2e/k8s-node.test.ts)');
+    locked = true;
     await nodeDown();
     work = mkdtempSync(join(tmpdir(), 'pg-k8s-node-'));
     // the control plane with this node instead of registered Node objects and the kubelet simulator
@@ -157,6 +184,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     await cp.start();
     adminKc = cp.kubeconfig;
     const node = { images: images! };
+    podgateImage = node.images.podgate.ref;
     figures['control plane start'] = `${((nodeStarted - t0) / 1000).toFixed(1)} s`;
     figures[
       'node + CoreDNS start (images cached: ' +
@@ -207,14 +235,28 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     for (const c of clients) await c.stop(3000).catch(() => undefined);
     ctx?.close();
     await cleanupAll();
+    for (const d of leftovers) rmSync(d, { recursive: true, force: true });
+    try {
+      rmdirSync('/run/podgate-gw'); // only when empty: other gateways may live there
+    } catch {
+      /* not empty or already gone */
+    }
+    if (!locked) return; // another run has the node: nothing here is ours
     const problems = await nodeDown();
-    if (problems.length) console.warn(`    node down left: ${problems.join('; ')}`);
     await cp?.stop({ removeDir: true });
+    releaseNodeLock();
     if (work) rmSync(work, { recursive: true, force: true });
     if (Object.keys(figures).length) {
       console.log('    figures:');
       for (const [k, v] of Object.entries(figures)) console.log(`      ${k}: ${v}`);
     }
+    // nothing may outlive the run, whether its tests passed or not
+    const left = [...problems, ...(await nodeLeftovers())];
+    for (const d of [...leftovers, work].filter(Boolean)) if (existsSync(d)) left.push(`dir ${d}`);
+    // every namespace this suite makes is named pgn* (office, office2, rv1..5, gw, lan) or pgq<role>-* (iperf)
+    const netns = (await exec(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!);
+    for (const n of netns) if (/^pgn|^pgq(off|nod|pod)-/.test(n)) left.push(`netns ${n}`);
+    assert.deepEqual(left, [], 'the real-node run left nothing behind');
   });
 
   it('k8s discover reads the real node, pod and service ranges and kube-dns', async () => {
@@ -450,5 +492,251 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       await server.stop(8000);
       await topo.destroy();
     }
+  });
+  it('the office gateway: a lan host without a VPN client reaches a pod IP and a ClusterIP through gw → NodePort → the real pod', async () => {
+    // lan 192.168.77.10 ── 192.168.77.1 gw 172.18.12.102 ── lan0 of the node ── NodePort 30030 ── server pod
+    const LAN = { host: '192.168.77.10', gw: '192.168.77.1', cidr: '192.168.77.0/24' };
+    const gw = await createNamespace('pgngw');
+    await attachToLan(gw, 'eth0', '172.18.12.102/24', 'lg1');
+    const lan = await createNamespace('pgnlan');
+    await addVeth(lan, 'eth0', gw, 'eth1');
+    await addAddress(lan, 'eth0', `${LAN.host}/24`);
+    await addAddress(gw, 'eth1', `${LAN.gw}/24`);
+    // an office router's static routes: the cluster ranges via gw
+    await addRoute(lan, '10.244.0.0/16', { gateway: LAN.gw });
+    await addRoute(lan, '10.96.0.0/12', { gateway: LAN.gw });
+    for (const sub of ['openvpn', 'sysctl.d']) mkdirSync(join('/etc/netns', gw, sub), { recursive: true });
+    leftovers.push(join('/etc/netns', gw));
+    const key = await makeKey(work, 'gw-admin-key');
+    const sshd = await startSshd({ ns: gw, dir: join(work, 'sshd') });
+    sshd.authorize('root', key.publicKey);
+    const name = `office-${Date.now().toString(36)}`;
+    const layout = gatewayLayout(name);
+    leftovers.push(`/run/podgate-gw/${name}`);
+
+    // the CLI runs on the lan host (it reaches gw's sshd from there), on the manager's data dir: the CA the
+    // server pod trusts and the network discovered from the cluster (endpoint 172.18.12.21:30030, pod and
+    // service ranges). Its loopback has no API server, so this config names no kubeconfig.
+    const lanCfg = join(work, 'lan.yaml');
+    writeFileSync(lanCfg, [`dataDir: ${join(work, 'data')}`, `vpn: { port: ${NODE_PORT} }`, ''].join('\n'));
+    const cli = (args: string[]) =>
+      runIn(lan, [process.execPath, CLI, '--config', lanCfg, ...args], {
+        check: false,
+        timeoutMs: 180_000,
+        env: { ...process.env, PODGATE_LOG_LEVEL: 'warn' },
+      });
+
+    assert.equal(await wget(lan, `http://${web.podIp}/`), undefined, 'no way to the pod before provisioning');
+    const r = await cli([
+      'gateway',
+      'provision',
+      `root@${LAN.gw}`,
+      '--identity',
+      key.privateKeyFile,
+      '--name',
+      name,
+      '--lan',
+      LAN.cidr,
+      '--accept-new-host-key',
+      '--service',
+      'daemon',
+      '--wait',
+      '60',
+    ]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    for (const step of ['certificate', 'profile', 'forwarding', 'nat', 'service', 'tunnel', 'route'])
+      assert.match(r.stdout, new RegExp(`^\\[${step}\\] .* \\.\\.\\. changed$`, 'm'));
+    assert.match(
+      r.stdout,
+      new RegExp(`^\\[route\\] 10\\.244\\.\\d+\\.\\d+ via 10\\.140\\.\\d+\\.\\d+ dev ${layout.dev}`, 'm'),
+    );
+    assert.match((await wget(lan, `http://${web.podIp}/`)) ?? '', /hello from web/, 'pod IP through gw');
+    assert.match(
+      (await wget(lan, `http://${web.clusterIp}/`)) ?? '',
+      /hello from web/,
+      'ClusterIP through gw',
+    );
+
+    const st = await cli(['--json', 'gateway', 'status', name]);
+    assert.equal(st.code, 0, st.stderr);
+    const status = JSON.parse(st.stdout) as {
+      tunnel: { up: boolean };
+      routes: string[];
+      recordStatus: string;
+    };
+    assert.equal(status.recordStatus, 'ready');
+    assert.equal(status.tunnel.up, true);
+    assert.ok(
+      status.routes.some((l) => l.startsWith('10.96.')),
+      `service range pushed by the pod server: ${status.routes.join('\n')}`,
+    );
+
+    const rm = await cli(['gateway', 'remove', name]);
+    assert.equal(rm.code, 0, rm.stdout + rm.stderr);
+    assert.match(
+      rm.stdout,
+      new RegExp(`^\\[certificate\\] ${layout.commonName} serial [0-9A-F]+ revoked`, 'm'),
+    );
+    assert.equal(await wget(lan, `http://${web.podIp}/`), undefined, 'the pod is out of reach after remove');
+    await sshd.stop();
+  });
+
+  it('kubectl apply -k k8s/ runs the manager in the cluster: serve answers on its Service, deploys, and its revoke reaches podgate-crl and cuts a client', async () => {
+    // the first admin's password, as k8s/README.md asks before the first start
+    await kubectl(
+      '-n',
+      'podgate',
+      'create',
+      'secret',
+      'generic',
+      'podgate-admin',
+      '--from-literal=password=in-cluster admin password 1',
+    );
+    const overlay = writeManagerOverlay(join(work, 'manager-overlay'), REPO, podgateImage);
+    const t0 = Date.now();
+    await kubectl('apply', '-k', overlay);
+    const rollout = await exec(
+      [
+        kubectlBin(),
+        '--kubeconfig',
+        adminKc,
+        '-n',
+        'podgate',
+        'rollout',
+        'status',
+        'deployment/podgate-manager',
+        '--timeout=300s',
+      ],
+      { check: false, timeoutMs: 320_000 },
+    );
+    if (rollout.code !== 0) {
+      // `kubectl logs` cannot reach this kubelet (the API server has no route into the node namespace):
+      // the container's log file on the node says why it did not start
+      const logs = await exec(
+        ['sh', '-c', `tail -n 5 ${defaultRunDir()}/pod-logs/podgate_podgate-manager-*/manager/*.log`],
+        {
+          check: false,
+        },
+      );
+      const events = await kubectl('-n', 'podgate', 'get', 'events').catch(() => '');
+      assert.fail(
+        `the manager did not become Ready: ${rollout.stderr}\n${logs.stdout}\n${events.slice(-3000)}`,
+      );
+    }
+    figures['manager: kubectl apply -k → Ready'] = `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+    const ip = (
+      await kubectl('-n', 'podgate', 'get', 'service', 'podgate-manager', '-o', 'jsonpath={.spec.clusterIP}')
+    ).trim();
+    // serve answers on its Service, reached from the node as any pod would
+    assert.match((await wget(NODE_NETNS, `http://${ip}/healthz`)) ?? '', /^ok$/m, '/healthz on the Service');
+
+    // the API through the Service: a relay in the node namespace carries a unix socket to the ClusterIP
+    const sock = join(work, 'manager.sock');
+    const relay = spawnIn(NODE_NETNS, [
+      process.execPath,
+      fileURLToPath(new URL('../cluster/node/relay.js', import.meta.url)),
+      'unix-to-tcp',
+      sock,
+      ip,
+      '80',
+    ]);
+    await relay.waitFor(/relay listening/, 10_000);
+    const http = new SocketHttp(sock, 'podgate-manager.podgate');
+    const login = await http.request('POST', '/api/v1/login', {
+      name: 'admin',
+      password: 'in-cluster admin password 1',
+    });
+    assert.equal(login.status, 200, login.text);
+    const token = (JSON.parse(login.text) as { csrfToken: string }).csrfToken;
+    const csrfHeader = { 'X-CSRF-Token': token };
+
+    // the manager deploys the OpenVPN server from inside its pod (its own CA replaces the first one)
+    const started = await http.request('POST', '/api/v1/deploy', {}, csrfHeader);
+    assert.equal(started.status, 202, started.text);
+    const t1 = Date.now();
+    const deploy = await until(
+      'the in-cluster deploy to finish',
+      async () => {
+        const d = JSON.parse((await http.request('GET', '/api/v1/deploy')).text) as {
+          state: string;
+          error: string | null;
+          events: { message: string }[];
+        };
+        return d.state === 'running' ? undefined : d;
+      },
+      300_000,
+      1000,
+    );
+    assert.equal(deploy.state, 'done', `${deploy.error}\n${deploy.events.map((e) => e.message).join('\n')}`);
+    figures['in-cluster deploy (web API) → done'] = `${((Date.now() - t1) / 1000).toFixed(1)} s`;
+
+    const created = await http.request('POST', '/api/v1/devices', { name: 'tablet' }, csrfHeader);
+    assert.equal(created.status, 201, created.text);
+    const { device: cert, profile } = JSON.parse(created.text) as {
+      device: { serial: string; commonName: string };
+      profile: string;
+    };
+    assert.equal(cert.commonName, 'admin.tablet');
+
+    const crlNumber = async (): Promise<number> => {
+      const b64 = await kubectl(
+        '-n',
+        'middleware',
+        'get',
+        'secret',
+        'podgate-crl',
+        '-o',
+        'jsonpath={.data.crl\\.pem}',
+      );
+      const out = await exec(['openssl', 'crl', '-noout', '-crlnumber'], {
+        input: Buffer.from(b64.trim(), 'base64').toString(),
+      });
+      return parseInt(/crlNumber=(?:0x)?([0-9A-Fa-f]+)/.exec(out.stdout)?.[1] ?? 'x', 16);
+    };
+    const numberBefore = await crlNumber();
+    // a host of its own on the office LAN (the earlier clients' tunnels, refused by the new CA, stay in theirs)
+    const tab = await createNamespace('pgntab');
+    await attachToLan(tab, 'eth0', '172.18.12.120/24', 'lt1');
+    const c = connect(tab, 'tablet', profile);
+    await waitClientConnected(c, 120_000);
+    assert.match((await wget(tab, `http://${web.podIp}/`)) ?? '', /hello from web/, 'tablet reaches the pod');
+
+    const t2 = Date.now();
+    const revoked = await http.request(
+      'POST',
+      `/api/v1/certs/${cert.serial}/revoke`,
+      { reason: 'keyCompromise' },
+      csrfHeader,
+    );
+    assert.equal(revoked.status, 200, revoked.text);
+    await until(
+      'the in-cluster revoke to cut the client',
+      async () => /server-pushed-halt|SIGTERM|exiting/i.test(c.output()) || !c.running || undefined,
+      60_000,
+      20,
+    );
+    figures['in-cluster manager: revoke → cut'] = `${Date.now() - t2} ms`;
+    const numberAfter = await crlNumber();
+    assert.ok(numberAfter > numberBefore, `CRL number in podgate-crl rose: ${numberBefore} → ${numberAfter}`);
+    const b64 = await kubectl(
+      '-n',
+      'middleware',
+      'get',
+      'secret',
+      'podgate-crl',
+      '-o',
+      'jsonpath={.data.crl\\.pem}',
+    );
+    const text = (
+      await exec(['openssl', 'crl', '-noout', '-text'], {
+        input: Buffer.from(b64.trim(), 'base64').toString(),
+      })
+    ).stdout;
+    assert.match(
+      text,
+      new RegExp(`Serial Number: 0*${cert.serial.replace(/^0+/, '')}\\b`, 'i'),
+      'the Secret lists the serial',
+    );
+    await relay.stop(3000);
   });
 });

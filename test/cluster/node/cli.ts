@@ -9,7 +9,7 @@
  * `up` reads the control plane's admin kubeconfig from KUBECONFIG.
  */
 import { fileURLToPath } from 'node:url';
-import { nodeDown, nodeStatus } from './node.js';
+import { acquireNodeLock, nodeDown, nodeHeldBy, nodeStatus, releaseNodeLock } from './node.js';
 import { buildNodeImages, startNodeWithDns } from './with-node.js';
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -32,6 +32,7 @@ async function main(cmd: string | undefined): Promise<number> {
         );
         return 2;
       }
+      acquireNodeLock('`cli.js up`', true);
       const t0 = Date.now();
       const node = await startNodeWithDns(REPO, kubeconfig);
       console.log(
@@ -40,7 +41,13 @@ async function main(cmd: string | undefined): Promise<number> {
       return 0;
     }
     case 'down': {
+      const busy = nodeHeldBy();
+      if (busy && !busy.untilDown) {
+        console.error(`test node: in use by ${busy.holder} (pid ${busy.pid}); not removed`);
+        return 1;
+      }
       const problems = await nodeDown();
+      releaseNodeLock(true);
       for (const p of problems) console.error(`not removed: ${p}`);
       return problems.length ? 1 : 0;
     }

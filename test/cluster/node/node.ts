@@ -22,6 +22,7 @@ import {
   readdirSync,
   readFileSync,
   rmdirSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -52,6 +53,71 @@ const KUBELET_SYSCTLS = [
   'kernel.keys.root_maxkeys',
   'kernel.keys.root_maxbytes',
 ];
+
+/**
+ * The node's names are fixed (netns, run dir, cgroup parent, 172.18.12.21), so one machine runs one test
+ * node at a time. This file says who has it: a test run (its pid; stale once that process is gone) or a
+ * `test-cluster up --with-node` session (held until `down`).
+ */
+export function nodeLockPath(): string {
+  return process.env.PODGATE_TEST_NODE_LOCK || '/run/podgate-test-node.lock';
+}
+
+interface NodeLock {
+  pid: number;
+  holder: string;
+  /** Held until `down` even after `pid` exits (the `up` command returns while the node runs). */
+  untilDown: boolean;
+  since: string;
+}
+
+function readLock(): NodeLock | undefined {
+  try {
+    return JSON.parse(readFileSync(nodeLockPath(), 'utf8')) as NodeLock;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The holder that keeps another run from the node, or undefined when the node is free (or the lock stale). */
+export function nodeHeldBy(): NodeLock | undefined {
+  const l = readLock();
+  if (!l || l.pid === process.pid) return undefined;
+  return l.untilDown || alive(l.pid) ? l : undefined;
+}
+
+/**
+ * Takes the node for `holder`, or throws naming who has it. A lock left by a run that died is taken over
+ * (the caller then runs `nodeDown` to clear what that run left).
+ */
+export function acquireNodeLock(holder: string, untilDown = false): void {
+  const lock: NodeLock = { pid: process.pid, holder, untilDown, since: new Date().toISOString() };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      // exclusive create: of two runs starting together, exactly one gets the file
+      writeFileSync(nodeLockPath(), JSON.stringify(lock), { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+    }
+    const busy = nodeHeldBy();
+    if (busy) {
+      throw new Error(
+        `test node: in use by ${busy.holder} (pid ${busy.pid}, since ${busy.since}); one machine runs one ` +
+          `test node (netns ${NODE_NETNS}, ${defaultRunDir()}): wait for it to finish, or run ` +
+          `\`npm run test-cluster -- down\` if \`up --with-node\` left it`,
+      );
+    }
+    if (readLock()?.pid === process.pid) return;
+    rmSync(nodeLockPath(), { force: true }); // stale: its run is gone; the caller clears what it left
+  }
+}
+
+/** Gives the node back (only a lock this process holds, or any with `force` from `down`). */
+export function releaseNodeLock(force = false): void {
+  const l = readLock();
+  if (l && (force || l.pid === process.pid)) rmSync(nodeLockPath(), { force: true });
+}
 
 export function defaultRunDir(): string {
   return process.env.PODGATE_TEST_NODE_DIR || '/var/lib/podgate-test-node';
@@ -278,6 +344,10 @@ export async function nodeUp(o: NodeUpOptions): Promise<{ runDir: string; nodeIp
   await exec([...ns, 'link', 'add', 'lan0', 'type', 'bridge']);
   await exec([...ns, 'addr', 'add', `${NODE_IP}/24`, 'dev', 'lan0']);
   await exec([...ns, 'link', 'set', 'lan0', 'up']);
+  // A real node has a default route. Without one, the node's own connections to a ClusterIP (a probe, the
+  // test reaching a Service from the node) fail at the route lookup, which comes before kube-proxy's DNAT.
+  // lan0 joins only namespaces the tests create, so nothing leaves through it to the machine.
+  await exec([...ns, 'route', 'add', 'default', 'dev', 'lan0']);
   for (const kv of [
     'net.ipv4.ip_forward=1',
     'net.bridge.bridge-nf-call-iptables=1',
@@ -588,4 +658,34 @@ export function nodeStatus(runDir = defaultRunDir()): { up: boolean; processes: 
   const processes: Record<string, boolean> = {};
   for (const [name, pid] of Object.entries(s?.pids ?? {})) processes[name] = alive(pid);
   return { up: Boolean(s), processes };
+}
+
+/**
+ * What a node would leave on the machine, checked after `down`: the namespace, the run dir, mounts under
+ * it, pod cgroups, processes still running from it, a lock this process holds, and any kube-proxy chain in
+ * the machine's own iptables (the node's rules must only ever exist inside its namespace). Empty when clean.
+ */
+export async function nodeLeftovers(runDir = defaultRunDir()): Promise<string[]> {
+  const left: string[] = [];
+  if (existsSync(`/run/netns/${NODE_NETNS}`)) left.push(`netns ${NODE_NETNS}`);
+  if (existsSync(runDir)) left.push(`dir ${runDir}`);
+  for (const m of mountsUnder(runDir)) left.push(`mount ${m}`);
+  for (const cg of podCgroups()) left.push(`cgroup ${cg}`);
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    let cmd = '';
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    } catch {
+      continue;
+    }
+    if (cmd.includes(runDir) && Number(pid) !== process.pid)
+      left.push(`process ${pid}: ${cmd.slice(0, 120)}`);
+  }
+  for (const table of ['filter', 'nat', 'mangle']) {
+    const r = await exec(['iptables', '-w', '-t', table, '-S'], { check: false }).catch(() => undefined);
+    for (const line of (r?.stdout ?? '').split('\n'))
+      if (/KUBE-|CNI-/.test(line)) left.push(`machine iptables (${table}): ${line}`);
+  }
+  if (readLock()?.pid === process.pid) left.push(`lock ${nodeLockPath()}`);
+  return left;
 }

@@ -77,7 +77,7 @@ describe('k8s/ kustomize base for the manager', () => {
     assert.deepEqual(c.command, ['podgate', 'serve']);
     assert.ok(
       c.env.some(
-        (e: { name: string; value: string }) => e.name === 'PODGATE_DATA_DIR' && e.value === '/data',
+        (e: { name: string; value: string }) => e.name === 'PODGATE_DATA_DIR' && e.value === '/data/podgate',
       ),
     );
     assert.ok(
