@@ -10,8 +10,9 @@
 // A complete cache makes this a no-op; a partial one (an interrupted build) is rebuilt. Any failure exits 1
 // with the step that failed, so a CI run stops here instead of skipping the cluster suites.
 //
-// The node binaries are built only with --with-node (the real-node e2e, `npm run test:node`): the default
-// suites need the control plane alone, and leaving kubelet out keeps a cold CI build shorter.
+// The node binaries are built only with --with-node. scripts/prerequisites.mjs passes it for `npm test`,
+// whose real-node e2e (test/e2e/k8s-node.test.ts) runs a kubelet and kube-proxy; without it this builds
+// the control plane alone (enough for `npm run test-cluster -- up` without a node).
 //
 // Usage: node scripts/build-test-cluster.mjs [--with-node] [--print-paths]
 import { spawn, spawnSync } from 'node:child_process';
