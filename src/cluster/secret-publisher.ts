@@ -1,6 +1,7 @@
 import type { CrlPublisher, RevocationBundle } from '../openvpn/revocation-bundle.js';
 import { AppError } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
+import { crlIssuers } from '../pki/index.js';
 import { KubeApiError, refOf, type KubeApi, type KubeObject } from './kube-api.js';
 import { crlSecret } from './manifests.js';
 import { CRL_SECRET_KEYS } from './pod-layout.js';
@@ -22,12 +23,31 @@ export function secretCrlNumber(secret: KubeObject | undefined): number | undefi
   }
 }
 
+function secretCrlPem(secret: KubeObject): string {
+  const raw = (secret.data as Record<string, string> | undefined)?.[CRL_SECRET_KEYS.crl];
+  return raw ? Buffer.from(raw, 'base64').toString('utf8') : '';
+}
+
+/**
+ * Whether the Secret's CRL comes from another CA altogether than the one about to be published: both
+ * are readable CRLs and share no issuer. CRL numbers only order the CRLs of one CA (set); a Secret left
+ * by another CA (a manager started over with a new data dir and CA, then deployed) holds numbers that
+ * say nothing about this one's. During a rotation the sets overlap, so the numbers still count.
+ */
+function fromAnotherCa(live: KubeObject, next: KubeObject): boolean {
+  const liveIssuers = crlIssuers(secretCrlPem(live));
+  const nextIssuers = new Set(crlIssuers(secretCrlPem(next)));
+  return liveIssuers.length > 0 && nextIssuers.size > 0 && !liveIssuers.some((i) => nextIssuers.has(i));
+}
+
 /**
  * Server-side applies a podgate-crl Secret unless the Secret already holds a NEWER CRL. Several writers
  * publish (web app requests, CLI commands, deploy) and can finish out of order: the one that built its
  * bundle before another's revocation must not replace that newer CRL with its older one. The apply
  * carries the resourceVersion that was read as a precondition, so a write in between answers 409 and the
  * check runs again. Returns the Secret as stored, and whether this call wrote it.
+ *
+ * A Secret whose CRL comes from another CA altogether is replaced whatever its number (fromAnotherCa).
  *
  * Limit: when the Secret does not exist yet (before the first deploy) the create has no precondition.
  */
@@ -39,7 +59,7 @@ export async function applyCrlSecret(
   for (let attempt = 1; ; attempt++) {
     const live = await kube.get(refOf(secret));
     const liveNumber = secretCrlNumber(live);
-    if (live && liveNumber !== undefined && liveNumber > crlNumber) {
+    if (live && liveNumber !== undefined && liveNumber > crlNumber && !fromAnotherCa(live, secret)) {
       log.info(
         { crlNumber, newerCrlNumber: liveNumber },
         'CRL Secret already holds a newer CRL; not replaced',

@@ -73,6 +73,16 @@ function readCa(pem: string): ParsedCertificate {
   }
 }
 
+/**
+ * The issuers (DER, hex) of the CRLs in a PEM text, unreadable blocks left out: tells whether two CRL
+ * files come from the same CA (set), before their CRL numbers are compared.
+ */
+export function crlIssuers(crlPem: string): string[] {
+  return pemBlocks(crlPem, 'X509 CRL')
+    .map((p) => crlIssuerDer(p)?.toString('hex'))
+    .filter((x): x is string => x !== undefined);
+}
+
 function crlIssuerDer(pem: string): Buffer | undefined {
   try {
     return parseCrl(fromPem(pem, ['X509 CRL'])).issuerDer;

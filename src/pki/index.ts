@@ -15,7 +15,7 @@ export type {
   KeySecret,
 } from './types.js';
 export { createCa, CertificateAuthority, type CaOptions } from './ca.js';
-export { verifyCrl } from './crl-verify.js';
+export { crlIssuers, verifyCrl } from './crl-verify.js';
 export { REASON_CODES } from './crl-build.js';
 export { parseCsr } from './csr.js';
 export {

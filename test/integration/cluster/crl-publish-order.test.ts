@@ -8,6 +8,7 @@ import type { KubeApi } from '../../../src/cluster/kube-api.js';
 import { SecretCrlPublisher } from '../../../src/cluster/secret-publisher.js';
 import { bundleFromSecret } from '../../../src/cluster/secret-watch-source.js';
 import { setLogLevel } from '../../../src/lib/logger.js';
+import { CertificateAuthority, createCa } from '../../../src/pki/index.js';
 import type { RevocationBundle } from '../../../src/openvpn/revocation-bundle.js';
 import type { ControlPlane } from '../../cluster/control-plane.js';
 import { adminKubeApi, dropNamespace, freshNamespace, realCluster } from '../../helpers/real-cluster.js';
@@ -50,6 +51,21 @@ describe('CRL Secret publishes out of order on the real API server', function ()
     await new SecretCrlPublisher(kube, ns).publish(again);
     const s = await kube.get({ apiVersion: 'v1', kind: 'Secret', name: 'podgate-crl', namespace: ns });
     assert.deepEqual(bundleFromSecret(s!)!.reissuedCommonNames, ['device-3']);
+  });
+
+  it("a CRL of another CA replaces the Secret's whatever its number (a manager started over with a new CA)", async () => {
+    const realCrl = async (commonName: string, number: number) => {
+      const ca = CertificateAuthority.load(await createCa({ commonName, keyType: 'ec-p384', days: 30 }));
+      return ca.buildCrl({ number, entries: [], nextUpdateDays: 7 });
+    };
+    const first = { ...bundle(6), crlPem: await realCrl('podgate CA first', 6) };
+    const second = { ...bundle(1), crlPem: await realCrl('podgate CA second', 1) };
+    await new SecretCrlPublisher(kube, ns).publish(first);
+    await new SecretCrlPublisher(kube, ns).publish(second);
+    assert.equal(await stored(), 1, "the new CA's CRL 1 replaced the old CA's CRL 6");
+    // and an older CRL of that same new CA is still refused
+    await new SecretCrlPublisher(kube, ns).publish({ ...first, crlPem: second.crlPem, crlNumber: 0 });
+    assert.equal(await stored(), 1);
   });
 
   it('a publisher that read the Secret before a newer CRL was written gets 409 on its apply and then keeps the newer', async () => {
