@@ -18,8 +18,9 @@ import {
 import type { CrlInfo } from './types.js';
 
 const OID_CRL_NUMBER = '2.5.29.20';
+const OID_AUTHORITY_KEY_ID = '2.5.29.35';
 /** CRL extensions podgate understands; an unknown critical one makes the CRL unusable (as in OpenSSL). */
-const KNOWN_EXTENSIONS = new Set([OID_CRL_NUMBER, '2.5.29.35']);
+const KNOWN_EXTENSIONS = new Set([OID_CRL_NUMBER, OID_AUTHORITY_KEY_ID]);
 
 function reject(reason: string, cause?: unknown): AppError {
   return new AppError(400, 'crl_invalid', `crl: ${reason}`, { field: 'crl', cause });
@@ -74,13 +75,19 @@ function readCa(pem: string): ParsedCertificate {
 }
 
 /**
- * The issuers (DER, hex) of the CRLs in a PEM text, unreadable blocks left out: tells whether two CRL
- * files come from the same CA (set), before their CRL numbers are compared.
+ * Who signed each CRL in a PEM text (issuer name and authority key id, hex; unreadable blocks left out):
+ * tells whether two CRL files come from the same CA (set) before their CRL numbers are compared. The key
+ * id matters: two CAs made by separate `podgate init`s have the same name ("podgate CA").
  */
 export function crlIssuers(crlPem: string): string[] {
-  return pemBlocks(crlPem, 'X509 CRL')
-    .map((p) => crlIssuerDer(p)?.toString('hex'))
-    .filter((x): x is string => x !== undefined);
+  return pemBlocks(crlPem, 'X509 CRL').flatMap((p) => {
+    try {
+      const c = parseCrl(fromPem(p, ['X509 CRL']));
+      return [`${c.issuerDer.toString('hex')}/${c.authorityKeyId?.toString('hex') ?? ''}`];
+    } catch {
+      return [];
+    }
+  });
 }
 
 function crlIssuerDer(pem: string): Buffer | undefined {
@@ -130,6 +137,8 @@ interface ParsedCrl {
   nextUpdate?: Date;
   serials: string[];
   number?: number;
+  /** The authorityKeyIdentifier extension's value (DER), when present: which CA key signed it. */
+  authorityKeyId?: Buffer;
 }
 
 function parseCrl(der: Buffer): ParsedCrl {
@@ -159,8 +168,7 @@ function parseCrl(der: Buffer): ParsedCrl {
       serials.push(integerContentToSerialHex(contentOf(expectTag(serial, TAG.INTEGER, 'userCertificate'))));
     }
   }
-  let number: number | undefined;
-  if (f[i]?.tag === TAG.CONTEXT_0) number = readExtensions(f[i++]!);
+  const { number, authorityKeyId } = f[i]?.tag === TAG.CONTEXT_0 ? readExtensions(f[i++]!) : {};
   if (i !== f.length) throw new DerError('TBSCertList: unexpected trailing fields');
   const sig = contentOf(expectTag(sigBits, TAG.BIT_STRING, 'signatureValue'));
   if (sig[0] !== 0) throw new DerError('signatureValue: unused bits');
@@ -173,12 +181,14 @@ function parseCrl(der: Buffer): ParsedCrl {
     nextUpdate,
     serials,
     number,
+    authorityKeyId,
   };
 }
 
-/** Returns the CRL number; rejects unknown critical extensions. */
-function readExtensions(wrapper: Tlv): number | undefined {
+/** Returns the CRL number and authority key id; rejects unknown critical extensions. */
+function readExtensions(wrapper: Tlv): { number?: number; authorityKeyId?: Buffer } {
   let number: number | undefined;
+  let authorityKeyId: Buffer | undefined;
   for (const ext of childrenOf(expectTag(childrenOf(wrapper)[0], TAG.SEQUENCE, 'crlExtensions'))) {
     const parts = childrenOf(expectTag(ext, TAG.SEQUENCE, 'Extension'));
     const oid = oidToString(contentOf(expectTag(parts[0], TAG.OID, 'extnID')));
@@ -188,9 +198,11 @@ function readExtensions(wrapper: Tlv): number | undefined {
       const n = contentOf(expectTag(readRoot(value), TAG.INTEGER, 'cRLNumber'));
       number = n.length <= 7 && (n[0]! & 0x80) === 0 ? n.reduce((acc, b) => acc * 256 + b, 0) : -1;
       if (!Number.isSafeInteger(number) || number < 0) throw reject('CRL number is out of range');
+    } else if (oid === OID_AUTHORITY_KEY_ID) {
+      authorityKeyId = value;
     } else if (critical && !KNOWN_EXTENSIONS.has(oid)) {
       throw reject(`unsupported critical extension ${oid}`);
     }
   }
-  return number;
+  return { number, authorityKeyId };
 }

@@ -714,7 +714,18 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       async () => /server-pushed-halt|SIGTERM|exiting/i.test(c.output()) || !c.running || undefined,
       60_000,
       20,
-    );
+    ).catch(async (err: Error) => {
+      // `kubectl logs` cannot reach this kubelet: the containers' log files on the node say what happened
+      const logs = await exec(
+        [
+          'sh',
+          '-c',
+          `tail -n 15 ${defaultRunDir()}/pod-logs/podgate_podgate-manager-*/manager/*.log ${defaultRunDir()}/pod-logs/middleware_podgate-openvpn-*/*/*.log`,
+        ],
+        { check: false },
+      );
+      throw new Error(`${err.message}; CRL number in podgate-crl ${await crlNumber()}\n${logs.stdout}`);
+    });
     figures['in-cluster manager: revoke → cut'] = `${Date.now() - t2} ms`;
     const numberAfter = await crlNumber();
     assert.ok(numberAfter > numberBefore, `CRL number in podgate-crl rose: ${numberBefore} → ${numberAfter}`);
