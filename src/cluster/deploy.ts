@@ -8,7 +8,7 @@ import { logger } from '../lib/logger.js';
 import { describeMissing, grantCommand, missingRights } from './deploy-rights.js';
 import { KubeApiError, refOf, refText, type KubeApi, type KubeObject } from './kube-api.js';
 import { OBJECT_NAMES, POD_SECURITY_ENFORCE, POD_SECURITY_LEVEL } from './pod-layout.js';
-import { applyCrlSecret, secretCrlNumber } from './secret-publisher.js';
+import { applyCrlSecret } from './secret-publisher.js';
 
 const log = logger.child({ module: 'cluster.deploy' });
 
@@ -131,7 +131,7 @@ export async function applyAll(objects: readonly KubeObject[], deps: DeployDeps)
       after =
         obj.kind === 'Secret' && obj.metadata.name === OBJECT_NAMES.crlSecret
           ? // a revocation published while deploy ran must not be rolled back to the CRL deploy read
-            (await applyCrlSecret(deps.kube, obj, secretCrlNumber(obj) ?? -1)).stored
+            (await applyCrlSecret(deps.kube, obj)).stored
           : await deps.kube.apply(structuredClone(obj));
     } catch (err) {
       if (err instanceof DeployError) throw err;

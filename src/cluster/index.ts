@@ -179,10 +179,7 @@ export class ClusterService {
       Object.keys(want).length === Object.keys(have).length &&
       Object.entries(want).every(([k, v]) => have[k] === v);
     if (current) return { rolled: false };
-    log.info(
-      { namespace: this.deps.config.kubernetes.namespace },
-      'server material changed; rolling the pod',
-    );
+    log.info({ namespace }, 'server material changed; rolling the pod');
     const result = await applyAll([secret, configMap, deployment], {
       kube: this.kube,
       onProgress,

@@ -136,6 +136,24 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
     metadata: { name: ref.name, namespace: ref.namespace },
   });
 
+  /**
+   * Creates a self-review (access or identity) and returns its status; undefined when the API server
+   * cannot answer (an old release, an aggregated API down): callers then go on without the answer.
+   */
+  async function review<T>(what: string, body: Record<string, unknown>): Promise<T | undefined> {
+    try {
+      const res = plain<{ status?: T }>(
+        await withDeadline(what, timeoutMs, () =>
+          objects.create({ ...body, metadata: {} } as KubernetesObject),
+        ),
+      );
+      return res.status;
+    } catch (err) {
+      log.debug({ err: String(err) }, `${what} unavailable`);
+      return undefined;
+    }
+  }
+
   return {
     async get(ref) {
       const what = `read ${refText(ref)}`;
@@ -189,35 +207,19 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
       );
     },
     async canI(check) {
-      const review = {
+      const status = await review<{ allowed?: boolean }>('access review', {
         apiVersion: 'authorization.k8s.io/v1',
         kind: 'SelfSubjectAccessReview',
-        metadata: {},
         spec: { resourceAttributes: check },
-      };
-      try {
-        const res = plain<{ status?: { allowed?: boolean } }>(
-          await withDeadline('access review', timeoutMs, () => objects.create(review as KubernetesObject)),
-        );
-        return res.status?.allowed === true;
-      } catch (err) {
-        log.debug({ err: String(err) }, 'access review unavailable');
-        return undefined;
-      }
+      });
+      return status === undefined ? undefined : status.allowed === true;
     },
     async whoAmI() {
-      const review = { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview', metadata: {} };
-      try {
-        const res = plain<{ status?: { userInfo?: { username?: string } } }>(
-          await withDeadline('self subject review', timeoutMs, () =>
-            objects.create(review as KubernetesObject),
-          ),
-        );
-        return res.status?.userInfo?.username;
-      } catch (err) {
-        log.debug({ err: String(err) }, 'self subject review unavailable');
-        return undefined;
-      }
+      const status = await review<{ userInfo?: { username?: string } }>('self subject review', {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'SelfSubjectReview',
+      });
+      return status?.userInfo?.username;
     },
     mergePatch(ref, patch) {
       const body = { ...header(ref), ...patch } as KubeObject;

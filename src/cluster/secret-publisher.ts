@@ -4,28 +4,21 @@ import { logger } from '../lib/logger.js';
 import { crlIssuers } from '../pki/index.js';
 import { KubeApiError, refOf, type KubeApi, type KubeObject } from './kube-api.js';
 import { crlSecret } from './manifests.js';
-import { CRL_SECRET_KEYS } from './pod-layout.js';
+import { bundleFromSecret } from './secret-watch-source.js';
 
 const log = logger.child({ module: 'cluster.publisher' });
 
 /** Conflicts tolerated before giving up: each one means another writer stored a newer CRL meanwhile. */
 const MAX_ATTEMPTS = 10;
 
-/** The CRL number stored in a podgate-crl Secret, or undefined when it has none (or it is unreadable). */
-export function secretCrlNumber(secret: KubeObject | undefined): number | undefined {
-  const raw = (secret?.data as Record<string, string> | undefined)?.[CRL_SECRET_KEYS.bundle];
-  if (!raw) return undefined;
+/** The bundle a podgate-crl Secret holds, or undefined when it holds none that reads (then it is replaced). */
+function storedBundle(secret: KubeObject | undefined): RevocationBundle | undefined {
+  if (!secret) return undefined;
   try {
-    const n = (JSON.parse(Buffer.from(raw, 'base64').toString('utf8')) as { crlNumber?: unknown }).crlNumber;
-    return typeof n === 'number' ? n : undefined;
+    return bundleFromSecret(secret);
   } catch {
     return undefined;
   }
-}
-
-function secretCrlPem(secret: KubeObject): string {
-  const raw = (secret.data as Record<string, string> | undefined)?.[CRL_SECRET_KEYS.crl];
-  return raw ? Buffer.from(raw, 'base64').toString('utf8') : '';
 }
 
 /**
@@ -34,9 +27,9 @@ function secretCrlPem(secret: KubeObject): string {
  * by another CA (a manager started over with a new data dir and CA, then deployed) holds numbers that
  * say nothing about this one's. During a rotation the sets overlap, so the numbers still count.
  */
-function fromAnotherCa(live: KubeObject, next: KubeObject): boolean {
-  const liveIssuers = crlIssuers(secretCrlPem(live));
-  const nextIssuers = new Set(crlIssuers(secretCrlPem(next)));
+function fromAnotherCa(live: RevocationBundle, next: RevocationBundle): boolean {
+  const liveIssuers = crlIssuers(live.crlPem);
+  const nextIssuers = new Set(crlIssuers(next.crlPem));
   return liveIssuers.length > 0 && nextIssuers.size > 0 && !liveIssuers.some((i) => nextIssuers.has(i));
 }
 
@@ -54,14 +47,16 @@ function fromAnotherCa(live: KubeObject, next: KubeObject): boolean {
 export async function applyCrlSecret(
   kube: KubeApi,
   secret: KubeObject,
-  crlNumber: number,
 ): Promise<{ stored: KubeObject; written: boolean }> {
+  const next = bundleFromSecret(secret);
+  if (!next) throw new Error('applyCrlSecret: the Secret holds no revocation bundle'); // a caller's bug
+  const crlNumber = next.crlNumber;
   for (let attempt = 1; ; attempt++) {
     const live = await kube.get(refOf(secret));
-    const liveNumber = secretCrlNumber(live);
-    if (live && liveNumber !== undefined && liveNumber > crlNumber && !fromAnotherCa(live, secret)) {
+    const held = storedBundle(live);
+    if (live && held && held.crlNumber > crlNumber && !fromAnotherCa(held, next)) {
       log.info(
-        { crlNumber, newerCrlNumber: liveNumber },
+        { crlNumber, newerCrlNumber: held.crlNumber },
         'CRL Secret already holds a newer CRL; not replaced',
       );
       return { stored: live, written: false };
@@ -100,11 +95,7 @@ export class SecretCrlPublisher implements CrlPublisher {
 
   async publish(bundle: RevocationBundle): Promise<void> {
     const kube = typeof this.kube === 'function' ? this.kube() : this.kube;
-    const { stored, written } = await applyCrlSecret(
-      kube,
-      crlSecret(this.namespace, bundle),
-      bundle.crlNumber,
-    );
+    const { stored, written } = await applyCrlSecret(kube, crlSecret(this.namespace, bundle));
     if (written) {
       log.info(
         { crlNumber: bundle.crlNumber, resourceVersion: stored.metadata.resourceVersion },

@@ -150,6 +150,20 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     return p;
   }
 
+  /** A client with `profile` in `netns` is refused by the server pod (its CRL): the handshake never completes. */
+  async function refusedHandshake(netns: string, name: string, profile: string): Promise<void> {
+    const again = connect(netns, name, profile);
+    await until(
+      `the refused handshake of ${name}`,
+      async () =>
+        /TLS Error|AUTH_FAILED|TLS handshake failed|TLS key negotiation failed/.test(again.output()) ||
+        undefined,
+      60_000,
+    );
+    assert.doesNotMatch(again.output(), /Initialization Sequence Completed/);
+    await again.stop(3000);
+  }
+
   before(async function () {
     // on a fresh machine this builds CoreDNS and the images first (debootstrap, apt-get and npm ci inside
     // buildah): tens of minutes once, then cached by content hash
@@ -351,16 +365,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       cuts.push(Date.now() - t0);
       if (i === 1) {
         // a reconnect with the revoked certificate is refused by the server (CRL in the pod)
-        const again = connect(rv, 'phone1-again', profile);
-        await until(
-          'the refused handshake',
-          async () =>
-            /TLS Error|AUTH_FAILED|TLS handshake failed|TLS key negotiation failed/.test(again.output()) ||
-            undefined,
-          60_000,
-        );
-        assert.doesNotMatch(again.output(), /Initialization Sequence Completed/);
-        await again.stop(3000);
+        await refusedHandshake(rv, 'phone1-again', profile);
       }
     }
     figures['revoke → cut (5 runs)'] =
@@ -418,16 +423,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       'reconnected client reaches the pod',
     );
     const revoked = readFileSync(join(work, 'phone1-revoked.ovpn.keep'), 'utf8');
-    const again = connect(ns.office!, 'phone1-after-restart', revoked);
-    await until(
-      'the refused handshake on the new pod',
-      async () =>
-        /TLS Error|AUTH_FAILED|TLS handshake failed|TLS key negotiation failed/.test(again.output()) ||
-        undefined,
-      60_000,
-    );
-    assert.doesNotMatch(again.output(), /Initialization Sequence Completed/);
-    await again.stop(3000);
+    await refusedHandshake(ns.office!, 'phone1-after-restart', revoked);
   });
 
   it('figures: iperf3 single TCP stream office → pod through the pod server, and through `podgate server run`', async () => {
@@ -678,7 +674,8 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     };
     assert.equal(cert.commonName, 'admin.tablet');
 
-    const crlNumber = async (): Promise<number> => {
+    /** openssl's reading of the CRL in the podgate-crl Secret. */
+    const secretCrl = async (...what: string[]): Promise<string> => {
       const b64 = await kubectl(
         '-n',
         'middleware',
@@ -688,11 +685,13 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
         '-o',
         'jsonpath={.data.crl\\.pem}',
       );
-      const out = await exec(['openssl', 'crl', '-noout', '-crlnumber'], {
+      const out = await exec(['openssl', 'crl', '-noout', ...what], {
         input: Buffer.from(b64.trim(), 'base64').toString(),
       });
-      return parseInt(/crlNumber=(?:0x)?([0-9A-Fa-f]+)/.exec(out.stdout)?.[1] ?? 'x', 16);
+      return out.stdout;
     };
+    const crlNumber = async (): Promise<number> =>
+      parseInt(/crlNumber=(?:0x)?([0-9A-Fa-f]+)/.exec(await secretCrl('-crlnumber'))?.[1] ?? 'x', 16);
     const numberBefore = await crlNumber();
     // a host of its own on the office LAN (the earlier clients' tunnels, refused by the new CA, stay in theirs)
     const tab = await createNamespace('pgntab');
@@ -729,20 +728,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     figures['in-cluster manager: revoke → cut'] = `${Date.now() - t2} ms`;
     const numberAfter = await crlNumber();
     assert.ok(numberAfter > numberBefore, `CRL number in podgate-crl rose: ${numberBefore} → ${numberAfter}`);
-    const b64 = await kubectl(
-      '-n',
-      'middleware',
-      'get',
-      'secret',
-      'podgate-crl',
-      '-o',
-      'jsonpath={.data.crl\\.pem}',
-    );
-    const text = (
-      await exec(['openssl', 'crl', '-noout', '-text'], {
-        input: Buffer.from(b64.trim(), 'base64').toString(),
-      })
-    ).stdout;
+    const text = await secretCrl('-text');
     assert.match(
       text,
       new RegExp(`Serial Number: 0*${cert.serial.replace(/^0+/, '')}\\b`, 'i'),
