@@ -84,3 +84,56 @@ export interface AccessBundle {
   rules: ResolvedRule[];
   generatedAt: string; // ISO-8601
 }
+
+/**
+ * The live cluster objects destinations are resolved against, as the agent's watch keeps them
+ * (`cluster/access-watch.ts` produces them; `compile-*.ts` consumes them). Addresses are strings as the
+ * API server reports them; IPv6 ones are kept so dual-stack rules can follow.
+ */
+export interface NamespaceObject {
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface PodObject {
+  /** metadata.uid: pod names and addresses are reused, uids are not. */
+  uid: string;
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  /** status.podIPs; empty until the pod has an address, and for hostNetwork pods (never matched). */
+  ips: string[];
+}
+
+export interface ServicePort {
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  port: number;
+}
+
+export interface ServiceObject {
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  /** spec.clusterIPs without "None" (headless Services have none). */
+  clusterIPs: string[];
+  ports: ServicePort[];
+  /** spec.selector; the pods behind the Service are also reachable on the Service's target ports. */
+  selector: Record<string, string> | null;
+}
+
+export type ClusterEvent =
+  | { type: 'upsert'; kind: 'namespace'; object: NamespaceObject }
+  | { type: 'delete'; kind: 'namespace'; name: string }
+  | { type: 'upsert'; kind: 'pod'; object: PodObject }
+  | { type: 'delete'; kind: 'pod'; uid: string }
+  | { type: 'upsert'; kind: 'service'; object: ServiceObject }
+  | { type: 'delete'; kind: 'service'; namespace: string; name: string }
+  /** A full re-list finished (after start, a 410 or a reconnect): objects not seen since `resync-start` are gone. */
+  | { type: 'resync-start' }
+  | { type: 'resync-done' };
+
+/** A source of cluster events; `stop()` ends the watches. */
+export interface ClusterObjectSource {
+  start(onEvent: (e: ClusterEvent) => void): void;
+  stop(): Promise<void>;
+}
