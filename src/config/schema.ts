@@ -203,6 +203,18 @@ export const configSchema = z
       })
       .default({}),
     auth: authSchema,
+    /** Access rules (see README "Access rules"). */
+    access: z
+      .object({
+        /**
+         * `enforce`: only cluster DNS and what rules allow; `open`: every device reaches everything (the
+         * behaviour before rules existed). Unset: what the data dir records (`open` for a data dir made
+         * before access rules, `enforce` from `podgate init` / the first `serve` on a new one).
+         */
+        mode: z.enum(['open', 'enforce']).optional(),
+      })
+      .strict()
+      .default({}),
     /** Scheduled backups written by `podgate serve` (see `podgate backup` for one-off ones). */
     backup: z
       .object({
