@@ -110,8 +110,7 @@ export class AccessQueries {
     const { mode } = this.deps.access.mode();
     const facts = await this.facts(target, objects);
     const notes: string[] = [];
-    if (!objects) notes.push('no cluster configured: selectors were not evaluated (names and CIDRs only)');
-    else if (target.kind !== 'namespace' && !facts.service && !facts.pod && target.kind === 'ip')
+    if (objects && target.kind === 'ip' && !facts.service && !facts.pod)
       notes.push(`no pod or Service in the cluster has address ${target.ip}`);
     if (user.disabled) notes.push(`user ${user.name} is disabled: their devices cannot connect`);
     const mine = this.rulesFor(user).map((r) => r.rule);
