@@ -44,7 +44,8 @@ const labelValue = z
 const matchLabels = z.record(labelValue).superRefine((labels, ctx) => {
   for (const key of Object.keys(labels)) {
     const r = labelKey.safeParse(key);
-    if (!r.success) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `key "${key}" ${r.error.issues[0]!.message}` });
+    if (!r.success)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `key "${key}" ${r.error.issues[0]!.message}` });
   }
 });
 
@@ -58,9 +59,17 @@ const expression = z
   .superRefine((e, ctx) => {
     const n = e.values?.length ?? 0;
     if ((e.operator === 'In' || e.operator === 'NotIn') && n === 0)
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['values'], message: `must not be empty with ${e.operator}` });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['values'],
+        message: `must not be empty with ${e.operator}`,
+      });
     if ((e.operator === 'Exists' || e.operator === 'DoesNotExist') && n > 0)
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['values'], message: `must be absent with ${e.operator}` });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['values'],
+        message: `must be absent with ${e.operator}`,
+      });
   });
 
 const selector = z
@@ -70,7 +79,11 @@ const selector = z
 const cidr = z.string().superRefine((value, ctx) => {
   try {
     const c = parseCidr('cidr', value);
-    if (c.family !== 'ipv4') ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${value}" is IPv6; rules take IPv4 ranges for now` });
+    if (c.family !== 'ipv4')
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `"${value}" is IPv6; rules take IPv4 ranges for now`,
+      });
   } catch (err) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message.replace(/^cidr: /, '') });
   }
@@ -86,10 +99,19 @@ const subject = z.discriminatedUnion('kind', [
 const destination = z
   .discriminatedUnion('kind', [
     z
-      .object({ kind: z.literal('namespace'), names: z.array(dnsLabel).min(1).optional(), selector: selector.optional() })
+      .object({
+        kind: z.literal('namespace'),
+        names: z.array(dnsLabel).min(1).optional(),
+        selector: selector.optional(),
+      })
       .strict(),
     z
-      .object({ kind: z.literal('service'), namespace: dnsLabel, name: dnsLabel.optional(), selector: selector.optional() })
+      .object({
+        kind: z.literal('service'),
+        namespace: dnsLabel,
+        name: dnsLabel.optional(),
+        selector: selector.optional(),
+      })
       .strict(),
     z.object({ kind: z.literal('pod'), namespace: dnsLabel, selector }).strict(),
     z.object({ kind: z.literal('cidr'), cidr }).strict(),
@@ -141,7 +163,11 @@ export const rulesDocumentSchema = z
     doc.rules.forEach((r, i) => {
       const first = seen.get(r.name);
       if (first !== undefined)
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['rules', i, 'name'], message: `"${r.name}" is already the name of rules[${first}]` });
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['rules', i, 'name'],
+          message: `"${r.name}" is already the name of rules[${first}]`,
+        });
       else seen.set(r.name, i);
     });
   });

@@ -32,7 +32,9 @@ export function toService(o: KubeObject): ServiceObject {
 export function toPod(o: KubeObject): PodObject {
   const status = (o.status ?? {}) as Spec;
   const spec = (o.spec ?? {}) as Spec;
-  const ips = spec.hostNetwork ? [] : ((status.podIPs as { ip: string }[] | undefined) ?? []).map((p) => p.ip);
+  const ips = spec.hostNetwork
+    ? []
+    : ((status.podIPs as { ip: string }[] | undefined) ?? []).map((p) => p.ip);
   return {
     uid: String(o.metadata.uid ?? ''),
     namespace: o.metadata.namespace ?? '',

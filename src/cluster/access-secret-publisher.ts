@@ -55,7 +55,10 @@ export async function applyAccessSecret(
     holdsNewer: (live) => {
       const held = accessVersionOf(live);
       if (held === undefined || held <= bundle.version) return false;
-      log.info({ version: bundle.version, newerVersion: held }, 'access Secret holds a newer bundle; not replaced');
+      log.info(
+        { version: bundle.version, newerVersion: held },
+        'access Secret holds a newer bundle; not replaced',
+      );
       return true;
     },
   }).then((r) => {

@@ -56,7 +56,10 @@ export async function applyCrlSecret(
     holdsNewer: (live) => {
       const held = storedBundle(live);
       if (!held || held.crlNumber <= crlNumber || fromAnotherCa(held, next)) return false;
-      log.info({ crlNumber, newerCrlNumber: held.crlNumber }, 'CRL Secret already holds a newer CRL; not replaced');
+      log.info(
+        { crlNumber, newerCrlNumber: held.crlNumber },
+        'CRL Secret already holds a newer CRL; not replaced',
+      );
       return true;
     },
   });

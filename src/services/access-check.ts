@@ -25,7 +25,10 @@ function portProto(field: string, text: string | undefined, protos: readonly str
   const m = /^(\d{1,5})(?:\/([a-z]+))?$/.exec(text);
   const port = m ? Number(m[1]) : NaN;
   if (!m || port < 1 || port > 65535 || (m[2] !== undefined && !protos.includes(m[2])))
-    throw new BadRequest(`${field}: "${text}" is not PORT or PORT/${protos.join('|')} with PORT 1-65535`, field);
+    throw new BadRequest(
+      `${field}: "${text}" is not PORT or PORT/${protos.join('|')} with PORT 1-65535`,
+      field,
+    );
   return { port, protocol: (m[2] ?? 'tcp') as 'tcp' | 'udp' };
 }
 
@@ -36,7 +39,8 @@ export function parseCheckTarget(text: string): CheckTarget {
   if (typeof text !== 'string' || text === '') throw new BadRequest(`${field} is required (${usage})`, field);
   if (text.startsWith('ns/')) {
     const namespace = text.slice(3);
-    if (!LABEL.test(namespace)) throw new BadRequest(`${field}: "${namespace}" is not a namespace name (${usage})`, field);
+    if (!LABEL.test(namespace))
+      throw new BadRequest(`${field}: "${namespace}" is not a namespace name (${usage})`, field);
     return { kind: 'namespace', namespace };
   }
   if (text.startsWith('svc/')) {
@@ -47,7 +51,8 @@ export function parseCheckTarget(text: string): CheckTarget {
     return { kind: 'service', namespace, name, ...portProto(field, port, ['tcp', 'udp']) };
   }
   const [ip, port] = text.split(':', 2) as [string, string | undefined];
-  if (!isIp(ip) || ip.includes(':')) throw new BadRequest(`${field}: "${text}" is not understood (${usage})`, field);
+  if (!isIp(ip) || ip.includes(':'))
+    throw new BadRequest(`${field}: "${text}" is not understood (${usage})`, field);
   return { kind: 'ip', ip, ...portProto(field, port, ['tcp', 'udp', 'icmp']) };
 }
 
@@ -68,7 +73,8 @@ function destinationCovers(d: Destination, t: CheckTarget, facts: TargetFacts): 
     case 'namespace':
       if (ns === undefined) return undefined;
       if (d.names?.includes(ns)) return `namespace ${ns}`;
-      if (d.selector && nsLabels && matchesSelector(d.selector, nsLabels)) return `namespaces matching a selector (${ns})`;
+      if (d.selector && nsLabels && matchesSelector(d.selector, nsLabels))
+        return `namespaces matching a selector (${ns})`;
       return undefined;
     case 'service': {
       if (t.kind === 'namespace' || d.namespace !== ns) return undefined;
@@ -82,7 +88,9 @@ function destinationCovers(d: Destination, t: CheckTarget, facts: TargetFacts): 
     }
     case 'pod':
       if (t.kind !== 'ip' || !facts.pod || d.namespace !== facts.pod.namespace) return undefined;
-      return matchesSelector(d.selector, facts.pod.labels) ? `pods matching a selector in ${d.namespace}` : undefined;
+      return matchesSelector(d.selector, facts.pod.labels)
+        ? `pods matching a selector in ${d.namespace}`
+        : undefined;
   }
 }
 

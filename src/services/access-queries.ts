@@ -18,16 +18,22 @@ import type { GroupService } from './groups.js';
 export function describeSelector(s: LabelSelector): string {
   const parts = Object.entries(s.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
   for (const e of s.matchExpressions ?? [])
-    parts.push(e.values?.length ? `${e.key} ${e.operator} (${e.values.join(',')})` : `${e.operator} ${e.key}`);
+    parts.push(
+      e.values?.length ? `${e.key} ${e.operator} (${e.values.join(',')})` : `${e.operator} ${e.key}`,
+    );
   return parts.length ? parts.join(', ') : 'everything';
 }
 
 export function describeDestination(d: Destination): string {
   switch (d.kind) {
     case 'namespace':
-      return d.names ? `namespace ${d.names.join(', ')}` : `namespaces matching ${describeSelector(d.selector!)}`;
+      return d.names
+        ? `namespace ${d.names.join(', ')}`
+        : `namespaces matching ${describeSelector(d.selector!)}`;
     case 'service':
-      return d.name ? `service ${d.namespace}/${d.name}` : `services in ${d.namespace} matching ${describeSelector(d.selector!)}`;
+      return d.name
+        ? `service ${d.namespace}/${d.name}`
+        : `services in ${d.namespace} matching ${describeSelector(d.selector!)}`;
     case 'pod':
       return `pods in ${d.namespace} matching ${describeSelector(d.selector)}`;
     case 'cidr':
@@ -115,15 +121,26 @@ export class AccessQueries {
     if (user.disabled) notes.push(`user ${user.name} is disabled: their devices cannot connect`);
     const mine = this.rulesFor(user).map((r) => r.rule);
     const match = rulesReaching(mine, target, facts)[0];
-    if (mode === 'open') notes.push('access.mode is open: rules are not enforced, every device reaches everything');
-    const base = { user: user.name, destination, mode, evaluatedWith: objects ? 'cluster' : 'names', notes } as const;
-    if (match && !user.disabled) return { ...base, decision: 'allow', rule: match.rule, covers: match.covers, limits: match.limits };
+    if (mode === 'open')
+      notes.push('access.mode is open: rules are not enforced, every device reaches everything');
+    const base = {
+      user: user.name,
+      destination,
+      mode,
+      evaluatedWith: objects ? 'cluster' : 'names',
+      notes,
+    } as const;
+    if (match && !user.disabled)
+      return { ...base, decision: 'allow', rule: match.rule, covers: match.covers, limits: match.limits };
     if (!match) notes.push('no rule allows it (enforce allows only cluster DNS beyond the rules)');
     return { ...base, decision: mode === 'open' && !user.disabled ? 'allow' : 'deny' };
   }
 
   /** Every rule that reaches DESTINATION, with the users and gateways it covers. */
-  async whoCanReach(destination: string, objects?: ClusterObjects): Promise<{ reachers: Reacher[]; evaluatedWith: 'cluster' | 'names' }> {
+  async whoCanReach(
+    destination: string,
+    objects?: ClusterObjects,
+  ): Promise<{ reachers: Reacher[]; evaluatedWith: 'cluster' | 'names' }> {
     const target = parseCheckTarget(destination);
     const facts = await this.facts(target, objects);
     const { store, groups } = this.deps;
@@ -137,7 +154,13 @@ export class AccessQueries {
         ...m,
         users: users.filter((u) => matchingUserSubject(rule, u, groupsOf.get(u.id)!)).map((u) => u.name),
         gateways: gateways
-          .filter((g) => rule.subjects.some((s) => s.kind === 'everyone' || (s.kind === 'gateway' && (g.gatewayNames.includes(s.name) || g.commonName === s.name))))
+          .filter((g) =>
+            rule.subjects.some(
+              (s) =>
+                s.kind === 'everyone' ||
+                (s.kind === 'gateway' && (g.gatewayNames.includes(s.name) || g.commonName === s.name)),
+            ),
+          )
           .map((g) => g.gatewayNames[0] ?? g.commonName),
       };
     });

@@ -17,12 +17,19 @@ export interface ConnectableDevice {
  * gateway (which carries a whole office LAN) only by its `gateway` subject or `everyone`, never by
  * its owner's user or groups: a rule written for a person must not open the office LAN.
  */
-export function subjectMatches(subject: Subject, device: ConnectableDevice, groupsOfOwner: Set<string>): boolean {
+export function subjectMatches(
+  subject: Subject,
+  device: ConnectableDevice,
+  groupsOfOwner: Set<string>,
+): boolean {
   switch (subject.kind) {
     case 'everyone':
       return true;
     case 'gateway':
-      return device.kind === 'gateway' && (device.gatewayNames.includes(subject.name) || device.commonName === subject.name);
+      return (
+        device.kind === 'gateway' &&
+        (device.gatewayNames.includes(subject.name) || device.commonName === subject.name)
+      );
     case 'user':
       return device.kind === 'client' && device.owner.name === subject.name;
     case 'group':
@@ -33,7 +40,10 @@ export function subjectMatches(subject: Subject, device: ConnectableDevice, grou
 /** The subject of `rule` that names a user (as a person: their client devices), if any. */
 export function matchingUserSubject(rule: AccessRule, user: User, groups: Set<string>): Subject | undefined {
   return rule.subjects.find(
-    (s) => s.kind === 'everyone' || (s.kind === 'user' && s.name === user.name) || (s.kind === 'group' && groups.has(s.name)),
+    (s) =>
+      s.kind === 'everyone' ||
+      (s.kind === 'user' && s.name === user.name) ||
+      (s.kind === 'group' && groups.has(s.name)),
   );
 }
 

@@ -17,7 +17,10 @@ export interface AccessTimerOptions {
  * (CLI, another replica) changed, follow expiries, and free addresses after the grace period.
  * Each is unref'd; returns the function that stops them.
  */
-export function startAccessTimers(ctx: Pick<AppContext, 'access' | 'addresses'>, o: AccessTimerOptions = {}): () => void {
+export function startAccessTimers(
+  ctx: Pick<AppContext, 'access' | 'addresses'>,
+  o: AccessTimerOptions = {},
+): () => void {
   const timers = [
     setInterval(() => void ctx.access.changed(), o.pollMs ?? 1_000),
     setInterval(() => void ctx.access.refresh(), o.refreshMs ?? 60_000),

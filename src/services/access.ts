@@ -93,7 +93,13 @@ export class AccessService {
       const d = this.diff(rules);
       for (const name of d.delete) {
         store.deleteRule(name);
-        store.appendAudit({ actor: o.actor, action: 'access.rule.delete', target: name, result: 'ok', details: {} });
+        store.appendAudit({
+          actor: o.actor,
+          action: 'access.rule.delete',
+          target: name,
+          result: 'ok',
+          details: {},
+        });
       }
       rules.forEach((r, i) => {
         if (!store.putRule(r, i)) return;
@@ -121,11 +127,18 @@ export class AccessService {
   }
 
   async setMode(o: { actor: string; mode: unknown }): Promise<AccessMode> {
-    if (o.mode !== 'open' && o.mode !== 'enforce') throw new BadRequest('mode must be "open" or "enforce"', 'mode');
+    if (o.mode !== 'open' && o.mode !== 'enforce')
+      throw new BadRequest('mode must be "open" or "enforce"', 'mode');
     const { store } = this.deps;
     store.transaction(() => {
       store.setSetting(MODE_SETTING, o.mode as AccessMode);
-      store.appendAudit({ actor: o.actor, action: 'access.mode', target: String(o.mode), result: 'ok', details: {} });
+      store.appendAudit({
+        actor: o.actor,
+        action: 'access.mode',
+        target: String(o.mode),
+        result: 'ok',
+        details: {},
+      });
     });
     await this.changed();
     return o.mode;
@@ -145,7 +158,13 @@ export class AccessService {
       }
       if (store.listRules().length === 0) {
         store.putRule(ADMINS_RULE, 0);
-        store.appendAudit({ actor, action: 'access.rule.create', target: ADMINS_RULE.name, result: 'ok', details: { rule: ADMINS_RULE } });
+        store.appendAudit({
+          actor,
+          action: 'access.rule.create',
+          target: ADMINS_RULE.name,
+          result: 'ok',
+          details: { rule: ADMINS_RULE },
+        });
         out.rule = ADMINS_RULE;
       }
       return out;
@@ -167,8 +186,10 @@ export class AccessService {
       const hash = createHash('sha256').update(JSON.stringify({ mode, clients, rules })).digest('hex');
       const state = store.getAccessState();
       let version = state.version;
-      if (state.publishedVersion === version && state.publishedHash !== hash) version = store.bumpAccessVersion();
-      if (state.publishedVersion !== version || state.publishedHash !== hash) store.markAccessPublished(version, hash);
+      if (state.publishedVersion === version && state.publishedHash !== hash)
+        version = store.bumpAccessVersion();
+      if (state.publishedVersion !== version || state.publishedHash !== hash)
+        store.markAccessPublished(version, hash);
       return { version, mode, clients, rules, generatedAt: at.toISOString() };
     });
   }

@@ -14,7 +14,10 @@ const DAY = 86_400_000;
 export function addressPool(clientSubnet: string): AddressPool {
   const cidr = parseCidr('vpn.clientSubnet', clientSubnet);
   if (cidr.family !== 'ipv4')
-    throw new Conflict(`vpn.clientSubnet ${cidr.text} is not IPv4: tunnel addresses are IPv4`, 'vpn.clientSubnet');
+    throw new Conflict(
+      `vpn.clientSubnet ${cidr.text} is not IPv4: tunnel addresses are IPv4`,
+      'vpn.clientSubnet',
+    );
   const { network, broadcast } = ipv4Bounds(cidr);
   const pool = { subnet: cidr.text, first: network + 2, last: broadcast - 1 };
   if (pool.first > pool.last)
@@ -94,7 +97,10 @@ export class AddressService {
         try {
           store.allocateAddress(c.commonName, pool, this.deps.now());
         } catch (err) {
-          log.warn({ commonName: c.commonName, err: (err as Error).message }, 'no tunnel address for a device');
+          log.warn(
+            { commonName: c.commonName, err: (err as Error).message },
+            'no tunnel address for a device',
+          );
         }
       }
     });
@@ -111,7 +117,8 @@ export class AddressService {
     const freed = store.transaction(() => {
       const out: string[] = [];
       const byName = new Map<string, CertRecord[]>();
-      for (const c of store.listCerts().items) byName.set(c.commonName, [...(byName.get(c.commonName) ?? []), c]);
+      for (const c of store.listCerts().items)
+        byName.set(c.commonName, [...(byName.get(c.commonName) ?? []), c]);
       for (const a of store.listAddresses()) {
         const certs = byName.get(a.commonName) ?? [];
         if (certs.some((c) => c.status === 'valid' && c.notAfter.getTime() > now)) continue;

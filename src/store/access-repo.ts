@@ -65,7 +65,9 @@ export class SqliteAccessRules implements AccessRuleStore {
     this.state = db.prepare(
       'SELECT version, published_version, published_hash FROM access_state WHERE id = 1',
     );
-    this.bump = db.prepare('UPDATE access_state SET version = version + 1 WHERE id = 1 RETURNING version').pluck();
+    this.bump = db
+      .prepare('UPDATE access_state SET version = version + 1 WHERE id = 1 RETURNING version')
+      .pluck();
     this.published = db.prepare(
       'UPDATE access_state SET published_version = ?, published_hash = ? WHERE id = 1',
     );
@@ -107,7 +109,11 @@ export class SqliteAccessRules implements AccessRuleStore {
   }
 
   getAccessState(): AccessState {
-    const r = this.state.get() as { version: number; published_version: number; published_hash: string | null };
+    const r = this.state.get() as {
+      version: number;
+      published_version: number;
+      published_hash: string | null;
+    };
     return { version: r.version, publishedVersion: r.published_version, publishedHash: r.published_hash };
   }
 

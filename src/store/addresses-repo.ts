@@ -70,7 +70,9 @@ export class SqliteAddresses implements AddressStore {
   }
 
   listAddresses(): DeviceAddress[] {
-    return (this.all.all() as Row[]).map(toAddress).sort((a, b) => ipv4ToInt(a.address) - ipv4ToInt(b.address));
+    return (this.all.all() as Row[])
+      .map(toAddress)
+      .sort((a, b) => ipv4ToInt(a.address) - ipv4ToInt(b.address));
   }
 
   allocateAddress(commonName: string, pool: AddressPool, at: Date): DeviceAddress {
@@ -101,7 +103,10 @@ export class SqliteAddresses implements AddressStore {
         this.insert.run(cn, address, at.toISOString());
       } catch (err) {
         // the table's UNIQUE(address) is the last word if anything ever raced past the set above
-        if (sqliteCode(err) === 'SQLITE_CONSTRAINT_UNIQUE' || sqliteCode(err) === 'SQLITE_CONSTRAINT_PRIMARYKEY')
+        if (
+          sqliteCode(err) === 'SQLITE_CONSTRAINT_UNIQUE' ||
+          sqliteCode(err) === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+        )
           throw new Conflict(`tunnel address ${address} is already held by another device`, 'address');
         throw err;
       }

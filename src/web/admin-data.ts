@@ -26,7 +26,10 @@ export class AdminData {
   ) {}
 
   /** Local groups, and each user's memberships by source (local, single sign-on, built-in). */
-  groups(): { groups: ReturnType<AppContext['groups']['list']>; of: (u: User) => ReturnType<AppContext['groups']['membershipsOf']> } {
+  groups(): {
+    groups: ReturnType<AppContext['groups']['list']>;
+    of: (u: User) => ReturnType<AppContext['groups']['membershipsOf']>;
+  } {
     return { groups: this.ctx.groups.list(), of: (u) => this.ctx.groups.membershipsOf(u) };
   }
 

@@ -29,7 +29,9 @@ describe('browser: the Access page (apply with an error shown, then fixed) and M
     dir = mkdtempSync(join(tmpdir(), 'podgate-browser-'));
     profileDir = mkdtempSync(join(tmpdir(), 'podgate-chromium-'));
     mkdirSync(SHOTS, { recursive: true });
-    ctx = await openContext(loadConfig({ env: {}, overrides: { dataDir: dir, 'vpn.endpoints': ['vpn.example.test'] } }));
+    ctx = await openContext(
+      loadConfig({ env: {}, overrides: { dataDir: dir, 'vpn.endpoints': ['vpn.example.test'] } }),
+    );
     await ctx.users.create({ actor: 'test', name: 'admin', role: 'admin', password: PASSWORD });
     await ctx.users.create({ actor: 'test', name: 'bob', role: 'user', password: PASSWORD });
     await ctx.groups.create({ actor: 'test', name: 'a' });
@@ -82,7 +84,10 @@ describe('browser: the Access page (apply with an error shown, then fixed) and M
     await page.screenshot({ path: join(SHOTS, 'access-error-desktop.png'), fullPage: true });
     await page.fill('#rules', bad.replace('"bad key"', 'app'));
     await Promise.all([page.waitForURL(/done=access-applied/), page.click('#apply-rules')]);
-    assert.deepEqual(ctx.access.rules().map((r) => r.name), ['team-a']);
+    assert.deepEqual(
+      ctx.access.rules().map((r) => r.name),
+      ['team-a'],
+    );
     await page.fill('#w-dest', 'ns/team-a');
     await page.click('#who-form button');
     const who = page.locator('#who-answer');
@@ -91,14 +96,20 @@ describe('browser: the Access page (apply with an error shown, then fixed) and M
     assert.match(await who.innerText(), /No rule reaches it/);
     await page.fill('#q-user', 'bob');
     await page.click('#reach-form button');
-    assert.match(await page.locator('#reach-answer').innerText(), /team-a \(via group a; all protocols and ports\): pods in team-a matching app=web/);
+    assert.match(
+      await page.locator('#reach-answer').innerText(),
+      /team-a \(via group a; all protocols and ports\): pods in team-a matching app=web/,
+    );
   });
 
   it('a developer sees My access', async () => {
     await page.context().clearCookies();
     await signIn('bob');
     await Promise.all([page.waitForURL(/\/access$/), page.click('nav a[href="/access"]')]);
-    assert.match(await page.locator('#my-access').innerText(), /team-a[\s\S]*group a[\s\S]*pods in team-a matching app=web/);
+    assert.match(
+      await page.locator('#my-access').innerText(),
+      /team-a[\s\S]*group a[\s\S]*pods in team-a matching app=web/,
+    );
     await page.screenshot({ path: join(SHOTS, 'my-access-desktop.png'), fullPage: true });
     assert.deepEqual(consoleErrors, []);
   });

@@ -14,9 +14,13 @@ export function describeAccessDefaults(
   const lines: string[] = [];
   const { mode, source } = ctx.access.mode();
   if (written.mode)
-    lines.push(`access.mode: ${mode}${source === 'config' ? ' (from the config)' : ''}: devices reach only cluster DNS and what rules allow`);
+    lines.push(
+      `access.mode: ${mode}${source === 'config' ? ' (from the config)' : ''}: devices reach only cluster DNS and what rules allow`,
+    );
   if (written.rule)
-    lines.push(`access rule ${written.rule.name} written: group admins (every admin) reaches everything (podgate access export shows it)`);
+    lines.push(
+      `access rule ${written.rule.name} written: group admins (every admin) reaches everything (podgate access export shows it)`,
+    );
   return lines;
 }
 
@@ -39,7 +43,9 @@ function readRulesFile(file: string): string {
 
 /** `podgate access apply|export|check|mode`. */
 export function register(program: Command, env: CliEnv): void {
-  const access = program.command('access').description('access rules: who may reach which namespaces, Services and ranges');
+  const access = program
+    .command('access')
+    .description('access rules: who may reach which namespaces, Services and ranges');
 
   access
     .command('apply')
@@ -71,7 +77,9 @@ export function register(program: Command, env: CliEnv): void {
 
   access
     .command('check <user> <destination>')
-    .description('may USER reach DESTINATION (ns/NS, svc/NS/NAME[:PORT[/PROTO]], IP[:PORT/PROTO])? names the deciding rule')
+    .description(
+      'may USER reach DESTINATION (ns/NS, svc/NS/NAME[:PORT[/PROTO]], IP[:PORT/PROTO])? names the deciding rule',
+    )
     .action(async (user: string, destination: string, _o, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
         const a = await ctx.accessQueries.check(user, destination, ctx.clusterObjects);
@@ -84,7 +92,11 @@ export function register(program: Command, env: CliEnv): void {
             ? `${a.decision} ${a.user} -> ${a.destination}: rule ${a.rule} (${a.covers}; ${a.limits})`
             : `${a.decision} ${a.user} -> ${a.destination}: no rule allows it`,
         );
-        env.out(a.evaluatedWith === 'cluster' ? 'selectors evaluated with the cluster\'s labels' : 'evaluated by names only: no cluster configured, selectors not evaluated');
+        env.out(
+          a.evaluatedWith === 'cluster'
+            ? "selectors evaluated with the cluster's labels"
+            : 'evaluated by names only: no cluster configured, selectors not evaluated',
+        );
         for (const n of a.notes) env.out(`note: ${n}`);
       });
     });

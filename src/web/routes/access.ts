@@ -76,7 +76,11 @@ function groupsApi(r: Router, ctx: AppContext): void {
   });
   r.post('/api/v1/groups/:name/members', requireAdmin, async (req, res) => {
     const { user } = parse(memberBody, req.body);
-    const group = await ctx.groups.addMember({ actor: req.auth!.user.name, group: String(req.params.name), user });
+    const group = await ctx.groups.addMember({
+      actor: req.auth!.user.name,
+      group: String(req.params.name),
+      user,
+    });
     res.status(201).json({ group });
   });
   r.delete('/api/v1/groups/:name/members/:user', requireAdmin, async (req, res) => {
@@ -104,8 +108,14 @@ function accessPages(r: Router, ctx: AppContext): void {
     const user = typeof req.query.user === 'string' ? req.query.user.slice(0, 64) : '';
     const destination = typeof req.query.destination === 'string' ? req.query.destination.slice(0, 300) : '';
     const reach = user ? await answer(() => ctx.accessQueries.reachOf(user)) : undefined;
-    const check = user && destination ? await answer(() => ctx.accessQueries.check(user, destination, ctx.clusterObjects)) : undefined;
-    const who = destination && !user ? await answer(() => ctx.accessQueries.whoCanReach(destination, ctx.clusterObjects)) : undefined;
+    const check =
+      user && destination
+        ? await answer(() => ctx.accessQueries.check(user, destination, ctx.clusterObjects))
+        : undefined;
+    const who =
+      destination && !user
+        ? await answer(() => ctx.accessQueries.whoCanReach(destination, ctx.clusterObjects))
+        : undefined;
     res.status(status).render('admin/access', {
       title: 'Access',
       nav: 'access',
@@ -173,7 +183,11 @@ function groupPages(r: Router, ctx: AppContext): void {
     back(res, 'group-updated');
   });
   r.post('/admin/groups/:name/members/:user/remove', requireAdmin, async (req, res) => {
-    await ctx.groups.removeMember({ actor: req.auth!.user.name, group: String(req.params.name), user: String(req.params.user) });
+    await ctx.groups.removeMember({
+      actor: req.auth!.user.name,
+      group: String(req.params.name),
+      user: String(req.params.user),
+    });
     back(res, 'group-updated');
   });
 }

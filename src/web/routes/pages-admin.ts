@@ -138,7 +138,12 @@ function userPages(r: Router, { actions, admin }: RouteDeps): void {
       nav: 'users',
       users: admin.users().map((u) => {
         const m = of(u);
-        return { ...userView(u), localGroups: m.local, ssoGroups: m.sso, joinable: groupNames.filter((g) => !m.local.includes(g)) };
+        return {
+          ...userView(u),
+          localGroups: m.local,
+          ssoGroups: m.sso,
+          joinable: groupNames.filter((g) => !m.local.includes(g)),
+        };
       }),
       groups,
       me: req.auth!.user.name,

@@ -28,14 +28,19 @@ describe('CLI: groups and access rules on a real data dir', function () {
   this.timeout(120_000);
   const t = tempDir();
   const dataDir = join(t.dir, 'data');
-  const env = { PODGATE_VPN_ENDPOINTS: '172.18.12.21', PODGATE_DATA_DIR: dataDir, PODGATE_VPN_CLIENT_SUBNET: '10.140.0.0/24' };
+  const env = {
+    PODGATE_VPN_ENDPOINTS: '172.18.12.21',
+    PODGATE_DATA_DIR: dataDir,
+    PODGATE_VPN_CLIENT_SUBNET: '10.140.0.0/24',
+  };
   const cli = (...args: string[]) => runCli(args, env);
   const ok = async (...args: string[]) => {
     const r = await cli(...args);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
     return r.stdout;
   };
-  const accessFile = () => JSON.parse(readFileSync(join(dataDir, 'server', 'access.json'), 'utf8')) as AccessBundle;
+  const accessFile = () =>
+    JSON.parse(readFileSync(join(dataDir, 'server', 'access.json'), 'utf8')) as AccessBundle;
 
   before(async () => {
     const pw = join(t.dir, 'admin.pw');
@@ -55,7 +60,10 @@ describe('CLI: groups and access rules on a real data dir', function () {
     assert.match(await ok('access', 'mode'), /access\.mode: enforce \(data dir\)/);
     const b = accessFile();
     assert.equal(b.mode, 'enforce');
-    assert.deepEqual(b.clients.map((c) => [c.commonName, c.address]).sort(), [['admin.laptop', '10.140.0.3'], ['bob.laptop', '10.140.0.2']]);
+    assert.deepEqual(b.clients.map((c) => [c.commonName, c.address]).sort(), [
+      ['admin.laptop', '10.140.0.3'],
+      ['bob.laptop', '10.140.0.2'],
+    ]);
     assert.deepEqual(b.rules[0]!.clients, ['10.140.0.3']);
   });
 
@@ -65,7 +73,10 @@ describe('CLI: groups and access rules on a real data dir', function () {
     await ok('group', 'member', 'add', 'a', 'bob');
     assert.ok(accessFile().version > v);
     const list = JSON.parse(await ok('--json', 'group', 'list')) as { name: string; members: string[] }[];
-    assert.deepEqual(list.map((g) => [g.name, g.members]), [['a', ['bob']]]);
+    assert.deepEqual(
+      list.map((g) => [g.name, g.members]),
+      [['a', ['bob']]],
+    );
     const dup = await cli('group', 'member', 'add', 'a', 'bob');
     assert.equal(dup.code, 2);
     const bad = await cli('group', 'add', 'Not A Name');
@@ -87,10 +98,16 @@ describe('CLI: groups and access rules on a real data dir', function () {
     await ok('access', 'apply', '-f', file);
     const b = accessFile();
     assert.ok(b.version > v);
-    assert.deepEqual(b.rules.map((r) => [r.name, r.clients]), [['team-a', ['10.140.0.2']]]);
+    assert.deepEqual(
+      b.rules.map((r) => [r.name, r.clients]),
+      [['team-a', ['10.140.0.2']]],
+    );
     const exported = join(t.dir, 'exported.yaml');
     writeFileSync(exported, await ok('access', 'export'));
-    assert.match(await ok('access', 'apply', '-f', exported, '--dry-run'), /0 to create, 0 to update, 0 to delete, 1 unchanged/);
+    assert.match(
+      await ok('access', 'apply', '-f', exported, '--dry-run'),
+      /0 to create, 0 to update, 0 to delete, 1 unchanged/,
+    );
   });
 
   it('a bad rules.yaml: exit 2, the field named, nothing changed', async () => {
@@ -107,7 +124,10 @@ describe('CLI: groups and access rules on a real data dir', function () {
     const allow = await ok('access', 'check', 'bob', 'svc/team-a/web:5432');
     assert.match(allow, /^allow bob -> svc\/team-a\/web:5432: rule team-a \(namespace team-a; tcp 5432\)$/m);
     assert.match(allow, /names only: no cluster configured, selectors not evaluated/);
-    assert.match(await ok('access', 'check', 'bob', 'svc/team-a/web:80'), /^deny bob -> svc\/team-a\/web:80: no rule allows it$/m);
+    assert.match(
+      await ok('access', 'check', 'bob', 'svc/team-a/web:80'),
+      /^deny bob -> svc\/team-a\/web:80: no rule allows it$/m,
+    );
     assert.match(await ok('access', 'check', 'admin', 'ns/team-a'), /^deny /m);
     const bad = await cli('access', 'check', 'bob', 'team-a');
     assert.equal(bad.code, 2);
@@ -117,7 +137,10 @@ describe('CLI: groups and access rules on a real data dir', function () {
   it('revoking a device drops it from access.json', async () => {
     await ok('cert', 'revoke', 'bob.laptop', '--reason', 'keyCompromise');
     const b = accessFile();
-    assert.deepEqual(b.clients.map((c) => c.commonName), ['admin.laptop']);
+    assert.deepEqual(
+      b.clients.map((c) => c.commonName),
+      ['admin.laptop'],
+    );
     assert.deepEqual(b.rules[0]!.clients, []);
   });
 
@@ -135,7 +158,10 @@ describe('CLI: groups and access rules on a real data dir', function () {
     assert.match(check.stdout, /access\.mode is open/);
     // the first change (here a group) publishes a bundle, which gives every valid device an address
     assert.equal((await runCli(['group', 'add', 'ops'], oldEnv)).code, 0);
-    assert.equal((JSON.parse(readFileSync(join(old, 'server', 'access.json'), 'utf8')) as AccessBundle).mode, 'open');
+    assert.equal(
+      (JSON.parse(readFileSync(join(old, 'server', 'access.json'), 'utf8')) as AccessBundle).mode,
+      'open',
+    );
     const store = SqliteStore.open(join(old, 'podgate.db'));
     try {
       assert.equal(store.listRules().length, 0, 'no rule is written into an existing install');

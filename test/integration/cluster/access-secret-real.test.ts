@@ -5,13 +5,27 @@ import { KubeClusterObjects } from '../../../src/cluster/access-objects.js';
 import type { KubeApi } from '../../../src/cluster/kube-api.js';
 import { setLogLevel } from '../../../src/lib/logger.js';
 import type { ControlPlane } from '../../cluster/control-plane.js';
-import { adminKubeApi, adminRest, dropNamespace, freshNamespace, realCluster } from '../../helpers/real-cluster.js';
+import {
+  adminKubeApi,
+  adminRest,
+  dropNamespace,
+  freshNamespace,
+  realCluster,
+} from '../../helpers/real-cluster.js';
 
 const bundle = (version: number, mode: AccessBundle['mode'] = 'enforce'): AccessBundle => ({
   version,
   mode,
   clients: [{ commonName: `dev-${version}`, address: '10.140.0.2' }],
-  rules: [{ name: 'r', clients: ['10.140.0.2'], destinations: [{ kind: 'namespace', names: ['team-a'] }], protocol: 'any', ports: [] }],
+  rules: [
+    {
+      name: 'r',
+      clients: ['10.140.0.2'],
+      destinations: [{ kind: 'namespace', names: ['team-a'] }],
+      protocol: 'any',
+      ports: [],
+    },
+  ],
   generatedAt: new Date().toISOString(),
 });
 
@@ -22,7 +36,9 @@ describe('cluster: the podgate-access Secret (real control plane)', function () 
   let kube: KubeApi;
   let ns: string;
   const stored = async () =>
-    accessVersionOf(await kube.get({ apiVersion: 'v1', kind: 'Secret', name: 'podgate-access', namespace: ns }));
+    accessVersionOf(
+      await kube.get({ apiVersion: 'v1', kind: 'Secret', name: 'podgate-access', namespace: ns }),
+    );
 
   before(async function () {
     this.timeout(180_000);
@@ -41,7 +57,9 @@ describe('cluster: the podgate-access Secret (real control plane)', function () 
     assert.equal(await stored(), 5);
     assert.equal((await applyAccessSecret(kube, ns, bundle(5, 'open'))).written, true);
     const s = await kube.get({ apiVersion: 'v1', kind: 'Secret', name: 'podgate-access', namespace: ns });
-    const data = JSON.parse(Buffer.from((s!.data as Record<string, string>)['access.json']!, 'base64').toString('utf8')) as AccessBundle;
+    const data = JSON.parse(
+      Buffer.from((s!.data as Record<string, string>)['access.json']!, 'base64').toString('utf8'),
+    ) as AccessBundle;
     assert.equal(data.mode, 'open');
     assert.deepEqual(data.clients, bundle(5).clients);
     assert.equal(s!.type, 'Opaque');

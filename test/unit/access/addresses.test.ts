@@ -21,7 +21,11 @@ describe('access: stable tunnel addresses', function () {
   let ctx: AppContext;
   let clock: Date;
   const open = async (subnet: string) => {
-    ctx = await testContext(t.dir, { 'vpn.clientSubnet': subnet, 'vpn.renewGraceDays': 7 }, { now: () => clock });
+    ctx = await testContext(
+      t.dir,
+      { 'vpn.clientSubnet': subnet, 'vpn.renewGraceDays': 7 },
+      { now: () => clock },
+    );
     await ctx.users.create({ actor: 'test', name: 'dev', role: 'user' });
   };
   const issue = (cn: string) => ctx.devices.issue({ actor: 'test', owner: 'dev', commonName: cn });

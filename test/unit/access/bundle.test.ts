@@ -33,21 +33,62 @@ async function people(ctx: AppContext): Promise<Record<string, string>> {
   await dev('erin', 'erin.laptop');
   await dev('erin', 'erin.phone');
   const gw = await dev('root', 'gw-office', 'gateway');
-  ctx.store.upsertGateway({ name: 'office', target: 'root@gw.example.test:22', certSerial: gw.serial, status: 'ready', details: {}, updatedAt: new Date() });
+  ctx.store.upsertGateway({
+    name: 'office',
+    target: 'root@gw.example.test:22',
+    certSerial: gw.serial,
+    status: 'ready',
+    details: {},
+    updatedAt: new Date(),
+  });
   await ctx.groups.create({ actor: 'test', name: 'a' });
   await ctx.groups.addMember({ actor: 'test', group: 'a', user: 'bob' });
-  ctx.store.insertOidcIdentity({ issuer: ISSUER, subject: 'carol-sub', userId: ctx.store.getUserByName('carol')!.id, groups: ['Team B'], refreshToken: null, createdAt: new Date(), lastLoginAt: null });
+  ctx.store.insertOidcIdentity({
+    issuer: ISSUER,
+    subject: 'carol-sub',
+    userId: ctx.store.getUserByName('carol')!.id,
+    groups: ['Team B'],
+    refreshToken: null,
+    createdAt: new Date(),
+    lastLoginAt: null,
+  });
   return addr;
 }
 
 const RULES = {
   rules: [
-    { name: 'by-user', subjects: [{ kind: 'user', name: 'dave' }], destinations: [{ kind: 'cidr', cidr: '10.1.0.0/16' }] },
-    { name: 'by-local-group', subjects: [{ kind: 'group', name: 'a' }], destinations: [{ kind: 'namespace', names: ['team-a'] }] },
-    { name: 'by-sso-group', subjects: [{ kind: 'group', name: 'Team B' }], destinations: [{ kind: 'namespace', names: ['team-b'] }], protocol: 'tcp', ports: [{ from: 443, to: 443 }] },
-    { name: 'by-admins', subjects: [{ kind: 'group', name: 'admins' }], destinations: [{ kind: 'cidr', cidr: '0.0.0.0/0' }] },
-    { name: 'by-gateway', subjects: [{ kind: 'gateway', name: 'office' }], destinations: [{ kind: 'namespace', names: ['team-a'] }] },
-    { name: 'by-everyone', subjects: [{ kind: 'everyone' }], destinations: [{ kind: 'service', namespace: 'kube-system', name: 'metrics' }] },
+    {
+      name: 'by-user',
+      subjects: [{ kind: 'user', name: 'dave' }],
+      destinations: [{ kind: 'cidr', cidr: '10.1.0.0/16' }],
+    },
+    {
+      name: 'by-local-group',
+      subjects: [{ kind: 'group', name: 'a' }],
+      destinations: [{ kind: 'namespace', names: ['team-a'] }],
+    },
+    {
+      name: 'by-sso-group',
+      subjects: [{ kind: 'group', name: 'Team B' }],
+      destinations: [{ kind: 'namespace', names: ['team-b'] }],
+      protocol: 'tcp',
+      ports: [{ from: 443, to: 443 }],
+    },
+    {
+      name: 'by-admins',
+      subjects: [{ kind: 'group', name: 'admins' }],
+      destinations: [{ kind: 'cidr', cidr: '0.0.0.0/0' }],
+    },
+    {
+      name: 'by-gateway',
+      subjects: [{ kind: 'gateway', name: 'office' }],
+      destinations: [{ kind: 'namespace', names: ['team-a'] }],
+    },
+    {
+      name: 'by-everyone',
+      subjects: [{ kind: 'everyone' }],
+      destinations: [{ kind: 'service', namespace: 'kube-system', name: 'metrics' }],
+    },
   ],
 };
 
@@ -56,7 +97,8 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
   let t: ReturnType<typeof tempDir>;
   let ctx: AppContext;
   let addr: Record<string, string>;
-  const clientsOf = (b: AccessBundle, rule: string) => [...b.rules.find((r) => r.name === rule)!.clients].sort();
+  const clientsOf = (b: AccessBundle, rule: string) =>
+    [...b.rules.find((r) => r.name === rule)!.clients].sort();
   const of = (...cns: string[]) => cns.map((cn) => addr[cn]!).sort();
 
   beforeEach(async () => {
@@ -75,7 +117,11 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     assert.deepEqual(clientsOf(b, 'by-user'), of('dave.laptop'));
     assert.deepEqual(clientsOf(b, 'by-local-group'), of('bob.laptop'));
     assert.deepEqual(clientsOf(b, 'by-sso-group'), of('carol.laptop'));
-    assert.deepEqual(clientsOf(b, 'by-admins'), of('root.laptop'), 'a person rule does not open the admin-owned gateway');
+    assert.deepEqual(
+      clientsOf(b, 'by-admins'),
+      of('root.laptop'),
+      'a person rule does not open the admin-owned gateway',
+    );
     assert.deepEqual(clientsOf(b, 'by-gateway'), of('gw-office'));
     assert.deepEqual(clientsOf(b, 'by-everyone'), Object.values(addr).sort());
     assert.equal(b.clients.length, 7);
@@ -139,20 +185,47 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
 
   it('apply, dry run, export: the round trip is exact, a dry run changes nothing, and audit rows name each change', async () => {
     const exported = ctx.access.exportYaml();
-    const again = await ctx.access.apply({ actor: 'test', input: ctx.access.parseYaml(exported), dryRun: true });
-    assert.deepEqual(again, { create: [], update: [], delete: [], unchanged: RULES.rules.map((r) => r.name) });
+    const again = await ctx.access.apply({
+      actor: 'test',
+      input: ctx.access.parseYaml(exported),
+      dryRun: true,
+    });
+    assert.deepEqual(again, {
+      create: [],
+      update: [],
+      delete: [],
+      unchanged: RULES.rules.map((r) => r.name),
+    });
     assert.deepEqual(ctx.access.rules(), RULES.rules);
     const v = ctx.access.version();
-    const changed = { rules: [{ ...RULES.rules[0]!, destinations: [{ kind: 'cidr', cidr: '10.2.0.0/16' }] }, RULES.rules[1]!, { name: 'new', subjects: [{ kind: 'everyone' }], destinations: [{ kind: 'cidr', cidr: '10.9.0.0/16' }] }] };
+    const changed = {
+      rules: [
+        { ...RULES.rules[0]!, destinations: [{ kind: 'cidr', cidr: '10.2.0.0/16' }] },
+        RULES.rules[1]!,
+        {
+          name: 'new',
+          subjects: [{ kind: 'everyone' }],
+          destinations: [{ kind: 'cidr', cidr: '10.9.0.0/16' }],
+        },
+      ],
+    };
     const dry = await ctx.access.apply({ actor: 'test', input: changed, dryRun: true });
-    assert.deepEqual(dry, { create: ['new'], update: ['by-user'], delete: ['by-sso-group', 'by-admins', 'by-gateway', 'by-everyone'], unchanged: ['by-local-group'] });
+    assert.deepEqual(dry, {
+      create: ['new'],
+      update: ['by-user'],
+      delete: ['by-sso-group', 'by-admins', 'by-gateway', 'by-everyone'],
+      unchanged: ['by-local-group'],
+    });
     assert.equal(ctx.access.version(), v, 'a dry run changes nothing');
     assert.equal(ctx.access.exportYaml(), exported);
     const real = await ctx.access.apply({ actor: 'alice', input: changed });
     assert.deepEqual(real, dry);
     assert.deepEqual(ctx.access.rules(), changed.rules);
     assert.ok(ctx.access.version() > v);
-    const rows = ctx.store.listAudit({ limit: 10 }).filter((e) => e.actor === 'alice').map((e) => `${e.action} ${e.target}`);
+    const rows = ctx.store
+      .listAudit({ limit: 10 })
+      .filter((e) => e.actor === 'alice')
+      .map((e) => `${e.action} ${e.target}`);
     assert.deepEqual(rows.sort(), [
       'access.rule.create new',
       'access.rule.delete by-admins',
@@ -167,7 +240,21 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     const before = ctx.access.exportYaml();
     const v = ctx.access.version();
     const audits = ctx.store.listAudit({ limit: 1000 }).length;
-    const bad = { rules: [{ name: 'fine', subjects: [{ kind: 'everyone' }], destinations: [{ kind: 'cidr', cidr: '10.0.0.0/8' }] }, { name: 'bad', subjects: [{ kind: 'everyone' }], destinations: [{ kind: 'cidr', cidr: '10.0.0.0/8' }], ports: [{ from: 1, to: 2 }] }] };
+    const bad = {
+      rules: [
+        {
+          name: 'fine',
+          subjects: [{ kind: 'everyone' }],
+          destinations: [{ kind: 'cidr', cidr: '10.0.0.0/8' }],
+        },
+        {
+          name: 'bad',
+          subjects: [{ kind: 'everyone' }],
+          destinations: [{ kind: 'cidr', cidr: '10.0.0.0/8' }],
+          ports: [{ from: 1, to: 2 }],
+        },
+      ],
+    };
     await assert.rejects(ctx.access.apply({ actor: 'test', input: bad }), (err: unknown) => {
       assert.ok(err instanceof AppError);
       assert.equal(err.field, 'rules[1].ports');
@@ -176,7 +263,10 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     assert.equal(ctx.access.exportYaml(), before);
     assert.equal(ctx.access.version(), v);
     assert.equal(ctx.store.listAudit({ limit: 1000 }).length, audits);
-    assert.throws(() => ctx.access.parseYaml('rules: [\n  - {'), (err: unknown) => (err as AppError).field === 'rules.yaml');
+    assert.throws(
+      () => ctx.access.parseYaml('rules: [\n  - {'),
+      (err: unknown) => (err as AppError).field === 'rules.yaml',
+    );
   });
 
   it('the local publisher writes access.json atomically and never goes back to a lower version', async () => {
