@@ -313,7 +313,7 @@ export class AccessAgent {
 
   private fail(message: string): void {
     this.lastError = message;
-    if (this.bundle && this.state !== 'no-bundle') this.state = 'stale';
+    if (this.bundle) this.state = 'stale';
     log.error({ inForce: this.bundle?.version ?? null }, `${message}; last good state kept`);
   }
 
