@@ -70,6 +70,9 @@ const svcKey = (namespace: string, name: string): string => `${namespace}/${name
 
 export class AccessCompiler {
   private rules = new Map<string, CompiledRule>();
+  /** Rules that can reach into a namespace by name, and those with namespace selectors (any namespace). */
+  private rulesByNs = new Map<string, CompiledRule[]>();
+  private rulesAnyNs: CompiledRule[] = [];
   private readonly namespaces = new Map<string, NamespaceObject>();
   private readonly pods = new Map<string, PodObject>();
   private readonly services = new Map<string, ServiceObject>();
@@ -97,6 +100,7 @@ export class AccessCompiler {
     const addedRules = [...next.values()].filter((r) => !this.rules.has(r.rule.name)).map((r) => r.id);
     const removedRules = [...this.rules.values()].filter((r) => !next.has(r.rule.name)).map((r) => r.id);
     this.rules = next;
+    this.indexRules();
     for (const id of removedRules) for (const k of ['c', 'p', 'a']) this.sets.delete(`${id}_${k}`);
     this.recomputeAll();
     const delta = this.takeDelta();
@@ -106,6 +110,29 @@ export class AccessCompiler {
       removedRules,
       changes: delta.changes.filter((c) => !gone.has(c.set.slice(0, -2))),
     };
+  }
+
+  private indexRules(): void {
+    this.rulesByNs = new Map();
+    this.rulesAnyNs = [];
+    for (const r of this.rules.values()) {
+      const names = new Set<string>();
+      let any = false;
+      for (const d of r.rule.destinations) {
+        if (d.kind === 'namespace') {
+          for (const n of d.names ?? []) names.add(n);
+          if (d.selector !== undefined) any = true;
+        } else if (d.kind !== 'cidr') names.add(d.namespace);
+      }
+      if (any) this.rulesAnyNs.push(r);
+      else for (const n of names) this.rulesByNs.set(n, [...(this.rulesByNs.get(n) ?? []), r]);
+    }
+  }
+
+  /** Rules that may match an object in `namespace` (a superset; each is still checked). */
+  private candidates(namespace: string): CompiledRule[] {
+    const named = this.rulesByNs.get(namespace) ?? [];
+    return this.rulesAnyNs.length === 0 ? named : [...named, ...this.rulesAnyNs];
   }
 
   /** Applies one cluster event; returns the element changes it caused. */
@@ -143,6 +170,11 @@ export class AccessCompiler {
     }));
   }
 
+  /** Set-name stems of the rules, in bundle order (the `rules` chain lists them in this order). */
+  ruleIds(): string[] {
+    return [...this.rules.values()].map((r) => r.id);
+  }
+
   /** True when `key` is in set `set` now. */
   has(set: string, key: string): boolean {
     return (this.sets.get(set)?.get(key) ?? 0) > 0;
@@ -166,7 +198,9 @@ export class AccessCompiler {
   }
 
   private upsertNamespace(ns: NamespaceObject): void {
+    const old = this.namespaces.get(ns.name);
     this.namespaces.set(ns.name, ns);
+    if (old && JSON.stringify(old.labels) === JSON.stringify(ns.labels)) return; // nothing rules look at
     this.recomputeNamespace(ns.name);
   }
 
@@ -192,17 +226,28 @@ export class AccessCompiler {
 
   private upsertService(svc: ServiceObject): void {
     const key = svcKey(svc.namespace, svc.name);
+    const old = this.services.get(key);
     this.services.set(key, svc);
     index(this.servicesIn, svc.namespace, key, true);
-    this.recomputeNamespace(svc.namespace); // its selector may now pick other pods
+    this.recomputeService(svc);
+    // Only pods its old or new selector picks can gain or lose a destination through it.
+    this.recomputeBacking(svc.namespace, [old?.selector ?? null, svc.selector]);
   }
 
   private deleteService(namespace: string, name: string): void {
     const key = svcKey(namespace, name);
+    const old = this.services.get(key);
     this.services.delete(key);
     index(this.servicesIn, namespace, key, false);
     this.give(`svc:${key}`, new Map());
-    this.recomputeNamespace(namespace);
+    this.recomputeBacking(namespace, [old?.selector ?? null]);
+  }
+
+  private recomputeBacking(namespace: string, selectors: (Record<string, string> | null)[]): void {
+    const live = selectors.filter((x): x is Record<string, string> => x !== null && Object.keys(x).length > 0);
+    if (live.length === 0) return;
+    for (const pod of this.inNamespace(this.podsIn, this.pods, namespace))
+      if (live.some((sel) => matchesSelector({ matchLabels: sel }, pod.labels))) this.recomputePod(pod);
   }
 
   private inNamespace<T>(ids: Map<string, Set<string>>, all: Map<string, T>, ns: string): T[] {
@@ -250,7 +295,7 @@ export class AccessCompiler {
           Object.keys(s.selector).length > 0 &&
           matchesSelector({ matchLabels: s.selector }, pod.labels),
       );
-      for (const r of this.rules.values()) {
+      for (const r of this.candidates(pod.namespace)) {
         if (!r.rule.destinations.some((d) => podMatches(d, pod, ns, backing))) continue;
         for (const ip of ips) if (!coveredByCidr(r.shape, ip)) addWhole(out, r, ip);
       }
@@ -261,7 +306,7 @@ export class AccessCompiler {
   private recomputeService(svc: ServiceObject): void {
     const out = new Map<string, string[]>();
     const ns = this.namespaces.get(svc.namespace);
-    for (const r of this.rules.values()) {
+    for (const r of this.candidates(svc.namespace)) {
       if (!r.rule.destinations.some((d) => serviceMatches(d, svc, ns))) continue;
       for (const ip of svc.clusterIPs.filter(isIpv4)) {
         if (coveredByCidr(r.shape, ip)) continue;

@@ -203,7 +203,7 @@ export class AccessAgent {
     try {
       if (this.installed && this.installedMode === bundle.mode && delta) {
         try {
-          await this.d.enforcer.applyDelta(delta, this.compiler.snapshot().map((r) => r.id));
+          await this.d.enforcer.applyDelta(delta, this.compiler.ruleIds());
         } catch (err) {
           // Kernel state and ours disagree (or a bad element): one atomic replace puts it right.
           log.warn({ err }, 'nft change refused; replacing the table');
