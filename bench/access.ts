@@ -32,20 +32,31 @@ const RULES = 200;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number) => Math.round(x * 10) / 10;
-const podIp = (i: number) => `10.${244 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${(i % 256) + 1}`;
+const podIp = (i: number) =>
+  `10.${244 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${(i % 256) + 1}`;
 const user = (i: number) => `10.140.${Math.floor(i / 250)}.${(i % 250) + 2}`;
 
 /** The scripted cluster: namespaces, pods (labels app-0..19) and 10 Services per namespace. */
 function objects(): ClusterEvent[] {
   const ev: ClusterEvent[] = [{ type: 'resync-start' }];
   for (let n = 0; n < NAMESPACES; n++)
-    ev.push({ type: 'upsert', kind: 'namespace', object: { name: `ns-${n}`, labels: { team: `t${n % 10}` } } });
+    ev.push({
+      type: 'upsert',
+      kind: 'namespace',
+      object: { name: `ns-${n}`, labels: { team: `t${n % 10}` } },
+    });
   for (let i = 0; i < PODS; i++) {
     const ns = `ns-${i % NAMESPACES}`;
     ev.push({
       type: 'upsert',
       kind: 'pod',
-      object: { uid: `u${i}`, namespace: ns, name: `p${i}`, labels: { app: `app-${i % 20}` }, ips: [podIp(i)] },
+      object: {
+        uid: `u${i}`,
+        namespace: ns,
+        name: `p${i}`,
+        labels: { app: `app-${i % 20}` },
+        ips: [podIp(i)],
+      },
     });
   }
   for (let n = 0; n < NAMESPACES; n++)
@@ -163,7 +174,13 @@ async function scale(): Promise<Omit<AccessBenchResult, 'iperf'>> {
       src.cb!({
         type: 'upsert',
         kind: 'pod',
-        object: { uid: `new${i}`, namespace: 'ns-0', name: `n${i}`, labels: { app: 'app-0' }, ips: [`10.250.0.${i + 1}`] },
+        object: {
+          uid: `new${i}`,
+          namespace: 'ns-0',
+          name: `n${i}`,
+          labels: { app: 'app-0' },
+          ips: [`10.250.0.${i + 1}`],
+        },
       });
       await new Promise((r) => setImmediate(r));
       await agent.settled();
@@ -193,7 +210,11 @@ async function scale(): Promise<Omit<AccessBenchResult, 'iperf'>> {
 
 /** iperf3 through `server run`: the same session, bundles switching open ↔ enforce (200 rules). */
 async function throughput(): Promise<AccessBenchResult['iperf']> {
-  const lab = await VpnLab.create({ prefix: 'pgbi', vpn: ['  nat: true'], top: ['access: { modeBeforeBundle: enforce }'] });
+  const lab = await VpnLab.create({
+    prefix: 'pgbi',
+    vpn: ['  nat: true'],
+    top: ['access: { modeBeforeBundle: enforce }'],
+  });
   try {
     await lab.init();
     await lab.issue('alice');
@@ -201,7 +222,9 @@ async function throughput(): Promise<AccessBenchResult['iperf']> {
     const many: AccessBundle['rules'] = Array.from({ length: RULES }, (_, r) => ({
       name: `rule-${r}`,
       clients: r === RULES - 1 ? [alice] : [user(r)],
-      destinations: [{ kind: 'cidr', cidr: r === RULES - 1 ? '10.244.1.0/24' : `10.${100 + (r % 50)}.${r}.0/24` }],
+      destinations: [
+        { kind: 'cidr', cidr: r === RULES - 1 ? '10.244.1.0/24' : `10.${100 + (r % 50)}.${r}.0/24` },
+      ],
       protocol: 'any',
       ports: [],
     }));
@@ -222,7 +245,9 @@ async function throughput(): Promise<AccessBenchResult['iperf']> {
     const client = lab.client('alice');
     await waitClientConnected(client);
     const run = async (): Promise<number> => {
-      const r = await lab.topo.run('office', ['iperf3', '-c', '10.244.1.5', '-t', '4', '-J'], { timeoutMs: 30_000 });
+      const r = await lab.topo.run('office', ['iperf3', '-c', '10.244.1.5', '-t', '4', '-J'], {
+        timeoutMs: 30_000,
+      });
       const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
       return Math.round(j.end.sum_received.bits_per_second / 1e6);
     };
@@ -240,7 +265,11 @@ async function throughput(): Promise<AccessBenchResult['iperf']> {
       enforce.push(await run());
     }
     await client.stop(5000);
-    return { openMbit: open, enforceMbit: enforce, ratio: round((median(enforce) / median(open)) * 100) / 100 };
+    return {
+      openMbit: open,
+      enforceMbit: enforce,
+      ratio: round((median(enforce) / median(open)) * 100) / 100,
+    };
   } finally {
     await lab.close();
   }

@@ -26,7 +26,11 @@ const selector = z
   })
   .passthrough();
 const destination = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('namespace'), names: z.array(z.string()).optional(), selector: selector.optional() }),
+  z.object({
+    kind: z.literal('namespace'),
+    names: z.array(z.string()).optional(),
+    selector: selector.optional(),
+  }),
   z.object({
     kind: z.literal('service'),
     namespace: z.string(),
@@ -47,9 +51,7 @@ const bundle = z.object({
       destinations: z.array(destination),
       protocol: z.enum(['tcp', 'udp', 'icmp', 'any']),
       ports: z.array(
-        z
-          .object({ from: port, to: port })
-          .refine((p) => p.from <= p.to, 'from must not be above to'),
+        z.object({ from: port, to: port }).refine((p) => p.from <= p.to, 'from must not be above to'),
       ),
     }),
   ),
@@ -67,7 +69,10 @@ export function parseAccessBundle(value: unknown): AccessBundle {
   const seen = new Set<string>();
   b.rules.forEach((rule, i) => {
     if (seen.has(rule.name))
-      throw new BadRequest(`access bundle: bundle.rules.${i}.name: duplicate rule "${rule.name}"`, `bundle.rules.${i}.name`);
+      throw new BadRequest(
+        `access bundle: bundle.rules.${i}.name: duplicate rule "${rule.name}"`,
+        `bundle.rules.${i}.name`,
+      );
     seen.add(rule.name);
   });
   const cns = new Set<string>();

@@ -244,7 +244,9 @@ export class AccessCompiler {
   }
 
   private recomputeBacking(namespace: string, selectors: (Record<string, string> | null)[]): void {
-    const live = selectors.filter((x): x is Record<string, string> => x !== null && Object.keys(x).length > 0);
+    const live = selectors.filter(
+      (x): x is Record<string, string> => x !== null && Object.keys(x).length > 0,
+    );
     if (live.length === 0) return;
     for (const pod of this.inNamespace(this.podsIn, this.pods, namespace))
       if (live.some((sel) => matchesSelector({ matchLabels: sel }, pod.labels))) this.recomputePod(pod);
@@ -258,8 +260,7 @@ export class AccessCompiler {
     const seen = this.resync;
     this.resync = undefined;
     if (!seen) return;
-    for (const name of [...this.namespaces.keys()])
-      if (!seen.has(`ns:${name}`)) this.deleteNamespace(name);
+    for (const name of [...this.namespaces.keys()]) if (!seen.has(`ns:${name}`)) this.deleteNamespace(name);
     for (const uid of [...this.pods.keys()]) if (!seen.has(`pod:${uid}`)) this.deletePod(uid);
     for (const [k, s] of [...this.services])
       if (!seen.has(`svc:${k}`)) this.deleteService(s.namespace, s.name);
@@ -455,10 +456,12 @@ export function mergeDeltas(deltas: readonly CompileDelta[]): CompileDelta {
     for (const c of d.changes) {
       let s = sets.get(c.set);
       if (!s) sets.set(c.set, (s = { kind: c.kind, ops: new Map() }));
-      for (const k of c.del) if (s.ops.get(k) === true) s.ops.delete(k);
-      else s.ops.set(k, false);
-      for (const k of c.add) if (s.ops.get(k) === false) s.ops.delete(k);
-      else s.ops.set(k, true);
+      for (const k of c.del)
+        if (s.ops.get(k) === true) s.ops.delete(k);
+        else s.ops.set(k, false);
+      for (const k of c.add)
+        if (s.ops.get(k) === false) s.ops.delete(k);
+        else s.ops.set(k, true);
     }
   }
   const changes: SetChange[] = [];

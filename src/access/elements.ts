@@ -87,8 +87,7 @@ export function ruleShape(rule: ResolvedRule): RuleShape {
   const cidrs = v4.filter(
     (c, i) =>
       !v4.some(
-        (o, j) =>
-          j !== i && o.prefix <= c.prefix && contains(o, c.network) && (o.prefix < c.prefix || j < i),
+        (o, j) => j !== i && o.prefix <= c.prefix && contains(o, c.network) && (o.prefix < c.prefix || j < i),
       ),
   );
   return { anything, protos, ranges, cidrs };

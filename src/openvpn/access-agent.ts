@@ -188,7 +188,11 @@ export class AccessAgent {
     const ccd = this.d.ccd?.sync(bundle.clients);
     const ok = await this.install(delta);
     const kills = await this.endSessions(bundle, ccd);
-    if (ok) log.info({ version: bundle.version, mode: bundle.mode, ...this.compiler.counts }, 'access bundle applied');
+    if (ok)
+      log.info(
+        { version: bundle.version, mode: bundle.mode, ...this.compiler.counts },
+        'access bundle applied',
+      );
     return ok ? { applied: true, kills } : { applied: false, reason: 'install-failed', kills };
   }
 
@@ -301,7 +305,10 @@ export class AccessAgent {
       m?.close();
     }
     if (kills.length > 0) {
-      log.info({ kills: kills.map((k) => k.commonName), version: bundle.version }, 'sessions ended by access bundle');
+      log.info(
+        { kills: kills.map((k) => k.commonName), version: bundle.version },
+        'sessions ended by access bundle',
+      );
       try {
         await this.d.reporter?.sessionsEnded({ version: bundle.version, at: new Date(), kills });
       } catch (err) {

@@ -154,7 +154,11 @@ export class LocalAccess {
     agent
       .droppedPackets()
       .then((droppedPackets) => {
-        const s: AccessStatusFile = { ...agent.status(), droppedPackets, updatedAt: new Date().toISOString() };
+        const s: AccessStatusFile = {
+          ...agent.status(),
+          droppedPackets,
+          updatedAt: new Date().toISOString(),
+        };
         writeFileAtomic(join(this.o.paths.dir, ACCESS_STATUS_FILE), JSON.stringify(s, null, 2) + '\n', 0o644);
       })
       .catch((err: unknown) => log.debug({ err }, 'access status not written'));

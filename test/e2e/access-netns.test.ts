@@ -39,15 +39,19 @@ const PROBER = [
   '  tries++;',
   '  const s = net.connect({ host, port });',
   '  const done = (good) => { s.destroy(); if (good) ok++; setTimeout(once, 100); };',
-  "  s.setTimeout(300, () => done(false));",
+  '  s.setTimeout(300, () => done(false));',
   "  s.on('connect', () => done(true));",
   "  s.on('error', () => done(false));",
   '}',
-  "setInterval(() => console.log(`probe ${host} tries=${tries} ok=${ok}`), 500);",
+  'setInterval(() => console.log(`probe ${host} tries=${tries} ok=${ok}`), 500);',
   'once();',
 ].join('\n');
 
-function bundle(version: number, clients: [string, string][], rules: { name: string; clients: string[]; cidr: string }[]) {
+function bundle(
+  version: number,
+  clients: [string, string][],
+  rules: { name: string; clients: string[]; cidr: string }[],
+) {
   return {
     version,
     mode: 'enforce',
@@ -69,7 +73,8 @@ describe('e2e: access rules enforced by server run (nftables + client-config-dir
   let alice: SpawnedProcess;
   const reach = (ip: string, ns = 'office') => tcpProbe(lab.topo.name(ns), ip, 7007, 1500);
   const ping = async (ip: string) =>
-    (await lab.topo.run('office', ['busybox', 'ping', '-c', '1', '-W', '1', ip], { check: false })).code === 0;
+    (await lab.topo.run('office', ['busybox', 'ping', '-c', '1', '-W', '1', ip], { check: false })).code ===
+    0;
   const nftTable = async () =>
     (await lab.topo.run('node', ['nft', 'list', 'table', 'inet', 'podgate'], { check: false })).stdout;
 
@@ -105,10 +110,17 @@ describe('e2e: access rules enforced by server run (nftables + client-config-dir
 
   it('alice gets her stable address and reaches only the first pod (TCP and ping); DNS always', async () => {
     lab.writeAccess(
-      bundle(1, [['alice', ALICE], ['bob', BOB]], [
-        { name: 'alice-pod1', clients: [ALICE], cidr: '10.244.1.0/24' },
-        { name: 'bob-pod2', clients: [BOB], cidr: '10.244.2.0/24' },
-      ]),
+      bundle(
+        1,
+        [
+          ['alice', ALICE],
+          ['bob', BOB],
+        ],
+        [
+          { name: 'alice-pod1', clients: [ALICE], cidr: '10.244.1.0/24' },
+          { name: 'bob-pod2', clients: [BOB], cidr: '10.244.2.0/24' },
+        ],
+      ),
     );
     await lab.serverSays(/access bundle applied/, 0, 10_000);
     alice = lab.client('alice');
@@ -126,13 +138,24 @@ describe('e2e: access rules enforced by server run (nftables + client-config-dir
     const t0 = Date.now();
     let effective = 0;
     lab.writeAccess(
-      bundle(2, [['alice', ALICE], ['bob', BOB]], [
-        { name: 'alice-pod1', clients: [ALICE], cidr: '10.244.2.0/24' },
-        { name: 'bob-pod2', clients: [BOB], cidr: '10.244.2.0/24' },
-      ]),
+      bundle(
+        2,
+        [
+          ['alice', ALICE],
+          ['bob', BOB],
+        ],
+        [
+          { name: 'alice-pod1', clients: [ALICE], cidr: '10.244.2.0/24' },
+          { name: 'bob-pod2', clients: [BOB], cidr: '10.244.2.0/24' },
+        ],
+      ),
     );
     // Short probes while waiting, to measure; then the full checks.
-    await until(async () => tcpProbe(lab.topo.name('office'), POD2, 7007, 200), 20_000, 'the new rule in force');
+    await until(
+      async () => tcpProbe(lab.topo.name('office'), POD2, 7007, 200),
+      20_000,
+      'the new rule in force',
+    );
     effective = Date.now() - t0;
     process.stdout.write(`      [bench] rule change to effect on a live session: <= ${effective} ms\n`);
     assert.equal(await reach(POD2), true);
@@ -169,7 +192,13 @@ describe('e2e: access rules enforced by server run (nftables + client-config-dir
     try {
       await denied.waitFor(/tries=\d+/, 5000);
       const last = (p: SpawnedProcess): { tries: number; ok: number } => {
-        const line = p.output().trim().split('\n').filter((l) => l.startsWith('probe')).pop() ?? '';
+        const line =
+          p
+            .output()
+            .trim()
+            .split('\n')
+            .filter((l) => l.startsWith('probe'))
+            .pop() ?? '';
         const m = /tries=(\d+) ok=(\d+)/.exec(line);
         return { tries: Number(m?.[1] ?? 0), ok: Number(m?.[2] ?? 0) };
       };

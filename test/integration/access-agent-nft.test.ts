@@ -8,7 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec } from '../../src/lib/exec.js';
 import { ruleSetId } from '../../src/access/elements.js';
-import type { AccessBundle, ClusterEvent, ClusterObjectSource, ResolvedRule } from '../../src/access/types.js';
+import type {
+  AccessBundle,
+  ClusterEvent,
+  ClusterObjectSource,
+  ResolvedRule,
+} from '../../src/access/types.js';
 import { AccessAgent } from '../../src/openvpn/access-agent.js';
 import { ClientConfigDir } from '../../src/openvpn/client-config-dir.js';
 import { NftEnforcer } from '../../src/openvpn/nft-enforcer.js';
@@ -35,7 +40,11 @@ const nsRule: ResolvedRule = {
   protocol: 'any',
   ports: [],
 };
-const bundle = (version: number, rules: ResolvedRule[], mode: 'open' | 'enforce' = 'enforce'): AccessBundle => ({
+const bundle = (
+  version: number,
+  rules: ResolvedRule[],
+  mode: 'open' | 'enforce' = 'enforce',
+): AccessBundle => ({
   version,
   mode,
   generatedAt: new Date().toISOString(),
@@ -47,14 +56,19 @@ const pod = (uid: string, namespace: string, ip: string): ClusterEvent => ({
   kind: 'pod',
   object: { uid, namespace, name: uid, labels: {}, ips: [ip] },
 });
-const ns = (name: string): ClusterEvent => ({ type: 'upsert', kind: 'namespace', object: { name, labels: {} } });
+const ns = (name: string): ClusterEvent => ({
+  type: 'upsert',
+  kind: 'namespace',
+  object: { name, labels: {} },
+});
 
 describe('integration: access agent + nft (scratch namespace)', function () {
   this.timeout(60_000);
   let netns: string;
   let dir: string;
   let enforcer: NftEnforcer;
-  const nft = async (...args: string[]) => (await exec(['ip', 'netns', 'exec', netns, 'nft', ...args])).stdout;
+  const nft = async (...args: string[]) =>
+    (await exec(['ip', 'netns', 'exec', netns, 'nft', ...args])).stdout;
   const elements = async (set: string) => {
     const out = await nft('-j', 'list', 'set', 'inet', 'podgate', set);
     const j = JSON.parse(out) as { nftables: { set?: { elem?: unknown[] } }[] };
@@ -99,9 +113,17 @@ describe('integration: access agent + nft (scratch namespace)', function () {
     assert.equal(a.status().state, 'waiting-for-cluster');
     assert.match(await nft('list', 'table', 'inet', 'podgate'), /chain rules \{\s*\}/, 'still DNS only');
     assert.deepEqual(readdirSync(join(dir, 'ccd')), ['alice']);
-    assert.equal(readFileSync(join(dir, 'ccd', 'alice'), 'utf8').trim().split('\n').pop(), 'ifconfig-push 10.140.0.10 255.255.0.0');
+    assert.equal(
+      readFileSync(join(dir, 'ccd', 'alice'), 'utf8')
+        .trim()
+        .split('\n')
+        .pop(),
+      'ifconfig-push 10.140.0.10 255.255.0.0',
+    );
 
-    src.emit({ type: 'resync-start' }, ns('team-a'), ns('team-b'), pod('a1', 'team-a', '10.244.1.5'), { type: 'resync-done' });
+    src.emit({ type: 'resync-start' }, ns('team-a'), ns('team-b'), pod('a1', 'team-a', '10.244.1.5'), {
+      type: 'resync-done',
+    });
     await a.settled();
     const set = `${ruleSetId('team-a')}_a`;
     assert.equal(a.status().state, 'applied');
@@ -126,7 +148,9 @@ describe('integration: access agent + nft (scratch namespace)', function () {
     await a.start();
     await a.applyBundle(bundle(1, [nsRule]));
     assert.equal(await nft('list', 'table', 'inet', 'podgate'), before, 'untouched before resync-done');
-    src.emit({ type: 'resync-start' }, ns('team-a'), pod('a3', 'team-a', '10.244.1.9'), { type: 'resync-done' });
+    src.emit({ type: 'resync-start' }, ns('team-a'), pod('a3', 'team-a', '10.244.1.9'), {
+      type: 'resync-done',
+    });
     await a.settled();
     assert.match(await elements(`${ruleSetId('team-a')}_a`), /10\.244\.1\.9/);
     assert.doesNotMatch(await elements(`${ruleSetId('team-a')}_a`), /10\.244\.1\.7/, 'the old pod is gone');
@@ -145,7 +169,10 @@ describe('integration: access agent + nft (scratch namespace)', function () {
     assert.match(a.status().lastError ?? '', /host bits/);
     assert.equal(await nft('list', 'table', 'inet', 'podgate'), good);
 
-    const broken = agent(undefined, new NftEnforcer({ prefix: ['ip', 'netns', 'exec', netns], nftBinary: 'false' }));
+    const broken = agent(
+      undefined,
+      new NftEnforcer({ prefix: ['ip', 'netns', 'exec', netns], nftBinary: 'false' }),
+    );
     await broken.start().catch(() => undefined); // `false` as nft: exists() says no, replace fails
     const r = await broken.applyBundle(bundle(7, [cidr('192.168.0.0/16')]));
     assert.equal(r.reason, 'install-failed');

@@ -83,7 +83,10 @@ describe('access/compile', () => {
     {
       name: 'namespace by label selector (In) matches team-b only',
       rule: rule('r', [
-        { kind: 'namespace', selector: { matchExpressions: [{ key: 'team', operator: 'In', values: ['b'] }] } },
+        {
+          kind: 'namespace',
+          selector: { matchExpressions: [{ key: 'team', operator: 'In', values: ['b'] }] },
+        },
       ]),
       any: ['10.244.2.5'],
       ports: ['10.96.0.30|udp|53-53'],
@@ -195,9 +198,13 @@ describe('access/compile', () => {
     const rb = rule('rb', [{ kind: 'namespace', names: ['team-b'] }]);
     const c = compiled([ra, rb]);
     const gone = c.apply({ type: 'delete', kind: 'pod', uid: 'a1' });
-    assert.deepEqual(gone.changes, [{ set: `${ruleSetId('ra')}_a`, kind: 'a', add: [], del: ['10.244.1.5'] }]);
+    assert.deepEqual(gone.changes, [
+      { set: `${ruleSetId('ra')}_a`, kind: 'a', add: [], del: ['10.244.1.5'] },
+    ]);
     const reused = c.apply(up('pod', pod('b9', 'team-b', '10.244.1.5')));
-    assert.deepEqual(reused.changes, [{ set: `${ruleSetId('rb')}_a`, kind: 'a', add: ['10.244.1.5'], del: [] }]);
+    assert.deepEqual(reused.changes, [
+      { set: `${ruleSetId('rb')}_a`, kind: 'a', add: ['10.244.1.5'], del: [] },
+    ]);
     assert.deepEqual(sets(c, 'ra').any, ['10.244.1.6']);
     assert.deepEqual(sets(c, 'rb').any, ['10.244.1.5', '10.244.2.5']);
   });
@@ -237,10 +244,17 @@ describe('access/compile', () => {
   it('pod relabel leaves a pod-selector rule; namespace deletion empties its rules', () => {
     const r = rule('r', [{ kind: 'pod', namespace: 'team-a', selector: { matchLabels: { app: 'web' } } }]);
     const c = compiled([r]);
-    assert.equal(c.apply(up('pod', pod('a1', 'team-a', '10.244.1.5', { app: 'x' }))).changes[0]!.del[0], '10.244.1.5');
+    assert.equal(
+      c.apply(up('pod', pod('a1', 'team-a', '10.244.1.5', { app: 'x' }))).changes[0]!.del[0],
+      '10.244.1.5',
+    );
     const n = compiled([rule('n', [{ kind: 'namespace', names: ['team-a'] }])]);
     const d = n.apply({ type: 'delete', kind: 'namespace', name: 'team-a' });
-    assert.deepEqual(d.changes.flatMap((x) => x.del).sort(), ['10.244.1.5', '10.244.1.6', '10.96.0.20|tcp|80-80']);
+    assert.deepEqual(d.changes.flatMap((x) => x.del).sort(), [
+      '10.244.1.5',
+      '10.244.1.6',
+      '10.96.0.20|tcp|80-80',
+    ]);
   });
 
   it('re-list: objects not seen between resync-start and resync-done are removed', () => {
@@ -255,7 +269,9 @@ describe('access/compile', () => {
   it('clients: a rule without clients has an empty client set; a client change is an element change', () => {
     const c = compiled([rule('r', [{ kind: 'cidr', cidr: '192.168.0.0/16' }], { clients: [] })]);
     assert.deepEqual(sets(c, 'r'), { any: ['192.168.0.0/16'], ports: [], clients: [] });
-    const d = c.setRules([rule('r', [{ kind: 'cidr', cidr: '192.168.0.0/16' }], { clients: ['10.140.0.9'] })]);
+    const d = c.setRules([
+      rule('r', [{ kind: 'cidr', cidr: '192.168.0.0/16' }], { clients: ['10.140.0.9'] }),
+    ]);
     assert.deepEqual(d.changes, [{ set: `${ruleSetId('r')}_c`, kind: 'c', add: ['10.140.0.9'], del: [] }]);
   });
 
