@@ -12,6 +12,7 @@ const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'backup.js', run: 'runBackupBench', print: 'printBackupBench' },
   { file: 'crl-size.js', run: 'runCrlSizeBench', print: 'printCrlSizeBench' },
   { file: 'access-bundle.js', run: 'runAccessBench', print: 'printAccessBench' },
+  { file: 'access.js', run: 'runAccessBench' },
 ];
 
 const only = process.argv.slice(2);

@@ -212,6 +212,18 @@ export const configSchema = z
          * before access rules, `enforce` from `podgate init` / the first `serve` on a new one).
          */
         mode: z.enum(['open', 'enforce']).optional(),
+        // Enforcement points (`server run`, the server pod's agent): how they behave before a bundle.
+        /**
+         * The mode before this server has ever received an access bundle (the bundle's own mode decides
+         * afterwards). `enforce`: only cluster DNS is reachable and every device is refused at connect
+         * until a bundle lists it. `open`: today's behaviour, no filter, no identity check at connect.
+         */
+        modeBeforeBundle: z.enum(['open', 'enforce']).default('open'),
+        /** The VPN device as nftables matches it (a name or a `prefix*` wildcard). */
+        tunInterface: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,15}\*?$/, 'must be an interface name, optionally ending in *')
+          .default('tun*'),
       })
       .strict()
       .default({}),
