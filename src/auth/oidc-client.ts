@@ -176,11 +176,15 @@ export class OidcClient {
     }
   }
 
-  /** The claims podgate reads that these claims lack (the name when neither it nor email is there). */
-  missingClaims(claims: Record<string, unknown> | undefined): string[] {
+  /**
+   * The claims podgate reads that these claims lack: the name (when neither it nor email is there;
+   * a sign-in needs it, the leaver check does not) and the groups.
+   */
+  missingClaims(claims: Record<string, unknown> | undefined, needName = true): string[] {
     const has = (k: string): boolean => claims?.[k] !== undefined && claims[k] !== null;
     const missing: string[] = [];
-    if (!has(this.settings.usernameClaim) && !has('email')) missing.push(this.settings.usernameClaim);
+    if (needName && !has(this.settings.usernameClaim) && !has('email'))
+      missing.push(this.settings.usernameClaim);
     if (!has(this.settings.groupsClaim)) missing.push(this.settings.groupsClaim);
     return missing;
   }
@@ -198,7 +202,7 @@ export class OidcClient {
     subject: string,
     step: 'sign-in' | 'refresh' = 'refresh',
   ): Promise<Record<string, unknown> | undefined> {
-    if (this.missingClaims(claims).length === 0) return claims;
+    if (this.missingClaims(claims, step === 'sign-in').length === 0) return claims;
     const config = await this.configuration();
     if (!config.serverMetadata().userinfo_endpoint) return claims;
     let info: Record<string, unknown>;
