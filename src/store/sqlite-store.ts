@@ -193,6 +193,9 @@ export class SqliteStore implements T.Store {
   listAudit(q?: Parameters<T.AuditStore['listAudit']>[0]): T.AuditEntry[] {
     return this.audit.listAudit(q);
   }
+  countAudit(q?: Parameters<T.AuditStore['countAudit']>[0]): number {
+    return this.audit.countAudit(q);
+  }
 
   // sessions
   getSession(sid: string, now?: Date): T.SessionRecord | undefined {

@@ -156,8 +156,16 @@ export interface CrlStore {
 
 export interface AuditStore {
   appendAudit(e: NewAuditEntry): AuditEntry;
-  /** Newest first; limit defaults to 100. */
-  listAudit(q?: { limit?: number; offset?: number; action?: string; target?: string }): AuditEntry[];
+  /** Newest first; limit defaults to 100. `beforeId`: only entries older than that one (keyset paging). */
+  listAudit(q?: {
+    limit?: number;
+    offset?: number;
+    beforeId?: number;
+    action?: string;
+    target?: string;
+  }): AuditEntry[];
+  /** How many entries match (the same filters as listAudit). */
+  countAudit(q?: { action?: string; target?: string }): number;
 }
 
 export interface SettingsStore {
