@@ -24,7 +24,7 @@ import {
 } from '../test/helpers/netns.js';
 import { startClient, waitClientConnected } from '../test/helpers/openvpn.js';
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '../src/cli.js');
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '../bundle/podgate.js');
 
 export interface RevocationBenchResult {
   revocations: number;

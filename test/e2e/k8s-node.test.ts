@@ -61,7 +61,7 @@ import type { ImageSet } from '../cluster/images/build-images.js';
 import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
 import { kubectlBin } from '../cluster/node/paths.js';
 
-const CLI = join(process.cwd(), 'dist/src/cli.js');
+const CLI = join(process.cwd(), 'dist/bundle/podgate.js');
 const REPO = process.cwd();
 const NODE_PORT = 30030;
 

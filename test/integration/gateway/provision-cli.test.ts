@@ -21,7 +21,7 @@ import {
 } from '../../helpers/sshd.js';
 import { canUseNetns, createNamespace, destroyNamespace, runIn } from '../../helpers/netns.js';
 
-const CLI = join(process.cwd(), 'dist/src/cli.js');
+const CLI = join(process.cwd(), 'dist/bundle/podgate.js');
 
 describe('integration: gateway provision CLI (loopback sshd)', function () {
   this.timeout(120_000);
