@@ -58,7 +58,6 @@ export async function runRevocationBench(o: { revocations?: number } = {}): Prom
       cfgFile,
       [
         `dataDir: ${join(work, 'data')}`,
-        'ca: { keyType: ec-p384 }',
         'logLevel: warn',
         'vpn:',
         `  endpoints: ["${A.node}"]`,

@@ -61,7 +61,6 @@ describe('integration: gateway provision CLI (loopback sshd)', function () {
       config,
       [
         `dataDir: ${dataDir}`,
-        'ca: { keyType: ec-p384 }',
         'vpn:',
         '  endpoints: [127.0.0.1]',
         '  routes: { pods: [10.244.0.0/16], services: [10.96.0.0/12] }',
