@@ -134,7 +134,7 @@ export class SqliteStore implements T.Store {
   getValidCertByCommonName(commonName: string): T.CertRecord | undefined {
     return this.certs.getValidCertByCommonName(commonName);
   }
-  listCerts(q?: T.CertQuery): { total: number; items: T.CertRecord[] } {
+  listCerts(q?: T.CertQuery): { total: number; items: T.CertRecord[]; nextCursor?: string } {
     return this.certs.listCerts(q);
   }
   markRevoked(serial: string, reason: T.RevocationReason, at: Date): T.CertRecord {

@@ -222,9 +222,17 @@ export class WebActions {
     order: 'asc' | 'desc';
     page: number;
     perPage: number;
-  }): { total: number; items: DeviceView[]; page: number; pages: number; perPage: number } {
+    cursor?: string;
+  }): {
+    total: number;
+    items: DeviceView[];
+    page: number;
+    pages: number;
+    perPage: number;
+    nextCursor?: string;
+  } {
     const now = this.now();
-    const { total, items } = this.ctx.store.listCerts({
+    const { total, items, nextCursor } = this.ctx.store.listCerts({
       ...(q.q ? { search: q.q } : {}),
       ...(q.status === 'valid' || q.status === 'revoked' ? { status: q.status } : {}),
       ...(q.expiring === '30' || q.expiring === 'on'
@@ -233,11 +241,13 @@ export class WebActions {
       sort: q.sort,
       order: q.order,
       limit: q.perPage,
-      offset: (q.page - 1) * q.perPage,
+      // a cursor (next links) reads on from the index; a page number alone skips rows
+      ...(q.cursor ? { after: q.cursor } : { offset: (q.page - 1) * q.perPage }),
     });
     return {
       total,
       items: items.map((c) => deviceView(c, now)),
+      ...(nextCursor ? { nextCursor } : {}),
       page: q.page,
       pages: Math.max(1, Math.ceil(total / q.perPage)),
       perPage: q.perPage,
