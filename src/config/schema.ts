@@ -104,7 +104,7 @@ export const configSchema = z
     ca: z
       .object({
         commonName: z.string().min(1).max(64).default('podgate CA'),
-        keyType: z.enum(['rsa-3072', 'ec-p384']).default('rsa-3072'),
+        keyType: z.enum(['rsa-3072', 'ec-p384']).default('ec-p384'),
         days: z.number().int().min(1).default(3650),
         /** File holding the passphrase the CA key is encrypted with (scrypt). Without it a random key file is made. */
         passphraseFile: z.string().optional(),

@@ -150,10 +150,15 @@ export class ServerSupervisor {
     // The client-config-dir and the filter are complete before openvpn admits anyone.
     await this.access.start();
 
+    // The NAT rule is added while openvpn starts, not before it: openvpn takes longer to come up than two
+    // iptables calls, and no client packet reaches a pod before openvpn is up. start() still waits for it.
+    let natAdded: Promise<void> | undefined;
     if (ctx.config.vpn.nat) {
-      this.nat = new NatRule(ctx.config.vpn.clientSubnet);
-      await this.nat.add();
-      log.info({ subnet: ctx.config.vpn.clientSubnet }, 'MASQUERADE rule added');
+      const nat = new NatRule(ctx.config.vpn.clientSubnet);
+      this.nat = nat;
+      natAdded = nat
+        .add()
+        .then(() => log.info({ subnet: ctx.config.vpn.clientSubnet }, 'MASQUERADE rule added'));
     }
     const every = this.opts.crlCheckEveryMs ?? HOUR;
     const t = setInterval(() => {
@@ -177,6 +182,7 @@ export class ServerSupervisor {
       this.timers.push(s);
     }
     this.spawnOpenvpn();
+    await natAdded;
   }
 
   /**

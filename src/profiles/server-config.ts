@@ -1,4 +1,4 @@
-import Handlebars from 'handlebars';
+import { handlebars } from './handlebars.js';
 import { BadRequest } from '../lib/errors.js';
 import { findOverlaps, netmask, parseCidr, parseIp, type Cidr } from '../lib/cidr.js';
 import type { VpnConfig } from '../config/schema.js';
@@ -89,7 +89,7 @@ let compiled: HandlebarsTemplateDelegate | undefined;
 function compile(template: string): HandlebarsTemplateDelegate {
   if (compiledFor !== template || !compiled) {
     // noEscape: HTML escaping would turn the "=" of PEM base64 into "&#x3D;"; values are checked instead.
-    compiled = Handlebars.compile(template, { noEscape: true, strict: true });
+    compiled = handlebars().compile(template, { noEscape: true, strict: true });
     compiledFor = template;
   }
   return compiled;

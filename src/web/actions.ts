@@ -222,22 +222,35 @@ export class WebActions {
     order: 'asc' | 'desc';
     page: number;
     perPage: number;
-  }): { total: number; items: DeviceView[]; page: number; pages: number; perPage: number } {
-    const { total, items } = this.certWindow({
+    cursor?: string;
+  }): {
+    total: number;
+    items: DeviceView[];
+    page: number;
+    pages: number;
+    perPage: number;
+    nextCursor?: string;
+  } {
+    const { total, items, nextCursor } = this.certWindow({
       ...q,
       limit: q.perPage,
-      offset: (q.page - 1) * q.perPage,
+      // a cursor (next links) reads on from the index; a page number alone skips rows
+      ...(q.cursor ? { after: q.cursor } : { offset: (q.page - 1) * q.perPage }),
     });
     return {
       total,
       items,
+      ...(nextCursor ? { nextCursor } : {}),
       page: q.page,
       pages: Math.max(1, Math.ceil(total / q.perPage)),
       perPage: q.perPage,
     };
   }
 
-  /** `limit` certificates from `offset` of those matching, and how many match (the API's pages). */
+  /**
+   * `limit` certificates of those matching, from `offset` or after the store's keyset cursor `after`,
+   * how many match, and the cursor of the next window (absent on the last).
+   */
   certWindow(q: {
     q?: string;
     status?: string;
@@ -245,10 +258,11 @@ export class WebActions {
     sort: 'commonName' | 'owner' | 'notAfter' | 'createdAt' | 'status';
     order: 'asc' | 'desc';
     limit: number;
-    offset: number;
-  }): { total: number; items: DeviceView[] } {
+    offset?: number;
+    after?: string;
+  }): { total: number; items: DeviceView[]; nextCursor?: string } {
     const now = this.now();
-    const { total, items } = this.ctx.store.listCerts({
+    const { total, items, nextCursor } = this.ctx.store.listCerts({
       ...(q.q ? { search: q.q } : {}),
       ...(q.status === 'valid' || q.status === 'revoked' ? { status: q.status } : {}),
       ...(q.expiring === '30' || q.expiring === 'on'
@@ -257,9 +271,13 @@ export class WebActions {
       sort: q.sort,
       order: q.order,
       limit: q.limit,
-      offset: q.offset,
+      ...(q.after ? { after: q.after } : { offset: q.offset ?? 0 }),
     });
-    return { total, items: items.map((c) => deviceView(c, now)) };
+    return {
+      total,
+      items: items.map((c) => deviceView(c, now)),
+      ...(nextCursor ? { nextCursor } : {}),
+    };
   }
 
   async createUser(

@@ -88,6 +88,8 @@ export const certQuery = z.object({
   order: z.enum(['asc', 'desc']).default('desc'),
   page: z.coerce.number().int().min(1, 'must be 1 or more').max(100_000).default(1),
   perPage: z.coerce.number().int().min(1).max(200, 'must be at most 200').default(50),
+  /** Keyset position from the previous page's next link (then `page` only numbers the page). */
+  cursor: z.string().max(1000, 'is too long').optional(),
 });
 
 /**

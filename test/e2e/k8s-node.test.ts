@@ -62,7 +62,7 @@ import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
 import { kubectlBin } from '../cluster/node/paths.js';
 import { kubectlSlices, waitForService } from '../cluster/node/service-ready.js';
 
-const CLI = join(process.cwd(), 'dist/src/cli.js');
+const CLI = join(process.cwd(), 'dist/bundle/podgate.js');
 const REPO = process.cwd();
 const NODE_PORT = 30030;
 

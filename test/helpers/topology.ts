@@ -75,6 +75,8 @@ export interface LabOptions {
   vpn?: string[];
   /** More top-level lines of podgate.yaml, e.g. `'access: { modeBeforeBundle: enforce }'`. */
   top?: string[];
+  /** `ca.keyType` of a new CA; podgate's default (ec-p384) when left out. */
+  caKeyType?: 'rsa-3072' | 'ec-p384';
 }
 
 /** A client that retries every second, so a refused or restarted server is seen quickly. */
@@ -261,7 +263,7 @@ function writeWorkDir(options: LabOptions): [work: string, cfgFile: string] {
     cfgFile,
     [
       `dataDir: ${join(work, 'data')}`,
-      'ca: { keyType: ec-p384 }',
+      ...(options.caKeyType ? [`ca: { keyType: ${options.caKeyType} }`] : []),
       'vpn:',
       ...(options.port === undefined ? [] : [`  port: ${options.port}`]),
       `  endpoints: ["${A.node}"]`,
