@@ -20,6 +20,17 @@ export interface User {
 import type { CertKind, RevocationReason } from '../lib/cert-vocabulary.js';
 import type { OidcIdentityStore } from './oidc-repo.js';
 export type { OidcIdentity, OidcIdentityStore } from './oidc-repo.js';
+import type { ImportLinkStore } from './import-links-repo.js';
+import type { SessionHistoryStore } from './session-history-repo.js';
+export type { ImportLink, ImportLinkStore } from './import-links-repo.js';
+export type {
+  LiveSessionSample,
+  SessionEndReason,
+  SessionHistoryQuery,
+  SessionHistoryRecord,
+  SessionHistoryStore,
+  UsageDay,
+} from './session-history-repo.js';
 export type { CertKind, RevocationReason };
 export type CertStatus = 'valid' | 'revoked';
 
@@ -271,7 +282,9 @@ export interface Store
     PendingStore,
     GatewayStore,
     ClusterStore,
-    OidcIdentityStore {
+    OidcIdentityStore,
+    ImportLinkStore,
+    SessionHistoryStore {
   /**
    * Runs fn synchronously in one write transaction (BEGIN IMMEDIATE); a throw rolls everything back.
    * Nested calls become savepoints. fn must not be async (a returned Promise is refused).

@@ -30,6 +30,9 @@ import { caPages } from './routes/pages-ca.js';
 import { caExpiryWarning } from '../services/ca-status.js';
 import { publicRouter } from './routes/public.js';
 import { tokenPages, tokensApi } from './routes/tokens.js';
+import { ImportLinkService } from '../services/import-links.js';
+import { importLinkRoutes, importProfileRoute } from './routes/import.js';
+import { restProfileRouter } from './routes/rest-profile.js';
 
 export interface AppDeps {
   ctx: AppContext;
@@ -106,6 +109,12 @@ export function createApp(deps: AppDeps): express.Express {
   const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, ...deps.throttle }, now);
   const actions = new WebActions(ctx, sessions, throttle, now);
   const tokens = new TokenService({ store: ctx.store, defaultDays: ctx.config.web.apiTokenDays, now });
+  const links = new ImportLinkService({
+    store: ctx.store,
+    devices: ctx.devices,
+    minutes: ctx.config.web.importLinkMinutes,
+    now,
+  });
   const admin = new AdminData(ctx, deps.sessions, deps.cluster, now);
   const deploys = new DeployTracker(now);
   const metrics = createMetrics(ctx.store, deps.sessions, now, ctx);
@@ -134,6 +143,10 @@ export function createApp(deps: AppDeps): express.Express {
     res.locals.appName = 'podgate';
     next();
   });
+  // OpenVPN Connect's two ways in carry their own credential (a one-use token in the URL, HTTP Basic),
+  // so they sit before the session/Bearer authentication.
+  app.use(importProfileRoute(links));
+  app.use(restProfileRouter({ ctx, actions, tokens, publicUrl: ctx.config.web.publicUrl }));
   app.use(authenticate(ctx.store, sessions, tokens));
   // A CA within a year of expiry needs a rotation planned: every page an admin sees says so.
   app.use((_req, res, next) => {
@@ -145,6 +158,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/tokens', tokenPages(tokens, now));
   app.use(backupRouter(ctx, now));
   app.use(renewalRouter(routeDeps, ctx));
+  app.use(importLinkRoutes(links, ctx.config.web.publicUrl));
   app.use('/api/v1', apiRouter(routeDeps));
   app.use(oidcRoutes({ ctx, sessions, oidc: deps.oidc ?? openOidc(ctx), now }));
   app.use(userPages(routeDeps, ctx.config));

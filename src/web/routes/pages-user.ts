@@ -140,6 +140,7 @@ export function userPages({ actions }: RouteDeps, config: Config): Router {
       notice: notice(req),
       keyType: config.vpn.keyType,
       warnDays: config.vpn.expiryWarningDays,
+      importLinkMinutes: config.web.importLinkMinutes,
       form,
     });
   };
