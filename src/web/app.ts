@@ -33,6 +33,8 @@ import { tokenPages, tokensApi } from './routes/tokens.js';
 import { ImportLinkService } from '../services/import-links.js';
 import { importLinkRoutes, importProfileRoute } from './routes/import.js';
 import { restProfileRouter } from './routes/rest-profile.js';
+import { UsageService } from '../services/usage.js';
+import { usageRoutes } from './routes/usage.js';
 
 export interface AppDeps {
   ctx: AppContext;
@@ -118,7 +120,8 @@ export function createApp(deps: AppDeps): express.Express {
   const admin = new AdminData(ctx, deps.sessions, deps.cluster, now);
   const deploys = new DeployTracker(now);
   const metrics = createMetrics(ctx.store, deps.sessions, now, ctx);
-  const routeDeps = { actions, admin, deploys, now };
+  const usage = new UsageService(ctx.store, now);
+  const routeDeps = { actions, admin, deploys, now, usage };
 
   app.use(requestId);
   app.use(metrics.middleware);
@@ -159,6 +162,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(backupRouter(ctx, now));
   app.use(renewalRouter(routeDeps, ctx));
   app.use(importLinkRoutes(links, ctx.config.web.publicUrl));
+  app.use(usageRoutes(usage, now));
   app.use('/api/v1', apiRouter(routeDeps));
   app.use(oidcRoutes({ ctx, sessions, oidc: deps.oidc ?? openOidc(ctx), now }));
   app.use(userPages(routeDeps, ctx.config));

@@ -78,7 +78,7 @@ export function renderLogin(req: Request, res: Response, status: number, error?:
   });
 }
 
-export function userPages({ actions }: RouteDeps, config: Config): Router {
+export function userPages({ actions, usage }: RouteDeps, config: Config): Router {
   const r = Router();
 
   r.get('/', (req, res) => res.redirect(303, req.auth ? '/devices' : '/login'));
@@ -141,6 +141,7 @@ export function userPages({ actions }: RouteDeps, config: Config): Router {
       keyType: config.vpn.keyType,
       warnDays: config.vpn.expiryWarningDays,
       importLinkMinutes: config.web.importLinkMinutes,
+      sessions: usage?.history({ user: req.auth!.user.name, limit: 10 }) ?? [],
       form,
     });
   };
