@@ -73,6 +73,8 @@ export interface LabOptions {
   services?: boolean;
   /** More lines under `vpn:` (YAML, indented two spaces), e.g. `'  nat: true'`. */
   vpn?: string[];
+  /** More top-level YAML lines, e.g. `'sessions: { recordEverySeconds: 1 }'`. */
+  top?: string[];
 }
 
 /** A client that retries every second, so a refused or restarted server is seen quickly. */
@@ -246,6 +248,7 @@ function writeWorkDir(options: LabOptions): [work: string, cfgFile: string] {
       `  endpoints: ["${A.node}"]`,
       `  routes: ${routes}`,
       ...(options.vpn ?? []),
+      ...(options.top ?? []),
       '',
     ].join('\n'),
   );
