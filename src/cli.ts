@@ -11,7 +11,8 @@ async function main(argv: string[]): Promise<number> {
   const program = await buildProgram(env, argv);
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command that finished but found a failure (doctor, user sync) sets process.exitCode itself.
+    return Number(process.exitCode ?? 0) || 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0)

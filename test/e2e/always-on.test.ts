@@ -6,7 +6,7 @@
  * that unit and that directory. NetworkManager is not installed here: its command is not run.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
@@ -14,7 +14,8 @@ import { openContext, type AppContext } from '../../src/services/context.js';
 import { createApp } from '../../src/web/app.js';
 import { setLogLevel } from '../../src/lib/logger.js';
 import { ADMIN_PASSWORD, requireNetns, VpnLab } from '../helpers/topology.js';
-import { OFFICE_NODE_POD as A, tcpProbe, startEchoServer } from '../helpers/netns.js';
+import { OFFICE_NODE_POD as A, runIn, tcpProbe, startEchoServer } from '../helpers/netns.js';
+import { CLI } from '../helpers/cli.js';
 
 const UNIT = '/lib/systemd/system/openvpn-client@.service';
 
@@ -78,5 +79,62 @@ describe('e2e: connect automatically with the openvpn-client@ systemd unit', fun
     } finally {
       await client.stop(5000);
     }
+  });
+
+  /** `podgate doctor --client FILE --json` run in the office namespace (its handshake uses --dev null). */
+  async function doctor(
+    file: string,
+    cfg = lab.cfgFile,
+  ): Promise<{ code: number; findings: Record<string, string> }> {
+    const r = await runIn(
+      lab.topo.name('office'),
+      [process.execPath, CLI, '--config', cfg, 'doctor', '--client', file, '--json'],
+      {
+        check: false,
+        timeoutMs: 60_000,
+      },
+    );
+    const list = JSON.parse(r.stdout) as { level: string; check: string; detail: string }[];
+    const findings: Record<string, string> = {};
+    for (const f of list)
+      findings[f.check] = `${findings[f.check] ? findings[f.check] + ' | ' : ''}${f.level}: ${f.detail}`;
+    return { code: r.code ?? 0, findings };
+  }
+
+  it('doctor --client: green for a good profile, red with the fix for missing routes and for a revoked one', async () => {
+    const file = join(dir, 'doctor.ovpn');
+    writeFileSync(file, await lab.issue('desk'), { mode: 0o600 });
+    const good = await doctor(file);
+    assert.equal(good.code, 0, JSON.stringify(good.findings));
+    for (const c of ['expiry', 'certificate', 'ca', 'endpoints', 'handshake', 'routes'])
+      assert.match(good.findings[c] ?? '', /^ok: /, `${c}: ${good.findings[c]}`);
+    assert.match(good.findings.routes!, new RegExp(A.podCidr.replace(/\./g, '\\.')));
+
+    // The config now wants the service range too, but the running server still pushes only the pods.
+    const cfg2 = join(dir, 'podgate-more-routes.yaml');
+    writeFileSync(
+      cfg2,
+      readFileSync(lab.cfgFile, 'utf8').replace(
+        /routes: \{ pods: (\[[^\]]*\]) \}/,
+        `routes: { pods: $1, services: ["${A.serviceCidr}"] }`,
+      ),
+    );
+    const stale = await doctor(file, cfg2);
+    assert.equal(stale.code, 1, JSON.stringify(stale.findings));
+    assert.match(
+      stale.findings.routes ?? '',
+      /^fail: the server does not push 10\.96\.0\.0\/12.*restart or redeploy/,
+    );
+
+    await lab.cli('cert', 'revoke', 'desk');
+    const revoked = await doctor(file);
+    assert.equal(revoked.code, 1);
+    assert.match(revoked.findings.certificate ?? '', /^fail: .*revoked/);
+    assert.match(revoked.findings.handshake ?? '', /^fail: /);
+    assert.deepEqual(
+      readdirSync(tmpdir()).filter((n) => n.startsWith('podgate-probe-')),
+      [],
+      'the probe leaves no temp dir',
+    );
   });
 });
