@@ -14,6 +14,7 @@ import { PNG } from 'pngjs';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { logger, setLogLevel } from '../../src/lib/logger.js';
 import { openContext, type AppContext } from '../../src/services/context.js';
+import { contextDepsFor } from '../../src/main.js';
 import { startServer, type RunningServer } from '../../src/web/server.js';
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium, SHOTS, watchConsoleErrors } from '../helpers/browser.js';
 import { followImportLink } from '../helpers/connect-client.js';
@@ -58,7 +59,9 @@ describe('browser: Add to OpenVPN Connect, the tunnel, and the usage history', f
     });
     await lab.init();
     await lab.startServerRun();
-    ctx = await openContext(lab.config());
+    // As `serve` opens it: new devices reach `server run` (access bundle: address, client-config-dir).
+    const config = lab.config();
+    ctx = await openContext(config, contextDepsFor(config));
     server = await startServer({ ctx, host: '127.0.0.1', port: 0 });
     profileDir = mkdtempSync(join(tmpdir(), 'podgate-chromium-'));
     mkdirSync(SHOTS, { recursive: true });
