@@ -37,7 +37,8 @@ async function main(argv: string[]): Promise<number> {
   program.hook('preAction', load);
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command that finished but found a failure (doctor, user sync) sets process.exitCode itself.
+    return Number(process.exitCode ?? 0) || 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0)

@@ -85,6 +85,18 @@ export const configSchema = z
         /** TLS certificate and key files; when both are set the web app serves HTTPS. */
         tlsCertFile: z.string().optional(),
         tlsKeyFile: z.string().optional(),
+        /**
+         * The address people and OpenVPN Connect reach this web app at, e.g. `https://vpn.example.com`
+         * (no path). Import links (`openvpn://import-profile/…`) are built on it and are refused unless it
+         * is https, or a loopback address for a local try-out. Unset: the address of the request.
+         */
+        publicUrl: z
+          .string()
+          .url('must be an absolute URL')
+          .refine((v) => /^https?:\/\/[^/]+\/?$/.test(v), 'must be http(s)://host[:port] without a path')
+          .optional(),
+        /** Minutes a one-use import link for OpenVPN Connect stays valid. */
+        importLinkMinutes: z.number().int().min(1).max(1440).default(10),
         sessionIdleMinutes: z.number().int().min(1).default(30),
         sessionAbsoluteHours: z.number().int().min(1).default(12),
       })
@@ -173,6 +185,16 @@ export const configSchema = z
         keygenConcurrency: z.number().int().min(1).max(64).default(1),
         /** Requests that may wait for key generation; more are refused with 503 so sign-in keeps its share. */
         keygenQueue: z.number().int().min(0).max(10_000).default(8),
+      })
+      .strict()
+      .default({}),
+    /** History of VPN sessions (who was connected, when, how much traffic). */
+    sessions: z
+      .object({
+        /** Ended sessions are deleted this many days after they ended (by `podgate serve`). */
+        retainDays: z.number().int().min(1).max(3650).default(90),
+        /** How often `server run` reads live sessions to record them (a crash loses at most this much). */
+        recordEverySeconds: z.number().int().min(1).max(3600).default(60),
       })
       .strict()
       .default({}),

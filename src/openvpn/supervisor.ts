@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import type { Config } from '../config/schema.js';
 import { logger } from '../lib/logger.js';
 import { removeStaleTempFiles } from '../lib/fs-atomic.js';
+import { hostname } from 'node:os';
 import type { AuditStore, CertStore, PendingStore } from '../store/types.js';
 import type { ClusterObjectSource } from '../access/types.js';
 import { LocalAccess } from './access-local.js';
@@ -22,6 +23,7 @@ import { NatRule } from './nat.js';
 import type { CrlPublisher, RevocationBundle } from './revocation-bundle.js';
 import { serverPaths, writeServerFiles, type ServerIdentityFiles, type ServerPaths } from './server-files.js';
 import { StoreAgentReporter } from './store-reporter.js';
+import { SessionRecorder, type RecorderStore } from './session-recorder.js';
 
 const log = logger.child({ module: 'supervisor' });
 const HOUR = 3_600_000;
@@ -29,7 +31,10 @@ const HOUR = 3_600_000;
 /** The parts of the application context the supervisor uses (AppContext satisfies it). */
 export interface SupervisorContext {
   config: Config;
-  store: AuditStore & PendingStore & Pick<CertStore, 'getValidCertByCommonName' | 'touchLastSeen'>;
+  store: AuditStore &
+    PendingStore &
+    RecorderStore &
+    Pick<CertStore, 'getValidCertByCommonName' | 'touchLastSeen'>;
   revocation: {
     ensureFreshCrl(): Promise<unknown>;
     resign(actor: string): Promise<unknown>;
@@ -50,8 +55,13 @@ export interface SupervisorOptions {
   restartInitialMs?: number;
   restartMaxMs?: number;
   crlCheckEveryMs?: number;
-  /** How often live sessions are read to update certificates' lastSeenAt. Default 60 s; 0 disables. */
+  /**
+   * How often live sessions are read to update certificates' lastSeenAt and the session history.
+   * Default `sessions.recordEverySeconds`; 0 disables.
+   */
   lastSeenEveryMs?: number;
+  /** The name sessions are recorded under (default: this host's name). */
+  replica?: string;
   /** How often the data dir's CA files are checked for a rotation (four stat calls). Default 2 s. */
   caCheckEveryMs?: number;
   /** Live cluster objects for Kubernetes destinations of access rules; without it only CIDRs resolve. */
@@ -86,6 +96,8 @@ export class ServerSupervisor {
   private syncing: Promise<boolean> = Promise.resolve(false);
   /** How many times openvpn was (re)started. */
   starts = 0;
+  /** The session history of this openvpn. */
+  readonly recorder: SessionRecorder;
 
   constructor(
     private readonly ctx: SupervisorContext,
@@ -93,6 +105,7 @@ export class ServerSupervisor {
   ) {
     this.paths = serverPaths(ctx.config);
     this.restartDelay = opts.restartInitialMs ?? 500;
+    this.recorder = new SessionRecorder(ctx.store, opts.replica ?? hostname());
   }
 
   /** Prepares everything and starts openvpn; resolves once openvpn was spawned (see `ready()`). */
@@ -134,6 +147,8 @@ export class ServerSupervisor {
       log.info({ serials: leftover.map((p) => p.serial) }, 'pending revocations settled by the restart');
     }
     log.info({ crlNumber: settled }, 'CRL in place');
+    // Sessions a previous run (killed, crashed) left open ended with it.
+    this.recorder.closeAll('server-restart');
 
     this.source = new LocalBundleSource({
       dir: paths.dir,
@@ -175,7 +190,7 @@ export class ServerSupervisor {
       c.unref();
       this.timers.push(c);
     }
-    const seenEvery = this.opts.lastSeenEveryMs ?? 60_000;
+    const seenEvery = this.opts.lastSeenEveryMs ?? ctx.config.sessions.recordEverySeconds * 1000;
     if (seenEvery > 0) {
       const s = setInterval(() => void this.touchLastSeen(managementPassword), seenEvery);
       s.unref();
@@ -305,6 +320,7 @@ export class ServerSupervisor {
     child.on('exit', (code, signal) => {
       rmSync(paths.pidFile, { force: true });
       if (this.stopping) return;
+      this.safely(() => this.recorder.closeAll('server-restart'));
       if (Date.now() - this.startedAt > 60_000) this.restartDelay = this.opts.restartInitialMs ?? 500;
       const delay = this.restartDelay;
       this.restartDelay = Math.min(delay * 2, this.opts.restartMaxMs ?? 30_000);
@@ -317,8 +333,19 @@ export class ServerSupervisor {
     });
   }
 
-  /** Marks the valid certificates of live sessions as seen now (for the admin pages). Never throws. */
-  async touchLastSeen(password: string): Promise<void> {
+  private safely(fn: () => unknown): void {
+    try {
+      fn();
+    } catch (err) {
+      log.warn({ err }, 'session history update failed');
+    }
+  }
+
+  /**
+   * Reads live sessions: marks their valid certificates as seen now (for the admin pages) and records
+   * them in the session history. Never throws.
+   */
+  async touchLastSeen(password: string = this.managementPassword): Promise<void> {
     if (this.pid === undefined) return;
     try {
       const m = await ManagementClient.connect({
@@ -328,7 +355,9 @@ export class ServerSupervisor {
       });
       let names: string[];
       try {
-        names = [...new Set((await m.status()).clients.map((c) => c.commonName))];
+        const clients = (await m.status()).clients;
+        this.safely(() => this.recorder.record(clients, new Date()));
+        names = [...new Set(clients.map((c) => c.commonName))];
       } finally {
         m.close();
       }
@@ -347,6 +376,9 @@ export class ServerSupervisor {
     this.agent?.stop();
     await this.access?.stop(); // the nftables table and the client-config-dir stay: nothing opens
     for (const t of this.timers) clearTimeout(t);
+    // One last reading, so the bytes up to now are kept, then everything still open ends with the stop.
+    if (this.pid !== undefined) await this.touchLastSeen();
+    this.safely(() => this.recorder.closeAll('server-stop'));
     this.timers = [];
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {

@@ -35,6 +35,7 @@ export const CLIENT_DIRECTIVES: ReadonlySet<string> = new Set([
   'tls-version-min',
   'data-ciphers',
   'auth-nocache',
+  'explicit-exit-notify',
   'verb',
 ]);
 
@@ -74,6 +75,9 @@ export function renderClientProfile(input: ClientProfileInput): string {
     commonName: input.commonName,
     serverName: input.serverName,
     remotes: input.remotes,
+    // Over UDP the server learns that a client quit only from this (else after ping-restart, 2 min):
+    // it ends the session at once, for the session history and the address pool.
+    udp: input.remotes.every((r) => r.proto === 'udp'),
     caPem: input.caPem.trim(),
     certPem: input.certPem.trim(),
     keyPem: input.keyPem?.trim() ?? '',

@@ -8,6 +8,8 @@ import { SqliteAddresses } from './addresses-repo.js';
 import { SqliteAudit } from './audit-repo.js';
 import { SqliteCerts } from './certs-repo.js';
 import { SqliteGateways } from './gateways-repo.js';
+import { SqliteImportLinks } from './import-links-repo.js';
+import { SqliteSessionHistory } from './session-history-repo.js';
 import { SqliteGroups } from './groups-repo.js';
 import { SqliteOidcIdentities } from './oidc-repo.js';
 import { migrate } from './migrate.js';
@@ -62,6 +64,8 @@ export class SqliteStore implements T.Store {
   private readonly pending: SqlitePending;
   private readonly gateways: SqliteGateways;
   private readonly oidc: SqliteOidcIdentities;
+  private readonly importLinks: SqliteImportLinks;
+  private readonly history: SqliteSessionHistory;
   private readonly addresses: SqliteAddresses;
   private readonly groups: SqliteGroups;
   private readonly rules: SqliteAccessRules;
@@ -83,6 +87,8 @@ export class SqliteStore implements T.Store {
     this.pending = new SqlitePending(db, this.tx);
     this.gateways = new SqliteGateways(db);
     this.oidc = new SqliteOidcIdentities(db);
+    this.importLinks = new SqliteImportLinks(db);
+    this.history = new SqliteSessionHistory(db, this.tx);
     this.addresses = new SqliteAddresses(db, this.tx);
     this.groups = new SqliteGroups(db, this.tx);
     this.rules = new SqliteAccessRules(db, this.tx);
@@ -284,6 +290,46 @@ export class SqliteStore implements T.Store {
   }
   updateOidcIdentity(...args: Parameters<T.OidcIdentityStore['updateOidcIdentity']>): void {
     this.oidc.updateOidcIdentity(...args);
+  }
+
+  // import links
+  createImportLink(l: Parameters<T.ImportLinkStore['createImportLink']>[0]): T.ImportLink {
+    return this.importLinks.createImportLink(l);
+  }
+  findImportLinkByHash(tokenHash: string): T.ImportLink | undefined {
+    return this.importLinks.findImportLinkByHash(tokenHash);
+  }
+  claimImportLink(id: number, at: Date, ip: string): boolean {
+    return this.importLinks.claimImportLink(id, at, ip);
+  }
+  releaseImportLink(id: number): void {
+    this.importLinks.releaseImportLink(id);
+  }
+  setImportLinkSerial(id: number, serial: string): void {
+    this.importLinks.setImportLinkSerial(id, serial);
+  }
+  pruneImportLinks(before: Date): number {
+    return this.importLinks.pruneImportLinks(before);
+  }
+
+  // VPN session history
+  recordSessions(replica: string, samples: readonly T.LiveSessionSample[], at: Date): void {
+    this.history.recordSessions(replica, samples, at);
+  }
+  listOpenSessions(replica: string): T.SessionHistoryRecord[] {
+    return this.history.listOpenSessions(replica);
+  }
+  endSession(id: number, reason: T.SessionEndReason, endedAt?: Date): void {
+    this.history.endSession(id, reason, endedAt);
+  }
+  listSessionHistory(q?: T.SessionHistoryQuery): T.SessionHistoryRecord[] {
+    return this.history.listSessionHistory(q);
+  }
+  usageByDay(since: Date, user?: string): T.UsageDay[] {
+    return this.history.usageByDay(since, user);
+  }
+  pruneSessionHistory(before: Date): number {
+    return this.history.pruneSessionHistory(before);
   }
 
   // tunnel addresses

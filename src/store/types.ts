@@ -23,6 +23,17 @@ import type { AddressStore } from './addresses-repo.js';
 import type { GroupStore } from './groups-repo.js';
 import type { AccessRuleStore } from './access-repo.js';
 export type { OidcIdentity, OidcIdentityStore } from './oidc-repo.js';
+import type { ImportLinkStore } from './import-links-repo.js';
+import type { SessionHistoryStore } from './session-history-repo.js';
+export type { ImportLink, ImportLinkStore } from './import-links-repo.js';
+export type {
+  LiveSessionSample,
+  SessionEndReason,
+  SessionHistoryQuery,
+  SessionHistoryRecord,
+  SessionHistoryStore,
+  UsageDay,
+} from './session-history-repo.js';
 export type { AddressPool, AddressStore, DeviceAddress } from './addresses-repo.js';
 export type { GroupStore, LocalGroup } from './groups-repo.js';
 export type { AccessRuleStore, AccessState, StoredRule } from './access-repo.js';
@@ -291,6 +302,8 @@ export interface Store
     GatewayStore,
     ClusterStore,
     OidcIdentityStore,
+    ImportLinkStore,
+    SessionHistoryStore,
     AddressStore,
     GroupStore,
     AccessRuleStore {

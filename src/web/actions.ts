@@ -83,6 +83,24 @@ export class WebActions {
    * message, whether the name is unknown, the password wrong or the account disabled.
    */
   async login(name: string, password: string, ip: string): Promise<{ user: User; session: WebSession }> {
+    const user = await this.checkPassword(name, password, ip);
+    const session = this.sessions.create(user.id);
+    this.ctx.store.appendAudit({
+      actor: user.name,
+      action: 'login',
+      target: user.name,
+      result: 'ok',
+      details: { ip },
+    });
+    return { user, session };
+  }
+
+  /**
+   * The password check behind sign-in and the OpenVPN Connect import (`/rest/Get*login`): counted by the
+   * sign-in throttle before the hash is computed, audited when it fails, and the same 401 whatever the
+   * reason (unknown name, wrong password, disabled, or a password sign-in `auth.local` does not allow).
+   */
+  async checkPassword(name: string, password: string, ip: string, via = 'login'): Promise<User> {
     // Reserved before the password is hashed: parallel guesses cannot all slip past the check.
     const attempt = this.throttle.begin(name.toLowerCase(), ip);
     let user: User | undefined;
@@ -94,12 +112,11 @@ export class WebActions {
       attempt.fail();
       throw err;
     }
-    const { store } = this.ctx;
     if (!user || user.disabled) {
       attempt.fail();
-      store.appendAudit({
+      this.ctx.store.appendAudit({
         actor: 'anonymous',
-        action: 'login.failed',
+        action: `${via}.failed`,
         target: name.slice(0, 64),
         result: 'error',
         details: { ip },
@@ -107,15 +124,32 @@ export class WebActions {
       throw new Unauthorized('invalid user name or password' + passwordSignInHint(this.ctx.config));
     }
     attempt.succeed();
-    const session = this.sessions.create(user.id);
-    store.appendAudit({
-      actor: user.name,
-      action: 'login',
-      target: user.name,
-      result: 'ok',
+    return user;
+  }
+
+  /** A credential found wrong without a password hash (an API token): throttled, audited, 401. */
+  refuseCredential(name: string, ip: string, via: string): never {
+    this.throttle.begin(name.toLowerCase(), ip).fail();
+    this.ctx.store.appendAudit({
+      actor: 'anonymous',
+      action: `${via}.failed`,
+      target: name.slice(0, 64),
+      result: 'error',
       details: { ip },
     });
-    return { user, session };
+    throw new Unauthorized('invalid user name, password or token');
+  }
+
+  /**
+   * Whether `name` is an enabled account that cannot sign in with a password here (single sign-on
+   * only). Counted by the throttle like a sign-in attempt, so it cannot be used to list accounts fast.
+   */
+  isSingleSignOnOnly(name: string, ip: string): boolean {
+    const user = this.ctx.store.getUserByName(name);
+    if (!user || user.disabled || this.ctx.config.auth.oidc === undefined) return false;
+    if (user.passwordHash !== null && passwordSignInAllowed(this.ctx.config, user)) return false;
+    this.throttle.begin(name.toLowerCase(), ip).fail();
+    return true;
   }
 
   logout(user: User, session: WebSession | undefined): void {

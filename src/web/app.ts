@@ -31,6 +31,11 @@ import { caPages } from './routes/pages-ca.js';
 import { caExpiryWarning } from '../services/ca-status.js';
 import { publicRouter } from './routes/public.js';
 import { tokenPages, tokensApi } from './routes/tokens.js';
+import { ImportLinkService } from '../services/import-links.js';
+import { importLinkRoutes, importProfileRoute } from './routes/import.js';
+import { restProfileRouter } from './routes/rest-profile.js';
+import { UsageService } from '../services/usage.js';
+import { usageRoutes } from './routes/usage.js';
 
 export interface AppDeps {
   ctx: AppContext;
@@ -107,10 +112,17 @@ export function createApp(deps: AppDeps): express.Express {
   const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, ...deps.throttle }, now);
   const actions = new WebActions(ctx, sessions, throttle, now);
   const tokens = new TokenService({ store: ctx.store, defaultDays: ctx.config.web.apiTokenDays, now });
+  const links = new ImportLinkService({
+    store: ctx.store,
+    devices: ctx.devices,
+    minutes: ctx.config.web.importLinkMinutes,
+    now,
+  });
   const admin = new AdminData(ctx, deps.sessions, deps.cluster, now);
   const deploys = new DeployTracker(now);
   const metrics = createMetrics(ctx.store, deps.sessions, now, ctx);
-  const routeDeps = { actions, admin, deploys, now };
+  const usage = new UsageService(ctx.store, now);
+  const routeDeps = { actions, admin, deploys, now, usage };
 
   app.use(requestId);
   app.use(metrics.middleware);
@@ -135,6 +147,10 @@ export function createApp(deps: AppDeps): express.Express {
     res.locals.appName = 'podgate';
     next();
   });
+  // OpenVPN Connect's two ways in carry their own credential (a one-use token in the URL, HTTP Basic),
+  // so they sit before the session/Bearer authentication.
+  app.use(importProfileRoute(links));
+  app.use(restProfileRouter({ ctx, actions, tokens, publicUrl: ctx.config.web.publicUrl }));
   app.use(authenticate(ctx.store, sessions, tokens));
   // A CA within a year of expiry needs a rotation planned: every page an admin sees says so.
   app.use((_req, res, next) => {
@@ -146,6 +162,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/tokens', tokenPages(tokens, now));
   app.use(backupRouter(ctx, now));
   app.use(renewalRouter(routeDeps, ctx));
+  app.use(importLinkRoutes(links, ctx.config.web.publicUrl));
+  app.use(usageRoutes(usage, now));
   app.use(accessRouter(ctx));
   app.use('/api/v1', apiRouter(routeDeps));
   app.use(oidcRoutes({ ctx, sessions, oidc: deps.oidc ?? openOidc(ctx), now }));

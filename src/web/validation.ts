@@ -108,3 +108,8 @@ export const auditQuery = z.object({
   page: z.coerce.number().int().min(1, 'must be 1 or more').max(100_000).default(1),
   action: z.string().max(64).optional(),
 });
+
+export const importLinkBody = z.object({
+  name: deviceNameField,
+  keyType: z.enum(['ec-p256', 'rsa-2048', 'rsa-3072']).or(z.literal('')).optional(),
+});

@@ -1,4 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { BadRequest } from '../../lib/errors.js';
+import { probeProfile } from '../../openvpn/client-probe.js';
+import { checkProfileOffline, checkPushedRoutes } from '../../services/client-check.js';
 import type { Command } from 'commander';
 import { exec } from '../../lib/exec.js';
 import { findOverlaps, parseCidr } from '../../lib/cidr.js';
@@ -18,10 +21,42 @@ export function register(program: Command, env: CliEnv): void {
   program
     .command('doctor')
     .description('check the config, the CA, the CRL, the network settings and the local openvpn')
-    .action(async (_o, cmd: Command) => {
+    .option(
+      '--client <profile>',
+      'check a client profile instead: expiry, certificate, CA in force, endpoints, and a real handshake (routes pushed, port reachable)',
+    )
+    .option('--no-connect', 'with --client: skip the handshake')
+    .action(async (o: { client?: string; connect: boolean }, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
         const findings: Finding[] = [];
         const add = (level: Level, check: string, detail: string) => findings.push({ level, check, detail });
+        const print = (): void => {
+          if (g.json) env.out(JSON.stringify(findings, null, 2));
+          else for (const f of findings) env.out(`${f.level.padEnd(4)}  ${f.check.padEnd(14)}  ${f.detail}`);
+          if (findings.some((f) => f.level === 'fail')) process.exitCode = 1;
+        };
+        if (o.client !== undefined) {
+          let profile: string;
+          try {
+            profile = readFileSync(o.client, 'utf8');
+          } catch (err) {
+            throw new BadRequest(`--client: cannot read ${o.client}`, 'client', err);
+          }
+          findings.push(...checkProfileOffline(ctx, profile));
+          if (o.connect && !findings.some((f) => f.check === 'profile')) {
+            const probe = await probeProfile(profile);
+            if (probe.connected) {
+              add('ok', 'handshake', `connected; tunnel address ${probe.ifconfig ?? '?'}`);
+              findings.push(...checkPushedRoutes(ctx, probe.routes));
+            } else
+              add(
+                'fail',
+                'handshake',
+                `${probe.error ?? 'did not connect'}: is the server port reachable from here?`,
+              );
+          }
+          return print();
+        }
         add(
           ctx.dataDirNote ? 'warn' : 'ok',
           'data dir',
@@ -66,9 +101,7 @@ export function register(program: Command, env: CliEnv): void {
           'tun',
           existsSync('/dev/net/tun') ? '/dev/net/tun present' : '/dev/net/tun missing',
         );
-        if (g.json) env.out(JSON.stringify(findings, null, 2));
-        else for (const f of findings) env.out(`${f.level.padEnd(4)}  ${f.check.padEnd(14)}  ${f.detail}`);
-        if (findings.some((f) => f.level === 'fail')) process.exitCode = 1;
+        print();
       });
     });
 }

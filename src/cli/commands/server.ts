@@ -8,7 +8,9 @@ import { effectiveNetwork, vpnWithNetwork } from '../../services/network.js';
 import { renderServerConfigFor, readManagementPassword, serverPaths } from '../../openvpn/server-files.js';
 import { ManagementSessionsProvider } from '../../openvpn/sessions-provider.js';
 import { ServerSupervisor } from '../../openvpn/supervisor.js';
-import { globalOpts, table, type CliEnv } from '../env.js';
+import { globalOpts, table, withContext, type CliEnv } from '../env.js';
+import { validateName } from '../../lib/names.js';
+import { parseSince, UsageService } from '../../services/usage.js';
 import type { Config } from '../../config/schema.js';
 import { DB_FILE_NAME, SqliteStore } from '../../store/index.js';
 import type { SettingsStore } from '../../store/types.js';
@@ -78,7 +80,7 @@ export function register(program: Command, env: CliEnv): void {
       }
     });
 
-  program
+  const sessionsCmd = program
     .command('sessions')
     .description('live VPN sessions (from the management interface of `server run`)')
     .action(async (_o: unknown, cmd: Command) => {
@@ -101,5 +103,55 @@ export function register(program: Command, env: CliEnv): void {
         String(s.bytesOut),
       ]);
       env.out(table([['CID', 'COMMON NAME', 'REAL ADDRESS', 'VPN ADDRESS', 'SINCE', 'IN', 'OUT'], ...rows]));
+    });
+
+  sessionsCmd
+    .command('history')
+    .description('recorded VPN sessions, newest first (kept sessions.retainDays days)')
+    .option('--user <user>', 'only this user')
+    .option('--since <when>', 'sessions open at or after: a duration (7d, 12h, 30m) or an ISO date', '7d')
+    .option('--limit <n>', 'at most this many', '200')
+    .action(async (o: { user?: string; since: string; limit: string }, cmd: Command) => {
+      await withContext(env, cmd, async (ctx, g) => {
+        const user = o.user === undefined ? undefined : validateName('user', o.user);
+        const since = parseSince('since', o.since, ctx.now());
+        if (!/^\d{1,6}$/.test(o.limit) || Number(o.limit) < 1)
+          throw new BadRequest('--limit must be a whole number from 1', 'limit');
+        const rows = new UsageService(ctx.store, ctx.now).history({
+          ...(user ? { user } : {}),
+          since,
+          limit: Number(o.limit),
+        });
+        if (g.json) return env.out(JSON.stringify(rows, null, 2));
+        if (rows.length === 0) return env.out('no sessions');
+        env.out(
+          table([
+            [
+              'START',
+              'END',
+              'USER',
+              'DEVICE',
+              'REPLICA',
+              'REAL ADDRESS',
+              'VPN ADDRESS',
+              'IN',
+              'OUT',
+              'ENDED',
+            ],
+            ...rows.map((r) => [
+              r.startedAt.toISOString(),
+              r.endedAt?.toISOString() ?? '(connected)',
+              r.userName ?? '-',
+              r.deviceName ?? r.commonName,
+              r.replica,
+              r.realAddress,
+              r.virtualAddress,
+              String(r.bytesIn),
+              String(r.bytesOut),
+              r.endReason ?? '-',
+            ]),
+          ]),
+        );
+      });
     });
 }

@@ -5,6 +5,7 @@ import { userView, type IssuedDevice, type WebActions } from '../actions.js';
 import type { AdminData } from '../admin-data.js';
 import { csrfProtect, loginCsrfGuard, requireAdmin, requireUser } from '../auth.js';
 import type { DeployTracker } from '../deploy-tracker.js';
+import type { UsageService } from '../../services/usage.js';
 import { clearSessionCookie, setSessionCookie } from '../session.js';
 import {
   auditApiQuery,
@@ -21,6 +22,8 @@ import '../types.js';
 
 export interface RouteDeps {
   actions: WebActions;
+  /** The session history (developer's own sessions on the devices page). */
+  usage?: UsageService;
   admin: AdminData;
   deploys: DeployTracker;
   now: () => Date;

@@ -82,7 +82,7 @@ export function renderLogin(req: Request, res: Response, status: number, error?:
   });
 }
 
-export function userPages({ actions }: RouteDeps, config: Config): Router {
+export function userPages({ actions, usage }: RouteDeps, config: Config): Router {
   const r = Router();
 
   r.get('/', (req, res) => res.redirect(303, req.auth ? '/devices' : '/login'));
@@ -144,6 +144,8 @@ export function userPages({ actions }: RouteDeps, config: Config): Router {
       notice: notice(req),
       keyType: config.vpn.keyType,
       warnDays: config.vpn.expiryWarningDays,
+      importLinkMinutes: config.web.importLinkMinutes,
+      sessions: usage?.history({ user: req.auth!.user.name, limit: 10 }) ?? [],
       form,
     });
   };

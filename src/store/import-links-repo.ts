@@ -1,0 +1,148 @@
+import type { Database, Statement } from 'better-sqlite3';
+import { BadRequest, Conflict } from '../lib/errors.js';
+import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, sqliteCode, toIso } from './sql-util.js';
+
+/** A one-use import link; the token itself is never stored, only its sha256. */
+export interface ImportLink {
+  id: number;
+  userId: number;
+  userName: string;
+  deviceName: string;
+  keyType: string | null;
+  createdAt: Date;
+  createdIp: string;
+  expiresAt: Date;
+  usedAt: Date | null;
+  usedIp: string | null;
+  certSerial: string | null;
+}
+
+export interface ImportLinkStore {
+  /** BadRequest 'userId' for an unknown user; Conflict 'tokenHash' for a hash already stored. */
+  createImportLink(l: {
+    userId: number;
+    tokenHash: string;
+    deviceName: string;
+    keyType: string | null;
+    createdAt: Date;
+    createdIp: string;
+    expiresAt: Date;
+  }): ImportLink;
+  findImportLinkByHash(tokenHash: string): ImportLink | undefined;
+  /**
+   * Marks the link used by `ip` at `at` when it is unused and unexpired at `at`; returns whether this
+   * call did it (exactly one of two racing fetches gets true).
+   */
+  claimImportLink(id: number, at: Date, ip: string): boolean;
+  /** Gives a claimed link back (the profile could not be made), so it can be fetched again. */
+  releaseImportLink(id: number): void;
+  setImportLinkSerial(id: number, serial: string): void;
+  /** Removes links that expired before `before`, used or not; returns how many. */
+  pruneImportLinks(before: Date): number;
+}
+
+interface Row {
+  id: number;
+  user_id: number;
+  user_name: string;
+  device_name: string;
+  key_type: string | null;
+  created_at: string;
+  created_ip: string;
+  expires_at: string;
+  used_at: string | null;
+  used_ip: string | null;
+  cert_serial: string | null;
+}
+
+function toLink(r: Row): ImportLink {
+  return {
+    id: r.id,
+    userId: r.user_id,
+    userName: r.user_name,
+    deviceName: r.device_name,
+    keyType: r.key_type,
+    createdAt: fromIso(r.created_at),
+    createdIp: r.created_ip,
+    expiresAt: fromIso(r.expires_at),
+    usedAt: fromIsoOrNull(r.used_at),
+    usedIp: r.used_ip,
+    certSerial: r.cert_serial,
+  };
+}
+
+export class SqliteImportLinks implements ImportLinkStore {
+  private readonly insert: Statement;
+  private readonly byHash: Statement;
+  private readonly claim: Statement;
+  private readonly release: Statement;
+  private readonly serial: Statement;
+  private readonly prune: Statement;
+
+  constructor(db: Database) {
+    this.insert = db.prepare(
+      `INSERT INTO import_links (user_id, token_hash, device_name, key_type, created_at, created_ip, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+    );
+    this.byHash = db.prepare(
+      `SELECT l.*, u.name AS user_name FROM import_links l JOIN users u ON u.id = l.user_id
+       WHERE l.token_hash = ?`,
+    );
+    this.claim = db.prepare(
+      'UPDATE import_links SET used_at = ?, used_ip = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?',
+    );
+    this.release = db.prepare(
+      'UPDATE import_links SET used_at = NULL, used_ip = NULL WHERE id = ? AND cert_serial IS NULL',
+    );
+    this.serial = db.prepare('UPDATE import_links SET cert_serial = ? WHERE id = ?');
+    this.prune = db.prepare('DELETE FROM import_links WHERE expires_at < ?');
+  }
+
+  createImportLink(l: Parameters<ImportLinkStore['createImportLink']>[0]): ImportLink {
+    const userId = intAtLeast('userId', l.userId, 1);
+    const hash = nonEmpty('tokenHash', l.tokenHash);
+    if (!/^[0-9a-f]{64}$/.test(hash))
+      throw new BadRequest('tokenHash must be a sha256 hex digest', 'tokenHash');
+    try {
+      this.insert.get(
+        userId,
+        hash,
+        nonEmpty('deviceName', l.deviceName),
+        l.keyType,
+        toIso('createdAt', l.createdAt),
+        nonEmpty('createdIp', l.createdIp),
+        toIso('expiresAt', l.expiresAt),
+      );
+      return toLink(this.byHash.get(hash) as Row);
+    } catch (err) {
+      const code = sqliteCode(err);
+      if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY')
+        throw new BadRequest(`userId ${userId} does not exist`, 'userId');
+      if (code === 'SQLITE_CONSTRAINT_UNIQUE')
+        throw new Conflict('this token hash is already stored', 'tokenHash');
+      throw err;
+    }
+  }
+
+  findImportLinkByHash(tokenHash: string): ImportLink | undefined {
+    const r = this.byHash.get(tokenHash) as Row | undefined;
+    return r && toLink(r);
+  }
+
+  claimImportLink(id: number, at: Date, ip: string): boolean {
+    const t = toIso('at', at);
+    return this.claim.run(t, ip, id, t).changes === 1;
+  }
+
+  releaseImportLink(id: number): void {
+    this.release.run(id);
+  }
+
+  setImportLinkSerial(id: number, serial: string): void {
+    this.serial.run(serial, id);
+  }
+
+  pruneImportLinks(before: Date): number {
+    return this.prune.run(toIso('before', before)).changes;
+  }
+}
