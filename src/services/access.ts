@@ -180,9 +180,11 @@ export class AccessService {
     const { store, now } = this.deps;
     const at = now();
     return store.transaction(() => {
-      this.deps.addresses.backfill(validCerts(store, at));
+      const valid = validCerts(store, at);
+      this.deps.addresses.backfill(valid);
       const mode = this.mode().mode;
-      const { clients, rules } = resolveBundle(this.rules(), connectableDevices(store, at), this.deps.groups);
+      const devices = connectableDevices(store, at, valid);
+      const { clients, rules } = resolveBundle(this.rules(), devices, this.deps.groups);
       const hash = createHash('sha256').update(JSON.stringify({ mode, clients, rules })).digest('hex');
       const state = store.getAccessState();
       let version = state.version;
