@@ -2,7 +2,7 @@
 # One image for every face of podgate: `serve` (web app + API), `agent --cluster` (sidecar beside
 # openvpn in the server pod) and `server run` (openvpn + agent on a plain host or container).
 
-# ---- build: compile TypeScript, then keep only production dependencies
+# ---- build: bundle the CLI with esbuild (dist/bundle), then keep only production dependencies
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 # Toolchain only for native modules without a prebuilt binary for this platform (better-sqlite3, argon2).
@@ -12,8 +12,10 @@ RUN apt-get update \
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json ./
+COPY scripts/bundle.mjs ./scripts/bundle.mjs
 COPY src ./src
-RUN npx tsc -p tsconfig.json \
+# The image runs the bundle only (what `bin` points at); tsc's output is for tests and types.
+RUN node scripts/bundle.mjs \
  && npm prune --omit=dev
 
 # ---- runtime: node + openvpn + iptables (the server pod's openvpn container runs this image too)
@@ -23,12 +25,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/bundle ./dist/bundle
 COPY package.json ./
 COPY templates ./templates
 COPY public ./public
-RUN chmod 0755 /app/dist/src/cli.js \
- && ln -s /app/dist/src/cli.js /usr/local/bin/podgate \
+RUN chmod 0755 /app/dist/bundle/podgate.js \
+ && ln -s /app/dist/bundle/podgate.js /usr/local/bin/podgate \
  && mkdir -p /data \
  && chown node:node /data
 ENV NODE_ENV=production \

@@ -16,7 +16,7 @@ import { setLogLevel } from '../src/lib/logger.js';
 import { startServe as startProcess } from '../test/helpers/serve.js';
 import { openContext } from '../src/services/context.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../bundle/podgate.js', import.meta.url));
 const PASSWORD = 'bench password 123 flood';
 
 function pct(values: number[], p: number): number {

@@ -295,7 +295,7 @@ function ratio(fast: Measurement | undefined, slow: Measurement | undefined, wha
 }
 
 /** Runs every PKI measurement and prints a table and the ratios. Never throws for a slow result. */
-export async function runPkiBench(): Promise<void> {
+export async function runPkiBench(): Promise<{ ecRsaCa: number; ecEcCa: number; easyRsaEc: number }> {
   console.log('# podgate PKI benchmark (medians; baselines measured in this run)\n');
   const ecRsaCa = await benchPodgateIssue('rsa-3072', 'ec-p256', 200);
   const ecEcCa = await benchPodgateIssue('ec-p384', 'ec-p256', 200);
@@ -342,6 +342,7 @@ export async function runPkiBench(): Promise<void> {
   console.log(
     `\ntargets: ec-p256 median <= 3 ms (${fmt(ecRsaCa.medianMs)} / ${fmt(ecEcCa.medianMs)} ms), >= 40x easy-rsa EC; rsa-2048 within 10% of native keygen, >= 2x easy-rsa`,
   );
+  return { ecRsaCa: ecRsaCa.medianMs, ecEcCa: ecEcCa.medianMs, easyRsaEc: erEc?.medianMs ?? NaN };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -29,7 +29,7 @@ if (existsSync(dataDir) && readdirSync(dataDir).length > 0) {
   process.exit(2);
 }
 const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = join(root, 'dist/src/cli.js');
+const cli = join(root, 'dist/bundle/podgate.js');
 const work = mkdtempSync(join(tmpdir(), 'podgate-fixture-'));
 const adminPw = join(work, 'admin.pw');
 const userPw = join(work, 'user.pw');

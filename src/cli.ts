@@ -1,14 +1,40 @@
 #!/usr/bin/env node
 import { CommanderError } from 'commander';
+import type { CliEnv } from './cli/env.js';
 import { isAppError } from './lib/errors.js';
-import { logger } from './lib/logger.js';
 import { buildProgram } from './cli/program.js';
-import { realCliEnv } from './main.js';
+
+/**
+ * The CLI's environment, with the composition root (./main.js: config, store, PKI, publishers, the
+ * logger) imported just before the first action runs: help, `--version` and usage errors load none of it.
+ */
+function lazyEnv(): { env: CliEnv; load: () => Promise<void> } {
+  let real: CliEnv | undefined;
+  const root = (): CliEnv => {
+    if (!real) throw new Error('the composition root is loaded before an action runs');
+    return real;
+  };
+  const env: CliEnv = {
+    env: process.env,
+    loadConfig: (opts) => root().loadConfig(opts),
+    openContext: (config, deps) => root().openContext(config, deps),
+    contextDeps: (config, use) => root().contextDeps(config, use),
+    out: (text) => process.stdout.write(text.endsWith('\n') ? text : text + '\n'),
+    err: (text) => process.stderr.write(text.endsWith('\n') ? text : text + '\n'),
+  };
+  return {
+    env,
+    load: async () => {
+      real ??= (await import('./main.js')).realCliEnv();
+    },
+  };
+}
 
 /** Exit codes, the same for every command: 0 ok, 1 failure, 2 bad usage or bad input (nothing changed). */
 async function main(argv: string[]): Promise<number> {
-  const env = realCliEnv();
+  const { env, load } = lazyEnv();
   const program = await buildProgram(env, argv);
+  program.hook('preAction', load);
   try {
     await program.parseAsync(argv);
     return 0;
@@ -18,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       return 2; // commander already printed the usage problem
     }
+    const { logger } = await import('./lib/logger.js');
     if (isAppError(err)) {
       process.stderr.write(`podgate: ${err.message}\n`);
       if (err.status >= 500) logger.debug({ err }, 'failure detail');

@@ -15,10 +15,18 @@ export interface CliEnv {
   loadConfig(opts: GlobalOpts): Config;
   openContext(config: Config, deps?: ContextDeps): Promise<AppContext>;
   /** Publishers and other real dependencies for a context, chosen by the composition root. */
-  contextDeps(config: Config): ContextDeps;
+  contextDeps(config: Config, use?: ContextUse): ContextDeps;
   out(text: string): void;
   err(text: string): void;
   env: NodeJS.ProcessEnv;
+}
+
+/** What the command will do with its context, so the composition root can get publishers ready early. */
+export interface ContextUse {
+  /** The command will publish a CRL (revoke, disable): prepare the publishers now. */
+  publishSoon?: boolean;
+  /** A long-lived process (`serve`): keep publishers ready for every next publish. */
+  longLived?: boolean;
 }
 
 export function globalOpts(cmd: Command): GlobalOpts {
@@ -33,12 +41,13 @@ export async function withContext<T>(
   env: CliEnv,
   cmd: Command,
   fn: (ctx: AppContext, opts: GlobalOpts) => Promise<T>,
-  options: { quiet?: boolean } = { quiet: true },
+  options: { quiet?: boolean; publishes?: boolean } = { quiet: true },
 ): Promise<T> {
   const opts = globalOpts(cmd);
   const config = env.loadConfig(opts);
   setLogLevel(options.quiet && !env.env.PODGATE_LOG_LEVEL ? 'warn' : config.logLevel);
-  const ctx = await env.openContext(config, env.contextDeps(config));
+  const deps = env.contextDeps(config, { publishSoon: options.publishes === true });
+  const ctx = await env.openContext(config, deps);
   try {
     const version = ctx.access.version();
     const result = await fn(ctx, opts);

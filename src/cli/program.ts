@@ -6,21 +6,74 @@ type Register = (program: Command, env: CliEnv) => void;
 /**
  * Each area registers its own commands; this list is the only place that knows them all. Areas load
  * lazily: `podgate cert list` should not pay for loading express, ssh2 and the Kubernetes client.
+ * `summary` is each top-level command's description as its area registers it, so that `podgate --help`
+ * (and a mistyped command) lists every command without loading any area; a unit test keeps the two equal.
  */
-const AREAS: { commands: readonly string[]; load: () => Promise<{ register: Register }> }[] = [
-  { commands: ['init'], load: () => import('./commands/init.js') },
-  { commands: ['user'], load: () => import('./commands/user.js') },
-  { commands: ['group'], load: () => import('./commands/group.js') },
-  { commands: ['access'], load: () => import('./commands/access.js') },
-  { commands: ['cert', 'crl'], load: () => import('./commands/cert.js') },
-  { commands: ['doctor'], load: () => import('./commands/doctor.js') },
-  { commands: ['ca'], load: () => import('./commands/ca.js') },
-  { commands: ['token'], load: () => import('./commands/token.js') },
-  { commands: ['serve'], load: () => import('./commands/serve.js') },
-  { commands: ['server', 'sessions'], load: () => import('./commands/server.js') },
-  { commands: ['k8s', 'agent'], load: () => import('./commands/k8s.js') },
-  { commands: ['gateway'], load: () => import('./commands/gateway.js') },
-  { commands: ['backup', 'restore'], load: () => import('./commands/backup.js') },
+export const AREAS: {
+  summary: Readonly<Record<string, string>>;
+  load: () => Promise<{ register: Register }>;
+}[] = [
+  {
+    summary: {
+      init: 'create the data dir, the CA and the first admin (password from PODGATE_ADMIN_PASSWORD_FILE or printed once)',
+    },
+    load: () => import('./commands/init.js'),
+  },
+  { summary: { user: 'manage people who can sign in' }, load: () => import('./commands/user.js') },
+  {
+    summary: { group: 'local groups that access rules can name' },
+    load: () => import('./commands/group.js'),
+  },
+  {
+    summary: { access: 'access rules: apply, export, check, mode' },
+    load: () => import('./commands/access.js'),
+  },
+  {
+    summary: {
+      cert: 'client certificates and profiles',
+      crl: 'print the current CRL (re-signed first when due)',
+    },
+    load: () => import('./commands/cert.js'),
+  },
+  {
+    summary: { doctor: 'check the config, the CA, the CRL, the network settings and the local openvpn' },
+    load: () => import('./commands/doctor.js'),
+  },
+  { summary: { ca: 'the certificate authority: status, rotation' }, load: () => import('./commands/ca.js') },
+  {
+    summary: { token: 'API tokens for scripts (Authorization: Bearer)' },
+    load: () => import('./commands/token.js'),
+  },
+  {
+    summary: { serve: 'serve the web app (creates the CA and the first admin on first start)' },
+    load: () => import('./commands/serve.js'),
+  },
+  {
+    summary: {
+      server: 'the OpenVPN server on this host (local mode)',
+      sessions: 'live VPN sessions (from the management interface of `server run`)',
+    },
+    load: () => import('./commands/server.js'),
+  },
+  {
+    summary: {
+      k8s: 'the OpenVPN server in Kubernetes (namespace from kubernetes.namespace)',
+      agent:
+        'apply revocations to a running openvpn (--cluster: from the podgate-crl Secret, in the server pod)',
+    },
+    load: () => import('./commands/k8s.js'),
+  },
+  {
+    summary: { gateway: 'office gateway host: routes the office LAN into the cluster' },
+    load: () => import('./commands/gateway.js'),
+  },
+  {
+    summary: {
+      backup: 'write an encrypted backup of the data dir (safe while serve and server run are running)',
+      restore: 'restore a backup into a new or empty data dir (checks the whole file before writing)',
+    },
+    load: () => import('./commands/backup.js'),
+  },
 ];
 
 /** Global options that take a value, so their values are not mistaken for the command name. */
@@ -38,12 +91,14 @@ export function commandName(args: readonly string[]): string | undefined {
 
 /**
  * Builds the command line for `argv` (process.argv form). Only the area that owns the command is
- * loaded; help, unknown commands and a missing command load them all so the usage text is complete.
+ * loaded (for `help NAME`, NAME's area). Root help, unknown commands and a missing command load no
+ * area: the top-level commands are listed from the summaries. `loadAll` loads every area (tests).
  */
 export async function buildProgram(
   env: CliEnv,
   argv: readonly string[] = [],
   extraAreas: Register[] = [],
+  loadAll = false,
 ): Promise<Command> {
   const program = new Command('podgate')
     .description('office-to-cluster OpenVPN gateway manager')
@@ -51,10 +106,19 @@ export async function buildProgram(
     .option('--data-dir <dir>', 'data directory (overrides dataDir)')
     .option('--json', 'machine-readable output for lists')
     .showHelpAfterError();
-  const name = commandName(argv.slice(2));
-  const owner = AREAS.find((a) => name !== undefined && a.commands.includes(name));
-  const areas = owner ? [owner] : AREAS;
-  for (const area of areas) (await area.load()).register(program, env);
+  const args = argv.slice(2);
+  let name = commandName(args);
+  if (name === 'help') name = commandName(args.slice(args.indexOf('help') + 1));
+  const owner = AREAS.find((a) => name !== undefined && Object.hasOwn(a.summary, name));
+  if (loadAll) for (const area of AREAS) (await area.load()).register(program, env);
+  else if (owner) (await owner.load()).register(program, env);
+  else {
+    // listed for help and for commander's "did you mean"; never run (a known name loads its area)
+    for (const area of AREAS) {
+      for (const [command, description] of Object.entries(area.summary))
+        program.command(command).description(description);
+    }
+  }
   for (const register of extraAreas) register(program, env);
   // exitOverride is not inherited by subcommands created before it was set; set it everywhere.
   const walk = (c: Command) => {

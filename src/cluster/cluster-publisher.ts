@@ -1,30 +1,63 @@
 import type { Config } from '../config/schema.js';
 import type { AccessBundle } from '../access/types.js';
 import type { AccessPublisher } from '../openvpn/access-publisher.js';
+import { logger } from '../lib/logger.js';
 import type { CrlPublisher, RevocationBundle } from '../openvpn/revocation-bundle.js';
+import type { KubeConnection } from './kube-connection.js';
+
+const log = logger.child({ module: 'cluster.publisher' });
+
+interface Prepared {
+  publisher: { publish(bundle: RevocationBundle): Promise<void> };
+  connection: KubeConnection;
+}
 
 /**
  * The Secret publisher for the composition root, when podgate manages a cluster: a kubeconfig is
  * configured (kubernetes.kubeconfig) or podgate runs in a pod (the k8s/ base). Otherwise undefined, so
- * that local mode does not log a failing publish after every revocation. The Kubernetes client is
- * loaded on the first publish only (it costs ~60 MB and start-up time every CLI command would pay).
+ * that local mode does not log a failing publish after every revocation, and commands that do not publish
+ * never load the Kubernetes client (it costs ~60 MB and hundreds of milliseconds).
+ *
+ * `prepare()` loads the client, reads the kubeconfig and asks the API server where Secrets live
+ * (discovery), in the background: `serve` calls it at start and again after every publish, a CLI
+ * command that will publish calls it before opening the store, so that the publish itself is a read
+ * and a write of the Secret and the first revocation of a process is no slower than the next.
+ * `keepWarm` (long-lived processes) prepares the next connection as soon as a publish is done.
  */
-export function clusterPublisherFor(config: Config, env: NodeJS.ProcessEnv): CrlPublisher | undefined {
+export function clusterPublisherFor(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  options: { keepWarm?: boolean } = {},
+): CrlPublisher | undefined {
   if (!config.kubernetes.kubeconfig && !env.KUBERNETES_SERVICE_HOST) return undefined;
-  return {
-    name: 'k8s-secret',
-    async publish(bundle: RevocationBundle): Promise<void> {
-      // One connection per publish (revocations are rare): through the SSH bastion when one is configured,
-      // and closed afterwards so a short CLI command does not hang on an open tunnel.
+  let next: Promise<Prepared> | undefined;
+  const prepare = (): Promise<Prepared> =>
+    (next ??= (async () => {
       const [{ SecretCrlPublisher }, { connectKube }] = await Promise.all([
         import('./secret-publisher.js'),
         import('./kube-connection.js'),
       ]);
+      // One connection per publish (revocations are rare): through the SSH bastion when one is
+      // configured (opened on its first request), closed afterwards so a CLI command does not hang on it.
       const connection = connectKube(config);
+      const warming = connection.api.warm?.();
+      warming?.catch((err: unknown) => log.debug({ err: String(err) }, 'Kubernetes API warm-up failed'));
+      return { publisher: new SecretCrlPublisher(connection.api, config.kubernetes.namespace), connection };
+    })());
+  return {
+    name: 'k8s-secret',
+    prepare(): void {
+      prepare().catch(() => undefined); // the publish that needs it reports the failure
+    },
+    async publish(bundle: RevocationBundle): Promise<void> {
+      const current = prepare();
+      next = undefined;
+      const { publisher, connection } = await current;
       try {
-        await new SecretCrlPublisher(connection.api, config.kubernetes.namespace).publish(bundle);
+        await publisher.publish(bundle);
       } finally {
         await connection.close();
+        if (options.keepWarm) prepare().catch(() => undefined);
       }
     },
   };

@@ -70,6 +70,11 @@ export interface KubeApi {
   canI(check: AccessCheck): Promise<boolean | undefined>;
   /** The user name the API server sees (SelfSubjectReview); undefined when it cannot say. */
   whoAmI(): Promise<string | undefined>;
+  /**
+   * Optional: learns in advance what the first Secret apply would ask the API server first (API
+   * discovery), so a later apply is one request. Errors are the caller's to ignore.
+   */
+  warm?(): Promise<void>;
   /** JSON merge patch (RFC 7386) of an existing object. */
   mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<KubeObject>;
   /**

@@ -155,6 +155,12 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
   }
 
   return {
+    async warm() {
+      // KubernetesObjectApi looks the kind up in API discovery before its first call and caches it;
+      // `resource` is that (protected) lookup.
+      const lookup = objects as unknown as { resource(apiVersion: string, kind: string): Promise<unknown> };
+      await withDeadline('discover v1 Secret', timeoutMs, () => lookup.resource('v1', 'Secret'));
+    },
     async get(ref) {
       const what = `read ${refText(ref)}`;
       try {

@@ -104,7 +104,7 @@ export const configSchema = z
     ca: z
       .object({
         commonName: z.string().min(1).max(64).default('podgate CA'),
-        keyType: z.enum(['rsa-3072', 'ec-p384']).default('rsa-3072'),
+        keyType: z.enum(['rsa-3072', 'ec-p384']).default('ec-p384'),
         days: z.number().int().min(1).default(3650),
         /** File holding the passphrase the CA key is encrypted with (scrypt). Without it a random key file is made. */
         passphraseFile: z.string().optional(),
@@ -212,6 +212,18 @@ export const configSchema = z
          * before access rules, `enforce` from `podgate init` / the first `serve` on a new one).
          */
         mode: z.enum(['open', 'enforce']).optional(),
+        // Enforcement points (`server run`, the server pod's agent): how they behave before a bundle.
+        /**
+         * The mode before this server has ever received an access bundle (the bundle's own mode decides
+         * afterwards). `enforce`: only cluster DNS is reachable and every device is refused at connect
+         * until a bundle lists it. `open`: today's behaviour, no filter, no identity check at connect.
+         */
+        modeBeforeBundle: z.enum(['open', 'enforce']).default('open'),
+        /** The VPN device as nftables matches it (a name or a `prefix*` wildcard). */
+        tunInterface: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,15}\*?$/, 'must be an interface name, optionally ending in *')
+          .default('tun*'),
       })
       .strict()
       .default({}),

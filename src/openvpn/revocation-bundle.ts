@@ -25,4 +25,9 @@ export interface RevocationBundle {
 export interface CrlPublisher {
   readonly name: string;
   publish(bundle: RevocationBundle): Promise<void>;
+  /**
+   * Starts getting ready for the next publish (load a client, read credentials, learn the API) without
+   * waiting, so that the publish itself costs only its write. Never throws: a failure shows at publish.
+   */
+  prepare?(): void;
 }

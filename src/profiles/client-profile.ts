@@ -1,4 +1,4 @@
-import Handlebars from 'handlebars';
+import { handlebars } from './handlebars.js';
 import { BadRequest } from '../lib/errors.js';
 import { assertSafeValue, checkRenderedConfig } from './guard.js';
 
@@ -43,7 +43,7 @@ function compile(template: string): HandlebarsTemplateDelegate {
   let fn = compiled.get(template);
   if (!fn) {
     // noEscape: HTML escaping would turn the "=" of PEM base64 into "&#x3D;"; values are checked instead.
-    fn = Handlebars.compile(template, { noEscape: true, strict: true });
+    fn = handlebars().compile(template, { noEscape: true, strict: true });
     compiled.set(template, fn);
   }
   return fn;

@@ -23,6 +23,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { AppError, BadRequest, Conflict } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
+import { PACKAGE_ROOT } from '../lib/templates.js';
 import { CertificateAuthority, decryptPrivateKey, type KeySecret } from '../pki/index.js';
 import { backupDatabase, inspectDatabase } from '../store/backup.js';
 import { DB_FILE_NAME, SqliteStore } from '../store/index.js';
@@ -40,7 +41,7 @@ const log = logger.child({ module: 'backup' });
 
 /** The release written into every backup (informational; the format version is what decode checks). */
 export const PODGATE_VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+  JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }
 ).version;
 
 /** Top-level names that are never archived: the live database files (copied through SQLite) and runtime files. */

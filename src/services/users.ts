@@ -1,11 +1,23 @@
-import { hash, verify, Algorithm } from '@node-rs/argon2';
 import { BadRequest, NotFound } from '../lib/errors.js';
 import { validateName } from '../lib/names.js';
 import type { Role, Store, User } from '../store/types.js';
 import type { RevocationService } from './revocation.js';
 
 /** argon2id with the OWASP password-storage minimum: m=19456 KiB, t=2, p=1 (about 10 ms per hash). */
-const ARGON2 = { algorithm: Algorithm.Argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+const ARGON2_OPTIONS = { memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+
+/**
+ * The native argon2 addon, loaded on the first hash or verify: commands that check no password
+ * (`cert list`, `cert revoke`, `user list`) should not load it at start-up.
+ */
+async function argon2() {
+  const native = await import('@node-rs/argon2');
+  const options = { ...ARGON2_OPTIONS, algorithm: native.Algorithm.Argon2id };
+  return {
+    hash: (password: string) => native.hash(password, options),
+    verify: (stored: string, password: string) => native.verify(stored, password),
+  };
+}
 /** A real hash of a random string, so that an unknown user costs the same time as a wrong password. */
 let dummyHash: Promise<string> | undefined;
 
@@ -33,7 +45,7 @@ export class UserService {
     const name = validateName('name', o.name);
     const role = validateRole(o.role);
     const passwordHash =
-      o.password === undefined ? null : await hash(validatePassword('password', o.password), ARGON2);
+      o.password === undefined ? null : await (await argon2()).hash(validatePassword('password', o.password));
     const { store } = this.deps;
     return store.transaction(() => {
       const user = store.createUser({ name, role, passwordHash });
@@ -62,17 +74,17 @@ export class UserService {
   async verifyPassword(name: string, password: string): Promise<User | undefined> {
     const user = typeof name === 'string' ? this.deps.store.getUserByName(name) : undefined;
     if (!user || !user.passwordHash || user.disabled) {
-      dummyHash ??= hash('podgate-timing-equaliser', ARGON2);
-      await verify(await dummyHash, String(password)).catch(() => false);
+      dummyHash ??= argon2().then((a) => a.hash('podgate-timing-equaliser'));
+      await (await argon2()).verify(await dummyHash, String(password)).catch(() => false);
       return undefined;
     }
-    const ok = await verify(user.passwordHash, String(password)).catch(() => false);
+    const ok = await (await argon2()).verify(user.passwordHash, String(password)).catch(() => false);
     return ok ? user : undefined;
   }
 
   async setPassword(o: { actor: string; name: string; password: string }): Promise<User> {
     const user = this.get(o.name);
-    const passwordHash = await hash(validatePassword('password', o.password), ARGON2);
+    const passwordHash = await (await argon2()).hash(validatePassword('password', o.password));
     const { store } = this.deps;
     return store.transaction(() => {
       const updated = store.updateUser(user.id, { passwordHash });

@@ -9,7 +9,8 @@ type SortKey = NonNullable<CertQuery['sort']>;
 /** The only column expressions that ever reach ORDER BY; user input only selects among them. */
 const SORT_COLUMNS: Record<SortKey, string> = {
   commonName: 'c.common_name',
-  owner: 'u.name',
+  // the owner's name kept on the row (migration 013): sorting by it reads an index, no join
+  owner: 'c.owner_name',
   notAfter: 'c.not_after',
   createdAt: 'c.created_at',
   status: 'c.status',
@@ -17,21 +18,59 @@ const SORT_COLUMNS: Record<SortKey, string> = {
 const SORT_KEYS = Object.keys(SORT_COLUMNS) as SortKey[];
 const ORDERS = ['asc', 'desc'] as const;
 const MAX_SEARCH = 200;
+const MAX_CURSOR = 1000;
 const DAY_MS = 86_400_000;
-const WITH_OWNER = 'certificates c LEFT JOIN users u ON u.id = c.owner_id';
+/** Trigram search needs 3 characters; shorter strings are looked for in the search table row by row. */
+const MIN_TRIGRAM = 3;
 
 interface Built {
   where: string;
+  /** WHERE of the page: `where` plus the cursor's position. */
+  pageWhere: string;
   orderBy: string;
   page: string;
-  /** Whether the WHERE clause reads the owner's name (the count then needs the join). */
-  needsOwner: boolean;
-  /** Whether ORDER BY reads the owner's name. */
-  sortsByOwner: boolean;
+  /** The sort column expression (its value goes into the next cursor). */
+  sortColumn: string;
+  /** The count reads cert_counts: no filter but status. */
+  countFromCounter: boolean;
   /** Parameters of the WHERE clause (shared by the count). */
   params: Record<string, string | number>;
-  /** Parameters of the LIMIT clause. */
-  pageParams: Record<string, number>;
+  /** Parameters of the cursor and LIMIT clauses. */
+  pageParams: Record<string, string | number>;
+  /** Whether the caller asked for a page (then a next cursor is returned when the page is full). */
+  paged: boolean;
+  limit: number;
+}
+
+/** A position in a sorted list: the last row's sort value and rowid (opaque to callers, base64url JSON). */
+export function encodeCursor(value: string, rowid: number): string {
+  return Buffer.from(JSON.stringify([value, rowid]), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: unknown): { value: string; rowid: number } {
+  const bad = () => new BadRequest('cursor is not one this list returned', 'cursor');
+  if (typeof cursor !== 'string' || cursor.length > MAX_CURSOR || !/^[A-Za-z0-9_-]+$/.test(cursor))
+    throw bad();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw bad();
+  }
+  if (
+    !Array.isArray(parsed) ||
+    parsed.length !== 2 ||
+    typeof parsed[0] !== 'string' ||
+    !Number.isSafeInteger(parsed[1]) ||
+    (parsed[1] as number) < 1
+  )
+    throw bad();
+  return { value: parsed[0], rowid: parsed[1] as number };
+}
+
+/** An FTS5 phrase: the whole text as one quoted string (substring match with the trigram tokenizer). */
+function ftsPhrase(text: string): string {
+  return `"${text.replace(/"/g, '""')}"`;
 }
 
 /** Validates q (400 naming the field) and turns it into SQL fragments made only of constants plus named parameters. */
@@ -43,10 +82,21 @@ function build(q: CertQuery): Built {
       throw new BadRequest(`search must be a string of at most ${MAX_SEARCH} characters`, 'search');
     }
     if (q.search !== '') {
-      conds.push(
-        "(c.common_name LIKE @search ESCAPE '\\' OR c.device_name LIKE @search ESCAPE '\\' OR u.name LIKE @search ESCAPE '\\')",
-      );
-      params.search = likeSubstring(q.search);
+      // the trigram index (migration 013) finds substrings of 3+ characters; shorter ones are looked for in
+      // the search table's own rows (never the certificates table)
+      if ([...q.search].length >= MIN_TRIGRAM) {
+        conds.push(
+          'c.serial IN (SELECT serial FROM certificates_search WHERE certificates_search MATCH @search)',
+        );
+        params.search = ftsPhrase(q.search);
+      } else {
+        conds.push(
+          `c.serial IN (SELECT serial FROM certificates_search
+             WHERE common_name LIKE @search ESCAPE '\\' OR device_name LIKE @search ESCAPE '\\'
+               OR owner_name LIKE @search ESCAPE '\\')`,
+        );
+        params.search = likeSubstring(q.search);
+      }
     }
   }
   if (q.ownerId !== undefined) {
@@ -78,53 +128,112 @@ function build(q: CertQuery): Built {
   const dir = order === 'asc' ? 'ASC' : 'DESC';
   // rowid breaks ties so that pages never overlap or skip rows; every index ends in rowid, so
   // "ORDER BY indexed_column, rowid" is still read straight from the index
-  const orderBy = `ORDER BY ${SORT_COLUMNS[sort]} ${dir}, c.rowid ${dir}`;
+  const sortColumn = SORT_COLUMNS[sort];
+  const orderBy = `ORDER BY ${sortColumn} ${dir}, c.rowid ${dir}`;
   let page = '';
-  const pageParams: Record<string, number> = {};
-  if (q.limit !== undefined || q.offset !== undefined) {
-    pageParams.limit = q.limit === undefined ? -1 : intAtLeast('limit', q.limit, 0);
+  const pageParams: Record<string, string | number> = {};
+  const paged = q.limit !== undefined || q.offset !== undefined || q.after !== undefined;
+  const limit = q.limit === undefined ? -1 : intAtLeast('limit', q.limit, 0);
+  if (paged) {
+    pageParams.limit = limit;
     pageParams.offset = q.offset === undefined ? 0 : intAtLeast('offset', q.offset, 0);
     page = 'LIMIT @limit OFFSET @offset';
+  }
+  const pageConds = [...conds];
+  if (q.after !== undefined) {
+    // keyset pagination: rows after the cursor's (value, rowid) in this order, read from the index
+    const { value, rowid } = decodeCursor(q.after);
+    pageConds.push(`(${sortColumn}, c.rowid) ${order === 'asc' ? '>' : '<'} (@afterValue, @afterRowid)`);
+    pageParams.afterValue = value;
+    pageParams.afterRowid = rowid;
   }
   const where = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
   return {
     where,
-    needsOwner: params.search !== undefined,
-    sortsByOwner: sort === 'owner',
+    pageWhere: pageConds.length ? `WHERE ${pageConds.join(' AND ')}` : '',
     orderBy,
     page,
+    sortColumn,
+    countFromCounter: conds.length === 0 || (conds.length === 1 && params.status !== undefined),
     params,
     pageParams,
+    paged,
+    limit,
   };
+}
+
+/** What listCerts returns: the page, the total before paging, and where the next page starts. */
+export interface CertPage {
+  total: number;
+  items: CertRecord[];
+  /** Pass as `after` for the next page; set when a page was asked for and this one is full. */
+  nextCursor?: string;
 }
 
 /**
  * listCerts: the filter, sort and page of CertQuery, plus the total before paging.
  * Statements are prepared once per distinct shape of query (a few dozen at most) and cached.
+ * Every sort, filter and search reads an index (migration 013; the plans are asserted by
+ * test/integration/store/cert-list-plans.test.ts); totals without a filter but status read cert_counts.
  */
 export class CertLister {
   private readonly cache = new Map<string, Statement>();
   // both reads in one snapshot, so total and items agree even while another process writes
-  private readonly read: (b: Built) => { total: number; items: CertRecord[] };
+  private readonly read: (b: Built) => CertPage;
 
   constructor(private readonly db: Database) {
     this.read = db.transaction((b: Built) => {
-      // the join costs a table read per row (measured 40 ms vs 0.3 ms at 10,000): only when searching
-      const from = b.needsOwner ? WITH_OWNER : 'certificates c';
-      const total = this.stmt(`SELECT count(*) FROM ${from} ${b.where}`).pluck().get(b.params) as number;
-      // A page picks its row ids first (sorting narrow index entries), then reads only those rows: sorting
-      // whole rows, PEM included, made deep pages and non-indexed sorts 10-35x slower at 10,000 rows.
-      const pageFrom = b.needsOwner || b.sortsByOwner ? WITH_OWNER : 'certificates c';
-      const sql = b.page
-        ? `${CERT_SELECT} WHERE c.rowid IN (SELECT c.rowid FROM ${pageFrom} ${b.where} ${b.orderBy} ${b.page}) ${b.orderBy}`
-        : `${CERT_SELECT} ${b.where} ${b.orderBy}`;
-      const rows = this.stmt(sql).all({ ...b.params, ...b.pageParams }) as CertRow[];
-      return { total, items: rows.map(toCert) };
+      const total = this.stmt(this.countSql(b)).pluck().get(b.params) as number;
+      const rows = this.stmt(this.pageSql(b)).all({ ...b.params, ...b.pageParams }) as (CertRow & {
+        row_id: number;
+        sort_key: string;
+      })[];
+      const last = rows[rows.length - 1];
+      const full = b.paged && b.limit > 0 && rows.length === b.limit;
+      return {
+        total,
+        items: rows.map(toCert),
+        ...(full && last ? { nextCursor: encodeCursor(last.sort_key, last.row_id) } : {}),
+      };
     });
   }
 
-  list(q: CertQuery = {}): { total: number; items: CertRecord[] } {
+  list(q: CertQuery = {}): CertPage {
     return this.read(build(q));
+  }
+
+  /**
+   * EXPLAIN QUERY PLAN details for q (tests assert them): the count, the selection of the page's row ids
+   * (where the work is) and the whole page statement.
+   */
+  plans(q: CertQuery = {}): { count: string[]; select: string[]; page: string[] } {
+    const b = build(q);
+    const plan = (sql: string, params: object) =>
+      (this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(params) as { detail: string }[]).map((r) => r.detail);
+    const all = { ...b.params, ...b.pageParams };
+    return {
+      count: plan(this.countSql(b), b.params),
+      select: plan(`SELECT c.rowid FROM certificates c ${b.pageWhere} ${b.orderBy} ${b.page}`, all),
+      page: plan(this.pageSql(b), all),
+    };
+  }
+
+  private countSql(b: Built): string {
+    if (b.countFromCounter) {
+      return b.params.status === undefined
+        ? 'SELECT coalesce(sum(n), 0) FROM cert_counts'
+        : 'SELECT coalesce(sum(n), 0) FROM cert_counts WHERE status = @status';
+    }
+    return `SELECT count(*) FROM certificates c ${b.where}`;
+  }
+
+  private pageSql(b: Built): string {
+    const select = CERT_SELECT.replace(/^SELECT /, `SELECT c.rowid AS row_id, ${b.sortColumn} AS sort_key, `);
+    // A page picks its row ids first (walking narrow index entries), then reads only those rows: sorting
+    // whole rows, PEM included, made deep pages and non-indexed sorts 10-35x slower at 10,000 rows.
+    return b.page
+      ? `${select} WHERE c.rowid IN (SELECT c.rowid FROM certificates c ${b.pageWhere} ${b.orderBy} ${b.page}) ${b.orderBy}`
+      : `${select} ${b.pageWhere} ${b.orderBy}`;
   }
 
   private stmt(sql: string): Statement {

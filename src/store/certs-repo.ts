@@ -33,9 +33,9 @@ export class SqliteCerts implements CertStore {
   ) {
     this.insert = db.prepare(
       `INSERT INTO certificates (serial, common_name, owner_id, device_name, kind, key_type, not_before,
-         not_after, cert_pem, created_at, issuer_ski)
+         not_after, cert_pem, created_at, issuer_ski, owner_name)
        VALUES (@serial, @commonName, @ownerId, @deviceName, @kind, @keyType, @notBefore, @notAfter, @certPem,
-         @createdAt, @issuerKeyId)`,
+         @createdAt, @issuerKeyId, coalesce((SELECT name FROM users WHERE id = @ownerId), ''))`,
     );
     this.bySerial = db.prepare(`${CERT_SELECT} WHERE c.serial = ?`);
     this.validByCn = db.prepare(
@@ -132,7 +132,7 @@ export class SqliteCerts implements CertStore {
     return row && toCert(row);
   }
 
-  listCerts(q?: CertQuery): { total: number; items: CertRecord[] } {
+  listCerts(q?: CertQuery): { total: number; items: CertRecord[]; nextCursor?: string } {
     return this.lister.list(q);
   }
 

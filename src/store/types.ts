@@ -83,6 +83,11 @@ export interface CertQuery {
   /** Page size (integer >= 0); all rows when absent. */
   limit?: number;
   offset?: number;
+  /**
+   * Keyset pagination: the `nextCursor` of the previous page (same filter, sort and order). The page then
+   * starts right after that row, read from the index however deep it is; `offset` still applies after it.
+   */
+  after?: string;
 }
 
 export interface CrlState {
@@ -132,7 +137,7 @@ export interface CertStore {
   markSuperseding(serial: string, newSerial: string, supersedeAt: Date): CertRecord;
   /** Valid renewed certificates whose grace period has ended at `now`. */
   listSupersedeDue(now: Date): string[];
-  listCerts(q?: CertQuery): { total: number; items: CertRecord[] };
+  listCerts(q?: CertQuery): { total: number; items: CertRecord[]; nextCursor?: string };
   /** Marks revoked; returns the updated record; Conflict if already revoked, NotFound if unknown. */
   markRevoked(serial: string, reason: RevocationReason, at: Date): CertRecord;
   /**
@@ -156,8 +161,16 @@ export interface CrlStore {
 
 export interface AuditStore {
   appendAudit(e: NewAuditEntry): AuditEntry;
-  /** Newest first; limit defaults to 100. */
-  listAudit(q?: { limit?: number; offset?: number; action?: string; target?: string }): AuditEntry[];
+  /** Newest first; limit defaults to 100. `beforeId`: only entries older than that one (keyset paging). */
+  listAudit(q?: {
+    limit?: number;
+    offset?: number;
+    beforeId?: number;
+    action?: string;
+    target?: string;
+  }): AuditEntry[];
+  /** How many entries match (the same filters as listAudit). */
+  countAudit(q?: { action?: string; target?: string }): number;
 }
 
 export interface SettingsStore {

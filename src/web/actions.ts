@@ -222,9 +222,47 @@ export class WebActions {
     order: 'asc' | 'desc';
     page: number;
     perPage: number;
-  }): { total: number; items: DeviceView[]; page: number; pages: number; perPage: number } {
+    cursor?: string;
+  }): {
+    total: number;
+    items: DeviceView[];
+    page: number;
+    pages: number;
+    perPage: number;
+    nextCursor?: string;
+  } {
+    const { total, items, nextCursor } = this.certWindow({
+      ...q,
+      limit: q.perPage,
+      // a cursor (next links) reads on from the index; a page number alone skips rows
+      ...(q.cursor ? { after: q.cursor } : { offset: (q.page - 1) * q.perPage }),
+    });
+    return {
+      total,
+      items,
+      ...(nextCursor ? { nextCursor } : {}),
+      page: q.page,
+      pages: Math.max(1, Math.ceil(total / q.perPage)),
+      perPage: q.perPage,
+    };
+  }
+
+  /**
+   * `limit` certificates of those matching, from `offset` or after the store's keyset cursor `after`,
+   * how many match, and the cursor of the next window (absent on the last).
+   */
+  certWindow(q: {
+    q?: string;
+    status?: string;
+    expiring?: string;
+    sort: 'commonName' | 'owner' | 'notAfter' | 'createdAt' | 'status';
+    order: 'asc' | 'desc';
+    limit: number;
+    offset?: number;
+    after?: string;
+  }): { total: number; items: DeviceView[]; nextCursor?: string } {
     const now = this.now();
-    const { total, items } = this.ctx.store.listCerts({
+    const { total, items, nextCursor } = this.ctx.store.listCerts({
       ...(q.q ? { search: q.q } : {}),
       ...(q.status === 'valid' || q.status === 'revoked' ? { status: q.status } : {}),
       ...(q.expiring === '30' || q.expiring === 'on'
@@ -232,15 +270,13 @@ export class WebActions {
         : {}),
       sort: q.sort,
       order: q.order,
-      limit: q.perPage,
-      offset: (q.page - 1) * q.perPage,
+      limit: q.limit,
+      ...(q.after ? { after: q.after } : { offset: q.offset ?? 0 }),
     });
     return {
       total,
       items: items.map((c) => deviceView(c, now)),
-      page: q.page,
-      pages: Math.max(1, Math.ceil(total / q.perPage)),
-      perPage: q.perPage,
+      ...(nextCursor ? { nextCursor } : {}),
     };
   }
 

@@ -50,7 +50,6 @@ describe('browser: single sign-on through a real OpenID provider (oidc-provider 
       env: {},
       overrides: {
         dataDir: join(dir, 'data'),
-        'ca.keyType': 'ec-p384',
         'vpn.endpoints': ['vpn.example.test'],
         'auth.local': 'admins-only',
         'auth.oidc': {

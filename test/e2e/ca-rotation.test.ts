@@ -6,7 +6,9 @@
  * from one crl-verify file: a profile of the old CA and one of the new CA both connect, and a revoked one
  * of each is refused. After `ca retire-old` only new-CA profiles connect (the server certificate is then
  * re-issued by the new CA, which the new profiles trust). `server run` is started once and never
- * restarted: it notices both commands by itself and restarts only openvpn.
+ * restarted: it notices both commands by itself and restarts only openvpn. The old CA is RSA-3072 (the
+ * default before EC CAs) and `ca rotate --key-type ec-p384` moves it to EC: mixed-algorithm CA bundles and
+ * CRL files during the overlap.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -37,7 +39,7 @@ describe('e2e: CA rotation with openvpn 2.6 (overlap: both CAs; after retire-old
 
   before(async function () {
     await requireNetns(this);
-    lab = await VpnLab.create({ prefix: 'pgr', port: 30031 });
+    lab = await VpnLab.create({ prefix: 'pgr', port: 30031, caKeyType: 'rsa-3072' });
     await lab.init();
     await lab.issue('old.ok');
     await lab.issue('old.bad');
@@ -56,7 +58,7 @@ describe('e2e: CA rotation with openvpn 2.6 (overlap: both CAs; after retire-old
 
   it('during the overlap: an old-CA and a new-CA client both connect; a revoked one of each is refused', async () => {
     const started = inits();
-    const rotate = await lab.cli('ca', 'rotate', '--key-type', 'rsa-3072');
+    const rotate = await lab.cli('ca', 'rotate', '--key-type', 'ec-p384');
     assert.match(rotate.stdout, /new CA: podgate CA \d{12}/);
     await reloaded(started);
     await lab.issue('new.ok');
@@ -64,6 +66,11 @@ describe('e2e: CA rotation with openvpn 2.6 (overlap: both CAs; after retire-old
     assert.notEqual(issuerOf('new.ok'), issuerOf('old.ok'), 'new profiles come from the new CA');
     // New profiles carry both CAs: the server keeps its old-CA certificate during the overlap.
     assert.equal(count(profileBlock(lab.profiles['new.ok']!, 'ca'), /BEGIN CERTIFICATE/), 2);
+    const caKeys = profileBlock(lab.profiles['new.ok']!, 'ca')
+      .split(/(?=-----BEGIN CERTIFICATE-----)/)
+      .map((pem) => new X509Certificate(pem).publicKey.asymmetricKeyType)
+      .sort();
+    assert.deepEqual(caKeys, ['ec', 'rsa'], 'the RSA CA and the new EC CA');
     await lab.cli('cert', 'revoke', 'new.bad', '--reason', 'keyCompromise'); // applied by the running agent
 
     const crl = readFileSync(serverPaths(lab.config()).activeCrl, 'utf8');

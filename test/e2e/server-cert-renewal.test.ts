@@ -44,7 +44,6 @@ describe('e2e: the server certificate renews itself (local mode: openvpn restart
       env: {},
       overrides: {
         dataDir: join(work, 'data'),
-        'ca.keyType': 'ec-p384',
         'vpn.port': 30032,
         'vpn.endpoints': [A.node],
         'vpn.routes.pods': [A.podCidr],

@@ -4,8 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** dist/src/cli.js, next to this compiled helper (dist/test/helpers). */
-export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+/** The esbuild bundle that ships (`bin`, `npm start`, the image): dist/bundle/podgate.js. */
+export const BUNDLE = fileURLToPath(new URL('../../bundle/podgate.js', import.meta.url));
+/** The tsc output of src/cli.ts (dist/src/cli.js), next to this compiled helper (dist/test/helpers). */
+export const CLI_TSC = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+/** What the CLI suites run: the bundle, since it is what users and the image run. */
+export const CLI = BUNDLE;
 
 export interface CliResult {
   code: number;

@@ -52,7 +52,6 @@ function spawnServe(options: ServeOptions): ChildProcess {
         KUBECONFIG: '',
         KUBERNETES_SERVICE_HOST: '',
         PODGATE_VPN_ENDPOINTS: 'vpn.example.test',
-        PODGATE_CA_KEY_TYPE: 'ec-p384',
         PODGATE_LOG_LEVEL: 'error',
         ...options.env,
       },

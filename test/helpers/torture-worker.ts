@@ -37,7 +37,7 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 
 const dataDir = join(dir, 'data');
 const publisher = new LocalCrlPublisher(serverDir(dataDir));
-const ctx = await testContext(dir, { 'ca.keyType': 'ec-p384' }, { publishers: [publisher] });
+const ctx = await testContext(dir, {}, { publishers: [publisher] });
 if (!ctx.store.getUserByName('tess'))
   await ctx.users.create({ actor: 'torture', name: 'tess', role: 'user' });
 // like `server run` at start: whatever a killed predecessor left half-published is published again

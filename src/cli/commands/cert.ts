@@ -133,16 +133,21 @@ function registerRevoke(cert: Command, env: CliEnv): void {
       'unspecified | keyCompromise | affiliationChanged | superseded | cessationOfOperation | ...',
     )
     .action(async (nameOrSerial: string, o: { reason?: string }, cmd: Command) => {
-      await withContext(env, cmd, async (ctx) => {
-        const { cert: c, crl } = await ctx.revocation.revoke({
-          actor: 'cli',
-          serialOrName: nameOrSerial,
-          reason: o.reason,
-        });
-        env.out(
-          `revoked ${c.commonName} (serial ${c.serial}, reason ${c.revocationReason}); CRL #${crl.number} published`,
-        );
-      });
+      await withContext(
+        env,
+        cmd,
+        async (ctx) => {
+          const { cert: c, crl } = await ctx.revocation.revoke({
+            actor: 'cli',
+            serialOrName: nameOrSerial,
+            reason: o.reason,
+          });
+          env.out(
+            `revoked ${c.commonName} (serial ${c.serial}, reason ${c.revocationReason}); CRL #${crl.number} published`,
+          );
+        },
+        { quiet: true, publishes: true },
+      );
     });
 }
 

@@ -75,7 +75,8 @@ export function register(program: Command, env: CliEnv): void {
       const port = o.port === undefined ? undefined : Number(o.port);
       if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
         throw new BadRequest('--port must be 0-65535', 'port');
-      const ctx = await env.openContext(config, env.contextDeps(config));
+      // longLived: the CRL Secret publisher loads its client now, not on the first revocation
+      const ctx = await env.openContext(config, env.contextDeps(config, { longLived: true }));
       if (ctx.dataDirNote) env.err(ctx.dataDirNote);
       try {
         const admin = await ensureFirstAdmin(ctx, env.env, {

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { BadRequest } from '../../lib/errors.js';
-import { openOidc } from '../../services/oidc.js';
 import { table, withContext, type CliEnv } from '../env.js';
 
 /**
@@ -13,6 +12,7 @@ export function registerUserSync(user: Command, env: CliEnv): void {
     .description('ask the single sign-on provider about every SSO user; disable leavers, apply groups')
     .action(async (_o, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
+        const { openOidc } = await import('../../services/oidc.js'); // openid-client: this command only
         const oidc = openOidc(ctx);
         if (!oidc) throw new BadRequest('auth.oidc is not configured: there is nothing to sync', 'auth.oidc');
         const entries = await oidc.sync('cli');

@@ -6,6 +6,7 @@ import { migration005 } from './005-renewals.js';
 import { migration006 } from './006-issuer-ski.js';
 import { migration007 } from './007-oidc-identities.js';
 import { migration008 } from './008-access.js';
+import { migration013 } from './013-cert-list-indexes.js';
 import type { Migration } from './migration.js';
 
 export type { Migration } from './migration.js';
@@ -23,4 +24,5 @@ export const migrations: readonly Migration[] = [
   migration006,
   migration007,
   migration008,
+  migration013,
 ];

@@ -107,7 +107,10 @@ function certPages(r: Router, { actions, now }: RouteDeps): void {
       columns,
       notice: notice(req),
       prev: result.page > 1 ? link(base, { page: result.page - 1 }) : null,
-      next: result.page < result.pages ? link(base, { page: result.page + 1 }) : null,
+      next:
+        result.page < result.pages
+          ? link(base, { page: result.page + 1, ...(result.nextCursor ? { cursor: result.nextCursor } : {}) })
+          : null,
       expiringChecked: q.expiring === '30' || q.expiring === 'on',
     });
   });

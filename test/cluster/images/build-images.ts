@@ -256,6 +256,7 @@ export async function buildImages(repoRoot: string, corednsBinary: () => Promise
         'package.json',
         'package-lock.json',
         'tsconfig.json',
+        'scripts/bundle.mjs',
         'src',
         'templates',
         'public',

@@ -28,7 +28,7 @@ describe('CLI: backup and restore', function () {
   const wrong = join(t.dir, 'wrong.pass');
   const short = join(t.dir, 'short.pass');
   const backupFile = join(t.dir, 'b1.pgbackup');
-  const env = { PODGATE_VPN_ENDPOINTS: '172.18.12.21', PODGATE_CA_KEY_TYPE: 'ec-p384' };
+  const env = { PODGATE_VPN_ENDPOINTS: '172.18.12.21' };
   const cli = (dataDir: string, ...args: string[]) => runCli(['--data-dir', dataDir, ...args], env);
   const certs = async (dataDir: string): Promise<CertRow[]> => {
     const r = await cli(dataDir, '--json', 'cert', 'list');

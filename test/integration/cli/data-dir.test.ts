@@ -20,7 +20,7 @@ describe('CLI: a data dir with mode 0777 is fixed and reported by init, serve an
     const dir = join(t.dir, 'data');
     mkdirSync(dir);
     chmodSync(dir, 0o777);
-    const r = await runCli(['init', '--data-dir', dir], { PODGATE_CA_KEY_TYPE: 'ec-p384' });
+    const r = await runCli(['init', '--data-dir', dir]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /data dir .* had mode 0777 .*set to 0700/);
     assert.equal(modeOf(dir), 0o700);
@@ -28,7 +28,7 @@ describe('CLI: a data dir with mode 0777 is fixed and reported by init, serve an
 
   it('doctor and serve: a dir loosened after init is fixed again and reported', async () => {
     const dir = join(t.dir, 'data');
-    assert.equal((await runCli(['init', '--data-dir', dir], { PODGATE_CA_KEY_TYPE: 'ec-p384' })).code, 0);
+    assert.equal((await runCli(['init', '--data-dir', dir])).code, 0);
     assert.equal(modeOf(dir), 0o700);
     chmodSync(dir, 0o777);
     const d = await runCli(['doctor', '--json', '--data-dir', dir]);

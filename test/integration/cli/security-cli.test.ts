@@ -20,7 +20,6 @@ describe('CLI security (issue 11)', function () {
     files = tempDir('podgate-sec-cli-');
     env = {
       PODGATE_DATA_DIR: f.dir,
-      PODGATE_CA_KEY_TYPE: 'ec-p384',
       PODGATE_VPN_ENDPOINTS: 'vpn.example.test',
     };
   });
@@ -108,7 +107,6 @@ describe('serve in a pod (issue 11, item 13)', function () {
       assert.doesNotMatch(r.out, /shown once/);
       const users = await runCli(['user', 'list', '--json'], {
         PODGATE_DATA_DIR: t.dir,
-        PODGATE_CA_KEY_TYPE: 'ec-p384',
       });
       assert.deepEqual(JSON.parse(users.stdout), []);
     } finally {

@@ -1,5 +1,5 @@
 /**
- * The real CLI (`node dist/src/cli.js`) against the real control plane (test/helpers/real-cluster.ts):
+ * The real CLI (the bundle, `node dist/bundle/podgate.js`) against the real control plane (test/helpers/real-cluster.ts):
  * k8s discover / manifests / deploy / status, exit codes, the CRL publish of `cert revoke`, and the
  * generated YAML applied by the built kubectl with server-side validation. Each test works in a
  * namespace of its own (`kubernetes.namespace`) with its own NodePort; what it creates in kube-system or

@@ -21,7 +21,7 @@ import {
 } from '../../helpers/sshd.js';
 import { canUseNetns, createNamespace, destroyNamespace, runIn } from '../../helpers/netns.js';
 
-const CLI = join(process.cwd(), 'dist/src/cli.js');
+const CLI = join(process.cwd(), 'dist/bundle/podgate.js');
 
 describe('integration: gateway provision CLI (loopback sshd)', function () {
   this.timeout(120_000);
@@ -61,7 +61,6 @@ describe('integration: gateway provision CLI (loopback sshd)', function () {
       config,
       [
         `dataDir: ${dataDir}`,
-        'ca: { keyType: ec-p384 }',
         'vpn:',
         '  endpoints: [127.0.0.1]',
         '  routes: { pods: [10.244.0.0/16], services: [10.96.0.0/12] }',

@@ -26,7 +26,7 @@ describe('backup under concurrent issuing restores consistently', function () {
   let dir: string;
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'podgate-bk-conc-'));
-    const ctx = await testContext(dir, { 'ca.keyType': 'ec-p384' });
+    const ctx = await testContext(dir);
     ctx.close();
   });
   after(() => rmSync(dir, { recursive: true, force: true }));

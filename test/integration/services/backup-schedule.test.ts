@@ -29,7 +29,6 @@ describe('scheduled backups', function () {
   it('keeps the newest `keep` backups, 0600, and audits each run', async () => {
     const backups = join(dir, 'backups');
     const ctx = await testContext(dir, {
-      'ca.keyType': 'ec-p384',
       'backup.dir': backups,
       'backup.keep': 2,
       'backup.passphraseFile': join(dir, 'pass'),
@@ -73,7 +72,6 @@ describe('scheduled backups', function () {
 
   it('serve: exit 2 with a short passphrase file; with a good one it writes a backup at start', async () => {
     const env = {
-      PODGATE_CA_KEY_TYPE: 'ec-p384',
       PODGATE_BACKUP_DIR: join(dir, 'served'),
       KUBECONFIG: '',
       KUBERNETES_SERVICE_HOST: '',

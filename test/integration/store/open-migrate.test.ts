@@ -64,6 +64,12 @@ describe('store: opening the file and migrating', () => {
     );
   });
 
+  it('bounds the page cache of its connection to 4 MiB (the build default is 16 MiB per connection)', () => {
+    const store = track(SqliteStore.open(join(dir, 'podgate.db')));
+    const own = (store as unknown as { db: Database.Database }).db;
+    assert.equal(own.pragma('cache_size', { simple: true }), -4096);
+  });
+
   it('reopening is idempotent: no step runs twice and data survives', () => {
     const file = join(dir, 'podgate.db');
     const s1 = SqliteStore.open(file);

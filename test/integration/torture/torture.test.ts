@@ -110,7 +110,7 @@ describe(`torture: ${KILLS} SIGKILLs during issue, revoke, backup and CRL publis
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'podgate-torture-'));
     dataDir = join(dir, 'data');
-    const ctx = await testContext(dir, { 'ca.keyType': 'ec-p384' });
+    const ctx = await testContext(dir);
     await ctx.users.create({ actor: 'torture', name: 'tess', role: 'user' });
     await ctx.server.ensure();
     caPem = ctx.ca.certPem;
@@ -220,11 +220,7 @@ describe(`torture: ${KILLS} SIGKILLs during issue, revoke, backup and CRL publis
 
   /** What `serve` and `server run` do at start: publish the current bundle; then it must equal the rows. */
   async function restartRepublishes(): Promise<void> {
-    const ctx = await testContext(
-      dir,
-      { 'ca.keyType': 'ec-p384' },
-      { publishers: [new LocalCrlPublisher(serverDir(dataDir))] },
-    );
+    const ctx = await testContext(dir, {}, { publishers: [new LocalCrlPublisher(serverDir(dataDir))] });
     try {
       await ctx.revocation.publish();
     } finally {
@@ -276,7 +272,6 @@ describe(`torture: ${KILLS} SIGKILLs during issue, revoke, backup and CRL publis
     }
     const run = start([CLI, '--data-dir', dataDir, ...argv], {
       PODGATE_VPN_ENDPOINTS: '172.18.12.21',
-      PODGATE_CA_KEY_TYPE: 'ec-p384',
     });
     live.push(run.child);
     const timer = sleep(delay).then(() => run.child.kill('SIGKILL'));

@@ -36,7 +36,6 @@ export async function webFixture(
     overrides: {
       dataDir: dir,
       'vpn.endpoints': ['vpn.example.test'],
-      'ca.keyType': 'ec-p384',
       logLevel: 'silent',
       ...configOverrides,
     },

@@ -12,7 +12,7 @@ import { startServe, type Serving } from '../../helpers/serve.js';
 import { OpensslWorkspace } from '../../unit/pki/openssl.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
-const ENV = { PODGATE_VPN_ENDPOINTS: 'vpn.example.test', PODGATE_CA_KEY_TYPE: 'ec-p384' };
+const ENV = { PODGATE_VPN_ENDPOINTS: 'vpn.example.test' };
 
 describe('serve picks up a CA rotation made by the CLI without a restart', function () {
   this.timeout(120_000);

@@ -39,7 +39,38 @@ function lines(text: string): string[] {
   return text.split('\n').filter((l) => l && !l.startsWith('#'));
 }
 
+/**
+ * OpenVPN 2.6 turns data channel offload (ovpn-dco) off, with a warning, for any of these (its
+ * README.dco.md, "Limitations by design"): a tap device, a topology other than subnet in server mode, a
+ * non-AEAD data cipher (or a CBC fallback), compression or compression framing, packet manipulation
+ * (`--fragment`, `--shaper`), and `--disable-dco` itself. This kernel has no ovpn module, so openvpn runs
+ * without DCO here, but the config must let a kernel with it use it.
+ */
+const DCO_BREAKERS = [
+  /^dev tap/,
+  /^topology (net30|p2p)/,
+  /^data-ciphers-fallback /,
+  /^cipher (?!AES-(128|192|256)-GCM|CHACHA20-POLY1305)/,
+  /^(comp-lzo|compress)\b/,
+  /^allow-compression (yes|asym)/,
+  /^(fragment|shaper|disable-dco)\b/,
+];
+const DCO_CIPHERS = new Set(['AES-128-GCM', 'AES-192-GCM', 'AES-256-GCM', 'CHACHA20-POLY1305']);
+
 describe('profiles/server-config', () => {
+  it('stays DCO-compatible: tun, topology subnet, AEAD ciphers only, no compression or packet manipulation', () => {
+    for (const vpn of [{}, { proto: 'tcp' }]) {
+      const l = lines(renderServerConfig(input(vpn)));
+      for (const line of l) for (const re of DCO_BREAKERS) assert.doesNotMatch(line, re);
+      assert.ok(l.includes('dev tun') && l.includes('topology subnet'));
+      const ciphers = l
+        .find((x) => x.startsWith('data-ciphers '))!
+        .split(' ')[1]!
+        .split(':');
+      assert.ok(ciphers.length > 0 && ciphers.every((c) => DCO_CIPHERS.has(c)), ciphers.join(':'));
+    }
+  });
+
   it('renders the hardened defaults', () => {
     const l = lines(renderServerConfig(input()));
     for (const want of [
@@ -165,6 +196,17 @@ describe('profiles/server-config', () => {
     assert.throws(
       () => renderServerConfig({ ...input(), vpn: { ...vpn, dns: { ...vpn.dns, domain: 'x" "y' } } }),
       /vpn\.dns\.domain/,
+    );
+  });
+
+  it('access: client-config-dir + ccd-exclusive only when the server checks identity at connect', () => {
+    assert.ok(!lines(renderServerConfig(input())).some((l) => /client-config-dir|ccd-exclusive/.test(l)));
+    const l = lines(renderServerConfig(input({}, { clientConfigDir: '/run/podgate/abc/ccd' })));
+    assert.ok(l.includes('client-config-dir /run/podgate/abc/ccd'));
+    assert.ok(l.includes('ccd-exclusive'));
+    assert.throws(
+      () => renderServerConfig(input({}, { clientConfigDir: '/tmp/x\nup /bin/sh' })),
+      /clientConfigDir must not contain line breaks/,
     );
   });
 

@@ -33,7 +33,6 @@ describe('openvpn/supervisor (stand-in openvpn)', function () {
     root = mkdtempSync(join(tmpdir(), 'pg-sup-'));
     const config = configSchema.parse({
       dataDir: join(root, 'data'),
-      ca: { keyType: 'ec-p384' },
       vpn: { user: '', group: '', endpoints: ['192.0.2.1'] },
     });
     ctx = await openContext(config);

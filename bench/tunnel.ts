@@ -1,0 +1,176 @@
+/**
+ * Tunnel throughput, office -> pod, one TCP stream (iperf3), with openvpn 2.6 in network namespaces
+ * (root; test/helpers/netns: office ─ node ─ pod). The server runs podgate's rendered server.conf as it
+ * ships (the baseline: openvpn's defaults for everything podgate does not set) and with one change at a
+ * time: socket buffers, --fast-io, CHACHA20-POLY1305 instead of AES-256-GCM, a larger tun MTU. Rounds
+ * interleave the variants so that load from elsewhere hits all alike; medians. The same veth path without
+ * the tunnel (office -> node) shows what the wire would carry. Prints figures; never fails on a time.
+ */
+import { rmSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import {
+  canUseNetns,
+  cleanupAll,
+  officeNodePod,
+  spawnIn,
+  OFFICE_NODE_POD as A,
+  type SpawnedProcess,
+  type Topology,
+} from '../test/helpers/netns.js';
+import {
+  clientProfile,
+  clientTlsKey,
+  makeServerDir,
+  makeTestPki,
+  startClient,
+  startServer,
+  testVpnConfig,
+  waitClientConnected,
+  waitServerReady,
+  writeServerFiles,
+} from '../test/helpers/openvpn.js';
+
+const PORT = 30030;
+const BUF = '4194304';
+
+interface Variant {
+  name: string;
+  server: string[];
+  client: string[];
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'as shipped (AES-256-GCM, openvpn defaults)', server: [], client: [] },
+  {
+    name: 'sndbuf/rcvbuf 4 MiB (server + client)',
+    server: ['--sndbuf', BUF, '--rcvbuf', BUF],
+    client: ['--sndbuf', BUF, '--rcvbuf', BUF],
+  },
+  { name: '--fast-io (server + client)', server: ['--fast-io'], client: ['--fast-io'] },
+  { name: 'CHACHA20-POLY1305', server: ['--data-ciphers', 'CHACHA20-POLY1305'], client: [] },
+  {
+    name: 'tun-mtu 9000, mssfix off (UDP fragmented by IP)',
+    server: ['--tun-mtu', '9000', '--mssfix', '0'],
+    client: ['--tun-mtu', '9000', '--mssfix', '0'],
+  },
+];
+
+export interface TunnelBenchResult {
+  rounds: number;
+  wireMbps: number;
+  variants: { name: string; mbps: number; ratio: number }[];
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** One iperf3 run; retried a few times while the server side is still coming up (iperf3 says why). */
+async function iperf(topo: Topology, to: string, seconds: number): Promise<number> {
+  let why = '';
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const r = await topo.run('office', ['iperf3', '-c', to, '-t', String(seconds), '-J'], {
+      timeoutMs: (seconds + 20) * 1000,
+      check: false,
+    });
+    try {
+      const j = JSON.parse(r.stdout) as {
+        error?: string;
+        end?: { sum_received?: { bits_per_second: number } };
+      };
+      if (j.end?.sum_received) return j.end.sum_received.bits_per_second / 1e6;
+      why = j.error ?? 'no result';
+    } catch {
+      why = r.stderr || r.stdout;
+    }
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  throw new Error(`iperf3 to ${to}: ${why}`);
+}
+
+export async function runTunnelBench(
+  o: { rounds?: number; seconds?: number } = {},
+): Promise<TunnelBenchResult> {
+  const rounds = o.rounds ?? Number(process.env.BENCH_TUNNEL_ROUNDS ?? 3);
+  const seconds = o.seconds ?? Number(process.env.BENCH_TUNNEL_SECONDS ?? 4);
+  if (!(await canUseNetns()))
+    throw new Error('the tunnel bench needs root and iproute2 (network namespaces)');
+  const topo = await officeNodePod({ prefix: 'pgn', clusterIp: false });
+  const dir = makeServerDir('pg-bench-tun-');
+  const procs: SpawnedProcess[] = [];
+  try {
+    await topo.iptables('node', [
+      '-t',
+      'nat',
+      '-A',
+      'POSTROUTING',
+      '-s',
+      '10.140.0.0/16',
+      '-j',
+      'MASQUERADE',
+    ]);
+    procs.push(spawnIn(topo.name('pod'), ['iperf3', '-s']), spawnIn(topo.name('node'), ['iperf3', '-s']));
+    await new Promise((r) => setTimeout(r, 300));
+    const pki = await makeTestPki();
+    const files = writeServerFiles(dir, pki, testVpnConfig({ port: PORT }));
+    const cert = await pki.issueClient('bench.laptop');
+    const profile = clientProfile({
+      remote: A.node,
+      port: PORT,
+      cn: 'bench.laptop',
+      certPem: cert.certPem,
+      keyPem: cert.keyPem,
+      caPem: pki.caPem,
+      tlsCryptV2KeyPem: clientTlsKey(pki),
+    });
+    const wire: number[] = [];
+    const got: number[][] = VARIANTS.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      wire.push(await iperf(topo, A.node, seconds));
+      for (const [i, v] of VARIANTS.entries()) {
+        const server = startServer(topo.name('node'), files, v.server);
+        try {
+          await waitServerReady(server);
+          const client = startClient(topo.name('office'), dir, `c${r}-${i}`, profile, v.client);
+          try {
+            await waitClientConnected(client);
+            got[i]!.push(await iperf(topo, A.pod, seconds));
+          } finally {
+            await client.stop();
+          }
+        } finally {
+          await server.stop();
+        }
+      }
+    }
+    const base = median(got[0]!);
+    const result: TunnelBenchResult = {
+      rounds,
+      wireMbps: median(wire),
+      variants: VARIANTS.map((v, i) => ({
+        name: v.name,
+        mbps: median(got[i]!),
+        ratio: median(got[i]!) / base,
+      })),
+    };
+    print(result);
+    return result;
+  } finally {
+    for (const p of procs) await p.stop().catch(() => undefined);
+    await cleanupAll();
+    await topo.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function print(r: TunnelBenchResult): void {
+  console.log(`tunnel office -> pod, one TCP stream (iperf3), medians of ${r.rounds} interleaved rounds`);
+  console.log(`veth without the tunnel (office -> node): ${r.wireMbps.toFixed(0)} Mbit/s`);
+  for (const v of r.variants)
+    console.log(
+      `${v.name.padEnd(50)} ${v.mbps.toFixed(0).padStart(6)} Mbit/s  ${v.ratio.toFixed(2)}x as shipped`,
+    );
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await runTunnelBench();

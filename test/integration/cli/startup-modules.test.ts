@@ -1,0 +1,157 @@
+/**
+ * What the common commands load. `--help`, `cert list`, `cert revoke` and `user list` (no cluster
+ * configured) must not load the Kubernetes client, express (or the rest of the web stack), ssh2 or
+ * openid-client: they cost start-up time every CLI call would pay. Checked two ways, both of which fail
+ * when someone adds a static import on the path:
+ * - at run time, for the bundle that ships (dist/bundle/podgate.js) and for the tsc output the other
+ *   suites run, with a preload that records every module the process resolves or requires;
+ * - in the bundle's esbuild metafile: nothing reachable from the entry by static imports holds those
+ *   packages (bundled or external).
+ * A control run loads express and the Kubernetes client under the same preload and expects to see them,
+ * so a trace that records nothing cannot pass.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BUNDLE, CLI_TSC, tempDir } from '../../helpers/cli.js';
+
+const TRACE_PRELOAD = fileURLToPath(new URL('../../helpers/module-trace.js', import.meta.url));
+const HEAVY = [
+  '@kubernetes/client-node',
+  'express',
+  'express-handlebars',
+  'ssh2',
+  'openid-client',
+  'handlebars',
+];
+const heavyIn = (ids: readonly string[]): string[] =>
+  ids.filter((id) => HEAVY.some((p) => id.includes(`/node_modules/${p}/`)));
+
+interface Traced {
+  code: number;
+  stderr: string;
+  modules: string[];
+}
+
+/** Runs node with the trace preload and returns every module id it loaded. */
+function traced(args: readonly string[], dir: string, env: NodeJS.ProcessEnv = {}): Promise<Traced> {
+  const file = join(dir, `trace-${Math.random().toString(36).slice(2)}.txt`);
+  writeFileSync(file, '');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', TRACE_PRELOAD, ...args], {
+      env: {
+        ...process.env,
+        KUBERNETES_SERVICE_HOST: '',
+        PODGATE_KUBERNETES_KUBECONFIG: '',
+        PODGATE_LOG_LEVEL: 'error',
+        PODGATE_TEST_MODULE_TRACE: file,
+        ...env,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) =>
+      resolve({ code: code ?? 1, stderr, modules: readFileSync(file, 'utf8').split('\n').filter(Boolean) }),
+    );
+  });
+}
+
+describe('CLI start-up: what the common commands load', function () {
+  this.timeout(120_000);
+  const t = tempDir();
+  const data = join(t.dir, 'data');
+  const env = { PODGATE_VPN_ENDPOINTS: '172.18.12.21', PODGATE_ADMIN_PASSWORD_FILE: join(t.dir, 'admin.pw') };
+
+  before(async () => {
+    writeFileSync(join(t.dir, 'admin.pw'), 'admin-password-for-tests\n');
+    const init = await traced([BUNDLE, '--data-dir', data, 'init'], t.dir, env);
+    assert.equal(init.code, 0, init.stderr);
+    for (const n of ['one.laptop', 'two.laptop']) {
+      const r = await traced(
+        [
+          BUNDLE,
+          '--data-dir',
+          data,
+          'cert',
+          'issue',
+          n,
+          '--owner',
+          'admin',
+          '--out',
+          join(t.dir, `${n}.ovpn`),
+        ],
+        t.dir,
+        env,
+      );
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+  after(() => t.cleanup());
+
+  it('the trace sees express and the Kubernetes client when they are loaded (control)', async () => {
+    const r = await traced(
+      ['--input-type=module', '-e', "await import('express'); await import('@kubernetes/client-node');"],
+      t.dir,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const seen = heavyIn(r.modules).join('\n');
+    assert.match(seen, /node_modules\/express\//);
+    assert.match(seen, /node_modules\/@kubernetes\/client-node\//);
+  });
+
+  const cases: { name: string; args: string[] }[] = [
+    { name: '--help', args: ['--help'] },
+    { name: 'cert list', args: ['cert', 'list'] },
+    { name: 'cert revoke', args: ['cert', 'revoke', 'one.laptop', '--reason', 'keyCompromise'] },
+    { name: 'user list', args: ['user', 'list'] },
+  ];
+  for (const [label, cli] of [
+    ['bundle', BUNDLE],
+    ['tsc output', CLI_TSC],
+  ] as const) {
+    for (const c of cases) {
+      it(`${label}: ${c.name} loads none of ${HEAVY.join(', ')}`, async () => {
+        // revoke twice (once per build) needs two certificates; the second run revokes the other one
+        const args =
+          c.name === 'cert revoke' && label !== 'bundle' ? ['cert', 'revoke', 'two.laptop'] : c.args;
+        const r = await traced([cli, '--data-dir', data, ...args], t.dir, env);
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(r.modules.length > 0, 'the trace recorded nothing');
+        assert.deepEqual(heavyIn(r.modules), []);
+      });
+    }
+  }
+
+  it('bundle metafile: nothing reachable from the entry by static imports holds a heavy package', () => {
+    const meta = JSON.parse(readFileSync(join(BUNDLE, '..', 'meta.json'), 'utf8')) as {
+      outputs: Record<
+        string,
+        { imports: { path: string; kind: string; external?: boolean }[]; inputs: object }
+      >;
+    };
+    const key = (p: string) => Object.keys(meta.outputs).find((k) => k.endsWith(p));
+    const entry = key('bundle/podgate.js');
+    assert.ok(entry, 'the metafile has no bundle/podgate.js output');
+    const seen = new Set<string>();
+    const offending: string[] = [];
+    const walk = (out: string) => {
+      if (seen.has(out)) return;
+      seen.add(out);
+      const o = meta.outputs[out]!;
+      offending.push(...heavyIn(Object.keys(o.inputs).map((i) => `/${i}`)));
+      for (const imp of o.imports) {
+        if (imp.kind !== 'import-statement') continue;
+        if (imp.external) {
+          if (HEAVY.some((p) => imp.path === p || imp.path.startsWith(`${p}/`))) offending.push(imp.path);
+        } else walk(imp.path);
+      }
+    };
+    walk(entry);
+    assert.ok(seen.size >= 1);
+    assert.deepEqual(offending, []);
+  });
+});
