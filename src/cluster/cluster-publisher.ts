@@ -74,14 +74,20 @@ export function clusterAccessPublisherFor(
   if (!config.kubernetes.kubeconfig && !env.KUBERNETES_SERVICE_HOST) return undefined;
   return {
     name: 'k8s-secret:podgate-access',
-    async publish(bundle: AccessBundle): Promise<void> {
-      const [{ applyAccessSecret }, { connectKube }] = await Promise.all([
+    async publish(bundle: AccessBundle): Promise<void | { heldVersion: number }> {
+      const [{ applyAccessSecret, accessVersionOf }, { connectKube }] = await Promise.all([
         import('./access-secret-publisher.js'),
         import('./kube-connection.js'),
       ]);
       const connection = connectKube(config);
       try {
-        await applyAccessSecret(connection.api, config.kubernetes.namespace, bundle);
+        const { stored, written } = await applyAccessSecret(
+          connection.api,
+          config.kubernetes.namespace,
+          bundle,
+        );
+        const held = written ? undefined : accessVersionOf(stored);
+        return held === undefined ? undefined : { heldVersion: held };
       } finally {
         await connection.close();
       }

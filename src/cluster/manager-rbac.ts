@@ -72,14 +72,14 @@ function managerRules(): Record<string, unknown>[] {
     {
       apiGroups: [''],
       resources: ['secrets'],
-      resourceNames: [OBJECT_NAMES.serverSecret, OBJECT_NAMES.crlSecret],
+      resourceNames: [OBJECT_NAMES.serverSecret, OBJECT_NAMES.crlSecret, OBJECT_NAMES.accessSecret],
       verbs: APPLY(),
     },
     // Only to hand them to the agent's Role (a Role may grant only what its author holds).
     {
       apiGroups: [''],
       resources: ['secrets'],
-      resourceNames: [OBJECT_NAMES.crlSecret],
+      resourceNames: [OBJECT_NAMES.crlSecret, OBJECT_NAMES.accessSecret],
       verbs: ['list', 'watch'],
     },
     {

@@ -87,6 +87,10 @@ export function findOverlaps(ranges: readonly NamedCidr[]): string[] {
 
 /** An IPv4 address as an unsigned 32-bit integer (callers pass a valid dotted quad). */
 export function ipv4ToInt(ip: string): number {
+  const parts = ip.split('.');
+  // the common case (a dotted quad as podgate stores it) without a parser; anything else goes to ipaddr
+  if (parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) < 256))
+    return parts.reduce((n, p) => n * 256 + Number(p), 0);
   return ipaddr.IPv4.parse(ip).octets.reduce((n, o) => n * 256 + o, 0);
 }
 

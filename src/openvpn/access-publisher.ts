@@ -11,7 +11,11 @@ const LOCK_FILE = '.access-publish.lock';
 /** Where a new access bundle goes after every change (file in local mode, Secret in cluster mode). */
 export interface AccessPublisher {
   readonly name: string;
-  publish(bundle: AccessBundle): Promise<void>;
+  /**
+   * Resolves with the higher version the target already holds when it kept that one (the bundle was
+   * not written); undefined otherwise.
+   */
+  publish(bundle: AccessBundle): Promise<void | { heldVersion: number }>;
 }
 
 /** The version of the bundle published in `dir`, or undefined when there is none that reads. */
@@ -36,11 +40,13 @@ export class LocalAccessPublisher implements AccessPublisher {
     this.name = `local-file:${join(dir, ACCESS_FILE)}`;
   }
 
-  async publish(bundle: AccessBundle): Promise<void> {
+  async publish(bundle: AccessBundle): Promise<void | { heldVersion: number }> {
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    withFileLock(join(this.dir, LOCK_FILE), () => {
-      if ((publishedAccessVersion(this.dir) ?? -1) > bundle.version) return;
+    return withFileLock(join(this.dir, LOCK_FILE), () => {
+      const held = publishedAccessVersion(this.dir) ?? -1;
+      if (held > bundle.version) return { heldVersion: held };
       writeFileAtomic(join(this.dir, ACCESS_FILE), `${JSON.stringify(bundle, null, 2)}\n`, 0o644);
+      return undefined;
     });
   }
 }

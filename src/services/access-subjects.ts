@@ -52,18 +52,23 @@ export function matchingUserSubject(rule: AccessRule, user: User, groups: Set<st
  * gateway certificate whose owner is enabled, with a tunnel address. A renewed device shows once
  * (both certificates share the common name and the address).
  */
-export function connectableDevices(store: Store, now: Date): ConnectableDevice[] {
+export function connectableDevices(
+  store: Store,
+  now: Date,
+  valid: readonly CertRecord[] = validCerts(store, now),
+): ConnectableDevice[] {
   const t = now.getTime();
   const gatewaysByCert = new Map<string, string[]>();
   for (const g of store.listGateways())
     if (g.certSerial) gatewaysByCert.set(g.certSerial, [...(gatewaysByCert.get(g.certSerial) ?? []), g.name]);
   const users = new Map(store.listUsers().map((u) => [u.id, u]));
+  const addresses = new Map(store.listAddresses().map((a) => [a.commonName, a.address]));
   const byName = new Map<string, ConnectableDevice>();
-  for (const c of validCerts(store, now)) {
+  for (const c of valid) {
     if (c.notBefore.getTime() > t) continue;
     const owner = c.ownerId === null ? undefined : users.get(c.ownerId);
     if (!owner || owner.disabled) continue;
-    const address = store.getAddress(c.commonName)?.address;
+    const address = addresses.get(c.commonName);
     if (!address) continue;
     const prev = byName.get(c.commonName);
     const gatewayNames = [...(prev?.gatewayNames ?? []), ...(gatewaysByCert.get(c.serial) ?? [])];
@@ -90,21 +95,47 @@ export function validCerts(store: Store, now: Date): CertRecord[] {
 export function resolveBundle(
   rules: readonly AccessRule[],
   devices: readonly ConnectableDevice[],
-  groups: Pick<GroupService, 'groupsOf'>,
+  groups: Pick<GroupService, 'bulkGroupsOf'>,
 ): { clients: AccessClient[]; rules: ResolvedRule[] } {
+  const lookup = groups.bulkGroupsOf();
   const groupsOf = new Map<number, Set<string>>();
   const ownerGroups = (u: User): Set<string> => {
     let g = groupsOf.get(u.id);
-    if (!g) groupsOf.set(u.id, (g = groups.groupsOf(u)));
+    if (!g) groupsOf.set(u.id, (g = lookup(u)));
     return g;
   };
+  // Index the rules by subject once, then find each device's rules by lookups (devices x their groups),
+  // not by testing every subject of every rule against every device (rules x devices).
+  const byUser = new Map<string, number[]>();
+  const byGroup = new Map<string, number[]>();
+  const byGateway = new Map<string, number[]>();
+  const forEveryone: number[] = [];
+  const add = (m: Map<string, number[]>, k: string, i: number) => m.set(k, [...(m.get(k) ?? []), i]);
+  rules.forEach((r, i) => {
+    for (const s of r.subjects) {
+      if (s.kind === 'everyone') forEveryone.push(i);
+      else if (s.kind === 'user') add(byUser, s.name, i);
+      else if (s.kind === 'group') add(byGroup, s.name, i);
+      else add(byGateway, s.name, i);
+    }
+  });
+  const clientsOf: string[][] = rules.map(() => []);
+  for (const d of devices) {
+    const hit = new Set<number>(forEveryone);
+    if (d.kind === 'gateway') {
+      for (const name of [...d.gatewayNames, d.commonName])
+        for (const i of byGateway.get(name) ?? []) hit.add(i);
+    } else {
+      for (const i of byUser.get(d.owner.name) ?? []) hit.add(i);
+      for (const g of ownerGroups(d.owner)) for (const i of byGroup.get(g) ?? []) hit.add(i);
+    }
+    for (const i of hit) clientsOf[i]!.push(d.address);
+  }
   return {
     clients: devices.map((d) => ({ commonName: d.commonName, address: d.address })),
-    rules: rules.map((r) => ({
+    rules: rules.map((r, i) => ({
       name: r.name,
-      clients: devices
-        .filter((d) => r.subjects.some((s) => subjectMatches(s, d, ownerGroups(d.owner))))
-        .map((d) => d.address),
+      clients: clientsOf[i]!,
       destinations: r.destinations,
       protocol: r.protocol ?? 'any',
       ports: r.ports ?? [],

@@ -180,9 +180,11 @@ export class AccessService {
     const { store, now } = this.deps;
     const at = now();
     return store.transaction(() => {
-      this.deps.addresses.backfill(validCerts(store, at));
+      const valid = validCerts(store, at);
+      this.deps.addresses.backfill(valid);
       const mode = this.mode().mode;
-      const { clients, rules } = resolveBundle(this.rules(), connectableDevices(store, at), this.deps.groups);
+      const devices = connectableDevices(store, at, valid);
+      const { clients, rules } = resolveBundle(this.rules(), devices, this.deps.groups);
       const hash = createHash('sha256').update(JSON.stringify({ mode, clients, rules })).digest('hex');
       const state = store.getAccessState();
       let version = state.version;
@@ -237,10 +239,50 @@ export class AccessService {
     if (!force && this.version() === this.lastPublished) return;
     const bundle = this.bundle();
     if (!force && bundle.version === this.lastPublished) return;
+    const { ok, held } = await this.sendToAll(bundle);
+    // This process's first publication, and a target holds a higher version (the data dir was restored
+    // from a backup, or moved): that version would keep every later bundle out until the counter caught
+    // up by itself. The store is the source of truth, so its counter jumps above the held one (audited)
+    // and the current state goes out again. Once per process, so two managers wrongly sharing one
+    // target cannot outbid each other for ever.
+    if (this.lastPublished === 0 && held > bundle.version) {
+      this.raiseAbove(held, bundle.version);
+      const again = this.bundle();
+      const second = await this.sendToAll(again);
+      this.settle(second.ok, again.version);
+      return;
+    }
+    this.settle(ok, bundle.version);
+  }
+
+  private settle(ok: boolean, version: number): void {
+    if (ok) this.lastPublished = version;
+    else this.failedVersion = version;
+  }
+
+  private raiseAbove(held: number, from: number): void {
+    const { store } = this.deps;
+    store.transaction(() => {
+      store.raiseAccessVersion(held + 1);
+      store.appendAudit({
+        actor: 'system',
+        action: 'access.version.raise',
+        target: `v${held + 1}`,
+        result: 'ok',
+        details: { from, heldByTarget: held },
+      });
+    });
+    log.warn({ from, held }, 'a publish target held a newer access bundle: version raised above it');
+  }
+
+  /** Publishes to every target; a failure is logged (and audited once per version), never thrown. */
+  private async sendToAll(bundle: AccessBundle): Promise<{ ok: boolean; held: number }> {
     let ok = true;
+    let held = 0;
     for (const p of this.deps.publishers) {
       try {
-        await p.publish(bundle);
+        const r = await p.publish(bundle);
+        if (r && r.heldVersion > held) held = r.heldVersion;
       } catch (err) {
         ok = false;
         log.error({ err, publisher: p.name, version: bundle.version }, 'access bundle publish failed');
@@ -255,7 +297,6 @@ export class AccessService {
         }
       }
     }
-    if (ok) this.lastPublished = bundle.version;
-    else this.failedVersion = bundle.version;
+    return { ok, held };
   }
 }

@@ -89,7 +89,8 @@ export class AddressService {
    */
   backfill(valid: readonly CertRecord[]): void {
     const { store } = this.deps;
-    const missing = valid.filter((c) => !store.getAddress(c.commonName));
+    const held = new Set(store.listAddresses().map((a) => a.commonName));
+    const missing = valid.filter((c) => !held.has(c.commonName));
     if (missing.length === 0) return;
     const pool = this.pool();
     store.transaction(() => {

@@ -120,6 +120,25 @@ export class GroupService {
     };
   }
 
+  /**
+   * A lookup of every user's groups read with three queries (local groups with their members, single
+   * sign-on identities, users), for resolving many users at once.
+   */
+  bulkGroupsOf(): (user: User) => Set<string> {
+    const { store } = this.deps;
+    const local = new Map<string, string[]>();
+    for (const g of store.listGroups())
+      for (const m of g.members) local.set(m, [...(local.get(m) ?? []), g.name]);
+    return (user) => {
+      const sso = store.getOidcIdentityOfUser(user.id)?.groups ?? [];
+      return new Set([
+        ...(local.get(user.name) ?? []),
+        ...sso,
+        ...(user.role === 'admin' ? [ADMINS_GROUP] : []),
+      ]);
+    };
+  }
+
   /** Every group name a `group` subject may match for this user. */
   groupsOf(user: User): Set<string> {
     const m = this.membershipsOf(user);

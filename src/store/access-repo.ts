@@ -29,6 +29,8 @@ export interface AccessRuleStore {
   getAccessState(): AccessState;
   /** Raises the version by one (the triggers of migration 008 do it for every table change). */
   bumpAccessVersion(): number;
+  /** Raises the version to at least `version` (never lowers it); returns the version now stored. */
+  raiseAccessVersion(version: number): number;
   markAccessPublished(version: number, hash: string): void;
 }
 
@@ -48,6 +50,7 @@ export class SqliteAccessRules implements AccessRuleStore {
   private readonly remove: Statement;
   private readonly state: Statement;
   private readonly bump: Statement;
+  private readonly raise: Statement;
   private readonly published: Statement;
 
   constructor(
@@ -67,6 +70,9 @@ export class SqliteAccessRules implements AccessRuleStore {
     );
     this.bump = db
       .prepare('UPDATE access_state SET version = version + 1 WHERE id = 1 RETURNING version')
+      .pluck();
+    this.raise = db
+      .prepare('UPDATE access_state SET version = max(version, ?) WHERE id = 1 RETURNING version')
       .pluck();
     this.published = db.prepare(
       'UPDATE access_state SET published_version = ?, published_hash = ? WHERE id = 1',
@@ -119,6 +125,10 @@ export class SqliteAccessRules implements AccessRuleStore {
 
   bumpAccessVersion(): number {
     return this.bump.get() as number;
+  }
+
+  raiseAccessVersion(version: number): number {
+    return this.raise.get(intAtLeast('version', version, 1)) as number;
   }
 
   markAccessPublished(version: number, hash: string): void {

@@ -388,6 +388,9 @@ export class SqliteStore implements T.Store {
   bumpAccessVersion(): number {
     return this.rules.bumpAccessVersion();
   }
+  raiseAccessVersion(version: number): number {
+    return this.rules.raiseAccessVersion(version);
+  }
   markAccessPublished(version: number, hash: string): void {
     this.rules.markAccessPublished(version, hash);
   }

@@ -231,6 +231,9 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     assert.equal(cert.status, 'revoked');
     const actions = r.f.ctx.store.listAudit({ limit: 100 }).map((a) => a.action);
     for (const a of ['oidc.demote', 'oidc.disable', 'user.disable']) assert.ok(actions.includes(a), a);
+    // access rules match these groups: each change the sign-in saw is audited
+    const groupRows = r.f.ctx.store.listAudit({ limit: 10, action: 'oidc.groups' }).map((a) => a.details.to);
+    assert.deepEqual(groupRows, [['marketing'], ['vpn-users']]);
   });
 
   it('someone outside the allowed groups is refused at first sign-in and no user is made', async () => {
@@ -436,6 +439,11 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
       ],
     );
     assert.equal(r.f.ctx.store.getUserByName('dev.eloper')!.disabled, true);
+    const groupChange = r.f.ctx.store.listAudit({ limit: 5, action: 'oidc.groups' })[0]!;
+    assert.deepEqual(
+      [groupChange.actor, groupChange.target, groupChange.details.to],
+      ['cli', 'boss', ['vpn-users']],
+    );
     const cert = r.f.ctx.store.getCert(
       r.f.ctx.store.listCerts({ search: 'dev.laptop', limit: 1 }).items[0]!.serial,
     )!;

@@ -281,4 +281,27 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     await p.publish({ ...b, version: 11 });
     assert.equal((JSON.parse(readFileSync(join(dir, 'access.json'), 'utf8')) as AccessBundle).version, 11);
   });
+
+  it('after a restore (the target holds a higher version) the first publication raises the version above it', async () => {
+    const dir = join(t.dir, 'server-restored');
+    const p = new LocalAccessPublisher(dir);
+    const b = ctx.access.bundle();
+    await p.publish({ ...b, version: b.version + 1000, mode: 'open' }); // left by the manager before the restore
+    ctx.access.addPublisher(p);
+    await ctx.access.refresh();
+    const stored = JSON.parse(readFileSync(join(dir, 'access.json'), 'utf8')) as AccessBundle;
+    assert.equal(stored.version, b.version + 1001);
+    assert.equal(stored.mode, 'enforce', 'the current state, not the held one');
+    assert.equal(ctx.access.version(), b.version + 1001);
+    const raise = ctx.store.listAudit({ action: 'access.version.raise' })[0]!;
+    assert.deepEqual(raise.details, { from: b.version, heldByTarget: b.version + 1000 });
+    // only the first publication of a process may raise: later ones leave a higher held version alone
+    await p.publish({ ...stored, version: stored.version + 50 });
+    await ctx.groups.create({ actor: 'test', name: 'later' });
+    assert.equal(ctx.store.listAudit({ action: 'access.version.raise' }).length, 1);
+    assert.equal(
+      (JSON.parse(readFileSync(join(dir, 'access.json'), 'utf8')) as AccessBundle).version,
+      stored.version + 50,
+    );
+  });
 });
