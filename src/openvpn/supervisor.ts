@@ -9,6 +9,7 @@ import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config/schema.js';
+import { repeat, systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { logger } from '../lib/logger.js';
 import { removeStaleTempFiles } from '../lib/fs-atomic.js';
 import type { AuditStore, CertStore, PendingStore } from '../store/types.js';
@@ -20,6 +21,7 @@ import { NatRule } from './nat.js';
 import type { CrlPublisher, RevocationBundle } from './revocation-bundle.js';
 import { serverPaths, writeServerFiles, type ServerIdentityFiles, type ServerPaths } from './server-files.js';
 import { StoreAgentReporter } from './store-reporter.js';
+import { startUpkeep } from './upkeep.js';
 
 const log = logger.child({ module: 'supervisor' });
 const HOUR = 3_600_000;
@@ -37,6 +39,8 @@ export interface SupervisorContext {
   server: { ensure(): Promise<ServerIdentityFiles> };
   /** The CAs in force; when `ca rotate` / `ca retire-old` change them, openvpn is given the new set. */
   cas?: { refresh(): boolean; readonly version: number };
+  /** The timers' clock (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface SupervisorOptions {
@@ -47,7 +51,10 @@ export interface SupervisorOptions {
   onOutput?: (line: string) => void;
   restartInitialMs?: number;
   restartMaxMs?: number;
+  /** How often the upkeep runs (CRL re-sign and supersede sweep, server certificate renewal). Default hourly. */
   crlCheckEveryMs?: number;
+  /** The CA-expiry warning to log (once a day while it holds). */
+  caWarning?: () => string | undefined;
   /** How often live sessions are read to update certificates' lastSeenAt. Default 60 s; 0 disables. */
   lastSeenEveryMs?: number;
   /** How often the data dir's CA files are checked for a rotation (four stat calls). Default 2 s. */
@@ -65,7 +72,8 @@ export class ServerSupervisor {
   private child: ChildProcess | undefined;
   private source: LocalBundleSource | undefined;
   private nat: NatRule | undefined;
-  private timers: NodeJS.Timeout[] = [];
+  private timers: Timer[] = [];
+  private readonly clock: Clock;
   private stopping = false;
   private restartDelay: number;
   private startedAt = 0;
@@ -86,6 +94,7 @@ export class ServerSupervisor {
     private readonly opts: SupervisorOptions = {},
   ) {
     this.paths = serverPaths(ctx.config);
+    this.clock = ctx.clock ?? systemClock;
     this.restartDelay = opts.restartInitialMs ?? 500;
   }
 
@@ -134,27 +143,29 @@ export class ServerSupervisor {
       await this.nat.add();
       log.info({ subnet: ctx.config.vpn.clientSubnet }, 'MASQUERADE rule added');
     }
-    const every = this.opts.crlCheckEveryMs ?? HOUR;
-    const t = setInterval(() => {
-      ctx.revocation.ensureFreshCrl().catch((err: unknown) => log.error({ err }, 'CRL re-sign failed'));
-      this.renewServerCert().catch((err: unknown) => log.error({ err }, 'server certificate renewal failed'));
-    }, every);
-    t.unref();
-    this.timers.push(t);
+    const { clock } = this;
+    this.timers.push(
+      startUpkeep({
+        clock,
+        revocation: ctx.revocation,
+        renewServer: () => this.renewServerCert(),
+        ...(this.opts.caWarning ? { caWarning: this.opts.caWarning } : {}),
+        everyMs: this.opts.crlCheckEveryMs ?? HOUR,
+      }),
+    );
     if (ctx.cas) {
-      const c = setInterval(() => {
-        if (ctx.cas!.refresh() || ctx.cas!.version !== this.caVersion)
-          this.syncServerMaterial().catch((err: unknown) => log.error({ err }, 'CA reload failed'));
-      }, this.opts.caCheckEveryMs ?? 2000);
-      c.unref();
-      this.timers.push(c);
+      const cas = ctx.cas;
+      const check = () =>
+        cas.refresh() || cas.version !== this.caVersion ? this.syncServerMaterial() : undefined;
+      this.timers.push(
+        repeat(clock, this.opts.caCheckEveryMs ?? 2000, check, {
+          onError: (err) => log.error({ err }, 'CA reload failed'),
+        }),
+      );
     }
     const seenEvery = this.opts.lastSeenEveryMs ?? 60_000;
-    if (seenEvery > 0) {
-      const s = setInterval(() => void this.touchLastSeen(managementPassword), seenEvery);
-      s.unref();
-      this.timers.push(s);
-    }
+    if (seenEvery > 0)
+      this.timers.push(repeat(clock, seenEvery, () => this.touchLastSeen(managementPassword)));
     this.spawnOpenvpn();
   }
 
@@ -246,7 +257,7 @@ export class ServerSupervisor {
     const child = (this.opts.spawnProcess ?? defaultSpawn)(argv, paths.dir);
     this.child = child;
     this.starts += 1;
-    this.startedAt = Date.now();
+    this.startedAt = this.clock.now().getTime();
     log.info({ pid: child.pid, start: this.starts }, 'openvpn started');
     const onLine = (line: string): void => {
       if (this.opts.onOutput) this.opts.onOutput(line);
@@ -262,14 +273,14 @@ export class ServerSupervisor {
     child.on('exit', (code, signal) => {
       rmSync(paths.pidFile, { force: true });
       if (this.stopping) return;
-      if (Date.now() - this.startedAt > 60_000) this.restartDelay = this.opts.restartInitialMs ?? 500;
+      if (this.clock.now().getTime() - this.startedAt > 60_000) this.restartDelay = this.opts.restartInitialMs ?? 500;
       const delay = this.restartDelay;
       this.restartDelay = Math.min(delay * 2, this.opts.restartMaxMs ?? 30_000);
       log.warn({ code, signal, restartInMs: delay }, 'openvpn exited; restarting');
-      const t = setTimeout(() => {
+      const t = this.clock.after(delay, () => {
         this.timers = this.timers.filter((x) => x !== t);
         if (!this.stopping) this.spawnOpenvpn();
-      }, delay);
+      });
       this.timers.push(t);
     });
   }
@@ -290,7 +301,7 @@ export class ServerSupervisor {
         m.close();
       }
       const serials = names.flatMap((cn) => this.ctx.store.getValidCertByCommonName(cn)?.serial ?? []);
-      if (serials.length > 0) this.ctx.store.touchLastSeen(serials, new Date());
+      if (serials.length > 0) this.ctx.store.touchLastSeen(serials, this.clock.now());
     } catch (err) {
       log.debug({ err }, 'last-seen update skipped');
     }
@@ -302,7 +313,7 @@ export class ServerSupervisor {
     this.stopping = true;
     this.source?.stop();
     this.agent?.stop();
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) t.cancel();
     this.timers = [];
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {

@@ -4,6 +4,7 @@ import type { CertificateAuthority } from '../pki/index.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { CrlPublisher } from '../openvpn/revocation-bundle.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { logger } from '../lib/logger.js';
 import { removeStaleTempFiles } from '../lib/fs-atomic.js';
 import { serverDir } from '../openvpn/local-publisher.js';
@@ -41,12 +42,17 @@ export interface AppContext {
   revocation: RevocationService;
   server: ServerIdentityService;
   now: () => Date;
+  /** The clock the long-running timers use (`serve`, `server run`, backups); `now` reads it. */
+  clock: Clock;
   close(): void;
 }
 
 export interface ContextDeps {
   publishers?: CrlPublisher[];
+  /** What "now" is for the services (default: the clock's). */
   now?: () => Date;
+  /** The timers' clock (default: the system clock); tests move one by hand to live through months. */
+  clock?: Clock;
 }
 
 /**
@@ -62,7 +68,8 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
     const removed = removeStaleTempFiles(dir);
     if (removed.length > 0) log.info({ dir, removed }, 'removed temp files left by killed writers');
   }
-  const now = deps.now ?? (() => new Date());
+  const clock = deps.clock ?? systemClock;
+  const now = deps.now ?? (() => clock.now());
   const { ca, previous: previousCa, secret } = await loadOrCreateCa(config, dataDir);
   const store = openStore(dataDir);
   try {
@@ -104,6 +111,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       revocation,
       server,
       now,
+      clock,
       close: () => store.close(),
     };
   } catch (err) {

@@ -8,6 +8,7 @@ import { effectiveNetwork, vpnWithNetwork } from '../../services/network.js';
 import { renderServerConfigFor, readManagementPassword, serverPaths } from '../../openvpn/server-files.js';
 import { ManagementSessionsProvider } from '../../openvpn/sessions-provider.js';
 import { ServerSupervisor } from '../../openvpn/supervisor.js';
+import { caExpiryWarning } from '../../services/ca-status.js';
 import { globalOpts, table, type CliEnv } from '../env.js';
 import type { Config } from '../../config/schema.js';
 import { DB_FILE_NAME, SqliteStore } from '../../store/index.js';
@@ -56,7 +57,10 @@ export function register(program: Command, env: CliEnv): void {
       const config = env.loadConfig(globalOpts(cmd));
       setLogLevel(config.logLevel);
       const ctx = await env.openContext(config, env.contextDeps(config));
-      const supervisor = new ServerSupervisor({ ...ctx, config: servedConfig(config, ctx.store) });
+      const supervisor = new ServerSupervisor(
+        { ...ctx, config: servedConfig(config, ctx.store) },
+        { caWarning: () => caExpiryWarning(ctx) },
+      );
       try {
         const stopped = new Promise<void>((resolveStop) => {
           const stop = (): void => {
