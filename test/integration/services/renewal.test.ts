@@ -83,6 +83,33 @@ describe('services: device renewal (same name, new certificate; the old one supe
     }
   });
 
+  it('devices.maxValidPerUser never blocks a renewal; devices in their renewal grace do not count (issue 21, item 15)', async () => {
+    const t = tempDir();
+    const ctx = await testContext(t.dir, { 'vpn.renewGraceDays': 7, 'devices.maxValidPerUser': 2 });
+    try {
+      const user = await ctx.users.create({ actor: 'test', name: 'dora', role: 'user' });
+      const self = { actor: 'dora', owner: 'dora', selfService: true } as const;
+      const a = await ctx.devices.issue({ ...self, commonName: 'dora.laptop' });
+      const b = await ctx.devices.issue({ ...self, commonName: 'dora.phone' });
+      await assert.rejects(ctx.devices.issue({ ...self, commonName: 'dora.tablet' }), /maxValidPerUser/);
+      // At the maximum, both devices renew (self-service, as the web app and the API do it).
+      const ra = await ctx.renewal.renew({ actor: 'dora', serial: a.cert.serial, selfService: true });
+      const rb = await ctx.renewal.renew({ actor: 'dora', serial: b.cert.serial, selfService: true });
+      assert.equal(ra.replaced.status, 'valid', 'the old one stays valid during the grace');
+      assert.equal(rb.replaced.status, 'valid');
+      // Four valid certificates, two devices: the two in their grace are not counted.
+      assert.equal(ctx.store.listCerts({ ownerId: user.id, kind: 'client', status: 'valid' }).total, 4);
+      assert.equal(ctx.devices.validDevices(user.id), 2);
+      await assert.rejects(ctx.devices.issue({ ...self, commonName: 'dora.tablet' }), /maxValidPerUser/);
+      // Revoking one device frees a place even while the other's old certificate is in its grace.
+      await ctx.revocation.revoke({ actor: 'dora', serialOrName: ra.cert.serial });
+      await ctx.devices.issue({ ...self, commonName: 'dora.tablet' });
+    } finally {
+      ctx.close();
+      t.cleanup();
+    }
+  });
+
   it('with renewGraceDays 0, or for an expired certificate, the old one is revoked at once', async () => {
     const t = tempDir();
     let now = new Date();
