@@ -87,6 +87,8 @@ export function register(program: Command, env: CliEnv): void {
         } else if (admin) {
           env.out(`first admin: ${admin.user.name} (password from PODGATE_ADMIN_PASSWORD_FILE)`);
         }
+        const swept = await ctx.users.revokeHeldByDisabled('system');
+        if (swept.length > 0) env.err(`revoked ${swept.length} certificate(s) still held by disabled users`);
         const factory = (env as CliEnv & { webDeps?: WebDepsFactory }).webDeps ?? defaultWebDeps;
         const extra = await factory(config, ctx, env.env);
         const oidc = openOidc(ctx);

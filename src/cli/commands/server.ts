@@ -71,6 +71,8 @@ export function register(program: Command, env: CliEnv): void {
           process.on('SIGINT', stop);
           process.on('SIGTERM', stop);
         });
+        const swept = await ctx.users.revokeHeldByDisabled('system');
+        if (swept.length > 0) env.err(`revoked ${swept.length} certificate(s) still held by disabled users`);
         await supervisor.start();
         env.err(
           `podgate server running (openvpn pid ${supervisor.pid ?? '?'}, ${config.vpn.proto}/${config.vpn.port})`,
