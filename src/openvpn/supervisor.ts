@@ -59,6 +59,8 @@ export interface SupervisorOptions {
   lastSeenEveryMs?: number;
   /** How often the data dir's CA files are checked for a rotation (four stat calls). Default 2 s. */
   caCheckEveryMs?: number;
+  /** How often revocations.json is polled behind fs.watch. Default 500 ms. */
+  bundlePollMs?: number;
 }
 
 function defaultSpawn(argv: readonly string[], cwd: string): ChildProcess {
@@ -134,7 +136,8 @@ export class ServerSupervisor {
           await this.syncServerMaterial();
         return this.agent!.apply(b);
       },
-      pollMs: 500,
+      pollMs: this.opts.bundlePollMs ?? 500,
+      clock: this.clock,
     });
     await this.source.start();
 
@@ -231,6 +234,7 @@ export class ServerSupervisor {
           connectTimeoutMs: 2000,
         }),
       reporter: new StoreAgentReporter(this.ctx.store),
+      now: () => this.clock.now(),
     });
   }
 

@@ -97,7 +97,7 @@ export class ServerIdentityService {
       stored.commonName === serverName &&
       notAfter > at &&
       (notAfter - at > RENEW_BEFORE_MS || notAfter >= ca.notAfter.getTime()) &&
-      new X509Certificate(stored.certPem).checkIssued(new X509Certificate(ca.certPem));
+      this.issuedBy(stored, ca);
     if (stored && fresh) return this.open(stored, cas);
 
     const issued = await ca.issue({
@@ -156,6 +156,16 @@ export class ServerIdentityService {
     if (superseded) await this.deps.revocation.publish();
     log.info({ serial: issued.serial, commonName: serverName }, 'issued the server certificate');
     return this.open(next, cas);
+  }
+
+  /** Whether `ca` issued the stored certificate; remembered per (certificate, CA): the timers ask hourly. */
+  private issued: { serial: string; caKeyId: string; ok: boolean } | undefined;
+  private issuedBy(s: StoredIdentity, ca: { keyId: string; certPem: string }): boolean {
+    if (this.issued?.serial !== s.serial || this.issued.caKeyId !== ca.keyId) {
+      const ok = new X509Certificate(s.certPem).checkIssued(new X509Certificate(ca.certPem));
+      this.issued = { serial: s.serial, caKeyId: ca.keyId, ok };
+    }
+    return this.issued.ok;
   }
 
   private open(s: StoredIdentity, cas: CaSet): ServerIdentity {
