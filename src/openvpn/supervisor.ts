@@ -277,7 +277,8 @@ export class ServerSupervisor {
     child.on('exit', (code, signal) => {
       rmSync(paths.pidFile, { force: true });
       if (this.stopping) return;
-      if (this.clock.now().getTime() - this.startedAt > 60_000) this.restartDelay = this.opts.restartInitialMs ?? 500;
+      if (this.clock.now().getTime() - this.startedAt > 60_000)
+        this.restartDelay = this.opts.restartInitialMs ?? 500;
       const delay = this.restartDelay;
       this.restartDelay = Math.min(delay * 2, this.opts.restartMaxMs ?? 30_000);
       log.warn({ code, signal, restartInMs: delay }, 'openvpn exited; restarting');

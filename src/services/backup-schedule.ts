@@ -139,7 +139,9 @@ export class BackupScheduler {
     const clock = this.deps.clock ?? systemClock;
     const every = this.deps.config.backup.intervalHours * 3_600_000;
     const newest = this.list().at(-1);
-    const age = newest ? clock.now().getTime() - backupTime(newest, () => statSync(join(this.dir, newest))) : Infinity;
+    const age = newest
+      ? clock.now().getTime() - backupTime(newest, () => statSync(join(this.dir, newest)))
+      : Infinity;
     const first = Math.max(0, Math.min(every, every - age));
     // repeat() takes any delay: intervalHours past ~596 h exceeds setTimeout's 2^31-1 ms limit.
     this.timer = repeat(clock, every, () => this.runOnce(), { firstMs: first });

@@ -194,6 +194,7 @@ export class DeviceService {
         notAfter: issued.notAfter,
         certPem: issued.certPem,
         issuerKeyId: ca.keyId, // which CRL its revocation goes into, even after a CA rotation
+        keyFromCsr: csr !== undefined,
       });
       store.appendAudit({
         actor: req.actor,
