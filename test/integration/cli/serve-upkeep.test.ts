@@ -70,7 +70,10 @@ describe('serve keeps the CRL fresh without requests (issue 21, item 1)', functi
     // a second process beside serve (the CLI) issues and renews on the same data dir
     const cli = await openContext(config(), { now: () => clock.now() });
     try {
-      assert.ok(out.some((l) => l.startsWith('podgate web app on')), out.join('\n'));
+      assert.ok(
+        out.some((l) => l.startsWith('podgate web app on')),
+        out.join('\n'),
+      );
       await cli.users.create({ actor: 't', name: 'ann', role: 'user', password: 'a-long-password-1' });
       const { cert: old } = await cli.devices.issue({ actor: 't', owner: 'ann', commonName: 'ann.laptop' });
       await clock.advanceBy(DAY);

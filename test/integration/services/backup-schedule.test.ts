@@ -63,7 +63,7 @@ describe('scheduled backups', function () {
     }
   });
 
-  it('intervalHours above 596 h (past setTimeout\'s 2^31-1 ms): the next backup waits, no back-to-back runs', async () => {
+  it("intervalHours above 596 h (past setTimeout's 2^31-1 ms): the next backup waits, no back-to-back runs", async () => {
     const backups = join(dir, 'long-interval');
     const ctx = await testContext(join(dir, 'long'), {
       'ca.keyType': 'ec-p384',

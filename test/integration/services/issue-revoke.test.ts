@@ -164,7 +164,10 @@ describe('services: disabling a user is one step (issue 21, item 17)', function 
         const erin = ctx.store.getUserByName('erin')!;
         const valid = ctx.store.listCerts({ ownerId: erin.id, status: 'valid' }).total;
         // Either the whole disable happened or none of it: never a disabled user with valid certificates.
-        assert.ok(!erin.disabled || valid === 0, `disabled=${erin.disabled} with ${valid} valid certificates`);
+        assert.ok(
+          !erin.disabled || valid === 0,
+          `disabled=${erin.disabled} with ${valid} valid certificates`,
+        );
         assert.equal(erin.disabled, false, 'the killed disable rolled back');
         assert.equal(valid, 3);
         // Run again, to completion: disabled and revoked, and the CRL lists all three.
@@ -193,7 +196,9 @@ describe('services: disabling a user is one step (issue 21, item 17)', function 
       assert.deepEqual(swept, [cert.serial]);
       assert.equal(ctx.store.getCert(cert.serial)!.status, 'revoked');
       assert.equal(ctx.store.getCert(cert.serial)!.revocationReason, 'affiliationChanged');
-      assert.ok(verifyCrl(ctx.revocation.currentCrl()!.pem, ctx.ca.certPem).revokedSerials.includes(cert.serial));
+      assert.ok(
+        verifyCrl(ctx.revocation.currentCrl()!.pem, ctx.ca.certPem).revokedSerials.includes(cert.serial),
+      );
       assert.deepEqual(await ctx.users.revokeHeldByDisabled('system'), [], 'nothing left the second time');
     } finally {
       ctx.close();
