@@ -5,7 +5,7 @@ import { migration004 } from './004-token-expiry.js';
 import { migration005 } from './005-renewals.js';
 import { migration006 } from './006-issuer-ski.js';
 import { migration007 } from './007-oidc-identities.js';
-import { migration010 } from './010-key-source.js';
+import { migration010 } from './010-issued-from.js';
 import type { Migration } from './migration.js';
 
 export type { Migration } from './migration.js';
