@@ -1,5 +1,6 @@
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
+import { repeat, systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { BadRequest } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { BUNDLE_FILE } from './local-publisher.js';
@@ -44,6 +45,8 @@ export interface LocalSourceOptions<T = RevocationBundle> {
   onError?: (err: unknown) => void;
   /** Poll interval behind fs.watch (events can be missed, e.g. on some network file systems). Default 500 ms. */
   pollMs?: number;
+  /** The poll's clock (default: the system clock). */
+  clock?: Clock;
 }
 
 /**
@@ -53,7 +56,7 @@ export interface LocalSourceOptions<T = RevocationBundle> {
  */
 export class LocalBundleSource<T = RevocationBundle> {
   private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private lastKey = '';
   private busy: Promise<void> = Promise.resolve();
   private readonly file: string;
@@ -74,15 +77,17 @@ export class LocalBundleSource<T = RevocationBundle> {
     } catch (err) {
       log.warn({ err, dir: this.o.dir }, 'fs.watch unavailable; polling only');
     }
-    this.timer = setInterval(() => this.check(), this.o.pollMs ?? 500);
-    this.timer.unref?.();
+    this.timer = repeat(this.o.clock ?? systemClock, this.o.pollMs ?? 500, () => {
+      this.check();
+      return this.busy;
+    });
     this.check();
     await this.busy;
   }
 
   stop(): void {
     this.watcher?.close();
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
   }
 
   /** Reads the bundle when the file changed; deliveries are serialised. */

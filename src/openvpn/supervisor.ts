@@ -9,6 +9,7 @@ import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config/schema.js';
+import { repeat, systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { logger } from '../lib/logger.js';
 import { removeStaleTempFiles } from '../lib/fs-atomic.js';
 import { hostname } from 'node:os';
@@ -24,6 +25,7 @@ import type { CrlPublisher, RevocationBundle } from './revocation-bundle.js';
 import { serverPaths, writeServerFiles, type ServerIdentityFiles, type ServerPaths } from './server-files.js';
 import { StoreAgentReporter } from './store-reporter.js';
 import { SessionRecorder, type RecorderStore } from './session-recorder.js';
+import { startUpkeep } from './upkeep.js';
 
 const log = logger.child({ module: 'supervisor' });
 const HOUR = 3_600_000;
@@ -44,6 +46,8 @@ export interface SupervisorContext {
   server: { ensure(): Promise<ServerIdentityFiles> };
   /** The CAs in force; when `ca rotate` / `ca retire-old` change them, openvpn is given the new set. */
   cas?: { refresh(): boolean; readonly version: number };
+  /** The timers' clock (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface SupervisorOptions {
@@ -54,7 +58,10 @@ export interface SupervisorOptions {
   onOutput?: (line: string) => void;
   restartInitialMs?: number;
   restartMaxMs?: number;
+  /** How often the upkeep runs (CRL re-sign and supersede sweep, server certificate renewal). Default hourly. */
   crlCheckEveryMs?: number;
+  /** The CA-expiry warning to log (once a day while it holds). */
+  caWarning?: () => string | undefined;
   /**
    * How often live sessions are read to update certificates' lastSeenAt and the session history.
    * Default `sessions.recordEverySeconds`; 0 disables.
@@ -66,6 +73,8 @@ export interface SupervisorOptions {
   caCheckEveryMs?: number;
   /** Live cluster objects for Kubernetes destinations of access rules; without it only CIDRs resolve. */
   cluster?: ClusterObjectSource;
+  /** How often revocations.json is polled behind fs.watch. Default 500 ms. */
+  bundlePollMs?: number;
 }
 
 function defaultSpawn(argv: readonly string[], cwd: string): ChildProcess {
@@ -81,7 +90,8 @@ export class ServerSupervisor {
   private nat: NatRule | undefined;
   /** Access rules: nftables, the client-config-dir, sessions of devices a bundle drops. */
   access: LocalAccess | undefined;
-  private timers: NodeJS.Timeout[] = [];
+  private timers: Timer[] = [];
+  private readonly clock: Clock;
   private stopping = false;
   private restartDelay: number;
   private startedAt = 0;
@@ -104,6 +114,7 @@ export class ServerSupervisor {
     private readonly opts: SupervisorOptions = {},
   ) {
     this.paths = serverPaths(ctx.config);
+    this.clock = ctx.clock ?? systemClock;
     this.restartDelay = opts.restartInitialMs ?? 500;
     this.recorder = new SessionRecorder(ctx.store, opts.replica ?? hostname());
   }
@@ -159,7 +170,8 @@ export class ServerSupervisor {
           await this.syncServerMaterial();
         return this.agent!.apply(b);
       },
-      pollMs: 500,
+      pollMs: this.opts.bundlePollMs ?? 500,
+      clock: this.clock,
     });
     await this.source.start();
     // The client-config-dir and the filter are complete before openvpn admits anyone.
@@ -175,27 +187,29 @@ export class ServerSupervisor {
         .add()
         .then(() => log.info({ subnet: ctx.config.vpn.clientSubnet }, 'MASQUERADE rule added'));
     }
-    const every = this.opts.crlCheckEveryMs ?? HOUR;
-    const t = setInterval(() => {
-      ctx.revocation.ensureFreshCrl().catch((err: unknown) => log.error({ err }, 'CRL re-sign failed'));
-      this.renewServerCert().catch((err: unknown) => log.error({ err }, 'server certificate renewal failed'));
-    }, every);
-    t.unref();
-    this.timers.push(t);
+    const { clock } = this;
+    this.timers.push(
+      startUpkeep({
+        clock,
+        revocation: ctx.revocation,
+        renewServer: () => this.renewServerCert(),
+        ...(this.opts.caWarning ? { caWarning: this.opts.caWarning } : {}),
+        everyMs: this.opts.crlCheckEveryMs ?? HOUR,
+      }),
+    );
     if (ctx.cas) {
-      const c = setInterval(() => {
-        if (ctx.cas!.refresh() || ctx.cas!.version !== this.caVersion)
-          this.syncServerMaterial().catch((err: unknown) => log.error({ err }, 'CA reload failed'));
-      }, this.opts.caCheckEveryMs ?? 2000);
-      c.unref();
-      this.timers.push(c);
+      const cas = ctx.cas;
+      const check = () =>
+        cas.refresh() || cas.version !== this.caVersion ? this.syncServerMaterial() : undefined;
+      this.timers.push(
+        repeat(clock, this.opts.caCheckEveryMs ?? 2000, check, {
+          onError: (err) => log.error({ err }, 'CA reload failed'),
+        }),
+      );
     }
     const seenEvery = this.opts.lastSeenEveryMs ?? ctx.config.sessions.recordEverySeconds * 1000;
-    if (seenEvery > 0) {
-      const s = setInterval(() => void this.touchLastSeen(managementPassword), seenEvery);
-      s.unref();
-      this.timers.push(s);
-    }
+    if (seenEvery > 0)
+      this.timers.push(repeat(clock, seenEvery, () => this.touchLastSeen(managementPassword)));
     this.spawnOpenvpn();
     await natAdded;
   }
@@ -278,6 +292,7 @@ export class ServerSupervisor {
           connectTimeoutMs: 2000,
         }),
       reporter: new StoreAgentReporter(this.ctx.store),
+      now: () => this.clock.now(),
     });
   }
 
@@ -304,7 +319,7 @@ export class ServerSupervisor {
     const child = (this.opts.spawnProcess ?? defaultSpawn)(argv, paths.dir);
     this.child = child;
     this.starts += 1;
-    this.startedAt = Date.now();
+    this.startedAt = this.clock.now().getTime();
     log.info({ pid: child.pid, start: this.starts }, 'openvpn started');
     const onLine = (line: string): void => {
       if (this.opts.onOutput) this.opts.onOutput(line);
@@ -321,14 +336,15 @@ export class ServerSupervisor {
       rmSync(paths.pidFile, { force: true });
       if (this.stopping) return;
       this.safely(() => this.recorder.closeAll('server-restart'));
-      if (Date.now() - this.startedAt > 60_000) this.restartDelay = this.opts.restartInitialMs ?? 500;
+      if (this.clock.now().getTime() - this.startedAt > 60_000)
+        this.restartDelay = this.opts.restartInitialMs ?? 500;
       const delay = this.restartDelay;
       this.restartDelay = Math.min(delay * 2, this.opts.restartMaxMs ?? 30_000);
       log.warn({ code, signal, restartInMs: delay }, 'openvpn exited; restarting');
-      const t = setTimeout(() => {
+      const t = this.clock.after(delay, () => {
         this.timers = this.timers.filter((x) => x !== t);
         if (!this.stopping) this.spawnOpenvpn();
-      }, delay);
+      });
       this.timers.push(t);
     });
   }
@@ -356,13 +372,13 @@ export class ServerSupervisor {
       let names: string[];
       try {
         const clients = (await m.status()).clients;
-        this.safely(() => this.recorder.record(clients, new Date()));
+        this.safely(() => this.recorder.record(clients, this.clock.now()));
         names = [...new Set(clients.map((c) => c.commonName))];
       } finally {
         m.close();
       }
       const serials = names.flatMap((cn) => this.ctx.store.getValidCertByCommonName(cn)?.serial ?? []);
-      if (serials.length > 0) this.ctx.store.touchLastSeen(serials, new Date());
+      if (serials.length > 0) this.ctx.store.touchLastSeen(serials, this.clock.now());
     } catch (err) {
       log.debug({ err }, 'last-seen update skipped');
     }
@@ -375,7 +391,7 @@ export class ServerSupervisor {
     this.source?.stop();
     this.agent?.stop();
     await this.access?.stop(); // the nftables table and the client-config-dir stay: nothing opens
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) t.cancel();
     // One last reading, so the bytes up to now are kept, then everything still open ends with the stop.
     if (this.pid !== undefined) await this.touchLastSeen();
     this.safely(() => this.recorder.closeAll('server-stop'));

@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
+import { repeat, systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { BadRequest } from '../lib/errors.js';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
 import { logger } from '../lib/logger.js';
@@ -20,6 +21,13 @@ export function backupFileName(at: Date): string {
     .replace(/\.\d{3}Z$/, 'Z')}.pgbackup`;
 }
 
+/** When a scheduled backup was taken: the time in its name (the clock that named it), else its mtime. */
+function backupTime(name: string, stat: () => { mtimeMs: number }): number {
+  const m = /^podgate-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(name);
+  const t = m ? Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z`) : NaN;
+  return Number.isNaN(t) ? stat().mtimeMs : t;
+}
+
 /** Reads a passphrase file (one line) and checks its length; names `field` in every error. */
 export function readPassphraseFile(file: string, field: string): string {
   let text: string;
@@ -35,6 +43,8 @@ export interface BackupScheduleDeps {
   config: Config;
   audit: AuditStore;
   now: () => Date;
+  /** The timer's clock (default: the system clock); `now` names the backups. */
+  clock?: Clock;
 }
 
 /**
@@ -42,7 +52,7 @@ export interface BackupScheduleDeps {
  * keeping the newest `backup.keep`. A failed run is logged and audited; the next one is tried on time.
  */
 export class BackupScheduler {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private running: Promise<string | undefined> | undefined;
   readonly dir: string;
   private readonly passphrase: string;
@@ -126,22 +136,20 @@ export class BackupScheduler {
    * interval (or there is none), so a restarted `serve` does not skip a day.
    */
   start(): void {
+    const clock = this.deps.clock ?? systemClock;
     const every = this.deps.config.backup.intervalHours * 3_600_000;
     const newest = this.list().at(-1);
-    const age = newest ? Date.now() - statSync(join(this.dir, newest)).mtimeMs : Infinity;
+    const age = newest
+      ? clock.now().getTime() - backupTime(newest, () => statSync(join(this.dir, newest)))
+      : Infinity;
     const first = Math.max(0, Math.min(every, every - age));
-    const tick = () => {
-      void this.runOnce();
-      this.timer = setTimeout(tick, every);
-      this.timer.unref();
-    };
-    this.timer = setTimeout(tick, first);
-    this.timer.unref();
+    // repeat() takes any delay: intervalHours past ~596 h exceeds setTimeout's 2^31-1 ms limit.
+    this.timer = repeat(clock, every, () => this.runOnce(), { firstMs: first });
   }
 
   /** Stops the timer and waits for a run in progress. */
   async stop(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     await this.running;
   }

@@ -4,6 +4,7 @@ import type { CertificateAuthority } from '../pki/index.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { CrlPublisher } from '../openvpn/revocation-bundle.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { logger } from '../lib/logger.js';
 import { removeStaleTempFiles } from '../lib/fs-atomic.js';
 import { serverDir } from '../openvpn/local-publisher.js';
@@ -57,6 +58,8 @@ export interface AppContext {
   /** The cluster's namespaces, Services and pods (labels and addresses), when a cluster is configured. */
   clusterObjects?: ClusterObjects;
   now: () => Date;
+  /** The clock the long-running timers use (`serve`, `server run`, backups); `now` reads it. */
+  clock: Clock;
   close(): void;
 }
 
@@ -65,7 +68,10 @@ export interface ContextDeps {
   /** Where the access bundle goes (file in local mode, plus the Secret in cluster mode). */
   accessPublishers?: AccessPublisher[];
   clusterObjects?: ClusterObjects;
+  /** What "now" is for the services (default: the clock's). */
   now?: () => Date;
+  /** The timers' clock (default: the system clock); tests move one by hand to live through months. */
+  clock?: Clock;
 }
 
 /**
@@ -81,7 +87,8 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
     const removed = removeStaleTempFiles(dir);
     if (removed.length > 0) log.info({ dir, removed }, 'removed temp files left by killed writers');
   }
-  const now = deps.now ?? (() => new Date());
+  const clock = deps.clock ?? systemClock;
+  const now = deps.now ?? (() => clock.now());
   const { ca, previous: previousCa, secret } = await loadOrCreateCa(config, dataDir);
   const store = openStore(dataDir);
   try {
@@ -148,6 +155,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       accessQueries,
       ...(deps.clusterObjects ? { clusterObjects: deps.clusterObjects } : {}),
       now,
+      clock,
       close: () => store.close(),
     };
   } catch (err) {

@@ -67,12 +67,16 @@ export class DeviceService {
     this.limits = deps.limits ?? new IssueLimits(deps.config.devices, () => deps.now().getTime());
   }
 
-  /** Valid, unexpired client certificates of one owner (what devices.maxValidPerUser counts). */
+  /**
+   * Valid, unexpired client certificates of one owner (what devices.maxValidPerUser counts). A
+   * certificate in its renewal grace (superseded, revoked when the grace ends) is the same device as its
+   * successor: it is not counted.
+   */
   validDevices(ownerId: number): number {
     const now = this.deps.now().getTime();
     return this.deps.store
       .listCerts({ ownerId, kind: 'client', status: 'valid' })
-      .items.filter((c) => c.notAfter.getTime() > now).length;
+      .items.filter((c) => c.notAfter.getTime() > now && c.supersededBy === null).length;
   }
 
   /** Throws unless the owner exists and is enabled, as the store says right now. */
@@ -114,7 +118,9 @@ export class DeviceService {
     this.deps.addresses?.assertRoomFor(commonName);
     const selfService = req.selfService === true && kind === 'client';
     const release = selfService
-      ? this.limits.admit(owner.id, ownerName, this.validDevices(owner.id))
+      ? this.limits.admit(owner.id, ownerName, this.validDevices(owner.id), {
+          renewal: req.replaces !== undefined,
+        })
       : undefined;
     try {
       return await this.make({ req, owner, ownerName, commonName, deviceName, kind, keyType, csr, network });
@@ -195,6 +201,7 @@ export class DeviceService {
         notAfter: issued.notAfter,
         certPem: issued.certPem,
         issuerKeyId: ca.keyId, // which CRL its revocation goes into, even after a CA rotation
+        keyFromCsr: csr !== undefined,
       });
       // same transaction: no certificate without an address, no address without its certificate
       const address = this.deps.addresses?.allocate(commonName).address;

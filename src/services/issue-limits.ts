@@ -55,12 +55,15 @@ export class IssueLimits {
 
   /**
    * Admits one self-service issue for `ownerId` holding `validNow` valid devices, or throws 409/429.
+   * A renewal replaces a device instead of adding one: it is rate-limited like an issue but never
+   * refused for the device maximum, and not counted in flight against it.
    * The returned release must be called once the request is finished, whatever its outcome.
    */
-  admit(ownerId: number, owner: string, validNow: number): () => void {
+  admit(ownerId: number, owner: string, validNow: number, o: { renewal?: boolean } = {}): () => void {
     const { maxValidPerUser, issuesPerHour } = this.config;
+    const renewal = o.renewal === true;
     const inflight = this.inflight.get(ownerId) ?? 0;
-    if (validNow + inflight >= maxValidPerUser) {
+    if (!renewal && validNow + inflight >= maxValidPerUser) {
       throw new Conflict(
         `owner: user '${owner}' already has ${maxValidPerUser} valid devices (devices.maxValidPerUser); revoke one first`,
         'owner',
@@ -79,6 +82,7 @@ export class IssueLimits {
     }
     times.push(t);
     this.recent.set(ownerId, times);
+    if (renewal) return () => undefined;
     this.inflight.set(ownerId, inflight + 1);
     let released = false;
     return () => {

@@ -23,7 +23,7 @@ export interface RenewRequest {
   serial: string;
   /** Key type of the new key (default: the old certificate's, when podgate can generate it). */
   keyType?: string;
-  /** PKCS#10 request: the new key stays on the device. */
+  /** PKCS#10 request: the new key stays on the device. Required when the old one came from a request. */
   csrPem?: string;
   /** A user renewing their own device (web, API): rate-limited like a self-service issue. */
   selfService?: boolean;
@@ -55,6 +55,13 @@ export class RenewalService {
         'certificate',
       );
     if (!old.ownerName) throw new BadRequest(`certificate ${old.serial} has no owner`, 'certificate');
+    // A device issued from a certificate request keeps its key on the device: its renewal takes a new
+    // request too, never a key made here (which would travel in the profile the device never wanted).
+    if (old.keyFromCsr && !r.csrPem)
+      throw new BadRequest(
+        `csr: ${old.commonName} was issued from a certificate request (its private key never left the device); renewing it needs a new certificate request`,
+        'csr',
+      );
     const at = now();
     const graceEnd = at.getTime() + config.vpn.renewGraceDays * DAY;
     // An expired certificate no longer connects anyway: nothing to wait for.

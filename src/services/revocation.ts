@@ -198,6 +198,8 @@ export class RevocationService {
    */
   private supersedeDue(now: Date): CrlState | undefined {
     const { store } = this.deps;
+    // A plain read first: the timers ask hourly and there is usually nothing due.
+    if (store.listSupersedeDue(now).length === 0) return undefined;
     return store.transaction(() => {
       const due = store.listSupersedeDue(now);
       return due.length === 0 ? undefined : this.revokeInTransaction('system', due, 'superseded').crl;

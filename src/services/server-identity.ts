@@ -15,7 +15,13 @@ import type { RevocationService } from './revocation.js';
 const log = logger.child({ module: 'server-identity' });
 const SETTING = 'server.identity';
 const SERVER_CERT_DAYS = 825;
-const RENEW_BEFORE_MS = 30 * 86_400_000;
+const DAY = 86_400_000;
+const RENEW_BEFORE_MS = 30 * DAY;
+/**
+ * The server certificate leaves the outgoing CA (during a rotation's overlap) this long before that CA
+ * ends: its own certificates are capped at the CA's expiry, and clients with new profiles trust both.
+ */
+const LEAVE_OUTGOING_CA_BEFORE_MS = DAY;
 
 /** What the OpenVPN server needs to start; keys are decrypted only in memory. */
 export interface ServerIdentity {
@@ -75,14 +81,23 @@ export class ServerIdentityService {
   private async ensureOnce(): Promise<ServerIdentity> {
     const { store, cas, secret, serverName, now } = this.deps;
     cas.refresh();
-    const ca = cas.previous ?? cas.current;
+    const at = now().getTime();
+    const previous = cas.previous;
+    const ca =
+      previous && previous.notAfter.getTime() - at > LEAVE_OUTGOING_CA_BEFORE_MS ? previous : cas.current;
     const raw = store.getSetting(SETTING);
     const stored = raw ? (JSON.parse(raw) as StoredIdentity) : undefined;
+    const notAfter = stored ? new Date(stored.notAfter).getTime() : 0;
+    // Renewed 30 days before it expires, unless it already ends with its CA (ca.issue caps notAfter
+    // there): a new one would end at the same moment, so in the CA's last 30 days every check would
+    // issue another (openvpn restarts, the pod rolls, the CRL grows). It is as good as it gets until
+    // the CA is rotated.
     const fresh =
       stored &&
       stored.commonName === serverName &&
-      new Date(stored.notAfter).getTime() - now().getTime() > RENEW_BEFORE_MS &&
-      new X509Certificate(stored.certPem).checkIssued(new X509Certificate(ca.certPem));
+      notAfter > at &&
+      (notAfter - at > RENEW_BEFORE_MS || notAfter >= ca.notAfter.getTime()) &&
+      this.issuedBy(stored, ca);
     if (stored && fresh) return this.open(stored, cas);
 
     const issued = await ca.issue({
@@ -141,6 +156,16 @@ export class ServerIdentityService {
     if (superseded) await this.deps.revocation.publish();
     log.info({ serial: issued.serial, commonName: serverName }, 'issued the server certificate');
     return this.open(next, cas);
+  }
+
+  /** Whether `ca` issued the stored certificate; remembered per (certificate, CA): the timers ask hourly. */
+  private issued: { serial: string; caKeyId: string; ok: boolean } | undefined;
+  private issuedBy(s: StoredIdentity, ca: { keyId: string; certPem: string }): boolean {
+    if (this.issued?.serial !== s.serial || this.issued.caKeyId !== ca.keyId) {
+      const ok = new X509Certificate(s.certPem).checkIssued(new X509Certificate(ca.certPem));
+      this.issued = { serial: s.serial, caKeyId: ca.keyId, ok };
+    }
+    return this.issued.ok;
   }
 
   private open(s: StoredIdentity, cas: CaSet): ServerIdentity {

@@ -119,18 +119,19 @@ export class UserService {
   }
 
   /**
-   * Disables the account and revokes all its valid certificates with one CRL update. The valid list is
-   * read in the same write transaction that sets `disabled`, and an issue re-checks `disabled` inside
-   * its own insert transaction, so every certificate is either in this list or never recorded; when
-   * this returns the user holds no valid certificate, whatever was in flight.
+   * Disables the account and revokes all its valid certificates, in one store transaction (the CRL is
+   * signed in it too): a crash or a concurrent revoke can never leave a disabled user holding a valid
+   * certificate, which the sign-in sync would then skip. An issue re-checks `disabled` inside its own
+   * insert transaction, so every certificate is either revoked here or never recorded. The CRL is
+   * published once the transaction has committed.
    */
   async disable(o: { actor: string; name: string }): Promise<{ user: User; revoked: string[] }> {
     const user = this.get(o.name);
     const { store, revocation } = this.deps;
-    const validOf = () => store.listCerts({ ownerId: user.id, status: 'valid' }).items.map((c) => c.serial);
     const { updated, valid } = store.transaction(() => {
       const u = store.updateUser(user.id, { disabled: true });
-      const serials = validOf();
+      const serials = this.validOf(user.id);
+      if (serials.length > 0) revocation.revokeInTransaction(o.actor, serials, 'affiliationChanged');
       store.appendAudit({
         actor: o.actor,
         action: 'user.disable',
@@ -140,13 +141,31 @@ export class UserService {
       });
       return { updated: u, valid: serials };
     });
-    if (valid.length > 0)
-      await revocation.revokeMany({ actor: o.actor, serials: valid, reason: 'affiliationChanged' });
-    // Defence in depth (another podgate version writing the same store): revoke anything that still shows.
-    const late = validOf();
-    if (late.length > 0)
-      await revocation.revokeMany({ actor: o.actor, serials: late, reason: 'affiliationChanged' });
-    return { user: updated, revoked: [...valid, ...late] };
+    if (valid.length > 0) await revocation.publish();
+    return { user: updated, revoked: valid };
+  }
+
+  private validOf(userId: number): string[] {
+    return this.deps.store.listCerts({ ownerId: userId, status: 'valid' }).items.map((c) => c.serial);
+  }
+
+  /**
+   * Revokes the valid certificates disabled users still hold (a store written by an older podgate,
+   * whose disable committed before it revoked, and crashed in between). `serve` and `server run` run it
+   * at start; returns the serials revoked.
+   */
+  async revokeHeldByDisabled(actor: string): Promise<string[]> {
+    const { store, revocation } = this.deps;
+    const serials = store.transaction(() => {
+      const held = store
+        .listUsers()
+        .filter((u) => u.disabled)
+        .flatMap((u) => this.validOf(u.id));
+      if (held.length > 0) revocation.revokeInTransaction(actor, held, 'affiliationChanged');
+      return held;
+    });
+    if (serials.length > 0) await revocation.publish();
+    return serials;
   }
 
   enable(o: { actor: string; name: string }): User {

@@ -7,7 +7,7 @@ export const CERT_STATUSES: readonly CertStatus[] = ['valid', 'revoked'];
 /** The select list and join every certificate read uses (alias c = certificates, u = owner). */
 export const CERT_SELECT = `SELECT c.serial, c.common_name, c.owner_id, u.name AS owner_name, c.device_name, c.kind,
   c.key_type, c.not_before, c.not_after, c.status, c.revoked_at, c.revocation_reason, c.cert_pem,
-  c.created_at, c.last_seen_at, c.superseded_by, c.supersede_at, c.issuer_ski
+  c.created_at, c.last_seen_at, c.superseded_by, c.supersede_at, c.issuer_ski, c.issued_from
 FROM certificates c LEFT JOIN users u ON u.id = c.owner_id`;
 
 export interface CertRow {
@@ -29,6 +29,7 @@ export interface CertRow {
   superseded_by: string | null;
   supersede_at: string | null;
   issuer_ski: string | null;
+  issued_from: 'generated' | 'csr';
 }
 
 export function toCert(r: CertRow): CertRecord {
@@ -51,5 +52,6 @@ export function toCert(r: CertRow): CertRecord {
     supersededBy: r.superseded_by,
     supersedeAt: fromIsoOrNull(r.supersede_at),
     issuerKeyId: r.issuer_ski,
+    keyFromCsr: r.issued_from === 'csr',
   };
 }

@@ -33,9 +33,9 @@ export class SqliteCerts implements CertStore {
   ) {
     this.insert = db.prepare(
       `INSERT INTO certificates (serial, common_name, owner_id, device_name, kind, key_type, not_before,
-         not_after, cert_pem, created_at, issuer_ski, owner_name)
+         not_after, cert_pem, created_at, issuer_ski, owner_name, issued_from)
        VALUES (@serial, @commonName, @ownerId, @deviceName, @kind, @keyType, @notBefore, @notAfter, @certPem,
-         @createdAt, @issuerKeyId, coalesce((SELECT name FROM users WHERE id = @ownerId), ''))`,
+         @createdAt, @issuerKeyId, coalesce((SELECT name FROM users WHERE id = @ownerId), ''), @issuedFrom)`,
     );
     this.bySerial = db.prepare(`${CERT_SELECT} WHERE c.serial = ?`);
     this.validByCn = db.prepare(
@@ -85,6 +85,7 @@ export class SqliteCerts implements CertStore {
       certPem: nonEmpty('certPem', c.certPem),
       createdAt: new Date().toISOString(),
       issuerKeyId: c.issuerKeyId ?? null,
+      issuedFrom: c.keyFromCsr === true ? 'csr' : 'generated',
     };
     if (params.notAfter <= params.notBefore)
       throw new BadRequest('notAfter must be after notBefore', 'notAfter');

@@ -65,6 +65,8 @@ export interface CertRecord {
   supersedeAt: Date | null;
   /** Key id (hex SKI) of the CA that issued it; null on rows older than CA rotation support (that CA). */
   issuerKeyId: string | null;
+  /** The key came from a certificate request (it never left the device); renewals then need one too. */
+  keyFromCsr: boolean;
 }
 
 export type NewCert = Omit<
@@ -78,7 +80,8 @@ export type NewCert = Omit<
   | 'supersededBy'
   | 'supersedeAt'
   | 'issuerKeyId'
-> & { issuerKeyId?: string | null };
+  | 'keyFromCsr'
+> & { issuerKeyId?: string | null; keyFromCsr?: boolean };
 
 export interface CertQuery {
   search?: string; // substring of common name, device name or owner name (ASCII case-insensitive; % and _ are literal)

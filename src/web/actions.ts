@@ -26,6 +26,8 @@ export interface DeviceView {
   /** Renewed: the serial of the new certificate, and when this one is revoked as superseded. */
   renewedBy: string | null;
   supersedeAt: Date | null;
+  /** The key stayed on the device (issued from a CSR): renewing it takes a new CSR. */
+  keyFromCsr: boolean;
 }
 
 export function deviceView(c: CertRecord, now: Date): DeviceView {
@@ -47,6 +49,7 @@ export function deviceView(c: CertRecord, now: Date): DeviceView {
     lastSeenAt: c.lastSeenAt,
     renewedBy: c.status === 'valid' ? c.supersededBy : null,
     supersedeAt: c.status === 'valid' ? c.supersedeAt : null,
+    keyFromCsr: c.keyFromCsr,
   };
 }
 

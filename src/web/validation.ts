@@ -54,6 +54,11 @@ export const createDeviceBody = z.object({
   csr: csrPem.optional(),
 });
 
+/** `POST /devices/:id/renew`: a new certificate request (required for a device issued from one). */
+export const renewDeviceBody = z.object({
+  csr: csrPem.optional(),
+});
+
 export const revokeBody = z.object({
   reason: z
     .enum(REVOCATION_REASONS, {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { BadRequest } from '../../lib/errors.js';
 import { withContext, type CliEnv } from '../env.js';
 import { checkOutPath, deliverProfile, readCsrOption } from './profile-out.js';
 
@@ -11,13 +12,21 @@ export function registerRenew(cert: Command, env: CliEnv): void {
     )
     .requiredOption('--out <file>', 'where to write the new .ovpn (mode 0600; "-" for stdout)')
     .option('--key-type <type>', 'ec-p256 | rsa-2048 | rsa-3072 (default: the old key type)')
-    .option('--csr <file>', 'PKCS#10 request: the new private key stays on the device')
+    .option(
+      '--csr <file>',
+      'PKCS#10 request: the new private key stays on the device (required when the device was issued from one)',
+    )
     .action(
       async (nameOrSerial: string, o: { out: string; keyType?: string; csr?: string }, cmd: Command) => {
         const out = checkOutPath(o.out);
         const csrPem = readCsrOption(o.csr);
         await withContext(env, cmd, async (ctx) => {
           const old = ctx.revocation.resolve(nameOrSerial);
+          if (old.keyFromCsr && !csrPem)
+            throw new BadRequest(
+              `--csr: ${old.commonName} was issued from a certificate request (its key never left the device); give a new one with --csr FILE`,
+              'csr',
+            );
           const {
             cert: c,
             profile,

@@ -12,6 +12,8 @@ import type { AppContext } from '../../services/context.js';
 import type { ClusterPort } from '../../web/cluster-port.js';
 import type { SessionsProvider } from '../../web/sessions-provider.js';
 import { startServer } from '../../web/server.js';
+import { caExpiryWarning } from '../../services/ca-status.js';
+import { startUpkeep } from '../../openvpn/upkeep.js';
 import { openOidc } from '../../services/oidc.js';
 import { scheduleOidcSync } from '../../services/oidc-sync.js';
 import { globalOpts, type CliEnv } from '../env.js';
@@ -90,11 +92,20 @@ export function register(program: Command, env: CliEnv): void {
         }
         if (admin) for (const line of describeAccessDefaults(ctx, admin.access)) env.out(line);
         const stopAccess = startAccessTimers(ctx);
+        const swept = await ctx.users.revokeHeldByDisabled('system');
+        if (swept.length > 0) env.err(`revoked ${swept.length} certificate(s) still held by disabled users`);
         const factory = (env as CliEnv & { webDeps?: WebDepsFactory }).webDeps ?? defaultWebDeps;
         const extra = await factory(config, ctx, env.env);
         const oidc = openOidc(ctx);
-        const backups = startScheduledBackups({ config, audit: ctx.store, now: ctx.now });
+        const backups = startScheduledBackups({ config, audit: ctx.store, now: ctx.now, clock: ctx.clock });
         const server = await startServer({ ctx, ...extra, oidc, host: o.host, port });
+        // The CRL (local file and, in cluster mode, the podgate-crl Secret) must not expire because no one
+        // asked for /readyz or /crl.pem; renewed certificates leave on time. server run does the same.
+        const upkeep = startUpkeep({
+          clock: ctx.clock,
+          revocation: ctx.revocation,
+          caWarning: () => caExpiryWarning(ctx),
+        });
         env.out(`podgate web app on ${server.url}`);
         const stopSync = oidc
           ? scheduleOidcSync(
@@ -109,6 +120,7 @@ export function register(program: Command, env: CliEnv): void {
             process.off('SIGTERM', stop);
             stopSync();
             stopAccess();
+            upkeep.cancel();
             void Promise.all([server.close(), backups?.stop()]).then(() => resolve());
           };
           process.on('SIGINT', stop);

@@ -8,6 +8,7 @@ import { effectiveNetwork, vpnWithNetwork } from '../../services/network.js';
 import { renderServerConfigFor, readManagementPassword, serverPaths } from '../../openvpn/server-files.js';
 import { ManagementSessionsProvider } from '../../openvpn/sessions-provider.js';
 import { ServerSupervisor } from '../../openvpn/supervisor.js';
+import { caExpiryWarning } from '../../services/ca-status.js';
 import { globalOpts, table, withContext, type CliEnv } from '../env.js';
 import { validateName } from '../../lib/names.js';
 import { parseSince, UsageService } from '../../services/usage.js';
@@ -58,7 +59,10 @@ export function register(program: Command, env: CliEnv): void {
       const config = env.loadConfig(globalOpts(cmd));
       setLogLevel(config.logLevel);
       const ctx = await env.openContext(config, env.contextDeps(config));
-      const supervisor = new ServerSupervisor({ ...ctx, config: servedConfig(config, ctx.store) });
+      const supervisor = new ServerSupervisor(
+        { ...ctx, config: servedConfig(config, ctx.store) },
+        { caWarning: () => caExpiryWarning(ctx) },
+      );
       try {
         const stopped = new Promise<void>((resolveStop) => {
           const stop = (): void => {
@@ -69,6 +73,8 @@ export function register(program: Command, env: CliEnv): void {
           process.on('SIGINT', stop);
           process.on('SIGTERM', stop);
         });
+        const swept = await ctx.users.revokeHeldByDisabled('system');
+        if (swept.length > 0) env.err(`revoked ${swept.length} certificate(s) still held by disabled users`);
         await supervisor.start();
         env.err(
           `podgate server running (openvpn pid ${supervisor.pid ?? '?'}, ${config.vpn.proto}/${config.vpn.port})`,

@@ -7,6 +7,7 @@ import { migration006 } from './006-issuer-ski.js';
 import { migration007 } from './007-oidc-identities.js';
 import { migration008 } from './008-access.js';
 import { migration009 } from './009-import-links-session-history.js';
+import { migration010 } from './010-issued-from.js';
 import { migration013 } from './013-cert-list-indexes.js';
 import type { Migration } from './migration.js';
 
@@ -26,5 +27,6 @@ export const migrations: readonly Migration[] = [
   migration007,
   migration008,
   migration009,
+  migration010,
   migration013,
 ];

@@ -3,10 +3,12 @@ import type { AppContext } from '../../services/context.js';
 import { csrfProtect, requireUser } from '../auth.js';
 import { deviceView } from '../actions.js';
 import { sendProfile, type RouteDeps } from './api.js';
+import { parse, renewDeviceBody } from '../validation.js';
 
 /**
  * Renewing one's own device: `POST /devices/:id/renew` (page form, answers with the .ovpn download) and
- * `POST /api/v1/devices/:id/renew` (JSON with the profile, or the profile itself). Someone else's device
+ * `POST /api/v1/devices/:id/renew` (JSON with the profile, or the profile itself). An optional `csr`
+ * field keeps the new key on the device; a device issued from a CSR must send one (400 naming `csr`). Someone else's device
  * looks exactly like an unknown one (404).
  */
 export function renewalRouter({ actions, now }: RouteDeps, ctx: AppContext): Router {
@@ -14,10 +16,12 @@ export function renewalRouter({ actions, now }: RouteDeps, ctx: AppContext): Rou
   const renew = async (req: Request) => {
     const user = req.auth!.user;
     const old = actions.ownDevice(user, String(req.params.id));
+    const body = parse(renewDeviceBody, req.body ?? {});
     const { cert, profile } = await ctx.renewal.renew({
       actor: user.name,
       serial: old.serial,
       selfService: true,
+      ...(body.csr ? { csrPem: body.csr } : {}),
     });
     return { device: deviceView(cert, now()), profile, filename: `${cert.commonName}.ovpn` };
   };

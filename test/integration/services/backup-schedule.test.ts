@@ -62,6 +62,29 @@ describe('scheduled backups', function () {
     }
   });
 
+  it("intervalHours above 596 h (past setTimeout's 2^31-1 ms): the next backup waits, no back-to-back runs", async () => {
+    const backups = join(dir, 'long-interval');
+    const ctx = await testContext(join(dir, 'long'), {
+      'ca.keyType': 'ec-p384',
+      'backup.dir': backups,
+      'backup.intervalHours': 700,
+      'backup.passphraseFile': join(dir, 'pass'),
+    });
+    const s = new BackupScheduler({ config: ctx.config, audit: ctx.store, now: () => new Date() });
+    try {
+      await s.runOnce(); // a fresh backup: the next one is due in 700 h
+      s.start();
+      // Node clamps a delay past 2^31-1 ms to 1 ms: the old scheduler wrote a backup every few ms here.
+      await new Promise((r) => setTimeout(r, 400));
+      await s.stop();
+      assert.equal(readdirSync(backups).length, 1, 'one backup, the next one 700 h away');
+      assert.equal(ctx.store.listAudit({ action: 'backup.scheduled' }).length, 1);
+    } finally {
+      await s.stop();
+      ctx.close();
+    }
+  });
+
   it('config: backup.dir without backup.passphraseFile is refused, naming the key', () => {
     assert.throws(
       () => loadConfig({ env: {}, overrides: { 'backup.dir': '/tmp/x' } }),

@@ -143,6 +143,70 @@ describe('services: concurrent issues, revocation and crash safety', function ()
   });
 });
 
+describe('services: disabling a user is one step (issue 21, item 17)', function () {
+  this.timeout(60_000);
+
+  it('a process killed where "disabled" used to commit before "revoked" leaves no disabled user holding valid certificates', async () => {
+    const t = tempDir();
+    try {
+      const worker = fileURLToPath(new URL('../../helpers/disable-crash-worker.js', import.meta.url));
+      const child = spawn(process.execPath, [worker, t.dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      const signal = await new Promise<NodeJS.Signals | null>((resolve, reject) => {
+        child.on('exit', (_code, sig) => resolve(sig));
+        child.on('error', reject);
+      });
+      assert.equal(signal, 'SIGKILL', out);
+      assert.match(out, /issued/);
+      const ctx = await testContext(t.dir);
+      try {
+        const erin = ctx.store.getUserByName('erin')!;
+        const valid = ctx.store.listCerts({ ownerId: erin.id, status: 'valid' }).total;
+        // Either the whole disable happened or none of it: never a disabled user with valid certificates.
+        assert.ok(
+          !erin.disabled || valid === 0,
+          `disabled=${erin.disabled} with ${valid} valid certificates`,
+        );
+        assert.equal(erin.disabled, false, 'the killed disable rolled back');
+        assert.equal(valid, 3);
+        // Run again, to completion: disabled and revoked, and the CRL lists all three.
+        const { revoked } = await ctx.users.disable({ actor: 'test', name: 'erin' });
+        assert.equal(revoked.length, 3);
+        assert.equal(ctx.store.listCerts({ ownerId: erin.id, status: 'valid' }).total, 0);
+        const crl = verifyCrl(ctx.revocation.currentCrl()!.pem, ctx.ca.certPem).revokedSerials;
+        assert.ok(revoked.every((s) => crl.includes(s)));
+      } finally {
+        ctx.close();
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('the start-up sweep revokes what a disabled user still holds (a store left by an older version)', async () => {
+    const t = tempDir();
+    const ctx = await testContext(t.dir);
+    try {
+      const fay = await ctx.users.create({ actor: 'test', name: 'fay', role: 'user' });
+      const { cert } = await ctx.devices.issue({ actor: 'test', owner: 'fay', commonName: 'fay.laptop' });
+      // What the old two-step disable left after a crash: disabled, certificate still valid.
+      ctx.store.updateUser(fay.id, { disabled: true });
+      const swept = await ctx.users.revokeHeldByDisabled('system');
+      assert.deepEqual(swept, [cert.serial]);
+      assert.equal(ctx.store.getCert(cert.serial)!.status, 'revoked');
+      assert.equal(ctx.store.getCert(cert.serial)!.revocationReason, 'affiliationChanged');
+      assert.ok(
+        verifyCrl(ctx.revocation.currentCrl()!.pem, ctx.ca.certPem).revokedSerials.includes(cert.serial),
+      );
+      assert.deepEqual(await ctx.users.revokeHeldByDisabled('system'), [], 'nothing left the second time');
+    } finally {
+      ctx.close();
+      t.cleanup();
+    }
+  });
+});
+
 describe('services: server identity across processes', function () {
   this.timeout(60_000);
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyCrl } from '../../../src/pki/index.js';
 import { runCli, tempDir, profileBlock } from '../../helpers/cli.js';
@@ -83,6 +84,33 @@ describe('services: device renewal (same name, new certificate; the old one supe
     }
   });
 
+  it('devices.maxValidPerUser never blocks a renewal; devices in their renewal grace do not count (issue 21, item 15)', async () => {
+    const t = tempDir();
+    const ctx = await testContext(t.dir, { 'vpn.renewGraceDays': 7, 'devices.maxValidPerUser': 2 });
+    try {
+      const user = await ctx.users.create({ actor: 'test', name: 'dora', role: 'user' });
+      const self = { actor: 'dora', owner: 'dora', selfService: true } as const;
+      const a = await ctx.devices.issue({ ...self, commonName: 'dora.laptop' });
+      const b = await ctx.devices.issue({ ...self, commonName: 'dora.phone' });
+      await assert.rejects(ctx.devices.issue({ ...self, commonName: 'dora.tablet' }), /maxValidPerUser/);
+      // At the maximum, both devices renew (self-service, as the web app and the API do it).
+      const ra = await ctx.renewal.renew({ actor: 'dora', serial: a.cert.serial, selfService: true });
+      const rb = await ctx.renewal.renew({ actor: 'dora', serial: b.cert.serial, selfService: true });
+      assert.equal(ra.replaced.status, 'valid', 'the old one stays valid during the grace');
+      assert.equal(rb.replaced.status, 'valid');
+      // Four valid certificates, two devices: the two in their grace are not counted.
+      assert.equal(ctx.store.listCerts({ ownerId: user.id, kind: 'client', status: 'valid' }).total, 4);
+      assert.equal(ctx.devices.validDevices(user.id), 2);
+      await assert.rejects(ctx.devices.issue({ ...self, commonName: 'dora.tablet' }), /maxValidPerUser/);
+      // Revoking one device frees a place even while the other's old certificate is in its grace.
+      await ctx.revocation.revoke({ actor: 'dora', serialOrName: ra.cert.serial });
+      await ctx.devices.issue({ ...self, commonName: 'dora.tablet' });
+    } finally {
+      ctx.close();
+      t.cleanup();
+    }
+  });
+
   it('with renewGraceDays 0, or for an expired certificate, the old one is revoked at once', async () => {
     const t = tempDir();
     let now = new Date();
@@ -104,6 +132,61 @@ describe('services: device renewal (same name, new certificate; the old one supe
       assert.equal(e.replaced.status, 'revoked');
     } finally {
       ctx.close();
+      t.cleanup();
+    }
+  });
+
+  it('a device issued from a CSR renews only with a new CSR: service and CLI (issue 21, item 16)', async () => {
+    const t = tempDir();
+    const dataDir = join(t.dir, 'data');
+    const env = {
+      PODGATE_VPN_ENDPOINTS: '172.18.12.21',
+      PODGATE_DATA_DIR: dataDir,
+      PODGATE_CA_KEY_TYPE: 'ec-p384',
+    };
+    const csr = (name: string) => {
+      execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(t.dir, `${name}.key`), '-subj', '/CN=x', '-out', join(t.dir, `${name}.csr`)], { stdio: 'ignore' }); // prettier-ignore
+      return join(t.dir, `${name}.csr`);
+    };
+    try {
+      writeFileSync(join(t.dir, 'pw'), 'correct horse battery staple\n');
+      assert.equal(
+        (await runCli(['init'], { ...env, PODGATE_ADMIN_PASSWORD_FILE: join(t.dir, 'pw') })).code,
+        0,
+      );
+      assert.equal((await runCli(['user', 'add', 'hal'], env)).code, 0);
+      let r = await runCli(['cert', 'issue', 'hal-pi', '--owner', 'hal', '--csr', csr('a'), '--out', join(t.dir, 'a.ovpn')], env); // prettier-ignore
+      assert.equal(r.code, 0, r.stderr);
+      // No CSR: exit 2 naming --csr, nothing issued.
+      r = await runCli(['cert', 'renew', 'hal-pi', '--out', join(t.dir, 'b.ovpn')], env);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--csr: hal-pi was issued from a certificate request/);
+      assert.equal(existsSync(join(t.dir, 'b.ovpn')), false);
+      // The service says the same to the web app and the API (field csr).
+      const ctx = await testContext(t.dir, { dataDir });
+      try {
+        const old = ctx.store.getValidCertByCommonName('hal-pi')!;
+        assert.equal(old.keyFromCsr, true);
+        const rows = ctx.store.listCerts({}).total;
+        await assert.rejects(
+          ctx.renewal.renew({ actor: 'hal', serial: old.serial, selfService: true }),
+          (e: Error & { field?: string }) =>
+            e.field === 'csr' && /needs a new certificate request/.test(e.message),
+        );
+        assert.equal(ctx.store.listCerts({}).total, rows, 'nothing issued');
+      } finally {
+        ctx.close();
+      }
+      r = await runCli(['cert', 'renew', 'hal-pi', '--csr', csr('b'), '--out', join(t.dir, 'b.ovpn')], env);
+      assert.equal(r.code, 0, r.stderr);
+      const profile = readFileSync(join(t.dir, 'b.ovpn'), 'utf8');
+      assert.doesNotMatch(profile, /<key>/, 'no key made by the server');
+      const cert = new X509Certificate(profileBlock(profile, 'cert'));
+      const key = execFileSync('openssl', ['pkey', '-pubout', '-in', join(t.dir, 'b.key')], {
+        encoding: 'utf8',
+      });
+      assert.equal(cert.publicKey.export({ type: 'spki', format: 'pem' }), key);
+    } finally {
       t.cleanup();
     }
   });

@@ -105,7 +105,7 @@ describe('upgrade: a data dir made by podgate 0.1.0 opens in this code', functio
       config: config(),
       actor: 'test',
     });
-    assert.equal(r.info.schemaVersion, migrations[migrations.length - 1]!.version); // numbers may have gaps
+    assert.equal(r.info.schemaVersion, migrations.at(-1)!.version); // versions may have gaps
     const restoredConfig = loadConfig({ env: {}, overrides: { dataDir: target, logLevel: 'silent' } });
     const ctx = await openContext(restoredConfig);
     try {

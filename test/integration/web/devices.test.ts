@@ -187,6 +187,50 @@ describe('web devices: create, download, list, revoke own', function () {
     assert.equal(bad.body.error.field, 'csr');
   });
 
+  it('renewing a device issued from a CSR takes a new CSR (issue 21, item 16): none given is a 400 naming csr, nothing issued', async () => {
+    const csrFor = async (name: string) => {
+      const csr = join(tmp, `${name}.csr`);
+      await exec(['openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(tmp, `${name}.key`), '-subj', '/CN=x', '-out', csr]); // prettier-ignore
+      const { readFileSync } = await import('node:fs');
+      return readFileSync(csr, 'utf8');
+    };
+    const made = await create(alice, 'band', { csr: await csrFor('band') });
+    assert.equal(made.status, 201, text(made));
+    const serial = f.ctx.store.getValidCertByCommonName('alice.band')!.serial;
+    const rows = f.ctx.store.listCerts({}).total;
+    const refused = await alice.agent
+      .post(`/api/v1/devices/${serial}/renew`)
+      .set('X-CSRF-Token', alice.csrf)
+      .set('Accept', 'application/json')
+      .send({})
+      .expect(400);
+    assert.equal(refused.body.error.field, 'csr');
+    assert.match(refused.body.error.message, /certificate request/);
+    assert.equal(f.ctx.store.listCerts({}).total, rows, 'no certificate issued');
+    const renewed = await alice.agent
+      .post(`/api/v1/devices/${serial}/renew`)
+      .set('X-CSRF-Token', alice.csrf)
+      .set('Accept', 'application/json')
+      .send({ csr: await csrFor('band2') })
+      .expect(201);
+    assert.equal(block(renewed.body.profile as string, 'key'), undefined, 'no server-made key');
+    writeFileSync(join(tmp, 'band2.pem'), block(renewed.body.profile as string, 'cert')!);
+    const certPub = await exec(['openssl', 'x509', '-noout', '-pubkey', '-in', join(tmp, 'band2.pem')]);
+    const keyPub = await exec(['openssl', 'pkey', '-pubout', '-in', join(tmp, 'band2.key')]);
+    assert.equal(certPub.stdout, keyPub.stdout, 'the certificate holds the new CSR key');
+    // A device with a server-made key may switch to a CSR on renewal too.
+    assert.equal((await create(alice, 'kiosk')).status, 201);
+    const kiosk = f.ctx.store.getValidCertByCommonName('alice.kiosk')!.serial;
+    const switched = await alice.agent
+      .post(`/api/v1/devices/${kiosk}/renew`)
+      .set('X-CSRF-Token', alice.csrf)
+      .set('Accept', 'application/json')
+      .send({ csr: await csrFor('kiosk2') })
+      .expect(201);
+    assert.equal(block(switched.body.profile as string, 'key'), undefined);
+    assert.equal(f.ctx.store.getValidCertByCommonName('alice.kiosk')!.keyFromCsr, true);
+  });
+
   it('JSON clients can ask for the profile inside a JSON answer (still no-store)', async () => {
     const res = await alice.agent
       .post('/api/v1/devices')
