@@ -18,3 +18,23 @@ export function withFileLock<R>(lockFile: string, fn: () => R): R {
     db.close();
   }
 }
+
+/**
+ * withFileLock for an asynchronous `fn` (a backup copying the database): the lock is a BEGIN IMMEDIATE
+ * held on its own connection until `fn` settles. Waiting for the lock blocks the event loop (SQLite's
+ * busy handler) for at most LOCK_WAIT_MS, so holders of this lock keep their critical sections short.
+ */
+export async function withFileLockAsync<R>(lockFile: string, fn: () => Promise<R>): Promise<R> {
+  const db = new Database(lockFile);
+  try {
+    db.pragma(`busy_timeout = ${LOCK_WAIT_MS}`);
+    db.prepare('BEGIN IMMEDIATE').run();
+    try {
+      return await fn();
+    } finally {
+      db.prepare('ROLLBACK').run();
+    }
+  } finally {
+    db.close();
+  }
+}
