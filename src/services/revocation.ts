@@ -294,6 +294,16 @@ export class RevocationService {
       try {
         await p.publish(bundle);
       } catch (err) {
+        // Refused for a higher number of the same CA: another publisher of this store was faster (fine),
+        // unless this store never reached that number (restored from an older backup): an error.
+        const newer = (err as { newerCrlNumber?: unknown }).newerCrlNumber;
+        if (typeof newer === 'number' && (this.deps.store.getCrl()?.number ?? 0) >= newer) {
+          log.debug(
+            { publisher: p.name, crlNumber: bundle.crlNumber, newer },
+            'a newer CRL was published meanwhile',
+          );
+          continue;
+        }
         log.error({ err, publisher: p.name, crlNumber: bundle.crlNumber }, 'CRL publish failed');
         this.deps.store.appendAudit({
           actor: 'system',
