@@ -666,7 +666,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     const plain = await http.request('POST', '/api/v1/deploy', {}, csrfHeader);
     assert.equal(plain.status, 202, plain.text);
     const refused = await deployDone();
-    assert.equal(refused.state, 'error');
+    assert.equal(refused.state, 'failed');
     assert.match(refused.error ?? '', /podgate\.io\/ca-key-id=.*--take-over/s);
     const started = await http.request('POST', '/api/v1/deploy', { takeOver: true }, csrfHeader);
     assert.equal(started.status, 202, started.text);
