@@ -94,3 +94,33 @@ export function clusterAccessPublisherFor(
     },
   };
 }
+
+/**
+ * For restore in cluster mode: the CRL number the `podgate-crl` Secret holds (the highest the server
+ * may have seen), `null` when there is no such Secret, `undefined` when no cluster is configured.
+ * Throws when the API server cannot be asked (the caller then asks for `--crl-number-above`).
+ */
+export async function publishedCrlNumber(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+): Promise<number | null | undefined> {
+  if (!config.kubernetes.kubeconfig && !env.KUBERNETES_SERVICE_HOST) return undefined;
+  const [{ connectKube }, { bundleFromSecret }, { OBJECT_NAMES }] = await Promise.all([
+    import('./kube-connection.js'),
+    import('./secret-watch-source.js'),
+    import('./pod-layout.js'),
+  ]);
+  const connection = connectKube(config);
+  try {
+    const secret = await connection.api.get({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      namespace: config.kubernetes.namespace,
+      name: OBJECT_NAMES.crlSecret,
+    });
+    if (!secret) return null;
+    return bundleFromSecret(secret)?.crlNumber ?? null;
+  } finally {
+    await connection.close();
+  }
+}

@@ -9,6 +9,7 @@ import { describeMissing, grantCommand, missingRights } from './deploy-rights.js
 import { KubeApiError, refOf, refText, type KubeApi, type KubeObject } from './kube-api.js';
 import { OBJECT_NAMES, POD_SECURITY_ENFORCE, POD_SECURITY_LEVEL } from './pod-layout.js';
 import { applyCrlSecret } from './secret-publisher.js';
+import { checkOwner, ownerOf } from './ownership.js';
 
 const log = logger.child({ module: 'cluster.deploy' });
 
@@ -25,6 +26,11 @@ export interface DeployDeps {
   /** How long to wait for the Deployment to become ready. Default 180 s. */
   rolloutTimeoutMs?: number;
   pollMs?: number;
+  /**
+   * This manager's CA key ids (issuing first, then the previous one during a rotation): objects marked
+   * with another CA's id are not replaced (ownership.ts) unless `takeOver`.
+   */
+  owner?: { keyIds: readonly string[]; takeOver?: boolean };
 }
 
 /** A deploy that stopped: names the object and tells how to continue. */
@@ -121,6 +127,11 @@ export async function applyAll(objects: readonly KubeObject[], deps: DeployDeps)
         `An admin grants them with ${grantCommand(namespace, lacking.user)}, then run deploy again`,
     );
   }
+  // Before anything is applied: objects another manager's CA owns stop the deploy.
+  for (const obj of objects) {
+    if (!ownerOf(obj) || !deps.owner) continue;
+    checkOwner(await deps.kube.get(refOf(obj)), deps.owner.keyIds, deps.owner.takeOver);
+  }
   for (const [i, obj] of objects.entries()) {
     const name = refText({ kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace });
     let before: KubeObject | undefined;
@@ -131,7 +142,7 @@ export async function applyAll(objects: readonly KubeObject[], deps: DeployDeps)
       after =
         obj.kind === 'Secret' && obj.metadata.name === OBJECT_NAMES.crlSecret
           ? // a revocation published while deploy ran must not be rolled back to the CRL deploy read
-            (await applyCrlSecret(deps.kube, obj)).stored
+            (await applyCrlSecret(deps.kube, obj, { takeOver: deps.owner?.takeOver })).stored
           : await deps.kube.apply(structuredClone(obj));
     } catch (err) {
       if (err instanceof DeployError) throw err;

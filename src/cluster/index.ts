@@ -14,6 +14,7 @@ import { applyAll, type DeployResult } from './deploy.js';
 import { discover, findRangeOverlaps, lastDiscovery, type DiscoveryResult } from './discovery.js';
 import { refOf, type KubeApi, type KubeObject } from './kube-api.js';
 import { OBJECT_NAMES } from './pod-layout.js';
+import { crlKeyIds } from './ownership.js';
 import { buildManifests, manifestFiles, type ServerMaterial } from './manifests.js';
 import { readClusterStatus, type ClusterStatus } from './status.js';
 import { SecretCrlPublisher } from './secret-publisher.js';
@@ -100,25 +101,37 @@ export class ClusterService {
   }
 
   /** Discovers, builds and server-side applies everything, then waits for the rollout. */
-  async deploy(onProgress: (line: string) => void = () => undefined): Promise<DeployResult> {
+  async deploy(
+    onProgress: (line: string) => void = () => undefined,
+    o: { takeOver?: boolean } = {},
+  ): Promise<DeployResult> {
     const d = await this.discover();
     onProgress(
       `discovered pods ${d.podCidrs.join(', ') || '?'} (${d.podCidrSource}), services ${d.serviceCidrs.join(', ') || '?'} (${d.serviceCidrSource}), DNS ${d.dnsServer ?? '?'}, nodes ${d.nodeIps.join(', ') || '?'}`,
     );
     for (const w of d.warnings) onProgress(`warning: ${w}`);
     const objects = await this.objects();
+    if (o.takeOver)
+      onProgress('taking over objects another podgate manager (another CA) may own (--take-over)');
     return applyAll(objects, {
       kube: this.kube,
       onProgress,
+      owner: { keyIds: this.ownKeyIds(), ...(o.takeOver ? { takeOver: true } : {}) },
       rolloutTimeoutMs: this.deps.rolloutTimeoutMs,
       pollMs: this.deps.pollMs,
     });
   }
 
+  /** This manager's CA key ids, from the CRL it publishes (issuing CA first, one per trusted CA). */
+  private ownKeyIds(): string[] {
+    return crlKeyIds(this.deps.revocation.bundle().crlPem);
+  }
+
   /** Pods, endpoints and the agent's last applied CRL number; also records newly effective revocations. */
   async status(): Promise<ClusterStatus & { newlyEffective: EffectiveRevocation[] }> {
     const ns = this.deps.config.kubernetes.namespace;
-    const status = await readClusterStatus(this.kube, ns, this.deps.revocation.bundle().crlNumber);
+    const bundle = this.deps.revocation.bundle();
+    const status = await readClusterStatus(this.kube, ns, bundle.crlNumber, crlKeyIds(bundle.crlPem));
     const newlyEffective = await syncAgentStatus(this.kube, ns, this.deps.store);
     return { ...status, newlyEffective };
   }
@@ -183,6 +196,7 @@ export class ClusterService {
     const result = await applyAll([secret, configMap, deployment], {
       kube: this.kube,
       onProgress,
+      owner: { keyIds: this.ownKeyIds() },
       rolloutTimeoutMs: this.deps.rolloutTimeoutMs,
       pollMs: this.deps.pollMs,
     });

@@ -6,7 +6,7 @@ import { CHECKSUM_ANNOTATION, LABELS, OBJECT_NAMES, POD_FILES, POD_PATHS } from 
  * Start-up of the openvpn container, as POSIX sh inside the pod (this is the container's own entry,
  * not a command podgate runs): make /dev/net/tun when the runtime did not, insist on IPv4 forwarding
  * (without it clients reach nothing), MASQUERADE the client subnet so pods answer to the pod's address,
- * seed the CRL file from the Secret if the agent has not written one yet, then exec openvpn.
+ * wait until the agent has written the CRL file it verified, then exec openvpn.
  */
 /** Where the start script finds things; the pod's paths unless a test points it elsewhere. */
 export interface StartScriptPaths {
@@ -32,7 +32,9 @@ export function openvpnStartScript(
     '  exit 1',
     'fi',
     `iptables -t nat -C POSTROUTING -s ${clientSubnet} -j MASQUERADE 2>/dev/null || iptables -t nat -A POSTROUTING -s ${clientSubnet} -j MASQUERADE`,
-    `if [ ! -s ${paths.crl} ]; then cp ${paths.crlSeed} ${paths.crl}.tmp && mv ${paths.crl}.tmp ${paths.crl}; fi`,
+    // The CRL file comes from the agent only, which verifies it against the CA first (a CRL of another
+    // manager's CA would make openvpn accept revoked certificates): wait for it, never copy the Secret's.
+    `i=0; while [ ! -s ${paths.crl} ]; do i=$((i+1)); if [ $i -gt 300 ]; then echo "podgate: no verified CRL from the agent in ${paths.crl} after 300 s (see the agent container's log)" >&2; exit 1; fi; sleep 1; done`,
     `exec openvpn --config ${paths.serverConf}`,
   ].join('\n');
 }

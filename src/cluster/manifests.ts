@@ -3,6 +3,7 @@
  * server material and the revocation bundle (no I/O, no clock, no randomness), so `k8s manifests`
  * and `k8s deploy` produce the same objects and a re-deploy of the same inputs changes nothing.
  */
+import { crlKeyIds, markOwner } from './ownership.js';
 import { createHash } from 'node:crypto';
 import { stringify as toYamlText } from 'yaml';
 import type { Config } from '../config/schema.js';
@@ -150,6 +151,9 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
     },
   };
   const deployment = buildDeployment({ config, namespace: ns, checksum, proto });
+  // Owned by the issuing CA (ownership.ts): another manager's deploy refuses to replace them.
+  const owner = crlKeyIds(bundle.crlPem)[0];
+  for (const o of [serverSecret, configMap, deployment]) markOwner(o, owner);
   return [
     namespace,
     serviceAccount,
@@ -184,16 +188,19 @@ export function crlSecret(namespace: string, bundle: RevocationBundle): KubeObje
       `the podgate-crl Secret would hold ${bytes} bytes for ${bundle.revoked.length} revocations (CRL ${Buffer.byteLength(crlPem)} bytes), over podgate's ${CRL_SECRET_LIMIT_BYTES}-byte limit below Kubernetes' 1 MiB per Secret; nothing was published`,
     );
   }
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: meta(OBJECT_NAMES.crlSecret, namespace),
-    type: 'Opaque',
-    data: {
-      [CRL_SECRET_KEYS.crl]: b64(crlPem),
-      [CRL_SECRET_KEYS.bundle]: b64(json),
+  return markOwner(
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: meta(OBJECT_NAMES.crlSecret, namespace),
+      type: 'Opaque',
+      data: {
+        [CRL_SECRET_KEYS.crl]: b64(crlPem),
+        [CRL_SECRET_KEYS.bundle]: b64(json),
+      },
     },
-  };
+    crlKeyIds(crlPem)[0],
+  );
 }
 
 /** One YAML document per object, named for `kubectl apply -f DIR` (which applies files in name order). */

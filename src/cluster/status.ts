@@ -1,6 +1,8 @@
 import { LABELS, OBJECT_NAMES } from './pod-layout.js';
 import type { KubeApi, KubeObject } from './kube-api.js';
 import { readAgentStatus, type AgentStatus } from './agent-status.js';
+import { crlKeyIds, OWNER_ANNOTATION, ownerOf } from './ownership.js';
+import { bundleFromSecret } from './secret-watch-source.js';
 
 export interface PodStatus {
   name: string;
@@ -27,6 +29,8 @@ export interface ClusterStatus {
   agent: AgentStatus;
   /** CRL number the manager published last (undefined when unknown to the caller). */
   publishedCrlNumber?: number;
+  /** What the podgate-crl Secret holds: its CRL number, and the CA key id it is marked with. */
+  crlSecret?: { crlNumber: number; owner?: string; ownedByAnotherCa: boolean };
 }
 
 const selector = Object.entries(LABELS)
@@ -60,15 +64,30 @@ export async function readClusterStatus(
   kube: KubeApi,
   namespace: string,
   publishedCrlNumber?: number,
+  ownKeyIds: readonly string[] = [],
 ): Promise<ClusterStatus> {
   const name = OBJECT_NAMES.app;
-  const [dep, svc, ep, pods, agent] = await Promise.all([
+  const [dep, svc, ep, pods, agent, crl] = await Promise.all([
     kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name }),
     kube.get({ apiVersion: 'v1', kind: 'Service', namespace, name }),
     kube.get({ apiVersion: 'v1', kind: 'Endpoints', namespace, name }),
     kube.list('v1', 'Pod', { namespace, labelSelector: selector }),
     readAgentStatus(kube, namespace),
+    kube.get({ apiVersion: 'v1', kind: 'Secret', namespace, name: OBJECT_NAMES.crlSecret }),
   ]);
+  let crlSecret: ClusterStatus['crlSecret'];
+  try {
+    const held = crl ? bundleFromSecret(crl) : undefined;
+    const owner = ownerOf(crl) ?? (held ? crlKeyIds(held.crlPem)[0] : undefined);
+    if (held)
+      crlSecret = {
+        crlNumber: held.crlNumber,
+        ...(owner ? { owner } : {}),
+        ownedByAnotherCa: owner !== undefined && ownKeyIds.length > 0 && !ownKeyIds.includes(owner),
+      };
+  } catch {
+    /* an unreadable Secret: the publisher replaces it */
+  }
   const ds = (dep?.status ?? {}) as Record<string, number | undefined>;
   const spec = (svc?.spec ?? {}) as {
     type?: string;
@@ -101,6 +120,7 @@ export async function readClusterStatus(
     ),
     agent,
     publishedCrlNumber,
+    ...(crlSecret ? { crlSecret } : {}),
   };
 }
 
@@ -129,6 +149,18 @@ export function formatStatus(s: ClusterStatus): string[] {
   }
   if (s.pods.length === 0) lines.push('pods: none');
   lines.push(`endpoints: ${s.endpoints.length > 0 ? s.endpoints.join(', ') : 'none'}`);
+  const c = s.crlSecret;
+  if (c?.ownedByAnotherCa) {
+    lines.push(
+      `CRL Secret: ERROR: marked ${OWNER_ANNOTATION}=${c.owner}, another podgate manager's CA: this manager's revocations are not published ` +
+        '(take over deliberately with `podgate k8s deploy --take-over`)',
+    );
+  } else if (c && s.publishedCrlNumber !== undefined && c.crlNumber > s.publishedCrlNumber) {
+    lines.push(
+      `CRL Secret: ERROR: holds CRL #${c.crlNumber}, above this manager's #${s.publishedCrlNumber}: revocations made here are NOT in force ` +
+        `(a restore from an older backup? restore it again with \`--crl-number-above ${c.crlNumber}\`)`,
+    );
+  }
   const a = s.agent;
   const crl =
     a.lastAppliedCrlNumber === undefined
@@ -137,9 +169,11 @@ export function formatStatus(s: ClusterStatus): string[] {
   const sync =
     s.publishedCrlNumber === undefined || a.lastAppliedCrlNumber === undefined
       ? ''
-      : a.lastAppliedCrlNumber >= s.publishedCrlNumber
-        ? ' (up to date)'
-        : ` (behind: published #${s.publishedCrlNumber})`;
+      : c?.ownedByAnotherCa || (c && c.crlNumber > s.publishedCrlNumber)
+        ? " (not this manager's CRL: see the CRL Secret line)"
+        : a.lastAppliedCrlNumber >= s.publishedCrlNumber
+          ? ' (up to date)'
+          : ` (behind: published #${s.publishedCrlNumber})`;
   lines.push(crl + sync);
   if (a.pending.length > 0)
     lines.push(

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { resolve, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AppError } from '../lib/errors.js';
@@ -128,5 +128,24 @@ export function loadConfig(options: LoadOptions = {}): Config {
       }),
     );
   }
+  const crossField = pathProblems(result.data);
+  if (crossField.length > 0) throw new ConfigError(crossField);
   return result.data;
+}
+
+/**
+ * Checks between keys that zod's per-key rules cannot see. `backup.dir` equal to the data dir or one of
+ * its parents would leave the CA files out of every scheduled backup (the backup dir is excluded from
+ * the archive), which shows only at restore.
+ */
+function pathProblems(config: Config): string[] {
+  if (!config.backup.dir) return [];
+  const dir = resolve(config.backup.dir);
+  const data = resolve(config.dataDir);
+  if (data === dir || data.startsWith(dir.endsWith(sep) ? dir : dir + sep)) {
+    return [
+      `backup.dir: ${dir} is the data dir or one of its parents (dataDir ${data}); backups would leave out the CA files: use a directory outside the data dir, on another disk`,
+    ];
+  }
+  return [];
 }

@@ -9,6 +9,8 @@ import {
   statSync,
   writeSync,
   chmodSync,
+  lstatSync,
+  mkdtempSync,
 } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -92,6 +94,45 @@ export function removeStaleTempFiles(dir: string, now = Date.now()): string[] {
       removed.push(name);
     } catch {
       /* gone meanwhile (its writer renamed it, or another start removed it) */
+    }
+  }
+  return removed;
+}
+
+/** Scratch directories: `.<kind>-<pid>-<6 random characters>` (mkdtemp's suffix). */
+const SCRATCH = /^\.(backup|restore)-([1-9][0-9]{0,9})-[A-Za-z0-9]{6}$/;
+
+/**
+ * Makes a private (0700) scratch directory for `kind` inside `dir`, named after this process so that one
+ * left by a killed process is known as such (removeStaleScratchDirs). Backup and restore keep their
+ * copies of the database and the CA key here, inside the data dir, never in the system temp directory.
+ */
+export function makeScratchDir(dir: string, kind: 'backup' | 'restore'): string {
+  return mkdtempSync(join(dir, `.${kind}-${process.pid}-`));
+}
+
+/**
+ * Removes the scratch directories of backups and restores whose process no longer runs (killed
+ * mid-way); those of live processes and everything else are left alone. Returns the names removed.
+ */
+export function removeStaleScratchDirs(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = SCRATCH.exec(name);
+    if (!m || alive(Number(m[2]))) continue;
+    const path = join(dir, name);
+    try {
+      if (!lstatSync(path).isDirectory()) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(name);
+    } catch {
+      /* gone meanwhile */
     }
   }
   return removed;

@@ -9,7 +9,6 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -18,12 +17,12 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { AppError, BadRequest, Conflict } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { PACKAGE_ROOT } from '../lib/templates.js';
+import { makeScratchDir, removeStaleScratchDirs } from '../lib/fs-atomic.js';
 import { CertificateAuthority, decryptPrivateKey, type KeySecret } from '../pki/index.js';
 import { backupDatabase, inspectDatabase } from '../store/backup.js';
 import { DB_FILE_NAME, SqliteStore } from '../store/index.js';
@@ -34,8 +33,11 @@ import {
   type BackupInfo,
   type DecodedBackup,
 } from './backup-format.js';
-import { CA_CERT_FILE, CA_KEY_FILE } from './ca-files.js';
+import { CA_CERT_FILE, CA_KEY_FILE, readCaFiles, withCaLockAsync } from './ca-files.js';
+import { fixedCaSet } from './ca-set.js';
+import { secureDataDir } from './data-dir.js';
 import { KEK_FILE, resolveKeySecret } from './key-secret.js';
+import { RevocationService } from './revocation.js';
 
 const log = logger.child({ module: 'backup' });
 
@@ -80,28 +82,49 @@ function dataDirFiles(dataDir: string, exclude: readonly string[]): BackupEntry[
   return out;
 }
 
+/** Test hook: called with the name of each point of a backup or restore (a crash test stops there). */
+export type BackupProbe = (point: string) => void;
+
 /**
- * Makes a backup of `dataDir` while other processes keep using it. The files are read first: they
- * only ever appear, never change, so the database copy taken after them cannot name a certificate
- * their CA does not know. The copy is checked with `integrity_check` before it is packed.
+ * Makes a backup of `dataDir` while other processes keep using it. The files are read and the
+ * database copied while holding the CA lock (services/ca-files.ts): a `ca rotate` running meanwhile
+ * waits, so the copy cannot name a CA the files do not hold. The copy is checked with
+ * `integrity_check` before it is packed; it is made in a private scratch dir inside the data dir
+ * (never the system temp dir), which a killed backup leaves for the next start to remove.
+ * Throws when the CA files would not be in the archive (an `exclude` that covers them).
  */
 export async function createBackup(o: {
   dataDir: string;
   passphrase: string;
   now?: Date;
   exclude?: string[];
+  probe?: BackupProbe;
 }): Promise<CreatedBackup> {
   const dataDir = resolve(o.dataDir);
   const dbFile = join(dataDir, DB_FILE_NAME);
   if (!existsSync(dbFile)) throw new BadRequest(`${dataDir} holds no podgate database`, 'dataDir');
-  const files = dataDirFiles(
-    dataDir,
-    (o.exclude ?? []).map((e) => resolve(e)),
-  );
-  const work = mkdtempSync(join(tmpdir(), 'podgate-backup-'));
+  const work = makeScratchDir(dataDir, 'backup');
   try {
     const copy = join(work, DB_FILE_NAME);
-    await backupDatabase(dbFile, copy);
+    const files = await withCaLockAsync(dataDir, async () => {
+      const found = dataDirFiles(
+        dataDir,
+        (o.exclude ?? []).map((e) => resolve(e)),
+      );
+      await backupDatabase(dbFile, copy);
+      return found;
+    });
+    o.probe?.('backup:copied');
+    for (const f of [CA_CERT_FILE, CA_KEY_FILE]) {
+      if (!files.some((e) => e.path === f)) {
+        throw new AppError(
+          500,
+          'backup_incomplete',
+          `the backup would not hold ${f} (is backup.dir or --out the data dir or one of its parents?); nothing written`,
+          { field: 'backup.dir' },
+        );
+      }
+    }
     const summary = inspectDatabase(copy);
     const info: BackupInfo = {
       createdAt: (o.now ?? new Date()).toISOString(),
@@ -121,90 +144,51 @@ export async function createBackup(o: {
   }
 }
 
-/** The secret the CA key in the backup is encrypted with: its key file, or the configured passphrase. */
-function backupKeySecret(byPath: Map<string, BackupEntry>, config: Config): KeySecret {
-  const kek = byPath.get(KEK_FILE);
-  if (kek) {
-    const key = Buffer.from(kek.data.toString('utf8').trim(), 'base64');
-    if (key.length !== 32)
-      throw new BadRequest(`the backup's ${KEK_FILE} does not hold a 32-byte key`, 'backup');
-    return { kek: key };
+/**
+ * Checks that the restored CA files load the way every later command will load them: with the secret
+ * the runtime resolves (ca.passphraseFile when it is set, else the restored ca-key.kek), the current
+ * CA and, during a rotation's overlap, the previous one. Otherwise restore is refused, naming the field.
+ */
+function verifyCa(
+  dir: string,
+  config: Config,
+): { ca: CertificateAuthority; previous?: CertificateAuthority } {
+  for (const f of [DB_FILE_NAME, CA_CERT_FILE, CA_KEY_FILE]) {
+    if (!existsSync(join(dir, f))) throw new BadRequest(`the backup has no ${f}`, 'backup');
   }
-  if (!config.ca.passphraseFile) {
+  const usesPassphrase = config.ca.passphraseFile !== undefined;
+  if (!usesPassphrase && !existsSync(join(dir, KEK_FILE))) {
     throw new BadRequest(
       'the CA key in this backup is protected by a CA passphrase: set ca.passphraseFile so restore can check it',
       'ca.passphraseFile',
     );
   }
-  return resolveKeySecret(config, '/nonexistent', false);
-}
-
-/** Everything restore checks before it writes: the CA opens with its key, the server key decrypts. */
-function verifyCa(byPath: Map<string, BackupEntry>, config: Config): CertificateAuthority {
-  for (const f of [DB_FILE_NAME, CA_CERT_FILE, CA_KEY_FILE]) {
-    if (!byPath.has(f)) throw new BadRequest(`the backup has no ${f}`, 'backup');
-  }
-  const secret = backupKeySecret(byPath, config);
-  let keyPem: string;
+  const secret = resolveKeySecret(config, dir, false);
   try {
-    keyPem = decryptPrivateKey(byPath.get(CA_KEY_FILE)!.data.toString('utf8'), secret);
+    return readCaFiles(dir, secret);
   } catch (err) {
+    if (err instanceof AppError && err.code === 'ca_key_mismatch') {
+      throw new AppError(400, 'bad_ca', 'the CA certificate and key in the backup do not belong together', {
+        cause: err,
+        field: 'backup',
+      });
+    }
     throw new AppError(
       400,
       'bad_ca_secret',
-      'the CA key in the backup cannot be decrypted with its key file or ca.passphraseFile',
-      {
-        cause: err,
-        field: 'ca.passphraseFile',
-      },
+      usesPassphrase
+        ? 'the CA key in the backup cannot be decrypted with ca.passphraseFile, which every command uses when it is set: ' +
+            'set it to the passphrase the backup was made with, or unset it when the backup holds its key file (ca-key.kek)'
+        : `the CA key in the backup cannot be decrypted with its key file ${KEK_FILE}`,
+      { cause: err, field: usesPassphrase ? 'ca.passphraseFile' : 'backup' },
     );
   }
-  try {
-    return CertificateAuthority.load({ certPem: byPath.get(CA_CERT_FILE)!.data.toString('utf8'), keyPem });
-  } catch (err) {
-    throw new AppError(400, 'bad_ca', 'the CA certificate and key in the backup do not belong together', {
-      cause: err,
-    });
-  }
 }
 
-/**
- * Re-signs the restored CRL (same entries) as `above + 1` when its number is not above `above`;
- * returns the new number, or undefined when nothing was needed.
- */
-function renumberCrl(
-  store: SqliteStore,
-  ca: CertificateAuthority,
-  above: number | undefined,
-  crlDays: number,
-  now: Date,
-): number | undefined {
-  const current = store.getCrl();
-  if (above === undefined || (current && current.number > above)) return undefined;
-  const number = above + 1;
-  const entries = store
-    .listRevoked()
-    .map((r) => ({
-      serial: r.serial,
-      commonName: r.commonName,
-      revokedAt: r.revokedAt!,
-      reason: r.revocationReason!,
-    }))
-    .sort((a, b) => a.revokedAt.getTime() - b.revokedAt.getTime());
-  const pem = ca.buildCrl({ number, entries, nextUpdateDays: crlDays, now });
-  store.saveCrl({
-    number,
-    pem,
-    thisUpdate: new Date(now.getTime() - 5 * 60_000),
-    nextUpdate: new Date(now.getTime() + crlDays * 86_400_000),
-  });
-  return number;
-}
-
-/** True when `dir` does not exist or is an empty directory. */
-function emptyOrMissing(dir: string): boolean {
+/** True when `dir` does not exist or is an empty directory (`ignore`: a name of our own inside it). */
+function emptyOrMissing(dir: string, ignore?: string): boolean {
   if (!existsSync(dir)) return true;
-  return statSync(dir).isDirectory() && readdirSync(dir).length === 0;
+  return statSync(dir).isDirectory() && readdirSync(dir).every((n) => n === ignore);
 }
 
 export interface RestoreResult {
@@ -216,11 +200,14 @@ export interface RestoreResult {
 }
 
 /**
- * Restores a backup into `dataDir`, which must be missing or empty. The whole file is authenticated,
- * every file checked against its checksum, the database checked with `integrity_check`, the CA key
- * decrypted and matched to its certificate, all in a staging directory next to the target; only then
- * does one rename put the data dir in place. Any failure leaves the target as it was.
- * The restored database is migrated to this podgate's schema and gets a `backup.restore` audit row.
+ * Restores a backup into `dataDir`, which must be missing or empty (an empty directory may be a mount
+ * point: its contents are filled, the directory itself is never replaced). The whole file is
+ * authenticated, every file checked against its checksum, all of it written into a private scratch dir
+ * inside the target, then the database checked with `integrity_check` and the CA loaded the way the
+ * runtime loads it; only then are the files moved into place (the database last). A failure before
+ * that leaves the target as it was; a kill leaves the scratch dir, which the next start (or restore)
+ * removes. The restored database is migrated to this podgate's schema and gets a `backup.restore`
+ * audit row.
  */
 export function restoreBackup(o: {
   file: Buffer;
@@ -231,21 +218,22 @@ export function restoreBackup(o: {
   /**
    * The highest CRL number the VPN server may already have seen (from a CRL published after the
    * backup was taken). The agent refuses a CRL whose number is lower than the one in force, so the
-   * restored CRL is re-signed as this number + 1 when the backup's is not above it.
+   * restored CRL is re-signed (one per CA in force) as this number + 1 when the backup's is not above it.
    */
   crlNumberAbove?: number;
   now?: Date;
+  probe?: BackupProbe;
 }): RestoreResult {
   const target = resolve(o.dataDir);
   const notEmpty = () =>
     new Conflict(`${target} is not empty: restore writes only into a new or empty directory`, 'dataDir');
+  removeStaleScratchDirs(target);
   if (!emptyOrMissing(target)) throw notEmpty();
   const decoded: DecodedBackup = decodeBackup(o.file, o.passphrase);
-  const byPath = new Map(decoded.entries.map((e) => [e.path, e]));
-  const ca = verifyCa(byPath, o.config);
 
-  mkdirSync(dirname(target), { recursive: true });
-  const staging = mkdtempSync(join(dirname(target), `.${basename(target)}.restore-`));
+  const created = !existsSync(target);
+  secureDataDir(target); // made 0700, or an existing one tightened like at every start
+  const staging = makeScratchDir(target, 'restore');
   let renumbered: number | undefined;
   try {
     for (const e of decoded.entries) {
@@ -253,10 +241,21 @@ export function restoreBackup(o: {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       writeFileSync(path, e.data, { mode: e.mode });
     }
+    o.probe?.('restore:staged');
+    const cas = verifyCa(staging, o.config);
     inspectDatabase(join(staging, DB_FILE_NAME));
     const store = SqliteStore.open(join(staging, DB_FILE_NAME));
     try {
-      renumbered = renumberCrl(store, ca, o.crlNumberAbove, o.config.vpn.crlDays, o.now ?? new Date());
+      if (o.crlNumberAbove !== undefined) {
+        const revocation = new RevocationService({
+          store,
+          cas: fixedCaSet(cas.ca, cas.previous),
+          crlDays: o.config.vpn.crlDays,
+          publishers: [],
+          now: () => o.now ?? new Date(),
+        });
+        renumbered = revocation.resignAbove(o.crlNumberAbove)?.number;
+      }
       store.appendAudit({
         actor: o.actor,
         action: 'backup.restore',
@@ -273,11 +272,19 @@ export function restoreBackup(o: {
     } finally {
       store.close();
     }
-    if (!emptyOrMissing(target)) throw notEmpty(); // something wrote there meanwhile: leave it alone
-    if (existsSync(target)) rmdirSync(target);
-    renameSync(staging, target);
+    // something wrote there meanwhile: leave it alone
+    if (!emptyOrMissing(target, basename(staging))) throw notEmpty();
+    const names = readdirSync(staging).sort(
+      (a, b) => Number(a === DB_FILE_NAME) - Number(b === DB_FILE_NAME),
+    );
+    for (const name of names) {
+      renameSync(join(staging, name), join(target, name));
+      o.probe?.(`restore:moved:${name}`);
+    }
+    rmdirSync(staging);
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });
+    if (created) rmSync(target, { recursive: true, force: true });
     throw err;
   }
   log.info({ dataDir: target, certificates: decoded.info.certificates }, 'backup restored');

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
@@ -11,6 +11,7 @@ import {
   type KeySecret,
 } from '../pki/index.js';
 import type { Config } from '../config/schema.js';
+import { withFileLock, withFileLockAsync } from '../store/file-lock.js';
 import { resolveKeySecret } from './key-secret.js';
 
 const log = logger.child({ module: 'ca' });
@@ -23,19 +24,104 @@ export const PREVIOUS_CA_KEY_FILE = 'ca-previous.key.enc';
 export const NEXT_CA_CERT_FILE = 'ca-next.crt';
 export const NEXT_CA_KEY_FILE = 'ca-next.key.enc';
 
+/** The lock every change of the CA files takes (`ca rotate`, `ca retire-old`, resuming them, backup). */
+export const CA_LOCK_FILE = '.ca.lock';
+
 /**
- * Completes a CA switch from whatever point a crash stopped it (each step is one rename, and each is
- * done only when its source exists and its target does not): current → previous, then next → current.
+ * Test hook: called with the name of each point of a CA change just after it is reached (a crash test
+ * stops the process there). Production callers pass nothing.
  */
-export function finishRotation(dataDir: string): void {
+export type CaChangeProbe = (point: string) => void;
+
+/**
+ * Runs `fn` holding the data dir's CA lock, a file lock shared by every process on the machine (the
+ * kernel drops it when the holder dies): two `ca rotate` runs cannot interleave their writes and pair
+ * one's key with the other's certificate, and a backup cannot copy the files half-way through a change.
+ */
+export function withCaLock<R>(dataDir: string, fn: () => R): R {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  return withFileLock(join(dataDir, CA_LOCK_FILE), fn);
+}
+
+/** withCaLock for an asynchronous `fn`. */
+export function withCaLockAsync<R>(dataDir: string, fn: () => Promise<R>): Promise<R> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  return withFileLockAsync(join(dataDir, CA_LOCK_FILE), fn);
+}
+
+/** `ca-retired-<id>.crt` files whose key file is not there yet: `ca retire-old` stopped between its renames. */
+function retiredWithoutKey(dataDir: string): string[] {
+  return readdirSync(dataDir)
+    .filter((n) => /^ca-retired-[0-9a-f]+\.crt$/.test(n))
+    .filter((n) => !existsSync(join(dataDir, n.replace(/\.crt$/, '.key.enc'))));
+}
+
+/** True when a CA change was cut short and finishCaChange has something to do. */
+export function caChangePending(dataDir: string): boolean {
+  const has = (name: string) => existsSync(join(dataDir, name));
+  if (has(NEXT_CA_KEY_FILE) || has(NEXT_CA_CERT_FILE)) return true;
+  return has(PREVIOUS_CA_KEY_FILE) && !has(PREVIOUS_CA_CERT_FILE) && retiredWithoutKey(dataDir).length > 0;
+}
+
+/**
+ * Completes a CA change from whatever point a crash stopped it; the caller holds the CA lock. Each
+ * step is one rename, done only when its source exists and its target does not.
+ * - `ca rotate` (key pair first, then certificate pair): current → previous, next → current. A
+ *   `ca-next.key.enc` without its `ca-next.crt` before any rename is a rotation that died writing the
+ *   certificate: the lone key is removed and the old CA stays. A next pair that does not load together
+ *   is refused before anything is renamed.
+ * - `ca retire-old` (certificate first, then key): a `ca-previous.key.enc` left beside a retired
+ *   certificate without its key is moved next to it.
+ * With `secret`, the CA files must load (key matches certificate) when it returns, or it throws.
+ */
+export function finishCaChange(dataDir: string, secret?: KeySecret, probe?: CaChangeProbe): void {
   const f = (name: string) => join(dataDir, name);
-  for (const [cur, prev, next] of [
-    [CA_KEY_FILE, PREVIOUS_CA_KEY_FILE, NEXT_CA_KEY_FILE],
-    [CA_CERT_FILE, PREVIOUS_CA_CERT_FILE, NEXT_CA_CERT_FILE],
+  const has = (name: string) => existsSync(f(name));
+  if (has(NEXT_CA_KEY_FILE) && !has(NEXT_CA_CERT_FILE) && has(CA_KEY_FILE) && !has(PREVIOUS_CA_KEY_FILE)) {
+    log.warn({ dataDir }, 'a CA rotation stopped before its certificate was written; the old CA stays');
+    rmSync(f(NEXT_CA_KEY_FILE));
+  }
+  if (secret && has(NEXT_CA_KEY_FILE) && has(NEXT_CA_CERT_FILE)) {
+    loadPair(dataDir, NEXT_CA_CERT_FILE, NEXT_CA_KEY_FILE, secret); // throws: nothing renamed yet
+  }
+  for (const [cur, prev, next, label] of [
+    [CA_KEY_FILE, PREVIOUS_CA_KEY_FILE, NEXT_CA_KEY_FILE, 'key'],
+    [CA_CERT_FILE, PREVIOUS_CA_CERT_FILE, NEXT_CA_CERT_FILE, 'cert'],
   ] as const) {
-    if (!existsSync(f(next))) continue;
-    if (existsSync(f(cur)) && !existsSync(f(prev))) renameSync(f(cur), f(prev));
-    if (!existsSync(f(cur))) renameSync(f(next), f(cur));
+    if (!has(next)) continue;
+    if (has(cur) && !has(prev)) {
+      renameSync(f(cur), f(prev));
+      probe?.(`rotate:${label}-to-previous`);
+    }
+    if (!has(cur)) {
+      renameSync(f(next), f(cur));
+      probe?.(`rotate:${label}-to-current`);
+    }
+  }
+  if (
+    !has(NEXT_CA_KEY_FILE) &&
+    !has(NEXT_CA_CERT_FILE) &&
+    has(PREVIOUS_CA_KEY_FILE) &&
+    !has(PREVIOUS_CA_CERT_FILE)
+  ) {
+    const [retired] = retiredWithoutKey(dataDir);
+    if (retired) renameSync(f(PREVIOUS_CA_KEY_FILE), f(retired.replace(/\.crt$/, '.key.enc')));
+  }
+  if (secret) readCaFiles(dataDir, secret);
+}
+
+function loadPair(dataDir: string, cert: string, key: string, secret: KeySecret): CertificateAuthority {
+  const certPem = readFileSync(join(dataDir, cert), 'utf8');
+  const keyPem = decryptPrivateKey(readFileSync(join(dataDir, key), 'utf8'), secret);
+  try {
+    return CertificateAuthority.load({ certPem, keyPem });
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'ca_key_mismatch') {
+      throw new AppError(500, 'ca_key_mismatch', `${key} does not match ${cert} in ${dataDir}`, {
+        cause: err,
+      });
+    }
+    throw err;
   }
 }
 
@@ -45,11 +131,7 @@ export function readCaFiles(
   secret: KeySecret,
 ): { ca: CertificateAuthority; previous?: CertificateAuthority } {
   const f = (name: string) => join(dataDir, name);
-  const load = (cert: string, key: string) =>
-    CertificateAuthority.load({
-      certPem: readFileSync(f(cert), 'utf8'),
-      keyPem: decryptPrivateKey(readFileSync(f(key), 'utf8'), secret),
-    });
+  const load = (cert: string, key: string) => loadPair(dataDir, cert, key, secret);
   const ca = load(CA_CERT_FILE, CA_KEY_FILE);
   // Without ca-previous.crt the old CA is not in force, even if its key file remains (retire-old moves
   // the certificate first).
@@ -72,8 +154,12 @@ export interface LoadedCa {
  * A wrong passphrase fails closed before anything else happens.
  */
 export async function loadOrCreateCa(config: Config, dataDir: string): Promise<LoadedCa> {
-  if (existsSync(join(dataDir, NEXT_CA_KEY_FILE)) && existsSync(join(dataDir, NEXT_CA_CERT_FILE)))
-    finishRotation(dataDir);
+  // A `ca rotate` or `ca retire-old` killed between its renames is finished first (under the lock, so
+  // a rotation still running in another process is waited for, not taken half-way).
+  if (caChangePending(dataDir)) {
+    const secret = resolveKeySecret(config, dataDir, false);
+    withCaLock(dataDir, () => finishCaChange(dataDir, secret));
+  }
   const certFile = join(dataDir, CA_CERT_FILE);
   const keyFile = join(dataDir, CA_KEY_FILE);
   const haveCert = existsSync(certFile);

@@ -1,11 +1,14 @@
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { Conflict } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
 import { CertificateAuthority, createCa, encryptPrivateKey, type CaKeyType } from '../pki/index.js';
 import {
-  finishRotation,
+  finishCaChange,
+  readCaFiles,
+  withCaLock,
+  type CaChangeProbe,
   NEXT_CA_CERT_FILE,
   NEXT_CA_KEY_FILE,
   PREVIOUS_CA_CERT_FILE,
@@ -31,20 +34,22 @@ function nextCommonName(base: string, previous: string, now: Date): string {
  * 1. rows from before issuer tracking (issuerKeyId null) get the outgoing key id (harmless if the switch never
  *    happens: the CRL builder treats the current CA's id like null); 2. the new CA is written as ca-next.*;
  * 3. renames switch current → previous and next → current.
+ * Steps 1–3 hold the CA lock (two rotations cannot mix their files) and end with a check that the new
+ * pair loads; a crash is finished by the next start (finishCaChange).
  * The caller reopens the context and re-signs the CRL (now one per CA). Running processes see the new
  * files through their CaSet (services/ca-set.ts): `serve` issues from the new CA, `server run`
  * restarts openvpn with the new CA set.
  */
 export async function rotateCa(
   ctx: AppContext,
-  o: { actor: string; keyType?: CaKeyType },
+  o: { actor: string; keyType?: CaKeyType; probe?: CaChangeProbe },
 ): Promise<{ commonName: string; keyId: string; tagged: number }> {
-  if (ctx.previousCa) {
-    throw new Conflict(
-      `a CA rotation is already in progress (old CA "${ctx.previousCa.commonName}" still trusted): run \`podgate ca retire-old\` first`,
+  const inProgress = (old: string) =>
+    new Conflict(
+      `a CA rotation is already in progress (old CA "${old}" still trusted): run \`podgate ca retire-old\` first`,
       'ca',
     );
-  }
+  if (ctx.previousCa) throw inProgress(ctx.previousCa.commonName);
   const now = ctx.now();
   const keyType = o.keyType ?? ctx.config.ca.keyType;
   const secret = resolveKeySecret(ctx.config, ctx.dataDir, false);
@@ -55,23 +60,42 @@ export async function rotateCa(
     now,
   });
   const outgoing = ctx.ca.keyId;
-  const tagged = ctx.store.transaction(() => {
-    const n = ctx.store.assignIssuerKeyId(outgoing);
-    ctx.store.appendAudit({
-      actor: o.actor,
-      action: 'ca.rotate',
-      target: ctx.ca.commonName,
-      result: 'ok',
-      details: { outgoingKeyId: outgoing, keyType, certificates: n },
-    });
+  // Everything below holds the CA lock: another `ca rotate` may have switched the CA since this
+  // context was opened (then the files say so), and none can write its ca-next.* files meanwhile.
+  const tagged = withCaLock(ctx.dataDir, () => {
+    finishCaChange(ctx.dataDir, secret);
+    const onDisk = readCaFiles(ctx.dataDir, secret);
+    if (onDisk.previous) throw inProgress(onDisk.previous.commonName);
+    if (onDisk.ca.keyId !== outgoing)
+      throw new Conflict(
+        `the CA changed while this rotation ran (another \`ca rotate\`): nothing done`,
+        'ca',
+      );
+    const n = tagOutgoing();
+    writeFileAtomic(join(ctx.dataDir, NEXT_CA_KEY_FILE), encryptPrivateKey(material.keyPem, secret), 0o600);
+    o.probe?.('rotate:next-key');
+    writeFileAtomic(join(ctx.dataDir, NEXT_CA_CERT_FILE), material.certPem, 0o644);
+    o.probe?.('rotate:next-cert');
+    finishCaChange(ctx.dataDir, secret, o.probe);
     return n;
   });
-  writeFileAtomic(join(ctx.dataDir, NEXT_CA_KEY_FILE), encryptPrivateKey(material.keyPem, secret), 0o600);
-  writeFileAtomic(join(ctx.dataDir, NEXT_CA_CERT_FILE), material.certPem, 0o644);
-  finishRotation(ctx.dataDir);
   log.info({ outgoing, keyType, tagged }, 'CA rotated; the old CA stays trusted until retire-old');
   const ca = CertificateAuthority.load(material);
   return { commonName: ca.commonName, keyId: ca.keyId, tagged };
+
+  function tagOutgoing(): number {
+    return ctx.store.transaction(() => {
+      const n = ctx.store.assignIssuerKeyId(outgoing);
+      ctx.store.appendAudit({
+        actor: o.actor,
+        action: 'ca.rotate',
+        target: ctx.ca.commonName,
+        result: 'ok',
+        details: { outgoingKeyId: outgoing, keyType, certificates: n },
+      });
+      return n;
+    });
+  }
 }
 
 /**
@@ -80,7 +104,11 @@ export async function rotateCa(
  * certificate is re-issued by the new CA (by the caller, or a running `server run` on its next CA
  * check). Old-CA profiles stop connecting.
  */
-export function retireOldCa(ctx: AppContext, actor: string): { commonName: string; stillValid: number } {
+export function retireOldCa(
+  ctx: AppContext,
+  actor: string,
+  probe?: CaChangeProbe,
+): { commonName: string; stillValid: number } {
   const old = ctx.previousCa;
   if (!old) throw new Conflict('no CA rotation is in progress: there is no old CA to retire', 'ca');
   const stillValid = ctx.store
@@ -88,10 +116,18 @@ export function retireOldCa(ctx: AppContext, actor: string): { commonName: strin
     .items.filter((c) => c.kind !== 'server' && c.issuerKeyId === old.keyId).length;
   const f = (name: string) => join(ctx.dataDir, name);
   const retired = `ca-retired-${old.keyId.slice(0, 16)}`;
-  // Certificate first: without ca-previous.crt the old CA is not loaded, even if its key file remains.
-  if (existsSync(f(PREVIOUS_CA_CERT_FILE))) renameSync(f(PREVIOUS_CA_CERT_FILE), f(`${retired}.crt`));
-  if (existsSync(f(PREVIOUS_CA_KEY_FILE))) renameSync(f(PREVIOUS_CA_KEY_FILE), f(`${retired}.key.enc`));
-  rmSync(f(NEXT_CA_CERT_FILE), { force: true });
+  const secret = resolveKeySecret(ctx.config, ctx.dataDir, false);
+  withCaLock(ctx.dataDir, () => {
+    finishCaChange(ctx.dataDir, secret);
+    // Certificate first: without ca-previous.crt the old CA is not loaded, even if its key file remains
+    // (and finishCaChange moves that key next to its retired certificate).
+    if (existsSync(f(PREVIOUS_CA_CERT_FILE))) {
+      renameSync(f(PREVIOUS_CA_CERT_FILE), f(`${retired}.crt`));
+      probe?.('retire:cert');
+    }
+    if (existsSync(f(PREVIOUS_CA_KEY_FILE))) renameSync(f(PREVIOUS_CA_KEY_FILE), f(`${retired}.key.enc`));
+    readCaFiles(ctx.dataDir, secret); // the current pair still loads
+  });
   ctx.store.appendAudit({
     actor,
     action: 'ca.retire-old',

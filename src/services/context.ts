@@ -6,7 +6,7 @@ import type { Store } from '../store/types.js';
 import type { CrlPublisher } from '../openvpn/revocation-bundle.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { logger } from '../lib/logger.js';
-import { removeStaleTempFiles } from '../lib/fs-atomic.js';
+import { removeStaleScratchDirs, removeStaleTempFiles } from '../lib/fs-atomic.js';
 import { serverDir } from '../openvpn/local-publisher.js';
 import { loadOrCreateCa } from './ca-files.js';
 import { DataDirCaSet, type CaSet } from './ca-set.js';
@@ -87,6 +87,9 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
     const removed = removeStaleTempFiles(dir);
     if (removed.length > 0) log.info({ dir, removed }, 'removed temp files left by killed writers');
   }
+  // A backup or restore killed mid-way leaves its scratch dir (a database copy, CA key material).
+  const scratch = removeStaleScratchDirs(dataDir);
+  if (scratch.length > 0) log.info({ dataDir, removed: scratch }, 'removed scratch dirs of killed backups');
   const clock = deps.clock ?? systemClock;
   const now = deps.now ?? (() => clock.now());
   const { ca, previous: previousCa, secret } = await loadOrCreateCa(config, dataDir);

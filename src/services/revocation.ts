@@ -165,11 +165,11 @@ export class RevocationService {
    * Signs CRL number n+1 over `rows` (every revoked row) minus those expired more than
    * CRL_KEEP_AFTER_EXPIRY_MS ago; callers hold the store transaction.
    */
-  private rebuildCrl(now: Date, rows: RevokedRow[] = this.revokedRows()): CrlState {
+  private rebuildCrl(now: Date, rows: RevokedRow[] = this.revokedRows(), floor = 0): CrlState {
     const { store, cas, crlDays } = this.deps;
     cas.refresh();
     const ca = cas.current;
-    const number = (store.getCrl()?.number ?? 0) + 1;
+    const number = Math.max((store.getCrl()?.number ?? 0) + 1, floor);
     const cutoff = now.getTime() - CRL_KEEP_AFTER_EXPIRY_MS;
     const live = rows.filter((r) => r.notAfter.getTime() > cutoff);
     const previous = cas.previous;
@@ -236,6 +236,20 @@ export class RevocationService {
     return crl;
   }
 
+  /**
+   * Re-signs the CRL (one per CA in force, the expiry cut-off applied, like every rebuild) as number
+   * `above + 1` when the current one is not above `above`; returns it, or undefined when nothing was
+   * needed. For restore: the VPN server refuses a CRL numbered below the one it holds. Not published.
+   */
+  resignAbove(above: number): CrlState | undefined {
+    const { store } = this.deps;
+    return store.transaction(() => {
+      const current = store.getCrl();
+      if (current && current.number > above) return undefined;
+      return this.rebuildCrl(this.deps.now(), this.revokedRows(), above + 1);
+    });
+  }
+
   /** Signs and publishes a new CRL now (after a CA rotation or retirement changes the set of CAs). */
   async resign(actor: string): Promise<CrlState> {
     const crl = this.deps.store.transaction(() => this.rebuildCrl(this.deps.now()));
@@ -282,6 +296,16 @@ export class RevocationService {
       try {
         await p.publish(bundle);
       } catch (err) {
+        // Refused for a higher number of the same CA: another publisher of this store was faster (fine),
+        // unless this store never reached that number (restored from an older backup): an error.
+        const newer = (err as { newerCrlNumber?: unknown }).newerCrlNumber;
+        if (typeof newer === 'number' && (this.deps.store.getCrl()?.number ?? 0) >= newer) {
+          log.debug(
+            { publisher: p.name, crlNumber: bundle.crlNumber, newer },
+            'a newer CRL was published meanwhile',
+          );
+          continue;
+        }
         log.error({ err, publisher: p.name, crlNumber: bundle.crlNumber }, 'CRL publish failed');
         this.deps.store.appendAudit({
           actor: 'system',

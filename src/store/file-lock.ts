@@ -74,3 +74,15 @@ export async function withAsyncFileLock<R>(
     lock.release();
   }
 }
+
+/**
+ * withFileLock for an asynchronous `fn` (a backup copying the database): waits up to LOCK_WAIT_MS without
+ * blocking the event loop, then fails like {@link withFileLock} does (SQLITE_BUSY).
+ */
+export function withFileLockAsync<R>(lockFile: string, fn: () => Promise<R>): Promise<R> {
+  return withAsyncFileLock(lockFile, fn, {
+    waitMs: LOCK_WAIT_MS,
+    onTimeout: () =>
+      Object.assign(new Error(`the lock ${lockFile} is held by another process`), { code: 'SQLITE_BUSY' }),
+  });
+}

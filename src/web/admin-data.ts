@@ -180,15 +180,19 @@ export class AdminData {
   }
 
   /** Starts a deploy in the background and records who asked for it and how it ended. */
-  startDeploy(deploys: DeployTracker, actor: string): DeployState {
+  startDeploy(deploys: DeployTracker, actor: string, o: { takeOver?: boolean } = {}): DeployState {
     const cluster = this.requireCluster();
-    const state = deploys.start(cluster, actor, (end) => {
+    // takeOver: replace objects another manager's CA owns (podgate.io/ca-key-id), like `k8s deploy --take-over`
+    const run = o.takeOver
+      ? { deploy: (p: (line: string) => void) => cluster.deploy(p, { takeOver: true }) }
+      : cluster;
+    const state = deploys.start(run, actor, (end) => {
       this.ctx.store.appendAudit({
         actor,
         action: 'cluster.deploy',
         target: this.ctx.config.kubernetes.namespace,
         result: end.state === 'done' ? 'ok' : 'error',
-        details: end.error ? { error: end.error } : {},
+        details: { ...(end.error ? { error: end.error } : {}), ...(o.takeOver ? { takeOver: true } : {}) },
       });
     });
     return state;

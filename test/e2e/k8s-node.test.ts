@@ -670,23 +670,32 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     const token = (JSON.parse(login.text) as { csrfToken: string }).csrfToken;
     const csrfHeader = { 'X-CSRF-Token': token };
 
-    // the manager deploys the OpenVPN server from inside its pod (its own CA replaces the first one)
-    const started = await http.request('POST', '/api/v1/deploy', {}, csrfHeader);
+    // The manager deploys the OpenVPN server from inside its pod. Its CA is not the one the first
+    // (outside) manager deployed with: a plain deploy is refused naming the owner annotation, and the
+    // take-over replaces it deliberately.
+    const deployDone = () =>
+      until(
+        'the in-cluster deploy to finish',
+        async () => {
+          const d = JSON.parse((await http.request('GET', '/api/v1/deploy')).text) as {
+            state: string;
+            error: string | null;
+            events: { message: string }[];
+          };
+          return d.state === 'running' ? undefined : d;
+        },
+        300_000,
+        1000,
+      );
+    const plain = await http.request('POST', '/api/v1/deploy', {}, csrfHeader);
+    assert.equal(plain.status, 202, plain.text);
+    const refused = await deployDone();
+    assert.equal(refused.state, 'failed');
+    assert.match(refused.error ?? '', /podgate\.io\/ca-key-id=.*--take-over/s);
+    const started = await http.request('POST', '/api/v1/deploy', { takeOver: true }, csrfHeader);
     assert.equal(started.status, 202, started.text);
     const t1 = Date.now();
-    const deploy = await until(
-      'the in-cluster deploy to finish',
-      async () => {
-        const d = JSON.parse((await http.request('GET', '/api/v1/deploy')).text) as {
-          state: string;
-          error: string | null;
-          events: { message: string }[];
-        };
-        return d.state === 'running' ? undefined : d;
-      },
-      300_000,
-      1000,
-    );
+    const deploy = await deployDone();
     assert.equal(deploy.state, 'done', `${deploy.error}\n${deploy.events.map((e) => e.message).join('\n')}`);
     figures['in-cluster deploy (web API) → done'] = `${((Date.now() - t1) / 1000).toFixed(1)} s`;
 

@@ -7,12 +7,36 @@ import { readPassphraseFile } from '../../services/backup-schedule.js';
 import { createBackup, restoreBackup } from '../../services/backup.js';
 import { DB_FILE_NAME, SqliteStore } from '../../store/index.js';
 import { globalOpts, type CliEnv } from '../env.js';
+import type { Config } from '../../config/schema.js';
+import { publishedCrlNumber } from '../../cluster/cluster-publisher.js';
 
 /** The passphrase from --passphrase-file, else backup.passphraseFile. */
 function passphrase(file: string | undefined, configured: string | undefined): string {
   if (file) return readPassphraseFile(file, 'passphrase-file');
   if (configured) return readPassphraseFile(configured, 'backup.passphraseFile');
   throw new BadRequest('--passphrase-file is required (or set backup.passphraseFile)', 'passphrase-file');
+}
+
+/**
+ * In cluster mode the server may hold a CRL newer than the backup's (revocations made after it): the
+ * restored CRL must be numbered above the podgate-crl Secret's, or the agent refuses every later CRL.
+ * Undefined when no cluster is configured or the Secret does not exist; a 400 naming
+ * --crl-number-above when the API server cannot be asked.
+ */
+async function clusterCrlNumber(config: Config, env: CliEnv): Promise<number | undefined> {
+  try {
+    const n = await publishedCrlNumber(config, env.env);
+    if (typeof n === 'number')
+      env.err(`the podgate-crl Secret holds CRL #${n}: the restored CRL is numbered above it`);
+    return n ?? undefined;
+  } catch (err) {
+    throw new BadRequest(
+      `a cluster is configured but the podgate-crl Secret cannot be read (${(err as Error).message}): ` +
+        "pass --crl-number-above N with the highest CRL number the server has seen (the Secret's), or 0 when it never had one",
+      'crl-number-above',
+      err,
+    );
+  }
 }
 
 /**
@@ -68,9 +92,9 @@ export function register(program: Command, env: CliEnv): void {
     .option('--passphrase-file <file>', 'file holding the backup passphrase (default: backup.passphraseFile)')
     .option(
       '--crl-number-above <n>',
-      'the highest CRL number the VPN server has seen since the backup; the restored CRL is re-signed above it',
+      'the highest CRL number the VPN server has seen since the backup; the restored CRL is re-signed above it (in cluster mode read from the podgate-crl Secret when not given)',
     )
-    .action((file: string, o: { passphraseFile?: string; crlNumberAbove?: string }, cmd: Command) => {
+    .action(async (file: string, o: { passphraseFile?: string; crlNumberAbove?: string }, cmd: Command) => {
       const g = globalOpts(cmd);
       const config = env.loadConfig(g);
       const pass = passphrase(o.passphraseFile, config.backup.passphraseFile);
@@ -82,13 +106,15 @@ export function register(program: Command, env: CliEnv): void {
       } catch (err) {
         throw new BadRequest(`backup file ${file} cannot be read`, 'file', err);
       }
+      let above = o.crlNumberAbove === undefined ? undefined : Number(o.crlNumberAbove);
+      if (above === undefined) above = await clusterCrlNumber(config, env);
       const r = restoreBackup({
         file: data,
         passphrase: pass,
         dataDir: config.dataDir,
         config,
         actor: 'cli',
-        crlNumberAbove: o.crlNumberAbove === undefined ? undefined : Number(o.crlNumberAbove),
+        ...(above !== undefined ? { crlNumberAbove: above } : {}),
       });
       if (g.json) {
         env.out(

@@ -203,9 +203,23 @@ export function register(program: Command, env: CliEnv): void {
   k8s
     .command('deploy')
     .description('discover, then server-side apply every object and wait for the rollout (idempotent)')
-    .action(async (_o: unknown, cmd: Command) =>
+    .option(
+      '--take-over',
+      "replace the server's objects even when another podgate manager's CA owns them (podgate.io/ca-key-id); its profiles stop working",
+    )
+    .action(async (o: { takeOver?: boolean }, cmd: Command) =>
       withContext(env, cmd, async (ctx, opts) => {
-        const r = await withCluster(ctx, (svc) => svc.deploy((line) => env.out(line)));
+        const r = await withCluster(ctx, (svc) =>
+          svc.deploy((line) => env.out(line), o.takeOver ? { takeOver: true } : {}),
+        );
+        if (o.takeOver)
+          ctx.store.appendAudit({
+            actor: 'cli',
+            action: 'k8s.take-over',
+            target: ctx.config.kubernetes.namespace,
+            result: 'ok',
+            details: { caKeyId: ctx.ca.keyId },
+          });
         if (opts.json) env.out(JSON.stringify(r, null, 2));
         const changed = r.objects.filter((x) => x.action !== 'unchanged').length;
         env.out(

@@ -177,7 +177,9 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     res.json(deploys.get());
   });
   r.post('/deploy', requireAdmin, (req, res) => {
-    res.status(202).json(admin.startDeploy(deploys, req.auth!.user.name));
+    // `{ "takeOver": true }`: replace a server another podgate manager (another CA) deployed here
+    const takeOver = (req.body as { takeOver?: unknown } | undefined)?.takeOver === true;
+    res.status(202).json(admin.startDeploy(deploys, req.auth!.user.name, { takeOver }));
   });
 
   r.use(() => {

@@ -10,7 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readAgentStatus } from '../../../src/cluster/agent-status.js';
 import { crlSecret } from '../../../src/cluster/manifests.js';
-import { SecretCrlPublisher } from '../../../src/cluster/secret-publisher.js';
+import { applyCrlSecret, SecretCrlPublisher } from '../../../src/cluster/secret-publisher.js';
 import { setLogLevel } from '../../../src/lib/logger.js';
 import { CLI, tempDir } from '../../helpers/cli.js';
 import type { ControlPlane } from '../../cluster/control-plane.js';
@@ -133,14 +133,12 @@ describe('podgate agent --cluster (process) against the real API server', functi
     );
     assert.match(status.pending[0]!.error, /none\.sock|ENOENT|management/i);
 
-    // A CRL from another CA is refused and changes nothing.
+    // A CRL from another CA (a manager that took the namespace over: the publisher refuses it otherwise)
+    // is refused by the agent and changes nothing.
     const other = await makeTestPki();
-    await new SecretCrlPublisher(kube, NS).publish({
-      crlNumber: 99,
-      crlPem: other.nextCrl(),
-      revoked: [],
-      reissuedCommonNames: [],
-    });
+    const foreign = { crlNumber: 99, crlPem: other.nextCrl(), revoked: [], reissuedCommonNames: [] };
+    await assert.rejects(new SecretCrlPublisher(kube, NS).publish(foreign), /podgate\.io\/ca-key-id=/);
+    await applyCrlSecret(kube, crlSecret(NS, foreign), { takeOver: true });
     await until(
       () => /not applied/.test(stderr) && /issuer is not this CA/.test(stderr),
       'the agent reporting the refusal',

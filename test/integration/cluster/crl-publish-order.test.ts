@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import type { KubeApi } from '../../../src/cluster/kube-api.js';
-import { SecretCrlPublisher } from '../../../src/cluster/secret-publisher.js';
+import { applyCrlSecret, SecretCrlPublisher } from '../../../src/cluster/secret-publisher.js';
+import { crlSecret } from '../../../src/cluster/manifests.js';
+import { AppError } from '../../../src/lib/errors.js';
 import { bundleFromSecret } from '../../../src/cluster/secret-watch-source.js';
 import { setLogLevel } from '../../../src/lib/logger.js';
 import { CertificateAuthority, createCa } from '../../../src/pki/index.js';
@@ -44,7 +46,9 @@ describe('CRL Secret publishes out of order on the real API server', function ()
   it('an older CRL published after a newer one leaves the newer in the Secret', async () => {
     await new SecretCrlPublisher(kube, ns).publish(bundle(2));
     await new SecretCrlPublisher(kube, ns).publish(bundle(3));
-    await new SecretCrlPublisher(kube, ns).publish(bundle(2)); // the slow publisher of the earlier revocation
+    // the slow publisher of the earlier revocation: refused (its caller, RevocationService, sees that its
+    // store has reached CRL 3 and takes it for the race it is)
+    await assert.rejects(new SecretCrlPublisher(kube, ns).publish(bundle(2)), /holds #3/);
     assert.equal(await stored(), 3);
     // the same number again is written (the bundle's re-issued names can change without a new CRL)
     const again = { ...bundle(3), reissuedCommonNames: ['device-3'] };
@@ -53,7 +57,7 @@ describe('CRL Secret publishes out of order on the real API server', function ()
     assert.deepEqual(bundleFromSecret(s!)!.reissuedCommonNames, ['device-3']);
   });
 
-  it("a CRL of another CA replaces the Secret's whatever its number (a manager started over with a new CA)", async () => {
+  it("a CRL of another CA is refused (409 naming podgate.io/ca-key-id) unless taken over; then it replaces the Secret's whatever its number", async () => {
     // two `podgate init`s make two CAs of one name: only the key (authority key id) tells them apart
     const realCrl = async (number: number) => {
       const ca = CertificateAuthority.load(
@@ -64,10 +68,19 @@ describe('CRL Secret publishes out of order on the real API server', function ()
     const first = { ...bundle(6), crlPem: await realCrl(6) };
     const second = { ...bundle(1), crlPem: await realCrl(1) };
     await new SecretCrlPublisher(kube, ns).publish(first);
-    await new SecretCrlPublisher(kube, ns).publish(second);
-    assert.equal(await stored(), 1, "the new CA's CRL 1 replaced the old CA's CRL 6");
+    await assert.rejects(
+      new SecretCrlPublisher(kube, ns).publish(second),
+      (err: unknown) =>
+        err instanceof AppError && err.status === 409 && /podgate\.io\/ca-key-id=/.test(err.message),
+    );
+    assert.equal(await stored(), 6, "the first CA's CRL stays");
+    await applyCrlSecret(kube, crlSecret(ns, second), { takeOver: true });
+    assert.equal(await stored(), 1, "taken over: the new CA's CRL 1 replaced the old CA's CRL 6");
     // and an older CRL of that same new CA is still refused
-    await new SecretCrlPublisher(kube, ns).publish({ ...first, crlPem: second.crlPem, crlNumber: 0 });
+    await assert.rejects(
+      new SecretCrlPublisher(kube, ns).publish({ ...first, crlPem: second.crlPem, crlNumber: 0 }),
+      (err: unknown) => err instanceof AppError && err.code === 'crl_number_behind',
+    );
     assert.equal(await stored(), 1);
   });
 
@@ -89,7 +102,7 @@ describe('CRL Secret publishes out of order on the real API server', function ()
         return obj;
       },
     };
-    await new SecretCrlPublisher(slow, ns).publish(bundle(2));
+    await assert.rejects(new SecretCrlPublisher(slow, ns).publish(bundle(2)), /holds #3/);
     assert.equal(interleaved, true, 'publisher A read the Secret before applying');
     assert.equal(reads, 2, 'A read again after the 409');
     assert.equal(await stored(), 3);
@@ -102,7 +115,14 @@ describe('CRL Secret publishes out of order on the real API server', function ()
       const numbers = Array.from({ length: 8 }, (_, i) => base + i);
       numbers.sort(() => Math.random() - 0.5);
       // one client each, like separate processes
-      await Promise.all(numbers.map((n) => new SecretCrlPublisher(adminKubeApi(cp), ns).publish(bundle(n))));
+      // the ones that lose to a higher number are refused with crl_number_behind, nothing else
+      await Promise.all(
+        numbers.map((n) =>
+          new SecretCrlPublisher(adminKubeApi(cp), ns).publish(bundle(n)).catch((err: unknown) => {
+            if (!(err instanceof AppError && err.code === 'crl_number_behind')) throw err;
+          }),
+        ),
+      );
       assert.equal(await stored(), base + 7, `round ${round}: order ${numbers.join(',')}`);
     }
   });
