@@ -1,7 +1,10 @@
 /**
  * `podgate agent --cluster` put together: the agent core fed by the Secret watch, reporting to the
- * status ConfigMap. Kept apart from the CLI so tests run exactly this wiring against the fake API server.
+ * status ConfigMap, and the access side: the live cluster view (access-watch.ts) and the manager's
+ * access bundle (Secret `podgate-access`) handed to the access consumer (the enforcer). Kept apart from
+ * the CLI so tests run exactly this wiring.
  */
+import type { AccessBundle, ClusterEvent } from '../access/types.js';
 import { RevocationAgent, type AgentReporter } from '../openvpn/agent.js';
 import { ManagementClient } from '../openvpn/management-client.js';
 import { logger } from '../lib/logger.js';
@@ -9,6 +12,8 @@ import type { KubeApi } from './kube-api.js';
 import { ConfigMapAgentReporter } from './agent-status.js';
 import { OBJECT_NAMES } from './pod-layout.js';
 import { SecretWatchSource } from './secret-watch-source.js';
+import { ClusterAccessWatch } from './access-watch.js';
+import { AccessBundleWatch } from './access-bundle-watch.js';
 
 const log = logger.child({ module: 'cluster.agent' });
 
@@ -25,11 +30,42 @@ export interface ClusterAgentOptions {
   /** Defaults to the status ConfigMap reporter. */
   reporter?: AgentReporter;
   retryMs?: number;
+  /** Who applies access rules; default: one that only logs what it is given (no enforcement). */
+  access?: AccessConsumer;
+}
+
+/**
+ * What the agent hands the access side: cluster events as the watch emits them (in order), and each
+ * newer access bundle. The enforcer implements it; it must fail closed on its own (DNS only until it
+ * has both a bundle and a synced view, the last good sets when it cannot compile).
+ */
+export interface AccessConsumer {
+  clusterEvent(e: ClusterEvent): void;
+  bundle(b: AccessBundle): Promise<unknown> | void;
+  stop?(): Promise<void> | void;
+}
+
+/** The stand-in until an enforcer is given: logs what it would act on, enforces nothing. */
+export class LoggingAccessConsumer implements AccessConsumer {
+  private objects = 0;
+  clusterEvent(e: ClusterEvent): void {
+    if (e.type === 'resync-start') this.objects = 0;
+    else if (e.type === 'upsert') this.objects++;
+    else if (e.type === 'resync-done') log.info({ objects: this.objects }, 'cluster view synced');
+  }
+  bundle(b: AccessBundle): void {
+    log.info(
+      { version: b.version, mode: b.mode, rules: b.rules.length, clients: b.clients.length },
+      'access bundle',
+    );
+  }
 }
 
 export interface RunningClusterAgent {
   agent: RevocationAgent;
   source: SecretWatchSource;
+  clusterWatch: ClusterAccessWatch;
+  accessBundles: AccessBundleWatch;
   stop(): void;
 }
 
@@ -54,7 +90,25 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
       );
     },
   });
-  await source.start();
+  // The access side first and without waiting: an API server that cannot be reached leaves the
+  // enforcer on what it has (DNS only at the first start), and both watches retry on their own.
+  const access: AccessConsumer = o.access ?? new LoggingAccessConsumer();
+  const clusterWatch = new ClusterAccessWatch({ kube: o.kube, retryMs: o.retryMs });
+  clusterWatch.start((e) => access.clusterEvent(e));
+  const accessBundles = new AccessBundleWatch({
+    kube: o.kube,
+    namespace: o.namespace,
+    retryMs: o.retryMs,
+    onBundle: (b) => access.bundle(b),
+  });
+  accessBundles.begin();
+  try {
+    await source.start();
+  } catch (err) {
+    void clusterWatch.stop();
+    accessBundles.stop();
+    throw err;
+  }
   log.info(
     { namespace: o.namespace, secret: OBJECT_NAMES.crlSecret, crlNumber: agent.crlNumber },
     'cluster agent watching',
@@ -62,8 +116,13 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
   return {
     agent,
     source,
+    clusterWatch,
+    accessBundles,
     stop() {
       source.stop();
+      accessBundles.stop();
+      void clusterWatch.stop();
+      void access.stop?.();
       agent.stop();
     },
   };

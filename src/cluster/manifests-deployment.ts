@@ -1,13 +1,8 @@
+import type { AccessMode } from '../access/types.js';
 import type { Config } from '../config/schema.js';
 import type { KubeObject } from './kube-api.js';
-import { CHECKSUM_ANNOTATION, LABELS, OBJECT_NAMES, POD_FILES, POD_PATHS } from './pod-layout.js';
+import { CHECKSUM_ANNOTATION, LABELS, NFT_TABLE, OBJECT_NAMES, POD_FILES, POD_PATHS } from './pod-layout.js';
 
-/**
- * Start-up of the openvpn container, as POSIX sh inside the pod (this is the container's own entry,
- * not a command podgate runs): make /dev/net/tun when the runtime did not, insist on IPv4 forwarding
- * (without it clients reach nothing), MASQUERADE the client subnet so pods answer to the pod's address,
- * seed the CRL file from the Secret if the agent has not written one yet, then exec openvpn.
- */
 /** Where the start script finds things; the pod's paths unless a test points it elsewhere. */
 export interface StartScriptPaths {
   crl: string;
@@ -15,6 +10,46 @@ export interface StartScriptPaths {
   serverConf: string;
 }
 
+/** How access is enforced from the pod's first packet. */
+export interface StartScriptAccess {
+  mode: AccessMode;
+  /** The cluster DNS servers: the only destinations the DNS-only table lets clients reach (port 53). */
+  dnsServers: readonly string[];
+}
+
+/**
+ * The nft batch that creates podgate's table with nothing in it but DNS: clients (the client subnet)
+ * reach the cluster DNS servers on port 53, everything else they send is dropped in the forward hook.
+ * `create table` fails when the table exists, which rejects the whole batch: a table the agent already
+ * keeps (an openvpn container restart: the pod's network namespace outlives its containers) is never
+ * replaced, and two writers cannot interleave.
+ */
+export function dnsOnlyTableBatch(clientSubnet: string, dnsServers: readonly string[]): string[] {
+  const t = `${NFT_TABLE.family} ${NFT_TABLE.name}`;
+  const lines = [
+    `create table ${t}`,
+    `add chain ${t} forward { type filter hook forward priority filter; policy accept; }`,
+  ];
+  if (dnsServers.length > 0) {
+    const dns = `{ ${dnsServers.join(', ')} }`;
+    for (const proto of ['udp', 'tcp'])
+      lines.push(`add rule ${t} forward ip saddr ${clientSubnet} ip daddr ${dns} ${proto} dport 53 accept`);
+  }
+  lines.push(`add rule ${t} forward ip saddr ${clientSubnet} counter drop`);
+  return lines;
+}
+
+const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * Start-up of the openvpn container, as POSIX sh inside the pod (this is the container's own entry,
+ * not a command podgate runs): make /dev/net/tun when the runtime did not, insist on IPv4 forwarding
+ * (without it clients reach nothing), MASQUERADE the client subnet so pods answer to the pod's address,
+ * in `enforce` install the DNS-only table unless podgate's table is already there (fail closed from the
+ * first packet, whether or not the API server answers: the agent widens it once it has rules and a
+ * cluster view; the container exits rather than start openvpn without it), seed the CRL file from the
+ * Secret if the agent has not written one yet, then exec openvpn.
+ */
 export function openvpnStartScript(
   clientSubnet: string,
   paths: StartScriptPaths = {
@@ -22,7 +57,20 @@ export function openvpnStartScript(
     crlSeed: `${POD_PATHS.crlSeedDir}/crl.pem`,
     serverConf: POD_FILES.serverConf,
   },
+  access: StartScriptAccess = { mode: 'open', dnsServers: [] },
 ): string {
+  const table = `${NFT_TABLE.family} ${NFT_TABLE.name}`;
+  const enforce =
+    access.mode === 'enforce'
+      ? [
+          `if nft list table ${table} >/dev/null 2>&1; then`,
+          `  echo "podgate: access table ${table} already in place; keeping it" >&2`,
+          'else',
+          `  printf '%s\n' ${dnsOnlyTableBatch(clientSubnet, access.dnsServers).map(shQuote).join(' ')} | nft -f - || nft list table ${table} >/dev/null`,
+          `  echo "podgate: access enforce: DNS only until the agent applies the rules" >&2`,
+          'fi',
+        ]
+      : [];
   return [
     'set -eu',
     'if [ ! -c /dev/net/tun ]; then mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && chmod 600 /dev/net/tun; fi',
@@ -32,6 +80,7 @@ export function openvpnStartScript(
     '  exit 1',
     'fi',
     `iptables -t nat -C POSTROUTING -s ${clientSubnet} -j MASQUERADE 2>/dev/null || iptables -t nat -A POSTROUTING -s ${clientSubnet} -j MASQUERADE`,
+    ...enforce,
     `if [ ! -s ${paths.crl} ]; then cp ${paths.crlSeed} ${paths.crl}.tmp && mv ${paths.crl}.tmp ${paths.crl}; fi`,
     `exec openvpn --config ${paths.serverConf}`,
   ].join('\n');
@@ -42,6 +91,8 @@ export interface DeploymentInput {
   namespace: string;
   checksum: string;
   proto: 'UDP' | 'TCP';
+  /** access.mode and the cluster DNS servers (the DNS-only table at pod start). Default: open. */
+  access?: StartScriptAccess;
 }
 
 /**
@@ -49,7 +100,7 @@ export interface DeploymentInput {
  * `openvpn` (NET_ADMIN, readiness = management socket present) and the `agent` sidecar
  * (`podgate agent --cluster`) sharing the CRL and management emptyDirs.
  */
-export function buildDeployment({ config, namespace, checksum, proto }: DeploymentInput): KubeObject {
+export function buildDeployment({ config, namespace, checksum, proto, access }: DeploymentInput): KubeObject {
   const image = config.kubernetes.image;
   const mounts = {
     server: { name: 'server', mountPath: POD_PATHS.serverDir, readOnly: true },
@@ -57,6 +108,7 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
     crlSeed: { name: 'crl-seed', mountPath: POD_PATHS.crlSeedDir, readOnly: true },
     crl: { name: 'crl', mountPath: POD_PATHS.crlDir },
     mgmt: { name: 'mgmt', mountPath: POD_PATHS.mgmtDir },
+    ccd: { name: 'ccd', mountPath: POD_PATHS.ccdDir },
   };
   return {
     apiVersion: 'apps/v1',
@@ -79,7 +131,7 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
             {
               name: 'openvpn',
               image,
-              command: ['/bin/sh', '-c', openvpnStartScript(config.vpn.clientSubnet)],
+              command: ['/bin/sh', '-c', openvpnStartScript(config.vpn.clientSubnet, undefined, access)],
               ports: [{ name: 'openvpn', containerPort: config.vpn.port, protocol: proto }],
               // The image's default user is non-root (`serve`); openvpn needs root for tun and iptables
               // and drops to `user nobody` itself after start.
@@ -94,7 +146,14 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
                 periodSeconds: 5,
               },
               resources: { requests: { cpu: '50m', memory: '32Mi' }, limits: { memory: '256Mi' } },
-              volumeMounts: [mounts.server, mounts.config, mounts.crlSeed, mounts.crl, mounts.mgmt],
+              volumeMounts: [
+                mounts.server,
+                mounts.config,
+                mounts.crlSeed,
+                mounts.crl,
+                mounts.mgmt,
+                { ...mounts.ccd, readOnly: true },
+              ],
             },
             {
               name: 'agent',
@@ -104,16 +163,16 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
                 { name: 'PODGATE_KUBERNETES_NAMESPACE', value: namespace },
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
               ],
-              // Root without capabilities: the management socket is created by openvpn before it drops to
-              // `user nobody`, and only its owner may connect.
+              // Root: the management socket is created by openvpn before it drops to `user nobody`, and
+              // only its owner may connect. NET_ADMIN only: the agent keeps podgate's nftables table.
               securityContext: {
                 runAsUser: 0,
-                capabilities: { drop: ['ALL'] },
+                capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
               },
               resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '256Mi' } },
-              volumeMounts: [{ ...mounts.server }, mounts.crl, mounts.mgmt],
+              volumeMounts: [{ ...mounts.server }, mounts.crl, mounts.mgmt, mounts.ccd],
             },
           ],
           volumes: [
@@ -125,6 +184,8 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
             },
             { name: 'crl', emptyDir: {} },
             { name: 'mgmt', emptyDir: { medium: 'Memory' } },
+            // the agent writes one file per client (fixed tunnel address); openvpn reads it at connect
+            { name: 'ccd', emptyDir: { medium: 'Memory' } },
           ],
         },
       },

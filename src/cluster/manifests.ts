@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { stringify as toYamlText } from 'yaml';
+import type { AccessMode } from '../access/types.js';
 import type { Config } from '../config/schema.js';
 import { vpnWithNetwork, type EffectiveNetwork } from '../services/network.js';
 import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
@@ -12,7 +13,7 @@ import { renderServerConfig } from '../profiles/server-config.js';
 import { AppError } from '../lib/errors.js';
 import type { KubeObject } from './kube-api.js';
 import { buildDeployment } from './manifests-deployment.js';
-import { agentRole, serverNamespace } from './manager-rbac.js';
+import { agentAccessBindingObject, agentRole, serverNamespace } from './manager-rbac.js';
 import { CRL_SECRET_KEYS, LABELS, OBJECT_NAMES, POD_FILES } from './pod-layout.js';
 
 /** The server's certificate and keys, as ServerIdentityService.ensure() returns them. */
@@ -68,6 +69,11 @@ export function renderPodServerConfig(input: ManifestInput): string {
       ...(v2 ? { tlsCryptV2: POD_FILES.tlsCryptV2 } : { tlsCrypt: POD_FILES.tlsCrypt }),
     },
   });
+}
+
+/** access.mode from config (`open` until the config says otherwise). */
+export function accessModeOf(config: Config): AccessMode {
+  return (config as { access?: { mode?: AccessMode } }).access?.mode ?? 'open';
 }
 
 const fileName = (path: string) => path.slice(path.lastIndexOf('/') + 1);
@@ -149,12 +155,19 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
       ],
     },
   };
-  const deployment = buildDeployment({ config, namespace: ns, checksum, proto });
+  const deployment = buildDeployment({
+    config,
+    namespace: ns,
+    checksum,
+    proto,
+    access: { mode: accessModeOf(config), dnsServers: input.network.dnsServers },
+  });
   return [
     namespace,
     serviceAccount,
     role,
     roleBinding,
+    agentAccessBindingObject(ns),
     serverSecret,
     crl,
     configMap,
