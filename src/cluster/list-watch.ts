@@ -58,8 +58,11 @@ export class ListWatch {
   private resyncTimer: NodeJS.Timeout | undefined;
   /** Bumped for every watch; callbacks of an older one are ignored. */
   private generation = 0;
-  /** Counts for tests and logs: lists and watches started, bookmarks, 410 Gone answers and errors seen. */
-  readonly stats = { lists: 0, watches: 0, bookmarks: 0, expired: 0, errors: 0 };
+  /**
+   * Counts for tests and logs: lists and watches started, watches the server answered (`established`),
+   * bookmarks, 410 Gone answers and errors seen.
+   */
+  readonly stats = { lists: 0, watches: 0, established: 0, bookmarks: 0, expired: 0, errors: 0 };
 
   constructor(private readonly o: ListWatchOptions) {
     this.retryDelay = o.retryMs ?? 500;
@@ -164,6 +167,7 @@ export class ListWatch {
       return;
     }
     this.handle = handle;
+    this.stats.established++;
     this.retryDelay = this.o.retryMs ?? 500;
   }
 

@@ -292,12 +292,15 @@ describe('access watch on the real API server, as the agent', function () {
       });
       const w = startWatch(createKubeApi(kc, { timeoutMs: 10_000 }));
       await until('the first resync', () => events.some((x) => x.e.type === 'resync-done'));
+      // every watch answered by the server (its connection through the relay) before the reset
+      await until('three watches open', () => Object.values(w.stats()).every((s) => s.established >= 1));
       const before = w.stats();
       relay.cut();
-      await until('new watches', () => {
-        const s = w.stats();
-        return s.pod.watches > before.pod.watches && s.namespace.watches > before.namespace.watches;
-      });
+      await until('new watches', () =>
+        (['namespace', 'pod', 'service'] as const).every(
+          (k) => w.stats()[k].established > before[k].established,
+        ),
+      );
       const ns = await freshNamespace(cp, 'afterreset');
       try {
         const t0 = Date.now();
