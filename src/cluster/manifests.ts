@@ -35,6 +35,8 @@ export interface ManifestInput {
   network: ServerNetwork;
   /** templates/server.conf.hbs (the caller loads it; builders do no I/O). */
   serverConfTemplate: string;
+  /** The access mode in force (config or data dir); default: what config says, else `open`. */
+  accessMode?: AccessMode;
 }
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -160,7 +162,7 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
     namespace: ns,
     checksum,
     proto,
-    access: { mode: accessModeOf(config), dnsServers: input.network.dnsServers },
+    access: { mode: input.accessMode ?? accessModeOf(config), dnsServers: input.network.dnsServers },
   });
   return [
     namespace,
