@@ -30,6 +30,8 @@ export default tseslint.config(
   },
   { files: ['src/pki/**/*.ts'], rules: noOutside() },
   { files: ['src/profiles/**/*.ts'], rules: noOutside(['node-forge']) },
+  // Access rules and their compilers are pure too: the watch and the nft calls live at the edge (openvpn/).
+  { files: ['src/access/**/*.ts'], rules: noOutside(['node-forge', 'node:child_process']) },
   // The web layer reaches data only through the AppContext it is handed (the services, and the store they
   // opened): it never loads a store module itself, so it cannot open or migrate a database of its own.
   // Type imports from store/types.js (record shapes such as CertRecord, and the narrow store interfaces a

@@ -11,6 +11,8 @@ const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'issue-flood.js', run: 'runIssueFloodBench' },
   { file: 'backup.js', run: 'runBackupBench', print: 'printBackupBench' },
   { file: 'crl-size.js', run: 'runCrlSizeBench', print: 'printCrlSizeBench' },
+  { file: 'access-bundle.js', run: 'runAccessBench', print: 'printAccessBench' },
+  { file: 'access.js', run: 'runAccessBench' },
 ];
 
 const only = process.argv.slice(2);

@@ -1,7 +1,8 @@
 import type { AccessMode } from '../access/types.js';
 import type { Config } from '../config/schema.js';
 import type { KubeObject } from './kube-api.js';
-import { CHECKSUM_ANNOTATION, LABELS, NFT_TABLE, OBJECT_NAMES, POD_FILES, POD_PATHS } from './pod-layout.js';
+import { renderTable, TABLE } from '../access/nft-script.js';
+import { CHECKSUM_ANNOTATION, LABELS, OBJECT_NAMES, POD_FILES, POD_PATHS } from './pod-layout.js';
 
 /** Where the start script finds things; the pod's paths unless a test points it elsewhere. */
 export interface StartScriptPaths {
@@ -15,28 +16,20 @@ export interface StartScriptAccess {
   mode: AccessMode;
   /** The cluster DNS servers: the only destinations the DNS-only table lets clients reach (port 53). */
   dnsServers: readonly string[];
+  /** The VPN device as nftables matches it (config access.tunInterface). Default "tun*". */
+  tun?: string;
 }
 
 /**
- * The nft batch that creates podgate's table with nothing in it but DNS: clients (the client subnet)
- * reach the cluster DNS servers on port 53, everything else they send is dropped in the forward hook.
- * `create table` fails when the table exists, which rejects the whole batch: a table the agent already
- * keeps (an openvpn container restart: the pod's network namespace outlives its containers) is never
- * replaced, and two writers cannot interleave.
+ * The nft batch that installs podgate's table with no rule in it (the enforcer's own `renderTable`,
+ * `enforce`, no rules: DNS to the cluster DNS servers only), preceded by `create table`, which fails
+ * when the table exists and so rejects the whole batch: a table the agent already keeps (an openvpn
+ * container restart: the pod's network namespace outlives its containers) is never replaced, and the
+ * agent and this script cannot interleave.
  */
-export function dnsOnlyTableBatch(clientSubnet: string, dnsServers: readonly string[]): string[] {
-  const t = `${NFT_TABLE.family} ${NFT_TABLE.name}`;
-  const lines = [
-    `create table ${t}`,
-    `add chain ${t} forward { type filter hook forward priority filter; policy accept; }`,
-  ];
-  if (dnsServers.length > 0) {
-    const dns = `{ ${dnsServers.join(', ')} }`;
-    for (const proto of ['udp', 'tcp'])
-      lines.push(`add rule ${t} forward ip saddr ${clientSubnet} ip daddr ${dns} ${proto} dport 53 accept`);
-  }
-  lines.push(`add rule ${t} forward ip saddr ${clientSubnet} counter drop`);
-  return lines;
+export function dnsOnlyTableBatch(dnsServers: readonly string[], tun = 'tun*'): string[] {
+  const table = renderTable({ mode: 'enforce', tun, dns: [...dnsServers], rules: [] });
+  return [`create table ${TABLE}`, ...table.trimEnd().split('\n')];
 }
 
 const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -59,14 +52,14 @@ export function openvpnStartScript(
   },
   access: StartScriptAccess = { mode: 'open', dnsServers: [] },
 ): string {
-  const table = `${NFT_TABLE.family} ${NFT_TABLE.name}`;
+  const table = TABLE;
   const enforce =
     access.mode === 'enforce'
       ? [
           `if nft list table ${table} >/dev/null 2>&1; then`,
           `  echo "podgate: access table ${table} already in place; keeping it" >&2`,
           'else',
-          `  printf '%s\n' ${dnsOnlyTableBatch(clientSubnet, access.dnsServers).map(shQuote).join(' ')} | nft -f - || nft list table ${table} >/dev/null`,
+          `  printf '%s\n' ${dnsOnlyTableBatch(access.dnsServers, access.tun).map(shQuote).join(' ')} | nft -f - || nft list table ${table} >/dev/null`,
           `  echo "podgate: access enforce: DNS only until the agent applies the rules" >&2`,
           'fi',
         ]
@@ -158,10 +151,17 @@ export function buildDeployment({ config, namespace, checksum, proto, access }: 
             {
               name: 'agent',
               image,
-              command: ['podgate', 'agent', '--cluster'],
+              command: ['podgate', 'agent', '--cluster', '--access'],
               env: [
                 { name: 'PODGATE_KUBERNETES_NAMESPACE', value: namespace },
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                // what the agent's access side needs before any bundle (config of its own it has none)
+                { name: 'PODGATE_ACCESS_MODE_BEFORE_BUNDLE', value: access?.mode ?? 'open' },
+                { name: 'PODGATE_ACCESS_TUN_INTERFACE', value: access?.tun ?? 'tun*' },
+                { name: 'PODGATE_VPN_CLIENT_SUBNET', value: config.vpn.clientSubnet },
+                ...(access?.dnsServers.length
+                  ? [{ name: 'PODGATE_VPN_DNS_SERVERS', value: access.dnsServers.join(',') }]
+                  : []),
               ],
               // Root: the management socket is created by openvpn before it drops to `user nobody`, and
               // only its owner may connect. NET_ADMIN only: the agent keeps podgate's nftables table.

@@ -14,7 +14,7 @@ import { AppError } from '../lib/errors.js';
 import type { KubeObject } from './kube-api.js';
 import { buildDeployment } from './manifests-deployment.js';
 import { agentAccessBindingObject, agentRole, serverNamespace } from './manager-rbac.js';
-import { CRL_SECRET_KEYS, LABELS, OBJECT_NAMES, POD_FILES } from './pod-layout.js';
+import { CRL_SECRET_KEYS, LABELS, OBJECT_NAMES, POD_FILES, POD_PATHS } from './pod-layout.js';
 
 /** The server's certificate and keys, as ServerIdentityService.ensure() returns them. */
 export interface ServerMaterial {
@@ -54,9 +54,13 @@ export function managementPassword(server: ServerMaterial): string {
     .slice(0, 32);
 }
 
-/** server.conf with paths pointing into the pod's mounts. */
+/**
+ * server.conf with paths pointing into the pod's mounts. In `enforce` openvpn reads the client-config-dir
+ * the agent keeps, with `ccd-exclusive`: a device the access bundle does not list is refused at connect.
+ */
 export function renderPodServerConfig(input: ManifestInput): string {
   const { config, network } = input;
+  const enforce = (input.accessMode ?? accessModeOf(config)) === 'enforce';
   const v2 = config.vpn.controlChannel === 'tls-crypt-v2';
   return renderServerConfig({
     template: input.serverConfTemplate,
@@ -64,6 +68,7 @@ export function renderPodServerConfig(input: ManifestInput): string {
     crlFile: POD_FILES.crl,
     managementSocket: POD_FILES.managementSocket,
     managementPasswordFile: POD_FILES.managementPassword,
+    clientConfigDir: enforce ? POD_PATHS.ccdDir : undefined,
     files: {
       ca: POD_FILES.ca,
       cert: POD_FILES.cert,
@@ -73,9 +78,9 @@ export function renderPodServerConfig(input: ManifestInput): string {
   });
 }
 
-/** access.mode from config (`open` until the config says otherwise). */
+/** access.mode from config when the caller has no mode in force to give (`open` when config is silent). */
 export function accessModeOf(config: Config): AccessMode {
-  return (config as { access?: { mode?: AccessMode } }).access?.mode ?? 'open';
+  return config.access.mode ?? 'open';
 }
 
 const fileName = (path: string) => path.slice(path.lastIndexOf('/') + 1);
@@ -162,7 +167,11 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
     namespace: ns,
     checksum,
     proto,
-    access: { mode: input.accessMode ?? accessModeOf(config), dnsServers: input.network.dnsServers },
+    access: {
+      mode: input.accessMode ?? accessModeOf(config),
+      dnsServers: input.network.dnsServers.filter((s) => !s.includes(':')),
+      tun: config.access.tunInterface,
+    },
   });
   return [
     namespace,

@@ -7,14 +7,14 @@ export const OBJECT_NAMES = {
   serverSecret: 'podgate-server',
   /** Secret: crl.pem + revocations.json (the RevocationBundle JSON). */
   crlSecret: 'podgate-crl',
+  /** Secret: access.json (the AccessBundle JSON: devices that may connect, resolved rules). */
+  accessSecret: 'podgate-access',
   /** ConfigMap with server.conf; also the name of the Deployment and the Service. */
   app: 'podgate-openvpn',
   /** ServiceAccount, Role and RoleBinding of the agent sidecar. */
   agent: 'podgate-agent',
   /** ConfigMap the agent patches with the last CRL number it applied. */
   agentStatus: 'podgate-agent-status',
-  /** Secret: access.json (the AccessBundle the manager publishes). */
-  accessSecret: 'podgate-access',
   /**
    * ClusterRole (read Namespaces, Pods, Services cluster-wide) the agent's access watch needs. An admin
    * applies it (k8s/, `podgate k8s rbac`); deploy only binds it (ClusterRoleBinding `agentAccessBinding`).
@@ -26,9 +26,6 @@ export const OBJECT_NAMES = {
 export function agentAccessBinding(namespace: string): string {
   return `podgate-agent-access-${namespace}`;
 }
-
-/** Keys of the podgate-access Secret. */
-export const ACCESS_SECRET_KEYS = { bundle: 'access.json' } as const;
 
 /**
  * The nftables table podgate owns in the server pod's network namespace (the agent keeps it in step
@@ -60,6 +57,9 @@ export const POD_FILES = {
 
 /** Keys of the podgate-crl Secret. */
 export const CRL_SECRET_KEYS = { crl: 'crl.pem', bundle: 'revocations.json' } as const;
+
+/** Key of the podgate-access Secret. */
+export const ACCESS_SECRET_KEYS = { bundle: 'access.json' } as const;
 
 /** Keys of the podgate-agent-status ConfigMap. */
 export const STATUS_KEYS = {

@@ -33,10 +33,15 @@ export function parseBundle(text: string): RevocationBundle {
   return b as RevocationBundle;
 }
 
-export interface LocalSourceOptions {
+export interface LocalSourceOptions<T = RevocationBundle> {
   /** Directory holding revocations.json (`<dataDir>/server`). */
   dir: string;
-  onBundle: (bundle: RevocationBundle) => Promise<unknown>;
+  onBundle: (bundle: T) => Promise<unknown>;
+  /** File name inside `dir` (default revocations.json) and its parser (default parseBundle). */
+  fileName?: string;
+  parse?: (text: string) => T;
+  /** Called when the file exists but cannot be read or parsed (the bundle in force stays). */
+  onError?: (err: unknown) => void;
   /** Poll interval behind fs.watch (events can be missed, e.g. on some network file systems). Default 500 ms. */
   pollMs?: number;
 }
@@ -46,22 +51,24 @@ export interface LocalSourceOptions {
  * revoke`): fs.watch on the directory (the file is replaced by rename, so watching the file itself
  * would lose track) plus a short poll of its mtime/size as a fallback.
  */
-export class LocalBundleSource {
+export class LocalBundleSource<T = RevocationBundle> {
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastKey = '';
   private busy: Promise<void> = Promise.resolve();
   private readonly file: string;
+  private readonly fileName: string;
 
-  constructor(private readonly o: LocalSourceOptions) {
-    this.file = join(o.dir, BUNDLE_FILE);
+  constructor(private readonly o: LocalSourceOptions<T>) {
+    this.fileName = o.fileName ?? BUNDLE_FILE;
+    this.file = join(o.dir, this.fileName);
   }
 
   /** Starts watching and delivers the current bundle, if any, at once. */
   async start(): Promise<void> {
     try {
       this.watcher = watch(this.o.dir, (_event, name) => {
-        if (name === null || name === BUNDLE_FILE) this.check();
+        if (name === null || name === this.fileName) this.check();
       });
       this.watcher.on('error', (err) => log.warn({ err }, 'fs.watch failed; polling only'));
     } catch (err) {
@@ -90,10 +97,19 @@ export class LocalBundleSource {
       }
       if (key === this.lastKey) return;
       this.lastKey = key;
+      let bundle: T;
       try {
-        await this.o.onBundle(parseBundle(readFileSync(this.file, 'utf8')));
+        const text = readFileSync(this.file, 'utf8');
+        bundle = this.o.parse ? this.o.parse(text) : (parseBundle(text) as T);
       } catch (err) {
-        log.error({ err, file: this.file }, 'revocation bundle not applied');
+        log.error({ err, file: this.file }, 'bundle file not read');
+        this.o.onError?.(err);
+        return;
+      }
+      try {
+        await this.o.onBundle(bundle);
+      } catch (err) {
+        log.error({ err, file: this.file }, 'bundle not applied');
       }
     });
   }

@@ -26,6 +26,8 @@ export interface ServerPaths {
   pidFile: string;
   /** The CRL openvpn's crl-verify reads; written only by the agent, after verification. */
   activeCrl: string;
+  /** client-config-dir kept by the access agent; next to the CRL (readable after the privilege drop). */
+  ccdDir: string;
 }
 
 /** Unix socket paths longer than this fail at bind time with an unhelpful message. */
@@ -71,6 +73,7 @@ export function serverPaths(config: Config): ServerPaths {
     managementPasswordFile: join(dir, 'mgmt.pw'),
     pidFile: join(dir, 'openvpn.pid'),
     activeCrl: join(crlDir, 'openvpn-crl.pem'),
+    ccdDir: join(crlDir, 'ccd'),
   };
   if (paths.managementSocket.length > MAX_SOCKET_PATH) {
     throw new BadRequest(`dataDir is too long for a unix socket path (${paths.managementSocket})`, 'dataDir');
@@ -79,7 +82,11 @@ export function serverPaths(config: Config): ServerPaths {
 }
 
 /** Renders server.conf text for these paths (used by `server config` and `server run`). */
-export function renderServerConfigFor(config: Config, paths: ServerPaths): string {
+export function renderServerConfigFor(
+  config: Config,
+  paths: ServerPaths,
+  access: { identity: boolean } = { identity: false },
+): string {
   const v2 = config.vpn.controlChannel === 'tls-crypt-v2';
   return renderServerConfig({
     template: loadTemplate('server.conf.hbs'),
@@ -87,6 +94,7 @@ export function renderServerConfigFor(config: Config, paths: ServerPaths): strin
     crlFile: paths.activeCrl,
     managementSocket: paths.managementSocket,
     managementPasswordFile: paths.managementPasswordFile,
+    clientConfigDir: access.identity ? paths.ccdDir : undefined,
     files: {
       ca: paths.ca,
       cert: paths.cert,
@@ -113,6 +121,7 @@ export function writeServerFiles(
   config: Config,
   paths: ServerPaths,
   id: ServerIdentityFiles,
+  access: { identity: boolean } = { identity: false },
 ): { managementPassword: string } {
   mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
   const crlDir = dirname(paths.activeCrl);
@@ -122,7 +131,9 @@ export function writeServerFiles(
     // Names the data dir this runtime dir belongs to, so a later start can prune it once that is gone.
     writeFileAtomic(join(crlDir, 'data-dir'), `${resolve(config.dataDir)}\n`, 0o644);
   }
-  const text = renderServerConfigFor(config, paths); // render first: a bad config changes nothing
+  const text = renderServerConfigFor(config, paths, access); // render first: a bad config changes nothing
+  // openvpn refuses to start without the directory; an empty one refuses every device (ccd-exclusive).
+  if (access.identity) mkdirSync(paths.ccdDir, { recursive: true, mode: 0o755 });
   writeFileAtomic(paths.ca, id.caCertPem, 0o600);
   writeFileAtomic(paths.cert, id.certPem, 0o600);
   writeFileAtomic(paths.key, id.keyPem, 0o600);

@@ -12,6 +12,8 @@ import type { Config } from '../config/schema.js';
 import { logger } from '../lib/logger.js';
 import { removeStaleTempFiles } from '../lib/fs-atomic.js';
 import type { AuditStore, CertStore, PendingStore } from '../store/types.js';
+import type { ClusterObjectSource } from '../access/types.js';
+import { LocalAccess } from './access-local.js';
 import { RevocationAgent } from './agent.js';
 import { LocalCrlPublisher } from './local-publisher.js';
 import { LocalBundleSource } from './local-source.js';
@@ -52,6 +54,8 @@ export interface SupervisorOptions {
   lastSeenEveryMs?: number;
   /** How often the data dir's CA files are checked for a rotation (four stat calls). Default 2 s. */
   caCheckEveryMs?: number;
+  /** Live cluster objects for Kubernetes destinations of access rules; without it only CIDRs resolve. */
+  cluster?: ClusterObjectSource;
 }
 
 function defaultSpawn(argv: readonly string[], cwd: string): ChildProcess {
@@ -65,6 +69,8 @@ export class ServerSupervisor {
   private child: ChildProcess | undefined;
   private source: LocalBundleSource | undefined;
   private nat: NatRule | undefined;
+  /** Access rules: nftables, the client-config-dir, sessions of devices a bundle drops. */
+  access: LocalAccess | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private restartDelay: number;
@@ -96,7 +102,20 @@ export class ServerSupervisor {
     const id = await ctx.server.ensure();
     this.serverCertPem = id.certPem;
     this.caBundlePem = id.caCertPem;
-    const { managementPassword } = writeServerFiles(ctx.config, paths, id);
+    this.access = new LocalAccess({
+      config: ctx.config,
+      paths,
+      store: ctx.store,
+      cluster: this.opts.cluster,
+      connect: () =>
+        ManagementClient.connect({
+          socketPath: paths.managementSocket,
+          password: this.managementPassword,
+          connectTimeoutMs: 2000,
+        }),
+      onIdentityNeeded: () => this.restartForAccess(),
+    });
+    const { managementPassword } = writeServerFiles(ctx.config, paths, id, this.accessFiles());
     this.managementPassword = managementPassword;
     removeStaleTempFiles(dirname(paths.activeCrl)); // the runtime CRL dir, when it is not server/
     const publisher = new LocalCrlPublisher(paths.dir);
@@ -128,6 +147,8 @@ export class ServerSupervisor {
       pollMs: 500,
     });
     await this.source.start();
+    // The client-config-dir and the filter are complete before openvpn admits anyone.
+    await this.access.start();
 
     if (ctx.config.vpn.nat) {
       this.nat = new NatRule(ctx.config.vpn.clientSubnet);
@@ -198,7 +219,7 @@ export class ServerSupervisor {
       this.agent?.stop();
       this.agent = agent;
     }
-    writeServerFiles(ctx.config, paths, id);
+    writeServerFiles(ctx.config, paths, id, this.accessFiles());
     this.serverCertPem = id.certPem;
     this.caBundlePem = id.caCertPem;
     this.caVersion = caVersion;
@@ -206,6 +227,22 @@ export class ServerSupervisor {
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     return true;
+  }
+
+  private accessFiles(): { identity: boolean } {
+    return { identity: this.access?.identityAtConnect ?? false };
+  }
+
+  /**
+   * The first access bundle arrived while openvpn runs without `ccd-exclusive`: rewrite server.conf
+   * and restart openvpn once (clients reconnect and get their stable addresses).
+   */
+  private async restartForAccess(): Promise<void> {
+    if (this.stopping) return;
+    const id = await this.ctx.server.ensure();
+    writeServerFiles(this.ctx.config, this.paths, id, this.accessFiles());
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   }
 
   private makeAgent(caCertPem: string): RevocationAgent {
@@ -302,6 +339,7 @@ export class ServerSupervisor {
     this.stopping = true;
     this.source?.stop();
     this.agent?.stop();
+    await this.access?.stop(); // the nftables table and the client-config-dir stay: nothing opens
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
     const child = this.child;

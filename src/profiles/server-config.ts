@@ -36,6 +36,12 @@ export interface ServerConfigInput {
   crlFile: string;
   managementSocket: string;
   managementPasswordFile: string;
+  /**
+   * `client-config-dir` the access agent keeps (one file per allowed device, with its stable address),
+   * rendered with `ccd-exclusive`: a device without a file is refused at connect. Absent: no identity
+   * check at connect (access not in use on this server yet).
+   */
+  clientConfigDir?: string;
   /** Exactly one of files / inline. */
   files?: ServerFiles;
   inline?: ServerInline;
@@ -69,6 +75,8 @@ export const SERVER_DIRECTIVES: ReadonlySet<string> = new Set([
   'key',
   'tls-crypt-v2',
   'tls-crypt',
+  'client-config-dir',
+  'ccd-exclusive',
 ]);
 
 const DOMAIN = /^[a-z0-9]([a-z0-9.-]{0,252})$/;
@@ -178,6 +186,7 @@ export function renderServerConfig(input: ServerConfigInput): string {
     crlFile: checkPath('crlFile', input.crlFile),
     managementSocket: checkPath('managementSocket', input.managementSocket),
     managementPasswordFile: checkPath('managementPasswordFile', input.managementPasswordFile),
+    clientConfigDir: input.clientConfigDir ? checkPath('clientConfigDir', input.clientConfigDir) : '',
     routes: routes.map((r) => ({ network: r.network, mask: netmask(r.prefix) })),
     dnsServers,
     dnsDomain,

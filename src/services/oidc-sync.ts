@@ -52,6 +52,16 @@ export async function syncOidcUsers(deps: SyncDeps, actor = 'oidc-sync'): Promis
         ...(result.refreshToken ? { refreshToken: cipher.seal(result.refreshToken) } : {}),
         ...(groups ? { groups } : {}),
       });
+      if (groups && JSON.stringify([...groups].sort()) !== JSON.stringify([...identity.groups].sort())) {
+        // access rules match these groups: a change here changes what the user reaches
+        store.appendAudit({
+          actor,
+          action: 'oidc.groups',
+          target: user.name,
+          result: 'ok',
+          details: { from: identity.groups, to: groups },
+        });
+      }
       if (!groups) {
         out.push({ user: user.name, outcome: 'ok', detail: 'no ID token on refresh: groups not re-checked' });
         continue;

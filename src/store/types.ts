@@ -19,7 +19,13 @@ export interface User {
 
 import type { CertKind, RevocationReason } from '../lib/cert-vocabulary.js';
 import type { OidcIdentityStore } from './oidc-repo.js';
+import type { AddressStore } from './addresses-repo.js';
+import type { GroupStore } from './groups-repo.js';
+import type { AccessRuleStore } from './access-repo.js';
 export type { OidcIdentity, OidcIdentityStore } from './oidc-repo.js';
+export type { AddressPool, AddressStore, DeviceAddress } from './addresses-repo.js';
+export type { GroupStore, LocalGroup } from './groups-repo.js';
+export type { AccessRuleStore, AccessState, StoredRule } from './access-repo.js';
 export type { CertKind, RevocationReason };
 export type CertStatus = 'valid' | 'revoked';
 
@@ -271,7 +277,10 @@ export interface Store
     PendingStore,
     GatewayStore,
     ClusterStore,
-    OidcIdentityStore {
+    OidcIdentityStore,
+    AddressStore,
+    GroupStore,
+    AccessRuleStore {
   /**
    * Runs fn synchronously in one write transaction (BEGIN IMMEDIATE); a throw rolls everything back.
    * Nested calls become savepoints. fn must not be async (a returned Promise is refused).

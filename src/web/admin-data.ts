@@ -25,6 +25,19 @@ export class AdminData {
     private readonly now: () => Date,
   ) {}
 
+  /** Local groups, and each user's memberships by source (local, single sign-on, built-in). */
+  groups(): {
+    groups: ReturnType<AppContext['groups']['list']>;
+    of: (u: User) => ReturnType<AppContext['groups']['membershipsOf']>;
+  } {
+    return { groups: this.ctx.groups.list(), of: (u) => this.ctx.groups.membershipsOf(u) };
+  }
+
+  /** The tunnel address of a device, if it has one. */
+  addressOf(commonName: string): string | undefined {
+    return this.ctx.addresses.get(commonName)?.address;
+  }
+
   get sessionsConnected(): boolean {
     return this.sessions !== undefined;
   }

@@ -21,9 +21,11 @@ import { gatewayLayout } from '../../src/gateway/layout.js';
 import { OFFICE_NODE_POD as A, type SpawnedProcess, type Topology } from '../helpers/netns.js';
 import { canRunSshd, makeKey, startSshd, type KeyPair } from '../helpers/sshd.js';
 import { CLI } from '../helpers/cli.js';
-import { requireNetns, VpnLab } from '../helpers/topology.js';
+import { requireNetns, until, VpnLab } from '../helpers/topology.js';
 
 const LAN = { host: '192.168.77.10', gw: '192.168.77.1', cidr: '192.168.77.0/24' };
+/** A second pod range behind the node, which the gateway's access rule does not allow. */
+const POD2 = '10.244.2.5';
 const POD_PORT = 8080;
 const ECHO = `require('net').createServer((s) => s.end('pod-ok ' + s.remoteAddress + '\\n')).listen(${POD_PORT}, '0.0.0.0', () => console.log('listening'));`;
 const PROBE = [
@@ -100,6 +102,8 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
     await lab.init();
     server = await lab.startServerRun();
     await topo.spawn('pod', [process.execPath, '-e', ECHO]).waitFor(/listening/);
+    await lab.addPod('pod2', POD2);
+    await topo.spawn('pod2', [process.execPath, '-e', ECHO]).waitFor(/listening/);
   });
 
   after(async () => {
@@ -190,6 +194,39 @@ describe('e2e: gateway provision/status/remove across namespaces', function () {
       list.map((g) => [g.name, g.status, g.lans]),
       [[name, 'ready', [LAN.cidr]]],
     );
+  });
+
+  it('access rules: a gateway allowed only the first pod range: the LAN host reaches it, not the other', async () => {
+    const other = await reach(POD2);
+    assert.equal(other.code, 0, 'without rules the second pod answers too: ' + other.stderr);
+    const address = '10.140.0.50';
+    lab.writeAccess({
+      version: 1,
+      mode: 'enforce',
+      generatedAt: new Date().toISOString(),
+      clients: [{ commonName: layout.commonName, address }],
+      rules: [
+        {
+          name: 'office-pods-a',
+          clients: [address],
+          destinations: [{ kind: 'cidr', cidr: '10.244.1.0/24' }],
+          protocol: 'any',
+          ports: [],
+        },
+      ],
+    });
+    // The first bundle restarts openvpn with ccd-exclusive; the gateway reconnects with its stable address.
+    await until(
+      async () =>
+        /10\.140\.0\.50\/16/.test(
+          (await topo.run('office', ['ip', '-4', 'addr', 'show', layout.dev], { check: false })).stdout,
+        ),
+      60_000,
+      'the gateway back with its stable address',
+    );
+    await until(async () => (await reach(A.pod)).code === 0, 30_000, 'the lan host reaching the allowed pod');
+    const denied = await reach(POD2);
+    assert.notEqual(denied.code, 0, 'the second pod range is not allowed: ' + denied.stdout);
   });
 
   it('remove stops the tunnel (the lan host loses the pod), cleans gw and revokes the certificate', async () => {

@@ -6,7 +6,7 @@
  *
  * Root only, like ./netns.ts; everything stays inside the namespaces the lab creates.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -73,6 +73,8 @@ export interface LabOptions {
   services?: boolean;
   /** More lines under `vpn:` (YAML, indented two spaces), e.g. `'  nat: true'`. */
   vpn?: string[];
+  /** More top-level lines of podgate.yaml, e.g. `'access: { modeBeforeBundle: enforce }'`. */
+  top?: string[];
 }
 
 /** A client that retries every second, so a refused or restarted server is seen quickly. */
@@ -163,6 +165,25 @@ export class VpnLab {
     return startClient(ns, this.work, `${name}-${Date.now()}`, profile, CLIENT_ARGS);
   }
 
+  /**
+   * Adds another "pod" namespace behind the node: `role` at `ip` on a /24 of its own, the node at `.1`
+   * of it, and a route to the pod range via the node (like a pod on another node's range).
+   */
+  async addPod(role: string, ip: string): Promise<void> {
+    const nodeSide = ip.replace(/\.\d+$/, '.1');
+    await this.topo.link('node', `${nodeSide}/24`, role, `${ip}/24`);
+    await this.topo.route(role, A.podCidr, nodeSide);
+  }
+
+  /** Writes `<dataDir>/server/access.json` the way the manager does (temp file + rename). */
+  writeAccess(bundle: unknown): void {
+    const dir = join(this.dataDir, 'server');
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const tmp = join(dir, `.access.json.${process.pid}.tmp`);
+    writeFileSync(tmp, JSON.stringify(bundle));
+    renameSync(tmp, join(dir, 'access.json'));
+  }
+
   /** Connects `name`, waits for the tunnel, disconnects. */
   async connects(name: string): Promise<void> {
     const c = this.client(name);
@@ -246,6 +267,7 @@ function writeWorkDir(options: LabOptions): [work: string, cfgFile: string] {
       `  endpoints: ["${A.node}"]`,
       `  routes: ${routes}`,
       ...(options.vpn ?? []),
+      ...(options.top ?? []),
       '',
     ].join('\n'),
   );

@@ -127,6 +127,8 @@ export function oidcRoutes({ ctx, sessions, oidc, now }: OidcRouteDeps): Router 
       const query = new URL(req.originalUrl, 'http://callback.invalid').searchParams;
       const result = await oidc.client.finish(query, pending);
       const user = await oidc.accounts.signIn(result.claims, result.refreshToken);
+      // the groups the provider just reported may change what the user's devices reach
+      void ctx.access.changed();
       const session = sessions.create(user.id);
       ctx.store.appendAudit({
         actor: user.name,

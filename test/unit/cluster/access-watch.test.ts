@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ClusterEvent, PodObject } from '../../../src/access/types.js';
-import { parseAccessBundle } from '../../../src/cluster/access-bundle-watch.js';
+import { accessBundleFromSecret } from '../../../src/cluster/access-bundle-watch.js';
 import { ClusterAccessWatch, podShape, serviceShape } from '../../../src/cluster/access-watch.js';
 import { createKubeApi } from '../../../src/cluster/kube-client.js';
 import type { KubeObject } from '../../../src/cluster/kube-api.js';
@@ -134,7 +134,7 @@ describe('access watch: shapes', () => {
   });
 });
 
-describe('access bundle parser', () => {
+describe('access bundle from the podgate-access Secret', () => {
   const good = {
     version: 3,
     mode: 'enforce',
@@ -151,13 +151,26 @@ describe('access bundle parser', () => {
     generatedAt: '2026-12-06T00:00:00Z',
   };
 
-  it('accepts the contract and names the first bad field by path', () => {
-    assert.deepEqual(parseAccessBundle(JSON.stringify(good)), good);
+  const secret = (value: unknown) =>
+    ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'podgate-access' },
+      data: {
+        'access.json': Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString(
+          'base64',
+        ),
+      },
+    }) as unknown as KubeObject;
+
+  it('reads access.json from the Secret and names the first bad field', () => {
+    assert.deepEqual(accessBundleFromSecret(secret(good)), good);
     const bad = structuredClone(good) as { rules: { clients: string[] }[] };
     bad.rules[0]!.clients = ['10.140.0.500'];
-    assert.throws(() => parseAccessBundle(JSON.stringify(bad)), /rules\.0\.clients\.0/);
-    assert.throws(() => parseAccessBundle(JSON.stringify({ ...good, mode: 'wide-open' })), /mode/);
-    assert.throws(() => parseAccessBundle('{'), /not JSON/);
+    assert.throws(() => accessBundleFromSecret(secret(bad)), /clients/);
+    assert.throws(() => accessBundleFromSecret(secret({ ...good, mode: 'wide-open' })), /mode/);
+    assert.throws(() => accessBundleFromSecret(secret('{')));
+    assert.equal(accessBundleFromSecret({ ...secret(good), data: {} }), undefined);
   });
 });
 

@@ -131,7 +131,7 @@ describe('cluster manifests', function () {
     assert.match(script, /exec openvpn --config \/etc\/podgate\/config\/server.conf/);
     assert.match(openvpn.readinessProbe.exec.command.join(' '), /test -S \/run\/podgate\/mgmt\/openvpn.sock/);
     assert.equal(agent.name, 'agent');
-    assert.deepEqual(agent.command, ['podgate', 'agent', '--cluster']);
+    assert.deepEqual(agent.command, ['podgate', 'agent', '--cluster', '--access']);
     for (const vol of ['crl', 'mgmt']) {
       assert.ok(openvpn.volumeMounts.some((m: { name: string }) => m.name === vol));
       assert.ok(agent.volumeMounts.some((m: { name: string }) => m.name === vol));
@@ -177,15 +177,31 @@ describe('cluster manifests', function () {
         (v: { name: string; emptyDir?: unknown }) => v.name === 'ccd' && v.emptyDir,
       ),
     );
-    // open (the config default until access.mode says enforce): no table at start
+    // open: no table at start, no identity check at connect
     assert.doesNotMatch(openvpn.command[2] as string, /nft/);
-    const enforce = structuredClone(input.config) as typeof input.config & { access?: { mode: string } };
-    enforce.access = { mode: 'enforce' };
-    const e = buildManifests({ ...input, config: enforce }).find((o) => o.kind === 'Deployment') as Obj;
+    assert.doesNotMatch(
+      find('ConfigMap', 'podgate-openvpn').data['server.conf'] as string,
+      /client-config-dir/,
+    );
+    const objs = buildManifests({ ...input, accessMode: 'enforce' });
+    const e = objs.find((o) => o.kind === 'Deployment') as Obj;
     const script = e.spec.template.spec.containers[0].command[2] as string;
     assert.match(script, /create table inet podgate/);
-    assert.match(script, /ip daddr \{ 10\.96\.0\.10 \} udp dport 53 accept/);
+    assert.match(script, /add element inet podgate dns \{ 10\.96\.0\.10 \}/);
     assert.ok(script.indexOf('nft -f -') < script.indexOf('exec openvpn'), 'table before openvpn');
+    const env = Object.fromEntries(
+      (e.spec.template.spec.containers[1].env as { name: string; value?: string }[]).map((v) => [
+        v.name,
+        v.value,
+      ]),
+    );
+    assert.equal(env.PODGATE_ACCESS_MODE_BEFORE_BUNDLE, 'enforce');
+    assert.equal(env.PODGATE_VPN_DNS_SERVERS, '10.96.0.10');
+    assert.equal(env.PODGATE_VPN_CLIENT_SUBNET, '10.140.0.0/16');
+    const conf = (objs.find((o) => o.metadata.name === 'podgate-openvpn' && o.kind === 'ConfigMap') as Obj)
+      .data['server.conf'] as string;
+    assert.match(conf, /^client-config-dir \/run\/podgate\/ccd$/m);
+    assert.match(conf, /^ccd-exclusive$/m);
   });
 
   it('server.conf points into the pod mounts and pushes only the IPv4 routes', () => {

@@ -168,6 +168,17 @@ describe('profiles/server-config', () => {
     );
   });
 
+  it('access: client-config-dir + ccd-exclusive only when the server checks identity at connect', () => {
+    assert.ok(!lines(renderServerConfig(input())).some((l) => /client-config-dir|ccd-exclusive/.test(l)));
+    const l = lines(renderServerConfig(input({}, { clientConfigDir: '/run/podgate/abc/ccd' })));
+    assert.ok(l.includes('client-config-dir /run/podgate/abc/ccd'));
+    assert.ok(l.includes('ccd-exclusive'));
+    assert.throws(
+      () => renderServerConfig(input({}, { clientConfigDir: '/tmp/x\nup /bin/sh' })),
+      /clientConfigDir must not contain line breaks/,
+    );
+  });
+
   it('the guard refuses a template that smuggles a directive', () => {
     const bad = { ...input(), template: input().template + 'script-security 2\n' };
     assert.throws(() => renderServerConfig(bad), /directive "script-security"/);

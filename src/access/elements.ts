@@ -1,0 +1,125 @@
+import { createHash } from 'node:crypto';
+import { contains, parseCidr, type Cidr } from '../lib/cidr.js';
+import type { PortRange, ResolvedRule } from './types.js';
+
+/**
+ * The set elements one rule yields, in the shape nftables takes them. Pure: no I/O.
+ *
+ * Each rule owns three sets (names from {@link ruleSetId}):
+ * - `<id>_c` client tunnel addresses (`ipv4_addr`);
+ * - `<id>_p` destinations with protocol and port range (`ipv4_addr . inet_proto . inet_service`,
+ *   intervals): Service ports, and everything when the rule names a protocol or ports;
+ * - `<id>_a` destinations on any protocol and port (`ipv4_addr`, intervals): pods, namespaces and
+ *   CIDRs when the rule restricts nothing.
+ */
+
+export type L4 = 'tcp' | 'udp' | 'sctp' | 'icmp';
+
+export interface PortElement {
+  /** An IPv4 address or an IPv4 CIDR ("10.0.0.0/8"). */
+  addr: string;
+  proto: L4;
+  from: number;
+  to: number;
+}
+
+export type SetKind = 'c' | 'p' | 'a';
+
+/** Key of a port element, unique per set; also what {@link parsePortKey} reads back. */
+export function portKey(e: PortElement): string {
+  return `${e.addr}|${e.proto}|${e.from}-${e.to}`;
+}
+
+export function parsePortKey(key: string): PortElement {
+  const [addr, proto, range] = key.split('|') as [string, L4, string];
+  const [from, to] = range.split('-').map(Number) as [number, number];
+  return { addr, proto, from, to };
+}
+
+/** Set-name stem of a rule: stable across bundles (from the name), and a valid nftables identifier. */
+export function ruleSetId(ruleName: string): string {
+  return `r${createHash('sha256').update(ruleName).digest('hex').slice(0, 12)}`;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export function isIpv4(s: string): boolean {
+  return IPV4.test(s);
+}
+
+/** Sorts and merges overlapping or adjacent port ranges; empty input stays empty (= every port). */
+export function mergePorts(ports: readonly PortRange[]): PortRange[] {
+  const sorted = [...ports].map((p) => ({ from: p.from, to: p.to })).sort((a, b) => a.from - b.from);
+  const out: PortRange[] = [];
+  for (const p of sorted) {
+    const last = out[out.length - 1];
+    if (last && p.from <= last.to + 1) last.to = Math.max(last.to, p.to);
+    else out.push(p);
+  }
+  return out;
+}
+
+/** What a rule's protocol and ports leave of "every address of this destination". */
+export interface RuleShape {
+  /** True when the rule restricts nothing: whole addresses go to the any-set. */
+  anything: boolean;
+  protos: L4[];
+  /** Merged, disjoint; [0-65535] when the rule names no ports. */
+  ranges: PortRange[];
+  /** CIDR destinations (IPv4, none nested in another): k8s addresses inside them add nothing. */
+  cidrs: Cidr[];
+}
+
+const ALL_PORTS: PortRange = { from: 0, to: 65535 };
+
+export function ruleShape(rule: ResolvedRule): RuleShape {
+  const ports = mergePorts(rule.ports);
+  const anything = rule.protocol === 'any' && ports.length === 0;
+  let protos: L4[];
+  if (rule.protocol === 'any') protos = ['tcp', 'udp', 'sctp'];
+  else protos = [rule.protocol];
+  const ranges = rule.protocol === 'icmp' || ports.length === 0 ? [ALL_PORTS] : ports;
+  const all = rule.destinations.flatMap((d, i) =>
+    d.kind === 'cidr' ? [parseCidr(`destinations[${i}].cidr`, d.cidr)] : [],
+  );
+  const v4 = all.filter((c) => c.family === 'ipv4');
+  // CIDRs either nest or are disjoint: dropping the nested ones leaves disjoint intervals.
+  const cidrs = v4.filter(
+    (c, i) =>
+      !v4.some(
+        (o, j) => j !== i && o.prefix <= c.prefix && contains(o, c.network) && (o.prefix < c.prefix || j < i),
+      ),
+  );
+  return { anything, protos, ranges, cidrs };
+}
+
+/** True when a CIDR destination of the same rule already covers `ip` (it grants at least as much). */
+export function coveredByCidr(shape: RuleShape, ip: string): boolean {
+  return shape.cidrs.some((c) => contains(c, ip));
+}
+
+/** Elements for "every port (as the rule allows) of `addr`": one any-element or port elements. */
+export function wholeAddress(shape: RuleShape, addr: string): { p: PortElement[]; a: string[] } {
+  if (shape.anything) return { p: [], a: [addr] };
+  const p: PortElement[] = [];
+  for (const proto of shape.protos) for (const r of shape.ranges) p.push({ addr, proto, ...r });
+  return { p, a: [] };
+}
+
+/** Elements for a ClusterIP: each Service port the rule's protocol and ports let through. */
+export function servicePorts(
+  shape: RuleShape,
+  ip: string,
+  ports: readonly { protocol: string; port: number }[],
+): PortElement[] {
+  const out: PortElement[] = [];
+  for (const sp of ports) {
+    const proto = sp.protocol.toLowerCase() as L4;
+    if (!shape.anything) {
+      if (!shape.protos.includes(proto)) continue;
+      if (!shape.ranges.some((r) => sp.port >= r.from && sp.port <= r.to)) continue;
+    }
+    out.push({ addr: ip, proto, from: sp.port, to: sp.port });
+  }
+  return out;
+}
