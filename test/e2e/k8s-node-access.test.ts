@@ -40,6 +40,7 @@ import {
   attachToLan,
   defaultRunDir,
   nodeDown,
+  nodeHeldBy,
   nodeLeftovers,
   releaseNodeLock,
   NODE_IP,
@@ -203,6 +204,11 @@ describe('e2e: access rules enforced in the server pod on a real node', function
       if (process.env.CI === 'true') throw new Error(`the access e2e needs: ${missing.join('; ')}`);
       console.warn(`    skipped: ${missing.join('; ')}`);
       this.skip();
+    }
+    // one node per machine: wait while another run has it (never break its lock)
+    for (let waited = 0; nodeHeldBy() && waited < 60 * 60_000; waited += 10_000) {
+      if (waited % 60_000 === 0) console.warn(`    waiting for the test node: ${nodeHeldBy()!.holder}`);
+      await new Promise((r) => setTimeout(r, 10_000));
     }
     acquireNodeLock('the access real-node e2e (test/e2e/k8s-node-access.test.ts)');
     locked = true;

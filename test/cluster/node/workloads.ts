@@ -110,8 +110,6 @@ export function teamWorkload(namespace: string, team: string, image: string): Re
     kind: 'List',
     items: [
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: { team } } },
-      // the ServiceAccount controller makes this one too; here the pods need not wait for it
-      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace } },
       {
         apiVersion: 'apps/v1',
         kind: 'Deployment',
