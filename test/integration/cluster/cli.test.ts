@@ -98,7 +98,7 @@ describe('CLI k8s commands against the real API server', function () {
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, new RegExp(`Namespace ${ns} created`));
     assert.match(first.stdout, new RegExp(`Deployment ${ns}/podgate-openvpn created`));
-    assert.match(first.stdout, /deploy: 10 object\(s\) changed, rollout ready/);
+    assert.match(first.stdout, /deploy: 11 object\(s\) changed, rollout ready/);
     const second = await cli(['k8s', 'deploy']);
     assert.equal(second.code, 0, second.stderr);
     assert.equal((second.stdout.match(/ unchanged$/gm) ?? []).length, 11, second.stdout);
