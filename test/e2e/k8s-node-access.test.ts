@@ -168,17 +168,21 @@ describe('e2e: access rules enforced in the server pod on a real node', function
     await podgate('access', 'apply', '-f', file);
   }
 
-  /** The pid of a process of the server pod whose command line contains `marker`. */
+  /** The newest process of the server pod whose command line contains `marker` (an old pod may linger). */
   function podProcess(marker: string): number | undefined {
+    let best: { pid: number; start: number } | undefined;
     for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
       try {
         const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-        if (cmd.includes(marker)) return Number(pid);
+        if (!cmd.includes(marker)) continue;
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const start = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+        if (!best || start > best.start) best = { pid: Number(pid), start };
       } catch {
         /* gone */
       }
     }
-    return undefined;
+    return best?.pid;
   }
 
   /** nft's view of podgate's table inside the server pod's network namespace. */
