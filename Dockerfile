@@ -18,10 +18,11 @@ COPY src ./src
 RUN node scripts/bundle.mjs \
  && npm prune --omit=dev
 
-# ---- runtime: node + openvpn + iptables (the server pod's openvpn container runs this image too)
+# ---- runtime: node + openvpn + iptables + nftables (nft: the access table the agent keeps; the server
+# pod's openvpn container runs this image too)
 FROM node:20-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openvpn iptables iproute2 tini ca-certificates \
+ && apt-get install -y --no-install-recommends openvpn iptables nftables iproute2 tini ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules

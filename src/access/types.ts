@@ -101,13 +101,29 @@ export interface PodObject {
   namespace: string;
   name: string;
   labels: Record<string, string>;
-  /** status.podIPs; empty until the pod has an address, and for hostNetwork pods (never matched). */
+  /**
+   * status.podIPs; empty until the pod has an address, for hostNetwork pods (never matched), and once
+   * the pod has Succeeded or Failed (its sandbox is gone and the address may already be another pod's).
+   */
   ips: string[];
+  /** The containers' declared ports, for Services whose targetPort names one (absent = none known). */
+  containerPorts?: ContainerPort[];
+}
+
+export interface ContainerPort {
+  name?: string;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  port: number;
 }
 
 export interface ServicePort {
   protocol: 'TCP' | 'UDP' | 'SCTP';
   port: number;
+  /**
+   * spec.ports[].targetPort: the pods' port behind `port` (a number, or a container port's name that
+   * each pod resolves through its `containerPorts`). Absent when the Service does not say (= `port`).
+   */
+  targetPort?: number | string;
 }
 
 export interface ServiceObject {

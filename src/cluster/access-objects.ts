@@ -2,47 +2,14 @@ import type { NamespaceObject, PodObject, ServiceObject } from '../access/types.
 import type { Config } from '../config/schema.js';
 import type { ClusterObjects } from '../services/access-check.js';
 import type { KubeApi, KubeObject } from './kube-api.js';
+import { namespaceShape, podShape, serviceShape } from './access-watch.js';
 import type { KubeConnection } from './kube-connection.js';
 
 const CACHE_MS = 5_000;
 
-type Spec = { [k: string]: unknown };
-const labelsOf = (o: KubeObject) => ({ ...(o.metadata.labels ?? {}) });
-
-export function toNamespace(o: KubeObject): NamespaceObject {
-  return { name: o.metadata.name ?? '', labels: labelsOf(o) };
-}
-
-export function toService(o: KubeObject): ServiceObject {
-  const spec = (o.spec ?? {}) as Spec;
-  const ips = (spec.clusterIPs as string[] | undefined) ?? (spec.clusterIP ? [spec.clusterIP as string] : []);
-  return {
-    namespace: o.metadata.namespace ?? '',
-    name: o.metadata.name ?? '',
-    labels: labelsOf(o),
-    clusterIPs: ips.filter((ip) => ip && ip !== 'None'),
-    ports: ((spec.ports as { protocol?: string; port: number }[] | undefined) ?? []).map((p) => ({
-      protocol: (p.protocol ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP',
-      port: p.port,
-    })),
-    selector: (spec.selector as Record<string, string> | undefined) ?? null,
-  };
-}
-
-export function toPod(o: KubeObject): PodObject {
-  const status = (o.status ?? {}) as Spec;
-  const spec = (o.spec ?? {}) as Spec;
-  const ips = spec.hostNetwork
-    ? []
-    : ((status.podIPs as { ip: string }[] | undefined) ?? []).map((p) => p.ip);
-  return {
-    uid: String(o.metadata.uid ?? ''),
-    namespace: o.metadata.namespace ?? '',
-    name: o.metadata.name ?? '',
-    labels: labelsOf(o),
-    ips,
-  };
-}
+// One reading of cluster objects for the manager's view and the agent's watch (access-watch.ts): a pod
+// that Succeeded or Failed has no address there either (it may already be another pod's).
+export { namespaceShape as toNamespace, podShape as toPod, serviceShape as toService };
 
 /**
  * The manager's read-only view of namespaces, Services and pods, for `access check` and the Access
@@ -72,13 +39,13 @@ export class KubeClusterObjects implements ClusterObjects {
   }
 
   async namespaces(): Promise<NamespaceObject[]> {
-    return (await this.list('Namespace')).map(toNamespace);
+    return (await this.list('Namespace')).map(namespaceShape);
   }
   async services(): Promise<ServiceObject[]> {
-    return (await this.list('Service')).map(toService);
+    return (await this.list('Service')).map(serviceShape);
   }
   async pods(): Promise<PodObject[]> {
-    return (await this.list('Pod')).map(toPod);
+    return (await this.list('Pod')).map(podShape);
   }
 }
 

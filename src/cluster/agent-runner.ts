@@ -1,16 +1,41 @@
 /**
- * `podgate agent --cluster` put together: the agent core fed by the Secret watch, reporting to the
- * status ConfigMap. Kept apart from the CLI so tests run exactly this wiring against the fake API server.
+ * `podgate agent --cluster` put together: the revocation agent fed by the `podgate-crl` watch,
+ * reporting to the status ConfigMap; and the access agent (openvpn/access-agent.ts: nftables table,
+ * client-config-dir, sessions of dropped devices) fed by the `podgate-access` watch and the live cluster
+ * view (access-watch.ts). Kept apart from the CLI so tests run exactly this wiring.
  */
+import type { AccessMode } from '../access/types.js';
 import { RevocationAgent, type AgentReporter } from '../openvpn/agent.js';
+import { AccessAgent, type AccessReporter } from '../openvpn/access-agent.js';
+import { ClientConfigDir } from '../openvpn/client-config-dir.js';
 import { ManagementClient } from '../openvpn/management-client.js';
+import { NftEnforcer, type Enforcer } from '../openvpn/nft-enforcer.js';
+import { netmask, parseCidr } from '../lib/cidr.js';
 import { logger } from '../lib/logger.js';
 import type { KubeApi } from './kube-api.js';
 import { ConfigMapAgentReporter } from './agent-status.js';
 import { OBJECT_NAMES } from './pod-layout.js';
 import { SecretWatchSource } from './secret-watch-source.js';
+import { ClusterAccessWatch } from './access-watch.js';
+import { AccessBundleWatch } from './access-bundle-watch.js';
 
 const log = logger.child({ module: 'cluster.agent' });
+
+/** The access side of the pod's agent (absent: only revocations, as before access rules). */
+export interface ClusterAccessOptions {
+  /** config access.modeBeforeBundle: what the table allows before the first bundle (the deploy's mode). */
+  modeWithoutBundle: AccessMode;
+  /** Cluster DNS servers (IPv4): always reachable on port 53. */
+  dnsServers: string[];
+  /** config access.tunInterface. */
+  tun: string;
+  /** The shared client-config-dir openvpn reads (`ccd-exclusive` in enforce). */
+  ccdDir: string;
+  /** vpn.clientSubnet: the netmask of the addresses the ccd files give. */
+  clientSubnet: string;
+  /** Injected by tests (nft in a scratch namespace); default `nft` in the pod's namespace. */
+  enforcer?: Enforcer;
+}
 
 export interface ClusterAgentOptions {
   kube: KubeApi;
@@ -25,20 +50,70 @@ export interface ClusterAgentOptions {
   /** Defaults to the status ConfigMap reporter. */
   reporter?: AgentReporter;
   retryMs?: number;
+  access?: ClusterAccessOptions;
 }
 
 export interface RunningClusterAgent {
   agent: RevocationAgent;
   source: SecretWatchSource;
-  stop(): void;
+  access?: { agent: AccessAgent; cluster: ClusterAccessWatch; bundles: AccessBundleWatch };
+  stop(): Promise<void>;
+}
+
+/** Sessions the access agent ended go to the pod's log (the manager audits the rule change itself). */
+const logAccessReporter: AccessReporter = {
+  sessionsEnded: (r) => {
+    for (const k of r.kills)
+      log.info({ version: r.version, commonName: k.commonName, reason: k.reason }, 'access: session ended');
+  },
+};
+
+/**
+ * Starts the access agent (its table before anything else: an existing one is kept, none becomes DNS
+ * only in enforce), the cluster view and the bundle watch, without waiting for the API server: both
+ * watches retry on their own and the table stays as it is meanwhile.
+ */
+async function startAccess(
+  o: ClusterAgentOptions,
+  a: ClusterAccessOptions,
+  connect: () => Promise<ManagementClient>,
+): Promise<NonNullable<RunningClusterAgent['access']>> {
+  const cluster = new ClusterAccessWatch({ kube: o.kube, retryMs: o.retryMs });
+  const agent = new AccessAgent({
+    enforcer: a.enforcer ?? new NftEnforcer(),
+    ccd: new ClientConfigDir(a.ccdDir, netmask(parseCidr('vpn.clientSubnet', a.clientSubnet).prefix)),
+    connect,
+    reporter: logAccessReporter,
+    cluster,
+    dnsServers: a.dnsServers,
+    modeWithoutBundle: a.modeWithoutBundle,
+    tun: a.tun,
+  });
+  await agent.start();
+  const bundles = new AccessBundleWatch({
+    kube: o.kube,
+    namespace: o.namespace,
+    retryMs: o.retryMs,
+    onBundle: async (b) => {
+      const r = await agent.applyBundle(b);
+      log.info(
+        { version: b.version, applied: r.applied, reason: r.reason, kills: r.kills.length },
+        'access bundle',
+      );
+    },
+    onError: (err) => agent.rejectBundle(err),
+  });
+  bundles.begin();
+  return { agent, cluster, bundles };
 }
 
 export async function startClusterAgent(o: ClusterAgentOptions): Promise<RunningClusterAgent> {
+  const connect = () =>
+    ManagementClient.connect({ socketPath: o.managementSocket, password: o.managementPassword });
   const agent = new RevocationAgent({
     caCertPem: o.caCertPem,
     crlFile: o.crlFile,
-    connect: () =>
-      ManagementClient.connect({ socketPath: o.managementSocket, password: o.managementPassword }),
+    connect,
     reporter: o.reporter ?? new ConfigMapAgentReporter(o.kube, o.namespace, o.podName),
   });
   const source = new SecretWatchSource({
@@ -54,7 +129,17 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
       );
     },
   });
-  await source.start();
+  // The access side first and without waiting for the API server (see startAccess).
+  const access = o.access ? await startAccess(o, o.access, connect) : undefined;
+  try {
+    await source.start();
+  } catch (err) {
+    // With the access side, exiting would leave it to the kubelet's growing restart backoff to try
+    // again: keep running (the table stays as it is) and let the watch retry on its own.
+    if (!access) throw err;
+    log.warn({ err: String(err) }, 'podgate-crl not readable yet; retrying in the background');
+    source.begin();
+  }
   log.info(
     { namespace: o.namespace, secret: OBJECT_NAMES.crlSecret, crlNumber: agent.crlNumber },
     'cluster agent watching',
@@ -62,8 +147,11 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
   return {
     agent,
     source,
-    stop() {
+    access,
+    async stop() {
       source.stop();
+      access?.bundles.stop();
+      await access?.agent.stop(); // the table and the ccd files stay: nothing opens
       agent.stop();
     },
   };

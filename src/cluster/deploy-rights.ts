@@ -16,6 +16,7 @@ const RESOURCES: Record<string, { group: string; resource: string }> = {
   Service: { group: '', resource: 'services' },
   Role: { group: 'rbac.authorization.k8s.io', resource: 'roles' },
   RoleBinding: { group: 'rbac.authorization.k8s.io', resource: 'rolebindings' },
+  ClusterRoleBinding: { group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
   Deployment: { group: 'apps', resource: 'deployments' },
 };
 
@@ -54,6 +55,20 @@ export function grantCommand(namespace: string, user: string | undefined): strin
   return `\`podgate k8s rbac --namespace ${namespace}${flag} | kubectl apply -f -\`${base}`;
 }
 
+/** `bind` on each ClusterRole a ClusterRoleBinding of `objects` refers to. */
+function bindChecks(objects: readonly KubeObject[]): AccessCheck[] {
+  return objects
+    .filter((o) => o.kind === 'ClusterRoleBinding')
+    .map((o) => (o.roleRef as { kind?: string; name?: string } | undefined) ?? {})
+    .filter((ref) => ref.kind === 'ClusterRole' && ref.name)
+    .map((ref) => ({
+      verb: 'bind',
+      group: 'rbac.authorization.k8s.io',
+      resource: 'clusterroles',
+      name: ref.name,
+    }));
+}
+
 export interface MissingRights {
   missing: AccessCheck[];
   user: string | undefined;
@@ -72,6 +87,8 @@ export async function missingRights(
   const patches = await Promise.all(known.map((o) => kube.canI(check(o, 'patch')!)));
   if ([...reads, ...patches].some((a) => a === undefined)) return undefined;
   const missing: AccessCheck[] = [];
+  // A binding to a ClusterRole also needs `bind` on that role (podgate does not hold what it grants).
+  for (const c of bindChecks(known)) if ((await kube.canI(c)) === false) missing.push(c);
   for (const [i, o] of known.entries()) {
     if (!reads[i]) missing.push(check(o, 'get')!);
     if (!patches[i]) missing.push(check(o, 'patch')!);

@@ -2,6 +2,7 @@
  * ClusterService: what the web app and the CLI use for the cluster (discover, manifests, deploy, status).
  * Kubernetes is reached only through a KubeApi, made lazily so that `manifests` works with no cluster.
  */
+import type { AccessMode } from '../access/types.js';
 import type { Config } from '../config/schema.js';
 import { logger } from '../lib/logger.js';
 import { BadRequest } from '../lib/errors.js';
@@ -28,6 +29,8 @@ export interface ClusterServiceDeps {
   store: SettingsStore & AuditStore;
   server: { ensure(): Promise<ServerMaterial> };
   revocation: { bundle(): RevocationBundle };
+  /** The access mode in force (config, else the data dir): the pod's start table and identity check. */
+  access?: { mode(): { mode: AccessMode } };
   /** Builds the KubeApi on first use (kubeconfig, in-cluster...). */
   kube: () => KubeApi;
   /** Releases what the KubeApi holds (an SSH tunnel to the API server). */
@@ -92,6 +95,7 @@ export class ClusterService {
         searchDomains: net.searchDomains,
       },
       serverConfTemplate: loadTemplate('server.conf.hbs'),
+      accessMode: this.deps.access?.mode().mode,
     });
   }
 
@@ -238,13 +242,14 @@ export class ClusterService {
  * kubernetes.kubeconfig, else KUBECONFIG / ~/.kube/config / in-cluster), made on first use.
  */
 export function clusterServiceFor(
-  ctx: Pick<ClusterServiceDeps, 'config' | 'store' | 'server' | 'revocation'>,
+  ctx: Pick<ClusterServiceDeps, 'config' | 'store' | 'server' | 'revocation' | 'access'>,
 ): ClusterService {
   return new ClusterService({
     config: ctx.config,
     store: ctx.store,
     server: ctx.server,
     revocation: ctx.revocation,
+    access: ctx.access,
     ...lazyConnection(ctx.config),
   });
 }

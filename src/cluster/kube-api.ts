@@ -78,12 +78,15 @@ export interface KubeApi {
   /** JSON merge patch (RFC 7386) of an existing object. */
   mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<KubeObject>;
   /**
-   * Watches Secrets in a namespace from `resourceVersion`. `onDone` is called once when the stream
-   * ends, fails or is stopped; the caller re-lists and re-watches.
+   * Watches objects of a kind (in `opts.namespace`, or cluster-wide) from `resourceVersion`, with
+   * bookmarks. `onDone` is called once when the stream ends, fails or is stopped; the caller re-lists
+   * and re-watches (`list-watch.ts`).
    */
-  watchSecrets(
-    namespace: string,
+  watch(
+    apiVersion: string,
+    kind: string,
     opts: {
+      namespace?: string;
       fieldSelector?: string;
       resourceVersion: string;
       /** Asks the server to end the watch after this long (it sends a bookmark ~2 s before). */

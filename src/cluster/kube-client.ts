@@ -119,6 +119,23 @@ export interface KubeClientOptions {
   timeoutMs?: number;
 }
 
+/** Plural resource names of the kinds podgate watches (a watch goes by path, without discovery). */
+const WATCHED_PLURALS: Record<string, string> = {
+  Secret: 'secrets',
+  Namespace: 'namespaces',
+  Pod: 'pods',
+  Service: 'services',
+  EndpointSlice: 'endpointslices',
+};
+
+/** `/api/v1/namespaces/NS/pods`, `/apis/discovery.k8s.io/v1/endpointslices` (cluster-wide without `namespace`). */
+export function collectionPath(apiVersion: string, kind: string, namespace?: string): string {
+  const plural = WATCHED_PLURALS[kind];
+  if (!plural) throw new Error(`no watch path for ${kind}`);
+  const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  return namespace ? `${base}/namespaces/${encodeURIComponent(namespace)}/${plural}` : `${base}/${plural}`;
+}
+
 /** The real KubeApi, on @kubernetes/client-node (KubernetesObjectApi for objects, Watch for watches). */
 export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): KubeApi {
   const objects = abortable(KubernetesObjectApi.makeApiClient(kc));
@@ -242,8 +259,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
         ),
       );
     },
-    async watchSecrets(namespace, opts, onEvent, onDone) {
-      const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
+    async watch(apiVersion, kind, opts, onEvent, onDone) {
       const query = {
         resourceVersion: opts.resourceVersion,
         fieldSelector: opts.fieldSelector,
@@ -252,13 +268,13 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
       };
       let stopped = false;
       const controller = await new Watch(kc).watch(
-        path,
+        collectionPath(apiVersion, kind, opts.namespace),
         query,
         (type, obj) => {
           if (!stopped) onEvent(type as WatchEventType, obj as KubeObject);
         },
         (err) => {
-          if (err && !stopped) log.debug({ err: String(err) }, 'secret watch ended with an error');
+          if (err && !stopped) log.debug({ err: String(err), kind }, 'watch ended with an error');
           onDone(stopped ? null : err);
         },
       );

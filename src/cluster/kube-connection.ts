@@ -45,7 +45,7 @@ export function connectKube(config: Config): KubeConnection {
     canI: async (...a) => (await open()).api.canI(...a),
     whoAmI: async () => (await open()).api.whoAmI(),
     mergePatch: async (...a) => (await open()).api.mergePatch(...a),
-    watchSecrets: async (...a) => (await open()).api.watchSecrets(...a),
+    watch: async (...a) => (await open()).api.watch(...a),
   };
   return {
     api,

@@ -13,7 +13,13 @@
  * restricted by resourceNames too).
  */
 import type { KubeObject } from './kube-api.js';
-import { LABELS, OBJECT_NAMES, POD_SECURITY_ENFORCE, POD_SECURITY_LEVEL } from './pod-layout.js';
+import {
+  agentAccessBinding,
+  LABELS,
+  OBJECT_NAMES,
+  POD_SECURITY_ENFORCE,
+  POD_SECURITY_LEVEL,
+} from './pod-layout.js';
 
 /** The ServiceAccount the k8s/ base runs the manager as. */
 export const MANAGER_SERVICE_ACCOUNT = { namespace: 'podgate', name: 'podgate-manager' } as const;
@@ -53,7 +59,7 @@ export function agentRole(namespace: string): KubeObject {
       {
         apiGroups: [''],
         resources: ['secrets'],
-        resourceNames: [OBJECT_NAMES.crlSecret],
+        resourceNames: [OBJECT_NAMES.crlSecret, OBJECT_NAMES.accessSecret],
         verbs: ['get', 'list', 'watch'],
       },
       {
@@ -63,6 +69,34 @@ export function agentRole(namespace: string): KubeObject {
         verbs: ['get', 'patch'],
       },
     ],
+  };
+}
+
+/**
+ * What the agent's access watch reads, cluster-wide and read-only: Namespaces, Pods and Services (their
+ * labels and addresses; see access-watch.ts for why not EndpointSlices). An admin applies this role
+ * (k8s/rbac-middleware.yaml, `podgate k8s rbac`); deploy binds it to the agent (`agentAccessBindingObject`)
+ * with `bind` on this one name, so the manager never holds these reads itself and cannot change the role.
+ */
+export function agentAccessClusterRole(): KubeObject {
+  return {
+    apiVersion: `${RBAC}/v1`,
+    kind: 'ClusterRole',
+    metadata: { name: OBJECT_NAMES.agentAccessRole, labels: { ...LABELS } },
+    rules: [
+      { apiGroups: [''], resources: ['namespaces', 'pods', 'services'], verbs: ['get', 'list', 'watch'] },
+    ],
+  };
+}
+
+/** The ClusterRoleBinding deploy applies: the agent of the server in `namespace` gets the access reads. */
+export function agentAccessBindingObject(namespace: string): KubeObject {
+  return {
+    apiVersion: `${RBAC}/v1`,
+    kind: 'ClusterRoleBinding',
+    metadata: { name: agentAccessBinding(namespace), labels: { ...LABELS } },
+    roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: OBJECT_NAMES.agentAccessRole },
+    subjects: [{ kind: 'ServiceAccount', name: OBJECT_NAMES.agent, namespace }],
   };
 }
 
@@ -107,7 +141,9 @@ function managerRules(): Record<string, unknown>[] {
 /**
  * The manager's rights for a server in `namespace`: a Role + RoleBinding there, and a ClusterRole +
  * ClusterRoleBinding to read and label that one namespace (deploy applies it; namespaces are
- * cluster-scoped, so a Role cannot grant that). Nothing here lets podgate create or delete a namespace.
+ * cluster-scoped, so a Role cannot grant that) and to bind the agent's access reads to the agent
+ * (`bind` on that one ClusterRole, apply on that one ClusterRoleBinding), then the agent's access
+ * ClusterRole itself. Nothing here lets podgate create or delete a namespace, or change a ClusterRole.
  */
 export function managerRbac(namespace: string, subject: Subject = MANAGER_SERVICE_ACCOUNT): KubeObject[] {
   const subjects = [{ kind: 'ServiceAccount', name: subject.name, namespace: subject.namespace }];
@@ -133,6 +169,20 @@ export function managerRbac(namespace: string, subject: Subject = MANAGER_SERVIC
       metadata: { name: nsRole, labels },
       rules: [
         { apiGroups: [''], resources: ['namespaces'], resourceNames: [namespace], verbs: ['get', 'patch'] },
+        // `bind` on the agent's read-only ClusterRole only: without it the manager would have to hold
+        // every read it grants (RBAC escalation check); `escalate` would let it rewrite that role.
+        {
+          apiGroups: [RBAC],
+          resources: ['clusterroles'],
+          resourceNames: [OBJECT_NAMES.agentAccessRole],
+          verbs: ['bind'],
+        },
+        {
+          apiGroups: [RBAC],
+          resources: ['clusterrolebindings'],
+          resourceNames: [agentAccessBinding(namespace)],
+          verbs: APPLY(),
+        },
       ],
     },
     {
@@ -142,6 +192,7 @@ export function managerRbac(namespace: string, subject: Subject = MANAGER_SERVIC
       roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: nsRole },
       subjects,
     },
+    agentAccessClusterRole(),
   ];
 }
 

@@ -1,13 +1,9 @@
+import type { AccessMode } from '../access/types.js';
 import type { Config } from '../config/schema.js';
 import type { KubeObject } from './kube-api.js';
+import { renderTable, TABLE } from '../access/nft-script.js';
 import { CHECKSUM_ANNOTATION, LABELS, OBJECT_NAMES, POD_FILES, POD_PATHS } from './pod-layout.js';
 
-/**
- * Start-up of the openvpn container, as POSIX sh inside the pod (this is the container's own entry,
- * not a command podgate runs): make /dev/net/tun when the runtime did not, insist on IPv4 forwarding
- * (without it clients reach nothing), MASQUERADE the client subnet so pods answer to the pod's address,
- * wait until the agent has written the CRL file it verified, then exec openvpn.
- */
 /** Where the start script finds things; the pod's paths unless a test points it elsewhere. */
 export interface StartScriptPaths {
   crl: string;
@@ -15,6 +11,38 @@ export interface StartScriptPaths {
   serverConf: string;
 }
 
+/** How access is enforced from the pod's first packet. */
+export interface StartScriptAccess {
+  mode: AccessMode;
+  /** The cluster DNS servers: the only destinations the DNS-only table lets clients reach (port 53). */
+  dnsServers: readonly string[];
+  /** The VPN device as nftables matches it (config access.tunInterface). Default "tun*". */
+  tun?: string;
+}
+
+/**
+ * The nft batch that installs podgate's table with no rule in it (the enforcer's own `renderTable`,
+ * `enforce`, no rules: DNS to the cluster DNS servers only), preceded by `create table`, which fails
+ * when the table exists and so rejects the whole batch: a table the agent already keeps (an openvpn
+ * container restart: the pod's network namespace outlives its containers) is never replaced, and the
+ * agent and this script cannot interleave.
+ */
+export function dnsOnlyTableBatch(dnsServers: readonly string[], tun = 'tun*'): string[] {
+  const table = renderTable({ mode: 'enforce', tun, dns: [...dnsServers], rules: [] });
+  return [`create table ${TABLE}`, ...table.trimEnd().split('\n')];
+}
+
+const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * Start-up of the openvpn container, as POSIX sh inside the pod (this is the container's own entry,
+ * not a command podgate runs): make /dev/net/tun when the runtime did not, insist on IPv4 forwarding
+ * (without it clients reach nothing), MASQUERADE the client subnet so pods answer to the pod's address,
+ * in `enforce` install the DNS-only table unless podgate's table is already there (fail closed from the
+ * first packet, whether or not the API server answers: the agent widens it once it has rules and a
+ * cluster view; the container exits rather than start openvpn without it), wait until the agent has
+ * written the CRL file it verified, then exec openvpn.
+ */
 export function openvpnStartScript(
   clientSubnet: string,
   paths: StartScriptPaths = {
@@ -22,7 +50,20 @@ export function openvpnStartScript(
     crlSeed: `${POD_PATHS.crlSeedDir}/crl.pem`,
     serverConf: POD_FILES.serverConf,
   },
+  access: StartScriptAccess = { mode: 'open', dnsServers: [] },
 ): string {
+  const table = TABLE;
+  const enforce =
+    access.mode === 'enforce'
+      ? [
+          `if nft list table ${table} >/dev/null 2>&1; then`,
+          `  echo "podgate: access table ${table} already in place; keeping it" >&2`,
+          'else',
+          `  printf '%s\n' ${dnsOnlyTableBatch(access.dnsServers, access.tun).map(shQuote).join(' ')} | nft -f - || nft list table ${table} >/dev/null`,
+          `  echo "podgate: access enforce: DNS only until the agent applies the rules" >&2`,
+          'fi',
+        ]
+      : [];
   return [
     'set -eu',
     'if [ ! -c /dev/net/tun ]; then mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && chmod 600 /dev/net/tun; fi',
@@ -32,6 +73,7 @@ export function openvpnStartScript(
     '  exit 1',
     'fi',
     `iptables -t nat -C POSTROUTING -s ${clientSubnet} -j MASQUERADE 2>/dev/null || iptables -t nat -A POSTROUTING -s ${clientSubnet} -j MASQUERADE`,
+    ...enforce,
     // The CRL file comes from the agent only, which verifies it against the CA first (a CRL of another
     // manager's CA would make openvpn accept revoked certificates): wait for it, never copy the Secret's.
     `i=0; while [ ! -s ${paths.crl} ]; do i=$((i+1)); if [ $i -gt 300 ]; then echo "podgate: no verified CRL from the agent in ${paths.crl} after 300 s (see the agent container's log)" >&2; exit 1; fi; sleep 1; done`,
@@ -44,6 +86,8 @@ export interface DeploymentInput {
   namespace: string;
   checksum: string;
   proto: 'UDP' | 'TCP';
+  /** access.mode and the cluster DNS servers (the DNS-only table at pod start). Default: open. */
+  access?: StartScriptAccess;
 }
 
 /**
@@ -51,7 +95,7 @@ export interface DeploymentInput {
  * `openvpn` (NET_ADMIN, readiness = management socket present) and the `agent` sidecar
  * (`podgate agent --cluster`) sharing the CRL and management emptyDirs.
  */
-export function buildDeployment({ config, namespace, checksum, proto }: DeploymentInput): KubeObject {
+export function buildDeployment({ config, namespace, checksum, proto, access }: DeploymentInput): KubeObject {
   const image = config.kubernetes.image;
   const mounts = {
     server: { name: 'server', mountPath: POD_PATHS.serverDir, readOnly: true },
@@ -59,6 +103,7 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
     crlSeed: { name: 'crl-seed', mountPath: POD_PATHS.crlSeedDir, readOnly: true },
     crl: { name: 'crl', mountPath: POD_PATHS.crlDir },
     mgmt: { name: 'mgmt', mountPath: POD_PATHS.mgmtDir },
+    ccd: { name: 'ccd', mountPath: POD_PATHS.ccdDir },
   };
   return {
     apiVersion: 'apps/v1',
@@ -81,7 +126,7 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
             {
               name: 'openvpn',
               image,
-              command: ['/bin/sh', '-c', openvpnStartScript(config.vpn.clientSubnet)],
+              command: ['/bin/sh', '-c', openvpnStartScript(config.vpn.clientSubnet, undefined, access)],
               ports: [{ name: 'openvpn', containerPort: config.vpn.port, protocol: proto }],
               // The image's default user is non-root (`serve`); openvpn needs root for tun and iptables
               // and drops to `user nobody` itself after start.
@@ -96,26 +141,40 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
                 periodSeconds: 5,
               },
               resources: { requests: { cpu: '50m', memory: '32Mi' }, limits: { memory: '256Mi' } },
-              volumeMounts: [mounts.server, mounts.config, mounts.crlSeed, mounts.crl, mounts.mgmt],
+              volumeMounts: [
+                mounts.server,
+                mounts.config,
+                mounts.crlSeed,
+                mounts.crl,
+                mounts.mgmt,
+                { ...mounts.ccd, readOnly: true },
+              ],
             },
             {
               name: 'agent',
               image,
-              command: ['podgate', 'agent', '--cluster'],
+              command: ['podgate', 'agent', '--cluster', '--access'],
               env: [
                 { name: 'PODGATE_KUBERNETES_NAMESPACE', value: namespace },
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                // what the agent's access side needs before any bundle (config of its own it has none)
+                { name: 'PODGATE_ACCESS_MODE_BEFORE_BUNDLE', value: access?.mode ?? 'open' },
+                { name: 'PODGATE_ACCESS_TUN_INTERFACE', value: access?.tun ?? 'tun*' },
+                { name: 'PODGATE_VPN_CLIENT_SUBNET', value: config.vpn.clientSubnet },
+                ...(access?.dnsServers.length
+                  ? [{ name: 'PODGATE_VPN_DNS_SERVERS', value: access.dnsServers.join(',') }]
+                  : []),
               ],
-              // Root without capabilities: the management socket is created by openvpn before it drops to
-              // `user nobody`, and only its owner may connect.
+              // Root: the management socket is created by openvpn before it drops to `user nobody`, and
+              // only its owner may connect. NET_ADMIN only: the agent keeps podgate's nftables table.
               securityContext: {
                 runAsUser: 0,
-                capabilities: { drop: ['ALL'] },
+                capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
               },
               resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '256Mi' } },
-              volumeMounts: [{ ...mounts.server }, mounts.crl, mounts.mgmt],
+              volumeMounts: [{ ...mounts.server }, mounts.crl, mounts.mgmt, mounts.ccd],
             },
           ],
           volumes: [
@@ -127,6 +186,8 @@ export function buildDeployment({ config, namespace, checksum, proto }: Deployme
             },
             { name: 'crl', emptyDir: {} },
             { name: 'mgmt', emptyDir: { medium: 'Memory' } },
+            // the agent writes one file per client (fixed tunnel address); openvpn reads it at connect
+            { name: 'ccd', emptyDir: { medium: 'Memory' } },
           ],
         },
       },

@@ -6,6 +6,7 @@
 import { crlKeyIds, markOwner } from './ownership.js';
 import { createHash } from 'node:crypto';
 import { stringify as toYamlText } from 'yaml';
+import type { AccessMode } from '../access/types.js';
 import type { Config } from '../config/schema.js';
 import { vpnWithNetwork, type EffectiveNetwork } from '../services/network.js';
 import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
@@ -13,8 +14,8 @@ import { renderServerConfig } from '../profiles/server-config.js';
 import { AppError } from '../lib/errors.js';
 import type { KubeObject } from './kube-api.js';
 import { buildDeployment } from './manifests-deployment.js';
-import { agentRole, serverNamespace } from './manager-rbac.js';
-import { CRL_SECRET_KEYS, LABELS, OBJECT_NAMES, POD_FILES } from './pod-layout.js';
+import { agentAccessBindingObject, agentRole, serverNamespace } from './manager-rbac.js';
+import { CRL_SECRET_KEYS, LABELS, OBJECT_NAMES, POD_FILES, POD_PATHS } from './pod-layout.js';
 
 /** The server's certificate and keys, as ServerIdentityService.ensure() returns them. */
 export interface ServerMaterial {
@@ -35,6 +36,8 @@ export interface ManifestInput {
   network: ServerNetwork;
   /** templates/server.conf.hbs (the caller loads it; builders do no I/O). */
   serverConfTemplate: string;
+  /** The access mode in force (config or data dir); default: what config says, else `open`. */
+  accessMode?: AccessMode;
 }
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -52,9 +55,13 @@ export function managementPassword(server: ServerMaterial): string {
     .slice(0, 32);
 }
 
-/** server.conf with paths pointing into the pod's mounts. */
+/**
+ * server.conf with paths pointing into the pod's mounts. In `enforce` openvpn reads the client-config-dir
+ * the agent keeps, with `ccd-exclusive`: a device the access bundle does not list is refused at connect.
+ */
 export function renderPodServerConfig(input: ManifestInput): string {
   const { config, network } = input;
+  const enforce = (input.accessMode ?? accessModeOf(config)) === 'enforce';
   const v2 = config.vpn.controlChannel === 'tls-crypt-v2';
   return renderServerConfig({
     template: input.serverConfTemplate,
@@ -62,6 +69,7 @@ export function renderPodServerConfig(input: ManifestInput): string {
     crlFile: POD_FILES.crl,
     managementSocket: POD_FILES.managementSocket,
     managementPasswordFile: POD_FILES.managementPassword,
+    clientConfigDir: enforce ? POD_PATHS.ccdDir : undefined,
     files: {
       ca: POD_FILES.ca,
       cert: POD_FILES.cert,
@@ -69,6 +77,11 @@ export function renderPodServerConfig(input: ManifestInput): string {
       ...(v2 ? { tlsCryptV2: POD_FILES.tlsCryptV2 } : { tlsCrypt: POD_FILES.tlsCrypt }),
     },
   });
+}
+
+/** access.mode from config when the caller has no mode in force to give (`open` when config is silent). */
+export function accessModeOf(config: Config): AccessMode {
+  return config.access.mode ?? 'open';
 }
 
 const fileName = (path: string) => path.slice(path.lastIndexOf('/') + 1);
@@ -150,7 +163,17 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
       ],
     },
   };
-  const deployment = buildDeployment({ config, namespace: ns, checksum, proto });
+  const deployment = buildDeployment({
+    config,
+    namespace: ns,
+    checksum,
+    proto,
+    access: {
+      mode: input.accessMode ?? accessModeOf(config),
+      dnsServers: input.network.dnsServers.filter((s) => !s.includes(':')),
+      tun: config.access.tunInterface,
+    },
+  });
   // Owned by the issuing CA (ownership.ts): another manager's deploy refuses to replace them.
   const owner = crlKeyIds(bundle.crlPem)[0];
   for (const o of [serverSecret, configMap, deployment]) markOwner(o, owner);
@@ -159,6 +182,7 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
     serviceAccount,
     role,
     roleBinding,
+    agentAccessBindingObject(ns),
     serverSecret,
     crl,
     configMap,

@@ -15,7 +15,23 @@ export const OBJECT_NAMES = {
   agent: 'podgate-agent',
   /** ConfigMap the agent patches with the last CRL number it applied. */
   agentStatus: 'podgate-agent-status',
+  /**
+   * ClusterRole (read Namespaces, Pods, Services cluster-wide) the agent's access watch needs. An admin
+   * applies it (k8s/, `podgate k8s rbac`); deploy only binds it (ClusterRoleBinding `agentAccessBinding`).
+   */
+  agentAccessRole: 'podgate-agent-access',
 } as const;
+
+/** The ClusterRoleBinding giving the agent of the server in `namespace` the access watch's reads. */
+export function agentAccessBinding(namespace: string): string {
+  return `podgate-agent-access-${namespace}`;
+}
+
+/**
+ * The nftables table podgate owns in the server pod's network namespace (the agent keeps it in step
+ * with the rules; the openvpn container's start script installs a DNS-only one when there is none).
+ */
+export const NFT_TABLE = { family: 'inet', name: 'podgate' } as const;
 
 export const POD_PATHS = {
   serverDir: '/etc/podgate/server',
@@ -23,6 +39,8 @@ export const POD_PATHS = {
   crlSeedDir: '/etc/podgate/crl-seed',
   crlDir: '/run/podgate/crl',
   mgmtDir: '/run/podgate/mgmt',
+  /** client-config-dir: per-client files the agent writes and openvpn reads at connect. */
+  ccdDir: '/run/podgate/ccd',
 } as const;
 
 export const POD_FILES = {

@@ -1,18 +1,20 @@
 /**
- * The agent's bundle source in cluster mode: list + watch of the `podgate-crl` Secret. Each new bundle
- * is handed to the agent core in order. The watch continues from the list's resourceVersion and asks
- * for bookmarks, which keep that version fresh while nothing happens to the Secret. Each watch asks the
- * server to end it after `resyncMs`; on that clean end the source watches again from the last version
- * seen. On 410 Gone (that version is older than the history the server still has, e.g. after an etcd
- * compaction) it re-lists at once; on any other error it re-lists with backoff.
+ * The agent's bundle sources in cluster mode: list + watch of one Secret by name (`podgate-crl`, and
+ * `podgate-access` in access-bundle-watch.ts) on the shared loop of list-watch.ts (bookmarks, clean
+ * re-watch at the server's deadline, re-list on 410 Gone or a half-open connection, backoff on errors).
+ * Each new value is parsed and handed over in order; a value equal to the last one (a re-list, a
+ * bookmark, an unrelated change of the Secret) is not handed over again.
  */
 import { parseBundle } from '../openvpn/local-source.js';
 import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
 import { logger } from '../lib/logger.js';
-import type { KubeApi, KubeObject, WatchEventType, WatchHandle } from './kube-api.js';
+import type { KubeApi, KubeObject, WatchEventType } from './kube-api.js';
+import { ListWatch, RESYNC_GRACE_MS } from './list-watch.js';
 import { CRL_SECRET_KEYS } from './pod-layout.js';
 
 const log = logger.child({ module: 'cluster.watch' });
+
+export { RESYNC_GRACE_MS };
 
 export interface SecretWatchOptions {
   kube: KubeApi;
@@ -28,14 +30,6 @@ export interface SecretWatchOptions {
    * Default 5 min.
    */
   resyncMs?: number;
-}
-
-/** How long after the server's own watch deadline the source stops waiting for the stream's end. */
-export const RESYNC_GRACE_MS = 5000;
-
-/** A watch that failed with HTTP 410 (the client-node Watch puts the status on the error). */
-function isGone(err: unknown): boolean {
-  return (err as { statusCode?: number } | null)?.statusCode === 410;
 }
 
 /** The bundle inside a podgate-crl Secret, or undefined when it has none. Throws on a malformed one. */
@@ -58,139 +52,109 @@ export function bundleFromSecret(secret: KubeObject): RevocationBundle | undefin
   );
 }
 
-export class SecretWatchSource {
-  private handle: WatchHandle | undefined;
-  private stopped = false;
-  private lastRv = '';
-  private lastBundleText = '';
-  private delivery: Promise<void> = Promise.resolve();
-  private retryDelay: number;
-  private timer: NodeJS.Timeout | undefined;
-  private resyncTimer: NodeJS.Timeout | undefined;
-  /** Bumped for every watch; callbacks of an older one are ignored. */
-  private generation = 0;
-  /** Counts for tests and logs: lists and watches started, bookmarks and 410 Gone answers seen. */
-  readonly stats = { lists: 0, watches: 0, delivered: 0, bookmarks: 0, expired: 0 };
+/** What a NamedSecretWatch needs to know about the Secret it follows. */
+export interface NamedSecretWatchOptions<T> {
+  kube: KubeApi;
+  namespace: string;
+  name: string;
+  /** The text that identifies a value (unchanged text = nothing new); '' = the Secret holds none. */
+  fingerprint: (secret: KubeObject) => string;
+  /** The value; undefined to skip it. Throws on a malformed one (logged, not handed over). */
+  parse: (secret: KubeObject) => T | undefined;
+  onValue: (value: T) => Promise<unknown>;
+  retryMs?: number;
+  resyncMs?: number;
+  /** For logs: what the Secret carries. */
+  label: string;
+}
 
-  constructor(private readonly o: SecretWatchOptions) {
-    this.retryDelay = o.retryMs ?? 500;
+/** One Secret, by name, followed through list + watch; its parsed values handed over one at a time. */
+export class NamedSecretWatch<T> {
+  private readonly loop: ListWatch;
+  private lastText = '';
+  private delivery: Promise<void> = Promise.resolve();
+  private delivered = 0;
+
+  constructor(private readonly o: NamedSecretWatchOptions<T>) {
+    this.loop = new ListWatch({
+      kube: o.kube,
+      apiVersion: 'v1',
+      kind: 'Secret',
+      namespace: o.namespace,
+      fieldSelector: `metadata.name=${o.name}`,
+      retryMs: o.retryMs,
+      resyncMs: o.resyncMs,
+      onList: (items) => {
+        const secret = items.find((i) => i.metadata.name === o.name);
+        if (secret) this.deliver(secret);
+      },
+      onChange: (type, obj) => {
+        if (type !== 'DELETED') this.deliver(obj);
+      },
+    });
   }
 
-  /** Lists once (delivering the current bundle) and starts watching. Rejects if the first list fails. */
+  /** Lists once (delivering the current value) and starts watching. Rejects if the first list fails. */
   async start(): Promise<void> {
-    await this.list();
+    await this.loop.start();
     await this.delivery;
-    await this.watch();
+  }
+
+  /** Like start() but never rejects: the first list is retried with backoff (API server unreachable). */
+  begin(): void {
+    this.loop.begin();
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    if (this.resyncTimer) clearTimeout(this.resyncTimer);
-    this.handle?.stop();
+    this.loop.stop();
   }
 
   /** The resourceVersion the next watch continues from (the last list, event or bookmark). */
   get resourceVersion(): string {
-    return this.lastRv;
+    return this.loop.resourceVersion;
   }
 
-  /** Resolves when every bundle seen so far has been handed over. */
+  /** Lists and watches started, bookmarks, 410 Gone answers, errors, values handed over. */
+  get stats(): ListWatch['stats'] & { delivered: number } {
+    return { ...this.loop.stats, delivered: this.delivered };
+  }
+
+  /** Resolves when every value seen so far has been handed over. */
   idle(): Promise<void> {
     return this.delivery;
   }
 
-  private async list(): Promise<void> {
-    this.stats.lists++;
-    const list = await this.o.kube.list('v1', 'Secret', {
-      namespace: this.o.namespace,
-      fieldSelector: `metadata.name=${this.o.name}`,
-    });
-    this.lastRv = list?.resourceVersion ?? '';
-    const secret = list?.items[0];
-    if (secret) this.deliver(secret);
-  }
-
-  private async watch(): Promise<void> {
-    if (this.stopped) return;
-    this.stats.watches++;
-    let expired = false;
-    const generation = ++this.generation;
-    const current = () => generation === this.generation && !this.stopped;
-    const resyncMs = this.o.resyncMs ?? 300_000;
-    this.handle = await this.o.kube.watchSecrets(
-      this.o.namespace,
-      {
-        fieldSelector: `metadata.name=${this.o.name}`,
-        resourceVersion: this.lastRv,
-        timeoutSeconds: Math.max(1, Math.round(resyncMs / 1000)),
-      },
-      (type, obj) => {
-        if (!current()) return;
-        if (type === 'ERROR') {
-          const status = obj as unknown as { code?: number; message?: string };
-          expired = status.code === 410;
-          if (expired) this.stats.expired++;
-          log.info({ code: status.code, message: status.message }, 'watch error event; re-listing');
-          return;
-        }
-        if (type === 'BOOKMARK') this.stats.bookmarks++;
-        if (obj.metadata.resourceVersion) this.lastRv = obj.metadata.resourceVersion;
-        if (type === 'ADDED' || type === 'MODIFIED') this.deliver(obj);
-      },
-      (err) => {
-        if (!current()) return;
-        if (isGone(err)) {
-          this.stats.expired++;
-          expired = true;
-          log.info({ code: 410, resourceVersion: this.lastRv }, 'watch answered 410 Gone; re-listing');
-        }
-        if (err || expired) this.retry(expired ? 'expired' : String(err));
-        else void this.watch().catch((e: unknown) => this.retry(String(e))); // clean end: continue from lastRv
-      },
-    );
-    this.retryDelay = this.o.retryMs ?? 500;
-    if (this.resyncTimer) clearTimeout(this.resyncTimer);
-    this.resyncTimer = setTimeout(() => {
-      if (!current()) return;
-      this.generation++; // the old watch's late events and end are ignored from here on
-      this.handle?.stop();
-      this.retry('resync');
-    }, resyncMs + RESYNC_GRACE_MS);
-    this.resyncTimer.unref?.();
-  }
-
-  /** Re-lists then re-watches after a delay that grows while the API server keeps failing. */
-  private retry(why: string): void {
-    if (this.stopped || this.timer) return;
-    const immediate = why === 'expired' || why === 'resync';
-    const delay = immediate ? 0 : this.retryDelay;
-    if (!immediate) this.retryDelay = Math.min(this.retryDelay * 2, 10_000);
-    log.debug({ why, delay }, 're-list');
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.list()
-        .then(() => this.watch())
-        .catch((err: unknown) => {
-          log.warn({ err: String(err) }, 'secret list/watch failed; retrying');
-          this.retry(String(err));
-        });
-    }, delay);
-  }
-
   private deliver(secret: KubeObject): void {
-    const raw = (secret.data as Record<string, string> | undefined)?.[CRL_SECRET_KEYS.bundle] ?? '';
-    if (raw === '' || raw === this.lastBundleText) return; // re-lists and bookmarks repeat what we have
-    this.lastBundleText = raw;
+    const text = this.o.fingerprint(secret);
+    if (text === '' || text === this.lastText) return; // re-lists and bookmarks repeat what we have
+    this.lastText = text;
     this.delivery = this.delivery.then(async () => {
       try {
-        const bundle = bundleFromSecret(secret);
-        if (!bundle) return;
-        this.stats.delivered++;
-        await this.o.onBundle(bundle);
+        const value = this.o.parse(secret);
+        if (value === undefined) return;
+        this.delivered++;
+        await this.o.onValue(value);
       } catch (err) {
-        log.error({ err, secret: secret.metadata.name }, 'revocation bundle from the Secret not applied');
+        log.error({ err, secret: secret.metadata.name }, `${this.o.label} from the Secret not applied`);
       }
+    });
+  }
+}
+
+/** The agent's CRL source: the `podgate-crl` Secret's revocation bundle. */
+export class SecretWatchSource extends NamedSecretWatch<RevocationBundle> {
+  constructor(o: SecretWatchOptions) {
+    super({
+      kube: o.kube,
+      namespace: o.namespace,
+      name: o.name,
+      retryMs: o.retryMs,
+      resyncMs: o.resyncMs,
+      label: 'revocation bundle',
+      fingerprint: (secret) =>
+        (secret.data as Record<string, string> | undefined)?.[CRL_SECRET_KEYS.bundle] ?? '',
+      parse: bundleFromSecret,
+      onValue: o.onBundle,
     });
   }
 }

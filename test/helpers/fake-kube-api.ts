@@ -10,6 +10,8 @@
  *   and 1.33's multi-CIDR allocator.
  * - test/unit/cluster/secret-watch-source.test.ts: the watch stream ending between two writes, history
  *   compacted (410 Expired) at that moment, and a 403/500 on chosen list/watch calls.
+ * - test/unit/cluster/access-watch.test.ts: every watch of the access view ending, a pod deleted in that
+ *   gap and history compacted at that moment (410 on the re-watch), and 403 on the first pod lists.
  * - test/unit/cluster/fake-kube-api.test.ts: checks of the fake itself against the recorded samples.
  *
  * An in-process Kubernetes API server for tests: the REAL @kubernetes/client-node talks to it over

@@ -21,7 +21,7 @@ import {
 } from '../../cluster/manager-rbac.js';
 import { namespaceName } from '../../config/schema.js';
 import { startClusterAgent } from '../../cluster/agent-runner.js';
-import { POD_FILES } from '../../cluster/pod-layout.js';
+import { POD_FILES, POD_PATHS } from '../../cluster/pod-layout.js';
 import { RevocationAgent } from '../../openvpn/agent.js';
 import { LocalBundleSource } from '../../openvpn/local-source.js';
 import { serverDir } from '../../openvpn/local-publisher.js';
@@ -81,6 +81,7 @@ function readSecretFile(field: string, path: string): string {
 
 interface AgentOpts {
   cluster?: boolean;
+  access?: boolean;
   caFile?: string;
   crlFile?: string;
   managementSocket?: string;
@@ -100,12 +101,21 @@ async function runClusterAgent(env: CliEnv, config: Config, o: AgentOpts): Promi
     managementPassword: existsSync(passwordFile)
       ? readSecretFile('--management-password-file', passwordFile).split('\n')[0]!.trim()
       : undefined,
+    access: o.access
+      ? {
+          modeWithoutBundle: config.access.modeBeforeBundle,
+          dnsServers: config.vpn.dns.servers.filter((s) => !s.includes(':')),
+          tun: config.access.tunInterface,
+          ccdDir: POD_PATHS.ccdDir,
+          clientSubnet: config.vpn.clientSubnet,
+        }
+      : undefined,
   });
   env.err(
     `podgate agent watching secret ${config.kubernetes.namespace}/podgate-crl (CRL #${running.agent.crlNumber ?? '-'} in force)`,
   );
   await untilSignal();
-  running.stop();
+  await running.stop();
 }
 
 /** `podgate agent` (local mode): bundles from <dataDir>/server, reports as audit rows. */
@@ -255,6 +265,10 @@ export function register(program: Command, env: CliEnv): void {
     .option(
       '--management-password-file <file>',
       `management password (cluster default ${POD_FILES.managementPassword})`,
+    )
+    .option(
+      '--access',
+      `with --cluster: enforce access rules in this network namespace (nftables table, client-config-dir ${POD_PATHS.ccdDir}; the server pod)`,
     )
     .action(async (o: AgentOpts, cmd: Command) => {
       if (!o.cluster) return runLocalAgent(env, cmd, o);

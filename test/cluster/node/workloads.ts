@@ -98,3 +98,64 @@ export async function managerKubeconfig(repo: string, adminKc: string, dir: stri
   );
   return path;
 }
+
+/**
+ * A namespace labelled `team: <team>` with one busybox httpd pod (Deployment `web`, label app=web, port
+ * 80, answering "hello from web <team>") behind Service `web`: the destinations of the access e2e.
+ */
+export function teamWorkload(namespace: string, team: string, image: string): Record<string, unknown> {
+  const labels = { app: 'web' };
+  return {
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: { team } } },
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'web', namespace, labels },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: labels },
+          template: { metadata: { labels }, spec: { containers: [httpdContainer(image, team)] } },
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'web', namespace, labels },
+        spec: { selector: labels, ports: [{ port: 80, targetPort: 80 }] },
+      },
+    ],
+  };
+}
+
+/** One more bare pod with the `web` labels in `namespace` (a new pod the rules must pick up live). */
+export function teamPod(
+  namespace: string,
+  name: string,
+  team: string,
+  image: string,
+): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels: { app: 'web' } },
+    spec: { terminationGracePeriodSeconds: 0, containers: [httpdContainer(image, team)] },
+  };
+}
+
+function httpdContainer(image: string, team: string): Record<string, unknown> {
+  return {
+    name: 'httpd',
+    image,
+    imagePullPolicy: 'Never',
+    command: [
+      '/bin/sh',
+      '-c',
+      `mkdir -p /www && echo "hello from web ${team} $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www`,
+    ],
+    ports: [{ containerPort: 80 }],
+    readinessProbe: { tcpSocket: { port: 80 }, periodSeconds: 1 },
+  };
+}

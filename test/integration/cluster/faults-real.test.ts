@@ -423,8 +423,8 @@ describe('real faults on a control plane of its own: API server stopped, etcd co
     const direct = createKubeApi(kubeConfigVia(c.kubeconfig, r.url), { timeoutMs: 5000 });
     const timed: KubeApi = {
       ...direct,
-      async watchSecrets(...a) {
-        const h = await direct.watchSecrets(...a);
+      async watch(...a) {
+        const h = await direct.watch(...a);
         watchedAt = Date.now();
         return h;
       },

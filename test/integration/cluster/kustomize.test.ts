@@ -107,6 +107,22 @@ describe('k8s/ kustomize base for the manager', () => {
     assert.equal(rule('namespaces'), undefined, 'no namespace right cluster-wide');
     assert.deepEqual(find('ClusterRole', 'podgate-manager-namespace-middleware').rules, [
       { apiGroups: [''], resources: ['namespaces'], resourceNames: ['middleware'], verbs: ['get', 'patch'] },
+      // bind the agent's read-only access role to the agent, and nothing else of RBAC
+      {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['clusterroles'],
+        resourceNames: ['podgate-agent-access'],
+        verbs: ['bind'],
+      },
+      {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['clusterrolebindings'],
+        resourceNames: ['podgate-agent-access-middleware'],
+        verbs: ['get', 'create', 'patch'],
+      },
+    ]);
+    assert.deepEqual(find('ClusterRole', 'podgate-agent-access').rules, [
+      { apiGroups: [''], resources: ['namespaces', 'pods', 'services'], verbs: ['get', 'list', 'watch'] },
     ]);
     const ks = find('Role', 'podgate-manager-discovery', 'kube-system');
     assert.deepEqual(ks.rules[0].resourceNames, ['kubeadm-config', 'cilium-config']);

@@ -49,6 +49,12 @@ function managerNeedsIn(ns: string): string[][] {
     ['patch', `namespaces/${ns}`],
     ['list', 'pods', '-n', ns],
     ['get', 'endpoints/podgate-openvpn', '-n', ns],
+    ...['get', 'create', 'patch'].map((v) => [v, 'secrets/podgate-access', '-n', ns]),
+    ...['get', 'create', 'patch'].map((v) => [
+      v,
+      `clusterrolebindings.rbac.authorization.k8s.io/podgate-agent-access-${ns}`,
+    ]),
+    ['bind', 'clusterroles.rbac.authorization.k8s.io/podgate-agent-access'],
   ];
 }
 
@@ -71,7 +77,15 @@ function managerMustNotIn(ns: string): string[][] {
     ['get', 'configmaps/other', '-n', 'kube-system'],
     ['create', 'clusterroles.rbac.authorization.k8s.io'],
     ['bind', 'clusterroles.rbac.authorization.k8s.io'],
+    ['bind', 'clusterroles.rbac.authorization.k8s.io/cluster-admin'],
     ['escalate', 'roles.rbac.authorization.k8s.io', '-n', ns],
+    // the agent's access reads: bound to the agent, never held by the manager, the role never changed
+    ['escalate', 'clusterroles.rbac.authorization.k8s.io/podgate-agent-access'],
+    ['patch', 'clusterroles.rbac.authorization.k8s.io/podgate-agent-access'],
+    ['create', 'clusterrolebindings.rbac.authorization.k8s.io/other'],
+    ['list', 'pods', '-A'],
+    ['watch', 'pods', '-A'],
+    ['list', 'services', '-A'],
     // its own rights are the admin's to change
     ['patch', 'roles.rbac.authorization.k8s.io/podgate-manager', '-n', ns],
     ['patch', 'rolebindings.rbac.authorization.k8s.io/podgate-manager', '-n', ns],
@@ -170,6 +184,7 @@ describe('RBAC on the real API server: manager and agent with their own ServiceA
         'ServiceAccount created',
         'Role created',
         'RoleBinding created',
+        'ClusterRoleBinding created',
         'Secret created',
         // the CLI publishes the CRL when it starts (cluster mode), so podgate-crl may be there already
         first.stdout.includes('Secret middleware/podgate-crl unchanged')
@@ -196,6 +211,10 @@ describe('RBAC on the real API server: manager and agent with their own ServiceA
         ['watch', 'secrets/podgate-crl', '-n', 'middleware'],
         ['get', 'configmaps/podgate-agent-status', '-n', 'middleware'],
         ['patch', 'configmaps/podgate-agent-status', '-n', 'middleware'],
+        ['watch', 'secrets/podgate-access', '-n', 'middleware'],
+        ['list', 'pods', '-A'],
+        ['watch', 'namespaces'],
+        ['watch', 'services', '-A'],
       ],
       [
         ['get', 'secrets/podgate-server', '-n', 'middleware'],
@@ -203,9 +222,10 @@ describe('RBAC on the real API server: manager and agent with their own ServiceA
         ['patch', 'secrets/podgate-crl', '-n', 'middleware'],
         ['patch', 'configmaps/podgate-openvpn', '-n', 'middleware'],
         ['create', 'configmaps', '-n', 'middleware'],
-        ['list', 'pods', '-n', 'middleware'],
         ['get', 'secrets', '-n', 'kube-system'],
         ['list', 'secrets', '-A'],
+        ['patch', 'pods', '-n', 'default'],
+        ['create', 'services', '-n', 'default'],
       ],
     );
     // and with its real token, the requests the agent makes (a list selecting its Secret by name, the
@@ -277,10 +297,24 @@ describe('RBAC on the real API server: manager and agent with their own ServiceA
         `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/podgate-manager-namespace-${ns}`,
       ),
     );
+    cleanups.push(() =>
+      adminRest(
+        cp,
+        'DELETE',
+        `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/podgate-agent-access-${ns}`,
+      ),
+    );
     const port = nextNodePort++;
     const refused = await podgate(ns, port, ['k8s', 'deploy']);
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, new RegExp(`get, patch namespaces/${ns}`), refused.stderr);
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `get, patch clusterrolebindings\\.rbac\\.authorization\\.k8s\\.io/podgate-agent-access-${ns}`,
+      ),
+      refused.stderr,
+    );
     assert.match(refused.stderr, new RegExp(`\`podgate k8s rbac --namespace ${ns} \\| kubectl apply -f -\``));
     assert.equal((await adminRest(cp, 'GET', `/api/v1/namespaces/${ns}`)).status, 404);
 

@@ -2,7 +2,9 @@
  * The openvpn container's start script (manifests-deployment.ts), run for real with /bin/sh inside a
  * network namespace made by the test: it turns on IPv4 forwarding, adds the MASQUERADE rule once (a
  * container restart does not duplicate it), waits for the CRL file the agent verified (never copies the Secret's), and execs openvpn
- * with the rendered server.conf, which reaches "Initialization Sequence Completed".
+ * with the rendered server.conf, which reaches "Initialization Sequence Completed". In `enforce` it
+ * installs the DNS-only nftables table before openvpn starts, keeps a table that is already there (the
+ * agent's, after a container restart), and exits without starting openvpn when nft refuses the table.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -60,5 +62,67 @@ describe('openvpn container start script (real sh, iptables, openvpn in a netns)
     assert.equal(readFileSync(files.crlPath, 'utf8'), newer);
     second.kill('SIGTERM');
     await second.exited;
+  });
+
+  it('enforce: the DNS-only table before openvpn; an existing table kept across a restart; no table, no openvpn', async () => {
+    const ns = await createNamespace('pgse');
+    const d = makeServerDir('pg-start-enforce-');
+    try {
+      const files = writeServerFiles(d, await makeTestPki(), testVpnConfig({ port: 30031 }));
+      const paths = { crl: files.crlPath, crlSeed: files.crlPath, serverConf: files.configPath };
+      const script = openvpnStartScript('10.140.0.0/16', paths, {
+        mode: 'enforce',
+        dnsServers: ['10.96.0.10'],
+      });
+      const nftList = async () => (await runIn(ns, ['nft', 'list', 'table', 'inet', 'podgate'])).stdout;
+
+      const first = spawnIn(ns, ['/bin/sh', '-c', script], { cwd: d });
+      await first.waitFor(/Initialization Sequence Completed/, 30_000);
+      const table = await nftList();
+      assert.match(table, /hook forward priority filter; policy accept;/, table);
+      assert.match(table, /elements = \{ 10\.96\.0\.10 \}/, table);
+      assert.match(table, /ip daddr @dns meta l4proto \{ tcp, udp \} th dport 53 accept/, table);
+      assert.match(table, /counter name "dropped" drop/, table);
+      assert.doesNotMatch(table, /jump rules\n\s*accept/, 'nothing but DNS is accepted from the tunnel');
+      assert.match(first.output(), /DNS only until the agent applies the rules/);
+      first.kill('SIGTERM');
+      await first.exited;
+
+      // the agent's table (here: one more rule) survives a container restart untouched
+      await runIn(ns, [
+        'nft',
+        'add',
+        'rule',
+        'inet',
+        'podgate',
+        'forward',
+        'ip',
+        'daddr',
+        '10.244.1.5',
+        'accept',
+      ]);
+      const agents = await nftList();
+      const second = spawnIn(ns, ['/bin/sh', '-c', script], { cwd: d });
+      await second.waitFor(/Initialization Sequence Completed/, 30_000);
+      assert.match(second.output(), /already in place; keeping it/);
+      assert.equal(await nftList(), agents);
+      second.kill('SIGTERM');
+      await second.exited;
+
+      // nft refuses the table (here: a DNS server it cannot parse): the container exits, openvpn never starts
+      await runIn(ns, ['nft', 'delete', 'table', 'inet', 'podgate']);
+      const broken = openvpnStartScript('10.140.0.0/16', paths, {
+        mode: 'enforce',
+        dnsServers: ['10.96.0.300'],
+      });
+      const third = spawnIn(ns, ['/bin/sh', '-c', broken], { cwd: d });
+      const { code } = await third.exited;
+      assert.notEqual(code, 0, third.output());
+      assert.doesNotMatch(third.output(), /Initialization Sequence Completed|OpenVPN 2/);
+      const none = await runIn(ns, ['nft', 'list', 'table', 'inet', 'podgate'], { check: false });
+      assert.notEqual(none.code, 0, 'no table was left half-made');
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });

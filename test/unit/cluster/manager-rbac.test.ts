@@ -5,7 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { describeMissing, grantCommand } from '../../../src/cluster/deploy-rights.js';
-import { agentRole, managerRbac, parseSubject } from '../../../src/cluster/manager-rbac.js';
+import {
+  agentAccessBindingObject,
+  agentAccessClusterRole,
+  agentRole,
+  managerRbac,
+  parseSubject,
+} from '../../../src/cluster/manager-rbac.js';
 
 interface Rule {
   apiGroups: string[];
@@ -49,7 +55,58 @@ describe('manager RBAC (podgate k8s rbac)', () => {
     assert.ok(!allows(rules, 'rbac.authorization.k8s.io', 'roles', 'patch', 'podgate-manager'), 'own Role');
     assert.deepEqual(clusterRole!.rules, [
       { apiGroups: [''], resources: ['namespaces'], resourceNames: ['vpn'], verbs: ['get', 'patch'] },
+      {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['clusterroles'],
+        resourceNames: ['podgate-agent-access'],
+        verbs: ['bind'],
+      },
+      {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['clusterrolebindings'],
+        resourceNames: ['podgate-agent-access-vpn'],
+        verbs: ['get', 'create', 'patch'],
+      },
     ]);
+  });
+
+  it("the agent's access reads: a read-only ClusterRole the admin applies; the manager may bind it to the agent, never change it", () => {
+    const accessRole = managerRbac('vpn').find((o) => o.metadata.name === 'podgate-agent-access');
+    assert.deepEqual(accessRole, agentAccessClusterRole());
+    assert.deepEqual(accessRole!.rules, [
+      { apiGroups: [''], resources: ['namespaces', 'pods', 'services'], verbs: ['get', 'list', 'watch'] },
+    ]);
+    const managerCluster = clusterRole!.rules as Rule[];
+    for (const v of ['create', 'patch', 'update', 'escalate'])
+      assert.ok(
+        !allows(managerCluster, 'rbac.authorization.k8s.io', 'clusterroles', v, 'podgate-agent-access'),
+        v,
+      );
+    assert.ok(
+      allows(managerCluster, 'rbac.authorization.k8s.io', 'clusterroles', 'bind', 'podgate-agent-access'),
+    );
+    assert.ok(!allows(managerCluster, 'rbac.authorization.k8s.io', 'clusterroles', 'bind', 'cluster-admin'));
+    const binding = agentAccessBindingObject('vpn');
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'podgate-agent', namespace: 'vpn' }]);
+    assert.deepEqual(binding.roleRef, {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'podgate-agent-access',
+    });
+    assert.ok(
+      allows(
+        managerCluster,
+        'rbac.authorization.k8s.io',
+        'clusterrolebindings',
+        'create',
+        binding.metadata.name!,
+      ),
+    );
+    // and the agent's Role reads the access bundle Secret by name, which the manager holds too
+    assert.ok(
+      allows(agentRole('vpn').rules as Rule[], '', 'secrets', 'watch', 'podgate-access') &&
+        allows(rules, '', 'secrets', 'watch', 'podgate-access'),
+    );
   });
 
   it('binds the given ServiceAccount, in the namespace and for that namespace only', () => {

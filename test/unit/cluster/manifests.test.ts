@@ -12,6 +12,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { loadTemplate } from '../../../src/lib/templates.js';
 import { buildManifests, manifestFiles, type ManifestInput } from '../../../src/cluster/manifests.js';
 import type { KubeObject } from '../../../src/cluster/kube-api.js';
@@ -29,6 +30,7 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   Deployment,
   Role,
   RoleBinding,
+  ClusterRoleBinding,
 };
 
 type Obj = KubeObject & { spec?: any; data?: any; rules?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -78,6 +80,7 @@ describe('cluster manifests', function () {
         'ServiceAccount',
         'Role',
         'RoleBinding',
+        'ClusterRoleBinding',
         'Secret',
         'Secret',
         'ConfigMap',
@@ -90,7 +93,8 @@ describe('cluster manifests', function () {
       const Model = MODELS[o.kind];
       assert.ok(Model, o.kind);
       assert.doesNotThrow(() => new Model(structuredClone(o)).validate(), `${o.kind} ${o.metadata.name}`);
-      if (o.kind !== 'Namespace') assert.equal(o.metadata.namespace, 'middleware');
+      if (o.kind !== 'Namespace' && o.kind !== 'ClusterRoleBinding')
+        assert.equal(o.metadata.namespace, 'middleware');
     }
   });
 
@@ -127,7 +131,7 @@ describe('cluster manifests', function () {
     assert.match(script, /exec openvpn --config \/etc\/podgate\/config\/server.conf/);
     assert.match(openvpn.readinessProbe.exec.command.join(' '), /test -S \/run\/podgate\/mgmt\/openvpn.sock/);
     assert.equal(agent.name, 'agent');
-    assert.deepEqual(agent.command, ['podgate', 'agent', '--cluster']);
+    assert.deepEqual(agent.command, ['podgate', 'agent', '--cluster', '--access']);
     for (const vol of ['crl', 'mgmt']) {
       assert.ok(openvpn.volumeMounts.some((m: { name: string }) => m.name === vol));
       assert.ok(agent.volumeMounts.some((m: { name: string }) => m.name === vol));
@@ -140,7 +144,7 @@ describe('cluster manifests', function () {
       {
         apiGroups: [''],
         resources: ['secrets'],
-        resourceNames: ['podgate-crl'],
+        resourceNames: ['podgate-crl', 'podgate-access'],
         verbs: ['get', 'list', 'watch'],
       },
       {
@@ -150,6 +154,54 @@ describe('cluster manifests', function () {
         verbs: ['get', 'patch'],
       },
     ]);
+    // the cluster-wide reads of the access watch come from one ClusterRole, bound to this agent only
+    const b = find('ClusterRoleBinding');
+    assert.equal(b.metadata.name, 'podgate-agent-access-middleware');
+    assert.deepEqual((b as unknown as { subjects: unknown }).subjects, [
+      { kind: 'ServiceAccount', name: 'podgate-agent', namespace: 'middleware' },
+    ]);
+  });
+
+  it('Deployment for access rules: the agent adds NET_ADMIN only, both containers share the client-config-dir; enforce adds the DNS-only table before openvpn', () => {
+    const d = find('Deployment');
+    const [openvpn, agent] = d.spec.template.spec.containers;
+    assert.deepEqual(agent.securityContext.capabilities, { add: ['NET_ADMIN'], drop: ['ALL'] });
+    assert.equal(agent.securityContext.readOnlyRootFilesystem, true);
+    assert.equal(agent.securityContext.allowPrivilegeEscalation, false);
+    const ccd = (c: { volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] }) =>
+      c.volumeMounts.find((m) => m.name === 'ccd');
+    assert.deepEqual(ccd(agent), { name: 'ccd', mountPath: '/run/podgate/ccd' });
+    assert.deepEqual(ccd(openvpn), { name: 'ccd', mountPath: '/run/podgate/ccd', readOnly: true });
+    assert.ok(
+      d.spec.template.spec.volumes.some(
+        (v: { name: string; emptyDir?: unknown }) => v.name === 'ccd' && v.emptyDir,
+      ),
+    );
+    // open: no table at start, no identity check at connect
+    assert.doesNotMatch(openvpn.command[2] as string, /nft/);
+    assert.doesNotMatch(
+      find('ConfigMap', 'podgate-openvpn').data['server.conf'] as string,
+      /client-config-dir/,
+    );
+    const objs = buildManifests({ ...input, accessMode: 'enforce' });
+    const e = objs.find((o) => o.kind === 'Deployment') as Obj;
+    const script = e.spec.template.spec.containers[0].command[2] as string;
+    assert.match(script, /create table inet podgate/);
+    assert.match(script, /add element inet podgate dns \{ 10\.96\.0\.10 \}/);
+    assert.ok(script.indexOf('nft -f -') < script.indexOf('exec openvpn'), 'table before openvpn');
+    const env = Object.fromEntries(
+      (e.spec.template.spec.containers[1].env as { name: string; value?: string }[]).map((v) => [
+        v.name,
+        v.value,
+      ]),
+    );
+    assert.equal(env.PODGATE_ACCESS_MODE_BEFORE_BUNDLE, 'enforce');
+    assert.equal(env.PODGATE_VPN_DNS_SERVERS, '10.96.0.10');
+    assert.equal(env.PODGATE_VPN_CLIENT_SUBNET, '10.140.0.0/16');
+    const conf = (objs.find((o) => o.metadata.name === 'podgate-openvpn' && o.kind === 'ConfigMap') as Obj)
+      .data['server.conf'] as string;
+    assert.match(conf, /^client-config-dir \/run\/podgate\/ccd$/m);
+    assert.match(conf, /^ccd-exclusive$/m);
   });
 
   it('server.conf points into the pod mounts and pushes only the IPv4 routes', () => {

@@ -1,0 +1,624 @@
+/**
+ * Access rules on a real Kubernetes node (the harness of k8s-node.test.ts: control plane from sources,
+ * kubelet + containerd + kube-proxy + CNI bridge in the node namespace 172.18.12.21, CoreDNS, the podgate
+ * image built from the project's Dockerfile), `access.mode: enforce`:
+ *
+ *   bob (172.18.12.100, group a) ─┐
+ *   carol (172.18.12.101, group b)├─ lan0 ── node ── server pod (openvpn + agent: nft table inet podgate)
+ *   admin (172.18.12.102) ────────┘                    └─ team-a: web pod + Service; team-b: the same
+ *
+ * bob reaches team-a's pod IP, ClusterIP and Service name and not team-b's (TCP connect and ping fail),
+ * carol the opposite, admin both; a new team-a pod is reachable by bob; a team-b pod given the address a
+ * deleted team-a pod had is not; bob removed from group a loses team-a on his live session; the agent
+ * killed: nothing opens meanwhile; a disabled user is refused at connect with the CRL unchanged; the API
+ * server unreachable from the pod at its start: only DNS; the office gateway with a rule for team-a only.
+ *
+ * Times from a change to its effect are polled with generous deadlines, recorded and printed, never
+ * asserted. Runs alone: `npm run test:node-access` (one node per machine; the lock in the harness).
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { exec } from '../../src/lib/exec.js';
+import {
+  addAddress,
+  addRoute,
+  addVeth,
+  canUseNetns,
+  cleanupAll,
+  createNamespace,
+  dnsQuery,
+  runIn,
+  tcpProbe,
+  type SpawnedProcess,
+} from '../helpers/netns.js';
+import { startClient, waitClientConnected } from '../helpers/openvpn.js';
+import {
+  acquireNodeLock,
+  attachToLan,
+  defaultRunDir,
+  nodeDown,
+  nodeHeldBy,
+  nodeLeftovers,
+  releaseNodeLock,
+  NODE_IP,
+  NODE_NETNS,
+} from '../cluster/node/node.js';
+import { makeKey, startSshd } from '../helpers/sshd.js';
+import { startNodeWithDns, CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
+import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
+import { ControlPlane } from '../cluster/control-plane.js';
+import type { ImageSet } from '../cluster/images/build-images.js';
+import { managerKubeconfig, teamPod, teamWorkload } from '../cluster/node/workloads.js';
+import { kubectlBin } from '../cluster/node/paths.js';
+
+const CLI = join(process.cwd(), 'dist/src/cli.js');
+const REPO = process.cwd();
+const NODE_PORT = 30030;
+/** Generous: a deadline only says when to stop waiting; the time it took is what gets printed. */
+const LIVE_DEADLINE_MS = 60_000;
+
+async function until<T>(
+  what: string,
+  f: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  stepMs = 100,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+const ipToInt = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+const intToIp = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
+
+describe('e2e: access rules enforced in the server pod on a real node', function () {
+  this.timeout(40 * 60_000);
+  let cp: ControlPlane | undefined;
+  let work: string;
+  let cfgFile: string;
+  let adminKc: string;
+  let images: ImageSet | undefined;
+  let locked = false;
+  const ns: Record<string, string> = {};
+  const clients: Record<string, SpawnedProcess> = {};
+  const all: SpawnedProcess[] = [];
+  const team = { a: { pod: '', clusterIp: '' }, b: { pod: '', clusterIp: '' } };
+  const figures: Record<string, string> = {};
+  const leftovers: string[] = [];
+
+  const kubectl = async (...args: string[]) =>
+    (await exec([kubectlBin(), '--kubeconfig', adminKc, ...args], { timeoutMs: 120_000 })).stdout;
+  const kubectlApply = (obj: unknown) =>
+    exec([kubectlBin(), '--kubeconfig', adminKc, 'apply', '-f', '-'], { input: JSON.stringify(obj) });
+  const podgate = (...args: string[]) =>
+    exec([process.execPath, CLI, '--config', cfgFile, ...args], {
+      timeoutMs: 10 * 60_000,
+      env: { ...process.env, PODGATE_LOG_LEVEL: 'warn' },
+    });
+  const reach = (who: string, host: string, port = 80, ms = 1500) => tcpProbe(ns[who]!, host, port, ms);
+  const ping = async (who: string, host: string) =>
+    (await runIn(ns[who]!, ['ping', '-c', '1', '-W', '1', host], { check: false })).code === 0;
+  const podIp = async (namespace: string, name: string) =>
+    (await kubectl('-n', namespace, 'get', 'pod', name, '-o', 'jsonpath={.status.podIP}')).trim();
+  const firstPod = async (namespace: string) =>
+    (
+      await kubectl(
+        '-n',
+        namespace,
+        'get',
+        'pods',
+        '-l',
+        'app=web',
+        '-o',
+        'jsonpath={.items[0].metadata.name}',
+      )
+    ).trim();
+
+  /** A profile for `owner`'s device `device`, written by the CLI. */
+  async function profile(owner: string, device: string): Promise<string> {
+    const out = join(work, `${owner}-${device}.ovpn`);
+    await podgate('cert', 'issue', device, '--owner', owner, '--out', out);
+    return readFileSync(out, 'utf8');
+  }
+
+  function connect(who: string, name: string, text: string): SpawnedProcess {
+    const p = startClient(ns[who]!, work, `${name}-${Date.now()}`, text, [
+      '--connect-retry',
+      '1',
+      '1',
+      '--hand-window',
+      '10',
+    ]);
+    all.push(p);
+    return p;
+  }
+
+  /** Polls `probe` until it answers `want`; records and returns the time it took. */
+  async function becomes(
+    label: string,
+    want: boolean,
+    probe: () => Promise<boolean>,
+    t0 = Date.now(),
+  ): Promise<number> {
+    await until(label, async () => (await probe()) === want || undefined, LIVE_DEADLINE_MS, 50);
+    const ms = Date.now() - t0;
+    figures[label] = `${ms} ms`;
+    return ms;
+  }
+
+  /** `probe` keeps answering false for `ms` (a denial that must hold, not a moment's luck). */
+  async function staysDenied(what: string, probe: () => Promise<boolean>, ms = 3000): Promise<void> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) assert.equal(await probe(), false, what);
+  }
+
+  /** The access rules: what `podgate init` wrote (admins-everything) plus `extra`. */
+  async function applyRules(extra: Record<string, unknown>[]): Promise<void> {
+    const current = parseYaml((await podgate('access', 'export')).stdout) as { rules?: { name: string }[] };
+    const keep = (current.rules ?? []).filter((r) => !extra.some((e) => e.name === r.name));
+    const file = join(work, 'rules.yaml');
+    writeFileSync(file, toYaml({ rules: [...keep, ...extra] }));
+    await podgate('access', 'apply', '-f', file);
+  }
+
+  /** The newest process of the server pod whose command line contains `marker` (an old pod may linger). */
+  function podProcess(marker: string): number | undefined {
+    let best: { pid: number; start: number } | undefined;
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        if (!cmd.includes(marker)) continue;
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const start = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+        if (!best || start > best.start) best = { pid: Number(pid), start };
+      } catch {
+        /* gone */
+      }
+    }
+    return best?.pid;
+  }
+
+  /** nft's view of podgate's table inside the server pod's network namespace. */
+  async function podTable(): Promise<string> {
+    const pid = podProcess('openvpn --config /etc/podgate/config/server.conf');
+    assert.ok(pid, 'the server pod runs openvpn');
+    const r = await exec(['nsenter', '-t', String(pid), '-n', 'nft', 'list', 'table', 'inet', 'podgate'], {
+      check: false,
+    });
+    return r.code === 0 ? r.stdout : `(no table: ${r.stderr.trim()})`;
+  }
+
+  before(async function () {
+    this.timeout(90 * 60_000);
+    if (process.env.PODGATE_ACCESS_E2E !== '1') {
+      // out of the default run until it has passed on this machine: `npm run test:node-access`
+      console.warn('    skipped: set PODGATE_ACCESS_E2E=1 (npm run test:node-access)');
+      this.skip();
+    }
+    const missing = nodeTestPrerequisites();
+    if (!(await canUseNetns())) missing.push('root and network namespaces');
+    if (missing.length > 0) {
+      if (process.env.CI === 'true') throw new Error(`the access e2e needs: ${missing.join('; ')}`);
+      console.warn(`    skipped: ${missing.join('; ')}`);
+      this.skip();
+    }
+    // one node per machine: wait while another run has it (never break its lock)
+    for (let waited = 0; nodeHeldBy() && waited < 60 * 60_000; waited += 10_000) {
+      if (waited % 60_000 === 0) console.warn(`    waiting for the test node: ${nodeHeldBy()!.holder}`);
+      await new Promise((r) => setTimeout(r, 10_000));
+    }
+    acquireNodeLock('the access real-node e2e (test/e2e/k8s-node-access.test.ts)');
+    locked = true;
+    await nodeDown();
+    work = mkdtempSync(join(tmpdir(), 'pg-k8s-access-'));
+    cp = new ControlPlane({
+      dir: join(work, 'cluster'),
+      nodes: [],
+      simulateKubelet: false,
+      withNode: async (c) => {
+        images = (await startNodeWithDns(REPO, c.kubeconfig)).images;
+        return [];
+      },
+    });
+    await cp.start();
+    adminKc = cp.kubeconfig;
+
+    for (const [who, addr, peer] of [
+      ['bob', '172.18.12.100', 'lb1'],
+      ['carol', '172.18.12.101', 'lc1'],
+      ['admin', '172.18.12.102', 'la1'],
+    ] as const) {
+      ns[who] = await createNamespace(`pgn${who.slice(0, 3)}`);
+      await attachToLan(ns[who], 'eth0', `${addr}/24`, peer);
+    }
+
+    for (const t of ['a', 'b'] as const) {
+      await kubectlApply(teamWorkload(`team-${t}`, t, images!.busybox.ref));
+      await kubectl('-n', `team-${t}`, 'rollout', 'status', 'deployment/web', '--timeout=180s');
+      team[t].pod = await podIp(`team-${t}`, await firstPod(`team-${t}`));
+      team[t].clusterIp = (
+        await kubectl('-n', `team-${t}`, 'get', 'service', 'web', '-o', 'jsonpath={.spec.clusterIP}')
+      ).trim();
+    }
+
+    const managerKc = await managerKubeconfig(REPO, adminKc, work);
+    writeFileSync(join(work, 'admin.pw'), 'admin-password-for-tests\n', { mode: 0o600 });
+    cfgFile = join(work, 'podgate.yaml');
+    writeFileSync(
+      cfgFile,
+      [
+        `dataDir: ${join(work, 'data')}`,
+        'kubernetes:',
+        `  kubeconfig: ${managerKc}`,
+        `  image: ${images!.podgate.ref}`,
+        `  nodePort: ${NODE_PORT}`,
+        '',
+      ].join('\n'),
+    );
+    await exec([process.execPath, CLI, '--config', cfgFile, 'init'], {
+      env: { ...process.env, PODGATE_ADMIN_PASSWORD_FILE: join(work, 'admin.pw') },
+    });
+    assert.match((await podgate('access', 'mode')).stdout, /access\.mode: enforce/);
+    for (const u of ['bob', 'carol']) await podgate('user', 'add', u);
+    for (const g of ['a', 'b']) await podgate('group', 'add', g);
+    await podgate('group', 'member', 'add', 'a', 'bob');
+    await podgate('group', 'member', 'add', 'b', 'carol');
+    await applyRules([
+      {
+        name: 'team-a',
+        subjects: [{ kind: 'group', name: 'a' }],
+        destinations: [{ kind: 'namespace', names: ['team-a'] }],
+      },
+      {
+        name: 'team-b',
+        subjects: [{ kind: 'group', name: 'b' }],
+        destinations: [{ kind: 'namespace', names: ['team-b'] }],
+      },
+    ]);
+    const t0 = Date.now();
+    const out = (await podgate('k8s', 'deploy')).stdout;
+    assert.match(out, /rollout ready/);
+    figures['k8s deploy (enforce) → Ready'] = `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+  });
+
+  after(async function () {
+    this.timeout(5 * 60_000);
+    for (const c of all) await c.stop(3000).catch(() => undefined);
+    await cleanupAll();
+    for (const d of leftovers) rmSync(d, { recursive: true, force: true });
+    try {
+      rmdirSync('/run/podgate-gw');
+    } catch {
+      /* not empty or already gone */
+    }
+    if (!locked) return;
+    const problems = await nodeDown();
+    await cp?.stop({ removeDir: true });
+    releaseNodeLock();
+    if (work) rmSync(work, { recursive: true, force: true });
+    if (Object.keys(figures).length) {
+      console.log('    figures (shared, loaded machine):');
+      for (const [k, v] of Object.entries(figures)) console.log(`      ${k}: ${v}`);
+    }
+    const left = [...problems, ...(await nodeLeftovers())];
+    const netns = (await exec(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!);
+    for (const n of netns) if (/^pgn/.test(n)) left.push(`netns ${n}`);
+    assert.deepEqual(left, [], 'the access e2e left nothing behind');
+  });
+
+  it('bob (group a) reaches team-a by pod IP, ClusterIP and name, not team-b; carol the opposite; admin both', async () => {
+    for (const [who, device] of [
+      ['bob', 'laptop'],
+      ['carol', 'laptop'],
+      ['admin', 'desk'],
+    ] as const) {
+      clients[who] = connect(who, `${who}-${device}`, await profile(who, device));
+    }
+    for (const who of ['bob', 'carol', 'admin']) await waitClientConnected(clients[who]!, 90_000);
+    const allowed = { bob: ['a'], carol: ['b'], admin: ['a', 'b'] } as const;
+    for (const who of ['bob', 'carol', 'admin'] as const) {
+      for (const t of ['a', 'b'] as const) {
+        const ok = (allowed[who] as readonly string[]).includes(t);
+        const what = `${who} → team-${t}`;
+        if (ok) {
+          await becomes(`${what} pod IP (first packet after connect)`, true, () => reach(who, team[t].pod));
+          assert.ok(await reach(who, team[t].clusterIp), `${what} ClusterIP`);
+          const name = `web.team-${t}.svc.cluster.local`;
+          assert.equal(
+            await dnsQuery(ns[who]!, CLUSTER_DNS_IP, name, 3000),
+            team[t].clusterIp,
+            `${what} DNS`,
+          );
+          assert.ok(await ping(who, team[t].pod), `${what} ping`);
+        } else {
+          assert.equal(await reach(who, team[t].pod), false, `${what} pod IP refused`);
+          assert.equal(await reach(who, team[t].clusterIp), false, `${what} ClusterIP refused`);
+          assert.equal(await ping(who, team[t].pod), false, `${what} ping refused`);
+          // the name still resolves (DNS is always allowed); the address behind it does not answer
+          assert.equal(
+            await dnsQuery(ns[who]!, CLUSTER_DNS_IP, `web.team-${t}.svc.cluster.local`, 3000),
+            team[t].clusterIp,
+          );
+        }
+      }
+    }
+  });
+
+  it('a new team-a pod is reachable by bob; a team-b pod given the address a deleted team-a pod had is not', async () => {
+    await kubectlApply(teamPod('team-a', 'extra', 'a', images!.busybox.ref));
+    const ip = await until(
+      "the new pod's address",
+      async () => (await podIp('team-a', 'extra')) || undefined,
+      120_000,
+    );
+    const t0 = Date.now(); // the address is in the API from here on
+    await becomes(
+      'new team-a pod: address in the API → bob reaches it',
+      true,
+      () => reach('bob', ip, 80, 500),
+      t0,
+    );
+    assert.equal(await reach('carol', ip), false, 'carol does not reach the new team-a pod');
+
+    await kubectl('-n', 'team-a', 'delete', 'pod', 'extra', '--grace-period=0', '--force', '--wait=true');
+    // host-local IPAM hands out the address after the last one it reserved: point it just before the
+    // freed one so that the next pod gets it (the reuse a busy node does by itself sooner or later)
+    const ipamDir = join(defaultRunDir(), 'cni', 'ipam', 'podgate-test');
+    writeFileSync(join(ipamDir, 'last_reserved_ip.0'), intToIp(ipToInt(ip) - 1));
+    const t1 = Date.now();
+    await kubectlApply(teamPod('team-b', 'reuse', 'b', images!.busybox.ref));
+    const reused = await until(
+      "the team-b pod's address",
+      async () => (await podIp('team-b', 'reuse')) || undefined,
+      120_000,
+    );
+    assert.equal(reused, ip, "the team-b pod got the deleted team-a pod's address");
+    await becomes(
+      'reused address: team-b pod created → carol reaches it',
+      true,
+      () => reach('carol', ip, 80, 500),
+      t1,
+    );
+    await staysDenied('bob must not reach the team-b pod on the old team-a address', () =>
+      reach('bob', ip, 80, 500),
+    );
+  });
+
+  it('bob removed from group a loses team-a on his live session', async () => {
+    const connects = (clients.bob!.output().match(/Initialization Sequence Completed/g) ?? []).length;
+    const t0 = Date.now();
+    await podgate('group', 'member', 'remove', 'a', 'bob');
+    await becomes(
+      'group member removed → bob loses team-a (live session)',
+      false,
+      () => reach('bob', team.a.pod, 80, 500),
+      t0,
+    );
+    assert.equal(
+      (clients.bob!.output().match(/Initialization Sequence Completed/g) ?? []).length,
+      connects,
+      'the same session, no reconnect',
+    );
+    assert.ok(clients.bob!.running);
+    assert.ok(await reach('admin', team.a.pod), 'admin still reaches team-a');
+  });
+
+  it('the agent killed and restarted by the kubelet: nothing opens meanwhile', async () => {
+    const restarts = async () =>
+      Number(
+        (
+          await kubectl(
+            '-n',
+            'middleware',
+            'get',
+            'pods',
+            '-o',
+            'jsonpath={.items[0].status.containerStatuses[?(@.name=="agent")].restartCount}',
+          )
+        ).trim() || '0',
+      );
+    const before = await restarts();
+    const pid = podProcess('podgate agent --cluster') ?? podProcess('agent --cluster');
+    assert.ok(pid, 'the agent process');
+    let probes = 0;
+    let leaked = '';
+    let done = false;
+    const watcher = (async () => {
+      while (!done) {
+        for (const [who, host] of [
+          ['bob', team.a.pod],
+          ['carol', team.a.pod],
+          ['carol', team.a.clusterIp],
+        ] as const) {
+          probes++;
+          if (await reach(who, host, 80, 300)) leaked += `${who} → ${host}; `;
+        }
+      }
+    })();
+    process.kill(pid, 'SIGKILL');
+    const t0 = Date.now();
+    await until(
+      'the kubelet to restart the agent',
+      async () => (await restarts()) > before || undefined,
+      120_000,
+      500,
+    );
+    figures['agent killed → restarted by the kubelet'] = `${Date.now() - t0} ms`;
+    await new Promise((r) => setTimeout(r, 5000)); // and while it lists, watches and re-applies
+    done = true;
+    await watcher;
+    figures['probes of denied destinations during the agent restart'] = `${probes}, all refused`;
+    assert.equal(leaked, '', `opened during the restart: ${leaked}`);
+    await becomes('agent restarted → carol reaches team-b again', true, () => reach('carol', team.b.pod));
+  });
+
+  it('a disabled user is refused at connect while the CRL stays as it was', async () => {
+    const crl = async () =>
+      (
+        await kubectl('-n', 'middleware', 'get', 'secret', 'podgate-crl', '-o', 'jsonpath={.data.crl\\.pem}')
+      ).trim();
+    const crlBefore = await crl();
+    const text = await profile('carol', 'phone');
+    await podgate('user', 'disable', 'carol');
+    const t0 = Date.now();
+    const c = connect('carol', 'carol-phone', text);
+    await new Promise((r) => setTimeout(r, 20_000));
+    assert.doesNotMatch(
+      c.output(),
+      /Initialization Sequence Completed/,
+      "the disabled user's new session never completes",
+    );
+    figures['disabled user: connect attempts refused for'] = `${Date.now() - t0} ms`;
+    await c.stop(3000);
+    assert.equal(await crl(), crlBefore, 'no CRL was published: the refusal came from the access bundle');
+  });
+
+  it('enforce with the API server unreachable from the pod at its start: only DNS', async () => {
+    const state = JSON.parse(readFileSync(join(defaultRunDir(), 'state.json'), 'utf8')) as {
+      apiPort: number;
+    };
+    // pods reach the API server through kube-proxy to the relay at NODE_IP:apiPort; the kubelet does not
+    const rule = [
+      'INPUT',
+      '-s',
+      '10.244.0.0/16',
+      '-d',
+      NODE_IP,
+      '-p',
+      'tcp',
+      '--dport',
+      String(state.apiPort),
+      '-j',
+      'DROP',
+    ];
+    await exec(['ip', 'netns', 'exec', NODE_NETNS, 'iptables', '-w', '-I', ...rule]);
+    try {
+      const old = (
+        await kubectl('-n', 'middleware', 'get', 'pods', '-o', 'jsonpath={.items[0].metadata.name}')
+      ).trim();
+      await kubectl('-n', 'middleware', 'delete', 'pod', old, '--wait=false');
+      await until(
+        'a new server pod with openvpn ready',
+        async () => {
+          const out = await kubectl(
+            '-n',
+            'middleware',
+            'get',
+            'pods',
+            '-o',
+            'jsonpath={range .items[*]}{.metadata.name} {.status.containerStatuses[?(@.name=="openvpn")].ready}{"\\n"}{end}',
+          );
+          return out.split('\n').some((l) => !l.startsWith(old) && / true$/.test(l.trim())) || undefined;
+        },
+        180_000,
+        1000,
+      );
+      const table = await podTable();
+      assert.match(table, /udp dport 53 accept/, table);
+      assert.doesNotMatch(
+        table,
+        new RegExp(team.a.pod.replace(/\./g, '\\.')),
+        'no team-a address in the table',
+      );
+      const connects = (clients.admin!.output().match(/Initialization Sequence Completed/g) ?? []).length;
+      const back = await until(
+        "admin's client to reconnect (or be refused: no bundle yet)",
+        async () =>
+          (clients.admin!.output().match(/Initialization Sequence Completed/g) ?? []).length > connects
+            ? 'connected'
+            : undefined,
+        90_000,
+        500,
+      ).catch(() => 'not connected');
+      figures["API unreachable at pod start: admin's client"] = back;
+      if (back === 'connected') {
+        assert.equal(
+          await dnsQuery(ns.admin!, CLUSTER_DNS_IP, 'web.team-a.svc.cluster.local', 3000),
+          team.a.clusterIp,
+          'DNS works',
+        );
+        await staysDenied('admin reaches nothing but DNS', () => reach('admin', team.a.pod, 80, 500));
+      }
+    } finally {
+      await exec(['ip', 'netns', 'exec', NODE_NETNS, 'iptables', '-w', '-D', ...rule], { check: false });
+    }
+    await becomes('API reachable again → admin reaches team-a', true, () =>
+      reach('admin', team.a.pod, 80, 500),
+    );
+  });
+
+  it('the office gateway with a rule for team-a only: a LAN host reaches team-a, not team-b', async () => {
+    const LAN = { host: '192.168.77.10', gw: '192.168.77.1', cidr: '192.168.77.0/24' };
+    const gw = await createNamespace('pgngw');
+    await attachToLan(gw, 'eth0', '172.18.12.103/24', 'lg1');
+    const lan = await createNamespace('pgnlan');
+    await addVeth(lan, 'eth0', gw, 'eth1');
+    await addAddress(lan, 'eth0', `${LAN.host}/24`);
+    await addAddress(gw, 'eth1', `${LAN.gw}/24`);
+    await addRoute(lan, '10.244.0.0/16', { gateway: LAN.gw });
+    await addRoute(lan, '10.96.0.0/12', { gateway: LAN.gw });
+    for (const sub of ['openvpn', 'sysctl.d']) mkdirSync(join('/etc/netns', gw, sub), { recursive: true });
+    leftovers.push(join('/etc/netns', gw));
+    const key = await makeKey(work, 'gw-admin-key');
+    const sshd = await startSshd({ ns: gw, dir: join(work, 'sshd') });
+    sshd.authorize('root', key.publicKey);
+    const name = `office-${Date.now().toString(36)}`;
+    leftovers.push(`/run/podgate-gw/${name}`);
+    const lanCfg = join(work, 'lan.yaml');
+    // the CLI on the lan host reaches gw's sshd, not the API server (no route from there): the access
+    // bundle with the gateway's device is published by the rule change below, from the manager's side
+    writeFileSync(lanCfg, [`dataDir: ${join(work, 'data')}`, `vpn: { port: ${NODE_PORT} }`, ''].join('\n'));
+    const r = await runIn(
+      lan,
+      [
+        process.execPath,
+        CLI,
+        '--config',
+        lanCfg,
+        'gateway',
+        'provision',
+        `root@${LAN.gw}`,
+        '--identity',
+        key.privateKeyFile,
+        '--name',
+        name,
+        '--lan',
+        LAN.cidr,
+        '--accept-new-host-key',
+        '--service',
+        'daemon',
+      ],
+      { check: false, timeoutMs: 180_000, env: { ...process.env, PODGATE_LOG_LEVEL: 'warn' } },
+    );
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const t0 = Date.now();
+    await applyRules([
+      {
+        name: 'office-team-a',
+        subjects: [{ kind: 'gateway', name }],
+        destinations: [{ kind: 'namespace', names: ['team-a'] }],
+      },
+    ]);
+    await becomes(
+      'gateway provisioned → LAN host reaches team-a',
+      true,
+      () => tcpProbe(lan, team.a.pod, 80, 500),
+      t0,
+    );
+    assert.ok(await tcpProbe(lan, team.a.clusterIp, 80, 1500), 'team-a ClusterIP through the gateway');
+    await staysDenied('the LAN must not reach team-b', () => tcpProbe(lan, team.b.pod, 80, 500));
+    assert.equal(
+      await tcpProbe(lan, team.b.clusterIp, 80, 1500),
+      false,
+      'team-b ClusterIP through the gateway',
+    );
+    await sshd.stop();
+  });
+});
