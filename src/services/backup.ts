@@ -23,7 +23,7 @@ import { AppError, BadRequest, Conflict } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { PACKAGE_ROOT } from '../lib/templates.js';
 import { makeScratchDir, removeStaleScratchDirs } from '../lib/fs-atomic.js';
-import { CertificateAuthority, decryptPrivateKey, type KeySecret } from '../pki/index.js';
+import { CertificateAuthority } from '../pki/index.js';
 import { backupDatabase, inspectDatabase } from '../store/backup.js';
 import { DB_FILE_NAME, SqliteStore } from '../store/index.js';
 import {
