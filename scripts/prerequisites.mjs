@@ -9,6 +9,8 @@ const NEEDS = [
   { pkg: 'openssl', path: '/usr/bin/openssl' },
   { pkg: 'iproute2', path: '/usr/sbin/ip', alt: '/sbin/ip' },
   { pkg: 'iptables', path: '/usr/sbin/iptables', alt: '/sbin/iptables' },
+  // access rules: server run keeps an nftables table
+  { pkg: 'nftables', path: '/usr/sbin/nft', alt: '/sbin/nft' },
   { pkg: 'openssh-server', path: '/usr/sbin/sshd' },
   { pkg: 'openssh-client', path: '/usr/bin/ssh-keygen' },
   { pkg: 'easy-rsa', path: '/usr/share/easy-rsa/easyrsa' },
