@@ -22,6 +22,7 @@ import {
   type SpawnedProcess,
 } from '../helpers/netns.js';
 import { spawnIn } from '../helpers/netns.js';
+import { DB_FILE_NAME, SqliteStore } from '../../src/store/index.js';
 import { waitClientConnected } from '../helpers/openvpn.js';
 import { count, requireNetns, until, VpnLab } from '../helpers/topology.js';
 
@@ -172,6 +173,14 @@ describe('e2e: access rules enforced by server run (nftables + client-config-dir
     );
     await bob.waitFor(/server-pushed-halt/, 20_000);
     await bob.stop(5000);
+    const store = SqliteStore.open(join(lab.dataDir, DB_FILE_NAME));
+    try {
+      const rows = store.listAudit({ action: 'access.session-ended', target: 'bob' });
+      assert.equal(rows.length, 1, 'the kill is audited');
+      assert.equal((rows[0]!.details as { reason: string }).reason, 'not-allowed');
+    } finally {
+      store.close();
+    }
     const before = count(lab.server!.output(), CCD_REFUSED);
     const again = lab.client('bob', { role: 'office2' });
     try {
