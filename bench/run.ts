@@ -11,6 +11,7 @@ const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'issue-flood.js', run: 'runIssueFloodBench' },
   { file: 'backup.js', run: 'runBackupBench', print: 'printBackupBench' },
   { file: 'crl-size.js', run: 'runCrlSizeBench', print: 'printCrlSizeBench' },
+  { file: 'access-bundle.js', run: 'runAccessBench', print: 'printAccessBench' },
   { file: 'access.js', run: 'runAccessBench' },
 ];
 

@@ -4,7 +4,9 @@ import { openContext, type ContextDeps } from './services/context.js';
 import type { CliEnv } from './cli/env.js';
 import { resolve } from 'node:path';
 import { LocalCrlPublisher, serverDir } from './openvpn/local-publisher.js';
-import { clusterPublisherFor } from './cluster/cluster-publisher.js';
+import { clusterAccessPublisherFor, clusterPublisherFor } from './cluster/cluster-publisher.js';
+import { clusterObjectsFor } from './cluster/access-objects.js';
+import { LocalAccessPublisher } from './openvpn/access-publisher.js';
 
 /**
  * The composition root: the only place that chooses real dependencies (publishers, Kubernetes
@@ -14,8 +16,14 @@ export function contextDepsFor(config: Config): ContextDeps {
   // Local mode: every revocation lands in <dataDir>/server, where `server run`'s agent picks it up.
   // Cluster mode (kubeconfig configured, or running in a pod): also the podgate-crl Secret for the sidecar.
   const cluster = clusterPublisherFor(config, process.env);
+  // The access bundle goes the same two ways: <dataDir>/server/access.json, and Secret podgate-access.
+  const clusterAccess = clusterAccessPublisherFor(config, process.env);
+  const clusterObjects = clusterObjectsFor(config, process.env);
+  const dir = serverDir(resolve(config.dataDir));
   return {
-    publishers: [new LocalCrlPublisher(serverDir(resolve(config.dataDir))), ...(cluster ? [cluster] : [])],
+    publishers: [new LocalCrlPublisher(dir), ...(cluster ? [cluster] : [])],
+    accessPublishers: [new LocalAccessPublisher(dir), ...(clusterAccess ? [clusterAccess] : [])],
+    ...(clusterObjects ? { clusterObjects } : {}),
   };
 }
 

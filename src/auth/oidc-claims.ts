@@ -48,16 +48,23 @@ export function uniqueName(base: string, taken: (name: string) => boolean): stri
 /**
  * The groups claim. When no group rule is configured, a missing claim is simply "no groups". When
  * rules are configured, a missing or malformed claim refuses the sign-in (never guess), with the fix.
+ * `missing: 'no-groups'` (the leaver check) reads a missing claim as "in no group": providers such as
+ * Okta leave the claim out when none of a user's groups matches its filter, which is what a leaver
+ * looks like. A malformed claim is refused either way.
  */
-export function readGroups(claims: Record<string, unknown>, o: OidcConfig): string[] {
+export function readGroups(
+  claims: Record<string, unknown>,
+  o: OidcConfig,
+  { missing = 'refuse' }: { missing?: 'refuse' | 'no-groups' } = {},
+): string[] {
   const value = claims[o.groupsClaim];
   const rulesUsed = o.allowedGroups.length > 0 || o.adminGroups.length > 0;
   if (value === undefined || value === null) {
-    if (!rulesUsed) return [];
+    if (!rulesUsed || missing === 'no-groups') return [];
     throw new GroupsClaimProblem(
-      `the provider sent no "${o.groupsClaim}" claim, so podgate cannot check your groups: ` +
-        `ask your admin to make the provider include it in the ID token (often the "groups" scope or a ` +
-        `group mapper) or to set auth.oidc.groupsClaim`,
+      `the provider sent no "${o.groupsClaim}" claim (neither in the ID token nor at UserInfo), so podgate ` +
+        `cannot check your groups: ask your admin to make the provider send it (often the "groups" scope ` +
+        `or a group mapper) or to set auth.oidc.groupsClaim`,
     );
   }
   if (!Array.isArray(value) || !value.every((g) => typeof g === 'string')) {
@@ -87,7 +94,7 @@ export function readProfile(claims: Record<string, unknown>, o: OidcConfig): Oid
     throw new AppError(
       400,
       'oidc_username',
-      `the ID token has neither a "${o.usernameClaim}" nor an "email" claim to name you by: ` +
+      `the provider sent neither a "${o.usernameClaim}" nor an "email" claim (in the ID token or at UserInfo) to name you by: ` +
         'ask your admin to add the "profile" or "email" scope (auth.oidc.scopes) or set auth.oidc.usernameClaim',
     );
   return { subject, name: toValidName(raw), groups: readGroups(claims, o) };

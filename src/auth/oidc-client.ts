@@ -6,11 +6,38 @@ import { logger } from '../lib/logger.js';
 
 const log = logger.child({ module: 'oidc' });
 
-/** What a finished sign-in or refresh yields: verified ID-token claims and, maybe, a refresh token. */
+/**
+ * What a finished sign-in yields: the verified ID-token claims, completed from UserInfo when the ID
+ * token lacks one podgate reads (see {@link OidcClient.complete}), and, maybe, a refresh token.
+ */
 export interface OidcResult {
   claims: Record<string, unknown>;
   refreshToken?: string;
 }
+
+/** What a refresh yields; the claims are the new ID token's only (undefined when none came back). */
+export interface RefreshResult {
+  claims: Record<string, unknown> | undefined;
+  refreshToken: string;
+  accessToken: string;
+}
+
+/** Claims that describe the token itself, never taken from UserInfo. */
+const TOKEN_CLAIMS = new Set([
+  'sub',
+  'iss',
+  'aud',
+  'azp',
+  'exp',
+  'iat',
+  'nbf',
+  'nonce',
+  'auth_time',
+  'at_hash',
+  'c_hash',
+  'sid',
+  'jti',
+]);
 
 /** The one-time values of a sign-in in progress (kept server-side until the provider sends the browser back). */
 export interface PendingLogin {
@@ -142,16 +169,62 @@ export class OidcClient {
           'oidc_no_id_token',
           'the provider sent no ID token; check that the "openid" scope is in auth.oidc.scopes',
         );
-      return { claims: { ...claims }, refreshToken: tokens.refresh_token };
+      const completed = await this.complete({ ...claims }, tokens.access_token, claims.sub, 'sign-in');
+      return { claims: completed ?? { ...claims }, refreshToken: tokens.refresh_token };
     } catch (err) {
       throw explain(err, this.settings.issuer, 'sign-in', this.now());
     }
   }
 
-  /** Uses a refresh token; a provider answer of `invalid_grant` is a {@link GrantRevoked}. */
-  async refresh(
-    refreshToken: string,
-  ): Promise<{ claims: Record<string, unknown> | undefined; refreshToken: string }> {
+  /**
+   * The claims podgate reads that these claims lack: the name (when neither it nor email is there;
+   * a sign-in needs it, the leaver check does not) and the groups.
+   */
+  missingClaims(claims: Record<string, unknown> | undefined, needName = true): string[] {
+    const has = (k: string): boolean => claims?.[k] !== undefined && claims[k] !== null;
+    const missing: string[] = [];
+    if (needName && !has(this.settings.usernameClaim) && !has('email'))
+      missing.push(this.settings.usernameClaim);
+    if (!has(this.settings.groupsClaim)) missing.push(this.settings.groupsClaim);
+    return missing;
+  }
+
+  /**
+   * Completes ID-token claims from the UserInfo endpoint when the ID token lacks one podgate reads.
+   * OpenID Connect Core 5.4: for the code flow a provider may (oidc-provider, GitLab for groups)
+   * serve the profile, email and groups claims only at UserInfo. The UserInfo `sub` must equal
+   * `subject` (openid-client checks it); claims the ID token has win, token claims (iss, aud, …)
+   * never come from UserInfo. Without a UserInfo endpoint the claims are returned as they are.
+   */
+  async complete(
+    claims: Record<string, unknown> | undefined,
+    accessToken: string,
+    subject: string,
+    step: 'sign-in' | 'refresh' = 'refresh',
+  ): Promise<Record<string, unknown> | undefined> {
+    if (this.missingClaims(claims, step === 'sign-in').length === 0) return claims;
+    const config = await this.configuration();
+    if (!config.serverMetadata().userinfo_endpoint) return claims;
+    let info: Record<string, unknown>;
+    try {
+      info = { ...(await oidc.fetchUserInfo(config, accessToken, subject)) };
+    } catch (err) {
+      throw explain(err, this.settings.issuer, step, this.now());
+    }
+    const merged: Record<string, unknown> = { ...(claims ?? { sub: subject }) };
+    for (const [k, v] of Object.entries(info)) {
+      if (TOKEN_CLAIMS.has(k) || v === undefined || v === null) continue;
+      if (merged[k] === undefined || merged[k] === null) merged[k] = v;
+    }
+    return merged;
+  }
+
+  /**
+   * Uses a refresh token; a provider answer of `invalid_grant` is a {@link GrantRevoked}. Returns the
+   * new refresh token (the old one when the provider does not rotate) before anything else is read,
+   * so that the caller can save it first: a provider with single-use refresh tokens has spent the old one.
+   */
+  async refresh(refreshToken: string): Promise<RefreshResult> {
     const config = await this.configuration();
     try {
       const tokens = await oidc.refreshTokenGrant(config, refreshToken);
@@ -159,6 +232,7 @@ export class OidcClient {
       return {
         claims: claims ? { ...claims } : undefined,
         refreshToken: tokens.refresh_token ?? refreshToken,
+        accessToken: tokens.access_token,
       };
     } catch (err) {
       if (err instanceof oidc.ResponseBodyError && err.error === 'invalid_grant') {

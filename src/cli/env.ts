@@ -40,8 +40,14 @@ export async function withContext<T>(
   setLogLevel(options.quiet && !env.env.PODGATE_LOG_LEVEL ? 'warn' : config.logLevel);
   const ctx = await env.openContext(config, env.contextDeps(config));
   try {
-    return await fn(ctx, opts);
+    const version = ctx.access.version();
+    const result = await fn(ctx, opts);
+    // Whatever the command changed that alters the access bundle (the store's version moved) is
+    // published before the process ends; a read-only command publishes nothing.
+    if (ctx.access.version() !== version) await ctx.access.changed();
+    return result;
   } finally {
+    await ctx.clusterObjects?.close?.();
     ctx.close();
   }
 }

@@ -10,6 +10,8 @@ type Register = (program: Command, env: CliEnv) => void;
 const AREAS: { commands: readonly string[]; load: () => Promise<{ register: Register }> }[] = [
   { commands: ['init'], load: () => import('./commands/init.js') },
   { commands: ['user'], load: () => import('./commands/user.js') },
+  { commands: ['group'], load: () => import('./commands/group.js') },
+  { commands: ['access'], load: () => import('./commands/access.js') },
   { commands: ['cert', 'crl'], load: () => import('./commands/cert.js') },
   { commands: ['doctor'], load: () => import('./commands/doctor.js') },
   { commands: ['ca'], load: () => import('./commands/ca.js') },

@@ -1,4 +1,6 @@
 import type { Config } from '../config/schema.js';
+import type { AccessBundle } from '../access/types.js';
+import type { AccessPublisher } from '../openvpn/access-publisher.js';
 import type { CrlPublisher, RevocationBundle } from '../openvpn/revocation-bundle.js';
 
 /**
@@ -21,6 +23,32 @@ export function clusterPublisherFor(config: Config, env: NodeJS.ProcessEnv): Crl
       const connection = connectKube(config);
       try {
         await new SecretCrlPublisher(connection.api, config.kubernetes.namespace).publish(bundle);
+      } finally {
+        await connection.close();
+      }
+    },
+  };
+}
+
+/**
+ * Cluster mode's access publisher: Secret `podgate-access` (data key `access.json`), never over a
+ * higher version (see access-secret-publisher). One connection per publish, like the CRL's.
+ */
+export function clusterAccessPublisherFor(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+): AccessPublisher | undefined {
+  if (!config.kubernetes.kubeconfig && !env.KUBERNETES_SERVICE_HOST) return undefined;
+  return {
+    name: 'k8s-secret:podgate-access',
+    async publish(bundle: AccessBundle): Promise<void> {
+      const [{ applyAccessSecret }, { connectKube }] = await Promise.all([
+        import('./access-secret-publisher.js'),
+        import('./kube-connection.js'),
+      ]);
+      const connection = connectKube(config);
+      try {
+        await applyAccessSecret(connection.api, config.kubernetes.namespace, bundle);
       } finally {
         await connection.close();
       }

@@ -7,6 +7,8 @@ export const OBJECT_NAMES = {
   serverSecret: 'podgate-server',
   /** Secret: crl.pem + revocations.json (the RevocationBundle JSON). */
   crlSecret: 'podgate-crl',
+  /** Secret: access.json (the AccessBundle JSON: devices that may connect, resolved rules). */
+  accessSecret: 'podgate-access',
   /** ConfigMap with server.conf; also the name of the Deployment and the Service. */
   app: 'podgate-openvpn',
   /** ServiceAccount, Role and RoleBinding of the agent sidecar. */
@@ -37,6 +39,9 @@ export const POD_FILES = {
 
 /** Keys of the podgate-crl Secret. */
 export const CRL_SECRET_KEYS = { crl: 'crl.pem', bundle: 'revocations.json' } as const;
+
+/** Key of the podgate-access Secret. */
+export const ACCESS_SECRET_KEYS = { bundle: 'access.json' } as const;
 
 /** Keys of the podgate-agent-status ConfigMap. */
 export const STATUS_KEYS = {

@@ -51,16 +51,34 @@ export async function applyCrlSecret(
   const next = bundleFromSecret(secret);
   if (!next) throw new Error('applyCrlSecret: the Secret holds no revocation bundle'); // a caller's bug
   const crlNumber = next.crlNumber;
-  for (let attempt = 1; ; attempt++) {
-    const live = await kube.get(refOf(secret));
-    const held = storedBundle(live);
-    if (live && held && held.crlNumber > crlNumber && !fromAnotherCa(held, next)) {
+  return applyUnlessNewer(kube, secret, {
+    what: `CRL ${crlNumber}`,
+    holdsNewer: (live) => {
+      const held = storedBundle(live);
+      if (!held || held.crlNumber <= crlNumber || fromAnotherCa(held, next)) return false;
       log.info(
         { crlNumber, newerCrlNumber: held.crlNumber },
         'CRL Secret already holds a newer CRL; not replaced',
       );
-      return { stored: live, written: false };
-    }
+      return true;
+    },
+  });
+}
+
+/**
+ * Server-side applies `secret` unless the live one holds something newer (`holdsNewer`), with the
+ * resourceVersion that was read as a precondition: a write in between answers 409 and the check runs
+ * again (up to MAX_ATTEMPTS). The pattern every versioned Secret podgate publishes follows (the CRL,
+ * the access bundle). Limit: creating a Secret that does not exist yet has no precondition.
+ */
+export async function applyUnlessNewer(
+  kube: KubeApi,
+  secret: KubeObject,
+  o: { what: string; holdsNewer: (live: KubeObject) => boolean },
+): Promise<{ stored: KubeObject; written: boolean }> {
+  for (let attempt = 1; ; attempt++) {
+    const live = await kube.get(refOf(secret));
+    if (live && o.holdsNewer(live)) return { stored: live, written: false };
     const desired = structuredClone(secret);
     if (live?.metadata.resourceVersion) desired.metadata.resourceVersion = live.metadata.resourceVersion;
     try {
@@ -71,11 +89,11 @@ export async function applyCrlSecret(
         throw new AppError(
           409,
           'conflict',
-          `the podgate-crl Secret kept changing while CRL ${crlNumber} was published (${attempt} attempts); publish again`,
+          `the ${secret.metadata.name ?? 'podgate'} Secret kept changing while ${o.what} was published (${attempt} attempts); publish again`,
           { cause: err },
         );
       }
-      log.debug({ crlNumber, attempt }, 'CRL Secret changed meanwhile; checking again');
+      log.debug({ what: o.what, attempt }, 'Secret changed meanwhile; checking again');
     }
   }
 }

@@ -203,6 +203,30 @@ export const configSchema = z
       })
       .default({}),
     auth: authSchema,
+    /** Access rules (see README "Access rules"). */
+    access: z
+      .object({
+        /**
+         * `enforce`: only cluster DNS and what rules allow; `open`: every device reaches everything (the
+         * behaviour before rules existed). Unset: what the data dir records (`open` for a data dir made
+         * before access rules, `enforce` from `podgate init` / the first `serve` on a new one).
+         */
+        mode: z.enum(['open', 'enforce']).optional(),
+        // Enforcement points (`server run`, the server pod's agent): how they behave before a bundle.
+        /**
+         * The mode before this server has ever received an access bundle (the bundle's own mode decides
+         * afterwards). `enforce`: only cluster DNS is reachable and every device is refused at connect
+         * until a bundle lists it. `open`: today's behaviour, no filter, no identity check at connect.
+         */
+        modeBeforeBundle: z.enum(['open', 'enforce']).default('open'),
+        /** The VPN device as nftables matches it (a name or a `prefix*` wildcard). */
+        tunInterface: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,15}\*?$/, 'must be an interface name, optionally ending in *')
+          .default('tun*'),
+      })
+      .strict()
+      .default({}),
     /** Scheduled backups written by `podgate serve` (see `podgate backup` for one-off ones). */
     backup: z
       .object({
@@ -224,23 +248,6 @@ export const configSchema = z
         message: 'is required when backup.dir is set',
         path: ['passphraseFile'],
       })
-      .default({}),
-    /** Enforcement points (`server run`, the server pod's agent): how they behave before a bundle. */
-    access: z
-      .object({
-        /**
-         * The mode before this server has ever received an access bundle (the bundle's own mode decides
-         * afterwards). `enforce`: only cluster DNS is reachable and every device is refused at connect
-         * until a bundle lists it. `open`: today's behaviour, no filter, no identity check at connect.
-         */
-        modeBeforeBundle: z.enum(['open', 'enforce']).default('open'),
-        /** The VPN device as nftables matches it (a name or a `prefix*` wildcard). */
-        tunInterface: z
-          .string()
-          .regex(/^[A-Za-z0-9_.-]{1,15}\*?$/, 'must be an interface name, optionally ending in *')
-          .default('tun*'),
-      })
-      .strict()
       .default({}),
     gateway: z
       .object({

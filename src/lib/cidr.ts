@@ -84,3 +84,19 @@ export function findOverlaps(ranges: readonly NamedCidr[]): string[] {
   }
   return problems;
 }
+
+/** An IPv4 address as an unsigned 32-bit integer (callers pass a valid dotted quad). */
+export function ipv4ToInt(ip: string): number {
+  return ipaddr.IPv4.parse(ip).octets.reduce((n, o) => n * 256 + o, 0);
+}
+
+/** The dotted quad of an unsigned 32-bit integer. */
+export function intToIpv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+/** The first and last address of an IPv4 range, as integers. */
+export function ipv4Bounds(cidr: Cidr): { network: number; broadcast: number } {
+  const network = ipv4ToInt(cidr.network);
+  return { network, broadcast: network + 2 ** (32 - cidr.prefix) - 1 };
+}

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../lib/errors.js';
+import type { AccessMode, AccessRule } from '../access/types.js';
 import type { User } from '../store/types.js';
 import type { AppContext } from './context.js';
 
@@ -10,13 +11,15 @@ export const FIRST_ADMIN = 'admin';
  * Creates the first admin (`admin`) when there is no user at all. The password comes from the file named
  * by PODGATE_ADMIN_PASSWORD_FILE, or is generated and returned so the caller prints it exactly once;
  * with `requirePasswordFile` (in a pod) a missing file is an error instead. Returns undefined when
- * users already exist.
+ * users already exist. A new install also gets `access.mode` = enforce and the admins rule.
  */
 export async function ensureFirstAdmin(
   ctx: AppContext,
   env: NodeJS.ProcessEnv = process.env,
   opts: { requirePasswordFile?: boolean } = {},
-): Promise<{ user: User; generatedPassword?: string } | undefined> {
+): Promise<
+  { user: User; generatedPassword?: string; access: { mode?: AccessMode; rule?: AccessRule } } | undefined
+> {
   if (ctx.store.listUsers().length > 0) return undefined;
   const file = env.PODGATE_ADMIN_PASSWORD_FILE;
   if (!file && opts.requirePasswordFile) {
@@ -47,5 +50,8 @@ export async function ensureFirstAdmin(
     generated = true;
   }
   const user = await ctx.users.create({ actor: 'system', name: FIRST_ADMIN, role: 'admin', password });
-  return generated ? { user, generatedPassword: password } : { user };
+  // A new install enforces access rules; the one rule written lets admins reach everything.
+  const access = ctx.access.ensureNewInstallDefaults('system');
+  await ctx.access.changed();
+  return generated ? { user, generatedPassword: password, access } : { user, access };
 }

@@ -15,6 +15,12 @@ import { RenewalService } from './renewal.js';
 import { RevocationService } from './revocation.js';
 import { ServerIdentityService } from './server-identity.js';
 import { UserService } from './users.js';
+import type { AccessPublisher } from '../openvpn/access-publisher.js';
+import { AddressService } from './addresses.js';
+import { AccessService } from './access.js';
+import { AccessQueries } from './access-queries.js';
+import type { ClusterObjects } from './access-check.js';
+import { GroupService } from './groups.js';
 
 const log = logger.child({ module: 'context' });
 
@@ -40,12 +46,25 @@ export interface AppContext {
   renewal: RenewalService;
   revocation: RevocationService;
   server: ServerIdentityService;
+  /** Stable tunnel addresses of devices. */
+  addresses: AddressService;
+  /** Local groups and every user's memberships (local, single sign-on, built-in admins). */
+  groups: GroupService;
+  /** Access rules, the mode, and the bundle published to the enforcement points. */
+  access: AccessService;
+  /** "May USER reach X", "what can USER reach", "who can reach X". */
+  accessQueries: AccessQueries;
+  /** The cluster's namespaces, Services and pods (labels and addresses), when a cluster is configured. */
+  clusterObjects?: ClusterObjects;
   now: () => Date;
   close(): void;
 }
 
 export interface ContextDeps {
   publishers?: CrlPublisher[];
+  /** Where the access bundle goes (file in local mode, plus the Secret in cluster mode). */
+  accessPublishers?: AccessPublisher[];
+  clusterObjects?: ClusterObjects;
   now?: () => Date;
 }
 
@@ -82,8 +101,28 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       revocation,
       now,
     });
-    const users = new UserService({ store, revocation });
-    const devices = new DeviceService({ store, cas, config, server, now });
+    const addresses = new AddressService({
+      store,
+      clientSubnet: config.vpn.clientSubnet,
+      graceDays: config.vpn.renewGraceDays,
+      now,
+    });
+    // late-bound: groups publish through access, access resolves groups
+    const changed = (): Promise<void> => access.changed();
+    const groups: GroupService = new GroupService({ store, changed });
+    const access: AccessService = new AccessService({
+      store,
+      ...(config.access.mode ? { configMode: config.access.mode } : {}),
+      groups,
+      addresses,
+      publishers: [...(deps.accessPublishers ?? [])],
+      now,
+    });
+    const accessQueries = new AccessQueries({ store, access, groups, now });
+    // every CRL publication (revoke, disable, superseded renewals) changes who may connect
+    revocation.addPublisher({ name: 'access-bundle', publish: () => access.changed() });
+    const users = new UserService({ store, revocation, changed });
+    const devices = new DeviceService({ store, cas, config, server, now, addresses, changed });
     const renewal = new RenewalService({ store, devices, revocation, config, now });
     if (!store.getCrl()) await revocation.ensureFreshCrl();
     return {
@@ -103,6 +142,11 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       renewal,
       revocation,
       server,
+      addresses,
+      groups,
+      access,
+      accessQueries,
+      ...(deps.clusterObjects ? { clusterObjects: deps.clusterObjects } : {}),
       now,
       close: () => store.close(),
     };

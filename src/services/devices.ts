@@ -11,6 +11,7 @@ import { IssueLimits } from './issue-limits.js';
 import { effectiveNetwork, type EffectiveNetwork } from './network.js';
 import type { CaSet } from './ca-set.js';
 import type { ServerIdentityService } from './server-identity.js';
+import type { AddressService } from './addresses.js';
 
 const log = logger.child({ module: 'devices' });
 const KEY_TYPES: readonly ClientKeyType[] = ['ec-p256', 'rsa-2048', 'rsa-3072'];
@@ -47,6 +48,10 @@ export interface DeviceServiceDeps {
   now: () => Date;
   /** Shared limits; made from config.devices when absent. */
   limits?: IssueLimits;
+  /** Stable tunnel addresses: one is allocated in the transaction that records the certificate. */
+  addresses?: AddressService;
+  /** Called after a certificate is recorded (publishes the access bundle). */
+  changed?: () => Promise<void>;
 }
 
 /**
@@ -105,6 +110,8 @@ export class DeviceService {
       );
     }
     const csr = req.csrPem ? parseCsr(req.csrPem) : undefined;
+    // a full client subnet refuses before any key is made (and again, for certain, in the transaction)
+    this.deps.addresses?.assertRoomFor(commonName);
     const selfService = req.selfService === true && kind === 'client';
     const release = selfService
       ? this.limits.admit(owner.id, ownerName, this.validDevices(owner.id))
@@ -189,6 +196,8 @@ export class DeviceService {
         certPem: issued.certPem,
         issuerKeyId: ca.keyId, // which CRL its revocation goes into, even after a CA rotation
       });
+      // same transaction: no certificate without an address, no address without its certificate
+      const address = this.deps.addresses?.allocate(commonName).address;
       store.appendAudit({
         actor: req.actor,
         action: req.replaces ? 'cert.renew' : 'cert.issue',
@@ -199,12 +208,14 @@ export class DeviceService {
           owner: ownerName,
           kind,
           keyType: row.keyType,
+          ...(address ? { address } : {}),
           ...(req.replaces ? { renews: req.replaces.serial } : {}),
         },
       });
       return row;
     });
     log.info({ serial: cert.serial, commonName, owner: ownerName, kind }, 'issued');
+    await this.deps.changed?.();
     return { cert, profile };
   }
 }

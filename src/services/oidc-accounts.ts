@@ -57,6 +57,10 @@ export class OidcAccounts {
     }
     const user = store.getUserById(identity.userId);
     if (!user) throw new AppError(500, 'oidc_orphan', 'linked user is missing');
+    if (JSON.stringify([...identity.groups].sort()) !== JSON.stringify([...profile.groups].sort())) {
+      // access rules match these groups: a change here changes what the user's devices reach
+      this.audit('oidc.groups', user.name, 'ok', { from: identity.groups, to: profile.groups });
+    }
     store.updateOidcIdentity(this.issuer, profile.subject, {
       groups: profile.groups,
       lastLoginAt: now(),

@@ -1,6 +1,8 @@
 import { GrantRevoked, type OidcClient } from '../auth/oidc-client.js';
 import { readGroups } from '../auth/oidc-claims.js';
+import { AppError } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
+import { withAsyncFileLock } from '../store/file-lock.js';
 import type { Store } from '../store/types.js';
 import type { OidcAccounts } from './oidc-accounts.js';
 import type { TokenCipher } from './oidc-token-cipher.js';
@@ -22,15 +24,46 @@ export interface SyncDeps {
   accounts: OidcAccounts;
   cipher: TokenCipher;
   now: () => Date;
+  /**
+   * The lock file that serialises runs across processes (`serve`'s timer and `podgate user sync`):
+   * two runs reading the same stored refresh token would spend a single-use token twice, and the
+   * provider then refuses the second (and, with reuse detection, the whole grant).
+   */
+  lockFile: string;
+  /** How long a run waits for another one to finish (default 10 minutes). */
+  lockWaitMs?: number;
+}
+
+/** Another leaver check held the lock for longer than a run waits. */
+export class SyncBusy extends AppError {
+  constructor(waitedMs: number) {
+    super(
+      409,
+      'oidc_sync_busy',
+      `another single sign-on sync (serve's timer or podgate user sync) has been running for over ` +
+        `${Math.round(waitedMs / 1000)} s; try again when it has finished`,
+    );
+  }
 }
 
 /**
  * The leaver check: for every single-sign-on user with a stored refresh token, ask the provider for
  * fresh tokens. `invalid_grant` (account deleted or disabled at the provider, consent withdrawn)
- * disables the user, which revokes their certificates; new ID-token groups are applied like a sign-in.
- * A provider that is down changes nothing (an error row, and the next run tries again).
+ * disables the user, which revokes their certificates; new groups (from the ID token, else from
+ * UserInfo) are applied like a sign-in, and a missing groups claim is "in no group". A provider that
+ * is down changes nothing (an error row, and the next run tries again). One run at a time across
+ * processes (`deps.lockFile`).
  */
 export async function syncOidcUsers(deps: SyncDeps, actor = 'oidc-sync'): Promise<SyncEntry[]> {
+  const waitMs = deps.lockWaitMs ?? 10 * 60_000;
+  return withAsyncFileLock(deps.lockFile, () => syncLocked(deps, actor), {
+    waitMs,
+    onWait: () => log.info('another single sign-on sync is running; waiting for it'),
+    onTimeout: () => new SyncBusy(waitMs),
+  });
+}
+
+async function syncLocked(deps: SyncDeps, actor: string): Promise<SyncEntry[]> {
   const { store, client, accounts, cipher, users } = deps;
   const out: SyncEntry[] = [];
   for (const identity of accounts.identities()) {
@@ -46,16 +79,38 @@ export async function syncOidcUsers(deps: SyncDeps, actor = 'oidc-sync'): Promis
     }
     try {
       const result = await client.refresh(cipher.open(identity.refreshToken));
-      const groups = result.claims ? readGroups(result.claims, client.settings) : undefined;
+      // Saved before anything else can fail: a single-use refresh token is spent by now.
       store.updateOidcIdentity(identity.issuer, identity.subject, {
         lastSyncAt: deps.now(),
-        ...(result.refreshToken ? { refreshToken: cipher.seal(result.refreshToken) } : {}),
-        ...(groups ? { groups } : {}),
+        refreshToken: cipher.seal(result.refreshToken),
       });
-      if (!groups) {
-        out.push({ user: user.name, outcome: 'ok', detail: 'no ID token on refresh: groups not re-checked' });
+      if (result.claims && result.claims.sub !== identity.subject)
+        throw new AppError(
+          502,
+          'oidc_subject_changed',
+          `the provider's refreshed ID token names another subject (${String(result.claims.sub)}); nothing changed`,
+        );
+      const claims = await client.complete(result.claims, result.accessToken, identity.subject);
+      if (!claims) {
+        out.push({
+          user: user.name,
+          outcome: 'ok',
+          detail: 'no ID token on refresh and no UserInfo endpoint: groups not re-checked',
+        });
         continue;
       }
+      const groups = readGroups(claims, client.settings, { missing: 'no-groups' });
+      if (JSON.stringify([...groups].sort()) !== JSON.stringify([...identity.groups].sort())) {
+        // access rules match these groups: a change here changes what the user reaches
+        store.appendAudit({
+          actor,
+          action: 'oidc.groups',
+          target: user.name,
+          result: 'ok',
+          details: { from: identity.groups, to: groups },
+        });
+      }
+      store.updateOidcIdentity(identity.issuer, identity.subject, { groups });
       const applied = await accounts.apply(user, groups, actor);
       out.push({
         user: user.name,

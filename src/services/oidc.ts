@@ -1,9 +1,13 @@
+import { join } from 'node:path';
 import { OidcClient } from '../auth/oidc-client.js';
 import type { CustomFetch } from 'openid-client';
 import type { AppContext } from './context.js';
 import { OidcAccounts } from './oidc-accounts.js';
 import { syncOidcUsers, type SyncEntry } from './oidc-sync.js';
 import { TokenCipher } from './oidc-token-cipher.js';
+
+/** The lock file (in the data dir) that keeps `serve`'s leaver check and `podgate user sync` apart. */
+export const SYNC_LOCK_FILE = '.oidc-sync.lock';
 
 /** Single sign-on, wired: the provider client, the account rules and the leaver check. */
 export interface OidcParts {
@@ -23,6 +27,17 @@ export function openOidc(ctx: AppContext, options: { fetch?: CustomFetch } = {})
     client,
     accounts,
     sync: (actor) =>
-      syncOidcUsers({ store: ctx.store, users: ctx.users, client, accounts, cipher, now: ctx.now }, actor),
+      syncOidcUsers(
+        {
+          store: ctx.store,
+          users: ctx.users,
+          client,
+          accounts,
+          cipher,
+          now: ctx.now,
+          lockFile: join(ctx.dataDir, SYNC_LOCK_FILE),
+        },
+        actor,
+      ),
   };
 }

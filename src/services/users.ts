@@ -21,6 +21,8 @@ function validateRole(role: unknown): Role {
 export interface UserServiceDeps {
   store: Store;
   revocation: RevocationService;
+  /** Called after a change that may alter the access bundle (role: the built-in admins group). */
+  changed?: () => Promise<void>;
 }
 
 /** People and their passwords; disabling someone also revokes every certificate they own. */
@@ -89,8 +91,8 @@ export class UserService {
     const user = this.get(o.name);
     const role = validateRole(o.role);
     const { store } = this.deps;
-    return store.transaction(() => {
-      const updated = store.updateUser(user.id, { role });
+    const updated = store.transaction(() => {
+      const u = store.updateUser(user.id, { role });
       store.appendAudit({
         actor: o.actor,
         action: 'user.role',
@@ -98,8 +100,10 @@ export class UserService {
         result: 'ok',
         details: { role },
       });
-      return updated;
+      return u;
     });
+    void this.deps.changed?.();
+    return updated;
   }
 
   /**

@@ -31,6 +31,7 @@ function toEntry(r: AuditRow): AuditEntry {
 export class SqliteAudit implements AuditStore {
   private readonly insert: Statement;
   private readonly list: Statement;
+  private readonly count: Statement;
 
   constructor(db: Database) {
     const cols = 'id, time, actor, action, target, result, details';
@@ -41,7 +42,12 @@ export class SqliteAudit implements AuditStore {
     this.list = db.prepare(
       `SELECT ${cols} FROM audit_log
        WHERE (@action IS NULL OR action = @action) AND (@target IS NULL OR target = @target)
+         AND (@before IS NULL OR id < @before)
        ORDER BY id DESC LIMIT @limit OFFSET @offset`,
+    );
+    this.count = db.prepare(
+      `SELECT count(*) AS n FROM audit_log
+       WHERE (@action IS NULL OR action = @action) AND (@target IS NULL OR target = @target)`,
     );
   }
 
@@ -57,13 +63,24 @@ export class SqliteAudit implements AuditStore {
     return toEntry(row);
   }
 
-  listAudit(q: { limit?: number; offset?: number; action?: string; target?: string } = {}): AuditEntry[] {
+  listAudit(
+    q: { limit?: number; offset?: number; beforeId?: number; action?: string; target?: string } = {},
+  ): AuditEntry[] {
     const rows = this.list.all({
       action: q.action === undefined ? null : text('action', q.action),
       target: q.target === undefined ? null : text('target', q.target),
+      before: q.beforeId === undefined ? null : intAtLeast('beforeId', q.beforeId, 1),
       limit: q.limit === undefined ? DEFAULT_LIMIT : intAtLeast('limit', q.limit, 0),
       offset: q.offset === undefined ? 0 : intAtLeast('offset', q.offset, 0),
     }) as AuditRow[];
     return rows.map(toEntry);
+  }
+
+  countAudit(q: { action?: string; target?: string } = {}): number {
+    const row = this.count.get({
+      action: q.action === undefined ? null : text('action', q.action),
+      target: q.target === undefined ? null : text('target', q.target),
+    }) as { n: number };
+    return row.n;
   }
 }

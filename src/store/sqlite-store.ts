@@ -2,9 +2,13 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError } from '../lib/errors.js';
+import type { AccessRule } from '../access/types.js';
+import { SqliteAccessRules } from './access-repo.js';
+import { SqliteAddresses } from './addresses-repo.js';
 import { SqliteAudit } from './audit-repo.js';
 import { SqliteCerts } from './certs-repo.js';
 import { SqliteGateways } from './gateways-repo.js';
+import { SqliteGroups } from './groups-repo.js';
 import { SqliteOidcIdentities } from './oidc-repo.js';
 import { migrate } from './migrate.js';
 import { migrations as allMigrations, type Migration } from './migrations/index.js';
@@ -55,6 +59,9 @@ export class SqliteStore implements T.Store {
   private readonly pending: SqlitePending;
   private readonly gateways: SqliteGateways;
   private readonly oidc: SqliteOidcIdentities;
+  private readonly addresses: SqliteAddresses;
+  private readonly groups: SqliteGroups;
+  private readonly rules: SqliteAccessRules;
 
   private constructor(file: string, db: Database.Database, options: OpenOptions) {
     this.file = file;
@@ -73,6 +80,9 @@ export class SqliteStore implements T.Store {
     this.pending = new SqlitePending(db, this.tx);
     this.gateways = new SqliteGateways(db);
     this.oidc = new SqliteOidcIdentities(db);
+    this.addresses = new SqliteAddresses(db, this.tx);
+    this.groups = new SqliteGroups(db, this.tx);
+    this.rules = new SqliteAccessRules(db, this.tx);
   }
 
   /** Opens (creating if needed) the database file and brings its schema up to date. */
@@ -183,6 +193,9 @@ export class SqliteStore implements T.Store {
   listAudit(q?: Parameters<T.AuditStore['listAudit']>[0]): T.AuditEntry[] {
     return this.audit.listAudit(q);
   }
+  countAudit(q?: Parameters<T.AuditStore['countAudit']>[0]): number {
+    return this.audit.countAudit(q);
+  }
 
   // sessions
   getSession(sid: string, now?: Date): T.SessionRecord | undefined {
@@ -264,5 +277,65 @@ export class SqliteStore implements T.Store {
   }
   updateOidcIdentity(...args: Parameters<T.OidcIdentityStore['updateOidcIdentity']>): void {
     this.oidc.updateOidcIdentity(...args);
+  }
+
+  // tunnel addresses
+  getAddress(commonName: string): T.DeviceAddress | undefined {
+    return this.addresses.getAddress(commonName);
+  }
+  listAddresses(): T.DeviceAddress[] {
+    return this.addresses.listAddresses();
+  }
+  allocateAddress(commonName: string, pool: T.AddressPool, at: Date): T.DeviceAddress {
+    return this.addresses.allocateAddress(commonName, pool, at);
+  }
+  releaseAddress(commonName: string): boolean {
+    return this.addresses.releaseAddress(commonName);
+  }
+
+  // local groups
+  createGroup(g: { name: string; description?: string }): T.LocalGroup {
+    return this.groups.createGroup(g);
+  }
+  getGroup(name: string): T.LocalGroup | undefined {
+    return this.groups.getGroup(name);
+  }
+  listGroups(): T.LocalGroup[] {
+    return this.groups.listGroups();
+  }
+  deleteGroup(name: string): void {
+    this.groups.deleteGroup(name);
+  }
+  addGroupMember(group: string, userId: number): void {
+    this.groups.addGroupMember(group, userId);
+  }
+  removeGroupMember(group: string, userId: number): void {
+    this.groups.removeGroupMember(group, userId);
+  }
+  localGroupsOf(userId: number): string[] {
+    return this.groups.localGroupsOf(userId);
+  }
+
+  // access rules and the bundle version
+  listRules(): T.StoredRule[] {
+    return this.rules.listRules();
+  }
+  getRule(name: string): T.StoredRule | undefined {
+    return this.rules.getRule(name);
+  }
+  putRule(rule: AccessRule, position: number): boolean {
+    return this.rules.putRule(rule, position);
+  }
+  deleteRule(name: string): void {
+    this.rules.deleteRule(name);
+  }
+  getAccessState(): T.AccessState {
+    return this.rules.getAccessState();
+  }
+  bumpAccessVersion(): number {
+    return this.rules.bumpAccessVersion();
+  }
+  markAccessPublished(version: number, hash: string): void {
+    this.rules.markAccessPublished(version, hash);
   }
 }

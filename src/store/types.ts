@@ -19,7 +19,13 @@ export interface User {
 
 import type { CertKind, RevocationReason } from '../lib/cert-vocabulary.js';
 import type { OidcIdentityStore } from './oidc-repo.js';
+import type { AddressStore } from './addresses-repo.js';
+import type { GroupStore } from './groups-repo.js';
+import type { AccessRuleStore } from './access-repo.js';
 export type { OidcIdentity, OidcIdentityStore } from './oidc-repo.js';
+export type { AddressPool, AddressStore, DeviceAddress } from './addresses-repo.js';
+export type { GroupStore, LocalGroup } from './groups-repo.js';
+export type { AccessRuleStore, AccessState, StoredRule } from './access-repo.js';
 export type { CertKind, RevocationReason };
 export type CertStatus = 'valid' | 'revoked';
 
@@ -150,8 +156,16 @@ export interface CrlStore {
 
 export interface AuditStore {
   appendAudit(e: NewAuditEntry): AuditEntry;
-  /** Newest first; limit defaults to 100. */
-  listAudit(q?: { limit?: number; offset?: number; action?: string; target?: string }): AuditEntry[];
+  /** Newest first; limit defaults to 100. `beforeId`: only entries older than that one (keyset paging). */
+  listAudit(q?: {
+    limit?: number;
+    offset?: number;
+    beforeId?: number;
+    action?: string;
+    target?: string;
+  }): AuditEntry[];
+  /** How many entries match (the same filters as listAudit). */
+  countAudit(q?: { action?: string; target?: string }): number;
 }
 
 export interface SettingsStore {
@@ -271,7 +285,10 @@ export interface Store
     PendingStore,
     GatewayStore,
     ClusterStore,
-    OidcIdentityStore {
+    OidcIdentityStore,
+    AddressStore,
+    GroupStore,
+    AccessRuleStore {
   /**
    * Runs fn synchronously in one write transaction (BEGIN IMMEDIATE); a throw rolls everything back.
    * Nested calls become savepoints. fn must not be async (a returned Promise is refused).

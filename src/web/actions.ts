@@ -223,6 +223,30 @@ export class WebActions {
     page: number;
     perPage: number;
   }): { total: number; items: DeviceView[]; page: number; pages: number; perPage: number } {
+    const { total, items } = this.certWindow({
+      ...q,
+      limit: q.perPage,
+      offset: (q.page - 1) * q.perPage,
+    });
+    return {
+      total,
+      items,
+      page: q.page,
+      pages: Math.max(1, Math.ceil(total / q.perPage)),
+      perPage: q.perPage,
+    };
+  }
+
+  /** `limit` certificates from `offset` of those matching, and how many match (the API's pages). */
+  certWindow(q: {
+    q?: string;
+    status?: string;
+    expiring?: string;
+    sort: 'commonName' | 'owner' | 'notAfter' | 'createdAt' | 'status';
+    order: 'asc' | 'desc';
+    limit: number;
+    offset: number;
+  }): { total: number; items: DeviceView[] } {
     const now = this.now();
     const { total, items } = this.ctx.store.listCerts({
       ...(q.q ? { search: q.q } : {}),
@@ -232,16 +256,10 @@ export class WebActions {
         : {}),
       sort: q.sort,
       order: q.order,
-      limit: q.perPage,
-      offset: (q.page - 1) * q.perPage,
+      limit: q.limit,
+      offset: q.offset,
     });
-    return {
-      total,
-      items: items.map((c) => deviceView(c, now)),
-      page: q.page,
-      pages: Math.max(1, Math.ceil(total / q.perPage)),
-      perPage: q.perPage,
-    };
+    return { total, items: items.map((c) => deviceView(c, now)) };
   }
 
   async createUser(

@@ -1,4 +1,6 @@
-import { AppError } from '../lib/errors.js';
+import { AppError, BadRequest } from '../lib/errors.js';
+import { caStatus, type CaStatus } from '../services/ca-status.js';
+import { decodeCursor, encodeCursor, type ListPage } from './pagination.js';
 import { markInvisible, markInvisibleDeep } from '../lib/visible-text.js';
 import type { AppContext } from '../services/context.js';
 import type { AuditEntry, User } from '../store/types.js';
@@ -16,6 +18,17 @@ export class NotConnected extends AppError {
   }
 }
 
+/** Names in the log may be attacker-chosen (a failed sign-in): controls and bidi marks are shown as marks. */
+function shownAudit(e: AuditEntry): AuditEntry {
+  return {
+    ...e,
+    actor: markInvisible(e.actor),
+    action: markInvisible(e.action),
+    target: markInvisible(e.target),
+    details: markInvisibleDeep(e.details) as Record<string, unknown>,
+  };
+}
+
 /** Read-only admin views shared by the pages and the API. */
 export class AdminData {
   constructor(
@@ -24,6 +37,19 @@ export class AdminData {
     private readonly cluster: ClusterPort | undefined,
     private readonly now: () => Date,
   ) {}
+
+  /** Local groups, and each user's memberships by source (local, single sign-on, built-in). */
+  groups(): {
+    groups: ReturnType<AppContext['groups']['list']>;
+    of: (u: User) => ReturnType<AppContext['groups']['membershipsOf']>;
+  } {
+    return { groups: this.ctx.groups.list(), of: (u) => this.ctx.groups.membershipsOf(u) };
+  }
+
+  /** The tunnel address of a device, if it has one. */
+  addressOf(commonName: string): string | undefined {
+    return this.ctx.addresses.get(commonName)?.address;
+  }
 
   get sessionsConnected(): boolean {
     return this.sessions !== undefined;
@@ -61,15 +87,48 @@ export class AdminData {
       offset: (page - 1) * perPage,
       ...(action ? { action } : {}),
     });
-    // Names in the log may be attacker-chosen (a failed sign-in): controls and bidi marks are shown as marks.
-    const items = rows.slice(0, perPage).map((e) => ({
-      ...e,
-      actor: markInvisible(e.actor),
-      action: markInvisible(e.action),
-      target: markInvisible(e.target),
-      details: markInvisibleDeep(e.details) as Record<string, unknown>,
-    }));
-    return { items, page, hasNext: rows.length > perPage };
+    return { items: rows.slice(0, perPage).map(shownAudit), page, hasNext: rows.length > perPage };
+  }
+
+  /**
+   * The audit log for the API, newest first: a keyset page (the cursor holds the last entry's id, so
+   * a deep page costs what the first one does, and entries appended meanwhile do not shift it).
+   */
+  auditPage(q: { limit: number; cursor?: string; action?: string }): ListPage<AuditEntry> {
+    let beforeId: number | undefined;
+    if (q.cursor !== undefined) {
+      const b = decodeCursor(q.cursor).b;
+      if (typeof b !== 'number' || !Number.isInteger(b) || b < 1)
+        throw new BadRequest(
+          'cursor is not one this API handed out (pass nextCursor back as it is)',
+          'cursor',
+        );
+      beforeId = b;
+    }
+    const filter = q.action ? { action: q.action } : {};
+    const rows = this.ctx.store.listAudit({ limit: q.limit + 1, beforeId, ...filter });
+    const items = rows.slice(0, q.limit).map(shownAudit);
+    const last = items[items.length - 1];
+    return {
+      items,
+      total: this.ctx.store.countAudit(filter),
+      nextCursor: rows.length > q.limit && last ? encodeCursor({ b: last.id }) : null,
+    };
+  }
+
+  /** The CAs in force and, during a rotation, the devices still on the previous CA (`GET /api/v1/ca`). */
+  caView(): Omit<CaStatus, 'onPreviousCa'> & {
+    onPreviousCa: { serial: string; commonName: string; owner: string | null }[];
+  } {
+    const s = caStatus(this.ctx);
+    return {
+      ...s,
+      onPreviousCa: s.onPreviousCa.map((c) => ({
+        serial: c.serial,
+        commonName: c.commonName,
+        owner: c.ownerName,
+      })),
+    };
   }
 
   crl(): {

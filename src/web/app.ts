@@ -20,6 +20,7 @@ import { securityHeaders } from './security.js';
 import { SessionManager } from './session.js';
 import type { SessionsProvider } from './sessions-provider.js';
 import { apiRouter } from './routes/api.js';
+import { accessRouter } from './routes/access.js';
 import { backupRouter } from './routes/backup.js';
 import { adminPages } from './routes/pages-admin.js';
 import { userPages } from './routes/pages-user.js';
@@ -145,6 +146,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/tokens', tokenPages(tokens, now));
   app.use(backupRouter(ctx, now));
   app.use(renewalRouter(routeDeps, ctx));
+  app.use(accessRouter(ctx));
   app.use('/api/v1', apiRouter(routeDeps));
   app.use(oidcRoutes({ ctx, sessions, oidc: deps.oidc ?? openOidc(ctx), now }));
   app.use(userPages(routeDeps, ctx.config));

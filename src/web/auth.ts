@@ -15,6 +15,15 @@ export function wantsJson(req: Request): boolean {
 }
 
 /**
+ * The host the browser used (with its port): behind a trusted reverse proxy (`web.trustProxy` and a
+ * connection from `web.trustedProxies`) the proxy's X-Forwarded-Host, else the Host header. A proxy
+ * that rewrites Host (nginx's default `proxy_set_header Host $proxy_host`) must send X-Forwarded-Host.
+ */
+export function requestHost(req: Request): string | undefined {
+  return req.host;
+}
+
+/**
  * Finds who is calling: `Authorization: Bearer <token>` (API tokens, no CSRF needed since browsers
  * never add that header by themselves) or the session cookie. A bad bearer token is a 401 right away,
  * not a silent fall-back to the cookie. Disabled users are treated as signed out.
@@ -99,7 +108,7 @@ export function loginCsrfGuard(req: Request, _res: Response, next: NextFunction)
     );
   }
   const origin = req.get('origin');
-  if (origin !== undefined && origin !== `${req.protocol}://${req.get('host') ?? ''}`) {
+  if (origin !== undefined && origin !== `${req.protocol}://${requestHost(req) ?? ''}`) {
     throw new Forbidden('sign-in from another site is not allowed (Origin does not match)');
   }
   next();

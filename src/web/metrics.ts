@@ -65,6 +65,31 @@ export function createMetrics(
     });
   }
   new Gauge({
+    name: 'podgate_access_rules',
+    help: 'Access rules stored',
+    registers: [registry],
+    collect() {
+      this.set(store.listRules().length);
+    },
+  });
+  new Gauge({
+    name: 'podgate_access_bundle_version',
+    help: 'Version of the access bundle (rises with every change to rules, groups, devices, addresses, mode)',
+    registers: [registry],
+    collect() {
+      this.set(store.getAccessState().version);
+    },
+  });
+  new Gauge({
+    name: 'podgate_access_enforced',
+    help: '1 when access.mode is enforce as recorded in the data dir or defaulted (the config may override)',
+    registers: [registry],
+    collect() {
+      const mode = ctx?.config.access.mode ?? store.getSetting('access.mode') ?? 'enforce';
+      this.set(mode === 'enforce' ? 1 : 0);
+    },
+  });
+  new Gauge({
     name: 'podgate_crl_next_update_seconds',
     help: 'Seconds until the current CRL expires (negative: expired; OpenVPN then rejects everyone)',
     registers: [registry],

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { BadRequest } from '../lib/errors.js';
 import { DEVICE_NAME_PATTERN, DEVICE_NAME_RULE, NAME_PATTERN, NAME_RULE } from '../lib/names.js';
 import { REVOCATION_REASONS } from '../lib/cert-vocabulary.js';
+import { limitField, pageQuery } from './pagination.js';
 
 /**
  * Request input is checked here, at the edge, with zod. The first problem becomes a 400 that names
@@ -88,6 +89,18 @@ export const certQuery = z.object({
   page: z.coerce.number().int().min(1, 'must be 1 or more').max(100_000).default(1),
   perPage: z.coerce.number().int().min(1).max(200, 'must be at most 200').default(50),
 });
+
+/**
+ * `GET /api/v1/certs`: the table's filters and sort, paged by `limit` and `cursor` (pagination.ts).
+ * `perPage` and `page` are the older names, still read when `limit` and `cursor` are absent.
+ */
+export const certApiQuery = certQuery.extend({
+  limit: limitField.optional(),
+  cursor: z.string().max(512, 'is too long').optional(),
+});
+
+/** `GET /api/v1/audit`: an action filter, paged by `limit` and `cursor`. */
+export const auditApiQuery = pageQuery.extend({ action: z.string().max(64).optional() });
 
 export const auditQuery = z.object({
   page: z.coerce.number().int().min(1, 'must be 1 or more').max(100_000).default(1),

@@ -60,6 +60,7 @@ import { ControlPlane } from '../cluster/control-plane.js';
 import type { ImageSet } from '../cluster/images/build-images.js';
 import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
 import { kubectlBin } from '../cluster/node/paths.js';
+import { kubectlSlices, waitForService } from '../cluster/node/service-ready.js';
 
 const CLI = join(process.cwd(), 'dist/src/cli.js');
 const REPO = process.cwd();
@@ -223,6 +224,15 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       await kubectl('get', 'pods', '-l', 'app=web', '-o', 'jsonpath={.items[0].status.podIP}')
     ).trim();
     web.clusterIp = (await kubectl('get', 'service', 'web', '-o', 'jsonpath={.spec.clusterIP}')).trim();
+    // a fresh Service: its endpoints published and kube-proxy's rules in place before anyone dials it
+    await waitForService({
+      service: 'default/web',
+      slices: kubectlSlices(kubectlBin(), adminKc, 'default', 'web'),
+      probe: async () => {
+        const text = await wget(NODE_NETNS, `http://${web.clusterIp}/`);
+        return text && /hello from web/.test(text) ? text : undefined;
+      },
+    });
 
     // the manager's own ServiceAccount and RBAC from k8s/, and a kubeconfig with its token
     const managerKc = await managerKubeconfig(REPO, adminKc, work);
@@ -308,6 +318,11 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       'jsonpath={.items[*].spec.ports[*].nodePort}',
     );
     assert.ok(svc.split(/\s+/).includes(String(NODE_PORT)), `NodePort ${NODE_PORT}: ${svc}`);
+    // the NodePort is dialled next (UDP: no probe here, openvpn retries): wait for its ready endpoint
+    await waitForService({
+      service: 'middleware/podgate-openvpn',
+      slices: kubectlSlices(kubectlBin(), adminKc, 'middleware', 'podgate-openvpn'),
+    });
   });
 
   it('a profile from the web API dials the NodePort and reaches a pod IP, a ClusterIP and a service name', async () => {
@@ -623,8 +638,17 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     const ip = (
       await kubectl('-n', 'podgate', 'get', 'service', 'podgate-manager', '-o', 'jsonpath={.spec.clusterIP}')
     ).trim();
-    // serve answers on its Service, reached from the node as any pod would
-    assert.match((await wget(NODE_NETNS, `http://${ip}/healthz`)) ?? '', /^ok$/m, '/healthz on the Service');
+    // serve answers on its Service, reached from the node as any pod would. The Service is fresh: the
+    // rollout says the pod is Ready, not that its EndpointSlice is out and kube-proxy has programmed it.
+    const healthz = await waitForService({
+      service: 'podgate/podgate-manager',
+      slices: kubectlSlices(kubectlBin(), adminKc, 'podgate', 'podgate-manager'),
+      probe: async () => {
+        const text = await wget(NODE_NETNS, `http://${ip}/healthz`);
+        return text && /^ok$/m.test(text) ? text : undefined;
+      },
+    });
+    assert.match(healthz, /^ok$/m, '/healthz on the Service');
 
     // the API through the Service: a relay in the node namespace carries a unix socket to the ClusterIP
     const sock = join(work, 'manager.sock');

@@ -26,6 +26,16 @@ export interface ProviderOptions {
   idTokenTtl?: number;
   /** A path under the listening address for the issuer (two issuers on one port need it). */
   path?: string;
+  /**
+   * `id-token` puts the claims of the profile, email and groups scopes in the ID token too (like Dex,
+   * Keycloak and Azure AD). Default `conformant`: oidc-provider's own default, OpenID Connect Core
+   * 5.4 for the code flow, where those claims are served only at UserInfo (GitLab does so for groups).
+   */
+  claimsIn?: 'conformant' | 'id-token';
+  /** Single-use refresh tokens: each refresh hands out a new one and spends the old (default false). */
+  rotateRefreshTokens?: boolean;
+  /** Called on each UserInfo answer (to show that podgate read it). */
+  onUserInfo?: () => void;
 }
 
 // The provider announces its development defaults (in-memory adapter, dev keys, dev interactions,
@@ -65,7 +75,13 @@ export async function startTestProvider(o: ProviderOptions): Promise<TestProvide
     async findAccount(_ctx, sub) {
       const account = accounts.get(sub);
       if (!account) return undefined;
-      return { accountId: sub, claims: () => ({ sub, ...account }) as { sub: string } };
+      return {
+        accountId: sub,
+        claims: (use: string) => {
+          if (use === 'userinfo') o.onUserInfo?.();
+          return { sub, ...account } as { sub: string };
+        },
+      };
     },
     claims: {
       openid: ['sub'],
@@ -74,9 +90,13 @@ export async function startTestProvider(o: ProviderOptions): Promise<TestProvide
       groups: ['groups'],
     },
     scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
-    // ID tokens carry the scope claims (like Dex, Keycloak and Azure AD do), not only userinfo
-    conformIdTokenClaims: false,
-    features: { devInteractions: { enabled: true } },
+    // The ID-token-only provider has no UserInfo endpoint at all: podgate must not need one.
+    ...(o.claimsIn === 'id-token' ? { conformIdTokenClaims: false } : {}),
+    ...(o.rotateRefreshTokens ? { rotateRefreshToken: true } : {}),
+    features: {
+      devInteractions: { enabled: true },
+      ...(o.claimsIn === 'id-token' ? { userinfo: { enabled: false } } : {}),
+    },
     pkce: { required: () => true },
     ttl: { IdToken: o.idTokenTtl ?? 3600, AccessToken: 3600, AuthorizationCode: 60, RefreshToken: 86400 },
     cookies: { keys: ['podgate-test-provider-cookie-key'] },

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ensureFirstAdmin } from '../../services/bootstrap.js';
+import { describeAccessDefaults } from './access.js';
 import { withContext, type CliEnv } from '../env.js';
 
 /** `podgate init`: data dir, CA, store, first CRL and the first admin. Safe to run twice. */
@@ -26,6 +27,7 @@ export function register(program: Command, env: CliEnv): void {
         } else {
           env.out(`first admin: ${admin.user.name} (password from PODGATE_ADMIN_PASSWORD_FILE)`);
         }
+        for (const line of describeAccessDefaults(ctx, admin.access)) env.out(line);
       });
     });
 }

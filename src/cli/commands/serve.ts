@@ -15,6 +15,8 @@ import { startServer } from '../../web/server.js';
 import { openOidc } from '../../services/oidc.js';
 import { scheduleOidcSync } from '../../services/oidc-sync.js';
 import { globalOpts, type CliEnv } from '../env.js';
+import { startAccessTimers } from '../../services/access-timers.js';
+import { describeAccessDefaults } from './access.js';
 
 /**
  * Optional real dependencies of the web app, chosen by the composition root (src/main.ts): the
@@ -85,6 +87,8 @@ export function register(program: Command, env: CliEnv): void {
         } else if (admin) {
           env.out(`first admin: ${admin.user.name} (password from PODGATE_ADMIN_PASSWORD_FILE)`);
         }
+        if (admin) for (const line of describeAccessDefaults(ctx, admin.access)) env.out(line);
+        const stopAccess = startAccessTimers(ctx);
         const factory = (env as CliEnv & { webDeps?: WebDepsFactory }).webDeps ?? defaultWebDeps;
         const extra = await factory(config, ctx, env.env);
         const oidc = openOidc(ctx);
@@ -92,13 +96,18 @@ export function register(program: Command, env: CliEnv): void {
         const server = await startServer({ ctx, ...extra, oidc, host: o.host, port });
         env.out(`podgate web app on ${server.url}`);
         const stopSync = oidc
-          ? scheduleOidcSync(() => oidc.sync(), config.auth.oidc!.syncIntervalHours)
+          ? scheduleOidcSync(
+              // group changes the sync finds are published at once, not at the next poll
+              () => oidc.sync().finally(() => void ctx.access.changed()),
+              config.auth.oidc!.syncIntervalHours,
+            )
           : () => undefined;
         await new Promise<void>((resolve) => {
           const stop = (): void => {
             process.off('SIGINT', stop);
             process.off('SIGTERM', stop);
             stopSync();
+            stopAccess();
             void Promise.all([server.close(), backups?.stop()]).then(() => resolve());
           };
           process.on('SIGINT', stop);

@@ -5,6 +5,7 @@ import { migration004 } from './004-token-expiry.js';
 import { migration005 } from './005-renewals.js';
 import { migration006 } from './006-issuer-ski.js';
 import { migration007 } from './007-oidc-identities.js';
+import { migration008 } from './008-access.js';
 import type { Migration } from './migration.js';
 
 export type { Migration } from './migration.js';
@@ -21,4 +22,5 @@ export const migrations: readonly Migration[] = [
   migration005,
   migration006,
   migration007,
+  migration008,
 ];

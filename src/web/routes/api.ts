@@ -7,8 +7,8 @@ import { csrfProtect, loginCsrfGuard, requireAdmin, requireUser } from '../auth.
 import type { DeployTracker } from '../deploy-tracker.js';
 import { clearSessionCookie, setSessionCookie } from '../session.js';
 import {
-  auditQuery,
-  certQuery,
+  auditApiQuery,
+  certApiQuery,
   createDeviceBody,
   createUserBody,
   loginBody,
@@ -16,6 +16,7 @@ import {
   patchUserBody,
   revokeBody,
 } from '../validation.js';
+import { cursorOffset, listPage, offsetPage, pageQuery } from '../pagination.js';
 import '../types.js';
 
 export interface RouteDeps {
@@ -68,7 +69,7 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   });
 
   r.get('/devices', requireUser, (req, res) => {
-    res.json({ items: actions.myDevices(req.auth!.user) });
+    res.json(listPage(actions.myDevices(req.auth!.user), parse(pageQuery, req.query)));
   });
 
   r.post('/devices', requireUser, async (req, res) => {
@@ -99,7 +100,11 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
 
   // Administrators from here on.
   r.get('/certs', requireAdmin, (req, res) => {
-    res.json(actions.listCerts(parse(certQuery, req.query)));
+    const q = parse(certApiQuery, req.query);
+    const limit = q.limit ?? q.perPage;
+    const offset = q.cursor !== undefined ? cursorOffset(q.cursor) : (q.page - 1) * limit;
+    const { total, items } = actions.certWindow({ ...q, limit, offset });
+    res.json(offsetPage(items, total, offset, limit));
   });
   r.get('/certs/:serial', requireAdmin, (req, res) => {
     res.json({ cert: actions.getCert(String(req.params.serial)) });
@@ -111,8 +116,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     });
   });
 
-  r.get('/users', requireAdmin, (_req, res) => {
-    res.json({ items: admin.users().map(userView) });
+  r.get('/users', requireAdmin, (req, res) => {
+    res.json(listPage(admin.users().map(userView), parse(pageQuery, req.query)));
   });
   r.post('/users', requireAdmin, async (req, res) => {
     const body = parse(createUserBody, req.body);
@@ -123,8 +128,9 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     res.json({ user: userView(await actions.updateUser(req.auth!.user, String(req.params.name), patch)) });
   });
 
-  r.get('/sessions', requireAdmin, async (_req, res) => {
-    res.json({ items: await admin.listSessions() });
+  r.get('/sessions', requireAdmin, async (req, res) => {
+    const q = parse(pageQuery, req.query);
+    res.json(listPage(await admin.listSessions(), q));
   });
   const disconnect = async (req: Request, res: Response): Promise<void> => {
     await admin.disconnect(req.auth!.user.name, String(req.params.cid));
@@ -134,14 +140,16 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   r.delete('/sessions/:cid', requireAdmin, disconnect);
 
   r.get('/audit', requireAdmin, (req, res) => {
-    const q = parse(auditQuery, req.query);
-    res.json(admin.audit(q.page, q.action));
+    res.json(admin.auditPage(parse(auditApiQuery, req.query)));
+  });
+  r.get('/ca', requireAdmin, (_req, res) => {
+    res.json(admin.caView());
   });
   r.get('/crl', requireAdmin, (_req, res) => {
     res.json(admin.crl());
   });
-  r.get('/gateways', requireAdmin, (_req, res) => {
-    res.json({ items: admin.gateways() });
+  r.get('/gateways', requireAdmin, (req, res) => {
+    res.json(listPage(admin.gateways(), parse(pageQuery, req.query)));
   });
 
   r.get('/cluster', requireAdmin, (_req, res) => {

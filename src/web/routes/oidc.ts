@@ -6,6 +6,7 @@ import { AppError, NotFound, TooManyRequests } from '../../lib/errors.js';
 import { logger } from '../../lib/logger.js';
 import type { AppContext } from '../../services/context.js';
 import type { OidcParts } from '../../services/oidc.js';
+import { requestHost } from '../auth.js';
 import { randomToken, setSessionCookie, type SessionManager } from '../session.js';
 import { renderLogin, safeNext } from './pages-user.js';
 import '../types.js';
@@ -79,7 +80,7 @@ export function oidcRoutes({ ctx, sessions, oidc, now }: OidcRouteDeps): Router 
     if (!oidc || !settings) throw new NotFound('single sign-on is not configured');
     try {
       const expected = new URL(settings.redirectUrl);
-      const host = req.get('host');
+      const host = requestHost(req);
       if (host !== expected.host) {
         // The provider would send the browser to another address, where this browser's sign-in cookie
         // does not exist: the sign-in could never finish.
@@ -127,6 +128,8 @@ export function oidcRoutes({ ctx, sessions, oidc, now }: OidcRouteDeps): Router 
       const query = new URL(req.originalUrl, 'http://callback.invalid').searchParams;
       const result = await oidc.client.finish(query, pending);
       const user = await oidc.accounts.signIn(result.claims, result.refreshToken);
+      // the groups the provider just reported may change what the user's devices reach
+      void ctx.access.changed();
       const session = sessions.create(user.id);
       ctx.store.appendAudit({
         actor: user.name,

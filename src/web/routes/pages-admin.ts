@@ -131,10 +131,21 @@ function certPages(r: Router, { actions, now }: RouteDeps): void {
 /** Users: list, create, role, disable (with the certificates that go with it), enable. */
 function userPages(r: Router, { actions, admin }: RouteDeps): void {
   const usersPage = (req: Request, res: Response, status = 200, form?: FormError): void => {
+    const { groups, of } = admin.groups();
+    const groupNames = groups.map((g) => g.name);
     res.status(status).render('admin/users', {
       title: 'Users',
       nav: 'users',
-      users: admin.users().map(userView),
+      users: admin.users().map((u) => {
+        const m = of(u);
+        return {
+          ...userView(u),
+          localGroups: m.local,
+          ssoGroups: m.sso,
+          joinable: groupNames.filter((g) => !m.local.includes(g)),
+        };
+      }),
+      groups,
       me: req.auth!.user.name,
       notice: notice(req),
       form,

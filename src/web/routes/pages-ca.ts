@@ -15,16 +15,10 @@ export function caPages(ctx: AppContext): Router {
       caBanner: undefined,
     });
   });
-  r.get('/api/ca', requireAdmin, (_req, res) => {
-    const s = caStatus(ctx);
-    res.json({
-      ...s,
-      onPreviousCa: s.onPreviousCa.map((c) => ({
-        serial: c.serial,
-        commonName: c.commonName,
-        owner: c.ownerName,
-      })),
-    });
+  // The JSON moved to GET /api/v1/ca (JSON errors, the API's authentication); the old address stays
+  // as a permanent redirect that keeps the method.
+  r.get('/api/ca', (_req, res) => {
+    res.redirect(308, '/api/v1/ca');
   });
   return r;
 }

@@ -20,6 +20,10 @@ export const NOTICES: Record<string, string> = {
   'deploy-started': 'Deploy started; progress appears below.',
   'signed-out': 'You are signed out.',
   'token-deleted': 'The API token was deleted.',
+  'access-applied': 'The access rules were applied; every enforcement point gets them within seconds.',
+  'group-created': 'The group was created.',
+  'group-deleted': 'The group was deleted.',
+  'group-updated': 'The group membership was changed.',
 };
 
 /** A 4xx from a form, to show beside it with the values typed (never a password). */

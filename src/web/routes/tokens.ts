@@ -4,6 +4,7 @@ import { AppError } from '../../lib/errors.js';
 import type { TokenService } from '../../services/tokens.js';
 import type { ApiToken } from '../../store/types.js';
 import { csrfProtect, requireUser } from '../auth.js';
+import { listPage, pageQuery } from '../pagination.js';
 import { nameField, parse } from '../validation.js';
 import { formError, notice, type FormError } from './pages-user.js';
 import '../types.js';
@@ -48,7 +49,13 @@ export function tokensApi(tokens: TokenService, now: () => Date): Router {
   r.use(requireUser, csrfProtect);
   r.get('/', (req, res) => {
     const at = now();
-    res.json({ items: tokens.list(req.auth!.user, wantsAll(req)).map((t) => tokenView(t, at)) });
+    const q = parse(pageQuery, req.query);
+    res.json(
+      listPage(
+        tokens.list(req.auth!.user, wantsAll(req)).map((t) => tokenView(t, at)),
+        q,
+      ),
+    );
   });
   r.post('/', (req, res) => {
     const body = parse(createTokenBody, req.body);

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { exec } from '../../../src/lib/exec.js';
 import { buildImages, type ImageSet } from '../images/build-images.js';
 import { corednsObjects } from '../coredns/manifests.js';
+import { kubectlSlices, waitForService } from './service-ready.js';
 import { nodeUp, NODE_IP, NODE_NETNS } from './node.js';
 import { corednsBinary, kubectlBin, NODE_VERSIONS, say } from './paths.js';
 
@@ -64,5 +65,10 @@ export async function startNodeWithDns(
     ],
     { timeoutMs: 200_000 },
   );
+  // kube-dns is a fresh Service: Ready pods are not yet published endpoints or kube-proxy rules
+  await waitForService({
+    service: 'kube-system/kube-dns',
+    slices: kubectlSlices(kubectlBin(), kubeconfig, 'kube-system', 'kube-dns'),
+  });
   return { nodeIp: NODE_IP, netns: NODE_NETNS, images };
 }

@@ -125,7 +125,8 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       .get('/api/v1/certs?sort=commonName&order=asc&perPage=2&page=2')
       .expect(200);
     assert.equal(sorted.body.items.length, 2);
-    assert.equal(sorted.body.pages, 3);
+    assert.equal(sorted.body.total, 6);
+    assert.equal(typeof sorted.body.nextCursor, 'string', 'page 2 of 3 has a next page');
     assert.deepEqual(
       sorted.body.items.map((c: { commonName: string }) => c.commonName),
       ['alice.tablet', 'bob.desktop'],

@@ -9,11 +9,36 @@ import { openOidc } from '../../../src/services/oidc.js';
 import { createApp } from '../../../src/web/app.js';
 import request from 'supertest';
 import { Jar, request as step, throughProvider } from '../../helpers/oidc-driver.js';
-import { startTestProvider, type TestProvider } from '../../helpers/oidc-provider.js';
+import { startTestProvider, type ProviderOptions, type TestProvider } from '../../helpers/oidc-provider.js';
 import { realIdToken, reservePort, swappingFetch } from '../../helpers/oidc-setup.js';
 import { PASSWORD, webFixture, type WebFixture } from './helpers.js';
 import { runCli } from '../../helpers/cli.js';
 import { exec } from '../../../src/lib/exec.js';
+import { TokenCipher } from '../../../src/services/oidc-token-cipher.js';
+import { request as httpRequest } from 'node:http';
+
+/** A request with headers fetch() will not send (Host), as a reverse proxy would send them. */
+function rawGet(
+  base: string,
+  path: string,
+  headers: Record<string, string>,
+  o: { method?: string; body?: string } = {},
+): Promise<{ status: number; location?: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      new URL(path, base),
+      { method: o.method ?? 'GET', headers: { accept: 'text/html', ...headers } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}
 
 const SECRET = 'podgate-test-client-secret';
 const SECRET_FILE = join(tmpdir(), `podgate-oidc-secret-${process.pid}`);
@@ -116,9 +141,14 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
   after(() => rmSync(SECRET_FILE, { force: true }));
 
   /** A provider with three people and podgate in front of it. */
-  async function setup(extra: Record<string, unknown> = {}, fetchImpl?: CustomFetch): Promise<Reserved> {
+  async function setup(
+    extra: Record<string, unknown> = {},
+    fetchImpl?: CustomFetch,
+    provider: Omit<ProviderOptions, 'redirectUris'> = {},
+    top: Record<string, unknown> = {},
+  ): Promise<Reserved> {
     const port = await reservePort();
-    p = await startTestProvider({ redirectUris: [`${port.url}/auth/oidc/callback`] });
+    p = await startTestProvider({ redirectUris: [`${port.url}/auth/oidc/callback`], ...provider });
     p.accounts.set('u-dev', {
       preferred_username: 'Dev.Eloper',
       email: 'dev@example.test',
@@ -126,7 +156,7 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     });
     p.accounts.set('u-boss', { preferred_username: 'boss', groups: ['vpn-users', 'vpn-admins'] });
     p.accounts.set('u-alice', { preferred_username: 'alice', groups: ['vpn-users'] });
-    r = await rig(port, p.issuer, extra, fetchImpl);
+    r = await rig(port, p.issuer, extra, fetchImpl, top);
     return port;
   }
 
@@ -457,5 +487,198 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     const page = await request(r.f.app).get('/login').expect(200);
     assert.match(page.text, /Sign in with Acme ID/);
     assert.doesNotMatch(page.text, /name="password"/);
+  });
+
+  /** The claims of a JWT's payload (no check: the test only looks at what the provider put in). */
+  function payloadOf(jwt: string): Record<string, unknown> {
+    return JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+  }
+
+  /** The refresh token stored for a user, opened. */
+  function storedRefreshToken(name: string): string {
+    const identity = r.f.ctx.store.getOidcIdentityOfUser(r.f.ctx.store.getUserByName(name)!.id)!;
+    return TokenCipher.open(r.f.ctx.config, r.f.ctx.dataDir).open(identity.refreshToken!);
+  }
+
+  it('a conformant provider (profile, email, groups only at UserInfo): sign-in reads UserInfo and names the user from it', async () => {
+    let userInfoReads = 0;
+    await setup({}, undefined, { onUserInfo: () => userInfoReads++ });
+    // what the provider really puts in podgate's ID token: no name, no groups
+    const idToken = payloadOf(await realIdToken(p.issuer, 'podgate', r.callback, 'u-boss'));
+    assert.equal(idToken.preferred_username, undefined, JSON.stringify(idToken));
+    assert.equal(idToken.groups, undefined, JSON.stringify(idToken));
+    userInfoReads = 0;
+    const { jar, res } = await signInVia(r, 'u-boss');
+    assert.equal(res.status, 200, res.body.slice(0, 500));
+    assert.ok(userInfoReads >= 1, 'podgate asked UserInfo');
+    const boss = r.f.ctx.store.getUserByName('boss');
+    assert.ok(boss, 'named from the UserInfo preferred_username');
+    assert.equal(boss.role, 'admin', 'admin group from UserInfo');
+    assert.deepEqual(r.f.ctx.store.getOidcIdentityOfUser(boss.id)!.groups, ['vpn-admins', 'vpn-users']);
+    assert.equal((await step(jar, `${r.url}/admin/users`)).status, 200);
+  });
+
+  it('an ID-token-only provider (no UserInfo endpoint): sign-in and the leaver check work from the ID token', async () => {
+    await setup({}, undefined, { claimsIn: 'id-token' });
+    const { res } = await signInVia(r, 'u-boss');
+    assert.equal(res.status, 200, res.body.slice(0, 500));
+    assert.equal(r.f.ctx.store.getUserByName('boss')!.role, 'admin');
+    p.accounts.set('u-boss', { preferred_username: 'boss', groups: ['vpn-users'] });
+    const run = await openOidc(r.f.ctx)!.sync('test');
+    assert.deepEqual(
+      run.map((e) => [e.user, e.outcome]),
+      [['boss', 'demoted']],
+    );
+  });
+
+  it('UserInfo answering for another subject is refused: no session, no user', async () => {
+    const forged = async (url: string, init: RequestInit): Promise<Response> => {
+      const res = await fetch(url, init);
+      if (new URL(url).pathname !== '/me') return res;
+      const json = (await res.json()) as Record<string, unknown>;
+      return new Response(JSON.stringify({ ...json, sub: 'u-alice' }), {
+        status: res.status,
+        headers: { 'content-type': 'application/json' },
+      });
+    };
+    await setup({}, forged as unknown as CustomFetch);
+    const before = r.f.ctx.users.list().length;
+    const { jar, res } = await signInVia(r, 'u-dev');
+    assert.equal(res.status, 400, res.body.slice(0, 500));
+    assert.match(res.body, /failed a check|could not be verified/);
+    assert.equal(sessionOf(jar, r), undefined);
+    assert.equal(r.f.ctx.users.list().length, before);
+  });
+
+  for (const claimsIn of ['id-token', 'conformant'] as const) {
+    it(`leaver check (${claimsIn}): a refresh without the groups claim is "in no group": disabled, certificates revoked`, async () => {
+      await setup({}, undefined, { claimsIn });
+      assert.equal((await signInVia(r, 'u-dev')).res.status, 200);
+      await r.f.ctx.devices.issue({
+        actor: 'test',
+        owner: 'dev.eloper',
+        commonName: 'dev.laptop',
+        deviceName: 'laptop',
+      });
+      // what Okta sends for a leaver: the groups filter matches nothing, so the claim is left out
+      p.accounts.set('u-dev', { preferred_username: 'Dev.Eloper', email: 'dev@example.test' });
+      const run = await openOidc(r.f.ctx)!.sync('test');
+      assert.deepEqual(
+        run.map((e) => [e.user, e.outcome]),
+        [['dev.eloper', 'disabled']],
+        JSON.stringify(run),
+      );
+      const dev = r.f.ctx.store.getUserByName('dev.eloper')!;
+      assert.equal(dev.disabled, true);
+      assert.equal(r.f.ctx.store.listCerts({ ownerId: dev.id, limit: 10 }).items[0]!.status, 'revoked');
+      const audit = r.f.ctx.store.listAudit({ limit: 20, action: 'oidc.disable' })[0]!;
+      assert.equal(audit.details.reason, 'not in an allowed group');
+    });
+
+    it(`leaver check (${claimsIn}) with single-use refresh tokens: a run that fails after the refresh keeps the new token`, async () => {
+      await setup({}, undefined, { claimsIn, rotateRefreshTokens: true });
+      assert.equal((await signInVia(r, 'u-dev')).res.status, 200);
+      const first = storedRefreshToken('dev.eloper');
+      // a broken claim mapping for one run: an error for this user, nothing changed...
+      p.accounts.set('u-dev', { preferred_username: 'Dev.Eloper', groups: 'vpn-users' });
+      const broken = await openOidc(r.f.ctx)!.sync('test');
+      assert.deepEqual(
+        broken.map((e) => e.outcome),
+        ['error'],
+      );
+      assert.match(broken[0]!.detail!, /not a list of group names/);
+      assert.equal(r.f.ctx.store.getUserByName('dev.eloper')!.disabled, false);
+      // ...but the provider rotated the token, and podgate kept the new one
+      assert.notEqual(storedRefreshToken('dev.eloper'), first, 'the rotated refresh token was saved');
+      p.accounts.set('u-dev', { preferred_username: 'Dev.Eloper', groups: ['vpn-users'] });
+      const next = await openOidc(r.f.ctx)!.sync('test');
+      assert.deepEqual(
+        next.map((e) => [e.outcome, e.detail]),
+        [['ok', undefined]],
+      );
+      assert.equal(r.f.ctx.store.getUserByName('dev.eloper')!.disabled, false);
+      assert.equal((await openOidc(r.f.ctx)!.sync('test'))[0]!.outcome, 'ok', 'and the run after that');
+    });
+  }
+
+  it('two leaver checks at once (serve and `podgate user sync`) take turns: a single-use token is never spent twice', async () => {
+    // The first refresh is held back until the second run's refresh has been answered (or 1.5 s have
+    // passed, when the second run is waiting for the first): without the lock both runs send the same
+    // token, and the provider refuses the later one as reused (invalid_grant), which disables the user.
+    let tokenCalls = 0;
+    let secondAnswered!: () => void;
+    const answered = new Promise<void>((resolve) => (secondAnswered = resolve));
+    const gate = async (url: string, init: RequestInit): Promise<Response> => {
+      if (!new URL(url).pathname.endsWith('/token')) return fetch(url, init);
+      const n = ++tokenCalls;
+      if (n === 1) {
+        await Promise.race([answered, new Promise((resolve) => setTimeout(resolve, 1500))]);
+        return fetch(url, init);
+      }
+      const res = await fetch(url, init);
+      await res.clone().text();
+      if (n === 2) secondAnswered();
+      return res;
+    };
+    await setup({}, undefined, { rotateRefreshTokens: true });
+    assert.equal((await signInVia(r, 'u-dev')).res.status, 200);
+    const serve = openOidc(r.f.ctx, { fetch: gate as unknown as CustomFetch })!;
+    const cli = openOidc(r.f.ctx, { fetch: gate as unknown as CustomFetch })!;
+    const [a, b] = await Promise.all([serve.sync('oidc-sync'), cli.sync('cli')]);
+    assert.deepEqual(
+      [...a, ...b].map((e) => [e.user, e.outcome]),
+      [
+        ['dev.eloper', 'ok'],
+        ['dev.eloper', 'ok'],
+      ],
+      JSON.stringify([a, b]),
+    );
+    assert.equal(r.f.ctx.store.getUserByName('dev.eloper')!.disabled, false);
+    assert.equal(tokenCalls, 2);
+  });
+
+  it('behind a trusted proxy that rewrites Host, sign-in starts from X-Forwarded-Host', async () => {
+    await setup({}, undefined, {}, { 'web.trustProxy': true, 'web.trustedProxies': ['127.0.0.1'] });
+    const publicHost = new URL(r.url).host;
+    // nginx's default: Host is the upstream's name, the browser's host comes in X-Forwarded-Host
+    const proxied = await rawGet(r.url, '/auth/oidc/start', {
+      host: 'podgate-upstream:8080',
+      'x-forwarded-host': publicHost,
+      'x-forwarded-proto': 'http',
+    });
+    assert.equal(proxied.status, 303, proxied.body.slice(0, 300));
+    assert.match(proxied.location ?? '', new RegExp(`^${p.issuer}/auth\\?`));
+    // password sign-in through the same proxy: the browser's Origin is the forwarded host
+    const login = await rawGet(
+      r.url,
+      '/api/v1/login',
+      {
+        host: 'podgate-upstream:8080',
+        'x-forwarded-host': publicHost,
+        'x-forwarded-proto': 'http',
+        origin: `http://${publicHost}`,
+        'content-type': 'application/json',
+        accept: 'application/json',
+      },
+      { method: 'POST', body: JSON.stringify({ name: 'admin', password: PASSWORD }) },
+    );
+    assert.equal(login.status, 200, login.body.slice(0, 300));
+    // the same request without the forwarded host names the mismatch
+    const direct = await rawGet(r.url, '/auth/oidc/start', { host: 'podgate-upstream:8080' });
+    assert.equal(direct.status, 500);
+    assert.match(direct.body, /was opened as http:\/\/podgate-upstream:8080/);
+  });
+
+  it('X-Forwarded-Host from an address that is not a trusted proxy is ignored', async () => {
+    await setup({}, undefined, {}, { 'web.trustProxy': true, 'web.trustedProxies': ['10.9.9.9'] });
+    const res = await rawGet(r.url, '/auth/oidc/start', {
+      host: 'podgate-upstream:8080',
+      'x-forwarded-host': new URL(r.url).host,
+    });
+    assert.equal(res.status, 500);
+    assert.match(res.body, /was opened as http:\/\/podgate-upstream:8080/);
   });
 });

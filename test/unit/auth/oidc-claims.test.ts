@@ -68,6 +68,14 @@ describe('auth: reading OpenID claims', () => {
     assert.deepEqual(readGroups({ roles: ['b', 'a', 'b'] }, settings({ groupsClaim: 'roles' })), ['a', 'b']);
   });
 
+  it('groups in the leaver check: absent with rules is "in no group" (denied), a non-list is still refused', () => {
+    const rules = settings({ allowedGroups: ['vpn'] });
+    const groups = readGroups({}, rules, { missing: 'no-groups' });
+    assert.deepEqual(groups, []);
+    assert.equal(decideAccess(groups, rules).allowed, false);
+    assert.throws(() => readGroups({ groups: 'vpn' }, rules, { missing: 'no-groups' }), /not a list/);
+  });
+
   it('uses the e-mail before "@" when the user-name claim is missing; refuses a token with neither', () => {
     assert.equal(readProfile({ sub: 's', email: 'Carol.X@example.test' }, settings()).name, 'carol.x');
     assert.throws(

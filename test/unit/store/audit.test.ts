@@ -55,6 +55,33 @@ describe('store: audit log', () => {
     );
   });
 
+  it('keyset pages: beforeId lists older entries only; countAudit counts what the filters match', () => {
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push(
+        t.store.appendAudit({
+          actor: 'admin',
+          action: i % 2 ? 'user.add' : 'cert.issue',
+          target: `t${i}`,
+          result: 'ok',
+          details: {},
+        }).id,
+      );
+    }
+    assert.deepEqual(
+      t.store.listAudit({ beforeId: ids[3], limit: 2 }).map((e) => e.target),
+      ['t2', 't1'],
+    );
+    assert.deepEqual(
+      t.store.listAudit({ beforeId: ids[3], action: 'cert.issue' }).map((e) => e.target),
+      ['t2', 't0'],
+    );
+    assert.equal(t.store.countAudit(), 5);
+    assert.equal(t.store.countAudit({ action: 'cert.issue' }), 3);
+    assert.equal(t.store.countAudit({ target: 't3' }), 1);
+    expectAppError(() => t.store.listAudit({ beforeId: 0 }), 'BadRequest', 'beforeId');
+  });
+
   it('400 unknown result or non-object details names the field, nothing appended', () => {
     expectAppError(
       () =>

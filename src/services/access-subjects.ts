@@ -1,0 +1,113 @@
+import type { AccessClient, AccessRule, ResolvedRule, Subject } from '../access/types.js';
+import type { CertRecord, Store, User } from '../store/types.js';
+import type { GroupService } from './groups.js';
+
+/** A device that may connect now, with what subjects are matched against. */
+export interface ConnectableDevice {
+  commonName: string;
+  address: string;
+  kind: 'client' | 'gateway';
+  owner: User;
+  /** Names of the gateways (GatewayRecord) whose certificate this is; empty for clients. */
+  gatewayNames: string[];
+}
+
+/**
+ * Whether a subject names this device. Users and groups match their owner's client devices; a
+ * gateway (which carries a whole office LAN) only by its `gateway` subject or `everyone`, never by
+ * its owner's user or groups: a rule written for a person must not open the office LAN.
+ */
+export function subjectMatches(
+  subject: Subject,
+  device: ConnectableDevice,
+  groupsOfOwner: Set<string>,
+): boolean {
+  switch (subject.kind) {
+    case 'everyone':
+      return true;
+    case 'gateway':
+      return (
+        device.kind === 'gateway' &&
+        (device.gatewayNames.includes(subject.name) || device.commonName === subject.name)
+      );
+    case 'user':
+      return device.kind === 'client' && device.owner.name === subject.name;
+    case 'group':
+      return device.kind === 'client' && groupsOfOwner.has(subject.name);
+  }
+}
+
+/** The subject of `rule` that names a user (as a person: their client devices), if any. */
+export function matchingUserSubject(rule: AccessRule, user: User, groups: Set<string>): Subject | undefined {
+  return rule.subjects.find(
+    (s) =>
+      s.kind === 'everyone' ||
+      (s.kind === 'user' && s.name === user.name) ||
+      (s.kind === 'group' && groups.has(s.name)),
+  );
+}
+
+/**
+ * Every device that may connect at `now`: a valid, unexpired, not-yet-superseded-away client or
+ * gateway certificate whose owner is enabled, with a tunnel address. A renewed device shows once
+ * (both certificates share the common name and the address).
+ */
+export function connectableDevices(store: Store, now: Date): ConnectableDevice[] {
+  const t = now.getTime();
+  const gatewaysByCert = new Map<string, string[]>();
+  for (const g of store.listGateways())
+    if (g.certSerial) gatewaysByCert.set(g.certSerial, [...(gatewaysByCert.get(g.certSerial) ?? []), g.name]);
+  const users = new Map(store.listUsers().map((u) => [u.id, u]));
+  const byName = new Map<string, ConnectableDevice>();
+  for (const c of validCerts(store, now)) {
+    if (c.notBefore.getTime() > t) continue;
+    const owner = c.ownerId === null ? undefined : users.get(c.ownerId);
+    if (!owner || owner.disabled) continue;
+    const address = store.getAddress(c.commonName)?.address;
+    if (!address) continue;
+    const prev = byName.get(c.commonName);
+    const gatewayNames = [...(prev?.gatewayNames ?? []), ...(gatewaysByCert.get(c.serial) ?? [])];
+    byName.set(c.commonName, {
+      commonName: c.commonName,
+      address,
+      kind: c.kind === 'gateway' ? 'gateway' : 'client',
+      owner,
+      gatewayNames,
+    });
+  }
+  return [...byName.values()].sort((a, b) => a.commonName.localeCompare(b.commonName));
+}
+
+/** Valid, unexpired client and gateway certificates (the server's own is not a device). */
+export function validCerts(store: Store, now: Date): CertRecord[] {
+  const t = now.getTime();
+  return store
+    .listCerts({ status: 'valid' })
+    .items.filter((c) => c.kind !== 'server' && c.notAfter.getTime() > t);
+}
+
+/** The bundle's two lists: the devices that may connect, and each rule with its subjects as addresses. */
+export function resolveBundle(
+  rules: readonly AccessRule[],
+  devices: readonly ConnectableDevice[],
+  groups: Pick<GroupService, 'groupsOf'>,
+): { clients: AccessClient[]; rules: ResolvedRule[] } {
+  const groupsOf = new Map<number, Set<string>>();
+  const ownerGroups = (u: User): Set<string> => {
+    let g = groupsOf.get(u.id);
+    if (!g) groupsOf.set(u.id, (g = groups.groupsOf(u)));
+    return g;
+  };
+  return {
+    clients: devices.map((d) => ({ commonName: d.commonName, address: d.address })),
+    rules: rules.map((r) => ({
+      name: r.name,
+      clients: devices
+        .filter((d) => r.subjects.some((s) => subjectMatches(s, d, ownerGroups(d.owner))))
+        .map((d) => d.address),
+      destinations: r.destinations,
+      protocol: r.protocol ?? 'any',
+      ports: r.ports ?? [],
+    })),
+  };
+}

@@ -1,0 +1,261 @@
+import { createHash } from 'node:crypto';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import type { AccessBundle, AccessMode, AccessRule } from '../access/types.js';
+import { parseRulesDocument } from '../access/rule-schema.js';
+import { BadRequest } from '../lib/errors.js';
+import { logger } from '../lib/logger.js';
+import type { AccessPublisher } from '../openvpn/access-publisher.js';
+import type { Store } from '../store/types.js';
+import type { AddressService } from './addresses.js';
+import { connectableDevices, resolveBundle, validCerts } from './access-subjects.js';
+import { ADMINS_GROUP, type GroupService } from './groups.js';
+
+const log = logger.child({ module: 'access' });
+export const MODE_SETTING = 'access.mode';
+/** The rule `podgate init` writes on a new install. */
+export const ADMINS_RULE: AccessRule = {
+  name: 'admins-everything',
+  description: 'written by podgate init: administrators reach everything',
+  subjects: [{ kind: 'group', name: ADMINS_GROUP }],
+  destinations: [{ kind: 'cidr', cidr: '0.0.0.0/0' }],
+};
+
+/** What `apply` changes (or would, on a dry run). */
+export interface RulesDiff {
+  create: string[];
+  update: string[];
+  delete: string[];
+  unchanged: string[];
+}
+
+export interface AccessServiceDeps {
+  store: Store;
+  /** access.mode from the config, which overrides the stored one when set. */
+  configMode?: AccessMode;
+  groups: GroupService;
+  addresses: AddressService;
+  publishers: AccessPublisher[];
+  now: () => Date;
+}
+
+const same = (a: AccessRule, b: AccessRule) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * The access rules (one source of truth in the store, audited), the mode, and the bundle published to
+ * every enforcement point after each change: devices that may connect with their stable addresses, and
+ * the rules with subjects resolved to those addresses.
+ */
+export class AccessService {
+  private lastPublished = 0;
+  private failedVersion = 0;
+  private chain: Promise<void> | undefined;
+  private dirty = false;
+  private forceNext = false;
+
+  constructor(private readonly deps: AccessServiceDeps) {}
+
+  /** The mode in force and where it comes from. */
+  mode(): { mode: AccessMode; source: 'config' | 'data dir' | 'default' } {
+    if (this.deps.configMode) return { mode: this.deps.configMode, source: 'config' };
+    const stored = this.deps.store.getSetting(MODE_SETTING);
+    if (stored === 'open' || stored === 'enforce') return { mode: stored, source: 'data dir' };
+    return { mode: 'enforce', source: 'default' };
+  }
+
+  rules(): AccessRule[] {
+    return this.deps.store.listRules().map((r) => r.rule);
+  }
+
+  /** What applying `rules` would change. */
+  diff(rules: readonly AccessRule[]): RulesDiff {
+    const current = new Map(this.rules().map((r, i) => [r.name, { r, i }]));
+    const out: RulesDiff = { create: [], update: [], delete: [], unchanged: [] };
+    rules.forEach((r, i) => {
+      const old = current.get(r.name);
+      if (!old) out.create.push(r.name);
+      else if (!same(old.r, r) || old.i !== i) out.update.push(r.name);
+      else out.unchanged.push(r.name);
+    });
+    const wanted = new Set(rules.map((r) => r.name));
+    for (const name of current.keys()) if (!wanted.has(name)) out.delete.push(name);
+    return out;
+  }
+
+  /**
+   * Makes the stored rules equal to `input` (a rules document: `{ rules: [...] }`): creates, updates and
+   * deletes in one transaction with an audit row each, or nothing at all when any rule is invalid.
+   */
+  async apply(o: { actor: string; input: unknown; dryRun?: boolean }): Promise<RulesDiff> {
+    const rules = parseRulesDocument(o.input);
+    const { store } = this.deps;
+    if (o.dryRun) return this.diff(rules);
+    const diff = store.transaction(() => {
+      const d = this.diff(rules);
+      for (const name of d.delete) {
+        store.deleteRule(name);
+        store.appendAudit({
+          actor: o.actor,
+          action: 'access.rule.delete',
+          target: name,
+          result: 'ok',
+          details: {},
+        });
+      }
+      rules.forEach((r, i) => {
+        if (!store.putRule(r, i)) return;
+        const action = d.create.includes(r.name) ? 'access.rule.create' : 'access.rule.update';
+        store.appendAudit({ actor: o.actor, action, target: r.name, result: 'ok', details: { rule: r } });
+      });
+      return d;
+    });
+    await this.changed();
+    return diff;
+  }
+
+  /** Parses rules.yaml text; a YAML syntax error is a 400 naming the line. */
+  parseYaml(text: string): unknown {
+    try {
+      return parseYaml(text, { prettyErrors: true, maxAliasCount: 100 }) ?? {};
+    } catch (err) {
+      throw new BadRequest(`rules.yaml: ${(err as Error).message.split('\n')[0]}`, 'rules.yaml');
+    }
+  }
+
+  /** The rules as YAML that `apply` accepts. */
+  exportYaml(): string {
+    return toYaml({ rules: this.rules() }, { lineWidth: 0 });
+  }
+
+  async setMode(o: { actor: string; mode: unknown }): Promise<AccessMode> {
+    if (o.mode !== 'open' && o.mode !== 'enforce')
+      throw new BadRequest('mode must be "open" or "enforce"', 'mode');
+    const { store } = this.deps;
+    store.transaction(() => {
+      store.setSetting(MODE_SETTING, o.mode as AccessMode);
+      store.appendAudit({
+        actor: o.actor,
+        action: 'access.mode',
+        target: String(o.mode),
+        result: 'ok',
+        details: {},
+      });
+    });
+    await this.changed();
+    return o.mode;
+  }
+
+  /**
+   * A new install: records `enforce` unless a mode is recorded, and writes the admins rule when there
+   * is no rule at all. Returns what it wrote (init prints it).
+   */
+  ensureNewInstallDefaults(actor: string): { mode?: AccessMode; rule?: AccessRule } {
+    const { store } = this.deps;
+    return store.transaction(() => {
+      const out: { mode?: AccessMode; rule?: AccessRule } = {};
+      if (store.getSetting(MODE_SETTING) === undefined) {
+        store.setSetting(MODE_SETTING, 'enforce');
+        out.mode = 'enforce';
+      }
+      if (store.listRules().length === 0) {
+        store.putRule(ADMINS_RULE, 0);
+        store.appendAudit({
+          actor,
+          action: 'access.rule.create',
+          target: ADMINS_RULE.name,
+          result: 'ok',
+          details: { rule: ADMINS_RULE },
+        });
+        out.rule = ADMINS_RULE;
+      }
+      return out;
+    });
+  }
+
+  /**
+   * The bundle as of now, with its version. Computed in one write transaction: devices without an
+   * address get one; when time alone changed the content (a certificate expired) since this version
+   * was computed, the version goes up, so one version never names two contents.
+   */
+  bundle(): AccessBundle {
+    const { store, now } = this.deps;
+    const at = now();
+    return store.transaction(() => {
+      this.deps.addresses.backfill(validCerts(store, at));
+      const mode = this.mode().mode;
+      const { clients, rules } = resolveBundle(this.rules(), connectableDevices(store, at), this.deps.groups);
+      const hash = createHash('sha256').update(JSON.stringify({ mode, clients, rules })).digest('hex');
+      const state = store.getAccessState();
+      let version = state.version;
+      if (state.publishedVersion === version && state.publishedHash !== hash)
+        version = store.bumpAccessVersion();
+      if (state.publishedVersion !== version || state.publishedHash !== hash)
+        store.markAccessPublished(version, hash);
+      return { version, mode, clients, rules, generatedAt: at.toISOString() };
+    });
+  }
+
+  /** The stored version (cheap: what the poll compares). */
+  version(): number {
+    return this.deps.store.getAccessState().version;
+  }
+
+  addPublisher(p: AccessPublisher): void {
+    if (!this.deps.publishers.some((q) => q.name === p.name)) this.deps.publishers.push(p);
+  }
+
+  /** Publishes when the version moved since this process last published (coalesced; never throws). */
+  changed(): Promise<void> {
+    return this.schedule(false);
+  }
+
+  /** Recomputes and publishes even when the version did not move (time may have changed the content). */
+  refresh(): Promise<void> {
+    return this.schedule(true);
+  }
+
+  private schedule(force: boolean): Promise<void> {
+    if (force) this.forceNext = true;
+    if (this.chain) {
+      this.dirty = true;
+      return this.chain;
+    }
+    this.chain = (async () => {
+      do {
+        this.dirty = false;
+        const f = this.forceNext;
+        this.forceNext = false;
+        await this.publishOnce(f).catch((err: unknown) => log.error({ err }, 'access publish failed'));
+      } while (this.dirty);
+    })().finally(() => {
+      this.chain = undefined;
+    });
+    return this.chain;
+  }
+
+  private async publishOnce(force: boolean): Promise<void> {
+    if (this.deps.publishers.length === 0) return;
+    if (!force && this.version() === this.lastPublished) return;
+    const bundle = this.bundle();
+    if (!force && bundle.version === this.lastPublished) return;
+    let ok = true;
+    for (const p of this.deps.publishers) {
+      try {
+        await p.publish(bundle);
+      } catch (err) {
+        ok = false;
+        log.error({ err, publisher: p.name, version: bundle.version }, 'access bundle publish failed');
+        if (this.failedVersion !== bundle.version) {
+          this.deps.store.appendAudit({
+            actor: 'system',
+            action: 'access.publish',
+            target: p.name,
+            result: 'error',
+            details: { version: bundle.version, error: (err as Error).message },
+          });
+        }
+      }
+    }
+    if (ok) this.lastPublished = bundle.version;
+    else this.failedVersion = bundle.version;
+  }
+}

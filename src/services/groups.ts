@@ -1,0 +1,128 @@
+import { BadRequest, NotFound } from '../lib/errors.js';
+import { validateName } from '../lib/names.js';
+import type { LocalGroup, Store, User } from '../store/types.js';
+
+/** Every user whose role is admin is in this group, whatever the local and single sign-on groups say. */
+export const ADMINS_GROUP = 'admins';
+
+export interface GroupServiceDeps {
+  store: Store;
+  /** Called after every committed change (publishes the access bundle). */
+  changed: () => Promise<void>;
+}
+
+/** The groups a user is in, by where the membership comes from. */
+export interface Memberships {
+  local: string[];
+  /** As the provider last reported them (sign-in or the leaver check's sync). */
+  sso: string[];
+  /** `admins` when the user's role is admin. */
+  builtin: string[];
+}
+
+/**
+ * Local groups (kept by podgate) and the view of a user's memberships that access rules match a
+ * `group` subject against: local groups, single sign-on groups, and the built-in `admins`.
+ * Every change is audited in the transaction that makes it.
+ */
+export class GroupService {
+  constructor(private readonly deps: GroupServiceDeps) {}
+
+  list(): LocalGroup[] {
+    return this.deps.store.listGroups();
+  }
+
+  get(name: string): LocalGroup {
+    const g = this.deps.store.getGroup(name);
+    if (!g) throw new NotFound(`group '${name}' does not exist`);
+    return g;
+  }
+
+  async create(o: { actor: string; name: string; description?: string }): Promise<LocalGroup> {
+    const name = validateName('name', o.name);
+    if (o.description !== undefined && (typeof o.description !== 'string' || o.description.length > 1024))
+      throw new BadRequest('description must be text of at most 1024 characters', 'description');
+    const { store } = this.deps;
+    const group = store.transaction(() => {
+      const g = store.createGroup({ name, description: o.description ?? '' });
+      store.appendAudit({ actor: o.actor, action: 'group.create', target: name, result: 'ok', details: {} });
+      return g;
+    });
+    await this.deps.changed();
+    return group;
+  }
+
+  async remove(o: { actor: string; name: string }): Promise<void> {
+    const { store } = this.deps;
+    store.transaction(() => {
+      const g = this.get(o.name);
+      store.deleteGroup(g.name);
+      store.appendAudit({
+        actor: o.actor,
+        action: 'group.delete',
+        target: g.name,
+        result: 'ok',
+        details: { members: g.members },
+      });
+    });
+    await this.deps.changed();
+  }
+
+  private user(name: string): User {
+    const user = this.deps.store.getUserByName(validateName('user', name));
+    if (!user) throw new NotFound(`user '${name}' does not exist`);
+    return user;
+  }
+
+  async addMember(o: { actor: string; group: string; user: string }): Promise<LocalGroup> {
+    const { store } = this.deps;
+    const group = store.transaction(() => {
+      const user = this.user(o.user);
+      store.addGroupMember(o.group, user.id);
+      store.appendAudit({
+        actor: o.actor,
+        action: 'group.member.add',
+        target: o.group,
+        result: 'ok',
+        details: { user: user.name },
+      });
+      return this.get(o.group);
+    });
+    await this.deps.changed();
+    return group;
+  }
+
+  async removeMember(o: { actor: string; group: string; user: string }): Promise<LocalGroup> {
+    const { store } = this.deps;
+    const group = store.transaction(() => {
+      const user = this.user(o.user);
+      store.removeGroupMember(o.group, user.id);
+      store.appendAudit({
+        actor: o.actor,
+        action: 'group.member.remove',
+        target: o.group,
+        result: 'ok',
+        details: { user: user.name },
+      });
+      return this.get(o.group);
+    });
+    await this.deps.changed();
+    return group;
+  }
+
+  /** Where each of a user's groups comes from. */
+  membershipsOf(user: User): Memberships {
+    const { store } = this.deps;
+    return {
+      local: store.localGroupsOf(user.id),
+      sso: [...(store.getOidcIdentityOfUser(user.id)?.groups ?? [])].sort(),
+      builtin: user.role === 'admin' ? [ADMINS_GROUP] : [],
+    };
+  }
+
+  /** Every group name a `group` subject may match for this user. */
+  groupsOf(user: User): Set<string> {
+    const m = this.membershipsOf(user);
+    return new Set([...m.local, ...m.sso, ...m.builtin]);
+  }
+}
