@@ -266,7 +266,7 @@ async function throughput(): Promise<AccessBenchResult['iperf']> {
     return {
       openMbit: open,
       enforceMbit: enforce,
-      ratio: round((median(enforce) / median(open)) * 100) / 100,
+      ratio: Number((median(enforce) / median(open)).toFixed(2)),
     };
   } finally {
     await lab.close();
