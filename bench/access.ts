@@ -9,7 +9,7 @@
  *   `open`, alternated in the same run (goal: ratio ≥ 0.95).
  * Prints figures; never fails on a time.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -218,26 +218,24 @@ async function throughput(): Promise<AccessBenchResult['iperf']> {
   try {
     await lab.init();
     await lab.issue('alice');
-    const alice = '10.140.0.10';
-    const many: AccessBundle['rules'] = Array.from({ length: RULES }, (_, r) => ({
-      name: `rule-${r}`,
-      clients: r === RULES - 1 ? [alice] : [user(r)],
-      destinations: [
-        { kind: 'cidr', cidr: r === RULES - 1 ? '10.244.1.0/24' : `10.${100 + (r % 50)}.${r}.0/24` },
-      ],
-      protocol: 'any',
-      ports: [],
-    }));
-    let version = 0;
-    const write = (mode: 'open' | 'enforce') =>
-      lab.writeAccess({
-        version: ++version,
-        mode,
-        generatedAt: new Date().toISOString(),
-        clients: [{ commonName: 'alice', address: alice }],
-        rules: many,
-      });
-    write('enforce');
+    // 200 rules through the manager's CLI (alice's device belongs to admin); the last one is the
+    // pod's range, so a new connection walks past 199 others.
+    const file = join(lab.work, 'rules.yaml');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        rules: Array.from({ length: RULES }, (_, r) => ({
+          name: `rule-${r}`,
+          subjects: [{ kind: 'user', name: 'admin' }],
+          destinations: [
+            { kind: 'cidr', cidr: r === RULES - 1 ? '10.244.1.0/24' : `10.${100 + (r % 50)}.${r}.0/24` },
+          ],
+        })),
+      }),
+    );
+    await lab.cli('access', 'apply', '-f', file);
+    const write = (mode: 'open' | 'enforce') => lab.cli('access', 'mode', mode);
+    await write('enforce');
     await lab.startServerRun();
     await lab.serverSays(/access bundle applied/, 0, 10_000);
     const iperfServer = lab.topo.spawn('pod', ['iperf3', '-s', '-B', '10.244.1.5', '--forceflush']);
@@ -256,11 +254,11 @@ async function throughput(): Promise<AccessBenchResult['iperf']> {
     for (let i = 0; i < 3; i++) {
       const applied = (n: number) => lab.serverSays(/access bundle applied/, n, 10_000);
       let n = (lab.server!.output().match(/access bundle applied/g) ?? []).length;
-      write('open');
+      await write('open');
       await applied(n);
       open.push(await run());
       n += 1;
-      write('enforce');
+      await write('enforce');
       await applied(n);
       enforce.push(await run());
     }
@@ -268,7 +266,7 @@ async function throughput(): Promise<AccessBenchResult['iperf']> {
     return {
       openMbit: open,
       enforceMbit: enforce,
-      ratio: round((median(enforce) / median(open)) * 100) / 100,
+      ratio: Number((median(enforce) / median(open)).toFixed(2)),
     };
   } finally {
     await lab.close();

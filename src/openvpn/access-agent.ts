@@ -73,6 +73,8 @@ export interface AccessStatus {
   lastError: string | null;
   rules: number;
   elements: number;
+  /** Whole-table replacements so far (first load, mode changes, recoveries); the rest were deltas. */
+  replacements: number;
 }
 
 export interface BundleResult {
@@ -97,6 +99,7 @@ export class AccessAgent {
   private batchTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private replacements = 0;
 
   constructor(private readonly d: AccessAgentDeps) {
     this.clusterReady = d.cluster === undefined;
@@ -141,6 +144,7 @@ export class AccessAgent {
       lastError: this.lastError,
       rules: c.rules,
       elements: c.elements,
+      replacements: this.replacements,
     };
   }
 
@@ -228,6 +232,7 @@ export class AccessAgent {
 
   private async replaceAll(mode: AccessMode): Promise<void> {
     await this.d.enforcer.replace(this.spec(mode, true));
+    this.replacements++;
     this.installedMode = mode;
     this.installed = true;
   }

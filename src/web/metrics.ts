@@ -3,6 +3,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Store } from '../store/types.js';
 import type { AppContext } from '../services/context.js';
 import type { SessionsProvider } from './sessions-provider.js';
+import { readAccessStatus } from '../openvpn/access-local.js';
+import { serverDir } from '../openvpn/local-publisher.js';
+import { resolve } from 'node:path';
 
 /**
  * One prom-client registry per app (not the global one), so that several apps in one process (tests,
@@ -95,6 +98,28 @@ export function createMetrics(
       if (crl) this.set((crl.nextUpdate.getTime() - now().getTime()) / 1000);
     },
   });
+  if (ctx) {
+    const dir = serverDir(resolve(ctx.config.dataDir));
+    // One number per server (never per user or rule): what `server run`'s agent last wrote.
+    new Gauge({
+      name: 'podgate_access_dropped_packets',
+      help: 'Packets from VPN clients dropped by the access policy on the local server (0 without one)',
+      registers: [registry],
+      collect() {
+        const s = readAccessStatus(dir);
+        this.set(s?.droppedPackets ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'podgate_access_stale',
+      help: '1 when the local server keeps its last good access state because the newest could not be applied',
+      registers: [registry],
+      collect() {
+        const s = readAccessStatus(dir);
+        this.set(s?.state === 'stale' ? 1 : 0);
+      },
+    });
+  }
   new Gauge({
     name: 'podgate_vpn_sessions',
     help: 'Live VPN sessions (absent when the server is not connected)',

@@ -5,7 +5,8 @@
  *                                  ├─ node 172.18.12.21 ──┤
  *   office2 (bob)   172.18.13.100 ─┘  (server run, nft)   └─ pod2 10.244.2.5 (echo :7007, DNS :53)
  *
- * access.json is written by the test (what the manager publishes). `access.modeBeforeBundle: enforce`.
+ * The bundle comes from the manager's real CLI (`access apply`, `user disable`), which publishes
+ * `<dataDir>/server/access.json`; `access.modeBeforeBundle: enforce`.
  * Checked: with no bundle the table is DNS only and devices are refused; alice gets her stable address
  * and reaches only what her rule allows (TCP and ping); a rule change reaches her live session without
  * a reconnect; bob, dropped from the bundle, loses his session (HALT) and is refused at connect; a
@@ -13,6 +14,7 @@
  * Latencies are printed (for bench notes), never asserted.
  */
 import assert from 'node:assert/strict';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   dnsQuery,
@@ -22,13 +24,12 @@ import {
   type SpawnedProcess,
 } from '../helpers/netns.js';
 import { spawnIn } from '../helpers/netns.js';
+import { DB_FILE_NAME, SqliteStore } from '../../src/store/index.js';
 import { waitClientConnected } from '../helpers/openvpn.js';
-import { count, requireNetns, until, VpnLab } from '../helpers/topology.js';
+import { count, requireNetns, REVOKED, until, VpnLab } from '../helpers/topology.js';
 
 const POD1 = '10.244.1.5';
 const POD2 = '10.244.2.5';
-const ALICE = '10.140.0.10';
-const BOB = '10.140.0.11';
 const CCD_REFUSED = /client-config-dir authentication failed|ccd-exclusive|CCD/i;
 
 const PROBER = [
@@ -47,30 +48,34 @@ const PROBER = [
   'once();',
 ].join('\n');
 
-function bundle(
-  version: number,
-  clients: [string, string][],
-  rules: { name: string; clients: string[]; cidr: string }[],
-) {
-  return {
-    version,
-    mode: 'enforce',
-    generatedAt: new Date().toISOString(),
-    clients: clients.map(([commonName, address]) => ({ commonName, address })),
+/** A rules file (JSON is YAML): each user reaches one CIDR. */
+function rulesFile(rules: { name: string; user: string; cidr: string }[]): string {
+  return JSON.stringify({
     rules: rules.map((r) => ({
       name: r.name,
-      clients: r.clients,
+      subjects: [{ kind: 'user', name: r.user }],
       destinations: [{ kind: 'cidr', cidr: r.cidr }],
-      protocol: 'any',
-      ports: [],
     })),
-  };
+  });
 }
 
 describe('e2e: access rules enforced by server run (nftables + client-config-dir)', function () {
   this.timeout(240_000);
   let lab: VpnLab;
   let alice: SpawnedProcess;
+  /** Stable addresses the manager gave the two devices (from the published bundle). */
+  const addr: Record<string, string> = {};
+  const accessFile = () => join(lab.dataDir, 'server', 'access.json');
+  const apply = async (rules: { name: string; user: string; cidr: string }[]) => {
+    const f = join(lab.work, `rules-${Date.now()}.yaml`);
+    writeFileSync(f, rulesFile(rules));
+    await lab.cli('access', 'apply', '-f', f);
+  };
+  const issueFor = async (user: string) => {
+    const out = join(lab.work, `${user}.ovpn`);
+    await lab.cli('cert', 'issue', user, '--owner', user, '--out', out);
+    lab.profiles[user] = readFileSync(out, 'utf8');
+  };
   const reach = (ip: string, ns = 'office') => tcpProbe(lab.topo.name(ns), ip, 7007, 1500);
   const ping = async (ip: string) =>
     (await lab.topo.run('office', ['busybox', 'ping', '-c', '1', '-W', '1', ip], { check: false })).code ===
@@ -92,8 +97,17 @@ describe('e2e: access rules enforced by server run (nftables + client-config-dir
     await startEchoServer(lab.topo.name('pod2'), '0.0.0.0', 7007);
     await startDnsServer(lab.topo.name('pod2'), POD2, { 'web.team-b.svc.cluster.local': POD2 });
     await lab.init();
-    await lab.issue('alice');
-    await lab.issue('bob');
+    for (const u of ['alice', 'bob']) {
+      await lab.cli('user', 'add', u, '--password-file', join(lab.work, 'admin.pw'));
+      await issueFor(u);
+    }
+    const published = JSON.parse(readFileSync(accessFile(), 'utf8')) as {
+      clients: { commonName: string; address: string }[];
+    };
+    for (const c of published.clients) addr[c.commonName] = c.address;
+    assert.ok(addr.alice && addr.bob, 'the manager gave both devices an address');
+    // Start as a server that has never received a bundle.
+    rmSync(accessFile());
   });
   after(async () => {
     await lab?.close();
@@ -109,23 +123,14 @@ describe('e2e: access rules enforced by server run (nftables + client-config-dir
   });
 
   it('alice gets her stable address and reaches only the first pod (TCP and ping); DNS always', async () => {
-    lab.writeAccess(
-      bundle(
-        1,
-        [
-          ['alice', ALICE],
-          ['bob', BOB],
-        ],
-        [
-          { name: 'alice-pod1', clients: [ALICE], cidr: '10.244.1.0/24' },
-          { name: 'bob-pod2', clients: [BOB], cidr: '10.244.2.0/24' },
-        ],
-      ),
-    );
+    await apply([
+      { name: 'alice-pod1', user: 'alice', cidr: '10.244.1.0/24' },
+      { name: 'bob-pod2', user: 'bob', cidr: '10.244.2.0/24' },
+    ]);
     await lab.serverSays(/access bundle applied/, 0, 10_000);
     alice = lab.client('alice');
     await waitClientConnected(alice);
-    assert.match(alice.output(), new RegExp(`net_addr_v4_add: ${ALICE.replace(/\./g, '\\.')}/16`));
+    assert.match(alice.output(), new RegExp(`net_addr_v4_add: ${addr.alice!.replace(/\./g, '\\.')}/16`));
     assert.equal(await reach(POD1), true, 'TCP to the allowed pod');
     assert.equal(await ping(POD1), true, 'ping to the allowed pod');
     assert.equal(await reach(POD2), false, 'TCP to the other pod is dropped');
@@ -137,19 +142,10 @@ describe('e2e: access rules enforced by server run (nftables + client-config-dir
   it('a rule change reaches the live session without a reconnect', async () => {
     const t0 = Date.now();
     let effective = 0;
-    lab.writeAccess(
-      bundle(
-        2,
-        [
-          ['alice', ALICE],
-          ['bob', BOB],
-        ],
-        [
-          { name: 'alice-pod1', clients: [ALICE], cidr: '10.244.2.0/24' },
-          { name: 'bob-pod2', clients: [BOB], cidr: '10.244.2.0/24' },
-        ],
-      ),
-    );
+    await apply([
+      { name: 'alice-pod1', user: 'alice', cidr: '10.244.2.0/24' },
+      { name: 'bob-pod2', user: 'bob', cidr: '10.244.2.0/24' },
+    ]);
     // Short probes while waiting, to measure; then the full checks.
     await until(
       async () => tcpProbe(lab.topo.name('office'), POD2, 7007, 200),
@@ -164,18 +160,30 @@ describe('e2e: access rules enforced by server run (nftables + client-config-dir
     assert.equal(alice.running, true);
   });
 
-  it('bob, dropped from the bundle, loses his live session (HALT) and is refused at connect', async () => {
+  it('bob, disabled (dropped from the bundle), loses his live session (HALT) and is refused at connect', async () => {
     const bob = lab.client('bob', { role: 'office2' });
     await waitClientConnected(bob);
-    lab.writeAccess(
-      bundle(3, [['alice', ALICE]], [{ name: 'alice-pod1', clients: [ALICE], cidr: '10.244.2.0/24' }]),
-    );
+    await lab.cli('user', 'disable', 'bob'); // the manager drops his device from the bundle
     await bob.waitFor(/server-pushed-halt/, 20_000);
     await bob.stop(5000);
-    const before = count(lab.server!.output(), CCD_REFUSED);
+    const store = SqliteStore.open(join(lab.dataDir, DB_FILE_NAME));
+    try {
+      // Disabling revokes too: the revocation agent and the access agent race to end the session; the
+      // one that found it audits it (`access.session-ended`, reason not-allowed, or `revocation.effective`).
+      const ended = store.listAudit({ action: 'access.session-ended', target: 'bob' });
+      const revoked = store.listAudit({ action: 'revocation.effective', target: 'bob' });
+      assert.ok(ended.length + revoked.length >= 1, 'the kill is audited');
+      for (const r of ended) assert.equal((r.details as { reason: string }).reason, 'not-allowed');
+    } finally {
+      store.close();
+    }
+    // Disabling also revokes his certificate: the CRL or the missing ccd file refuses him, whichever
+    // openvpn checks first (the ccd-only refusal is the first test's).
+    const REFUSED = new RegExp(`${CCD_REFUSED.source}|${REVOKED.source}`, 'i');
+    const before = count(lab.server!.output(), REFUSED);
     const again = lab.client('bob', { role: 'office2' });
     try {
-      await until(() => count(lab.server!.output(), CCD_REFUSED) > before, 20_000, 'bob refused at connect');
+      await until(() => count(lab.server!.output(), REFUSED) > before, 20_000, 'bob refused at connect');
       assert.doesNotMatch(again.output(), /Initialization Sequence Completed/);
     } finally {
       await again.stop(5000);

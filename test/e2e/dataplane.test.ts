@@ -17,6 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { serverPaths } from '../../src/openvpn/server-files.js';
 import { openContext } from '../../src/services/context.js';
+import { contextDepsFor } from '../../src/main.js';
 import { openStore } from '../../src/store/index.js';
 import { wrapTlsCryptV2ClientKey } from '../../src/pki/tls-crypt.js';
 import {
@@ -84,8 +85,9 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
   });
 
   it('a profile downloaded from the web app (POST /api/v1/devices) connects and reaches the pod', async () => {
-    // The web app runs in this process on the same data dir, as `podgate serve` would next to `server run`.
-    const ctx = await openContext(lab.config());
+    // The web app runs in this process on the same data dir, as `podgate serve` would next to `server run`
+    // (with serve's publishers: the new device must reach server run's access bundle to be let in).
+    const ctx = await openContext(lab.config(), contextDepsFor(lab.config()));
     try {
       const app = createApp({ ctx });
       const agent = request.agent(app);

@@ -6,7 +6,7 @@
  *
  * Root only, like ./netns.ts; everything stays inside the namespaces the lab creates.
  */
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -175,15 +175,6 @@ export class VpnLab {
     const nodeSide = ip.replace(/\.\d+$/, '.1');
     await this.topo.link('node', `${nodeSide}/24`, role, `${ip}/24`);
     await this.topo.route(role, A.podCidr, nodeSide);
-  }
-
-  /** Writes `<dataDir>/server/access.json` the way the manager does (temp file + rename). */
-  writeAccess(bundle: unknown): void {
-    const dir = join(this.dataDir, 'server');
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
-    const tmp = join(dir, `.access.json.${process.pid}.tmp`);
-    writeFileSync(tmp, JSON.stringify(bundle));
-    renameSync(tmp, join(dir, 'access.json'));
   }
 
   /** Connects `name`, waits for the tunnel, disconnects. */

@@ -138,6 +138,7 @@ describe('integration: access agent + nft (scratch namespace)', function () {
     await new Promise((r) => setTimeout(r, 30));
     await a.settled();
     assert.match(await elements(set), /10\.244\.1\.7/);
+    assert.equal(a.status().replacements, 1, 'one load after the first list; events are element changes');
     await a.stop();
   });
 
@@ -179,6 +180,31 @@ describe('integration: access agent + nft (scratch namespace)', function () {
     assert.equal(broken.status().state, 'stale');
     assert.equal(await nft('list', 'table', 'inet', 'podgate'), good, 'the kernel kept the last good table');
     await broken.stop();
+    await a.stop();
+  });
+
+  it('rules added and removed by a bundle: sets created/dropped and the chain refilled in one transaction', async () => {
+    const a = agent();
+    await a.start();
+    const cidr = (name: string, c: string): ResolvedRule => ({
+      ...nsRule,
+      name,
+      destinations: [{ kind: 'cidr', cidr: c }],
+    });
+    await a.applyBundle(bundle(20, [cidr('one', '10.1.0.0/16')]));
+    const replaced = a.status().replacements;
+    await a.applyBundle(bundle(21, [cidr('one', '10.1.0.0/16'), cidr('two', '10.2.0.0/16')]));
+    assert.equal(a.status().state, 'applied');
+    assert.match(await elements(`${ruleSetId('two')}_a`), /10\.2\.0\.0/);
+    assert.match(
+      await nft('list', 'chain', 'inet', 'podgate', 'rules'),
+      new RegExp(`@${ruleSetId('two')}_a accept`),
+    );
+    await a.applyBundle(bundle(22, [cidr('two', '10.2.0.0/16')]));
+    const t = await nft('list', 'table', 'inet', 'podgate');
+    assert.doesNotMatch(t, new RegExp(ruleSetId('one')));
+    assert.match(t, new RegExp(`set ${ruleSetId('two')}_a`));
+    assert.equal(a.status().replacements, replaced, 'element/set changes only, no table replacement');
     await a.stop();
   });
 

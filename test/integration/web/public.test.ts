@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +105,18 @@ describe('web public endpoints, headers and errors', function () {
       assert.match(res.text, /podgate_certificates\{status="valid"\} \d+/);
       assert.match(res.text, /podgate_crl_next_update_seconds \d/);
       assert.match(res.text, /podgate_process_resident_memory_bytes/);
+      assert.match(res.text, /podgate_access_dropped_packets 0/, 'no local server: 0');
+      mkdirSync(join(m.dir, 'server'), { recursive: true });
+      writeFileSync(
+        join(m.dir, 'server', 'access-status.json'),
+        JSON.stringify({ state: 'stale', droppedPackets: 42 }),
+      );
+      const again = await request(m.app)
+        .get('/metrics')
+        .set('Authorization', 'Bearer metrics-token-for-the-test')
+        .expect(200);
+      assert.match(again.text, /podgate_access_dropped_packets 42/);
+      assert.match(again.text, /podgate_access_stale 1/);
     } finally {
       m.close();
     }
