@@ -25,7 +25,7 @@ import {
 } from '../helpers/netns.js';
 import { spawnIn } from '../helpers/netns.js';
 import { DB_FILE_NAME, SqliteStore } from '../../src/store/index.js';
-import { waitClientConnected } from '../helpers/openvpn.js';
+import { waitClientConnected, PUSHED_HALT } from '../helpers/openvpn.js';
 import { count, requireNetns, REVOKED, until, VpnLab } from '../helpers/topology.js';
 
 const POD1 = '10.244.1.5';
@@ -164,7 +164,7 @@ describe('e2e: access rules enforced by server run (nftables + client-config-dir
     const bob = lab.client('bob', { role: 'office2' });
     await waitClientConnected(bob);
     await lab.cli('user', 'disable', 'bob'); // the manager drops his device from the bundle
-    await bob.waitFor(/server-pushed-halt/, 20_000);
+    await bob.waitFor(PUSHED_HALT, 20_000);
     await bob.stop(5000);
     const store = SqliteStore.open(join(lab.dataDir, DB_FILE_NAME));
     try {

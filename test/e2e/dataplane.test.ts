@@ -28,7 +28,7 @@ import {
   OFFICE_NODE_POD as A,
   type SpawnedProcess,
 } from '../helpers/netns.js';
-import { makeTestPki, waitClientConnected } from '../helpers/openvpn.js';
+import { makeTestPki, waitClientConnected, PUSHED_HALT } from '../helpers/openvpn.js';
 import { ADMIN_PASSWORD, count, REVOKED, requireNetns, until, VpnLab } from '../helpers/topology.js';
 
 const PORT = 30030;
@@ -160,7 +160,7 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
       new Promise((r) => setTimeout(() => r('timeout'), 15_000)),
     ]);
     assert.notEqual(exit, 'timeout', 'alice exits after the revoke');
-    assert.match(alice.output(), /server-pushed-halt/);
+    assert.match(alice.output(), PUSHED_HALT);
     assert.ok(bob.running, 'bob is still connected');
     assert.equal(
       await tcpProbe(lab.topo.name('office2'), A.pod, ECHO),
@@ -299,7 +299,7 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
       new Promise((r) => setTimeout(() => r('timeout'), 20_000)),
     ]);
     assert.notEqual(exit, 'timeout', 'carol exits once the management interface is back');
-    assert.match(carol.output(), /server-pushed-halt/);
+    assert.match(carol.output(), PUSHED_HALT);
     // The agent records the kill after openvpn confirms it, so the row may land just after carol exits.
     await until(
       () => {

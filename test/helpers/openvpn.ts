@@ -19,6 +19,13 @@ import { renderClientProfile } from '../../src/profiles/client-profile.js';
 import { renderServerConfig } from '../../src/profiles/server-config.js';
 import { spawnIn, type SpawnedProcess } from './netns.js';
 
+/**
+ * What an openvpn 2.6 client logs when the server pushed HALT (`client-kill CID HALT`): the reason is
+ * `server-pushed-halt`, or, with `explicit-exit-notify` in the profile (podgate's UDP profiles), the
+ * line "Halt command was pushed by server" followed by an exit-with-notification.
+ */
+export const PUSHED_HALT = /server-pushed-halt|Halt command was pushed by server/;
+
 export interface TestPki {
   ca: CertificateAuthority;
   caPem: string;

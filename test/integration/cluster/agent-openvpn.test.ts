@@ -52,6 +52,7 @@ import {
   writeServerFiles,
   type ServerFilesOut,
   type TestPki,
+  PUSHED_HALT,
 } from '../../helpers/openvpn.js';
 
 describe('cluster agent: Secret watch on the real API server -> real openvpn cuts the revoked client', function () {
@@ -173,7 +174,7 @@ describe('cluster agent: Secret watch on the real API server -> real openvpn cut
     const exit = await alice.p.exited;
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     console.log(`      Secret update -> revoked client exited: ${ms.toFixed(0)} ms`);
-    assert.match(alice.p.output(), /server-pushed-halt/);
+    assert.match(alice.p.output(), PUSHED_HALT);
     assert.equal(exit.code, 0);
     assert.equal(
       readFileSync(files.crlPath, 'utf8').trim(),
@@ -232,7 +233,7 @@ describe('cluster agent: Secret watch on the real API server -> real openvpn cut
       reissuedCommonNames: [],
     });
     await carol.p.exited;
-    assert.match(carol.p.output(), /server-pushed-halt/);
+    assert.match(carol.p.output(), PUSHED_HALT);
     assert.equal(running!.agent.crlNumber, pki.crlNumber);
   });
 });
