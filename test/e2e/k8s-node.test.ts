@@ -25,6 +25,7 @@ import { exec } from '../../src/lib/exec.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openContext, type AppContext } from '../../src/services/context.js';
 import { contextDepsFor } from '../../src/main.js';
+import { startAccessTimers } from '../../src/services/access-timers.js';
 import { createApp } from '../../src/web/app.js';
 import {
   addAddress,
@@ -538,6 +539,10 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       });
 
     assert.equal(await wget(lan, `http://${web.podIp}/`), undefined, 'no way to the pod before provisioning');
+    // The lan host's CLI cannot reach the API server, so the new gateway device reaches the server pod's
+    // access bundle the way it does in production: the manager (serve's timers, here on the test's
+    // context with the cluster publishers) publishes what another process changed within a second.
+    const stopAccess = startAccessTimers(ctx);
     const r = await cli([
       'gateway',
       'provision',
@@ -554,6 +559,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       '--wait',
       '60',
     ]);
+    stopAccess();
     assert.equal(r.code, 0, r.stdout + r.stderr);
     for (const step of ['certificate', 'profile', 'forwarding', 'nat', 'service', 'tunnel', 'route'])
       assert.match(r.stdout, new RegExp(`^\\[${step}\\] .* \\.\\.\\. changed$`, 'm'));
