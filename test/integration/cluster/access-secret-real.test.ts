@@ -84,7 +84,7 @@ describe('cluster: the podgate-access Secret (real control plane)', function () 
     assert.deepEqual(n?.labels.team, 'a');
     const svc = (await objects.services()).find((x) => x.namespace === ns && x.name === 'web');
     assert.equal(svc?.clusterIPs.length, 1);
-    assert.deepEqual(svc?.ports, [{ protocol: 'TCP', port: 443 }]);
+    assert.deepEqual(svc?.ports, [{ protocol: 'TCP', port: 443, targetPort: 443 }]);
     assert.deepEqual(svc?.labels, { tier: 'front' });
   });
 });
