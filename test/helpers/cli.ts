@@ -45,3 +45,13 @@ export function profileBlock(profile: string, tag: string): string {
   if (!m) throw new Error(`profile has no <${tag}> block`);
   return m[1]! + '\n';
 }
+
+/**
+ * Stops a `serve` this test runs in-process: calls only the SIGTERM listeners added since `before`
+ * (`process.listeners('SIGTERM')` taken before serve started), never `process.emit('SIGTERM')`, which
+ * would also run other suites' listeners in the same mocha process (the test cluster exits on SIGTERM).
+ */
+export function stopInProcessServe(before: readonly unknown[]): void {
+  for (const l of process.listeners('SIGTERM'))
+    if (!before.includes(l)) (l as (s: string) => void)('SIGTERM');
+}

@@ -17,6 +17,7 @@ import type { CrlPublisher, RevocationBundle } from '../../../src/openvpn/revoca
 import { verifyCrl } from '../../../src/pki/index.js';
 import { openContext, type ContextDeps } from '../../../src/services/context.js';
 import { ManualClock } from '../../helpers/manual-clock.js';
+import { stopInProcessServe } from '../../helpers/cli.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -64,6 +65,7 @@ describe('serve keeps the CRL fresh without requests (issue 21, item 1)', functi
     };
     const argv = ['node', 'podgate', 'serve', '--host', '127.0.0.1', '--port', '0'];
     const program = await buildProgram(env, argv);
+    const sigtermBefore = process.listeners('SIGTERM');
     const serving = program.parseAsync(argv);
     for (let i = 0; i < 200 && !out.some((l) => l.startsWith('podgate web app on')); i++)
       await new Promise((r) => setTimeout(r, 50));
@@ -97,7 +99,7 @@ describe('serve keeps the CRL fresh without requests (issue 21, item 1)', functi
       assert.ok(revokedAt >= graceEnd && revokedAt <= graceEnd + HOUR, 'superseded within the hour');
       assert.ok(published.length >= 40, `re-signed about daily (${published.length} publishes)`);
     } finally {
-      process.emit('SIGTERM');
+      stopInProcessServe(sigtermBefore);
       await serving;
       cli.close();
     }

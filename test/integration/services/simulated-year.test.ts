@@ -36,6 +36,7 @@ import { retireOldCa, rotateCa } from '../../../src/services/ca-rotation.js';
 import { openContext, type AppContext, type ContextDeps } from '../../../src/services/context.js';
 import type { CertRecord } from '../../../src/store/types.js';
 import { ManualClock } from '../../helpers/manual-clock.js';
+import { stopInProcessServe } from '../../helpers/cli.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -138,6 +139,7 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
       webDeps: () => Promise.resolve({}),
     };
     const argv = ['node', 'podgate', 'serve', '--host', '127.0.0.1', '--port', '0'];
+    const sigtermBefore = process.listeners('SIGTERM');
     const serving = (await buildProgram(env, argv)).parseAsync(argv);
     let run: AppContext | undefined;
     let cli: AppContext | undefined;
@@ -285,7 +287,7 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
     } finally {
       (fs as { writeSync: unknown }).writeSync = writeSync;
       setLogLevel('error');
-      process.emit('SIGTERM');
+      stopInProcessServe(sigtermBefore);
       await serving;
       await sup?.stop();
       run?.close();
