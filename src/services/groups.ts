@@ -74,32 +74,27 @@ export class GroupService {
     return user;
   }
 
-  async addMember(o: { actor: string; group: string; user: string }): Promise<LocalGroup> {
-    const { store } = this.deps;
-    const group = store.transaction(() => {
-      const user = this.user(o.user);
-      store.addGroupMember(o.group, user.id);
-      store.appendAudit({
-        actor: o.actor,
-        action: 'group.member.add',
-        target: o.group,
-        result: 'ok',
-        details: { user: user.name },
-      });
-      return this.get(o.group);
-    });
-    await this.deps.changed();
-    return group;
+  addMember(o: { actor: string; group: string; user: string }): Promise<LocalGroup> {
+    return this.changeMember(o, 'add');
   }
 
-  async removeMember(o: { actor: string; group: string; user: string }): Promise<LocalGroup> {
+  removeMember(o: { actor: string; group: string; user: string }): Promise<LocalGroup> {
+    return this.changeMember(o, 'remove');
+  }
+
+  /** One membership change, audited in its transaction, then published (rules match on groups). */
+  private async changeMember(
+    o: { actor: string; group: string; user: string },
+    op: 'add' | 'remove',
+  ): Promise<LocalGroup> {
     const { store } = this.deps;
     const group = store.transaction(() => {
       const user = this.user(o.user);
-      store.removeGroupMember(o.group, user.id);
+      if (op === 'add') store.addGroupMember(o.group, user.id);
+      else store.removeGroupMember(o.group, user.id);
       store.appendAudit({
         actor: o.actor,
-        action: 'group.member.remove',
+        action: `group.member.${op}`,
         target: o.group,
         result: 'ok',
         details: { user: user.name },
