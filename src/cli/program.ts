@@ -21,11 +21,11 @@ export const AREAS: {
   },
   { summary: { user: 'manage people who can sign in' }, load: () => import('./commands/user.js') },
   {
-    summary: { group: 'local groups that access rules can name' },
+    summary: { group: 'local groups (access rules match them beside single sign-on groups)' },
     load: () => import('./commands/group.js'),
   },
   {
-    summary: { access: 'access rules: apply, export, check, mode' },
+    summary: { access: 'access rules: who may reach which namespaces, Services and ranges' },
     load: () => import('./commands/access.js'),
   },
   {
