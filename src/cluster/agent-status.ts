@@ -117,8 +117,8 @@ export async function syncAgentStatus(
   const status = await readAgentStatus(kube, namespace);
   if (status.effective.length === 0) return [];
   const known = new Set(
-    audit
-      .listAudit({ action: 'revocation.effective', limit: 1000 })
+    (await audit
+          .listAudit({ action: 'revocation.effective', limit: 1000 }))
       .map((e) => String((e.details as { serial?: string }).serial ?? '')),
   );
   const written: EffectiveRevocation[] = [];

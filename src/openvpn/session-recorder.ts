@@ -53,7 +53,7 @@ export class SessionRecorder {
   }
 
   /** Records one reading taken at `at`; sessions recorded before and missing now are closed. */
-  record(clients: readonly ClientSession[], at: Date): void {
+  async record(clients: readonly ClientSession[], at: Date): Promise<void> {
     const live = clients.filter(
       (c) => Number.isInteger(c.clientId) && !Number.isNaN(c.connectedSince.getTime()),
     );
@@ -63,7 +63,7 @@ export class SessionRecorder {
       at,
     );
     const seen = new Set(live.map((c) => `${c.clientId}|${c.connectedSince.toISOString()}`));
-    for (const open of this.store.listOpenSessions(this.replica)) {
+    for (const open of await this.store.listOpenSessions(this.replica)) {
       if (seen.has(`${open.clientId}|${open.startedAt.toISOString()}`)) continue;
       const reason = this.reasonFor(open.serial);
       this.store.endSession(open.id, reason, at);
@@ -75,8 +75,8 @@ export class SessionRecorder {
   }
 
   /** Closes every open session of this replica (openvpn restarted or stopped); they end at their last reading. */
-  closeAll(reason: 'server-restart' | 'server-stop'): number {
-    const open = this.store.listOpenSessions(this.replica);
+  async closeAll(reason: 'server-restart' | 'server-stop'): Promise<number> {
+    const open = await this.store.listOpenSessions(this.replica);
     for (const s of open) this.store.endSession(s.id, reason);
     if (open.length > 0) log.info({ count: open.length, reason }, 'open sessions closed');
     return open.length;

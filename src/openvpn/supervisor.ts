@@ -152,7 +152,7 @@ export class ServerSupervisor {
     // openvpn is not running yet, so no session of a revoked certificate can exist: put the CRL in place
     // and settle whatever a previous run left pending.
     const settled = this.agent.prime(bundle);
-    const leftover = ctx.store.listPending();
+    const leftover = await ctx.store.listPending();
     if (leftover.length > 0) {
       ctx.store.clearPending(leftover.map((p) => p.serial));
       log.info({ serials: leftover.map((p) => p.serial) }, 'pending revocations settled by the restart');

@@ -55,20 +55,20 @@ export class AccessService {
   constructor(private readonly deps: AccessServiceDeps) {}
 
   /** The mode in force and where it comes from. */
-  mode(): { mode: AccessMode; source: 'config' | 'data dir' | 'default' } {
+  async mode(): Promise<{ mode: AccessMode; source: 'config' | 'data dir' | 'default'; }> {
     if (this.deps.configMode) return { mode: this.deps.configMode, source: 'config' };
     const stored = this.deps.store.getSetting(MODE_SETTING);
-    if (stored === 'open' || stored === 'enforce') return { mode: stored, source: 'data dir' };
+    if (await stored === 'open' || await stored === 'enforce') return { mode: stored, source: 'data dir' };
     return { mode: 'enforce', source: 'default' };
   }
 
-  rules(): AccessRule[] {
-    return this.deps.store.listRules().map((r) => r.rule);
+  async rules(): Promise<AccessRule[]> {
+    return (await this.deps.store.listRules()).map((r) => r.rule);
   }
 
   /** What applying `rules` would change. */
-  diff(rules: readonly AccessRule[]): RulesDiff {
-    const current = new Map(this.rules().map((r, i) => [r.name, { r, i }]));
+  async diff(rules: readonly AccessRule[]): Promise<RulesDiff> {
+    const current = new Map((await this.rules()).map((r, i) => [r.name, { r, i }]));
     const out: RulesDiff = { create: [], update: [], delete: [], unchanged: [] };
     rules.forEach((r, i) => {
       const old = current.get(r.name);
@@ -89,9 +89,9 @@ export class AccessService {
     const rules = parseRulesDocument(o.input);
     const { store } = this.deps;
     if (o.dryRun) return this.diff(rules);
-    const diff = store.transaction(() => {
+    const diff = store.transaction(async () => {
       const d = this.diff(rules);
-      for (const name of d.delete) {
+      for (const name of (await d).delete) {
         store.deleteRule(name);
         store.appendAudit({
           actor: o.actor,
@@ -101,9 +101,9 @@ export class AccessService {
           details: {},
         });
       }
-      rules.forEach((r, i) => {
+      rules.forEach(async (r, i) => {
         if (!store.putRule(r, i)) return;
-        const action = d.create.includes(r.name) ? 'access.rule.create' : 'access.rule.update';
+        const action = (await d).create.includes(r.name) ? 'access.rule.create' : 'access.rule.update';
         store.appendAudit({ actor: o.actor, action, target: r.name, result: 'ok', details: { rule: r } });
       });
       return d;
@@ -150,13 +150,13 @@ export class AccessService {
    */
   ensureNewInstallDefaults(actor: string): { mode?: AccessMode; rule?: AccessRule } {
     const { store } = this.deps;
-    return store.transaction(() => {
+    return store.transaction(async () => {
       const out: { mode?: AccessMode; rule?: AccessRule } = {};
       if (store.getSetting(MODE_SETTING) === undefined) {
         store.setSetting(MODE_SETTING, 'enforce');
         out.mode = 'enforce';
       }
-      if (store.listRules().length === 0) {
+      if ((await store.listRules()).length === 0) {
         store.putRule(ADMINS_RULE, 0);
         store.appendAudit({
           actor,
@@ -179,14 +179,14 @@ export class AccessService {
   bundle(): AccessBundle {
     const { store, now } = this.deps;
     const at = now();
-    return store.transaction(() => {
-      const valid = validCerts(store, at);
+    return store.transaction(async () => {
+      const valid = await validCerts(store, at);
       this.deps.addresses.backfill(valid);
-      const mode = this.mode().mode;
-      const devices = connectableDevices(store, at, valid);
-      const { clients, rules } = resolveBundle(this.rules(), devices, this.deps.groups);
+      const mode = (await this.mode()).mode;
+      const devices = await connectableDevices(store, at, valid);
+      const { clients, rules } = resolveBundle(await this.rules(), devices, this.deps.groups);
       const hash = createHash('sha256').update(JSON.stringify({ mode, clients, rules })).digest('hex');
-      const state = store.getAccessState();
+      const state = await store.getAccessState();
       let version = state.version;
       if (state.publishedVersion === version && state.publishedHash !== hash)
         version = store.bumpAccessVersion();
@@ -197,8 +197,8 @@ export class AccessService {
   }
 
   /** The stored version (cheap: what the poll compares). */
-  version(): number {
-    return this.deps.store.getAccessState().version;
+  async version(): Promise<number> {
+    return (await this.deps.store.getAccessState()).version;
   }
 
   addPublisher(p: AccessPublisher): void {
@@ -236,7 +236,7 @@ export class AccessService {
 
   private async publishOnce(force: boolean): Promise<void> {
     if (this.deps.publishers.length === 0) return;
-    if (!force && this.version() === this.lastPublished) return;
+    if (!force && await this.version() === this.lastPublished) return;
     const bundle = this.bundle();
     if (!force && bundle.version === this.lastPublished) return;
     const { ok, held } = await this.sendToAll(bundle);

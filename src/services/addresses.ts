@@ -57,11 +57,11 @@ export class AddressService {
   }
 
   /** Throws the 409 before any key is made when the pool has no room for a device without an address. */
-  assertRoomFor(commonName: string): void {
+  async assertRoomFor(commonName: string): Promise<void> {
     const { store } = this.deps;
-    if (store.getAddress(commonName)) return;
+    if (await store.getAddress(commonName)) return;
     const pool = this.pool();
-    const held = store.listAddresses().length;
+    const held = (await store.listAddresses()).length;
     if (held < pool.last - pool.first + 1) return;
     // a full table may still hold addresses outside the pool (subnet changed): the allocator decides
     try {
@@ -87,9 +87,9 @@ export class AddressService {
    * issued before addresses existed). Devices the pool has no room for stay without (and cannot
    * connect in `enforce`); they are logged.
    */
-  backfill(valid: readonly CertRecord[]): void {
+  async backfill(valid: readonly CertRecord[]): Promise<void> {
     const { store } = this.deps;
-    const held = new Set(store.listAddresses().map((a) => a.commonName));
+    const held = new Set((await store.listAddresses()).map((a) => a.commonName));
     const missing = valid.filter((c) => !held.has(c.commonName));
     if (missing.length === 0) return;
     const pool = this.pool();
@@ -112,15 +112,15 @@ export class AddressService {
    * expired, and not renewed). Decided inside one write transaction with the certificate rows, so an
    * issue racing the sweep either keeps the address or allocates afresh. Returns the freed common names.
    */
-  sweep(): string[] {
+  async sweep(): Promise<string[]> {
     const { store, graceDays } = this.deps;
     const now = this.deps.now().getTime();
-    const freed = store.transaction(() => {
+    const freed = store.transaction(async () => {
       const out: string[] = [];
       const byName = new Map<string, CertRecord[]>();
-      for (const c of store.listCerts().items)
+      for (const c of (await store.listCerts()).items)
         byName.set(c.commonName, [...(byName.get(c.commonName) ?? []), c]);
-      for (const a of store.listAddresses()) {
+      for (const a of await store.listAddresses()) {
         const certs = byName.get(a.commonName) ?? [];
         if (certs.some((c) => c.status === 'valid' && c.notAfter.getTime() > now)) continue;
         const lastValid = Math.max(0, ...certs.map(validUntil));
@@ -137,7 +137,7 @@ export class AddressService {
       }
       return out;
     });
-    if (freed.length > 0) log.info({ freed }, 'tunnel addresses freed after the grace period');
+    if ((await freed).length > 0) log.info({ freed }, 'tunnel addresses freed after the grace period');
     return freed;
   }
 }

@@ -20,7 +20,7 @@ export async function ensureFirstAdmin(
 ): Promise<
   { user: User; generatedPassword?: string; access: { mode?: AccessMode; rule?: AccessRule } } | undefined
 > {
-  if (ctx.store.listUsers().length > 0) return undefined;
+  if ((await ctx.store.listUsers()).length > 0) return undefined;
   const file = env.PODGATE_ADMIN_PASSWORD_FILE;
   if (!file && opts.requirePasswordFile) {
     // In a pod, stdout is the pod log: a generated password printed there is readable by anyone who

@@ -104,15 +104,15 @@ export async function rotateCa(
  * certificate is re-issued by the new CA (by the caller, or a running `server run` on its next CA
  * check). Old-CA profiles stop connecting.
  */
-export function retireOldCa(
+export async function retireOldCa(
   ctx: AppContext,
   actor: string,
   probe?: CaChangeProbe,
-): { commonName: string; stillValid: number } {
+): Promise<{ commonName: string; stillValid: number; }> {
   const old = ctx.previousCa;
   if (!old) throw new Conflict('no CA rotation is in progress: there is no old CA to retire', 'ca');
-  const stillValid = ctx.store
-    .listCerts({ status: 'valid' })
+  const stillValid = (await ctx.store
+      .listCerts({ status: 'valid' }))
     .items.filter((c) => c.kind !== 'server' && c.issuerKeyId === old.keyId).length;
   const f = (name: string) => join(ctx.dataDir, name);
   const retired = `ca-retired-${old.keyId.slice(0, 16)}`;

@@ -72,10 +72,10 @@ export class DeviceService {
    * certificate in its renewal grace (superseded, revoked when the grace ends) is the same device as its
    * successor: it is not counted.
    */
-  validDevices(ownerId: number): number {
+  async validDevices(ownerId: number): Promise<number> {
     const now = this.deps.now().getTime();
-    return this.deps.store
-      .listCerts({ ownerId, kind: 'client', status: 'valid' })
+    return (await this.deps.store
+        .listCerts({ ownerId, kind: 'client', status: 'valid' }))
       .items.filter((c) => c.notAfter.getTime() > now && c.supersededBy === null).length;
   }
 
@@ -118,7 +118,7 @@ export class DeviceService {
     this.deps.addresses?.assertRoomFor(commonName);
     const selfService = req.selfService === true && kind === 'client';
     const release = selfService
-      ? this.limits.admit(owner.id, ownerName, this.validDevices(owner.id), {
+      ? this.limits.admit(owner.id, ownerName, await this.validDevices(owner.id), {
           renewal: req.replaces !== undefined,
         })
       : undefined;
@@ -178,12 +178,12 @@ export class DeviceService {
       issuedAt: issued.notBefore,
       notAfter: issued.notAfter,
     });
-    const cert = store.transaction(() => {
+    const cert = store.transaction(async () => {
       // Checked again inside the write transaction: a disable that committed while the key was being
       // made revoked only what was recorded then, so this certificate must not be recorded now.
       this.assertEnabled(owner.id, ownerName);
       const max = config.devices.maxValidPerUser;
-      if (req.selfService && !req.replaces && kind === 'client' && this.validDevices(owner.id) >= max) {
+      if (req.selfService && !req.replaces && kind === 'client' && await this.validDevices(owner.id) >= max) {
         throw new Conflict(
           `owner: user '${ownerName}' already has ${max} valid devices (devices.maxValidPerUser); revoke one first`,
           'owner',
@@ -214,14 +214,14 @@ export class DeviceService {
           serial: issued.serial,
           owner: ownerName,
           kind,
-          keyType: row.keyType,
+          keyType: (await row).keyType,
           ...(address ? { address } : {}),
           ...(req.replaces ? { renews: req.replaces.serial } : {}),
         },
       });
       return row;
     });
-    log.info({ serial: cert.serial, commonName, owner: ownerName, kind }, 'issued');
+    log.info({ serial: (await cert).serial, commonName, owner: ownerName, kind }, 'issued');
     await this.deps.changed?.();
     return { cert, profile };
   }

@@ -119,10 +119,10 @@ export class GroupService {
    * A lookup of every user's groups read with three queries (local groups with their members, single
    * sign-on identities, users), for resolving many users at once.
    */
-  bulkGroupsOf(): (user: User) => Set<string> {
+  async bulkGroupsOf(): Promise<(user: User) => Set<string>> {
     const { store } = this.deps;
     const local = new Map<string, string[]>();
-    for (const g of store.listGroups())
+    for (const g of await store.listGroups())
       for (const m of g.members) local.set(m, [...(local.get(m) ?? []), g.name]);
     return (user) => {
       const sso = store.getOidcIdentityOfUser(user.id)?.groups ?? [];

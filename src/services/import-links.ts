@@ -74,7 +74,7 @@ export interface MadeLink {
 export class ImportLinkService {
   constructor(private readonly deps: ImportLinkServiceDeps) {}
 
-  create(o: { user: User; deviceName: string; keyType?: string; ip: string; base: string }): MadeLink {
+  async create(o: { user: User; deviceName: string; keyType?: string; ip: string; base: string }): Promise<MadeLink> {
     const { store, now, minutes } = this.deps;
     const deviceName = validateDeviceName('name', o.deviceName);
     const commonName = `${o.user.name}.${deviceName}`;
@@ -85,7 +85,7 @@ export class ImportLinkService {
     }
     if (o.keyType !== undefined && !KEY_TYPES.includes(o.keyType))
       throw new BadRequest(`keyType must be one of ${KEY_TYPES.join(', ')}`, 'keyType');
-    if (store.getValidCertByCommonName(commonName))
+    if (await store.getValidCertByCommonName(commonName))
       throw new BadRequest(
         `name: a device named "${deviceName}" already exists; revoke it or pick another name`,
         'name',
@@ -93,15 +93,15 @@ export class ImportLinkService {
     const token = randomBytes(32).toString('base64url');
     const created = now();
     const expiresAt = new Date(created.getTime() + minutes * 60_000);
-    store.transaction(() => {
-      const row = store.createImportLink({
-        userId: o.user.id,
-        tokenHash: sha256(token),
-        deviceName,
-        keyType: o.keyType ?? null,
-        createdAt: created,
-        createdIp: o.ip,
-        expiresAt,
+    store.transaction(async () => {
+      const row = await store.createImportLink({
+          userId: o.user.id,
+          tokenHash: sha256(token),
+          deviceName,
+          keyType: o.keyType ?? null,
+          createdAt: created,
+          createdIp: o.ip,
+          expiresAt,
       });
       store.appendAudit({
         actor: o.user.name,

@@ -84,7 +84,7 @@ export class OidcAccounts {
     sealed: string | null,
   ): User {
     const { store, now } = this.deps;
-    const user = store.transaction(() => {
+    const user = store.transaction(async () => {
       const linked = store.getOidcIdentity(this.issuer, profile.subject);
       const existing = linked && store.getUserById(linked.userId);
       if (existing) return existing;
@@ -101,7 +101,7 @@ export class OidcAccounts {
       store.insertOidcIdentity({
         issuer: this.issuer,
         subject: profile.subject,
-        userId: created.id,
+        userId: (await created).id,
         groups: profile.groups,
         refreshToken: sealed,
         createdAt: now(),

@@ -43,14 +43,14 @@ export class TokenService {
     const secret = newApiToken();
     const expiresAt = new Date(this.deps.now().getTime() + days * 86_400_000);
     const { store } = this.deps;
-    const token = store.transaction(() => {
+    const token = store.transaction(async () => {
       const t = store.createToken({ userId: o.owner.id, name, tokenHash: hashToken(secret), expiresAt });
       store.appendAudit({
         actor: o.actor,
         action: 'token.create',
         target: o.owner.name,
         result: 'ok',
-        details: { tokenId: t.id, name, expiresAt: expiresAt.toISOString() },
+        details: { tokenId: (await t).id, name, expiresAt: expiresAt.toISOString() },
       });
       return t;
     });

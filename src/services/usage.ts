@@ -66,12 +66,12 @@ export class UsageService {
   }
 
   /** Every day of the last `days` days (UTC), zeros included, so the chart has no gaps. */
-  report(days = 30, user?: string): UsageReport {
+  async report(days = 30, user?: string): Promise<UsageReport> {
     const end = this.now();
     const start = new Date(
       Date.UTC(end.getUTCFullYear(), end.getUTCMonth(), end.getUTCDate()) - (days - 1) * DAY,
     );
-    const rows = this.store.usageByDay(start, user);
+    const rows = await this.store.usageByDay(start, user);
     const byDay = new Map<string, ChartDay>();
     for (let i = 0; i < days; i++) {
       const day = new Date(start.getTime() + i * DAY).toISOString().slice(0, 10);

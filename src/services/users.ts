@@ -128,16 +128,16 @@ export class UserService {
   async disable(o: { actor: string; name: string }): Promise<{ user: User; revoked: string[] }> {
     const user = this.get(o.name);
     const { store, revocation } = this.deps;
-    const { updated, valid } = store.transaction(() => {
+    const { updated, valid } = store.transaction(async () => {
       const u = store.updateUser(user.id, { disabled: true });
       const serials = this.validOf(user.id);
-      if (serials.length > 0) revocation.revokeInTransaction(o.actor, serials, 'affiliationChanged');
+      if ((await serials).length > 0) revocation.revokeInTransaction(o.actor, await serials, 'affiliationChanged');
       store.appendAudit({
         actor: o.actor,
         action: 'user.disable',
         target: user.name,
         result: 'ok',
-        details: { revoked: serials.length },
+        details: { revoked: (await serials).length },
       });
       return { updated: u, valid: serials };
     });
@@ -145,8 +145,8 @@ export class UserService {
     return { user: updated, revoked: valid };
   }
 
-  private validOf(userId: number): string[] {
-    return this.deps.store.listCerts({ ownerId: userId, status: 'valid' }).items.map((c) => c.serial);
+  private async validOf(userId: number): Promise<string[]> {
+    return (await this.deps.store.listCerts({ ownerId: userId, status: 'valid' })).items.map((c) => c.serial);
   }
 
   /**
@@ -156,15 +156,15 @@ export class UserService {
    */
   async revokeHeldByDisabled(actor: string): Promise<string[]> {
     const { store, revocation } = this.deps;
-    const serials = store.transaction(() => {
-      const held = store
-        .listUsers()
+    const serials = store.transaction(async () => {
+      const held = (await store
+          .listUsers())
         .filter((u) => u.disabled)
         .flatMap((u) => this.validOf(u.id));
       if (held.length > 0) revocation.revokeInTransaction(actor, held, 'affiliationChanged');
       return held;
     });
-    if (serials.length > 0) await revocation.publish();
+    if ((await serials).length > 0) await revocation.publish();
     return serials;
   }
 

@@ -171,10 +171,10 @@ export class WebActions {
     return effectiveNetwork(this.ctx.config, this.ctx.store);
   }
 
-  myDevices(user: User): DeviceView[] {
+  async myDevices(user: User): Promise<DeviceView[]> {
     const now = this.now();
-    return this.ctx.store
-      .listCerts({ ownerId: user.id, kind: 'client', sort: 'createdAt', order: 'desc', limit: 1000 })
+    return (await this.ctx.store
+        .listCerts({ ownerId: user.id, kind: 'client', sort: 'createdAt', order: 'desc', limit: 1000 }))
       .items.map((c) => deviceView(c, now));
   }
 

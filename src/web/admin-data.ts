@@ -80,12 +80,12 @@ export class AdminData {
     });
   }
 
-  audit(page: number, action?: string): { items: AuditEntry[]; page: number; hasNext: boolean } {
+  async audit(page: number, action?: string): Promise<{ items: AuditEntry[]; page: number; hasNext: boolean; }> {
     const perPage = 50;
-    const rows = this.ctx.store.listAudit({
-      limit: perPage + 1,
-      offset: (page - 1) * perPage,
-      ...(action ? { action } : {}),
+    const rows = await this.ctx.store.listAudit({
+        limit: perPage + 1,
+        offset: (page - 1) * perPage,
+        ...(action ? { action } : {}),
     });
     return { items: rows.slice(0, perPage).map(shownAudit), page, hasNext: rows.length > perPage };
   }
@@ -94,7 +94,7 @@ export class AdminData {
    * The audit log for the API, newest first: a keyset page (the cursor holds the last entry's id, so
    * a deep page costs what the first one does, and entries appended meanwhile do not shift it).
    */
-  auditPage(q: { limit: number; cursor?: string; action?: string }): ListPage<AuditEntry> {
+  async auditPage(q: { limit: number; cursor?: string; action?: string }): Promise<ListPage<AuditEntry>> {
     let beforeId: number | undefined;
     if (q.cursor !== undefined) {
       const b = decodeCursor(q.cursor).b;
@@ -106,7 +106,7 @@ export class AdminData {
       beforeId = b;
     }
     const filter = q.action ? { action: q.action } : {};
-    const rows = this.ctx.store.listAudit({ limit: q.limit + 1, beforeId, ...filter });
+    const rows = await this.ctx.store.listAudit({ limit: q.limit + 1, beforeId, ...filter });
     const items = rows.slice(0, q.limit).map(shownAudit);
     const last = items[items.length - 1];
     return {
@@ -117,13 +117,13 @@ export class AdminData {
   }
 
   /** The CAs in force and, during a rotation, the devices still on the previous CA (`GET /api/v1/ca`). */
-  caView(): Omit<CaStatus, 'onPreviousCa'> & {
-    onPreviousCa: { serial: string; commonName: string; owner: string | null }[];
-  } {
+  async caView(): Promise<Omit<CaStatus, 'onPreviousCa'> & {
+      onPreviousCa: { serial: string; commonName: string; owner: string | null; }[];
+  }> {
     const s = caStatus(this.ctx);
     return {
       ...s,
-      onPreviousCa: s.onPreviousCa.map((c) => ({
+      onPreviousCa: (await s).onPreviousCa.map((c) => ({
         serial: c.serial,
         commonName: c.commonName,
         owner: c.ownerName,
@@ -131,15 +131,15 @@ export class AdminData {
     };
   }
 
-  crl(): {
-    number: number | null;
-    thisUpdate: Date | null;
-    nextUpdate: Date | null;
-    revoked: number;
-    expiresInDays: number | null;
-  } {
+  async crl(): Promise<{
+      number: number | null;
+      thisUpdate: Date | null;
+      nextUpdate: Date | null;
+      revoked: number;
+      expiresInDays: number | null;
+  }> {
     const crl = this.ctx.store.getCrl();
-    const revoked = this.ctx.store.listCerts({ status: 'revoked', limit: 0 }).total;
+    const revoked = (await this.ctx.store.listCerts({ status: 'revoked', limit: 0 })).total;
     return {
       number: crl?.number ?? null,
       thisUpdate: crl?.thisUpdate ?? null,
@@ -169,9 +169,9 @@ export class AdminData {
   }
 
   /** The user's valid certificates (what disabling them revokes). */
-  validCertsOf(userId: number): { serial: string; commonName: string }[] {
-    return this.ctx.store
-      .listCerts({ ownerId: userId, status: 'valid', sort: 'commonName', order: 'asc' })
+  async validCertsOf(userId: number): Promise<{ serial: string; commonName: string; }[]> {
+    return (await this.ctx.store
+        .listCerts({ ownerId: userId, status: 'valid', sort: 'commonName', order: 'asc' }))
       .items.map((c) => ({ serial: c.serial, commonName: c.commonName }));
   }
 

@@ -79,7 +79,7 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
   }
   // Expired sessions are refused on read anyway; pruning only keeps the table small.
   // The VPN session history is kept sessions.retainDays; used or expired import links a day.
-  const prune = (): void => {
+  const prune = async (): Promise<void> => {
     try {
       const at = (deps.now ?? (() => new Date()))();
       const { store, config } = deps.ctx;
@@ -88,7 +88,7 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
         new Date(at.getTime() - config.sessions.retainDays * 86_400_000),
       );
       store.pruneImportLinks(new Date(at.getTime() - 86_400_000));
-      if (history > 0) log.info({ removed: history }, 'old VPN sessions pruned');
+      if (await history > 0) log.info({ removed: history }, 'old VPN sessions pruned');
     } catch (err) {
       log.warn({ err }, 'session prune failed');
     }

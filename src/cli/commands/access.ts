@@ -107,7 +107,7 @@ export function register(program: Command, env: CliEnv): void {
     .action(async (mode: string | undefined, _o, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
         if (mode !== undefined) await ctx.access.setMode({ actor: 'cli', mode });
-        const m = ctx.access.mode();
+        const m = await ctx.access.mode();
         env.out(`access.mode: ${m.mode} (${m.source})`);
       });
     });

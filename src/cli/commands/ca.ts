@@ -22,7 +22,7 @@ export function register(program: Command, env: CliEnv): void {
             JSON.stringify(
               {
                 ...s,
-                onPreviousCa: s.onPreviousCa.map((c) => ({
+                onPreviousCa: (await s).onPreviousCa.map((c) => ({
                   serial: c.serial,
                   commonName: c.commonName,
                   owner: c.ownerName,
@@ -35,15 +35,15 @@ export function register(program: Command, env: CliEnv): void {
           return;
         }
         env.out(
-          `current   ${s.current.commonName}  expires ${s.current.notAfter.toISOString().slice(0, 10)} (${s.current.daysLeft} days)`,
+          `current   ${(await s).current.commonName}  expires ${(await s).current.notAfter.toISOString().slice(0, 10)} (${(await s).current.daysLeft} days)`,
         );
-        if (s.previous)
+        if ((await s).previous)
           env.out(
-            `previous  ${s.previous.commonName}  expires ${s.previous.notAfter.toISOString().slice(0, 10)} (still trusted)`,
+            `previous  ${(await s).previous.commonName}  expires ${(await s).previous.notAfter.toISOString().slice(0, 10)} (still trusted)`,
           );
-        for (const c of s.onPreviousCa)
+        for (const c of (await s).onPreviousCa)
           env.out(`old CA    ${c.commonName} (${c.ownerName ?? '-'}) serial ${c.serial}`);
-        for (const w of s.warnings) env.err(`warning: ${w}`);
+        for (const w of (await s).warnings) env.err(`warning: ${w}`);
       });
     });
 

@@ -63,7 +63,7 @@ export function register(program: Command, env: CliEnv): void {
           ctx.dataDirNote ?? `${ctx.dataDir}: no access for group or others`,
         );
         add('ok', 'ca', `${ctx.ca.commonName} loaded from ${ctx.dataDir}`);
-        for (const w of caStatus(ctx).warnings) add('warn', 'ca', w);
+        for (const w of (await caStatus(ctx)).warnings) add('warn', 'ca', w);
         const crl = ctx.revocation.currentCrl();
         if (!crl) add('fail', 'crl', 'no CRL has been signed');
         else {

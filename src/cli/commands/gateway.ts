@@ -239,7 +239,7 @@ function registerList(gw: Command, env: CliEnv): void {
     .description('gateways known to this podgate')
     .action(async (_o: unknown, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
-        const items = ctx.store.listGateways();
+        const items = await ctx.store.listGateways();
         if (g.json) {
           env.out(
             JSON.stringify(

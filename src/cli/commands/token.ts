@@ -64,7 +64,7 @@ export function register(program: Command, env: CliEnv): void {
         env.out(
           table([
             ['ID', 'NAME', 'CREATED', 'LAST USED', 'EXPIRES'],
-            ...tokens.map((t) => [
+            ...(await tokens).map((t) => [
               String(t.id),
               t.name,
               t.createdAt.toISOString(),

@@ -71,8 +71,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     });
   });
 
-  r.get('/devices', requireUser, (req, res) => {
-    res.json(listPage(actions.myDevices(req.auth!.user), parse(pageQuery, req.query)));
+  r.get('/devices', requireUser, async (req, res) => {
+    res.json(listPage(await actions.myDevices(req.auth!.user), parse(pageQuery, req.query)));
   });
 
   r.post('/devices', requireUser, async (req, res) => {
@@ -151,8 +151,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   r.get('/crl', requireAdmin, (_req, res) => {
     res.json(admin.crl());
   });
-  r.get('/gateways', requireAdmin, (req, res) => {
-    res.json(listPage(admin.gateways(), parse(pageQuery, req.query)));
+  r.get('/gateways', requireAdmin, async (req, res) => {
+    res.json(listPage(await admin.gateways(), parse(pageQuery, req.query)));
   });
 
   r.get('/cluster', requireAdmin, (_req, res) => {

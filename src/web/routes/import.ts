@@ -47,7 +47,7 @@ export function importLinkRoutes(links: ImportLinkService, publicUrl: string | u
       ip: clientIp(req),
       base: importBase(publicUrl, requestOrigin(req)),
     });
-    return { ...made, qr: await qrDataUrl(made.link) };
+    return { ...made, qr: await qrDataUrl((await made).link) };
   };
   r.post('/api/v1/devices/import-link', requireUser, async (req, res) => {
     const made = await make(req);

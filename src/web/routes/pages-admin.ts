@@ -230,7 +230,7 @@ function sessionPages(r: Router, { admin }: RouteDeps): void {
 
 /** Read-only records: the audit log, the current CRL, the known gateways. */
 function recordPages(r: Router, { admin }: RouteDeps): void {
-  r.get('/audit', (req, res) => {
+  r.get('/audit', async (req, res) => {
     const q = parse(auditQuery, req.query);
     const data = admin.audit(q.page, q.action);
     res.render('admin/audit', {
@@ -239,7 +239,7 @@ function recordPages(r: Router, { admin }: RouteDeps): void {
       ...data,
       action: q.action,
       prev: q.page > 1 ? link({ action: q.action }, { page: q.page - 1 }) : null,
-      next: data.hasNext ? link({ action: q.action }, { page: q.page + 1 }) : null,
+      next: (await data).hasNext ? link({ action: q.action }, { page: q.page + 1 }) : null,
     });
   });
 

@@ -15,10 +15,10 @@ function optUser(v: unknown): string | undefined {
 /** Session history: the admin usage page (chart + totals), its CSV, and a user's own sessions as JSON. */
 export function usageRoutes(usage: UsageService, now: () => Date): Router {
   const r = Router();
-  r.get('/admin/usage', requireAdmin, (req, res) => {
+  r.get('/admin/usage', requireAdmin, async (req, res) => {
     const user = optUser(req.query.user);
     const report = usage.report(30, user);
-    const chart = usageChartSvg(report.days);
+    const chart = usageChartSvg((await report).days);
     res.render('admin/usage', {
       title: 'Usage',
       nav: 'usage',
