@@ -89,11 +89,11 @@ export class AccessService {
     const rules = parseRulesDocument(o.input);
     const { store } = this.deps;
     if (o.dryRun) return this.diff(rules);
-    const diff = store.transaction(async () => {
+    const diff = store.transaction(async (tx) => {
       const d = this.diff(rules);
       for (const name of (await d).delete) {
-        store.deleteRule(name);
-        store.appendAudit({
+        tx.deleteRule(name);
+        tx.appendAudit({
           actor: o.actor,
           action: 'access.rule.delete',
           target: name,
@@ -102,9 +102,9 @@ export class AccessService {
         });
       }
       rules.forEach(async (r, i) => {
-        if (!store.putRule(r, i)) return;
+        if (!tx.putRule(r, i)) return;
         const action = (await d).create.includes(r.name) ? 'access.rule.create' : 'access.rule.update';
-        store.appendAudit({ actor: o.actor, action, target: r.name, result: 'ok', details: { rule: r } });
+        tx.appendAudit({ actor: o.actor, action, target: r.name, result: 'ok', details: { rule: r } });
       });
       return d;
     });
@@ -130,9 +130,9 @@ export class AccessService {
     if (o.mode !== 'open' && o.mode !== 'enforce')
       throw new BadRequest('mode must be "open" or "enforce"', 'mode');
     const { store } = this.deps;
-    store.transaction(() => {
-      store.setSetting(MODE_SETTING, o.mode as AccessMode);
-      store.appendAudit({
+    store.transaction(async (tx) => {
+      tx.setSetting(MODE_SETTING, o.mode as AccessMode);
+      tx.appendAudit({
         actor: o.actor,
         action: 'access.mode',
         target: String(o.mode),
@@ -150,15 +150,15 @@ export class AccessService {
    */
   ensureNewInstallDefaults(actor: string): { mode?: AccessMode; rule?: AccessRule } {
     const { store } = this.deps;
-    return store.transaction(async () => {
+    return store.transaction(async (tx) => {
       const out: { mode?: AccessMode; rule?: AccessRule } = {};
-      if (store.getSetting(MODE_SETTING) === undefined) {
-        store.setSetting(MODE_SETTING, 'enforce');
+      if (tx.getSetting(MODE_SETTING) === undefined) {
+        tx.setSetting(MODE_SETTING, 'enforce');
         out.mode = 'enforce';
       }
-      if ((await store.listRules()).length === 0) {
-        store.putRule(ADMINS_RULE, 0);
-        store.appendAudit({
+      if ((await tx.listRules()).length === 0) {
+        tx.putRule(ADMINS_RULE, 0);
+        tx.appendAudit({
           actor,
           action: 'access.rule.create',
           target: ADMINS_RULE.name,
@@ -179,19 +179,19 @@ export class AccessService {
   bundle(): AccessBundle {
     const { store, now } = this.deps;
     const at = now();
-    return store.transaction(async () => {
+    return store.transaction(async (tx) => {
       const valid = await validCerts(store, at);
       this.deps.addresses.backfill(valid);
       const mode = (await this.mode()).mode;
       const devices = await connectableDevices(store, at, valid);
       const { clients, rules } = resolveBundle(await this.rules(), devices, this.deps.groups);
       const hash = createHash('sha256').update(JSON.stringify({ mode, clients, rules })).digest('hex');
-      const state = await store.getAccessState();
+      const state = await tx.getAccessState();
       let version = state.version;
       if (state.publishedVersion === version && state.publishedHash !== hash)
-        version = store.bumpAccessVersion();
+        version = tx.bumpAccessVersion();
       if (state.publishedVersion !== version || state.publishedHash !== hash)
-        store.markAccessPublished(version, hash);
+        tx.markAccessPublished(version, hash);
       return { version, mode, clients, rules, generatedAt: at.toISOString() };
     });
   }
@@ -262,9 +262,9 @@ export class AccessService {
 
   private raiseAbove(held: number, from: number): void {
     const { store } = this.deps;
-    store.transaction(() => {
-      store.raiseAccessVersion(held + 1);
-      store.appendAudit({
+    store.transaction(async (tx) => {
+      tx.raiseAccessVersion(held + 1);
+      tx.appendAudit({
         actor: 'system',
         action: 'access.version.raise',
         target: `v${held + 1}`,

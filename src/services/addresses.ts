@@ -65,8 +65,8 @@ export class AddressService {
     if (held < pool.last - pool.first + 1) return;
     // a full table may still hold addresses outside the pool (subnet changed): the allocator decides
     try {
-      store.transaction(() => {
-        store.allocateAddress(commonName, pool, this.deps.now());
+      store.transaction(async (tx) => {
+        tx.allocateAddress(commonName, pool, this.deps.now());
         throw new RollBack();
       });
     } catch (err) {
@@ -93,10 +93,10 @@ export class AddressService {
     const missing = valid.filter((c) => !held.has(c.commonName));
     if (missing.length === 0) return;
     const pool = this.pool();
-    store.transaction(() => {
+    store.transaction(async (tx) => {
       for (const c of missing) {
         try {
-          store.allocateAddress(c.commonName, pool, this.deps.now());
+          tx.allocateAddress(c.commonName, pool, this.deps.now());
         } catch (err) {
           log.warn(
             { commonName: c.commonName, err: (err as Error).message },
@@ -115,18 +115,18 @@ export class AddressService {
   async sweep(): Promise<string[]> {
     const { store, graceDays } = this.deps;
     const now = this.deps.now().getTime();
-    const freed = store.transaction(async () => {
+    const freed = store.transaction(async (tx) => {
       const out: string[] = [];
       const byName = new Map<string, CertRecord[]>();
-      for (const c of (await store.listCerts()).items)
+      for (const c of (await tx.listCerts()).items)
         byName.set(c.commonName, [...(byName.get(c.commonName) ?? []), c]);
-      for (const a of await store.listAddresses()) {
+      for (const a of await tx.listAddresses()) {
         const certs = byName.get(a.commonName) ?? [];
         if (certs.some((c) => c.status === 'valid' && c.notAfter.getTime() > now)) continue;
         const lastValid = Math.max(0, ...certs.map(validUntil));
         if (lastValid + graceDays * DAY > now) continue;
-        store.releaseAddress(a.commonName);
-        store.appendAudit({
+        tx.releaseAddress(a.commonName);
+        tx.appendAudit({
           actor: 'system',
           action: 'address.release',
           target: a.commonName,

@@ -84,9 +84,9 @@ export async function rotateCa(
   return { commonName: ca.commonName, keyId: ca.keyId, tagged };
 
   function tagOutgoing(): number {
-    return ctx.store.transaction(() => {
-      const n = ctx.store.assignIssuerKeyId(outgoing);
-      ctx.store.appendAudit({
+    return ctx.store.transaction(async (tx) => {
+      const n = tx.assignIssuerKeyId(outgoing);
+      tx.appendAudit({
         actor: o.actor,
         action: 'ca.rotate',
         target: ctx.ca.commonName,

@@ -178,7 +178,7 @@ export class DeviceService {
       issuedAt: issued.notBefore,
       notAfter: issued.notAfter,
     });
-    const cert = store.transaction(async () => {
+    const cert = store.transaction(async (tx) => {
       // Checked again inside the write transaction: a disable that committed while the key was being
       // made revoked only what was recorded then, so this certificate must not be recorded now.
       this.assertEnabled(owner.id, ownerName);
@@ -189,8 +189,8 @@ export class DeviceService {
           'owner',
         );
       }
-      if (req.replaces) store.markSuperseding(req.replaces.serial, issued.serial, req.replaces.supersedeAt);
-      const row = store.insertCert({
+      if (req.replaces) tx.markSuperseding(req.replaces.serial, issued.serial, req.replaces.supersedeAt);
+      const row = tx.insertCert({
         serial: issued.serial,
         commonName,
         ownerId: owner.id,
@@ -205,7 +205,7 @@ export class DeviceService {
       });
       // same transaction: no certificate without an address, no address without its certificate
       const address = this.deps.addresses?.allocate(commonName).address;
-      store.appendAudit({
+      tx.appendAudit({
         actor: req.actor,
         action: req.replaces ? 'cert.renew' : 'cert.issue',
         target: commonName,

@@ -43,9 +43,9 @@ export class GroupService {
     if (o.description !== undefined && (typeof o.description !== 'string' || o.description.length > 1024))
       throw new BadRequest('description must be text of at most 1024 characters', 'description');
     const { store } = this.deps;
-    const group = store.transaction(() => {
-      const g = store.createGroup({ name, description: o.description ?? '' });
-      store.appendAudit({ actor: o.actor, action: 'group.create', target: name, result: 'ok', details: {} });
+    const group = store.transaction(async (tx) => {
+      const g = tx.createGroup({ name, description: o.description ?? '' });
+      tx.appendAudit({ actor: o.actor, action: 'group.create', target: name, result: 'ok', details: {} });
       return g;
     });
     await this.deps.changed();
@@ -54,10 +54,10 @@ export class GroupService {
 
   async remove(o: { actor: string; name: string }): Promise<void> {
     const { store } = this.deps;
-    store.transaction(() => {
+    store.transaction(async (tx) => {
       const g = this.get(o.name);
-      store.deleteGroup(g.name);
-      store.appendAudit({
+      tx.deleteGroup(g.name);
+      tx.appendAudit({
         actor: o.actor,
         action: 'group.delete',
         target: g.name,
@@ -88,11 +88,11 @@ export class GroupService {
     op: 'add' | 'remove',
   ): Promise<LocalGroup> {
     const { store } = this.deps;
-    const group = store.transaction(() => {
+    const group = store.transaction(async (tx) => {
       const user = this.user(o.user);
-      if (op === 'add') store.addGroupMember(o.group, user.id);
-      else store.removeGroupMember(o.group, user.id);
-      store.appendAudit({
+      if (op === 'add') tx.addGroupMember(o.group, user.id);
+      else tx.removeGroupMember(o.group, user.id);
+      tx.appendAudit({
         actor: o.actor,
         action: `group.member.${op}`,
         target: o.group,

@@ -93,8 +93,8 @@ export class ImportLinkService {
     const token = randomBytes(32).toString('base64url');
     const created = now();
     const expiresAt = new Date(created.getTime() + minutes * 60_000);
-    store.transaction(async () => {
-      const row = await store.createImportLink({
+    store.transaction(async (tx) => {
+      const row = await tx.createImportLink({
           userId: o.user.id,
           tokenHash: sha256(token),
           deviceName,
@@ -103,7 +103,7 @@ export class ImportLinkService {
           createdIp: o.ip,
           expiresAt,
       });
-      store.appendAudit({
+      tx.appendAudit({
         actor: o.user.name,
         action: 'import-link.create',
         target: commonName,
@@ -147,9 +147,9 @@ export class ImportLinkService {
         selfService: true,
         ...(link.keyType ? { keyType: link.keyType } : {}),
       });
-      store.transaction(() => {
-        store.setImportLinkSerial(link.id, issued.cert.serial);
-        store.appendAudit({
+      store.transaction(async (tx) => {
+        tx.setImportLinkSerial(link.id, issued.cert.serial);
+        tx.appendAudit({
           actor: link.userName,
           action: 'import-link.fetch',
           target: issued.cert.commonName,

@@ -84,21 +84,21 @@ export class OidcAccounts {
     sealed: string | null,
   ): User {
     const { store, now } = this.deps;
-    const user = store.transaction(async () => {
-      const linked = store.getOidcIdentity(this.issuer, profile.subject);
-      const existing = linked && store.getUserById(linked.userId);
+    const user = store.transaction(async (tx) => {
+      const linked = tx.getOidcIdentity(this.issuer, profile.subject);
+      const existing = linked && tx.getUserById(linked.userId);
       if (existing) return existing;
-      const name = uniqueName(profile.name, (n) => store.getUserByName(n) !== undefined);
+      const name = uniqueName(profile.name, (n) => tx.getUserByName(n) !== undefined);
       const role = admin ? 'admin' : 'user';
-      const created = store.createUser({ name, role, passwordHash: null });
-      store.appendAudit({
+      const created = tx.createUser({ name, role, passwordHash: null });
+      tx.appendAudit({
         actor: 'oidc',
         action: 'user.create',
         target: name,
         result: 'ok',
         details: { role },
       });
-      store.insertOidcIdentity({
+      tx.insertOidcIdentity({
         issuer: this.issuer,
         subject: profile.subject,
         userId: (await created).id,

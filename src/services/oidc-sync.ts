@@ -125,12 +125,12 @@ async function syncLocked(deps: SyncDeps, actor: string): Promise<SyncEntry[]> {
     } catch (err) {
       if (err instanceof GrantRevoked) {
         const { revoked } = await users.disable({ actor, name: user.name });
-        store.transaction(() => {
-          store.updateOidcIdentity(identity.issuer, identity.subject, {
+        store.transaction(async (tx) => {
+          tx.updateOidcIdentity(identity.issuer, identity.subject, {
             refreshToken: null,
             lastSyncAt: deps.now(),
           });
-          store.appendAudit({
+          tx.appendAudit({
             actor,
             action: 'oidc.disable',
             target: user.name,

@@ -123,13 +123,13 @@ export class ServerIdentityService {
     // "whatever is valid under this name" before knowing who won could revoke the other process's
     // brand-new certificate.
     let superseded = false;
-    const winner = store.transaction((): StoredIdentity | undefined => {
-      const current = store.getSetting(SETTING);
+    const winner = store.transaction(async (tx): Promise<StoredIdentity | undefined> => {
+      const current = tx.getSetting(SETTING);
       if (current !== raw && current !== undefined) return JSON.parse(current) as StoredIdentity;
-      const old = store.getValidCertByCommonName(serverName);
+      const old = tx.getValidCertByCommonName(serverName);
       if (old) this.deps.revocation.revokeInTransaction('system', [old.serial], 'superseded');
       superseded = old !== undefined;
-      store.insertCert({
+      tx.insertCert({
         serial: issued.serial,
         commonName: serverName,
         ownerId: null,
@@ -141,8 +141,8 @@ export class ServerIdentityService {
         certPem: issued.certPem,
         issuerKeyId: ca.keyId,
       });
-      store.setSetting(SETTING, JSON.stringify(next));
-      store.appendAudit({
+      tx.setSetting(SETTING, JSON.stringify(next));
+      tx.appendAudit({
         actor: 'system',
         action: 'server.cert',
         target: serverName,

@@ -43,9 +43,9 @@ export class TokenService {
     const secret = newApiToken();
     const expiresAt = new Date(this.deps.now().getTime() + days * 86_400_000);
     const { store } = this.deps;
-    const token = store.transaction(async () => {
-      const t = store.createToken({ userId: o.owner.id, name, tokenHash: hashToken(secret), expiresAt });
-      store.appendAudit({
+    const token = store.transaction(async (tx) => {
+      const t = tx.createToken({ userId: o.owner.id, name, tokenHash: hashToken(secret), expiresAt });
+      tx.appendAudit({
         actor: o.actor,
         action: 'token.create',
         target: o.owner.name,
@@ -69,9 +69,9 @@ export class TokenService {
     const token = Number.isInteger(id) && id > 0 ? store.getToken(id) : undefined;
     if (!token || (token.userId !== actor.id && actor.role !== 'admin'))
       throw new NotFound('token not found');
-    store.transaction(() => {
-      store.deleteToken(token.id);
-      store.appendAudit({
+    store.transaction(async (tx) => {
+      tx.deleteToken(token.id);
+      tx.appendAudit({
         actor: actor.name,
         action: 'token.delete',
         target: token.userName,

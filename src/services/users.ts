@@ -47,9 +47,9 @@ export class UserService {
     const passwordHash =
       o.password === undefined ? null : await (await argon2()).hash(validatePassword('password', o.password));
     const { store } = this.deps;
-    return store.transaction(() => {
-      const user = store.createUser({ name, role, passwordHash });
-      store.appendAudit({
+    return store.transaction(async (tx) => {
+      const user = tx.createUser({ name, role, passwordHash });
+      tx.appendAudit({
         actor: o.actor,
         action: 'user.create',
         target: name,
@@ -86,9 +86,9 @@ export class UserService {
     const user = this.get(o.name);
     const passwordHash = await (await argon2()).hash(validatePassword('password', o.password));
     const { store } = this.deps;
-    return store.transaction(() => {
-      const updated = store.updateUser(user.id, { passwordHash });
-      store.appendAudit({
+    return store.transaction(async (tx) => {
+      const updated = tx.updateUser(user.id, { passwordHash });
+      tx.appendAudit({
         actor: o.actor,
         action: 'user.password',
         target: user.name,
@@ -103,9 +103,9 @@ export class UserService {
     const user = this.get(o.name);
     const role = validateRole(o.role);
     const { store } = this.deps;
-    const updated = store.transaction(() => {
-      const u = store.updateUser(user.id, { role });
-      store.appendAudit({
+    const updated = store.transaction(async (tx) => {
+      const u = tx.updateUser(user.id, { role });
+      tx.appendAudit({
         actor: o.actor,
         action: 'user.role',
         target: user.name,
@@ -128,11 +128,11 @@ export class UserService {
   async disable(o: { actor: string; name: string }): Promise<{ user: User; revoked: string[] }> {
     const user = this.get(o.name);
     const { store, revocation } = this.deps;
-    const { updated, valid } = store.transaction(async () => {
-      const u = store.updateUser(user.id, { disabled: true });
+    const { updated, valid } = store.transaction(async (tx) => {
+      const u = tx.updateUser(user.id, { disabled: true });
       const serials = this.validOf(user.id);
       if ((await serials).length > 0) revocation.revokeInTransaction(o.actor, await serials, 'affiliationChanged');
-      store.appendAudit({
+      tx.appendAudit({
         actor: o.actor,
         action: 'user.disable',
         target: user.name,
@@ -156,7 +156,7 @@ export class UserService {
    */
   async revokeHeldByDisabled(actor: string): Promise<string[]> {
     const { store, revocation } = this.deps;
-    const serials = store.transaction(async () => {
+    const serials = store.transaction(async (tx) => {
       const held = (await store
           .listUsers())
         .filter((u) => u.disabled)
@@ -171,9 +171,9 @@ export class UserService {
   enable(o: { actor: string; name: string }): User {
     const user = this.get(o.name);
     const { store } = this.deps;
-    return store.transaction(() => {
-      const u = store.updateUser(user.id, { disabled: false });
-      store.appendAudit({
+    return store.transaction(async (tx) => {
+      const u = tx.updateUser(user.id, { disabled: false });
+      tx.appendAudit({
         actor: o.actor,
         action: 'user.enable',
         target: user.name,

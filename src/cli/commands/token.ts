@@ -83,9 +83,9 @@ export function register(program: Command, env: CliEnv): void {
       await withContext(env, cmd, async (ctx) => {
         const n = Number(id);
         if (!Number.isInteger(n) || n < 1) throw new NotFound(`token '${id}' does not exist`);
-        ctx.store.transaction(() => {
-          ctx.store.deleteToken(n);
-          ctx.store.appendAudit({
+        ctx.store.transaction(async (tx) => {
+          tx.deleteToken(n);
+          tx.appendAudit({
             actor: 'cli',
             action: 'token.delete',
             target: String(n),
