@@ -1,7 +1,7 @@
 import { Conflict } from '../lib/errors.js';
 import { ipv4Bounds, parseCidr } from '../lib/cidr.js';
 import { logger } from '../lib/logger.js';
-import type { AddressPool, CertRecord, DeviceAddress, Store } from '../store/types.js';
+import type { AddressPool, CertRecord, DeviceAddress, Store, TxStore } from '../store/types.js';
 
 const log = logger.child({ module: 'addresses' });
 const DAY = 86_400_000;
@@ -52,8 +52,8 @@ export class AddressService {
   }
 
   /** The device's address, allocating one; call inside the transaction that records its certificate. */
-  allocate(commonName: string): DeviceAddress {
-    return this.deps.store.allocateAddress(commonName, this.pool(), this.deps.now());
+  allocate(commonName: string, tx: TxStore): Promise<DeviceAddress> {
+    return tx.allocateAddress(commonName, this.pool(), this.deps.now());
   }
 
   /** Throws the 409 before any key is made when the pool has no room for a device without an address. */
@@ -65,8 +65,8 @@ export class AddressService {
     if (held < pool.last - pool.first + 1) return;
     // a full table may still hold addresses outside the pool (subnet changed): the allocator decides
     try {
-      store.transaction(async (tx) => {
-        tx.allocateAddress(commonName, pool, this.deps.now());
+      await store.transaction(async (tx) => {
+        await tx.allocateAddress(commonName, pool, this.deps.now());
         throw new RollBack();
       });
     } catch (err) {
@@ -74,11 +74,11 @@ export class AddressService {
     }
   }
 
-  get(commonName: string): DeviceAddress | undefined {
+  get(commonName: string): Promise<DeviceAddress | undefined> {
     return this.deps.store.getAddress(commonName);
   }
 
-  list(): DeviceAddress[] {
+  list(): Promise<DeviceAddress[]> {
     return this.deps.store.listAddresses();
   }
 
@@ -87,16 +87,15 @@ export class AddressService {
    * issued before addresses existed). Devices the pool has no room for stay without (and cannot
    * connect in `enforce`); they are logged.
    */
-  async backfill(valid: readonly CertRecord[]): Promise<void> {
-    const { store } = this.deps;
+  async backfill(valid: readonly CertRecord[], store: TxStore = this.deps.store): Promise<void> {
     const held = new Set((await store.listAddresses()).map((a) => a.commonName));
     const missing = valid.filter((c) => !held.has(c.commonName));
     if (missing.length === 0) return;
     const pool = this.pool();
-    store.transaction(async (tx) => {
+    await store.transaction(async (tx) => {
       for (const c of missing) {
         try {
-          tx.allocateAddress(c.commonName, pool, this.deps.now());
+          await tx.allocateAddress(c.commonName, pool, this.deps.now());
         } catch (err) {
           log.warn(
             { commonName: c.commonName, err: (err as Error).message },
@@ -115,7 +114,7 @@ export class AddressService {
   async sweep(): Promise<string[]> {
     const { store, graceDays } = this.deps;
     const now = this.deps.now().getTime();
-    const freed = store.transaction(async (tx) => {
+    const freed = await store.transaction(async (tx) => {
       const out: string[] = [];
       const byName = new Map<string, CertRecord[]>();
       for (const c of (await tx.listCerts()).items)
@@ -125,8 +124,8 @@ export class AddressService {
         if (certs.some((c) => c.status === 'valid' && c.notAfter.getTime() > now)) continue;
         const lastValid = Math.max(0, ...certs.map(validUntil));
         if (lastValid + graceDays * DAY > now) continue;
-        tx.releaseAddress(a.commonName);
-        tx.appendAudit({
+        await tx.releaseAddress(a.commonName);
+        await tx.appendAudit({
           actor: 'system',
           action: 'address.release',
           target: a.commonName,
@@ -137,7 +136,7 @@ export class AddressService {
       }
       return out;
     });
-    if ((await freed).length > 0) log.info({ freed }, 'tunnel addresses freed after the grace period');
+    if (freed.length > 0) log.info({ freed }, 'tunnel addresses freed after the grace period');
     return freed;
   }
 }

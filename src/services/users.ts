@@ -1,6 +1,6 @@
 import { BadRequest, NotFound } from '../lib/errors.js';
 import { validateName } from '../lib/names.js';
-import type { Role, Store, User } from '../store/types.js';
+import type { Role, Store, TxStore, User } from '../store/types.js';
 import type { RevocationService } from './revocation.js';
 
 /** argon2id with the OWASP password-storage minimum: m=19456 KiB, t=2, p=1 (about 10 ms per hash). */
@@ -48,8 +48,8 @@ export class UserService {
       o.password === undefined ? null : await (await argon2()).hash(validatePassword('password', o.password));
     const { store } = this.deps;
     return store.transaction(async (tx) => {
-      const user = tx.createUser({ name, role, passwordHash });
-      tx.appendAudit({
+      const user = await tx.createUser({ name, role, passwordHash });
+      await tx.appendAudit({
         actor: o.actor,
         action: 'user.create',
         target: name,
@@ -60,19 +60,19 @@ export class UserService {
     });
   }
 
-  list(): User[] {
+  list(): Promise<User[]> {
     return this.deps.store.listUsers();
   }
 
-  get(name: string): User {
-    const user = this.deps.store.getUserByName(name);
+  async get(name: string): Promise<User> {
+    const user = await this.deps.store.getUserByName(name);
     if (!user) throw new NotFound(`user '${name}' does not exist`);
     return user;
   }
 
   /** The user when the password is right and the account enabled; undefined otherwise (constant work). */
   async verifyPassword(name: string, password: string): Promise<User | undefined> {
-    const user = typeof name === 'string' ? this.deps.store.getUserByName(name) : undefined;
+    const user = typeof name === 'string' ? await this.deps.store.getUserByName(name) : undefined;
     if (!user || !user.passwordHash || user.disabled) {
       dummyHash ??= argon2().then((a) => a.hash('podgate-timing-equaliser'));
       await (await argon2()).verify(await dummyHash, String(password)).catch(() => false);
@@ -83,12 +83,12 @@ export class UserService {
   }
 
   async setPassword(o: { actor: string; name: string; password: string }): Promise<User> {
-    const user = this.get(o.name);
+    const user = await this.get(o.name);
     const passwordHash = await (await argon2()).hash(validatePassword('password', o.password));
     const { store } = this.deps;
     return store.transaction(async (tx) => {
-      const updated = tx.updateUser(user.id, { passwordHash });
-      tx.appendAudit({
+      const updated = await tx.updateUser(user.id, { passwordHash });
+      await tx.appendAudit({
         actor: o.actor,
         action: 'user.password',
         target: user.name,
@@ -99,13 +99,13 @@ export class UserService {
     });
   }
 
-  setRole(o: { actor: string; name: string; role: Role }): User {
-    const user = this.get(o.name);
+  async setRole(o: { actor: string; name: string; role: Role }): Promise<User> {
+    const user = await this.get(o.name);
     const role = validateRole(o.role);
     const { store } = this.deps;
-    const updated = store.transaction(async (tx) => {
-      const u = tx.updateUser(user.id, { role });
-      tx.appendAudit({
+    const updated = await store.transaction(async (tx) => {
+      const u = await tx.updateUser(user.id, { role });
+      await tx.appendAudit({
         actor: o.actor,
         action: 'user.role',
         target: user.name,
@@ -126,27 +126,24 @@ export class UserService {
    * published once the transaction has committed.
    */
   async disable(o: { actor: string; name: string }): Promise<{ user: User; revoked: string[] }> {
-    const user = this.get(o.name);
+    const user = await this.get(o.name);
     const { store, revocation } = this.deps;
-    const { updated, valid } = store.transaction(async (tx) => {
-      const u = tx.updateUser(user.id, { disabled: true });
-      const serials = this.validOf(user.id);
-      if ((await serials).length > 0) revocation.revokeInTransaction(o.actor, await serials, 'affiliationChanged');
-      tx.appendAudit({
+    const { updated, valid } = await store.transaction(async (tx) => {
+      const u = await tx.updateUser(user.id, { disabled: true });
+      const serials = await validOf(tx, user.id);
+      if (serials.length > 0)
+        await revocation.revokeInTransaction(o.actor, serials, 'affiliationChanged', tx);
+      await tx.appendAudit({
         actor: o.actor,
         action: 'user.disable',
         target: user.name,
         result: 'ok',
-        details: { revoked: (await serials).length },
+        details: { revoked: serials.length },
       });
       return { updated: u, valid: serials };
     });
     if (valid.length > 0) await revocation.publish();
     return { user: updated, revoked: valid };
-  }
-
-  private async validOf(userId: number): Promise<string[]> {
-    return (await this.deps.store.listCerts({ ownerId: userId, status: 'valid' })).items.map((c) => c.serial);
   }
 
   /**
@@ -156,24 +153,22 @@ export class UserService {
    */
   async revokeHeldByDisabled(actor: string): Promise<string[]> {
     const { store, revocation } = this.deps;
-    const serials = store.transaction(async (tx) => {
-      const held = (await store
-          .listUsers())
-        .filter((u) => u.disabled)
-        .flatMap((u) => this.validOf(u.id));
-      if (held.length > 0) revocation.revokeInTransaction(actor, held, 'affiliationChanged');
+    const serials = await store.transaction(async (tx) => {
+      const held: string[] = [];
+      for (const u of await tx.listUsers()) if (u.disabled) held.push(...(await validOf(tx, u.id)));
+      if (held.length > 0) await revocation.revokeInTransaction(actor, held, 'affiliationChanged', tx);
       return held;
     });
-    if ((await serials).length > 0) await revocation.publish();
+    if (serials.length > 0) await revocation.publish();
     return serials;
   }
 
-  enable(o: { actor: string; name: string }): User {
-    const user = this.get(o.name);
+  async enable(o: { actor: string; name: string }): Promise<User> {
+    const user = await this.get(o.name);
     const { store } = this.deps;
     return store.transaction(async (tx) => {
-      const u = tx.updateUser(user.id, { disabled: false });
-      tx.appendAudit({
+      const u = await tx.updateUser(user.id, { disabled: false });
+      await tx.appendAudit({
         actor: o.actor,
         action: 'user.enable',
         target: user.name,
@@ -183,4 +178,8 @@ export class UserService {
       return u;
     });
   }
+}
+
+async function validOf(store: TxStore, userId: number): Promise<string[]> {
+  return (await store.listCerts({ ownerId: userId, status: 'valid' })).items.map((c) => c.serial);
 }
