@@ -303,8 +303,8 @@ export async function discover(config: Config, deps: DiscoveryDeps): Promise<Dis
 }
 
 /** The last stored discovery, if any. */
-export function lastDiscovery(settings: SettingsStore): DiscoveryResult | undefined {
-  const raw = settings.getSetting(DISCOVERY_SETTING);
+export async function lastDiscovery(settings: SettingsStore): Promise<DiscoveryResult | undefined> {
+  const raw = await settings.getSetting(DISCOVERY_SETTING);
   if (!raw) return undefined;
   try {
     return JSON.parse(raw) as DiscoveryResult;

@@ -30,7 +30,7 @@ export async function removeGateway(
   deps: RemoveDeps,
   options: { localOnly?: boolean } = {},
 ): Promise<void> {
-  const rec = requireGateway(deps.gateways, name);
+  const rec = await requireGateway(deps.gateways, name);
   const layout = gatewayLayout(rec.name);
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const lans: Cidr[] = (Array.isArray(rec.details.lans) ? (rec.details.lans as unknown[]) : []).map((l) =>

@@ -78,10 +78,10 @@ export class AccessQueries {
     private readonly deps: { store: Store; access: AccessService; groups: GroupService; now: () => Date },
   ) {}
 
-  private user(name: string): User {
+  private async user(name: string): Promise<User> {
     const u = this.deps.store.getUserByName(validateName('user', name));
     if (!u) throw new NotFound(`user '${name}' does not exist`);
-    return u;
+    return await u;
   }
 
   private async rulesFor(user: User): Promise<{ rule: AccessRule; via: string; }[]> {
@@ -96,7 +96,7 @@ export class AccessQueries {
 
   /** What a user's devices reach, rule by rule. */
   async reachOf(userName: string): Promise<Reach[]> {
-    return (await this.rulesFor(this.user(userName))).map(({ rule, via }) => ({
+    return (await this.rulesFor(await this.user(userName))).map(({ rule, via }) => ({
       rule: rule.name,
       ...(rule.description ? { description: rule.description } : {}),
       destinations: rule.destinations.map(describeDestination),
@@ -111,7 +111,7 @@ export class AccessQueries {
 
   /** allow/deny for USER → DESTINATION, naming the deciding rule. */
   async check(userName: string, destination: string, objects?: ClusterObjects): Promise<CheckAnswer> {
-    const user = this.user(userName);
+    const user = await this.user(userName);
     const target = parseCheckTarget(destination);
     const { mode } = this.deps.access.mode();
     const facts = await this.facts(target, objects);

@@ -148,9 +148,9 @@ export class AccessService {
    * A new install: records `enforce` unless a mode is recorded, and writes the admins rule when there
    * is no rule at all. Returns what it wrote (init prints it).
    */
-  ensureNewInstallDefaults(actor: string): { mode?: AccessMode; rule?: AccessRule } {
+  async ensureNewInstallDefaults(actor: string): Promise<{ mode?: AccessMode; rule?: AccessRule; }> {
     const { store } = this.deps;
-    return store.transaction(async (tx) => {
+    return await store.transaction(async (tx) => {
       const out: { mode?: AccessMode; rule?: AccessRule } = {};
       if (tx.getSetting(MODE_SETTING) === undefined) {
         tx.setSetting(MODE_SETTING, 'enforce');
@@ -176,10 +176,10 @@ export class AccessService {
    * address get one; when time alone changed the content (a certificate expired) since this version
    * was computed, the version goes up, so one version never names two contents.
    */
-  bundle(): AccessBundle {
+  async bundle(): Promise<AccessBundle> {
     const { store, now } = this.deps;
     const at = now();
-    return store.transaction(async (tx) => {
+    return await store.transaction(async (tx) => {
       const valid = await validCerts(store, at);
       this.deps.addresses.backfill(valid);
       const mode = (await this.mode()).mode;
@@ -237,7 +237,7 @@ export class AccessService {
   private async publishOnce(force: boolean): Promise<void> {
     if (this.deps.publishers.length === 0) return;
     if (!force && await this.version() === this.lastPublished) return;
-    const bundle = this.bundle();
+    const bundle = await this.bundle();
     if (!force && bundle.version === this.lastPublished) return;
     const { ok, held } = await this.sendToAll(bundle);
     // This process's first publication, and a target holds a higher version (the data dir was restored
@@ -247,7 +247,7 @@ export class AccessService {
     // target cannot outbid each other for ever.
     if (this.lastPublished === 0 && held > bundle.version) {
       this.raiseAbove(held, bundle.version);
-      const again = this.bundle();
+      const again = await this.bundle();
       const second = await this.sendToAll(again);
       this.settle(second.ok, again.version);
       return;

@@ -83,8 +83,8 @@ export async function rotateCa(
   const ca = CertificateAuthority.load(material);
   return { commonName: ca.commonName, keyId: ca.keyId, tagged };
 
-  function tagOutgoing(): number {
-    return ctx.store.transaction(async (tx) => {
+  async function tagOutgoing(): Promise<number> {
+    return await ctx.store.transaction(async (tx) => {
       const n = tx.assignIssuerKeyId(outgoing);
       tx.appendAudit({
         actor: o.actor,

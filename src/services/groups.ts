@@ -28,14 +28,14 @@ export interface Memberships {
 export class GroupService {
   constructor(private readonly deps: GroupServiceDeps) {}
 
-  list(): LocalGroup[] {
-    return this.deps.store.listGroups();
+  async list(): Promise<LocalGroup[]> {
+    return await this.deps.store.listGroups();
   }
 
-  get(name: string): LocalGroup {
+  async get(name: string): Promise<LocalGroup> {
     const g = this.deps.store.getGroup(name);
     if (!g) throw new NotFound(`group '${name}' does not exist`);
-    return g;
+    return await g;
   }
 
   async create(o: { actor: string; name: string; description?: string }): Promise<LocalGroup> {
@@ -55,7 +55,7 @@ export class GroupService {
   async remove(o: { actor: string; name: string }): Promise<void> {
     const { store } = this.deps;
     store.transaction(async (tx) => {
-      const g = this.get(o.name);
+      const g = await this.get(o.name);
       tx.deleteGroup(g.name);
       tx.appendAudit({
         actor: o.actor,
@@ -68,10 +68,10 @@ export class GroupService {
     await this.deps.changed();
   }
 
-  private user(name: string): User {
+  private async user(name: string): Promise<User> {
     const user = this.deps.store.getUserByName(validateName('user', name));
     if (!user) throw new NotFound(`user '${name}' does not exist`);
-    return user;
+    return await user;
   }
 
   addMember(o: { actor: string; group: string; user: string }): Promise<LocalGroup> {
@@ -89,7 +89,7 @@ export class GroupService {
   ): Promise<LocalGroup> {
     const { store } = this.deps;
     const group = store.transaction(async (tx) => {
-      const user = this.user(o.user);
+      const user = await this.user(o.user);
       if (op === 'add') tx.addGroupMember(o.group, user.id);
       else tx.removeGroupMember(o.group, user.id);
       tx.appendAudit({

@@ -55,7 +55,7 @@ export class OidcAccounts {
       }
       return this.createLinked(profile, access.admin === true, sealed);
     }
-    const user = store.getUserById(identity.userId);
+    const user = await store.getUserById(identity.userId);
     if (!user) throw new AppError(500, 'oidc_orphan', 'linked user is missing');
     if (JSON.stringify([...identity.groups].sort()) !== JSON.stringify([...profile.groups].sort())) {
       // access rules match these groups: a change here changes what the user's devices reach
@@ -78,11 +78,11 @@ export class OidcAccounts {
   }
 
   /** Creates the user and the link in one transaction (a second, concurrent first sign-in finds the link). */
-  private createLinked(
+  private async createLinked(
     profile: { subject: string; name: string; groups: string[] },
     admin: boolean,
     sealed: string | null,
-  ): User {
+  ): Promise<User> {
     const { store, now } = this.deps;
     const user = store.transaction(async (tx) => {
       const linked = tx.getOidcIdentity(this.issuer, profile.subject);
@@ -116,7 +116,7 @@ export class OidcAccounts {
       return created;
     });
     log.info({ user: user.name, subject: profile.subject }, 'user created by single sign-on');
-    return user;
+    return await user;
   }
 
   /**
@@ -145,8 +145,8 @@ export class OidcAccounts {
     return { user, disabled: false };
   }
 
-  identities(): OidcIdentity[] {
-    return this.deps.store.listOidcIdentities(this.issuer);
+  async identities(): Promise<OidcIdentity[]> {
+    return await this.deps.store.listOidcIdentities(this.issuer);
   }
 
   private audit(

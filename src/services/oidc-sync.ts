@@ -66,8 +66,8 @@ export async function syncOidcUsers(deps: SyncDeps, actor = 'oidc-sync'): Promis
 async function syncLocked(deps: SyncDeps, actor: string): Promise<SyncEntry[]> {
   const { store, client, accounts, cipher, users } = deps;
   const out: SyncEntry[] = [];
-  for (const identity of accounts.identities()) {
-    const user = store.getUserById(identity.userId);
+  for (const identity of await accounts.identities()) {
+    const user = await store.getUserById(identity.userId);
     if (!user) continue;
     if (user.disabled) {
       out.push({ user: user.name, outcome: 'already-disabled' });

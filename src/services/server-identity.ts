@@ -85,7 +85,7 @@ export class ServerIdentityService {
     const previous = cas.previous;
     const ca =
       previous && previous.notAfter.getTime() - at > LEAVE_OUTGOING_CA_BEFORE_MS ? previous : cas.current;
-    const raw = store.getSetting(SETTING);
+    const raw = await store.getSetting(SETTING);
     const stored = raw ? (JSON.parse(raw) as StoredIdentity) : undefined;
     const notAfter = stored ? new Date(stored.notAfter).getTime() : 0;
     // Renewed 30 days before it expires, unless it already ends with its CA (ca.issue caps notAfter
@@ -123,8 +123,8 @@ export class ServerIdentityService {
     // "whatever is valid under this name" before knowing who won could revoke the other process's
     // brand-new certificate.
     let superseded = false;
-    const winner = store.transaction(async (tx): Promise<StoredIdentity | undefined> => {
-      const current = tx.getSetting(SETTING);
+    const winner = await store.transaction(async (tx): Promise<StoredIdentity | undefined> => {
+      const current = await tx.getSetting(SETTING);
       if (current !== raw && current !== undefined) return JSON.parse(current) as StoredIdentity;
       const old = tx.getValidCertByCommonName(serverName);
       if (old) this.deps.revocation.revokeInTransaction('system', [old.serial], 'superseded');

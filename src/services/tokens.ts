@@ -64,7 +64,7 @@ export class TokenService {
   }
 
   /** Deletes a token of the actor's own (admins: anyone's); someone else's id looks like an unknown one. */
-  delete(actor: User, id: number): ApiToken {
+  async delete(actor: User, id: number): Promise<ApiToken> {
     const { store } = this.deps;
     const token = Number.isInteger(id) && id > 0 ? store.getToken(id) : undefined;
     if (!token || (token.userId !== actor.id && actor.role !== 'admin'))
@@ -79,7 +79,7 @@ export class TokenService {
         details: { tokenId: token.id, name: token.name },
       });
     });
-    return token;
+    return await token;
   }
 
   /** The token's owner when the secret is valid, unexpired and the owner enabled; 401 otherwise. */

@@ -61,8 +61,8 @@ export class UsageService {
     private readonly now: () => Date,
   ) {}
 
-  history(q: { user?: string; since?: Date; limit?: number } = {}): SessionHistoryRecord[] {
-    return this.store.listSessionHistory(q);
+  async history(q: { user?: string; since?: Date; limit?: number } = {}): Promise<SessionHistoryRecord[]> {
+    return await this.store.listSessionHistory(q);
   }
 
   /** Every day of the last `days` days (UTC), zeros included, so the chart has no gaps. */

@@ -147,8 +147,8 @@ export class WebActions {
    * Whether `name` is an enabled account that cannot sign in with a password here (single sign-on
    * only). Counted by the throttle like a sign-in attempt, so it cannot be used to list accounts fast.
    */
-  isSingleSignOnOnly(name: string, ip: string): boolean {
-    const user = this.ctx.store.getUserByName(name);
+  async isSingleSignOnOnly(name: string, ip: string): Promise<boolean> {
+    const user = await this.ctx.store.getUserByName(name);
     if (!user || user.disabled || this.ctx.config.auth.oidc === undefined) return false;
     if (user.passwordHash !== null && passwordSignInAllowed(this.ctx.config, user)) return false;
     this.throttle.begin(name.toLowerCase(), ip).fail();
@@ -167,8 +167,8 @@ export class WebActions {
   }
 
   /** Routes, DNS and endpoints as clients get them: configured, else discovered. */
-  network(): EffectiveNetwork {
-    return effectiveNetwork(this.ctx.config, this.ctx.store);
+  async network(): Promise<EffectiveNetwork> {
+    return await effectiveNetwork(this.ctx.config, this.ctx.store);
   }
 
   async myDevices(user: User): Promise<DeviceView[]> {

@@ -154,18 +154,18 @@ export class AdminData {
   }
 
   /** The last discovery as rows (name, value, source) plus overlap warnings. */
-  clusterView(): {
-    connected: boolean;
-    namespace: string;
-    rows: DiscoveryRow[];
-    warnings: string[];
-    at?: string;
-    raw: DiscoveryResult | null;
-  } {
+  async clusterView(): Promise<{
+      connected: boolean;
+      namespace: string;
+      rows: DiscoveryRow[];
+      warnings: string[];
+      at?: string;
+      raw: DiscoveryResult | null;
+  }> {
     const namespace = this.ctx.config.kubernetes.namespace;
     if (!this.cluster) return { connected: false, namespace, rows: [], warnings: [], raw: null };
     const last = this.cluster.lastDiscovery();
-    return { connected: true, namespace, ...describeDiscovery(last), raw: last ?? null };
+    return { connected: true, namespace, ...describeDiscovery(await last), raw: last ?? null };
   }
 
   /** The user's valid certificates (what disabling them revokes). */
@@ -175,8 +175,8 @@ export class AdminData {
       .items.map((c) => ({ serial: c.serial, commonName: c.commonName }));
   }
 
-  users(): User[] {
-    return this.ctx.users.list();
+  async users(): Promise<User[]> {
+    return await this.ctx.users.list();
   }
 
   /** Starts a deploy in the background and records who asked for it and how it ended. */

@@ -42,12 +42,12 @@ export function register(program: Command, env: CliEnv): void {
           } catch (err) {
             throw new BadRequest(`--client: cannot read ${o.client}`, 'client', err);
           }
-          findings.push(...checkProfileOffline(ctx, profile));
+          findings.push(...await checkProfileOffline(ctx, profile));
           if (o.connect && !findings.some((f) => f.check === 'profile')) {
             const probe = await probeProfile(profile);
             if (probe.connected) {
               add('ok', 'handshake', `connected; tunnel address ${probe.ifconfig ?? '?'}`);
-              findings.push(...checkPushedRoutes(ctx, probe.routes));
+              findings.push(...await checkPushedRoutes(ctx, probe.routes));
             } else
               add(
                 'fail',
@@ -70,7 +70,7 @@ export function register(program: Command, env: CliEnv): void {
           const days = (crl.nextUpdate.getTime() - ctx.now().getTime()) / 86_400_000;
           add(days < 7 ? 'warn' : 'ok', 'crl', `#${crl.number}, next update in ${days.toFixed(1)} days`);
         }
-        const net = effectiveNetwork(ctx.config, ctx.store);
+        const net = await effectiveNetwork(ctx.config, ctx.store);
         add(
           net.endpoints.length ? 'ok' : 'warn',
           'endpoints',

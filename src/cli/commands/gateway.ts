@@ -72,8 +72,8 @@ function certificates(ctx: AppContext, owner: string): GatewayCertificates {
 }
 
 /** status/remove default to the identity file recorded at provision time. */
-function recordedSsh(ctx: AppContext, name: string, o: SshOpts): { target: SshTarget; ssh: SshOpts } {
-  const rec = requireGateway(ctx.store, name);
+async function recordedSsh(ctx: AppContext, name: string, o: SshOpts): Promise<{ target: SshTarget; ssh: SshOpts; }> {
+  const rec = await requireGateway(ctx.store, name);
   const d = rec.details as { identityFile?: string; passphraseFile?: string };
   return {
     target: parseTarget('target', rec.target),
@@ -120,7 +120,7 @@ function registerProvision(gw: Command, env: CliEnv): void {
     .action(async (targetText: string, o: ProvisionOpts, cmd: Command) => {
       const { target, name, wait } = checkProvisionOptions(targetText, o);
       await withContext(env, cmd, async (ctx) => {
-        const net = effectiveNetwork(ctx.config, ctx.store);
+        const net = await effectiveNetwork(ctx.config, ctx.store);
         const connect = connector(ctx, target, o, {
           acceptNew: o.acceptNewHostKey === true,
           record: !o.dryRun,

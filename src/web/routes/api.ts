@@ -119,8 +119,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     });
   });
 
-  r.get('/users', requireAdmin, (req, res) => {
-    res.json(listPage(admin.users().map(userView), parse(pageQuery, req.query)));
+  r.get('/users', requireAdmin, async (req, res) => {
+    res.json(listPage((await admin.users()).map(userView), parse(pageQuery, req.query)));
   });
   r.post('/users', requireAdmin, async (req, res) => {
     const body = parse(createUserBody, req.body);

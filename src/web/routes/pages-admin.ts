@@ -133,13 +133,13 @@ function certPages(r: Router, { actions, now }: RouteDeps): void {
 
 /** Users: list, create, role, disable (with the certificates that go with it), enable. */
 function userPages(r: Router, { actions, admin }: RouteDeps): void {
-  const usersPage = (req: Request, res: Response, status = 200, form?: FormError): void => {
+  const usersPage = async (req: Request, res: Response, status = 200, form?: FormError): Promise<void> => {
     const { groups, of } = admin.groups();
-    const groupNames = groups.map((g) => g.name);
+    const groupNames = (await groups).map((g) => g.name);
     res.status(status).render('admin/users', {
       title: 'Users',
       nav: 'users',
-      users: admin.users().map((u) => {
+      users: (await admin.users()).map((u) => {
         const m = of(u);
         return {
           ...userView(u),
@@ -175,8 +175,8 @@ function userPages(r: Router, { actions, admin }: RouteDeps): void {
     res.redirect(303, '/admin/users?done=user-updated');
   });
 
-  r.get('/users/:name/disable', (req, res) => {
-    const user = admin.users().find((u) => u.name === String(req.params.name));
+  r.get('/users/:name/disable', async (req, res) => {
+    const user = (await admin.users()).find((u) => u.name === String(req.params.name));
     if (!user) throw new NotFound('user not found');
     res.render('admin/user-disable', {
       title: 'Disable user',

@@ -94,7 +94,7 @@ export function restProfileRouter(deps: RestProfileDeps): Router {
       if (!user || user.name !== basic.name) actions.refuseCredential(basic.name, ip, 'rest-import');
       return user!;
     }
-    if (actions.isSingleSignOnOnly(basic.name, ip)) return 'sso';
+    if (await actions.isSingleSignOnOnly(basic.name, ip)) return 'sso';
     return actions.checkPassword(basic.name, basic.secret, ip, 'rest-import');
   };
 

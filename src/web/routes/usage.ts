@@ -29,10 +29,10 @@ export function usageRoutes(usage: UsageService, now: () => Date): Router {
       recent: usage.history({ ...(user ? { user } : {}), limit: 50 }),
     });
   });
-  r.get('/admin/usage.csv', requireAdmin, (req, res) => {
+  r.get('/admin/usage.csv', requireAdmin, async (req, res) => {
     const user = optUser(req.query.user);
     const since = parseSince('since', typeof req.query.since === 'string' ? req.query.since : '30d', now());
-    const rows = usage.history({ ...(user ? { user } : {}), since, limit: 100_000 });
+    const rows = await usage.history({ ...(user ? { user } : {}), since, limit: 100000 });
     res
       .set('Content-Disposition', 'attachment; filename="podgate-sessions.csv"')
       .type('text/csv; charset=utf-8')
