@@ -127,7 +127,7 @@ export async function provisionGateway(
   );
   const session = await deps.connect();
   const steps: StepReport[] = [];
-  const previous = deps.gateways.getGateway(layout.name);
+  const previous = await deps.gateways.getGateway(layout.name);
   const record = (status: string, certSerial: string | null, details: Record<string, unknown>): void => {
     if (!dryRun)
       deps.gateways.upsertGateway({

@@ -28,8 +28,8 @@ export class SessionRecorder {
     readonly replica: string,
   ) {}
 
-  private sample(c: ClientSession): LiveSessionSample {
-    const cert = this.store.getValidCertByCommonName(c.commonName);
+  private async sample(c: ClientSession): Promise<LiveSessionSample> {
+    const cert = await this.store.getValidCertByCommonName(c.commonName);
     return {
       clientId: c.clientId,
       commonName: c.commonName,

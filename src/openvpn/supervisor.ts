@@ -377,7 +377,7 @@ export class ServerSupervisor {
       } finally {
         m.close();
       }
-      const serials = names.flatMap((cn) => this.ctx.store.getValidCertByCommonName(cn)?.serial ?? []);
+      const serials = await names.flatMap(async (cn) => await (this.ctx.store.getValidCertByCommonName(cn))?.serial ?? []);
       if (serials.length > 0) this.ctx.store.touchLastSeen(serials, this.clock.now());
     } catch (err) {
       log.debug({ err }, 'last-seen update skipped');

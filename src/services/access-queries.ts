@@ -85,7 +85,7 @@ export class AccessQueries {
   }
 
   private async rulesFor(user: User): Promise<{ rule: AccessRule; via: string; }[]> {
-    const groups = this.deps.groups.groupsOf(user);
+    const groups = await this.deps.groups.groupsOf(user);
     const out: { rule: AccessRule; via: string }[] = [];
     for (const rule of await this.deps.access.rules()) {
       const s = matchingUserSubject(rule, user, groups);
@@ -152,7 +152,7 @@ export class AccessQueries {
       const rule = rules.find((r) => r.name === m.rule)!;
       return {
         ...m,
-        users: users.filter((u) => matchingUserSubject(rule, u, groupsOf.get(u.id)!)).map((u) => u.name),
+        users: users.filter(async (u) => matchingUserSubject(rule, u, await groupsOf.get(u.id)!)).map((u) => u.name),
         gateways: gateways
           .filter((g) =>
             rule.subjects.some(

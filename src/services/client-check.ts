@@ -52,7 +52,7 @@ export async function checkProfileOffline(ctx: AppContext, profile: string): Pro
       'expiry',
       `${cert.commonName} valid until ${cert.notAfter.toISOString()} (${Math.floor(days)} days)`,
     );
-  const row = ctx.store.getCert(cert.serial);
+  const row = await ctx.store.getCert(cert.serial);
   if (!row) add('fail', 'certificate', `serial ${cert.serial} is not one this podgate issued`);
   else if (row.status === 'revoked')
     add(

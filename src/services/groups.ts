@@ -106,11 +106,11 @@ export class GroupService {
   }
 
   /** Where each of a user's groups comes from. */
-  membershipsOf(user: User): Memberships {
+  async membershipsOf(user: User): Promise<Memberships> {
     const { store } = this.deps;
     return {
       local: store.localGroupsOf(user.id),
-      sso: [...(store.getOidcIdentityOfUser(user.id)?.groups ?? [])].sort(),
+      sso: [...(await (store.getOidcIdentityOfUser(user.id))?.groups ?? [])].sort(),
       builtin: user.role === 'admin' ? [ADMINS_GROUP] : [],
     };
   }
@@ -124,8 +124,8 @@ export class GroupService {
     const local = new Map<string, string[]>();
     for (const g of await store.listGroups())
       for (const m of g.members) local.set(m, [...(local.get(m) ?? []), g.name]);
-    return (user) => {
-      const sso = store.getOidcIdentityOfUser(user.id)?.groups ?? [];
+    return async (user) => {
+      const sso = await (store.getOidcIdentityOfUser(user.id))?.groups ?? [];
       return new Set([
         ...(local.get(user.name) ?? []),
         ...sso,
@@ -135,8 +135,8 @@ export class GroupService {
   }
 
   /** Every group name a `group` subject may match for this user. */
-  groupsOf(user: User): Set<string> {
-    const m = this.membershipsOf(user);
+  async groupsOf(user: User): Promise<Set<string>> {
+    const m = await this.membershipsOf(user);
     return new Set([...m.local, ...m.sso, ...m.builtin]);
   }
 }

@@ -123,7 +123,7 @@ export class ImportLinkService {
       throw new AppError(404, 'not_found', 'unknown import link; make a new one on the devices page');
     const at = now();
     if (!store.claimImportLink(link.id, at, ip)) {
-      const used = link.usedAt !== null || store.findImportLinkByHash(sha256(token))?.usedAt;
+      const used = link.usedAt !== null || await (store.findImportLinkByHash(sha256(token)))?.usedAt;
       store.appendAudit({
         actor: 'anonymous',
         action: 'import-link.refused',

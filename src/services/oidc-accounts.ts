@@ -43,7 +43,7 @@ export class OidcAccounts {
     const { store, settings, now } = this.deps;
     const profile = readProfile(claims, settings);
     const sealed = refreshToken && this.deps.cipher ? this.deps.cipher.seal(refreshToken) : null;
-    const identity = store.getOidcIdentity(this.issuer, profile.subject);
+    const identity = await store.getOidcIdentity(this.issuer, profile.subject);
     const access = decideAccess(profile.groups, settings);
     if (!identity) {
       if (!access.allowed) {
@@ -84,8 +84,8 @@ export class OidcAccounts {
     sealed: string | null,
   ): Promise<User> {
     const { store, now } = this.deps;
-    const user = store.transaction(async (tx) => {
-      const linked = tx.getOidcIdentity(this.issuer, profile.subject);
+    const user = await store.transaction(async (tx) => {
+      const linked = await tx.getOidcIdentity(this.issuer, profile.subject);
       const existing = linked && tx.getUserById(linked.userId);
       if (existing) return existing;
       const name = uniqueName(profile.name, (n) => tx.getUserByName(n) !== undefined);

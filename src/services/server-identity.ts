@@ -126,7 +126,7 @@ export class ServerIdentityService {
     const winner = await store.transaction(async (tx): Promise<StoredIdentity | undefined> => {
       const current = await tx.getSetting(SETTING);
       if (current !== raw && current !== undefined) return JSON.parse(current) as StoredIdentity;
-      const old = tx.getValidCertByCommonName(serverName);
+      const old = await tx.getValidCertByCommonName(serverName);
       if (old) this.deps.revocation.revokeInTransaction('system', [old.serial], 'superseded');
       superseded = old !== undefined;
       tx.insertCert({

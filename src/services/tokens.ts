@@ -83,9 +83,9 @@ export class TokenService {
   }
 
   /** The token's owner when the secret is valid, unexpired and the owner enabled; 401 otherwise. */
-  authenticate(secret: string): { token: ApiToken; user: User } {
+  async authenticate(secret: string): Promise<{ token: ApiToken; user: User; }> {
     const { store } = this.deps;
-    const token = store.findTokenByHash(hashToken(secret));
+    const token = await store.findTokenByHash(hashToken(secret));
     const user = token ? store.getUserById(token.userId) : undefined;
     const at = this.deps.now();
     if (!token || !user || user.disabled) throw new Unauthorized('invalid token');

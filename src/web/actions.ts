@@ -335,7 +335,7 @@ export class WebActions {
     name: string,
     patch: { role?: 'admin' | 'user'; disabled?: boolean },
   ): Promise<User> {
-    const target = this.ctx.store.getUserByName(name);
+    const target = await this.ctx.store.getUserByName(name);
     if (!target) throw new NotFound('user not found');
     if (target.id === actor.id)
       throw new BadRequest(

@@ -47,8 +47,8 @@ export class AdminData {
   }
 
   /** The tunnel address of a device, if it has one. */
-  addressOf(commonName: string): string | undefined {
-    return this.ctx.addresses.get(commonName)?.address;
+  async addressOf(commonName: string): Promise<string | undefined> {
+    return await (this.ctx.addresses.get(commonName))?.address;
   }
 
   get sessionsConnected(): boolean {
@@ -62,9 +62,9 @@ export class AdminData {
   async listSessions(): Promise<(Session & { owner: string | null })[]> {
     if (!this.sessions) throw new NotConnected();
     const list = await this.sessions.list();
-    return list.map((s) => ({
+    return await list.map(async (s) => ({
       ...s,
-      owner: this.ctx.store.getValidCertByCommonName(s.commonName)?.ownerName ?? null,
+      owner: await (this.ctx.store.getValidCertByCommonName(s.commonName))?.ownerName ?? null,
     }));
   }
 
@@ -138,7 +138,7 @@ export class AdminData {
       revoked: number;
       expiresInDays: number | null;
   }> {
-    const crl = this.ctx.store.getCrl();
+    const crl = await this.ctx.store.getCrl();
     const revoked = (await this.ctx.store.listCerts({ status: 'revoked', limit: 0 })).total;
     return {
       number: crl?.number ?? null,

@@ -29,7 +29,7 @@ export function requestHost(req: Request): string | undefined {
  * not a silent fall-back to the cookie. Disabled users are treated as signed out.
  */
 export function authenticate(store: Store, sessions: SessionManager, tokens: TokenService): RequestHandler {
-  return (req, res, next) => {
+  return async (req, res, next) => {
     const header = req.get('authorization');
     if (header !== undefined) {
       const m = /^Bearer ([\w.~+/=-]{16,256})$/.exec(header.trim());
@@ -41,13 +41,13 @@ export function authenticate(store: Store, sessions: SessionManager, tokens: Tok
     }
     const sid = sessionIdFrom(req);
     if (sid) {
-      const session = sessions.load(sid);
+      const session = await sessions.load(sid);
       const user = session ? store.getUserById(session.userId) : undefined;
       if (session && user && !user.disabled) {
         req.auth = { user, via: 'session', session };
         res.locals.user = { name: user.name, role: user.role, isAdmin: user.role === 'admin' };
         res.locals.csrfToken = session.csrfToken;
-      } else if (session) {
+      } else if (await session) {
         sessions.destroy(sid);
       }
     }

@@ -93,8 +93,8 @@ export function createMetrics(
     name: 'podgate_crl_next_update_seconds',
     help: 'Seconds until the current CRL expires (negative: expired; OpenVPN then rejects everyone)',
     registers: [registry],
-    collect() {
-      const crl = store.getCrl();
+    async collect() {
+      const crl = await store.getCrl();
       if (crl) this.set((crl.nextUpdate.getTime() - now().getTime()) / 1000);
     },
   });

@@ -96,10 +96,10 @@ export class SessionManager {
    * The live session for this cookie value, or undefined when unknown, expired (idle or absolute) or
    * anonymous. Refreshes the idle clock.
    */
-  load(id: string): WebSession | undefined {
+  async load(id: string): Promise<WebSession | undefined> {
     if (!id || id.length > 128) return undefined;
     const now = this.now();
-    const rec = this.store.getSession(storeKey(id), now);
+    const rec = await this.store.getSession(storeKey(id), now);
     if (!rec || rec.userId === null) return undefined;
     let data: SessionData;
     try {

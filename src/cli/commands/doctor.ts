@@ -64,7 +64,7 @@ export function register(program: Command, env: CliEnv): void {
         );
         add('ok', 'ca', `${ctx.ca.commonName} loaded from ${ctx.dataDir}`);
         for (const w of (await caStatus(ctx)).warnings) add('warn', 'ca', w);
-        const crl = ctx.revocation.currentCrl();
+        const crl = await ctx.revocation.currentCrl();
         if (!crl) add('fail', 'crl', 'no CRL has been signed');
         else {
           const days = (crl.nextUpdate.getTime() - ctx.now().getTime()) / 86_400_000;

@@ -25,7 +25,7 @@ export function register(program: Command, env: CliEnv): void {
         const days = o.days === undefined ? undefined : Number(o.days);
         if (days !== undefined && !/^\d{1,4}$/.test(o.days!))
           throw new BadRequest('--days must be a whole number of days', 'days');
-        const user = ctx.store.getUserByName(userName);
+        const user = await ctx.store.getUserByName(userName);
         if (!user) throw new NotFound(`user '${userName}' does not exist`);
         const tokens = new TokenService({
           store: ctx.store,
@@ -54,7 +54,7 @@ export function register(program: Command, env: CliEnv): void {
     .description("list a user's API tokens (never the secrets)")
     .action(async (userName: string, _o, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
-        const user = ctx.store.getUserByName(validateName('user', userName));
+        const user = await ctx.store.getUserByName(validateName('user', userName));
         if (!user) throw new NotFound(`user '${userName}' does not exist`);
         const tokens = ctx.store.listTokens(user.id);
         if (g.json) {

@@ -139,8 +139,8 @@ function userPages(r: Router, { actions, admin }: RouteDeps): void {
     res.status(status).render('admin/users', {
       title: 'Users',
       nav: 'users',
-      users: (await admin.users()).map((u) => {
-        const m = of(u);
+      users: (await admin.users()).map(async (u) => {
+        const m = await of(u);
         return {
           ...userView(u),
           localGroups: m.local,

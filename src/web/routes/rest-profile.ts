@@ -86,7 +86,7 @@ export function restProfileRouter(deps: RestProfileDeps): Router {
     if (basic.secret.startsWith('pgt_')) {
       let user: User | undefined;
       try {
-        user = tokens.authenticate(basic.secret).user;
+        user = (await tokens.authenticate(basic.secret)).user;
       } catch {
         user = undefined;
       }
