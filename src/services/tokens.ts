@@ -43,14 +43,14 @@ export class TokenService {
     const secret = newApiToken();
     const expiresAt = new Date(this.deps.now().getTime() + days * 86_400_000);
     const { store } = this.deps;
-    const token = store.transaction(async (tx) => {
-      const t = tx.createToken({ userId: o.owner.id, name, tokenHash: hashToken(secret), expiresAt });
+    const token = await store.transaction(async (tx) => {
+      const t = await tx.createToken({ userId: o.owner.id, name, tokenHash: hashToken(secret), expiresAt });
       tx.appendAudit({
         actor: o.actor,
         action: 'token.create',
         target: o.owner.name,
         result: 'ok',
-        details: { tokenId: (await t).id, name, expiresAt: expiresAt.toISOString() },
+        details: { tokenId: t.id, name, expiresAt: expiresAt.toISOString() },
       });
       return t;
     });
@@ -58,7 +58,7 @@ export class TokenService {
   }
 
   /** A user's own tokens; for an admin with `all`, everyone's. */
-  list(actor: User, all = false): ApiToken[] {
+  list(actor: User, all = false): Promise<ApiToken[]> {
     const { store } = this.deps;
     return all && actor.role === 'admin' ? store.listAllTokens() : store.listTokens(actor.id);
   }
@@ -66,12 +66,12 @@ export class TokenService {
   /** Deletes a token of the actor's own (admins: anyone's); someone else's id looks like an unknown one. */
   async delete(actor: User, id: number): Promise<ApiToken> {
     const { store } = this.deps;
-    const token = Number.isInteger(id) && id > 0 ? store.getToken(id) : undefined;
+    const token = Number.isInteger(id) && id > 0 ? await store.getToken(id) : undefined;
     if (!token || (token.userId !== actor.id && actor.role !== 'admin'))
       throw new NotFound('token not found');
-    store.transaction(async (tx) => {
-      tx.deleteToken(token.id);
-      tx.appendAudit({
+    await store.transaction(async (tx) => {
+      await tx.deleteToken(token.id);
+      await tx.appendAudit({
         actor: actor.name,
         action: 'token.delete',
         target: token.userName,
@@ -79,20 +79,20 @@ export class TokenService {
         details: { tokenId: token.id, name: token.name },
       });
     });
-    return await token;
+    return token;
   }
 
   /** The token's owner when the secret is valid, unexpired and the owner enabled; 401 otherwise. */
   async authenticate(secret: string): Promise<{ token: ApiToken; user: User; }> {
     const { store } = this.deps;
     const token = await store.findTokenByHash(hashToken(secret));
-    const user = token ? store.getUserById(token.userId) : undefined;
+    const user = token ? await store.getUserById(token.userId) : undefined;
     const at = this.deps.now();
     if (!token || !user || user.disabled) throw new Unauthorized('invalid token');
     if (token.expiresAt && token.expiresAt.getTime() <= at.getTime()) throw new Unauthorized('token expired');
     // "last used" to the minute is enough, and spares a database write on every API call.
     if (!token.lastUsedAt || at.getTime() - token.lastUsedAt.getTime() >= 60_000)
-      store.touchToken(token.id, at);
+      await store.touchToken(token.id, at);
     return { token, user };
   }
 }
