@@ -124,7 +124,7 @@ export async function syncAgentStatus(
   const written: EffectiveRevocation[] = [];
   for (const e of [...status.effective].reverse()) {
     if (known.has(e.serial)) continue;
-    audit.appendAudit({
+    await audit.appendAudit({
       actor: 'agent',
       action: 'revocation.effective',
       target: e.commonName,

@@ -298,7 +298,7 @@ export async function discover(config: Config, deps: DiscoveryDeps): Promise<Dis
   };
   result.overlaps = findRangeOverlaps(config, result);
   for (const w of warnings) log.warn(w);
-  if (deps.settings) deps.settings.setSetting(DISCOVERY_SETTING, JSON.stringify(result));
+  if (deps.settings) await deps.settings.setSetting(DISCOVERY_SETTING, JSON.stringify(result));
   return result;
 }
 

@@ -204,7 +204,7 @@ export class ClusterService {
       rolloutTimeoutMs: this.deps.rolloutTimeoutMs,
       pollMs: this.deps.pollMs,
     });
-    this.deps.store.appendAudit({
+    await this.deps.store.appendAudit({
       actor: 'system',
       action: 'k8s.server-material',
       target: `${namespace}/${OBJECT_NAMES.app}`,

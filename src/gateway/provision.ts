@@ -130,7 +130,7 @@ export async function provisionGateway(
   const previous = await deps.gateways.getGateway(layout.name);
   const record = (status: string, certSerial: string | null, details: Record<string, unknown>): void => {
     if (!dryRun)
-      deps.gateways.upsertGateway({
+      await deps.gateways.upsertGateway({
         name: layout.name,
         target,
         certSerial,

@@ -49,7 +49,7 @@ export async function removeGateway(
     valid ? `${layout.commonName} serial ${valid.serial} revoked` : 'no valid certificate',
     valid ? 'changed' : 'unchanged',
   );
-  deps.gateways.deleteGateway(layout.name);
+  await deps.gateways.deleteGateway(layout.name);
   say('record', `gateway ${layout.name} forgotten`, 'changed');
 }
 

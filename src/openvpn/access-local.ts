@@ -51,7 +51,7 @@ export class StoreAccessReporter implements AccessReporter {
 
   sessionsEnded(r: Parameters<AccessReporter['sessionsEnded']>[0]): void {
     for (const k of r.kills) {
-      this.store.appendAudit({
+      await this.store.appendAudit({
         actor: 'agent',
         action: 'access.session-ended',
         target: k.commonName,

@@ -57,7 +57,7 @@ export class SessionRecorder {
     const live = clients.filter(
       (c) => Number.isInteger(c.clientId) && !Number.isNaN(c.connectedSince.getTime()),
     );
-    this.store.recordSessions(
+    await this.store.recordSessions(
       this.replica,
       live.map((c) => this.sample(c)),
       at,
@@ -66,7 +66,7 @@ export class SessionRecorder {
     for (const open of await this.store.listOpenSessions(this.replica)) {
       if (seen.has(`${open.clientId}|${open.startedAt.toISOString()}`)) continue;
       const reason = this.reasonFor(open.serial);
-      this.store.endSession(open.id, reason, at);
+      await this.store.endSession(open.id, reason, at);
       log.info(
         { commonName: open.commonName, reason, bytesIn: open.bytesIn, bytesOut: open.bytesOut },
         'session ended',
@@ -77,7 +77,7 @@ export class SessionRecorder {
   /** Closes every open session of this replica (openvpn restarted or stopped); they end at their last reading. */
   async closeAll(reason: 'server-restart' | 'server-stop'): Promise<number> {
     const open = await this.store.listOpenSessions(this.replica);
-    for (const s of open) this.store.endSession(s.id, reason);
+    for (const s of open) await this.store.endSession(s.id, reason);
     if (open.length > 0) log.info({ count: open.length, reason }, 'open sessions closed');
     return open.length;
   }

@@ -12,7 +12,7 @@ export class StoreAgentReporter implements AgentReporter {
   applied(r: AppliedReport): void {
     for (const rev of r.revoked) {
       const killed = r.killed.filter((k) => k.commonName === rev.commonName);
-      this.store.appendAudit({
+      await this.store.appendAudit({
         actor: 'agent',
         action: 'revocation.effective',
         target: rev.commonName,
@@ -29,18 +29,18 @@ export class StoreAgentReporter implements AgentReporter {
         },
       });
     }
-    this.store.clearPending(r.revoked.map((x) => x.serial));
+    await this.store.clearPending(r.revoked.map((x) => x.serial));
   }
 
   pending(p: PendingReport): void {
     for (const rev of p.revoked) {
-      this.store.addPending({
+      await this.store.addPending({
         serial: rev.serial,
         commonName: rev.commonName,
         crlNumber: p.crlNumber,
         queuedAt: p.queuedAt,
       });
-      this.store.appendAudit({
+      await this.store.appendAudit({
         actor: 'agent',
         action: 'revocation.pending',
         target: rev.commonName,

@@ -154,12 +154,12 @@ export class ServerSupervisor {
     const settled = this.agent.prime(bundle);
     const leftover = await ctx.store.listPending();
     if (leftover.length > 0) {
-      ctx.store.clearPending(leftover.map((p) => p.serial));
+      await ctx.store.clearPending(leftover.map((p) => p.serial));
       log.info({ serials: leftover.map((p) => p.serial) }, 'pending revocations settled by the restart');
     }
     log.info({ crlNumber: settled }, 'CRL in place');
     // Sessions a previous run (killed, crashed) left open ended with it.
-    this.recorder.closeAll('server-restart');
+    await this.recorder.closeAll('server-restart');
 
     this.source = new LocalBundleSource({
       dir: paths.dir,
@@ -378,7 +378,7 @@ export class ServerSupervisor {
         m.close();
       }
       const serials = await names.flatMap(async (cn) => await (this.ctx.store.getValidCertByCommonName(cn))?.serial ?? []);
-      if (serials.length > 0) this.ctx.store.touchLastSeen(serials, this.clock.now());
+      if (serials.length > 0) await this.ctx.store.touchLastSeen(serials, this.clock.now());
     } catch (err) {
       log.debug({ err }, 'last-seen update skipped');
     }

@@ -92,8 +92,8 @@ export class AccessService {
     const diff = store.transaction(async (tx) => {
       const d = this.diff(rules);
       for (const name of (await d).delete) {
-        tx.deleteRule(name);
-        tx.appendAudit({
+        await tx.deleteRule(name);
+        await tx.appendAudit({
           actor: o.actor,
           action: 'access.rule.delete',
           target: name,
@@ -104,7 +104,7 @@ export class AccessService {
       rules.forEach(async (r, i) => {
         if (!tx.putRule(r, i)) return;
         const action = (await d).create.includes(r.name) ? 'access.rule.create' : 'access.rule.update';
-        tx.appendAudit({ actor: o.actor, action, target: r.name, result: 'ok', details: { rule: r } });
+        await tx.appendAudit({ actor: o.actor, action, target: r.name, result: 'ok', details: { rule: r } });
       });
       return d;
     });
@@ -130,9 +130,9 @@ export class AccessService {
     if (o.mode !== 'open' && o.mode !== 'enforce')
       throw new BadRequest('mode must be "open" or "enforce"', 'mode');
     const { store } = this.deps;
-    store.transaction(async (tx) => {
-      tx.setSetting(MODE_SETTING, o.mode as AccessMode);
-      tx.appendAudit({
+    await store.transaction(async (tx) => {
+      await tx.setSetting(MODE_SETTING, o.mode as AccessMode);
+      await tx.appendAudit({
         actor: o.actor,
         action: 'access.mode',
         target: String(o.mode),
@@ -153,12 +153,12 @@ export class AccessService {
     return await store.transaction(async (tx) => {
       const out: { mode?: AccessMode; rule?: AccessRule } = {};
       if (tx.getSetting(MODE_SETTING) === undefined) {
-        tx.setSetting(MODE_SETTING, 'enforce');
+        await tx.setSetting(MODE_SETTING, 'enforce');
         out.mode = 'enforce';
       }
       if ((await tx.listRules()).length === 0) {
-        tx.putRule(ADMINS_RULE, 0);
-        tx.appendAudit({
+        await tx.putRule(ADMINS_RULE, 0);
+        await tx.appendAudit({
           actor,
           action: 'access.rule.create',
           target: ADMINS_RULE.name,
@@ -181,7 +181,7 @@ export class AccessService {
     const at = now();
     return await store.transaction(async (tx) => {
       const valid = await validCerts(store, at);
-      this.deps.addresses.backfill(valid);
+      await this.deps.addresses.backfill(valid);
       const mode = (await this.mode()).mode;
       const devices = await connectableDevices(store, at, valid);
       const { clients, rules } = resolveBundle(await this.rules(), devices, this.deps.groups);
@@ -191,7 +191,7 @@ export class AccessService {
       if (state.publishedVersion === version && state.publishedHash !== hash)
         version = tx.bumpAccessVersion();
       if (state.publishedVersion !== version || state.publishedHash !== hash)
-        tx.markAccessPublished(version, hash);
+        await tx.markAccessPublished(version, hash);
       return { version, mode, clients, rules, generatedAt: at.toISOString() };
     });
   }
@@ -262,9 +262,9 @@ export class AccessService {
 
   private raiseAbove(held: number, from: number): void {
     const { store } = this.deps;
-    store.transaction(async (tx) => {
-      tx.raiseAccessVersion(held + 1);
-      tx.appendAudit({
+    await store.transaction(async (tx) => {
+      await tx.raiseAccessVersion(held + 1);
+      await tx.appendAudit({
         actor: 'system',
         action: 'access.version.raise',
         target: `v${held + 1}`,
@@ -287,7 +287,7 @@ export class AccessService {
         ok = false;
         log.error({ err, publisher: p.name, version: bundle.version }, 'access bundle publish failed');
         if (this.failedVersion !== bundle.version) {
-          this.deps.store.appendAudit({
+          await this.deps.store.appendAudit({
             actor: 'system',
             action: 'access.publish',
             target: p.name,

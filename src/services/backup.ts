@@ -256,7 +256,7 @@ export async function restoreBackup(o: {
         });
         renumbered = await (revocation.resignAbove(o.crlNumberAbove))?.number;
       }
-      store.appendAudit({
+      await store.appendAudit({
         actor: o.actor,
         action: 'backup.restore',
         target,
@@ -270,7 +270,7 @@ export async function restoreBackup(o: {
         },
       });
     } finally {
-      store.close();
+      await store.close();
     }
     // something wrote there meanwhile: leave it alone
     if (!emptyOrMissing(target, basename(staging))) throw notEmpty();

@@ -86,7 +86,7 @@ export async function rotateCa(
   async function tagOutgoing(): Promise<number> {
     return await ctx.store.transaction(async (tx) => {
       const n = tx.assignIssuerKeyId(outgoing);
-      tx.appendAudit({
+      await tx.appendAudit({
         actor: o.actor,
         action: 'ca.rotate',
         target: ctx.ca.commonName,
@@ -128,7 +128,7 @@ export async function retireOldCa(
     if (existsSync(f(PREVIOUS_CA_KEY_FILE))) renameSync(f(PREVIOUS_CA_KEY_FILE), f(`${retired}.key.enc`));
     readCaFiles(ctx.dataDir, secret); // the current pair still loads
   });
-  ctx.store.appendAudit({
+  await ctx.store.appendAudit({
     actor,
     action: 'ca.retire-old',
     target: old.commonName,

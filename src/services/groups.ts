@@ -45,7 +45,7 @@ export class GroupService {
     const { store } = this.deps;
     const group = store.transaction(async (tx) => {
       const g = tx.createGroup({ name, description: o.description ?? '' });
-      tx.appendAudit({ actor: o.actor, action: 'group.create', target: name, result: 'ok', details: {} });
+      await tx.appendAudit({ actor: o.actor, action: 'group.create', target: name, result: 'ok', details: {} });
       return g;
     });
     await this.deps.changed();
@@ -54,10 +54,10 @@ export class GroupService {
 
   async remove(o: { actor: string; name: string }): Promise<void> {
     const { store } = this.deps;
-    store.transaction(async (tx) => {
+    await store.transaction(async (tx) => {
       const g = await this.get(o.name);
-      tx.deleteGroup(g.name);
-      tx.appendAudit({
+      await tx.deleteGroup(g.name);
+      await tx.appendAudit({
         actor: o.actor,
         action: 'group.delete',
         target: g.name,
@@ -90,9 +90,9 @@ export class GroupService {
     const { store } = this.deps;
     const group = store.transaction(async (tx) => {
       const user = await this.user(o.user);
-      if (op === 'add') tx.addGroupMember(o.group, user.id);
-      else tx.removeGroupMember(o.group, user.id);
-      tx.appendAudit({
+      if (op === 'add') await tx.addGroupMember(o.group, user.id);
+      else await tx.removeGroupMember(o.group, user.id);
+      await tx.appendAudit({
         actor: o.actor,
         action: `group.member.${op}`,
         target: o.group,

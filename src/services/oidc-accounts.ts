@@ -61,7 +61,7 @@ export class OidcAccounts {
       // access rules match these groups: a change here changes what the user's devices reach
       this.audit('oidc.groups', user.name, 'ok', { from: identity.groups, to: profile.groups });
     }
-    store.updateOidcIdentity(this.issuer, profile.subject, {
+    await store.updateOidcIdentity(this.issuer, profile.subject, {
       groups: profile.groups,
       lastLoginAt: now(),
       ...(sealed ? { refreshToken: sealed } : {}),
@@ -91,14 +91,14 @@ export class OidcAccounts {
       const name = uniqueName(profile.name, (n) => tx.getUserByName(n) !== undefined);
       const role = admin ? 'admin' : 'user';
       const created = tx.createUser({ name, role, passwordHash: null });
-      tx.appendAudit({
+      await tx.appendAudit({
         actor: 'oidc',
         action: 'user.create',
         target: name,
         result: 'ok',
         details: { role },
       });
-      tx.insertOidcIdentity({
+      await tx.insertOidcIdentity({
         issuer: this.issuer,
         subject: profile.subject,
         userId: (await created).id,
@@ -155,6 +155,6 @@ export class OidcAccounts {
     result: 'ok' | 'error',
     details: Record<string, unknown>,
   ): void {
-    this.deps.store.appendAudit({ actor: 'oidc', action, target, result, details });
+    await this.deps.store.appendAudit({ actor: 'oidc', action, target, result, details });
   }
 }

@@ -127,9 +127,9 @@ export class ServerIdentityService {
       const current = await tx.getSetting(SETTING);
       if (current !== raw && current !== undefined) return JSON.parse(current) as StoredIdentity;
       const old = await tx.getValidCertByCommonName(serverName);
-      if (old) this.deps.revocation.revokeInTransaction('system', [old.serial], 'superseded');
+      if (old) await this.deps.revocation.revokeInTransaction('system', [old.serial], 'superseded');
       superseded = old !== undefined;
-      tx.insertCert({
+      await tx.insertCert({
         serial: issued.serial,
         commonName: serverName,
         ownerId: null,
@@ -141,8 +141,8 @@ export class ServerIdentityService {
         certPem: issued.certPem,
         issuerKeyId: ca.keyId,
       });
-      tx.setSetting(SETTING, JSON.stringify(next));
-      tx.appendAudit({
+      await tx.setSetting(SETTING, JSON.stringify(next));
+      await tx.appendAudit({
         actor: 'system',
         action: 'server.cert',
         target: serverName,

@@ -45,7 +45,7 @@ export class TokenService {
     const { store } = this.deps;
     const token = await store.transaction(async (tx) => {
       const t = await tx.createToken({ userId: o.owner.id, name, tokenHash: hashToken(secret), expiresAt });
-      tx.appendAudit({
+      await tx.appendAudit({
         actor: o.actor,
         action: 'token.create',
         target: o.owner.name,

@@ -88,7 +88,7 @@ export class WebActions {
   async login(name: string, password: string, ip: string): Promise<{ user: User; session: WebSession }> {
     const user = await this.checkPassword(name, password, ip);
     const session = this.sessions.create(user.id);
-    this.ctx.store.appendAudit({
+    await this.ctx.store.appendAudit({
       actor: user.name,
       action: 'login',
       target: user.name,
@@ -117,7 +117,7 @@ export class WebActions {
     }
     if (!user || user.disabled) {
       attempt.fail();
-      this.ctx.store.appendAudit({
+      await this.ctx.store.appendAudit({
         actor: 'anonymous',
         action: `${via}.failed`,
         target: name.slice(0, 64),
@@ -133,7 +133,7 @@ export class WebActions {
   /** A credential found wrong without a password hash (an API token): throttled, audited, 401. */
   refuseCredential(name: string, ip: string, via: string): never {
     this.throttle.begin(name.toLowerCase(), ip).fail();
-    this.ctx.store.appendAudit({
+    await this.ctx.store.appendAudit({
       actor: 'anonymous',
       action: `${via}.failed`,
       target: name.slice(0, 64),
@@ -157,7 +157,7 @@ export class WebActions {
 
   logout(user: User, session: WebSession | undefined): void {
     if (session) this.sessions.destroy(session.id);
-    this.ctx.store.appendAudit({
+    await this.ctx.store.appendAudit({
       actor: user.name,
       action: 'logout',
       target: user.name,

@@ -71,7 +71,7 @@ export class AdminData {
   async disconnect(actor: string, cid: string): Promise<void> {
     if (!this.sessions) throw new NotConnected();
     await this.sessions.disconnect(cid);
-    this.ctx.store.appendAudit({
+    await this.ctx.store.appendAudit({
       actor,
       action: 'session.disconnect',
       target: cid,
@@ -187,7 +187,7 @@ export class AdminData {
       ? { deploy: (p: (line: string) => void) => cluster.deploy(p, { takeOver: true }) }
       : cluster;
     const state = deploys.start(run, actor, (end) => {
-      this.ctx.store.appendAudit({
+      await this.ctx.store.appendAudit({
         actor,
         action: 'cluster.deploy',
         target: this.ctx.config.kubernetes.namespace,
@@ -210,7 +210,7 @@ export class AdminData {
    */
   async manifestsDownload(actor: string): Promise<string> {
     const text = manifestsText(await this.requireCluster().manifests());
-    this.ctx.store.appendAudit({
+    await this.ctx.store.appendAudit({
       actor,
       action: 'cluster.manifests',
       target: this.ctx.config.kubernetes.namespace,

@@ -83,17 +83,17 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
     try {
       const at = (deps.now ?? (() => new Date()))();
       const { store, config } = deps.ctx;
-      store.pruneSessions(at);
+      await store.pruneSessions(at);
       const history = store.pruneSessionHistory(
         new Date(at.getTime() - config.sessions.retainDays * 86_400_000),
       );
-      store.pruneImportLinks(new Date(at.getTime() - 86_400_000));
+      await store.pruneImportLinks(new Date(at.getTime() - 86_400_000));
       if (await history > 0) log.info({ removed: history }, 'old VPN sessions pruned');
     } catch (err) {
       log.warn({ err }, 'session prune failed');
     }
   };
-  prune();
+  await prune();
   const pruneTimer = setInterval(prune, 3_600_000);
   pruneTimer.unref();
   const port = (server.address() as AddressInfo).port;

@@ -75,7 +75,7 @@ export class SessionManager {
       createdAt: s.createdAt.toISOString(),
       lastSeenAt: s.lastSeenAt.toISOString(),
     };
-    this.store.setSession(storeKey(s.id), JSON.stringify(data), this.expiry(s), s.userId);
+    await this.store.setSession(storeKey(s.id), JSON.stringify(data), this.expiry(s), s.userId);
   }
 
   /** A brand-new session for a user who just signed in (always a fresh id: no fixation). */
@@ -127,11 +127,11 @@ export class SessionManager {
   }
 
   destroy(id: string): void {
-    this.store.destroySession(storeKey(id));
+    await this.store.destroySession(storeKey(id));
   }
 
   destroyAllOf(userId: number): void {
-    this.store.destroySessionsOfUser(userId);
+    await this.store.destroySessionsOfUser(userId);
   }
 }
 

@@ -28,7 +28,7 @@ async function servedConfig(config: Config, settings?: SettingsStore): Promise<C
   try {
     return store ? { ...config, vpn: vpnWithNetwork(config.vpn, await effectiveNetwork(config, store)) } : config;
   } finally {
-    opened?.close();
+    await opened?.close();
   }
 }
 

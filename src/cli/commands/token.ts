@@ -83,9 +83,9 @@ export function register(program: Command, env: CliEnv): void {
       await withContext(env, cmd, async (ctx) => {
         const n = Number(id);
         if (!Number.isInteger(n) || n < 1) throw new NotFound(`token '${id}' does not exist`);
-        ctx.store.transaction(async (tx) => {
-          tx.deleteToken(n);
-          tx.appendAudit({
+        await ctx.store.transaction(async (tx) => {
+          await tx.deleteToken(n);
+          await tx.appendAudit({
             actor: 'cli',
             action: 'token.delete',
             target: String(n),

@@ -118,7 +118,7 @@ export function restProfileRouter(deps: RestProfileDeps): Router {
         return;
       }
       const issued = await actions.createDevice(user, { name: deviceName(now()) });
-      ctx.store.appendAudit({
+      await ctx.store.appendAudit({
         actor: user.name,
         action: 'rest-import',
         target: issued.device.commonName,

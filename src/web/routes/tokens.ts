@@ -69,7 +69,7 @@ export function tokensApi(tokens: TokenService, now: () => Date): Router {
     res.status(201).json({ token: tokenView(token, now()), secret });
   });
   r.delete('/:id', (req, res) => {
-    tokens.delete(req.auth!.user, Number(req.params.id));
+    await tokens.delete(req.auth!.user, Number(req.params.id));
     res.status(204).end();
   });
   return r;
@@ -122,7 +122,7 @@ export function tokenPages(tokens: TokenService, now: () => Date): Router {
     }
   });
   r.post('/:id/delete', (req, res) => {
-    tokens.delete(req.auth!.user, Number(req.params.id));
+    await tokens.delete(req.auth!.user, Number(req.params.id));
     res.redirect(303, '/tokens?done=token-deleted');
   });
   return r;
