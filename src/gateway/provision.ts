@@ -128,7 +128,7 @@ export async function provisionGateway(
   const session = await deps.connect();
   const steps: StepReport[] = [];
   const previous = await deps.gateways.getGateway(layout.name);
-  const record = (status: string, certSerial: string | null, details: Record<string, unknown>): void => {
+  const record = async (status: string, certSerial: string | null, details: Record<string, unknown>): Promise<void> => {
     if (!dryRun)
       await deps.gateways.upsertGateway({
         name: layout.name,

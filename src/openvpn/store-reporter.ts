@@ -9,7 +9,7 @@ import type { AgentReporter, AppliedReport, PendingReport } from './agent.js';
 export class StoreAgentReporter implements AgentReporter {
   constructor(private readonly store: AuditStore & PendingStore) {}
 
-  applied(r: AppliedReport): void {
+  async applied(r: AppliedReport): Promise<void> {
     for (const rev of r.revoked) {
       const killed = r.killed.filter((k) => k.commonName === rev.commonName);
       await this.store.appendAudit({
@@ -32,7 +32,7 @@ export class StoreAgentReporter implements AgentReporter {
     await this.store.clearPending(r.revoked.map((x) => x.serial));
   }
 
-  pending(p: PendingReport): void {
+  async pending(p: PendingReport): Promise<void> {
     for (const rev of p.revoked) {
       await this.store.addPending({
         serial: rev.serial,

@@ -260,7 +260,7 @@ export class AccessService {
     else this.failedVersion = version;
   }
 
-  private raiseAbove(held: number, from: number): void {
+  private async raiseAbove(held: number, from: number): Promise<void> {
     const { store } = this.deps;
     await store.transaction(async (tx) => {
       await tx.raiseAccessVersion(held + 1);

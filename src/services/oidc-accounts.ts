@@ -149,12 +149,12 @@ export class OidcAccounts {
     return await this.deps.store.listOidcIdentities(this.issuer);
   }
 
-  private audit(
+  private async audit(
     action: string,
     target: string,
     result: 'ok' | 'error',
     details: Record<string, unknown>,
-  ): void {
+  ): Promise<void> {
     await this.deps.store.appendAudit({ actor: 'oidc', action, target, result, details });
   }
 }

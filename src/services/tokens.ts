@@ -31,10 +31,10 @@ export class TokenService {
   constructor(private readonly deps: TokenServiceDeps) {}
 
   /** Makes a token for `owner`; the secret is in the answer only. */
-  create(o: { actor: string; owner: User; name: string; days?: number }): {
-    token: ApiToken;
-    secret: string;
-  } {
+  async create(o: { actor: string; owner: User; name: string; days?: number }): Promise<{
+      token: ApiToken;
+      secret: string;
+  }> {
     const name = validateName('name', o.name);
     const days = o.days ?? this.deps.defaultDays;
     if (!Number.isInteger(days) || days < 1 || days > MAX_TOKEN_DAYS)

@@ -131,7 +131,7 @@ export class WebActions {
   }
 
   /** A credential found wrong without a password hash (an API token): throttled, audited, 401. */
-  refuseCredential(name: string, ip: string, via: string): never {
+  async refuseCredential(name: string, ip: string, via: string): Promise<never> {
     this.throttle.begin(name.toLowerCase(), ip).fail();
     await this.ctx.store.appendAudit({
       actor: 'anonymous',
@@ -155,7 +155,7 @@ export class WebActions {
     return true;
   }
 
-  logout(user: User, session: WebSession | undefined): void {
+  async logout(user: User, session: WebSession | undefined): Promise<void> {
     if (session) this.sessions.destroy(session.id);
     await this.ctx.store.appendAudit({
       actor: user.name,

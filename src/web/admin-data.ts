@@ -186,7 +186,7 @@ export class AdminData {
     const run = o.takeOver
       ? { deploy: (p: (line: string) => void) => cluster.deploy(p, { takeOver: true }) }
       : cluster;
-    const state = deploys.start(run, actor, (end) => {
+    const state = deploys.start(run, actor, async (end) => {
       await this.ctx.store.appendAudit({
         actor,
         action: 'cluster.deploy',

@@ -69,7 +69,7 @@ export class SessionManager {
     return new Date(Math.min(idle, absolute));
   }
 
-  private save(s: WebSession): void {
+  private async save(s: WebSession): Promise<void> {
     const data: SessionData = {
       csrf: s.csrfToken,
       createdAt: s.createdAt.toISOString(),
@@ -126,11 +126,11 @@ export class SessionManager {
     return s;
   }
 
-  destroy(id: string): void {
+  async destroy(id: string): Promise<void> {
     await this.store.destroySession(storeKey(id));
   }
 
-  destroyAllOf(userId: number): void {
+  async destroyAllOf(userId: number): Promise<void> {
     await this.store.destroySessionsOfUser(userId);
   }
 }

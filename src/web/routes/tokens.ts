@@ -47,12 +47,12 @@ function wantsAll(req: Request): boolean {
 export function tokensApi(tokens: TokenService, now: () => Date): Router {
   const r = Router();
   r.use(requireUser, csrfProtect);
-  r.get('/', (req, res) => {
+  r.get('/', async (req, res) => {
     const at = now();
     const q = parse(pageQuery, req.query);
     res.json(
       listPage(
-        tokens.list(req.auth!.user, wantsAll(req)).map((t) => tokenView(t, at)),
+        (await tokens.list(req.auth!.user, wantsAll(req))).map((t) => tokenView(t, at)),
         q,
       ),
     );
@@ -68,7 +68,7 @@ export function tokensApi(tokens: TokenService, now: () => Date): Router {
     });
     res.status(201).json({ token: tokenView(token, now()), secret });
   });
-  r.delete('/:id', (req, res) => {
+  r.delete('/:id', async (req, res) => {
     await tokens.delete(req.auth!.user, Number(req.params.id));
     res.status(204).end();
   });
@@ -79,7 +79,7 @@ export function tokensApi(tokens: TokenService, now: () => Date): Router {
 export function tokenPages(tokens: TokenService, now: () => Date): Router {
   const r = Router();
   r.use(requireUser, csrfProtect);
-  const page = (
+  const page = async (
     req: Request,
     res: Response,
     extra: {
@@ -87,14 +87,14 @@ export function tokenPages(tokens: TokenService, now: () => Date): Router {
       form?: FormError;
       created?: { name: string; secret: string; expiresAt: Date };
     } = {},
-  ): void => {
+  ): Promise<void> => {
     const user = req.auth!.user;
     const all = user.role === 'admin';
     const at = now();
     res.status(extra.status ?? 200).render('tokens', {
       title: 'API tokens',
       nav: 'tokens',
-      tokens: tokens.list(user, all).map((t) => tokenView(t, at)),
+      tokens: (await tokens.list(user, all)).map((t) => tokenView(t, at)),
       showOwner: all,
       notice: notice(req),
       form: extra.form,
@@ -121,7 +121,7 @@ export function tokenPages(tokens: TokenService, now: () => Date): Router {
       page(req, res, { status: (err as AppError).status, form });
     }
   });
-  r.post('/:id/delete', (req, res) => {
+  r.post('/:id/delete', async (req, res) => {
     await tokens.delete(req.auth!.user, Number(req.params.id));
     res.redirect(303, '/tokens?done=token-deleted');
   });
