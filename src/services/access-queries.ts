@@ -113,7 +113,7 @@ export class AccessQueries {
   async check(userName: string, destination: string, objects?: ClusterObjects): Promise<CheckAnswer> {
     const user = await this.user(userName);
     const target = parseCheckTarget(destination);
-    const { mode } = this.deps.access.mode();
+    const { mode } = await this.deps.access.mode();
     const facts = await this.facts(target, objects);
     const notes: string[] = [];
     if (objects && target.kind === 'ip' && !facts.service && !facts.pod)

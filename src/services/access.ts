@@ -184,7 +184,7 @@ export class AccessService {
       await this.deps.addresses.backfill(valid);
       const mode = (await this.mode()).mode;
       const devices = await connectableDevices(store, at, valid);
-      const { clients, rules } = resolveBundle(await this.rules(), devices, this.deps.groups);
+      const { clients, rules } = await resolveBundle(await this.rules(), devices, this.deps.groups);
       const hash = createHash('sha256').update(JSON.stringify({ mode, clients, rules })).digest('hex');
       const state = await tx.getAccessState();
       let version = state.version;

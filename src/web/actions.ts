@@ -251,7 +251,7 @@ export class WebActions {
     return deviceView(cert, this.now());
   }
 
-  listCerts(q: {
+  async listCerts(q: {
     q?: string;
     status?: string;
     expiring?: string;
@@ -260,15 +260,15 @@ export class WebActions {
     page: number;
     perPage: number;
     cursor?: string;
-  }): {
-    total: number;
-    items: DeviceView[];
-    page: number;
-    pages: number;
-    perPage: number;
-    nextCursor?: string;
-  } {
-    const { total, items, nextCursor } = this.certWindow({
+  }): Promise<{
+      total: number;
+      items: DeviceView[];
+      page: number;
+      pages: number;
+      perPage: number;
+      nextCursor?: string;
+  }> {
+    const { total, items, nextCursor } = await this.certWindow({
       ...q,
       limit: q.perPage,
       // a cursor (next links) reads on from the index; a page number alone skips rows
@@ -288,7 +288,7 @@ export class WebActions {
    * `limit` certificates of those matching, from `offset` or after the store's keyset cursor `after`,
    * how many match, and the cursor of the next window (absent on the last).
    */
-  certWindow(q: {
+  async certWindow(q: {
     q?: string;
     status?: string;
     expiring?: string;
@@ -297,9 +297,9 @@ export class WebActions {
     limit: number;
     offset?: number;
     after?: string;
-  }): { total: number; items: DeviceView[]; nextCursor?: string } {
+  }): Promise<{ total: number; items: DeviceView[]; nextCursor?: string; }> {
     const now = this.now();
-    const { total, items, nextCursor } = this.ctx.store.listCerts({
+    const { total, items, nextCursor } = await this.ctx.store.listCerts({
       ...(q.q ? { search: q.q } : {}),
       ...(q.status === 'valid' || q.status === 'revoked' ? { status: q.status } : {}),
       ...(q.expiring === '30' || q.expiring === 'on'

@@ -35,7 +35,7 @@ export function authenticate(store: Store, sessions: SessionManager, tokens: Tok
       const m = /^Bearer ([\w.~+/=-]{16,256})$/.exec(header.trim());
       if (!m) throw new Unauthorized('invalid authorization header');
       // Unknown, expired and disabled-owner tokens are all 401; use is recorded to the minute.
-      const { user } = tokens.authenticate(m[1]!);
+      const { user } = await tokens.authenticate(m[1]!);
       req.auth = { user, via: 'token' };
       return next();
     }

@@ -7,12 +7,12 @@ import type { AppContext } from '../../services/context.js';
 import { withContext, type CliEnv } from '../env.js';
 
 /** What `init` (and the first `serve`) say about the access defaults they wrote. */
-export function describeAccessDefaults(
+export async function describeAccessDefaults(
   ctx: AppContext,
   written: { mode?: AccessMode; rule?: AccessRule },
-): string[] {
+): Promise<string[]> {
   const lines: string[] = [];
-  const { mode, source } = ctx.access.mode();
+  const { mode, source } = await ctx.access.mode();
   if (written.mode)
     lines.push(
       `access.mode: ${mode}${source === 'config' ? ' (from the config)' : ''}: devices reach only cluster DNS and what rules allow`,

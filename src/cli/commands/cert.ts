@@ -92,7 +92,7 @@ function registerList(cert: Command, env: CliEnv): void {
             throw new BadRequest('--status must be "valid" or "revoked"', 'status');
           }
           const ownerId = o.owner ? (await ctx.users.get(o.owner)).id : undefined;
-          const { items } = ctx.store.listCerts({
+          const { items } = await ctx.store.listCerts({
             status: expiring === undefined ? (o.status as 'valid' | 'revoked' | undefined) : 'valid',
             ownerId,
             search: o.search,

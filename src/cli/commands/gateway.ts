@@ -200,7 +200,7 @@ function registerStatus(gw: Command, env: CliEnv): void {
     .option('--passphrase-file <file>', "file holding the private key's passphrase")
     .action(async (name: string, o: SshOpts, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
-        const { target, ssh } = recordedSsh(ctx, name, o);
+        const { target, ssh } = await recordedSsh(ctx, name, o);
         const s = await gatewayStatus(name, { connect: connector(ctx, target, ssh), gateways: ctx.store });
         env.out(g.json ? JSON.stringify(s, null, 2) : formatStatus(s));
       });
@@ -216,7 +216,7 @@ function registerRemove(gw: Command, env: CliEnv): void {
     .option('--local-only', 'the host is gone: only revoke the certificate and forget the gateway')
     .action(async (name: string, o: SshOpts & { localOnly?: boolean }, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
-        const { target, ssh } = recordedSsh(ctx, name, o);
+        const { target, ssh } = await recordedSsh(ctx, name, o);
         await removeGateway(
           name,
           {

@@ -32,7 +32,7 @@ export function register(program: Command, env: CliEnv): void {
           defaultDays: ctx.config.web.apiTokenDays,
           now: ctx.now,
         });
-        const { token: created, secret } = tokens.create({ actor: 'cli', owner: user, name: label, days });
+        const { token: created, secret } = await tokens.create({ actor: 'cli', owner: user, name: label, days });
         const expires = created.expiresAt!.toISOString();
         if (g.json) {
           env.out(

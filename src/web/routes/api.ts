@@ -102,11 +102,11 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   });
 
   // Administrators from here on.
-  r.get('/certs', requireAdmin, (req, res) => {
+  r.get('/certs', requireAdmin, async (req, res) => {
     const q = parse(certApiQuery, req.query);
     const limit = q.limit ?? q.perPage;
     const offset = q.cursor !== undefined ? cursorOffset(q.cursor) : (q.page - 1) * limit;
-    const { total, items } = actions.certWindow({ ...q, limit, offset });
+    const { total, items } = await actions.certWindow({ ...q, limit, offset });
     res.json(offsetPage(items, total, offset, limit));
   });
   r.get('/certs/:serial', requireAdmin, (req, res) => {

@@ -68,7 +68,7 @@ export function adminPages(deps: RouteDeps): Router {
 
 /** The certificate table (filter, sort, page) and the revoke confirmation. */
 function certPages(r: Router, { actions, now }: RouteDeps): void {
-  r.get('/certs', (req, res) => {
+  r.get('/certs', async (req, res) => {
     const q = parse(certQuery, req.query);
     const result = actions.listCerts(q);
     const base = {
@@ -101,15 +101,15 @@ function certPages(r: Router, { actions, now }: RouteDeps): void {
       title: 'Certificates',
       nav: 'certs',
       ...result,
-      rows: certRows(result.items, now(), actions.expiryWarningDays),
+      rows: certRows((await result).items, now(), actions.expiryWarningDays),
       warnDays: actions.expiryWarningDays,
       q,
       columns,
       notice: notice(req),
-      prev: result.page > 1 ? link(base, { page: result.page - 1 }) : null,
+      prev: (await result).page > 1 ? link(base, { page: (await result).page - 1 }) : null,
       next:
-        result.page < result.pages
-          ? link(base, { page: result.page + 1, ...(result.nextCursor ? { cursor: result.nextCursor } : {}) })
+        (await result).page < (await result).pages
+          ? link(base, { page: (await result).page + 1, ...((await result).nextCursor ? { cursor: (await result).nextCursor } : {}) })
           : null,
       expiringChecked: q.expiring === '30' || q.expiring === 'on',
     });

@@ -57,10 +57,10 @@ export function tokensApi(tokens: TokenService, now: () => Date): Router {
       ),
     );
   });
-  r.post('/', (req, res) => {
+  r.post('/', async (req, res) => {
     const body = parse(createTokenBody, req.body);
     const user = req.auth!.user;
-    const { token, secret } = tokens.create({
+    const { token, secret } = await tokens.create({
       actor: user.name,
       owner: user,
       name: body.name,
@@ -102,12 +102,12 @@ export function tokenPages(tokens: TokenService, now: () => Date): Router {
     });
   };
   r.get('/', (req, res) => page(req, res));
-  r.post('/', (req, res) => {
+  r.post('/', async (req, res) => {
     const raw = req.body as Record<string, unknown>;
     const user = req.auth!.user;
     try {
       const body = parse(createTokenBody, raw);
-      const { token, secret } = tokens.create({
+      const { token, secret } = await tokens.create({
         actor: user.name,
         owner: user,
         name: body.name,
