@@ -30,9 +30,9 @@ export function lastHandshake(log: string): string | null {
 }
 
 export async function requireGateway(gateways: Pick<GatewayStore, 'getGateway'>, name: string): Promise<GatewayRecord> {
-  const rec = gateways.getGateway(gatewayLayout(name).name);
+  const rec = await gateways.getGateway(gatewayLayout(name).name);
   if (!rec) throw new NotFound(`gateway ${name} is not known (provision it first)`);
-  return await rec;
+  return rec;
 }
 
 export async function gatewayStatus(

@@ -44,10 +44,10 @@ export class SessionRecorder {
     };
   }
 
-  private reasonFor(serial: string | null): SessionEndReason {
-    const cert = serial ? this.store.getCert(serial) : undefined;
+  private async reasonFor(serial: string | null): Promise<SessionEndReason> {
+    const cert = serial ? await this.store.getCert(serial) : undefined;
     if (cert?.status === 'revoked') return 'revoked';
-    const owner = cert?.ownerId ? this.store.getUserById(cert.ownerId) : undefined;
+    const owner = cert?.ownerId ? await this.store.getUserById(cert.ownerId) : undefined;
     if (owner?.disabled) return 'disabled';
     return 'ended';
   }

@@ -377,7 +377,11 @@ export class ServerSupervisor {
       } finally {
         m.close();
       }
-      const serials = await names.flatMap(async (cn) => await (this.ctx.store.getValidCertByCommonName(cn))?.serial ?? []);
+      const serials: string[] = [];
+      for (const cn of names) {
+        const cert = await this.ctx.store.getValidCertByCommonName(cn);
+        if (cert) serials.push(cert.serial);
+      }
       if (serials.length > 0) await this.ctx.store.touchLastSeen(serials, this.clock.now());
     } catch (err) {
       log.debug({ err }, 'last-seen update skipped');

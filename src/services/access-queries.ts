@@ -79,9 +79,9 @@ export class AccessQueries {
   ) {}
 
   private async user(name: string): Promise<User> {
-    const u = this.deps.store.getUserByName(validateName('user', name));
+    const u = await this.deps.store.getUserByName(validateName('user', name));
     if (!u) throw new NotFound(`user '${name}' does not exist`);
-    return await u;
+    return u;
   }
 
   private async rulesFor(user: User): Promise<{ rule: AccessRule; via: string; }[]> {

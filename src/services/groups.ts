@@ -33,9 +33,9 @@ export class GroupService {
   }
 
   async get(name: string): Promise<LocalGroup> {
-    const g = this.deps.store.getGroup(name);
+    const g = await this.deps.store.getGroup(name);
     if (!g) throw new NotFound(`group '${name}' does not exist`);
-    return await g;
+    return g;
   }
 
   async create(o: { actor: string; name: string; description?: string }): Promise<LocalGroup> {
@@ -69,9 +69,9 @@ export class GroupService {
   }
 
   private async user(name: string): Promise<User> {
-    const user = this.deps.store.getUserByName(validateName('user', name));
+    const user = await this.deps.store.getUserByName(validateName('user', name));
     if (!user) throw new NotFound(`user '${name}' does not exist`);
-    return await user;
+    return user;
   }
 
   addMember(o: { actor: string; group: string; user: string }): Promise<LocalGroup> {
@@ -109,8 +109,8 @@ export class GroupService {
   async membershipsOf(user: User): Promise<Memberships> {
     const { store } = this.deps;
     return {
-      local: store.localGroupsOf(user.id),
-      sso: [...(await (store.getOidcIdentityOfUser(user.id))?.groups ?? [])].sort(),
+      local: await store.localGroupsOf(user.id),
+      sso: [...((await store.getOidcIdentityOfUser(user.id))?.groups ?? [])].sort(),
       builtin: user.role === 'admin' ? [ADMINS_GROUP] : [],
     };
   }
@@ -125,7 +125,7 @@ export class GroupService {
     for (const g of await store.listGroups())
       for (const m of g.members) local.set(m, [...(local.get(m) ?? []), g.name]);
     return async (user) => {
-      const sso = await (store.getOidcIdentityOfUser(user.id))?.groups ?? [];
+      const sso = (await store.getOidcIdentityOfUser(user.id))?.groups ?? [];
       return new Set([
         ...(local.get(user.name) ?? []),
         ...sso,

@@ -42,12 +42,12 @@ export function authenticate(store: Store, sessions: SessionManager, tokens: Tok
     const sid = sessionIdFrom(req);
     if (sid) {
       const session = await sessions.load(sid);
-      const user = session ? store.getUserById(session.userId) : undefined;
+      const user = session ? await store.getUserById(session.userId) : undefined;
       if (session && user && !user.disabled) {
         req.auth = { user, via: 'session', session };
         res.locals.user = { name: user.name, role: user.role, isAdmin: user.role === 'admin' };
         res.locals.csrfToken = session.csrfToken;
-      } else if (await session) {
+      } else if (session) {
         sessions.destroy(sid);
       }
     }
