@@ -59,13 +59,13 @@ export class SessionRecorder {
     );
     await this.store.recordSessions(
       this.replica,
-      live.map((c) => this.sample(c)),
+      await Promise.all(live.map((c) => this.sample(c))),
       at,
     );
     const seen = new Set(live.map((c) => `${c.clientId}|${c.connectedSince.toISOString()}`));
     for (const open of await this.store.listOpenSessions(this.replica)) {
       if (seen.has(`${open.clientId}|${open.startedAt.toISOString()}`)) continue;
-      const reason = this.reasonFor(open.serial);
+      const reason = await this.reasonFor(open.serial);
       await this.store.endSession(open.id, reason, at);
       log.info(
         { commonName: open.commonName, reason, bytesIn: open.bytesIn, bytesOut: open.bytesOut },

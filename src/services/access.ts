@@ -57,8 +57,8 @@ export class AccessService {
   /** The mode in force and where it comes from. */
   async mode(): Promise<{ mode: AccessMode; source: 'config' | 'data dir' | 'default'; }> {
     if (this.deps.configMode) return { mode: this.deps.configMode, source: 'config' };
-    const stored = this.deps.store.getSetting(MODE_SETTING);
-    if (await stored === 'open' || await stored === 'enforce') return { mode: stored, source: 'data dir' };
+    const stored = await this.deps.store.getSetting(MODE_SETTING);
+    if (stored === 'open' || stored === 'enforce') return { mode: stored, source: 'data dir' };
     return { mode: 'enforce', source: 'default' };
   }
 
@@ -152,7 +152,7 @@ export class AccessService {
     const { store } = this.deps;
     return await store.transaction(async (tx) => {
       const out: { mode?: AccessMode; rule?: AccessRule } = {};
-      if (tx.getSetting(MODE_SETTING) === undefined) {
+      if ((await tx.getSetting(MODE_SETTING)) === undefined) {
         await tx.setSetting(MODE_SETTING, 'enforce');
         out.mode = 'enforce';
       }
@@ -189,7 +189,7 @@ export class AccessService {
       const state = await tx.getAccessState();
       let version = state.version;
       if (state.publishedVersion === version && state.publishedHash !== hash)
-        version = tx.bumpAccessVersion();
+        version = await tx.bumpAccessVersion();
       if (state.publishedVersion !== version || state.publishedHash !== hash)
         await tx.markAccessPublished(version, hash);
       return { version, mode, clients, rules, generatedAt: at.toISOString() };

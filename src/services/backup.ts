@@ -254,7 +254,7 @@ export async function restoreBackup(o: {
           publishers: [],
           now: () => o.now ?? new Date(),
         });
-        renumbered = await (revocation.resignAbove(o.crlNumberAbove))?.number;
+        renumbered = (await revocation.resignAbove(o.crlNumberAbove))?.number;
       }
       await store.appendAudit({
         actor: o.actor,

@@ -86,11 +86,11 @@ export class OidcAccounts {
     const { store, now } = this.deps;
     const user = await store.transaction(async (tx) => {
       const linked = await tx.getOidcIdentity(this.issuer, profile.subject);
-      const existing = linked && tx.getUserById(linked.userId);
+      const existing = linked && (await tx.getUserById(linked.userId));
       if (existing) return existing;
-      const name = uniqueName(profile.name, (n) => tx.getUserByName(n) !== undefined);
+      const name = await uniqueName(profile.name, async (n) => (await tx.getUserByName(n)) !== undefined);
       const role = admin ? 'admin' : 'user';
-      const created = tx.createUser({ name, role, passwordHash: null });
+      const created = await tx.createUser({ name, role, passwordHash: null });
       await tx.appendAudit({
         actor: 'oidc',
         action: 'user.create',
@@ -101,22 +101,22 @@ export class OidcAccounts {
       await tx.insertOidcIdentity({
         issuer: this.issuer,
         subject: profile.subject,
-        userId: (await created).id,
+        userId: created.id,
         groups: profile.groups,
         refreshToken: sealed,
         createdAt: now(),
         lastLoginAt: now(),
       });
-      this.audit('oidc.link', name, 'ok', {
+      await tx.appendAudit({ actor: 'oidc', action: 'oidc.link', target: name, result: 'ok', details: {
         subject: profile.subject,
         issuer: this.issuer,
         groups: profile.groups,
         ...(name !== profile.name ? { requestedName: profile.name } : {}),
-      });
+      } });
       return created;
     });
     log.info({ user: user.name, subject: profile.subject }, 'user created by single sign-on');
-    return await user;
+    return user;
   }
 
   /**
@@ -138,7 +138,7 @@ export class OidcAccounts {
     }
     const role = access.admin === undefined ? user.role : access.admin ? 'admin' : 'user';
     if (role !== user.role) {
-      const updated = users.setRole({ actor, name: user.name, role });
+      const updated = await users.setRole({ actor, name: user.name, role });
       this.audit(role === 'admin' ? 'oidc.promote' : 'oidc.demote', user.name, 'ok', { groups: [...groups] });
       return { user: updated, disabled: false, roleChanged: role };
     }

@@ -48,7 +48,7 @@ export class AdminData {
 
   /** The tunnel address of a device, if it has one. */
   async addressOf(commonName: string): Promise<string | undefined> {
-    return await (this.ctx.addresses.get(commonName))?.address;
+    return (await this.ctx.addresses.get(commonName))?.address;
   }
 
   get sessionsConnected(): boolean {
@@ -62,10 +62,12 @@ export class AdminData {
   async listSessions(): Promise<(Session & { owner: string | null })[]> {
     if (!this.sessions) throw new NotConnected();
     const list = await this.sessions.list();
-    return await list.map(async (s) => ({
-      ...s,
-      owner: await (this.ctx.store.getValidCertByCommonName(s.commonName))?.ownerName ?? null,
-    }));
+    const out: (Session & { owner: string | null })[] = [];
+    for (const s of list) {
+      const cert = await this.ctx.store.getValidCertByCommonName(s.commonName);
+      out.push({ ...s, owner: cert?.ownerName ?? null });
+    }
+    return out;
   }
 
   async disconnect(actor: string, cid: string): Promise<void> {
@@ -111,7 +113,7 @@ export class AdminData {
     const last = items[items.length - 1];
     return {
       items,
-      total: this.ctx.store.countAudit(filter),
+      total: await this.ctx.store.countAudit(filter),
       nextCursor: rows.length > q.limit && last ? encodeCursor({ b: last.id }) : null,
     };
   }
@@ -120,10 +122,10 @@ export class AdminData {
   async caView(): Promise<Omit<CaStatus, 'onPreviousCa'> & {
       onPreviousCa: { serial: string; commonName: string; owner: string | null; }[];
   }> {
-    const s = caStatus(this.ctx);
+    const s = await caStatus(this.ctx);
     return {
       ...s,
-      onPreviousCa: (await s).onPreviousCa.map((c) => ({
+      onPreviousCa: s.onPreviousCa.map((c) => ({
         serial: c.serial,
         commonName: c.commonName,
         owner: c.ownerName,
