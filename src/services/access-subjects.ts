@@ -55,8 +55,9 @@ export function matchingUserSubject(rule: AccessRule, user: User, groups: Set<st
 export async function connectableDevices(
   store: Store,
   now: Date,
-  valid: readonly CertRecord[] = validCerts(store, now),
+  given?: readonly CertRecord[],
 ): Promise<ConnectableDevice[]> {
+  const valid = given ?? (await validCerts(store, now));
   const t = now.getTime();
   const gatewaysByCert = new Map<string, string[]>();
   for (const g of await store.listGateways())

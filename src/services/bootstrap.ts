@@ -51,7 +51,7 @@ export async function ensureFirstAdmin(
   }
   const user = await ctx.users.create({ actor: 'system', name: FIRST_ADMIN, role: 'admin', password });
   // A new install enforces access rules; the one rule written lets admins reach everything.
-  const access = ctx.access.ensureNewInstallDefaults('system');
+  const access = await ctx.access.ensureNewInstallDefaults('system');
   await ctx.access.changed();
   return generated ? { user, generatedPassword: password, access } : { user, access };
 }

@@ -85,7 +85,7 @@ export async function rotateCa(
 
   async function tagOutgoing(): Promise<number> {
     return await ctx.store.transaction(async (tx) => {
-      const n = tx.assignIssuerKeyId(outgoing);
+      const n = await tx.assignIssuerKeyId(outgoing);
       await tx.appendAudit({
         actor: o.actor,
         action: 'ca.rotate',

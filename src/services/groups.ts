@@ -119,7 +119,7 @@ export class GroupService {
    * A lookup of every user's groups read with three queries (local groups with their members, single
    * sign-on identities, users), for resolving many users at once.
    */
-  async bulkGroupsOf(): Promise<(user: User) => Set<string>> {
+  async bulkGroupsOf(): Promise<(user: User) => Promise<Set<string>>> {
     const { store } = this.deps;
     const local = new Map<string, string[]>();
     for (const g of await store.listGroups())

@@ -81,6 +81,6 @@ export class RenewalService {
     log.info({ serial: cert.serial, renews: old.serial, supersedeAt }, 'renewed');
     // Due now (grace 0 or expired): the sweep revokes it as superseded and publishes the CRL.
     if (supersedeAt.getTime() <= at.getTime()) await revocation.ensureFreshCrl();
-    return { cert, profile, replaced: store.getCert(old.serial)! };
+    return { cert, profile, replaced: (await store.getCert(old.serial))! };
   }
 }

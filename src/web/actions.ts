@@ -179,7 +179,7 @@ export class WebActions {
   }
 
   /** The certificate with this serial (as people write it), or undefined. */
-  private certBySerial(text: string): CertRecord | undefined {
+  private async certBySerial(text: string): Promise<CertRecord | undefined> {
     const serial = parseSerial(text);
     return serial === undefined ? undefined : this.ctx.store.getCert(serial);
   }
@@ -349,7 +349,7 @@ export class WebActions {
       this.sessions.destroyAllOf(user.id);
     } else if (patch.disabled === false && user.disabled) {
       // Enabling gives the account back, not its certificates: they stay revoked.
-      user = this.ctx.users.enable({ actor: actor.name, name });
+      user = await this.ctx.users.enable({ actor: actor.name, name });
     }
     return user;
   }

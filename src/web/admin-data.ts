@@ -166,8 +166,8 @@ export class AdminData {
   }> {
     const namespace = this.ctx.config.kubernetes.namespace;
     if (!this.cluster) return { connected: false, namespace, rows: [], warnings: [], raw: null };
-    const last = this.cluster.lastDiscovery();
-    return { connected: true, namespace, ...describeDiscovery(await last), raw: last ?? null };
+    const last = await this.cluster.lastDiscovery();
+    return { connected: true, namespace, ...describeDiscovery(last), raw: last ?? null };
   }
 
   /** The user's valid certificates (what disabling them revokes). */

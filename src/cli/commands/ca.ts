@@ -16,13 +16,13 @@ export function register(program: Command, env: CliEnv): void {
     .description('the CAs in force, their expiry, and devices still on the old CA during a rotation')
     .action(async (_o, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
-        const s = caStatus(ctx);
+        const s = await caStatus(ctx);
         if (g.json) {
           env.out(
             JSON.stringify(
               {
                 ...s,
-                onPreviousCa: (await s).onPreviousCa.map((c) => ({
+                onPreviousCa: s.onPreviousCa.map((c) => ({
                   serial: c.serial,
                   commonName: c.commonName,
                   owner: c.ownerName,
@@ -35,15 +35,15 @@ export function register(program: Command, env: CliEnv): void {
           return;
         }
         env.out(
-          `current   ${(await s).current.commonName}  expires ${(await s).current.notAfter.toISOString().slice(0, 10)} (${(await s).current.daysLeft} days)`,
+          `current   ${s.current.commonName}  expires ${s.current.notAfter.toISOString().slice(0, 10)} (${s.current.daysLeft} days)`,
         );
-        if ((await s).previous)
+        if (s.previous)
           env.out(
-            `previous  ${(await s).previous.commonName}  expires ${(await s).previous.notAfter.toISOString().slice(0, 10)} (still trusted)`,
+            `previous  ${s.previous.commonName}  expires ${s.previous.notAfter.toISOString().slice(0, 10)} (still trusted)`,
           );
-        for (const c of (await s).onPreviousCa)
+        for (const c of s.onPreviousCa)
           env.out(`old CA    ${c.commonName} (${c.ownerName ?? '-'}) serial ${c.serial}`);
-        for (const w of (await s).warnings) env.err(`warning: ${w}`);
+        for (const w of s.warnings) env.err(`warning: ${w}`);
       });
     });
 

@@ -55,7 +55,7 @@ function connector(
 /** Find and revoke, as the CLI caller: all `gateway remove` needs (it issues nothing, so it has no owner). */
 function revoker(ctx: AppContext): Pick<GatewayCertificates, 'findValid' | 'revoke'> {
   return {
-    findValid: (cn) => ctx.store.getValidCertByCommonName(cn),
+    findValid: async (cn) => ctx.store.getValidCertByCommonName(cn),
     revoke: async (serial, reason) => {
       await ctx.revocation.revoke({ actor: 'cli', serialOrName: serial, reason });
     },

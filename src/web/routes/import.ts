@@ -40,14 +40,14 @@ export function importLinkRoutes(links: ImportLinkService, publicUrl: string | u
   r.use(['/api/v1/devices/import-link', '/devices/import-link'], csrfProtect);
   const make = async (req: Request) => {
     const body = parse(importLinkBody, req.body);
-    const made = links.create({
+    const made = await links.create({
       user: req.auth!.user,
       deviceName: body.name,
       ...(body.keyType ? { keyType: body.keyType } : {}),
       ip: clientIp(req),
       base: importBase(publicUrl, requestOrigin(req)),
     });
-    return { ...made, qr: await qrDataUrl((await made).link) };
+    return { ...made, qr: await qrDataUrl(made.link) };
   };
   r.post('/api/v1/devices/import-link', requireUser, async (req, res) => {
     const made = await make(req);

@@ -114,7 +114,7 @@ export function oidcRoutes({ ctx, sessions, oidc, now }: OidcRouteDeps): Router 
     const id = (req.cookies as Record<string, string> | undefined)?.[pendingCookie(req)];
     res.clearCookie(pendingCookie(req), { httpOnly: true, secure: req.secure, sameSite: 'lax', path: '/' });
     try {
-      const rec = id ? ctx.store.getSession(storeKey(id), now()) : undefined;
+      const rec = id ? await ctx.store.getSession(storeKey(id), now()) : undefined;
       if (id) await ctx.store.destroySession(storeKey(id)); // one use only, whatever happens next
       if (!rec) {
         throw new AppError(
