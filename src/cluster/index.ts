@@ -30,7 +30,7 @@ export interface ClusterServiceDeps {
   server: { ensure(): Promise<ServerMaterial> };
   revocation: { bundle(): RevocationBundle };
   /** The access mode in force (config, else the data dir): the pod's start table and identity check. */
-  access?: { mode(): { mode: AccessMode } };
+  access?: { mode(): Promise<{ mode: AccessMode }> };
   /** Builds the KubeApi on first use (kubeconfig, in-cluster...). */
   kube: () => KubeApi;
   /** Releases what the KubeApi holds (an SSH tunnel to the API server). */
@@ -95,7 +95,7 @@ export class ClusterService {
         searchDomains: net.searchDomains,
       },
       serverConfTemplate: loadTemplate('server.conf.hbs'),
-      accessMode: this.deps.access?.mode().mode,
+      accessMode: (await this.deps.access?.mode())?.mode,
     });
   }
 

@@ -71,7 +71,7 @@ export async function rotateCa(
         `the CA changed while this rotation ran (another \`ca rotate\`): nothing done`,
         'ca',
       );
-    const n = tagOutgoing();
+    const n = await tagOutgoing();
     writeFileAtomic(join(ctx.dataDir, NEXT_CA_KEY_FILE), encryptPrivateKey(material.keyPem, secret), 0o600);
     o.probe?.('rotate:next-key');
     writeFileAtomic(join(ctx.dataDir, NEXT_CA_CERT_FILE), material.certPem, 0o644);
