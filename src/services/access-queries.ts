@@ -106,7 +106,7 @@ export class AccessQueries {
   }
 
   private async facts(t: CheckTarget, objects: ClusterObjects | undefined): Promise<TargetFacts> {
-    return objects ? targetFacts(t, objects) : {};
+    return objects ? await targetFacts(t, objects) : {};
   }
 
   /** allow/deny for USER → DESTINATION, naming the deciding rule. */
@@ -145,14 +145,14 @@ export class AccessQueries {
     const facts = await this.facts(target, objects);
     const { store, groups } = this.deps;
     const users = (await store.listUsers()).filter((u) => !u.disabled);
-    const groupsOf = new Map(users.map((u) => [u.id, groups.groupsOf(u)]));
+    const groupsOf = new Map(await Promise.all(users.map(async (u) => [u.id, await groups.groupsOf(u)] as const)));
     const gateways = (await connectableDevices(store, this.deps.now())).filter((d) => d.kind === 'gateway');
     const rules = await this.deps.access.rules();
     const reachers = rulesReaching(rules, target, facts).map((m) => {
       const rule = rules.find((r) => r.name === m.rule)!;
       return {
         ...m,
-        users: users.filter(async (u) => matchingUserSubject(rule, u, await groupsOf.get(u.id)!)).map((u) => u.name),
+        users: users.filter((u) => matchingUserSubject(rule, u, groupsOf.get(u.id)!)).map((u) => u.name),
         gateways: gateways
           .filter((g) =>
             rule.subjects.some(

@@ -1,5 +1,5 @@
 import type { AccessClient, AccessRule, ResolvedRule, Subject } from '../access/types.js';
-import type { CertRecord, Store, User } from '../store/types.js';
+import type { CertRecord, Store, TxStore, User } from '../store/types.js';
 import type { GroupService } from './groups.js';
 
 /** A device that may connect now, with what subjects are matched against. */
@@ -53,7 +53,7 @@ export function matchingUserSubject(rule: AccessRule, user: User, groups: Set<st
  * (both certificates share the common name and the address).
  */
 export async function connectableDevices(
-  store: Store,
+  store: TxStore,
   now: Date,
   given?: readonly CertRecord[],
 ): Promise<ConnectableDevice[]> {
@@ -85,7 +85,7 @@ export async function connectableDevices(
 }
 
 /** Valid, unexpired client and gateway certificates (the server's own is not a device). */
-export async function validCerts(store: Store, now: Date): Promise<CertRecord[]> {
+export async function validCerts(store: TxStore, now: Date): Promise<CertRecord[]> {
   const t = now.getTime();
   return (await store
       .listCerts({ status: 'valid' }))
@@ -97,8 +97,10 @@ export async function resolveBundle(
   rules: readonly AccessRule[],
   devices: readonly ConnectableDevice[],
   groups: Pick<GroupService, 'bulkGroupsOf'>,
+  /** The transaction handle when called inside one. */
+  from?: TxStore,
 ): Promise<{ clients: AccessClient[]; rules: ResolvedRule[]; }> {
-  const lookup = await groups.bulkGroupsOf();
+  const lookup = await groups.bulkGroupsOf(from);
   const groupsOf = new Map<number, Set<string>>();
   const ownerGroups = async (u: User): Promise<Set<string>> => {
     let g = groupsOf.get(u.id);

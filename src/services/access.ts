@@ -5,7 +5,7 @@ import { parseRulesDocument } from '../access/rule-schema.js';
 import { BadRequest } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import type { AccessPublisher } from '../openvpn/access-publisher.js';
-import type { Store } from '../store/types.js';
+import type { Store, TxStore } from '../store/types.js';
 import type { AddressService } from './addresses.js';
 import { connectableDevices, resolveBundle, validCerts } from './access-subjects.js';
 import { ADMINS_GROUP, type GroupService } from './groups.js';
@@ -54,21 +54,26 @@ export class AccessService {
 
   constructor(private readonly deps: AccessServiceDeps) {}
 
-  /** The mode in force and where it comes from. */
-  async mode(): Promise<{ mode: AccessMode; source: 'config' | 'data dir' | 'default'; }> {
+  /**
+   * The mode in force and where it comes from. `from` (here and below): the transaction handle when
+   * called inside one, where the store itself is refused.
+   */
+  async mode(
+    from: TxStore = this.deps.store,
+  ): Promise<{ mode: AccessMode; source: 'config' | 'data dir' | 'default' }> {
     if (this.deps.configMode) return { mode: this.deps.configMode, source: 'config' };
-    const stored = await this.deps.store.getSetting(MODE_SETTING);
+    const stored = await from.getSetting(MODE_SETTING);
     if (stored === 'open' || stored === 'enforce') return { mode: stored, source: 'data dir' };
     return { mode: 'enforce', source: 'default' };
   }
 
-  async rules(): Promise<AccessRule[]> {
-    return (await this.deps.store.listRules()).map((r) => r.rule);
+  async rules(from: TxStore = this.deps.store): Promise<AccessRule[]> {
+    return (await from.listRules()).map((r) => r.rule);
   }
 
   /** What applying `rules` would change. */
-  async diff(rules: readonly AccessRule[]): Promise<RulesDiff> {
-    const current = new Map((await this.rules()).map((r, i) => [r.name, { r, i }]));
+  async diff(rules: readonly AccessRule[], from: TxStore = this.deps.store): Promise<RulesDiff> {
+    const current = new Map((await this.rules(from)).map((r, i) => [r.name, { r, i }]));
     const out: RulesDiff = { create: [], update: [], delete: [], unchanged: [] };
     rules.forEach((r, i) => {
       const old = current.get(r.name);
@@ -88,10 +93,10 @@ export class AccessService {
   async apply(o: { actor: string; input: unknown; dryRun?: boolean }): Promise<RulesDiff> {
     const rules = parseRulesDocument(o.input);
     const { store } = this.deps;
-    if (o.dryRun) return this.diff(rules);
-    const diff = store.transaction(async (tx) => {
-      const d = this.diff(rules);
-      for (const name of (await d).delete) {
+    if (o.dryRun) return await this.diff(rules);
+    const diff = await store.transaction(async (tx) => {
+      const d = await this.diff(rules, tx);
+      for (const name of d.delete) {
         await tx.deleteRule(name);
         await tx.appendAudit({
           actor: o.actor,
@@ -101,11 +106,11 @@ export class AccessService {
           details: {},
         });
       }
-      rules.forEach(async (r, i) => {
-        if (!tx.putRule(r, i)) return;
-        const action = (await d).create.includes(r.name) ? 'access.rule.create' : 'access.rule.update';
+      for (const [i, r] of rules.entries()) {
+        if (!(await tx.putRule(r, i))) continue;
+        const action = d.create.includes(r.name) ? 'access.rule.create' : 'access.rule.update';
         await tx.appendAudit({ actor: o.actor, action, target: r.name, result: 'ok', details: { rule: r } });
-      });
+      }
       return d;
     });
     await this.changed();
@@ -122,8 +127,8 @@ export class AccessService {
   }
 
   /** The rules as YAML that `apply` accepts. */
-  exportYaml(): string {
-    return toYaml({ rules: this.rules() }, { lineWidth: 0 });
+  async exportYaml(): Promise<string> {
+    return toYaml({ rules: await this.rules() }, { lineWidth: 0 });
   }
 
   async setMode(o: { actor: string; mode: unknown }): Promise<AccessMode> {
@@ -180,11 +185,11 @@ export class AccessService {
     const { store, now } = this.deps;
     const at = now();
     return await store.transaction(async (tx) => {
-      const valid = await validCerts(store, at);
-      await this.deps.addresses.backfill(valid);
-      const mode = (await this.mode()).mode;
-      const devices = await connectableDevices(store, at, valid);
-      const { clients, rules } = await resolveBundle(await this.rules(), devices, this.deps.groups);
+      const valid = await validCerts(tx, at);
+      await this.deps.addresses.backfill(valid, tx);
+      const mode = (await this.mode(tx)).mode;
+      const devices = await connectableDevices(tx, at, valid);
+      const { clients, rules } = await resolveBundle(await this.rules(tx), devices, this.deps.groups, tx);
       const hash = createHash('sha256').update(JSON.stringify({ mode, clients, rules })).digest('hex');
       const state = await tx.getAccessState();
       let version = state.version;
@@ -246,7 +251,7 @@ export class AccessService {
     // and the current state goes out again. Once per process, so two managers wrongly sharing one
     // target cannot outbid each other for ever.
     if (this.lastPublished === 0 && held > bundle.version) {
-      this.raiseAbove(held, bundle.version);
+      await this.raiseAbove(held, bundle.version);
       const again = await this.bundle();
       const second = await this.sendToAll(again);
       this.settle(second.ok, again.version);

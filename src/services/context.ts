@@ -134,7 +134,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
     const users = new UserService({ store, revocation, changed });
     const devices = new DeviceService({ store, cas, config, server, now, addresses, changed });
     const renewal = new RenewalService({ store, devices, revocation, config, now });
-    if (!store.getCrl()) await revocation.ensureFreshCrl();
+    if (!(await store.getCrl())) await revocation.ensureFreshCrl();
     return {
       config,
       dataDir,

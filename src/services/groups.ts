@@ -1,6 +1,6 @@
 import { BadRequest, NotFound } from '../lib/errors.js';
 import { validateName } from '../lib/names.js';
-import type { LocalGroup, Store, User } from '../store/types.js';
+import type { LocalGroup, Store, TxStore, User } from '../store/types.js';
 
 /** Every user whose role is admin is in this group, whatever the local and single sign-on groups say. */
 export const ADMINS_GROUP = 'admins';
@@ -32,8 +32,9 @@ export class GroupService {
     return await this.deps.store.listGroups();
   }
 
-  async get(name: string): Promise<LocalGroup> {
-    const g = await this.deps.store.getGroup(name);
+  /** `from`: the transaction handle when called inside one (the store itself is refused there). */
+  async get(name: string, from: TxStore = this.deps.store): Promise<LocalGroup> {
+    const g = await from.getGroup(name);
     if (!g) throw new NotFound(`group '${name}' does not exist`);
     return g;
   }
@@ -43,8 +44,8 @@ export class GroupService {
     if (o.description !== undefined && (typeof o.description !== 'string' || o.description.length > 1024))
       throw new BadRequest('description must be text of at most 1024 characters', 'description');
     const { store } = this.deps;
-    const group = store.transaction(async (tx) => {
-      const g = tx.createGroup({ name, description: o.description ?? '' });
+    const group = await store.transaction(async (tx) => {
+      const g = await tx.createGroup({ name, description: o.description ?? '' });
       await tx.appendAudit({ actor: o.actor, action: 'group.create', target: name, result: 'ok', details: {} });
       return g;
     });
@@ -55,7 +56,7 @@ export class GroupService {
   async remove(o: { actor: string; name: string }): Promise<void> {
     const { store } = this.deps;
     await store.transaction(async (tx) => {
-      const g = await this.get(o.name);
+      const g = await this.get(o.name, tx);
       await tx.deleteGroup(g.name);
       await tx.appendAudit({
         actor: o.actor,
@@ -68,8 +69,8 @@ export class GroupService {
     await this.deps.changed();
   }
 
-  private async user(name: string): Promise<User> {
-    const user = await this.deps.store.getUserByName(validateName('user', name));
+  private async user(name: string, from: TxStore = this.deps.store): Promise<User> {
+    const user = await from.getUserByName(validateName('user', name));
     if (!user) throw new NotFound(`user '${name}' does not exist`);
     return user;
   }
@@ -88,8 +89,8 @@ export class GroupService {
     op: 'add' | 'remove',
   ): Promise<LocalGroup> {
     const { store } = this.deps;
-    const group = store.transaction(async (tx) => {
-      const user = await this.user(o.user);
+    const group = await store.transaction(async (tx) => {
+      const user = await this.user(o.user, tx);
       if (op === 'add') await tx.addGroupMember(o.group, user.id);
       else await tx.removeGroupMember(o.group, user.id);
       await tx.appendAudit({
@@ -99,7 +100,7 @@ export class GroupService {
         result: 'ok',
         details: { user: user.name },
       });
-      return this.get(o.group);
+      return await this.get(o.group, tx);
     });
     await this.deps.changed();
     return group;
@@ -119,8 +120,7 @@ export class GroupService {
    * A lookup of every user's groups read with three queries (local groups with their members, single
    * sign-on identities, users), for resolving many users at once.
    */
-  async bulkGroupsOf(): Promise<(user: User) => Promise<Set<string>>> {
-    const { store } = this.deps;
+  async bulkGroupsOf(store: TxStore = this.deps.store): Promise<(user: User) => Promise<Set<string>>> {
     const local = new Map<string, string[]>();
     for (const g of await store.listGroups())
       for (const m of g.members) local.set(m, [...(local.get(m) ?? []), g.name]);

@@ -127,7 +127,7 @@ export class ServerIdentityService {
       const current = await tx.getSetting(SETTING);
       if (current !== raw && current !== undefined) return JSON.parse(current) as StoredIdentity;
       const old = await tx.getValidCertByCommonName(serverName);
-      if (old) await this.deps.revocation.revokeInTransaction('system', [old.serial], 'superseded');
+      if (old) await this.deps.revocation.revokeInTransaction('system', [old.serial], 'superseded', tx);
       superseded = old !== undefined;
       await tx.insertCert({
         serial: issued.serial,

@@ -58,9 +58,9 @@ export class TokenService {
   }
 
   /** A user's own tokens; for an admin with `all`, everyone's. */
-  list(actor: User, all = false): Promise<ApiToken[]> {
+  async list(actor: User, all = false): Promise<ApiToken[]> {
     const { store } = this.deps;
-    return all && actor.role === 'admin' ? store.listAllTokens() : store.listTokens(actor.id);
+    return all && actor.role === 'admin' ? await store.listAllTokens() : await store.listTokens(actor.id);
   }
 
   /** Deletes a token of the actor's own (admins: anyone's); someone else's id looks like an unknown one. */

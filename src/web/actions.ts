@@ -181,7 +181,7 @@ export class WebActions {
   /** The certificate with this serial (as people write it), or undefined. */
   private async certBySerial(text: string): Promise<CertRecord | undefined> {
     const serial = parseSerial(text);
-    return serial === undefined ? undefined : this.ctx.store.getCert(serial);
+    return serial === undefined ? undefined : await this.ctx.store.getCert(serial);
   }
 
   /** The user's own certificate, or 404: someone else's id looks exactly like an unknown one. */

@@ -84,8 +84,8 @@ export function createMetrics(
     name: 'podgate_access_enforced',
     help: '1 when access.mode is enforce as recorded in the data dir or defaulted (the config may override)',
     registers: [registry],
-    collect() {
-      const mode = ctx?.config.access.mode ?? store.getSetting('access.mode') ?? 'enforce';
+    async collect() {
+      const mode = ctx?.config.access.mode ?? (await store.getSetting('access.mode')) ?? 'enforce';
       this.set(mode === 'enforce' ? 1 : 0);
     },
   });

@@ -84,11 +84,11 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
       const at = (deps.now ?? (() => new Date()))();
       const { store, config } = deps.ctx;
       await store.pruneSessions(at);
-      const history = store.pruneSessionHistory(
+      const history = await store.pruneSessionHistory(
         new Date(at.getTime() - config.sessions.retainDays * 86_400_000),
       );
       await store.pruneImportLinks(new Date(at.getTime() - 86_400_000));
-      if (await history > 0) log.info({ removed: history }, 'old VPN sessions pruned');
+      if (history > 0) log.info({ removed: history }, 'old VPN sessions pruned');
     } catch (err) {
       log.warn({ err }, 'session prune failed');
     }

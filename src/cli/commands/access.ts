@@ -71,7 +71,7 @@ export function register(program: Command, env: CliEnv): void {
     .description('print the stored rules as YAML that `access apply` accepts')
     .action(async (_o, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
-        env.out(ctx.access.exportYaml());
+        env.out(await ctx.access.exportYaml());
       });
     });
 

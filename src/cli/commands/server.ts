@@ -123,13 +123,13 @@ export function register(program: Command, env: CliEnv): void {
         const since = parseSince('since', o.since, ctx.now());
         if (!/^\d{1,6}$/.test(o.limit) || Number(o.limit) < 1)
           throw new BadRequest('--limit must be a whole number from 1', 'limit');
-        const rows = new UsageService(ctx.store, ctx.now).history({
+        const rows = await new UsageService(ctx.store, ctx.now).history({
           ...(user ? { user } : {}),
           since,
           limit: Number(o.limit),
         });
         if (g.json) return env.out(JSON.stringify(rows, null, 2));
-        if ((await rows).length === 0) return env.out('no sessions');
+        if (rows.length === 0) return env.out('no sessions');
         env.out(
           table([
             [

@@ -56,7 +56,7 @@ export function register(program: Command, env: CliEnv): void {
       await withContext(env, cmd, async (ctx, g) => {
         const user = await ctx.store.getUserByName(validateName('user', userName));
         if (!user) throw new NotFound(`user '${userName}' does not exist`);
-        const tokens = ctx.store.listTokens(user.id);
+        const tokens = await ctx.store.listTokens(user.id);
         if (g.json) {
           env.out(JSON.stringify(tokens, null, 2));
           return;

@@ -94,7 +94,7 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
 
   r.get('/devices/:id', requireUser, async (req, res) => {
     const cert = await actions.ownDevice(req.auth!.user, String(req.params.id));
-    res.json({ device: actions.getCert(cert.serial) });
+    res.json({ device: await actions.getCert(cert.serial) });
   });
 
   r.delete('/devices/:id', requireUser, async (req, res) => {
@@ -109,8 +109,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     const { total, items } = await actions.certWindow({ ...q, limit, offset });
     res.json(offsetPage(items, total, offset, limit));
   });
-  r.get('/certs/:serial', requireAdmin, (req, res) => {
-    res.json({ cert: actions.getCert(String(req.params.serial)) });
+  r.get('/certs/:serial', requireAdmin, async (req, res) => {
+    res.json({ cert: await actions.getCert(String(req.params.serial)) });
   });
   r.post('/certs/:serial/revoke', requireAdmin, async (req, res) => {
     const { reason } = parse(revokeBody, req.body);
@@ -142,25 +142,25 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   r.post('/sessions/:cid/disconnect', requireAdmin, disconnect);
   r.delete('/sessions/:cid', requireAdmin, disconnect);
 
-  r.get('/audit', requireAdmin, (req, res) => {
-    res.json(admin.auditPage(parse(auditApiQuery, req.query)));
+  r.get('/audit', requireAdmin, async (req, res) => {
+    res.json(await admin.auditPage(parse(auditApiQuery, req.query)));
   });
-  r.get('/ca', requireAdmin, (_req, res) => {
-    res.json(admin.caView());
+  r.get('/ca', requireAdmin, async (_req, res) => {
+    res.json(await admin.caView());
   });
-  r.get('/crl', requireAdmin, (_req, res) => {
-    res.json(admin.crl());
+  r.get('/crl', requireAdmin, async (_req, res) => {
+    res.json(await admin.crl());
   });
   r.get('/gateways', requireAdmin, async (req, res) => {
     res.json(listPage(await admin.gateways(), parse(pageQuery, req.query)));
   });
 
-  r.get('/cluster', requireAdmin, (_req, res) => {
-    res.json({ ...admin.clusterView(), deploy: deploys.get() });
+  r.get('/cluster', requireAdmin, async (_req, res) => {
+    res.json({ ...(await admin.clusterView()), deploy: deploys.get() });
   });
   r.post('/cluster/discover', requireAdmin, async (req, res) => {
     const result = await admin.requireCluster().discover();
-    res.json({ discovery: result, ...admin.clusterView() });
+    res.json({ discovery: result, ...(await admin.clusterView()) });
   });
   r.get('/cluster/status', requireAdmin, async (_req, res) => {
     const { raw, lines } = await admin.clusterStatus();

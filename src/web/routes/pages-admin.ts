@@ -70,7 +70,7 @@ export function adminPages(deps: RouteDeps): Router {
 function certPages(r: Router, { actions, now }: RouteDeps): void {
   r.get('/certs', async (req, res) => {
     const q = parse(certQuery, req.query);
-    const result = actions.listCerts(q);
+    const result = await actions.listCerts(q);
     const base = {
       q: q.q,
       status: q.status,
@@ -115,11 +115,11 @@ function certPages(r: Router, { actions, now }: RouteDeps): void {
     });
   });
 
-  r.get('/certs/:serial/revoke', (req, res) => {
+  r.get('/certs/:serial/revoke', async (req, res) => {
     res.render('admin/cert-revoke', {
       title: 'Revoke certificate',
       nav: 'certs',
-      cert: actions.getCert(String(req.params.serial)),
+      cert: await actions.getCert(String(req.params.serial)),
       reasons: REVOCATION_REASONS,
     });
   });
@@ -134,20 +134,23 @@ function certPages(r: Router, { actions, now }: RouteDeps): void {
 /** Users: list, create, role, disable (with the certificates that go with it), enable. */
 function userPages(r: Router, { actions, admin }: RouteDeps): void {
   const usersPage = async (req: Request, res: Response, status = 200, form?: FormError): Promise<void> => {
-    const { groups, of } = admin.groups();
-    const groupNames = (await groups).map((g) => g.name);
+    const { groups: pending, of } = admin.groups();
+    const groups = await pending;
+    const groupNames = groups.map((g) => g.name);
     res.status(status).render('admin/users', {
       title: 'Users',
       nav: 'users',
-      users: (await admin.users()).map(async (u) => {
-        const m = await of(u);
-        return {
-          ...userView(u),
-          localGroups: m.local,
-          ssoGroups: m.sso,
-          joinable: groupNames.filter((g) => !m.local.includes(g)),
-        };
-      }),
+      users: await Promise.all(
+        (await admin.users()).map(async (u) => {
+          const m = await of(u);
+          return {
+            ...userView(u),
+            localGroups: m.local,
+            ssoGroups: m.sso,
+            joinable: groupNames.filter((g) => !m.local.includes(g)),
+          };
+        }),
+      ),
       groups,
       me: req.auth!.user.name,
       notice: notice(req),
@@ -182,7 +185,7 @@ function userPages(r: Router, { actions, admin }: RouteDeps): void {
       title: 'Disable user',
       nav: 'users',
       target: userView(user),
-      certs: admin.validCertsOf(user.id),
+      certs: await admin.validCertsOf(user.id),
     });
   });
 
@@ -232,23 +235,23 @@ function sessionPages(r: Router, { admin }: RouteDeps): void {
 function recordPages(r: Router, { admin }: RouteDeps): void {
   r.get('/audit', async (req, res) => {
     const q = parse(auditQuery, req.query);
-    const data = admin.audit(q.page, q.action);
+    const data = await admin.audit(q.page, q.action);
     res.render('admin/audit', {
       title: 'Audit log',
       nav: 'audit',
       ...data,
       action: q.action,
       prev: q.page > 1 ? link({ action: q.action }, { page: q.page - 1 }) : null,
-      next: (await data).hasNext ? link({ action: q.action }, { page: q.page + 1 }) : null,
+      next: data.hasNext ? link({ action: q.action }, { page: q.page + 1 }) : null,
     });
   });
 
-  r.get('/crl', (_req, res) => {
-    res.render('admin/crl', { title: 'CRL', nav: 'crl', crl: admin.crl() });
+  r.get('/crl', async (_req, res) => {
+    res.render('admin/crl', { title: 'CRL', nav: 'crl', crl: await admin.crl() });
   });
 
-  r.get('/gateways', (_req, res) => {
-    res.render('admin/gateways', { title: 'Gateways', nav: 'gateways', gateways: admin.gateways() });
+  r.get('/gateways', async (_req, res) => {
+    res.render('admin/gateways', { title: 'Gateways', nav: 'gateways', gateways: await admin.gateways() });
   });
 }
 
@@ -269,7 +272,7 @@ function clusterPages(r: Router, { admin, deploys }: RouteDeps): void {
     res.render('admin/cluster', {
       title: 'Cluster',
       nav: 'cluster',
-      cluster: admin.clusterView(),
+      cluster: await admin.clusterView(),
       status,
       statusError,
       deploy,

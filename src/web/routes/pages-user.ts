@@ -136,16 +136,16 @@ export function userPages({ actions, usage }: RouteDeps, config: Config): Router
     res.redirect(303, '/login?done=signed-out');
   });
 
-  const devicesPage = (req: Request, res: Response, status = 200, form?: FormError): void => {
+  const devicesPage = async (req: Request, res: Response, status = 200, form?: FormError): Promise<void> => {
     res.status(status).render('devices', {
       title: 'My devices',
       nav: 'devices',
-      devices: actions.myDevices(req.auth!.user),
+      devices: await actions.myDevices(req.auth!.user),
       notice: notice(req),
       keyType: config.vpn.keyType,
       warnDays: config.vpn.expiryWarningDays,
       importLinkMinutes: config.web.importLinkMinutes,
-      sessions: usage?.history({ user: req.auth!.user.name, limit: 10 }) ?? [],
+      sessions: (await usage?.history({ user: req.auth!.user.name, limit: 10 })) ?? [],
       form,
     });
   };
@@ -182,7 +182,7 @@ export function userPages({ actions, usage }: RouteDeps, config: Config): Router
     res.render('device-revoke', {
       title: 'Revoke device',
       nav: 'devices',
-      device: actions.getCert(cert.serial),
+      device: await actions.getCert(cert.serial),
     });
   });
 

@@ -17,8 +17,8 @@ export function usageRoutes(usage: UsageService, now: () => Date): Router {
   const r = Router();
   r.get('/admin/usage', requireAdmin, async (req, res) => {
     const user = optUser(req.query.user);
-    const report = usage.report(30, user);
-    const chart = usageChartSvg((await report).days);
+    const report = await usage.report(30, user);
+    const chart = usageChartSvg(report.days);
     res.render('admin/usage', {
       title: 'Usage',
       nav: 'usage',
@@ -26,7 +26,7 @@ export function usageRoutes(usage: UsageService, now: () => Date): Router {
       report,
       chartBytes: chart.bytes,
       chartSessions: chart.sessions,
-      recent: usage.history({ ...(user ? { user } : {}), limit: 50 }),
+      recent: await usage.history({ ...(user ? { user } : {}), limit: 50 }),
     });
   });
   r.get('/admin/usage.csv', requireAdmin, async (req, res) => {
@@ -38,14 +38,14 @@ export function usageRoutes(usage: UsageService, now: () => Date): Router {
       .type('text/csv; charset=utf-8')
       .send(sessionsCsv(rows));
   });
-  r.get('/api/v1/sessions/history', requireUser, (req, res) => {
+  r.get('/api/v1/sessions/history', requireUser, async (req, res) => {
     const me = req.auth!.user;
     const asked = optUser(req.query.user);
     const user = me.role === 'admin' ? asked : me.name;
     const since =
       typeof req.query.since === 'string' ? parseSince('since', req.query.since, now()) : undefined;
     res.json({
-      items: usage.history({ ...(user ? { user } : {}), ...(since ? { since } : {}), limit: 1000 }),
+      items: await usage.history({ ...(user ? { user } : {}), ...(since ? { since } : {}), limit: 1000 }),
     });
   });
   return r;
