@@ -82,7 +82,7 @@ export async function runAccessBench(o: { users?: number; rules?: number } = {})
       const listCertsMs = await timed(() => ctx.store.listCerts({ status: 'valid' }));
       const stringifyMs = await timed(() => JSON.stringify(bundle));
       const publisher = new LocalAccessPublisher(join(dir, 'pub'));
-      const publishMs = await timed(() => publisher.publish(bundle));
+      const publishMs = await timed(async () => publisher.publish(await bundle));
       return {
         users,
         rules,

@@ -127,11 +127,11 @@ export async function runServicesBench(): Promise<Record<string, number>> {
     const { store } = ctx;
     const owner = store.getUserByName('bench')!;
     const cert = (await ctx.devices.issue({ actor: 'bench', owner: 'bench', commonName: 'template' })).cert;
-    store.transaction(async (tx) => {
+    await store.transaction(async (tx) => {
       for (let i = 0; i < 10_000; i++) {
         const serial = (BigInt(i + 1) << 64n).toString(16).toUpperCase().padStart(32, '0');
-        tx.insertCert({ ...cert, serial, commonName: `r${i}`, deviceName: `r${i}`, ownerId: owner.id });
-        tx.markRevoked(serial, 'superseded', new Date());
+        await tx.insertCert({ ...cert, serial, commonName: `r${i}`, deviceName: `r${i}`, ownerId: (await owner)!.id });
+        await tx.markRevoked(serial, 'superseded', new Date());
       }
     });
   };
@@ -147,8 +147,8 @@ export async function runServicesBench(): Promise<Record<string, number>> {
       revoke.push(await timed(() => ctx.revocation.revoke({ actor: 'bench', serialOrName: serial })));
     results.revokeWith10kMedianMs = median(revoke);
     results.revokeWith10kP95Ms = p95(revoke);
-    const entries = store
-      .listRevoked()
+    const entries = (await store
+        .listRevoked())
       .map((r) => ({ serial: r.serial, revokedAt: r.revokedAt!, reason: r.revocationReason! }));
     // Cold builds (new entries each time: no encoding cache) show the linear scaling of the builder itself.
     for (const size of [1000, 5000, 10000]) {

@@ -35,7 +35,7 @@ const fakeSessions: SessionsProvider & { live: Session[] } = {
 };
 const fakeCluster: ClusterPort = {
   discover: async () => discovery,
-  lastDiscovery: () => discovery,
+  lastDiscovery: async () => discovery,
   manifests: async () => [
     { name: 'ns.yaml', yaml: 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: middleware\n' },
   ],

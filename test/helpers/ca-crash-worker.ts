@@ -33,7 +33,7 @@ try {
     const r = await rotateCa(ctx, { actor: 'worker', probe });
     process.stdout.write(`done ${r.keyId}\n`);
   } else {
-    retireOldCa(ctx, 'worker', probe);
+    await retireOldCa(ctx, 'worker', probe);
     process.stdout.write('done\n');
   }
 } catch (err) {

@@ -105,14 +105,14 @@ export async function startTestProvider(o: ProviderOptions): Promise<TestProvide
   provider.on('server_error', (_ctx: unknown, err: Error) => console.error('provider server_error', err));
   const callback = provider.callback();
   if (path) {
-    server.on('request', (req, res) => {
+    server.on('request', async (req, res) => {
       if (!req.url?.startsWith(path)) {
         res.statusCode = 404;
         res.end();
         return;
       }
       req.url = req.url.slice(path.length) || '/';
-      callback(req, res);
+      await callback(req, res);
     });
   } else server.on('request', callback);
   return {

@@ -65,7 +65,7 @@ describe('backup and restore: edge cases', function () {
       const oldDev = await ctx.devices.issue({ actor: 't', owner: 'olga', commonName: 'olga-old' });
       // a revoked certificate that expired long ago: the normal rebuild leaves it out of the CRL
       const long = new Date(Date.now() - 400 * 86_400_000);
-      ctx.store.insertCert({
+      await ctx.store.insertCert({
         serial: '7A11EE',
         commonName: 'olga-expired',
         ownerId: null,
@@ -76,7 +76,7 @@ describe('backup and restore: edge cases', function () {
         notAfter: new Date(long.getTime() + 30 * 86_400_000),
         certPem: '-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n',
       });
-      ctx.store.markRevoked('7A11EE', 'superseded', long);
+      await ctx.store.markRevoked('7A11EE', 'superseded', long);
       await rotateCa(ctx, { actor: 't' });
       ctx.close();
       ctx = await testContext(t.dir, EC);
@@ -88,18 +88,18 @@ describe('backup and restore: edge cases', function () {
 
       const made = await createBackup({ dataDir: join(t.dir, 'data'), passphrase: PASS });
       const target = join(t.dir, 'restored');
-      const r = restoreBackup({
-        file: made.data,
-        passphrase: PASS,
-        dataDir: target,
-        config: config(target, EC),
-        actor: 't',
-        crlNumberAbove: 50,
+      const r = await restoreBackup({
+          file: made.data,
+          passphrase: PASS,
+          dataDir: target,
+          config: config(target, EC),
+          actor: 't',
+          crlNumberAbove: 50,
       });
       assert.equal(r.crlNumber, 51);
       const store = openStore(target);
-      const pem = store.getCrl()!.pem;
-      store.close();
+      const pem = (await store.getCrl())!.pem;
+      await store.close();
       assert.equal(crlBlocks(pem).length, 2, 'one CRL per trusted CA');
       const info = verifyCrl(pem, caBundle); // what the agent and `server run`'s prime check
       assert.equal(info.number, 51);
@@ -134,7 +134,7 @@ describe('backup and restore: edge cases', function () {
       );
       assert.ok(!existsSync(target), 'nothing written');
       // without the passphrase setting the same backup restores, and every command can open it
-      restoreBackup({
+      await restoreBackup({
         file: made.data,
         passphrase: PASS,
         dataDir: target,
@@ -156,7 +156,7 @@ describe('backup and restore: edge cases', function () {
       ctx.close();
       const made = await createBackup({ dataDir: join(t.dir, 'data'), passphrase: PASS });
       const target = join(t.dir, 'restored');
-      restoreBackup({
+      await restoreBackup({
         file: made.data,
         passphrase: PASS,
         dataDir: target,
@@ -279,7 +279,7 @@ describe('backup and restore: edge cases', function () {
         if (action === 'restore') {
           // the retried restore removes the dead one's scratch and fills the dir
           const file = args[args.length - 1]!;
-          restoreBackup({
+          await restoreBackup({
             file: readFileSync(file),
             passphrase: WORKER_PASS,
             dataDir,
@@ -340,7 +340,7 @@ describe('backup and restore: edge cases', function () {
       const b = await backup;
       assert.equal(b.code, 0, b.out);
       const target = join(t.dir, 'restored');
-      restoreBackup({
+      await restoreBackup({
         file: readFileSync(file),
         passphrase: PASS,
         dataDir: target,

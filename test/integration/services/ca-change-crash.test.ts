@@ -127,7 +127,7 @@ describe('CA changes cut short by a crash, and two at once', function () {
       ctx.close();
       ctx = await testContext(t.dir, EC);
       assert.equal(ctx.previousCa?.keyId, second, 'the second CA is now the previous one');
-      retireOldCa(ctx, 't');
+      await retireOldCa(ctx, 't');
       ctx.close();
       ctx = await testContext(t.dir, EC);
       assert.equal(ctx.previousCa, undefined);

@@ -70,7 +70,7 @@ describe('services: races around disable, limits and the server identity', funct
     await until(() => entered.n >= 1);
     const { revoked } = await ctx.users.disable({ actor: 'admin', name: 'dev' });
     assert.equal(revoked.length, 1, 'the certificate that existed is revoked');
-    const validAfterDisable = () => ctx.store.listCerts({ ownerId: 1, status: 'valid' }).total;
+    const validAfterDisable = async () => (await ctx.store.listCerts({ ownerId: 1, status: 'valid' })).total;
     g.open();
     const results = await Promise.all(inflight);
     assert.equal(validAfterDisable(), 0, JSON.stringify(results));
@@ -79,8 +79,8 @@ describe('services: races around disable, limits and the server identity', funct
       assert.match(r.message, /owner: user 'dev' is disabled/);
     }
     // Nothing recorded means nothing the CRL would have to name: every row of dev's is in the CRL.
-    const crl = verifyCrl(ctx.revocation.currentCrl()!.pem, ctx.ca.certPem);
-    const rows = ctx.store.listCerts({ ownerId: 1 }).items;
+    const crl = verifyCrl((await ctx.revocation.currentCrl())!.pem, ctx.ca.certPem);
+    const rows = (await ctx.store.listCerts({ ownerId: 1 })).items;
     assert.deepEqual(rows.map((c) => c.serial).sort(), [...crl.revokedSerials].sort());
   });
 
@@ -130,7 +130,7 @@ describe('services: races around disable, limits and the server identity', funct
         ...batch.map((r) => (r.status === 'fulfilled' ? 201 : (r.reason as { status: number }).status)),
       );
       // Revoke to stay under the device maximum: only the rate limit is under test here.
-      for (const c of ctx.store.listCerts({ ownerId: 1, status: 'valid' }).items) {
+      for (const c of (await ctx.store.listCerts({ ownerId: 1, status: 'valid' })).items) {
         await ctx.revocation.revoke({ actor: 'dev', serialOrName: c.serial });
       }
     }
@@ -177,7 +177,7 @@ describe('services: races around disable, limits and the server identity', funct
     await until(() => devices.limits.load().waiting === 9);
     g.open();
     assert.deepEqual(await Promise.all([...first, cli]), Array(10).fill(201));
-    assert.equal(ctx.store.listCerts({ kind: 'client' }).total, 10);
+    assert.equal((await ctx.store.listCerts({ kind: 'client' })).total, 10);
   });
 
   it("server identity: the process that loses the race does not revoke the winner's new certificate", async () => {
@@ -203,10 +203,10 @@ describe('services: races around disable, limits and the server identity', funct
       const lost = await late;
       assert.equal(lost.serial, won.serial, "the loser uses the winner's identity");
       const cert = a.store.getCert(won.serial)!;
-      assert.equal(cert.status, 'valid');
-      const crl = verifyCrl(a.revocation.currentCrl()!.pem, a.ca.certPem);
+      assert.equal((await cert)!.status, 'valid');
+      const crl = verifyCrl((await a.revocation.currentCrl())!.pem, a.ca.certPem);
       assert.ok(!crl.revokedSerials.includes(won.serial), "the winner's certificate is not in the CRL");
-      assert.equal(a.store.getValidCertByCommonName('vpn-two')!.serial, won.serial);
+      assert.equal((await a.store.getValidCertByCommonName('vpn-two'))!.serial, won.serial);
     } finally {
       a.close();
       b.close();

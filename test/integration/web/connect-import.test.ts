@@ -42,9 +42,9 @@ async function signIn(base: string, name: string): Promise<Client> {
   return { agent, csrf: (res.body as { csrfToken: string }).csrfToken };
 }
 
-function certsOf(f: WebFixture, user: string): number {
+async function certsOf(f: WebFixture, user: string): Promise<number> {
   const u = f.ctx.store.getUserByName(user)!;
-  return f.ctx.store.listCerts({ ownerId: u.id }).total;
+  return (await f.ctx.store.listCerts({ ownerId: (await u)!.id })).total;
 }
 
 function certCn(profile: string): string {
@@ -93,7 +93,7 @@ describe('OpenVPN Connect: one-use import links', function () {
     assert.match(second.ok ? '' : second.body, /already used/);
     assert.equal(certsOf(l.f, 'alice'), 1, 'the second fetch issued nothing');
 
-    const audit = l.f.ctx.store.listAudit({ limit: 10 });
+    const audit = await l.f.ctx.store.listAudit({ limit: 10 });
     const created = audit.find((a) => a.action === 'import-link.create')!;
     assert.equal(created.actor, 'alice');
     assert.equal(created.details.ip, '127.0.0.1');
@@ -163,15 +163,15 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
     const b = await restImport(l.base, 'alice', PASSWORD, 'GetAutologin');
     assert.ok(b.ok, b.ok ? '' : b.body);
     assert.equal(certsOf(l.f, 'alice'), 2);
-    assert.ok(l.f.ctx.store.listAudit({ action: 'rest-import' }).length === 2);
+    assert.ok((await l.f.ctx.store.listAudit({ action: 'rest-import' })).length === 2);
   });
 
   it('a user name with one of their API tokens as the password gets a profile', async () => {
     l = await live();
     const tokens = new TokenService({ store: l.f.ctx.store, defaultDays: 30, now: () => new Date() });
-    const { secret } = tokens.create({
+    const { secret } = await tokens.create({
       actor: 'bob',
-      owner: l.f.ctx.store.getUserByName('bob')!,
+      owner: (await l.f.ctx.store.getUserByName('bob'))!,
       name: 'connect',
     });
     const ok = await restImport(l.base, 'bob', secret);
@@ -229,7 +229,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
         },
         'web.publicUrl': 'https://vpn.example.test',
       });
-      l.f.ctx.store.createUser({ name: 'sso-carol', role: 'user', passwordHash: null });
+      await l.f.ctx.store.createUser({ name: 'sso-carol', role: 'user', passwordHash: null });
       const r = await restImport(l.base, 'sso-carol', 'anything');
       assert.equal(r.status, 403);
       assert.equal(!r.ok && r.error!.type, 'Access denied');

@@ -17,7 +17,7 @@ const brokenCluster: ClusterPort = {
   discover: async () => {
     throw new Error(SECRET);
   },
-  lastDiscovery: () => undefined,
+  lastDiscovery: async () => undefined,
   manifests: async () => [],
   deploy: async () => {
     throw new Error(SECRET);

@@ -179,7 +179,7 @@ describe('access: check targets and the deciding rule', function () {
         [['team-a', ['bob']]],
       );
       assert.deepEqual(
-        ctx.accessQueries.reachOf('bob').map((r) => [r.rule, r.via]),
+        (await ctx.accessQueries.reachOf('bob')).map((r) => [r.rule, r.via]),
         [
           ['team-a', 'group a'],
           ['prod-ns', 'everyone'],

@@ -28,9 +28,9 @@ export function tempStore(): TempStore {
       raws.push(db);
       return db;
     },
-    cleanup() {
+    async cleanup() {
       for (const db of raws) if (db.open) db.close();
-      store.close();
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
