@@ -77,7 +77,7 @@ export async function runAccessBench(o: { users?: number; rules?: number } = {})
         })),
       };
       const applyMs = await timed(() => ctx.access.apply({ actor: 'bench', input: doc }), 1);
-      const bundle = ctx.access.bundle();
+      const bundle = await ctx.access.bundle();
       const bundleMs = await timed(() => ctx.access.bundle());
       const listCertsMs = await timed(() => ctx.store.listCerts({ status: 'valid' }));
       const stringifyMs = await timed(() => JSON.stringify(bundle));

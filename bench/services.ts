@@ -125,7 +125,7 @@ export async function runServicesBench(): Promise<Record<string, number>> {
   // 10,000 revoked rows, inserted directly (issuing them one by one would only time the setup).
   const seed10k = async (ctx: AppContext) => {
     const { store } = ctx;
-    const owner = store.getUserByName('bench')!;
+    const owner = (await store.getUserByName('bench'))!;
     const cert = (await ctx.devices.issue({ actor: 'bench', owner: 'bench', commonName: 'template' })).cert;
     await store.transaction(async (tx) => {
       for (let i = 0; i < 10_000; i++) {

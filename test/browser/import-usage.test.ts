@@ -106,7 +106,7 @@ describe('browser: Add to OpenVPN Connect, the tunnel, and the usage history', f
     );
     assert.equal(decodeQr(qr), link, 'the QR code holds exactly the link');
     await page.screenshot({ path: join(SHOTS, 'import-link-desktop.png'), fullPage: true });
-    assert.equal(ctx.store.getValidCertByCommonName('admin.phone'), undefined, 'nothing issued yet');
+    assert.equal(await ctx.store.getValidCertByCommonName('admin.phone'), undefined, 'nothing issued yet');
   });
 
   it('a Connect-like client fetches it once; the second fetch is refused; the profile connects in a namespace', async () => {
@@ -151,8 +151,8 @@ describe('browser: Add to OpenVPN Connect, the tunnel, and the usage history', f
       async () => ((await ctx.store.listSessionHistory({ user: 'admin' }))[0]?.bytesIn ?? 0) >= floor,
       20_000,
       'the recorded session to carry the iperf3 bytes',
-    ).catch((err: Error) => {
-      const rows = JSON.stringify(ctx.store.listSessionHistory());
+    ).catch(async (err: Error) => {
+      const rows = JSON.stringify(await ctx.store.listSessionHistory());
       throw new Error(
         `${err.message}; sent ${sent}; recorded ${rows}; server run:\n${lab.server!.output().slice(-3000)}`,
       );
@@ -170,8 +170,8 @@ describe('browser: Add to OpenVPN Connect, the tunnel, and the usage history', f
       async () => (await ctx.store.listSessionHistory({ user: 'admin' }))[0]?.endedAt != null,
       30_000,
       'the session to be recorded as ended',
-    ).catch((err: Error) => {
-      const rows = JSON.stringify(ctx.store.listSessionHistory());
+    ).catch(async (err: Error) => {
+      const rows = JSON.stringify(await ctx.store.listSessionHistory());
       const notes = lab
         .server!.output()
         .split('\n')

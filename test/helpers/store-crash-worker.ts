@@ -18,7 +18,7 @@ if (!file || !sizeArg || !/^[0-9A-F]$/.test(tag)) {
 const counterKey = `crash.next.${tag}`;
 const size = Number(sizeArg);
 const store = SqliteStore.open(file);
-let batch = Number(store.getSetting(counterKey) ?? '0');
+let batch = Number((await store.getSetting(counterKey)) ?? '0');
 const year = 365 * 86_400_000;
 
 for (;;) {

@@ -38,7 +38,7 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 const dataDir = join(dir, 'data');
 const publisher = new LocalCrlPublisher(serverDir(dataDir));
 const ctx = await testContext(dir, {}, { publishers: [publisher] });
-if (!ctx.store.getUserByName('tess'))
+if (!(await ctx.store.getUserByName('tess')))
   await ctx.users.create({ actor: 'torture', name: 'tess', role: 'user' });
 // like `server run` at start: whatever a killed predecessor left half-published is published again
 await ctx.revocation.publish();

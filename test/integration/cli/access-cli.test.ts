@@ -165,8 +165,8 @@ describe('CLI: groups and access rules on a real data dir', function () {
     const store = SqliteStore.open(join(old, 'podgate.db'));
     try {
       assert.equal((await store.listRules()).length, 0, 'no rule is written into an existing install');
-      assert.ok(store.getAddress('alice-laptop'), 'a device issued before addresses gets one');
-      assert.equal(store.getAddress('alice-phone'), undefined, 'a revoked one does not');
+      assert.ok(await store.getAddress('alice-laptop'), 'a device issued before addresses gets one');
+      assert.equal(await store.getAddress('alice-phone'), undefined, 'a revoked one does not');
     } finally {
       await store.close();
     }

@@ -28,7 +28,7 @@ describe('services: concurrent issues, revocation and crash safety', function ()
       const rows = await ctx.store.listCerts({ kind: 'client', limit: 1000 });
       assert.equal(rows.total, 50);
       await ctx.revocation.revoke({ actor: 'test', serialOrName: 'alice-dev7', reason: 'keyCompromise' });
-      const crl = ctx.revocation.currentCrl()!;
+      const crl = (await ctx.revocation.currentCrl())!;
       const info = verifyCrl((await crl)!.pem, ctx.ca.certPem);
       assert.deepEqual(info.revokedSerials, [results[7]!.cert.serial]);
       const crlFile = join(t.dir, 'crl.pem');
@@ -88,7 +88,7 @@ describe('services: concurrent issues, revocation and crash safety', function ()
       const before = (await ctx.revocation.currentCrl())!.number;
       const { revoked } = await ctx.users.disable({ actor: 'admin', name: 'carol' });
       assert.deepEqual(revoked.sort(), [a.cert.serial, b.cert.serial].sort());
-      const crl = ctx.revocation.currentCrl()!;
+      const crl = (await ctx.revocation.currentCrl())!;
       assert.equal((await crl)!.number, before + 1);
       assert.deepEqual(verifyCrl((await crl)!.pem, ctx.ca.certPem).revokedSerials.sort(), revoked.sort());
       const last = published.at(-1)!;
@@ -131,7 +131,7 @@ describe('services: concurrent issues, revocation and crash safety', function ()
         .map((r) => r.serial)
         .sort();
       assert.ok(revokedRows.length > 0);
-      const crl = ctx.revocation.currentCrl()!;
+      const crl = (await ctx.revocation.currentCrl())!;
       assert.deepEqual(verifyCrl((await crl)!.pem, ctx.ca.certPem).revokedSerials.sort(), revokedRows);
       const certs = await ctx.store.listCerts({ kind: 'client', limit: 100000 });
       assert.ok(certs.total >= Math.floor(acknowledged / 2));
@@ -161,7 +161,7 @@ describe('services: disabling a user is one step (issue 21, item 17)', function 
       assert.match(out, /issued/);
       const ctx = await testContext(t.dir);
       try {
-        const erin = ctx.store.getUserByName('erin')!;
+        const erin = (await ctx.store.getUserByName('erin'))!;
         const valid = (await ctx.store.listCerts({ ownerId: (await erin)!.id, status: 'valid' })).total;
         // Either the whole disable happened or none of it: never a disabled user with valid certificates.
         assert.ok(

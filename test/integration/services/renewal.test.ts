@@ -69,7 +69,7 @@ describe('services: device renewal (same name, new certificate; the old one supe
       // Grace over: revoked as superseded, in the CRL, and the bundle tells the agent the name was re-issued.
       now = new Date(t0 + 4 * DAY + 60_000);
       const crl = await ctx.revocation.ensureFreshCrl();
-      const old = ctx.store.getCert(first.cert.serial)!;
+      const old = (await ctx.store.getCert(first.cert.serial))!;
       assert.equal((await old)!.status, 'revoked');
       assert.equal((await old)!.revocationReason, 'superseded');
       assert.deepEqual(verifyCrl(crl.pem, ctx.ca.certPem, now).revokedSerials, [first.cert.serial]);
@@ -100,7 +100,7 @@ describe('services: device renewal (same name, new certificate; the old one supe
       assert.equal(rb.replaced.status, 'valid');
       // Four valid certificates, two devices: the two in their grace are not counted.
       assert.equal((await ctx.store.listCerts({ ownerId: user.id, kind: 'client', status: 'valid' })).total, 4);
-      assert.equal(ctx.devices.validDevices(user.id), 2);
+      assert.equal(await ctx.devices.validDevices(user.id), 2);
       await assert.rejects(ctx.devices.issue({ ...self, commonName: 'dora.tablet' }), /maxValidPerUser/);
       // Revoking one device frees a place even while the other's old certificate is in its grace.
       await ctx.revocation.revoke({ actor: 'dora', serialOrName: ra.cert.serial });
@@ -165,7 +165,7 @@ describe('services: device renewal (same name, new certificate; the old one supe
       // The service says the same to the web app and the API (field csr).
       const ctx = await testContext(t.dir, { dataDir });
       try {
-        const old = ctx.store.getValidCertByCommonName('hal-pi')!;
+        const old = (await ctx.store.getValidCertByCommonName('hal-pi'))!;
         assert.equal((await old)!.keyFromCsr, true);
         const rows = (await ctx.store.listCerts({})).total;
         await assert.rejects(

@@ -102,7 +102,7 @@ describe('services: races around disable, limits and the server identity', funct
       assert.equal((r.reason as { status: number }).status, 409);
       assert.match((r.reason as Error).message, /already has 10 valid devices/);
     }
-    assert.equal(ctx.devices.validDevices(1), 10);
+    assert.equal(await ctx.devices.validDevices(1), 10);
     // An administrator (CLI) can still issue; then self-service stays refused until one is revoked.
     await ctx.devices.issue({ actor: 'cli', owner: 'dev', commonName: 'dev.admin-made' });
     await assert.rejects(
@@ -202,7 +202,7 @@ describe('services: races around disable, limits and the server identity', funct
       g.open();
       const lost = await late;
       assert.equal(lost.serial, won.serial, "the loser uses the winner's identity");
-      const cert = a.store.getCert(won.serial)!;
+      const cert = (await a.store.getCert(won.serial))!;
       assert.equal((await cert)!.status, 'valid');
       const crl = verifyCrl((await a.revocation.currentCrl())!.pem, a.ca.certPem);
       assert.ok(!crl.revokedSerials.includes(won.serial), "the winner's certificate is not in the CRL");

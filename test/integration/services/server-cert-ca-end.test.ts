@@ -34,7 +34,7 @@ describe('server certificate near the issuing CA’s end (issue 21, item 3)', fu
 
   it('local mode: one certificate capped at the CA’s notAfter, kept by later ensure() calls', async () => {
     const first = await ctx.server.ensure();
-    const issued = ctx.store.getCert(first.serial)!;
+    const issued = (await ctx.store.getCert(first.serial))!;
     assert.equal((await issued)!.notAfter.getTime(), ctx.ca.notAfter.getTime(), 'capped at the CA’s expiry');
     for (let hour = 1; hour <= 48; hour++) {
       t += HOUR;

@@ -73,12 +73,12 @@ describe('store: opening the file and migrating', () => {
   it('reopening is idempotent: no step runs twice and data survives', async () => {
     const file = join(dir, 'podgate.db');
     const s1 = SqliteStore.open(file);
-    const cert = s1.insertCert(newCert());
+    const cert = await s1.insertCert(newCert());
     await s1.close();
     const s2 = track(SqliteStore.open(file));
     const s3 = track(SqliteStore.open(file)); // a second connection at the same time (web + CLI)
-    assert.deepEqual(s2.getCert((await cert).serial), cert);
-    assert.deepEqual(s3.getCert((await cert).serial), cert);
+    assert.deepEqual(await s2.getCert((await cert).serial), cert);
+    assert.deepEqual(await s3.getCert((await cert).serial), cert);
     const raw = track(new Database(file));
     assert.equal(raw.prepare('SELECT count(*) FROM schema_migrations').pluck().get(), migrations.length);
   });
@@ -95,7 +95,7 @@ describe('store: opening the file and migrating', () => {
     };
     const s2 = track(SqliteStore.open(file, { migrations: [...migrations, extra] }));
     assert.equal(s2.schemaVersion, LATEST + 1);
-    assert.equal(s2.getSetting('k'), 'v');
+    assert.equal(await s2.getSetting('k'), 'v');
     const raw = track(new Database(file));
     assert.equal(raw.pragma('user_version', { simple: true }), LATEST + 1);
     assert.ok(raw.prepare("SELECT 1 FROM sqlite_master WHERE name = 'extra'").get());

@@ -233,7 +233,7 @@ describe('web: access rules and groups over HTTP', function () {
     const registry = f.app.locals.metricsRegistry as Registry;
     const text = await registry.metrics();
     assert.match(text, /^podgate_access_rules 2$/m);
-    assert.match(text, new RegExp(`^podgate_access_bundle_version ${f.ctx.access.version()}$`, 'm'));
+    assert.match(text, new RegExp(`^podgate_access_bundle_version ${await f.ctx.access.version()}$`, 'm'));
     assert.match(text, /^podgate_access_enforced 1$/m);
   });
 });

@@ -110,7 +110,7 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     await alice.agent.post('/api/v1/deploy').set('X-CSRF-Token', alice.csrf).expect(403);
     await alice.agent.post('/api/v1/sessions/7/disconnect').set('X-CSRF-Token', alice.csrf).expect(403);
     assert.equal((await f.ctx.store.getCert(serial))!.status, 'valid');
-    assert.equal(f.ctx.store.getUserByName('eve'), undefined);
+    assert.equal(await f.ctx.store.getUserByName('eve'), undefined);
     // The developer nav has no admin links.
     assert.doesNotMatch((await alice.agent.get('/devices')).text, /href="\/admin\/certs"/);
     assert.match((await admin.agent.get('/devices')).text, /href="\/admin\/certs"/);
@@ -174,7 +174,7 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       .type('form')
       .send({ reason: 'keyCompromise', _csrf: csrfFromHtml(confirm.text) })
       .expect(303);
-    const cert = f.ctx.store.getCert(serial)!;
+    const cert = (await f.ctx.store.getCert(serial))!;
     assert.equal((await cert)!.status, 'revoked');
     assert.equal((await cert)!.revocationReason, 'keyCompromise');
     await admin.agent
@@ -248,7 +248,7 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       .type('form')
       .send({ name: 'frank', password: PASSWORD, role: 'user', _csrf: csrfFromHtml(page.text) })
       .expect(303);
-    assert.ok(f.ctx.store.getUserByName('frank'));
+    assert.ok(await f.ctx.store.getUserByName('frank'));
     await admin.agent
       .post('/admin/users/frank/role')
       .type('form')

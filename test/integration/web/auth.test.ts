@@ -250,7 +250,7 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
   });
 
   it('Bearer tokens authenticate without CSRF; bad, unknown and disabled-user tokens get 401', async () => {
-    const alice = f.ctx.store.getUserByName('alice')!;
+    const alice = (await f.ctx.store.getUserByName('alice'))!;
     const token = newApiToken();
     assert.match(token, /^pgt_[A-Za-z0-9_-]{43}$/);
     await f.ctx.store.createToken({ userId: (await alice)!.id, name: 'ci', tokenHash: hashToken(token) });

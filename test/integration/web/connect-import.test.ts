@@ -43,7 +43,7 @@ async function signIn(base: string, name: string): Promise<Client> {
 }
 
 async function certsOf(f: WebFixture, user: string): Promise<number> {
-  const u = f.ctx.store.getUserByName(user)!;
+  const u = (await f.ctx.store.getUserByName(user))!;
   return (await f.ctx.store.listCerts({ ownerId: (await u)!.id })).total;
 }
 
@@ -76,7 +76,7 @@ describe('OpenVPN Connect: one-use import links', function () {
     assert.equal(certsOf(l.f, 'alice'), 0, 'making the link issues nothing');
     // the token is stored hashed only
     const token = /token=([\w-]+)/.exec(link)![1]!;
-    assert.equal(l.f.ctx.store.findImportLinkByHash(token), undefined);
+    assert.equal(await l.f.ctx.store.findImportLinkByHash(token), undefined);
 
     const first = await followImportLink(link);
     assert.ok(first.ok, `first fetch: ${first.ok ? '' : first.body}`);
@@ -85,7 +85,7 @@ describe('OpenVPN Connect: one-use import links', function () {
     assert.equal(certCn(first.profile), 'present');
     assert.match(first.profile, /<key>/, 'the key pair was made for this fetch');
     assert.equal(certsOf(l.f, 'alice'), 1);
-    assert.ok(l.f.ctx.store.getValidCertByCommonName('alice.phone'));
+    assert.ok(await l.f.ctx.store.getValidCertByCommonName('alice.phone'));
 
     const second = await followImportLink(link);
     assert.equal(second.ok, false);

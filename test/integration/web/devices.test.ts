@@ -82,8 +82,8 @@ describe('web devices: create, download, list, revoke own', function () {
     assert.match(s.stdout, /CN ?= ?alice\.laptop/);
   });
 
-  it('never stores the private key', () => {
-    const row = f.ctx.store.getCert(laptopSerial)!;
+  it('never stores the private key', async () => {
+    const row = (await f.ctx.store.getCert(laptopSerial))!;
     assert.doesNotMatch(JSON.stringify(row), /PRIVATE KEY/);
   });
 

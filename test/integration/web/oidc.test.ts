@@ -185,7 +185,7 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     p.accounts.set('u-dev', { preferred_username: 'renamed', groups: ['vpn-users'] });
     const again = await signInVia(r, 'u-dev');
     assert.equal(again.res.status, 200);
-    assert.equal(r.f.ctx.store.getUserByName('renamed'), undefined);
+    assert.equal(await r.f.ctx.store.getUserByName('renamed'), undefined);
     assert.equal((await r.f.ctx.users.list()).filter((u) => u.name.startsWith('dev')).length, 1);
     const audit = (await r.f.ctx.store.listAudit({ limit: 50 })).map((a) => a.action);
     assert.ok(audit.includes('oidc.link') && audit.includes('user.create'), audit.join(','));
@@ -193,13 +193,13 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
 
   it('a user-name claim equal to a local user makes a new user with a suffix: no takeover', async () => {
     await setup();
-    const alice = r.f.ctx.store.getUserByName('alice')!;
+    const alice = (await r.f.ctx.store.getUserByName('alice'))!;
     const { jar, res } = await signInVia(r, 'u-alice');
     assert.equal(res.status, 200, res.body.slice(0, 300));
     const me = await step(jar, `${r.url}/devices`);
     assert.match(me.body, /alice-2/);
-    assert.deepEqual(r.f.ctx.store.getUserByName('alice'), alice, 'the local alice is untouched');
-    assert.equal(r.f.ctx.store.getOidcIdentityOfUser((await alice)!.id), undefined);
+    assert.deepEqual(await r.f.ctx.store.getUserByName('alice'), alice, 'the local alice is untouched');
+    assert.equal(await r.f.ctx.store.getOidcIdentityOfUser((await alice)!.id), undefined);
     // and alice's password still signs in the local account
     await request(r.f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(200);
   });
@@ -225,7 +225,7 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     assert.equal(third.res.status, 403);
     assert.match(third.res.body, /ask your admin to add you to &quot;vpn-users&quot;/);
     assert.equal(sessionOf(third.jar, r), undefined);
-    const boss = r.f.ctx.store.getUserByName('boss')!;
+    const boss = (await r.f.ctx.store.getUserByName('boss'))!;
     assert.equal((await boss)!.disabled, true);
     const cert = (await r.f.ctx.store.listCerts({ ownerId: (await boss)!.id, limit: 10 })).items[0]!;
     assert.equal(cert.status, 'revoked');
@@ -277,14 +277,14 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     const back2 = await toCallback(r, jar2, 'u-dev');
     // the pending sign-in kept server-side gets another nonce than the one the provider put in the token
     const key = 'oidc-pending:' + createHash('sha256').update(jar2.get(r.url, 'podgate_oidc')!).digest('hex');
-    const rec = r.f.ctx.store.getSession(key, new Date())!;
+    const rec = (await r.f.ctx.store.getSession(key, new Date()))!;
     const data = JSON.parse((await rec)!.data) as Record<string, string>;
     await r.f.ctx.store.setSession(key, JSON.stringify({ ...data, nonce: 'another-nonce' }), (await rec)!.expiresAt, null);
     const res2 = await step(jar2, back2);
     assert.equal(res2.status, 400);
     assert.match(res2.body, /nonce mismatch/);
     assert.equal(sessionOf(jar2, r), undefined);
-    assert.equal(r.f.ctx.store.getUserByName('dev.eloper'), undefined, 'no user made by a refused sign-in');
+    assert.equal(await r.f.ctx.store.getUserByName('dev.eloper'), undefined, 'no user made by a refused sign-in');
   });
 
   it('a callback without the browser cookie (or used twice) is refused', async () => {
@@ -444,9 +444,9 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
       [groupChange.actor, groupChange.target, groupChange.details.to],
       ['cli', 'boss', ['vpn-users']],
     );
-    const cert = r.f.ctx.store.getCert(
+    const cert = (await r.f.ctx.store.getCert(
       (await r.f.ctx.store.listCerts({ search: 'dev.laptop', limit: 1 })).items[0]!.serial,
-    )!;
+    ))!;
     assert.equal((await cert)!.status, 'revoked');
     const crl = (await r.f.ctx.store.getCrl())!.pem;
     const crlText = await exec(['openssl', 'crl', '-noout', '-text'], { input: crl });
@@ -579,7 +579,7 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
         [['dev.eloper', 'disabled']],
         JSON.stringify(run),
       );
-      const dev = r.f.ctx.store.getUserByName('dev.eloper')!;
+      const dev = (await r.f.ctx.store.getUserByName('dev.eloper'))!;
       assert.equal((await dev)!.disabled, true);
       assert.equal((await r.f.ctx.store.listCerts({ ownerId: (await dev)!.id, limit: 10 })).items[0]!.status, 'revoked');
       const audit = (await r.f.ctx.store.listAudit({ limit: 20, action: 'oidc.disable' }))[0]!;

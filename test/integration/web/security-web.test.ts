@@ -318,7 +318,7 @@ describe('web security (issue 11)', function () {
     });
 
     it('a token of a disabled user stays dead when the user is enabled again', async () => {
-      const alice = f.ctx.store.getUserByName('alice')!;
+      const alice = (await f.ctx.store.getUserByName('alice'))!;
       const secret = 'pgt_' + 'x'.repeat(43);
       await f.ctx.store.createToken({ userId: (await alice)!.id, name: 'ci', tokenHash: hashToken(secret) });
       await request(f.app).get('/api/v1/me').set('Authorization', `Bearer ${secret}`).expect(200);
@@ -389,7 +389,7 @@ describe('web security (issue 11)', function () {
           .expect(400);
         assert.equal(res.body.error.field, 'password');
         assert.match(res.body.error.message, why);
-        assert.equal(f.ctx.store.getUserByName('erin'), undefined);
+        assert.equal(await f.ctx.store.getUserByName('erin'), undefined);
       });
     }
 

@@ -72,7 +72,7 @@ describe('access: stable tunnel addresses', function () {
     });
     assert.equal((await ctx.store.listCerts()).total, before);
     assert.equal((await ctx.store.listAudit({ action: 'cert.issue' })).length, audits);
-    assert.equal(ctx.addresses.get('dev.f'), undefined);
+    assert.equal(await ctx.addresses.get('dev.f'), undefined);
   });
 
   it('two concurrent issues for the last address: one gets it, the other a 409 and no certificate', async () => {
@@ -123,11 +123,11 @@ describe('access: stable tunnel addresses', function () {
     await issue('dev.a');
     await ctx.revocation.revoke({ actor: 'test', serialOrName: 'dev.a' });
     clock = new Date(clock.getTime() + 7 * DAY - 60_000);
-    assert.deepEqual(ctx.addresses.sweep(), [], 'within the grace period');
+    assert.deepEqual(await ctx.addresses.sweep(), [], 'within the grace period');
     assert.equal(await (await (ctx.addresses.get('dev.a')))?.address, '10.140.0.2');
     clock = new Date(clock.getTime() + 120_000);
-    assert.deepEqual(ctx.addresses.sweep(), ['dev.a']);
-    assert.equal(ctx.addresses.get('dev.a'), undefined);
+    assert.deepEqual(await ctx.addresses.sweep(), ['dev.a']);
+    assert.equal(await ctx.addresses.get('dev.a'), undefined);
     assert.equal((await ctx.store.listAudit({ action: 'address.release' }))[0]!.target, 'dev.a');
     await issue('dev.b');
     assert.equal(await (await (ctx.addresses.get('dev.b')))?.address, '10.140.0.2');
@@ -141,7 +141,7 @@ describe('access: stable tunnel addresses', function () {
     clock = new Date(clock.getTime() + DAY);
     await issue('dev.a');
     clock = new Date(clock.getTime() + 30 * DAY);
-    assert.deepEqual(ctx.addresses.sweep(), []);
+    assert.deepEqual(await ctx.addresses.sweep(), []);
     assert.equal(await (await (ctx.addresses.get('dev.a')))?.address, '10.140.0.2');
   });
 
@@ -149,6 +149,6 @@ describe('access: stable tunnel addresses', function () {
     await open('10.140.0.0/29');
     const { cert } = await issue('dev.a');
     clock = new Date(cert.notAfter.getTime() + 7 * DAY + 1000);
-    assert.deepEqual(ctx.addresses.sweep(), ['dev.a']);
+    assert.deepEqual(await ctx.addresses.sweep(), ['dev.a']);
   });
 });

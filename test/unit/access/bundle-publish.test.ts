@@ -196,8 +196,8 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
       delete: [],
       unchanged: RULES.rules.map((r) => r.name),
     });
-    assert.deepEqual(ctx.access.rules(), RULES.rules);
-    const v = ctx.access.version();
+    assert.deepEqual(await ctx.access.rules(), RULES.rules);
+    const v = await ctx.access.version();
     const changed = {
       rules: [
         { ...RULES.rules[0]!, destinations: [{ kind: 'cidr', cidr: '10.2.0.0/16' }] },
@@ -216,12 +216,12 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
       delete: ['by-sso-group', 'by-admins', 'by-gateway', 'by-everyone'],
       unchanged: ['by-local-group'],
     });
-    assert.equal(ctx.access.version(), v, 'a dry run changes nothing');
-    assert.equal(ctx.access.exportYaml(), exported);
+    assert.equal(await ctx.access.version(), v, 'a dry run changes nothing');
+    assert.equal(await ctx.access.exportYaml(), exported);
     const real = await ctx.access.apply({ actor: 'alice', input: changed });
     assert.deepEqual(real, dry);
-    assert.deepEqual(ctx.access.rules(), changed.rules);
-    assert.ok(ctx.access.version() > v);
+    assert.deepEqual(await ctx.access.rules(), changed.rules);
+    assert.ok((await ctx.access.version()) > v);
     const rows = await (await (ctx.store
         .listAudit({ limit: 10 })))
       .filter((e) => e.actor === 'alice')
@@ -237,8 +237,8 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
   });
 
   it('an invalid document changes nothing at all (no rule, no audit row, same version)', async () => {
-    const before = ctx.access.exportYaml();
-    const v = ctx.access.version();
+    const before = await ctx.access.exportYaml();
+    const v = await ctx.access.version();
     const audits = await (await (ctx.store.listAudit({ limit: 1000 }))).length;
     const bad = {
       rules: [
@@ -260,8 +260,8 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
       assert.equal(err.field, 'rules[1].ports');
       return true;
     });
-    assert.equal(ctx.access.exportYaml(), before);
-    assert.equal(ctx.access.version(), v);
+    assert.equal(await ctx.access.exportYaml(), before);
+    assert.equal(await ctx.access.version(), v);
     assert.equal(await (await (ctx.store.listAudit({ limit: 1000 }))).length, audits);
     assert.throws(
       () => ctx.access.parseYaml('rules: [\n  - {'),
@@ -272,7 +272,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
   it('the local publisher writes access.json atomically and never goes back to a lower version', async () => {
     const dir = join(t.dir, 'pub');
     const p = new LocalAccessPublisher(dir);
-    const b = ctx.access.bundle();
+    const b = await ctx.access.bundle();
     await p.publish(await { ...b, version: 10 });
     await p.publish(await { ...b, version: 9, mode: 'open' });
     const stored = JSON.parse(readFileSync(join(dir, 'access.json'), 'utf8')) as AccessBundle;
@@ -292,7 +292,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     const stored = JSON.parse(readFileSync(join(dir, 'access.json'), 'utf8')) as AccessBundle;
     assert.equal(stored.version, b.version + 1001);
     assert.equal(stored.mode, 'enforce', 'the current state, not the held one');
-    assert.equal(ctx.access.version(), b.version + 1001);
+    assert.equal(await ctx.access.version(), b.version + 1001);
     const raise = (await ctx.store.listAudit({ action: 'access.version.raise' }))[0]!;
     assert.deepEqual(raise.details, { from: b.version, heldByTarget: b.version + 1000 });
     // only the first publication of a process may raise: later ones leave a higher held version alone

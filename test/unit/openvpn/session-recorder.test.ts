@@ -98,8 +98,8 @@ describe('session history: recorder, store, usage report, CSV', () => {
         ['bob', 1],
       ],
     );
-    assert.equal(t.store.pruneSessionHistory(at(100)), 0, 'ended after the cut: kept');
-    assert.equal(t.store.pruneSessionHistory(at(121)), 1);
+    assert.equal(await t.store.pruneSessionHistory(at(100)), 0, 'ended after the cut: kept');
+    assert.equal(await t.store.pruneSessionHistory(at(121)), 1);
     assert.equal((await t.store.listSessionHistory()).length, 1, 'the open session is never pruned');
   });
 

@@ -15,11 +15,11 @@ describe('store: agent pending revocations', () => {
     await t.store.addPending({ serial: 'AA', commonName: 'alice', crlNumber: 3, queuedAt: t0 });
     await t.store.addPending({ serial: 'AA', commonName: 'alice', crlNumber: 5, queuedAt: t1 });
     await t.store.addPending({ serial: 'AA', commonName: 'alice', crlNumber: 2, queuedAt: t1 });
-    assert.deepEqual(t.store.listPending(), [
+    assert.deepEqual(await t.store.listPending(), [
       { serial: 'AA', commonName: 'alice', crlNumber: 5, queuedAt: t0 },
       { serial: 'BB', commonName: 'bob', crlNumber: 4, queuedAt: t1 },
     ]);
-    assert.equal(t.store.clearPending(['AA', 'ZZ']), 1);
+    assert.equal(await t.store.clearPending(['AA', 'ZZ']), 1);
     assert.deepEqual(
       (await t.store.listPending()).map((p) => p.serial),
       ['BB'],
@@ -44,21 +44,21 @@ describe('store: gateways', () => {
       details: { step: 1 },
       updatedAt: new Date('2026-06-01T00:00:00.000Z'),
     };
-    assert.deepEqual(t.store.upsertGateway(g), g);
+    assert.deepEqual(await t.store.upsertGateway(g), g);
     const ready = { ...g, certSerial: cert.serial, status: 'ready', details: { lan: '192.168.1.0/24' } };
-    assert.deepEqual(t.store.upsertGateway(ready), ready);
+    assert.deepEqual(await t.store.upsertGateway(ready), ready);
     await t.store.upsertGateway({ ...g, name: 'annex' });
-    assert.deepEqual(t.store.getGateway('office'), ready);
+    assert.deepEqual(await t.store.getGateway('office'), ready);
     assert.deepEqual(
       (await t.store.listGateways()).map((x) => x.name),
       ['annex', 'office'],
     );
     await t.store.deleteGateway('annex');
-    assert.equal(t.store.getGateway('annex'), undefined);
+    assert.equal(await t.store.getGateway('annex'), undefined);
     expectAppError(() => t.store.deleteGateway('annex'), 'NotFound');
   });
 
-  it('400 unknown certificate serial', () => {
+  it('400 unknown certificate serial', async () => {
     expectAppError(
       () =>
         t.store.upsertGateway({
@@ -72,6 +72,6 @@ describe('store: gateways', () => {
       'BadRequest',
       'certSerial',
     );
-    assert.deepEqual(t.store.listGateways(), []);
+    assert.deepEqual(await t.store.listGateways(), []);
   });
 });

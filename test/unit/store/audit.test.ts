@@ -10,7 +10,7 @@ describe('store: audit log', () => {
 
   it('appends entries and lists them newest first with details intact', async () => {
     const at = new Date('2026-05-01T10:00:00.000Z');
-    const a = t.store.appendAudit({
+    const a = await t.store.appendAudit({
       actor: 'admin',
       action: 'cert.revoke',
       target: 'AB01',
@@ -18,7 +18,7 @@ describe('store: audit log', () => {
       details: { reason: 'keyCompromise', n: 1 },
       time: at,
     });
-    const b = t.store.appendAudit({
+    const b = await t.store.appendAudit({
       actor: 'agent',
       action: 'revocation.effective',
       target: 'AB01',
@@ -28,7 +28,7 @@ describe('store: audit log', () => {
     assert.deepEqual((await a).time, at);
     assert.deepEqual((await a).details, { reason: 'keyCompromise', n: 1 });
     assert.ok((await b).id > (await a).id);
-    assert.deepEqual(t.store.listAudit(), [b, a]);
+    assert.deepEqual(await t.store.listAudit(), [b, a]);
   });
 
   it('filters by action and target, pages with limit and offset', async () => {
@@ -76,9 +76,9 @@ describe('store: audit log', () => {
       (await t.store.listAudit({ beforeId: ids[3], action: 'cert.issue' })).map((e) => e.target),
       ['t2', 't0'],
     );
-    assert.equal(t.store.countAudit(), 5);
-    assert.equal(t.store.countAudit({ action: 'cert.issue' }), 3);
-    assert.equal(t.store.countAudit({ target: 't3' }), 1);
+    assert.equal(await t.store.countAudit(), 5);
+    assert.equal(await t.store.countAudit({ action: 'cert.issue' }), 3);
+    assert.equal(await t.store.countAudit({ target: 't3' }), 1);
     expectAppError(() => t.store.listAudit({ beforeId: 0 }), 'BadRequest', 'beforeId');
   });
 

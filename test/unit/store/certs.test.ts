@@ -19,9 +19,9 @@ describe('store: certificates', () => {
     assert.equal((await c).lastSeenAt, null);
     assert.equal((await c).ownerName, 'alice');
     for (const k of Object.keys(input) as (keyof typeof input)[]) assert.deepEqual(c[k], input[k], k);
-    assert.deepEqual(t.store.getCert(input.serial), c);
-    assert.deepEqual(t.store.getValidCertByCommonName('alice-laptop'), c);
-    assert.equal(t.store.getCert('00FF'), undefined);
+    assert.deepEqual(await t.store.getCert(input.serial), c);
+    assert.deepEqual(await t.store.getValidCertByCommonName('alice-laptop'), c);
+    assert.equal(await t.store.getCert('00FF'), undefined);
   });
 
   it('has no column that could hold a private key', () => {
@@ -105,8 +105,8 @@ describe('store: certificates', () => {
     assert.equal(r.status, 'revoked');
     assert.deepEqual(r.revokedAt, at);
     assert.equal(r.revocationReason, 'keyCompromise');
-    assert.equal(t.store.getValidCertByCommonName(c.commonName), undefined);
-    assert.deepEqual(t.store.listRevoked(), [
+    assert.equal(await t.store.getValidCertByCommonName(c.commonName), undefined);
+    assert.deepEqual(await t.store.listRevoked(), [
       {
         serial: c.serial,
         commonName: c.commonName,

@@ -17,19 +17,19 @@ describe('store: sessions', () => {
 
   it('sets, replaces and reads a session; expired sessions are invisible', async () => {
     await t.store.setSession('s1', '{"a":1}', later(60_000));
-    assert.deepEqual(t.store.getSession('s1', NOW), {
+    assert.deepEqual(await t.store.getSession('s1', NOW), {
       data: '{"a":1}',
       expiresAt: later(60_000),
       userId: null,
     });
     await t.store.setSession('s1', '{"a":2}', later(120_000), alice);
-    assert.deepEqual(t.store.getSession('s1', NOW), {
+    assert.deepEqual(await t.store.getSession('s1', NOW), {
       data: '{"a":2}',
       expiresAt: later(120_000),
       userId: alice,
     });
-    assert.equal(t.store.getSession('s1', later(120_000)), undefined);
-    assert.equal(t.store.getSession('nope', NOW), undefined);
+    assert.equal(await t.store.getSession('s1', later(120_000)), undefined);
+    assert.equal(await t.store.getSession('nope', NOW), undefined);
   });
 
   it('destroys one session, all sessions of a user, and prunes expired ones', async () => {
@@ -39,11 +39,11 @@ describe('store: sessions', () => {
     await t.store.setSession('anon', 'x', later(10), null);
     await t.store.destroySession('b1');
     await t.store.destroySession('b1'); // idempotent
-    assert.equal(t.store.getSession('b1', NOW), undefined);
-    assert.equal(t.store.destroySessionsOfUser(alice), 2);
-    assert.equal(t.store.getSession('a1', NOW), undefined);
+    assert.equal(await t.store.getSession('b1', NOW), undefined);
+    assert.equal(await t.store.destroySessionsOfUser(alice), 2);
+    assert.equal(await t.store.getSession('a1', NOW), undefined);
     await t.store.setSession('b2', 'x', later(1000), bob);
-    assert.equal(t.store.pruneSessions(later(500)), 1);
+    assert.equal(await t.store.pruneSessions(later(500)), 1);
     assert.equal(await (await (t.store.getSession('b2', NOW)))?.userId, bob);
   });
 
@@ -62,23 +62,23 @@ describe('store: API tokens', () => {
   afterEach(() => t.cleanup());
 
   it('creates, finds by hash, lists, touches and deletes tokens', async () => {
-    const a = t.store.createToken({ userId: alice, name: 'ci', tokenHash: 'h'.repeat(64) });
-    const b = t.store.createToken({ userId: alice, name: 'laptop', tokenHash: 'g'.repeat(64) });
-    assert.deepEqual(t.store.findTokenByHash('h'.repeat(64)), a);
-    assert.equal(t.store.findTokenByHash('nope'), undefined);
-    assert.deepEqual(t.store.listTokens(alice), [a, b]);
+    const a = await t.store.createToken({ userId: alice, name: 'ci', tokenHash: 'h'.repeat(64) });
+    const b = await t.store.createToken({ userId: alice, name: 'laptop', tokenHash: 'g'.repeat(64) });
+    assert.deepEqual(await t.store.findTokenByHash('h'.repeat(64)), a);
+    assert.equal(await t.store.findTokenByHash('nope'), undefined);
+    assert.deepEqual(await t.store.listTokens(alice), [a, b]);
     const at = new Date('2026-06-02T00:00:00.000Z');
     await t.store.touchToken((await a).id, at);
     assert.deepEqual(await (await (t.store.findTokenByHash('h'.repeat(64))))?.lastUsedAt, at);
     await t.store.deleteToken((await a).id);
-    assert.deepEqual(t.store.listTokens(alice), [b]);
+    assert.deepEqual(await t.store.listTokens(alice), [b]);
     expectAppError(async () => t.store.deleteToken((await a).id), 'NotFound');
   });
 
-  it('never hands the stored hash back out', () => {
-    const tok = t.store.createToken({ userId: alice, name: 'ci', tokenHash: 'h'.repeat(64) });
+  it('never hands the stored hash back out', async () => {
+    const tok = await t.store.createToken({ userId: alice, name: 'ci', tokenHash: 'h'.repeat(64) });
     assert.ok(!JSON.stringify(tok).includes('h'.repeat(64)));
-    assert.ok(!JSON.stringify(t.store.listTokens(alice)).includes('h'.repeat(64)));
+    assert.ok(!JSON.stringify(await t.store.listTokens(alice)).includes('h'.repeat(64)));
   });
 
   it('409 duplicate hash, 400 unknown user', async () => {

@@ -16,11 +16,11 @@ describe('store: CRL state, settings, cluster snapshot', () => {
   afterEach(() => t.cleanup());
 
   it('saves and replaces the single CRL row', async () => {
-    assert.equal(t.store.getCrl(), undefined);
+    assert.equal(await t.store.getCrl(), undefined);
     await t.store.saveCrl(crl(1));
-    assert.deepEqual(t.store.getCrl(), crl(1));
+    assert.deepEqual(await t.store.getCrl(), crl(1));
     await t.store.saveCrl(crl(2));
-    assert.deepEqual(t.store.getCrl(), crl(2));
+    assert.deepEqual(await t.store.getCrl(), crl(2));
     assert.equal((t.raw().prepare('SELECT count(*) AS n FROM crl_state').get() as { n: number }).n, 1);
   });
 
@@ -31,31 +31,31 @@ describe('store: CRL state, settings, cluster snapshot', () => {
     assert.equal(await (await (t.store.getCrl()))?.number, 5);
   });
 
-  it('400 nextUpdate not after thisUpdate', () => {
+  it('400 nextUpdate not after thisUpdate', async () => {
     expectAppError(
       () => t.store.saveCrl({ ...crl(1), nextUpdate: crl(1).thisUpdate }),
       'BadRequest',
       'nextUpdate',
     );
-    assert.equal(t.store.getCrl(), undefined);
+    assert.equal(await t.store.getCrl(), undefined);
   });
 
   it('settings: get, set, overwrite', async () => {
-    assert.equal(t.store.getSetting('k'), undefined);
+    assert.equal(await t.store.getSetting('k'), undefined);
     await t.store.setSetting('k', 'v1');
     await t.store.setSetting('k', 'v2');
     await t.store.setSetting('empty', '');
-    assert.equal(t.store.getSetting('k'), 'v2');
-    assert.equal(t.store.getSetting('empty'), '');
+    assert.equal(await t.store.getSetting('k'), 'v2');
+    assert.equal(await t.store.getSetting('empty'), '');
   });
 
   it('cluster snapshot round-trips through settings', async () => {
-    assert.equal(t.store.getClusterSnapshot(), undefined);
+    assert.equal(await t.store.getClusterSnapshot(), undefined);
     const s = {
       discoveredAt: new Date('2026-06-01T00:00:00.000Z'),
       data: { podCidrs: ['10.244.0.0/16'], dns: '10.96.0.10' },
     };
     await t.store.saveClusterSnapshot(s);
-    assert.deepEqual(t.store.getClusterSnapshot(), s);
+    assert.deepEqual(await t.store.getClusterSnapshot(), s);
   });
 });

@@ -31,8 +31,8 @@ describe('store migration 004: API token expiry', () => {
       const [t] = await store.listTokens(1);
       const days = (t!.expiresAt!.getTime() - Date.now()) / 86_400_000;
       assert.ok(days > 89.9 && days <= 90, `expires in ${days} days`);
-      assert.equal(store.findTokenByHash('b'.repeat(64)), undefined);
-      assert.deepEqual(store.listTokens(2), []);
+      assert.equal(await store.findTokenByHash('b'.repeat(64)), undefined);
+      assert.deepEqual(await store.listTokens(2), []);
     } finally {
       await store.close();
     }

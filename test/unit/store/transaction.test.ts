@@ -10,7 +10,7 @@ describe('store: transaction', () => {
 
   it('returns the value and commits', async () => {
     const serial = await t.store.transaction(async (tx) => await (await (tx.insertCert(newCert()))).serial);
-    assert.ok(t.store.getCert(serial));
+    assert.ok(await t.store.getCert(serial));
   });
 
   it('a throw rolls back every write, including the audit row, and rethrows the same error', async () => {
@@ -32,9 +32,9 @@ describe('store: transaction', () => {
         }),
       (e) => e === boom,
     );
-    assert.equal(t.store.getCert(serial), undefined);
+    assert.equal(await t.store.getCert(serial), undefined);
     assert.equal(await (await (t.store.listAudit())).length, 0);
-    assert.equal(t.store.getSetting('k'), undefined);
+    assert.equal(await t.store.getSetting('k'), undefined);
     // and nothing reached the file either
     assert.equal((t.raw().prepare('SELECT count(*) AS n FROM certificates').get() as { n: number }).n, 0);
   });
@@ -67,7 +67,7 @@ describe('store: transaction', () => {
     assert.equal(await (await (t.store.listCerts())).total, 0);
   });
 
-  it('refuses an async body and rolls back what it did synchronously', () => {
+  it('refuses an async body and rolls back what it did synchronously', async () => {
     assert.throws(
       () =>
         t.store.transaction(async (tx) => {
@@ -75,6 +75,6 @@ describe('store: transaction', () => {
         }),
       /cannot return a promise/,
     );
-    assert.equal(t.store.getSetting('k'), undefined);
+    assert.equal(await t.store.getSetting('k'), undefined);
   });
 });

@@ -9,14 +9,14 @@ describe('store: users', () => {
   afterEach(() => t.cleanup());
 
   it('creates a user and reads it back by name and id', async () => {
-    const u = t.store.createUser({ name: 'alice', role: 'admin', passwordHash: '$argon2id$v=19$x' });
+    const u = await t.store.createUser({ name: 'alice', role: 'admin', passwordHash: '$argon2id$v=19$x' });
     assert.ok((await u).id > 0);
     assert.equal((await u).disabled, false);
     assert.ok((await u).createdAt instanceof Date && !Number.isNaN((await u).createdAt.getTime()));
-    assert.deepEqual(t.store.getUserByName('alice'), u);
-    assert.deepEqual(t.store.getUserById((await u).id), u);
-    assert.equal(t.store.getUserByName('bob'), undefined);
-    assert.equal(t.store.getUserById(9999), undefined);
+    assert.deepEqual(await t.store.getUserByName('alice'), u);
+    assert.deepEqual(await t.store.getUserById((await u).id), u);
+    assert.equal(await t.store.getUserByName('bob'), undefined);
+    assert.equal(await t.store.getUserById(9999), undefined);
   });
 
   it('409 duplicate user name, nothing added', async () => {
@@ -57,10 +57,10 @@ describe('store: users', () => {
     assert.equal(b.disabled, true);
     assert.equal(b.passwordHash, 'h2');
     assert.equal(b.role, 'admin');
-    const c = t.store.updateUser(u.id, { passwordHash: null });
+    const c = await t.store.updateUser(u.id, { passwordHash: null });
     assert.equal((await c).passwordHash, null);
     assert.equal((await c).disabled, true);
-    assert.deepEqual(t.store.getUserById(u.id), c);
+    assert.deepEqual(await t.store.getUserById(u.id), c);
   });
 
   it('404 updating an unknown user', () => {
