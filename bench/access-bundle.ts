@@ -82,7 +82,7 @@ export async function runAccessBench(o: { users?: number; rules?: number } = {})
       const listCertsMs = await timed(() => ctx.store.listCerts({ status: 'valid' }));
       const stringifyMs = await timed(() => JSON.stringify(bundle));
       const publisher = new LocalAccessPublisher(join(dir, 'pub'));
-      const publishMs = await timed(async () => publisher.publish(await bundle));
+      const publishMs = await timed(async () => publisher.publish(bundle));
       return {
         users,
         rules,
@@ -94,7 +94,7 @@ export async function runAccessBench(o: { users?: number; rules?: number } = {})
         bundleBytes: Buffer.byteLength(JSON.stringify(bundle)),
       };
     } finally {
-      ctx.close();
+      await ctx.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

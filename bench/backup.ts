@@ -79,7 +79,7 @@ export async function runBackupBench(o: { certificates?: number } = {}): Promise
         reason: 'superseded',
       });
     } finally {
-      ctx.close();
+      await ctx.close();
     }
 
     const backupMs: number[] = [];

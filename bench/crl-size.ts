@@ -59,7 +59,7 @@ async function measure(
         }
       });
     } finally {
-      ctx.close();
+      await ctx.close();
     }
     // Rows were written straight to the store, past RevocationService's cache: a fresh context reads them.
     const fresh = await openContext(config, { now: () => now });
@@ -70,7 +70,7 @@ async function measure(
       const entries = verifyCrl(crl.pem, fresh.ca.certPem, now).revokedSerials.length;
       return { pem: crl.pem, ms, entries };
     } finally {
-      fresh.close();
+      await fresh.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

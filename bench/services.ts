@@ -51,12 +51,12 @@ async function withContext<T>(
     await ctx.server.ensure();
     if (seed) {
       await seed(ctx);
-      ctx.close();
+      await ctx.close();
       ctx = await openContext(config);
     }
     return await fn(ctx);
   } finally {
-    ctx.close();
+    await ctx.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -130,7 +130,13 @@ export async function runServicesBench(): Promise<Record<string, number>> {
     await store.transaction(async (tx) => {
       for (let i = 0; i < 10_000; i++) {
         const serial = (BigInt(i + 1) << 64n).toString(16).toUpperCase().padStart(32, '0');
-        await tx.insertCert({ ...cert, serial, commonName: `r${i}`, deviceName: `r${i}`, ownerId: (await owner)!.id });
+        await tx.insertCert({
+          ...cert,
+          serial,
+          commonName: `r${i}`,
+          deviceName: `r${i}`,
+          ownerId: owner!.id,
+        });
         await tx.markRevoked(serial, 'superseded', new Date());
       }
     });
@@ -147,9 +153,11 @@ export async function runServicesBench(): Promise<Record<string, number>> {
       revoke.push(await timed(() => ctx.revocation.revoke({ actor: 'bench', serialOrName: serial })));
     results.revokeWith10kMedianMs = median(revoke);
     results.revokeWith10kP95Ms = p95(revoke);
-    const entries = (await store
-        .listRevoked())
-      .map((r) => ({ serial: r.serial, revokedAt: r.revokedAt!, reason: r.revocationReason! }));
+    const entries = (await store.listRevoked()).map((r) => ({
+      serial: r.serial,
+      revokedAt: r.revokedAt!,
+      reason: r.revocationReason!,
+    }));
     // Cold builds (new entries each time: no encoding cache) show the linear scaling of the builder itself.
     for (const size of [1000, 5000, 10000]) {
       const slice = entries.slice(0, size);

@@ -135,7 +135,7 @@ async function prepare(dataDir: string): Promise<void> {
       }
     });
   } finally {
-    ctx.close();
+    await ctx.close();
   }
 }
 

@@ -35,10 +35,7 @@ export function toValidName(raw: string): string {
 }
 
 /** `base`, else `base-2`, `base-3`, … (shortened to stay within 64 characters) for the first free one. */
-export async function uniqueName(
-  base: string,
-  taken: (name: string) => Promise<boolean>,
-): Promise<string> {
+export async function uniqueName(base: string, taken: (name: string) => Promise<boolean>): Promise<string> {
   if (!(await taken(base))) return base;
   for (let i = 2; i < 10_000; i++) {
     const suffix = `-${i}`;

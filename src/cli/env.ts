@@ -57,7 +57,7 @@ export async function withContext<T>(
     return result;
   } finally {
     await ctx.clusterObjects?.close?.();
-    ctx.close();
+    await ctx.close();
   }
 }
 

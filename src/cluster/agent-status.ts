@@ -117,9 +117,9 @@ export async function syncAgentStatus(
   const status = await readAgentStatus(kube, namespace);
   if (status.effective.length === 0) return [];
   const known = new Set(
-    (await audit
-          .listAudit({ action: 'revocation.effective', limit: 1000 }))
-      .map((e) => String((e.details as { serial?: string }).serial ?? '')),
+    (await audit.listAudit({ action: 'revocation.effective', limit: 1000 })).map((e) =>
+      String((e.details as { serial?: string }).serial ?? ''),
+    ),
   );
   const written: EffectiveRevocation[] = [];
   for (const e of [...status.effective].reverse()) {

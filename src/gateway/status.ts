@@ -29,7 +29,10 @@ export function lastHandshake(log: string): string | null {
   return last;
 }
 
-export async function requireGateway(gateways: Pick<GatewayStore, 'getGateway'>, name: string): Promise<GatewayRecord> {
+export async function requireGateway(
+  gateways: Pick<GatewayStore, 'getGateway'>,
+  name: string,
+): Promise<GatewayRecord> {
   const rec = await gateways.getGateway(gatewayLayout(name).name);
   if (!rec) throw new NotFound(`gateway ${name} is not known (provision it first)`);
   return rec;

@@ -57,11 +57,7 @@ export class SessionRecorder {
     const live = clients.filter(
       (c) => Number.isInteger(c.clientId) && !Number.isNaN(c.connectedSince.getTime()),
     );
-    await this.store.recordSessions(
-      this.replica,
-      await Promise.all(live.map((c) => this.sample(c))),
-      at,
-    );
+    await this.store.recordSessions(this.replica, await Promise.all(live.map((c) => this.sample(c))), at);
     const seen = new Set(live.map((c) => `${c.clientId}|${c.connectedSince.toISOString()}`));
     for (const open of await this.store.listOpenSessions(this.replica)) {
       if (seen.has(`${open.clientId}|${open.startedAt.toISOString()}`)) continue;

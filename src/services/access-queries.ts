@@ -84,7 +84,7 @@ export class AccessQueries {
     return u;
   }
 
-  private async rulesFor(user: User): Promise<{ rule: AccessRule; via: string; }[]> {
+  private async rulesFor(user: User): Promise<{ rule: AccessRule; via: string }[]> {
     const groups = await this.deps.groups.groupsOf(user);
     const out: { rule: AccessRule; via: string }[] = [];
     for (const rule of await this.deps.access.rules()) {
@@ -145,7 +145,9 @@ export class AccessQueries {
     const facts = await this.facts(target, objects);
     const { store, groups } = this.deps;
     const users = (await store.listUsers()).filter((u) => !u.disabled);
-    const groupsOf = new Map(await Promise.all(users.map(async (u) => [u.id, await groups.groupsOf(u)] as const)));
+    const groupsOf = new Map(
+      await Promise.all(users.map(async (u) => [u.id, await groups.groupsOf(u)] as const)),
+    );
     const gateways = (await connectableDevices(store, this.deps.now())).filter((d) => d.kind === 'gateway');
     const rules = await this.deps.access.rules();
     const reachers = rulesReaching(rules, target, facts).map((m) => {

@@ -1,5 +1,5 @@
 import type { AccessClient, AccessRule, ResolvedRule, Subject } from '../access/types.js';
-import type { CertRecord, Store, TxStore, User } from '../store/types.js';
+import type { CertRecord, TxStore, User } from '../store/types.js';
 import type { GroupService } from './groups.js';
 
 /** A device that may connect now, with what subjects are matched against. */
@@ -87,9 +87,9 @@ export async function connectableDevices(
 /** Valid, unexpired client and gateway certificates (the server's own is not a device). */
 export async function validCerts(store: TxStore, now: Date): Promise<CertRecord[]> {
   const t = now.getTime();
-  return (await store
-      .listCerts({ status: 'valid' }))
-    .items.filter((c) => c.kind !== 'server' && c.notAfter.getTime() > t);
+  return (await store.listCerts({ status: 'valid' })).items.filter(
+    (c) => c.kind !== 'server' && c.notAfter.getTime() > t,
+  );
 }
 
 /** The bundle's two lists: the devices that may connect, and each rule with its subjects as addresses. */
@@ -99,7 +99,7 @@ export async function resolveBundle(
   groups: Pick<GroupService, 'bulkGroupsOf'>,
   /** The transaction handle when called inside one. */
   from?: TxStore,
-): Promise<{ clients: AccessClient[]; rules: ResolvedRule[]; }> {
+): Promise<{ clients: AccessClient[]; rules: ResolvedRule[] }> {
   const lookup = await groups.bulkGroupsOf(from);
   const groupsOf = new Map<number, Set<string>>();
   const ownerGroups = async (u: User): Promise<Set<string>> => {

@@ -153,7 +153,7 @@ export class AccessService {
    * A new install: records `enforce` unless a mode is recorded, and writes the admins rule when there
    * is no rule at all. Returns what it wrote (init prints it).
    */
-  async ensureNewInstallDefaults(actor: string): Promise<{ mode?: AccessMode; rule?: AccessRule; }> {
+  async ensureNewInstallDefaults(actor: string): Promise<{ mode?: AccessMode; rule?: AccessRule }> {
     const { store } = this.deps;
     return await store.transaction(async (tx) => {
       const out: { mode?: AccessMode; rule?: AccessRule } = {};
@@ -241,7 +241,7 @@ export class AccessService {
 
   private async publishOnce(force: boolean): Promise<void> {
     if (this.deps.publishers.length === 0) return;
-    if (!force && await this.version() === this.lastPublished) return;
+    if (!force && (await this.version()) === this.lastPublished) return;
     const bundle = await this.bundle();
     if (!force && bundle.version === this.lastPublished) return;
     const { ok, held } = await this.sendToAll(bundle);

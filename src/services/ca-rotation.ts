@@ -109,12 +109,12 @@ export async function retireOldCa(
   ctx: AppContext,
   actor: string,
   probe?: CaChangeProbe,
-): Promise<{ commonName: string; stillValid: number; }> {
+): Promise<{ commonName: string; stillValid: number }> {
   const old = ctx.previousCa;
   if (!old) throw new Conflict('no CA rotation is in progress: there is no old CA to retire', 'ca');
-  const stillValid = (await ctx.store
-      .listCerts({ status: 'valid' }))
-    .items.filter((c) => c.kind !== 'server' && c.issuerKeyId === old.keyId).length;
+  const stillValid = (await ctx.store.listCerts({ status: 'valid' })).items.filter(
+    (c) => c.kind !== 'server' && c.issuerKeyId === old.keyId,
+  ).length;
   const f = (name: string) => join(ctx.dataDir, name);
   const retired = `ca-retired-${old.keyId.slice(0, 16)}`;
   const secret = resolveKeySecret(ctx.config, ctx.dataDir, false);

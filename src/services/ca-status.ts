@@ -62,9 +62,9 @@ export async function caStatus(
   if (!ctx.previousCa) return { current, onPreviousCa: [], warnings };
   const previous = summary(ctx.previousCa, now);
   const keyId = ctx.previousCa.keyId;
-  const onPreviousCa = (await ctx.store
-      .listCerts({ status: 'valid', sort: 'owner', order: 'asc' }))
-    .items.filter((c) => c.kind !== 'server' && c.issuerKeyId === keyId && c.supersededBy === null);
+  const onPreviousCa = (
+    await ctx.store.listCerts({ status: 'valid', sort: 'owner', order: 'asc' })
+  ).items.filter((c) => c.kind !== 'server' && c.issuerKeyId === keyId && c.supersededBy === null);
   warnings.push(
     `CA rotation in progress: ${onPreviousCa.length} device(s) still use the old CA "${previous.commonName}"; renew them, then run \`podgate ca retire-old\``,
   );

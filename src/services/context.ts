@@ -60,7 +60,7 @@ export interface AppContext {
   now: () => Date;
   /** The clock the long-running timers use (`serve`, `server run`, backups); `now` reads it. */
   clock: Clock;
-  close(): void;
+  close(): Promise<void>;
 }
 
 export interface ContextDeps {

@@ -74,9 +74,9 @@ export class DeviceService {
    */
   async validDevices(ownerId: number, store: TxStore = this.deps.store): Promise<number> {
     const now = this.deps.now().getTime();
-    return (await store
-        .listCerts({ ownerId, kind: 'client', status: 'valid' }))
-      .items.filter((c) => c.notAfter.getTime() > now && c.supersededBy === null).length;
+    return (await store.listCerts({ ownerId, kind: 'client', status: 'valid' })).items.filter(
+      (c) => c.notAfter.getTime() > now && c.supersededBy === null,
+    ).length;
   }
 
   /** Throws unless the owner exists and is enabled, as the store says right now. */

@@ -46,7 +46,13 @@ export class GroupService {
     const { store } = this.deps;
     const group = await store.transaction(async (tx) => {
       const g = await tx.createGroup({ name, description: o.description ?? '' });
-      await tx.appendAudit({ actor: o.actor, action: 'group.create', target: name, result: 'ok', details: {} });
+      await tx.appendAudit({
+        actor: o.actor,
+        action: 'group.create',
+        target: name,
+        result: 'ok',
+        details: {},
+      });
       return g;
     });
     await this.deps.changed();

@@ -74,7 +74,13 @@ export interface MadeLink {
 export class ImportLinkService {
   constructor(private readonly deps: ImportLinkServiceDeps) {}
 
-  async create(o: { user: User; deviceName: string; keyType?: string; ip: string; base: string }): Promise<MadeLink> {
+  async create(o: {
+    user: User;
+    deviceName: string;
+    keyType?: string;
+    ip: string;
+    base: string;
+  }): Promise<MadeLink> {
     const { store, now, minutes } = this.deps;
     const deviceName = validateDeviceName('name', o.deviceName);
     const commonName = `${o.user.name}.${deviceName}`;
@@ -95,13 +101,13 @@ export class ImportLinkService {
     const expiresAt = new Date(created.getTime() + minutes * 60_000);
     await store.transaction(async (tx) => {
       const row = await tx.createImportLink({
-          userId: o.user.id,
-          tokenHash: sha256(token),
-          deviceName,
-          keyType: o.keyType ?? null,
-          createdAt: created,
-          createdIp: o.ip,
-          expiresAt,
+        userId: o.user.id,
+        tokenHash: sha256(token),
+        deviceName,
+        keyType: o.keyType ?? null,
+        createdAt: created,
+        createdIp: o.ip,
+        expiresAt,
       });
       await tx.appendAudit({
         actor: o.user.name,
@@ -118,7 +124,9 @@ export class ImportLinkService {
   /** Issues the device of this link once; 410 when used or expired, 404 when unknown. */
   async redeem(token: string, ip: string): Promise<{ cert: CertRecord; profile: string }> {
     const { store, devices, now } = this.deps;
-    const link = /^[A-Za-z0-9_-]{43}$/.test(token) ? await store.findImportLinkByHash(sha256(token)) : undefined;
+    const link = /^[A-Za-z0-9_-]{43}$/.test(token)
+      ? await store.findImportLinkByHash(sha256(token))
+      : undefined;
     if (!link)
       throw new AppError(404, 'not_found', 'unknown import link; make a new one on the devices page');
     const at = now();

@@ -47,7 +47,7 @@ export class OidcAccounts {
     const access = decideAccess(profile.groups, settings);
     if (!identity) {
       if (!access.allowed) {
-        this.audit('oidc.denied', profile.name, 'error', {
+        await this.audit('oidc.denied', profile.name, 'error', {
           subject: profile.subject,
           groups: profile.groups,
         });
@@ -59,7 +59,7 @@ export class OidcAccounts {
     if (!user) throw new AppError(500, 'oidc_orphan', 'linked user is missing');
     if (JSON.stringify([...identity.groups].sort()) !== JSON.stringify([...profile.groups].sort())) {
       // access rules match these groups: a change here changes what the user's devices reach
-      this.audit('oidc.groups', user.name, 'ok', { from: identity.groups, to: profile.groups });
+      await this.audit('oidc.groups', user.name, 'ok', { from: identity.groups, to: profile.groups });
     }
     await store.updateOidcIdentity(this.issuer, profile.subject, {
       groups: profile.groups,
@@ -67,7 +67,7 @@ export class OidcAccounts {
       ...(sealed ? { refreshToken: sealed } : {}),
     });
     if (user.disabled) {
-      this.audit('oidc.denied', user.name, 'error', { reason: 'disabled', groups: profile.groups });
+      await this.audit('oidc.denied', user.name, 'error', { reason: 'disabled', groups: profile.groups });
       throw new Forbidden(
         `your podgate account "${user.name}" is disabled: ask your admin to enable it (podgate user enable ${user.name})`,
       );
@@ -107,12 +107,18 @@ export class OidcAccounts {
         createdAt: now(),
         lastLoginAt: now(),
       });
-      await tx.appendAudit({ actor: 'oidc', action: 'oidc.link', target: name, result: 'ok', details: {
-        subject: profile.subject,
-        issuer: this.issuer,
-        groups: profile.groups,
-        ...(name !== profile.name ? { requestedName: profile.name } : {}),
-      } });
+      await tx.appendAudit({
+        actor: 'oidc',
+        action: 'oidc.link',
+        target: name,
+        result: 'ok',
+        details: {
+          subject: profile.subject,
+          issuer: this.issuer,
+          groups: profile.groups,
+          ...(name !== profile.name ? { requestedName: profile.name } : {}),
+        },
+      });
       return created;
     });
     log.info({ user: user.name, subject: profile.subject }, 'user created by single sign-on');
@@ -129,7 +135,7 @@ export class OidcAccounts {
     if (!access.allowed) {
       if (user.disabled) return { user, disabled: true };
       const { user: updated, revoked } = await users.disable({ actor, name: user.name });
-      this.audit('oidc.disable', user.name, 'ok', {
+      await this.audit('oidc.disable', user.name, 'ok', {
         reason: 'not in an allowed group',
         groups: [...groups],
         revoked: revoked.length,
@@ -139,7 +145,9 @@ export class OidcAccounts {
     const role = access.admin === undefined ? user.role : access.admin ? 'admin' : 'user';
     if (role !== user.role) {
       const updated = await users.setRole({ actor, name: user.name, role });
-      this.audit(role === 'admin' ? 'oidc.promote' : 'oidc.demote', user.name, 'ok', { groups: [...groups] });
+      await this.audit(role === 'admin' ? 'oidc.promote' : 'oidc.demote', user.name, 'ok', {
+        groups: [...groups],
+      });
       return { user: updated, disabled: false, roleChanged: role };
     }
     return { user, disabled: false };

@@ -169,12 +169,7 @@ export class RevocationService {
    * Signs CRL number n+1 over `rows` (every revoked row) minus those expired more than
    * CRL_KEEP_AFTER_EXPIRY_MS ago; callers hold the store transaction.
    */
-  private async rebuildCrl(
-    tx: TxStore,
-    now: Date,
-    given?: RevokedRow[],
-    floor = 0,
-  ): Promise<CrlState> {
+  private async rebuildCrl(tx: TxStore, now: Date, given?: RevokedRow[], floor = 0): Promise<CrlState> {
     const { cas, crlDays } = this.deps;
     const rows = given ?? (await this.revokedRows(tx));
     cas.refresh();

@@ -32,8 +32,8 @@ export class TokenService {
 
   /** Makes a token for `owner`; the secret is in the answer only. */
   async create(o: { actor: string; owner: User; name: string; days?: number }): Promise<{
-      token: ApiToken;
-      secret: string;
+    token: ApiToken;
+    secret: string;
   }> {
     const name = validateName('name', o.name);
     const days = o.days ?? this.deps.defaultDays;
@@ -83,7 +83,7 @@ export class TokenService {
   }
 
   /** The token's owner when the secret is valid, unexpired and the owner enabled; 401 otherwise. */
-  async authenticate(secret: string): Promise<{ token: ApiToken; user: User; }> {
+  async authenticate(secret: string): Promise<{ token: ApiToken; user: User }> {
     const { store } = this.deps;
     const token = await store.findTokenByHash(hashToken(secret));
     const user = token ? await store.getUserById(token.userId) : undefined;

@@ -87,7 +87,7 @@ export class WebActions {
    */
   async login(name: string, password: string, ip: string): Promise<{ user: User; session: WebSession }> {
     const user = await this.checkPassword(name, password, ip);
-    const session = this.sessions.create(user.id);
+    const session = await this.sessions.create(user.id);
     await this.ctx.store.appendAudit({
       actor: user.name,
       action: 'login',
@@ -156,7 +156,7 @@ export class WebActions {
   }
 
   async logout(user: User, session: WebSession | undefined): Promise<void> {
-    if (session) this.sessions.destroy(session.id);
+    if (session) await this.sessions.destroy(session.id);
     await this.ctx.store.appendAudit({
       actor: user.name,
       action: 'logout',
@@ -173,9 +173,15 @@ export class WebActions {
 
   async myDevices(user: User): Promise<DeviceView[]> {
     const now = this.now();
-    return (await this.ctx.store
-        .listCerts({ ownerId: user.id, kind: 'client', sort: 'createdAt', order: 'desc', limit: 1000 }))
-      .items.map((c) => deviceView(c, now));
+    return (
+      await this.ctx.store.listCerts({
+        ownerId: user.id,
+        kind: 'client',
+        sort: 'createdAt',
+        order: 'desc',
+        limit: 1000,
+      })
+    ).items.map((c) => deviceView(c, now));
   }
 
   /** The certificate with this serial (as people write it), or undefined. */
@@ -188,7 +194,7 @@ export class WebActions {
   async ownDevice(user: User, id: string): Promise<CertRecord> {
     const cert = await this.certBySerial(id);
     if (!cert || cert.ownerId !== user.id || cert.kind !== 'client') throw new NotFound('device not found');
-    return await cert;
+    return cert;
   }
 
   /** Issues `<user>.<device>`; the key is generated for this answer only (or stays on the device with a CSR). */
@@ -261,12 +267,12 @@ export class WebActions {
     perPage: number;
     cursor?: string;
   }): Promise<{
-      total: number;
-      items: DeviceView[];
-      page: number;
-      pages: number;
-      perPage: number;
-      nextCursor?: string;
+    total: number;
+    items: DeviceView[];
+    page: number;
+    pages: number;
+    perPage: number;
+    nextCursor?: string;
   }> {
     const { total, items, nextCursor } = await this.certWindow({
       ...q,
@@ -297,7 +303,7 @@ export class WebActions {
     limit: number;
     offset?: number;
     after?: string;
-  }): Promise<{ total: number; items: DeviceView[]; nextCursor?: string; }> {
+  }): Promise<{ total: number; items: DeviceView[]; nextCursor?: string }> {
     const now = this.now();
     const { total, items, nextCursor } = await this.ctx.store.listCerts({
       ...(q.q ? { search: q.q } : {}),
@@ -346,7 +352,7 @@ export class WebActions {
     if (patch.role) user = await this.ctx.users.setRole({ actor: actor.name, name, role: patch.role });
     if (patch.disabled === true && !user.disabled) {
       user = (await this.ctx.users.disable({ actor: actor.name, name })).user;
-      this.sessions.destroyAllOf(user.id);
+      await this.sessions.destroyAllOf(user.id);
     } else if (patch.disabled === false && user.disabled) {
       // Enabling gives the account back, not its certificates: they stay revoked.
       user = await this.ctx.users.enable({ actor: actor.name, name });

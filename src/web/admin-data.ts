@@ -82,12 +82,15 @@ export class AdminData {
     });
   }
 
-  async audit(page: number, action?: string): Promise<{ items: AuditEntry[]; page: number; hasNext: boolean; }> {
+  async audit(
+    page: number,
+    action?: string,
+  ): Promise<{ items: AuditEntry[]; page: number; hasNext: boolean }> {
     const perPage = 50;
     const rows = await this.ctx.store.listAudit({
-        limit: perPage + 1,
-        offset: (page - 1) * perPage,
-        ...(action ? { action } : {}),
+      limit: perPage + 1,
+      offset: (page - 1) * perPage,
+      ...(action ? { action } : {}),
     });
     return { items: rows.slice(0, perPage).map(shownAudit), page, hasNext: rows.length > perPage };
   }
@@ -119,9 +122,11 @@ export class AdminData {
   }
 
   /** The CAs in force and, during a rotation, the devices still on the previous CA (`GET /api/v1/ca`). */
-  async caView(): Promise<Omit<CaStatus, 'onPreviousCa'> & {
-      onPreviousCa: { serial: string; commonName: string; owner: string | null; }[];
-  }> {
+  async caView(): Promise<
+    Omit<CaStatus, 'onPreviousCa'> & {
+      onPreviousCa: { serial: string; commonName: string; owner: string | null }[];
+    }
+  > {
     const s = await caStatus(this.ctx);
     return {
       ...s,
@@ -134,11 +139,11 @@ export class AdminData {
   }
 
   async crl(): Promise<{
-      number: number | null;
-      thisUpdate: Date | null;
-      nextUpdate: Date | null;
-      revoked: number;
-      expiresInDays: number | null;
+    number: number | null;
+    thisUpdate: Date | null;
+    nextUpdate: Date | null;
+    revoked: number;
+    expiresInDays: number | null;
   }> {
     const crl = await this.ctx.store.getCrl();
     const revoked = (await this.ctx.store.listCerts({ status: 'revoked', limit: 0 })).total;
@@ -157,12 +162,12 @@ export class AdminData {
 
   /** The last discovery as rows (name, value, source) plus overlap warnings. */
   async clusterView(): Promise<{
-      connected: boolean;
-      namespace: string;
-      rows: DiscoveryRow[];
-      warnings: string[];
-      at?: string;
-      raw: DiscoveryResult | null;
+    connected: boolean;
+    namespace: string;
+    rows: DiscoveryRow[];
+    warnings: string[];
+    at?: string;
+    raw: DiscoveryResult | null;
   }> {
     const namespace = this.ctx.config.kubernetes.namespace;
     if (!this.cluster) return { connected: false, namespace, rows: [], warnings: [], raw: null };
@@ -171,10 +176,10 @@ export class AdminData {
   }
 
   /** The user's valid certificates (what disabling them revokes). */
-  async validCertsOf(userId: number): Promise<{ serial: string; commonName: string; }[]> {
-    return (await this.ctx.store
-        .listCerts({ ownerId: userId, status: 'valid', sort: 'commonName', order: 'asc' }))
-      .items.map((c) => ({ serial: c.serial, commonName: c.commonName }));
+  async validCertsOf(userId: number): Promise<{ serial: string; commonName: string }[]> {
+    return (
+      await this.ctx.store.listCerts({ ownerId: userId, status: 'valid', sort: 'commonName', order: 'asc' })
+    ).items.map((c) => ({ serial: c.serial, commonName: c.commonName }));
   }
 
   async users(): Promise<User[]> {

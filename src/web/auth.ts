@@ -48,7 +48,7 @@ export function authenticate(store: Store, sessions: SessionManager, tokens: Tok
         res.locals.user = { name: user.name, role: user.role, isAdmin: user.role === 'admin' };
         res.locals.csrfToken = session.csrfToken;
       } else if (session) {
-        sessions.destroy(sid);
+        await sessions.destroy(sid);
       }
     }
     next();

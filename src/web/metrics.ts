@@ -51,8 +51,9 @@ export function createMetrics(
       async collect() {
         const at = now();
         const count = async (kind: 'client' | 'gateway') =>
-          (await store.listCerts({ status: 'valid', kind, expiringWithinDays: days, now: at, limit: 0 })).total;
-        this.set(await count('client') + await count('gateway'));
+          (await store.listCerts({ status: 'valid', kind, expiringWithinDays: days, now: at, limit: 0 }))
+            .total;
+        this.set((await count('client')) + (await count('gateway')));
       },
     });
     new Gauge({

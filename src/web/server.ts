@@ -94,7 +94,7 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
     }
   };
   await prune();
-  const pruneTimer = setInterval(prune, 3_600_000);
+  const pruneTimer = setInterval(() => void prune(), 3_600_000);
   pruneTimer.unref();
   const port = (server.address() as AddressInfo).port;
   const url = urlOf(server, host, tls ? 'https' : 'http');

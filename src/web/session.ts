@@ -79,7 +79,7 @@ export class SessionManager {
   }
 
   /** A brand-new session for a user who just signed in (always a fresh id: no fixation). */
-  create(userId: number): WebSession {
+  async create(userId: number): Promise<WebSession> {
     const at = this.now();
     const s: WebSession = {
       id: randomToken(),
@@ -88,7 +88,7 @@ export class SessionManager {
       createdAt: at,
       lastSeenAt: at,
     };
-    this.save(s);
+    await this.save(s);
     return s;
   }
 
@@ -116,12 +116,12 @@ export class SessionManager {
     };
     // Check both clocks here too: the store only knows the expiry written at the last touch.
     if (this.expiry(s).getTime() <= now.getTime()) {
-      this.destroy(id);
+      await this.destroy(id);
       return undefined;
     }
     if (now.getTime() - s.lastSeenAt.getTime() >= TOUCH_EVERY_MS) {
       s.lastSeenAt = now;
-      this.save(s);
+      await this.save(s);
     }
     return s;
   }

@@ -51,7 +51,7 @@ describe('browser: the Access page (apply with an error shown, then fixed) and M
   after(async () => {
     await browser?.close().catch(() => undefined);
     await server?.close().catch(() => undefined);
-    ctx?.close();
+    await ctx?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
     if (profileDir) rmSync(profileDir, { recursive: true, force: true });
     if (level) setLogLevel(level);

@@ -75,7 +75,7 @@ describe('browser: single sign-on through a real OpenID provider (oidc-provider 
     await browser?.close().catch(() => undefined);
     await port?.close();
     await provider?.close();
-    ctx?.close();
+    await ctx?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
     if (level) setLogLevel(level);
   });

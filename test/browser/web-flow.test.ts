@@ -127,7 +127,7 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
   after(async () => {
     await browser?.close().catch(() => undefined);
     await server?.close().catch(() => undefined);
-    ctx?.close();
+    await ctx?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
     if (profileDir) rmSync(profileDir, { recursive: true, force: true });
     if (level) setLogLevel(level);

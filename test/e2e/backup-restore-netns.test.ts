@@ -60,7 +60,7 @@ describe('e2e: restore onto a fresh data dir while openvpn keeps running (openvp
         },
       );
     } finally {
-      ctx.close();
+      await ctx.close();
     }
     await lab.server!.waitFor(/Initialization Sequence Completed/, 30_000);
   });

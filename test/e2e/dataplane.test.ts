@@ -110,7 +110,7 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
       assert.equal(await tcpProbe(lab.topo.name('office2'), A.pod, ECHO), true, 'pod IP through the tunnel');
       await web.stop(5000);
     } finally {
-      ctx.close();
+      await ctx.close();
     }
   });
 
@@ -218,7 +218,7 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
         now: new Date(Date.now() - 3 * 86_400_000),
       });
     } finally {
-      ctx.close();
+      await ctx.close();
     }
     p = withBlock(withBlock(base, 'cert', expired.certPem), 'key', expired.keyPem!);
     before = count(server.output(), /certificate has expired/);

@@ -263,7 +263,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
   after(async function () {
     this.timeout(5 * 60_000);
     for (const c of clients) await c.stop(3000).catch(() => undefined);
-    ctx?.close();
+    await ctx?.close();
     await cleanupAll();
     for (const d of leftovers) rmSync(d, { recursive: true, force: true });
     try {

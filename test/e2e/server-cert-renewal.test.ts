@@ -68,7 +68,7 @@ describe('e2e: the server certificate renews itself (local mode: openvpn restart
   after(async () => {
     await client?.stop(5000);
     await sup?.stop();
-    ctx?.close();
+    await ctx?.close();
     await cleanupAll();
     if (work) {
       try {

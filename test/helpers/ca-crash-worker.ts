@@ -40,5 +40,5 @@ try {
   process.stdout.write(`error ${err instanceof AppError ? err.code : String(err)}\n`);
   process.exitCode = 3;
 } finally {
-  ctx.close();
+  await ctx.close();
 }

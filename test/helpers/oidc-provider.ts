@@ -105,16 +105,16 @@ export async function startTestProvider(o: ProviderOptions): Promise<TestProvide
   provider.on('server_error', (_ctx: unknown, err: Error) => console.error('provider server_error', err));
   const callback = provider.callback();
   if (path) {
-    server.on('request', async (req, res) => {
+    server.on('request', (req, res) => {
       if (!req.url?.startsWith(path)) {
         res.statusCode = 404;
         res.end();
         return;
       }
       req.url = req.url.slice(path.length) || '/';
-      await callback(req, res);
+      void callback(req, res);
     });
-  } else server.on('request', callback);
+  } else server.on('request', (req, res) => void callback(req, res));
   return {
     issuer,
     accounts,

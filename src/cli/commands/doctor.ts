@@ -42,12 +42,12 @@ export function register(program: Command, env: CliEnv): void {
           } catch (err) {
             throw new BadRequest(`--client: cannot read ${o.client}`, 'client', err);
           }
-          findings.push(...await checkProfileOffline(ctx, profile));
+          findings.push(...(await checkProfileOffline(ctx, profile)));
           if (o.connect && !findings.some((f) => f.check === 'profile')) {
             const probe = await probeProfile(profile);
             if (probe.connected) {
               add('ok', 'handshake', `connected; tunnel address ${probe.ifconfig ?? '?'}`);
-              findings.push(...await checkPushedRoutes(ctx, probe.routes));
+              findings.push(...(await checkPushedRoutes(ctx, probe.routes)));
             } else
               add(
                 'fail',

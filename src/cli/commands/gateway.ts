@@ -72,7 +72,11 @@ function certificates(ctx: AppContext, owner: string): GatewayCertificates {
 }
 
 /** status/remove default to the identity file recorded at provision time. */
-async function recordedSsh(ctx: AppContext, name: string, o: SshOpts): Promise<{ target: SshTarget; ssh: SshOpts; }> {
+async function recordedSsh(
+  ctx: AppContext,
+  name: string,
+  o: SshOpts,
+): Promise<{ target: SshTarget; ssh: SshOpts }> {
   const rec = await requireGateway(ctx.store, name);
   const d = rec.details as { identityFile?: string; passphraseFile?: string };
   return {

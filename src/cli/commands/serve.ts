@@ -127,7 +127,7 @@ export function register(program: Command, env: CliEnv): void {
           process.on('SIGTERM', stop);
         });
       } finally {
-        ctx.close();
+        await ctx.close();
       }
     });
 }

@@ -26,7 +26,9 @@ async function servedConfig(config: Config, settings?: SettingsStore): Promise<C
   const dbFile = join(resolve(config.dataDir), DB_FILE_NAME);
   if (!store && existsSync(dbFile)) store = opened = SqliteStore.open(dbFile);
   try {
-    return store ? { ...config, vpn: vpnWithNetwork(config.vpn, await effectiveNetwork(config, store)) } : config;
+    return store
+      ? { ...config, vpn: vpnWithNetwork(config.vpn, await effectiveNetwork(config, store)) }
+      : config;
   } finally {
     await opened?.close();
   }
@@ -82,7 +84,7 @@ export function register(program: Command, env: CliEnv): void {
         await stopped;
       } finally {
         await supervisor.stop();
-        ctx.close();
+        await ctx.close();
       }
     });
 
@@ -144,7 +146,7 @@ export function register(program: Command, env: CliEnv): void {
               'OUT',
               'ENDED',
             ],
-            ...(await rows).map((r) => [
+            ...rows.map((r) => [
               r.startedAt.toISOString(),
               r.endedAt?.toISOString() ?? '(connected)',
               r.userName ?? '-',

@@ -32,7 +32,12 @@ export function register(program: Command, env: CliEnv): void {
           defaultDays: ctx.config.web.apiTokenDays,
           now: ctx.now,
         });
-        const { token: created, secret } = await tokens.create({ actor: 'cli', owner: user, name: label, days });
+        const { token: created, secret } = await tokens.create({
+          actor: 'cli',
+          owner: user,
+          name: label,
+          days,
+        });
         const expires = created.expiresAt!.toISOString();
         if (g.json) {
           env.out(
@@ -64,7 +69,7 @@ export function register(program: Command, env: CliEnv): void {
         env.out(
           table([
             ['ID', 'NAME', 'CREATED', 'LAST USED', 'EXPIRES'],
-            ...(await tokens).map((t) => [
+            ...tokens.map((t) => [
               String(t.id),
               t.name,
               t.createdAt.toISOString(),

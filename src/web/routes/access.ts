@@ -32,7 +32,11 @@ export function accessRouter(ctx: AppContext): Router {
 function accessApi(r: Router, ctx: AppContext): void {
   r.get('/api/v1/access', requireAdmin, async (req, res) => {
     if (req.query.format === 'yaml') return res.type('application/yaml').send(await ctx.access.exportYaml());
-    res.json({ ...(await ctx.access.mode()), version: await ctx.access.version(), rules: await ctx.access.rules() });
+    res.json({
+      ...(await ctx.access.mode()),
+      version: await ctx.access.version(),
+      rules: await ctx.access.rules(),
+    });
   });
   r.put('/api/v1/access', requireAdmin, async (req, res) => {
     const input = typeof req.body === 'string' ? ctx.access.parseYaml(req.body) : req.body;
@@ -52,10 +56,16 @@ function accessApi(r: Router, ctx: AppContext): void {
     res.json(await ctx.accessQueries.whoCanReach(q.destination, ctx.clusterObjects));
   });
   r.get('/api/v1/access/users/:name', requireAdmin, async (req, res) => {
-    res.json({ user: String(req.params.name), items: await ctx.accessQueries.reachOf(String(req.params.name)) });
+    res.json({
+      user: String(req.params.name),
+      items: await ctx.accessQueries.reachOf(String(req.params.name)),
+    });
   });
   r.get('/api/v1/access/mine', requireUser, async (req, res) => {
-    res.json({ mode: (await ctx.access.mode()).mode, items: await ctx.accessQueries.reachOf(req.auth!.user.name) });
+    res.json({
+      mode: (await ctx.access.mode()).mode,
+      items: await ctx.accessQueries.reachOf(req.auth!.user.name),
+    });
   });
 }
 
@@ -122,7 +132,7 @@ function accessPages(r: Router, ctx: AppContext): void {
       mode: await ctx.access.mode(),
       version: await ctx.access.version(),
       ruleCount: (await ctx.access.rules()).length,
-      yaml: form?.values.rules ?? await ctx.access.exportYaml(),
+      yaml: form?.values.rules ?? (await ctx.access.exportYaml()),
       cluster: Boolean(ctx.clusterObjects),
       form,
       diff,

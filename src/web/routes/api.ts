@@ -58,8 +58,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
 
   r.use(csrfProtect);
 
-  r.post('/logout', requireUser, (req, res) => {
-    actions.logout(req.auth!.user, req.auth!.session);
+  r.post('/logout', requireUser, async (req, res) => {
+    await actions.logout(req.auth!.user, req.auth!.session);
     clearSessionCookie(req, res);
     res.status(204).end();
   });

@@ -130,7 +130,7 @@ export function oidcRoutes({ ctx, sessions, oidc, now }: OidcRouteDeps): Router 
       const user = await oidc.accounts.signIn(result.claims, result.refreshToken);
       // the groups the provider just reported may change what the user's devices reach
       void ctx.access.changed();
-      const session = sessions.create(user.id);
+      const session = await sessions.create(user.id);
       await ctx.store.appendAudit({
         actor: user.name,
         action: 'login',

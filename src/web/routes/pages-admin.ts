@@ -101,15 +101,15 @@ function certPages(r: Router, { actions, now }: RouteDeps): void {
       title: 'Certificates',
       nav: 'certs',
       ...result,
-      rows: certRows((await result).items, now(), actions.expiryWarningDays),
+      rows: certRows(result.items, now(), actions.expiryWarningDays),
       warnDays: actions.expiryWarningDays,
       q,
       columns,
       notice: notice(req),
-      prev: (await result).page > 1 ? link(base, { page: (await result).page - 1 }) : null,
+      prev: result.page > 1 ? link(base, { page: result.page - 1 }) : null,
       next:
-        (await result).page < (await result).pages
-          ? link(base, { page: (await result).page + 1, ...((await result).nextCursor ? { cursor: (await result).nextCursor } : {}) })
+        result.page < result.pages
+          ? link(base, { page: result.page + 1, ...(result.nextCursor ? { cursor: result.nextCursor } : {}) })
           : null,
       expiringChecked: q.expiring === '30' || q.expiring === 'on',
     });

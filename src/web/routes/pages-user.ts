@@ -130,8 +130,8 @@ export function userPages({ actions, usage }: RouteDeps, config: Config): Router
 
   r.use(csrfProtect);
 
-  r.post('/logout', requireUser, (req, res) => {
-    actions.logout(req.auth!.user, req.auth!.session);
+  r.post('/logout', requireUser, async (req, res) => {
+    await actions.logout(req.auth!.user, req.auth!.session);
     clearSessionCookie(req, res);
     res.redirect(303, '/login?done=signed-out');
   });

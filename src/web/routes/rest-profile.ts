@@ -91,7 +91,7 @@ export function restProfileRouter(deps: RestProfileDeps): Router {
         user = undefined;
       }
       // A wrong token counts like a wrong password, so guessing meets the same throttle.
-      if (!user || user.name !== basic.name) actions.refuseCredential(basic.name, ip, 'rest-import');
+      if (!user || user.name !== basic.name) await actions.refuseCredential(basic.name, ip, 'rest-import');
       return user!;
     }
     if (await actions.isSingleSignOnOnly(basic.name, ip)) return 'sso';

@@ -114,11 +114,14 @@ export function tokenPages(tokens: TokenService, now: () => Date): Router {
         days: body.days,
       });
       // Shown in this answer only: never redirect with a secret in the URL.
-      page(req, res, { status: 201, created: { name: token.name, secret, expiresAt: token.expiresAt! } });
+      await page(req, res, {
+        status: 201,
+        created: { name: token.name, secret, expiresAt: token.expiresAt! },
+      });
     } catch (err) {
       const form = formError(err, raw);
       if (!form) throw err;
-      page(req, res, { status: (err as AppError).status, form });
+      await page(req, res, { status: (err as AppError).status, form });
     }
   });
   r.post('/:id/delete', async (req, res) => {

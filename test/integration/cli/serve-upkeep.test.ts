@@ -91,7 +91,11 @@ describe('serve keeps the CRL fresh without requests (issue 21, item 1)', functi
         // throws when the CRL openvpn would read is expired (or not from this CA)
         verifyCrl(last.bundle.crlPem, cli.ca.certPem, now);
         if (now.getTime() >= graceEnd + HOUR) {
-          assert.equal((await cli.store.getCert(old.serial))!.status, 'revoked', `${now.toISOString()}: superseded`);
+          assert.equal(
+            (await cli.store.getCert(old.serial))!.status,
+            'revoked',
+            `${now.toISOString()}: superseded`,
+          );
           assert.ok(last.bundle.revoked.some((r) => r.serial === old.serial));
         }
       }
@@ -101,7 +105,7 @@ describe('serve keeps the CRL fresh without requests (issue 21, item 1)', functi
     } finally {
       stopInProcessServe(sigtermBefore);
       await serving;
-      cli.close();
+      await cli.close();
     }
   });
 });

@@ -69,7 +69,7 @@ describe('k8s deploy against the real API server', function () {
     cluster = service();
   });
   afterEach(async () => {
-    ctx?.close();
+    await ctx?.close();
     rmSync(dir, { recursive: true, force: true });
     if (cp) await dropNamespace(cp, ns);
   });

@@ -79,7 +79,7 @@ describe('cluster: a renewed server certificate rolls the pod (real API server)'
     });
   });
   afterEach(async () => {
-    ctx?.close();
+    await ctx?.close();
     rmSync(dir, { recursive: true, force: true });
     if (cp) await dropNamespace(cp, ns);
   });
@@ -129,7 +129,7 @@ describe('cluster: a renewed server certificate rolls the pod (real API server)'
     );
     assert.equal(
       after.cert.serialNumber.toUpperCase(),
-      await (await (ctx.store.getValidCertByCommonName('podgate-server')))?.serial,
+      (await ctx.store.getValidCertByCommonName('podgate-server'))?.serial,
     );
     assert.ok(after.cert.checkIssued(new X509Certificate(ctx.ca.certPem)));
     assert.equal(after.ca, before.ca, 'the CA is unchanged: clients need nothing');
@@ -171,7 +171,7 @@ describe('cluster: a renewed server certificate rolls the pod (real API server)'
     try {
       await rotateCa(other, { actor: 'test' });
     } finally {
-      other.close();
+      await other.close();
     }
     const r = await cluster.syncServerMaterial();
     assert.equal(r.rolled, true);

@@ -27,7 +27,7 @@ describe('backup under concurrent issuing restores consistently', function () {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'podgate-bk-conc-'));
     const ctx = await testContext(dir);
-    ctx.close();
+    await ctx.close();
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 

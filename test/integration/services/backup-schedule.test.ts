@@ -58,7 +58,7 @@ describe('scheduled backups', function () {
       assert.equal(audit.length, 3);
       assert.ok(audit.every((a) => a.result === 'ok'));
     } finally {
-      ctx.close();
+      await ctx.close();
     }
   });
 
@@ -81,7 +81,7 @@ describe('scheduled backups', function () {
       assert.equal((await ctx.store.listAudit({ action: 'backup.scheduled' })).length, 1);
     } finally {
       await s.stop();
-      ctx.close();
+      await ctx.close();
     }
   });
 

@@ -19,7 +19,7 @@ describe('CaSet: the CAs of a data dir, reloaded when another process changes th
     try {
       return await fn(c);
     } finally {
-      c.close();
+      await c.close();
     }
   };
 
@@ -28,7 +28,7 @@ describe('CaSet: the CAs of a data dir, reloaded when another process changes th
     running = await testContext(t.dir);
   });
   afterEach(() => {
-    running.close();
+    await running.close();
     t.cleanup();
   });
 

@@ -55,7 +55,7 @@ describe('services: CRL hygiene (expired certificates leave the CRL; the CRL nev
       assert.ok(text.includes(`Serial Number: ${b.cert.serial}`), text);
       assert.ok(!text.includes(`Serial Number: ${a.cert.serial}`), text);
       // The row itself stays revoked: the history is kept, only the CRL forgets it.
-      assert.equal(await (await (ctx.store.getCert(a.cert.serial)))?.status, 'revoked');
+      assert.equal((await ctx.store.getCert(a.cert.serial))?.status, 'revoked');
 
       now = new Date(t0 + 3.7 * DAY);
       assert.ok(now.getTime() > b.cert.notAfter.getTime() + CRL_KEEP_AFTER_EXPIRY_MS);
@@ -63,7 +63,7 @@ describe('services: CRL hygiene (expired certificates leave the CRL; the CRL nev
       assert.deepEqual(verifyCrl(empty.pem, ctx.ca.certPem, now).revokedSerials, []);
       assert.match(await opensslCrl(t.dir, empty.pem, ctx.ca.certPem), /No Revoked Certificates/);
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -89,7 +89,7 @@ describe('services: CRL hygiene (expired certificates leave the CRL; the CRL nev
       }
       assert.ok(last.number >= first.number + 29, `re-signed daily (${last.number - first.number} times)`);
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });

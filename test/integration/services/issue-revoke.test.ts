@@ -29,18 +29,18 @@ describe('services: concurrent issues, revocation and crash safety', function ()
       assert.equal(rows.total, 50);
       await ctx.revocation.revoke({ actor: 'test', serialOrName: 'alice-dev7', reason: 'keyCompromise' });
       const crl = (await ctx.revocation.currentCrl())!;
-      const info = verifyCrl((await crl)!.pem, ctx.ca.certPem);
+      const info = verifyCrl(crl!.pem, ctx.ca.certPem);
       assert.deepEqual(info.revokedSerials, [results[7]!.cert.serial]);
       const crlFile = join(t.dir, 'crl.pem');
       const caFile = join(t.dir, 'ca.pem');
-      writeFileSync(crlFile, (await crl)!.pem);
+      writeFileSync(crlFile, crl!.pem);
       writeFileSync(caFile, ctx.ca.certPem);
       const v = await exec(['openssl', 'crl', '-in', crlFile, '-CAfile', caFile, '-verify', '-noout'], {
         check: false,
       });
       assert.match(v.stdout + v.stderr, /verify OK/);
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -68,7 +68,7 @@ describe('services: concurrent issues, revocation and crash safety', function ()
       assert.equal((await ctx.store.listAudit({ limit: 1000 })).length, auditBefore);
       assert.equal((await ctx.store.listCerts({})).total, certsBefore);
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -89,10 +89,10 @@ describe('services: concurrent issues, revocation and crash safety', function ()
       const { revoked } = await ctx.users.disable({ actor: 'admin', name: 'carol' });
       assert.deepEqual(revoked.sort(), [a.cert.serial, b.cert.serial].sort());
       const crl = (await ctx.revocation.currentCrl())!;
-      assert.equal((await crl)!.number, before + 1);
-      assert.deepEqual(verifyCrl((await crl)!.pem, ctx.ca.certPem).revokedSerials.sort(), revoked.sort());
+      assert.equal(crl!.number, before + 1);
+      assert.deepEqual(verifyCrl(crl!.pem, ctx.ca.certPem).revokedSerials.sort(), revoked.sort());
       const last = published.at(-1)!;
-      assert.equal(last.crlNumber, (await crl)!.number);
+      assert.equal(last.crlNumber, crl!.number);
       assert.deepEqual(last.revoked.map((r) => r.commonName).sort(), ['carol-a', 'carol-b']);
       assert.deepEqual(last.reissuedCommonNames, []);
       await assert.rejects(
@@ -100,7 +100,7 @@ describe('services: concurrent issues, revocation and crash safety', function ()
         /disabled/,
       );
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -126,18 +126,15 @@ describe('services: concurrent issues, revocation and crash safety', function ()
     db.close();
     const ctx = await testContext(t.dir);
     try {
-      const revokedRows = (await ctx.store
-          .listRevoked())
-        .map((r) => r.serial)
-        .sort();
+      const revokedRows = (await ctx.store.listRevoked()).map((r) => r.serial).sort();
       assert.ok(revokedRows.length > 0);
       const crl = (await ctx.revocation.currentCrl())!;
-      assert.deepEqual(verifyCrl((await crl)!.pem, ctx.ca.certPem).revokedSerials.sort(), revokedRows);
+      assert.deepEqual(verifyCrl(crl!.pem, ctx.ca.certPem).revokedSerials.sort(), revokedRows);
       const certs = await ctx.store.listCerts({ kind: 'client', limit: 100000 });
       assert.ok(certs.total >= Math.floor(acknowledged / 2));
       assert.ok(certs.items.every((c) => (c.status === 'revoked') === (c.revokedAt !== null)));
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -162,22 +159,22 @@ describe('services: disabling a user is one step (issue 21, item 17)', function 
       const ctx = await testContext(t.dir);
       try {
         const erin = (await ctx.store.getUserByName('erin'))!;
-        const valid = (await ctx.store.listCerts({ ownerId: (await erin)!.id, status: 'valid' })).total;
+        const valid = (await ctx.store.listCerts({ ownerId: erin!.id, status: 'valid' })).total;
         // Either the whole disable happened or none of it: never a disabled user with valid certificates.
         assert.ok(
-          !(await erin)!.disabled || valid === 0,
-          `disabled=${(await erin)!.disabled} with ${valid} valid certificates`,
+          !erin!.disabled || valid === 0,
+          `disabled=${erin!.disabled} with ${valid} valid certificates`,
         );
-        assert.equal((await erin)!.disabled, false, 'the killed disable rolled back');
+        assert.equal(erin!.disabled, false, 'the killed disable rolled back');
         assert.equal(valid, 3);
         // Run again, to completion: disabled and revoked, and the CRL lists all three.
         const { revoked } = await ctx.users.disable({ actor: 'test', name: 'erin' });
         assert.equal(revoked.length, 3);
-        assert.equal((await ctx.store.listCerts({ ownerId: (await erin)!.id, status: 'valid' })).total, 0);
+        assert.equal((await ctx.store.listCerts({ ownerId: erin!.id, status: 'valid' })).total, 0);
         const crl = verifyCrl((await ctx.revocation.currentCrl())!.pem, ctx.ca.certPem).revokedSerials;
         assert.ok(revoked.every((s) => crl.includes(s)));
       } finally {
-        ctx.close();
+        await ctx.close();
       }
     } finally {
       t.cleanup();
@@ -197,11 +194,13 @@ describe('services: disabling a user is one step (issue 21, item 17)', function 
       assert.equal((await ctx.store.getCert(cert.serial))!.status, 'revoked');
       assert.equal((await ctx.store.getCert(cert.serial))!.revocationReason, 'affiliationChanged');
       assert.ok(
-        verifyCrl((await ctx.revocation.currentCrl())!.pem, ctx.ca.certPem).revokedSerials.includes(cert.serial),
+        verifyCrl((await ctx.revocation.currentCrl())!.pem, ctx.ca.certPem).revokedSerials.includes(
+          cert.serial,
+        ),
       );
       assert.deepEqual(await ctx.users.revokeHeldByDisabled('system'), [], 'nothing left the second time');
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -222,8 +221,8 @@ describe('services: server identity across processes', function () {
       assert.equal(servers.total, 1);
       assert.equal(servers.items[0]!.serial, x.serial);
     } finally {
-      a.close();
-      b.close();
+      await a.close();
+      await b.close();
       t.cleanup();
     }
   });

@@ -44,7 +44,7 @@ describe('services: races around disable, limits and the server identity', funct
     ctx = await testContext(t.dir);
   });
   afterEach(() => {
-    ctx.close();
+    await ctx.close();
     t.cleanup();
   });
 
@@ -86,7 +86,7 @@ describe('services: races around disable, limits and the server identity', funct
 
   it('device maximum holds for parallel self-service issues (valid + in flight), the CLI is not limited', async () => {
     // A longer key-generation queue, so that only the device maximum refuses here.
-    ctx.close();
+    await ctx.close();
     ctx = await testContext(t.dir, { 'devices.keygenQueue': 50 });
     await ctx.users.create({ actor: 'test', name: 'dev', role: 'user' });
     const max = ctx.config.devices.maxValidPerUser;
@@ -203,13 +203,13 @@ describe('services: races around disable, limits and the server identity', funct
       const lost = await late;
       assert.equal(lost.serial, won.serial, "the loser uses the winner's identity");
       const cert = (await a.store.getCert(won.serial))!;
-      assert.equal((await cert)!.status, 'valid');
+      assert.equal(cert!.status, 'valid');
       const crl = verifyCrl((await a.revocation.currentCrl())!.pem, a.ca.certPem);
       assert.ok(!crl.revokedSerials.includes(won.serial), "the winner's certificate is not in the CRL");
       assert.equal((await a.store.getValidCertByCommonName('vpn-two'))!.serial, won.serial);
     } finally {
-      a.close();
-      b.close();
+      await a.close();
+      await b.close();
     }
   });
 });

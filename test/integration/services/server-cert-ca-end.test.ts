@@ -28,14 +28,14 @@ describe('server certificate near the issuing CA’s end (issue 21, item 3)', fu
     t = ctx.ca.notAfter.getTime() - 20 * DAY; // the CA's last 20 days
   });
   afterEach(() => {
-    ctx.close();
+    await ctx.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('local mode: one certificate capped at the CA’s notAfter, kept by later ensure() calls', async () => {
     const first = await ctx.server.ensure();
     const issued = (await ctx.store.getCert(first.serial))!;
-    assert.equal((await issued)!.notAfter.getTime(), ctx.ca.notAfter.getTime(), 'capped at the CA’s expiry');
+    assert.equal(issued!.notAfter.getTime(), ctx.ca.notAfter.getTime(), 'capped at the CA’s expiry');
     for (let hour = 1; hour <= 48; hour++) {
       t += HOUR;
       assert.equal((await ctx.server.ensure()).serial, first.serial, `hour ${hour}: no new certificate`);

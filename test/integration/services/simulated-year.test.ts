@@ -185,31 +185,36 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
         if (d % 3 === 0)
           await cli.devices.issue({ actor: 'cli', owner: 'gus', commonName: `gus.dev${device++}` });
         const current = async () =>
-          (await cli!.store
-                .listCerts({ ownerId: (await cli!.store.getUserByName('gus'))!.id, status: 'valid', kind: 'client' }))
-            .items.filter((c) => c.supersededBy === null && c.notAfter.getTime() > clock.now().getTime())
+          (
+            await cli!.store.listCerts({
+              ownerId: (await cli!.store.getUserByName('gus'))!.id,
+              status: 'valid',
+              kind: 'client',
+            })
+          ).items
+            .filter((c) => c.supersededBy === null && c.notAfter.getTime() > clock.now().getTime())
             .sort((a, b) => a.notBefore.getTime() - b.notBefore.getTime());
-        if (d % 10 === 5 && await (await (current())).length > 0)
+        if (d % 10 === 5 && (await current()).length > 0)
           await cli.revocation.revoke({
             actor: 'cli',
             serialOrName: (await current())[0]!.serial,
             reason: 'keyCompromise',
           });
-        if (d % 7 === 1 && await (await (current())).length > 0) {
+        if (d % 7 === 1 && (await current()).length > 0) {
           const r = await cli.renewal.renew({ actor: 'cli', serial: (await current())[0]!.serial });
           if (r.replaced.status === 'valid')
             renewals.push({ serial: r.replaced.serial, supersedeAt: r.replaced.supersedeAt!.getTime() });
         }
         if (d === 300) {
           await rotateCa(cli, { actor: 'cli' });
-          cli.close();
+          await cli.close();
           cli = await openContext(cliConfig(), cliDeps());
           await cli.server.ensure();
           await cli.revocation.resign('cli');
         }
         if (d === 345) {
           await retireOldCa(cli, 'cli');
-          cli.close();
+          await cli.close();
           cli = await openContext(cliConfig(), cliDeps());
           await cli.server.ensure();
           await cli.revocation.resign('cli');
@@ -254,9 +259,9 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
       // One server certificate renewal, in the outgoing CA's last day (it ends on day 330).
       assert.equal(serverCerts(), 2);
       const oldCaEnd = t0 + 330 * DAY;
-      const renewed = (await cli.store
-          .listCerts({ kind: 'server' }))
-        .items.sort((x, y) => y.notBefore.getTime() - x.notBefore.getTime())[0]!;
+      const renewed = (await cli.store.listCerts({ kind: 'server' })).items.sort(
+        (x, y) => y.notBefore.getTime() - x.notBefore.getTime(),
+      )[0]!;
       const renewedAt = renewed.notBefore.getTime() + 5 * 60_000; // notBefore is 5 minutes back
       assert.ok(
         renewedAt >= oldCaEnd - DAY && renewedAt < oldCaEnd,
@@ -290,8 +295,8 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
       stopInProcessServe(sigtermBefore);
       await serving;
       await sup?.stop();
-      run?.close();
-      cli?.close();
+      await run?.close();
+      await cli?.close();
     }
   });
 });

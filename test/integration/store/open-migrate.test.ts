@@ -77,8 +77,8 @@ describe('store: opening the file and migrating', () => {
     await s1.close();
     const s2 = track(SqliteStore.open(file));
     const s3 = track(SqliteStore.open(file)); // a second connection at the same time (web + CLI)
-    assert.deepEqual(await s2.getCert((await cert).serial), cert);
-    assert.deepEqual(await s3.getCert((await cert).serial), cert);
+    assert.deepEqual(await s2.getCert(cert.serial), cert);
+    assert.deepEqual(await s3.getCert(cert.serial), cert);
     const raw = track(new Database(file));
     assert.equal(raw.prepare('SELECT count(*) FROM schema_migrations').pluck().get(), migrations.length);
   });

@@ -55,7 +55,7 @@ describe('upgrade: a data dir made by podgate 0.1.0 opens in this code', functio
       'the fixture is at schema 3 (podgate 0.1.0)',
     );
     const ctx = await openContext(config());
-    ctx.close();
+    await ctx.close();
     const once = migrationRows(dataDir);
     assert.deepEqual(
       once.map((r) => r.version),
@@ -63,7 +63,7 @@ describe('upgrade: a data dir made by podgate 0.1.0 opens in this code', functio
     );
     assert.deepEqual(once.slice(0, 3), old, 'released steps are not re-run');
     const ctx2 = await openContext(config());
-    ctx2.close();
+    await ctx2.close();
     assert.deepEqual(migrationRows(dataDir), once, 'the second open applied nothing');
   });
 
@@ -91,7 +91,7 @@ describe('upgrade: a data dir made by podgate 0.1.0 opens in this code', functio
       await ctx.revocation.revoke({ actor: 'test', serialOrName: 'bob-laptop', reason: 'superseded' });
       assert.equal((await ctx.store.getCrl())!.number, crl.number + 1);
     } finally {
-      ctx.close();
+      await ctx.close();
     }
   });
 
@@ -99,24 +99,23 @@ describe('upgrade: a data dir made by podgate 0.1.0 opens in this code', functio
     const made = await createBackup({ dataDir, passphrase: 'upgrade test passphrase' });
     const target = join(dir, 'restored');
     const r = await restoreBackup({
-        file: made.data,
-        passphrase: 'upgrade test passphrase',
-        dataDir: target,
-        config: config(),
-        actor: 'test',
+      file: made.data,
+      passphrase: 'upgrade test passphrase',
+      dataDir: target,
+      config: config(),
+      actor: 'test',
     });
     assert.equal(r.info.schemaVersion, migrations.at(-1)!.version); // versions may have gaps
     const restoredConfig = loadConfig({ env: {}, overrides: { dataDir: target, logLevel: 'silent' } });
     const ctx = await openContext(restoredConfig);
     try {
-      const names = (await ctx.store
-          .listCerts({ status: 'revoked', limit: 100 }))
-        .items.map((c) => c.commonName)
+      const names = (await ctx.store.listCerts({ status: 'revoked', limit: 100 })).items
+        .map((c) => c.commonName)
         .sort();
       assert.deepEqual(names, ['alice-phone', 'bob-laptop']);
       assert.ok(await ctx.users.verifyPassword('alice', 'fixture-user-password'));
     } finally {
-      ctx.close();
+      await ctx.close();
     }
   });
 });

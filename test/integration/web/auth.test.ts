@@ -253,7 +253,7 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
     const alice = (await f.ctx.store.getUserByName('alice'))!;
     const token = newApiToken();
     assert.match(token, /^pgt_[A-Za-z0-9_-]{43}$/);
-    await f.ctx.store.createToken({ userId: (await alice)!.id, name: 'ci', tokenHash: hashToken(token) });
+    await f.ctx.store.createToken({ userId: alice!.id, name: 'ci', tokenHash: hashToken(token) });
     const me = await request(f.app).get('/api/v1/me').set('Authorization', `Bearer ${token}`).expect(200);
     assert.equal(me.body.user.name, 'alice');
     assert.equal(me.body.csrfToken, undefined);
@@ -262,7 +262,7 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
       .set('Authorization', `Bearer ${token}`)
       .send({ name: 'ci-runner' })
       .expect(201);
-    assert.ok((await f.ctx.store.listTokens((await alice)!.id))[0]!.lastUsedAt, 'token use is recorded');
+    assert.ok((await f.ctx.store.listTokens(alice!.id))[0]!.lastUsedAt, 'token use is recorded');
     await request(f.app).get('/api/v1/me').set('Authorization', `Bearer ${newApiToken()}`).expect(401);
     await request(f.app).get('/api/v1/me').set('Authorization', 'Bearer short').expect(401);
     await request(f.app)

@@ -44,7 +44,7 @@ async function signIn(base: string, name: string): Promise<Client> {
 
 async function certsOf(f: WebFixture, user: string): Promise<number> {
   const u = (await f.ctx.store.getUserByName(user))!;
-  return (await f.ctx.store.listCerts({ ownerId: (await u)!.id })).total;
+  return (await f.ctx.store.listCerts({ ownerId: u!.id })).total;
 }
 
 function certCn(profile: string): string {

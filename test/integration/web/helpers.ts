@@ -53,7 +53,7 @@ export async function webFixture(
     app,
     clock,
     close() {
-      ctx.close();
+      await ctx.close();
       rmSync(dir, { recursive: true, force: true });
       setLogLevel(level);
     },

@@ -199,7 +199,7 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     const me = await step(jar, `${r.url}/devices`);
     assert.match(me.body, /alice-2/);
     assert.deepEqual(await r.f.ctx.store.getUserByName('alice'), alice, 'the local alice is untouched');
-    assert.equal(await r.f.ctx.store.getOidcIdentityOfUser((await alice)!.id), undefined);
+    assert.equal(await r.f.ctx.store.getOidcIdentityOfUser(alice!.id), undefined);
     // and alice's password still signs in the local account
     await request(r.f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(200);
   });
@@ -226,13 +226,15 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     assert.match(third.res.body, /ask your admin to add you to &quot;vpn-users&quot;/);
     assert.equal(sessionOf(third.jar, r), undefined);
     const boss = (await r.f.ctx.store.getUserByName('boss'))!;
-    assert.equal((await boss)!.disabled, true);
-    const cert = (await r.f.ctx.store.listCerts({ ownerId: (await boss)!.id, limit: 10 })).items[0]!;
+    assert.equal(boss!.disabled, true);
+    const cert = (await r.f.ctx.store.listCerts({ ownerId: boss!.id, limit: 10 })).items[0]!;
     assert.equal(cert.status, 'revoked');
     const actions = (await r.f.ctx.store.listAudit({ limit: 100 })).map((a) => a.action);
     for (const a of ['oidc.demote', 'oidc.disable', 'user.disable']) assert.ok(actions.includes(a), a);
     // access rules match these groups: each change the sign-in saw is audited
-    const groupRows = (await r.f.ctx.store.listAudit({ limit: 10, action: 'oidc.groups' })).map((a) => a.details.to);
+    const groupRows = (await r.f.ctx.store.listAudit({ limit: 10, action: 'oidc.groups' })).map(
+      (a) => a.details.to,
+    );
     assert.deepEqual(groupRows, [['marketing'], ['vpn-users']]);
   });
 
@@ -278,13 +280,22 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     // the pending sign-in kept server-side gets another nonce than the one the provider put in the token
     const key = 'oidc-pending:' + createHash('sha256').update(jar2.get(r.url, 'podgate_oidc')!).digest('hex');
     const rec = (await r.f.ctx.store.getSession(key, new Date()))!;
-    const data = JSON.parse((await rec)!.data) as Record<string, string>;
-    await r.f.ctx.store.setSession(key, JSON.stringify({ ...data, nonce: 'another-nonce' }), (await rec)!.expiresAt, null);
+    const data = JSON.parse(rec!.data) as Record<string, string>;
+    await r.f.ctx.store.setSession(
+      key,
+      JSON.stringify({ ...data, nonce: 'another-nonce' }),
+      rec!.expiresAt,
+      null,
+    );
     const res2 = await step(jar2, back2);
     assert.equal(res2.status, 400);
     assert.match(res2.body, /nonce mismatch/);
     assert.equal(sessionOf(jar2, r), undefined);
-    assert.equal(await r.f.ctx.store.getUserByName('dev.eloper'), undefined, 'no user made by a refused sign-in');
+    assert.equal(
+      await r.f.ctx.store.getUserByName('dev.eloper'),
+      undefined,
+      'no user made by a refused sign-in',
+    );
   });
 
   it('a callback without the browser cookie (or used twice) is refused', async () => {
@@ -417,7 +428,9 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     await setup();
     await signInVia(r, 'u-dev');
     await signInVia(r, 'u-boss');
-    const identity = (await r.f.ctx.store.getOidcIdentityOfUser((await r.f.ctx.store.getUserByName('dev.eloper'))!.id))!;
+    const identity = (await r.f.ctx.store.getOidcIdentityOfUser(
+      (await r.f.ctx.store.getUserByName('dev.eloper'))!.id,
+    ))!;
     assert.ok(identity.refreshToken, 'a refresh token is stored');
     assert.doesNotMatch(identity.refreshToken!, /^[\w-]{20,}$/, 'only as an encrypted envelope');
     await r.f.ctx.devices.issue({
@@ -447,10 +460,10 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     const cert = (await r.f.ctx.store.getCert(
       (await r.f.ctx.store.listCerts({ search: 'dev.laptop', limit: 1 })).items[0]!.serial,
     ))!;
-    assert.equal((await cert)!.status, 'revoked');
+    assert.equal(cert!.status, 'revoked');
     const crl = (await r.f.ctx.store.getCrl())!.pem;
     const crlText = await exec(['openssl', 'crl', '-noout', '-text'], { input: crl });
-    assert.match(crlText.stdout, new RegExp(`Serial Number: ${(await cert)!.serial}`));
+    assert.match(crlText.stdout, new RegExp(`Serial Number: ${cert!.serial}`));
     // a second run (in-process this time) leaves them alone
     const again = await openOidc(r.f.ctx)!.sync('test');
     assert.deepEqual(
@@ -507,7 +520,9 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
 
   /** The refresh token stored for a user, opened. */
   async function storedRefreshToken(name: string): Promise<string> {
-    const identity = (await r.f.ctx.store.getOidcIdentityOfUser((await r.f.ctx.store.getUserByName(name))!.id))!;
+    const identity = (await r.f.ctx.store.getOidcIdentityOfUser(
+      (await r.f.ctx.store.getUserByName(name))!.id,
+    ))!;
     return TokenCipher.open(r.f.ctx.config, r.f.ctx.dataDir).open(identity.refreshToken!);
   }
 
@@ -525,7 +540,10 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     const boss = await r.f.ctx.store.getUserByName('boss');
     assert.ok(boss, 'named from the UserInfo preferred_username');
     assert.equal(boss.role, 'admin', 'admin group from UserInfo');
-    assert.deepEqual((await r.f.ctx.store.getOidcIdentityOfUser(boss.id))!.groups, ['vpn-admins', 'vpn-users']);
+    assert.deepEqual((await r.f.ctx.store.getOidcIdentityOfUser(boss.id))!.groups, [
+      'vpn-admins',
+      'vpn-users',
+    ]);
     assert.equal((await step(jar, `${r.url}/admin/users`)).status, 200);
   });
 
@@ -580,8 +598,11 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
         JSON.stringify(run),
       );
       const dev = (await r.f.ctx.store.getUserByName('dev.eloper'))!;
-      assert.equal((await dev)!.disabled, true);
-      assert.equal((await r.f.ctx.store.listCerts({ ownerId: (await dev)!.id, limit: 10 })).items[0]!.status, 'revoked');
+      assert.equal(dev!.disabled, true);
+      assert.equal(
+        (await r.f.ctx.store.listCerts({ ownerId: dev!.id, limit: 10 })).items[0]!.status,
+        'revoked',
+      );
       const audit = (await r.f.ctx.store.listAudit({ limit: 20, action: 'oidc.disable' }))[0]!;
       assert.equal(audit.details.reason, 'not in an allowed group');
     });

@@ -35,7 +35,7 @@ describe('access: stable tunnel addresses', function () {
     clock = new Date('2026-06-01T00:00:00Z');
   });
   afterEach(() => {
-    ctx?.close();
+    await ctx?.close();
     t.cleanup();
   });
 
@@ -52,8 +52,8 @@ describe('access: stable tunnel addresses', function () {
     await open('10.140.0.0/29');
     await issue('dev.a');
     await issue('dev.b');
-    assert.equal(await (await (ctx.addresses.get('dev.a')))?.address, '10.140.0.2');
-    assert.equal(await (await (ctx.addresses.get('dev.b')))?.address, '10.140.0.3');
+    assert.equal((await ctx.addresses.get('dev.a'))?.address, '10.140.0.2');
+    assert.equal((await ctx.addresses.get('dev.b'))?.address, '10.140.0.3');
     const audit = await ctx.store.listAudit({ action: 'cert.issue' });
     assert.equal(audit[0]!.details.address, '10.140.0.3');
   });
@@ -84,7 +84,10 @@ describe('access: stable tunnel addresses', function () {
     assert.equal((failed.reason as AppError).status, 409);
     const addresses = (await ctx.addresses.list()).map((a) => a.address);
     assert.equal(new Set(addresses).size, addresses.length);
-    assert.equal((await ctx.store.listCerts({ status: 'valid' })).items.filter((c) => c.kind === 'client').length, 5);
+    assert.equal(
+      (await ctx.store.listCerts({ status: 'valid' })).items.filter((c) => c.kind === 'client').length,
+      5,
+    );
   });
 
   it('never gives one address to two devices when two processes allocate on the same file at once', async () => {
@@ -112,10 +115,13 @@ describe('access: stable tunnel addresses', function () {
     const before = (await ctx.addresses.get('dev.b'))!.address;
     await ctx.renewal.renew({ actor: 'test', serial: cert.serial });
     assert.equal((await ctx.addresses.get('dev.b'))!.address, before);
-    ctx.close();
+    await ctx.close();
     ctx = await testContext(t.dir, { 'vpn.clientSubnet': '10.140.0.0/24' }, { now: () => clock });
     assert.equal((await ctx.addresses.get('dev.b'))!.address, before);
-    assert.deepEqual((await ctx.access.bundle()).clients.find((c) => c.commonName === 'dev.b')?.address, before);
+    assert.deepEqual(
+      (await ctx.access.bundle()).clients.find((c) => c.commonName === 'dev.b')?.address,
+      before,
+    );
   });
 
   it('frees the address only after the grace period without a valid certificate, then reuses it', async () => {
@@ -124,13 +130,13 @@ describe('access: stable tunnel addresses', function () {
     await ctx.revocation.revoke({ actor: 'test', serialOrName: 'dev.a' });
     clock = new Date(clock.getTime() + 7 * DAY - 60_000);
     assert.deepEqual(await ctx.addresses.sweep(), [], 'within the grace period');
-    assert.equal(await (await (ctx.addresses.get('dev.a')))?.address, '10.140.0.2');
+    assert.equal((await ctx.addresses.get('dev.a'))?.address, '10.140.0.2');
     clock = new Date(clock.getTime() + 120_000);
     assert.deepEqual(await ctx.addresses.sweep(), ['dev.a']);
     assert.equal(await ctx.addresses.get('dev.a'), undefined);
     assert.equal((await ctx.store.listAudit({ action: 'address.release' }))[0]!.target, 'dev.a');
     await issue('dev.b');
-    assert.equal(await (await (ctx.addresses.get('dev.b')))?.address, '10.140.0.2');
+    assert.equal((await ctx.addresses.get('dev.b'))?.address, '10.140.0.2');
   });
 
   it('a device revoked and issued again within the grace period keeps its address', async () => {
@@ -142,7 +148,7 @@ describe('access: stable tunnel addresses', function () {
     await issue('dev.a');
     clock = new Date(clock.getTime() + 30 * DAY);
     assert.deepEqual(await ctx.addresses.sweep(), []);
-    assert.equal(await (await (ctx.addresses.get('dev.a')))?.address, '10.140.0.2');
+    assert.equal((await ctx.addresses.get('dev.a'))?.address, '10.140.0.2');
   });
 
   it('an expired device is freed a grace period after its expiry', async () => {

@@ -108,7 +108,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     await ctx.access.apply({ actor: 'test', input: RULES });
   });
   afterEach(() => {
-    ctx.close();
+    await ctx.close();
     t.cleanup();
   });
 
@@ -133,7 +133,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
   });
 
   it('a disabled user and a revoked device drop out of clients and rules; the version rises', async () => {
-    const v0 = await (await (ctx.access.bundle())).version;
+    const v0 = (await ctx.access.bundle()).version;
     await ctx.users.disable({ actor: 'test', name: 'dave' });
     await ctx.revocation.revoke({ actor: 'test', serialOrName: 'erin.phone' });
     const b = await ctx.access.bundle();
@@ -147,7 +147,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
   });
 
   it('a local group change and a single sign-on group change move the device and raise the version', async () => {
-    const v0 = await (await (ctx.access.bundle())).version;
+    const v0 = (await ctx.access.bundle()).version;
     await ctx.groups.removeMember({ actor: 'test', group: 'a', user: 'bob' });
     const v1 = await ctx.access.bundle();
     assert.ok(v1.version > v0);
@@ -158,7 +158,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     assert.deepEqual(clientsOf(v2, 'by-local-group'), of('carol.laptop'));
     assert.deepEqual(clientsOf(v2, 'by-sso-group'), []);
     assert.deepEqual(
-      await (await (ctx.store.listAudit({ action: 'group.member.remove' }))).map((e) => [e.target, e.details.user]),
+      (await ctx.store.listAudit({ action: 'group.member.remove' })).map((e) => [e.target, e.details.user]),
       [['a', 'bob']],
     );
   });
@@ -167,7 +167,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     const a = await ctx.access.bundle();
     const b = await ctx.access.bundle();
     assert.equal(a.version, b.version);
-    ctx.close();
+    await ctx.close();
     const later = new Date(Date.now() + 400 * 86_400_000);
     ctx = await testContext(t.dir, {}, { now: () => later });
     const c = await ctx.access.bundle();
@@ -222,8 +222,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     assert.deepEqual(real, dry);
     assert.deepEqual(await ctx.access.rules(), changed.rules);
     assert.ok((await ctx.access.version()) > v);
-    const rows = await (await (ctx.store
-        .listAudit({ limit: 10 })))
+    const rows = (await ctx.store.listAudit({ limit: 10 }))
       .filter((e) => e.actor === 'alice')
       .map((e) => `${e.action} ${e.target}`);
     assert.deepEqual(rows.sort(), [
@@ -239,7 +238,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
   it('an invalid document changes nothing at all (no rule, no audit row, same version)', async () => {
     const before = await ctx.access.exportYaml();
     const v = await ctx.access.version();
-    const audits = await (await (ctx.store.listAudit({ limit: 1000 }))).length;
+    const audits = (await ctx.store.listAudit({ limit: 1000 })).length;
     const bad = {
       rules: [
         {
@@ -262,7 +261,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     });
     assert.equal(await ctx.access.exportYaml(), before);
     assert.equal(await ctx.access.version(), v);
-    assert.equal(await (await (ctx.store.listAudit({ limit: 1000 }))).length, audits);
+    assert.equal((await ctx.store.listAudit({ limit: 1000 })).length, audits);
     assert.throws(
       () => ctx.access.parseYaml('rules: [\n  - {'),
       (err: unknown) => (err as AppError).field === 'rules.yaml',
@@ -273,12 +272,12 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     const dir = join(t.dir, 'pub');
     const p = new LocalAccessPublisher(dir);
     const b = await ctx.access.bundle();
-    await p.publish(await { ...b, version: 10 });
-    await p.publish(await { ...b, version: 9, mode: 'open' });
+    await p.publish({ ...b, version: 10 });
+    await p.publish({ ...b, version: 9, mode: 'open' });
     const stored = JSON.parse(readFileSync(join(dir, 'access.json'), 'utf8')) as AccessBundle;
     assert.equal(stored.version, 10);
     assert.equal(stored.mode, 'enforce');
-    await p.publish(await { ...b, version: 11 });
+    await p.publish({ ...b, version: 11 });
     assert.equal((JSON.parse(readFileSync(join(dir, 'access.json'), 'utf8')) as AccessBundle).version, 11);
   });
 
@@ -298,7 +297,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     // only the first publication of a process may raise: later ones leave a higher held version alone
     await p.publish({ ...stored, version: stored.version + 50 });
     await ctx.groups.create({ actor: 'test', name: 'later' });
-    assert.equal(await (await (ctx.store.listAudit({ action: 'access.version.raise' }))).length, 1);
+    assert.equal((await ctx.store.listAudit({ action: 'access.version.raise' })).length, 1);
     assert.equal(
       (JSON.parse(readFileSync(join(dir, 'access.json'), 'utf8')) as AccessBundle).version,
       stored.version + 50,

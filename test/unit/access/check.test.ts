@@ -151,7 +151,7 @@ describe('access: check targets and the deciding rule', function () {
       });
     });
     after(() => {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     });
 

@@ -62,7 +62,7 @@ describe('cluster manifests', function () {
     objects = buildManifests(input) as Obj[];
   });
   after(() => {
-    ctx?.close();
+    await ctx?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

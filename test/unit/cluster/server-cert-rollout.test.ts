@@ -53,7 +53,7 @@ describe('cluster manifests follow a renewed server certificate and a CA rotatio
     ctx = await testContext(dir);
   });
   after(() => {
-    ctx.close();
+    await ctx.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -69,13 +69,16 @@ describe('cluster manifests follow a renewed server certificate and a CA rotatio
     const oldCert = new X509Certificate(decode(serverSecret(before)[certKey]!));
     const newCert = new X509Certificate(decode(serverSecret(after)[certKey]!));
     assert.notEqual(newCert.serialNumber, oldCert.serialNumber);
-    assert.equal(await (await (ctx.store.getCert(oldCert.serialNumber.toUpperCase())))?.revocationReason, 'superseded');
+    assert.equal(
+      (await ctx.store.getCert(oldCert.serialNumber.toUpperCase()))?.revocationReason,
+      'superseded',
+    );
   });
 
   it('CA rotation: the Secret trusts both CAs and the checksum changes', async () => {
     const before = await manifests(ctx);
     await rotateCa(ctx, { actor: 'test' });
-    ctx.close();
+    await ctx.close();
     ctx = await testContext(dir);
     const after = await manifests(ctx);
     assert.notEqual(checksum(after), checksum(before));

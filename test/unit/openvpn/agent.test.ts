@@ -311,7 +311,7 @@ describe('openvpn/agent', function () {
         [4],
       );
       const rows = await store.listAudit({ action: 'revocation.effective' });
-      assert.equal((await rows).length, 1);
+      assert.equal(rows.length, 1);
       assert.equal(rows[0]!.target, 'frank.laptop');
       assert.equal(rows[0]!.details.serial, frank.serial);
       assert.equal(rows[0]!.details.sessionsKilled, 1);

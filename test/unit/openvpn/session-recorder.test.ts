@@ -32,10 +32,11 @@ describe('session history: recorder, store, usage report, CSV', () => {
     t = tempStore();
     const alice = await t.store.createUser({ name: 'alice', role: 'user', passwordHash: null });
     const bob = await t.store.createUser({ name: 'bob', role: 'user', passwordHash: null });
-    aliceSerial = (await t.store.insertCert(newCert({ commonName: 'alice.laptop', ownerId: alice.id }))).serial;
-    bobSerial = (await t.store.insertCert(
-        newCert({ commonName: 'bob.phone', ownerId: bob.id, deviceName: 'phone' })
-    )).serial;
+    aliceSerial = (await t.store.insertCert(newCert({ commonName: 'alice.laptop', ownerId: alice.id })))
+      .serial;
+    bobSerial = (
+      await t.store.insertCert(newCert({ commonName: 'bob.phone', ownerId: bob.id, deviceName: 'phone' }))
+    ).serial;
     rec = new SessionRecorder(t.store, 'node-1');
   });
   afterEach(() => t.cleanup());
@@ -62,7 +63,9 @@ describe('session history: recorder, store, usage report, CSV', () => {
     await t.store.markRevoked(aliceSerial, 'keyCompromise', at(61));
     await t.store.updateUser((await t.store.getUserByName('bob'))!.id, { disabled: true });
     await rec.record([], at(120));
-    const byCn = Object.fromEntries((await t.store.listSessionHistory()).map((r) => [r.commonName, r.endReason]));
+    const byCn = Object.fromEntries(
+      (await t.store.listSessionHistory()).map((r) => [r.commonName, r.endReason]),
+    );
     assert.deepEqual(byCn, { 'alice.laptop': 'revoked', 'bob.phone': 'disabled' });
     void bobSerial;
     await rec.record([client(3, 'alice.laptop', 7, 7, at(200))], at(220));
@@ -107,7 +110,7 @@ describe('session history: recorder, store, usage report, CSV', () => {
     await rec.record([client(1, 'alice.laptop', 1, 2)], at(60));
     const rows = await t.store.listSessionHistory();
     rows[0]!.deviceName = '=cmd|"x"';
-    const csv = sessionsCsv(await rows).split('\r\n');
+    const csv = sessionsCsv(rows).split('\r\n');
     assert.equal(
       csv[0],
       'started_at,ended_at,user,device,common_name,replica,real_address,tunnel_address,bytes_in,bytes_out,end_reason',

@@ -52,7 +52,7 @@ describe('openvpn/supervisor (stand-in openvpn)', function () {
   });
   afterEach(async () => {
     await sup.stop();
-    ctx.close();
+    await ctx.close();
     rmSync(root, { recursive: true, force: true });
   });
 

@@ -55,11 +55,11 @@ describe('store: gateways', () => {
     );
     await t.store.deleteGateway('annex');
     assert.equal(await t.store.getGateway('annex'), undefined);
-    expectAppError(() => t.store.deleteGateway('annex'), 'NotFound');
+    await expectAppError(() => t.store.deleteGateway('annex'), 'NotFound');
   });
 
   it('400 unknown certificate serial', async () => {
-    expectAppError(
+    await expectAppError(
       () =>
         t.store.upsertGateway({
           name: 'office',

@@ -25,9 +25,9 @@ describe('store: audit log', () => {
       result: 'ok',
       details: {},
     });
-    assert.deepEqual((await a).time, at);
-    assert.deepEqual((await a).details, { reason: 'keyCompromise', n: 1 });
-    assert.ok((await b).id > (await a).id);
+    assert.deepEqual(a.time, at);
+    assert.deepEqual(a.details, { reason: 'keyCompromise', n: 1 });
+    assert.ok(b.id > a.id);
     assert.deepEqual(await t.store.listAudit(), [b, a]);
   });
 
@@ -59,13 +59,15 @@ describe('store: audit log', () => {
     const ids: number[] = [];
     for (let i = 0; i < 5; i++) {
       ids.push(
-        (await t.store.appendAudit({
-              actor: 'admin',
-              action: i % 2 ? 'user.add' : 'cert.issue',
-              target: `t${i}`,
-              result: 'ok',
-              details: {},
-          })).id,
+        (
+          await t.store.appendAudit({
+            actor: 'admin',
+            action: i % 2 ? 'user.add' : 'cert.issue',
+            target: `t${i}`,
+            result: 'ok',
+            details: {},
+          })
+        ).id,
       );
     }
     assert.deepEqual(
@@ -79,17 +81,17 @@ describe('store: audit log', () => {
     assert.equal(await t.store.countAudit(), 5);
     assert.equal(await t.store.countAudit({ action: 'cert.issue' }), 3);
     assert.equal(await t.store.countAudit({ target: 't3' }), 1);
-    expectAppError(() => t.store.listAudit({ beforeId: 0 }), 'BadRequest', 'beforeId');
+    await expectAppError(() => t.store.listAudit({ beforeId: 0 }), 'BadRequest', 'beforeId');
   });
 
   it('400 unknown result or non-object details names the field, nothing appended', async () => {
-    expectAppError(
+    await expectAppError(
       () =>
         t.store.appendAudit({ actor: 'a', action: 'x', target: '', result: 'maybe' as 'ok', details: {} }),
       'BadRequest',
       'result',
     );
-    expectAppError(
+    await expectAppError(
       () =>
         t.store.appendAudit({
           actor: 'a',
@@ -105,7 +107,13 @@ describe('store: audit log', () => {
   });
 
   it('the database refuses UPDATE and DELETE of audit rows (trigger), even on a raw connection', async () => {
-    await t.store.appendAudit({ actor: 'admin', action: 'cert.revoke', target: 'AB01', result: 'ok', details: {} });
+    await t.store.appendAudit({
+      actor: 'admin',
+      action: 'cert.revoke',
+      target: 'AB01',
+      result: 'ok',
+      details: {},
+    });
     const raw = t.raw();
     assert.throws(() => raw.prepare("UPDATE audit_log SET actor = 'mallory'").run(), /append-only/);
     assert.throws(() => raw.prepare('DELETE FROM audit_log').run(), /append-only/);

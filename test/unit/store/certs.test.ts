@@ -13,11 +13,11 @@ describe('store: certificates', () => {
   it('inserts a certificate and reads every field back, owner name joined', async () => {
     const input = newCert({ ownerId: aliceId });
     const c = await t.store.insertCert(input);
-    assert.equal((await c).status, 'valid');
-    assert.equal((await c).revokedAt, null);
-    assert.equal((await c).revocationReason, null);
-    assert.equal((await c).lastSeenAt, null);
-    assert.equal((await c).ownerName, 'alice');
+    assert.equal(c.status, 'valid');
+    assert.equal(c.revokedAt, null);
+    assert.equal(c.revocationReason, null);
+    assert.equal(c.lastSeenAt, null);
+    assert.equal(c.ownerName, 'alice');
     for (const k of Object.keys(input) as (keyof typeof input)[]) assert.deepEqual(c[k], input[k], k);
     assert.deepEqual(await t.store.getCert(input.serial), c);
     assert.deepEqual(await t.store.getValidCertByCommonName('alice-laptop'), c);
@@ -37,7 +37,7 @@ describe('store: certificates', () => {
 
   it('409 duplicate serial names the field', async () => {
     const c = await t.store.insertCert(newCert());
-    expectAppError(
+    await expectAppError(
       () => t.store.insertCert(newCert({ serial: c.serial, commonName: 'other' })),
       'Conflict',
       'serial',
@@ -52,7 +52,7 @@ describe('store: certificates', () => {
       'Conflict',
       'commonName',
     );
-    assert.equal(e.message, "commonName 'x' already has a valid certificate");
+    assert.equal((await e).message, "commonName 'x' already has a valid certificate");
     assert.equal((await t.store.listCerts()).total, 1);
   });
 
@@ -75,11 +75,11 @@ describe('store: certificates', () => {
     const old = await t.store.insertCert(newCert({ commonName: 'x' }));
     await t.store.markRevoked(old.serial, 'superseded', new Date());
     const fresh = await t.store.insertCert(newCert({ commonName: 'x' }));
-    assert.equal(await (await (t.store.getValidCertByCommonName('x')))?.serial, fresh.serial);
+    assert.equal((await t.store.getValidCertByCommonName('x'))?.serial, fresh.serial);
   });
 
   it('400 unknown owner names the field', async () => {
-    expectAppError(() => t.store.insertCert(newCert({ ownerId: 777 })), 'BadRequest', 'owner');
+    await expectAppError(() => t.store.insertCert(newCert({ ownerId: 777 })), 'BadRequest', 'owner');
     assert.equal((await t.store.listCerts()).total, 0);
   });
 
@@ -93,7 +93,7 @@ describe('store: certificates', () => {
   ];
   for (const [title, over, field] of badInputs) {
     it(title, async () => {
-      expectAppError(() => t.store.insertCert(newCert(over)), 'BadRequest', field);
+      await expectAppError(() => t.store.insertCert(newCert(over)), 'BadRequest', field);
       assert.equal((await t.store.listCerts()).total, 0);
     });
   }
@@ -119,14 +119,14 @@ describe('store: certificates', () => {
   });
 
   it('404 revoking an unknown serial', () => {
-    expectAppError(() => t.store.markRevoked('0A0B', 'unspecified', new Date()), 'NotFound');
+    await expectAppError(() => t.store.markRevoked('0A0B', 'unspecified', new Date()), 'NotFound');
   });
 
   it('409 revoking twice keeps the first time and reason', async () => {
     const c = await t.store.insertCert(newCert());
     const first = new Date('2026-06-01T00:00:00.000Z');
     await t.store.markRevoked(c.serial, 'keyCompromise', first);
-    expectAppError(() => t.store.markRevoked(c.serial, 'superseded', new Date()), 'Conflict', 'serial');
+    await expectAppError(() => t.store.markRevoked(c.serial, 'superseded', new Date()), 'Conflict', 'serial');
     const again = await t.store.getCert(c.serial);
     assert.deepEqual(again?.revokedAt, first);
     assert.equal(again?.revocationReason, 'keyCompromise');
@@ -134,12 +134,12 @@ describe('store: certificates', () => {
 
   it('400 unknown revocation reason changes nothing', async () => {
     const c = await t.store.insertCert(newCert());
-    expectAppError(
+    await expectAppError(
       () => t.store.markRevoked(c.serial, 'bored' as 'unspecified', new Date()),
       'BadRequest',
       'reason',
     );
-    assert.equal(await (await (t.store.getCert(c.serial)))?.status, 'valid');
+    assert.equal((await t.store.getCert(c.serial))?.status, 'valid');
   });
 
   it('the schema refuses to un-revoke, or to revoke without time and reason', async () => {
@@ -167,8 +167,8 @@ describe('store: certificates', () => {
     const t1 = new Date('2026-03-01T00:00:00.000Z');
     const t0 = new Date('2026-02-01T00:00:00.000Z');
     await t.store.touchLastSeen([c.serial, 'FFFF'], t1);
-    assert.deepEqual(await (await (t.store.getCert(c.serial)))?.lastSeenAt, t1);
+    assert.deepEqual((await t.store.getCert(c.serial))?.lastSeenAt, t1);
     await t.store.touchLastSeen([c.serial], t0);
-    assert.deepEqual(await (await (t.store.getCert(c.serial)))?.lastSeenAt, t1);
+    assert.deepEqual((await t.store.getCert(c.serial))?.lastSeenAt, t1);
   });
 });

@@ -7,7 +7,8 @@ const day = (n: number): Date => new Date(NOW.getTime() + n * 86_400_000);
 
 describe('store: listCerts', () => {
   let t: TempStore;
-  const cn = async (q: CertQuery): Promise<string[]> => (await t.store.listCerts(q)).items.map((c) => c.commonName);
+  const cn = async (q: CertQuery): Promise<string[]> =>
+    (await t.store.listCerts(q)).items.map((c) => c.commonName);
 
   beforeEach(async () => {
     t = tempStore();
@@ -22,11 +23,15 @@ describe('store: listCerts', () => {
     await t.store.insertCert(
       newCert({ commonName: 'bob-desk', deviceName: '100%_desk', ownerId: bob, notAfter: day(10) }),
     );
-    await t.store.insertCert(newCert({ commonName: 'server', deviceName: '', kind: 'server', notAfter: day(700) }));
+    await t.store.insertCert(
+      newCert({ commonName: 'server', deviceName: '', kind: 'server', notAfter: day(700) }),
+    );
     await t.store.insertCert(
       newCert({ commonName: 'office-gw', deviceName: 'gw', kind: 'gateway', notAfter: day(-1) }),
     );
-    const old = await t.store.insertCert(newCert({ commonName: 'carol-old', deviceName: 'old', notAfter: day(3) }));
+    const old = await t.store.insertCert(
+      newCert({ commonName: 'carol-old', deviceName: 'old', notAfter: day(3) }),
+    );
     await t.store.markRevoked(old.serial, 'superseded', NOW);
   });
   afterEach(() => t.cleanup());
@@ -58,7 +63,7 @@ describe('store: listCerts', () => {
     assert.equal((await t.store.listCerts({ status: 'valid' })).total, 5);
     assert.deepEqual(cn({ kind: 'server' }), ['server']);
     assert.deepEqual(cn({ kind: 'gateway' }), ['office-gw']);
-    const bob = await (await (t.store.getUserByName('bob_smith')))?.id;
+    const bob = (await t.store.getUserByName('bob_smith'))?.id;
     assert.deepEqual(cn({ ownerId: bob }), ['bob-desk']);
   });
 
@@ -84,14 +89,14 @@ describe('store: listCerts', () => {
       'office-gw',
       'server',
     ]);
-    assert.deepEqual(await (await (cn({ sort: 'notAfter', order: 'desc' }))).slice(0, 2), ['server', 'alice-phone']);
+    assert.deepEqual((await cn({ sort: 'notAfter', order: 'desc' })).slice(0, 2), ['server', 'alice-phone']);
     assert.equal((await cn({ sort: 'status', order: 'asc' }))[0], 'carol-old');
     assert.equal((await cn({ sort: 'status', order: 'desc' }))[5], 'carol-old');
     const byOwner = (await t.store.listCerts({ sort: 'owner', order: 'desc' })).items.map((c) => c.ownerName);
     assert.deepEqual(byOwner.slice(0, 3), ['bob_smith', 'alice', 'alice']);
-    const created = (await t.store
-        .listCerts({ sort: 'createdAt', order: 'asc' }))
-      .items.map((c) => c.createdAt.getTime());
+    const created = (await t.store.listCerts({ sort: 'createdAt', order: 'asc' })).items.map((c) =>
+      c.createdAt.getTime(),
+    );
     assert.deepEqual(
       created,
       [...created].sort((a, b) => a - b),
@@ -122,7 +127,7 @@ describe('store: listCerts', () => {
   ];
   for (const [title, q, field] of bad) {
     it(title, async () => {
-      expectAppError(() => t.store.listCerts(q), 'BadRequest', field);
+      await expectAppError(() => t.store.listCerts(q), 'BadRequest', field);
       assert.equal((await t.store.listCerts()).total, 6);
     });
   }

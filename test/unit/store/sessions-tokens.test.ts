@@ -44,11 +44,11 @@ describe('store: sessions', () => {
     assert.equal(await t.store.getSession('a1', NOW), undefined);
     await t.store.setSession('b2', 'x', later(1000), bob);
     assert.equal(await t.store.pruneSessions(later(500)), 1);
-    assert.equal(await (await (t.store.getSession('b2', NOW)))?.userId, bob);
+    assert.equal((await t.store.getSession('b2', NOW))?.userId, bob);
   });
 
   it('400 session for an unknown user', () => {
-    expectAppError(() => t.store.setSession('s', 'x', later(1000), 999), 'BadRequest', 'userId');
+    await expectAppError(() => t.store.setSession('s', 'x', later(1000), 999), 'BadRequest', 'userId');
   });
 });
 
@@ -68,11 +68,11 @@ describe('store: API tokens', () => {
     assert.equal(await t.store.findTokenByHash('nope'), undefined);
     assert.deepEqual(await t.store.listTokens(alice), [a, b]);
     const at = new Date('2026-06-02T00:00:00.000Z');
-    await t.store.touchToken((await a).id, at);
-    assert.deepEqual(await (await (t.store.findTokenByHash('h'.repeat(64))))?.lastUsedAt, at);
-    await t.store.deleteToken((await a).id);
+    await t.store.touchToken(a.id, at);
+    assert.deepEqual((await t.store.findTokenByHash('h'.repeat(64)))?.lastUsedAt, at);
+    await t.store.deleteToken(a.id);
     assert.deepEqual(await t.store.listTokens(alice), [b]);
-    expectAppError(async () => t.store.deleteToken((await a).id), 'NotFound');
+    await expectAppError(async () => t.store.deleteToken(a.id), 'NotFound');
   });
 
   it('never hands the stored hash back out', async () => {
@@ -83,12 +83,12 @@ describe('store: API tokens', () => {
 
   it('409 duplicate hash, 400 unknown user', async () => {
     await t.store.createToken({ userId: alice, name: 'ci', tokenHash: 'h1' });
-    expectAppError(
+    await expectAppError(
       () => t.store.createToken({ userId: alice, name: 'x', tokenHash: 'h1' }),
       'Conflict',
       'tokenHash',
     );
-    expectAppError(
+    await expectAppError(
       () => t.store.createToken({ userId: 999, name: 'x', tokenHash: 'h2' }),
       'BadRequest',
       'userId',

@@ -26,13 +26,13 @@ describe('store: CRL state, settings, cluster snapshot', () => {
 
   it('409 a CRL number that does not increase (two writers cannot both publish N+1)', async () => {
     await t.store.saveCrl(crl(5));
-    expectAppError(() => t.store.saveCrl(crl(5)), 'Conflict', 'number');
-    expectAppError(() => t.store.saveCrl(crl(4)), 'Conflict', 'number');
-    assert.equal(await (await (t.store.getCrl()))?.number, 5);
+    await expectAppError(() => t.store.saveCrl(crl(5)), 'Conflict', 'number');
+    await expectAppError(() => t.store.saveCrl(crl(4)), 'Conflict', 'number');
+    assert.equal((await t.store.getCrl())?.number, 5);
   });
 
   it('400 nextUpdate not after thisUpdate', async () => {
-    expectAppError(
+    await expectAppError(
       () => t.store.saveCrl({ ...crl(1), nextUpdate: crl(1).thisUpdate }),
       'BadRequest',
       'nextUpdate',

@@ -10,11 +10,11 @@ describe('store: users', () => {
 
   it('creates a user and reads it back by name and id', async () => {
     const u = await t.store.createUser({ name: 'alice', role: 'admin', passwordHash: '$argon2id$v=19$x' });
-    assert.ok((await u).id > 0);
-    assert.equal((await u).disabled, false);
-    assert.ok((await u).createdAt instanceof Date && !Number.isNaN((await u).createdAt.getTime()));
+    assert.ok(u.id > 0);
+    assert.equal(u.disabled, false);
+    assert.ok(u.createdAt instanceof Date && !Number.isNaN(u.createdAt.getTime()));
     assert.deepEqual(await t.store.getUserByName('alice'), u);
-    assert.deepEqual(await t.store.getUserById((await u).id), u);
+    assert.deepEqual(await t.store.getUserById(u.id), u);
     assert.equal(await t.store.getUserByName('bob'), undefined);
     assert.equal(await t.store.getUserById(9999), undefined);
   });
@@ -26,12 +26,12 @@ describe('store: users', () => {
       'Conflict',
       'name',
     );
-    assert.match(e.message, /alice/);
+    assert.match((await e).message, /alice/);
     assert.equal((await t.store.listUsers()).length, 1);
   });
 
   it('400 unknown role names the field', async () => {
-    expectAppError(
+    await expectAppError(
       () => t.store.createUser({ name: 'x', role: 'root' as 'admin', passwordHash: null }),
       'BadRequest',
       'role',
@@ -58,12 +58,12 @@ describe('store: users', () => {
     assert.equal(b.passwordHash, 'h2');
     assert.equal(b.role, 'admin');
     const c = await t.store.updateUser(u.id, { passwordHash: null });
-    assert.equal((await c).passwordHash, null);
-    assert.equal((await c).disabled, true);
+    assert.equal(c.passwordHash, null);
+    assert.equal(c.disabled, true);
     assert.deepEqual(await t.store.getUserById(u.id), c);
   });
 
   it('404 updating an unknown user', () => {
-    expectAppError(() => t.store.updateUser(4242, { role: 'admin' }), 'NotFound');
+    await expectAppError(() => t.store.updateUser(4242, { role: 'admin' }), 'NotFound');
   });
 });
