@@ -27,7 +27,7 @@ describe('CaSet: the CAs of a data dir, reloaded when another process changes th
     t = tempDir();
     running = await testContext(t.dir);
   });
-  afterEach(() => {
+  afterEach(async () => {
     await running.close();
     t.cleanup();
   });

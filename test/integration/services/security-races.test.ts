@@ -43,7 +43,7 @@ describe('services: races around disable, limits and the server identity', funct
     t = tempDir();
     ctx = await testContext(t.dir);
   });
-  afterEach(() => {
+  afterEach(async () => {
     await ctx.close();
     t.cleanup();
   });

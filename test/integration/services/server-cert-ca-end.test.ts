@@ -27,7 +27,7 @@ describe('server certificate near the issuing CA’s end (issue 21, item 3)', fu
     ctx = await testContext(dir, { 'ca.keyType': 'ec-p384' }, { now: () => new Date(t) });
     t = ctx.ca.notAfter.getTime() - 20 * DAY; // the CA's last 20 days
   });
-  afterEach(() => {
+  afterEach(async () => {
     await ctx.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -52,7 +52,7 @@ export async function webFixture(
     ctx,
     app,
     clock,
-    close() {
+    async close() {
       await ctx.close();
       rmSync(dir, { recursive: true, force: true });
       setLogLevel(level);

@@ -34,7 +34,7 @@ describe('access: stable tunnel addresses', function () {
     t = tempDir();
     clock = new Date('2026-06-01T00:00:00Z');
   });
-  afterEach(() => {
+  afterEach(async () => {
     await ctx?.close();
     t.cleanup();
   });

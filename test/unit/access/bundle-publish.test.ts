@@ -107,7 +107,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     addr = await people(ctx);
     await ctx.access.apply({ actor: 'test', input: RULES });
   });
-  afterEach(() => {
+  afterEach(async () => {
     await ctx.close();
     t.cleanup();
   });

@@ -150,7 +150,7 @@ describe('access: check targets and the deciding rule', function () {
         },
       });
     });
-    after(() => {
+    after(async () => {
       await ctx.close();
       t.cleanup();
     });

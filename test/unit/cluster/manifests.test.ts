@@ -61,7 +61,7 @@ describe('cluster manifests', function () {
     };
     objects = buildManifests(input) as Obj[];
   });
-  after(() => {
+  after(async () => {
     await ctx?.close();
     rmSync(dir, { recursive: true, force: true });
   });

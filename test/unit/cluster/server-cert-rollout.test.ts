@@ -52,7 +52,7 @@ describe('cluster manifests follow a renewed server certificate and a CA rotatio
     dir = mkdtempSync(join(tmpdir(), 'podgate-rollout-'));
     ctx = await testContext(dir);
   });
-  after(() => {
+  after(async () => {
     await ctx.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -118,7 +118,7 @@ describe('store: certificates', () => {
     ]);
   });
 
-  it('404 revoking an unknown serial', () => {
+  it('404 revoking an unknown serial', async () => {
     await expectAppError(() => t.store.markRevoked('0A0B', 'unspecified', new Date()), 'NotFound');
   });
 

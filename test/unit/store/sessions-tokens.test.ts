@@ -47,7 +47,7 @@ describe('store: sessions', () => {
     assert.equal((await t.store.getSession('b2', NOW))?.userId, bob);
   });
 
-  it('400 session for an unknown user', () => {
+  it('400 session for an unknown user', async () => {
     await expectAppError(() => t.store.setSession('s', 'x', later(1000), 999), 'BadRequest', 'userId');
   });
 });

@@ -63,7 +63,7 @@ describe('store: users', () => {
     assert.deepEqual(await t.store.getUserById(u.id), c);
   });
 
-  it('404 updating an unknown user', () => {
+  it('404 updating an unknown user', async () => {
     await expectAppError(() => t.store.updateUser(4242, { role: 'admin' }), 'NotFound');
   });
 });
