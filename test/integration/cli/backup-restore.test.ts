@@ -140,7 +140,7 @@ describe('CLI: backup and restore', function () {
         podCidrs: ['10.244.0.0/16'],
         nodeIps: ['172.18.12.21'],
       });
-      assert.equal(await store.getSetting('server.identity'), openStoreSetting(src, 'server.identity'));
+      assert.equal(await store.getSetting('server.identity'), await openStoreSetting(src, 'server.identity'));
       assert.equal((await store.listAudit({ action: 'backup.restore' })).length, 1);
       assert.ok(await store.getUserByName('alice'));
     } finally {

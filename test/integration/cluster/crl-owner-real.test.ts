@@ -97,7 +97,7 @@ describe('cluster mode: restore, refused publishes and two managers (real API se
     await ok('a', ['cert', 'revoke', 'a2']);
     await ok('a', ['cert', 'revoke', 'a3']);
     const seen = await secretNumber();
-    assert.equal(seen, storeCrlNumber('a'));
+    assert.equal(seen, await storeCrlNumber('a'));
     const r = await ok('b', [
       'restore',
       join(tmp.dir, 'b.pgbackup'),
@@ -105,7 +105,7 @@ describe('cluster mode: restore, refused publishes and two managers (real API se
       join(tmp.dir, 'backup.pass'),
     ]);
     assert.match(r.stderr, new RegExp(`podgate-crl Secret holds CRL #${seen}`));
-    assert.equal(storeCrlNumber('b'), seen + 1, 'renumbered above the Secret');
+    assert.equal(await storeCrlNumber('b'), seen + 1, 'renumbered above the Secret');
     // a2 was revoked after the backup: revoking it again from the restored manager reaches the Secret
     await ok('b', ['cert', 'revoke', 'a2']);
     const after = bundleFromSecret(await get('Secret', 'podgate-crl'))!;
@@ -221,7 +221,11 @@ describe('cluster mode: restore, refused publishes and two managers (real API se
     const m2Key = ownerOf(await get('Secret', 'podgate-server'))!;
     assert.notEqual(m2Key, m1Key);
     assert.equal(ownerOf(await get('Secret', 'podgate-crl')), m2Key);
-    assert.equal(await secretNumber(), storeCrlNumber('m2'), "m2's CRL replaced m1's whatever its number");
+    assert.equal(
+      await secretNumber(),
+      await storeCrlNumber('m2'),
+      "m2's CRL replaced m1's whatever its number",
+    );
     // and now the first manager is the foreign one
     await ok('m1', ['user', 'add', 'bob']);
     const revoke = await ok('m1', ['--json', 'cert', 'list']);

@@ -73,7 +73,7 @@ describe('services: races around disable, limits and the server identity', funct
     const validAfterDisable = async () => (await ctx.store.listCerts({ ownerId: 1, status: 'valid' })).total;
     g.open();
     const results = await Promise.all(inflight);
-    assert.equal(validAfterDisable(), 0, JSON.stringify(results));
+    assert.equal(await validAfterDisable(), 0, JSON.stringify(results));
     for (const r of results) {
       assert.equal(r.ok, false);
       assert.match(r.message, /owner: user 'dev' is disabled/);

@@ -176,7 +176,7 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
 
       const renewals: { serial: string; supersedeAt: number }[] = [];
       const serverCerts = async () => (await cli!.store.listAudit({ action: 'server.cert' })).length;
-      assert.equal(serverCerts(), 1, 'the server certificate made at start');
+      assert.equal(await serverCerts(), 1, 'the server certificate made at start');
       let serverRenewedOn: number | undefined;
       let device = 0;
 
@@ -220,10 +220,10 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
           await cli.revocation.resign('cli');
         }
 
-        const before = serverCerts();
+        const before = await serverCerts();
         for (let h = 0; h < 24; h++) await clock.advanceBy(HOUR);
         const now = clock.now();
-        if (serverCerts() !== before) {
+        if ((await serverCerts()) !== before) {
           assert.equal(serverRenewedOn, undefined, `day ${d}: a second server certificate renewal`);
           serverRenewedOn = d;
         }
@@ -257,7 +257,7 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
       });
 
       // One server certificate renewal, in the outgoing CA's last day (it ends on day 330).
-      assert.equal(serverCerts(), 2);
+      assert.equal(await serverCerts(), 2);
       const oldCaEnd = t0 + 330 * DAY;
       const renewed = (await cli.store.listCerts({ kind: 'server' })).items.sort(
         (x, y) => y.notBefore.getTime() - x.notBefore.getTime(),

@@ -73,7 +73,7 @@ describe('OpenVPN Connect: one-use import links', function () {
       /^openvpn:\/\/import-profile\/http:\/\/127\.0\.0\.1:\d+\/import\/profile\?token=[\w-]{43}$/,
     );
     assert.match(qr, /^data:image\/png;base64,/);
-    assert.equal(certsOf(l.f, 'alice'), 0, 'making the link issues nothing');
+    assert.equal(await certsOf(l.f, 'alice'), 0, 'making the link issues nothing');
     // the token is stored hashed only
     const token = /token=([\w-]+)/.exec(link)![1]!;
     assert.equal(await l.f.ctx.store.findImportLinkByHash(token), undefined);
@@ -84,14 +84,14 @@ describe('OpenVPN Connect: one-use import links', function () {
     assert.equal(first.headers.get('cache-control'), 'no-store');
     assert.equal(certCn(first.profile), 'present');
     assert.match(first.profile, /<key>/, 'the key pair was made for this fetch');
-    assert.equal(certsOf(l.f, 'alice'), 1);
+    assert.equal(await certsOf(l.f, 'alice'), 1);
     assert.ok(await l.f.ctx.store.getValidCertByCommonName('alice.phone'));
 
     const second = await followImportLink(link);
     assert.equal(second.ok, false);
     assert.equal(second.status, 410);
     assert.match(second.ok ? '' : second.body, /already used/);
-    assert.equal(certsOf(l.f, 'alice'), 1, 'the second fetch issued nothing');
+    assert.equal(await certsOf(l.f, 'alice'), 1, 'the second fetch issued nothing');
 
     const audit = await l.f.ctx.store.listAudit({ limit: 10 });
     const created = audit.find((a) => a.action === 'import-link.create')!;
@@ -117,7 +117,7 @@ describe('OpenVPN Connect: one-use import links', function () {
     assert.match(late.ok ? '' : late.body, /expired/);
     const unknown = await followImportLink(link.replace(/token=.*/, 'token=' + 'A'.repeat(43)));
     assert.equal(unknown.status, 404);
-    assert.equal(certsOf(l.f, 'alice'), 0);
+    assert.equal(await certsOf(l.f, 'alice'), 0);
   });
 
   it('400 naming the field: a taken device name, a bad name', async () => {
@@ -162,7 +162,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
     assert.match(a.profile, /<cert>/);
     const b = await restImport(l.base, 'alice', PASSWORD, 'GetAutologin');
     assert.ok(b.ok, b.ok ? '' : b.body);
-    assert.equal(certsOf(l.f, 'alice'), 2);
+    assert.equal(await certsOf(l.f, 'alice'), 2);
     assert.ok((await l.f.ctx.store.listAudit({ action: 'rest-import' })).length === 2);
   });
 
@@ -179,7 +179,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
     // someone else's name with bob's token: refused
     const other = await restImport(l.base, 'alice', secret);
     assert.equal(other.status, 401);
-    assert.equal(certsOf(l.f, 'alice'), 0);
+    assert.equal(await certsOf(l.f, 'alice'), 0);
   });
 
   it('401 AUTH_FAILED as the XML Error body for a wrong password, nothing issued', async () => {
@@ -194,7 +194,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
     assert.match(r.headers.get('www-authenticate') ?? '', /^Basic realm="podgate"/);
     const none = await fetch(`${l.base}/rest/GetUserlogin`);
     assert.equal(none.status, 401);
-    assert.equal(certsOf(l.f, 'alice'), 0);
+    assert.equal(await certsOf(l.f, 'alice'), 0);
   });
 
   it('the sign-in throttle applies: past the budget a 429 XML error with Retry-After', async () => {
@@ -204,7 +204,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
     assert.equal(r.status, 429);
     assert.equal(!r.ok && r.error!.type, 'Too Many Requests');
     assert.ok(Number(r.headers.get('retry-after')) > 0);
-    assert.equal(certsOf(l.f, 'alice'), 0);
+    assert.equal(await certsOf(l.f, 'alice'), 0);
   });
 
   it('the issue limits apply: devices.maxValidPerUser reached gives an XML error, nothing issued', async () => {
@@ -213,7 +213,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
     const r = await restImport(l.base, 'alice', PASSWORD);
     assert.equal(r.status, 409);
     assert.match((!r.ok && r.error!.message) || '', /maxValidPerUser/);
-    assert.equal(certsOf(l.f, 'alice'), 1);
+    assert.equal(await certsOf(l.f, 'alice'), 1);
   });
 
   it('a single sign-on user is refused with a message pointing at the one-use link', async () => {
@@ -237,7 +237,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
         (!r.ok && r.error!.message) || '',
         /single sign-on.*https:\/\/vpn\.example\.test\/devices.*Add to OpenVPN Connect/,
       );
-      assert.equal(certsOf(l.f, 'sso-carol'), 0);
+      assert.equal(await certsOf(l.f, 'sso-carol'), 0);
     } finally {
       (await import('node:fs')).rmSync(secretFile, { force: true });
     }

@@ -610,7 +610,7 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     it(`leaver check (${claimsIn}) with single-use refresh tokens: a run that fails after the refresh keeps the new token`, async () => {
       await setup({}, undefined, { claimsIn, rotateRefreshTokens: true });
       assert.equal((await signInVia(r, 'u-dev')).res.status, 200);
-      const first = storedRefreshToken('dev.eloper');
+      const first = await storedRefreshToken('dev.eloper');
       // a broken claim mapping for one run: an error for this user, nothing changed...
       p.accounts.set('u-dev', { preferred_username: 'Dev.Eloper', groups: 'vpn-users' });
       const broken = await openOidc(r.f.ctx)!.sync('test');
@@ -621,7 +621,7 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
       assert.match(broken[0]!.detail!, /not a list of group names/);
       assert.equal((await r.f.ctx.store.getUserByName('dev.eloper'))!.disabled, false);
       // ...but the provider rotated the token, and podgate kept the new one
-      assert.notEqual(storedRefreshToken('dev.eloper'), first, 'the rotated refresh token was saved');
+      assert.notEqual(await storedRefreshToken('dev.eloper'), first, 'the rotated refresh token was saved');
       p.accounts.set('u-dev', { preferred_username: 'Dev.Eloper', groups: ['vpn-users'] });
       const next = await openOidc(r.f.ctx)!.sync('test');
       assert.deepEqual(

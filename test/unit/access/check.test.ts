@@ -189,7 +189,7 @@ describe('access: check targets and the deciding rule', function () {
       );
     });
 
-    it('every change was published with a rising version', () => {
+    it('every change was published with a rising version', async () => {
       assert.ok(published.length >= 3, `published ${published.length}`);
       const versions = published.map((b) => b.version);
       assert.deepEqual(
@@ -197,7 +197,7 @@ describe('access: check targets and the deciding rule', function () {
         [...versions].sort((a, b) => a - b),
       );
       assert.equal(new Set(versions).size, versions.length);
-      assert.equal(published.at(-1)!.version, ctx.access.version());
+      assert.equal(published.at(-1)!.version, await ctx.access.version());
     });
   });
 });

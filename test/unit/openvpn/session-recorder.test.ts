@@ -69,7 +69,7 @@ describe('session history: recorder, store, usage report, CSV', () => {
     assert.deepEqual(byCn, { 'alice.laptop': 'revoked', 'bob.phone': 'disabled' });
     void bobSerial;
     await rec.record([client(3, 'alice.laptop', 7, 7, at(200))], at(220));
-    assert.equal(rec.closeAll('server-restart'), 1);
+    assert.equal(await rec.closeAll('server-restart'), 1);
     const last = (await t.store.listSessionHistory({ limit: 1 }))[0]!;
     assert.equal(last.endReason, 'server-restart');
     assert.deepEqual(last.endedAt, at(220), 'a session closed by a restart ends at its last reading');
