@@ -262,7 +262,7 @@ describe('real faults on a control plane of its own: API server stopped, etcd co
     first.child.kill('SIGCONT');
     assert.equal(await exited(first), 1, first.err());
 
-    const stopped = /deploy stopped at (\w+) (\S+) \((\d+)\/11\): (.*); the (\d+) object\(s\) before it were applied, run deploy again to continue/.exec(
+    const stopped = /deploy stopped at (\w+) (\S+) \((\d+)\/12\): (.*); the (\d+) object\(s\) before it were applied, run deploy again to continue/.exec(
       first.err(),
     ); // prettier-ignore
     assert.ok(stopped, first.err());

@@ -75,7 +75,7 @@ describe('kubectl apply and rollout checks on the real API server', function () 
         .trim()
         .split('\n')
         .filter((l) => / created$/.test(l)).length,
-      11,
+      12,
       first.stdout,
     );
     const second = await kubectl(cp, ['apply', '--validate=strict', '-f', out]);
@@ -84,7 +84,7 @@ describe('kubectl apply and rollout checks on the real API server', function () 
         .trim()
         .split('\n')
         .filter((l) => / unchanged$/.test(l)).length,
-      11,
+      12,
       second.stdout,
     );
     const nsLabels = await adminRest<{ metadata: { labels: Record<string, string> } }>(
