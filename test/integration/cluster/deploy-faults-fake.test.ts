@@ -72,7 +72,7 @@ describe('k8s deploy: faults only a fake can inject', function () {
       const retry = await cluster.deploy();
       assert.deepEqual(
         retry.objects.map((o) => o.action),
-        [...Array(6).fill('unchanged'), ...Array(5).fill('created')],
+        [...Array(6).fill('unchanged'), ...Array(6).fill('created')],
       );
       assert.equal(retry.rollout.ready, true);
     });
