@@ -306,6 +306,8 @@ describe('helm install of charts/podgate on the real control plane', function ()
     tmp = tempDir('podgate-helm-install-');
     home = tempDir('podgate-helm-');
     kubeconfig = cp.kubeconfig;
+    // an earlier `kubectl apply -k k8s/` holds the cluster-wide objects (as the other cluster suites leave it)
+    await kubectl(cp, ['apply', '-k', K8S_DIR]);
   });
   after(async function () {
     this.timeout(120_000);
@@ -319,7 +321,17 @@ describe('helm install of charts/podgate on the real control plane', function ()
   });
 
   it("installs on the real API server; the chart's ServiceAccount then deploys the OpenVPN server", async () => {
-    // --take-ownership: the k8s/ base may already hold the cluster-wide objects (moving from kustomize)
+    // Moving from the k8s/ base, which holds the cluster-wide objects: --take-ownership adopts them, and
+    // --force-conflicts lets the release's server-side apply take the fields kubectl's apply set (Helm
+    // marks every object managed-by Helm; the bindings get the release's ServiceAccount). Without it the
+    // install stops at the conflicts (checked below).
+    const plain = await helm(
+      ['install', 'podgate', CHART, '--namespace', releaseNs, '--create-namespace', '--take-ownership', '--set', `serverNamespace.name=${serverNs}`],
+      kubeconfig,
+    ); // prettier-ignore
+    assert.notEqual(plain.code, 0);
+    assert.match(plain.stderr, /conflict with "kubectl-client-side-apply"/, plain.stderr);
+    await helm(['uninstall', 'podgate', '--namespace', releaseNs, '--wait'], kubeconfig);
     const r = await helm(
       [
         'install',
@@ -329,6 +341,7 @@ describe('helm install of charts/podgate on the real control plane', function ()
         releaseNs,
         '--create-namespace',
         '--take-ownership',
+        '--force-conflicts',
         '--set',
         `serverNamespace.name=${serverNs}`,
       ],
@@ -336,6 +349,16 @@ describe('helm install of charts/podgate on the real control plane', function ()
     );
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /STATUS: deployed/);
+    // the base's ClusterRoleBinding now belongs to the release and binds the release's ServiceAccount
+    const crb = await adminRest<{
+      metadata: { annotations: Record<string, string> };
+      subjects: { namespace: string }[];
+    }>(cp, 'GET', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/podgate-manager-discovery');
+    assert.equal(crb.body.metadata.annotations['meta.helm.sh/release-namespace'], releaseNs);
+    assert.deepEqual(
+      crb.body.subjects.map((s) => s.namespace),
+      [releaseNs],
+    );
     const list = await helm(['list', '--namespace', releaseNs, '--output', 'json'], kubeconfig);
     assert.equal((JSON.parse(list.stdout) as { status: string }[])[0]?.status, 'deployed');
 
