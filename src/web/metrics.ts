@@ -11,6 +11,17 @@ import type { LoginThrottle } from './login-throttle.js';
 
 /** How long one read of the cluster status serves scrapes (every gauge of a scrape shares it). */
 const CLUSTER_STATUS_TTL_MS = 10_000;
+/** A slow API server leaves the cluster gauges absent rather than make the scrape time out. */
+const CLUSTER_STATUS_WAIT_MS = 3_000;
+
+function withinWait<T>(p: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), CLUSTER_STATUS_WAIT_MS);
+    timer.unref();
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 
 type ClusterSnapshot = Awaited<ReturnType<ClusterPort['status']>>;
 
@@ -39,7 +50,7 @@ export function createMetrics(
     if (!cluster) return Promise.resolve(undefined);
     const t = now().getTime();
     if (!clusterRead || t - clusterRead.at >= CLUSTER_STATUS_TTL_MS || t < clusterRead.at) {
-      clusterRead = { at: t, value: cluster.status().catch(() => undefined) };
+      clusterRead = { at: t, value: withinWait(cluster.status()).catch(() => undefined) };
     }
     return clusterRead.value;
   };

@@ -159,7 +159,8 @@ describe('Grafana dashboard and Prometheus rules against the metrics podgate ser
   });
 });
 
-describe('metrics for the alerts: cluster state and pending revocations', () => {
+describe('metrics for the alerts: cluster state and pending revocations', function () {
+  this.timeout(30_000);
   let dir: string;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'podgate-metrics-cluster-'));
@@ -237,6 +238,13 @@ describe('metrics for the alerts: cluster state and pending revocations', () => 
       text = await down.registry.metrics();
       assert.doesNotMatch(text, /^podgate_server_replicas\{/m);
       assert.match(text, /^# TYPE podgate_server_replicas gauge$/m);
+      // an API server that never answers: the scrape still completes (after a short wait), gauges absent
+      const hung = createMetrics(ctx.store, undefined, () => at, ctx, {
+        cluster: { status: () => new Promise(() => undefined) } as unknown as Pick<ClusterPort, 'status'>,
+      });
+      text = await hung.registry.metrics();
+      assert.doesNotMatch(text, /^podgate_crl_applied_number\{/m);
+      assert.match(text, /^podgate_crl_number \d+$/m);
     } finally {
       ctx.close();
     }
