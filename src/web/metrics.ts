@@ -195,6 +195,26 @@ export function createMetrics(
       this.set(since.length ? Math.max(0, (t - Math.min(...since)) / 1000) : 0);
     },
   });
+  new Counter({
+    name: 'podgate_revocations_effective_total',
+    help: 'Revocations that took effect on a server (CRL applied, sessions ended): revocation.effective audit rows',
+    registers: [registry],
+    collect() {
+      const n = store.countAudit({ action: 'revocation.effective' });
+      this.reset();
+      if (n > 0) this.inc(n);
+    },
+  });
+  new Gauge({
+    name: 'podgate_revocation_last_effect_seconds',
+    help: 'Seconds from revocation to effect for the most recent revocation that took effect (0: none yet)',
+    registers: [registry],
+    collect() {
+      const last = store.listAudit({ action: 'revocation.effective', limit: 1 })[0];
+      const ms = (last?.details as { latencyMs?: unknown } | undefined)?.latencyMs;
+      if (typeof ms === 'number' && Number.isFinite(ms)) this.set(Math.max(0, ms) / 1000);
+    },
+  });
   new Gauge({
     name: 'podgate_server_replicas',
     help: 'OpenVPN server replicas in the cluster by state (desired, ready), per server namespace',

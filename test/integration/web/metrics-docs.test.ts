@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { createMetrics } from '../../../src/web/metrics.js';
+import { StoreAgentReporter } from '../../../src/openvpn/store-reporter.js';
 import type { ClusterPort } from '../../../src/web/cluster-port.js';
 import { startServe, type Serving } from '../../helpers/serve.js';
 import { testContext } from '../../helpers/context.js';
@@ -109,6 +110,8 @@ describe('Grafana dashboard and Prometheus rules against the metrics podgate ser
       'podgate_server_replicas',
       'podgate_revocations_pending',
       'podgate_revocation_pending_seconds',
+      'podgate_revocation_last_effect_seconds',
+      'podgate_revocations_effective_total',
       'podgate_crl_age_seconds',
       'podgate_crl_next_update_seconds',
       'podgate_certificates_expiring',
@@ -227,6 +230,26 @@ describe('metrics for the alerts: cluster state and pending revocations', functi
       text = await m.registry.metrics();
       assert.match(text, /^podgate_revocations_pending 1$/m);
       assert.match(text, /^podgate_revocation_pending_seconds 75$/m);
+
+      // the agent reports it effective (local mode's reporter): pending cleared, time to effect recorded
+      assert.match(text, /^podgate_revocation_last_effect_seconds 0$/m, '0 until one took effect');
+      assert.match(text, /^podgate_revocations_effective_total 0$/m);
+      new StoreAgentReporter(ctx.store).applied({
+        crlNumber: crl.number,
+        appliedAt: at,
+        revoked: [
+          {
+            serial: 'AB01',
+            commonName: 'alice-laptop',
+            revokedAt: new Date(at.getTime() - 1_250).toISOString(),
+          },
+        ],
+        killed: [],
+      });
+      text = await m.registry.metrics();
+      assert.match(text, /^podgate_revocations_pending 0$/m);
+      assert.match(text, /^podgate_revocations_effective_total 1$/m);
+      assert.match(text, /^podgate_revocation_last_effect_seconds 1\.25$/m);
 
       // an unreachable cluster: the cluster gauges go absent instead of repeating old values
       const down = createMetrics(ctx.store, undefined, () => at, ctx, {
