@@ -94,7 +94,7 @@ function runGo(args, cwd, what) {
     }, 20_000);
     child.on('error', (err) => {
       clearInterval(timer);
-      reject(new Error(`${what}: cannot run go (${err.message}); install Go 1.24 or later`));
+      reject(new Error(`${what}: cannot run go (${err.message}); install Go 1.26 or later`));
     });
     child.on('close', (code) => {
       clearInterval(timer);
@@ -149,7 +149,7 @@ export async function buildTestCluster({ withNode = false } = {}) {
   const go = spawnSync('go', ['version'], { encoding: 'utf8' });
   if (go.status !== 0) {
     throw new Error(
-      'the test cluster is built from source with Go, and `go` is not on PATH: install Go 1.24 or later',
+      'the test cluster is built from source with Go, and `go` is not on PATH: install Go 1.26 or later',
     );
   }
   log(
