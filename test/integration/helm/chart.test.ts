@@ -214,6 +214,20 @@ describe('Helm chart charts/podgate with the real helm', function () {
     const svc = find(objs, 'Service', 'podgate-manager');
     assert.equal(svc.spec.type, 'NodePort');
     assert.equal(svc.spec.ports[0].port, 8080);
+    // the metrics listener: on every address of the pod, a port of the container and the Service
+    assert.deepEqual(svc.spec.ports[1], {
+      name: 'metrics',
+      port: 9464,
+      targetPort: 'metrics',
+      protocol: 'TCP',
+    });
+    assert.deepEqual(
+      c.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]),
+      [
+        ['http', 8080],
+        ['metrics', 9464],
+      ],
+    );
     assert.equal(
       find(objs, 'Namespace', 'vpn').metadata.labels['pod-security.kubernetes.io/enforce'],
       'privileged',
@@ -223,9 +237,16 @@ describe('Helm chart charts/podgate with the real helm', function () {
     // the ConfigMap is a podgate.yaml that podgate itself accepts
     const file = join(home.dir, 'podgate.yaml');
     writeFileSync(file, find(objs, 'ConfigMap', 'podgate-config').data['podgate.yaml']);
-    const config = loadConfig({ file, env: {} });
+    // as the container sees it: the file plus the chart's environment
+    const podEnv = Object.fromEntries(
+      c.env.filter((e: { value?: string }) => e.value !== undefined).map((e: { name: string; value: string }) => [e.name, e.value]),
+    ); // prettier-ignore
+    const config = loadConfig({ file, env: podEnv });
     assert.deepEqual(config.vpn.endpoints, ['vpn.example.test']);
     assert.equal(config.web.trustProxy, true);
+    assert.equal(config.web.metricsPort, 9464);
+    assert.equal(config.web.metricsHost, '0.0.0.0');
+    assert.equal(config.kubernetes.namespace, 'vpn');
     for (const o of objs)
       assert.doesNotThrow(() => new MODELS[o.kind]!(structuredClone(o)).validate(), key(o));
   });
@@ -261,6 +282,7 @@ describe('Helm chart charts/podgate with the real helm', function () {
     ['a pull policy Kubernetes does not know', ['--set', 'image.pullPolicy=Sometimes'], /image\/pullPolicy/],
     ['a config key the chart sets itself', ['--set', 'config.dataDir=/elsewhere'], /config\/dataDir/],
     ['an env variable the chart sets itself', ['--set', 'extraEnv[0].name=PODGATE_DATA_DIR', '--set', 'extraEnv[0].value=/x'], /extraEnv\/0\/name/],
+    ['a metrics port that is the web app\'s', ['--set', 'metrics.enabled=true', '--set', 'metrics.port=8080'], /metrics\/port/],
     ['a boolean given as a word', ['--set-string', 'serverNamespace.create=yes'], /serverNamespace\/create/],
   ]; // prettier-ignore
   for (const [what, args, field] of refused) {
