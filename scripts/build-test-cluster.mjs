@@ -45,7 +45,14 @@ export function binaryPaths() {
   const k8sNodeBin = join(cacheRoot(), `k8s-${VERSIONS.kubernetes}`, 'node-bin');
   const etcdBin = join(cacheRoot(), `etcd-${VERSIONS.etcd}`, 'bin');
   const helmBin = join(cacheRoot(), `helm-${VERSIONS.helm}`, 'bin');
-  const paths = { k8sBin, k8sNodeBin, etcdBin, etcd: join(etcdBin, 'etcd'), helmBin, helm: join(helmBin, 'helm') };
+  const paths = {
+    k8sBin,
+    k8sNodeBin,
+    etcdBin,
+    etcd: join(etcdBin, 'etcd'),
+    helmBin,
+    helm: join(helmBin, 'helm'),
+  };
   for (const name of VERSIONS.controlPlane) paths[name] = join(k8sBin, name);
   for (const name of VERSIONS.node) paths[name] = join(k8sNodeBin, name);
   return paths;
