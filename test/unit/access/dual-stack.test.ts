@@ -9,6 +9,7 @@ import { AccessCompiler } from '../../../src/access/compile.js';
 import { ruleSetId } from '../../../src/access/elements.js';
 import { renderDelta, renderTable } from '../../../src/access/nft-script.js';
 import type { ClusterEvent, Destination, ResolvedRule } from '../../../src/access/types.js';
+import { dualStackWorld } from '../../helpers/dual-stack-world.js';
 
 const up = (kind: 'namespace' | 'pod' | 'service', object: unknown): ClusterEvent =>
   ({ type: 'upsert', kind, object }) as ClusterEvent;
@@ -20,28 +21,6 @@ const rule = (name: string, destinations: Destination[], more: Partial<ResolvedR
   ports: [],
   ...more,
 });
-
-/** team-a: one dual-stack pod and a dual-stack Service in front of it. */
-export function dualStackWorld(): ClusterEvent[] {
-  return [
-    up('namespace', { name: 'team-a', labels: {} }),
-    up('pod', {
-      uid: 'a1',
-      namespace: 'team-a',
-      name: 'a1',
-      labels: { app: 'web' },
-      ips: ['10.244.1.5', 'fd00:10:244:1::5'],
-    }),
-    up('service', {
-      namespace: 'team-a',
-      name: 'web',
-      labels: {},
-      clusterIPs: ['10.96.0.20', 'fd00:10:96::20'],
-      ports: [{ protocol: 'TCP', port: 80 }],
-      selector: { app: 'web' },
-    }),
-  ];
-}
 
 function compiled(rules: ResolvedRule[]): AccessCompiler {
   const c = new AccessCompiler();
