@@ -46,7 +46,7 @@ function discoveryLines(d: DiscoveryResult): string[] {
   const lines = [
     `pod CIDRs:     ${d.podCidrs.join(', ') || '(unknown)'}  [${d.podCidrSource}]`,
     `service CIDRs: ${d.serviceCidrs.join(', ') || '(unknown)'}  [${d.serviceCidrSource}]`,
-    `cluster DNS:   ${d.dnsServer ?? '(unknown)'}  domain ${d.clusterDomain} [${d.clusterDomainSource}]`,
+    `cluster DNS:   ${d.dnsServer ?? '(unknown)'}${d.dnsServer6 ? ` ${d.dnsServer6}` : ''}  domain ${d.clusterDomain} [${d.clusterDomainSource}]`,
     `node IPs:      ${d.nodeIps.join(', ') || '(none)'}`,
   ];
   for (const s of [...d.sources.pods, ...d.sources.services])
