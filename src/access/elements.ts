@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import ipaddr from 'ipaddr.js';
 import { contains, parseCidr, type Cidr } from '../lib/cidr.js';
 import type { PortRange, ResolvedRule } from './types.js';
 
@@ -50,9 +49,21 @@ export function isIpv4(s: string): boolean {
   return IPV4.test(s);
 }
 
-/** A plain IPv6 address (no zone, no prefix), as the API server and the bundle write them. */
+const HEX_COLON = /^[0-9a-fA-F:]{2,39}$/;
+const GROUP = /^[0-9a-fA-F]{1,4}$/;
+
+/**
+ * A plain IPv6 address in hex groups (no zone, no prefix, no embedded IPv4), as the API server writes
+ * pod IPs and ClusterIPs. Checked without a parser: it runs for every address of every pod event.
+ */
 export function isIpv6(s: string): boolean {
-  return s.includes(':') && ipaddr.IPv6.isValid(s) && !s.includes('%');
+  if (!HEX_COLON.test(s)) return false;
+  const halves = s.split('::');
+  if (halves.length > 2) return false;
+  const groups = halves.map((h) => (h === '' ? [] : h.split(':')));
+  if (!groups.every((g) => g.every((x) => GROUP.test(x)))) return false;
+  const n = groups.reduce((a, g) => a + g.length, 0);
+  return halves.length === 2 ? n <= 7 : n === 8;
 }
 
 /** An address of either family an nft element may carry. */

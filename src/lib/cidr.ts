@@ -105,20 +105,6 @@ export function ipv4Bounds(cidr: Cidr): { network: number; broadcast: number } {
   return { network, broadcast: network + 2 ** (32 - cidr.prefix) - 1 };
 }
 
-/** An IPv6 address as an unsigned 128-bit integer. */
-function ipv6ToBigInt(ip: string): bigint {
-  return ipaddr.IPv6.parse(ip)
-    .toByteArray()
-    .reduce((n, b) => (n << 8n) | BigInt(b), 0n);
-}
-
-/** The IPv6 address (RFC 5952 text) of an unsigned 128-bit integer. */
-function bigIntToIpv6(n: bigint): string {
-  const bytes: number[] = [];
-  for (let i = 0; i < 16; i++) bytes.unshift(Number((n >> BigInt(8 * i)) & 0xffn));
-  return ipaddr.fromByteArray(bytes).toString();
-}
-
 /**
  * The IPv6 tunnel address that goes with an IPv4 one: the same host index (offset from the network
  * address) in `subnet6`. Deterministic, so a device's IPv6 address follows its stored IPv4 address and
@@ -127,7 +113,12 @@ function bigIntToIpv6(n: bigint): string {
 export function sameHostIn(subnet4: Cidr, subnet6: Cidr, ipv4: string): string | undefined {
   if (subnet4.family !== 'ipv4' || subnet6.family !== 'ipv6' || !ipaddr.IPv4.isValid(ipv4)) return undefined;
   if (!contains(subnet4, ipv4)) return undefined;
-  const index = BigInt(ipv4ToInt(ipv4) - ipv4ToInt(subnet4.network));
-  if (index >= 1n << BigInt(128 - subnet6.prefix)) return undefined;
-  return bigIntToIpv6(ipv6ToBigInt(subnet6.network) + index);
+  const index = ipv4ToInt(ipv4) - ipv4ToInt(subnet4.network);
+  if (subnet6.prefix > 96 && index >= 2 ** (128 - subnet6.prefix)) return undefined;
+  // The host bits of the network are zero and the index fits in them (at most 32 bits): OR it into the
+  // last two 16-bit groups.
+  const parts = ipaddr.IPv6.parse(subnet6.network).parts.slice();
+  parts[6] = parts[6]! | (index >>> 16);
+  parts[7] = parts[7]! | (index & 0xffff);
+  return new ipaddr.IPv6(parts).toString();
 }

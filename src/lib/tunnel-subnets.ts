@@ -8,6 +8,8 @@ import { netmask, parseCidr, sameHostIn, type Cidr } from './cidr.js';
 export class TunnelSubnets {
   readonly subnet: Cidr;
   readonly subnet6: Cidr | undefined;
+  /** IPv4 → IPv6 twin: a bundle names the same devices in many rules. */
+  private readonly twins = new Map<string, string | undefined>();
 
   constructor(clientSubnet: string, clientSubnet6?: string) {
     this.subnet = parseCidr('vpn.clientSubnet', clientSubnet);
@@ -22,7 +24,12 @@ export class TunnelSubnets {
   /** The IPv6 address (and prefix length) that goes with a device's IPv4 one; undefined on IPv4 only. */
   address6(ipv4: string): { address: string; prefix: number } | undefined {
     if (!this.subnet6) return undefined;
-    const address = sameHostIn(this.subnet, this.subnet6, ipv4);
+    let address = this.twins.get(ipv4);
+    if (address === undefined && !this.twins.has(ipv4)) {
+      address = sameHostIn(this.subnet, this.subnet6, ipv4);
+      if (this.twins.size >= 1_000_000) this.twins.clear(); // a bound, far above any real device count
+      this.twins.set(ipv4, address);
+    }
     return address ? { address, prefix: this.subnet6.prefix } : undefined;
   }
 

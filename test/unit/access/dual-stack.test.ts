@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { AccessCompiler } from '../../../src/access/compile.js';
-import { ruleSetId } from '../../../src/access/elements.js';
+import { isIpv6, ruleSetId } from '../../../src/access/elements.js';
 import { renderDelta, renderTable } from '../../../src/access/nft-script.js';
 import type { ClusterEvent, Destination, ResolvedRule } from '../../../src/access/types.js';
 import { dualStackWorld } from '../../helpers/dual-stack-world.js';
@@ -145,5 +145,23 @@ describe('access: dual stack (compiler + nft script)', () => {
       }),
     ]);
     assert.deepEqual(c.snapshot()[0]!.clients, ['10.140.0.2']);
+  });
+
+  it('isIpv6 (no parser, runs per pod address): hex groups with at most one "::"', () => {
+    for (const ok of ['fd00::1', '1:2:3:4:5:6:7:8', '::', 'FD00:10:244:1::5', '1::8'])
+      assert.equal(isIpv6(ok), true, ok);
+    for (const bad of [
+      '1:2:3:4:5:6:7',
+      '1::2::3',
+      ':::',
+      'fd00::g',
+      '::ffff:10.0.0.1',
+      'fe80::1%tun0',
+      '10.0.0.1',
+      'fd00::/64',
+      '1:2:3:4:5:6:7:8:9',
+      '12345::1',
+    ])
+      assert.equal(isIpv6(bad), false, bad);
   });
 });
