@@ -10,7 +10,8 @@
  * gets its stable IPv4 address and the IPv6 one with the same host index (ccd `ifconfig-ipv6-push`); a
  * rule allowing only the IPv4 pod is enforced for both families (the IPv6 pod is dropped, DNS over IPv6
  * is always allowed); a rule naming the IPv6 pod opens it on the same live tunnel; the pod answers
- * without a route to fd00:140::/64 (NAT66); revoking the device cuts both families and refuses it.
+ * without a route to fd00:140::/64 (NAT66); revoking the device cuts both families and refuses it; a
+ * stopped server run leaves neither NAT rule behind.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -142,5 +143,13 @@ describe('e2e: dual stack through server run (IPv4 + IPv6 pods, NAT66, access ru
     assert.equal(await reach(POD4), false);
     assert.equal(await reach(POD6), false);
     await lab.refused('alice', new RegExp(`${REVOKED.source}|client-config-dir|ccd-exclusive`, 'i'));
+  });
+
+  it('SIGTERM of server run removes the NAT66 rule with the IPv4 one', async () => {
+    await lab.server!.stop(8000);
+    const nat6 = (await lab.topo.run('node', ['ip6tables', '-w', '-t', 'nat', '-S', 'POSTROUTING'])).stdout;
+    const nat4 = (await lab.topo.iptables('node', ['-t', 'nat', '-S', 'POSTROUTING'])).stdout;
+    assert.doesNotMatch(nat6, /MASQUERADE/);
+    assert.doesNotMatch(nat4, /MASQUERADE/);
   });
 });
