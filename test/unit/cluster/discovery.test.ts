@@ -290,4 +290,17 @@ describe('findRangeOverlaps', () => {
       'pod CIDR (cilium) 10.0.0.0/8 overlaps service CIDR (x) 10.96.0.0/12',
     ]);
   });
+
+  it('vpn.clientSubnet6 must stay apart from the IPv6 pod and service ranges', () => {
+    const d = {
+      podCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'],
+      podCidrSource: 'kubeadm',
+      serviceCidrs: ['10.96.0.0/12', 'fd00:10:96::/112'],
+      serviceCidrSource: 'x',
+    };
+    assert.deepEqual(findRangeOverlaps(config({ 'vpn.clientSubnet6': 'fd00:140::/64' }), d), []);
+    assert.deepEqual(findRangeOverlaps(config({ 'vpn.clientSubnet6': 'fd00:10:244:7::/64' }), d), [
+      'vpn.clientSubnet6 fd00:10:244:7::/64 overlaps pod CIDR (kubeadm) fd00:10:244::/56',
+    ]);
+  });
 });
