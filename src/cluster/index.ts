@@ -17,7 +17,7 @@ import { refOf, type KubeApi, type KubeObject } from './kube-api.js';
 import { OBJECT_NAMES } from './pod-layout.js';
 import { crlKeyIds } from './ownership.js';
 import { buildManifests, manifestFiles, type ServerMaterial } from './manifests.js';
-import { readClusterStatus, type ClusterStatus } from './status.js';
+import { readClusterStatus, readServerPodIps, type ClusterStatus } from './status.js';
 import { SecretCrlPublisher } from './secret-publisher.js';
 import { createKubeApi, loadKubeConfig } from './kube-client.js';
 import { connectKube, type KubeConnection } from './kube-connection.js';
@@ -138,6 +138,11 @@ export class ClusterService {
     const status = await readClusterStatus(this.kube, ns, bundle.crlNumber, crlKeyIds(bundle.crlPem));
     const newlyEffective = await syncAgentStatus(this.kube, ns, this.deps.store);
     return { ...status, newlyEffective };
+  }
+
+  /** The ready server pods' IPs (the devices page's connection check probes them). */
+  serverPodIps(): Promise<string[]> {
+    return readServerPodIps(this.kube, this.deps.config.kubernetes.namespace);
   }
 
   /** Turns the agent's reports into audit rows now (the web app may call this on a timer). */
