@@ -10,6 +10,7 @@ import { AccessAgent, type AccessReporter } from '../openvpn/access-agent.js';
 import { ClientConfigDir } from '../openvpn/client-config-dir.js';
 import { ManagementClient } from '../openvpn/management-client.js';
 import { NftEnforcer, type Enforcer } from '../openvpn/nft-enforcer.js';
+import { ProbeResponder } from '../openvpn/probe-responder.js';
 import { netmask, parseCidr } from '../lib/cidr.js';
 import { logger } from '../lib/logger.js';
 import type { KubeApi } from './kube-api.js';
@@ -51,12 +52,15 @@ export interface ClusterAgentOptions {
   reporter?: AgentReporter;
   retryMs?: number;
   access?: ClusterAccessOptions;
+  /** "Check my connection": the probe listener on the pod IP (connectionCheck.port; absent or 0: off). */
+  probe?: { port: number; allowedOrigin: string | undefined };
 }
 
 export interface RunningClusterAgent {
   agent: RevocationAgent;
   source: SecretWatchSource;
   access?: { agent: AccessAgent; cluster: ClusterAccessWatch; bundles: AccessBundleWatch };
+  probe?: ProbeResponder;
   stop(): Promise<void>;
 }
 
@@ -129,6 +133,12 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
       );
     },
   });
+  // Answers from the pod IP: the devices page's check that the pod route works (lib/connection-probe.ts).
+  let probe: ProbeResponder | undefined;
+  if (o.probe && o.probe.port > 0) {
+    probe = new ProbeResponder({ host: '0.0.0.0', port: o.probe.port, allowedOrigin: o.probe.allowedOrigin });
+    probe.start();
+  }
   // The access side first and without waiting for the API server (see startAccess).
   const access = o.access ? await startAccess(o, o.access, connect) : undefined;
   try {
@@ -148,7 +158,9 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
     agent,
     source,
     access,
+    probe,
     async stop() {
+      await probe?.stop();
       source.stop();
       access?.bundles.stop();
       await access?.agent.stop(); // the table and the ccd files stay: nothing opens

@@ -104,3 +104,8 @@ export function ipv4Bounds(cidr: Cidr): { network: number; broadcast: number } {
   const network = ipv4ToInt(cidr.network);
   return { network, broadcast: network + 2 ** (32 - cidr.prefix) - 1 };
 }
+
+/** The VPN server's own address in vpn.clientSubnet (openvpn's `server` directive takes the first host). */
+export function serverTunnelAddress(clientSubnet: string): string {
+  return intToIpv4(ipv4Bounds(parseCidr('vpn.clientSubnet', clientSubnet)).network + 1);
+}

@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import type { Config } from '../config/schema.js';
-import { intToIpv4, ipv4Bounds, isIp, parseCidr } from '../lib/cidr.js';
+import { isIp, serverTunnelAddress } from '../lib/cidr.js';
 import { PROBE_PATH, webOrigin } from '../lib/connection-probe.js';
 import { logger } from '../lib/logger.js';
 
@@ -45,11 +45,6 @@ export interface ConnectionCheckDeps {
 const MAX_PODS = 3;
 /** Pod IPs and the resolved ClusterIP are kept this long (every developer's page load asks). */
 const CACHE_MS = 30_000;
-
-/** The server's own address in vpn.clientSubnet (openvpn `server` takes the first host). */
-export function serverTunnelAddress(clientSubnet: string): string {
-  return intToIpv4(ipv4Bounds(parseCidr('vpn.clientSubnet', clientSubnet)).network + 1);
-}
 
 function hostUrl(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;

@@ -21,6 +21,7 @@ import {
 } from '../../cluster/manager-rbac.js';
 import { namespaceName } from '../../config/schema.js';
 import { startClusterAgent } from '../../cluster/agent-runner.js';
+import { webOrigin } from '../../lib/connection-probe.js';
 import { POD_FILES, POD_PATHS } from '../../cluster/pod-layout.js';
 import { RevocationAgent } from '../../openvpn/agent.js';
 import { LocalBundleSource } from '../../openvpn/local-source.js';
@@ -110,6 +111,7 @@ async function runClusterAgent(env: CliEnv, config: Config, o: AgentOpts): Promi
           clientSubnet: config.vpn.clientSubnet,
         }
       : undefined,
+    probe: { port: config.connectionCheck.port, allowedOrigin: webOrigin(config.web.publicUrl) },
   });
   env.err(
     `podgate agent watching secret ${config.kubernetes.namespace}/podgate-crl (CRL #${running.agent.crlNumber ?? '-'} in force)`,
