@@ -42,6 +42,8 @@ export function probeAnswer(
   const headers: Record<string, string> = {
     'Cache-Control': 'no-store',
     'X-Content-Type-Options': 'nosniff',
+    // Readable by the allowed origin through CORS only; helmet's same-origin default would block it.
+    'Cross-Origin-Resource-Policy': 'cross-origin',
     Vary: 'Origin',
   };
   if (allowedOrigin && origin === allowedOrigin) {
