@@ -12,7 +12,7 @@
  * re-import fix.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -114,7 +114,7 @@ describe('browser: Check my connection through the tunnel', function () {
     await serve?.stop(5000).catch(() => undefined);
     await lab?.close();
     if (netnsEtc) rmSync(netnsEtc, { recursive: true, force: true });
-    if (madeEtcNetns) rmSync('/etc/netns', { recursive: true, force: true });
+    if (madeEtcNetns) rmdirSync('/etc/netns', { recursive: false }); // only when empty again
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
