@@ -39,7 +39,12 @@ export class ProbeResponder {
         res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
         return;
       }
-      const a = probeAnswer(req.method ?? 'GET', url.searchParams.get('nonce') ?? undefined, req.headers.origin, this.o.allowedOrigin);
+      const a = probeAnswer(
+        req.method ?? 'GET',
+        url.searchParams.get('nonce') ?? undefined,
+        req.headers.origin,
+        this.o.allowedOrigin,
+      );
       res.writeHead(a.status, a.headers).end(req.method === 'HEAD' ? undefined : a.body);
     });
     server.on('error', (err: NodeJS.ErrnoException) => {

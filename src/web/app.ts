@@ -127,9 +127,7 @@ export function createApp(deps: AppDeps): express.Express {
   const usage = new UsageService(ctx.store, now);
   const connectionCheck = new ConnectionCheckService({
     config: ctx.config,
-    ...(deps.cluster?.serverPodIps
-      ? { serverPodIps: deps.cluster.serverPodIps.bind(deps.cluster) }
-      : {}),
+    ...(deps.cluster?.serverPodIps ? { serverPodIps: deps.cluster.serverPodIps.bind(deps.cluster) } : {}),
   });
   const routeDeps = { actions, admin, deploys, now, usage, connectionCheck };
 

@@ -63,7 +63,17 @@ describe('browser: Check my connection through the tunnel', function () {
     // The manager "in the cluster": serve in the pod namespace, published on the node's address.
     serve = lab.topo.spawn(
       'pod',
-      [process.execPath, CLI, '--config', lab.cfgFile, 'serve', '--host', '0.0.0.0', '--port', String(WEB_PORT)],
+      [
+        process.execPath,
+        CLI,
+        '--config',
+        lab.cfgFile,
+        'serve',
+        '--host',
+        '0.0.0.0',
+        '--port',
+        String(WEB_PORT),
+      ],
       {
         logFile: join(lab.work, 'serve.log'),
         env: { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', PODGATE_LOG_LEVEL: 'warn' },
@@ -133,7 +143,9 @@ describe('browser: Check my connection through the tunnel', function () {
     await page.fill('#name', 'admin');
     await page.fill('#password', ADMIN_PASSWORD);
     await Promise.all([page.waitForURL(`${PUBLIC_URL}/devices`), page.press('#password', 'Enter')]);
-    const kinds = await page.$$eval('#check-list li', (lis) => lis.map((li) => li.getAttribute('data-check')));
+    const kinds = await page.$$eval('#check-list li', (lis) =>
+      lis.map((li) => li.getAttribute('data-check')),
+    );
     assert.deepEqual(kinds, ['tunnel', 'service-ip', 'service-dns']);
     assert.match((await page.textContent('#check-list'))!, /stands in for a server pod IP/);
   });

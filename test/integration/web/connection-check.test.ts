@@ -8,11 +8,14 @@ const NONCE = 'a-nonce-of-sufficient-length';
 describe('web: Check my connection', () => {
   let f: WebFixture;
   before(async () => {
-    f = await webFixture({}, {
-      'web.publicUrl': PUBLIC,
-      'connectionCheck.serviceIpUrl': 'http://10.96.0.80',
-      'connectionCheck.serviceDnsUrl': 'http://podgate-manager.podgate.svc.cluster.local',
-    });
+    f = await webFixture(
+      {},
+      {
+        'web.publicUrl': PUBLIC,
+        'connectionCheck.serviceIpUrl': 'http://10.96.0.80',
+        'connectionCheck.serviceDnsUrl': 'http://podgate-manager.podgate.svc.cluster.local',
+      },
+    );
   });
   after(() => f.close());
 

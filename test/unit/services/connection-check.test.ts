@@ -45,7 +45,9 @@ describe('ConnectionCheckService.plan', () => {
 
   it('a pod lookup that fails falls back to the tunnel address; a name that does not resolve drops the ClusterIP check', async () => {
     const plan = await new ConnectionCheckService({
-      config: config({ 'connectionCheck.serviceDnsUrl': 'http://podgate-manager.podgate.svc.cluster.local:8080' }),
+      config: config({
+        'connectionCheck.serviceDnsUrl': 'http://podgate-manager.podgate.svc.cluster.local:8080',
+      }),
       serverPodIps: () => Promise.reject(new Error('API server down')),
       resolve: () => Promise.reject(new Error('ENOTFOUND')),
     }).plan();
