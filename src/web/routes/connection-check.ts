@@ -21,7 +21,7 @@ export function connectionProbeRoute(allowedOrigin: string | undefined): Router 
  * (the default-src 'self' of every other page stays as it is).
  */
 export function allowProbeOrigins(res: Response, plan: CheckPlan): void {
-  if (plan.origins.length === 0) return;
+  if (plan.origins.length === 0 || plan.unavailable) return;
   const csp = String(res.getHeader('Content-Security-Policy') ?? "default-src 'self'");
   res.setHeader('Content-Security-Policy', `${csp};connect-src 'self' ${plan.origins.join(' ')}`);
 }
