@@ -39,12 +39,24 @@ export interface ConnectionCheckDeps {
   /** Resolves the Service's DNS name for its ClusterIP (default: the system resolver). */
   resolve?: (host: string) => Promise<string>;
   now?: () => number;
+  /** How long a pod list or a name lookup may take (default 2 s). */
+  lookupTimeoutMs?: number;
 }
 
 /** At most this many server pods are checked (each replica answers for itself). */
 const MAX_PODS = 3;
 /** Pod IPs and the resolved ClusterIP are kept this long (every developer's page load asks). */
 const CACHE_MS = 30_000;
+/** A slow API server or resolver must not hold up the devices page: past this, plan without it. */
+const LOOKUP_TIMEOUT_MS = 2000;
+
+function withinTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 
 function hostUrl(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -60,6 +72,10 @@ export class ConnectionCheckService {
 
   constructor(private readonly deps: ConnectionCheckDeps) {}
 
+  private get timeoutMs(): number {
+    return this.deps.lookupTimeoutMs ?? LOOKUP_TIMEOUT_MS;
+  }
+
   private get now(): number {
     return this.deps.now?.() ?? Date.now();
   }
@@ -69,7 +85,7 @@ export class ConnectionCheckService {
     if (this.pods && this.now - this.pods.at < CACHE_MS) return this.pods.ips;
     let ips: string[] = [];
     try {
-      ips = (await this.deps.serverPodIps()).filter(isIp).slice(0, MAX_PODS);
+      ips = (await withinTimeout(this.deps.serverPodIps(), this.timeoutMs)).filter(isIp).slice(0, MAX_PODS);
     } catch (err) {
       log.warn({ err: String(err) }, 'server pod addresses unavailable');
     }
@@ -85,7 +101,8 @@ export class ConnectionCheckService {
     const u = new URL(cc.serviceDnsUrl);
     let url: string | undefined;
     try {
-      const ip = await (this.deps.resolve ?? (async (h: string) => (await lookup(h)).address))(u.hostname);
+      const resolve = this.deps.resolve ?? (async (h: string) => (await lookup(h)).address);
+      const ip = await withinTimeout(resolve(u.hostname), this.timeoutMs);
       url = `${u.protocol}//${ip.includes(':') ? `[${ip}]` : ip}${u.port ? `:${u.port}` : ''}`;
     } catch (err) {
       log.warn({ err: String(err), host: u.hostname }, 'manager Service name does not resolve here');
@@ -113,7 +130,10 @@ export class ConnectionCheckService {
         kind: 'tunnel',
         label: `VPN server, tunnel side (${ip})`,
         url: `${hostUrl(ip, cc.port)}${PROBE_PATH}`,
-        note: 'The server runs on a host here (local mode), not in a pod: its tunnel-side address stands in for a server pod IP.',
+        note:
+          pods.length === 0 && this.deps.serverPodIps
+            ? "No server pod address is known right now: the server's tunnel-side address is checked instead (it stands in for a server pod IP)."
+            : 'The server runs on a host here (local mode), not in a pod: its tunnel-side address stands in for a server pod IP.',
       });
     }
     const ipUrl = await this.serviceIpUrl();

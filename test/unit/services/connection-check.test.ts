@@ -57,6 +57,19 @@ describe('ConnectionCheckService.plan', () => {
     );
   });
 
+  it('an API server that does not answer within the lookup timeout does not hold up the page', async () => {
+    const plan = await new ConnectionCheckService({
+      config: config(),
+      serverPodIps: () => new Promise<string[]>(() => undefined),
+      lookupTimeoutMs: 50,
+    }).plan();
+    assert.deepEqual(
+      plan.targets.map((t) => t.kind),
+      ['tunnel'],
+    );
+    assert.match(plan.targets[0]!.note!, /No server pod address is known/);
+  });
+
   it('unavailable without web.publicUrl (no probe would let the page read it)', async () => {
     const plan = await new ConnectionCheckService({
       config: loadConfig({ env: {}, overrides: {} }),
