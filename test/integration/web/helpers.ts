@@ -7,6 +7,7 @@ import { loadConfig } from '../../../src/config/load.js';
 import { openContext, type AppContext } from '../../../src/services/context.js';
 import { createApp, type AppDeps } from '../../../src/web/app.js';
 import { logger, setLogLevel } from '../../../src/lib/logger.js';
+import { watchApi, type Checked } from '../../helpers/api-contract.js';
 
 export const PASSWORD = 'correct horse battery';
 
@@ -16,6 +17,11 @@ export interface WebFixture {
   app: express.Express;
   /** Mutable clock for timeout tests. */
   clock: { now: Date };
+  /**
+   * Every /api/v1 answer the app gave, checked against the OpenAPI document (test/helpers/api-contract.ts):
+   * `close()` fails when one did not match it.
+   */
+  api: { violations: string[]; checked: Checked[] };
   close(): void;
 }
 
@@ -47,15 +53,19 @@ export async function webFixture(
   await ctx.users.create({ actor: 'test', name: 'alice', role: 'user', password: PASSWORD });
   await ctx.users.create({ actor: 'test', name: 'bob', role: 'user', password: PASSWORD });
   const app = createApp({ ctx, now, ...(typeof extra === 'function' ? extra(ctx) : extra) });
+  const api = watchApi(app);
   return {
     dir,
     ctx,
     app,
     clock,
+    api,
     close() {
       ctx.close();
       rmSync(dir, { recursive: true, force: true });
       setLogLevel(level);
+      if (api.violations.length)
+        throw new Error(`answers that do not match the OpenAPI document:\n${api.violations.join('\n')}`);
     },
   };
 }
