@@ -34,7 +34,8 @@ export const errorSchema = z
       })
       .strict(),
   })
-  .strict().openapi('Error');
+  .strict()
+  .openapi('Error');
 
 /** Every list answer (pagination.ts): this page, the total, and the cursor of the next page. */
 export function pageOf<T extends z.ZodTypeAny>(item: T) {
@@ -55,7 +56,8 @@ export const userSchema = z
     disabled: z.boolean(),
     createdAt: time,
   })
-  .strict().openapi('User');
+  .strict()
+  .openapi('User');
 
 /** A certificate as the API shows it (actions.ts deviceView); never a key. */
 export const deviceSchema = z
@@ -77,12 +79,14 @@ export const deviceSchema = z
     supersedeAt: time.nullable(),
     keyFromCsr: z.boolean(),
   })
-  .strict().openapi('Device');
+  .strict()
+  .openapi('Device');
 
 /** A device issued or renewed with `Accept: application/json`: the profile once, in the answer. */
 export const issuedSchema = z
   .object({ device: deviceSchema, filename: z.string(), profile: z.string() })
-  .strict().openapi('IssuedDevice');
+  .strict()
+  .openapi('IssuedDevice');
 
 export const tokenSchema = z
   .object({
@@ -94,7 +98,8 @@ export const tokenSchema = z
     expiresAt: time.nullable(),
     expired: z.boolean(),
   })
-  .strict().openapi('ApiToken');
+  .strict()
+  .openapi('ApiToken');
 
 export const liveSessionSchema = z
   .object({
@@ -107,7 +112,8 @@ export const liveSessionSchema = z
     bytesOut: z.number(),
     connectedSince: time,
   })
-  .strict().openapi('LiveSession');
+  .strict()
+  .openapi('LiveSession');
 
 export const sessionHistorySchema = z
   .object({
@@ -127,7 +133,8 @@ export const sessionHistorySchema = z
     bytesIn: z.number(),
     bytesOut: z.number(),
   })
-  .strict().openapi('SessionRecord');
+  .strict()
+  .openapi('SessionRecord');
 
 export const auditEntrySchema = z
   .object({
@@ -139,7 +146,8 @@ export const auditEntrySchema = z
     result: z.enum(['ok', 'error', 'pending']),
     details: z.record(z.unknown()),
   })
-  .strict().openapi('AuditEntry');
+  .strict()
+  .openapi('AuditEntry');
 
 const caSummary = z
   .object({
@@ -160,7 +168,8 @@ export const caSchema = z
     ),
     warnings: z.array(z.string()),
   })
-  .strict().openapi('CaStatus');
+  .strict()
+  .openapi('CaStatus');
 
 export const crlSchema = z
   .object({
@@ -170,7 +179,8 @@ export const crlSchema = z
     revoked: z.number().int(),
     expiresInDays: z.number().int().nullable(),
   })
-  .strict().openapi('CrlStatus');
+  .strict()
+  .openapi('CrlStatus');
 
 export const gatewaySchema = z
   .object({
@@ -181,7 +191,8 @@ export const gatewaySchema = z
     details: z.record(z.unknown()),
     updatedAt: time,
   })
-  .strict().openapi('Gateway');
+  .strict()
+  .openapi('Gateway');
 
 export const deployStateSchema = z
   .object({
@@ -192,7 +203,8 @@ export const deployStateSchema = z
     events: z.array(z.object({ time, message: z.string() }).strict()),
     error: z.string().nullable(),
   })
-  .strict().openapi('DeployState');
+  .strict()
+  .openapi('DeployState');
 
 /**
  * The last discovery (cluster module's DiscoveryResult under `raw`: its fields are that module's). No
@@ -218,7 +230,8 @@ export const groupSchema = z
     createdAt: time,
     members: z.array(z.string()),
   })
-  .strict().openapi('Group');
+  .strict()
+  .openapi('Group');
 
 export const accessRulesSchema = z
   .object({
@@ -252,7 +265,8 @@ export const checkAnswerSchema = z
     evaluatedWith: z.enum(['cluster', 'names']),
     notes: z.array(z.string()),
   })
-  .strict().openapi('AccessCheck');
+  .strict()
+  .openapi('AccessCheck');
 
 export const reachSchema = z
   .object({
@@ -262,7 +276,8 @@ export const reachSchema = z
     limits: z.string(),
     via: z.string(),
   })
-  .strict().openapi('Reach');
+  .strict()
+  .openapi('Reach');
 
 export const reachersSchema = z
   .object({
@@ -289,6 +304,7 @@ export const importLinkSchema = z
     deviceName: z.string(),
     qr: z.string().describe('the link as a QR code (data: URL of a PNG)'),
   })
-  .strict().openapi('ImportLink');
+  .strict()
+  .openapi('ImportLink');
 
 export const loginAnswerSchema = z.object({ user: userSchema, csrfToken: z.string() }).strict();

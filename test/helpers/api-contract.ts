@@ -55,7 +55,13 @@ export class ApiContract {
    * Problems with one answer (empty when it matches the document). `body` is the parsed JSON for
    * JSON answers and ignored otherwise.
    */
-  check(method: string, path: string, status: number, contentType: string | undefined, body: unknown): string[] {
+  check(
+    method: string,
+    path: string,
+    status: number,
+    contentType: string | undefined,
+    body: unknown,
+  ): string[] {
     const op = this.find(method, path);
     const where = `${method.toUpperCase()} ${path} → ${status}`;
     if (!op) return status === 404 ? [] : [`${where}: no such operation in the document`];
@@ -100,7 +106,10 @@ export function apiContract(): ApiContract {
  * Watches every `/api/v1` answer an express app gives (through any client: supertest, fetch) and
  * checks it against the document. `violations` lists what did not match; `checked` what was checked.
  */
-export function watchApi(app: express.Express, contract = apiContract()): {
+export function watchApi(
+  app: express.Express,
+  contract = apiContract(),
+): {
   violations: string[];
   checked: Checked[];
 } {

@@ -60,7 +60,9 @@ describe('OpenAPI document: each operation answered once, validated against the 
     await a('get', `/api/v1/certs/${serial}`).expect(200);
     await a('post', `/api/v1/certs/${serial}/revoke`).send({ reason: 'keyCompromise' }).expect(200);
     await a('get', '/api/v1/users').expect(200);
-    await a('post', '/api/v1/users').send({ name: 'carol', password: 'a long and fine password 42' }).expect(201);
+    await a('post', '/api/v1/users')
+      .send({ name: 'carol', password: 'a long and fine password 42' })
+      .expect(201);
     await a('patch', '/api/v1/users/carol').send({ role: 'admin' }).expect(200);
     await a('get', '/api/v1/sessions').expect(200);
     await a('post', '/api/v1/sessions/7/disconnect').expect(204);
@@ -120,7 +122,9 @@ describe('OpenAPI document: each operation answered once, validated against the 
     await bob.agent.get('/api/v1/users').expect(403);
     await bob.agent.post('/api/v1/devices').set('X-CSRF-Token', bob.csrf).send({ name: 'A B' }).expect(400);
     await bob.agent.get('/api/v1/devices/ABCDEF').expect(404);
-    await a('post', '/api/v1/users').send({ name: 'carol', password: 'another fine password 42' }).expect(409);
+    await a('post', '/api/v1/users')
+      .send({ name: 'carol', password: 'another fine password 42' })
+      .expect(409);
 
     assert.deepEqual(f.api.violations, []);
     const answered = new Set(f.api.checked.map((c) => c.operation));
@@ -132,6 +136,9 @@ describe('OpenAPI document: each operation answered once, validated against the 
       .filter((k) => !answered.has(k));
     assert.deepEqual(missing, [], 'operations this suite did not call');
     for (const status of [400, 401, 403, 404, 409])
-      assert.ok(f.api.checked.some((c) => c.status === status), `no ${status} answer was checked`);
+      assert.ok(
+        f.api.checked.some((c) => c.status === status),
+        `no ${status} answer was checked`,
+      );
   });
 });

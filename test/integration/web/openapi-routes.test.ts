@@ -30,7 +30,8 @@ function registeredRoutes(stack: Layer[], prefix = ''): string[] {
         for (const p of paths) out.push(`${method.toUpperCase()} ${join(prefix, p)}`);
     } else if (layer.handle.stack) {
       const mounts = Array.isArray(layer.rawPath) ? layer.rawPath : [layer.rawPath ?? '/'];
-      for (const m of mounts) out.push(...registeredRoutes(layer.handle.stack, m === '/' ? prefix : prefix + m));
+      for (const m of mounts)
+        out.push(...registeredRoutes(layer.handle.stack, m === '/' ? prefix : prefix + m));
     }
   }
   return out;
@@ -70,7 +71,10 @@ describe('OpenAPI document: every /api/v1 route, and only those', function () {
     );
     assert.equal(registered.length, Object.keys(API_OPERATIONS).length);
     // a route added on a plain express Router (not documentedRouter) is seen by the walk as well
-    app.use('/api/v1/extra', express.Router().get('/thing', (_req, res) => res.end()));
+    app.use(
+      '/api/v1/extra',
+      express.Router().get('/thing', (_req, res) => res.end()),
+    );
     assert.ok(registeredRoutes(stack).includes('GET /api/v1/extra/thing'));
   });
 
@@ -80,7 +84,10 @@ describe('OpenAPI document: every /api/v1 route, and only those', function () {
       () => r.get('/undocumented', (_req, res) => res.end()),
       /GET \/api\/v1\/undocumented is not described in src\/web\/api-operations\.ts/,
     );
-    assert.throws(() => documentedRouter().post('/api/v1/me', (_req, res) => res.end()), /POST \/api\/v1\/me/);
+    assert.throws(
+      () => documentedRouter().post('/api/v1/me', (_req, res) => res.end()),
+      /POST \/api\/v1\/me/,
+    );
     documentedRouter().get('/admin/anything', (_req, res) => res.end());
     documentedRouter('/api/v1').get('/me', (_req, res) => res.end());
   });

@@ -63,7 +63,16 @@ describe('README: the curl examples of the API, run as written against `podgate 
     writeFileSync(passwordFile, 'readme examples 12345\n', { mode: 0o600 });
     serving = await startServe({ dataDir: data, env: { PODGATE_ADMIN_PASSWORD_FILE: passwordFile } });
     // the README's first step (outside the markers: a reader types their own URL and token)
-    const made = await runCli(['token', 'create', 'admin', '--name', 'scripts', '--data-dir', data, '--json']);
+    const made = await runCli([
+      'token',
+      'create',
+      'admin',
+      '--name',
+      'scripts',
+      '--data-dir',
+      data,
+      '--json',
+    ]);
     assert.equal(made.code, 0, made.stderr);
     const token = (JSON.parse(made.stdout) as { token: string }).token;
     const work = join(dir, 'work');
@@ -81,7 +90,9 @@ describe('README: the curl examples of the API, run as written against `podgate 
     const certs = JSON.parse(certList!) as { items: { serial: string }[] };
     const serial = devices.items[0]!.serial;
     assert.equal(devices.items[0]!.serial, certs.items.find((c) => c.serial === serial)?.serial);
-    const revoked = JSON.parse(revoke!) as { cert: { serial: string; status: string; revocationReason: string } };
+    const revoked = JSON.parse(revoke!) as {
+      cert: { serial: string; status: string; revocationReason: string };
+    };
     assert.deepEqual(
       [revoked.cert.serial, revoked.cert.status, revoked.cert.revocationReason],
       [serial, 'revoked', 'keyCompromise'],
