@@ -1,3 +1,4 @@
+import './zod-openapi.js';
 import { z } from 'zod';
 import { BadRequest } from '../lib/errors.js';
 import { DEVICE_NAME_PATTERN, DEVICE_NAME_RULE, NAME_PATTERN, NAME_RULE } from '../lib/names.js';
@@ -21,7 +22,8 @@ export function parse<T extends z.ZodTypeAny>(schema: T, input: unknown): z.infe
 /** Names follow the one project rule (lib/names); the message states the rule. */
 export const nameField = z
   .string({ required_error: 'is required', invalid_type_error: 'must be a string' })
-  .refine((v) => NAME_PATTERN.test(v) && v !== '.' && v !== '..', { message: NAME_RULE });
+  .refine((v) => NAME_PATTERN.test(v) && v !== '.' && v !== '..', { message: NAME_RULE })
+  .openapi({ pattern: NAME_PATTERN.source, description: NAME_RULE });
 
 export { REVOCATION_REASONS };
 
@@ -46,7 +48,8 @@ const csrPem = z
 /** Device names have no "." so that `<user>.<device>` names one pair only (lib/names). */
 const deviceNameField = z
   .string({ required_error: 'is required', invalid_type_error: 'must be a string' })
-  .refine((v) => DEVICE_NAME_PATTERN.test(v), { message: DEVICE_NAME_RULE });
+  .refine((v) => DEVICE_NAME_PATTERN.test(v), { message: DEVICE_NAME_RULE })
+  .openapi({ pattern: DEVICE_NAME_PATTERN.source, description: DEVICE_NAME_RULE });
 
 export const createDeviceBody = z.object({
   name: deviceNameField,
