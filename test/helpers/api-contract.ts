@@ -102,6 +102,9 @@ export function apiContract(): ApiContract {
   return shared;
 }
 
+/** Every mismatch any watched app gave in this process (test/integration/web/helpers.ts fails the run on it). */
+export const allViolations: string[] = [];
+
 /**
  * Watches every `/api/v1` answer an express app gives (through any client: supertest, fetch) and
  * checks it against the document. `violations` lists what did not match; `checked` what was checked.
@@ -158,11 +161,14 @@ function capture(
       try {
         body = JSON.parse(text);
       } catch {
-        out.violations.push(`${method} ${path} → ${status}: JSON answer does not parse`);
+        const problem = `${method} ${path} → ${status}: JSON answer does not parse`;
+        out.violations.push(problem);
+        allViolations.push(problem);
       }
     }
     const problems = contract.check(method, path, status, text.length ? type : undefined, body);
     out.violations.push(...problems);
+    allViolations.push(...problems);
     const op = contract.find(method, path);
     if (op) out.checked.push({ operation: `${op.method} ${op.template}`, status });
     return end(chunk, encoding, cb);
