@@ -18,6 +18,8 @@ import { ConfigMapAgentReporter } from './agent-status.js';
 import { ConfigMapSessionsReporter, managementStatus } from './agent-sessions.js';
 import { OBJECT_NAMES } from './pod-layout.js';
 import { SecretWatchSource } from './secret-watch-source.js';
+import { ManagementSessionsProvider } from '../openvpn/sessions-provider.js';
+import { ReplicaReporter } from './replica-reporter.js';
 import { ClusterAccessWatch } from './access-watch.js';
 import { AccessBundleWatch } from './access-bundle-watch.js';
 
@@ -44,8 +46,12 @@ export interface ClusterAccessOptions {
 export interface ClusterAgentOptions {
   kube: KubeApi;
   namespace: string;
-  /** Shown in the status ConfigMap (POD_NAME from the downward API). */
+  /** Shown in the status ConfigMap (POD_NAME from the downward API); names the replica's Lease. */
   podName?: string;
+  /** The pod's uid (POD_UID from the downward API): the replica Lease's owner. */
+  podUid?: string;
+  /** Report this replica through its Lease (replica-status.ts); default: when podName is given. */
+  replicaReport?: boolean | { pollMs?: number; sessionsMs?: number; heartbeatMs?: number };
   caCertPem: string;
   /** The file openvpn's crl-verify reads (shared emptyDir in the pod). */
   crlFile: string;
@@ -65,6 +71,7 @@ export interface RunningClusterAgent {
   agent: RevocationAgent;
   source: SecretWatchSource;
   access?: { agent: AccessAgent; cluster: ClusterAccessWatch; bundles: AccessBundleWatch };
+  replica?: ReplicaReporter;
   probe?: ProbeResponder;
   sessions?: ConfigMapSessionsReporter;
   stop(): Promise<void>;
@@ -122,6 +129,7 @@ async function startAccess(
 export async function startClusterAgent(o: ClusterAgentOptions): Promise<RunningClusterAgent> {
   const connect = () =>
     ManagementClient.connect({ socketPath: o.managementSocket, password: o.managementPassword });
+  let crlAppliedAt: Date | undefined;
   const agent = new RevocationAgent({
     caCertPem: o.caCertPem,
     crlFile: o.crlFile,
@@ -135,6 +143,7 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
     retryMs: o.retryMs,
     onBundle: async (bundle) => {
       const r = await agent.apply(bundle);
+      if (r.changed) crlAppliedAt = new Date();
       log.info(
         { crlNumber: r.crlNumber, changed: r.changed, killed: r.killed.length, pending: r.pending },
         'bundle applied',
@@ -173,13 +182,16 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
     { namespace: o.namespace, secret: OBJECT_NAMES.crlSecret, crlNumber: agent.crlNumber },
     'cluster agent watching',
   );
+  const replica = startReplicaReport(o, agent, access?.agent, () => crlAppliedAt);
   return {
     agent,
     source,
     access,
+    replica,
     probe,
     sessions,
     async stop() {
+      replica?.stop();
       sessions?.stop();
       await probe?.stop();
       source.stop();
@@ -188,4 +200,38 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
       agent.stop();
     },
   };
+}
+
+/** The replica's Lease (replica-reporter.ts): CRL number in force, rules version, sessions. */
+function startReplicaReport(
+  o: ClusterAgentOptions,
+  agent: RevocationAgent,
+  access: AccessAgent | undefined,
+  crlAppliedAt: () => Date | undefined,
+): ReplicaReporter | undefined {
+  const want = o.replicaReport ?? Boolean(o.podName);
+  if (!want || !o.podName) return undefined;
+  const timing = typeof want === 'object' ? want : {};
+  const sessions = new ManagementSessionsProvider({
+    socketPath: o.managementSocket,
+    password: o.managementPassword,
+  });
+  const reporter = new ReplicaReporter({
+    kube: o.kube,
+    namespace: o.namespace,
+    pod: { name: o.podName, ...(o.podUid ? { uid: o.podUid } : {}) },
+    sessions,
+    state: () => {
+      const a = access?.status();
+      return {
+        ...(agent.crlNumber !== undefined ? { crlNumber: agent.crlNumber } : {}),
+        ...(crlAppliedAt() ? { crlAppliedAt: crlAppliedAt()!.toISOString() } : {}),
+        ...(a?.version != null ? { rulesVersion: a.version } : {}),
+        ...(a ? { accessState: a.state } : {}),
+      };
+    },
+    ...timing,
+  });
+  reporter.start();
+  return reporter;
 }

@@ -22,6 +22,7 @@ import { readClusterStatus, readServerPodIps, type ClusterStatus } from './statu
 import { SecretCrlPublisher } from './secret-publisher.js';
 import { createKubeApi, loadKubeConfig } from './kube-client.js';
 import { connectKube, type KubeConnection } from './kube-connection.js';
+import { ReplicaSessionsProvider } from './replica-sessions.js';
 
 const log = logger.child({ module: 'cluster' });
 
@@ -256,6 +257,14 @@ export class ClusterService {
     return { stop: () => clearInterval(timer) };
   }
 
+  /** Live sessions of every server replica, from their Leases (the web app's SessionsProvider). */
+  sessions(): ReplicaSessionsProvider {
+    return new ReplicaSessionsProvider({
+      kube: () => this.kube,
+      namespace: this.deps.config.kubernetes.namespace,
+    });
+  }
+
   /** The publisher RevocationService should call in cluster mode. */
   publisher(): SecretCrlPublisher {
     return new SecretCrlPublisher(() => this.kube, this.deps.config.kubernetes.namespace);
@@ -297,3 +306,4 @@ export { SecretWatchSource } from './secret-watch-source.js';
 export { SecretCrlPublisher } from './secret-publisher.js';
 export { ConfigMapAgentReporter, syncAgentStatus } from './agent-status.js';
 export { formatStatus } from './status.js';
+export { ReplicaSessionsProvider } from './replica-sessions.js';

@@ -107,12 +107,46 @@ export interface DeploymentInput {
 }
 
 /**
- * One replica, Recreate (a second server would fight for the NodePort's clients and the client subnet):
- * `openvpn` (NET_ADMIN, readiness = management socket present) and the `agent` sidecar
- * (`podgate agent --cluster`) sharing the CRL and management emptyDirs.
+ * How the pods replace each other. One replica: Recreate, as before replicas existed (a surge pod would
+ * only briefly double the server). Several: one new pod at a time and none taken away before its
+ * replacement is Ready (`maxUnavailable: 0`), so sessions on the other replicas stay; the moving
+ * clients reconnect to a Ready one (the old pod's openvpn tells them to, explicit-exit-notify).
+ */
+function rollout(replicas: number): Record<string, unknown> {
+  return replicas > 1
+    ? { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }
+    : { type: 'Recreate' };
+}
+
+/**
+ * Spread the replicas over nodes, but schedule them anyway when there are fewer nodes than replicas
+ * (`ScheduleAnyway`): two replicas on one node still survive a pod's loss and a rolling update.
+ */
+function spread(replicas: number): Record<string, unknown> {
+  return replicas > 1
+    ? {
+        topologySpreadConstraints: [
+          {
+            maxSkew: 1,
+            topologyKey: 'kubernetes.io/hostname',
+            whenUnsatisfiable: 'ScheduleAnyway',
+            labelSelector: { matchLabels: { ...LABELS } },
+          },
+        ],
+      }
+    : {};
+}
+
+/**
+ * `vpn.replicas` pods (rollout() and spread() above), each with `openvpn` (NET_ADMIN; Ready once the
+ * agent's verified CRL is in place and openvpn's management socket exists) and the `agent` sidecar
+ * (`podgate agent --cluster`) sharing the CRL, management and client-config-dir emptyDirs. NAT in each
+ * pod (the start script) means no pod-side route to the client subnet is needed, whichever replica a
+ * client is on.
  */
 export function buildDeployment({ config, namespace, checksum, proto, access }: DeploymentInput): KubeObject {
   const image = config.kubernetes.image;
+  const replicas = config.vpn.replicas;
   const mounts = {
     server: { name: 'server', mountPath: POD_PATHS.serverDir, readOnly: true },
     config: { name: 'config', mountPath: POD_PATHS.configDir, readOnly: true },
@@ -126,13 +160,14 @@ export function buildDeployment({ config, namespace, checksum, proto, access }: 
     kind: 'Deployment',
     metadata: { name: OBJECT_NAMES.app, namespace, labels: { ...LABELS } },
     spec: {
-      replicas: 1,
-      strategy: { type: 'Recreate' },
+      replicas,
+      strategy: rollout(replicas),
       selector: { matchLabels: { ...LABELS } },
       template: {
         metadata: { labels: { ...LABELS }, annotations: { [CHECKSUM_ANNOTATION]: checksum } },
         spec: {
           serviceAccountName: OBJECT_NAMES.agent,
+          ...spread(replicas),
           terminationGracePeriodSeconds: 10,
           // The pod's own network namespace starts with forwarding off and /proc/sys is read-only in the
           // containers, even with NET_ADMIN: the kubelet sets it when its --allowed-unsafe-sysctls allows
@@ -160,8 +195,16 @@ export function buildDeployment({ config, namespace, checksum, proto, access }: 
                 capabilities: { add: ['NET_ADMIN', 'NET_RAW', 'MKNOD', 'SETUID', 'SETGID'], drop: ['ALL'] },
                 allowPrivilegeEscalation: false,
               },
+              // Ready = the CRL the agent verified is in force (openvpn starts only after it is written,
+              // and the file is never removed) and openvpn is up (its management socket exists).
               readinessProbe: {
-                exec: { command: ['/bin/sh', '-c', `test -S ${POD_FILES.managementSocket}`] },
+                exec: {
+                  command: [
+                    '/bin/sh',
+                    '-c',
+                    `test -s ${POD_FILES.crl} && test -S ${POD_FILES.managementSocket}`,
+                  ],
+                },
                 initialDelaySeconds: 2,
                 periodSeconds: 5,
               },
@@ -182,6 +225,8 @@ export function buildDeployment({ config, namespace, checksum, proto, access }: 
               env: [
                 { name: 'PODGATE_KUBERNETES_NAMESPACE', value: namespace },
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                // the replica's status Lease names its pod as owner: it goes away with the pod
+                { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
                 // what the agent's access side needs before any bundle (config of its own it has none)
                 { name: 'PODGATE_ACCESS_MODE_BEFORE_BUNDLE', value: access?.mode ?? 'open' },
                 { name: 'PODGATE_ACCESS_TUN_INTERFACE', value: access?.tun ?? 'tun*' },

@@ -201,6 +201,11 @@ export const configSchema = z
         group: z.string().default('nogroup'),
         /** Office LAN ranges routed through a gateway; checked for overlaps with cluster ranges. */
         officeLans: z.array(cidr).default([]),
+        /**
+         * OpenVPN server pods in the cluster (2+ for high availability): spread across nodes, a
+         * PodDisruptionBudget keeps one up during a drain, rolling updates replace one pod at a time.
+         */
+        replicas: z.number().int().min(1).max(16).default(1),
       })
       .strict()
       .superRefine((vpn, ctx) => {

@@ -43,6 +43,12 @@ export interface ServerConfigInput {
    * check at connect (access not in use on this server yet).
    */
   clientConfigDir?: string;
+  /**
+   * With `clientConfigDir`: also render `ccd-exclusive` (default true). Off, the files only pin each
+   * device's address (several server replicas give a device the same one) and a device without a file
+   * still connects, with an address from openvpn's pool.
+   */
+  clientConfigExclusive?: boolean;
   /** Exactly one of files / inline. */
   files?: ServerFiles;
   inline?: ServerInline;
@@ -212,6 +218,7 @@ export function renderServerConfig(input: ServerConfigInput): string {
     managementSocket: checkPath('managementSocket', input.managementSocket),
     managementPasswordFile: checkPath('managementPasswordFile', input.managementPasswordFile),
     clientConfigDir: input.clientConfigDir ? checkPath('clientConfigDir', input.clientConfigDir) : '',
+    ccdExclusive: Boolean(input.clientConfigDir) && input.clientConfigExclusive !== false,
     routes: routes.map((r) => ({ network: r.network, mask: netmask(r.prefix) })),
     routes6: routes6.map((r) => r.text),
     dnsServers,

@@ -111,6 +111,8 @@ export const liveSessionSchema = z
     bytesIn: z.number(),
     bytesOut: z.number(),
     connectedSince: time,
+    /** The server replica (pod) holding it, in cluster mode; ids are then `<cid>@<pod>`. */
+    replica: z.string().optional(),
   })
   .strict()
   .openapi('LiveSession');

@@ -261,6 +261,13 @@ export function createMetrics(
       },
     });
   }
+  // Both session gauges come from one reading per scrape (prom-client collects them concurrently).
+  let reading: { at: number; list: ReturnType<SessionsProvider['list']> } | undefined;
+  const currentSessions = () => {
+    const at = Date.now();
+    if (!reading || at - reading.at > 1000) reading = { at, list: sessions!.list() };
+    return reading.list;
+  };
   new Gauge({
     name: 'podgate_vpn_sessions',
     help: 'Live VPN sessions (absent when the server is not connected)',
@@ -268,9 +275,28 @@ export function createMetrics(
     async collect() {
       if (!sessions) return;
       try {
-        this.set((await sessions.list()).length);
+        this.set((await currentSessions()).length);
       } catch {
         // A scrape must not fail because the management interface is busy.
+      }
+    },
+  });
+  new Gauge({
+    name: 'podgate_vpn_replica_sessions',
+    help: 'Live VPN sessions per server replica (pod), in cluster mode',
+    labelNames: ['replica'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!sessions) return;
+      try {
+        // One series per replica: a few pods, never per user or session.
+        const counts = new Map<string, number>();
+        for (const s of await currentSessions())
+          if (s.replica) counts.set(s.replica, (counts.get(s.replica) ?? 0) + 1);
+        for (const [replica, n] of counts) this.set({ replica }, n);
+      } catch {
+        /* as above */
       }
     },
   });

@@ -97,6 +97,7 @@ async function runClusterAgent(env: CliEnv, config: Config, o: AgentOpts): Promi
     kube: createKubeApi(loadKubeConfig(config.kubernetes)),
     namespace: config.kubernetes.namespace,
     podName: env.env.POD_NAME ?? '',
+    ...(env.env.POD_UID ? { podUid: env.env.POD_UID } : {}),
     caCertPem: readSecretFile('--ca-file', o.caFile ?? POD_FILES.ca),
     crlFile: o.crlFile ?? POD_FILES.crl,
     managementSocket: o.managementSocket ?? POD_FILES.managementSocket,

@@ -80,7 +80,7 @@ describe('profiles/server-config', () => {
       'topology subnet',
       'multihome',
       'server 10.140.0.0 255.255.0.0',
-      'keepalive 10 60',
+      'keepalive 5 20',
       'persist-key',
       'persist-tun',
       'user nobody',
