@@ -17,7 +17,16 @@
  * asserted. Part of `npm test`; alone: `npm run test:node-access` (one node per machine: the harness's lock).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
@@ -380,6 +389,13 @@ describe('e2e: access rules enforced in the server pod on a real node', function
     // host-local IPAM hands out the address after the last one it reserved: point it just before the
     // freed one so that the next pod gets it (the reuse a busy node does by itself sooner or later)
     const ipamDir = join(defaultRunDir(), 'cni', 'ipam', 'podgate-test');
+    // the API object goes first; the kubelet's CNI DEL frees the address (host-local's file) after it
+    await until(
+      "the deleted pod's address to be freed by the CNI plugin",
+      async () => !existsSync(join(ipamDir, ip)),
+      60_000,
+      200,
+    );
     writeFileSync(join(ipamDir, 'last_reserved_ip.0'), intToIp(ipToInt(ip) - 1));
     const t1 = Date.now();
     await kubectlApply(teamPod('team-b', 'reuse', 'b', images!.busybox.ref));
