@@ -10,8 +10,9 @@
  * bob reaches team-a's pod IP, ClusterIP and Service name and not team-b's (TCP connect and ping fail),
  * carol the opposite, admin both; a new team-a pod is reachable by bob; a team-b pod given the address a
  * deleted team-a pod had is not; bob removed from group a loses team-a on his live session; the agent
- * killed: nothing opens meanwhile; a disabled user is refused at connect with the CRL unchanged; the API
- * server unreachable from the pod at its start: only DNS; the office gateway with a rule for team-a only.
+ * killed: nothing opens meanwhile; a disabled user is refused at connect (AUTH_FAILED: no client-config-dir
+ * file) while the CRL publisher is held back; the API server unreachable from the pod at its start: the
+ * DNS-only table, and openvpn waits for a verified CRL; the office gateway with a rule for team-a only.
  *
  * Times from a change to its effect are polled with generous deadlines, recorded and printed, never
  * asserted. Part of `npm test`; alone: `npm run test:node-access` (one node per machine: the harness's lock).
