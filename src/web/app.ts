@@ -35,6 +35,9 @@ import { ImportLinkService } from '../services/import-links.js';
 import { importLinkRoutes, importProfileRoute } from './routes/import.js';
 import { restProfileRouter } from './routes/rest-profile.js';
 import { UsageService } from '../services/usage.js';
+import { ConnectionCheckService } from '../services/connection-check.js';
+import { webOrigin } from '../lib/connection-probe.js';
+import { connectionProbeRoute } from './routes/connection-check.js';
 import { usageRoutes } from './routes/usage.js';
 
 export interface AppDeps {
@@ -120,9 +123,13 @@ export function createApp(deps: AppDeps): express.Express {
   });
   const admin = new AdminData(ctx, deps.sessions, deps.cluster, now);
   const deploys = new DeployTracker(now);
-  const metrics = createMetrics(ctx.store, deps.sessions, now, ctx);
+  const metrics = createMetrics(ctx.store, deps.sessions, now, ctx, { cluster: deps.cluster, throttle });
   const usage = new UsageService(ctx.store, now);
-  const routeDeps = { actions, admin, deploys, now, usage };
+  const connectionCheck = new ConnectionCheckService({
+    config: ctx.config,
+    ...(deps.cluster?.serverPodIps ? { serverPodIps: deps.cluster.serverPodIps.bind(deps.cluster) } : {}),
+  });
+  const routeDeps = { actions, admin, deploys, now, usage, connectionCheck };
 
   app.use(requestId);
   app.use(metrics.middleware);
@@ -131,6 +138,7 @@ export function createApp(deps: AppDeps): express.Express {
     '/static',
     express.static(join(root, 'public'), { index: false, maxAge: '1h', fallthrough: false }),
   );
+  app.use(connectionProbeRoute(webOrigin(ctx.config.web.publicUrl)));
   app.use(publicRouter(ctx, metrics.registry, readMetricsToken(ctx.config.web.metricsTokenFile)));
   // The separate metrics listener (startServer, web.metricsPort) serves the same registry.
   app.locals.metricsRegistry = metrics.registry;

@@ -5,6 +5,7 @@ import { userView, type IssuedDevice, type WebActions } from '../actions.js';
 import type { AdminData } from '../admin-data.js';
 import { csrfProtect, loginCsrfGuard, requireAdmin, requireUser } from '../auth.js';
 import type { DeployTracker } from '../deploy-tracker.js';
+import type { ConnectionCheckService } from '../../services/connection-check.js';
 import type { UsageService } from '../../services/usage.js';
 import { clearSessionCookie, setSessionCookie } from '../session.js';
 import {
@@ -24,6 +25,8 @@ export interface RouteDeps {
   actions: WebActions;
   /** The session history (developer's own sessions on the devices page). */
   usage?: UsageService;
+  /** "Check my connection" on the devices page. */
+  connectionCheck?: ConnectionCheckService;
   admin: AdminData;
   deploys: DeployTracker;
   now: () => Date;
