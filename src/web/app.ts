@@ -30,6 +30,7 @@ import { renewalRouter } from './routes/renewal.js';
 import { caPages } from './routes/pages-ca.js';
 import { caExpiryWarning } from '../services/ca-status.js';
 import { publicRouter } from './routes/public.js';
+import { openApiRouter } from './routes/openapi.js';
 import { tokenPages, tokensApi } from './routes/tokens.js';
 import { ImportLinkService } from '../services/import-links.js';
 import { importLinkRoutes, importProfileRoute } from './routes/import.js';
@@ -140,6 +141,7 @@ export function createApp(deps: AppDeps): express.Express {
   );
   app.use(connectionProbeRoute(webOrigin(ctx.config.web.publicUrl)));
   app.use(publicRouter(ctx, metrics.registry, readMetricsToken(ctx.config.web.metricsTokenFile)));
+  app.use(openApiRouter());
   // The separate metrics listener (startServer, web.metricsPort) serves the same registry.
   app.locals.metricsRegistry = metrics.registry;
   // Everything below (pages, API, their errors) is per user or carries a CSRF token or a secret:

@@ -19,6 +19,7 @@ import {
   revokeBody,
 } from '../validation.js';
 import { cursorOffset, listPage, offsetPage, pageQuery } from '../pagination.js';
+import { API_PREFIX, documentedRouter } from '../api-router.js';
 import '../types.js';
 
 export interface RouteDeps {
@@ -50,7 +51,7 @@ function clientIp(req: Request): string {
 
 /** The JSON API under /api/v1: same powers as the pages, cookie + CSRF or Bearer token. */
 export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
-  const r = Router();
+  const r = documentedRouter(API_PREFIX);
 
   r.post('/login', loginCsrfGuard, async (req, res) => {
     const body = parse(loginBody, req.body);
