@@ -257,11 +257,6 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     await exec([process.execPath, CLI, '--config', cfgFile, 'init'], {
       env: { ...process.env, PODGATE_ADMIN_PASSWORD_FILE: join(work, 'admin.pw') },
     });
-    // This suite proves deploy, revocation, reconnects, the gateway path and the in-cluster manager, as
-    // an upgraded install runs them (access mode `open`). Enforcement in the server pod has its own
-    // real-node suite, test/e2e/k8s-node-access.test.ts, not yet in the default run: with `enforce`, the
-    // gateway case below reached nothing through the pod even with a rule for it, a fault still open.
-    await exec([process.execPath, CLI, '--config', cfgFile, 'access', 'mode', 'open']);
   });
 
   after(async function () {
@@ -586,6 +581,26 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     // access bundle the way it does in production: the manager (serve's timers, here on the test's
     // context with the cluster publishers) publishes what another process changed within a second.
     const stopAccess = startAccessTimers(ctx);
+    // New installs enforce access rules, and a person's rules never open a gateway: this gateway gets its
+    // own rule (everything; narrower gateway rules are the access e2e's subject). It names the gateway
+    // before it exists: its device is in the rule from the moment its certificate is issued, so the
+    // LAN reaches the pod as soon as provisioning ends.
+    const rulesFile = join(work, 'rules.yaml');
+    writeFileSync(
+      rulesFile,
+      [
+        'rules:',
+        '  - name: admins-everything',
+        '    subjects: [{ kind: group, name: admins }]',
+        '    destinations: [{ kind: cidr, cidr: 0.0.0.0/0 }]',
+        `  - name: ${name}-everything`,
+        `    subjects: [{ kind: gateway, name: ${name} }]`,
+        '    destinations: [{ kind: cidr, cidr: 0.0.0.0/0 }]',
+        '',
+      ].join('\n'),
+    );
+    const applied = await cli(['access', 'apply', '-f', rulesFile]);
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
     const r = await cli([
       'gateway',
       'provision',

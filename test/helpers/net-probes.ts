@@ -9,6 +9,8 @@ import { runIn, spawnIn, type SpawnedProcess } from './netns.js';
 const ECHO_SERVER = `const s=require('net').createServer(c=>c.pipe(c));s.listen(+process.argv[2],process.argv[1],()=>console.log('listening'));`;
 const ECHO_CLIENT = `const c=require('net').connect({host:process.argv[1],port:+process.argv[2]});const t=setTimeout(()=>{console.log('timeout');process.exit(3)},+process.argv[3]);c.on('connect',()=>c.write('pg-probe'));c.on('data',d=>{if(String(d)==='pg-probe'){clearTimeout(t);console.log('ok');process.exit(0)}});c.on('error',e=>{console.log(e.code);process.exit(2)});`;
 
+const CONNECT_CLIENT = `const c=require('net').connect({host:process.argv[1],port:+process.argv[2]});const t=setTimeout(()=>{console.log('timeout');process.exit(3)},+process.argv[3]);c.on('connect',()=>{clearTimeout(t);console.log('ok');c.destroy();process.exit(0)});c.on('error',e=>{console.log(e.code);process.exit(2)});`;
+
 /** Starts a TCP echo server inside `ns` on host:port; resolves once it listens. */
 export async function startEchoServer(ns: string, host: string, port: number): Promise<SpawnedProcess> {
   const p = spawnIn(ns, [process.execPath, '-e', ECHO_SERVER, host, String(port)]);
@@ -63,4 +65,20 @@ export async function dnsQuery(
     check: false,
   });
   return r.code === 0 ? r.stdout.trim() : undefined;
+}
+
+/**
+ * A TCP connect from inside `ns` to host:port (any server: an HTTP pod, not only the echo server above);
+ * true when the handshake completed within `timeoutMs` (counted from the connect call, not process start).
+ */
+export async function tcpConnects(
+  ns: string,
+  host: string,
+  port: number,
+  timeoutMs = 2000,
+): Promise<boolean> {
+  const r = await runIn(ns, [process.execPath, '-e', CONNECT_CLIENT, host, String(port), String(timeoutMs)], {
+    check: false,
+  });
+  return r.code === 0 && r.stdout.includes('ok');
 }

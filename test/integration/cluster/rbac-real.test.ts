@@ -362,4 +362,50 @@ describe('RBAC on the real API server: manager and agent with their own ServiceA
       ['patch', `namespaces/${other}`],
     ]);
   });
+
+  it('access check as the manager: a ClusterIP lookup is refused naming k8s/rbac-access-view.yaml; with that file applied it names the Service; the file grants no watch and no Secret', async () => {
+    const port = nextNodePort++;
+    assert.equal((await podgate('middleware', port, ['user', 'add', 'bob'])).code, 0);
+    const dnsIp = (
+      await kubectl(cp, [
+        '-n',
+        'kube-system',
+        'get',
+        'service',
+        'kube-dns',
+        '-o',
+        'jsonpath={.spec.clusterIP}',
+      ])
+    ).stdout.trim();
+    const refused = await podgate('middleware', port, ['access', 'check', 'bob', dnsIp]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /may not list services cluster-wide/, refused.stderr);
+    assert.match(refused.stderr, /kubectl apply -f k8s\/rbac-access-view\.yaml/, refused.stderr);
+
+    const file = join(K8S_DIR, 'rbac-access-view.yaml');
+    cleanups.push(() => kubectl(cp, ['delete', '--ignore-not-found', '-f', file]));
+    await kubectl(cp, ['apply', '-f', file]);
+    await assertCan(
+      cp,
+      MANAGER,
+      [
+        ['list', 'pods', '-A'],
+        ['list', 'services', '-A'],
+        ['list', 'namespaces'],
+      ],
+      [
+        ['watch', 'pods', '-A'],
+        ['list', 'secrets', '-A'],
+        ['create', 'pods', '-n', 'default'],
+        ['get', 'pods', '--subresource=log', '-n', 'default'],
+        ['create', 'pods', '--subresource=exec', '-n', 'default'],
+      ],
+    );
+    const answered = await podgate('middleware', port, ['--json', 'access', 'check', 'bob', dnsIp]);
+    assert.equal(answered.code, 0, answered.stderr);
+    const a = JSON.parse(answered.stdout) as { decision: string; evaluatedWith: string };
+    assert.equal(a.evaluatedWith, 'cluster');
+    assert.equal(a.decision, 'deny');
+    await kubectl(cp, ['delete', '-f', file]);
+  });
 });
