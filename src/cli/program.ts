@@ -51,7 +51,8 @@ export const AREAS: {
   {
     summary: {
       server: 'the OpenVPN server on this host (local mode)',
-      sessions: 'live VPN sessions (from the management interface of `server run`)',
+      sessions:
+        'live VPN sessions (from the management interface of `server run`, else every server replica in the cluster)',
     },
     load: () => import('./commands/server.js'),
   },

@@ -1,7 +1,8 @@
 import type { NamespaceObject, PodObject, ServiceObject } from '../access/types.js';
 import type { Config } from '../config/schema.js';
 import type { ClusterObjects } from '../services/access-check.js';
-import type { KubeApi, KubeObject } from './kube-api.js';
+import { KubeApiError, type KubeApi, type KubeObject } from './kube-api.js';
+import { Forbidden } from '../lib/errors.js';
 import { namespaceShape, podShape, serviceShape } from './access-watch.js';
 import type { KubeConnection } from './kube-connection.js';
 
@@ -32,7 +33,12 @@ export class KubeClusterObjects implements ClusterObjects {
     if (hit && Date.now() - hit.at < CACHE_MS) return hit.items;
     const items = this.api()
       .then((api) => api.list('v1', kind))
-      .then((l) => l?.items ?? []);
+      .then(
+        (l) => l?.items ?? [],
+        (err: unknown) => {
+          throw err instanceof KubeApiError && err.kubeStatus === 403 ? deniedRead(kind, err) : err;
+        },
+      );
     items.catch(() => this.cache.delete(kind));
     this.cache.set(kind, { at: Date.now(), items });
     return items;
@@ -47,6 +53,21 @@ export class KubeClusterObjects implements ClusterObjects {
   async pods(): Promise<PodObject[]> {
     return (await this.list('Pod')).map(podShape);
   }
+}
+
+/**
+ * The manager holds no cluster-wide reads by default (k8s/README.md): `access check` and the Access page
+ * then need the optional ClusterRole in k8s/rbac-access-view.yaml to look up pods and Services.
+ */
+function deniedRead(kind: string, cause: KubeApiError): Forbidden {
+  const plural = `${kind.toLowerCase()}s`;
+  const err = new Forbidden(
+    `the manager may not list ${plural} cluster-wide (${cause.kubeMessage}); to let access check and the ` +
+      'Access page look up cluster objects, an admin runs `kubectl apply -f k8s/rbac-access-view.yaml` ' +
+      '(see k8s/README.md)',
+  );
+  err.cause = cause;
+  return err;
 }
 
 /** The view for the composition root when a cluster is configured (kubeconfig, or in a pod). */

@@ -10,12 +10,16 @@ import { AccessAgent, type AccessReporter } from '../openvpn/access-agent.js';
 import { ClientConfigDir } from '../openvpn/client-config-dir.js';
 import { ManagementClient } from '../openvpn/management-client.js';
 import { NftEnforcer, type Enforcer } from '../openvpn/nft-enforcer.js';
-import { netmask, parseCidr } from '../lib/cidr.js';
+import { ProbeResponder } from '../openvpn/probe-responder.js';
+import { TunnelSubnets } from '../lib/tunnel-subnets.js';
 import { logger } from '../lib/logger.js';
 import type { KubeApi } from './kube-api.js';
 import { ConfigMapAgentReporter } from './agent-status.js';
+import { ConfigMapSessionsReporter, managementStatus } from './agent-sessions.js';
 import { OBJECT_NAMES } from './pod-layout.js';
 import { SecretWatchSource } from './secret-watch-source.js';
+import { ManagementSessionsProvider } from '../openvpn/sessions-provider.js';
+import { ReplicaReporter } from './replica-reporter.js';
 import { ClusterAccessWatch } from './access-watch.js';
 import { AccessBundleWatch } from './access-bundle-watch.js';
 
@@ -25,7 +29,7 @@ const log = logger.child({ module: 'cluster.agent' });
 export interface ClusterAccessOptions {
   /** config access.modeBeforeBundle: what the table allows before the first bundle (the deploy's mode). */
   modeWithoutBundle: AccessMode;
-  /** Cluster DNS servers (IPv4): always reachable on port 53. */
+  /** Cluster DNS servers (IPv6 ones only with clientSubnet6): always reachable on port 53. */
   dnsServers: string[];
   /** config access.tunInterface. */
   tun: string;
@@ -33,6 +37,8 @@ export interface ClusterAccessOptions {
   ccdDir: string;
   /** vpn.clientSubnet: the netmask of the addresses the ccd files give. */
   clientSubnet: string;
+  /** vpn.clientSubnet6 (dual stack): ccd files also give each device its IPv6 address, rules cover it. */
+  clientSubnet6?: string;
   /** Injected by tests (nft in a scratch namespace); default `nft` in the pod's namespace. */
   enforcer?: Enforcer;
 }
@@ -40,8 +46,12 @@ export interface ClusterAccessOptions {
 export interface ClusterAgentOptions {
   kube: KubeApi;
   namespace: string;
-  /** Shown in the status ConfigMap (POD_NAME from the downward API). */
+  /** Shown in the status ConfigMap (POD_NAME from the downward API); names the replica's Lease. */
   podName?: string;
+  /** The pod's uid (POD_UID from the downward API): the replica Lease's owner. */
+  podUid?: string;
+  /** Report this replica through its Lease (replica-status.ts); default: when podName is given. */
+  replicaReport?: boolean | { pollMs?: number; sessionsMs?: number; heartbeatMs?: number };
   caCertPem: string;
   /** The file openvpn's crl-verify reads (shared emptyDir in the pod). */
   crlFile: string;
@@ -51,12 +61,19 @@ export interface ClusterAgentOptions {
   reporter?: AgentReporter;
   retryMs?: number;
   access?: ClusterAccessOptions;
+  /** Session history: publish a `status 3` reading this often (sessions.recordEverySeconds); absent: off. */
+  sessions?: { everyMs: number };
+  /** "Check my connection": the probe listener on the pod IP (connectionCheck.port; absent or 0: off). */
+  probe?: { port: number; allowedOrigin: string | undefined };
 }
 
 export interface RunningClusterAgent {
   agent: RevocationAgent;
   source: SecretWatchSource;
   access?: { agent: AccessAgent; cluster: ClusterAccessWatch; bundles: AccessBundleWatch };
+  replica?: ReplicaReporter;
+  probe?: ProbeResponder;
+  sessions?: ConfigMapSessionsReporter;
   stop(): Promise<void>;
 }
 
@@ -79,9 +96,11 @@ async function startAccess(
   connect: () => Promise<ManagementClient>,
 ): Promise<NonNullable<RunningClusterAgent['access']>> {
   const cluster = new ClusterAccessWatch({ kube: o.kube, retryMs: o.retryMs });
+  const subnets = new TunnelSubnets(a.clientSubnet, a.clientSubnet6);
   const agent = new AccessAgent({
     enforcer: a.enforcer ?? new NftEnforcer(),
-    ccd: new ClientConfigDir(a.ccdDir, netmask(parseCidr('vpn.clientSubnet', a.clientSubnet).prefix)),
+    ccd: new ClientConfigDir(a.ccdDir, subnets.netmask, (ip) => subnets.address6(ip)),
+    clientsWithIpv6: (ips) => subnets.withIpv6(ips),
     connect,
     reporter: logAccessReporter,
     cluster,
@@ -110,6 +129,7 @@ async function startAccess(
 export async function startClusterAgent(o: ClusterAgentOptions): Promise<RunningClusterAgent> {
   const connect = () =>
     ManagementClient.connect({ socketPath: o.managementSocket, password: o.managementPassword });
+  let crlAppliedAt: Date | undefined;
   const agent = new RevocationAgent({
     caCertPem: o.caCertPem,
     crlFile: o.crlFile,
@@ -123,12 +143,30 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
     retryMs: o.retryMs,
     onBundle: async (bundle) => {
       const r = await agent.apply(bundle);
+      if (r.changed) crlAppliedAt = new Date();
       log.info(
         { crlNumber: r.crlNumber, changed: r.changed, killed: r.killed.length, pending: r.pending },
         'bundle applied',
       );
     },
   });
+  // Answers from the pod IP: the devices page's check that the pod route works (lib/connection-probe.ts).
+  let probe: ProbeResponder | undefined;
+  if (o.probe && o.probe.port > 0) {
+    probe = new ProbeResponder({ host: '0.0.0.0', port: o.probe.port, allowedOrigin: o.probe.allowedOrigin });
+    probe.start();
+  }
+  let sessions: ConfigMapSessionsReporter | undefined;
+  if (o.sessions && o.podName) {
+    sessions = new ConfigMapSessionsReporter({
+      kube: o.kube,
+      namespace: o.namespace,
+      podName: o.podName,
+      status: managementStatus({ socketPath: o.managementSocket, password: o.managementPassword }),
+      everyMs: o.sessions.everyMs,
+    });
+    sessions.start();
+  }
   // The access side first and without waiting for the API server (see startAccess).
   const access = o.access ? await startAccess(o, o.access, connect) : undefined;
   try {
@@ -144,15 +182,56 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
     { namespace: o.namespace, secret: OBJECT_NAMES.crlSecret, crlNumber: agent.crlNumber },
     'cluster agent watching',
   );
+  const replica = startReplicaReport(o, agent, access?.agent, () => crlAppliedAt);
   return {
     agent,
     source,
     access,
+    replica,
+    probe,
+    sessions,
     async stop() {
+      replica?.stop();
+      sessions?.stop();
+      await probe?.stop();
       source.stop();
       access?.bundles.stop();
       await access?.agent.stop(); // the table and the ccd files stay: nothing opens
       agent.stop();
     },
   };
+}
+
+/** The replica's Lease (replica-reporter.ts): CRL number in force, rules version, sessions. */
+function startReplicaReport(
+  o: ClusterAgentOptions,
+  agent: RevocationAgent,
+  access: AccessAgent | undefined,
+  crlAppliedAt: () => Date | undefined,
+): ReplicaReporter | undefined {
+  const want = o.replicaReport ?? Boolean(o.podName);
+  if (!want || !o.podName) return undefined;
+  const timing = typeof want === 'object' ? want : {};
+  const sessions = new ManagementSessionsProvider({
+    socketPath: o.managementSocket,
+    password: o.managementPassword,
+  });
+  const reporter = new ReplicaReporter({
+    kube: o.kube,
+    namespace: o.namespace,
+    pod: { name: o.podName, ...(o.podUid ? { uid: o.podUid } : {}) },
+    sessions,
+    state: () => {
+      const a = access?.status();
+      return {
+        ...(agent.crlNumber !== undefined ? { crlNumber: agent.crlNumber } : {}),
+        ...(crlAppliedAt() ? { crlAppliedAt: crlAppliedAt()!.toISOString() } : {}),
+        ...(a?.version != null ? { rulesVersion: a.version } : {}),
+        ...(a ? { accessState: a.state } : {}),
+      };
+    },
+    ...timing,
+  });
+  reporter.start();
+  return reporter;
 }

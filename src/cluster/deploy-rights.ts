@@ -18,6 +18,7 @@ const RESOURCES: Record<string, { group: string; resource: string }> = {
   RoleBinding: { group: 'rbac.authorization.k8s.io', resource: 'rolebindings' },
   ClusterRoleBinding: { group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
   Deployment: { group: 'apps', resource: 'deployments' },
+  PodDisruptionBudget: { group: 'policy', resource: 'poddisruptionbudgets' },
 };
 
 function check(obj: KubeObject, verb: string): AccessCheck | undefined {

@@ -245,7 +245,13 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
       return status?.userInfo?.username;
     },
     mergePatch(ref, patch) {
-      const body = { ...header(ref), ...patch } as KubeObject;
+      // a patch of metadata (annotations) keeps the name and namespace the request path is built from
+      const head = header(ref);
+      const body = {
+        ...head,
+        ...patch,
+        metadata: { ...(patch.metadata as Record<string, unknown> | undefined), ...head.metadata },
+      } as KubeObject;
       return call(`patch ${refText(ref)}`, async () =>
         plain<KubeObject>(
           await objects.patch(

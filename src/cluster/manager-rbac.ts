@@ -68,6 +68,9 @@ export function agentRole(namespace: string): KubeObject {
         resourceNames: [OBJECT_NAMES.agentStatus],
         verbs: ['get', 'patch'],
       },
+      // Its replica's Lease (replica-status.ts), named after its pod, which RBAC cannot name in advance;
+      // Leases grant nothing any pod reads (server.conf is a ConfigMap), so the unnamed grant stays small.
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'patch'] },
     ],
   };
 }
@@ -125,6 +128,15 @@ function managerRules(): Record<string, unknown>[] {
     { apiGroups: [''], resources: ['serviceaccounts'], resourceNames: [OBJECT_NAMES.agent], verbs: APPLY() },
     { apiGroups: [''], resources: ['services'], resourceNames: [OBJECT_NAMES.app], verbs: APPLY() },
     { apiGroups: ['apps'], resources: ['deployments'], resourceNames: [OBJECT_NAMES.app], verbs: APPLY() },
+    {
+      apiGroups: ['policy'],
+      resources: ['poddisruptionbudgets'],
+      resourceNames: [OBJECT_NAMES.app],
+      verbs: APPLY(),
+    },
+    // The replicas' Leases: read them all (status, sessions), patch one to ask for a disconnect; get and
+    // create only because the agent's Role grants them (a Role may grant only what its author holds).
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'patch'] },
     {
       apiGroups: [RBAC],
       resources: ['roles', 'rolebindings'],

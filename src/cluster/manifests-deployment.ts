@@ -41,7 +41,8 @@ const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
  * in `enforce` install the DNS-only table unless podgate's table is already there (fail closed from the
  * first packet, whether or not the API server answers: the agent widens it once it has rules and a
  * cluster view; the container exits rather than start openvpn without it), wait until the agent has
- * written the CRL file it verified, then exec openvpn.
+ * written the CRL file it verified, then exec openvpn. With `clientSubnet6` (dual stack) the same for
+ * IPv6: forwarding (`net.ipv6.conf.all.forwarding`) and an ip6tables MASQUERADE (NAT66) of that range.
  */
 export function openvpnStartScript(
   clientSubnet: string,
@@ -51,6 +52,7 @@ export function openvpnStartScript(
     serverConf: POD_FILES.serverConf,
   },
   access: StartScriptAccess = { mode: 'open', dnsServers: [] },
+  clientSubnet6?: string,
 ): string {
   const table = TABLE;
   const enforce =
@@ -73,12 +75,26 @@ export function openvpnStartScript(
     '  exit 1',
     'fi',
     `iptables -t nat -C POSTROUTING -s ${clientSubnet} -j MASQUERADE 2>/dev/null || iptables -t nat -A POSTROUTING -s ${clientSubnet} -j MASQUERADE`,
+    ...(clientSubnet6 ? ipv6Lines(clientSubnet6) : []),
     ...enforce,
     // The CRL file comes from the agent only, which verifies it against the CA first (a CRL of another
     // manager's CA would make openvpn accept revoked certificates): wait for it, never copy the Secret's.
     `i=0; while [ ! -s ${paths.crl} ]; do i=$((i+1)); if [ $i -gt 300 ]; then echo "podgate: no verified CRL from the agent in ${paths.crl} after 300 s (see the agent container's log)" >&2; exit 1; fi; sleep 1; done`,
     `exec openvpn --config ${paths.serverConf}`,
   ].join('\n');
+}
+
+/** Dual stack: IPv6 forwarding on (or exit), and NAT66 of the IPv6 client range, added once. */
+function ipv6Lines(subnet6: string): string[] {
+  const fwd = '/proc/sys/net/ipv6/conf/all/forwarding';
+  return [
+    `if [ "$(cat ${fwd})" != 1 ]; then echo 1 > ${fwd} 2>/dev/null || true; fi`,
+    `if [ "$(cat ${fwd})" != 1 ]; then`,
+    '  echo "podgate: net.ipv6.conf.all.forwarding is 0 in the pod; allow the sysctl (kubelet --allowed-unsafe-sysctls=net.ipv6.conf.all.forwarding) or run the container privileged" >&2',
+    '  exit 1',
+    'fi',
+    `ip6tables -t nat -C POSTROUTING -s ${subnet6} -j MASQUERADE 2>/dev/null || ip6tables -t nat -A POSTROUTING -s ${subnet6} -j MASQUERADE`,
+  ];
 }
 
 export interface DeploymentInput {
@@ -91,12 +107,46 @@ export interface DeploymentInput {
 }
 
 /**
- * One replica, Recreate (a second server would fight for the NodePort's clients and the client subnet):
- * `openvpn` (NET_ADMIN, readiness = management socket present) and the `agent` sidecar
- * (`podgate agent --cluster`) sharing the CRL and management emptyDirs.
+ * How the pods replace each other. One replica: Recreate, as before replicas existed (a surge pod would
+ * only briefly double the server). Several: one new pod at a time and none taken away before its
+ * replacement is Ready (`maxUnavailable: 0`), so sessions on the other replicas stay; the moving
+ * clients reconnect to a Ready one (the old pod's openvpn tells them to, explicit-exit-notify).
+ */
+function rollout(replicas: number): Record<string, unknown> {
+  return replicas > 1
+    ? { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }
+    : { type: 'Recreate' };
+}
+
+/**
+ * Spread the replicas over nodes, but schedule them anyway when there are fewer nodes than replicas
+ * (`ScheduleAnyway`): two replicas on one node still survive a pod's loss and a rolling update.
+ */
+function spread(replicas: number): Record<string, unknown> {
+  return replicas > 1
+    ? {
+        topologySpreadConstraints: [
+          {
+            maxSkew: 1,
+            topologyKey: 'kubernetes.io/hostname',
+            whenUnsatisfiable: 'ScheduleAnyway',
+            labelSelector: { matchLabels: { ...LABELS } },
+          },
+        ],
+      }
+    : {};
+}
+
+/**
+ * `vpn.replicas` pods (rollout() and spread() above), each with `openvpn` (NET_ADMIN; Ready once the
+ * agent's verified CRL is in place and openvpn's management socket exists) and the `agent` sidecar
+ * (`podgate agent --cluster`) sharing the CRL, management and client-config-dir emptyDirs. NAT in each
+ * pod (the start script) means no pod-side route to the client subnet is needed, whichever replica a
+ * client is on.
  */
 export function buildDeployment({ config, namespace, checksum, proto, access }: DeploymentInput): KubeObject {
   const image = config.kubernetes.image;
+  const replicas = config.vpn.replicas;
   const mounts = {
     server: { name: 'server', mountPath: POD_PATHS.serverDir, readOnly: true },
     config: { name: 'config', mountPath: POD_PATHS.configDir, readOnly: true },
@@ -110,23 +160,33 @@ export function buildDeployment({ config, namespace, checksum, proto, access }: 
     kind: 'Deployment',
     metadata: { name: OBJECT_NAMES.app, namespace, labels: { ...LABELS } },
     spec: {
-      replicas: 1,
-      strategy: { type: 'Recreate' },
+      replicas,
+      strategy: rollout(replicas),
       selector: { matchLabels: { ...LABELS } },
       template: {
         metadata: { labels: { ...LABELS }, annotations: { [CHECKSUM_ANNOTATION]: checksum } },
         spec: {
           serviceAccountName: OBJECT_NAMES.agent,
+          ...spread(replicas),
           terminationGracePeriodSeconds: 10,
           // The pod's own network namespace starts with forwarding off and /proc/sys is read-only in the
           // containers, even with NET_ADMIN: the kubelet sets it when its --allowed-unsafe-sysctls allows
           // it (k8s/README.md "Running on a real node").
-          securityContext: { sysctls: [{ name: 'net.ipv4.ip_forward', value: '1' }] },
+          securityContext: {
+            sysctls: [
+              { name: 'net.ipv4.ip_forward', value: '1' },
+              ...(config.vpn.clientSubnet6 ? [{ name: 'net.ipv6.conf.all.forwarding', value: '1' }] : []),
+            ],
+          },
           containers: [
             {
               name: 'openvpn',
               image,
-              command: ['/bin/sh', '-c', openvpnStartScript(config.vpn.clientSubnet, undefined, access)],
+              command: [
+                '/bin/sh',
+                '-c',
+                openvpnStartScript(config.vpn.clientSubnet, undefined, access, config.vpn.clientSubnet6),
+              ],
               ports: [{ name: 'openvpn', containerPort: config.vpn.port, protocol: proto }],
               // The image's default user is non-root (`serve`); openvpn needs root for tun and iptables
               // and drops to `user nobody` itself after start.
@@ -135,8 +195,16 @@ export function buildDeployment({ config, namespace, checksum, proto, access }: 
                 capabilities: { add: ['NET_ADMIN', 'NET_RAW', 'MKNOD', 'SETUID', 'SETGID'], drop: ['ALL'] },
                 allowPrivilegeEscalation: false,
               },
+              // Ready = the CRL the agent verified is in force (openvpn starts only after it is written,
+              // and the file is never removed) and openvpn is up (its management socket exists).
               readinessProbe: {
-                exec: { command: ['/bin/sh', '-c', `test -S ${POD_FILES.managementSocket}`] },
+                exec: {
+                  command: [
+                    '/bin/sh',
+                    '-c',
+                    `test -s ${POD_FILES.crl} && test -S ${POD_FILES.managementSocket}`,
+                  ],
+                },
                 initialDelaySeconds: 2,
                 periodSeconds: 5,
               },
@@ -157,12 +225,27 @@ export function buildDeployment({ config, namespace, checksum, proto, access }: 
               env: [
                 { name: 'PODGATE_KUBERNETES_NAMESPACE', value: namespace },
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                // the replica's status Lease names its pod as owner: it goes away with the pod
+                { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
                 // what the agent's access side needs before any bundle (config of its own it has none)
                 { name: 'PODGATE_ACCESS_MODE_BEFORE_BUNDLE', value: access?.mode ?? 'open' },
                 { name: 'PODGATE_ACCESS_TUN_INTERFACE', value: access?.tun ?? 'tun*' },
                 { name: 'PODGATE_VPN_CLIENT_SUBNET', value: config.vpn.clientSubnet },
+                ...(config.vpn.clientSubnet6
+                  ? [{ name: 'PODGATE_VPN_CLIENT_SUBNET6', value: config.vpn.clientSubnet6 }]
+                  : []),
                 ...(access?.dnsServers.length
                   ? [{ name: 'PODGATE_VPN_DNS_SERVERS', value: access.dnsServers.join(',') }]
+                  : []),
+                // session history: how often the agent reports a `status 3` reading to the manager
+                {
+                  name: 'PODGATE_SESSIONS_RECORD_EVERY_SECONDS',
+                  value: String(config.sessions.recordEverySeconds),
+                },
+                // "Check my connection": the probe listener on the pod IP, readable by the web app's pages
+                { name: 'PODGATE_CONNECTION_CHECK_PORT', value: String(config.connectionCheck.port) },
+                ...(config.web.publicUrl
+                  ? [{ name: 'PODGATE_WEB_PUBLIC_URL', value: config.web.publicUrl }]
                   : []),
               ],
               // Root: the management socket is created by openvpn before it drops to `user nobody`, and

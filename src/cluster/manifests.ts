@@ -14,6 +14,7 @@ import { renderServerConfig } from '../profiles/server-config.js';
 import { AppError } from '../lib/errors.js';
 import type { KubeObject } from './kube-api.js';
 import { buildDeployment } from './manifests-deployment.js';
+import { forTunnel } from '../lib/tunnel-subnets.js';
 import { agentAccessBindingObject, agentRole, serverNamespace } from './manager-rbac.js';
 import { CRL_SECRET_KEYS, LABELS, OBJECT_NAMES, POD_FILES, POD_PATHS } from './pod-layout.js';
 
@@ -58,6 +59,8 @@ export function managementPassword(server: ServerMaterial): string {
 /**
  * server.conf with paths pointing into the pod's mounts. In `enforce` openvpn reads the client-config-dir
  * the agent keeps, with `ccd-exclusive`: a device the access bundle does not list is refused at connect.
+ * With several replicas it reads it in `open` too (without `ccd-exclusive`), so that a device has the
+ * same tunnel address whichever replica it lands on.
  */
 export function renderPodServerConfig(input: ManifestInput): string {
   const { config, network } = input;
@@ -69,7 +72,9 @@ export function renderPodServerConfig(input: ManifestInput): string {
     crlFile: POD_FILES.crl,
     managementSocket: POD_FILES.managementSocket,
     managementPasswordFile: POD_FILES.managementPassword,
-    clientConfigDir: enforce ? POD_PATHS.ccdDir : undefined,
+    // Several replicas: the agent's files pin each device's address on every one of them (open mode too).
+    clientConfigDir: enforce || config.vpn.replicas > 1 ? POD_PATHS.ccdDir : undefined,
+    clientConfigExclusive: enforce,
     files: {
       ca: POD_FILES.ca,
       cert: POD_FILES.cert,
@@ -170,7 +175,7 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
     proto,
     access: {
       mode: input.accessMode ?? accessModeOf(config),
-      dnsServers: input.network.dnsServers.filter((s) => !s.includes(':')),
+      dnsServers: forTunnel(config.vpn, input.network.dnsServers),
       tun: config.access.tunInterface,
     },
   });
@@ -188,8 +193,27 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
     configMap,
     status,
     service,
+    disruptionBudget(ns, config.vpn.replicas),
     deployment,
   ];
+}
+
+/**
+ * The server pods' PodDisruptionBudget. With 2+ replicas a drain (or any eviction) keeps one serving
+ * (`minAvailable: 1`). With one replica it allows the eviction (`maxUnavailable: 1`): a budget that
+ * could never be met would block every node drain, and it is always emitted so that going from 2
+ * replicas back to 1 updates it instead of leaving a blocking one behind.
+ */
+export function disruptionBudget(namespace: string, replicas: number): KubeObject {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: meta(OBJECT_NAMES.app, namespace),
+    spec: {
+      ...(replicas > 1 ? { minAvailable: 1 } : { maxUnavailable: 1 }),
+      selector: { matchLabels: { ...LABELS } },
+    },
+  };
 }
 
 /** A Secret's data may hold 1 MiB (decoded); podgate stops well before, with a clear error. */

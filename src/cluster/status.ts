@@ -3,6 +3,7 @@ import type { KubeApi, KubeObject } from './kube-api.js';
 import { readAgentStatus, type AgentStatus } from './agent-status.js';
 import { crlKeyIds, OWNER_ANNOTATION, ownerOf } from './ownership.js';
 import { bundleFromSecret } from './secret-watch-source.js';
+import { readReplicas, type ReplicaView } from './replica-status.js';
 
 export interface PodStatus {
   name: string;
@@ -27,6 +28,8 @@ export interface ClusterStatus {
   /** Ready endpoint addresses of the Service ("10.244.1.5:30030/UDP"). */
   endpoints: string[];
   agent: AgentStatus;
+  /** Each server replica's own report (its Lease): CRL number in force, rules version, sessions. */
+  replicas: ReplicaView[];
   /** CRL number the manager published last (undefined when unknown to the caller). */
   publishedCrlNumber?: number;
   /** What the podgate-crl Secret holds: its CRL number, and the CA key id it is marked with. */
@@ -59,21 +62,33 @@ function pod(p: KubeObject): PodStatus {
   };
 }
 
+/** The IPs of the running, ready server pods (what "Check my connection" probes). */
+export async function readServerPodIps(kube: KubeApi, namespace: string): Promise<string[]> {
+  const pods = await kube.list('v1', 'Pod', { namespace, labelSelector: selector });
+  return (pods?.items ?? [])
+    .map(pod)
+    .filter((p) => p.phase === 'Running' && p.ready && p.podIP)
+    .map((p) => p.podIP!);
+}
+
 /** Reads the Deployment, its pods, the Service and its Endpoints, and the agent's status ConfigMap. */
 export async function readClusterStatus(
   kube: KubeApi,
   namespace: string,
   publishedCrlNumber?: number,
   ownKeyIds: readonly string[] = [],
+  now: Date = new Date(),
 ): Promise<ClusterStatus> {
   const name = OBJECT_NAMES.app;
-  const [dep, svc, ep, pods, agent, crl] = await Promise.all([
+  const [dep, svc, ep, pods, agent, crl, replicas] = await Promise.all([
     kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name }),
     kube.get({ apiVersion: 'v1', kind: 'Service', namespace, name }),
     kube.get({ apiVersion: 'v1', kind: 'Endpoints', namespace, name }),
     kube.list('v1', 'Pod', { namespace, labelSelector: selector }),
     readAgentStatus(kube, namespace),
     kube.get({ apiVersion: 'v1', kind: 'Secret', namespace, name: OBJECT_NAMES.crlSecret }),
+    // A manager whose rights predate replica reports cannot list Leases: status goes on without them.
+    readReplicas(kube, namespace, now).catch(() => [] as ReplicaView[]),
   ]);
   let crlSecret: ClusterStatus['crlSecret'];
   try {
@@ -119,6 +134,7 @@ export async function readClusterStatus(
       ),
     ),
     agent,
+    replicas,
     publishedCrlNumber,
     ...(crlSecret ? { crlSecret } : {}),
   };
@@ -148,6 +164,7 @@ export function formatStatus(s: ClusterStatus): string[] {
     );
   }
   if (s.pods.length === 0) lines.push('pods: none');
+  lines.push(...formatReplicas(s));
   lines.push(`endpoints: ${s.endpoints.length > 0 ? s.endpoints.join(', ') : 'none'}`);
   const c = s.crlSecret;
   if (c?.ownedByAnotherCa) {
@@ -180,4 +197,23 @@ export function formatStatus(s: ClusterStatus): string[] {
       `agent: ${a.pending.length} revocation(s) pending: ${a.pending.map((p) => p.commonName).join(', ')}`,
     );
   return lines;
+}
+
+/**
+ * One line per replica: Ready (from its pod), CRL number in force against the published one, access
+ * rules version, sessions; a replica whose report is stale says so (its agent stopped reporting).
+ */
+export function formatReplicas(s: Pick<ClusterStatus, 'pods' | 'replicas' | 'publishedCrlNumber'>): string[] {
+  const ready = new Map(s.pods.map((p) => [p.name, p.ready]));
+  return s.replicas.map((r) => {
+    const crl =
+      r.crlNumber === undefined
+        ? 'no CRL'
+        : `CRL #${r.crlNumber}${s.publishedCrlNumber === undefined ? '' : r.crlNumber >= s.publishedCrlNumber ? ' (up to date)' : ` (behind #${s.publishedCrlNumber})`}`;
+    const pod = ready.has(r.pod) ? (ready.get(r.pod) ? 'Ready' : 'not Ready') : 'pod gone';
+    const rules = r.rulesVersion === undefined ? 'no rules' : `rules v${r.rulesVersion}`;
+    const mgmt = r.management ? '' : ', openvpn not answering';
+    const stale = r.stale ? `, STALE (last report ${r.updatedAt || 'unreadable'})` : '';
+    return `replica ${r.pod}: ${pod}, ${crl}, ${rules}, ${r.sessions.length} session(s)${mgmt}${stale}`;
+  });
 }

@@ -1,12 +1,30 @@
 import { z } from 'zod';
 import { NAME_PATTERN } from '../lib/names.js';
-import { parseCidr, isIp } from '../lib/cidr.js';
+import { parseCidr, isIp, type Cidr } from '../lib/cidr.js';
 import { authSchema } from './auth-schema.js';
 
 /** A CIDR string, checked and normalised by lib/cidr (host bits set is an error). */
 const cidr = z.string().superRefine((value, ctx) => {
   try {
     parseCidr('value', value);
+  } catch (err) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message.replace(/^value: /, '') });
+  }
+});
+/**
+ * The IPv6 client range (`server-ipv6`): openvpn 2.6 takes /64 to /124. Each device's IPv6 tunnel
+ * address has the host index of its IPv4 one, so the range is checked against vpn.clientSubnet too.
+ */
+const cidr6 = z.string().superRefine((value, ctx) => {
+  try {
+    const c = parseCidr('value', value);
+    if (c.family !== 'ipv6')
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${value}" is not an IPv6 range` });
+    else if (c.prefix < 64 || c.prefix > 124)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `"${value}": the prefix must be /64 to /124 (what openvpn's server-ipv6 accepts)`,
+      });
   } catch (err) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message.replace(/^value: /, '') });
   }
@@ -29,6 +47,12 @@ const proxyRange = z.string().superRefine((value, ctx) => {
 });
 const name = z.string().regex(NAME_PATTERN, 'must match ^[a-z0-9][a-z0-9._-]{0,63}$');
 const port = z.number().int().min(1).max(65535);
+/** http(s)://host[:port] without a path: where a probe listener answers /connection-probe. */
+const probeBase = z
+  .string()
+  .url('must be an absolute URL')
+  .refine((v) => /^https?:\/\/[^/?#@]+\/?$/.test(v), 'must be http(s)://host[:port] without a path');
+
 /** A Kubernetes namespace name: a DNS-1123 label (what the API server accepts). */
 export const namespaceName = z
   .string()
@@ -128,6 +152,12 @@ export const configSchema = z
         /** Common name of the OpenVPN server certificate; clients check it with verify-x509-name. */
         serverName: name.default('podgate-server'),
         clientSubnet: cidr.default('10.140.0.0/16'),
+        /**
+         * IPv6 tunnel range for dual-stack clusters (e.g. a ULA /64 such as `fd00:140::/64`); unset: the
+         * tunnel carries IPv4 only. With it the server pushes the cluster's IPv6 ranges and DNS too, and
+         * NATs the range like the IPv4 one. Must hold as many addresses as vpn.clientSubnet.
+         */
+        clientSubnet6: cidr6.optional(),
         proto: z.enum(['udp', 'tcp']).default('udp'),
         port: port.default(30030),
         /** Addresses clients dial (node IPs or names); one `remote` line each. Discovery fills it in cluster mode. */
@@ -171,8 +201,28 @@ export const configSchema = z
         group: z.string().default('nogroup'),
         /** Office LAN ranges routed through a gateway; checked for overlaps with cluster ranges. */
         officeLans: z.array(cidr).default([]),
+        /**
+         * OpenVPN server pods in the cluster (2+ for high availability): spread across nodes, a
+         * PodDisruptionBudget keeps one up during a drain, rolling updates replace one pod at a time.
+         */
+        replicas: z.number().int().min(1).max(16).default(1),
       })
       .strict()
+      .superRefine((vpn, ctx) => {
+        if (vpn.clientSubnet6 === undefined) return;
+        let v4: Cidr, v6: Cidr;
+        try {
+          [v4, v6] = [parseCidr('v4', vpn.clientSubnet), parseCidr('v6', vpn.clientSubnet6)];
+        } catch {
+          return; // already reported by the field's own check
+        }
+        if (v4.family === 'ipv4' && v6.family === 'ipv6' && 128 - v6.prefix < 32 - v4.prefix)
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['clientSubnet6'],
+            message: `${v6.text} is smaller than vpn.clientSubnet ${v4.text}: each device's IPv6 address has the host index of its IPv4 one (use at most /${96 + v4.prefix})`,
+          });
+      })
       .default({}),
     /** Limits on self-service certificates (web app and API); the CLI is not limited. */
     devices: z
@@ -195,6 +245,29 @@ export const configSchema = z
         retainDays: z.number().int().min(1).max(3650).default(90),
         /** How often `server run` reads live sessions to record them (a crash loses at most this much). */
         recordEverySeconds: z.number().int().min(1).max(3600).default(60),
+      })
+      .strict()
+      .default({}),
+    /**
+     * "Check my connection" on the devices page: the browser fetches a probe through the tunnel and
+     * shows each check green or red. The probe answers only `reachable` plus the page's nonce, and only
+     * to web.publicUrl's origin (unset: browsers cannot read it, and the page says so).
+     */
+    connectionCheck: z
+      .object({
+        /**
+         * TCP port of the probe listener beside openvpn: `server run` on the server's tunnel-side address,
+         * the agent in the server pod on the pod IP. 0 turns the listener off.
+         */
+        port: z.number().int().min(0).max(65535).default(8099),
+        /**
+         * The manager's own Service as a connected device reaches it through the tunnel, by cluster DNS
+         * name, e.g. `http://podgate-manager.podgate.svc.cluster.local` (k8s/deployment.yaml sets it).
+         * The manager resolves the name itself for the ClusterIP check unless serviceIpUrl is set.
+         */
+        serviceDnsUrl: probeBase.optional(),
+        /** The same Service by its ClusterIP, e.g. `http://10.96.0.80`. */
+        serviceIpUrl: probeBase.optional(),
       })
       .strict()
       .default({}),

@@ -3,7 +3,7 @@
  * Kept in one place so provision, status and remove always agree.
  */
 import { createHash } from 'node:crypto';
-import { validateName } from '../lib/names.js';
+import { gatewayCommonName, validateName } from '../lib/names.js';
 import type { Cidr } from '../lib/cidr.js';
 
 export interface GatewayLayout {
@@ -28,13 +28,13 @@ export interface GatewayLayout {
 /** Layout for a validated gateway name (≤ 61 characters, so `gw-<name>` is a valid common name). */
 export function gatewayLayout(name: string): GatewayLayout {
   validateName('name', name);
-  validateName('name', `gw-${name}`);
+  validateName('name', gatewayCommonName(name));
   const confDir = '/etc/openvpn/podgate';
   const runDir = `/run/podgate-gw/${name}`;
   const unitName = `podgate-gw-${name}.service`;
   return {
     name,
-    commonName: `gw-${name}`,
+    commonName: gatewayCommonName(name),
     dev: 'pgw' + createHash('sha256').update(name).digest('hex').slice(0, 8),
     confDir,
     profile: `${confDir}/${name}.conf`,

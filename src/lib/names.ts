@@ -33,3 +33,12 @@ export function validateDeviceName(field: string, value: unknown): string {
   }
   return value;
 }
+
+/**
+ * The certificate common name of office gateway `name` (`gw-<name>`). Gateway provisioning issues it,
+ * and access rules recognise a gateway's device by it while the gateway record does not name its
+ * certificate yet (during a first provision, or after a re-provision replaced the certificate).
+ */
+export function gatewayCommonName(name: string): string {
+  return `gw-${name}`;
+}

@@ -10,6 +10,8 @@ export interface LiveSession {
   bytesIn: number;
   bytesOut: number;
   connectedSince: Date;
+  /** The server replica (pod) holding it, in cluster mode; absent for `server run`'s own. */
+  replica?: string;
 }
 
 /**

@@ -25,6 +25,9 @@ import type { CrlPublisher, RevocationBundle } from './revocation-bundle.js';
 import { serverPaths, writeServerFiles, type ServerIdentityFiles, type ServerPaths } from './server-files.js';
 import { StoreAgentReporter } from './store-reporter.js';
 import { SessionRecorder, type RecorderStore } from './session-recorder.js';
+import { ProbeResponder } from './probe-responder.js';
+import { serverTunnelAddress } from '../lib/cidr.js';
+import { webOrigin } from '../lib/connection-probe.js';
 import { startUpkeep } from './upkeep.js';
 
 const log = logger.child({ module: 'supervisor' });
@@ -87,7 +90,7 @@ export class ServerSupervisor {
   agent: RevocationAgent | undefined;
   private child: ChildProcess | undefined;
   private source: LocalBundleSource | undefined;
-  private nat: NatRule | undefined;
+  private nat: NatRule[] = [];
   /** Access rules: nftables, the client-config-dir, sessions of devices a bundle drops. */
   access: LocalAccess | undefined;
   private timers: Timer[] = [];
@@ -108,6 +111,8 @@ export class ServerSupervisor {
   starts = 0;
   /** The session history of this openvpn. */
   readonly recorder: SessionRecorder;
+  /** "Check my connection": answers on the server's tunnel-side address (connectionCheck.port). */
+  probe: ProbeResponder | undefined;
 
   constructor(
     private readonly ctx: SupervisorContext,
@@ -181,11 +186,13 @@ export class ServerSupervisor {
     // iptables calls, and no client packet reaches a pod before openvpn is up. start() still waits for it.
     let natAdded: Promise<void> | undefined;
     if (ctx.config.vpn.nat) {
-      const nat = new NatRule(ctx.config.vpn.clientSubnet);
-      this.nat = nat;
-      natAdded = nat
-        .add()
-        .then(() => log.info({ subnet: ctx.config.vpn.clientSubnet }, 'MASQUERADE rule added'));
+      const { clientSubnet, clientSubnet6 } = ctx.config.vpn;
+      const rules = [new NatRule(clientSubnet)];
+      if (clientSubnet6) rules.push(new NatRule(clientSubnet6, 'podgate', 'vpn.clientSubnet6'));
+      this.nat = rules;
+      natAdded = Promise.all(rules.map((r) => r.add())).then(() =>
+        log.info({ subnets: [clientSubnet, clientSubnet6].filter(Boolean) }, 'MASQUERADE rule added'),
+      );
     }
     const { clock } = this;
     this.timers.push(
@@ -211,6 +218,16 @@ export class ServerSupervisor {
     if (seenEvery > 0)
       this.timers.push(repeat(clock, seenEvery, () => this.touchLastSeen(managementPassword)));
     this.spawnOpenvpn();
+    const probePort = ctx.config.connectionCheck.port;
+    if (probePort > 0) {
+      // Binds once openvpn has made the tun device and its address (the responder retries until then).
+      this.probe = new ProbeResponder({
+        host: serverTunnelAddress(ctx.config.vpn.clientSubnet),
+        port: probePort,
+        allowedOrigin: webOrigin(ctx.config.web.publicUrl),
+      });
+      this.probe.start();
+    }
     await natAdded;
   }
 
@@ -394,6 +411,7 @@ export class ServerSupervisor {
     this.stopping = true;
     this.source?.stop();
     this.agent?.stop();
+    await this.probe?.stop();
     await this.access?.stop(); // the nftables table and the client-config-dir stay: nothing opens
     for (const t of this.timers) t.cancel();
     // One last reading, so the bytes up to now are kept, then everything still open ends with the stop.
@@ -408,7 +426,7 @@ export class ServerSupervisor {
       await exited;
       clearTimeout(kill);
     }
-    await this.nat?.remove();
+    for (const r of this.nat) await r.remove();
     // The runtime CRL dir under /run is rebuilt on every start; leave nothing behind there.
     const crlDir = dirname(this.paths.activeCrl);
     if (crlDir !== this.paths.dir) rmSync(crlDir, { recursive: true, force: true });

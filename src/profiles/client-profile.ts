@@ -28,6 +28,7 @@ export const CLIENT_DIRECTIVES: ReadonlySet<string> = new Set([
   'remote-random',
   'resolv-retry',
   'server-poll-timeout',
+  'connect-retry',
   'persist-key',
   'persist-tun',
   'remote-cert-tls',

@@ -1,3 +1,4 @@
+import { gatewayCommonName } from '../lib/names.js';
 import type { AccessClient, AccessRule, ResolvedRule, Subject } from '../access/types.js';
 import type { CertRecord, TxStore, User } from '../store/types.js';
 import type { GroupService } from './groups.js';
@@ -59,9 +60,16 @@ export async function connectableDevices(
 ): Promise<ConnectableDevice[]> {
   const valid = given ?? (await validCerts(store, now));
   const t = now.getTime();
+  // A gateway's device is its record's certificate, or any gateway certificate with its common name:
+  // the record names the serial only once provisioning is done, but the device connects (and must be in
+  // its rules) as soon as the certificate step issued it; a re-provision or renewal replaces the serial.
   const gatewaysByCert = new Map<string, string[]>();
-  for (const g of await store.listGateways())
-    if (g.certSerial) gatewaysByCert.set(g.certSerial, [...(gatewaysByCert.get(g.certSerial) ?? []), g.name]);
+  const gatewaysByName = new Map<string, string[]>();
+  const add = (m: Map<string, string[]>, k: string, name: string) => m.set(k, [...(m.get(k) ?? []), name]);
+  for (const g of await store.listGateways()) {
+    if (g.certSerial) add(gatewaysByCert, g.certSerial, g.name);
+    add(gatewaysByName, gatewayCommonName(g.name), g.name);
+  }
   const users = new Map((await store.listUsers()).map((u) => [u.id, u]));
   const addresses = new Map((await store.listAddresses()).map((a) => [a.commonName, a.address]));
   const byName = new Map<string, ConnectableDevice>();
@@ -72,7 +80,16 @@ export async function connectableDevices(
     const address = addresses.get(c.commonName);
     if (!address) continue;
     const prev = byName.get(c.commonName);
-    const gatewayNames = [...(prev?.gatewayNames ?? []), ...(gatewaysByCert.get(c.serial) ?? [])];
+    const gatewayNames =
+      c.kind === 'gateway'
+        ? [
+            ...new Set([
+              ...(prev?.gatewayNames ?? []),
+              ...(gatewaysByCert.get(c.serial) ?? []),
+              ...(gatewaysByName.get(c.commonName) ?? []),
+            ]),
+          ]
+        : [];
     byName.set(c.commonName, {
       commonName: c.commonName,
       address,

@@ -27,6 +27,8 @@ import { openContext, type AppContext } from '../../src/services/context.js';
 import { contextDepsFor } from '../../src/main.js';
 import { startAccessTimers } from '../../src/services/access-timers.js';
 import { createApp } from '../../src/web/app.js';
+import { clusterServiceFor } from '../../src/cluster/index.js';
+import { UsageService } from '../../src/services/usage.js';
 import {
   addAddress,
   addRoute,
@@ -247,17 +249,14 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
         `  kubeconfig: ${managerKc}`,
         `  image: ${node.images.podgate.ref}`,
         `  nodePort: ${NODE_PORT}`,
+        // the pod's agent reports session readings every 2 s (the manager's history, checked below)
+        'sessions: { recordEverySeconds: 2 }',
         '',
       ].join('\n'),
     );
     await exec([process.execPath, CLI, '--config', cfgFile, 'init'], {
       env: { ...process.env, PODGATE_ADMIN_PASSWORD_FILE: join(work, 'admin.pw') },
     });
-    // This suite proves deploy, revocation, reconnects, the gateway path and the in-cluster manager, as
-    // an upgraded install runs them (access mode `open`). Enforcement in the server pod has its own
-    // real-node suite, test/e2e/k8s-node-access.test.ts, not yet in the default run: with `enforce`, the
-    // gateway case below reached nothing through the pod even with a rule for it, a fault still open.
-    await exec([process.execPath, CLI, '--config', cfgFile, 'access', 'mode', 'open']);
   });
 
   after(async function () {
@@ -356,6 +355,41 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     const resolved = await dnsQuery(ns.office!, dns, 'web.default.svc.cluster.local', 3000);
     assert.equal(resolved, web.clusterIp, 'CoreDNS answers the service name through the tunnel');
     assert.match((await wget(ns.office!, `http://${resolved}/`)) ?? '', /hello from web/, 'service by name');
+
+    // "Check my connection": the agent beside openvpn answers on the server pod's IP through the tunnel
+    const serverPodIp = (
+      await kubectl(
+        '-n',
+        'middleware',
+        'get',
+        'pods',
+        '-l',
+        'app.kubernetes.io/component=openvpn',
+        '-o',
+        'jsonpath={.items[0].status.podIP}',
+      )
+    ).trim();
+    const nonce = 'real-node-nonce-0123456789';
+    const probe = await wget(ns.office!, `http://${serverPodIp}:8099/connection-probe?nonce=${nonce}`);
+    assert.deepEqual(JSON.parse(probe ?? 'null'), { podgate: 'reachable', nonce }, 'probe on the pod IP');
+
+    // the agent's session readings reach the manager's history (replica pod/<server pod>)
+    const history = clusterServiceFor(ctx, new UsageService(ctx.store, () => new Date()));
+    const recorded = async () =>
+      (await ctx.store
+        .listSessionHistory({ user: 'admin' }))
+        .find((r) => r.commonName === 'admin.laptop' && r.replica.startsWith('pod/'));
+    await until(
+      'the pod agent to report the session',
+      async () => {
+        await history.syncSessions();
+        return recorded();
+      },
+      30_000,
+    );
+    const row = (await recorded())!;
+    assert.equal(row.endedAt, null);
+    assert.match(row.virtualAddress, /^10\.140\./);
   });
 
   it('an admin revoke in the web app cuts the client through the agent sidecar; reconnect refused; others stay', async () => {
@@ -548,6 +582,26 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     // access bundle the way it does in production: the manager (serve's timers, here on the test's
     // context with the cluster publishers) publishes what another process changed within a second.
     const stopAccess = startAccessTimers(ctx);
+    // New installs enforce access rules, and a person's rules never open a gateway: this gateway gets its
+    // own rule (everything; narrower gateway rules are the access e2e's subject). It names the gateway
+    // before it exists: its device is in the rule from the moment its certificate is issued, so the
+    // LAN reaches the pod as soon as provisioning ends.
+    const rulesFile = join(work, 'rules.yaml');
+    writeFileSync(
+      rulesFile,
+      [
+        'rules:',
+        '  - name: admins-everything',
+        '    subjects: [{ kind: group, name: admins }]',
+        '    destinations: [{ kind: cidr, cidr: 0.0.0.0/0 }]',
+        `  - name: ${name}-everything`,
+        `    subjects: [{ kind: gateway, name: ${name} }]`,
+        '    destinations: [{ kind: cidr, cidr: 0.0.0.0/0 }]',
+        '',
+      ].join('\n'),
+    );
+    const applied = await cli(['access', 'apply', '-f', rulesFile]);
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
     const r = await cli([
       'gateway',
       'provision',

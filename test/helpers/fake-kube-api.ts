@@ -319,6 +319,8 @@ export class FakeKubeApi {
     docs.set('v1', sample('discovery-api-v1-full.json'));
     docs.set('apps/v1', sample('discovery-apis-apps-v1.json'));
     docs.set('rbac.authorization.k8s.io/v1', sample('discovery-apis-rbac.authorization.k8s.io-v1.json'));
+    docs.set('policy/v1', sample('discovery-apis-policy-v1.json'));
+    docs.set('coordination.k8s.io/v1', sample('discovery-apis-coordination.k8s.io-v1.json'));
     const netV1 = sample('discovery-apis-networking.k8s.io-v1.json');
     const api = this.options.serviceCidrApi;
     if (api !== 'v1' && api !== 'both') {

@@ -12,7 +12,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { exec, type ExecOptions, type ExecResult } from '../../src/lib/exec.js';
 
 // Reachability probes (TCP echo, DNS) live in ./net-probes.ts; re-exported so one import serves a test.
-export { startEchoServer, tcpProbe, startDnsServer, dnsQuery } from './net-probes.js';
+export { startEchoServer, tcpProbe, tcpConnects, startDnsServer, dnsQuery } from './net-probes.js';
 
 const namespaces = new Set<string>();
 const processes = new Set<SpawnedProcess>();

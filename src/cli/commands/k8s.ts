@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { BadRequest } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { setLogLevel } from '../../lib/logger.js';
+import { forTunnel } from '../../lib/tunnel-subnets.js';
 import type { Config } from '../../config/schema.js';
 import {
   clusterServiceFor,
@@ -21,6 +22,7 @@ import {
 } from '../../cluster/manager-rbac.js';
 import { namespaceName } from '../../config/schema.js';
 import { startClusterAgent } from '../../cluster/agent-runner.js';
+import { webOrigin } from '../../lib/connection-probe.js';
 import { POD_FILES, POD_PATHS } from '../../cluster/pod-layout.js';
 import { RevocationAgent } from '../../openvpn/agent.js';
 import { LocalBundleSource } from '../../openvpn/local-source.js';
@@ -45,7 +47,7 @@ function discoveryLines(d: DiscoveryResult): string[] {
   const lines = [
     `pod CIDRs:     ${d.podCidrs.join(', ') || '(unknown)'}  [${d.podCidrSource}]`,
     `service CIDRs: ${d.serviceCidrs.join(', ') || '(unknown)'}  [${d.serviceCidrSource}]`,
-    `cluster DNS:   ${d.dnsServer ?? '(unknown)'}  domain ${d.clusterDomain} [${d.clusterDomainSource}]`,
+    `cluster DNS:   ${d.dnsServer ?? '(unknown)'}${d.dnsServer6 ? ` ${d.dnsServer6}` : ''}  domain ${d.clusterDomain} [${d.clusterDomainSource}]`,
     `node IPs:      ${d.nodeIps.join(', ') || '(none)'}`,
   ];
   for (const s of [...d.sources.pods, ...d.sources.services])
@@ -95,6 +97,7 @@ async function runClusterAgent(env: CliEnv, config: Config, o: AgentOpts): Promi
     kube: createKubeApi(loadKubeConfig(config.kubernetes)),
     namespace: config.kubernetes.namespace,
     podName: env.env.POD_NAME ?? '',
+    ...(env.env.POD_UID ? { podUid: env.env.POD_UID } : {}),
     caCertPem: readSecretFile('--ca-file', o.caFile ?? POD_FILES.ca),
     crlFile: o.crlFile ?? POD_FILES.crl,
     managementSocket: o.managementSocket ?? POD_FILES.managementSocket,
@@ -104,12 +107,15 @@ async function runClusterAgent(env: CliEnv, config: Config, o: AgentOpts): Promi
     access: o.access
       ? {
           modeWithoutBundle: config.access.modeBeforeBundle,
-          dnsServers: config.vpn.dns.servers.filter((s) => !s.includes(':')),
+          dnsServers: forTunnel(config.vpn, config.vpn.dns.servers),
           tun: config.access.tunInterface,
           ccdDir: POD_PATHS.ccdDir,
           clientSubnet: config.vpn.clientSubnet,
+          clientSubnet6: config.vpn.clientSubnet6,
         }
       : undefined,
+    probe: { port: config.connectionCheck.port, allowedOrigin: webOrigin(config.web.publicUrl) },
+    sessions: { everyMs: config.sessions.recordEverySeconds * 1000 },
   });
   env.err(
     `podgate agent watching secret ${config.kubernetes.namespace}/podgate-crl (CRL #${running.agent.crlNumber ?? '-'} in force)`,

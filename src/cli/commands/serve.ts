@@ -33,7 +33,8 @@ export type WebDepsFactory = (
 
 /**
  * Local mode: sessions come from `podgate server run`'s management socket in the data dir, looked up
- * on every call, so `serve` and `server run` can start in any order. The cluster is wired when a
+ * on every call, so `serve` and `server run` can start in any order; in cluster mode, without such a
+ * socket, from every server replica's report (cluster/replica-sessions.ts). The cluster is wired when a
  * kubeconfig is configured or podgate runs inside a pod; its client is made on first use.
  */
 export const defaultWebDeps: WebDepsFactory = async (config, ctx, env) => {
@@ -55,13 +56,22 @@ export const defaultWebDeps: WebDepsFactory = async (config, ctx, env) => {
   if (!inCluster) return { sessions };
   // Loaded only when needed: the Kubernetes client adds about 70 MB of resident memory.
   const { clusterServiceFor } = await import('../../cluster/index.js');
-  const cluster = clusterServiceFor(ctx);
+  // The pods' agents report their sessions; serve records them as `server run` does its own.
+  const { UsageService } = await import('../../services/usage.js');
+  const cluster = clusterServiceFor(ctx, new UsageService(ctx.store, () => new Date()));
+  // Sessions: `server run`'s beside this process when there is one, else every server replica's.
+  const replicas = cluster.sessions();
+  const both: SessionsProvider = {
+    list: () => (existsSync(paths.managementSocket) ? local().list() : replicas.list()),
+    disconnect: (cid) =>
+      existsSync(paths.managementSocket) ? local().disconnect(cid) : replicas.disconnect(cid),
+  };
   // The pod's agent reports into a ConfigMap; turning its reports into `revocation.effective` audit rows
   // must not wait for someone to open the cluster page.
   cluster.watchAgentStatus(15_000);
   // The server certificate renews itself and `ca rotate` changes the CA bundle: the pod follows.
   cluster.watchServerMaterial();
-  return { sessions, cluster };
+  return { sessions: both, cluster };
 };
 
 /** `podgate serve`: first admin on an empty data dir, then the web app until SIGINT/SIGTERM. */

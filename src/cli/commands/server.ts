@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { setLogLevel } from '../../lib/logger.js';
 import { effectiveNetwork, vpnWithNetwork } from '../../services/network.js';
 import { renderServerConfigFor, readManagementPassword, serverPaths } from '../../openvpn/server-files.js';
-import { ManagementSessionsProvider } from '../../openvpn/sessions-provider.js';
+import { ManagementSessionsProvider, type LiveSession } from '../../openvpn/sessions-provider.js';
 import { ServerSupervisor } from '../../openvpn/supervisor.js';
 import { caExpiryWarning } from '../../services/ca-status.js';
 import { globalOpts, table, withContext, type CliEnv } from '../env.js';
@@ -90,19 +90,32 @@ export function register(program: Command, env: CliEnv): void {
 
   const sessionsCmd = program
     .command('sessions')
-    .description('live VPN sessions (from the management interface of `server run`)')
-    .action(async (_o: unknown, cmd: Command) => {
+    .description(
+      'live VPN sessions (from the management interface of `server run`, else every server replica in the cluster)',
+    )
+    .option(
+      '--cluster',
+      "every server replica's sessions (their reports in the cluster), even with `server run` here",
+    )
+    .action(async (o: { cluster?: boolean }, cmd: Command) => {
       const opts = globalOpts(cmd);
-      const paths = serverPaths(env.loadConfig(opts));
-      const provider = new ManagementSessionsProvider({
-        socketPath: paths.managementSocket,
-        password: readManagementPassword(paths),
-      });
-      const sessions = await provider.list();
+      const config = env.loadConfig(opts);
+      const paths = serverPaths(config);
+      const inCluster =
+        o.cluster ||
+        (!existsSync(paths.managementSocket) &&
+          Boolean(config.kubernetes.kubeconfig || env.env.KUBECONFIG || env.env.KUBERNETES_SERVICE_HOST));
+      const sessions = inCluster
+        ? await clusterSessions(config)
+        : await new ManagementSessionsProvider({
+            socketPath: paths.managementSocket,
+            password: readManagementPassword(paths),
+          }).list();
       if (opts.json) return env.out(JSON.stringify(sessions, null, 2));
       if (sessions.length === 0) return env.out('no sessions');
       const rows = sessions.map((s) => [
         s.cid,
+        ...(inCluster ? [s.replica ?? '-'] : []),
         s.commonName,
         s.realAddress,
         s.virtualAddress,
@@ -110,7 +123,8 @@ export function register(program: Command, env: CliEnv): void {
         String(s.bytesIn),
         String(s.bytesOut),
       ]);
-      env.out(table([['CID', 'COMMON NAME', 'REAL ADDRESS', 'VPN ADDRESS', 'SINCE', 'IN', 'OUT'], ...rows]));
+      const head = ['CID', ...(inCluster ? ['REPLICA'] : []), 'COMMON NAME', 'REAL ADDRESS', 'VPN ADDRESS'];
+      env.out(table([[...head, 'SINCE', 'IN', 'OUT'], ...rows]));
     });
 
   sessionsCmd
@@ -162,4 +176,19 @@ export function register(program: Command, env: CliEnv): void {
         );
       });
     });
+}
+
+/** Every server replica's sessions (cluster/replica-sessions.ts); the Kubernetes client loads only here. */
+async function clusterSessions(config: Config): Promise<LiveSession[]> {
+  const { connectKube } = await import('../../cluster/kube-connection.js');
+  const { ReplicaSessionsProvider } = await import('../../cluster/replica-sessions.js');
+  const connection = connectKube(config);
+  try {
+    return await new ReplicaSessionsProvider({
+      kube: () => connection.api,
+      namespace: config.kubernetes.namespace,
+    }).list();
+  } finally {
+    await connection.close();
+  }
 }

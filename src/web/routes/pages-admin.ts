@@ -204,7 +204,7 @@ function userPages(r: Router, { actions, admin }: RouteDeps): void {
 function sessionPages(r: Router, { admin }: RouteDeps): void {
   r.get('/sessions', async (req, res) => {
     let connected = admin.sessionsConnected;
-    let sessions: unknown[] = [];
+    let sessions: { replica?: string }[] = [];
     let error: string | undefined;
     if (connected) {
       try {
@@ -220,6 +220,8 @@ function sessionPages(r: Router, { admin }: RouteDeps): void {
       nav: 'sessions',
       connected,
       sessions,
+      // cluster mode: which server replica (pod) holds each session
+      replicas: sessions.some((s) => s.replica),
       error,
       notice: notice(req),
     });

@@ -74,24 +74,32 @@ export async function managerKubeconfig(repo: string, adminKc: string, dir: stri
   ]) {
     await k(['apply', '-f', join(repo, 'k8s', f)]);
   }
-  const token = (
-    await k(['-n', 'podgate', 'create', 'token', 'podgate-manager', '--duration=3h'])
-  ).stdout.trim();
+  return serviceAccountKubeconfig(adminKc, 'podgate', 'podgate-manager', join(dir, 'manager.kubeconfig'));
+}
+
+/** A kubeconfig at `path` that authenticates as ServiceAccount `namespace/name` (a 3 h token). */
+export async function serviceAccountKubeconfig(
+  adminKc: string,
+  namespace: string,
+  name: string,
+  path: string,
+): Promise<string> {
+  const k = (args: string[]) => exec([kubectlBin(), '--kubeconfig', adminKc, ...args], { timeoutMs: 60_000 });
+  const token = (await k(['-n', namespace, 'create', 'token', name, '--duration=3h'])).stdout.trim();
   const view = await k(['config', 'view', '--raw', '--minify', '-o', 'json']);
   const cfg = JSON.parse(view.stdout) as { clusters: { cluster: Record<string, string> }[] };
   const cluster = cfg.clusters[0]!.cluster;
   const ca =
     cluster['certificate-authority-data'] ??
     Buffer.from(readFileSync(cluster['certificate-authority']!)).toString('base64');
-  const path = join(dir, 'manager.kubeconfig');
   writeFileSync(
     path,
     JSON.stringify({
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name: 'test', cluster: { server: cluster.server, 'certificate-authority-data': ca } }],
-      users: [{ name: 'podgate-manager', user: { token } }],
-      contexts: [{ name: 'test', context: { cluster: 'test', user: 'podgate-manager' } }],
+      users: [{ name, user: { token } }],
+      contexts: [{ name: 'test', context: { cluster: 'test', user: name } }],
       'current-context': 'test',
     }),
     { mode: 0o600 },

@@ -58,7 +58,7 @@ describe('k8s deploy: faults only a fake can inject', function () {
       fake.inject({ verb: 'apply', kind: 'Secret', name: 'podgate-crl', status: failure });
       cluster = service(failure === 'hang' ? 400 : 5000);
       await assert.rejects(cluster.deploy(), (err: Error) => {
-        assert.match(err.message, /deploy stopped at Secret middleware\/podgate-crl \(7\/11\)/);
+        assert.match(err.message, /deploy stopped at Secret middleware\/podgate-crl \(7\/12\)/);
         if (failure === 504) assert.match(err.message, /504 Timeout/);
         if (failure === 'hang') assert.match(err.message, /Timeout: no answer within 400 ms/);
         assert.match(err.message, /the 6 object\(s\) before it were applied, run deploy again to continue/);
@@ -72,7 +72,7 @@ describe('k8s deploy: faults only a fake can inject', function () {
       const retry = await cluster.deploy();
       assert.deepEqual(
         retry.objects.map((o) => o.action),
-        [...Array(6).fill('unchanged'), ...Array(5).fill('created')],
+        [...Array(6).fill('unchanged'), ...Array(6).fill('created')],
       );
       assert.equal(retry.rollout.ready, true);
     });

@@ -83,7 +83,7 @@ describe('k8s deploy against the real API server', function () {
     );
     assert.deepEqual(
       first.objects.map((o) => o.action),
-      Array(11).fill('created'),
+      Array(12).fill('created'),
       lines.join('\n'),
     );
     assert.ok(lines.includes(`Deployment ${ns}/podgate-openvpn created`));
@@ -106,7 +106,7 @@ describe('k8s deploy against the real API server', function () {
     const again = await cluster.deploy((l) => second.push(l));
     assert.deepEqual(
       again.objects.map((o) => o.action),
-      Array(11).fill('unchanged'),
+      Array(12).fill('unchanged'),
       second.join('\n'),
     );
     assert.equal(again.rollout.changed, false);

@@ -262,7 +262,7 @@ describe('real faults on a control plane of its own: API server stopped, etcd co
     first.child.kill('SIGCONT');
     assert.equal(await exited(first), 1, first.err());
 
-    const stopped = /deploy stopped at (\w+) (\S+) \((\d+)\/11\): (.*); the (\d+) object\(s\) before it were applied, run deploy again to continue/.exec(
+    const stopped = /deploy stopped at (\w+) (\S+) \((\d+)\/12\): (.*); the (\d+) object\(s\) before it were applied, run deploy again to continue/.exec(
       first.err(),
     ); // prettier-ignore
     assert.ok(stopped, first.err());
@@ -283,11 +283,11 @@ describe('real faults on a control plane of its own: API server stopped, etcd co
     );
     assert.deepEqual(
       actions,
-      [...Array<string>(at - 1).fill('unchanged'), ...Array<string>(12 - at).fill('created')],
+      [...Array<string>(at - 1).fill('unchanged'), ...Array<string>(13 - at).fill('created')],
       retry.out(),
     );
     assert.match(retry.out(), new RegExp(`^${kind} ${name.replace(/[/.]/g, '\\$&')} created$`, 'm'));
-    assert.match(retry.out(), new RegExp(`deploy: ${12 - at} object\\(s\\) changed, rollout ready`));
+    assert.match(retry.out(), new RegExp(`deploy: ${13 - at} object\\(s\\) changed, rollout ready`));
   });
 
   it('`podgate agent --cluster` across an API server restart: CRLs published while its watch was broken are re-listed, applied and reported', async function () {

@@ -75,7 +75,7 @@ describe('kubectl apply and rollout checks on the real API server', function () 
         .trim()
         .split('\n')
         .filter((l) => / created$/.test(l)).length,
-      11,
+      12,
       first.stdout,
     );
     const second = await kubectl(cp, ['apply', '--validate=strict', '-f', out]);
@@ -87,6 +87,15 @@ describe('kubectl apply and rollout checks on the real API server', function () 
       11,
       second.stdout,
     );
+    // kubectl's client-side apply always says "configured" for a PodDisruptionBudget (its selector is
+    // replaced, not merged, in the patch it computes); the API server changes nothing: same generation.
+    assert.match(second.stdout, /^poddisruptionbudget.policy\/podgate-openvpn configured$/m);
+    const pdb = await adminRest<{ metadata: { generation: number } }>(
+      cp,
+      'GET',
+      `/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets/podgate-openvpn`,
+    );
+    assert.equal(pdb.body.metadata.generation, 1);
     const nsLabels = await adminRest<{ metadata: { labels: Record<string, string> } }>(
       cp,
       'GET',

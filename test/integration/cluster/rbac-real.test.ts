@@ -26,6 +26,8 @@ import {
   uniqueName,
 } from '../../helpers/real-cluster.js';
 
+import { replicaLease } from '../../../src/cluster/replica-status.js';
+
 const K8S_DIR = fileURLToPath(new URL('../../../../k8s/', import.meta.url));
 const MANAGER = 'system:serviceaccount:podgate:podgate-manager';
 let nextNodePort = 31500;
@@ -40,6 +42,7 @@ function managerNeedsIn(ns: string): string[][] {
     'serviceaccounts/podgate-agent',
     'services/podgate-openvpn',
     'deployments.apps/podgate-openvpn',
+    'poddisruptionbudgets.policy/podgate-openvpn',
     'roles.rbac.authorization.k8s.io/podgate-agent',
     'rolebindings.rbac.authorization.k8s.io/podgate-agent',
   ];
@@ -49,6 +52,9 @@ function managerNeedsIn(ns: string): string[][] {
     ['patch', `namespaces/${ns}`],
     ['list', 'pods', '-n', ns],
     ['get', 'endpoints/podgate-openvpn', '-n', ns],
+    // the replicas' Leases: list them all, patch one (a disconnect request)
+    ['list', 'leases.coordination.k8s.io', '-n', ns],
+    ['patch', 'leases.coordination.k8s.io/podgate-replica-x', '-n', ns],
     ...['get', 'create', 'patch'].map((v) => [v, 'secrets/podgate-access', '-n', ns]),
     ...['get', 'create', 'patch'].map((v) => [
       v,
@@ -86,6 +92,9 @@ function managerMustNotIn(ns: string): string[][] {
     ['list', 'pods', '-A'],
     ['watch', 'pods', '-A'],
     ['list', 'services', '-A'],
+    ['delete', 'leases.coordination.k8s.io/podgate-replica-x', '-n', ns],
+    ['list', 'leases.coordination.k8s.io', '-n', 'kube-system'],
+    ['delete', 'poddisruptionbudgets.policy/podgate-openvpn', '-n', ns],
     // its own rights are the admin's to change
     ['patch', 'roles.rbac.authorization.k8s.io/podgate-manager', '-n', ns],
     ['patch', 'rolebindings.rbac.authorization.k8s.io/podgate-manager', '-n', ns],
@@ -193,6 +202,7 @@ describe('RBAC on the real API server: manager and agent with their own ServiceA
         'ConfigMap created',
         'ConfigMap created',
         'Service created',
+        'PodDisruptionBudget created',
         'Deployment created',
       ],
       first.stdout,
@@ -215,6 +225,8 @@ describe('RBAC on the real API server: manager and agent with their own ServiceA
         ['list', 'pods', '-A'],
         ['watch', 'namespaces'],
         ['watch', 'services', '-A'],
+        ['create', 'leases.coordination.k8s.io', '-n', 'middleware'],
+        ['patch', 'leases.coordination.k8s.io/podgate-replica-x', '-n', 'middleware'],
       ],
       [
         ['get', 'secrets/podgate-server', '-n', 'middleware'],
@@ -226,6 +238,9 @@ describe('RBAC on the real API server: manager and agent with their own ServiceA
         ['list', 'secrets', '-A'],
         ['patch', 'pods', '-n', 'default'],
         ['create', 'services', '-n', 'default'],
+        ['list', 'leases.coordination.k8s.io', '-n', 'middleware'],
+        ['delete', 'leases.coordination.k8s.io/podgate-replica-x', '-n', 'middleware'],
+        ['create', 'leases.coordination.k8s.io', '-n', 'kube-system'],
       ],
     );
     // and with its real token, the requests the agent makes (a list selecting its Secret by name, the
@@ -253,6 +268,10 @@ describe('RBAC on the real API server: manager and agent with their own ServiceA
       { apiVersion: 'v1', kind: 'ConfigMap', name: 'podgate-agent-status', namespace: 'middleware' },
       { data: { pod: 'checked' } },
     );
+    // its replica Lease, created and renewed by server-side apply as the agent does
+    const report = { pod: 'podgate-openvpn-x', management: true, sessions: [], handled: {}, updatedAt: '' };
+    for (let i = 0; i < 2; i++)
+      await agentApi.apply(replicaLease('middleware', { name: 'podgate-openvpn-x' }, report, new Date()));
   });
 
   it('middleware deleted: deploy as the manager stops before applying anything, naming each missing right and the command; after the admin runs it, deploy creates everything', async () => {
@@ -342,5 +361,51 @@ describe('RBAC on the real API server: manager and agent with their own ServiceA
       ['create', 'deployments.apps/podgate-openvpn', '-n', other],
       ['patch', `namespaces/${other}`],
     ]);
+  });
+
+  it('access check as the manager: a ClusterIP lookup is refused naming k8s/rbac-access-view.yaml; with that file applied it names the Service; the file grants no watch and no Secret', async () => {
+    const port = nextNodePort++;
+    assert.equal((await podgate('middleware', port, ['user', 'add', 'bob'])).code, 0);
+    const dnsIp = (
+      await kubectl(cp, [
+        '-n',
+        'kube-system',
+        'get',
+        'service',
+        'kube-dns',
+        '-o',
+        'jsonpath={.spec.clusterIP}',
+      ])
+    ).stdout.trim();
+    const refused = await podgate('middleware', port, ['access', 'check', 'bob', dnsIp]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /may not list services cluster-wide/, refused.stderr);
+    assert.match(refused.stderr, /kubectl apply -f k8s\/rbac-access-view\.yaml/, refused.stderr);
+
+    const file = join(K8S_DIR, 'rbac-access-view.yaml');
+    cleanups.push(() => kubectl(cp, ['delete', '--ignore-not-found', '-f', file]));
+    await kubectl(cp, ['apply', '-f', file]);
+    await assertCan(
+      cp,
+      MANAGER,
+      [
+        ['list', 'pods', '-A'],
+        ['list', 'services', '-A'],
+        ['list', 'namespaces'],
+      ],
+      [
+        ['watch', 'pods', '-A'],
+        ['list', 'secrets', '-A'],
+        ['create', 'pods', '-n', 'default'],
+        ['get', 'pods', '--subresource=log', '-n', 'default'],
+        ['create', 'pods', '--subresource=exec', '-n', 'default'],
+      ],
+    );
+    const answered = await podgate('middleware', port, ['--json', 'access', 'check', 'bob', dnsIp]);
+    assert.equal(answered.code, 0, answered.stderr);
+    const a = JSON.parse(answered.stdout) as { decision: string; evaluatedWith: string };
+    assert.equal(a.evaluatedWith, 'cluster');
+    assert.equal(a.decision, 'deny');
+    await kubectl(cp, ['delete', '-f', file]);
   });
 });

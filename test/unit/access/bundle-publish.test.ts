@@ -132,6 +132,81 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     assert.equal(b.rules.find((r) => r.name === 'by-user')!.protocol, 'any');
   });
 
+  it('a gateway is in its rules from the moment its certificate exists, before its record names the serial', async () => {
+    // `gateway provision` records the serial only when every step is done ('ready'), but the device can
+    // connect (it is in `clients`) as soon as the certificate step issued it: first provision, record
+    // with no serial yet ...
+    ctx.store.upsertGateway({
+      name: 'branch',
+      target: 'root@branch.example.test:22',
+      certSerial: null,
+      status: 'provisioning',
+      details: {},
+      updatedAt: new Date(),
+    });
+    await ctx.access.apply({
+      actor: 'test',
+      input: {
+        rules: [
+          ...RULES.rules,
+          {
+            name: 'by-branch',
+            subjects: [{ kind: 'gateway', name: 'branch' }],
+            destinations: [{ kind: 'cidr', cidr: '0.0.0.0/0' }],
+          },
+        ],
+      },
+    });
+    await ctx.devices.issue({
+      actor: 'test',
+      owner: 'root',
+      commonName: 'gw-branch',
+      kind: 'gateway',
+    });
+    const branch = (await ctx.addresses.get('gw-branch'))!.address;
+    let b = await ctx.access.bundle();
+    assert.ok(
+      b.clients.some((c) => c.commonName === 'gw-branch'),
+      'the gateway may connect',
+    );
+    assert.deepEqual(clientsOf(b, 'by-branch'), [branch], 'and what it reaches is its rule');
+    // ... and a re-provision that replaced the certificate of a ready gateway (old serial in the record)
+    await ctx.revocation.revoke({ actor: 'test', serialOrName: 'gw-office' });
+    const again = await ctx.devices.issue({
+      actor: 'test',
+      owner: 'root',
+      commonName: 'gw-office',
+      kind: 'gateway',
+    });
+    assert.notEqual(again.cert.serial, (await ctx.store.getGateway('office'))!.certSerial);
+    b = await ctx.access.bundle();
+    assert.deepEqual(clientsOf(b, 'by-gateway'), of('gw-office'));
+    // a client certificate that happens to be called gw-<name> is not that gateway
+    ctx.store.upsertGateway({
+      name: 'spoof',
+      target: 'root@spoof.example.test:22',
+      certSerial: null,
+      status: 'provisioning',
+      details: {},
+      updatedAt: new Date(),
+    });
+    await ctx.devices.issue({ actor: 'test', owner: 'bob', commonName: 'gw-spoof', kind: 'client' });
+    await ctx.access.apply({
+      actor: 'test',
+      input: {
+        rules: [
+          ...RULES.rules,
+          {
+            name: 'by-spoof',
+            subjects: [{ kind: 'gateway', name: 'spoof' }],
+            destinations: [{ kind: 'cidr', cidr: '0.0.0.0/0' }],
+          },
+        ],
+      },
+    });
+    assert.deepEqual(clientsOf(await ctx.access.bundle(), 'by-spoof'), []);
+  });
+
   it('a disabled user and a revoked device drop out of clients and rules; the version rises', async () => {
     const v0 = (await ctx.access.bundle()).version;
     await ctx.users.disable({ actor: 'test', name: 'dave' });

@@ -13,6 +13,9 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { Lease } from 'kubernetes-models/coordination.k8s.io/v1/Lease';
+import { replicaLease } from '../../../src/cluster/replica-status.js';
 import { loadTemplate } from '../../../src/lib/templates.js';
 import { buildManifests, manifestFiles, type ManifestInput } from '../../../src/cluster/manifests.js';
 import type { KubeObject } from '../../../src/cluster/kube-api.js';
@@ -31,6 +34,7 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   Role,
   RoleBinding,
   ClusterRoleBinding,
+  PodDisruptionBudget,
 };
 
 type Obj = KubeObject & { spec?: any; data?: any; rules?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -86,6 +90,7 @@ describe('cluster manifests', function () {
         'ConfigMap',
         'ConfigMap',
         'Service',
+        'PodDisruptionBudget',
         'Deployment',
       ],
     );
@@ -129,7 +134,11 @@ describe('cluster manifests', function () {
     ]);
     assert.match(script, /iptables -t nat -A POSTROUTING -s 10\.140\.0\.0\/16 -j MASQUERADE/);
     assert.match(script, /exec openvpn --config \/etc\/podgate\/config\/server.conf/);
-    assert.match(openvpn.readinessProbe.exec.command.join(' '), /test -S \/run\/podgate\/mgmt\/openvpn.sock/);
+    // Ready only with the agent's verified CRL in place and openvpn up
+    assert.match(
+      openvpn.readinessProbe.exec.command.join(' '),
+      /test -s \/run\/podgate\/crl\/crl.pem && test -S \/run\/podgate\/mgmt\/openvpn.sock/,
+    );
     assert.equal(agent.name, 'agent');
     assert.deepEqual(agent.command, ['podgate', 'agent', '--cluster', '--access']);
     for (const vol of ['crl', 'mgmt']) {
@@ -139,7 +148,7 @@ describe('cluster manifests', function () {
     assert.equal(d.spec.template.spec.serviceAccountName, 'podgate-agent');
   });
 
-  it('Role grants the agent only get/list/watch on its CRL Secret and get/patch on its status ConfigMap', () => {
+  it('Role grants the agent only get/list/watch on its CRL Secret, get/patch on its status ConfigMap, get/create/patch on Leases', () => {
     assert.deepEqual(find('Role').rules, [
       {
         apiGroups: [''],
@@ -153,6 +162,8 @@ describe('cluster manifests', function () {
         resourceNames: ['podgate-agent-status'],
         verbs: ['get', 'patch'],
       },
+      // its replica Lease (named after its pod: no resourceNames possible); never delete, list or update
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'patch'] },
     ]);
     // the cluster-wide reads of the access watch come from one ClusterRole, bound to this agent only
     const b = find('ClusterRoleBinding');
@@ -218,6 +229,41 @@ describe('cluster manifests', function () {
     assert.doesNotMatch(conf, /fd00/);
   });
 
+  it('dual stack (vpn.clientSubnet6): server-ipv6 + IPv6 routes and DNS, NAT66 and IPv6 forwarding in the pod, the agent told the range', () => {
+    const config = { ...input.config, vpn: { ...input.config.vpn, clientSubnet6: 'fd00:140::/64' } };
+    const network = { ...input.network, dnsServers: ['10.96.0.10', 'fd00:10:96::a'] };
+    const objs = buildManifests({ ...input, config, network, accessMode: 'enforce' }) as Obj[];
+    const conf = (objs.find((o) => o.metadata.name === 'podgate-openvpn' && o.kind === 'ConfigMap') as Obj)
+      .data['server.conf'] as string;
+    assert.match(conf, /^server-ipv6 fd00:140::\/64$/m);
+    assert.match(conf, /^push "route-ipv6 fd00:10:244::\/56"$/m);
+    assert.match(conf, /^push "dhcp-option DNS6 fd00:10:96::a"$/m);
+    const d = objs.find((o) => o.kind === 'Deployment') as Obj;
+    assert.doesNotThrow(() => new Deployment(structuredClone(d) as never).validate());
+    assert.deepEqual(d.spec.template.spec.securityContext.sysctls, [
+      { name: 'net.ipv4.ip_forward', value: '1' },
+      { name: 'net.ipv6.conf.all.forwarding', value: '1' },
+    ]);
+    const script = d.spec.template.spec.containers[0].command[2] as string;
+    assert.match(script, /ip6tables -t nat -A POSTROUTING -s fd00:140::\/64 -j MASQUERADE/);
+    assert.match(script, /net\/ipv6\/conf\/all\/forwarding/);
+    assert.match(script, /add element inet podgate dns6 \{ fd00:10:96::a \}/);
+    const env = Object.fromEntries(
+      (d.spec.template.spec.containers[1].env as { name: string; value?: string }[]).map((v) => [
+        v.name,
+        v.value,
+      ]),
+    );
+    assert.equal(env.PODGATE_VPN_CLIENT_SUBNET6, 'fd00:140::/64');
+    assert.equal(env.PODGATE_VPN_DNS_SERVERS, '10.96.0.10,fd00:10:96::a');
+    // IPv4 only (the other tests' config): no IPv6 anywhere, even with an IPv6 DNS address discovered
+    const v4 = buildManifests({ ...input, network }) as Obj[];
+    const v4conf = (v4.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'podgate-openvpn') as Obj)
+      .data['server.conf'] as string;
+    assert.doesNotMatch(v4conf, /fd00|server-ipv6/);
+    assert.doesNotMatch(JSON.stringify(v4.find((o) => o.kind === 'Deployment')), /ip6tables|ipv6|fd00/);
+  });
+
   it('Secrets carry the server material and the revocation bundle', () => {
     const server = find('Secret', 'podgate-server').data as Record<string, string>;
     const dec = (v: string) => Buffer.from(v, 'base64').toString('utf8');
@@ -254,5 +300,86 @@ describe('cluster manifests', function () {
       files.map((f) => f.name),
     );
     files.forEach((f, i) => assert.deepEqual(parseYaml(f.yaml), objects[i]));
+  });
+
+  it('one replica: Recreate, no spread, a budget that never blocks a drain, server.conf without client-config-dir in open mode', () => {
+    assert.equal(find('Deployment').spec.replicas, 1);
+    assert.equal(find('Deployment').spec.template.spec.topologySpreadConstraints, undefined);
+    assert.deepEqual(find('PodDisruptionBudget').spec, {
+      maxUnavailable: 1,
+      selector: { matchLabels: find('Deployment').spec.selector.matchLabels },
+    });
+    assert.doesNotMatch(find('ConfigMap', 'podgate-openvpn').data['server.conf'], /client-config-dir/);
+  });
+
+  it('vpn.replicas 3: three pods spread by hostname (ScheduleAnyway), one at a time with none taken first, a budget keeping one, the same addresses on every replica', () => {
+    const cfg = structuredClone(input.config);
+    cfg.vpn.replicas = 3;
+    const objs = buildManifests({ ...input, config: cfg }) as Obj[];
+    const d = objs.find((o) => o.kind === 'Deployment')!;
+    assert.equal(d.spec.replicas, 3);
+    assert.deepEqual(d.spec.strategy, {
+      type: 'RollingUpdate',
+      rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+    });
+    assert.deepEqual(d.spec.template.spec.topologySpreadConstraints, [
+      {
+        maxSkew: 1,
+        topologyKey: 'kubernetes.io/hostname',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: { matchLabels: d.spec.template.metadata.labels },
+      },
+    ]);
+    const pdb = objs.find((o) => o.kind === 'PodDisruptionBudget')!;
+    assert.deepEqual(pdb.spec, { minAvailable: 1, selector: { matchLabels: d.spec.selector.matchLabels } });
+    for (const o of objs)
+      assert.doesNotThrow(() => new MODELS[o.kind]!(structuredClone(o)).validate(), o.kind);
+    // open mode: the agent's files pin each device's address, but a device without one is not refused
+    const conf = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'podgate-openvpn')!.data[
+      'server.conf'
+    ] as string;
+    assert.match(conf, /^client-config-dir \/run\/podgate\/ccd$/m);
+    assert.doesNotMatch(conf, /ccd-exclusive/);
+    const enforce = buildManifests({ ...input, config: cfg, accessMode: 'enforce' }) as Obj[];
+    assert.match(
+      enforce.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'podgate-openvpn')!.data[
+        'server.conf'
+      ],
+      /^ccd-exclusive$/m,
+    );
+    // the agent learns its pod's uid (its replica Lease's owner)
+    const agent = d.spec.template.spec.containers[1];
+    assert.deepEqual(
+      agent.env.find((e: { name: string }) => e.name === 'POD_UID'),
+      {
+        name: 'POD_UID',
+        valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } },
+      },
+    );
+  });
+
+  it('a replica Lease validates and is owned by its pod', () => {
+    const lease = replicaLease(
+      'middleware',
+      { name: 'podgate-openvpn-abc', uid: '0b6c1d2e-0000-4000-8000-000000000001' },
+      {
+        pod: 'podgate-openvpn-abc',
+        management: true,
+        sessions: [],
+        handled: {},
+        updatedAt: '2026-12-06T05:00:00.000Z',
+      },
+      new Date('2026-12-06T05:00:00.123Z'),
+    );
+    assert.doesNotThrow(() => new Lease(structuredClone(lease) as never).validate());
+    assert.equal((lease.spec as { renewTime: string }).renewTime, '2026-12-06T05:00:00.123000Z');
+    assert.deepEqual(lease.metadata.ownerReferences, [
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        name: 'podgate-openvpn-abc',
+        uid: '0b6c1d2e-0000-4000-8000-000000000001',
+      },
+    ]);
   });
 });
