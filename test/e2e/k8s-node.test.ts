@@ -376,9 +376,9 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     // the agent's session readings reach the manager's history (replica pod/<server pod>)
     const history = clusterServiceFor(ctx, new UsageService(ctx.store, () => new Date()));
     const recorded = async () =>
-      (await ctx.store
-        .listSessionHistory({ user: 'admin' }))
-        .find((r) => r.commonName === 'admin.laptop' && r.replica.startsWith('pod/'));
+      (await ctx.store.listSessionHistory({ user: 'admin' })).find(
+        (r) => r.commonName === 'admin.laptop' && r.replica.startsWith('pod/'),
+      );
     await until(
       'the pod agent to report the session',
       async () => {

@@ -72,7 +72,7 @@ describe('session history from the pod agent (real API server)', function () {
     await ctx.users.create({ actor: 'test', name: 'alice', role: 'user' });
   });
   afterEach(async () => {
-    ctx?.close();
+    await ctx?.close();
     rmSync(dir, { recursive: true, force: true });
     if (cp) await dropNamespace(cp, ns);
   });

@@ -121,7 +121,7 @@ describe('backup and restore: edge cases', function () {
       const passFile = join(t.dir, 'ca.pass');
       writeFileSync(passFile, 'a CA passphrase of its own\n');
       const target = join(t.dir, 'restored');
-      assert.throws(
+      await assert.rejects(
         () =>
           restoreBackup({
             file: made.data,

@@ -160,8 +160,8 @@ describe('store: opening the file and migrating', () => {
     );
   });
 
-  it('enforces foreign keys on the store connection', () => {
+  it('enforces foreign keys on the store connection', async () => {
     const store = track(SqliteStore.open(join(dir, 'podgate.db')));
-    assert.throws(() => store.insertCert(newCert({ ownerId: 42 })), /owner 42 does not exist/);
+    await assert.rejects(() => store.insertCert(newCert({ ownerId: 42 })), /owner 42 does not exist/);
   });
 });

@@ -136,7 +136,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     // `gateway provision` records the serial only when every step is done ('ready'), but the device can
     // connect (it is in `clients`) as soon as the certificate step issued it: first provision, record
     // with no serial yet ...
-    ctx.store.upsertGateway({
+    await ctx.store.upsertGateway({
       name: 'branch',
       target: 'root@branch.example.test:22',
       certSerial: null,
@@ -182,7 +182,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     b = await ctx.access.bundle();
     assert.deepEqual(clientsOf(b, 'by-gateway'), of('gw-office'));
     // a client certificate that happens to be called gw-<name> is not that gateway
-    ctx.store.upsertGateway({
+    await ctx.store.upsertGateway({
       name: 'spoof',
       target: 'root@spoof.example.test:22',
       certSerial: null,
