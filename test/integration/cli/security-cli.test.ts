@@ -23,8 +23,8 @@ describe('CLI security (issue 11)', function () {
       PODGATE_VPN_ENDPOINTS: 'vpn.example.test',
     };
   });
-  afterEach(() => {
-    f?.close();
+  afterEach(async () => {
+    await f?.close();
     files?.cleanup();
   });
 

@@ -81,7 +81,7 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     f.clock.now = new Date(f.clock.now.getTime() + 1000);
   });
   after(async () => {
-    f?.close();
+    await f?.close();
     if (cp) await dropNamespace(cp, ns);
   });
 

@@ -41,7 +41,7 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
   });
 
   it('__Host- cookie with Secure (and HSTS) behind a trusted proxy that says https', async () => {
-    f.close();
+    await f.close();
     f = await webFixture({}, { 'web.trustProxy': true, 'web.trustedProxies': ['127.0.0.1', '::1'] });
     const res = await request(f.app)
       .post('/api/v1/login')

@@ -30,7 +30,7 @@ async function live(overrides: Record<string, unknown> = {}): Promise<Live> {
     base,
     async close() {
       await new Promise((r) => server.close(r));
-      f.close();
+      await f.close();
     },
   };
 }

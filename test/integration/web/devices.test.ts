@@ -35,8 +35,8 @@ describe('web devices: create, download, list, revoke own', function () {
     bob = await signIn(f.app, 'bob');
     tmp = mkdtempSync(join(tmpdir(), 'podgate-web-dev-'));
   });
-  after(() => {
-    f?.close();
+  after(async () => {
+    await f?.close();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 

@@ -33,7 +33,7 @@ export interface WebFixture {
    * a mismatch fails the run (root hook above).
    */
   api: { violations: string[]; checked: Checked[] };
-  close(): void;
+  close(): Promise<void>;
 }
 
 /**

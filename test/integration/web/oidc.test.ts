@@ -94,7 +94,7 @@ async function rig(
     callback,
     async close() {
       await port.close();
-      f.close();
+      await f.close();
     },
   };
 }

@@ -21,8 +21,8 @@ describe('web: device renewal, expiry warnings and podgate_certificates_expiring
       { 'vpn.certDays': 40, 'vpn.expiryWarningDays': 30, 'web.metricsTokenFile': join(tmp, 'metrics-token') },
     );
   });
-  afterEach(() => {
-    f.close();
+  afterEach(async () => {
+    await f.close();
     rmSync(tmp, { recursive: true, force: true });
   });
 
