@@ -131,9 +131,12 @@ describe('k8s/ kustomize base for the manager', () => {
       ['kube-flannel-cfg'],
     );
     // every namespaced right of the manager is restricted to podgate's object names, except listing pods
+    // and the replicas' Leases (named after their pods, so RBAC cannot name them in advance; the manager
+    // holds get/create because the agent's Role, which it applies, grants them)
     const mw = find('Role', 'podgate-manager', 'middleware');
     for (const r of mw.rules as { resources: string[]; resourceNames?: string[]; verbs: string[] }[]) {
       if (r.resources.includes('pods')) assert.deepEqual(r.verbs, ['list']);
+      else if (r.resources.includes('leases')) assert.deepEqual(r.verbs, ['get', 'list', 'create', 'patch']);
       else assert.ok(r.resourceNames && r.resourceNames.length > 0, JSON.stringify(r));
       for (const v of ['delete', 'update', 'deletecollection', '*']) assert.ok(!r.verbs.includes(v), v);
     }
