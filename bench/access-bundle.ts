@@ -77,12 +77,12 @@ export async function runAccessBench(o: { users?: number; rules?: number } = {})
         })),
       };
       const applyMs = await timed(() => ctx.access.apply({ actor: 'bench', input: doc }), 1);
-      const bundle = ctx.access.bundle();
+      const bundle = await ctx.access.bundle();
       const bundleMs = await timed(() => ctx.access.bundle());
       const listCertsMs = await timed(() => ctx.store.listCerts({ status: 'valid' }));
       const stringifyMs = await timed(() => JSON.stringify(bundle));
       const publisher = new LocalAccessPublisher(join(dir, 'pub'));
-      const publishMs = await timed(() => publisher.publish(bundle));
+      const publishMs = await timed(async () => publisher.publish(bundle));
       return {
         users,
         rules,
@@ -94,7 +94,7 @@ export async function runAccessBench(o: { users?: number; rules?: number } = {})
         bundleBytes: Buffer.byteLength(JSON.stringify(bundle)),
       };
     } finally {
-      ctx.close();
+      await ctx.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -36,7 +36,7 @@ async function measure(
     const ctx = await openContext(config, { now: () => now });
     try {
       const owner = await ctx.users.create({ actor: 'bench', name: 'bench', role: 'user' });
-      ctx.store.transaction(() => {
+      await ctx.store.transaction(async (tx) => {
         for (let i = 0; i < n; i++) {
           const serial = randomBytes(16)
             .toString('hex')
@@ -44,7 +44,7 @@ async function measure(
             .replace(/^[89A-F]/, '1');
           const expired = expiredEvery > 0 && i % expiredEvery === 0;
           const notAfter = new Date(expired ? t0 - 30 * DAY : t0 + 365 * DAY);
-          ctx.store.insertCert({
+          await tx.insertCert({
             serial,
             commonName: `dev${i}`,
             ownerId: owner.id,
@@ -55,11 +55,11 @@ async function measure(
             notAfter,
             certPem: 'bench',
           });
-          ctx.store.markRevoked(serial, 'keyCompromise', new Date(t0 - 60 * DAY));
+          await tx.markRevoked(serial, 'keyCompromise', new Date(t0 - 60 * DAY));
         }
       });
     } finally {
-      ctx.close();
+      await ctx.close();
     }
     // Rows were written straight to the store, past RevocationService's cache: a fresh context reads them.
     const fresh = await openContext(config, { now: () => now });
@@ -70,7 +70,7 @@ async function measure(
       const entries = verifyCrl(crl.pem, fresh.ca.certPem, now).revokedSerials.length;
       return { pem: crl.pem, ms, entries };
     } finally {
-      fresh.close();
+      await fresh.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

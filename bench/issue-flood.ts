@@ -37,7 +37,7 @@ async function prepare(dataDir: string): Promise<void> {
       await ctx.users.create({ actor: 'bench', name, role: 'user', password: PASSWORD });
     await ctx.server.ensure();
   } finally {
-    ctx.close();
+    await ctx.close();
   }
 }
 

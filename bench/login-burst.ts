@@ -56,7 +56,7 @@ async function fresh<T>(fn: (url: string) => Promise<T>): Promise<T> {
       await server.close();
     }
   } finally {
-    ctx.close();
+    await ctx.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -51,12 +51,12 @@ async function withContext<T>(
     await ctx.server.ensure();
     if (seed) {
       await seed(ctx);
-      ctx.close();
+      await ctx.close();
       ctx = await openContext(config);
     }
     return await fn(ctx);
   } finally {
-    ctx.close();
+    await ctx.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -125,13 +125,19 @@ export async function runServicesBench(): Promise<Record<string, number>> {
   // 10,000 revoked rows, inserted directly (issuing them one by one would only time the setup).
   const seed10k = async (ctx: AppContext) => {
     const { store } = ctx;
-    const owner = store.getUserByName('bench')!;
+    const owner = (await store.getUserByName('bench'))!;
     const cert = (await ctx.devices.issue({ actor: 'bench', owner: 'bench', commonName: 'template' })).cert;
-    store.transaction(() => {
+    await store.transaction(async (tx) => {
       for (let i = 0; i < 10_000; i++) {
         const serial = (BigInt(i + 1) << 64n).toString(16).toUpperCase().padStart(32, '0');
-        store.insertCert({ ...cert, serial, commonName: `r${i}`, deviceName: `r${i}`, ownerId: owner.id });
-        store.markRevoked(serial, 'superseded', new Date());
+        await tx.insertCert({
+          ...cert,
+          serial,
+          commonName: `r${i}`,
+          deviceName: `r${i}`,
+          ownerId: owner!.id,
+        });
+        await tx.markRevoked(serial, 'superseded', new Date());
       }
     });
   };
@@ -147,9 +153,11 @@ export async function runServicesBench(): Promise<Record<string, number>> {
       revoke.push(await timed(() => ctx.revocation.revoke({ actor: 'bench', serialOrName: serial })));
     results.revokeWith10kMedianMs = median(revoke);
     results.revokeWith10kP95Ms = p95(revoke);
-    const entries = store
-      .listRevoked()
-      .map((r) => ({ serial: r.serial, revokedAt: r.revokedAt!, reason: r.revocationReason! }));
+    const entries = (await store.listRevoked()).map((r) => ({
+      serial: r.serial,
+      revokedAt: r.revokedAt!,
+      reason: r.revocationReason!,
+    }));
     // Cold builds (new entries each time: no encoding cache) show the linear scaling of the builder itself.
     for (const size of [1000, 5000, 10000]) {
       const slice = entries.slice(0, size);

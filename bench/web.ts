@@ -112,13 +112,13 @@ async function prepare(dataDir: string): Promise<void> {
     });
     const users: { id: number; name: string }[] = [];
     for (let u = 0; u < 200; u++)
-      users.push(ctx.store.createUser({ name: `user${u}`, role: 'user', passwordHash: null }));
+      users.push(await ctx.store.createUser({ name: `user${u}`, role: 'user', passwordHash: null }));
     const now = Date.now();
-    ctx.store.transaction(() => {
+    await ctx.store.transaction(async (tx) => {
       for (let i = 0; i < CERTS; i++) {
         const owner = users[i % users.length]!;
         const days = 1 + (i % 365);
-        ctx.store.insertCert({
+        await tx.insertCert({
           serial: randomBytes(16)
             .toString('hex')
             .toUpperCase()
@@ -135,7 +135,7 @@ async function prepare(dataDir: string): Promise<void> {
       }
     });
   } finally {
-    ctx.close();
+    await ctx.close();
   }
 }
 

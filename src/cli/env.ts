@@ -49,15 +49,15 @@ export async function withContext<T>(
   const deps = env.contextDeps(config, { publishSoon: options.publishes === true });
   const ctx = await env.openContext(config, deps);
   try {
-    const version = ctx.access.version();
+    const version = await ctx.access.version();
     const result = await fn(ctx, opts);
     // Whatever the command changed that alters the access bundle (the store's version moved) is
     // published before the process ends; a read-only command publishes nothing.
-    if (ctx.access.version() !== version) await ctx.access.changed();
+    if ((await ctx.access.version()) !== version) await ctx.access.changed();
     return result;
   } finally {
     await ctx.clusterObjects?.close?.();
-    ctx.close();
+    await ctx.close();
   }
 }
 

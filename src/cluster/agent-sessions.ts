@@ -41,8 +41,8 @@ export interface SessionsReading {
 
 /** Where the manager records readings (UsageService). */
 export interface SessionSink {
-  recordReading(replica: string, clients: ClientSession[], at: Date): void;
-  closeReplica(replica: string, reason: 'server-stop'): number;
+  recordReading(replica: string, clients: ClientSession[], at: Date): Promise<void>;
+  closeReplica(replica: string, reason: 'server-stop'): Promise<number>;
 }
 
 export function toReading(clients: readonly ClientSession[], at: Date, everyMs: number): SessionsReading {
@@ -176,14 +176,14 @@ export async function syncSessionReadings(
   for (const [pod, r] of parseReadings(data)) {
     const replica = podReplica(pod);
     if (now.getTime() - Date.parse(r.at) > 3 * r.everyMs + 60_000) {
-      sink.closeReplica(replica, 'server-stop');
+      await sink.closeReplica(replica, 'server-stop');
       await kube.mergePatch(statusRef(namespace), { data: { [`${SESSIONS_KEY_PREFIX}${pod}`]: null } });
       seen.delete(pod);
       gone.push(pod);
       continue;
     }
     if (seen.get(pod) === r.at) continue;
-    sink.recordReading(replica, fromReading(r), new Date(r.at));
+    await sink.recordReading(replica, fromReading(r), new Date(r.at));
     seen.set(pod, r.at);
     recorded.push(pod);
   }

@@ -30,9 +30,9 @@ export interface ClusterServiceDeps {
   config: Config;
   store: SettingsStore & AuditStore;
   server: { ensure(): Promise<ServerMaterial> };
-  revocation: { bundle(): RevocationBundle };
+  revocation: { bundle(): Promise<RevocationBundle> };
   /** The access mode in force (config, else the data dir): the pod's start table and identity check. */
-  access?: { mode(): { mode: AccessMode } };
+  access?: { mode(): Promise<{ mode: AccessMode }> };
   /** Builds the KubeApi on first use (kubeconfig, in-cluster...). */
   kube: () => KubeApi;
   /** Releases what the KubeApi holds (an SSH tunnel to the API server). */
@@ -65,14 +65,14 @@ export class ClusterService {
     return discover(this.deps.config, { kube: this.kube, settings: this.deps.store });
   }
 
-  lastDiscovery(): DiscoveryResult | undefined {
-    return lastDiscovery(this.deps.store);
+  async lastDiscovery(): Promise<DiscoveryResult | undefined> {
+    return await lastDiscovery(this.deps.store);
   }
 
   /** The objects deploy applies, built from config, the stored discovery, the server identity and the CRL. */
   async objects(): Promise<KubeObject[]> {
     const { config, store } = this.deps;
-    const discovered = this.lastDiscovery();
+    const discovered = await this.lastDiscovery();
     if (!discovered && config.vpn.routes.pods.length === 0 && config.vpn.routes.services.length === 0) {
       // A server that pushes no route to the cluster is useless; say what to do instead of emitting it.
       throw new BadRequest(
@@ -87,11 +87,11 @@ export class ClusterService {
         'vpn.clientSubnet',
       );
     }
-    const net = effectiveNetwork(config, store);
+    const net = await effectiveNetwork(config, store);
     return buildManifests({
       config,
       server: await this.deps.server.ensure(),
-      bundle: this.deps.revocation.bundle(),
+      bundle: await this.deps.revocation.bundle(),
       network: {
         podCidrs: net.podCidrs,
         serviceCidrs: net.serviceCidrs,
@@ -101,7 +101,7 @@ export class ClusterService {
         searchDomains: net.searchDomains,
       },
       serverConfTemplate: loadTemplate('server.conf.hbs'),
-      accessMode: this.deps.access?.mode().mode,
+      accessMode: (await this.deps.access?.mode())?.mode,
     });
   }
 
@@ -126,21 +126,21 @@ export class ClusterService {
     return applyAll(objects, {
       kube: this.kube,
       onProgress,
-      owner: { keyIds: this.ownKeyIds(), ...(o.takeOver ? { takeOver: true } : {}) },
+      owner: { keyIds: await this.ownKeyIds(), ...(o.takeOver ? { takeOver: true } : {}) },
       rolloutTimeoutMs: this.deps.rolloutTimeoutMs,
       pollMs: this.deps.pollMs,
     });
   }
 
   /** This manager's CA key ids, from the CRL it publishes (issuing CA first, one per trusted CA). */
-  private ownKeyIds(): string[] {
-    return crlKeyIds(this.deps.revocation.bundle().crlPem);
+  private async ownKeyIds(): Promise<string[]> {
+    return crlKeyIds((await this.deps.revocation.bundle()).crlPem);
   }
 
   /** Pods, endpoints and the agent's last applied CRL number; also records newly effective revocations. */
   async status(): Promise<ClusterStatus & { newlyEffective: EffectiveRevocation[] }> {
     const ns = this.deps.config.kubernetes.namespace;
-    const bundle = this.deps.revocation.bundle();
+    const bundle = await this.deps.revocation.bundle();
     const status = await readClusterStatus(this.kube, ns, bundle.crlNumber, crlKeyIds(bundle.crlPem));
     const newlyEffective = await syncAgentStatus(this.kube, ns, this.deps.store);
     return { ...status, newlyEffective };
@@ -226,11 +226,11 @@ export class ClusterService {
     const result = await applyAll([secret, configMap, deployment], {
       kube: this.kube,
       onProgress,
-      owner: { keyIds: this.ownKeyIds() },
+      owner: { keyIds: await this.ownKeyIds() },
       rolloutTimeoutMs: this.deps.rolloutTimeoutMs,
       pollMs: this.deps.pollMs,
     });
-    this.deps.store.appendAudit({
+    await this.deps.store.appendAudit({
       actor: 'system',
       action: 'k8s.server-material',
       target: `${namespace}/${OBJECT_NAMES.app}`,

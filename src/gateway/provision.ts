@@ -127,10 +127,14 @@ export async function provisionGateway(
   );
   const session = await deps.connect();
   const steps: StepReport[] = [];
-  const previous = deps.gateways.getGateway(layout.name);
-  const record = (status: string, certSerial: string | null, details: Record<string, unknown>): void => {
+  const previous = await deps.gateways.getGateway(layout.name);
+  const record = async (
+    status: string,
+    certSerial: string | null,
+    details: Record<string, unknown>,
+  ): Promise<void> => {
     if (!dryRun)
-      deps.gateways.upsertGateway({
+      await deps.gateways.upsertGateway({
         name: layout.name,
         target,
         certSerial,
@@ -143,7 +147,7 @@ export async function provisionGateway(
   let current = 'host';
   try {
     const host = await RemoteHost.open(session);
-    record('provisioning', previous?.certSerial ?? null, {
+    await record('provisioning', previous?.certSerial ?? null, {
       ...(previous?.details ?? {}),
       lans: lans.map((l) => l.text),
     });
@@ -173,7 +177,7 @@ export async function provisionGateway(
     log.debug({ gateway: layout.name, step: current, err: failure.message }, 'gateway provision failed');
     // a host refused before any step ran (no root, no sudo) leaves no record behind
     if (ctx)
-      record('error', ctx.state.cert?.serial ?? previous?.certSerial ?? null, {
+      await record('error', ctx.state.cert?.serial ?? previous?.certSerial ?? null, {
         ...(previous?.details ?? {}),
         lans: lans.map((l) => l.text),
         step: current,
@@ -183,7 +187,7 @@ export async function provisionGateway(
   } finally {
     session.close();
   }
-  record('ready', ctx.state.cert?.serial ?? null, {
+  await record('ready', ctx.state.cert?.serial ?? null, {
     lans: lans.map((l) => l.text),
     dev: layout.dev,
     serviceManager: ctx.state.manager,

@@ -43,7 +43,7 @@ export interface SupervisorContext {
   revocation: {
     ensureFreshCrl(): Promise<unknown>;
     resign(actor: string): Promise<unknown>;
-    bundle(): RevocationBundle;
+    bundle(): Promise<RevocationBundle>;
     addPublisher(p: CrlPublisher): void;
   };
   server: { ensure(): Promise<ServerIdentityFiles> };
@@ -150,21 +150,21 @@ export class ServerSupervisor {
     const publisher = new LocalCrlPublisher(paths.dir);
     ctx.revocation.addPublisher(publisher);
     await ctx.revocation.ensureFreshCrl();
-    const bundle = ctx.revocation.bundle();
+    const bundle = await ctx.revocation.bundle();
     await publisher.publish(bundle);
 
     this.agent = this.makeAgent(id.caCertPem);
     // openvpn is not running yet, so no session of a revoked certificate can exist: put the CRL in place
     // and settle whatever a previous run left pending.
     const settled = this.agent.prime(bundle);
-    const leftover = ctx.store.listPending();
+    const leftover = await ctx.store.listPending();
     if (leftover.length > 0) {
-      ctx.store.clearPending(leftover.map((p) => p.serial));
+      await ctx.store.clearPending(leftover.map((p) => p.serial));
       log.info({ serials: leftover.map((p) => p.serial) }, 'pending revocations settled by the restart');
     }
     log.info({ crlNumber: settled }, 'CRL in place');
     // Sessions a previous run (killed, crashed) left open ended with it.
-    this.recorder.closeAll('server-restart');
+    await this.recorder.closeAll('server-restart');
 
     this.source = new LocalBundleSource({
       dir: paths.dir,
@@ -267,7 +267,7 @@ export class ServerSupervisor {
       // by each of them. prime() (no session kills): openvpn restarts below, no session outlives it.
       const agent = this.makeAgent(id.caCertPem);
       await ctx.revocation.resign('system');
-      agent.prime(ctx.revocation.bundle());
+      agent.prime(await ctx.revocation.bundle());
       this.agent?.stop();
       this.agent = agent;
     }
@@ -394,8 +394,12 @@ export class ServerSupervisor {
       } finally {
         m.close();
       }
-      const serials = names.flatMap((cn) => this.ctx.store.getValidCertByCommonName(cn)?.serial ?? []);
-      if (serials.length > 0) this.ctx.store.touchLastSeen(serials, this.clock.now());
+      const serials: string[] = [];
+      for (const cn of names) {
+        const cert = await this.ctx.store.getValidCertByCommonName(cn);
+        if (cert) serials.push(cert.serial);
+      }
+      if (serials.length > 0) await this.ctx.store.touchLastSeen(serials, this.clock.now());
     } catch (err) {
       log.debug({ err }, 'last-seen update skipped');
     }

@@ -1,6 +1,6 @@
 import { gatewayCommonName } from '../lib/names.js';
 import type { AccessClient, AccessRule, ResolvedRule, Subject } from '../access/types.js';
-import type { CertRecord, Store, User } from '../store/types.js';
+import type { CertRecord, TxStore, User } from '../store/types.js';
 import type { GroupService } from './groups.js';
 
 /** A device that may connect now, with what subjects are matched against. */
@@ -53,11 +53,12 @@ export function matchingUserSubject(rule: AccessRule, user: User, groups: Set<st
  * gateway certificate whose owner is enabled, with a tunnel address. A renewed device shows once
  * (both certificates share the common name and the address).
  */
-export function connectableDevices(
-  store: Store,
+export async function connectableDevices(
+  store: TxStore,
   now: Date,
-  valid: readonly CertRecord[] = validCerts(store, now),
-): ConnectableDevice[] {
+  given?: readonly CertRecord[],
+): Promise<ConnectableDevice[]> {
+  const valid = given ?? (await validCerts(store, now));
   const t = now.getTime();
   // A gateway's device is its record's certificate, or any gateway certificate with its common name:
   // the record names the serial only once provisioning is done, but the device connects (and must be in
@@ -65,12 +66,12 @@ export function connectableDevices(
   const gatewaysByCert = new Map<string, string[]>();
   const gatewaysByName = new Map<string, string[]>();
   const add = (m: Map<string, string[]>, k: string, name: string) => m.set(k, [...(m.get(k) ?? []), name]);
-  for (const g of store.listGateways()) {
+  for (const g of await store.listGateways()) {
     if (g.certSerial) add(gatewaysByCert, g.certSerial, g.name);
     add(gatewaysByName, gatewayCommonName(g.name), g.name);
   }
-  const users = new Map(store.listUsers().map((u) => [u.id, u]));
-  const addresses = new Map(store.listAddresses().map((a) => [a.commonName, a.address]));
+  const users = new Map((await store.listUsers()).map((u) => [u.id, u]));
+  const addresses = new Map((await store.listAddresses()).map((a) => [a.commonName, a.address]));
   const byName = new Map<string, ConnectableDevice>();
   for (const c of valid) {
     if (c.notBefore.getTime() > t) continue;
@@ -101,24 +102,26 @@ export function connectableDevices(
 }
 
 /** Valid, unexpired client and gateway certificates (the server's own is not a device). */
-export function validCerts(store: Store, now: Date): CertRecord[] {
+export async function validCerts(store: TxStore, now: Date): Promise<CertRecord[]> {
   const t = now.getTime();
-  return store
-    .listCerts({ status: 'valid' })
-    .items.filter((c) => c.kind !== 'server' && c.notAfter.getTime() > t);
+  return (await store.listCerts({ status: 'valid' })).items.filter(
+    (c) => c.kind !== 'server' && c.notAfter.getTime() > t,
+  );
 }
 
 /** The bundle's two lists: the devices that may connect, and each rule with its subjects as addresses. */
-export function resolveBundle(
+export async function resolveBundle(
   rules: readonly AccessRule[],
   devices: readonly ConnectableDevice[],
   groups: Pick<GroupService, 'bulkGroupsOf'>,
-): { clients: AccessClient[]; rules: ResolvedRule[] } {
-  const lookup = groups.bulkGroupsOf();
+  /** The transaction handle when called inside one. */
+  from?: TxStore,
+): Promise<{ clients: AccessClient[]; rules: ResolvedRule[] }> {
+  const lookup = await groups.bulkGroupsOf(from);
   const groupsOf = new Map<number, Set<string>>();
-  const ownerGroups = (u: User): Set<string> => {
+  const ownerGroups = async (u: User): Promise<Set<string>> => {
     let g = groupsOf.get(u.id);
-    if (!g) groupsOf.set(u.id, (g = lookup(u)));
+    if (!g) groupsOf.set(u.id, (g = await lookup(u)));
     return g;
   };
   // Index the rules by subject once, then find each device's rules by lookups (devices x their groups),
@@ -144,7 +147,7 @@ export function resolveBundle(
         for (const i of byGateway.get(name) ?? []) hit.add(i);
     } else {
       for (const i of byUser.get(d.owner.name) ?? []) hit.add(i);
-      for (const g of ownerGroups(d.owner)) for (const i of byGroup.get(g) ?? []) hit.add(i);
+      for (const g of await ownerGroups(d.owner)) for (const i of byGroup.get(g) ?? []) hit.add(i);
     }
     for (const i of hit) clientsOf[i]!.push(d.address);
   }

@@ -25,11 +25,12 @@ export function startAccessTimers(
     setInterval(() => void ctx.access.changed(), o.pollMs ?? 1_000),
     setInterval(() => void ctx.access.refresh(), o.refreshMs ?? 60_000),
     setInterval(() => {
-      try {
-        if (ctx.addresses.sweep().length > 0) void ctx.access.changed();
-      } catch (err) {
-        log.error({ err }, 'tunnel address sweep failed');
-      }
+      ctx.addresses
+        .sweep()
+        .then((freed) => {
+          if (freed.length > 0) void ctx.access.changed();
+        })
+        .catch((err: unknown) => log.error({ err }, 'tunnel address sweep failed'));
     }, o.sweepMs ?? 3_600_000),
   ];
   for (const t of timers) t.unref();

@@ -5,7 +5,7 @@ import { parseRulesDocument } from '../access/rule-schema.js';
 import { BadRequest } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import type { AccessPublisher } from '../openvpn/access-publisher.js';
-import type { Store } from '../store/types.js';
+import type { Store, TxStore } from '../store/types.js';
 import type { AddressService } from './addresses.js';
 import { connectableDevices, resolveBundle, validCerts } from './access-subjects.js';
 import { ADMINS_GROUP, type GroupService } from './groups.js';
@@ -54,21 +54,26 @@ export class AccessService {
 
   constructor(private readonly deps: AccessServiceDeps) {}
 
-  /** The mode in force and where it comes from. */
-  mode(): { mode: AccessMode; source: 'config' | 'data dir' | 'default' } {
+  /**
+   * The mode in force and where it comes from. `from` (here and below): the transaction handle when
+   * called inside one, where the store itself is refused.
+   */
+  async mode(
+    from: TxStore = this.deps.store,
+  ): Promise<{ mode: AccessMode; source: 'config' | 'data dir' | 'default' }> {
     if (this.deps.configMode) return { mode: this.deps.configMode, source: 'config' };
-    const stored = this.deps.store.getSetting(MODE_SETTING);
+    const stored = await from.getSetting(MODE_SETTING);
     if (stored === 'open' || stored === 'enforce') return { mode: stored, source: 'data dir' };
     return { mode: 'enforce', source: 'default' };
   }
 
-  rules(): AccessRule[] {
-    return this.deps.store.listRules().map((r) => r.rule);
+  async rules(from: TxStore = this.deps.store): Promise<AccessRule[]> {
+    return (await from.listRules()).map((r) => r.rule);
   }
 
   /** What applying `rules` would change. */
-  diff(rules: readonly AccessRule[]): RulesDiff {
-    const current = new Map(this.rules().map((r, i) => [r.name, { r, i }]));
+  async diff(rules: readonly AccessRule[], from: TxStore = this.deps.store): Promise<RulesDiff> {
+    const current = new Map((await this.rules(from)).map((r, i) => [r.name, { r, i }]));
     const out: RulesDiff = { create: [], update: [], delete: [], unchanged: [] };
     rules.forEach((r, i) => {
       const old = current.get(r.name);
@@ -88,12 +93,12 @@ export class AccessService {
   async apply(o: { actor: string; input: unknown; dryRun?: boolean }): Promise<RulesDiff> {
     const rules = parseRulesDocument(o.input);
     const { store } = this.deps;
-    if (o.dryRun) return this.diff(rules);
-    const diff = store.transaction(() => {
-      const d = this.diff(rules);
+    if (o.dryRun) return await this.diff(rules);
+    const diff = await store.transaction(async (tx) => {
+      const d = await this.diff(rules, tx);
       for (const name of d.delete) {
-        store.deleteRule(name);
-        store.appendAudit({
+        await tx.deleteRule(name);
+        await tx.appendAudit({
           actor: o.actor,
           action: 'access.rule.delete',
           target: name,
@@ -101,11 +106,11 @@ export class AccessService {
           details: {},
         });
       }
-      rules.forEach((r, i) => {
-        if (!store.putRule(r, i)) return;
+      for (const [i, r] of rules.entries()) {
+        if (!(await tx.putRule(r, i))) continue;
         const action = d.create.includes(r.name) ? 'access.rule.create' : 'access.rule.update';
-        store.appendAudit({ actor: o.actor, action, target: r.name, result: 'ok', details: { rule: r } });
-      });
+        await tx.appendAudit({ actor: o.actor, action, target: r.name, result: 'ok', details: { rule: r } });
+      }
       return d;
     });
     await this.changed();
@@ -122,17 +127,17 @@ export class AccessService {
   }
 
   /** The rules as YAML that `apply` accepts. */
-  exportYaml(): string {
-    return toYaml({ rules: this.rules() }, { lineWidth: 0 });
+  async exportYaml(): Promise<string> {
+    return toYaml({ rules: await this.rules() }, { lineWidth: 0 });
   }
 
   async setMode(o: { actor: string; mode: unknown }): Promise<AccessMode> {
     if (o.mode !== 'open' && o.mode !== 'enforce')
       throw new BadRequest('mode must be "open" or "enforce"', 'mode');
     const { store } = this.deps;
-    store.transaction(() => {
-      store.setSetting(MODE_SETTING, o.mode as AccessMode);
-      store.appendAudit({
+    await store.transaction(async (tx) => {
+      await tx.setSetting(MODE_SETTING, o.mode as AccessMode);
+      await tx.appendAudit({
         actor: o.actor,
         action: 'access.mode',
         target: String(o.mode),
@@ -148,17 +153,17 @@ export class AccessService {
    * A new install: records `enforce` unless a mode is recorded, and writes the admins rule when there
    * is no rule at all. Returns what it wrote (init prints it).
    */
-  ensureNewInstallDefaults(actor: string): { mode?: AccessMode; rule?: AccessRule } {
+  async ensureNewInstallDefaults(actor: string): Promise<{ mode?: AccessMode; rule?: AccessRule }> {
     const { store } = this.deps;
-    return store.transaction(() => {
+    return await store.transaction(async (tx) => {
       const out: { mode?: AccessMode; rule?: AccessRule } = {};
-      if (store.getSetting(MODE_SETTING) === undefined) {
-        store.setSetting(MODE_SETTING, 'enforce');
+      if ((await tx.getSetting(MODE_SETTING)) === undefined) {
+        await tx.setSetting(MODE_SETTING, 'enforce');
         out.mode = 'enforce';
       }
-      if (store.listRules().length === 0) {
-        store.putRule(ADMINS_RULE, 0);
-        store.appendAudit({
+      if ((await tx.listRules()).length === 0) {
+        await tx.putRule(ADMINS_RULE, 0);
+        await tx.appendAudit({
           actor,
           action: 'access.rule.create',
           target: ADMINS_RULE.name,
@@ -176,29 +181,29 @@ export class AccessService {
    * address get one; when time alone changed the content (a certificate expired) since this version
    * was computed, the version goes up, so one version never names two contents.
    */
-  bundle(): AccessBundle {
+  async bundle(): Promise<AccessBundle> {
     const { store, now } = this.deps;
     const at = now();
-    return store.transaction(() => {
-      const valid = validCerts(store, at);
-      this.deps.addresses.backfill(valid);
-      const mode = this.mode().mode;
-      const devices = connectableDevices(store, at, valid);
-      const { clients, rules } = resolveBundle(this.rules(), devices, this.deps.groups);
+    return await store.transaction(async (tx) => {
+      const valid = await validCerts(tx, at);
+      await this.deps.addresses.backfill(valid, tx);
+      const mode = (await this.mode(tx)).mode;
+      const devices = await connectableDevices(tx, at, valid);
+      const { clients, rules } = await resolveBundle(await this.rules(tx), devices, this.deps.groups, tx);
       const hash = createHash('sha256').update(JSON.stringify({ mode, clients, rules })).digest('hex');
-      const state = store.getAccessState();
+      const state = await tx.getAccessState();
       let version = state.version;
       if (state.publishedVersion === version && state.publishedHash !== hash)
-        version = store.bumpAccessVersion();
+        version = await tx.bumpAccessVersion();
       if (state.publishedVersion !== version || state.publishedHash !== hash)
-        store.markAccessPublished(version, hash);
+        await tx.markAccessPublished(version, hash);
       return { version, mode, clients, rules, generatedAt: at.toISOString() };
     });
   }
 
   /** The stored version (cheap: what the poll compares). */
-  version(): number {
-    return this.deps.store.getAccessState().version;
+  async version(): Promise<number> {
+    return (await this.deps.store.getAccessState()).version;
   }
 
   addPublisher(p: AccessPublisher): void {
@@ -236,8 +241,8 @@ export class AccessService {
 
   private async publishOnce(force: boolean): Promise<void> {
     if (this.deps.publishers.length === 0) return;
-    if (!force && this.version() === this.lastPublished) return;
-    const bundle = this.bundle();
+    if (!force && (await this.version()) === this.lastPublished) return;
+    const bundle = await this.bundle();
     if (!force && bundle.version === this.lastPublished) return;
     const { ok, held } = await this.sendToAll(bundle);
     // This process's first publication, and a target holds a higher version (the data dir was restored
@@ -246,8 +251,8 @@ export class AccessService {
     // and the current state goes out again. Once per process, so two managers wrongly sharing one
     // target cannot outbid each other for ever.
     if (this.lastPublished === 0 && held > bundle.version) {
-      this.raiseAbove(held, bundle.version);
-      const again = this.bundle();
+      await this.raiseAbove(held, bundle.version);
+      const again = await this.bundle();
       const second = await this.sendToAll(again);
       this.settle(second.ok, again.version);
       return;
@@ -260,11 +265,11 @@ export class AccessService {
     else this.failedVersion = version;
   }
 
-  private raiseAbove(held: number, from: number): void {
+  private async raiseAbove(held: number, from: number): Promise<void> {
     const { store } = this.deps;
-    store.transaction(() => {
-      store.raiseAccessVersion(held + 1);
-      store.appendAudit({
+    await store.transaction(async (tx) => {
+      await tx.raiseAccessVersion(held + 1);
+      await tx.appendAudit({
         actor: 'system',
         action: 'access.version.raise',
         target: `v${held + 1}`,
@@ -287,7 +292,7 @@ export class AccessService {
         ok = false;
         log.error({ err, publisher: p.name, version: bundle.version }, 'access bundle publish failed');
         if (this.failedVersion !== bundle.version) {
-          this.deps.store.appendAudit({
+          await this.deps.store.appendAudit({
             actor: 'system',
             action: 'access.publish',
             target: p.name,

@@ -8,6 +8,7 @@ import {
   finishCaChange,
   readCaFiles,
   withCaLock,
+  withCaLockAsync,
   type CaChangeProbe,
   NEXT_CA_CERT_FILE,
   NEXT_CA_KEY_FILE,
@@ -62,7 +63,7 @@ export async function rotateCa(
   const outgoing = ctx.ca.keyId;
   // Everything below holds the CA lock: another `ca rotate` may have switched the CA since this
   // context was opened (then the files say so), and none can write its ca-next.* files meanwhile.
-  const tagged = withCaLock(ctx.dataDir, () => {
+  const tagged = await withCaLockAsync(ctx.dataDir, async () => {
     finishCaChange(ctx.dataDir, secret);
     const onDisk = readCaFiles(ctx.dataDir, secret);
     if (onDisk.previous) throw inProgress(onDisk.previous.commonName);
@@ -71,7 +72,7 @@ export async function rotateCa(
         `the CA changed while this rotation ran (another \`ca rotate\`): nothing done`,
         'ca',
       );
-    const n = tagOutgoing();
+    const n = await tagOutgoing();
     writeFileAtomic(join(ctx.dataDir, NEXT_CA_KEY_FILE), encryptPrivateKey(material.keyPem, secret), 0o600);
     o.probe?.('rotate:next-key');
     writeFileAtomic(join(ctx.dataDir, NEXT_CA_CERT_FILE), material.certPem, 0o644);
@@ -83,10 +84,10 @@ export async function rotateCa(
   const ca = CertificateAuthority.load(material);
   return { commonName: ca.commonName, keyId: ca.keyId, tagged };
 
-  function tagOutgoing(): number {
-    return ctx.store.transaction(() => {
-      const n = ctx.store.assignIssuerKeyId(outgoing);
-      ctx.store.appendAudit({
+  async function tagOutgoing(): Promise<number> {
+    return await ctx.store.transaction(async (tx) => {
+      const n = await tx.assignIssuerKeyId(outgoing);
+      await tx.appendAudit({
         actor: o.actor,
         action: 'ca.rotate',
         target: ctx.ca.commonName,
@@ -104,16 +105,16 @@ export async function rotateCa(
  * certificate is re-issued by the new CA (by the caller, or a running `server run` on its next CA
  * check). Old-CA profiles stop connecting.
  */
-export function retireOldCa(
+export async function retireOldCa(
   ctx: AppContext,
   actor: string,
   probe?: CaChangeProbe,
-): { commonName: string; stillValid: number } {
+): Promise<{ commonName: string; stillValid: number }> {
   const old = ctx.previousCa;
   if (!old) throw new Conflict('no CA rotation is in progress: there is no old CA to retire', 'ca');
-  const stillValid = ctx.store
-    .listCerts({ status: 'valid' })
-    .items.filter((c) => c.kind !== 'server' && c.issuerKeyId === old.keyId).length;
+  const stillValid = (await ctx.store.listCerts({ status: 'valid' })).items.filter(
+    (c) => c.kind !== 'server' && c.issuerKeyId === old.keyId,
+  ).length;
   const f = (name: string) => join(ctx.dataDir, name);
   const retired = `ca-retired-${old.keyId.slice(0, 16)}`;
   const secret = resolveKeySecret(ctx.config, ctx.dataDir, false);
@@ -128,7 +129,7 @@ export function retireOldCa(
     if (existsSync(f(PREVIOUS_CA_KEY_FILE))) renameSync(f(PREVIOUS_CA_KEY_FILE), f(`${retired}.key.enc`));
     readCaFiles(ctx.dataDir, secret); // the current pair still loads
   });
-  ctx.store.appendAudit({
+  await ctx.store.appendAudit({
     actor,
     action: 'ca.retire-old',
     target: old.commonName,

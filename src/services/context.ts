@@ -60,7 +60,7 @@ export interface AppContext {
   now: () => Date;
   /** The clock the long-running timers use (`serve`, `server run`, backups); `now` reads it. */
   clock: Clock;
-  close(): void;
+  close(): Promise<void>;
 }
 
 export interface ContextDeps {
@@ -134,7 +134,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
     const users = new UserService({ store, revocation, changed });
     const devices = new DeviceService({ store, cas, config, server, now, addresses, changed });
     const renewal = new RenewalService({ store, devices, revocation, config, now });
-    if (!store.getCrl()) await revocation.ensureFreshCrl();
+    if (!(await store.getCrl())) await revocation.ensureFreshCrl();
     return {
       config,
       dataDir,
@@ -162,7 +162,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       close: () => store.close(),
     };
   } catch (err) {
-    store.close();
+    await store.close();
     throw err;
   }
 }

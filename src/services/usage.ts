@@ -76,26 +76,26 @@ export class UsageService {
   }
 
   /** Records one reading of a replica's live sessions taken at `at` (sessions missing from it end). */
-  recordReading(replica: string, clients: readonly ClientSession[], at: Date): void {
-    this.recorder(replica).record(clients, at);
+  async recordReading(replica: string, clients: readonly ClientSession[], at: Date): Promise<void> {
+    await this.recorder(replica).record(clients, at);
   }
 
   /** Ends every open session of a replica that is gone; returns how many. */
-  closeReplica(replica: string, reason: 'server-restart' | 'server-stop'): number {
-    return this.recorder(replica).closeAll(reason);
+  async closeReplica(replica: string, reason: 'server-restart' | 'server-stop'): Promise<number> {
+    return await this.recorder(replica).closeAll(reason);
   }
 
-  history(q: { user?: string; since?: Date; limit?: number } = {}): SessionHistoryRecord[] {
-    return this.store.listSessionHistory(q);
+  async history(q: { user?: string; since?: Date; limit?: number } = {}): Promise<SessionHistoryRecord[]> {
+    return await this.store.listSessionHistory(q);
   }
 
   /** Every day of the last `days` days (UTC), zeros included, so the chart has no gaps. */
-  report(days = 30, user?: string): UsageReport {
+  async report(days = 30, user?: string): Promise<UsageReport> {
     const end = this.now();
     const start = new Date(
       Date.UTC(end.getUTCFullYear(), end.getUTCMonth(), end.getUTCDate()) - (days - 1) * DAY,
     );
-    const rows = this.store.usageByDay(start, user);
+    const rows = await this.store.usageByDay(start, user);
     const byDay = new Map<string, ChartDay>();
     for (let i = 0; i < days; i++) {
       const day = new Date(start.getTime() + i * DAY).toISOString().slice(0, 10);

@@ -98,6 +98,8 @@ export function createApp(deps: AppDeps): express.Express {
     partialsDir: join(root, 'templates', 'partials'),
     helpers: helpers(now),
   });
+  // express-handlebars reports through Express's callback; the Promise it also returns is not needed.
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises
   app.engine('hbs', hbs.engine);
   app.set('view engine', 'hbs');
   app.set('views', join(root, 'templates', 'views'));

@@ -34,7 +34,11 @@ export class DeployTracker {
   }
 
   /** Starts a deploy; Conflict while one is running. Resolves when it has started, not finished. */
-  start(cluster: Pick<ClusterPort, 'deploy'>, actor: string, onDone?: (s: DeployState) => void): DeployState {
+  start(
+    cluster: Pick<ClusterPort, 'deploy'>,
+    actor: string,
+    onDone?: (s: DeployState) => Promise<void>,
+  ): DeployState {
     if (this.current.state === 'running') throw new Conflict('a deploy is already running');
     const s: DeployState = {
       state: 'running',
@@ -50,23 +54,28 @@ export class DeployTracker {
       if (s.events.length > 500) s.events.shift();
     };
     push('deploy started');
-    cluster
-      .deploy(push)
-      .then(() => {
-        s.state = 'done';
-        push('deploy finished');
-      })
-      .catch((err: unknown) => {
-        s.state = 'failed';
+    const finish = async (state: 'done' | 'failed', message: string): Promise<void> => {
+      const finishedAt = this.now().toISOString();
+      // onDone (the audit row) is written before the state says the deploy ended, so whoever sees
+      // `done` or `failed` also finds the audit row.
+      try {
+        await onDone?.({ ...this.get(), state, finishedAt, events: [...s.events] });
+      } catch (err) {
+        log.error({ err }, 'deploy end hook failed');
+      }
+      s.state = state;
+      s.finishedAt = finishedAt;
+      push(message);
+    };
+    void cluster.deploy(push).then(
+      () => finish('done', 'deploy finished'),
+      (err: unknown) => {
         // AppError messages are written for people; anything else stays in the server log.
         s.error = err instanceof AppError ? err.message : 'unexpected error (see the server log)';
-        push(`deploy failed: ${s.error}`);
         log.error({ err }, 'deploy failed');
-      })
-      .finally(() => {
-        s.finishedAt = this.now().toISOString();
-        onDone?.(this.get());
-      });
+        return finish('failed', `deploy failed: ${s.error}`);
+      },
+    );
     return this.get();
   }
 }

@@ -73,9 +73,9 @@ export function createMetrics(
     help: 'Client and gateway certificates by status',
     labelNames: ['status'] as const,
     registers: [registry],
-    collect() {
-      this.set({ status: 'valid' }, store.listCerts({ status: 'valid', limit: 0 }).total);
-      this.set({ status: 'revoked' }, store.listCerts({ status: 'revoked', limit: 0 }).total);
+    async collect() {
+      this.set({ status: 'valid' }, (await store.listCerts({ status: 'valid', limit: 0 })).total);
+      this.set({ status: 'revoked' }, (await store.listCerts({ status: 'revoked', limit: 0 })).total);
     },
   });
   if (ctx) {
@@ -84,11 +84,12 @@ export function createMetrics(
       name: 'podgate_certificates_expiring',
       help: `Valid client and gateway certificates expiring within vpn.expiryWarningDays (${days}) days`,
       registers: [registry],
-      collect() {
+      async collect() {
         const at = now();
-        const count = (kind: 'client' | 'gateway') =>
-          store.listCerts({ status: 'valid', kind, expiringWithinDays: days, now: at, limit: 0 }).total;
-        this.set(count('client') + count('gateway'));
+        const count = async (kind: 'client' | 'gateway') =>
+          (await store.listCerts({ status: 'valid', kind, expiringWithinDays: days, now: at, limit: 0 }))
+            .total;
+        this.set((await count('client')) + (await count('gateway')));
       },
     });
     new Gauge({
@@ -104,24 +105,24 @@ export function createMetrics(
     name: 'podgate_access_rules',
     help: 'Access rules stored',
     registers: [registry],
-    collect() {
-      this.set(store.listRules().length);
+    async collect() {
+      this.set((await store.listRules()).length);
     },
   });
   new Gauge({
     name: 'podgate_access_bundle_version',
     help: 'Version of the access bundle (rises with every change to rules, groups, devices, addresses, mode)',
     registers: [registry],
-    collect() {
-      this.set(store.getAccessState().version);
+    async collect() {
+      this.set((await store.getAccessState()).version);
     },
   });
   new Gauge({
     name: 'podgate_access_enforced',
     help: '1 when access.mode is enforce as recorded in the data dir or defaulted (the config may override)',
     registers: [registry],
-    collect() {
-      const mode = ctx?.config.access.mode ?? store.getSetting('access.mode') ?? 'enforce';
+    async collect() {
+      const mode = ctx?.config.access.mode ?? (await store.getSetting('access.mode')) ?? 'enforce';
       this.set(mode === 'enforce' ? 1 : 0);
     },
   });
@@ -129,8 +130,8 @@ export function createMetrics(
     name: 'podgate_crl_next_update_seconds',
     help: 'Seconds until the current CRL expires (negative: expired; OpenVPN then rejects everyone)',
     registers: [registry],
-    collect() {
-      const crl = store.getCrl();
+    async collect() {
+      const crl = await store.getCrl();
       if (crl) this.set((crl.nextUpdate.getTime() - now().getTime()) / 1000);
     },
   });
@@ -138,8 +139,8 @@ export function createMetrics(
     name: 'podgate_crl_number',
     help: 'Number of the current CRL (every revocation publishes the next one)',
     registers: [registry],
-    collect() {
-      const crl = store.getCrl();
+    async collect() {
+      const crl = await store.getCrl();
       if (crl) this.set(crl.number);
     },
   });
@@ -147,8 +148,8 @@ export function createMetrics(
     name: 'podgate_crl_age_seconds',
     help: 'Seconds since the current CRL was signed (thisUpdate)',
     registers: [registry],
-    collect() {
-      const crl = store.getCrl();
+    async collect() {
+      const crl = await store.getCrl();
       if (crl) this.set((now().getTime() - crl.thisUpdate.getTime()) / 1000);
     },
   });
@@ -171,12 +172,12 @@ export function createMetrics(
     registers: [registry],
     async collect() {
       const s = await clusterStatus();
-      const crl = store.getCrl();
+      const crl = await store.getCrl();
       const behind =
         s?.agent.lastAppliedCrlNumber !== undefined && crl && crl.number > s.agent.lastAppliedCrlNumber
           ? 1
           : 0;
-      this.set(store.listPending().length + (s?.agent.pending.length ?? 0) + behind);
+      this.set((await store.listPending()).length + (s?.agent.pending.length ?? 0) + behind);
     },
   });
   new Gauge({
@@ -185,9 +186,9 @@ export function createMetrics(
     registers: [registry],
     async collect() {
       const t = now().getTime();
-      const since: number[] = store.listPending().map((p) => p.queuedAt.getTime());
+      const since: number[] = (await store.listPending()).map((p) => p.queuedAt.getTime());
       const s = await clusterStatus();
-      const crl = store.getCrl();
+      const crl = await store.getCrl();
       // the server pod is behind: at least as old as the newest CRL it has not applied
       if (s?.agent.lastAppliedCrlNumber !== undefined && crl && crl.number > s.agent.lastAppliedCrlNumber) {
         since.push(crl.thisUpdate.getTime());
@@ -199,8 +200,8 @@ export function createMetrics(
     name: 'podgate_revocations_effective_total',
     help: 'Revocations that took effect on a server (CRL applied, sessions ended): revocation.effective audit rows',
     registers: [registry],
-    collect() {
-      const n = store.countAudit({ action: 'revocation.effective' });
+    async collect() {
+      const n = await store.countAudit({ action: 'revocation.effective' });
       this.reset();
       if (n > 0) this.inc(n);
     },
@@ -209,8 +210,8 @@ export function createMetrics(
     name: 'podgate_revocation_last_effect_seconds',
     help: 'Seconds from revocation to effect for the most recent revocation that took effect (0: none yet)',
     registers: [registry],
-    collect() {
-      const last = store.listAudit({ action: 'revocation.effective', limit: 1 })[0];
+    async collect() {
+      const last = (await store.listAudit({ action: 'revocation.effective', limit: 1 }))[0];
       const ms = (last?.details as { latencyMs?: unknown } | undefined)?.latencyMs;
       if (typeof ms === 'number' && Number.isFinite(ms)) this.set(Math.max(0, ms) / 1000);
     },

@@ -79,22 +79,22 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
   }
   // Expired sessions are refused on read anyway; pruning only keeps the table small.
   // The VPN session history is kept sessions.retainDays; used or expired import links a day.
-  const prune = (): void => {
+  const prune = async (): Promise<void> => {
     try {
       const at = (deps.now ?? (() => new Date()))();
       const { store, config } = deps.ctx;
-      store.pruneSessions(at);
-      const history = store.pruneSessionHistory(
+      await store.pruneSessions(at);
+      const history = await store.pruneSessionHistory(
         new Date(at.getTime() - config.sessions.retainDays * 86_400_000),
       );
-      store.pruneImportLinks(new Date(at.getTime() - 86_400_000));
+      await store.pruneImportLinks(new Date(at.getTime() - 86_400_000));
       if (history > 0) log.info({ removed: history }, 'old VPN sessions pruned');
     } catch (err) {
       log.warn({ err }, 'session prune failed');
     }
   };
-  prune();
-  const pruneTimer = setInterval(prune, 3_600_000);
+  await prune();
+  const pruneTimer = setInterval(() => void prune(), 3_600_000);
   pruneTimer.unref();
   const port = (server.address() as AddressInfo).port;
   const url = urlOf(server, host, tls ? 'https' : 'http');

@@ -69,17 +69,17 @@ export class SessionManager {
     return new Date(Math.min(idle, absolute));
   }
 
-  private save(s: WebSession): void {
+  private async save(s: WebSession): Promise<void> {
     const data: SessionData = {
       csrf: s.csrfToken,
       createdAt: s.createdAt.toISOString(),
       lastSeenAt: s.lastSeenAt.toISOString(),
     };
-    this.store.setSession(storeKey(s.id), JSON.stringify(data), this.expiry(s), s.userId);
+    await this.store.setSession(storeKey(s.id), JSON.stringify(data), this.expiry(s), s.userId);
   }
 
   /** A brand-new session for a user who just signed in (always a fresh id: no fixation). */
-  create(userId: number): WebSession {
+  async create(userId: number): Promise<WebSession> {
     const at = this.now();
     const s: WebSession = {
       id: randomToken(),
@@ -88,7 +88,7 @@ export class SessionManager {
       createdAt: at,
       lastSeenAt: at,
     };
-    this.save(s);
+    await this.save(s);
     return s;
   }
 
@@ -96,10 +96,10 @@ export class SessionManager {
    * The live session for this cookie value, or undefined when unknown, expired (idle or absolute) or
    * anonymous. Refreshes the idle clock.
    */
-  load(id: string): WebSession | undefined {
+  async load(id: string): Promise<WebSession | undefined> {
     if (!id || id.length > 128) return undefined;
     const now = this.now();
-    const rec = this.store.getSession(storeKey(id), now);
+    const rec = await this.store.getSession(storeKey(id), now);
     if (!rec || rec.userId === null) return undefined;
     let data: SessionData;
     try {
@@ -116,22 +116,22 @@ export class SessionManager {
     };
     // Check both clocks here too: the store only knows the expiry written at the last touch.
     if (this.expiry(s).getTime() <= now.getTime()) {
-      this.destroy(id);
+      await this.destroy(id);
       return undefined;
     }
     if (now.getTime() - s.lastSeenAt.getTime() >= TOUCH_EVERY_MS) {
       s.lastSeenAt = now;
-      this.save(s);
+      await this.save(s);
     }
     return s;
   }
 
-  destroy(id: string): void {
-    this.store.destroySession(storeKey(id));
+  async destroy(id: string): Promise<void> {
+    await this.store.destroySession(storeKey(id));
   }
 
-  destroyAllOf(userId: number): void {
-    this.store.destroySessionsOfUser(userId);
+  async destroyAllOf(userId: number): Promise<void> {
+    await this.store.destroySessionsOfUser(userId);
   }
 }
 

@@ -51,7 +51,7 @@ describe('browser: the Access page (apply with an error shown, then fixed) and M
   after(async () => {
     await browser?.close().catch(() => undefined);
     await server?.close().catch(() => undefined);
-    ctx?.close();
+    await ctx?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
     if (profileDir) rmSync(profileDir, { recursive: true, force: true });
     if (level) setLogLevel(level);
@@ -80,12 +80,12 @@ describe('browser: the Access page (apply with an error shown, then fixed) and M
     await error.waitFor();
     assert.match(await error.innerText(), /^rules\[0\]\.destinations\[0\]\.selector\.matchLabels: /);
     assert.equal(await page.inputValue('#rules'), bad, 'the text typed is kept');
-    assert.equal(ctx.access.rules().length, 0, 'nothing applied');
+    assert.equal((await ctx.access.rules()).length, 0, 'nothing applied');
     await page.screenshot({ path: join(SHOTS, 'access-error-desktop.png'), fullPage: true });
     await page.fill('#rules', bad.replace('"bad key"', 'app'));
     await Promise.all([page.waitForURL(/done=access-applied/), page.click('#apply-rules')]);
     assert.deepEqual(
-      ctx.access.rules().map((r) => r.name),
+      (await ctx.access.rules()).map((r) => r.name),
       ['team-a'],
     );
     await page.fill('#w-dest', 'ns/team-a');

@@ -79,7 +79,7 @@ describe('browser: Add to OpenVPN Connect, the tunnel, and the usage history', f
     await client?.stop(5000).catch(() => undefined);
     await browser?.close().catch(() => undefined);
     await server?.close().catch(() => undefined);
-    ctx?.close();
+    await ctx?.close();
     await lab?.close();
     if (profileDir) rmSync(profileDir, { recursive: true, force: true });
     if (level) setLogLevel(level);
@@ -106,7 +106,7 @@ describe('browser: Add to OpenVPN Connect, the tunnel, and the usage history', f
     );
     assert.equal(decodeQr(qr), link, 'the QR code holds exactly the link');
     await page.screenshot({ path: join(SHOTS, 'import-link-desktop.png'), fullPage: true });
-    assert.equal(ctx.store.getValidCertByCommonName('admin.phone'), undefined, 'nothing issued yet');
+    assert.equal(await ctx.store.getValidCertByCommonName('admin.phone'), undefined, 'nothing issued yet');
   });
 
   it('a Connect-like client fetches it once; the second fetch is refused; the profile connects in a namespace', async () => {
@@ -117,7 +117,7 @@ describe('browser: Add to OpenVPN Connect, the tunnel, and the usage history', f
     const second = await followImportLink(link);
     assert.equal(second.status, 410, 'the second fetch is refused');
     assert.equal(
-      ctx.store.listCerts({ search: 'admin.phone' }).total,
+      (await ctx.store.listCerts({ search: 'admin.phone' })).total,
       1,
       'one certificate, from the first fetch',
     );
@@ -148,16 +148,16 @@ describe('browser: Add to OpenVPN Connect, the tunnel, and the usage history', f
     // counters are its own (measured here: 99.3 % of iperf3's payload bytes), hence the 90 % floor.
     const floor = Math.floor(sent * 0.9);
     await until(
-      () => (ctx.store.listSessionHistory({ user: 'admin' })[0]?.bytesIn ?? 0) >= floor,
+      async () => ((await ctx.store.listSessionHistory({ user: 'admin' }))[0]?.bytesIn ?? 0) >= floor,
       20_000,
       'the recorded session to carry the iperf3 bytes',
-    ).catch((err: Error) => {
-      const rows = JSON.stringify(ctx.store.listSessionHistory());
+    ).catch(async (err: Error) => {
+      const rows = JSON.stringify(await ctx.store.listSessionHistory());
       throw new Error(
         `${err.message}; sent ${sent}; recorded ${rows}; server run:\n${lab.server!.output().slice(-3000)}`,
       );
     });
-    const live = ctx.store.listSessionHistory({ user: 'admin' })[0]!;
+    const live = (await ctx.store.listSessionHistory({ user: 'admin' }))[0]!;
     assert.equal(live.commonName, 'admin.phone');
     assert.equal(live.deviceName, 'phone');
     assert.equal(live.endedAt, null);
@@ -167,11 +167,11 @@ describe('browser: Add to OpenVPN Connect, the tunnel, and the usage history', f
     await client!.stop(5000);
     client = undefined;
     await until(
-      () => ctx.store.listSessionHistory({ user: 'admin' })[0]?.endedAt != null,
+      async () => (await ctx.store.listSessionHistory({ user: 'admin' }))[0]?.endedAt != null,
       30_000,
       'the session to be recorded as ended',
-    ).catch((err: Error) => {
-      const rows = JSON.stringify(ctx.store.listSessionHistory());
+    ).catch(async (err: Error) => {
+      const rows = JSON.stringify(await ctx.store.listSessionHistory());
       const notes = lab
         .server!.output()
         .split('\n')
@@ -180,7 +180,7 @@ describe('browser: Add to OpenVPN Connect, the tunnel, and the usage history', f
         .join('\n');
       throw new Error(`${err.message}; recorded ${rows}; server run:\n${notes}`);
     });
-    const ended = ctx.store.listSessionHistory({ user: 'admin' })[0]!;
+    const ended = (await ctx.store.listSessionHistory({ user: 'admin' }))[0]!;
     assert.equal(ended.endReason, 'ended');
     assert.ok(ended.bytesIn >= floor);
   });
@@ -203,7 +203,7 @@ describe('browser: Add to OpenVPN Connect, the tunnel, and the usage history', f
     assert.equal(csvRes.status(), 200);
     assert.match(csvRes.headers()['content-type'] ?? '', /^text\/csv/);
     const lines = (await csvRes.text()).trim().split('\r\n');
-    const rows = ctx.store.listSessionHistory({ since: new Date(Date.now() - 30 * 86_400_000) });
+    const rows = await ctx.store.listSessionHistory({ since: new Date(Date.now() - 30 * 86_400_000) });
     assert.equal(lines.length, rows.length + 1, 'a header and one line per recorded session');
     const header = lines[0]!.split(',');
     const first = Object.fromEntries(lines[1]!.split(',').map((v, i) => [header[i], v]));

@@ -75,7 +75,7 @@ describe('browser: single sign-on through a real OpenID provider (oidc-provider 
     await browser?.close().catch(() => undefined);
     await port?.close();
     await provider?.close();
-    ctx?.close();
+    await ctx?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
     if (level) setLogLevel(level);
   });
@@ -162,8 +162,8 @@ describe('browser: single sign-on through a real OpenID provider (oidc-provider 
       /not in a group allowed to use podgate: ask your admin to add you to "vpn-users"/,
     );
     await devPage.screenshot({ path: join(SHOTS, 'sso-refused.png'), fullPage: true });
-    assert.equal(ctx.store.getUserByName('dev')!.disabled, true);
-    assert.equal(ctx.store.getCert(devSerial)!.status, 'revoked');
+    assert.equal((await ctx.store.getUserByName('dev'))!.disabled, true);
+    assert.equal((await ctx.store.getCert(devSerial))!.status, 'revoked');
     assert.match(await crlText(), new RegExp(`Serial Number: ${devSerial}`));
     // and the session is gone: My devices sends the browser to the sign-in page
     await devPage.goto(`${port.url}/devices`);
@@ -179,15 +179,15 @@ describe('browser: single sign-on through a real OpenID provider (oidc-provider 
       page.click('#create-device-button'),
     ]);
     assert.equal(download.suggestedFilename(), 'leaver.phone.ovpn');
-    const serial = ctx.store.listCerts({ search: 'leaver.phone', limit: 1 }).items[0]!.serial;
+    const serial = (await ctx.store.listCerts({ search: 'leaver.phone', limit: 1 })).items[0]!.serial;
     provider.accounts.delete('u-leaver');
     const result = await oidc.sync();
     assert.deepEqual(
       result.find((e) => e.user === 'leaver'),
       { user: 'leaver', outcome: 'disabled', detail: result.find((e) => e.user === 'leaver')!.detail },
     );
-    assert.equal(ctx.store.getUserByName('leaver')!.disabled, true);
-    assert.equal(ctx.store.getCert(serial)!.status, 'revoked');
+    assert.equal((await ctx.store.getUserByName('leaver'))!.disabled, true);
+    assert.equal((await ctx.store.getCert(serial))!.status, 'revoked');
     assert.match(await crlText(), new RegExp(`Serial Number: ${serial}`));
     await page.goto(`${port.url}/devices`);
     assert.match(page.url(), /\/login/, 'signed out everywhere once disabled');

@@ -35,7 +35,7 @@ const fakeSessions: SessionsProvider & { live: Session[] } = {
 };
 const fakeCluster: ClusterPort = {
   discover: async () => discovery,
-  lastDiscovery: () => discovery,
+  lastDiscovery: async () => discovery,
   manifests: async () => [
     { name: 'ns.yaml', yaml: 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: middleware\n' },
   ],
@@ -127,7 +127,7 @@ describe('browser: admin creates a user, the user gets a profile, the admin revo
   after(async () => {
     await browser?.close().catch(() => undefined);
     await server?.close().catch(() => undefined);
-    ctx?.close();
+    await ctx?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
     if (profileDir) rmSync(profileDir, { recursive: true, force: true });
     if (level) setLogLevel(level);

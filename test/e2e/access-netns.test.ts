@@ -170,12 +170,12 @@ describe('e2e: access rules enforced by server run (nftables + client-config-dir
     try {
       // Disabling revokes too: the revocation agent and the access agent race to end the session; the
       // one that found it audits it (`access.session-ended`, reason not-allowed, or `revocation.effective`).
-      const ended = store.listAudit({ action: 'access.session-ended', target: 'bob' });
-      const revoked = store.listAudit({ action: 'revocation.effective', target: 'bob' });
+      const ended = await store.listAudit({ action: 'access.session-ended', target: 'bob' });
+      const revoked = await store.listAudit({ action: 'revocation.effective', target: 'bob' });
       assert.ok(ended.length + revoked.length >= 1, 'the kill is audited');
       for (const r of ended) assert.equal((r.details as { reason: string }).reason, 'not-allowed');
     } finally {
-      store.close();
+      await store.close();
     }
     // Disabling also revokes his certificate: the CRL or the missing ccd file refuses him, whichever
     // openvpn checks first (the ccd-only refusal is the first test's).

@@ -42,7 +42,7 @@ describe('e2e: connect automatically with the openvpn-client@ systemd unit', fun
   });
 
   after(async () => {
-    ctx?.close();
+    await ctx?.close();
     await lab?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

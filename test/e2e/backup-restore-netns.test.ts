@@ -50,7 +50,7 @@ describe('e2e: restore onto a fresh data dir while openvpn keeps running (openvp
       const paths = serverPaths(configA);
       writeServerFiles(configA, paths, await ctx.server.ensure());
       activeCrl = paths.activeCrl;
-      writeFileAtomic(activeCrl, ctx.store.getCrl()!.pem, 0o644);
+      writeFileAtomic(activeCrl, (await ctx.store.getCrl())!.pem, 0o644);
       lab.server = lab.topo.spawn(
         'node',
         ['openvpn', '--config', paths.config, '--writepid', paths.pidFile],
@@ -60,7 +60,7 @@ describe('e2e: restore onto a fresh data dir while openvpn keeps running (openvp
         },
       );
     } finally {
-      ctx.close();
+      await ctx.close();
     }
     await lab.server!.waitFor(/Initialization Sequence Completed/, 30_000);
   });

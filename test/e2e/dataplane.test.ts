@@ -110,7 +110,7 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
       assert.equal(await tcpProbe(lab.topo.name('office2'), A.pod, ECHO), true, 'pod IP through the tunnel');
       await web.stop(5000);
     } finally {
-      ctx.close();
+      await ctx.close();
     }
   });
 
@@ -177,14 +177,14 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
   it('the audit log shows revocation.effective for alice', async () => {
     const store = openStore(lab.dataDir);
     try {
-      const rows = store.listAudit({ action: 'revocation.effective' });
+      const rows = await store.listAudit({ action: 'revocation.effective' });
       const row = rows.find((r) => r.target === 'alice.laptop');
       assert.ok(row, 'revocation.effective row');
       assert.equal(row.result, 'ok');
       assert.equal(row.details.sessionsKilled, 1);
       assert.equal(typeof row.details.effectiveAt, 'string');
     } finally {
-      store.close();
+      await store.close();
     }
   });
 
@@ -218,7 +218,7 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
         now: new Date(Date.now() - 3 * 86_400_000),
       });
     } finally {
-      ctx.close();
+      await ctx.close();
     }
     p = withBlock(withBlock(base, 'cert', expired.certPem), 'key', expired.keyPem!);
     before = count(server.output(), /certificate has expired/);
@@ -279,12 +279,12 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     try {
       await lab.cli('cert', 'revoke', 'carol.phone', '--reason', 'keyCompromise');
       await until(
-        () => {
+        async () => {
           const store = openStore(lab.dataDir);
           try {
-            return store.listPending().some((x) => x.commonName === 'carol.phone');
+            return (await store.listPending()).some((x) => x.commonName === 'carol.phone');
           } finally {
-            store.close();
+            await store.close();
           }
         },
         15_000,
@@ -302,12 +302,12 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     assert.match(carol.output(), PUSHED_HALT);
     // The agent records the kill after openvpn confirms it, so the row may land just after carol exits.
     await until(
-      () => {
+      async () => {
         const s = openStore(lab.dataDir);
         try {
-          return s.listPending().length === 0;
+          return (await s.listPending()).length === 0;
         } finally {
-          s.close();
+          await s.close();
         }
       },
       15_000,
@@ -315,11 +315,11 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
     );
     const store = openStore(lab.dataDir);
     try {
-      const actions = store.listAudit({ target: 'carol.phone' }).map((r) => r.action);
+      const actions = (await store.listAudit({ target: 'carol.phone' })).map((r) => r.action);
       assert.ok(actions.includes('revocation.pending'));
       assert.ok(actions.includes('revocation.effective'));
     } finally {
-      store.close();
+      await store.close();
     }
   });
 

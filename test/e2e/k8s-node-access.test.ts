@@ -728,7 +728,7 @@ describe('e2e: access rules enforced in the server pod on a real node', function
       );
     } finally {
       stopAccess();
-      ctx.close();
+      await ctx.close();
       await sshd.stop();
     }
   });

@@ -262,7 +262,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
   after(async function () {
     this.timeout(5 * 60_000);
     for (const c of clients) await c.stop(3000).catch(() => undefined);
-    ctx?.close();
+    await ctx?.close();
     await cleanupAll();
     for (const d of leftovers) rmSync(d, { recursive: true, force: true });
     try {
@@ -375,10 +375,10 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
 
     // the agent's session readings reach the manager's history (replica pod/<server pod>)
     const history = clusterServiceFor(ctx, new UsageService(ctx.store, () => new Date()));
-    const recorded = () =>
-      ctx.store
-        .listSessionHistory({ user: 'admin' })
-        .find((r) => r.commonName === 'admin.laptop' && r.replica.startsWith('pod/'));
+    const recorded = async () =>
+      (await ctx.store.listSessionHistory({ user: 'admin' })).find(
+        (r) => r.commonName === 'admin.laptop' && r.replica.startsWith('pod/'),
+      );
     await until(
       'the pod agent to report the session',
       async () => {
@@ -387,8 +387,9 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       },
       30_000,
     );
-    assert.equal(recorded()!.endedAt, null);
-    assert.match(recorded()!.virtualAddress, /^10\.140\./);
+    const row = (await recorded())!;
+    assert.equal(row.endedAt, null);
+    assert.match(row.virtualAddress, /^10\.140\./);
   });
 
   it('an admin revoke in the web app cuts the client through the agent sidecar; reconnect refused; others stay', async () => {

@@ -209,7 +209,7 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
   after(async function () {
     this.timeout(5 * 60_000);
     for (const c of clients) await c.proc.stop(3000).catch(() => undefined);
-    ctx?.close();
+    await ctx?.close();
     await cleanupAll();
     if (!locked) return;
     const problems = await nodeDown();

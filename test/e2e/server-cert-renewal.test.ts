@@ -68,7 +68,7 @@ describe('e2e: the server certificate renews itself (local mode: openvpn restart
   after(async () => {
     await client?.stop(5000);
     await sup?.stop();
-    ctx?.close();
+    await ctx?.close();
     await cleanupAll();
     if (work) {
       try {
@@ -92,9 +92,9 @@ describe('e2e: the server certificate renews itself (local mode: openvpn restart
 
     assert.equal(await sup.renewServerCert(), false, 'nothing to do while the certificate is fresh');
     // Age the stored identity: 10 days left, inside the 30-day renewal window.
-    const stored = JSON.parse(ctx.store.getSetting('server.identity')!) as Record<string, string>;
+    const stored = JSON.parse((await ctx.store.getSetting('server.identity'))!) as Record<string, string>;
     stored.notAfter = new Date(Date.now() + 10 * 86_400_000).toISOString();
-    ctx.store.setSetting('server.identity', JSON.stringify(stored));
+    await ctx.store.setSetting('server.identity', JSON.stringify(stored));
     const startsBefore = sup.starts;
     const connectedBefore = count(client.output(), /Initialization Sequence Completed/);
     const ready = sup.ready();
@@ -106,7 +106,7 @@ describe('e2e: the server certificate renews itself (local mode: openvpn restart
     assert.notEqual(after.serialNumber, before.serialNumber);
     assert.ok(after.checkIssued(new X509Certificate(ctx.ca.certPem)));
     // The old server certificate is revoked as superseded; the client's profile did not change.
-    const old = ctx.store.getCert(before.serialNumber.toUpperCase());
+    const old = await ctx.store.getCert(before.serialNumber.toUpperCase());
     assert.equal(old?.revocationReason, 'superseded');
     const end = Date.now() + 30_000;
     while (count(client.output(), /Initialization Sequence Completed/) <= connectedBefore) {

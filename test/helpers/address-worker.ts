@@ -18,11 +18,11 @@ const out: string[] = [];
 for (let i = 0; i < Number(countArg); i++) {
   const cn = `${tag}-${i}`;
   try {
-    out.push(`${cn} ${store.allocateAddress(cn, pool, new Date()).address}`);
+    out.push(`${cn} ${(await store.allocateAddress(cn, pool, new Date())).address}`);
   } catch (err) {
     if (!(err instanceof AppError) || err.status !== 409) throw err;
     out.push(`409 ${err.message}`);
   }
 }
-store.close();
+await store.close();
 process.stdout.write(out.join('\n') + '\n');

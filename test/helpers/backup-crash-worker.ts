@@ -17,7 +17,7 @@ if (action === 'backup') {
   await createBackup({ dataDir, passphrase: WORKER_PASSPHRASE, probe });
 } else {
   const config = loadConfig({ env: {}, overrides: { dataDir } });
-  restoreBackup({
+  await restoreBackup({
     file: readFileSync(file!),
     passphrase: WORKER_PASSPHRASE,
     dataDir,

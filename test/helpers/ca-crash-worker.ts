@@ -33,12 +33,12 @@ try {
     const r = await rotateCa(ctx, { actor: 'worker', probe });
     process.stdout.write(`done ${r.keyId}\n`);
   } else {
-    retireOldCa(ctx, 'worker', probe);
+    await retireOldCa(ctx, 'worker', probe);
     process.stdout.write('done\n');
   }
 } catch (err) {
   process.stdout.write(`error ${err instanceof AppError ? err.code : String(err)}\n`);
   process.exitCode = 3;
 } finally {
-  ctx.close();
+  await ctx.close();
 }

@@ -112,9 +112,9 @@ export async function startTestProvider(o: ProviderOptions): Promise<TestProvide
         return;
       }
       req.url = req.url.slice(path.length) || '/';
-      callback(req, res);
+      void callback(req, res);
     });
-  } else server.on('request', callback);
+  } else server.on('request', (req, res) => void callback(req, res));
   return {
     issuer,
     accounts,

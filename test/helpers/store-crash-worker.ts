@@ -18,17 +18,17 @@ if (!file || !sizeArg || !/^[0-9A-F]$/.test(tag)) {
 const counterKey = `crash.next.${tag}`;
 const size = Number(sizeArg);
 const store = SqliteStore.open(file);
-let batch = Number(store.getSetting(counterKey) ?? '0');
+let batch = Number((await store.getSetting(counterKey)) ?? '0');
 const year = 365 * 86_400_000;
 
 for (;;) {
   const n = batch;
-  store.transaction(() => {
+  await store.transaction(async (tx) => {
     const serials: string[] = [];
     for (let i = 0; i < size; i++) {
       const serial = `C${tag}${n.toString(16).toUpperCase().padStart(8, '0')}${i.toString(16).toUpperCase().padStart(4, '0')}`;
       const now = new Date();
-      store.insertCert({
+      await tx.insertCert({
         serial,
         commonName: `t${tag}-b${n}-c${i}`,
         ownerId: null,
@@ -41,15 +41,15 @@ for (;;) {
       });
       serials.push(serial);
     }
-    store.markRevoked(serials[0] as string, 'keyCompromise', new Date());
-    store.appendAudit({
+    await tx.markRevoked(serials[0] as string, 'keyCompromise', new Date());
+    await tx.appendAudit({
       actor: 'crash-worker',
       action: 'crash.batch',
       target: `${tag}-${n}`,
       result: 'ok',
       details: { size },
     });
-    store.setSetting(counterKey, String(n + 1));
+    await tx.setSetting(counterKey, String(n + 1));
   });
   // stdout to a pipe is synchronous on Linux: once this returns the parent can read the line
   process.stdout.write(`${n}\n`);

@@ -38,7 +38,7 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 const dataDir = join(dir, 'data');
 const publisher = new LocalCrlPublisher(serverDir(dataDir));
 const ctx = await testContext(dir, {}, { publishers: [publisher] });
-if (!ctx.store.getUserByName('tess'))
+if (!(await ctx.store.getUserByName('tess')))
   await ctx.users.create({ actor: 'torture', name: 'tess', role: 'user' });
 // like `server run` at start: whatever a killed predecessor left half-published is published again
 await ctx.revocation.publish();
@@ -53,9 +53,9 @@ for (let i = 0; ; i++) {
     const { cert } = await ctx.devices.issue({ actor: 'torture', owner: 'tess', commonName: name });
     say(`issued ${cert.serial}`);
   } else if (r < 0.75) {
-    const { items } = ctx.store.listCerts({
+    const { items } = await ctx.store.listCerts({
       status: 'valid',
-      ownerId: ctx.store.getUserByName('tess')!.id,
+      ownerId: (await ctx.store.getUserByName('tess'))!.id,
       limit: 50,
     });
     const victim = items[Math.floor(random() * items.length)];
@@ -70,7 +70,7 @@ for (let i = 0; ; i++) {
     say(`revoked ${victim.serial}`);
   } else if (r < 0.85) {
     await ctx.revocation.publish();
-    say(`published ${ctx.store.getCrl()!.number}`);
+    say(`published ${(await ctx.store.getCrl())!.number}`);
   } else {
     const made = await createBackup({ dataDir, passphrase: 'torture passphrase', exclude: [backups] });
     const file = join(backups, `b-${seedArg}-${i}.pgbackup`);

@@ -23,7 +23,7 @@ export function register(program: Command, env: CliEnv): void {
     .description('list local groups and their members')
     .action(async (_o, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
-        const groups = ctx.groups.list();
+        const groups = await ctx.groups.list();
         if (g.json) {
           env.out(JSON.stringify(groups, null, 2));
           return;

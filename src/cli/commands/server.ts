@@ -20,15 +20,17 @@ import type { SettingsStore } from '../../store/types.js';
  * The config the server runs with: routes, DNS and endpoints as configured, else what `k8s discover`
  * stored. `server config` reads the store only when it exists, so printing a config creates nothing.
  */
-function servedConfig(config: Config, settings?: SettingsStore): Config {
+async function servedConfig(config: Config, settings?: SettingsStore): Promise<Config> {
   let store: SettingsStore | undefined = settings;
   let opened: SqliteStore | undefined;
   const dbFile = join(resolve(config.dataDir), DB_FILE_NAME);
   if (!store && existsSync(dbFile)) store = opened = SqliteStore.open(dbFile);
   try {
-    return store ? { ...config, vpn: vpnWithNetwork(config.vpn, effectiveNetwork(config, store)) } : config;
+    return store
+      ? { ...config, vpn: vpnWithNetwork(config.vpn, await effectiveNetwork(config, store)) }
+      : config;
   } finally {
-    opened?.close();
+    await opened?.close();
   }
 }
 
@@ -40,9 +42,9 @@ export function register(program: Command, env: CliEnv): void {
     .command('config')
     .description('print (or write) the server.conf that `server run` uses')
     .option('--out <file>', 'write it to this file (mode 0600) instead of stdout')
-    .action((o: { out?: string }, cmd: Command) => {
+    .action(async (o: { out?: string }, cmd: Command) => {
       const config = env.loadConfig(globalOpts(cmd));
-      const text = renderServerConfigFor(servedConfig(config), serverPaths(config));
+      const text = renderServerConfigFor(await servedConfig(config), serverPaths(config));
       if (!o.out) return env.out(text);
       const path = resolve(o.out);
       if (!existsSync(dirname(path)) || !statSync(dirname(path)).isDirectory()) {
@@ -60,7 +62,7 @@ export function register(program: Command, env: CliEnv): void {
       setLogLevel(config.logLevel);
       const ctx = await env.openContext(config, env.contextDeps(config));
       const supervisor = new ServerSupervisor(
-        { ...ctx, config: servedConfig(config, ctx.store) },
+        { ...ctx, config: await servedConfig(config, ctx.store) },
         { caWarning: () => caExpiryWarning(ctx) },
       );
       try {
@@ -82,7 +84,7 @@ export function register(program: Command, env: CliEnv): void {
         await stopped;
       } finally {
         await supervisor.stop();
-        ctx.close();
+        await ctx.close();
       }
     });
 
@@ -137,7 +139,7 @@ export function register(program: Command, env: CliEnv): void {
         const since = parseSince('since', o.since, ctx.now());
         if (!/^\d{1,6}$/.test(o.limit) || Number(o.limit) < 1)
           throw new BadRequest('--limit must be a whole number from 1', 'limit');
-        const rows = new UsageService(ctx.store, ctx.now).history({
+        const rows = await new UsageService(ctx.store, ctx.now).history({
           ...(user ? { user } : {}),
           since,
           limit: Number(o.limit),

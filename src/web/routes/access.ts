@@ -23,15 +23,19 @@ export function accessRouter(ctx: AppContext): Router {
 }
 
 function accessApi(r: Router, ctx: AppContext): void {
-  r.get('/api/v1/access', requireAdmin, (req, res) => {
-    if (req.query.format === 'yaml') return res.type('application/yaml').send(ctx.access.exportYaml());
-    res.json({ ...ctx.access.mode(), version: ctx.access.version(), rules: ctx.access.rules() });
+  r.get('/api/v1/access', requireAdmin, async (req, res) => {
+    if (req.query.format === 'yaml') return res.type('application/yaml').send(await ctx.access.exportYaml());
+    res.json({
+      ...(await ctx.access.mode()),
+      version: await ctx.access.version(),
+      rules: await ctx.access.rules(),
+    });
   });
   r.put('/api/v1/access', requireAdmin, async (req, res) => {
     const input = typeof req.body === 'string' ? ctx.access.parseYaml(req.body) : req.body;
     const isDry = dryRun(req.query.dryRun);
     const diff = await ctx.access.apply({ actor: req.auth!.user.name, input, dryRun: isDry });
-    res.json({ dryRun: isDry, ...diff, version: ctx.access.version() });
+    res.json({ dryRun: isDry, ...diff, version: await ctx.access.version() });
   });
   r.get('/api/v1/access/check', requireUser, async (req, res) => {
     const q = parse(checkQuery, req.query);
@@ -44,24 +48,30 @@ function accessApi(r: Router, ctx: AppContext): void {
     const q = parse(whoQuery, req.query);
     res.json(await ctx.accessQueries.whoCanReach(q.destination, ctx.clusterObjects));
   });
-  r.get('/api/v1/access/users/:name', requireAdmin, (req, res) => {
-    res.json({ user: String(req.params.name), items: ctx.accessQueries.reachOf(String(req.params.name)) });
+  r.get('/api/v1/access/users/:name', requireAdmin, async (req, res) => {
+    res.json({
+      user: String(req.params.name),
+      items: await ctx.accessQueries.reachOf(String(req.params.name)),
+    });
   });
-  r.get('/api/v1/access/mine', requireUser, (req, res) => {
-    res.json({ mode: ctx.access.mode().mode, items: ctx.accessQueries.reachOf(req.auth!.user.name) });
+  r.get('/api/v1/access/mine', requireUser, async (req, res) => {
+    res.json({
+      mode: (await ctx.access.mode()).mode,
+      items: await ctx.accessQueries.reachOf(req.auth!.user.name),
+    });
   });
 }
 
 function groupsApi(r: Router, ctx: AppContext): void {
-  r.get('/api/v1/groups', requireAdmin, (_req, res) => {
-    res.json({ items: ctx.groups.list() });
+  r.get('/api/v1/groups', requireAdmin, async (_req, res) => {
+    res.json({ items: await ctx.groups.list() });
   });
   r.post('/api/v1/groups', requireAdmin, async (req, res) => {
     const body = parse(groupBody, req.body);
     res.status(201).json({ group: await ctx.groups.create({ actor: req.auth!.user.name, ...body }) });
   });
-  r.get('/api/v1/groups/:name', requireAdmin, (req, res) => {
-    res.json({ group: ctx.groups.get(String(req.params.name)) });
+  r.get('/api/v1/groups/:name', requireAdmin, async (req, res) => {
+    res.json({ group: await ctx.groups.get(String(req.params.name)) });
   });
   r.delete('/api/v1/groups/:name', requireAdmin, async (req, res) => {
     await ctx.groups.remove({ actor: req.auth!.user.name, name: String(req.params.name) });
@@ -112,10 +122,10 @@ function accessPages(r: Router, ctx: AppContext): void {
     res.status(status).render('admin/access', {
       title: 'Access',
       nav: 'access',
-      mode: ctx.access.mode(),
-      version: ctx.access.version(),
-      ruleCount: ctx.access.rules().length,
-      yaml: form?.values.rules ?? ctx.access.exportYaml(),
+      mode: await ctx.access.mode(),
+      version: await ctx.access.version(),
+      ruleCount: (await ctx.access.rules()).length,
+      yaml: form?.values.rules ?? (await ctx.access.exportYaml()),
       cluster: Boolean(ctx.clusterObjects),
       form,
       diff,
@@ -143,12 +153,12 @@ function accessPages(r: Router, ctx: AppContext): void {
     res.redirect(303, '/admin/access?done=access-applied');
   });
 
-  r.get('/access', requireUser, (req, res) => {
+  r.get('/access', requireUser, async (req, res) => {
     res.render('my-access', {
       title: 'My access',
       nav: 'access-mine',
-      mode: ctx.access.mode().mode,
-      items: ctx.accessQueries.reachOf(req.auth!.user.name),
+      mode: (await ctx.access.mode()).mode,
+      items: await ctx.accessQueries.reachOf(req.auth!.user.name),
     });
   });
 }

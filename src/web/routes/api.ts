@@ -62,8 +62,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
 
   r.use(csrfProtect);
 
-  r.post('/logout', requireUser, (req, res) => {
-    actions.logout(req.auth!.user, req.auth!.session);
+  r.post('/logout', requireUser, async (req, res) => {
+    await actions.logout(req.auth!.user, req.auth!.session);
     clearSessionCookie(req, res);
     res.status(204).end();
   });
@@ -75,8 +75,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     });
   });
 
-  r.get('/devices', requireUser, (req, res) => {
-    res.json(listPage(actions.myDevices(req.auth!.user), parse(pageQuery, req.query)));
+  r.get('/devices', requireUser, async (req, res) => {
+    res.json(listPage(await actions.myDevices(req.auth!.user), parse(pageQuery, req.query)));
   });
 
   r.post('/devices', requireUser, async (req, res) => {
@@ -96,9 +96,9 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     sendProfile(res, issued);
   });
 
-  r.get('/devices/:id', requireUser, (req, res) => {
-    const cert = actions.ownDevice(req.auth!.user, String(req.params.id));
-    res.json({ device: actions.getCert(cert.serial) });
+  r.get('/devices/:id', requireUser, async (req, res) => {
+    const cert = await actions.ownDevice(req.auth!.user, String(req.params.id));
+    res.json({ device: await actions.getCert(cert.serial) });
   });
 
   r.delete('/devices/:id', requireUser, async (req, res) => {
@@ -106,15 +106,15 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   });
 
   // Administrators from here on.
-  r.get('/certs', requireAdmin, (req, res) => {
+  r.get('/certs', requireAdmin, async (req, res) => {
     const q = parse(certApiQuery, req.query);
     const limit = q.limit ?? q.perPage;
     const offset = q.cursor !== undefined ? cursorOffset(q.cursor) : (q.page - 1) * limit;
-    const { total, items } = actions.certWindow({ ...q, limit, offset });
+    const { total, items } = await actions.certWindow({ ...q, limit, offset });
     res.json(offsetPage(items, total, offset, limit));
   });
-  r.get('/certs/:serial', requireAdmin, (req, res) => {
-    res.json({ cert: actions.getCert(String(req.params.serial)) });
+  r.get('/certs/:serial', requireAdmin, async (req, res) => {
+    res.json({ cert: await actions.getCert(String(req.params.serial)) });
   });
   r.post('/certs/:serial/revoke', requireAdmin, async (req, res) => {
     const { reason } = parse(revokeBody, req.body);
@@ -123,8 +123,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     });
   });
 
-  r.get('/users', requireAdmin, (req, res) => {
-    res.json(listPage(admin.users().map(userView), parse(pageQuery, req.query)));
+  r.get('/users', requireAdmin, async (req, res) => {
+    res.json(listPage((await admin.users()).map(userView), parse(pageQuery, req.query)));
   });
   r.post('/users', requireAdmin, async (req, res) => {
     const body = parse(createUserBody, req.body);
@@ -146,25 +146,25 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   r.post('/sessions/:cid/disconnect', requireAdmin, disconnect);
   r.delete('/sessions/:cid', requireAdmin, disconnect);
 
-  r.get('/audit', requireAdmin, (req, res) => {
-    res.json(admin.auditPage(parse(auditApiQuery, req.query)));
+  r.get('/audit', requireAdmin, async (req, res) => {
+    res.json(await admin.auditPage(parse(auditApiQuery, req.query)));
   });
-  r.get('/ca', requireAdmin, (_req, res) => {
-    res.json(admin.caView());
+  r.get('/ca', requireAdmin, async (_req, res) => {
+    res.json(await admin.caView());
   });
-  r.get('/crl', requireAdmin, (_req, res) => {
-    res.json(admin.crl());
+  r.get('/crl', requireAdmin, async (_req, res) => {
+    res.json(await admin.crl());
   });
-  r.get('/gateways', requireAdmin, (req, res) => {
-    res.json(listPage(admin.gateways(), parse(pageQuery, req.query)));
+  r.get('/gateways', requireAdmin, async (req, res) => {
+    res.json(listPage(await admin.gateways(), parse(pageQuery, req.query)));
   });
 
-  r.get('/cluster', requireAdmin, (_req, res) => {
-    res.json({ ...admin.clusterView(), deploy: deploys.get() });
+  r.get('/cluster', requireAdmin, async (_req, res) => {
+    res.json({ ...(await admin.clusterView()), deploy: deploys.get() });
   });
   r.post('/cluster/discover', requireAdmin, async (req, res) => {
     const result = await admin.requireCluster().discover();
-    res.json({ discovery: result, ...admin.clusterView() });
+    res.json({ discovery: result, ...(await admin.clusterView()) });
   });
   r.get('/cluster/status', requireAdmin, async (_req, res) => {
     const { raw, lines } = await admin.clusterStatus();

@@ -68,9 +68,9 @@ export function adminPages(deps: RouteDeps): Router {
 
 /** The certificate table (filter, sort, page) and the revoke confirmation. */
 function certPages(r: Router, { actions, now }: RouteDeps): void {
-  r.get('/certs', (req, res) => {
+  r.get('/certs', async (req, res) => {
     const q = parse(certQuery, req.query);
-    const result = actions.listCerts(q);
+    const result = await actions.listCerts(q);
     const base = {
       q: q.q,
       status: q.status,
@@ -115,11 +115,11 @@ function certPages(r: Router, { actions, now }: RouteDeps): void {
     });
   });
 
-  r.get('/certs/:serial/revoke', (req, res) => {
+  r.get('/certs/:serial/revoke', async (req, res) => {
     res.render('admin/cert-revoke', {
       title: 'Revoke certificate',
       nav: 'certs',
-      cert: actions.getCert(String(req.params.serial)),
+      cert: await actions.getCert(String(req.params.serial)),
       reasons: REVOCATION_REASONS,
     });
   });
@@ -133,21 +133,24 @@ function certPages(r: Router, { actions, now }: RouteDeps): void {
 
 /** Users: list, create, role, disable (with the certificates that go with it), enable. */
 function userPages(r: Router, { actions, admin }: RouteDeps): void {
-  const usersPage = (req: Request, res: Response, status = 200, form?: FormError): void => {
-    const { groups, of } = admin.groups();
+  const usersPage = async (req: Request, res: Response, status = 200, form?: FormError): Promise<void> => {
+    const { groups: pending, of } = admin.groups();
+    const groups = await pending;
     const groupNames = groups.map((g) => g.name);
     res.status(status).render('admin/users', {
       title: 'Users',
       nav: 'users',
-      users: admin.users().map((u) => {
-        const m = of(u);
-        return {
-          ...userView(u),
-          localGroups: m.local,
-          ssoGroups: m.sso,
-          joinable: groupNames.filter((g) => !m.local.includes(g)),
-        };
-      }),
+      users: await Promise.all(
+        (await admin.users()).map(async (u) => {
+          const m = await of(u);
+          return {
+            ...userView(u),
+            localGroups: m.local,
+            ssoGroups: m.sso,
+            joinable: groupNames.filter((g) => !m.local.includes(g)),
+          };
+        }),
+      ),
       groups,
       me: req.auth!.user.name,
       notice: notice(req),
@@ -175,14 +178,14 @@ function userPages(r: Router, { actions, admin }: RouteDeps): void {
     res.redirect(303, '/admin/users?done=user-updated');
   });
 
-  r.get('/users/:name/disable', (req, res) => {
-    const user = admin.users().find((u) => u.name === String(req.params.name));
+  r.get('/users/:name/disable', async (req, res) => {
+    const user = (await admin.users()).find((u) => u.name === String(req.params.name));
     if (!user) throw new NotFound('user not found');
     res.render('admin/user-disable', {
       title: 'Disable user',
       nav: 'users',
       target: userView(user),
-      certs: admin.validCertsOf(user.id),
+      certs: await admin.validCertsOf(user.id),
     });
   });
 
@@ -232,9 +235,9 @@ function sessionPages(r: Router, { admin }: RouteDeps): void {
 
 /** Read-only records: the audit log, the current CRL, the known gateways. */
 function recordPages(r: Router, { admin }: RouteDeps): void {
-  r.get('/audit', (req, res) => {
+  r.get('/audit', async (req, res) => {
     const q = parse(auditQuery, req.query);
-    const data = admin.audit(q.page, q.action);
+    const data = await admin.audit(q.page, q.action);
     res.render('admin/audit', {
       title: 'Audit log',
       nav: 'audit',
@@ -245,12 +248,12 @@ function recordPages(r: Router, { admin }: RouteDeps): void {
     });
   });
 
-  r.get('/crl', (_req, res) => {
-    res.render('admin/crl', { title: 'CRL', nav: 'crl', crl: admin.crl() });
+  r.get('/crl', async (_req, res) => {
+    res.render('admin/crl', { title: 'CRL', nav: 'crl', crl: await admin.crl() });
   });
 
-  r.get('/gateways', (_req, res) => {
-    res.render('admin/gateways', { title: 'Gateways', nav: 'gateways', gateways: admin.gateways() });
+  r.get('/gateways', async (_req, res) => {
+    res.render('admin/gateways', { title: 'Gateways', nav: 'gateways', gateways: await admin.gateways() });
   });
 }
 
@@ -271,7 +274,7 @@ function clusterPages(r: Router, { admin, deploys }: RouteDeps): void {
     res.render('admin/cluster', {
       title: 'Cluster',
       nav: 'cluster',
-      cluster: admin.clusterView(),
+      cluster: await admin.clusterView(),
       status,
       statusError,
       deploy,

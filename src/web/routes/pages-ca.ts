@@ -6,12 +6,12 @@ import { requireAdmin } from '../auth.js';
 /** `GET /admin/ca`: the CAs in force, expiry warnings, and during a rotation the devices still on the old CA. */
 export function caPages(ctx: AppContext): Router {
   const r = Router();
-  r.get('/ca', requireAdmin, (_req, res) => {
+  r.get('/ca', requireAdmin, async (_req, res) => {
     // This page lists the warning itself, with the rest of the CA's state: no banner above it.
     res.render('admin/ca', {
       title: 'Certificate authority',
       nav: 'ca',
-      ...caStatus(ctx),
+      ...(await caStatus(ctx)),
       caBanner: undefined,
     });
   });

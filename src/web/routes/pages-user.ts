@@ -131,8 +131,8 @@ export function userPages({ actions, usage, connectionCheck }: RouteDeps, config
 
   r.use(csrfProtect);
 
-  r.post('/logout', requireUser, (req, res) => {
-    actions.logout(req.auth!.user, req.auth!.session);
+  r.post('/logout', requireUser, async (req, res) => {
+    await actions.logout(req.auth!.user, req.auth!.session);
     clearSessionCookie(req, res);
     res.redirect(303, '/login?done=signed-out');
   });
@@ -143,12 +143,12 @@ export function userPages({ actions, usage, connectionCheck }: RouteDeps, config
     res.status(status).render('devices', {
       title: 'My devices',
       nav: 'devices',
-      devices: actions.myDevices(req.auth!.user),
+      devices: await actions.myDevices(req.auth!.user),
       notice: notice(req),
       keyType: config.vpn.keyType,
       warnDays: config.vpn.expiryWarningDays,
       importLinkMinutes: config.web.importLinkMinutes,
-      sessions: usage?.history({ user: req.auth!.user.name, limit: 10 }) ?? [],
+      sessions: (await usage?.history({ user: req.auth!.user.name, limit: 10 })) ?? [],
       check,
       form,
     });
@@ -181,12 +181,12 @@ export function userPages({ actions, usage, connectionCheck }: RouteDeps, config
     sendProfile(res, issued);
   });
 
-  r.get('/devices/:id/revoke', requireUser, (req, res) => {
-    const cert = actions.ownDevice(req.auth!.user, String(req.params.id));
+  r.get('/devices/:id/revoke', requireUser, async (req, res) => {
+    const cert = await actions.ownDevice(req.auth!.user, String(req.params.id));
     res.render('device-revoke', {
       title: 'Revoke device',
       nav: 'devices',
-      device: actions.getCert(cert.serial),
+      device: await actions.getCert(cert.serial),
     });
   });
 
@@ -195,9 +195,9 @@ export function userPages({ actions, usage, connectionCheck }: RouteDeps, config
     res.redirect(303, '/devices?done=revoked');
   });
 
-  r.get('/setup', requireUser, (_req, res) => {
+  r.get('/setup', requireUser, async (_req, res) => {
     // Configured values win; otherwise what cluster discovery found (the same rule the profiles use).
-    const net = actions.network();
+    const net = await actions.network();
     const v = config.vpn;
     res.render('setup', {
       title: 'Set-up instructions',

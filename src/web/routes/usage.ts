@@ -16,9 +16,9 @@ function optUser(v: unknown): string | undefined {
 /** Session history: the admin usage page (chart + totals), its CSV, and a user's own sessions as JSON. */
 export function usageRoutes(usage: UsageService, now: () => Date): Router {
   const r = documentedRouter();
-  r.get('/admin/usage', requireAdmin, (req, res) => {
+  r.get('/admin/usage', requireAdmin, async (req, res) => {
     const user = optUser(req.query.user);
-    const report = usage.report(30, user);
+    const report = await usage.report(30, user);
     const chart = usageChartSvg(report.days);
     res.render('admin/usage', {
       title: 'Usage',
@@ -27,26 +27,26 @@ export function usageRoutes(usage: UsageService, now: () => Date): Router {
       report,
       chartBytes: chart.bytes,
       chartSessions: chart.sessions,
-      recent: usage.history({ ...(user ? { user } : {}), limit: 50 }),
+      recent: await usage.history({ ...(user ? { user } : {}), limit: 50 }),
     });
   });
-  r.get('/admin/usage.csv', requireAdmin, (req, res) => {
+  r.get('/admin/usage.csv', requireAdmin, async (req, res) => {
     const user = optUser(req.query.user);
     const since = parseSince('since', typeof req.query.since === 'string' ? req.query.since : '30d', now());
-    const rows = usage.history({ ...(user ? { user } : {}), since, limit: 100_000 });
+    const rows = await usage.history({ ...(user ? { user } : {}), since, limit: 100000 });
     res
       .set('Content-Disposition', 'attachment; filename="podgate-sessions.csv"')
       .type('text/csv; charset=utf-8')
       .send(sessionsCsv(rows));
   });
-  r.get('/api/v1/sessions/history', requireUser, (req, res) => {
+  r.get('/api/v1/sessions/history', requireUser, async (req, res) => {
     const me = req.auth!.user;
     const asked = optUser(req.query.user);
     const user = me.role === 'admin' ? asked : me.name;
     const since =
       typeof req.query.since === 'string' ? parseSince('since', req.query.since, now()) : undefined;
     res.json({
-      items: usage.history({ ...(user ? { user } : {}), ...(since ? { since } : {}), limit: 1000 }),
+      items: await usage.history({ ...(user ? { user } : {}), ...(since ? { since } : {}), limit: 1000 }),
     });
   });
   return r;

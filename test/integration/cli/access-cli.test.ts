@@ -164,11 +164,11 @@ describe('CLI: groups and access rules on a real data dir', function () {
     );
     const store = SqliteStore.open(join(old, 'podgate.db'));
     try {
-      assert.equal(store.listRules().length, 0, 'no rule is written into an existing install');
-      assert.ok(store.getAddress('alice-laptop'), 'a device issued before addresses gets one');
-      assert.equal(store.getAddress('alice-phone'), undefined, 'a revoked one does not');
+      assert.equal((await store.listRules()).length, 0, 'no rule is written into an existing install');
+      assert.ok(await store.getAddress('alice-laptop'), 'a device issued before addresses gets one');
+      assert.equal(await store.getAddress('alice-phone'), undefined, 'a revoked one does not');
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });

@@ -60,11 +60,11 @@ describe('CLI: backup and restore', function () {
     }
     assert.equal((await cli(src, 'cert', 'revoke', 'alice-phone', '--reason', 'keyCompromise')).code, 0);
     const store = openStore(src);
-    store.setSetting(
+    await store.setSetting(
       DISCOVERY_SETTING,
       JSON.stringify({ podCidrs: ['10.244.0.0/16'], nodeIps: ['172.18.12.21'] }),
     );
-    store.close();
+    await store.close();
   });
   after(() => t.cleanup());
 
@@ -76,9 +76,9 @@ describe('CLI: backup and restore', function () {
     assert.equal(readFileSync(backupFile).subarray(0, 8).toString(), 'PGBACKUP');
     const store = openStore(src);
     try {
-      assert.equal(store.listAudit({ action: 'backup.create' }).length, 1);
+      assert.equal((await store.listAudit({ action: 'backup.create' })).length, 1);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 
@@ -136,15 +136,15 @@ describe('CLI: backup and restore', function () {
 
     const store = openStore(dst);
     try {
-      assert.deepEqual(JSON.parse(store.getSetting(DISCOVERY_SETTING)!), {
+      assert.deepEqual(JSON.parse((await store.getSetting(DISCOVERY_SETTING))!), {
         podCidrs: ['10.244.0.0/16'],
         nodeIps: ['172.18.12.21'],
       });
-      assert.equal(store.getSetting('server.identity'), openStoreSetting(src, 'server.identity'));
-      assert.equal(store.listAudit({ action: 'backup.restore' }).length, 1);
-      assert.ok(store.getUserByName('alice'));
+      assert.equal(await store.getSetting('server.identity'), await openStoreSetting(src, 'server.identity'));
+      assert.equal((await store.listAudit({ action: 'backup.restore' })).length, 1);
+      assert.ok(await store.getUserByName('alice'));
     } finally {
-      store.close();
+      await store.close();
     }
 
     // after the restore: a new certificate from the restored CA, a revocation continues the CRL numbers
@@ -183,11 +183,11 @@ describe('CLI: backup and restore', function () {
   });
 });
 
-function openStoreSetting(dataDir: string, key: string): string | undefined {
+async function openStoreSetting(dataDir: string, key: string): Promise<string | undefined> {
   const s = openStore(dataDir);
   try {
-    return s.getSetting(key);
+    return await s.getSetting(key);
   } finally {
-    s.close();
+    await s.close();
   }
 }

@@ -23,8 +23,8 @@ describe('CLI security (issue 11)', function () {
       PODGATE_VPN_ENDPOINTS: 'vpn.example.test',
     };
   });
-  afterEach(() => {
-    f?.close();
+  afterEach(async () => {
+    await f?.close();
     files?.cleanup();
   });
 
@@ -82,7 +82,7 @@ describe('CLI security (issue 11)', function () {
       const passwd = await runCli(['user', 'passwd', 'alice', '--password-file', passwordFile(pw)], env);
       assert.equal(passwd.code, 2, passwd.stderr);
     }
-    assert.equal(f.ctx.store.getUserByName('erin'), undefined);
+    assert.equal(await f.ctx.store.getUserByName('erin'), undefined);
     await request(f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(200);
   });
 });

@@ -91,17 +91,21 @@ describe('serve keeps the CRL fresh without requests (issue 21, item 1)', functi
         // throws when the CRL openvpn would read is expired (or not from this CA)
         verifyCrl(last.bundle.crlPem, cli.ca.certPem, now);
         if (now.getTime() >= graceEnd + HOUR) {
-          assert.equal(cli.store.getCert(old.serial)!.status, 'revoked', `${now.toISOString()}: superseded`);
+          assert.equal(
+            (await cli.store.getCert(old.serial))!.status,
+            'revoked',
+            `${now.toISOString()}: superseded`,
+          );
           assert.ok(last.bundle.revoked.some((r) => r.serial === old.serial));
         }
       }
-      const revokedAt = cli.store.getCert(old.serial)!.revokedAt!.getTime();
+      const revokedAt = (await cli.store.getCert(old.serial))!.revokedAt!.getTime();
       assert.ok(revokedAt >= graceEnd && revokedAt <= graceEnd + HOUR, 'superseded within the hour');
       assert.ok(published.length >= 40, `re-signed about daily (${published.length} publishes)`);
     } finally {
       stopInProcessServe(sigtermBefore);
       await serving;
-      cli.close();
+      await cli.close();
     }
   });
 });

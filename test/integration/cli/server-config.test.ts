@@ -23,7 +23,7 @@ describe('CLI: server config', function () {
     const dataDir = join(t.dir, 'data');
     assert.equal((await runCli(['init', '--data-dir', dataDir])).code, 0);
     const store = SqliteStore.open(join(dataDir, 'podgate.db'));
-    store.setSetting(
+    await store.setSetting(
       'cluster.discovery',
       JSON.stringify({
         podCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'],
@@ -31,7 +31,7 @@ describe('CLI: server config', function () {
         dnsServer: '10.96.0.10',
       }),
     );
-    store.close();
+    await store.close();
     const r = await runCli(['server', 'config', '--data-dir', dataDir]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^push "route 10\.244\.0\.0 255\.255\.0\.0"$/m);

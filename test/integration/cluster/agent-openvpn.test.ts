@@ -108,7 +108,7 @@ describe('cluster agent: Secret watch on the real API server -> real openvpn cut
     assert.equal(created.status, 201, JSON.stringify(created.body));
   });
   after(async () => {
-    running?.stop();
+    await running?.stop();
     relay?.close();
     if (cp && NS) await dropNamespace(cp, NS);
     await cleanupAll();

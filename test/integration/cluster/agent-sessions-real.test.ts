@@ -72,7 +72,7 @@ describe('session history from the pod agent (real API server)', function () {
     await ctx.users.create({ actor: 'test', name: 'alice', role: 'user' });
   });
   afterEach(async () => {
-    ctx?.close();
+    await ctx?.close();
     rmSync(dir, { recursive: true, force: true });
     if (cp) await dropNamespace(cp, ns);
   });
@@ -97,8 +97,8 @@ describe('session history from the pod agent (real API server)', function () {
     // the path serve's timer takes (audit rows and sessions from one poll)
     await cluster.syncAgentStatus();
     let rows = ctx.store.listSessionHistory({ user: 'alice' });
-    assert.equal(rows.length, 2);
-    const laptop = rows.find((r) => r.commonName === 'alice.laptop')!;
+    assert.equal((await rows).length, 2);
+    const laptop = (await rows).find((r) => r.commonName === 'alice.laptop')!;
     assert.equal(laptop.replica, 'pod/podgate-openvpn-7d9-abcde');
     assert.equal(laptop.userName, 'alice');
     assert.equal(laptop.bytesIn, 1000);
@@ -110,14 +110,14 @@ describe('session history from the pod agent (real API server)', function () {
     await reporter.report();
     assert.deepEqual((await cluster.syncSessions()).recorded, ['podgate-openvpn-7d9-abcde']);
     rows = ctx.store.listSessionHistory({ user: 'alice' });
-    assert.equal(rows.find((r) => r.commonName === 'alice.laptop')!.bytesIn, 5000);
+    assert.equal((await rows).find((r) => r.commonName === 'alice.laptop')!.bytesIn, 5000);
 
     await ctx.revocation.revoke({ actor: 'test', serialOrName: phone.cert.serial, reason: 'keyCompromise' });
     live = [];
     await reporter.report();
     await cluster.syncSessions();
     rows = ctx.store.listSessionHistory({ user: 'alice' });
-    assert.deepEqual(rows.map((r) => [r.commonName, r.endReason, r.bytesIn]).sort(), [
+    assert.deepEqual((await rows).map((r) => [r.commonName, r.endReason, r.bytesIn]).sort(), [
       ['alice.laptop', 'ended', 5000],
       ['alice.phone', 'revoked', 20],
     ]);
@@ -134,11 +134,11 @@ describe('session history from the pod agent (real API server)', function () {
     });
     await reporter.report();
     await cluster.syncSessions();
-    assert.equal(ctx.store.listSessionHistory({ user: 'alice' })[0]!.endedAt, null);
+    assert.equal((await ctx.store.listSessionHistory({ user: 'alice' }))[0]!.endedAt, null);
     // two minutes later, nothing new came from that pod (3 intervals + 1 minute have passed)
     const later = await cluster.syncSessions(new Date(Date.now() + 120_000));
     assert.deepEqual(later.gone, ['podgate-openvpn-old']);
-    const row = ctx.store.listSessionHistory({ user: 'alice' })[0]!;
+    const row = (await ctx.store.listSessionHistory({ user: 'alice' }))[0]!;
     assert.equal(row.endReason, 'server-stop');
     const cm = await kube.get({
       apiVersion: 'v1',

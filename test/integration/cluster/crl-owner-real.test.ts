@@ -50,12 +50,12 @@ describe('cluster mode: restore, refused publishes and two managers (real API se
       '--out',
       join(tmp.dir, `${dataDir}-${name}.ovpn`),
     ]);
-  const storeCrlNumber = (dataDir: string) => {
+  const storeCrlNumber = async (dataDir: string) => {
     const s = openStore(join(tmp.dir, dataDir));
     try {
-      return s.getCrl()!.number;
+      return (await s.getCrl())!.number;
     } finally {
-      s.close();
+      await s.close();
     }
   };
 
@@ -97,7 +97,7 @@ describe('cluster mode: restore, refused publishes and two managers (real API se
     await ok('a', ['cert', 'revoke', 'a2']);
     await ok('a', ['cert', 'revoke', 'a3']);
     const seen = await secretNumber();
-    assert.equal(seen, storeCrlNumber('a'));
+    assert.equal(seen, await storeCrlNumber('a'));
     const r = await ok('b', [
       'restore',
       join(tmp.dir, 'b.pgbackup'),
@@ -105,7 +105,7 @@ describe('cluster mode: restore, refused publishes and two managers (real API se
       join(tmp.dir, 'backup.pass'),
     ]);
     assert.match(r.stderr, new RegExp(`podgate-crl Secret holds CRL #${seen}`));
-    assert.equal(storeCrlNumber('b'), seen + 1, 'renumbered above the Secret');
+    assert.equal(await storeCrlNumber('b'), seen + 1, 'renumbered above the Secret');
     // a2 was revoked after the backup: revoking it again from the restored manager reaches the Secret
     await ok('b', ['cert', 'revoke', 'a2']);
     const after = bundleFromSecret(await get('Secret', 'podgate-crl'))!;
@@ -166,11 +166,11 @@ describe('cluster mode: restore, refused publishes and two managers (real API se
     assert.equal(await secretNumber(), seen, 'the Secret kept its higher number');
     const store = openStore(join(tmp.dir, 'b'));
     try {
-      const rows = store.listAudit({ action: 'crl.publish' }).filter((x) => x.result === 'error');
+      const rows = (await store.listAudit({ action: 'crl.publish' })).filter((x) => x.result === 'error');
       assert.equal(rows.length, 1, 'the refused publish is audited as an error');
       assert.match(JSON.stringify(rows[0]!.details), new RegExp(`holds #${seen}`));
     } finally {
-      store.close();
+      await store.close();
     }
     const st = await ok('b', ['k8s', 'status']);
     assert.match(st.stdout, new RegExp(`CRL Secret: ERROR: holds CRL #${seen}, above this manager's #\\d+`));
@@ -206,12 +206,12 @@ describe('cluster mode: restore, refused publishes and two managers (real API se
     assert.equal((await get('Secret', 'podgate-crl')).metadata.resourceVersion, crlBefore, "m1's CRL stays");
     const m2store = openStore(join(tmp.dir, 'm2'));
     try {
-      const rows = m2store.listAudit({ action: 'crl.publish' }).filter((x) => x.result === 'error');
+      const rows = (await m2store.listAudit({ action: 'crl.publish' })).filter((x) => x.result === 'error');
       // every publish of m2 (its first CRL, the revocation) was refused and audited
       assert.ok(rows.length >= 1);
       for (const row of rows) assert.match(JSON.stringify(row.details), new RegExp(OWNER_ANNOTATION));
     } finally {
-      m2store.close();
+      await m2store.close();
     }
     const st = await ok('m2', ['k8s', 'status']);
     assert.match(st.stdout, new RegExp(`CRL Secret: ERROR: marked ${OWNER_ANNOTATION}=${m1Key}`));
@@ -221,7 +221,11 @@ describe('cluster mode: restore, refused publishes and two managers (real API se
     const m2Key = ownerOf(await get('Secret', 'podgate-server'))!;
     assert.notEqual(m2Key, m1Key);
     assert.equal(ownerOf(await get('Secret', 'podgate-crl')), m2Key);
-    assert.equal(await secretNumber(), storeCrlNumber('m2'), "m2's CRL replaced m1's whatever its number");
+    assert.equal(
+      await secretNumber(),
+      await storeCrlNumber('m2'),
+      "m2's CRL replaced m1's whatever its number",
+    );
     // and now the first manager is the foreign one
     await ok('m1', ['user', 'add', 'bob']);
     const revoke = await ok('m1', ['--json', 'cert', 'list']);

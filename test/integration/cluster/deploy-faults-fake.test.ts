@@ -49,7 +49,7 @@ describe('k8s deploy: faults only a fake can inject', function () {
   });
   afterEach(async () => {
     await fake?.close();
-    ctx?.close();
+    await ctx?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -69,7 +69,7 @@ describe('k8s deploy against the real API server', function () {
     cluster = service();
   });
   afterEach(async () => {
-    ctx?.close();
+    await ctx?.close();
     rmSync(dir, { recursive: true, force: true });
     if (cp) await dropNamespace(cp, ns);
   });
@@ -164,7 +164,7 @@ describe('k8s deploy against the real API server', function () {
 
     const reporter = new ConfigMapAgentReporter(kube, ns, 'podgate-openvpn-1abc');
     const revokedAt = new Date(Date.now() - 1500).toISOString();
-    const crlNumber = ctx.revocation.bundle().crlNumber;
+    const crlNumber = (await ctx.revocation.bundle()).crlNumber;
     await reporter.applied({
       crlNumber,
       appliedAt: new Date(),
@@ -177,7 +177,7 @@ describe('k8s deploy against the real API server', function () {
       after.newlyEffective.map((e) => e.serial),
       ['AB01'],
     );
-    const rows = ctx.store.listAudit({ action: 'revocation.effective' });
+    const rows = await ctx.store.listAudit({ action: 'revocation.effective' });
     assert.equal(rows.length, 1);
     assert.equal((await cluster.status()).newlyEffective.length, 0, 'audited once');
     // The re-apply of the status ConfigMap by deploy keeps the agent's keys.
@@ -195,7 +195,7 @@ describe('k8s deploy against the real API server', function () {
       serialOrName: issued.cert.serial,
       reason: 'keyCompromise',
     });
-    await new SecretCrlPublisher(kube, ns).publish(ctx.revocation.bundle());
+    await new SecretCrlPublisher(kube, ns).publish(await ctx.revocation.bundle());
     const secret = await get('Secret', 'podgate-crl');
     assert.notEqual(secret.metadata.resourceVersion, rvBefore);
     const bundle = bundleFromSecret(secret as never)!;

@@ -91,15 +91,15 @@ describe('cluster discovery from real objects on the real API server', function 
     assert.equal(res.status, 201, `create ${String(obj.kind)}: ${JSON.stringify(res.body)}`);
     created.unshift(`${collection(obj)}/${String((obj.metadata as JsonObject).name)}`);
   };
-  const run = (over: Record<string, unknown> = {}, api: KubeApi = kube) => {
+  const run = async (over: Record<string, unknown> = {}, api: KubeApi = kube) => {
     const settings = new Map<string, string>();
     const store = {
-      getSetting: (k: string) => settings.get(k),
-      setSetting: (k: string, v: string) => void settings.set(k, v),
+      getSetting: async (k: string) => settings.get(k),
+      setSetting: async (k: string, v: string) => void settings.set(k, v),
     };
-    return discover(config(over), { kube: api, settings: store }).then((r) => {
+    return await discover(config(over), { kube: api, settings: store }).then(async (r) => {
       // Stored for the profile renderer, with the field names services/network.ts reads.
-      assert.deepEqual(lastDiscovery(store)?.podCidrs, r.podCidrs);
+      assert.deepEqual((await lastDiscovery(store))?.podCidrs, r.podCidrs);
       return r;
     });
   };

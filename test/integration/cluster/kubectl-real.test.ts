@@ -57,7 +57,7 @@ describe('kubectl apply and rollout checks on the real API server', function () 
     tmp = tempDir('podgate-kubectl-');
   });
   afterEach(async () => {
-    ctx?.close();
+    await ctx?.close();
     tmp.remove();
     for (const ns of namespaces.splice(0)) await dropNamespace(cp, ns);
   });

@@ -79,7 +79,7 @@ describe('cluster: a renewed server certificate rolls the pod (real API server)'
     });
   });
   afterEach(async () => {
-    ctx?.close();
+    await ctx?.close();
     rmSync(dir, { recursive: true, force: true });
     if (cp) await dropNamespace(cp, ns);
   });
@@ -107,9 +107,9 @@ describe('cluster: a renewed server certificate rolls the pod (real API server)'
     assert.equal((await replicaSets()).length, 1);
 
     // Due: 10 days left (renewal happens 30 days before expiry).
-    const stored = JSON.parse(ctx.store.getSetting('server.identity')!) as Record<string, string>;
+    const stored = JSON.parse((await ctx.store.getSetting('server.identity'))!) as Record<string, string>;
     stored.notAfter = new Date(Date.now() + 10 * 86_400_000).toISOString();
-    ctx.store.setSetting('server.identity', JSON.stringify(stored));
+    await ctx.store.setSetting('server.identity', JSON.stringify(stored));
     const lines: string[] = [];
     const r = await cluster.syncServerMaterial((l) => lines.push(l));
     assert.equal(r.rolled, true);
@@ -129,7 +129,7 @@ describe('cluster: a renewed server certificate rolls the pod (real API server)'
     );
     assert.equal(
       after.cert.serialNumber.toUpperCase(),
-      ctx.store.getValidCertByCommonName('podgate-server')?.serial,
+      (await ctx.store.getValidCertByCommonName('podgate-server'))?.serial,
     );
     assert.ok(after.cert.checkIssued(new X509Certificate(ctx.ca.certPem)));
     assert.equal(after.ca, before.ca, 'the CA is unchanged: clients need nothing');
@@ -157,7 +157,7 @@ describe('cluster: a renewed server certificate rolls the pod (real API server)'
       live.some((p) => p.metadata.annotations?.[CHECKSUM_ANNOTATION] === after.checksum),
       'a pod of the new template exists',
     );
-    assert.equal(ctx.store.listAudit({ action: 'k8s.server-material' }).length, 1);
+    assert.equal((await ctx.store.listAudit({ action: 'k8s.server-material' })).length, 1);
 
     // And once current, nothing more.
     assert.deepEqual(await cluster.syncServerMaterial(), { rolled: false });
@@ -171,7 +171,7 @@ describe('cluster: a renewed server certificate rolls the pod (real API server)'
     try {
       await rotateCa(other, { actor: 'test' });
     } finally {
-      other.close();
+      await other.close();
     }
     const r = await cluster.syncServerMaterial();
     assert.equal(r.rolled, true);

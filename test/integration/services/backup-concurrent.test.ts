@@ -27,7 +27,7 @@ describe('backup under concurrent issuing restores consistently', function () {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'podgate-bk-conc-'));
     const ctx = await testContext(dir);
-    ctx.close();
+    await ctx.close();
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -63,7 +63,7 @@ describe('backup under concurrent issuing restores consistently', function () {
           exclude: [join(dir, 'backups')],
         });
         const target = join(dir, `restored-${i}`);
-        restoreBackup({ file: made.data, passphrase: PASS, dataDir: target, config, actor: 'test' });
+        await restoreBackup({ file: made.data, passphrase: PASS, dataDir: target, config, actor: 'test' });
         const db = new Database(join(target, 'podgate.db'), { readonly: true });
         try {
           assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');

@@ -65,7 +65,7 @@ describe('backup and restore: edge cases', function () {
       const oldDev = await ctx.devices.issue({ actor: 't', owner: 'olga', commonName: 'olga-old' });
       // a revoked certificate that expired long ago: the normal rebuild leaves it out of the CRL
       const long = new Date(Date.now() - 400 * 86_400_000);
-      ctx.store.insertCert({
+      await ctx.store.insertCert({
         serial: '7A11EE',
         commonName: 'olga-expired',
         ownerId: null,
@@ -76,19 +76,19 @@ describe('backup and restore: edge cases', function () {
         notAfter: new Date(long.getTime() + 30 * 86_400_000),
         certPem: '-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n',
       });
-      ctx.store.markRevoked('7A11EE', 'superseded', long);
+      await ctx.store.markRevoked('7A11EE', 'superseded', long);
       await rotateCa(ctx, { actor: 't' });
-      ctx.close();
+      await ctx.close();
       ctx = await testContext(t.dir, EC);
       const newDev = await ctx.devices.issue({ actor: 't', owner: 'olga', commonName: 'olga-new' });
       await ctx.revocation.revoke({ actor: 't', serialOrName: oldDev.cert.serial, reason: 'keyCompromise' });
       await ctx.revocation.revoke({ actor: 't', serialOrName: newDev.cert.serial, reason: 'keyCompromise' });
       const caBundle = ctx.ca.certPem + ctx.previousCa!.certPem;
-      ctx.close();
+      await ctx.close();
 
       const made = await createBackup({ dataDir: join(t.dir, 'data'), passphrase: PASS });
       const target = join(t.dir, 'restored');
-      const r = restoreBackup({
+      const r = await restoreBackup({
         file: made.data,
         passphrase: PASS,
         dataDir: target,
@@ -98,8 +98,8 @@ describe('backup and restore: edge cases', function () {
       });
       assert.equal(r.crlNumber, 51);
       const store = openStore(target);
-      const pem = store.getCrl()!.pem;
-      store.close();
+      const pem = (await store.getCrl())!.pem;
+      await store.close();
       assert.equal(crlBlocks(pem).length, 2, 'one CRL per trusted CA');
       const info = verifyCrl(pem, caBundle); // what the agent and `server run`'s prime check
       assert.equal(info.number, 51);
@@ -116,12 +116,12 @@ describe('backup and restore: edge cases', function () {
     const t = tempDir();
     try {
       const ctx = await testContext(t.dir, EC); // no passphrase: the CA key is under ca-key.kek
-      ctx.close();
+      await ctx.close();
       const made = await createBackup({ dataDir: join(t.dir, 'data'), passphrase: PASS });
       const passFile = join(t.dir, 'ca.pass');
       writeFileSync(passFile, 'a CA passphrase of its own\n');
       const target = join(t.dir, 'restored');
-      assert.throws(
+      await assert.rejects(
         () =>
           restoreBackup({
             file: made.data,
@@ -134,14 +134,14 @@ describe('backup and restore: edge cases', function () {
       );
       assert.ok(!existsSync(target), 'nothing written');
       // without the passphrase setting the same backup restores, and every command can open it
-      restoreBackup({
+      await restoreBackup({
         file: made.data,
         passphrase: PASS,
         dataDir: target,
         config: config(target, EC),
         actor: 't',
       });
-      (await testContext(join(target, '..'), { ...EC, dataDir: target })).close();
+      await (await testContext(join(target, '..'), { ...EC, dataDir: target })).close();
     } finally {
       t.cleanup();
     }
@@ -153,17 +153,17 @@ describe('backup and restore: edge cases', function () {
       const passFile = join(t.dir, 'ca.pass');
       writeFileSync(passFile, 'the CA passphrase\n');
       const ctx = await testContext(t.dir, { ...EC, 'ca.passphraseFile': passFile });
-      ctx.close();
+      await ctx.close();
       const made = await createBackup({ dataDir: join(t.dir, 'data'), passphrase: PASS });
       const target = join(t.dir, 'restored');
-      restoreBackup({
+      await restoreBackup({
         file: made.data,
         passphrase: PASS,
         dataDir: target,
         config: config(target, { ...EC, 'ca.passphraseFile': passFile }),
         actor: 't',
       });
-      (await testContext(t.dir, { ...EC, dataDir: target, 'ca.passphraseFile': passFile })).close();
+      await (await testContext(t.dir, { ...EC, dataDir: target, 'ca.passphraseFile': passFile })).close();
     } finally {
       t.cleanup();
     }
@@ -176,7 +176,7 @@ describe('backup and restore: edge cases', function () {
     }
     const t = tempDir();
     try {
-      (await testContext(t.dir, EC)).close();
+      await (await testContext(t.dir, EC)).close();
       const made = await createBackup({ dataDir: join(t.dir, 'data'), passphrase: PASS });
       chmodSync(t.dir, 0o755);
       const file = join(t.dir, 'b.pgbackup');
@@ -235,7 +235,7 @@ describe('backup and restore: edge cases', function () {
   it('createBackup fails when the CA files would be left out (an exclude covering the data dir)', async () => {
     const t = tempDir();
     try {
-      (await testContext(t.dir, EC)).close();
+      await (await testContext(t.dir, EC)).close();
       await assert.rejects(
         createBackup({ dataDir: join(t.dir, 'data'), passphrase: PASS, exclude: [t.dir] }),
         (err: unknown) => err instanceof AppError && err.code === 'backup_incomplete',
@@ -252,7 +252,7 @@ describe('backup and restore: edge cases', function () {
     it(`${action} SIGKILLed at ${point}: no scratch in the temp dir; the private one goes at the next start`, async () => {
       const t = tempDir();
       try {
-        (await testContext(t.dir, EC)).close();
+        await (await testContext(t.dir, EC)).close();
         const src = join(t.dir, 'data');
         let dataDir = src;
         const args = [BACKUP_WORKER, action, src, point];
@@ -279,7 +279,7 @@ describe('backup and restore: edge cases', function () {
         if (action === 'restore') {
           // the retried restore removes the dead one's scratch and fills the dir
           const file = args[args.length - 1]!;
-          restoreBackup({
+          await restoreBackup({
             file: readFileSync(file),
             passphrase: WORKER_PASS,
             dataDir,
@@ -291,7 +291,7 @@ describe('backup and restore: edge cases', function () {
             [],
           );
         }
-        (await testContext(t.dir, { ...EC, dataDir })).close();
+        await (await testContext(t.dir, { ...EC, dataDir })).close();
         assert.deepEqual(
           readdirSync(dataDir).filter((n) => /^\.(backup|restore)-/.test(n)),
           [],
@@ -306,7 +306,7 @@ describe('backup and restore: edge cases', function () {
   it('a backup taken while ca rotate runs in another process restores with the CA its rows name', async () => {
     const t = tempDir();
     try {
-      (await testContext(t.dir, EC)).close();
+      await (await testContext(t.dir, EC)).close();
       const rot = spawn(process.execPath, [CA_WORKER, t.dir, 'rotate', 'rotate:key-to-previous', 'pause'], {
         stdio: ['pipe', 'pipe', 'pipe'],
       });
@@ -340,14 +340,14 @@ describe('backup and restore: edge cases', function () {
       const b = await backup;
       assert.equal(b.code, 0, b.out);
       const target = join(t.dir, 'restored');
-      restoreBackup({
+      await restoreBackup({
         file: readFileSync(file),
         passphrase: PASS,
         dataDir: target,
         config: config(target, EC),
         actor: 't',
       });
-      (await testContext(t.dir, { ...EC, dataDir: target })).close();
+      await (await testContext(t.dir, { ...EC, dataDir: target })).close();
     } finally {
       t.cleanup();
     }

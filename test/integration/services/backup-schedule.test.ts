@@ -54,11 +54,11 @@ describe('scheduled backups', function () {
         assert.equal(statSync(f).mode & 0o777, 0o600);
         assert.ok(decodeBackup(readFileSync(f), PASS).entries.some((e) => e.path === 'podgate.db'));
       }
-      const audit = ctx.store.listAudit({ action: 'backup.scheduled' });
+      const audit = await ctx.store.listAudit({ action: 'backup.scheduled' });
       assert.equal(audit.length, 3);
       assert.ok(audit.every((a) => a.result === 'ok'));
     } finally {
-      ctx.close();
+      await ctx.close();
     }
   });
 
@@ -78,10 +78,10 @@ describe('scheduled backups', function () {
       await new Promise((r) => setTimeout(r, 400));
       await s.stop();
       assert.equal(readdirSync(backups).length, 1, 'one backup, the next one 700 h away');
-      assert.equal(ctx.store.listAudit({ action: 'backup.scheduled' }).length, 1);
+      assert.equal((await ctx.store.listAudit({ action: 'backup.scheduled' })).length, 1);
     } finally {
       await s.stop();
-      ctx.close();
+      await ctx.close();
     }
   });
 

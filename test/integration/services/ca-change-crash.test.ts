@@ -60,7 +60,7 @@ function worker(dir: string, action: string, point: string, mode: 'kill' | 'paus
 async function oldKeyId(dir: string): Promise<string> {
   const ctx = await testContext(dir, EC);
   const id = ctx.ca.keyId;
-  ctx.close();
+  await ctx.close();
   return id;
 }
 
@@ -98,7 +98,7 @@ describe('CA changes cut short by a crash, and two at once', function () {
           await ctx.users.create({ actor: 't', name: 'erin', role: 'user' });
           await ctx.devices.issue({ actor: 't', owner: 'erin', commonName: 'erin-laptop' });
         } finally {
-          ctx.close();
+          await ctx.close();
         }
       } finally {
         t.cleanup();
@@ -112,7 +112,7 @@ describe('CA changes cut short by a crash, and two at once', function () {
       const first = await oldKeyId(t.dir);
       let ctx = await testContext(t.dir, EC);
       await rotateCa(ctx, { actor: 't' });
-      ctx.close();
+      await ctx.close();
       const w = worker(t.dir, 'retire', 'retire:cert', 'kill');
       assert.equal((await w.exit).signal, 'SIGKILL', w.out());
       ctx = await testContext(t.dir, EC);
@@ -124,14 +124,14 @@ describe('CA changes cut short by a crash, and two at once', function () {
         'the old key joined its certificate',
       );
       await rotateCa(ctx, { actor: 't' });
-      ctx.close();
+      await ctx.close();
       ctx = await testContext(t.dir, EC);
       assert.equal(ctx.previousCa?.keyId, second, 'the second CA is now the previous one');
-      retireOldCa(ctx, 't');
-      ctx.close();
+      await retireOldCa(ctx, 't');
+      await ctx.close();
       ctx = await testContext(t.dir, EC);
       assert.equal(ctx.previousCa, undefined);
-      ctx.close();
+      await ctx.close();
     } finally {
       t.cleanup();
     }
@@ -158,7 +158,7 @@ describe('CA changes cut short by a crash, and two at once', function () {
         assert.match(b.out(), /^error conflict/m, `the second rotation is refused: ${b.out()}`);
         assert.deepEqual(leftovers(t.dir), []);
       } finally {
-        ctx.close();
+        await ctx.close();
       }
     } finally {
       t.cleanup();

@@ -19,7 +19,7 @@ describe('CaSet: the CAs of a data dir, reloaded when another process changes th
     try {
       return await fn(c);
     } finally {
-      c.close();
+      await c.close();
     }
   };
 
@@ -27,8 +27,8 @@ describe('CaSet: the CAs of a data dir, reloaded when another process changes th
     t = tempDir();
     running = await testContext(t.dir);
   });
-  afterEach(() => {
-    running.close();
+  afterEach(async () => {
+    await running.close();
     t.cleanup();
   });
 

@@ -39,14 +39,14 @@ describe('services: CRL hygiene (expired certificates leave the CRL; the CRL nev
       const b = await ctx.devices.issue({ actor: 'test', owner: 'alice', commonName: 'alice-new' });
       await ctx.revocation.revoke({ actor: 'test', serialOrName: 'alice-new', reason: 'keyCompromise' });
       // a expired at t0+1d; at t0+1.5d it is still inside the margin, so both are listed.
-      let info = verifyCrl(ctx.revocation.currentCrl()!.pem, ctx.ca.certPem, now);
+      let info = verifyCrl((await ctx.revocation.currentCrl())!.pem, ctx.ca.certPem, now);
       assert.deepEqual(new Set(info.revokedSerials), new Set([a.cert.serial, b.cert.serial]));
 
       // The daily re-sign prunes: at t0+2.6d a (expired 1.6 days ago) goes, b (expired 2.4 h ago) stays.
       now = new Date(t0 + 2.6 * DAY);
       assert.ok(now.getTime() > a.cert.notAfter.getTime() + CRL_KEEP_AFTER_EXPIRY_MS);
       assert.ok(now.getTime() > b.cert.notAfter.getTime());
-      const before = ctx.revocation.currentCrl()!.number;
+      const before = (await ctx.revocation.currentCrl())!.number;
       const crl = await ctx.revocation.ensureFreshCrl(); // older than a day: re-signed, and pruned
       assert.equal(crl.number, before + 1);
       info = verifyCrl(crl.pem, ctx.ca.certPem, now);
@@ -55,7 +55,7 @@ describe('services: CRL hygiene (expired certificates leave the CRL; the CRL nev
       assert.ok(text.includes(`Serial Number: ${b.cert.serial}`), text);
       assert.ok(!text.includes(`Serial Number: ${a.cert.serial}`), text);
       // The row itself stays revoked: the history is kept, only the CRL forgets it.
-      assert.equal(ctx.store.getCert(a.cert.serial)?.status, 'revoked');
+      assert.equal((await ctx.store.getCert(a.cert.serial))?.status, 'revoked');
 
       now = new Date(t0 + 3.7 * DAY);
       assert.ok(now.getTime() > b.cert.notAfter.getTime() + CRL_KEEP_AFTER_EXPIRY_MS);
@@ -63,7 +63,7 @@ describe('services: CRL hygiene (expired certificates leave the CRL; the CRL nev
       assert.deepEqual(verifyCrl(empty.pem, ctx.ca.certPem, now).revokedSerials, []);
       assert.match(await opensslCrl(t.dir, empty.pem, ctx.ca.certPem), /No Revoked Certificates/);
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -89,7 +89,7 @@ describe('services: CRL hygiene (expired certificates leave the CRL; the CRL nev
       }
       assert.ok(last.number >= first.number + 29, `re-signed daily (${last.number - first.number} times)`);
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });

@@ -25,22 +25,22 @@ describe('services: concurrent issues, revocation and crash safety', function ()
       );
       const serials = new Set(results.map((r) => r.cert.serial));
       assert.equal(serials.size, 50);
-      const rows = ctx.store.listCerts({ kind: 'client', limit: 1000 });
+      const rows = await ctx.store.listCerts({ kind: 'client', limit: 1000 });
       assert.equal(rows.total, 50);
       await ctx.revocation.revoke({ actor: 'test', serialOrName: 'alice-dev7', reason: 'keyCompromise' });
-      const crl = ctx.revocation.currentCrl()!;
-      const info = verifyCrl(crl.pem, ctx.ca.certPem);
+      const crl = (await ctx.revocation.currentCrl())!;
+      const info = verifyCrl(crl!.pem, ctx.ca.certPem);
       assert.deepEqual(info.revokedSerials, [results[7]!.cert.serial]);
       const crlFile = join(t.dir, 'crl.pem');
       const caFile = join(t.dir, 'ca.pem');
-      writeFileSync(crlFile, crl.pem);
+      writeFileSync(crlFile, crl!.pem);
       writeFileSync(caFile, ctx.ca.certPem);
       const v = await exec(['openssl', 'crl', '-in', crlFile, '-CAfile', caFile, '-verify', '-noout'], {
         check: false,
       });
       assert.match(v.stdout + v.stderr, /verify OK/);
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -51,8 +51,8 @@ describe('services: concurrent issues, revocation and crash safety', function ()
     try {
       await ctx.users.create({ actor: 'test', name: 'bob', role: 'user' });
       await ctx.devices.issue({ actor: 'test', owner: 'bob', commonName: 'bob-phone' });
-      const auditBefore = ctx.store.listAudit({ limit: 1000 }).length;
-      const certsBefore = ctx.store.listCerts({}).total;
+      const auditBefore = (await ctx.store.listAudit({ limit: 1000 })).length;
+      const certsBefore = (await ctx.store.listCerts({})).total;
       await assert.rejects(
         ctx.devices.issue({ actor: 'test', owner: 'bob', commonName: 'bob-phone' }),
         /already has a valid certificate/,
@@ -65,10 +65,10 @@ describe('services: concurrent issues, revocation and crash safety', function ()
         ctx.devices.issue({ actor: 'test', owner: 'bob', commonName: 'bob-csr', csrPem: 'not a csr' }),
         (err: Error & { field?: string }) => /csr/i.test(err.message),
       );
-      assert.equal(ctx.store.listAudit({ limit: 1000 }).length, auditBefore);
-      assert.equal(ctx.store.listCerts({}).total, certsBefore);
+      assert.equal((await ctx.store.listAudit({ limit: 1000 })).length, auditBefore);
+      assert.equal((await ctx.store.listCerts({})).total, certsBefore);
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -85,14 +85,14 @@ describe('services: concurrent issues, revocation and crash safety', function ()
       await ctx.users.create({ actor: 'test', name: 'carol', role: 'user' });
       const a = await ctx.devices.issue({ actor: 'test', owner: 'carol', commonName: 'carol-a' });
       const b = await ctx.devices.issue({ actor: 'test', owner: 'carol', commonName: 'carol-b' });
-      const before = ctx.revocation.currentCrl()!.number;
+      const before = (await ctx.revocation.currentCrl())!.number;
       const { revoked } = await ctx.users.disable({ actor: 'admin', name: 'carol' });
       assert.deepEqual(revoked.sort(), [a.cert.serial, b.cert.serial].sort());
-      const crl = ctx.revocation.currentCrl()!;
-      assert.equal(crl.number, before + 1);
-      assert.deepEqual(verifyCrl(crl.pem, ctx.ca.certPem).revokedSerials.sort(), revoked.sort());
+      const crl = (await ctx.revocation.currentCrl())!;
+      assert.equal(crl!.number, before + 1);
+      assert.deepEqual(verifyCrl(crl!.pem, ctx.ca.certPem).revokedSerials.sort(), revoked.sort());
       const last = published.at(-1)!;
-      assert.equal(last.crlNumber, crl.number);
+      assert.equal(last.crlNumber, crl!.number);
       assert.deepEqual(last.revoked.map((r) => r.commonName).sort(), ['carol-a', 'carol-b']);
       assert.deepEqual(last.reissuedCommonNames, []);
       await assert.rejects(
@@ -100,7 +100,7 @@ describe('services: concurrent issues, revocation and crash safety', function ()
         /disabled/,
       );
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -126,18 +126,15 @@ describe('services: concurrent issues, revocation and crash safety', function ()
     db.close();
     const ctx = await testContext(t.dir);
     try {
-      const revokedRows = ctx.store
-        .listRevoked()
-        .map((r) => r.serial)
-        .sort();
+      const revokedRows = (await ctx.store.listRevoked()).map((r) => r.serial).sort();
       assert.ok(revokedRows.length > 0);
-      const crl = ctx.revocation.currentCrl()!;
-      assert.deepEqual(verifyCrl(crl.pem, ctx.ca.certPem).revokedSerials.sort(), revokedRows);
-      const certs = ctx.store.listCerts({ kind: 'client', limit: 100000 });
+      const crl = (await ctx.revocation.currentCrl())!;
+      assert.deepEqual(verifyCrl(crl!.pem, ctx.ca.certPem).revokedSerials.sort(), revokedRows);
+      const certs = await ctx.store.listCerts({ kind: 'client', limit: 100000 });
       assert.ok(certs.total >= Math.floor(acknowledged / 2));
       assert.ok(certs.items.every((c) => (c.status === 'revoked') === (c.revokedAt !== null)));
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -161,23 +158,23 @@ describe('services: disabling a user is one step (issue 21, item 17)', function 
       assert.match(out, /issued/);
       const ctx = await testContext(t.dir);
       try {
-        const erin = ctx.store.getUserByName('erin')!;
-        const valid = ctx.store.listCerts({ ownerId: erin.id, status: 'valid' }).total;
+        const erin = (await ctx.store.getUserByName('erin'))!;
+        const valid = (await ctx.store.listCerts({ ownerId: erin!.id, status: 'valid' })).total;
         // Either the whole disable happened or none of it: never a disabled user with valid certificates.
         assert.ok(
-          !erin.disabled || valid === 0,
-          `disabled=${erin.disabled} with ${valid} valid certificates`,
+          !erin!.disabled || valid === 0,
+          `disabled=${erin!.disabled} with ${valid} valid certificates`,
         );
-        assert.equal(erin.disabled, false, 'the killed disable rolled back');
+        assert.equal(erin!.disabled, false, 'the killed disable rolled back');
         assert.equal(valid, 3);
         // Run again, to completion: disabled and revoked, and the CRL lists all three.
         const { revoked } = await ctx.users.disable({ actor: 'test', name: 'erin' });
         assert.equal(revoked.length, 3);
-        assert.equal(ctx.store.listCerts({ ownerId: erin.id, status: 'valid' }).total, 0);
-        const crl = verifyCrl(ctx.revocation.currentCrl()!.pem, ctx.ca.certPem).revokedSerials;
+        assert.equal((await ctx.store.listCerts({ ownerId: erin!.id, status: 'valid' })).total, 0);
+        const crl = verifyCrl((await ctx.revocation.currentCrl())!.pem, ctx.ca.certPem).revokedSerials;
         assert.ok(revoked.every((s) => crl.includes(s)));
       } finally {
-        ctx.close();
+        await ctx.close();
       }
     } finally {
       t.cleanup();
@@ -191,17 +188,19 @@ describe('services: disabling a user is one step (issue 21, item 17)', function 
       const fay = await ctx.users.create({ actor: 'test', name: 'fay', role: 'user' });
       const { cert } = await ctx.devices.issue({ actor: 'test', owner: 'fay', commonName: 'fay.laptop' });
       // What the old two-step disable left after a crash: disabled, certificate still valid.
-      ctx.store.updateUser(fay.id, { disabled: true });
+      await ctx.store.updateUser(fay.id, { disabled: true });
       const swept = await ctx.users.revokeHeldByDisabled('system');
       assert.deepEqual(swept, [cert.serial]);
-      assert.equal(ctx.store.getCert(cert.serial)!.status, 'revoked');
-      assert.equal(ctx.store.getCert(cert.serial)!.revocationReason, 'affiliationChanged');
+      assert.equal((await ctx.store.getCert(cert.serial))!.status, 'revoked');
+      assert.equal((await ctx.store.getCert(cert.serial))!.revocationReason, 'affiliationChanged');
       assert.ok(
-        verifyCrl(ctx.revocation.currentCrl()!.pem, ctx.ca.certPem).revokedSerials.includes(cert.serial),
+        verifyCrl((await ctx.revocation.currentCrl())!.pem, ctx.ca.certPem).revokedSerials.includes(
+          cert.serial,
+        ),
       );
       assert.deepEqual(await ctx.users.revokeHeldByDisabled('system'), [], 'nothing left the second time');
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -218,12 +217,12 @@ describe('services: server identity across processes', function () {
       const [x, y] = await Promise.all([a.server.ensure(), b.server.ensure()]);
       assert.equal(x.serial, y.serial);
       assert.equal(x.tlsCryptV2ServerKeyPem, y.tlsCryptV2ServerKeyPem);
-      const servers = a.store.listCerts({ kind: 'server' });
+      const servers = await a.store.listCerts({ kind: 'server' });
       assert.equal(servers.total, 1);
       assert.equal(servers.items[0]!.serial, x.serial);
     } finally {
-      a.close();
-      b.close();
+      await a.close();
+      await b.close();
       t.cleanup();
     }
   });

@@ -27,7 +27,7 @@ describe('services: device renewal (same name, new certificate; the old one supe
         keyType: 'rsa-2048',
       });
       now = new Date(t0 + DAY);
-      const crlBefore = ctx.revocation.currentCrl()!.number;
+      const crlBefore = (await ctx.revocation.currentCrl())!.number;
       const { cert, profile, replaced } = await ctx.renewal.renew({
         actor: 'alice',
         serial: first.cert.serial,
@@ -45,41 +45,41 @@ describe('services: device renewal (same name, new certificate; the old one supe
       assert.equal(replaced.status, 'valid');
       assert.equal(replaced.supersededBy, cert.serial);
       assert.equal(replaced.supersedeAt?.getTime(), t0 + DAY + 3 * DAY);
-      assert.equal(ctx.store.getValidCertByCommonName('alice.laptop')?.serial, cert.serial);
-      assert.equal(ctx.revocation.currentCrl()!.number, crlBefore, 'nothing revoked yet');
-      const audit = ctx.store.listAudit({ action: 'cert.renew' });
+      assert.equal((await ctx.store.getValidCertByCommonName('alice.laptop'))?.serial, cert.serial);
+      assert.equal((await ctx.revocation.currentCrl())!.number, crlBefore, 'nothing revoked yet');
+      const audit = await ctx.store.listAudit({ action: 'cert.renew' });
       assert.equal(audit.length, 1);
       assert.equal(audit[0]!.details.renews, first.cert.serial);
 
       // Refusals change nothing.
-      const rows = ctx.store.listCerts({}).total;
+      const rows = (await ctx.store.listCerts({})).total;
       await assert.rejects(
         ctx.renewal.renew({ actor: 'alice', serial: first.cert.serial }),
         /already renewed/,
       );
       await assert.rejects(ctx.renewal.renew({ actor: 'alice', serial: 'ABCD' }), /no certificate/);
-      const server = ctx.store.listCerts({ kind: 'server' }).items[0]!;
+      const server = (await ctx.store.listCerts({ kind: 'server' })).items[0]!;
       await assert.rejects(ctx.renewal.renew({ actor: 'alice', serial: server.serial }), /renews itself/);
-      assert.equal(ctx.store.listCerts({}).total, rows);
+      assert.equal((await ctx.store.listCerts({})).total, rows);
 
       // Grace not over: the periodic check leaves it alone.
       now = new Date(t0 + 3.5 * DAY);
       await ctx.revocation.ensureFreshCrl();
-      assert.equal(ctx.store.getCert(first.cert.serial)?.status, 'valid');
+      assert.equal((await ctx.store.getCert(first.cert.serial))?.status, 'valid');
       // Grace over: revoked as superseded, in the CRL, and the bundle tells the agent the name was re-issued.
       now = new Date(t0 + 4 * DAY + 60_000);
       const crl = await ctx.revocation.ensureFreshCrl();
-      const old = ctx.store.getCert(first.cert.serial)!;
-      assert.equal(old.status, 'revoked');
-      assert.equal(old.revocationReason, 'superseded');
+      const old = (await ctx.store.getCert(first.cert.serial))!;
+      assert.equal(old!.status, 'revoked');
+      assert.equal(old!.revocationReason, 'superseded');
       assert.deepEqual(verifyCrl(crl.pem, ctx.ca.certPem, now).revokedSerials, [first.cert.serial]);
-      assert.equal(ctx.store.getCert(cert.serial)?.status, 'valid');
-      assert.deepEqual(ctx.revocation.bundle().reissuedCommonNames, ['alice.laptop']);
+      assert.equal((await ctx.store.getCert(cert.serial))?.status, 'valid');
+      assert.deepEqual((await ctx.revocation.bundle()).reissuedCommonNames, ['alice.laptop']);
       // The renewed certificate can itself be renewed.
       const again = await ctx.renewal.renew({ actor: 'alice', serial: cert.serial });
-      assert.equal(ctx.store.getValidCertByCommonName('alice.laptop')?.serial, again.cert.serial);
+      assert.equal((await ctx.store.getValidCertByCommonName('alice.laptop'))?.serial, again.cert.serial);
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -99,14 +99,17 @@ describe('services: device renewal (same name, new certificate; the old one supe
       assert.equal(ra.replaced.status, 'valid', 'the old one stays valid during the grace');
       assert.equal(rb.replaced.status, 'valid');
       // Four valid certificates, two devices: the two in their grace are not counted.
-      assert.equal(ctx.store.listCerts({ ownerId: user.id, kind: 'client', status: 'valid' }).total, 4);
-      assert.equal(ctx.devices.validDevices(user.id), 2);
+      assert.equal(
+        (await ctx.store.listCerts({ ownerId: user.id, kind: 'client', status: 'valid' })).total,
+        4,
+      );
+      assert.equal(await ctx.devices.validDevices(user.id), 2);
       await assert.rejects(ctx.devices.issue({ ...self, commonName: 'dora.tablet' }), /maxValidPerUser/);
       // Revoking one device frees a place even while the other's old certificate is in its grace.
       await ctx.revocation.revoke({ actor: 'dora', serialOrName: ra.cert.serial });
       await ctx.devices.issue({ ...self, commonName: 'dora.tablet' });
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -122,7 +125,7 @@ describe('services: device renewal (same name, new certificate; the old one supe
       assert.equal(r.replaced.status, 'revoked');
       assert.equal(r.replaced.revocationReason, 'superseded');
       assert.ok(
-        verifyCrl(ctx.revocation.currentCrl()!.pem, ctx.ca.certPem, now).revokedSerials.includes(
+        verifyCrl((await ctx.revocation.currentCrl())!.pem, ctx.ca.certPem, now).revokedSerials.includes(
           a.cert.serial,
         ),
       );
@@ -131,7 +134,7 @@ describe('services: device renewal (same name, new certificate; the old one supe
       const e = await ctx.renewal.renew({ actor: 'bob', serial: r.cert.serial });
       assert.equal(e.replaced.status, 'revoked');
     } finally {
-      ctx.close();
+      await ctx.close();
       t.cleanup();
     }
   });
@@ -165,17 +168,17 @@ describe('services: device renewal (same name, new certificate; the old one supe
       // The service says the same to the web app and the API (field csr).
       const ctx = await testContext(t.dir, { dataDir });
       try {
-        const old = ctx.store.getValidCertByCommonName('hal-pi')!;
-        assert.equal(old.keyFromCsr, true);
-        const rows = ctx.store.listCerts({}).total;
+        const old = (await ctx.store.getValidCertByCommonName('hal-pi'))!;
+        assert.equal(old!.keyFromCsr, true);
+        const rows = (await ctx.store.listCerts({})).total;
         await assert.rejects(
-          ctx.renewal.renew({ actor: 'hal', serial: old.serial, selfService: true }),
+          ctx.renewal.renew({ actor: 'hal', serial: old!.serial, selfService: true }),
           (e: Error & { field?: string }) =>
             e.field === 'csr' && /needs a new certificate request/.test(e.message),
         );
-        assert.equal(ctx.store.listCerts({}).total, rows, 'nothing issued');
+        assert.equal((await ctx.store.listCerts({})).total, rows, 'nothing issued');
       } finally {
-        ctx.close();
+        await ctx.close();
       }
       r = await runCli(['cert', 'renew', 'hal-pi', '--csr', csr('b'), '--out', join(t.dir, 'b.ovpn')], env);
       assert.equal(r.code, 0, r.stderr);

@@ -43,8 +43,8 @@ describe('services: races around disable, limits and the server identity', funct
     t = tempDir();
     ctx = await testContext(t.dir);
   });
-  afterEach(() => {
-    ctx.close();
+  afterEach(async () => {
+    await ctx.close();
     t.cleanup();
   });
 
@@ -70,23 +70,23 @@ describe('services: races around disable, limits and the server identity', funct
     await until(() => entered.n >= 1);
     const { revoked } = await ctx.users.disable({ actor: 'admin', name: 'dev' });
     assert.equal(revoked.length, 1, 'the certificate that existed is revoked');
-    const validAfterDisable = () => ctx.store.listCerts({ ownerId: 1, status: 'valid' }).total;
+    const validAfterDisable = async () => (await ctx.store.listCerts({ ownerId: 1, status: 'valid' })).total;
     g.open();
     const results = await Promise.all(inflight);
-    assert.equal(validAfterDisable(), 0, JSON.stringify(results));
+    assert.equal(await validAfterDisable(), 0, JSON.stringify(results));
     for (const r of results) {
       assert.equal(r.ok, false);
       assert.match(r.message, /owner: user 'dev' is disabled/);
     }
     // Nothing recorded means nothing the CRL would have to name: every row of dev's is in the CRL.
-    const crl = verifyCrl(ctx.revocation.currentCrl()!.pem, ctx.ca.certPem);
-    const rows = ctx.store.listCerts({ ownerId: 1 }).items;
+    const crl = verifyCrl((await ctx.revocation.currentCrl())!.pem, ctx.ca.certPem);
+    const rows = (await ctx.store.listCerts({ ownerId: 1 })).items;
     assert.deepEqual(rows.map((c) => c.serial).sort(), [...crl.revokedSerials].sort());
   });
 
   it('device maximum holds for parallel self-service issues (valid + in flight), the CLI is not limited', async () => {
     // A longer key-generation queue, so that only the device maximum refuses here.
-    ctx.close();
+    await ctx.close();
     ctx = await testContext(t.dir, { 'devices.keygenQueue': 50 });
     await ctx.users.create({ actor: 'test', name: 'dev', role: 'user' });
     const max = ctx.config.devices.maxValidPerUser;
@@ -102,7 +102,7 @@ describe('services: races around disable, limits and the server identity', funct
       assert.equal((r.reason as { status: number }).status, 409);
       assert.match((r.reason as Error).message, /already has 10 valid devices/);
     }
-    assert.equal(ctx.devices.validDevices(1), 10);
+    assert.equal(await ctx.devices.validDevices(1), 10);
     // An administrator (CLI) can still issue; then self-service stays refused until one is revoked.
     await ctx.devices.issue({ actor: 'cli', owner: 'dev', commonName: 'dev.admin-made' });
     await assert.rejects(
@@ -130,7 +130,7 @@ describe('services: races around disable, limits and the server identity', funct
         ...batch.map((r) => (r.status === 'fulfilled' ? 201 : (r.reason as { status: number }).status)),
       );
       // Revoke to stay under the device maximum: only the rate limit is under test here.
-      for (const c of ctx.store.listCerts({ ownerId: 1, status: 'valid' }).items) {
+      for (const c of (await ctx.store.listCerts({ ownerId: 1, status: 'valid' })).items) {
         await ctx.revocation.revoke({ actor: 'dev', serialOrName: c.serial });
       }
     }
@@ -177,7 +177,7 @@ describe('services: races around disable, limits and the server identity', funct
     await until(() => devices.limits.load().waiting === 9);
     g.open();
     assert.deepEqual(await Promise.all([...first, cli]), Array(10).fill(201));
-    assert.equal(ctx.store.listCerts({ kind: 'client' }).total, 10);
+    assert.equal((await ctx.store.listCerts({ kind: 'client' })).total, 10);
   });
 
   it("server identity: the process that loses the race does not revoke the winner's new certificate", async () => {
@@ -202,14 +202,14 @@ describe('services: races around disable, limits and the server identity', funct
       g.open();
       const lost = await late;
       assert.equal(lost.serial, won.serial, "the loser uses the winner's identity");
-      const cert = a.store.getCert(won.serial)!;
-      assert.equal(cert.status, 'valid');
-      const crl = verifyCrl(a.revocation.currentCrl()!.pem, a.ca.certPem);
+      const cert = (await a.store.getCert(won.serial))!;
+      assert.equal(cert!.status, 'valid');
+      const crl = verifyCrl((await a.revocation.currentCrl())!.pem, a.ca.certPem);
       assert.ok(!crl.revokedSerials.includes(won.serial), "the winner's certificate is not in the CRL");
-      assert.equal(a.store.getValidCertByCommonName('vpn-two')!.serial, won.serial);
+      assert.equal((await a.store.getValidCertByCommonName('vpn-two'))!.serial, won.serial);
     } finally {
-      a.close();
-      b.close();
+      await a.close();
+      await b.close();
     }
   });
 });

@@ -27,22 +27,22 @@ describe('server certificate near the issuing CA’s end (issue 21, item 3)', fu
     ctx = await testContext(dir, { 'ca.keyType': 'ec-p384' }, { now: () => new Date(t) });
     t = ctx.ca.notAfter.getTime() - 20 * DAY; // the CA's last 20 days
   });
-  afterEach(() => {
-    ctx.close();
+  afterEach(async () => {
+    await ctx.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('local mode: one certificate capped at the CA’s notAfter, kept by later ensure() calls', async () => {
     const first = await ctx.server.ensure();
-    const issued = ctx.store.getCert(first.serial)!;
-    assert.equal(issued.notAfter.getTime(), ctx.ca.notAfter.getTime(), 'capped at the CA’s expiry');
+    const issued = (await ctx.store.getCert(first.serial))!;
+    assert.equal(issued!.notAfter.getTime(), ctx.ca.notAfter.getTime(), 'capped at the CA’s expiry');
     for (let hour = 1; hour <= 48; hour++) {
       t += HOUR;
       assert.equal((await ctx.server.ensure()).serial, first.serial, `hour ${hour}: no new certificate`);
     }
-    assert.equal(ctx.store.listAudit({ action: 'server.cert' }).length, 1);
+    assert.equal((await ctx.store.listAudit({ action: 'server.cert' })).length, 1);
     assert.equal(
-      ctx.store.listRevoked().filter((c) => c.commonName === ctx.config.vpn.serverName).length,
+      (await ctx.store.listRevoked()).filter((c) => c.commonName === ctx.config.vpn.serverName).length,
       0,
       'nothing superseded: the CRL does not grow',
     );
@@ -69,6 +69,6 @@ describe('server certificate near the issuing CA’s end (issue 21, item 3)', fu
       t += 5 * 60_000;
       assert.equal(await secretData(), first, `sync ${i}: the Secret would change and the pod roll`);
     }
-    assert.equal(ctx.store.listAudit({ action: 'server.cert' }).length, 1);
+    assert.equal((await ctx.store.listAudit({ action: 'server.cert' })).length, 1);
   });
 });

@@ -175,8 +175,8 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
       await cli.users.create({ actor: 'cli', name: 'gus', role: 'user' });
 
       const renewals: { serial: string; supersedeAt: number }[] = [];
-      const serverCerts = () => cli!.store.listAudit({ action: 'server.cert' }).length;
-      assert.equal(serverCerts(), 1, 'the server certificate made at start');
+      const serverCerts = async () => (await cli!.store.listAudit({ action: 'server.cert' })).length;
+      assert.equal(await serverCerts(), 1, 'the server certificate made at start');
       let serverRenewedOn: number | undefined;
       let device = 0;
 
@@ -184,41 +184,46 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
         // The CLI's day: issue every 3 days, revoke every 10, renew every 7 (oldest valid device first).
         if (d % 3 === 0)
           await cli.devices.issue({ actor: 'cli', owner: 'gus', commonName: `gus.dev${device++}` });
-        const current = () =>
-          cli!.store
-            .listCerts({ ownerId: cli!.store.getUserByName('gus')!.id, status: 'valid', kind: 'client' })
-            .items.filter((c) => c.supersededBy === null && c.notAfter.getTime() > clock.now().getTime())
+        const current = async () =>
+          (
+            await cli!.store.listCerts({
+              ownerId: (await cli!.store.getUserByName('gus'))!.id,
+              status: 'valid',
+              kind: 'client',
+            })
+          ).items
+            .filter((c) => c.supersededBy === null && c.notAfter.getTime() > clock.now().getTime())
             .sort((a, b) => a.notBefore.getTime() - b.notBefore.getTime());
-        if (d % 10 === 5 && current().length > 0)
+        if (d % 10 === 5 && (await current()).length > 0)
           await cli.revocation.revoke({
             actor: 'cli',
-            serialOrName: current()[0]!.serial,
+            serialOrName: (await current())[0]!.serial,
             reason: 'keyCompromise',
           });
-        if (d % 7 === 1 && current().length > 0) {
-          const r = await cli.renewal.renew({ actor: 'cli', serial: current()[0]!.serial });
+        if (d % 7 === 1 && (await current()).length > 0) {
+          const r = await cli.renewal.renew({ actor: 'cli', serial: (await current())[0]!.serial });
           if (r.replaced.status === 'valid')
             renewals.push({ serial: r.replaced.serial, supersedeAt: r.replaced.supersedeAt!.getTime() });
         }
         if (d === 300) {
           await rotateCa(cli, { actor: 'cli' });
-          cli.close();
+          await cli.close();
           cli = await openContext(cliConfig(), cliDeps());
           await cli.server.ensure();
           await cli.revocation.resign('cli');
         }
         if (d === 345) {
-          retireOldCa(cli, 'cli');
-          cli.close();
+          await retireOldCa(cli, 'cli');
+          await cli.close();
           cli = await openContext(cliConfig(), cliDeps());
           await cli.server.ensure();
           await cli.revocation.resign('cli');
         }
 
-        const before = serverCerts();
+        const before = await serverCerts();
         for (let h = 0; h < 24; h++) await clock.advanceBy(HOUR);
         const now = clock.now();
-        if (serverCerts() !== before) {
+        if ((await serverCerts()) !== before) {
           assert.equal(serverRenewedOn, undefined, `day ${d}: a second server certificate renewal`);
           serverRenewedOn = d;
         }
@@ -233,7 +238,7 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
         );
         // Renewed devices whose grace ended have left (within the hour).
         for (const r of renewals.filter((x) => x.supersedeAt + HOUR <= now.getTime())) {
-          const c: CertRecord = cli.store.getCert(r.serial)!;
+          const c: CertRecord = (await cli.store.getCert(r.serial))!;
           assert.equal(c.status, 'revoked', `day ${d}: ${r.serial} not superseded`);
           assert.ok(c.revokedAt!.getTime() <= r.supersedeAt + HOUR, `day ${d}: ${r.serial} superseded late`);
         }
@@ -252,11 +257,11 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
       });
 
       // One server certificate renewal, in the outgoing CA's last day (it ends on day 330).
-      assert.equal(serverCerts(), 2);
+      assert.equal(await serverCerts(), 2);
       const oldCaEnd = t0 + 330 * DAY;
-      const renewed = cli.store
-        .listCerts({ kind: 'server' })
-        .items.sort((x, y) => y.notBefore.getTime() - x.notBefore.getTime())[0]!;
+      const renewed = (await cli.store.listCerts({ kind: 'server' })).items.sort(
+        (x, y) => y.notBefore.getTime() - x.notBefore.getTime(),
+      )[0]!;
       const renewedAt = renewed.notBefore.getTime() + 5 * 60_000; // notBefore is 5 minutes back
       assert.ok(
         renewedAt >= oldCaEnd - DAY && renewedAt < oldCaEnd,
@@ -268,7 +273,7 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
 
       assert.ok(renewals.length > 40, `${renewals.length} renewals`);
       // Backups on schedule: day 0, then every 30 days (named by the clock that took them).
-      assert.ok(cli.store.listAudit({ action: 'backup.scheduled' }).every((b) => b.result === 'ok'));
+      assert.ok((await cli.store.listAudit({ action: 'backup.scheduled' })).every((b) => b.result === 'ok'));
       const taken = fs
         .readdirSync(join(dir, 'backups'))
         .map((n) => /^podgate-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(n)!)
@@ -290,8 +295,8 @@ describe('a simulated year: serve and server run timers on one clock (issue 21)'
       stopInProcessServe(sigtermBefore);
       await serving;
       await sup?.stop();
-      run?.close();
-      cli?.close();
+      await run?.close();
+      await cli?.close();
     }
   });
 });

@@ -40,7 +40,7 @@ describe('start-up removes temp files left by killed writers', function () {
     const t = tempDir();
     const ctx0 = await testContext(t.dir);
     const dataDir = ctx0.dataDir;
-    ctx0.close();
+    await ctx0.close();
     const server = join(dataDir, 'server');
     mkdirSync(server, { recursive: true });
     for (let i = 0; i < 20 && temps(server).length < 2; i++) await killWriter(join(server, 'crl.pem'));
@@ -57,7 +57,7 @@ describe('start-up removes temp files left by killed writers', function () {
     mkdirSync(join(server, '.dir.999999.0123456789ab.tmp'));
 
     const ctx = await testContext(t.dir);
-    ctx.close();
+    await ctx.close();
     for (const name of left) assert.ok(!existsSync(join(server, name)), `${name} removed at start-up`);
     for (const k of [...keep, '.dir.999999.0123456789ab.tmp'])
       assert.ok(existsSync(join(server, k)), `${k} left alone`);

@@ -75,16 +75,16 @@ describe('store: every admin list view reads an index (EXPLAIN QUERY PLAN, 10,00
   let t: TempStore;
   let lister: CertLister;
 
-  before(() => {
+  before(async () => {
     t = tempStore();
     const users = Array.from({ length: 50 }, (_, i) =>
       t.store.createUser({ name: `user${String(i).padStart(2, '0')}`, role: 'user', passwordHash: null }),
     );
-    t.store.transaction(() => {
+    await t.store.transaction(async (tx) => {
       for (let i = 0; i < N; i++) {
-        const owner = users[i % users.length]!;
+        const owner = await users[i % users.length]!;
         const serial = `AB${i.toString(16).toUpperCase().padStart(8, '0')}`;
-        t.store.insertCert({
+        await tx.insertCert({
           serial,
           commonName: `${owner.name}-dev${i}`,
           ownerId: owner.id,
@@ -95,7 +95,7 @@ describe('store: every admin list view reads an index (EXPLAIN QUERY PLAN, 10,00
           notAfter: new Date(NOW.getTime() + ((i * 37) % 400) * DAY - 10 * DAY),
           certPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
         });
-        if (i % 10 === 3) t.store.markRevoked(serial, 'superseded', NOW);
+        if (i % 10 === 3) await tx.markRevoked(serial, 'superseded', NOW);
       }
     });
     lister = new CertLister(t.raw());
@@ -138,17 +138,17 @@ describe('store: every admin list view reads an index (EXPLAIN QUERY PLAN, 10,00
     }
   });
 
-  it('counts from cert_counts and from indexes agree with the rows', () => {
-    const rows = t.store.listCerts();
+  it('counts from cert_counts and from indexes agree with the rows', async () => {
+    const rows = await t.store.listCerts();
     const valid = rows.items.filter((c) => c.status === 'valid').length;
     assert.equal(rows.total, N);
-    assert.equal(t.store.listCerts({ status: 'valid', limit: 0 }).total, valid);
-    assert.equal(t.store.listCerts({ status: 'revoked', limit: 0 }).total, N - valid);
+    assert.equal((await t.store.listCerts({ status: 'valid', limit: 0 })).total, valid);
+    assert.equal((await t.store.listCerts({ status: 'revoked', limit: 0 })).total, N - valid);
     const serial = rows.items.find((c) => c.status === 'valid')!.serial;
-    t.store.markRevoked(serial, 'keyCompromise', NOW);
-    assert.equal(t.store.listCerts({ status: 'valid', limit: 0 }).total, valid - 1);
-    assert.equal(t.store.listCerts({ status: 'revoked', limit: 0 }).total, N - valid + 1);
-    const search = t.store.listCerts({ search: 'user17', limit: 0 }).total;
+    await t.store.markRevoked(serial, 'keyCompromise', NOW);
+    assert.equal((await t.store.listCerts({ status: 'valid', limit: 0 })).total, valid - 1);
+    assert.equal((await t.store.listCerts({ status: 'revoked', limit: 0 })).total, N - valid + 1);
+    const search = (await t.store.listCerts({ search: 'user17', limit: 0 })).total;
     assert.equal(
       search,
       rows.items.filter((c) => /user17/i.test(`${c.commonName} ${c.deviceName} ${c.ownerName}`)).length,

@@ -124,19 +124,19 @@ describe('store: crash safety (SIGKILL mid-stream)', function () {
     // and the store opens normally afterwards (migrations are a no-op, API reads work)
     const store = SqliteStore.open(file);
     try {
-      assert.equal(store.listCerts({ status: 'revoked' }).total, prevBatches);
+      assert.equal((await store.listCerts({ status: 'revoked' })).total, prevBatches);
       assert.equal(
-        store.listRevoked().every((r) => r.revokedAt instanceof Date && r.revocationReason),
+        (await store.listRevoked()).every((r) => r.revokedAt instanceof Date && r.revocationReason),
         true,
       );
     } finally {
-      store.close();
+      await store.close();
     }
   });
 
   it('two processes writing at once wait for each other (busy_timeout) and both survive SIGKILL', async () => {
     const file = join(dir, 'two-writers.db');
-    SqliteStore.open(file).close(); // migrate once, so the workers race only on their writes
+    await SqliteStore.open(file).close(); // migrate once, so the workers race only on their writes
     const [a, b] = await Promise.all([
       runAndKill(file, 150, children, 'A'),
       runAndKill(file, 150, children, 'B'),

@@ -29,15 +29,15 @@ describe('store: listCerts at 10,000 rows', function () {
   let t: TempStore;
   const rows: Row[] = [];
 
-  before(() => {
+  before(async () => {
     t = tempStore();
     const users = Array.from({ length: 50 }, (_, i) =>
       t.store.createUser({ name: `user${String(i).padStart(2, '0')}`, role: 'user', passwordHash: null }),
     );
     const start = performance.now();
-    t.store.transaction(() => {
+    await t.store.transaction(async (tx) => {
       for (let i = 0; i < N; i++) {
-        const owner = users[i % users.length]!;
+        const owner = await users[i % users.length]!;
         const r: Row = {
           serial: `AB${i.toString(16).toUpperCase().padStart(8, '0')}`,
           commonName: `${owner.name}-dev${i}`,
@@ -52,8 +52,8 @@ describe('store: listCerts at 10,000 rows', function () {
           revoked: i % 10 === 3,
         };
         const { ownerName: _o, revoked: _r, ...cert } = r;
-        t.store.insertCert(cert);
-        if (r.revoked) t.store.markRevoked(r.serial, 'superseded', NOW);
+        await tx.insertCert(cert);
+        if (r.revoked) await tx.markRevoked(r.serial, 'superseded', NOW);
         rows.push(r);
       }
     });
@@ -63,33 +63,33 @@ describe('store: listCerts at 10,000 rows', function () {
   });
   after(() => t?.cleanup());
 
-  const expectTotal = (q: CertQuery, pred: (r: Row) => boolean): void => {
-    const r = t.store.listCerts({ ...q, limit: 20 });
+  const expectTotal = async (q: CertQuery, pred: (r: Row) => boolean): Promise<void> => {
+    const r = await t.store.listCerts({ ...q, limit: 20 });
     assert.equal(r.total, rows.filter(pred).length, JSON.stringify(q));
     assert.ok(r.items.length <= 20);
   };
 
-  it('totals match a plain filter over the inserted rows', () => {
-    expectTotal({}, () => true);
-    expectTotal({ status: 'revoked' }, (r) => r.revoked);
-    expectTotal({ status: 'valid', kind: 'gateway' }, (r) => !r.revoked && r.kind === 'gateway');
-    expectTotal({ search: 'laptop' }, (r) => r.deviceName.toLowerCase().includes('laptop'));
-    expectTotal({ search: 'USER07' }, (r) => r.ownerName === 'user07');
-    expectTotal({ search: '_' }, (r) => r.deviceName.includes('_'));
-    expectTotal({ search: 'dev12' }, (r) => r.commonName.includes('dev12'));
-    const owner = t.store.getUserByName('user13')!.id;
-    expectTotal({ ownerId: owner, status: 'valid' }, (r) => r.ownerId === owner && !r.revoked);
-    expectTotal(
+  it('totals match a plain filter over the inserted rows', async () => {
+    await expectTotal({}, () => true);
+    await expectTotal({ status: 'revoked' }, (r) => r.revoked);
+    await expectTotal({ status: 'valid', kind: 'gateway' }, (r) => !r.revoked && r.kind === 'gateway');
+    await expectTotal({ search: 'laptop' }, (r) => r.deviceName.toLowerCase().includes('laptop'));
+    await expectTotal({ search: 'USER07' }, (r) => r.ownerName === 'user07');
+    await expectTotal({ search: '_' }, (r) => r.deviceName.includes('_'));
+    await expectTotal({ search: 'dev12' }, (r) => r.commonName.includes('dev12'));
+    const owner = (await t.store.getUserByName('user13'))!.id;
+    await expectTotal({ ownerId: owner, status: 'valid' }, (r) => r.ownerId === owner && !r.revoked);
+    await expectTotal(
       { expiringWithinDays: 30, now: NOW },
       (r) => r.notAfter > NOW && r.notAfter.getTime() <= NOW.getTime() + 30 * DAY,
     );
   });
 
-  it('paging through everything by notAfter returns each row once, in order', () => {
+  it('paging through everything by notAfter returns each row once, in order', async () => {
     const seen: string[] = [];
     let prev = -Infinity;
     for (let offset = 0; ; offset += 700) {
-      const page = t.store.listCerts({ sort: 'notAfter', order: 'asc', limit: 700, offset });
+      const page = await t.store.listCerts({ sort: 'notAfter', order: 'asc', limit: 700, offset });
       assert.equal(page.total, N);
       if (page.items.length === 0) break;
       for (const c of page.items) {
@@ -102,8 +102,8 @@ describe('store: listCerts at 10,000 rows', function () {
     assert.equal(new Set(seen).size, N);
   });
 
-  it('sort by owner desc puts the last owner first', () => {
-    const page = t.store.listCerts({ sort: 'owner', order: 'desc', limit: 5 });
+  it('sort by owner desc puts the last owner first', async () => {
+    const page = await t.store.listCerts({ sort: 'owner', order: 'desc', limit: 5 });
     assert.deepEqual(
       page.items.map((c) => c.ownerName),
       Array(5).fill('user49'),

@@ -27,10 +27,10 @@ describe('store: opening the file and migrating', () => {
     return s;
   };
 
-  it('openStore creates <dataDir>/podgate.db: directory 0700, database, WAL and SHM files 0600', () => {
+  it('openStore creates <dataDir>/podgate.db: directory 0700, database, WAL and SHM files 0600', async () => {
     const dataDir = join(dir, 'a', 'data');
     const store = track(openStore(dataDir));
-    store.setSetting('k', 'v'); // a write, so that the -wal file exists
+    await store.setSetting('k', 'v'); // a write, so that the -wal file exists
     assert.equal(store.file, join(dataDir, 'podgate.db'));
     assert.equal(mode(dataDir), 0o700);
     assert.equal(mode(join(dataDir, 'podgate.db')), 0o600);
@@ -70,24 +70,24 @@ describe('store: opening the file and migrating', () => {
     assert.equal(own.pragma('cache_size', { simple: true }), -4096);
   });
 
-  it('reopening is idempotent: no step runs twice and data survives', () => {
+  it('reopening is idempotent: no step runs twice and data survives', async () => {
     const file = join(dir, 'podgate.db');
     const s1 = SqliteStore.open(file);
-    const cert = s1.insertCert(newCert());
-    s1.close();
+    const cert = await s1.insertCert(newCert());
+    await s1.close();
     const s2 = track(SqliteStore.open(file));
     const s3 = track(SqliteStore.open(file)); // a second connection at the same time (web + CLI)
-    assert.deepEqual(s2.getCert(cert.serial), cert);
-    assert.deepEqual(s3.getCert(cert.serial), cert);
+    assert.deepEqual(await s2.getCert(cert.serial), cert);
+    assert.deepEqual(await s3.getCert(cert.serial), cert);
     const raw = track(new Database(file));
     assert.equal(raw.prepare('SELECT count(*) FROM schema_migrations').pluck().get(), migrations.length);
   });
 
-  it('applies a step added later, keeping existing data', () => {
+  it('applies a step added later, keeping existing data', async () => {
     const file = join(dir, 'podgate.db');
     const s1 = SqliteStore.open(file);
-    s1.setSetting('k', 'v');
-    s1.close();
+    await s1.setSetting('k', 'v');
+    await s1.close();
     const extra: Migration = {
       version: LATEST + 1,
       name: 'extra',
@@ -95,15 +95,15 @@ describe('store: opening the file and migrating', () => {
     };
     const s2 = track(SqliteStore.open(file, { migrations: [...migrations, extra] }));
     assert.equal(s2.schemaVersion, LATEST + 1);
-    assert.equal(s2.getSetting('k'), 'v');
+    assert.equal(await s2.getSetting('k'), 'v');
     const raw = track(new Database(file));
     assert.equal(raw.pragma('user_version', { simple: true }), LATEST + 1);
     assert.ok(raw.prepare("SELECT 1 FROM sqlite_master WHERE name = 'extra'").get());
   });
 
-  it('a failing step is rolled back completely and the file stays at the previous version', () => {
+  it('a failing step is rolled back completely and the file stays at the previous version', async () => {
     const file = join(dir, 'podgate.db');
-    SqliteStore.open(file).close();
+    await SqliteStore.open(file).close();
     const broken: Migration = {
       version: LATEST + 1,
       name: 'broken',
@@ -117,9 +117,9 @@ describe('store: opening the file and migrating', () => {
     track(SqliteStore.open(file)); // and the released steps still open it
   });
 
-  it('refuses a database written by a newer podgate', () => {
+  it('refuses a database written by a newer podgate', async () => {
     const file = join(dir, 'podgate.db');
-    SqliteStore.open(file).close();
+    await SqliteStore.open(file).close();
     assert.throws(
       () => SqliteStore.open(file, { migrations: migrations.slice(0, 1) }),
       new RegExp(`schema version ${LATEST}, this podgate knows up to 1`),
@@ -160,8 +160,8 @@ describe('store: opening the file and migrating', () => {
     );
   });
 
-  it('enforces foreign keys on the store connection', () => {
+  it('enforces foreign keys on the store connection', async () => {
     const store = track(SqliteStore.open(join(dir, 'podgate.db')));
-    assert.throws(() => store.insertCert(newCert({ ownerId: 42 })), /owner 42 does not exist/);
+    await assert.rejects(() => store.insertCert(newCert({ ownerId: 42 })), /owner 42 does not exist/);
   });
 });

@@ -55,7 +55,7 @@ describe('upgrade: a data dir made by podgate 0.1.0 opens in this code', functio
       'the fixture is at schema 3 (podgate 0.1.0)',
     );
     const ctx = await openContext(config());
-    ctx.close();
+    await ctx.close();
     const once = migrationRows(dataDir);
     assert.deepEqual(
       once.map((r) => r.version),
@@ -63,7 +63,7 @@ describe('upgrade: a data dir made by podgate 0.1.0 opens in this code', functio
     );
     assert.deepEqual(once.slice(0, 3), old, 'released steps are not re-run');
     const ctx2 = await openContext(config());
-    ctx2.close();
+    await ctx2.close();
     assert.deepEqual(migrationRows(dataDir), once, 'the second open applied nothing');
   });
 
@@ -72,33 +72,33 @@ describe('upgrade: a data dir made by podgate 0.1.0 opens in this code', functio
     try {
       assert.ok(await ctx.users.verifyPassword('alice', 'fixture-user-password'));
       assert.ok(await ctx.users.verifyPassword('admin', 'fixture-admin-password'));
-      const { items } = ctx.store.listCerts({ limit: 100 });
+      const { items } = await ctx.store.listCerts({ limit: 100 });
       const byName = Object.fromEntries(items.map((c) => [c.commonName, c]));
       assert.equal(byName['alice-laptop']?.status, 'valid');
       assert.equal(byName['bob-laptop']?.status, 'valid');
       assert.equal(byName['alice-phone']?.status, 'revoked');
       assert.equal(byName['alice-phone']?.revocationReason, 'keyCompromise');
-      const crl = verifyCrl(ctx.store.getCrl()!.pem, ctx.ca.certPem);
+      const crl = verifyCrl((await ctx.store.getCrl())!.pem, ctx.ca.certPem);
       assert.deepEqual(
         crl.revokedSerials.map((s) => s.toUpperCase()),
         [byName['alice-phone']!.serial],
       );
-      assert.deepEqual(effectiveNetwork(ctx.config, ctx.store).serviceCidrs, ['10.96.0.0/12']);
+      assert.deepEqual((await effectiveNetwork(ctx.config, ctx.store)).serviceCidrs, ['10.96.0.0/12']);
       const id = await ctx.server.ensure();
       assert.match(id.tlsCryptV2ServerKeyPem, /BEGIN OpenVPN tls-crypt-v2 server key/);
       const issued = await ctx.devices.issue({ actor: 'test', owner: 'bob', commonName: 'bob-new' });
       assert.match(issued.profile, /<tls-crypt-v2>/);
       await ctx.revocation.revoke({ actor: 'test', serialOrName: 'bob-laptop', reason: 'superseded' });
-      assert.equal(ctx.store.getCrl()!.number, crl.number + 1);
+      assert.equal((await ctx.store.getCrl())!.number, crl.number + 1);
     } finally {
-      ctx.close();
+      await ctx.close();
     }
   });
 
   it('backup and restore work on the upgraded data dir', async () => {
     const made = await createBackup({ dataDir, passphrase: 'upgrade test passphrase' });
     const target = join(dir, 'restored');
-    const r = restoreBackup({
+    const r = await restoreBackup({
       file: made.data,
       passphrase: 'upgrade test passphrase',
       dataDir: target,
@@ -109,14 +109,13 @@ describe('upgrade: a data dir made by podgate 0.1.0 opens in this code', functio
     const restoredConfig = loadConfig({ env: {}, overrides: { dataDir: target, logLevel: 'silent' } });
     const ctx = await openContext(restoredConfig);
     try {
-      const names = ctx.store
-        .listCerts({ status: 'revoked', limit: 100 })
-        .items.map((c) => c.commonName)
+      const names = (await ctx.store.listCerts({ status: 'revoked', limit: 100 })).items
+        .map((c) => c.commonName)
         .sort();
       assert.deepEqual(names, ['alice-phone', 'bob-laptop']);
       assert.ok(await ctx.users.verifyPassword('alice', 'fixture-user-password'));
     } finally {
-      ctx.close();
+      await ctx.close();
     }
   });
 });

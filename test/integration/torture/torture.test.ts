@@ -114,7 +114,7 @@ describe(`torture: ${KILLS} SIGKILLs during issue, revoke, backup and CRL publis
     await ctx.users.create({ actor: 'torture', name: 'tess', role: 'user' });
     await ctx.server.ensure();
     caPem = ctx.ca.certPem;
-    ctx.close();
+    await ctx.close();
     writeFileSync(join(dir, 'backup.pass'), `${BACKUP_PASS}\n`);
   });
   after(() => {
@@ -224,7 +224,7 @@ describe(`torture: ${KILLS} SIGKILLs during issue, revoke, backup and CRL publis
     try {
       await ctx.revocation.publish();
     } finally {
-      ctx.close();
+      await ctx.close();
     }
     const store = readStore();
     const published = verifyCrl(

@@ -80,7 +80,7 @@ describe('web: access rules and groups over HTTP', function () {
     await admin.agent.delete('/api/v1/groups/tmp').set('X-CSRF-Token', admin.csrf).expect(204);
     await alice.agent.get('/api/v1/groups').expect(403);
     await admin.agent.post('/api/v1/groups').send({ name: 'nocsrf' }).expect(403);
-    const actions = f.ctx.store.listAudit({ limit: 50 }).map((e) => e.action);
+    const actions = (await f.ctx.store.listAudit({ limit: 50 })).map((e) => e.action);
     for (const a of ['group.create', 'group.member.add', 'group.delete']) assert.ok(actions.includes(a), a);
   });
 
@@ -104,7 +104,7 @@ describe('web: access rules and groups over HTTP', function () {
     assert.ok(real.body.version > v0);
     const published = accessFile();
     assert.equal(published.version, real.body.version);
-    const bob = f.ctx.addresses.get('bob.laptop')!.address;
+    const bob = (await f.ctx.addresses.get('bob.laptop'))!.address;
     assert.deepEqual(published.rules.find((r) => r.name === 'team-a')!.clients, [bob]);
     const yaml = await admin.agent.get('/api/v1/access?format=yaml').expect(200);
     assert.match(yaml.headers['content-type']!, /yaml/);
@@ -219,13 +219,13 @@ describe('web: access rules and groups over HTTP', function () {
       .type('form')
       .send({ _csrf: ucsrf, group: 'b', user: 'alice' })
       .expect(303);
-    assert.deepEqual(f.ctx.groups.get('b').members, ['alice']);
+    assert.deepEqual((await f.ctx.groups.get('b')).members, ['alice']);
     await admin.agent
       .post('/admin/groups/b/members/alice/remove')
       .type('form')
       .send({ _csrf: ucsrf })
       .expect(303);
-    assert.deepEqual(f.ctx.groups.get('b').members, []);
+    assert.deepEqual((await f.ctx.groups.get('b')).members, []);
     await alice.agent.get('/admin/access').expect(403);
   });
 
@@ -233,7 +233,7 @@ describe('web: access rules and groups over HTTP', function () {
     const registry = f.app.locals.metricsRegistry as Registry;
     const text = await registry.metrics();
     assert.match(text, /^podgate_access_rules 2$/m);
-    assert.match(text, new RegExp(`^podgate_access_bundle_version ${f.ctx.access.version()}$`, 'm'));
+    assert.match(text, new RegExp(`^podgate_access_bundle_version ${await f.ctx.access.version()}$`, 'm'));
     assert.match(text, /^podgate_access_enforced 1$/m);
   });
 });

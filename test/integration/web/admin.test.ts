@@ -81,7 +81,7 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     f.clock.now = new Date(f.clock.now.getTime() + 1000);
   });
   after(async () => {
-    f?.close();
+    await f?.close();
     if (cp) await dropNamespace(cp, ns);
   });
 
@@ -91,7 +91,7 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       assert.equal(res.body.error.code, 'forbidden', p);
     }
     for (const p of ADMIN_PAGES) await alice.agent.get(p).expect(403);
-    const serial = f.ctx.store.listCerts({ search: 'bob.laptop' }).items[0]!.serial;
+    const serial = (await f.ctx.store.listCerts({ search: 'bob.laptop' })).items[0]!.serial;
     await alice.agent
       .post(`/api/v1/certs/${serial}/revoke`)
       .set('X-CSRF-Token', alice.csrf)
@@ -109,8 +109,8 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       .expect(403);
     await alice.agent.post('/api/v1/deploy').set('X-CSRF-Token', alice.csrf).expect(403);
     await alice.agent.post('/api/v1/sessions/7/disconnect').set('X-CSRF-Token', alice.csrf).expect(403);
-    assert.equal(f.ctx.store.getCert(serial)!.status, 'valid');
-    assert.equal(f.ctx.store.getUserByName('eve'), undefined);
+    assert.equal((await f.ctx.store.getCert(serial))!.status, 'valid');
+    assert.equal(await f.ctx.store.getUserByName('eve'), undefined);
     // The developer nav has no admin links.
     assert.doesNotMatch((await alice.agent.get('/devices')).text, /href="\/admin\/certs"/);
     assert.match((await admin.agent.get('/devices')).text, /href="\/admin\/certs"/);
@@ -136,8 +136,8 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     f.clock.now = new Date(f.clock.now.getTime() + (365 - 20) * 86_400_000);
     // A session would expire over such a jump; an API token does not.
     const token = newApiToken();
-    f.ctx.store.createToken({
-      userId: f.ctx.store.getUserByName('admin')!.id,
+    await f.ctx.store.createToken({
+      userId: (await f.ctx.store.getUserByName('admin'))!.id,
       name: 'test',
       tokenHash: hashToken(token),
     });
@@ -158,11 +158,11 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
   });
 
   it('revokes any certificate with a reason after a confirmation page; 404 unknown, 400 bad reason', async () => {
-    const serial = f.ctx.store.listCerts({ search: 'bob.laptop' }).items[0]!.serial;
+    const serial = (await f.ctx.store.listCerts({ search: 'bob.laptop' })).items[0]!.serial;
     const confirm = await admin.agent.get(`/admin/certs/${serial}/revoke`).expect(200);
     assert.match(confirm.text, /Revoke bob\.laptop\?/);
     assert.match(confirm.text, /keyCompromise/);
-    assert.equal(f.ctx.store.getCert(serial)!.status, 'valid', 'the GET changes nothing');
+    assert.equal((await f.ctx.store.getCert(serial))!.status, 'valid', 'the GET changes nothing');
     const bad = await admin.agent
       .post(`/api/v1/certs/${serial}/revoke`)
       .set('X-CSRF-Token', admin.csrf)
@@ -174,9 +174,9 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       .type('form')
       .send({ reason: 'keyCompromise', _csrf: csrfFromHtml(confirm.text) })
       .expect(303);
-    const cert = f.ctx.store.getCert(serial)!;
-    assert.equal(cert.status, 'revoked');
-    assert.equal(cert.revocationReason, 'keyCompromise');
+    const cert = (await f.ctx.store.getCert(serial))!;
+    assert.equal(cert!.status, 'revoked');
+    assert.equal(cert!.revocationReason, 'keyCompromise');
     await admin.agent
       .post('/api/v1/certs/ABCDEF/revoke')
       .set('X-CSRF-Token', admin.csrf)
@@ -230,7 +230,7 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       .set('X-CSRF-Token', admin.csrf)
       .send({ role: 'admin' })
       .expect(200);
-    assert.equal(f.ctx.store.getUserByName('dave')!.role, 'admin');
+    assert.equal((await f.ctx.store.getUserByName('dave'))!.role, 'admin');
     await admin.agent
       .patch('/api/v1/users/nobody')
       .set('X-CSRF-Token', admin.csrf)
@@ -248,13 +248,13 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       .type('form')
       .send({ name: 'frank', password: PASSWORD, role: 'user', _csrf: csrfFromHtml(page.text) })
       .expect(303);
-    assert.ok(f.ctx.store.getUserByName('frank'));
+    assert.ok(await f.ctx.store.getUserByName('frank'));
     await admin.agent
       .post('/admin/users/frank/role')
       .type('form')
       .send({ role: 'admin', _csrf: csrfFromHtml(page.text) })
       .expect(303);
-    assert.equal(f.ctx.store.getUserByName('frank')!.role, 'admin');
+    assert.equal((await f.ctx.store.getUserByName('frank'))!.role, 'admin');
   });
 
   it('disabling a user (confirmation page) revokes all their certificates and signs them out', async () => {
@@ -266,8 +266,8 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       .type('form')
       .send({ _csrf: csrfFromHtml(confirm.text) })
       .expect(303);
-    assert.equal(f.ctx.store.getUserByName('alice')!.disabled, true);
-    const valid = f.ctx.store.listCerts({ search: 'alice.', status: 'valid' });
+    assert.equal((await f.ctx.store.getUserByName('alice'))!.disabled, true);
+    const valid = await f.ctx.store.listCerts({ search: 'alice.', status: 'valid' });
     assert.equal(valid.total, 0);
     await alice.agent.get('/api/v1/me').expect(401);
     const users = await admin.agent.get('/api/v1/users').expect(200);
@@ -280,8 +280,8 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       .type('form')
       .send({ _csrf: csrfFromHtml(page.text) })
       .expect(303);
-    assert.equal(f.ctx.store.getUserByName('alice')!.disabled, false);
-    assert.equal(f.ctx.store.listCerts({ search: 'alice.', status: 'valid' }).total, 0);
+    assert.equal((await f.ctx.store.getUserByName('alice'))!.disabled, false);
+    assert.equal((await f.ctx.store.listCerts({ search: 'alice.', status: 'valid' })).total, 0);
     await request(f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(200);
     await admin.agent
       .patch('/api/v1/users/alice')
@@ -303,7 +303,7 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       .expect(303);
     assert.equal(sessions.sessions.length, 0);
     await admin.agent.post('/api/v1/sessions/7/disconnect').set('X-CSRF-Token', admin.csrf).expect(404);
-    assert.equal(f.ctx.store.listAudit({ action: 'session.disconnect' }).length, 1);
+    assert.equal((await f.ctx.store.listAudit({ action: 'session.disconnect' })).length, 1);
   });
 
   it('the audit log shows sign-ins, sign-outs and failures', async () => {
@@ -389,7 +389,7 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       messages.some((m) => /rollout/.test(m)),
       messages.join('\n'),
     );
-    assert.equal(f.ctx.store.listAudit({ action: 'cluster.deploy' })[0]!.result, 'ok');
+    assert.equal((await f.ctx.store.listAudit({ action: 'cluster.deploy' }))[0]!.result, 'ok');
     const shown = await admin.agent.get('/admin/cluster').expect(200);
     assert.match(shown.text, new RegExp(`Deployment ${ns}/podgate-openvpn created`));
     assert.match(shown.text, /deploy finished/);
@@ -420,7 +420,7 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
     assert.equal(refused.state, 'failed');
     assert.match(refused.error, new RegExp(`namespace ${ns} enforces PodSecurity "baseline"`));
     assert.match(refused.error, /kubectl label namespace/);
-    assert.equal(f.ctx.store.listAudit({ action: 'cluster.deploy' })[0]!.result, 'error');
+    assert.equal((await f.ctx.store.listAudit({ action: 'cluster.deploy' }))[0]!.result, 'error');
   });
 
   it('lists gateways from the store', async () => {
@@ -431,7 +431,7 @@ describe('web admin: roles, certificates, users, sessions, audit, CRL, cluster',
       deviceName: 'office-gw',
       kind: 'gateway',
     });
-    f.ctx.store.upsertGateway({
+    await f.ctx.store.upsertGateway({
       name: 'office-gw',
       target: 'root@192.0.2.10:22',
       certSerial: cert.cert.serial,
@@ -468,7 +468,7 @@ describe('web admin: a deploy that fails with an error that is not an AppError',
     assert.equal(d.state, 'failed');
     assert.ok(d.error.length > 0);
     assert.doesNotMatch(JSON.stringify(d), /secret|ECONNREFUSED/);
-    assert.equal(f.ctx.store.listAudit({ action: 'cluster.deploy' })[0]!.result, 'error');
+    assert.equal((await f.ctx.store.listAudit({ action: 'cluster.deploy' }))[0]!.result, 'error');
   });
 });
 

@@ -41,7 +41,7 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
   });
 
   it('__Host- cookie with Secure (and HSTS) behind a trusted proxy that says https', async () => {
-    f.close();
+    await f.close();
     f = await webFixture({}, { 'web.trustProxy': true, 'web.trustedProxies': ['127.0.0.1', '::1'] });
     const res = await request(f.app)
       .post('/api/v1/login')
@@ -85,7 +85,7 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
       assert.equal(res.body.error.message, 'invalid user name or password', c.name);
       assert.equal(sidCookie(res), undefined);
     }
-    const failed = f.ctx.store.listAudit({ action: 'login.failed' });
+    const failed = await f.ctx.store.listAudit({ action: 'login.failed' });
     assert.equal(failed.length, 3);
   });
 
@@ -123,8 +123,8 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
     await request(f.app).get('/api/v1/me').set('Cookie', `podgate_sid=${sid2}`).expect(401);
     // The session row is gone from the store, not just the cookie from the browser.
     await request(f.app).get('/api/v1/me').set('Cookie', `podgate_sid=${sid1}`).expect(200);
-    assert.equal(f.ctx.store.listAudit({ action: 'logout' }).length, 1);
-    assert.ok(f.ctx.store.listAudit({ action: 'login' }).length >= 3);
+    assert.equal((await f.ctx.store.listAudit({ action: 'logout' })).length, 1);
+    assert.ok((await f.ctx.store.listAudit({ action: 'login' })).length >= 3);
   });
 
   it('the session expires after the idle timeout', async () => {
@@ -163,7 +163,7 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
     // Forms: the hidden field is required too.
     await alice.agent.post('/devices').type('form').send({ name: 'laptop' }).expect(403);
     await alice.agent.post('/logout').type('form').send({}).expect(403);
-    assert.equal(f.ctx.store.listCerts({}).total, 0, 'nothing was issued');
+    assert.equal((await f.ctx.store.listCerts({})).total, 0, 'nothing was issued');
     // With the token from the page it works.
     const page = await alice.agent.get('/devices').expect(200);
     await alice.agent
@@ -250,10 +250,10 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
   });
 
   it('Bearer tokens authenticate without CSRF; bad, unknown and disabled-user tokens get 401', async () => {
-    const alice = f.ctx.store.getUserByName('alice')!;
+    const alice = (await f.ctx.store.getUserByName('alice'))!;
     const token = newApiToken();
     assert.match(token, /^pgt_[A-Za-z0-9_-]{43}$/);
-    f.ctx.store.createToken({ userId: alice.id, name: 'ci', tokenHash: hashToken(token) });
+    await f.ctx.store.createToken({ userId: alice!.id, name: 'ci', tokenHash: hashToken(token) });
     const me = await request(f.app).get('/api/v1/me').set('Authorization', `Bearer ${token}`).expect(200);
     assert.equal(me.body.user.name, 'alice');
     assert.equal(me.body.csrfToken, undefined);
@@ -262,7 +262,7 @@ describe('web auth: sign-in, sessions, CSRF, tokens', function () {
       .set('Authorization', `Bearer ${token}`)
       .send({ name: 'ci-runner' })
       .expect(201);
-    assert.ok(f.ctx.store.listTokens(alice.id)[0]!.lastUsedAt, 'token use is recorded');
+    assert.ok((await f.ctx.store.listTokens(alice!.id))[0]!.lastUsedAt, 'token use is recorded');
     await request(f.app).get('/api/v1/me').set('Authorization', `Bearer ${newApiToken()}`).expect(401);
     await request(f.app).get('/api/v1/me').set('Authorization', 'Bearer short').expect(401);
     await request(f.app)

@@ -49,7 +49,7 @@ describe('web: admin backup download', function () {
       'podgate.db',
     ]);
     assert.equal(decoded.info.certificates, 2, 'alice-laptop and the server certificate');
-    const audit = f.ctx.store.listAudit({ action: 'backup.download' });
+    const audit = await f.ctx.store.listAudit({ action: 'backup.download' });
     assert.equal(audit.length, 1);
     assert.equal(audit[0]!.actor, 'admin');
     assert.equal(audit[0]!.details.sha256, res.headers['x-backup-sha256']);
@@ -65,7 +65,11 @@ describe('web: admin backup download', function () {
     await request(f.app).post('/api/v1/backup').send({ passphrase: PASS }).expect(401);
     const admin = await signIn(f.app, 'admin');
     await admin.agent.post('/api/v1/backup').send({ passphrase: PASS }).expect(403);
-    assert.equal(f.ctx.store.listAudit({ action: 'backup.download' }).length, 1, 'no more downloads audited');
+    assert.equal(
+      (await f.ctx.store.listAudit({ action: 'backup.download' })).length,
+      1,
+      'no more downloads audited',
+    );
   });
 
   it('400 naming the field: short passphrase, missing passphrase', async () => {
@@ -104,6 +108,6 @@ describe('web: admin backup download', function () {
       .parse(binary)
       .expect(200);
     assert.equal(decodeBackup(ok.body as Buffer, PASS).entries.length, 4);
-    assert.equal(f.ctx.store.listAudit({ action: 'backup.download' }).length, 2);
+    assert.equal((await f.ctx.store.listAudit({ action: 'backup.download' })).length, 2);
   });
 });

@@ -49,7 +49,7 @@ describe('web: CA expiry banner on every admin page', function () {
     f = await webFixture({}, { 'ca.days': 200 });
     const alice = await signIn(f.app, 'alice');
     assert.doesNotMatch((await alice.agent.get('/devices').expect(200)).text, /data-ca-banner/);
-    f.close();
+    await f.close();
     f = await webFixture(); // the default CA: 3650 days
     const admin = await signIn(f.app, 'admin');
     for (const page of ADMIN_PAGES)

@@ -30,7 +30,7 @@ async function live(overrides: Record<string, unknown> = {}): Promise<Live> {
     base,
     async close() {
       await new Promise((r) => server.close(r));
-      f.close();
+      await f.close();
     },
   };
 }
@@ -42,9 +42,9 @@ async function signIn(base: string, name: string): Promise<Client> {
   return { agent, csrf: (res.body as { csrfToken: string }).csrfToken };
 }
 
-function certsOf(f: WebFixture, user: string): number {
-  const u = f.ctx.store.getUserByName(user)!;
-  return f.ctx.store.listCerts({ ownerId: u.id }).total;
+async function certsOf(f: WebFixture, user: string): Promise<number> {
+  const u = (await f.ctx.store.getUserByName(user))!;
+  return (await f.ctx.store.listCerts({ ownerId: u!.id })).total;
 }
 
 function certCn(profile: string): string {
@@ -73,10 +73,10 @@ describe('OpenVPN Connect: one-use import links', function () {
       /^openvpn:\/\/import-profile\/http:\/\/127\.0\.0\.1:\d+\/import\/profile\?token=[\w-]{43}$/,
     );
     assert.match(qr, /^data:image\/png;base64,/);
-    assert.equal(certsOf(l.f, 'alice'), 0, 'making the link issues nothing');
+    assert.equal(await certsOf(l.f, 'alice'), 0, 'making the link issues nothing');
     // the token is stored hashed only
     const token = /token=([\w-]+)/.exec(link)![1]!;
-    assert.equal(l.f.ctx.store.findImportLinkByHash(token), undefined);
+    assert.equal(await l.f.ctx.store.findImportLinkByHash(token), undefined);
 
     const first = await followImportLink(link);
     assert.ok(first.ok, `first fetch: ${first.ok ? '' : first.body}`);
@@ -84,16 +84,16 @@ describe('OpenVPN Connect: one-use import links', function () {
     assert.equal(first.headers.get('cache-control'), 'no-store');
     assert.equal(certCn(first.profile), 'present');
     assert.match(first.profile, /<key>/, 'the key pair was made for this fetch');
-    assert.equal(certsOf(l.f, 'alice'), 1);
-    assert.ok(l.f.ctx.store.getValidCertByCommonName('alice.phone'));
+    assert.equal(await certsOf(l.f, 'alice'), 1);
+    assert.ok(await l.f.ctx.store.getValidCertByCommonName('alice.phone'));
 
     const second = await followImportLink(link);
     assert.equal(second.ok, false);
     assert.equal(second.status, 410);
     assert.match(second.ok ? '' : second.body, /already used/);
-    assert.equal(certsOf(l.f, 'alice'), 1, 'the second fetch issued nothing');
+    assert.equal(await certsOf(l.f, 'alice'), 1, 'the second fetch issued nothing');
 
-    const audit = l.f.ctx.store.listAudit({ limit: 10 });
+    const audit = await l.f.ctx.store.listAudit({ limit: 10 });
     const created = audit.find((a) => a.action === 'import-link.create')!;
     assert.equal(created.actor, 'alice');
     assert.equal(created.details.ip, '127.0.0.1');
@@ -117,7 +117,7 @@ describe('OpenVPN Connect: one-use import links', function () {
     assert.match(late.ok ? '' : late.body, /expired/);
     const unknown = await followImportLink(link.replace(/token=.*/, 'token=' + 'A'.repeat(43)));
     assert.equal(unknown.status, 404);
-    assert.equal(certsOf(l.f, 'alice'), 0);
+    assert.equal(await certsOf(l.f, 'alice'), 0);
   });
 
   it('400 naming the field: a taken device name, a bad name', async () => {
@@ -162,16 +162,16 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
     assert.match(a.profile, /<cert>/);
     const b = await restImport(l.base, 'alice', PASSWORD, 'GetAutologin');
     assert.ok(b.ok, b.ok ? '' : b.body);
-    assert.equal(certsOf(l.f, 'alice'), 2);
-    assert.ok(l.f.ctx.store.listAudit({ action: 'rest-import' }).length === 2);
+    assert.equal(await certsOf(l.f, 'alice'), 2);
+    assert.ok((await l.f.ctx.store.listAudit({ action: 'rest-import' })).length === 2);
   });
 
   it('a user name with one of their API tokens as the password gets a profile', async () => {
     l = await live();
     const tokens = new TokenService({ store: l.f.ctx.store, defaultDays: 30, now: () => new Date() });
-    const { secret } = tokens.create({
+    const { secret } = await tokens.create({
       actor: 'bob',
-      owner: l.f.ctx.store.getUserByName('bob')!,
+      owner: (await l.f.ctx.store.getUserByName('bob'))!,
       name: 'connect',
     });
     const ok = await restImport(l.base, 'bob', secret);
@@ -179,7 +179,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
     // someone else's name with bob's token: refused
     const other = await restImport(l.base, 'alice', secret);
     assert.equal(other.status, 401);
-    assert.equal(certsOf(l.f, 'alice'), 0);
+    assert.equal(await certsOf(l.f, 'alice'), 0);
   });
 
   it('401 AUTH_FAILED as the XML Error body for a wrong password, nothing issued', async () => {
@@ -194,7 +194,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
     assert.match(r.headers.get('www-authenticate') ?? '', /^Basic realm="podgate"/);
     const none = await fetch(`${l.base}/rest/GetUserlogin`);
     assert.equal(none.status, 401);
-    assert.equal(certsOf(l.f, 'alice'), 0);
+    assert.equal(await certsOf(l.f, 'alice'), 0);
   });
 
   it('the sign-in throttle applies: past the budget a 429 XML error with Retry-After', async () => {
@@ -204,7 +204,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
     assert.equal(r.status, 429);
     assert.equal(!r.ok && r.error!.type, 'Too Many Requests');
     assert.ok(Number(r.headers.get('retry-after')) > 0);
-    assert.equal(certsOf(l.f, 'alice'), 0);
+    assert.equal(await certsOf(l.f, 'alice'), 0);
   });
 
   it('the issue limits apply: devices.maxValidPerUser reached gives an XML error, nothing issued', async () => {
@@ -213,7 +213,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
     const r = await restImport(l.base, 'alice', PASSWORD);
     assert.equal(r.status, 409);
     assert.match((!r.ok && r.error!.message) || '', /maxValidPerUser/);
-    assert.equal(certsOf(l.f, 'alice'), 1);
+    assert.equal(await certsOf(l.f, 'alice'), 1);
   });
 
   it('a single sign-on user is refused with a message pointing at the one-use link', async () => {
@@ -229,7 +229,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
         },
         'web.publicUrl': 'https://vpn.example.test',
       });
-      l.f.ctx.store.createUser({ name: 'sso-carol', role: 'user', passwordHash: null });
+      await l.f.ctx.store.createUser({ name: 'sso-carol', role: 'user', passwordHash: null });
       const r = await restImport(l.base, 'sso-carol', 'anything');
       assert.equal(r.status, 403);
       assert.equal(!r.ok && r.error!.type, 'Access denied');
@@ -237,7 +237,7 @@ describe('OpenVPN Connect: import from URL (/rest/GetUserlogin, /rest/GetAutolog
         (!r.ok && r.error!.message) || '',
         /single sign-on.*https:\/\/vpn\.example\.test\/devices.*Add to OpenVPN Connect/,
       );
-      assert.equal(certsOf(l.f, 'sso-carol'), 0);
+      assert.equal(await certsOf(l.f, 'sso-carol'), 0);
     } finally {
       (await import('node:fs')).rmSync(secretFile, { force: true });
     }

@@ -27,7 +27,7 @@ describe('web: unambiguous certificate names, disable during issuance, device ma
       .expect(400);
     assert.equal(res.body.error.field, 'name');
     assert.match(res.body.error.message, /no "\."/);
-    assert.equal(f.ctx.store.listCerts({}).items.filter((c) => c.kind === 'client').length, 0);
+    assert.equal((await f.ctx.store.listCerts({})).items.filter((c) => c.kind === 'client').length, 0);
   });
 
   it('a name issued before the rule keeps working and never passes to the other user, both directions', async () => {
@@ -103,10 +103,10 @@ describe('web: unambiguous certificate names, disable during issuance, device ma
       .set('X-CSRF-Token', admin.csrf)
       .send({ disabled: true });
     assert.equal(disable.status, 200);
-    const crlAtDisable = f.ctx.revocation.currentCrl()!.pem;
+    const crlAtDisable = (await f.ctx.revocation.currentCrl())!.pem;
     const results = await Promise.all(creates);
-    const aliceId = f.ctx.store.getUserByName('alice')!.id;
-    assert.equal(f.ctx.store.listCerts({ ownerId: aliceId, status: 'valid' }).total, 0);
+    const aliceId = (await f.ctx.store.getUserByName('alice'))!.id;
+    assert.equal((await f.ctx.store.listCerts({ ownerId: aliceId, status: 'valid' })).total, 0);
     // Whatever answered 201 must fail `openssl verify -crl_check` against the CRL of the moment the disable returned.
     writeFileSync(join(f.dir, 'ca.pem'), f.ctx.ca.certPem);
     writeFileSync(join(f.dir, 'crl.pem'), crlAtDisable);

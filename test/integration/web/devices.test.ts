@@ -35,8 +35,8 @@ describe('web devices: create, download, list, revoke own', function () {
     bob = await signIn(f.app, 'bob');
     tmp = mkdtempSync(join(tmpdir(), 'podgate-web-dev-'));
   });
-  after(() => {
-    f?.close();
+  after(async () => {
+    await f?.close();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -82,8 +82,8 @@ describe('web devices: create, download, list, revoke own', function () {
     assert.match(s.stdout, /CN ?= ?alice\.laptop/);
   });
 
-  it('never stores the private key', () => {
-    const row = f.ctx.store.getCert(laptopSerial)!;
+  it('never stores the private key', async () => {
+    const row = (await f.ctx.store.getCert(laptopSerial))!;
     assert.doesNotMatch(JSON.stringify(row), /PRIVATE KEY/);
   });
 
@@ -109,7 +109,7 @@ describe('web devices: create, download, list, revoke own', function () {
   });
 
   it('400 naming the field for bad device names, and nothing is issued', async () => {
-    const before = f.ctx.store.listCerts({}).total;
+    const before = (await f.ctx.store.listCerts({})).total;
     for (const name of ['Laptop', '../x', 'a b', '', '.', 'x'.repeat(65), 'laptop\nremote evil 1']) {
       const res = await alice.agent
         .post('/api/v1/devices')
@@ -148,7 +148,7 @@ describe('web devices: create, download, list, revoke own', function () {
     // The form comes back with the message next to it and the value typed.
     assert.match(form.text, /id="form-error">name must match/);
     assert.match(form.text, /value="BAD NAME" aria-invalid="true"/);
-    assert.equal(f.ctx.store.listCerts({}).total, before);
+    assert.equal((await f.ctx.store.listCerts({})).total, before);
   });
 
   it('with a CSR the key stays on the device: the profile has no <key> and the certificate holds the CSR key', async () => {
@@ -196,8 +196,8 @@ describe('web devices: create, download, list, revoke own', function () {
     };
     const made = await create(alice, 'band', { csr: await csrFor('band') });
     assert.equal(made.status, 201, text(made));
-    const serial = f.ctx.store.getValidCertByCommonName('alice.band')!.serial;
-    const rows = f.ctx.store.listCerts({}).total;
+    const serial = (await f.ctx.store.getValidCertByCommonName('alice.band'))!.serial;
+    const rows = (await f.ctx.store.listCerts({})).total;
     const refused = await alice.agent
       .post(`/api/v1/devices/${serial}/renew`)
       .set('X-CSRF-Token', alice.csrf)
@@ -206,7 +206,7 @@ describe('web devices: create, download, list, revoke own', function () {
       .expect(400);
     assert.equal(refused.body.error.field, 'csr');
     assert.match(refused.body.error.message, /certificate request/);
-    assert.equal(f.ctx.store.listCerts({}).total, rows, 'no certificate issued');
+    assert.equal((await f.ctx.store.listCerts({})).total, rows, 'no certificate issued');
     const renewed = await alice.agent
       .post(`/api/v1/devices/${serial}/renew`)
       .set('X-CSRF-Token', alice.csrf)
@@ -220,7 +220,7 @@ describe('web devices: create, download, list, revoke own', function () {
     assert.equal(certPub.stdout, keyPub.stdout, 'the certificate holds the new CSR key');
     // A device with a server-made key may switch to a CSR on renewal too.
     assert.equal((await create(alice, 'kiosk')).status, 201);
-    const kiosk = f.ctx.store.getValidCertByCommonName('alice.kiosk')!.serial;
+    const kiosk = (await f.ctx.store.getValidCertByCommonName('alice.kiosk'))!.serial;
     const switched = await alice.agent
       .post(`/api/v1/devices/${kiosk}/renew`)
       .set('X-CSRF-Token', alice.csrf)
@@ -228,7 +228,7 @@ describe('web devices: create, download, list, revoke own', function () {
       .send({ csr: await csrFor('kiosk2') })
       .expect(201);
     assert.equal(block(switched.body.profile as string, 'key'), undefined);
-    assert.equal(f.ctx.store.getValidCertByCommonName('alice.kiosk')!.keyFromCsr, true);
+    assert.equal((await f.ctx.store.getValidCertByCommonName('alice.kiosk'))!.keyFromCsr, true);
   });
 
   it('JSON clients can ask for the profile inside a JSON answer (still no-store)', async () => {
@@ -261,7 +261,7 @@ describe('web devices: create, download, list, revoke own', function () {
     const admin = await signIn(f.app, 'admin');
     await admin.agent.delete(`/api/v1/devices/${laptopSerial}`).set('X-CSRF-Token', admin.csrf).expect(404);
     await bob.agent.get('/api/v1/devices/nothex!').expect(404);
-    assert.equal(f.ctx.store.getCert(laptopSerial)!.status, 'valid');
+    assert.equal((await f.ctx.store.getCert(laptopSerial))!.status, 'valid');
   });
 
   it('revokes an own device (confirmation page, then POST); the CRL lists it', async () => {
@@ -280,7 +280,7 @@ describe('web devices: create, download, list, revoke own', function () {
     assert.match(out.stdout, new RegExp(`Serial Number: ${laptopSerial}`));
     // Revoking again by API: 409 conflict, state unchanged.
     await alice.agent.delete(`/api/v1/devices/${laptopSerial}`).set('X-CSRF-Token', alice.csrf).expect(409);
-    const audit = f.ctx.store.listAudit({ action: 'cert.revoke' });
+    const audit = await f.ctx.store.listAudit({ action: 'cert.revoke' });
     assert.equal(audit[0]!.actor, 'alice');
   });
 
@@ -321,7 +321,7 @@ describe('web devices: create, download, list, revoke own', function () {
   });
 
   it('the set-up page shows the discovered cluster domain, DNS server and routes', async () => {
-    f.ctx.store.setSetting(
+    await f.ctx.store.setSetting(
       DISCOVERY_SETTING,
       JSON.stringify({
         podCidrs: ['10.244.0.0/16'],

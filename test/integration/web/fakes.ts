@@ -43,7 +43,7 @@ export class BrokenCluster implements ClusterPort {
   async discover(): Promise<DiscoveryResult> {
     throw this.error;
   }
-  lastDiscovery(): DiscoveryResult | undefined {
+  async lastDiscovery(): Promise<DiscoveryResult | undefined> {
     return undefined;
   }
   async manifests(): Promise<{ name: string; yaml: string }[]> {

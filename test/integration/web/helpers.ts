@@ -33,7 +33,7 @@ export interface WebFixture {
    * a mismatch fails the run (root hook above).
    */
   api: { violations: string[]; checked: Checked[] };
-  close(): void;
+  close(): Promise<void>;
 }
 
 /**
@@ -71,8 +71,8 @@ export async function webFixture(
     app,
     clock,
     api,
-    close() {
-      ctx.close();
+    async close() {
+      await ctx.close();
       rmSync(dir, { recursive: true, force: true });
       setLogLevel(level);
     },

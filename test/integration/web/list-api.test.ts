@@ -45,7 +45,7 @@ describe('web API: one list shape ({items, total, nextCursor}, limit + cursor) a
         deviceName: name,
         kind: 'gateway',
       });
-      f.ctx.store.upsertGateway({
+      await f.ctx.store.upsertGateway({
         name,
         target: 'root@192.0.2.10:22',
         certSerial: issued.cert.serial,
@@ -94,7 +94,7 @@ describe('web API: one list shape ({items, total, nextCursor}, limit + cursor) a
   it('the audit log pages by its newest-first key: entries appended while walking do not shift a page', async () => {
     const first = (await admin.agent.get('/api/v1/audit?limit=3').expect(200)).body as Page;
     for (let i = 0; i < 5; i++)
-      f.ctx.store.appendAudit({
+      await f.ctx.store.appendAudit({
         actor: 'test',
         action: 'test.noise',
         target: `n${i}`,

@@ -173,7 +173,7 @@ describe('metrics for the alerts: cluster state and pending revocations', functi
   it('server replicas, the CRL the pod applied, and how long a revocation has been pending', async () => {
     const ctx = await testContext(dir);
     try {
-      const crl = ctx.store.getCrl();
+      const crl = (await ctx.store.getCrl())!;
       assert.ok(crl, 'a CRL exists after init');
       let at = new Date(crl.thisUpdate.getTime() + 90_000);
       let applied = crl.number - 1;
@@ -221,7 +221,7 @@ describe('metrics for the alerts: cluster state and pending revocations', functi
       assert.match(text, /^podgate_revocation_pending_seconds 0$/m);
 
       // local mode: a session the agent could not end yet
-      ctx.store.addPending({
+      await ctx.store.addPending({
         serial: 'AB01',
         commonName: 'alice-laptop',
         crlNumber: crl.number,
@@ -234,7 +234,7 @@ describe('metrics for the alerts: cluster state and pending revocations', functi
       // the agent reports it effective (local mode's reporter): pending cleared, time to effect recorded
       assert.match(text, /^podgate_revocation_last_effect_seconds 0$/m, '0 until one took effect');
       assert.match(text, /^podgate_revocations_effective_total 0$/m);
-      new StoreAgentReporter(ctx.store).applied({
+      await new StoreAgentReporter(ctx.store).applied({
         crlNumber: crl.number,
         appliedAt: at,
         revoked: [
@@ -269,7 +269,7 @@ describe('metrics for the alerts: cluster state and pending revocations', functi
       assert.doesNotMatch(text, /^podgate_crl_applied_number\{/m);
       assert.match(text, /^podgate_crl_number \d+$/m);
     } finally {
-      ctx.close();
+      await ctx.close();
     }
   });
 });

@@ -94,7 +94,7 @@ async function rig(
     callback,
     async close() {
       await port.close();
-      f.close();
+      await f.close();
     },
   };
 }
@@ -174,7 +174,7 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     assert.equal(res.status, 200, res.body.slice(0, 500));
     assert.match(res.body, /http-equiv="refresh" content="0;url=\/devices"/);
     assert.ok(sessionOf(jar, r), 'a session cookie was set');
-    const user = r.f.ctx.store.getUserByName('dev.eloper');
+    const user = await r.f.ctx.store.getUserByName('dev.eloper');
     assert.ok(user, 'user named from preferred_username, made valid');
     assert.equal(user.role, 'user');
     assert.equal(user.passwordHash, null, 'no password for a single sign-on user');
@@ -185,21 +185,21 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     p.accounts.set('u-dev', { preferred_username: 'renamed', groups: ['vpn-users'] });
     const again = await signInVia(r, 'u-dev');
     assert.equal(again.res.status, 200);
-    assert.equal(r.f.ctx.store.getUserByName('renamed'), undefined);
-    assert.equal(r.f.ctx.users.list().filter((u) => u.name.startsWith('dev')).length, 1);
-    const audit = r.f.ctx.store.listAudit({ limit: 50 }).map((a) => a.action);
+    assert.equal(await r.f.ctx.store.getUserByName('renamed'), undefined);
+    assert.equal((await r.f.ctx.users.list()).filter((u) => u.name.startsWith('dev')).length, 1);
+    const audit = (await r.f.ctx.store.listAudit({ limit: 50 })).map((a) => a.action);
     assert.ok(audit.includes('oidc.link') && audit.includes('user.create'), audit.join(','));
   });
 
   it('a user-name claim equal to a local user makes a new user with a suffix: no takeover', async () => {
     await setup();
-    const alice = r.f.ctx.store.getUserByName('alice')!;
+    const alice = (await r.f.ctx.store.getUserByName('alice'))!;
     const { jar, res } = await signInVia(r, 'u-alice');
     assert.equal(res.status, 200, res.body.slice(0, 300));
     const me = await step(jar, `${r.url}/devices`);
     assert.match(me.body, /alice-2/);
-    assert.deepEqual(r.f.ctx.store.getUserByName('alice'), alice, 'the local alice is untouched');
-    assert.equal(r.f.ctx.store.getOidcIdentityOfUser(alice.id), undefined);
+    assert.deepEqual(await r.f.ctx.store.getUserByName('alice'), alice, 'the local alice is untouched');
+    assert.equal(await r.f.ctx.store.getOidcIdentityOfUser(alice!.id), undefined);
     // and alice's password still signs in the local account
     await request(r.f.app).post('/api/v1/login').send({ name: 'alice', password: PASSWORD }).expect(200);
   });
@@ -208,12 +208,12 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     await setup();
     const first = await signInVia(r, 'u-boss');
     assert.equal(first.res.status, 200);
-    assert.equal(r.f.ctx.store.getUserByName('boss')!.role, 'admin');
+    assert.equal((await r.f.ctx.store.getUserByName('boss'))!.role, 'admin');
     assert.equal((await step(first.jar, `${r.url}/admin/users`)).status, 200);
     p.accounts.set('u-boss', { preferred_username: 'boss', groups: ['vpn-users'] });
     const second = await signInVia(r, 'u-boss');
     assert.equal(second.res.status, 200);
-    assert.equal(r.f.ctx.store.getUserByName('boss')!.role, 'user');
+    assert.equal((await r.f.ctx.store.getUserByName('boss'))!.role, 'user');
     await r.f.ctx.devices.issue({
       actor: 'test',
       owner: 'boss',
@@ -225,42 +225,44 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     assert.equal(third.res.status, 403);
     assert.match(third.res.body, /ask your admin to add you to &quot;vpn-users&quot;/);
     assert.equal(sessionOf(third.jar, r), undefined);
-    const boss = r.f.ctx.store.getUserByName('boss')!;
-    assert.equal(boss.disabled, true);
-    const cert = r.f.ctx.store.listCerts({ ownerId: boss.id, limit: 10 }).items[0]!;
+    const boss = (await r.f.ctx.store.getUserByName('boss'))!;
+    assert.equal(boss!.disabled, true);
+    const cert = (await r.f.ctx.store.listCerts({ ownerId: boss!.id, limit: 10 })).items[0]!;
     assert.equal(cert.status, 'revoked');
-    const actions = r.f.ctx.store.listAudit({ limit: 100 }).map((a) => a.action);
+    const actions = (await r.f.ctx.store.listAudit({ limit: 100 })).map((a) => a.action);
     for (const a of ['oidc.demote', 'oidc.disable', 'user.disable']) assert.ok(actions.includes(a), a);
     // access rules match these groups: each change the sign-in saw is audited
-    const groupRows = r.f.ctx.store.listAudit({ limit: 10, action: 'oidc.groups' }).map((a) => a.details.to);
+    const groupRows = (await r.f.ctx.store.listAudit({ limit: 10, action: 'oidc.groups' })).map(
+      (a) => a.details.to,
+    );
     assert.deepEqual(groupRows, [['marketing'], ['vpn-users']]);
   });
 
   it('someone outside the allowed groups is refused at first sign-in and no user is made', async () => {
     await setup();
     p.accounts.set('u-out', { preferred_username: 'outsider', groups: ['sales'] });
-    const before = r.f.ctx.users.list().length;
+    const before = (await r.f.ctx.users.list()).length;
     const { res } = await signInVia(r, 'u-out');
     assert.equal(res.status, 403);
     assert.match(
       res.body,
       /not in a group allowed to use podgate: ask your admin to add you to &quot;vpn-users&quot;/,
     );
-    assert.equal(r.f.ctx.users.list().length, before);
+    assert.equal((await r.f.ctx.users.list()).length, before);
   });
 
   it('403 when the groups claim is absent, and when it is not a list; nothing is created', async () => {
     await setup();
     p.accounts.set('u-nog', { preferred_username: 'nogroups' });
     p.accounts.set('u-str', { preferred_username: 'stringgroups', groups: 'vpn-users' });
-    const before = r.f.ctx.users.list().length;
+    const before = (await r.f.ctx.users.list()).length;
     const a = await signInVia(r, 'u-nog');
     assert.equal(a.res.status, 403);
     assert.match(a.res.body, /sent no &quot;groups&quot; claim/);
     const b = await signInVia(r, 'u-str');
     assert.equal(b.res.status, 403);
     assert.match(b.res.body, /claim is not a list of group names \(got string\)/);
-    assert.equal(r.f.ctx.users.list().length, before);
+    assert.equal((await r.f.ctx.users.list()).length, before);
   });
 
   it('400 on a state mismatch and on a nonce mismatch; no session either way', async () => {
@@ -277,14 +279,23 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     const back2 = await toCallback(r, jar2, 'u-dev');
     // the pending sign-in kept server-side gets another nonce than the one the provider put in the token
     const key = 'oidc-pending:' + createHash('sha256').update(jar2.get(r.url, 'podgate_oidc')!).digest('hex');
-    const rec = r.f.ctx.store.getSession(key, new Date())!;
-    const data = JSON.parse(rec.data) as Record<string, string>;
-    r.f.ctx.store.setSession(key, JSON.stringify({ ...data, nonce: 'another-nonce' }), rec.expiresAt, null);
+    const rec = (await r.f.ctx.store.getSession(key, new Date()))!;
+    const data = JSON.parse(rec!.data) as Record<string, string>;
+    await r.f.ctx.store.setSession(
+      key,
+      JSON.stringify({ ...data, nonce: 'another-nonce' }),
+      rec!.expiresAt,
+      null,
+    );
     const res2 = await step(jar2, back2);
     assert.equal(res2.status, 400);
     assert.match(res2.body, /nonce mismatch/);
     assert.equal(sessionOf(jar2, r), undefined);
-    assert.equal(r.f.ctx.store.getUserByName('dev.eloper'), undefined, 'no user made by a refused sign-in');
+    assert.equal(
+      await r.f.ctx.store.getUserByName('dev.eloper'),
+      undefined,
+      'no user made by a refused sign-in',
+    );
   });
 
   it('a callback without the browser cookie (or used twice) is refused', async () => {
@@ -417,9 +428,11 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     await setup();
     await signInVia(r, 'u-dev');
     await signInVia(r, 'u-boss');
-    const identity = r.f.ctx.store.getOidcIdentityOfUser(r.f.ctx.store.getUserByName('dev.eloper')!.id)!;
+    const identity = (await r.f.ctx.store.getOidcIdentityOfUser(
+      (await r.f.ctx.store.getUserByName('dev.eloper'))!.id,
+    ))!;
     assert.ok(identity.refreshToken, 'a refresh token is stored');
-    assert.doesNotMatch(identity.refreshToken, /^[\w-]{20,}$/, 'only as an encrypted envelope');
+    assert.doesNotMatch(identity.refreshToken!, /^[\w-]{20,}$/, 'only as an encrypted envelope');
     await r.f.ctx.devices.issue({
       actor: 'test',
       owner: 'dev.eloper',
@@ -438,19 +451,19 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
         ['boss', 'demoted'],
       ],
     );
-    assert.equal(r.f.ctx.store.getUserByName('dev.eloper')!.disabled, true);
-    const groupChange = r.f.ctx.store.listAudit({ limit: 5, action: 'oidc.groups' })[0]!;
+    assert.equal((await r.f.ctx.store.getUserByName('dev.eloper'))!.disabled, true);
+    const groupChange = (await r.f.ctx.store.listAudit({ limit: 5, action: 'oidc.groups' }))[0]!;
     assert.deepEqual(
       [groupChange.actor, groupChange.target, groupChange.details.to],
       ['cli', 'boss', ['vpn-users']],
     );
-    const cert = r.f.ctx.store.getCert(
-      r.f.ctx.store.listCerts({ search: 'dev.laptop', limit: 1 }).items[0]!.serial,
-    )!;
-    assert.equal(cert.status, 'revoked');
-    const crl = r.f.ctx.store.getCrl()!.pem;
+    const cert = (await r.f.ctx.store.getCert(
+      (await r.f.ctx.store.listCerts({ search: 'dev.laptop', limit: 1 })).items[0]!.serial,
+    ))!;
+    assert.equal(cert!.status, 'revoked');
+    const crl = (await r.f.ctx.store.getCrl())!.pem;
     const crlText = await exec(['openssl', 'crl', '-noout', '-text'], { input: crl });
-    assert.match(crlText.stdout, new RegExp(`Serial Number: ${cert.serial}`));
+    assert.match(crlText.stdout, new RegExp(`Serial Number: ${cert!.serial}`));
     // a second run (in-process this time) leaves them alone
     const again = await openOidc(r.f.ctx)!.sync('test');
     assert.deepEqual(
@@ -468,8 +481,8 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
       ],
     );
     assert.match(down[1]!.detail!, /not reachable/);
-    assert.equal(r.f.ctx.store.getUserByName('boss')!.disabled, false);
-    assert.equal(r.f.ctx.store.listAudit({ limit: 5, action: 'oidc.sync' })[0]!.result, 'error');
+    assert.equal((await r.f.ctx.store.getUserByName('boss'))!.disabled, false);
+    assert.equal((await r.f.ctx.store.listAudit({ limit: 5, action: 'oidc.sync' }))[0]!.result, 'error');
   });
 
   it('auth.local admins-only: a non-admin password is refused with the way to go, an admin still signs in', async () => {
@@ -506,8 +519,10 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
   }
 
   /** The refresh token stored for a user, opened. */
-  function storedRefreshToken(name: string): string {
-    const identity = r.f.ctx.store.getOidcIdentityOfUser(r.f.ctx.store.getUserByName(name)!.id)!;
+  async function storedRefreshToken(name: string): Promise<string> {
+    const identity = (await r.f.ctx.store.getOidcIdentityOfUser(
+      (await r.f.ctx.store.getUserByName(name))!.id,
+    ))!;
     return TokenCipher.open(r.f.ctx.config, r.f.ctx.dataDir).open(identity.refreshToken!);
   }
 
@@ -522,10 +537,13 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     const { jar, res } = await signInVia(r, 'u-boss');
     assert.equal(res.status, 200, res.body.slice(0, 500));
     assert.ok(userInfoReads >= 1, 'podgate asked UserInfo');
-    const boss = r.f.ctx.store.getUserByName('boss');
+    const boss = await r.f.ctx.store.getUserByName('boss');
     assert.ok(boss, 'named from the UserInfo preferred_username');
     assert.equal(boss.role, 'admin', 'admin group from UserInfo');
-    assert.deepEqual(r.f.ctx.store.getOidcIdentityOfUser(boss.id)!.groups, ['vpn-admins', 'vpn-users']);
+    assert.deepEqual((await r.f.ctx.store.getOidcIdentityOfUser(boss.id))!.groups, [
+      'vpn-admins',
+      'vpn-users',
+    ]);
     assert.equal((await step(jar, `${r.url}/admin/users`)).status, 200);
   });
 
@@ -533,7 +551,7 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
     await setup({}, undefined, { claimsIn: 'id-token' });
     const { res } = await signInVia(r, 'u-boss');
     assert.equal(res.status, 200, res.body.slice(0, 500));
-    assert.equal(r.f.ctx.store.getUserByName('boss')!.role, 'admin');
+    assert.equal((await r.f.ctx.store.getUserByName('boss'))!.role, 'admin');
     p.accounts.set('u-boss', { preferred_username: 'boss', groups: ['vpn-users'] });
     const run = await openOidc(r.f.ctx)!.sync('test');
     assert.deepEqual(
@@ -553,12 +571,12 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
       });
     };
     await setup({}, forged as unknown as CustomFetch);
-    const before = r.f.ctx.users.list().length;
+    const before = (await r.f.ctx.users.list()).length;
     const { jar, res } = await signInVia(r, 'u-dev');
     assert.equal(res.status, 400, res.body.slice(0, 500));
     assert.match(res.body, /failed a check|could not be verified/);
     assert.equal(sessionOf(jar, r), undefined);
-    assert.equal(r.f.ctx.users.list().length, before);
+    assert.equal((await r.f.ctx.users.list()).length, before);
   });
 
   for (const claimsIn of ['id-token', 'conformant'] as const) {
@@ -579,17 +597,20 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
         [['dev.eloper', 'disabled']],
         JSON.stringify(run),
       );
-      const dev = r.f.ctx.store.getUserByName('dev.eloper')!;
-      assert.equal(dev.disabled, true);
-      assert.equal(r.f.ctx.store.listCerts({ ownerId: dev.id, limit: 10 }).items[0]!.status, 'revoked');
-      const audit = r.f.ctx.store.listAudit({ limit: 20, action: 'oidc.disable' })[0]!;
+      const dev = (await r.f.ctx.store.getUserByName('dev.eloper'))!;
+      assert.equal(dev!.disabled, true);
+      assert.equal(
+        (await r.f.ctx.store.listCerts({ ownerId: dev!.id, limit: 10 })).items[0]!.status,
+        'revoked',
+      );
+      const audit = (await r.f.ctx.store.listAudit({ limit: 20, action: 'oidc.disable' }))[0]!;
       assert.equal(audit.details.reason, 'not in an allowed group');
     });
 
     it(`leaver check (${claimsIn}) with single-use refresh tokens: a run that fails after the refresh keeps the new token`, async () => {
       await setup({}, undefined, { claimsIn, rotateRefreshTokens: true });
       assert.equal((await signInVia(r, 'u-dev')).res.status, 200);
-      const first = storedRefreshToken('dev.eloper');
+      const first = await storedRefreshToken('dev.eloper');
       // a broken claim mapping for one run: an error for this user, nothing changed...
       p.accounts.set('u-dev', { preferred_username: 'Dev.Eloper', groups: 'vpn-users' });
       const broken = await openOidc(r.f.ctx)!.sync('test');
@@ -598,16 +619,16 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
         ['error'],
       );
       assert.match(broken[0]!.detail!, /not a list of group names/);
-      assert.equal(r.f.ctx.store.getUserByName('dev.eloper')!.disabled, false);
+      assert.equal((await r.f.ctx.store.getUserByName('dev.eloper'))!.disabled, false);
       // ...but the provider rotated the token, and podgate kept the new one
-      assert.notEqual(storedRefreshToken('dev.eloper'), first, 'the rotated refresh token was saved');
+      assert.notEqual(await storedRefreshToken('dev.eloper'), first, 'the rotated refresh token was saved');
       p.accounts.set('u-dev', { preferred_username: 'Dev.Eloper', groups: ['vpn-users'] });
       const next = await openOidc(r.f.ctx)!.sync('test');
       assert.deepEqual(
         next.map((e) => [e.outcome, e.detail]),
         [['ok', undefined]],
       );
-      assert.equal(r.f.ctx.store.getUserByName('dev.eloper')!.disabled, false);
+      assert.equal((await r.f.ctx.store.getUserByName('dev.eloper'))!.disabled, false);
       assert.equal((await openOidc(r.f.ctx)!.sync('test'))[0]!.outcome, 'ok', 'and the run after that');
     });
   }
@@ -644,7 +665,7 @@ describe('web: OpenID Connect sign-in against a real provider (oidc-provider)', 
       ],
       JSON.stringify([a, b]),
     );
-    assert.equal(r.f.ctx.store.getUserByName('dev.eloper')!.disabled, false);
+    assert.equal((await r.f.ctx.store.getUserByName('dev.eloper'))!.disabled, false);
     assert.equal(tokenCalls, 2);
   });
 

@@ -17,7 +17,7 @@ const brokenCluster: ClusterPort = {
   discover: async () => {
     throw new Error(SECRET);
   },
-  lastDiscovery: () => undefined,
+  lastDiscovery: async () => undefined,
   manifests: async () => [],
   deploy: async () => {
     throw new Error(SECRET);
@@ -35,8 +35,8 @@ describe('web public endpoints, headers and errors', function () {
     f = await webFixture({ cluster: brokenCluster });
     tmp = mkdtempSync(join(tmpdir(), 'podgate-web-pub-'));
   });
-  after(() => {
-    f?.close();
+  after(async () => {
+    await f?.close();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -118,7 +118,7 @@ describe('web public endpoints, headers and errors', function () {
       assert.match(again.text, /podgate_access_dropped_packets 42/);
       assert.match(again.text, /podgate_access_stale 1/);
     } finally {
-      m.close();
+      await m.close();
     }
   });
 
@@ -215,7 +215,7 @@ describe('web over HTTPS (startServer with tlsCertFile/tlsKeyFile)', function ()
   });
   after(async () => {
     await close?.();
-    f?.close();
+    await f?.close();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 

@@ -21,8 +21,8 @@ describe('web: device renewal, expiry warnings and podgate_certificates_expiring
       { 'vpn.certDays': 40, 'vpn.expiryWarningDays': 30, 'web.metricsTokenFile': join(tmp, 'metrics-token') },
     );
   });
-  afterEach(() => {
-    f.close();
+  afterEach(async () => {
+    await f.close();
     rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -51,7 +51,7 @@ describe('web: device renewal, expiry warnings and podgate_certificates_expiring
     const bob = await signIn(f.app, 'bob');
     await bob.agent.post(`/api/v1/devices/${oldSerial}/renew`).set('X-CSRF-Token', bob.csrf).expect(404);
     await alice.agent.post(`/api/v1/devices/${oldSerial}/renew`).expect(403);
-    assert.equal(f.ctx.store.listCerts({ kind: 'client' }).total, 1);
+    assert.equal((await f.ctx.store.listCerts({ kind: 'client' })).total, 1);
 
     const renewed = await alice.agent
       .post(`/api/v1/devices/${oldSerial}/renew`)
@@ -87,6 +87,6 @@ describe('web: device renewal, expiry warnings and podgate_certificates_expiring
       .send({ _csrf: csrfFromHtml(html) })
       .expect(201);
     assert.match(String(res.headers['content-disposition']), /alice\.laptop\.ovpn/);
-    assert.equal(f.ctx.store.listCerts({ kind: 'client', status: 'valid' }).total, 3);
+    assert.equal((await f.ctx.store.listCerts({ kind: 'client', status: 'valid' })).total, 3);
   });
 });

@@ -72,7 +72,7 @@ describe('web: sessions of several server replicas', function () {
       assert.match(res.text, /^podgate_vpn_replica_sessions\{replica="podgate-openvpn-a"\} 2$/m);
       assert.doesNotMatch(res.text, /podgate_vpn_replica_sessions\{replica="podgate-openvpn-b"\}/);
     } finally {
-      m.close();
+      await m.close();
     }
   });
 });

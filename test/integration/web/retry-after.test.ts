@@ -87,7 +87,10 @@ describe('web: Retry-After on 429', function () {
     // The first issue leaves the sliding hour 45 minutes from now.
     assert.equal(refused.headers['retry-after'], String(45 * 60));
     assert.match(refused.body.error.message, /devices\.issuesPerHour/);
-    assert.equal(f.ctx.store.listCerts({ ownerId: f.ctx.store.getUserByName('alice')!.id }).items.length, 2);
+    assert.equal(
+      (await f.ctx.store.listCerts({ ownerId: (await f.ctx.store.getUserByName('alice'))!.id })).items.length,
+      2,
+    );
 
     const page = await alice.agent
       .post('/devices')

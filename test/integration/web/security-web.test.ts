@@ -55,7 +55,7 @@ describe('web security (issue 11)', function () {
       const evaluated = (counts[200] ?? 0) + (counts[401] ?? 0);
       assert.ok(evaluated <= 5, `evaluated ${evaluated} (statuses ${JSON.stringify(counts)})`);
       assert.equal(counts[429], 100 - evaluated, JSON.stringify(counts));
-      assert.ok(f.ctx.store.listAudit({ action: 'login.failed' }).length <= 5);
+      assert.ok((await f.ctx.store.listAudit({ action: 'login.failed' })).length <= 5);
     });
 
     it('100 parallel sign-ins for 100 accounts from one address: at most 20 are evaluated', async () => {
@@ -141,7 +141,7 @@ describe('web security (issue 11)', function () {
         statuses.push(res.status);
       }
       assert.deepEqual(tally(statuses), { 401: 20, 429: 2 });
-      const rows = f.ctx.store.listAudit({ action: 'login.failed' });
+      const rows = await f.ctx.store.listAudit({ action: 'login.failed' });
       assert.ok(rows.every((r) => !String((r.details as { ip?: string }).ip).startsWith('198.51.100.')));
     });
 
@@ -153,9 +153,9 @@ describe('web security (issue 11)', function () {
           .set('X-Forwarded-For', `198.51.100.${i + 1}`)
           .send({ name: `ghost${i}`, password: 'wrong password!' })
           .expect(401);
-      const ips = f.ctx.store
-        .listAudit({ action: 'login.failed', limit: 50 })
-        .map((r) => (r.details as { ip: string }).ip);
+      const ips = (await f.ctx.store.listAudit({ action: 'login.failed', limit: 50 })).map(
+        (r) => (r.details as { ip: string }).ip,
+      );
       assert.equal(new Set(ips).size, 22);
     });
   });
@@ -200,7 +200,7 @@ describe('web security (issue 11)', function () {
         .set('Content-Type', 'text/plain')
         .send(JSON.stringify({ name: 'alice', password: PASSWORD }))
         .expect(415);
-      assert.equal(f.ctx.store.listAudit({ action: 'login' }).length, 0);
+      assert.equal((await f.ctx.store.listAudit({ action: 'login' })).length, 0);
     });
 
     it('403 when the browser says the request comes from another site; 200 from this site or a script', async () => {
@@ -275,7 +275,7 @@ describe('web security (issue 11)', function () {
         .expect(400);
       assert.equal(badName.body.error.field, 'name');
       await alice.agent.post('/api/v1/tokens').send({ name: 'ci' }).expect(403); // CSRF
-      assert.equal(f.ctx.store.listTokens(f.ctx.store.getUserByName('alice')!.id).length, 0);
+      assert.equal((await f.ctx.store.listTokens((await f.ctx.store.getUserByName('alice'))!.id)).length, 0);
     });
 
     it("users delete their own tokens only (404 for someone else's); admins list and delete everyone's", async () => {
@@ -314,13 +314,13 @@ describe('web security (issue 11)', function () {
         .set('X-CSRF-Token', alice.csrf)
         .expect(204);
       await request(f.app).get('/api/v1/me').set('Authorization', `Bearer ${a.body.secret}`).expect(401);
-      assert.equal(f.ctx.store.listAudit({ action: 'token.delete' }).length, 2);
+      assert.equal((await f.ctx.store.listAudit({ action: 'token.delete' })).length, 2);
     });
 
     it('a token of a disabled user stays dead when the user is enabled again', async () => {
-      const alice = f.ctx.store.getUserByName('alice')!;
+      const alice = (await f.ctx.store.getUserByName('alice'))!;
       const secret = 'pgt_' + 'x'.repeat(43);
-      f.ctx.store.createToken({ userId: alice.id, name: 'ci', tokenHash: hashToken(secret) });
+      await f.ctx.store.createToken({ userId: alice!.id, name: 'ci', tokenHash: hashToken(secret) });
       await request(f.app).get('/api/v1/me').set('Authorization', `Bearer ${secret}`).expect(200);
       const admin = await signIn(f.app, 'admin');
       await admin.agent
@@ -334,7 +334,7 @@ describe('web security (issue 11)', function () {
         .send({ disabled: false })
         .expect(200);
       await request(f.app).get('/api/v1/me').set('Authorization', `Bearer ${secret}`).expect(401);
-      assert.equal(f.ctx.store.listTokens(alice.id).length, 0);
+      assert.equal((await f.ctx.store.listTokens(alice!.id)).length, 0);
     });
 
     it('the API tokens page lists, creates (secret shown once) and deletes', async () => {
@@ -389,7 +389,7 @@ describe('web security (issue 11)', function () {
           .expect(400);
         assert.equal(res.body.error.field, 'password');
         assert.match(res.body.error.message, why);
-        assert.equal(f.ctx.store.getUserByName('erin'), undefined);
+        assert.equal(await f.ctx.store.getUserByName('erin'), undefined);
       });
     }
 
@@ -435,7 +435,7 @@ describe('web security (issue 11)', function () {
       assert.equal(page.headers['cache-control'], 'no-store');
       const api = await admin.agent.get('/api/v1/cluster/manifests').expect(200);
       assert.equal(api.headers['cache-control'], 'no-store');
-      const rows = f.ctx.store.listAudit({ action: 'cluster.manifests' });
+      const rows = await f.ctx.store.listAudit({ action: 'cluster.manifests' });
       assert.equal(rows.length, 2);
       assert.equal(rows[0]!.actor, 'admin');
     });

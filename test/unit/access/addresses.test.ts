@@ -34,8 +34,8 @@ describe('access: stable tunnel addresses', function () {
     t = tempDir();
     clock = new Date('2026-06-01T00:00:00Z');
   });
-  afterEach(() => {
-    ctx?.close();
+  afterEach(async () => {
+    await ctx?.close();
     t.cleanup();
   });
 
@@ -52,17 +52,17 @@ describe('access: stable tunnel addresses', function () {
     await open('10.140.0.0/29');
     await issue('dev.a');
     await issue('dev.b');
-    assert.equal(ctx.addresses.get('dev.a')?.address, '10.140.0.2');
-    assert.equal(ctx.addresses.get('dev.b')?.address, '10.140.0.3');
-    const audit = ctx.store.listAudit({ action: 'cert.issue' });
+    assert.equal((await ctx.addresses.get('dev.a'))?.address, '10.140.0.2');
+    assert.equal((await ctx.addresses.get('dev.b'))?.address, '10.140.0.3');
+    const audit = await ctx.store.listAudit({ action: 'cert.issue' });
     assert.equal(audit[0]!.details.address, '10.140.0.3');
   });
 
   it('409 when the subnet is exhausted, naming it; nothing is issued or recorded', async () => {
     await open('10.140.0.0/29');
     for (const n of ['a', 'b', 'c', 'd', 'e']) await issue(`dev.${n}`);
-    const before = ctx.store.listCerts().total;
-    const audits = ctx.store.listAudit({ action: 'cert.issue' }).length;
+    const before = (await ctx.store.listCerts()).total;
+    const audits = (await ctx.store.listAudit({ action: 'cert.issue' })).length;
     await assert.rejects(issue('dev.f'), (err: unknown) => {
       assert.ok(err instanceof AppError);
       assert.equal(err.status, 409);
@@ -70,9 +70,9 @@ describe('access: stable tunnel addresses', function () {
       assert.match(err.message, /10\.140\.0\.0\/29/);
       return true;
     });
-    assert.equal(ctx.store.listCerts().total, before);
-    assert.equal(ctx.store.listAudit({ action: 'cert.issue' }).length, audits);
-    assert.equal(ctx.addresses.get('dev.f'), undefined);
+    assert.equal((await ctx.store.listCerts()).total, before);
+    assert.equal((await ctx.store.listAudit({ action: 'cert.issue' })).length, audits);
+    assert.equal(await ctx.addresses.get('dev.f'), undefined);
   });
 
   it('two concurrent issues for the last address: one gets it, the other a 409 and no certificate', async () => {
@@ -82,14 +82,17 @@ describe('access: stable tunnel addresses', function () {
     assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
     const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
     assert.equal((failed.reason as AppError).status, 409);
-    const addresses = ctx.addresses.list().map((a) => a.address);
+    const addresses = (await ctx.addresses.list()).map((a) => a.address);
     assert.equal(new Set(addresses).size, addresses.length);
-    assert.equal(ctx.store.listCerts({ status: 'valid' }).items.filter((c) => c.kind === 'client').length, 5);
+    assert.equal(
+      (await ctx.store.listCerts({ status: 'valid' })).items.filter((c) => c.kind === 'client').length,
+      5,
+    );
   });
 
   it('never gives one address to two devices when two processes allocate on the same file at once', async () => {
     const file = join(t.dir, 'shared.db');
-    SqliteStore.open(file).close();
+    await SqliteStore.open(file).close();
     const [a, b] = await Promise.all(
       ['p', 'q'].map((tag) => run(process.execPath, [WORKER, file, tag, '150', '10.140.0.0/24'])),
     );
@@ -101,21 +104,24 @@ describe('access: stable tunnel addresses', function () {
     assert.equal(refused.length, 300 - 253);
     assert.match(refused[0]!, /10\.140\.0\.0\/24/);
     const store = SqliteStore.open(file);
-    assert.equal(store.listAddresses().length, 253);
-    store.close();
+    assert.equal((await store.listAddresses()).length, 253);
+    await store.close();
   });
 
   it('a renewal keeps the address; so does a restart', async () => {
     await open('10.140.0.0/24');
     await issue('dev.a');
     const { cert } = await issue('dev.b');
-    const before = ctx.addresses.get('dev.b')!.address;
+    const before = (await ctx.addresses.get('dev.b'))!.address;
     await ctx.renewal.renew({ actor: 'test', serial: cert.serial });
-    assert.equal(ctx.addresses.get('dev.b')!.address, before);
-    ctx.close();
+    assert.equal((await ctx.addresses.get('dev.b'))!.address, before);
+    await ctx.close();
     ctx = await testContext(t.dir, { 'vpn.clientSubnet': '10.140.0.0/24' }, { now: () => clock });
-    assert.equal(ctx.addresses.get('dev.b')!.address, before);
-    assert.deepEqual(ctx.access.bundle().clients.find((c) => c.commonName === 'dev.b')?.address, before);
+    assert.equal((await ctx.addresses.get('dev.b'))!.address, before);
+    assert.deepEqual(
+      (await ctx.access.bundle()).clients.find((c) => c.commonName === 'dev.b')?.address,
+      before,
+    );
   });
 
   it('frees the address only after the grace period without a valid certificate, then reuses it', async () => {
@@ -123,14 +129,14 @@ describe('access: stable tunnel addresses', function () {
     await issue('dev.a');
     await ctx.revocation.revoke({ actor: 'test', serialOrName: 'dev.a' });
     clock = new Date(clock.getTime() + 7 * DAY - 60_000);
-    assert.deepEqual(ctx.addresses.sweep(), [], 'within the grace period');
-    assert.equal(ctx.addresses.get('dev.a')?.address, '10.140.0.2');
+    assert.deepEqual(await ctx.addresses.sweep(), [], 'within the grace period');
+    assert.equal((await ctx.addresses.get('dev.a'))?.address, '10.140.0.2');
     clock = new Date(clock.getTime() + 120_000);
-    assert.deepEqual(ctx.addresses.sweep(), ['dev.a']);
-    assert.equal(ctx.addresses.get('dev.a'), undefined);
-    assert.equal(ctx.store.listAudit({ action: 'address.release' })[0]!.target, 'dev.a');
+    assert.deepEqual(await ctx.addresses.sweep(), ['dev.a']);
+    assert.equal(await ctx.addresses.get('dev.a'), undefined);
+    assert.equal((await ctx.store.listAudit({ action: 'address.release' }))[0]!.target, 'dev.a');
     await issue('dev.b');
-    assert.equal(ctx.addresses.get('dev.b')?.address, '10.140.0.2');
+    assert.equal((await ctx.addresses.get('dev.b'))?.address, '10.140.0.2');
   });
 
   it('a device revoked and issued again within the grace period keeps its address', async () => {
@@ -141,14 +147,14 @@ describe('access: stable tunnel addresses', function () {
     clock = new Date(clock.getTime() + DAY);
     await issue('dev.a');
     clock = new Date(clock.getTime() + 30 * DAY);
-    assert.deepEqual(ctx.addresses.sweep(), []);
-    assert.equal(ctx.addresses.get('dev.a')?.address, '10.140.0.2');
+    assert.deepEqual(await ctx.addresses.sweep(), []);
+    assert.equal((await ctx.addresses.get('dev.a'))?.address, '10.140.0.2');
   });
 
   it('an expired device is freed a grace period after its expiry', async () => {
     await open('10.140.0.0/29');
     const { cert } = await issue('dev.a');
     clock = new Date(cert.notAfter.getTime() + 7 * DAY + 1000);
-    assert.deepEqual(ctx.addresses.sweep(), ['dev.a']);
+    assert.deepEqual(await ctx.addresses.sweep(), ['dev.a']);
   });
 });

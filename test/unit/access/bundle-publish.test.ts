@@ -15,7 +15,7 @@ async function people(ctx: AppContext): Promise<Record<string, string>> {
   const addr: Record<string, string> = {};
   const dev = async (owner: string, cn: string, kind: 'client' | 'gateway' = 'client') => {
     const { cert } = await ctx.devices.issue({ actor: 'test', owner, commonName: cn, kind });
-    addr[cn] = ctx.addresses.get(cn)!.address;
+    addr[cn] = (await ctx.addresses.get(cn))!.address;
     return cert;
   };
   for (const [name, role] of [
@@ -33,7 +33,7 @@ async function people(ctx: AppContext): Promise<Record<string, string>> {
   await dev('erin', 'erin.laptop');
   await dev('erin', 'erin.phone');
   const gw = await dev('root', 'gw-office', 'gateway');
-  ctx.store.upsertGateway({
+  await ctx.store.upsertGateway({
     name: 'office',
     target: 'root@gw.example.test:22',
     certSerial: gw.serial,
@@ -43,10 +43,10 @@ async function people(ctx: AppContext): Promise<Record<string, string>> {
   });
   await ctx.groups.create({ actor: 'test', name: 'a' });
   await ctx.groups.addMember({ actor: 'test', group: 'a', user: 'bob' });
-  ctx.store.insertOidcIdentity({
+  await ctx.store.insertOidcIdentity({
     issuer: ISSUER,
     subject: 'carol-sub',
-    userId: ctx.store.getUserByName('carol')!.id,
+    userId: (await ctx.store.getUserByName('carol'))!.id,
     groups: ['Team B'],
     refreshToken: null,
     createdAt: new Date(),
@@ -107,13 +107,13 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     addr = await people(ctx);
     await ctx.access.apply({ actor: 'test', input: RULES });
   });
-  afterEach(() => {
-    ctx.close();
+  afterEach(async () => {
+    await ctx.close();
     t.cleanup();
   });
 
-  it('user, local group, single sign-on group, admins, gateway and everyone each resolve to their devices', () => {
-    const b = ctx.access.bundle();
+  it('user, local group, single sign-on group, admins, gateway and everyone each resolve to their devices', async () => {
+    const b = await ctx.access.bundle();
     assert.deepEqual(clientsOf(b, 'by-user'), of('dave.laptop'));
     assert.deepEqual(clientsOf(b, 'by-local-group'), of('bob.laptop'));
     assert.deepEqual(clientsOf(b, 'by-sso-group'), of('carol.laptop'));
@@ -136,7 +136,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
     // `gateway provision` records the serial only when every step is done ('ready'), but the device can
     // connect (it is in `clients`) as soon as the certificate step issued it: first provision, record
     // with no serial yet ...
-    ctx.store.upsertGateway({
+    await ctx.store.upsertGateway({
       name: 'branch',
       target: 'root@branch.example.test:22',
       certSerial: null,
@@ -163,8 +163,8 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
       commonName: 'gw-branch',
       kind: 'gateway',
     });
-    const branch = ctx.addresses.get('gw-branch')!.address;
-    let b = ctx.access.bundle();
+    const branch = (await ctx.addresses.get('gw-branch'))!.address;
+    let b = await ctx.access.bundle();
     assert.ok(
       b.clients.some((c) => c.commonName === 'gw-branch'),
       'the gateway may connect',
@@ -178,11 +178,11 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
       commonName: 'gw-office',
       kind: 'gateway',
     });
-    assert.notEqual(again.cert.serial, ctx.store.getGateway('office')!.certSerial);
-    b = ctx.access.bundle();
+    assert.notEqual(again.cert.serial, (await ctx.store.getGateway('office'))!.certSerial);
+    b = await ctx.access.bundle();
     assert.deepEqual(clientsOf(b, 'by-gateway'), of('gw-office'));
     // a client certificate that happens to be called gw-<name> is not that gateway
-    ctx.store.upsertGateway({
+    await ctx.store.upsertGateway({
       name: 'spoof',
       target: 'root@spoof.example.test:22',
       certSerial: null,
@@ -204,14 +204,14 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
         ],
       },
     });
-    assert.deepEqual(clientsOf(ctx.access.bundle(), 'by-spoof'), []);
+    assert.deepEqual(clientsOf(await ctx.access.bundle(), 'by-spoof'), []);
   });
 
   it('a disabled user and a revoked device drop out of clients and rules; the version rises', async () => {
-    const v0 = ctx.access.bundle().version;
+    const v0 = (await ctx.access.bundle()).version;
     await ctx.users.disable({ actor: 'test', name: 'dave' });
     await ctx.revocation.revoke({ actor: 'test', serialOrName: 'erin.phone' });
-    const b = ctx.access.bundle();
+    const b = await ctx.access.bundle();
     assert.ok(b.version > v0);
     assert.deepEqual(clientsOf(b, 'by-user'), []);
     const clients = b.clients.map((c) => c.commonName);
@@ -222,44 +222,44 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
   });
 
   it('a local group change and a single sign-on group change move the device and raise the version', async () => {
-    const v0 = ctx.access.bundle().version;
+    const v0 = (await ctx.access.bundle()).version;
     await ctx.groups.removeMember({ actor: 'test', group: 'a', user: 'bob' });
-    const v1 = ctx.access.bundle();
+    const v1 = await ctx.access.bundle();
     assert.ok(v1.version > v0);
     assert.deepEqual(clientsOf(v1, 'by-local-group'), []);
-    ctx.store.updateOidcIdentity(ISSUER, 'carol-sub', { groups: ['a'] });
-    const v2 = ctx.access.bundle();
+    await ctx.store.updateOidcIdentity(ISSUER, 'carol-sub', { groups: ['a'] });
+    const v2 = await ctx.access.bundle();
     assert.ok(v2.version > v1.version);
     assert.deepEqual(clientsOf(v2, 'by-local-group'), of('carol.laptop'));
     assert.deepEqual(clientsOf(v2, 'by-sso-group'), []);
     assert.deepEqual(
-      ctx.store.listAudit({ action: 'group.member.remove' }).map((e) => [e.target, e.details.user]),
+      (await ctx.store.listAudit({ action: 'group.member.remove' })).map((e) => [e.target, e.details.user]),
       [['a', 'bob']],
     );
   });
 
   it('the same state gives the same version; time alone (an expiry) gives a new one', async () => {
-    const a = ctx.access.bundle();
-    const b = ctx.access.bundle();
+    const a = await ctx.access.bundle();
+    const b = await ctx.access.bundle();
     assert.equal(a.version, b.version);
-    ctx.close();
+    await ctx.close();
     const later = new Date(Date.now() + 400 * 86_400_000);
     ctx = await testContext(t.dir, {}, { now: () => later });
-    const c = ctx.access.bundle();
+    const c = await ctx.access.bundle();
     assert.ok(c.version > b.version);
     assert.equal(c.clients.length, 0, 'every certificate has expired');
   });
 
   it('open mode still publishes clients with their addresses', async () => {
     await ctx.access.setMode({ actor: 'test', mode: 'open' });
-    const b = ctx.access.bundle();
+    const b = await ctx.access.bundle();
     assert.equal(b.mode, 'open');
     assert.equal(b.clients.length, 7);
-    assert.equal(ctx.store.listAudit({ action: 'access.mode' })[0]!.target, 'open');
+    assert.equal((await ctx.store.listAudit({ action: 'access.mode' }))[0]!.target, 'open');
   });
 
   it('apply, dry run, export: the round trip is exact, a dry run changes nothing, and audit rows name each change', async () => {
-    const exported = ctx.access.exportYaml();
+    const exported = await ctx.access.exportYaml();
     const again = await ctx.access.apply({
       actor: 'test',
       input: ctx.access.parseYaml(exported),
@@ -271,8 +271,8 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
       delete: [],
       unchanged: RULES.rules.map((r) => r.name),
     });
-    assert.deepEqual(ctx.access.rules(), RULES.rules);
-    const v = ctx.access.version();
+    assert.deepEqual(await ctx.access.rules(), RULES.rules);
+    const v = await ctx.access.version();
     const changed = {
       rules: [
         { ...RULES.rules[0]!, destinations: [{ kind: 'cidr', cidr: '10.2.0.0/16' }] },
@@ -291,14 +291,13 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
       delete: ['by-sso-group', 'by-admins', 'by-gateway', 'by-everyone'],
       unchanged: ['by-local-group'],
     });
-    assert.equal(ctx.access.version(), v, 'a dry run changes nothing');
-    assert.equal(ctx.access.exportYaml(), exported);
+    assert.equal(await ctx.access.version(), v, 'a dry run changes nothing');
+    assert.equal(await ctx.access.exportYaml(), exported);
     const real = await ctx.access.apply({ actor: 'alice', input: changed });
     assert.deepEqual(real, dry);
-    assert.deepEqual(ctx.access.rules(), changed.rules);
-    assert.ok(ctx.access.version() > v);
-    const rows = ctx.store
-      .listAudit({ limit: 10 })
+    assert.deepEqual(await ctx.access.rules(), changed.rules);
+    assert.ok((await ctx.access.version()) > v);
+    const rows = (await ctx.store.listAudit({ limit: 10 }))
       .filter((e) => e.actor === 'alice')
       .map((e) => `${e.action} ${e.target}`);
     assert.deepEqual(rows.sort(), [
@@ -312,9 +311,9 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
   });
 
   it('an invalid document changes nothing at all (no rule, no audit row, same version)', async () => {
-    const before = ctx.access.exportYaml();
-    const v = ctx.access.version();
-    const audits = ctx.store.listAudit({ limit: 1000 }).length;
+    const before = await ctx.access.exportYaml();
+    const v = await ctx.access.version();
+    const audits = (await ctx.store.listAudit({ limit: 1000 })).length;
     const bad = {
       rules: [
         {
@@ -335,9 +334,9 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
       assert.equal(err.field, 'rules[1].ports');
       return true;
     });
-    assert.equal(ctx.access.exportYaml(), before);
-    assert.equal(ctx.access.version(), v);
-    assert.equal(ctx.store.listAudit({ limit: 1000 }).length, audits);
+    assert.equal(await ctx.access.exportYaml(), before);
+    assert.equal(await ctx.access.version(), v);
+    assert.equal((await ctx.store.listAudit({ limit: 1000 })).length, audits);
     assert.throws(
       () => ctx.access.parseYaml('rules: [\n  - {'),
       (err: unknown) => (err as AppError).field === 'rules.yaml',
@@ -347,7 +346,7 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
   it('the local publisher writes access.json atomically and never goes back to a lower version', async () => {
     const dir = join(t.dir, 'pub');
     const p = new LocalAccessPublisher(dir);
-    const b = ctx.access.bundle();
+    const b = await ctx.access.bundle();
     await p.publish({ ...b, version: 10 });
     await p.publish({ ...b, version: 9, mode: 'open' });
     const stored = JSON.parse(readFileSync(join(dir, 'access.json'), 'utf8')) as AccessBundle;
@@ -360,20 +359,20 @@ describe('access: subjects resolve to tunnel addresses; the bundle', function ()
   it('after a restore (the target holds a higher version) the first publication raises the version above it', async () => {
     const dir = join(t.dir, 'server-restored');
     const p = new LocalAccessPublisher(dir);
-    const b = ctx.access.bundle();
+    const b = await ctx.access.bundle();
     await p.publish({ ...b, version: b.version + 1000, mode: 'open' }); // left by the manager before the restore
     ctx.access.addPublisher(p);
     await ctx.access.refresh();
     const stored = JSON.parse(readFileSync(join(dir, 'access.json'), 'utf8')) as AccessBundle;
     assert.equal(stored.version, b.version + 1001);
     assert.equal(stored.mode, 'enforce', 'the current state, not the held one');
-    assert.equal(ctx.access.version(), b.version + 1001);
-    const raise = ctx.store.listAudit({ action: 'access.version.raise' })[0]!;
+    assert.equal(await ctx.access.version(), b.version + 1001);
+    const raise = (await ctx.store.listAudit({ action: 'access.version.raise' }))[0]!;
     assert.deepEqual(raise.details, { from: b.version, heldByTarget: b.version + 1000 });
     // only the first publication of a process may raise: later ones leave a higher held version alone
     await p.publish({ ...stored, version: stored.version + 50 });
     await ctx.groups.create({ actor: 'test', name: 'later' });
-    assert.equal(ctx.store.listAudit({ action: 'access.version.raise' }).length, 1);
+    assert.equal((await ctx.store.listAudit({ action: 'access.version.raise' })).length, 1);
     assert.equal(
       (JSON.parse(readFileSync(join(dir, 'access.json'), 'utf8')) as AccessBundle).version,
       stored.version + 50,

@@ -172,8 +172,8 @@ describe('access: check targets and the deciding rule', function () {
         },
       });
     });
-    after(() => {
-      ctx.close();
+    after(async () => {
+      await ctx.close();
       t.cleanup();
     });
 
@@ -201,7 +201,7 @@ describe('access: check targets and the deciding rule', function () {
         [['team-a', ['bob']]],
       );
       assert.deepEqual(
-        ctx.accessQueries.reachOf('bob').map((r) => [r.rule, r.via]),
+        (await ctx.accessQueries.reachOf('bob')).map((r) => [r.rule, r.via]),
         [
           ['team-a', 'group a'],
           ['prod-ns', 'everyone'],
@@ -211,7 +211,7 @@ describe('access: check targets and the deciding rule', function () {
       );
     });
 
-    it('every change was published with a rising version', () => {
+    it('every change was published with a rising version', async () => {
       assert.ok(published.length >= 3, `published ${published.length}`);
       const versions = published.map((b) => b.version);
       assert.deepEqual(
@@ -219,7 +219,7 @@ describe('access: check targets and the deciding rule', function () {
         [...versions].sort((a, b) => a - b),
       );
       assert.equal(new Set(versions).size, versions.length);
-      assert.equal(published.at(-1)!.version, ctx.access.version());
+      assert.equal(published.at(-1)!.version, await ctx.access.version());
     });
   });
 });

@@ -42,17 +42,11 @@ describe('auth: reading OpenID claims', () => {
     }
   });
 
-  it('finds the first free name with a suffix that keeps within 64 characters', () => {
+  it('finds the first free name with a suffix that keeps within 64 characters', async () => {
     const taken = new Set(['alice', 'alice-2', 'y'.repeat(64)]);
-    assert.equal(
-      uniqueName('bob', (n) => taken.has(n)),
-      'bob',
-    );
-    assert.equal(
-      uniqueName('alice', (n) => taken.has(n)),
-      'alice-3',
-    );
-    const long = uniqueName('y'.repeat(64), (n) => taken.has(n));
+    assert.equal(await uniqueName('bob', async (n) => taken.has(n)), 'bob');
+    assert.equal(await uniqueName('alice', async (n) => taken.has(n)), 'alice-3');
+    const long = await uniqueName('y'.repeat(64), async (n) => taken.has(n));
     assert.equal(long, 'y'.repeat(62) + '-2');
     assert.match(long, NAME_PATTERN);
   });

@@ -152,8 +152,8 @@ describe('cluster discovery against the fake API server (releases other than v1.
       }
       const settings = new Map<string, string>();
       const store = {
-        getSetting: (k: string) => settings.get(k),
-        setSetting: (k: string, v: string) => void settings.set(k, v),
+        getSetting: async (k: string) => settings.get(k),
+        setSetting: async (k: string, v: string) => void settings.set(k, v),
       };
       const cfg = config(c.configOverrides);
       const r = await discover(cfg, { kube: createKubeApi(fake.kubeConfig()), settings: store });
@@ -183,7 +183,7 @@ describe('cluster discovery against the fake API server (releases other than v1.
       if (!c.overlaps) assert.deepEqual(r.overlaps, []);
       // Stored for the profile renderer, with the field names services/network.ts reads.
       assert.ok(settings.get(DISCOVERY_SETTING));
-      assert.deepEqual(lastDiscovery(store)?.podCidrs, c.expect.pods);
+      assert.deepEqual((await lastDiscovery(store))?.podCidrs, c.expect.pods);
       // No probe unless nothing else told the service range.
       assert.ok(!fake.requests.some((q) => q.verb === 'create'));
     });

@@ -52,7 +52,7 @@ describe('cluster manifests', function () {
     input = {
       config: ctx.config,
       server: await ctx.server.ensure(),
-      bundle: ctx.revocation.bundle(),
+      bundle: await ctx.revocation.bundle(),
       network: {
         podCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'],
         serviceCidrs: ['10.96.0.0/12'],
@@ -65,8 +65,8 @@ describe('cluster manifests', function () {
     };
     objects = buildManifests(input) as Obj[];
   });
-  after(() => {
-    ctx?.close();
+  after(async () => {
+    await ctx?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -27,7 +27,7 @@ describe('cluster manifests follow a renewed server certificate and a CA rotatio
     const input: ManifestInput = {
       config: c.config,
       server: await c.server.ensure(),
-      bundle: c.revocation.bundle(),
+      bundle: await c.revocation.bundle(),
       network: {
         podCidrs: ['10.244.0.0/16'],
         serviceCidrs: ['10.96.0.0/12'],
@@ -52,30 +52,33 @@ describe('cluster manifests follow a renewed server certificate and a CA rotatio
     dir = mkdtempSync(join(tmpdir(), 'podgate-rollout-'));
     ctx = await testContext(dir);
   });
-  after(() => {
-    ctx.close();
+  after(async () => {
+    await ctx.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('renewal near expiry: new server certificate in the Secret, new checksum (the pod rolls)', async () => {
     const before = await manifests(ctx);
     assert.equal(checksum(await manifests(ctx)), checksum(before), 'nothing changed: same checksum');
-    const stored = JSON.parse(ctx.store.getSetting('server.identity')!) as Record<string, string>;
+    const stored = JSON.parse((await ctx.store.getSetting('server.identity'))!) as Record<string, string>;
     stored.notAfter = new Date(Date.now() + 10 * 86_400_000).toISOString();
-    ctx.store.setSetting('server.identity', JSON.stringify(stored));
+    await ctx.store.setSetting('server.identity', JSON.stringify(stored));
     const after = await manifests(ctx);
     assert.notEqual(checksum(after), checksum(before));
     const certKey = Object.keys(serverSecret(after)).find((k) => /server.*\.crt$/.test(k))!;
     const oldCert = new X509Certificate(decode(serverSecret(before)[certKey]!));
     const newCert = new X509Certificate(decode(serverSecret(after)[certKey]!));
     assert.notEqual(newCert.serialNumber, oldCert.serialNumber);
-    assert.equal(ctx.store.getCert(oldCert.serialNumber.toUpperCase())?.revocationReason, 'superseded');
+    assert.equal(
+      (await ctx.store.getCert(oldCert.serialNumber.toUpperCase()))?.revocationReason,
+      'superseded',
+    );
   });
 
   it('CA rotation: the Secret trusts both CAs and the checksum changes', async () => {
     const before = await manifests(ctx);
     await rotateCa(ctx, { actor: 'test' });
-    ctx.close();
+    await ctx.close();
     ctx = await testContext(dir);
     const after = await manifests(ctx);
     assert.notEqual(checksum(after), checksum(before));

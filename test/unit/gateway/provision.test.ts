@@ -28,7 +28,7 @@ function world(days = 365) {
   const calls: string[] = [];
   let n = 0;
   const c: GatewayCertificates = {
-    findValid: (cn) => [...certs.values()].find((x) => x.commonName === cn && x.status === 'valid'),
+    findValid: async (cn) => [...certs.values()].find((x) => x.commonName === cn && x.status === 'valid'),
     async issue(cn) {
       const serial = `0${++n}`.padStart(4, '0');
       const certPem = `-----BEGIN CERTIFICATE-----\nMII${serial}\n-----END CERTIFICATE-----\n`;
@@ -50,9 +50,9 @@ function world(days = 365) {
   };
   const records = new Map<string, GatewayRecord>();
   const gateways = {
-    getGateway: (name: string) => records.get(name),
-    upsertGateway: (g: GatewayRecord) => (records.set(g.name, g), g),
-    deleteGateway: (name: string) => void records.delete(name),
+    getGateway: async (name: string) => records.get(name),
+    upsertGateway: async (g: GatewayRecord) => (records.set(g.name, g), g),
+    deleteGateway: async (name: string) => void records.delete(name),
   };
   return { certs, calls, c, records, gateways };
 }

@@ -310,18 +310,18 @@ describe('openvpn/agent', function () {
         mgmt.kills.map((k) => k.cid),
         [4],
       );
-      const rows = store.listAudit({ action: 'revocation.effective' });
+      const rows = await store.listAudit({ action: 'revocation.effective' });
       assert.equal(rows.length, 1);
       assert.equal(rows[0]!.target, 'frank.laptop');
       assert.equal(rows[0]!.details.serial, frank.serial);
       assert.equal(rows[0]!.details.sessionsKilled, 1);
-      assert.equal(store.listPending().length, 0);
+      assert.equal((await store.listPending()).length, 0);
       writeFileSync(join(serverDir, 'revocations.json'), '{"not":"a bundle"}');
       await new Promise((res) => setTimeout(res, 150)); // a broken file is logged, not fatal
       assert.equal(agent.crlNumber, pki.crlNumber);
     } finally {
       source.stop();
-      store.close();
+      await store.close();
     }
   });
 });

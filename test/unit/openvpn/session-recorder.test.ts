@@ -28,63 +28,66 @@ describe('session history: recorder, store, usage report, CSV', () => {
   let rec: SessionRecorder;
   let aliceSerial: string;
   let bobSerial: string;
-  beforeEach(() => {
+  beforeEach(async () => {
     t = tempStore();
-    const alice = t.store.createUser({ name: 'alice', role: 'user', passwordHash: null });
-    const bob = t.store.createUser({ name: 'bob', role: 'user', passwordHash: null });
-    aliceSerial = t.store.insertCert(newCert({ commonName: 'alice.laptop', ownerId: alice.id })).serial;
-    bobSerial = t.store.insertCert(
-      newCert({ commonName: 'bob.phone', ownerId: bob.id, deviceName: 'phone' }),
+    const alice = await t.store.createUser({ name: 'alice', role: 'user', passwordHash: null });
+    const bob = await t.store.createUser({ name: 'bob', role: 'user', passwordHash: null });
+    aliceSerial = (await t.store.insertCert(newCert({ commonName: 'alice.laptop', ownerId: alice.id })))
+      .serial;
+    bobSerial = (
+      await t.store.insertCert(newCert({ commonName: 'bob.phone', ownerId: bob.id, deviceName: 'phone' }))
     ).serial;
     rec = new SessionRecorder(t.store, 'node-1');
   });
   afterEach(() => t.cleanup());
 
-  it('records a session when first seen, updates its bytes, ends it when it is gone', () => {
-    rec.record([client(1, 'alice.laptop', 100, 200)], at(60));
-    rec.record([client(1, 'alice.laptop', 5000, 9000)], at(120));
-    let [row] = t.store.listSessionHistory();
+  it('records a session when first seen, updates its bytes, ends it when it is gone', async () => {
+    await rec.record([client(1, 'alice.laptop', 100, 200)], at(60));
+    await rec.record([client(1, 'alice.laptop', 5000, 9000)], at(120));
+    let [row] = await t.store.listSessionHistory();
     assert.equal(row!.userName, 'alice');
     assert.equal(row!.deviceName, 'laptop');
     assert.equal(row!.serial, aliceSerial);
     assert.equal(row!.bytesIn, 5000);
     assert.equal(row!.bytesOut, 9000);
     assert.equal(row!.endedAt, null);
-    rec.record([], at(180));
-    [row] = t.store.listSessionHistory();
+    await rec.record([], at(180));
+    [row] = await t.store.listSessionHistory();
     assert.equal(row!.endReason, 'ended');
     assert.deepEqual(row!.endedAt, at(180));
     assert.equal(row!.bytesIn, 5000, 'bytes kept from the last reading');
   });
 
-  it('end reasons: revoked certificate, disabled owner, server restart', () => {
-    rec.record([client(1, 'alice.laptop', 1, 1), client(2, 'bob.phone', 1, 1)], at(60));
-    t.store.markRevoked(aliceSerial, 'keyCompromise', at(61));
-    t.store.updateUser(t.store.getUserByName('bob')!.id, { disabled: true });
-    rec.record([], at(120));
-    const byCn = Object.fromEntries(t.store.listSessionHistory().map((r) => [r.commonName, r.endReason]));
+  it('end reasons: revoked certificate, disabled owner, server restart', async () => {
+    await rec.record([client(1, 'alice.laptop', 1, 1), client(2, 'bob.phone', 1, 1)], at(60));
+    await t.store.markRevoked(aliceSerial, 'keyCompromise', at(61));
+    await t.store.updateUser((await t.store.getUserByName('bob'))!.id, { disabled: true });
+    await rec.record([], at(120));
+    const byCn = Object.fromEntries(
+      (await t.store.listSessionHistory()).map((r) => [r.commonName, r.endReason]),
+    );
     assert.deepEqual(byCn, { 'alice.laptop': 'revoked', 'bob.phone': 'disabled' });
     void bobSerial;
-    rec.record([client(3, 'alice.laptop', 7, 7, at(200))], at(220));
-    assert.equal(rec.closeAll('server-restart'), 1);
-    const last = t.store.listSessionHistory({ limit: 1 })[0]!;
+    await rec.record([client(3, 'alice.laptop', 7, 7, at(200))], at(220));
+    assert.equal(await rec.closeAll('server-restart'), 1);
+    const last = (await t.store.listSessionHistory({ limit: 1 }))[0]!;
     assert.equal(last.endReason, 'server-restart');
     assert.deepEqual(last.endedAt, at(220), 'a session closed by a restart ends at its last reading');
   });
 
-  it('the same client id reused by a new session (openvpn restarted) is a new row', () => {
-    rec.record([client(1, 'alice.laptop', 10, 10)], at(60));
-    rec.closeAll('server-restart');
-    rec.record([client(1, 'alice.laptop', 3, 3, at(100))], at(120));
-    assert.equal(t.store.listSessionHistory().length, 2);
+  it('the same client id reused by a new session (openvpn restarted) is a new row', async () => {
+    await rec.record([client(1, 'alice.laptop', 10, 10)], at(60));
+    await rec.closeAll('server-restart');
+    await rec.record([client(1, 'alice.laptop', 3, 3, at(100))], at(120));
+    assert.equal((await t.store.listSessionHistory()).length, 2);
   });
 
-  it('usage report has every day of the period; prune removes only old ended sessions', () => {
-    rec.record([client(1, 'alice.laptop', 1000, 2000)], at(60));
-    rec.record([], at(120));
-    rec.record([client(2, 'bob.phone', 10, 20, at(86_400))], at(86_460));
+  it('usage report has every day of the period; prune removes only old ended sessions', async () => {
+    await rec.record([client(1, 'alice.laptop', 1000, 2000)], at(60));
+    await rec.record([], at(120));
+    await rec.record([client(2, 'bob.phone', 10, 20, at(86_400))], at(86_460));
     const usage = new UsageService(t.store, () => at(2 * 86_400));
-    const r = usage.report(30);
+    const r = await usage.report(30);
     assert.equal(r.days.length, 30);
     assert.deepEqual(r.days.slice(-3), [
       { day: '2026-12-01', sessions: 1, bytes: 3000 },
@@ -98,14 +101,14 @@ describe('session history: recorder, store, usage report, CSV', () => {
         ['bob', 1],
       ],
     );
-    assert.equal(t.store.pruneSessionHistory(at(100)), 0, 'ended after the cut: kept');
-    assert.equal(t.store.pruneSessionHistory(at(121)), 1);
-    assert.equal(t.store.listSessionHistory().length, 1, 'the open session is never pruned');
+    assert.equal(await t.store.pruneSessionHistory(at(100)), 0, 'ended after the cut: kept');
+    assert.equal(await t.store.pruneSessionHistory(at(121)), 1);
+    assert.equal((await t.store.listSessionHistory()).length, 1, 'the open session is never pruned');
   });
 
-  it('CSV: a header, one line per session, formulas defused, quotes doubled', () => {
-    rec.record([client(1, 'alice.laptop', 1, 2)], at(60));
-    const rows = t.store.listSessionHistory();
+  it('CSV: a header, one line per session, formulas defused, quotes doubled', async () => {
+    await rec.record([client(1, 'alice.laptop', 1, 2)], at(60));
+    const rows = await t.store.listSessionHistory();
     rows[0]!.deviceName = '=cmd|"x"';
     const csv = sessionsCsv(rows).split('\r\n');
     assert.equal(

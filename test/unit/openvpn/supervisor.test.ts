@@ -52,7 +52,7 @@ describe('openvpn/supervisor (stand-in openvpn)', function () {
   });
   afterEach(async () => {
     await sup.stop();
-    ctx.close();
+    await ctx.close();
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -64,7 +64,7 @@ describe('openvpn/supervisor (stand-in openvpn)', function () {
     assert.deepEqual(argvs[0], ['openvpn', '--config', p.config, '--writepid', p.pidFile]);
     assert.equal(statSync(p.key).mode & 0o777, 0o600);
     const crl = readFileSync(p.activeCrl, 'utf8');
-    assert.equal(verifyCrl(crl, ctx.ca.certPem).number, ctx.revocation.currentCrl()!.number);
+    assert.equal(verifyCrl(crl, ctx.ca.certPem).number, (await ctx.revocation.currentCrl())!.number);
     assert.ok(existsSync(join(p.dir, 'revocations.json')), 'bundle published for the watcher');
     assert.equal(Number(readFileSync(p.pidFile, 'utf8')), sup.pid);
   });

@@ -8,20 +8,20 @@ describe('store: agent pending revocations', () => {
   });
   afterEach(() => t.cleanup());
 
-  it('queues, keeps first queuedAt and highest CRL number, lists oldest first, clears', () => {
+  it('queues, keeps first queuedAt and highest CRL number, lists oldest first, clears', async () => {
     const t0 = new Date('2026-06-01T00:00:00.000Z');
     const t1 = new Date('2026-06-01T00:00:05.000Z');
-    t.store.addPending({ serial: 'BB', commonName: 'bob', crlNumber: 4, queuedAt: t1 });
-    t.store.addPending({ serial: 'AA', commonName: 'alice', crlNumber: 3, queuedAt: t0 });
-    t.store.addPending({ serial: 'AA', commonName: 'alice', crlNumber: 5, queuedAt: t1 });
-    t.store.addPending({ serial: 'AA', commonName: 'alice', crlNumber: 2, queuedAt: t1 });
-    assert.deepEqual(t.store.listPending(), [
+    await t.store.addPending({ serial: 'BB', commonName: 'bob', crlNumber: 4, queuedAt: t1 });
+    await t.store.addPending({ serial: 'AA', commonName: 'alice', crlNumber: 3, queuedAt: t0 });
+    await t.store.addPending({ serial: 'AA', commonName: 'alice', crlNumber: 5, queuedAt: t1 });
+    await t.store.addPending({ serial: 'AA', commonName: 'alice', crlNumber: 2, queuedAt: t1 });
+    assert.deepEqual(await t.store.listPending(), [
       { serial: 'AA', commonName: 'alice', crlNumber: 5, queuedAt: t0 },
       { serial: 'BB', commonName: 'bob', crlNumber: 4, queuedAt: t1 },
     ]);
-    assert.equal(t.store.clearPending(['AA', 'ZZ']), 1);
+    assert.equal(await t.store.clearPending(['AA', 'ZZ']), 1);
     assert.deepEqual(
-      t.store.listPending().map((p) => p.serial),
+      (await t.store.listPending()).map((p) => p.serial),
       ['BB'],
     );
   });
@@ -34,8 +34,8 @@ describe('store: gateways', () => {
   });
   afterEach(() => t.cleanup());
 
-  it('upserts by name, reads, lists sorted, deletes', () => {
-    const cert = t.store.insertCert(newCert({ commonName: 'office-gw', kind: 'gateway' }));
+  it('upserts by name, reads, lists sorted, deletes', async () => {
+    const cert = await t.store.insertCert(newCert({ commonName: 'office-gw', kind: 'gateway' }));
     const g = {
       name: 'office',
       target: 'root@192.0.2.10:22',
@@ -44,22 +44,22 @@ describe('store: gateways', () => {
       details: { step: 1 },
       updatedAt: new Date('2026-06-01T00:00:00.000Z'),
     };
-    assert.deepEqual(t.store.upsertGateway(g), g);
+    assert.deepEqual(await t.store.upsertGateway(g), g);
     const ready = { ...g, certSerial: cert.serial, status: 'ready', details: { lan: '192.168.1.0/24' } };
-    assert.deepEqual(t.store.upsertGateway(ready), ready);
-    t.store.upsertGateway({ ...g, name: 'annex' });
-    assert.deepEqual(t.store.getGateway('office'), ready);
+    assert.deepEqual(await t.store.upsertGateway(ready), ready);
+    await t.store.upsertGateway({ ...g, name: 'annex' });
+    assert.deepEqual(await t.store.getGateway('office'), ready);
     assert.deepEqual(
-      t.store.listGateways().map((x) => x.name),
+      (await t.store.listGateways()).map((x) => x.name),
       ['annex', 'office'],
     );
-    t.store.deleteGateway('annex');
-    assert.equal(t.store.getGateway('annex'), undefined);
-    expectAppError(() => t.store.deleteGateway('annex'), 'NotFound');
+    await t.store.deleteGateway('annex');
+    assert.equal(await t.store.getGateway('annex'), undefined);
+    await expectAppError(() => t.store.deleteGateway('annex'), 'NotFound');
   });
 
-  it('400 unknown certificate serial', () => {
-    expectAppError(
+  it('400 unknown certificate serial', async () => {
+    await expectAppError(
       () =>
         t.store.upsertGateway({
           name: 'office',
@@ -72,6 +72,6 @@ describe('store: gateways', () => {
       'BadRequest',
       'certSerial',
     );
-    assert.deepEqual(t.store.listGateways(), []);
+    assert.deepEqual(await t.store.listGateways(), []);
   });
 });

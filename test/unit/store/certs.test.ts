@@ -4,24 +4,24 @@ import { expectAppError, newCert, tempStore, type TempStore } from './temp-store
 describe('store: certificates', () => {
   let t: TempStore;
   let aliceId: number;
-  beforeEach(() => {
+  beforeEach(async () => {
     t = tempStore();
-    aliceId = t.store.createUser({ name: 'alice', role: 'user', passwordHash: null }).id;
+    aliceId = (await t.store.createUser({ name: 'alice', role: 'user', passwordHash: null })).id;
   });
   afterEach(() => t.cleanup());
 
-  it('inserts a certificate and reads every field back, owner name joined', () => {
+  it('inserts a certificate and reads every field back, owner name joined', async () => {
     const input = newCert({ ownerId: aliceId });
-    const c = t.store.insertCert(input);
+    const c = await t.store.insertCert(input);
     assert.equal(c.status, 'valid');
     assert.equal(c.revokedAt, null);
     assert.equal(c.revocationReason, null);
     assert.equal(c.lastSeenAt, null);
     assert.equal(c.ownerName, 'alice');
     for (const k of Object.keys(input) as (keyof typeof input)[]) assert.deepEqual(c[k], input[k], k);
-    assert.deepEqual(t.store.getCert(input.serial), c);
-    assert.deepEqual(t.store.getValidCertByCommonName('alice-laptop'), c);
-    assert.equal(t.store.getCert('00FF'), undefined);
+    assert.deepEqual(await t.store.getCert(input.serial), c);
+    assert.deepEqual(await t.store.getValidCertByCommonName('alice-laptop'), c);
+    assert.equal(await t.store.getCert('00FF'), undefined);
   });
 
   it('has no column that could hold a private key', () => {
@@ -35,29 +35,29 @@ describe('store: certificates', () => {
     );
   });
 
-  it('409 duplicate serial names the field', () => {
-    const c = t.store.insertCert(newCert());
-    expectAppError(
+  it('409 duplicate serial names the field', async () => {
+    const c = await t.store.insertCert(newCert());
+    await expectAppError(
       () => t.store.insertCert(newCert({ serial: c.serial, commonName: 'other' })),
       'Conflict',
       'serial',
     );
-    assert.equal(t.store.listCerts().total, 1);
+    assert.equal((await t.store.listCerts()).total, 1);
   });
 
-  it('409 duplicate valid common name', () => {
-    t.store.insertCert(newCert({ commonName: 'x' }));
+  it('409 duplicate valid common name', async () => {
+    await t.store.insertCert(newCert({ commonName: 'x' }));
     const e = expectAppError(
       () => t.store.insertCert(newCert({ commonName: 'x' })),
       'Conflict',
       'commonName',
     );
-    assert.equal(e.message, "commonName 'x' already has a valid certificate");
-    assert.equal(t.store.listCerts().total, 1);
+    assert.equal((await e).message, "commonName 'x' already has a valid certificate");
+    assert.equal((await t.store.listCerts()).total, 1);
   });
 
-  it('the partial unique index itself refuses a second valid common name (not just the pre-check)', () => {
-    t.store.insertCert(newCert({ commonName: 'x' }));
+  it('the partial unique index itself refuses a second valid common name (not just the pre-check)', async () => {
+    await t.store.insertCert(newCert({ commonName: 'x' }));
     const raw = t.raw();
     assert.throws(
       () =>
@@ -71,16 +71,16 @@ describe('store: certificates', () => {
     );
   });
 
-  it('a common name can be re-issued once its certificate is revoked', () => {
-    const old = t.store.insertCert(newCert({ commonName: 'x' }));
-    t.store.markRevoked(old.serial, 'superseded', new Date());
-    const fresh = t.store.insertCert(newCert({ commonName: 'x' }));
-    assert.equal(t.store.getValidCertByCommonName('x')?.serial, fresh.serial);
+  it('a common name can be re-issued once its certificate is revoked', async () => {
+    const old = await t.store.insertCert(newCert({ commonName: 'x' }));
+    await t.store.markRevoked(old.serial, 'superseded', new Date());
+    const fresh = await t.store.insertCert(newCert({ commonName: 'x' }));
+    assert.equal((await t.store.getValidCertByCommonName('x'))?.serial, fresh.serial);
   });
 
-  it('400 unknown owner names the field', () => {
-    expectAppError(() => t.store.insertCert(newCert({ ownerId: 777 })), 'BadRequest', 'owner');
-    assert.equal(t.store.listCerts().total, 0);
+  it('400 unknown owner names the field', async () => {
+    await expectAppError(() => t.store.insertCert(newCert({ ownerId: 777 })), 'BadRequest', 'owner');
+    assert.equal((await t.store.listCerts()).total, 0);
   });
 
   const badInputs: [string, Parameters<typeof newCert>[0], string][] = [
@@ -92,21 +92,21 @@ describe('store: certificates', () => {
     ['400 empty PEM', { certPem: '' }, 'certPem'],
   ];
   for (const [title, over, field] of badInputs) {
-    it(title, () => {
-      expectAppError(() => t.store.insertCert(newCert(over)), 'BadRequest', field);
-      assert.equal(t.store.listCerts().total, 0);
+    it(title, async () => {
+      await expectAppError(() => t.store.insertCert(newCert(over)), 'BadRequest', field);
+      assert.equal((await t.store.listCerts()).total, 0);
     });
   }
 
-  it('marks revoked with time and reason', () => {
-    const c = t.store.insertCert(newCert());
+  it('marks revoked with time and reason', async () => {
+    const c = await t.store.insertCert(newCert());
     const at = new Date('2026-06-01T12:00:00.000Z');
-    const r = t.store.markRevoked(c.serial, 'keyCompromise', at);
+    const r = await t.store.markRevoked(c.serial, 'keyCompromise', at);
     assert.equal(r.status, 'revoked');
     assert.deepEqual(r.revokedAt, at);
     assert.equal(r.revocationReason, 'keyCompromise');
-    assert.equal(t.store.getValidCertByCommonName(c.commonName), undefined);
-    assert.deepEqual(t.store.listRevoked(), [
+    assert.equal(await t.store.getValidCertByCommonName(c.commonName), undefined);
+    assert.deepEqual(await t.store.listRevoked(), [
       {
         serial: c.serial,
         commonName: c.commonName,
@@ -118,34 +118,34 @@ describe('store: certificates', () => {
     ]);
   });
 
-  it('404 revoking an unknown serial', () => {
-    expectAppError(() => t.store.markRevoked('0A0B', 'unspecified', new Date()), 'NotFound');
+  it('404 revoking an unknown serial', async () => {
+    await expectAppError(() => t.store.markRevoked('0A0B', 'unspecified', new Date()), 'NotFound');
   });
 
-  it('409 revoking twice keeps the first time and reason', () => {
-    const c = t.store.insertCert(newCert());
+  it('409 revoking twice keeps the first time and reason', async () => {
+    const c = await t.store.insertCert(newCert());
     const first = new Date('2026-06-01T00:00:00.000Z');
-    t.store.markRevoked(c.serial, 'keyCompromise', first);
-    expectAppError(() => t.store.markRevoked(c.serial, 'superseded', new Date()), 'Conflict', 'serial');
-    const again = t.store.getCert(c.serial);
+    await t.store.markRevoked(c.serial, 'keyCompromise', first);
+    await expectAppError(() => t.store.markRevoked(c.serial, 'superseded', new Date()), 'Conflict', 'serial');
+    const again = await t.store.getCert(c.serial);
     assert.deepEqual(again?.revokedAt, first);
     assert.equal(again?.revocationReason, 'keyCompromise');
   });
 
-  it('400 unknown revocation reason changes nothing', () => {
-    const c = t.store.insertCert(newCert());
-    expectAppError(
+  it('400 unknown revocation reason changes nothing', async () => {
+    const c = await t.store.insertCert(newCert());
+    await expectAppError(
       () => t.store.markRevoked(c.serial, 'bored' as 'unspecified', new Date()),
       'BadRequest',
       'reason',
     );
-    assert.equal(t.store.getCert(c.serial)?.status, 'valid');
+    assert.equal((await t.store.getCert(c.serial))?.status, 'valid');
   });
 
-  it('the schema refuses to un-revoke, or to revoke without time and reason', () => {
-    const c = t.store.insertCert(newCert());
-    const d = t.store.insertCert(newCert({ commonName: 'other' }));
-    t.store.markRevoked(c.serial, 'superseded', new Date());
+  it('the schema refuses to un-revoke, or to revoke without time and reason', async () => {
+    const c = await t.store.insertCert(newCert());
+    const d = await t.store.insertCert(newCert({ commonName: 'other' }));
+    await t.store.markRevoked(c.serial, 'superseded', new Date());
     const raw = t.raw();
     assert.throws(
       () =>
@@ -162,13 +162,13 @@ describe('store: certificates', () => {
     );
   });
 
-  it('touchLastSeen only moves forward and ignores unknown serials', () => {
-    const c = t.store.insertCert(newCert());
+  it('touchLastSeen only moves forward and ignores unknown serials', async () => {
+    const c = await t.store.insertCert(newCert());
     const t1 = new Date('2026-03-01T00:00:00.000Z');
     const t0 = new Date('2026-02-01T00:00:00.000Z');
-    t.store.touchLastSeen([c.serial, 'FFFF'], t1);
-    assert.deepEqual(t.store.getCert(c.serial)?.lastSeenAt, t1);
-    t.store.touchLastSeen([c.serial], t0);
-    assert.deepEqual(t.store.getCert(c.serial)?.lastSeenAt, t1);
+    await t.store.touchLastSeen([c.serial, 'FFFF'], t1);
+    assert.deepEqual((await t.store.getCert(c.serial))?.lastSeenAt, t1);
+    await t.store.touchLastSeen([c.serial], t0);
+    assert.deepEqual((await t.store.getCert(c.serial))?.lastSeenAt, t1);
   });
 });

@@ -8,91 +8,91 @@ describe('store: sessions', () => {
   let t: TempStore;
   let alice: number;
   let bob: number;
-  beforeEach(() => {
+  beforeEach(async () => {
     t = tempStore();
-    alice = t.store.createUser({ name: 'alice', role: 'user', passwordHash: null }).id;
-    bob = t.store.createUser({ name: 'bob', role: 'user', passwordHash: null }).id;
+    alice = (await t.store.createUser({ name: 'alice', role: 'user', passwordHash: null })).id;
+    bob = (await t.store.createUser({ name: 'bob', role: 'user', passwordHash: null })).id;
   });
   afterEach(() => t.cleanup());
 
-  it('sets, replaces and reads a session; expired sessions are invisible', () => {
-    t.store.setSession('s1', '{"a":1}', later(60_000));
-    assert.deepEqual(t.store.getSession('s1', NOW), {
+  it('sets, replaces and reads a session; expired sessions are invisible', async () => {
+    await t.store.setSession('s1', '{"a":1}', later(60_000));
+    assert.deepEqual(await t.store.getSession('s1', NOW), {
       data: '{"a":1}',
       expiresAt: later(60_000),
       userId: null,
     });
-    t.store.setSession('s1', '{"a":2}', later(120_000), alice);
-    assert.deepEqual(t.store.getSession('s1', NOW), {
+    await t.store.setSession('s1', '{"a":2}', later(120_000), alice);
+    assert.deepEqual(await t.store.getSession('s1', NOW), {
       data: '{"a":2}',
       expiresAt: later(120_000),
       userId: alice,
     });
-    assert.equal(t.store.getSession('s1', later(120_000)), undefined);
-    assert.equal(t.store.getSession('nope', NOW), undefined);
+    assert.equal(await t.store.getSession('s1', later(120_000)), undefined);
+    assert.equal(await t.store.getSession('nope', NOW), undefined);
   });
 
-  it('destroys one session, all sessions of a user, and prunes expired ones', () => {
-    t.store.setSession('a1', 'x', later(1000), alice);
-    t.store.setSession('a2', 'x', later(1000), alice);
-    t.store.setSession('b1', 'x', later(1000), bob);
-    t.store.setSession('anon', 'x', later(10), null);
-    t.store.destroySession('b1');
-    t.store.destroySession('b1'); // idempotent
-    assert.equal(t.store.getSession('b1', NOW), undefined);
-    assert.equal(t.store.destroySessionsOfUser(alice), 2);
-    assert.equal(t.store.getSession('a1', NOW), undefined);
-    t.store.setSession('b2', 'x', later(1000), bob);
-    assert.equal(t.store.pruneSessions(later(500)), 1);
-    assert.equal(t.store.getSession('b2', NOW)?.userId, bob);
+  it('destroys one session, all sessions of a user, and prunes expired ones', async () => {
+    await t.store.setSession('a1', 'x', later(1000), alice);
+    await t.store.setSession('a2', 'x', later(1000), alice);
+    await t.store.setSession('b1', 'x', later(1000), bob);
+    await t.store.setSession('anon', 'x', later(10), null);
+    await t.store.destroySession('b1');
+    await t.store.destroySession('b1'); // idempotent
+    assert.equal(await t.store.getSession('b1', NOW), undefined);
+    assert.equal(await t.store.destroySessionsOfUser(alice), 2);
+    assert.equal(await t.store.getSession('a1', NOW), undefined);
+    await t.store.setSession('b2', 'x', later(1000), bob);
+    assert.equal(await t.store.pruneSessions(later(500)), 1);
+    assert.equal((await t.store.getSession('b2', NOW))?.userId, bob);
   });
 
-  it('400 session for an unknown user', () => {
-    expectAppError(() => t.store.setSession('s', 'x', later(1000), 999), 'BadRequest', 'userId');
+  it('400 session for an unknown user', async () => {
+    await expectAppError(() => t.store.setSession('s', 'x', later(1000), 999), 'BadRequest', 'userId');
   });
 });
 
 describe('store: API tokens', () => {
   let t: TempStore;
   let alice: number;
-  beforeEach(() => {
+  beforeEach(async () => {
     t = tempStore();
-    alice = t.store.createUser({ name: 'alice', role: 'user', passwordHash: null }).id;
+    alice = (await t.store.createUser({ name: 'alice', role: 'user', passwordHash: null })).id;
   });
   afterEach(() => t.cleanup());
 
-  it('creates, finds by hash, lists, touches and deletes tokens', () => {
-    const a = t.store.createToken({ userId: alice, name: 'ci', tokenHash: 'h'.repeat(64) });
-    const b = t.store.createToken({ userId: alice, name: 'laptop', tokenHash: 'g'.repeat(64) });
-    assert.deepEqual(t.store.findTokenByHash('h'.repeat(64)), a);
-    assert.equal(t.store.findTokenByHash('nope'), undefined);
-    assert.deepEqual(t.store.listTokens(alice), [a, b]);
+  it('creates, finds by hash, lists, touches and deletes tokens', async () => {
+    const a = await t.store.createToken({ userId: alice, name: 'ci', tokenHash: 'h'.repeat(64) });
+    const b = await t.store.createToken({ userId: alice, name: 'laptop', tokenHash: 'g'.repeat(64) });
+    assert.deepEqual(await t.store.findTokenByHash('h'.repeat(64)), a);
+    assert.equal(await t.store.findTokenByHash('nope'), undefined);
+    assert.deepEqual(await t.store.listTokens(alice), [a, b]);
     const at = new Date('2026-06-02T00:00:00.000Z');
-    t.store.touchToken(a.id, at);
-    assert.deepEqual(t.store.findTokenByHash('h'.repeat(64))?.lastUsedAt, at);
-    t.store.deleteToken(a.id);
-    assert.deepEqual(t.store.listTokens(alice), [b]);
-    expectAppError(() => t.store.deleteToken(a.id), 'NotFound');
+    await t.store.touchToken(a.id, at);
+    assert.deepEqual((await t.store.findTokenByHash('h'.repeat(64)))?.lastUsedAt, at);
+    await t.store.deleteToken(a.id);
+    assert.deepEqual(await t.store.listTokens(alice), [b]);
+    await expectAppError(async () => t.store.deleteToken(a.id), 'NotFound');
   });
 
-  it('never hands the stored hash back out', () => {
-    const tok = t.store.createToken({ userId: alice, name: 'ci', tokenHash: 'h'.repeat(64) });
+  it('never hands the stored hash back out', async () => {
+    const tok = await t.store.createToken({ userId: alice, name: 'ci', tokenHash: 'h'.repeat(64) });
     assert.ok(!JSON.stringify(tok).includes('h'.repeat(64)));
-    assert.ok(!JSON.stringify(t.store.listTokens(alice)).includes('h'.repeat(64)));
+    assert.ok(!JSON.stringify(await t.store.listTokens(alice)).includes('h'.repeat(64)));
   });
 
-  it('409 duplicate hash, 400 unknown user', () => {
-    t.store.createToken({ userId: alice, name: 'ci', tokenHash: 'h1' });
-    expectAppError(
+  it('409 duplicate hash, 400 unknown user', async () => {
+    await t.store.createToken({ userId: alice, name: 'ci', tokenHash: 'h1' });
+    await expectAppError(
       () => t.store.createToken({ userId: alice, name: 'x', tokenHash: 'h1' }),
       'Conflict',
       'tokenHash',
     );
-    expectAppError(
+    await expectAppError(
       () => t.store.createToken({ userId: 999, name: 'x', tokenHash: 'h2' }),
       'BadRequest',
       'userId',
     );
-    assert.equal(t.store.listTokens(alice).length, 1);
+    assert.equal((await t.store.listTokens(alice)).length, 1);
   });
 });

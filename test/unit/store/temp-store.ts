@@ -11,7 +11,7 @@ export interface TempStore {
   file: string;
   /** A second, raw connection to the same file (to check what the store's API cannot reach). */
   raw(): Database.Database;
-  cleanup(): void;
+  cleanup(): Promise<void>;
 }
 
 export function tempStore(): TempStore {
@@ -28,9 +28,9 @@ export function tempStore(): TempStore {
       raws.push(db);
       return db;
     },
-    cleanup() {
+    async cleanup() {
       for (const db of raws) if (db.open) db.close();
-      store.close();
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -61,9 +61,13 @@ export function newCert(over: Partial<NewCert> = {}): NewCert {
 }
 
 /** Asserts that fn throws an AppError subclass with this name and field; returns it for more checks. */
-export function expectAppError(fn: () => unknown, name: string, field?: string): Error & { field?: string } {
+export async function expectAppError(
+  fn: () => unknown,
+  name: string,
+  field?: string,
+): Promise<Error & { field?: string }> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     const e = err as Error & { field?: string };
     if (e.name !== name || (field !== undefined && e.field !== field)) {

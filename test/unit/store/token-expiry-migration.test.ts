@@ -14,7 +14,7 @@ describe('store migration 004: API token expiry', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('gives existing tokens an expiry 90 days out and deletes those of disabled users', () => {
+  it('gives existing tokens an expiry 90 days out and deletes those of disabled users', async () => {
     const file = join(dir, 'podgate.db');
     const old = new Database(file);
     migrate(old, migrations.slice(0, 3));
@@ -28,13 +28,13 @@ describe('store migration 004: API token expiry', () => {
     const store = SqliteStore.open(file);
     try {
       assert.equal(store.schemaVersion, migrations[migrations.length - 1]!.version);
-      const [t] = store.listTokens(1);
+      const [t] = await store.listTokens(1);
       const days = (t!.expiresAt!.getTime() - Date.now()) / 86_400_000;
       assert.ok(days > 89.9 && days <= 90, `expires in ${days} days`);
-      assert.equal(store.findTokenByHash('b'.repeat(64)), undefined);
-      assert.deepEqual(store.listTokens(2), []);
+      assert.equal(await store.findTokenByHash('b'.repeat(64)), undefined);
+      assert.deepEqual(await store.listTokens(2), []);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });

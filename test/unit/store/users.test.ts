@@ -8,62 +8,62 @@ describe('store: users', () => {
   });
   afterEach(() => t.cleanup());
 
-  it('creates a user and reads it back by name and id', () => {
-    const u = t.store.createUser({ name: 'alice', role: 'admin', passwordHash: '$argon2id$v=19$x' });
+  it('creates a user and reads it back by name and id', async () => {
+    const u = await t.store.createUser({ name: 'alice', role: 'admin', passwordHash: '$argon2id$v=19$x' });
     assert.ok(u.id > 0);
     assert.equal(u.disabled, false);
     assert.ok(u.createdAt instanceof Date && !Number.isNaN(u.createdAt.getTime()));
-    assert.deepEqual(t.store.getUserByName('alice'), u);
-    assert.deepEqual(t.store.getUserById(u.id), u);
-    assert.equal(t.store.getUserByName('bob'), undefined);
-    assert.equal(t.store.getUserById(9999), undefined);
+    assert.deepEqual(await t.store.getUserByName('alice'), u);
+    assert.deepEqual(await t.store.getUserById(u.id), u);
+    assert.equal(await t.store.getUserByName('bob'), undefined);
+    assert.equal(await t.store.getUserById(9999), undefined);
   });
 
-  it('409 duplicate user name, nothing added', () => {
-    t.store.createUser({ name: 'alice', role: 'user', passwordHash: null });
+  it('409 duplicate user name, nothing added', async () => {
+    await t.store.createUser({ name: 'alice', role: 'user', passwordHash: null });
     const e = expectAppError(
       () => t.store.createUser({ name: 'alice', role: 'admin', passwordHash: null }),
       'Conflict',
       'name',
     );
-    assert.match(e.message, /alice/);
-    assert.equal(t.store.listUsers().length, 1);
+    assert.match((await e).message, /alice/);
+    assert.equal((await t.store.listUsers()).length, 1);
   });
 
-  it('400 unknown role names the field', () => {
-    expectAppError(
+  it('400 unknown role names the field', async () => {
+    await expectAppError(
       () => t.store.createUser({ name: 'x', role: 'root' as 'admin', passwordHash: null }),
       'BadRequest',
       'role',
     );
-    assert.equal(t.store.listUsers().length, 0);
+    assert.equal((await t.store.listUsers()).length, 0);
   });
 
-  it('lists users sorted by name', () => {
+  it('lists users sorted by name', async () => {
     for (const name of ['carol', 'alice', 'bob'])
-      t.store.createUser({ name, role: 'user', passwordHash: null });
+      await t.store.createUser({ name, role: 'user', passwordHash: null });
     assert.deepEqual(
-      t.store.listUsers().map((u) => u.name),
+      (await t.store.listUsers()).map((u) => u.name),
       ['alice', 'bob', 'carol'],
     );
   });
 
-  it('updates role, password hash and disabled; leaves unspecified fields alone', () => {
-    const u = t.store.createUser({ name: 'alice', role: 'user', passwordHash: 'h1' });
-    const a = t.store.updateUser(u.id, { role: 'admin' });
+  it('updates role, password hash and disabled; leaves unspecified fields alone', async () => {
+    const u = await t.store.createUser({ name: 'alice', role: 'user', passwordHash: 'h1' });
+    const a = await t.store.updateUser(u.id, { role: 'admin' });
     assert.equal(a.role, 'admin');
     assert.equal(a.passwordHash, 'h1');
-    const b = t.store.updateUser(u.id, { disabled: true, passwordHash: 'h2' });
+    const b = await t.store.updateUser(u.id, { disabled: true, passwordHash: 'h2' });
     assert.equal(b.disabled, true);
     assert.equal(b.passwordHash, 'h2');
     assert.equal(b.role, 'admin');
-    const c = t.store.updateUser(u.id, { passwordHash: null });
+    const c = await t.store.updateUser(u.id, { passwordHash: null });
     assert.equal(c.passwordHash, null);
     assert.equal(c.disabled, true);
-    assert.deepEqual(t.store.getUserById(u.id), c);
+    assert.deepEqual(await t.store.getUserById(u.id), c);
   });
 
-  it('404 updating an unknown user', () => {
-    expectAppError(() => t.store.updateUser(4242, { role: 'admin' }), 'NotFound');
+  it('404 updating an unknown user', async () => {
+    await expectAppError(() => t.store.updateUser(4242, { role: 'admin' }), 'NotFound');
   });
 });
