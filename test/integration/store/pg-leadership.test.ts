@@ -3,7 +3,6 @@
  * by the test), held by replicas that are separate processes (test/helpers/leadership-worker.ts).
  */
 import assert from 'node:assert/strict';
-import type { StoreTarget } from '../../../src/config/store-schema.js';
 import { advisoryKey } from '../../../src/store/pg/advisory-leadership.js';
 import {
   assertNeverTwoLeaders,
@@ -11,22 +10,8 @@ import {
   LeadershipWorkers,
   type WorkerProc,
 } from '../../helpers/leadership-procs.js';
-import { startPostgres, type PgServer } from '../../helpers/postgres.js';
-
-export function pgTarget(pg: PgServer, database: string): Extract<StoreTarget, { engine: 'postgres' }> {
-  return {
-    engine: 'postgres',
-    host: pg.host,
-    port: pg.port,
-    user: pg.user,
-    database,
-    password: pg.password,
-    sslMode: 'disable',
-    sslRootCertFile: undefined,
-    poolSize: 4,
-    display: pg.url(database),
-  };
-}
+import type { PgServer } from '../../helpers/postgres.js';
+import { pgTarget, sharedPostgres } from '../../helpers/pg-store.js';
 
 describe('store (PostgreSQL): leader election with an advisory lock', function () {
   this.timeout(120_000);
@@ -35,12 +20,9 @@ describe('store (PostgreSQL): leader election with an advisory lock', function (
   const workers = new LeadershipWorkers();
 
   before(async () => {
-    pg = await startPostgres();
+    pg = await sharedPostgres();
   });
-  after(async () => {
-    await workers.killAll();
-    await pg?.stop();
-  });
+  after(() => workers.killAll());
   beforeEach(async () => {
     db = await pg.createDatabase('lead');
   });
