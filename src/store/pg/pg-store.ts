@@ -399,6 +399,11 @@ export class PgStore extends PgOps {
     }
   }
 
+  /** Raw access for store-level tools in this directory (the SQLite copy, shared files). */
+  withDb<R>(fn: (db: PgDb) => Promise<R>): Promise<R> {
+    return fn(new PgDb(this.pool, this.pool, false));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
