@@ -103,7 +103,9 @@ export function resolveStoreTarget(
     }
     return { target: { engine: 'sqlite' }, problems: [] };
   }
-  const url = new URL(store.url); // checked by the schema
+  const invalid = urlProblem(store.url); // the schema checked it already, unless the caller built `store`
+  if (invalid) return { problems: [`store.url: ${invalid}`] };
+  const url = new URL(store.url);
   const problems: string[] = [];
   const host = decodeURIComponent(url.hostname) || env.PGHOST || '';
   if (host === '' || host.startsWith('/')) {
