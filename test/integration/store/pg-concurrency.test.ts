@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import type { PgStore } from '../../../src/store/pg/pg-store.js';
 import { PgStore as Store } from '../../../src/store/pg/pg-store.js';
+import { admitInWindow } from '../../../src/store/pg/rate-window.js';
 import { freshPgStore } from '../../helpers/pg-store.js';
 import { newCert } from '../../unit/store/temp-store.js';
 
@@ -123,5 +124,32 @@ describe('store (PostgreSQL): concurrent writers', function () {
       await tx.setSetting('k', 'v');
     });
     await assert.rejects(async () => leaked!.getSetting('k'), /transaction has ended/);
+  });
+});
+
+describe('store (PostgreSQL): limits shared by replicas', function () {
+  this.timeout(60_000);
+  it('a sliding window of 10 per hour: 30 parallel attempts over two replicas admit exactly 10', async () => {
+    const { store: a, target } = await freshPgStore(8);
+    const b = await Store.open(target);
+    try {
+      const now = 1_800_000_000_000;
+      const verdicts = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          (i % 2 ? a : b).withDb((db) => admitInWindow(db, 'issue', 'user:7', 10, 3_600_000, now + i)),
+        ),
+      );
+      assert.equal(verdicts.filter((v) => v.allowed).length, 10);
+      const refused = verdicts.filter((v) => !v.allowed);
+      assert.ok(refused.every((v) => v.retryAfterMs > 3_500_000 && v.retryAfterMs <= 3_600_000));
+      // an hour after the first ones, slots open again; another key was never limited
+      const later = await a.withDb((db) => admitInWindow(db, 'issue', 'user:7', 10, 3_600_000, now + 3_600_010));
+      assert.equal(later.allowed, true);
+      const other = await b.withDb((db) => admitInWindow(db, 'issue', 'user:8', 10, 3_600_000, now));
+      assert.equal(other.allowed, true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });

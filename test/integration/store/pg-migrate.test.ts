@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -119,6 +119,36 @@ describe('store (PostgreSQL): copying a SQLite data dir', function () {
       assert.deepEqual(await store.listUsers(), [], 'nothing was copied');
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('store (PostgreSQL): CA files shared through the database', function () {
+  this.timeout(60_000);
+  it('a replica pulls what another pushed (bytes and mode); a file removed and pushed is removed on pull', async () => {
+    const { freshPgStore } = await import('../../helpers/pg-store.js');
+    const { pushSharedFiles, pullSharedFiles } = await import('../../../src/store/pg/shared-files.js');
+    const { store } = await freshPgStore();
+    const one = mkdtempSync(join(tmpdir(), 'podgate-pgfiles-'));
+    const two = mkdtempSync(join(tmpdir(), 'podgate-pgfiles-'));
+    try {
+      cpSync(join(FIXTURE, 'ca.crt'), join(one, 'ca.crt'));
+      cpSync(join(FIXTURE, 'ca.key.enc'), join(one, 'ca.key.enc'));
+      const names = ['ca.crt', 'ca.key.enc', 'ca-next.crt'];
+      assert.deepEqual(await store.withDb((db) => pushSharedFiles(db, one, names)), ['ca.crt', 'ca.key.enc']);
+      writeFileSync(join(two, 'ca-next.crt'), 'stale');
+      assert.deepEqual(await store.withDb((db) => pullSharedFiles(db, two, names)), ['ca.crt', 'ca.key.enc']);
+      assert.deepEqual(readFileSync(join(two, 'ca.key.enc')), readFileSync(join(one, 'ca.key.enc')));
+      assert.equal(statSync(join(two, 'ca.key.enc')).mode & 0o077, 0, 'the key envelope is not readable by others');
+      assert.ok(!existsSync(join(two, 'ca-next.crt')), 'a file the database does not have is removed');
+      rmSync(join(one, 'ca.key.enc'));
+      await store.withDb((db) => pushSharedFiles(db, one, names));
+      await store.withDb((db) => pullSharedFiles(db, two, names));
+      assert.ok(!existsSync(join(two, 'ca.key.enc')));
+    } finally {
+      await store.close();
+      rmSync(one, { recursive: true, force: true });
+      rmSync(two, { recursive: true, force: true });
     }
   });
 });

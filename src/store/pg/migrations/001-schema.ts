@@ -312,16 +312,14 @@ ${bumpOn('gateway_change', 'UPDATE OF cert_serial', 'gateways')}
 ${bumpOn('gateway_insert', 'INSERT', 'gateways')}
 ${bumpOn('gateway_delete', 'DELETE', 'gateways')}
 
--- limits shared by every replica (sign-in throttle, issue rate limits): one row per key and window
-CREATE TABLE rate_counters (
-  scope        text COLLATE "C"   NOT NULL,
-  key          text COLLATE "C"   NOT NULL,
-  window_start bigint NOT NULL,
-  hits         integer NOT NULL CHECK (hits >= 0),
-  expires_at   bigint NOT NULL,
-  PRIMARY KEY (scope, key, window_start)
+-- limits shared by every replica (sign-in throttle, issue rate limits): one row per counted event,
+-- kept for the length of its window (store/pg/rate-window.ts)
+CREATE TABLE rate_events (
+  scope text COLLATE "C" NOT NULL,
+  key   text COLLATE "C" NOT NULL,
+  at    bigint NOT NULL
 );
-CREATE INDEX rate_counters_expires_at ON rate_counters (expires_at);
+CREATE INDEX rate_events_key_at ON rate_events (scope, key, at);
 
 -- files every replica needs (CA certificates, the encrypted CA key envelope): see docs/postgres.md
 CREATE TABLE shared_files (
