@@ -26,6 +26,16 @@ export const storeSchema = z
     poolSize: z.number().int().min(1).max(100).default(10),
     /** PostgreSQL with sslmode verify-full: the CA bundle the server certificate must chain to. */
     sslRootCertFile: z.string().min(1).optional(),
+    /**
+     * Several replicas elect the one that runs the timers: in a pod with a coordination.k8s.io Lease
+     * `podgate-manager` in this namespace (the manager's own), elsewhere with a PostgreSQL advisory lock.
+     */
+    leaseNamespace: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS-1123 label')
+      .default('podgate'),
+    /** How long the leader's Lease holds without renewal; a new leader takes over within it. */
+    leaseSeconds: z.number().int().min(5).max(300).default(15),
   })
   .strict()
   .default({});
