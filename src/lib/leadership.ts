@@ -66,3 +66,41 @@ export class SoleLeadership implements Leadership {
     return Promise.resolve();
   }
 }
+
+/**
+ * Runs what `start` starts only while this replica leads: started on gaining the leadership (at once
+ * when it leads already), stopped on losing it, and stopped for good by the returned `stop`. `start`
+ * returns its own stop function (timers cancelled, running work awaited when it returns a Promise).
+ */
+export function whileLeader(
+  leadership: Leadership,
+  start: () => () => void | Promise<void>,
+): { stop(): Promise<void> } {
+  let stopRunning: (() => void | Promise<void>) | undefined;
+  let wanted = false;
+  // starts and stops run in order: a start after a loss waits until the previous stop has finished
+  let queue: Promise<void> = Promise.resolve();
+  const apply = (leader: boolean): void => {
+    if (leader === wanted) return;
+    wanted = leader;
+    queue = queue
+      .then(async () => {
+        if (leader && !stopRunning) stopRunning = start();
+        else if (!leader && stopRunning) {
+          const s = stopRunning;
+          stopRunning = undefined;
+          await s();
+        }
+      })
+      .catch(() => undefined);
+  };
+  const unsubscribe = leadership.onChange(apply);
+  apply(leadership.isLeader());
+  return {
+    async stop() {
+      unsubscribe();
+      apply(false);
+      await queue;
+    },
+  };
+}

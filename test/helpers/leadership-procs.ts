@@ -104,9 +104,7 @@ export function assertNeverTwoLeaders(procs: readonly WorkerProc[], ends: Map<st
   for (const a of all) {
     for (const b of all) {
       if (a.id !== b.id && a.from < b.to && b.from < a.to) {
-        throw new Error(
-          `two leaders at once: ${a.id} [${a.from}, ${a.to}) and ${b.id} [${b.from}, ${b.to})`,
-        );
+        throw new Error(`two leaders at once: ${a.id} [${a.from}, ${a.to}) and ${b.id} [${b.from}, ${b.to})`);
       }
     }
   }

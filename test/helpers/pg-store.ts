@@ -41,7 +41,9 @@ export function pgTarget(pg: PgServer, database: string, poolSize = 4): PgTarget
 }
 
 /** A PgStore on a fresh database of the shared server. */
-export async function freshPgStore(poolSize = 4): Promise<{ store: PgStore; target: PgTarget; database: string }> {
+export async function freshPgStore(
+  poolSize = 4,
+): Promise<{ store: PgStore; target: PgTarget; database: string }> {
   const pg = await sharedPostgres();
   const database = await pg.createDatabase('store');
   const target = pgTarget(pg, database, poolSize);

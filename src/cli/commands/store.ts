@@ -33,15 +33,25 @@ export function register(program: Command, env: CliEnv): void {
   const store = program.command('store').description('the database: move a SQLite data dir to PostgreSQL');
   store
     .command('migrate')
-    .description('copy the SQLite data dir into an empty PostgreSQL database and verify the copy (the source is not changed)')
-    .requiredOption('--to <url>', 'postgres://user@host:port/database (the password from --password-file or PGPASSWORD)')
+    .description(
+      'copy the SQLite data dir into an empty PostgreSQL database and verify the copy (the source is not changed)',
+    )
+    .requiredOption(
+      '--to <url>',
+      'postgres://user@host:port/database (the password from --password-file or PGPASSWORD)',
+    )
     .option('--password-file <file>', 'file holding the PostgreSQL password (default: store.passwordFile)')
     .action(async (o: { to: string; passwordFile?: string }, cmd: Command) => {
       const g = globalOpts(cmd);
       const config = env.loadConfig(g);
       if (!/^postgres(ql)?:\/\//.test(o.to)) throw new BadRequest('--to must be a postgres:// URL', 'to');
       const resolved = resolveStoreTarget(
-        { ...config.store, url: o.to, passwordFile: o.passwordFile ?? config.store.passwordFile, poolSize: 2 },
+        {
+          ...config.store,
+          url: o.to,
+          passwordFile: o.passwordFile ?? config.store.passwordFile,
+          poolSize: 2,
+        },
         env.env,
       );
       if (resolved.problems.length > 0 || resolved.target?.engine !== 'postgres') {

@@ -34,7 +34,9 @@ export class PgAddresses {
   constructor(private readonly db: PgDb) {}
 
   async getAddress(commonName: string): Promise<DeviceAddress | undefined> {
-    const r = await this.db.get<AddressRow>('SELECT * FROM device_addresses WHERE common_name = ?', [commonName]);
+    const r = await this.db.get<AddressRow>('SELECT * FROM device_addresses WHERE common_name = ?', [
+      commonName,
+    ]);
     return r && toAddress(r);
   }
 
@@ -56,7 +58,9 @@ export class PgAddresses {
         await db.run('DELETE FROM device_addresses WHERE common_name = ?', [cn]);
       }
       const used = new Set(
-        (await db.all<{ address: string }>('SELECT address FROM device_addresses')).map((r) => ipv4ToInt(r.address)),
+        (await db.all<{ address: string }>('SELECT address FROM device_addresses')).map((r) =>
+          ipv4ToInt(r.address),
+        ),
       );
       let free: number | undefined;
       for (let n = pool.first; n <= pool.last; n++) {
@@ -82,7 +86,8 @@ export class PgAddresses {
         );
       } catch (err) {
         throw constraintError(err, {
-          unique: () => new Conflict(`tunnel address ${address} is already held by another device`, 'address'),
+          unique: () =>
+            new Conflict(`tunnel address ${address} is already held by another device`, 'address'),
         });
       }
       return (await repo.getAddress(cn))!;
@@ -169,7 +174,8 @@ export class PgGroups {
       });
     } catch (err) {
       const code = pgCode(err);
-      if (code === UNIQUE_VIOLATION) throw new Conflict(`the user is already a member of group '${group}'`, 'user');
+      if (code === UNIQUE_VIOLATION)
+        throw new Conflict(`the user is already a member of group '${group}'`, 'user');
       if (code === FOREIGN_KEY_VIOLATION) throw new NotFound(`user ${userId} does not exist`);
       throw err;
     }
@@ -178,7 +184,12 @@ export class PgGroups {
   async removeGroupMember(group: string, userId: number): Promise<void> {
     await this.db.atomic(async (db) => {
       const g = await this.need(db, group);
-      if ((await db.run('DELETE FROM local_group_members WHERE group_id = ? AND user_id = ?', [g.id, userId])) === 0) {
+      if (
+        (await db.run('DELETE FROM local_group_members WHERE group_id = ? AND user_id = ?', [
+          g.id,
+          userId,
+        ])) === 0
+      ) {
         throw new NotFound(`the user is not a member of group '${group}'`);
       }
     });
@@ -228,7 +239,12 @@ export class PgAccessRules {
       `INSERT INTO access_rules (name, position, body, created_at, updated_at) VALUES (@name, @position, @body, @at, @at)
        ON CONFLICT (name) DO UPDATE SET position = excluded.position, body = excluded.body, updated_at = excluded.updated_at
        WHERE access_rules.body IS DISTINCT FROM excluded.body OR access_rules.position IS DISTINCT FROM excluded.position`,
-      { name, position: intAtLeast('position', position, 0), body: JSON.stringify(rule), at: new Date().toISOString() },
+      {
+        name,
+        position: intAtLeast('position', position, 0),
+        body: JSON.stringify(rule),
+        at: new Date().toISOString(),
+      },
     );
     return n > 0;
   }
@@ -240,9 +256,11 @@ export class PgAccessRules {
   }
 
   async getAccessState(): Promise<AccessState> {
-    const r = (await this.db.get<{ version: number; published_version: number; published_hash: string | null }>(
-      'SELECT version, published_version, published_hash FROM access_state WHERE id = 1',
-    ))!;
+    const r = (await this.db.get<{
+      version: number;
+      published_version: number;
+      published_hash: string | null;
+    }>('SELECT version, published_version, published_hash FROM access_state WHERE id = 1'))!;
     return { version: r.version, publishedVersion: r.published_version, publishedHash: r.published_hash };
   }
 
@@ -260,7 +278,10 @@ export class PgAccessRules {
   }
 
   async markAccessPublished(version: number, hash: string): Promise<void> {
-    await this.db.run('UPDATE access_state SET published_version = ?, published_hash = ? WHERE id = 1', [version, hash]);
+    await this.db.run('UPDATE access_state SET published_version = ?, published_hash = ? WHERE id = 1', [
+      version,
+      hash,
+    ]);
   }
 }
 
@@ -344,9 +365,10 @@ export class PgSessionHistory {
 
   async listOpenSessions(replica: string): Promise<SessionHistoryRecord[]> {
     return (
-      await this.db.all<HistoryRow>('SELECT * FROM vpn_sessions WHERE replica = ? AND ended_at IS NULL ORDER BY id', [
-        replica,
-      ])
+      await this.db.all<HistoryRow>(
+        'SELECT * FROM vpn_sessions WHERE replica = ? AND ended_at IS NULL ORDER BY id',
+        [replica],
+      )
     ).map(toRecord);
   }
 

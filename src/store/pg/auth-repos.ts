@@ -39,7 +39,9 @@ export class PgSessions {
         ),
       );
     } catch (err) {
-      throw constraintError(err, { foreignKey: () => new BadRequest(`userId ${userId} does not exist`, 'userId') });
+      throw constraintError(err, {
+        foreignKey: () => new BadRequest(`userId ${userId} does not exist`, 'userId'),
+      });
     }
   }
 
@@ -49,7 +51,9 @@ export class PgSessions {
 
   destroySessionsOfUser(userId: number): Promise<number> {
     const id = idOrUndefined(userId);
-    return id === undefined ? Promise.resolve(0) : this.db.run('DELETE FROM sessions WHERE user_id = ?', [id]);
+    return id === undefined
+      ? Promise.resolve(0)
+      : this.db.run('DELETE FROM sessions WHERE user_id = ?', [id]);
   }
 
   pruneSessions(now: Date): Promise<number> {
@@ -84,7 +88,12 @@ const TOKEN_SELECT = `SELECT t.id, t.user_id, u.name AS user_name, t.name, t.cre
 export class PgTokens {
   constructor(private readonly db: PgDb) {}
 
-  async createToken(t: { userId: number; name: string; tokenHash: string; expiresAt?: Date | null }): Promise<ApiToken> {
+  async createToken(t: {
+    userId: number;
+    name: string;
+    tokenHash: string;
+    expiresAt?: Date | null;
+  }): Promise<ApiToken> {
     const userId = intAtLeast('userId', t.userId, 1);
     const name = text('name', t.name);
     const hash = nonEmpty('tokenHash', t.tokenHash);
@@ -120,7 +129,9 @@ export class PgTokens {
   async listTokens(userId: number): Promise<ApiToken[]> {
     const key = idOrUndefined(userId);
     if (key === undefined) return [];
-    return (await this.db.all<TokenRow>(`${TOKEN_SELECT} WHERE t.user_id = ? ORDER BY t.id`, [key])).map(toToken);
+    return (await this.db.all<TokenRow>(`${TOKEN_SELECT} WHERE t.user_id = ? ORDER BY t.id`, [key])).map(
+      toToken,
+    );
   }
 
   async listAllTokens(): Promise<ApiToken[]> {
@@ -137,7 +148,8 @@ export class PgTokens {
   async touchToken(id: number, at: Date): Promise<void> {
     const key = idOrUndefined(id);
     const when = toIso('at', at);
-    if (key !== undefined) await this.db.run('UPDATE api_tokens SET last_used_at = ? WHERE id = ?', [when, key]);
+    if (key !== undefined)
+      await this.db.run('UPDATE api_tokens SET last_used_at = ? WHERE id = ?', [when, key]);
   }
 }
 
@@ -190,9 +202,9 @@ export class PgOidc {
   }
 
   async listOidcIdentities(issuer: string): Promise<OidcIdentity[]> {
-    return (await this.db.all<OidcRow>('SELECT * FROM oidc_identities WHERE issuer = ? ORDER BY user_id', [issuer])).map(
-      toIdentity,
-    );
+    return (
+      await this.db.all<OidcRow>('SELECT * FROM oidc_identities WHERE issuer = ? ORDER BY user_id', [issuer])
+    ).map(toIdentity);
   }
 
   async insertOidcIdentity(i: Omit<OidcIdentity, 'lastSyncAt'>): Promise<OidcIdentity> {
@@ -275,7 +287,8 @@ export class PgImportLinks {
   async createImportLink(l: Parameters<ImportLinkStore['createImportLink']>[0]): Promise<ImportLink> {
     const userId = intAtLeast('userId', l.userId, 1);
     const hash = nonEmpty('tokenHash', l.tokenHash);
-    if (!/^[0-9a-f]{64}$/.test(hash)) throw new BadRequest('tokenHash must be a sha256 hex digest', 'tokenHash');
+    if (!/^[0-9a-f]{64}$/.test(hash))
+      throw new BadRequest('tokenHash must be a sha256 hex digest', 'tokenHash');
     const values = [
       userId,
       hash,
@@ -322,14 +335,16 @@ export class PgImportLinks {
   async releaseImportLink(id: number): Promise<void> {
     const key = idOrUndefined(id);
     if (key === undefined) return;
-    await this.db.run('UPDATE import_links SET used_at = NULL, used_ip = NULL WHERE id = ? AND cert_serial IS NULL', [
-      key,
-    ]);
+    await this.db.run(
+      'UPDATE import_links SET used_at = NULL, used_ip = NULL WHERE id = ? AND cert_serial IS NULL',
+      [key],
+    );
   }
 
   async setImportLinkSerial(id: number, serial: string): Promise<void> {
     const key = idOrUndefined(id);
-    if (key !== undefined) await this.db.run('UPDATE import_links SET cert_serial = ? WHERE id = ?', [serial, key]);
+    if (key !== undefined)
+      await this.db.run('UPDATE import_links SET cert_serial = ? WHERE id = ?', [serial, key]);
   }
 
   pruneImportLinks(before: Date): Promise<number> {

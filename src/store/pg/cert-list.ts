@@ -27,14 +27,20 @@ function encodeCursor(value: string, serial: string): string {
 
 function decodeCursor(cursor: unknown): { value: string; serial: string } {
   const bad = () => new BadRequest('cursor is not one this list returned', 'cursor');
-  if (typeof cursor !== 'string' || cursor.length > MAX_CURSOR || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw bad();
+  if (typeof cursor !== 'string' || cursor.length > MAX_CURSOR || !/^[A-Za-z0-9_-]+$/.test(cursor))
+    throw bad();
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
     throw bad();
   }
-  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[0] !== 'string' || typeof parsed[1] !== 'string') {
+  if (
+    !Array.isArray(parsed) ||
+    parsed.length !== 2 ||
+    typeof parsed[0] !== 'string' ||
+    typeof parsed[1] !== 'string'
+  ) {
     throw bad();
   }
   return { value: parsed[0], serial: parsed[1] };
@@ -56,7 +62,9 @@ export async function listCerts(
       throw new BadRequest(`search must be a string of at most ${MAX_SEARCH} characters`, 'search');
     }
     if (q.search !== '') {
-      conds.push('(c.common_name ILIKE @search OR c.device_name ILIKE @search OR c.owner_name ILIKE @search)');
+      conds.push(
+        '(c.common_name ILIKE @search OR c.device_name ILIKE @search OR c.owner_name ILIKE @search)',
+      );
       params.search = likeSubstring(q.search);
     }
   }
@@ -83,7 +91,8 @@ export async function listCerts(
     params.until = new Date(now.getTime() + days * DAY_MS).toISOString();
   }
   const sort = q.sort === undefined ? 'createdAt' : oneOf('sort', q.sort, SORT_KEYS);
-  const order = q.order === undefined ? (q.sort === undefined ? 'desc' : 'asc') : oneOf('order', q.order, ORDERS);
+  const order =
+    q.order === undefined ? (q.sort === undefined ? 'desc' : 'asc') : oneOf('order', q.order, ORDERS);
   const dir = order === 'asc' ? 'ASC' : 'DESC';
   const sortColumn = SORT_COLUMNS[sort];
   const orderBy = `ORDER BY ${sortColumn} ${dir}, c.serial ${dir}`;
@@ -99,7 +108,9 @@ export async function listCerts(
   const pageConds = [...conds];
   if (q.after !== undefined) {
     const { value, serial } = decodeCursor(q.after);
-    pageConds.push(`(${sortColumn}, c.serial) ${order === 'asc' ? '>' : '<'} (@afterValue::text, @afterSerial::text)`);
+    pageConds.push(
+      `(${sortColumn}, c.serial) ${order === 'asc' ? '>' : '<'} (@afterValue::text, @afterSerial::text)`,
+    );
     pageParams.afterValue = value;
     pageParams.afterSerial = serial;
   }
@@ -109,7 +120,10 @@ export async function listCerts(
     conds.length === 0 || (conds.length === 1 && params.status !== undefined)
       ? `SELECT coalesce(sum(n), 0) FROM cert_counts${params.status !== undefined ? ' WHERE status = @status' : ''}`
       : `SELECT count(*) FROM certificates c ${where}`;
-  const select = CERT_SELECT.replace(/^SELECT /, `SELECT (${countSql}) AS total_rows, ${sortColumn} AS sort_key, `);
+  const select = CERT_SELECT.replace(
+    /^SELECT /,
+    `SELECT (${countSql}) AS total_rows, ${sortColumn} AS sort_key, `,
+  );
   const rows = await db.all<CertRow & { total_rows: number; sort_key: string }>(
     `${select} ${pageWhere} ${orderBy} ${page}`,
     { ...params, ...pageParams },
@@ -117,7 +131,10 @@ export async function listCerts(
   let total: number;
   if (rows.length > 0) total = Number(rows[0]!.total_rows);
   else {
-    const r = await db.get<{ n: number }>(countSql.replace(/^SELECT (.*?) FROM/, 'SELECT $1 AS n FROM'), params);
+    const r = await db.get<{ n: number }>(
+      countSql.replace(/^SELECT (.*?) FROM/, 'SELECT $1 AS n FROM'),
+      params,
+    );
     total = Number(r?.n ?? 0);
   }
   const last = rows[rows.length - 1];

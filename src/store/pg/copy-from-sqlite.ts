@@ -68,11 +68,16 @@ export async function copySqliteToPg(
   let store: PgStore | undefined;
   try {
     checkSqliteVersion(src);
-    const tables = (src.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[])
-      .filter((t) => !NOT_COPIED.test(t));
+    const tables = (
+      src.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]
+    ).filter((t) => !NOT_COPIED.test(t));
     const unknown = tables.filter((t) => !(COPIED_TABLES as readonly string[]).includes(t));
     if (unknown.length > 0) {
-      throw new AppError(500, 'store_migrate_table', `no PostgreSQL copy rule for table(s) ${unknown.join(', ')}`);
+      throw new AppError(
+        500,
+        'store_migrate_table',
+        `no PostgreSQL copy rule for table(s) ${unknown.join(', ')}`,
+      );
     }
     store = await PgStore.open(target);
     const report = await store.withDb(async (db) => {
@@ -84,15 +89,14 @@ export async function copySqliteToPg(
             `SELECT setval(pg_get_serial_sequence('${table}', '${col}'), coalesce((SELECT max(${col}) FROM ${table}), 0) + 1, false)`,
           );
         }
-        const access = src.prepare('SELECT version, published_version, published_hash FROM access_state WHERE id = 1').get() as
-          | { version: number; published_version: number; published_hash: string | null }
-          | undefined;
+        const access = src
+          .prepare('SELECT version, published_version, published_hash FROM access_state WHERE id = 1')
+          .get() as { version: number; published_version: number; published_hash: string | null } | undefined;
         if (access) {
-          await tx.run('UPDATE access_state SET version = ?, published_version = ?, published_hash = ? WHERE id = 1', [
-            access.version,
-            access.published_version,
-            access.published_hash,
-          ]);
+          await tx.run(
+            'UPDATE access_state SET version = ?, published_version = ?, published_hash = ? WHERE id = 1',
+            [access.version, access.published_version, access.published_hash],
+          );
         }
         for (const name of files.names) {
           const path = join(files.dir, name);
@@ -104,7 +108,11 @@ export async function copySqliteToPg(
           );
         }
       });
-      return verify(src, db, files.names.filter((n) => existsSync(join(files.dir, n))));
+      return verify(
+        src,
+        db,
+        files.names.filter((n) => existsSync(join(files.dir, n))),
+      );
     });
     return report;
   } finally {
@@ -148,7 +156,9 @@ function checkSqliteVersion(src: Database.Database): void {
   if (version !== latest) {
     throw new BadRequest(
       `the source database has schema version ${version}, this podgate writes ${latest}: ${
-        version < latest ? 'start this podgate once on the data dir (it upgrades it), then migrate' : 'use a newer podgate'
+        version < latest
+          ? 'start this podgate once on the data dir (it upgrades it), then migrate'
+          : 'use a newer podgate'
       }`,
       'dataDir',
     );
@@ -206,22 +216,33 @@ async function verify(src: Database.Database, db: PgDb, files: string[]): Promis
   for (const table of COPIED_TABLES) {
     const a = src.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
     const b = (await db.get<{ n: number }>(`SELECT count(*) AS n FROM ${table}`))!.n;
-    if (a !== b) throw new AppError(500, 'store_migrate_verify', `${table}: ${a} rows in SQLite, ${b} in PostgreSQL`);
+    if (a !== b)
+      throw new AppError(500, 'store_migrate_verify', `${table}: ${a} rows in SQLite, ${b} in PostgreSQL`);
     tables.push({ name: table, rows: a });
   }
-  const crlA = (src.prepare('SELECT number FROM crl_state WHERE id = 1').pluck().get() as number | undefined) ?? null;
-  const crlB = (await db.get<{ number: number }>('SELECT number FROM crl_state WHERE id = 1'))?.number ?? null;
-  if (crlA !== crlB) throw new AppError(500, 'store_migrate_verify', `CRL number ${crlA} in SQLite, ${crlB} in PostgreSQL`);
-  const accessA = (src.prepare('SELECT version FROM access_state WHERE id = 1').pluck().get() as number | undefined) ?? 1;
-  const accessB = (await db.get<{ version: number }>('SELECT version FROM access_state WHERE id = 1'))!.version;
+  const crlA =
+    (src.prepare('SELECT number FROM crl_state WHERE id = 1').pluck().get() as number | undefined) ?? null;
+  const crlB =
+    (await db.get<{ number: number }>('SELECT number FROM crl_state WHERE id = 1'))?.number ?? null;
+  if (crlA !== crlB)
+    throw new AppError(500, 'store_migrate_verify', `CRL number ${crlA} in SQLite, ${crlB} in PostgreSQL`);
+  const accessA =
+    (src.prepare('SELECT version FROM access_state WHERE id = 1').pluck().get() as number | undefined) ?? 1;
+  const accessB = (await db.get<{ version: number }>('SELECT version FROM access_state WHERE id = 1'))!
+    .version;
   if (accessA !== accessB) {
-    throw new AppError(500, 'store_migrate_verify', `access version ${accessA} in SQLite, ${accessB} in PostgreSQL`);
+    throw new AppError(
+      500,
+      'store_migrate_verify',
+      `access version ${accessA} in SQLite, ${accessB} in PostgreSQL`,
+    );
   }
   const counts = await db.all<{ status: string; n: number; real: number }>(
     'SELECT status, n, (SELECT count(*) FROM certificates c WHERE c.status = k.status) AS real FROM cert_counts k',
   );
   for (const c of counts) {
-    if (c.n !== c.real) throw new AppError(500, 'store_migrate_verify', `cert_counts ${c.status}: ${c.n} != ${c.real}`);
+    if (c.n !== c.real)
+      throw new AppError(500, 'store_migrate_verify', `cert_counts ${c.status}: ${c.n} != ${c.real}`);
   }
   return { tables, crlNumber: crlA, accessVersion: accessA, files };
 }

@@ -81,7 +81,10 @@ export class PgDb {
     private readonly counter = { savepoints: 0 },
   ) {}
 
-  async query<R extends QueryResultRow>(sql: string, params: Params = []): Promise<{ rows: R[]; rowCount: number }> {
+  async query<R extends QueryResultRow>(
+    sql: string,
+    params: Params = [],
+  ): Promise<{ rows: R[]; rowCount: number }> {
     let text: string;
     let values: unknown[];
     if (Array.isArray(params)) {

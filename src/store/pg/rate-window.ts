@@ -24,7 +24,11 @@ export async function admitInWindow(
 ): Promise<WindowVerdict> {
   return db.atomic(async (tx) => {
     await tx.run("SELECT pg_advisory_xact_lock(hashtext('podgate.rate:' || ? || ':' || ?))", [scope, key]);
-    await tx.run('DELETE FROM rate_events WHERE scope = ? AND key = ? AND at <= ?', [scope, key, now - windowMs]);
+    await tx.run('DELETE FROM rate_events WHERE scope = ? AND key = ? AND at <= ?', [
+      scope,
+      key,
+      now - windowMs,
+    ]);
     const r = (await tx.get<{ n: number; oldest: number | null }>(
       'SELECT count(*) AS n, min(at) AS oldest FROM rate_events WHERE scope = ? AND key = ?',
       [scope, key],

@@ -34,7 +34,12 @@ export class PgState {
       `SELECT number, pem, this_update, next_update FROM crl_state WHERE id = 1${lock}`,
     );
     return (
-      r && { number: r.number, pem: r.pem, thisUpdate: fromIso(r.this_update), nextUpdate: fromIso(r.next_update) }
+      r && {
+        number: r.number,
+        pem: r.pem,
+        thisUpdate: fromIso(r.this_update),
+        nextUpdate: fromIso(r.next_update),
+      }
     );
   }
 
@@ -265,7 +270,9 @@ export class PgGateways {
   }
 
   async listGateways(): Promise<GatewayRecord[]> {
-    return (await this.db.all<GatewayRow>(`SELECT ${GATEWAY_COLS} FROM gateways ORDER BY name`)).map(toGateway);
+    return (await this.db.all<GatewayRow>(`SELECT ${GATEWAY_COLS} FROM gateways ORDER BY name`)).map(
+      toGateway,
+    );
   }
 
   async deleteGateway(name: string): Promise<void> {

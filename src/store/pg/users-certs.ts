@@ -67,7 +67,10 @@ export class PgUsers {
     return (await this.db.all<UserRow>(`SELECT ${USER_COLS} FROM users ORDER BY name`)).map(toUser);
   }
 
-  async updateUser(id: number, patch: Partial<Pick<User, 'role' | 'passwordHash' | 'disabled'>>): Promise<User> {
+  async updateUser(
+    id: number,
+    patch: Partial<Pick<User, 'role' | 'passwordHash' | 'disabled'>>,
+  ): Promise<User> {
     intAtLeast('id', id, 1);
     const role = patch.role === undefined ? null : oneOf('role', patch.role, ROLES);
     const setHash = patch.passwordHash !== undefined;
@@ -98,7 +101,8 @@ export class PgUsers {
 }
 
 function checkSerial(serial: unknown): string {
-  if (!isSerial(serial)) throw new BadRequest(`serial must be upper-case ${SERIAL_RULE}, even length`, 'serial');
+  if (!isSerial(serial))
+    throw new BadRequest(`serial must be upper-case ${SERIAL_RULE}, even length`, 'serial');
   return serial;
 }
 
@@ -130,7 +134,8 @@ export class PgCerts {
         // one writer per common name at a time: the owner rule below has no constraint of its own
         await db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.cn:' || ?))", [p.commonName]);
         const certs = new PgCerts(db);
-        if (await certs.getCert(p.serial)) throw new Conflict(`serial '${p.serial}' already exists`, 'serial');
+        if (await certs.getCert(p.serial))
+          throw new Conflict(`serial '${p.serial}' already exists`, 'serial');
         if (p.ownerId !== null && !(await db.get('SELECT 1 AS x FROM users WHERE id = ?', [p.ownerId]))) {
           throw new BadRequest(`owner ${p.ownerId} does not exist`, 'owner');
         }
@@ -201,10 +206,16 @@ export class PgCerts {
   }
 
   async listRevoked(): Promise<
-    Pick<CertRecord, 'serial' | 'commonName' | 'notAfter' | 'revokedAt' | 'revocationReason' | 'issuerKeyId'>[]
+    Pick<
+      CertRecord,
+      'serial' | 'commonName' | 'notAfter' | 'revokedAt' | 'revocationReason' | 'issuerKeyId'
+    >[]
   > {
     const rows = await this.db.all<
-      Pick<CertRow, 'serial' | 'common_name' | 'not_after' | 'revoked_at' | 'revocation_reason' | 'issuer_ski'>
+      Pick<
+        CertRow,
+        'serial' | 'common_name' | 'not_after' | 'revoked_at' | 'revocation_reason' | 'issuer_ski'
+      >
     >(
       `SELECT serial, common_name, not_after, revoked_at, revocation_reason, issuer_ski FROM certificates
        WHERE status = 'revoked' ORDER BY revoked_at, serial`,

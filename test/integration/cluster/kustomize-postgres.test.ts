@@ -36,7 +36,10 @@ describe('k8s-postgres/ overlay: the manager with 2 replicas on PostgreSQL', () 
     const data = d.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'data');
     assert.deepEqual(data, { name: 'data', emptyDir: {} });
     const env = Object.fromEntries(
-      d.spec.template.spec.containers[0].env.map((e: { name: string; value?: string }) => [e.name, e.value ?? 'from']),
+      d.spec.template.spec.containers[0].env.map((e: { name: string; value?: string }) => [
+        e.name,
+        e.value ?? 'from',
+      ]),
     );
     assert.match(env.PODGATE_STORE_URL, /^postgres:\/\/podgate@/);
     assert.equal(env.PODGATE_STORE_PASSWORD_FILE, '/etc/podgate/postgres/password');
@@ -57,8 +60,12 @@ describe('k8s-postgres/ overlay: the manager with 2 replicas on PostgreSQL', () 
         verbs: ['get', 'patch'],
       },
     ]);
-    const binding = objects.find((o) => o.kind === 'RoleBinding' && o.metadata.name === 'podgate-manager-lease')!;
+    const binding = objects.find(
+      (o) => o.kind === 'RoleBinding' && o.metadata.name === 'podgate-manager-lease',
+    )!;
     new RoleBinding(binding as never).validate();
-    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'podgate-manager', namespace: 'podgate' }]);
+    assert.deepEqual(binding.subjects, [
+      { kind: 'ServiceAccount', name: 'podgate-manager', namespace: 'podgate' },
+    ]);
   });
 });

@@ -61,8 +61,9 @@ describe('cluster: leader election with a Lease (real API server)', function () 
   it('two replicas started together: exactly one leads, the lease names it', async () => {
     const a = start('replica-a');
     const b = start('replica-b');
-    await workers.until('both started and one leader', () =>
-      [a, b].every((p) => p.events.some((e) => e.started)) && workers.leaders().length === 1,
+    await workers.until(
+      'both started and one leader',
+      () => [a, b].every((p) => p.events.some((e) => e.started)) && workers.leaders().length === 1,
     );
     await new Promise((r) => setTimeout(r, 2000)); // several renew rounds
     const leaders = workers.leaders();

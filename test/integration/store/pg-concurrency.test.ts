@@ -74,7 +74,13 @@ describe('store (PostgreSQL): concurrent writers', function () {
             thisUpdate: new Date(now),
             nextUpdate: new Date(now + 86_400_000),
           });
-          await tx.appendAudit({ actor: 'test', action: 'crl.publish', target: String(number), result: 'ok', details: {} });
+          await tx.appendAudit({
+            actor: 'test',
+            action: 'crl.publish',
+            target: String(number),
+            result: 'ok',
+            details: {},
+          });
           saved.push(number);
         }),
       ),
@@ -88,12 +94,20 @@ describe('store (PostgreSQL): concurrent writers', function () {
     const audit = await a.listAudit({ action: 'crl.publish', limit: 200 });
     // in commit order (audit ids) the numbers rise strictly
     const byId = audit.sort((x, y) => x.id - y.id).map((e) => Number(e.target));
-    assert.deepEqual(byId, Array.from({ length: 80 }, (_, i) => i + 1));
+    assert.deepEqual(
+      byId,
+      Array.from({ length: 80 }, (_, i) => i + 1),
+    );
   });
 
   it('saveCrl outside a lock still refuses a number that is not greater (two writers cannot both save N+1)', async () => {
     const now = Date.now();
-    const state = (n: number) => ({ number: n, pem: `crl ${n}`, thisUpdate: new Date(now), nextUpdate: new Date(now + 1000) });
+    const state = (n: number) => ({
+      number: n,
+      pem: `crl ${n}`,
+      thisUpdate: new Date(now),
+      nextUpdate: new Date(now + 1000),
+    });
     const r = await Promise.allSettled([a.saveCrl(state(1)), b.saveCrl(state(1))]);
     assert.equal(r.filter((x) => x.status === 'fulfilled').length, 1);
     const failed = r.find((x): x is PromiseRejectedResult => x.status === 'rejected')!;
@@ -143,7 +157,9 @@ describe('store (PostgreSQL): limits shared by replicas', function () {
       const refused = verdicts.filter((v) => !v.allowed);
       assert.ok(refused.every((v) => v.retryAfterMs > 3_500_000 && v.retryAfterMs <= 3_600_000));
       // an hour after the first ones, slots open again; another key was never limited
-      const later = await a.withDb((db) => admitInWindow(db, 'issue', 'user:7', 10, 3_600_000, now + 3_600_010));
+      const later = await a.withDb((db) =>
+        admitInWindow(db, 'issue', 'user:7', 10, 3_600_000, now + 3_600_010),
+      );
       assert.equal(later.allowed, true);
       const other = await b.withDb((db) => admitInWindow(db, 'issue', 'user:8', 10, 3_600_000, now));
       assert.equal(other.allowed, true);

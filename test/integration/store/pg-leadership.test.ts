@@ -52,8 +52,9 @@ describe('store (PostgreSQL): leader election with an advisory lock', function (
   it('two replicas started together: exactly one leads, and it is the one holding the lock', async () => {
     const a = start('replica-a');
     const b = start('replica-b');
-    await workers.until('both started and one leader', () =>
-      [a, b].every((p) => p.events.some((e) => e.started)) && workers.leaders().length === 1,
+    await workers.until(
+      'both started and one leader',
+      () => [a, b].every((p) => p.events.some((e) => e.started)) && workers.leaders().length === 1,
     );
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(workers.leaders().length, 1);

@@ -7,7 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -17,7 +26,14 @@ import { PgStore } from '../../../src/store/pg/pg-store.js';
 import { pgTarget, sharedPostgres } from '../../helpers/pg-store.js';
 
 const FIXTURE = join(process.cwd(), 'test', 'fixtures', 'datadir-v0.1.0');
-const CA_FILES = ['ca.crt', 'ca.key.enc', 'ca-previous.crt', 'ca-previous.key.enc', 'ca-next.crt', 'ca-next.key.enc'];
+const CA_FILES = [
+  'ca.crt',
+  'ca.key.enc',
+  'ca-previous.crt',
+  'ca-previous.key.enc',
+  'ca-next.crt',
+  'ca-next.key.enc',
+];
 
 function hashes(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -49,7 +65,10 @@ describe('store (PostgreSQL): copying a SQLite data dir', function () {
     const pg = await sharedPostgres();
     const target = pgTarget(pg, await pg.createDatabase('mig'));
     const before = hashes(dataDir);
-    const report = await copySqliteToPg(join(dataDir, 'podgate.db'), target, { dir: dataDir, names: CA_FILES });
+    const report = await copySqliteToPg(join(dataDir, 'podgate.db'), target, {
+      dir: dataDir,
+      names: CA_FILES,
+    });
     assert.deepEqual(hashes(dataDir), before, 'the data dir is byte for byte unchanged');
 
     const src = new Database(join(dataDir, 'podgate.db'), { readonly: true });
@@ -62,7 +81,10 @@ describe('store (PostgreSQL): copying a SQLite data dir', function () {
 
     const store = await PgStore.open(target);
     try {
-      assert.deepEqual((await store.listUsers()).map((u) => u.name), ['admin', 'alice', 'bob']);
+      assert.deepEqual(
+        (await store.listUsers()).map((u) => u.name),
+        ['admin', 'alice', 'bob'],
+      );
       const phone = (await store.listCerts({ search: 'alice-phone' })).items[0]!;
       assert.equal(phone.status, 'revoked');
       assert.equal(phone.revocationReason, 'keyCompromise');
@@ -71,8 +93,13 @@ describe('store (PostgreSQL): copying a SQLite data dir', function () {
       // ids continue after the copied ones
       const carol = await store.createUser({ name: 'carol', role: 'user', passwordHash: null });
       assert.equal(carol.id, 4);
-      const files = await store.withDb((db) => db.all<{ name: string; content: Buffer }>('SELECT name, content FROM shared_files ORDER BY name'));
-      assert.deepEqual(files.map((f) => f.name), ['ca.crt', 'ca.key.enc']);
+      const files = await store.withDb((db) =>
+        db.all<{ name: string; content: Buffer }>('SELECT name, content FROM shared_files ORDER BY name'),
+      );
+      assert.deepEqual(
+        files.map((f) => f.name),
+        ['ca.crt', 'ca.key.enc'],
+      );
       assert.deepEqual(files[0]!.content, readFileSync(join(dataDir, 'ca.crt')));
     } finally {
       await store.close();
@@ -97,7 +124,9 @@ describe('store (PostgreSQL): copying a SQLite data dir', function () {
     );
     const c = await pg.connect(database);
     try {
-      const r = await c.query("SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = 'users'");
+      const r = await c.query(
+        "SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = 'users'",
+      );
       assert.equal(r.rows[0].n, 0, 'the target database was not touched');
     } finally {
       await c.end();
@@ -108,7 +137,7 @@ describe('store (PostgreSQL): copying a SQLite data dir', function () {
     const pg = await sharedPostgres();
     const target = pgTarget(pg, await pg.createDatabase('mig'));
     const db = new Database(join(dataDir, 'podgate.db'));
-    db.exec("ALTER TABLE gateways ADD COLUMN future_field TEXT");
+    db.exec('ALTER TABLE gateways ADD COLUMN future_field TEXT');
     db.close();
     await assert.rejects(
       copySqliteToPg(join(dataDir, 'podgate.db'), target, { dir: dataDir, names: CA_FILES }),
@@ -139,7 +168,11 @@ describe('store (PostgreSQL): CA files shared through the database', function ()
       writeFileSync(join(two, 'ca-next.crt'), 'stale');
       assert.deepEqual(await store.withDb((db) => pullSharedFiles(db, two, names)), ['ca.crt', 'ca.key.enc']);
       assert.deepEqual(readFileSync(join(two, 'ca.key.enc')), readFileSync(join(one, 'ca.key.enc')));
-      assert.equal(statSync(join(two, 'ca.key.enc')).mode & 0o077, 0, 'the key envelope is not readable by others');
+      assert.equal(
+        statSync(join(two, 'ca.key.enc')).mode & 0o077,
+        0,
+        'the key envelope is not readable by others',
+      );
       assert.ok(!existsSync(join(two, 'ca-next.crt')), 'a file the database does not have is removed');
       rmSync(join(one, 'ca.key.enc'));
       await store.withDb((db) => pushSharedFiles(db, one, names));

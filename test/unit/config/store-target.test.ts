@@ -79,17 +79,42 @@ describe('config: store.url', () => {
   });
 
   const bad: [string, Record<string, unknown>, Record<string, string>, RegExp][] = [
-    ['a password in the URL', { 'store.url': 'postgres://u:pw@h/db' }, {}, /^store\.url: must not contain a password/],
+    [
+      'a password in the URL',
+      { 'store.url': 'postgres://u:pw@h/db' },
+      {},
+      /^store\.url: must not contain a password/,
+    ],
     ['another scheme', { 'store.url': 'mysql://u@h/db' }, {}, /^store\.url: unknown scheme "mysql:"/],
     ['no URL at all', { 'store.url': 'db.example' }, {}, /^store\.url: must be "sqlite:" or postgres:/],
-    ['an unknown parameter', { 'store.url': 'postgres://u@h/db?sslcert=x' }, {}, /^store\.url: unknown parameter "sslcert"/],
-    ['a bad sslmode', { 'store.url': 'postgres://u@h/db?sslmode=maybe' }, {}, /^store\.url: sslmode must be one of/],
+    [
+      'an unknown parameter',
+      { 'store.url': 'postgres://u@h/db?sslcert=x' },
+      {},
+      /^store\.url: unknown parameter "sslcert"/,
+    ],
+    [
+      'a bad sslmode',
+      { 'store.url': 'postgres://u@h/db?sslmode=maybe' },
+      {},
+      /^store\.url: sslmode must be one of/,
+    ],
     ['no user anywhere', { 'store.url': 'postgres://h/db' }, {}, /^store\.url: needs a user/],
     ['no host anywhere', { 'store.url': 'postgres:///db' }, { PGUSER: 'u' }, /^store\.url: needs a host/],
     ['a bad PGPORT', { 'store.url': 'postgres://u@h/db' }, { PGPORT: 'x' }, /^store\.url: port "x"/],
     ['a bad PGSSLMODE', { 'store.url': 'postgres://u@h/db' }, { PGSSLMODE: 'allow' }, /^PGSSLMODE: "allow"/],
-    ['a missing password file', { 'store.url': 'postgres://u@h/db', 'store.passwordFile': '/nonexistent/pw' }, {}, /^store\.passwordFile: cannot read \/nonexistent\/pw \(ENOENT\)/],
-    ['a password file with SQLite', { 'store.passwordFile': '/etc/hostname' }, {}, /^store\.passwordFile: only used with a postgres/],
+    [
+      'a missing password file',
+      { 'store.url': 'postgres://u@h/db', 'store.passwordFile': '/nonexistent/pw' },
+      {},
+      /^store\.passwordFile: cannot read \/nonexistent\/pw \(ENOENT\)/,
+    ],
+    [
+      'a password file with SQLite',
+      { 'store.passwordFile': '/etc/hostname' },
+      {},
+      /^store\.passwordFile: only used with a postgres/,
+    ],
     ['a pool of 0', { 'store.url': 'postgres://u@h/db', 'store.poolSize': 0 }, {}, /^store\.poolSize: /],
   ];
   for (const [name, overrides, env, expected] of bad) {
