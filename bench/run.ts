@@ -14,6 +14,7 @@ const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'crl-size.js', run: 'runCrlSizeBench', print: 'printCrlSizeBench' },
   { file: 'access-bundle.js', run: 'runAccessBench', print: 'printAccessBench' },
   { file: 'access.js', run: 'runAccessBench' },
+  { file: 'access-dual-stack.js', run: 'runAccessDualStackBench' },
   { file: 'tunnel.js', run: 'runTunnelBench' },
 ];
 

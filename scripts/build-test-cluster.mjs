@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Builds the test cluster's binaries from upstream sources with `go build` through the Go module proxy:
 // kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet and kube-proxy from
-// k8s.io/kubernetes (module test/cluster/k8s) and etcd at the version that release pins (test/cluster/etcd).
+// k8s.io/kubernetes (module test/cluster/k8s), etcd at the version that release pins (test/cluster/etcd),
+// and helm from helm.sh/helm/v4 (test/cluster/helm: the chart's lint, template and install tests).
 //
 // Binaries are cached outside the work tree, keyed by version:
 //   ${PODGATE_TEST_CLUSTER_CACHE:-/var/cache/podgate-test-cluster}/k8s-<version>/bin/<name>       control plane + kubectl
 //   ${PODGATE_TEST_CLUSTER_CACHE:-/var/cache/podgate-test-cluster}/k8s-<version>/node-bin/<name>  kubelet, kube-proxy
 //   ${PODGATE_TEST_CLUSTER_CACHE:-/var/cache/podgate-test-cluster}/etcd-<version>/bin/etcd
+//   ${PODGATE_TEST_CLUSTER_CACHE:-/var/cache/podgate-test-cluster}/helm-<version>/bin/helm
 // A complete cache makes this a no-op; a partial one (an interrupted build) is rebuilt. Any failure exits 1
 // with the step that failed, so a CI run stops here instead of skipping the cluster suites.
 //
@@ -42,7 +44,15 @@ export function binaryPaths() {
   const k8sBin = join(cacheRoot(), `k8s-${VERSIONS.kubernetes}`, 'bin');
   const k8sNodeBin = join(cacheRoot(), `k8s-${VERSIONS.kubernetes}`, 'node-bin');
   const etcdBin = join(cacheRoot(), `etcd-${VERSIONS.etcd}`, 'bin');
-  const paths = { k8sBin, k8sNodeBin, etcdBin, etcd: join(etcdBin, 'etcd') };
+  const helmBin = join(cacheRoot(), `helm-${VERSIONS.helm}`, 'bin');
+  const paths = {
+    k8sBin,
+    k8sNodeBin,
+    etcdBin,
+    etcd: join(etcdBin, 'etcd'),
+    helmBin,
+    helm: join(helmBin, 'helm'),
+  };
   for (const name of VERSIONS.controlPlane) paths[name] = join(k8sBin, name);
   for (const name of VERSIONS.node) paths[name] = join(k8sNodeBin, name);
   return paths;
@@ -91,7 +101,7 @@ function runGo(args, cwd, what) {
     }, 20_000);
     child.on('error', (err) => {
       clearInterval(timer);
-      reject(new Error(`${what}: cannot run go (${err.message}); install Go 1.24 or later`));
+      reject(new Error(`${what}: cannot run go (${err.message}); install Go 1.26 or later`));
     });
     child.on('close', (code) => {
       clearInterval(timer);
@@ -138,6 +148,7 @@ export async function buildTestCluster({ withNode = false } = {}) {
   if (
     isComplete(paths.etcdBin, ['etcd']) &&
     isComplete(paths.k8sBin, k8sNames) &&
+    isComplete(paths.helmBin, ['helm']) &&
     (!withNode || isComplete(paths.k8sNodeBin, VERSIONS.node))
   ) {
     return paths;
@@ -145,10 +156,12 @@ export async function buildTestCluster({ withNode = false } = {}) {
   const go = spawnSync('go', ['version'], { encoding: 'utf8' });
   if (go.status !== 0) {
     throw new Error(
-      'the test cluster is built from source with Go, and `go` is not on PATH: install Go 1.24 or later',
+      'the test cluster is built from source with Go, and `go` is not on PATH: install Go 1.26 or later',
     );
   }
-  log(`building Kubernetes ${VERSIONS.kubernetes} and etcd ${VERSIONS.etcd} with ${go.stdout.trim()}`);
+  log(
+    `building Kubernetes ${VERSIONS.kubernetes}, etcd ${VERSIONS.etcd} and helm ${VERSIONS.helm} with ${go.stdout.trim()}`,
+  );
   log(
     `cache: ${cacheRoot()} (set PODGATE_TEST_CLUSTER_CACHE to move it); the first build takes many minutes`,
   );
@@ -173,6 +186,16 @@ export async function buildTestCluster({ withNode = false } = {}) {
     `kubernetes ${VERSIONS.kubernetes}`,
   );
   if (built) log(`kubernetes binaries ready in ${paths.k8sBin}`);
+  // helm is a `tool` of its module (go.mod pins helm.sh/helm/v4); the -X sets what `helm version` prints
+  const helmBuilt = await buildInto(
+    paths.helmBin,
+    ['helm'],
+    join(CLUSTER_DIR, 'helm'),
+    ['helm.sh/helm/v4/cmd/helm'],
+    `-s -w -X helm.sh/helm/v4/internal/version.version=${VERSIONS.helm} -X helm.sh/helm/v4/internal/version.gitTreeState=clean`,
+    `helm ${VERSIONS.helm}`,
+  );
+  if (helmBuilt) log(`helm ready in ${paths.helmBin}`);
   if (withNode) {
     const nodeBuilt = await buildInto(
       paths.k8sNodeBin,

@@ -31,6 +31,8 @@ const NEEDS = [
   { pkg: 'libc6-dev', path: '/usr/lib/x86_64-linux-gnu/libc.a' },
   // the PostgreSQL store suites start their own server (initdb + pg_ctl in a temporary directory)
   { pkg: 'postgresql', path: postgresBin() ?? '/usr/lib/postgresql/15/bin/pg_ctl' },
+  // promtool checks and unit-tests docs/prometheus/podgate-rules.yaml (only promtool is used)
+  { pkg: 'prometheus', path: '/usr/bin/promtool' },
 ];
 
 /** pg_ctl of the newest PostgreSQL under /usr/lib/postgresql (Debian keeps one directory per major). */
@@ -82,6 +84,7 @@ if (!isRoot) {
 }
 // The cluster suites run a real control plane built from upstream Kubernetes (v1.34) and etcd with Go;
 // the first build takes many minutes and is cached outside the work tree (scripts/build-test-cluster.mjs).
+// helm (helm.sh/helm/v4, the chart tests) is built from its Go module the same way and cached beside them.
 // The real-node e2e is part of `npm test`, so kubelet and kube-proxy are built too (`--with-node`; the
 // node's images and CoreDNS are built by the suite itself, cached by content hash);
 // `--no-cluster` (npm run test:unit: pure tests, no Kubernetes binary) skips the build altogether.

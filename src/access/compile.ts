@@ -11,7 +11,7 @@
 import { matchesSelector } from './label-selector.js';
 import {
   coveredByCidr,
-  isIpv4,
+  isIpAddress,
   parsePortKey,
   portKey,
   ruleSetId,
@@ -92,7 +92,7 @@ export class AccessCompiler {
     const next = new Map<string, CompiledRule>();
     for (const rule of rules) {
       next.set(rule.name, {
-        rule: { ...rule, clients: rule.clients.filter(isIpv4) },
+        rule: { ...rule, clients: rule.clients.filter(isIpAddress) },
         id: ruleSetId(rule.name),
         shape: ruleShape(rule),
       });
@@ -271,7 +271,8 @@ export class AccessCompiler {
     const clients = new Map<string, string[]>();
     for (const r of this.rules.values()) {
       clients.set(`${r.id}_c`, r.rule.clients);
-      for (const c of r.shape.cidrs) addWhole(cidr, r, c.prefix === 32 ? c.network : c.text);
+      for (const c of r.shape.cidrs)
+        addWhole(cidr, r, c.prefix === (c.family === 'ipv4' ? 32 : 128) ? c.network : c.text);
     }
     this.give('clients', clients);
     this.give('cidr', cidr);
@@ -286,7 +287,7 @@ export class AccessCompiler {
 
   private recomputePod(pod: PodObject): void {
     const out = new Map<string, string[]>();
-    const ips = pod.ips.filter(isIpv4);
+    const ips = pod.ips.filter(isIpAddress);
     if (ips.length > 0) {
       const ns = this.namespaces.get(pod.namespace);
       const backing = this.inNamespace(this.servicesIn, this.services, pod.namespace).filter(
@@ -309,7 +310,7 @@ export class AccessCompiler {
     const ns = this.namespaces.get(svc.namespace);
     for (const r of this.candidates(svc.namespace)) {
       if (!r.rule.destinations.some((d) => serviceMatches(d, svc, ns))) continue;
-      for (const ip of svc.clusterIPs.filter(isIpv4)) {
+      for (const ip of svc.clusterIPs.filter(isIpAddress)) {
         if (coveredByCidr(r.shape, ip)) continue;
         push(out, `${r.id}_p`, ...servicePorts(r.shape, ip, svc.ports).map(portKey));
       }

@@ -5,18 +5,20 @@ import type { PortRange, ResolvedRule } from './types.js';
 /**
  * The set elements one rule yields, in the shape nftables takes them. Pure: no I/O.
  *
- * Each rule owns three sets (names from {@link ruleSetId}):
- * - `<id>_c` client tunnel addresses (`ipv4_addr`);
- * - `<id>_p` destinations with protocol and port range (`ipv4_addr . inet_proto . inet_service`,
+ * Each rule owns three logical sets (names from {@link ruleSetId}):
+ * - `<id>_c` client tunnel addresses;
+ * - `<id>_p` destinations with protocol and port range (address . inet_proto . inet_service,
  *   intervals): Service ports, and everything when the rule names a protocol or ports;
- * - `<id>_a` destinations on any protocol and port (`ipv4_addr`, intervals): pods, namespaces and
- *   CIDRs when the rule restricts nothing.
+ * - `<id>_a` destinations on any protocol and port (intervals): pods, namespaces and CIDRs when the
+ *   rule restricts nothing.
+ * Elements of both families share a logical set here; the nft renderer puts IPv6 ones into the
+ * set's `6` twin (`<id>_c6`, `<id>_p6`, `<id>_a6`, type `ipv6_addr`), since an nft set holds one family.
  */
 
 export type L4 = 'tcp' | 'udp' | 'sctp' | 'icmp';
 
 export interface PortElement {
-  /** An IPv4 address or an IPv4 CIDR ("10.0.0.0/8"). */
+  /** An address or a CIDR of either family ("10.0.0.0/8", "fd00:10:244::/56"). */
   addr: string;
   proto: L4;
   from: number;
@@ -47,6 +49,33 @@ export function isIpv4(s: string): boolean {
   return IPV4.test(s);
 }
 
+const HEX_COLON = /^[0-9a-fA-F:]{2,39}$/;
+const GROUP = /^[0-9a-fA-F]{1,4}$/;
+
+/**
+ * A plain IPv6 address in hex groups (no zone, no prefix, no embedded IPv4), as the API server writes
+ * pod IPs and ClusterIPs. Checked without a parser: it runs for every address of every pod event.
+ */
+export function isIpv6(s: string): boolean {
+  if (!HEX_COLON.test(s)) return false;
+  const halves = s.split('::');
+  if (halves.length > 2) return false;
+  const groups = halves.map((h) => (h === '' ? [] : h.split(':')));
+  if (!groups.every((g) => g.every((x) => GROUP.test(x)))) return false;
+  const n = groups.reduce((a, g) => a + g.length, 0);
+  return halves.length === 2 ? n <= 7 : n === 8;
+}
+
+/** An address of either family an nft element may carry. */
+export function isIpAddress(s: string): boolean {
+  return isIpv4(s) || isIpv6(s);
+}
+
+/** True for an IPv6 element key (an address, a CIDR or a {@link portKey}): it goes to the `6` set. */
+export function isIpv6Key(key: string): boolean {
+  return key.includes(':');
+}
+
 /** Sorts and merges overlapping or adjacent port ranges; empty input stays empty (= every port). */
 export function mergePorts(ports: readonly PortRange[]): PortRange[] {
   const sorted = [...ports].map((p) => ({ from: p.from, to: p.to })).sort((a, b) => a.from - b.from);
@@ -66,7 +95,7 @@ export interface RuleShape {
   protos: L4[];
   /** Merged, disjoint; [0-65535] when the rule names no ports. */
   ranges: PortRange[];
-  /** CIDR destinations (IPv4, none nested in another): k8s addresses inside them add nothing. */
+  /** CIDR destinations (either family, none nested in another): k8s addresses inside them add nothing. */
   cidrs: Cidr[];
 }
 
@@ -82,11 +111,11 @@ export function ruleShape(rule: ResolvedRule): RuleShape {
   const all = rule.destinations.flatMap((d, i) =>
     d.kind === 'cidr' ? [parseCidr(`destinations[${i}].cidr`, d.cidr)] : [],
   );
-  const v4 = all.filter((c) => c.family === 'ipv4');
-  // CIDRs either nest or are disjoint: dropping the nested ones leaves disjoint intervals.
-  const cidrs = v4.filter(
+  // CIDRs either nest or are disjoint: dropping the nested ones leaves disjoint intervals (contains()
+  // is false across families, so each family is reduced on its own).
+  const cidrs = all.filter(
     (c, i) =>
-      !v4.some(
+      !all.some(
         (o, j) => j !== i && o.prefix <= c.prefix && contains(o, c.network) && (o.prefix < c.prefix || j < i),
       ),
   );

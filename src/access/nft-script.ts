@@ -6,9 +6,11 @@
  *   established/related → accept; DNS (udp+tcp 53) to the cluster DNS addresses → accept;
  *   `jump rules` (per rule: client set × destination sets → accept);
  *   then `enforce` counts and drops, `open` accepts.
+ * Both families: every IPv4 set has an IPv6 twin named with a `6` suffix (`dns6`, `<id>_c6`, ...), and
+ * each `ip` rule an `ip6` one. A logical set's element goes to the twin of its own family.
  */
 import type { CompileDelta, RuleSets } from './compile.js';
-import { parsePortKey, type PortElement } from './elements.js';
+import { isIpv6Key, parsePortKey, type PortElement } from './elements.js';
 import type { AccessMode } from './types.js';
 
 export const TABLE = 'inet podgate';
@@ -26,7 +28,16 @@ const IFNAME = /^[A-Za-z0-9_.-]{1,15}\*?$/;
 
 function portText(e: PortElement): string {
   const ports = e.from === e.to ? String(e.from) : `${e.from}-${e.to}`;
-  return `${e.addr} . ${e.proto} . ${ports}`;
+  // ICMP of IPv6 is its own protocol (58); a rule's `icmp` means ping in both families.
+  const proto = e.proto === 'icmp' && isIpv6Key(e.addr) ? 'ipv6-icmp' : e.proto;
+  return `${e.addr} . ${proto} . ${ports}`;
+}
+
+/** `add`/`delete element` lines for keys of one logical set: IPv4 keys into `set`, IPv6 into `<set>6`. */
+function familyLines(op: 'add' | 'delete', set: string, keys: string[], text = (k: string) => k): string[] {
+  const v4 = keys.filter((k) => !isIpv6Key(k));
+  const v6 = keys.filter(isIpv6Key);
+  return [...elementLines(op, set, v4.map(text)), ...elementLines(op, `${set}6`, v6.map(text))];
 }
 
 /** `add element` lines, a thousand elements per line (nft reads very long lines slowly). */
@@ -37,18 +48,26 @@ function elementLines(op: 'add' | 'delete', set: string, items: string[]): strin
   return out;
 }
 
+/** The nft sets of one rule: three per family. */
+const RULE_SETS = ['c', 'p', 'a', 'c6', 'p6', 'a6'] as const;
+
 function setDecls(id: string, prefix = '  set '): string[] {
-  return [
-    `${prefix}${id}_c { type ipv4_addr; }`,
-    `${prefix}${id}_p { type ipv4_addr . inet_proto . inet_service; flags interval; }`,
-    `${prefix}${id}_a { type ipv4_addr; flags interval; }`,
-  ];
+  return (['ipv4', 'ipv6'] as const).flatMap((f) => {
+    const [t, x] = f === 'ipv4' ? ['ipv4_addr', ''] : ['ipv6_addr', '6'];
+    return [
+      `${prefix}${id}_c${x} { type ${t}; }`,
+      `${prefix}${id}_p${x} { type ${t} . inet_proto . inet_service; flags interval; }`,
+      `${prefix}${id}_a${x} { type ${t}; flags interval; }`,
+    ];
+  });
 }
 
 function ruleLines(id: string): string[] {
   return [
     `ip saddr @${id}_c ip daddr . meta l4proto . th dport @${id}_p accept`,
     `ip saddr @${id}_c ip daddr @${id}_a accept`,
+    `ip6 saddr @${id}_c6 ip6 daddr . meta l4proto . th dport @${id}_p6 accept`,
+    `ip6 saddr @${id}_c6 ip6 daddr @${id}_a6 accept`,
   ];
 }
 
@@ -59,7 +78,7 @@ function ruleLines(id: string): string[] {
 export function renderTable(spec: TableSpec): string {
   if (!IFNAME.test(spec.tun)) throw new Error(`bad tun interface pattern ${spec.tun}`);
   const lines = [`table ${TABLE}`, `delete table ${TABLE}`, `table ${TABLE} {`, '  counter dropped { }'];
-  lines.push('  set dns { type ipv4_addr; }');
+  lines.push('  set dns { type ipv4_addr; }', '  set dns6 { type ipv6_addr; }');
   for (const r of spec.rules) lines.push(...setDecls(r.id));
   lines.push('  chain rules {');
   for (const r of spec.rules) for (const l of ruleLines(r.id)) lines.push(`    ${l}`);
@@ -70,14 +89,16 @@ export function renderTable(spec: TableSpec): string {
   if (spec.mode === 'open') lines.push('    accept');
   lines.push('    ct state established,related accept');
   lines.push('    ip daddr @dns meta l4proto { tcp, udp } th dport 53 accept');
+  lines.push('    ip6 daddr @dns6 meta l4proto { tcp, udp } th dport 53 accept');
   lines.push('    jump rules');
   lines.push('    counter name dropped drop');
   lines.push('  }', '}');
-  lines.push(...elementLines('add', 'dns', spec.dns));
+  lines.push(...familyLines('add', 'dns', spec.dns));
   for (const r of spec.rules) {
-    lines.push(...elementLines('add', `${r.id}_c`, r.clients));
-    lines.push(...elementLines('add', `${r.id}_p`, r.ports.map(portText)));
-    lines.push(...elementLines('add', `${r.id}_a`, r.any));
+    lines.push(...familyLines('add', `${r.id}_c`, r.clients));
+    lines.push(...elementLines('add', `${r.id}_p`, r.ports.filter((e) => !isIpv6Key(e.addr)).map(portText)));
+    lines.push(...elementLines('add', `${r.id}_p6`, r.ports.filter((e) => isIpv6Key(e.addr)).map(portText)));
+    lines.push(...familyLines('add', `${r.id}_a`, r.any));
   }
   return lines.join('\n') + '\n';
 }
@@ -97,10 +118,10 @@ export function renderDelta(delta: CompileDelta, ruleIds: readonly string[]): st
   }
   for (const c of delta.changes) {
     const text = (k: string): string => (c.kind === 'p' ? portText(parsePortKey(k)) : k);
-    lines.push(...elementLines('delete', c.set, c.del.map(text)));
-    lines.push(...elementLines('add', c.set, c.add.map(text)));
+    lines.push(...familyLines('delete', c.set, c.del, text));
+    lines.push(...familyLines('add', c.set, c.add, text));
   }
   for (const id of delta.removedRules)
-    for (const k of ['c', 'p', 'a']) lines.push(`delete set ${TABLE} ${id}_${k}`);
+    for (const k of RULE_SETS) lines.push(`delete set ${TABLE} ${id}_${k}`);
   return lines.length === 0 ? '' : lines.join('\n') + '\n';
 }

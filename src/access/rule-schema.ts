@@ -76,14 +76,10 @@ const selector = z
   .object({ matchLabels: matchLabels.optional(), matchExpressions: z.array(expression).optional() })
   .strict();
 
+/** An IPv4 or IPv6 range (dual stack: each family is matched in its own nft sets). */
 const cidr = z.string().superRefine((value, ctx) => {
   try {
-    const c = parseCidr('cidr', value);
-    if (c.family !== 'ipv4')
-      ctx.addIssue({
-        code: z.ZodIssueCode.custom,
-        message: `"${value}" is IPv6; rules take IPv4 ranges for now`,
-      });
+    parseCidr('cidr', value);
   } catch (err) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message.replace(/^cidr: /, '') });
   }

@@ -10,7 +10,7 @@ import { AccessAgent, type AccessReporter } from '../openvpn/access-agent.js';
 import { ClientConfigDir } from '../openvpn/client-config-dir.js';
 import { ManagementClient } from '../openvpn/management-client.js';
 import { NftEnforcer, type Enforcer } from '../openvpn/nft-enforcer.js';
-import { netmask, parseCidr } from '../lib/cidr.js';
+import { TunnelSubnets } from '../lib/tunnel-subnets.js';
 import { logger } from '../lib/logger.js';
 import type { KubeApi } from './kube-api.js';
 import { ConfigMapAgentReporter } from './agent-status.js';
@@ -25,7 +25,7 @@ const log = logger.child({ module: 'cluster.agent' });
 export interface ClusterAccessOptions {
   /** config access.modeBeforeBundle: what the table allows before the first bundle (the deploy's mode). */
   modeWithoutBundle: AccessMode;
-  /** Cluster DNS servers (IPv4): always reachable on port 53. */
+  /** Cluster DNS servers (IPv6 ones only with clientSubnet6): always reachable on port 53. */
   dnsServers: string[];
   /** config access.tunInterface. */
   tun: string;
@@ -33,6 +33,8 @@ export interface ClusterAccessOptions {
   ccdDir: string;
   /** vpn.clientSubnet: the netmask of the addresses the ccd files give. */
   clientSubnet: string;
+  /** vpn.clientSubnet6 (dual stack): ccd files also give each device its IPv6 address, rules cover it. */
+  clientSubnet6?: string;
   /** Injected by tests (nft in a scratch namespace); default `nft` in the pod's namespace. */
   enforcer?: Enforcer;
 }
@@ -79,9 +81,11 @@ async function startAccess(
   connect: () => Promise<ManagementClient>,
 ): Promise<NonNullable<RunningClusterAgent['access']>> {
   const cluster = new ClusterAccessWatch({ kube: o.kube, retryMs: o.retryMs });
+  const subnets = new TunnelSubnets(a.clientSubnet, a.clientSubnet6);
   const agent = new AccessAgent({
     enforcer: a.enforcer ?? new NftEnforcer(),
-    ccd: new ClientConfigDir(a.ccdDir, netmask(parseCidr('vpn.clientSubnet', a.clientSubnet).prefix)),
+    ccd: new ClientConfigDir(a.ccdDir, subnets.netmask, (ip) => subnets.address6(ip)),
+    clientsWithIpv6: (ips) => subnets.withIpv6(ips),
     connect,
     reporter: logAccessReporter,
     cluster,

@@ -36,6 +36,8 @@ export interface DiscoveryResult {
   serviceCidrs: string[];
   serviceCidrSource: string;
   dnsServer?: string;
+  /** The cluster DNS Service's IPv6 ClusterIP on a dual-stack cluster (spec.clusterIPs). */
+  dnsServer6?: string;
   clusterDomain: string;
   clusterDomainSource: string;
   nodeIps: string[];
@@ -271,7 +273,9 @@ export async function discover(config: Config, deps: DiscoveryDeps): Promise<Dis
     namespace: 'kube-system',
     name: 'kube-dns',
   });
-  const dnsIp = (dns?.spec as { clusterIP?: string } | undefined)?.clusterIP;
+  const dnsSpec = dns?.spec as { clusterIP?: string; clusterIPs?: string[] } | undefined;
+  const dnsIp = dnsSpec?.clusterIP;
+  const dnsIp6 = (dnsSpec?.clusterIPs ?? []).find((ip) => ip.includes(':') && ip !== dnsIp);
   if (!dnsIp || dnsIp === 'None')
     warnings.push('cluster DNS unknown: no ClusterIP on kube-system/kube-dns; set vpn.dns.servers');
   const domain = kubeadm?.dnsDomain
@@ -289,6 +293,7 @@ export async function discover(config: Config, deps: DiscoveryDeps): Promise<Dis
     serviceCidrs: services[0]?.cidrs ?? [],
     serviceCidrSource: services[0]?.source ?? 'none',
     dnsServer: dnsIp && dnsIp !== 'None' ? dnsIp : undefined,
+    ...(dnsIp6 ? { dnsServer6: dnsIp6 } : {}),
     clusterDomain: domain.value,
     clusterDomainSource: domain.source,
     nodeIps,

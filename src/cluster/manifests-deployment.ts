@@ -41,7 +41,8 @@ const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
  * in `enforce` install the DNS-only table unless podgate's table is already there (fail closed from the
  * first packet, whether or not the API server answers: the agent widens it once it has rules and a
  * cluster view; the container exits rather than start openvpn without it), wait until the agent has
- * written the CRL file it verified, then exec openvpn.
+ * written the CRL file it verified, then exec openvpn. With `clientSubnet6` (dual stack) the same for
+ * IPv6: forwarding (`net.ipv6.conf.all.forwarding`) and an ip6tables MASQUERADE (NAT66) of that range.
  */
 export function openvpnStartScript(
   clientSubnet: string,
@@ -51,6 +52,7 @@ export function openvpnStartScript(
     serverConf: POD_FILES.serverConf,
   },
   access: StartScriptAccess = { mode: 'open', dnsServers: [] },
+  clientSubnet6?: string,
 ): string {
   const table = TABLE;
   const enforce =
@@ -73,12 +75,26 @@ export function openvpnStartScript(
     '  exit 1',
     'fi',
     `iptables -t nat -C POSTROUTING -s ${clientSubnet} -j MASQUERADE 2>/dev/null || iptables -t nat -A POSTROUTING -s ${clientSubnet} -j MASQUERADE`,
+    ...(clientSubnet6 ? ipv6Lines(clientSubnet6) : []),
     ...enforce,
     // The CRL file comes from the agent only, which verifies it against the CA first (a CRL of another
     // manager's CA would make openvpn accept revoked certificates): wait for it, never copy the Secret's.
     `i=0; while [ ! -s ${paths.crl} ]; do i=$((i+1)); if [ $i -gt 300 ]; then echo "podgate: no verified CRL from the agent in ${paths.crl} after 300 s (see the agent container's log)" >&2; exit 1; fi; sleep 1; done`,
     `exec openvpn --config ${paths.serverConf}`,
   ].join('\n');
+}
+
+/** Dual stack: IPv6 forwarding on (or exit), and NAT66 of the IPv6 client range, added once. */
+function ipv6Lines(subnet6: string): string[] {
+  const fwd = '/proc/sys/net/ipv6/conf/all/forwarding';
+  return [
+    `if [ "$(cat ${fwd})" != 1 ]; then echo 1 > ${fwd} 2>/dev/null || true; fi`,
+    `if [ "$(cat ${fwd})" != 1 ]; then`,
+    '  echo "podgate: net.ipv6.conf.all.forwarding is 0 in the pod; allow the sysctl (kubelet --allowed-unsafe-sysctls=net.ipv6.conf.all.forwarding) or run the container privileged" >&2',
+    '  exit 1',
+    'fi',
+    `ip6tables -t nat -C POSTROUTING -s ${subnet6} -j MASQUERADE 2>/dev/null || ip6tables -t nat -A POSTROUTING -s ${subnet6} -j MASQUERADE`,
+  ];
 }
 
 export interface DeploymentInput {
@@ -121,12 +137,21 @@ export function buildDeployment({ config, namespace, checksum, proto, access }: 
           // The pod's own network namespace starts with forwarding off and /proc/sys is read-only in the
           // containers, even with NET_ADMIN: the kubelet sets it when its --allowed-unsafe-sysctls allows
           // it (k8s/README.md "Running on a real node").
-          securityContext: { sysctls: [{ name: 'net.ipv4.ip_forward', value: '1' }] },
+          securityContext: {
+            sysctls: [
+              { name: 'net.ipv4.ip_forward', value: '1' },
+              ...(config.vpn.clientSubnet6 ? [{ name: 'net.ipv6.conf.all.forwarding', value: '1' }] : []),
+            ],
+          },
           containers: [
             {
               name: 'openvpn',
               image,
-              command: ['/bin/sh', '-c', openvpnStartScript(config.vpn.clientSubnet, undefined, access)],
+              command: [
+                '/bin/sh',
+                '-c',
+                openvpnStartScript(config.vpn.clientSubnet, undefined, access, config.vpn.clientSubnet6),
+              ],
               ports: [{ name: 'openvpn', containerPort: config.vpn.port, protocol: proto }],
               // The image's default user is non-root (`serve`); openvpn needs root for tun and iptables
               // and drops to `user nobody` itself after start.
@@ -161,6 +186,9 @@ export function buildDeployment({ config, namespace, checksum, proto, access }: 
                 { name: 'PODGATE_ACCESS_MODE_BEFORE_BUNDLE', value: access?.mode ?? 'open' },
                 { name: 'PODGATE_ACCESS_TUN_INTERFACE', value: access?.tun ?? 'tun*' },
                 { name: 'PODGATE_VPN_CLIENT_SUBNET', value: config.vpn.clientSubnet },
+                ...(config.vpn.clientSubnet6
+                  ? [{ name: 'PODGATE_VPN_CLIENT_SUBNET6', value: config.vpn.clientSubnet6 }]
+                  : []),
                 ...(access?.dnsServers.length
                   ? [{ name: 'PODGATE_VPN_DNS_SERVERS', value: access.dnsServers.join(',') }]
                   : []),

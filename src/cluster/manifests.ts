@@ -14,6 +14,7 @@ import { renderServerConfig } from '../profiles/server-config.js';
 import { AppError } from '../lib/errors.js';
 import type { KubeObject } from './kube-api.js';
 import { buildDeployment } from './manifests-deployment.js';
+import { forTunnel } from '../lib/tunnel-subnets.js';
 import { agentAccessBindingObject, agentRole, serverNamespace } from './manager-rbac.js';
 import { CRL_SECRET_KEYS, LABELS, OBJECT_NAMES, POD_FILES, POD_PATHS } from './pod-layout.js';
 
@@ -170,7 +171,7 @@ export function buildManifests(input: ManifestInput): KubeObject[] {
     proto,
     access: {
       mode: input.accessMode ?? accessModeOf(config),
-      dnsServers: input.network.dnsServers.filter((s) => !s.includes(':')),
+      dnsServers: forTunnel(config.vpn, input.network.dnsServers),
       tun: config.access.tunInterface,
     },
   });

@@ -10,7 +10,7 @@ export interface DiscoveredRanges {
 }
 
 /**
- * Overlaps between ranges that must stay apart: the VPN client subnet, the office LANs, and the
+ * Overlaps between ranges that must stay apart: the VPN client subnets, the office LANs, and the
  * pod and service ranges (config values override discovery). Each message names both ranges.
  */
 export function findRangeOverlaps(config: Config, d: DiscoveredRanges | undefined): string[] {
@@ -24,6 +24,10 @@ export function findRangeOverlaps(config: Config, d: DiscoveredRanges | undefine
       : { list: d?.serviceCidrs ?? [], from: d?.serviceCidrSource ?? '' };
   const groups: { name: string; cidrs: Cidr[] }[] = [
     { name: 'vpn.clientSubnet', cidrs: [parseCidr('vpn.clientSubnet', config.vpn.clientSubnet)] },
+    {
+      name: 'vpn.clientSubnet6',
+      cidrs: config.vpn.clientSubnet6 ? [parseCidr('vpn.clientSubnet6', config.vpn.clientSubnet6)] : [],
+    },
     { name: `pod CIDR (${pods.from})`, cidrs: pods.list.map((c) => parseCidr('pod CIDR', c)) },
     { name: `service CIDR (${svcs.from})`, cidrs: svcs.list.map((c) => parseCidr('service CIDR', c)) },
     { name: 'vpn.officeLans', cidrs: config.vpn.officeLans.map((c) => parseCidr('vpn.officeLans', c)) },

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { NAME_PATTERN } from '../lib/names.js';
-import { parseCidr, isIp } from '../lib/cidr.js';
+import { parseCidr, isIp, type Cidr } from '../lib/cidr.js';
 import { authSchema } from './auth-schema.js';
 import { storeSchema } from './store-schema.js';
 
@@ -8,6 +8,24 @@ import { storeSchema } from './store-schema.js';
 const cidr = z.string().superRefine((value, ctx) => {
   try {
     parseCidr('value', value);
+  } catch (err) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message.replace(/^value: /, '') });
+  }
+});
+/**
+ * The IPv6 client range (`server-ipv6`): openvpn 2.6 takes /64 to /124. Each device's IPv6 tunnel
+ * address has the host index of its IPv4 one, so the range is checked against vpn.clientSubnet too.
+ */
+const cidr6 = z.string().superRefine((value, ctx) => {
+  try {
+    const c = parseCidr('value', value);
+    if (c.family !== 'ipv6')
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${value}" is not an IPv6 range` });
+    else if (c.prefix < 64 || c.prefix > 124)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `"${value}": the prefix must be /64 to /124 (what openvpn's server-ipv6 accepts)`,
+      });
   } catch (err) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message.replace(/^value: /, '') });
   }
@@ -131,6 +149,12 @@ export const configSchema = z
         /** Common name of the OpenVPN server certificate; clients check it with verify-x509-name. */
         serverName: name.default('podgate-server'),
         clientSubnet: cidr.default('10.140.0.0/16'),
+        /**
+         * IPv6 tunnel range for dual-stack clusters (e.g. a ULA /64 such as `fd00:140::/64`); unset: the
+         * tunnel carries IPv4 only. With it the server pushes the cluster's IPv6 ranges and DNS too, and
+         * NATs the range like the IPv4 one. Must hold as many addresses as vpn.clientSubnet.
+         */
+        clientSubnet6: cidr6.optional(),
         proto: z.enum(['udp', 'tcp']).default('udp'),
         port: port.default(30030),
         /** Addresses clients dial (node IPs or names); one `remote` line each. Discovery fills it in cluster mode. */
@@ -176,6 +200,21 @@ export const configSchema = z
         officeLans: z.array(cidr).default([]),
       })
       .strict()
+      .superRefine((vpn, ctx) => {
+        if (vpn.clientSubnet6 === undefined) return;
+        let v4: Cidr, v6: Cidr;
+        try {
+          [v4, v6] = [parseCidr('v4', vpn.clientSubnet), parseCidr('v6', vpn.clientSubnet6)];
+        } catch {
+          return; // already reported by the field's own check
+        }
+        if (v4.family === 'ipv4' && v6.family === 'ipv6' && 128 - v6.prefix < 32 - v4.prefix)
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['clientSubnet6'],
+            message: `${v6.text} is smaller than vpn.clientSubnet ${v4.text}: each device's IPv6 address has the host index of its IPv4 one (use at most /${96 + v4.prefix})`,
+          });
+      })
       .default({}),
     /** Limits on self-service certificates (web app and API); the CLI is not limited. */
     devices: z

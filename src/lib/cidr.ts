@@ -104,3 +104,21 @@ export function ipv4Bounds(cidr: Cidr): { network: number; broadcast: number } {
   const network = ipv4ToInt(cidr.network);
   return { network, broadcast: network + 2 ** (32 - cidr.prefix) - 1 };
 }
+
+/**
+ * The IPv6 tunnel address that goes with an IPv4 one: the same host index (offset from the network
+ * address) in `subnet6`. Deterministic, so a device's IPv6 address follows its stored IPv4 address and
+ * needs no storage of its own. Undefined when `ipv4` lies outside `subnet4` or the index does not fit.
+ */
+export function sameHostIn(subnet4: Cidr, subnet6: Cidr, ipv4: string): string | undefined {
+  if (subnet4.family !== 'ipv4' || subnet6.family !== 'ipv6' || !ipaddr.IPv4.isValid(ipv4)) return undefined;
+  if (!contains(subnet4, ipv4)) return undefined;
+  const index = ipv4ToInt(ipv4) - ipv4ToInt(subnet4.network);
+  if (subnet6.prefix > 96 && index >= 2 ** (128 - subnet6.prefix)) return undefined;
+  // The host bits of the network are zero and the index fits in them (at most 32 bits): OR it into the
+  // last two 16-bit groups.
+  const parts = ipaddr.IPv6.parse(subnet6.network).parts.slice();
+  parts[6] = parts[6]! | (index >>> 16);
+  parts[7] = parts[7]! | (index & 0xffff);
+  return new ipaddr.IPv6(parts).toString();
+}

@@ -43,7 +43,12 @@ export interface AccessAgentDeps {
   reporter?: AccessReporter;
   /** Live Namespaces/Pods/Services; without it only `cidr` destinations resolve. */
   cluster?: ClusterObjectSource;
-  /** Cluster DNS addresses: always reachable (udp+tcp 53). */
+  /**
+   * Dual stack: the IPv6 tunnel addresses that go with rules' IPv4 client addresses
+   * (`TunnelSubnets.withIpv6`), so a rule applies to a device's traffic of both families.
+   */
+  clientsWithIpv6?: (ipv4: readonly string[]) => string[];
+  /** Cluster DNS addresses (IPv4 and IPv6): always reachable (udp+tcp 53). */
   dnsServers: string[];
   /** The mode before any bundle arrived: `enforce` installs DNS only, `open` accepts all. */
   modeWithoutBundle: AccessMode;
@@ -183,7 +188,10 @@ export class AccessAgent {
     await this.flushEvents();
     let delta: CompileDelta;
     try {
-      delta = this.compiler.setRules(bundle.rules);
+      const widen = this.d.clientsWithIpv6;
+      delta = this.compiler.setRules(
+        widen ? bundle.rules.map((r) => ({ ...r, clients: widen(r.clients) })) : bundle.rules,
+      );
     } catch (err) {
       this.fail(`bundle ${bundle.version} does not compile: ${errText(err)}`);
       return { applied: false, reason: 'invalid', kills: [] };

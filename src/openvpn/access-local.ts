@@ -11,7 +11,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { netmask, parseCidr } from '../lib/cidr.js';
+import { forTunnel, TunnelSubnets } from '../lib/tunnel-subnets.js';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
 import { logger } from '../lib/logger.js';
 import { parseAccessBundleText } from '../access/bundle.js';
@@ -132,14 +132,15 @@ export class LocalAccess {
 
   private async activate(): Promise<void> {
     const { config, paths } = this.o;
-    const subnet = parseCidr('vpn.clientSubnet', config.vpn.clientSubnet);
+    const subnets = new TunnelSubnets(config.vpn.clientSubnet, config.vpn.clientSubnet6);
     this.agent = new AccessAgent({
       enforcer: this.o.enforcer ?? new NftEnforcer(),
-      ccd: new ClientConfigDir(paths.ccdDir, netmask(subnet.prefix)),
+      ccd: new ClientConfigDir(paths.ccdDir, subnets.netmask, (a) => subnets.address6(a)),
+      clientsWithIpv6: (a) => subnets.withIpv6(a),
       connect: this.o.connect,
       reporter: new StoreAccessReporter(this.o.store),
       cluster: this.o.cluster,
-      dnsServers: config.vpn.dns.servers.filter((s) => !s.includes(':')),
+      dnsServers: forTunnel(config.vpn, config.vpn.dns.servers),
       modeWithoutBundle: config.access.modeBeforeBundle,
       tun: config.access.tunInterface,
     });

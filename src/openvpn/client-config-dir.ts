@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
 import { NAME_PATTERN } from '../lib/names.js';
-import { renderClientConfigFile } from '../profiles/client-config-dir.js';
+import { renderClientConfigFile, type ClientAddress6 } from '../profiles/client-config-dir.js';
 import type { AccessClient } from '../access/types.js';
 
 export interface CcdSyncResult {
@@ -21,9 +21,14 @@ export interface CcdSyncResult {
 }
 
 export class ClientConfigDir {
+  /**
+   * `address6` (dual stack): the device's IPv6 address for its IPv4 one (`TunnelAddresses.ipv6For`);
+   * without it the files give IPv4 only.
+   */
   constructor(
     readonly dir: string,
     private readonly netmask: string,
+    private readonly address6?: (ipv4: string) => ClientAddress6 | undefined,
   ) {}
 
   /** Makes the directory hold exactly one file per client; files of other names are left alone. */
@@ -44,7 +49,7 @@ export class ClientConfigDir {
     for (const c of clients) {
       if (!NAME_PATTERN.test(c.commonName)) continue;
       wanted.add(c.commonName);
-      const text = renderClientConfigFile(c.address, this.netmask);
+      const text = renderClientConfigFile(c.address, this.netmask, this.address6?.(c.address));
       const old = present.get(c.commonName);
       if (old === text) continue;
       writeFileAtomic(join(this.dir, c.commonName), text, 0o644);

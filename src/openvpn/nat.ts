@@ -4,14 +4,17 @@ import { parseCidr } from '../lib/cidr.js';
 /**
  * MASQUERADE of the client subnet (`vpn.nat: true`): pods answer the server's address, not a VPN
  * address they have no route to. The rule carries a comment so that it is removed exactly, never a
- * rule someone else added.
+ * rule someone else added. An IPv6 range (vpn.clientSubnet6) gets the same rule from ip6tables (NAT66).
  */
 export class NatRule {
   private readonly spec: string[];
+  private readonly tool: 'iptables' | 'ip6tables';
   private added = false;
 
-  constructor(clientSubnet: string, tag = 'podgate') {
-    const subnet = parseCidr('vpn.clientSubnet', clientSubnet).text;
+  constructor(clientSubnet: string, tag = 'podgate', field = 'vpn.clientSubnet') {
+    const cidr = parseCidr(field, clientSubnet);
+    const subnet = cidr.text;
+    this.tool = cidr.family === 'ipv4' ? 'iptables' : 'ip6tables';
     this.spec = [
       'POSTROUTING',
       '-s',
@@ -30,8 +33,8 @@ export class NatRule {
 
   /** Adds the rule unless it is already there (idempotent across restarts). */
   async add(): Promise<void> {
-    const present = await exec(['iptables', '-w', '-t', 'nat', '-C', ...this.spec], { check: false });
-    if (present.code !== 0) await exec(['iptables', '-w', '-t', 'nat', '-A', ...this.spec]);
+    const present = await exec([this.tool, '-w', '-t', 'nat', '-C', ...this.spec], { check: false });
+    if (present.code !== 0) await exec([this.tool, '-w', '-t', 'nat', '-A', ...this.spec]);
     this.added = true;
   }
 
@@ -39,6 +42,6 @@ export class NatRule {
   async remove(): Promise<void> {
     if (!this.added) return;
     this.added = false;
-    await exec(['iptables', '-w', '-t', 'nat', '-D', ...this.spec], { check: false }).catch(() => undefined);
+    await exec([this.tool, '-w', '-t', 'nat', '-D', ...this.spec], { check: false }).catch(() => undefined);
   }
 }

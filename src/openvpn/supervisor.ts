@@ -87,7 +87,7 @@ export class ServerSupervisor {
   agent: RevocationAgent | undefined;
   private child: ChildProcess | undefined;
   private source: LocalBundleSource | undefined;
-  private nat: NatRule | undefined;
+  private nat: NatRule[] = [];
   /** Access rules: nftables, the client-config-dir, sessions of devices a bundle drops. */
   access: LocalAccess | undefined;
   private timers: Timer[] = [];
@@ -181,11 +181,13 @@ export class ServerSupervisor {
     // iptables calls, and no client packet reaches a pod before openvpn is up. start() still waits for it.
     let natAdded: Promise<void> | undefined;
     if (ctx.config.vpn.nat) {
-      const nat = new NatRule(ctx.config.vpn.clientSubnet);
-      this.nat = nat;
-      natAdded = nat
-        .add()
-        .then(() => log.info({ subnet: ctx.config.vpn.clientSubnet }, 'MASQUERADE rule added'));
+      const { clientSubnet, clientSubnet6 } = ctx.config.vpn;
+      const rules = [new NatRule(clientSubnet)];
+      if (clientSubnet6) rules.push(new NatRule(clientSubnet6, 'podgate', 'vpn.clientSubnet6'));
+      this.nat = rules;
+      natAdded = Promise.all(rules.map((r) => r.add())).then(() =>
+        log.info({ subnets: [clientSubnet, clientSubnet6].filter(Boolean) }, 'MASQUERADE rule added'),
+      );
     }
     const { clock } = this;
     this.timers.push(
@@ -404,7 +406,7 @@ export class ServerSupervisor {
       await exited;
       clearTimeout(kill);
     }
-    await this.nat?.remove();
+    for (const r of this.nat) await r.remove();
     // The runtime CRL dir under /run is rebuilt on every start; leave nothing behind there.
     const crlDir = dirname(this.paths.activeCrl);
     if (crlDir !== this.paths.dir) rmSync(crlDir, { recursive: true, force: true });

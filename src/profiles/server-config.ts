@@ -31,7 +31,8 @@ export interface ServerConfigInput {
   vpn: Pick<
     VpnConfig,
     'clientSubnet' | 'proto' | 'port' | 'routes' | 'dns' | 'user' | 'group' | 'controlChannel'
-  >;
+  > &
+    Partial<Pick<VpnConfig, 'clientSubnet6'>>;
   /** crl-verify file: always a file, openvpn re-reads it when it changes. */
   crlFile: string;
   managementSocket: string;
@@ -54,6 +55,7 @@ export const SERVER_DIRECTIVES: ReadonlySet<string> = new Set([
   'dev',
   'topology',
   'server',
+  'server-ipv6',
   'explicit-exit-notify',
   'multihome',
   'keepalive',
@@ -110,28 +112,47 @@ function checkDomain(field: string, value: string): string {
 }
 
 /**
- * Every pushed route, parsed, IPv4 only (the server has no IPv6 pool), de-duplicated, and checked not to
- * overlap the client subnet: an overlap would route VPN clients' own traffic back into the tunnel.
+ * Every pushed route, parsed, de-duplicated, and checked not to overlap the client subnets: an overlap
+ * would route VPN clients' own traffic back into the tunnel. IPv6 routes need vpn.clientSubnet6 (the
+ * server's IPv6 pool); `routes6` is empty without it.
  */
-export function pushedRoutes(vpn: ServerConfigInput['vpn']): { subnet: Cidr; routes: Cidr[] } {
+export function pushedRoutes(vpn: ServerConfigInput['vpn']): {
+  subnet: Cidr;
+  subnet6?: Cidr;
+  routes: Cidr[];
+  routes6: Cidr[];
+} {
   const subnet = parseCidr('vpn.clientSubnet', vpn.clientSubnet);
   if (subnet.family !== 'ipv4')
     throw new BadRequest('vpn.clientSubnet must be an IPv4 range', 'vpn.clientSubnet');
+  const subnet6 = vpn.clientSubnet6 ? parseCidr('vpn.clientSubnet6', vpn.clientSubnet6) : undefined;
+  if (subnet6 && (subnet6.family !== 'ipv6' || subnet6.prefix < 64 || subnet6.prefix > 124))
+    throw new BadRequest('vpn.clientSubnet6 must be an IPv6 range from /64 to /124', 'vpn.clientSubnet6');
   const named: { name: string; cidr: Cidr }[] = [];
   for (const group of ['pods', 'services', 'extra'] as const) {
     vpn.routes[group].forEach((value, i) => {
       const field = `vpn.routes.${group}[${i}]`;
       const cidr = parseCidr(field, value);
-      if (cidr.family !== 'ipv4')
-        throw new BadRequest(`${field} "${value}": only IPv4 routes can be pushed`, field);
+      if (cidr.family !== 'ipv4' && !subnet6)
+        throw new BadRequest(
+          `${field} "${value}": an IPv6 route needs vpn.clientSubnet6 (the tunnel carries IPv4 only)`,
+          field,
+        );
       named.push({ name: field, cidr });
     });
   }
-  const problems = named.flatMap((r) => findOverlaps([{ name: 'vpn.clientSubnet', cidr: subnet }, r]));
+  const own = [{ name: 'vpn.clientSubnet', cidr: subnet }];
+  if (subnet6) own.push({ name: 'vpn.clientSubnet6', cidr: subnet6 });
+  const problems = named.flatMap((r) => own.flatMap((o) => findOverlaps([o, r])));
   if (problems.length > 0) throw new BadRequest(problems.join('; '), 'vpn.clientSubnet');
   const seen = new Set<string>();
-  const routes = named.map((r) => r.cidr).filter((c) => !seen.has(c.text) && seen.add(c.text));
-  return { subnet, routes };
+  const unique = named.map((r) => r.cidr).filter((c) => !seen.has(c.text) && seen.add(c.text));
+  return {
+    subnet,
+    ...(subnet6 ? { subnet6 } : {}),
+    routes: unique.filter((c) => c.family === 'ipv4'),
+    routes6: unique.filter((c) => c.family === 'ipv6'),
+  };
 }
 
 /** Renders server.conf from the config and checks it with the injection guard before returning it. */
@@ -139,8 +160,11 @@ export function renderServerConfig(input: ServerConfigInput): string {
   const { vpn } = input;
   if (!input.files === !input.inline)
     throw new BadRequest('server config needs exactly one of files or inline');
-  const { subnet, routes } = pushedRoutes(vpn);
-  const dnsServers = vpn.dns.servers.map((s, i) => parseIp(`vpn.dns.servers[${i}]`, s));
+  const { subnet, subnet6, routes, routes6 } = pushedRoutes(vpn);
+  const dnsAll = vpn.dns.servers.map((s, i) => parseIp(`vpn.dns.servers[${i}]`, s));
+  // A client reaches an IPv6 DNS server only through an IPv6 tunnel address.
+  const dnsServers = dnsAll.filter((a) => !a.includes(':') || subnet6);
+  const dnsServers6 = dnsServers.filter((a) => a.includes(':'));
   const dnsDomain = dnsServers.length > 0 ? checkDomain('vpn.dns.domain', vpn.dns.domain) : '';
   const searchDomainList = vpn.dns.searchDomains.map((d, i) => checkDomain(`vpn.dns.searchDomains[${i}]`, d));
   for (const f of ['user', 'group'] as const) {
@@ -181,6 +205,7 @@ export function renderServerConfig(input: ServerConfigInput): string {
     udp: vpn.proto === 'udp',
     subnetNetwork: subnet.network,
     subnetMask: netmask(subnet.prefix),
+    subnet6: subnet6?.text ?? '',
     user: vpn.user,
     group: vpn.group,
     crlFile: checkPath('crlFile', input.crlFile),
@@ -188,7 +213,10 @@ export function renderServerConfig(input: ServerConfigInput): string {
     managementPasswordFile: checkPath('managementPasswordFile', input.managementPasswordFile),
     clientConfigDir: input.clientConfigDir ? checkPath('clientConfigDir', input.clientConfigDir) : '',
     routes: routes.map((r) => ({ network: r.network, mask: netmask(r.prefix) })),
+    routes6: routes6.map((r) => r.text),
     dnsServers,
+    dnsServers4: dnsServers.filter((a) => !a.includes(':')),
+    dnsServers6,
     dnsDomain,
     searchDomains: searchDomainList.join(' '),
     searchDomainList,

@@ -1,7 +1,7 @@
 import type { AccessRule, Destination, NamespaceObject, PodObject, ServiceObject } from '../access/types.js';
 import { matchesSelector } from '../access/label-selector.js';
 import { BadRequest } from '../lib/errors.js';
-import { contains, parseCidr, isIp } from '../lib/cidr.js';
+import { contains, parseCidr, parseIp, isIp } from '../lib/cidr.js';
 
 /** What `access check` is asked about. */
 export type CheckTarget =
@@ -32,10 +32,14 @@ function portProto(field: string, text: string | undefined, protos: readonly str
   return { port, protocol: (m[2] ?? 'tcp') as 'tcp' | 'udp' };
 }
 
-/** Parses `ns/NAME`, `svc/NS/NAME[:PORT[/tcp|udp]]`, or `IP[:PORT/tcp|udp]`; a 400 naming `destination` otherwise. */
+/**
+ * Parses `ns/NAME`, `svc/NS/NAME[:PORT[/tcp|udp]]`, `IP[:PORT/tcp|udp]` or, for IPv6, `IPV6` and
+ * `[IPV6]:PORT[/tcp|udp]`; a 400 naming `destination` otherwise.
+ */
 export function parseCheckTarget(text: string): CheckTarget {
   const field = 'destination';
-  const usage = 'expected ns/NAMESPACE, svc/NAMESPACE/SERVICE[:PORT[/tcp|udp]] or IP[:PORT[/tcp|udp]]';
+  const usage =
+    'expected ns/NAMESPACE, svc/NAMESPACE/SERVICE[:PORT[/tcp|udp]], IP[:PORT[/tcp|udp]] or [IPV6]:PORT[/tcp|udp]';
   if (typeof text !== 'string' || text === '') throw new BadRequest(`${field} is required (${usage})`, field);
   if (text.startsWith('ns/')) {
     const namespace = text.slice(3);
@@ -50,10 +54,20 @@ export function parseCheckTarget(text: string): CheckTarget {
       throw new BadRequest(`${field}: "${text}" is not svc/NAMESPACE/SERVICE (${usage})`, field);
     return { kind: 'service', namespace, name, ...portProto(field, port, ['tcp', 'udp']) };
   }
-  const [ip, port] = text.split(':', 2) as [string, string | undefined];
-  if (!isIp(ip) || ip.includes(':'))
-    throw new BadRequest(`${field}: "${text}" is not understood (${usage})`, field);
-  return { kind: 'ip', ip, ...portProto(field, port, ['tcp', 'udp', 'icmp']) };
+  const bad = () => new BadRequest(`${field}: "${text}" is not understood (${usage})`, field);
+  const bracketed = /^\[([^\]]+)\](?::(.+))?$/.exec(text);
+  let ip: string;
+  let port: string | undefined;
+  if (bracketed) {
+    [ip, port] = [bracketed[1]!, bracketed[2]];
+    if (!ip.includes(':')) throw bad(); // brackets are for IPv6 only
+  } else if (text.split(':').length > 2)
+    ip = text; // a bare IPv6 address, no port
+  else [ip, port] = text.split(':', 2) as [string, string | undefined];
+  if (!isIp(ip)) throw bad();
+  // IPv6 in the form the API server writes addresses, so that it matches pods' and Services' ones
+  const canonical = ip.includes(':') ? parseIp(field, ip) : ip;
+  return { kind: 'ip', ip: canonical, ...portProto(field, port, ['tcp', 'udp', 'icmp']) };
 }
 
 /** What the cluster says about the target (undefined parts: unknown or no cluster). */

@@ -1,11 +1,13 @@
 import type { Config, VpnConfig } from '../config/schema.js';
 import type { SettingsStore } from '../store/types.js';
+import { forTunnel } from '../lib/tunnel-subnets.js';
 
 /** What `k8s discover` stored (settings key `cluster.discovery`); only the fields the VPN needs. */
 export interface StoredDiscovery {
   podCidrs?: string[];
   serviceCidrs?: string[];
   dnsServer?: string;
+  dnsServer6?: string;
   clusterDomain?: string;
   nodeIps?: string[];
 }
@@ -42,7 +44,10 @@ export function effectiveNetwork(config: Config, settings: SettingsStore): Effec
     podCidrs: pick(config.vpn.routes.pods, d.podCidrs),
     serviceCidrs: pick(config.vpn.routes.services, d.serviceCidrs),
     extraRoutes: config.vpn.routes.extra,
-    dnsServers: pick(config.vpn.dns.servers, d.dnsServer ? [d.dnsServer] : []),
+    dnsServers: pick(
+      config.vpn.dns.servers,
+      [d.dnsServer, d.dnsServer6].filter((s): s is string => s !== undefined),
+    ),
     dnsDomain:
       config.vpn.dns.domain !== 'cluster.local'
         ? config.vpn.dns.domain
@@ -51,12 +56,11 @@ export function effectiveNetwork(config: Config, settings: SettingsStore): Effec
   };
 }
 
-/** The server pushes IPv4 routes only (`push "route"`); IPv6 ranges of dual-stack clusters are left out. */
-export function ipv4Only(cidrs: readonly string[]): string[] {
-  return cidrs.filter((c) => !c.includes(':'));
-}
-
-/** The vpn config with the effective (configured or discovered) routes, DNS and endpoints filled in. */
+/**
+ * The vpn config with the effective (configured or discovered) routes, DNS and endpoints filled in.
+ * IPv6 ranges and DNS addresses of a dual-stack cluster are kept only with vpn.clientSubnet6: a client
+ * without an IPv6 tunnel address cannot use them.
+ */
 export function vpnWithNetwork(
   vpn: VpnConfig,
   network: Omit<EffectiveNetwork, 'endpoints'> & { endpoints?: string[] },
@@ -65,10 +69,14 @@ export function vpnWithNetwork(
     ...vpn,
     endpoints: network.endpoints ?? vpn.endpoints,
     routes: {
-      pods: ipv4Only(network.podCidrs),
-      services: ipv4Only(network.serviceCidrs),
+      pods: forTunnel(vpn, network.podCidrs),
+      services: forTunnel(vpn, network.serviceCidrs),
       extra: network.extraRoutes,
     },
-    dns: { servers: network.dnsServers, domain: network.dnsDomain, searchDomains: network.searchDomains },
+    dns: {
+      servers: forTunnel(vpn, network.dnsServers),
+      domain: network.dnsDomain,
+      searchDomains: network.searchDomains,
+    },
   };
 }

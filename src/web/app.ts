@@ -120,7 +120,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
   const admin = new AdminData(ctx, deps.sessions, deps.cluster, now);
   const deploys = new DeployTracker(now);
-  const metrics = createMetrics(ctx.store, deps.sessions, now, ctx);
+  const metrics = createMetrics(ctx.store, deps.sessions, now, ctx, { cluster: deps.cluster, throttle });
   const usage = new UsageService(ctx.store, now);
   const routeDeps = { actions, admin, deploys, now, usage };
 

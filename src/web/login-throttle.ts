@@ -55,6 +55,7 @@ export class LoginThrottle {
   private readonly counters = new Map<string, Counter>();
   /** `account|ip` → expiry of the "known address" mark. */
   private readonly known = new Map<string, number>();
+  private failedTotal = 0;
 
   constructor(
     private readonly limits: ThrottleLimits,
@@ -126,6 +127,7 @@ export class LoginThrottle {
     const end = (failed: boolean): void => {
       if (done) return;
       done = true;
+      if (failed) this.failedTotal += 1;
       const t = this.t();
       for (const c of held) {
         c.inFlight -= 1;
@@ -146,5 +148,10 @@ export class LoginThrottle {
       }
     };
     return { fail: () => end(true), succeed: () => end(false) };
+  }
+
+  /** Failed attempts since start (wrong password or token, unknown or disabled account): for /metrics. */
+  get failures(): number {
+    return this.failedTotal;
   }
 }

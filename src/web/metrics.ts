@@ -6,6 +6,30 @@ import type { SessionsProvider } from './sessions-provider.js';
 import { readAccessStatus } from '../openvpn/access-local.js';
 import { serverDir } from '../openvpn/local-publisher.js';
 import { resolve } from 'node:path';
+import type { ClusterPort } from './cluster-port.js';
+import type { LoginThrottle } from './login-throttle.js';
+
+/** How long one read of the cluster status serves scrapes (every gauge of a scrape shares it). */
+const CLUSTER_STATUS_TTL_MS = 10_000;
+/** A slow API server leaves the cluster gauges absent rather than make the scrape time out. */
+const CLUSTER_STATUS_WAIT_MS = 3_000;
+
+function withinWait<T>(p: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), CLUSTER_STATUS_WAIT_MS);
+    timer.unref();
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+type ClusterSnapshot = Awaited<ReturnType<ClusterPort['status']>>;
+
+/** What the metrics read besides the store: the cluster (when wired) and the sign-in throttle. */
+export interface MetricsSources {
+  cluster?: Pick<ClusterPort, 'status'>;
+  throttle?: Pick<LoginThrottle, 'failures'>;
+}
 
 /**
  * One prom-client registry per app (not the global one), so that several apps in one process (tests,
@@ -16,8 +40,20 @@ export function createMetrics(
   sessions: SessionsProvider | undefined,
   now: () => Date,
   ctx?: Pick<AppContext, 'config' | 'ca'>,
+  sources: MetricsSources = {},
 ): { registry: Registry; middleware: RequestHandler } {
   const registry = new Registry();
+  // One cluster status read per TTL for all gauges; undefined when unreachable (those gauges go absent).
+  let clusterRead: { at: number; value: Promise<ClusterSnapshot | undefined> } | undefined;
+  const clusterStatus = (): Promise<ClusterSnapshot | undefined> => {
+    const cluster = sources.cluster;
+    if (!cluster) return Promise.resolve(undefined);
+    const t = now().getTime();
+    if (!clusterRead || t - clusterRead.at >= CLUSTER_STATUS_TTL_MS || t < clusterRead.at) {
+      clusterRead = { at: t, value: withinWait(cluster.status()).catch(() => undefined) };
+    }
+    return clusterRead.value;
+  };
   collectDefaultMetrics({ register: registry, prefix: 'podgate_' });
   const requests = new Counter({
     name: 'podgate_http_requests_total',
@@ -96,6 +132,111 @@ export function createMetrics(
     collect() {
       const crl = store.getCrl();
       if (crl) this.set((crl.nextUpdate.getTime() - now().getTime()) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'podgate_crl_number',
+    help: 'Number of the current CRL (every revocation publishes the next one)',
+    registers: [registry],
+    collect() {
+      const crl = store.getCrl();
+      if (crl) this.set(crl.number);
+    },
+  });
+  new Gauge({
+    name: 'podgate_crl_age_seconds',
+    help: 'Seconds since the current CRL was signed (thisUpdate)',
+    registers: [registry],
+    collect() {
+      const crl = store.getCrl();
+      if (crl) this.set((now().getTime() - crl.thisUpdate.getTime()) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'podgate_crl_applied_number',
+    help: 'CRL number the server pod agent last applied, per server namespace (cluster mode)',
+    labelNames: ['namespace'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const s = await clusterStatus();
+      if (s?.agent.lastAppliedCrlNumber !== undefined) {
+        this.set({ namespace: s.namespace }, s.agent.lastAppliedCrlNumber);
+      }
+    },
+  });
+  new Gauge({
+    name: 'podgate_revocations_pending',
+    help: 'Revocations not yet effective: sessions the agent could not end yet, CRLs the server pod has not applied',
+    registers: [registry],
+    async collect() {
+      const s = await clusterStatus();
+      const crl = store.getCrl();
+      const behind =
+        s?.agent.lastAppliedCrlNumber !== undefined && crl && crl.number > s.agent.lastAppliedCrlNumber
+          ? 1
+          : 0;
+      this.set(store.listPending().length + (s?.agent.pending.length ?? 0) + behind);
+    },
+  });
+  new Gauge({
+    name: 'podgate_revocation_pending_seconds',
+    help: 'Age of the oldest revocation not yet effective (0: none pending)',
+    registers: [registry],
+    async collect() {
+      const t = now().getTime();
+      const since: number[] = store.listPending().map((p) => p.queuedAt.getTime());
+      const s = await clusterStatus();
+      const crl = store.getCrl();
+      // the server pod is behind: at least as old as the newest CRL it has not applied
+      if (s?.agent.lastAppliedCrlNumber !== undefined && crl && crl.number > s.agent.lastAppliedCrlNumber) {
+        since.push(crl.thisUpdate.getTime());
+      }
+      this.set(since.length ? Math.max(0, (t - Math.min(...since)) / 1000) : 0);
+    },
+  });
+  new Counter({
+    name: 'podgate_revocations_effective_total',
+    help: 'Revocations that took effect on a server (CRL applied, sessions ended): revocation.effective audit rows',
+    registers: [registry],
+    collect() {
+      const n = store.countAudit({ action: 'revocation.effective' });
+      this.reset();
+      if (n > 0) this.inc(n);
+    },
+  });
+  new Gauge({
+    name: 'podgate_revocation_last_effect_seconds',
+    help: 'Seconds from revocation to effect for the most recent revocation that took effect (0: none yet)',
+    registers: [registry],
+    collect() {
+      const last = store.listAudit({ action: 'revocation.effective', limit: 1 })[0];
+      const ms = (last?.details as { latencyMs?: unknown } | undefined)?.latencyMs;
+      if (typeof ms === 'number' && Number.isFinite(ms)) this.set(Math.max(0, ms) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'podgate_server_replicas',
+    help: 'OpenVPN server replicas in the cluster by state (desired, ready), per server namespace',
+    labelNames: ['namespace', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const s = await clusterStatus();
+      if (!s) return;
+      const ready = s.deployment?.readyReplicas ?? 0;
+      this.set({ namespace: s.namespace, state: 'desired' }, s.deployment?.replicas ?? 0);
+      this.set({ namespace: s.namespace, state: 'ready' }, ready);
+    },
+  });
+  new Counter({
+    name: 'podgate_signin_failures_total',
+    help: 'Failed password and token sign-ins (wrong password or token, unknown or disabled account)',
+    registers: [registry],
+    collect() {
+      const failures = sources.throttle?.failures ?? 0;
+      this.reset();
+      if (failures > 0) this.inc(failures);
     },
   });
   if (ctx) {

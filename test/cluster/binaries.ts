@@ -20,6 +20,7 @@ export function repoRoot(): string {
 export interface Versions {
   kubernetes: string;
   etcd: string;
+  helm: string;
   controlPlane: string[];
   node: string[];
 }
@@ -36,6 +37,8 @@ export interface Binaries {
   kubectl: string;
   kubelet: string;
   kubeProxy: string;
+  /** helm (helm.sh/helm/v4), for the chart tests */
+  helm: string;
 }
 
 export function cacheRoot(): string {
@@ -55,6 +58,7 @@ export function binaries(): Binaries {
     kubectl: join(k8s, 'kubectl'),
     kubelet: join(node, 'kubelet'),
     kubeProxy: join(node, 'kube-proxy'),
+    helm: join(cacheRoot(), `helm-${v.helm}`, 'bin', 'helm'),
   };
 }
 

@@ -71,6 +71,8 @@ export interface LabOptions {
   port?: number;
   /** Push the service range (10.96.0.0/12) as well as the pod range. */
   services?: boolean;
+  /** More pod ranges pushed beside 10.244.0.0/16 (e.g. an IPv6 one, with `clientSubnet6` in `vpn`). */
+  podRoutes?: string[];
   /** More lines under `vpn:` (YAML, indented two spaces), e.g. `'  nat: true'`. */
   vpn?: string[];
   /** More top-level lines of podgate.yaml, e.g. `'access: { modeBeforeBundle: enforce }'`. */
@@ -247,9 +249,10 @@ function writeWorkDir(options: LabOptions): [work: string, cfgFile: string] {
   const work = mkdtempSync(join(tmpdir(), `pg-e2e-${options.prefix}-`));
   writeFileSync(join(work, 'admin.pw'), `${ADMIN_PASSWORD}\n`, { mode: 0o600 });
   const cfgFile = join(work, 'podgate.yaml');
+  const pods = [A.podCidr, ...(options.podRoutes ?? [])].map((c) => `"${c}"`).join(', ');
   const routes = options.services
-    ? `{ pods: ["${A.podCidr}"], services: ["${A.serviceCidr}"] }`
-    : `{ pods: ["${A.podCidr}"] }`;
+    ? `{ pods: [${pods}], services: ["${A.serviceCidr}"] }`
+    : `{ pods: [${pods}] }`;
   writeFileSync(
     cfgFile,
     [

@@ -78,7 +78,7 @@ export function register(program: Command, env: CliEnv): void {
   access
     .command('check <user> <destination>')
     .description(
-      'may USER reach DESTINATION (ns/NS, svc/NS/NAME[:PORT[/PROTO]], IP[:PORT/PROTO])? names the deciding rule',
+      'may USER reach DESTINATION (ns/NS, svc/NS/NAME[:PORT[/PROTO]], IP[:PORT/PROTO], [IPV6]:PORT/PROTO)? names the deciding rule',
     )
     .action(async (user: string, destination: string, _o, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {

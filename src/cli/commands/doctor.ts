@@ -80,6 +80,14 @@ export function register(program: Command, env: CliEnv): void {
         add(net.serviceCidrs.length ? 'ok' : 'warn', 'service routes', net.serviceCidrs.join(', ') || 'none');
         const ranges = [
           { name: 'vpn.clientSubnet', cidr: parseCidr('vpn.clientSubnet', ctx.config.vpn.clientSubnet) },
+          ...(ctx.config.vpn.clientSubnet6
+            ? [
+                {
+                  name: 'vpn.clientSubnet6',
+                  cidr: parseCidr('vpn.clientSubnet6', ctx.config.vpn.clientSubnet6),
+                },
+              ]
+            : []),
           ...net.podCidrs.map((c) => ({ name: 'pod CIDR', cidr: parseCidr('pods', c) })),
           ...net.serviceCidrs.map((c) => ({ name: 'service CIDR', cidr: parseCidr('services', c) })),
           ...ctx.config.vpn.officeLans.map((c) => ({

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { BadRequest } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { setLogLevel } from '../../lib/logger.js';
+import { forTunnel } from '../../lib/tunnel-subnets.js';
 import type { Config } from '../../config/schema.js';
 import {
   clusterServiceFor,
@@ -45,7 +46,7 @@ function discoveryLines(d: DiscoveryResult): string[] {
   const lines = [
     `pod CIDRs:     ${d.podCidrs.join(', ') || '(unknown)'}  [${d.podCidrSource}]`,
     `service CIDRs: ${d.serviceCidrs.join(', ') || '(unknown)'}  [${d.serviceCidrSource}]`,
-    `cluster DNS:   ${d.dnsServer ?? '(unknown)'}  domain ${d.clusterDomain} [${d.clusterDomainSource}]`,
+    `cluster DNS:   ${d.dnsServer ?? '(unknown)'}${d.dnsServer6 ? ` ${d.dnsServer6}` : ''}  domain ${d.clusterDomain} [${d.clusterDomainSource}]`,
     `node IPs:      ${d.nodeIps.join(', ') || '(none)'}`,
   ];
   for (const s of [...d.sources.pods, ...d.sources.services])
@@ -104,10 +105,11 @@ async function runClusterAgent(env: CliEnv, config: Config, o: AgentOpts): Promi
     access: o.access
       ? {
           modeWithoutBundle: config.access.modeBeforeBundle,
-          dnsServers: config.vpn.dns.servers.filter((s) => !s.includes(':')),
+          dnsServers: forTunnel(config.vpn, config.vpn.dns.servers),
           tun: config.access.tunInterface,
           ccdDir: POD_PATHS.ccdDir,
           clientSubnet: config.vpn.clientSubnet,
+          clientSubnet6: config.vpn.clientSubnet6,
         }
       : undefined,
   });

@@ -125,4 +125,40 @@ describe('openvpn container start script (real sh, iptables, openvpn in a netns)
       rmSync(d, { recursive: true, force: true });
     }
   });
+  it('dual stack: IPv6 forwarding on, one NAT66 rule across restarts, the DNS-only table for both families, openvpn with server-ipv6', async () => {
+    const ns = await createNamespace('pgs6');
+    const d = makeServerDir('pg-start-six-');
+    try {
+      const vpn = testVpnConfig({
+        port: 30032,
+        clientSubnet6: 'fd00:140::/64',
+        routes: { pods: ['10.244.0.0/16', 'fd00:10:244::/56'] },
+        dns: { servers: ['10.96.0.10', 'fd00:10:96::a'] },
+      });
+      const files = writeServerFiles(d, await makeTestPki(), vpn);
+      const paths = { crl: files.crlPath, crlSeed: files.crlPath, serverConf: files.configPath };
+      const script = openvpnStartScript(
+        '10.140.0.0/16',
+        paths,
+        { mode: 'enforce', dnsServers: ['10.96.0.10', 'fd00:10:96::a'] },
+        'fd00:140::/64',
+      );
+      await runIn(ns, ['sh', '-c', 'echo 0 > /proc/sys/net/ipv6/conf/all/forwarding']);
+      for (let i = 0; i < 2; i++) {
+        const p = spawnIn(ns, ['/bin/sh', '-c', script], { cwd: d });
+        await p.waitFor(/Initialization Sequence Completed/, 30_000);
+        p.kill('SIGTERM');
+        await p.exited;
+      }
+      const fwd = await runIn(ns, ['cat', '/proc/sys/net/ipv6/conf/all/forwarding']);
+      assert.equal(fwd.stdout.trim(), '1');
+      const rules = (await runIn(ns, ['ip6tables', '-w', '-t', 'nat', '-S', 'POSTROUTING'])).stdout;
+      assert.equal((rules.match(/-A POSTROUTING -s fd00:140::\/64 -j MASQUERADE/g) ?? []).length, 1, rules);
+      const table = (await runIn(ns, ['nft', 'list', 'table', 'inet', 'podgate'])).stdout;
+      assert.match(table, /set dns6 \{[^}]*elements = \{ fd00:10:96::a \}/s, table);
+      assert.match(table, /ip6 daddr @dns6 meta l4proto \{ tcp, udp \} th dport 53 accept/, table);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
 });

@@ -69,4 +69,24 @@ describe('access/bundle', () => {
     assert.throws(() => renderClientConfigFile('10.140.0.10\npush x', '255.255.0.0'), /address/);
     assert.throws(() => renderClientConfigFile('fd00::1', '255.255.0.0'), /IPv4/);
   });
+
+  it('dual stack: the file adds ifconfig-ipv6-push; a bad IPv6 address or prefix is refused', () => {
+    const text = renderClientConfigFile('10.140.0.10', '255.255.0.0', { address: 'fd00:140::a', prefix: 64 });
+    assert.deepEqual(
+      text.split('\n').filter((l) => l && !l.startsWith('#')),
+      ['ifconfig-push 10.140.0.10 255.255.0.0', 'ifconfig-ipv6-push fd00:140::a/64'],
+    );
+    assert.throws(
+      () => renderClientConfigFile('10.140.0.10', '255.255.0.0', { address: 'fd00::a\npush x', prefix: 64 }),
+      /address6/,
+    );
+    assert.throws(
+      () => renderClientConfigFile('10.140.0.10', '255.255.0.0', { address: '10.0.0.1', prefix: 64 }),
+      /address6/,
+    );
+    assert.throws(
+      () => renderClientConfigFile('10.140.0.10', '255.255.0.0', { address: 'fd00::a', prefix: 48 }),
+      /prefix6/,
+    );
+  });
 });

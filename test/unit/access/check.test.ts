@@ -85,6 +85,13 @@ describe('access: check targets and the deciding rule', function () {
       protocol: 'udp',
     });
     assert.deepEqual(parseCheckTarget('10.244.1.5'), { kind: 'ip', ip: '10.244.1.5' });
+    assert.deepEqual(parseCheckTarget('FD00:10:244:1:0::5'), { kind: 'ip', ip: 'fd00:10:244:1::5' });
+    assert.deepEqual(parseCheckTarget('[fd00:10:96::a]:53/udp'), {
+      kind: 'ip',
+      ip: 'fd00:10:96::a',
+      port: 53,
+      protocol: 'udp',
+    });
     assert.deepEqual(parseCheckTarget('10.244.1.5:80/tcp'), {
       kind: 'ip',
       ip: '10.244.1.5',
@@ -99,6 +106,9 @@ describe('access: check targets and the deciding rule', function () {
       'svc/a/b:0',
       '10.244.1.5:70000',
       'host.example:80',
+      '[10.244.1.5]:80',
+      '[fd00::g]:80',
+      '[fd00::1]:0',
       'x/y',
     ]) {
       assert.throws(
@@ -120,6 +130,18 @@ describe('access: check targets and the deciding rule', function () {
     );
     assert.equal(rulesReaching(rules, parseCheckTarget('192.168.10.4:53/udp'), {})[0]?.rule, 'office');
     assert.deepEqual(rulesReaching(rules, parseCheckTarget('192.168.10.4:53/tcp'), {}), []);
+    const six = [
+      { name: 'v6', subjects: [], destinations: [{ kind: 'cidr' as const, cidr: 'fd00:10:244::/56' }] },
+    ];
+    assert.equal(
+      rulesReaching(six, parseCheckTarget('[fd00:10:244:1::5]:80/tcp'), {})[0]?.covers,
+      'cidr fd00:10:244::/56',
+    );
+    assert.deepEqual(
+      rulesReaching(six, parseCheckTarget('10.244.1.5:80/tcp'), {}),
+      [],
+      'an IPv6 range covers no IPv4',
+    );
   });
 
   describe('with a context', () => {

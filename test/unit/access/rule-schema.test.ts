@@ -109,8 +109,8 @@ describe('access: rule validation names the bad field', () => {
       'rules[2].destinations[0].cidr',
     ],
     [
-      '400 IPv6 CIDR',
-      { ...good(), destinations: [{ kind: 'cidr', cidr: 'fd00::/8' }] },
+      '400 IPv6 CIDR with host bits set',
+      { ...good(), destinations: [{ kind: 'cidr', cidr: 'fd00::1/8' }] },
       'rules[2].destinations[0].cidr',
     ],
     ['400 port 0', { ...good(), protocol: 'tcp', ports: [{ from: 0, to: 80 }] }, 'rules[2].ports[0].from'],
@@ -162,6 +162,7 @@ describe('access: rule validation names the bad field', () => {
             },
             { kind: 'pod', namespace: 'a', selector: {} },
             { kind: 'cidr', cidr: '192.168.0.0/16' },
+            { kind: 'cidr', cidr: 'fd00:10:244::/56' },
           ],
           protocol: 'tcp',
           ports: [
@@ -172,7 +173,7 @@ describe('access: rule validation names the bad field', () => {
       ],
     });
     assert.equal(rules.length, 1);
-    assert.equal(rules[0]!.destinations.length, 4);
+    assert.equal(rules[0]!.destinations.length, 5);
   });
 
   it('fieldPath writes indexes in brackets', () => {

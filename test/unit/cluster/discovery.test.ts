@@ -36,6 +36,7 @@ interface Case {
     services: string[];
     serviceSource: RegExp;
     dns?: string;
+    dns6?: string;
     domain?: string;
     nodes?: string[];
   };
@@ -66,6 +67,33 @@ const cases: Case[] = [
     overlaps: [
       /pod CIDR \(kubeadm-config networking.podSubnet\) 2001:db8:42::\/56 overlaps service CIDR \(kubeadm-config networking.serviceSubnet\) 2001:db8:42:1::\/112/,
     ],
+  },
+  {
+    name: 'dual-stack kube-dns: its IPv6 ClusterIP is the IPv6 DNS server',
+    options: { serviceCidrApi: 'none' },
+    seed: [
+      'kubeadm-config-v1beta4-dual-stack.json',
+      'node-kubeadm-kind-dual-stack-v1.27.json',
+      [
+        KUBE_DNS,
+        (o) => {
+          const spec = o.spec as JsonObject;
+          spec.clusterIPs = ['10.96.0.10', '2001:db8:42:1::a'];
+          spec.ipFamilies = ['IPv4', 'IPv6'];
+          spec.ipFamilyPolicy = 'PreferDualStack';
+        },
+      ],
+    ],
+    expect: {
+      pods: ['10.244.0.0/16', '2001:db8:42::/56'],
+      podSource: /kubeadm-config networking.podSubnet/,
+      services: ['10.96.0.0/16', '2001:db8:42:1::/112'],
+      serviceSource: /kubeadm-config networking.serviceSubnet/,
+      dns: '10.96.0.10',
+      dns6: '2001:db8:42:1::a',
+    },
+    warnings: [/fd00:10:244::\/64 from node.spec.podCIDRs/],
+    overlaps: [/2001:db8:42::\/56 overlaps service CIDR/],
   },
   {
     name: 'ServiceCIDR v1beta1 only (1.31-1.32): all ServiceCIDRs pushed',
@@ -134,6 +162,7 @@ describe('cluster discovery against the fake API server (releases other than v1.
       assert.deepEqual(r.serviceCidrs, c.expect.services);
       assert.match(r.serviceCidrSource, c.expect.serviceSource);
       if (c.expect.dns) assert.equal(r.dnsServer, c.expect.dns);
+      assert.equal(r.dnsServer6, c.expect.dns6);
       if (c.expect.domain) assert.equal(r.clusterDomain, c.expect.domain);
       if (c.expect.nodes) assert.deepEqual(r.nodeIps, c.expect.nodes);
       for (const w of c.warnings ?? [])
@@ -259,6 +288,19 @@ describe('findRangeOverlaps', () => {
     assert.deepEqual(findRangeOverlaps(config(), d), [
       'vpn.clientSubnet 10.140.0.0/16 overlaps pod CIDR (cilium) 10.0.0.0/8',
       'pod CIDR (cilium) 10.0.0.0/8 overlaps service CIDR (x) 10.96.0.0/12',
+    ]);
+  });
+
+  it('vpn.clientSubnet6 must stay apart from the IPv6 pod and service ranges', () => {
+    const d = {
+      podCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'],
+      podCidrSource: 'kubeadm',
+      serviceCidrs: ['10.96.0.0/12', 'fd00:10:96::/112'],
+      serviceCidrSource: 'x',
+    };
+    assert.deepEqual(findRangeOverlaps(config({ 'vpn.clientSubnet6': 'fd00:140::/64' }), d), []);
+    assert.deepEqual(findRangeOverlaps(config({ 'vpn.clientSubnet6': 'fd00:10:244:7::/64' }), d), [
+      'vpn.clientSubnet6 fd00:10:244:7::/64 overlaps pod CIDR (kubeadm) fd00:10:244::/56',
     ]);
   });
 });

@@ -218,6 +218,41 @@ describe('cluster manifests', function () {
     assert.doesNotMatch(conf, /fd00/);
   });
 
+  it('dual stack (vpn.clientSubnet6): server-ipv6 + IPv6 routes and DNS, NAT66 and IPv6 forwarding in the pod, the agent told the range', () => {
+    const config = { ...input.config, vpn: { ...input.config.vpn, clientSubnet6: 'fd00:140::/64' } };
+    const network = { ...input.network, dnsServers: ['10.96.0.10', 'fd00:10:96::a'] };
+    const objs = buildManifests({ ...input, config, network, accessMode: 'enforce' }) as Obj[];
+    const conf = (objs.find((o) => o.metadata.name === 'podgate-openvpn' && o.kind === 'ConfigMap') as Obj)
+      .data['server.conf'] as string;
+    assert.match(conf, /^server-ipv6 fd00:140::\/64$/m);
+    assert.match(conf, /^push "route-ipv6 fd00:10:244::\/56"$/m);
+    assert.match(conf, /^push "dhcp-option DNS6 fd00:10:96::a"$/m);
+    const d = objs.find((o) => o.kind === 'Deployment') as Obj;
+    assert.doesNotThrow(() => new Deployment(structuredClone(d) as never).validate());
+    assert.deepEqual(d.spec.template.spec.securityContext.sysctls, [
+      { name: 'net.ipv4.ip_forward', value: '1' },
+      { name: 'net.ipv6.conf.all.forwarding', value: '1' },
+    ]);
+    const script = d.spec.template.spec.containers[0].command[2] as string;
+    assert.match(script, /ip6tables -t nat -A POSTROUTING -s fd00:140::\/64 -j MASQUERADE/);
+    assert.match(script, /net\/ipv6\/conf\/all\/forwarding/);
+    assert.match(script, /add element inet podgate dns6 \{ fd00:10:96::a \}/);
+    const env = Object.fromEntries(
+      (d.spec.template.spec.containers[1].env as { name: string; value?: string }[]).map((v) => [
+        v.name,
+        v.value,
+      ]),
+    );
+    assert.equal(env.PODGATE_VPN_CLIENT_SUBNET6, 'fd00:140::/64');
+    assert.equal(env.PODGATE_VPN_DNS_SERVERS, '10.96.0.10,fd00:10:96::a');
+    // IPv4 only (the other tests' config): no IPv6 anywhere, even with an IPv6 DNS address discovered
+    const v4 = buildManifests({ ...input, network }) as Obj[];
+    const v4conf = (v4.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'podgate-openvpn') as Obj)
+      .data['server.conf'] as string;
+    assert.doesNotMatch(v4conf, /fd00|server-ipv6/);
+    assert.doesNotMatch(JSON.stringify(v4.find((o) => o.kind === 'Deployment')), /ip6tables|ipv6|fd00/);
+  });
+
   it('Secrets carry the server material and the revocation bundle', () => {
     const server = find('Secret', 'podgate-server').data as Record<string, string>;
     const dec = (v: string) => Buffer.from(v, 'base64').toString('utf8');

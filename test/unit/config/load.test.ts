@@ -121,6 +121,33 @@ describe('config', () => {
     }
   });
 
+  it('vpn.clientSubnet6: from the environment; refused (by path) unless an IPv6 /64-/124 large enough', () => {
+    const ok = loadConfig({ env: { PODGATE_VPN_CLIENT_SUBNET6: 'fd00:140::/64' } });
+    assert.equal(ok.vpn.clientSubnet6, 'fd00:140::/64');
+    assert.equal(loadConfig({ env: {} }).vpn.clientSubnet6, undefined);
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ PODGATE_VPN_CLIENT_SUBNET6: '10.141.0.0/16' }, /^vpn\.clientSubnet6: .*not an IPv6 range/m],
+      [{ PODGATE_VPN_CLIENT_SUBNET6: 'fd00:140::/48' }, /^vpn\.clientSubnet6: .*\/64 to \/124/m],
+      [{ PODGATE_VPN_CLIENT_SUBNET6: 'fd00:140::1/64' }, /^vpn\.clientSubnet6: .*host bits set/m],
+      // a /16 of IPv4 hosts needs at least 16 host bits of IPv6 (same host index)
+      [
+        { PODGATE_VPN_CLIENT_SUBNET6: 'fd00:140::/120' },
+        /^vpn\.clientSubnet6: .*smaller than vpn\.clientSubnet.*at most \/112/m,
+      ],
+    ];
+    for (const [env, re] of cases) {
+      assert.throws(
+        () => loadConfig({ env }),
+        (e: unknown) => e instanceof ConfigError && re.test(e.problems.join('\n')),
+        JSON.stringify(env),
+      );
+    }
+    const small = loadConfig({
+      env: { PODGATE_VPN_CLIENT_SUBNET: '10.140.0.0/24', PODGATE_VPN_CLIENT_SUBNET6: 'fd00:140::/120' },
+    });
+    assert.equal(small.vpn.clientSubnet6, 'fd00:140::/120');
+  });
+
   it('rejects unknown keys and unreadable files by name', () => {
     const t = tempDir();
     try {

@@ -191,7 +191,7 @@ describe('profiles/server-config', () => {
     assert.throws(
       () =>
         renderServerConfig({ ...input(), vpn: { ...vpn, routes: { ...vpn.routes, extra: ['fd00::/64'] } } }),
-      /vpn\.routes\.extra\[0\].*only IPv4/,
+      /vpn\.routes\.extra\[0\].*needs vpn\.clientSubnet6/,
     );
     assert.throws(
       () => renderServerConfig({ ...input(), vpn: { ...vpn, dns: { ...vpn.dns, domain: 'x" "y' } } }),
@@ -207,6 +207,53 @@ describe('profiles/server-config', () => {
     assert.throws(
       () => renderServerConfig(input({}, { clientConfigDir: '/tmp/x\nup /bin/sh' })),
       /clientConfigDir must not contain line breaks/,
+    );
+  });
+
+  it('dual stack: server-ipv6, route-ipv6 for the IPv6 ranges, DNS over IPv6 (no tun-ipv6)', () => {
+    const l = lines(
+      renderServerConfig(
+        input({
+          clientSubnet6: 'fd00:140::/64',
+          routes: { pods: ['10.244.0.0/16', 'fd00:10:244::/56'], services: ['fd00:10:96::/112'] },
+          dns: { servers: ['10.96.0.10', 'fd00:10:96::a'] },
+        }),
+      ),
+    );
+    for (const want of [
+      'server 10.140.0.0 255.255.0.0',
+      'server-ipv6 fd00:140::/64',
+      'push "route 10.244.0.0 255.255.0.0"',
+      'push "route-ipv6 fd00:10:244::/56"',
+      'push "route-ipv6 fd00:10:96::/112"',
+      'push "dns server 0 address 10.96.0.10"',
+      'push "dns server 0 address fd00:10:96::a"',
+      'push "dhcp-option DNS 10.96.0.10"',
+      'push "dhcp-option DNS6 fd00:10:96::a"',
+    ])
+      assert.ok(l.includes(want), `missing ${want}`);
+    assert.ok(!l.some((x) => /tun-ipv6|dhcp-option DNS fd00/.test(x)), 'no tun-ipv6, no IPv6 in DNS');
+  });
+
+  it('IPv4 only (no clientSubnet6): no server-ipv6, and an IPv6 DNS server is not pushed', () => {
+    const text = renderServerConfig(input({ dns: { servers: ['10.96.0.10', 'fd00:10:96::a'] } }));
+    assert.doesNotMatch(text, /server-ipv6|route-ipv6|fd00/);
+  });
+
+  it('400 when clientSubnet6 overlaps an IPv6 route, or is not a range openvpn takes', () => {
+    assert.throws(
+      () =>
+        renderServerConfig(
+          input({ clientSubnet6: 'fd00:10:244::/64', routes: { pods: ['fd00:10:244::/56'] } }),
+        ),
+      (e: Error & { status?: number }) =>
+        e.status === 400 &&
+        /vpn\.clientSubnet6 fd00:10:244::\/64 overlaps vpn\.routes\.pods\[0\]/.test(e.message),
+    );
+    const vpn = input().vpn;
+    assert.throws(
+      () => renderServerConfig({ ...input(), vpn: { ...vpn, clientSubnet6: 'fd00::/48' } }),
+      /vpn\.clientSubnet6 must be an IPv6 range from \/64 to \/124/,
     );
   });
 
