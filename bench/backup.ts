@@ -55,9 +55,9 @@ export async function runBackupBench(o: { certificates?: number } = {}): Promise
             ctx.ca.issue({ kind: 'client', commonName: `bench-${done + i}`, keyType: 'ec-p256', days: 365 }),
           ),
         );
-        ctx.store.transaction(() => {
+        ctx.store.transaction(async (tx) => {
           for (const [i, c] of batch.entries()) {
-            ctx.store.insertCert({
+            tx.insertCert({
               serial: c.serial,
               commonName: `bench-${done + i}`,
               ownerId: owner.id,

@@ -36,7 +36,7 @@ async function measure(
     const ctx = await openContext(config, { now: () => now });
     try {
       const owner = await ctx.users.create({ actor: 'bench', name: 'bench', role: 'user' });
-      ctx.store.transaction(() => {
+      ctx.store.transaction(async (tx) => {
         for (let i = 0; i < n; i++) {
           const serial = randomBytes(16)
             .toString('hex')
@@ -44,7 +44,7 @@ async function measure(
             .replace(/^[89A-F]/, '1');
           const expired = expiredEvery > 0 && i % expiredEvery === 0;
           const notAfter = new Date(expired ? t0 - 30 * DAY : t0 + 365 * DAY);
-          ctx.store.insertCert({
+          tx.insertCert({
             serial,
             commonName: `dev${i}`,
             ownerId: owner.id,
@@ -55,7 +55,7 @@ async function measure(
             notAfter,
             certPem: 'bench',
           });
-          ctx.store.markRevoked(serial, 'keyCompromise', new Date(t0 - 60 * DAY));
+          tx.markRevoked(serial, 'keyCompromise', new Date(t0 - 60 * DAY));
         }
       });
     } finally {

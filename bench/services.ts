@@ -127,11 +127,11 @@ export async function runServicesBench(): Promise<Record<string, number>> {
     const { store } = ctx;
     const owner = store.getUserByName('bench')!;
     const cert = (await ctx.devices.issue({ actor: 'bench', owner: 'bench', commonName: 'template' })).cert;
-    store.transaction(() => {
+    store.transaction(async (tx) => {
       for (let i = 0; i < 10_000; i++) {
         const serial = (BigInt(i + 1) << 64n).toString(16).toUpperCase().padStart(32, '0');
-        store.insertCert({ ...cert, serial, commonName: `r${i}`, deviceName: `r${i}`, ownerId: owner.id });
-        store.markRevoked(serial, 'superseded', new Date());
+        tx.insertCert({ ...cert, serial, commonName: `r${i}`, deviceName: `r${i}`, ownerId: owner.id });
+        tx.markRevoked(serial, 'superseded', new Date());
       }
     });
   };

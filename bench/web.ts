@@ -114,11 +114,11 @@ async function prepare(dataDir: string): Promise<void> {
     for (let u = 0; u < 200; u++)
       users.push(ctx.store.createUser({ name: `user${u}`, role: 'user', passwordHash: null }));
     const now = Date.now();
-    ctx.store.transaction(() => {
+    ctx.store.transaction(async (tx) => {
       for (let i = 0; i < CERTS; i++) {
         const owner = users[i % users.length]!;
         const days = 1 + (i % 365);
-        ctx.store.insertCert({
+        tx.insertCert({
           serial: randomBytes(16)
             .toString('hex')
             .toUpperCase()

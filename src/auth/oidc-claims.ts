@@ -35,12 +35,15 @@ export function toValidName(raw: string): string {
 }
 
 /** `base`, else `base-2`, `base-3`, … (shortened to stay within 64 characters) for the first free one. */
-export function uniqueName(base: string, taken: (name: string) => boolean): string {
-  if (!taken(base)) return base;
+export async function uniqueName(
+  base: string,
+  taken: (name: string) => Promise<boolean>,
+): Promise<string> {
+  if (!(await taken(base))) return base;
   for (let i = 2; i < 10_000; i++) {
     const suffix = `-${i}`;
     const candidate = base.slice(0, 64 - suffix.length) + suffix;
-    if (!taken(candidate)) return candidate;
+    if (!(await taken(candidate))) return candidate;
   }
   throw new AppError(409, 'name_exhausted', `no free user name derived from "${base}"`);
 }

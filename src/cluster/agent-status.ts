@@ -117,14 +117,14 @@ export async function syncAgentStatus(
   const status = await readAgentStatus(kube, namespace);
   if (status.effective.length === 0) return [];
   const known = new Set(
-    audit
-      .listAudit({ action: 'revocation.effective', limit: 1000 })
+    (await audit
+          .listAudit({ action: 'revocation.effective', limit: 1000 }))
       .map((e) => String((e.details as { serial?: string }).serial ?? '')),
   );
   const written: EffectiveRevocation[] = [];
   for (const e of [...status.effective].reverse()) {
     if (known.has(e.serial)) continue;
-    audit.appendAudit({
+    await audit.appendAudit({
       actor: 'agent',
       action: 'revocation.effective',
       target: e.commonName,

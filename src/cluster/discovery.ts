@@ -303,13 +303,13 @@ export async function discover(config: Config, deps: DiscoveryDeps): Promise<Dis
   };
   result.overlaps = findRangeOverlaps(config, result);
   for (const w of warnings) log.warn(w);
-  if (deps.settings) deps.settings.setSetting(DISCOVERY_SETTING, JSON.stringify(result));
+  if (deps.settings) await deps.settings.setSetting(DISCOVERY_SETTING, JSON.stringify(result));
   return result;
 }
 
 /** The last stored discovery, if any. */
-export function lastDiscovery(settings: SettingsStore): DiscoveryResult | undefined {
-  const raw = settings.getSetting(DISCOVERY_SETTING);
+export async function lastDiscovery(settings: SettingsStore): Promise<DiscoveryResult | undefined> {
+  const raw = await settings.getSetting(DISCOVERY_SETTING);
   if (!raw) return undefined;
   try {
     return JSON.parse(raw) as DiscoveryResult;

@@ -59,14 +59,14 @@ export class ClusterService {
     return discover(this.deps.config, { kube: this.kube, settings: this.deps.store });
   }
 
-  lastDiscovery(): DiscoveryResult | undefined {
-    return lastDiscovery(this.deps.store);
+  async lastDiscovery(): Promise<DiscoveryResult | undefined> {
+    return await lastDiscovery(this.deps.store);
   }
 
   /** The objects deploy applies, built from config, the stored discovery, the server identity and the CRL. */
   async objects(): Promise<KubeObject[]> {
     const { config, store } = this.deps;
-    const discovered = this.lastDiscovery();
+    const discovered = await this.lastDiscovery();
     if (!discovered && config.vpn.routes.pods.length === 0 && config.vpn.routes.services.length === 0) {
       // A server that pushes no route to the cluster is useless; say what to do instead of emitting it.
       throw new BadRequest(
@@ -81,7 +81,7 @@ export class ClusterService {
         'vpn.clientSubnet',
       );
     }
-    const net = effectiveNetwork(config, store);
+    const net = await effectiveNetwork(config, store);
     return buildManifests({
       config,
       server: await this.deps.server.ensure(),
@@ -204,7 +204,7 @@ export class ClusterService {
       rolloutTimeoutMs: this.deps.rolloutTimeoutMs,
       pollMs: this.deps.pollMs,
     });
-    this.deps.store.appendAudit({
+    await this.deps.store.appendAudit({
       actor: 'system',
       action: 'k8s.server-material',
       target: `${namespace}/${OBJECT_NAMES.app}`,

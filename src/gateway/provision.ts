@@ -127,10 +127,10 @@ export async function provisionGateway(
   );
   const session = await deps.connect();
   const steps: StepReport[] = [];
-  const previous = deps.gateways.getGateway(layout.name);
-  const record = (status: string, certSerial: string | null, details: Record<string, unknown>): void => {
+  const previous = await deps.gateways.getGateway(layout.name);
+  const record = async (status: string, certSerial: string | null, details: Record<string, unknown>): Promise<void> => {
     if (!dryRun)
-      deps.gateways.upsertGateway({
+      await deps.gateways.upsertGateway({
         name: layout.name,
         target,
         certSerial,

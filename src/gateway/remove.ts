@@ -30,7 +30,7 @@ export async function removeGateway(
   deps: RemoveDeps,
   options: { localOnly?: boolean } = {},
 ): Promise<void> {
-  const rec = requireGateway(deps.gateways, name);
+  const rec = await requireGateway(deps.gateways, name);
   const layout = gatewayLayout(rec.name);
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const lans: Cidr[] = (Array.isArray(rec.details.lans) ? (rec.details.lans as unknown[]) : []).map((l) =>
@@ -49,7 +49,7 @@ export async function removeGateway(
     valid ? `${layout.commonName} serial ${valid.serial} revoked` : 'no valid certificate',
     valid ? 'changed' : 'unchanged',
   );
-  deps.gateways.deleteGateway(layout.name);
+  await deps.gateways.deleteGateway(layout.name);
   say('record', `gateway ${layout.name} forgotten`, 'changed');
 }
 

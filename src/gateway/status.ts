@@ -29,8 +29,8 @@ export function lastHandshake(log: string): string | null {
   return last;
 }
 
-export function requireGateway(gateways: Pick<GatewayStore, 'getGateway'>, name: string): GatewayRecord {
-  const rec = gateways.getGateway(gatewayLayout(name).name);
+export async function requireGateway(gateways: Pick<GatewayStore, 'getGateway'>, name: string): Promise<GatewayRecord> {
+  const rec = await gateways.getGateway(gatewayLayout(name).name);
   if (!rec) throw new NotFound(`gateway ${name} is not known (provision it first)`);
   return rec;
 }
@@ -39,7 +39,7 @@ export async function gatewayStatus(
   name: string,
   deps: { connect(): Promise<SshSession>; gateways: Pick<GatewayStore, 'getGateway'> },
 ): Promise<GatewayStatus> {
-  const rec = requireGateway(deps.gateways, name);
+  const rec = await requireGateway(deps.gateways, name);
   const layout = gatewayLayout(rec.name);
   const session = await deps.connect();
   try {

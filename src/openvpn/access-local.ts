@@ -49,9 +49,9 @@ export function readAccessStatus(serverDir: string): AccessStatusFile | undefine
 export class StoreAccessReporter implements AccessReporter {
   constructor(private readonly store: AuditStore) {}
 
-  sessionsEnded(r: Parameters<AccessReporter['sessionsEnded']>[0]): void {
+  async sessionsEnded(r: Parameters<AccessReporter['sessionsEnded']>[0]): Promise<void> {
     for (const k of r.kills) {
-      this.store.appendAudit({
+      await this.store.appendAudit({
         actor: 'agent',
         action: 'access.session-ended',
         target: k.commonName,

@@ -28,8 +28,8 @@ export class SessionRecorder {
     readonly replica: string,
   ) {}
 
-  private sample(c: ClientSession): LiveSessionSample {
-    const cert = this.store.getValidCertByCommonName(c.commonName);
+  private async sample(c: ClientSession): Promise<LiveSessionSample> {
+    const cert = await this.store.getValidCertByCommonName(c.commonName);
     return {
       clientId: c.clientId,
       commonName: c.commonName,
@@ -44,29 +44,29 @@ export class SessionRecorder {
     };
   }
 
-  private reasonFor(serial: string | null): SessionEndReason {
-    const cert = serial ? this.store.getCert(serial) : undefined;
+  private async reasonFor(serial: string | null): Promise<SessionEndReason> {
+    const cert = serial ? await this.store.getCert(serial) : undefined;
     if (cert?.status === 'revoked') return 'revoked';
-    const owner = cert?.ownerId ? this.store.getUserById(cert.ownerId) : undefined;
+    const owner = cert?.ownerId ? await this.store.getUserById(cert.ownerId) : undefined;
     if (owner?.disabled) return 'disabled';
     return 'ended';
   }
 
   /** Records one reading taken at `at`; sessions recorded before and missing now are closed. */
-  record(clients: readonly ClientSession[], at: Date): void {
+  async record(clients: readonly ClientSession[], at: Date): Promise<void> {
     const live = clients.filter(
       (c) => Number.isInteger(c.clientId) && !Number.isNaN(c.connectedSince.getTime()),
     );
-    this.store.recordSessions(
+    await this.store.recordSessions(
       this.replica,
-      live.map((c) => this.sample(c)),
+      await Promise.all(live.map((c) => this.sample(c))),
       at,
     );
     const seen = new Set(live.map((c) => `${c.clientId}|${c.connectedSince.toISOString()}`));
-    for (const open of this.store.listOpenSessions(this.replica)) {
+    for (const open of await this.store.listOpenSessions(this.replica)) {
       if (seen.has(`${open.clientId}|${open.startedAt.toISOString()}`)) continue;
-      const reason = this.reasonFor(open.serial);
-      this.store.endSession(open.id, reason, at);
+      const reason = await this.reasonFor(open.serial);
+      await this.store.endSession(open.id, reason, at);
       log.info(
         { commonName: open.commonName, reason, bytesIn: open.bytesIn, bytesOut: open.bytesOut },
         'session ended',
@@ -75,9 +75,9 @@ export class SessionRecorder {
   }
 
   /** Closes every open session of this replica (openvpn restarted or stopped); they end at their last reading. */
-  closeAll(reason: 'server-restart' | 'server-stop'): number {
-    const open = this.store.listOpenSessions(this.replica);
-    for (const s of open) this.store.endSession(s.id, reason);
+  async closeAll(reason: 'server-restart' | 'server-stop'): Promise<number> {
+    const open = await this.store.listOpenSessions(this.replica);
+    for (const s of open) await this.store.endSession(s.id, reason);
     if (open.length > 0) log.info({ count: open.length, reason }, 'open sessions closed');
     return open.length;
   }

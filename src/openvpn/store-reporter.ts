@@ -9,10 +9,10 @@ import type { AgentReporter, AppliedReport, PendingReport } from './agent.js';
 export class StoreAgentReporter implements AgentReporter {
   constructor(private readonly store: AuditStore & PendingStore) {}
 
-  applied(r: AppliedReport): void {
+  async applied(r: AppliedReport): Promise<void> {
     for (const rev of r.revoked) {
       const killed = r.killed.filter((k) => k.commonName === rev.commonName);
-      this.store.appendAudit({
+      await this.store.appendAudit({
         actor: 'agent',
         action: 'revocation.effective',
         target: rev.commonName,
@@ -29,18 +29,18 @@ export class StoreAgentReporter implements AgentReporter {
         },
       });
     }
-    this.store.clearPending(r.revoked.map((x) => x.serial));
+    await this.store.clearPending(r.revoked.map((x) => x.serial));
   }
 
-  pending(p: PendingReport): void {
+  async pending(p: PendingReport): Promise<void> {
     for (const rev of p.revoked) {
-      this.store.addPending({
+      await this.store.addPending({
         serial: rev.serial,
         commonName: rev.commonName,
         crlNumber: p.crlNumber,
         queuedAt: p.queuedAt,
       });
-      this.store.appendAudit({
+      await this.store.appendAudit({
         actor: 'agent',
         action: 'revocation.pending',
         target: rev.commonName,

@@ -152,14 +152,14 @@ export class ServerSupervisor {
     // openvpn is not running yet, so no session of a revoked certificate can exist: put the CRL in place
     // and settle whatever a previous run left pending.
     const settled = this.agent.prime(bundle);
-    const leftover = ctx.store.listPending();
+    const leftover = await ctx.store.listPending();
     if (leftover.length > 0) {
-      ctx.store.clearPending(leftover.map((p) => p.serial));
+      await ctx.store.clearPending(leftover.map((p) => p.serial));
       log.info({ serials: leftover.map((p) => p.serial) }, 'pending revocations settled by the restart');
     }
     log.info({ crlNumber: settled }, 'CRL in place');
     // Sessions a previous run (killed, crashed) left open ended with it.
-    this.recorder.closeAll('server-restart');
+    await this.recorder.closeAll('server-restart');
 
     this.source = new LocalBundleSource({
       dir: paths.dir,
@@ -379,8 +379,12 @@ export class ServerSupervisor {
       } finally {
         m.close();
       }
-      const serials = names.flatMap((cn) => this.ctx.store.getValidCertByCommonName(cn)?.serial ?? []);
-      if (serials.length > 0) this.ctx.store.touchLastSeen(serials, this.clock.now());
+      const serials: string[] = [];
+      for (const cn of names) {
+        const cert = await this.ctx.store.getValidCertByCommonName(cn);
+        if (cert) serials.push(cert.serial);
+      }
+      if (serials.length > 0) await this.ctx.store.touchLastSeen(serials, this.clock.now());
     } catch (err) {
       log.debug({ err }, 'last-seen update skipped');
     }

@@ -78,16 +78,16 @@ export class AccessQueries {
     private readonly deps: { store: Store; access: AccessService; groups: GroupService; now: () => Date },
   ) {}
 
-  private user(name: string): User {
-    const u = this.deps.store.getUserByName(validateName('user', name));
+  private async user(name: string): Promise<User> {
+    const u = await this.deps.store.getUserByName(validateName('user', name));
     if (!u) throw new NotFound(`user '${name}' does not exist`);
     return u;
   }
 
-  private rulesFor(user: User): { rule: AccessRule; via: string }[] {
-    const groups = this.deps.groups.groupsOf(user);
+  private async rulesFor(user: User): Promise<{ rule: AccessRule; via: string; }[]> {
+    const groups = await this.deps.groups.groupsOf(user);
     const out: { rule: AccessRule; via: string }[] = [];
-    for (const rule of this.deps.access.rules()) {
+    for (const rule of await this.deps.access.rules()) {
       const s = matchingUserSubject(rule, user, groups);
       if (s) out.push({ rule, via: s.kind === 'everyone' ? 'everyone' : `${s.kind} ${s.name}` });
     }
@@ -95,8 +95,8 @@ export class AccessQueries {
   }
 
   /** What a user's devices reach, rule by rule. */
-  reachOf(userName: string): Reach[] {
-    return this.rulesFor(this.user(userName)).map(({ rule, via }) => ({
+  async reachOf(userName: string): Promise<Reach[]> {
+    return (await this.rulesFor(await this.user(userName))).map(({ rule, via }) => ({
       rule: rule.name,
       ...(rule.description ? { description: rule.description } : {}),
       destinations: rule.destinations.map(describeDestination),
@@ -111,15 +111,15 @@ export class AccessQueries {
 
   /** allow/deny for USER → DESTINATION, naming the deciding rule. */
   async check(userName: string, destination: string, objects?: ClusterObjects): Promise<CheckAnswer> {
-    const user = this.user(userName);
+    const user = await this.user(userName);
     const target = parseCheckTarget(destination);
-    const { mode } = this.deps.access.mode();
+    const { mode } = await this.deps.access.mode();
     const facts = await this.facts(target, objects);
     const notes: string[] = [];
     if (objects && target.kind === 'ip' && !facts.service && !facts.pod)
       notes.push(`no pod or Service in the cluster has address ${target.ip}`);
     if (user.disabled) notes.push(`user ${user.name} is disabled: their devices cannot connect`);
-    const mine = this.rulesFor(user).map((r) => r.rule);
+    const mine = (await this.rulesFor(user)).map((r) => r.rule);
     const match = rulesReaching(mine, target, facts)[0];
     if (mode === 'open')
       notes.push('access.mode is open: rules are not enforced, every device reaches everything');
@@ -144,15 +144,15 @@ export class AccessQueries {
     const target = parseCheckTarget(destination);
     const facts = await this.facts(target, objects);
     const { store, groups } = this.deps;
-    const users = store.listUsers().filter((u) => !u.disabled);
+    const users = (await store.listUsers()).filter((u) => !u.disabled);
     const groupsOf = new Map(users.map((u) => [u.id, groups.groupsOf(u)]));
-    const gateways = connectableDevices(store, this.deps.now()).filter((d) => d.kind === 'gateway');
-    const rules = this.deps.access.rules();
+    const gateways = (await connectableDevices(store, this.deps.now())).filter((d) => d.kind === 'gateway');
+    const rules = await this.deps.access.rules();
     const reachers = rulesReaching(rules, target, facts).map((m) => {
       const rule = rules.find((r) => r.name === m.rule)!;
       return {
         ...m,
-        users: users.filter((u) => matchingUserSubject(rule, u, groupsOf.get(u.id)!)).map((u) => u.name),
+        users: users.filter(async (u) => matchingUserSubject(rule, u, await groupsOf.get(u.id)!)).map((u) => u.name),
         gateways: gateways
           .filter((g) =>
             rule.subjects.some(

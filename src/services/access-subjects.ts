@@ -52,17 +52,18 @@ export function matchingUserSubject(rule: AccessRule, user: User, groups: Set<st
  * gateway certificate whose owner is enabled, with a tunnel address. A renewed device shows once
  * (both certificates share the common name and the address).
  */
-export function connectableDevices(
+export async function connectableDevices(
   store: Store,
   now: Date,
-  valid: readonly CertRecord[] = validCerts(store, now),
-): ConnectableDevice[] {
+  given?: readonly CertRecord[],
+): Promise<ConnectableDevice[]> {
+  const valid = given ?? (await validCerts(store, now));
   const t = now.getTime();
   const gatewaysByCert = new Map<string, string[]>();
-  for (const g of store.listGateways())
+  for (const g of await store.listGateways())
     if (g.certSerial) gatewaysByCert.set(g.certSerial, [...(gatewaysByCert.get(g.certSerial) ?? []), g.name]);
-  const users = new Map(store.listUsers().map((u) => [u.id, u]));
-  const addresses = new Map(store.listAddresses().map((a) => [a.commonName, a.address]));
+  const users = new Map((await store.listUsers()).map((u) => [u.id, u]));
+  const addresses = new Map((await store.listAddresses()).map((a) => [a.commonName, a.address]));
   const byName = new Map<string, ConnectableDevice>();
   for (const c of valid) {
     if (c.notBefore.getTime() > t) continue;
@@ -84,20 +85,20 @@ export function connectableDevices(
 }
 
 /** Valid, unexpired client and gateway certificates (the server's own is not a device). */
-export function validCerts(store: Store, now: Date): CertRecord[] {
+export async function validCerts(store: Store, now: Date): Promise<CertRecord[]> {
   const t = now.getTime();
-  return store
-    .listCerts({ status: 'valid' })
+  return (await store
+      .listCerts({ status: 'valid' }))
     .items.filter((c) => c.kind !== 'server' && c.notAfter.getTime() > t);
 }
 
 /** The bundle's two lists: the devices that may connect, and each rule with its subjects as addresses. */
-export function resolveBundle(
+export async function resolveBundle(
   rules: readonly AccessRule[],
   devices: readonly ConnectableDevice[],
   groups: Pick<GroupService, 'bulkGroupsOf'>,
-): { clients: AccessClient[]; rules: ResolvedRule[] } {
-  const lookup = groups.bulkGroupsOf();
+): Promise<{ clients: AccessClient[]; rules: ResolvedRule[]; }> {
+  const lookup = await groups.bulkGroupsOf();
   const groupsOf = new Map<number, Set<string>>();
   const ownerGroups = (u: User): Set<string> => {
     let g = groupsOf.get(u.id);

@@ -24,9 +24,9 @@ export function startAccessTimers(
   const timers = [
     setInterval(() => void ctx.access.changed(), o.pollMs ?? 1_000),
     setInterval(() => void ctx.access.refresh(), o.refreshMs ?? 60_000),
-    setInterval(() => {
+    setInterval(async () => {
       try {
-        if (ctx.addresses.sweep().length > 0) void ctx.access.changed();
+        if ((await ctx.addresses.sweep()).length > 0) void ctx.access.changed();
       } catch (err) {
         log.error({ err }, 'tunnel address sweep failed');
       }

@@ -55,20 +55,20 @@ export class AccessService {
   constructor(private readonly deps: AccessServiceDeps) {}
 
   /** The mode in force and where it comes from. */
-  mode(): { mode: AccessMode; source: 'config' | 'data dir' | 'default' } {
+  async mode(): Promise<{ mode: AccessMode; source: 'config' | 'data dir' | 'default'; }> {
     if (this.deps.configMode) return { mode: this.deps.configMode, source: 'config' };
-    const stored = this.deps.store.getSetting(MODE_SETTING);
+    const stored = await this.deps.store.getSetting(MODE_SETTING);
     if (stored === 'open' || stored === 'enforce') return { mode: stored, source: 'data dir' };
     return { mode: 'enforce', source: 'default' };
   }
 
-  rules(): AccessRule[] {
-    return this.deps.store.listRules().map((r) => r.rule);
+  async rules(): Promise<AccessRule[]> {
+    return (await this.deps.store.listRules()).map((r) => r.rule);
   }
 
   /** What applying `rules` would change. */
-  diff(rules: readonly AccessRule[]): RulesDiff {
-    const current = new Map(this.rules().map((r, i) => [r.name, { r, i }]));
+  async diff(rules: readonly AccessRule[]): Promise<RulesDiff> {
+    const current = new Map((await this.rules()).map((r, i) => [r.name, { r, i }]));
     const out: RulesDiff = { create: [], update: [], delete: [], unchanged: [] };
     rules.forEach((r, i) => {
       const old = current.get(r.name);
@@ -89,11 +89,11 @@ export class AccessService {
     const rules = parseRulesDocument(o.input);
     const { store } = this.deps;
     if (o.dryRun) return this.diff(rules);
-    const diff = store.transaction(() => {
+    const diff = store.transaction(async (tx) => {
       const d = this.diff(rules);
-      for (const name of d.delete) {
-        store.deleteRule(name);
-        store.appendAudit({
+      for (const name of (await d).delete) {
+        await tx.deleteRule(name);
+        await tx.appendAudit({
           actor: o.actor,
           action: 'access.rule.delete',
           target: name,
@@ -101,10 +101,10 @@ export class AccessService {
           details: {},
         });
       }
-      rules.forEach((r, i) => {
-        if (!store.putRule(r, i)) return;
-        const action = d.create.includes(r.name) ? 'access.rule.create' : 'access.rule.update';
-        store.appendAudit({ actor: o.actor, action, target: r.name, result: 'ok', details: { rule: r } });
+      rules.forEach(async (r, i) => {
+        if (!tx.putRule(r, i)) return;
+        const action = (await d).create.includes(r.name) ? 'access.rule.create' : 'access.rule.update';
+        await tx.appendAudit({ actor: o.actor, action, target: r.name, result: 'ok', details: { rule: r } });
       });
       return d;
     });
@@ -130,9 +130,9 @@ export class AccessService {
     if (o.mode !== 'open' && o.mode !== 'enforce')
       throw new BadRequest('mode must be "open" or "enforce"', 'mode');
     const { store } = this.deps;
-    store.transaction(() => {
-      store.setSetting(MODE_SETTING, o.mode as AccessMode);
-      store.appendAudit({
+    await store.transaction(async (tx) => {
+      await tx.setSetting(MODE_SETTING, o.mode as AccessMode);
+      await tx.appendAudit({
         actor: o.actor,
         action: 'access.mode',
         target: String(o.mode),
@@ -148,17 +148,17 @@ export class AccessService {
    * A new install: records `enforce` unless a mode is recorded, and writes the admins rule when there
    * is no rule at all. Returns what it wrote (init prints it).
    */
-  ensureNewInstallDefaults(actor: string): { mode?: AccessMode; rule?: AccessRule } {
+  async ensureNewInstallDefaults(actor: string): Promise<{ mode?: AccessMode; rule?: AccessRule; }> {
     const { store } = this.deps;
-    return store.transaction(() => {
+    return await store.transaction(async (tx) => {
       const out: { mode?: AccessMode; rule?: AccessRule } = {};
-      if (store.getSetting(MODE_SETTING) === undefined) {
-        store.setSetting(MODE_SETTING, 'enforce');
+      if ((await tx.getSetting(MODE_SETTING)) === undefined) {
+        await tx.setSetting(MODE_SETTING, 'enforce');
         out.mode = 'enforce';
       }
-      if (store.listRules().length === 0) {
-        store.putRule(ADMINS_RULE, 0);
-        store.appendAudit({
+      if ((await tx.listRules()).length === 0) {
+        await tx.putRule(ADMINS_RULE, 0);
+        await tx.appendAudit({
           actor,
           action: 'access.rule.create',
           target: ADMINS_RULE.name,
@@ -176,29 +176,29 @@ export class AccessService {
    * address get one; when time alone changed the content (a certificate expired) since this version
    * was computed, the version goes up, so one version never names two contents.
    */
-  bundle(): AccessBundle {
+  async bundle(): Promise<AccessBundle> {
     const { store, now } = this.deps;
     const at = now();
-    return store.transaction(() => {
-      const valid = validCerts(store, at);
-      this.deps.addresses.backfill(valid);
-      const mode = this.mode().mode;
-      const devices = connectableDevices(store, at, valid);
-      const { clients, rules } = resolveBundle(this.rules(), devices, this.deps.groups);
+    return await store.transaction(async (tx) => {
+      const valid = await validCerts(store, at);
+      await this.deps.addresses.backfill(valid);
+      const mode = (await this.mode()).mode;
+      const devices = await connectableDevices(store, at, valid);
+      const { clients, rules } = await resolveBundle(await this.rules(), devices, this.deps.groups);
       const hash = createHash('sha256').update(JSON.stringify({ mode, clients, rules })).digest('hex');
-      const state = store.getAccessState();
+      const state = await tx.getAccessState();
       let version = state.version;
       if (state.publishedVersion === version && state.publishedHash !== hash)
-        version = store.bumpAccessVersion();
+        version = await tx.bumpAccessVersion();
       if (state.publishedVersion !== version || state.publishedHash !== hash)
-        store.markAccessPublished(version, hash);
+        await tx.markAccessPublished(version, hash);
       return { version, mode, clients, rules, generatedAt: at.toISOString() };
     });
   }
 
   /** The stored version (cheap: what the poll compares). */
-  version(): number {
-    return this.deps.store.getAccessState().version;
+  async version(): Promise<number> {
+    return (await this.deps.store.getAccessState()).version;
   }
 
   addPublisher(p: AccessPublisher): void {
@@ -236,8 +236,8 @@ export class AccessService {
 
   private async publishOnce(force: boolean): Promise<void> {
     if (this.deps.publishers.length === 0) return;
-    if (!force && this.version() === this.lastPublished) return;
-    const bundle = this.bundle();
+    if (!force && await this.version() === this.lastPublished) return;
+    const bundle = await this.bundle();
     if (!force && bundle.version === this.lastPublished) return;
     const { ok, held } = await this.sendToAll(bundle);
     // This process's first publication, and a target holds a higher version (the data dir was restored
@@ -247,7 +247,7 @@ export class AccessService {
     // target cannot outbid each other for ever.
     if (this.lastPublished === 0 && held > bundle.version) {
       this.raiseAbove(held, bundle.version);
-      const again = this.bundle();
+      const again = await this.bundle();
       const second = await this.sendToAll(again);
       this.settle(second.ok, again.version);
       return;
@@ -260,11 +260,11 @@ export class AccessService {
     else this.failedVersion = version;
   }
 
-  private raiseAbove(held: number, from: number): void {
+  private async raiseAbove(held: number, from: number): Promise<void> {
     const { store } = this.deps;
-    store.transaction(() => {
-      store.raiseAccessVersion(held + 1);
-      store.appendAudit({
+    await store.transaction(async (tx) => {
+      await tx.raiseAccessVersion(held + 1);
+      await tx.appendAudit({
         actor: 'system',
         action: 'access.version.raise',
         target: `v${held + 1}`,
@@ -287,7 +287,7 @@ export class AccessService {
         ok = false;
         log.error({ err, publisher: p.name, version: bundle.version }, 'access bundle publish failed');
         if (this.failedVersion !== bundle.version) {
-          this.deps.store.appendAudit({
+          await this.deps.store.appendAudit({
             actor: 'system',
             action: 'access.publish',
             target: p.name,

@@ -1,7 +1,7 @@
 import { Conflict } from '../lib/errors.js';
 import { ipv4Bounds, parseCidr } from '../lib/cidr.js';
 import { logger } from '../lib/logger.js';
-import type { AddressPool, CertRecord, DeviceAddress, Store } from '../store/types.js';
+import type { AddressPool, CertRecord, DeviceAddress, Store, TxStore } from '../store/types.js';
 
 const log = logger.child({ module: 'addresses' });
 const DAY = 86_400_000;
@@ -52,21 +52,21 @@ export class AddressService {
   }
 
   /** The device's address, allocating one; call inside the transaction that records its certificate. */
-  allocate(commonName: string): DeviceAddress {
-    return this.deps.store.allocateAddress(commonName, this.pool(), this.deps.now());
+  allocate(commonName: string, tx: TxStore): Promise<DeviceAddress> {
+    return tx.allocateAddress(commonName, this.pool(), this.deps.now());
   }
 
   /** Throws the 409 before any key is made when the pool has no room for a device without an address. */
-  assertRoomFor(commonName: string): void {
+  async assertRoomFor(commonName: string): Promise<void> {
     const { store } = this.deps;
-    if (store.getAddress(commonName)) return;
+    if (await store.getAddress(commonName)) return;
     const pool = this.pool();
-    const held = store.listAddresses().length;
+    const held = (await store.listAddresses()).length;
     if (held < pool.last - pool.first + 1) return;
     // a full table may still hold addresses outside the pool (subnet changed): the allocator decides
     try {
-      store.transaction(() => {
-        store.allocateAddress(commonName, pool, this.deps.now());
+      await store.transaction(async (tx) => {
+        await tx.allocateAddress(commonName, pool, this.deps.now());
         throw new RollBack();
       });
     } catch (err) {
@@ -74,11 +74,11 @@ export class AddressService {
     }
   }
 
-  get(commonName: string): DeviceAddress | undefined {
+  get(commonName: string): Promise<DeviceAddress | undefined> {
     return this.deps.store.getAddress(commonName);
   }
 
-  list(): DeviceAddress[] {
+  list(): Promise<DeviceAddress[]> {
     return this.deps.store.listAddresses();
   }
 
@@ -87,16 +87,15 @@ export class AddressService {
    * issued before addresses existed). Devices the pool has no room for stay without (and cannot
    * connect in `enforce`); they are logged.
    */
-  backfill(valid: readonly CertRecord[]): void {
-    const { store } = this.deps;
-    const held = new Set(store.listAddresses().map((a) => a.commonName));
+  async backfill(valid: readonly CertRecord[], store: TxStore = this.deps.store): Promise<void> {
+    const held = new Set((await store.listAddresses()).map((a) => a.commonName));
     const missing = valid.filter((c) => !held.has(c.commonName));
     if (missing.length === 0) return;
     const pool = this.pool();
-    store.transaction(() => {
+    await store.transaction(async (tx) => {
       for (const c of missing) {
         try {
-          store.allocateAddress(c.commonName, pool, this.deps.now());
+          await tx.allocateAddress(c.commonName, pool, this.deps.now());
         } catch (err) {
           log.warn(
             { commonName: c.commonName, err: (err as Error).message },
@@ -112,21 +111,21 @@ export class AddressService {
    * expired, and not renewed). Decided inside one write transaction with the certificate rows, so an
    * issue racing the sweep either keeps the address or allocates afresh. Returns the freed common names.
    */
-  sweep(): string[] {
+  async sweep(): Promise<string[]> {
     const { store, graceDays } = this.deps;
     const now = this.deps.now().getTime();
-    const freed = store.transaction(() => {
+    const freed = await store.transaction(async (tx) => {
       const out: string[] = [];
       const byName = new Map<string, CertRecord[]>();
-      for (const c of store.listCerts().items)
+      for (const c of (await tx.listCerts()).items)
         byName.set(c.commonName, [...(byName.get(c.commonName) ?? []), c]);
-      for (const a of store.listAddresses()) {
+      for (const a of await tx.listAddresses()) {
         const certs = byName.get(a.commonName) ?? [];
         if (certs.some((c) => c.status === 'valid' && c.notAfter.getTime() > now)) continue;
         const lastValid = Math.max(0, ...certs.map(validUntil));
         if (lastValid + graceDays * DAY > now) continue;
-        store.releaseAddress(a.commonName);
-        store.appendAudit({
+        await tx.releaseAddress(a.commonName);
+        await tx.appendAudit({
           actor: 'system',
           action: 'address.release',
           target: a.commonName,

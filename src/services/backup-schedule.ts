@@ -96,7 +96,7 @@ export class BackupScheduler {
       });
       writeFileAtomic(file, made.data, 0o600);
       const removed = this.prune();
-      audit.appendAudit({
+      await audit.appendAudit({
         actor: 'system',
         action: 'backup.scheduled',
         target: file,
@@ -112,7 +112,7 @@ export class BackupScheduler {
       return file;
     } catch (err) {
       log.error({ err, dir: this.dir }, 'scheduled backup failed');
-      audit.appendAudit({
+      await audit.appendAudit({
         actor: 'system',
         action: 'backup.scheduled',
         target: file,

@@ -209,7 +209,7 @@ export interface RestoreResult {
  * removes. The restored database is migrated to this podgate's schema and gets a `backup.restore`
  * audit row.
  */
-export function restoreBackup(o: {
+export async function restoreBackup(o: {
   file: Buffer;
   passphrase: string;
   dataDir: string;
@@ -223,7 +223,7 @@ export function restoreBackup(o: {
   crlNumberAbove?: number;
   now?: Date;
   probe?: BackupProbe;
-}): RestoreResult {
+}): Promise<RestoreResult> {
   const target = resolve(o.dataDir);
   const notEmpty = () =>
     new Conflict(`${target} is not empty: restore writes only into a new or empty directory`, 'dataDir');
@@ -254,9 +254,9 @@ export function restoreBackup(o: {
           publishers: [],
           now: () => o.now ?? new Date(),
         });
-        renumbered = revocation.resignAbove(o.crlNumberAbove)?.number;
+        renumbered = (await revocation.resignAbove(o.crlNumberAbove))?.number;
       }
-      store.appendAudit({
+      await store.appendAudit({
         actor: o.actor,
         action: 'backup.restore',
         target,
@@ -270,7 +270,7 @@ export function restoreBackup(o: {
         },
       });
     } finally {
-      store.close();
+      await store.close();
     }
     // something wrote there meanwhile: leave it alone
     if (!emptyOrMissing(target, basename(staging))) throw notEmpty();

@@ -20,7 +20,7 @@ export async function ensureFirstAdmin(
 ): Promise<
   { user: User; generatedPassword?: string; access: { mode?: AccessMode; rule?: AccessRule } } | undefined
 > {
-  if (ctx.store.listUsers().length > 0) return undefined;
+  if ((await ctx.store.listUsers()).length > 0) return undefined;
   const file = env.PODGATE_ADMIN_PASSWORD_FILE;
   if (!file && opts.requirePasswordFile) {
     // In a pod, stdout is the pod log: a generated password printed there is readable by anyone who
@@ -51,7 +51,7 @@ export async function ensureFirstAdmin(
   }
   const user = await ctx.users.create({ actor: 'system', name: FIRST_ADMIN, role: 'admin', password });
   // A new install enforces access rules; the one rule written lets admins reach everything.
-  const access = ctx.access.ensureNewInstallDefaults('system');
+  const access = await ctx.access.ensureNewInstallDefaults('system');
   await ctx.access.changed();
   return generated ? { user, generatedPassword: password, access } : { user, access };
 }

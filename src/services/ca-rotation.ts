@@ -83,10 +83,10 @@ export async function rotateCa(
   const ca = CertificateAuthority.load(material);
   return { commonName: ca.commonName, keyId: ca.keyId, tagged };
 
-  function tagOutgoing(): number {
-    return ctx.store.transaction(() => {
-      const n = ctx.store.assignIssuerKeyId(outgoing);
-      ctx.store.appendAudit({
+  async function tagOutgoing(): Promise<number> {
+    return await ctx.store.transaction(async (tx) => {
+      const n = await tx.assignIssuerKeyId(outgoing);
+      await tx.appendAudit({
         actor: o.actor,
         action: 'ca.rotate',
         target: ctx.ca.commonName,
@@ -104,15 +104,15 @@ export async function rotateCa(
  * certificate is re-issued by the new CA (by the caller, or a running `server run` on its next CA
  * check). Old-CA profiles stop connecting.
  */
-export function retireOldCa(
+export async function retireOldCa(
   ctx: AppContext,
   actor: string,
   probe?: CaChangeProbe,
-): { commonName: string; stillValid: number } {
+): Promise<{ commonName: string; stillValid: number; }> {
   const old = ctx.previousCa;
   if (!old) throw new Conflict('no CA rotation is in progress: there is no old CA to retire', 'ca');
-  const stillValid = ctx.store
-    .listCerts({ status: 'valid' })
+  const stillValid = (await ctx.store
+      .listCerts({ status: 'valid' }))
     .items.filter((c) => c.kind !== 'server' && c.issuerKeyId === old.keyId).length;
   const f = (name: string) => join(ctx.dataDir, name);
   const retired = `ca-retired-${old.keyId.slice(0, 16)}`;
@@ -128,7 +128,7 @@ export function retireOldCa(
     if (existsSync(f(PREVIOUS_CA_KEY_FILE))) renameSync(f(PREVIOUS_CA_KEY_FILE), f(`${retired}.key.enc`));
     readCaFiles(ctx.dataDir, secret); // the current pair still loads
   });
-  ctx.store.appendAudit({
+  await ctx.store.appendAudit({
     actor,
     action: 'ca.retire-old',
     target: old.commonName,

@@ -50,9 +50,9 @@ export function caExpiryWarning(ctx: Pick<AppContext, 'ca' | 'now'> & { cas?: Ca
 }
 
 /** The CAs in force, their expiry, and which devices still depend on the outgoing CA. */
-export function caStatus(
+export async function caStatus(
   ctx: Pick<AppContext, 'ca' | 'previousCa' | 'store' | 'now'> & { cas?: CaSet },
-): CaStatus {
+): Promise<CaStatus> {
   ctx.cas?.refresh(); // a long-running `serve` reports a rotation made by the CLI
   const now = ctx.now();
   const current = summary(ctx.ca, now);
@@ -62,8 +62,8 @@ export function caStatus(
   if (!ctx.previousCa) return { current, onPreviousCa: [], warnings };
   const previous = summary(ctx.previousCa, now);
   const keyId = ctx.previousCa.keyId;
-  const onPreviousCa = ctx.store
-    .listCerts({ status: 'valid', sort: 'owner', order: 'asc' })
+  const onPreviousCa = (await ctx.store
+      .listCerts({ status: 'valid', sort: 'owner', order: 'asc' }))
     .items.filter((c) => c.kind !== 'server' && c.issuerKeyId === keyId && c.supersededBy === null);
   warnings.push(
     `CA rotation in progress: ${onPreviousCa.length} device(s) still use the old CA "${previous.commonName}"; renew them, then run \`podgate ca retire-old\``,

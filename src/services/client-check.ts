@@ -22,7 +22,7 @@ function pems(text: string): string[] {
  * certificate (known, valid, not revoked, expiry), whether its CA is one in force, and whether its
  * `remote` lines still match the endpoints and port clients are given now.
  */
-export function checkProfileOffline(ctx: AppContext, profile: string): CheckFinding[] {
+export async function checkProfileOffline(ctx: AppContext, profile: string): Promise<CheckFinding[]> {
   const out: CheckFinding[] = [];
   const add = (level: CheckLevel, check: string, detail: string): number =>
     out.push({ level, check, detail });
@@ -52,7 +52,7 @@ export function checkProfileOffline(ctx: AppContext, profile: string): CheckFind
       'expiry',
       `${cert.commonName} valid until ${cert.notAfter.toISOString()} (${Math.floor(days)} days)`,
     );
-  const row = ctx.store.getCert(cert.serial);
+  const row = await ctx.store.getCert(cert.serial);
   if (!row) add('fail', 'certificate', `serial ${cert.serial} is not one this podgate issued`);
   else if (row.status === 'revoked')
     add(
@@ -92,7 +92,7 @@ export function checkProfileOffline(ctx: AppContext, profile: string): CheckFind
   if (row?.issuerKeyId && !inForce.some((c) => c.keyId === row.issuerKeyId))
     add('fail', 'ca', 'its certificate was issued by a CA that is no longer in force: make a new profile');
 
-  const net = effectiveNetwork(ctx.config, ctx.store);
+  const net = await effectiveNetwork(ctx.config, ctx.store);
   const { port, proto } = ctx.config.vpn;
   const remotes = [...profile.matchAll(/^remote (\S+) (\d+) (udp|tcp)\s*$/gm)].map((m) => ({
     host: m[1]!,
@@ -116,8 +116,8 @@ export function checkProfileOffline(ctx: AppContext, profile: string): CheckFind
 }
 
 /** Compares the routes a server pushed in a real handshake with the routes clients should get. */
-export function checkPushedRoutes(ctx: AppContext, pushed: readonly string[]): CheckFinding[] {
-  const net = effectiveNetwork(ctx.config, ctx.store);
+export async function checkPushedRoutes(ctx: AppContext, pushed: readonly string[]): Promise<CheckFinding[]> {
+  const net = await effectiveNetwork(ctx.config, ctx.store);
   const want = [...net.podCidrs, ...net.serviceCidrs, ...ctx.config.vpn.routes.extra];
   const missing = want.filter((c) => !pushed.includes(c));
   if (missing.length > 0)

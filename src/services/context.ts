@@ -162,7 +162,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       close: () => store.close(),
     };
   } catch (err) {
-    store.close();
+    await store.close();
     throw err;
   }
 }

@@ -6,7 +6,7 @@ import { parseCsr, type ClientKeyType } from '../pki/index.js';
 import { wrapTlsCryptV2ClientKey } from '../pki/tls-crypt.js';
 import { renderClientProfile } from '../profiles/client-profile.js';
 import type { Config } from '../config/schema.js';
-import type { CertRecord, Store, User } from '../store/types.js';
+import type { CertRecord, Store, User, TxStore } from '../store/types.js';
 import { IssueLimits } from './issue-limits.js';
 import { effectiveNetwork, type EffectiveNetwork } from './network.js';
 import type { CaSet } from './ca-set.js';
@@ -72,16 +72,20 @@ export class DeviceService {
    * certificate in its renewal grace (superseded, revoked when the grace ends) is the same device as its
    * successor: it is not counted.
    */
-  validDevices(ownerId: number): number {
+  async validDevices(ownerId: number, store: TxStore = this.deps.store): Promise<number> {
     const now = this.deps.now().getTime();
-    return this.deps.store
-      .listCerts({ ownerId, kind: 'client', status: 'valid' })
+    return (await store
+        .listCerts({ ownerId, kind: 'client', status: 'valid' }))
       .items.filter((c) => c.notAfter.getTime() > now && c.supersededBy === null).length;
   }
 
   /** Throws unless the owner exists and is enabled, as the store says right now. */
-  private assertEnabled(ownerId: number, ownerName: string): void {
-    const owner = this.deps.store.getUserById(ownerId);
+  private async assertEnabled(
+    ownerId: number,
+    ownerName: string,
+    store: TxStore = this.deps.store,
+  ): Promise<void> {
+    const owner = await store.getUserById(ownerId);
     if (!owner || owner.disabled) throw new BadRequest(`owner: user '${ownerName}' is disabled`, 'owner');
   }
 
@@ -96,17 +100,17 @@ export class DeviceService {
     const keyType = (req.keyType ?? config.vpn.keyType) as ClientKeyType;
     if (!KEY_TYPES.includes(keyType))
       throw new BadRequest(`keyType must be one of ${KEY_TYPES.join(', ')}`, 'keyType');
-    const owner = store.getUserByName(ownerName);
+    const owner = await store.getUserByName(ownerName);
     if (!owner) throw new BadRequest(`owner: user '${ownerName}' does not exist`, 'owner');
     if (owner.disabled) throw new BadRequest(`owner: user '${ownerName}' is disabled`, 'owner');
-    const current = store.getValidCertByCommonName(commonName);
+    const current = await store.getValidCertByCommonName(commonName);
     if (current && current.serial !== req.replaces?.serial) {
       throw new Conflict(
         `commonName '${commonName}' already has a valid certificate; revoke it first`,
         'commonName',
       );
     }
-    const network = effectiveNetwork(config, store);
+    const network = await effectiveNetwork(config, store);
     if (network.endpoints.length === 0) {
       throw new BadRequest(
         'vpn.endpoints is empty: set it in the config or run `podgate k8s discover`',
@@ -115,10 +119,10 @@ export class DeviceService {
     }
     const csr = req.csrPem ? parseCsr(req.csrPem) : undefined;
     // a full client subnet refuses before any key is made (and again, for certain, in the transaction)
-    this.deps.addresses?.assertRoomFor(commonName);
+    await this.deps.addresses?.assertRoomFor(commonName);
     const selfService = req.selfService === true && kind === 'client';
     const release = selfService
-      ? this.limits.admit(owner.id, ownerName, this.validDevices(owner.id), {
+      ? this.limits.admit(owner.id, ownerName, await this.validDevices(owner.id), {
           renewal: req.replaces !== undefined,
         })
       : undefined;
@@ -157,8 +161,8 @@ export class DeviceService {
     // Key generation waits its turn; an owner disabled meanwhile is not worth a key.
     const issued = csr
       ? await sign()
-      : await this.limits.keygen(req.selfService === true, () => {
-          this.assertEnabled(owner.id, ownerName);
+      : await this.limits.keygen(req.selfService === true, async () => {
+          await this.assertEnabled(owner.id, ownerName);
           return sign();
         });
     const tlsCryptV2KeyPem =
@@ -178,19 +182,25 @@ export class DeviceService {
       issuedAt: issued.notBefore,
       notAfter: issued.notAfter,
     });
-    const cert = store.transaction(() => {
+    const cert = await store.transaction(async (tx) => {
       // Checked again inside the write transaction: a disable that committed while the key was being
       // made revoked only what was recorded then, so this certificate must not be recorded now.
-      this.assertEnabled(owner.id, ownerName);
+      await this.assertEnabled(owner.id, ownerName, tx);
       const max = config.devices.maxValidPerUser;
-      if (req.selfService && !req.replaces && kind === 'client' && this.validDevices(owner.id) >= max) {
+      if (
+        req.selfService &&
+        !req.replaces &&
+        kind === 'client' &&
+        (await this.validDevices(owner.id, tx)) >= max
+      ) {
         throw new Conflict(
           `owner: user '${ownerName}' already has ${max} valid devices (devices.maxValidPerUser); revoke one first`,
           'owner',
         );
       }
-      if (req.replaces) store.markSuperseding(req.replaces.serial, issued.serial, req.replaces.supersedeAt);
-      const row = store.insertCert({
+      if (req.replaces)
+        await tx.markSuperseding(req.replaces.serial, issued.serial, req.replaces.supersedeAt);
+      const row = await tx.insertCert({
         serial: issued.serial,
         commonName,
         ownerId: owner.id,
@@ -204,8 +214,8 @@ export class DeviceService {
         keyFromCsr: csr !== undefined,
       });
       // same transaction: no certificate without an address, no address without its certificate
-      const address = this.deps.addresses?.allocate(commonName).address;
-      store.appendAudit({
+      const address = (await this.deps.addresses?.allocate(commonName, tx))?.address;
+      await tx.appendAudit({
         actor: req.actor,
         action: req.replaces ? 'cert.renew' : 'cert.issue',
         target: commonName,

@@ -28,12 +28,12 @@ export interface Memberships {
 export class GroupService {
   constructor(private readonly deps: GroupServiceDeps) {}
 
-  list(): LocalGroup[] {
-    return this.deps.store.listGroups();
+  async list(): Promise<LocalGroup[]> {
+    return await this.deps.store.listGroups();
   }
 
-  get(name: string): LocalGroup {
-    const g = this.deps.store.getGroup(name);
+  async get(name: string): Promise<LocalGroup> {
+    const g = await this.deps.store.getGroup(name);
     if (!g) throw new NotFound(`group '${name}' does not exist`);
     return g;
   }
@@ -43,9 +43,9 @@ export class GroupService {
     if (o.description !== undefined && (typeof o.description !== 'string' || o.description.length > 1024))
       throw new BadRequest('description must be text of at most 1024 characters', 'description');
     const { store } = this.deps;
-    const group = store.transaction(() => {
-      const g = store.createGroup({ name, description: o.description ?? '' });
-      store.appendAudit({ actor: o.actor, action: 'group.create', target: name, result: 'ok', details: {} });
+    const group = store.transaction(async (tx) => {
+      const g = tx.createGroup({ name, description: o.description ?? '' });
+      await tx.appendAudit({ actor: o.actor, action: 'group.create', target: name, result: 'ok', details: {} });
       return g;
     });
     await this.deps.changed();
@@ -54,10 +54,10 @@ export class GroupService {
 
   async remove(o: { actor: string; name: string }): Promise<void> {
     const { store } = this.deps;
-    store.transaction(() => {
-      const g = this.get(o.name);
-      store.deleteGroup(g.name);
-      store.appendAudit({
+    await store.transaction(async (tx) => {
+      const g = await this.get(o.name);
+      await tx.deleteGroup(g.name);
+      await tx.appendAudit({
         actor: o.actor,
         action: 'group.delete',
         target: g.name,
@@ -68,8 +68,8 @@ export class GroupService {
     await this.deps.changed();
   }
 
-  private user(name: string): User {
-    const user = this.deps.store.getUserByName(validateName('user', name));
+  private async user(name: string): Promise<User> {
+    const user = await this.deps.store.getUserByName(validateName('user', name));
     if (!user) throw new NotFound(`user '${name}' does not exist`);
     return user;
   }
@@ -88,11 +88,11 @@ export class GroupService {
     op: 'add' | 'remove',
   ): Promise<LocalGroup> {
     const { store } = this.deps;
-    const group = store.transaction(() => {
-      const user = this.user(o.user);
-      if (op === 'add') store.addGroupMember(o.group, user.id);
-      else store.removeGroupMember(o.group, user.id);
-      store.appendAudit({
+    const group = store.transaction(async (tx) => {
+      const user = await this.user(o.user);
+      if (op === 'add') await tx.addGroupMember(o.group, user.id);
+      else await tx.removeGroupMember(o.group, user.id);
+      await tx.appendAudit({
         actor: o.actor,
         action: `group.member.${op}`,
         target: o.group,
@@ -106,11 +106,11 @@ export class GroupService {
   }
 
   /** Where each of a user's groups comes from. */
-  membershipsOf(user: User): Memberships {
+  async membershipsOf(user: User): Promise<Memberships> {
     const { store } = this.deps;
     return {
-      local: store.localGroupsOf(user.id),
-      sso: [...(store.getOidcIdentityOfUser(user.id)?.groups ?? [])].sort(),
+      local: await store.localGroupsOf(user.id),
+      sso: [...((await store.getOidcIdentityOfUser(user.id))?.groups ?? [])].sort(),
       builtin: user.role === 'admin' ? [ADMINS_GROUP] : [],
     };
   }
@@ -119,13 +119,13 @@ export class GroupService {
    * A lookup of every user's groups read with three queries (local groups with their members, single
    * sign-on identities, users), for resolving many users at once.
    */
-  bulkGroupsOf(): (user: User) => Set<string> {
+  async bulkGroupsOf(): Promise<(user: User) => Promise<Set<string>>> {
     const { store } = this.deps;
     const local = new Map<string, string[]>();
-    for (const g of store.listGroups())
+    for (const g of await store.listGroups())
       for (const m of g.members) local.set(m, [...(local.get(m) ?? []), g.name]);
-    return (user) => {
-      const sso = store.getOidcIdentityOfUser(user.id)?.groups ?? [];
+    return async (user) => {
+      const sso = (await store.getOidcIdentityOfUser(user.id))?.groups ?? [];
       return new Set([
         ...(local.get(user.name) ?? []),
         ...sso,
@@ -135,8 +135,8 @@ export class GroupService {
   }
 
   /** Every group name a `group` subject may match for this user. */
-  groupsOf(user: User): Set<string> {
-    const m = this.membershipsOf(user);
+  async groupsOf(user: User): Promise<Set<string>> {
+    const m = await this.membershipsOf(user);
     return new Set([...m.local, ...m.sso, ...m.builtin]);
   }
 }

@@ -74,7 +74,7 @@ export interface MadeLink {
 export class ImportLinkService {
   constructor(private readonly deps: ImportLinkServiceDeps) {}
 
-  create(o: { user: User; deviceName: string; keyType?: string; ip: string; base: string }): MadeLink {
+  async create(o: { user: User; deviceName: string; keyType?: string; ip: string; base: string }): Promise<MadeLink> {
     const { store, now, minutes } = this.deps;
     const deviceName = validateDeviceName('name', o.deviceName);
     const commonName = `${o.user.name}.${deviceName}`;
@@ -85,7 +85,7 @@ export class ImportLinkService {
     }
     if (o.keyType !== undefined && !KEY_TYPES.includes(o.keyType))
       throw new BadRequest(`keyType must be one of ${KEY_TYPES.join(', ')}`, 'keyType');
-    if (store.getValidCertByCommonName(commonName))
+    if (await store.getValidCertByCommonName(commonName))
       throw new BadRequest(
         `name: a device named "${deviceName}" already exists; revoke it or pick another name`,
         'name',
@@ -93,17 +93,17 @@ export class ImportLinkService {
     const token = randomBytes(32).toString('base64url');
     const created = now();
     const expiresAt = new Date(created.getTime() + minutes * 60_000);
-    store.transaction(() => {
-      const row = store.createImportLink({
-        userId: o.user.id,
-        tokenHash: sha256(token),
-        deviceName,
-        keyType: o.keyType ?? null,
-        createdAt: created,
-        createdIp: o.ip,
-        expiresAt,
+    await store.transaction(async (tx) => {
+      const row = await tx.createImportLink({
+          userId: o.user.id,
+          tokenHash: sha256(token),
+          deviceName,
+          keyType: o.keyType ?? null,
+          createdAt: created,
+          createdIp: o.ip,
+          expiresAt,
       });
-      store.appendAudit({
+      await tx.appendAudit({
         actor: o.user.name,
         action: 'import-link.create',
         target: commonName,
@@ -118,13 +118,13 @@ export class ImportLinkService {
   /** Issues the device of this link once; 410 when used or expired, 404 when unknown. */
   async redeem(token: string, ip: string): Promise<{ cert: CertRecord; profile: string }> {
     const { store, devices, now } = this.deps;
-    const link = /^[A-Za-z0-9_-]{43}$/.test(token) ? store.findImportLinkByHash(sha256(token)) : undefined;
+    const link = /^[A-Za-z0-9_-]{43}$/.test(token) ? await store.findImportLinkByHash(sha256(token)) : undefined;
     if (!link)
       throw new AppError(404, 'not_found', 'unknown import link; make a new one on the devices page');
     const at = now();
-    if (!store.claimImportLink(link.id, at, ip)) {
-      const used = link.usedAt !== null || store.findImportLinkByHash(sha256(token))?.usedAt;
-      store.appendAudit({
+    if (!(await store.claimImportLink(link.id, at, ip))) {
+      const used = link.usedAt !== null || (await store.findImportLinkByHash(sha256(token)))?.usedAt;
+      await store.appendAudit({
         actor: 'anonymous',
         action: 'import-link.refused',
         target: `${link.userName}.${link.deviceName}`,
@@ -147,9 +147,9 @@ export class ImportLinkService {
         selfService: true,
         ...(link.keyType ? { keyType: link.keyType } : {}),
       });
-      store.transaction(() => {
-        store.setImportLinkSerial(link.id, issued.cert.serial);
-        store.appendAudit({
+      await store.transaction(async (tx) => {
+        await tx.setImportLinkSerial(link.id, issued.cert.serial);
+        await tx.appendAudit({
           actor: link.userName,
           action: 'import-link.fetch',
           target: issued.cert.commonName,
@@ -161,7 +161,7 @@ export class ImportLinkService {
       return issued;
     } catch (err) {
       // Nothing was issued: give the link back so a passing refusal (queue full) does not burn it.
-      store.releaseImportLink(link.id);
+      await store.releaseImportLink(link.id);
       throw err;
     }
   }

@@ -25,8 +25,8 @@ export interface EffectiveNetwork {
   searchDomains: string[];
 }
 
-function readDiscovery(settings: SettingsStore): StoredDiscovery {
-  const raw = settings.getSetting(DISCOVERY_SETTING);
+async function readDiscovery(settings: SettingsStore): Promise<StoredDiscovery> {
+  const raw = await settings.getSetting(DISCOVERY_SETTING);
   if (!raw) return {};
   try {
     return JSON.parse(raw) as StoredDiscovery;
@@ -35,8 +35,8 @@ function readDiscovery(settings: SettingsStore): StoredDiscovery {
   }
 }
 
-export function effectiveNetwork(config: Config, settings: SettingsStore): EffectiveNetwork {
-  const d = readDiscovery(settings);
+export async function effectiveNetwork(config: Config, settings: SettingsStore): Promise<EffectiveNetwork> {
+  const d = await readDiscovery(settings);
   const pick = (configured: string[], discovered: string[] | undefined) =>
     configured.length > 0 ? configured : (discovered ?? []);
   return {

@@ -43,7 +43,7 @@ export class OidcAccounts {
     const { store, settings, now } = this.deps;
     const profile = readProfile(claims, settings);
     const sealed = refreshToken && this.deps.cipher ? this.deps.cipher.seal(refreshToken) : null;
-    const identity = store.getOidcIdentity(this.issuer, profile.subject);
+    const identity = await store.getOidcIdentity(this.issuer, profile.subject);
     const access = decideAccess(profile.groups, settings);
     if (!identity) {
       if (!access.allowed) {
@@ -55,13 +55,13 @@ export class OidcAccounts {
       }
       return this.createLinked(profile, access.admin === true, sealed);
     }
-    const user = store.getUserById(identity.userId);
+    const user = await store.getUserById(identity.userId);
     if (!user) throw new AppError(500, 'oidc_orphan', 'linked user is missing');
     if (JSON.stringify([...identity.groups].sort()) !== JSON.stringify([...profile.groups].sort())) {
       // access rules match these groups: a change here changes what the user's devices reach
       this.audit('oidc.groups', user.name, 'ok', { from: identity.groups, to: profile.groups });
     }
-    store.updateOidcIdentity(this.issuer, profile.subject, {
+    await store.updateOidcIdentity(this.issuer, profile.subject, {
       groups: profile.groups,
       lastLoginAt: now(),
       ...(sealed ? { refreshToken: sealed } : {}),
@@ -78,27 +78,27 @@ export class OidcAccounts {
   }
 
   /** Creates the user and the link in one transaction (a second, concurrent first sign-in finds the link). */
-  private createLinked(
+  private async createLinked(
     profile: { subject: string; name: string; groups: string[] },
     admin: boolean,
     sealed: string | null,
-  ): User {
+  ): Promise<User> {
     const { store, now } = this.deps;
-    const user = store.transaction(() => {
-      const linked = store.getOidcIdentity(this.issuer, profile.subject);
-      const existing = linked && store.getUserById(linked.userId);
+    const user = await store.transaction(async (tx) => {
+      const linked = await tx.getOidcIdentity(this.issuer, profile.subject);
+      const existing = linked && (await tx.getUserById(linked.userId));
       if (existing) return existing;
-      const name = uniqueName(profile.name, (n) => store.getUserByName(n) !== undefined);
+      const name = await uniqueName(profile.name, async (n) => (await tx.getUserByName(n)) !== undefined);
       const role = admin ? 'admin' : 'user';
-      const created = store.createUser({ name, role, passwordHash: null });
-      store.appendAudit({
+      const created = await tx.createUser({ name, role, passwordHash: null });
+      await tx.appendAudit({
         actor: 'oidc',
         action: 'user.create',
         target: name,
         result: 'ok',
         details: { role },
       });
-      store.insertOidcIdentity({
+      await tx.insertOidcIdentity({
         issuer: this.issuer,
         subject: profile.subject,
         userId: created.id,
@@ -107,12 +107,12 @@ export class OidcAccounts {
         createdAt: now(),
         lastLoginAt: now(),
       });
-      this.audit('oidc.link', name, 'ok', {
+      await tx.appendAudit({ actor: 'oidc', action: 'oidc.link', target: name, result: 'ok', details: {
         subject: profile.subject,
         issuer: this.issuer,
         groups: profile.groups,
         ...(name !== profile.name ? { requestedName: profile.name } : {}),
-      });
+      } });
       return created;
     });
     log.info({ user: user.name, subject: profile.subject }, 'user created by single sign-on');
@@ -138,23 +138,23 @@ export class OidcAccounts {
     }
     const role = access.admin === undefined ? user.role : access.admin ? 'admin' : 'user';
     if (role !== user.role) {
-      const updated = users.setRole({ actor, name: user.name, role });
+      const updated = await users.setRole({ actor, name: user.name, role });
       this.audit(role === 'admin' ? 'oidc.promote' : 'oidc.demote', user.name, 'ok', { groups: [...groups] });
       return { user: updated, disabled: false, roleChanged: role };
     }
     return { user, disabled: false };
   }
 
-  identities(): OidcIdentity[] {
-    return this.deps.store.listOidcIdentities(this.issuer);
+  async identities(): Promise<OidcIdentity[]> {
+    return await this.deps.store.listOidcIdentities(this.issuer);
   }
 
-  private audit(
+  private async audit(
     action: string,
     target: string,
     result: 'ok' | 'error',
     details: Record<string, unknown>,
-  ): void {
-    this.deps.store.appendAudit({ actor: 'oidc', action, target, result, details });
+  ): Promise<void> {
+    await this.deps.store.appendAudit({ actor: 'oidc', action, target, result, details });
   }
 }

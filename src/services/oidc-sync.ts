@@ -66,8 +66,8 @@ export async function syncOidcUsers(deps: SyncDeps, actor = 'oidc-sync'): Promis
 async function syncLocked(deps: SyncDeps, actor: string): Promise<SyncEntry[]> {
   const { store, client, accounts, cipher, users } = deps;
   const out: SyncEntry[] = [];
-  for (const identity of accounts.identities()) {
-    const user = store.getUserById(identity.userId);
+  for (const identity of await accounts.identities()) {
+    const user = await store.getUserById(identity.userId);
     if (!user) continue;
     if (user.disabled) {
       out.push({ user: user.name, outcome: 'already-disabled' });
@@ -80,7 +80,7 @@ async function syncLocked(deps: SyncDeps, actor: string): Promise<SyncEntry[]> {
     try {
       const result = await client.refresh(cipher.open(identity.refreshToken));
       // Saved before anything else can fail: a single-use refresh token is spent by now.
-      store.updateOidcIdentity(identity.issuer, identity.subject, {
+      await store.updateOidcIdentity(identity.issuer, identity.subject, {
         lastSyncAt: deps.now(),
         refreshToken: cipher.seal(result.refreshToken),
       });
@@ -102,7 +102,7 @@ async function syncLocked(deps: SyncDeps, actor: string): Promise<SyncEntry[]> {
       const groups = readGroups(claims, client.settings, { missing: 'no-groups' });
       if (JSON.stringify([...groups].sort()) !== JSON.stringify([...identity.groups].sort())) {
         // access rules match these groups: a change here changes what the user reaches
-        store.appendAudit({
+        await store.appendAudit({
           actor,
           action: 'oidc.groups',
           target: user.name,
@@ -110,7 +110,7 @@ async function syncLocked(deps: SyncDeps, actor: string): Promise<SyncEntry[]> {
           details: { from: identity.groups, to: groups },
         });
       }
-      store.updateOidcIdentity(identity.issuer, identity.subject, { groups });
+      await store.updateOidcIdentity(identity.issuer, identity.subject, { groups });
       const applied = await accounts.apply(user, groups, actor);
       out.push({
         user: user.name,
@@ -125,12 +125,12 @@ async function syncLocked(deps: SyncDeps, actor: string): Promise<SyncEntry[]> {
     } catch (err) {
       if (err instanceof GrantRevoked) {
         const { revoked } = await users.disable({ actor, name: user.name });
-        store.transaction(() => {
-          store.updateOidcIdentity(identity.issuer, identity.subject, {
+        await store.transaction(async (tx) => {
+          await tx.updateOidcIdentity(identity.issuer, identity.subject, {
             refreshToken: null,
             lastSyncAt: deps.now(),
           });
-          store.appendAudit({
+          await tx.appendAudit({
             actor,
             action: 'oidc.disable',
             target: user.name,
@@ -146,7 +146,7 @@ async function syncLocked(deps: SyncDeps, actor: string): Promise<SyncEntry[]> {
       }
       const detail = (err as Error).message;
       log.warn({ user: user.name, err: detail }, 'leaver check failed for a user; nothing changed');
-      store.appendAudit({
+      await store.appendAudit({
         actor,
         action: 'oidc.sync',
         target: user.name,

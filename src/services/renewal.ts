@@ -40,7 +40,7 @@ export class RenewalService {
 
   async renew(r: RenewRequest): Promise<{ cert: CertRecord; profile: string; replaced: CertRecord }> {
     const { store, devices, revocation, config, now } = this.deps;
-    const old = store.getCert(r.serial);
+    const old = await store.getCert(r.serial);
     if (!old) throw new BadRequest(`no certificate with serial ${r.serial}`, 'certificate');
     if (old.kind === 'server')
       throw new BadRequest('the server certificate renews itself; renew devices only', 'certificate');
@@ -81,6 +81,6 @@ export class RenewalService {
     log.info({ serial: cert.serial, renews: old.serial, supersedeAt }, 'renewed');
     // Due now (grace 0 or expired): the sweep revokes it as superseded and publishes the CRL.
     if (supersedeAt.getTime() <= at.getTime()) await revocation.ensureFreshCrl();
-    return { cert, profile, replaced: store.getCert(old.serial)! };
+    return { cert, profile, replaced: (await store.getCert(old.serial))! };
   }
 }

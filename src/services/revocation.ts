@@ -2,7 +2,7 @@ import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
 import { REVOCATION_REASONS } from '../lib/cert-vocabulary.js';
 import { logger } from '../lib/logger.js';
 import { parseSerial } from '../lib/serial.js';
-import type { CertRecord, CrlState, RevocationReason, Store } from '../store/types.js';
+import type { CertRecord, CrlState, RevocationReason, Store, TxStore } from '../store/types.js';
 import type { CrlPublisher, RevocationBundle } from '../openvpn/revocation-bundle.js';
 import type { CaSet } from './ca-set.js';
 
@@ -65,12 +65,11 @@ export class RevocationService {
 
   constructor(private readonly deps: RevocationServiceDeps) {}
 
-  /** Every revoked row, oldest first, from the cache when it is current. */
-  private revokedRows(): RevokedRow[] {
-    const number = this.deps.store.getCrl()?.number ?? 0;
+  /** Every revoked row, oldest first, from the cache when it is current (read through `store`: a transaction's handle, or the store). */
+  private async revokedRows(store: TxStore = this.deps.store): Promise<RevokedRow[]> {
+    const number = (await store.getCrl())?.number ?? 0;
     if (this.revokedCache?.crlNumber !== number) {
-      const rows = this.deps.store
-        .listRevoked()
+      const rows = (await store.listRevoked())
         .map((r) => ({
           serial: r.serial,
           commonName: r.commonName,
@@ -86,14 +85,14 @@ export class RevocationService {
   }
 
   /** Finds a certificate by serial (any common spelling) or by the common name of its valid certificate. */
-  resolve(serialOrName: string): CertRecord {
+  async resolve(serialOrName: string): Promise<CertRecord> {
     const { store } = this.deps;
     if (typeof serialOrName !== 'string' || serialOrName === '')
       throw new BadRequest('certificate name or serial is required', 'certificate');
     const serial = parseSerial(serialOrName);
-    const bySerial = serial ? store.getCert(serial) : undefined;
+    const bySerial = serial ? await store.getCert(serial) : undefined;
     if (bySerial) return bySerial;
-    const byName = store.getValidCertByCommonName(serialOrName);
+    const byName = await store.getValidCertByCommonName(serialOrName);
     if (byName) return byName;
     throw new NotFound(`no valid certificate with serial or name '${serialOrName}'`);
   }
@@ -104,10 +103,10 @@ export class RevocationService {
     reason?: unknown;
   }): Promise<{ cert: CertRecord; crl: CrlState }> {
     const reason = parseReason(o.reason);
-    const cert = this.resolve(o.serialOrName);
+    const cert = await this.resolve(o.serialOrName);
     if (cert.status === 'revoked')
       throw new Conflict(`certificate ${cert.serial} (${cert.commonName}) is already revoked`, 'certificate');
-    const { cert: revoked, crl } = this.revokeInTransaction(o.actor, [cert.serial], reason);
+    const { cert: revoked, crl } = await this.revokeInTransaction(o.actor, [cert.serial], reason);
     await this.publish();
     return { cert: revoked[0]!, crl };
   }
@@ -118,32 +117,37 @@ export class RevocationService {
     serials: readonly string[];
     reason: RevocationReason;
   }): Promise<CrlState> {
-    const { crl } = this.revokeInTransaction(o.actor, o.serials, o.reason);
+    const { crl } = await this.revokeInTransaction(o.actor, o.serials, o.reason);
     await this.publish();
     return crl;
   }
 
   /**
    * Marks the serials revoked and signs the next CRL in one store transaction (a savepoint when the
-   * caller already holds one, so the revocation commits or rolls back with the caller's writes).
-   * Call publish() after the outermost transaction has committed.
+   * caller passes its transaction handle as `store`, so the revocation commits or rolls back with the
+   * caller's writes). Call publish() after the outermost transaction has committed.
    */
-  revokeInTransaction(actor: string, serials: readonly string[], reason: RevocationReason) {
-    const { store } = this.deps;
+  revokeInTransaction(
+    actor: string,
+    serials: readonly string[],
+    reason: RevocationReason,
+    store: TxStore = this.deps.store,
+  ): Promise<{ cert: CertRecord[]; crl: CrlState }> {
     const now = this.deps.now();
-    return store.transaction(() => {
-      const known = this.revokedRows();
-      const cert = serials.map((serial) => {
-        const c = store.markRevoked(serial, reason, now);
-        store.appendAudit({
+    return store.transaction(async (tx) => {
+      const known = await this.revokedRows(tx);
+      const cert: CertRecord[] = [];
+      for (const serial of serials) {
+        const c = await tx.markRevoked(serial, reason, now);
+        await tx.appendAudit({
           actor,
           action: 'cert.revoke',
           target: c.commonName,
           result: 'ok',
           details: { serial: c.serial, reason, owner: c.ownerName },
         });
-        return c;
-      });
+        cert.push(c);
+      }
       const rows = [
         ...known,
         ...cert.map((c) => ({
@@ -155,7 +159,7 @@ export class RevocationService {
           reason,
         })),
       ];
-      const crl = this.rebuildCrl(now, rows);
+      const crl = await this.rebuildCrl(tx, now, rows);
       log.info({ serials, reason, crlNumber: crl.number }, 'revoked');
       return { cert, crl };
     });
@@ -165,11 +169,17 @@ export class RevocationService {
    * Signs CRL number n+1 over `rows` (every revoked row) minus those expired more than
    * CRL_KEEP_AFTER_EXPIRY_MS ago; callers hold the store transaction.
    */
-  private rebuildCrl(now: Date, rows: RevokedRow[] = this.revokedRows(), floor = 0): CrlState {
-    const { store, cas, crlDays } = this.deps;
+  private async rebuildCrl(
+    tx: TxStore,
+    now: Date,
+    given?: RevokedRow[],
+    floor = 0,
+  ): Promise<CrlState> {
+    const { cas, crlDays } = this.deps;
+    const rows = given ?? (await this.revokedRows(tx));
     cas.refresh();
     const ca = cas.current;
-    const number = Math.max((store.getCrl()?.number ?? 0) + 1, floor);
+    const number = Math.max(((await tx.getCrl())?.number ?? 0) + 1, floor);
     const cutoff = now.getTime() - CRL_KEEP_AFTER_EXPIRY_MS;
     const live = rows.filter((r) => r.notAfter.getTime() > cutoff);
     const previous = cas.previous;
@@ -187,7 +197,7 @@ export class RevocationService {
       thisUpdate: new Date(now.getTime() - 5 * 60_000),
       nextUpdate: new Date(now.getTime() + crlDays * DAY),
     };
-    store.saveCrl(state);
+    await tx.saveCrl(state);
     this.revokedCache = { crlNumber: number, rows };
     return state;
   }
@@ -196,13 +206,15 @@ export class RevocationService {
    * Revokes, as `superseded`, renewed certificates whose grace period has ended (one CRL for all of them).
    * Listed inside the transaction, so two processes sweeping at once revoke each certificate once.
    */
-  private supersedeDue(now: Date): CrlState | undefined {
+  private async supersedeDue(now: Date): Promise<CrlState | undefined> {
     const { store } = this.deps;
     // A plain read first: the timers ask hourly and there is usually nothing due.
-    if (store.listSupersedeDue(now).length === 0) return undefined;
-    return store.transaction(() => {
-      const due = store.listSupersedeDue(now);
-      return due.length === 0 ? undefined : this.revokeInTransaction('system', due, 'superseded').crl;
+    if ((await store.listSupersedeDue(now)).length === 0) return undefined;
+    return store.transaction(async (tx) => {
+      const due = await tx.listSupersedeDue(now);
+      return due.length === 0
+        ? undefined
+        : (await this.revokeInTransaction('system', due, 'superseded', tx)).crl;
     });
   }
 
@@ -213,19 +225,19 @@ export class RevocationService {
   async ensureFreshCrl(): Promise<CrlState> {
     const { store } = this.deps;
     const now = this.deps.now();
-    const superseded = this.supersedeDue(now);
+    const superseded = await this.supersedeDue(now);
     if (superseded) {
       await this.publish();
       return superseded;
     }
-    const current = store.getCrl();
+    const current = await store.getCrl();
     const stale =
       !current ||
       current.nextUpdate.getTime() - now.getTime() < CRL_RENEW_BEFORE_DAYS * DAY ||
       now.getTime() - current.thisUpdate.getTime() > DAY;
     if (!stale) return current;
-    const crl = store.transaction(() => this.rebuildCrl(now));
-    store.appendAudit({
+    const crl = await store.transaction((tx) => this.rebuildCrl(tx, now));
+    await store.appendAudit({
       actor: 'system',
       action: 'crl.resign',
       target: `crl#${crl.number}`,
@@ -241,19 +253,19 @@ export class RevocationService {
    * `above + 1` when the current one is not above `above`; returns it, or undefined when nothing was
    * needed. For restore: the VPN server refuses a CRL numbered below the one it holds. Not published.
    */
-  resignAbove(above: number): CrlState | undefined {
+  resignAbove(above: number): Promise<CrlState | undefined> {
     const { store } = this.deps;
-    return store.transaction(() => {
-      const current = store.getCrl();
+    return store.transaction(async (tx) => {
+      const current = await tx.getCrl();
       if (current && current.number > above) return undefined;
-      return this.rebuildCrl(this.deps.now(), this.revokedRows(), above + 1);
+      return this.rebuildCrl(tx, this.deps.now(), undefined, above + 1);
     });
   }
 
   /** Signs and publishes a new CRL now (after a CA rotation or retirement changes the set of CAs). */
   async resign(actor: string): Promise<CrlState> {
-    const crl = this.deps.store.transaction(() => this.rebuildCrl(this.deps.now()));
-    this.deps.store.appendAudit({
+    const crl = await this.deps.store.transaction((tx) => this.rebuildCrl(tx, this.deps.now()));
+    await this.deps.store.appendAudit({
       actor,
       action: 'crl.resign',
       target: `crl#${crl.number}`,
@@ -264,18 +276,19 @@ export class RevocationService {
     return crl;
   }
 
-  currentCrl(): CrlState | undefined {
+  currentCrl(): Promise<CrlState | undefined> {
     return this.deps.store.getCrl();
   }
 
   /** What the agent needs: the CRL and the recent revocations with their common names. */
-  bundle(): RevocationBundle {
+  async bundle(): Promise<RevocationBundle> {
     const { store } = this.deps;
-    const crl = store.getCrl();
+    const crl = await store.getCrl();
     if (!crl) throw new NotFound('no CRL has been signed yet');
-    const recent = this.revokedRows().slice(-BUNDLE_RECENT_LIMIT).reverse();
+    const recent = (await this.revokedRows()).slice(-BUNDLE_RECENT_LIMIT).reverse();
     const reissued = new Set<string>();
-    for (const r of recent) if (store.getValidCertByCommonName(r.commonName)) reissued.add(r.commonName);
+    for (const r of recent)
+      if (await store.getValidCertByCommonName(r.commonName)) reissued.add(r.commonName);
     return {
       crlNumber: crl.number,
       crlPem: crl.pem,
@@ -291,7 +304,7 @@ export class RevocationService {
   /** Sends the current bundle to every publisher; a failing publisher is logged and audited, not fatal. */
   async publish(): Promise<void> {
     if (this.deps.publishers.length === 0) return;
-    const bundle = this.bundle();
+    const bundle = await this.bundle();
     for (const p of this.deps.publishers) {
       try {
         await p.publish(bundle);
@@ -299,7 +312,7 @@ export class RevocationService {
         // Refused for a higher number of the same CA: another publisher of this store was faster (fine),
         // unless this store never reached that number (restored from an older backup): an error.
         const newer = (err as { newerCrlNumber?: unknown }).newerCrlNumber;
-        if (typeof newer === 'number' && (this.deps.store.getCrl()?.number ?? 0) >= newer) {
+        if (typeof newer === 'number' && ((await this.deps.store.getCrl())?.number ?? 0) >= newer) {
           log.debug(
             { publisher: p.name, crlNumber: bundle.crlNumber, newer },
             'a newer CRL was published meanwhile',
@@ -307,7 +320,7 @@ export class RevocationService {
           continue;
         }
         log.error({ err, publisher: p.name, crlNumber: bundle.crlNumber }, 'CRL publish failed');
-        this.deps.store.appendAudit({
+        await this.deps.store.appendAudit({
           actor: 'system',
           action: 'crl.publish',
           target: p.name,

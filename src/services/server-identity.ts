@@ -85,7 +85,7 @@ export class ServerIdentityService {
     const previous = cas.previous;
     const ca =
       previous && previous.notAfter.getTime() - at > LEAVE_OUTGOING_CA_BEFORE_MS ? previous : cas.current;
-    const raw = store.getSetting(SETTING);
+    const raw = await store.getSetting(SETTING);
     const stored = raw ? (JSON.parse(raw) as StoredIdentity) : undefined;
     const notAfter = stored ? new Date(stored.notAfter).getTime() : 0;
     // Renewed 30 days before it expires, unless it already ends with its CA (ca.issue caps notAfter
@@ -123,13 +123,13 @@ export class ServerIdentityService {
     // "whatever is valid under this name" before knowing who won could revoke the other process's
     // brand-new certificate.
     let superseded = false;
-    const winner = store.transaction((): StoredIdentity | undefined => {
-      const current = store.getSetting(SETTING);
+    const winner = await store.transaction(async (tx): Promise<StoredIdentity | undefined> => {
+      const current = await tx.getSetting(SETTING);
       if (current !== raw && current !== undefined) return JSON.parse(current) as StoredIdentity;
-      const old = store.getValidCertByCommonName(serverName);
-      if (old) this.deps.revocation.revokeInTransaction('system', [old.serial], 'superseded');
+      const old = await tx.getValidCertByCommonName(serverName);
+      if (old) await this.deps.revocation.revokeInTransaction('system', [old.serial], 'superseded');
       superseded = old !== undefined;
-      store.insertCert({
+      await tx.insertCert({
         serial: issued.serial,
         commonName: serverName,
         ownerId: null,
@@ -141,8 +141,8 @@ export class ServerIdentityService {
         certPem: issued.certPem,
         issuerKeyId: ca.keyId,
       });
-      store.setSetting(SETTING, JSON.stringify(next));
-      store.appendAudit({
+      await tx.setSetting(SETTING, JSON.stringify(next));
+      await tx.appendAudit({
         actor: 'system',
         action: 'server.cert',
         target: serverName,

@@ -31,10 +31,10 @@ export class TokenService {
   constructor(private readonly deps: TokenServiceDeps) {}
 
   /** Makes a token for `owner`; the secret is in the answer only. */
-  create(o: { actor: string; owner: User; name: string; days?: number }): {
-    token: ApiToken;
-    secret: string;
-  } {
+  async create(o: { actor: string; owner: User; name: string; days?: number }): Promise<{
+      token: ApiToken;
+      secret: string;
+  }> {
     const name = validateName('name', o.name);
     const days = o.days ?? this.deps.defaultDays;
     if (!Number.isInteger(days) || days < 1 || days > MAX_TOKEN_DAYS)
@@ -43,9 +43,9 @@ export class TokenService {
     const secret = newApiToken();
     const expiresAt = new Date(this.deps.now().getTime() + days * 86_400_000);
     const { store } = this.deps;
-    const token = store.transaction(() => {
-      const t = store.createToken({ userId: o.owner.id, name, tokenHash: hashToken(secret), expiresAt });
-      store.appendAudit({
+    const token = await store.transaction(async (tx) => {
+      const t = await tx.createToken({ userId: o.owner.id, name, tokenHash: hashToken(secret), expiresAt });
+      await tx.appendAudit({
         actor: o.actor,
         action: 'token.create',
         target: o.owner.name,
@@ -58,20 +58,20 @@ export class TokenService {
   }
 
   /** A user's own tokens; for an admin with `all`, everyone's. */
-  list(actor: User, all = false): ApiToken[] {
+  list(actor: User, all = false): Promise<ApiToken[]> {
     const { store } = this.deps;
     return all && actor.role === 'admin' ? store.listAllTokens() : store.listTokens(actor.id);
   }
 
   /** Deletes a token of the actor's own (admins: anyone's); someone else's id looks like an unknown one. */
-  delete(actor: User, id: number): ApiToken {
+  async delete(actor: User, id: number): Promise<ApiToken> {
     const { store } = this.deps;
-    const token = Number.isInteger(id) && id > 0 ? store.getToken(id) : undefined;
+    const token = Number.isInteger(id) && id > 0 ? await store.getToken(id) : undefined;
     if (!token || (token.userId !== actor.id && actor.role !== 'admin'))
       throw new NotFound('token not found');
-    store.transaction(() => {
-      store.deleteToken(token.id);
-      store.appendAudit({
+    await store.transaction(async (tx) => {
+      await tx.deleteToken(token.id);
+      await tx.appendAudit({
         actor: actor.name,
         action: 'token.delete',
         target: token.userName,
@@ -83,16 +83,16 @@ export class TokenService {
   }
 
   /** The token's owner when the secret is valid, unexpired and the owner enabled; 401 otherwise. */
-  authenticate(secret: string): { token: ApiToken; user: User } {
+  async authenticate(secret: string): Promise<{ token: ApiToken; user: User; }> {
     const { store } = this.deps;
-    const token = store.findTokenByHash(hashToken(secret));
-    const user = token ? store.getUserById(token.userId) : undefined;
+    const token = await store.findTokenByHash(hashToken(secret));
+    const user = token ? await store.getUserById(token.userId) : undefined;
     const at = this.deps.now();
     if (!token || !user || user.disabled) throw new Unauthorized('invalid token');
     if (token.expiresAt && token.expiresAt.getTime() <= at.getTime()) throw new Unauthorized('token expired');
     // "last used" to the minute is enough, and spares a database write on every API call.
     if (!token.lastUsedAt || at.getTime() - token.lastUsedAt.getTime() >= 60_000)
-      store.touchToken(token.id, at);
+      await store.touchToken(token.id, at);
     return { token, user };
   }
 }

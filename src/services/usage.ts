@@ -61,17 +61,17 @@ export class UsageService {
     private readonly now: () => Date,
   ) {}
 
-  history(q: { user?: string; since?: Date; limit?: number } = {}): SessionHistoryRecord[] {
-    return this.store.listSessionHistory(q);
+  async history(q: { user?: string; since?: Date; limit?: number } = {}): Promise<SessionHistoryRecord[]> {
+    return await this.store.listSessionHistory(q);
   }
 
   /** Every day of the last `days` days (UTC), zeros included, so the chart has no gaps. */
-  report(days = 30, user?: string): UsageReport {
+  async report(days = 30, user?: string): Promise<UsageReport> {
     const end = this.now();
     const start = new Date(
       Date.UTC(end.getUTCFullYear(), end.getUTCMonth(), end.getUTCDate()) - (days - 1) * DAY,
     );
-    const rows = this.store.usageByDay(start, user);
+    const rows = await this.store.usageByDay(start, user);
     const byDay = new Map<string, ChartDay>();
     for (let i = 0; i < days; i++) {
       const day = new Date(start.getTime() + i * DAY).toISOString().slice(0, 10);

@@ -1,6 +1,6 @@
 import { BadRequest, NotFound } from '../lib/errors.js';
 import { validateName } from '../lib/names.js';
-import type { Role, Store, User } from '../store/types.js';
+import type { Role, Store, TxStore, User } from '../store/types.js';
 import type { RevocationService } from './revocation.js';
 
 /** argon2id with the OWASP password-storage minimum: m=19456 KiB, t=2, p=1 (about 10 ms per hash). */
@@ -47,9 +47,9 @@ export class UserService {
     const passwordHash =
       o.password === undefined ? null : await (await argon2()).hash(validatePassword('password', o.password));
     const { store } = this.deps;
-    return store.transaction(() => {
-      const user = store.createUser({ name, role, passwordHash });
-      store.appendAudit({
+    return store.transaction(async (tx) => {
+      const user = await tx.createUser({ name, role, passwordHash });
+      await tx.appendAudit({
         actor: o.actor,
         action: 'user.create',
         target: name,
@@ -60,19 +60,19 @@ export class UserService {
     });
   }
 
-  list(): User[] {
+  list(): Promise<User[]> {
     return this.deps.store.listUsers();
   }
 
-  get(name: string): User {
-    const user = this.deps.store.getUserByName(name);
+  async get(name: string): Promise<User> {
+    const user = await this.deps.store.getUserByName(name);
     if (!user) throw new NotFound(`user '${name}' does not exist`);
     return user;
   }
 
   /** The user when the password is right and the account enabled; undefined otherwise (constant work). */
   async verifyPassword(name: string, password: string): Promise<User | undefined> {
-    const user = typeof name === 'string' ? this.deps.store.getUserByName(name) : undefined;
+    const user = typeof name === 'string' ? await this.deps.store.getUserByName(name) : undefined;
     if (!user || !user.passwordHash || user.disabled) {
       dummyHash ??= argon2().then((a) => a.hash('podgate-timing-equaliser'));
       await (await argon2()).verify(await dummyHash, String(password)).catch(() => false);
@@ -83,12 +83,12 @@ export class UserService {
   }
 
   async setPassword(o: { actor: string; name: string; password: string }): Promise<User> {
-    const user = this.get(o.name);
+    const user = await this.get(o.name);
     const passwordHash = await (await argon2()).hash(validatePassword('password', o.password));
     const { store } = this.deps;
-    return store.transaction(() => {
-      const updated = store.updateUser(user.id, { passwordHash });
-      store.appendAudit({
+    return store.transaction(async (tx) => {
+      const updated = await tx.updateUser(user.id, { passwordHash });
+      await tx.appendAudit({
         actor: o.actor,
         action: 'user.password',
         target: user.name,
@@ -99,13 +99,13 @@ export class UserService {
     });
   }
 
-  setRole(o: { actor: string; name: string; role: Role }): User {
-    const user = this.get(o.name);
+  async setRole(o: { actor: string; name: string; role: Role }): Promise<User> {
+    const user = await this.get(o.name);
     const role = validateRole(o.role);
     const { store } = this.deps;
-    const updated = store.transaction(() => {
-      const u = store.updateUser(user.id, { role });
-      store.appendAudit({
+    const updated = await store.transaction(async (tx) => {
+      const u = await tx.updateUser(user.id, { role });
+      await tx.appendAudit({
         actor: o.actor,
         action: 'user.role',
         target: user.name,
@@ -126,13 +126,14 @@ export class UserService {
    * published once the transaction has committed.
    */
   async disable(o: { actor: string; name: string }): Promise<{ user: User; revoked: string[] }> {
-    const user = this.get(o.name);
+    const user = await this.get(o.name);
     const { store, revocation } = this.deps;
-    const { updated, valid } = store.transaction(() => {
-      const u = store.updateUser(user.id, { disabled: true });
-      const serials = this.validOf(user.id);
-      if (serials.length > 0) revocation.revokeInTransaction(o.actor, serials, 'affiliationChanged');
-      store.appendAudit({
+    const { updated, valid } = await store.transaction(async (tx) => {
+      const u = await tx.updateUser(user.id, { disabled: true });
+      const serials = await validOf(tx, user.id);
+      if (serials.length > 0)
+        await revocation.revokeInTransaction(o.actor, serials, 'affiliationChanged', tx);
+      await tx.appendAudit({
         actor: o.actor,
         action: 'user.disable',
         target: user.name,
@@ -145,10 +146,6 @@ export class UserService {
     return { user: updated, revoked: valid };
   }
 
-  private validOf(userId: number): string[] {
-    return this.deps.store.listCerts({ ownerId: userId, status: 'valid' }).items.map((c) => c.serial);
-  }
-
   /**
    * Revokes the valid certificates disabled users still hold (a store written by an older podgate,
    * whose disable committed before it revoked, and crashed in between). `serve` and `server run` run it
@@ -156,24 +153,22 @@ export class UserService {
    */
   async revokeHeldByDisabled(actor: string): Promise<string[]> {
     const { store, revocation } = this.deps;
-    const serials = store.transaction(() => {
-      const held = store
-        .listUsers()
-        .filter((u) => u.disabled)
-        .flatMap((u) => this.validOf(u.id));
-      if (held.length > 0) revocation.revokeInTransaction(actor, held, 'affiliationChanged');
+    const serials = await store.transaction(async (tx) => {
+      const held: string[] = [];
+      for (const u of await tx.listUsers()) if (u.disabled) held.push(...(await validOf(tx, u.id)));
+      if (held.length > 0) await revocation.revokeInTransaction(actor, held, 'affiliationChanged', tx);
       return held;
     });
     if (serials.length > 0) await revocation.publish();
     return serials;
   }
 
-  enable(o: { actor: string; name: string }): User {
-    const user = this.get(o.name);
+  async enable(o: { actor: string; name: string }): Promise<User> {
+    const user = await this.get(o.name);
     const { store } = this.deps;
-    return store.transaction(() => {
-      const u = store.updateUser(user.id, { disabled: false });
-      store.appendAudit({
+    return store.transaction(async (tx) => {
+      const u = await tx.updateUser(user.id, { disabled: false });
+      await tx.appendAudit({
         actor: o.actor,
         action: 'user.enable',
         target: user.name,
@@ -183,4 +178,8 @@ export class UserService {
       return u;
     });
   }
+}
+
+async function validOf(store: TxStore, userId: number): Promise<string[]> {
+  return (await store.listCerts({ ownerId: userId, status: 'valid' })).items.map((c) => c.serial);
 }

@@ -1,7 +1,7 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { NotFound } from '../lib/errors.js';
 import type { AccessRule } from '../access/types.js';
-import { fromIso, intAtLeast, nonEmpty, type Tx } from './sql-util.js';
+import { fromIso, intAtLeast, nonEmpty, type Tx, type Sync } from './sql-util.js';
 
 /** A stored rule: the validated rule as JSON, and its place in the list (export and pages keep the order). */
 export interface StoredRule {
@@ -20,18 +20,18 @@ export interface AccessState {
 
 export interface AccessRuleStore {
   /** By position, then name. */
-  listRules(): StoredRule[];
-  getRule(name: string): StoredRule | undefined;
+  listRules(): Promise<StoredRule[]>;
+  getRule(name: string): Promise<StoredRule | undefined>;
   /** Creates or replaces by name; returns whether the stored rule or its position changed. */
-  putRule(rule: AccessRule, position: number): boolean;
+  putRule(rule: AccessRule, position: number): Promise<boolean>;
   /** NotFound for an unknown name. */
-  deleteRule(name: string): void;
-  getAccessState(): AccessState;
+  deleteRule(name: string): Promise<void>;
+  getAccessState(): Promise<AccessState>;
   /** Raises the version by one (the triggers of migration 008 do it for every table change). */
-  bumpAccessVersion(): number;
+  bumpAccessVersion(): Promise<number>;
   /** Raises the version to at least `version` (never lowers it); returns the version now stored. */
-  raiseAccessVersion(version: number): number;
-  markAccessPublished(version: number, hash: string): void;
+  raiseAccessVersion(version: number): Promise<number>;
+  markAccessPublished(version: number, hash: string): Promise<void>;
 }
 
 interface Row {
@@ -43,7 +43,7 @@ interface Row {
 }
 
 /** access_rules and access_state. */
-export class SqliteAccessRules implements AccessRuleStore {
+export class SqliteAccessRules implements Sync<AccessRuleStore> {
   private readonly all: Statement;
   private readonly one: Statement;
   private readonly upsert: Statement;

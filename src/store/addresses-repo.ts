@@ -1,7 +1,7 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { Conflict } from '../lib/errors.js';
 import { intToIpv4, ipv4ToInt } from '../lib/cidr.js';
-import { fromIso, nonEmpty, sqliteCode, type Tx } from './sql-util.js';
+import { fromIso, nonEmpty, sqliteCode, type Tx, type Sync } from './sql-util.js';
 
 /** A device's stable tunnel address (keyed by common name: a common name belongs to one owner for ever). */
 export interface DeviceAddress {
@@ -18,17 +18,17 @@ export interface AddressPool {
 }
 
 export interface AddressStore {
-  getAddress(commonName: string): DeviceAddress | undefined;
+  getAddress(commonName: string): Promise<DeviceAddress | undefined>;
   /** Sorted by address. */
-  listAddresses(): DeviceAddress[];
+  listAddresses(): Promise<DeviceAddress[]>;
   /**
    * The device's address: the one it holds when that lies in `pool`, else the lowest free one of the
    * pool (an address held outside the pool, after vpn.clientSubnet changed, is replaced). Conflict
    * (409, field vpn.clientSubnet) when the pool is full. Unique in the table: never two devices.
    */
-  allocateAddress(commonName: string, pool: AddressPool, at: Date): DeviceAddress;
+  allocateAddress(commonName: string, pool: AddressPool, at: Date): Promise<DeviceAddress>;
   /** Returns whether a row was removed. */
-  releaseAddress(commonName: string): boolean;
+  releaseAddress(commonName: string): Promise<boolean>;
 }
 
 interface Row {
@@ -44,7 +44,7 @@ const toAddress = (r: Row): DeviceAddress => ({
 });
 
 /** The device_addresses table. */
-export class SqliteAddresses implements AddressStore {
+export class SqliteAddresses implements Sync<AddressStore> {
   private readonly get: Statement;
   private readonly all: Statement;
   private readonly taken: Statement;

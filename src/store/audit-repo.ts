@@ -1,5 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
-import { fromIso, intAtLeast, nonEmpty, oneOf, text, toIso, toJsonObject } from './sql-util.js';
+import { fromIso, intAtLeast, nonEmpty, oneOf, text, toIso, toJsonObject, type Sync } from './sql-util.js';
 import type { AuditEntry, AuditStore, NewAuditEntry } from './types.js';
 
 const RESULTS: readonly AuditEntry['result'][] = ['ok', 'error', 'pending'];
@@ -28,7 +28,7 @@ function toEntry(r: AuditRow): AuditEntry {
 }
 
 /** The audit log: append and read only; triggers in the schema refuse UPDATE and DELETE. */
-export class SqliteAudit implements AuditStore {
+export class SqliteAudit implements Sync<AuditStore> {
   private readonly insert: Statement;
   private readonly list: Statement;
   private readonly count: Statement;

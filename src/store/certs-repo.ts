@@ -3,7 +3,7 @@ import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
 import { isSerial, SERIAL_RULE } from '../lib/serial.js';
 import { CertLister } from './cert-query.js';
 import { CERT_KINDS, CERT_SELECT, REVOCATION_REASONS, toCert, type CertRow } from './cert-rows.js';
-import { intAtLeast, nonEmpty, oneOf, sqliteCode, text, toIso, type Tx } from './sql-util.js';
+import { intAtLeast, nonEmpty, oneOf, sqliteCode, text, toIso, type Tx, type Sync } from './sql-util.js';
 import type { CertQuery, CertRecord, CertStore, NewCert, RevocationReason } from './types.js';
 
 function checkSerial(serial: unknown): string {
@@ -13,7 +13,7 @@ function checkSerial(serial: unknown): string {
 }
 
 /** Certificates table: issue, look up, list, revoke. Never holds a private key. */
-export class SqliteCerts implements CertStore {
+export class SqliteCerts implements Sync<CertStore> {
   private readonly insert: Statement;
   private readonly bySerial: Statement;
   private readonly validByCn: Statement;
@@ -149,7 +149,7 @@ export class SqliteCerts implements CertStore {
     });
   }
 
-  listRevoked(): ReturnType<CertStore['listRevoked']> {
+  listRevoked(): Awaited<ReturnType<CertStore['listRevoked']>> {
     const rows = this.revoked.all() as Pick<
       CertRow,
       'serial' | 'common_name' | 'not_after' | 'revoked_at' | 'revocation_reason' | 'issuer_ski'

@@ -1,6 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { BadRequest, NotFound } from '../lib/errors.js';
-import { fromIso, nonEmpty, sqliteCode, text, toIso, toJsonObject } from './sql-util.js';
+import { fromIso, nonEmpty, sqliteCode, text, toIso, toJsonObject, type Sync } from './sql-util.js';
 import type { GatewayRecord, GatewayStore } from './types.js';
 
 interface GatewayRow {
@@ -24,7 +24,7 @@ function toGateway(r: GatewayRow): GatewayRecord {
 }
 
 /** Office gateways provisioned over SSH, by name. */
-export class SqliteGateways implements GatewayStore {
+export class SqliteGateways implements Sync<GatewayStore> {
   private readonly upsert: Statement;
   private readonly byName: Statement;
   private readonly all: Statement;

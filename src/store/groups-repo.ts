@@ -1,6 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { Conflict, NotFound } from '../lib/errors.js';
-import { fromIso, nonEmpty, sqliteCode, text, type Tx } from './sql-util.js';
+import { fromIso, nonEmpty, sqliteCode, text, type Tx, type Sync } from './sql-util.js';
 
 /** A group kept by podgate itself (single sign-on groups come from the provider, see oidc-repo). */
 export interface LocalGroup {
@@ -14,18 +14,18 @@ export interface LocalGroup {
 
 export interface GroupStore {
   /** Conflict on a duplicate name. */
-  createGroup(g: { name: string; description?: string }): LocalGroup;
-  getGroup(name: string): LocalGroup | undefined;
+  createGroup(g: { name: string; description?: string }): Promise<LocalGroup>;
+  getGroup(name: string): Promise<LocalGroup | undefined>;
   /** Sorted by name. */
-  listGroups(): LocalGroup[];
+  listGroups(): Promise<LocalGroup[]>;
   /** NotFound for an unknown name; members go with it. */
-  deleteGroup(name: string): void;
+  deleteGroup(name: string): Promise<void>;
   /** NotFound for an unknown group; Conflict when the user is already a member. */
-  addGroupMember(group: string, userId: number): void;
+  addGroupMember(group: string, userId: number): Promise<void>;
   /** NotFound for an unknown group or a user who is not a member. */
-  removeGroupMember(group: string, userId: number): void;
+  removeGroupMember(group: string, userId: number): Promise<void>;
   /** Names of the local groups a user belongs to, sorted. */
-  localGroupsOf(userId: number): string[];
+  localGroupsOf(userId: number): Promise<string[]>;
 }
 
 interface Row {
@@ -37,7 +37,7 @@ interface Row {
 }
 
 /** local_groups and local_group_members. */
-export class SqliteGroups implements GroupStore {
+export class SqliteGroups implements Sync<GroupStore> {
   private readonly insert: Statement;
   private readonly byName: Statement;
   private readonly all: Statement;

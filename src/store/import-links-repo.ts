@@ -1,6 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { BadRequest, Conflict } from '../lib/errors.js';
-import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, sqliteCode, toIso } from './sql-util.js';
+import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, sqliteCode, toIso, type Sync } from './sql-util.js';
 
 /** A one-use import link; the token itself is never stored, only its sha256. */
 export interface ImportLink {
@@ -27,18 +27,18 @@ export interface ImportLinkStore {
     createdAt: Date;
     createdIp: string;
     expiresAt: Date;
-  }): ImportLink;
-  findImportLinkByHash(tokenHash: string): ImportLink | undefined;
+  }): Promise<ImportLink>;
+  findImportLinkByHash(tokenHash: string): Promise<ImportLink | undefined>;
   /**
    * Marks the link used by `ip` at `at` when it is unused and unexpired at `at`; returns whether this
    * call did it (exactly one of two racing fetches gets true).
    */
-  claimImportLink(id: number, at: Date, ip: string): boolean;
+  claimImportLink(id: number, at: Date, ip: string): Promise<boolean>;
   /** Gives a claimed link back (the profile could not be made), so it can be fetched again. */
-  releaseImportLink(id: number): void;
-  setImportLinkSerial(id: number, serial: string): void;
+  releaseImportLink(id: number): Promise<void>;
+  setImportLinkSerial(id: number, serial: string): Promise<void>;
   /** Removes links that expired before `before`, used or not; returns how many. */
-  pruneImportLinks(before: Date): number;
+  pruneImportLinks(before: Date): Promise<number>;
 }
 
 interface Row {
@@ -71,7 +71,7 @@ function toLink(r: Row): ImportLink {
   };
 }
 
-export class SqliteImportLinks implements ImportLinkStore {
+export class SqliteImportLinks implements Sync<ImportLinkStore> {
   private readonly insert: Statement;
   private readonly byHash: Statement;
   private readonly claim: Statement;

@@ -1,5 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
-import { fromIso, fromIsoOrNull, toIso } from './sql-util.js';
+import { fromIso, fromIsoOrNull, toIso, type Sync } from './sql-util.js';
 
 /** One provider account (issuer + subject) linked to one podgate user. */
 export interface OidcIdentity {
@@ -16,17 +16,17 @@ export interface OidcIdentity {
 }
 
 export interface OidcIdentityStore {
-  getOidcIdentity(issuer: string, subject: string): OidcIdentity | undefined;
-  getOidcIdentityOfUser(userId: number): OidcIdentity | undefined;
+  getOidcIdentity(issuer: string, subject: string): Promise<OidcIdentity | undefined>;
+  getOidcIdentityOfUser(userId: number): Promise<OidcIdentity | undefined>;
   /** Identities of this issuer, ordered by user id. */
-  listOidcIdentities(issuer: string): OidcIdentity[];
-  insertOidcIdentity(i: Omit<OidcIdentity, 'lastSyncAt'>): OidcIdentity;
+  listOidcIdentities(issuer: string): Promise<OidcIdentity[]>;
+  insertOidcIdentity(i: Omit<OidcIdentity, 'lastSyncAt'>): Promise<OidcIdentity>;
   /** Changes only the fields given; `refreshToken: null` forgets the stored token. */
   updateOidcIdentity(
     issuer: string,
     subject: string,
     patch: Partial<Pick<OidcIdentity, 'groups' | 'refreshToken' | 'lastLoginAt' | 'lastSyncAt'>>,
-  ): void;
+  ): Promise<void>;
 }
 
 interface Row {
@@ -61,7 +61,7 @@ const COLUMNS = {
 } as const;
 
 /** The subject → user links of single sign-on (table `oidc_identities`). */
-export class SqliteOidcIdentities implements OidcIdentityStore {
+export class SqliteOidcIdentities implements Sync<OidcIdentityStore> {
   private readonly byKey: Statement;
   private readonly byUser: Statement;
   private readonly ofIssuer: Statement;

@@ -1,5 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
-import { fromIso, intAtLeast, nonEmpty, toIso, type Tx } from './sql-util.js';
+import { fromIso, intAtLeast, nonEmpty, toIso, type Tx, type Sync } from './sql-util.js';
 import type { PendingRevocation, PendingStore } from './types.js';
 
 interface PendingRow {
@@ -10,7 +10,7 @@ interface PendingRow {
 }
 
 /** The agent's durable queue: revocations in the CRL file whose live sessions are not yet killed. */
-export class SqlitePending implements PendingStore {
+export class SqlitePending implements Sync<PendingStore> {
   private readonly add: Statement;
   private readonly list: Statement;
   private readonly clear: Statement;

@@ -1,5 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
-import { fromIso, fromIsoOrNull, nonEmpty, toIso } from './sql-util.js';
+import { fromIso, fromIsoOrNull, nonEmpty, toIso, type Sync } from './sql-util.js';
 
 /**
  * Why a VPN session ended, as far as podgate can know it from the management interface's `status`:
@@ -52,17 +52,17 @@ export interface UsageDay {
 
 export interface SessionHistoryStore {
   /** Inserts new sessions and updates the bytes and last-seen time of the ones already recorded. */
-  recordSessions(replica: string, samples: readonly LiveSessionSample[], at: Date): void;
+  recordSessions(replica: string, samples: readonly LiveSessionSample[], at: Date): Promise<void>;
   /** Sessions of `replica` not yet ended. */
-  listOpenSessions(replica: string): SessionHistoryRecord[];
+  listOpenSessions(replica: string): Promise<SessionHistoryRecord[]>;
   /** Ends one recorded session; `endedAt` defaults to its last-seen time. */
-  endSession(id: number, reason: SessionEndReason, endedAt?: Date): void;
+  endSession(id: number, reason: SessionEndReason, endedAt?: Date): Promise<void>;
   /** Newest first. */
-  listSessionHistory(q?: SessionHistoryQuery): SessionHistoryRecord[];
+  listSessionHistory(q?: SessionHistoryQuery): Promise<SessionHistoryRecord[]>;
   /** Bytes per day are counted on the day the session started (a session is not split across days). */
-  usageByDay(since: Date, user?: string): UsageDay[];
+  usageByDay(since: Date, user?: string): Promise<UsageDay[]>;
   /** Deletes ended sessions that ended before `before`; returns how many. */
-  pruneSessionHistory(before: Date): number;
+  pruneSessionHistory(before: Date): Promise<number>;
 }
 
 interface Row {
@@ -105,7 +105,7 @@ function toRecord(r: Row): SessionHistoryRecord {
 
 const bytes = (n: number): number => (Number.isSafeInteger(n) && n >= 0 ? n : 0);
 
-export class SqliteSessionHistory implements SessionHistoryStore {
+export class SqliteSessionHistory implements Sync<SessionHistoryStore> {
   private readonly upsert: Statement;
   private readonly open: Statement;
   private readonly end: Statement;

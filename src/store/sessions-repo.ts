@@ -1,6 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { BadRequest } from '../lib/errors.js';
-import { fromIso, intAtLeast, nonEmpty, sqliteCode, text, toIso } from './sql-util.js';
+import { fromIso, intAtLeast, nonEmpty, sqliteCode, text, toIso, type Sync } from './sql-util.js';
 import type { SessionRecord, SessionStore } from './types.js';
 
 interface SessionRow {
@@ -10,7 +10,7 @@ interface SessionRow {
 }
 
 /** Web sessions. Expired rows are invisible to reads at once and removed by pruneSessions. */
-export class SqliteSessions implements SessionStore {
+export class SqliteSessions implements Sync<SessionStore> {
   private readonly get: Statement;
   private readonly set: Statement;
   private readonly destroy: Statement;

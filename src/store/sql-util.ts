@@ -78,3 +78,11 @@ export function sqliteCode(err: unknown): string | undefined {
 export function likeSubstring(text: string): string {
   return `%${text.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
 }
+
+/**
+ * The synchronous shape of an async store interface: the SQLite repositories run each method to the end
+ * on the one connection (better-sqlite3 is synchronous); SqliteStore wraps them in Promises.
+ */
+export type Sync<T> = {
+  [K in keyof T]: T[K] extends (...args: infer A) => Promise<infer R> ? (...args: A) => R : T[K];
+};

@@ -1,6 +1,8 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { AsyncMutex } from '../lib/async-mutex.js';
 import { AppError } from '../lib/errors.js';
 import type { AccessRule } from '../access/types.js';
 import { SqliteAccessRules } from './access-repo.js';
@@ -42,56 +44,423 @@ function prepareFile(file: string): void {
   chmodSync(file, 0o600);
 }
 
-/**
- * The SQLite implementation of every store interface, on one connection in WAL mode with foreign keys on.
- * Durability: `synchronous=FULL`, so a commit that returned survives a crash of the process or the machine
- * (writes are rare: issue, revoke, sign-in). Safe to open the same file from several processes (web + CLI).
- */
 /** SQLite page cache per connection, KiB (see open()). */
 const PAGE_CACHE_KIB = 4096;
 
-export class SqliteStore implements T.Store {
-  readonly file: string;
-  readonly schemaVersion: number;
-  private readonly db: Database.Database;
-  private readonly tx: Tx;
-  private readonly users: SqliteUsers;
-  private readonly certs: SqliteCerts;
-  private readonly state: SqliteState;
-  private readonly audit: SqliteAudit;
-  private readonly sessions: SqliteSessions;
-  private readonly tokens: SqliteTokens;
-  private readonly pending: SqlitePending;
-  private readonly gateways: SqliteGateways;
-  private readonly oidc: SqliteOidcIdentities;
-  private readonly importLinks: SqliteImportLinks;
-  private readonly history: SqliteSessionHistory;
-  private readonly addresses: SqliteAddresses;
-  private readonly groups: SqliteGroups;
-  private readonly rules: SqliteAccessRules;
+/** The repositories of one connection, shared by the store and its transaction handles. */
+class Repos {
+  readonly users: SqliteUsers;
+  readonly certs: SqliteCerts;
+  readonly state: SqliteState;
+  readonly audit: SqliteAudit;
+  readonly sessions: SqliteSessions;
+  readonly tokens: SqliteTokens;
+  readonly pending: SqlitePending;
+  readonly gateways: SqliteGateways;
+  readonly oidc: SqliteOidcIdentities;
+  readonly importLinks: SqliteImportLinks;
+  readonly history: SqliteSessionHistory;
+  readonly addresses: SqliteAddresses;
+  readonly groups: SqliteGroups;
+  readonly rules: SqliteAccessRules;
 
-  private constructor(file: string, db: Database.Database, options: OpenOptions) {
-    this.file = file;
-    this.db = db;
-    this.schemaVersion = migrate(db, options.migrations ?? allMigrations);
-    // one wrapper made once; IMMEDIATE takes the write lock up front, so a read-then-write body cannot
-    // fail half-way with SQLITE_BUSY when another process writes; nested calls become savepoints
+  constructor(db: Database.Database) {
+    // one wrapper made once, for the repositories' own multi-statement methods: IMMEDIATE takes the write
+    // lock up front, so a read-then-write body cannot fail half-way with SQLITE_BUSY when another process
+    // writes; inside an open transaction (store.transaction) better-sqlite3 makes it a savepoint
     const run = db.transaction((fn: () => unknown) => fn());
-    this.tx = <R>(fn: () => R): R => run.immediate(fn) as R;
+    const tx: Tx = <R>(fn: () => R): R => run.immediate(fn) as R;
     this.users = new SqliteUsers(db);
-    this.certs = new SqliteCerts(db, this.tx);
+    this.certs = new SqliteCerts(db, tx);
     this.state = new SqliteState(db);
     this.audit = new SqliteAudit(db);
     this.sessions = new SqliteSessions(db);
     this.tokens = new SqliteTokens(db);
-    this.pending = new SqlitePending(db, this.tx);
+    this.pending = new SqlitePending(db, tx);
     this.gateways = new SqliteGateways(db);
     this.oidc = new SqliteOidcIdentities(db);
     this.importLinks = new SqliteImportLinks(db);
-    this.history = new SqliteSessionHistory(db, this.tx);
-    this.addresses = new SqliteAddresses(db, this.tx);
-    this.groups = new SqliteGroups(db, this.tx);
-    this.rules = new SqliteAccessRules(db, this.tx);
+    this.history = new SqliteSessionHistory(db, tx);
+    this.addresses = new SqliteAddresses(db, tx);
+    this.groups = new SqliteGroups(db, tx);
+    this.rules = new SqliteAccessRules(db, tx);
+  }
+}
+
+/**
+ * Every store method, on the repositories; `run` decides when a call may touch the connection (the
+ * store: when no transaction holds it; a transaction handle: right away, while its transaction is open).
+ * better-sqlite3 is synchronous, so each method runs to the end in one go once `run` lets it start.
+ */
+abstract class SqliteOps implements T.TxStore {
+  protected constructor(
+    protected readonly db: Database.Database,
+    protected readonly repos: Repos,
+  ) {}
+
+  protected abstract run<R>(fn: (r: Repos) => R): Promise<R>;
+  abstract transaction<R>(fn: (tx: T.TxStore) => Promise<R>): Promise<R>;
+
+  // users
+  createUser(u: Parameters<T.UserStore['createUser']>[0]): Promise<T.User> {
+    return this.run((r) => r.users.createUser(u));
+  }
+  getUserByName(name: string): Promise<T.User | undefined> {
+    return this.run((r) => r.users.getUserByName(name));
+  }
+  getUserById(id: number): Promise<T.User | undefined> {
+    return this.run((r) => r.users.getUserById(id));
+  }
+  listUsers(): Promise<T.User[]> {
+    return this.run((r) => r.users.listUsers());
+  }
+  updateUser(id: number, patch: Parameters<T.UserStore['updateUser']>[1]): Promise<T.User> {
+    return this.run((r) => r.users.updateUser(id, patch));
+  }
+
+  // certificates
+  insertCert(c: T.NewCert): Promise<T.CertRecord> {
+    return this.run((r) => r.certs.insertCert(c));
+  }
+  getCert(serial: string): Promise<T.CertRecord | undefined> {
+    return this.run((r) => r.certs.getCert(serial));
+  }
+  getValidCertByCommonName(commonName: string): Promise<T.CertRecord | undefined> {
+    return this.run((r) => r.certs.getValidCertByCommonName(commonName));
+  }
+  listCerts(q?: T.CertQuery): Promise<{ total: number; items: T.CertRecord[]; nextCursor?: string }> {
+    return this.run((r) => r.certs.listCerts(q));
+  }
+  markRevoked(serial: string, reason: T.RevocationReason, at: Date): Promise<T.CertRecord> {
+    return this.run((r) => r.certs.markRevoked(serial, reason, at));
+  }
+  listRevoked(): ReturnType<T.CertStore['listRevoked']> {
+    return this.run((r) => r.certs.listRevoked());
+  }
+  touchLastSeen(serials: readonly string[], at: Date): Promise<void> {
+    return this.run((r) => r.certs.touchLastSeen(serials, at));
+  }
+  markSuperseding(serial: string, newSerial: string, supersedeAt: Date): Promise<T.CertRecord> {
+    return this.run((r) => r.certs.markSuperseding(serial, newSerial, supersedeAt));
+  }
+  listSupersedeDue(now: Date): Promise<string[]> {
+    return this.run((r) => r.certs.listSupersedeDue(now));
+  }
+  assignIssuerKeyId(keyId: string): Promise<number> {
+    return this.run((r) => r.certs.assignIssuerKeyId(keyId));
+  }
+
+  // CRL, settings, cluster
+  getCrl(): Promise<T.CrlState | undefined> {
+    return this.run((r) => r.state.getCrl());
+  }
+  saveCrl(state: T.CrlState): Promise<void> {
+    return this.run((r) => r.state.saveCrl(state));
+  }
+  getSetting(key: string): Promise<string | undefined> {
+    return this.run((r) => r.state.getSetting(key));
+  }
+  setSetting(key: string, value: string): Promise<void> {
+    return this.run((r) => r.state.setSetting(key, value));
+  }
+  getClusterSnapshot(): Promise<T.ClusterSnapshot | undefined> {
+    return this.run((r) => r.state.getClusterSnapshot());
+  }
+  saveClusterSnapshot(s: T.ClusterSnapshot): Promise<void> {
+    return this.run((r) => r.state.saveClusterSnapshot(s));
+  }
+
+  // audit
+  appendAudit(e: T.NewAuditEntry): Promise<T.AuditEntry> {
+    return this.run((r) => r.audit.appendAudit(e));
+  }
+  listAudit(q?: Parameters<T.AuditStore['listAudit']>[0]): Promise<T.AuditEntry[]> {
+    return this.run((r) => r.audit.listAudit(q));
+  }
+  countAudit(q?: Parameters<T.AuditStore['countAudit']>[0]): Promise<number> {
+    return this.run((r) => r.audit.countAudit(q));
+  }
+
+  // sessions
+  getSession(sid: string, now?: Date): Promise<T.SessionRecord | undefined> {
+    return this.run((r) => r.sessions.getSession(sid, now));
+  }
+  setSession(sid: string, data: string, expiresAt: Date, userId?: number | null): Promise<void> {
+    return this.run((r) => r.sessions.setSession(sid, data, expiresAt, userId));
+  }
+  destroySession(sid: string): Promise<void> {
+    return this.run((r) => r.sessions.destroySession(sid));
+  }
+  destroySessionsOfUser(userId: number): Promise<number> {
+    return this.run((r) => r.sessions.destroySessionsOfUser(userId));
+  }
+  pruneSessions(now: Date): Promise<number> {
+    return this.run((r) => r.sessions.pruneSessions(now));
+  }
+
+  // API tokens
+  createToken(t: Parameters<T.TokenStore['createToken']>[0]): Promise<T.ApiToken> {
+    return this.run((r) => r.tokens.createToken(t));
+  }
+  findTokenByHash(tokenHash: string): Promise<T.ApiToken | undefined> {
+    return this.run((r) => r.tokens.findTokenByHash(tokenHash));
+  }
+  getToken(id: number): Promise<T.ApiToken | undefined> {
+    return this.run((r) => r.tokens.getToken(id));
+  }
+  listTokens(userId: number): Promise<T.ApiToken[]> {
+    return this.run((r) => r.tokens.listTokens(userId));
+  }
+  listAllTokens(): Promise<T.ApiToken[]> {
+    return this.run((r) => r.tokens.listAllTokens());
+  }
+  deleteToken(id: number): Promise<void> {
+    return this.run((r) => r.tokens.deleteToken(id));
+  }
+  touchToken(id: number, at: Date): Promise<void> {
+    return this.run((r) => r.tokens.touchToken(id, at));
+  }
+
+  // agent queue
+  addPending(p: T.PendingRevocation): Promise<void> {
+    return this.run((r) => r.pending.addPending(p));
+  }
+  listPending(): Promise<T.PendingRevocation[]> {
+    return this.run((r) => r.pending.listPending());
+  }
+  clearPending(serials: readonly string[]): Promise<number> {
+    return this.run((r) => r.pending.clearPending(serials));
+  }
+
+  // gateways
+  upsertGateway(g: T.GatewayRecord): Promise<T.GatewayRecord> {
+    return this.run((r) => r.gateways.upsertGateway(g));
+  }
+  getGateway(name: string): Promise<T.GatewayRecord | undefined> {
+    return this.run((r) => r.gateways.getGateway(name));
+  }
+  listGateways(): Promise<T.GatewayRecord[]> {
+    return this.run((r) => r.gateways.listGateways());
+  }
+  deleteGateway(name: string): Promise<void> {
+    return this.run((r) => r.gateways.deleteGateway(name));
+  }
+
+  // single sign-on identities
+  getOidcIdentity(issuer: string, subject: string): Promise<T.OidcIdentity | undefined> {
+    return this.run((r) => r.oidc.getOidcIdentity(issuer, subject));
+  }
+  getOidcIdentityOfUser(userId: number): Promise<T.OidcIdentity | undefined> {
+    return this.run((r) => r.oidc.getOidcIdentityOfUser(userId));
+  }
+  listOidcIdentities(issuer: string): Promise<T.OidcIdentity[]> {
+    return this.run((r) => r.oidc.listOidcIdentities(issuer));
+  }
+  insertOidcIdentity(i: Parameters<T.OidcIdentityStore['insertOidcIdentity']>[0]): Promise<T.OidcIdentity> {
+    return this.run((r) => r.oidc.insertOidcIdentity(i));
+  }
+  updateOidcIdentity(...args: Parameters<T.OidcIdentityStore['updateOidcIdentity']>): Promise<void> {
+    return this.run((r) => r.oidc.updateOidcIdentity(...args));
+  }
+
+  // import links
+  createImportLink(l: Parameters<T.ImportLinkStore['createImportLink']>[0]): Promise<T.ImportLink> {
+    return this.run((r) => r.importLinks.createImportLink(l));
+  }
+  findImportLinkByHash(tokenHash: string): Promise<T.ImportLink | undefined> {
+    return this.run((r) => r.importLinks.findImportLinkByHash(tokenHash));
+  }
+  claimImportLink(id: number, at: Date, ip: string): Promise<boolean> {
+    return this.run((r) => r.importLinks.claimImportLink(id, at, ip));
+  }
+  releaseImportLink(id: number): Promise<void> {
+    return this.run((r) => r.importLinks.releaseImportLink(id));
+  }
+  setImportLinkSerial(id: number, serial: string): Promise<void> {
+    return this.run((r) => r.importLinks.setImportLinkSerial(id, serial));
+  }
+  pruneImportLinks(before: Date): Promise<number> {
+    return this.run((r) => r.importLinks.pruneImportLinks(before));
+  }
+
+  // VPN session history
+  recordSessions(replica: string, samples: readonly T.LiveSessionSample[], at: Date): Promise<void> {
+    return this.run((r) => r.history.recordSessions(replica, samples, at));
+  }
+  listOpenSessions(replica: string): Promise<T.SessionHistoryRecord[]> {
+    return this.run((r) => r.history.listOpenSessions(replica));
+  }
+  endSession(id: number, reason: T.SessionEndReason, endedAt?: Date): Promise<void> {
+    return this.run((r) => r.history.endSession(id, reason, endedAt));
+  }
+  listSessionHistory(q?: T.SessionHistoryQuery): Promise<T.SessionHistoryRecord[]> {
+    return this.run((r) => r.history.listSessionHistory(q));
+  }
+  usageByDay(since: Date, user?: string): Promise<T.UsageDay[]> {
+    return this.run((r) => r.history.usageByDay(since, user));
+  }
+  pruneSessionHistory(before: Date): Promise<number> {
+    return this.run((r) => r.history.pruneSessionHistory(before));
+  }
+
+  // tunnel addresses
+  getAddress(commonName: string): Promise<T.DeviceAddress | undefined> {
+    return this.run((r) => r.addresses.getAddress(commonName));
+  }
+  listAddresses(): Promise<T.DeviceAddress[]> {
+    return this.run((r) => r.addresses.listAddresses());
+  }
+  allocateAddress(commonName: string, pool: T.AddressPool, at: Date): Promise<T.DeviceAddress> {
+    return this.run((r) => r.addresses.allocateAddress(commonName, pool, at));
+  }
+  releaseAddress(commonName: string): Promise<boolean> {
+    return this.run((r) => r.addresses.releaseAddress(commonName));
+  }
+
+  // local groups
+  createGroup(g: { name: string; description?: string }): Promise<T.LocalGroup> {
+    return this.run((r) => r.groups.createGroup(g));
+  }
+  getGroup(name: string): Promise<T.LocalGroup | undefined> {
+    return this.run((r) => r.groups.getGroup(name));
+  }
+  listGroups(): Promise<T.LocalGroup[]> {
+    return this.run((r) => r.groups.listGroups());
+  }
+  deleteGroup(name: string): Promise<void> {
+    return this.run((r) => r.groups.deleteGroup(name));
+  }
+  addGroupMember(group: string, userId: number): Promise<void> {
+    return this.run((r) => r.groups.addGroupMember(group, userId));
+  }
+  removeGroupMember(group: string, userId: number): Promise<void> {
+    return this.run((r) => r.groups.removeGroupMember(group, userId));
+  }
+  localGroupsOf(userId: number): Promise<string[]> {
+    return this.run((r) => r.groups.localGroupsOf(userId));
+  }
+
+  // access rules and the bundle version
+  listRules(): Promise<T.StoredRule[]> {
+    return this.run((r) => r.rules.listRules());
+  }
+  getRule(name: string): Promise<T.StoredRule | undefined> {
+    return this.run((r) => r.rules.getRule(name));
+  }
+  putRule(rule: AccessRule, position: number): Promise<boolean> {
+    return this.run((r) => r.rules.putRule(rule, position));
+  }
+  deleteRule(name: string): Promise<void> {
+    return this.run((r) => r.rules.deleteRule(name));
+  }
+  getAccessState(): Promise<T.AccessState> {
+    return this.run((r) => r.rules.getAccessState());
+  }
+  bumpAccessVersion(): Promise<number> {
+    return this.run((r) => r.rules.bumpAccessVersion());
+  }
+  raiseAccessVersion(version: number): Promise<number> {
+    return this.run((r) => r.rules.raiseAccessVersion(version));
+  }
+  markAccessPublished(version: number, hash: string): Promise<void> {
+    return this.run((r) => r.rules.markAccessPublished(version, hash));
+  }
+}
+
+/**
+ * The handle a transaction's function receives: its calls go straight to the connection, which the
+ * transaction holds (the store's other callers wait). Refuses calls once its transaction has ended, so a
+ * handle kept past the end (or a call not awaited) fails loudly. A nested `transaction` is a savepoint
+ * with a handle of its own; nested transactions on one handle run one after the other.
+ */
+class SqliteTx extends SqliteOps {
+  private open = true;
+  private readonly nested = new AsyncMutex();
+
+  constructor(
+    db: Database.Database,
+    repos: Repos,
+    private readonly parent: SqliteTx | undefined,
+    private readonly depth: number,
+  ) {
+    super(db, repos);
+  }
+
+  get active(): boolean {
+    return this.open && (this.parent?.active ?? true);
+  }
+
+  end(): void {
+    this.open = false;
+  }
+
+  protected run<R>(fn: (r: Repos) => R): Promise<R> {
+    try {
+      this.assertActive();
+      return Promise.resolve(fn(this.repos));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  async transaction<R>(fn: (tx: T.TxStore) => Promise<R>): Promise<R> {
+    this.assertActive();
+    await this.nested.acquire();
+    const name = `podgate_sp${this.depth + 1}`;
+    const child = new SqliteTx(this.db, this.repos, this, this.depth + 1);
+    try {
+      this.assertActive();
+      this.db.exec(`SAVEPOINT ${name}`);
+      try {
+        const result = await fn(child);
+        this.db.exec(`RELEASE ${name}`);
+        return result;
+      } catch (err) {
+        if (this.db.inTransaction) {
+          this.db.exec(`ROLLBACK TO ${name}`);
+          this.db.exec(`RELEASE ${name}`);
+        }
+        throw err;
+      }
+    } finally {
+      child.end();
+      this.nested.release();
+    }
+  }
+
+  private assertActive(): void {
+    if (!this.active) {
+      throw new AppError(
+        500,
+        'store_tx_ended',
+        'store call on a transaction handle after its transaction ended',
+      );
+    }
+  }
+}
+
+/**
+ * The SQLite implementation of every store interface, on one connection in WAL mode with foreign keys on.
+ * Durability: `synchronous=FULL`, so a commit that returned survives a crash of the process or the machine
+ * (writes are rare: issue, revoke, sign-in). Safe to open the same file from several processes (web + CLI).
+ *
+ * Concurrency in this process: a transaction spans awaits, so it holds the one connection through an
+ * in-process mutex from BEGIN IMMEDIATE to COMMIT; calls on the store meanwhile wait their turn (first
+ * come, first served). When no transaction is open a call runs at once (no queue, no extra tick).
+ * Other processes are kept apart by SQLite's own locks (busy_timeout).
+ */
+export class SqliteStore extends SqliteOps implements T.Store {
+  readonly file: string;
+  readonly schemaVersion: number;
+  private readonly lock = new AsyncMutex();
+  /** The transaction whose function is running (to refuse, not deadlock on, a store call from inside it). */
+  private readonly current = new AsyncLocalStorage<SqliteTx>();
+
+  private constructor(file: string, db: Database.Database, options: OpenOptions) {
+    const schemaVersion = migrate(db, options.migrations ?? allMigrations);
+    super(db, new Repos(db));
+    this.file = file;
+    this.schemaVersion = schemaVersion;
   }
 
   /** Opens (creating if needed) the database file and brings its schema up to date. */
@@ -122,276 +491,69 @@ export class SqliteStore implements T.Store {
     }
   }
 
-  transaction<R>(fn: () => R): R {
-    return this.tx(fn);
+  protected run<R>(fn: (r: Repos) => R): Promise<R> {
+    if (!this.lock.locked) {
+      try {
+        return Promise.resolve(fn(this.repos));
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
+    return this.runQueued(fn);
   }
 
-  close(): void {
-    if (this.db.open) this.db.close();
+  private async runQueued<R>(fn: (r: Repos) => R): Promise<R> {
+    this.refuseInsideTransaction();
+    await this.lock.acquire();
+    try {
+      return fn(this.repos);
+    } finally {
+      this.lock.release();
+    }
   }
 
-  // users
-  createUser(u: Parameters<T.UserStore['createUser']>[0]): T.User {
-    return this.users.createUser(u);
-  }
-  getUserByName(name: string): T.User | undefined {
-    return this.users.getUserByName(name);
-  }
-  getUserById(id: number): T.User | undefined {
-    return this.users.getUserById(id);
-  }
-  listUsers(): T.User[] {
-    return this.users.listUsers();
-  }
-  updateUser(id: number, patch: Parameters<T.UserStore['updateUser']>[1]): T.User {
-    return this.users.updateUser(id, patch);
-  }
-
-  // certificates
-  insertCert(c: T.NewCert): T.CertRecord {
-    return this.certs.insertCert(c);
-  }
-  getCert(serial: string): T.CertRecord | undefined {
-    return this.certs.getCert(serial);
-  }
-  getValidCertByCommonName(commonName: string): T.CertRecord | undefined {
-    return this.certs.getValidCertByCommonName(commonName);
-  }
-  listCerts(q?: T.CertQuery): { total: number; items: T.CertRecord[]; nextCursor?: string } {
-    return this.certs.listCerts(q);
-  }
-  markRevoked(serial: string, reason: T.RevocationReason, at: Date): T.CertRecord {
-    return this.certs.markRevoked(serial, reason, at);
-  }
-  listRevoked(): ReturnType<T.CertStore['listRevoked']> {
-    return this.certs.listRevoked();
-  }
-  touchLastSeen(serials: readonly string[], at: Date): void {
-    this.certs.touchLastSeen(serials, at);
-  }
-  markSuperseding(serial: string, newSerial: string, supersedeAt: Date): T.CertRecord {
-    return this.certs.markSuperseding(serial, newSerial, supersedeAt);
-  }
-  listSupersedeDue(now: Date): string[] {
-    return this.certs.listSupersedeDue(now);
-  }
-  assignIssuerKeyId(keyId: string): number {
-    return this.certs.assignIssuerKeyId(keyId);
+  /**
+   * BEGIN IMMEDIATE, fn(tx), COMMIT; ROLLBACK when fn throws (or rejects). fn must make its store calls
+   * on `tx`: a call on the store itself from inside fn is refused (it would wait for this transaction).
+   */
+  async transaction<R>(fn: (tx: T.TxStore) => Promise<R>): Promise<R> {
+    this.refuseInsideTransaction();
+    if (!this.lock.tryAcquire()) await this.lock.acquire();
+    const tx = new SqliteTx(this.db, this.repos, undefined, 0);
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await this.current.run(tx, () => fn(tx));
+        this.db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    } finally {
+      tx.end();
+      this.lock.release();
+    }
   }
 
-  // CRL, settings, cluster
-  getCrl(): T.CrlState | undefined {
-    return this.state.getCrl();
-  }
-  saveCrl(state: T.CrlState): void {
-    this.state.saveCrl(state);
-  }
-  getSetting(key: string): string | undefined {
-    return this.state.getSetting(key);
-  }
-  setSetting(key: string, value: string): void {
-    this.state.setSetting(key, value);
-  }
-  getClusterSnapshot(): T.ClusterSnapshot | undefined {
-    return this.state.getClusterSnapshot();
-  }
-  saveClusterSnapshot(s: T.ClusterSnapshot): void {
-    this.state.saveClusterSnapshot(s);
+  /** Waits for an open transaction to end, then closes the connection (idempotent). */
+  async close(): Promise<void> {
+    this.refuseInsideTransaction();
+    await this.lock.acquire();
+    try {
+      if (this.db.open) this.db.close();
+    } finally {
+      this.lock.release();
+    }
   }
 
-  // audit
-  appendAudit(e: T.NewAuditEntry): T.AuditEntry {
-    return this.audit.appendAudit(e);
-  }
-  listAudit(q?: Parameters<T.AuditStore['listAudit']>[0]): T.AuditEntry[] {
-    return this.audit.listAudit(q);
-  }
-  countAudit(q?: Parameters<T.AuditStore['countAudit']>[0]): number {
-    return this.audit.countAudit(q);
-  }
-
-  // sessions
-  getSession(sid: string, now?: Date): T.SessionRecord | undefined {
-    return this.sessions.getSession(sid, now);
-  }
-  setSession(sid: string, data: string, expiresAt: Date, userId?: number | null): void {
-    this.sessions.setSession(sid, data, expiresAt, userId);
-  }
-  destroySession(sid: string): void {
-    this.sessions.destroySession(sid);
-  }
-  destroySessionsOfUser(userId: number): number {
-    return this.sessions.destroySessionsOfUser(userId);
-  }
-  pruneSessions(now: Date): number {
-    return this.sessions.pruneSessions(now);
-  }
-
-  // API tokens
-  createToken(t: Parameters<T.TokenStore['createToken']>[0]): T.ApiToken {
-    return this.tokens.createToken(t);
-  }
-  findTokenByHash(tokenHash: string): T.ApiToken | undefined {
-    return this.tokens.findTokenByHash(tokenHash);
-  }
-  getToken(id: number): T.ApiToken | undefined {
-    return this.tokens.getToken(id);
-  }
-  listTokens(userId: number): T.ApiToken[] {
-    return this.tokens.listTokens(userId);
-  }
-  listAllTokens(): T.ApiToken[] {
-    return this.tokens.listAllTokens();
-  }
-  deleteToken(id: number): void {
-    this.tokens.deleteToken(id);
-  }
-  touchToken(id: number, at: Date): void {
-    this.tokens.touchToken(id, at);
-  }
-
-  // agent queue
-  addPending(p: T.PendingRevocation): void {
-    this.pending.addPending(p);
-  }
-  listPending(): T.PendingRevocation[] {
-    return this.pending.listPending();
-  }
-  clearPending(serials: readonly string[]): number {
-    return this.pending.clearPending(serials);
-  }
-
-  // gateways
-  upsertGateway(g: T.GatewayRecord): T.GatewayRecord {
-    return this.gateways.upsertGateway(g);
-  }
-  getGateway(name: string): T.GatewayRecord | undefined {
-    return this.gateways.getGateway(name);
-  }
-  listGateways(): T.GatewayRecord[] {
-    return this.gateways.listGateways();
-  }
-  deleteGateway(name: string): void {
-    this.gateways.deleteGateway(name);
-  }
-
-  // single sign-on identities
-  getOidcIdentity(issuer: string, subject: string): T.OidcIdentity | undefined {
-    return this.oidc.getOidcIdentity(issuer, subject);
-  }
-  getOidcIdentityOfUser(userId: number): T.OidcIdentity | undefined {
-    return this.oidc.getOidcIdentityOfUser(userId);
-  }
-  listOidcIdentities(issuer: string): T.OidcIdentity[] {
-    return this.oidc.listOidcIdentities(issuer);
-  }
-  insertOidcIdentity(i: Parameters<T.OidcIdentityStore['insertOidcIdentity']>[0]): T.OidcIdentity {
-    return this.oidc.insertOidcIdentity(i);
-  }
-  updateOidcIdentity(...args: Parameters<T.OidcIdentityStore['updateOidcIdentity']>): void {
-    this.oidc.updateOidcIdentity(...args);
-  }
-
-  // import links
-  createImportLink(l: Parameters<T.ImportLinkStore['createImportLink']>[0]): T.ImportLink {
-    return this.importLinks.createImportLink(l);
-  }
-  findImportLinkByHash(tokenHash: string): T.ImportLink | undefined {
-    return this.importLinks.findImportLinkByHash(tokenHash);
-  }
-  claimImportLink(id: number, at: Date, ip: string): boolean {
-    return this.importLinks.claimImportLink(id, at, ip);
-  }
-  releaseImportLink(id: number): void {
-    this.importLinks.releaseImportLink(id);
-  }
-  setImportLinkSerial(id: number, serial: string): void {
-    this.importLinks.setImportLinkSerial(id, serial);
-  }
-  pruneImportLinks(before: Date): number {
-    return this.importLinks.pruneImportLinks(before);
-  }
-
-  // VPN session history
-  recordSessions(replica: string, samples: readonly T.LiveSessionSample[], at: Date): void {
-    this.history.recordSessions(replica, samples, at);
-  }
-  listOpenSessions(replica: string): T.SessionHistoryRecord[] {
-    return this.history.listOpenSessions(replica);
-  }
-  endSession(id: number, reason: T.SessionEndReason, endedAt?: Date): void {
-    this.history.endSession(id, reason, endedAt);
-  }
-  listSessionHistory(q?: T.SessionHistoryQuery): T.SessionHistoryRecord[] {
-    return this.history.listSessionHistory(q);
-  }
-  usageByDay(since: Date, user?: string): T.UsageDay[] {
-    return this.history.usageByDay(since, user);
-  }
-  pruneSessionHistory(before: Date): number {
-    return this.history.pruneSessionHistory(before);
-  }
-
-  // tunnel addresses
-  getAddress(commonName: string): T.DeviceAddress | undefined {
-    return this.addresses.getAddress(commonName);
-  }
-  listAddresses(): T.DeviceAddress[] {
-    return this.addresses.listAddresses();
-  }
-  allocateAddress(commonName: string, pool: T.AddressPool, at: Date): T.DeviceAddress {
-    return this.addresses.allocateAddress(commonName, pool, at);
-  }
-  releaseAddress(commonName: string): boolean {
-    return this.addresses.releaseAddress(commonName);
-  }
-
-  // local groups
-  createGroup(g: { name: string; description?: string }): T.LocalGroup {
-    return this.groups.createGroup(g);
-  }
-  getGroup(name: string): T.LocalGroup | undefined {
-    return this.groups.getGroup(name);
-  }
-  listGroups(): T.LocalGroup[] {
-    return this.groups.listGroups();
-  }
-  deleteGroup(name: string): void {
-    this.groups.deleteGroup(name);
-  }
-  addGroupMember(group: string, userId: number): void {
-    this.groups.addGroupMember(group, userId);
-  }
-  removeGroupMember(group: string, userId: number): void {
-    this.groups.removeGroupMember(group, userId);
-  }
-  localGroupsOf(userId: number): string[] {
-    return this.groups.localGroupsOf(userId);
-  }
-
-  // access rules and the bundle version
-  listRules(): T.StoredRule[] {
-    return this.rules.listRules();
-  }
-  getRule(name: string): T.StoredRule | undefined {
-    return this.rules.getRule(name);
-  }
-  putRule(rule: AccessRule, position: number): boolean {
-    return this.rules.putRule(rule, position);
-  }
-  deleteRule(name: string): void {
-    this.rules.deleteRule(name);
-  }
-  getAccessState(): T.AccessState {
-    return this.rules.getAccessState();
-  }
-  bumpAccessVersion(): number {
-    return this.rules.bumpAccessVersion();
-  }
-  raiseAccessVersion(version: number): number {
-    return this.rules.raiseAccessVersion(version);
-  }
-  markAccessPublished(version: number, hash: string): void {
-    this.rules.markAccessPublished(version, hash);
+  private refuseInsideTransaction(): void {
+    if (this.current.getStore()?.active) {
+      throw new AppError(
+        500,
+        'store_in_tx',
+        'store call made on the store inside one of its transactions: use the transaction handle',
+      );
+    }
   }
 }

@@ -1,6 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { BadRequest, Conflict } from '../lib/errors.js';
-import { fromIso, intAtLeast, nonEmpty, text, toIso, toJsonObject } from './sql-util.js';
+import { fromIso, intAtLeast, nonEmpty, text, toIso, toJsonObject, type Sync } from './sql-util.js';
 import type { ClusterSnapshot, ClusterStore, CrlState, CrlStore, SettingsStore } from './types.js';
 
 const CLUSTER_KEY = 'cluster.snapshot';
@@ -13,7 +13,7 @@ interface CrlRow {
 }
 
 /** Single-row CRL state, key/value settings, and the cluster snapshot kept in settings as JSON. */
-export class SqliteState implements CrlStore, SettingsStore, ClusterStore {
+export class SqliteState implements Sync<CrlStore>, Sync<SettingsStore>, Sync<ClusterStore> {
   private readonly crlGet: Statement;
   private readonly crlSave: Statement;
   private readonly settingGet: Statement;

@@ -9,6 +9,7 @@ import {
   text,
   toIso,
   toIsoOrNull,
+  type Sync,
 } from './sql-util.js';
 import type { ApiToken, TokenStore } from './types.js';
 
@@ -35,7 +36,7 @@ function toToken(r: TokenRow): ApiToken {
 }
 
 /** API tokens, looked up by the hash the caller computed; the hash is never read back out. */
-export class SqliteTokens implements TokenStore {
+export class SqliteTokens implements Sync<TokenStore> {
   private readonly insert: Statement;
   private readonly byHash: Statement;
   private readonly byId: Statement;

@@ -124,57 +124,59 @@ export interface AuditEntry {
 export type NewAuditEntry = Omit<AuditEntry, 'id' | 'time'> & { time?: Date };
 
 export interface UserStore {
-  createUser(u: { name: string; role: Role; passwordHash: string | null }): User; // Conflict on duplicate name
-  getUserByName(name: string): User | undefined;
-  getUserById(id: number): User | undefined;
-  listUsers(): User[];
+  createUser(u: { name: string; role: Role; passwordHash: string | null }): Promise<User>; // Conflict on duplicate name
+  getUserByName(name: string): Promise<User | undefined>;
+  getUserById(id: number): Promise<User | undefined>;
+  listUsers(): Promise<User[]>;
   /**
    * A new password hash, a changed role or a changed disabled flag also ends every web session of the
    * user, and disabling deletes their API tokens, in the same transaction.
    */
-  updateUser(id: number, patch: Partial<Pick<User, 'role' | 'passwordHash' | 'disabled'>>): User;
+  updateUser(id: number, patch: Partial<Pick<User, 'role' | 'passwordHash' | 'disabled'>>): Promise<User>;
 }
 
 export interface CertStore {
-  insertCert(c: NewCert): CertRecord; // Conflict on duplicate serial, or duplicate valid commonName
-  getCert(serial: string): CertRecord | undefined;
+  insertCert(c: NewCert): Promise<CertRecord>; // Conflict on duplicate serial, or duplicate valid commonName
+  getCert(serial: string): Promise<CertRecord | undefined>;
   /**
    * The current certificate with this common name, if any: valid and not superseded by a renewal
    * (common names are unique among current certificates; a renewed one stays valid beside it until its
    * grace period ends).
    */
-  getValidCertByCommonName(commonName: string): CertRecord | undefined;
+  getValidCertByCommonName(commonName: string): Promise<CertRecord | undefined>;
   /**
    * Marks a current certificate as renewed by `newSerial` (inserted in the same transaction), to be
    * revoked as superseded at `supersedeAt`. Conflict when it is revoked or already renewed, NotFound if unknown.
    */
-  markSuperseding(serial: string, newSerial: string, supersedeAt: Date): CertRecord;
+  markSuperseding(serial: string, newSerial: string, supersedeAt: Date): Promise<CertRecord>;
   /** Valid renewed certificates whose grace period has ended at `now`. */
-  listSupersedeDue(now: Date): string[];
-  listCerts(q?: CertQuery): { total: number; items: CertRecord[]; nextCursor?: string };
+  listSupersedeDue(now: Date): Promise<string[]>;
+  listCerts(q?: CertQuery): Promise<{ total: number; items: CertRecord[]; nextCursor?: string }>;
   /** Marks revoked; returns the updated record; Conflict if already revoked, NotFound if unknown. */
-  markRevoked(serial: string, reason: RevocationReason, at: Date): CertRecord;
+  markRevoked(serial: string, reason: RevocationReason, at: Date): Promise<CertRecord>;
   /**
    * Every revoked certificate, oldest revocation first (commonName: the agent finds sessions by it;
    * notAfter: expired ones leave the CRL).
    */
-  listRevoked(): Pick<
-    CertRecord,
-    'serial' | 'commonName' | 'notAfter' | 'revokedAt' | 'revocationReason' | 'issuerKeyId'
-  >[];
+  listRevoked(): Promise<
+    Pick<
+      CertRecord,
+      'serial' | 'commonName' | 'notAfter' | 'revokedAt' | 'revocationReason' | 'issuerKeyId'
+    >[]
+  >;
   /** CA rotation: gives every certificate of the current CA (issuerKeyId null) this key id; returns how many. */
-  assignIssuerKeyId(keyId: string): number;
-  touchLastSeen(serials: readonly string[], at: Date): void;
+  assignIssuerKeyId(keyId: string): Promise<number>;
+  touchLastSeen(serials: readonly string[], at: Date): Promise<void>;
 }
 
 export interface CrlStore {
-  getCrl(): CrlState | undefined;
+  getCrl(): Promise<CrlState | undefined>;
   /** Conflict (field 'number') unless state.number is greater than the saved one: two writers cannot both publish N+1. */
-  saveCrl(state: CrlState): void;
+  saveCrl(state: CrlState): Promise<void>;
 }
 
 export interface AuditStore {
-  appendAudit(e: NewAuditEntry): AuditEntry;
+  appendAudit(e: NewAuditEntry): Promise<AuditEntry>;
   /** Newest first; limit defaults to 100. `beforeId`: only entries older than that one (keyset paging). */
   listAudit(q?: {
     limit?: number;
@@ -182,14 +184,14 @@ export interface AuditStore {
     beforeId?: number;
     action?: string;
     target?: string;
-  }): AuditEntry[];
+  }): Promise<AuditEntry[]>;
   /** How many entries match (the same filters as listAudit). */
-  countAudit(q?: { action?: string; target?: string }): number;
+  countAudit(q?: { action?: string; target?: string }): Promise<number>;
 }
 
 export interface SettingsStore {
-  getSetting(key: string): string | undefined;
-  setSetting(key: string, value: string): void;
+  getSetting(key: string): Promise<string | undefined>;
+  setSetting(key: string, value: string): Promise<void>;
 }
 
 /** Server-side web sessions (the express session store writes through this). */
@@ -202,15 +204,15 @@ export interface SessionRecord {
 
 export interface SessionStore {
   /** The session, or undefined when unknown or expired at `now` (default: the current time). */
-  getSession(sid: string, now?: Date): SessionRecord | undefined;
+  getSession(sid: string, now?: Date): Promise<SessionRecord | undefined>;
   /** Creates or replaces the whole session, user included (BadRequest 'userId' for an unknown user). */
-  setSession(sid: string, data: string, expiresAt: Date, userId?: number | null): void;
+  setSession(sid: string, data: string, expiresAt: Date, userId?: number | null): Promise<void>;
   /** Idempotent. */
-  destroySession(sid: string): void;
+  destroySession(sid: string): Promise<void>;
   /** Signs a user out everywhere (password change, disable); returns how many sessions were removed. */
-  destroySessionsOfUser(userId: number): number;
+  destroySessionsOfUser(userId: number): Promise<number>;
   /** Removes sessions expired at `now`; returns how many. */
-  pruneSessions(now: Date): number;
+  pruneSessions(now: Date): Promise<number>;
 }
 
 /** An API token; only a hash of the secret is stored (the caller hashes, the store never sees the secret). */
@@ -228,16 +230,21 @@ export interface ApiToken {
 
 export interface TokenStore {
   /** BadRequest 'userId' for an unknown user, Conflict 'tokenHash' for a hash already stored. */
-  createToken(t: { userId: number; name: string; tokenHash: string; expiresAt?: Date | null }): ApiToken;
-  findTokenByHash(tokenHash: string): ApiToken | undefined;
-  getToken(id: number): ApiToken | undefined;
+  createToken(t: {
+    userId: number;
+    name: string;
+    tokenHash: string;
+    expiresAt?: Date | null;
+  }): Promise<ApiToken>;
+  findTokenByHash(tokenHash: string): Promise<ApiToken | undefined>;
+  getToken(id: number): Promise<ApiToken | undefined>;
   /** Oldest first. */
-  listTokens(userId: number): ApiToken[];
+  listTokens(userId: number): Promise<ApiToken[]>;
   /** Every user's tokens, by owner name then age (for admins). */
-  listAllTokens(): ApiToken[];
+  listAllTokens(): Promise<ApiToken[]>;
   /** NotFound for an unknown id. */
-  deleteToken(id: number): void;
-  touchToken(id: number, at: Date): void;
+  deleteToken(id: number): Promise<void>;
+  touchToken(id: number, at: Date): Promise<void>;
 }
 
 /** A revocation the agent has applied to the CRL file but not yet to live sessions (survives restarts). */
@@ -250,11 +257,11 @@ export interface PendingRevocation {
 
 export interface PendingStore {
   /** Adding a serial again keeps the first queuedAt and the highest crlNumber. */
-  addPending(p: PendingRevocation): void;
+  addPending(p: PendingRevocation): Promise<void>;
   /** Oldest first. */
-  listPending(): PendingRevocation[];
+  listPending(): Promise<PendingRevocation[]>;
   /** Returns how many were removed; unknown serials are ignored. */
-  clearPending(serials: readonly string[]): number;
+  clearPending(serials: readonly string[]): Promise<number>;
 }
 
 /** An office gateway host provisioned over SSH. */
@@ -272,12 +279,12 @@ export interface GatewayRecord {
 
 export interface GatewayStore {
   /** Creates or replaces by name (BadRequest 'certSerial' for an unknown certificate). */
-  upsertGateway(g: GatewayRecord): GatewayRecord;
-  getGateway(name: string): GatewayRecord | undefined;
+  upsertGateway(g: GatewayRecord): Promise<GatewayRecord>;
+  getGateway(name: string): Promise<GatewayRecord | undefined>;
   /** Sorted by name. */
-  listGateways(): GatewayRecord[];
+  listGateways(): Promise<GatewayRecord[]>;
   /** NotFound for an unknown name. */
-  deleteGateway(name: string): void;
+  deleteGateway(name: string): Promise<void>;
 }
 
 /** The last cluster discovery, kept as JSON in settings; `data` belongs to the cluster module. */
@@ -287,12 +294,17 @@ export interface ClusterSnapshot {
 }
 
 export interface ClusterStore {
-  getClusterSnapshot(): ClusterSnapshot | undefined;
-  saveClusterSnapshot(s: ClusterSnapshot): void;
+  getClusterSnapshot(): Promise<ClusterSnapshot | undefined>;
+  saveClusterSnapshot(s: ClusterSnapshot): Promise<void>;
 }
 
-/** Everything together, plus a transaction helper: fn runs atomically (all or nothing). */
-export interface Store
+/**
+ * Everything a transaction's function may use: every store method plus nested transactions. A method is
+ * atomic on its own where its comment says so (an engine runs it in one transaction, or as a savepoint
+ * inside the caller's); any other sequence of calls that must not see another writer in between belongs
+ * in `transaction`. Engines must not assume that nothing else runs between two calls outside one.
+ */
+export interface TxStore
   extends
     UserStore,
     CertStore,
@@ -311,9 +323,22 @@ export interface Store
     GroupStore,
     AccessRuleStore {
   /**
-   * Runs fn synchronously in one write transaction (BEGIN IMMEDIATE); a throw rolls everything back.
-   * Nested calls become savepoints. fn must not be async (a returned Promise is refused).
+   * Runs fn in one write transaction: all of it commits when fn's Promise resolves, none of it when fn
+   * throws or rejects (the error is passed on). fn makes every store call on the `tx` handle it is given,
+   * never on the store it came from (SQLite refuses that; PostgreSQL would run it outside the
+   * transaction), and the handle is dead once the transaction ended. Keep fn short and free of slow
+   * awaits (key generation, network): other writers wait for it.
+   * Called on a transaction handle, it is a savepoint: a throw rolls back only the nested part (the outer
+   * transaction goes on if the caller catches it); nested transactions on one handle run one at a time.
+   * Isolation: at least PostgreSQL's READ COMMITTED; SQLite gives serializable (one writer at a time).
+   * Rows that a transaction reads and then updates from what it read must be locked by the engine
+   * (`SELECT … FOR UPDATE` or an atomic UPDATE) where the method comments ask for atomicity.
    */
-  transaction<T>(fn: () => T): T;
-  close(): void;
+  transaction<T>(fn: (tx: TxStore) => Promise<T>): Promise<T>;
+}
+
+/** The store a process opens: every method, transactions, and close. */
+export interface Store extends TxStore {
+  /** Waits for an open transaction to finish, then releases the connection(s). Idempotent. */
+  close(): Promise<void>;
 }

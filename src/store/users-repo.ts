@@ -1,6 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
-import { fromIso, intAtLeast, nonEmpty, oneOf, sqliteCode } from './sql-util.js';
+import { fromIso, intAtLeast, nonEmpty, oneOf, sqliteCode, type Sync } from './sql-util.js';
 import type { Role, User, UserStore } from './types.js';
 
 const ROLES: readonly Role[] = ['admin', 'user'];
@@ -31,7 +31,7 @@ function hashOrNull(value: unknown): string | null {
 }
 
 /** Users table. Names are unique as written (the service layer lower-cases and validates them). */
-export class SqliteUsers implements UserStore {
+export class SqliteUsers implements Sync<UserStore> {
   private readonly insert: Statement;
   private readonly byName: Statement;
   private readonly byId: Statement;

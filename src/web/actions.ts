@@ -88,7 +88,7 @@ export class WebActions {
   async login(name: string, password: string, ip: string): Promise<{ user: User; session: WebSession }> {
     const user = await this.checkPassword(name, password, ip);
     const session = this.sessions.create(user.id);
-    this.ctx.store.appendAudit({
+    await this.ctx.store.appendAudit({
       actor: user.name,
       action: 'login',
       target: user.name,
@@ -117,7 +117,7 @@ export class WebActions {
     }
     if (!user || user.disabled) {
       attempt.fail();
-      this.ctx.store.appendAudit({
+      await this.ctx.store.appendAudit({
         actor: 'anonymous',
         action: `${via}.failed`,
         target: name.slice(0, 64),
@@ -131,9 +131,9 @@ export class WebActions {
   }
 
   /** A credential found wrong without a password hash (an API token): throttled, audited, 401. */
-  refuseCredential(name: string, ip: string, via: string): never {
+  async refuseCredential(name: string, ip: string, via: string): Promise<never> {
     this.throttle.begin(name.toLowerCase(), ip).fail();
-    this.ctx.store.appendAudit({
+    await this.ctx.store.appendAudit({
       actor: 'anonymous',
       action: `${via}.failed`,
       target: name.slice(0, 64),
@@ -147,17 +147,17 @@ export class WebActions {
    * Whether `name` is an enabled account that cannot sign in with a password here (single sign-on
    * only). Counted by the throttle like a sign-in attempt, so it cannot be used to list accounts fast.
    */
-  isSingleSignOnOnly(name: string, ip: string): boolean {
-    const user = this.ctx.store.getUserByName(name);
+  async isSingleSignOnOnly(name: string, ip: string): Promise<boolean> {
+    const user = await this.ctx.store.getUserByName(name);
     if (!user || user.disabled || this.ctx.config.auth.oidc === undefined) return false;
     if (user.passwordHash !== null && passwordSignInAllowed(this.ctx.config, user)) return false;
     this.throttle.begin(name.toLowerCase(), ip).fail();
     return true;
   }
 
-  logout(user: User, session: WebSession | undefined): void {
+  async logout(user: User, session: WebSession | undefined): Promise<void> {
     if (session) this.sessions.destroy(session.id);
-    this.ctx.store.appendAudit({
+    await this.ctx.store.appendAudit({
       actor: user.name,
       action: 'logout',
       target: user.name,
@@ -167,19 +167,19 @@ export class WebActions {
   }
 
   /** Routes, DNS and endpoints as clients get them: configured, else discovered. */
-  network(): EffectiveNetwork {
-    return effectiveNetwork(this.ctx.config, this.ctx.store);
+  async network(): Promise<EffectiveNetwork> {
+    return await effectiveNetwork(this.ctx.config, this.ctx.store);
   }
 
-  myDevices(user: User): DeviceView[] {
+  async myDevices(user: User): Promise<DeviceView[]> {
     const now = this.now();
-    return this.ctx.store
-      .listCerts({ ownerId: user.id, kind: 'client', sort: 'createdAt', order: 'desc', limit: 1000 })
+    return (await this.ctx.store
+        .listCerts({ ownerId: user.id, kind: 'client', sort: 'createdAt', order: 'desc', limit: 1000 }))
       .items.map((c) => deviceView(c, now));
   }
 
   /** The certificate with this serial (as people write it), or undefined. */
-  private certBySerial(text: string): CertRecord | undefined {
+  private async certBySerial(text: string): Promise<CertRecord | undefined> {
     const serial = parseSerial(text);
     return serial === undefined ? undefined : this.ctx.store.getCert(serial);
   }
@@ -251,7 +251,7 @@ export class WebActions {
     return deviceView(cert, this.now());
   }
 
-  listCerts(q: {
+  async listCerts(q: {
     q?: string;
     status?: string;
     expiring?: string;
@@ -260,15 +260,15 @@ export class WebActions {
     page: number;
     perPage: number;
     cursor?: string;
-  }): {
-    total: number;
-    items: DeviceView[];
-    page: number;
-    pages: number;
-    perPage: number;
-    nextCursor?: string;
-  } {
-    const { total, items, nextCursor } = this.certWindow({
+  }): Promise<{
+      total: number;
+      items: DeviceView[];
+      page: number;
+      pages: number;
+      perPage: number;
+      nextCursor?: string;
+  }> {
+    const { total, items, nextCursor } = await this.certWindow({
       ...q,
       limit: q.perPage,
       // a cursor (next links) reads on from the index; a page number alone skips rows
@@ -288,7 +288,7 @@ export class WebActions {
    * `limit` certificates of those matching, from `offset` or after the store's keyset cursor `after`,
    * how many match, and the cursor of the next window (absent on the last).
    */
-  certWindow(q: {
+  async certWindow(q: {
     q?: string;
     status?: string;
     expiring?: string;
@@ -297,9 +297,9 @@ export class WebActions {
     limit: number;
     offset?: number;
     after?: string;
-  }): { total: number; items: DeviceView[]; nextCursor?: string } {
+  }): Promise<{ total: number; items: DeviceView[]; nextCursor?: string; }> {
     const now = this.now();
-    const { total, items, nextCursor } = this.ctx.store.listCerts({
+    const { total, items, nextCursor } = await this.ctx.store.listCerts({
       ...(q.q ? { search: q.q } : {}),
       ...(q.status === 'valid' || q.status === 'revoked' ? { status: q.status } : {}),
       ...(q.expiring === '30' || q.expiring === 'on'
@@ -335,7 +335,7 @@ export class WebActions {
     name: string,
     patch: { role?: 'admin' | 'user'; disabled?: boolean },
   ): Promise<User> {
-    const target = this.ctx.store.getUserByName(name);
+    const target = await this.ctx.store.getUserByName(name);
     if (!target) throw new NotFound('user not found');
     if (target.id === actor.id)
       throw new BadRequest(
@@ -349,7 +349,7 @@ export class WebActions {
       this.sessions.destroyAllOf(user.id);
     } else if (patch.disabled === false && user.disabled) {
       // Enabling gives the account back, not its certificates: they stay revoked.
-      user = this.ctx.users.enable({ actor: actor.name, name });
+      user = await this.ctx.users.enable({ actor: actor.name, name });
     }
     return user;
   }

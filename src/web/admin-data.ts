@@ -47,8 +47,8 @@ export class AdminData {
   }
 
   /** The tunnel address of a device, if it has one. */
-  addressOf(commonName: string): string | undefined {
-    return this.ctx.addresses.get(commonName)?.address;
+  async addressOf(commonName: string): Promise<string | undefined> {
+    return (await this.ctx.addresses.get(commonName))?.address;
   }
 
   get sessionsConnected(): boolean {
@@ -62,16 +62,18 @@ export class AdminData {
   async listSessions(): Promise<(Session & { owner: string | null })[]> {
     if (!this.sessions) throw new NotConnected();
     const list = await this.sessions.list();
-    return list.map((s) => ({
-      ...s,
-      owner: this.ctx.store.getValidCertByCommonName(s.commonName)?.ownerName ?? null,
-    }));
+    const out: (Session & { owner: string | null })[] = [];
+    for (const s of list) {
+      const cert = await this.ctx.store.getValidCertByCommonName(s.commonName);
+      out.push({ ...s, owner: cert?.ownerName ?? null });
+    }
+    return out;
   }
 
   async disconnect(actor: string, cid: string): Promise<void> {
     if (!this.sessions) throw new NotConnected();
     await this.sessions.disconnect(cid);
-    this.ctx.store.appendAudit({
+    await this.ctx.store.appendAudit({
       actor,
       action: 'session.disconnect',
       target: cid,
@@ -80,12 +82,12 @@ export class AdminData {
     });
   }
 
-  audit(page: number, action?: string): { items: AuditEntry[]; page: number; hasNext: boolean } {
+  async audit(page: number, action?: string): Promise<{ items: AuditEntry[]; page: number; hasNext: boolean; }> {
     const perPage = 50;
-    const rows = this.ctx.store.listAudit({
-      limit: perPage + 1,
-      offset: (page - 1) * perPage,
-      ...(action ? { action } : {}),
+    const rows = await this.ctx.store.listAudit({
+        limit: perPage + 1,
+        offset: (page - 1) * perPage,
+        ...(action ? { action } : {}),
     });
     return { items: rows.slice(0, perPage).map(shownAudit), page, hasNext: rows.length > perPage };
   }
@@ -94,7 +96,7 @@ export class AdminData {
    * The audit log for the API, newest first: a keyset page (the cursor holds the last entry's id, so
    * a deep page costs what the first one does, and entries appended meanwhile do not shift it).
    */
-  auditPage(q: { limit: number; cursor?: string; action?: string }): ListPage<AuditEntry> {
+  async auditPage(q: { limit: number; cursor?: string; action?: string }): Promise<ListPage<AuditEntry>> {
     let beforeId: number | undefined;
     if (q.cursor !== undefined) {
       const b = decodeCursor(q.cursor).b;
@@ -106,21 +108,21 @@ export class AdminData {
       beforeId = b;
     }
     const filter = q.action ? { action: q.action } : {};
-    const rows = this.ctx.store.listAudit({ limit: q.limit + 1, beforeId, ...filter });
+    const rows = await this.ctx.store.listAudit({ limit: q.limit + 1, beforeId, ...filter });
     const items = rows.slice(0, q.limit).map(shownAudit);
     const last = items[items.length - 1];
     return {
       items,
-      total: this.ctx.store.countAudit(filter),
+      total: await this.ctx.store.countAudit(filter),
       nextCursor: rows.length > q.limit && last ? encodeCursor({ b: last.id }) : null,
     };
   }
 
   /** The CAs in force and, during a rotation, the devices still on the previous CA (`GET /api/v1/ca`). */
-  caView(): Omit<CaStatus, 'onPreviousCa'> & {
-    onPreviousCa: { serial: string; commonName: string; owner: string | null }[];
-  } {
-    const s = caStatus(this.ctx);
+  async caView(): Promise<Omit<CaStatus, 'onPreviousCa'> & {
+      onPreviousCa: { serial: string; commonName: string; owner: string | null; }[];
+  }> {
+    const s = await caStatus(this.ctx);
     return {
       ...s,
       onPreviousCa: s.onPreviousCa.map((c) => ({
@@ -131,15 +133,15 @@ export class AdminData {
     };
   }
 
-  crl(): {
-    number: number | null;
-    thisUpdate: Date | null;
-    nextUpdate: Date | null;
-    revoked: number;
-    expiresInDays: number | null;
-  } {
-    const crl = this.ctx.store.getCrl();
-    const revoked = this.ctx.store.listCerts({ status: 'revoked', limit: 0 }).total;
+  async crl(): Promise<{
+      number: number | null;
+      thisUpdate: Date | null;
+      nextUpdate: Date | null;
+      revoked: number;
+      expiresInDays: number | null;
+  }> {
+    const crl = await this.ctx.store.getCrl();
+    const revoked = (await this.ctx.store.listCerts({ status: 'revoked', limit: 0 })).total;
     return {
       number: crl?.number ?? null,
       thisUpdate: crl?.thisUpdate ?? null,
@@ -154,29 +156,29 @@ export class AdminData {
   }
 
   /** The last discovery as rows (name, value, source) plus overlap warnings. */
-  clusterView(): {
-    connected: boolean;
-    namespace: string;
-    rows: DiscoveryRow[];
-    warnings: string[];
-    at?: string;
-    raw: DiscoveryResult | null;
-  } {
+  async clusterView(): Promise<{
+      connected: boolean;
+      namespace: string;
+      rows: DiscoveryRow[];
+      warnings: string[];
+      at?: string;
+      raw: DiscoveryResult | null;
+  }> {
     const namespace = this.ctx.config.kubernetes.namespace;
     if (!this.cluster) return { connected: false, namespace, rows: [], warnings: [], raw: null };
-    const last = this.cluster.lastDiscovery();
+    const last = await this.cluster.lastDiscovery();
     return { connected: true, namespace, ...describeDiscovery(last), raw: last ?? null };
   }
 
   /** The user's valid certificates (what disabling them revokes). */
-  validCertsOf(userId: number): { serial: string; commonName: string }[] {
-    return this.ctx.store
-      .listCerts({ ownerId: userId, status: 'valid', sort: 'commonName', order: 'asc' })
+  async validCertsOf(userId: number): Promise<{ serial: string; commonName: string; }[]> {
+    return (await this.ctx.store
+        .listCerts({ ownerId: userId, status: 'valid', sort: 'commonName', order: 'asc' }))
       .items.map((c) => ({ serial: c.serial, commonName: c.commonName }));
   }
 
-  users(): User[] {
-    return this.ctx.users.list();
+  async users(): Promise<User[]> {
+    return await this.ctx.users.list();
   }
 
   /** Starts a deploy in the background and records who asked for it and how it ended. */
@@ -186,8 +188,8 @@ export class AdminData {
     const run = o.takeOver
       ? { deploy: (p: (line: string) => void) => cluster.deploy(p, { takeOver: true }) }
       : cluster;
-    const state = deploys.start(run, actor, (end) => {
-      this.ctx.store.appendAudit({
+    const state = deploys.start(run, actor, async (end) => {
+      await this.ctx.store.appendAudit({
         actor,
         action: 'cluster.deploy',
         target: this.ctx.config.kubernetes.namespace,
@@ -210,7 +212,7 @@ export class AdminData {
    */
   async manifestsDownload(actor: string): Promise<string> {
     const text = manifestsText(await this.requireCluster().manifests());
-    this.ctx.store.appendAudit({
+    await this.ctx.store.appendAudit({
       actor,
       action: 'cluster.manifests',
       target: this.ctx.config.kubernetes.namespace,

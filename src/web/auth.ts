@@ -29,20 +29,20 @@ export function requestHost(req: Request): string | undefined {
  * not a silent fall-back to the cookie. Disabled users are treated as signed out.
  */
 export function authenticate(store: Store, sessions: SessionManager, tokens: TokenService): RequestHandler {
-  return (req, res, next) => {
+  return async (req, res, next) => {
     const header = req.get('authorization');
     if (header !== undefined) {
       const m = /^Bearer ([\w.~+/=-]{16,256})$/.exec(header.trim());
       if (!m) throw new Unauthorized('invalid authorization header');
       // Unknown, expired and disabled-owner tokens are all 401; use is recorded to the minute.
-      const { user } = tokens.authenticate(m[1]!);
+      const { user } = await tokens.authenticate(m[1]!);
       req.auth = { user, via: 'token' };
       return next();
     }
     const sid = sessionIdFrom(req);
     if (sid) {
-      const session = sessions.load(sid);
-      const user = session ? store.getUserById(session.userId) : undefined;
+      const session = await sessions.load(sid);
+      const user = session ? await store.getUserById(session.userId) : undefined;
       if (session && user && !user.disabled) {
         req.auth = { user, via: 'session', session };
         res.locals.user = { name: user.name, role: user.role, isAdmin: user.role === 'admin' };

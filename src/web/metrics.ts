@@ -73,9 +73,9 @@ export function createMetrics(
     help: 'Client and gateway certificates by status',
     labelNames: ['status'] as const,
     registers: [registry],
-    collect() {
-      this.set({ status: 'valid' }, store.listCerts({ status: 'valid', limit: 0 }).total);
-      this.set({ status: 'revoked' }, store.listCerts({ status: 'revoked', limit: 0 }).total);
+    async collect() {
+      this.set({ status: 'valid' }, (await store.listCerts({ status: 'valid', limit: 0 })).total);
+      this.set({ status: 'revoked' }, (await store.listCerts({ status: 'revoked', limit: 0 })).total);
     },
   });
   if (ctx) {
@@ -84,11 +84,11 @@ export function createMetrics(
       name: 'podgate_certificates_expiring',
       help: `Valid client and gateway certificates expiring within vpn.expiryWarningDays (${days}) days`,
       registers: [registry],
-      collect() {
+      async collect() {
         const at = now();
-        const count = (kind: 'client' | 'gateway') =>
-          store.listCerts({ status: 'valid', kind, expiringWithinDays: days, now: at, limit: 0 }).total;
-        this.set(count('client') + count('gateway'));
+        const count = async (kind: 'client' | 'gateway') =>
+          (await store.listCerts({ status: 'valid', kind, expiringWithinDays: days, now: at, limit: 0 })).total;
+        this.set(await count('client') + await count('gateway'));
       },
     });
     new Gauge({
@@ -104,16 +104,16 @@ export function createMetrics(
     name: 'podgate_access_rules',
     help: 'Access rules stored',
     registers: [registry],
-    collect() {
-      this.set(store.listRules().length);
+    async collect() {
+      this.set((await store.listRules()).length);
     },
   });
   new Gauge({
     name: 'podgate_access_bundle_version',
     help: 'Version of the access bundle (rises with every change to rules, groups, devices, addresses, mode)',
     registers: [registry],
-    collect() {
-      this.set(store.getAccessState().version);
+    async collect() {
+      this.set((await store.getAccessState()).version);
     },
   });
   new Gauge({
@@ -129,8 +129,8 @@ export function createMetrics(
     name: 'podgate_crl_next_update_seconds',
     help: 'Seconds until the current CRL expires (negative: expired; OpenVPN then rejects everyone)',
     registers: [registry],
-    collect() {
-      const crl = store.getCrl();
+    async collect() {
+      const crl = await store.getCrl();
       if (crl) this.set((crl.nextUpdate.getTime() - now().getTime()) / 1000);
     },
   });

@@ -79,21 +79,21 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
   }
   // Expired sessions are refused on read anyway; pruning only keeps the table small.
   // The VPN session history is kept sessions.retainDays; used or expired import links a day.
-  const prune = (): void => {
+  const prune = async (): Promise<void> => {
     try {
       const at = (deps.now ?? (() => new Date()))();
       const { store, config } = deps.ctx;
-      store.pruneSessions(at);
+      await store.pruneSessions(at);
       const history = store.pruneSessionHistory(
         new Date(at.getTime() - config.sessions.retainDays * 86_400_000),
       );
-      store.pruneImportLinks(new Date(at.getTime() - 86_400_000));
-      if (history > 0) log.info({ removed: history }, 'old VPN sessions pruned');
+      await store.pruneImportLinks(new Date(at.getTime() - 86_400_000));
+      if (await history > 0) log.info({ removed: history }, 'old VPN sessions pruned');
     } catch (err) {
       log.warn({ err }, 'session prune failed');
     }
   };
-  prune();
+  await prune();
   const pruneTimer = setInterval(prune, 3_600_000);
   pruneTimer.unref();
   const port = (server.address() as AddressInfo).port;

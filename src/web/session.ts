@@ -69,13 +69,13 @@ export class SessionManager {
     return new Date(Math.min(idle, absolute));
   }
 
-  private save(s: WebSession): void {
+  private async save(s: WebSession): Promise<void> {
     const data: SessionData = {
       csrf: s.csrfToken,
       createdAt: s.createdAt.toISOString(),
       lastSeenAt: s.lastSeenAt.toISOString(),
     };
-    this.store.setSession(storeKey(s.id), JSON.stringify(data), this.expiry(s), s.userId);
+    await this.store.setSession(storeKey(s.id), JSON.stringify(data), this.expiry(s), s.userId);
   }
 
   /** A brand-new session for a user who just signed in (always a fresh id: no fixation). */
@@ -96,10 +96,10 @@ export class SessionManager {
    * The live session for this cookie value, or undefined when unknown, expired (idle or absolute) or
    * anonymous. Refreshes the idle clock.
    */
-  load(id: string): WebSession | undefined {
+  async load(id: string): Promise<WebSession | undefined> {
     if (!id || id.length > 128) return undefined;
     const now = this.now();
-    const rec = this.store.getSession(storeKey(id), now);
+    const rec = await this.store.getSession(storeKey(id), now);
     if (!rec || rec.userId === null) return undefined;
     let data: SessionData;
     try {
@@ -126,12 +126,12 @@ export class SessionManager {
     return s;
   }
 
-  destroy(id: string): void {
-    this.store.destroySession(storeKey(id));
+  async destroy(id: string): Promise<void> {
+    await this.store.destroySession(storeKey(id));
   }
 
-  destroyAllOf(userId: number): void {
-    this.store.destroySessionsOfUser(userId);
+  async destroyAllOf(userId: number): Promise<void> {
+    await this.store.destroySessionsOfUser(userId);
   }
 }
 

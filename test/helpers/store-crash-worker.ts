@@ -23,12 +23,12 @@ const year = 365 * 86_400_000;
 
 for (;;) {
   const n = batch;
-  store.transaction(() => {
+  store.transaction(async (tx) => {
     const serials: string[] = [];
     for (let i = 0; i < size; i++) {
       const serial = `C${tag}${n.toString(16).toUpperCase().padStart(8, '0')}${i.toString(16).toUpperCase().padStart(4, '0')}`;
       const now = new Date();
-      store.insertCert({
+      tx.insertCert({
         serial,
         commonName: `t${tag}-b${n}-c${i}`,
         ownerId: null,
@@ -41,15 +41,15 @@ for (;;) {
       });
       serials.push(serial);
     }
-    store.markRevoked(serials[0] as string, 'keyCompromise', new Date());
-    store.appendAudit({
+    tx.markRevoked(serials[0] as string, 'keyCompromise', new Date());
+    tx.appendAudit({
       actor: 'crash-worker',
       action: 'crash.batch',
       target: `${tag}-${n}`,
       result: 'ok',
       details: { size },
     });
-    store.setSetting(counterKey, String(n + 1));
+    tx.setSetting(counterKey, String(n + 1));
   });
   // stdout to a pipe is synchronous on Linux: once this returns the parent can read the line
   process.stdout.write(`${n}\n`);

@@ -7,12 +7,12 @@ import type { AppContext } from '../../services/context.js';
 import { withContext, type CliEnv } from '../env.js';
 
 /** What `init` (and the first `serve`) say about the access defaults they wrote. */
-export function describeAccessDefaults(
+export async function describeAccessDefaults(
   ctx: AppContext,
   written: { mode?: AccessMode; rule?: AccessRule },
-): string[] {
+): Promise<string[]> {
   const lines: string[] = [];
-  const { mode, source } = ctx.access.mode();
+  const { mode, source } = await ctx.access.mode();
   if (written.mode)
     lines.push(
       `access.mode: ${mode}${source === 'config' ? ' (from the config)' : ''}: devices reach only cluster DNS and what rules allow`,
@@ -107,7 +107,7 @@ export function register(program: Command, env: CliEnv): void {
     .action(async (mode: string | undefined, _o, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
         if (mode !== undefined) await ctx.access.setMode({ actor: 'cli', mode });
-        const m = ctx.access.mode();
+        const m = await ctx.access.mode();
         env.out(`access.mode: ${m.mode} (${m.source})`);
       });
     });

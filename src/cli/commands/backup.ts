@@ -63,7 +63,7 @@ export function register(program: Command, env: CliEnv): void {
       writeFileAtomic(out, made.data, 0o600);
       const store = SqliteStore.open(join(dataDir, DB_FILE_NAME));
       try {
-        store.appendAudit({
+        await store.appendAudit({
           actor: 'cli',
           action: 'backup.create',
           target: out,
@@ -71,7 +71,7 @@ export function register(program: Command, env: CliEnv): void {
           details: { bytes: made.data.length, sha256: made.sha256, certificates: made.info.certificates },
         });
       } finally {
-        store.close();
+        await store.close();
       }
       if (g.json) {
         env.out(
@@ -108,13 +108,13 @@ export function register(program: Command, env: CliEnv): void {
       }
       let above = o.crlNumberAbove === undefined ? undefined : Number(o.crlNumberAbove);
       if (above === undefined) above = await clusterCrlNumber(config, env);
-      const r = restoreBackup({
-        file: data,
-        passphrase: pass,
-        dataDir: config.dataDir,
-        config,
-        actor: 'cli',
-        ...(above !== undefined ? { crlNumberAbove: above } : {}),
+      const r = await restoreBackup({
+          file: data,
+          passphrase: pass,
+          dataDir: config.dataDir,
+          config,
+          actor: 'cli',
+          ...(above !== undefined ? { crlNumberAbove: above } : {}),
       });
       if (g.json) {
         env.out(

@@ -16,7 +16,7 @@ export function register(program: Command, env: CliEnv): void {
     .description('the CAs in force, their expiry, and devices still on the old CA during a rotation')
     .action(async (_o, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
-        const s = caStatus(ctx);
+        const s = await caStatus(ctx);
         if (g.json) {
           env.out(
             JSON.stringify(

@@ -21,7 +21,7 @@ export function registerRenew(cert: Command, env: CliEnv): void {
         const out = checkOutPath(o.out);
         const csrPem = readCsrOption(o.csr);
         await withContext(env, cmd, async (ctx) => {
-          const old = ctx.revocation.resolve(nameOrSerial);
+          const old = await ctx.revocation.resolve(nameOrSerial);
           if (old.keyFromCsr && !csrPem)
             throw new BadRequest(
               `--csr: ${old.commonName} was issued from a certificate request (its key never left the device); give a new one with --csr FILE`,

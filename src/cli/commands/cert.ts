@@ -91,8 +91,8 @@ function registerList(cert: Command, env: CliEnv): void {
           if (o.status && o.status !== 'valid' && o.status !== 'revoked') {
             throw new BadRequest('--status must be "valid" or "revoked"', 'status');
           }
-          const ownerId = o.owner ? ctx.users.get(o.owner).id : undefined;
-          const { items } = ctx.store.listCerts({
+          const ownerId = o.owner ? (await ctx.users.get(o.owner)).id : undefined;
+          const { items } = await ctx.store.listCerts({
             status: expiring === undefined ? (o.status as 'valid' | 'revoked' | undefined) : 'valid',
             ownerId,
             search: o.search,

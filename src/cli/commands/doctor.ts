@@ -42,12 +42,12 @@ export function register(program: Command, env: CliEnv): void {
           } catch (err) {
             throw new BadRequest(`--client: cannot read ${o.client}`, 'client', err);
           }
-          findings.push(...checkProfileOffline(ctx, profile));
+          findings.push(...await checkProfileOffline(ctx, profile));
           if (o.connect && !findings.some((f) => f.check === 'profile')) {
             const probe = await probeProfile(profile);
             if (probe.connected) {
               add('ok', 'handshake', `connected; tunnel address ${probe.ifconfig ?? '?'}`);
-              findings.push(...checkPushedRoutes(ctx, probe.routes));
+              findings.push(...await checkPushedRoutes(ctx, probe.routes));
             } else
               add(
                 'fail',
@@ -63,14 +63,14 @@ export function register(program: Command, env: CliEnv): void {
           ctx.dataDirNote ?? `${ctx.dataDir}: no access for group or others`,
         );
         add('ok', 'ca', `${ctx.ca.commonName} loaded from ${ctx.dataDir}`);
-        for (const w of caStatus(ctx).warnings) add('warn', 'ca', w);
-        const crl = ctx.revocation.currentCrl();
+        for (const w of (await caStatus(ctx)).warnings) add('warn', 'ca', w);
+        const crl = await ctx.revocation.currentCrl();
         if (!crl) add('fail', 'crl', 'no CRL has been signed');
         else {
           const days = (crl.nextUpdate.getTime() - ctx.now().getTime()) / 86_400_000;
           add(days < 7 ? 'warn' : 'ok', 'crl', `#${crl.number}, next update in ${days.toFixed(1)} days`);
         }
-        const net = effectiveNetwork(ctx.config, ctx.store);
+        const net = await effectiveNetwork(ctx.config, ctx.store);
         add(
           net.endpoints.length ? 'ok' : 'warn',
           'endpoints',

@@ -55,7 +55,7 @@ function connector(
 /** Find and revoke, as the CLI caller: all `gateway remove` needs (it issues nothing, so it has no owner). */
 function revoker(ctx: AppContext): Pick<GatewayCertificates, 'findValid' | 'revoke'> {
   return {
-    findValid: (cn) => ctx.store.getValidCertByCommonName(cn),
+    findValid: async (cn) => ctx.store.getValidCertByCommonName(cn),
     revoke: async (serial, reason) => {
       await ctx.revocation.revoke({ actor: 'cli', serialOrName: serial, reason });
     },
@@ -72,8 +72,8 @@ function certificates(ctx: AppContext, owner: string): GatewayCertificates {
 }
 
 /** status/remove default to the identity file recorded at provision time. */
-function recordedSsh(ctx: AppContext, name: string, o: SshOpts): { target: SshTarget; ssh: SshOpts } {
-  const rec = requireGateway(ctx.store, name);
+async function recordedSsh(ctx: AppContext, name: string, o: SshOpts): Promise<{ target: SshTarget; ssh: SshOpts; }> {
+  const rec = await requireGateway(ctx.store, name);
   const d = rec.details as { identityFile?: string; passphraseFile?: string };
   return {
     target: parseTarget('target', rec.target),
@@ -120,7 +120,7 @@ function registerProvision(gw: Command, env: CliEnv): void {
     .action(async (targetText: string, o: ProvisionOpts, cmd: Command) => {
       const { target, name, wait } = checkProvisionOptions(targetText, o);
       await withContext(env, cmd, async (ctx) => {
-        const net = effectiveNetwork(ctx.config, ctx.store);
+        const net = await effectiveNetwork(ctx.config, ctx.store);
         const connect = connector(ctx, target, o, {
           acceptNew: o.acceptNewHostKey === true,
           record: !o.dryRun,
@@ -200,7 +200,7 @@ function registerStatus(gw: Command, env: CliEnv): void {
     .option('--passphrase-file <file>', "file holding the private key's passphrase")
     .action(async (name: string, o: SshOpts, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
-        const { target, ssh } = recordedSsh(ctx, name, o);
+        const { target, ssh } = await recordedSsh(ctx, name, o);
         const s = await gatewayStatus(name, { connect: connector(ctx, target, ssh), gateways: ctx.store });
         env.out(g.json ? JSON.stringify(s, null, 2) : formatStatus(s));
       });
@@ -216,7 +216,7 @@ function registerRemove(gw: Command, env: CliEnv): void {
     .option('--local-only', 'the host is gone: only revoke the certificate and forget the gateway')
     .action(async (name: string, o: SshOpts & { localOnly?: boolean }, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
-        const { target, ssh } = recordedSsh(ctx, name, o);
+        const { target, ssh } = await recordedSsh(ctx, name, o);
         await removeGateway(
           name,
           {
@@ -239,7 +239,7 @@ function registerList(gw: Command, env: CliEnv): void {
     .description('gateways known to this podgate')
     .action(async (_o: unknown, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
-        const items = ctx.store.listGateways();
+        const items = await ctx.store.listGateways();
         if (g.json) {
           env.out(
             JSON.stringify(

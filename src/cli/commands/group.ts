@@ -31,7 +31,7 @@ export function register(program: Command, env: CliEnv): void {
         env.out(
           table([
             ['NAME', 'MEMBERS', 'DESCRIPTION'],
-            ...groups.map((x) => [x.name, x.members.join(',') || '-', x.description]),
+            ...(await groups).map((x) => [x.name, x.members.join(',') || '-', x.description]),
           ]),
         );
       });

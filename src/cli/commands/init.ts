@@ -27,7 +27,7 @@ export function register(program: Command, env: CliEnv): void {
         } else {
           env.out(`first admin: ${admin.user.name} (password from PODGATE_ADMIN_PASSWORD_FILE)`);
         }
-        for (const line of describeAccessDefaults(ctx, admin.access)) env.out(line);
+        for (const line of await describeAccessDefaults(ctx, admin.access)) env.out(line);
       });
     });
 }

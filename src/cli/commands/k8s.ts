@@ -225,7 +225,7 @@ export function register(program: Command, env: CliEnv): void {
           svc.deploy((line) => env.out(line), o.takeOver ? { takeOver: true } : {}),
         );
         if (o.takeOver)
-          ctx.store.appendAudit({
+          await ctx.store.appendAudit({
             actor: 'cli',
             action: 'k8s.take-over',
             target: ctx.config.kubernetes.namespace,

@@ -90,7 +90,7 @@ export function register(program: Command, env: CliEnv): void {
         } else if (admin) {
           env.out(`first admin: ${admin.user.name} (password from PODGATE_ADMIN_PASSWORD_FILE)`);
         }
-        if (admin) for (const line of describeAccessDefaults(ctx, admin.access)) env.out(line);
+        if (admin) for (const line of await describeAccessDefaults(ctx, admin.access)) env.out(line);
         const stopAccess = startAccessTimers(ctx);
         const swept = await ctx.users.revokeHeldByDisabled('system');
         if (swept.length > 0) env.err(`revoked ${swept.length} certificate(s) still held by disabled users`);

@@ -20,15 +20,15 @@ import type { SettingsStore } from '../../store/types.js';
  * The config the server runs with: routes, DNS and endpoints as configured, else what `k8s discover`
  * stored. `server config` reads the store only when it exists, so printing a config creates nothing.
  */
-function servedConfig(config: Config, settings?: SettingsStore): Config {
+async function servedConfig(config: Config, settings?: SettingsStore): Promise<Config> {
   let store: SettingsStore | undefined = settings;
   let opened: SqliteStore | undefined;
   const dbFile = join(resolve(config.dataDir), DB_FILE_NAME);
   if (!store && existsSync(dbFile)) store = opened = SqliteStore.open(dbFile);
   try {
-    return store ? { ...config, vpn: vpnWithNetwork(config.vpn, effectiveNetwork(config, store)) } : config;
+    return store ? { ...config, vpn: vpnWithNetwork(config.vpn, await effectiveNetwork(config, store)) } : config;
   } finally {
-    opened?.close();
+    await opened?.close();
   }
 }
 
@@ -40,9 +40,9 @@ export function register(program: Command, env: CliEnv): void {
     .command('config')
     .description('print (or write) the server.conf that `server run` uses')
     .option('--out <file>', 'write it to this file (mode 0600) instead of stdout')
-    .action((o: { out?: string }, cmd: Command) => {
+    .action(async (o: { out?: string }, cmd: Command) => {
       const config = env.loadConfig(globalOpts(cmd));
-      const text = renderServerConfigFor(servedConfig(config), serverPaths(config));
+      const text = renderServerConfigFor(await servedConfig(config), serverPaths(config));
       if (!o.out) return env.out(text);
       const path = resolve(o.out);
       if (!existsSync(dirname(path)) || !statSync(dirname(path)).isDirectory()) {
@@ -129,7 +129,7 @@ export function register(program: Command, env: CliEnv): void {
           limit: Number(o.limit),
         });
         if (g.json) return env.out(JSON.stringify(rows, null, 2));
-        if (rows.length === 0) return env.out('no sessions');
+        if ((await rows).length === 0) return env.out('no sessions');
         env.out(
           table([
             [
@@ -144,7 +144,7 @@ export function register(program: Command, env: CliEnv): void {
               'OUT',
               'ENDED',
             ],
-            ...rows.map((r) => [
+            ...(await rows).map((r) => [
               r.startedAt.toISOString(),
               r.endedAt?.toISOString() ?? '(connected)',
               r.userName ?? '-',

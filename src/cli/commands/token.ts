@@ -25,14 +25,14 @@ export function register(program: Command, env: CliEnv): void {
         const days = o.days === undefined ? undefined : Number(o.days);
         if (days !== undefined && !/^\d{1,4}$/.test(o.days!))
           throw new BadRequest('--days must be a whole number of days', 'days');
-        const user = ctx.store.getUserByName(userName);
+        const user = await ctx.store.getUserByName(userName);
         if (!user) throw new NotFound(`user '${userName}' does not exist`);
         const tokens = new TokenService({
           store: ctx.store,
           defaultDays: ctx.config.web.apiTokenDays,
           now: ctx.now,
         });
-        const { token: created, secret } = tokens.create({ actor: 'cli', owner: user, name: label, days });
+        const { token: created, secret } = await tokens.create({ actor: 'cli', owner: user, name: label, days });
         const expires = created.expiresAt!.toISOString();
         if (g.json) {
           env.out(
@@ -54,7 +54,7 @@ export function register(program: Command, env: CliEnv): void {
     .description("list a user's API tokens (never the secrets)")
     .action(async (userName: string, _o, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
-        const user = ctx.store.getUserByName(validateName('user', userName));
+        const user = await ctx.store.getUserByName(validateName('user', userName));
         if (!user) throw new NotFound(`user '${userName}' does not exist`);
         const tokens = ctx.store.listTokens(user.id);
         if (g.json) {
@@ -64,7 +64,7 @@ export function register(program: Command, env: CliEnv): void {
         env.out(
           table([
             ['ID', 'NAME', 'CREATED', 'LAST USED', 'EXPIRES'],
-            ...tokens.map((t) => [
+            ...(await tokens).map((t) => [
               String(t.id),
               t.name,
               t.createdAt.toISOString(),
@@ -83,9 +83,9 @@ export function register(program: Command, env: CliEnv): void {
       await withContext(env, cmd, async (ctx) => {
         const n = Number(id);
         if (!Number.isInteger(n) || n < 1) throw new NotFound(`token '${id}' does not exist`);
-        ctx.store.transaction(() => {
-          ctx.store.deleteToken(n);
-          ctx.store.appendAudit({
+        await ctx.store.transaction(async (tx) => {
+          await tx.deleteToken(n);
+          await tx.appendAudit({
             actor: 'cli',
             action: 'token.delete',
             target: String(n),

@@ -38,7 +38,7 @@ export function register(program: Command, env: CliEnv): void {
     .description('list users')
     .action(async (_o, cmd: Command) => {
       await withContext(env, cmd, async (ctx, g) => {
-        const users = ctx.users.list();
+        const users = await ctx.users.list();
         if (g.json) {
           env.out(
             JSON.stringify(
@@ -95,7 +95,7 @@ export function register(program: Command, env: CliEnv): void {
     .description('enable a disabled user (their revoked certificates stay revoked)')
     .action(async (name: string, _o, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
-        ctx.users.enable({ actor: 'cli', name });
+        await ctx.users.enable({ actor: 'cli', name });
         env.out(`enabled ${name}`);
       });
     });

@@ -54,8 +54,8 @@ function accessApi(r: Router, ctx: AppContext): void {
   r.get('/api/v1/access/users/:name', requireAdmin, (req, res) => {
     res.json({ user: String(req.params.name), items: ctx.accessQueries.reachOf(String(req.params.name)) });
   });
-  r.get('/api/v1/access/mine', requireUser, (req, res) => {
-    res.json({ mode: ctx.access.mode().mode, items: ctx.accessQueries.reachOf(req.auth!.user.name) });
+  r.get('/api/v1/access/mine', requireUser, async (req, res) => {
+    res.json({ mode: (await ctx.access.mode()).mode, items: ctx.accessQueries.reachOf(req.auth!.user.name) });
   });
 }
 
@@ -121,7 +121,7 @@ function accessPages(r: Router, ctx: AppContext): void {
       nav: 'access',
       mode: ctx.access.mode(),
       version: ctx.access.version(),
-      ruleCount: ctx.access.rules().length,
+      ruleCount: (await ctx.access.rules()).length,
       yaml: form?.values.rules ?? ctx.access.exportYaml(),
       cluster: Boolean(ctx.clusterObjects),
       form,
@@ -150,11 +150,11 @@ function accessPages(r: Router, ctx: AppContext): void {
     res.redirect(303, '/admin/access?done=access-applied');
   });
 
-  r.get('/access', requireUser, (req, res) => {
+  r.get('/access', requireUser, async (req, res) => {
     res.render('my-access', {
       title: 'My access',
       nav: 'access-mine',
-      mode: ctx.access.mode().mode,
+      mode: (await ctx.access.mode()).mode,
       items: ctx.accessQueries.reachOf(req.auth!.user.name),
     });
   });

@@ -71,8 +71,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     });
   });
 
-  r.get('/devices', requireUser, (req, res) => {
-    res.json(listPage(actions.myDevices(req.auth!.user), parse(pageQuery, req.query)));
+  r.get('/devices', requireUser, async (req, res) => {
+    res.json(listPage(await actions.myDevices(req.auth!.user), parse(pageQuery, req.query)));
   });
 
   r.post('/devices', requireUser, async (req, res) => {
@@ -102,11 +102,11 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   });
 
   // Administrators from here on.
-  r.get('/certs', requireAdmin, (req, res) => {
+  r.get('/certs', requireAdmin, async (req, res) => {
     const q = parse(certApiQuery, req.query);
     const limit = q.limit ?? q.perPage;
     const offset = q.cursor !== undefined ? cursorOffset(q.cursor) : (q.page - 1) * limit;
-    const { total, items } = actions.certWindow({ ...q, limit, offset });
+    const { total, items } = await actions.certWindow({ ...q, limit, offset });
     res.json(offsetPage(items, total, offset, limit));
   });
   r.get('/certs/:serial', requireAdmin, (req, res) => {
@@ -119,8 +119,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     });
   });
 
-  r.get('/users', requireAdmin, (req, res) => {
-    res.json(listPage(admin.users().map(userView), parse(pageQuery, req.query)));
+  r.get('/users', requireAdmin, async (req, res) => {
+    res.json(listPage((await admin.users()).map(userView), parse(pageQuery, req.query)));
   });
   r.post('/users', requireAdmin, async (req, res) => {
     const body = parse(createUserBody, req.body);
@@ -151,8 +151,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   r.get('/crl', requireAdmin, (_req, res) => {
     res.json(admin.crl());
   });
-  r.get('/gateways', requireAdmin, (req, res) => {
-    res.json(listPage(admin.gateways(), parse(pageQuery, req.query)));
+  r.get('/gateways', requireAdmin, async (req, res) => {
+    res.json(listPage(await admin.gateways(), parse(pageQuery, req.query)));
   });
 
   r.get('/cluster', requireAdmin, (_req, res) => {

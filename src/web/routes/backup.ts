@@ -32,7 +32,7 @@ export function backupRouter(ctx: AppContext, now: () => Date): Router {
       now: at,
       exclude: ctx.config.backup.dir ? [ctx.config.backup.dir] : [],
     });
-    ctx.store.appendAudit({
+    await ctx.store.appendAudit({
       actor: req.auth!.user.name,
       action: 'backup.download',
       target: backupFileName(at),

@@ -40,7 +40,7 @@ export function importLinkRoutes(links: ImportLinkService, publicUrl: string | u
   r.use(['/api/v1/devices/import-link', '/devices/import-link'], csrfProtect);
   const make = async (req: Request) => {
     const body = parse(importLinkBody, req.body);
-    const made = links.create({
+    const made = await links.create({
       user: req.auth!.user,
       deviceName: body.name,
       ...(body.keyType ? { keyType: body.keyType } : {}),

@@ -95,7 +95,7 @@ export function oidcRoutes({ ctx, sessions, oidc, now }: OidcRouteDeps): Router 
       const { pending, url } = await oidc.client.begin(next);
       const id = randomToken();
       const expires = new Date(now().getTime() + PENDING_MINUTES * 60_000);
-      ctx.store.setSession(storeKey(id), JSON.stringify(pending), expires, null);
+      await ctx.store.setSession(storeKey(id), JSON.stringify(pending), expires, null);
       res.cookie(pendingCookie(req), id, {
         httpOnly: true,
         secure: req.secure,
@@ -114,8 +114,8 @@ export function oidcRoutes({ ctx, sessions, oidc, now }: OidcRouteDeps): Router 
     const id = (req.cookies as Record<string, string> | undefined)?.[pendingCookie(req)];
     res.clearCookie(pendingCookie(req), { httpOnly: true, secure: req.secure, sameSite: 'lax', path: '/' });
     try {
-      const rec = id ? ctx.store.getSession(storeKey(id), now()) : undefined;
-      if (id) ctx.store.destroySession(storeKey(id)); // one use only, whatever happens next
+      const rec = id ? await ctx.store.getSession(storeKey(id), now()) : undefined;
+      if (id) await ctx.store.destroySession(storeKey(id)); // one use only, whatever happens next
       if (!rec) {
         throw new AppError(
           400,
@@ -131,7 +131,7 @@ export function oidcRoutes({ ctx, sessions, oidc, now }: OidcRouteDeps): Router 
       // the groups the provider just reported may change what the user's devices reach
       void ctx.access.changed();
       const session = sessions.create(user.id);
-      ctx.store.appendAudit({
+      await ctx.store.appendAudit({
         actor: user.name,
         action: 'login',
         target: user.name,
@@ -144,7 +144,7 @@ export function oidcRoutes({ ctx, sessions, oidc, now }: OidcRouteDeps): Router 
       res.status(200).render('oidc-continue', { layout: false, next: pending.next });
     } catch (err) {
       if (err instanceof AppError && err.status < 500 && err.status !== 403)
-        ctx.store.appendAudit({
+        await ctx.store.appendAudit({
           actor: 'anonymous',
           action: 'login.failed',
           target: 'oidc',

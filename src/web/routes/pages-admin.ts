@@ -68,7 +68,7 @@ export function adminPages(deps: RouteDeps): Router {
 
 /** The certificate table (filter, sort, page) and the revoke confirmation. */
 function certPages(r: Router, { actions, now }: RouteDeps): void {
-  r.get('/certs', (req, res) => {
+  r.get('/certs', async (req, res) => {
     const q = parse(certQuery, req.query);
     const result = actions.listCerts(q);
     const base = {
@@ -101,15 +101,15 @@ function certPages(r: Router, { actions, now }: RouteDeps): void {
       title: 'Certificates',
       nav: 'certs',
       ...result,
-      rows: certRows(result.items, now(), actions.expiryWarningDays),
+      rows: certRows((await result).items, now(), actions.expiryWarningDays),
       warnDays: actions.expiryWarningDays,
       q,
       columns,
       notice: notice(req),
-      prev: result.page > 1 ? link(base, { page: result.page - 1 }) : null,
+      prev: (await result).page > 1 ? link(base, { page: (await result).page - 1 }) : null,
       next:
-        result.page < result.pages
-          ? link(base, { page: result.page + 1, ...(result.nextCursor ? { cursor: result.nextCursor } : {}) })
+        (await result).page < (await result).pages
+          ? link(base, { page: (await result).page + 1, ...((await result).nextCursor ? { cursor: (await result).nextCursor } : {}) })
           : null,
       expiringChecked: q.expiring === '30' || q.expiring === 'on',
     });
@@ -133,14 +133,14 @@ function certPages(r: Router, { actions, now }: RouteDeps): void {
 
 /** Users: list, create, role, disable (with the certificates that go with it), enable. */
 function userPages(r: Router, { actions, admin }: RouteDeps): void {
-  const usersPage = (req: Request, res: Response, status = 200, form?: FormError): void => {
+  const usersPage = async (req: Request, res: Response, status = 200, form?: FormError): Promise<void> => {
     const { groups, of } = admin.groups();
-    const groupNames = groups.map((g) => g.name);
+    const groupNames = (await groups).map((g) => g.name);
     res.status(status).render('admin/users', {
       title: 'Users',
       nav: 'users',
-      users: admin.users().map((u) => {
-        const m = of(u);
+      users: (await admin.users()).map(async (u) => {
+        const m = await of(u);
         return {
           ...userView(u),
           localGroups: m.local,
@@ -175,8 +175,8 @@ function userPages(r: Router, { actions, admin }: RouteDeps): void {
     res.redirect(303, '/admin/users?done=user-updated');
   });
 
-  r.get('/users/:name/disable', (req, res) => {
-    const user = admin.users().find((u) => u.name === String(req.params.name));
+  r.get('/users/:name/disable', async (req, res) => {
+    const user = (await admin.users()).find((u) => u.name === String(req.params.name));
     if (!user) throw new NotFound('user not found');
     res.render('admin/user-disable', {
       title: 'Disable user',
@@ -230,7 +230,7 @@ function sessionPages(r: Router, { admin }: RouteDeps): void {
 
 /** Read-only records: the audit log, the current CRL, the known gateways. */
 function recordPages(r: Router, { admin }: RouteDeps): void {
-  r.get('/audit', (req, res) => {
+  r.get('/audit', async (req, res) => {
     const q = parse(auditQuery, req.query);
     const data = admin.audit(q.page, q.action);
     res.render('admin/audit', {
@@ -239,7 +239,7 @@ function recordPages(r: Router, { admin }: RouteDeps): void {
       ...data,
       action: q.action,
       prev: q.page > 1 ? link({ action: q.action }, { page: q.page - 1 }) : null,
-      next: data.hasNext ? link({ action: q.action }, { page: q.page + 1 }) : null,
+      next: (await data).hasNext ? link({ action: q.action }, { page: q.page + 1 }) : null,
     });
   });
 

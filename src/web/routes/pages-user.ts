@@ -191,9 +191,9 @@ export function userPages({ actions, usage }: RouteDeps, config: Config): Router
     res.redirect(303, '/devices?done=revoked');
   });
 
-  r.get('/setup', requireUser, (_req, res) => {
+  r.get('/setup', requireUser, async (_req, res) => {
     // Configured values win; otherwise what cluster discovery found (the same rule the profiles use).
-    const net = actions.network();
+    const net = await actions.network();
     const v = config.vpn;
     res.render('setup', {
       title: 'Set-up instructions',

@@ -28,7 +28,7 @@ export function publicRouter(ctx: AppContext, registry: Registry, metricsToken?:
     const checks: Record<string, string> = {};
     let ok = true;
     try {
-      ctx.store.getSetting('readyz');
+      await ctx.store.getSetting('readyz');
       checks.store = 'ok';
     } catch {
       checks.store = 'failed';

@@ -86,7 +86,7 @@ export function restProfileRouter(deps: RestProfileDeps): Router {
     if (basic.secret.startsWith('pgt_')) {
       let user: User | undefined;
       try {
-        user = tokens.authenticate(basic.secret).user;
+        user = (await tokens.authenticate(basic.secret)).user;
       } catch {
         user = undefined;
       }
@@ -94,7 +94,7 @@ export function restProfileRouter(deps: RestProfileDeps): Router {
       if (!user || user.name !== basic.name) actions.refuseCredential(basic.name, ip, 'rest-import');
       return user!;
     }
-    if (actions.isSingleSignOnOnly(basic.name, ip)) return 'sso';
+    if (await actions.isSingleSignOnOnly(basic.name, ip)) return 'sso';
     return actions.checkPassword(basic.name, basic.secret, ip, 'rest-import');
   };
 
@@ -118,7 +118,7 @@ export function restProfileRouter(deps: RestProfileDeps): Router {
         return;
       }
       const issued = await actions.createDevice(user, { name: deviceName(now()) });
-      ctx.store.appendAudit({
+      await ctx.store.appendAudit({
         actor: user.name,
         action: 'rest-import',
         target: issued.device.commonName,

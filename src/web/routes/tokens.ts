@@ -47,20 +47,20 @@ function wantsAll(req: Request): boolean {
 export function tokensApi(tokens: TokenService, now: () => Date): Router {
   const r = Router();
   r.use(requireUser, csrfProtect);
-  r.get('/', (req, res) => {
+  r.get('/', async (req, res) => {
     const at = now();
     const q = parse(pageQuery, req.query);
     res.json(
       listPage(
-        tokens.list(req.auth!.user, wantsAll(req)).map((t) => tokenView(t, at)),
+        (await tokens.list(req.auth!.user, wantsAll(req))).map((t) => tokenView(t, at)),
         q,
       ),
     );
   });
-  r.post('/', (req, res) => {
+  r.post('/', async (req, res) => {
     const body = parse(createTokenBody, req.body);
     const user = req.auth!.user;
-    const { token, secret } = tokens.create({
+    const { token, secret } = await tokens.create({
       actor: user.name,
       owner: user,
       name: body.name,
@@ -68,8 +68,8 @@ export function tokensApi(tokens: TokenService, now: () => Date): Router {
     });
     res.status(201).json({ token: tokenView(token, now()), secret });
   });
-  r.delete('/:id', (req, res) => {
-    tokens.delete(req.auth!.user, Number(req.params.id));
+  r.delete('/:id', async (req, res) => {
+    await tokens.delete(req.auth!.user, Number(req.params.id));
     res.status(204).end();
   });
   return r;
@@ -79,7 +79,7 @@ export function tokensApi(tokens: TokenService, now: () => Date): Router {
 export function tokenPages(tokens: TokenService, now: () => Date): Router {
   const r = Router();
   r.use(requireUser, csrfProtect);
-  const page = (
+  const page = async (
     req: Request,
     res: Response,
     extra: {
@@ -87,14 +87,14 @@ export function tokenPages(tokens: TokenService, now: () => Date): Router {
       form?: FormError;
       created?: { name: string; secret: string; expiresAt: Date };
     } = {},
-  ): void => {
+  ): Promise<void> => {
     const user = req.auth!.user;
     const all = user.role === 'admin';
     const at = now();
     res.status(extra.status ?? 200).render('tokens', {
       title: 'API tokens',
       nav: 'tokens',
-      tokens: tokens.list(user, all).map((t) => tokenView(t, at)),
+      tokens: (await tokens.list(user, all)).map((t) => tokenView(t, at)),
       showOwner: all,
       notice: notice(req),
       form: extra.form,
@@ -102,12 +102,12 @@ export function tokenPages(tokens: TokenService, now: () => Date): Router {
     });
   };
   r.get('/', (req, res) => page(req, res));
-  r.post('/', (req, res) => {
+  r.post('/', async (req, res) => {
     const raw = req.body as Record<string, unknown>;
     const user = req.auth!.user;
     try {
       const body = parse(createTokenBody, raw);
-      const { token, secret } = tokens.create({
+      const { token, secret } = await tokens.create({
         actor: user.name,
         owner: user,
         name: body.name,
@@ -121,8 +121,8 @@ export function tokenPages(tokens: TokenService, now: () => Date): Router {
       page(req, res, { status: (err as AppError).status, form });
     }
   });
-  r.post('/:id/delete', (req, res) => {
-    tokens.delete(req.auth!.user, Number(req.params.id));
+  r.post('/:id/delete', async (req, res) => {
+    await tokens.delete(req.auth!.user, Number(req.params.id));
     res.redirect(303, '/tokens?done=token-deleted');
   });
   return r;

@@ -15,10 +15,10 @@ function optUser(v: unknown): string | undefined {
 /** Session history: the admin usage page (chart + totals), its CSV, and a user's own sessions as JSON. */
 export function usageRoutes(usage: UsageService, now: () => Date): Router {
   const r = Router();
-  r.get('/admin/usage', requireAdmin, (req, res) => {
+  r.get('/admin/usage', requireAdmin, async (req, res) => {
     const user = optUser(req.query.user);
     const report = usage.report(30, user);
-    const chart = usageChartSvg(report.days);
+    const chart = usageChartSvg((await report).days);
     res.render('admin/usage', {
       title: 'Usage',
       nav: 'usage',
@@ -29,10 +29,10 @@ export function usageRoutes(usage: UsageService, now: () => Date): Router {
       recent: usage.history({ ...(user ? { user } : {}), limit: 50 }),
     });
   });
-  r.get('/admin/usage.csv', requireAdmin, (req, res) => {
+  r.get('/admin/usage.csv', requireAdmin, async (req, res) => {
     const user = optUser(req.query.user);
     const since = parseSince('since', typeof req.query.since === 'string' ? req.query.since : '30d', now());
-    const rows = usage.history({ ...(user ? { user } : {}), since, limit: 100_000 });
+    const rows = await usage.history({ ...(user ? { user } : {}), since, limit: 100000 });
     res
       .set('Content-Disposition', 'attachment; filename="podgate-sessions.csv"')
       .type('text/csv; charset=utf-8')

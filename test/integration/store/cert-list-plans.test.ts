@@ -80,11 +80,11 @@ describe('store: every admin list view reads an index (EXPLAIN QUERY PLAN, 10,00
     const users = Array.from({ length: 50 }, (_, i) =>
       t.store.createUser({ name: `user${String(i).padStart(2, '0')}`, role: 'user', passwordHash: null }),
     );
-    t.store.transaction(() => {
+    t.store.transaction(async (tx) => {
       for (let i = 0; i < N; i++) {
         const owner = users[i % users.length]!;
         const serial = `AB${i.toString(16).toUpperCase().padStart(8, '0')}`;
-        t.store.insertCert({
+        tx.insertCert({
           serial,
           commonName: `${owner.name}-dev${i}`,
           ownerId: owner.id,
@@ -95,7 +95,7 @@ describe('store: every admin list view reads an index (EXPLAIN QUERY PLAN, 10,00
           notAfter: new Date(NOW.getTime() + ((i * 37) % 400) * DAY - 10 * DAY),
           certPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
         });
-        if (i % 10 === 3) t.store.markRevoked(serial, 'superseded', NOW);
+        if (i % 10 === 3) tx.markRevoked(serial, 'superseded', NOW);
       }
     });
     lister = new CertLister(t.raw());

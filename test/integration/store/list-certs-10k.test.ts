@@ -35,7 +35,7 @@ describe('store: listCerts at 10,000 rows', function () {
       t.store.createUser({ name: `user${String(i).padStart(2, '0')}`, role: 'user', passwordHash: null }),
     );
     const start = performance.now();
-    t.store.transaction(() => {
+    t.store.transaction(async (tx) => {
       for (let i = 0; i < N; i++) {
         const owner = users[i % users.length]!;
         const r: Row = {
@@ -52,8 +52,8 @@ describe('store: listCerts at 10,000 rows', function () {
           revoked: i % 10 === 3,
         };
         const { ownerName: _o, revoked: _r, ...cert } = r;
-        t.store.insertCert(cert);
-        if (r.revoked) t.store.markRevoked(r.serial, 'superseded', NOW);
+        tx.insertCert(cert);
+        if (r.revoked) tx.markRevoked(r.serial, 'superseded', NOW);
         rows.push(r);
       }
     });

@@ -9,7 +9,7 @@ describe('store: transaction', () => {
   afterEach(() => t.cleanup());
 
   it('returns the value and commits', () => {
-    const serial = t.store.transaction(() => t.store.insertCert(newCert()).serial);
+    const serial = t.store.transaction(async (tx) => tx.insertCert(newCert()).serial);
     assert.ok(t.store.getCert(serial));
   });
 
@@ -18,16 +18,16 @@ describe('store: transaction', () => {
     let serial = '';
     assert.throws(
       () =>
-        t.store.transaction(() => {
-          serial = t.store.insertCert(newCert()).serial;
-          t.store.appendAudit({
+        t.store.transaction(async (tx) => {
+          serial = tx.insertCert(newCert()).serial;
+          tx.appendAudit({
             actor: 'a',
             action: 'cert.issue',
             target: serial,
             result: 'ok',
             details: {},
           });
-          t.store.setSetting('k', 'v');
+          tx.setSetting('k', 'v');
           throw boom;
         }),
       (e) => e === boom,
@@ -40,16 +40,16 @@ describe('store: transaction', () => {
   });
 
   it('nested calls: an inner failure caught by the outer one rolls back only the inner part', () => {
-    t.store.transaction(() => {
-      t.store.insertCert(newCert({ commonName: 'outer' }));
+    t.store.transaction(async (tx) => {
+      tx.insertCert(newCert({ commonName: 'outer' }));
       assert.throws(() =>
-        t.store.transaction(() => {
-          t.store.insertCert(newCert({ commonName: 'inner' }));
+        t.store.transaction(async (tx) => {
+          tx.insertCert(newCert({ commonName: 'inner' }));
           throw new Error('inner');
         }),
       );
       // the store's own methods (which use transactions internally) still work inside
-      t.store.insertCert(newCert({ commonName: 'after' }));
+      tx.insertCert(newCert({ commonName: 'after' }));
     });
     assert.deepEqual(
       t.store.listCerts({ sort: 'commonName' }).items.map((c) => c.commonName),
@@ -59,8 +59,8 @@ describe('store: transaction', () => {
 
   it('nested calls: an outer failure rolls back the committed inner part too', () => {
     assert.throws(() =>
-      t.store.transaction(() => {
-        t.store.transaction(() => t.store.insertCert(newCert({ commonName: 'inner' })));
+      t.store.transaction(async (tx) => {
+        t.store.transaction(async (tx) => tx.insertCert(newCert({ commonName: 'inner' })));
         throw new Error('outer');
       }),
     );
@@ -70,8 +70,8 @@ describe('store: transaction', () => {
   it('refuses an async body and rolls back what it did synchronously', () => {
     assert.throws(
       () =>
-        t.store.transaction(async () => {
-          t.store.setSetting('k', 'v');
+        t.store.transaction(async (tx) => {
+          tx.setSetting('k', 'v');
         }),
       /cannot return a promise/,
     );
