@@ -52,7 +52,7 @@ class Repos {
  * that needs several statements runs them in a transaction of its own); a transaction handle runs
  * every call on its transaction's connection, and refuses calls once that transaction ended.
  */
-class PgOps {
+class PgOps implements T.TxStore {
   protected constructor(private readonly r: Repos) {}
 
   /** Overridden by the transaction handle to refuse calls after the end of its transaction. */
@@ -60,7 +60,7 @@ class PgOps {
     return this.r;
   }
 
-  transaction<R>(fn: (tx: PgOps) => Promise<R>): Promise<R> {
+  transaction<R>(fn: (tx: T.TxStore) => Promise<R>): Promise<R> {
     return this.repos().db.atomic(async (db) => {
       const handle = new PgTxHandle(new Repos(db));
       try {
@@ -367,7 +367,7 @@ export interface PgOpenOptions {
  * the server's default isolation (READ COMMITTED). What must stay single and ordered with several
  * writers is kept so by the schema and the row locks its repositories take (see ./migrations/001-schema.ts).
  */
-export class PgStore extends PgOps {
+export class PgStore extends PgOps implements T.Store {
   readonly schemaVersion: number;
   readonly display: string;
   private closed = false;
