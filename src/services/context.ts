@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { BadRequest } from '../lib/errors.js';
 import { DataDirCaSet, type CaSet } from './ca-set.js';
 import { secureDataDir } from './data-dir.js';
-import { DeviceService } from './devices.js';
+import { DeviceService, type SharedWindow } from './devices.js';
 import { RenewalService } from './renewal.js';
 import { RevocationService } from './revocation.js';
 import { ServerIdentityService } from './server-identity.js';
@@ -97,7 +97,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
   if (scratch.length > 0) log.info({ dataDir, removed: scratch }, 'removed scratch dirs of killed backups');
   const clock = deps.clock ?? systemClock;
   const now = deps.now ?? (() => clock.now());
-  const { store, loaded, syncFiles } = await openStoreAndCa(config, dataDir);
+  const { store, loaded, syncFiles, sharedWindow } = await openStoreAndCa(config, dataDir);
   const { ca, previous: previousCa, secret } = loaded;
   try {
     const cas = new DataDirCaSet(dataDir, secret, { ca, ...(previousCa ? { previous: previousCa } : {}) });
@@ -137,7 +137,16 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
     // every CRL publication (revoke, disable, superseded renewals) changes who may connect
     revocation.addPublisher({ name: 'access-bundle', publish: () => access.changed() });
     const users = new UserService({ store, revocation, changed });
-    const devices = new DeviceService({ store, cas, config, server, now, addresses, changed });
+    const devices = new DeviceService({
+      store,
+      cas,
+      config,
+      server,
+      now,
+      addresses,
+      changed,
+      ...(sharedWindow ? { sharedWindow } : {}),
+    });
     const renewal = new RenewalService({ store, devices, revocation, config, now });
     if (!store.getCrl()) await revocation.ensureFreshCrl();
     return {
@@ -187,15 +196,21 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
 async function openStoreAndCa(
   config: Config,
   dataDir: string,
-): Promise<{ store: Store; loaded: Awaited<ReturnType<typeof loadOrCreateCa>>; syncFiles(): Promise<void> }> {
+): Promise<{
+  store: Store;
+  loaded: Awaited<ReturnType<typeof loadOrCreateCa>>;
+  syncFiles(): Promise<void>;
+  sharedWindow?: SharedWindow;
+}> {
   const target = storeTarget(config);
   if (target.engine === 'sqlite') {
     const loaded = await loadOrCreateCa(config, dataDir);
     return { store: openStore(dataDir), loaded, syncFiles: async () => {} };
   }
-  const [{ PgStore }, files] = await Promise.all([
+  const [{ PgStore }, files, { admitInWindow }] = await Promise.all([
     import('../store/pg/pg-store.js'),
     import('../store/pg/shared-files.js'),
+    import('../store/pg/rate-window.js'),
   ]);
   const store = await PgStore.open(target);
   try {
@@ -218,6 +233,8 @@ async function openStoreAndCa(
       syncFiles: async () => {
         await store.withDb((db) => files.pushSharedFiles(db, dataDir, SHARED_CA_FILES));
       },
+      sharedWindow: (scope, key, limit, windowMs, at) =>
+        store.withDb((db) => admitInWindow(db, scope, key, limit, windowMs, at)),
     };
   } catch (err) {
     await store.close();

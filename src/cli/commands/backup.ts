@@ -116,12 +116,12 @@ export function register(program: Command, env: CliEnv): void {
       let above = o.crlNumberAbove === undefined ? undefined : Number(o.crlNumberAbove);
       if (above === undefined) above = await clusterCrlNumber(config, env);
       const r = await restoreBackup({
-          file: data,
-          passphrase: pass,
-          dataDir: config.dataDir,
-          config,
-          actor: 'cli',
-          ...(above !== undefined ? { crlNumberAbove: above } : {}),
+        file: data,
+        passphrase: pass,
+        dataDir: config.dataDir,
+        config,
+        actor: 'cli',
+        ...(above !== undefined ? { crlNumberAbove: above } : {}),
       });
       if (g.json) {
         env.out(

@@ -106,7 +106,10 @@ export function register(program: Command, env: CliEnv): void {
         // /crl.pem; renewed certificates leave on time. server run does the same.
         const elected = await openLeadership(config, env.env);
         elected.leadership.onChange((leader) =>
-          log.info({ leader, by: elected.kind }, leader ? 'this replica runs the timers' : 'timers stopped here'),
+          log.info(
+            { leader, by: elected.kind },
+            leader ? 'this replica runs the timers' : 'timers stopped here',
+          ),
         );
         await elected.leadership.start();
         const timers = whileLeader(elected.leadership, () => {

@@ -101,11 +101,7 @@ export async function copySqliteToPg(
         }
         await pushSharedFiles(tx, files.dir, files.pattern);
       });
-      return verify(
-        src,
-        db,
-        matchingFiles(files.dir, files.pattern),
-      );
+      return verify(src, db, matchingFiles(files.dir, files.pattern));
     });
     return report;
   } finally {

@@ -48,13 +48,14 @@ export async function pushSharedFiles(db: PgDb, dir: string, pattern: RegExp): P
 
 /** Writes the database's copies into dir and removes matching files it does not have; returns the names written. */
 export async function pullSharedFiles(db: PgDb, dir: string, pattern: RegExp): Promise<string[]> {
-  const rows = (await db.all<{ name: string; content: Buffer }>('SELECT name, content FROM shared_files')).filter(
-    (r) => pattern.test(r.name),
-  );
+  const rows = (
+    await db.all<{ name: string; content: Buffer }>('SELECT name, content FROM shared_files')
+  ).filter((r) => pattern.test(r.name));
   // 0600 whatever the source had: only podgate reads its data dir (a checkout may have left 0644)
   for (const r of rows) writeFileAtomic(join(dir, r.name), r.content, 0o600);
   const have = new Set(rows.map((r) => r.name));
-  for (const name of matchingFiles(dir, pattern)) if (!have.has(name)) rmSync(join(dir, name), { force: true });
+  for (const name of matchingFiles(dir, pattern))
+    if (!have.has(name)) rmSync(join(dir, name), { force: true });
   return [...have].sort();
 }
 
@@ -63,7 +64,12 @@ export async function pullSharedFiles(db: PgDb, dir: string, pattern: RegExp): P
  * transaction-scoped advisory lock: replicas starting together on an empty database create one CA,
  * not one each (the second waits, then pulls the first one's).
  */
-export async function withSharedFiles<R>(db: PgDb, dir: string, pattern: RegExp, fn: () => Promise<R>): Promise<R> {
+export async function withSharedFiles<R>(
+  db: PgDb,
+  dir: string,
+  pattern: RegExp,
+  fn: () => Promise<R>,
+): Promise<R> {
   return db.atomic(async (tx) => {
     await tx.run("SELECT pg_advisory_xact_lock(hashtext('podgate.shared_files'))");
     await pullSharedFiles(tx, dir, pattern);

@@ -150,7 +150,8 @@ describe('config: store.url with other keys', () => {
           },
         }),
       (err: unknown) =>
-        err instanceof ConfigError && err.problems.some((p) => p.startsWith('backup.dir: scheduled backups copy the SQLite file')),
+        err instanceof ConfigError &&
+        err.problems.some((p) => p.startsWith('backup.dir: scheduled backups copy the SQLite file')),
     );
   });
 });
