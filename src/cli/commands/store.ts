@@ -3,30 +3,14 @@ import type { Command } from 'commander';
 import { ConfigError } from '../../config/load.js';
 import { resolveStoreTarget } from '../../config/store-schema.js';
 import { BadRequest } from '../../lib/errors.js';
-import {
-  CA_CERT_FILE,
-  CA_KEY_FILE,
-  NEXT_CA_CERT_FILE,
-  NEXT_CA_KEY_FILE,
-  PREVIOUS_CA_CERT_FILE,
-  PREVIOUS_CA_KEY_FILE,
-} from '../../services/ca-files.js';
 import { DB_FILE_NAME } from '../../store/index.js';
 import { globalOpts, table, type CliEnv } from '../env.js';
 
 /**
- * The data-dir files every replica needs, kept in the database on PostgreSQL: the CA certificates and
- * their encrypted keys. The secret that decrypts them (ca.passphraseFile or ca-key.kek) is not among
- * them: it stays a file (a Kubernetes Secret mounted into each replica), never beside the keys it opens.
+ * The CA files every replica needs, kept in the database on PostgreSQL (docs/postgres.md): the current,
+ * previous, next and retired certificates and their encrypted keys; never the key's secret (ca-key.kek).
  */
-export const SHARED_FILES = [
-  CA_CERT_FILE,
-  CA_KEY_FILE,
-  PREVIOUS_CA_CERT_FILE,
-  PREVIOUS_CA_KEY_FILE,
-  NEXT_CA_CERT_FILE,
-  NEXT_CA_KEY_FILE,
-] as const;
+export const SHARED_CA_FILES = /^ca(-previous|-next|-retired-[0-9a-f]+)?\.(crt|key\.enc)$/;
 
 /** `podgate store migrate --to postgres://…`: moves the SQLite data dir into an empty PostgreSQL database. */
 export function register(program: Command, env: CliEnv): void {
@@ -61,7 +45,7 @@ export function register(program: Command, env: CliEnv): void {
       const { copySqliteToPg } = await import('../../store/pg/copy-from-sqlite.js');
       const report = await copySqliteToPg(join(dataDir, DB_FILE_NAME), resolved.target, {
         dir: dataDir,
-        names: SHARED_FILES,
+        pattern: SHARED_CA_FILES,
       });
       if (g.json) {
         env.out(JSON.stringify({ to: resolved.target.display, ...report }, null, 2));

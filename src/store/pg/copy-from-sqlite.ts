@@ -1,10 +1,10 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError, BadRequest, Conflict } from '../../lib/errors.js';
 import { migrations as sqliteMigrations } from '../migrations/index.js';
 import type { PgDb } from './db.js';
 import { PgStore } from './pg-store.js';
+import { matchingFiles, pushSharedFiles } from './shared-files.js';
 import type { PgTarget } from './connection.js';
 
 /** Tables copied, parents before children (foreign keys hold at every insert). */
@@ -62,7 +62,7 @@ const BATCH_ROWS = 200;
 export async function copySqliteToPg(
   sqliteFile: string,
   target: PgTarget,
-  files: { dir: string; names: readonly string[] },
+  files: { dir: string; pattern: RegExp },
 ): Promise<CopyReport> {
   const src = readOnlyCopy(sqliteFile);
   let store: PgStore | undefined;
@@ -98,21 +98,9 @@ export async function copySqliteToPg(
             [access.version, access.published_version, access.published_hash],
           );
         }
-        for (const name of files.names) {
-          const path = join(files.dir, name);
-          if (!existsSync(path)) continue;
-          await tx.run(
-            `INSERT INTO shared_files (name, content, mode, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET content = excluded.content, mode = excluded.mode, updated_at = excluded.updated_at`,
-            [name, readFileSync(path), statSync(path).mode & 0o777, new Date().toISOString()],
-          );
-        }
+        await pushSharedFiles(tx, files.dir, files.pattern);
       });
-      return verify(
-        src,
-        db,
-        files.names.filter((n) => existsSync(join(files.dir, n))),
-      );
+      return verify(src, db, matchingFiles(files.dir, files.pattern));
     });
     return report;
   } finally {

@@ -20,20 +20,13 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { SHARED_CA_FILES } from '../../../src/cli/commands/store.js';
 import { SqliteStore } from '../../../src/store/index.js';
 import { copySqliteToPg } from '../../../src/store/pg/copy-from-sqlite.js';
 import { PgStore } from '../../../src/store/pg/pg-store.js';
 import { pgTarget, sharedPostgres } from '../../helpers/pg-store.js';
 
 const FIXTURE = join(process.cwd(), 'test', 'fixtures', 'datadir-v0.1.0');
-const CA_FILES = [
-  'ca.crt',
-  'ca.key.enc',
-  'ca-previous.crt',
-  'ca-previous.key.enc',
-  'ca-next.crt',
-  'ca-next.key.enc',
-];
 
 function hashes(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -67,7 +60,7 @@ describe('store (PostgreSQL): copying a SQLite data dir', function () {
     const before = hashes(dataDir);
     const report = await copySqliteToPg(join(dataDir, 'podgate.db'), target, {
       dir: dataDir,
-      names: CA_FILES,
+      pattern: SHARED_CA_FILES,
     });
     assert.deepEqual(hashes(dataDir), before, 'the data dir is byte for byte unchanged');
 
@@ -106,7 +99,7 @@ describe('store (PostgreSQL): copying a SQLite data dir', function () {
     }
 
     await assert.rejects(
-      copySqliteToPg(join(dataDir, 'podgate.db'), target, { dir: dataDir, names: CA_FILES }),
+      copySqliteToPg(join(dataDir, 'podgate.db'), target, { dir: dataDir, pattern: SHARED_CA_FILES }),
       (err: Error & { status?: number; field?: string }) =>
         err.status === 409 && err.field === 'store.url' && /already holds podgate data/.test(err.message),
     );
@@ -118,7 +111,7 @@ describe('store (PostgreSQL): copying a SQLite data dir', function () {
     const old = join(dir, 'old');
     cpSync(FIXTURE, old, { recursive: true }); // not upgraded
     await assert.rejects(
-      copySqliteToPg(join(old, 'podgate.db'), pgTarget(pg, database), { dir: old, names: CA_FILES }),
+      copySqliteToPg(join(old, 'podgate.db'), pgTarget(pg, database), { dir: old, pattern: SHARED_CA_FILES }),
       (err: Error & { status?: number; field?: string }) =>
         err.status === 400 && err.field === 'dataDir' && /start this podgate once/.test(err.message),
     );
@@ -140,7 +133,7 @@ describe('store (PostgreSQL): copying a SQLite data dir', function () {
     db.exec('ALTER TABLE gateways ADD COLUMN future_field TEXT');
     db.close();
     await assert.rejects(
-      copySqliteToPg(join(dataDir, 'podgate.db'), target, { dir: dataDir, names: CA_FILES }),
+      copySqliteToPg(join(dataDir, 'podgate.db'), target, { dir: dataDir, pattern: SHARED_CA_FILES }),
       /no column gateways\.future_field/,
     );
     const store = await PgStore.open(target);
@@ -163,10 +156,17 @@ describe('store (PostgreSQL): CA files shared through the database', function ()
     try {
       cpSync(join(FIXTURE, 'ca.crt'), join(one, 'ca.crt'));
       cpSync(join(FIXTURE, 'ca.key.enc'), join(one, 'ca.key.enc'));
-      const names = ['ca.crt', 'ca.key.enc', 'ca-next.crt'];
+      const names = /^ca(-next|-previous)?\.(crt|key\.enc)$/;
+      writeFileSync(join(one, 'podgate.db'), 'not shared');
       assert.deepEqual(await store.withDb((db) => pushSharedFiles(db, one, names)), ['ca.crt', 'ca.key.enc']);
+      assert.deepEqual(
+        await store.withDb((db) => pushSharedFiles(db, one, names)),
+        [],
+        'unchanged: nothing written',
+      );
       writeFileSync(join(two, 'ca-next.crt'), 'stale');
       assert.deepEqual(await store.withDb((db) => pullSharedFiles(db, two, names)), ['ca.crt', 'ca.key.enc']);
+      assert.ok(!existsSync(join(two, 'podgate.db')));
       assert.deepEqual(readFileSync(join(two, 'ca.key.enc')), readFileSync(join(one, 'ca.key.enc')));
       assert.equal(
         statSync(join(two, 'ca.key.enc')).mode & 0o077,

@@ -136,3 +136,22 @@ describe('config: store.url', () => {
     assert.deepEqual(problems, [`store.passwordFile: ${file} is empty`]);
   });
 });
+
+describe('config: store.url with other keys', () => {
+  it('400 backup.dir with a PostgreSQL store: scheduled backups copy the SQLite file', () => {
+    assert.throws(
+      () =>
+        loadConfig({
+          env: { PGPASSWORD: 'x' },
+          overrides: {
+            'store.url': 'postgres://u@h/db',
+            'backup.dir': '/var/backups/podgate',
+            'backup.passphraseFile': '/etc/podgate/backup-pass',
+          },
+        }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.problems.some((p) => p.startsWith('backup.dir: scheduled backups copy the SQLite file')),
+    );
+  });
+});
