@@ -7,7 +7,6 @@ import { SHARED_CA_FILES } from '../../services/ca-files.js';
 import { DB_FILE_NAME } from '../../store/index.js';
 import { globalOpts, table, type CliEnv } from '../env.js';
 
-
 /** `podgate store migrate --to postgres://…`: moves the SQLite data dir into an empty PostgreSQL database. */
 export function register(program: Command, env: CliEnv): void {
   const store = program.command('store').description('the database: move a SQLite data dir to PostgreSQL');

@@ -1,5 +1,4 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError, BadRequest, Conflict } from '../../lib/errors.js';
 import { migrations as sqliteMigrations } from '../migrations/index.js';

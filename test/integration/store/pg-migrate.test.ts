@@ -159,7 +159,11 @@ describe('store (PostgreSQL): CA files shared through the database', function ()
       const names = /^ca(-next|-previous)?\.(crt|key\.enc)$/;
       writeFileSync(join(one, 'podgate.db'), 'not shared');
       assert.deepEqual(await store.withDb((db) => pushSharedFiles(db, one, names)), ['ca.crt', 'ca.key.enc']);
-      assert.deepEqual(await store.withDb((db) => pushSharedFiles(db, one, names)), [], 'unchanged: nothing written');
+      assert.deepEqual(
+        await store.withDb((db) => pushSharedFiles(db, one, names)),
+        [],
+        'unchanged: nothing written',
+      );
       writeFileSync(join(two, 'ca-next.crt'), 'stale');
       assert.deepEqual(await store.withDb((db) => pullSharedFiles(db, two, names)), ['ca.crt', 'ca.key.enc']);
       assert.ok(!existsSync(join(two, 'podgate.db')));
