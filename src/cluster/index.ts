@@ -28,9 +28,9 @@ export interface ClusterServiceDeps {
   config: Config;
   store: SettingsStore & AuditStore;
   server: { ensure(): Promise<ServerMaterial> };
-  revocation: { bundle(): RevocationBundle };
+  revocation: { bundle(): Promise<RevocationBundle> };
   /** The access mode in force (config, else the data dir): the pod's start table and identity check. */
-  access?: { mode(): { mode: AccessMode } };
+  access?: { mode(): Promise<{ mode: AccessMode }> };
   /** Builds the KubeApi on first use (kubeconfig, in-cluster...). */
   kube: () => KubeApi;
   /** Releases what the KubeApi holds (an SSH tunnel to the API server). */
@@ -85,7 +85,7 @@ export class ClusterService {
     return buildManifests({
       config,
       server: await this.deps.server.ensure(),
-      bundle: this.deps.revocation.bundle(),
+      bundle: await this.deps.revocation.bundle(),
       network: {
         podCidrs: net.podCidrs,
         serviceCidrs: net.serviceCidrs,
@@ -95,7 +95,7 @@ export class ClusterService {
         searchDomains: net.searchDomains,
       },
       serverConfTemplate: loadTemplate('server.conf.hbs'),
-      accessMode: this.deps.access?.mode().mode,
+      accessMode: (await this.deps.access?.mode())?.mode,
     });
   }
 
@@ -120,21 +120,21 @@ export class ClusterService {
     return applyAll(objects, {
       kube: this.kube,
       onProgress,
-      owner: { keyIds: this.ownKeyIds(), ...(o.takeOver ? { takeOver: true } : {}) },
+      owner: { keyIds: await this.ownKeyIds(), ...(o.takeOver ? { takeOver: true } : {}) },
       rolloutTimeoutMs: this.deps.rolloutTimeoutMs,
       pollMs: this.deps.pollMs,
     });
   }
 
   /** This manager's CA key ids, from the CRL it publishes (issuing CA first, one per trusted CA). */
-  private ownKeyIds(): string[] {
-    return crlKeyIds(this.deps.revocation.bundle().crlPem);
+  private async ownKeyIds(): Promise<string[]> {
+    return crlKeyIds((await this.deps.revocation.bundle()).crlPem);
   }
 
   /** Pods, endpoints and the agent's last applied CRL number; also records newly effective revocations. */
   async status(): Promise<ClusterStatus & { newlyEffective: EffectiveRevocation[] }> {
     const ns = this.deps.config.kubernetes.namespace;
-    const bundle = this.deps.revocation.bundle();
+    const bundle = await this.deps.revocation.bundle();
     const status = await readClusterStatus(this.kube, ns, bundle.crlNumber, crlKeyIds(bundle.crlPem));
     const newlyEffective = await syncAgentStatus(this.kube, ns, this.deps.store);
     return { ...status, newlyEffective };
@@ -200,7 +200,7 @@ export class ClusterService {
     const result = await applyAll([secret, configMap, deployment], {
       kube: this.kube,
       onProgress,
-      owner: { keyIds: this.ownKeyIds() },
+      owner: { keyIds: await this.ownKeyIds() },
       rolloutTimeoutMs: this.deps.rolloutTimeoutMs,
       pollMs: this.deps.pollMs,
     });

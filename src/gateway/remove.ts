@@ -42,7 +42,7 @@ export async function removeGateway(
     `Removing gateway ${layout.name} from ${rec.target}${options.localOnly ? ' (local only: the host is not touched)' : ''}`,
   );
   if (!options.localOnly) await cleanHost(deps, layout, lans, sleep, say);
-  const valid = deps.certs.findValid(layout.commonName);
+  const valid = await deps.certs.findValid(layout.commonName);
   if (valid) await deps.certs.revoke(valid.serial, 'cessationOfOperation');
   say(
     'certificate',

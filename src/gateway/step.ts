@@ -12,7 +12,7 @@ export type StepResult = 'changed' | 'unchanged' | 'would change' | 'skipped';
 /** The certificate operations provisioning needs (built from the services by the CLI; faked in tests). */
 export interface GatewayCertificates {
   /** The valid certificate with this common name, if any. */
-  findValid(commonName: string): CertRecord | undefined;
+  findValid(commonName: string): Promise<CertRecord | undefined>;
   /** Issues a `gateway` certificate and returns it with the rendered .ovpn profile (key inline). */
   issue(commonName: string): Promise<{ cert: CertRecord; profile: string }>;
   /** Revokes by serial. */

@@ -128,7 +128,7 @@ export const certificate: Step = {
   label: 'certificate',
   async run(ctx) {
     const { layout, certs } = ctx;
-    const current = certs.findValid(layout.commonName);
+    const current = await certs.findValid(layout.commonName);
     const uploaded = await ctx.host.read(layout.profile);
     const body = uploaded === undefined ? undefined : profileCertBody(uploaded);
     const fresh = current !== undefined && current.notAfter.getTime() - ctx.now().getTime() > RENEW_BEFORE_MS;

@@ -40,7 +40,7 @@ export interface SupervisorContext {
   revocation: {
     ensureFreshCrl(): Promise<unknown>;
     resign(actor: string): Promise<unknown>;
-    bundle(): RevocationBundle;
+    bundle(): Promise<RevocationBundle>;
     addPublisher(p: CrlPublisher): void;
   };
   server: { ensure(): Promise<ServerIdentityFiles> };
@@ -145,7 +145,7 @@ export class ServerSupervisor {
     const publisher = new LocalCrlPublisher(paths.dir);
     ctx.revocation.addPublisher(publisher);
     await ctx.revocation.ensureFreshCrl();
-    const bundle = ctx.revocation.bundle();
+    const bundle = await ctx.revocation.bundle();
     await publisher.publish(bundle);
 
     this.agent = this.makeAgent(id.caCertPem);
@@ -252,7 +252,7 @@ export class ServerSupervisor {
       // by each of them. prime() (no session kills): openvpn restarts below, no session outlives it.
       const agent = this.makeAgent(id.caCertPem);
       await ctx.revocation.resign('system');
-      agent.prime(ctx.revocation.bundle());
+      agent.prime(await ctx.revocation.bundle());
       this.agent?.stop();
       this.agent = agent;
     }

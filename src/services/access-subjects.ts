@@ -100,9 +100,9 @@ export async function resolveBundle(
 ): Promise<{ clients: AccessClient[]; rules: ResolvedRule[]; }> {
   const lookup = await groups.bulkGroupsOf();
   const groupsOf = new Map<number, Set<string>>();
-  const ownerGroups = (u: User): Set<string> => {
+  const ownerGroups = async (u: User): Promise<Set<string>> => {
     let g = groupsOf.get(u.id);
-    if (!g) groupsOf.set(u.id, (g = lookup(u)));
+    if (!g) groupsOf.set(u.id, (g = await lookup(u)));
     return g;
   };
   // Index the rules by subject once, then find each device's rules by lookups (devices x their groups),
@@ -128,7 +128,7 @@ export async function resolveBundle(
         for (const i of byGateway.get(name) ?? []) hit.add(i);
     } else {
       for (const i of byUser.get(d.owner.name) ?? []) hit.add(i);
-      for (const g of ownerGroups(d.owner)) for (const i of byGroup.get(g) ?? []) hit.add(i);
+      for (const g of await ownerGroups(d.owner)) for (const i of byGroup.get(g) ?? []) hit.add(i);
     }
     for (const i of hit) clientsOf[i]!.push(d.address);
   }

@@ -8,6 +8,7 @@ import {
   finishCaChange,
   readCaFiles,
   withCaLock,
+  withCaLockAsync,
   type CaChangeProbe,
   NEXT_CA_CERT_FILE,
   NEXT_CA_KEY_FILE,
@@ -62,7 +63,7 @@ export async function rotateCa(
   const outgoing = ctx.ca.keyId;
   // Everything below holds the CA lock: another `ca rotate` may have switched the CA since this
   // context was opened (then the files say so), and none can write its ca-next.* files meanwhile.
-  const tagged = withCaLock(ctx.dataDir, () => {
+  const tagged = await withCaLockAsync(ctx.dataDir, async () => {
     finishCaChange(ctx.dataDir, secret);
     const onDisk = readCaFiles(ctx.dataDir, secret);
     if (onDisk.previous) throw inProgress(onDisk.previous.commonName);
@@ -71,7 +72,7 @@ export async function rotateCa(
         `the CA changed while this rotation ran (another \`ca rotate\`): nothing done`,
         'ca',
       );
-    const n = tagOutgoing();
+    const n = await tagOutgoing();
     writeFileAtomic(join(ctx.dataDir, NEXT_CA_KEY_FILE), encryptPrivateKey(material.keyPem, secret), 0o600);
     o.probe?.('rotate:next-key');
     writeFileAtomic(join(ctx.dataDir, NEXT_CA_CERT_FILE), material.certPem, 0o644);

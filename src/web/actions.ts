@@ -185,10 +185,10 @@ export class WebActions {
   }
 
   /** The user's own certificate, or 404: someone else's id looks exactly like an unknown one. */
-  ownDevice(user: User, id: string): CertRecord {
-    const cert = this.certBySerial(id);
+  async ownDevice(user: User, id: string): Promise<CertRecord> {
+    const cert = await this.certBySerial(id);
     if (!cert || cert.ownerId !== user.id || cert.kind !== 'client') throw new NotFound('device not found');
-    return cert;
+    return await cert;
   }
 
   /** Issues `<user>.<device>`; the key is generated for this answer only (or stays on the device with a CSR). */
@@ -220,7 +220,7 @@ export class WebActions {
     id: string,
     reason: RevocationReason = 'cessationOfOperation',
   ): Promise<DeviceView> {
-    const cert = this.ownDevice(user, id);
+    const cert = await this.ownDevice(user, id);
     const { cert: revoked } = await this.ctx.revocation.revoke({
       actor: user.name,
       serialOrName: cert.serial,
@@ -230,7 +230,7 @@ export class WebActions {
   }
 
   async revokeCert(actor: User, serial: string, reason: RevocationReason): Promise<DeviceView> {
-    const cert = this.certBySerial(serial);
+    const cert = await this.certBySerial(serial);
     if (!cert) throw new NotFound('certificate not found');
     const { cert: revoked } = await this.ctx.revocation.revoke({
       actor: actor.name,
@@ -245,8 +245,8 @@ export class WebActions {
     return this.ctx.config.vpn.expiryWarningDays;
   }
 
-  getCert(serial: string): DeviceView {
-    const cert = this.certBySerial(serial);
+  async getCert(serial: string): Promise<DeviceView> {
+    const cert = await this.certBySerial(serial);
     if (!cert) throw new NotFound('certificate not found');
     return deviceView(cert, this.now());
   }

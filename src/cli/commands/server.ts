@@ -60,7 +60,7 @@ export function register(program: Command, env: CliEnv): void {
       setLogLevel(config.logLevel);
       const ctx = await env.openContext(config, env.contextDeps(config));
       const supervisor = new ServerSupervisor(
-        { ...ctx, config: servedConfig(config, ctx.store) },
+        { ...ctx, config: await servedConfig(config, ctx.store) },
         { caWarning: () => caExpiryWarning(ctx) },
       );
       try {

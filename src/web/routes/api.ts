@@ -92,8 +92,8 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
     sendProfile(res, issued);
   });
 
-  r.get('/devices/:id', requireUser, (req, res) => {
-    const cert = actions.ownDevice(req.auth!.user, String(req.params.id));
+  r.get('/devices/:id', requireUser, async (req, res) => {
+    const cert = await actions.ownDevice(req.auth!.user, String(req.params.id));
     res.json({ device: actions.getCert(cert.serial) });
   });
 

@@ -177,8 +177,8 @@ export function userPages({ actions, usage }: RouteDeps, config: Config): Router
     sendProfile(res, issued);
   });
 
-  r.get('/devices/:id/revoke', requireUser, (req, res) => {
-    const cert = actions.ownDevice(req.auth!.user, String(req.params.id));
+  r.get('/devices/:id/revoke', requireUser, async (req, res) => {
+    const cert = await actions.ownDevice(req.auth!.user, String(req.params.id));
     res.render('device-revoke', {
       title: 'Revoke device',
       nav: 'devices',

@@ -15,7 +15,7 @@ export function renewalRouter({ actions, now }: RouteDeps, ctx: AppContext): Rou
   const r = Router();
   const renew = async (req: Request) => {
     const user = req.auth!.user;
-    const old = actions.ownDevice(user, String(req.params.id));
+    const old = await actions.ownDevice(user, String(req.params.id));
     const body = parse(renewDeviceBody, req.body ?? {});
     const { cert, profile } = await ctx.renewal.renew({
       actor: user.name,
