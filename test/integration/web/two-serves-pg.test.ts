@@ -79,7 +79,11 @@ describe('serve x2 on one PostgreSQL: parallel issues and revocations', function
     );
     const ok = issued.filter((r) => r.status === 201);
     const limited = issued.filter((r) => r.status === 429);
-    assert.equal(ok.length, LIMIT, `201s: ${ok.length}, statuses ${JSON.stringify(issued.map((r) => r.status))}`);
+    assert.equal(
+      ok.length,
+      LIMIT,
+      `201s: ${ok.length}, statuses ${JSON.stringify(issued.map((r) => r.status))}`,
+    );
     assert.equal(limited.length, ISSUES - LIMIT, 'the rest were refused by the shared hourly limit');
     const serials = ok.map((r) => r.serial!);
     assert.equal(new Set(serials).size, serials.length, 'no serial twice');
@@ -97,7 +101,8 @@ describe('serve x2 on one PostgreSQL: parallel issues and revocations', function
     assert.equal(crl.number, crlBefore + REVOKES, 'each revocation made exactly one CRL: no gap, none lost');
     const text = execFileSync('openssl', ['crl', '-noout', '-text'], { input: crl.pem, encoding: 'utf8' });
     const inCrl = new Set([...text.matchAll(/Serial Number: ([0-9A-F]+)/g)].map((m) => m[1]!));
-    for (const s of victims) assert.ok(inCrl.has(s.replace(/^0+/, '')) || inCrl.has(s), `${s} in the final CRL`);
+    for (const s of victims)
+      assert.ok(inCrl.has(s.replace(/^0+/, '')) || inCrl.has(s), `${s} in the final CRL`);
     const revokeAudit = await store.listAudit({ action: 'cert.revoke', limit: 1000 });
     assert.equal(revokeAudit.length, REVOKES);
 
