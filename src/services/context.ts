@@ -148,7 +148,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       ...(sharedWindow ? { sharedWindow } : {}),
     });
     const renewal = new RenewalService({ store, devices, revocation, config, now });
-    if (!store.getCrl()) await revocation.ensureFreshCrl();
+    if (!(await store.getCrl())) await revocation.ensureFreshCrl();
     return {
       config,
       dataDir,
@@ -173,13 +173,8 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       ...(deps.clusterObjects ? { clusterObjects: deps.clusterObjects } : {}),
       now,
       clock,
-      close: async () => {
-        try {
-          await syncFiles();
-        } finally {
-          await store.close();
-        }
-      },
+      // PostgreSQL: CA files changed by this process (ca rotate) go back to the database first
+      close: () => void syncFiles().finally(() => store.close()),
     };
   } catch (err) {
     await store.close();
