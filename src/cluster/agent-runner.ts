@@ -10,10 +10,12 @@ import { AccessAgent, type AccessReporter } from '../openvpn/access-agent.js';
 import { ClientConfigDir } from '../openvpn/client-config-dir.js';
 import { ManagementClient } from '../openvpn/management-client.js';
 import { NftEnforcer, type Enforcer } from '../openvpn/nft-enforcer.js';
+import { ProbeResponder } from '../openvpn/probe-responder.js';
 import { TunnelSubnets } from '../lib/tunnel-subnets.js';
 import { logger } from '../lib/logger.js';
 import type { KubeApi } from './kube-api.js';
 import { ConfigMapAgentReporter } from './agent-status.js';
+import { ConfigMapSessionsReporter, managementStatus } from './agent-sessions.js';
 import { OBJECT_NAMES } from './pod-layout.js';
 import { SecretWatchSource } from './secret-watch-source.js';
 import { ClusterAccessWatch } from './access-watch.js';
@@ -53,12 +55,18 @@ export interface ClusterAgentOptions {
   reporter?: AgentReporter;
   retryMs?: number;
   access?: ClusterAccessOptions;
+  /** Session history: publish a `status 3` reading this often (sessions.recordEverySeconds); absent: off. */
+  sessions?: { everyMs: number };
+  /** "Check my connection": the probe listener on the pod IP (connectionCheck.port; absent or 0: off). */
+  probe?: { port: number; allowedOrigin: string | undefined };
 }
 
 export interface RunningClusterAgent {
   agent: RevocationAgent;
   source: SecretWatchSource;
   access?: { agent: AccessAgent; cluster: ClusterAccessWatch; bundles: AccessBundleWatch };
+  probe?: ProbeResponder;
+  sessions?: ConfigMapSessionsReporter;
   stop(): Promise<void>;
 }
 
@@ -133,6 +141,23 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
       );
     },
   });
+  // Answers from the pod IP: the devices page's check that the pod route works (lib/connection-probe.ts).
+  let probe: ProbeResponder | undefined;
+  if (o.probe && o.probe.port > 0) {
+    probe = new ProbeResponder({ host: '0.0.0.0', port: o.probe.port, allowedOrigin: o.probe.allowedOrigin });
+    probe.start();
+  }
+  let sessions: ConfigMapSessionsReporter | undefined;
+  if (o.sessions && o.podName) {
+    sessions = new ConfigMapSessionsReporter({
+      kube: o.kube,
+      namespace: o.namespace,
+      podName: o.podName,
+      status: managementStatus({ socketPath: o.managementSocket, password: o.managementPassword }),
+      everyMs: o.sessions.everyMs,
+    });
+    sessions.start();
+  }
   // The access side first and without waiting for the API server (see startAccess).
   const access = o.access ? await startAccess(o, o.access, connect) : undefined;
   try {
@@ -152,7 +177,11 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
     agent,
     source,
     access,
+    probe,
+    sessions,
     async stop() {
+      sessions?.stop();
+      await probe?.stop();
       source.stop();
       access?.bundles.stop();
       await access?.agent.stop(); // the table and the ccd files stay: nothing opens

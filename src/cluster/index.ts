@@ -10,14 +10,15 @@ import { loadTemplate } from '../lib/templates.js';
 import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
 import { effectiveNetwork } from '../services/network.js';
 import type { AuditStore, SettingsStore } from '../store/types.js';
-import { syncAgentStatus, type EffectiveRevocation } from './agent-status.js';
+import { statusRef, syncAgentStatus, type EffectiveRevocation } from './agent-status.js';
+import { syncSessionReadings, type SessionSink } from './agent-sessions.js';
 import { applyAll, type DeployResult } from './deploy.js';
 import { discover, findRangeOverlaps, lastDiscovery, type DiscoveryResult } from './discovery.js';
 import { refOf, type KubeApi, type KubeObject } from './kube-api.js';
 import { OBJECT_NAMES } from './pod-layout.js';
 import { crlKeyIds } from './ownership.js';
 import { buildManifests, manifestFiles, type ServerMaterial } from './manifests.js';
-import { readClusterStatus, type ClusterStatus } from './status.js';
+import { readClusterStatus, readServerPodIps, type ClusterStatus } from './status.js';
 import { SecretCrlPublisher } from './secret-publisher.js';
 import { createKubeApi, loadKubeConfig } from './kube-client.js';
 import { connectKube, type KubeConnection } from './kube-connection.js';
@@ -35,6 +36,8 @@ export interface ClusterServiceDeps {
   kube: () => KubeApi;
   /** Releases what the KubeApi holds (an SSH tunnel to the API server). */
   closeKube?: () => Promise<void>;
+  /** Records the server pods' session readings (serve: the UsageService); absent: not recorded. */
+  sessions?: SessionSink;
   /** Rollout wait; default 180 s. */
   rolloutTimeoutMs?: number;
   pollMs?: number;
@@ -42,6 +45,8 @@ export interface ClusterServiceDeps {
 
 export class ClusterService {
   private kubeApi: KubeApi | undefined;
+  /** The last session reading recorded per pod. */
+  private readonly readingsSeen = new Map<string, string>();
   constructor(private readonly deps: ClusterServiceDeps) {}
 
   private get kube(): KubeApi {
@@ -140,9 +145,29 @@ export class ClusterService {
     return { ...status, newlyEffective };
   }
 
-  /** Turns the agent's reports into audit rows now (the web app may call this on a timer). */
-  syncAgentStatus(): Promise<EffectiveRevocation[]> {
-    return syncAgentStatus(this.kube, this.deps.config.kubernetes.namespace, this.deps.store);
+  /** The ready server pods' IPs (the devices page's connection check probes them). */
+  serverPodIps(): Promise<string[]> {
+    return readServerPodIps(this.kube, this.deps.config.kubernetes.namespace);
+  }
+
+  /**
+   * Turns the agent's reports into audit rows now, and (with a session sink) the pods' session readings
+   * into the session history (the web app calls this on a timer).
+   */
+  async syncAgentStatus(): Promise<EffectiveRevocation[]> {
+    const ns = this.deps.config.kubernetes.namespace;
+    const written = await syncAgentStatus(this.kube, ns, this.deps.store);
+    if (this.deps.sessions) await this.syncSessions();
+    return written;
+  }
+
+  /** Records each server pod's latest session reading (see cluster/agent-sessions.ts). */
+  async syncSessions(now = new Date()): Promise<{ recorded: string[]; gone: string[] }> {
+    const ns = this.deps.config.kubernetes.namespace;
+    if (!this.deps.sessions) return { recorded: [], gone: [] };
+    const cm = await this.kube.get(statusRef(ns));
+    const data = (cm?.data ?? {}) as Record<string, string>;
+    return syncSessionReadings(this.kube, ns, data, this.deps.sessions, this.readingsSeen, now);
   }
 
   /**
@@ -243,6 +268,7 @@ export class ClusterService {
  */
 export function clusterServiceFor(
   ctx: Pick<ClusterServiceDeps, 'config' | 'store' | 'server' | 'revocation' | 'access'>,
+  sessions?: SessionSink,
 ): ClusterService {
   return new ClusterService({
     config: ctx.config,
@@ -250,6 +276,7 @@ export function clusterServiceFor(
     server: ctx.server,
     revocation: ctx.revocation,
     access: ctx.access,
+    ...(sessions ? { sessions } : {}),
     ...lazyConnection(ctx.config),
   });
 }

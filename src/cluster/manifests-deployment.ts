@@ -192,6 +192,16 @@ export function buildDeployment({ config, namespace, checksum, proto, access }: 
                 ...(access?.dnsServers.length
                   ? [{ name: 'PODGATE_VPN_DNS_SERVERS', value: access.dnsServers.join(',') }]
                   : []),
+                // session history: how often the agent reports a `status 3` reading to the manager
+                {
+                  name: 'PODGATE_SESSIONS_RECORD_EVERY_SECONDS',
+                  value: String(config.sessions.recordEverySeconds),
+                },
+                // "Check my connection": the probe listener on the pod IP, readable by the web app's pages
+                { name: 'PODGATE_CONNECTION_CHECK_PORT', value: String(config.connectionCheck.port) },
+                ...(config.web.publicUrl
+                  ? [{ name: 'PODGATE_WEB_PUBLIC_URL', value: config.web.publicUrl }]
+                  : []),
               ],
               // Root: the management socket is created by openvpn before it drops to `user nobody`, and
               // only its owner may connect. NET_ADMIN only: the agent keeps podgate's nftables table.

@@ -59,6 +59,15 @@ function pod(p: KubeObject): PodStatus {
   };
 }
 
+/** The IPs of the running, ready server pods (what "Check my connection" probes). */
+export async function readServerPodIps(kube: KubeApi, namespace: string): Promise<string[]> {
+  const pods = await kube.list('v1', 'Pod', { namespace, labelSelector: selector });
+  return (pods?.items ?? [])
+    .map(pod)
+    .filter((p) => p.phase === 'Running' && p.ready && p.podIP)
+    .map((p) => p.podIP!);
+}
+
 /** Reads the Deployment, its pods, the Service and its Endpoints, and the agent's status ConfigMap. */
 export async function readClusterStatus(
   kube: KubeApi,

@@ -48,6 +48,12 @@ const proxyRange = z.string().superRefine((value, ctx) => {
 });
 const name = z.string().regex(NAME_PATTERN, 'must match ^[a-z0-9][a-z0-9._-]{0,63}$');
 const port = z.number().int().min(1).max(65535);
+/** http(s)://host[:port] without a path: where a probe listener answers /connection-probe. */
+const probeBase = z
+  .string()
+  .url('must be an absolute URL')
+  .refine((v) => /^https?:\/\/[^/?#@]+\/?$/.test(v), 'must be http(s)://host[:port] without a path');
+
 /** A Kubernetes namespace name: a DNS-1123 label (what the API server accepts). */
 export const namespaceName = z
   .string()
@@ -237,6 +243,29 @@ export const configSchema = z
         retainDays: z.number().int().min(1).max(3650).default(90),
         /** How often `server run` reads live sessions to record them (a crash loses at most this much). */
         recordEverySeconds: z.number().int().min(1).max(3600).default(60),
+      })
+      .strict()
+      .default({}),
+    /**
+     * "Check my connection" on the devices page: the browser fetches a probe through the tunnel and
+     * shows each check green or red. The probe answers only `reachable` plus the page's nonce, and only
+     * to web.publicUrl's origin (unset: browsers cannot read it, and the page says so).
+     */
+    connectionCheck: z
+      .object({
+        /**
+         * TCP port of the probe listener beside openvpn: `server run` on the server's tunnel-side address,
+         * the agent in the server pod on the pod IP. 0 turns the listener off.
+         */
+        port: z.number().int().min(0).max(65535).default(8099),
+        /**
+         * The manager's own Service as a connected device reaches it through the tunnel, by cluster DNS
+         * name, e.g. `http://podgate-manager.podgate.svc.cluster.local` (k8s/deployment.yaml sets it).
+         * The manager resolves the name itself for the ClusterIP check unless serviceIpUrl is set.
+         */
+        serviceDnsUrl: probeBase.optional(),
+        /** The same Service by its ClusterIP, e.g. `http://10.96.0.80`. */
+        serviceIpUrl: probeBase.optional(),
       })
       .strict()
       .default({}),

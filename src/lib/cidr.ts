@@ -105,6 +105,11 @@ export function ipv4Bounds(cidr: Cidr): { network: number; broadcast: number } {
   return { network, broadcast: network + 2 ** (32 - cidr.prefix) - 1 };
 }
 
+/** The VPN server's own address in vpn.clientSubnet (openvpn's `server` directive takes the first host). */
+export function serverTunnelAddress(clientSubnet: string): string {
+  return intToIpv4(ipv4Bounds(parseCidr('vpn.clientSubnet', clientSubnet)).network + 1);
+}
+
 /**
  * The IPv6 tunnel address that goes with an IPv4 one: the same host index (offset from the network
  * address) in `subnet6`. Deterministic, so a device's IPv6 address follows its stored IPv4 address and

@@ -25,6 +25,9 @@ import type { CrlPublisher, RevocationBundle } from './revocation-bundle.js';
 import { serverPaths, writeServerFiles, type ServerIdentityFiles, type ServerPaths } from './server-files.js';
 import { StoreAgentReporter } from './store-reporter.js';
 import { SessionRecorder, type RecorderStore } from './session-recorder.js';
+import { ProbeResponder } from './probe-responder.js';
+import { serverTunnelAddress } from '../lib/cidr.js';
+import { webOrigin } from '../lib/connection-probe.js';
 import { startUpkeep } from './upkeep.js';
 
 const log = logger.child({ module: 'supervisor' });
@@ -108,6 +111,8 @@ export class ServerSupervisor {
   starts = 0;
   /** The session history of this openvpn. */
   readonly recorder: SessionRecorder;
+  /** "Check my connection": answers on the server's tunnel-side address (connectionCheck.port). */
+  probe: ProbeResponder | undefined;
 
   constructor(
     private readonly ctx: SupervisorContext,
@@ -213,6 +218,16 @@ export class ServerSupervisor {
     if (seenEvery > 0)
       this.timers.push(repeat(clock, seenEvery, () => this.touchLastSeen(managementPassword)));
     this.spawnOpenvpn();
+    const probePort = ctx.config.connectionCheck.port;
+    if (probePort > 0) {
+      // Binds once openvpn has made the tun device and its address (the responder retries until then).
+      this.probe = new ProbeResponder({
+        host: serverTunnelAddress(ctx.config.vpn.clientSubnet),
+        port: probePort,
+        allowedOrigin: webOrigin(ctx.config.web.publicUrl),
+      });
+      this.probe.start();
+    }
     await natAdded;
   }
 
@@ -396,6 +411,7 @@ export class ServerSupervisor {
     this.stopping = true;
     this.source?.stop();
     this.agent?.stop();
+    await this.probe?.stop();
     await this.access?.stop(); // the nftables table and the client-config-dir stay: nothing opens
     for (const t of this.timers) t.cancel();
     // One last reading, so the bytes up to now are kept, then everything still open ends with the stop.

@@ -1,4 +1,6 @@
 import { BadRequest } from '../lib/errors.js';
+import { SessionRecorder } from '../openvpn/session-recorder.js';
+import type { ClientSession } from '../openvpn/status.js';
 import type { SessionHistoryRecord, Store, UsageDay } from '../store/types.js';
 
 const DAY = 86_400_000;
@@ -54,15 +56,42 @@ function totals(rows: UsageDay[], key: (r: UsageDay) => string): UsageTotal[] {
   return [...m.values()].sort((a, b) => b.bytesIn + b.bytesOut - (a.bytesIn + a.bytesOut));
 }
 
-/** The session history read back: lists, the 30-day report behind the admin chart, the CSV export. */
+/**
+ * The session history: recorded from readings of openvpn's status (cluster mode: the pods' agents
+ * report them, see cluster/agent-sessions.ts; `server run` records its own), and read back as lists,
+ * the 30-day report behind the admin chart, the CSV export.
+ */
 export class UsageService {
+  private readonly recorders = new Map<string, SessionRecorder>();
+
   constructor(
     private readonly store: Store,
     private readonly now: () => Date,
   ) {}
 
+<<<<<<< HEAD
   async history(q: { user?: string; since?: Date; limit?: number } = {}): Promise<SessionHistoryRecord[]> {
     return await this.store.listSessionHistory(q);
+=======
+  private recorder(replica: string): SessionRecorder {
+    let r = this.recorders.get(replica);
+    if (!r) this.recorders.set(replica, (r = new SessionRecorder(this.store, replica)));
+    return r;
+  }
+
+  /** Records one reading of a replica's live sessions taken at `at` (sessions missing from it end). */
+  recordReading(replica: string, clients: readonly ClientSession[], at: Date): void {
+    this.recorder(replica).record(clients, at);
+  }
+
+  /** Ends every open session of a replica that is gone; returns how many. */
+  closeReplica(replica: string, reason: 'server-restart' | 'server-stop'): number {
+    return this.recorder(replica).closeAll(reason);
+  }
+
+  history(q: { user?: string; since?: Date; limit?: number } = {}): SessionHistoryRecord[] {
+    return this.store.listSessionHistory(q);
+>>>>>>> postgres
   }
 
   /** Every day of the last `days` days (UTC), zeros included, so the chart has no gaps. */

@@ -30,11 +30,15 @@ import { renewalRouter } from './routes/renewal.js';
 import { caPages } from './routes/pages-ca.js';
 import { caExpiryWarning } from '../services/ca-status.js';
 import { publicRouter } from './routes/public.js';
+import { openApiRouter } from './routes/openapi.js';
 import { tokenPages, tokensApi } from './routes/tokens.js';
 import { ImportLinkService } from '../services/import-links.js';
 import { importLinkRoutes, importProfileRoute } from './routes/import.js';
 import { restProfileRouter } from './routes/rest-profile.js';
 import { UsageService } from '../services/usage.js';
+import { ConnectionCheckService } from '../services/connection-check.js';
+import { webOrigin } from '../lib/connection-probe.js';
+import { connectionProbeRoute } from './routes/connection-check.js';
 import { usageRoutes } from './routes/usage.js';
 
 export interface AppDeps {
@@ -122,7 +126,11 @@ export function createApp(deps: AppDeps): express.Express {
   const deploys = new DeployTracker(now);
   const metrics = createMetrics(ctx.store, deps.sessions, now, ctx, { cluster: deps.cluster, throttle });
   const usage = new UsageService(ctx.store, now);
-  const routeDeps = { actions, admin, deploys, now, usage };
+  const connectionCheck = new ConnectionCheckService({
+    config: ctx.config,
+    ...(deps.cluster?.serverPodIps ? { serverPodIps: deps.cluster.serverPodIps.bind(deps.cluster) } : {}),
+  });
+  const routeDeps = { actions, admin, deploys, now, usage, connectionCheck };
 
   app.use(requestId);
   app.use(metrics.middleware);
@@ -131,7 +139,9 @@ export function createApp(deps: AppDeps): express.Express {
     '/static',
     express.static(join(root, 'public'), { index: false, maxAge: '1h', fallthrough: false }),
   );
+  app.use(connectionProbeRoute(webOrigin(ctx.config.web.publicUrl)));
   app.use(publicRouter(ctx, metrics.registry, readMetricsToken(ctx.config.web.metricsTokenFile)));
+  app.use(openApiRouter());
   // The separate metrics listener (startServer, web.metricsPort) serves the same registry.
   app.locals.metricsRegistry = metrics.registry;
   // Everything below (pages, API, their errors) is per user or carries a CSRF token or a secret:

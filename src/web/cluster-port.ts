@@ -8,7 +8,8 @@ import type { ClusterService, DiscoveryResult } from '../cluster/index.js';
 export type ClusterPort = Pick<
   ClusterService,
   'discover' | 'lastDiscovery' | 'manifests' | 'deploy' | 'status'
->;
+> &
+  Partial<Pick<ClusterService, 'serverPodIps'>>;
 
 export interface DiscoveryRow {
   name: string;

@@ -1,3 +1,4 @@
+import './zod-openapi.js';
 import { z } from 'zod';
 import { BadRequest } from '../lib/errors.js';
 import { DEVICE_NAME_PATTERN, DEVICE_NAME_RULE, NAME_PATTERN, NAME_RULE } from '../lib/names.js';
@@ -21,7 +22,8 @@ export function parse<T extends z.ZodTypeAny>(schema: T, input: unknown): z.infe
 /** Names follow the one project rule (lib/names); the message states the rule. */
 export const nameField = z
   .string({ required_error: 'is required', invalid_type_error: 'must be a string' })
-  .refine((v) => NAME_PATTERN.test(v) && v !== '.' && v !== '..', { message: NAME_RULE });
+  .refine((v) => NAME_PATTERN.test(v) && v !== '.' && v !== '..', { message: NAME_RULE })
+  .openapi({ pattern: NAME_PATTERN.source, description: NAME_RULE });
 
 export { REVOCATION_REASONS };
 
@@ -46,7 +48,8 @@ const csrPem = z
 /** Device names have no "." so that `<user>.<device>` names one pair only (lib/names). */
 const deviceNameField = z
   .string({ required_error: 'is required', invalid_type_error: 'must be a string' })
-  .refine((v) => DEVICE_NAME_PATTERN.test(v), { message: DEVICE_NAME_RULE });
+  .refine((v) => DEVICE_NAME_PATTERN.test(v), { message: DEVICE_NAME_RULE })
+  .openapi({ pattern: DEVICE_NAME_PATTERN.source, description: DEVICE_NAME_RULE });
 
 export const createDeviceBody = z.object({
   name: deviceNameField,
@@ -118,3 +121,57 @@ export const importLinkBody = z.object({
   name: deviceNameField,
   keyType: z.enum(['ec-p256', 'rsa-2048', 'rsa-3072']).or(z.literal('')).optional(),
 });
+
+/** `POST /api/v1/tokens` (and the tokens page form, where `days` may be an empty field). */
+export const createTokenBody = z.object({
+  name: nameField,
+  days: z.coerce
+    .number({ invalid_type_error: 'must be a number' })
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(3650, 'must be at most 3650')
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+});
+
+/** `GET /api/v1/tokens?all=1`: an admin lists everyone's tokens. */
+export const tokenListQuery = z.object({ all: z.enum(['0', '1', 'true', 'false']).optional() });
+
+export const groupBody = z.object({
+  name: nameField,
+  description: z.string().max(1024, 'is too long').optional(),
+});
+export const memberBody = z.object({ user: nameField });
+export const checkQuery = z.object({
+  user: nameField,
+  destination: z.string({ required_error: 'is required' }).min(1, 'is required').max(300, 'is too long'),
+});
+export const whoQuery = checkQuery.pick({ destination: true });
+
+/*
+ * Inputs a route still checks by hand (its own message and field), described here for the API
+ * document only; each names the code that enforces it.
+ */
+
+/** `POST /api/v1/backup` (routes/backup.ts passphraseFrom, services/backup-format checkPassphrase). */
+export const backupBody = z.object({ passphrase: z.string().min(12) });
+
+/** `GET /api/v1/sessions/history` (routes/usage.ts: optUser, services/usage parseSince). */
+export const sessionHistoryQuery = z.object({
+  user: z.string().optional().describe('admins: one user; ignored for others (always themselves)'),
+  since: z.string().optional().describe('a duration (7d, 12h, 30m) or an ISO date'),
+});
+
+/** `POST /api/v1/deploy` (routes/api.ts). */
+export const deployBody = z.object({
+  takeOver: z
+    .boolean()
+    .optional()
+    .describe('replace a server another podgate manager (another CA) deployed in the namespace'),
+});
+
+/** `GET /api/v1/access` (routes/access.ts). */
+export const accessQuery = z.object({ format: z.enum(['json', 'yaml']).optional() });
+
+/** `PUT /api/v1/access` (routes/access.ts: true, 1 or on). */
+export const accessPutQuery = z.object({ dryRun: z.enum(['true', '1', 'on', 'false', '0']).optional() });

@@ -27,6 +27,8 @@ import { openContext, type AppContext } from '../../src/services/context.js';
 import { contextDepsFor } from '../../src/main.js';
 import { startAccessTimers } from '../../src/services/access-timers.js';
 import { createApp } from '../../src/web/app.js';
+import { clusterServiceFor } from '../../src/cluster/index.js';
+import { UsageService } from '../../src/services/usage.js';
 import {
   addAddress,
   addRoute,
@@ -247,6 +249,8 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
         `  kubeconfig: ${managerKc}`,
         `  image: ${node.images.podgate.ref}`,
         `  nodePort: ${NODE_PORT}`,
+        // the pod's agent reports session readings every 2 s (the manager's history, checked below)
+        'sessions: { recordEverySeconds: 2 }',
         '',
       ].join('\n'),
     );
@@ -356,6 +360,40 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     const resolved = await dnsQuery(ns.office!, dns, 'web.default.svc.cluster.local', 3000);
     assert.equal(resolved, web.clusterIp, 'CoreDNS answers the service name through the tunnel');
     assert.match((await wget(ns.office!, `http://${resolved}/`)) ?? '', /hello from web/, 'service by name');
+
+    // "Check my connection": the agent beside openvpn answers on the server pod's IP through the tunnel
+    const serverPodIp = (
+      await kubectl(
+        '-n',
+        'middleware',
+        'get',
+        'pods',
+        '-l',
+        'app.kubernetes.io/component=openvpn',
+        '-o',
+        'jsonpath={.items[0].status.podIP}',
+      )
+    ).trim();
+    const nonce = 'real-node-nonce-0123456789';
+    const probe = await wget(ns.office!, `http://${serverPodIp}:8099/connection-probe?nonce=${nonce}`);
+    assert.deepEqual(JSON.parse(probe ?? 'null'), { podgate: 'reachable', nonce }, 'probe on the pod IP');
+
+    // the agent's session readings reach the manager's history (replica pod/<server pod>)
+    const history = clusterServiceFor(ctx, new UsageService(ctx.store, () => new Date()));
+    const recorded = () =>
+      ctx.store
+        .listSessionHistory({ user: 'admin' })
+        .find((r) => r.commonName === 'admin.laptop' && r.replica.startsWith('pod/'));
+    await until(
+      'the pod agent to report the session',
+      async () => {
+        await history.syncSessions();
+        return recorded();
+      },
+      30_000,
+    );
+    assert.equal(recorded()!.endedAt, null);
+    assert.match(recorded()!.virtualAddress, /^10\.140\./);
   });
 
   it('an admin revoke in the web app cuts the client through the agent sidecar; reconnect refused; others stay', async () => {

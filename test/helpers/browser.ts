@@ -77,3 +77,15 @@ export async function checkProfileCert(dir: string, profile: string, commonName:
   assert.match(info.stdout, new RegExp(`CN ?= ?${commonName.replace(/\./g, '\\.')}\\b`));
   return /serial=([0-9A-F]+)/.exec(info.stdout)![1]!;
 }
+
+/**
+ * An executable for playwright's `executablePath` that starts Debian's Chromium inside network namespace
+ * `ns` (`ip netns exec` execs in place, so the pipe playwright drives it through is kept): its fetches
+ * then use that namespace's routes, e.g. a VPN client's tunnel. Written into `dir` (the caller's temp dir).
+ */
+export function chromiumInNamespace(dir: string, ns: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(ns)) throw new Error(`unexpected namespace name ${ns}`);
+  const path = join(dir, `chromium-in-${ns}`);
+  writeFileSync(path, `#!/bin/sh\nexec ip netns exec ${ns} ${CHROMIUM} "$@"\n`, { mode: 0o700 });
+  return path;
+}

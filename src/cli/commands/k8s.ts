@@ -22,6 +22,7 @@ import {
 } from '../../cluster/manager-rbac.js';
 import { namespaceName } from '../../config/schema.js';
 import { startClusterAgent } from '../../cluster/agent-runner.js';
+import { webOrigin } from '../../lib/connection-probe.js';
 import { POD_FILES, POD_PATHS } from '../../cluster/pod-layout.js';
 import { RevocationAgent } from '../../openvpn/agent.js';
 import { LocalBundleSource } from '../../openvpn/local-source.js';
@@ -112,6 +113,8 @@ async function runClusterAgent(env: CliEnv, config: Config, o: AgentOpts): Promi
           clientSubnet6: config.vpn.clientSubnet6,
         }
       : undefined,
+    probe: { port: config.connectionCheck.port, allowedOrigin: webOrigin(config.web.publicUrl) },
+    sessions: { everyMs: config.sessions.recordEverySeconds * 1000 },
   });
   env.err(
     `podgate agent watching secret ${config.kubernetes.namespace}/podgate-crl (CRL #${running.agent.crlNumber ?? '-'} in force)`,

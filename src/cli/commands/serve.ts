@@ -57,7 +57,9 @@ export const defaultWebDeps: WebDepsFactory = async (config, ctx, env) => {
   if (!inCluster) return { sessions };
   // Loaded only when needed: the Kubernetes client adds about 70 MB of resident memory.
   const { clusterServiceFor } = await import('../../cluster/index.js');
-  const cluster = clusterServiceFor(ctx);
+  // The pods' agents report their sessions; serve records them as `server run` does its own.
+  const { UsageService } = await import('../../services/usage.js');
+  const cluster = clusterServiceFor(ctx, new UsageService(ctx.store, () => new Date()));
   // The pod's agent reports into a ConfigMap; turning its reports into `revocation.effective` audit rows
   // must not wait for someone to open the cluster page.
   cluster.watchAgentStatus(15_000);

@@ -1,25 +1,18 @@
 import express, { Router, type Request, type Response } from 'express';
-import { z } from 'zod';
 import { AppError, Forbidden } from '../../lib/errors.js';
 import type { AppContext } from '../../services/context.js';
 import { csrfProtect, requireAdmin, requireUser } from '../auth.js';
-import { nameField, parse } from '../validation.js';
+import { checkQuery, groupBody, memberBody, nameField, parse, whoQuery } from '../validation.js';
 import { formError, notice, type FormError } from './pages-user.js';
+import { documentedRouter } from '../api-router.js';
 import '../types.js';
 
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'];
-const groupBody = z.object({ name: nameField, description: z.string().max(1024, 'is too long').optional() });
-const memberBody = z.object({ user: nameField });
-const checkQuery = z.object({
-  user: nameField,
-  destination: z.string({ required_error: 'is required' }).min(1, 'is required').max(300, 'is too long'),
-});
-const whoQuery = checkQuery.pick({ destination: true });
 const dryRun = (v: unknown) => v === 'true' || v === '1' || v === 'on';
 
 /** The access rules and groups: JSON under /api/v1 (admins; "mine" for everyone), the Access and My access pages. */
 export function accessRouter(ctx: AppContext): Router {
-  const r = Router();
+  const r = documentedRouter();
   r.use(['/api/v1/access', '/api/v1/groups'], express.text({ type: YAML_TYPES, limit: '256kb' }));
   r.use(['/api/v1/access', '/api/v1/groups', '/admin/access', '/admin/groups', '/access'], csrfProtect);
   accessApi(r, ctx);

@@ -5,6 +5,7 @@ import { userView, type IssuedDevice, type WebActions } from '../actions.js';
 import type { AdminData } from '../admin-data.js';
 import { csrfProtect, loginCsrfGuard, requireAdmin, requireUser } from '../auth.js';
 import type { DeployTracker } from '../deploy-tracker.js';
+import type { ConnectionCheckService } from '../../services/connection-check.js';
 import type { UsageService } from '../../services/usage.js';
 import { clearSessionCookie, setSessionCookie } from '../session.js';
 import {
@@ -18,12 +19,15 @@ import {
   revokeBody,
 } from '../validation.js';
 import { cursorOffset, listPage, offsetPage, pageQuery } from '../pagination.js';
+import { API_PREFIX, documentedRouter } from '../api-router.js';
 import '../types.js';
 
 export interface RouteDeps {
   actions: WebActions;
   /** The session history (developer's own sessions on the devices page). */
   usage?: UsageService;
+  /** "Check my connection" on the devices page. */
+  connectionCheck?: ConnectionCheckService;
   admin: AdminData;
   deploys: DeployTracker;
   now: () => Date;
@@ -47,7 +51,7 @@ function clientIp(req: Request): string {
 
 /** The JSON API under /api/v1: same powers as the pages, cookie + CSRF or Bearer token. */
 export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
-  const r = Router();
+  const r = documentedRouter(API_PREFIX);
 
   r.post('/login', loginCsrfGuard, async (req, res) => {
     const body = parse(loginBody, req.body);

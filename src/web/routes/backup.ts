@@ -5,6 +5,7 @@ import { checkPassphrase } from '../../services/backup-format.js';
 import { createBackup } from '../../services/backup.js';
 import type { AppContext } from '../../services/context.js';
 import { csrfProtect, requireAdmin } from '../auth.js';
+import { documentedRouter } from '../api-router.js';
 import '../types.js';
 
 /** The passphrase from a form or JSON body: a string of at least 12 characters, typed twice in the form. */
@@ -22,7 +23,7 @@ function passphraseFrom(body: unknown, confirm: boolean): string {
  * (who, size, SHA-256); the file is never cached or kept on the server.
  */
 export function backupRouter(ctx: AppContext, now: () => Date): Router {
-  const r = Router();
+  const r = documentedRouter();
 
   async function download(req: Request, res: Response, pass: string): Promise<void> {
     const at = now();

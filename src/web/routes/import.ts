@@ -3,6 +3,7 @@ import { IMPORT_PATH, importBase, type ImportLinkService } from '../../services/
 import { csrfProtect, requireUser } from '../auth.js';
 import { qrDataUrl } from '../qr.js';
 import { importLinkBody, parse } from '../validation.js';
+import { documentedRouter } from '../api-router.js';
 import '../types.js';
 
 function clientIp(req: Request): string {
@@ -36,7 +37,7 @@ export function importProfileRoute(links: ImportLinkService): Router {
 
 /** Making links: the devices page (form → page with link + QR) and the JSON API. */
 export function importLinkRoutes(links: ImportLinkService, publicUrl: string | undefined): Router {
-  const r = Router();
+  const r = documentedRouter();
   r.use(['/api/v1/devices/import-link', '/devices/import-link'], csrfProtect);
   const make = async (req: Request) => {
     const body = parse(importLinkBody, req.body);

@@ -6,6 +6,7 @@ import { setRetryAfter } from '../error-handler.js';
 import { clearSessionCookie, randomToken, safeEqual, setSessionCookie } from '../session.js';
 import { createDeviceBody, loginBody, parse } from '../validation.js';
 import { sendProfile, type RouteDeps } from './api.js';
+import { allowProbeOrigins } from './connection-check.js';
 import '../types.js';
 
 /** Fixed notices shown after a redirect (?done=...): no user text is ever echoed from the URL. */
@@ -82,7 +83,7 @@ export function renderLogin(req: Request, res: Response, status: number, error?:
   });
 }
 
-export function userPages({ actions, usage }: RouteDeps, config: Config): Router {
+export function userPages({ actions, usage, connectionCheck }: RouteDeps, config: Config): Router {
   const r = Router();
 
   r.get('/', (req, res) => res.redirect(303, req.auth ? '/devices' : '/login'));
@@ -136,7 +137,9 @@ export function userPages({ actions, usage }: RouteDeps, config: Config): Router
     res.redirect(303, '/login?done=signed-out');
   });
 
-  const devicesPage = (req: Request, res: Response, status = 200, form?: FormError): void => {
+  const devicesPage = async (req: Request, res: Response, status = 200, form?: FormError): Promise<void> => {
+    const check = await connectionCheck?.plan();
+    if (check) allowProbeOrigins(res, check);
     res.status(status).render('devices', {
       title: 'My devices',
       nav: 'devices',
@@ -146,6 +149,7 @@ export function userPages({ actions, usage }: RouteDeps, config: Config): Router
       warnDays: config.vpn.expiryWarningDays,
       importLinkMinutes: config.web.importLinkMinutes,
       sessions: usage?.history({ user: req.auth!.user.name, limit: 10 }) ?? [],
+      check,
       form,
     });
   };

@@ -4,6 +4,7 @@ import { csrfProtect, requireUser } from '../auth.js';
 import { deviceView } from '../actions.js';
 import { sendProfile, type RouteDeps } from './api.js';
 import { parse, renewDeviceBody } from '../validation.js';
+import { documentedRouter } from '../api-router.js';
 
 /**
  * Renewing one's own device: `POST /devices/:id/renew` (page form, answers with the .ovpn download) and
@@ -12,7 +13,7 @@ import { parse, renewDeviceBody } from '../validation.js';
  * looks exactly like an unknown one (404).
  */
 export function renewalRouter({ actions, now }: RouteDeps, ctx: AppContext): Router {
-  const r = Router();
+  const r = documentedRouter();
   const renew = async (req: Request) => {
     const user = req.auth!.user;
     const old = await actions.ownDevice(user, String(req.params.id));

@@ -1,12 +1,12 @@
 import { Router, type Request, type Response } from 'express';
-import { z } from 'zod';
 import { AppError } from '../../lib/errors.js';
 import type { TokenService } from '../../services/tokens.js';
 import type { ApiToken } from '../../store/types.js';
 import { csrfProtect, requireUser } from '../auth.js';
 import { listPage, pageQuery } from '../pagination.js';
-import { nameField, parse } from '../validation.js';
+import { createTokenBody, parse, tokenListQuery } from '../validation.js';
 import { formError, notice, type FormError } from './pages-user.js';
+import { documentedRouter } from '../api-router.js';
 import '../types.js';
 
 /** A token as lists show it: never the secret (which is not stored) nor its hash. */
@@ -22,21 +22,8 @@ export function tokenView(t: ApiToken, now: Date): Record<string, unknown> {
   };
 }
 
-export const createTokenBody = z.object({
-  name: nameField,
-  days: z.coerce
-    .number({ invalid_type_error: 'must be a number' })
-    .int('must be a whole number')
-    .min(1, 'must be at least 1')
-    .max(3650, 'must be at most 3650')
-    .optional()
-    .or(z.literal('').transform(() => undefined)),
-});
-
-const listQuery = z.object({ all: z.enum(['0', '1', 'true', 'false']).optional() });
-
 function wantsAll(req: Request): boolean {
-  const { all } = parse(listQuery, req.query);
+  const { all } = parse(tokenListQuery, req.query);
   return all === '1' || all === 'true';
 }
 
@@ -45,7 +32,7 @@ function wantsAll(req: Request): boolean {
  * lists everyone's, and they may delete anyone's). The secret is in the POST answer only.
  */
 export function tokensApi(tokens: TokenService, now: () => Date): Router {
-  const r = Router();
+  const r = documentedRouter('/api/v1/tokens');
   r.use(requireUser, csrfProtect);
   r.get('/', async (req, res) => {
     const at = now();

@@ -3,6 +3,7 @@ import { BadRequest } from '../../lib/errors.js';
 import { parseSince, sessionsCsv, type UsageService } from '../../services/usage.js';
 import { requireAdmin, requireUser } from '../auth.js';
 import { usageChartSvg } from '../usage-chart.js';
+import { documentedRouter } from '../api-router.js';
 import '../types.js';
 
 function optUser(v: unknown): string | undefined {
@@ -14,7 +15,7 @@ function optUser(v: unknown): string | undefined {
 
 /** Session history: the admin usage page (chart + totals), its CSV, and a user's own sessions as JSON. */
 export function usageRoutes(usage: UsageService, now: () => Date): Router {
-  const r = Router();
+  const r = documentedRouter();
   r.get('/admin/usage', requireAdmin, async (req, res) => {
     const user = optUser(req.query.user);
     const report = usage.report(30, user);

@@ -7,8 +7,20 @@ import { loadConfig } from '../../../src/config/load.js';
 import { openContext, type AppContext } from '../../../src/services/context.js';
 import { createApp, type AppDeps } from '../../../src/web/app.js';
 import { logger, setLogLevel } from '../../../src/lib/logger.js';
+import assert from 'node:assert/strict';
+import { allViolations, watchApi, type Checked } from '../../helpers/api-contract.js';
 
 export const PASSWORD = 'correct horse battery';
+
+/*
+ * Every /api/v1 answer of every suite built on webFixture is checked against the OpenAPI document. A
+ * root hook (this module is loaded by mocha with the spec files) fails the run after the last suite when
+ * one did not match, listing the requests; failing inside a suite's own cleanup would skip the rest of it.
+ */
+if (typeof after === 'function')
+  after('every /api/v1 answer matched the OpenAPI document', () => {
+    assert.deepEqual(allViolations, [], 'answers that do not match the OpenAPI document');
+  });
 
 export interface WebFixture {
   dir: string;
@@ -16,6 +28,11 @@ export interface WebFixture {
   app: express.Express;
   /** Mutable clock for timeout tests. */
   clock: { now: Date };
+  /**
+   * Every /api/v1 answer the app gave, checked against the OpenAPI document (test/helpers/api-contract.ts);
+   * a mismatch fails the run (root hook above).
+   */
+  api: { violations: string[]; checked: Checked[] };
   close(): void;
 }
 
@@ -47,11 +64,13 @@ export async function webFixture(
   await ctx.users.create({ actor: 'test', name: 'alice', role: 'user', password: PASSWORD });
   await ctx.users.create({ actor: 'test', name: 'bob', role: 'user', password: PASSWORD });
   const app = createApp({ ctx, now, ...(typeof extra === 'function' ? extra(ctx) : extra) });
+  const api = watchApi(app);
   return {
     dir,
     ctx,
     app,
     clock,
+    api,
     close() {
       ctx.close();
       rmSync(dir, { recursive: true, force: true });
