@@ -69,10 +69,6 @@ export class UsageService {
     private readonly now: () => Date,
   ) {}
 
-<<<<<<< HEAD
-  async history(q: { user?: string; since?: Date; limit?: number } = {}): Promise<SessionHistoryRecord[]> {
-    return await this.store.listSessionHistory(q);
-=======
   private recorder(replica: string): SessionRecorder {
     let r = this.recorders.get(replica);
     if (!r) this.recorders.set(replica, (r = new SessionRecorder(this.store, replica)));
@@ -80,18 +76,17 @@ export class UsageService {
   }
 
   /** Records one reading of a replica's live sessions taken at `at` (sessions missing from it end). */
-  recordReading(replica: string, clients: readonly ClientSession[], at: Date): void {
-    this.recorder(replica).record(clients, at);
+  recordReading(replica: string, clients: readonly ClientSession[], at: Date): ReturnType<SessionRecorder['record']> {
+    return this.recorder(replica).record(clients, at);
   }
 
   /** Ends every open session of a replica that is gone; returns how many. */
-  closeReplica(replica: string, reason: 'server-restart' | 'server-stop'): number {
+  closeReplica(replica: string, reason: 'server-restart' | 'server-stop'): ReturnType<SessionRecorder['closeAll']> {
     return this.recorder(replica).closeAll(reason);
   }
 
-  history(q: { user?: string; since?: Date; limit?: number } = {}): SessionHistoryRecord[] {
-    return this.store.listSessionHistory(q);
->>>>>>> postgres
+  async history(q: { user?: string; since?: Date; limit?: number } = {}): Promise<SessionHistoryRecord[]> {
+    return await this.store.listSessionHistory(q);
   }
 
   /** Every day of the last `days` days (UTC), zeros included, so the chart has no gaps. */
