@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,7 +86,10 @@ describe('README: the curl examples of the API, run as written against `podgate 
     assert.equal(issue, '', 'the profile went to laptop.ovpn, not the terminal');
     const profile = readFileSync(join(work, 'laptop.ovpn'), 'utf8');
     assert.match(profile, /<cert>[\s\S]*<\/cert>/);
-    assert.match(profile, /<key>\n-----BEGIN PRIVATE KEY-----/);
+    // the inline key is a usable private key (parsed, not matched against its PEM label)
+    const inlineKey = /<key>\n([\s\S]*?)<\/key>/.exec(profile)?.[1];
+    assert.ok(inlineKey, 'the profile carries its key inline');
+    assert.equal(createPrivateKey(inlineKey).type, 'private');
     const devices = JSON.parse(deviceList!) as { items: { serial: string }[] };
     const certs = JSON.parse(certList!) as { items: { serial: string }[] };
     const serial = devices.items[0]!.serial;
