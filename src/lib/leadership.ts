@@ -1,3 +1,7 @@
+import { logger } from './logger.js';
+
+const log = logger.child({ module: 'leadership' });
+
 /**
  * Which replica runs the timers (daily CRL re-sign, server-material sync, sign-in sync, scheduled
  * backups, expiry sweeps). Several `serve` processes on one PostgreSQL must not each run them: one
@@ -92,7 +96,8 @@ export function whileLeader(
           await s();
         }
       })
-      .catch(() => undefined);
+      // the queue must go on, but a timer set that failed to start or stop is worth a line in the log
+      .catch((err: unknown) => log.error({ err, leader }, 'leader timers failed to change'));
   };
   const unsubscribe = leadership.onChange(apply);
   apply(leadership.isLeader());

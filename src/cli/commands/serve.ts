@@ -9,7 +9,7 @@ import { whileLeader } from '../../lib/leadership.js';
 import { openLeadership } from '../leadership.js';
 import type { Config } from '../../config/schema.js';
 import { ensureFirstAdmin } from '../../services/bootstrap.js';
-import { startScheduledBackups } from '../../services/backup-schedule.js';
+import { BackupScheduler } from '../../services/backup-schedule.js';
 import type { AppContext } from '../../services/context.js';
 import type { ClusterPort } from '../../web/cluster-port.js';
 import type { SessionsProvider } from '../../web/sessions-provider.js';
@@ -109,6 +109,11 @@ export function register(program: Command, env: CliEnv): void {
         if (swept.length > 0) env.err(`revoked ${swept.length} certificate(s) still held by disabled users`);
         const factory = (env as CliEnv & { webDeps?: WebDepsFactory }).webDeps ?? defaultWebDeps;
         const extra = await factory(config, ctx, env.env);
+        // Checked here, on every replica, before the web app listens: a bad backup.passphraseFile
+        // stops `serve` with exit 2 instead of failing later inside the leader's timers, unseen.
+        const backups = config.backup.dir
+          ? new BackupScheduler({ config, audit: ctx.store, now: ctx.now, clock: ctx.clock })
+          : undefined;
         const oidc = openOidc(ctx);
         const server = await startServer({ ctx, ...extra, oidc, host: o.host, port });
         // The timers run on one replica only (on SQLite: this process). The CRL (local file and, in
@@ -124,7 +129,7 @@ export function register(program: Command, env: CliEnv): void {
         await elected.leadership.start();
         const timers = whileLeader(elected.leadership, () => {
           const stopAccess = startAccessTimers(ctx);
-          const backups = startScheduledBackups({ config, audit: ctx.store, now: ctx.now, clock: ctx.clock });
+          backups?.start();
           const upkeep = startUpkeep({
             clock: ctx.clock,
             revocation: ctx.revocation,
