@@ -157,7 +157,7 @@ export class AccessService {
     const { store } = this.deps;
     return await store.transaction(async (tx) => {
       const out: { mode?: AccessMode; rule?: AccessRule } = {};
-      if ((await tx.getSetting(MODE_SETTING)) === undefined) {
+      if ((await tx.getSettingForUpdate(MODE_SETTING)) === undefined) {
         await tx.setSetting(MODE_SETTING, 'enforce');
         out.mode = 'enforce';
       }

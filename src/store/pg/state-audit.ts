@@ -76,6 +76,13 @@ export class PgState {
     return (await this.db.get<{ value: string }>('SELECT value FROM settings WHERE key = ?', [key]))?.value;
   }
 
+  async getSettingForUpdate(key: string): Promise<string | undefined> {
+    // an advisory lock, not FOR UPDATE: the row may not exist yet, and then FOR UPDATE locks nothing
+    if (this.db.inTransaction)
+      await this.db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.setting:' || ?))", [key]);
+    return this.getSetting(key);
+  }
+
   async setSetting(key: string, value: string): Promise<void> {
     await this.db.run(
       'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
