@@ -6,7 +6,7 @@
 // those commands use goes to chunks/ (code splitting), so `cert list` never parses it.
 // `tsc` still builds dist/src and dist/test for the tests and the types; this script only adds the bundle.
 import { build } from 'esbuild';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,7 +34,32 @@ export const EXTERNAL = [
   'prom-client',
   // reads its dictionaries through createRequire (src/services/password-policy.ts)
   '@zxcvbn-ts/language-common',
+  // required on first use, synchronously, by the code that needs them (src/lib/logger.ts: the first
+  // record written; src/lib/yaml.ts: the first YAML read; src/pki/cert-builder.ts: the first
+  // certificate built), so that commands that need none of them never load them
+  'pino',
+  'yaml',
+  'node-forge',
+  'node-forge/*',
 ];
+
+/**
+ * commander loads node:child_process (and with it node:net) at start only to spawn executable
+ * subcommands, which podgate does not have: the bundled copy loads it on first use instead. The build
+ * fails if commander's source no longer has the line, rather than silently keeping the cost.
+ */
+const lazyCommanderChildProcess = {
+  name: 'lazy-commander-child-process',
+  setup(b) {
+    b.onLoad({ filter: /node_modules[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const eager = "const childProcess = require('node:child_process');";
+      if (!source.includes(eager)) throw new Error(`${args.path}: no "${eager}" to make lazy`);
+      const lazy = "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };";
+      return { contents: source.replace(eager, lazy), loader: 'js' };
+    });
+  },
+};
 
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
@@ -58,7 +83,14 @@ const result = await build({
   minifyWhitespace: true,
   minifySyntax: true,
   logLevel: 'warning',
+  plugins: [lazyCommanderChildProcess],
 });
 writeFileSync(join(outdir, 'meta.json'), JSON.stringify(result.metafile));
+// Node looks for the nearest package.json to learn that a .js file is an ES module, for the entry and
+// for every chunk it loads; one beside them ends the walk up the tree at once.
+for (const dir of [outdir, join(outdir, 'chunks')]) {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+}
 const entry = join(outdir, 'podgate.js');
 chmodSync(entry, 0o755);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { yamlLib } from '../lib/yaml.js';
 import { z } from 'zod';
 import { AppError } from '../lib/errors.js';
 import { configSchema, type Config } from './schema.js';
@@ -101,7 +101,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
       throw new ConfigError([`config file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`]);
     }
     try {
-      const doc = parseYaml(text) as unknown;
+      const doc = yamlLib().parse(text) as unknown;
       if (doc !== null && doc !== undefined) {
         if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error('top level must be a mapping');
         raw = doc as Record<string, unknown>;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { yamlLib } from '../lib/yaml.js';
 import type { AccessBundle, AccessMode, AccessRule } from '../access/types.js';
 import { parseRulesDocument } from '../access/rule-schema.js';
 import { BadRequest } from '../lib/errors.js';
@@ -120,7 +120,7 @@ export class AccessService {
   /** Parses rules.yaml text; a YAML syntax error is a 400 naming the line. */
   parseYaml(text: string): unknown {
     try {
-      return parseYaml(text, { prettyErrors: true, maxAliasCount: 100 }) ?? {};
+      return yamlLib().parse(text, { prettyErrors: true, maxAliasCount: 100 }) ?? {};
     } catch (err) {
       throw new BadRequest(`rules.yaml: ${(err as Error).message.split('\n')[0]}`, 'rules.yaml');
     }
@@ -128,7 +128,7 @@ export class AccessService {
 
   /** The rules as YAML that `apply` accepts. */
   async exportYaml(): Promise<string> {
-    return toYaml({ rules: await this.rules() }, { lineWidth: 0 });
+    return yamlLib().stringify({ rules: await this.rules() }, { lineWidth: 0 });
   }
 
   async setMode(o: { actor: string; mode: unknown }): Promise<AccessMode> {

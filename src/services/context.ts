@@ -8,7 +8,7 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { logger } from '../lib/logger.js';
 import { removeStaleScratchDirs, removeStaleTempFiles } from '../lib/fs-atomic.js';
 import { serverDir } from '../openvpn/local-publisher.js';
-import { loadOrCreateCa } from './ca-files.js';
+import { existingCaSecret, loadOrCreateCa } from './ca-files.js';
 import { DataDirCaSet, type CaSet } from './ca-set.js';
 import { secureDataDir } from './data-dir.js';
 import { DeviceService } from './devices.js';
@@ -72,6 +72,12 @@ export interface ContextDeps {
   now?: () => Date;
   /** The timers' clock (default: the system clock); tests move one by hand to live through months. */
   clock?: Clock;
+  /**
+   * A command that only reads (`cert list`): an existing CA is read from its files when first used,
+   * not at open, so listing does not decrypt the CA key. Commands that change anything leave it unset:
+   * a wrong passphrase must stop them before they change anything.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -92,10 +98,16 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
   if (scratch.length > 0) log.info({ dataDir, removed: scratch }, 'removed scratch dirs of killed backups');
   const clock = deps.clock ?? systemClock;
   const now = deps.now ?? (() => clock.now());
-  const { ca, previous: previousCa, secret } = await loadOrCreateCa(config, dataDir);
+  const deferred = deps.readOnly ? existingCaSecret(config, dataDir) : undefined;
+  const loaded = deferred ? undefined : await loadOrCreateCa(config, dataDir);
+  const secret = deferred ?? loaded!.secret;
   const store = openStore(dataDir);
   try {
-    const cas = new DataDirCaSet(dataDir, secret, { ca, ...(previousCa ? { previous: previousCa } : {}) });
+    const cas = new DataDirCaSet(
+      dataDir,
+      secret,
+      loaded && { ca: loaded.ca, ...(loaded.previous ? { previous: loaded.previous } : {}) },
+    );
     const revocation = new RevocationService({
       store,
       cas,

@@ -126,6 +126,62 @@ describe('CLI start-up: what the common commands load', function () {
     }
   }
 
+  // Loaded on first use only (src/pki/cert-builder.ts, src/lib/logger.ts, src/lib/yaml.ts): a list or a
+  // revoke builds no certificate, writes no log record at its default level and reads no YAML.
+  const ON_DEMAND = ['node-forge', 'pino', 'yaml'];
+  const onDemandIn = (ids: readonly string[]): string[] =>
+    [...new Set(ids.flatMap((id) => ON_DEMAND.filter((p) => id.includes(`/node_modules/${p}/`))))].sort();
+
+  it('cert issue loads node-forge, a config file loads yaml, a log record loads pino (control)', async () => {
+    const config = join(t.dir, 'podgate.yaml');
+    writeFileSync(config, 'logLevel: info\n');
+    const r = await traced(
+      [
+        BUNDLE,
+        '--config',
+        config,
+        '--data-dir',
+        data,
+        'cert',
+        'issue',
+        'three.laptop',
+        '--owner',
+        'admin',
+        '--out',
+        join(t.dir, 'three.ovpn'),
+      ],
+      t.dir,
+      { ...env, PODGATE_LOG_LEVEL: 'debug' },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(onDemandIn(r.modules), ['node-forge', 'pino', 'yaml']);
+  });
+
+  for (const [label, cli] of [
+    ['bundle', BUNDLE],
+    ['tsc output', CLI_TSC],
+  ] as const) {
+    for (const c of [
+      { name: 'cert list', args: ['cert', 'list'] },
+      { name: 'user list', args: ['user', 'list'] },
+      { name: 'cert revoke', args: ['cert', 'revoke', label === 'bundle' ? 'four.laptop' : 'five.laptop'] },
+    ]) {
+      it(`${label}: ${c.name} loads none of ${ON_DEMAND.join(', ')}`, async () => {
+        if (c.name === 'cert revoke') {
+          const name = c.args[2]!;
+          const out = join(t.dir, `${name}.ovpn`);
+          const issue = ['cert', 'issue', name, '--owner', 'admin', '--out', out];
+          const issued = await traced([cli, '--data-dir', data, ...issue], t.dir, env);
+          assert.equal(issued.code, 0, issued.stderr);
+        }
+        const r = await traced([cli, '--data-dir', data, ...c.args], t.dir, env);
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(r.modules.length > 0, 'the trace recorded nothing');
+        assert.deepEqual(onDemandIn(r.modules), []);
+      });
+    }
+  }
+
   it('bundle metafile: nothing reachable from the entry by static imports holds a heavy package', () => {
     const meta = JSON.parse(readFileSync(join(BUNDLE, '..', 'meta.json'), 'utf8')) as {
       outputs: Record<
