@@ -85,13 +85,18 @@ function fromEnv(leaf: Leaf, raw: string): unknown {
   }
 }
 
+/** The config file loadConfig will read for `file` (else PODGATE_CONFIG), if any. */
+export function configFileFor(file?: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return file ?? (env.PODGATE_CONFIG || undefined);
+}
+
 /**
  * Loads podgate.yaml (if any), then PODGATE_* variables, then overrides, and validates the result.
  * Fails with a ConfigError listing every bad key by path; never returns a partial config.
  */
 export function loadConfig(options: LoadOptions = {}): Config {
   const env = options.env ?? process.env;
-  const file = options.file ?? env.PODGATE_CONFIG;
+  const file = configFileFor(options.file, env);
   let raw: Record<string, unknown> = {};
   if (file) {
     let text: string;

@@ -127,10 +127,18 @@ describe('CLI start-up: what the common commands load', function () {
   }
 
   // Loaded on first use only (src/pki/cert-builder.ts, src/lib/logger.ts, src/lib/yaml.ts): a list or a
-  // revoke builds no certificate, writes no log record at its default level and reads no YAML.
+  // revoke builds no certificate, writes no log record at its default level and, without podgate.yaml,
+  // reads no YAML.
   const ON_DEMAND = ['node-forge', 'pino', 'yaml'];
   const onDemandIn = (ids: readonly string[]): string[] =>
-    [...new Set(ids.flatMap((id) => ON_DEMAND.filter((p) => id.includes(`/node_modules/${p}/`))))].sort();
+    [
+      ...new Set(
+        ids.flatMap((id) =>
+          // from node_modules, or (yaml) the bundle's own chunk of it
+          ON_DEMAND.filter((p) => id.includes(`/node_modules/${p}/`) || id.includes(`/bundle/chunks/${p}-`)),
+        ),
+      ),
+    ].sort();
 
   it('cert issue loads node-forge, a config file loads yaml, a log record loads pino (control)', async () => {
     const config = join(t.dir, 'podgate.yaml');
