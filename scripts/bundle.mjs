@@ -5,6 +5,8 @@
 // imported only by the commands that need them (dynamic import at the command). Code of ours that only
 // those commands use goes to chunks/ (code splitting), so `cert list` never parses it.
 // `tsc` still builds dist/src and dist/test for the tests and the types; this script only adds the bundle.
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { build } from 'esbuild';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -60,6 +62,33 @@ const lazyCommanderChildProcess = {
   },
 };
 
+/**
+ * The profile templates (client.ovpn, server.conf) precompiled: the bundle's
+ * src/profiles/precompiled-templates.ts holds their Handlebars specs, keyed as
+ * src/profiles/handlebars.ts's templateKey() keys them, so `server run` and `cert issue` load only
+ * Handlebars' runtime and compile nothing. Options and key must match compileProfileTemplate's.
+ */
+const PROFILE_TEMPLATES = ['server.conf.hbs', 'client.ovpn.hbs'];
+const PROFILE_TEMPLATE_OPTIONS = { noEscape: true, strict: true };
+const precompiledTemplates = {
+  name: 'precompiled-templates',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/]profiles[\\/]precompiled-templates\.ts$/ }, () => {
+      const handlebars = createRequire(import.meta.url)('handlebars');
+      const entries = PROFILE_TEMPLATES.map((name) => {
+        const text = readFileSync(join(root, 'templates', name), 'utf8');
+        const key = createHash('sha256')
+          .update(JSON.stringify(PROFILE_TEMPLATE_OPTIONS))
+          .update('\0')
+          .update(text)
+          .digest('hex');
+        return `  ${JSON.stringify(key)}: ${handlebars.precompile(text, { ...PROFILE_TEMPLATE_OPTIONS })},`;
+      });
+      return { contents: `export const PRECOMPILED = {\n${entries.join('\n')}\n};\n`, loader: 'js' };
+    });
+  },
+};
+
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
 const result = await build({
@@ -82,7 +111,7 @@ const result = await build({
   minifyWhitespace: true,
   minifySyntax: true,
   logLevel: 'warning',
-  plugins: [lazyCommanderChildProcess],
+  plugins: [lazyCommanderChildProcess, precompiledTemplates],
 });
 writeFileSync(join(outdir, 'meta.json'), JSON.stringify(result.metafile));
 // Node looks for the nearest package.json to learn that a .js file is an ES module, for the entry and
