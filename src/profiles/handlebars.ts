@@ -18,7 +18,10 @@ export function handlebars(): Handlebars {
 }
 
 /** The options every profile template (client.ovpn, server.conf) is compiled with. */
-export const PROFILE_TEMPLATE_OPTIONS: Readonly<CompileOptions> = Object.freeze({ noEscape: true, strict: true });
+export const PROFILE_TEMPLATE_OPTIONS: Readonly<CompileOptions> = Object.freeze({
+  noEscape: true,
+  strict: true,
+});
 
 /** Key of a template's precompiled spec: its text and the options it is compiled with. */
 export function templateKey(text: string): string {
