@@ -108,7 +108,7 @@ function printIssueTable(r: Record<string, unknown>): void {
       rev
         ? `${ms(rev.serverStartToReadyMs + rev.clientConnectOnReadyMs)} = ready ${ms(rev.serverStartToReadyMs)} + client on the ready server ${ms(rev.clientConnectOnReadyMs)} (client dialling before the start, 1 s retries: ${ms(rev.serverStartToFirstRoundTripMs)})`
         : none,
-      rev ? `node -e 0 ${startup ? ms(startup.nodeMs) : 'not run'}` : none,
+      rev && startup ? `node -e 0 ${ms(startup.nodeMs)}` : '-',
       '<= 1 s',
     ],
     [
