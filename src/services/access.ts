@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { yamlLib } from '../lib/yaml.js';
 import type { AccessBundle, AccessMode, AccessRule } from '../access/types.js';
-import { parseRulesDocument } from '../access/rule-schema.js';
 import { BadRequest } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import type { AccessPublisher } from '../openvpn/access-publisher.js';
@@ -91,6 +90,8 @@ export class AccessService {
    * deletes in one transaction with an audit row each, or nothing at all when any rule is invalid.
    */
   async apply(o: { actor: string; input: unknown; dryRun?: boolean }): Promise<RulesDiff> {
+    // the rule schemas (zod) are built when rules are applied, not when any command opens its context
+    const { parseRulesDocument } = await import('../access/rule-schema.js');
     const rules = parseRulesDocument(o.input);
     const { store } = this.deps;
     if (o.dryRun) return await this.diff(rules);
