@@ -34,6 +34,8 @@ export const EXTERNAL = [
   'ssh2',
   'openid-client',
   'prom-client',
+  // PostgreSQL driver: only with a postgres:// store.url (and its optional native binding is absent)
+  'pg',
   // reads its dictionaries through createRequire (src/services/password-policy.ts)
   '@zxcvbn-ts/language-common',
   // required on first use, synchronously, by the code that needs them (src/lib/logger.ts: the first
