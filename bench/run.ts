@@ -105,8 +105,10 @@ function printIssueTable(r: Record<string, unknown>): void {
     ],
     [
       '`server run` start -> first packet to a pod',
-      rev ? ms(rev.serverStartToFirstRoundTripMs) : none,
-      '-',
+      rev
+        ? `${ms(rev.serverStartToReadyMs + rev.clientConnectOnReadyMs)} = ready ${ms(rev.serverStartToReadyMs)} + client on the ready server ${ms(rev.clientConnectOnReadyMs)} (client dialling before the start, 1 s retries: ${ms(rev.serverStartToFirstRoundTripMs)})`
+        : none,
+      rev && startup ? `node -e 0 ${ms(startup.nodeMs)}` : '-',
       '<= 1 s',
     ],
     [

@@ -1,4 +1,4 @@
-import { handlebars } from './handlebars.js';
+import { compileProfileTemplate } from './handlebars.js';
 import { BadRequest } from '../lib/errors.js';
 import { findOverlaps, netmask, parseCidr, parseIp, type Cidr } from '../lib/cidr.js';
 import type { VpnConfig } from '../config/schema.js';
@@ -97,7 +97,7 @@ let compiled: HandlebarsTemplateDelegate | undefined;
 function compile(template: string): HandlebarsTemplateDelegate {
   if (compiledFor !== template || !compiled) {
     // noEscape: HTML escaping would turn the "=" of PEM base64 into "&#x3D;"; values are checked instead.
-    compiled = handlebars().compile(template, { noEscape: true, strict: true });
+    compiled = compileProfileTemplate(template);
     compiledFor = template;
   }
   return compiled;

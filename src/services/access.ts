@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { yamlLib } from '../lib/yaml.js';
 import type { AccessBundle, AccessMode, AccessRule } from '../access/types.js';
-import { parseRulesDocument } from '../access/rule-schema.js';
 import { BadRequest } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import type { AccessPublisher } from '../openvpn/access-publisher.js';
@@ -91,6 +90,8 @@ export class AccessService {
    * deletes in one transaction with an audit row each, or nothing at all when any rule is invalid.
    */
   async apply(o: { actor: string; input: unknown; dryRun?: boolean }): Promise<RulesDiff> {
+    // the rule schemas (zod) are built when rules are applied, not when any command opens its context
+    const { parseRulesDocument } = await import('../access/rule-schema.js');
     const rules = parseRulesDocument(o.input);
     const { store } = this.deps;
     if (o.dryRun) return await this.diff(rules);
@@ -120,7 +121,7 @@ export class AccessService {
   /** Parses rules.yaml text; a YAML syntax error is a 400 naming the line. */
   parseYaml(text: string): unknown {
     try {
-      return parseYaml(text, { prettyErrors: true, maxAliasCount: 100 }) ?? {};
+      return yamlLib().parse(text, { prettyErrors: true, maxAliasCount: 100 }) ?? {};
     } catch (err) {
       throw new BadRequest(`rules.yaml: ${(err as Error).message.split('\n')[0]}`, 'rules.yaml');
     }
@@ -128,7 +129,7 @@ export class AccessService {
 
   /** The rules as YAML that `apply` accepts. */
   async exportYaml(): Promise<string> {
-    return toYaml({ rules: await this.rules() }, { lineWidth: 0 });
+    return yamlLib().stringify({ rules: await this.rules() }, { lineWidth: 0 });
   }
 
   async setMode(o: { actor: string; mode: unknown }): Promise<AccessMode> {

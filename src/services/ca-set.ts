@@ -44,17 +44,32 @@ const WATCHED = [CA_CERT_FILE, CA_KEY_FILE, PREVIOUS_CA_CERT_FILE, PREVIOUS_CA_K
  * tries again.
  */
 export class DataDirCaSet implements CaSet {
-  private set: { ca: CertificateAuthority; previous?: CertificateAuthority };
-  private stamp: string;
+  private loaded: { ca: CertificateAuthority; previous?: CertificateAuthority } | undefined;
+  private stamp = '';
   version = 0;
 
+  /**
+   * `loaded` is the set already read from the files; without it the files are read when the set is
+   * first used (a read-only command that never signs does not decrypt the CA key at all).
+   */
   constructor(
     private readonly dataDir: string,
     private readonly secret: KeySecret,
-    loaded: { ca: CertificateAuthority; previous?: CertificateAuthority },
+    loaded?: { ca: CertificateAuthority; previous?: CertificateAuthority },
   ) {
-    this.set = loaded;
-    this.stamp = this.fileStamp();
+    if (loaded) {
+      this.loaded = loaded;
+      this.stamp = this.fileStamp();
+    }
+  }
+
+  private get set(): { ca: CertificateAuthority; previous?: CertificateAuthority } {
+    if (!this.loaded) {
+      const stamp = this.fileStamp();
+      this.loaded = readCaFiles(this.dataDir, this.secret);
+      this.stamp = stamp;
+    }
+    return this.loaded;
   }
 
   get current(): CertificateAuthority {
@@ -77,6 +92,8 @@ export class DataDirCaSet implements CaSet {
   }
 
   refresh(): boolean {
+    // not read yet: the first use reads the files as they are then
+    if (!this.loaded) return false;
     const stamp = this.fileStamp();
     if (stamp === this.stamp) return false;
     const f = (name: string) => join(this.dataDir, name);
@@ -91,7 +108,7 @@ export class DataDirCaSet implements CaSet {
     this.stamp = stamp;
     const same = next.ca.keyId === this.set.ca.keyId && next.previous?.keyId === this.set.previous?.keyId;
     if (same) return false;
-    this.set = next;
+    this.loaded = next;
     this.version += 1;
     log.info(
       { current: next.ca.commonName, previous: next.previous?.commonName ?? null },

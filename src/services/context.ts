@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import type { CertificateAuthority } from '../pki/index.js';
+import type { CertificateAuthority, KeySecret } from '../pki/index.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { CrlPublisher } from '../openvpn/revocation-bundle.js';
@@ -8,7 +8,7 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { logger } from '../lib/logger.js';
 import { removeStaleScratchDirs, removeStaleTempFiles } from '../lib/fs-atomic.js';
 import { serverDir } from '../openvpn/local-publisher.js';
-import { loadOrCreateCa, SHARED_CA_FILES } from './ca-files.js';
+import { existingCaSecret, loadOrCreateCa, SHARED_CA_FILES } from './ca-files.js';
 import { storeTarget } from '../config/load.js';
 import { KEK_FILE } from './key-secret.js';
 import { existsSync } from 'node:fs';
@@ -77,6 +77,12 @@ export interface ContextDeps {
   now?: () => Date;
   /** The timers' clock (default: the system clock); tests move one by hand to live through months. */
   clock?: Clock;
+  /**
+   * A command that only reads (`cert list`): an existing CA is read from its files when first used,
+   * not at open, so listing does not decrypt the CA key. Commands that change anything leave it unset:
+   * a wrong passphrase must stop them before they change anything.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -97,10 +103,17 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
   if (scratch.length > 0) log.info({ dataDir, removed: scratch }, 'removed scratch dirs of killed backups');
   const clock = deps.clock ?? systemClock;
   const now = deps.now ?? (() => clock.now());
-  const { store, loaded, syncFiles, sharedWindow } = await openStoreAndCa(config, dataDir);
-  const { ca, previous: previousCa, secret } = loaded;
+  const { store, loaded, secret, syncFiles, sharedWindow } = await openStoreAndCa(
+    config,
+    dataDir,
+    deps.readOnly === true,
+  );
   try {
-    const cas = new DataDirCaSet(dataDir, secret, { ca, ...(previousCa ? { previous: previousCa } : {}) });
+    const cas = new DataDirCaSet(
+      dataDir,
+      secret,
+      loaded && { ca: loaded.ca, ...(loaded.previous ? { previous: loaded.previous } : {}) },
+    );
     const revocation = new RevocationService({
       store,
       cas,
@@ -191,16 +204,21 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
 async function openStoreAndCa(
   config: Config,
   dataDir: string,
+  readOnly: boolean,
 ): Promise<{
   store: Store;
-  loaded: Awaited<ReturnType<typeof loadOrCreateCa>>;
+  /** Undefined: a read-only open of an existing CA, read from its files when first used. */
+  loaded?: Awaited<ReturnType<typeof loadOrCreateCa>>;
+  secret: KeySecret;
   syncFiles(): Promise<void>;
   sharedWindow?: SharedWindow;
 }> {
   const target = storeTarget(config);
   if (target.engine === 'sqlite') {
-    const loaded = await loadOrCreateCa(config, dataDir);
-    return { store: openStore(dataDir), loaded, syncFiles: async () => {} };
+    const deferred = readOnly ? existingCaSecret(config, dataDir) : undefined;
+    const loaded = deferred ? undefined : await loadOrCreateCa(config, dataDir);
+    const secret = deferred ?? loaded!.secret;
+    return { store: openStore(dataDir), ...(loaded ? { loaded } : {}), secret, syncFiles: async () => {} };
   }
   const [{ PgStore }, files, { admitInWindow }] = await Promise.all([
     import('../store/pg/pg-store.js'),
@@ -225,6 +243,7 @@ async function openStoreAndCa(
     return {
       store,
       loaded,
+      secret: loaded.secret,
       syncFiles: async () => {
         await store.withDb((db) => files.pushSharedFiles(db, dataDir, SHARED_CA_FILES));
       },
