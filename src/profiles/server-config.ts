@@ -1,6 +1,14 @@
 import { handlebars } from './handlebars.js';
 import { BadRequest } from '../lib/errors.js';
-import { findOverlaps, holdingRange, intToIpv4, netmask, parseCidr, parseIp, type Cidr } from '../lib/cidr.js';
+import {
+  findOverlaps,
+  holdingRange,
+  intToIpv4,
+  netmask,
+  parseCidr,
+  parseIp,
+  type Cidr,
+} from '../lib/cidr.js';
 import type { VpnConfig } from '../config/schema.js';
 import { assertSafeValue, checkRenderedConfig } from './guard.js';
 

@@ -51,7 +51,10 @@ describe('access: stable tunnel addresses', function () {
   it("the pool leaves out the holding range at the top (openvpn's pool for devices without a client-config-dir file)", () => {
     const big = addressPool('10.140.0.0/16');
     assert.equal(intToIpv4(big.last), '10.140.254.255', 'the last /24 is held back');
-    assert.deepEqual(holdingRange('10.140.0.0/16'), { first: big.last + 1, last: ipv4ToInt('10.140.255.254') });
+    assert.deepEqual(holdingRange('10.140.0.0/16'), {
+      first: big.last + 1,
+      last: ipv4ToInt('10.140.255.254'),
+    });
     const c = addressPool('10.140.0.0/24');
     assert.equal(intToIpv4(c.last), '10.140.0.223', 'the top eighth of a /24 is held back');
     assert.equal(intToIpv4(holdingRange('10.140.0.0/24')!.first), '10.140.0.224');
