@@ -25,6 +25,8 @@ import { contextDepsFor } from '../../src/main.js';
 import { createApp } from '../../src/web/app.js';
 import { createKubeApi, loadKubeConfig } from '../../src/cluster/kube-client.js';
 import { ReplicaSessionsProvider } from '../../src/cluster/replica-sessions.js';
+import { clusterServiceFor } from '../../src/cluster/index.js';
+import { UsageService } from '../../src/services/usage.js';
 import {
   canUseNetns,
   cleanupAll,
@@ -117,6 +119,7 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
   let agent: ReturnType<typeof request.agent>;
   let csrf: string;
   let replicas: ReplicaSessionsProvider;
+  let history: ReturnType<typeof clusterServiceFor>;
   const clients: Client[] = [];
   /** The clients whose certificates were revoked (one per replica). */
   let victims: Client[] = [];
@@ -337,21 +340,22 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
       service: 'middleware/podgate-openvpn',
       slices: kubectlSlices(kubectlBin(), adminKc, 'middleware', 'podgate-openvpn'),
     });
-    // each agent reports through its own Lease: both replicas listed, each with a CRL number in force
-    const status = await until(
-      'both replicas reporting',
+    // each agent reports through its own Lease: both replicas listed, each with a CRL number in force and
+    // openvpn answering (a pod is Ready once the management socket exists; its agent reads openvpn every
+    // 5 s, so the first report after start may still say "openvpn not answering")
+    const line = /^replica podgate-openvpn-\S+: Ready, CRL #\d+ \(up to date\), rules v\d+, 0 session\(s\)$/;
+    let last = '';
+    await until(
+      'both replicas reporting, openvpn answering',
       async () => {
-        const s = (await podgate('k8s', 'status')).stdout;
-        const lines = s.split('\n').filter((l) => /^replica /.test(l) && /CRL #\d+ \(up to date\)/.test(l));
-        return lines.length === 2 ? s : undefined;
+        last = (await podgate('k8s', 'status')).stdout;
+        return last.split('\n').filter((l) => line.test(l)).length === 2 || undefined;
       },
       60_000,
       1000,
-    );
-    assert.match(
-      status,
-      /^replica podgate-openvpn-\S+: Ready, CRL #\d+ \(up to date\), rules v\d+, 0 session\(s\)$/m,
-    );
+    ).catch((err: unknown) => {
+      throw new Error(`${String(err)}; last k8s status:\n${last}`);
+    });
   });
 
   it('clients land on both replicas; a revoke cuts the one on each replica, the others stay; a disconnect reaches whichever replica holds the session', async () => {
@@ -408,6 +412,25 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
     ).items;
     assert.equal(listed.length, clients.length);
     assert.equal(new Set(listed.map((s) => s.replica)).size, 2);
+    // `podgate sessions` (the CLI, through the manager's kubeconfig) names the same replicas
+    const cli = JSON.parse((await podgate('sessions', '--cluster', '--json')).stdout) as {
+      commonName: string;
+      replica: string;
+    }[];
+    assert.deepEqual(
+      cli.map((s) => `${s.commonName}@${s.replica}`).sort(),
+      listed.map((s) => `${s.commonName}@${s.replica}`).sort(),
+    );
+    // the session history records each replica's sessions from its Lease, under pod/<pod>
+    history = clusterServiceFor(ctx, new UsageService(ctx.store, () => new Date()));
+    await history.syncSessions();
+    const recorded = (await ctx.store.listSessionHistory({ user: 'admin' })).filter(
+      (r) => r.endedAt === null,
+    );
+    assert.deepEqual(
+      recorded.map((r) => `${r.commonName}@${r.replica}`).sort(),
+      listed.map((s) => `${s.commonName}@pod/${s.replica}`).sort(),
+    );
     // on each replica every session has a tunnel address of its own (openvpn routes by it)
     figures['tunnel addresses'] = listed
       .map((s) => `${s.commonName}=${s.virtualAddress}@${s.replica}`)
@@ -567,6 +590,19 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
       1000,
     );
     assert.ok(moving.every((c) => now.get(c.name) !== lost));
+    // the history ends the lost replica's sessions (its Lease went with the pod) and records the moved ones
+    await until(
+      "the lost replica's sessions ended in the history",
+      async () => {
+        await history.syncSessions();
+        const rows = await ctx.store.listSessionHistory({ user: 'admin' });
+        const open = (c: Client, pod: string) =>
+          rows.some((r) => r.commonName === c.name && r.replica === `pod/${pod}` && r.endedAt === null);
+        return moving.every((c) => !open(c, lost) && open(c, now.get(c.name)!)) || undefined;
+      },
+      60_000,
+      1000,
+    );
     // revocations hold on the surviving and the new replica: a revoked profile is refused
     const revoked = victims[0]!;
     const again = startClient(revoked.netns, work, `${revoked.name}-again`, revoked.profile, [
