@@ -231,12 +231,6 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
 
   before(async function () {
     this.timeout(90 * 60_000);
-    if (process.env.PODGATE_REPLICAS_E2E !== '1') {
-      // out of the default run until it passes reliably: the second run failed (a client just issued could
-      // not reach the pod; no ping replies around the deletion): `npm run test:node-replicas`
-      console.warn('    skipped: set PODGATE_REPLICAS_E2E=1 (npm run test:node-replicas)');
-      this.skip();
-    }
     const missing = nodeTestPrerequisites();
     if (!(await canUseNetns())) missing.push('root and network namespaces');
     if (missing.length > 0) {
