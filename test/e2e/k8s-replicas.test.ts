@@ -231,6 +231,14 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
 
   before(async function () {
     this.timeout(90 * 60_000);
+    if (process.env.PODGATE_REPLICAS_E2E !== '1') {
+      // out of the default run until it passes three runs in a row with the code as it is: of six runs,
+      // the two failures were bugs found and fixed (a test race; the access agent killing a connection
+      // in its handshake), and the code with both fixes had not run three times yet:
+      // `npm run test:node-replicas`
+      console.warn('    skipped: set PODGATE_REPLICAS_E2E=1 (npm run test:node-replicas)');
+      this.skip();
+    }
     const missing = nodeTestPrerequisites();
     if (!(await canUseNetns())) missing.push('root and network namespaces');
     if (missing.length > 0) {
