@@ -16,6 +16,7 @@ const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'access.js', run: 'runAccessBench' },
   { file: 'access-dual-stack.js', run: 'runAccessDualStackBench' },
   { file: 'tunnel.js', run: 'runTunnelBench' },
+  { file: 'server-processes.js', run: 'runProcessesBench' },
 ];
 
 const only = process.argv.slice(2);

@@ -103,7 +103,13 @@ export function testVpnConfig(overrides: Record<string, unknown> = {}): VpnConfi
 }
 
 /** Writes keys, an initial CRL and server.conf (rendered by podgate) into `dir`. */
-export function writeServerFiles(dir: string, pki: TestPki, vpn: VpnConfig): ServerFilesOut {
+export function writeServerFiles(
+  dir: string,
+  pki: TestPki,
+  vpn: VpnConfig,
+  /** server.conf's client-config-dir (and whether `ccd-exclusive` goes with it, default yes). */
+  ccd?: { dir: string; exclusive?: boolean },
+): ServerFilesOut {
   mkdirSync(dir, { recursive: true });
   const secret = (name: string, text: string): string => {
     writeFileSync(join(dir, name), text, { mode: 0o600 });
@@ -134,6 +140,7 @@ export function writeServerFiles(dir: string, pki: TestPki, vpn: VpnConfig): Ser
     managementSocket: out.managementSocket,
     managementPasswordFile: secret('mgmt.pw', `${managementPassword}\n`),
     files,
+    ...(ccd ? { clientConfigDir: ccd.dir, clientConfigExclusive: ccd.exclusive ?? true } : {}),
   });
   writeFileSync(out.configPath, text, { mode: 0o600 });
   return out;
