@@ -57,18 +57,23 @@ export interface RevocationServiceDeps {
  */
 export class RevocationService {
   /**
-   * Revoked rows as of CRL number `crlNumber`, oldest first. Every revocation bumps the CRL number in the
-   * same transaction, so a matching number proves the cache is current even with other processes
-   * (CLI, web) writing the same store; otherwise it is reloaded.
+   * Revoked rows as of the CRL `crlNumber` with exactly the text `crlPem`, oldest first. Every revocation
+   * signs a new CRL in the same transaction, so a stored CRL that is this one proves the cache current
+   * even with other processes (CLI, other replicas) writing the same store; otherwise it is reloaded.
+   * The number alone proves nothing: the cache is filled inside a transaction that may still roll back
+   * (a caller's transaction failing after the revocation), and then another writer commits a different
+   * CRL under the same number. The PEM carries the signed entry list and thisUpdate, so it tells them apart.
    */
-  private revokedCache: { crlNumber: number; rows: RevokedRow[] } | undefined;
+  private revokedCache: { crlNumber: number; crlPem: string; rows: RevokedRow[] } | undefined;
 
   constructor(private readonly deps: RevocationServiceDeps) {}
 
   /** Every revoked row, oldest first, from the cache when it is current (read through `store`: a transaction's handle, or the store). */
   private async revokedRows(store: TxStore = this.deps.store): Promise<RevokedRow[]> {
-    const number = (await store.getCrl())?.number ?? 0;
-    if (this.revokedCache?.crlNumber !== number) {
+    const crl = await store.getCrl();
+    const number = crl?.number ?? 0;
+    const pem = crl?.pem ?? '';
+    if (this.revokedCache?.crlNumber !== number || this.revokedCache.crlPem !== pem) {
       const rows = (await store.listRevoked())
         .map((r) => ({
           serial: r.serial,
@@ -79,7 +84,7 @@ export class RevocationService {
           reason: r.revocationReason!,
         }))
         .sort((a, b) => a.revokedAt.getTime() - b.revokedAt.getTime());
-      this.revokedCache = { crlNumber: number, rows };
+      this.revokedCache = { crlNumber: number, crlPem: pem, rows };
     }
     return this.revokedCache.rows;
   }
@@ -193,7 +198,7 @@ export class RevocationService {
       nextUpdate: new Date(now.getTime() + crlDays * DAY),
     };
     await tx.saveCrl(state);
-    this.revokedCache = { crlNumber: number, rows };
+    this.revokedCache = { crlNumber: number, crlPem: pem, rows };
     return state;
   }
 
