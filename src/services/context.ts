@@ -97,10 +97,15 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
   if (scratch.length > 0) log.info({ dataDir, removed: scratch }, 'removed scratch dirs of killed backups');
   const clock = deps.clock ?? systemClock;
   const now = deps.now ?? (() => clock.now());
-  const { store, loaded, syncFiles, sharedWindow } = await openStoreAndCa(config, dataDir);
+  const { store, loaded, syncFiles, pullFiles, sharedWindow } = await openStoreAndCa(config, dataDir);
   const { ca, previous: previousCa, secret } = loaded;
   try {
-    const cas = new DataDirCaSet(dataDir, secret, { ca, ...(previousCa ? { previous: previousCa } : {}) });
+    const cas = new DataDirCaSet(
+      dataDir,
+      secret,
+      { ca, ...(previousCa ? { previous: previousCa } : {}) },
+      pullFiles,
+    );
     const revocation = new RevocationService({
       store,
       cas,
@@ -195,6 +200,8 @@ async function openStoreAndCa(
   store: Store;
   loaded: Awaited<ReturnType<typeof loadOrCreateCa>>;
   syncFiles(): Promise<void>;
+  /** PostgreSQL: brings the data dir's CA files up to date when another replica changed them. */
+  pullFiles?: () => Promise<void>;
   sharedWindow?: SharedWindow;
 }> {
   const target = storeTarget(config);
@@ -222,9 +229,13 @@ async function openStoreAndCa(
         return loadOrCreateCa(config, dataDir);
       }),
     );
+    let seen = await store.withDb((db) => files.sharedFilesStamp(db, SHARED_CA_FILES));
     return {
       store,
       loaded,
+      pullFiles: async () => {
+        seen = await store.withDb((db) => files.pullWhenChanged(db, dataDir, SHARED_CA_FILES, seen));
+      },
       syncFiles: async () => {
         await store.withDb((db) => files.pushSharedFiles(db, dataDir, SHARED_CA_FILES));
       },

@@ -89,6 +89,14 @@ export class RevocationService {
     return this.revokedCache.rows;
   }
 
+  /**
+   * Brings the CA set up to date (another replica may have rotated it). Callers that pass their own
+   * transaction to revokeInTransaction call this before they open it.
+   */
+  async syncCas(): Promise<void> {
+    await this.deps.cas.sync();
+  }
+
   /** Finds a certificate by serial (any common spelling) or by the common name of its valid certificate. */
   async resolve(serialOrName: string): Promise<CertRecord> {
     const { store } = this.deps;
@@ -108,6 +116,7 @@ export class RevocationService {
     reason?: unknown;
   }): Promise<{ cert: CertRecord; crl: CrlState }> {
     const reason = parseReason(o.reason);
+    await this.deps.cas.sync();
     const cert = await this.resolve(o.serialOrName);
     if (cert.status === 'revoked')
       throw new Conflict(`certificate ${cert.serial} (${cert.commonName}) is already revoked`, 'certificate');
@@ -122,6 +131,7 @@ export class RevocationService {
     serials: readonly string[];
     reason: RevocationReason;
   }): Promise<CrlState> {
+    await this.deps.cas.sync();
     const { crl } = await this.revokeInTransaction(o.actor, o.serials, o.reason);
     await this.publish();
     return crl;
@@ -172,7 +182,8 @@ export class RevocationService {
 
   /**
    * Signs CRL number n+1 over `rows` (every revoked row) minus those expired more than
-   * CRL_KEEP_AFTER_EXPIRY_MS ago; callers hold the store transaction.
+   * CRL_KEEP_AFTER_EXPIRY_MS ago; callers hold the store transaction (and called `cas.sync()` before
+   * taking it: the sync may need a connection of its own, which a full pool would never give).
    */
   private async rebuildCrl(tx: TxStore, now: Date, given?: RevokedRow[], floor = 0): Promise<CrlState> {
     const { cas, crlDays } = this.deps;
@@ -225,6 +236,7 @@ export class RevocationService {
   async ensureFreshCrl(): Promise<CrlState> {
     const { store } = this.deps;
     const now = this.deps.now();
+    await this.deps.cas.sync(); // another replica may have rotated the CA: sign with the set in force
     const superseded = await this.supersedeDue(now);
     if (superseded) {
       await this.publish();
@@ -253,8 +265,9 @@ export class RevocationService {
    * `above + 1` when the current one is not above `above`; returns it, or undefined when nothing was
    * needed. For restore: the VPN server refuses a CRL numbered below the one it holds. Not published.
    */
-  resignAbove(above: number): Promise<CrlState | undefined> {
+  async resignAbove(above: number): Promise<CrlState | undefined> {
     const { store } = this.deps;
+    await this.deps.cas.sync();
     return store.transaction(async (tx) => {
       const current = await tx.getCrl();
       if (current && current.number > above) return undefined;
@@ -264,6 +277,7 @@ export class RevocationService {
 
   /** Signs and publishes a new CRL now (after a CA rotation or retirement changes the set of CAs). */
   async resign(actor: string): Promise<CrlState> {
+    await this.deps.cas.sync();
     const crl = await this.deps.store.transaction((tx) => this.rebuildCrl(tx, this.deps.now()));
     await this.deps.store.appendAudit({
       actor,

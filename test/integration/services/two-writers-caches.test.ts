@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { rotateCa } from '../../../src/services/ca-rotation.js';
 import type { AppContext } from '../../../src/services/context.js';
 import { tempDir } from '../../helpers/cli.js';
 import { testContext } from '../../helpers/context.js';
@@ -22,12 +23,12 @@ function crlSerials(pem: string): string[] {
 
 type Engine = 'postgres' | 'sqlite';
 
-async function twoContexts(engine: Engine, dir: string): Promise<[AppContext, AppContext]> {
-  if (engine === 'sqlite') {
-    // serve and the CLI on one data dir
-    const a = await testContext(dir);
-    return [a, await testContext(dir)];
-  }
+/** Opens a context on the test's store; `name` picks the data dir (PostgreSQL: one per replica). */
+type Opener = (name: string) => Promise<AppContext>;
+
+async function opener(engine: Engine, dir: string): Promise<Opener> {
+  // SQLite: serve and the CLI on one data dir
+  if (engine === 'sqlite') return () => testContext(dir);
   const pg = await sharedPostgres();
   const database = await pg.createDatabase('caches');
   writeFileSync(join(dir, 'ca-passphrase'), 'two-writers-share-this-passphrase\n', { mode: 0o600 });
@@ -37,19 +38,21 @@ async function twoContexts(engine: Engine, dir: string): Promise<[AppContext, Ap
     'store.passwordFile': pg.passwordFile,
     'ca.passphraseFile': join(dir, 'ca-passphrase'),
   });
-  const a = await testContext(join(dir, 'a'), overrides('a'));
-  return [a, await testContext(join(dir, 'b'), overrides('b'))];
+  return (name) => testContext(join(dir, name), overrides(name));
 }
 
 for (const engine of ['postgres', 'sqlite'] as const) {
   describe(`services (${engine}): in-process caches with two writers on one store`, function () {
     this.timeout(120_000);
     let t: { dir: string; cleanup: () => void };
+    let open: Opener;
     let a: AppContext | undefined;
     let b: AppContext | undefined;
     beforeEach(async () => {
       t = tempDir();
-      [a, b] = await twoContexts(engine, t.dir);
+      open = await opener(engine, t.dir);
+      a = await open('a');
+      b = await open('b');
     });
     afterEach(async () => {
       await a?.close();
@@ -94,5 +97,65 @@ for (const engine of ['postgres', 'sqlite'] as const) {
       assert.deepEqual(bundle.revoked.map((r) => r.serial).sort(), [fromA, fromB].sort());
       assert.equal((await a!.store.getCert(rolledBack))!.status, 'valid');
     });
+
+    it('a CA rotated by another process: the running one issues from the new CA and revokes in its CRL', async () => {
+      await a!.users.create({ actor: 'test', name: 'bob', role: 'user' });
+      const oldKeyId = b!.ca.keyId;
+      // `podgate ca rotate` in a process of its own (on PostgreSQL: another replica's pod)
+      const cli = await open('cli');
+      let rotated: { keyId: string };
+      try {
+        rotated = await rotateCa(cli, { actor: 'cli' });
+      } finally {
+        await cli.close(); // on PostgreSQL the changed CA files go to the database here
+      }
+      assert.notEqual(rotated.keyId, oldKeyId);
+
+      // B has been running all along: its next issue comes from the new CA...
+      const issued = await b!.devices.issue({
+        actor: 'test',
+        owner: 'bob',
+        commonName: 'bob-1',
+        keyType: 'ec-p256',
+      });
+      assert.equal(issued.cert.issuerKeyId, rotated.keyId, 'issued by the CA in force');
+      assert.equal(b!.ca.keyId, rotated.keyId);
+      assert.equal(b!.previousCa?.keyId, oldKeyId);
+
+      // ...and revoking it puts it in a CRL the new CA signed (openvpn ignores a CRL of another issuer)
+      const { crl } = await b!.revocation.revoke({
+        actor: 'test',
+        serialOrName: issued.cert.serial,
+        reason: 'keyCompromise',
+      });
+      const dir = join(t.dir, 'check');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'new-ca.pem'), b!.ca.certPem);
+      writeFileSync(join(dir, 'crl.pem'), crl.pem);
+      const text = execFileSync(
+        'openssl',
+        [
+          'crl',
+          '-in',
+          join(dir, 'crl.pem'),
+          '-CAfile',
+          join(dir, 'new-ca.pem'),
+          '-verify',
+          '-noout',
+          '-text',
+        ],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      assert.ok(
+        text.includes(`Serial Number: ${hex(issued.cert.serial)}`) ||
+          crlSerials(crl.pem).includes(hex(issued.cert.serial)),
+      );
+      assert.ok(crlSerials(crl.pem).includes(hex(issued.cert.serial)), 'the revoked serial is in the CRL');
+      assert.match(text, new RegExp(`Issuer: .*${escape(b!.ca.commonName)}`), 'the new CA signed a CRL');
+    });
   });
+}
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
