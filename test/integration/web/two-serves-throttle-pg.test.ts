@@ -26,7 +26,9 @@ describe('serve x2 on one PostgreSQL: the sign-in throttle is shared', function 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const login = async (i: number, password: string, forwardedFor?: string) => {
+  const login = async (i: number, password: string, forwardedFor?: string) =>
+    (await signIn(i, password, forwardedFor)).status;
+  const signIn = async (i: number, password: string, forwardedFor?: string) => {
     const res = await fetch(`${serves[i % 2]!.url}/api/v1/login`, {
       method: 'POST',
       headers: {
@@ -36,8 +38,8 @@ describe('serve x2 on one PostgreSQL: the sign-in throttle is shared', function 
       },
       body: JSON.stringify({ name: 'admin', password }),
     });
-    await res.arrayBuffer();
-    return res.status;
+    const body = (await res.json()) as { csrfToken?: string };
+    return { status: res.status, cookie: res.headers.get('set-cookie'), csrfToken: body.csrfToken };
   };
 
   it('20 parallel wrong passwords over two replicas: the account budget once (401), the rest 429, the owner still in', async () => {
@@ -76,6 +78,24 @@ describe('serve x2 on one PostgreSQL: the sign-in throttle is shared', function 
     assert.equal(await login(1, 'wrong password', '198.51.100.7'), 429);
 
     // the owner, from the known address, gets in on the other replica (B never saw that sign-in)
-    assert.equal(await login(1, PASSWORD, '192.0.2.10'), 200);
+    const owner = await signIn(1, PASSWORD, '192.0.2.10');
+    assert.equal(owner.status, 200);
+
+    // a backup copies the SQLite data dir: on PostgreSQL it is refused, naming store.url, not a 500
+    const res = await fetch(`${serves[1]!.url}/api/v1/backup`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        cookie: owner.cookie!.split(';')[0]!,
+        'x-csrf-token': owner.csrfToken!,
+        'x-forwarded-for': '192.0.2.10',
+      },
+      body: JSON.stringify({ passphrase: 'a backup passphrase of some length' }),
+    });
+    const answer = (await res.json()) as { error?: { field?: string; message?: string } };
+    assert.equal(res.status, 400, JSON.stringify(answer));
+    assert.equal(answer.error?.field, 'store.url', JSON.stringify(answer));
+    assert.match(answer.error?.message ?? '', /pg_dump/);
   });
 });
