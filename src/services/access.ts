@@ -210,7 +210,13 @@ export class AccessService {
     if (!this.deps.publishers.some((q) => q.name === p.name)) this.deps.publishers.push(p);
   }
 
-  /** Publishes when the version moved since this process last published (coalesced; never throws). */
+  /**
+   * Publishes when the version moved since this process last published. The one path every
+   * publication takes: calls made while one runs are coalesced into one more run after it, and the
+   * promise settles once a run that started after the call has finished, so a caller that awaits it
+   * answers only after its own change went out. Never rejects: a failing target is logged and audited
+   * (once per version) and retried at the next call, so fire-and-forget callers (timers) may `void` it.
+   */
   changed(): Promise<void> {
     return this.schedule(false);
   }
@@ -222,21 +228,27 @@ export class AccessService {
 
   private schedule(force: boolean): Promise<void> {
     if (force) this.forceNext = true;
-    if (this.chain) {
-      this.dirty = true;
-      return this.chain;
-    }
-    this.chain = (async () => {
-      do {
+    this.dirty = true;
+    this.chain ??= this.drain();
+    return this.chain;
+  }
+
+  /**
+   * Runs publications while calls keep arriving. The queue is released in the same turn as the last
+   * `dirty` check: a call that comes after it starts a new drain instead of joining one that has
+   * already decided to stop (and would have resolved without publishing that call's change).
+   */
+  private async drain(): Promise<void> {
+    try {
+      while (this.dirty) {
         this.dirty = false;
         const f = this.forceNext;
         this.forceNext = false;
         await this.publishOnce(f).catch((err: unknown) => log.error({ err }, 'access publish failed'));
-      } while (this.dirty);
-    })().finally(() => {
+      }
+    } finally {
       this.chain = undefined;
-    });
-    return this.chain;
+    }
   }
 
   private async publishOnce(force: boolean): Promise<void> {

@@ -246,7 +246,10 @@ export class RevocationService {
     const stale =
       !current ||
       current.nextUpdate.getTime() - now.getTime() < CRL_RENEW_BEFORE_DAYS * DAY ||
-      now.getTime() - current.thisUpdate.getTime() > DAY;
+      now.getTime() - current.thisUpdate.getTime() > DAY ||
+      // signed while the clock ran ahead, then set back: openvpn refuses a CRL whose thisUpdate is in
+      // the future (every client), and the age test above would wait out the whole difference
+      current.thisUpdate.getTime() > now.getTime();
     if (!stale) return current;
     const crl = await store.transaction((tx) => this.rebuildCrl(tx, now));
     await store.appendAudit({

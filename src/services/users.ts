@@ -114,7 +114,7 @@ export class UserService {
       });
       return u;
     });
-    void this.deps.changed?.();
+    await this.deps.changed?.(); // admins are a group access rules name: answer once it is out
     return updated;
   }
 

@@ -150,7 +150,7 @@ export function register(program: Command, env: CliEnv): void {
           const stopSync = oidc
             ? scheduleOidcSync(
                 // group changes the sync finds are published at once, not at the next poll
-                () => oidc.sync().finally(() => void ctx.access.changed()),
+                () => oidc.sync().finally(() => ctx.access.changed()),
                 config.auth.oidc!.syncIntervalHours,
               )
             : () => undefined;
