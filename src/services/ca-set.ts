@@ -27,11 +27,17 @@ export interface CaSet {
   readonly version: number;
   /** Re-reads the CA files when they changed on disk; true when the set changed. Never throws. */
   refresh(): boolean;
+  /**
+   * refresh(), after first bringing the data dir up to date with the store when the CA files live
+   * there too (PostgreSQL: another replica may have rotated the CA). Call it outside any transaction
+   * (it may take a connection of its own). Never throws.
+   */
+  sync(): Promise<boolean>;
 }
 
 /** A set that never changes (tests, and callers that hold a CA of their own). */
 export function fixedCaSet(current: CertificateAuthority, previous?: CertificateAuthority): CaSet {
-  return { current, previous, version: 0, refresh: () => false };
+  return { current, previous, version: 0, refresh: () => false, sync: async () => false };
 }
 
 const WATCHED = [CA_CERT_FILE, CA_KEY_FILE, PREVIOUS_CA_CERT_FILE, PREVIOUS_CA_KEY_FILE];
@@ -51,11 +57,14 @@ export class DataDirCaSet implements CaSet {
   /**
    * `loaded` is the set already read from the files; without it the files are read when the set is
    * first used (a read-only command that never signs does not decrypt the CA key at all).
+   * @param pull writes the store's copies of the CA files into the data dir when they changed there since
+   *   the last pull (PostgreSQL's `shared_files`); absent on SQLite, where the data dir is the only copy.
    */
   constructor(
     private readonly dataDir: string,
     private readonly secret: KeySecret,
     loaded?: { ca: CertificateAuthority; previous?: CertificateAuthority },
+    private readonly pull?: () => Promise<unknown>,
   ) {
     if (loaded) {
       this.loaded = loaded;
@@ -89,6 +98,17 @@ export class DataDirCaSet implements CaSet {
         return '-';
       }
     }).join('|');
+  }
+
+  async sync(): Promise<boolean> {
+    if (this.pull) {
+      try {
+        await this.pull();
+      } catch (err) {
+        log.warn({ err }, 'could not read the CA files from the store; keeping the CAs in force');
+      }
+    }
+    return this.refresh();
   }
 
   refresh(): boolean {

@@ -17,6 +17,7 @@ import { BadRequest } from '../lib/errors.js';
 import { DataDirCaSet, type CaSet } from './ca-set.js';
 import { secureDataDir } from './data-dir.js';
 import { DeviceService, type SharedWindow } from './devices.js';
+import type { SharedLimits } from './shared-limits.js';
 import { RenewalService } from './renewal.js';
 import { RevocationService } from './revocation.js';
 import { ServerIdentityService } from './server-identity.js';
@@ -62,6 +63,8 @@ export interface AppContext {
   accessQueries: AccessQueries;
   /** The cluster's namespaces, Services and pods (labels and addresses), when a cluster is configured. */
   clusterObjects?: ClusterObjects;
+  /** Limits counted across every replica (PostgreSQL); absent on SQLite (one `serve` per data dir). */
+  sharedLimits?: SharedLimits;
   now: () => Date;
   /** The clock the long-running timers use (`serve`, `server run`, backups); `now` reads it. */
   clock: Clock;
@@ -103,16 +106,20 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
   if (scratch.length > 0) log.info({ dataDir, removed: scratch }, 'removed scratch dirs of killed backups');
   const clock = deps.clock ?? systemClock;
   const now = deps.now ?? (() => clock.now());
-  const { store, loaded, secret, syncFiles, sharedWindow } = await openStoreAndCa(
+  const { store, loaded, secret, syncFiles, pullFiles, sharedLimits } = await openStoreAndCa(
     config,
     dataDir,
     deps.readOnly === true,
   );
+  const sharedWindow: SharedWindow | undefined = sharedLimits
+    ? (scope, key, limit, windowMs, at) => sharedLimits.admit(scope, key, limit, windowMs, at)
+    : undefined;
   try {
     const cas = new DataDirCaSet(
       dataDir,
       secret,
       loaded && { ca: loaded.ca, ...(loaded.previous ? { previous: loaded.previous } : {}) },
+      pullFiles,
     );
     const revocation = new RevocationService({
       store,
@@ -184,6 +191,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       access,
       accessQueries,
       ...(deps.clusterObjects ? { clusterObjects: deps.clusterObjects } : {}),
+      ...(sharedLimits ? { sharedLimits } : {}),
       now,
       clock,
       // PostgreSQL: CA files changed by this process (ca rotate) go back to the database first
@@ -211,7 +219,9 @@ async function openStoreAndCa(
   loaded?: Awaited<ReturnType<typeof loadOrCreateCa>>;
   secret: KeySecret;
   syncFiles(): Promise<void>;
-  sharedWindow?: SharedWindow;
+  /** PostgreSQL: brings the data dir's CA files up to date when another replica changed them. */
+  pullFiles?: () => Promise<void>;
+  sharedLimits?: SharedLimits;
 }> {
   const target = storeTarget(config);
   if (target.engine === 'sqlite') {
@@ -220,7 +230,7 @@ async function openStoreAndCa(
     const secret = deferred ?? loaded!.secret;
     return { store: openStore(dataDir), ...(loaded ? { loaded } : {}), secret, syncFiles: async () => {} };
   }
-  const [{ PgStore }, files, { admitInWindow }] = await Promise.all([
+  const [{ PgStore }, files, rate] = await Promise.all([
     import('../store/pg/pg-store.js'),
     import('../store/pg/shared-files.js'),
     import('../store/pg/rate-window.js'),
@@ -240,15 +250,24 @@ async function openStoreAndCa(
         return loadOrCreateCa(config, dataDir);
       }),
     );
+    let seen = await store.withDb((db) => files.sharedFilesStamp(db, SHARED_CA_FILES));
     return {
       store,
       loaded,
       secret: loaded.secret,
+      pullFiles: async () => {
+        seen = await store.withDb((db) => files.pullWhenChanged(db, dataDir, SHARED_CA_FILES, seen));
+      },
       syncFiles: async () => {
         await store.withDb((db) => files.pushSharedFiles(db, dataDir, SHARED_CA_FILES));
       },
-      sharedWindow: (scope, key, limit, windowMs, at) =>
-        store.withDb((db) => admitInWindow(db, scope, key, limit, windowMs, at)),
+      sharedLimits: {
+        admit: (scope, key, limit, windowMs, at, backoffMs) =>
+          store.withDb((db) => rate.admitInWindow(db, scope, key, limit, windowMs, at, backoffMs)),
+        forget: (scope, key, at) => store.withDb((db) => rate.forgetInWindow(db, scope, key, at)),
+        newest: (scope, key, since) => store.withDb((db) => rate.newestInWindow(db, scope, key, since)),
+        mark: (scope, key, at) => store.withDb((db) => rate.markInWindow(db, scope, key, at)),
+      },
     };
   } catch (err) {
     await store.close();

@@ -80,7 +80,7 @@ export class ServerIdentityService {
 
   private async ensureOnce(): Promise<ServerIdentity> {
     const { store, cas, secret, serverName, now } = this.deps;
-    cas.refresh();
+    await cas.sync();
     const at = now().getTime();
     const previous = cas.previous;
     const ca =
