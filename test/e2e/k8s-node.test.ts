@@ -54,15 +54,7 @@ import {
   type SpawnedProcess,
 } from '../helpers/netns.js';
 import { startClient, waitClientConnected } from '../helpers/openvpn.js';
-import {
-  acquireNodeLock,
-  attachToLan,
-  nodeDown,
-  nodeLeftovers,
-  releaseNodeLock,
-  NODE_IP,
-  NODE_NETNS,
-} from '../cluster/node/node.js';
+import { attachToLan, NODE_IP, NODE_NETNS } from '../cluster/node/node.js';
 import { writeManagerOverlay } from '../cluster/node/manager-overlay.js';
 import {
   deployFromManager,
@@ -77,10 +69,10 @@ import {
 import { requireBinaries } from '../cluster/binaries.js';
 import { gatewayLayout } from '../../src/gateway/layout.js';
 import { makeKey, startSshd } from '../helpers/sshd.js';
-import { startNodeWithDns, CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
+import { CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
+import { startRealNode, stopRealNode, waitForNodeLock } from '../cluster/node/real-node-run.js';
 import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
-import { ControlPlane } from '../cluster/control-plane.js';
-import type { ImageSet } from '../cluster/images/build-images.js';
+import type { ControlPlane } from '../cluster/control-plane.js';
 import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
 import { kubectlBin } from '../cluster/node/paths.js';
 import { kubectlSlices, waitForService } from '../cluster/node/service-ready.js';
@@ -180,36 +172,18 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       console.warn(`    skipped: ${missing.join('; ')}`);
       this.skip();
     }
-    // one test node per machine (fixed names): a clear error while another run has it; a node left by a
-    // run that died without its after hook goes first
-    acquireNodeLock('the real-node e2e (test/e2e/k8s-node.test.ts)');
+    // one test node per machine (fixed names): wait while another run has it; a node left by a run that
+    // died without its after hook goes first
+    await waitForNodeLock('the real-node e2e (test/e2e/k8s-node.test.ts)');
     locked = true;
-    await nodeDown();
     work = mkdtempSync(join(tmpdir(), 'pg-k8s-node-'));
     // the control plane with this node instead of registered Node objects and the kubelet simulator
-    const t0 = Date.now();
-    let nodeStarted = 0;
-    let images: ImageSet | undefined;
-    cp = new ControlPlane({
-      dir: join(work, 'cluster'),
-      nodes: [],
-      simulateKubelet: false,
-      withNode: async (c) => {
-        nodeStarted = Date.now();
-        images = (await startNodeWithDns(REPO, c.kubeconfig)).images;
-        return [];
-      },
-    });
-    await cp.start();
-    adminKc = cp.kubeconfig;
-    const node = { images: images! };
+    const run = await startRealNode(REPO, work);
+    cp = run.cp;
+    adminKc = run.adminKc;
+    const node = { images: run.images };
     podgateImage = node.images.podgate.ref;
-    figures['control plane start'] = `${((nodeStarted - t0) / 1000).toFixed(1)} s`;
-    figures[
-      'node + CoreDNS start (images cached: ' +
-        String(Object.values(node.images).every((i) => i.cached)) +
-        ')'
-    ] = `${((Date.now() - nodeStarted) / 1000).toFixed(1)} s`;
+    Object.assign(figures, run.figures);
 
     for (const [role, addr] of [
       ['office', '172.18.12.100'],
@@ -272,16 +246,14 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       /* not empty or already gone */
     }
     if (!locked) return; // another run has the node: nothing here is ours
-    const problems = await nodeDown();
-    await cp?.stop({ removeDir: true });
-    releaseNodeLock();
+    const problems = await stopRealNode(cp);
     if (work) rmSync(work, { recursive: true, force: true });
     if (Object.keys(figures).length) {
       console.log('    figures:');
       for (const [k, v] of Object.entries(figures)) console.log(`      ${k}: ${v}`);
     }
     // nothing may outlive the run, whether its tests passed or not
-    const left = [...problems, ...(await nodeLeftovers())];
+    const left = [...problems];
     for (const d of [...leftovers, work].filter(Boolean)) if (existsSync(d)) left.push(`dir ${d}`);
     // every namespace this suite makes is named pgn* (office, office2, rv1..5, gw, lan) or pgq<role>-* (iperf)
     const netns = (await exec(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!);
