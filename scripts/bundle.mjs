@@ -32,6 +32,8 @@ export const EXTERNAL = [
   'ssh2',
   'openid-client',
   'prom-client',
+  // PostgreSQL driver: only with a postgres:// store.url (and its optional native binding is absent)
+  'pg',
   // reads its dictionaries through createRequire (src/services/password-policy.ts)
   '@zxcvbn-ts/language-common',
 ];

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // First step of `npm test`: the suites run real openvpn, openssl, sshd, iptables and chromium.
 // As root, missing Debian packages are installed with apt-get; otherwise they are listed and the run stops.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 
 const NEEDS = [
@@ -29,9 +29,20 @@ const NEEDS = [
   { pkg: 'iperf3', path: '/usr/bin/iperf3' },
   { pkg: 'gcc', path: '/usr/bin/gcc' },
   { pkg: 'libc6-dev', path: '/usr/lib/x86_64-linux-gnu/libc.a' },
+  // the PostgreSQL store suites start their own server (initdb + pg_ctl in a temporary directory)
+  { pkg: 'postgresql', path: postgresBin() ?? '/usr/lib/postgresql/15/bin/pg_ctl' },
   // promtool checks and unit-tests docs/prometheus/podgate-rules.yaml (only promtool is used)
   { pkg: 'prometheus', path: '/usr/bin/promtool' },
 ];
+
+/** pg_ctl of the newest PostgreSQL under /usr/lib/postgresql (Debian keeps one directory per major). */
+function postgresBin() {
+  if (!existsSync('/usr/lib/postgresql')) return undefined;
+  const majors = readdirSync('/usr/lib/postgresql')
+    .filter((d) => /^\d+$/.test(d))
+    .sort((a, b) => Number(b) - Number(a));
+  return majors.map((m) => `/usr/lib/postgresql/${m}/bin/pg_ctl`).find((p) => existsSync(p));
+}
 
 const missing = NEEDS.filter((n) => !existsSync(n.path) && !(n.alt && existsSync(n.alt))).map((n) => n.pkg);
 const isRoot = process.getuid?.() === 0;

@@ -75,6 +75,10 @@ export const AREAS: {
     },
     load: () => import('./commands/backup.js'),
   },
+  {
+    summary: { store: 'the database: move a SQLite data dir to PostgreSQL' },
+    load: () => import('./commands/store.js'),
+  },
 ];
 
 /** Global options that take a value, so their values are not mistaken for the command name. */

@@ -61,6 +61,11 @@ export interface KubeApi {
   ): Promise<KubeList | undefined>;
   /** Server-side apply with field manager `podgate` and force; returns the object as stored. */
   apply(obj: KubeObject): Promise<KubeObject>;
+  /**
+   * POST: creates the object, failing with 409 AlreadyExists when it exists (the create-if-absent step
+   * of leader election; everything else is applied). Optional: fakes of older suites lack it.
+   */
+  create?(obj: KubeObject): Promise<KubeObject>;
   /** POST with `dryRun=All`: nothing is stored; validation errors come back as KubeApiError. */
   createDryRun(obj: KubeObject): Promise<KubeObject>;
   /**

@@ -224,6 +224,11 @@ export function createKubeApi(kc: KubeConfig, options: KubeClientOptions = {}): 
         ),
       );
     },
+    create(obj) {
+      return call(`create ${refText({ kind: obj.kind, ...obj.metadata })}`, async () =>
+        plain<KubeObject>(await objects.create(k8s(obj), undefined, undefined, FIELD_MANAGER)),
+      );
+    },
     createDryRun(obj) {
       return call(`dry-run create ${refText({ kind: obj.kind, ...obj.metadata })}`, async () =>
         plain<KubeObject>(await objects.create(k8s(obj), undefined, 'All', FIELD_MANAGER)),

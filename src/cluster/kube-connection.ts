@@ -41,6 +41,11 @@ export function connectKube(config: Config): KubeConnection {
     get: async (...a) => (await open()).api.get(...a),
     list: async (...a) => (await open()).api.list(...a),
     apply: async (...a) => (await open()).api.apply(...a),
+    create: async (...a) => {
+      const inner = (await open()).api;
+      if (!inner.create) throw new Error('this Kubernetes client cannot create objects');
+      return inner.create(...a);
+    },
     createDryRun: async (...a) => (await open()).api.createDryRun(...a),
     canI: async (...a) => (await open()).api.canI(...a),
     whoAmI: async () => (await open()).api.whoAmI(),

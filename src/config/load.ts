@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AppError } from '../lib/errors.js';
 import { configSchema, type Config } from './schema.js';
+import { resolveStoreTarget, type StoreTarget } from './store-schema.js';
 
 /** Thrown when the configuration is invalid; `problems` lists every bad key by path. Exit code 2. */
 export class ConfigError extends AppError {
@@ -128,9 +129,32 @@ export function loadConfig(options: LoadOptions = {}): Config {
       }),
     );
   }
-  const crossField = pathProblems(result.data);
+  const store = resolveStoreTarget(result.data.store, env);
+  const crossField = [...pathProblems(result.data), ...store.problems];
+  if (store.target?.engine === 'postgres' && result.data.backup.dir) {
+    crossField.push(
+      'backup.dir: scheduled backups copy the SQLite file; with a PostgreSQL store.url back up the database (pg_dump) and the CA key secret instead',
+    );
+  }
   if (crossField.length > 0) throw new ConfigError(crossField);
+  targets.set(result.data, store.target!);
   return result.data;
+}
+
+/** Store targets resolved by loadConfig, against the environment it was given. */
+const targets = new WeakMap<Config, StoreTarget>();
+
+/**
+ * Where this config's store lives (SQLite in dataDir, or a PostgreSQL server), as resolved when it was
+ * loaded. A config made without loadConfig (tests) is resolved now against this process's environment.
+ */
+export function storeTarget(config: Config): StoreTarget {
+  const known = targets.get(config);
+  if (known) return known;
+  const resolved = resolveStoreTarget(config.store, process.env);
+  if (resolved.problems.length > 0) throw new ConfigError(resolved.problems);
+  targets.set(config, resolved.target!);
+  return resolved.target!;
 }
 
 /**

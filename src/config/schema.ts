@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { NAME_PATTERN } from '../lib/names.js';
 import { parseCidr, isIp, type Cidr } from '../lib/cidr.js';
 import { authSchema } from './auth-schema.js';
+import { storeSchema } from './store-schema.js';
 
 /** A CIDR string, checked and normalised by lib/cidr (host bits set is an error). */
 const cidr = z.string().superRefine((value, ctx) => {
@@ -81,6 +82,8 @@ export const configSchema = z
   .object({
     /** Where the SQLite database, the encrypted CA key and rendered server files live. */
     dataDir: z.string().min(1).default('./data'),
+    /** SQLite in dataDir (default) or a PostgreSQL server shared by several replicas (./store-schema.ts). */
+    store: storeSchema,
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     web: z
       .object({

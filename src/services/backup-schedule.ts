@@ -154,11 +154,3 @@ export class BackupScheduler {
     await this.running;
   }
 }
-
-/** Starts scheduled backups when `backup.dir` is set (for `serve`); undefined otherwise. */
-export function startScheduledBackups(deps: BackupScheduleDeps): BackupScheduler | undefined {
-  if (!deps.config.backup.dir) return undefined;
-  const scheduler = new BackupScheduler(deps);
-  scheduler.start();
-  return scheduler;
-}

@@ -26,6 +26,11 @@ export const NEXT_CA_KEY_FILE = 'ca-next.key.enc';
 
 /** The lock every change of the CA files takes (`ca rotate`, `ca retire-old`, resuming them, backup). */
 export const CA_LOCK_FILE = '.ca.lock';
+/**
+ * The CA files every replica needs, kept in the database on PostgreSQL (docs/postgres.md): the current,
+ * previous, next and retired certificates and their encrypted keys; never the key's secret (ca-key.kek).
+ */
+export const SHARED_CA_FILES = /^ca(-previous|-next|-retired-[0-9a-f]+)?\.(crt|key\.enc)$/;
 
 /**
  * Test hook: called with the name of each point of a CA change just after it is reached (a crash test

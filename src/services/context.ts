@@ -8,10 +8,15 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { logger } from '../lib/logger.js';
 import { removeStaleScratchDirs, removeStaleTempFiles } from '../lib/fs-atomic.js';
 import { serverDir } from '../openvpn/local-publisher.js';
-import { loadOrCreateCa } from './ca-files.js';
+import { loadOrCreateCa, SHARED_CA_FILES } from './ca-files.js';
+import { storeTarget } from '../config/load.js';
+import { KEK_FILE } from './key-secret.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { BadRequest } from '../lib/errors.js';
 import { DataDirCaSet, type CaSet } from './ca-set.js';
 import { secureDataDir } from './data-dir.js';
-import { DeviceService } from './devices.js';
+import { DeviceService, type SharedWindow } from './devices.js';
 import { RenewalService } from './renewal.js';
 import { RevocationService } from './revocation.js';
 import { ServerIdentityService } from './server-identity.js';
@@ -92,8 +97,8 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
   if (scratch.length > 0) log.info({ dataDir, removed: scratch }, 'removed scratch dirs of killed backups');
   const clock = deps.clock ?? systemClock;
   const now = deps.now ?? (() => clock.now());
-  const { ca, previous: previousCa, secret } = await loadOrCreateCa(config, dataDir);
-  const store = openStore(dataDir);
+  const { store, loaded, syncFiles, sharedWindow } = await openStoreAndCa(config, dataDir);
+  const { ca, previous: previousCa, secret } = loaded;
   try {
     const cas = new DataDirCaSet(dataDir, secret, { ca, ...(previousCa ? { previous: previousCa } : {}) });
     const revocation = new RevocationService({
@@ -132,7 +137,16 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
     // every CRL publication (revoke, disable, superseded renewals) changes who may connect
     revocation.addPublisher({ name: 'access-bundle', publish: () => access.changed() });
     const users = new UserService({ store, revocation, changed });
-    const devices = new DeviceService({ store, cas, config, server, now, addresses, changed });
+    const devices = new DeviceService({
+      store,
+      cas,
+      config,
+      server,
+      now,
+      addresses,
+      changed,
+      ...(sharedWindow ? { sharedWindow } : {}),
+    });
     const renewal = new RenewalService({ store, devices, revocation, config, now });
     if (!(await store.getCrl())) await revocation.ensureFreshCrl();
     return {
@@ -159,7 +173,63 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       ...(deps.clusterObjects ? { clusterObjects: deps.clusterObjects } : {}),
       now,
       clock,
-      close: () => store.close(),
+      // PostgreSQL: CA files changed by this process (ca rotate) go back to the database first
+      close: () => syncFiles().finally(() => store.close()),
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/**
+ * The store and the CA. SQLite: the CA files are in the data dir. PostgreSQL: they are in the database
+ * (docs/postgres.md); the data dir is this replica's copy, pulled before the CA is loaded (or created,
+ * under a lock, so replicas starting together make one CA) and pushed back when the context closes
+ * (a CLI `ca rotate` changed them).
+ */
+async function openStoreAndCa(
+  config: Config,
+  dataDir: string,
+): Promise<{
+  store: Store;
+  loaded: Awaited<ReturnType<typeof loadOrCreateCa>>;
+  syncFiles(): Promise<void>;
+  sharedWindow?: SharedWindow;
+}> {
+  const target = storeTarget(config);
+  if (target.engine === 'sqlite') {
+    const loaded = await loadOrCreateCa(config, dataDir);
+    return { store: openStore(dataDir), loaded, syncFiles: async () => {} };
+  }
+  const [{ PgStore }, files, { admitInWindow }] = await Promise.all([
+    import('../store/pg/pg-store.js'),
+    import('../store/pg/shared-files.js'),
+    import('../store/pg/rate-window.js'),
+  ]);
+  const store = await PgStore.open(target);
+  try {
+    const loaded = await store.withDb((db) =>
+      files.withSharedFiles(db, dataDir, SHARED_CA_FILES, async () => {
+        // a key file made here would exist on this replica only: the others could never open the CA
+        const hasCa = files.matchingFiles(dataDir, SHARED_CA_FILES).length > 0;
+        if (!hasCa && !config.ca.passphraseFile && !existsSync(join(dataDir, KEK_FILE))) {
+          throw new BadRequest(
+            'ca.passphraseFile is required to create the CA with a PostgreSQL store (every replica needs the same secret)',
+            'ca.passphraseFile',
+          );
+        }
+        return loadOrCreateCa(config, dataDir);
+      }),
+    );
+    return {
+      store,
+      loaded,
+      syncFiles: async () => {
+        await store.withDb((db) => files.pushSharedFiles(db, dataDir, SHARED_CA_FILES));
+      },
+      sharedWindow: (scope, key, limit, windowMs, at) =>
+        store.withDb((db) => admitInWindow(db, scope, key, limit, windowMs, at)),
     };
   } catch (err) {
     await store.close();

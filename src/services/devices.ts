@@ -7,7 +7,9 @@ import { wrapTlsCryptV2ClientKey } from '../pki/tls-crypt.js';
 import { renderClientProfile } from '../profiles/client-profile.js';
 import type { Config } from '../config/schema.js';
 import type { CertRecord, Store, User, TxStore } from '../store/types.js';
-import { IssueLimits } from './issue-limits.js';
+import { IssueLimits, TooManyIssues } from './issue-limits.js';
+
+const HOUR_MS = 3_600_000;
 import { effectiveNetwork, type EffectiveNetwork } from './network.js';
 import type { CaSet } from './ca-set.js';
 import type { ServerIdentityService } from './server-identity.js';
@@ -52,7 +54,21 @@ export interface DeviceServiceDeps {
   addresses?: AddressService;
   /** Called after a certificate is recorded (publishes the access bundle). */
   changed?: () => Promise<void>;
+  /**
+   * The hourly issue limit counted across every replica (PostgreSQL: store/pg/rate-window.ts), asked
+   * before this process's own count; absent on SQLite, where this process is the only one.
+   */
+  sharedWindow?: SharedWindow;
 }
+
+/** A sliding-window limit shared by replicas: whether one more event of `key` fits, and when not, how long to wait. */
+export type SharedWindow = (
+  scope: string,
+  key: string,
+  limit: number,
+  windowMs: number,
+  now: number,
+) => Promise<{ allowed: boolean; retryAfterMs: number }>;
 
 /**
  * Issuing a device = validate everything, make key + certificate, render the profile, then record the
@@ -121,6 +137,23 @@ export class DeviceService {
     // a full client subnet refuses before any key is made (and again, for certain, in the transaction)
     await this.deps.addresses?.assertRoomFor(commonName);
     const selfService = req.selfService === true && kind === 'client';
+    if (selfService && this.deps.sharedWindow) {
+      const perHour = config.devices.issuesPerHour;
+      const v = await this.deps.sharedWindow(
+        'issue',
+        String(owner.id),
+        perHour,
+        HOUR_MS,
+        this.deps.now().getTime(),
+      );
+      if (!v.allowed) {
+        const seconds = Math.ceil(v.retryAfterMs / 1000);
+        throw new TooManyIssues(
+          `owner: user '${ownerName}' made ${perHour} certificates in the last hour (devices.issuesPerHour); try again in ${Math.ceil(seconds / 60)} minutes`,
+          seconds,
+        );
+      }
+    }
     const release = selfService
       ? this.limits.admit(owner.id, ownerName, await this.validDevices(owner.id), {
           renewal: req.replaces !== undefined,

@@ -8,6 +8,7 @@ import { createBackup, restoreBackup } from '../../services/backup.js';
 import { DB_FILE_NAME, SqliteStore } from '../../store/index.js';
 import { globalOpts, type CliEnv } from '../env.js';
 import type { Config } from '../../config/schema.js';
+import { storeTarget } from '../../config/load.js';
 import { publishedCrlNumber } from '../../cluster/cluster-publisher.js';
 
 /** The passphrase from --passphrase-file, else backup.passphraseFile. */
@@ -53,6 +54,12 @@ export function register(program: Command, env: CliEnv): void {
     .action(async (o: { out: string; passphraseFile?: string }, cmd: Command) => {
       const g = globalOpts(cmd);
       const config = env.loadConfig(g);
+      if (storeTarget(config).engine === 'postgres') {
+        throw new BadRequest(
+          'podgate backup copies the SQLite data dir; with a PostgreSQL store.url back up the database (pg_dump) and the CA key secret',
+          'store.url',
+        );
+      }
       const pass = passphrase(o.passphraseFile, config.backup.passphraseFile);
       const out = resolve(o.out);
       if (!existsSync(dirname(out)) || !statSync(dirname(out)).isDirectory())

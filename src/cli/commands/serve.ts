@@ -4,10 +4,12 @@ import { readManagementPassword, serverPaths } from '../../openvpn/server-files.
 import { ManagementSessionsProvider } from '../../openvpn/sessions-provider.js';
 import { NotConnected } from '../../web/admin-data.js';
 import { BadRequest } from '../../lib/errors.js';
-import { setLogLevel } from '../../lib/logger.js';
+import { logger, setLogLevel } from '../../lib/logger.js';
+import { whileLeader } from '../../lib/leadership.js';
+import { openLeadership } from '../leadership.js';
 import type { Config } from '../../config/schema.js';
 import { ensureFirstAdmin } from '../../services/bootstrap.js';
-import { startScheduledBackups } from '../../services/backup-schedule.js';
+import { BackupScheduler } from '../../services/backup-schedule.js';
 import type { AppContext } from '../../services/context.js';
 import type { ClusterPort } from '../../web/cluster-port.js';
 import type { SessionsProvider } from '../../web/sessions-provider.js';
@@ -74,6 +76,8 @@ export const defaultWebDeps: WebDepsFactory = async (config, ctx, env) => {
   return { sessions: both, cluster };
 };
 
+const log = logger.child({ module: 'serve' });
+
 /** `podgate serve`: first admin on an empty data dir, then the web app until SIGINT/SIGTERM. */
 export function register(program: Command, env: CliEnv): void {
   program
@@ -101,37 +105,59 @@ export function register(program: Command, env: CliEnv): void {
           env.out(`first admin: ${admin.user.name} (password from PODGATE_ADMIN_PASSWORD_FILE)`);
         }
         if (admin) for (const line of await describeAccessDefaults(ctx, admin.access)) env.out(line);
-        const stopAccess = startAccessTimers(ctx);
         const swept = await ctx.users.revokeHeldByDisabled('system');
         if (swept.length > 0) env.err(`revoked ${swept.length} certificate(s) still held by disabled users`);
         const factory = (env as CliEnv & { webDeps?: WebDepsFactory }).webDeps ?? defaultWebDeps;
         const extra = await factory(config, ctx, env.env);
+        // Checked here, on every replica, before the web app listens: a bad backup.passphraseFile
+        // stops `serve` with exit 2 instead of failing later inside the leader's timers, unseen.
+        const backups = config.backup.dir
+          ? new BackupScheduler({ config, audit: ctx.store, now: ctx.now, clock: ctx.clock })
+          : undefined;
         const oidc = openOidc(ctx);
-        const backups = startScheduledBackups({ config, audit: ctx.store, now: ctx.now, clock: ctx.clock });
         const server = await startServer({ ctx, ...extra, oidc, host: o.host, port });
-        // The CRL (local file and, in cluster mode, the podgate-crl Secret) must not expire because no one
-        // asked for /readyz or /crl.pem; renewed certificates leave on time. server run does the same.
-        const upkeep = startUpkeep({
-          clock: ctx.clock,
-          revocation: ctx.revocation,
-          caWarning: () => caExpiryWarning(ctx),
+        // The timers run on one replica only (on SQLite: this process). The CRL (local file and, in
+        // cluster mode, the podgate-crl Secret) must not expire because no one asked for /readyz or
+        // /crl.pem; renewed certificates leave on time. server run does the same.
+        const elected = await openLeadership(config, env.env);
+        elected.leadership.onChange((leader) =>
+          log.info(
+            { leader, by: elected.kind },
+            leader ? 'this replica runs the timers' : 'timers stopped here',
+          ),
+        );
+        await elected.leadership.start();
+        const timers = whileLeader(elected.leadership, () => {
+          const stopAccess = startAccessTimers(ctx);
+          backups?.start();
+          const upkeep = startUpkeep({
+            clock: ctx.clock,
+            revocation: ctx.revocation,
+            caWarning: () => caExpiryWarning(ctx),
+          });
+          const stopSync = oidc
+            ? scheduleOidcSync(
+                // group changes the sync finds are published at once, not at the next poll
+                () => oidc.sync().finally(() => void ctx.access.changed()),
+                config.auth.oidc!.syncIntervalHours,
+              )
+            : () => undefined;
+          return async () => {
+            stopSync();
+            stopAccess();
+            upkeep.cancel();
+            await backups?.stop();
+          };
         });
         env.out(`podgate web app on ${server.url}`);
-        const stopSync = oidc
-          ? scheduleOidcSync(
-              // group changes the sync finds are published at once, not at the next poll
-              () => oidc.sync().finally(() => void ctx.access.changed()),
-              config.auth.oidc!.syncIntervalHours,
-            )
-          : () => undefined;
         await new Promise<void>((resolve) => {
           const stop = (): void => {
             process.off('SIGINT', stop);
             process.off('SIGTERM', stop);
-            stopSync();
-            stopAccess();
-            upkeep.cancel();
-            void Promise.all([server.close(), backups?.stop()]).then(() => resolve());
+            void Promise.all([server.close(), timers.stop()])
+              .then(() => elected.leadership.stop())
+              .then(() => elected.close())
+              .then(() => resolve());
           };
           process.on('SIGINT', stop);
           process.on('SIGTERM', stop);

@@ -1,0 +1,353 @@
+import { BadRequest, Conflict, NotFound } from '../../lib/errors.js';
+import type { ImportLink, ImportLinkStore } from '../import-links-repo.js';
+import type { OidcIdentity } from '../oidc-repo.js';
+import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, text, toIso, toIsoOrNull } from '../sql-util.js';
+import type { ApiToken, SessionRecord } from '../types.js';
+import { constraintError, type PgDb } from './db.js';
+
+/** A value for an int4 id column, or undefined when it cannot be one (then nothing matches). */
+function idOrUndefined(id: number): number | undefined {
+  return Number.isSafeInteger(id) && id >= 1 && id <= 2 ** 31 - 1 ? id : undefined;
+}
+
+/** Web sessions (PostgreSQL). */
+export class PgSessions {
+  constructor(private readonly db: PgDb) {}
+
+  async getSession(sid: string, now: Date = new Date()): Promise<SessionRecord | undefined> {
+    const r = await this.db.get<{ data: string; expires_at: string; user_id: number | null }>(
+      'SELECT data, expires_at, user_id FROM sessions WHERE sid = ? AND expires_at > ?',
+      [sid, toIso('now', now)],
+    );
+    return r && { data: r.data, expiresAt: fromIso(r.expires_at), userId: r.user_id };
+  }
+
+  async setSession(sid: string, data: string, expiresAt: Date, userId: number | null = null): Promise<void> {
+    const params = {
+      sid: nonEmpty('sid', sid),
+      data: text('data', data),
+      expiresAt: toIso('expiresAt', expiresAt),
+      userId: userId === null ? null : intAtLeast('userId', userId, 1),
+    };
+    try {
+      await this.db.atomic((db) =>
+        db.run(
+          `INSERT INTO sessions (sid, user_id, data, expires_at) VALUES (@sid, @userId, @data, @expiresAt)
+           ON CONFLICT (sid) DO UPDATE SET user_id = excluded.user_id, data = excluded.data,
+             expires_at = excluded.expires_at`,
+          params,
+        ),
+      );
+    } catch (err) {
+      throw constraintError(err, {
+        foreignKey: () => new BadRequest(`userId ${userId} does not exist`, 'userId'),
+      });
+    }
+  }
+
+  async destroySession(sid: string): Promise<void> {
+    await this.db.run('DELETE FROM sessions WHERE sid = ?', [sid]);
+  }
+
+  destroySessionsOfUser(userId: number): Promise<number> {
+    const id = idOrUndefined(userId);
+    return id === undefined
+      ? Promise.resolve(0)
+      : this.db.run('DELETE FROM sessions WHERE user_id = ?', [id]);
+  }
+
+  pruneSessions(now: Date): Promise<number> {
+    return this.db.run('DELETE FROM sessions WHERE expires_at <= ?', [toIso('now', now)]);
+  }
+}
+
+interface TokenRow {
+  id: number;
+  user_id: number;
+  user_name: string;
+  name: string;
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string | null;
+}
+
+const toToken = (r: TokenRow): ApiToken => ({
+  id: r.id,
+  userId: r.user_id,
+  userName: r.user_name,
+  name: r.name,
+  createdAt: fromIso(r.created_at),
+  lastUsedAt: fromIsoOrNull(r.last_used_at),
+  expiresAt: fromIsoOrNull(r.expires_at),
+});
+
+const TOKEN_SELECT = `SELECT t.id, t.user_id, u.name AS user_name, t.name, t.created_at, t.last_used_at, t.expires_at
+  FROM api_tokens t JOIN users u ON u.id = t.user_id`;
+
+/** API tokens (PostgreSQL). */
+export class PgTokens {
+  constructor(private readonly db: PgDb) {}
+
+  async createToken(t: {
+    userId: number;
+    name: string;
+    tokenHash: string;
+    expiresAt?: Date | null;
+  }): Promise<ApiToken> {
+    const userId = intAtLeast('userId', t.userId, 1);
+    const name = text('name', t.name);
+    const hash = nonEmpty('tokenHash', t.tokenHash);
+    const expires = toIsoOrNull('expiresAt', t.expiresAt);
+    try {
+      return await this.db.atomic(async (db) => {
+        const r = await db.get<{ id: number }>(
+          'INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id',
+          [userId, name, hash, new Date().toISOString(), expires],
+        );
+        return (await new PgTokens(db).getToken(r!.id))!;
+      });
+    } catch (err) {
+      throw constraintError(err, {
+        foreignKey: () => new BadRequest(`userId ${userId} does not exist`, 'userId'),
+        unique: () => new Conflict('this token hash is already stored', 'tokenHash'),
+      });
+    }
+  }
+
+  async findTokenByHash(tokenHash: string): Promise<ApiToken | undefined> {
+    const r = await this.db.get<TokenRow>(`${TOKEN_SELECT} WHERE t.token_hash = ?`, [tokenHash]);
+    return r && toToken(r);
+  }
+
+  async getToken(id: number): Promise<ApiToken | undefined> {
+    const key = idOrUndefined(id);
+    if (key === undefined) return undefined;
+    const r = await this.db.get<TokenRow>(`${TOKEN_SELECT} WHERE t.id = ?`, [key]);
+    return r && toToken(r);
+  }
+
+  async listTokens(userId: number): Promise<ApiToken[]> {
+    const key = idOrUndefined(userId);
+    if (key === undefined) return [];
+    return (await this.db.all<TokenRow>(`${TOKEN_SELECT} WHERE t.user_id = ? ORDER BY t.id`, [key])).map(
+      toToken,
+    );
+  }
+
+  async listAllTokens(): Promise<ApiToken[]> {
+    return (await this.db.all<TokenRow>(`${TOKEN_SELECT} ORDER BY u.name, t.id`)).map(toToken);
+  }
+
+  async deleteToken(id: number): Promise<void> {
+    const key = idOrUndefined(id);
+    if (key === undefined || (await this.db.run('DELETE FROM api_tokens WHERE id = ?', [key])) === 0) {
+      throw new NotFound(`token ${id} not found`);
+    }
+  }
+
+  async touchToken(id: number, at: Date): Promise<void> {
+    const key = idOrUndefined(id);
+    const when = toIso('at', at);
+    if (key !== undefined)
+      await this.db.run('UPDATE api_tokens SET last_used_at = ? WHERE id = ?', [when, key]);
+  }
+}
+
+interface OidcRow {
+  issuer: string;
+  subject: string;
+  user_id: number;
+  groups: string;
+  refresh_token: string | null;
+  created_at: string;
+  last_login_at: string | null;
+  last_sync_at: string | null;
+}
+
+const toIdentity = (r: OidcRow): OidcIdentity => ({
+  issuer: r.issuer,
+  subject: r.subject,
+  userId: r.user_id,
+  groups: JSON.parse(r.groups) as string[],
+  refreshToken: r.refresh_token,
+  createdAt: fromIso(r.created_at),
+  lastLoginAt: fromIsoOrNull(r.last_login_at),
+  lastSyncAt: fromIsoOrNull(r.last_sync_at),
+});
+
+const OIDC_COLUMNS = {
+  groups: 'groups',
+  refreshToken: 'refresh_token',
+  lastLoginAt: 'last_login_at',
+  lastSyncAt: 'last_sync_at',
+} as const;
+
+/** Single sign-on identities (PostgreSQL). */
+export class PgOidc {
+  constructor(private readonly db: PgDb) {}
+
+  async getOidcIdentity(issuer: string, subject: string): Promise<OidcIdentity | undefined> {
+    const r = await this.db.get<OidcRow>('SELECT * FROM oidc_identities WHERE issuer = ? AND subject = ?', [
+      issuer,
+      subject,
+    ]);
+    return r && toIdentity(r);
+  }
+
+  async getOidcIdentityOfUser(userId: number): Promise<OidcIdentity | undefined> {
+    const key = idOrUndefined(userId);
+    if (key === undefined) return undefined;
+    const r = await this.db.get<OidcRow>('SELECT * FROM oidc_identities WHERE user_id = ?', [key]);
+    return r && toIdentity(r);
+  }
+
+  async listOidcIdentities(issuer: string): Promise<OidcIdentity[]> {
+    return (
+      await this.db.all<OidcRow>('SELECT * FROM oidc_identities WHERE issuer = ? ORDER BY user_id', [issuer])
+    ).map(toIdentity);
+  }
+
+  async insertOidcIdentity(i: Omit<OidcIdentity, 'lastSyncAt'>): Promise<OidcIdentity> {
+    const r = await this.db.atomic((db) =>
+      db.get<OidcRow>(
+        `INSERT INTO oidc_identities (issuer, subject, user_id, groups, refresh_token, created_at, last_login_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        [
+          i.issuer,
+          i.subject,
+          i.userId,
+          JSON.stringify(i.groups),
+          i.refreshToken,
+          toIso('createdAt', i.createdAt),
+          i.lastLoginAt ? toIso('lastLoginAt', i.lastLoginAt) : null,
+        ],
+      ),
+    );
+    return toIdentity(r!);
+  }
+
+  async updateOidcIdentity(
+    issuer: string,
+    subject: string,
+    patch: Partial<Pick<OidcIdentity, 'groups' | 'refreshToken' | 'lastLoginAt' | 'lastSyncAt'>>,
+  ): Promise<void> {
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    for (const [key, column] of Object.entries(OIDC_COLUMNS) as [keyof typeof OIDC_COLUMNS, string][]) {
+      if (!(key in patch)) continue;
+      const v = patch[key];
+      sets.push(`${column} = ?`);
+      if (key === 'groups') values.push(JSON.stringify(v));
+      else if (v instanceof Date) values.push(toIso(key, v));
+      else values.push(v ?? null);
+    }
+    if (sets.length === 0) return;
+    await this.db.run(`UPDATE oidc_identities SET ${sets.join(', ')} WHERE issuer = ? AND subject = ?`, [
+      ...values,
+      issuer,
+      subject,
+    ]);
+  }
+}
+
+interface LinkRow {
+  id: number;
+  user_id: number;
+  user_name: string;
+  device_name: string;
+  key_type: string | null;
+  created_at: string;
+  created_ip: string;
+  expires_at: string;
+  used_at: string | null;
+  used_ip: string | null;
+  cert_serial: string | null;
+}
+
+const toLink = (r: LinkRow): ImportLink => ({
+  id: r.id,
+  userId: r.user_id,
+  userName: r.user_name,
+  deviceName: r.device_name,
+  keyType: r.key_type,
+  createdAt: fromIso(r.created_at),
+  createdIp: r.created_ip,
+  expiresAt: fromIso(r.expires_at),
+  usedAt: fromIsoOrNull(r.used_at),
+  usedIp: r.used_ip,
+  certSerial: r.cert_serial,
+});
+
+const LINK_SELECT = 'SELECT l.*, u.name AS user_name FROM import_links l JOIN users u ON u.id = l.user_id';
+
+/** One-use import links (PostgreSQL). */
+export class PgImportLinks {
+  constructor(private readonly db: PgDb) {}
+
+  async createImportLink(l: Parameters<ImportLinkStore['createImportLink']>[0]): Promise<ImportLink> {
+    const userId = intAtLeast('userId', l.userId, 1);
+    const hash = nonEmpty('tokenHash', l.tokenHash);
+    if (!/^[0-9a-f]{64}$/.test(hash))
+      throw new BadRequest('tokenHash must be a sha256 hex digest', 'tokenHash');
+    const values = [
+      userId,
+      hash,
+      nonEmpty('deviceName', l.deviceName),
+      l.keyType,
+      toIso('createdAt', l.createdAt),
+      nonEmpty('createdIp', l.createdIp),
+      toIso('expiresAt', l.expiresAt),
+    ];
+    try {
+      return await this.db.atomic(async (db) => {
+        await db.run(
+          `INSERT INTO import_links (user_id, token_hash, device_name, key_type, created_at, created_ip, expires_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          values,
+        );
+        return toLink((await db.get<LinkRow>(`${LINK_SELECT} WHERE l.token_hash = ?`, [hash]))!);
+      });
+    } catch (err) {
+      throw constraintError(err, {
+        foreignKey: () => new BadRequest(`userId ${userId} does not exist`, 'userId'),
+        unique: () => new Conflict('this token hash is already stored', 'tokenHash'),
+      });
+    }
+  }
+
+  async findImportLinkByHash(tokenHash: string): Promise<ImportLink | undefined> {
+    const r = await this.db.get<LinkRow>(`${LINK_SELECT} WHERE l.token_hash = ?`, [tokenHash]);
+    return r && toLink(r);
+  }
+
+  async claimImportLink(id: number, at: Date, ip: string): Promise<boolean> {
+    const t = toIso('at', at);
+    const key = idOrUndefined(id);
+    if (key === undefined) return false;
+    // one UPDATE: of two racing fetches, the second re-checks the row after the first commits
+    const n = await this.db.run(
+      'UPDATE import_links SET used_at = ?, used_ip = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?',
+      [t, ip, key, t],
+    );
+    return n === 1;
+  }
+
+  async releaseImportLink(id: number): Promise<void> {
+    const key = idOrUndefined(id);
+    if (key === undefined) return;
+    await this.db.run(
+      'UPDATE import_links SET used_at = NULL, used_ip = NULL WHERE id = ? AND cert_serial IS NULL',
+      [key],
+    );
+  }
+
+  async setImportLinkSerial(id: number, serial: string): Promise<void> {
+    const key = idOrUndefined(id);
+    if (key !== undefined)
+      await this.db.run('UPDATE import_links SET cert_serial = ? WHERE id = ?', [serial, key]);
+  }
+
+  pruneImportLinks(before: Date): Promise<number> {
+    return this.db.run('DELETE FROM import_links WHERE expires_at < ?', [toIso('before', before)]);
+  }
+}
