@@ -2,7 +2,12 @@
  * Revocation latency with the real data plane (root; network namespaces like test/e2e/dataplane):
  * for each of N revocations, a client connected from `office` is revoked with `podgate cert revoke`,
  * and the time until its openvpn process exits (server-pushed-halt) is measured from the CLI call's
- * start and from its return. Also: `server run` start to the first TCP round trip through the tunnel.
+ * start and from its return. Also `server run` start to the first TCP round trip through the tunnel,
+ * in parts: start to the server's readiness (openvpn's "Initialization Sequence Completed", i.e. UDP
+ * bound and the tun device up), and a fresh client's connect + first round trip on the ready server;
+ * their sum is what a client dialling at the moment the server is ready sees. The figure with a client
+ * that was already dialling before the server started is printed too: it includes the client's retry
+ * wait (openvpn `--connect-retry 1`: up to 1 s after a refused first try), which is client timing.
  * Baseline in the same run: a no-op CLI call (`podgate cert list`), i.e. the CLI's own start-up cost.
  * Prints figures; never fails on a time.
  */
@@ -36,7 +41,12 @@ export interface RevocationBenchResult {
   fromPublish: { median: number; worst: number };
   cliRevokeMs: { median: number };
   cliBaselineMs: { median: number };
+  /** Client dialling since before the start (includes its retry wait). */
   serverStartToFirstRoundTripMs: number;
+  /** `server run` start to openvpn's "Initialization Sequence Completed". */
+  serverStartToReadyMs: number;
+  /** A client started on the ready server: start to its first TCP round trip to the pod. */
+  clientConnectOnReadyMs: number;
 }
 
 const median = (xs: number[]): number => {
@@ -91,6 +101,11 @@ export async function runRevocationBench(o: { revocations?: number } = {}): Prom
     const server = topo.spawn('node', [process.execPath, CLI, '--config', cfgFile, 'server', 'run'], {
       logFile: join(work, 'server.log'),
     });
+    let readyAt = 0;
+    void server.waitFor(/Initialization Sequence Completed/, 60_000).then(
+      () => (readyAt = performance.now()),
+      () => undefined,
+    );
     await waitClientConnected(first, 60_000);
     // Short probes: a probe sent while the client was still installing its routes waited out its whole
     // timeout (500 ms before), which the figure then counted as start-up.
@@ -98,6 +113,19 @@ export async function runRevocationBench(o: { revocations?: number } = {}): Prom
       await new Promise((r) => setTimeout(r, 20));
     const startToRoundTrip = performance.now() - t0;
     await first.stop();
+    if (!readyAt) throw new Error('server run never printed "Initialization Sequence Completed"');
+    // A client that starts dialling on the ready server: handshake, routes, first round trip.
+    const t1 = performance.now();
+    const fresh = startClient(topo.name('office'), work, 'fresh', readProfile(0), [
+      '--connect-retry',
+      '1',
+      '1',
+    ]);
+    await waitClientConnected(fresh, 60_000);
+    while (!(await tcpProbe(topo.name('office'), A.pod, 7007, 100)))
+      await new Promise((r) => setTimeout(r, 20));
+    const connectOnReady = performance.now() - t1;
+    await fresh.stop();
 
     const fromStart: number[] = [];
     const fromReturn: number[] = [];
@@ -142,6 +170,8 @@ export async function runRevocationBench(o: { revocations?: number } = {}): Prom
       cliRevokeMs: { median: round(median(revokeCall)) },
       cliBaselineMs: { median: round(median(baseline)) },
       serverStartToFirstRoundTripMs: round(startToRoundTrip),
+      serverStartToReadyMs: round(readyAt - t0),
+      clientConnectOnReadyMs: round(connectOnReady),
     };
     return result;
   } finally {
@@ -163,7 +193,10 @@ function print(r: RevocationBenchResult): void {
     `  from publication (bundle written) to the client's exit: median ${r.fromPublish.median} ms, worst ${r.fromPublish.worst} ms`,
     `  \`cert revoke\` call:          median ${r.cliRevokeMs.median} ms; baseline \`cert list\` ${r.cliBaselineMs.median} ms (ratio ${round(r.cliRevokeMs.median / r.cliBaselineMs.median)}x)`,
     `  drop median (from publication) vs the 1 s target: ${round(r.fromPublish.median / 1000)}x; from the CLI call start: ${round(r.fromCallStart.median / 1000)}x (mostly CLI start-up)`,
-    `server run start -> first TCP round trip to a pod through the tunnel: ${r.serverStartToFirstRoundTripMs} ms`,
+    `server run start -> ready (Initialization Sequence Completed): ${r.serverStartToReadyMs} ms`,
+    `  + a client started on the ready server -> first TCP round trip to a pod: ${r.clientConnectOnReadyMs} ms`,
+    `  = start -> first packet for a client dialling at readiness: ${round(r.serverStartToReadyMs + r.clientConnectOnReadyMs)} ms (goal <= 1000 ms)`,
+    `  (a client already dialling before the start, retrying every 1 s: ${r.serverStartToFirstRoundTripMs} ms)`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }

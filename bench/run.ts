@@ -16,6 +16,7 @@ const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'access.js', run: 'runAccessBench' },
   { file: 'access-dual-stack.js', run: 'runAccessDualStackBench' },
   { file: 'tunnel.js', run: 'runTunnelBench' },
+  { file: 'server-processes.js', run: 'runProcessesBench' },
 ];
 
 const only = process.argv.slice(2);
@@ -105,8 +106,10 @@ function printIssueTable(r: Record<string, unknown>): void {
     ],
     [
       '`server run` start -> first packet to a pod',
-      rev ? ms(rev.serverStartToFirstRoundTripMs) : none,
-      '-',
+      rev
+        ? `${ms(rev.serverStartToReadyMs + rev.clientConnectOnReadyMs)} = ready ${ms(rev.serverStartToReadyMs)} + client on the ready server ${ms(rev.clientConnectOnReadyMs)} (client dialling before the start, 1 s retries: ${ms(rev.serverStartToFirstRoundTripMs)})`
+        : none,
+      rev && startup ? `node -e 0 ${ms(startup.nodeMs)}` : '-',
       '<= 1 s',
     ],
     [

@@ -18,12 +18,12 @@ import {
   type Topology,
 } from '../test/helpers/netns.js';
 import {
-  clientProfile,
-  clientTlsKey,
   makeServerDir,
   makeTestPki,
+  masqueradeClients,
   startClient,
   startServer,
+  testClientProfile,
   testVpnConfig,
   waitClientConnected,
   waitServerReady,
@@ -100,30 +100,12 @@ export async function runTunnelBench(
   const dir = makeServerDir('pg-bench-tun-');
   const procs: SpawnedProcess[] = [];
   try {
-    await topo.iptables('node', [
-      '-t',
-      'nat',
-      '-A',
-      'POSTROUTING',
-      '-s',
-      '10.140.0.0/16',
-      '-j',
-      'MASQUERADE',
-    ]);
+    await masqueradeClients(topo);
     procs.push(spawnIn(topo.name('pod'), ['iperf3', '-s']), spawnIn(topo.name('node'), ['iperf3', '-s']));
     await new Promise((r) => setTimeout(r, 300));
     const pki = await makeTestPki();
     const files = writeServerFiles(dir, pki, testVpnConfig({ port: PORT }));
-    const cert = await pki.issueClient('bench.laptop');
-    const profile = clientProfile({
-      remote: A.node,
-      port: PORT,
-      cn: 'bench.laptop',
-      certPem: cert.certPem,
-      keyPem: cert.keyPem,
-      caPem: pki.caPem,
-      tlsCryptV2KeyPem: clientTlsKey(pki),
-    });
+    const { profile } = await testClientProfile(pki, 'bench.laptop', { port: PORT });
     const wire: number[] = [];
     const got: number[][] = VARIANTS.map(() => []);
     for (let r = 0; r < rounds; r++) {

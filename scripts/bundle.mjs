@@ -5,8 +5,10 @@
 // imported only by the commands that need them (dynamic import at the command). Code of ours that only
 // those commands use goes to chunks/ (code splitting), so `cert list` never parses it.
 // `tsc` still builds dist/src and dist/test for the tests and the types; this script only adds the bundle.
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { build } from 'esbuild';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -36,7 +38,58 @@ export const EXTERNAL = [
   'pg',
   // reads its dictionaries through createRequire (src/services/password-policy.ts)
   '@zxcvbn-ts/language-common',
+  // required on first use, synchronously, by the code that needs them (src/lib/logger.ts: the first
+  // record written; src/pki/cert-builder.ts: the first certificate built), so that commands that need
+  // neither never load them. (yaml is bundled in a chunk of its own: src/lib/yaml.ts.)
+  'pino',
+  'node-forge',
+  'node-forge/*',
 ];
+
+/**
+ * commander loads node:child_process (and with it node:net) at start only to spawn executable
+ * subcommands, which podgate does not have: the bundled copy loads it on first use instead. The build
+ * fails if commander's source no longer has the line, rather than silently keeping the cost.
+ */
+const lazyCommanderChildProcess = {
+  name: 'lazy-commander-child-process',
+  setup(b) {
+    b.onLoad({ filter: /node_modules[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const eager = "const childProcess = require('node:child_process');";
+      if (!source.includes(eager)) throw new Error(`${args.path}: no "${eager}" to make lazy`);
+      const lazy = "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };";
+      return { contents: source.replace(eager, lazy), loader: 'js' };
+    });
+  },
+};
+
+/**
+ * The profile templates (client.ovpn, server.conf) precompiled: the bundle's
+ * src/profiles/precompiled-templates.ts holds their Handlebars specs, keyed as
+ * src/profiles/handlebars.ts's templateKey() keys them, so `server run` and `cert issue` load only
+ * Handlebars' runtime and compile nothing. Options and key must match compileProfileTemplate's.
+ */
+const PROFILE_TEMPLATES = ['server.conf.hbs', 'client.ovpn.hbs'];
+const PROFILE_TEMPLATE_OPTIONS = { noEscape: true, strict: true };
+const precompiledTemplates = {
+  name: 'precompiled-templates',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/]profiles[\\/]precompiled-templates\.ts$/ }, () => {
+      const handlebars = createRequire(import.meta.url)('handlebars');
+      const entries = PROFILE_TEMPLATES.map((name) => {
+        const text = readFileSync(join(root, 'templates', name), 'utf8');
+        const key = createHash('sha256')
+          .update(JSON.stringify(PROFILE_TEMPLATE_OPTIONS))
+          .update('\0')
+          .update(text)
+          .digest('hex');
+        return `  ${JSON.stringify(key)}: ${handlebars.precompile(text, { ...PROFILE_TEMPLATE_OPTIONS })},`;
+      });
+      return { contents: `export const PRECOMPILED = {\n${entries.join('\n')}\n};\n`, loader: 'js' };
+    });
+  },
+};
 
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
@@ -60,7 +113,14 @@ const result = await build({
   minifyWhitespace: true,
   minifySyntax: true,
   logLevel: 'warning',
+  plugins: [lazyCommanderChildProcess, precompiledTemplates],
 });
 writeFileSync(join(outdir, 'meta.json'), JSON.stringify(result.metafile));
+// Node looks for the nearest package.json to learn that a .js file is an ES module, for the entry and
+// for every chunk it loads; one beside them ends the walk up the tree at once.
+for (const dir of [outdir, join(outdir, 'chunks')]) {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+}
 const entry = join(outdir, 'podgate.js');
 chmodSync(entry, 0o755);

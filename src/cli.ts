@@ -8,7 +8,7 @@ import { buildProgram } from './cli/program.js';
  * The CLI's environment, with the composition root (./main.js: config, store, PKI, publishers, the
  * logger) imported just before the first action runs: help, `--version` and usage errors load none of it.
  */
-function lazyEnv(): { env: CliEnv; load: () => Promise<void> } {
+function lazyEnv(): { env: CliEnv; load: (configFile?: string) => Promise<void> } {
   let real: CliEnv | undefined;
   const root = (): CliEnv => {
     if (!real) throw new Error('the composition root is loaded before an action runs');
@@ -24,8 +24,15 @@ function lazyEnv(): { env: CliEnv; load: () => Promise<void> } {
   };
   return {
     env,
-    load: async () => {
-      real ??= (await import('./main.js')).realCliEnv();
+    load: async (configFile) => {
+      const [main] = await Promise.all([
+        import('./main.js'),
+        // podgate.yaml is parsed synchronously by loadConfig: its parser is loaded now, beside the root
+        (await import('./config/load.js')).configFileFor(configFile)
+          ? import('./lib/yaml.js').then((y) => y.preloadYaml())
+          : undefined,
+      ]);
+      real ??= main.realCliEnv();
     },
   };
 }
@@ -34,7 +41,9 @@ function lazyEnv(): { env: CliEnv; load: () => Promise<void> } {
 async function main(argv: string[]): Promise<number> {
   const { env, load } = lazyEnv();
   const program = await buildProgram(env, argv);
-  program.hook('preAction', load);
+  program.hook('preAction', (_program, action) =>
+    load((action.optsWithGlobals() as { config?: string }).config),
+  );
   try {
     await program.parseAsync(argv);
     // A command that finished but found a failure (doctor, user sync) sets process.exitCode itself.

@@ -41,12 +41,15 @@ export async function withContext<T>(
   env: CliEnv,
   cmd: Command,
   fn: (ctx: AppContext, opts: GlobalOpts) => Promise<T>,
-  options: { quiet?: boolean; publishes?: boolean } = { quiet: true },
+  options: { quiet?: boolean; publishes?: boolean; readOnly?: boolean } = { quiet: true },
 ): Promise<T> {
   const opts = globalOpts(cmd);
   const config = env.loadConfig(opts);
   setLogLevel(options.quiet && !env.env.PODGATE_LOG_LEVEL ? 'warn' : config.logLevel);
-  const deps = env.contextDeps(config, { publishSoon: options.publishes === true });
+  const deps = {
+    ...env.contextDeps(config, { publishSoon: options.publishes === true }),
+    ...(options.readOnly ? { readOnly: true } : {}),
+  };
   const ctx = await env.openContext(config, deps);
   try {
     const version = await ctx.access.version();

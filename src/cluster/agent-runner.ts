@@ -15,7 +15,6 @@ import { TunnelSubnets } from '../lib/tunnel-subnets.js';
 import { logger } from '../lib/logger.js';
 import type { KubeApi } from './kube-api.js';
 import { ConfigMapAgentReporter } from './agent-status.js';
-import { ConfigMapSessionsReporter, managementStatus } from './agent-sessions.js';
 import { OBJECT_NAMES } from './pod-layout.js';
 import { SecretWatchSource } from './secret-watch-source.js';
 import { ManagementSessionsProvider } from '../openvpn/sessions-provider.js';
@@ -61,8 +60,6 @@ export interface ClusterAgentOptions {
   reporter?: AgentReporter;
   retryMs?: number;
   access?: ClusterAccessOptions;
-  /** Session history: publish a `status 3` reading this often (sessions.recordEverySeconds); absent: off. */
-  sessions?: { everyMs: number };
   /** "Check my connection": the probe listener on the pod IP (connectionCheck.port; absent or 0: off). */
   probe?: { port: number; allowedOrigin: string | undefined };
 }
@@ -73,7 +70,6 @@ export interface RunningClusterAgent {
   access?: { agent: AccessAgent; cluster: ClusterAccessWatch; bundles: AccessBundleWatch };
   replica?: ReplicaReporter;
   probe?: ProbeResponder;
-  sessions?: ConfigMapSessionsReporter;
   stop(): Promise<void>;
 }
 
@@ -156,17 +152,6 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
     probe = new ProbeResponder({ host: '0.0.0.0', port: o.probe.port, allowedOrigin: o.probe.allowedOrigin });
     probe.start();
   }
-  let sessions: ConfigMapSessionsReporter | undefined;
-  if (o.sessions && o.podName) {
-    sessions = new ConfigMapSessionsReporter({
-      kube: o.kube,
-      namespace: o.namespace,
-      podName: o.podName,
-      status: managementStatus({ socketPath: o.managementSocket, password: o.managementPassword }),
-      everyMs: o.sessions.everyMs,
-    });
-    sessions.start();
-  }
   // The access side first and without waiting for the API server (see startAccess).
   const access = o.access ? await startAccess(o, o.access, connect) : undefined;
   try {
@@ -189,10 +174,8 @@ export async function startClusterAgent(o: ClusterAgentOptions): Promise<Running
     access,
     replica,
     probe,
-    sessions,
     async stop() {
       replica?.stop();
-      sessions?.stop();
       await probe?.stop();
       source.stop();
       access?.bundles.stop();

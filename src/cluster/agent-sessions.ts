@@ -1,192 +1,91 @@
 /**
- * Session history in cluster mode, both ends of it. In the server pod, ConfigMapSessionsReporter reads
- * openvpn's `status 3` every `everyMs` and writes it under its own key `sessions.<pod>` of the agent's
- * status ConfigMap (the only object the agent may write). In the manager, syncSessionReadings hands
- * each new reading to a SessionSink (services/usage.ts: the same recorder `server run` uses, replica
- * `pod/<pod>`), and ends the sessions of a pod whose readings stopped (the pod is gone), then removes
- * its key. The bytes of the last interval before a session ends are not seen, as in local mode.
+ * Session history in cluster mode, the manager's side. Each server replica's agent reports its live
+ * sessions in its own Lease (cluster/replica-status.ts: read every 5 s, written when anything but byte
+ * counters changed and at least every 15 s); the same reports feed the sessions view, `podgate
+ * sessions`, /metrics and this history, so there is one channel from the pods. ReplicaSessionHistory
+ * hands each new report to a SessionSink (services/usage.ts: the recorder `server run` uses, replica
+ * `pod/<pod>`) and ends the sessions of a replica that is gone: its Lease was deleted with its pod (the
+ * garbage collector), or its report is older than REPLICA_GONE_MS. Byte counts are those of the last
+ * report, as in local mode the last reading's.
  */
 import { logger } from '../lib/logger.js';
-import { repeat, systemClock, type Clock, type Timer } from '../lib/clock.js';
-import { withManagement, type ManagementOptions } from '../openvpn/management-client.js';
 import type { ClientSession } from '../openvpn/status.js';
-import type { KubeApi } from './kube-api.js';
-import { statusRef } from './agent-status.js';
+import { REPLICA_STALE_MS, type ReplicaView } from './replica-status.js';
 
 const log = logger.child({ module: 'cluster.agent-sessions' });
-
-/** Keys of the status ConfigMap that hold one pod's latest reading. */
-export const SESSIONS_KEY_PREFIX = 'sessions.';
 
 /** The replica name a pod's sessions are recorded under. */
 export function podReplica(pod: string): string {
   return `pod/${pod}`;
 }
 
-/** One `status 3` reading as the ConfigMap carries it. */
-export interface SessionsReading {
-  at: string;
-  /** How often the agent reads: the manager calls a pod gone after three missed readings. */
-  everyMs: number;
-  clients: {
-    clientId: number;
-    commonName: string;
-    realAddress: string;
-    virtualAddress: string;
-    connectedSince: string;
-    bytesIn: number;
-    bytesOut: number;
-  }[];
-}
+const POD_PREFIX = 'pod/';
+
+/** A report older than this ends its replica's sessions (a stale report is not listed; this is later). */
+export const REPLICA_GONE_MS = REPLICA_STALE_MS + 60_000;
 
 /** Where the manager records readings (UsageService). */
 export interface SessionSink {
   recordReading(replica: string, clients: ClientSession[], at: Date): Promise<void>;
   closeReplica(replica: string, reason: 'server-stop'): Promise<number>;
+  /** Replicas with sessions still open in the history (a manager restarted after a pod went). */
+  openReplicas(): Promise<string[]>;
 }
 
-export function toReading(clients: readonly ClientSession[], at: Date, everyMs: number): SessionsReading {
-  return {
-    at: at.toISOString(),
-    everyMs,
-    clients: clients.map((c) => ({
-      clientId: c.clientId,
-      commonName: c.commonName,
-      realAddress: c.realAddress,
-      virtualAddress: c.virtualAddress,
-      connectedSince: c.connectedSince.toISOString(),
-      bytesIn: c.bytesReceived,
-      bytesOut: c.bytesSent,
-    })),
-  };
-}
-
-function fromReading(r: SessionsReading): ClientSession[] {
-  return r.clients.map((c) => ({
-    clientId: c.clientId,
-    commonName: c.commonName,
-    realAddress: c.realAddress,
-    virtualAddress: c.virtualAddress,
+/** A replica's reported sessions in the recorder's form. */
+export function reportedSessions(r: Pick<ReplicaView, 'sessions'>): ClientSession[] {
+  return r.sessions.map((s) => ({
+    clientId: Number(s.cid),
+    commonName: s.commonName,
+    realAddress: s.realAddress,
+    virtualAddress: s.virtualAddress,
     virtualIpv6Address: '',
-    connectedSince: new Date(c.connectedSince),
-    bytesReceived: c.bytesIn,
-    bytesSent: c.bytesOut,
+    connectedSince: new Date(s.connectedSince),
+    bytesReceived: s.bytesIn,
+    bytesSent: s.bytesOut,
     username: '',
     peerId: 0,
     cipher: '',
   }));
 }
 
-function isReading(v: unknown): v is SessionsReading {
-  const r = v as SessionsReading | undefined;
-  return (
-    !!r &&
-    typeof r.at === 'string' &&
-    !Number.isNaN(Date.parse(r.at)) &&
-    typeof r.everyMs === 'number' &&
-    Array.isArray(r.clients) &&
-    r.clients.every(
-      (c) =>
-        Number.isInteger(c?.clientId) &&
-        typeof c.commonName === 'string' &&
-        typeof c.realAddress === 'string' &&
-        typeof c.virtualAddress === 'string' &&
-        !Number.isNaN(Date.parse(c.connectedSince)) &&
-        Number.isFinite(c.bytesIn) &&
-        Number.isFinite(c.bytesOut),
-    )
-  );
-}
-
-/** The readings in the ConfigMap's data, by pod; a key that does not parse is left out (and logged). */
-export function parseReadings(data: Record<string, string>): Map<string, SessionsReading> {
-  const out = new Map<string, SessionsReading>();
-  for (const [k, v] of Object.entries(data)) {
-    if (!k.startsWith(SESSIONS_KEY_PREFIX)) continue;
-    const pod = k.slice(SESSIONS_KEY_PREFIX.length);
-    try {
-      const r: unknown = JSON.parse(v);
-      if (isReading(r)) out.set(pod, r);
-      else log.warn({ pod }, 'session reading has an unexpected shape; ignored');
-    } catch {
-      log.warn({ pod }, 'session reading is not JSON; ignored');
-    }
-  }
-  return out;
-}
-
-/** `status 3` over one short management connection (openvpn serves one client at a time). */
-export function managementStatus(opts: ManagementOptions): () => Promise<readonly ClientSession[]> {
-  return async () => (await withManagement(opts, (m) => m.status())).clients;
-}
-
-/** The agent's side: reads `status 3` and publishes it under `sessions.<pod>`. */
-export class ConfigMapSessionsReporter {
-  private timer: Timer | undefined;
-
-  constructor(
-    private readonly o: {
-      kube: KubeApi;
-      namespace: string;
-      podName: string;
-      /** openvpn's live sessions (`status 3`); the agent: managementStatus(opts). */
-      status: () => Promise<readonly ClientSession[]>;
-      everyMs: number;
-      clock?: Clock;
-    },
-  ) {}
-
-  /** One reading, written at once (also what each tick does). */
-  async report(): Promise<void> {
-    const clock = this.o.clock ?? systemClock;
-    const reading = toReading(await this.o.status(), clock.now(), this.o.everyMs);
-    await this.o.kube.mergePatch(statusRef(this.o.namespace), {
-      data: { [`${SESSIONS_KEY_PREFIX}${this.o.podName}`]: JSON.stringify(reading) },
-    });
-  }
-
-  start(): void {
-    this.timer = repeat(this.o.clock ?? systemClock, this.o.everyMs, () => this.report(), {
-      onError: (err) => log.warn({ err: String(err) }, 'session reading not reported'),
-    });
-  }
-
-  stop(): void {
-    this.timer?.cancel();
-  }
-}
-
 /**
- * The manager's side, once per poll of the status ConfigMap: each reading newer than the last one seen
- * for its pod goes to the sink; a pod whose reading is older than three of its intervals (plus a
- * minute) is gone: its open sessions end (`server-stop`) and its key is removed. `seen` is the
- * caller's memory of the last reading per pod (a restarted manager records the latest one again,
- * which the store takes as an update of the same sessions).
+ * The manager's memory between polls: the last report recorded per pod, and whether the history's open
+ * replicas were read once (after a restart, a pod that went meanwhile still has open sessions).
  */
-export async function syncSessionReadings(
-  kube: KubeApi,
-  namespace: string,
-  data: Record<string, string>,
-  sink: SessionSink,
-  seen: Map<string, string>,
-  now: Date,
-): Promise<{ recorded: string[]; gone: string[] }> {
-  const recorded: string[] = [];
-  const gone: string[] = [];
-  for (const [pod, r] of parseReadings(data)) {
-    const replica = podReplica(pod);
-    if (now.getTime() - Date.parse(r.at) > 3 * r.everyMs + 60_000) {
-      await sink.closeReplica(replica, 'server-stop');
-      await kube.mergePatch(statusRef(namespace), { data: { [`${SESSIONS_KEY_PREFIX}${pod}`]: null } });
-      seen.delete(pod);
-      gone.push(pod);
-      continue;
+export class ReplicaSessionHistory {
+  private readonly seen = new Map<string, string>();
+  private known: Set<string> | undefined;
+
+  constructor(private readonly sink: SessionSink) {}
+
+  /** One poll: record each new report, end the sessions of replicas that are gone. */
+  async sync(replicas: readonly ReplicaView[], now: Date): Promise<{ recorded: string[]; gone: string[] }> {
+    if (!this.known)
+      this.known = new Set(
+        (await this.sink.openReplicas()).filter((r) => r.startsWith(POD_PREFIX)).map((r) => r.slice(4)),
+      );
+    const recorded: string[] = [];
+    const gone: string[] = [];
+    const listed = new Map(replicas.map((r) => [r.pod, r]));
+    for (const pod of new Set([...this.known, ...this.seen.keys(), ...listed.keys()])) {
+      const r = listed.get(pod);
+      const at = r ? Date.parse(r.updatedAt) : NaN;
+      if (!r || !(now.getTime() - at <= REPLICA_GONE_MS)) {
+        if (!this.known.has(pod) && !this.seen.has(pod)) continue; // an old report never recorded
+        await this.sink.closeReplica(podReplica(pod), 'server-stop');
+        this.seen.delete(pod);
+        this.known.delete(pod);
+        gone.push(pod);
+        continue;
+      }
+      if (this.seen.get(pod) === r.updatedAt) continue;
+      await this.sink.recordReading(podReplica(pod), reportedSessions(r), new Date(at));
+      this.seen.set(pod, r.updatedAt);
+      this.known.add(pod);
+      recorded.push(pod);
     }
-    if (seen.get(pod) === r.at) continue;
-    await sink.recordReading(replica, fromReading(r), new Date(r.at));
-    seen.set(pod, r.at);
-    recorded.push(pod);
+    if (gone.length > 0) log.info({ pods: gone }, 'server pods gone: their open sessions ended');
+    return { recorded, gone };
   }
-  if (gone.length > 0) log.info({ pods: gone }, 'server pods gone: their open sessions ended');
-  return { recorded, gone };
 }

@@ -10,8 +10,9 @@ import { loadTemplate } from '../lib/templates.js';
 import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
 import { effectiveNetwork } from '../services/network.js';
 import type { AuditStore, SettingsStore } from '../store/types.js';
-import { statusRef, syncAgentStatus, type EffectiveRevocation } from './agent-status.js';
-import { syncSessionReadings, type SessionSink } from './agent-sessions.js';
+import { syncAgentStatus, type EffectiveRevocation } from './agent-status.js';
+import { readReplicas } from './replica-status.js';
+import { ReplicaSessionHistory, type SessionSink } from './agent-sessions.js';
 import { applyAll, type DeployResult } from './deploy.js';
 import { discover, findRangeOverlaps, lastDiscovery, type DiscoveryResult } from './discovery.js';
 import { refOf, type KubeApi, type KubeObject } from './kube-api.js';
@@ -47,7 +48,7 @@ export interface ClusterServiceDeps {
 export class ClusterService {
   private kubeApi: KubeApi | undefined;
   /** The last session reading recorded per pod. */
-  private readonly readingsSeen = new Map<string, string>();
+  private history: ReplicaSessionHistory | undefined;
   constructor(private readonly deps: ClusterServiceDeps) {}
 
   private get kube(): KubeApi {
@@ -162,13 +163,12 @@ export class ClusterService {
     return written;
   }
 
-  /** Records each server pod's latest session reading (see cluster/agent-sessions.ts). */
+  /** Records each server replica's latest reported sessions (its Lease; see cluster/agent-sessions.ts). */
   async syncSessions(now = new Date()): Promise<{ recorded: string[]; gone: string[] }> {
-    const ns = this.deps.config.kubernetes.namespace;
     if (!this.deps.sessions) return { recorded: [], gone: [] };
-    const cm = await this.kube.get(statusRef(ns));
-    const data = (cm?.data ?? {}) as Record<string, string>;
-    return syncSessionReadings(this.kube, ns, data, this.deps.sessions, this.readingsSeen, now);
+    this.history ??= new ReplicaSessionHistory(this.deps.sessions);
+    const replicas = await readReplicas(this.kube, this.deps.config.kubernetes.namespace, now);
+    return this.history.sync(replicas, now);
   }
 
   /**

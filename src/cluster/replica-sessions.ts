@@ -9,7 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { NotFound, Upstream } from '../lib/errors.js';
 import type { LiveSession } from '../openvpn/sessions-provider.js';
 import type { KubeApi } from './kube-api.js';
-import { DISCONNECT_PREFIX, readReplicas, replicaLeaseRef, type ReplicaView } from './replica-status.js';
+import {
+  DISCONNECT_PREFIX,
+  readReplicas,
+  ReplicaObserver,
+  replicaLeaseRef,
+  type ReplicaView,
+} from './replica-status.js';
 
 /** A live session with the replica (pod) that holds it. */
 export interface ReplicaLiveSession extends LiveSession {
@@ -32,6 +38,9 @@ export function sessionId(cid: string, pod: string): string {
 }
 
 export class ReplicaSessionsProvider {
+  /** Staleness on this process's clock, not the replicas' (see ReplicaObserver). */
+  private readonly observer = new ReplicaObserver();
+
   constructor(private readonly o: ReplicaSessionsOptions) {}
 
   private now(): Date {
@@ -39,8 +48,9 @@ export class ReplicaSessionsProvider {
   }
 
   /** Every replica's report (stale ones included, flagged). */
-  replicas(): Promise<ReplicaView[]> {
-    return readReplicas(this.o.kube(), this.o.namespace, this.now());
+  async replicas(): Promise<ReplicaView[]> {
+    const now = this.now();
+    return this.observer.judge(await readReplicas(this.o.kube(), this.o.namespace, now), now);
   }
 
   /** Sessions of every replica whose report is fresh (a stale one may be gone with its clients). */

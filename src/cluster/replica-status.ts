@@ -165,3 +165,36 @@ export async function readReplicas(kube: KubeApi, namespace: string, now: Date):
   });
   return (list?.items ?? []).map((l) => replicaFromLease(l, now)).sort((a, b) => a.pod.localeCompare(b.pod));
 }
+
+/**
+ * Tells stale reports apart on the reader's own clock. A replica stamps its report (`updatedAt`) with
+ * its clock, and comparing that stamp with the reader's mixes two clocks: a replica whose clock runs
+ * more than REPLICA_STALE_MS behind looks stale for ever (its sessions hidden, disconnects refused), one
+ * that runs ahead looks fresh long after it died. A long-lived reader (the web app) keeps one of these:
+ * a report is stale once its stamp has not changed for REPLICA_STALE_MS of the reader's clock. A report
+ * seen for the first time can only be judged by its stamp (what a one-shot reader such as
+ * `k8s status` does every time).
+ */
+export class ReplicaObserver {
+  /** Per pod: the last stamp seen and since when (reader's clock) it has not changed. */
+  private seen = new Map<string, { updatedAt: string; since: number }>();
+
+  judge(replicas: ReplicaView[], now: Date): ReplicaView[] {
+    const t = now.getTime();
+    const next = new Map<string, { updatedAt: string; since: number }>();
+    const out = replicas.map((r) => {
+      if (!r.updatedAt) return r; // unreadable: stale already
+      const prev = this.seen.get(r.pod);
+      // first sight: as old as its stamp says, but never from the future
+      const since = !prev
+        ? Math.min(t, Date.parse(r.updatedAt))
+        : prev.updatedAt === r.updatedAt
+          ? prev.since
+          : t;
+      next.set(r.pod, { updatedAt: r.updatedAt, since });
+      return { ...r, stale: !(t - since <= REPLICA_STALE_MS) };
+    });
+    this.seen = next; // replicas gone are forgotten
+    return out;
+  }
+}

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { yamlLib } from '../lib/yaml.js';
 import { z } from 'zod';
 import { AppError } from '../lib/errors.js';
 import { configSchema, type Config } from './schema.js';
@@ -86,13 +86,18 @@ function fromEnv(leaf: Leaf, raw: string): unknown {
   }
 }
 
+/** The config file loadConfig will read for `file` (else PODGATE_CONFIG), if any. */
+export function configFileFor(file?: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return file ?? (env.PODGATE_CONFIG || undefined);
+}
+
 /**
  * Loads podgate.yaml (if any), then PODGATE_* variables, then overrides, and validates the result.
  * Fails with a ConfigError listing every bad key by path; never returns a partial config.
  */
 export function loadConfig(options: LoadOptions = {}): Config {
   const env = options.env ?? process.env;
-  const file = options.file ?? env.PODGATE_CONFIG;
+  const file = configFileFor(options.file, env);
   let raw: Record<string, unknown> = {};
   if (file) {
     let text: string;
@@ -102,7 +107,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
       throw new ConfigError([`config file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`]);
     }
     try {
-      const doc = parseYaml(text) as unknown;
+      const doc = yamlLib().parse(text) as unknown;
       if (doc !== null && doc !== undefined) {
         if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error('top level must be a mapping');
         raw = doc as Record<string, unknown>;

@@ -105,6 +105,23 @@ export function ipv4Bounds(cidr: Cidr): { network: number; broadcast: number } {
   return { network, broadcast: network + 2 ** (32 - cidr.prefix) - 1 };
 }
 
+/**
+ * The top of vpn.clientSubnet kept for devices that have no client-config-dir file on a server that
+ * reads one without `ccd-exclusive` (several replicas in `open` mode: a device issued a moment ago,
+ * before the access bundle reached the agents). openvpn's own pool is this range only and the manager
+ * never gives a device an address from it, so such a device never takes an address another device
+ * holds (openvpn routes by tunnel address: two sessions with one address break both). The top eighth of
+ * the subnet, at most its last /24 (broadcast excluded); none in a subnet smaller than /27.
+ */
+export function holdingRange(clientSubnet: string): { first: number; last: number } | undefined {
+  const cidr = parseCidr('vpn.clientSubnet', clientSubnet);
+  if (cidr.family !== 'ipv4') return undefined;
+  const { network, broadcast } = ipv4Bounds(cidr);
+  const block = Math.min(256, (broadcast - network + 1) / 8);
+  if (block < 4) return undefined;
+  return { first: broadcast + 1 - block, last: broadcast - 1 };
+}
+
 /** The VPN server's own address in vpn.clientSubnet (openvpn's `server` directive takes the first host). */
 export function serverTunnelAddress(clientSubnet: string): string {
   return intToIpv4(ipv4Bounds(parseCidr('vpn.clientSubnet', clientSubnet)).network + 1);

@@ -20,15 +20,23 @@ import { randomBytes } from 'node:crypto';
  * temp file in the same directory, fsync, chmod, rename. The directory is created (0700) if needed.
  * The temp file is named `.<name>.<writer pid>.<random>.tmp`, so one left by a killed writer can be
  * told apart from one being written right now (removeStaleTempFiles).
+ * `durable: false` leaves out the two fsyncs (file and directory): still never half-written for a
+ * reader, but a power cut may lose the write. Only for files rewritten from their source at every
+ * start (server.conf and the server's key files): the next start writes them again.
  */
-export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): void {
+export function writeFileAtomic(
+  path: string,
+  data: string | Buffer,
+  mode = 0o600,
+  { durable = true }: { durable?: boolean } = {},
+): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = openSync(tmp, 'wx', mode);
   try {
     writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
     closeSync(fd);
   } catch (err) {
     try {
@@ -41,6 +49,7 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o60
   }
   chmodSync(tmp, mode); // umask may have narrowed the mode given to open
   renameSync(tmp, path);
+  if (!durable) return;
   try {
     const dfd = openSync(dir, 'r');
     fsyncSync(dfd);

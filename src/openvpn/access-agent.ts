@@ -29,6 +29,9 @@ export interface AccessKill {
   halt: boolean;
 }
 
+/** The common name openvpn's status gives a connection whose TLS handshake has not finished. */
+const HANDSHAKING = 'UNDEF';
+
 /** Where the agent reports kills (local mode: audit rows; cluster mode: the status ConfigMap). */
 export interface AccessReporter {
   sessionsEnded(r: { version: number; at: Date; kills: AccessKill[] }): void | Promise<void>;
@@ -301,6 +304,10 @@ export class AccessAgent {
     try {
       m = await this.d.connect();
       for (const s of (await m.status()).clients) {
+        // A connection still in its TLS handshake is listed as UNDEF: its certificate is not checked yet
+        // (ccd-exclusive and the CRL do that at the end of it), and killing it would drop a device that
+        // may well be listed, silently (the HALT reaches no client without keys): leave it alone.
+        if (s.commonName === HANDSHAKING) continue;
         const gone = !allowed.has(s.commonName);
         if (!gone && !readdressed.has(s.commonName)) continue;
         await m.clientKill(s.clientId, gone);

@@ -129,17 +129,20 @@ export function writeServerFiles(
     pruneRuntimeDirs(dirname(crlDir));
     mkdirSync(crlDir, { recursive: true, mode: 0o755 });
     // Names the data dir this runtime dir belongs to, so a later start can prune it once that is gone.
-    writeFileAtomic(join(crlDir, 'data-dir'), `${resolve(config.dataDir)}\n`, 0o644);
+    writeFileAtomic(join(crlDir, 'data-dir'), `${resolve(config.dataDir)}\n`, 0o644, { durable: false });
   }
   const text = renderServerConfigFor(config, paths, access); // render first: a bad config changes nothing
   // openvpn refuses to start without the directory; an empty one refuses every device (ccd-exclusive).
   if (access.identity) mkdirSync(paths.ccdDir, { recursive: true, mode: 0o755 });
-  writeFileAtomic(paths.ca, id.caCertPem, 0o600);
-  writeFileAtomic(paths.cert, id.certPem, 0o600);
-  writeFileAtomic(paths.key, id.keyPem, 0o600);
+  // Rewritten from the store at every start: no fsync (a power cut loses nothing the next start does
+  // not write again), which was a good part of `server run`'s start-up.
+  const derived = { durable: false };
+  writeFileAtomic(paths.ca, id.caCertPem, 0o600, derived);
+  writeFileAtomic(paths.cert, id.certPem, 0o600, derived);
+  writeFileAtomic(paths.key, id.keyPem, 0o600, derived);
   if (config.vpn.controlChannel === 'tls-crypt-v2')
-    writeFileAtomic(paths.tlsCryptV2, id.tlsCryptV2ServerKeyPem, 0o600);
-  else writeFileAtomic(paths.tlsCrypt, id.tlsCryptKeyPem, 0o600);
+    writeFileAtomic(paths.tlsCryptV2, id.tlsCryptV2ServerKeyPem, 0o600, derived);
+  else writeFileAtomic(paths.tlsCrypt, id.tlsCryptKeyPem, 0o600, derived);
   let managementPassword = existsSync(paths.managementPasswordFile)
     ? readFileSync(paths.managementPasswordFile, 'utf8').split('\n')[0]!.trim()
     : '';
@@ -147,7 +150,7 @@ export function writeServerFiles(
     managementPassword = randomBytes(24).toString('base64url');
     writeFileAtomic(paths.managementPasswordFile, `${managementPassword}\n`, 0o600);
   }
-  writeFileAtomic(paths.config, text, 0o600);
+  writeFileAtomic(paths.config, text, 0o600, derived);
   return { managementPassword };
 }
 

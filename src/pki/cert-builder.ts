@@ -1,4 +1,5 @@
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type forgeTypes from 'node-forge';
 import { encodeTlv, TAG, toPem } from './der.js';
 import type { Signer } from './algorithms.js';
 
@@ -9,20 +10,42 @@ import type { Signer } from './algorithms.js';
  * the signature is made natively by `signer`.
  */
 
-const { asn1 } = forge;
+type Forge = typeof forgeTypes;
+type Asn1 = forgeTypes.asn1.Asn1;
 
-// Typed view of the forge functions @types/node-forge does not declare.
-const forgePki = forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 };
-const fromDer = asn1.fromDer as unknown as (
-  bytes: string,
-  options: { decodeBitStrings: boolean },
-) => forge.asn1.Asn1;
+interface ForgeParts {
+  forge: Forge;
+  asn1: Forge['asn1'];
+  // Typed view of the forge functions @types/node-forge does not declare.
+  getTBSCertificate(c: forgeTypes.pki.Certificate): Asn1;
+  fromDer(bytes: string, options: { decodeBitStrings: boolean }): Asn1;
+  /** forge wants a public key to lay out the TBS; the real SubjectPublicKeyInfo replaces it afterwards. */
+  placeholderKey: forgeTypes.pki.rsa.PublicKey;
+}
 
-/** forge wants a public key to lay out the TBS; the real SubjectPublicKeyInfo replaces it afterwards. */
-const PLACEHOLDER_KEY = forge.pki.setRsaPublicKey(
-  new forge.jsbn.BigInteger('3'),
-  new forge.jsbn.BigInteger('3'),
-);
+let parts: ForgeParts | undefined;
+
+/**
+ * node-forge, loaded on the first certificate built: only issuing needs it (CRLs, key files and
+ * certificate parsing are DER code of our own), so `cert list`, `cert revoke` and the agent never pay
+ * for loading it. Only the X.509 part of forge is loaded (not TLS, PKCS#7/#12, SSH …); the bundle keeps
+ * forge external and it is required from node_modules here (synchronously, as building is).
+ */
+function forgeParts(): ForgeParts {
+  if (parts) return parts;
+  const req = createRequire(import.meta.url);
+  req('node-forge/lib/x509.js');
+  const forge = req('node-forge/lib/forge.js') as Forge;
+  const pki = forge.pki as unknown as { getTBSCertificate(c: forgeTypes.pki.Certificate): Asn1 };
+  parts = {
+    forge,
+    asn1: forge.asn1,
+    getTBSCertificate: (c) => pki.getTBSCertificate(c),
+    fromDer: forge.asn1.fromDer as unknown as ForgeParts['fromDer'],
+    placeholderKey: forge.pki.setRsaPublicKey(new forge.jsbn.BigInteger('3'), new forge.jsbn.BigInteger('3')),
+  };
+  return parts;
+}
 
 export const OID = {
   basicConstraints: '2.5.29.19',
@@ -60,25 +83,26 @@ export interface BuiltCertificate {
 
 /** Builds, signs and PEM-encodes a certificate from a template. */
 export function buildCertificate(t: CertTemplate, signer: Signer): BuiltCertificate {
+  const { forge, asn1, getTBSCertificate, placeholderKey } = forgeParts();
   const cert = forge.pki.createCertificate();
   cert.version = 2;
   cert.serialNumber = t.serialContent.toString('hex');
   cert.validity.notBefore = t.notBefore;
   cert.validity.notAfter = t.notAfter;
-  cert.publicKey = PLACEHOLDER_KEY;
+  cert.publicKey = placeholderKey;
   // UTF8String, not forge's default PrintableString: names may contain "_", which PrintableString lacks.
   cert.setSubject([
     {
       type: '2.5.4.3',
       value: t.subjectCommonName,
-      valueTagClass: asn1.Type.UTF8 as unknown as forge.asn1.Class,
+      valueTagClass: asn1.Type.UTF8 as unknown as forgeTypes.asn1.Class,
     },
   ]);
   cert.siginfo.algorithmOid = signer.algorithm.oid;
   cert.setExtensions(extensionsOf(t));
 
-  const tbs = forgePki.getTBSCertificate(cert);
-  const fields = tbs.value as forge.asn1.Asn1[];
+  const tbs = getTBSCertificate(cert);
+  const fields = tbs.value as Asn1[];
   fields[2] = derToAsn1(signer.algorithm.der);
   if (t.issuerDer) fields[3] = derToAsn1(t.issuerDer);
   else fields[3] = fields[5]!;
@@ -96,6 +120,7 @@ export function buildCertificate(t: CertTemplate, signer: Signer): BuiltCertific
 }
 
 function extensionsOf(t: CertTemplate): object[] {
+  const { asn1 } = forgeParts();
   const exts: object[] = [
     { name: 'basicConstraints', cA: t.isCa, critical: true },
     { name: 'keyUsage', critical: true, ...t.keyUsage },
@@ -112,9 +137,9 @@ function extensionsOf(t: CertTemplate): object[] {
   return exts;
 }
 
-function derToAsn1(der: Buffer): forge.asn1.Asn1 {
+function derToAsn1(der: Buffer): Asn1 {
   // decodeBitStrings: false keeps EC public key bits opaque (forge would try to parse them as ASN.1).
-  return fromDer(binary(der), { decodeBitStrings: false });
+  return forgeParts().fromDer(binary(der), { decodeBitStrings: false });
 }
 
 function binary(b: Buffer): string {

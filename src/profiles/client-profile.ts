@@ -1,4 +1,4 @@
-import { handlebars } from './handlebars.js';
+import { compileProfileTemplate } from './handlebars.js';
 import { BadRequest } from '../lib/errors.js';
 import { assertSafeValue, checkRenderedConfig } from './guard.js';
 
@@ -45,7 +45,7 @@ function compile(template: string): HandlebarsTemplateDelegate {
   let fn = compiled.get(template);
   if (!fn) {
     // noEscape: HTML escaping would turn the "=" of PEM base64 into "&#x3D;"; values are checked instead.
-    fn = handlebars().compile(template, { noEscape: true, strict: true });
+    fn = compileProfileTemplate(template);
     compiled.set(template, fn);
   }
   return fn;

@@ -1,6 +1,14 @@
-import { handlebars } from './handlebars.js';
+import { compileProfileTemplate } from './handlebars.js';
 import { BadRequest } from '../lib/errors.js';
-import { findOverlaps, netmask, parseCidr, parseIp, type Cidr } from '../lib/cidr.js';
+import {
+  findOverlaps,
+  holdingRange,
+  intToIpv4,
+  netmask,
+  parseCidr,
+  parseIp,
+  type Cidr,
+} from '../lib/cidr.js';
 import type { VpnConfig } from '../config/schema.js';
 import { assertSafeValue, checkRenderedConfig } from './guard.js';
 
@@ -46,7 +54,8 @@ export interface ServerConfigInput {
   /**
    * With `clientConfigDir`: also render `ccd-exclusive` (default true). Off, the files only pin each
    * device's address (several server replicas give a device the same one) and a device without a file
-   * still connects, with an address from openvpn's pool.
+   * still connects, with an address from openvpn's pool, which is then only the holding range at the
+   * top of vpn.clientSubnet (`holdingRange`; the manager never allocates from it).
    */
   clientConfigExclusive?: boolean;
   /** Exactly one of files / inline. */
@@ -61,6 +70,7 @@ export const SERVER_DIRECTIVES: ReadonlySet<string> = new Set([
   'dev',
   'topology',
   'server',
+  'ifconfig-pool',
   'server-ipv6',
   'explicit-exit-notify',
   'multihome',
@@ -97,7 +107,7 @@ let compiled: HandlebarsTemplateDelegate | undefined;
 function compile(template: string): HandlebarsTemplateDelegate {
   if (compiledFor !== template || !compiled) {
     // noEscape: HTML escaping would turn the "=" of PEM base64 into "&#x3D;"; values are checked instead.
-    compiled = handlebars().compile(template, { noEscape: true, strict: true });
+    compiled = compileProfileTemplate(template);
     compiledFor = template;
   }
   return compiled;
@@ -205,6 +215,8 @@ export function renderServerConfig(input: ServerConfigInput): string {
       tlsCryptKeyPem: useV2 ? '' : tlsPem.trim(),
     };
   }
+  const ccdExclusive = Boolean(input.clientConfigDir) && input.clientConfigExclusive !== false;
+  const holding = input.clientConfigDir && !ccdExclusive ? holdingRange(subnet.text) : undefined;
   const text = compile(input.template)({
     port: vpn.port,
     proto: vpn.proto,
@@ -218,7 +230,8 @@ export function renderServerConfig(input: ServerConfigInput): string {
     managementSocket: checkPath('managementSocket', input.managementSocket),
     managementPasswordFile: checkPath('managementPasswordFile', input.managementPasswordFile),
     clientConfigDir: input.clientConfigDir ? checkPath('clientConfigDir', input.clientConfigDir) : '',
-    ccdExclusive: Boolean(input.clientConfigDir) && input.clientConfigExclusive !== false,
+    ccdExclusive,
+    holdingPool: holding ? { first: intToIpv4(holding.first), last: intToIpv4(holding.last) } : null,
     routes: routes.map((r) => ({ network: r.network, mask: netmask(r.prefix) })),
     routes6: routes6.map((r) => r.text),
     dnsServers,

@@ -21,6 +21,8 @@ export function startAccessTimers(
   ctx: Pick<AppContext, 'access' | 'addresses'>,
   o: AccessTimerOptions = {},
 ): () => void {
+  // changed()/refresh() queue behind a publication in progress (no stacking) and never reject: a
+  // failure is logged and audited there, so the timers need not wait for them.
   const timers = [
     setInterval(() => void ctx.access.changed(), o.pollMs ?? 1_000),
     setInterval(() => void ctx.access.refresh(), o.refreshMs ?? 60_000),

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { yamlLib } from '../lib/yaml.js';
 import type { AccessBundle, AccessMode, AccessRule } from '../access/types.js';
-import { parseRulesDocument } from '../access/rule-schema.js';
 import { BadRequest } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import type { AccessPublisher } from '../openvpn/access-publisher.js';
@@ -91,6 +90,8 @@ export class AccessService {
    * deletes in one transaction with an audit row each, or nothing at all when any rule is invalid.
    */
   async apply(o: { actor: string; input: unknown; dryRun?: boolean }): Promise<RulesDiff> {
+    // the rule schemas (zod) are built when rules are applied, not when any command opens its context
+    const { parseRulesDocument } = await import('../access/rule-schema.js');
     const rules = parseRulesDocument(o.input);
     const { store } = this.deps;
     if (o.dryRun) return await this.diff(rules);
@@ -120,7 +121,7 @@ export class AccessService {
   /** Parses rules.yaml text; a YAML syntax error is a 400 naming the line. */
   parseYaml(text: string): unknown {
     try {
-      return parseYaml(text, { prettyErrors: true, maxAliasCount: 100 }) ?? {};
+      return yamlLib().parse(text, { prettyErrors: true, maxAliasCount: 100 }) ?? {};
     } catch (err) {
       throw new BadRequest(`rules.yaml: ${(err as Error).message.split('\n')[0]}`, 'rules.yaml');
     }
@@ -128,7 +129,7 @@ export class AccessService {
 
   /** The rules as YAML that `apply` accepts. */
   async exportYaml(): Promise<string> {
-    return toYaml({ rules: await this.rules() }, { lineWidth: 0 });
+    return yamlLib().stringify({ rules: await this.rules() }, { lineWidth: 0 });
   }
 
   async setMode(o: { actor: string; mode: unknown }): Promise<AccessMode> {
@@ -157,7 +158,7 @@ export class AccessService {
     const { store } = this.deps;
     return await store.transaction(async (tx) => {
       const out: { mode?: AccessMode; rule?: AccessRule } = {};
-      if ((await tx.getSetting(MODE_SETTING)) === undefined) {
+      if ((await tx.getSettingForUpdate(MODE_SETTING)) === undefined) {
         await tx.setSetting(MODE_SETTING, 'enforce');
         out.mode = 'enforce';
       }
@@ -210,7 +211,13 @@ export class AccessService {
     if (!this.deps.publishers.some((q) => q.name === p.name)) this.deps.publishers.push(p);
   }
 
-  /** Publishes when the version moved since this process last published (coalesced; never throws). */
+  /**
+   * Publishes when the version moved since this process last published. The one path every
+   * publication takes: calls made while one runs are coalesced into one more run after it, and the
+   * promise settles once a run that started after the call has finished, so a caller that awaits it
+   * answers only after its own change went out. Never rejects: a failing target is logged and audited
+   * (once per version) and retried at the next call, so fire-and-forget callers (timers) may `void` it.
+   */
   changed(): Promise<void> {
     return this.schedule(false);
   }
@@ -222,21 +229,27 @@ export class AccessService {
 
   private schedule(force: boolean): Promise<void> {
     if (force) this.forceNext = true;
-    if (this.chain) {
-      this.dirty = true;
-      return this.chain;
-    }
-    this.chain = (async () => {
-      do {
+    this.dirty = true;
+    this.chain ??= this.drain();
+    return this.chain;
+  }
+
+  /**
+   * Runs publications while calls keep arriving. The queue is released in the same turn as the last
+   * `dirty` check: a call that comes after it starts a new drain instead of joining one that has
+   * already decided to stop (and would have resolved without publishing that call's change).
+   */
+  private async drain(): Promise<void> {
+    try {
+      while (this.dirty) {
         this.dirty = false;
         const f = this.forceNext;
         this.forceNext = false;
         await this.publishOnce(f).catch((err: unknown) => log.error({ err }, 'access publish failed'));
-      } while (this.dirty);
-    })().finally(() => {
+      }
+    } finally {
       this.chain = undefined;
-    });
-    return this.chain;
+    }
   }
 
   private async publishOnce(force: boolean): Promise<void> {

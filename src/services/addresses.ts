@@ -1,5 +1,5 @@
 import { Conflict } from '../lib/errors.js';
-import { ipv4Bounds, parseCidr } from '../lib/cidr.js';
+import { holdingRange, ipv4Bounds, parseCidr } from '../lib/cidr.js';
 import { logger } from '../lib/logger.js';
 import type { AddressPool, CertRecord, DeviceAddress, Store, TxStore } from '../store/types.js';
 
@@ -19,7 +19,8 @@ export function addressPool(clientSubnet: string): AddressPool {
       'vpn.clientSubnet',
     );
   const { network, broadcast } = ipv4Bounds(cidr);
-  const pool = { subnet: cidr.text, first: network + 2, last: broadcast - 1 };
+  const holding = holdingRange(cidr.text);
+  const pool = { subnet: cidr.text, first: network + 2, last: (holding?.first ?? broadcast) - 1 };
   if (pool.first > pool.last)
     throw new Conflict(`vpn.clientSubnet ${cidr.text} has no address for a client`, 'vpn.clientSubnet');
   return pool;

@@ -155,6 +155,17 @@ export interface LoadedCa {
 }
 
 /**
+ * The secret of a CA that is complete on disk (both files, no change pending), without reading the CA
+ * itself; undefined otherwise (the caller then goes through loadOrCreateCa). Read-only commands use it
+ * to read the CA files only when something signs.
+ */
+export function existingCaSecret(config: Config, dataDir: string): KeySecret | undefined {
+  if (caChangePending(dataDir)) return undefined;
+  if (!existsSync(join(dataDir, CA_CERT_FILE)) || !existsSync(join(dataDir, CA_KEY_FILE))) return undefined;
+  return resolveKeySecret(config, dataDir, false);
+}
+
+/**
  * Loads the CA from the data dir, creating it (RSA-3072 or EC P-384, key encrypted at rest) on first use.
  * A wrong passphrase fails closed before anything else happens.
  */

@@ -27,11 +27,17 @@ export interface CaSet {
   readonly version: number;
   /** Re-reads the CA files when they changed on disk; true when the set changed. Never throws. */
   refresh(): boolean;
+  /**
+   * refresh(), after first bringing the data dir up to date with the store when the CA files live
+   * there too (PostgreSQL: another replica may have rotated the CA). Call it outside any transaction
+   * (it may take a connection of its own). Never throws.
+   */
+  sync(): Promise<boolean>;
 }
 
 /** A set that never changes (tests, and callers that hold a CA of their own). */
 export function fixedCaSet(current: CertificateAuthority, previous?: CertificateAuthority): CaSet {
-  return { current, previous, version: 0, refresh: () => false };
+  return { current, previous, version: 0, refresh: () => false, sync: async () => false };
 }
 
 const WATCHED = [CA_CERT_FILE, CA_KEY_FILE, PREVIOUS_CA_CERT_FILE, PREVIOUS_CA_KEY_FILE];
@@ -44,17 +50,35 @@ const WATCHED = [CA_CERT_FILE, CA_KEY_FILE, PREVIOUS_CA_CERT_FILE, PREVIOUS_CA_K
  * tries again.
  */
 export class DataDirCaSet implements CaSet {
-  private set: { ca: CertificateAuthority; previous?: CertificateAuthority };
-  private stamp: string;
+  private loaded: { ca: CertificateAuthority; previous?: CertificateAuthority } | undefined;
+  private stamp = '';
   version = 0;
 
+  /**
+   * `loaded` is the set already read from the files; without it the files are read when the set is
+   * first used (a read-only command that never signs does not decrypt the CA key at all).
+   * @param pull writes the store's copies of the CA files into the data dir when they changed there since
+   *   the last pull (PostgreSQL's `shared_files`); absent on SQLite, where the data dir is the only copy.
+   */
   constructor(
     private readonly dataDir: string,
     private readonly secret: KeySecret,
-    loaded: { ca: CertificateAuthority; previous?: CertificateAuthority },
+    loaded?: { ca: CertificateAuthority; previous?: CertificateAuthority },
+    private readonly pull?: () => Promise<unknown>,
   ) {
-    this.set = loaded;
-    this.stamp = this.fileStamp();
+    if (loaded) {
+      this.loaded = loaded;
+      this.stamp = this.fileStamp();
+    }
+  }
+
+  private get set(): { ca: CertificateAuthority; previous?: CertificateAuthority } {
+    if (!this.loaded) {
+      const stamp = this.fileStamp();
+      this.loaded = readCaFiles(this.dataDir, this.secret);
+      this.stamp = stamp;
+    }
+    return this.loaded;
   }
 
   get current(): CertificateAuthority {
@@ -76,7 +100,20 @@ export class DataDirCaSet implements CaSet {
     }).join('|');
   }
 
+  async sync(): Promise<boolean> {
+    if (this.pull) {
+      try {
+        await this.pull();
+      } catch (err) {
+        log.warn({ err }, 'could not read the CA files from the store; keeping the CAs in force');
+      }
+    }
+    return this.refresh();
+  }
+
   refresh(): boolean {
+    // not read yet: the first use reads the files as they are then
+    if (!this.loaded) return false;
     const stamp = this.fileStamp();
     if (stamp === this.stamp) return false;
     const f = (name: string) => join(this.dataDir, name);
@@ -91,7 +128,7 @@ export class DataDirCaSet implements CaSet {
     this.stamp = stamp;
     const same = next.ca.keyId === this.set.ca.keyId && next.previous?.keyId === this.set.previous?.keyId;
     if (same) return false;
-    this.set = next;
+    this.loaded = next;
     this.version += 1;
     log.info(
       { current: next.ca.commonName, previous: next.previous?.commonName ?? null },

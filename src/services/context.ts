@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import type { CertificateAuthority } from '../pki/index.js';
+import type { CertificateAuthority, KeySecret } from '../pki/index.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { CrlPublisher } from '../openvpn/revocation-bundle.js';
@@ -8,7 +8,7 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { logger } from '../lib/logger.js';
 import { removeStaleScratchDirs, removeStaleTempFiles } from '../lib/fs-atomic.js';
 import { serverDir } from '../openvpn/local-publisher.js';
-import { loadOrCreateCa, SHARED_CA_FILES } from './ca-files.js';
+import { existingCaSecret, loadOrCreateCa, SHARED_CA_FILES } from './ca-files.js';
 import { storeTarget } from '../config/load.js';
 import { KEK_FILE } from './key-secret.js';
 import { existsSync } from 'node:fs';
@@ -17,6 +17,7 @@ import { BadRequest } from '../lib/errors.js';
 import { DataDirCaSet, type CaSet } from './ca-set.js';
 import { secureDataDir } from './data-dir.js';
 import { DeviceService, type SharedWindow } from './devices.js';
+import type { SharedLimits } from './shared-limits.js';
 import { RenewalService } from './renewal.js';
 import { RevocationService } from './revocation.js';
 import { ServerIdentityService } from './server-identity.js';
@@ -62,6 +63,8 @@ export interface AppContext {
   accessQueries: AccessQueries;
   /** The cluster's namespaces, Services and pods (labels and addresses), when a cluster is configured. */
   clusterObjects?: ClusterObjects;
+  /** Limits counted across every replica (PostgreSQL); absent on SQLite (one `serve` per data dir). */
+  sharedLimits?: SharedLimits;
   now: () => Date;
   /** The clock the long-running timers use (`serve`, `server run`, backups); `now` reads it. */
   clock: Clock;
@@ -77,6 +80,12 @@ export interface ContextDeps {
   now?: () => Date;
   /** The timers' clock (default: the system clock); tests move one by hand to live through months. */
   clock?: Clock;
+  /**
+   * A command that only reads (`cert list`): an existing CA is read from its files when first used,
+   * not at open, so listing does not decrypt the CA key. Commands that change anything leave it unset:
+   * a wrong passphrase must stop them before they change anything.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -97,10 +106,21 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
   if (scratch.length > 0) log.info({ dataDir, removed: scratch }, 'removed scratch dirs of killed backups');
   const clock = deps.clock ?? systemClock;
   const now = deps.now ?? (() => clock.now());
-  const { store, loaded, syncFiles, sharedWindow } = await openStoreAndCa(config, dataDir);
-  const { ca, previous: previousCa, secret } = loaded;
+  const { store, loaded, secret, syncFiles, pullFiles, sharedLimits } = await openStoreAndCa(
+    config,
+    dataDir,
+    deps.readOnly === true,
+  );
+  const sharedWindow: SharedWindow | undefined = sharedLimits
+    ? (scope, key, limit, windowMs, at) => sharedLimits.admit(scope, key, limit, windowMs, at)
+    : undefined;
   try {
-    const cas = new DataDirCaSet(dataDir, secret, { ca, ...(previousCa ? { previous: previousCa } : {}) });
+    const cas = new DataDirCaSet(
+      dataDir,
+      secret,
+      loaded && { ca: loaded.ca, ...(loaded.previous ? { previous: loaded.previous } : {}) },
+      pullFiles,
+    );
     const revocation = new RevocationService({
       store,
       cas,
@@ -171,6 +191,7 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       access,
       accessQueries,
       ...(deps.clusterObjects ? { clusterObjects: deps.clusterObjects } : {}),
+      ...(sharedLimits ? { sharedLimits } : {}),
       now,
       clock,
       // PostgreSQL: CA files changed by this process (ca rotate) go back to the database first
@@ -191,18 +212,25 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
 async function openStoreAndCa(
   config: Config,
   dataDir: string,
+  readOnly: boolean,
 ): Promise<{
   store: Store;
-  loaded: Awaited<ReturnType<typeof loadOrCreateCa>>;
+  /** Undefined: a read-only open of an existing CA, read from its files when first used. */
+  loaded?: Awaited<ReturnType<typeof loadOrCreateCa>>;
+  secret: KeySecret;
   syncFiles(): Promise<void>;
-  sharedWindow?: SharedWindow;
+  /** PostgreSQL: brings the data dir's CA files up to date when another replica changed them. */
+  pullFiles?: () => Promise<void>;
+  sharedLimits?: SharedLimits;
 }> {
   const target = storeTarget(config);
   if (target.engine === 'sqlite') {
-    const loaded = await loadOrCreateCa(config, dataDir);
-    return { store: openStore(dataDir), loaded, syncFiles: async () => {} };
+    const deferred = readOnly ? existingCaSecret(config, dataDir) : undefined;
+    const loaded = deferred ? undefined : await loadOrCreateCa(config, dataDir);
+    const secret = deferred ?? loaded!.secret;
+    return { store: openStore(dataDir), ...(loaded ? { loaded } : {}), secret, syncFiles: async () => {} };
   }
-  const [{ PgStore }, files, { admitInWindow }] = await Promise.all([
+  const [{ PgStore }, files, rate] = await Promise.all([
     import('../store/pg/pg-store.js'),
     import('../store/pg/shared-files.js'),
     import('../store/pg/rate-window.js'),
@@ -222,14 +250,24 @@ async function openStoreAndCa(
         return loadOrCreateCa(config, dataDir);
       }),
     );
+    let seen = await store.withDb((db) => files.sharedFilesStamp(db, SHARED_CA_FILES));
     return {
       store,
       loaded,
+      secret: loaded.secret,
+      pullFiles: async () => {
+        seen = await store.withDb((db) => files.pullWhenChanged(db, dataDir, SHARED_CA_FILES, seen));
+      },
       syncFiles: async () => {
         await store.withDb((db) => files.pushSharedFiles(db, dataDir, SHARED_CA_FILES));
       },
-      sharedWindow: (scope, key, limit, windowMs, at) =>
-        store.withDb((db) => admitInWindow(db, scope, key, limit, windowMs, at)),
+      sharedLimits: {
+        admit: (scope, key, limit, windowMs, at, backoffMs) =>
+          store.withDb((db) => rate.admitInWindow(db, scope, key, limit, windowMs, at, backoffMs)),
+        forget: (scope, key, at) => store.withDb((db) => rate.forgetInWindow(db, scope, key, at)),
+        newest: (scope, key, since) => store.withDb((db) => rate.newestInWindow(db, scope, key, since)),
+        mark: (scope, key, at) => store.withDb((db) => rate.markInWindow(db, scope, key, at)),
+      },
     };
   } catch (err) {
     await store.close();

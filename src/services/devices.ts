@@ -178,7 +178,7 @@ export class DeviceService {
     network: EffectiveNetwork;
   }): Promise<{ cert: CertRecord; profile: string }> {
     const { store, cas, config, server, now } = this.deps;
-    cas.refresh();
+    await cas.sync(); // another replica may have rotated the CA: issue from the one in force
     const ca = cas.current;
     const { req, owner, ownerName, commonName, deviceName, kind, keyType, csr, network } = o;
     const identity = await server.ensure();

@@ -57,18 +57,23 @@ export interface RevocationServiceDeps {
  */
 export class RevocationService {
   /**
-   * Revoked rows as of CRL number `crlNumber`, oldest first. Every revocation bumps the CRL number in the
-   * same transaction, so a matching number proves the cache is current even with other processes
-   * (CLI, web) writing the same store; otherwise it is reloaded.
+   * Revoked rows as of the CRL `crlNumber` with exactly the text `crlPem`, oldest first. Every revocation
+   * signs a new CRL in the same transaction, so a stored CRL that is this one proves the cache current
+   * even with other processes (CLI, other replicas) writing the same store; otherwise it is reloaded.
+   * The number alone proves nothing: the cache is filled inside a transaction that may still roll back
+   * (a caller's transaction failing after the revocation), and then another writer commits a different
+   * CRL under the same number. The PEM carries the signed entry list and thisUpdate, so it tells them apart.
    */
-  private revokedCache: { crlNumber: number; rows: RevokedRow[] } | undefined;
+  private revokedCache: { crlNumber: number; crlPem: string; rows: RevokedRow[] } | undefined;
 
   constructor(private readonly deps: RevocationServiceDeps) {}
 
   /** Every revoked row, oldest first, from the cache when it is current (read through `store`: a transaction's handle, or the store). */
   private async revokedRows(store: TxStore = this.deps.store): Promise<RevokedRow[]> {
-    const number = (await store.getCrl())?.number ?? 0;
-    if (this.revokedCache?.crlNumber !== number) {
+    const crl = await store.getCrl();
+    const number = crl?.number ?? 0;
+    const pem = crl?.pem ?? '';
+    if (this.revokedCache?.crlNumber !== number || this.revokedCache.crlPem !== pem) {
       const rows = (await store.listRevoked())
         .map((r) => ({
           serial: r.serial,
@@ -79,9 +84,17 @@ export class RevocationService {
           reason: r.revocationReason!,
         }))
         .sort((a, b) => a.revokedAt.getTime() - b.revokedAt.getTime());
-      this.revokedCache = { crlNumber: number, rows };
+      this.revokedCache = { crlNumber: number, crlPem: pem, rows };
     }
     return this.revokedCache.rows;
+  }
+
+  /**
+   * Brings the CA set up to date (another replica may have rotated it). Callers that pass their own
+   * transaction to revokeInTransaction call this before they open it.
+   */
+  async syncCas(): Promise<void> {
+    await this.deps.cas.sync();
   }
 
   /** Finds a certificate by serial (any common spelling) or by the common name of its valid certificate. */
@@ -103,6 +116,7 @@ export class RevocationService {
     reason?: unknown;
   }): Promise<{ cert: CertRecord; crl: CrlState }> {
     const reason = parseReason(o.reason);
+    await this.deps.cas.sync();
     const cert = await this.resolve(o.serialOrName);
     if (cert.status === 'revoked')
       throw new Conflict(`certificate ${cert.serial} (${cert.commonName}) is already revoked`, 'certificate');
@@ -117,6 +131,7 @@ export class RevocationService {
     serials: readonly string[];
     reason: RevocationReason;
   }): Promise<CrlState> {
+    await this.deps.cas.sync();
     const { crl } = await this.revokeInTransaction(o.actor, o.serials, o.reason);
     await this.publish();
     return crl;
@@ -167,7 +182,8 @@ export class RevocationService {
 
   /**
    * Signs CRL number n+1 over `rows` (every revoked row) minus those expired more than
-   * CRL_KEEP_AFTER_EXPIRY_MS ago; callers hold the store transaction.
+   * CRL_KEEP_AFTER_EXPIRY_MS ago; callers hold the store transaction (and called `cas.sync()` before
+   * taking it: the sync may need a connection of its own, which a full pool would never give).
    */
   private async rebuildCrl(tx: TxStore, now: Date, given?: RevokedRow[], floor = 0): Promise<CrlState> {
     const { cas, crlDays } = this.deps;
@@ -193,7 +209,7 @@ export class RevocationService {
       nextUpdate: new Date(now.getTime() + crlDays * DAY),
     };
     await tx.saveCrl(state);
-    this.revokedCache = { crlNumber: number, rows };
+    this.revokedCache = { crlNumber: number, crlPem: pem, rows };
     return state;
   }
 
@@ -220,6 +236,7 @@ export class RevocationService {
   async ensureFreshCrl(): Promise<CrlState> {
     const { store } = this.deps;
     const now = this.deps.now();
+    await this.deps.cas.sync(); // another replica may have rotated the CA: sign with the set in force
     const superseded = await this.supersedeDue(now);
     if (superseded) {
       await this.publish();
@@ -229,7 +246,10 @@ export class RevocationService {
     const stale =
       !current ||
       current.nextUpdate.getTime() - now.getTime() < CRL_RENEW_BEFORE_DAYS * DAY ||
-      now.getTime() - current.thisUpdate.getTime() > DAY;
+      now.getTime() - current.thisUpdate.getTime() > DAY ||
+      // signed while the clock ran ahead, then set back: openvpn refuses a CRL whose thisUpdate is in
+      // the future (every client), and the age test above would wait out the whole difference
+      current.thisUpdate.getTime() > now.getTime();
     if (!stale) return current;
     const crl = await store.transaction((tx) => this.rebuildCrl(tx, now));
     await store.appendAudit({
@@ -248,8 +268,9 @@ export class RevocationService {
    * `above + 1` when the current one is not above `above`; returns it, or undefined when nothing was
    * needed. For restore: the VPN server refuses a CRL numbered below the one it holds. Not published.
    */
-  resignAbove(above: number): Promise<CrlState | undefined> {
+  async resignAbove(above: number): Promise<CrlState | undefined> {
     const { store } = this.deps;
+    await this.deps.cas.sync();
     return store.transaction(async (tx) => {
       const current = await tx.getCrl();
       if (current && current.number > above) return undefined;
@@ -259,6 +280,7 @@ export class RevocationService {
 
   /** Signs and publishes a new CRL now (after a CA rotation or retirement changes the set of CAs). */
   async resign(actor: string): Promise<CrlState> {
+    await this.deps.cas.sync();
     const crl = await this.deps.store.transaction((tx) => this.rebuildCrl(tx, this.deps.now()));
     await this.deps.store.appendAudit({
       actor,

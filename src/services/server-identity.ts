@@ -80,7 +80,7 @@ export class ServerIdentityService {
 
   private async ensureOnce(): Promise<ServerIdentity> {
     const { store, cas, secret, serverName, now } = this.deps;
-    cas.refresh();
+    await cas.sync();
     const at = now().getTime();
     const previous = cas.previous;
     const ca =
@@ -124,7 +124,8 @@ export class ServerIdentityService {
     // brand-new certificate.
     let superseded = false;
     const winner = await store.transaction(async (tx): Promise<StoredIdentity | undefined> => {
-      const current = await tx.getSetting(SETTING);
+      // locked: on PostgreSQL another replica's transaction may be minting one at this moment
+      const current = await tx.getSettingForUpdate(SETTING);
       if (current !== raw && current !== undefined) return JSON.parse(current) as StoredIdentity;
       const old = await tx.getValidCertByCommonName(serverName);
       if (old) await this.deps.revocation.revokeInTransaction('system', [old.serial], 'superseded', tx);

@@ -58,7 +58,7 @@ function totals(rows: UsageDay[], key: (r: UsageDay) => string): UsageTotal[] {
 
 /**
  * The session history: recorded from readings of openvpn's status (cluster mode: the pods' agents
- * report them, see cluster/agent-sessions.ts; `server run` records its own), and read back as lists,
+ * report them in their replica Leases, see cluster/agent-sessions.ts; `server run` records its own), and read back as lists,
  * the 30-day report behind the admin chart, the CSV export.
  */
 export class UsageService {
@@ -83,6 +83,15 @@ export class UsageService {
   /** Ends every open session of a replica that is gone; returns how many. */
   async closeReplica(replica: string, reason: 'server-restart' | 'server-stop'): Promise<number> {
     return await this.recorder(replica).closeAll(reason);
+  }
+
+  /** Replicas with sessions still open (cluster mode: a pod that went while the manager was down). */
+  async openReplicas(): Promise<string[]> {
+    const week = new Date(this.now().getTime() - 7 * 86_400_000);
+    const open = (await this.store.listSessionHistory({ since: week, limit: 100_000 })).filter(
+      (r) => r.endedAt === null,
+    );
+    return [...new Set(open.map((r) => r.replica))];
   }
 
   async history(q: { user?: string; since?: Date; limit?: number } = {}): Promise<SessionHistoryRecord[]> {

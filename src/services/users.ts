@@ -114,7 +114,7 @@ export class UserService {
       });
       return u;
     });
-    void this.deps.changed?.();
+    await this.deps.changed?.(); // admins are a group access rules name: answer once it is out
     return updated;
   }
 
@@ -128,6 +128,7 @@ export class UserService {
   async disable(o: { actor: string; name: string }): Promise<{ user: User; revoked: string[] }> {
     const user = await this.get(o.name);
     const { store, revocation } = this.deps;
+    await revocation.syncCas(); // the CRL signed inside the transaction needs the CAs in force
     const { updated, valid } = await store.transaction(async (tx) => {
       const u = await tx.updateUser(user.id, { disabled: true });
       const serials = await validOf(tx, user.id);
@@ -153,6 +154,7 @@ export class UserService {
    */
   async revokeHeldByDisabled(actor: string): Promise<string[]> {
     const { store, revocation } = this.deps;
+    await revocation.syncCas();
     const serials = await store.transaction(async (tx) => {
       const held: string[] = [];
       for (const u of await tx.listUsers()) if (u.disabled) held.push(...(await validOf(tx, u.id)));

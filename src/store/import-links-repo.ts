@@ -1,6 +1,7 @@
 import type { Database, Statement } from 'better-sqlite3';
-import { BadRequest, Conflict } from '../lib/errors.js';
-import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, sqliteCode, toIso, type Sync } from './sql-util.js';
+import { BadRequest } from '../lib/errors.js';
+import { ownedHashError } from './owned-hash-errors.js';
+import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, toIso, type Sync } from './sql-util.js';
 
 /** A one-use import link; the token itself is never stored, only its sha256. */
 export interface ImportLink {
@@ -115,12 +116,7 @@ export class SqliteImportLinks implements Sync<ImportLinkStore> {
       );
       return toLink(this.byHash.get(hash) as Row);
     } catch (err) {
-      const code = sqliteCode(err);
-      if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY')
-        throw new BadRequest(`userId ${userId} does not exist`, 'userId');
-      if (code === 'SQLITE_CONSTRAINT_UNIQUE')
-        throw new Conflict('this token hash is already stored', 'tokenHash');
-      throw err;
+      throw ownedHashError(err, userId);
     }
   }
 

@@ -160,6 +160,9 @@ abstract class SqliteOps implements T.TxStore {
   getSetting(key: string): Promise<string | undefined> {
     return this.run((r) => r.state.getSetting(key));
   }
+  getSettingForUpdate(key: string): Promise<string | undefined> {
+    return this.getSetting(key); // one writer at a time: the transaction already holds the database
+  }
   setSetting(key: string, value: string): Promise<void> {
     return this.run((r) => r.state.setSetting(key, value));
   }

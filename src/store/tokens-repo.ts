@@ -1,16 +1,16 @@
 import type { Database, Statement } from 'better-sqlite3';
-import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
+import { NotFound } from '../lib/errors.js';
 import {
   fromIso,
   fromIsoOrNull,
   intAtLeast,
   nonEmpty,
-  sqliteCode,
   text,
   toIso,
   toIsoOrNull,
   type Sync,
 } from './sql-util.js';
+import { ownedHashError } from './owned-hash-errors.js';
 import type { ApiToken, TokenStore } from './types.js';
 
 interface TokenRow {
@@ -68,12 +68,7 @@ export class SqliteTokens implements Sync<TokenStore> {
       const { id } = this.insert.get(userId, name, hash, new Date().toISOString(), expires) as { id: number };
       return this.getToken(id)!;
     } catch (err) {
-      const code = sqliteCode(err);
-      if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY')
-        throw new BadRequest(`userId ${userId} does not exist`, 'userId');
-      if (code === 'SQLITE_CONSTRAINT_UNIQUE')
-        throw new Conflict('this token hash is already stored', 'tokenHash');
-      throw err;
+      throw ownedHashError(err, userId);
     }
   }
 

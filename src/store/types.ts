@@ -194,6 +194,17 @@ export interface SettingsStore {
   setSetting(key: string, value: string): Promise<void>;
 }
 
+/** Settings a transaction reads in order to write them (the transaction store has this, not plain readers). */
+export interface LockedSettingsStore {
+  /**
+   * Reads a setting that the calling transaction will write from what it read: a second transaction
+   * asking for the same key waits until this one ends and then reads its value (also before the row
+   * exists). SQLite's write transaction serialises anyway; PostgreSQL takes a transaction-scoped
+   * advisory lock on the key. Outside a transaction it is a plain read.
+   */
+  getSettingForUpdate(key: string): Promise<string | undefined>;
+}
+
 /** Server-side web sessions (the express session store writes through this). */
 export interface SessionRecord {
   data: string;
@@ -311,6 +322,7 @@ export interface TxStore
     CrlStore,
     AuditStore,
     SettingsStore,
+    LockedSettingsStore,
     SessionStore,
     TokenStore,
     PendingStore,

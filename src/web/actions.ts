@@ -5,8 +5,12 @@ import { parseSerial } from '../lib/serial.js';
 import type { AppContext } from '../services/context.js';
 import { effectiveNetwork, type EffectiveNetwork } from '../services/network.js';
 import type { CertRecord, RevocationReason, User } from '../store/types.js';
+import { logger } from '../lib/logger.js';
 import type { LoginThrottle } from './login-throttle.js';
+import type { SharedAttempt, SharedLoginGate } from './shared-login-gate.js';
 import type { SessionManager, WebSession } from './session.js';
+
+const log = logger.child({ module: 'web-actions' });
 
 /** A certificate as pages and the API show it (never the key, which is not stored anyway). */
 export interface DeviceView {
@@ -79,7 +83,40 @@ export class WebActions {
     private readonly sessions: SessionManager,
     private readonly throttle: LoginThrottle,
     private readonly now: () => Date,
+    private readonly gate?: SharedLoginGate,
   ) {}
+
+  /**
+   * Reserves a sign-in attempt on this process's throttle, then on the replicas' shared one (when the
+   * store is shared); a refusal by the shared one releases the local reservation uncounted.
+   */
+  private async beginAttempt(
+    name: string,
+    ip: string,
+  ): Promise<{ fail(): Promise<void>; succeed(): Promise<void> }> {
+    const account = name.toLowerCase();
+    const local = this.throttle.begin(account, ip);
+    let shared: SharedAttempt | undefined;
+    try {
+      shared = await this.gate?.begin(account, ip);
+    } catch (err) {
+      local.cancel();
+      throw err;
+    }
+    return {
+      fail: async () => {
+        local.fail();
+        await shared?.fail();
+      },
+      succeed: async () => {
+        local.succeed();
+        // the sign-in itself is good: a database hiccup while freeing a slot must not undo it
+        await shared
+          ?.succeed()
+          .catch((err: unknown) => log.warn({ err }, 'shared sign-in counter not updated'));
+      },
+    };
+  }
 
   /**
    * Checks the password (after the throttle) and opens a fresh session. Every failure gives the same
@@ -105,18 +142,18 @@ export class WebActions {
    */
   async checkPassword(name: string, password: string, ip: string, via = 'login'): Promise<User> {
     // Reserved before the password is hashed: parallel guesses cannot all slip past the check.
-    const attempt = this.throttle.begin(name.toLowerCase(), ip);
+    const attempt = await this.beginAttempt(name, ip);
     let user: User | undefined;
     try {
       const verified = await this.ctx.users.verifyPassword(name, password);
       // auth.local: a right password of someone who must use single sign-on counts as a failure
       user = verified && passwordSignInAllowed(this.ctx.config, verified) ? verified : undefined;
     } catch (err) {
-      attempt.fail();
+      await attempt.fail();
       throw err;
     }
     if (!user || user.disabled) {
-      attempt.fail();
+      await attempt.fail();
       await this.ctx.store.appendAudit({
         actor: 'anonymous',
         action: `${via}.failed`,
@@ -126,13 +163,13 @@ export class WebActions {
       });
       throw new Unauthorized('invalid user name or password' + passwordSignInHint(this.ctx.config));
     }
-    attempt.succeed();
+    await attempt.succeed();
     return user;
   }
 
   /** A credential found wrong without a password hash (an API token): throttled, audited, 401. */
   async refuseCredential(name: string, ip: string, via: string): Promise<never> {
-    this.throttle.begin(name.toLowerCase(), ip).fail();
+    await (await this.beginAttempt(name, ip)).fail();
     await this.ctx.store.appendAudit({
       actor: 'anonymous',
       action: `${via}.failed`,
@@ -151,7 +188,7 @@ export class WebActions {
     const user = await this.ctx.store.getUserByName(name);
     if (!user || user.disabled || this.ctx.config.auth.oidc === undefined) return false;
     if (user.passwordHash !== null && passwordSignInAllowed(this.ctx.config, user)) return false;
-    this.throttle.begin(name.toLowerCase(), ip).fail();
+    await (await this.beginAttempt(name, ip)).fail();
     return true;
   }
 

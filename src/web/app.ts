@@ -15,6 +15,7 @@ import { DeployTracker } from './deploy-tracker.js';
 import { errorHandler, notFound, requestId } from './error-handler.js';
 import { helpers } from './helpers.js';
 import { DEFAULT_THROTTLE, LoginThrottle, type ThrottleLimits } from './login-throttle.js';
+import { SharedLoginGate } from './shared-login-gate.js';
 import { createMetrics } from './metrics.js';
 import { securityHeaders } from './security.js';
 import { SessionManager } from './session.js';
@@ -115,8 +116,13 @@ export function createApp(deps: AppDeps): express.Express {
     { idleMinutes: ctx.config.web.sessionIdleMinutes, absoluteHours: ctx.config.web.sessionAbsoluteHours },
     now,
   );
-  const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, ...deps.throttle }, now);
-  const actions = new WebActions(ctx, sessions, throttle, now);
+  const throttleLimits = { ...DEFAULT_THROTTLE, ...deps.throttle };
+  const throttle = new LoginThrottle(throttleLimits, now);
+  // several replicas on one PostgreSQL: the same budgets counted in the database as well
+  const gate = ctx.sharedLimits
+    ? new SharedLoginGate(ctx.sharedLimits, throttleLimits, () => now().getTime())
+    : undefined;
+  const actions = new WebActions(ctx, sessions, throttle, now, gate);
   const tokens = new TokenService({ store: ctx.store, defaultDays: ctx.config.web.apiTokenDays, now });
   const links = new ImportLinkService({
     store: ctx.store,

@@ -1,8 +1,9 @@
 import { TooManyRequests } from '../lib/errors.js';
 
 /**
- * Sign-in throttle, in memory (one process serves the app; a restart forgetting the counters is
- * acceptable for a throttle).
+ * Sign-in throttle, in memory (a restart forgetting the counters is acceptable for a throttle). With
+ * several replicas on PostgreSQL the same budgets are also counted in the database
+ * (shared-login-gate.ts), so that N replicas do not allow N times the attempts.
  *
  * Every attempt is counted the moment it arrives, before the password hash is computed: `begin()`
  * reserves a slot synchronously, so a burst of parallel guesses cannot all pass the check while the
@@ -43,10 +44,12 @@ interface Counter {
   lastFailureAt: number;
 }
 
-/** One sign-in attempt in progress: end it with `fail()` or `succeed()`, exactly once. */
+/** One sign-in attempt in progress: end it with `fail()`, `succeed()` or `cancel()`, exactly once. */
 export interface Attempt {
   fail(): void;
   succeed(): void;
+  /** Never evaluated (refused by the replicas' shared counters): counts neither way. */
+  cancel(): void;
 }
 
 const MAX_KEYS = 50_000;
@@ -124,6 +127,11 @@ export class LoginThrottle {
     for (const c of held) c.inFlight += 1;
     const accountWide = held[0]!;
     let done = false;
+    const cancel = (): void => {
+      if (done) return;
+      done = true;
+      for (const c of held) c.inFlight -= 1;
+    };
     const end = (failed: boolean): void => {
       if (done) return;
       done = true;
@@ -147,7 +155,7 @@ export class LoginThrottle {
         if (this.known.size > MAX_KEYS) this.prune();
       }
     };
-    return { fail: () => end(true), succeed: () => end(false) };
+    return { fail: () => end(true), succeed: () => end(false), cancel };
   }
 
   /** Failed attempts since start (wrong password or token, unknown or disabled account): for /metrics. */

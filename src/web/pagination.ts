@@ -54,6 +54,35 @@ export function cursorOffset(cursor: string | undefined): number {
   return o;
 }
 
+/**
+ * The position a cursor of {@link keysetPage} holds: the offset (the page's place, for `total` and the
+ * last page) and, when the list handed one out, the store's keyset position (`k`), from which the next
+ * page is read straight off the index instead of skipping `offset` rows.
+ */
+export function keysetPosition(cursor: string | undefined): { offset: number; after?: string } {
+  if (cursor === undefined) return { offset: 0 };
+  const k = decodeCursor(cursor).k;
+  if (k !== undefined && (typeof k !== 'string' || k.length === 0))
+    throw new BadRequest('cursor is not one this API handed out (pass nextCursor back as it is)', 'cursor');
+  return { offset: cursorOffset(cursor), ...(k === undefined ? {} : { after: k }) };
+}
+
+/**
+ * A page of a list paged by the store's keyset cursor (`after`): like {@link offsetPage}, and the next
+ * cursor also carries `after`, the store's position of this page's last row.
+ */
+export function keysetPage<T>(
+  items: T[],
+  total: number,
+  offset: number,
+  limit: number,
+  after: string | undefined,
+): ListPage<T> {
+  const next = offset + limit;
+  if (next >= total) return { items, total, nextCursor: null };
+  return { items, total, nextCursor: encodeCursor(after ? { o: next, k: after } : { o: next }) };
+}
+
 /** A page of an offset-addressed list: `items` start at `offset` of `total`. */
 export function offsetPage<T>(items: T[], total: number, offset: number, limit: number): ListPage<T> {
   const next = offset + limit;

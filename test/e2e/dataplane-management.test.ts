@@ -7,21 +7,14 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { ManagementClient, withManagement } from '../../src/openvpn/management-client.js';
 import { sessionsOf } from '../../src/openvpn/status.js';
-import {
-  cleanupAll,
-  officeNodePod,
-  OFFICE_NODE_POD as A,
-  type SpawnedProcess,
-  type Topology,
-} from '../helpers/netns.js';
+import { cleanupAll, officeNodePod, type SpawnedProcess, type Topology } from '../helpers/netns.js';
 import { requireNetns } from '../helpers/topology.js';
 import {
-  clientProfile,
-  clientTlsKey,
   makeServerDir,
   makeTestPki,
   startClient,
   startServer,
+  testClientProfile,
   testVpnConfig,
   waitClientConnected,
   waitServerReady,
@@ -55,15 +48,7 @@ describe('e2e: openvpn management client against openvpn 2.6', function () {
   const mgmt = () => ({ socketPath: files.managementSocket, password: files.managementPassword });
 
   async function connectClient(cn: string) {
-    const c = await pki.issueClient(cn);
-    const profile = clientProfile({
-      remote: A.node,
-      port: 30031,
-      cn,
-      caPem: pki.caPem,
-      ...c,
-      tlsCryptV2KeyPem: clientTlsKey(pki),
-    });
+    const { profile } = await testClientProfile(pki, cn, { port: 30031 });
     const p = startClient(topo.name('office'), dir, cn, profile, ['--connect-retry', '1', '1']);
     await waitClientConnected(p);
     return p;

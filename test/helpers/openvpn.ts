@@ -17,7 +17,7 @@ import {
 } from '../../src/pki/tls-crypt.js';
 import { renderClientProfile } from '../../src/profiles/client-profile.js';
 import { renderServerConfig } from '../../src/profiles/server-config.js';
-import { spawnIn, type SpawnedProcess } from './netns.js';
+import { OFFICE_NODE_POD, spawnIn, type SpawnedProcess, type Topology } from './netns.js';
 
 /**
  * What an openvpn 2.6 client logs when the server pushed HALT (`client-kill CID HALT`): the reason is
@@ -103,7 +103,13 @@ export function testVpnConfig(overrides: Record<string, unknown> = {}): VpnConfi
 }
 
 /** Writes keys, an initial CRL and server.conf (rendered by podgate) into `dir`. */
-export function writeServerFiles(dir: string, pki: TestPki, vpn: VpnConfig): ServerFilesOut {
+export function writeServerFiles(
+  dir: string,
+  pki: TestPki,
+  vpn: VpnConfig,
+  /** server.conf's client-config-dir (and whether `ccd-exclusive` goes with it, default yes). */
+  ccd?: { dir: string; exclusive?: boolean },
+): ServerFilesOut {
   mkdirSync(dir, { recursive: true });
   const secret = (name: string, text: string): string => {
     writeFileSync(join(dir, name), text, { mode: 0o600 });
@@ -134,6 +140,7 @@ export function writeServerFiles(dir: string, pki: TestPki, vpn: VpnConfig): Ser
     managementSocket: out.managementSocket,
     managementPasswordFile: secret('mgmt.pw', `${managementPassword}\n`),
     files,
+    ...(ccd ? { clientConfigDir: ccd.dir, clientConfigExclusive: ccd.exclusive ?? true } : {}),
   });
   writeFileSync(out.configPath, text, { mode: 0o600 });
   return out;
@@ -178,6 +185,35 @@ export function clientProfile(o: ClientOptions): string {
     issuedAt: new Date(),
     notAfter: new Date(Date.now() + 86_400_000),
   });
+}
+
+/** A client certificate made by a TestPki (`issueClient`'s answer). */
+export type TestClientCert = Awaited<ReturnType<TestPki['issueClient']>>;
+
+/**
+ * A profile for `cn` that dials the test server on the node (OFFICE_NODE_POD.node:`port`): a certificate
+ * issued by `pki` now (or `cert`, to reconnect with one already issued) and a fresh tls-crypt-v2 key.
+ */
+export async function testClientProfile(
+  pki: TestPki,
+  cn: string,
+  o: { port: number; cert?: TestClientCert },
+): Promise<{ profile: string; cert: TestClientCert }> {
+  const cert = o.cert ?? (await pki.issueClient(cn));
+  const profile = clientProfile({
+    remote: OFFICE_NODE_POD.node,
+    port: o.port,
+    cn,
+    caPem: pki.caPem,
+    ...cert,
+    tlsCryptV2KeyPem: clientTlsKey(pki),
+  });
+  return { profile, cert };
+}
+
+/** What the server pod's start script does: MASQUERADE the client subnet out of the node. */
+export async function masqueradeClients(topo: Topology, subnet = '10.140.0.0/16'): Promise<void> {
+  await topo.iptables('node', ['-t', 'nat', '-A', 'POSTROUTING', '-s', subnet, '-j', 'MASQUERADE']);
 }
 
 /** Wraps a fresh tls-crypt-v2 client key with the test server key. */

@@ -95,6 +95,50 @@ describe('integration: access agent + nft (scratch namespace)', function () {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  it('a bundle ends the sessions of unlisted devices (HALT), never a connection still in its handshake (UNDEF)', async () => {
+    // openvpn's `status 3` lists a connection whose TLS handshake has not finished under the common name
+    // UNDEF (seen on the real node: a bundle applied during a client's handshake killed it). A handshake
+    // cannot be held open on demand, so this management interface is a stub: status and client-kill only.
+    const session = (clientId: number, commonName: string) => ({
+      commonName,
+      realAddress: '172.18.12.100:40000',
+      virtualAddress: '',
+      virtualIpv6Address: '',
+      bytesReceived: 0,
+      bytesSent: 0,
+      connectedSince: new Date(),
+      username: '',
+      clientId,
+      peerId: clientId,
+      cipher: '',
+    });
+    const killed: [number, boolean][] = [];
+    const a = new AccessAgent({
+      enforcer,
+      ccd: new ClientConfigDir(join(dir, 'ccd-undef'), '255.255.0.0'),
+      connect: async () => ({
+        command: async () => [],
+        status: async () => ({
+          title: '',
+          time: undefined,
+          clients: [session(1, 'UNDEF'), session(2, 'alice'), session(3, 'mallory')],
+          routes: [],
+          globalStats: {},
+          dcoEnabled: false,
+        }),
+        clientKill: async (cid: number, halt: boolean) => void killed.push([cid, halt]),
+        close: () => undefined,
+      }),
+      dnsServers: ['10.96.0.10'],
+      modeWithoutBundle: 'enforce',
+      batchMs: 5,
+    });
+    await a.start();
+    await a.applyBundle(bundle(1, [], 'open'));
+    assert.deepEqual(killed, [[3, true]], 'mallory (not listed) only; alice is listed, UNDEF is handshaking');
+    await a.stop();
+  });
+
   it('enforce before any bundle: DNS only', async () => {
     const a = agent();
     await a.start();

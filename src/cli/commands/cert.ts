@@ -26,6 +26,9 @@ function certJson(c: CertRecord) {
   };
 }
 
+/** Lists only read: the CA is not read (nor its key decrypted) unless something signs. */
+const READ_ONLY = { quiet: true, readOnly: true };
+
 /** `podgate cert issue|list|revoke` and `podgate crl`. */
 export function register(program: Command, env: CliEnv): void {
   const cert = program.command('cert').description('client certificates and profiles');
@@ -87,38 +90,43 @@ function registerList(cert: Command, env: CliEnv): void {
     .action(
       async (o: { status?: string; owner?: string; search?: string; expiring?: string }, cmd: Command) => {
         const expiring = o.expiring === undefined ? undefined : parseExpiringWindow(o.expiring);
-        await withContext(env, cmd, async (ctx, g) => {
-          if (o.status && o.status !== 'valid' && o.status !== 'revoked') {
-            throw new BadRequest('--status must be "valid" or "revoked"', 'status');
-          }
-          const ownerId = o.owner ? (await ctx.users.get(o.owner)).id : undefined;
-          const { items } = await ctx.store.listCerts({
-            status: expiring === undefined ? (o.status as 'valid' | 'revoked' | undefined) : 'valid',
-            ownerId,
-            search: o.search,
-            ...(expiring === undefined ? {} : { expiringWithinDays: expiring, now: ctx.now() }),
-            sort: expiring === undefined ? 'createdAt' : 'notAfter',
-            order: 'asc',
-            limit: 100000,
-          });
-          if (g.json) {
-            env.out(JSON.stringify(items.map(certJson), null, 2));
-            return;
-          }
-          env.out(
-            table([
-              ['SERIAL', 'NAME', 'OWNER', 'KIND', 'STATUS', 'EXPIRES'],
-              ...items.map((c) => [
-                c.serial,
-                c.commonName,
-                c.ownerName ?? '-',
-                c.kind,
-                c.status,
-                c.notAfter.toISOString().slice(0, 10),
+        await withContext(
+          env,
+          cmd,
+          async (ctx, g) => {
+            if (o.status && o.status !== 'valid' && o.status !== 'revoked') {
+              throw new BadRequest('--status must be "valid" or "revoked"', 'status');
+            }
+            const ownerId = o.owner ? (await ctx.users.get(o.owner)).id : undefined;
+            const { items } = await ctx.store.listCerts({
+              status: expiring === undefined ? (o.status as 'valid' | 'revoked' | undefined) : 'valid',
+              ownerId,
+              search: o.search,
+              ...(expiring === undefined ? {} : { expiringWithinDays: expiring, now: ctx.now() }),
+              sort: expiring === undefined ? 'createdAt' : 'notAfter',
+              order: 'asc',
+              limit: 100000,
+            });
+            if (g.json) {
+              env.out(JSON.stringify(items.map(certJson), null, 2));
+              return;
+            }
+            env.out(
+              table([
+                ['SERIAL', 'NAME', 'OWNER', 'KIND', 'STATUS', 'EXPIRES'],
+                ...items.map((c) => [
+                  c.serial,
+                  c.commonName,
+                  c.ownerName ?? '-',
+                  c.kind,
+                  c.status,
+                  c.notAfter.toISOString().slice(0, 10),
+                ]),
               ]),
-            ]),
-          );
-        });
+            );
+          },
+          READ_ONLY,
+        );
       },
     );
 }

@@ -115,7 +115,6 @@ async function runClusterAgent(env: CliEnv, config: Config, o: AgentOpts): Promi
         }
       : undefined,
     probe: { port: config.connectionCheck.port, allowedOrigin: webOrigin(config.web.publicUrl) },
-    sessions: { everyMs: config.sessions.recordEverySeconds * 1000 },
   });
   env.err(
     `podgate agent watching secret ${config.kubernetes.namespace}/podgate-crl (CRL #${running.agent.crlNumber ?? '-'} in force)`,

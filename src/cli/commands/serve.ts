@@ -31,7 +31,15 @@ export type WebDepsFactory = (
   config: Config,
   ctx: AppContext,
   env: NodeJS.ProcessEnv,
-) => Promise<{ sessions?: SessionsProvider; cluster?: ClusterPort }>;
+) => Promise<{
+  sessions?: SessionsProvider;
+  cluster?: ClusterPort;
+  /**
+   * Background work that writes (audit rows, session history, the server's Secret and Deployment):
+   * started on the replica that holds the leadership only, stopped when it loses it.
+   */
+  leaderWork?: () => { stop(): void }[];
+}>;
 
 /**
  * Local mode: sessions come from `podgate server run`'s management socket in the data dir, looked up
@@ -68,12 +76,15 @@ export const defaultWebDeps: WebDepsFactory = async (config, ctx, env) => {
     disconnect: (cid) =>
       existsSync(paths.managementSocket) ? local().disconnect(cid) : replicas.disconnect(cid),
   };
-  // The pod's agent reports into a ConfigMap; turning its reports into `revocation.effective` audit rows
-  // must not wait for someone to open the cluster page.
-  cluster.watchAgentStatus(15_000);
-  // The server certificate renews itself and `ca rotate` changes the CA bundle: the pod follows.
-  cluster.watchServerMaterial();
-  return { sessions: both, cluster };
+  return {
+    sessions: both,
+    cluster,
+    // Both write, so with several replicas only the leader runs them (one audit row per report, one
+    // apply per change): the agent's reports become `revocation.effective` audit rows without waiting
+    // for someone to open the cluster page, and the pod follows a renewed server certificate or a
+    // `ca rotate`.
+    leaderWork: () => [cluster.watchAgentStatus(15_000), cluster.watchServerMaterial()],
+  };
 };
 
 const log = logger.child({ module: 'serve' });
@@ -108,7 +119,7 @@ export function register(program: Command, env: CliEnv): void {
         const swept = await ctx.users.revokeHeldByDisabled('system');
         if (swept.length > 0) env.err(`revoked ${swept.length} certificate(s) still held by disabled users`);
         const factory = (env as CliEnv & { webDeps?: WebDepsFactory }).webDeps ?? defaultWebDeps;
-        const extra = await factory(config, ctx, env.env);
+        const { leaderWork, ...extra } = await factory(config, ctx, env.env);
         // Checked here, on every replica, before the web app listens: a bad backup.passphraseFile
         // stops `serve` with exit 2 instead of failing later inside the leader's timers, unseen.
         const backups = config.backup.dir
@@ -128,6 +139,7 @@ export function register(program: Command, env: CliEnv): void {
         );
         await elected.leadership.start();
         const timers = whileLeader(elected.leadership, () => {
+          const watches = leaderWork?.() ?? [];
           const stopAccess = startAccessTimers(ctx);
           backups?.start();
           const upkeep = startUpkeep({
@@ -138,11 +150,12 @@ export function register(program: Command, env: CliEnv): void {
           const stopSync = oidc
             ? scheduleOidcSync(
                 // group changes the sync finds are published at once, not at the next poll
-                () => oidc.sync().finally(() => void ctx.access.changed()),
+                () => oidc.sync().finally(() => ctx.access.changed()),
                 config.auth.oidc!.syncIntervalHours,
               )
             : () => undefined;
           return async () => {
+            for (const w of watches) w.stop();
             stopSync();
             stopAccess();
             upkeep.cancel();

@@ -37,30 +37,35 @@ export function register(program: Command, env: CliEnv): void {
     .command('list')
     .description('list users')
     .action(async (_o, cmd: Command) => {
-      await withContext(env, cmd, async (ctx, g) => {
-        const users = await ctx.users.list();
-        if (g.json) {
+      await withContext(
+        env,
+        cmd,
+        async (ctx, g) => {
+          const users = await ctx.users.list();
+          if (g.json) {
+            env.out(
+              JSON.stringify(
+                users.map(({ passwordHash: _h, ...u }) => u),
+                null,
+                2,
+              ),
+            );
+            return;
+          }
           env.out(
-            JSON.stringify(
-              users.map(({ passwordHash: _h, ...u }) => u),
-              null,
-              2,
-            ),
-          );
-          return;
-        }
-        env.out(
-          table([
-            ['NAME', 'ROLE', 'STATUS', 'CREATED'],
-            ...users.map((u) => [
-              u.name,
-              u.role,
-              u.disabled ? 'disabled' : 'active',
-              u.createdAt.toISOString(),
+            table([
+              ['NAME', 'ROLE', 'STATUS', 'CREATED'],
+              ...users.map((u) => [
+                u.name,
+                u.role,
+                u.disabled ? 'disabled' : 'active',
+                u.createdAt.toISOString(),
+              ]),
             ]),
-          ]),
-        );
-      });
+          );
+        },
+        { quiet: true, readOnly: true },
+      );
     });
 
   user

@@ -1,8 +1,9 @@
-import { BadRequest, Conflict, NotFound } from '../../lib/errors.js';
+import { BadRequest, NotFound } from '../../lib/errors.js';
 import type { ImportLink, ImportLinkStore } from '../import-links-repo.js';
 import type { OidcIdentity } from '../oidc-repo.js';
 import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, text, toIso, toIsoOrNull } from '../sql-util.js';
 import type { ApiToken, SessionRecord } from '../types.js';
+import { ownedHashError } from '../owned-hash-errors.js';
 import { constraintError, type PgDb } from './db.js';
 
 /** A value for an int4 id column, or undefined when it cannot be one (then nothing matches). */
@@ -107,10 +108,7 @@ export class PgTokens {
         return (await new PgTokens(db).getToken(r!.id))!;
       });
     } catch (err) {
-      throw constraintError(err, {
-        foreignKey: () => new BadRequest(`userId ${userId} does not exist`, 'userId'),
-        unique: () => new Conflict('this token hash is already stored', 'tokenHash'),
-      });
+      throw ownedHashError(err, userId);
     }
   }
 
@@ -308,10 +306,7 @@ export class PgImportLinks {
         return toLink((await db.get<LinkRow>(`${LINK_SELECT} WHERE l.token_hash = ?`, [hash]))!);
       });
     } catch (err) {
-      throw constraintError(err, {
-        foreignKey: () => new BadRequest(`userId ${userId} does not exist`, 'userId'),
-        unique: () => new Conflict('this token hash is already stored', 'tokenHash'),
-      });
+      throw ownedHashError(err, userId);
     }
   }
 

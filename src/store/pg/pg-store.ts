@@ -130,6 +130,9 @@ class PgOps implements T.TxStore {
   getSetting(key: string) {
     return this.repos().state.getSetting(key);
   }
+  getSettingForUpdate(key: string) {
+    return this.repos().state.getSettingForUpdate(key);
+  }
   setSetting(key: string, value: string) {
     return this.repos().state.setSetting(key, value);
   }

@@ -78,3 +78,26 @@ export async function withSharedFiles<R>(
     return result;
   });
 }
+
+/** What identifies the database's copies of the files matching `pattern` (names and content hashes). */
+export async function sharedFilesStamp(db: PgDb, pattern: RegExp): Promise<string> {
+  const rows = await db.all<{ name: string; h: string }>(
+    'SELECT name, md5(content) AS h FROM shared_files ORDER BY name',
+  );
+  return rows
+    .filter((r) => pattern.test(r.name))
+    .map((r) => `${r.name}:${r.h}`)
+    .join('|');
+}
+
+/**
+ * Pulls only when the database's copies changed since `seen` (the stamp of this replica's last pull);
+ * returns the stamp now. The common case is one small query. Pulling only on a change matters beyond
+ * cost: a CLI rotating the CA in this data dir (before it pushes) must not see its half-made files
+ * replaced by the database's older ones.
+ */
+export async function pullWhenChanged(db: PgDb, dir: string, pattern: RegExp, seen: string): Promise<string> {
+  const now = await sharedFilesStamp(db, pattern);
+  if (now !== seen) await pullSharedFiles(db, dir, pattern);
+  return now;
+}

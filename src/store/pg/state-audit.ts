@@ -21,17 +21,20 @@ interface CrlRow {
 
 /**
  * crl_state, settings and the cluster snapshot (PostgreSQL); same rules as ../state-repo.ts.
- * getCrl inside a transaction reads the row FOR UPDATE: the only reason to read it there is to write
- * the next number, and a second revoker then waits for the first to commit and builds on its number
- * (READ COMMITTED would otherwise let both read N and one fail at saving N+1).
+ * getCrl inside a transaction first takes the CRL's transaction-scoped advisory lock: the only reason
+ * to read it there is to write the next number, and a second revoker then waits for the first to
+ * commit and builds on its number (READ COMMITTED would otherwise let both read N and one fail at
+ * saving N+1).
  */
 export class PgState {
   constructor(private readonly db: PgDb) {}
 
   async getCrl(): Promise<CrlState | undefined> {
-    const lock = this.db.inTransaction ? ' FOR UPDATE' : '';
+    // FOR UPDATE locks only a row that exists: before the first CRL two writers would both read
+    // "none" and both build number 1. A transaction-scoped advisory lock serialises them either way.
+    if (this.db.inTransaction) await this.db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.crl'))");
     const r = await this.db.get<CrlRow>(
-      `SELECT number, pem, this_update, next_update FROM crl_state WHERE id = 1${lock}`,
+      'SELECT number, pem, this_update, next_update FROM crl_state WHERE id = 1',
     );
     return (
       r && {
@@ -71,6 +74,13 @@ export class PgState {
 
   async getSetting(key: string): Promise<string | undefined> {
     return (await this.db.get<{ value: string }>('SELECT value FROM settings WHERE key = ?', [key]))?.value;
+  }
+
+  async getSettingForUpdate(key: string): Promise<string | undefined> {
+    // an advisory lock, not FOR UPDATE: the row may not exist yet, and then FOR UPDATE locks nothing
+    if (this.db.inTransaction)
+      await this.db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.setting:' || ?))", [key]);
+    return this.getSetting(key);
   }
 
   async setSetting(key: string, value: string): Promise<void> {

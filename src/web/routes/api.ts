@@ -18,7 +18,7 @@ import {
   patchUserBody,
   revokeBody,
 } from '../validation.js';
-import { cursorOffset, listPage, offsetPage, pageQuery } from '../pagination.js';
+import { keysetPage, keysetPosition, listPage, pageQuery } from '../pagination.js';
 import { API_PREFIX, documentedRouter } from '../api-router.js';
 import '../types.js';
 
@@ -109,9 +109,16 @@ export function apiRouter({ actions, admin, deploys }: RouteDeps): Router {
   r.get('/certs', requireAdmin, async (req, res) => {
     const q = parse(certApiQuery, req.query);
     const limit = q.limit ?? q.perPage;
-    const offset = q.cursor !== undefined ? cursorOffset(q.cursor) : (q.page - 1) * limit;
-    const { total, items } = await actions.certWindow({ ...q, limit, offset });
-    res.json(offsetPage(items, total, offset, limit));
+    // a cursor holds the store's keyset position: the next page is read on from the index (deep pages
+    // cost what page 1 costs); `page` alone still skips rows
+    const at = q.cursor !== undefined ? keysetPosition(q.cursor) : { offset: (q.page - 1) * limit };
+    const { total, items, nextCursor } = await actions.certWindow({
+      ...q,
+      limit,
+      offset: at.offset,
+      ...(at.after === undefined ? {} : { after: at.after }),
+    });
+    res.json(keysetPage(items, total, at.offset, limit, nextCursor));
   });
   r.get('/certs/:serial', requireAdmin, async (req, res) => {
     res.json({ cert: await actions.getCert(String(req.params.serial)) });

@@ -24,8 +24,16 @@ function passphraseFrom(body: unknown, confirm: boolean): string {
  */
 export function backupRouter(ctx: AppContext, now: () => Date): Router {
   const r = documentedRouter();
+  // A backup copies the SQLite data dir; a replica on PostgreSQL has only a copy of the CA files there.
+  const onPostgres = /^postgres(ql)?:/.test(ctx.config.store.url ?? '');
+  const refusal = () =>
+    new BadRequest(
+      'a backup here copies the SQLite data dir; with a PostgreSQL store.url back up the database (pg_dump) and the CA key secret',
+      'store.url',
+    );
 
   async function download(req: Request, res: Response, pass: string): Promise<void> {
+    if (onPostgres) throw refusal();
     const at = now();
     const made = await createBackup({
       dataDir: ctx.dataDir,
@@ -70,6 +78,7 @@ export function backupRouter(ctx: AppContext, now: () => Date): Router {
   r.post('/admin/backup', requireAdmin, csrfProtect, async (req, res) => {
     let pass: string;
     try {
+      if (onPostgres) throw refusal();
       pass = passphraseFrom(req.body, true);
     } catch (err) {
       if (!(err instanceof AppError)) throw err;

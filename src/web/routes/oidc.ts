@@ -128,8 +128,9 @@ export function oidcRoutes({ ctx, sessions, oidc, now }: OidcRouteDeps): Router 
       const query = new URL(req.originalUrl, 'http://callback.invalid').searchParams;
       const result = await oidc.client.finish(query, pending);
       const user = await oidc.accounts.signIn(result.claims, result.refreshToken);
-      // the groups the provider just reported may change what the user's devices reach
-      void ctx.access.changed();
+      // The groups the provider just reported may change what the user's devices reach: published
+      // before the sign-in answers, so the pages that follow show what is enforced (never rejects).
+      await ctx.access.changed();
       const session = await sessions.create(user.id);
       await ctx.store.appendAudit({
         actor: user.name,

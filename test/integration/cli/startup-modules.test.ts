@@ -31,6 +31,7 @@ const heavyIn = (ids: readonly string[]): string[] =>
 
 interface Traced {
   code: number;
+  stdout: string;
   stderr: string;
   modules: string[];
 }
@@ -49,13 +50,20 @@ function traced(args: readonly string[], dir: string, env: NodeJS.ProcessEnv = {
         PODGATE_TEST_MODULE_TRACE: file,
         ...env,
       },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let stdout = '';
     let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     child.on('error', reject);
     child.on('close', (code) =>
-      resolve({ code: code ?? 1, stderr, modules: readFileSync(file, 'utf8').split('\n').filter(Boolean) }),
+      resolve({
+        code: code ?? 1,
+        stdout,
+        stderr,
+        modules: readFileSync(file, 'utf8').split('\n').filter(Boolean),
+      }),
     );
   });
 }
@@ -125,6 +133,100 @@ describe('CLI start-up: what the common commands load', function () {
       });
     }
   }
+
+  // Loaded on first use only (src/pki/cert-builder.ts, src/lib/logger.ts, src/lib/yaml.ts): a list or a
+  // revoke builds no certificate, writes no log record at its default level and, without podgate.yaml,
+  // reads no YAML.
+  const ON_DEMAND = ['node-forge', 'pino', 'yaml'];
+  const onDemandIn = (ids: readonly string[]): string[] =>
+    [
+      ...new Set(
+        ids.flatMap((id) =>
+          // from node_modules, or (yaml) the bundle's own chunk of it
+          ON_DEMAND.filter((p) => id.includes(`/node_modules/${p}/`) || id.includes(`/bundle/chunks/${p}-`)),
+        ),
+      ),
+    ].sort();
+
+  it('cert issue loads node-forge, a config file loads yaml, a log record loads pino (control)', async () => {
+    const config = join(t.dir, 'podgate.yaml');
+    writeFileSync(config, 'logLevel: info\n');
+    const r = await traced(
+      [
+        BUNDLE,
+        '--config',
+        config,
+        '--data-dir',
+        data,
+        'cert',
+        'issue',
+        'three.laptop',
+        '--owner',
+        'admin',
+        '--out',
+        join(t.dir, 'three.ovpn'),
+      ],
+      t.dir,
+      { ...env, PODGATE_LOG_LEVEL: 'debug' },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(onDemandIn(r.modules), ['node-forge', 'pino', 'yaml']);
+  });
+
+  for (const [label, cli] of [
+    ['bundle', BUNDLE],
+    ['tsc output', CLI_TSC],
+  ] as const) {
+    for (const c of [
+      { name: 'cert list', args: ['cert', 'list'] },
+      { name: 'user list', args: ['user', 'list'] },
+      { name: 'cert revoke', args: ['cert', 'revoke', label === 'bundle' ? 'four.laptop' : 'five.laptop'] },
+    ]) {
+      it(`${label}: ${c.name} loads none of ${ON_DEMAND.join(', ')}`, async () => {
+        if (c.name === 'cert revoke') {
+          const name = c.args[2]!;
+          const out = join(t.dir, `${name}.ovpn`);
+          const issue = ['cert', 'issue', name, '--owner', 'admin', '--out', out];
+          const issued = await traced([cli, '--data-dir', data, ...issue], t.dir, env);
+          assert.equal(issued.code, 0, issued.stderr);
+        }
+        const r = await traced([cli, '--data-dir', data, ...c.args], t.dir, env);
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(r.modules.length > 0, 'the trace recorded nothing');
+        assert.deepEqual(onDemandIn(r.modules), []);
+      });
+    }
+  }
+
+  // The bundle carries client.ovpn and server.conf precompiled (scripts/bundle.mjs): it renders them
+  // with Handlebars' runtime only, to the same text the tsc build compiles them to.
+  const compilerIn = (ids: readonly string[]) => ids.filter((id) => id.includes('/handlebars/compiler/'));
+  const runtimeIn = (ids: readonly string[]) => ids.filter((id) => id.includes('/handlebars.runtime.js'));
+  it('server config: the bundle renders the precompiled template, not compiling, to the same text', async () => {
+    const args = ['--data-dir', data, 'server', 'config'];
+    const bundle = await traced([BUNDLE, ...args], t.dir, env);
+    const tsc = await traced([CLI_TSC, ...args], t.dir, env);
+    assert.equal(bundle.code, 0, bundle.stderr);
+    assert.equal(tsc.code, 0, tsc.stderr);
+    assert.match(bundle.stdout, /^crl-verify /m);
+    assert.equal(bundle.stdout, tsc.stdout);
+    assert.deepEqual(compilerIn(bundle.modules), []);
+    assert.notDeepEqual(runtimeIn(bundle.modules), []);
+    assert.notDeepEqual(compilerIn(tsc.modules), [], 'control: the tsc build compiles the template');
+  });
+
+  it('cert issue: the bundle renders the profile from the precompiled template', async () => {
+    const out = join(t.dir, 'seven.ovpn');
+    const r = await traced(
+      [BUNDLE, '--data-dir', data, 'cert', 'issue', 'seven.laptop', '--owner', 'admin', '--out', out],
+      t.dir,
+      env,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(readFileSync(out, 'utf8'), /^<cert>$/m);
+    assert.deepEqual(compilerIn(r.modules), []);
+    assert.notDeepEqual(runtimeIn(r.modules), []);
+  });
 
   it('bundle metafile: nothing reachable from the entry by static imports holds a heavy package', () => {
     const meta = JSON.parse(readFileSync(join(BUNDLE, '..', 'meta.json'), 'utf8')) as {

@@ -40,12 +40,12 @@ import {
   type Topology,
 } from '../../helpers/netns.js';
 import {
-  clientProfile,
-  clientTlsKey,
   makeServerDir,
+  masqueradeClients,
   makeTestPki,
   startClient,
   startServer,
+  testClientProfile,
   testVpnConfig,
   waitClientConnected,
   waitServerReady,
@@ -74,17 +74,7 @@ describe('cluster agent: Secret watch on the real API server -> real openvpn cut
     }
     setLogLevel(process.env.PODGATE_LOG_LEVEL ?? 'silent');
     topo = await officeNodePod({ prefix: 'pgk' });
-    // What the pod's start script does: MASQUERADE the client subnet toward the pods.
-    await topo.iptables('node', [
-      '-t',
-      'nat',
-      '-A',
-      'POSTROUTING',
-      '-s',
-      '10.140.0.0/16',
-      '-j',
-      'MASQUERADE',
-    ]);
+    await masqueradeClients(topo);
     pki = await makeTestPki();
     dir = makeServerDir('pg-k8s-agent-');
     files = writeServerFiles(dir, pki, testVpnConfig({ port: 30030 }));
@@ -116,15 +106,7 @@ describe('cluster agent: Secret watch on the real API server -> real openvpn cut
   });
 
   async function connect(cn: string, cert?: { serial: string; certPem: string; keyPem: string }) {
-    const c = cert ?? (await pki.issueClient(cn));
-    const profile = clientProfile({
-      remote: A.node,
-      port: 30030,
-      cn,
-      caPem: pki.caPem,
-      ...c,
-      tlsCryptV2KeyPem: clientTlsKey(pki),
-    });
+    const { profile, cert: c } = await testClientProfile(pki, cn, { port: 30030, ...(cert ? { cert } : {}) });
     const p = startClient(topo.name('office'), dir, `${cn}-${Date.now()}`, profile, [
       '--connect-retry',
       '1',

@@ -93,4 +93,23 @@ describe('services: CRL hygiene (expired certificates leave the CRL; the CRL nev
       t.cleanup();
     }
   });
+  it('a CRL signed while the clock ran ahead is re-signed at the next check once the clock is set back', async () => {
+    const t = tempDir();
+    const t0 = Date.now();
+    let now = new Date(t0);
+    const ctx = await testContext(t.dir, {}, { now: () => now });
+    try {
+      now = new Date(t0 + 1.5 * DAY); // the host clock jumps ahead; the daily re-sign runs on it
+      const ahead = await ctx.revocation.ensureFreshCrl();
+      now = new Date(t0 + HOUR); // time sync sets it right: that CRL's thisUpdate is in the future
+      assert.throws(() => verifyCrl(ahead.pem, ctx.ca.certPem, now), /in the future/);
+      const crl = await ctx.revocation.ensureFreshCrl();
+      assert.equal(crl.number, ahead.number + 1);
+      verifyCrl(crl.pem, ctx.ca.certPem, now); // what the agent checks before openvpn reads it
+      assert.equal((await ctx.revocation.currentCrl())!.number, crl.number);
+    } finally {
+      await ctx.close();
+      t.cleanup();
+    }
+  });
 });

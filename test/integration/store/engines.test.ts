@@ -240,6 +240,17 @@ for (const [engine, open] of Object.entries(ENGINES)) {
         createdIp: '127.0.0.1',
         expiresAt: new Date(Date.now() + 60_000),
       });
+      const again = {
+        userId: u.id,
+        tokenHash: 'a'.repeat(64),
+        deviceName: 'tablet',
+        keyType: null,
+        createdAt: new Date(),
+        createdIp: '127.0.0.1',
+        expiresAt: new Date(Date.now() + 60_000),
+      };
+      await rejects(s.createImportLink(again), 409, 'tokenHash');
+      await rejects(s.createImportLink({ ...again, userId: 999, tokenHash: 'b'.repeat(64) }), 400, 'userId');
       const claims = await Promise.all(
         [1, 2, 3].map(() => s.claimImportLink(link.id, new Date(), '127.0.0.1')),
       );

@@ -100,6 +100,34 @@ describe('store (PostgreSQL): concurrent writers', function () {
     );
   });
 
+  it('a setting read for update: 10 replicas-worth of "make it once" transactions make it once, none fails', async () => {
+    // the server identity is made this way: read the setting, and when it is missing mint a certificate
+    // and store it; without the lock two replicas both saw "missing" and the second one's insert was a 409
+    const made: string[] = [];
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? a : b).transaction(async (tx) => {
+          const current = await tx.getSettingForUpdate('server.identity');
+          if (current !== undefined) return current;
+          await new Promise((r) => setTimeout(r, 30)); // the slow part (signing) inside the window
+          await tx.insertCert(newCert({ commonName: 'podgate-server' }));
+          await tx.setSetting('server.identity', `made by ${i}`);
+          made.push(`made by ${i}`);
+          return `made by ${i}`;
+        }),
+      ),
+    );
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.deepEqual(
+      failed.map((r) => String(r.reason)),
+      [],
+    );
+    assert.equal(made.length, 1);
+    const values = results.map((r) => (r as PromiseFulfilledResult<string>).value);
+    assert.deepEqual(new Set(values), new Set(made));
+    assert.equal((await a.listCerts({ search: 'podgate-server' })).total, 1);
+  });
+
   it('saveCrl outside a lock still refuses a number that is not greater (two writers cannot both save N+1)', async () => {
     const now = Date.now();
     const state = (n: number) => ({

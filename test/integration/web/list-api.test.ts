@@ -91,6 +91,35 @@ describe('web API: one list shape ({items, total, nextCursor}, limit + cursor) a
     });
   }
 
+  it('certificates page by the store keyset: devices issued while walking do not shift the next page', async () => {
+    const first = (await admin.agent.get('/api/v1/certs?limit=2').expect(200)).body as Page;
+    assert.ok(first.nextCursor);
+    for (const name of ['walk1', 'walk2'])
+      await f.ctx.devices.issue({
+        actor: 'test',
+        owner: 'admin',
+        commonName: `admin.${name}`,
+        deviceName: name,
+      });
+    const second = (
+      await admin.agent
+        .get(`/api/v1/certs?limit=2&cursor=${encodeURIComponent(first.nextCursor)}`)
+        .expect(200)
+    ).body as Page;
+    const seen = new Set(first.items.map((c) => c.serial));
+    assert.ok(
+      second.items.every((c) => !seen.has(c.serial)),
+      'the second page starts after the first one ended, not at an offset the new certificates pushed',
+    );
+    const newest = (await admin.agent.get('/api/v1/certs?limit=2').expect(200)).body as Page;
+    assert.deepEqual(
+      newest.items.map((c) => c.name),
+      ['walk2', 'walk1'],
+      'the new certificates are at the top of the default order',
+    );
+    assert.equal(second.total, first.total + 2);
+  });
+
   it('the audit log pages by its newest-first key: entries appended while walking do not shift a page', async () => {
     const first = (await admin.agent.get('/api/v1/audit?limit=3').expect(200)).body as Page;
     for (let i = 0; i < 5; i++)

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { AppError } from '../../../src/lib/errors.js';
-import { intToIpv4 } from '../../../src/lib/cidr.js';
+import { holdingRange, intToIpv4, ipv4ToInt } from '../../../src/lib/cidr.js';
 import type { AppContext } from '../../../src/services/context.js';
 import { addressPool } from '../../../src/services/addresses.js';
 import { SqliteStore } from '../../../src/store/index.js';
@@ -46,6 +46,20 @@ describe('access: stable tunnel addresses', function () {
     const tiny = addressPool('10.140.0.0/30');
     assert.equal(tiny.first, tiny.last, 'a /30 has one client address');
     assert.throws(() => addressPool('10.140.0.0/31'), /has no address for a client/);
+  });
+
+  it("the pool leaves out the holding range at the top (openvpn's pool for devices without a client-config-dir file)", () => {
+    const big = addressPool('10.140.0.0/16');
+    assert.equal(intToIpv4(big.last), '10.140.254.255', 'the last /24 is held back');
+    assert.deepEqual(holdingRange('10.140.0.0/16'), {
+      first: big.last + 1,
+      last: ipv4ToInt('10.140.255.254'),
+    });
+    const c = addressPool('10.140.0.0/24');
+    assert.equal(intToIpv4(c.last), '10.140.0.223', 'the top eighth of a /24 is held back');
+    assert.equal(intToIpv4(holdingRange('10.140.0.0/24')!.first), '10.140.0.224');
+    assert.equal(holdingRange('10.140.0.0/28'), undefined, 'a /28 spares none');
+    assert.equal(intToIpv4(addressPool('10.140.0.0/28').last), '10.140.0.14');
   });
 
   it('allocates at issue, in order from the second host, one per device', async () => {
@@ -99,12 +113,13 @@ describe('access: stable tunnel addresses', function () {
     const lines = [...a!.stdout.trim().split('\n'), ...b!.stdout.trim().split('\n')];
     const given = lines.filter((l) => !l.startsWith('409')).map((l) => l.split(' ')[1]!);
     const refused = lines.filter((l) => l.startsWith('409'));
-    assert.equal(given.length, 253, 'every usable address of the /24 is given out');
+    // .2 to .223: the top eighth of the /24 is the holding range
+    assert.equal(given.length, 222, 'every usable address of the /24 is given out');
     assert.equal(new Set(given).size, given.length, 'no address twice');
-    assert.equal(refused.length, 300 - 253);
+    assert.equal(refused.length, 300 - 222);
     assert.match(refused[0]!, /10\.140\.0\.0\/24/);
     const store = SqliteStore.open(file);
-    assert.equal((await store.listAddresses()).length, 253);
+    assert.equal((await store.listAddresses()).length, 222);
     await store.close();
   });
 

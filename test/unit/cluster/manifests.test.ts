@@ -340,6 +340,9 @@ describe('cluster manifests', function () {
     ] as string;
     assert.match(conf, /^client-config-dir \/run\/podgate\/ccd$/m);
     assert.doesNotMatch(conf, /ccd-exclusive/);
+    // a device with no file yet gets an address from the holding range only, never another device's
+    assert.match(conf, /^server 10\.140\.0\.0 255\.255\.0\.0 nopool$/m);
+    assert.match(conf, /^ifconfig-pool 10\.140\.255\.0 10\.140\.255\.254 255\.255\.0\.0$/m);
     const enforce = buildManifests({ ...input, config: cfg, accessMode: 'enforce' }) as Obj[];
     assert.match(
       enforce.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'podgate-openvpn')!.data[

@@ -210,6 +210,21 @@ describe('profiles/server-config', () => {
     );
   });
 
+  it("client-config-dir without ccd-exclusive: openvpn's pool is only the holding range, never a device's address", () => {
+    const l = lines(
+      renderServerConfig(input({}, { clientConfigDir: '/run/podgate/ccd', clientConfigExclusive: false })),
+    );
+    assert.ok(l.includes('server 10.140.0.0 255.255.0.0 nopool'), l.join('\n'));
+    assert.ok(l.includes('ifconfig-pool 10.140.255.0 10.140.255.254 255.255.0.0'), l.join('\n'));
+    assert.ok(!l.includes('ccd-exclusive'));
+    // ccd-exclusive (every device has a file) and no client-config-dir (openvpn's pool for everyone): as before
+    for (const extra of [{ clientConfigDir: '/run/podgate/ccd' }, {}]) {
+      const e = lines(renderServerConfig(input({}, extra)));
+      assert.ok(e.includes('server 10.140.0.0 255.255.0.0'));
+      assert.ok(!e.some((x) => /ifconfig-pool|nopool/.test(x)));
+    }
+  });
+
   it('dual stack: server-ipv6, route-ipv6 for the IPv6 ranges, DNS over IPv6 (no tun-ipv6)', () => {
     const l = lines(
       renderServerConfig(
