@@ -204,6 +204,7 @@ function startReplicaReport(
     namespace: o.namespace,
     pod: { name: o.podName, ...(o.podUid ? { uid: o.podUid } : {}) },
     sessions,
+    ...(access ? { dropped: () => access.droppedPackets() } : {}),
     state: () => {
       const a = access?.status();
       return {

@@ -1,7 +1,8 @@
 /**
  * The agent's side of replica-status.ts: every second it reads its pod's Lease for disconnect requests
- * and carries them out; every 5 s it reads openvpn's sessions, and it applies its report when anything
- * but byte counters changed, or at least every 15 s (the heartbeat the manager's staleness check needs).
+ * and carries them out; every 5 s it reads openvpn's sessions (and the access policy's drop counter), and
+ * it applies its report when anything but those counters changed, or at least every 15 s (the heartbeat
+ * the manager's staleness check needs, which also carries the counters).
  */
 import { logger } from '../lib/logger.js';
 import { systemClock, type Clock, type Timer } from '../lib/clock.js';
@@ -34,6 +35,8 @@ export interface ReplicaReporterOptions {
   state: () => ReplicaState;
   /** openvpn's live sessions and `client-kill <cid> HALT` (NotFound when no such session). */
   sessions: { list(): Promise<LiveSession[]>; disconnect(cid: string): Promise<void> };
+  /** The access policy's drop counter in this pod (read with the sessions); absent: not reported. */
+  dropped?: () => Promise<number>;
   clock?: Clock;
   /** Request poll, sessions reading and heartbeat periods (ms): default 1000, 5000, 15000. */
   pollMs?: number;
@@ -49,6 +52,8 @@ export class ReplicaReporter {
   private stopped = false;
   private sessions: ReplicaSession[] = [];
   private management = false;
+  private dropped: number | undefined;
+  private droppedUnreadable = false;
   private handled: [string, string][] = [];
   private lastSessionsRead = 0;
   private lastWritten = 0;
@@ -89,10 +94,17 @@ export class ReplicaReporter {
     const now = this.clock.now().getTime();
     if (fresh.length > 0 || now - this.lastSessionsRead >= (this.o.sessionsMs ?? 5000)) {
       await this.readSessions();
+      await this.readDropped();
       this.lastSessionsRead = now;
     }
     const report = this.report();
-    const key = JSON.stringify({ ...report, updatedAt: '', sessions: report.sessions.map((s) => s.cid) });
+    // byte counters and the drop counter ride on the heartbeat: a busy tunnel does not rewrite the Lease
+    const key = JSON.stringify({
+      ...report,
+      updatedAt: '',
+      droppedPackets: undefined,
+      sessions: report.sessions.map((s) => s.cid),
+    });
     const due = now - this.lastWritten >= (this.o.heartbeatMs ?? 15_000);
     if (lease && key === this.lastKey && !due && requests.length === 0) return;
     await this.o.kube.apply(replicaLease(this.o.namespace, this.o.pod, report, this.clock.now()));
@@ -143,10 +155,23 @@ export class ReplicaReporter {
     }
   }
 
+  private async readDropped(): Promise<void> {
+    if (!this.o.dropped) return;
+    try {
+      this.dropped = await this.o.dropped();
+      this.droppedUnreadable = false;
+    } catch (err) {
+      // the table not there yet (or nft failing): the last reading stays; said once, not every 5 s
+      if (!this.droppedUnreadable) log.warn({ err: String(err) }, 'access drop counter not readable');
+      this.droppedUnreadable = true;
+    }
+  }
+
   private report(): ReplicaReport {
     return {
       pod: this.o.pod.name,
       ...this.o.state(),
+      ...(this.dropped !== undefined ? { droppedPackets: this.dropped } : {}),
       management: this.management,
       sessions: this.sessions,
       handled: Object.fromEntries(this.handled),

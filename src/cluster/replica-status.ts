@@ -56,6 +56,11 @@ export interface ReplicaReport {
   /** Access bundle version applied (undefined: none yet), and the access agent's state. */
   rulesVersion?: number;
   accessState?: string;
+  /**
+   * Packets the access policy dropped in this pod since its agent started (the nft table's counter;
+   * undefined without access enforcement). Carried at the report's heartbeat, not on every change.
+   */
+  droppedPackets?: number;
   /** False when openvpn's management interface did not answer the last reading. */
   management: boolean;
   sessions: ReplicaSession[];

@@ -231,6 +231,22 @@ export function createMetrics(
     },
   });
   new Counter({
+    name: 'podgate_access_replica_dropped_packets_total',
+    help: 'Packets from VPN clients dropped by the access policy, per server replica (pod), as its agent last reported (from its start)',
+    labelNames: ['replica'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const s = await clusterStatus();
+      // One series per replica whose report is fresh: a few pods, never per user or rule.
+      for (const r of s?.replicas ?? []) {
+        const n = r.droppedPackets;
+        if (r.stale || typeof n !== 'number' || !Number.isFinite(n) || n < 0) continue;
+        this.inc({ replica: r.pod }, n);
+      }
+    },
+  });
+  new Counter({
     name: 'podgate_signin_failures_total',
     help: 'Failed password and token sign-ins (wrong password or token, unknown or disabled account)',
     registers: [registry],

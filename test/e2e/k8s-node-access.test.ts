@@ -9,7 +9,10 @@
  *
  * bob reaches team-a's pod IP, ClusterIP and Service name and not team-b's (TCP connect and ping fail),
  * carol the opposite, admin both; a new team-a pod is reachable by bob; a team-b pod given the address a
- * deleted team-a pod had is not; bob removed from group a loses team-a on his live session; the agent
+ * deleted team-a pod had is not; the pod's policy drops reach the manager's /metrics per replica; bob
+ * removed from group a loses team-a on his live session, and so does dave when the identity provider (a
+ * real OpenID provider on loopback) drops him from group a and `podgate user sync` reads it, until his
+ * next sign-in with the group back restores it; the agent
  * killed: nothing opens meanwhile; a disabled user is refused at connect (AUTH_FAILED: no client-config-dir
  * file) while the CRL publisher is held back; the API server unreachable from the pod at its start: the
  * DNS-only table, and openvpn waits for a verified CRL; the office gateway with a rule for team-a only.
@@ -36,6 +39,13 @@ import { loadConfig } from '../../src/config/load.js';
 import { openContext } from '../../src/services/context.js';
 import { contextDepsFor } from '../../src/main.js';
 import { startAccessTimers } from '../../src/services/access-timers.js';
+import { openOidc } from '../../src/services/oidc.js';
+import { createMetrics } from '../../src/web/metrics.js';
+import { clusterServiceFor } from '../../src/cluster/index.js';
+import { createApp } from '../../src/web/app.js';
+import { Jar, request as step, throughProvider } from '../helpers/oidc-driver.js';
+import { startTestProvider } from '../helpers/oidc-provider.js';
+import { reservePort } from '../helpers/oidc-setup.js';
 import {
   addAddress,
   addRoute,
@@ -49,21 +59,12 @@ import {
   type SpawnedProcess,
 } from '../helpers/netns.js';
 import { startClient, waitClientConnected } from '../helpers/openvpn.js';
-import {
-  acquireNodeLock,
-  attachToLan,
-  defaultRunDir,
-  nodeDown,
-  nodeHeldBy,
-  nodeLeftovers,
-  releaseNodeLock,
-  NODE_IP,
-  NODE_NETNS,
-} from '../cluster/node/node.js';
+import { attachToLan, defaultRunDir, NODE_IP, NODE_NETNS } from '../cluster/node/node.js';
 import { makeKey, startSshd } from '../helpers/sshd.js';
-import { startNodeWithDns, CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
+import { CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
+import { startRealNode, stopRealNode, waitForNodeLock } from '../cluster/node/real-node-run.js';
 import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
-import { ControlPlane } from '../cluster/control-plane.js';
+import type { ControlPlane } from '../cluster/control-plane.js';
 import type { ImageSet } from '../cluster/images/build-images.js';
 import {
   managerKubeconfig,
@@ -116,11 +117,12 @@ describe('e2e: access rules enforced in the server pod on a real node', function
     (await exec([kubectlBin(), '--kubeconfig', adminKc, ...args], { timeoutMs: 120_000 })).stdout;
   const kubectlApply = (obj: unknown) =>
     exec([kubectlBin(), '--kubeconfig', adminKc, 'apply', '-f', '-'], { input: JSON.stringify(obj) });
-  const podgate = (...args: string[]) =>
-    exec([process.execPath, CLI, '--config', cfgFile, ...args], {
+  const podgateWith = (config: string, ...args: string[]) =>
+    exec([process.execPath, CLI, '--config', config, ...args], {
       timeoutMs: 10 * 60_000,
       env: { ...process.env, PODGATE_LOG_LEVEL: 'warn' },
     });
+  const podgate = (...args: string[]) => podgateWith(cfgFile, ...args);
   const reach = (who: string, host: string, port = 80, ms = 1500) => tcpConnects(ns[who]!, host, port, ms);
   // busybox-static (a prerequisite of the node suites) has ping; iputils is not installed here
   const ping = async (who: string, host: string) =>
@@ -229,25 +231,12 @@ describe('e2e: access rules enforced in the server pod on a real node', function
       this.skip();
     }
     // one node per machine: wait while another run has it (never break its lock)
-    for (let waited = 0; nodeHeldBy() && waited < 60 * 60_000; waited += 10_000) {
-      if (waited % 60_000 === 0) console.warn(`    waiting for the test node: ${nodeHeldBy()!.holder}`);
-      await new Promise((r) => setTimeout(r, 10_000));
-    }
-    acquireNodeLock('the access real-node e2e (test/e2e/k8s-node-access.test.ts)');
+    await waitForNodeLock('the access real-node e2e (test/e2e/k8s-node-access.test.ts)');
     locked = true;
-    await nodeDown();
     work = mkdtempSync(join(tmpdir(), 'pg-k8s-access-'));
-    cp = new ControlPlane({
-      dir: join(work, 'cluster'),
-      nodes: [],
-      simulateKubelet: false,
-      withNode: async (c) => {
-        images = (await startNodeWithDns(REPO, c.kubeconfig)).images;
-        return [];
-      },
-    });
-    await cp.start();
-    adminKc = cp.kubeconfig;
+    const run = await startRealNode(REPO, work);
+    ({ cp, adminKc, images } = run);
+    Object.assign(figures, run.figures);
 
     for (const [who, addr, peer] of [
       ['bob', '172.18.12.100', 'lb1'],
@@ -318,15 +307,13 @@ describe('e2e: access rules enforced in the server pod on a real node', function
       /* not empty or already gone */
     }
     if (!locked) return;
-    const problems = await nodeDown();
-    await cp?.stop({ removeDir: true });
-    releaseNodeLock();
+    const problems = await stopRealNode(cp);
     if (work) rmSync(work, { recursive: true, force: true });
     if (Object.keys(figures).length) {
       console.log('    figures (shared, loaded machine):');
       for (const [k, v] of Object.entries(figures)) console.log(`      ${k}: ${v}`);
     }
-    const left = [...problems, ...(await nodeLeftovers())];
+    const left = [...problems];
     const netns = (await exec(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!);
     for (const n of netns) if (/^pgn/.test(n)) left.push(`netns ${n}`);
     assert.deepEqual(left, [], 'the access e2e left nothing behind');
@@ -367,6 +354,35 @@ describe('e2e: access rules enforced in the server pod on a real node', function
           );
         }
       }
+    }
+  });
+
+  it("the refused packets are counted per replica: the pod's Lease and the manager's /metrics", async () => {
+    // carol's and bob's refused connects and pings above hit the pod's drop rule; its agent reports the
+    // nft counter in its replica Lease (at the heartbeat), the manager serves it per replica
+    const config = loadConfig({ file: cfgFile });
+    const ctx = await openContext(config, contextDepsFor(config));
+    try {
+      const metrics = createMetrics(ctx.store, undefined, () => new Date(), ctx, {
+        cluster: clusterServiceFor(ctx),
+      });
+      const series = await until(
+        'a replica to report its policy drops',
+        async () => {
+          const text = await metrics.registry.metrics();
+          const m = /^podgate_access_replica_dropped_packets_total\{replica="([^"]+)"\} (\d+)$/m.exec(text);
+          return m && Number(m[2]) > 0 ? { replica: m[1]!, dropped: Number(m[2]) } : undefined;
+        },
+        60_000,
+        1000,
+      );
+      const pods = (
+        await kubectl('-n', 'middleware', 'get', 'pods', '-l', 'app.kubernetes.io/component=openvpn', '-o', 'jsonpath={.items[*].metadata.name}')
+      ).split(/\s+/); // prettier-ignore
+      assert.ok(pods.includes(series.replica), `${series.replica} is a server pod: ${pods.join(' ')}`);
+      figures['policy drops reported by the pod so far'] = String(series.dropped);
+    } finally {
+      await ctx.close();
     }
   });
 
@@ -434,6 +450,113 @@ describe('e2e: access rules enforced in the server pod on a real node', function
     );
     assert.ok(clients.bob!.running);
     assert.ok(await reach('admin', team.a.pod), 'admin still reaches team-a');
+  });
+
+  it('dave removed from group a at the identity provider loses team-a on his live session (single sign-on sync); a sign-in with it back restores it', async () => {
+    // The company's identity provider (a real OpenID provider on loopback) and podgate's web app for the
+    // sign-in (in this process, on a port of its own, with the cluster publishers of the manager): dave
+    // signs in once with groups [a], which makes him a podgate user in single sign-on group a.
+    const port = await reservePort();
+    const callback = `${port.url}/auth/oidc/callback`;
+    const idp = await startTestProvider({ redirectUris: [callback] });
+    const secretFile = join(work, 'oidc-client-secret');
+    writeFileSync(secretFile, 'podgate-test-client-secret\n', { mode: 0o600 });
+    const ssoCfg = join(work, 'podgate-sso.yaml');
+    writeFileSync(
+      ssoCfg,
+      readFileSync(cfgFile, 'utf8') +
+        toYaml({
+          auth: {
+            oidc: {
+              issuer: idp.issuer,
+              clientId: 'podgate',
+              clientSecretFile: secretFile,
+              scopes: ['openid', 'profile', 'email', 'groups', 'offline_access'],
+              redirectUrl: callback,
+            },
+          },
+        }),
+    );
+    const config = loadConfig({ file: ssoCfg });
+    const ctx = await openContext(config, contextDepsFor(config));
+    const stopTimers = startAccessTimers(ctx); // serve's: what another process changed goes out
+    port.server.on('request', createApp({ ctx, oidc: openOidc(ctx) }));
+    let dave: SpawnedProcess | undefined;
+    try {
+      idp.accounts.set('dave', { preferred_username: 'dave', email: 'dave@example.test', groups: ['a'] });
+      const signIn = async () => {
+        const jar = new Jar();
+        const start = await step(jar, `${port.url}/auth/oidc/start?next=%2Fdevices`);
+        assert.equal(start.status, 303, start.body.slice(0, 300));
+        const back = await step(jar, await throughProvider(jar, start.location!, 'dave', callback));
+        // podgate answers the callback with a page that moves on to `next` (its session cookie is set)
+        assert.equal(back.status, 200, back.body.slice(0, 300));
+        assert.match(back.body, /http-equiv="refresh" content="0;url=\/devices"/);
+        assert.ok(jar.get(port.url, 'podgate_sid'), 'signed in: a session cookie');
+      };
+      await signIn();
+      const ssoGroups = async () => {
+        const user = await ctx.store.getUserByName('dave');
+        assert.ok(user, 'the sign-in made dave a podgate user');
+        return (await ctx.store.getOidcIdentityOfUser(user.id))?.groups;
+      };
+      assert.deepEqual(await ssoGroups(), ['a'], 'dave is in single sign-on group a');
+
+      ns.dave = await createNamespace('pgndav');
+      await attachToLan(ns.dave, 'eth0', '172.18.12.103/24', 'ld1');
+      dave = connect('dave', 'dave-laptop', await profile('dave', 'laptop'));
+      await waitClientConnected(dave, 90_000);
+      await becomes('dave (SSO group a) → team-a pod IP after connect', true, () =>
+        reach('dave', team.a.pod),
+      );
+      assert.equal(await reach('dave', team.b.pod), false, 'dave does not reach team-b');
+      const connects = (dave.output().match(/Initialization Sequence Completed/g) ?? []).length;
+
+      // the provider drops him from group a; the leaver check (`podgate user sync`, serve's timer runs
+      // the same code) reads it with his refresh token and republishes the rules
+      idp.accounts.set('dave', { preferred_username: 'dave', email: 'dave@example.test', groups: [] });
+      const t0 = Date.now();
+      const sync = await podgateWith(ssoCfg, 'user', 'sync');
+      assert.match(sync.stdout, /^dave\s+ok/m, sync.stdout);
+      await becomes(
+        'SSO group removed (user sync) → dave loses team-a (live session)',
+        false,
+        () => reach('dave', team.a.pod, 80, 500),
+        t0,
+      );
+      await staysDenied('dave must not reach team-a once out of group a', () =>
+        reach('dave', team.a.pod, 80, 500),
+      );
+      assert.deepEqual(await ssoGroups(), [], 'the sync stored his groups');
+      const audit = await ctx.store.listAudit({ action: 'oidc.groups', limit: 5 });
+      assert.deepEqual(
+        audit.find((r) => r.target === 'dave')?.details,
+        { from: ['a'], to: [] },
+        'the change is audited',
+      );
+
+      // back in group a at the provider; this time his own sign-in brings the change
+      idp.accounts.set('dave', { preferred_username: 'dave', email: 'dave@example.test', groups: ['a'] });
+      const t1 = Date.now();
+      await signIn();
+      await becomes(
+        'SSO group back (sign-in) → dave reaches team-a again (live session)',
+        true,
+        () => reach('dave', team.a.pod, 80, 500),
+        t1,
+      );
+      assert.equal(
+        (dave.output().match(/Initialization Sequence Completed/g) ?? []).length,
+        connects,
+        'the same session throughout, no reconnect',
+      );
+    } finally {
+      await dave?.stop(3000);
+      stopTimers();
+      await port.close();
+      await idp.close();
+      await ctx.close();
+    }
   });
 
   it('the agent killed and restarted by the kubelet: nothing opens meanwhile', async () => {

@@ -11,15 +11,26 @@
  * profiles come from the web API; Debian's openvpn dials 172.18.12.21:30030 through kube-proxy's NodePort
  * and reaches a pod IP, a ClusterIP and `web.default.svc.cluster.local` through the pushed DNS. An admin
  * revoke in the web app changes the podgate-crl Secret and the agent sidecar cuts the client; a second
- * client stays up; a deleted server pod comes back and the revocation holds.
+ * client stays up; a deleted server pod comes back and the revocation holds. Then the manager itself runs
+ * in the cluster, installed twice the ways a user would (`kubectl apply -k k8s/`, then `helm install` of
+ * charts/podgate on a cluster the first left): each serves on its Service, deploys the server and its
+ * revoke cuts a client (test/cluster/node/in-cluster-manager.ts holds the steps both take).
  *
  * Timings (deploy → Ready, connect, revoke → cut) are printed, never asserted.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { exec } from '../../src/lib/exec.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -37,30 +48,31 @@ import {
   cleanupAll,
   createNamespace,
   dnsQuery,
-  spawnIn,
   officeNodePod,
   runIn,
   OFFICE_NODE_POD,
   type SpawnedProcess,
 } from '../helpers/netns.js';
 import { startClient, waitClientConnected } from '../helpers/openvpn.js';
+import { attachToLan, NODE_IP, NODE_NETNS } from '../cluster/node/node.js';
+import { writeManagerOverlay } from '../cluster/node/manager-overlay.js';
 import {
-  acquireNodeLock,
-  attachToLan,
-  defaultRunDir,
-  nodeDown,
-  nodeLeftovers,
-  releaseNodeLock,
-  NODE_IP,
-  NODE_NETNS,
-} from '../cluster/node/node.js';
-import { SocketHttp, writeManagerOverlay } from '../cluster/node/manager-overlay.js';
+  deployFromManager,
+  fetchIn,
+  managerSocket,
+  newDevice,
+  openManagerApi,
+  revokeCutsClient,
+  until,
+  waitManagerRollout,
+} from '../cluster/node/in-cluster-manager.js';
+import { requireBinaries } from '../cluster/binaries.js';
 import { gatewayLayout } from '../../src/gateway/layout.js';
 import { makeKey, startSshd } from '../helpers/sshd.js';
-import { startNodeWithDns, CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
+import { CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
+import { startRealNode, stopRealNode, waitForNodeLock } from '../cluster/node/real-node-run.js';
 import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
-import { ControlPlane } from '../cluster/control-plane.js';
-import type { ImageSet } from '../cluster/images/build-images.js';
+import type { ControlPlane } from '../cluster/control-plane.js';
 import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
 import { kubectlBin } from '../cluster/node/paths.js';
 import { kubectlSlices, waitForService } from '../cluster/node/service-ready.js';
@@ -72,21 +84,6 @@ const NODE_PORT = 30030;
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
-}
-
-async function until<T>(
-  what: string,
-  f: () => Promise<T | undefined>,
-  timeoutMs: number,
-  stepMs = 250,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
 }
 
 describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-proxy in a netns)', function () {
@@ -113,12 +110,8 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
   const podgate = (...args: string[]) =>
     exec([process.execPath, CLI, '--config', cfgFile, ...args], { timeoutMs: 10 * 60_000 });
 
-  /** An HTTP GET from inside `nsName` with Node's fetch (Debian's static busybox wget crashes here). */
-  async function wget(nsName: string, url: string): Promise<string | undefined> {
-    const script = `fetch(process.argv[1],{signal:AbortSignal.timeout(3000)}).then(r=>r.text()).then(t=>console.log(t),()=>process.exit(1))`;
-    const r = await runIn(nsName, [process.execPath, '-e', script, url], { check: false, timeoutMs: 10_000 });
-    return r.code === 0 ? r.stdout : undefined;
-  }
+  /** An HTTP GET from inside a namespace (Node's fetch; Debian's static busybox wget crashes here). */
+  const wget = fetchIn;
 
   async function newProfile(device: string): Promise<{ profile: string; serial: string }> {
     const res = await agent
@@ -179,36 +172,18 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       console.warn(`    skipped: ${missing.join('; ')}`);
       this.skip();
     }
-    // one test node per machine (fixed names): a clear error while another run has it; a node left by a
-    // run that died without its after hook goes first
-    acquireNodeLock('the real-node e2e (test/e2e/k8s-node.test.ts)');
+    // one test node per machine (fixed names): wait while another run has it; a node left by a run that
+    // died without its after hook goes first
+    await waitForNodeLock('the real-node e2e (test/e2e/k8s-node.test.ts)');
     locked = true;
-    await nodeDown();
     work = mkdtempSync(join(tmpdir(), 'pg-k8s-node-'));
     // the control plane with this node instead of registered Node objects and the kubelet simulator
-    const t0 = Date.now();
-    let nodeStarted = 0;
-    let images: ImageSet | undefined;
-    cp = new ControlPlane({
-      dir: join(work, 'cluster'),
-      nodes: [],
-      simulateKubelet: false,
-      withNode: async (c) => {
-        nodeStarted = Date.now();
-        images = (await startNodeWithDns(REPO, c.kubeconfig)).images;
-        return [];
-      },
-    });
-    await cp.start();
-    adminKc = cp.kubeconfig;
-    const node = { images: images! };
+    const run = await startRealNode(REPO, work);
+    cp = run.cp;
+    adminKc = run.adminKc;
+    const node = { images: run.images };
     podgateImage = node.images.podgate.ref;
-    figures['control plane start'] = `${((nodeStarted - t0) / 1000).toFixed(1)} s`;
-    figures[
-      'node + CoreDNS start (images cached: ' +
-        String(Object.values(node.images).every((i) => i.cached)) +
-        ')'
-    ] = `${((Date.now() - nodeStarted) / 1000).toFixed(1)} s`;
+    Object.assign(figures, run.figures);
 
     for (const [role, addr] of [
       ['office', '172.18.12.100'],
@@ -271,16 +246,14 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
       /* not empty or already gone */
     }
     if (!locked) return; // another run has the node: nothing here is ours
-    const problems = await nodeDown();
-    await cp?.stop({ removeDir: true });
-    releaseNodeLock();
+    const problems = await stopRealNode(cp);
     if (work) rmSync(work, { recursive: true, force: true });
     if (Object.keys(figures).length) {
       console.log('    figures:');
       for (const [k, v] of Object.entries(figures)) console.log(`      ${k}: ${v}`);
     }
     // nothing may outlive the run, whether its tests passed or not
-    const left = [...problems, ...(await nodeLeftovers())];
+    const left = [...problems];
     for (const d of [...leftovers, work].filter(Boolean)) if (existsSync(d)) left.push(`dir ${d}`);
     // every namespace this suite makes is named pgn* (office, office2, rv1..5, gw, lan) or pgq<role>-* (iperf)
     const netns = (await exec(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!);
@@ -671,167 +644,205 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     const overlay = writeManagerOverlay(join(work, 'manager-overlay'), REPO, podgateImage);
     const t0 = Date.now();
     await kubectl('apply', '-k', overlay);
-    const rollout = await exec(
-      [
-        kubectlBin(),
-        '--kubeconfig',
-        adminKc,
-        '-n',
-        'podgate',
-        'rollout',
-        'status',
-        'deployment/podgate-manager',
-        '--timeout=300s',
-      ],
-      { check: false, timeoutMs: 320_000 },
-    );
-    if (rollout.code !== 0) {
-      // `kubectl logs` cannot reach this kubelet (the API server has no route into the node namespace):
-      // the container's log file on the node says why it did not start
-      const logs = await exec(
-        ['sh', '-c', `tail -n 5 ${defaultRunDir()}/pod-logs/podgate_podgate-manager-*/manager/*.log`],
-        {
-          check: false,
-        },
-      );
-      const events = await kubectl('-n', 'podgate', 'get', 'events').catch(() => '');
-      assert.fail(
-        `the manager did not become Ready: ${rollout.stderr}\n${logs.stdout}\n${events.slice(-3000)}`,
-      );
-    }
+    await waitManagerRollout(adminKc, 'podgate');
     figures['manager: kubectl apply -k → Ready'] = `${((Date.now() - t0) / 1000).toFixed(1)} s`;
-    const ip = (
-      await kubectl('-n', 'podgate', 'get', 'service', 'podgate-manager', '-o', 'jsonpath={.spec.clusterIP}')
-    ).trim();
-    // serve answers on its Service, reached from the node as any pod would. The Service is fresh: the
-    // rollout says the pod is Ready, not that its EndpointSlice is out and kube-proxy has programmed it.
-    const healthz = await waitForService({
-      service: 'podgate/podgate-manager',
-      slices: kubectlSlices(kubectlBin(), adminKc, 'podgate', 'podgate-manager'),
-      probe: async () => {
-        const text = await wget(NODE_NETNS, `http://${ip}/healthz`);
-        return text && /^ok$/m.test(text) ? text : undefined;
-      },
-    });
-    assert.match(healthz, /^ok$/m, '/healthz on the Service');
-
-    // the API through the Service: a relay in the node namespace carries a unix socket to the ClusterIP
-    const sock = join(work, 'manager.sock');
-    const relay = spawnIn(NODE_NETNS, [
-      process.execPath,
-      fileURLToPath(new URL('../cluster/node/relay.js', import.meta.url)),
-      'unix-to-tcp',
-      sock,
-      ip,
-      '80',
-    ]);
-    await relay.waitFor(/relay listening/, 10_000);
-    const http = new SocketHttp(sock, 'podgate-manager.podgate');
-    const login = await http.request('POST', '/api/v1/login', {
-      name: 'admin',
+    const api = await openManagerApi({
+      adminKc,
+      namespace: 'podgate',
+      socket: managerSocket(work, 'manager'),
       password: 'in-cluster admin password 1',
     });
-    assert.equal(login.status, 200, login.text);
-    const token = (JSON.parse(login.text) as { csrfToken: string }).csrfToken;
-    const csrfHeader = { 'X-CSRF-Token': token };
 
     // The manager deploys the OpenVPN server from inside its pod. Its CA is not the one the first
     // (outside) manager deployed with: a plain deploy is refused naming the owner annotation, and the
     // take-over replaces it deliberately.
-    const deployDone = () =>
-      until(
-        'the in-cluster deploy to finish',
-        async () => {
-          const d = JSON.parse((await http.request('GET', '/api/v1/deploy')).text) as {
-            state: string;
-            error: string | null;
-            events: { message: string }[];
-          };
-          return d.state === 'running' ? undefined : d;
-        },
-        300_000,
-        1000,
-      );
-    const plain = await http.request('POST', '/api/v1/deploy', {}, csrfHeader);
-    assert.equal(plain.status, 202, plain.text);
-    const refused = await deployDone();
+    const refused = await deployFromManager(api);
     assert.equal(refused.state, 'failed');
     assert.match(refused.error ?? '', /podgate\.io\/ca-key-id=.*--take-over/s);
-    const started = await http.request('POST', '/api/v1/deploy', { takeOver: true }, csrfHeader);
-    assert.equal(started.status, 202, started.text);
     const t1 = Date.now();
-    const deploy = await deployDone();
+    const deploy = await deployFromManager(api, { takeOver: true });
     assert.equal(deploy.state, 'done', `${deploy.error}\n${deploy.events.map((e) => e.message).join('\n')}`);
     figures['in-cluster deploy (web API) → done'] = `${((Date.now() - t1) / 1000).toFixed(1)} s`;
 
-    const created = await http.request('POST', '/api/v1/devices', { name: 'tablet' }, csrfHeader);
-    assert.equal(created.status, 201, created.text);
-    const { device: cert, profile } = JSON.parse(created.text) as {
-      device: { serial: string; commonName: string };
-      profile: string;
-    };
+    const cert = await newDevice(api, 'tablet');
     assert.equal(cert.commonName, 'admin.tablet');
-
-    /** openssl's reading of the CRL in the podgate-crl Secret. */
-    const secretCrl = async (...what: string[]): Promise<string> => {
-      const b64 = await kubectl(
-        '-n',
-        'middleware',
-        'get',
-        'secret',
-        'podgate-crl',
-        '-o',
-        'jsonpath={.data.crl\\.pem}',
-      );
-      const out = await exec(['openssl', 'crl', '-noout', ...what], {
-        input: Buffer.from(b64.trim(), 'base64').toString(),
-      });
-      return out.stdout;
-    };
-    const crlNumber = async (): Promise<number> =>
-      parseInt(/crlNumber=(?:0x)?([0-9A-Fa-f]+)/.exec(await secretCrl('-crlnumber'))?.[1] ?? 'x', 16);
-    const numberBefore = await crlNumber();
     // a host of its own on the office LAN (the earlier clients' tunnels, refused by the new CA, stay in theirs)
     const tab = await createNamespace('pgntab');
     await attachToLan(tab, 'eth0', '172.18.12.120/24', 'lt1');
-    const c = connect(tab, 'tablet', profile);
+    const c = connect(tab, 'tablet', cert.profile);
     await waitClientConnected(c, 120_000);
     assert.match((await wget(tab, `http://${web.podIp}/`)) ?? '', /hello from web/, 'tablet reaches the pod');
 
-    const t2 = Date.now();
-    const revoked = await http.request(
-      'POST',
-      `/api/v1/certs/${cert.serial}/revoke`,
-      { reason: 'keyCompromise' },
-      csrfHeader,
-    );
-    assert.equal(revoked.status, 200, revoked.text);
-    await until(
-      'the in-cluster revoke to cut the client',
-      async () => /server-pushed-halt|SIGTERM|exiting/i.test(c.output()) || !c.running || undefined,
-      60_000,
-      20,
-    ).catch(async (err: Error) => {
-      // `kubectl logs` cannot reach this kubelet: the containers' log files on the node say what happened
-      const logs = await exec(
-        [
-          'sh',
-          '-c',
-          `tail -n 15 ${defaultRunDir()}/pod-logs/podgate_podgate-manager-*/manager/*.log ${defaultRunDir()}/pod-logs/middleware_podgate-openvpn-*/*/*.log`,
-        ],
-        { check: false },
-      );
-      throw new Error(`${err.message}; CRL number in podgate-crl ${await crlNumber()}\n${logs.stdout}`);
+    const ms = await revokeCutsClient({
+      api,
+      adminKc,
+      managerNamespace: 'podgate',
+      serverNamespace: 'middleware',
+      serial: cert.serial,
+      client: c,
     });
-    figures['in-cluster manager: revoke → cut'] = `${Date.now() - t2} ms`;
-    const numberAfter = await crlNumber();
-    assert.ok(numberAfter > numberBefore, `CRL number in podgate-crl rose: ${numberBefore} → ${numberAfter}`);
-    const text = await secretCrl('-text');
-    assert.match(
-      text,
-      new RegExp(`Serial Number: 0*${cert.serial.replace(/^0+/, '')}\\b`, 'i'),
-      'the Secret lists the serial',
+    figures['in-cluster manager: revoke → cut'] = `${ms} ms`;
+    await api.stop();
+  });
+
+  it('helm install charts/podgate runs the manager in the cluster: serve answers on its Service, deploys, and its revoke reaches podgate-crl and cuts a client', async () => {
+    // The chart owns the same fixed names as the k8s/ base (cluster-wide RBAC, namespaces podgate and
+    // middleware): what the base put here (the outside manager's RBAC, the kustomize manager above and the
+    // server it deployed) leaves first, so the chart installs as on a cluster that never had podgate.
+    const overlay = writeManagerOverlay(join(work, 'manager-overlay'), REPO, podgateImage);
+    await exec(
+      [kubectlBin(), '--kubeconfig', adminKc, 'delete', '-k', overlay, '--ignore-not-found', '--wait', '--timeout=300s'],
+      { timeoutMs: 320_000 },
+    ); // prettier-ignore
+    for (const n of ['podgate', 'middleware'])
+      await until(
+        `namespace ${n} gone`,
+        async () => (await kubectl('get', 'namespace', n, '--ignore-not-found', '-o', 'name')).trim() === '' || undefined,
+        300_000,
+        1000,
+      ); // prettier-ignore
+
+    // the release namespace and the first admin's password before the install, as values.yaml asks
+    await kubectl('create', 'namespace', 'podgate');
+    await kubectl(
+      '-n',
+      'podgate',
+      'create',
+      'secret',
+      'generic',
+      'podgate-admin',
+      '--from-literal=password=helm admin password 2',
     );
-    await relay.stop(3000);
+    // The node has no storage provisioner: the chart's claim binds to a hostPath volume made here
+    // (claimRef: that claim only), as on a cluster whose volumes an admin provisions by hand.
+    const pvDir = join(work, 'helm-data');
+    mkdirSync(pvDir);
+    chownSync(pvDir, 1000, 1000); // the manager's user (the chart's runAsUser; hostPath ignores fsGroup)
+    await exec([kubectlBin(), '--kubeconfig', adminKc, 'apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'PersistentVolume',
+        metadata: { name: 'podgate-e2e-helm-data' },
+        spec: {
+          capacity: { storage: '1Gi' },
+          accessModes: ['ReadWriteOnce'],
+          persistentVolumeReclaimPolicy: 'Retain',
+          storageClassName: '',
+          claimRef: { namespace: 'podgate', name: 'podgate-data' },
+          hostPath: { path: pvDir, type: 'Directory' },
+        },
+      }),
+    });
+
+    const { helm: helmBin } = requireBinaries(['helm']);
+    const helmHome = join(work, 'helm-home');
+    const helm = (args: string[]) =>
+      exec([helmBin, ...args], {
+        check: false,
+        timeoutMs: 300_000,
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: helmHome,
+          HELM_CACHE_HOME: join(helmHome, 'cache'),
+          HELM_CONFIG_HOME: join(helmHome, 'config'),
+          HELM_DATA_HOME: join(helmHome, 'data'),
+          KUBECONFIG: adminKc,
+        },
+      });
+    // the image built here and imported into containerd (no registry): Never pull, and the same reference
+    // for the OpenVPN server the manager deploys
+    const at = podgateImage.lastIndexOf(':');
+    const t0 = Date.now();
+    const installed = await helm([
+      'install',
+      'podgate',
+      join(REPO, 'charts', 'podgate'),
+      '--namespace',
+      'podgate',
+      '--set',
+      `image.repository=${podgateImage.slice(0, at)}`,
+      '--set-string',
+      `image.tag=${podgateImage.slice(at + 1)}`,
+      '--set',
+      'image.pullPolicy=Never',
+      '--set',
+      'extraEnv[0].name=PODGATE_KUBERNETES_IMAGE',
+      '--set-string',
+      `extraEnv[0].value=${podgateImage}`,
+    ]);
+    assert.equal(installed.code, 0, installed.stdout + installed.stderr);
+    assert.match(installed.stdout, /STATUS: deployed/);
+    await waitManagerRollout(adminKc, 'podgate');
+    figures['manager: helm install → Ready'] = `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+    // what runs is the release's: the Deployment and the cluster-wide RBAC carry its marks
+    const dep = JSON.parse(await kubectl('-n', 'podgate', 'get', 'deployment', 'podgate-manager', '-o', 'json')) as {
+      metadata: { annotations: Record<string, string>; labels: Record<string, string> };
+    }; // prettier-ignore
+    assert.equal(dep.metadata.annotations['meta.helm.sh/release-name'], 'podgate');
+    assert.equal(dep.metadata.labels['app.kubernetes.io/managed-by'], 'Helm');
+    assert.equal(
+      (await kubectl('get', 'clusterrolebinding', 'podgate-manager-discovery', '-o', 'jsonpath={.metadata.labels.app\\.kubernetes\\.io/managed-by}')).trim(),
+      'Helm',
+    ); // prettier-ignore
+    assert.equal(
+      (await kubectl('-n', 'podgate', 'get', 'pvc', 'podgate-data', '-o', 'jsonpath={.spec.volumeName}')).trim(),
+      'podgate-e2e-helm-data',
+      "the chart's claim holds the data dir",
+    ); // prettier-ignore
+
+    const api = await openManagerApi({
+      adminKc,
+      namespace: 'podgate',
+      socket: managerSocket(work, 'helm-manager'),
+      password: 'helm admin password 2',
+    });
+    // middleware is the chart's, fresh: the manager deploys the server without a take-over
+    const t1 = Date.now();
+    const deploy = await deployFromManager(api);
+    assert.equal(deploy.state, 'done', `${deploy.error}\n${deploy.events.map((e) => e.message).join('\n')}`);
+    figures['helm manager: deploy (web API) → done'] = `${((Date.now() - t1) / 1000).toFixed(1)} s`;
+    assert.match(
+      await kubectl('get', 'namespace', 'middleware', '-o', 'jsonpath={.metadata.labels}'),
+      /"pod-security.kubernetes.io\/enforce":"privileged"/,
+      "the server namespace is the chart's, labelled for the pod",
+    );
+    // the server's NodePort is dialled next (UDP: no probe, openvpn retries): its ready endpoint first
+    await waitForService({
+      service: 'middleware/podgate-openvpn',
+      slices: kubectlSlices(kubectlBin(), adminKc, 'middleware', 'podgate-openvpn'),
+    });
+
+    const cert = await newDevice(api, 'phone');
+    assert.equal(cert.commonName, 'admin.phone');
+    const phone = await createNamespace('pgnphone');
+    await attachToLan(phone, 'eth0', '172.18.12.121/24', 'lp1');
+    const c = connect(phone, 'phone', cert.profile);
+    await waitClientConnected(c, 120_000);
+    assert.match(
+      (await wget(phone, `http://${web.podIp}/`)) ?? '',
+      /hello from web/,
+      'phone reaches the pod',
+    );
+    assert.match(
+      (await wget(phone, `http://${web.clusterIp}/`)) ?? '',
+      /hello from web/,
+      'and the ClusterIP',
+    );
+
+    const ms = await revokeCutsClient({
+      api,
+      adminKc,
+      managerNamespace: 'podgate',
+      serverNamespace: 'middleware',
+      serial: cert.serial,
+      client: c,
+    });
+    figures['helm manager: revoke → cut'] = `${ms} ms`;
+    assert.equal(
+      await wget(phone, `http://${web.podIp}/`),
+      undefined,
+      'the pod is out of reach after the cut',
+    );
+    await api.stop();
   });
 });

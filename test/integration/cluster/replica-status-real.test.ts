@@ -62,6 +62,8 @@ describe('replica reports (Leases) on the real API server', function () {
   let kube: KubeApi;
   const reporters: ReplicaReporter[] = [];
   const pods: Record<string, { uid: string; sessions: Sessions }> = {};
+  /** Replica a's access drop counter (its nft table's, as the agent reads it); b enforces nothing. */
+  let droppedA = 5;
 
   before(async () => {
     cp = await realCluster();
@@ -94,6 +96,7 @@ describe('replica reports (Leases) on the real API server', function () {
         namespace: ns,
         pod: { name, uid: pod.body.metadata.uid },
         sessions: pods[name].sessions,
+        ...(name === 'podgate-openvpn-a' ? { dropped: async () => droppedA } : {}),
         state: () => ({ crlNumber: 7, rulesVersion: 3, accessState: 'applied' }),
         pollMs: 100,
         sessionsMs: 200,
@@ -131,6 +134,25 @@ describe('replica reports (Leases) on the real API server', function () {
       'replica podgate-openvpn-a: Ready, CRL #7 (behind #8), rules v3, 2 session(s)',
       'replica podgate-openvpn-b: not Ready, CRL #7 (behind #8), rules v3, 1 session(s)',
     ]);
+  });
+
+  it("each replica's access drop counter reaches its Lease; a change alone rides on the heartbeat", async () => {
+    const byPod = async () => new Map((await readReplicas(kube, ns, new Date())).map((r) => [r.pod, r]));
+    const first = await until(async () => {
+      const a = (await byPod()).get('podgate-openvpn-a');
+      return a?.droppedPackets === 5 ? a : undefined;
+    }, 'replica a to report 5 drops');
+    assert.equal((await byPod()).get('podgate-openvpn-b')?.droppedPackets, undefined, 'b reports none');
+    // more drops and nothing else: the Lease keeps its report until the heartbeat (2 s here), then has it
+    droppedA = 12;
+    const seen = await until(async () => {
+      const a = (await byPod()).get('podgate-openvpn-a');
+      return a?.droppedPackets === 12 ? a : undefined;
+    }, 'replica a to report 12 drops');
+    assert.ok(
+      Date.parse(seen.updatedAt) - Date.parse(first.updatedAt) >= 1500,
+      `the change came with a heartbeat: ${first.updatedAt} → ${seen.updatedAt}`,
+    );
   });
 
   it('a disconnect ends the session on the replica that holds it, and only there; an unknown id is 404', async () => {

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -161,6 +161,28 @@ describe('Helm chart charts/podgate with the real helm', function () {
     assert.deepEqual(sorted(chart.map(withoutHelmMarks)), sorted(base));
   });
 
+  it('accessView.enabled adds exactly the objects of the opt-in k8s/rbac-access-view.yaml', async () => {
+    const off = await template();
+    assert.equal(
+      off.filter((o) => o.metadata.name === 'podgate-manager-access-view').length,
+      0,
+      'off by default, as the kustomize base leaves the file out',
+    );
+    const on = await template(['--set', 'accessView.enabled=true']);
+    const byKey = new Set(off.map(key));
+    const added = on.filter((o) => !byKey.has(key(o))).map(withoutHelmMarks);
+    const file = parse(readFileSync(join(K8S_DIR, 'rbac-access-view.yaml'), 'utf8'));
+    assert.equal(file.length, 2, 'a ClusterRole and its binding in k8s/rbac-access-view.yaml');
+    assert.deepEqual(sorted(added), sorted(file));
+    for (const o of added)
+      assert.doesNotThrow(() => new MODELS[o.kind]!(structuredClone(o)).validate(), key(o));
+    // in another release namespace the binding names the release's ServiceAccount
+    const ops = await template(['--set', 'accessView.enabled=true', '--namespace', 'ops']);
+    assert.deepEqual(find(ops, 'ClusterRoleBinding', 'podgate-manager-access-view').subjects, [
+      { kind: 'ServiceAccount', name: 'podgate-manager', namespace: 'ops' },
+    ]);
+  });
+
   it('the RBAC for another server namespace is what `podgate k8s rbac --namespace NS --service-account` prints', async () => {
     const chart = await template(['--set', 'serverNamespace.name=vpn-east', '--namespace', 'ops']);
     const names = new Set(
@@ -234,6 +256,7 @@ describe('Helm chart charts/podgate with the real helm', function () {
     );
     find(objs, 'Role', 'podgate-manager');
     find(objs, 'ClusterRole', 'podgate-manager-namespace-vpn');
+    find(objs, 'ClusterRole', 'podgate-manager-access-view');
     // the ConfigMap is a podgate.yaml that podgate itself accepts
     const file = join(home.dir, 'podgate.yaml');
     writeFileSync(file, find(objs, 'ConfigMap', 'podgate-config').data['podgate.yaml']);
@@ -284,6 +307,7 @@ describe('Helm chart charts/podgate with the real helm', function () {
     ['an env variable the chart sets itself', ['--set', 'extraEnv[0].name=PODGATE_DATA_DIR', '--set', 'extraEnv[0].value=/x'], /extraEnv\/0\/name/],
     ['a metrics port that is the web app\'s', ['--set', 'metrics.enabled=true', '--set', 'metrics.port=8080'], /metrics\/port/],
     ['a boolean given as a word', ['--set-string', 'serverNamespace.create=yes'], /serverNamespace\/create/],
+    ['accessView given as a word', ['--set-string', 'accessView.enabled=yes'], /accessView\/enabled/],
   ]; // prettier-ignore
   for (const [what, args, field] of refused) {
     it(`the schema refuses ${what}, naming the field; nothing is rendered`, async () => {

@@ -118,6 +118,7 @@ describe('Grafana dashboard and Prometheus rules against the metrics podgate ser
       'podgate_ca_expiry_seconds',
       'podgate_signin_failures_total',
       'podgate_access_dropped_packets',
+      'podgate_access_replica_dropped_packets_total',
     ]) {
       assert.ok(all.has(want), want);
     }
@@ -195,6 +196,12 @@ describe('metrics for the alerts: cluster state and pending revocations', functi
             pods: [],
             endpoints: [],
             agent: { lastAppliedCrlNumber: applied, effective: [], pending: [] },
+            // the replicas' Leases: a enforces and counted drops, b enforces nothing, c's report is stale
+            replicas: [
+              { pod: 'podgate-openvpn-a', droppedPackets: 12, stale: false },
+              { pod: 'podgate-openvpn-b', stale: false },
+              { pod: 'podgate-openvpn-c', droppedPackets: 99, stale: true },
+            ],
             newlyEffective: [],
           };
         },
@@ -210,6 +217,12 @@ describe('metrics for the alerts: cluster state and pending revocations', functi
       assert.match(text, /^podgate_revocations_pending 1$/m);
       assert.match(text, /^podgate_revocation_pending_seconds 90$/m);
       assert.equal(reads, 1, 'one status read per scrape');
+      // policy drops per replica (pod), never per user: fresh reports only
+      assert.match(text, /^podgate_access_replica_dropped_packets_total\{replica="podgate-openvpn-a"\} 12$/m);
+      assert.doesNotMatch(
+        text,
+        /^podgate_access_replica_dropped_packets_total\{replica="podgate-openvpn-[bc]"\}/m,
+      );
 
       // the pod catches up and becomes Ready (after the cache's 10 s)
       applied = crl.number;
