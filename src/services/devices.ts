@@ -61,7 +61,10 @@ export interface DeviceServiceDeps {
   sharedWindow?: SharedWindow;
 }
 
-/** A sliding-window limit shared by replicas: whether one more event of `key` fits, and when not, how long to wait. */
+/**
+ * A sliding-window limit shared by replicas: whether one more event of `key` fits, and when not, how
+ * long to wait; `forget` gives an admitted event back (the issue failed).
+ */
 export type SharedWindow = (
   scope: string,
   key: string,
