@@ -154,8 +154,10 @@ export class AccessService {
    * A new install: records `enforce` unless a mode is recorded, and writes the admins rule when there
    * is no rule at all. Returns what it wrote (init prints it).
    */
-  async ensureNewInstallDefaults(actor: string): Promise<{ mode?: AccessMode; rule?: AccessRule }> {
-    const { store } = this.deps;
+  async ensureNewInstallDefaults(
+    actor: string,
+    store: TxStore = this.deps.store,
+  ): Promise<{ mode?: AccessMode; rule?: AccessRule }> {
     return await store.transaction(async (tx) => {
       const out: { mode?: AccessMode; rule?: AccessRule } = {};
       if ((await tx.getSettingForUpdate(MODE_SETTING)) === undefined) {

@@ -6,12 +6,14 @@ import type { User } from '../store/types.js';
 import type { AppContext } from './context.js';
 
 export const FIRST_ADMIN = 'admin';
+/** The setting key whose lock makes the first admin's creation single (it is never written). */
+const FIRST_ADMIN_LOCK = 'bootstrap.firstAdmin';
 
 /**
  * Creates the first admin (`admin`) when there is no user at all. The password comes from the file named
  * by PODGATE_ADMIN_PASSWORD_FILE, or is generated and returned so the caller prints it exactly once;
  * with `requirePasswordFile` (in a pod) a missing file is an error instead. Returns undefined when
- * users already exist. A new install also gets `access.mode` = enforce and the admins rule.
+ * users already exist, also when another replica created the admin while this one was starting. A new install also gets `access.mode` = enforce and the admins rule.
  */
 export async function ensureFirstAdmin(
   ctx: AppContext,
@@ -49,9 +51,19 @@ export async function ensureFirstAdmin(
     password = randomBytes(18).toString('base64url');
     generated = true;
   }
-  const user = await ctx.users.create({ actor: 'system', name: FIRST_ADMIN, role: 'admin', password });
-  // A new install enforces access rules; the one rule written lets admins reach everything.
-  const access = await ctx.access.ensureNewInstallDefaults('system');
+  // Two replicas starting at once on an empty database: the lock makes the check and the creation one
+  // step, so the second waits, finds the first's admin and creates none (SQLite's write transaction
+  // serialises anyway).
+  const made = await ctx.store.transaction(async (tx) => {
+    await tx.getSettingForUpdate(FIRST_ADMIN_LOCK);
+    if ((await tx.listUsers()).length > 0) return undefined;
+    const user = await ctx.users.create({ actor: 'system', name: FIRST_ADMIN, role: 'admin', password }, tx);
+    // A new install enforces access rules; the one rule written lets admins reach everything.
+    const access = await ctx.access.ensureNewInstallDefaults('system', tx);
+    return { user, access };
+  });
+  if (!made) return undefined;
+  const { user, access } = made;
   await ctx.access.changed();
   return generated ? { user, generatedPassword: password, access } : { user, access };
 }

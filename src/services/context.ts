@@ -112,7 +112,11 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
     deps.readOnly === true,
   );
   const sharedWindow: SharedWindow | undefined = sharedLimits
-    ? (scope, key, limit, windowMs, at) => sharedLimits.admit(scope, key, limit, windowMs, at)
+    ? async (scope, key, limit, windowMs, at) => ({
+        ...(await sharedLimits.admit(scope, key, limit, windowMs, at)),
+        // an issue that fails gives its counted slot back
+        forget: () => sharedLimits.forget(scope, key, at),
+      })
     : undefined;
   try {
     const cas = new DataDirCaSet(

@@ -61,14 +61,17 @@ export interface DeviceServiceDeps {
   sharedWindow?: SharedWindow;
 }
 
-/** A sliding-window limit shared by replicas: whether one more event of `key` fits, and when not, how long to wait. */
+/**
+ * A sliding-window limit shared by replicas: whether one more event of `key` fits, and when not, how
+ * long to wait; `forget` gives an admitted event back (the issue failed).
+ */
 export type SharedWindow = (
   scope: string,
   key: string,
   limit: number,
   windowMs: number,
   now: number,
-) => Promise<{ allowed: boolean; retryAfterMs: number }>;
+) => Promise<{ allowed: boolean; retryAfterMs: number; forget?: () => Promise<void> }>;
 
 /**
  * Issuing a device = validate everything, make key + certificate, render the profile, then record the
@@ -137,6 +140,8 @@ export class DeviceService {
     // a full client subnet refuses before any key is made (and again, for certain, in the transaction)
     await this.deps.addresses?.assertRoomFor(commonName);
     const selfService = req.selfService === true && kind === 'client';
+    // a failed issue gives its slot back in both limits (the shared one and this process's)
+    let shared: { forget?: () => Promise<void> } | undefined;
     if (selfService && this.deps.sharedWindow) {
       const perHour = config.devices.issuesPerHour;
       const v = await this.deps.sharedWindow(
@@ -153,16 +158,39 @@ export class DeviceService {
           seconds,
         );
       }
+      shared = v;
     }
-    const release = selfService
-      ? this.limits.admit(owner.id, ownerName, await this.validDevices(owner.id), {
-          renewal: req.replaces !== undefined,
-        })
-      : undefined;
+    let release: ((outcome?: 'done' | 'failed') => void) | undefined;
     try {
-      return await this.make({ req, owner, ownerName, commonName, deviceName, kind, keyType, csr, network });
-    } finally {
-      release?.();
+      release = selfService
+        ? this.limits.admit(owner.id, ownerName, await this.validDevices(owner.id), {
+            renewal: req.replaces !== undefined,
+          })
+        : undefined;
+      const made = await this.make({
+        req,
+        owner,
+        ownerName,
+        commonName,
+        deviceName,
+        kind,
+        keyType,
+        csr,
+        network,
+      });
+      release?.('done');
+      return made;
+    } catch (err) {
+      release?.('failed');
+      await shared
+        ?.forget?.()
+        .catch((e: unknown) =>
+          log.warn(
+            { err: (e as Error).message, owner: ownerName },
+            'could not give back a shared issue slot',
+          ),
+        );
+      throw err;
     }
   }
 

@@ -57,9 +57,15 @@ export class IssueLimits {
    * Admits one self-service issue for `ownerId` holding `validNow` valid devices, or throws 409/429.
    * A renewal replaces a device instead of adding one: it is rate-limited like an issue but never
    * refused for the device maximum, and not counted in flight against it.
-   * The returned release must be called once the request is finished, whatever its outcome.
+   * The returned release must be called once the request is finished, with 'failed' when no
+   * certificate was made: a failed issue does not use up one of the hour's issues.
    */
-  admit(ownerId: number, owner: string, validNow: number, o: { renewal?: boolean } = {}): () => void {
+  admit(
+    ownerId: number,
+    owner: string,
+    validNow: number,
+    o: { renewal?: boolean } = {},
+  ): (outcome?: 'done' | 'failed') => void {
     const { maxValidPerUser, issuesPerHour } = this.config;
     const renewal = o.renewal === true;
     const inflight = this.inflight.get(ownerId) ?? 0;
@@ -82,16 +88,25 @@ export class IssueLimits {
     }
     times.push(t);
     this.recent.set(ownerId, times);
-    if (renewal) return () => undefined;
-    this.inflight.set(ownerId, inflight + 1);
+    if (!renewal) this.inflight.set(ownerId, inflight + 1);
     let released = false;
-    return () => {
+    return (outcome = 'done') => {
       if (released) return;
       released = true;
+      if (outcome === 'failed') this.forget(ownerId, t);
+      if (renewal) return;
       const n = (this.inflight.get(ownerId) ?? 1) - 1;
       if (n > 0) this.inflight.set(ownerId, n);
       else this.inflight.delete(ownerId);
     };
+  }
+
+  /** Removes one counted issue at `t` again (an issue that failed made no certificate). */
+  private forget(ownerId: number, t: number): void {
+    const times = this.recent.get(ownerId) ?? [];
+    const i = times.indexOf(t);
+    if (i >= 0) times.splice(i, 1);
+    if (times.length === 0) this.recent.delete(ownerId);
   }
 
   /** Runs `fn` (key generation) in a slot; `bounded` callers are refused with 503 when the queue is full. */

@@ -41,12 +41,15 @@ export interface UserServiceDeps {
 export class UserService {
   constructor(private readonly deps: UserServiceDeps) {}
 
-  async create(o: { actor: string; name: string; role: Role; password?: string }): Promise<User> {
+  /** `store`: a caller's transaction to create the user in (the first admin's). */
+  async create(
+    o: { actor: string; name: string; role: Role; password?: string },
+    store: TxStore = this.deps.store,
+  ): Promise<User> {
     const name = validateName('name', o.name);
     const role = validateRole(o.role);
     const passwordHash =
       o.password === undefined ? null : await (await argon2()).hash(validatePassword('password', o.password));
-    const { store } = this.deps;
     return store.transaction(async (tx) => {
       const user = await tx.createUser({ name, role, passwordHash });
       await tx.appendAudit({

@@ -27,8 +27,60 @@ export interface AddressStore {
    * (409, field vpn.clientSubnet) when the pool is full. Unique in the table: never two devices.
    */
   allocateAddress(commonName: string, pool: AddressPool, at: Date): Promise<DeviceAddress>;
+  /**
+   * `allocateAddress` for many devices in one transaction that reads the taken addresses once (the
+   * start-up backfill: one pass, not one table read per device). Names that hold an address in the
+   * pool keep it; `refused` lists the names the pool had no room for (they get no row).
+   */
+  allocateAddresses(commonNames: readonly string[], pool: AddressPool, at: Date): Promise<BulkAllocation>;
   /** Returns whether a row was removed. */
   releaseAddress(commonName: string): Promise<boolean>;
+}
+
+/** What `allocateAddresses` did: one address per served name, in the order given, and the names left without. */
+export interface BulkAllocation {
+  allocated: DeviceAddress[];
+  refused: string[];
+}
+
+/**
+ * Plans a bulk allocation from the table read once: which rows to drop (held outside the pool), which
+ * to insert (the lowest free addresses, in the order of the names), which names keep their row and
+ * which are refused. One forward walk over the pool, so linear in pool + names.
+ */
+export function planAllocation(
+  commonNames: readonly string[],
+  pool: AddressPool,
+  rows: readonly DeviceAddress[],
+  at: Date,
+): { drop: string[]; insert: DeviceAddress[]; kept: Map<string, DeviceAddress>; refused: string[] } {
+  const byName = new Map(rows.map((r) => [r.commonName, r]));
+  const used = new Set(rows.map((r) => ipv4ToInt(r.address)));
+  const drop: string[] = [];
+  const insert: DeviceAddress[] = [];
+  const kept = new Map<string, DeviceAddress>();
+  const refused: string[] = [];
+  let next = pool.first;
+  for (const cn of new Set(commonNames)) {
+    const held = byName.get(cn);
+    if (held) {
+      const n = ipv4ToInt(held.address);
+      if (n >= pool.first && n <= pool.last) {
+        kept.set(cn, held);
+        continue;
+      }
+      // replaced, like allocateAddress; its old address stays taken in this pass (it may be outside anyway)
+      drop.push(cn);
+    }
+    while (next <= pool.last && used.has(next)) next++;
+    if (next > pool.last) {
+      refused.push(cn);
+      continue;
+    }
+    used.add(next);
+    insert.push({ commonName: cn, address: intToIpv4(next), allocatedAt: at });
+  }
+  return { drop, insert, kept, refused };
 }
 
 interface Row {
@@ -111,6 +163,24 @@ export class SqliteAddresses implements Sync<AddressStore> {
         throw err;
       }
       return this.getAddress(cn) as DeviceAddress;
+    });
+  }
+
+  allocateAddresses(commonNames: readonly string[], pool: AddressPool, at: Date): BulkAllocation {
+    const names = commonNames.map((cn) => nonEmpty('commonName', cn));
+    return this.tx(() => {
+      const plan = planAllocation(names, pool, (this.all.all() as Row[]).map(toAddress), at);
+      for (const cn of plan.drop) this.remove.run(cn);
+      const made = new Map<string, DeviceAddress>();
+      for (const a of plan.insert) {
+        this.insert.run(a.commonName, a.address, at.toISOString());
+        made.set(a.commonName, { ...a, allocatedAt: fromIso(at.toISOString()) });
+      }
+      const allocated = [...new Set(names)].flatMap((cn) => {
+        const a = plan.kept.get(cn) ?? made.get(cn);
+        return a ? [a] : [];
+      });
+      return { allocated, refused: plan.refused };
     });
   }
 

@@ -316,6 +316,13 @@ abstract class SqliteOps implements T.TxStore {
   allocateAddress(commonName: string, pool: T.AddressPool, at: Date): Promise<T.DeviceAddress> {
     return this.run((r) => r.addresses.allocateAddress(commonName, pool, at));
   }
+  allocateAddresses(
+    commonNames: readonly string[],
+    pool: T.AddressPool,
+    at: Date,
+  ): Promise<T.BulkAllocation> {
+    return this.run((r) => r.addresses.allocateAddresses(commonNames, pool, at));
+  }
   releaseAddress(commonName: string): Promise<boolean> {
     return this.run((r) => r.addresses.releaseAddress(commonName));
   }

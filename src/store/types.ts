@@ -34,7 +34,7 @@ export type {
   SessionHistoryStore,
   UsageDay,
 } from './session-history-repo.js';
-export type { AddressPool, AddressStore, DeviceAddress } from './addresses-repo.js';
+export type { AddressPool, AddressStore, BulkAllocation, DeviceAddress } from './addresses-repo.js';
 export type { GroupStore, LocalGroup } from './groups-repo.js';
 export type { AccessRuleStore, AccessState, StoredRule } from './access-repo.js';
 export type { CertKind, RevocationReason };

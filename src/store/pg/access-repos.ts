@@ -2,7 +2,12 @@ import type { AccessRule } from '../../access/types.js';
 import { Conflict, NotFound } from '../../lib/errors.js';
 import { intToIpv4, ipv4ToInt } from '../../lib/cidr.js';
 import type { AccessState, StoredRule } from '../access-repo.js';
-import type { AddressPool, DeviceAddress } from '../addresses-repo.js';
+import {
+  planAllocation,
+  type AddressPool,
+  type BulkAllocation,
+  type DeviceAddress,
+} from '../addresses-repo.js';
 import type { LocalGroup } from '../groups-repo.js';
 import type {
   LiveSessionSample,
@@ -91,6 +96,45 @@ export class PgAddresses {
         });
       }
       return (await repo.getAddress(cn))!;
+    });
+  }
+
+  /** Under the same advisory lock as allocateAddress: the table read once, one DELETE and one INSERT. */
+  async allocateAddresses(
+    commonNames: readonly string[],
+    pool: AddressPool,
+    at: Date,
+  ): Promise<BulkAllocation> {
+    const names = commonNames.map((cn) => nonEmpty('commonName', cn));
+    return this.db.atomic(async (db) => {
+      await db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.device_addresses'))");
+      const rows = (await db.all<AddressRow>('SELECT * FROM device_addresses')).map(toAddress);
+      const plan = planAllocation(names, pool, rows, at);
+      if (plan.drop.length > 0)
+        await db.run('DELETE FROM device_addresses WHERE common_name = ANY(?::text[])', [plan.drop]);
+      const made = new Map<string, DeviceAddress>();
+      if (plan.insert.length > 0) {
+        const iso = at.toISOString();
+        try {
+          await db.atomic((inner) =>
+            inner.run(
+              `INSERT INTO device_addresses (common_name, address, allocated_at)
+               SELECT cn, addr, ? FROM unnest(?::text[], ?::text[]) AS t(cn, addr)`,
+              [iso, plan.insert.map((a) => a.commonName), plan.insert.map((a) => a.address)],
+            ),
+          );
+        } catch (err) {
+          throw constraintError(err, {
+            unique: () => new Conflict('a tunnel address is already held by another device', 'address'),
+          });
+        }
+        for (const a of plan.insert) made.set(a.commonName, { ...a, allocatedAt: fromIso(iso) });
+      }
+      const allocated = [...new Set(names)].flatMap((cn) => {
+        const a = plan.kept.get(cn) ?? made.get(cn);
+        return a ? [a] : [];
+      });
+      return { allocated, refused: plan.refused };
     });
   }
 

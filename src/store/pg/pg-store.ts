@@ -286,6 +286,9 @@ class PgOps implements T.TxStore {
   allocateAddress(commonName: string, pool: T.AddressPool, at: Date) {
     return this.repos().addresses.allocateAddress(commonName, pool, at);
   }
+  allocateAddresses(commonNames: readonly string[], pool: T.AddressPool, at: Date) {
+    return this.repos().addresses.allocateAddresses(commonNames, pool, at);
+  }
   releaseAddress(commonName: string) {
     return this.repos().addresses.releaseAddress(commonName);
   }
