@@ -52,7 +52,14 @@ export async function startRealNode(repo: string, work: string): Promise<RealNod
       return [];
     },
   });
-  await cp.start();
+  try {
+    await cp.start();
+  } catch (err) {
+    // the caller never sees this control plane: stop it here, or its processes outlive the suite
+    await nodeDown().catch(() => undefined);
+    await cp.stop({ removeDir: true }).catch(() => undefined);
+    throw err;
+  }
   const cached = Object.values(images!).every((i) => i.cached);
   return {
     cp,
