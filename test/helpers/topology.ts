@@ -158,6 +158,9 @@ export class VpnLab {
     );
     this.server = server;
     await server.waitFor(/Initialization Sequence Completed/, 30_000);
+    // openvpn can be up before server run's NAT rules are (they are added while it starts): the
+    // "running" line comes once start() has finished, NAT included
+    await server.waitFor(/podgate server running/, 30_000);
     return server;
   }
 
