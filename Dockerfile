@@ -14,6 +14,8 @@ RUN npm ci
 COPY tsconfig.json ./
 COPY scripts/bundle.mjs ./scripts/bundle.mjs
 COPY src ./src
+# the bundle precompiles the profile templates into itself
+COPY templates ./templates
 # The image runs the bundle only (what `bin` points at); tsc's output is for tests and types.
 RUN node scripts/bundle.mjs \
  && npm prune --omit=dev

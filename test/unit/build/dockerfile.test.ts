@@ -1,0 +1,26 @@
+/**
+ * The image's build stage runs scripts/bundle.mjs: every top-level path of the repository that the bundle
+ * script reads at build time must be copied into that stage first (the real image build in the node
+ * suites fails otherwise, but only after minutes; this says it at once).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', '..');
+
+describe('Dockerfile', () => {
+  it('the build stage copies everything the bundle script reads (src, templates, tsconfig.json)', () => {
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    const buildStage = dockerfile.split(/^FROM /m)[1]!;
+    const copied = [...buildStage.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
+    const script = readFileSync(join(root, 'scripts', 'bundle.mjs'), 'utf8');
+    // paths the script joins onto the repository root, e.g. join(root, 'templates', name)
+    const read = new Set([...script.matchAll(/join\(root, '([^']+)'/g)].map((m) => m[1]!));
+    read.delete('dist'); // where it writes
+
+    assert.ok(read.has('templates'), 'the check sees the templates the bundle precompiles');
+    for (const path of read) assert.ok(copied.includes(path), `COPY ${path} before the bundle runs`);
+  });
+});
