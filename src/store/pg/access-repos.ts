@@ -17,7 +17,15 @@ import type {
   UsageDay,
 } from '../session-history-repo.js';
 import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, text, toIso } from '../sql-util.js';
-import { constraintError, FOREIGN_KEY_VIOLATION, pgCode, UNIQUE_VIOLATION, type PgDb } from './db.js';
+import { LOCK } from '../locks.js';
+import {
+  constraintError,
+  FOREIGN_KEY_VIOLATION,
+  lockInTransaction,
+  pgCode,
+  UNIQUE_VIOLATION,
+  type PgDb,
+} from './db.js';
 
 interface AddressRow {
   common_name: string;
@@ -54,7 +62,7 @@ export class PgAddresses {
   async allocateAddress(commonName: string, pool: AddressPool, at: Date): Promise<DeviceAddress> {
     const cn = nonEmpty('commonName', commonName);
     return this.db.atomic(async (db) => {
-      await db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.device_addresses'))");
+      await lockInTransaction(db, LOCK.addresses);
       const repo = new PgAddresses(db);
       const held = await repo.getAddress(cn);
       if (held) {
@@ -107,7 +115,7 @@ export class PgAddresses {
   ): Promise<BulkAllocation> {
     const names = commonNames.map((cn) => nonEmpty('commonName', cn));
     return this.db.atomic(async (db) => {
-      await db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.device_addresses'))");
+      await lockInTransaction(db, LOCK.addresses);
       const rows = (await db.all<AddressRow>('SELECT * FROM device_addresses')).map(toAddress);
       const plan = planAllocation(names, pool, rows, at);
       if (plan.drop.length > 0)

@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
-import type { PgDb } from './db.js';
+import { LOCK } from '../locks.js';
+import { lockInTransaction, type PgDb } from './db.js';
 
 /** The data-dir files of `dir` whose names match `pattern`, sorted. */
 export function matchingFiles(dir: string, pattern: RegExp): string[] {
@@ -71,7 +72,7 @@ export async function withSharedFiles<R>(
   fn: () => Promise<R>,
 ): Promise<R> {
   return db.atomic(async (tx) => {
-    await tx.run("SELECT pg_advisory_xact_lock(hashtext('podgate.shared_files'))");
+    await lockInTransaction(tx, LOCK.sharedFiles);
     await pullSharedFiles(tx, dir, pattern);
     const result = await fn();
     await pushSharedFiles(tx, dir, pattern);

@@ -8,7 +8,8 @@ import type {
   NewAuditEntry,
   PendingRevocation,
 } from '../types.js';
-import { constraintError, type PgDb } from './db.js';
+import { LOCK } from '../locks.js';
+import { constraintError, lockInTransaction, type PgDb } from './db.js';
 
 const CLUSTER_KEY = 'cluster.snapshot';
 
@@ -32,7 +33,7 @@ export class PgState {
   async getCrl(): Promise<CrlState | undefined> {
     // FOR UPDATE locks only a row that exists: before the first CRL two writers would both read
     // "none" and both build number 1. A transaction-scoped advisory lock serialises them either way.
-    if (this.db.inTransaction) await this.db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.crl'))");
+    if (this.db.inTransaction) await lockInTransaction(this.db, LOCK.crl);
     const r = await this.db.get<CrlRow>(
       'SELECT number, pem, this_update, next_update FROM crl_state WHERE id = 1',
     );
@@ -74,13 +75,6 @@ export class PgState {
 
   async getSetting(key: string): Promise<string | undefined> {
     return (await this.db.get<{ value: string }>('SELECT value FROM settings WHERE key = ?', [key]))?.value;
-  }
-
-  async getSettingForUpdate(key: string): Promise<string | undefined> {
-    // an advisory lock, not FOR UPDATE: the row may not exist yet, and then FOR UPDATE locks nothing
-    if (this.db.inTransaction)
-      await this.db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.setting:' || ?))", [key]);
-    return this.getSetting(key);
   }
 
   async setSetting(key: string, value: string): Promise<void> {

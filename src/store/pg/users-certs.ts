@@ -4,7 +4,15 @@ import { CERT_KINDS, CERT_SELECT, REVOCATION_REASONS, toCert, type CertRow } fro
 import { fromIso, intAtLeast, nonEmpty, oneOf, text, toIso } from '../sql-util.js';
 import type { CertQuery, CertRecord, NewCert, RevocationReason, Role, User } from '../types.js';
 import { listCerts } from './cert-list.js';
-import { constraintError, pgConstraint, pgCode, UNIQUE_VIOLATION, type PgDb } from './db.js';
+import { LOCK } from '../locks.js';
+import {
+  constraintError,
+  lockInTransaction,
+  pgConstraint,
+  pgCode,
+  UNIQUE_VIOLATION,
+  type PgDb,
+} from './db.js';
 
 const ROLES: readonly Role[] = ['admin', 'user'];
 const USER_COLS = 'id, name, role, password_hash, disabled, created_at';
@@ -132,7 +140,7 @@ export class PgCerts {
     try {
       return await this.db.atomic(async (db) => {
         // one writer per common name at a time: the owner rule below has no constraint of its own
-        await db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.cn:' || ?))", [p.commonName]);
+        await lockInTransaction(db, LOCK.commonName(p.commonName));
         const certs = new PgCerts(db);
         if (await certs.getCert(p.serial))
           throw new Conflict(`serial '${p.serial}' already exists`, 'serial');
