@@ -1,8 +1,10 @@
 import type { AccessRule } from '../../access/types.js';
 import { Conflict, NotFound } from '../../lib/errors.js';
-import { intToIpv4, ipv4ToInt } from '../../lib/cidr.js';
+import { ipv4ToInt } from '../../lib/cidr.js';
 import type { AccessState, StoredRule } from '../access-repo.js';
 import {
+  addressTaken,
+  onlyAddress,
   planAllocation,
   type AddressPool,
   type BulkAllocation,
@@ -60,54 +62,10 @@ export class PgAddresses {
   }
 
   async allocateAddress(commonName: string, pool: AddressPool, at: Date): Promise<DeviceAddress> {
-    const cn = nonEmpty('commonName', commonName);
-    return this.db.atomic(async (db) => {
-      await lockInTransaction(db, LOCK.addresses);
-      const repo = new PgAddresses(db);
-      const held = await repo.getAddress(cn);
-      if (held) {
-        const n = ipv4ToInt(held.address);
-        if (n >= pool.first && n <= pool.last) return held;
-        await db.run('DELETE FROM device_addresses WHERE common_name = ?', [cn]);
-      }
-      const used = new Set(
-        (await db.all<{ address: string }>('SELECT address FROM device_addresses')).map((r) =>
-          ipv4ToInt(r.address),
-        ),
-      );
-      let free: number | undefined;
-      for (let n = pool.first; n <= pool.last; n++) {
-        if (!used.has(n)) {
-          free = n;
-          break;
-        }
-      }
-      if (free === undefined) {
-        throw new Conflict(
-          `vpn.clientSubnet ${pool.subnet} has no free tunnel address left (${pool.last - pool.first + 1} usable, all held by devices); revoke devices or widen the subnet`,
-          'vpn.clientSubnet',
-        );
-      }
-      const address = intToIpv4(free);
-      try {
-        await db.atomic((inner) =>
-          inner.run('INSERT INTO device_addresses (common_name, address, allocated_at) VALUES (?, ?, ?)', [
-            cn,
-            address,
-            at.toISOString(),
-          ]),
-        );
-      } catch (err) {
-        throw constraintError(err, {
-          unique: () =>
-            new Conflict(`tunnel address ${address} is already held by another device`, 'address'),
-        });
-      }
-      return (await repo.getAddress(cn))!;
-    });
+    return onlyAddress(await this.allocateAddresses([commonName], pool, at), pool);
   }
 
-  /** Under the same advisory lock as allocateAddress: the table read once, one DELETE and one INSERT. */
+  /** Under the addresses lock: the table read once, one DELETE and one INSERT. */
   async allocateAddresses(
     commonNames: readonly string[],
     pool: AddressPool,
@@ -132,9 +90,7 @@ export class PgAddresses {
             ),
           );
         } catch (err) {
-          throw constraintError(err, {
-            unique: () => new Conflict('a tunnel address is already held by another device', 'address'),
-          });
+          throw constraintError(err, { unique: addressTaken });
         }
         for (const a of plan.insert) made.set(a.commonName, { ...a, allocatedAt: fromIso(iso) });
       }
