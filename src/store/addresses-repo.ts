@@ -103,13 +103,14 @@ export function onlyAddress(result: BulkAllocation, pool: AddressPool): DeviceAd
   return a;
 }
 
-interface Row {
+/** A device_addresses row, as both engines return it. */
+export interface AddressRow {
   common_name: string;
   address: string;
   allocated_at: string;
 }
 
-const toAddress = (r: Row): DeviceAddress => ({
+export const toAddress = (r: AddressRow): DeviceAddress => ({
   commonName: r.common_name,
   address: r.address,
   allocatedAt: fromIso(r.allocated_at),
@@ -137,12 +138,12 @@ export class SqliteAddresses implements Sync<AddressStore> {
   }
 
   getAddress(commonName: string): DeviceAddress | undefined {
-    const r = this.get.get(commonName) as Row | undefined;
+    const r = this.get.get(commonName) as AddressRow | undefined;
     return r && toAddress(r);
   }
 
   listAddresses(): DeviceAddress[] {
-    return (this.all.all() as Row[])
+    return (this.all.all() as AddressRow[])
       .map(toAddress)
       .sort((a, b) => ipv4ToInt(a.address) - ipv4ToInt(b.address));
   }
@@ -154,7 +155,7 @@ export class SqliteAddresses implements Sync<AddressStore> {
   allocateAddresses(commonNames: readonly string[], pool: AddressPool, at: Date): BulkAllocation {
     const names = commonNames.map((cn) => nonEmpty('commonName', cn));
     return this.tx(() => {
-      const plan = planAllocation(names, pool, (this.all.all() as Row[]).map(toAddress), at);
+      const plan = planAllocation(names, pool, (this.all.all() as AddressRow[]).map(toAddress), at);
       for (const cn of plan.drop) this.remove.run(cn);
       const made = new Map<string, DeviceAddress>();
       for (const a of plan.insert) {

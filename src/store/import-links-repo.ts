@@ -42,7 +42,8 @@ export interface ImportLinkStore {
   pruneImportLinks(before: Date): Promise<number>;
 }
 
-interface Row {
+/** An import_links row joined with its owner's name, as both engines return it. */
+export interface LinkRow {
   id: number;
   user_id: number;
   user_name: string;
@@ -56,7 +57,7 @@ interface Row {
   cert_serial: string | null;
 }
 
-function toLink(r: Row): ImportLink {
+export function toLink(r: LinkRow): ImportLink {
   return {
     id: r.id,
     userId: r.user_id,
@@ -72,6 +73,10 @@ function toLink(r: Row): ImportLink {
   };
 }
 
+/** The link columns and join every link read uses (both engines). */
+export const LINK_SELECT =
+  'SELECT l.*, u.name AS user_name FROM import_links l JOIN users u ON u.id = l.user_id';
+
 export class SqliteImportLinks implements Sync<ImportLinkStore> {
   private readonly insert: Statement;
   private readonly byHash: Statement;
@@ -85,10 +90,7 @@ export class SqliteImportLinks implements Sync<ImportLinkStore> {
       `INSERT INTO import_links (user_id, token_hash, device_name, key_type, created_at, created_ip, expires_at)
        VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
     );
-    this.byHash = db.prepare(
-      `SELECT l.*, u.name AS user_name FROM import_links l JOIN users u ON u.id = l.user_id
-       WHERE l.token_hash = ?`,
-    );
+    this.byHash = db.prepare(`${LINK_SELECT} WHERE l.token_hash = ?`);
     this.claim = db.prepare(
       'UPDATE import_links SET used_at = ?, used_ip = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?',
     );
@@ -114,14 +116,14 @@ export class SqliteImportLinks implements Sync<ImportLinkStore> {
         nonEmpty('createdIp', l.createdIp),
         toIso('expiresAt', l.expiresAt),
       );
-      return toLink(this.byHash.get(hash) as Row);
+      return toLink(this.byHash.get(hash) as LinkRow);
     } catch (err) {
       throw ownedHashError(err, userId);
     }
   }
 
   findImportLinkByHash(tokenHash: string): ImportLink | undefined {
-    const r = this.byHash.get(tokenHash) as Row | undefined;
+    const r = this.byHash.get(tokenHash) as LinkRow | undefined;
     return r && toLink(r);
   }
 

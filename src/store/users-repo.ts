@@ -3,9 +3,13 @@ import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
 import { fromIso, intAtLeast, nonEmpty, oneOf, sqliteCode, type Sync } from './sql-util.js';
 import type { Role, User, UserStore } from './types.js';
 
-const ROLES: readonly Role[] = ['admin', 'user'];
+export const ROLES: readonly Role[] = ['admin', 'user'];
 
-interface UserRow {
+/** The users columns every read returns (both engines). */
+export const USER_COLS = 'id, name, role, password_hash, disabled, created_at';
+
+/** A users row, as both engines return it. */
+export interface UserRow {
   id: number;
   name: string;
   role: Role;
@@ -14,7 +18,7 @@ interface UserRow {
   created_at: string;
 }
 
-function toUser(r: UserRow): User {
+export function toUser(r: UserRow): User {
   return {
     id: r.id,
     name: r.name,
@@ -25,7 +29,7 @@ function toUser(r: UserRow): User {
   };
 }
 
-function hashOrNull(value: unknown): string | null {
+export function hashOrNull(value: unknown): string | null {
   if (value === null) return null;
   return nonEmpty('passwordHash', value);
 }

@@ -1,5 +1,5 @@
 import { BadRequest, Conflict, NotFound } from '../../lib/errors.js';
-import { fromIso, intAtLeast, nonEmpty, oneOf, text, toIso, toJsonObject } from '../sql-util.js';
+import { fromIso, intAtLeast, nonEmpty, text, toIso, toJsonObject } from '../sql-util.js';
 import type {
   AuditEntry,
   ClusterSnapshot,
@@ -8,6 +8,8 @@ import type {
   NewAuditEntry,
   PendingRevocation,
 } from '../types.js';
+import { AUDIT_COLS, auditFilter, auditParams, toEntry, type AuditRow } from '../audit-repo.js';
+import { GATEWAY_COLS, gatewayParams, toGateway, type GatewayRow } from '../gateways-repo.js';
 import { LOCK } from '../locks.js';
 import { constraintError, lockInTransaction, type PgDb } from './db.js';
 
@@ -98,29 +100,6 @@ export class PgState {
   }
 }
 
-const RESULTS: readonly AuditEntry['result'][] = ['ok', 'error', 'pending'];
-const AUDIT_COLS = 'id, time, actor, action, target, result, details';
-
-interface AuditRow {
-  id: number;
-  time: string;
-  actor: string;
-  action: string;
-  target: string;
-  result: AuditEntry['result'];
-  details: string;
-}
-
-const toEntry = (r: AuditRow): AuditEntry => ({
-  id: r.id,
-  time: fromIso(r.time),
-  actor: r.actor,
-  action: r.action,
-  target: r.target,
-  result: r.result,
-  details: JSON.parse(r.details) as Record<string, unknown>,
-});
-
 /** audit_log (PostgreSQL): append and read; triggers refuse UPDATE, DELETE and TRUNCATE. */
 export class PgAudit {
   constructor(private readonly db: PgDb) {}
@@ -129,14 +108,7 @@ export class PgAudit {
     const row = await this.db.get<AuditRow>(
       `INSERT INTO audit_log (time, actor, action, target, result, details)
        VALUES (@time, @actor, @action, @target, @result, @details) RETURNING ${AUDIT_COLS}`,
-      {
-        time: toIso('time', e.time ?? new Date()),
-        actor: nonEmpty('actor', e.actor),
-        action: nonEmpty('action', e.action),
-        target: text('target', e.target),
-        result: oneOf('result', e.result, RESULTS),
-        details: toJsonObject('details', e.details ?? {}),
-      },
+      auditParams(e),
     );
     return toEntry(row!);
   }
@@ -149,25 +121,17 @@ export class PgAudit {
        WHERE (@action::text IS NULL OR action = @action) AND (@target::text IS NULL OR target = @target)
          AND (@before::bigint IS NULL OR id < @before)
        ORDER BY id DESC LIMIT @limit::bigint OFFSET @offset::bigint`,
-      {
-        action: q.action === undefined ? null : text('action', q.action),
-        target: q.target === undefined ? null : text('target', q.target),
-        before: q.beforeId === undefined ? null : intAtLeast('beforeId', q.beforeId, 1),
-        limit: q.limit === undefined ? 100 : intAtLeast('limit', q.limit, 0),
-        offset: q.offset === undefined ? 0 : intAtLeast('offset', q.offset, 0),
-      },
+      auditFilter(q),
     );
     return rows.map(toEntry);
   }
 
   async countAudit(q: { action?: string; target?: string } = {}): Promise<number> {
+    const { action, target } = auditFilter(q);
     const r = await this.db.get<{ n: number }>(
       `SELECT count(*) AS n FROM audit_log
        WHERE (@action::text IS NULL OR action = @action) AND (@target::text IS NULL OR target = @target)`,
-      {
-        action: q.action === undefined ? null : text('action', q.action),
-        target: q.target === undefined ? null : text('target', q.target),
-      },
+      { action, target },
     );
     return r!.n;
   }
@@ -217,38 +181,12 @@ export class PgPending {
   }
 }
 
-interface GatewayRow {
-  name: string;
-  target: string;
-  cert_serial: string | null;
-  status: string;
-  details: string;
-  updated_at: string;
-}
-
-const GATEWAY_COLS = 'name, target, cert_serial, status, details, updated_at';
-const toGateway = (r: GatewayRow): GatewayRecord => ({
-  name: r.name,
-  target: r.target,
-  certSerial: r.cert_serial,
-  status: r.status,
-  details: JSON.parse(r.details) as Record<string, unknown>,
-  updatedAt: fromIso(r.updated_at),
-});
-
 /** Office gateways (PostgreSQL). */
 export class PgGateways {
   constructor(private readonly db: PgDb) {}
 
   async upsertGateway(g: GatewayRecord): Promise<GatewayRecord> {
-    const params = {
-      name: nonEmpty('name', g.name),
-      target: text('target', g.target),
-      certSerial: g.certSerial === null ? null : nonEmpty('certSerial', g.certSerial),
-      status: nonEmpty('status', g.status),
-      details: toJsonObject('details', g.details),
-      updatedAt: toIso('updatedAt', g.updatedAt),
-    };
+    const params = gatewayParams(g);
     try {
       const r = await this.db.atomic((db) =>
         db.get<GatewayRow>(

@@ -1,9 +1,10 @@
 import { BadRequest, Conflict, NotFound } from '../../lib/errors.js';
 import { isSerial, SERIAL_RULE } from '../../lib/serial.js';
 import { CERT_KINDS, CERT_SELECT, REVOCATION_REASONS, toCert, type CertRow } from '../cert-rows.js';
-import { fromIso, intAtLeast, nonEmpty, oneOf, text, toIso } from '../sql-util.js';
+import { intAtLeast, nonEmpty, oneOf, text, toIso } from '../sql-util.js';
 import type { CertQuery, CertRecord, NewCert, RevocationReason, Role, User } from '../types.js';
 import { listCerts } from './cert-list.js';
+import { hashOrNull, ROLES, toUser, USER_COLS, type UserRow } from '../users-repo.js';
 import { LOCK } from '../locks.js';
 import {
   constraintError,
@@ -13,31 +14,6 @@ import {
   UNIQUE_VIOLATION,
   type PgDb,
 } from './db.js';
-
-const ROLES: readonly Role[] = ['admin', 'user'];
-const USER_COLS = 'id, name, role, password_hash, disabled, created_at';
-
-interface UserRow {
-  id: number;
-  name: string;
-  role: Role;
-  password_hash: string | null;
-  disabled: number;
-  created_at: string;
-}
-
-const toUser = (r: UserRow): User => ({
-  id: r.id,
-  name: r.name,
-  role: r.role,
-  passwordHash: r.password_hash,
-  disabled: r.disabled === 1,
-  createdAt: fromIso(r.created_at),
-});
-
-function hashOrNull(value: unknown): string | null {
-  return value === null ? null : nonEmpty('passwordHash', value);
-}
 
 /** users (PostgreSQL); same rules as ../users-repo.ts. */
 export class PgUsers {
