@@ -77,6 +77,26 @@ export function toLink(r: LinkRow): ImportLink {
 export const LINK_SELECT =
   'SELECT l.*, u.name AS user_name FROM import_links l JOIN users u ON u.id = l.user_id';
 
+/**
+ * The positional values of createImportLink (checked: 400 naming the field): user, token hash (a
+ * sha256 hex digest), device, key type, created, created from, expires.
+ */
+export function importLinkValues(l: Parameters<ImportLinkStore['createImportLink']>[0]): unknown[] {
+  const userId = intAtLeast('userId', l.userId, 1);
+  const hash = nonEmpty('tokenHash', l.tokenHash);
+  if (!/^[0-9a-f]{64}$/.test(hash))
+    throw new BadRequest('tokenHash must be a sha256 hex digest', 'tokenHash');
+  return [
+    userId,
+    hash,
+    nonEmpty('deviceName', l.deviceName),
+    l.keyType,
+    toIso('createdAt', l.createdAt),
+    nonEmpty('createdIp', l.createdIp),
+    toIso('expiresAt', l.expiresAt),
+  ];
+}
+
 export class SqliteImportLinks implements Sync<ImportLinkStore> {
   private readonly insert: Statement;
   private readonly byHash: Statement;
@@ -102,20 +122,10 @@ export class SqliteImportLinks implements Sync<ImportLinkStore> {
   }
 
   createImportLink(l: Parameters<ImportLinkStore['createImportLink']>[0]): ImportLink {
-    const userId = intAtLeast('userId', l.userId, 1);
-    const hash = nonEmpty('tokenHash', l.tokenHash);
-    if (!/^[0-9a-f]{64}$/.test(hash))
-      throw new BadRequest('tokenHash must be a sha256 hex digest', 'tokenHash');
+    const values = importLinkValues(l);
+    const [userId, hash] = values as [number, string];
     try {
-      this.insert.get(
-        userId,
-        hash,
-        nonEmpty('deviceName', l.deviceName),
-        l.keyType,
-        toIso('createdAt', l.createdAt),
-        nonEmpty('createdIp', l.createdIp),
-        toIso('expiresAt', l.expiresAt),
-      );
+      this.insert.get(...values);
       return toLink(this.byHash.get(hash) as LinkRow);
     } catch (err) {
       throw ownedHashError(err, userId);

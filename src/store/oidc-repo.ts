@@ -61,6 +61,19 @@ const COLUMNS = {
   lastSyncAt: 'last_sync_at',
 } as const;
 
+/** The positional values of insertOidcIdentity: issuer, subject, user, groups, token, created, last login. */
+export function oidcInsertValues(i: Omit<OidcIdentity, 'lastSyncAt'>): unknown[] {
+  return [
+    i.issuer,
+    i.subject,
+    i.userId,
+    JSON.stringify(i.groups),
+    i.refreshToken,
+    toIso('createdAt', i.createdAt),
+    i.lastLoginAt ? toIso('lastLoginAt', i.lastLoginAt) : null,
+  ];
+}
+
 /**
  * The updateOidcIdentity statement for the fields `patch` names (`?` placeholders, both engines), or
  * undefined when it names none.
@@ -119,15 +132,7 @@ export class SqliteOidcIdentities implements Sync<OidcIdentityStore> {
   }
 
   insertOidcIdentity(i: Omit<OidcIdentity, 'lastSyncAt'>): OidcIdentity {
-    const r = this.insert.get(
-      i.issuer,
-      i.subject,
-      i.userId,
-      JSON.stringify(i.groups),
-      i.refreshToken,
-      toIso('createdAt', i.createdAt),
-      i.lastLoginAt ? toIso('lastLoginAt', i.lastLoginAt) : null,
-    ) as OidcRow;
+    const r = this.insert.get(...oidcInsertValues(i)) as OidcRow;
     return toIdentity(r);
   }
 

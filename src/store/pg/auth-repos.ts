@@ -1,16 +1,18 @@
 import { BadRequest, NotFound } from '../../lib/errors.js';
 import {
+  importLinkValues,
   LINK_SELECT,
   toLink,
   type ImportLink,
   type ImportLinkStore,
   type LinkRow,
 } from '../import-links-repo.js';
-import { oidcUpdate, toIdentity, type OidcIdentity, type OidcRow } from '../oidc-repo.js';
+import { oidcInsertValues, oidcUpdate, toIdentity, type OidcIdentity, type OidcRow } from '../oidc-repo.js';
 import { TOKEN_SELECT, toToken, type TokenRow } from '../tokens-repo.js';
 import { fromIso, intAtLeast, nonEmpty, text, toIso, toIsoOrNull } from '../sql-util.js';
 import type { ApiToken, SessionRecord } from '../types.js';
 import { ownedHashError } from '../owned-hash-errors.js';
+import { sessionParams } from '../sessions-repo.js';
 import { constraintError, type PgDb } from './db.js';
 
 /** A value for an int4 id column, or undefined when it cannot be one (then nothing matches). */
@@ -31,12 +33,7 @@ export class PgSessions {
   }
 
   async setSession(sid: string, data: string, expiresAt: Date, userId: number | null = null): Promise<void> {
-    const params = {
-      sid: nonEmpty('sid', sid),
-      data: text('data', data),
-      expiresAt: toIso('expiresAt', expiresAt),
-      userId: userId === null ? null : intAtLeast('userId', userId, 1),
-    };
+    const params = sessionParams(sid, data, expiresAt, userId);
     try {
       await this.db.atomic((db) =>
         db.run(
@@ -165,15 +162,7 @@ export class PgOidc {
       db.get<OidcRow>(
         `INSERT INTO oidc_identities (issuer, subject, user_id, groups, refresh_token, created_at, last_login_at)
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        [
-          i.issuer,
-          i.subject,
-          i.userId,
-          JSON.stringify(i.groups),
-          i.refreshToken,
-          toIso('createdAt', i.createdAt),
-          i.lastLoginAt ? toIso('lastLoginAt', i.lastLoginAt) : null,
-        ],
+        oidcInsertValues(i),
       ),
     );
     return toIdentity(r!);
@@ -194,19 +183,8 @@ export class PgImportLinks {
   constructor(private readonly db: PgDb) {}
 
   async createImportLink(l: Parameters<ImportLinkStore['createImportLink']>[0]): Promise<ImportLink> {
-    const userId = intAtLeast('userId', l.userId, 1);
-    const hash = nonEmpty('tokenHash', l.tokenHash);
-    if (!/^[0-9a-f]{64}$/.test(hash))
-      throw new BadRequest('tokenHash must be a sha256 hex digest', 'tokenHash');
-    const values = [
-      userId,
-      hash,
-      nonEmpty('deviceName', l.deviceName),
-      l.keyType,
-      toIso('createdAt', l.createdAt),
-      nonEmpty('createdIp', l.createdIp),
-      toIso('expiresAt', l.expiresAt),
-    ];
+    const values = importLinkValues(l);
+    const [userId, hash] = values as [number, string];
     try {
       return await this.db.atomic(async (db) => {
         await db.run(

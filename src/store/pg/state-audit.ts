@@ -11,16 +11,10 @@ import type {
 import { AUDIT_COLS, auditFilter, auditParams, toEntry, type AuditRow } from '../audit-repo.js';
 import { GATEWAY_COLS, gatewayParams, toGateway, type GatewayRow } from '../gateways-repo.js';
 import { LOCK } from '../locks.js';
+import { crlParams, toCrlState, type CrlRow } from '../state-repo.js';
 import { constraintError, lockInTransaction, type PgDb } from './db.js';
 
 const CLUSTER_KEY = 'cluster.snapshot';
-
-interface CrlRow {
-  number: number;
-  pem: string;
-  this_update: string;
-  next_update: string;
-}
 
 /**
  * crl_state, settings and the cluster snapshot (PostgreSQL); same rules as ../state-repo.ts.
@@ -39,26 +33,11 @@ export class PgState {
     const r = await this.db.get<CrlRow>(
       'SELECT number, pem, this_update, next_update FROM crl_state WHERE id = 1',
     );
-    return (
-      r && {
-        number: r.number,
-        pem: r.pem,
-        thisUpdate: fromIso(r.this_update),
-        nextUpdate: fromIso(r.next_update),
-      }
-    );
+    return r && toCrlState(r);
   }
 
   async saveCrl(state: CrlState): Promise<void> {
-    const params = {
-      number: intAtLeast('number', state.number, 0),
-      pem: nonEmpty('pem', state.pem),
-      thisUpdate: toIso('thisUpdate', state.thisUpdate),
-      nextUpdate: toIso('nextUpdate', state.nextUpdate),
-    };
-    if (params.nextUpdate <= params.thisUpdate) {
-      throw new BadRequest('nextUpdate must be after thisUpdate', 'nextUpdate');
-    }
+    const params = crlParams(state);
     // the WHERE turns a non-increasing number into "0 rows" in the same statement: under READ COMMITTED
     // a concurrent writer's row is re-checked after its commit, so two writers cannot both save N+1
     const changed = await this.db.run(
