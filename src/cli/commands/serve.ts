@@ -36,9 +36,10 @@ export type WebDepsFactory = (
   cluster?: ClusterPort;
   /**
    * Background work that writes (audit rows, session history, the server's Secret and Deployment):
-   * started on the replica that holds the leadership only, stopped when it loses it.
+   * started on the replica that holds the leadership only, stopped when it loses it or shuts down (a
+   * stop's Promise is awaited before the store closes).
    */
-  leaderWork?: () => { stop(): void }[];
+  leaderWork?: () => { stop(): void | Promise<void> }[];
 }>;
 
 /**
@@ -155,11 +156,11 @@ export function register(program: Command, env: CliEnv): void {
               )
             : () => undefined;
           return async () => {
-            for (const w of watches) w.stop();
             stopSync();
             stopAccess();
             upkeep.cancel();
-            await backups?.stop();
+            // a sync still running writes through ctx.store, which the shutdown closes next
+            await Promise.all([...watches.map((w) => w.stop()), backups?.stop()]);
           };
         });
         env.out(`podgate web app on ${server.url}`);
