@@ -144,6 +144,7 @@ export function register(program: Command, env: CliEnv): void {
           backups?.start();
           const upkeep = startUpkeep({
             clock: ctx.clock,
+            everyMs: Math.min(3_600_000, config.vpn.crlRefreshSeconds * 1000),
             revocation: ctx.revocation,
             caWarning: () => caExpiryWarning(ctx),
           });
