@@ -75,7 +75,12 @@ export async function createStoreBackup(o: {
     const data = encodeBackup(entries, info, o.passphrase);
     const sha256 = createHash('sha256').update(data).digest('hex');
     log.info(
-      { store: target.display, bytes: data.length, certificates: info.certificates, crlNumber: info.crlNumber },
+      {
+        store: target.display,
+        bytes: data.length,
+        certificates: info.certificates,
+        crlNumber: info.crlNumber,
+      },
       'backup made',
     );
     return { data, info, sha256 };

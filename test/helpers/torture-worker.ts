@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../src/lib/fs-atomic.js';
 import { LocalCrlPublisher, serverDir } from '../../src/openvpn/local-publisher.js';
 import { createBackup } from '../../src/services/backup.js';
+import { createStoreBackup } from '../../src/services/store-backup.js';
 import { testContext } from './context.js';
 
 const [dir, seedArg, overridesArg] = process.argv.slice(2);
@@ -78,11 +79,13 @@ for (let i = 0; ; i++) {
       throw err;
     }
     say(`revoked ${victim.serial} ${crl.number}`);
-  } else if (r < 0.85 || onPg) {
+  } else if (r < 0.85) {
     await ctx.revocation.publish();
     say(`published ${(await ctx.store.getCrl())!.number}`);
   } else {
-    const made = await createBackup({ dataDir, passphrase: 'torture passphrase', exclude: [backups] });
+    const made = onPg
+      ? await createStoreBackup({ config: ctx.config, dataDir, passphrase: 'torture passphrase' })
+      : await createBackup({ dataDir, passphrase: 'torture passphrase', exclude: [backups] });
     const file = join(backups, `b-${seedArg}-${i}.pgbackup`);
     writeFileAtomic(file, made.data, 0o600);
     say(`backup ${file}`);

@@ -49,15 +49,17 @@ export async function snapshotPgToSqlite(
         const batches: { table: string; cols: string[]; rows: unknown[][] }[] = [];
         for (const table of COPIED_TABLES) {
           const cols = await columnsToCopy(tx, dst, table);
-          const rows = (
-            await tx.all<Record<string, unknown>>(`SELECT ${cols.join(', ')} FROM ${table}`)
-          ).map((r) => cols.map((c) => sqliteValue(r[c])));
+          const rows = (await tx.all<Record<string, unknown>>(`SELECT ${cols.join(', ')} FROM ${table}`)).map(
+            (r) => cols.map((c) => sqliteValue(r[c])),
+          );
           batches.push({ table, cols, rows });
           tables.push({ name: table, rows: rows.length });
         }
-        const access = await tx.get<{ version: number; published_version: number; published_hash: string | null }>(
-          'SELECT version, published_version, published_hash FROM access_state WHERE id = 1',
-        );
+        const access = await tx.get<{
+          version: number;
+          published_version: number;
+          published_hash: string | null;
+        }>('SELECT version, published_version, published_hash FROM access_state WHERE id = 1');
         const crl = await tx.get<{ number: number }>('SELECT number FROM crl_state WHERE id = 1');
         const files = (
           await tx.all<{ name: string; mode: number; content: Buffer }>(
@@ -78,7 +80,9 @@ export async function snapshotPgToSqlite(
       }
       if (snapshot.access) {
         dst
-          .prepare('UPDATE access_state SET version = ?, published_version = ?, published_hash = ? WHERE id = 1')
+          .prepare(
+            'UPDATE access_state SET version = ?, published_version = ?, published_hash = ? WHERE id = 1',
+          )
           .run(snapshot.access.version, snapshot.access.published_version, snapshot.access.published_hash);
       }
     })();
@@ -104,7 +108,11 @@ async function refuseUnknownTables(tx: PgDb): Promise<void> {
     (n) => !NOT_COPIED.has(n) && !(COPIED_TABLES as readonly string[]).includes(n),
   );
   if (unknown.length > 0) {
-    throw new AppError(500, 'backup_table', `no backup rule for PostgreSQL table(s) ${unknown.sort().join(', ')}`);
+    throw new AppError(
+      500,
+      'backup_table',
+      `no backup rule for PostgreSQL table(s) ${unknown.sort().join(', ')}`,
+    );
   }
 }
 

@@ -125,10 +125,10 @@ describe('store: backup and restore on PostgreSQL and across engines', function 
 
     const target = await pg.createDatabase('bdst');
     const restore = (database: string) =>
-      runCli(
-        ['--data-dir', fresh('cli'), 'restore', file, '--passphrase-file', join(dir, 'backup.pass')],
-        { ...env, PODGATE_STORE_URL: pg.url(database) },
-      );
+      runCli(['--data-dir', fresh('cli'), 'restore', file, '--passphrase-file', join(dir, 'backup.pass')], {
+        ...env,
+        PODGATE_STORE_URL: pg.url(database),
+      });
     const r = await restore(target);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`restored 3 files into postgres://.*/${target}`));
@@ -165,7 +165,10 @@ describe('store: backup and restore on PostgreSQL and across engines', function 
     });
     const r = await restoreStoreBackup({ file, passphrase: PASS, config: sqliteConfig, actor: 'test' });
     assert.equal(r.dataDir, sqliteDir);
-    const onSqlite = await testContext(dir, { dataDir: sqliteDir, 'ca.passphraseFile': join(dir, 'ca.pass') });
+    const onSqlite = await testContext(dir, {
+      dataDir: sqliteDir,
+      'ca.passphraseFile': join(dir, 'ca.pass'),
+    });
     let back: Buffer;
     try {
       const got = await summary(onSqlite);
@@ -178,7 +181,10 @@ describe('store: backup and restore on PostgreSQL and across engines', function 
     }
     // and back: the SQLite data dir's backup into a new PostgreSQL database
     const target = await pg.createDatabase('xdst');
-    const pgConfig = loadConfig({ env: {}, overrides: { ...pgOverrides(target), dataDir: fresh('restorer') } });
+    const pgConfig = loadConfig({
+      env: {},
+      overrides: { ...pgOverrides(target), dataDir: fresh('restorer') },
+    });
     await restoreStoreBackup({ file: back, passphrase: PASS, config: pgConfig, actor: 'test' });
     const onPg = await testContext(dir, { ...pgOverrides(target), dataDir: fresh('replica') });
     try {

@@ -262,7 +262,7 @@ describe(`torture (PostgreSQL): ${ROUNDS} rounds of SIGKILLs to two writers`, fu
       await Promise.all(
         writers.map(async (w) => {
           if (random() < 0.9) await w.ready;
-          await sleep(200 + Math.floor(random() * 1500));
+          await sleep(400 + Math.floor(random() * 2000));
           w.child.kill('SIGKILL');
         }),
       );
