@@ -10,6 +10,7 @@ const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'revocation.js', run: 'runRevocationBench', print: 'printRevocationBench' },
   { file: 'web.js', run: 'runWebBench' },
   { file: 'issue-flood.js', run: 'runIssueFloodBench' },
+  { file: 'replicas.js', run: 'runReplicasBench', print: 'printReplicasBench' },
   { file: 'backup.js', run: 'runBackupBench', print: 'printBackupBench' },
   { file: 'crl-size.js', run: 'runCrlSizeBench', print: 'printCrlSizeBench' },
   { file: 'access-bundle.js', run: 'runAccessBench', print: 'printAccessBench' },
