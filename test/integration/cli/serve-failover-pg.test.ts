@@ -1,6 +1,7 @@
 /**
- * Leader failover between two real `podgate serve` processes on one PostgreSQL database (advisory-lock
- * leadership, outside Kubernetes). The CRL refresh is set to 2 s so that the leader re-signs often; the
+ * Leader failover between two real `podgate serve` processes on one PostgreSQL database, in both modes:
+ * the advisory lock (outside Kubernetes) and the coordination.k8s.io Lease on the real API server
+ * (test/cluster, v1.34; `serve` told it runs in a pod, with the admin kubeconfig). The CRL refresh is set to 2 s so that the leader re-signs often; the
  * replica holding the lock is SIGKILLed (no chance to give the lock up); the other takes the lock and
  * runs the next re-sign. Shown with the timestamps of both processes' own logs (pino `time`, one
  * machine's clock): the killed one re-signed only before the kill, the survivor took the leadership
@@ -13,6 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sharedPostgres } from '../../helpers/pg-store.js';
+import { dropNamespace, freshNamespace, realCluster } from '../../helpers/real-cluster.js';
 import { startServe, type Serving } from '../../helpers/serve.js';
 
 const LEASE_S = 5;
@@ -33,9 +35,10 @@ function logLines(s: Serving): LogLine[] {
     .map((l) => JSON.parse(l) as LogLine);
 }
 
-const tookLead = (s: Serving) =>
+type Mode = 'advisory lock' | 'Lease';
+const tookLead = (s: Serving, mode: Mode) =>
   logLines(s)
-    .filter((l) => l.msg === 'took the leadership (advisory lock)')
+    .filter((l) => l.msg === `took the leadership (${mode})`)
     .map((l) => l.time);
 const resigns = (s: Serving) => logLines(s).filter((l) => l.msg === 'CRL re-signed');
 
@@ -48,20 +51,21 @@ async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void
 }
 
 describe('serve x2 on one PostgreSQL: SIGKILL of the leader moves the CRL re-sign to the other', function () {
-  this.timeout(180_000);
+  this.timeout(240_000);
   let dir: string;
   const serves: Serving[] = [];
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'podgate-failover-'));
   });
-  after(async () => {
+  afterEach(async () => {
     for (const s of serves) s.child.kill('SIGKILL');
     await Promise.all(serves.map((s) => s.stop()));
-    rmSync(dir, { recursive: true, force: true });
+    serves.length = 0;
   });
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('the survivor takes the lock after the kill and re-signs; never two leaders', async () => {
+  async function failover(mode: Mode, extraEnv: NodeJS.ProcessEnv): Promise<void> {
     const pg = await sharedPostgres();
     const database = await pg.createDatabase('failover');
     writeFileSync(join(dir, 'ca-passphrase'), 'failover-shared-ca-passphrase\n', { mode: 0o600 });
@@ -75,41 +79,67 @@ describe('serve x2 on one PostgreSQL: SIGKILL of the leader moves the CRL re-sig
       PODGATE_ADMIN_PASSWORD_FILE: join(dir, 'admin-password'),
       PODGATE_LOG_LEVEL: 'info',
       PGPASSWORD: '',
+      ...extraEnv,
     };
-    serves.push(await startServe({ dataDir: join(dir, 'a'), env }));
-    serves.push(await startServe({ dataDir: join(dir, 'b'), env }));
+    serves.push(await startServe({ dataDir: join(dir, `${database}-a`), env }));
+    serves.push(await startServe({ dataDir: join(dir, `${database}-b`), env }));
+    // from here on only the timers re-sign (each replica re-signs a due CRL once at start, leader or not)
+    const upAt = Date.now();
+    const timerResigns = (s: Serving) => resigns(s).filter((r) => r.time > upAt);
     // the leader re-signs every REFRESH_S; wait for two of them
-    await until('two re-signs by the leader', () => serves.some((s) => resigns(s).length >= 2));
-    const leaderIx = serves.findIndex((s) => tookLead(s).length > 0);
-    assert.notEqual(leaderIx, -1, 'one replica logged taking the lock');
+    await until('two re-signs by the leader', () => serves.some((s) => timerResigns(s).length >= 2));
+    const leaderIx = serves.findIndex((s) => tookLead(s, mode).length > 0);
+    assert.notEqual(leaderIx, -1, 'one replica logged taking the leadership');
     const leader = serves[leaderIx]!;
     const other = serves[1 - leaderIx]!;
-    assert.deepEqual(tookLead(other), [], 'the other never took the lock while the leader lived');
-    assert.deepEqual(resigns(other), [], 'the other re-signed nothing while the leader lived');
+    assert.deepEqual(tookLead(other, mode), [], 'the other never took it while the leader lived');
+    assert.deepEqual(timerResigns(other), [], 'the other re-signed nothing while the leader lived');
 
     const killedAt = Date.now();
     leader.child.kill('SIGKILL');
     await leader.stop(); // resolves once it has exited
-    await until('the survivor re-signs', () => resigns(other).length > 0);
+    await until('the survivor re-signs', () => timerResigns(other).length > 0);
 
-    const leaderResigns = resigns(leader);
-    const took = tookLead(other);
-    const otherResigns = resigns(other);
-    assert.equal(took.length, 1, 'the survivor took the lock once');
-    assert.ok(took[0]! >= killedAt, `took the lock at ${took[0]}, before the kill at ${killedAt}`);
+    const leaderResigns = timerResigns(leader);
+    const took = tookLead(other, mode);
+    const otherResigns = timerResigns(other);
+    assert.equal(took.length, 1, 'the survivor took the leadership once');
+    assert.ok(took[0]! >= killedAt, `took it at ${took[0]}, before the kill at ${killedAt}`);
     for (const r of leaderResigns)
       assert.ok(r.time < took[0]!, `the killed leader re-signed at ${r.time}, after the takeover ${took[0]}`);
     for (const r of otherResigns)
       assert.ok(r.time >= took[0]!, `the survivor re-signed at ${r.time}, before its takeover ${took[0]}`);
-    // the survivor's CRL follows the killed leader's: numbers strictly rising across the failover
-    const numbers = [...leaderResigns, ...otherResigns].map((r) => r.crlNumber!);
+    // every re-sign of either (start-up ones too), in time order: numbers strictly rising
+    const numbers = [...resigns(leader), ...resigns(other)]
+      .sort((a, b) => a.time - b.time)
+      .map((r) => r.crlNumber!);
     for (let i = 1; i < numbers.length; i++)
       assert.ok(numbers[i]! > numbers[i - 1]!, `CRL numbers ${numbers.join(', ')} not strictly rising`);
 
     console.log(
-      `      lease ${LEASE_S} s, refresh ${REFRESH_S} s: kill -> survivor took the lock ${took[0]! - killedAt} ms, ` +
+      `      ${mode}, lease ${LEASE_S} s, refresh ${REFRESH_S} s: kill -> survivor took over ${took[0]! - killedAt} ms, ` +
         `-> next CRL re-sign (#${otherResigns[0]!.crlNumber}) ${otherResigns[0]!.time - killedAt} ms ` +
         `(last by the killed leader: #${leaderResigns.at(-1)!.crlNumber}, ${killedAt - leaderResigns.at(-1)!.time} ms before the kill)`,
     );
+  }
+
+  it('advisory lock: the survivor takes the lock after the kill and re-signs; never two leaders', async () => {
+    await failover('advisory lock', {});
+  });
+
+  it('Lease (real API server): the survivor takes the Lease after the kill and re-signs; never two leaders', async () => {
+    const cp = await realCluster();
+    const ns = await freshNamespace(cp, 'failover');
+    try {
+      await failover('Lease', {
+        // what a pod has; the API server is the test's, reached with the admin kubeconfig
+        KUBERNETES_SERVICE_HOST: '127.0.0.1',
+        PODGATE_KUBERNETES_KUBECONFIG: cp.kubeconfig,
+        PODGATE_KUBERNETES_NAMESPACE: ns,
+        PODGATE_STORE_LEASE_NAMESPACE: ns,
+      });
+    } finally {
+      await dropNamespace(cp, ns);
+    }
   });
 });
