@@ -11,6 +11,7 @@ const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'web.js', run: 'runWebBench' },
   { file: 'issue-flood.js', run: 'runIssueFloodBench' },
   { file: 'ca-sync-pg.js', run: 'runCaSyncPgBench', print: 'printCaSyncPgBench' },
+  { file: 'replicas.js', run: 'runReplicasBench', print: 'printReplicasBench' },
   { file: 'backup.js', run: 'runBackupBench', print: 'printBackupBench' },
   { file: 'crl-size.js', run: 'runCrlSizeBench', print: 'printCrlSizeBench' },
   { file: 'access-bundle.js', run: 'runAccessBench', print: 'printAccessBench' },

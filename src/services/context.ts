@@ -129,6 +129,8 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       store,
       cas,
       crlDays: config.vpn.crlDays,
+      // the default keeps the day-since-thisUpdate rule; a shorter refresh counts from the signing time
+      ...(config.vpn.crlRefreshSeconds < 86_400 ? { refreshMs: config.vpn.crlRefreshSeconds * 1000 } : {}),
       publishers: [...(deps.publishers ?? [])],
       now,
     });

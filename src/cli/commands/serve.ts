@@ -139,12 +139,19 @@ export function register(program: Command, env: CliEnv): void {
           ),
         );
         await elected.leadership.start();
+        // leading from the start: start-up has just done the upkeep's work. A later takeover checks at
+        // once: the replica that led may have died with the CRL due.
+        let ledAtStart = elected.leadership.isLeader();
         const timers = whileLeader(elected.leadership, () => {
+          const firstMs = ledAtStart ? undefined : 0;
+          ledAtStart = false;
           const watches = leaderWork?.() ?? [];
           const stopAccess = startAccessTimers(ctx);
           backups?.start();
           const upkeep = startUpkeep({
             clock: ctx.clock,
+            everyMs: Math.min(3_600_000, config.vpn.crlRefreshSeconds * 1000),
+            ...(firstMs === undefined ? {} : { firstMs }),
             revocation: ctx.revocation,
             caWarning: () => caExpiryWarning(ctx),
           });
