@@ -8,6 +8,7 @@ const SUITES: { file: string; run: string; print?: string }[] = [
   { file: 'pki.js', run: 'runPkiBench' },
   { file: 'services.js', run: 'runServicesBench', print: 'printServicesBench' },
   { file: 'revocation.js', run: 'runRevocationBench', print: 'printRevocationBench' },
+  { file: 'revoke-cluster.js', run: 'runClusterRevokeBench' },
   { file: 'web.js', run: 'runWebBench' },
   { file: 'issue-flood.js', run: 'runIssueFloodBench' },
   { file: 'ca-sync-pg.js', run: 'runCaSyncPgBench', print: 'printCaSyncPgBench' },
@@ -52,6 +53,7 @@ function printIssueTable(r: Record<string, unknown>): void {
   const startup = r.startup as import('./startup.js').StartupBenchResult | undefined;
   const pki = r.pki as { ecRsaCa: number; ecEcCa: number; easyRsaEc: number } | undefined;
   const rev = r.revocation as import('./revocation.js').RevocationBenchResult | undefined;
+  const kube = r['revoke-cluster'] as import('./revoke-cluster.js').ClusterRevokeBenchResult | undefined;
   const tunnel = r.tunnel as import('./tunnel.js').TunnelBenchResult | undefined;
   const web = r.web as
     | {
@@ -79,6 +81,14 @@ function printIssueTable(r: Record<string, unknown>): void {
       rev ? ms(rev.fromCallStart.median) : none,
       rev ? `CLI no-op ${ms(rev.cliBaselineMs.median)}` : none,
       '<= 120 ms',
+    ],
+    [
+      'cluster-mode revoke, CLI call -> podgate-crl Secret written (real API server; every call a first revoke)',
+      kube
+        ? `median ${ms(kube.revokeMs.median)}, first ${ms(kube.revokeMs.first)}, worst ${ms(kube.revokeMs.worst)}${kube.baselineRevokeMs ? ` (baseline build: median ${ms(kube.baselineRevokeMs.median)}, worst ${ms(kube.baselineRevokeMs.worst)})` : ''}`
+        : none,
+      kube ? `node -e 0 ${ms(kube.nodeMs)}; local cert list ${ms(kube.certListMs)}` : none,
+      '<= 300 ms every time',
     ],
     [
       'revoke -> cut on the real node, from the CLI call',

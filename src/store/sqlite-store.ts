@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { lazyStatements } from './lazy-statements.js';
 import { AsyncMutex } from '../lib/async-mutex.js';
 import { AppError } from '../lib/errors.js';
 import type { AccessRule } from '../access/types.js';
@@ -474,7 +475,7 @@ export class SqliteStore extends SqliteOps implements T.Store {
 
   private constructor(file: string, db: Database.Database, options: OpenOptions) {
     const schemaVersion = migrate(db, options.migrations ?? allMigrations);
-    super(db, new Repos(db));
+    super(db, new Repos(lazyStatements(db)));
     this.file = file;
     this.schemaVersion = schemaVersion;
   }
