@@ -15,6 +15,8 @@ interface Built {
   page: string;
   /** The sort column expression (its value goes into the next cursor). */
   sortColumn: string;
+  /** A substring search is among the filters. */
+  searched: boolean;
   /** The count reads cert_counts: no filter but status. */
   countFromCounter: boolean;
   /** Parameters of the WHERE clause (shared by the count). */
@@ -82,6 +84,7 @@ function build(q: CertQuery): Built {
     orderBy,
     page,
     sortColumn,
+    searched: params.search !== undefined,
     countFromCounter: conds.length === 0 || (conds.length === 1 && params.status !== undefined),
     params,
     pageParams,
@@ -111,11 +114,16 @@ export class CertLister {
 
   constructor(private readonly db: Database) {
     this.read = db.transaction((b: Built) => {
-      const total = this.stmt(this.countSql(b)).pluck().get(b.params) as number;
-      const rows = this.stmt(this.pageSql(b)).all({ ...b.params, ...b.pageParams }) as (CertRow & {
-        row_id: number;
-        sort_key: string;
-      })[];
+      const onePass = this.countsWithPage(b);
+      const rows = this.stmt(onePass ? this.countedPageSql(b) : this.pageSql(b)).all({
+        ...b.params,
+        ...b.pageParams,
+      }) as (CertRow & { row_id: number; sort_key: string; total_rows?: number })[];
+      // an empty page (offset past the end) carries no count: then it is counted on its own
+      const total =
+        onePass && rows.length > 0
+          ? rows[0]!.total_rows!
+          : (this.stmt(this.countSql(b)).pluck().get(b.params) as number);
       const last = rows[rows.length - 1];
       const full = b.paged && b.limit > 0 && rows.length === b.limit;
       return {
@@ -132,7 +140,7 @@ export class CertLister {
 
   /**
    * EXPLAIN QUERY PLAN details for q (tests assert them): the count, the selection of the page's row ids
-   * (where the work is) and the whole page statement.
+   * (where the work is) and the whole page statement (with its window count when it counts too).
    */
   plans(q: CertQuery = {}): { count: string[]; select: string[]; page: string[] } {
     const b = build(q);
@@ -142,8 +150,28 @@ export class CertLister {
     return {
       count: plan(this.countSql(b), b.params),
       select: plan(`SELECT c.rowid FROM certificates c ${b.pageWhere} ${b.orderBy} ${b.page}`, all),
-      page: plan(this.pageSql(b), all),
+      page: plan(this.countsWithPage(b) ? this.countedPageSql(b) : this.pageSql(b), all),
     };
+  }
+
+  /**
+   * A search's first or OFFSET page finds its matches once: the same pass that sorts them for the page
+   * counts them (a window count), instead of a count statement that runs the trigram match again
+   * (search 25% less CPU at 10,000 rows). Not for the other filters: their counts read a covering index
+   * and cost less than the window (measured: an expiry window +40%). Keyset pages count another set of
+   * rows than they read.
+   */
+  private countsWithPage(b: Built): boolean {
+    return b.searched && b.paged && b.where === b.pageWhere;
+  }
+
+  private countedPageSql(b: Built): string {
+    const select = CERT_SELECT.replace(
+      /^SELECT /,
+      `SELECT c.rowid AS row_id, ${b.sortColumn} AS sort_key, (SELECT n FROM w LIMIT 1) AS total_rows, `,
+    );
+    return `WITH w AS MATERIALIZED (SELECT c.rowid AS rid, count(*) OVER () AS n FROM certificates c ${b.where} ${b.orderBy} ${b.page})
+      ${select} WHERE c.rowid IN (SELECT rid FROM w) ${b.orderBy}`;
   }
 
   private countSql(b: Built): string {

@@ -7,14 +7,19 @@ import type { PgDb } from './db.js';
 const isSerial = (v: unknown): v is string => typeof v === 'string';
 
 /**
- * listCerts on PostgreSQL: the filters, sorts and pages of ../cert-query.ts (same validation, same
- * messages). The serial breaks ties (SQLite uses the rowid); substring search is ILIKE on the three
- * name columns, served by the pg_trgm index. Total and page come from one statement (one snapshot).
+ * The statement of listCerts on PostgreSQL: the filters, sorts and pages of ../cert-query.ts (same
+ * validation, same messages). The serial breaks ties (SQLite uses the rowid); substring search is ILIKE
+ * on the three name columns, served by the pg_trgm index. Total and page come from one statement (one
+ * snapshot).
  */
-export async function listCerts(
-  db: PgDb,
-  q: CertQuery = {},
-): Promise<{ total: number; items: CertRecord[]; nextCursor?: string }> {
+function certListStatement(q: CertQuery): {
+  sql: string;
+  countSql: string;
+  params: Record<string, unknown>;
+  pageParams: Record<string, unknown>;
+  paged: boolean;
+  limit: number | null;
+} {
   const { conds, params } = certConditions(q);
   const search = certSearch(q);
   if (search !== undefined) {
@@ -53,10 +58,22 @@ export async function listCerts(
     /^SELECT /,
     `SELECT (${countSql}) AS total_rows, ${sortColumn} AS sort_key, `,
   );
-  const rows = await db.all<CertRow & { total_rows: number; sort_key: string }>(
-    `${select} ${pageWhere} ${orderBy} ${page}`,
-    { ...params, ...pageParams },
-  );
+  return { sql: `${select} ${pageWhere} ${orderBy} ${page}`, countSql, params, pageParams, paged, limit };
+}
+
+/**
+ * listCerts on PostgreSQL (see {@link certListStatement}): the page and its total from one statement,
+ * the total alone when the page is empty.
+ */
+export async function listCerts(
+  db: PgDb,
+  q: CertQuery = {},
+): Promise<{ total: number; items: CertRecord[]; nextCursor?: string }> {
+  const { sql, countSql, params, pageParams, paged, limit } = certListStatement(q);
+  const rows = await db.all<CertRow & { total_rows: number; sort_key: string }>(sql, {
+    ...params,
+    ...pageParams,
+  });
   let total: number;
   if (rows.length > 0) total = Number(rows[0]!.total_rows);
   else {
@@ -73,4 +90,11 @@ export async function listCerts(
     items: rows.map(toCert),
     ...(full && last ? { nextCursor: encodeCursor(last.sort_key, last.serial) } : {}),
   };
+}
+
+/** EXPLAIN of the statement listCerts runs for q (tests assert that it reads indexes). */
+export async function explainCertList(db: PgDb, q: CertQuery = {}): Promise<string[]> {
+  const { sql, params, pageParams } = certListStatement(q);
+  const rows = await db.all<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, { ...params, ...pageParams });
+  return rows.map((r) => r['QUERY PLAN']);
 }
