@@ -13,6 +13,7 @@ const NOT_COPIED = new Set([
   'access_state', // copied as one row, below
   'rate_events', // sliding windows of the shared limits: an hour at most, not worth restoring
   'shared_files', // returned as files (the archive holds them as data-dir files)
+  'shared_files_state', // the files' version counter, kept by a trigger on shared_files
 ]);
 
 export interface PgSnapshot {
