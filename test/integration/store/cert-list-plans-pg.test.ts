@@ -4,12 +4,11 @@
  * (EXPLAIN of the real statement, with its parameters):
  * - never a sequential scan of certificates;
  * - a substring search is answered by the pg_trgm index (`certificates_search`), not by reading rows.
- * Two views do not yet, and are listed as pending (each needs a PostgreSQL migration, not in this change):
- * - search: the planner reads the table (OR of three ILIKEs on a three-column GIN index: estimated at an
- *   eighth of the rows, a sequential scan looks cheaper); one trigram index over the three names
- *   concatenated, searched with one ILIKE, is the fix;
- * - sort by status without a filter: the index is on (status) alone and the tie-break is the serial,
- *   so every row is sorted; an index on (status, serial) is the fix.
+ * The status sort read every row before PostgreSQL step 3 (an index on (status, serial)).
+ * Search is pending: at 10,000 rows the planner counts the matches with a sequential scan rather than
+ * the trigram index, both for three ORed ILIKEs on the three-column index and for one ILIKE on one
+ * trigram index over the joined names (tried: the page itself then walks an index, the count does not).
+ * A count the database keeps, or a search table like SQLite's FTS5 one, is the next step.
  */
 import assert from 'node:assert/strict';
 import { explainCertList } from '../../../src/store/pg/cert-list.js';
@@ -74,25 +73,24 @@ describe('store (PostgreSQL): every admin list view reads an index (EXPLAIN, 10,
   for (const [name, filter] of Object.entries(FILTERS)) {
     for (const sort of SORTS) {
       for (const order of ORDERS) {
-        const pending =
-          filter.search !== undefined || (name === 'none' && sort === 'status')
-            ? ' (pending: needs a PostgreSQL migration, see the header)'
-            : '';
-        (pending ? it.skip : it)(`${name}, sort ${sort} ${order}: reads indexes${pending}`, async () => {
-          const q: CertQuery = { ...filter, sort, order, limit: 50, offset: 0 };
-          const plan = await store.withDb((db) => explainCertList(db, q));
-          const text = `${name} ${sort} ${order}:\n${plan.join('\n')}`;
-          assert.ok(!plan.some((l) => /Seq Scan on certificates\b/.test(l)), `sequential scan: ${text}`);
-          assert.ok(
-            plan.some((l) => /Index|Bitmap/.test(l)),
-            `no index: ${text}`,
-          );
-          if (filter.search !== undefined)
+        (filter.search === undefined ? it : it.skip)(
+          `${name}, sort ${sort} ${order}: reads indexes${filter.search === undefined ? '' : ' (pending: search, see the header)'}`,
+          async () => {
+            const q: CertQuery = { ...filter, sort, order, limit: 50, offset: 0 };
+            const plan = await store.withDb((db) => explainCertList(db, q));
+            const text = `${name} ${sort} ${order}:\n${plan.join('\n')}`;
+            assert.ok(!plan.some((l) => /Seq Scan on certificates\b/.test(l)), `sequential scan: ${text}`);
             assert.ok(
-              plan.some((l) => /Bitmap Index Scan on certificates_search\b/.test(l)),
-              `search not served by the trigram index: ${text}`,
+              plan.some((l) => /Index|Bitmap/.test(l)),
+              `no index: ${text}`,
             );
-        });
+            if (filter.search !== undefined)
+              assert.ok(
+                plan.some((l) => /Bitmap Index Scan on certificates_search\b/.test(l)),
+                `search not served by the trigram index: ${text}`,
+              );
+          },
+        );
       }
     }
   }
