@@ -70,8 +70,10 @@ export const AREAS: {
   },
   {
     summary: {
-      backup: 'write an encrypted backup of the data dir (safe while serve and server run are running)',
-      restore: 'restore a backup into a new or empty data dir (checks the whole file before writing)',
+      backup:
+        'write an encrypted backup of the store: the data dir, or the PostgreSQL database (safe while serve and server run are running)',
+      restore:
+        'restore a backup into a new or empty data dir, or an empty PostgreSQL database (checks the whole file before writing)',
     },
     load: () => import('./commands/backup.js'),
   },
