@@ -13,6 +13,7 @@
  * laptop's certificate: no call fails after its retry, the revoke reaches podgate-crl and cuts the
  * laptop, the Lease moves to the other replica, the Deployment is back to 2 Ready pods and a call on the
  * new pod works. Figures (calls retried, revoke → cut, leadership move) are printed, never asserted.
+ * Part of `npm test`; alone: `npm run test:node-postgres`.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -137,11 +138,6 @@ describe('e2e: the manager on PostgreSQL, 2 replicas (k8s-postgres/) on a real n
   before(async function () {
     // a cold cache builds the PostgreSQL image first (apt-get inside buildah): minutes once, then cached
     this.timeout(90 * 60_000);
-    if (process.env.PODGATE_POSTGRES_NODE_E2E !== '1') {
-      // out of the default run until it has passed three runs in a row: `npm run test:node-postgres`
-      console.warn('    skipped: set PODGATE_POSTGRES_NODE_E2E=1 (npm run test:node-postgres)');
-      this.skip();
-    }
     const missing = nodeTestPrerequisites();
     if (!(await canUseNetns())) missing.push('root and network namespaces');
     if (missing.length > 0) {
