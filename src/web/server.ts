@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -14,8 +14,19 @@ export interface RunningServer {
   server: Server;
   /** The separate /metrics listener, when web.metricsPort is set. */
   metricsUrl?: string;
+  /**
+   * Stops listening, lets the requests in flight finish (their connections close after the answer; idle
+   * ones at once) and resolves when every connection is gone; connections still busy after the drain
+   * time are cut.
+   */
   close(): Promise<void>;
 }
+
+/**
+ * How long `close()` waits for requests in flight (SIGTERM in a pod: a node drain or a rolling update).
+ * Below the pod's default grace period (30 s), so the process still ends on its own terms.
+ */
+export const DRAIN_MS = 10_000;
 
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -54,7 +65,9 @@ function metricsServer(registry: Registry): Server {
  * Listens on config.web.host:port (port 0 picks a free one), HTTPS when both tlsCertFile and
  * tlsKeyFile are set. Re-signs the CRL first when it is due, so /crl.pem and /readyz serve a fresh one at once.
  */
-export async function startServer(deps: AppDeps & { host?: string; port?: number }): Promise<RunningServer> {
+export async function startServer(
+  deps: AppDeps & { host?: string; port?: number; drainMs?: number },
+): Promise<RunningServer> {
   const { web } = deps.ctx.config;
   await deps.ctx.revocation.ensureFreshCrl();
   const app = createApp(deps);
@@ -65,6 +78,15 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
   // Slow clients must not hold sockets forever; keep-alive stays on for API clients.
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
+  // While closing, every answer still to be sent ends its connection (a kept-alive client reconnects,
+  // to another replica): those in flight when close() starts, and those that come after it.
+  let closing = false;
+  const inFlight = new Set<ServerResponse>();
+  server.prependListener('request', (_req, res: ServerResponse) => {
+    if (closing) res.shouldKeepAlive = false;
+    inFlight.add(res);
+    res.once('close', () => inFlight.delete(res));
+  });
   const host = deps.host ?? web.host;
   await listen(server, deps.port ?? web.port, host);
   let metrics: Server | undefined;
@@ -110,8 +132,19 @@ export async function startServer(deps: AppDeps & { host?: string; port?: number
         clearInterval(pruneTimer);
         metrics?.close();
         metrics?.closeAllConnections();
-        server.close(() => resolve());
-        server.closeAllConnections();
+        // A request in flight may already have committed (a certificate issued, a revocation saved):
+        // cutting its connection loses the answer, and a retry then finds the name taken. So: no new
+        // connections, no keep-alive after the answers still to come, idle connections closed as they
+        // turn idle, and only what is still busy after the drain time is cut.
+        closing = true;
+        for (const res of inFlight) if (!res.headersSent) res.shouldKeepAlive = false;
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
+        const cut = setTimeout(() => server.closeAllConnections(), deps.drainMs ?? DRAIN_MS);
+        server.close(() => {
+          clearInterval(idle);
+          clearTimeout(cut);
+          resolve();
+        });
       }),
   };
 }

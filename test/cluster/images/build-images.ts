@@ -9,7 +9,11 @@
  * - podgate: the project's own Dockerfile on that base;
  * - coredns: scratch + the CoreDNS binary built from its Go module (test/cluster/coredns);
  * - busybox: scratch + Debian's busybox-static, the workload of the test pods (`httpd`, `sh`), plus
- *   Debian's iperf3 with the libraries it links (the throughput figure).
+ *   Debian's iperf3 with the libraries it links (the throughput figure);
+ * - postgres (only when asked for: the suites that run the manager on PostgreSQL): the local Debian base
+ *   with Debian's `postgresql` package installed by apt-get inside the build, Node.js removed, squashed
+ *   into one layer; the server user `postgres` has the fixed uid POSTGRES_UID and the binaries are on
+ *   PATH (`initdb`, `postgres`), so a pod runs it as that user with a command of its own.
  *
  * Archives are cached outside the work tree under `<cache>/images/<name>-<hash>.tar`, keyed by a hash of
  * everything that goes into them, so a rerun with nothing changed builds nothing.
@@ -53,7 +57,38 @@ export interface ImageSet {
   busybox: BuiltImage;
   /** The pod sandbox image (containerd's `sandbox_image`): pause.c compiled statically. */
   pause: BuiltImage;
+  /** Debian's PostgreSQL server, when `buildImages` was asked for it. */
+  postgres?: BuiltImage;
 }
+
+export interface ImageOptions {
+  /** Also build (or find) the PostgreSQL image (minutes the first time: apt-get inside buildah). */
+  postgres?: boolean;
+}
+
+/** The uid (and gid) of `postgres` in the PostgreSQL image: a pod's `runAsUser`. */
+export const POSTGRES_UID = 999;
+
+/**
+ * Run as root inside the build: the user first (fixed uid; the package's postinst keeps an existing
+ * system user), no default cluster (the pod makes its own with initdb) and no service start in a build
+ * (policy-rc.d), then the package, and what the base carried only for the podgate image goes.
+ */
+const POSTGRES_RECIPE = [
+  'set -e',
+  `groupadd --system --gid ${POSTGRES_UID} postgres`,
+  `useradd --system --uid ${POSTGRES_UID} --gid postgres --home-dir /var/lib/postgresql --shell /bin/sh postgres`,
+  'mkdir -p /etc/postgresql-common',
+  "echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf",
+  "printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d",
+  'apt-get update',
+  'DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql',
+  'ln -s "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)" /usr/local/lib/postgresql-bin',
+  // apt's caches, documentation and message translations: a third of the image, none of it used
+  'rm -rf /usr/sbin/policy-rc.d /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/cache/apt/*.bin',
+  'rm -rf /usr/share/doc /usr/share/man /usr/share/locale',
+  'rm -rf /usr/local/bin/node /usr/local/bin/npm /usr/local/bin/npx /usr/local/lib/node_modules /usr/local/include/node',
+].join('\n');
 
 function imagesDir(): string {
   const dir = join(cacheRoot(), 'images');
@@ -240,7 +275,11 @@ function cached(name: string, hash: string): { archive: string; hit: boolean } {
 
 /** Builds (or finds in the cache) every image the node test needs. `repoRoot` holds the Dockerfile;
  * `corednsBinary` is asked for last, so a CoreDNS build can run beside the image builds. */
-export async function buildImages(repoRoot: string, corednsBinary: () => Promise<string>): Promise<ImageSet> {
+export async function buildImages(
+  repoRoot: string,
+  corednsBinary: () => Promise<string>,
+  options: ImageOptions = {},
+): Promise<ImageSet> {
   const b = new Buildah();
   try {
     const nodeSha = await fileSha(process.execPath);
@@ -351,7 +390,34 @@ export async function buildImages(repoRoot: string, corednsBinary: () => Promise
       }
       await b.push(pauseRef, pause.archive);
     }
+    let postgres: BuiltImage | undefined;
+    if (options.postgres) {
+      const pgHash = createHash('sha256').update(`${RECIPE} ${baseHash} ${POSTGRES_RECIPE}`).digest('hex');
+      const pgRef = `localhost/podgate-test/postgres:${pgHash.slice(0, 12)}`;
+      const pg = cached('postgres', pgHash);
+      if (!pg.hit) {
+        say("images: postgres (Debian's postgresql package, apt-get inside buildah: a minute or two cold)");
+        // the plain base (the podgate build above may have layered its build environment onto the name)
+        await b.run(['pull', `docker-archive:${base.archive}`]);
+        const c = (await b.run(['from', '--pull=never', BASE_REF])).stdout.trim();
+        await b.run(['run', '--isolation', 'chroot', c, '--', 'sh', '-c', POSTGRES_RECIPE]);
+        await b.run([
+          'config',
+          '--env',
+          'PATH=/usr/local/lib/postgresql-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+          '--user',
+          `${POSTGRES_UID}:${POSTGRES_UID}`,
+          '--cmd',
+          '["postgres", "--version"]',
+          c,
+        ]);
+        await b.run(['commit', '--squash', '--rm', c, pgRef]);
+        await b.push(pgRef, pg.archive);
+      }
+      postgres = { ref: pgRef, archive: pg.archive, cached: pg.hit };
+    }
     return {
+      ...(postgres ? { postgres } : {}),
       pause: { ref: pauseRef, archive: pause.archive, cached: pause.hit },
       podgate: { ref: podgateRef, archive: podgate.archive, cached: podgate.hit },
       coredns: { ref: corednsRef, archive: coredns.archive, cached: coredns.hit },

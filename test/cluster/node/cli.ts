@@ -1,7 +1,8 @@
 /**
  * The test node's command line (also reached through `npm run test-cluster -- up --with-node`):
  *
- *   node dist/test/cluster/node/cli.js images        build (or find cached) the image archives
+ *   node dist/test/cluster/node/cli.js images        build (or find cached) the image archives (all,
+ *                                                    the optional PostgreSQL one included)
  *   node dist/test/cluster/node/cli.js up            node + CoreDNS against the running control plane
  *   node dist/test/cluster/node/cli.js down          remove everything the node made
  *   node dist/test/cluster/node/cli.js status
@@ -18,7 +19,7 @@ async function main(cmd: string | undefined): Promise<number> {
   switch (cmd) {
     case 'images': {
       const t0 = Date.now();
-      const set = await buildNodeImages(REPO);
+      const set = await buildNodeImages(REPO, { postgres: true });
       for (const [name, img] of Object.entries(set))
         console.log(`${name}\t${img.ref}\t${img.cached ? 'cached' : 'built'}\t${img.archive}`);
       console.log(`images ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

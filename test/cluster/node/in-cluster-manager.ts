@@ -10,13 +10,15 @@
  *   - `deployFromManager`: POST /api/v1/deploy and wait for its end
  *   - `revokeCutsClient`: an admin revoke through the API; the client is cut, the podgate-crl Secret's CRL
  *     number rises and it lists the serial
+ *   - `requestRetried`: one API call with at most `retries` more tries when no answer came or a 5xx did
+ *     (several replicas: a pod going away may drop a call in flight; a user's client retries)
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec } from '../../../src/lib/exec.js';
 import { runIn, spawnIn, type SpawnedProcess } from '../../helpers/netns.js';
-import { SocketHttp } from './manager-overlay.js';
+import { SocketHttp, type HttpReply } from './manager-overlay.js';
 import { defaultRunDir, NODE_NETNS } from './node.js';
 import { kubectlBin } from './paths.js';
 import { kubectlSlices, waitForService } from './service-ready.js';
@@ -146,6 +148,37 @@ export async function deployFromManager(
   );
 }
 
+export interface RetriedReply {
+  reply: HttpReply;
+  /** 1 when the first try answered. */
+  attempts: number;
+  /** Why each failed try failed (a transport error or a status). */
+  failures: string[];
+}
+
+/**
+ * `http.request(...)` tried again (at most `retries` times, 200 ms apart) when it threw or answered 5xx;
+ * the last try's outcome is returned (or thrown). Other answers, 4xx included, are the caller's to judge.
+ */
+export async function requestRetried(
+  http: SocketHttp,
+  retries: number,
+  ...args: Parameters<SocketHttp['request']>
+): Promise<RetriedReply> {
+  const failures: string[] = [];
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const reply = await http.request(...args);
+      if (reply.status < 500 || attempt > retries) return { reply, attempts: attempt, failures };
+      failures.push(`${reply.status} ${reply.text.slice(0, 200)}`);
+    } catch (err) {
+      if (attempt > retries) throw err;
+      failures.push((err as Error).message);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** A device of the signed-in admin through the API: its certificate and `.ovpn` profile. */
 export async function newDevice(
   api: ManagerApi,
@@ -203,16 +236,31 @@ export async function revokeCutsClient(o: {
   serverNamespace: string;
   serial: string;
   client: SpawnedProcess;
+  /**
+   * Tries again after no answer or a 5xx (several replicas, one going away); a retry that finds the
+   * certificate already revoked counts as done (the first try took effect, its answer was lost).
+   * Default 0. `onRetry` hears each failed try.
+   */
+  retries?: number;
+  onRetry?: (why: string) => void;
 }): Promise<number> {
   const before = await secretCrlNumber(o.adminKc, o.serverNamespace);
   const t0 = Date.now();
-  const revoked = await o.api.http.request(
+  const {
+    reply: revoked,
+    attempts,
+    failures,
+  } = await requestRetried(
+    o.api.http,
+    o.retries ?? 0,
     'POST',
     `/api/v1/certs/${o.serial}/revoke`,
     { reason: 'keyCompromise' },
     o.api.csrf,
   );
-  assert.equal(revoked.status, 200, revoked.text);
+  for (const f of failures) o.onRetry?.(f);
+  if (!(attempts > 1 && revoked.status === 409 && /already revoked/.test(revoked.text)))
+    assert.equal(revoked.status, 200, revoked.text);
   await until(
     'the in-cluster revoke to cut the client',
     async () =>

@@ -1,19 +1,30 @@
 /**
- * The manager itself in the test cluster: a kustomize overlay on the repository's `k8s/` base (applied
- * with `kubectl apply -k`), and an HTTP client that reaches its Service from inside the node namespace.
+ * The manager itself in the test cluster: a kustomize overlay on the repository's `k8s/` base, or on its
+ * `k8s-postgres/` overlay (2 replicas on PostgreSQL), applied with `kubectl apply -k`, and an HTTP client
+ * that reaches its Service from inside the node namespace.
  *
  * The overlay changes only what this node cannot give or what a registry would: the image (built here and
  * imported into containerd, so `imagePullPolicy: Never` and the local reference, also handed to the
- * manager as the OpenVPN server's image) and the data volume (the test node has no storage provisioner,
- * so the `podgate-data` claim would stay Pending: an emptyDir instead). Everything else is the base as a
- * user applies it.
+ * manager as the OpenVPN server's image) and, on `k8s/`, the data volume (the test node has no storage
+ * provisioner, so the `podgate-data` claim would stay Pending: an emptyDir instead; `k8s-postgres/` has
+ * no claim already). `env` adds variables a suite sets on purpose (it says why). Everything else is the
+ * base as a user applies it.
  */
 import { request as httpRequest } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
-/** Writes `<dir>/kustomization.yaml` over `<repo>/k8s` and returns `dir` (for `kubectl apply -k`). */
-export function writeManagerOverlay(dir: string, repo: string, image: string): string {
+/**
+ * Writes `<dir>/kustomization.yaml` over `<repo>/<base>` (default `k8s`) and returns `dir` (for
+ * `kubectl apply -k`).
+ */
+export function writeManagerOverlay(
+  dir: string,
+  repo: string,
+  image: string,
+  options: { base?: 'k8s' | 'k8s-postgres'; env?: Record<string, string> } = {},
+): string {
+  const base = options.base ?? 'k8s';
   mkdirSync(dir, { recursive: true });
   const at = image.lastIndexOf(':');
   const [name, tag] =
@@ -21,18 +32,22 @@ export function writeManagerOverlay(dir: string, repo: string, image: string): s
   const kustomization = {
     apiVersion: 'kustomize.config.k8s.io/v1beta1',
     kind: 'Kustomization',
-    resources: [relative(dir, join(repo, 'k8s'))],
+    resources: [relative(dir, join(repo, base))],
     images: [{ name: 'podgate', newName: name, newTag: tag }],
     patches: [
-      {
-        target: { kind: 'PersistentVolumeClaim', name: 'podgate-data' },
-        patch: JSON.stringify({
-          $patch: 'delete',
-          apiVersion: 'v1',
-          kind: 'PersistentVolumeClaim',
-          metadata: { name: 'podgate-data', namespace: 'podgate' },
-        }),
-      },
+      ...(base === 'k8s'
+        ? [
+            {
+              target: { kind: 'PersistentVolumeClaim', name: 'podgate-data' },
+              patch: JSON.stringify({
+                $patch: 'delete',
+                apiVersion: 'v1',
+                kind: 'PersistentVolumeClaim',
+                metadata: { name: 'podgate-data', namespace: 'podgate' },
+              }),
+            },
+          ]
+        : []),
       {
         target: { kind: 'Deployment', name: 'podgate-manager' },
         patch: JSON.stringify({
@@ -46,10 +61,15 @@ export function writeManagerOverlay(dir: string, repo: string, image: string): s
                   {
                     name: 'manager',
                     imagePullPolicy: 'Never',
-                    env: [{ name: 'PODGATE_KUBERNETES_IMAGE', value: image }],
+                    env: [
+                      { name: 'PODGATE_KUBERNETES_IMAGE', value: image },
+                      ...Object.entries(options.env ?? {}).map(([n, value]) => ({ name: n, value })),
+                    ],
                   },
                 ],
-                volumes: [{ name: 'data', persistentVolumeClaim: null, emptyDir: {} }],
+                ...(base === 'k8s'
+                  ? { volumes: [{ name: 'data', persistentVolumeClaim: null, emptyDir: {} }] }
+                  : {}),
               },
             },
           },

@@ -5,7 +5,7 @@
  * all down and list whatever is left (the suite asserts that list is empty).
  */
 import { ControlPlane } from '../control-plane.js';
-import type { ImageSet } from '../images/build-images.js';
+import type { ImageOptions, ImageSet } from '../images/build-images.js';
 import { acquireNodeLock, nodeDown, nodeHeldBy, nodeLeftovers, releaseNodeLock } from './node.js';
 import { startNodeWithDns } from './with-node.js';
 import { join } from 'node:path';
@@ -35,9 +35,13 @@ export async function waitForNodeLock(holder: string, maxWaitMs = 60 * 60_000): 
 
 /**
  * With the lock held: removes a node a dead run left, then starts the control plane (under `work`) with
- * the node and CoreDNS (building or finding the images first).
+ * the node and CoreDNS (building or finding the images first; `options` adds the optional images).
  */
-export async function startRealNode(repo: string, work: string): Promise<RealNodeRun> {
+export async function startRealNode(
+  repo: string,
+  work: string,
+  options: ImageOptions = {},
+): Promise<RealNodeRun> {
   await nodeDown();
   const t0 = Date.now();
   let nodeStarted = 0;
@@ -48,7 +52,7 @@ export async function startRealNode(repo: string, work: string): Promise<RealNod
     simulateKubelet: false,
     withNode: async (c) => {
       nodeStarted = Date.now();
-      images = (await startNodeWithDns(repo, c.kubeconfig)).images;
+      images = (await startNodeWithDns(repo, c.kubeconfig, options)).images;
       return [];
     },
   });

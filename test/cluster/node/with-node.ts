@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { requireBinaries } from '../binaries.js';
 import { dirname, join } from 'node:path';
 import { exec } from '../../../src/lib/exec.js';
-import { buildImages, type ImageSet } from '../images/build-images.js';
+import { buildImages, type ImageOptions, type ImageSet } from '../images/build-images.js';
 import { corednsObjects } from '../coredns/manifests.js';
 import { kubectlSlices, waitForService } from './service-ready.js';
 import { nodeUp, NODE_IP, NODE_NETNS } from './node.js';
@@ -29,17 +29,19 @@ export async function ensureCoredns(repoRoot: string): Promise<string> {
   return bin;
 }
 
-export async function buildNodeImages(repoRoot: string): Promise<ImageSet> {
+export async function buildNodeImages(repoRoot: string, options: ImageOptions = {}): Promise<ImageSet> {
   const coredns = ensureCoredns(repoRoot);
   coredns.catch(() => undefined); // awaited by buildImages; not an unhandled rejection meanwhile
-  return buildImages(repoRoot, () => coredns);
+  return buildImages(repoRoot, () => coredns, options);
 }
 
+/** Starts the node with every image of the set imported (`options`: the optional ones a suite needs). */
 export async function startNodeWithDns(
   repoRoot: string,
   kubeconfig: string,
+  options: ImageOptions = {},
 ): Promise<{ nodeIp: string; netns: string; images: ImageSet }> {
-  const images = await buildNodeImages(repoRoot);
+  const images = await buildNodeImages(repoRoot, options);
   const bins = requireBinaries(['kubelet', 'kubeProxy']);
   await nodeUp({
     kubeconfig,

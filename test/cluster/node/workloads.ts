@@ -167,3 +167,76 @@ function httpdContainer(image: string, team: string): Record<string, unknown> {
     readinessProbe: { tcpSocket: { port: 80 }, periodSeconds: 1 },
   };
 }
+
+/**
+ * PostgreSQL for the manager on `k8s-postgres/`: a plain Deployment (1 replica, the data on an emptyDir:
+ * it lives as long as the suite's cluster) of the Debian postgresql image built here, and Service
+ * `podgate-postgres` on 5432, in `namespace`. The container makes its own cluster at start: `initdb`
+ * (scram-sha-256 over TCP), the role `podgate` with the password in Secret `passwordSecret` (key
+ * `password`, mounted as a file, never on a command line) and the database `podgate` it owns (what
+ * k8s/README.md asks of a database), then runs the server on every address of the pod.
+ */
+export function postgresWorkload(
+  namespace: string,
+  image: string,
+  uid: number,
+  passwordSecret: string,
+): Record<string, unknown> {
+  const labels = { app: 'podgate-postgres' };
+  const setup = [
+    'set -e',
+    'D=/var/lib/postgresql/data/pg',
+    'initdb -D "$D" -U postgres -E UTF8 --locale=C --auth-local=trust --auth-host=scram-sha-256 --no-sync >/dev/null',
+    'echo "host all all 0.0.0.0/0 scram-sha-256" >> "$D/pg_hba.conf"',
+    'PW=$(cat /etc/podgate-postgres/password)',
+    // single-user mode: one statement per line, no server listening yet (the readiness probe waits)
+    `printf "CREATE ROLE podgate LOGIN PASSWORD '%s';\\nCREATE DATABASE podgate OWNER podgate;\\n" "$PW" | postgres --single -D "$D" postgres >/dev/null`,
+    'exec postgres -D "$D" -c listen_addresses=\'*\' -c unix_socket_directories=/tmp',
+  ].join('\n');
+  return {
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'podgate-postgres', namespace, labels },
+        spec: {
+          replicas: 1,
+          strategy: { type: 'Recreate' },
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: {
+              securityContext: { runAsNonRoot: true, runAsUser: uid, runAsGroup: uid },
+              containers: [
+                {
+                  name: 'postgres',
+                  image,
+                  imagePullPolicy: 'Never',
+                  command: ['/bin/sh', '-c', setup],
+                  ports: [{ containerPort: 5432 }],
+                  readinessProbe: { tcpSocket: { port: 5432 }, periodSeconds: 1 },
+                  volumeMounts: [
+                    { name: 'data', mountPath: '/var/lib/postgresql/data' },
+                    { name: 'password', mountPath: '/etc/podgate-postgres', readOnly: true },
+                  ],
+                },
+              ],
+              volumes: [
+                { name: 'data', emptyDir: {} },
+                { name: 'password', secret: { secretName: passwordSecret, defaultMode: 0o444 } },
+              ],
+            },
+          },
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'podgate-postgres', namespace, labels },
+        spec: { selector: labels, ports: [{ port: 5432, targetPort: 5432 }] },
+      },
+    ],
+  };
+}
