@@ -17,6 +17,7 @@ import type { AccessBundle, AccessMode, ClusterEvent, ClusterObjectSource } from
 import type { ManagementApi } from './management-client.js';
 import type { Enforcer } from './nft-enforcer.js';
 import type { CcdSyncResult } from './client-config-dir.js';
+import { HANDSHAKING } from './status.js';
 
 const log = logger.child({ module: 'access-agent' });
 
@@ -28,9 +29,6 @@ export interface AccessKill {
   reason: 'not-allowed' | 'readdressed';
   halt: boolean;
 }
-
-/** The common name openvpn's status gives a connection whose TLS handshake has not finished. */
-const HANDSHAKING = 'UNDEF';
 
 /** Where the agent reports kills (local mode: audit rows; cluster mode: the status ConfigMap). */
 export interface AccessReporter {
@@ -304,9 +302,10 @@ export class AccessAgent {
     try {
       m = await this.d.connect();
       for (const s of (await m.status()).clients) {
-        // A connection still in its TLS handshake is listed as UNDEF: its certificate is not checked yet
+        // A connection still in its TLS handshake (UNDEF): its certificate is not checked yet
         // (ccd-exclusive and the CRL do that at the end of it), and killing it would drop a device that
         // may well be listed, silently (the HALT reaches no client without keys): leave it alone.
+        // parseStatus3 already lists those apart; this keeps any other status source honest too.
         if (s.commonName === HANDSHAKING) continue;
         const gone = !allowed.has(s.commonName);
         if (!gone && !readdressed.has(s.commonName)) continue;

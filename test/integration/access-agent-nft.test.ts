@@ -125,6 +125,7 @@ describe('integration: access agent + nft (scratch namespace)', function () {
           routes: [],
           globalStats: {},
           dcoEnabled: false,
+          handshaking: [],
         }),
         clientKill: async (cid: number, halt: boolean) => void killed.push([cid, halt]),
         close: () => undefined,
