@@ -360,7 +360,7 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
       for (const r of where.values()) c.set(r, (c.get(r) ?? 0) + 1);
       return c;
     };
-    // (up to 24: the chance that one replica still has fewer than three is then about 1 in 50,000)
+    // (up to 24: the chance that one replica still has fewer than three is then about 1 in 30,000)
     for (let i = 1; i <= 24; i++) {
       const c = counts();
       if (c.size === 2 && [...c.values()].every((n) => n >= 3)) break;
