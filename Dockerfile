@@ -40,6 +40,10 @@ ENV NODE_ENV=production \
     PODGATE_DATA_DIR=/data \
     PODGATE_WEB_HOST=0.0.0.0 \
     PODGATE_WEB_PORT=8080
+# V8's young generation capped at 2 MiB per semi-space (default 16): `serve` at 10,000 certificates
+# keeps ~25-30 MB less resident under load, at no measurable cost in p95 (bench/web.ts prints both;
+# docs/performance.md). bench/web.ts starts `serve` with the same options (SERVE_NODE_ARGS).
+ENV NODE_OPTIONS=--max-semi-space-size=2
 VOLUME ["/data"]
 EXPOSE 8080
 # Non-root by default (`serve`). openvpn needs root for the tun device and iptables: the server pod

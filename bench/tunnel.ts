@@ -1,13 +1,15 @@
 /**
  * Tunnel throughput, office -> pod, one TCP stream (iperf3), with openvpn 2.6 in network namespaces
- * (root; test/helpers/netns: office ─ node ─ pod). The server runs podgate's rendered server.conf as it
- * ships (the baseline: openvpn's defaults for everything podgate does not set) and with one change at a
- * time: socket buffers, --fast-io, CHACHA20-POLY1305 instead of AES-256-GCM, a larger tun MTU. Rounds
- * interleave the variants so that load from elsewhere hits all alike; medians. The same veth path without
- * the tunnel (office -> node) shows what the wire would carry. Prints figures; never fails on a time.
+ * (root; test/helpers/netns: office ─ node ─ pod). Baseline in the same run: podgate's rendered
+ * server.conf without its throughput options (TUNING_DIRECTIVES and the pushed buffer sizes), i.e.
+ * openvpn's defaults for those; then the config as shipped, each option alone, and CHACHA20-POLY1305
+ * preferred. Clients run the profile as shipped (they get the buffer sizes pushed). Rounds interleave the
+ * variants so that load from elsewhere hits all alike; medians. The same veth path without the tunnel
+ * (office -> node) shows what the wire would carry. Prints figures; never fails on a time.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { TUNING_DIRECTIVES } from '../src/profiles/server-config.js';
 import {
   canUseNetns,
   cleanupAll,
@@ -28,32 +30,44 @@ import {
   waitClientConnected,
   waitServerReady,
   writeServerFiles,
+  type ServerFilesOut,
 } from '../test/helpers/openvpn.js';
 
 const PORT = 30030;
-const BUF = '4194304';
 
 interface Variant {
   name: string;
+  /** Tuning directives (TUNING_DIRECTIVES) left out of the shipped server.conf. */
+  drop: string[];
   server: string[];
-  client: string[];
 }
 
+const ALL = [...TUNING_DIRECTIVES];
 const VARIANTS: Variant[] = [
-  { name: 'as shipped (AES-256-GCM, openvpn defaults)', server: [], client: [] },
+  { name: 'openvpn defaults (baseline)', drop: ALL, server: [] },
+  { name: 'as shipped', drop: [], server: [] },
+  { name: 'socket buffers 4 MiB only (pushed)', drop: ['fast-io'], server: [] },
+  { name: '--fast-io only', drop: ['sndbuf', 'rcvbuf'], server: [] },
   {
-    name: 'sndbuf/rcvbuf 4 MiB (server + client)',
-    server: ['--sndbuf', BUF, '--rcvbuf', BUF],
-    client: ['--sndbuf', BUF, '--rcvbuf', BUF],
-  },
-  { name: '--fast-io (server + client)', server: ['--fast-io'], client: ['--fast-io'] },
-  { name: 'CHACHA20-POLY1305', server: ['--data-ciphers', 'CHACHA20-POLY1305'], client: [] },
-  {
-    name: 'tun-mtu 9000, mssfix off (UDP fragmented by IP)',
-    server: ['--tun-mtu', '9000', '--mssfix', '0'],
-    client: ['--tun-mtu', '9000', '--mssfix', '0'],
+    name: 'as shipped, CHACHA20-POLY1305 preferred',
+    drop: [],
+    server: ['--data-ciphers', 'CHACHA20-POLY1305:AES-256-GCM:AES-128-GCM'],
   },
 ];
+
+/** server.conf without the given tuning directives, nor their pushed forms (`push "sndbuf …"`). */
+function withoutTuning(files: ServerFilesOut, drop: string[], name: string): ServerFilesOut {
+  if (drop.length === 0) return files;
+  const kept = readFileSync(files.configPath, 'utf8')
+    .split('\n')
+    .filter((line) => {
+      const m = /^(?:push ")?([a-z-]+)/.exec(line.trim());
+      return !(m && drop.includes(m[1]!));
+    });
+  const configPath = `${files.configPath}.${name}`;
+  writeFileSync(configPath, kept.join('\n'), { mode: 0o600 });
+  return { ...files, configPath };
+}
 
 export interface TunnelBenchResult {
   rounds: number;
@@ -111,10 +125,10 @@ export async function runTunnelBench(
     for (let r = 0; r < rounds; r++) {
       wire.push(await iperf(topo, A.node, seconds));
       for (const [i, v] of VARIANTS.entries()) {
-        const server = startServer(topo.name('node'), files, v.server);
+        const server = startServer(topo.name('node'), withoutTuning(files, v.drop, `v${i}`), v.server);
         try {
           await waitServerReady(server);
-          const client = startClient(topo.name('office'), dir, `c${r}-${i}`, profile, v.client);
+          const client = startClient(topo.name('office'), dir, `c${r}-${i}`, profile);
           try {
             await waitClientConnected(client);
             got[i]!.push(await iperf(topo, A.pod, seconds));
@@ -151,7 +165,7 @@ function print(r: TunnelBenchResult): void {
   console.log(`veth without the tunnel (office -> node): ${r.wireMbps.toFixed(0)} Mbit/s`);
   for (const v of r.variants)
     console.log(
-      `${v.name.padEnd(50)} ${v.mbps.toFixed(0).padStart(6)} Mbit/s  ${v.ratio.toFixed(2)}x as shipped`,
+      `${v.name.padEnd(50)} ${v.mbps.toFixed(0).padStart(6)} Mbit/s  ${v.ratio.toFixed(2)}x openvpn defaults`,
     );
 }
 

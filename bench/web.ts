@@ -13,6 +13,7 @@ import { loadConfig } from '../src/config/load.js';
 import { setLogLevel } from '../src/lib/logger.js';
 import { startServe as startProcess } from '../test/helpers/serve.js';
 import { openContext } from '../src/services/context.js';
+import { SERVE_NODE_ARGS } from './serve-node-args.js';
 
 interface AutocannonInstance {
   on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
@@ -61,7 +62,33 @@ export interface WebBenchResult {
   creations: { count: number; ok: number; distinctSerials: number; p50: number; p95: number; max: number };
   rssMb: number;
   rssStartMb: number;
-  heap: { used: number; total: number; external: number };
+  heapStart: HeapFigures;
+  /** After the list loads, before the 20 creations. */
+  rssAfterListsMb: number;
+  heapAfterLists: HeapFigures;
+  heap: HeapFigures;
+  /** Node options `serve` ran with (SERVE_NODE_ARGS unless BENCH_SERVE_NODE_ARGS says otherwise). */
+  nodeArgs: string[];
+}
+
+interface HeapFigures {
+  used: number;
+  total: number;
+  external: number;
+}
+
+/** Where the memory is, from the process's own metrics (V8 heap vs the rest: SQLite, buffers, code), MB. */
+async function heapFigures(url: string): Promise<HeapFigures> {
+  const metrics = await (
+    await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
+  ).text();
+  const metric = (name: string): number =>
+    Number(new RegExp(`^${name} (\\S+)`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576;
+  return {
+    used: metric('podgate_nodejs_heap_size_used_bytes'),
+    total: metric('podgate_nodejs_heap_size_total_bytes'),
+    external: metric('podgate_nodejs_external_memory_bytes'),
+  };
 }
 
 function pct(xs: number[], p: number): number {
@@ -139,9 +166,17 @@ async function prepare(dataDir: string): Promise<void> {
   }
 }
 
+/** Node options of `serve`: the image's (Dockerfile NODE_OPTIONS), or BENCH_SERVE_NODE_ARGS (e.g. to
+ * profile: "--cpu-prof --cpu-prof-dir=DIR", or to compare heap sizing). */
+function serveNodeArgs(): string[] {
+  const given = process.env.BENCH_SERVE_NODE_ARGS;
+  return given === undefined ? [...SERVE_NODE_ARGS] : given.split(' ').filter(Boolean);
+}
+
 function startServe(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
   return startProcess({
     dataDir,
+    nodeArgs: serveNodeArgs(),
     env: {
       PODGATE_LOG_LEVEL: 'warn',
       // /metrics is served on the public listener only with this token.
@@ -193,6 +228,7 @@ export async function runWebBench(opts: { seconds?: number } = {}): Promise<WebB
     const headers = { cookie };
 
     const rssStart = rssMb(child.pid!);
+    const heapStart = await heapFigures(served.url);
     const healthz = await load(served.url, {}, ['/healthz'], seconds);
     await drain(served.url);
     // Session lookup + JSON, no certificate query: what the web layer itself costs per request.
@@ -221,6 +257,10 @@ export async function runWebBench(opts: { seconds?: number } = {}): Promise<WebB
     const certSearch = await load(served.url, headers, deep, seconds);
     await drain(served.url);
 
+    // memory after the list loads, before the creations (which compute the access bundle of every device)
+    const rssAfterLists = rssMb(child.pid!);
+    const heapAfterLists = await heapFigures(served.url);
+
     const times: number[] = [];
     const serials = new Set<string>();
     let ok = 0;
@@ -248,17 +288,7 @@ export async function runWebBench(opts: { seconds?: number } = {}): Promise<WebB
       max: Math.max(...times),
     };
     const rss = rssMb(child.pid!);
-    // Where the memory is, from the process's own metrics (V8 heap vs the rest: SQLite, buffers, code).
-    const metrics = await (
-      await fetch(`${served.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
-    ).text();
-    const metric = (name: string): number =>
-      Number(new RegExp(`^${name} (\\S+)`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576;
-    const heap = {
-      used: metric('podgate_nodejs_heap_size_used_bytes'),
-      total: metric('podgate_nodejs_heap_size_total_bytes'),
-      external: metric('podgate_nodejs_external_memory_bytes'),
-    };
+    const heap = await heapFigures(served.url);
     const result: WebBenchResult = {
       healthz,
       me,
@@ -268,7 +298,11 @@ export async function runWebBench(opts: { seconds?: number } = {}): Promise<WebB
       creations,
       rssMb: rss,
       rssStartMb: rssStart,
+      heapStart,
+      rssAfterListsMb: rssAfterLists,
+      heapAfterLists,
       heap,
+      nodeArgs: serveNodeArgs(),
     };
     print(result);
     return result;
@@ -306,9 +340,12 @@ function print(r: WebBenchResult): void {
   console.log(
     `podgate serve resident memory: ${r.rssStartMb.toFixed(0)} MB at start, ${r.rssMb.toFixed(0)} MB after the load [target <= 200 MB: ${r.rssMb <= 200 ? 'met' : 'MISSED'}]`,
   );
-  console.log(
-    `  of which V8 heap ${r.heap.used.toFixed(0)} MB used / ${r.heap.total.toFixed(0)} MB reserved, external ${r.heap.external.toFixed(0)} MB`,
-  );
+  const h = (x: HeapFigures) =>
+    `V8 heap ${x.used.toFixed(0)} MB used / ${x.total.toFixed(0)} MB reserved, external ${x.external.toFixed(0)} MB`;
+  console.log(`  at start: ${h(r.heapStart)}`);
+  console.log(`  after the list loads: RSS ${r.rssAfterListsMb.toFixed(0)} MB, ${h(r.heapAfterLists)}`);
+  console.log(`  after the creations too: ${h(r.heap)}`);
+  console.log(`  node options: ${r.nodeArgs.join(' ') || '(none)'}`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

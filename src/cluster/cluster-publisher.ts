@@ -7,6 +7,34 @@ import type { KubeConnection } from './kube-connection.js';
 
 const log = logger.child({ module: 'cluster.publisher' });
 
+/**
+ * The connection the publishers use: the Secret writer over node:https (kube-secrets.ts) when the
+ * kubeconfig needs nothing more, so that a publish loads no Kubernetes client; otherwise (SSH bastion,
+ * exec plugins, …) the full client, as `connectKube` builds it. Calls other than a Secret read or apply
+ * load the full client on first use.
+ */
+export async function connectSecrets(config: Config, env: NodeJS.ProcessEnv): Promise<KubeConnection> {
+  const { secretsTarget, createSecretsApi } = await import('./kube-secrets.js');
+  const target = secretsTarget(config.kubernetes, env);
+  if (!target) {
+    const { connectKube } = await import('./kube-connection.js');
+    return connectKube(config);
+  }
+  let fallback: Promise<KubeConnection> | undefined;
+  const full = () =>
+    (fallback ??= import('./kube-connection.js').then(({ connectKube }) => connectKube(config))).then(
+      (c) => c.api,
+    );
+  const api = createSecretsApi(target, full);
+  return {
+    api,
+    close: async () => {
+      api.close();
+      if (fallback) await (await fallback).close();
+    },
+  };
+}
+
 interface Prepared {
   publisher: { publish(bundle: RevocationBundle): Promise<void> };
   connection: KubeConnection;
@@ -33,13 +61,12 @@ export function clusterPublisherFor(
   let next: Promise<Prepared> | undefined;
   const prepare = (): Promise<Prepared> =>
     (next ??= (async () => {
-      const [{ SecretCrlPublisher }, { connectKube }] = await Promise.all([
+      const [{ SecretCrlPublisher }, connection] = await Promise.all([
         import('./secret-publisher.js'),
-        import('./kube-connection.js'),
+        // One connection per publish (revocations are rare): through the SSH bastion when one is
+        // configured (opened on its first request), closed afterwards so a CLI command does not hang on it.
+        connectSecrets(config, env),
       ]);
-      // One connection per publish (revocations are rare): through the SSH bastion when one is
-      // configured (opened on its first request), closed afterwards so a CLI command does not hang on it.
-      const connection = connectKube(config);
       const warming = connection.api.warm?.();
       warming?.catch((err: unknown) => log.debug({ err: String(err) }, 'Kubernetes API warm-up failed'));
       return { publisher: new SecretCrlPublisher(connection.api, config.kubernetes.namespace), connection };
@@ -75,11 +102,10 @@ export function clusterAccessPublisherFor(
   return {
     name: 'k8s-secret:podgate-access',
     async publish(bundle: AccessBundle): Promise<void | { heldVersion: number }> {
-      const [{ applyAccessSecret, accessVersionOf }, { connectKube }] = await Promise.all([
+      const [{ applyAccessSecret, accessVersionOf }, connection] = await Promise.all([
         import('./access-secret-publisher.js'),
-        import('./kube-connection.js'),
+        connectSecrets(config, env),
       ]);
-      const connection = connectKube(config);
       try {
         const { stored, written } = await applyAccessSecret(
           connection.api,
@@ -105,12 +131,11 @@ export async function publishedCrlNumber(
   env: NodeJS.ProcessEnv,
 ): Promise<number | null | undefined> {
   if (!config.kubernetes.kubeconfig && !env.KUBERNETES_SERVICE_HOST) return undefined;
-  const [{ connectKube }, { bundleFromSecret }, { OBJECT_NAMES }] = await Promise.all([
-    import('./kube-connection.js'),
+  const [connection, { bundleFromSecret }, { OBJECT_NAMES }] = await Promise.all([
+    connectSecrets(config, env),
     import('./secret-watch-source.js'),
     import('./pod-layout.js'),
   ]);
-  const connection = connectKube(config);
   try {
     const secret = await connection.api.get({
       apiVersion: 'v1',

@@ -24,6 +24,7 @@ import { SecretCrlPublisher } from './secret-publisher.js';
 import { createKubeApi, loadKubeConfig } from './kube-client.js';
 import { connectKube, type KubeConnection } from './kube-connection.js';
 import { ReplicaSessionsProvider } from './replica-sessions.js';
+import { pollEvery } from '../lib/poll.js';
 
 const log = logger.child({ module: 'cluster' });
 
@@ -173,19 +174,14 @@ export class ClusterService {
 
   /**
    * Polls the agent's status ConfigMap and writes `revocation.effective` audit rows as they appear
-   * (for `serve`: the web app starts it once). Errors are logged, never thrown.
+   * (for `serve`: the leader starts it). Errors are logged, never thrown; `stop` waits for a running sync.
    */
-  watchAgentStatus(intervalMs = 5000): { stop(): void } {
-    let busy = false;
-    const timer = setInterval(() => {
-      if (busy) return;
-      busy = true;
-      this.syncAgentStatus()
-        .catch((err: unknown) => log.warn({ err: String(err) }, 'agent status sync failed'))
-        .finally(() => (busy = false));
-    }, intervalMs);
-    timer.unref?.();
-    return { stop: () => clearInterval(timer) };
+  watchAgentStatus(intervalMs = 5000): { stop(): Promise<void> } {
+    return pollEvery(
+      intervalMs,
+      () => this.syncAgentStatus(),
+      (err) => log.warn({ err: String(err) }, 'agent status sync failed'),
+    );
   }
 
   /**
@@ -244,17 +240,12 @@ export class ClusterService {
    * Runs syncServerMaterial every `intervalMs` (for `serve`: the renewal happens in the process that
    * holds the CA, and the pod follows it without a `k8s deploy`). Errors are logged, never thrown.
    */
-  watchServerMaterial(intervalMs = 5 * 60_000): { stop(): void } {
-    let busy = false;
-    const timer = setInterval(() => {
-      if (busy) return;
-      busy = true;
-      this.syncServerMaterial()
-        .catch((err: unknown) => log.warn({ err: String(err) }, 'server material sync failed'))
-        .finally(() => (busy = false));
-    }, intervalMs);
-    timer.unref?.();
-    return { stop: () => clearInterval(timer) };
+  watchServerMaterial(intervalMs = 5 * 60_000): { stop(): Promise<void> } {
+    return pollEvery(
+      intervalMs,
+      () => this.syncServerMaterial(),
+      (err) => log.warn({ err: String(err) }, 'server material sync failed'),
+    );
   }
 
   /** Live sessions of every server replica, from their Leases (the web app's SessionsProvider). */

@@ -136,11 +136,6 @@ export function loadConfig(options: LoadOptions = {}): Config {
   }
   const store = resolveStoreTarget(result.data.store, env);
   const crossField = [...pathProblems(result.data), ...store.problems];
-  if (store.target?.engine === 'postgres' && result.data.backup.dir) {
-    crossField.push(
-      'backup.dir: scheduled backups copy the SQLite file; with a PostgreSQL store.url back up the database (pg_dump) and the CA key secret instead',
-    );
-  }
   if (crossField.length > 0) throw new ConfigError(crossField);
   targets.set(result.data, store.target!);
   return result.data;

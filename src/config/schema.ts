@@ -190,6 +190,11 @@ export const configSchema = z
         certDays: z.number().int().min(1).max(3650).default(365),
         crlDays: z.number().int().min(8).max(365).default(30),
         /**
+         * The leader re-signs the CRL once it is this old (default daily; sooner when it expires within
+         * 7 days). The timer checks every min(this, 1 hour). Short values are for tests and failover drills.
+         */
+        crlRefreshSeconds: z.number().int().min(2).max(86_400).default(86_400),
+        /**
          * After a device is renewed, its old certificate stays valid this many days (time to install the
          * new profile), then it is revoked as superseded. 0 revokes it as soon as the new profile is handed out.
          */

@@ -15,6 +15,8 @@ export interface Cidr {
  * widens a route) with a message naming the field and the value.
  */
 export function parseCidr(field: string, value: unknown): Cidr {
+  const quick = typeof value === 'string' ? plainIpv4Cidr(field, value) : undefined;
+  if (quick) return quick;
   if (typeof value !== 'string' || !ipaddr.isValidCIDR(value.trim())) {
     throw new BadRequest(`${field}: "${String(value)}" is not a CIDR (expected e.g. 10.244.0.0/16)`, field);
   }
@@ -31,6 +33,34 @@ export function parseCidr(field: string, value: unknown): Cidr {
     );
   }
   return { family, network, prefix, text: `${network}/${prefix}` };
+}
+
+const PLAIN_IPV4_CIDR =
+  /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\/(0|[1-9]\d?)$/;
+
+/**
+ * parseCidr for the common spelling (plain decimal IPv4, e.g. 10.140.0.0/16) without ipaddr.js: its
+ * parser compiles large regular expressions on first use, a cost every CLI call paid while validating
+ * the config's default ranges. Anything else (IPv6, octal or hex octets, out of range) returns
+ * undefined and takes the ipaddr.js path; the answers are the same (test/unit/lib/cidr.test.ts).
+ */
+function plainIpv4Cidr(field: string, value: string): Cidr | undefined {
+  const m = PLAIN_IPV4_CIDR.exec(value.trim());
+  if (!m) return undefined;
+  const octets = m.slice(1, 5).map(Number);
+  const prefix = Number(m[5]);
+  if (prefix > 32 || octets.some((o) => o > 255)) return undefined;
+  const addr = octets.reduce((a, o) => a * 256 + o, 0);
+  const size = 2 ** (32 - prefix);
+  const networkNumber = addr - (addr % size);
+  const network = [24, 16, 8, 0].map((shift) => Math.floor(networkNumber / 2 ** shift) % 256).join('.');
+  if (networkNumber !== addr) {
+    throw new BadRequest(
+      `${field}: "${value}" has host bits set (did you mean ${network}/${prefix}?)`,
+      field,
+    );
+  }
+  return { family: 'ipv4', network, prefix, text: `${network}/${prefix}` };
 }
 
 /** True when the string is a valid IPv4 or IPv6 address. */

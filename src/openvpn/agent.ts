@@ -208,7 +208,9 @@ export class RevocationAgent {
     const changed = !cur || info.number > cur.number;
     if (changed) {
       const pem = bundle.crlPem.endsWith('\n') ? bundle.crlPem : `${bundle.crlPem}\n`;
-      writeFileAtomic(this.deps.crlFile, pem, 0o644);
+      // Not fsynced: it sits between the publish and the kills, and the agent writes it again from its
+      // source (the store's bundle in `server run`, the Secret in the pod) before openvpn starts.
+      writeFileAtomic(this.deps.crlFile, pem, 0o644, { durable: false });
       this.current = { number: info.number, pem: bundle.crlPem, since: Date.now() };
       log.info({ crlNumber: info.number, revoked: info.revokedSerials.length }, 'CRL in force');
     }

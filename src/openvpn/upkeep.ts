@@ -24,9 +24,14 @@ export interface UpkeepDeps {
   onWarning?: (message: string) => void;
   /** How often the upkeep runs (default hourly: a renewed certificate is superseded within the hour). */
   everyMs?: number;
+  /**
+   * When the first run comes (default one period after start, as start-up did the same work). 0 for a
+   * replica that just took the leadership over: the old leader may have died with the CRL due.
+   */
+  firstMs?: number;
 }
 
-/** Starts the upkeep timer; the first run comes one period after start (start-up did the same work). */
+/** Starts the upkeep timer; the first run comes one period after start (start-up did the same work) unless firstMs says otherwise. */
 export function startUpkeep(deps: UpkeepDeps): Timer {
   const { clock } = deps;
   const onWarning = deps.onWarning ?? ((message: string) => log.warn(message));
@@ -45,19 +50,24 @@ export function startUpkeep(deps: UpkeepDeps): Timer {
     } else if (!message) warnedAt = -Infinity;
   };
   warn();
-  return repeat(clock, deps.everyMs ?? HOUR, async () => {
-    try {
-      await deps.revocation.ensureFreshCrl();
-    } catch (err) {
-      log.error({ err }, 'CRL re-sign failed');
-    }
-    if (deps.renewServer) {
+  return repeat(
+    clock,
+    deps.everyMs ?? HOUR,
+    async () => {
       try {
-        await deps.renewServer();
+        await deps.revocation.ensureFreshCrl();
       } catch (err) {
-        log.error({ err }, 'server certificate renewal failed');
+        log.error({ err }, 'CRL re-sign failed');
       }
-    }
-    warn();
-  });
+      if (deps.renewServer) {
+        try {
+          await deps.renewServer();
+        } catch (err) {
+          log.error({ err }, 'server certificate renewal failed');
+        }
+      }
+      warn();
+    },
+    deps.firstMs === undefined ? {} : { firstMs: deps.firstMs },
+  );
 }

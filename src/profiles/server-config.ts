@@ -95,7 +95,16 @@ export const SERVER_DIRECTIVES: ReadonlySet<string> = new Set([
   'tls-crypt',
   'client-config-dir',
   'ccd-exclusive',
+  'sndbuf',
+  'rcvbuf',
+  'fast-io',
 ]);
+
+/**
+ * The throughput options server.conf.hbs sets beyond openvpn's defaults (the tunnel benchmark removes
+ * them, and the pushed buffer sizes, to measure openvpn's defaults in the same run).
+ */
+export const TUNING_DIRECTIVES: ReadonlySet<string> = new Set(['sndbuf', 'rcvbuf', 'fast-io']);
 
 const DOMAIN = /^[a-z0-9]([a-z0-9.-]{0,252})$/;
 const ACCOUNT = /^[a-z_][a-z0-9_-]{0,31}$/;

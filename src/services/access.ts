@@ -4,6 +4,7 @@ import type { AccessBundle, AccessMode, AccessRule } from '../access/types.js';
 import { BadRequest } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import type { AccessPublisher } from '../openvpn/access-publisher.js';
+import { LOCK } from '../store/locks.js';
 import type { Store, TxStore } from '../store/types.js';
 import type { AddressService } from './addresses.js';
 import { connectableDevices, resolveBundle, validCerts } from './access-subjects.js';
@@ -160,7 +161,8 @@ export class AccessService {
   ): Promise<{ mode?: AccessMode; rule?: AccessRule }> {
     return await store.transaction(async (tx) => {
       const out: { mode?: AccessMode; rule?: AccessRule } = {};
-      if ((await tx.getSettingForUpdate(MODE_SETTING)) === undefined) {
+      await tx.lock(LOCK.setting(MODE_SETTING));
+      if ((await tx.getSetting(MODE_SETTING)) === undefined) {
         await tx.setSetting(MODE_SETTING, 'enforce');
         out.mode = 'enforce';
       }

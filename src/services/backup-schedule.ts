@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../lib/fs-atomic.js';
 import { logger } from '../lib/logger.js';
 import type { AuditStore } from '../store/types.js';
 import { checkPassphrase } from './backup-format.js';
-import { createBackup } from './backup.js';
+import { createStoreBackup } from './store-backup.js';
 
 const log = logger.child({ module: 'backup-schedule' });
 /** Scheduled backups are named so that name order is time order. */
@@ -88,7 +88,8 @@ export class BackupScheduler {
     const file = join(this.dir, backupFileName(at));
     try {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      const made = await createBackup({
+      const made = await createStoreBackup({
+        config,
         dataDir: config.dataDir,
         passphrase: this.passphrase,
         now: at,

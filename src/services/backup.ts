@@ -191,6 +191,66 @@ function emptyOrMissing(dir: string, ignore?: string): boolean {
   return statSync(dir).isDirectory() && readdirSync(dir).every((n) => n === ignore);
 }
 
+/**
+ * Writes a decoded backup into `staging` and checks it the way restore must: the CA loads with the
+ * secret the runtime will use, the database passes integrity_check and is migrated to this podgate's
+ * schema; then the CRL is re-signed above `crlNumberAbove` (when given and needed) and a
+ * `backup.restore` audit row naming `target` is added. Returns the new CRL number when it was
+ * re-signed. The staged database is left checkpointed (no -wal content).
+ */
+export async function stageBackup(
+  decoded: DecodedBackup,
+  staging: string,
+  o: {
+    config: Config;
+    actor: string;
+    target: string;
+    crlNumberAbove?: number;
+    now?: Date;
+    probe?: BackupProbe;
+  },
+): Promise<number | undefined> {
+  let renumbered: number | undefined;
+  for (const e of decoded.entries) {
+    const path = join(staging, ...e.path.split('/'));
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(path, e.data, { mode: e.mode });
+  }
+  o.probe?.('restore:staged');
+  const cas = verifyCa(staging, o.config);
+  inspectDatabase(join(staging, DB_FILE_NAME));
+  const store = SqliteStore.open(join(staging, DB_FILE_NAME));
+  try {
+    if (o.crlNumberAbove !== undefined) {
+      const revocation = new RevocationService({
+        store,
+        cas: fixedCaSet(cas.ca, cas.previous),
+        crlDays: o.config.vpn.crlDays,
+        publishers: [],
+        now: () => o.now ?? new Date(),
+      });
+      renumbered = (await revocation.resignAbove(o.crlNumberAbove))?.number;
+    }
+    await store.appendAudit({
+      actor: o.actor,
+      action: 'backup.restore',
+      target: o.target,
+      result: 'ok',
+      details: {
+        backupCreatedAt: decoded.info.createdAt,
+        podgateVersion: decoded.info.podgateVersion,
+        certificates: decoded.info.certificates,
+        crlNumber: renumbered ?? decoded.info.crlNumber,
+        ...(renumbered ? { crlRenumberedFrom: decoded.info.crlNumber } : {}),
+      },
+    });
+  } finally {
+    await store.close();
+  }
+  inspectDatabase(join(staging, DB_FILE_NAME)); // checkpointed: the file alone holds everything
+  return renumbered;
+}
+
 export interface RestoreResult {
   dataDir: string;
   info: BackupInfo;
@@ -236,42 +296,7 @@ export async function restoreBackup(o: {
   const staging = makeScratchDir(target, 'restore');
   let renumbered: number | undefined;
   try {
-    for (const e of decoded.entries) {
-      const path = join(staging, ...e.path.split('/'));
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      writeFileSync(path, e.data, { mode: e.mode });
-    }
-    o.probe?.('restore:staged');
-    const cas = verifyCa(staging, o.config);
-    inspectDatabase(join(staging, DB_FILE_NAME));
-    const store = SqliteStore.open(join(staging, DB_FILE_NAME));
-    try {
-      if (o.crlNumberAbove !== undefined) {
-        const revocation = new RevocationService({
-          store,
-          cas: fixedCaSet(cas.ca, cas.previous),
-          crlDays: o.config.vpn.crlDays,
-          publishers: [],
-          now: () => o.now ?? new Date(),
-        });
-        renumbered = (await revocation.resignAbove(o.crlNumberAbove))?.number;
-      }
-      await store.appendAudit({
-        actor: o.actor,
-        action: 'backup.restore',
-        target,
-        result: 'ok',
-        details: {
-          backupCreatedAt: decoded.info.createdAt,
-          podgateVersion: decoded.info.podgateVersion,
-          certificates: decoded.info.certificates,
-          crlNumber: renumbered ?? decoded.info.crlNumber,
-          ...(renumbered ? { crlRenumberedFrom: decoded.info.crlNumber } : {}),
-        },
-      });
-    } finally {
-      await store.close();
-    }
+    renumbered = await stageBackup(decoded, staging, { ...o, target });
     // something wrote there meanwhile: leave it alone
     if (!emptyOrMissing(target, basename(staging))) throw notEmpty();
     const names = readdirSync(staging).sort(

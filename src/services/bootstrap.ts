@@ -2,12 +2,11 @@ import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../lib/errors.js';
 import type { AccessMode, AccessRule } from '../access/types.js';
+import { LOCK } from '../store/locks.js';
 import type { User } from '../store/types.js';
 import type { AppContext } from './context.js';
 
 export const FIRST_ADMIN = 'admin';
-/** The setting key whose lock makes the first admin's creation single (it is never written). */
-const FIRST_ADMIN_LOCK = 'bootstrap.firstAdmin';
 
 /**
  * Creates the first admin (`admin`) when there is no user at all. The password comes from the file named
@@ -55,7 +54,7 @@ export async function ensureFirstAdmin(
   // step, so the second waits, finds the first's admin and creates none (SQLite's write transaction
   // serialises anyway).
   const made = await ctx.store.transaction(async (tx) => {
-    await tx.getSettingForUpdate(FIRST_ADMIN_LOCK);
+    await tx.lock(LOCK.firstAdmin);
     if ((await tx.listUsers()).length > 0) return undefined;
     const user = await ctx.users.create({ actor: 'system', name: FIRST_ADMIN, role: 'admin', password }, tx);
     // A new install enforces access rules; the one rule written lets admins reach everything.

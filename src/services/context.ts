@@ -129,6 +129,8 @@ export async function openContext(config: Config, deps: ContextDeps = {}): Promi
       store,
       cas,
       crlDays: config.vpn.crlDays,
+      // the default keeps the day-since-thisUpdate rule; a shorter refresh counts from the signing time
+      ...(config.vpn.crlRefreshSeconds < 86_400 ? { refreshMs: config.vpn.crlRefreshSeconds * 1000 } : {}),
       publishers: [...(deps.publishers ?? [])],
       now,
     });
@@ -241,7 +243,7 @@ async function openStoreAndCa(
   ]);
   const store = await PgStore.open(target);
   try {
-    const loaded = await store.withDb((db) =>
+    const { result: loaded, version } = await store.withDb((db) =>
       files.withSharedFiles(db, dataDir, SHARED_CA_FILES, async () => {
         // a key file made here would exist on this replica only: the others could never open the CA
         const hasCa = files.matchingFiles(dataDir, SHARED_CA_FILES).length > 0;
@@ -254,7 +256,7 @@ async function openStoreAndCa(
         return loadOrCreateCa(config, dataDir);
       }),
     );
-    let seen = await store.withDb((db) => files.sharedFilesStamp(db, SHARED_CA_FILES));
+    let seen = version;
     return {
       store,
       loaded,

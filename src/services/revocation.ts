@@ -8,6 +8,8 @@ import type { CaSet } from './ca-set.js';
 
 const log = logger.child({ module: 'revocation' });
 const DAY = 86_400_000;
+/** thisUpdate is set this far before the signing time: a server clock running behind still accepts it. */
+const BACKDATE_MS = 5 * 60_000;
 
 export { REVOCATION_REASONS };
 /** CRLs are re-signed when fewer than this many days remain, and at least daily. */
@@ -46,6 +48,8 @@ export interface RevocationServiceDeps {
    */
   cas: CaSet;
   crlDays: number;
+  /** ensureFreshCrl re-signs a CRL older than this (default a day: vpn.crlRefreshSeconds). */
+  refreshMs?: number;
   publishers: CrlPublisher[];
   now: () => Date;
 }
@@ -205,7 +209,7 @@ export class RevocationService {
     const state: CrlState = {
       number,
       pem,
-      thisUpdate: new Date(now.getTime() - 5 * 60_000),
+      thisUpdate: new Date(now.getTime() - BACKDATE_MS),
       nextUpdate: new Date(now.getTime() + crlDays * DAY),
     };
     await tx.saveCrl(state);
@@ -246,7 +250,7 @@ export class RevocationService {
     const stale =
       !current ||
       current.nextUpdate.getTime() - now.getTime() < CRL_RENEW_BEFORE_DAYS * DAY ||
-      now.getTime() - current.thisUpdate.getTime() > DAY ||
+      this.olderThanRefresh(current, now) ||
       // signed while the clock ran ahead, then set back: openvpn refuses a CRL whose thisUpdate is in
       // the future (every client), and the age test above would wait out the whole difference
       current.thisUpdate.getTime() > now.getTime();
@@ -259,8 +263,19 @@ export class RevocationService {
       result: 'ok',
       details: {},
     });
+    log.info({ crlNumber: crl.number }, 'CRL re-signed');
     await this.publish();
     return crl;
+  }
+
+  /**
+   * A day since thisUpdate by default; with `refreshMs`, that long since it was signed (thisUpdate is
+   * backdated by BACKDATE_MS for clocks that run behind).
+   */
+  private olderThanRefresh(current: CrlState, now: Date): boolean {
+    const age = now.getTime() - current.thisUpdate.getTime();
+    const { refreshMs } = this.deps;
+    return refreshMs === undefined ? age > DAY : age - BACKDATE_MS > refreshMs;
   }
 
   /**

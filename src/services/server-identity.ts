@@ -8,6 +8,7 @@ import {
   type KeySecret,
 } from '../pki/index.js';
 import { generateTlsCryptKey, generateTlsCryptV2ServerKey } from '../pki/tls-crypt.js';
+import { LOCK } from '../store/locks.js';
 import type { Store } from '../store/types.js';
 import type { CaSet } from './ca-set.js';
 import type { RevocationService } from './revocation.js';
@@ -125,7 +126,8 @@ export class ServerIdentityService {
     let superseded = false;
     const winner = await store.transaction(async (tx): Promise<StoredIdentity | undefined> => {
       // locked: on PostgreSQL another replica's transaction may be minting one at this moment
-      const current = await tx.getSettingForUpdate(SETTING);
+      await tx.lock(LOCK.setting(SETTING));
+      const current = await tx.getSetting(SETTING);
       if (current !== raw && current !== undefined) return JSON.parse(current) as StoredIdentity;
       const old = await tx.getValidCertByCommonName(serverName);
       if (old) await this.deps.revocation.revokeInTransaction('system', [old.serial], 'superseded', tx);

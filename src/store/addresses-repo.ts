@@ -28,7 +28,7 @@ export interface AddressStore {
    */
   allocateAddress(commonName: string, pool: AddressPool, at: Date): Promise<DeviceAddress>;
   /**
-   * `allocateAddress` for many devices in one transaction that reads the taken addresses once (the
+   * `allocateAddress` for many devices (it is this walk for one name) in one transaction that reads the taken addresses once (the
    * start-up backfill: one pass, not one table read per device). Names that hold an address in the
    * pool keep it; `refused` lists the names the pool had no room for (they get no row).
    */
@@ -83,13 +83,34 @@ export function planAllocation(
   return { drop, insert, kept, refused };
 }
 
-interface Row {
+/** 409 when the pool has no address left for a device (field vpn.clientSubnet: widen it, or revoke). */
+export function poolFull(pool: AddressPool): Conflict {
+  return new Conflict(
+    `vpn.clientSubnet ${pool.subnet} has no free tunnel address left (${pool.last - pool.first + 1} usable, all held by devices); revoke devices or widen the subnet`,
+    'vpn.clientSubnet',
+  );
+}
+
+/** 409 when the unique address index refused a planned address (another writer got past the lock). */
+export function addressTaken(): Conflict {
+  return new Conflict('a tunnel address is already held by another device', 'address');
+}
+
+/** `allocateAddress` on both engines, from the bulk walk for one name: its address, or pool-full. */
+export function onlyAddress(result: BulkAllocation, pool: AddressPool): DeviceAddress {
+  const a = result.allocated[0];
+  if (!a) throw poolFull(pool);
+  return a;
+}
+
+/** A device_addresses row, as both engines return it. */
+export interface AddressRow {
   common_name: string;
   address: string;
   allocated_at: string;
 }
 
-const toAddress = (r: Row): DeviceAddress => ({
+export const toAddress = (r: AddressRow): DeviceAddress => ({
   commonName: r.common_name,
   address: r.address,
   allocatedAt: fromIso(r.allocated_at),
@@ -117,63 +138,34 @@ export class SqliteAddresses implements Sync<AddressStore> {
   }
 
   getAddress(commonName: string): DeviceAddress | undefined {
-    const r = this.get.get(commonName) as Row | undefined;
+    const r = this.get.get(commonName) as AddressRow | undefined;
     return r && toAddress(r);
   }
 
   listAddresses(): DeviceAddress[] {
-    return (this.all.all() as Row[])
+    return (this.all.all() as AddressRow[])
       .map(toAddress)
       .sort((a, b) => ipv4ToInt(a.address) - ipv4ToInt(b.address));
   }
 
   allocateAddress(commonName: string, pool: AddressPool, at: Date): DeviceAddress {
-    const cn = nonEmpty('commonName', commonName);
-    return this.tx(() => {
-      const held = this.getAddress(cn);
-      if (held) {
-        const n = ipv4ToInt(held.address);
-        if (n >= pool.first && n <= pool.last) return held;
-        this.remove.run(cn);
-      }
-      const used = new Set((this.taken.all() as string[]).map(ipv4ToInt));
-      let free: number | undefined;
-      for (let n = pool.first; n <= pool.last; n++) {
-        if (!used.has(n)) {
-          free = n;
-          break;
-        }
-      }
-      if (free === undefined) {
-        throw new Conflict(
-          `vpn.clientSubnet ${pool.subnet} has no free tunnel address left (${pool.last - pool.first + 1} usable, all held by devices); revoke devices or widen the subnet`,
-          'vpn.clientSubnet',
-        );
-      }
-      const address = intToIpv4(free);
-      try {
-        this.insert.run(cn, address, at.toISOString());
-      } catch (err) {
-        // the table's UNIQUE(address) is the last word if anything ever raced past the set above
-        if (
-          sqliteCode(err) === 'SQLITE_CONSTRAINT_UNIQUE' ||
-          sqliteCode(err) === 'SQLITE_CONSTRAINT_PRIMARYKEY'
-        )
-          throw new Conflict(`tunnel address ${address} is already held by another device`, 'address');
-        throw err;
-      }
-      return this.getAddress(cn) as DeviceAddress;
-    });
+    return onlyAddress(this.allocateAddresses([commonName], pool, at), pool);
   }
 
   allocateAddresses(commonNames: readonly string[], pool: AddressPool, at: Date): BulkAllocation {
     const names = commonNames.map((cn) => nonEmpty('commonName', cn));
     return this.tx(() => {
-      const plan = planAllocation(names, pool, (this.all.all() as Row[]).map(toAddress), at);
+      const plan = planAllocation(names, pool, (this.all.all() as AddressRow[]).map(toAddress), at);
       for (const cn of plan.drop) this.remove.run(cn);
       const made = new Map<string, DeviceAddress>();
       for (const a of plan.insert) {
-        this.insert.run(a.commonName, a.address, at.toISOString());
+        try {
+          this.insert.run(a.commonName, a.address, at.toISOString());
+        } catch (err) {
+          // the table's UNIQUE(address) is the last word if anything ever raced past the plan
+          if (sqliteCode(err) === 'SQLITE_CONSTRAINT_UNIQUE') throw addressTaken();
+          throw err;
+        }
         made.set(a.commonName, { ...a, allocatedAt: fromIso(at.toISOString()) });
       }
       const allocated = [...new Set(names)].flatMap((cn) => {

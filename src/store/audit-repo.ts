@@ -5,7 +5,11 @@ import type { AuditEntry, AuditStore, NewAuditEntry } from './types.js';
 const RESULTS: readonly AuditEntry['result'][] = ['ok', 'error', 'pending'];
 const DEFAULT_LIMIT = 100;
 
-interface AuditRow {
+/** The audit_log columns every read returns (both engines). */
+export const AUDIT_COLS = 'id, time, actor, action, target, result, details';
+
+/** An audit_log row, as both engines return it. */
+export interface AuditRow {
   id: number;
   time: string;
   actor: string;
@@ -15,7 +19,7 @@ interface AuditRow {
   details: string;
 }
 
-function toEntry(r: AuditRow): AuditEntry {
+export function toEntry(r: AuditRow): AuditEntry {
   return {
     id: r.id,
     time: fromIso(r.time),
@@ -27,6 +31,31 @@ function toEntry(r: AuditRow): AuditEntry {
   };
 }
 
+/** The named parameters of appendAudit (checked). */
+export function auditParams(e: NewAuditEntry): Record<string, string> {
+  return {
+    time: toIso('time', e.time ?? new Date()),
+    actor: nonEmpty('actor', e.actor),
+    action: nonEmpty('action', e.action),
+    target: text('target', e.target),
+    result: oneOf('result', e.result, RESULTS),
+    details: toJsonObject('details', e.details ?? {}),
+  };
+}
+
+/** The filters of listAudit and countAudit as named parameters (null: not filtered). */
+export function auditFilter(
+  q: { limit?: number; offset?: number; beforeId?: number; action?: string; target?: string } = {},
+): { action: string | null; target: string | null; before: number | null; limit: number; offset: number } {
+  return {
+    action: q.action === undefined ? null : text('action', q.action),
+    target: q.target === undefined ? null : text('target', q.target),
+    before: q.beforeId === undefined ? null : intAtLeast('beforeId', q.beforeId, 1),
+    limit: q.limit === undefined ? DEFAULT_LIMIT : intAtLeast('limit', q.limit, 0),
+    offset: q.offset === undefined ? 0 : intAtLeast('offset', q.offset, 0),
+  };
+}
+
 /** The audit log: append and read only; triggers in the schema refuse UPDATE and DELETE. */
 export class SqliteAudit implements Sync<AuditStore> {
   private readonly insert: Statement;
@@ -34,7 +63,7 @@ export class SqliteAudit implements Sync<AuditStore> {
   private readonly count: Statement;
 
   constructor(db: Database) {
-    const cols = 'id, time, actor, action, target, result, details';
+    const cols = AUDIT_COLS;
     this.insert = db.prepare(
       `INSERT INTO audit_log (time, actor, action, target, result, details)
        VALUES (@time, @actor, @action, @target, @result, @details) RETURNING ${cols}`,
@@ -52,35 +81,20 @@ export class SqliteAudit implements Sync<AuditStore> {
   }
 
   appendAudit(e: NewAuditEntry): AuditEntry {
-    const row = this.insert.get({
-      time: toIso('time', e.time ?? new Date()),
-      actor: nonEmpty('actor', e.actor),
-      action: nonEmpty('action', e.action),
-      target: text('target', e.target),
-      result: oneOf('result', e.result, RESULTS),
-      details: toJsonObject('details', e.details ?? {}),
-    }) as AuditRow;
+    const row = this.insert.get(auditParams(e)) as AuditRow;
     return toEntry(row);
   }
 
   listAudit(
     q: { limit?: number; offset?: number; beforeId?: number; action?: string; target?: string } = {},
   ): AuditEntry[] {
-    const rows = this.list.all({
-      action: q.action === undefined ? null : text('action', q.action),
-      target: q.target === undefined ? null : text('target', q.target),
-      before: q.beforeId === undefined ? null : intAtLeast('beforeId', q.beforeId, 1),
-      limit: q.limit === undefined ? DEFAULT_LIMIT : intAtLeast('limit', q.limit, 0),
-      offset: q.offset === undefined ? 0 : intAtLeast('offset', q.offset, 0),
-    }) as AuditRow[];
+    const rows = this.list.all(auditFilter(q)) as AuditRow[];
     return rows.map(toEntry);
   }
 
   countAudit(q: { action?: string; target?: string } = {}): number {
-    const row = this.count.get({
-      action: q.action === undefined ? null : text('action', q.action),
-      target: q.target === undefined ? null : text('target', q.target),
-    }) as { n: number };
+    const { action, target } = auditFilter(q);
+    const row = this.count.get({ action, target }) as { n: number };
     return row.n;
   }
 }

@@ -1,5 +1,8 @@
-import { fromIso, fromIsoOrNull } from './sql-util.js';
-import type { CertKind, CertRecord, CertStatus, RevocationReason } from './types.js';
+import { BadRequest, Conflict } from '../lib/errors.js';
+import { CERT_KINDS } from '../lib/cert-vocabulary.js';
+import { isSerial, SERIAL_RULE } from '../lib/serial.js';
+import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, oneOf, text, toIso } from './sql-util.js';
+import type { CertKind, CertRecord, CertStatus, NewCert, RevocationReason } from './types.js';
 
 export { CERT_KINDS, REVOCATION_REASONS } from '../lib/cert-vocabulary.js';
 export const CERT_STATUSES: readonly CertStatus[] = ['valid', 'revoked'];
@@ -54,4 +57,36 @@ export function toCert(r: CertRow): CertRecord {
     issuerKeyId: r.issuer_ski,
     keyFromCsr: r.issued_from === 'csr',
   };
+}
+
+/** 400 (field serial) unless upper-case hex of even length. */
+export function checkSerial(serial: unknown): string {
+  if (!isSerial(serial))
+    throw new BadRequest(`serial must be upper-case ${SERIAL_RULE}, even length`, 'serial');
+  return serial;
+}
+
+/** 409: the common name already has a current certificate. */
+export function cnConflict(commonName: string): Conflict {
+  return new Conflict(`commonName '${commonName}' already has a valid certificate`, 'commonName');
+}
+
+/** The named parameters of insertCert (checked: 400 naming the field). */
+export function newCertParams(c: NewCert) {
+  const p = {
+    serial: checkSerial(c.serial),
+    commonName: nonEmpty('commonName', c.commonName),
+    ownerId: c.ownerId === null ? null : intAtLeast('owner', c.ownerId, 1),
+    deviceName: text('deviceName', c.deviceName),
+    kind: oneOf('kind', c.kind, CERT_KINDS),
+    keyType: nonEmpty('keyType', c.keyType),
+    notBefore: toIso('notBefore', c.notBefore),
+    notAfter: toIso('notAfter', c.notAfter),
+    certPem: nonEmpty('certPem', c.certPem),
+    createdAt: new Date().toISOString(),
+    issuerKeyId: c.issuerKeyId ?? null,
+    issuedFrom: c.keyFromCsr === true ? 'csr' : 'generated',
+  };
+  if (p.notAfter <= p.notBefore) throw new BadRequest('notAfter must be after notBefore', 'notAfter');
+  return p;
 }

@@ -1,16 +1,17 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
-import { isSerial, SERIAL_RULE } from '../lib/serial.js';
 import { CertLister } from './cert-query.js';
-import { CERT_KINDS, CERT_SELECT, REVOCATION_REASONS, toCert, type CertRow } from './cert-rows.js';
-import { intAtLeast, nonEmpty, oneOf, sqliteCode, text, toIso, type Tx, type Sync } from './sql-util.js';
+import {
+  CERT_SELECT,
+  checkSerial,
+  cnConflict,
+  newCertParams,
+  REVOCATION_REASONS,
+  toCert,
+  type CertRow,
+} from './cert-rows.js';
+import { nonEmpty, oneOf, sqliteCode, toIso, type Tx, type Sync } from './sql-util.js';
 import type { CertQuery, CertRecord, CertStore, NewCert, RevocationReason } from './types.js';
-
-function checkSerial(serial: unknown): string {
-  if (!isSerial(serial))
-    throw new BadRequest(`serial must be upper-case ${SERIAL_RULE}, even length`, 'serial');
-  return serial;
-}
 
 /** Certificates table: issue, look up, list, revoke. Never holds a private key. */
 export class SqliteCerts implements Sync<CertStore> {
@@ -73,22 +74,7 @@ export class SqliteCerts implements Sync<CertStore> {
   }
 
   insertCert(c: NewCert): CertRecord {
-    const params = {
-      serial: checkSerial(c.serial),
-      commonName: nonEmpty('commonName', c.commonName),
-      ownerId: c.ownerId === null ? null : intAtLeast('owner', c.ownerId, 1),
-      deviceName: text('deviceName', c.deviceName),
-      kind: oneOf('kind', c.kind, CERT_KINDS),
-      keyType: nonEmpty('keyType', c.keyType),
-      notBefore: toIso('notBefore', c.notBefore),
-      notAfter: toIso('notAfter', c.notAfter),
-      certPem: nonEmpty('certPem', c.certPem),
-      createdAt: new Date().toISOString(),
-      issuerKeyId: c.issuerKeyId ?? null,
-      issuedFrom: c.keyFromCsr === true ? 'csr' : 'generated',
-    };
-    if (params.notAfter <= params.notBefore)
-      throw new BadRequest('notAfter must be after notBefore', 'notAfter');
+    const params = newCertParams(c);
     return this.tx(() => {
       // checked first for a clear message; the constraints below still guard against races
       if (this.getCert(params.serial))
@@ -96,7 +82,7 @@ export class SqliteCerts implements Sync<CertStore> {
       if (params.ownerId !== null && this.userExists.get(params.ownerId) === undefined) {
         throw new BadRequest(`owner ${params.ownerId} does not exist`, 'owner');
       }
-      if (this.getValidCertByCommonName(params.commonName)) throw this.cnConflict(params.commonName);
+      if (this.getValidCertByCommonName(params.commonName)) throw cnConflict(params.commonName);
       // A common name is what OpenVPN, the status page and the logs know a client by: once given to one
       // owner (or to the server, owner null) it never names someone else's certificate, even after
       // revocation. This also keeps names made before device names lost their "." unambiguous.
@@ -113,7 +99,7 @@ export class SqliteCerts implements Sync<CertStore> {
         if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
           throw new Conflict(`serial '${params.serial}' already exists`, 'serial');
         }
-        if (code === 'SQLITE_CONSTRAINT_UNIQUE') throw this.cnConflict(params.commonName);
+        if (code === 'SQLITE_CONSTRAINT_UNIQUE') throw cnConflict(params.commonName);
         if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
           throw new BadRequest(`owner ${params.ownerId} does not exist`, 'owner');
         }
@@ -191,9 +177,5 @@ export class SqliteCerts implements Sync<CertStore> {
     this.tx(() => {
       for (const serial of serials) this.touch.run({ serial, at: when });
     });
-  }
-
-  private cnConflict(commonName: string): Conflict {
-    return new Conflict(`commonName '${commonName}' already has a valid certificate`, 'commonName');
   }
 }

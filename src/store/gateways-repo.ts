@@ -3,7 +3,11 @@ import { BadRequest, NotFound } from '../lib/errors.js';
 import { fromIso, nonEmpty, sqliteCode, text, toIso, toJsonObject, type Sync } from './sql-util.js';
 import type { GatewayRecord, GatewayStore } from './types.js';
 
-interface GatewayRow {
+/** The gateways columns every read returns (both engines). */
+export const GATEWAY_COLS = 'name, target, cert_serial, status, details, updated_at';
+
+/** A gateways row, as both engines return it. */
+export interface GatewayRow {
   name: string;
   target: string;
   cert_serial: string | null;
@@ -12,7 +16,7 @@ interface GatewayRow {
   updated_at: string;
 }
 
-function toGateway(r: GatewayRow): GatewayRecord {
+export function toGateway(r: GatewayRow): GatewayRecord {
   return {
     name: r.name,
     target: r.target,
@@ -20,6 +24,18 @@ function toGateway(r: GatewayRow): GatewayRecord {
     status: r.status,
     details: JSON.parse(r.details) as Record<string, unknown>,
     updatedAt: fromIso(r.updated_at),
+  };
+}
+
+/** The named parameters of upsertGateway (checked). */
+export function gatewayParams(g: GatewayRecord): Record<string, string | null> {
+  return {
+    name: nonEmpty('name', g.name),
+    target: text('target', g.target),
+    certSerial: g.certSerial === null ? null : nonEmpty('certSerial', g.certSerial),
+    status: nonEmpty('status', g.status),
+    details: toJsonObject('details', g.details),
+    updatedAt: toIso('updatedAt', g.updatedAt),
   };
 }
 
@@ -31,7 +47,7 @@ export class SqliteGateways implements Sync<GatewayStore> {
   private readonly remove: Statement;
 
   constructor(db: Database) {
-    const cols = 'name, target, cert_serial, status, details, updated_at';
+    const cols = GATEWAY_COLS;
     this.upsert = db.prepare(
       `INSERT INTO gateways (${cols}) VALUES (@name, @target, @certSerial, @status, @details, @updatedAt)
        ON CONFLICT (name) DO UPDATE SET target = excluded.target, cert_serial = excluded.cert_serial,
@@ -44,14 +60,7 @@ export class SqliteGateways implements Sync<GatewayStore> {
   }
 
   upsertGateway(g: GatewayRecord): GatewayRecord {
-    const params = {
-      name: nonEmpty('name', g.name),
-      target: text('target', g.target),
-      certSerial: g.certSerial === null ? null : nonEmpty('certSerial', g.certSerial),
-      status: nonEmpty('status', g.status),
-      details: toJsonObject('details', g.details),
-      updatedAt: toIso('updatedAt', g.updatedAt),
-    };
+    const params = gatewayParams(g);
     try {
       return toGateway(this.upsert.get(params) as GatewayRow);
     } catch (err) {

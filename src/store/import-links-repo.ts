@@ -42,7 +42,8 @@ export interface ImportLinkStore {
   pruneImportLinks(before: Date): Promise<number>;
 }
 
-interface Row {
+/** An import_links row joined with its owner's name, as both engines return it. */
+export interface LinkRow {
   id: number;
   user_id: number;
   user_name: string;
@@ -56,7 +57,7 @@ interface Row {
   cert_serial: string | null;
 }
 
-function toLink(r: Row): ImportLink {
+export function toLink(r: LinkRow): ImportLink {
   return {
     id: r.id,
     userId: r.user_id,
@@ -72,6 +73,30 @@ function toLink(r: Row): ImportLink {
   };
 }
 
+/** The link columns and join every link read uses (both engines). */
+export const LINK_SELECT =
+  'SELECT l.*, u.name AS user_name FROM import_links l JOIN users u ON u.id = l.user_id';
+
+/**
+ * The positional values of createImportLink (checked: 400 naming the field): user, token hash (a
+ * sha256 hex digest), device, key type, created, created from, expires.
+ */
+export function importLinkValues(l: Parameters<ImportLinkStore['createImportLink']>[0]): unknown[] {
+  const userId = intAtLeast('userId', l.userId, 1);
+  const hash = nonEmpty('tokenHash', l.tokenHash);
+  if (!/^[0-9a-f]{64}$/.test(hash))
+    throw new BadRequest('tokenHash must be a sha256 hex digest', 'tokenHash');
+  return [
+    userId,
+    hash,
+    nonEmpty('deviceName', l.deviceName),
+    l.keyType,
+    toIso('createdAt', l.createdAt),
+    nonEmpty('createdIp', l.createdIp),
+    toIso('expiresAt', l.expiresAt),
+  ];
+}
+
 export class SqliteImportLinks implements Sync<ImportLinkStore> {
   private readonly insert: Statement;
   private readonly byHash: Statement;
@@ -85,10 +110,7 @@ export class SqliteImportLinks implements Sync<ImportLinkStore> {
       `INSERT INTO import_links (user_id, token_hash, device_name, key_type, created_at, created_ip, expires_at)
        VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
     );
-    this.byHash = db.prepare(
-      `SELECT l.*, u.name AS user_name FROM import_links l JOIN users u ON u.id = l.user_id
-       WHERE l.token_hash = ?`,
-    );
+    this.byHash = db.prepare(`${LINK_SELECT} WHERE l.token_hash = ?`);
     this.claim = db.prepare(
       'UPDATE import_links SET used_at = ?, used_ip = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?',
     );
@@ -100,28 +122,18 @@ export class SqliteImportLinks implements Sync<ImportLinkStore> {
   }
 
   createImportLink(l: Parameters<ImportLinkStore['createImportLink']>[0]): ImportLink {
-    const userId = intAtLeast('userId', l.userId, 1);
-    const hash = nonEmpty('tokenHash', l.tokenHash);
-    if (!/^[0-9a-f]{64}$/.test(hash))
-      throw new BadRequest('tokenHash must be a sha256 hex digest', 'tokenHash');
+    const values = importLinkValues(l);
+    const [userId, hash] = values as [number, string];
     try {
-      this.insert.get(
-        userId,
-        hash,
-        nonEmpty('deviceName', l.deviceName),
-        l.keyType,
-        toIso('createdAt', l.createdAt),
-        nonEmpty('createdIp', l.createdIp),
-        toIso('expiresAt', l.expiresAt),
-      );
-      return toLink(this.byHash.get(hash) as Row);
+      this.insert.get(...values);
+      return toLink(this.byHash.get(hash) as LinkRow);
     } catch (err) {
       throw ownedHashError(err, userId);
     }
   }
 
   findImportLinkByHash(tokenHash: string): ImportLink | undefined {
-    const r = this.byHash.get(tokenHash) as Row | undefined;
+    const r = this.byHash.get(tokenHash) as LinkRow | undefined;
     return r && toLink(r);
   }
 

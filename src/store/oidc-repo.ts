@@ -29,7 +29,8 @@ export interface OidcIdentityStore {
   ): Promise<void>;
 }
 
-interface Row {
+/** An oidc_identities row, as both engines return it. */
+export interface OidcRow {
   issuer: string;
   subject: string;
   user_id: number;
@@ -40,7 +41,7 @@ interface Row {
   last_sync_at: string | null;
 }
 
-function toIdentity(r: Row): OidcIdentity {
+export function toIdentity(r: OidcRow): OidcIdentity {
   return {
     issuer: r.issuer,
     subject: r.subject,
@@ -60,6 +61,45 @@ const COLUMNS = {
   lastSyncAt: 'last_sync_at',
 } as const;
 
+/** The positional values of insertOidcIdentity: issuer, subject, user, groups, token, created, last login. */
+export function oidcInsertValues(i: Omit<OidcIdentity, 'lastSyncAt'>): unknown[] {
+  return [
+    i.issuer,
+    i.subject,
+    i.userId,
+    JSON.stringify(i.groups),
+    i.refreshToken,
+    toIso('createdAt', i.createdAt),
+    i.lastLoginAt ? toIso('lastLoginAt', i.lastLoginAt) : null,
+  ];
+}
+
+/**
+ * The updateOidcIdentity statement for the fields `patch` names (`?` placeholders, both engines), or
+ * undefined when it names none.
+ */
+export function oidcUpdate(
+  issuer: string,
+  subject: string,
+  patch: Partial<Pick<OidcIdentity, 'groups' | 'refreshToken' | 'lastLoginAt' | 'lastSyncAt'>>,
+): { sql: string; params: unknown[] } | undefined {
+  const sets: string[] = [];
+  const values: unknown[] = [];
+  for (const [key, column] of Object.entries(COLUMNS) as [keyof typeof COLUMNS, string][]) {
+    if (!(key in patch)) continue;
+    const v = patch[key];
+    sets.push(`${column} = ?`);
+    if (key === 'groups') values.push(JSON.stringify(v));
+    else if (v instanceof Date) values.push(toIso(key, v));
+    else values.push(v ?? null);
+  }
+  if (sets.length === 0) return undefined;
+  return {
+    sql: `UPDATE oidc_identities SET ${sets.join(', ')} WHERE issuer = ? AND subject = ?`,
+    params: [...values, issuer, subject],
+  };
+}
+
 /** The subject → user links of single sign-on (table `oidc_identities`). */
 export class SqliteOidcIdentities implements Sync<OidcIdentityStore> {
   private readonly byKey: Statement;
@@ -78,29 +118,21 @@ export class SqliteOidcIdentities implements Sync<OidcIdentityStore> {
   }
 
   getOidcIdentity(issuer: string, subject: string): OidcIdentity | undefined {
-    const r = this.byKey.get(issuer, subject) as Row | undefined;
+    const r = this.byKey.get(issuer, subject) as OidcRow | undefined;
     return r && toIdentity(r);
   }
 
   getOidcIdentityOfUser(userId: number): OidcIdentity | undefined {
-    const r = this.byUser.get(userId) as Row | undefined;
+    const r = this.byUser.get(userId) as OidcRow | undefined;
     return r && toIdentity(r);
   }
 
   listOidcIdentities(issuer: string): OidcIdentity[] {
-    return (this.ofIssuer.all(issuer) as Row[]).map(toIdentity);
+    return (this.ofIssuer.all(issuer) as OidcRow[]).map(toIdentity);
   }
 
   insertOidcIdentity(i: Omit<OidcIdentity, 'lastSyncAt'>): OidcIdentity {
-    const r = this.insert.get(
-      i.issuer,
-      i.subject,
-      i.userId,
-      JSON.stringify(i.groups),
-      i.refreshToken,
-      toIso('createdAt', i.createdAt),
-      i.lastLoginAt ? toIso('lastLoginAt', i.lastLoginAt) : null,
-    ) as Row;
+    const r = this.insert.get(...oidcInsertValues(i)) as OidcRow;
     return toIdentity(r);
   }
 
@@ -109,19 +141,7 @@ export class SqliteOidcIdentities implements Sync<OidcIdentityStore> {
     subject: string,
     patch: Partial<Pick<OidcIdentity, 'groups' | 'refreshToken' | 'lastLoginAt' | 'lastSyncAt'>>,
   ): void {
-    const sets: string[] = [];
-    const values: unknown[] = [];
-    for (const [key, column] of Object.entries(COLUMNS) as [keyof typeof COLUMNS, string][]) {
-      if (!(key in patch)) continue;
-      const v = patch[key];
-      sets.push(`${column} = ?`);
-      if (key === 'groups') values.push(JSON.stringify(v));
-      else if (v instanceof Date) values.push(toIso(key, v));
-      else values.push(v ?? null);
-    }
-    if (sets.length === 0) return;
-    this.db
-      .prepare(`UPDATE oidc_identities SET ${sets.join(', ')} WHERE issuer = ? AND subject = ?`)
-      .run(...values, issuer, subject);
+    const u = oidcUpdate(issuer, subject, patch);
+    if (u) this.db.prepare(u.sql).run(...u.params);
   }
 }

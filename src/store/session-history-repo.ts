@@ -65,7 +65,8 @@ export interface SessionHistoryStore {
   pruneSessionHistory(before: Date): Promise<number>;
 }
 
-interface Row {
+/** A vpn_sessions row, as both engines return it. */
+export interface SessionRow {
   id: number;
   replica: string;
   client_id: number;
@@ -83,7 +84,7 @@ interface Row {
   end_reason: string | null;
 }
 
-function toRecord(r: Row): SessionHistoryRecord {
+export function toSessionRecord(r: SessionRow): SessionHistoryRecord {
   return {
     id: r.id,
     replica: r.replica,
@@ -104,6 +105,71 @@ function toRecord(r: Row): SessionHistoryRecord {
 }
 
 const bytes = (n: number): number => (Number.isSafeInteger(n) && n >= 0 ? n : 0);
+
+/** The named parameters of each sample's upsert (checked: replica and times; byte counts never negative). */
+export function sampleParams(
+  replica: string,
+  samples: readonly LiveSessionSample[],
+  at: Date,
+): Record<string, string | number | null>[] {
+  const r = nonEmpty('replica', replica);
+  const t = toIso('at', at);
+  return samples.map((s) => ({
+    replica: r,
+    clientId: s.clientId,
+    commonName: s.commonName,
+    serial: s.serial,
+    userName: s.userName,
+    deviceName: s.deviceName,
+    realAddress: s.realAddress,
+    virtualAddress: s.virtualAddress,
+    startedAt: toIso('startedAt', s.startedAt),
+    at: t,
+    bytesIn: bytes(s.bytesIn),
+    bytesOut: bytes(s.bytesOut),
+  }));
+}
+
+/** The listSessionHistory statement (`?` placeholders, the same text on both engines). */
+export function historyQuery(q: SessionHistoryQuery): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (q.user !== undefined) {
+    where.push('user_name = ?');
+    params.push(q.user);
+  }
+  if (q.commonName !== undefined) {
+    where.push('common_name = ?');
+    params.push(q.commonName);
+  }
+  if (q.since !== undefined) {
+    where.push('coalesce(ended_at, last_seen_at) >= ?');
+    params.push(toIso('since', q.since));
+  }
+  const limit = Math.max(1, Math.min(q.limit ?? 1000, 100_000));
+  const sql = `SELECT * FROM vpn_sessions ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
+    ORDER BY started_at DESC, id DESC LIMIT ${limit}`;
+  return { sql, params };
+}
+
+/** A usageByDay row (the GROUP BY differs per engine, the columns do not). */
+export interface UsageRow {
+  day: string;
+  user_name: string;
+  common_name: string;
+  sessions: number;
+  bytes_in: number;
+  bytes_out: number;
+}
+
+export const toUsageDay = (r: UsageRow): UsageDay => ({
+  day: r.day,
+  userName: r.user_name,
+  commonName: r.common_name,
+  sessions: r.sessions,
+  bytesIn: r.bytes_in,
+  bytesOut: r.bytes_out,
+});
 
 export class SqliteSessionHistory implements Sync<SessionHistoryStore> {
   private readonly upsert: Statement;
@@ -133,30 +199,14 @@ export class SqliteSessionHistory implements Sync<SessionHistoryStore> {
   }
 
   recordSessions(replica: string, samples: readonly LiveSessionSample[], at: Date): void {
-    const r = nonEmpty('replica', replica);
-    const t = toIso('at', at);
+    const rows = sampleParams(replica, samples, at);
     this.tx(() => {
-      for (const s of samples) {
-        this.upsert.run({
-          replica: r,
-          clientId: s.clientId,
-          commonName: s.commonName,
-          serial: s.serial,
-          userName: s.userName,
-          deviceName: s.deviceName,
-          realAddress: s.realAddress,
-          virtualAddress: s.virtualAddress,
-          startedAt: toIso('startedAt', s.startedAt),
-          at: t,
-          bytesIn: bytes(s.bytesIn),
-          bytesOut: bytes(s.bytesOut),
-        });
-      }
+      for (const row of rows) this.upsert.run(row);
     });
   }
 
   listOpenSessions(replica: string): SessionHistoryRecord[] {
-    return (this.open.all(replica) as Row[]).map(toRecord);
+    return (this.open.all(replica) as SessionRow[]).map(toSessionRecord);
   }
 
   endSession(id: number, reason: SessionEndReason, endedAt?: Date): void {
@@ -164,24 +214,8 @@ export class SqliteSessionHistory implements Sync<SessionHistoryStore> {
   }
 
   listSessionHistory(q: SessionHistoryQuery = {}): SessionHistoryRecord[] {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (q.user !== undefined) {
-      where.push('user_name = ?');
-      params.push(q.user);
-    }
-    if (q.commonName !== undefined) {
-      where.push('common_name = ?');
-      params.push(q.commonName);
-    }
-    if (q.since !== undefined) {
-      where.push('coalesce(ended_at, last_seen_at) >= ?');
-      params.push(toIso('since', q.since));
-    }
-    const limit = Math.max(1, Math.min(q.limit ?? 1000, 100_000));
-    const sql = `SELECT * FROM vpn_sessions ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
-      ORDER BY started_at DESC, id DESC LIMIT ${limit}`;
-    return (this.db.prepare(sql).all(...params) as Row[]).map(toRecord);
+    const { sql, params } = historyQuery(q);
+    return (this.db.prepare(sql).all(...params) as SessionRow[]).map(toSessionRecord);
   }
 
   usageByDay(since: Date, user?: string): UsageDay[] {
@@ -194,22 +228,8 @@ export class SqliteSessionHistory implements Sync<SessionHistoryStore> {
          FROM vpn_sessions WHERE started_at >= ? ${user !== undefined ? 'AND user_name = ?' : ''}
          GROUP BY day, user_name, common_name ORDER BY day, user_name, common_name`,
       )
-      .all(...params) as {
-      day: string;
-      user_name: string;
-      common_name: string;
-      sessions: number;
-      bytes_in: number;
-      bytes_out: number;
-    }[];
-    return rows.map((r) => ({
-      day: r.day,
-      userName: r.user_name,
-      commonName: r.common_name,
-      sessions: r.sessions,
-      bytesIn: r.bytes_in,
-      bytesOut: r.bytes_out,
-    }));
+      .all(...params) as UsageRow[];
+    return rows.map(toUsageDay);
   }
 
   pruneSessionHistory(before: Date): number {

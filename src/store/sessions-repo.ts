@@ -9,6 +9,16 @@ interface SessionRow {
   user_id: number | null;
 }
 
+/** The named parameters of setSession (checked). */
+export function sessionParams(sid: string, data: string, expiresAt: Date, userId: number | null) {
+  return {
+    sid: nonEmpty('sid', sid),
+    data: text('data', data),
+    expiresAt: toIso('expiresAt', expiresAt),
+    userId: userId === null ? null : intAtLeast('userId', userId, 1),
+  };
+}
+
 /** Web sessions. Expired rows are invisible to reads at once and removed by pruneSessions. */
 export class SqliteSessions implements Sync<SessionStore> {
   private readonly get: Statement;
@@ -35,12 +45,7 @@ export class SqliteSessions implements Sync<SessionStore> {
   }
 
   setSession(sid: string, data: string, expiresAt: Date, userId: number | null = null): void {
-    const params = {
-      sid: nonEmpty('sid', sid),
-      data: text('data', data),
-      expiresAt: toIso('expiresAt', expiresAt),
-      userId: userId === null ? null : intAtLeast('userId', userId, 1),
-    };
+    const params = sessionParams(sid, data, expiresAt, userId);
     try {
       this.set.run(params);
     } catch (err) {

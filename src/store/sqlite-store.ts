@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { lazyStatements } from './lazy-statements.js';
 import { AsyncMutex } from '../lib/async-mutex.js';
 import { AppError } from '../lib/errors.js';
 import type { AccessRule } from '../access/types.js';
@@ -101,6 +102,15 @@ abstract class SqliteOps implements T.TxStore {
   protected abstract run<R>(fn: (r: Repos) => R): Promise<R>;
   abstract transaction<R>(fn: (tx: T.TxStore) => Promise<R>): Promise<R>;
 
+  lock(name: string): Promise<void> {
+    // nothing to take: a write transaction already excludes every other writer (one at a time)
+    return this.run(() => {
+      if (!this.db.inTransaction) {
+        throw new AppError(500, 'store_lock_outside_tx', `lock '${name}' taken outside a transaction`);
+      }
+    });
+  }
+
   // users
   createUser(u: Parameters<T.UserStore['createUser']>[0]): Promise<T.User> {
     return this.run((r) => r.users.createUser(u));
@@ -159,9 +169,6 @@ abstract class SqliteOps implements T.TxStore {
   }
   getSetting(key: string): Promise<string | undefined> {
     return this.run((r) => r.state.getSetting(key));
-  }
-  getSettingForUpdate(key: string): Promise<string | undefined> {
-    return this.getSetting(key); // one writer at a time: the transaction already holds the database
   }
   setSetting(key: string, value: string): Promise<void> {
     return this.run((r) => r.state.setSetting(key, value));
@@ -462,13 +469,13 @@ class SqliteTx extends SqliteOps {
 export class SqliteStore extends SqliteOps implements T.Store {
   readonly file: string;
   readonly schemaVersion: number;
-  private readonly lock = new AsyncMutex();
+  private readonly writer = new AsyncMutex();
   /** The transaction whose function is running (to refuse, not deadlock on, a store call from inside it). */
   private readonly current = new AsyncLocalStorage<SqliteTx>();
 
   private constructor(file: string, db: Database.Database, options: OpenOptions) {
     const schemaVersion = migrate(db, options.migrations ?? allMigrations);
-    super(db, new Repos(db));
+    super(db, new Repos(lazyStatements(db)));
     this.file = file;
     this.schemaVersion = schemaVersion;
   }
@@ -502,7 +509,7 @@ export class SqliteStore extends SqliteOps implements T.Store {
   }
 
   protected run<R>(fn: (r: Repos) => R): Promise<R> {
-    if (!this.lock.locked) {
+    if (!this.writer.locked) {
       try {
         return Promise.resolve(fn(this.repos));
       } catch (err) {
@@ -514,11 +521,11 @@ export class SqliteStore extends SqliteOps implements T.Store {
 
   private async runQueued<R>(fn: (r: Repos) => R): Promise<R> {
     this.refuseInsideTransaction();
-    await this.lock.acquire();
+    await this.writer.acquire();
     try {
       return fn(this.repos);
     } finally {
-      this.lock.release();
+      this.writer.release();
     }
   }
 
@@ -528,7 +535,7 @@ export class SqliteStore extends SqliteOps implements T.Store {
    */
   async transaction<R>(fn: (tx: T.TxStore) => Promise<R>): Promise<R> {
     this.refuseInsideTransaction();
-    if (!this.lock.tryAcquire()) await this.lock.acquire();
+    if (!this.writer.tryAcquire()) await this.writer.acquire();
     const tx = new SqliteTx(this.db, this.repos, undefined, 0);
     try {
       this.db.exec('BEGIN IMMEDIATE');
@@ -542,18 +549,18 @@ export class SqliteStore extends SqliteOps implements T.Store {
       }
     } finally {
       tx.end();
-      this.lock.release();
+      this.writer.release();
     }
   }
 
   /** Waits for an open transaction to end, then closes the connection (idempotent). */
   async close(): Promise<void> {
     this.refuseInsideTransaction();
-    await this.lock.acquire();
+    await this.writer.acquire();
     try {
       if (this.db.open) this.db.close();
     } finally {
-      this.lock.release();
+      this.writer.release();
     }
   }
 

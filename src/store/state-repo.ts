@@ -5,11 +5,38 @@ import type { ClusterSnapshot, ClusterStore, CrlState, CrlStore, SettingsStore }
 
 const CLUSTER_KEY = 'cluster.snapshot';
 
-interface CrlRow {
+/** The crl_state row, as both engines return it. */
+export interface CrlRow {
   number: number;
   pem: string;
   this_update: string;
   next_update: string;
+}
+
+export const toCrlState = (r: CrlRow): CrlState => ({
+  number: r.number,
+  pem: r.pem,
+  thisUpdate: fromIso(r.this_update),
+  nextUpdate: fromIso(r.next_update),
+});
+
+/** The named parameters of saveCrl (checked; nextUpdate after thisUpdate). */
+export function crlParams(state: CrlState): {
+  number: number;
+  pem: string;
+  thisUpdate: string;
+  nextUpdate: string;
+} {
+  const params = {
+    number: intAtLeast('number', state.number, 0),
+    pem: nonEmpty('pem', state.pem),
+    thisUpdate: toIso('thisUpdate', state.thisUpdate),
+    nextUpdate: toIso('nextUpdate', state.nextUpdate),
+  };
+  if (params.nextUpdate <= params.thisUpdate) {
+    throw new BadRequest('nextUpdate must be after thisUpdate', 'nextUpdate');
+  }
+  return params;
 }
 
 /** Single-row CRL state, key/value settings, and the cluster snapshot kept in settings as JSON. */
@@ -37,26 +64,11 @@ export class SqliteState implements Sync<CrlStore>, Sync<SettingsStore>, Sync<Cl
 
   getCrl(): CrlState | undefined {
     const r = this.crlGet.get() as CrlRow | undefined;
-    return (
-      r && {
-        number: r.number,
-        pem: r.pem,
-        thisUpdate: fromIso(r.this_update),
-        nextUpdate: fromIso(r.next_update),
-      }
-    );
+    return r && toCrlState(r);
   }
 
   saveCrl(state: CrlState): void {
-    const params = {
-      number: intAtLeast('number', state.number, 0),
-      pem: nonEmpty('pem', state.pem),
-      thisUpdate: toIso('thisUpdate', state.thisUpdate),
-      nextUpdate: toIso('nextUpdate', state.nextUpdate),
-    };
-    if (params.nextUpdate <= params.thisUpdate) {
-      throw new BadRequest('nextUpdate must be after thisUpdate', 'nextUpdate');
-    }
+    const params = crlParams(state);
     if (this.crlSave.run(params).changes === 0) {
       const current = this.getCrl()?.number;
       throw new Conflict(`CRL number ${params.number} is not greater than the saved ${current}`, 'number');

@@ -13,7 +13,8 @@ import {
 import { ownedHashError } from './owned-hash-errors.js';
 import type { ApiToken, TokenStore } from './types.js';
 
-interface TokenRow {
+/** An api_tokens row joined with its owner's name, as both engines return it. */
+export interface TokenRow {
   id: number;
   user_id: number;
   user_name: string;
@@ -23,7 +24,7 @@ interface TokenRow {
   expires_at: string | null;
 }
 
-function toToken(r: TokenRow): ApiToken {
+export function toToken(r: TokenRow): ApiToken {
   return {
     id: r.id,
     userId: r.user_id,
@@ -34,6 +35,10 @@ function toToken(r: TokenRow): ApiToken {
     expiresAt: fromIsoOrNull(r.expires_at),
   };
 }
+
+/** The token columns and join every token read uses (both engines). */
+export const TOKEN_SELECT = `SELECT t.id, t.user_id, u.name AS user_name, t.name, t.created_at, t.last_used_at, t.expires_at
+  FROM api_tokens t JOIN users u ON u.id = t.user_id`;
 
 /** API tokens, looked up by the hash the caller computed; the hash is never read back out. */
 export class SqliteTokens implements Sync<TokenStore> {
@@ -46,15 +51,13 @@ export class SqliteTokens implements Sync<TokenStore> {
   private readonly touch: Statement;
 
   constructor(db: Database) {
-    const cols = 't.id, t.user_id, u.name AS user_name, t.name, t.created_at, t.last_used_at, t.expires_at';
-    const from = 'FROM api_tokens t JOIN users u ON u.id = t.user_id';
     this.insert = db.prepare(
       'INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id',
     );
-    this.byHash = db.prepare(`SELECT ${cols} ${from} WHERE t.token_hash = ?`);
-    this.byId = db.prepare(`SELECT ${cols} ${from} WHERE t.id = ?`);
-    this.ofUser = db.prepare(`SELECT ${cols} ${from} WHERE t.user_id = ? ORDER BY t.id`);
-    this.all = db.prepare(`SELECT ${cols} ${from} ORDER BY u.name, t.id`);
+    this.byHash = db.prepare(`${TOKEN_SELECT} WHERE t.token_hash = ?`);
+    this.byId = db.prepare(`${TOKEN_SELECT} WHERE t.id = ?`);
+    this.ofUser = db.prepare(`${TOKEN_SELECT} WHERE t.user_id = ? ORDER BY t.id`);
+    this.all = db.prepare(`${TOKEN_SELECT} ORDER BY u.name, t.id`);
     this.remove = db.prepare('DELETE FROM api_tokens WHERE id = ?');
     this.touch = db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?');
   }

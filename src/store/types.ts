@@ -194,15 +194,17 @@ export interface SettingsStore {
   setSetting(key: string, value: string): Promise<void>;
 }
 
-/** Settings a transaction reads in order to write them (the transaction store has this, not plain readers). */
-export interface LockedSettingsStore {
+/** Named locks that a transaction holds until it ends. */
+export interface LockStore {
   /**
-   * Reads a setting that the calling transaction will write from what it read: a second transaction
-   * asking for the same key waits until this one ends and then reads its value (also before the row
-   * exists). SQLite's write transaction serialises anyway; PostgreSQL takes a transaction-scoped
-   * advisory lock on the key. Outside a transaction it is a plain read.
+   * Takes the lock `name` (one of ../store/locks.ts `LOCK`) for the rest of the calling transaction: a
+   * second transaction taking the same name waits until this one commits or rolls back, then goes on
+   * (and reads what the first wrote). For what no row lock covers: a row that may not exist yet (a
+   * setting read in order to write it, the first admin), a rule across rows. SQLite: nothing to take,
+   * its write transaction already excludes every other writer; PostgreSQL: a transaction-scoped
+   * advisory lock. Refused (500) outside a transaction, where it would protect nothing.
    */
-  getSettingForUpdate(key: string): Promise<string | undefined>;
+  lock(name: string): Promise<void>;
 }
 
 /** Server-side web sessions (the express session store writes through this). */
@@ -322,7 +324,7 @@ export interface TxStore
     CrlStore,
     AuditStore,
     SettingsStore,
-    LockedSettingsStore,
+    LockStore,
     SessionStore,
     TokenStore,
     PendingStore,

@@ -3,9 +3,13 @@ import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
 import { fromIso, intAtLeast, nonEmpty, oneOf, sqliteCode, type Sync } from './sql-util.js';
 import type { Role, User, UserStore } from './types.js';
 
-const ROLES: readonly Role[] = ['admin', 'user'];
+export const ROLES: readonly Role[] = ['admin', 'user'];
 
-interface UserRow {
+/** The users columns every read returns (both engines). */
+export const USER_COLS = 'id, name, role, password_hash, disabled, created_at';
+
+/** A users row, as both engines return it. */
+export interface UserRow {
   id: number;
   name: string;
   role: Role;
@@ -14,7 +18,7 @@ interface UserRow {
   created_at: string;
 }
 
-function toUser(r: UserRow): User {
+export function toUser(r: UserRow): User {
   return {
     id: r.id,
     name: r.name,
@@ -25,9 +29,26 @@ function toUser(r: UserRow): User {
   };
 }
 
-function hashOrNull(value: unknown): string | null {
+export function hashOrNull(value: unknown): string | null {
   if (value === null) return null;
   return nonEmpty('passwordHash', value);
+}
+
+/** updateUser's patch as parameters (checked; null: leave the column; setHash 1: write hash, null too). */
+export function userPatch(patch: Partial<Pick<User, 'role' | 'passwordHash' | 'disabled'>>): {
+  role: Role | null;
+  setHash: 0 | 1;
+  hash: string | null;
+  disabled: 0 | 1 | null;
+} {
+  const role = patch.role === undefined ? null : oneOf('role', patch.role, ROLES);
+  const setHash = patch.passwordHash !== undefined;
+  const hash = setHash ? hashOrNull(patch.passwordHash) : null;
+  if (patch.disabled !== undefined && typeof patch.disabled !== 'boolean') {
+    throw new BadRequest('disabled must be true or false', 'disabled');
+  }
+  const disabled = patch.disabled === undefined ? null : patch.disabled ? 1 : 0;
+  return { role, setHash: setHash ? 1 : 0, hash, disabled };
 }
 
 /** Users table. Names are unique as written (the service layer lower-cases and validates them). */
@@ -103,14 +124,7 @@ export class SqliteUsers implements Sync<UserStore> {
 
   updateUser(id: number, patch: Partial<Pick<User, 'role' | 'passwordHash' | 'disabled'>>): User {
     intAtLeast('id', id, 1);
-    const role = patch.role === undefined ? null : oneOf('role', patch.role, ROLES);
-    const setHash = patch.passwordHash !== undefined;
-    const hash = setHash ? hashOrNull(patch.passwordHash) : null;
-    if (patch.disabled !== undefined && typeof patch.disabled !== 'boolean') {
-      throw new BadRequest('disabled must be true or false', 'disabled');
-    }
-    const disabled = patch.disabled === undefined ? null : patch.disabled ? 1 : 0;
-    const row = this.updateTx(id, { id, role, setHash: setHash ? 1 : 0, hash, disabled });
+    const row = this.updateTx(id, { id, ...userPatch(patch) });
     if (!row) throw new NotFound(`user ${id} not found`);
     return toUser(row);
   }

@@ -13,6 +13,8 @@ export interface ServeOptions {
   env?: NodeJS.ProcessEnv;
   /** `--port`; 0 (default) lets the system choose a free one. */
   port?: number | string;
+  /** Node options before the CLI (`--cpu-prof`, heap sizing): what `node` flags the image runs with. */
+  nodeArgs?: string[];
 }
 
 export interface Serving {
@@ -45,7 +47,16 @@ function spawnServe(options: ServeOptions): ChildProcess {
   const where = options.dataDir === undefined ? [] : ['--data-dir', options.dataDir];
   return spawn(
     process.execPath,
-    [CLI, 'serve', ...where, '--host', '127.0.0.1', '--port', String(options.port ?? 0)],
+    [
+      ...(options.nodeArgs ?? []),
+      CLI,
+      'serve',
+      ...where,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(options.port ?? 0),
+    ],
     {
       env: {
         ...process.env,

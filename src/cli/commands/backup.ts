@@ -1,14 +1,12 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BadRequest, Conflict } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { readPassphraseFile } from '../../services/backup-schedule.js';
-import { createBackup, restoreBackup } from '../../services/backup.js';
-import { DB_FILE_NAME, SqliteStore } from '../../store/index.js';
+import { auditToStore, createStoreBackup, restoreStoreBackup } from '../../services/store-backup.js';
 import { globalOpts, type CliEnv } from '../env.js';
 import type { Config } from '../../config/schema.js';
-import { storeTarget } from '../../config/load.js';
 import { publishedCrlNumber } from '../../cluster/cluster-publisher.js';
 
 /** The passphrase from --passphrase-file, else backup.passphraseFile. */
@@ -42,44 +40,37 @@ async function clusterCrlNumber(config: Config, env: CliEnv): Promise<number | u
 
 /**
  * `podgate backup --out FILE --passphrase-file F`: one encrypted file with everything needed to bring
- * the data dir back, taken while `serve` and `server run` keep running.
- * `podgate restore FILE --data-dir DIR --passphrase-file F`: into a new or empty DIR only.
+ * the store back (the data dir on SQLite; the database's rows and CA files on PostgreSQL), taken while
+ * `serve` and `server run` keep running.
+ * `podgate restore FILE --data-dir DIR --passphrase-file F`: into a new or empty DIR only, or with a
+ * PostgreSQL store.url into an empty database. The archive is the same on both engines.
  */
 export function register(program: Command, env: CliEnv): void {
   program
     .command('backup')
-    .description('write an encrypted backup of the data dir (safe while serve and server run are running)')
+    .description(
+      'write an encrypted backup of the store: the data dir, or the PostgreSQL database (safe while serve and server run are running)',
+    )
     .requiredOption('--out <file>', 'the backup file to write (must not exist yet)')
     .option('--passphrase-file <file>', 'file holding the backup passphrase (default: backup.passphraseFile)')
     .action(async (o: { out: string; passphraseFile?: string }, cmd: Command) => {
       const g = globalOpts(cmd);
       const config = env.loadConfig(g);
-      if (storeTarget(config).engine === 'postgres') {
-        throw new BadRequest(
-          'podgate backup copies the SQLite data dir; with a PostgreSQL store.url back up the database (pg_dump) and the CA key secret',
-          'store.url',
-        );
-      }
       const pass = passphrase(o.passphraseFile, config.backup.passphraseFile);
       const out = resolve(o.out);
       if (!existsSync(dirname(out)) || !statSync(dirname(out)).isDirectory())
         throw new BadRequest(`--out: directory ${dirname(out)} does not exist`, 'out');
       if (existsSync(out)) throw new Conflict(`--out: ${out} already exists`, 'out');
       const dataDir = resolve(config.dataDir);
-      const made = await createBackup({ dataDir, passphrase: pass, exclude: [out] });
+      const made = await createStoreBackup({ config, dataDir, passphrase: pass, exclude: [out] });
       writeFileAtomic(out, made.data, 0o600);
-      const store = SqliteStore.open(join(dataDir, DB_FILE_NAME));
-      try {
-        await store.appendAudit({
-          actor: 'cli',
-          action: 'backup.create',
-          target: out,
-          result: 'ok',
-          details: { bytes: made.data.length, sha256: made.sha256, certificates: made.info.certificates },
-        });
-      } finally {
-        await store.close();
-      }
+      await auditToStore(config, {
+        actor: 'cli',
+        action: 'backup.create',
+        target: out,
+        result: 'ok',
+        details: { bytes: made.data.length, sha256: made.sha256, certificates: made.info.certificates },
+      });
       if (g.json) {
         env.out(
           JSON.stringify({ file: out, bytes: made.data.length, sha256: made.sha256, ...made.info }, null, 2),
@@ -95,7 +86,9 @@ export function register(program: Command, env: CliEnv): void {
 
   program
     .command('restore <file>')
-    .description('restore a backup into a new or empty data dir (checks the whole file before writing)')
+    .description(
+      'restore a backup into a new or empty data dir, or an empty PostgreSQL database (checks the whole file before writing)',
+    )
     .option('--passphrase-file <file>', 'file holding the backup passphrase (default: backup.passphraseFile)')
     .option(
       '--crl-number-above <n>',
@@ -115,10 +108,9 @@ export function register(program: Command, env: CliEnv): void {
       }
       let above = o.crlNumberAbove === undefined ? undefined : Number(o.crlNumberAbove);
       if (above === undefined) above = await clusterCrlNumber(config, env);
-      const r = await restoreBackup({
+      const r = await restoreStoreBackup({
         file: data,
         passphrase: pass,
-        dataDir: config.dataDir,
         config,
         actor: 'cli',
         ...(above !== undefined ? { crlNumberAbove: above } : {}),

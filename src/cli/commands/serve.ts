@@ -36,9 +36,10 @@ export type WebDepsFactory = (
   cluster?: ClusterPort;
   /**
    * Background work that writes (audit rows, session history, the server's Secret and Deployment):
-   * started on the replica that holds the leadership only, stopped when it loses it.
+   * started on the replica that holds the leadership only, stopped when it loses it or shuts down (a
+   * stop's Promise is awaited before the store closes).
    */
-  leaderWork?: () => { stop(): void }[];
+  leaderWork?: () => { stop(): void | Promise<void> }[];
 }>;
 
 /**
@@ -138,12 +139,19 @@ export function register(program: Command, env: CliEnv): void {
           ),
         );
         await elected.leadership.start();
+        // leading from the start: start-up has just done the upkeep's work. A later takeover checks at
+        // once: the replica that led may have died with the CRL due.
+        let ledAtStart = elected.leadership.isLeader();
         const timers = whileLeader(elected.leadership, () => {
+          const firstMs = ledAtStart ? undefined : 0;
+          ledAtStart = false;
           const watches = leaderWork?.() ?? [];
           const stopAccess = startAccessTimers(ctx);
           backups?.start();
           const upkeep = startUpkeep({
             clock: ctx.clock,
+            everyMs: Math.min(3_600_000, config.vpn.crlRefreshSeconds * 1000),
+            ...(firstMs === undefined ? {} : { firstMs }),
             revocation: ctx.revocation,
             caWarning: () => caExpiryWarning(ctx),
           });
@@ -155,11 +163,11 @@ export function register(program: Command, env: CliEnv): void {
               )
             : () => undefined;
           return async () => {
-            for (const w of watches) w.stop();
             stopSync();
             stopAccess();
             upkeep.cancel();
-            await backups?.stop();
+            // a sync still running writes through ctx.store, which the shutdown closes next
+            await Promise.all([...watches.map((w) => w.stop()), backups?.stop()]);
           };
         });
         env.out(`podgate web app on ${server.url}`);

@@ -1,34 +1,41 @@
 import type { AccessRule } from '../../access/types.js';
 import { Conflict, NotFound } from '../../lib/errors.js';
-import { intToIpv4, ipv4ToInt } from '../../lib/cidr.js';
+import { ipv4ToInt } from '../../lib/cidr.js';
 import type { AccessState, StoredRule } from '../access-repo.js';
 import {
+  addressTaken,
+  onlyAddress,
   planAllocation,
+  toAddress,
+  type AddressRow,
   type AddressPool,
   type BulkAllocation,
   type DeviceAddress,
 } from '../addresses-repo.js';
 import type { LocalGroup } from '../groups-repo.js';
-import type {
-  LiveSessionSample,
-  SessionEndReason,
-  SessionHistoryQuery,
-  SessionHistoryRecord,
-  UsageDay,
+import {
+  historyQuery,
+  sampleParams,
+  toSessionRecord,
+  toUsageDay,
+  type LiveSessionSample,
+  type SessionEndReason,
+  type SessionHistoryQuery,
+  type SessionHistoryRecord,
+  type SessionRow,
+  type UsageDay,
+  type UsageRow,
 } from '../session-history-repo.js';
-import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, text, toIso } from '../sql-util.js';
-import { constraintError, FOREIGN_KEY_VIOLATION, pgCode, UNIQUE_VIOLATION, type PgDb } from './db.js';
-
-interface AddressRow {
-  common_name: string;
-  address: string;
-  allocated_at: string;
-}
-const toAddress = (r: AddressRow): DeviceAddress => ({
-  commonName: r.common_name,
-  address: r.address,
-  allocatedAt: fromIso(r.allocated_at),
-});
+import { fromIso, intAtLeast, nonEmpty, text, toIso } from '../sql-util.js';
+import { LOCK } from '../locks.js';
+import {
+  constraintError,
+  FOREIGN_KEY_VIOLATION,
+  lockInTransaction,
+  pgCode,
+  UNIQUE_VIOLATION,
+  type PgDb,
+} from './db.js';
 
 /**
  * Tunnel addresses (PostgreSQL). Allocation takes a transaction-scoped advisory lock first, so two
@@ -52,54 +59,10 @@ export class PgAddresses {
   }
 
   async allocateAddress(commonName: string, pool: AddressPool, at: Date): Promise<DeviceAddress> {
-    const cn = nonEmpty('commonName', commonName);
-    return this.db.atomic(async (db) => {
-      await db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.device_addresses'))");
-      const repo = new PgAddresses(db);
-      const held = await repo.getAddress(cn);
-      if (held) {
-        const n = ipv4ToInt(held.address);
-        if (n >= pool.first && n <= pool.last) return held;
-        await db.run('DELETE FROM device_addresses WHERE common_name = ?', [cn]);
-      }
-      const used = new Set(
-        (await db.all<{ address: string }>('SELECT address FROM device_addresses')).map((r) =>
-          ipv4ToInt(r.address),
-        ),
-      );
-      let free: number | undefined;
-      for (let n = pool.first; n <= pool.last; n++) {
-        if (!used.has(n)) {
-          free = n;
-          break;
-        }
-      }
-      if (free === undefined) {
-        throw new Conflict(
-          `vpn.clientSubnet ${pool.subnet} has no free tunnel address left (${pool.last - pool.first + 1} usable, all held by devices); revoke devices or widen the subnet`,
-          'vpn.clientSubnet',
-        );
-      }
-      const address = intToIpv4(free);
-      try {
-        await db.atomic((inner) =>
-          inner.run('INSERT INTO device_addresses (common_name, address, allocated_at) VALUES (?, ?, ?)', [
-            cn,
-            address,
-            at.toISOString(),
-          ]),
-        );
-      } catch (err) {
-        throw constraintError(err, {
-          unique: () =>
-            new Conflict(`tunnel address ${address} is already held by another device`, 'address'),
-        });
-      }
-      return (await repo.getAddress(cn))!;
-    });
+    return onlyAddress(await this.allocateAddresses([commonName], pool, at), pool);
   }
 
-  /** Under the same advisory lock as allocateAddress: the table read once, one DELETE and one INSERT. */
+  /** Under the addresses lock: the table read once, one DELETE and one INSERT. */
   async allocateAddresses(
     commonNames: readonly string[],
     pool: AddressPool,
@@ -107,7 +70,7 @@ export class PgAddresses {
   ): Promise<BulkAllocation> {
     const names = commonNames.map((cn) => nonEmpty('commonName', cn));
     return this.db.atomic(async (db) => {
-      await db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.device_addresses'))");
+      await lockInTransaction(db, LOCK.addresses);
       const rows = (await db.all<AddressRow>('SELECT * FROM device_addresses')).map(toAddress);
       const plan = planAllocation(names, pool, rows, at);
       if (plan.drop.length > 0)
@@ -124,9 +87,7 @@ export class PgAddresses {
             ),
           );
         } catch (err) {
-          throw constraintError(err, {
-            unique: () => new Conflict('a tunnel address is already held by another device', 'address'),
-          });
+          throw constraintError(err, { unique: addressTaken });
         }
         for (const a of plan.insert) made.set(a.commonName, { ...a, allocatedAt: fromIso(iso) });
       }
@@ -329,65 +290,12 @@ export class PgAccessRules {
   }
 }
 
-interface HistoryRow {
-  id: number;
-  replica: string;
-  client_id: number;
-  common_name: string;
-  serial: string | null;
-  user_name: string | null;
-  device_name: string | null;
-  real_address: string;
-  virtual_address: string;
-  started_at: string;
-  last_seen_at: string;
-  ended_at: string | null;
-  bytes_in: number;
-  bytes_out: number;
-  end_reason: string | null;
-}
-
-const toRecord = (r: HistoryRow): SessionHistoryRecord => ({
-  id: r.id,
-  replica: r.replica,
-  clientId: r.client_id,
-  commonName: r.common_name,
-  serial: r.serial,
-  userName: r.user_name,
-  deviceName: r.device_name,
-  realAddress: r.real_address,
-  virtualAddress: r.virtual_address,
-  startedAt: fromIso(r.started_at),
-  lastSeenAt: fromIso(r.last_seen_at),
-  endedAt: fromIsoOrNull(r.ended_at),
-  bytesIn: r.bytes_in,
-  bytesOut: r.bytes_out,
-  endReason: r.end_reason as SessionEndReason | null,
-});
-
-const bytes = (n: number): number => (Number.isSafeInteger(n) && n >= 0 ? n : 0);
-
 /** VPN session history (PostgreSQL). */
 export class PgSessionHistory {
   constructor(private readonly db: PgDb) {}
 
   async recordSessions(replica: string, samples: readonly LiveSessionSample[], at: Date): Promise<void> {
-    const r = nonEmpty('replica', replica);
-    const t = toIso('at', at);
-    const rows = samples.map((s) => ({
-      replica: r,
-      clientId: s.clientId,
-      commonName: s.commonName,
-      serial: s.serial,
-      userName: s.userName,
-      deviceName: s.deviceName,
-      realAddress: s.realAddress,
-      virtualAddress: s.virtualAddress,
-      startedAt: toIso('startedAt', s.startedAt),
-      at: t,
-      bytesIn: bytes(s.bytesIn),
-      bytesOut: bytes(s.bytesOut),
-    }));
+    const rows = sampleParams(replica, samples, at);
     if (rows.length === 0) return;
     await this.db.atomic(async (db) => {
       for (const row of rows) {
@@ -409,11 +317,11 @@ export class PgSessionHistory {
 
   async listOpenSessions(replica: string): Promise<SessionHistoryRecord[]> {
     return (
-      await this.db.all<HistoryRow>(
+      await this.db.all<SessionRow>(
         'SELECT * FROM vpn_sessions WHERE replica = ? AND ended_at IS NULL ORDER BY id',
         [replica],
       )
-    ).map(toRecord);
+    ).map(toSessionRecord);
   }
 
   async endSession(id: number, reason: SessionEndReason, endedAt?: Date): Promise<void> {
@@ -424,51 +332,21 @@ export class PgSessionHistory {
   }
 
   async listSessionHistory(q: SessionHistoryQuery = {}): Promise<SessionHistoryRecord[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (q.user !== undefined) {
-      where.push('user_name = ?');
-      params.push(q.user);
-    }
-    if (q.commonName !== undefined) {
-      where.push('common_name = ?');
-      params.push(q.commonName);
-    }
-    if (q.since !== undefined) {
-      where.push('coalesce(ended_at, last_seen_at) >= ?');
-      params.push(toIso('since', q.since));
-    }
-    const limit = Math.max(1, Math.min(q.limit ?? 1000, 100_000));
-    const sql = `SELECT * FROM vpn_sessions ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
-      ORDER BY started_at DESC, id DESC LIMIT ${limit}`;
-    return (await this.db.all<HistoryRow>(sql, params)).map(toRecord);
+    const { sql, params } = historyQuery(q);
+    return (await this.db.all<SessionRow>(sql, params)).map(toSessionRecord);
   }
 
   async usageByDay(since: Date, user?: string): Promise<UsageDay[]> {
     const params: unknown[] = [toIso('since', since)];
     if (user !== undefined) params.push(user);
-    const rows = await this.db.all<{
-      day: string;
-      user_name: string;
-      common_name: string;
-      sessions: number;
-      bytes_in: number;
-      bytes_out: number;
-    }>(
+    const rows = await this.db.all<UsageRow>(
       `SELECT substr(started_at, 1, 10) AS day, coalesce(user_name, '') AS user_name, common_name,
          count(*) AS sessions, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
        FROM vpn_sessions WHERE started_at >= ? ${user !== undefined ? 'AND user_name = ?' : ''}
        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
       params,
     );
-    return rows.map((r) => ({
-      day: r.day,
-      userName: r.user_name,
-      commonName: r.common_name,
-      sessions: r.sessions,
-      bytesIn: r.bytes_in,
-      bytesOut: r.bytes_out,
-    }));
+    return rows.map(toUsageDay);
   }
 
   pruneSessionHistory(before: Date): Promise<number> {

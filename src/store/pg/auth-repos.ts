@@ -1,9 +1,18 @@
 import { BadRequest, NotFound } from '../../lib/errors.js';
-import type { ImportLink, ImportLinkStore } from '../import-links-repo.js';
-import type { OidcIdentity } from '../oidc-repo.js';
-import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, text, toIso, toIsoOrNull } from '../sql-util.js';
+import {
+  importLinkValues,
+  LINK_SELECT,
+  toLink,
+  type ImportLink,
+  type ImportLinkStore,
+  type LinkRow,
+} from '../import-links-repo.js';
+import { oidcInsertValues, oidcUpdate, toIdentity, type OidcIdentity, type OidcRow } from '../oidc-repo.js';
+import { TOKEN_SELECT, toToken, type TokenRow } from '../tokens-repo.js';
+import { fromIso, intAtLeast, nonEmpty, text, toIso, toIsoOrNull } from '../sql-util.js';
 import type { ApiToken, SessionRecord } from '../types.js';
 import { ownedHashError } from '../owned-hash-errors.js';
+import { sessionParams } from '../sessions-repo.js';
 import { constraintError, type PgDb } from './db.js';
 
 /** A value for an int4 id column, or undefined when it cannot be one (then nothing matches). */
@@ -24,12 +33,7 @@ export class PgSessions {
   }
 
   async setSession(sid: string, data: string, expiresAt: Date, userId: number | null = null): Promise<void> {
-    const params = {
-      sid: nonEmpty('sid', sid),
-      data: text('data', data),
-      expiresAt: toIso('expiresAt', expiresAt),
-      userId: userId === null ? null : intAtLeast('userId', userId, 1),
-    };
+    const params = sessionParams(sid, data, expiresAt, userId);
     try {
       await this.db.atomic((db) =>
         db.run(
@@ -61,29 +65,6 @@ export class PgSessions {
     return this.db.run('DELETE FROM sessions WHERE expires_at <= ?', [toIso('now', now)]);
   }
 }
-
-interface TokenRow {
-  id: number;
-  user_id: number;
-  user_name: string;
-  name: string;
-  created_at: string;
-  last_used_at: string | null;
-  expires_at: string | null;
-}
-
-const toToken = (r: TokenRow): ApiToken => ({
-  id: r.id,
-  userId: r.user_id,
-  userName: r.user_name,
-  name: r.name,
-  createdAt: fromIso(r.created_at),
-  lastUsedAt: fromIsoOrNull(r.last_used_at),
-  expiresAt: fromIsoOrNull(r.expires_at),
-});
-
-const TOKEN_SELECT = `SELECT t.id, t.user_id, u.name AS user_name, t.name, t.created_at, t.last_used_at, t.expires_at
-  FROM api_tokens t JOIN users u ON u.id = t.user_id`;
 
 /** API tokens (PostgreSQL). */
 export class PgTokens {
@@ -151,35 +132,6 @@ export class PgTokens {
   }
 }
 
-interface OidcRow {
-  issuer: string;
-  subject: string;
-  user_id: number;
-  groups: string;
-  refresh_token: string | null;
-  created_at: string;
-  last_login_at: string | null;
-  last_sync_at: string | null;
-}
-
-const toIdentity = (r: OidcRow): OidcIdentity => ({
-  issuer: r.issuer,
-  subject: r.subject,
-  userId: r.user_id,
-  groups: JSON.parse(r.groups) as string[],
-  refreshToken: r.refresh_token,
-  createdAt: fromIso(r.created_at),
-  lastLoginAt: fromIsoOrNull(r.last_login_at),
-  lastSyncAt: fromIsoOrNull(r.last_sync_at),
-});
-
-const OIDC_COLUMNS = {
-  groups: 'groups',
-  refreshToken: 'refresh_token',
-  lastLoginAt: 'last_login_at',
-  lastSyncAt: 'last_sync_at',
-} as const;
-
 /** Single sign-on identities (PostgreSQL). */
 export class PgOidc {
   constructor(private readonly db: PgDb) {}
@@ -210,15 +162,7 @@ export class PgOidc {
       db.get<OidcRow>(
         `INSERT INTO oidc_identities (issuer, subject, user_id, groups, refresh_token, created_at, last_login_at)
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        [
-          i.issuer,
-          i.subject,
-          i.userId,
-          JSON.stringify(i.groups),
-          i.refreshToken,
-          toIso('createdAt', i.createdAt),
-          i.lastLoginAt ? toIso('lastLoginAt', i.lastLoginAt) : null,
-        ],
+        oidcInsertValues(i),
       ),
     );
     return toIdentity(r!);
@@ -229,73 +173,18 @@ export class PgOidc {
     subject: string,
     patch: Partial<Pick<OidcIdentity, 'groups' | 'refreshToken' | 'lastLoginAt' | 'lastSyncAt'>>,
   ): Promise<void> {
-    const sets: string[] = [];
-    const values: unknown[] = [];
-    for (const [key, column] of Object.entries(OIDC_COLUMNS) as [keyof typeof OIDC_COLUMNS, string][]) {
-      if (!(key in patch)) continue;
-      const v = patch[key];
-      sets.push(`${column} = ?`);
-      if (key === 'groups') values.push(JSON.stringify(v));
-      else if (v instanceof Date) values.push(toIso(key, v));
-      else values.push(v ?? null);
-    }
-    if (sets.length === 0) return;
-    await this.db.run(`UPDATE oidc_identities SET ${sets.join(', ')} WHERE issuer = ? AND subject = ?`, [
-      ...values,
-      issuer,
-      subject,
-    ]);
+    const u = oidcUpdate(issuer, subject, patch);
+    if (u) await this.db.run(u.sql, u.params);
   }
 }
-
-interface LinkRow {
-  id: number;
-  user_id: number;
-  user_name: string;
-  device_name: string;
-  key_type: string | null;
-  created_at: string;
-  created_ip: string;
-  expires_at: string;
-  used_at: string | null;
-  used_ip: string | null;
-  cert_serial: string | null;
-}
-
-const toLink = (r: LinkRow): ImportLink => ({
-  id: r.id,
-  userId: r.user_id,
-  userName: r.user_name,
-  deviceName: r.device_name,
-  keyType: r.key_type,
-  createdAt: fromIso(r.created_at),
-  createdIp: r.created_ip,
-  expiresAt: fromIso(r.expires_at),
-  usedAt: fromIsoOrNull(r.used_at),
-  usedIp: r.used_ip,
-  certSerial: r.cert_serial,
-});
-
-const LINK_SELECT = 'SELECT l.*, u.name AS user_name FROM import_links l JOIN users u ON u.id = l.user_id';
 
 /** One-use import links (PostgreSQL). */
 export class PgImportLinks {
   constructor(private readonly db: PgDb) {}
 
   async createImportLink(l: Parameters<ImportLinkStore['createImportLink']>[0]): Promise<ImportLink> {
-    const userId = intAtLeast('userId', l.userId, 1);
-    const hash = nonEmpty('tokenHash', l.tokenHash);
-    if (!/^[0-9a-f]{64}$/.test(hash))
-      throw new BadRequest('tokenHash must be a sha256 hex digest', 'tokenHash');
-    const values = [
-      userId,
-      hash,
-      nonEmpty('deviceName', l.deviceName),
-      l.keyType,
-      toIso('createdAt', l.createdAt),
-      nonEmpty('createdIp', l.createdIp),
-      toIso('expiresAt', l.expiresAt),
-    ];
+    const values = importLinkValues(l);
+    const [userId, hash] = values as [number, string];
     try {
       return await this.db.atomic(async (db) => {
         await db.run(

@@ -1,5 +1,5 @@
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
-import { BadRequest, Conflict } from '../../lib/errors.js';
+import { AppError, BadRequest, Conflict } from '../../lib/errors.js';
 
 /** A query's parameters: positional for `?` placeholders, or named for `@name` ones (SQLite's forms). */
 export type Params = readonly unknown[] | Readonly<Record<string, unknown>>;
@@ -163,6 +163,18 @@ export class PgDb {
       throw err;
     }
   }
+}
+
+/**
+ * Takes the transaction-scoped advisory lock `name` (one of ../locks.ts): waits while another
+ * transaction holds it, and holds it until this transaction ends (commit or rollback; a savepoint's
+ * rollback does not release it). Refused outside a transaction, where it would be released at once.
+ */
+export async function lockInTransaction(db: PgDb, name: string): Promise<void> {
+  if (!db.inTransaction) {
+    throw new AppError(500, 'store_lock_outside_tx', `lock '${name}' taken outside a transaction`);
+  }
+  await db.run('SELECT pg_advisory_xact_lock(hashtext(?))', [name]);
 }
 
 /** Maps a unique violation to a Conflict and a foreign-key violation to a BadRequest, naming `field`. */

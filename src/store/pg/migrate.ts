@@ -2,7 +2,8 @@ import { AppError } from '../../lib/errors.js';
 import { logger } from '../../lib/logger.js';
 import { checkMigrationList } from '../migrate.js';
 import type { Migration } from '../migrations/migration.js';
-import type { PgDb } from './db.js';
+import { LOCK } from '../locks.js';
+import { lockInTransaction, type PgDb } from './db.js';
 
 const log = logger.child({ module: 'store.pg' });
 
@@ -16,7 +17,7 @@ export async function migratePg(db: PgDb, list: readonly Migration[]): Promise<n
   checkMigrationList(list);
   const latest = list.length === 0 ? 0 : list[list.length - 1]!.version;
   return db.atomic(async (tx) => {
-    await tx.run("SELECT pg_advisory_xact_lock(hashtext('podgate.schema'))");
+    await lockInTransaction(tx, LOCK.schema);
     await tx.run(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version    integer PRIMARY KEY,
       name       text NOT NULL,

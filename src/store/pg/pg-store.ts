@@ -6,7 +6,7 @@ import type * as T from '../types.js';
 import { PgAccessRules, PgAddresses, PgGroups, PgSessionHistory } from './access-repos.js';
 import { PgImportLinks, PgOidc, PgSessions, PgTokens } from './auth-repos.js';
 import { clientConfig, loadPg, type PgTarget } from './connection.js';
-import { PgDb } from './db.js';
+import { lockInTransaction, PgDb } from './db.js';
 import { migratePg } from './migrate.js';
 import { pgMigrations } from './migrations/index.js';
 import { PgAudit, PgGateways, PgPending, PgState } from './state-audit.js';
@@ -58,6 +58,10 @@ class PgOps implements T.TxStore {
   /** Overridden by the transaction handle to refuse calls after the end of its transaction. */
   protected repos(): Repos {
     return this.r;
+  }
+
+  lock(name: string): Promise<void> {
+    return lockInTransaction(this.repos().db, name);
   }
 
   transaction<R>(fn: (tx: T.TxStore) => Promise<R>): Promise<R> {
@@ -129,9 +133,6 @@ class PgOps implements T.TxStore {
   }
   getSetting(key: string) {
     return this.repos().state.getSetting(key);
-  }
-  getSettingForUpdate(key: string) {
-    return this.repos().state.getSettingForUpdate(key);
   }
   setSetting(key: string, value: string) {
     return this.repos().state.setSetting(key, value);

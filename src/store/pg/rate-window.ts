@@ -1,4 +1,5 @@
-import type { PgDb } from './db.js';
+import { LOCK } from '../locks.js';
+import { lockInTransaction, type PgDb } from './db.js';
 
 export interface WindowVerdict {
   allowed: boolean;
@@ -26,7 +27,7 @@ export async function admitInWindow(
   backoffMs = 0,
 ): Promise<WindowVerdict> {
   return db.atomic(async (tx) => {
-    await tx.run("SELECT pg_advisory_xact_lock(hashtext('podgate.rate:' || ? || ':' || ?))", [scope, key]);
+    await lockInTransaction(tx, LOCK.rate(scope, key));
     await tx.run('DELETE FROM rate_events WHERE scope = ? AND key = ? AND at <= ?', [
       scope,
       key,

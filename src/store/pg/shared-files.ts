@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
-import type { PgDb } from './db.js';
+import { LOCK } from '../locks.js';
+import { lockInTransaction, type PgDb } from './db.js';
 
 /** The data-dir files of `dir` whose names match `pattern`, sorted. */
 export function matchingFiles(dir: string, pattern: RegExp): string[] {
@@ -60,44 +61,46 @@ export async function pullSharedFiles(db: PgDb, dir: string, pattern: RegExp): P
 }
 
 /**
+ * The version of the database's shared files: raised (by a trigger, see migration 002) in the
+ * transaction of every write to them, so one integer tells whether anything changed since a pull.
+ */
+export async function sharedFilesVersion(db: PgDb): Promise<number> {
+  const r = await db.get<{ version: string }>('SELECT version FROM shared_files_state WHERE id = 1');
+  return Number(r!.version);
+}
+
+/**
  * Runs `fn` (load or create the CA) between a pull and a push of the shared files, under a
  * transaction-scoped advisory lock: replicas starting together on an empty database create one CA,
- * not one each (the second waits, then pulls the first one's).
+ * not one each (the second waits, then pulls the first one's). Returns fn's result and the files'
+ * version read before the pull (a later change, this push's included, is then pulled once more by
+ * {@link pullWhenChanged}: never one missed).
  */
 export async function withSharedFiles<R>(
   db: PgDb,
   dir: string,
   pattern: RegExp,
   fn: () => Promise<R>,
-): Promise<R> {
+): Promise<{ result: R; version: number }> {
   return db.atomic(async (tx) => {
-    await tx.run("SELECT pg_advisory_xact_lock(hashtext('podgate.shared_files'))");
+    await lockInTransaction(tx, LOCK.sharedFiles);
+    const version = await sharedFilesVersion(tx);
     await pullSharedFiles(tx, dir, pattern);
     const result = await fn();
     await pushSharedFiles(tx, dir, pattern);
-    return result;
+    return { result, version };
   });
 }
 
-/** What identifies the database's copies of the files matching `pattern` (names and content hashes). */
-export async function sharedFilesStamp(db: PgDb, pattern: RegExp): Promise<string> {
-  const rows = await db.all<{ name: string; h: string }>(
-    'SELECT name, md5(content) AS h FROM shared_files ORDER BY name',
-  );
-  return rows
-    .filter((r) => pattern.test(r.name))
-    .map((r) => `${r.name}:${r.h}`)
-    .join('|');
-}
-
 /**
- * Pulls only when the database's copies changed since `seen` (the stamp of this replica's last pull);
- * returns the stamp now. The common case is one small query. Pulling only on a change matters beyond
- * cost: a CLI rotating the CA in this data dir (before it pushes) must not see its half-made files
- * replaced by the database's older ones.
+ * Pulls only when the database's files changed since version `seen` (this replica's last pull);
+ * returns the version now. The common case is one single-row read (this runs before every issue and
+ * revoke). The version is read before the pull: a push landing in between is pulled again next time,
+ * never missed. Pulling only on a change matters beyond cost: a CLI rotating the CA in this data dir
+ * (before it pushes) must not see its half-made files replaced by the database's older ones.
  */
-export async function pullWhenChanged(db: PgDb, dir: string, pattern: RegExp, seen: string): Promise<string> {
-  const now = await sharedFilesStamp(db, pattern);
+export async function pullWhenChanged(db: PgDb, dir: string, pattern: RegExp, seen: number): Promise<number> {
+  const now = await sharedFilesVersion(db);
   if (now !== seen) await pullSharedFiles(db, dir, pattern);
   return now;
 }

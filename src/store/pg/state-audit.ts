@@ -1,5 +1,5 @@
 import { BadRequest, Conflict, NotFound } from '../../lib/errors.js';
-import { fromIso, intAtLeast, nonEmpty, oneOf, text, toIso, toJsonObject } from '../sql-util.js';
+import { fromIso, intAtLeast, nonEmpty, text, toIso, toJsonObject } from '../sql-util.js';
 import type {
   AuditEntry,
   ClusterSnapshot,
@@ -8,16 +8,13 @@ import type {
   NewAuditEntry,
   PendingRevocation,
 } from '../types.js';
-import { constraintError, type PgDb } from './db.js';
+import { AUDIT_COLS, auditFilter, auditParams, toEntry, type AuditRow } from '../audit-repo.js';
+import { GATEWAY_COLS, gatewayParams, toGateway, type GatewayRow } from '../gateways-repo.js';
+import { LOCK } from '../locks.js';
+import { crlParams, toCrlState, type CrlRow } from '../state-repo.js';
+import { constraintError, lockInTransaction, type PgDb } from './db.js';
 
 const CLUSTER_KEY = 'cluster.snapshot';
-
-interface CrlRow {
-  number: number;
-  pem: string;
-  this_update: string;
-  next_update: string;
-}
 
 /**
  * crl_state, settings and the cluster snapshot (PostgreSQL); same rules as ../state-repo.ts.
@@ -32,30 +29,15 @@ export class PgState {
   async getCrl(): Promise<CrlState | undefined> {
     // FOR UPDATE locks only a row that exists: before the first CRL two writers would both read
     // "none" and both build number 1. A transaction-scoped advisory lock serialises them either way.
-    if (this.db.inTransaction) await this.db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.crl'))");
+    if (this.db.inTransaction) await lockInTransaction(this.db, LOCK.crl);
     const r = await this.db.get<CrlRow>(
       'SELECT number, pem, this_update, next_update FROM crl_state WHERE id = 1',
     );
-    return (
-      r && {
-        number: r.number,
-        pem: r.pem,
-        thisUpdate: fromIso(r.this_update),
-        nextUpdate: fromIso(r.next_update),
-      }
-    );
+    return r && toCrlState(r);
   }
 
   async saveCrl(state: CrlState): Promise<void> {
-    const params = {
-      number: intAtLeast('number', state.number, 0),
-      pem: nonEmpty('pem', state.pem),
-      thisUpdate: toIso('thisUpdate', state.thisUpdate),
-      nextUpdate: toIso('nextUpdate', state.nextUpdate),
-    };
-    if (params.nextUpdate <= params.thisUpdate) {
-      throw new BadRequest('nextUpdate must be after thisUpdate', 'nextUpdate');
-    }
+    const params = crlParams(state);
     // the WHERE turns a non-increasing number into "0 rows" in the same statement: under READ COMMITTED
     // a concurrent writer's row is re-checked after its commit, so two writers cannot both save N+1
     const changed = await this.db.run(
@@ -74,13 +56,6 @@ export class PgState {
 
   async getSetting(key: string): Promise<string | undefined> {
     return (await this.db.get<{ value: string }>('SELECT value FROM settings WHERE key = ?', [key]))?.value;
-  }
-
-  async getSettingForUpdate(key: string): Promise<string | undefined> {
-    // an advisory lock, not FOR UPDATE: the row may not exist yet, and then FOR UPDATE locks nothing
-    if (this.db.inTransaction)
-      await this.db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.setting:' || ?))", [key]);
-    return this.getSetting(key);
   }
 
   async setSetting(key: string, value: string): Promise<void> {
@@ -104,29 +79,6 @@ export class PgState {
   }
 }
 
-const RESULTS: readonly AuditEntry['result'][] = ['ok', 'error', 'pending'];
-const AUDIT_COLS = 'id, time, actor, action, target, result, details';
-
-interface AuditRow {
-  id: number;
-  time: string;
-  actor: string;
-  action: string;
-  target: string;
-  result: AuditEntry['result'];
-  details: string;
-}
-
-const toEntry = (r: AuditRow): AuditEntry => ({
-  id: r.id,
-  time: fromIso(r.time),
-  actor: r.actor,
-  action: r.action,
-  target: r.target,
-  result: r.result,
-  details: JSON.parse(r.details) as Record<string, unknown>,
-});
-
 /** audit_log (PostgreSQL): append and read; triggers refuse UPDATE, DELETE and TRUNCATE. */
 export class PgAudit {
   constructor(private readonly db: PgDb) {}
@@ -135,14 +87,7 @@ export class PgAudit {
     const row = await this.db.get<AuditRow>(
       `INSERT INTO audit_log (time, actor, action, target, result, details)
        VALUES (@time, @actor, @action, @target, @result, @details) RETURNING ${AUDIT_COLS}`,
-      {
-        time: toIso('time', e.time ?? new Date()),
-        actor: nonEmpty('actor', e.actor),
-        action: nonEmpty('action', e.action),
-        target: text('target', e.target),
-        result: oneOf('result', e.result, RESULTS),
-        details: toJsonObject('details', e.details ?? {}),
-      },
+      auditParams(e),
     );
     return toEntry(row!);
   }
@@ -155,25 +100,17 @@ export class PgAudit {
        WHERE (@action::text IS NULL OR action = @action) AND (@target::text IS NULL OR target = @target)
          AND (@before::bigint IS NULL OR id < @before)
        ORDER BY id DESC LIMIT @limit::bigint OFFSET @offset::bigint`,
-      {
-        action: q.action === undefined ? null : text('action', q.action),
-        target: q.target === undefined ? null : text('target', q.target),
-        before: q.beforeId === undefined ? null : intAtLeast('beforeId', q.beforeId, 1),
-        limit: q.limit === undefined ? 100 : intAtLeast('limit', q.limit, 0),
-        offset: q.offset === undefined ? 0 : intAtLeast('offset', q.offset, 0),
-      },
+      auditFilter(q),
     );
     return rows.map(toEntry);
   }
 
   async countAudit(q: { action?: string; target?: string } = {}): Promise<number> {
+    const { action, target } = auditFilter(q);
     const r = await this.db.get<{ n: number }>(
       `SELECT count(*) AS n FROM audit_log
        WHERE (@action::text IS NULL OR action = @action) AND (@target::text IS NULL OR target = @target)`,
-      {
-        action: q.action === undefined ? null : text('action', q.action),
-        target: q.target === undefined ? null : text('target', q.target),
-      },
+      { action, target },
     );
     return r!.n;
   }
@@ -223,38 +160,12 @@ export class PgPending {
   }
 }
 
-interface GatewayRow {
-  name: string;
-  target: string;
-  cert_serial: string | null;
-  status: string;
-  details: string;
-  updated_at: string;
-}
-
-const GATEWAY_COLS = 'name, target, cert_serial, status, details, updated_at';
-const toGateway = (r: GatewayRow): GatewayRecord => ({
-  name: r.name,
-  target: r.target,
-  certSerial: r.cert_serial,
-  status: r.status,
-  details: JSON.parse(r.details) as Record<string, unknown>,
-  updatedAt: fromIso(r.updated_at),
-});
-
 /** Office gateways (PostgreSQL). */
 export class PgGateways {
   constructor(private readonly db: PgDb) {}
 
   async upsertGateway(g: GatewayRecord): Promise<GatewayRecord> {
-    const params = {
-      name: nonEmpty('name', g.name),
-      target: text('target', g.target),
-      certSerial: g.certSerial === null ? null : nonEmpty('certSerial', g.certSerial),
-      status: nonEmpty('status', g.status),
-      details: toJsonObject('details', g.details),
-      updatedAt: toIso('updatedAt', g.updatedAt),
-    };
+    const params = gatewayParams(g);
     try {
       const r = await this.db.atomic((db) =>
         db.get<GatewayRow>(

@@ -1,35 +1,26 @@
 import { BadRequest, Conflict, NotFound } from '../../lib/errors.js';
-import { isSerial, SERIAL_RULE } from '../../lib/serial.js';
-import { CERT_KINDS, CERT_SELECT, REVOCATION_REASONS, toCert, type CertRow } from '../cert-rows.js';
-import { fromIso, intAtLeast, nonEmpty, oneOf, text, toIso } from '../sql-util.js';
+import {
+  CERT_SELECT,
+  checkSerial,
+  cnConflict,
+  newCertParams,
+  REVOCATION_REASONS,
+  toCert,
+  type CertRow,
+} from '../cert-rows.js';
+import { intAtLeast, nonEmpty, oneOf, toIso } from '../sql-util.js';
 import type { CertQuery, CertRecord, NewCert, RevocationReason, Role, User } from '../types.js';
 import { listCerts } from './cert-list.js';
-import { constraintError, pgConstraint, pgCode, UNIQUE_VIOLATION, type PgDb } from './db.js';
-
-const ROLES: readonly Role[] = ['admin', 'user'];
-const USER_COLS = 'id, name, role, password_hash, disabled, created_at';
-
-interface UserRow {
-  id: number;
-  name: string;
-  role: Role;
-  password_hash: string | null;
-  disabled: number;
-  created_at: string;
-}
-
-const toUser = (r: UserRow): User => ({
-  id: r.id,
-  name: r.name,
-  role: r.role,
-  passwordHash: r.password_hash,
-  disabled: r.disabled === 1,
-  createdAt: fromIso(r.created_at),
-});
-
-function hashOrNull(value: unknown): string | null {
-  return value === null ? null : nonEmpty('passwordHash', value);
-}
+import { hashOrNull, ROLES, toUser, USER_COLS, userPatch, type UserRow } from '../users-repo.js';
+import { LOCK } from '../locks.js';
+import {
+  constraintError,
+  lockInTransaction,
+  pgConstraint,
+  pgCode,
+  UNIQUE_VIOLATION,
+  type PgDb,
+} from './db.js';
 
 /** users (PostgreSQL); same rules as ../users-repo.ts. */
 export class PgUsers {
@@ -72,13 +63,7 @@ export class PgUsers {
     patch: Partial<Pick<User, 'role' | 'passwordHash' | 'disabled'>>,
   ): Promise<User> {
     intAtLeast('id', id, 1);
-    const role = patch.role === undefined ? null : oneOf('role', patch.role, ROLES);
-    const setHash = patch.passwordHash !== undefined;
-    const hash = setHash ? hashOrNull(patch.passwordHash) : null;
-    if (patch.disabled !== undefined && typeof patch.disabled !== 'boolean') {
-      throw new BadRequest('disabled must be true or false', 'disabled');
-    }
-    const disabled = patch.disabled === undefined ? null : patch.disabled ? 1 : 0;
+    const { role, setHash, hash, disabled } = userPatch(patch);
     const row = await this.db.atomic(async (db) => {
       const before = await db.get<UserRow>(`SELECT ${USER_COLS} FROM users WHERE id = ? FOR UPDATE`, [id]);
       if (!before) return undefined;
@@ -87,7 +72,7 @@ export class PgUsers {
            password_hash = CASE WHEN @setHash::boolean THEN @hash::text ELSE password_hash END,
            disabled = coalesce(@disabled::integer, disabled)
          WHERE id = @id RETURNING ${USER_COLS}`,
-        { id, role, setHash, hash, disabled },
+        { id, role, setHash: setHash === 1, hash, disabled },
       ))!;
       if (after.role !== before.role || after.disabled !== before.disabled || setHash) {
         await db.run('DELETE FROM sessions WHERE user_id = ?', [id]);
@@ -100,39 +85,16 @@ export class PgUsers {
   }
 }
 
-function checkSerial(serial: unknown): string {
-  if (!isSerial(serial))
-    throw new BadRequest(`serial must be upper-case ${SERIAL_RULE}, even length`, 'serial');
-  return serial;
-}
-
-const cnConflict = (cn: string) =>
-  new Conflict(`commonName '${cn}' already has a valid certificate`, 'commonName');
-
 /** certificates (PostgreSQL); same rules as ../certs-repo.ts. */
 export class PgCerts {
   constructor(private readonly db: PgDb) {}
 
   async insertCert(c: NewCert): Promise<CertRecord> {
-    const p = {
-      serial: checkSerial(c.serial),
-      commonName: nonEmpty('commonName', c.commonName),
-      ownerId: c.ownerId === null ? null : intAtLeast('owner', c.ownerId, 1),
-      deviceName: text('deviceName', c.deviceName),
-      kind: oneOf('kind', c.kind, CERT_KINDS),
-      keyType: nonEmpty('keyType', c.keyType),
-      notBefore: toIso('notBefore', c.notBefore),
-      notAfter: toIso('notAfter', c.notAfter),
-      certPem: nonEmpty('certPem', c.certPem),
-      createdAt: new Date().toISOString(),
-      issuerKeyId: c.issuerKeyId ?? null,
-      issuedFrom: c.keyFromCsr === true ? 'csr' : 'generated',
-    };
-    if (p.notAfter <= p.notBefore) throw new BadRequest('notAfter must be after notBefore', 'notAfter');
+    const p = newCertParams(c);
     try {
       return await this.db.atomic(async (db) => {
         // one writer per common name at a time: the owner rule below has no constraint of its own
-        await db.run("SELECT pg_advisory_xact_lock(hashtext('podgate.cn:' || ?))", [p.commonName]);
+        await lockInTransaction(db, LOCK.commonName(p.commonName));
         const certs = new PgCerts(db);
         if (await certs.getCert(p.serial))
           throw new Conflict(`serial '${p.serial}' already exists`, 'serial');

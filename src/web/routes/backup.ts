@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { AppError, BadRequest } from '../../lib/errors.js';
 import { backupFileName } from '../../services/backup-schedule.js';
 import { checkPassphrase } from '../../services/backup-format.js';
-import { createBackup } from '../../services/backup.js';
+import { createStoreBackup } from '../../services/store-backup.js';
 import type { AppContext } from '../../services/context.js';
 import { csrfProtect, requireAdmin } from '../auth.js';
 import { documentedRouter } from '../api-router.js';
@@ -18,24 +18,17 @@ function passphraseFrom(body: unknown, confirm: boolean): string {
 }
 
 /**
- * Admins download a backup of the data dir, encrypted with a passphrase they choose, from the page
+ * Admins download a backup of the store (data dir, or PostgreSQL database), encrypted with a passphrase they choose, from the page
  * `/admin/backup` or with `POST /api/v1/backup {"passphrase": "..."}`. Every download is audited
  * (who, size, SHA-256); the file is never cached or kept on the server.
  */
 export function backupRouter(ctx: AppContext, now: () => Date): Router {
   const r = documentedRouter();
-  // A backup copies the SQLite data dir; a replica on PostgreSQL has only a copy of the CA files there.
-  const onPostgres = /^postgres(ql)?:/.test(ctx.config.store.url ?? '');
-  const refusal = () =>
-    new BadRequest(
-      'a backup here copies the SQLite data dir; with a PostgreSQL store.url back up the database (pg_dump) and the CA key secret',
-      'store.url',
-    );
-
   async function download(req: Request, res: Response, pass: string): Promise<void> {
-    if (onPostgres) throw refusal();
     const at = now();
-    const made = await createBackup({
+    // SQLite: the data dir; PostgreSQL: the database's rows (one snapshot) and its CA files
+    const made = await createStoreBackup({
+      config: ctx.config,
       dataDir: ctx.dataDir,
       passphrase: pass,
       now: at,
@@ -78,7 +71,6 @@ export function backupRouter(ctx: AppContext, now: () => Date): Router {
   r.post('/admin/backup', requireAdmin, csrfProtect, async (req, res) => {
     let pass: string;
     try {
-      if (onPostgres) throw refusal();
       pass = passphraseFrom(req.body, true);
     } catch (err) {
       if (!(err instanceof AppError)) throw err;

@@ -12,7 +12,7 @@ import { buildProgram } from '../../../src/cli/program.js';
 import type { CliEnv } from '../../../src/cli/env.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { setLogLevel } from '../../../src/lib/logger.js';
-import { openContext } from '../../../src/services/context.js';
+import { openContext, type AppContext } from '../../../src/services/context.js';
 import { stopInProcessServe } from '../../helpers/cli.js';
 import { sharedPostgres } from '../../helpers/pg-store.js';
 
@@ -34,7 +34,7 @@ describe('serve x2 on one PostgreSQL: background work that writes runs on the le
     const running: Promise<unknown>[] = [];
     const start = async (name: string) => {
       const out: string[] = [];
-      const env: CliEnv & { webDeps: () => Promise<object> } = {
+      const env: CliEnv & { webDeps: (config: unknown, ctx: AppContext) => Promise<object> } = {
         env: {},
         loadConfig: () =>
           loadConfig({
@@ -55,11 +55,21 @@ describe('serve x2 on one PostgreSQL: background work that writes runs on the le
         contextDeps: () => ({}),
         out: (t) => out.push(t),
         err: () => undefined,
-        webDeps: () =>
+        webDeps: (_config: unknown, ctx: AppContext) =>
           Promise.resolve({
             leaderWork: () => {
               events.push(`start ${name}`);
-              return [{ stop: () => events.push(`stop ${name}`) }];
+              // like a watch whose sync is still writing when serve stops: the store must stay open
+              // until it has finished (a second later, well after serve would otherwise have closed it)
+              const stop = async () => {
+                events.push(`stop ${name}`);
+                await new Promise((r) => setTimeout(r, 1000));
+                await ctx.store.getSetting('leader-work').then(
+                  () => events.push(`stopped ${name}`),
+                  (err: unknown) => events.push(`stopped ${name} on a closed store: ${String(err)}`),
+                );
+              };
+              return [{ stop }];
             },
           }),
       };
@@ -86,9 +96,10 @@ describe('serve x2 on one PostgreSQL: background work that writes runs on the le
     // for a moment while the first was stopping: then its work started and stopped too)
     assert.equal(events[0], 'start a');
     assert.ok(events.includes('stop a'), events.join(', '));
+    assert.ok(events.includes('stopped a'), events.join(', '));
     assert.equal(
       events.filter((e) => e.startsWith('start')).length,
-      events.filter((e) => e.startsWith('stop')).length,
+      events.filter((e) => e.startsWith('stop ')).length,
       events.join(', '),
     );
   });

@@ -11,62 +11,10 @@
  * so a trace that records nothing cannot pass.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BUNDLE, CLI_TSC, tempDir } from '../../helpers/cli.js';
-
-const TRACE_PRELOAD = fileURLToPath(new URL('../../helpers/module-trace.js', import.meta.url));
-const HEAVY = [
-  '@kubernetes/client-node',
-  'express',
-  'express-handlebars',
-  'ssh2',
-  'openid-client',
-  'handlebars',
-];
-const heavyIn = (ids: readonly string[]): string[] =>
-  ids.filter((id) => HEAVY.some((p) => id.includes(`/node_modules/${p}/`)));
-
-interface Traced {
-  code: number;
-  stdout: string;
-  stderr: string;
-  modules: string[];
-}
-
-/** Runs node with the trace preload and returns every module id it loaded. */
-function traced(args: readonly string[], dir: string, env: NodeJS.ProcessEnv = {}): Promise<Traced> {
-  const file = join(dir, `trace-${Math.random().toString(36).slice(2)}.txt`);
-  writeFileSync(file, '');
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TRACE_PRELOAD, ...args], {
-      env: {
-        ...process.env,
-        KUBERNETES_SERVICE_HOST: '',
-        PODGATE_KUBERNETES_KUBECONFIG: '',
-        PODGATE_LOG_LEVEL: 'error',
-        PODGATE_TEST_MODULE_TRACE: file,
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      resolve({
-        code: code ?? 1,
-        stdout,
-        stderr,
-        modules: readFileSync(file, 'utf8').split('\n').filter(Boolean),
-      }),
-    );
-  });
-}
+import { HEAVY, heavyIn, traced } from '../../helpers/traced-cli.js';
 
 describe('CLI start-up: what the common commands load', function () {
   this.timeout(120_000);

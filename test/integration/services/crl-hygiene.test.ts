@@ -93,6 +93,21 @@ describe('services: CRL hygiene (expired certificates leave the CRL; the CRL nev
       t.cleanup();
     }
   });
+  it('vpn.crlRefreshSeconds: re-signed once that long has passed since signing, not before', async () => {
+    const t = tempDir();
+    let now = new Date();
+    const ctx = await testContext(t.dir, { 'vpn.crlRefreshSeconds': 60 }, { now: () => now });
+    try {
+      const first = await ctx.revocation.resign('test');
+      now = new Date(now.getTime() + 59_000);
+      assert.equal((await ctx.revocation.ensureFreshCrl()).number, first.number, '59 s: not re-signed');
+      now = new Date(now.getTime() + 2_000);
+      assert.equal((await ctx.revocation.ensureFreshCrl()).number, first.number + 1, '61 s: re-signed');
+    } finally {
+      await ctx.close();
+      t.cleanup();
+    }
+  });
   it('a CRL signed while the clock ran ahead is re-signed at the next check once the clock is set back', async () => {
     const t = tempDir();
     const t0 = Date.now();

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore, type Store } from '../../../src/store/index.js';
+import { LOCK } from '../../../src/store/locks.js';
 import { freshPgStore } from '../../helpers/pg-store.js';
 import { newCert } from '../../unit/store/temp-store.js';
 
@@ -190,6 +191,17 @@ for (const [engine, open] of Object.entries(ENGINES)) {
       });
       assert.equal(await s.getSetting('b'), '1');
       assert.equal(await s.getSetting('c'), undefined);
+    });
+
+    it('named locks: taken in a transaction and in its savepoints, 500 outside one', async () => {
+      await rejects(s.lock(LOCK.crl), 500, undefined, /outside a transaction/);
+      const value = await s.transaction(async (tx) => {
+        await tx.lock(LOCK.setting('k'));
+        await tx.transaction((inner) => inner.lock(LOCK.setting('k'))); // held already: no self-deadlock
+        await tx.setSetting('k', 'v');
+        return tx.getSetting('k');
+      });
+      assert.equal(value, 'v');
     });
 
     it('tokens, sessions, pending, gateways, import links: the same answers', async () => {

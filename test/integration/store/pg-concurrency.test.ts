@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import type { PgStore } from '../../../src/store/pg/pg-store.js';
 import { PgStore as Store } from '../../../src/store/pg/pg-store.js';
+import { LOCK } from '../../../src/store/locks.js';
 import { admitInWindow } from '../../../src/store/pg/rate-window.js';
 import { freshPgStore } from '../../helpers/pg-store.js';
 import { newCert } from '../../unit/store/temp-store.js';
@@ -100,14 +101,15 @@ describe('store (PostgreSQL): concurrent writers', function () {
     );
   });
 
-  it('a setting read for update: 10 replicas-worth of "make it once" transactions make it once, none fails', async () => {
+  it('a setting read under its lock: 10 replicas-worth of "make it once" transactions make it once, none fails', async () => {
     // the server identity is made this way: read the setting, and when it is missing mint a certificate
     // and store it; without the lock two replicas both saw "missing" and the second one's insert was a 409
     const made: string[] = [];
     const results = await Promise.allSettled(
       Array.from({ length: 10 }, (_, i) =>
         (i % 2 ? a : b).transaction(async (tx) => {
-          const current = await tx.getSettingForUpdate('server.identity');
+          await tx.lock(LOCK.setting('server.identity'));
+          const current = await tx.getSetting('server.identity');
           if (current !== undefined) return current;
           await new Promise((r) => setTimeout(r, 30)); // the slow part (signing) inside the window
           await tx.insertCert(newCert({ commonName: 'podgate-server' }));

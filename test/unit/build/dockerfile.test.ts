@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVE_NODE_ARGS } from '../../../bench/serve-node-args.js';
 
 const root = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', '..');
 
@@ -22,5 +23,14 @@ describe('Dockerfile', () => {
 
     assert.ok(read.has('templates'), 'the check sees the templates the bundle precompiles');
     for (const path of read) assert.ok(copied.includes(path), `COPY ${path} before the bundle runs`);
+  });
+
+  it('runs node with the options the web benchmark measures serve with (young generation capped)', () => {
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    const runtime = dockerfile.split(/^FROM /m).at(-1)!;
+    const env = /^ENV NODE_OPTIONS=(.+)$/m.exec(runtime);
+    assert.ok(env, 'the runtime stage sets NODE_OPTIONS');
+    assert.deepEqual(env[1]!.trim().split(/\s+/), [...SERVE_NODE_ARGS]);
+    assert.ok(SERVE_NODE_ARGS.some((a) => a.startsWith('--max-semi-space-size=')));
   });
 });

@@ -138,20 +138,15 @@ describe('config: store.url', () => {
 });
 
 describe('config: store.url with other keys', () => {
-  it('400 backup.dir with a PostgreSQL store: scheduled backups copy the SQLite file', () => {
-    assert.throws(
-      () =>
-        loadConfig({
-          env: { PGPASSWORD: 'x' },
-          overrides: {
-            'store.url': 'postgres://u@h/db',
-            'backup.dir': '/var/backups/podgate',
-            'backup.passphraseFile': '/etc/podgate/backup-pass',
-          },
-        }),
-      (err: unknown) =>
-        err instanceof ConfigError &&
-        err.problems.some((p) => p.startsWith('backup.dir: scheduled backups copy the SQLite file')),
-    );
+  it('backup.dir with a PostgreSQL store is accepted: scheduled backups read the database', () => {
+    const config = loadConfig({
+      env: { PGPASSWORD: 'x' },
+      overrides: {
+        'store.url': 'postgres://u@h/db',
+        'backup.dir': '/var/backups/podgate',
+        'backup.passphraseFile': '/etc/podgate/backup-pass',
+      },
+    });
+    assert.equal(config.backup.dir, '/var/backups/podgate');
   });
 });

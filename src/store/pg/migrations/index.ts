@@ -1,8 +1,9 @@
 import type { Migration } from '../../migrations/migration.js';
 import { pgMigration001 } from './001-schema.js';
+import { pgMigration002 } from './002-shared-files-version.js';
 
 /**
  * PostgreSQL schema steps, numbered on their own (PostgreSQL step 1 holds everything of SQLite 001-013).
  * Append new steps; a change to the SQLite schema gets its PostgreSQL step in the same commit.
  */
-export const pgMigrations: readonly Migration[] = [pgMigration001];
+export const pgMigrations: readonly Migration[] = [pgMigration001, pgMigration002];
