@@ -21,6 +21,7 @@ import { ManagementSessionsProvider } from '../openvpn/sessions-provider.js';
 import { ReplicaReporter } from './replica-reporter.js';
 import { ClusterAccessWatch } from './access-watch.js';
 import { AccessBundleWatch } from './access-bundle-watch.js';
+import { IpNeighbours } from '../openvpn/neighbours.js';
 
 const log = logger.child({ module: 'cluster.agent' });
 
@@ -103,6 +104,7 @@ async function startAccess(
     dnsServers: a.dnsServers,
     modeWithoutBundle: a.modeWithoutBundle,
     tun: a.tun,
+    neighbours: new IpNeighbours(),
   });
   await agent.start();
   const bundles = new AccessBundleWatch({

@@ -17,6 +17,9 @@ import type { AccessBundle, AccessMode, ClusterEvent, ClusterObjectSource } from
 import type { ManagementApi } from './management-client.js';
 import type { Enforcer } from './nft-enforcer.js';
 import type { CcdSyncResult } from './client-config-dir.js';
+import { HANDSHAKING } from './status.js';
+import type { NeighbourCache } from './neighbours.js';
+import { AddressHolders } from '../access/address-holders.js';
 
 const log = logger.child({ module: 'access-agent' });
 
@@ -28,9 +31,6 @@ export interface AccessKill {
   reason: 'not-allowed' | 'readdressed';
   halt: boolean;
 }
-
-/** The common name openvpn's status gives a connection whose TLS handshake has not finished. */
-const HANDSHAKING = 'UNDEF';
 
 /** Where the agent reports kills (local mode: audit rows; cluster mode: the status ConfigMap). */
 export interface AccessReporter {
@@ -57,6 +57,11 @@ export interface AccessAgentDeps {
   modeWithoutBundle: AccessMode;
   /** Interface (or nftables wildcard) openvpn's clients arrive on. Default "tun*". */
   tun?: string;
+  /**
+   * The server pod's neighbour cache: entries of pod addresses that another pod took over are dropped
+   * (access/address-holders.ts says why). Absent: left to age out.
+   */
+  neighbours?: NeighbourCache;
   /** How long cluster events are gathered into one transaction. Default 20 ms. */
   batchMs?: number;
   /** Retry of a full table replacement after the kernel refused a change. Default 2 s. */
@@ -104,6 +109,9 @@ export class AccessAgent {
   private appliedAt: Date | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private pendingEvents: CompileDelta[] = [];
+  private readonly holders = new AddressHolders();
+  /** Pod addresses taken over by another pod since the last flush (their neighbour entries go). */
+  private pendingTaken: string[] = [];
   private batchTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -261,6 +269,7 @@ export class AccessAgent {
     if (this.stopped) return;
     try {
       this.pendingEvents.push(this.compiler.apply(e));
+      if (this.d.neighbours) this.pendingTaken.push(...this.holders.take(e));
     } catch (err) {
       this.fail(`cluster event not compiled: ${errText(err)}`);
       return;
@@ -281,8 +290,21 @@ export class AccessAgent {
   private async flushEvents(): Promise<void> {
     const deltas = this.pendingEvents;
     this.pendingEvents = [];
-    if (deltas.length === 0 || !this.installed || !this.bundle) return;
-    await this.install(mergeDeltas(deltas));
+    if (deltas.length > 0 && this.installed && this.bundle) await this.install(mergeDeltas(deltas));
+    await this.forgetTaken();
+  }
+
+  /** After the rules let the new pod's address in: drops the old pod's neighbour entries for it. */
+  private async forgetTaken(): Promise<void> {
+    const taken = this.pendingTaken;
+    this.pendingTaken = [];
+    if (taken.length === 0 || !this.d.neighbours) return;
+    try {
+      await this.d.neighbours.forget(taken);
+      log.info({ addresses: taken }, 'pod addresses taken by new pods: neighbour entries dropped');
+    } catch (err) {
+      log.warn({ err, addresses: taken }, 'neighbour entries not dropped (they age out by themselves)');
+    }
   }
 
   private scheduleRetry(): void {
@@ -304,9 +326,10 @@ export class AccessAgent {
     try {
       m = await this.d.connect();
       for (const s of (await m.status()).clients) {
-        // A connection still in its TLS handshake is listed as UNDEF: its certificate is not checked yet
+        // A connection still in its TLS handshake (UNDEF): its certificate is not checked yet
         // (ccd-exclusive and the CRL do that at the end of it), and killing it would drop a device that
         // may well be listed, silently (the HALT reaches no client without keys): leave it alone.
+        // parseStatus3 already lists those apart; this keeps any other status source honest too.
         if (s.commonName === HANDSHAKING) continue;
         const gone = !allowed.has(s.commonName);
         if (!gone && !readdressed.has(s.commonName)) continue;

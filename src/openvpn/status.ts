@@ -32,7 +32,14 @@ export interface RoutingEntry {
 export interface ServerStatus {
   title: string;
   time: Date | undefined;
+  /** Sessions past their TLS handshake: a certificate checked, a common name known. */
   clients: ClientSession[];
+  /**
+   * Connections still in their TLS handshake (openvpn lists them with the common name `UNDEF` and no
+   * tunnel address): not sessions yet. The certificate is checked (CRL, ccd-exclusive) at the end of the
+   * handshake; one that fails never becomes a session.
+   */
+  handshaking: ClientSession[];
   routes: RoutingEntry[];
   /** GLOBAL_STATS name -> value ("Max bcast/mcast queue length", "dco_enabled", ...). */
   globalStats: Record<string, string>;
@@ -58,6 +65,9 @@ const DEFAULT_HEADERS: Record<string, string[]> = {
   ROUTING_TABLE: ['Virtual Address', 'Common Name', 'Real Address', 'Last Ref', 'Last Ref (time_t)'],
 };
 
+/** The common name openvpn lists for a connection whose TLS handshake has not completed. */
+export const HANDSHAKING = 'UNDEF';
+
 function fromTimeT(value: string | undefined): Date {
   const n = Number(value);
   return new Date(Number.isFinite(n) ? n * 1000 : NaN);
@@ -75,6 +85,7 @@ export function parseStatus3(lines: readonly string[]): ServerStatus {
     title: '',
     time: undefined,
     clients: [],
+    handshaking: [],
     routes: [],
     globalStats: {},
     dcoEnabled: false,
@@ -98,9 +109,10 @@ export function parseStatus3(lines: readonly string[]): ServerStatus {
       case 'HEADER':
         if (cols[1]) headers[cols[1]] = cols.slice(2);
         break;
-      case 'CLIENT_LIST':
-        status.clients.push({
-          commonName: get(cols, 'Common Name') ?? '',
+      case 'CLIENT_LIST': {
+        const commonName = get(cols, 'Common Name') ?? '';
+        (commonName === HANDSHAKING ? status.handshaking : status.clients).push({
+          commonName,
           realAddress: get(cols, 'Real Address') ?? '',
           virtualAddress: get(cols, 'Virtual Address') ?? '',
           virtualIpv6Address: get(cols, 'Virtual IPv6 Address') ?? '',
@@ -113,6 +125,7 @@ export function parseStatus3(lines: readonly string[]): ServerStatus {
           cipher: get(cols, 'Data Channel Cipher') ?? '',
         });
         break;
+      }
       case 'ROUTING_TABLE':
         status.routes.push({
           virtualAddress: get(cols, 'Virtual Address') ?? '',

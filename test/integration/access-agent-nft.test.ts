@@ -17,6 +17,7 @@ import type {
 import { AccessAgent } from '../../src/openvpn/access-agent.js';
 import { ClientConfigDir } from '../../src/openvpn/client-config-dir.js';
 import { NftEnforcer } from '../../src/openvpn/nft-enforcer.js';
+import { IpNeighbours } from '../../src/openvpn/neighbours.js';
 import { canUseNetns, createNamespace, destroyNamespace } from '../helpers/netns.js';
 
 /** A ClusterObjectSource the test drives event by event. */
@@ -125,6 +126,7 @@ describe('integration: access agent + nft (scratch namespace)', function () {
           routes: [],
           globalStats: {},
           dcoEnabled: false,
+          handshaking: [],
         }),
         clientKill: async (cid: number, halt: boolean) => void killed.push([cid, halt]),
         close: () => undefined,
@@ -261,5 +263,47 @@ describe('integration: access agent + nft (scratch namespace)', function () {
     assert.doesNotMatch(await nft('list', 'chain', 'inet', 'podgate', 'forward'), /"tun\*" accept\s+accept/);
     assert.equal(typeof (await a.droppedPackets()), 'number');
     await a.stop();
+  });
+
+  it("a pod address taken by a new pod: the old pod's neighbour entry is dropped at once, a pod seen again keeps its own", async () => {
+    // the reused-address case of the real node: without a gratuitous ARP from the new pod, the server
+    // pod kept sending to the old pod's MAC until the kernel aged the entry out (20-45 s)
+    await exec(['ip', '-n', netns, 'link', 'add', 'pgv0', 'type', 'veth', 'peer', 'name', 'pgv1']);
+    for (const l of ['pgv0', 'pgv1']) await exec(['ip', '-n', netns, 'link', 'set', l, 'up']);
+    await exec(['ip', '-n', netns, 'addr', 'add', '10.244.1.1/24', 'dev', 'pgv0']);
+    const entry = async (ip: string, mac: string) =>
+      exec(['ip', '-n', netns, 'neigh', 'replace', ip, 'lladdr', mac, 'dev', 'pgv0', 'nud', 'reachable']);
+    const neighbours = async () => (await exec(['ip', '-n', netns, 'neigh', 'show', 'dev', 'pgv0'])).stdout;
+    const src = new ScriptedSource();
+    const a = new AccessAgent({
+      enforcer,
+      cluster: src,
+      neighbours: new IpNeighbours(netns),
+      dnsServers: ['10.96.0.10'],
+      modeWithoutBundle: 'enforce',
+      batchMs: 5,
+    });
+    await a.start();
+    await a.applyBundle(bundle(1, [nsRule]));
+    src.emit({ type: 'resync-start' }, ns('team-a'), ns('team-b'), pod('a1', 'team-a', '10.244.1.9'), {
+      type: 'resync-done',
+    });
+    await a.settled();
+    await entry('10.244.1.9', '02:00:00:00:0a:01'); // the server pod talked to a1
+    await entry('10.244.1.8', '02:00:00:00:0a:02');
+    // a1 seen again (a label or readiness change) and a first-seen pod: nothing dropped
+    src.emit(pod('a1', 'team-a', '10.244.1.9'), pod('a3', 'team-a', '10.244.1.8'));
+    await new Promise((r) => setTimeout(r, 30));
+    await a.settled();
+    assert.match(await neighbours(), /10\.244\.1\.9 lladdr 02:00:00:00:0a:01/);
+    assert.match(await neighbours(), /10\.244\.1\.8 lladdr 02:00:00:00:0a:02/);
+    // a1 gone, its address given to b1 (another namespace, another MAC): the stale entry goes
+    src.emit({ type: 'delete', kind: 'pod', uid: 'a1' }, pod('b1', 'team-b', '10.244.1.9'));
+    await new Promise((r) => setTimeout(r, 30));
+    await a.settled();
+    assert.doesNotMatch(await neighbours(), /10\.244\.1\.9 /, "a1's MAC is forgotten");
+    assert.match(await neighbours(), /10\.244\.1\.8 lladdr 02:00:00:00:0a:02/, 'other entries stay');
+    await a.stop();
+    await exec(['ip', '-n', netns, 'link', 'del', 'pgv0']);
   });
 });

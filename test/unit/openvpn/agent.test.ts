@@ -59,6 +59,7 @@ class FakeManagement {
         routes: [],
         globalStats: {},
         dcoEnabled: false,
+        handshaking: [],
       }),
       clientKill: async (cid: number, halt: boolean) => {
         if (this.killError) throw this.killError;

@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManagementClient, withManagement } from '../../../src/openvpn/management-client.js';
 import { parseStatus3, sessionsOf } from '../../../src/openvpn/status.js';
+import { ManagementSessionsProvider } from '../../../src/openvpn/sessions-provider.js';
+import type { AppError } from '../../../src/lib/errors.js';
 
 const STATUS = [
   'TITLE\tOpenVPN 2.6.14 x86_64-pc-linux-gnu [SSL (OpenSSL)]',
@@ -18,6 +20,8 @@ const STATUS = [
   'CLIENT_LIST\talice.laptop\t172.18.12.100:40001\t10.140.0.2\t\t3000\t4000\t2026-11-27 12:00:00\t1795780800\tUNDEF\t7\t0\tAES-256-GCM',
   'CLIENT_LIST\talice.laptop\t172.18.12.101:40002\t10.140.0.3\t\t10\t20\t2026-11-27 12:01:00\t1795780860\tUNDEF\t9\t1\tAES-256-GCM',
   'CLIENT_LIST\tbob.phone\t172.18.12.102:40003\t10.140.0.4\t\t1\t2\t2026-11-27 12:01:30\t1795780890\tUNDEF\t11\t2\tCHACHA20-POLY1305',
+  // a connection in its TLS handshake: no common name yet, no tunnel address (openvpn 2.6 lists it so)
+  'CLIENT_LIST\tUNDEF\t172.18.12.103:40004\t\t\t120\t90\t2026-11-27 12:02:34\t1795780954\tUNDEF\t12\t3\tnone',
   'HEADER\tROUTING_TABLE\tVirtual Address\tCommon Name\tReal Address\tLast Ref\tLast Ref (time_t)',
   'ROUTING_TABLE\t10.140.0.2\talice.laptop\t172.18.12.100:40001\t2026-11-27 12:02:30\t1795780950',
   'GLOBAL_STATS\tMax bcast/mcast queue length\t0',
@@ -105,7 +109,11 @@ describe('openvpn/management-client (fake server)', () => {
     const status = await m.status();
     m.close();
     assert.deepEqual(notes, ['CLIENT:ESTABLISHED,11']);
-    assert.equal(status.clients.length, 3);
+    assert.equal(status.clients.length, 3, 'the connection in its handshake is not a session');
+    assert.deepEqual(
+      status.handshaking.map((h) => [h.clientId, h.realAddress]),
+      [[12, '172.18.12.103:40004']],
+    );
     assert.deepEqual(
       sessionsOf(status, 'alice.laptop').map((s) => s.clientId),
       [7, 9],
@@ -116,6 +124,21 @@ describe('openvpn/management-client (fake server)', () => {
     assert.equal(bob.connectedSince.toISOString(), new Date(1795780890 * 1000).toISOString());
     assert.equal(status.dcoEnabled, true);
     assert.equal(status.routes[0]!.virtualAddress, '10.140.0.2');
+  });
+
+  it('the sessions provider lists no connection in its handshake (UNDEF) and will not disconnect one', async () => {
+    const provider = new ManagementSessionsProvider({ socketPath: sock, password: 's3cret' });
+    const list = await provider.list();
+    assert.deepEqual(
+      list.map((s) => `${s.cid} ${s.commonName}`),
+      ['7 alice.laptop', '9 alice.laptop', '11 bob.phone'],
+    );
+    await assert.rejects(provider.disconnect('12'), (e: AppError) => e.status === 404);
+    await provider.disconnect('11');
+    assert.deepEqual(
+      fake.commands.filter((c) => c.startsWith('client-kill')),
+      ['client-kill 11 HALT'],
+    );
   });
 
   it('queues commands: one at a time, in order', async () => {
