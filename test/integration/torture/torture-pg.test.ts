@@ -15,7 +15,7 @@
  * the rounds (two kills each).
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,62 +27,14 @@ import { verifyCrl } from '../../../src/pki/index.js';
 import { decodeBackup } from '../../../src/services/backup-format.js';
 import { testContext } from '../../helpers/context.js';
 import { sharedPostgres } from '../../helpers/pg-store.js';
+import { normSerial as norm, rng, startTortureProcess } from '../../helpers/torture-process.js';
 
 const WORKER = fileURLToPath(new URL('../../helpers/torture-worker.js', import.meta.url));
 const ROUNDS = Number(process.env.PODGATE_TORTURE_PG_ROUNDS ?? 8);
 const WRITERS = 2;
 const BACKUP_PASS = 'torture passphrase';
 
-const norm = (s: string) => s.replace(/:/g, '').toUpperCase().replace(/^0+/, '');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** mulberry32 for the kill schedule, seeded so a failing run can be repeated (PODGATE_TORTURE_SEED). */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) >>> 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface Writer {
-  child: ChildProcess;
-  lines: string[];
-  ready: Promise<void>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr: () => string;
-}
-
-function startWriter(argv: string[]): Writer {
-  const child = spawn(process.execPath, argv, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PODGATE_LOG_LEVEL: 'error' },
-  });
-  const lines: string[] = [];
-  let buf = '';
-  let err = '';
-  let onReady: () => void = () => {};
-  const ready = new Promise<void>((r) => (onReady = r));
-  child.stdout!.on('data', (b: Buffer) => {
-    buf += b.toString();
-    const parts = buf.split('\n');
-    buf = parts.pop() ?? '';
-    for (const l of parts) {
-      lines.push(l);
-      if (l === 'ready') onReady();
-    }
-  });
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('close', (code, signal) => {
-      onReady();
-      resolve({ code, signal });
-    }),
-  );
-  return { child, lines, ready, exited, stderr: () => err };
-}
 
 interface Tally {
   issued: string[];
@@ -250,7 +202,7 @@ describe(`torture (PostgreSQL): ${ROUNDS} rounds of SIGKILLs to two writers`, fu
     const progressed = () => t.issued.length > 0 && t.revoked.size > 0;
     for (let k = 0; (k < ROUNDS || !progressed()) && k < ROUNDS * 4; k++) {
       const writers = Array.from({ length: WRITERS }, (_, j) =>
-        startWriter([
+        startTortureProcess([
           WORKER,
           dir,
           String((seed * 10_000 + k) * 4 + j),

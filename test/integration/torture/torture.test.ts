@@ -12,7 +12,7 @@
  * The default suite runs PODGATE_TORTURE_KILLS=20; `npm run torture` runs 1,000 and prints the tally.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,26 +25,13 @@ import { decodeBackup } from '../../../src/services/backup-format.js';
 import { inspectDatabase } from '../../../src/store/backup.js';
 import { CLI, profileBlock } from '../../helpers/cli.js';
 import { testContext } from '../../helpers/context.js';
+import { normSerial as norm, rng, startTortureProcess } from '../../helpers/torture-process.js';
 
 const WORKER = fileURLToPath(new URL('../../helpers/torture-worker.js', import.meta.url));
 const KILLS = Number(process.env.PODGATE_TORTURE_KILLS ?? 20);
 const BACKUP_PASS = 'torture passphrase';
 /** serve-like writers killed per round. */
 const WORKERS = 2;
-
-/** Serials compared in one spelling: upper-case hex without leading zeros. */
-const norm = (s: string) => s.replace(/:/g, '').toUpperCase().replace(/^0+/, '');
-
-/** mulberry32 for the kill schedule, seeded so a failing run can be repeated (PODGATE_TORTURE_SEED). */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) >>> 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Tally {
   kills: number;
@@ -57,43 +44,6 @@ interface Tally {
   backupsChecked: number;
   tempFilesLeft: number;
   lost: string[];
-}
-
-interface Run {
-  child: ChildProcess;
-  lines: string[];
-  ready: Promise<void>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr: () => string;
-}
-
-function start(argv: string[], env: NodeJS.ProcessEnv = {}): Run {
-  const child = spawn(process.execPath, argv, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PODGATE_LOG_LEVEL: 'error', ...env },
-  });
-  const lines: string[] = [];
-  let buf = '';
-  let err = '';
-  let onReady: () => void = () => {};
-  const ready = new Promise<void>((r) => (onReady = r));
-  child.stdout!.on('data', (b: Buffer) => {
-    buf += b.toString();
-    const parts = buf.split('\n');
-    buf = parts.pop() ?? '';
-    for (const l of parts) {
-      lines.push(l);
-      if (l === 'ready') onReady();
-    }
-  });
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('close', (code, signal) => {
-      onReady();
-      resolve({ code, signal });
-    }),
-  );
-  return { child, lines, ready, exited, stderr: () => err };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -270,7 +220,7 @@ describe(`torture: ${KILLS} SIGKILLs during issue, revoke, backup and CRL publis
       argv = ['backup', '--out', out, '--passphrase-file', join(dir, 'backup.pass')];
       onSuccess = () => t.backups++;
     }
-    const run = start([CLI, '--data-dir', dataDir, ...argv], {
+    const run = startTortureProcess([CLI, '--data-dir', dataDir, ...argv], {
       PODGATE_VPN_ENDPOINTS: '172.18.12.21',
     });
     live.push(run.child);
@@ -306,7 +256,7 @@ describe(`torture: ${KILLS} SIGKILLs during issue, revoke, backup and CRL publis
       // two serve-like writers at once (web app and `server run` share a data dir), each killed at its
       // own random point; every third round a CLI writer runs beside them
       const workers = Array.from({ length: WORKERS }, (_, j) =>
-        start([WORKER, dir, String((seed * 10_000 + k) * 4 + j)]),
+        startTortureProcess([WORKER, dir, String((seed * 10_000 + k) * 4 + j)]),
       );
       for (const w of workers) live.push(w.child);
       await Promise.all(workers.map((w) => w.ready));
