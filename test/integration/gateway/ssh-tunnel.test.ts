@@ -29,16 +29,22 @@ import {
 import { runCli } from '../../helpers/cli.js';
 import { canRunSshd, makeKey, startSshd, type KeyPair, type Sshd } from '../../helpers/sshd.js';
 
-/** The process name that owns the local TCP endpoint 127.0.0.1:port (via `ss -tnp`). */
-function ownerOf(port: number): string {
-  const r = spawnSync('ss', ['-tnpH', 'src', `127.0.0.1:${port}`], { encoding: 'utf8' });
+/**
+ * The process owning the client end of a connection to 127.0.0.1:`to` from local port `from`. Both ends
+ * are named: Linux reuses an ephemeral port for connections to different destinations, so the source
+ * port alone can also match another process's socket (kube-apiserver's own connections to etcd).
+ */
+function ownerOf(from: number, to: number): string {
+  const r = spawnSync('ss', ['-tnpH', 'src', `127.0.0.1:${from}`, 'dst', `127.0.0.1:${to}`], {
+    encoding: 'utf8',
+  });
   return /users:\(\("([^"]+)"/.exec(r.stdout)?.[1] ?? `unknown (${r.stdout.trim() || r.stderr.trim()})`;
 }
 
 /** Records the owner of every peer that connects to `server`. */
 function watchPeers(server: Server): string[] {
   const owners: string[] = [];
-  server.on('connection', (s: Socket) => owners.push(ownerOf(s.remotePort!)));
+  server.on('connection', (s: Socket) => owners.push(ownerOf(s.remotePort!, s.localPort!)));
   return owners;
 }
 
