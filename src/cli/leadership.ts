@@ -20,7 +20,7 @@ export async function openLeadership(
       import('../cluster/kube-connection.js'),
       import('../cluster/lease-leadership.js'),
     ]);
-    const kube = connectKube(config);
+    const kube = connectKube(config, env);
     const seconds = config.store.leaseSeconds;
     return {
       leadership: new LeaseLeadership(kube.api, {

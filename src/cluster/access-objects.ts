@@ -75,7 +75,7 @@ export function clusterObjectsFor(config: Config, env: NodeJS.ProcessEnv): Clust
   if (!config.kubernetes.kubeconfig && !env.KUBERNETES_SERVICE_HOST) return undefined;
   let connection: Promise<KubeConnection> | undefined;
   // loaded on first use: the Kubernetes client costs start-up time every CLI command would pay
-  const open = () => (connection ??= import('./kube-connection.js').then((m) => m.connectKube(config)));
+  const open = () => (connection ??= import('./kube-connection.js').then((m) => m.connectKube(config, env)));
   return new KubeClusterObjects(
     async () => (await open()).api,
     async () => {

@@ -14,18 +14,16 @@ const log = logger.child({ module: 'cluster.publisher' });
  * load the full client on first use.
  */
 export async function connectSecrets(config: Config, env: NodeJS.ProcessEnv): Promise<KubeConnection> {
-  const { secretsTarget, createSecretsApi } = await import('./kube-secrets.js');
-  const target = secretsTarget(config.kubernetes, env);
-  if (!target) {
-    const { connectKube } = await import('./kube-connection.js');
-    return connectKube(config);
-  }
+  const [{ resolveKube }, { createSecretsApi }] = await Promise.all([
+    import('./kubeconfig.js'),
+    import('./kube-secrets.js'),
+  ]);
+  const resolved = resolveKube(config.kubernetes, env);
+  const full = () => import('./kube-connection.js').then((m) => m.connectKube(config, env, resolved));
+  const target = resolved.target;
+  if (!target || config.kubernetes.sshBastion) return full();
   let fallback: Promise<KubeConnection> | undefined;
-  const full = () =>
-    (fallback ??= import('./kube-connection.js').then(({ connectKube }) => connectKube(config))).then(
-      (c) => c.api,
-    );
-  const api = createSecretsApi(target, full);
+  const api = createSecretsApi(target, () => (fallback ??= full()).then((c) => c.api));
   return {
     api,
     close: async () => {

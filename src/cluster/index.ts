@@ -268,6 +268,7 @@ export class ClusterService {
  */
 export function clusterServiceFor(
   ctx: Pick<ClusterServiceDeps, 'config' | 'store' | 'server' | 'revocation' | 'access'>,
+  env: NodeJS.ProcessEnv,
   sessions?: SessionSink,
 ): ClusterService {
   return new ClusterService({
@@ -277,14 +278,17 @@ export function clusterServiceFor(
     revocation: ctx.revocation,
     access: ctx.access,
     ...(sessions ? { sessions } : {}),
-    ...lazyConnection(ctx.config),
+    ...lazyConnection(ctx.config, env),
   });
 }
 
-function lazyConnection(config: Config): Pick<ClusterServiceDeps, 'kube' | 'closeKube'> {
+function lazyConnection(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+): Pick<ClusterServiceDeps, 'kube' | 'closeKube'> {
   let connection: KubeConnection | undefined;
   return {
-    kube: () => (connection ??= connectKube(config)).api,
+    kube: () => (connection ??= connectKube(config, env)).api,
     closeKube: async () => connection?.close(),
   };
 }

@@ -19,6 +19,7 @@ import {
   type ObjectRef,
   type WatchEventType,
 } from './kube-api.js';
+import { resolveKube, serverText, type KubeResolution } from './kubeconfig.js';
 
 const log = logger.child({ module: 'cluster.kube' });
 
@@ -26,18 +27,55 @@ const log = logger.child({ module: 'cluster.kube' });
 export const FIELD_MANAGER = 'podgate';
 
 /**
- * Loads the kubeconfig: config.kubernetes.kubeconfig when set, otherwise the client's default chain
- * (KUBECONFIG, ~/.kube/config, then the in-cluster service account).
+ * The client's KubeConfig for what kubeconfig.ts resolved: built from the target it read (the same
+ * server, CA and credentials the Secret writer uses), or, for a kubeconfig only the client can use
+ * (exec plugins, auth providers, a proxy, a KUBECONFIG list), loaded by the client from that file.
  */
-export function loadKubeConfig(k8s: Config['kubernetes']): KubeConfig {
+export function kubeConfigFor(resolved: KubeResolution): KubeConfig {
   const kc = new KubeConfig();
-  if (k8s.kubeconfig) kc.loadFromFile(k8s.kubeconfig);
+  if (resolved.target) {
+    const t = resolved.target;
+    const b64 = (b?: Buffer) => b?.toString('base64');
+    kc.loadFromOptions({
+      clusters: [
+        {
+          name: 'podgate',
+          server: serverText(t),
+          caData: b64(t.ca),
+          skipTLSVerify: t.insecure,
+          tlsServerName: t.tlsServerName,
+        },
+      ],
+      users: [
+        {
+          name: 'podgate',
+          certData: b64(t.cert),
+          keyData: b64(t.key),
+          token: t.token,
+          // the client's own reader of a rotated token file (it reads kubeconfig `token-file` only once)
+          ...(t.tokenFile ? { authProvider: { name: 'tokenFile', config: { tokenFile: t.tokenFile } } } : {}),
+        },
+      ],
+      contexts: [{ name: 'podgate', cluster: 'podgate', user: 'podgate' }],
+      currentContext: 'podgate',
+    });
+    return kc;
+  }
+  if (resolved.full.file) kc.loadFromFile(resolved.full.file);
   else kc.loadFromDefault();
-  if (k8s.context) kc.setCurrentContext(k8s.context);
+  if (resolved.full.context) kc.setCurrentContext(resolved.full.context);
   if (!kc.getCurrentCluster()) {
     throw new KubeApiError(0, 'NoCluster', 'no current cluster in the kubeconfig', 'kubeconfig');
   }
   return kc;
+}
+
+/** kubeConfigFor(resolveKube(k8s, env)): the kubeconfig config and the environment name. */
+export function loadKubeConfig(
+  k8s: Pick<Config['kubernetes'], 'kubeconfig' | 'context'>,
+  env: NodeJS.ProcessEnv,
+): KubeConfig {
+  return kubeConfigFor(resolveKube(k8s, env));
 }
 
 /** Plain JSON (the client returns class instances with Date fields for built-in kinds). */

@@ -2,7 +2,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from '../config/schema.js';
 import { withBastion, type BastionTunnel } from '../gateway/ssh-tunnel.js';
 import type { KubeApi } from './kube-api.js';
-import { createKubeApi, loadKubeConfig } from './kube-client.js';
+import { createKubeApi, kubeConfigFor } from './kube-client.js';
+import { resolveKube, type KubeResolution } from './kubeconfig.js';
 
 /** A KubeApi and the means to release what it holds (the SSH tunnel, when there is one). */
 export interface KubeConnection {
@@ -11,12 +12,17 @@ export interface KubeConnection {
 }
 
 /**
- * The Kubernetes API as config says to reach it: directly, or, with `kubernetes.sshBastion`, through an
- * ssh2 forwarded connection opened on the first call. The kubeconfig's server URL is swapped for the
- * tunnel's loopback end, keeping the API server's name for TLS verification.
+ * The Kubernetes API as config says to reach it, on the full client: directly, or, with
+ * `kubernetes.sshBastion`, through an ssh2 forwarded connection opened on the first call. The server URL
+ * is swapped for the tunnel's loopback end, keeping the API server's name for TLS verification.
+ * `resolved` is what kubeconfig.ts read (resolveKube), when the caller has it already.
  */
-export function connectKube(config: Config): KubeConnection {
-  const kc = loadKubeConfig(config.kubernetes);
+export function connectKube(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  resolved: KubeResolution = resolveKube(config.kubernetes, env),
+): KubeConnection {
+  const kc = kubeConfigFor(resolved);
   if (!config.kubernetes.sshBastion) return { api: createKubeApi(kc), close: async () => {} };
 
   let opened: Promise<{ api: KubeApi; tunnel: BastionTunnel }> | undefined;

@@ -364,7 +364,7 @@ describe('e2e: access rules enforced in the server pod on a real node', function
     const ctx = await openContext(config, contextDepsFor(config));
     try {
       const metrics = createMetrics(ctx.store, undefined, () => new Date(), ctx, {
-        cluster: clusterServiceFor(ctx),
+        cluster: clusterServiceFor(ctx, process.env),
       });
       const series = await until(
         'a replica to report its policy drops',

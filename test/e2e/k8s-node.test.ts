@@ -347,7 +347,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     assert.deepEqual(JSON.parse(probe ?? 'null'), { podgate: 'reachable', nonce }, 'probe on the pod IP');
 
     // the agent's session readings reach the manager's history (replica pod/<server pod>)
-    const history = clusterServiceFor(ctx, new UsageService(ctx.store, () => new Date()));
+    const history = clusterServiceFor(ctx, process.env, new UsageService(ctx.store, () => new Date()));
     const recorded = async () =>
       (await ctx.store.listSessionHistory({ user: 'admin' })).find(
         (r) => r.commonName === 'admin.laptop' && r.replica.startsWith('pod/'),

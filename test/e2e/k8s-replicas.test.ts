@@ -341,7 +341,7 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
   it('clients land on both replicas; a revoke cuts the one on each replica, the others stay; a disconnect reaches whichever replica holds the session', async () => {
     const config = loadConfig({ file: cfgFile });
     ctx = await openContext(config, contextDepsFor(config));
-    const kube = createKubeApi(loadKubeConfig({ kubeconfig: managerKc } as never));
+    const kube = createKubeApi(loadKubeConfig({ kubeconfig: managerKc }, process.env));
     replicas = new ReplicaSessionsProvider({
       kube: () => kube,
       namespace: 'middleware',
@@ -403,7 +403,7 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
       listed.map((s) => `${s.commonName}@${s.replica}`).sort(),
     );
     // the session history records each replica's sessions from its Lease, under pod/<pod>
-    history = clusterServiceFor(ctx, new UsageService(ctx.store, () => new Date()));
+    history = clusterServiceFor(ctx, process.env, new UsageService(ctx.store, () => new Date()));
     await history.syncSessions();
     const recorded = (await ctx.store.listSessionHistory({ user: 'admin' })).filter(
       (r) => r.endedAt === null,

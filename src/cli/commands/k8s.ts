@@ -34,8 +34,12 @@ import type { AppContext } from '../../services/context.js';
 import { globalOpts, withContext, type CliEnv } from '../env.js';
 
 /** Runs fn with a ClusterService and closes its API connection (an SSH bastion tunnel keeps the process alive). */
-async function withCluster<T>(ctx: AppContext, fn: (svc: ClusterService) => Promise<T>): Promise<T> {
-  const svc = clusterServiceFor(ctx);
+async function withCluster<T>(
+  ctx: AppContext,
+  env: CliEnv,
+  fn: (svc: ClusterService) => Promise<T>,
+): Promise<T> {
+  const svc = clusterServiceFor(ctx, env.env);
   try {
     return await fn(svc);
   } finally {
@@ -94,7 +98,7 @@ interface AgentOpts {
 async function runClusterAgent(env: CliEnv, config: Config, o: AgentOpts): Promise<void> {
   const passwordFile = o.managementPasswordFile ?? POD_FILES.managementPassword;
   const running = await startClusterAgent({
-    kube: createKubeApi(loadKubeConfig(config.kubernetes)),
+    kube: createKubeApi(loadKubeConfig(config.kubernetes, env.env)),
     namespace: config.kubernetes.namespace,
     podName: env.env.POD_NAME ?? '',
     ...(env.env.POD_UID ? { podUid: env.env.POD_UID } : {}),
@@ -164,7 +168,7 @@ export function register(program: Command, env: CliEnv): void {
     .description('read pod/service CIDRs, cluster DNS and node IPs from the cluster and store them')
     .action(async (_o: unknown, cmd: Command) =>
       withContext(env, cmd, async (ctx, opts) => {
-        const d = await withCluster(ctx, (svc) => svc.discover());
+        const d = await withCluster(ctx, env, (svc) => svc.discover());
         env.out(opts.json ? JSON.stringify(d, null, 2) : discoveryLines(d).join('\n'));
         if (d.overlaps.length > 0) {
           throw new BadRequest(`address ranges overlap: ${d.overlaps.join('; ')}`, 'vpn.clientSubnet');
@@ -178,7 +182,7 @@ export function register(program: Command, env: CliEnv): void {
     .option('--out <dir>', 'directory to write one file per object into (created, files mode 0600)')
     .action(async (o: { out?: string }, cmd: Command) =>
       withContext(env, cmd, async (ctx) => {
-        const files = await withCluster(ctx, (svc) => svc.manifests());
+        const files = await withCluster(ctx, env, (svc) => svc.manifests());
         if (!o.out) return env.out(files.map((f) => f.yaml).join('---\n'));
         const dir = resolve(o.out);
         if (existsSync(dir) && !statSync(dir).isDirectory())
@@ -224,7 +228,7 @@ export function register(program: Command, env: CliEnv): void {
     )
     .action(async (o: { takeOver?: boolean }, cmd: Command) =>
       withContext(env, cmd, async (ctx, opts) => {
-        const r = await withCluster(ctx, (svc) =>
+        const r = await withCluster(ctx, env, (svc) =>
           svc.deploy((line) => env.out(line), o.takeOver ? { takeOver: true } : {}),
         );
         if (o.takeOver)
@@ -250,7 +254,7 @@ export function register(program: Command, env: CliEnv): void {
     .description("the server's pods, endpoints and the agent's last applied CRL number")
     .action(async (_o: unknown, cmd: Command) =>
       withContext(env, cmd, async (ctx, opts) => {
-        const s = await withCluster(ctx, (svc) => svc.status());
+        const s = await withCluster(ctx, env, (svc) => svc.status());
         env.out(opts.json ? JSON.stringify(s, null, 2) : formatStatus(s).join('\n'));
       }),
     );

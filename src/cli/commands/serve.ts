@@ -69,7 +69,7 @@ export const defaultWebDeps: WebDepsFactory = async (config, ctx, env) => {
   const { clusterServiceFor } = await import('../../cluster/index.js');
   // The pods' agents report their sessions; serve records them as `server run` does its own.
   const { UsageService } = await import('../../services/usage.js');
-  const cluster = clusterServiceFor(ctx, new UsageService(ctx.store, () => new Date()));
+  const cluster = clusterServiceFor(ctx, env, new UsageService(ctx.store, () => new Date()));
   // Sessions: `server run`'s beside this process when there is one, else every server replica's.
   const replicas = cluster.sessions();
   const both: SessionsProvider = {

@@ -106,7 +106,7 @@ export function register(program: Command, env: CliEnv): void {
         (!existsSync(paths.managementSocket) &&
           Boolean(config.kubernetes.kubeconfig || env.env.KUBECONFIG || env.env.KUBERNETES_SERVICE_HOST));
       const sessions = inCluster
-        ? await clusterSessions(config)
+        ? await clusterSessions(config, env.env)
         : await new ManagementSessionsProvider({
             socketPath: paths.managementSocket,
             password: readManagementPassword(paths),
@@ -179,10 +179,10 @@ export function register(program: Command, env: CliEnv): void {
 }
 
 /** Every server replica's sessions (cluster/replica-sessions.ts); the Kubernetes client loads only here. */
-async function clusterSessions(config: Config): Promise<LiveSession[]> {
+async function clusterSessions(config: Config, processEnv: NodeJS.ProcessEnv): Promise<LiveSession[]> {
   const { connectKube } = await import('../../cluster/kube-connection.js');
   const { ReplicaSessionsProvider } = await import('../../cluster/replica-sessions.js');
-  const connection = connectKube(config);
+  const connection = connectKube(config, processEnv);
   try {
     return await new ReplicaSessionsProvider({
       kube: () => connection.api,

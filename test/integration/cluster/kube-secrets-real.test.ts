@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeApiError, type KubeApi, type KubeObject } from '../../../src/cluster/kube-api.js';
-import { createSecretsApi, secretsTarget } from '../../../src/cluster/kube-secrets.js';
+import { createSecretsApi } from '../../../src/cluster/kube-secrets.js';
+import { resolveKube } from '../../../src/cluster/kubeconfig.js';
 import { bundleFromSecret } from '../../../src/cluster/secret-watch-source.js';
 import type { ControlPlane } from '../../cluster/control-plane.js';
 import { BUNDLE, runCli, tempDir } from '../../helpers/cli.js';
@@ -35,7 +36,7 @@ describe('Secret writer over node:https (real API server)', function () {
   let tmp: { dir: string; cleanup: () => void };
   const opened: { close(): void }[] = [];
   const writer = (kubeconfig: string) => {
-    const target = secretsTarget({ kubeconfig }, { HOME: tmp.dir });
+    const { target } = resolveKube({ kubeconfig }, { HOME: tmp.dir });
     assert.ok(target, `${kubeconfig}: the Secret writer should read it`);
     const api = createSecretsApi(target, noFullClient, { timeoutMs: 10_000 });
     opened.push(api);

@@ -246,14 +246,17 @@ describe('RBAC on the real API server: manager and agent with their own ServiceA
     // and with its real token, the requests the agent makes (a list selecting its Secret by name, the
     // status patch) pass, while a plain list of the namespace's Secrets is refused
     const agentApi = createKubeApi(
-      loadKubeConfig({
-        kubeconfig: await serviceAccountKubeconfig(
-          cp,
-          'middleware',
-          'podgate-agent',
-          join(tmp.dir, 'agent.kubeconfig'),
-        ),
-      } as never),
+      loadKubeConfig(
+        {
+          kubeconfig: await serviceAccountKubeconfig(
+            cp,
+            'middleware',
+            'podgate-agent',
+            join(tmp.dir, 'agent.kubeconfig'),
+          ),
+        },
+        process.env,
+      ),
     );
     const own = await agentApi.list('v1', 'Secret', {
       namespace: 'middleware',

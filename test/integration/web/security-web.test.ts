@@ -426,7 +426,7 @@ describe('web security (issue 11)', function () {
 
     it('the manifests download (page and API) has no-store and leaves an audit row', async () => {
       // The real ClusterService: building manifests needs no API server when the routes are configured.
-      f = await webFixture((ctx) => ({ cluster: clusterServiceFor(ctx) }), {
+      f = await webFixture((ctx) => ({ cluster: clusterServiceFor(ctx, process.env) }), {
         'vpn.routes.pods': ['10.244.0.0/16'],
         'vpn.routes.services': ['10.96.0.0/16'],
       });
