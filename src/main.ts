@@ -20,6 +20,8 @@ export function contextDepsFor(config: Config, use: ContextUse = {}): ContextDep
   if (use.publishSoon || use.longLived) cluster?.prepare?.();
   // The access bundle goes the same two ways: <dataDir>/server/access.json, and Secret podgate-access.
   const clusterAccess = clusterAccessPublisherFor(config, process.env);
+  // A revocation changes the access bundle too (the device leaves it): its Secret is read ahead as well.
+  if (use.publishSoon) clusterAccess?.prepare();
   const clusterObjects = clusterObjectsFor(config, process.env);
   const dir = serverDir(resolve(config.dataDir));
   return {

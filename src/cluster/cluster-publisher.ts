@@ -3,7 +3,9 @@ import type { AccessBundle } from '../access/types.js';
 import type { AccessPublisher } from '../openvpn/access-publisher.js';
 import { logger } from '../lib/logger.js';
 import type { CrlPublisher, RevocationBundle } from '../openvpn/revocation-bundle.js';
+import { refText, type KubeApi, type KubeObject, type ObjectRef } from './kube-api.js';
 import type { KubeConnection } from './kube-connection.js';
+import { OBJECT_NAMES } from './pod-layout.js';
 
 const log = logger.child({ module: 'cluster.publisher' });
 
@@ -33,9 +35,72 @@ export async function connectSecrets(config: Config, env: NodeJS.ProcessEnv): Pr
   };
 }
 
-interface Prepared {
-  publisher: { publish(bundle: RevocationBundle): Promise<void> };
-  connection: KubeConnection;
+/** How long a Secret read ahead (`primed`) may stand in for the publish's own first read. */
+const PRIMED_MS = 5_000;
+
+/**
+ * `api` whose first read of `ref`, within PRIMED_MS, is the read started now: a publish then costs one
+ * write once the bundle is ready, its read having overlapped the store and the signing. Safe with an
+ * old read: the write carries the resourceVersion that was read as a precondition, so a Secret changed
+ * meanwhile answers 409 and applyUnlessNewer reads it again. A Secret found absent is read again (its
+ * create has no precondition). The read also opens the connection (TCP, TLS; the full client's
+ * discovery), which is all a keep-warm process keeps of it after PRIMED_MS.
+ */
+function primed(api: KubeApi, ref: ObjectRef): KubeApi {
+  const at = Date.now();
+  let early: Promise<KubeObject | undefined> | undefined = api.get(ref);
+  early.catch((err: unknown) => log.debug({ err: String(err) }, 'Kubernetes API read-ahead failed'));
+  return {
+    ...api,
+    async get(r) {
+      const ahead = early;
+      early = undefined;
+      if (ahead && Date.now() - at < PRIMED_MS && refText(r) === refText(ref)) {
+        const live = await ahead.catch(() => undefined);
+        if (live) return live;
+      }
+      return api.get(r);
+    },
+  };
+}
+
+/**
+ * One publish at a time over a connection opened (and the Secret read) ahead by `prepare()`; the
+ * connection is closed after each publish so a CLI command does not hang on it (through the SSH
+ * bastion when one is configured, opened on its first request). `keepWarm` (long-lived processes)
+ * prepares the next connection as soon as a publish is done.
+ */
+function preparedPublishes<R>(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  secretName: string,
+  keepWarm: boolean,
+): { prepare(): void; run(work: (api: KubeApi) => Promise<R>): Promise<R> } {
+  let next: Promise<{ api: KubeApi; connection: KubeConnection }> | undefined;
+  const prepare = () =>
+    (next ??= connectSecrets(config, env).then((connection) => ({
+      connection,
+      api: primed(connection.api, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        namespace: config.kubernetes.namespace,
+        name: secretName,
+      }),
+    })));
+  return {
+    prepare: () => void prepare().catch(() => undefined), // the publish that needs it reports the failure
+    async run(work) {
+      const current = prepare();
+      next = undefined;
+      const { api, connection } = await current;
+      try {
+        return await work(api);
+      } finally {
+        await connection.close();
+        if (keepWarm) prepare().catch(() => undefined);
+      }
+    },
+  };
 }
 
 /**
@@ -44,11 +109,10 @@ interface Prepared {
  * that local mode does not log a failing publish after every revocation, and commands that do not publish
  * never load the Kubernetes client (it costs ~60 MB and hundreds of milliseconds).
  *
- * `prepare()` loads the client, reads the kubeconfig and asks the API server where Secrets live
- * (discovery), in the background: `serve` calls it at start and again after every publish, a CLI
- * command that will publish calls it before opening the store, so that the publish itself is a read
- * and a write of the Secret and the first revocation of a process is no slower than the next.
- * `keepWarm` (long-lived processes) prepares the next connection as soon as a publish is done.
+ * `prepare()` reads the kubeconfig, opens the connection and reads the podgate-crl Secret, in the
+ * background: `serve` calls it at start and again after every publish, a CLI command that will publish
+ * calls it before opening the store, so that the publish itself is one write of the Secret and the
+ * first revocation of a process is no slower than the next.
  */
 export function clusterPublisherFor(
   config: Config,
@@ -56,66 +120,44 @@ export function clusterPublisherFor(
   options: { keepWarm?: boolean } = {},
 ): CrlPublisher | undefined {
   if (!config.kubernetes.kubeconfig && !env.KUBERNETES_SERVICE_HOST) return undefined;
-  let next: Promise<Prepared> | undefined;
-  const prepare = (): Promise<Prepared> =>
-    (next ??= (async () => {
-      const [{ SecretCrlPublisher }, connection] = await Promise.all([
-        import('./secret-publisher.js'),
-        // One connection per publish (revocations are rare): through the SSH bastion when one is
-        // configured (opened on its first request), closed afterwards so a CLI command does not hang on it.
-        connectSecrets(config, env),
-      ]);
-      const warming = connection.api.warm?.();
-      warming?.catch((err: unknown) => log.debug({ err: String(err) }, 'Kubernetes API warm-up failed'));
-      return { publisher: new SecretCrlPublisher(connection.api, config.kubernetes.namespace), connection };
-    })());
+  const publishes = preparedPublishes<void>(config, env, OBJECT_NAMES.crlSecret, options.keepWarm === true);
   return {
     name: 'k8s-secret',
-    prepare(): void {
-      prepare().catch(() => undefined); // the publish that needs it reports the failure
-    },
-    async publish(bundle: RevocationBundle): Promise<void> {
-      const current = prepare();
-      next = undefined;
-      const { publisher, connection } = await current;
-      try {
-        await publisher.publish(bundle);
-      } finally {
-        await connection.close();
-        if (options.keepWarm) prepare().catch(() => undefined);
-      }
-    },
+    prepare: publishes.prepare,
+    publish: (bundle: RevocationBundle) =>
+      publishes.run(async (api) => {
+        const { SecretCrlPublisher } = await import('./secret-publisher.js');
+        await new SecretCrlPublisher(api, config.kubernetes.namespace).publish(bundle);
+      }),
   };
 }
 
 /**
  * Cluster mode's access publisher: Secret `podgate-access` (data key `access.json`), never over a
- * higher version (see access-secret-publisher). One connection per publish, like the CRL's.
+ * higher version (see access-secret-publisher). One connection per publish, like the CRL's, prepared
+ * the same way by `prepare()`.
  */
 export function clusterAccessPublisherFor(
   config: Config,
   env: NodeJS.ProcessEnv,
-): AccessPublisher | undefined {
+): (AccessPublisher & { prepare(): void }) | undefined {
   if (!config.kubernetes.kubeconfig && !env.KUBERNETES_SERVICE_HOST) return undefined;
+  const publishes = preparedPublishes<void | { heldVersion: number }>(
+    config,
+    env,
+    OBJECT_NAMES.accessSecret,
+    false,
+  );
   return {
     name: 'k8s-secret:podgate-access',
-    async publish(bundle: AccessBundle): Promise<void | { heldVersion: number }> {
-      const [{ applyAccessSecret, accessVersionOf }, connection] = await Promise.all([
-        import('./access-secret-publisher.js'),
-        connectSecrets(config, env),
-      ]);
-      try {
-        const { stored, written } = await applyAccessSecret(
-          connection.api,
-          config.kubernetes.namespace,
-          bundle,
-        );
+    prepare: publishes.prepare,
+    publish: (bundle: AccessBundle) =>
+      publishes.run(async (api) => {
+        const { applyAccessSecret, accessVersionOf } = await import('./access-secret-publisher.js');
+        const { stored, written } = await applyAccessSecret(api, config.kubernetes.namespace, bundle);
         const held = written ? undefined : accessVersionOf(stored);
         return held === undefined ? undefined : { heldVersion: held };
-      } finally {
-        await connection.close();
-      }
-    },
+      }),
   };
 }
 
