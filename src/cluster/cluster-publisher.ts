@@ -46,7 +46,7 @@ const PRIMED_MS = 5_000;
  * create has no precondition). The read also opens the connection (TCP, TLS; the full client's
  * discovery), which is all a keep-warm process keeps of it after PRIMED_MS.
  */
-function primed(api: KubeApi, ref: ObjectRef): KubeApi {
+export function primed(api: KubeApi, ref: ObjectRef): KubeApi {
   const at = Date.now();
   let early: Promise<KubeObject | undefined> | undefined = api.get(ref);
   early.catch((err: unknown) => log.debug({ err: String(err) }, 'Kubernetes API read-ahead failed'));

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { KubeApiError, type KubeApi, type KubeObject } from '../../../src/cluster/kube-api.js';
 import { createSecretsApi } from '../../../src/cluster/kube-secrets.js';
 import { resolveKube } from '../../../src/cluster/kubeconfig.js';
+import { primed } from '../../../src/cluster/cluster-publisher.js';
+import { applyUnlessNewer } from '../../../src/cluster/secret-publisher.js';
 import { bundleFromSecret } from '../../../src/cluster/secret-watch-source.js';
 import type { ControlPlane } from '../../cluster/control-plane.js';
 import { BUNDLE, runCli, tempDir } from '../../helpers/cli.js';
@@ -136,6 +138,24 @@ describe('Secret writer over node:https (real API server)', function () {
     assert.equal(await writer(cp.kubeconfig).get(ref('s3')), undefined);
   });
 
+  it('a Secret read ahead (primed) and changed before the write: 409, read again, the newer one kept', async () => {
+    const api = writer(cp.kubeconfig);
+    await api.apply(secret('s4', '1'));
+    const ahead = primed(api, ref('s4'));
+    await new Promise((r) => setTimeout(r, 50)); // the read ahead has answered
+    await writer(cp.kubeconfig).apply(secret('s4', '3')); // another writer, a newer value
+    const value = (o: KubeObject) =>
+      Number(Buffer.from((o as unknown as { data: { v: string } }).data.v, 'base64'));
+    const seen: number[] = [];
+    const r = await applyUnlessNewer(ahead, secret('s4', '2'), {
+      what: 'value 2',
+      holdsNewer: (live) => (seen.push(value(live)), value(live) > 2),
+    });
+    assert.deepEqual(seen, [1, 3], 'the stale read ahead first, then the live Secret after the 409');
+    assert.equal(r.written, false);
+    assert.equal(value((await api.get(ref('s4')))!), 3, 'the newer value stays');
+  });
+
   it('CLI cert revoke in cluster mode writes the podgate-crl Secret and loads no Kubernetes client', async () => {
     const env = {
       PODGATE_KUBERNETES_KUBECONFIG: cp.kubeconfig,
@@ -160,6 +180,11 @@ describe('Secret writer over node:https (real API server)', function () {
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.modules.length > 0, 'the trace recorded nothing');
     assert.deepEqual(heavyIn(r.modules), []);
+    // the harness's kubeconfig is block YAML: read without the yaml package
+    assert.deepEqual(
+      r.modules.filter((m) => m.includes('/node_modules/yaml/')),
+      [],
+    );
     const stored = await writer(cp.kubeconfig).get(ref('podgate-crl'));
     assert.ok(stored, 'the podgate-crl Secret was written');
     const bundle = bundleFromSecret(stored);
