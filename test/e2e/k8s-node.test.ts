@@ -33,6 +33,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { exec } from '../../src/lib/exec.js';
+import { newDeviceProfile } from '../helpers/web-devices.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openContext, type AppContext } from '../../src/services/context.js';
 import { contextDepsFor } from '../../src/main.js';
@@ -113,26 +114,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
   /** An HTTP GET from inside a namespace (Node's fetch; Debian's static busybox wget crashes here). */
   const wget = fetchIn;
 
-  async function newProfile(device: string): Promise<{ profile: string; serial: string }> {
-    const res = await agent
-      .post('/api/v1/devices')
-      .set('X-CSRF-Token', csrf)
-      .send({ name: device })
-      .buffer(true)
-      .parse((r, cb) => {
-        let text = '';
-        r.on('data', (d: Buffer) => (text += d.toString()));
-        r.on('end', () => cb(null, text));
-      });
-    assert.equal(res.status, 201, String(res.body));
-    const certs = await agent
-      .get(`/api/v1/certs?q=${encodeURIComponent(`admin.${device}`)}&perPage=100`)
-      .set('Accept', 'application/json');
-    const list = (certs.body as { items: { commonName: string; serial: string; status: string }[] }).items;
-    const cert = list.find((c) => c.commonName === `admin.${device}` && c.status === 'valid');
-    assert.ok(cert, `certificate of admin.${device} listed`);
-    return { profile: String(res.body), serial: cert.serial };
-  }
+  const newProfile = (device: string) => newDeviceProfile(agent, csrf, device);
 
   /** A client; `--hand-window 10` so that a refused handshake shows within seconds, not after 60 s. */
   function connect(nsName: string, name: string, profile: string): SpawnedProcess {
