@@ -45,7 +45,6 @@ import {
   addAddress,
   addRoute,
   addVeth,
-  canUseNetns,
   cleanupAll,
   createNamespace,
   dnsQuery,
@@ -71,8 +70,7 @@ import { requireBinaries } from '../cluster/binaries.js';
 import { gatewayLayout } from '../../src/gateway/layout.js';
 import { makeKey, startSshd } from '../helpers/sshd.js';
 import { CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
-import { startRealNode, stopRealNode, waitForNodeLock } from '../cluster/node/real-node-run.js';
-import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
+import { claimRealNode, startRealNode, stopRealNode } from '../cluster/node/real-node-run.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
 import { kubectlBin } from '../cluster/node/paths.js';
@@ -147,16 +145,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     // on a fresh machine this builds CoreDNS and the images first (debootstrap, apt-get and npm ci inside
     // buildah): tens of minutes once, then cached by content hash
     this.timeout(90 * 60_000);
-    const missing = nodeTestPrerequisites();
-    if (!(await canUseNetns())) missing.push('root and network namespaces');
-    if (missing.length > 0) {
-      if (process.env.CI === 'true') throw new Error(`the real-node e2e needs: ${missing.join('; ')}`);
-      console.warn(`    skipped: ${missing.join('; ')}`);
-      this.skip();
-    }
-    // one test node per machine (fixed names): wait while another run has it; a node left by a run that
-    // died without its after hook goes first
-    await waitForNodeLock('the real-node e2e (test/e2e/k8s-node.test.ts)');
+    await claimRealNode(this, 'the real-node e2e (test/e2e/k8s-node.test.ts)');
     locked = true;
     work = mkdtempSync(join(tmpdir(), 'pg-k8s-node-'));
     // the control plane with this node instead of registered Node objects and the kubelet simulator

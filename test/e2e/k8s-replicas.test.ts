@@ -40,19 +40,11 @@ import { createKubeApi, loadKubeConfig } from '../../src/cluster/kube-client.js'
 import { ReplicaSessionsProvider } from '../../src/cluster/replica-sessions.js';
 import { clusterServiceFor } from '../../src/cluster/index.js';
 import { UsageService } from '../../src/services/usage.js';
-import {
-  canUseNetns,
-  cleanupAll,
-  createNamespace,
-  spawnIn,
-  runIn,
-  type SpawnedProcess,
-} from '../helpers/netns.js';
+import { cleanupAll, createNamespace, spawnIn, runIn, type SpawnedProcess } from '../helpers/netns.js';
 import { PUSHED_HALT, startClient, waitClientConnected } from '../helpers/openvpn.js';
 import { attachToLan, NODE_IP, NODE_NETNS, defaultRunDir } from '../cluster/node/node.js';
 import { POD_FILES, POD_PATHS } from '../../src/cluster/pod-layout.js';
-import { startRealNode, stopRealNode, waitForNodeLock } from '../cluster/node/real-node-run.js';
-import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
+import { claimRealNode, startRealNode, stopRealNode } from '../cluster/node/real-node-run.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
 import { kubectlBin } from '../cluster/node/paths.js';
@@ -207,14 +199,7 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
 
   before(async function () {
     this.timeout(90 * 60_000);
-    const missing = nodeTestPrerequisites();
-    if (!(await canUseNetns())) missing.push('root and network namespaces');
-    if (missing.length > 0) {
-      if (process.env.CI === 'true') throw new Error(`the replicas e2e needs: ${missing.join('; ')}`);
-      console.warn(`    skipped: ${missing.join('; ')}`);
-      this.skip();
-    }
-    await waitForNodeLock('the replicas e2e (test/e2e/k8s-replicas.test.ts)');
+    await claimRealNode(this, 'the replicas e2e (test/e2e/k8s-replicas.test.ts)');
     locked = true;
     work = mkdtempSync(join(tmpdir(), 'pg-k8s-replicas-'));
     const run = await startRealNode(REPO, work);
