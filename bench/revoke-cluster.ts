@@ -3,7 +3,8 @@
 // returns once the Secret is written, so its whole-process time is the figure; every call is a new
 // process, i.e. every revoke is a "first" revoke. Interleaved with `node -e 0` and a local-mode
 // `cert list` in the same rounds; BENCH_BASELINE_CLI=<another build's podgate.js> adds that build's
-// cluster revoke (its own data dir and namespace), e.g. main before the Secret writer.
+// cluster revoke (its own data dir and namespace), e.g. main before the Secret writer. A local-mode
+// revoke (own data dir) in the same rounds shows what the cluster adds.
 // Prints medians and the worst; never fails on a time.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,8 @@ export interface ClusterRevokeBenchResult {
   rounds: number;
   nodeMs: number;
   certListMs: number;
+  /** The same revoke in local mode (no cluster): what the cluster adds is the difference. */
+  localRevokeMs: number;
   revokeMs: { median: number; worst: number; first: number };
   baselineRevokeMs?: { median: number; worst: number; first: number };
 }
@@ -74,9 +77,17 @@ export async function runClusterRevokeBench(o: { rounds?: number } = {}): Promis
         );
     }
     const local = { ...envs.get('bundle')!, PODGATE_KUBERNETES_KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '' };
+    const localData = { ...local, PODGATE_DATA_DIR: join(dir, 'data-local') };
+    timed([BUNDLE, 'init'], localData);
+    for (let i = 0; i < rounds + 1; i++)
+      timed(
+        [BUNDLE, 'cert', 'issue', `d${i}`, '--owner', 'admin', '--out', join(dir, `local-${i}.ovpn`)],
+        localData,
+      );
     const t = {
       node: [] as number[],
       list: [] as number[],
+      localRevoke: [] as number[],
       bundle: [] as number[],
       baseline: [] as number[],
     };
@@ -85,6 +96,7 @@ export async function runClusterRevokeBench(o: { rounds?: number } = {}): Promis
       const push = (xs: number[], ms: number) => !warm && xs.push(ms);
       push(t.node, timed(['-e', '0'], local));
       push(t.list, timed([BUNDLE, 'cert', 'list'], local));
+      push(t.localRevoke, timed([BUNDLE, 'cert', 'revoke', `d${i}`], localData));
       for (const [name, cli] of builds)
         push(
           name === 'bundle' ? t.bundle : t.baseline,
@@ -95,6 +107,7 @@ export async function runClusterRevokeBench(o: { rounds?: number } = {}): Promis
       rounds,
       nodeMs: median(t.node),
       certListMs: median(t.list),
+      localRevokeMs: median(t.localRevoke),
       revokeMs: stats(t.bundle),
       ...(t.baseline.length ? { baselineRevokeMs: stats(t.baseline) } : {}),
     };
@@ -114,6 +127,7 @@ function print(r: ClusterRevokeBenchResult): void {
   );
   console.log(`node -e 0 (baseline)            ${r.nodeMs.toFixed(0)} ms`);
   console.log(`cert list, local (start-up)     ${r.certListMs.toFixed(0)} ms`);
+  console.log(`cert revoke, local mode         ${r.localRevokeMs.toFixed(0)} ms`);
   console.log(`cert revoke, cluster mode       ${f(r.revokeMs)}  [goal <= 300 ms, first included]`);
   if (r.baselineRevokeMs) console.log(`  BENCH_BASELINE_CLI              ${f(r.baselineRevokeMs)}`);
 }
