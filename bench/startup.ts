@@ -10,6 +10,7 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { median } from './stats.js';
 
 const BUNDLE = fileURLToPath(new URL('../bundle/podgate.js', import.meta.url));
 const TSC = fileURLToPath(new URL('../src/cli.js', import.meta.url));
@@ -29,11 +30,6 @@ export interface StartupBenchResult {
   /** `cert list` of BENCH_BASELINE_CLI, when given. */
   certListBaselineMs?: number;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 function timed(args: string[], env: NodeJS.ProcessEnv): number {
   const t = performance.now();
