@@ -5,18 +5,18 @@
  */
 import { crlKeyIds, markOwner } from './ownership.js';
 import { createHash } from 'node:crypto';
-import { stringify as toYamlText } from 'yaml';
 import type { AccessMode } from '../access/types.js';
 import type { Config } from '../config/schema.js';
 import { vpnWithNetwork, type EffectiveNetwork } from '../services/network.js';
 import type { RevocationBundle } from '../openvpn/revocation-bundle.js';
 import { renderServerConfig } from '../profiles/server-config.js';
-import { AppError } from '../lib/errors.js';
+import { CRL_SECRET_LIMIT_BYTES, crlSecret } from './crl-secret.js';
+import { yamlLib } from '../lib/yaml.js';
 import type { KubeObject } from './kube-api.js';
 import { buildDeployment } from './manifests-deployment.js';
 import { forTunnel } from '../lib/tunnel-subnets.js';
 import { agentAccessBindingObject, agentRole, serverNamespace } from './manager-rbac.js';
-import { CRL_SECRET_KEYS, LABELS, OBJECT_NAMES, POD_FILES, POD_PATHS } from './pod-layout.js';
+import { LABELS, OBJECT_NAMES, POD_FILES, POD_PATHS } from './pod-layout.js';
 
 /** The server's certificate and keys, as ServerIdentityService.ensure() returns them. */
 export interface ServerMaterial {
@@ -216,45 +216,13 @@ export function disruptionBudget(namespace: string, replicas: number): KubeObjec
   };
 }
 
-/** A Secret's data may hold 1 MiB (decoded); podgate stops well before, with a clear error. */
-export const CRL_SECRET_LIMIT_BYTES = 900 * 1024;
-
-/**
- * The podgate-crl Secret for a bundle: `crl.pem` and `revocations.json` (the bundle WITHOUT the CRL, which
- * is read back from crl.pem: storing it twice halved how many revocations fit). The Secret publisher
- * applies exactly this object with the same field manager, so deploy and publish never take fields
- * (labels) away from each other. Throws a 413 AppError naming the size when the data would not fit.
- */
-export function crlSecret(namespace: string, bundle: RevocationBundle): KubeObject {
-  const { crlPem, ...rest } = bundle;
-  const json = JSON.stringify(rest);
-  const bytes = Buffer.byteLength(crlPem) + Buffer.byteLength(json);
-  if (bytes > CRL_SECRET_LIMIT_BYTES) {
-    throw new AppError(
-      413,
-      'crl_too_large',
-      `the podgate-crl Secret would hold ${bytes} bytes for ${bundle.revoked.length} revocations (CRL ${Buffer.byteLength(crlPem)} bytes), over podgate's ${CRL_SECRET_LIMIT_BYTES}-byte limit below Kubernetes' 1 MiB per Secret; nothing was published`,
-    );
-  }
-  return markOwner(
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: meta(OBJECT_NAMES.crlSecret, namespace),
-      type: 'Opaque',
-      data: {
-        [CRL_SECRET_KEYS.crl]: b64(crlPem),
-        [CRL_SECRET_KEYS.bundle]: b64(json),
-      },
-    },
-    crlKeyIds(crlPem)[0],
-  );
-}
+// The podgate-crl Secret lives in crl-secret.ts: a revocation builds it without loading the manifests.
+export { CRL_SECRET_LIMIT_BYTES, crlSecret };
 
 /** One YAML document per object, named for `kubectl apply -f DIR` (which applies files in name order). */
 export function manifestFiles(objects: readonly KubeObject[]): { name: string; yaml: string }[] {
   return objects.map((o, i) => ({
     name: `${String(i).padStart(2, '0')}-${o.kind.toLowerCase()}-${o.metadata.name}.yaml`,
-    yaml: toYamlText(o, { lineWidth: 0 }),
+    yaml: yamlLib().stringify(o, { lineWidth: 0 }),
   }));
 }

@@ -3,7 +3,7 @@ import { AppError } from '../lib/errors.js';
 import { logger } from '../lib/logger.js';
 import { crlIssuers } from '../pki/index.js';
 import { KubeApiError, refOf, type KubeApi, type KubeObject } from './kube-api.js';
-import { crlSecret } from './manifests.js';
+import { crlSecret } from './crl-secret.js';
 import { checkOwner, crlKeyIds, foreignOwner, ownerOf } from './ownership.js';
 import { bundleFromSecret } from './secret-watch-source.js';
 
