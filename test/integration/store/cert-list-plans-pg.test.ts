@@ -94,15 +94,16 @@ describe('store (PostgreSQL): every admin list view reads an index (EXPLAIN, 10,
     }
   }
 
-  for (const [name, filter] of Object.entries(FILTERS).filter(([, f]) => f.search !== undefined)) {
-    it(`${name}: the count can find its matches through the three trigram indexes`, async () => {
+  for (const search of new Set(Object.values(FILTERS).flatMap((f) => (f.search ? [f.search] : [])))) {
+    it(`search "${search}": the count can find its matches through the three trigram indexes`, async () => {
       const plan = await store.withDb((db) =>
         db.atomic(async (tx) => {
+          // not the plan that runs (see the header): this shows the statement can use each index
           await tx.exec('SET LOCAL enable_seqscan = off');
-          return (await explainCertList(tx, { ...filter, limit: 50 })).count;
+          return (await explainCertList(tx, { search, limit: 50 })).count;
         }),
       );
-      const text = `${name} count:\n${plan.join('\n')}`;
+      const text = `search "${search}" count:\n${plan.join('\n')}`;
       assert.ok(!plan.some((l) => /Seq Scan on certificates\b/.test(l)), `no index usable: ${text}`);
       for (const column of ['common_name', 'device_name', 'owner_name'])
         assert.ok(
