@@ -9,7 +9,7 @@
  * with the planner's defaults PostgreSQL still reads the table for the count (cost ~530 against more for
  * the bitmaps: "use" and "ser" of "user17" are trigrams of every row), and that is the plan it runs.
  * The count then runs once per search text and version of the list (src/store/count-memo.ts), not per
- * request: asserted by test/integration/store/engines.test.ts ("list totals").
+ * request (that remembered totals stay right after writes: engines.test.ts, "list totals").
  */
 import assert from 'node:assert/strict';
 import { explainCertList } from '../../../src/store/pg/cert-list.js';
