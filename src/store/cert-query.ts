@@ -1,6 +1,7 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { certConditions, certOrder, certSearch, decodeCursor, encodeCursor } from './cert-filter.js';
 import { CERT_SELECT, toCert, type CertRow } from './cert-rows.js';
+import { CountMemo, countKey } from './count-memo.js';
 import { intAtLeast, likeSubstring } from './sql-util.js';
 import type { CertQuery, CertRecord } from './types.js';
 
@@ -15,8 +16,6 @@ interface Built {
   page: string;
   /** The sort column expression (its value goes into the next cursor). */
   sortColumn: string;
-  /** A substring search is among the filters. */
-  searched: boolean;
   /** The count reads cert_counts: no filter but status. */
   countFromCounter: boolean;
   /** Parameters of the WHERE clause (shared by the count). */
@@ -84,7 +83,6 @@ function build(q: CertQuery): Built {
     orderBy,
     page,
     sortColumn,
-    searched: params.search !== undefined,
     countFromCounter: conds.length === 0 || (conds.length === 1 && params.status !== undefined),
     params,
     pageParams,
@@ -105,29 +103,28 @@ export interface CertPage {
  * listCerts: the filter, sort and page of CertQuery, plus the total before paging.
  * Statements are prepared once per distinct shape of query (a few dozen at most) and cached.
  * Every sort, filter and search reads an index (migration 013; the plans are asserted by
- * test/integration/store/cert-list-plans.test.ts); totals without a filter but status read cert_counts.
+ * test/integration/store/cert-list-plans.test.ts). Every view is served the same way: its page by one
+ * statement, its total by one count statement (cert_counts when the filter is status alone, else an
+ * index) counted once per version of the list ({@link CountMemo}), not once per request.
  */
 export class CertLister {
   private readonly cache = new Map<string, Statement>();
-  // both reads in one snapshot, so total and items agree even while another process writes
-  private readonly read: (b: Built) => CertPage;
+  // page, version and count in one snapshot, so total and items agree even while another process writes
+  private readonly read: (b: Built, memo: CountMemo | undefined) => CertPage;
 
-  constructor(private readonly db: Database) {
-    this.read = db.transaction((b: Built) => {
-      const onePass = this.countsWithPage(b);
-      const rows = this.stmt(onePass ? this.countedPageSql(b) : this.pageSql(b)).all({
-        ...b.params,
-        ...b.pageParams,
-      }) as (CertRow & { row_id: number; sort_key: string; total_rows?: number })[];
-      // an empty page (offset past the end) carries no count: then it is counted on its own
-      const total =
-        onePass && rows.length > 0
-          ? rows[0]!.total_rows!
-          : (this.stmt(this.countSql(b)).pluck().get(b.params) as number);
+  constructor(
+    private readonly db: Database,
+    private readonly memo = new CountMemo(),
+  ) {
+    this.read = db.transaction((b: Built, memo: CountMemo | undefined) => {
+      const rows = this.stmt(this.pageSql(b)).all({ ...b.params, ...b.pageParams }) as (CertRow & {
+        row_id: number;
+        sort_key: string;
+      })[];
       const last = rows[rows.length - 1];
       const full = b.paged && b.limit > 0 && rows.length === b.limit;
       return {
-        total,
+        total: this.total(b, memo),
         items: rows.map(toCert),
         ...(full && last ? { nextCursor: encodeCursor(last.sort_key, last.row_id) } : {}),
       };
@@ -135,12 +132,13 @@ export class CertLister {
   }
 
   list(q: CertQuery = {}): CertPage {
-    return this.read(build(q));
+    // inside a transaction the version may count writes that a rollback takes back: count afresh
+    return this.read(build(q), this.db.inTransaction ? undefined : this.memo);
   }
 
   /**
    * EXPLAIN QUERY PLAN details for q (tests assert them): the count, the selection of the page's row ids
-   * (where the work is) and the whole page statement (with its window count when it counts too).
+   * (where the work is) and the whole page statement.
    */
   plans(q: CertQuery = {}): { count: string[]; select: string[]; page: string[] } {
     const b = build(q);
@@ -150,28 +148,22 @@ export class CertLister {
     return {
       count: plan(this.countSql(b), b.params),
       select: plan(`SELECT c.rowid FROM certificates c ${b.pageWhere} ${b.orderBy} ${b.page}`, all),
-      page: plan(this.countsWithPage(b) ? this.countedPageSql(b) : this.pageSql(b), all),
+      page: plan(this.pageSql(b), all),
     };
   }
 
-  /**
-   * A search's first or OFFSET page finds its matches once: the same pass that sorts them for the page
-   * counts them (a window count), instead of a count statement that runs the trigram match again
-   * (search 25% less CPU at 10,000 rows). Not for the other filters: their counts read a covering index
-   * and cost less than the window (measured: an expiry window +40%). Keyset pages count another set of
-   * rows than they read.
-   */
-  private countsWithPage(b: Built): boolean {
-    return b.searched && b.paged && b.where === b.pageWhere;
-  }
-
-  private countedPageSql(b: Built): string {
-    const select = CERT_SELECT.replace(
-      /^SELECT /,
-      `SELECT c.rowid AS row_id, ${b.sortColumn} AS sort_key, (SELECT n FROM w LIMIT 1) AS total_rows, `,
-    );
-    return `WITH w AS MATERIALIZED (SELECT c.rowid AS rid, count(*) OVER () AS n FROM certificates c ${b.where} ${b.orderBy} ${b.page})
-      ${select} WHERE c.rowid IN (SELECT rid FROM w) ${b.orderBy}`;
+  /** The view's total: from the memo when the list has not changed since it was counted. */
+  private total(b: Built, memo: CountMemo | undefined): number {
+    const sql = this.countSql(b);
+    const count = () => this.stmt(sql).pluck().get(b.params) as number;
+    if (!memo) return count();
+    const version = this.stmt('SELECT n FROM cert_list_version WHERE id = 1').pluck().get() as number;
+    const key = countKey(sql, b.params);
+    const known = memo.get(key, version);
+    if (known !== undefined) return known;
+    const total = count();
+    memo.set(key, version, total);
+    return total;
   }
 
   private countSql(b: Built): string {

@@ -9,6 +9,7 @@ import { migration008 } from './008-access.js';
 import { migration009 } from './009-import-links-session-history.js';
 import { migration010 } from './010-issued-from.js';
 import { migration013 } from './013-cert-list-indexes.js';
+import { migration014 } from './014-cert-list-version.js';
 import type { Migration } from './migration.js';
 
 export type { Migration } from './migration.js';
@@ -29,4 +30,5 @@ export const migrations: readonly Migration[] = [
   migration009,
   migration010,
   migration013,
+  migration014,
 ];

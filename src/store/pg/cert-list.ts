@@ -1,16 +1,20 @@
 import { certConditions, certOrder, certSearch, decodeCursor, encodeCursor } from '../cert-filter.js';
 import { CERT_SELECT, toCert, type CertRow } from '../cert-rows.js';
+import { CountMemo, countKey } from '../count-memo.js';
 import { intAtLeast, likeSubstring } from '../sql-util.js';
 import type { CertQuery, CertRecord } from '../types.js';
 import type { PgDb } from './db.js';
 
 const isSerial = (v: unknown): v is string => typeof v === 'string';
 
+const MAX_ATTEMPTS = 3;
+const VERSION = '(SELECT n FROM cert_list_version WHERE id = 1)';
+
 /**
- * The statement of listCerts on PostgreSQL: the filters, sorts and pages of ../cert-query.ts (same
+ * The statements of listCerts on PostgreSQL: the filters, sorts and pages of ../cert-query.ts (same
  * validation, same messages). The serial breaks ties (SQLite uses the rowid); substring search is ILIKE
- * on the three name columns, served by the pg_trgm index. Total and page come from one statement (one
- * snapshot).
+ * on the three name columns, each served by its pg_trgm index (PostgreSQL 004). The page and the count
+ * each read the list's version in their own snapshot.
  */
 function certListStatement(q: CertQuery): {
   sql: string;
@@ -56,45 +60,56 @@ function certListStatement(q: CertQuery): {
       : `SELECT count(*) FROM certificates c ${where}`;
   const select = CERT_SELECT.replace(
     /^SELECT /,
-    `SELECT (${countSql}) AS total_rows, ${sortColumn} AS sort_key, `,
+    `SELECT ${VERSION} AS list_version, ${sortColumn} AS sort_key, `,
   );
   return { sql: `${select} ${pageWhere} ${orderBy} ${page}`, countSql, params, pageParams, paged, limit };
 }
 
 /**
- * listCerts on PostgreSQL (see {@link certListStatement}): the page and its total from one statement,
- * the total alone when the page is empty.
+ * listCerts on PostgreSQL (see {@link certListStatement}): the page, then the total from the memo when
+ * the list's version is the one the total was counted at, else counted (one statement with the
+ * version). Should a write land between the two statements (versions differ), both are read again, up
+ * to MAX_ATTEMPTS times (then the total may differ from the page by those writes, as for two requests).
+ * Without a memo (in a transaction) the total is counted every time.
  */
 export async function listCerts(
   db: PgDb,
   q: CertQuery = {},
+  memo?: CountMemo,
 ): Promise<{ total: number; items: CertRecord[]; nextCursor?: string }> {
   const { sql, countSql, params, pageParams, paged, limit } = certListStatement(q);
-  const rows = await db.all<CertRow & { total_rows: number; sort_key: string }>(sql, {
-    ...params,
-    ...pageParams,
-  });
-  let total: number;
-  if (rows.length > 0) total = Number(rows[0]!.total_rows);
-  else {
-    const r = await db.get<{ n: number }>(
-      countSql.replace(/^SELECT (.*?) FROM/, 'SELECT $1 AS n FROM'),
-      params,
-    );
-    total = Number(r?.n ?? 0);
+  const key = countKey(countSql, params);
+  for (let attempt = 1; ; attempt++) {
+    const rows = await db.all<CertRow & { list_version: string; sort_key: string }>(sql, {
+      ...params,
+      ...pageParams,
+    });
+    const pageVersion = rows.length > 0 ? Number(rows[0]!.list_version) : undefined;
+    let total = pageVersion === undefined ? undefined : memo?.get(key, pageVersion);
+    if (total === undefined) {
+      const r = await db.get<{ v: string; n: string }>(`SELECT ${VERSION} AS v, (${countSql}) AS n`, params);
+      const version = Number(r!.v);
+      if (pageVersion !== undefined && version !== pageVersion && memo && attempt < MAX_ATTEMPTS) continue;
+      total = Number(r!.n);
+      memo?.set(key, version, total);
+    }
+    const last = rows[rows.length - 1];
+    const full = paged && limit !== null && limit > 0 && rows.length === limit;
+    return {
+      total,
+      items: rows.map(toCert),
+      ...(full && last ? { nextCursor: encodeCursor(last.sort_key, last.serial) } : {}),
+    };
   }
-  const last = rows[rows.length - 1];
-  const full = paged && limit !== null && limit > 0 && rows.length === limit;
-  return {
-    total,
-    items: rows.map(toCert),
-    ...(full && last ? { nextCursor: encodeCursor(last.sort_key, last.serial) } : {}),
-  };
 }
 
-/** EXPLAIN of the statement listCerts runs for q (tests assert that it reads indexes). */
-export async function explainCertList(db: PgDb, q: CertQuery = {}): Promise<string[]> {
-  const { sql, params, pageParams } = certListStatement(q);
-  const rows = await db.all<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, { ...params, ...pageParams });
-  return rows.map((r) => r['QUERY PLAN']);
+/** EXPLAIN of the statements listCerts runs for q, the page and the count (tests assert that they read indexes). */
+export async function explainCertList(
+  db: PgDb,
+  q: CertQuery = {},
+): Promise<{ page: string[]; count: string[] }> {
+  const { sql, countSql, params, pageParams } = certListStatement(q);
+  const explain = async (stmt: string, p: Record<string, unknown>) =>
+    (await db.all<{ 'QUERY PLAN': string }>(`EXPLAIN ${stmt}`, p)).map((r) => r['QUERY PLAN']);
+  return { page: await explain(sql, { ...params, ...pageParams }), count: await explain(countSql, params) };
 }

@@ -38,7 +38,8 @@ const IDENTITIES: Record<string, string> = {
 };
 
 /** SQLite-only tables (kept by triggers, or full-text search) and bookkeeping that is not copied. */
-const NOT_COPIED = /^(sqlite_|schema_migrations$|cert_counts$|access_state$|certificates_search)/;
+const NOT_COPIED =
+  /^(sqlite_|schema_migrations$|cert_counts$|cert_list_version$|access_state$|certificates_search)/;
 
 export interface CopyReport {
   /** Rows per table, equal on both sides (checked after the copy). */

@@ -10,6 +10,7 @@ import { PgStore } from './pg-store.js';
 const NOT_COPIED = new Set([
   'schema_migrations',
   'cert_counts', // kept by triggers on both engines
+  'cert_list_version', // kept by triggers on both engines
   'access_state', // copied as one row, below
   'rate_events', // sliding windows of the shared limits: an hour at most, not worth restoring
   'shared_files', // returned as files (the archive holds them as data-dir files)

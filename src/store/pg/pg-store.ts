@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type { AccessRule } from '../../access/types.js';
 import { AppError } from '../../lib/errors.js';
+import { CountMemo } from '../count-memo.js';
 import type { Migration } from '../migrations/migration.js';
 import type * as T from '../types.js';
 import { PgAccessRules, PgAddresses, PgGroups, PgSessionHistory } from './access-repos.js';
@@ -29,9 +30,13 @@ class Repos {
   readonly groups: PgGroups;
   readonly rules: PgAccessRules;
 
-  constructor(readonly db: PgDb) {
+  /** memo: the list totals of the store (the pool); a transaction's repos have none. */
+  constructor(
+    readonly db: PgDb,
+    memo?: CountMemo,
+  ) {
     this.users = new PgUsers(db);
-    this.certs = new PgCerts(db);
+    this.certs = new PgCerts(db, memo);
     this.state = new PgState(db);
     this.audit = new PgAudit(db);
     this.sessions = new PgSessions(db);
@@ -399,7 +404,7 @@ export class PgStore extends PgOps implements T.Store {
     try {
       const db = new PgDb(pool, pool, false);
       const version = await migratePg(db, options.migrations ?? pgMigrations);
-      return new PgStore(pool, new Repos(db), version, target.display);
+      return new PgStore(pool, new Repos(db, new CountMemo()), version, target.display);
     } catch (err) {
       await pool.end().catch(() => undefined);
       throw err;

@@ -11,6 +11,7 @@ import {
 import { intAtLeast, nonEmpty, oneOf, toIso } from '../sql-util.js';
 import type { CertQuery, CertRecord, NewCert, RevocationReason, Role, User } from '../types.js';
 import { listCerts } from './cert-list.js';
+import type { CountMemo } from '../count-memo.js';
 import { hashOrNull, ROLES, toUser, USER_COLS, userPatch, type UserRow } from '../users-repo.js';
 import { LOCK } from '../locks.js';
 import {
@@ -87,7 +88,11 @@ export class PgUsers {
 
 /** certificates (PostgreSQL); same rules as ../certs-repo.ts. */
 export class PgCerts {
-  constructor(private readonly db: PgDb) {}
+  /** memo: the store's list totals (none in a transaction: see CountMemo). */
+  constructor(
+    private readonly db: PgDb,
+    private readonly memo?: CountMemo,
+  ) {}
 
   async insertCert(c: NewCert): Promise<CertRecord> {
     const p = newCertParams(c);
@@ -148,7 +153,7 @@ export class PgCerts {
   }
 
   listCerts(q?: CertQuery): Promise<{ total: number; items: CertRecord[]; nextCursor?: string }> {
-    return listCerts(this.db, q);
+    return listCerts(this.db, q, this.memo);
   }
 
   async markRevoked(serial: string, reason: RevocationReason, at: Date): Promise<CertRecord> {

@@ -9,10 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore, type Store } from '../../../src/store/index.js';
 import { LOCK } from '../../../src/store/locks.js';
+import { PgStore } from '../../../src/store/pg/pg-store.js';
 import { freshPgStore } from '../../helpers/pg-store.js';
 import { newCert } from '../../unit/store/temp-store.js';
 
-type Opened = { store: Store; cleanup(): Promise<void> };
+/** reopen: a second store on the same database (another process's connections, as the CLI beside serve). */
+type Opened = { store: Store; reopen(): Promise<Store>; cleanup(): Promise<void> };
 
 const ENGINES: Record<string, () => Promise<Opened>> = {
   sqlite: async () => {
@@ -20,6 +22,7 @@ const ENGINES: Record<string, () => Promise<Opened>> = {
     const store = SqliteStore.open(join(dir, 'podgate.db'));
     return {
       store,
+      reopen: async () => SqliteStore.open(join(dir, 'podgate.db')),
       cleanup: async () => {
         await store.close();
         rmSync(dir, { recursive: true, force: true });
@@ -27,8 +30,8 @@ const ENGINES: Record<string, () => Promise<Opened>> = {
     };
   },
   postgres: async () => {
-    const { store } = await freshPgStore(4);
-    return { store, cleanup: () => store.close() };
+    const { store, target } = await freshPgStore(4);
+    return { store, reopen: () => PgStore.open(target), cleanup: () => store.close() };
   },
 };
 
@@ -112,6 +115,67 @@ for (const [engine, open] of Object.entries(ENGINES)) {
         ['alice-laptop', 'alice-phone'],
       );
       await rejects(s.listCerts({ after: 'nonsense!' }), 400, 'cursor');
+    });
+
+    it('list totals: counted once per change, right after writes from this store, another one, a rollback', async () => {
+      const owner = await s.createUser({ name: 'alice', role: 'user', passwordHash: null });
+      const views = [
+        {},
+        { status: 'valid' as const },
+        { ownerId: owner.id },
+        { search: 'lap' },
+        { search: 'lap', status: 'valid' as const },
+        { expiringWithinDays: 400, now: new Date('2026-06-01T00:00:00.000Z') },
+      ];
+      const totals = async (store: Store) =>
+        Promise.all(views.map(async (v) => (await store.listCerts({ ...v, limit: 1 })).total));
+      const want = async () => {
+        const all = (await s.listCerts()).items;
+        return views.map(
+          (v) =>
+            all.filter(
+              (c) =>
+                (!('status' in v) || c.status === v.status) &&
+                (!('ownerId' in v) || c.ownerId === v.ownerId) &&
+                (!('search' in v) || /lap/i.test(`${c.commonName} ${c.deviceName} ${c.ownerName ?? ''}`)) &&
+                (!('expiringWithinDays' in v) || c.notAfter.getTime() > v.now!.getTime()),
+            ).length,
+        );
+      };
+      const a = await s.insertCert(newCert({ ownerId: owner.id, commonName: 'a1' }));
+      assert.deepEqual(await totals(s), [1, 1, 1, 1, 1, 1]);
+      assert.deepEqual(await totals(s), [1, 1, 1, 1, 1, 1], 'the same totals a second time');
+      const other = await o.reopen();
+      try {
+        // each write by the other store changes what this one's memoized totals must say
+        await other.insertCert(newCert({ commonName: 'b1', deviceName: 'laptop' }));
+        assert.deepEqual(await totals(s), await want());
+        await other.markRevoked(a.serial, 'superseded', new Date());
+        assert.deepEqual(await totals(s), await want());
+        await other.insertCert(newCert({ ownerId: owner.id, commonName: 'c1', deviceName: 'phone' }));
+        assert.deepEqual(await totals(s), await want());
+        await other.transaction(async (tx) => {
+          await tx.insertCert(newCert({ commonName: 'd1', notAfter: new Date('2026-03-01T00:00:00.000Z') }));
+        });
+        assert.deepEqual(await totals(s), await want());
+        assert.deepEqual(await totals(other), await want());
+      } finally {
+        await other.close();
+      }
+      // inside a transaction that rolls back: its totals see its own row, later ones do not
+      const before = await want();
+      await assert.rejects(
+        s.transaction(async (tx) => {
+          await tx.insertCert(newCert({ ownerId: owner.id, commonName: 'e1', deviceName: 'laptop' }));
+          assert.equal((await tx.listCerts({ search: 'lap', limit: 1 })).total, before[3]! + 1);
+          throw new Error('roll back');
+        }),
+        /roll back/,
+      );
+      assert.deepEqual(await totals(s), before);
+      await s.insertCert(newCert({ commonName: 'f1', deviceName: 'desk' }));
+      assert.deepEqual(await totals(s), await want());
+      assert.deepEqual(await want(), [5, 4, 2, 3, 2, 4]);
     });
 
     it('renewal: superseding once, then due; the renewed name may have a successor', async () => {
