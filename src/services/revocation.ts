@@ -11,6 +11,12 @@ const DAY = 86_400_000;
 /** thisUpdate is set this far before the signing time: a server clock running behind still accepts it. */
 const BACKDATE_MS = 5 * 60_000;
 
+/** A publisher that did not take the current CRL bundle (the API server unreachable, a refused write). */
+export interface PublishFailure {
+  publisher: string;
+  error: string;
+}
+
 export { REVOCATION_REASONS };
 /** CRLs are re-signed when fewer than this many days remain, and at least daily. */
 export const CRL_RENEW_BEFORE_DAYS = 7;
@@ -118,15 +124,15 @@ export class RevocationService {
     actor: string;
     serialOrName: string;
     reason?: unknown;
-  }): Promise<{ cert: CertRecord; crl: CrlState }> {
+  }): Promise<{ cert: CertRecord; crl: CrlState; unpublished: PublishFailure[] }> {
     const reason = parseReason(o.reason);
     await this.deps.cas.sync();
     const cert = await this.resolve(o.serialOrName);
     if (cert.status === 'revoked')
       throw new Conflict(`certificate ${cert.serial} (${cert.commonName}) is already revoked`, 'certificate');
     const { cert: revoked, crl } = await this.revokeInTransaction(o.actor, [cert.serial], reason);
-    await this.publish();
-    return { cert: revoked[0]!, crl };
+    const unpublished = await this.publish();
+    return { cert: revoked[0]!, crl, unpublished };
   }
 
   /** Revokes several certificates with a single CRL update (used when a user is disabled). */
@@ -333,9 +339,14 @@ export class RevocationService {
     };
   }
 
-  /** Sends the current bundle to every publisher; a failing publisher is logged and audited, not fatal. */
-  async publish(): Promise<void> {
-    if (this.deps.publishers.length === 0) return;
+  /**
+   * Sends the current bundle to every publisher; a failing publisher is logged and audited, not fatal:
+   * the revocation is committed either way. Returns the publishers that failed, so that a caller who
+   * reports "published" (the CLI) can say it was not.
+   */
+  async publish(): Promise<PublishFailure[]> {
+    const failures: PublishFailure[] = [];
+    if (this.deps.publishers.length === 0) return failures;
     const bundle = await this.bundle();
     for (const p of this.deps.publishers) {
       try {
@@ -352,6 +363,7 @@ export class RevocationService {
           continue;
         }
         log.error({ err, publisher: p.name, crlNumber: bundle.crlNumber }, 'CRL publish failed');
+        failures.push({ publisher: p.name, error: (err as Error).message });
         await this.deps.store.appendAudit({
           actor: 'system',
           action: 'crl.publish',
@@ -361,6 +373,7 @@ export class RevocationService {
         });
       }
     }
+    return failures;
   }
 
   /** Adds a publisher unless one with the same name is already there (the local file one is added twice otherwise). */

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BadRequest } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
+import type { PublishFailure } from '../../services/revocation.js';
 import type { CertRecord } from '../../store/types.js';
 import { table, withContext, type CliEnv } from '../env.js';
 import { parseExpiringWindow } from './cert-expiring.js';
@@ -145,14 +146,21 @@ function registerRevoke(cert: Command, env: CliEnv): void {
         env,
         cmd,
         async (ctx) => {
-          const { cert: c, crl } = await ctx.revocation.revoke({
+          const {
+            cert: c,
+            crl,
+            unpublished,
+          } = await ctx.revocation.revoke({
             actor: 'cli',
             serialOrName: nameOrSerial,
             reason: o.reason,
           });
-          env.out(
-            `revoked ${c.commonName} (serial ${c.serial}, reason ${c.revocationReason}); CRL #${crl.number} published`,
-          );
+          const what = `revoked ${c.commonName} (serial ${c.serial}, reason ${c.revocationReason})`;
+          if (unpublished.length === 0) env.out(`${what}; CRL #${crl.number} published`);
+          else {
+            env.out(`${what}; CRL #${crl.number} signed`);
+            reportUnpublished(env, crl.number, unpublished);
+          }
         },
         { quiet: true, publishes: true },
       );
@@ -165,13 +173,32 @@ function registerCrl(program: Command, env: CliEnv): void {
     .command('crl')
     .description('print the current CRL (re-signed first when due)')
     .option('--out <file>', 'write it to a file instead of stdout')
-    .action(async (o: { out?: string }, cmd: Command) => {
+    .option('--publish', 'publish it to the server again (after a revoke whose publish failed)')
+    .action(async (o: { out?: string; publish?: boolean }, cmd: Command) => {
       await withContext(env, cmd, async (ctx) => {
         const crl = await ctx.revocation.ensureFreshCrl();
+        if (o.publish) {
+          const unpublished = await ctx.revocation.publish();
+          if (unpublished.length === 0) env.err(`CRL #${crl.number} published`);
+          else reportUnpublished(env, crl.number, unpublished);
+        }
         if (o.out) {
           writeFileAtomic(resolve(o.out), crl.pem, 0o644);
           env.err(`CRL #${crl.number} written to ${o.out} (next update ${crl.nextUpdate.toISOString()})`);
         } else env.out(crl.pem.trimEnd());
       });
     });
+}
+
+/**
+ * A revocation is committed but its CRL did not reach a publisher (the API server unreachable): until
+ * it does, the server still accepts the certificate. Said on stderr with exit 1, never as "published".
+ */
+function reportUnpublished(env: CliEnv, crlNumber: number, failures: readonly PublishFailure[]): void {
+  for (const f of failures)
+    env.err(`podgate: CRL #${crlNumber} was not published to ${f.publisher}: ${f.error}`);
+  env.err(
+    'podgate: the revocation is recorded; the server enforces it once the CRL reaches it: run `podgate crl --publish` (serve also publishes it at its next CRL refresh)',
+  );
+  process.exitCode = 1;
 }
