@@ -88,7 +88,7 @@ export class AddressService {
    * issued before addresses existed). Devices the pool has no room for stay without (and cannot
    * connect in `enforce`); they are logged.
    */
-  async backfill(valid: readonly CertRecord[], store: TxStore = this.deps.store): Promise<void> {
+  async backfill(valid: readonly Pick<CertRecord, 'commonName'>[], store: TxStore = this.deps.store): Promise<void> {
     const held = new Set((await store.listAddresses()).map((a) => a.commonName));
     const missing = valid.filter((c) => !held.has(c.commonName));
     if (missing.length === 0) return;
