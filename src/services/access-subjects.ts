@@ -57,6 +57,8 @@ export async function connectableDevices(
   store: TxStore,
   now: Date,
   given?: readonly DeviceCert[],
+  /** The address table (common name -> address) when the caller has just read it in this transaction. */
+  held?: ReadonlyMap<string, string>,
 ): Promise<ConnectableDevice[]> {
   const valid = given ?? (await validCerts(store, now));
   const t = now.getTime();
@@ -71,7 +73,7 @@ export async function connectableDevices(
     add(gatewaysByName, gatewayCommonName(g.name), g.name);
   }
   const users = new Map((await store.listUsers()).map((u) => [u.id, u]));
-  const addresses = new Map((await store.listAddresses()).map((a) => [a.commonName, a.address]));
+  const addresses = held ?? new Map((await store.listAddresses()).map((a) => [a.commonName, a.address]));
   const byName = new Map<string, ConnectableDevice>();
   for (const c of valid) {
     if (c.notBefore.getTime() > t) continue;
