@@ -73,7 +73,10 @@ export interface CertRecord {
  * What the access bundle reads of a certificate (listDeviceCerts): no PEM and none of the text it does
  * not use, so a publication at 10,000 devices does not build 10,000 full records.
  */
-export type DeviceCert = Pick<CertRecord, 'serial' | 'commonName' | 'ownerId' | 'kind' | 'notBefore' | 'notAfter'>;
+export type DeviceCert = Pick<
+  CertRecord,
+  'serial' | 'commonName' | 'ownerId' | 'kind' | 'notBefore' | 'notAfter'
+>;
 
 export type NewCert = Omit<
   CertRecord,
