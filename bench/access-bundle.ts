@@ -15,6 +15,7 @@ import { loadConfig } from '../src/config/load.js';
 import { setLogLevel } from '../src/lib/logger.js';
 import { LocalAccessPublisher } from '../src/openvpn/access-publisher.js';
 import { openContext } from '../src/services/context.js';
+import { median } from './stats.js';
 
 export interface AccessBenchResult {
   users: number;
@@ -26,8 +27,6 @@ export interface AccessBenchResult {
   publishMs: number;
   bundleBytes: number;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function timed(fn: () => unknown | Promise<unknown>, runs = 5): Promise<number> {
   const out: number[] = [];

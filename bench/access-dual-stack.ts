@@ -13,13 +13,13 @@ import type { ClusterEvent, ResolvedRule } from '../src/access/types.js';
 import { exec } from '../src/lib/exec.js';
 import { TunnelSubnets } from '../src/lib/tunnel-subnets.js';
 import { canUseNetns, createNamespace, destroyNamespace } from '../test/helpers/netns.js';
+import { median } from './stats.js';
 
 const NAMESPACES = 25;
 const PODS = 5000;
 const USERS = 500;
 const RULES = 100;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number) => Math.round(x * 100) / 100;
 const podIp = (i: number) => `10.244.${Math.floor(i / 250)}.${(i % 250) + 2}`;
 const podIp6 = (i: number) =>

@@ -24,13 +24,13 @@ import { NftEnforcer } from '../src/openvpn/nft-enforcer.js';
 import { canUseNetns, cleanupAll, createNamespace, destroyNamespace } from '../test/helpers/netns.js';
 import { waitClientConnected } from '../test/helpers/openvpn.js';
 import { VpnLab } from '../test/helpers/topology.js';
+import { median } from './stats.js';
 
 const NAMESPACES = 50;
 const PODS = 10_000;
 const USERS = 1000;
 const RULES = 200;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number) => Math.round(x * 10) / 10;
 const podIp = (i: number) =>
   `10.${244 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${(i % 256) + 1}`;

@@ -14,6 +14,7 @@ import { setLogLevel } from '../src/lib/logger.js';
 import { createBackup, restoreBackup } from '../src/services/backup.js';
 import { openContext } from '../src/services/context.js';
 import { backupDatabase } from '../src/store/backup.js';
+import { median } from './stats.js';
 
 const PASS = 'benchmark backup passphrase';
 
@@ -26,8 +27,6 @@ export interface BackupBenchResult {
   copyMs: number;
   sqliteBackupMs: number;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function timed(fn: () => unknown | Promise<unknown>): Promise<number> {
   const t0 = performance.now();

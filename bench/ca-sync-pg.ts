@@ -11,6 +11,7 @@ import { setLogLevel } from '../src/lib/logger.js';
 import { openContext } from '../src/services/context.js';
 import type { PgStore } from '../src/store/pg/pg-store.js';
 import { startPostgres } from '../test/helpers/postgres.js';
+import { median, p95 } from './stats.js';
 
 export interface CaSyncPgBenchResult {
   /** Median ms of one `cas.sync()` with nothing changed. */
@@ -24,15 +25,6 @@ export interface CaSyncPgBenchResult {
   issueP95Ms: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-function p95(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(s.length * 0.95) - 1)]!;
-}
 async function times(n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {

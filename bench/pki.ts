@@ -17,6 +17,7 @@ import {
   type ClientKeyType,
   type RevokedEntry,
 } from '../src/pki/index.js';
+import { median } from './stats.js';
 
 const EASYRSA = '/usr/share/easy-rsa/easyrsa';
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -26,12 +27,6 @@ export interface Measurement {
   iterations: number;
   medianMs: number;
   note?: string;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function time(fn: () => Promise<unknown> | unknown): Promise<number> {

@@ -28,6 +28,7 @@ import {
   OFFICE_NODE_POD as A,
 } from '../test/helpers/netns.js';
 import { startClient, waitClientConnected } from '../test/helpers/openvpn.js';
+import { median } from './stats.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '../bundle/podgate.js');
 
@@ -49,10 +50,6 @@ export interface RevocationBenchResult {
   clientConnectOnReadyMs: number;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const round = (x: number): number => Math.round(x * 10) / 10;
 
 export async function runRevocationBench(o: { revocations?: number } = {}): Promise<RevocationBenchResult> {

@@ -25,6 +25,7 @@ import {
   writeServerFiles,
   type TestPki,
 } from '../test/helpers/openvpn.js';
+import { median } from './stats.js';
 
 const POD = '10.244.1.5';
 const CLIENTS = 4;
@@ -38,11 +39,6 @@ export interface ProcessesBenchResult {
   ratio: number;
   singleStreamMbps: number;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 /** One iperf3 client run from `ns` to the pod's server on `port`: Mbit/s received. */
 async function iperf(topo: Topology, role: string, port: number, seconds: number): Promise<number> {

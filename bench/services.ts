@@ -12,18 +12,10 @@ import { setLogLevel } from '../src/lib/logger.js';
 import { loadTemplate } from '../src/lib/templates.js';
 import { renderClientProfile } from '../src/profiles/client-profile.js';
 import { wrapTlsCryptV2ClientKey } from '../src/pki/tls-crypt.js';
+import { median, p95 } from './stats.js';
 
 const genKeyPair = promisify(generateKeyPair);
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-function p95(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(s.length * 0.95) - 1)]!;
-}
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
   await fn();

@@ -1,14 +1,16 @@
 // CLI start-up: whole-process time of `podgate cert list` (and --help, a local-mode revoke) for the tsc
 // output (dist/src/cli.js: how the CLI ran before the bundle) and the esbuild bundle that ships
-// (dist/bundle/podgate.js), against `node -e 0` measured in the same rounds. Rounds interleave the
+// (dist/bundle/podgate.js, with its V8 code cache; and the same bundle without the cache, a copy in
+// dist/), against `node -e 0` measured in the same rounds. Rounds interleave the
 // commands so that load from elsewhere on the machine hits all of them alike. BENCH_BASELINE_CLI=<path
 // to another build's cli.js> adds that build's `cert list` (its own data dir) to the same rounds, e.g. the
 // main branch before this change. Prints medians and ratios; never fails on a time.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { median } from './stats.js';
 
 const BUNDLE = fileURLToPath(new URL('../bundle/podgate.js', import.meta.url));
 const TSC = fileURLToPath(new URL('../src/cli.js', import.meta.url));
@@ -18,6 +20,8 @@ export interface StartupBenchResult {
   nodeMs: number;
   certListTscMs: number;
   certListBundleMs: number;
+  /** The bundle compiled from source: what the code cache saves. */
+  certListNoCacheMs: number;
   /** The same with a podgate.yaml (most installs have one: its parser is loaded then). */
   certListConfigBundleMs: number;
   helpBundleMs: number;
@@ -26,11 +30,6 @@ export interface StartupBenchResult {
   /** `cert list` of BENCH_BASELINE_CLI, when given. */
   certListBaselineMs?: number;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 function timed(args: string[], env: NodeJS.ProcessEnv): number {
   const t = performance.now();
@@ -44,7 +43,12 @@ function timed(args: string[], env: NodeJS.ProcessEnv): number {
 export function runStartupBench(o: { rounds?: number } = {}): StartupBenchResult {
   const rounds = o.rounds ?? Number(process.env.BENCH_STARTUP_ROUNDS ?? 15);
   const dir = mkdtempSync(join(tmpdir(), 'podgate-bench-startup-'));
+  // beside dist/bundle, so that node_modules resolve from it
+  const noCache = join(dirname(BUNDLE), '..', `bundle-no-cache-${process.pid}`);
   try {
+    cpSync(dirname(BUNDLE), noCache, { recursive: true });
+    rmSync(join(noCache, 'podgate-main.cache'));
+    const NO_CACHE = join(noCache, 'podgate.js');
     const data = join(dir, 'data');
     const config = join(dir, 'podgate.yaml');
     writeFileSync(config, `dataDir: ${data}\nvpn:\n  endpoints: ["vpn.example.test"]\n`);
@@ -69,6 +73,7 @@ export function runStartupBench(o: { rounds?: number } = {}): StartupBenchResult
       nodeMs: [],
       certListTscMs: [],
       certListBundleMs: [],
+      certListNoCacheMs: [],
       certListConfigBundleMs: [],
       helpBundleMs: [],
       revokeTscMs: [],
@@ -82,6 +87,7 @@ export function runStartupBench(o: { rounds?: number } = {}): StartupBenchResult
       push('nodeMs', timed(['-e', '0'], env));
       push('certListTscMs', timed([TSC, '--data-dir', data, 'cert', 'list'], env));
       push('certListBundleMs', timed([BUNDLE, '--data-dir', data, 'cert', 'list'], env));
+      push('certListNoCacheMs', timed([NO_CACHE, '--data-dir', data, 'cert', 'list'], env));
       push('certListConfigBundleMs', timed([BUNDLE, '--config', config, 'cert', 'list'], env));
       push('helpBundleMs', timed([BUNDLE, '--help'], env));
       push('revokeTscMs', timed([TSC, '--data-dir', data, 'cert', 'revoke', `d${n++}`], env));
@@ -94,6 +100,7 @@ export function runStartupBench(o: { rounds?: number } = {}): StartupBenchResult
       nodeMs: median(t.nodeMs),
       certListTscMs: median(t.certListTscMs),
       certListBundleMs: median(t.certListBundleMs),
+      certListNoCacheMs: median(t.certListNoCacheMs),
       certListConfigBundleMs: median(t.certListConfigBundleMs),
       helpBundleMs: median(t.helpBundleMs),
       revokeTscMs: median(t.revokeTscMs),
@@ -104,6 +111,7 @@ export function runStartupBench(o: { rounds?: number } = {}): StartupBenchResult
     return result;
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    rmSync(noCache, { recursive: true, force: true });
   }
 }
 
@@ -115,6 +123,7 @@ function print(r: StartupBenchResult): void {
     console.log(`cert list, BENCH_BASELINE_CLI      ${x(r.certListBaselineMs)}`);
   console.log(`cert list, tsc output              ${x(r.certListTscMs)}`);
   console.log(`cert list, bundle (ships)          ${x(r.certListBundleMs)}  [goal <= 1.7x]`);
+  console.log(`cert list, bundle, no code cache   ${x(r.certListNoCacheMs)}`);
   console.log(`cert list, bundle, podgate.yaml    ${x(r.certListConfigBundleMs)}`);
   console.log(`--help, bundle                     ${x(r.helpBundleMs)}`);
   console.log(`cert revoke (local), tsc output    ${x(r.revokeTscMs)}`);

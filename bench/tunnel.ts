@@ -32,6 +32,7 @@ import {
   writeServerFiles,
   type ServerFilesOut,
 } from '../test/helpers/openvpn.js';
+import { median } from './stats.js';
 
 const PORT = 30030;
 
@@ -74,11 +75,6 @@ export interface TunnelBenchResult {
   wireMbps: number;
   variants: { name: string; mbps: number; ratio: number }[];
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 /** One iperf3 run; retried a few times while the server side is still coming up (iperf3 says why). */
 async function iperf(topo: Topology, to: string, seconds: number): Promise<number> {

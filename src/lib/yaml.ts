@@ -6,7 +6,7 @@ let yaml: Yaml | undefined;
 /**
  * The yaml package, loaded on first use: a CLI call without podgate.yaml and without a rules file reads
  * no YAML, and the parser is a large part of what a start would load. Callers stay synchronous: the
- * CLI preloads it (preloadYaml, a chunk of the bundle, while the composition root loads) when a config
+ * CLI preloads it (preloadYaml: the bundle's chunks/yaml.cjs, while the composition root loads) when a config
  * file is named; otherwise it is required here, from node_modules, on first use.
  */
 export function yamlLib(): Yaml {

@@ -30,6 +30,7 @@ import {
 } from '../helpers/netns.js';
 import { makeTestPki, waitClientConnected, PUSHED_HALT } from '../helpers/openvpn.js';
 import { ADMIN_PASSWORD, count, REVOKED, requireNetns, until, VpnLab } from '../helpers/topology.js';
+import { postDevice } from '../helpers/web-devices.js';
 
 const PORT = 30030;
 const ECHO = 7007;
@@ -93,16 +94,7 @@ describe('e2e: data plane (podgate server run + openvpn 2.6 in namespaces)', fun
       const agent = request.agent(app);
       const login = await agent.post('/api/v1/login').send({ name: 'admin', password: ADMIN_PASSWORD });
       assert.equal(login.status, 200, login.text);
-      const res = await agent
-        .post('/api/v1/devices')
-        .set('X-CSRF-Token', (login.body as { csrfToken: string }).csrfToken)
-        .send({ name: 'webdev' })
-        .buffer(true)
-        .parse((r, cb) => {
-          let text = '';
-          r.on('data', (d: Buffer) => (text += d.toString()));
-          r.on('end', () => cb(null, text));
-        });
+      const res = await postDevice(agent, (login.body as { csrfToken: string }).csrfToken, 'webdev');
       assert.equal(res.status, 201, String(res.body));
       assert.equal(res.headers['cache-control'], 'no-store');
       const web = connect('admin.webdev', String(res.body), 'office2');

@@ -50,7 +50,6 @@ import {
   addAddress,
   addRoute,
   addVeth,
-  canUseNetns,
   cleanupAll,
   createNamespace,
   dnsQuery,
@@ -62,8 +61,7 @@ import { startClient, waitClientConnected } from '../helpers/openvpn.js';
 import { attachToLan, defaultRunDir, NODE_IP, NODE_NETNS } from '../cluster/node/node.js';
 import { makeKey, startSshd } from '../helpers/sshd.js';
 import { CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
-import { startRealNode, stopRealNode, waitForNodeLock } from '../cluster/node/real-node-run.js';
-import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
+import { claimRealNode, startRealNode, stopRealNode } from '../cluster/node/real-node-run.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import type { ImageSet } from '../cluster/images/build-images.js';
 import {
@@ -223,15 +221,7 @@ describe('e2e: access rules enforced in the server pod on a real node', function
 
   before(async function () {
     this.timeout(90 * 60_000);
-    const missing = nodeTestPrerequisites();
-    if (!(await canUseNetns())) missing.push('root and network namespaces');
-    if (missing.length > 0) {
-      if (process.env.CI === 'true') throw new Error(`the access e2e needs: ${missing.join('; ')}`);
-      console.warn(`    skipped: ${missing.join('; ')}`);
-      this.skip();
-    }
-    // one node per machine: wait while another run has it (never break its lock)
-    await waitForNodeLock('the access real-node e2e (test/e2e/k8s-node-access.test.ts)');
+    await claimRealNode(this, 'the access real-node e2e (test/e2e/k8s-node-access.test.ts)');
     locked = true;
     work = mkdtempSync(join(tmpdir(), 'pg-k8s-access-'));
     const run = await startRealNode(REPO, work);

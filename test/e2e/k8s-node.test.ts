@@ -33,6 +33,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { exec } from '../../src/lib/exec.js';
+import { newDeviceProfile } from '../helpers/web-devices.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openContext, type AppContext } from '../../src/services/context.js';
 import { contextDepsFor } from '../../src/main.js';
@@ -44,7 +45,6 @@ import {
   addAddress,
   addRoute,
   addVeth,
-  canUseNetns,
   cleanupAll,
   createNamespace,
   dnsQuery,
@@ -70,8 +70,7 @@ import { requireBinaries } from '../cluster/binaries.js';
 import { gatewayLayout } from '../../src/gateway/layout.js';
 import { makeKey, startSshd } from '../helpers/sshd.js';
 import { CLUSTER_DNS_IP } from '../cluster/node/with-node.js';
-import { startRealNode, stopRealNode, waitForNodeLock } from '../cluster/node/real-node-run.js';
-import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
+import { claimRealNode, startRealNode, stopRealNode } from '../cluster/node/real-node-run.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
 import { kubectlBin } from '../cluster/node/paths.js';
@@ -113,26 +112,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
   /** An HTTP GET from inside a namespace (Node's fetch; Debian's static busybox wget crashes here). */
   const wget = fetchIn;
 
-  async function newProfile(device: string): Promise<{ profile: string; serial: string }> {
-    const res = await agent
-      .post('/api/v1/devices')
-      .set('X-CSRF-Token', csrf)
-      .send({ name: device })
-      .buffer(true)
-      .parse((r, cb) => {
-        let text = '';
-        r.on('data', (d: Buffer) => (text += d.toString()));
-        r.on('end', () => cb(null, text));
-      });
-    assert.equal(res.status, 201, String(res.body));
-    const certs = await agent
-      .get(`/api/v1/certs?q=${encodeURIComponent(`admin.${device}`)}&perPage=100`)
-      .set('Accept', 'application/json');
-    const list = (certs.body as { items: { commonName: string; serial: string; status: string }[] }).items;
-    const cert = list.find((c) => c.commonName === `admin.${device}` && c.status === 'valid');
-    assert.ok(cert, `certificate of admin.${device} listed`);
-    return { profile: String(res.body), serial: cert.serial };
-  }
+  const newProfile = (device: string) => newDeviceProfile(agent, csrf, device);
 
   /** A client; `--hand-window 10` so that a refused handshake shows within seconds, not after 60 s. */
   function connect(nsName: string, name: string, profile: string): SpawnedProcess {
@@ -165,16 +145,7 @@ describe('e2e: podgate on a real Kubernetes node (kubelet + containerd + kube-pr
     // on a fresh machine this builds CoreDNS and the images first (debootstrap, apt-get and npm ci inside
     // buildah): tens of minutes once, then cached by content hash
     this.timeout(90 * 60_000);
-    const missing = nodeTestPrerequisites();
-    if (!(await canUseNetns())) missing.push('root and network namespaces');
-    if (missing.length > 0) {
-      if (process.env.CI === 'true') throw new Error(`the real-node e2e needs: ${missing.join('; ')}`);
-      console.warn(`    skipped: ${missing.join('; ')}`);
-      this.skip();
-    }
-    // one test node per machine (fixed names): wait while another run has it; a node left by a run that
-    // died without its after hook goes first
-    await waitForNodeLock('the real-node e2e (test/e2e/k8s-node.test.ts)');
+    await claimRealNode(this, 'the real-node e2e (test/e2e/k8s-node.test.ts)');
     locked = true;
     work = mkdtempSync(join(tmpdir(), 'pg-k8s-node-'));
     // the control plane with this node instead of registered Node objects and the kubelet simulator

@@ -21,7 +21,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec } from '../../src/lib/exec.js';
-import { canUseNetns, cleanupAll, createNamespace, runIn, type SpawnedProcess } from '../helpers/netns.js';
+import { cleanupAll, createNamespace, runIn, type SpawnedProcess } from '../helpers/netns.js';
 import { startClient, waitClientConnected } from '../helpers/openvpn.js';
 import { attachToLan, NODE_NETNS } from '../cluster/node/node.js';
 import { SocketHttp, writeManagerOverlay } from '../cluster/node/manager-overlay.js';
@@ -36,8 +36,7 @@ import {
   waitManagerRollout,
   type ManagerApi,
 } from '../cluster/node/in-cluster-manager.js';
-import { startRealNode, stopRealNode, waitForNodeLock } from '../cluster/node/real-node-run.js';
-import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
+import { claimRealNode, startRealNode, stopRealNode } from '../cluster/node/real-node-run.js';
 import { POSTGRES_UID } from '../cluster/images/build-images.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { postgresWorkload } from '../cluster/node/workloads.js';
@@ -138,15 +137,7 @@ describe('e2e: the manager on PostgreSQL, 2 replicas (k8s-postgres/) on a real n
   before(async function () {
     // a cold cache builds the PostgreSQL image first (apt-get inside buildah): minutes once, then cached
     this.timeout(90 * 60_000);
-    const missing = nodeTestPrerequisites();
-    if (!(await canUseNetns())) missing.push('root and network namespaces');
-    if (missing.length > 0) {
-      if (process.env.CI === 'true')
-        throw new Error(`the PostgreSQL real-node e2e needs: ${missing.join('; ')}`);
-      console.warn(`    skipped: ${missing.join('; ')}`);
-      this.skip();
-    }
-    await waitForNodeLock('the PostgreSQL real-node e2e (test/e2e/k8s-postgres-node.test.ts)');
+    await claimRealNode(this, 'the PostgreSQL real-node e2e (test/e2e/k8s-postgres-node.test.ts)');
     locked = true;
     work = mkdtempSync(join(tmpdir(), 'pg-k8s-pg-'));
     const run = await startRealNode(REPO, work, { postgres: true });

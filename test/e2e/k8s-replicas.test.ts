@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { exec } from '../../src/lib/exec.js';
+import { newDeviceProfile } from '../helpers/web-devices.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openContext, type AppContext } from '../../src/services/context.js';
 import { contextDepsFor } from '../../src/main.js';
@@ -39,19 +40,11 @@ import { createKubeApi, loadKubeConfig } from '../../src/cluster/kube-client.js'
 import { ReplicaSessionsProvider } from '../../src/cluster/replica-sessions.js';
 import { clusterServiceFor } from '../../src/cluster/index.js';
 import { UsageService } from '../../src/services/usage.js';
-import {
-  canUseNetns,
-  cleanupAll,
-  createNamespace,
-  spawnIn,
-  runIn,
-  type SpawnedProcess,
-} from '../helpers/netns.js';
+import { cleanupAll, createNamespace, spawnIn, runIn, type SpawnedProcess } from '../helpers/netns.js';
 import { PUSHED_HALT, startClient, waitClientConnected } from '../helpers/openvpn.js';
 import { attachToLan, NODE_IP, NODE_NETNS, defaultRunDir } from '../cluster/node/node.js';
 import { POD_FILES, POD_PATHS } from '../../src/cluster/pod-layout.js';
-import { startRealNode, stopRealNode, waitForNodeLock } from '../cluster/node/real-node-run.js';
-import { nodeTestPrerequisites } from '../cluster/node/prerequisites.js';
+import { claimRealNode, startRealNode, stopRealNode } from '../cluster/node/real-node-run.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { webWorkload, managerKubeconfig } from '../cluster/node/workloads.js';
 import { kubectlBin } from '../cluster/node/paths.js';
@@ -130,24 +123,7 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
     return r.code === 0 ? r.stdout : undefined;
   }
 
-  async function newProfile(device: string): Promise<{ profile: string; serial: string }> {
-    const res = await agent
-      .post('/api/v1/devices')
-      .set('X-CSRF-Token', csrf)
-      .send({ name: device })
-      .buffer(true)
-      .parse((r, cb) => {
-        let text = '';
-        r.on('data', (d: Buffer) => (text += d.toString()));
-        r.on('end', () => cb(null, text));
-      });
-    assert.equal(res.status, 201, String(res.body));
-    const certs = await agent.get(`/api/v1/certs?q=${encodeURIComponent(`admin.${device}`)}&perPage=100`);
-    const list = (certs.body as { items: { commonName: string; serial: string; status: string }[] }).items;
-    const cert = list.find((c) => c.commonName === `admin.${device}` && c.status === 'valid');
-    assert.ok(cert, `certificate of admin.${device} listed`);
-    return { profile: String(res.body), serial: cert.serial };
-  }
+  const newProfile = (device: string) => newDeviceProfile(agent, csrf, device);
 
   /**
    * On a failure: what each server pod saw (openvpn and agent logs, its client-config-dir, NAT and
@@ -223,14 +199,7 @@ describe('e2e: two server replicas on a real node (revoke on each, disconnect an
 
   before(async function () {
     this.timeout(90 * 60_000);
-    const missing = nodeTestPrerequisites();
-    if (!(await canUseNetns())) missing.push('root and network namespaces');
-    if (missing.length > 0) {
-      if (process.env.CI === 'true') throw new Error(`the replicas e2e needs: ${missing.join('; ')}`);
-      console.warn(`    skipped: ${missing.join('; ')}`);
-      this.skip();
-    }
-    await waitForNodeLock('the replicas e2e (test/e2e/k8s-replicas.test.ts)');
+    await claimRealNode(this, 'the replicas e2e (test/e2e/k8s-replicas.test.ts)');
     locked = true;
     work = mkdtempSync(join(tmpdir(), 'pg-k8s-replicas-'));
     const run = await startRealNode(REPO, work);

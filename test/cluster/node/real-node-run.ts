@@ -9,6 +9,8 @@ import type { ImageOptions, ImageSet } from '../images/build-images.js';
 import { acquireNodeLock, nodeDown, nodeHeldBy, nodeLeftovers, releaseNodeLock } from './node.js';
 import { startNodeWithDns } from './with-node.js';
 import { join } from 'node:path';
+import { canUseNetns } from '../../helpers/netns.js';
+import { nodeTestPrerequisites } from './prerequisites.js';
 
 export interface RealNodeRun {
   cp: ControlPlane;
@@ -17,6 +19,22 @@ export interface RealNodeRun {
   images: ImageSet;
   /** Start-up times for the suite's printed figures (never asserted). */
   figures: Record<string, string>;
+}
+
+/**
+ * The start of a real-node suite's `before`: what it needs is there (missing: a failure in CI, where the
+ * e2e must run, a skip elsewhere), then the node's lock, taken for `suite` (waiting while another run
+ * has it).
+ */
+export async function claimRealNode(ctx: Mocha.Context, suite: string): Promise<void> {
+  const missing = nodeTestPrerequisites();
+  if (!(await canUseNetns())) missing.push('root and network namespaces');
+  if (missing.length > 0) {
+    if (process.env.CI === 'true') throw new Error(`${suite} needs: ${missing.join('; ')}`);
+    console.warn(`    skipped: ${missing.join('; ')}`);
+    ctx.skip();
+  }
+  await waitForNodeLock(suite);
 }
 
 /**

@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { sharedPostgres } from '../../helpers/pg-store.js';
 import { dropNamespace, freshNamespace, realCluster } from '../../helpers/real-cluster.js';
@@ -19,6 +20,7 @@ import { startServe, type Serving } from '../../helpers/serve.js';
 
 const LEASE_S = 5;
 const REFRESH_S = 2;
+const ADMIN_PASSWORD = 'Failover-Admin-Pass-2026';
 
 interface LogLine {
   time: number;
@@ -50,6 +52,26 @@ async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void
   }
 }
 
+/** A fresh database on the shared PostgreSQL and the environment two `serve` replicas share for it. */
+async function sharedDatabase(dir: string, name: string, extraEnv: NodeJS.ProcessEnv = {}) {
+  const pg = await sharedPostgres();
+  const database = await pg.createDatabase(name);
+  writeFileSync(join(dir, 'ca-passphrase'), 'failover-shared-ca-passphrase\n', { mode: 0o600 });
+  writeFileSync(join(dir, 'admin-password'), `${ADMIN_PASSWORD}\n`, { mode: 0o600 });
+  const env: NodeJS.ProcessEnv = {
+    PODGATE_STORE_URL: pg.url(database),
+    PODGATE_STORE_PASSWORD_FILE: pg.passwordFile,
+    PODGATE_STORE_LEASE_SECONDS: String(LEASE_S),
+    PODGATE_VPN_CRL_REFRESH_SECONDS: String(REFRESH_S),
+    PODGATE_CA_PASSPHRASE_FILE: join(dir, 'ca-passphrase'),
+    PODGATE_ADMIN_PASSWORD_FILE: join(dir, 'admin-password'),
+    PODGATE_LOG_LEVEL: 'info',
+    PGPASSWORD: '',
+    ...extraEnv,
+  };
+  return { env, database };
+}
+
 describe('serve x2 on one PostgreSQL: SIGKILL of the leader moves the CRL re-sign to the other', function () {
   this.timeout(240_000);
   let dir: string;
@@ -66,21 +88,7 @@ describe('serve x2 on one PostgreSQL: SIGKILL of the leader moves the CRL re-sig
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   async function failover(mode: Mode, extraEnv: NodeJS.ProcessEnv): Promise<void> {
-    const pg = await sharedPostgres();
-    const database = await pg.createDatabase('failover');
-    writeFileSync(join(dir, 'ca-passphrase'), 'failover-shared-ca-passphrase\n', { mode: 0o600 });
-    writeFileSync(join(dir, 'admin-password'), 'Failover-Admin-Pass-2026\n', { mode: 0o600 });
-    const env = {
-      PODGATE_STORE_URL: pg.url(database),
-      PODGATE_STORE_PASSWORD_FILE: pg.passwordFile,
-      PODGATE_STORE_LEASE_SECONDS: String(LEASE_S),
-      PODGATE_VPN_CRL_REFRESH_SECONDS: String(REFRESH_S),
-      PODGATE_CA_PASSPHRASE_FILE: join(dir, 'ca-passphrase'),
-      PODGATE_ADMIN_PASSWORD_FILE: join(dir, 'admin-password'),
-      PODGATE_LOG_LEVEL: 'info',
-      PGPASSWORD: '',
-      ...extraEnv,
-    };
+    const { env, database } = await sharedDatabase(dir, 'failover', extraEnv);
     serves.push(await startServe({ dataDir: join(dir, `${database}-a`), env }));
     serves.push(await startServe({ dataDir: join(dir, `${database}-b`), env }));
     // from here on only the timers re-sign (each replica re-signs a due CRL once at start, leader or not)
@@ -141,5 +149,61 @@ describe('serve x2 on one PostgreSQL: SIGKILL of the leader moves the CRL re-sig
     } finally {
       await dropNamespace(cp, ns);
     }
+  });
+});
+
+/**
+ * A replica stopped by SIGTERM (a node drain, a rolling update) lets its requests in flight answer for
+ * up to 10 s. Its timers stop at once, and so must its leadership: the other replica takes over while
+ * this one still drains, not after. The request is held in flight by hand (headers sent, body not yet)
+ * until the takeover shows, then completed: it still gets its answer.
+ */
+describe('serve x2 on one PostgreSQL: SIGTERM of the leader hands the leadership over while it drains', function () {
+  this.timeout(120_000);
+  let dir: string;
+  const serves: Serving[] = [];
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'podgate-handover-'));
+  });
+  after(async () => {
+    for (const s of serves) s.child.kill('SIGKILL');
+    await Promise.all(serves.map((s) => s.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the other replica takes the lock before the stopped one has finished its request in flight', async () => {
+    const { env, database } = await sharedDatabase(dir, 'handover');
+    serves.push(await startServe({ dataDir: join(dir, `${database}-a`), env }));
+    serves.push(await startServe({ dataDir: join(dir, `${database}-b`), env }));
+    const mode: Mode = 'advisory lock';
+    await until('one replica leads', () => serves.some((s) => tookLead(s, mode).length > 0));
+    const leader = serves.find((s) => tookLead(s, mode).length > 0)!;
+    const other = serves.find((s) => s !== leader)!;
+
+    const { hostname, port } = new URL(leader.url);
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = connect(Number(port), hostname, () => resolve(s));
+      s.once('error', reject);
+    });
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    const answered = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    const body = JSON.stringify({ name: 'admin', password: ADMIN_PASSWORD });
+    socket.write(
+      `POST /api/v1/login HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 5)}`,
+    );
+    await new Promise((r) => setTimeout(r, 300)); // the server has the request (headers parsed)
+    const termAt = Date.now();
+    const exited = leader.stop();
+    // the drain would cut the request at 10 s: the takeover must come well before that
+    await until('the other replica takes the leadership', () => tookLead(other, mode).length > 0, 8_000);
+    const tookAfter = tookLead(other, mode)[0]! - termAt;
+    assert.equal(leader.child.exitCode, null, 'the stopped replica is still draining its request');
+    socket.write(body.slice(5)); // not end(): a half-closed connection gets no answer
+    await answered;
+    assert.match(answer, /^HTTP\/1\.1 200 /, `the request in flight got its answer: ${answer.slice(0, 200)}`);
+    assert.equal(await exited, 0, `the stopped replica exits cleanly:\n${leader.stderr()}`);
+    console.log(`      SIGTERM -> the other replica leads after ${tookAfter} ms (request still in flight)`);
   });
 });

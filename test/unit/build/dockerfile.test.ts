@@ -33,4 +33,12 @@ describe('Dockerfile', () => {
     assert.deepEqual(env[1]!.trim().split(/\s+/), [...SERVE_NODE_ARGS]);
     assert.ok(SERVE_NODE_ARGS.some((a) => a.startsWith('--max-semi-space-size=')));
   });
+
+  it('makes the code cache under the runtime NODE_OPTIONS (V8 rejects a cache made under other flags)', () => {
+    const [, build, runtime] = readFileSync(join(root, 'Dockerfile'), 'utf8').split(/^FROM /m);
+    const runtimeOptions = /^ENV NODE_OPTIONS=(.+)$/m.exec(runtime!)![1]!.trim();
+    const bundle = /^RUN (?:(\S+=\S+) )?node scripts\/bundle\.mjs/m.exec(build!);
+    assert.ok(bundle, 'the build stage runs scripts/bundle.mjs');
+    assert.equal(bundle[1], `NODE_OPTIONS=${runtimeOptions}`);
+  });
 });
