@@ -4,7 +4,7 @@
 // Targets (printed, never enforced): certificate list p95 <= 100 ms; RSS <= 200 MB.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -170,7 +170,9 @@ async function prepare(dataDir: string): Promise<void> {
  * profile: "--cpu-prof --cpu-prof-dir=DIR", or to compare heap sizing). */
 function serveNodeArgs(): string[] {
   const given = process.env.BENCH_SERVE_NODE_ARGS;
-  return given === undefined ? [...SERVE_NODE_ARGS] : given.split(' ').filter(Boolean);
+  const args = given === undefined ? [...SERVE_NODE_ARGS] : given.split(' ').filter(Boolean);
+  const snapshots = process.env.BENCH_HEAP_SNAPSHOT_DIR;
+  return snapshots ? [...args, '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`] : args;
 }
 
 function startServe(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
@@ -200,6 +202,34 @@ async function drain(url: string): Promise<void> {
     if (performance.now() - t < 20) return;
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * With BENCH_HEAP_SNAPSHOT_DIR set, `serve` writes a V8 heap snapshot there after the load (open it in
+ * Chrome DevTools, Memory tab): the bench adds `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=DIR` to its
+ * node options and waits for the file.
+ */
+async function heapSnapshot(child: ChildProcess): Promise<void> {
+  const dir = process.env.BENCH_HEAP_SNAPSHOT_DIR;
+  if (!dir) return;
+  const before = new Set(readdirSync(dir));
+  child.kill('SIGUSR2');
+  const until = Date.now() + 120_000;
+  while (Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 500));
+    const made = readdirSync(dir).filter((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
+    // V8 writes the file in one go; its size stops changing when it is done
+    if (made.length > 0) {
+      const file = join(dir, made[0]!);
+      const size = statSync(file).size;
+      await new Promise((r) => setTimeout(r, 1000));
+      if (statSync(file).size === size) {
+        console.log(`heap snapshot after the load: ${file}`);
+        return;
+      }
+    }
+  }
+  console.log('heap snapshot: none written within 120 s');
 }
 
 function rssMb(pid: number): number {
@@ -289,6 +319,7 @@ export async function runWebBench(opts: { seconds?: number } = {}): Promise<WebB
     };
     const rss = rssMb(child.pid!);
     const heap = await heapFigures(served.url);
+    await heapSnapshot(child);
     const result: WebBenchResult = {
       healthz,
       me,

@@ -1,6 +1,6 @@
 import { gatewayCommonName } from '../lib/names.js';
 import type { AccessClient, AccessRule, ResolvedRule, Subject } from '../access/types.js';
-import type { CertRecord, TxStore, User } from '../store/types.js';
+import type { DeviceCert, TxStore, User } from '../store/types.js';
 import type { GroupService } from './groups.js';
 
 /** A device that may connect now, with what subjects are matched against. */
@@ -56,7 +56,9 @@ export function matchingUserSubject(rule: AccessRule, user: User, groups: Set<st
 export async function connectableDevices(
   store: TxStore,
   now: Date,
-  given?: readonly CertRecord[],
+  given?: readonly DeviceCert[],
+  /** The address table (common name -> address) when the caller has just read it in this transaction. */
+  held?: ReadonlyMap<string, string>,
 ): Promise<ConnectableDevice[]> {
   const valid = given ?? (await validCerts(store, now));
   const t = now.getTime();
@@ -71,7 +73,7 @@ export async function connectableDevices(
     add(gatewaysByName, gatewayCommonName(g.name), g.name);
   }
   const users = new Map((await store.listUsers()).map((u) => [u.id, u]));
-  const addresses = new Map((await store.listAddresses()).map((a) => [a.commonName, a.address]));
+  const addresses = held ?? new Map((await store.listAddresses()).map((a) => [a.commonName, a.address]));
   const byName = new Map<string, ConnectableDevice>();
   for (const c of valid) {
     if (c.notBefore.getTime() > t) continue;
@@ -101,12 +103,14 @@ export async function connectableDevices(
   return [...byName.values()].sort((a, b) => a.commonName.localeCompare(b.commonName));
 }
 
-/** Valid, unexpired client and gateway certificates (the server's own is not a device). */
-export async function validCerts(store: TxStore, now: Date): Promise<CertRecord[]> {
+/**
+ * Valid, unexpired client and gateway certificates (the server's own is not a device), newest first.
+ * Only the columns the bundle uses: the full list (PEM included) of 10,000 certificates on every
+ * publication was most of `serve`'s memory growth under load.
+ */
+export async function validCerts(store: TxStore, now: Date): Promise<DeviceCert[]> {
   const t = now.getTime();
-  return (await store.listCerts({ status: 'valid' })).items.filter(
-    (c) => c.kind !== 'server' && c.notAfter.getTime() > t,
-  );
+  return (await store.listDeviceCerts()).filter((c) => c.notAfter.getTime() > t);
 }
 
 /** The bundle's two lists: the devices that may connect, and each rule with its subjects as addresses. */

@@ -191,9 +191,9 @@ export class AccessService {
     const at = now();
     return await store.transaction(async (tx) => {
       const valid = await validCerts(tx, at);
-      await this.deps.addresses.backfill(valid, tx);
+      const held = await this.deps.addresses.backfill(valid, tx);
       const mode = (await this.mode(tx)).mode;
-      const devices = await connectableDevices(tx, at, valid);
+      const devices = await connectableDevices(tx, at, valid, held);
       const { clients, rules } = await resolveBundle(await this.rules(tx), devices, this.deps.groups, tx);
       const hash = createHash('sha256').update(JSON.stringify({ mode, clients, rules })).digest('hex');
       const state = await tx.getAccessState();

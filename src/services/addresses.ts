@@ -88,22 +88,28 @@ export class AddressService {
    * issued before addresses existed). Devices the pool has no room for stay without (and cannot
    * connect in `enforce`); they are logged.
    */
-  async backfill(valid: readonly CertRecord[], store: TxStore = this.deps.store): Promise<void> {
-    const held = new Set((await store.listAddresses()).map((a) => a.commonName));
+  async backfill(
+    valid: readonly Pick<CertRecord, 'commonName'>[],
+    store: TxStore = this.deps.store,
+  ): Promise<Map<string, string>> {
+    // returned (common name -> address, as the table now holds them): the bundle reads them once
+    const held = new Map((await store.listAddresses()).map((a) => [a.commonName, a.address]));
     const missing = valid.filter((c) => !held.has(c.commonName));
-    if (missing.length === 0) return;
+    if (missing.length === 0) return held;
     // one store call: a transaction that reads the taken addresses once (one read per device was
     // quadratic and froze serve's start-up for tens of seconds at 10k devices)
-    const { refused } = await store.allocateAddresses(
+    const { allocated, refused } = await store.allocateAddresses(
       missing.map((c) => c.commonName),
       this.pool(),
       this.deps.now(),
     );
+    for (const a of allocated) held.set(a.commonName, a.address);
     for (const commonName of refused)
       log.warn(
         { commonName, err: `vpn.clientSubnet ${this.deps.clientSubnet} has no free tunnel address left` },
         'no tunnel address for a device',
       );
+    return held;
   }
 
   /**

@@ -110,6 +110,18 @@ export interface AddressRow {
   allocated_at: string;
 }
 
+/**
+ * The rows as DeviceAddresses in address order (what listAddresses returns on both engines). Each key is
+ * computed once: parsing both addresses in the comparator (n log n parses) made listing 10,000
+ * addresses allocate ~12 MB, twice per access bundle.
+ */
+export function byAddress(rows: readonly AddressRow[]): DeviceAddress[] {
+  return rows
+    .map((r) => ({ key: ipv4ToInt(r.address), a: toAddress(r) }))
+    .sort((x, y) => x.key - y.key)
+    .map((x) => x.a);
+}
+
 export const toAddress = (r: AddressRow): DeviceAddress => ({
   commonName: r.common_name,
   address: r.address,
@@ -143,9 +155,7 @@ export class SqliteAddresses implements Sync<AddressStore> {
   }
 
   listAddresses(): DeviceAddress[] {
-    return (this.all.all() as AddressRow[])
-      .map(toAddress)
-      .sort((a, b) => ipv4ToInt(a.address) - ipv4ToInt(b.address));
+    return byAddress(this.all.all() as AddressRow[]);
   }
 
   allocateAddress(commonName: string, pool: AddressPool, at: Date): DeviceAddress {

@@ -2,7 +2,7 @@ import { BadRequest, Conflict } from '../lib/errors.js';
 import { CERT_KINDS } from '../lib/cert-vocabulary.js';
 import { isSerial, SERIAL_RULE } from '../lib/serial.js';
 import { fromIso, fromIsoOrNull, intAtLeast, nonEmpty, oneOf, text, toIso } from './sql-util.js';
-import type { CertKind, CertRecord, CertStatus, NewCert, RevocationReason } from './types.js';
+import type { CertKind, CertRecord, CertStatus, DeviceCert, NewCert, RevocationReason } from './types.js';
 
 export { CERT_KINDS, REVOCATION_REASONS } from '../lib/cert-vocabulary.js';
 export const CERT_STATUSES: readonly CertStatus[] = ['valid', 'revoked'];
@@ -56,6 +56,25 @@ export function toCert(r: CertRow): CertRecord {
     supersedeAt: fromIsoOrNull(r.supersede_at),
     issuerKeyId: r.issuer_ski,
     keyFromCsr: r.issued_from === 'csr',
+  };
+}
+
+/** The columns of a DeviceCert (listDeviceCerts), without the table's name: one table, no join. */
+export const DEVICE_CERT_COLUMNS = 'serial, common_name, owner_id, kind, not_before, not_after';
+
+export type DeviceCertRow = Pick<
+  CertRow,
+  'serial' | 'common_name' | 'owner_id' | 'kind' | 'not_before' | 'not_after'
+>;
+
+export function toDeviceCert(r: DeviceCertRow): DeviceCert {
+  return {
+    serial: r.serial,
+    commonName: r.common_name,
+    ownerId: r.owner_id,
+    kind: r.kind,
+    notBefore: fromIso(r.not_before),
+    notAfter: fromIso(r.not_after),
   };
 }
 

@@ -5,13 +5,16 @@ import {
   CERT_SELECT,
   checkSerial,
   cnConflict,
+  DEVICE_CERT_COLUMNS,
   newCertParams,
   REVOCATION_REASONS,
   toCert,
+  toDeviceCert,
   type CertRow,
+  type DeviceCertRow,
 } from './cert-rows.js';
 import { nonEmpty, oneOf, sqliteCode, toIso, type Tx, type Sync } from './sql-util.js';
-import type { CertQuery, CertRecord, CertStore, NewCert, RevocationReason } from './types.js';
+import type { CertQuery, CertRecord, CertStore, DeviceCert, NewCert, RevocationReason } from './types.js';
 
 /** Certificates table: issue, look up, list, revoke. Never holds a private key. */
 export class SqliteCerts implements Sync<CertStore> {
@@ -26,6 +29,7 @@ export class SqliteCerts implements Sync<CertStore> {
   private readonly supersede: Statement;
   private readonly assignIssuer: Statement;
   private readonly supersedeDue: Statement;
+  private readonly deviceCerts: Statement;
   private readonly lister: CertLister;
 
   constructor(
@@ -53,6 +57,11 @@ export class SqliteCerts implements Sync<CertStore> {
          WHERE status = 'valid' AND supersede_at IS NOT NULL AND supersede_at <= ? ORDER BY supersede_at`,
       )
       .pluck();
+    // listCerts' default order (created_at DESC, rowid DESC): the bundle allocates missing addresses in it
+    this.deviceCerts = db.prepare(
+      `SELECT ${DEVICE_CERT_COLUMNS} FROM certificates
+       WHERE status = 'valid' AND kind != 'server' ORDER BY created_at DESC, rowid DESC`,
+    );
     this.userExists = db.prepare('SELECT 1 FROM users WHERE id = ?').pluck();
     this.otherOwnerOfCn = db
       .prepare('SELECT 1 FROM certificates WHERE common_name = ? AND owner_id IS NOT ? LIMIT 1')
@@ -121,6 +130,10 @@ export class SqliteCerts implements Sync<CertStore> {
 
   listCerts(q?: CertQuery): { total: number; items: CertRecord[]; nextCursor?: string } {
     return this.lister.list(q);
+  }
+
+  listDeviceCerts(): DeviceCert[] {
+    return (this.deviceCerts.all() as DeviceCertRow[]).map(toDeviceCert);
   }
 
   markRevoked(serial: string, reason: RevocationReason, at: Date): CertRecord {

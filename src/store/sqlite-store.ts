@@ -141,6 +141,9 @@ abstract class SqliteOps implements T.TxStore {
   listCerts(q?: T.CertQuery): Promise<{ total: number; items: T.CertRecord[]; nextCursor?: string }> {
     return this.run((r) => r.certs.listCerts(q));
   }
+  listDeviceCerts(): Promise<T.DeviceCert[]> {
+    return this.run((r) => r.certs.listDeviceCerts());
+  }
   markRevoked(serial: string, reason: T.RevocationReason, at: Date): Promise<T.CertRecord> {
     return this.run((r) => r.certs.markRevoked(serial, reason, at));
   }

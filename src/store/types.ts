@@ -69,6 +69,15 @@ export interface CertRecord {
   keyFromCsr: boolean;
 }
 
+/**
+ * What the access bundle reads of a certificate (listDeviceCerts): no PEM and none of the text it does
+ * not use, so a publication at 10,000 devices does not build 10,000 full records.
+ */
+export type DeviceCert = Pick<
+  CertRecord,
+  'serial' | 'commonName' | 'ownerId' | 'kind' | 'notBefore' | 'notAfter'
+>;
+
 export type NewCert = Omit<
   CertRecord,
   | 'status'
@@ -152,6 +161,11 @@ export interface CertStore {
   /** Valid renewed certificates whose grace period has ended at `now`. */
   listSupersedeDue(now: Date): Promise<string[]>;
   listCerts(q?: CertQuery): Promise<{ total: number; items: CertRecord[]; nextCursor?: string }>;
+  /**
+   * Every valid client and gateway certificate (expired ones included: the caller decides at its own
+   * `now`), in listCerts' default order (newest first), with only the DeviceCert columns.
+   */
+  listDeviceCerts(): Promise<DeviceCert[]>;
   /** Marks revoked; returns the updated record; Conflict if already revoked, NotFound if unknown. */
   markRevoked(serial: string, reason: RevocationReason, at: Date): Promise<CertRecord>;
   /**

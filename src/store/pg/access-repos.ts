@@ -1,9 +1,9 @@
 import type { AccessRule } from '../../access/types.js';
 import { Conflict, NotFound } from '../../lib/errors.js';
-import { ipv4ToInt } from '../../lib/cidr.js';
 import type { AccessState, StoredRule } from '../access-repo.js';
 import {
   addressTaken,
+  byAddress,
   onlyAddress,
   planAllocation,
   toAddress,
@@ -53,9 +53,7 @@ export class PgAddresses {
   }
 
   async listAddresses(): Promise<DeviceAddress[]> {
-    return (await this.db.all<AddressRow>('SELECT * FROM device_addresses'))
-      .map(toAddress)
-      .sort((a, b) => ipv4ToInt(a.address) - ipv4ToInt(b.address));
+    return byAddress(await this.db.all<AddressRow>('SELECT * FROM device_addresses'));
   }
 
   async allocateAddress(commonName: string, pool: AddressPool, at: Date): Promise<DeviceAddress> {

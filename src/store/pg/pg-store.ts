@@ -110,6 +110,9 @@ class PgOps implements T.TxStore {
   listCerts(q?: T.CertQuery) {
     return this.repos().certs.listCerts(q);
   }
+  listDeviceCerts() {
+    return this.repos().certs.listDeviceCerts();
+  }
   markRevoked(serial: string, reason: T.RevocationReason, at: Date) {
     return this.repos().certs.markRevoked(serial, reason, at);
   }

@@ -3,13 +3,16 @@ import {
   CERT_SELECT,
   checkSerial,
   cnConflict,
+  DEVICE_CERT_COLUMNS,
   newCertParams,
   REVOCATION_REASONS,
   toCert,
+  toDeviceCert,
   type CertRow,
+  type DeviceCertRow,
 } from '../cert-rows.js';
 import { intAtLeast, nonEmpty, oneOf, toIso } from '../sql-util.js';
-import type { CertQuery, CertRecord, NewCert, RevocationReason, Role, User } from '../types.js';
+import type { CertQuery, CertRecord, DeviceCert, NewCert, RevocationReason, Role, User } from '../types.js';
 import { listCerts } from './cert-list.js';
 import type { CountMemo } from '../count-memo.js';
 import { hashOrNull, ROLES, toUser, USER_COLS, userPatch, type UserRow } from '../users-repo.js';
@@ -154,6 +157,15 @@ export class PgCerts {
 
   listCerts(q?: CertQuery): Promise<{ total: number; items: CertRecord[]; nextCursor?: string }> {
     return listCerts(this.db, q, this.memo);
+  }
+
+  async listDeviceCerts(): Promise<DeviceCert[]> {
+    // listCerts' default order (created_at DESC, serial DESC): the bundle allocates missing addresses in it
+    const rows = await this.db.all<DeviceCertRow>(
+      `SELECT ${DEVICE_CERT_COLUMNS} FROM certificates
+       WHERE status = 'valid' AND kind != 'server' ORDER BY created_at DESC, serial DESC`,
+    );
+    return rows.map(toDeviceCert);
   }
 
   async markRevoked(serial: string, reason: RevocationReason, at: Date): Promise<CertRecord> {
