@@ -162,7 +162,11 @@ describe('cluster mode: restore, refused publishes and two managers (real API se
     const seen = await secretNumber();
     // told the wrong number on purpose: the restored CRL stays below the Secret's
     await ok('b', ['restore', join(tmp.dir, 'b.pgbackup'), '--passphrase-file', join(tmp.dir, 'backup.pass'), '--crl-number-above', '0']); // prettier-ignore
-    await ok('b', ['cert', 'revoke', 'a3']);
+    // the revocation is recorded but not in force: the CLI says so and exits 1
+    const refusedRevoke = await cli('b', ['cert', 'revoke', 'a3']);
+    assert.equal(refusedRevoke.code, 1, refusedRevoke.stdout + refusedRevoke.stderr);
+    assert.match(refusedRevoke.stdout, /^revoked a3 .*; CRL #\d+ signed$/m);
+    assert.match(refusedRevoke.stderr, new RegExp(`was not published to k8s-secret: .*holds #${seen}`));
     assert.equal(await secretNumber(), seen, 'the Secret kept its higher number');
     const store = openStore(join(tmp.dir, 'b'));
     try {
@@ -202,7 +206,9 @@ describe('cluster mode: restore, refused publishes and two managers (real API se
     await ok('m2', ['user', 'add', 'alice']);
     await issue('m2', 'm2dev');
     const crlBefore = (await get('Secret', 'podgate-crl')).metadata.resourceVersion;
-    await ok('m2', ['cert', 'revoke', 'm2dev']);
+    const refusedRevoke = await cli('m2', ['cert', 'revoke', 'm2dev']);
+    assert.equal(refusedRevoke.code, 1, 'a revoke that did not reach the server exits 1');
+    assert.match(refusedRevoke.stderr, /was not published to k8s-secret: .*--take-over/);
     assert.equal((await get('Secret', 'podgate-crl')).metadata.resourceVersion, crlBefore, "m1's CRL stays");
     const m2store = openStore(join(tmp.dir, 'm2'));
     try {
