@@ -17,13 +17,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real CLI as a child process (argv array, no shell). */
-export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+/** Runs node with these arguments (argv array, no shell) and collects its exit code and output. */
+export function runNode(args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, PODGATE_LOG_LEVEL: 'error', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -31,6 +28,11 @@ export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Pr
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
+}
+
+/** Runs the real CLI as a child process (argv array, no shell). */
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runNode([CLI, ...args], { ...process.env, PODGATE_LOG_LEVEL: 'error', ...env });
 }
 
 /** A temp dir removed by the returned cleanup function. */

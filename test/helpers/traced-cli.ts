@@ -2,10 +2,10 @@
  * Runs node (the CLI) under the module-trace preload (module-trace.ts) and returns every module the
  * process resolved or required: how the start-up tests check what a command loads.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runNode } from './cli.js';
 
 const TRACE_PRELOAD = fileURLToPath(new URL('./module-trace.js', import.meta.url));
 export const HEAVY = [
@@ -27,33 +27,20 @@ export interface Traced {
 }
 
 /** Runs node with the trace preload and returns every module id it loaded. */
-export function traced(args: readonly string[], dir: string, env: NodeJS.ProcessEnv = {}): Promise<Traced> {
+export async function traced(
+  args: readonly string[],
+  dir: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<Traced> {
   const file = join(dir, `trace-${Math.random().toString(36).slice(2)}.txt`);
   writeFileSync(file, '');
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TRACE_PRELOAD, ...args], {
-      env: {
-        ...process.env,
-        KUBERNETES_SERVICE_HOST: '',
-        PODGATE_KUBERNETES_KUBECONFIG: '',
-        PODGATE_LOG_LEVEL: 'error',
-        PODGATE_TEST_MODULE_TRACE: file,
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      resolve({
-        code: code ?? 1,
-        stdout,
-        stderr,
-        modules: readFileSync(file, 'utf8').split('\n').filter(Boolean),
-      }),
-    );
+  const r = await runNode(['--import', TRACE_PRELOAD, ...args], {
+    ...process.env,
+    KUBERNETES_SERVICE_HOST: '',
+    PODGATE_KUBERNETES_KUBECONFIG: '',
+    PODGATE_LOG_LEVEL: 'error',
+    PODGATE_TEST_MODULE_TRACE: file,
+    ...env,
   });
+  return { ...r, modules: readFileSync(file, 'utf8').split('\n').filter(Boolean) };
 }

@@ -6,10 +6,9 @@
  * cachedDataRejected; the rejected case is the control that the record can say "rejected".
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BUNDLE, tempDir } from '../../helpers/cli.js';
+import { BUNDLE, runNode, tempDir } from '../../helpers/cli.js';
 
 // CommonJS preload: wraps vm.Script before the loader takes it, and writes what V8 said of the cache.
 const PRELOAD = `
@@ -26,40 +25,19 @@ vm.Script = function (source, options) {
 };
 `;
 
-function run(
-  entry: string,
-  args: string[],
-  preload: string,
-  trace: string,
-): Promise<{
-  code: number;
-  stdout: string;
-  stderr: string;
-  scripts: { withCache: boolean; rejected: boolean | null }[];
-}> {
+async function run(entry: string, args: string[], preload: string, trace: string) {
   writeFileSync(trace, '');
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--require', preload, entry, ...args], {
-      env: { ...process.env, PODGATE_LOG_LEVEL: 'error', CACHE_TRACE: trace, NODE_OPTIONS: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      resolve({
-        code: code ?? 1,
-        stdout,
-        stderr,
-        scripts: readFileSync(trace, 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as { withCache: boolean; rejected: boolean | null }),
-      }),
-    );
+  const r = await runNode(['--require', preload, entry, ...args], {
+    ...process.env,
+    PODGATE_LOG_LEVEL: 'error',
+    CACHE_TRACE: trace,
+    NODE_OPTIONS: '',
   });
+  const scripts = readFileSync(trace, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { withCache: boolean; rejected: boolean | null });
+  return { ...r, scripts };
 }
 
 describe('CLI bundle: V8 code cache', function () {
